@@ -1,0 +1,71 @@
+"""DevPulse: route each LLM request to the right side of a hybrid local/cloud stack."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from devpulse.core.config import Config, config_from_mapping, load_config
+from devpulse.core.errors import (
+    ConfigError,
+    DevPulseError,
+    DispatchFailed,
+    NoBackend,
+    PreflightRefused,
+    PrivacyBlocked,
+    RoutingError,
+)
+from devpulse.core.exitcodes import ExitCode
+from devpulse.core.pipeline import Router
+from devpulse.core.plugins import make_plugin_manager
+from devpulse.core.types import (
+    Chunk,
+    Classification,
+    Decision,
+    Finding,
+    Image,
+    Labels,
+    Message,
+    PrivacyLevel,
+    Request,
+    Response,
+    Side,
+    TaskClass,
+    Usage,
+    Verdict,
+)
+from devpulse.hookspecs import hookimpl
+
+try:
+    __version__ = version("devpulse")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "Chunk",
+    "Classification",
+    "Config",
+    "ConfigError",
+    "Decision",
+    "DevPulseError",
+    "DispatchFailed",
+    "ExitCode",
+    "Finding",
+    "Image",
+    "Labels",
+    "Message",
+    "NoBackend",
+    "PreflightRefused",
+    "PrivacyBlocked",
+    "PrivacyLevel",
+    "Request",
+    "Response",
+    "Router",
+    "RoutingError",
+    "Side",
+    "TaskClass",
+    "Usage",
+    "Verdict",
+    "__version__",
+    "config_from_mapping",
+    "hookimpl",
+    "load_config",
+    "make_plugin_manager",
+]

@@ -1,0 +1,196 @@
+"""The `devpulse` command line. The only place that configures structlog.
+
+Human output goes to stdout, logs to stderr. Every command takes ``--json``, whose output
+always has a ``status`` key. Errors are one line on stderr (and a JSON object with
+``status: "error"`` on stdout under ``--json``), with an exit code from `ExitCode`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+import pluggy
+import structlog
+
+from devpulse import __version__
+from devpulse.core.config import Config, load_config
+from devpulse.core.errors import ConfigError, DevPulseError
+from devpulse.core.exitcodes import ExitCode
+from devpulse.core.pipeline import Router
+from devpulse.core.plugins import make_plugin_manager, plugin_listing
+from devpulse.core.types import Request, TaskClass, choices
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class App:
+    """What every command can reach: the config, the plugin manager and a Router over both."""
+
+    config: Config
+    pm: pluggy.PluginManager
+
+    @property
+    def router(self) -> Router:
+        return Router(self.config, plugin_manager=self.pm)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def json_option(fn: F) -> F:
+    """The ``--json`` flag every command takes."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
+
+
+def emit(payload: dict[str, Any]) -> None:
+    """Print one JSON document on stdout."""
+    click.echo(json.dumps(payload, ensure_ascii=False, sort_keys=False))
+
+
+@click.command("route")
+@click.argument("prompt", required=False)
+@click.option(
+    "--file",
+    "-f",
+    "path",
+    type=click.File("r", encoding="utf-8", errors="replace"),
+    help="Read the prompt from a file ('-' for stdin).",
+)
+@click.option(
+    "--task", type=click.Choice(choices(TaskClass)), help="The task class, instead of inferring it."
+)
+@json_option
+@pass_app
+def route_command(app: App, prompt: str | None, path: Any, task: str | None, as_json: bool) -> None:
+    """Print where PROMPT would go: local or cloud ('-' reads stdin)."""
+    if (prompt is None) == (path is None):
+        raise click.UsageError("give exactly one of PROMPT, '-' or --file F")
+    if path is not None:
+        text: str = path.read()
+    else:
+        text = sys.stdin.read() if prompt == "-" else str(prompt)
+    request = Request.from_prompt(text, task=TaskClass(task) if task else None)
+    decision = app.router.route(request)
+    if as_json:
+        emit({"status": "ok", **decision.as_dict()})
+    else:
+        click.echo(decision.side.value)
+
+
+@click.command("plugins")
+@json_option
+@pass_app
+def plugins_command(app: App, as_json: bool) -> None:
+    """List the plugins loaded and the hooks each implements."""
+    listing = plugin_listing(app.pm)
+    if as_json:
+        emit({"status": "ok", "plugins": listing})
+        return
+    for entry in listing:
+        origin = entry["source"]
+        if "distribution" in entry:
+            origin = f"{entry['distribution']} {entry['version']}"
+        click.echo(f"{entry['name']} ({origin}): {', '.join(entry['hooks'])}")
+
+
+def build_cli(app: App) -> click.Group:
+    """The command group: the core commands plus whatever plugins register."""
+
+    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(__version__, prog_name="devpulse")
+    @click.option(
+        "--config",
+        "config_path",
+        metavar="FILE",
+        help="Config file (default: $DEVPULSE_CONFIG, then the XDG config path).",
+    )
+    @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv: debug).")
+    @click.pass_context
+    def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+        """Route each LLM request to the right side of a hybrid local/cloud stack."""
+        configure_logging(verbose)
+        ctx.obj = app
+
+    cli.add_command(route_command)
+    cli.add_command(plugins_command)
+    app.pm.hook.register_commands(cli=cli)
+    return cli
+
+
+def configure_logging(verbose: int) -> None:
+    """structlog to stderr: key=value on a terminal, JSON lines otherwise."""
+    name = os.environ.get("DEVPULSE_LOG_LEVEL", "").upper()
+    level = getattr(logging, name, None) if name else None
+    if not isinstance(level, int):
+        level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if sys.stderr.isatty()
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `devpulse` console script; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in args
+    try:
+        config = load_config(_peek_option(args, "--config"))
+        app = App(config=config, pm=make_plugin_manager(config))
+        result = build_cli(app).main(args=args, prog_name="devpulse", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        return ExitCode.OK
+    except click.UsageError as exc:
+        return _fail(exc.format_message(), ExitCode.USAGE, as_json)
+    except click.ClickException as exc:
+        return _fail(exc.format_message(), ExitCode.USAGE, as_json)
+    except click.Abort:
+        return _fail("aborted", ExitCode.PROBLEM, as_json)
+    except DevPulseError as exc:
+        return _fail(str(exc), exc.exit_code, as_json)
+    return int(result) if isinstance(result, int) else ExitCode.OK
+
+
+def _fail(message: str, code: ExitCode, as_json: bool) -> int:
+    line = " ".join(message.split())
+    if as_json:
+        emit({"status": "error", "error": line, "exit_code": int(code)})
+    click.echo(f"devpulse: error: {line}", err=True)
+    return code
+
+
+def _peek_option(args: list[str], name: str) -> str | None:
+    """Read a group option before click parses, since the config decides which commands exist."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == name:
+            if i + 1 >= len(args):
+                raise ConfigError(f"{name} needs a value")
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def run() -> None:  # pragma: no cover - exercised through the console script
+    sys.exit(main())

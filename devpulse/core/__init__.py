@@ -1,0 +1,1 @@
+"""The core: values, errors, configuration, plugin manager and the Router."""

@@ -1,0 +1,223 @@
+"""Configuration: the packaged defaults, a user's TOML merged over them, checked strictly.
+
+Every mistake is a `ConfigError` whose one-line message names the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from devpulse.core.errors import ConfigError
+from devpulse.core.types import PrivacyLevel, Side, TaskClass, choices
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyConfig:
+    local_only_at: PrivacyLevel
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifyConfig:
+    long_context_tokens: int
+    quick_qa_max_words: int
+    default_task: TaskClass
+
+
+@dataclass(frozen=True, slots=True)
+class SideDefault:
+    backend: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTarget:
+    side: Side
+    backend: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendConfig:
+    side: Side
+    kind: str | None = None
+    base_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FailoverConfig:
+    max_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    privacy: PrivacyConfig
+    classify: ClassifyConfig
+    local: SideDefault
+    cloud: SideDefault
+    routing: dict[TaskClass, RouteTarget]
+    backends: dict[str, BackendConfig]
+    failover: FailoverConfig
+    plugins: dict[str, Any] = field(default_factory=dict)
+    source: str = "<defaults>"
+
+    def side_default(self, side: Side) -> SideDefault:
+        return self.local if side is Side.LOCAL else self.cloud
+
+    def backend_side(self, backend: str) -> Side | None:
+        """The side a backend is declared on, or None for a backend the config never named."""
+        declared = self.backends.get(backend)
+        return declared.side if declared else None
+
+
+def default_path() -> Path:
+    """Where a user's config lives when neither --config nor $DEVPULSE_CONFIG names one."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
+    return Path(base) / "devpulse" / "config.toml"
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load the config: `path`, else $DEVPULSE_CONFIG, else the XDG path if it exists.
+
+    With none of those, the packaged defaults alone; they work without any file.
+    """
+    explicit = path if path is not None else os.environ.get("DEVPULSE_CONFIG") or None
+    chosen = Path(explicit) if explicit is not None else default_path()
+    if explicit is None and not chosen.is_file():
+        return config_from_mapping({})
+    try:
+        with open(chosen, "rb") as fh:
+            user = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {chosen}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {chosen} is not valid TOML: {exc}") from None
+    return config_from_mapping(user, source=str(chosen))
+
+
+def config_from_mapping(user: Mapping[str, Any], *, source: str = "<defaults>") -> Config:
+    """Merge `user` over the packaged defaults and check every key and type."""
+    text = resources.files("devpulse").joinpath("default_config.toml").read_text("utf-8")
+    merged = _merge(tomllib.loads(text), user)
+    merged["source"] = source
+    try:
+        config: Config = _build(Config, merged, "")
+        _check_references(config)
+    except ConfigError as exc:
+        where = f"config {source}" if source != "<defaults>" else "config"
+        raise ConfigError(f"{where}: {exc}") from None
+    return config
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _check_references(config: Config) -> None:
+    for name, default in (("local", config.local), ("cloud", config.cloud)):
+        _check_backend(config, f"{name}.backend", default.backend, Side(name))
+    for task, target in config.routing.items():
+        if target.backend is not None:
+            _check_backend(config, f"routing.{task}.backend", target.backend, target.side)
+    if config.failover.max_attempts < 1:
+        raise ConfigError("failover.max_attempts: must be at least 1")
+
+
+def _check_backend(config: Config, key: str, backend: str, side: Side) -> None:
+    declared = config.backend_side(backend)
+    if declared is None:
+        known = ", ".join(sorted(config.backends))
+        raise ConfigError(f"{key}: unknown backend {backend!r} (declared: {known})")
+    if declared is not side:
+        raise ConfigError(f"{key}: backend {backend!r} is {declared}, not {side}")
+
+
+def _build(tp: Any, value: Any, key: str) -> Any:
+    """Turn TOML data into `tp`, raising ConfigError that names `key` on any mismatch."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _build(inner, value, key)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build_dataclass(tp, value, key)
+    if origin is dict:
+        key_type, value_type = typing.get_args(tp)
+        mapping = _expect(value, Mapping, "a table", key)
+        return {
+            _build(key_type, k, _join(key, k)): _build(value_type, v, _join(key, k))
+            for k, v in mapping.items()
+        }
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return _build_enum(tp, value, key)
+    if tp is bool:
+        return _expect(value, bool, "true or false", key)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {_describe(value)}")
+        return value
+    if tp is str:
+        return _expect(value, str, "a string", key)
+    raise TypeError(f"config schema uses an unsupported type {tp!r}")  # pragma: no cover
+
+
+def _build_dataclass(tp: Any, value: Any, key: str) -> Any:
+    mapping = _expect(value, Mapping, "a table", key)
+    hints = typing.get_type_hints(tp)
+    fields = {f.name: f for f in dataclasses.fields(tp)}
+    unknown = sorted(set(mapping) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{_join(key, unknown[0])}: unknown key (expected one of {', '.join(sorted(fields))})"
+        )
+    kwargs = {}
+    for name, f in fields.items():
+        if name in mapping:
+            kwargs[name] = _build(hints[name], mapping[name], _join(key, name))
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{_join(key, name)}: missing required key")
+    return tp(**kwargs)
+
+
+def _build_enum(tp: type[enum.Enum], value: Any, key: str) -> Any:
+    text = _expect(value, str, "a string", key)
+    try:
+        return PrivacyLevel.parse(text) if tp is PrivacyLevel else tp(text)
+    except ValueError:
+        kinds: dict[type[enum.Enum], str] = {TaskClass: "task class", Side: "side"}
+        kind = kinds.get(tp, "privacy level")
+        raise ConfigError(
+            f"{key}: unknown {kind} {text!r} (expected one of {', '.join(choices(tp))})"
+        ) from None
+
+
+def _expect(value: Any, tp: Any, what: str, key: str) -> Any:
+    if not isinstance(value, tp):
+        raise ConfigError(f"{key}: expected {what}, got {_describe(value)}")
+    return value
+
+
+def _describe(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
+        type(value), "a table" if isinstance(value, Mapping) else type(value).__name__
+    )
+
+
+def _join(key: str, name: object) -> str:
+    return f"{key}.{name}" if key else str(name)

@@ -1,0 +1,41 @@
+"""Errors DevPulse raises on purpose; each carries the exit code the CLI turns it into."""
+
+from __future__ import annotations
+
+from devpulse.core.exitcodes import ExitCode
+
+
+class DevPulseError(Exception):
+    """Base class: a clear, one-line explanation of what went wrong."""
+
+    exit_code: ExitCode = ExitCode.PROBLEM
+
+
+class ConfigError(DevPulseError):
+    """The configuration file or a setting is invalid; the message names the key."""
+
+    exit_code = ExitCode.USAGE
+
+
+class RoutingError(DevPulseError):
+    """No `route` implementation produced a decision."""
+
+
+class PrivacyBlocked(DevPulseError):
+    """A local-only request was about to reach a backend marked cloud, and was stopped."""
+
+
+class PreflightRefused(DevPulseError):
+    """A preflight check refused the decision and offered nowhere else to go."""
+
+
+class NoBackend(DevPulseError):
+    """No `dispatch` implementation owns the backend a decision names."""
+
+
+class DispatchFailed(DevPulseError):
+    """The request got no answer; `attempts` lists each backend tried and how it failed."""
+
+    def __init__(self, message: str, attempts: list[str]) -> None:
+        super().__init__(message)
+        self.attempts = attempts

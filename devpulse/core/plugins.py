@@ -1,0 +1,110 @@
+"""Building a plugin manager: the bundled plugins first, then installed entry points."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from devpulse import hookspecs
+from devpulse.core.config import Config
+from devpulse.core.errors import ConfigError
+from devpulse.plugins import bundled_plugins
+
+ENTRY_POINT_GROUP = "devpulse"
+
+
+def make_plugin_manager(
+    config: Config,
+    *,
+    entry_points: bool = True,
+    extra: Sequence[object] = (),
+) -> pluggy.PluginManager:
+    """A fresh manager with the bundled plugins, then `extra`, then installed plugins.
+
+    Plugins registered later run first, so an installed plugin wins any firstresult race
+    against a bundled one. ``$DEVPULSE_LOAD_PLUGINS`` limits which installed distributions
+    load (empty: none; else a comma-separated list of distribution names), and
+    ``$DEVPULSE_TRACE_PLUGINS=1`` prints every hook call to stderr.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name, plugin in bundled_plugins(config):
+        pm.register(plugin, name=name)
+    for plugin in extra:
+        pm.register(plugin)
+    if entry_points:
+        _load_entry_points(pm, os.environ.get("DEVPULSE_LOAD_PLUGINS"))
+    pm.check_pending()
+    if os.environ.get("DEVPULSE_TRACE_PLUGINS", "") not in ("", "0"):
+        _trace_to_stderr(pm)
+    pm.hook.configure.call_historic(kwargs={"config": config})
+    return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager, allowed: str | None) -> None:
+    if allowed is not None:
+        wanted = {_normalize(n) for n in allowed.split(",") if n.strip()}
+        found = set()
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = _normalize(ep.dist.name) if ep.dist else ""
+            if dist in wanted:
+                found.add(dist)
+            else:
+                pm.set_blocked(ep.name)
+        missing = sorted(wanted - found)
+        if missing:
+            raise ConfigError(
+                f"DEVPULSE_LOAD_PLUGINS: no installed distribution {missing[0]!r} "
+                f"provides a {ENTRY_POINT_GROUP!r} entry point"
+            )
+    try:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    except Exception as exc:  # a broken third-party plugin must not look like our crash
+        raise ConfigError(f"cannot load an installed devpulse plugin: {exc}") from exc
+
+
+def _normalize(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+def _trace_to_stderr(pm: pluggy.PluginManager) -> None:
+    """Print hook calls and results by type only: arguments may hold secrets, so never them."""
+
+    def before(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        names = ", ".join(pm.get_name(i.plugin) or "?" for i in impls)
+        print(f"devpulse trace: {hook_name} -> [{names}]", file=sys.stderr)
+
+    def after(outcome: Any, hook_name: str, impls: Sequence[Any], kwargs: Any) -> None:
+        try:
+            result = outcome.get_result()
+            shown = type(result).__name__ if not isinstance(result, list) else f"{len(result)}"
+        except BaseException as exc:
+            shown = f"raised {type(exc).__name__}"
+        print(f"devpulse trace: {hook_name} <- {shown}", file=sys.stderr)
+
+    pm.add_hookcall_monitoring(before, after)
+
+
+def plugin_listing(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
+    """Each registered plugin with its hooks and, for installed ones, its distribution."""
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    out = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:  # blocked
+            continue
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or ())
+        entry: dict[str, Any] = {"name": name, "hooks": hooks}
+        dist = dists.get(id(plugin))
+        if dist is not None:
+            entry["source"] = "installed"
+            entry["distribution"] = dist.project_name
+            entry["version"] = dist.version
+        else:
+            entry["source"] = "bundled" if name.startswith("devpulse.") else "registered"
+        out.append(entry)
+    return out

@@ -1,0 +1,102 @@
+"""The DevPulse hook specifications: the markers, and one spec per pipeline stage.
+
+Hooks are always called with keyword arguments, and specs only ever gain arguments, so a
+plugin written against an older DevPulse keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import click
+
+    from devpulse.core.config import Config
+    from devpulse.core.types import (
+        Chunk,
+        Classification,
+        Decision,
+        Labels,
+        Request,
+        Response,
+        Verdict,
+    )
+
+PROJECT = "devpulse"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec(historic=True)
+def configure(config: Config) -> None:
+    """Receive the loaded configuration once, before any request.
+
+    Historic: a plugin registered later still gets the call. A plugin's own settings are in
+    ``config.plugins[NAME]``.
+    """
+
+
+@hookspec
+def classify(request: Request) -> Labels | None:
+    """Label a request: task class, privacy level and findings, reasons.
+
+    Every implementation is called; the core merges their `Labels` into one `Classification`.
+    The highest privacy level wins; for the task class, an explicit ``request.task`` wins,
+    then the first implementation that names one (plugins registered later run first).
+    Return None to say nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def route(request: Request, classification: Classification) -> Decision | None:
+    """Decide where a classified request goes: side, backend, model, and reasons.
+
+    Stops at first non-None result. The bundled routing table is ``trylast``, so any other
+    implementation that returns a `Decision` pre-empts it. The core refuses a decision that
+    would send a local-only request to a cloud backend, whoever made it.
+    """
+
+
+@hookspec(firstresult=True)
+def preflight(request: Request, decision: Decision) -> Verdict | None:
+    """Check a decision before dispatch, typically whether a local model fits in memory now.
+
+    Stops at first non-None result. Return None to let the decision stand, or a `Verdict`
+    that refuses it or reroutes it to ``verdict.decision``.
+    """
+
+
+@hookspec(firstresult=True)
+def dispatch(request: Request, decision: Decision) -> Response | Iterator[Chunk] | None:
+    """Send the request to the backend that ``decision.backend`` names and return its answer.
+
+    Stops at first non-None result. Only the plugin that owns the backend answers; every
+    other implementation returns None. When ``request.stream`` is set the answer may be an
+    iterator of `Chunk` whose last chunk carries the complete `Response`. Raise on failure:
+    the core passes the error to `on_failure`. If nobody answers, the core raises `NoBackend`.
+    """
+
+
+@hookspec(firstresult=True)
+def on_failure(
+    request: Request, decision: Decision, error: BaseException, attempt: int
+) -> Decision | None:
+    """Choose what to do after attempt number ``attempt`` (from 1) failed with ``error``.
+
+    Stops at first non-None result. Return the next `Decision` (the same backend to retry,
+    another to fail over) or None to surface the error. The next decision passes the same
+    privacy check as the first.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> Any:
+    """Add commands to the ``devpulse`` command-line group.
+
+    Every implementation is called once when the CLI starts; add commands with
+    ``cli.add_command(...)``. The return value is ignored.
+    """

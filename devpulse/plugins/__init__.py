@@ -1,0 +1,15 @@
+"""DevPulse's own behaviour, written as ordinary plugins and registered before any other."""
+
+from __future__ import annotations
+
+from devpulse.core.config import Config
+from devpulse.plugins.routing_table import RoutingTable
+from devpulse.plugins.task_classifier import TaskClassifier
+
+
+def bundled_plugins(config: Config) -> list[tuple[str, object]]:
+    """The bundled plugins, each with the name it registers under."""
+    return [
+        ("devpulse.task_classifier", TaskClassifier(config.classify)),
+        ("devpulse.routing_table", RoutingTable(config)),
+    ]

@@ -1,0 +1,47 @@
+"""Shared fixtures: routers built from scratch (no installed plugins) and the local model rig."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from devpulse import Router
+from tests.rig.llama_server import LlamaServer, RigPaths, require_rig
+from tests.support import router_with
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test reads the developer's own config file or plugin selection."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+    for name in ("DEVPULSE_CONFIG", "DEVPULSE_LOAD_PLUGINS", "DEVPULSE_TRACE_PLUGINS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def make_router() -> Callable[..., Router]:
+    """Build a Router over the bundled plugins plus `plugins`, with no entry points loaded."""
+    return router_with
+
+
+@pytest.fixture(scope="session")
+def rig() -> RigPaths:
+    """The built llama-server and the Gemma model; fails under CI=true when missing."""
+    return require_rig()
+
+
+@pytest.fixture(scope="session")
+def llama_server(rig: RigPaths) -> Iterator[LlamaServer]:
+    """A real llama-server serving Gemma 3 270M on a free loopback port."""
+    with LlamaServer.single_model(rig) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def llama_router(rig: RigPaths, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """A real llama-server in router mode: loads models from a folder on demand."""
+    with LlamaServer.router_mode(rig, tmp_path_factory.mktemp("models")) as server:
+        yield server

