@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import inspect
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from devpulse import hookspecs
+from devpulse import config_from_mapping, hookspecs
+from devpulse.plugins.privacy import Scanner
 
 HOOKS_DOC = Path(__file__).resolve().parents[1] / "docs" / "hooks.md"
 
@@ -94,3 +96,11 @@ def test_every_spec_docstring_states_its_contract() -> None:
         assert doc, name
         if fn.devpulse_spec.get("firstresult"):
             assert "Stops at first non-None result" in doc, name
+
+
+def test_the_readme_config_example_is_valid() -> None:
+    readme = (HOOKS_DOC.parents[1] / "README.md").read_text()
+    (block,) = re.findall(r"```toml\n(.*?)```", readme, flags=re.DOTALL)
+    config = config_from_mapping(tomllib.loads(block))
+    assert config.privacy.internal_domains == ("acme.internal", "acme-corp.com")
+    assert Scanner(config.privacy).scan("ticket ACME-48213")[0].rule_id == "acme-ticket"

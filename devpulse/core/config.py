@@ -22,8 +22,32 @@ from devpulse.core.types import PrivacyLevel, Side, TaskClass, choices
 
 
 @dataclass(frozen=True, slots=True)
+class PrivacyRule:
+    """A user's own detector; the same fields as the packaged rules."""
+
+    id: str
+    category: str
+    pattern: str
+    keywords: tuple[str, ...] = ()
+    trigger: str | None = None
+    level: PrivacyLevel | None = None
+    group: int = 0
+    entropy: float | None = None
+    validator: str | None = None
+    priority: int = 2
+    reference: str = "user rule"
+
+
+@dataclass(frozen=True, slots=True)
 class PrivacyConfig:
     local_only_at: PrivacyLevel
+    classifier: bool = True
+    internal_domains: tuple[str, ...] = ()
+    internal_packages: tuple[str, ...] = ()
+    client_names: tuple[str, ...] = ()
+    allowlist: tuple[str, ...] = ()
+    disabled_rules: tuple[str, ...] = ()
+    rules: tuple[PrivacyRule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +142,12 @@ def config_from_mapping(user: Mapping[str, Any], *, source: str = "<defaults>") 
     return config
 
 
+def parse_rules(entries: Any, key: str) -> tuple[PrivacyRule, ...]:
+    """Check a list of rule tables (the packaged rule file uses the user's schema)."""
+    rules: tuple[PrivacyRule, ...] = _build(tuple[PrivacyRule, ...], entries, key)
+    return rules
+
+
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
@@ -157,6 +187,10 @@ def _build(tp: Any, value: Any, key: str) -> Any:
         return value
     if dataclasses.is_dataclass(tp):
         return _build_dataclass(tp, value, key)
+    if origin is tuple:
+        item_type = typing.get_args(tp)[0]
+        items = _expect(value, list, "a list", key)
+        return tuple(_build(item_type, v, f"{key}[{i}]") for i, v in enumerate(items))
     if origin is dict:
         key_type, value_type = typing.get_args(tp)
         mapping = _expect(value, Mapping, "a table", key)
@@ -172,6 +206,10 @@ def _build(tp: Any, value: Any, key: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {_describe(value)}")
         return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {_describe(value)}")
+        return float(value)
     if tp is str:
         return _expect(value, str, "a string", key)
     raise TypeError(f"config schema uses an unsupported type {tp!r}")  # pragma: no cover
@@ -214,9 +252,14 @@ def _expect(value: Any, tp: Any, what: str, key: str) -> Any:
 
 
 def _describe(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
-        type(value), "a table" if isinstance(value, Mapping) else type(value).__name__
-    )
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+    }
+    return names.get(type(value), "a table" if isinstance(value, Mapping) else type(value).__name__)
 
 
 def _join(key: str, name: object) -> str:

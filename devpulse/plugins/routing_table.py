@@ -22,14 +22,14 @@ class RoutingTable:
         target = self._config.routing[task]
         reasons = [f"task class {task} ({classification.task_rule}) -> {target.side}"]
         side = target.side
-        if classification.local_only and side is Side.CLOUD:
-            side = Side.LOCAL
+        if classification.local_only:
             rules = sorted({f.rule_id for f in classification.findings})
             reasons.append(
                 f"privacy level {classification.privacy_level.label} is local-only"
                 + (f" ({', '.join(rules)})" if rules else "")
                 + " -> local"
             )
+            side = Side.LOCAL
         default = self._config.side_default(side)
         use_target = side is target.side
         backend = (target.backend if use_target else None) or default.backend

@@ -1,0 +1,268 @@
+"""Value checks that a pattern alone cannot make: entropy, checksums, placeholders, previews."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+
+# Values that documentation and templates use in place of a real secret. These run on short
+# matched values only (never on whole prompts), so Python's `re` is safe here.
+PLACEHOLDER = re.compile(
+    r"""(?ix)
+    ^(?:your|my|insert|enter|put|replace|add|paste|fill|some|the|a)[-_ ]
+    | example | placeholder | changeme | change[-_]me | dummy | redacted | sample | fake
+    | xxxx | \*{3,} | \.{3} | … | <[^>]*> | \{\{.*\}\} | \$\{[^}]*\} | \$\([^)]*\) | %\(\w+\)s
+    | ^\$[A-Z_][A-Z0-9_]*$ | ^(?:none|null|nil|true|false|undefined|todo|tbd|n/?a)$
+    | -here$ | _here$ | ^(?:test|testing|secret|password|passwd|passw0rd|pass|pwd|token|key|admin|
+      root|user|username|default|demo|guest|qwerty|letmein|welcome|foo|bar|baz)\d{0,4}!?$
+    | ^123456\d*$
+    """
+)
+# Values that name where a secret lives rather than being one: URIs and file paths.
+REFERENCE = re.compile(r"^[a-z][a-z0-9+.-]*://|^(?:/|\./|\.\./|~/)[\w.-]+/")
+_SEGMENT = r"(?:[a-z_][a-z0-9_]*|[A-Z_][A-Z0-9_]*|[A-Z][a-z]+(?:[A-Z][a-z]+)*)"
+CODE_EXPRESSION = re.compile(
+    rf"^{_SEGMENT}(?:\.{_SEGMENT})+$"  # settings.SECRET_KEY, os.environ
+    r"|^[A-Za-z_][\w.]*\("  # os.getenv(...)
+    r"|^[a-z]+(?:[_-][a-z]+)+$"  # user_password_input, form-field-name
+)
+# Well-known keys published in vendors' documentation (AWS's own examples, among others).
+DOCUMENTED_KEYS = frozenset(
+    {
+        "AKIAIOSFODNN7EXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "AKIAI44QH8DHBEXAMPLE",
+        "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
+    }
+)
+# Card numbers that payment processors publish for testing.
+TEST_CARDS = frozenset(
+    {
+        "4111111111111111",
+        "4242424242424242",
+        "5555555555554444",
+        "378282246310005",
+        "4012888888881881",
+        "5105105105105100",
+        "6011111111111117",
+        "4000056655665556",
+    }
+)
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits per character of `value`'s own character distribution."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def char_classes(value: str) -> int:
+    """How many of lower case, upper case, digits and symbols `value` uses."""
+    return (
+        any(c.islower() for c in value)
+        + any(c.isupper() for c in value)
+        + any(c.isdigit() for c in value)
+        + any(not c.isalnum() for c in value)
+    )
+
+
+def is_placeholder(value: str) -> bool:
+    """True for template values, documentation keys and runs of one character."""
+    core = value.strip().strip("'\"`")
+    if core in DOCUMENTED_KEYS or len(set(core)) <= 2:
+        return True
+    return bool(PLACEHOLDER.search(core))
+
+
+def looks_like_credential(value: str) -> bool:
+    """For a value assigned to a credential-like name: is it plausibly a real secret?
+
+    Rejects placeholders, lone dictionary-style words and short or repetitive strings, so
+    `password = "changeme"` and `token = "YOUR_TOKEN"` are not findings but
+    `DB_PASSWORD = "x9$Kq2mPz!"` is.
+    """
+    core = value.strip().strip("'\"`").rstrip(".…")  # a trailing ellipsis marks a truncated paste
+    if len(core) < 6 or is_placeholder(core) or " " in core:
+        return False
+    if core.isalpha() and (core.islower() or core.isupper()) and len(core) <= 12:
+        return False  # a plain word: "secret", "PASSWORD", "database"
+    if core.replace("_", "").replace("-", "").isalpha() and core.upper() == core:
+        return False  # an identifier such as MY_API_KEY_NAME
+    if CODE_EXPRESSION.match(core) or REFERENCE.match(core):
+        return False  # settings.SECRET_KEY, os.getenv(...), op://vault/item, /run/secrets/x
+    entropy = shannon_entropy(core)
+    return (char_classes(core) >= 2 and entropy >= 2.5) or (len(core) >= 8 and entropy >= 3.0)
+
+
+def authorization(value: str) -> bool:
+    """Basic credentials are base64 "user:password": judge the password, not the encoding."""
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return looks_like_credential(value)
+    if ":" in decoded:
+        return looks_like_credential(decoded.split(":", 1)[1])
+    return looks_like_credential(value)
+
+
+def phone(value: str) -> bool:
+    """Not a phone number: too few or too many digits, two thirds zeros, or two digits only."""
+    digits = "".join(c for c in value if c.isdigit())
+    return (
+        7 <= len(digits) <= 15 and digits.count("0") * 3 < len(digits) * 2 and len(set(digits)) > 2
+    )
+
+
+# Addresses that belong to machines, not people.
+NON_PERSONAL_EMAIL = re.compile(
+    r"(?i)^(?:git|no-?reply|donotreply|mailer-daemon|postmaster)@"
+    r"|@(?:[\w-]+\.)*(?:gserviceaccount\.com|users\.noreply\.github\.com|noreply\.github\.com)$"
+)
+
+
+def email(value: str) -> bool:
+    return not NON_PERSONAL_EMAIL.search(value)
+
+
+def luhn(digits: str) -> bool:
+    nums = [int(c) for c in digits if c.isdigit()]
+    if len(nums) < 12:
+        return False
+    doubled = (2 * n - 9 if 2 * n > 9 else 2 * n for n in reversed(nums[-2::-2]))
+    return (sum(nums[-1::-2]) + sum(doubled)) % 10 == 0
+
+
+def card_number(value: str) -> bool:
+    digits = "".join(c for c in value if c.isdigit())
+    if not 13 <= len(digits) <= 19 or digits in TEST_CARDS or len(set(digits)) <= 2:
+        return False
+    if digits.count("0") >= len(digits) // 2:  # 4000 0000 0000 0002 and other test numbers
+        return False
+    issuer = re.match(r"4|5[1-5]|2[2-7]|3[47]|6(?:011|5)|35|3[068]", digits)
+    return issuer is not None and luhn(digits)
+
+
+# ISO 13616 lengths per country (a representative subset: the EU, the UK, CH and others).
+IBAN_LENGTHS = {
+    "AD": 24,
+    "AT": 20,
+    "BE": 16,
+    "BG": 22,
+    "CH": 21,
+    "CY": 28,
+    "CZ": 24,
+    "DE": 22,
+    "DK": 18,
+    "EE": 20,
+    "ES": 24,
+    "FI": 18,
+    "FR": 27,
+    "GB": 22,
+    "GR": 27,
+    "HR": 21,
+    "HU": 28,
+    "IE": 22,
+    "IS": 26,
+    "IT": 27,
+    "LI": 21,
+    "LT": 20,
+    "LU": 20,
+    "LV": 21,
+    "MC": 27,
+    "MT": 31,
+    "NL": 18,
+    "NO": 15,
+    "PL": 28,
+    "PT": 25,
+    "RO": 24,
+    "SE": 24,
+    "SI": 19,
+    "SK": 24,
+    "SM": 27,
+    "TR": 26,
+    "AE": 23,
+    "SA": 24,
+    "IL": 23,
+    "BR": 29,
+    "QA": 29,
+    "UA": 29,
+}
+
+
+def iban(value: str) -> bool:
+    """ISO 13616: the country's length and the mod-97 checksum."""
+    compact = value.replace(" ", "").upper()
+    if IBAN_LENGTHS.get(compact[:2]) != len(compact):
+        return False
+    rearranged = compact[4:] + compact[:4]
+    try:
+        return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+    except ValueError:
+        return False
+
+
+def us_ssn(value: str) -> bool:
+    """Not an SSN: area 000, 666 or 9xx; group 00; serial 0000; or a well-known sample."""
+    digits = "".join(c for c in value if c.isdigit())
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    return (
+        len(digits) == 9
+        and area not in ("000", "666")
+        and not area.startswith("9")
+        and group != "00"
+        and serial != "0000"
+        and digits not in ("123456789", "078051120", "219099999")
+    )
+
+
+def private_ip(value: str) -> bool:
+    """RFC 1918 and shared (RFC 6598) IPv4 ranges, and IPv6 unique-local addresses."""
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    if address.version == 4:
+        return any(address in net for net in PRIVATE_V4)
+    return address in ipaddress.ip_network("fc00::/7")
+
+
+PRIVATE_V4 = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+)
+
+VALIDATORS: dict[str, Callable[[str], bool]] = {
+    "luhn": card_number,
+    "iban": iban,
+    "ssn": us_ssn,
+    "private_ip": private_ip,
+    "credential": looks_like_credential,
+    "authorization": authorization,
+    "phone": phone,
+    "email": email,
+}
+
+
+# Prefixes that vendors publish as the fixed start of their tokens: safe to show.
+PUBLIC_PREFIX = re.compile(
+    r"^(?:AKIA|ASIA|ABIA|ACCA|A3T|gh[pousr]_|github_pat_|gl(?:pat|dt|ptt|rt|soat|cbt)-"
+    r"|xox[abposr]-|sk-ant-|sk-(?:proj|svcacct|admin)-|[sr]k_(?:live|test|prod)_|hf_|npm_"
+    r"|pypi-|SG\.|AIza|eyJ|-----BEGIN [A-Z ]*PRIVATE KEY-----)"
+)
+
+
+def preview(value: str) -> str:
+    """A redacted stand-in: a vendor's public token prefix at most, then the length.
+
+    None of the sensitive characters themselves are shown; this is all that logs, JSON
+    output and the ledger ever carry of a finding.
+    """
+    prefix = PUBLIC_PREFIX.match(value)
+    return f"{prefix.group() if prefix else ''}…[{len(value)} chars]"

@@ -1,0 +1,41 @@
+"""The privacy classifier plugin: labels every request, and adds `devpulse scan`."""
+
+from __future__ import annotations
+
+import click
+
+from devpulse.core.config import PrivacyConfig
+from devpulse.core.types import Labels, Request
+from devpulse.hookspecs import hookimpl
+from devpulse.plugins.privacy.scanner import Scanner
+
+
+class PrivacyClassifier:
+    """Reports secrets, personal data and internal references as findings with a level.
+
+    The core turns the level into `local_only`; the matched text never leaves the scanner.
+    """
+
+    def __init__(self, config: PrivacyConfig) -> None:
+        self.scanner = Scanner(config)
+
+    @hookimpl
+    def classify(self, request: Request) -> Labels | None:
+        findings = tuple(self.scanner.scan(request.text()))
+        if not findings:
+            return None
+        level = max(f.level for f in findings)
+        rules = sorted({f.rule_id for f in findings})
+        return Labels(
+            privacy_level=level,
+            findings=findings,
+            reasons=(
+                f"privacy: {len(findings)} finding(s), level {level.label} ({', '.join(rules)})",
+            ),
+        )
+
+    @hookimpl
+    def register_commands(self, cli: click.Group) -> None:
+        from devpulse.plugins.privacy.command import scan_command  # noqa: PLC0415  # CLI-only
+
+        cli.add_command(scan_command(self.scanner))

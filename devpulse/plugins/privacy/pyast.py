@@ -1,0 +1,300 @@
+"""Python-aware checks: walk the syntax tree of code in a prompt, and its comments.
+
+Finds credentials hard-coded in assignments, keyword arguments and defaults (bandit's
+B105-B107 idea, but checking the value too), connection strings built in code, imports of
+internal packages, and proprietary licence headers in comments. Source that does not parse
+yields nothing here; the regex rules still run over it.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import re2
+
+from devpulse.core.types import PrivacyLevel
+from devpulse.plugins.privacy.checks import looks_like_credential
+
+# Parsing costs ~0.3 ms per KB; past this much code the regex rules alone cover it.
+MAX_SOURCE_CHARS = 128 * 1024
+
+CREDENTIAL_NAME = re.compile(
+    r"(?i)(pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey|access_?key|auth_?key"
+    r"|private_?key|client_?secret|credentials?|conn(?:ection)?_?str(?:ing)?|dsn)"
+)
+# Names that describe a credential rather than hold one: TOKEN_URL, password_field, ...
+METADATA_SUFFIX = re.compile(
+    r"(?i)_(?:url|uri|endpoint|path|file|name|type|field|len(?:gth)?|min|max|policy|prompt"
+    r"|label|header|env|var|id|count|expiry|expires|ttl|regex|pattern|hash|format|prefix)$"
+)
+PROPRIETARY_COMMENT = re.compile(
+    r"(?i)all rights reserved|proprietary|confidential|internal use only"
+    r"|do not (?:distribute|disclose)|unauthori[sz]ed copying"
+)
+# Calls whose second and later positional arguments are credentials.
+CREDENTIAL_CALLS = frozenset(
+    {
+        "login",
+        "authenticate",
+        "auth",
+        "connect",
+        "set_password",
+        "HTTPBasicAuth",
+        "HTTPDigestAuth",
+        "BasicAuth",
+        "basic_auth",
+        "sign_in",
+        "signin",
+    }
+)
+URL_WITH_USERINFO = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "example.com", "example.org")
+FENCE = re2.compile(r"(?s)```[ \t]*(\w*)[^\n]*\n(.*?)(?:```|$)")  # RE2: linear on any input
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A raw finding: which rule, where (absolute character offsets) and the value."""
+
+    rule_id: str
+    category: str
+    level: PrivacyLevel
+    start: int
+    end: int
+    value: str
+
+
+def code_blocks(text: str) -> list[tuple[int, str]]:
+    """Fenced Python (or untagged) blocks with their offsets; else the whole text if it parses."""
+    if "```" in text:
+        return [
+            (m.start(2), m.group(2))
+            for m in FENCE.finditer(text)
+            if m.group(1).lower() in ("", "python", "py", "python3", "ipython")
+        ]
+    return [(0, text)]
+
+
+def scan_python(text: str, internal_packages: Sequence[str]) -> list[Hit]:
+    """Every Python-aware hit in the code blocks of `text`.
+
+    A block is parsed only when a cheap RE2 pass says a check could fire in it (a
+    credential-like name bound to something, an import, a URL with user info, a comment
+    with a licence marker): parsing costs far more than that pass.
+    """
+    hits: list[Hit] = []
+    worth_parsing = _worth_parsing(internal_packages)
+    for offset, source in code_blocks(text):
+        if len(source) > MAX_SOURCE_CHARS or not worth_parsing.search(source):
+            continue
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        lines = Lines(source, offset)
+        hits.extend(_TreeWalker(lines, tuple(internal_packages)).walk(tree))
+        if "#" in source:
+            hits.extend(_comments(source, lines))
+    return hits
+
+
+def _worth_parsing(internal_packages: Sequence[str]) -> Any:
+    key = tuple(internal_packages)
+    if key not in _WORTH_PARSING:
+        imports = "|".join(re.escape(p) for p in key)
+        _WORTH_PARSING[key] = re2.compile(
+            r"(?i)(?:pass|pwd|secret|token|key|cred|auth|conn|dsn)\w*['\"\]]*\s*(?:[:=]|==|!=)"
+            r"|\b(?:login|auth\w*|connect|set_password|\w*BasicAuth|\w*DigestAuth|sign_?in)\s*\("
+            r"|://[^\s]*\{|#[^\n]*(?:rights reserved|proprietary|confidential|internal use"
+            r"|do not (?:distribute|disclose)|unauthori[sz]ed)"
+            + (rf"|(?:import|from)\s+(?:{imports})" if imports else "")
+        )
+    return _WORTH_PARSING[key]
+
+
+_WORTH_PARSING: dict[tuple[str, ...], Any] = {}
+
+
+class Lines:
+    """Maps the parser's (line, UTF-8 byte column) positions to offsets in the whole text."""
+
+    def __init__(self, source: str, offset: int) -> None:
+        self.source = source
+        self.source_lines = source.splitlines(keepends=True)
+        self.starts = [offset]
+        for line in self.source_lines:
+            self.starts.append(self.starts[-1] + len(line))
+
+    def offset(self, lineno: int, col: int) -> int:
+        line = self.source_lines[lineno - 1] if lineno - 1 < len(self.source_lines) else ""
+        chars = len(line.encode("utf-8", "surrogatepass")[:col].decode("utf-8", "ignore"))
+        return self.starts[lineno - 1] + chars
+
+    def span(self, node: ast.expr, value: str | None = None) -> tuple[int, int]:
+        """The node's span; with `value`, narrowed to that text inside it (no quotes)."""
+        start = self.offset(node.lineno, node.col_offset)
+        end_line = node.end_lineno or node.lineno
+        end_col = node.end_col_offset if node.end_col_offset is not None else node.col_offset
+        end = self.offset(end_line, end_col)
+        if value:
+            inner = self.text(start, end).find(value)
+            if inner >= 0:
+                return start + inner, start + inner + len(value)
+        return start, end
+
+    def text(self, start: int, end: int) -> str:
+        return self.source[start - self.starts[0] : end - self.starts[0]]
+
+
+class _TreeWalker:
+    """Visits every node once (ast.walk) and hands the interesting ones to their check."""
+
+    def __init__(self, lines: Lines, internal_packages: tuple[str, ...]) -> None:
+        self.lines = lines
+        self.internal_packages = internal_packages
+        self.hits: list[Hit] = []
+
+    def walk(self, tree: ast.AST) -> list[Hit]:
+        checks = {
+            ast.Assign: self.visit_Assign,
+            ast.AnnAssign: self.visit_AnnAssign,
+            ast.Dict: self.visit_Dict,
+            ast.Compare: self.visit_Compare,
+            ast.Call: self.visit_Call,
+            ast.FunctionDef: self.visit_FunctionDef,
+            ast.AsyncFunctionDef: self.visit_FunctionDef,
+            ast.JoinedStr: self.visit_JoinedStr,
+            ast.Import: self.visit_Import,
+            ast.ImportFrom: self.visit_ImportFrom,
+        }
+        for node in ast.walk(tree):
+            check = checks.get(type(node))
+            if check is not None:
+                check(node)  # type: ignore[operator]  # each check takes its own node type
+        return self.hits
+
+    def _credential(self, rule_id: str, name: str | None, value: ast.expr | None) -> None:
+        if name is None or value is None or not is_credential_name(name):
+            return
+        if isinstance(value, ast.Constant) and isinstance(value.value, str | bytes):
+            text = value.value if isinstance(value.value, str) else value.value.decode("latin-1")
+            if looks_like_credential(text):
+                start, end = self.lines.span(value, text)
+                self.hits.append(Hit(rule_id, "secret", PrivacyLevel.SECRET, start, end, text))
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        for target in node.targets:
+            self._credential("py-hardcoded-credential", target_name(target), node.value)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self._credential("py-hardcoded-credential", target_name(node.target), node.value)
+
+    def visit_Dict(self, node: ast.Dict) -> None:
+        for key, value in zip(node.keys, node.values, strict=True):
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                self._credential("py-hardcoded-credential", key.value, value)
+
+    def visit_Compare(self, node: ast.Compare) -> None:
+        if len(node.comparators) == 1 and isinstance(node.ops[0], ast.Eq | ast.NotEq):
+            self._credential("py-hardcoded-credential", target_name(node.left), node.comparators[0])
+
+    def visit_Call(self, node: ast.Call) -> None:
+        for keyword in node.keywords:
+            self._credential("py-credential-argument", keyword.arg, keyword.value)
+        if call_name(node) in CREDENTIAL_CALLS:  # smtp.login(user, "pw"), HTTPBasicAuth(u, "pw")
+            for arg in node.args[1:]:
+                self._credential("py-credential-argument", "password", arg)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        args = node.args
+        positional = [*args.posonlyargs, *args.args]
+        pairs = list(
+            zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True)
+        )
+        pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d]
+        for arg, default in pairs:
+            self._credential("py-credential-default", arg.arg, default)
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
+        """f"postgresql://{user}:{password}@db.prod:5432/app" builds a connection string."""
+        literal = "".join(
+            "\0" if isinstance(v, ast.FormattedValue) else str(v.value)
+            for v in node.values
+            if isinstance(v, ast.FormattedValue | ast.Constant)
+        )
+        if URL_WITH_USERINFO.match(literal) and "@" in literal:
+            host = literal.split("@", 1)[1].split("/", 1)[0].split(":", 1)[0]
+            if host != "\0" and not host.startswith(LOCAL_HOSTS):
+                start, end = self.lines.span(node)
+                self.hits.append(
+                    Hit(
+                        "py-connection-string",
+                        "internal",
+                        PrivacyLevel.INTERNAL,
+                        start,
+                        end,
+                        literal.replace("\0", "{}"),
+                    )
+                )
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self._internal_import(node, alias.name)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.module:
+            self._internal_import(node, node.module)
+
+    def _internal_import(self, node: ast.stmt, module: str) -> None:
+        if self.internal_packages and module.startswith(self.internal_packages):
+            start = self.lines.offset(node.lineno, node.col_offset)
+            end = self.lines.offset(node.end_lineno or node.lineno, node.end_col_offset or 0)
+            self.hits.append(
+                Hit("py-internal-import", "internal", PrivacyLevel.INTERNAL, start, end, module)
+            )
+
+
+def call_name(node: ast.Call) -> str | None:
+    func = node.func
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+
+
+def target_name(node: ast.expr) -> str | None:
+    """The name a value is bound to: `x`, `self.x`, `cfg["x"]`."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+        key = node.slice.value
+        return key if isinstance(key, str) else None
+    return None
+
+
+def is_credential_name(name: str) -> bool:
+    return bool(CREDENTIAL_NAME.search(name)) and not METADATA_SUFFIX.search(name)
+
+
+def _comments(source: str, lines: Lines) -> Iterator[Hit]:
+    """Proprietary licence headers and confidentiality notes in comments."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return
+    for tok in tokens:
+        if tok.type == tokenize.COMMENT and PROPRIETARY_COMMENT.search(tok.string):
+            start = lines.starts[tok.start[0] - 1] + tok.start[1]
+            yield Hit(
+                "py-proprietary-header",
+                "internal",
+                PrivacyLevel.INTERNAL,
+                start,
+                start + len(tok.string),
+                tok.string,
+            )

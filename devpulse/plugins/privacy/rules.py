@@ -1,0 +1,118 @@
+"""Rules as data: the packaged rule file, the config's own rules, compiled for RE2."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import resources
+
+import re2
+
+from devpulse.core.config import PrivacyConfig, PrivacyRule, parse_rules
+from devpulse.core.errors import ConfigError
+from devpulse.core.types import PrivacyLevel
+from devpulse.plugins.privacy.checks import VALIDATORS
+
+CATEGORY_LEVELS = {
+    "secret": PrivacyLevel.SECRET,
+    "pii": PrivacyLevel.CONFIDENTIAL,
+    "internal": PrivacyLevel.INTERNAL,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    rule: PrivacyRule
+    regex: re2._Regexp
+    level: PrivacyLevel
+    validator: Callable[[str], bool] | None
+
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+
+def packaged_rules() -> tuple[PrivacyRule, ...]:
+    text = resources.files(__package__).joinpath("rules.toml").read_text("utf-8")
+    return parse_rules(tomllib.loads(text)["rule"], "rules.toml")
+
+
+def configured_rules(config: PrivacyConfig) -> tuple[PrivacyRule, ...]:
+    """Rules built from the names a team declares internal."""
+    domains = [d.lower().strip(".") for d in config.internal_domains]
+    specs = [
+        (
+            "internal-domain",
+            "privacy.internal_domains",
+            domains,
+            r"(?i)\b((?:[a-z0-9-]+\.)*(?:{names}))\b",
+        ),
+        (
+            "internal-package",
+            "privacy.internal_packages",
+            list(config.internal_packages),
+            r"\b((?:{names})[A-Za-z0-9_.]*)",
+        ),
+        ("client-name", "privacy.client_names", list(config.client_names), r"(?i)\b({names})\b"),
+    ]
+    return tuple(
+        PrivacyRule(
+            id=rule_id,
+            category="internal",
+            pattern=template.format(names="|".join(re.escape(n) for n in names)),
+            keywords=tuple(n.lower() for n in names),
+            group=1,
+            reference=key,
+        )
+        for rule_id, key, names, template in specs
+        if names
+    )
+
+
+def compile_rules(config: PrivacyConfig) -> list[CompiledRule]:
+    """Every active rule, compiled; a bad pattern or field is a ConfigError naming it.
+
+    The order breaks ties between equally ranked findings on the same text: a team's own
+    rules first, then those built from its internal names, then the packaged ones.
+    """
+    disabled = set(config.disabled_rules)
+    sources: Iterable[tuple[str, PrivacyRule]] = [
+        *((f"privacy.rules[{i}]", r) for i, r in enumerate(config.rules)),
+        *(("privacy", r) for r in configured_rules(config)),
+        *(("rules.toml", r) for r in packaged_rules()),
+    ]
+    return [_compile(where, r) for where, r in sources if r.id not in disabled]
+
+
+def _compile(where: str, rule: PrivacyRule) -> CompiledRule:
+    if rule.category not in CATEGORY_LEVELS:
+        raise ConfigError(
+            f"{where}.category: unknown category {rule.category!r} "
+            f"(expected one of {', '.join(CATEGORY_LEVELS)})"
+        )
+    if rule.validator is not None and rule.validator not in VALIDATORS:
+        raise ConfigError(
+            f"{where}.validator: unknown validator {rule.validator!r} "
+            f"(expected one of {', '.join(sorted(VALIDATORS))})"
+        )
+    regex = compile_pattern(rule.pattern, f"{where}.pattern")
+    if not 0 <= rule.group <= regex.groups:
+        raise ConfigError(f"{where}.group: the pattern has only {regex.groups} group(s)")
+    return CompiledRule(
+        rule=rule,
+        regex=regex,
+        level=rule.level if rule.level is not None else CATEGORY_LEVELS[rule.category],
+        validator=VALIDATORS[rule.validator] if rule.validator else None,
+    )
+
+
+def compile_pattern(pattern: str, key: str) -> re2._Regexp:
+    """Compile for RE2 over UTF-8 bytes; its errors become a ConfigError naming `key`."""
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        return re2.compile(pattern.encode(), options)
+    except re2.error as exc:
+        raise ConfigError(f"{key}: not a valid RE2 pattern ({exc})") from None

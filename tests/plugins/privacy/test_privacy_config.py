@@ -1,0 +1,91 @@
+"""The team's own rules, allowlist and switches, and how bad ones are reported."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from devpulse import ConfigError, PrivacyLevel, Request, Side, TaskClass, config_from_mapping
+from devpulse.cli import main
+from devpulse.plugins.privacy import Scanner
+from tests.support import router_with
+
+
+def scanner(**privacy) -> Scanner:
+    return Scanner(config_from_mapping({"privacy": privacy}).privacy)
+
+
+def test_user_rules_run_like_packaged_ones() -> None:
+    s = scanner(
+        rules=[
+            {
+                "id": "acme-ticket",
+                "category": "internal",
+                "pattern": r"\bACME-\d{4,}\b",
+                "keywords": ["acme-"],
+            }
+        ]
+    )
+    (finding,) = s.scan("see ACME-48213 for details")
+    assert (finding.rule_id, finding.level) == ("acme-ticket", PrivacyLevel.INTERNAL)
+
+
+def test_allowlist_drops_matching_values() -> None:
+    text = "mail ops-bot@globalmail.net"
+    assert scanner().scan(text)
+    assert scanner(allowlist=[r"^ops-bot@"]).scan(text) == []
+
+
+def test_disabled_rules_are_not_run() -> None:
+    assert scanner(disabled_rules=["email-address"]).scan("mail ops@globalmail.net") == []
+
+
+def test_the_classifier_can_be_switched_off() -> None:
+    router = router_with({"privacy": {"classifier": False}})
+    decision = router.route(
+        Request.from_prompt("mail ops@globalmail.net", task=TaskClass.REASONING)
+    )
+    assert decision.side is Side.CLOUD
+
+
+@pytest.mark.parametrize(
+    ("privacy", "message"),
+    [
+        (
+            {"rules": [{"id": "x", "category": "secret", "pattern": "(unclosed"}]},
+            "privacy.rules[0].pattern: not a valid RE2 pattern",
+        ),
+        (
+            {"rules": [{"id": "x", "category": "secret", "pattern": "(?=lookahead)"}]},
+            "privacy.rules[0].pattern: not a valid RE2 pattern",
+        ),
+        (
+            {"rules": [{"id": "x", "category": "gossip", "pattern": "a"}]},
+            "privacy.rules[0].category: unknown category 'gossip'",
+        ),
+        (
+            {"rules": [{"id": "x", "category": "pii", "pattern": "a", "validator": "astrology"}]},
+            "privacy.rules[0].validator: unknown validator 'astrology'",
+        ),
+        (
+            {"rules": [{"id": "x", "category": "pii", "pattern": "a", "group": 2}]},
+            "privacy.rules[0].group: the pattern has only 0 group(s)",
+        ),
+        ({"allowlist": ["[bad"]}, "privacy.allowlist[0]: not a valid RE2 pattern"),
+        ({"internal_domains": "acme.internal"}, "privacy.internal_domains: expected a list"),
+    ],
+)
+def test_bad_privacy_config_is_a_clear_error(privacy, message) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        router_with({"privacy": privacy})
+
+
+def test_bad_user_pattern_through_the_cli(capsys, tmp_path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[privacy.rules]]\nid = "x"\ncategory = "secret"\npattern = "(unclosed"\n')
+    code = main(["--config", str(cfg), "route", "hello"])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "privacy.rules[0].pattern: not a valid RE2 pattern" in err

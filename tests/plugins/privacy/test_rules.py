@@ -1,0 +1,205 @@
+"""Each detector on realistic positives and the look-alikes it must leave alone."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from devpulse import config_from_mapping
+from devpulse.plugins.privacy import Scanner
+from tests.plugins.privacy import secrets_factory as make
+
+CONFIG = {
+    "privacy": {
+        "internal_domains": ["acme.internal", "acme-corp.com"],
+        "internal_packages": ["acme_"],
+        "client_names": ["Globex", "Initech"],
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def scanner() -> Scanner:
+    return Scanner(config_from_mapping(CONFIG).privacy)
+
+
+def rule_ids(scanner: Scanner, text: str) -> set[str]:
+    return {f.rule_id for f in scanner.scan(text)}
+
+
+RNG = random.Random(7)
+POSITIVES = [
+    ("aws-access-key-id", f"key id {make.aws_key_id(RNG)} in the logs"),
+    (
+        "aws-key-pair",
+        f"AWS_ACCESS_KEY_ID={make.aws_key_id(RNG)}\nAWS_SECRET_ACCESS_KEY={make.aws_secret(RNG)}\n",
+    ),
+    ("aws-secret-access-key", f'aws_secret_access_key = "{make.aws_secret(RNG)}"'),
+    (
+        "gcp-service-account",
+        '{"type": "service_account", "project_id": "p", "private_key_id": "1"}',
+    ),
+    ("gcp-api-key", f"maps key={make.gcp_api_key(RNG)}&q=x"),
+    (
+        "azure-storage-key",
+        "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey="
+        f"{make.base64_key(RNG, 86)}==;EndpointSuffix=core.windows.net",
+    ),
+    ("azure-ad-client-secret", 'client_secret = "a8Q7Q~xYz1.abcDEFghiJKLmnoPQRstuVWX9_k-"'),
+    ("anthropic-api-key", f"ANTHROPIC_API_KEY={make.anthropic_key(RNG)}"),
+    ("openai-api-key", f"client = OpenAI(api_key='{make.openai_key(RNG)}')"),
+    ("huggingface-token", f"login(token={make.huggingface_token(RNG)!r})"),
+    ("github-token", f"git clone https://{make.github_token(RNG)}@github.com/org/repo"),
+    ("gitlab-token", f"PRIVATE-TOKEN: {make.gitlab_token(RNG)}"),
+    ("slack-token", f"SLACK_BOT={make.slack_token(RNG)}"),
+    (
+        "slack-webhook",
+        "post to https://hooks.slack.com/services/T0ABCDEFG/B0HIJKLMN/aB3dE5fG7hI9jK1lM3nO5pQ7",
+    ),
+    ("stripe-key", f"stripe.api_key = {make.stripe_key(RNG)}"),
+    ("twilio-api-key", "twilio key SK2c5e8f0a3b6d9c1e4f7a0b3c6d9e2f5a"),
+    ("sendgrid-api-key", f"SENDGRID={make.sendgrid_key(RNG)}"),
+    ("npm-token", f"//registry.npmjs.org/:_authToken={make.npm_token(RNG)}"),
+    (
+        "pypi-token",
+        "password = pypi-AgEIcHlwaS5vcmcCJGE4ZjQ2Y2JjLTQ5ZTctNDFhZC1iNDE2LTBkYjYxNmRh"
+        "MzQ4YwACKlszLCJlYzE2NjYzMi04ZjE",
+    ),
+    ("private-key", make.private_key(RNG)),
+    ("jwt", f"Cookie: session={make.jwt(RNG)}"),
+    ("credentials-in-url", f"DATABASE_URL={make.postgres_url(RNG)}"),
+    ("credentials-in-url", "amqp://orders:Zr8!pQ2vLx@mq.example.net:5672/vhost"),
+    ("authorization-header", "curl -H 'Authorization: Bearer 9fK2mQ7xLp4Rz8Wv3Bn6Yc1Td'"),
+    ("generic-credential-assignment", 'db_password: "Vt9#mK2pL7qR"'),
+    ("generic-credential-env", "export SERVICE_TOKEN=Xk29fPq7Lm3vRt8Z"),
+    ("email-address", "Please reply to maria.gonzalez@globalmail.net by Friday."),
+    ("phone-e164", "Call me on +44 20 7946 0958 after lunch."),
+    ("phone-national", "Her number is (415) 555-2671."),
+    ("phone-national", "Appelez le 06 12 34 56 78 demain."),
+    ("credit-card", "card 4539 1488 0343 6467 exp 09/27"),
+    ("iban", "IBAN: DE89 3704 0044 0532 0130 00"),
+    ("us-ssn", "SSN 536-22-8841 on file"),
+    ("us-ssn-labelled", "social security number: 536228841"),
+    ("date-of-birth", "Patient DOB: 1984-03-12, admitted Tuesday"),
+    ("date-of-birth", "She was born on 4 July 1979 in Leeds."),
+    ("private-ipv4", "connect to 10.42.7.19 on port 5432"),
+    ("private-ipv4", "gateway 192.168.1.1."),
+    ("internal-hostname", "ssh deploy@build-01.corp"),
+    ("internal-domain", "see https://wiki.acme.internal/runbooks"),
+    ("internal-domain", "mail goes through smtp.acme-corp.com"),
+    ("internal-package", "pip install acme_billing==2.3"),
+    ("client-name", "The Globex renewal is due next week."),
+    ("confidentiality-marker", "CONFIDENTIAL - do not forward"),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "text"), POSITIVES, ids=[f"{r}-{i}" for i, (r, _) in enumerate(POSITIVES)]
+)
+def test_positive(scanner: Scanner, rule: str, text: str) -> None:
+    assert rule in rule_ids(scanner, text)
+
+
+NEGATIVES = [
+    'api_key = "YOUR_API_KEY"',
+    "api_key = 'your-api-key-here'",
+    'token = "<TOKEN>"',
+    'password = "changeme"',
+    'password = "********"',
+    "SECRET_KEY = os.environ['SECRET_KEY']",
+    'password = "${DB_PASSWORD}"',
+    "token: {{ secrets.GITHUB_TOKEN }}",
+    "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+    "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "key = AKIAXXXXXXXXXXXXXXXX",
+    "postgres://user:password@localhost/db",
+    "postgres://postgres:postgres@localhost:5432/test",
+    "commit 3f2c9a8b7e6d5c4b3a29180f7e6d5c4b3a291807 fixed it",
+    "request id 6f1c2b9e-3d4a-4e8f-9b7c-2a1d0e5f6c3b",
+    '"integrity": "sha512-Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9v=="',
+    "image: python@sha256:2f3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f80912",
+    "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 user@laptop",
+    "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n"
+    "-----END PUBLIC KEY-----",
+    "The BEGIN RSA PRIVATE KEY header marks a PEM file.",
+    "Stripe test card 4242 4242 4242 4242",
+    "order 4539 1488 0343 6468 shipped",  # fails Luhn
+    "version 10.2.3.4-beta",
+    "DNS 8.8.8.8 and 1.1.1.1",
+    "server at 127.0.0.1:8080",
+    "ran on 2023-03-12 at 10:42",
+    "ssn 000-12-3456",
+    "the password must be at least 12 characters",
+    "x = tokenize(text)",
+    "def get_token(self): return self._token",
+    "TOKEN_URL = 'https://auth.example.net/oauth/token'",
+    "pkg@1.2.3 and @dataclass",
+    "git@github.com:org/repo.git",
+]
+
+
+@pytest.mark.parametrize("text", NEGATIVES)
+def test_negative(scanner: Scanner, text: str) -> None:
+    assert scanner.scan(text) == []
+
+
+def test_neighbours_separated_by_one_character_are_all_found(scanner: Scanner) -> None:
+    text = "a.one@mail.net b.two@mail.net c.three@mail.net 10.0.0.1 10.0.0.2"
+    ids = [f.rule_id for f in scanner.scan(text)]
+    assert ids.count("email-address") == 3
+    assert ids.count("private-ipv4") == 2
+
+
+def test_findings_carry_no_matched_text(scanner: Scanner) -> None:
+    secret = make.github_token(random.Random(1))
+    text = f"token {secret} and mail alice.liddell@wonderland.org"
+    findings = scanner.scan(text)
+    assert {f.rule_id for f in findings} == {"github-token", "email-address"}
+    for finding in findings:
+        assert secret[4:] not in repr(finding)
+        assert "alice" not in repr(finding)
+    (github,) = [f for f in findings if f.rule_id == "github-token"]
+    assert text[slice(*github.span)] == secret
+    assert github.preview == "ghp_…[40 chars]"
+
+
+def test_key_pair_is_one_finding(scanner: Scanner) -> None:
+    rng = random.Random(3)
+    text = (
+        f"[default]\naws_access_key_id = {make.aws_key_id(rng)}\n"
+        f"aws_secret_access_key = {make.aws_secret(rng)}\n"
+    )
+    assert [f.rule_id for f in scanner.scan(text)] == ["aws-key-pair"]
+
+
+def test_offsets_are_characters_in_non_ascii_text(scanner: Scanner) -> None:
+    secret = make.github_token(random.Random(2))
+    text = f"Ünïcödé 🚀 préface — {secret} fin"
+    (finding,) = scanner.scan(text)
+    assert text[slice(*finding.span)] == secret
+
+
+def test_lone_surrogates_and_binary_noise_do_not_crash(scanner: Scanner) -> None:
+    assert scanner.scan("\ud800 broken \udfff text") == []
+    assert scanner.scan("\x00\x01\xff" * 100) == []
+
+
+def test_a_flood_of_failing_candidates_is_reported_unverified_never_clean(scanner: Scanner) -> None:
+    decoys = " ".join("4539 1488 0343 6468" for _ in range(2500))  # each fails Luhn
+    findings = scanner.scan(decoys)
+    assert "credit-card:unverified" in {f.rule_id for f in findings}
+
+
+def test_a_flood_of_findings_stops_at_the_cap(scanner: Scanner) -> None:
+    rng = random.Random(5)
+    text = "\n".join(make.github_token(rng) for _ in range(500))
+    assert len([f for f in scanner.scan(text) if f.rule_id == "github-token"]) == 100
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Amex 3756 123456 78907", "UK 01632 960 961", "FR 06 12 34 56 78", "ssn 536-22-8841"],
+)
+def test_rules_behind_a_trigger_still_see_every_format(scanner: Scanner, text: str) -> None:
+    assert scanner.scan(text)
