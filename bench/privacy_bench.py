@@ -36,8 +36,8 @@ TARGETS = {
 }
 
 
-def load_corpus() -> list[dict[str, Any]]:
-    with open(DATA / "corpus.jsonl", encoding="utf-8") as fh:
+def load_corpus(name: str = "corpus.jsonl") -> list[dict[str, Any]]:
+    with open(DATA / name, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
 
@@ -190,7 +190,12 @@ def main() -> None:
         "corpus_mb": sum(len(e["text"].encode()) for e in corpus) / 1e6,
     }
     results["accuracy"] = accuracy(scanner, corpus)
+    results["holdout_accuracy"] = accuracy(scanner, load_corpus("holdout.jsonl"))
     results["median_ms_2kb"] = per_prompt_ms(scanner, prompts_of(corpus, 2048, 2000))
+    benign = [e for e in corpus if not e["expect"]]
+    sensitive = [e for e in corpus if e["expect"]]
+    results["median_ms_2kb_benign"] = per_prompt_ms(scanner, prompts_of(benign, 2048, 2000))
+    results["median_ms_2kb_sensitive"] = per_prompt_ms(scanner, prompts_of(sensitive, 2048, 2000))
     big = mixed_corpus(corpus, 10 * 1024 * 1024)
     seconds = timed(lambda: scanner.scan(big), 3)
     results["mb_per_s_whole"] = len(big.encode()) / 1e6 / seconds
@@ -226,7 +231,19 @@ def report(r: dict[str, Any]) -> None:
             f"  {c:<9} precision {a['precision']:.3f}  recall {a['recall']:.3f}  (n={a['support']})"
         )
     print(f"  benign texts flagged: {acc['benign_flagged']:.3%}")
-    print(f"  median per 2 KB prompt: {r['median_ms_2kb']:.4f} ms")
+    hold = r["holdout_accuracy"]
+    print(
+        "  held-out corpus: "
+        + ", ".join(
+            f"{c} P {hold[c]['precision']:.3f} R {hold[c]['recall']:.3f}" for c in CATEGORIES
+        )
+        + f", benign flagged {hold['benign_flagged']:.3%}"
+    )
+    print(
+        f"  median per 2 KB prompt: {r['median_ms_2kb']:.4f} ms mixed as the corpus, "
+        f"{r['median_ms_2kb_benign']:.4f} ms benign only, "
+        f"{r['median_ms_2kb_sensitive']:.4f} ms sensitive only"
+    )
     print(
         f"  10 MB mixed corpus: {r['mb_per_s_whole']:.1f} MB/s as one text, "
         f"{r['mb_per_s_per_document']:.1f} MB/s document by document"
@@ -251,16 +268,18 @@ def report(r: dict[str, Any]) -> None:
         "secret recall": acc["secret"]["recall"] >= TARGETS["secret_recall"],
         "pii recall": acc["pii"]["recall"] >= TARGETS["pii_recall"],
         "benign flagged": acc["benign_flagged"] <= TARGETS["benign_flagged"],
-        "2 KB median": r["median_ms_2kb"] <= TARGETS["median_ms_2kb"],
+        "2 KB median (benign)": r["median_ms_2kb_benign"] <= TARGETS["median_ms_2kb"],
+        "2 KB median (mixed)": r["median_ms_2kb"] <= TARGETS["median_ms_2kb"],
         "MB/s": r["mb_per_s_whole"] >= TARGETS["mb_per_s"],
         "adversarial": worst[1] < TARGETS["adversarial_ms"],
         "vs detect-secrets": r.get("speedup_vs_detect_secrets", 0) >= TARGETS["vs_detect_secrets"],
     }
     print("  targets: " + ", ".join(f"{k} {'met' if ok else 'MISSED'}" for k, ok in checks.items()))
-    if acc["errors"]:
-        print(f"  {len(acc['errors'])} disagreement(s) with the labels:")
-        for err in acc["errors"][:40]:
-            print(f"      {err}")
+    for label, errors in (("corpus", acc["errors"]), ("held-out", hold["errors"])):
+        if errors:
+            print(f"  {len(errors)} disagreement(s) with the {label} labels:")
+            for err in errors[:40]:
+                print(f"      {err}")
 
 
 if __name__ == "__main__":

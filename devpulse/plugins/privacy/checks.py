@@ -23,7 +23,10 @@ PLACEHOLDER = re.compile(
     """
 )
 # Values that name where a secret lives rather than being one: URIs and file paths.
-REFERENCE = re.compile(r"^[a-z][a-z0-9+.-]*://|^(?:/|\./|\.\./|~/)[\w.-]+/")
+REFERENCE = re.compile(
+    r"^[a-z][a-z0-9+.-]*://|^(?:/|\./|\.\./|~/)[\w.-]+/"  # op://vault/item, /run/secrets/x
+    r"|^\$(?:\{|\(|[A-Za-z_]\w*$)|^ENC\["  # $VAR, ${VAR}, $(cmd); SOPS ciphertext
+)
 _SEGMENT = r"(?:[a-z_][a-z0-9_]*|[A-Z_][A-Z0-9_]*|[A-Z][a-z]+(?:[A-Z][a-z]+)*)"
 CODE_EXPRESSION = re.compile(
     rf"^{_SEGMENT}(?:\.{_SEGMENT})+$"  # settings.SECRET_KEY, os.environ
@@ -88,7 +91,7 @@ def looks_like_credential(value: str) -> bool:
     `password = "changeme"` and `token = "YOUR_TOKEN"` are not findings but
     `DB_PASSWORD = "x9$Kq2mPz!"` is.
     """
-    core = value.strip().strip("'\"`").rstrip(".…")  # a trailing ellipsis marks a truncated paste
+    core = value.strip().strip("'\"`").rstrip(",;").rstrip(".…")  # "…" marks a cut paste
     if len(core) < 6 or is_placeholder(core) or " " in core:
         return False
     if core.isalpha() and (core.islower() or core.isupper()) and len(core) <= 12:
@@ -99,6 +102,11 @@ def looks_like_credential(value: str) -> bool:
         return False  # settings.SECRET_KEY, os.getenv(...), op://vault/item, /run/secrets/x
     entropy = shannon_entropy(core)
     return (char_classes(core) >= 2 and entropy >= 2.5) or (len(core) >= 8 and entropy >= 3.0)
+
+
+def strong_credential(value: str) -> bool:
+    """For values found in prose: a credential that also mixes three kinds of character."""
+    return looks_like_credential(value) and char_classes(value.rstrip(".,;:!?)")) >= 3
 
 
 def authorization(value: str) -> bool:
@@ -122,7 +130,9 @@ def phone(value: str) -> bool:
 
 # Addresses that belong to machines, not people.
 NON_PERSONAL_EMAIL = re.compile(
-    r"(?i)^(?:git|no-?reply|donotreply|mailer-daemon|postmaster)@"
+    r"(?i)^(?:git|no-?reply|donotreply|mailer-daemon|postmaster|hello|info|support|contact|sales"
+    r"|billing|ops|ci|admin|root|team|digest|newsletter|notifications?|alerts?|security|abuse"
+    r"|webmaster|bot|builds?)@"
     r"|@(?:[\w-]+\.)*(?:gserviceaccount\.com|users\.noreply\.github\.com|noreply\.github\.com)$"
 )
 
@@ -223,7 +233,7 @@ def us_ssn(value: str) -> bool:
 
 
 def private_ip(value: str) -> bool:
-    """RFC 1918 and shared (RFC 6598) IPv4 ranges, and IPv6 unique-local addresses."""
+    """RFC 1918 IPv4 ranges and IPv6 unique-local addresses (not CGNAT's 100.64/10: an ISP's)."""
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
@@ -234,8 +244,7 @@ def private_ip(value: str) -> bool:
 
 
 PRIVATE_V4 = tuple(
-    ipaddress.ip_network(n)
-    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 )
 
 VALIDATORS: dict[str, Callable[[str], bool]] = {
@@ -245,6 +254,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "private_ip": private_ip,
     "credential": looks_like_credential,
     "authorization": authorization,
+    "strong_credential": strong_credential,
     "phone": phone,
     "email": email,
 }

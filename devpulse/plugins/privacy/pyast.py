@@ -53,6 +53,10 @@ CREDENTIAL_CALLS = frozenset(
         "signin",
     }
 )
+OPEN_SOURCE_GRANT = re.compile(
+    r"(?i)redistribution and use|permission is hereby granted|licensed under the|SPDX-License"
+    r"|GNU (?:Lesser )?General Public License|MIT License|Apache License|Mozilla Public"
+)
 URL_WITH_USERINFO = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "example.com", "example.org")
 FENCE = re2.compile(r"(?s)```[ \t]*(\w*)[^\n]*\n(.*?)(?:```|$)")  # RE2: linear on any input
@@ -282,10 +286,17 @@ def is_credential_name(name: str) -> bool:
 
 
 def _comments(source: str, lines: Lines) -> Iterator[Hit]:
-    """Proprietary licence headers and confidentiality notes in comments."""
+    """Proprietary licence headers and confidentiality notes in comments.
+
+    "All rights reserved" also heads open-source licences (BSD, MIT): comments that carry an
+    open-source grant are not proprietary.
+    """
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     except (tokenize.TokenError, SyntaxError):
+        return
+    comments = "\n".join(t.string for t in tokens if t.type == tokenize.COMMENT)
+    if OPEN_SOURCE_GRANT.search(comments):
         return
     for tok in tokens:
         if tok.type == tokenize.COMMENT and PROPRIETARY_COMMENT.search(tok.string):

@@ -55,7 +55,13 @@ def configured_rules(config: PrivacyConfig) -> tuple[PrivacyRule, ...]:
             list(config.internal_packages),
             r"\b((?:{names})[A-Za-z0-9_.]*)",
         ),
-        ("client-name", "privacy.client_names", list(config.client_names), r"(?i)\b({names})\b"),
+        # "_" separates words here: globex_shipments names the client
+        (
+            "client-name",
+            "privacy.client_names",
+            list(config.client_names),
+            r"(?i)(?:^|[^a-z0-9])({names})(?:[^a-z0-9]|$)",
+        ),
     ]
     return tuple(
         PrivacyRule(

@@ -37,9 +37,10 @@ def benign_flagged(scanner: Scanner, corpus: list[dict]) -> float:
     return sum(bool(scanner.scan(e["text"])) for e in benign) / len(benign)
 
 
-def test_corpus_meets_the_targets(scanner: Scanner) -> None:
-    corpus = load("corpus.jsonl")
-    assert len(corpus) >= 500
+@pytest.mark.parametrize("name", ["corpus.jsonl", "holdout.jsonl"])
+def test_corpus_meets_the_targets(scanner: Scanner, name: str) -> None:
+    corpus = load(name)
+    assert len(corpus) >= 350
     assert recall(scanner, corpus, "secret") >= 0.97
     assert recall(scanner, corpus, "pii") >= 0.95
     assert recall(scanner, corpus, "internal") >= 0.95
@@ -47,7 +48,7 @@ def test_corpus_meets_the_targets(scanner: Scanner) -> None:
 
 
 def test_no_finding_preview_reveals_corpus_secrets(scanner: Scanner) -> None:
-    for entry in load("corpus.jsonl"):
+    for entry in load("corpus.jsonl") + load("holdout.jsonl"):
         for finding in scanner.scan(entry["text"]):
             visible = finding.preview.split("…")[0]
             assert visible == "" or PUBLIC_PREFIX.fullmatch(visible), entry["id"]
