@@ -39,6 +39,7 @@ test: rig lint
 bench: rig
 	$(BIN)/python bench/route_overhead.py
 	$(BIN)/python bench/privacy_bench.py
+	$(BIN)/python bench/estimate_accuracy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

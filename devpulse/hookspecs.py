@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         Chunk,
         Classification,
         Decision,
+        DeviceMemory,
         Labels,
         Request,
         Response,
@@ -90,6 +91,15 @@ def on_failure(
     Stops at first non-None result. Return the next `Decision` (the same backend to retry,
     another to fail over) or None to surface the error. The next decision passes the same
     privacy check as the first.
+    """
+
+
+@hookspec
+def probe_memory() -> list[DeviceMemory] | None:
+    """Report the memory pools this machine offers to local models, as they are right now.
+
+    Every implementation is called (the bundled probes cover NVIDIA GPUs, Apple Silicon and
+    host RAM); each returns the devices it can see, or None when it does not apply here.
     """
 
 

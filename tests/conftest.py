@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from devpulse import Router
 from tests.rig.llama_server import LlamaServer, RigPaths, require_rig
+from tests.rig.ollama_server import OllamaRig
 from tests.support import router_with
 
 
@@ -45,3 +47,11 @@ def llama_router(rig: RigPaths, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """A real llama-server in router mode: loads models from a folder on demand."""
     with LlamaServer.router_mode(rig, tmp_path_factory.mktemp("models")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def ollama_rig(llama_router: LlamaServer) -> Iterator[OllamaRig]:
+    """The Ollama API, served in front of the router: `gemma3:270m` is the rig's model."""
+    models_dir = Path(llama_router.args[llama_router.args.index("--models-dir") + 1])
+    with OllamaRig(llama_router, {"gemma3:270m": models_dir / llama_router.rig.model.name}) as rig:
+        yield rig

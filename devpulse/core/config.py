@@ -78,6 +78,27 @@ class BackendConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelSource:
+    """Where the memory preflight learns what a model needs: a GGUF file or a plain figure."""
+
+    gguf: str | None = None
+    need_mb: int | None = None
+    ctx: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreflightConfig:
+    enabled: bool
+    fit_ratio: float
+    reserve_mb: int
+    runtime_overhead_mb: int
+    default_ctx: int
+    kv_cache_type: str
+    cache_ttl_s: float
+    models: dict[str, ModelSource] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class FailoverConfig:
     max_attempts: int
 
@@ -90,6 +111,7 @@ class Config:
     cloud: SideDefault
     routing: dict[TaskClass, RouteTarget]
     backends: dict[str, BackendConfig]
+    preflight: PreflightConfig
     failover: FailoverConfig
     plugins: dict[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
@@ -166,6 +188,11 @@ def _check_references(config: Config) -> None:
             _check_backend(config, f"routing.{task}.backend", target.backend, target.side)
     if config.failover.max_attempts < 1:
         raise ConfigError("failover.max_attempts: must be at least 1")
+    if not 0 < config.preflight.fit_ratio <= 1:
+        raise ConfigError("preflight.fit_ratio: must be above 0 and at most 1")
+    for name, source in config.preflight.models.items():
+        if (source.gguf is None) == (source.need_mb is None):
+            raise ConfigError(f"preflight.models.{name}: give exactly one of gguf or need_mb")
 
 
 def _check_backend(config: Config, key: str, backend: str, side: Side) -> None:

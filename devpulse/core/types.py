@@ -231,3 +231,35 @@ class Chunk:
 
     text: str
     response: Response | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceMemory:
+    """One memory pool a local model could be loaded into, as a probe saw it just now.
+
+    `budget_mb` is what a new model may take now: free VRAM on NVIDIA; free memory within
+    the GPU's share of unified memory on Apple Silicon; available RAM less a safety reserve
+    on the CPU.
+    """
+
+    device: str
+    kind: Literal["nvidia", "apple", "host"]
+    total_mb: int
+    free_mb: int
+    budget_mb: int
+    notes: tuple[str, ...] = ()
+    processes: tuple[Mapping[str, Any], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "device": self.device,
+            "kind": self.kind,
+            "total_mb": self.total_mb,
+            "free_mb": self.free_mb,
+            "budget_mb": self.budget_mb,
+        }
+        if self.notes:
+            out["notes"] = list(self.notes)
+        if self.processes:
+            out["processes"] = [dict(p) for p in self.processes]
+        return out

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from devpulse.core.config import Config
+from devpulse.core.types import DeviceMemory
+from devpulse.plugins.preflight.plugin import MemoryPreflight
+from devpulse.plugins.preflight.probes import AppleProbe, HostProbe, NvidiaProbe
 from devpulse.plugins.privacy import PrivacyClassifier
 from devpulse.plugins.routing_table import RoutingTable
 from devpulse.plugins.task_classifier import TaskClassifier
 
+Probe = Callable[[], list[list[DeviceMemory] | None]]
 
-def bundled_plugins(config: Config) -> list[tuple[str, object]]:
-    """The bundled plugins, each with the name it registers under."""
+
+def bundled_plugins(config: Config, probe: Probe) -> list[tuple[str, object]]:
+    """The bundled plugins, each with the name it registers under.
+
+    `probe` calls every `probe_memory` implementation (bundled or installed) at call time.
+    """
     plugins: list[tuple[str, object]] = [
         ("devpulse.task_classifier", TaskClassifier(config.classify)),
         ("devpulse.routing_table", RoutingTable(config)),
+        ("devpulse.probe.host", HostProbe(config.preflight.reserve_mb)),
+        ("devpulse.probe.nvidia", NvidiaProbe()),
+        ("devpulse.probe.apple", AppleProbe()),
+        ("devpulse.preflight", MemoryPreflight(config, probe)),
     ]
     if config.privacy.classifier:
         plugins.append(("devpulse.privacy", PrivacyClassifier(config.privacy)))

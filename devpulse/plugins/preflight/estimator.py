@@ -1,0 +1,252 @@
+"""What a model needs in memory: weights + KV cache at a context + compute + runtime overhead.
+
+The KV cache is `2 x layers x cells x kv_heads x head_dim x bytes`, summed per layer, with
+head_dim read from the GGUF `key_length`/`value_length` keys (never derived from the
+embedding width) and sliding-window layers counted at their window: llama.cpp keeps
+`min(ctx, window + ubatch)` cells for those (Gemma 3: 15 of 18 layers at window 512).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from devpulse.core.errors import ConfigError, DevPulseError
+from devpulse.plugins.preflight.gguf_meta import GGUFError, read_metadata
+
+MIB = 1024 * 1024
+UBATCH = 512  # llama.cpp's default physical batch
+# Bytes per KV cache element by llama.cpp cache type (block formats include their scales).
+KV_BYTES = {
+    "f32": 4.0,
+    "f16": 2.0,
+    "bf16": 2.0,
+    "q8_0": 34 / 32,
+    "q5_1": 24 / 32,
+    "q5_0": 22 / 32,
+    "q4_1": 20 / 32,
+    "q4_0": 18 / 32,
+}
+# Architectures whose sliding-window layers follow a fixed pattern in llama.cpp when the
+# GGUF does not carry one: every Nth layer is global, the others use the window.
+SWA_EVERY = {"gemma3": 6, "gemma3n": 5, "gemma2": 2, "cohere2": 4, "llama4": 4}
+
+
+class ModelUnknown(DevPulseError):
+    """The model could not be found or described; the CLI turns this into exit 2."""
+
+    exit_code = ConfigError.exit_code
+
+
+@dataclass(frozen=True, slots=True)
+class Architecture:
+    """What the estimator needs to know about a model, from GGUF metadata or a catalog."""
+
+    name: str
+    arch: str
+    layers: int
+    kv_heads: int
+    key_length: int
+    value_length: int
+    embedding: int
+    vocab: int
+    context_length: int
+    weights_bytes: int
+    sliding_window: int = 0
+    swa_layers: tuple[bool, ...] = ()
+
+    @classmethod
+    def from_metadata(cls, name: str, meta: Mapping[str, Any], weights_bytes: int) -> Architecture:
+        """From GGUF-style keys (`general.architecture`, `<arch>.block_count`, ...).
+
+        Ollama's `/api/show` returns the same keys in `model_info`.
+        """
+        arch = str(meta.get("general.architecture", ""))
+
+        def key(suffix: str, default: Any = None) -> Any:
+            value = meta.get(f"{arch}.{suffix}", default)
+            if value is None:
+                raise ModelUnknown(f"{name}: metadata lacks {arch}.{suffix}")
+            return value
+
+        layers = int(key("block_count"))
+        heads = _per_layer(key("attention.head_count"), layers)
+        kv_heads = _per_layer(key("attention.head_count_kv", heads[0]), layers)
+        embedding = int(key("embedding_length"))
+        head_dim = embedding // max(1, heads[0])
+        window = int(meta.get(f"{arch}.attention.sliding_window") or 0)
+        return cls(
+            name=name,
+            arch=arch,
+            layers=layers,
+            kv_heads=max(kv_heads),
+            key_length=int(key("attention.key_length", head_dim)),
+            value_length=int(key("attention.value_length", head_dim)),
+            embedding=embedding,
+            vocab=_vocab_size(meta, arch),
+            context_length=int(key("context_length", 0)),
+            weights_bytes=weights_bytes,
+            sliding_window=window,
+            swa_layers=_swa_layers(meta, arch, layers) if window else (),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """Megabytes (MiB) a model needs at a context, by part."""
+
+    model: str
+    ctx: int
+    weights_mb: float
+    kv_mb: float
+    compute_mb: float
+    overhead_mb: float
+    source: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def need_mb(self) -> int:
+        return math.ceil(self.weights_mb + self.kv_mb + self.compute_mb + self.overhead_mb)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "ctx": self.ctx,
+            "need_mb": self.need_mb,
+            "weights_mb": round(self.weights_mb, 1),
+            "kv_cache_mb": round(self.kv_mb, 1),
+            "compute_mb": round(self.compute_mb, 1),
+            "overhead_mb": round(self.overhead_mb, 1),
+            "source": self.source,
+            **self.details,
+        }
+
+
+def kv_cache_bytes(arch: Architecture, ctx: int, cache_type: str = "f16") -> float:
+    """Bytes of K and V cache at `ctx` tokens, with sliding-window layers at their window."""
+    per_cell = arch.kv_heads * (arch.key_length + arch.value_length) * KV_BYTES[cache_type]
+    window_cells = min(ctx, _pad(arch.sliding_window + UBATCH)) if arch.sliding_window else ctx
+    total = 0.0
+    for layer in range(arch.layers):
+        swa = arch.swa_layers[layer] if layer < len(arch.swa_layers) else False
+        total += (window_cells if swa else ctx) * per_cell
+    return total
+
+
+def estimate(
+    arch: Architecture, ctx: int, *, cache_type: str, overhead_mb: float, gpu: bool = False
+) -> Estimate:
+    """The need of `arch` at `ctx`.
+
+    Compute buffers: on a GPU llama.cpp reserves room for a whole micro-batch of logits
+    (`n_vocab x ubatch x 4` bytes) plus activations; on the CPU only the pages it touches
+    count, which is about one micro-batch of activations and one row of logits.
+    """
+    if cache_type not in KV_BYTES:
+        raise ConfigError(
+            f"preflight.kv_cache_type: unknown type {cache_type!r} "
+            f"(expected one of {', '.join(KV_BYTES)})"
+        )
+    activations = UBATCH * arch.embedding * 4 * 8
+    logits = arch.vocab * 4 * (UBATCH if gpu else 1)
+    swa_count = sum(arch.swa_layers)
+    return Estimate(
+        model=arch.name,
+        ctx=ctx,
+        weights_mb=arch.weights_bytes / MIB,
+        kv_mb=kv_cache_bytes(arch, ctx, cache_type) / MIB,
+        compute_mb=(activations + logits) / MIB,
+        overhead_mb=overhead_mb,
+        source="architecture",
+        details={
+            "layers": arch.layers,
+            "kv_heads": arch.kv_heads,
+            "head_dim": arch.key_length,
+            "sliding_window": arch.sliding_window or None,
+            "sliding_window_layers": swa_count,
+        },
+    )
+
+
+def read_gguf(path: str | os.PathLike[str]) -> Architecture:
+    """Architecture and tensor bytes of a GGUF file (header only; tensors are not read)."""
+    try:
+        meta, weights = read_metadata(path)
+    except FileNotFoundError:
+        raise ModelUnknown(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise ModelUnknown(f"{path} is a directory, not a GGUF file") from None
+    except PermissionError:
+        raise ModelUnknown(f"cannot read {path}: permission denied") from None
+    except (GGUFError, ValueError, KeyError, OSError) as exc:
+        raise ModelUnknown(f"{path} is not a readable GGUF file ({exc})") from None
+    return Architecture.from_metadata(os.path.basename(os.fspath(path)), meta, weights)
+
+
+def llama_fit_params(spec: str, ctx: int) -> dict[str, int] | None:
+    """llama.cpp's own projection for a GGUF file, when its `llama-fit-params` is on PATH.
+
+    A cross-check: llama.cpp counts every buffer it allocates (its CPU compute buffer is
+    mostly never touched, so resident memory on a CPU stays well below this figure).
+    """
+    tool = shutil.which("llama-fit-params")
+    if tool is None or not spec.endswith(".gguf") or not os.path.isfile(spec):
+        return None
+    env = {**os.environ, "LD_LIBRARY_PATH": os.path.dirname(tool)}
+    try:
+        run = subprocess.run(
+            [tool, "-m", spec, "-c", str(ctx), "-lv", "4"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    totals: dict[str, int] = {}
+    for line in run.stderr.splitlines():
+        match = FIT_LINE.search(line)
+        if match:
+            for key, value in zip(
+                ("total_mb", "model_mb", "context_mb", "compute_mb"), match.groups(), strict=True
+            ):
+                totals[key] = totals.get(key, 0) + int(value)
+    return totals or None
+
+
+FIT_LINE = re.compile(r"\|\s+- \S+\s+\|\s+(\d+) =\s+(\d+) \+\s+(\d+) \+\s+(\d+)")
+
+
+def _per_layer(value: Any, layers: int) -> list[int]:
+    if isinstance(value, list | tuple):
+        return [int(v) for v in value] or [0]
+    return [int(value)] * layers
+
+
+def _vocab_size(meta: Mapping[str, Any], arch: str) -> int:
+    for key in (f"{arch}.vocab_size", "tokenizer.ggml.tokens.count"):
+        if meta.get(key):
+            return int(meta[key])
+    tokens = meta.get("tokenizer.ggml.tokens")
+    return len(tokens) if isinstance(tokens, list | tuple) else 32000
+
+
+def _swa_layers(meta: Mapping[str, Any], arch: str, layers: int) -> tuple[bool, ...]:
+    pattern = meta.get(f"{arch}.attention.sliding_window_pattern")
+    if isinstance(pattern, list | tuple):
+        return tuple(bool(p) for p in pattern[:layers])
+    every = int(pattern) if pattern else SWA_EVERY.get(arch, 0)
+    if every <= 1:
+        return (True,) * layers if every == 1 else ()
+    return tuple((layer + 1) % every != 0 for layer in range(layers))
+
+
+def _pad(cells: int, to: int = 256) -> int:
+    return -(-cells // to) * to

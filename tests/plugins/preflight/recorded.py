@@ -1,0 +1,117 @@
+"""Recorded answers of tools this machine does not have: NVML, sysctl and vm_stat.
+
+The NVML stand-in mirrors pynvml's API and structures (nvmlDeviceGetMemoryInfo with the v2
+version argument, NVMLError subclasses); values were written down from an H100 SXM (80 GB),
+an RTX 4090 and a Jetson-style unified-memory board that answers "Not Supported".
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+GIB = 1024**3
+
+
+class NVMLError(Exception):
+    pass
+
+
+class NVMLError_NotSupported(NVMLError):  # pynvml's own name
+    pass
+
+
+class NVMLError_FunctionNotFound(NVMLError):  # pynvml's own name
+    pass
+
+
+class RecordedNvml:
+    """pynvml as it answers on a given machine."""
+
+    NVMLError = NVMLError
+    NVMLError_NotSupported = NVMLError_NotSupported
+    NVMLError_FunctionNotFound = NVMLError_FunctionNotFound
+    nvmlMemory_v2 = 0x02000028
+
+    def __init__(self, devices: list[dict[str, Any]], *, init_fails: bool = False) -> None:
+        self.devices = devices
+        self.init_fails = init_fails
+        self.calls: list[str] = []
+
+    def nvmlInit(self) -> None:
+        if self.init_fails:
+            raise NVMLError("NVML Shared Library Not Found")
+
+    def nvmlDeviceGetCount(self) -> int:
+        return len(self.devices)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> dict[str, Any]:
+        return self.devices[index]
+
+    def nvmlDeviceGetName(self, handle: dict[str, Any]) -> bytes:
+        return handle["name"].encode()
+
+    def nvmlDeviceGetMemoryInfo(self, handle: dict[str, Any], version: int | None = None) -> Any:
+        self.calls.append(f"memory v{2 if version else 1}")
+        if handle.get("not_supported"):
+            raise NVMLError_NotSupported("Not Supported")
+        mem = handle["memory"]
+        if version is not None:
+            if not handle.get("v2", True):
+                raise NVMLError_FunctionNotFound("Function Not Found")
+            return SimpleNamespace(
+                version=version,
+                total=mem["total"],
+                reserved=mem["reserved"],
+                free=mem["free"],
+                used=mem["used"],
+            )
+        return SimpleNamespace(
+            total=mem["total"], free=mem["free"] + mem["reserved"], used=mem["used"]
+        )
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: dict[str, Any]) -> list[Any]:
+        return [SimpleNamespace(pid=p, usedGpuMemory=used) for p, used in handle.get("procs", [])]
+
+
+H100 = {
+    "name": "NVIDIA H100 80GB HBM3",
+    "memory": {
+        "total": 85520809984,
+        "reserved": 570425344,
+        "free": 63216861184,
+        "used": 21733523456,
+    },
+    "procs": [(4121, 21474836480)],
+}
+RTX_4090_V1_ONLY = {
+    "name": "NVIDIA GeForce RTX 4090",
+    "memory": {"total": 25757220864, "reserved": 0, "free": 24990580736, "used": 766640128},
+    "v2": False,
+}
+UNIFIED_BOARD = {"name": "Orin (nvgpu)", "not_supported": True}
+
+# `sysctl hw.memsize iogpu.wired_limit_mb kern.memorystatus_vm_pressure_level` on a 64 GB M2 Max.
+SYSCTL_64GB_DEFAULT = """hw.memsize: 68719476736
+iogpu.wired_limit_mb: 0
+kern.memorystatus_vm_pressure_level: 1
+"""
+SYSCTL_64GB_RAISED = """hw.memsize: 68719476736
+iogpu.wired_limit_mb: 57344
+kern.memorystatus_vm_pressure_level: 2
+"""
+SYSCTL_16GB_CRITICAL = """hw.memsize: 17179869184
+iogpu.wired_limit_mb: 0
+kern.memorystatus_vm_pressure_level: 4
+"""
+VM_STAT = """Mach Virtual Memory Statistics: (page size of 16384 bytes)
+Pages free:                              1048576.
+Pages active:                            1310720.
+Pages inactive:                          1228800.
+Pages speculative:                         65536.
+Pages throttled:                               0.
+Pages wired down:                         524288.
+Pages purgeable:                           16384.
+"Translation faults":                  123456789.
+Pages copy-on-write:                     4567890.
+"""

@@ -1,0 +1,96 @@
+"""The estimator on the real Gemma GGUF and on metadata shaped like Ollama's /api/show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devpulse.plugins.preflight.estimator import (
+    Architecture,
+    ModelUnknown,
+    estimate,
+    kv_cache_bytes,
+    read_gguf,
+)
+from tests.rig.llama_server import RigPaths
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize(("ctx", "kv_mib"), [(2048, 21), (8192, 39), (32768, 111)])
+def test_kv_cache_matches_llama_cpp_on_gemma3(rig: RigPaths, ctx: int, kv_mib: int) -> None:
+    """llama.cpp's own memory breakdown (llama-fit-params) reports 21, 39 and 111 MiB."""
+    arch = read_gguf(rig.model)
+    assert (arch.layers, arch.kv_heads, arch.key_length, arch.sliding_window) == (18, 1, 256, 512)
+    assert sum(arch.swa_layers) == 15
+    assert kv_cache_bytes(arch, ctx) / MIB == pytest.approx(kv_mib, abs=0.5)
+
+
+def test_weights_are_the_tensor_bytes(rig: RigPaths) -> None:
+    arch = read_gguf(rig.model)
+    assert 0.95 * rig.model.stat().st_size < arch.weights_bytes < rig.model.stat().st_size
+
+
+def llama_like(**overrides: object) -> dict:
+    meta = {
+        "general.architecture": "llama",
+        "llama.block_count": 32,
+        "llama.attention.head_count": 32,
+        "llama.attention.head_count_kv": 8,
+        "llama.embedding_length": 4096,
+        "llama.context_length": 131072,
+        "llama.vocab_size": 128256,
+    }
+    meta.update(overrides)
+    return meta
+
+
+def test_head_dim_comes_from_key_length_when_present() -> None:
+    derived = Architecture.from_metadata("m", llama_like(), 0)
+    assert derived.key_length == 128  # embedding / heads, only when the keys are absent
+    explicit = Architecture.from_metadata(
+        "m",
+        llama_like(**{"llama.attention.key_length": 256, "llama.attention.value_length": 192}),
+        0,
+    )
+    assert (explicit.key_length, explicit.value_length) == (256, 192)
+
+
+def test_llama_31_8b_kv_is_128_mib_per_1k_tokens() -> None:
+    arch = Architecture.from_metadata("llama3.1:8b", llama_like(), 0)
+    assert kv_cache_bytes(arch, 1024) == 2 * 32 * 1024 * 8 * 128 * 2
+    assert kv_cache_bytes(arch, 1024, "q8_0") < kv_cache_bytes(arch, 1024) / 1.8
+
+
+def test_a_sliding_window_pattern_in_metadata_wins() -> None:
+    meta = llama_like(
+        **{
+            "llama.attention.sliding_window": 4096,
+            "llama.attention.sliding_window_pattern": [True, False] * 16,
+        }
+    )
+    arch = Architecture.from_metadata("m", meta, 0)
+    assert sum(arch.swa_layers) == 16
+    full = kv_cache_bytes(Architecture.from_metadata("m", llama_like(), 0), 65536)
+    assert kv_cache_bytes(arch, 65536) < 0.6 * full
+
+
+def test_missing_keys_and_bad_files_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnknown, match=r"lacks llama\.block_count"):
+        Architecture.from_metadata("m", {"general.architecture": "llama"}, 0)
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a gguf file at all")
+    with pytest.raises(ModelUnknown, match="not a readable GGUF file"):
+        read_gguf(junk)
+    with pytest.raises(ModelUnknown, match="no such file"):
+        read_gguf(tmp_path / "missing.gguf")
+
+
+def test_gpu_estimates_reserve_a_micro_batch_of_logits() -> None:
+    arch = Architecture.from_metadata("m", llama_like(), 4 * 1024**3)
+    cpu = estimate(arch, 4096, cache_type="f16", overhead_mb=90)
+    gpu = estimate(arch, 4096, cache_type="f16", overhead_mb=90, gpu=True)
+    assert gpu.compute_mb - cpu.compute_mb == pytest.approx(128256 * 4 * 511 / MIB, rel=0.01)
+    with pytest.raises(Exception, match=r"preflight\.kv_cache_type"):
+        estimate(arch, 4096, cache_type="f12", overhead_mb=90)

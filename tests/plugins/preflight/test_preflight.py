@@ -1,0 +1,131 @@
+"""Verdicts, the per-request preflight in the pipeline, and the probe cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from devpulse import (
+    Decision,
+    DeviceMemory,
+    Labels,
+    PreflightRefused,
+    PrivacyLevel,
+    Request,
+    Response,
+    Side,
+    TaskClass,
+    hookimpl,
+)
+from tests.support import router_with
+
+
+class FixedMemory:
+    """A probe reporting one device with a given budget (replaces nothing: adds a GPU)."""
+
+    def __init__(self, budget_mb: int) -> None:
+        self.budget_mb = budget_mb
+        self.calls = 0
+
+    @hookimpl
+    def probe_memory(self) -> list[DeviceMemory]:
+        self.calls += 1
+        return [DeviceMemory("gpu:test", "nvidia", 24576, self.budget_mb, self.budget_mb)]
+
+
+class Secret:
+    @hookimpl
+    def classify(self, request: Request) -> Labels:
+        return Labels(privacy_level=PrivacyLevel.SECRET)
+
+
+class Answers:
+    @hookimpl
+    def dispatch(self, request: Request, decision: Decision) -> Response:
+        return Response("ok", decision.model, decision.backend, decision.side)
+
+
+NEEDS = {"preflight": {"models": {"llama3.1:8b": {"need_mb": 5600}}}}
+
+
+def preflight(verdict_budget: int):
+    from devpulse.plugins.preflight.memory import Memory  # noqa: PLC0415
+
+    router = router_with(NEEDS, plugins=[FixedMemory(verdict_budget)])
+    memory: Memory = router.pm.get_plugin("devpulse.preflight").memory
+    return router, memory
+
+
+@pytest.mark.parametrize(
+    ("budget", "verdict"),
+    [
+        (10000, "fits"),
+        (6589, "fits"),
+        (6588, "tight"),
+        (6000, "tight"),
+        (5600, "tight"),
+        (5000, "no_fit"),
+    ],
+)
+def test_verdict_thresholds(budget: int, verdict: str) -> None:
+    _, memory = preflight(budget)
+    result = memory.judge(5600, with_reclaimable=False)
+    assert result.verdict == verdict
+    assert result.device.device == "gpu:test"  # an accelerator beats host RAM
+
+
+def test_a_local_model_that_fits_is_left_alone() -> None:
+    router, _ = preflight(20000)
+    decision = router.route("summarize this changelog")
+    assert (decision.side, decision.verdict) == (Side.LOCAL, None)
+
+
+def test_no_fit_reroutes_public_work_to_the_cloud() -> None:
+    router = router_with(NEEDS, plugins=[FixedMemory(1000), Answers()])
+    decision = router.route("summarize this changelog")
+    assert (decision.side, decision.backend) == (Side.CLOUD, "anthropic")
+    assert decision.verdict is not None
+    assert decision.verdict.details["verdict"] == "no_fit"
+    assert decision.verdict.details["need_mb"] == 5600
+    assert any("does not fit" in r for r in decision.reasons)
+    assert router.invoke("summarize this changelog").side is Side.CLOUD
+
+
+def test_no_fit_refuses_sensitive_work_clearly() -> None:
+    router = router_with(NEEDS, plugins=[FixedMemory(1000), Secret(), Answers()])
+    with pytest.raises(PreflightRefused, match=r"does not fit in memory now.*local-only"):
+        router.invoke("summarize this changelog")
+
+
+def test_cloud_decisions_and_unknown_models_pass() -> None:
+    router = router_with(plugins=[FixedMemory(10)])
+    cloud = router.route(Request.from_prompt("x", task=TaskClass.REASONING))
+    assert cloud.side is Side.CLOUD
+    local = router.route("summarize this")  # llama3.1:8b: no server, no config -> unknown
+    assert (local.side, local.verdict) == (Side.LOCAL, None)
+
+
+def test_disabled_preflight_checks_nothing() -> None:
+    config = {"preflight": {"enabled": False, "models": {"llama3.1:8b": {"need_mb": 5600}}}}
+    router = router_with(config, plugins=[FixedMemory(10)])
+    assert router.route("summarize this").side is Side.LOCAL
+
+
+def test_readings_are_cached_for_the_ttl() -> None:
+    probe = FixedMemory(20000)
+    router = router_with(NEEDS, plugins=[probe])
+    for _ in range(50):
+        router.route("summarize this changelog")
+    assert probe.calls == 1
+    memory = router.pm.get_plugin("devpulse.preflight").memory
+    memory.clock = lambda: 1e12  # far in the future: the reading is stale
+    router.route("summarize this changelog")
+    assert probe.calls == 2
+
+
+def test_bad_preflight_config() -> None:
+    from devpulse import ConfigError  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match=r"preflight\.models\.x: give exactly one of"):
+        router_with({"preflight": {"models": {"x": {}}}})
+    with pytest.raises(ConfigError, match=r"preflight\.fit_ratio"):
+        router_with({"preflight": {"fit_ratio": 1.5}})

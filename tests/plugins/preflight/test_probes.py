@@ -1,0 +1,92 @@
+"""Probes: host RAM for real; NVIDIA and Apple over recorded answers."""
+
+from __future__ import annotations
+
+import psutil
+import pytest
+
+from devpulse.plugins.preflight.probes import (
+    AppleProbe,
+    HostProbe,
+    NvidiaProbe,
+    parse_sysctl,
+    parse_vm_stat,
+)
+from tests.plugins.preflight import recorded
+
+MB = 1024 * 1024
+
+
+def test_host_probe_reads_this_machine() -> None:
+    (device,) = HostProbe(reserve_mb=1024).probe_memory()
+    vm = psutil.virtual_memory()
+    assert device.kind == "host"
+    assert device.total_mb == vm.total // MB
+    assert abs(device.free_mb - vm.available // MB) < 512
+    assert device.budget_mb == device.free_mb - 1024
+
+
+def test_nvidia_v2_memory_and_processes() -> None:
+    nvml = recorded.RecordedNvml([recorded.H100])
+    (gpu,) = NvidiaProbe(nvml).probe_memory()
+    assert gpu.device == "cuda:0 NVIDIA H100 80GB HBM3"
+    assert (gpu.total_mb, gpu.free_mb, gpu.budget_mb) == (81559, 60288, 60288)
+    assert gpu.processes == ({"pid": 4121, "used_mb": 20480},)
+    assert nvml.calls == ["memory v2"]
+
+
+def test_nvidia_falls_back_to_v1_where_the_driver_lacks_v2() -> None:
+    nvml = recorded.RecordedNvml([recorded.RTX_4090_V1_ONLY])
+    (gpu,) = NvidiaProbe(nvml).probe_memory()
+    assert gpu.free_mb == 24990580736 // MB
+    assert nvml.calls == ["memory v2", "memory v1"]
+
+
+def test_nvidia_not_supported_reports_host_ram() -> None:
+    nvml = recorded.RecordedNvml([recorded.UNIFIED_BOARD, recorded.H100])
+    board, h100 = NvidiaProbe(nvml).probe_memory()
+    assert board.device == "cuda:0 Orin (nvgpu)"
+    assert board.total_mb == psutil.virtual_memory().total // MB
+    assert "unified memory" in board.notes[0]
+    assert h100.total_mb == 81559
+
+
+def test_nvidia_without_a_driver_does_not_apply() -> None:
+    assert NvidiaProbe(recorded.RecordedNvml([], init_fails=True)).probe_memory() is None
+
+
+def test_vm_stat_counts_free_and_speculative_pages_only() -> None:
+    assert parse_vm_stat(recorded.VM_STAT) == (1048576 + 65536) * 16384
+
+
+def test_sysctl_parsing() -> None:
+    values = parse_sysctl(recorded.SYSCTL_64GB_RAISED)
+    assert values == {
+        "hw.memsize": "68719476736",
+        "iogpu.wired_limit_mb": "57344",
+        "kern.memorystatus_vm_pressure_level": "2",
+    }
+
+
+def replay(sysctl: str):
+    return lambda cmd: sysctl if cmd[0] == "sysctl" else recorded.VM_STAT
+
+
+@pytest.mark.parametrize(
+    ("sysctl", "share", "budget", "pressure"),
+    [
+        (recorded.SYSCTL_64GB_DEFAULT, 49152, 17408, "normal"),  # 3/4 of 64 GB; 17 GB free
+        (recorded.SYSCTL_64GB_RAISED, 57344, 17408, "warning"),  # iogpu.wired_limit_mb wins
+        (recorded.SYSCTL_16GB_CRITICAL, 10922, 0, "critical"),  # 2/3 of 16 GB; no budget
+    ],
+)
+def test_apple_gpu_share_free_memory_and_pressure(sysctl, share, budget, pressure) -> None:
+    (gpu,) = AppleProbe(run=replay(sysctl)).probe_memory()
+    assert gpu.kind == "apple"
+    assert f"{share} MB" in gpu.notes[0]
+    assert gpu.budget_mb == budget
+    assert f"memory pressure: {pressure}" in gpu.notes
+
+
+def test_apple_probe_does_not_apply_elsewhere() -> None:
+    assert AppleProbe().probe_memory() is None  # this test machine is Linux
