@@ -113,7 +113,9 @@ def _worth_parsing(internal_packages: Sequence[str]) -> Any:
     if key not in _WORTH_PARSING:
         imports = "|".join(re.escape(p) for p in key)
         _WORTH_PARSING[key] = re2.compile(
-            r"(?i)(?:pass|pwd|secret|token|key|cred|auth|conn|dsn)\w*['\"\]]*\s*(?:[:=]|==|!=)"
+            r"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey|access_?key"
+            r"|auth_?key|private_?key|client_?secret|credentials?|conn(?:ection)?_?str(?:ing)?|dsn)"
+            r"\w*['\"\]]*\s*(?:[:=]|==|!=)"
             r"|\b(?:login|auth\w*|connect|set_password|\w*BasicAuth|\w*DigestAuth|sign_?in)\s*\("
             r"|://[^\s]*\{|#[^\n]*(?:rights reserved|proprietary|confidential|internal use"
             r"|do not (?:distribute|disclose)|unauthori[sz]ed)"

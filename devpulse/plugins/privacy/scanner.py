@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 import re2
 
@@ -110,28 +109,23 @@ class Scanner:
     def _run(self, rule: CompiledRule, data: bytes) -> list[Hit]:
         """The rule's accepted hits in `data`, with byte offsets."""
         hits: list[Hit] = []
-        group = rule.rule.group
-        for examined, match in enumerate(_matches(rule, data), start=1):
+        for examined, (match_start, start, end) in enumerate(_spans(rule, data), start=1):
             if examined > MAX_CANDIDATES_PER_RULE:
-                rest = data[match.start() :].decode("utf-8", "surrogatepass")
+                rest = data[match_start:].decode("utf-8", "surrogatepass")
                 hits.append(
                     Hit(
                         f"{rule.id}:unverified",
                         rule.rule.category,
                         rule.level,
-                        match.start(),
+                        match_start,
                         len(data),
                         rest,
                     )
                 )
                 break
-            raw = match.group(group)
-            if raw is None:
-                continue
-            value = raw.decode("utf-8", "surrogatepass")
+            value = data[start:end].decode("utf-8", "surrogatepass")
             if not self._accepts(rule, value):
                 continue
-            start, end = match.span(group)
             hits.append(Hit(rule.id, rule.rule.category, rule.level, start, end, value))
             if len(hits) >= MAX_FINDINGS_PER_RULE:
                 break
@@ -153,20 +147,22 @@ class Scanner:
         return any(p.search(data) for p in self._allowlist)
 
 
-def _matches(rule: CompiledRule, data: bytes) -> Iterator[Any]:
-    """Like finditer, but the next search starts where the value ended, not the whole match.
+def _spans(rule: CompiledRule, data: bytes) -> Iterator[tuple[int, int, int]]:
+    """(match start, value start, value end) of each match, like finditer, except that the
+    next search starts where the value ended rather than the whole match.
 
     Patterns consume one boundary character on each side (RE2 has no look-around); resuming
     after the value lets "a@x.io b@y.io" yield both addresses.
     """
-    group, pos = rule.rule.group, 0
-    while pos <= len(data):
+    group, pos, size = rule.rule.group, 0, len(data)
+    while pos <= size:
         match = rule.regex.search(data, pos)
         if match is None:
             return
-        yield match
-        end = match.end(group) if match.start(group) >= 0 else match.end()
-        pos = max(end, match.start() + 1)
+        start, end = match.span(group)
+        if start >= 0:
+            yield match.start(), start, end
+        pos = max(end if start >= 0 else match.end(), match.start() + 1)
 
 
 def _byte_to_char(data: bytes, hits: Sequence[Hit]) -> dict[int, int]:
