@@ -18,15 +18,16 @@ $(STAMP): pyproject.toml
 rig: $(STAMP)
 	PYTHON=$(BIN)/python tests/rig/setup.sh
 
+# The main job on the embedded default: no Ollama, no API key. The rig's llama-server serves
+# on 127.0.0.1:8080 (the default local backend) while DevPulse routes, answers and keeps books.
 demo: rig
-	@echo '$$ devpulse route "summarize this changelog"'
-	@$(BIN)/devpulse route "summarize this changelog"
-	@echo '$$ devpulse route "Design a multi-step migration plan for our billing system across three services"'
-	@$(BIN)/devpulse route "Design a multi-step migration plan for our billing system across three services"
-	@echo '$$ devpulse route --json "Refactor this: def add(a, b): return a+b"'
-	@$(BIN)/devpulse route --json "Refactor this: def add(a, b): return a+b"
-	@echo '$$ devpulse plugins'
-	@$(BIN)/devpulse plugins
+	@$(BIN)/python -m tests.rig.serve --port 8080 -- sh -c '\
+	  export PATH="$(CURDIR)/$(BIN):$$PATH" XDG_DATA_HOME="$(CURDIR)/.demo"; set -x; \
+	  devpulse route "Design a multi-step migration plan for our billing system across three services" && \
+	  devpulse route --json "Refactor this: DB_PASSWORD = \"x9$$Kq2mPz!7vLr\"" && \
+	  devpulse ask --max-tokens 48 "Summarize in one line: DevPulse routes LLM requests between local and cloud." && \
+	  devpulse ask --stream --max-tokens 48 "Draft a two-line release note for version 1.2." && \
+	  devpulse cost && devpulse ai --before-load 1000'
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -40,6 +41,7 @@ bench: rig
 	$(BIN)/python bench/route_overhead.py
 	$(BIN)/python bench/privacy_bench.py
 	$(BIN)/python bench/estimate_accuracy.py
+	$(BIN)/python bench/dispatch_overhead.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo

@@ -4,6 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from devpulse.core.config import Config, config_from_mapping, load_config
 from devpulse.core.errors import (
+    BackendError,
     ConfigError,
     DevPulseError,
     DispatchFailed,
@@ -11,8 +12,11 @@ from devpulse.core.errors import (
     PreflightRefused,
     PrivacyBlocked,
     RoutingError,
+    StreamIncomplete,
+    UnsupportedRequest,
 )
 from devpulse.core.exitcodes import ExitCode
+from devpulse.core.ledger import Ledger
 from devpulse.core.pipeline import Router
 from devpulse.core.plugins import make_plugin_manager
 from devpulse.core.types import (
@@ -40,6 +44,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 __all__ = [
+    "BackendError",
     "Chunk",
     "Classification",
     "Config",
@@ -52,6 +57,7 @@ __all__ = [
     "Finding",
     "Image",
     "Labels",
+    "Ledger",
     "Message",
     "NoBackend",
     "PreflightRefused",
@@ -62,7 +68,9 @@ __all__ = [
     "Router",
     "RoutingError",
     "Side",
+    "StreamIncomplete",
     "TaskClass",
+    "UnsupportedRequest",
     "Usage",
     "Verdict",
     "__version__",

@@ -20,12 +20,15 @@ import pluggy
 import structlog
 
 from devpulse import __version__
+from devpulse.commands.ask import ask_command
+from devpulse.commands.cost import cost_command
+from devpulse.commands.prompt import prompt_options, read_prompt
 from devpulse.core.config import Config, load_config
 from devpulse.core.errors import ConfigError, DevPulseError
 from devpulse.core.exitcodes import ExitCode
 from devpulse.core.pipeline import Router
 from devpulse.core.plugins import make_plugin_manager, plugin_listing
-from devpulse.core.types import Request, TaskClass, choices
+from devpulse.core.types import Request, TaskClass
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,9 +40,13 @@ class App:
     config: Config
     pm: pluggy.PluginManager
 
+    _router: Router | None = None
+
     @property
     def router(self) -> Router:
-        return Router(self.config, plugin_manager=self.pm)
+        if self._router is None:
+            self._router = Router(self.config, plugin_manager=self.pm)
+        return self._router
 
 
 pass_app = click.make_pass_decorator(App)
@@ -56,27 +63,12 @@ def emit(payload: dict[str, Any]) -> None:
 
 
 @click.command("route")
-@click.argument("prompt", required=False)
-@click.option(
-    "--file",
-    "-f",
-    "path",
-    type=click.File("r", encoding="utf-8", errors="replace"),
-    help="Read the prompt from a file ('-' for stdin).",
-)
-@click.option(
-    "--task", type=click.Choice(choices(TaskClass)), help="The task class, instead of inferring it."
-)
+@prompt_options
 @json_option
 @pass_app
 def route_command(app: App, prompt: str | None, path: Any, task: str | None, as_json: bool) -> None:
     """Print where PROMPT would go: local or cloud ('-' reads stdin)."""
-    if (prompt is None) == (path is None):
-        raise click.UsageError("give exactly one of PROMPT, '-' or --file F")
-    if path is not None:
-        text: str = path.read()
-    else:
-        text = sys.stdin.read() if prompt == "-" else str(prompt)
+    text = read_prompt(prompt, path)
     request = Request.from_prompt(text, task=TaskClass(task) if task else None)
     decision = app.router.route(request)
     if as_json:
@@ -121,6 +113,8 @@ def build_cli(app: App) -> click.Group:
 
     cli.add_command(route_command)
     cli.add_command(plugins_command)
+    cli.add_command(ask_command)
+    cli.add_command(cost_command)
     app.pm.hook.register_commands(cli=cli)
     return cli
 
@@ -143,7 +137,8 @@ def configure_logging(verbose: int) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # Resolve sys.stderr at each use: a stream captured at configure time may be closed later.
+        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
         cache_logger_on_first_use=False,
     )
 

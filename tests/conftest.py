@@ -19,6 +19,7 @@ def isolated_config(
 ) -> None:
     """No test reads the developer's own config file or plugin selection."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
     for name in ("DEVPULSE_CONFIG", "DEVPULSE_LOAD_PLUGINS", "DEVPULSE_TRACE_PLUGINS"):
         monkeypatch.delenv(name, raising=False)
 

@@ -75,6 +75,25 @@ class BackendConfig:
     side: Side
     kind: str | None = None
     base_url: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = 120.0
+    keep_alive: str | None = None
+    images: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """US dollars per million tokens."""
+
+    input: float
+    output: float
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    enabled: bool
+    path: str
+    local_usd_per_million_tokens: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +131,8 @@ class Config:
     routing: dict[TaskClass, RouteTarget]
     backends: dict[str, BackendConfig]
     preflight: PreflightConfig
+    ledger: LedgerConfig
+    prices: dict[str, Price]
     failover: FailoverConfig
     plugins: dict[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
@@ -119,10 +140,18 @@ class Config:
     def side_default(self, side: Side) -> SideDefault:
         return self.local if side is Side.LOCAL else self.cloud
 
+    def price(self, model: str) -> Price | None:
+        """The price of `model`: the longest configured name that starts it."""
+        matches = [name for name in self.prices if model.startswith(name)]
+        return self.prices[max(matches, key=len)] if matches else None
+
     def backend_side(self, backend: str) -> Side | None:
         """The side a backend is declared on, or None for a backend the config never named."""
         declared = self.backends.get(backend)
         return declared.side if declared else None
+
+
+BACKEND_KINDS = ("ollama", "anthropic", "openai_compat")
 
 
 def default_path() -> Path:
@@ -188,6 +217,14 @@ def _check_references(config: Config) -> None:
             _check_backend(config, f"routing.{task}.backend", target.backend, target.side)
     if config.failover.max_attempts < 1:
         raise ConfigError("failover.max_attempts: must be at least 1")
+    for name, backend in config.backends.items():
+        if backend.kind not in (None, *BACKEND_KINDS):
+            raise ConfigError(
+                f"backends.{name}.kind: unknown kind {backend.kind!r} "
+                f"(expected one of {', '.join(BACKEND_KINDS)})"
+            )
+    if config.cloud.model and config.price(config.cloud.model) is None:
+        raise ConfigError(f"prices: no price for the cloud model {config.cloud.model!r}")
     if not 0 < config.preflight.fit_ratio <= 1:
         raise ConfigError("preflight.fit_ratio: must be above 0 and at most 1")
     for name, source in config.preflight.models.items():

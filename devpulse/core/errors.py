@@ -33,6 +33,18 @@ class NoBackend(DevPulseError):
     """No `dispatch` implementation owns the backend a decision names."""
 
 
+class BackendError(DevPulseError):
+    """A backend could not answer: unreachable, refused, or sent something unusable."""
+
+
+class UnsupportedRequest(BackendError):
+    """The request asks for something the backend cannot do (images to a text-only server)."""
+
+
+class StreamIncomplete(BackendError):
+    """A stream ended before its terminating event: the answer may be cut short."""
+
+
 class DispatchFailed(DevPulseError):
     """The request got no answer; `attempts` lists each backend tried and how it failed."""
 

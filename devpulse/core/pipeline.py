@@ -7,14 +7,19 @@ no plugin can send a local-only request to a backend marked cloud.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 import structlog
 
 from devpulse.core.config import Config, load_config
+from devpulse.core.costs import counterfactual_cost, request_cost
 from devpulse.core.errors import (
     DevPulseError,
     DispatchFailed,
@@ -23,6 +28,7 @@ from devpulse.core.errors import (
     PrivacyBlocked,
     RoutingError,
 )
+from devpulse.core.ledger import Attempt, Ledger, RequestRecord
 from devpulse.core.plugins import make_plugin_manager
 from devpulse.core.types import (
     Chunk,
@@ -51,9 +57,21 @@ class Router:
         config: Config | None = None,
         *,
         plugin_manager: pluggy.PluginManager | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.config = config if config is not None else load_config()
         self.pm = plugin_manager or make_plugin_manager(self.config)
+        self._ledger = ledger
+        self._ledger_lock = threading.Lock()
+
+    @property
+    def ledger(self) -> Ledger | None:
+        """The ledger requests are recorded in (opened on first use), or None if disabled."""
+        if self._ledger is None and self.config.ledger.enabled:
+            with self._ledger_lock:
+                if self._ledger is None:
+                    self._ledger = Ledger.from_config(self.config)
+        return self._ledger
 
     def classify(self, request: Request) -> Classification:
         """Run every classifier and merge their labels; the highest privacy level wins."""
@@ -129,9 +147,10 @@ class Router:
 
     def invoke(self, request: Request | str, **kwargs: Any) -> Response:
         """Answer a request, failing over through `on_failure` as plugins decide."""
-        for chunk in self._attempts(as_request(request, **kwargs)):
-            if chunk.response is not None:
-                return chunk.response
+        with contextlib.closing(self._attempts(as_request(request, **kwargs))) as chunks:
+            for chunk in chunks:
+                if chunk.response is not None:
+                    return chunk.response
         raise DispatchFailed("the backend's stream ended without a complete response", [])
 
     async def ainvoke(self, request: Request | str, **kwargs: Any) -> Response:
@@ -143,19 +162,43 @@ class Router:
         request = dataclasses.replace(as_request(request, **kwargs), stream=True)
         yield from self._attempts(request)
 
-    def _attempts(self, request: Request) -> Iterator[Chunk]:
-        decision = self.route(request)
+    def _attempts(self, request: Request) -> Generator[Chunk, None, None]:
+        try:
+            decision = self.route(request)
+        except DevPulseError as exc:
+            self._record(self.classify(request), _Book(), "refused", exc)
+            raise
+        book = _Book(decision=decision)
+        try:
+            yield from self._attempt_all(request, decision, book)
+        except GeneratorExit:  # the caller stopped reading: after the answer, or before it
+            self._record(
+                decision.classification, book, "answered" if book.response else "abandoned", None
+            )
+            raise
+        except BaseException as exc:
+            self._record(decision.classification, book, "failed", exc)
+            raise
+        self._record(decision.classification, book, "answered", None)
+
+    def _attempt_all(self, request: Request, decision: Decision, book: _Book) -> Iterator[Chunk]:
         tried: list[str] = []
         for attempt in range(1, self.config.failover.max_attempts + 1):
+            book.decision = decision
             self.enforce_privacy(decision)
             delivered = False
+            started = time.perf_counter()
             try:
                 for chunk in self._dispatch(request, decision):
                     delivered = True
+                    if chunk.response is not None:
+                        book.response = chunk.response
+                        book.attempts.append(_attempt(decision, started, None))
                     yield chunk
             except PrivacyBlocked:
                 raise
             except Exception as exc:
+                book.attempts.append(_attempt(decision, started, exc))
                 if delivered:  # never splice a second answer onto a cut one
                     raise DispatchFailed(
                         f"{decision.backend} stream broke mid-answer: {_describe(exc)}",
@@ -183,6 +226,44 @@ class Router:
             else:
                 return
 
+    def _record(
+        self,
+        classification: Classification | None,
+        book: _Book,
+        outcome: str,
+        error: BaseException | None,
+    ) -> None:
+        """One ledger row for the request, one per attempt; never the text."""
+        ledger = self.ledger
+        if ledger is None or classification is None:
+            return
+        decision, response, attempts = book.decision, book.response, book.attempts
+        usage_in = response.usage.input_tokens if response else 0
+        usage_out = response.usage.output_tokens if response else 0
+        answered_side = response.side if response else (decision.side if decision else None)
+        model = response.model if response else (decision.model if decision else None)
+        ledger.record(
+            RequestRecord(
+                task_class=classification.task_class.value,
+                privacy_level=classification.privacy_level.label,
+                reasons=list(decision.reasons) if decision else [],
+                outcome=outcome,
+                attempts=attempts,
+                side=answered_side.value if answered_side else None,
+                backend=response.backend if response else (decision.backend if decision else None),
+                model=model,
+                input_tokens=usage_in,
+                output_tokens=usage_out,
+                latency_s=response.latency_s if response else None,
+                first_token_s=response.first_token_s if response else None,
+                error_class=type(error).__name__ if error else None,
+                cost_usd=request_cost(self.config, answered_side, model or "", usage_in, usage_out)
+                if response and answered_side
+                else 0.0,
+                counterfactual_usd=counterfactual_cost(self.config, usage_in, usage_out),
+            )
+        )
+
     def _dispatch(self, request: Request, decision: Decision) -> Iterator[Chunk]:
         answer = self.pm.hook.dispatch(request=request, decision=decision)
         if answer is None:
@@ -194,6 +275,26 @@ class Router:
             yield Chunk(text=answer.text, response=answer)
         else:
             yield from answer
+
+
+@dataclass
+class _Book:
+    """What one request went through, for the ledger."""
+
+    decision: Decision | None = None
+    response: Response | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+def _attempt(decision: Decision, started: float, error: BaseException | None) -> Attempt:
+    return Attempt(
+        side=decision.side.value,
+        backend=decision.backend,
+        model=decision.model,
+        outcome="failed" if error else "answered",
+        error_class=type(error).__name__ if error else None,
+        latency_s=time.perf_counter() - started,
+    )
 
 
 def as_request(request: Request | str, **kwargs: Any) -> Request:

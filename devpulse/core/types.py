@@ -223,6 +223,25 @@ class Response:
     latency_s: float = 0.0
     first_token_s: float | None = None
     stop_reason: str | None = None
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "text": self.text,
+            "model": self.model,
+            "backend": self.backend,
+            "side": self.side.value,
+            "usage": {
+                "input_tokens": self.usage.input_tokens,
+                "output_tokens": self.usage.output_tokens,
+            },
+            "latency_s": round(self.latency_s, 4),
+            "first_token_s": None if self.first_token_s is None else round(self.first_token_s, 4),
+            "stop_reason": self.stop_reason,
+        }
+        if self.tool_calls:
+            out["tool_calls"] = [dict(c) for c in self.tool_calls]
+        return out
 
 
 @dataclass(frozen=True, slots=True)

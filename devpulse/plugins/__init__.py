@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from devpulse.core.config import Config
 from devpulse.core.types import DeviceMemory
+from devpulse.plugins.backends import configured_backends
 from devpulse.plugins.preflight.plugin import MemoryPreflight
 from devpulse.plugins.preflight.probes import AppleProbe, HostProbe, NvidiaProbe
 from devpulse.plugins.privacy import PrivacyClassifier
@@ -30,4 +31,5 @@ def bundled_plugins(config: Config, probe: Probe) -> list[tuple[str, object]]:
     ]
     if config.privacy.classifier:
         plugins.append(("devpulse.privacy", PrivacyClassifier(config.privacy)))
+    plugins.extend(configured_backends(config))
     return plugins

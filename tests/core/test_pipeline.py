@@ -139,45 +139,46 @@ def test_threshold_is_configurable(make_router) -> None:
 
 
 def test_fallback_to_cloud_is_refused_for_sensitive_work(make_router) -> None:
-    backends = Backends(failing=("ollama",))
+    backends = Backends(failing=("llama_server",))
     failover = FailOverTo(Side.CLOUD, "anthropic")
     router = make_router(plugins=[Marks(PrivacyLevel.SECRET), backends, failover])
     with pytest.raises(PrivacyBlocked, match="'anthropic'"):
         router.invoke("summarize this", task=TaskClass.DRAFTING)
-    assert backends.backends() == ["ollama"]  # tried locally, never reached the cloud
+    assert backends.backends() == ["llama_server"]  # tried locally, never reached the cloud
     assert failover.seen == [1]
 
 
 def test_fallback_to_cloud_serves_public_work(make_router) -> None:
-    backends = Backends(failing=("ollama",))
+    backends = Backends(failing=("llama_server",))
     router = make_router(plugins=[backends, FailOverTo(Side.CLOUD, "anthropic")])
     response = router.invoke("summarize this", task=TaskClass.DRAFTING)
     assert (response.backend, response.text) == ("anthropic", "from anthropic")
-    assert backends.backends() == ["ollama", "anthropic"]
+    assert backends.backends() == ["llama_server", "anthropic"]
 
 
 def test_attempts_are_bounded_and_each_is_named(make_router) -> None:
     backends = Backends(failing=("ollama", "llama_server"))
     router = make_router(
         {"failover": {"max_attempts": 3}},
-        plugins=[backends, FailOverTo(Side.LOCAL, "llama_server")],
+        plugins=[backends, FailOverTo(Side.LOCAL, "ollama")],
     )
     with pytest.raises(DispatchFailed) as info:
         router.invoke("summarize this")
-    assert backends.backends() == ["ollama", "llama_server", "llama_server"]
+    assert backends.backends() == ["llama_server", "ollama", "ollama"]
     assert len(info.value.attempts) == 3
     assert "ConnectionResetError" in str(info.value)
 
 
 def test_a_single_failure_without_fallback_surfaces(make_router) -> None:
-    router = make_router(plugins=[Backends(failing=("ollama",))])
-    with pytest.raises(DispatchFailed, match=r"ollama/llama3\.1:8b: ConnectionResetError"):
+    router = make_router(plugins=[Backends(failing=("llama_server",))])
+    with pytest.raises(DispatchFailed, match=r"llama_server/default: ConnectionResetError"):
         router.invoke("summarize this")
 
 
 def test_nobody_owning_the_backend_is_a_clear_error(make_router) -> None:
-    with pytest.raises(NoBackend, match="no backend plugin owns 'ollama'"):
-        make_router().invoke("summarize this")
+    router = make_router(plugins=[RouteTo(Side.LOCAL, "mystery")])
+    with pytest.raises(NoBackend, match="no backend plugin owns 'mystery'"):
+        router.invoke("summarize this")
 
 
 class Preflight:

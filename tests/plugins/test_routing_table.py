@@ -22,19 +22,19 @@ DEFAULT_SIDES = {
 def test_default_table(make_router, task: TaskClass, side: Side) -> None:
     decision = make_router().route(Request.from_prompt("x", task=task))
     assert decision.side is side
-    assert decision.backend == ("ollama" if side is Side.LOCAL else "anthropic")
+    assert decision.backend == ("llama_server" if side is Side.LOCAL else "anthropic")
     assert decision.reasons
     assert task.value in decision.reasons[0]
 
 
 def test_per_class_backend_and_model(make_router) -> None:
     router = make_router(
-        {"routing": {"autocomplete": {"side": "local", "backend": "llama_server", "model": "tiny"}}}
+        {"routing": {"autocomplete": {"side": "local", "backend": "ollama", "model": "tiny"}}}
     )
     decision = router.route(Request.from_prompt("x", task=TaskClass.AUTOCOMPLETE))
-    assert (decision.backend, decision.model) == ("llama_server", "tiny")
+    assert (decision.backend, decision.model) == ("ollama", "tiny")
     drafting = router.route(Request.from_prompt("x", task=TaskClass.DRAFTING))
-    assert (drafting.backend, drafting.model) == ("ollama", "llama3.1:8b")
+    assert (drafting.backend, drafting.model) == ("llama_server", "default")
 
 
 class Sensitive:
@@ -47,5 +47,5 @@ def test_local_only_requests_stay_local_whatever_the_task(make_router) -> None:
     router = make_router(plugins=[Sensitive()])
     decision = router.route(Request.from_prompt("x", task=TaskClass.REASONING))
     assert decision.side is Side.LOCAL
-    assert decision.backend == "ollama"
+    assert decision.backend == "llama_server"
     assert any("local-only" in r for r in decision.reasons)

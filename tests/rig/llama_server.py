@@ -85,20 +85,30 @@ class LlamaServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, rig: RigPaths, args: Sequence[str], *, startup_timeout: float = 120) -> None:
+    def __init__(
+        self,
+        rig: RigPaths,
+        args: Sequence[str],
+        *,
+        startup_timeout: float = 120,
+        port: int | None = None,
+    ) -> None:
         self.rig = rig
         self.args = list(args)
-        self.port = free_port()
+        self.port = port or free_port()
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self._log: Path | None = None
 
     @classmethod
-    def single_model(cls, rig: RigPaths, *, ctx: int = 4096, slots: int = 2) -> LlamaServer:
+    def single_model(
+        cls, rig: RigPaths, *, ctx: int = 4096, slots: int = 2, port: int | None = None
+    ) -> LlamaServer:
         """One model loaded at start (`-m`)."""
         return cls(
             rig,
             ["-m", str(rig.model), "-c", str(ctx), "-np", str(slots), "--alias", "gemma-3-270m"],
+            port=port,
         )
 
     @classmethod

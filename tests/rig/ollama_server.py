@@ -215,7 +215,99 @@ class OllamaRig:
                                 "done_reason": "unload" if unload else "load",
                             },
                         )
+                elif self.path == "/api/chat":
+                    name = self._model(body)
+                    if name:
+                        self._chat(name, body)
                 else:
                     self._json(404, {"error": f"{self.path} is not served by the rig"})
+
+            def _chat(self, name: str, body: dict[str, Any]) -> None:
+                """Ollama's /api/chat, answered by the router's /v1/chat/completions."""
+                options = body.get("options") or {}
+                upstream = {
+                    "model": rig.router_id(name),
+                    "messages": [
+                        {"role": m["role"], "content": m.get("content", "")}
+                        for m in body.get("messages", [])
+                    ],
+                    "max_tokens": options.get("num_predict", 128),
+                    "stream": body.get("stream", True),
+                }
+                if upstream["stream"]:
+                    upstream["stream_options"] = {"include_usage": True}
+                req = urllib.request.Request(
+                    f"{rig.router.base_url}/v1/chat/completions",
+                    data=json.dumps(upstream).encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+                started = time.monotonic_ns()
+                with urllib.request.urlopen(req, timeout=120) as resp:
+                    if not upstream["stream"]:
+                        data = json.load(resp)
+                        choice = data["choices"][0]
+                        self._json(
+                            200,
+                            {
+                                **self._done(
+                                    name,
+                                    started,
+                                    data.get("usage") or {},
+                                    choice.get("finish_reason"),
+                                ),
+                                "message": {
+                                    "role": "assistant",
+                                    "content": choice["message"].get("content") or "",
+                                },
+                            },
+                        )
+                        return
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/x-ndjson")
+                    self.end_headers()
+                    usage: dict[str, Any] = {}
+                    finish = None
+                    for raw in resp:
+                        line = raw.decode().strip()
+                        if not line.startswith("data:") or line == "data: [DONE]":
+                            continue
+                        event = json.loads(line[5:])
+                        usage = event.get("usage") or usage
+                        for choice in event.get("choices") or ():
+                            finish = choice.get("finish_reason") or finish
+                            text = (choice.get("delta") or {}).get("content")
+                            if text:
+                                self._line(
+                                    {
+                                        "model": name,
+                                        "created_at": datetime.now(UTC).isoformat(),
+                                        "message": {"role": "assistant", "content": text},
+                                        "done": False,
+                                    }
+                                )
+                    self._line(
+                        {
+                            **self._done(name, started, usage, finish),
+                            "message": {"role": "assistant", "content": ""},
+                        }
+                    )
+
+            def _line(self, obj: dict[str, Any]) -> None:
+                self.wfile.write(json.dumps(obj).encode() + b"\n")
+                self.wfile.flush()
+
+            @staticmethod
+            def _done(
+                name: str, started: int, usage: dict[str, Any], finish: str | None
+            ) -> dict[str, Any]:
+                return {
+                    "model": name,
+                    "created_at": datetime.now(UTC).isoformat(),
+                    "done": True,
+                    "done_reason": "length" if finish == "length" else "stop",
+                    "total_duration": time.monotonic_ns() - started,
+                    "prompt_eval_count": usage.get("prompt_tokens", 0),
+                    "eval_count": usage.get("completion_tokens", 0),
+                }
 
         return Handler

@@ -44,7 +44,7 @@ class Answers:
         return Response("ok", decision.model, decision.backend, decision.side)
 
 
-NEEDS = {"preflight": {"models": {"llama3.1:8b": {"need_mb": 5600}}}}
+NEEDS = {"preflight": {"models": {"default": {"need_mb": 5600}}}}
 
 
 def preflight(verdict_budget: int):
@@ -100,12 +100,12 @@ def test_cloud_decisions_and_unknown_models_pass() -> None:
     router = router_with(plugins=[FixedMemory(10)])
     cloud = router.route(Request.from_prompt("x", task=TaskClass.REASONING))
     assert cloud.side is Side.CLOUD
-    local = router.route("summarize this")  # llama3.1:8b: no server, no config -> unknown
+    local = router.route("summarize this")  # "default": no server, no config -> unknown
     assert (local.side, local.verdict) == (Side.LOCAL, None)
 
 
 def test_disabled_preflight_checks_nothing() -> None:
-    config = {"preflight": {"enabled": False, "models": {"llama3.1:8b": {"need_mb": 5600}}}}
+    config = {"preflight": {"enabled": False, "models": {"default": {"need_mb": 5600}}}}
     router = router_with(config, plugins=[FixedMemory(10)])
     assert router.route("summarize this").side is Side.LOCAL
 

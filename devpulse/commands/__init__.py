@@ -1,0 +1,1 @@
+"""The core `devpulse` commands beyond routing: answering (`ask`) and the books (`cost`)."""

@@ -1,0 +1,96 @@
+"""`devpulse ask`: route and answer; the decision and any fallback go to stderr."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from devpulse.commands.prompt import prompt_options, read_prompt
+from devpulse.core.costs import counterfactual_cost, request_cost
+from devpulse.core.pipeline import Router
+from devpulse.core.types import Decision, Request, Response, TaskClass
+
+
+@click.command("ask")
+@prompt_options
+@click.option("--stream", is_flag=True, help="Print the answer as it arrives.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def ask_command(
+    app: Any,
+    prompt: str | None,
+    path: Any,
+    task: str | None,
+    stream: bool,
+    max_tokens: int,
+    as_json: bool,
+) -> None:
+    """Answer PROMPT through the router ('-' reads stdin)."""
+    text = read_prompt(prompt, path)
+    request = Request.from_prompt(
+        str(text), task=TaskClass(task) if task else None, max_tokens=max_tokens
+    )
+    router: Router = app.router
+    decision = router.route(request)
+    click.echo(f"devpulse: {_describe(decision)}", err=True)
+    if stream and not as_json:
+        response = None
+        for chunk in router.stream(request):
+            if chunk.response is not None:
+                response = chunk.response
+            elif chunk.text:
+                click.echo(chunk.text, nl=False)
+        click.echo()
+    else:
+        response = router.invoke(request)
+    assert response is not None  # the router raises rather than return nothing
+    if response.backend != decision.backend:
+        click.echo(
+            f"devpulse: answered by {response.side}/{response.backend} "
+            f"({response.model}) after {decision.backend} failed",
+            err=True,
+        )
+    cost = request_cost(
+        router.config,
+        response.side,
+        response.model,
+        response.usage.input_tokens,
+        response.usage.output_tokens,
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "status": "ok",
+                    "answer": response.as_dict(),
+                    "cost_usd": round(cost, 6),
+                    "counterfactual_usd": round(
+                        counterfactual_cost(
+                            router.config, response.usage.input_tokens, response.usage.output_tokens
+                        ),
+                        6,
+                    ),
+                    "decision": decision.as_dict(),
+                }
+            )
+        )
+    elif not stream:
+        click.echo(response.text)
+    _usage_line(response, cost)
+
+
+def _describe(decision: Decision) -> str:
+    c = decision.classification
+    task = f"task {c.task_class} ({c.task_rule}), privacy {c.privacy_level.label}" if c else ""
+    return f"{decision.side} -> {decision.backend}/{decision.model}; {task}"
+
+
+def _usage_line(response: Response, cost: float) -> None:
+    click.echo(
+        f"devpulse: {response.usage.input_tokens} in / {response.usage.output_tokens} out"
+        f" tokens, {response.latency_s:.2f} s, ${cost:.6f}",
+        err=True,
+    )

@@ -1,0 +1,165 @@
+"""`devpulse cost`: the books from the ledger, or the routing-mix simulator."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from devpulse.core.costs import simulate
+
+
+@click.command("cost")
+@click.option("--since", metavar="DATE", help="Only requests since this date (YYYY-MM-DD).")
+@click.option("--simulate", "simulating", is_flag=True, help="Run the routing-mix calculator.")
+@click.option("--requests-per-day", type=click.IntRange(min=0))
+@click.option("--avg-in-tokens", type=click.IntRange(min=0))
+@click.option("--avg-out-tokens", type=click.IntRange(min=0))
+@click.option(
+    "--local-share", type=click.FloatRange(0, 1), help="Share of requests served locally."
+)
+@click.option("--cloud-model", help="Cloud model to price (default: the configured one).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def cost_command(
+    app: Any,
+    since: str | None,
+    simulating: bool,
+    requests_per_day: int | None,
+    avg_in_tokens: int | None,
+    avg_out_tokens: int | None,
+    local_share: float | None,
+    cloud_model: str | None,
+    as_json: bool,
+) -> None:
+    """Blended cost, local share and savings from the ledger (or --simulate a routing mix)."""
+    if simulating:
+        needed = {
+            "--requests-per-day": requests_per_day,
+            "--avg-in-tokens": avg_in_tokens,
+            "--avg-out-tokens": avg_out_tokens,
+            "--local-share": local_share,
+        }
+        missing = [k for k, v in needed.items() if v is None]
+        if missing:
+            raise click.UsageError(f"--simulate needs {', '.join(missing)}")
+        result = simulate(
+            app.config,
+            requests_per_day=requests_per_day or 0,
+            avg_in_tokens=avg_in_tokens or 0,
+            avg_out_tokens=avg_out_tokens or 0,
+            local_share=local_share or 0.0,
+            cloud_model=cloud_model,
+        ).as_dict()
+        _emit_simulation(result, as_json)
+        return
+    ledger = app.router.ledger
+    if ledger is None:
+        raise click.UsageError("the ledger is disabled (ledger.enabled = false)")
+    rows = ledger.rows(_since(since))
+    report = summarize(rows)
+    report["ledger"] = str(ledger.path)
+    if as_json:
+        click.echo(json.dumps({"status": "ok", **report}))
+    else:
+        _print_report(report)
+
+
+def _since(value: str | None) -> float:
+    if value is None:
+        return 0.0
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.UsageError(f"--since: {value!r} is not a date (YYYY-MM-DD)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Requests and tokens by side, local share by requests and by dollars, savings."""
+    answered = [r for r in rows if r["outcome"] == "answered"]
+    sides: dict[str, dict[str, float]] = defaultdict(
+        lambda: {
+            "requests": 0,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "spend_usd": 0.0,
+            "counterfactual_usd": 0.0,
+        }
+    )
+    classes: dict[str, dict[str, float]] = defaultdict(
+        lambda: {"requests": 0, "local": 0, "spend_usd": 0.0, "counterfactual_usd": 0.0}
+    )
+    for r in answered:
+        side = sides[r["side"]]
+        side["requests"] += 1
+        side["input_tokens"] += r["input_tokens"]
+        side["output_tokens"] += r["output_tokens"]
+        side["spend_usd"] += r["cost_usd"]
+        side["counterfactual_usd"] += r["counterfactual_usd"]
+        cls = classes[r["task_class"]]
+        cls["requests"] += 1
+        cls["local"] += r["side"] == "local"
+        cls["spend_usd"] += r["cost_usd"]
+        cls["counterfactual_usd"] += r["counterfactual_usd"]
+    spend = sum(s["spend_usd"] for s in sides.values())
+    all_cloud = sum(s["counterfactual_usd"] for s in sides.values())
+    local = sides.get("local", {"requests": 0, "counterfactual_usd": 0.0})
+    return {
+        "requests": len(rows),
+        "answered": len(answered),
+        "failed": sum(r["outcome"] != "answered" for r in rows),
+        "by_side": {k: _rounded(v) for k, v in sides.items()},
+        "local_share_by_requests": round(local["requests"] / len(answered), 4) if answered else 0,
+        "local_share_by_dollars": round(local["counterfactual_usd"] / all_cloud, 4)
+        if all_cloud
+        else 0,
+        "spend_usd": round(spend, 6),
+        "all_cloud_usd": round(all_cloud, 6),
+        "savings_usd": round(all_cloud - spend, 6),
+        "savings_pct": round(100 * (all_cloud - spend) / all_cloud, 2) if all_cloud else 0,
+        "by_task_class": {k: _rounded(v) for k, v in sorted(classes.items())},
+    }
+
+
+def _rounded(values: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in values.items()}
+
+
+def _print_report(r: dict[str, Any]) -> None:
+    click.echo(f"{r['answered']} answered, {r['failed']} failed or refused (ledger {r['ledger']})")
+    for side, s in r["by_side"].items():
+        click.echo(
+            f"  {side:<5} {s['requests']:>6} requests  {s['input_tokens']:>9} in "
+            f"{s['output_tokens']:>9} out  ${s['spend_usd']:.4f}"
+        )
+    click.echo(
+        f"local share: {r['local_share_by_requests']:.1%} of requests, "
+        f"{r['local_share_by_dollars']:.1%} of dollars"
+    )
+    click.echo(
+        f"spend ${r['spend_usd']:.4f} vs all-cloud ${r['all_cloud_usd']:.4f}: "
+        f"saved ${r['savings_usd']:.4f} ({r['savings_pct']}%)"
+    )
+
+
+def _emit_simulation(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"status": "ok", **result}))
+        return
+    i = result["inputs"]
+    click.echo(
+        f"{i['requests_per_day']} requests/day x {i['days_per_month']} days, "
+        f"{i['avg_in_tokens']} in / {i['avg_out_tokens']} out tokens, "
+        f"{i['local_share']:.0%} local, cloud {i['cloud_model']}"
+    )
+    click.echo(
+        f"blended ${result['blended_monthly_usd']:,.2f}/month vs all-cloud "
+        f"${result['all_cloud_monthly_usd']:,.2f}: saves "
+        f"${result['savings_monthly_usd']:,.2f} ({result['savings_pct']}%)"
+    )

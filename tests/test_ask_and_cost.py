@@ -1,0 +1,189 @@
+"""`devpulse ask` answered by the rig, and `devpulse cost` over what it recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from devpulse.cli import main
+from tests.rig.llama_server import LlamaServer
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def rig_config(llama_server: LlamaServer, tmp_path: Path) -> Path:
+    """The local side is the rig, reached through the Anthropic SDK (an Anthropic-compatible
+    local server is a valid local backend)."""
+    path = tmp_path / "devpulse.toml"
+    path.write_text(
+        f'[local]\nbackend = "local_anthropic"\nmodel = "gemma-3-270m"\n'
+        f'[backends.local_anthropic]\nside = "local"\nkind = "anthropic"\n'
+        f'base_url = "{llama_server.base_url}"\n'
+        f'[ledger]\npath = "{tmp_path / "ledger.sqlite3"}"\n'
+    )
+    return path
+
+
+@pytest.mark.rig
+def test_ask_json_then_cost_json(capsys, rig_config: Path) -> None:
+    code, out, err = run(
+        capsys,
+        "--config",
+        str(rig_config),
+        "ask",
+        "--json",
+        "--max-tokens",
+        "16",
+        "summarize this changelog: fixed two bugs",
+    )
+    payload = json.loads(out)
+    assert (code, payload["status"]) == (0, "ok")
+    answer = payload["answer"]
+    assert (answer["backend"], answer["side"]) == ("local_anthropic", "local")
+    assert answer["text"]
+    assert answer["usage"]["input_tokens"] > 0
+    assert 0 < answer["usage"]["output_tokens"] <= 16
+    assert payload["cost_usd"] == 0.0
+    expected = (answer["usage"]["input_tokens"] * 3 + answer["usage"]["output_tokens"] * 15) / 1e6
+    assert payload["counterfactual_usd"] == pytest.approx(expected, abs=1e-6)
+    assert payload["decision"]["task_class"] == "drafting"
+    assert "local -> local_anthropic/gemma-3-270m" in err
+
+    code, out, _ = run(
+        capsys,
+        "--config",
+        str(rig_config),
+        "ask",
+        "--stream",
+        "--max-tokens",
+        "8",
+        "summarize: the build is green",
+    )
+    assert code == 0
+    assert out.strip()
+
+    code, out, _ = run(capsys, "--config", str(rig_config), "cost", "--json")
+    report = json.loads(out)
+    assert (code, report["status"], report["answered"]) == (0, "ok", 2)
+    assert report["by_side"]["local"]["requests"] == 2
+    assert report["local_share_by_requests"] == 1.0
+    assert report["spend_usd"] == 0.0
+    assert report["savings_usd"] == pytest.approx(report["all_cloud_usd"])
+    assert report["by_task_class"]["drafting"]["requests"] == 2
+    code, out, _ = run(
+        capsys, "--config", str(rig_config), "cost", "--since", "2999-01-01", "--json"
+    )
+    assert json.loads(out)["requests"] == 0
+
+
+def test_simulate_matches_the_prices_in_config(capsys) -> None:
+    code, out, _ = run(
+        capsys,
+        "cost",
+        "--simulate",
+        "--requests-per-day",
+        "2000",
+        "--avg-in-tokens",
+        "1500",
+        "--avg-out-tokens",
+        "400",
+        "--local-share",
+        "0.7",
+        "--cloud-model",
+        "claude-sonnet-4-5",
+        "--json",
+    )
+    result = json.loads(out)
+    per_request = (1500 * 3.0 + 400 * 15.0) / 1e6
+    assert code == 0
+    assert result["blended_monthly_usd"] == pytest.approx(2000 * 30 * 0.3 * per_request)
+    assert result["all_cloud_monthly_usd"] == pytest.approx(2000 * 30 * per_request)
+    assert result["savings_pct"] == pytest.approx(70.0)
+    assert [p["local_share"] for p in result["series"]][:3] == [0.0, 0.1, 0.2]
+
+
+def test_a_local_rate_makes_local_work_cost_something(capsys, tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[ledger]\nlocal_usd_per_million_tokens = 0.5\n")
+    _, out, _ = run(
+        capsys,
+        "--config",
+        str(cfg),
+        "cost",
+        "--simulate",
+        "--requests-per-day",
+        "1000",
+        "--avg-in-tokens",
+        "1000",
+        "--avg-out-tokens",
+        "0",
+        "--local-share",
+        "1",
+        "--json",
+    )
+    assert json.loads(out)["blended_monthly_usd"] == pytest.approx(1000 * 30 * 1000 * 0.5 / 1e6)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["cost", "--simulate", "--requests-per-day", "10"], "--simulate needs --avg-in-tokens"),
+        (["cost", "--since", "last tuesday"], "is not a date"),
+        (
+            [
+                "cost",
+                "--simulate",
+                "--requests-per-day",
+                "1",
+                "--avg-in-tokens",
+                "1",
+                "--avg-out-tokens",
+                "1",
+                "--local-share",
+                "1.5",
+            ],
+            "--local-share",
+        ),
+        (
+            [
+                "cost",
+                "--simulate",
+                "--requests-per-day",
+                "1",
+                "--avg-in-tokens",
+                "1",
+                "--avg-out-tokens",
+                "1",
+                "--local-share",
+                "0.5",
+                "--cloud-model",
+                "gpt-9",
+            ],
+            "no price for 'gpt-9'",
+        ),
+        (["ask"], "give exactly one of PROMPT"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(capsys, args: list[str], message: str) -> None:
+    code, _, err = run(capsys, *args)
+    assert code == 2
+    assert err.count("\n") == 1
+    assert message in err
+
+
+def test_ask_without_a_local_server_is_a_clear_error(capsys, tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[backends.llama_server]\nside = "local"\nkind = "openai_compat"\n'
+        'base_url = "http://127.0.0.1:9/v1"\n'
+    )
+    code, _, err = run(capsys, "--config", str(cfg), "ask", "summarize this")
+    assert code == 1
+    assert err.strip().splitlines()[-1].startswith("devpulse: error: llama_server: nothing answers")
