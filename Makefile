@@ -42,6 +42,7 @@ bench: rig
 	$(BIN)/python bench/privacy_bench.py
 	$(BIN)/python bench/estimate_accuracy.py
 	$(BIN)/python bench/dispatch_overhead.py
+	$(BIN)/python bench/failover.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo

@@ -5,14 +5,17 @@ from importlib.metadata import PackageNotFoundError, version
 from devpulse.core.config import Config, config_from_mapping, load_config
 from devpulse.core.errors import (
     BackendError,
+    BudgetExhausted,
     ConfigError,
     DevPulseError,
     DispatchFailed,
+    FirstTokenTimeout,
     NoBackend,
     PreflightRefused,
     PrivacyBlocked,
     RoutingError,
     StreamIncomplete,
+    StreamStalled,
     UnsupportedRequest,
 )
 from devpulse.core.exitcodes import ExitCode
@@ -45,6 +48,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "BackendError",
+    "BudgetExhausted",
     "Chunk",
     "Classification",
     "Config",
@@ -55,6 +59,7 @@ __all__ = [
     "DispatchFailed",
     "ExitCode",
     "Finding",
+    "FirstTokenTimeout",
     "Image",
     "Labels",
     "Ledger",
@@ -69,6 +74,7 @@ __all__ = [
     "RoutingError",
     "Side",
     "StreamIncomplete",
+    "StreamStalled",
     "TaskClass",
     "UnsupportedRequest",
     "Usage",

@@ -186,4 +186,7 @@ def test_ask_without_a_local_server_is_a_clear_error(capsys, tmp_path: Path) -> 
     )
     code, _, err = run(capsys, "--config", str(cfg), "ask", "summarize this")
     assert code == 1
-    assert err.strip().splitlines()[-1].startswith("devpulse: error: llama_server: nothing answers")
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("devpulse: error: no answer after 3 attempt(s)")
+    assert "llama_server: nothing answers at http://127.0.0.1:9/v1" in last
+    assert "anthropic: no API key" in last

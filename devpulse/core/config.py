@@ -76,7 +76,7 @@ class BackendConfig:
     kind: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
-    timeout_s: float = 120.0
+    timeout_s: float | None = None
     keep_alive: str | None = None
     images: bool = True
 
@@ -120,6 +120,18 @@ class PreflightConfig:
 @dataclass(frozen=True, slots=True)
 class FailoverConfig:
     max_attempts: int
+    enabled: bool
+    budget_s: float
+    connect_timeout_s: float
+    cloud_timeout_s: float
+    local_timeout_s: float
+    retries: int
+    backoff_s: float
+    max_retry_after_s: float
+    breaker_threshold: int
+    breaker_cooldown_s: float
+    spend_limit_cooldown_s: float
+    larger_context: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

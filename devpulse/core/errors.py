@@ -45,6 +45,18 @@ class StreamIncomplete(BackendError):
     """A stream ended before its terminating event: the answer may be cut short."""
 
 
+class FirstTokenTimeout(BackendError):
+    """The backend accepted the request but sent no token within the time limit."""
+
+
+class StreamStalled(BackendError):
+    """The backend stopped sending in the middle of an answer for longer than the limit."""
+
+
+class BudgetExhausted(DevPulseError):
+    """The request's overall time budget ran out before any backend answered."""
+
+
 class DispatchFailed(DevPulseError):
     """The request got no answer; `attempts` lists each backend tried and how it failed."""
 

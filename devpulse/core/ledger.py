@@ -177,6 +177,17 @@ class Ledger:
             )
         return request_id
 
+    def recent_attempts(self, limit: int = 500) -> list[dict[str, Any]]:
+        """The latest attempts, oldest first."""
+        with self._transaction() as db:
+            found = db.execute(
+                "SELECT ts, backend, side, outcome, error_class FROM attempts"
+                " ORDER BY ts DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        keys = ("ts", "backend", "side", "outcome", "error_class")
+        return [dict(zip(keys, row, strict=True)) for row in reversed(found)]
+
     def rows(self, since: float = 0.0) -> list[dict[str, Any]]:
         """Request rows since a Unix time, oldest first."""
         with self._transaction() as db:

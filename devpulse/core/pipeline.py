@@ -21,6 +21,7 @@ import structlog
 from devpulse.core.config import Config, load_config
 from devpulse.core.costs import counterfactual_cost, request_cost
 from devpulse.core.errors import (
+    BudgetExhausted,
     DevPulseError,
     DispatchFailed,
     NoBackend,
@@ -182,15 +183,23 @@ class Router:
         self._record(decision.classification, book, "answered", None)
 
     def _attempt_all(self, request: Request, decision: Decision, book: _Book) -> Iterator[Chunk]:
+        """Attempts until one answers, `on_failure` gives up, or attempts or budget run out.
+
+        Before the first token a failover is invisible. After it, the next attempt starts
+        the answer again, announced by a `Chunk(restart=True)`: a cut answer is never
+        spliced onto another, nor returned as complete.
+        """
+        deadline = time.monotonic() + self.config.failover.budget_s
         tried: list[str] = []
         for attempt in range(1, self.config.failover.max_attempts + 1):
             book.decision = decision
             self.enforce_privacy(decision)
+            self._wait(decision, deadline, tried)
             delivered = False
             started = time.perf_counter()
             try:
                 for chunk in self._dispatch(request, decision):
-                    delivered = True
+                    delivered = delivered or bool(chunk.text)
                     if chunk.response is not None:
                         book.response = chunk.response
                         book.attempts.append(_attempt(decision, started, None))
@@ -199,32 +208,64 @@ class Router:
                 raise
             except Exception as exc:
                 book.attempts.append(_attempt(decision, started, exc))
-                if delivered:  # never splice a second answer onto a cut one
-                    raise DispatchFailed(
-                        f"{decision.backend} stream broke mid-answer: {_describe(exc)}",
-                        [*tried, f"{decision.backend}/{decision.model}: {_describe(exc)}"],
-                    ) from exc
                 tried.append(f"{decision.backend}/{decision.model}: {_describe(exc)}")
                 log.warning(
                     "dispatch.failed",
                     backend=decision.backend,
                     attempt=attempt,
                     error=type(exc).__name__,
+                    mid_answer=delivered,
                 )
                 following = None
-                if attempt < self.config.failover.max_attempts:
-                    following = self.pm.hook.on_failure(
-                        request=request, decision=decision, error=exc, attempt=attempt
-                    )
+                if attempt < self.config.failover.max_attempts and time.monotonic() < deadline:
+                    following = self._next(request, decision, exc, attempt)
                 if following is None:
-                    if len(tried) == 1 and isinstance(exc, DevPulseError):
+                    if len(tried) == 1 and isinstance(exc, DevPulseError) and not delivered:
                         raise
+                    where = " (the stream broke mid-answer)" if delivered else ""
                     raise DispatchFailed(
-                        f"no answer after {len(tried)} attempt(s): {'; '.join(tried)}", tried
+                        f"no answer after {len(tried)} attempt(s){where}: {'; '.join(tried)}",
+                        tried,
                     ) from exc
-                decision = dataclasses.replace(following, classification=decision.classification)
+                if delivered:
+                    yield Chunk("", restart=True)
+                decision = following
             else:
                 return
+
+    def _next(
+        self, request: Request, decision: Decision, error: BaseException, attempt: int
+    ) -> Decision | None:
+        """The next decision from `on_failure`, through the same preflight as the first."""
+        following: Decision | None = self.pm.hook.on_failure(
+            request=request, decision=decision, error=error, attempt=attempt
+        )
+        if following is None:
+            return None
+        following = dataclasses.replace(following, classification=decision.classification)
+        verdict: Verdict | None = self.pm.hook.preflight(request=request, decision=following)
+        if verdict is None:
+            return following
+        if verdict.action == "refuse" or verdict.decision is None:
+            log.warning("failover.refused", backend=following.backend, reason=verdict.reason)
+            return None
+        return dataclasses.replace(
+            verdict.decision,
+            reasons=(*following.reasons, verdict.reason, *verdict.decision.reasons),
+            classification=decision.classification,
+        )
+
+    @staticmethod
+    def _wait(decision: Decision, deadline: float, tried: list[str]) -> None:
+        """Sleep the decision's backoff, unless it would outlast the request's budget."""
+        if decision.delay_s <= 0:
+            return
+        if time.monotonic() + decision.delay_s > deadline:
+            raise BudgetExhausted(
+                f"the time budget ends before a retry of {decision.backend} could start: "
+                + "; ".join(tried)
+            )
+        time.sleep(decision.delay_s)
 
     def _record(
         self,

@@ -178,6 +178,7 @@ class Decision:
     reasons: tuple[str, ...] = ()
     classification: Classification | None = None
     verdict: Verdict | None = None
+    delay_s: float = 0.0  # wait this long before dispatching (a retry's backoff)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -246,10 +247,15 @@ class Response:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """One piece of a streamed answer; the last chunk of a stream carries `response`."""
+    """One piece of a streamed answer; the last chunk of a stream carries `response`.
+
+    A chunk with `restart` set says the stream broke mid-answer and a fallback starts the
+    answer again from the beginning: discard the text received so far.
+    """
 
     text: str
     response: Response | None = None
+    restart: bool = False
 
 
 @dataclass(frozen=True, slots=True)

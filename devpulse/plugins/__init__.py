@@ -7,6 +7,7 @@ from collections.abc import Callable
 from devpulse.core.config import Config
 from devpulse.core.types import DeviceMemory
 from devpulse.plugins.backends import configured_backends
+from devpulse.plugins.failover.plugin import Failover
 from devpulse.plugins.preflight.plugin import MemoryPreflight
 from devpulse.plugins.preflight.probes import AppleProbe, HostProbe, NvidiaProbe
 from devpulse.plugins.privacy import PrivacyClassifier
@@ -31,5 +32,6 @@ def bundled_plugins(config: Config, probe: Probe) -> list[tuple[str, object]]:
     ]
     if config.privacy.classifier:
         plugins.append(("devpulse.privacy", PrivacyClassifier(config.privacy)))
+    plugins.append(("devpulse.failover", Failover(config)))
     plugins.extend(configured_backends(config))
     return plugins

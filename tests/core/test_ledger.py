@@ -104,6 +104,7 @@ def test_answers_costs_refusals_and_failures_are_recorded(tmp_path: Path) -> Non
                 "broken": {"side": "local"},
             },
             "routing": {"drafting": {"side": "local", "backend": "broken"}},
+            "failover": {"enabled": False},
         },
         plugins=[Answer()],
     )

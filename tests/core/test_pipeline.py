@@ -170,13 +170,15 @@ def test_attempts_are_bounded_and_each_is_named(make_router) -> None:
 
 
 def test_a_single_failure_without_fallback_surfaces(make_router) -> None:
-    router = make_router(plugins=[Backends(failing=("llama_server",))])
+    router = make_router(
+        {"failover": {"enabled": False}}, plugins=[Backends(failing=("llama_server",))]
+    )
     with pytest.raises(DispatchFailed, match=r"llama_server/default: ConnectionResetError"):
         router.invoke("summarize this")
 
 
 def test_nobody_owning_the_backend_is_a_clear_error(make_router) -> None:
-    router = make_router(plugins=[RouteTo(Side.LOCAL, "mystery")])
+    router = make_router({"failover": {"enabled": False}}, plugins=[RouteTo(Side.LOCAL, "mystery")])
     with pytest.raises(NoBackend, match="no backend plugin owns 'mystery'"):
         router.invoke("summarize this")
 
@@ -252,12 +254,36 @@ def test_stream_yields_chunks_then_the_complete_response(make_router) -> None:
 
 def test_a_stream_cut_mid_answer_is_an_error_never_a_spliced_answer(make_router) -> None:
     streams = Streams(cut_after=2)
-    router = make_router(plugins=[streams, FailOverTo(Side.LOCAL, "llama_server")])
+    router = make_router({"failover": {"enabled": False}}, plugins=[streams])
     received = []
     with pytest.raises(DispatchFailed, match="broke mid-answer"):
         received.extend(router.stream("summarize this"))
     assert streams.calls == 1
     assert [c.text for c in received] == ["a ", "b "]
+
+
+def test_a_stream_cut_mid_answer_restarts_on_the_fallback_announced(make_router) -> None:
+    class CutOnce(Streams):
+        @hookimpl
+        def dispatch(self, request: Request, decision: Decision) -> Iterator[Chunk]:
+            self.calls += 1
+            return self._chunks(decision)
+
+        def _chunks(self, decision):
+            self.cut_after = 2 if self.calls == 1 else None
+            return super()._chunks(decision)
+
+    streams = CutOnce()
+    router = make_router(plugins=[streams, FailOverTo(Side.LOCAL, "ollama")])
+    chunks = list(router.stream("summarize this"))
+    texts = [c.text for c in chunks]
+    restart = next(i for i, c in enumerate(chunks) if c.restart)
+    assert texts[:restart] == ["a ", "b "]
+    assert "".join(texts[restart + 1 :]) == "a b c"
+    assert chunks[-1].response is not None
+    assert chunks[-1].response.backend == "ollama"
+    response = make_router(plugins=[CutOnce(), FailOverTo(Side.LOCAL, "ollama")]).invoke("x")
+    assert response.text == "a b c"  # invoke never shows the cut answer
 
 
 def test_ainvoke_runs_many_at_once(make_router) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from devpulse.core.config import Config
 from devpulse.plugins.backends.anthropic_backend import AnthropicBackend
-from devpulse.plugins.backends.base import Backend
+from devpulse.plugins.backends.base import Backend, Limits
 from devpulse.plugins.backends.ollama_backend import OllamaBackend
 from devpulse.plugins.backends.openai_compat import OpenAICompatBackend
 
@@ -18,7 +18,10 @@ KINDS: dict[str, type[Backend]] = {
 def configured_backends(config: Config) -> list[tuple[str, Backend]]:
     """A plugin for every backend whose kind DevPulse knows (others need their own plugin)."""
     return [
-        (f"devpulse.backend.{name}", KINDS[backend.kind](name, backend))
+        (
+            f"devpulse.backend.{name}",
+            KINDS[backend.kind](name, backend, Limits.for_backend(backend, config.failover)),
+        )
         for name, backend in config.backends.items()
         if backend.kind in KINDS
     ]

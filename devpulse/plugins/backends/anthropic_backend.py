@@ -12,11 +12,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import anthropic
+import httpx2
 
 from devpulse.core.config import BackendConfig
 from devpulse.core.errors import BackendError, StreamIncomplete
 from devpulse.core.types import Chunk, Decision, Request, Response
-from devpulse.plugins.backends.base import Backend, system_and_turns
+from devpulse.plugins.backends.base import Backend, Limits, system_and_turns, timed_out
+
+# anthropic 2.x runs on httpx2, whose timeouts surface raw while a stream is read.
+READ_TIMEOUTS = (anthropic.APITimeoutError, httpx2.ReadTimeout)
 
 ANTHROPIC_API = "https://api.anthropic.com"
 
@@ -24,8 +28,8 @@ ANTHROPIC_API = "https://api.anthropic.com"
 class AnthropicBackend(Backend):
     accepts_images = True
 
-    def __init__(self, name: str, config: BackendConfig) -> None:
-        super().__init__(name, config)
+    def __init__(self, name: str, config: BackendConfig, limits: Limits | None = None) -> None:
+        super().__init__(name, config, limits)
         self.key = os.environ.get(config.api_key_env) if config.api_key_env else None
         official = (config.base_url or ANTHROPIC_API).rstrip("/") == ANTHROPIC_API
         self.missing_key = official and not self.key
@@ -35,9 +39,7 @@ class AnthropicBackend(Backend):
             api_key=self.key or "not-needed-for-a-local-server",
             base_url=self.config.base_url or ANTHROPIC_API,
             max_retries=0,
-            timeout=anthropic.Timeout(
-                self.config.timeout_s, connect=min(5.0, self.config.timeout_s)
-            ),
+            timeout=anthropic.Timeout(self.limits.read_s, connect=self.limits.connect_s),
         )
 
     def params(self, request: Request, decision: Decision) -> dict[str, Any]:
@@ -73,24 +75,30 @@ class AnthropicBackend(Backend):
         return params
 
     def complete(self, request: Request, decision: Decision) -> Response:
-        started = time.perf_counter()
-        message = self.client.messages.create(**self.params(request, decision))
-        return self._response(decision, started, message, None)
+        """Streamed underneath, so a silent server is caught by the first-token limit rather
+        than by a read timeout that must also allow for a long generation."""
+        for chunk in self.stream(request, decision):
+            if chunk.response is not None:
+                return chunk.response
+        raise StreamIncomplete(f"{self.name}: no final message")  # pragma: no cover
 
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
         started = time.perf_counter()
         first: float | None = None
         stopped = False
-        with self.client.messages.stream(**self.params(request, decision)) as events:
-            for event in events:
-                if event.type == "content_block_delta" and event.delta.type == "text_delta":
-                    first = first or time.perf_counter()
-                    yield Chunk(event.delta.text)
-                elif event.type == "message_stop":
-                    stopped = True
-            if not stopped:  # the SDK reports end_turn even for a cut stream
-                raise StreamIncomplete(f"{self.name}: the stream ended without message_stop")
-            message = events.get_final_message()
+        try:
+            with self.client.messages.stream(**self.params(request, decision)) as events:
+                for event in events:
+                    if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                        first = first or time.perf_counter()
+                        yield Chunk(event.delta.text)
+                    elif event.type == "message_stop":
+                        stopped = True
+                if not stopped:  # the SDK reports end_turn even for a cut stream
+                    raise StreamIncomplete(f"{self.name}: the stream ended without message_stop")
+                message = events.get_final_message()
+        except READ_TIMEOUTS as exc:
+            raise timed_out(self.name, first, self.limits.read_s, exc) from exc
         yield Chunk("", self._response(decision, started, message, first))
 
     def _response(

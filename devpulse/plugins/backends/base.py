@@ -5,12 +5,43 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from devpulse.core.config import BackendConfig
-from devpulse.core.errors import UnsupportedRequest
+from devpulse.core.config import BackendConfig, FailoverConfig
+from devpulse.core.errors import BackendError, FirstTokenTimeout, StreamStalled, UnsupportedRequest
 from devpulse.core.types import Chunk, Decision, Request, Response, Usage
 from devpulse.hookspecs import hookimpl
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Seconds to connect, and for each read: the first token and every gap after it."""
+
+    connect_s: float = 3.0
+    read_s: float = 120.0
+
+    @classmethod
+    def for_backend(cls, config: BackendConfig, failover: FailoverConfig | None = None) -> Limits:
+        if config.timeout_s is not None:
+            read = config.timeout_s
+        elif failover is not None:
+            read = (
+                failover.cloud_timeout_s
+                if config.side.value == "cloud"
+                else failover.local_timeout_s
+            )
+        else:
+            read = 120.0
+        connect = failover.connect_timeout_s if failover is not None else 3.0
+        return cls(connect_s=min(connect, read), read_s=read)
+
+
+def timed_out(name: str, first: float | None, limit: float, error: BaseException) -> BackendError:
+    """A read timeout, named for what it means: no first token, or a stall mid-answer."""
+    if first is None:
+        return FirstTokenTimeout(f"{name}: no first token within {limit:g}s")
+    return StreamStalled(f"{name}: the stream stalled for more than {limit:g}s")
 
 
 class Backend:
@@ -22,9 +53,10 @@ class Backend:
 
     accepts_images = False
 
-    def __init__(self, name: str, config: BackendConfig) -> None:
+    def __init__(self, name: str, config: BackendConfig, limits: Limits | None = None) -> None:
         self.name = name
         self.config = config
+        self.limits = limits or Limits.for_backend(config)
         self._client: Any = None
         self._lock = threading.Lock()
 

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import ollama
 
 from devpulse.core.errors import BackendError, StreamIncomplete
@@ -17,7 +18,8 @@ class OllamaBackend(Backend):
     accepts_images = True
 
     def make_client(self) -> ollama.Client:
-        return ollama.Client(host=self.config.base_url, timeout=self.config.timeout_s)
+        timeout = httpx.Timeout(self.limits.read_s, connect=self.limits.connect_s)
+        return ollama.Client(host=self.config.base_url, timeout=timeout)
 
     def params(self, request: Request, decision: Decision, stream: bool) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []

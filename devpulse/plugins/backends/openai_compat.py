@@ -13,18 +13,18 @@ import httpx
 from devpulse.core.config import BackendConfig
 from devpulse.core.errors import BackendError, StreamIncomplete
 from devpulse.core.types import Chunk, Decision, Request, Response
-from devpulse.plugins.backends.base import Backend, function_tools
+from devpulse.plugins.backends.base import Backend, Limits, function_tools, timed_out
 
 
 class OpenAICompatBackend(Backend):
     accepts_images = True
 
-    def __init__(self, name: str, config: BackendConfig) -> None:
-        super().__init__(name, config)
+    def __init__(self, name: str, config: BackendConfig, limits: Limits | None = None) -> None:
+        super().__init__(name, config, limits)
         self.url = f"{(config.base_url or '').rstrip('/')}/chat/completions"
 
     def make_client(self) -> httpx.Client:
-        timeout = httpx.Timeout(self.config.timeout_s, connect=min(5.0, self.config.timeout_s))
+        timeout = httpx.Timeout(self.limits.read_s, connect=self.limits.connect_s)
         env = self.config.api_key_env
         key = os.environ.get(env) if env else None
         headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -83,6 +83,17 @@ class OpenAICompatBackend(Backend):
         )
 
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
+        first: list[float] = []
+        try:
+            yield from self._stream(request, decision, first)
+        except httpx.ReadTimeout as exc:
+            raise timed_out(
+                self.name, first[0] if first else None, self.limits.read_s, exc
+            ) from exc
+
+    def _stream(
+        self, request: Request, decision: Decision, first_token: list[float]
+    ) -> Iterator[Chunk]:
         started = time.perf_counter()
         first: float | None = None
         parts: list[str] = []
@@ -108,7 +119,9 @@ class OpenAICompatBackend(Backend):
                     finish = choice.get("finish_reason") or finish
                     text = (choice.get("delta") or {}).get("content")
                     if text:
-                        first = first or time.perf_counter()
+                        if first is None:
+                            first = time.perf_counter()
+                            first_token.append(first)
                         parts.append(text)
                         yield Chunk(text)
         if not done:

@@ -10,12 +10,16 @@ from collections import Counter
 from collections.abc import Callable
 
 # Values that documentation and templates use in place of a real secret. These run on short
-# matched values only (never on whole prompts), so Python's `re` is safe here.
+# matched values only (never on whole prompts), so Python's `re` is safe here. Marker words
+# count only as whole words ("your-fake-token"), never inside random characters, where
+# "FAKE" turns up by chance (hypothesis found an AWS key id AKIAIISXFAKE5RCAUE4S).
 PLACEHOLDER = re.compile(
     r"""(?ix)
     ^(?:your|my|insert|enter|put|replace|add|paste|fill|some|the|a)[-_ ]
-    | example | placeholder | changeme | change[-_]me | dummy | redacted | sample | fake
-    | xxxx | \*{3,} | \.{3} | … | <[^>]*> | \{\{.*\}\} | \$\{[^}]*\} | \$\([^)]*\) | %\(\w+\)s
+    | (?:^|[^a-z0-9]) (?:example|placeholder|changeme|change[-_]me|dummy|redacted|sample|fake)
+      (?:[^a-z0-9]|$)
+    | example(?:key)?$ | xxxx | \*{3,} | \.{3} | … | <[^>]*> | \{\{.*\}\}
+    | \$\{[^}]*\} | \$\([^)]*\) | %\(\w+\)s
     | ^\$[A-Z_][A-Z0-9_]*$ | ^(?:none|null|nil|true|false|undefined|todo|tbd|n/?a)$
     | -here$ | _here$ | ^(?:test|testing|secret|password|passwd|passw0rd|pass|pwd|token|key|admin|
       root|user|username|default|demo|guest|qwerty|letmein|welcome|foo|bar|baz)\d{0,4}!?$

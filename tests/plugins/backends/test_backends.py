@@ -10,6 +10,7 @@ import pytest
 
 from devpulse import (
     BackendError,
+    DispatchFailed,
     Image,
     Message,
     Request,
@@ -133,7 +134,11 @@ def test_a_server_that_is_not_there_is_a_clear_error(tmp_path: Path) -> None:
         "ledger": {"path": str(tmp_path / "l.sqlite3")},
     }
     with pytest.raises(BackendError, match=r"nothing answers at http://127\.0\.0\.1:9/v1"):
+        router_with({**config, "failover": {"enabled": False}}).invoke("summarize this")
+    with pytest.raises(DispatchFailed) as info:  # with failover: retried, then the cloud (no key)
         router_with(config).invoke("summarize this")
+    assert "nothing answers" in str(info.value)
+    assert "no API key (set ANTHROPIC_API_KEY" in str(info.value)
 
 
 def test_200_concurrent_requests_land_in_the_ledger(router: Router) -> None:

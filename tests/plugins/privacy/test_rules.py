@@ -164,6 +164,11 @@ def test_findings_carry_no_matched_text(scanner: Scanner) -> None:
     assert github.preview == "ghp_…[40 chars]"
 
 
+def test_marker_words_inside_random_characters_are_not_placeholders(scanner: Scanner) -> None:
+    assert [f.rule_id for f in scanner.scan("id AKIAIISXFAKE5RCAUE4S")] == ["aws-access-key-id"]
+    assert scanner.scan("token = 'your-fake-token-value'") == []
+
+
 def test_key_pair_is_one_finding(scanner: Scanner) -> None:
     rng = random.Random(3)
     text = (

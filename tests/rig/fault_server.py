@@ -1,0 +1,296 @@
+"""A fault-injecting server that speaks Anthropic's Messages API (JSON errors and SSE).
+
+Each request is answered by the next step of a script: a good answer, or one of the ways a
+provider misbehaves. Every request body is recorded, so tests can prove what reached "the
+cloud" (and that nothing sensitive ever did).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ANSWER = "Cloud answer."
+STEPS = (
+    "ok",
+    "429",
+    "429_no_retry_after",
+    "429_spend",
+    "529",
+    "500",
+    "503",
+    "reset",
+    "silence",
+    "slow_first_token",
+    "cut",
+    "stall",
+    "malformed",
+    "overloaded_event",
+    "no_stop",
+    "400_context",
+    "400_policy",
+)
+
+
+class FaultServer:
+    """`script(n)` names the step for the n-th request (from 0); a list repeats its last."""
+
+    def __init__(self, script: list[str] | Callable[[int], str], *, hang_s: float = 30) -> None:
+        self.script = script
+        self.hang_s = hang_s
+        self.bodies: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FaultServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def step(self, n: int) -> str:
+        if callable(self.script):
+            return self.script(n)
+        return self.script[min(n, len(self.script) - 1)]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fault = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def handle(self) -> None:
+                # The client gives up on the steps built to make it give up.
+                with contextlib.suppress(OSError):
+                    super().handle()
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with fault._lock:
+                    n = len(fault.bodies)
+                    fault.bodies.append(body)
+                step = fault.step(n)
+                getattr(self, f"step_{step}")(body)
+
+            # -- plain HTTP errors --------------------------------------------------------
+
+            def _error(
+                self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
+            ) -> None:
+                data = json.dumps(
+                    {"type": "error", "error": {"type": kind, "message": message}}
+                ).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def step_429(self, body: dict[str, Any]) -> None:
+                self._error(429, "rate_limit_error", "Rate limited", {"retry-after": "1"})
+
+            def step_429_no_retry_after(self, body: dict[str, Any]) -> None:
+                self._error(429, "rate_limit_error", "Rate limited")
+
+            def step_429_spend(self, body: dict[str, Any]) -> None:
+                self._error(
+                    429,
+                    "rate_limit_error",
+                    "You have reached your specified workspace API spend limit.",
+                )
+
+            def step_529(self, body: dict[str, Any]) -> None:
+                self._error(529, "overloaded_error", "Overloaded")
+
+            def step_500(self, body: dict[str, Any]) -> None:
+                self._error(500, "api_error", "Internal server error")
+
+            def step_503(self, body: dict[str, Any]) -> None:
+                self._error(503, "api_error", "Service unavailable")
+
+            def step_400_context(self, body: dict[str, Any]) -> None:
+                self._error(
+                    400,
+                    "invalid_request_error",
+                    "prompt is too long: 250000 tokens > 200000 maximum",
+                )
+
+            def step_400_policy(self, body: dict[str, Any]) -> None:
+                self._error(
+                    400, "invalid_request_error", "Output blocked by content filtering policy"
+                )
+
+            # -- transport faults ---------------------------------------------------------
+
+            def step_reset(self, body: dict[str, Any]) -> None:
+                """Close with a TCP reset before any byte of a response."""
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                self.connection.close()
+                self.close_connection = True
+
+            def step_silence(self, body: dict[str, Any]) -> None:
+                time.sleep(fault.hang_s)
+                self.close_connection = True
+
+            # -- streams --------------------------------------------------------------------
+
+            def _start_stream(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-cache")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+
+            def _event(self, name: str, data: dict[str, Any] | str) -> None:
+                payload = data if isinstance(data, str) else json.dumps(data)
+                self.wfile.write(f"event: {name}\ndata: {payload}\n\n".encode())
+                self.wfile.flush()
+
+            def _opening(self, body: dict[str, Any]) -> None:
+                self._event(
+                    "message_start",
+                    {
+                        "type": "message_start",
+                        "message": {
+                            "id": "msg_fault",
+                            "type": "message",
+                            "role": "assistant",
+                            "model": body.get("model", "claude"),
+                            "content": [],
+                            "stop_reason": None,
+                            "stop_sequence": None,
+                            "usage": {"input_tokens": 12, "output_tokens": 1},
+                        },
+                    },
+                )
+                self._event(
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": 0,
+                        "content_block": {"type": "text", "text": ""},
+                    },
+                )
+
+            def _delta(self, text: str) -> None:
+                self._event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": text},
+                    },
+                )
+
+            def _closing(self, *, stop: bool = True) -> None:
+                self._event("content_block_stop", {"type": "content_block_stop", "index": 0})
+                self._event(
+                    "message_delta",
+                    {
+                        "type": "message_delta",
+                        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                        "usage": {"output_tokens": 3},
+                    },
+                )
+                if stop:
+                    self._event("message_stop", {"type": "message_stop"})
+
+            def step_ok(self, body: dict[str, Any]) -> None:
+                self._start_stream()
+                self._answer(body)
+
+            def _answer(self, body: dict[str, Any]) -> None:
+                self._opening(body)
+                for word in ANSWER.split(" "):
+                    self._delta(word + " ")
+                self._closing()
+
+            def step_slow_first_token(self, body: dict[str, Any]) -> None:
+                self._start_stream()
+                time.sleep(fault.hang_s)
+                self._answer(body)
+
+            def step_cut(self, body: dict[str, Any]) -> None:
+                self._start_stream()
+                self._opening(body)
+                self._delta("Cloud ")
+                self.wfile.write(b'event: content_block_delta\ndata: {"type": "cont')
+                self.wfile.flush()
+                self.connection.close()
+
+            def step_stall(self, body: dict[str, Any]) -> None:
+                self._start_stream()
+                self._opening(body)
+                self._delta("Cloud ")
+                time.sleep(fault.hang_s)
+
+            def step_malformed(self, body: dict[str, Any]) -> None:
+                self._start_stream()
+                self._opening(body)
+                self._event("content_block_delta", "{this is not json")
+                self._closing()
+
+            def step_overloaded_event(self, body: dict[str, Any]) -> None:
+                self._start_stream()
+                self._opening(body)
+                self._event(
+                    "error",
+                    {
+                        "type": "error",
+                        "error": {"type": "overloaded_error", "message": "Overloaded"},
+                    },
+                )
+
+            def step_no_stop(self, body: dict[str, Any]) -> None:
+                self._start_stream()
+                self._opening(body)
+                self._delta("Cloud ")
+                self._closing(stop=False)
+
+        return Handler
+
+
+def hybrid_config(
+    fault: FaultServer, local_url: str, ledger: str, **failover: Any
+) -> dict[str, Any]:
+    """A config whose cloud is `fault` (through the anthropic SDK) and whose local side is
+    the llama-server rig at `local_url` (OpenAI-compatible)."""
+    return {
+        "cloud": {"backend": "cloud", "model": "claude-sonnet-4-6"},
+        "local": {"backend": "llama_server", "model": "gemma-3-270m"},
+        "backends": {
+            "cloud": {"side": "cloud", "kind": "anthropic", "base_url": fault.base_url},
+            "llama_server": {
+                "side": "local",
+                "kind": "openai_compat",
+                "base_url": f"{local_url}/v1",
+            },
+        },
+        "ledger": {"path": ledger},
+        "failover": failover,
+    }
