@@ -102,6 +102,7 @@ def test_scenario(scenario, script, answered_by, attempts, max_s) -> None:
     assert len(fault.bodies) == sum(a.startswith("cloud") for a in attempts)
     assert elapsed < max_s
     assert router.ledger.rows()[0]["outcome"] == "answered"
+    assert router.invoke(hard()).text.strip()  # and the router stays healthy afterwards
 
 
 def test_429_waits_at_least_retry_after(scenario) -> None:
