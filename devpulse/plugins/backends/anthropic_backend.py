@@ -6,6 +6,7 @@ variable the config names, never from the config file itself.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -87,7 +88,8 @@ class AnthropicBackend(Backend):
         first: float | None = None
         stopped = False
         try:
-            with self.client.messages.stream(**self.params(request, decision)) as events:
+            with contextlib.ExitStack() as stack:
+                events = self._open(stack, self.params(request, decision))
                 for event in events:
                     if event.type == "content_block_delta" and event.delta.type == "text_delta":
                         first = first or time.perf_counter()
@@ -100,6 +102,20 @@ class AnthropicBackend(Backend):
         except READ_TIMEOUTS as exc:
             raise timed_out(self.name, first, self.limits.read_s, exc) from exc
         yield Chunk("", self._response(decision, started, message, first))
+
+    def _open(self, stack: contextlib.ExitStack[Any], params: dict[str, Any]) -> Any:
+        """Send the request; once more at once if a kept-alive connection turned out closed.
+
+        A server may close an idle keep-alive connection just as it is reused ("Server
+        disconnected without sending a response"): the request never reached it, so this is
+        no failure of the backend and not worth a failover.
+        """
+        try:
+            return stack.enter_context(self.client.messages.stream(**params))
+        except anthropic.APIConnectionError as exc:
+            if not isinstance(exc.__cause__, httpx2.RemoteProtocolError):
+                raise
+            return stack.enter_context(self.client.messages.stream(**params))
 
     def _response(
         self, decision: Decision, started: float, message: Any, first: float | None
