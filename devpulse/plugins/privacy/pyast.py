@@ -21,8 +21,10 @@ import re2
 from devpulse.core.types import PrivacyLevel
 from devpulse.plugins.privacy.checks import looks_like_credential
 
-# Parsing costs ~0.3 ms per KB; past this much code the regex rules alone cover it.
+# Parsing costs ~0.3 ms per KB: past this much code in one block, or in one text, the regex
+# rules alone cover it (their generic credential rules see the same assignments).
 MAX_SOURCE_CHARS = 128 * 1024
+MAX_PARSED_PER_TEXT = 256 * 1024
 
 CREDENTIAL_NAME = re.compile(
     r"(?i)(pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey|access_?key|auth_?key"
@@ -94,9 +96,11 @@ def scan_python(text: str, internal_packages: Sequence[str]) -> list[Hit]:
     """
     hits: list[Hit] = []
     worth_parsing = _worth_parsing(internal_packages)
+    budget = MAX_PARSED_PER_TEXT
     for offset, source in code_blocks(text):
-        if len(source) > MAX_SOURCE_CHARS or not worth_parsing.search(source):
+        if len(source) > min(MAX_SOURCE_CHARS, budget) or not worth_parsing.search(source):
             continue
+        budget -= len(source)
         try:
             tree = ast.parse(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
