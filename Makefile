@@ -24,7 +24,7 @@ demo: rig
 	@$(BIN)/python -m tests.rig.serve --port 8080 -- sh -c '\
 	  export PATH="$(CURDIR)/$(BIN):$$PATH" XDG_DATA_HOME="$(CURDIR)/.demo"; set -x; \
 	  devpulse route "Design a multi-step migration plan for our billing system across three services" && \
-	  devpulse route --json "Refactor this: DB_PASSWORD = \"x9$$Kq2mPz!7vLr\"" && \
+	  devpulse route --json "Refactor this: DB_PASSWORD = \"x9%Kq2mPz!7vLr\"" && \
 	  devpulse ask --max-tokens 48 "Summarize in one line: DevPulse routes LLM requests between local and cloud." && \
 	  devpulse ask --stream --max-tokens 48 "Draft a two-line release note for version 1.2." && \
 	  devpulse cost && devpulse ai --before-load 1000'
