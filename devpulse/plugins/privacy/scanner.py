@@ -75,10 +75,6 @@ class Scanner:
         self._prefilter.Compile()
         self._enables = list(enables.values())
 
-    @property
-    def rule_ids(self) -> list[str]:
-        return [r.id for r in self._rules]
-
     def scan(self, text: str) -> list[Finding]:
         """Every finding in `text`, overlapping ones resolved, ordered by position."""
         data = text.encode("utf-8", "surrogatepass")

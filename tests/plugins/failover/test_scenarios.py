@@ -161,19 +161,7 @@ def test_sensitive_work_with_local_down_is_a_clean_error_and_never_reaches_the_c
     tmp_path: Path,
 ) -> None:
     with FaultServer(["ok"]) as fault:
-        cfg = {
-            "cloud": {"backend": "cloud", "model": "claude-sonnet-4-6"},
-            "local": {"backend": "llama_server", "model": "m"},
-            "backends": {
-                "cloud": {"side": "cloud", "kind": "anthropic", "base_url": fault.base_url},
-                "llama_server": {
-                    "side": "local",
-                    "kind": "openai_compat",
-                    "base_url": "http://127.0.0.1:9/v1",
-                },
-            },
-            "ledger": {"path": str(tmp_path / "l.sqlite3")},
-        }
+        cfg = hybrid_config(fault, "http://127.0.0.1:9", str(tmp_path / "l.sqlite3"))
         router = router_with(cfg)
         secret = "password = 'Zq4!mX8pR2vT9kLw'"
         with pytest.raises(DevPulseError, match="nothing answers"):
