@@ -35,6 +35,7 @@ class PrivacyRule:
     entropy: float | None = None
     validator: str | None = None
     priority: int = 2
+    preceded_by: str | None = None
     reference: str = "user rule"
 
 

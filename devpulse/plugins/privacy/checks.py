@@ -9,22 +9,38 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
-# Values that documentation and templates use in place of a real secret. These run on short
-# matched values only (never on whole prompts), so Python's `re` is safe here. Marker words
-# count only as whole words ("your-fake-token"), never inside random characters, where
-# "FAKE" turns up by chance (hypothesis found an AWS key id AKIAIISXFAKE5RCAUE4S).
-PLACEHOLDER = re.compile(
-    r"""(?ix)
-    ^(?:your|my|insert|enter|put|replace|add|paste|fill|some|the|a)[-_ ]
-    | (?:^|[^a-z0-9]) (?:example|placeholder|changeme|change[-_]me|dummy|redacted|sample|fake)
-      (?:[^a-z0-9]|$)
-    | example(?:key)?$ | xxxx | \*{3,} | \.{3} | … | <[^>]*> | \{\{.*\}\}
-    | \$\{[^}]*\} | \$\([^)]*\) | %\(\w+\)s
-    | ^\$[A-Z_][A-Z0-9_]*$ | ^(?:none|null|nil|true|false|undefined|todo|tbd|n/?a)$
-    | -here$ | _here$ | ^(?:test|testing|secret|password|passwd|passw0rd|pass|pwd|token|key|admin|
-      root|user|username|default|demo|guest|qwerty|letmein|welcome|foo|bar|baz)\d{0,4}!?$
-    | ^123456\d*$
-    """
+import re2
+
+# Values that documentation and templates use in place of a real secret. Marker words count
+# only as whole words ("your-fake-token"), never inside random characters, where "FAKE"
+# turns up by chance (hypothesis found an AWS key id AKIAIISXFAKE5RCAUE4S). RE2: values can
+# be long (a JWT, a run of base64), and this runs on every candidate.
+PLACEHOLDER = re2.compile(
+    "(?i)"
+    + "|".join(
+        (
+            r"^(?:your|my|insert|enter|put|replace|add|paste|fill|some|the|a)[-_ ]",
+            r"(?:^|[^a-z0-9])(?:example|placeholder|changeme|change[-_]me|dummy|redacted"
+            r"|sample|fake)(?:[^a-z0-9]|$)",
+            r"example(?:key)?$",
+            r"xxxx",
+            r"\*{3,}",
+            r"\.{3}",
+            r"…",
+            r"<[^>]*>",
+            r"\{\{.*\}\}",
+            r"\$\{[^}]*\}",
+            r"\$\([^)]*\)",
+            r"%\(\w+\)s",
+            r"^\$[A-Z_][A-Z0-9_]*$",
+            r"^(?:none|null|nil|true|false|undefined|todo|tbd|n/?a)$",
+            r"-here$",
+            r"_here$",
+            r"^(?:test|testing|secret|password|passwd|passw0rd|pass|pwd|token|key|admin|root"
+            r"|user|username|default|demo|guest|qwerty|letmein|welcome|foo|bar|baz)\d{0,4}!?$",
+            r"^123456\d*$",
+        )
+    )
 )
 # Values that name where a secret lives rather than being one: URIs and file paths.
 REFERENCE = re.compile(
@@ -62,21 +78,34 @@ TEST_CARDS = frozenset(
 
 
 def shannon_entropy(value: str) -> float:
-    """Bits per character of `value`'s own character distribution."""
-    if not value:
-        return 0.0
-    counts = Counter(value)
+    """Bits per character of `value`'s own character distribution.
+
+    H = log2(n) - sum(c * log2(c)) / n over the character counts c, with c * log2(c) read
+    from a table: this runs on every candidate, and a log per distinct character costs more
+    than the count.
+    """
     n = len(value)
-    return -sum(c / n * math.log2(c / n) for c in counts.values())
+    if not n:
+        return 0.0
+    counts = Counter(value).values()
+    if n < len(_C_LOG_C):
+        weighted = sum(map(_C_LOG_C.__getitem__, counts))
+    else:
+        weighted = sum(c * math.log2(c) for c in counts)
+    return math.log2(n) - weighted / n
+
+
+_C_LOG_C = (0.0, *(c * math.log2(c) for c in range(1, 1024)))
+_DIGIT = re.compile(r"\d")
 
 
 def char_classes(value: str) -> int:
     """How many of lower case, upper case, digits and symbols `value` uses."""
     return (
-        any(c.islower() for c in value)
-        + any(c.isupper() for c in value)
-        + any(c.isdigit() for c in value)
-        + any(not c.isalnum() for c in value)
+        (value != value.upper())
+        + (value != value.lower())
+        + (_DIGIT.search(value) is not None)
+        + (bool(value) and not value.isalnum())
     )
 
 
@@ -85,7 +114,7 @@ def is_placeholder(value: str) -> bool:
     core = value.strip().strip("'\"`")
     if core in DOCUMENTED_KEYS or len(set(core)) <= 2:
         return True
-    return bool(PLACEHOLDER.search(core))
+    return PLACEHOLDER.search(core) is not None
 
 
 def looks_like_credential(value: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import io
+import keyword
 import re
 import tokenize
 from collections.abc import Iterator, Sequence
@@ -22,8 +23,8 @@ from devpulse.core.types import PrivacyLevel
 from devpulse.plugins.privacy.checks import looks_like_credential
 
 # Parsing costs ~0.3 ms per KB: past this much code in one block, or in one text, the regex
-# rules alone cover it (their generic credential rules see the same assignments).
-MAX_SOURCE_CHARS = 128 * 1024
+# rules alone cover it (their generic credential rules see the same assignments). In bytes.
+MAX_SOURCE_BYTES = 128 * 1024
 MAX_PARSED_PER_TEXT = 256 * 1024
 
 CREDENTIAL_NAME = re.compile(
@@ -60,8 +61,21 @@ OPEN_SOURCE_GRANT = re.compile(
     r"|GNU (?:Lesser )?General Public License|MIT License|Apache License|Mozilla Public"
 )
 URL_WITH_USERINFO = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+# The first statement of a text, after blank and comment lines: either a character that no
+# statement starts with, or a name with what follows it (a name, number or string after
+# blanks; or a colon that ends the line).
+FIRST_STATEMENT = re.compile(
+    r"(?:[ \t]*(?:#[^\n]*)?\n)*[ \t]*"
+    r"(?:[$?!><=,;)\]}|&^%/:`]"
+    r"|(?P<name>[A-Za-z_]\w*)(?:[ \t]+(?P<follower>[A-Za-z_]\w*|[0-9\"'])|(?P<quote>[\"'])"
+    r"|(?P<colon>[ \t]*:[ \t]*(?:#[^\n]*)?$)))",
+    re.MULTILINE,
+)
+STRING_PREFIXES = frozenset({"r", "u", "f", "b", "br", "rb", "fr", "rf"})
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "example.com", "example.org")
-FENCE = re2.compile(r"(?s)```[ \t]*(\w*)[^\n]*\n(.*?)(?:```|$)")  # RE2: linear on any input
+# A fence's opening line; the block runs to the next ``` or the end of the text.
+FENCE_OPENER = re2.compile(rb"```[ \t]*(\w*)[^\n]*\n")  # RE2: linear on any input
+PYTHON_TAGS = frozenset({b"", b"python", b"py", b"python3", b"ipython"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,19 +90,30 @@ class Hit:
     value: str
 
 
-def code_blocks(text: str) -> list[tuple[int, str]]:
-    """Fenced Python (or untagged) blocks with their offsets; else the whole text if it parses."""
-    if "```" in text:
-        return [
-            (m.start(2), m.group(2))
-            for m in FENCE.finditer(text)
-            if m.group(1).lower() in ("", "python", "py", "python3", "ipython")
-        ]
-    return [(0, text)]
+def code_blocks(data: bytes) -> list[tuple[int, bytes]]:
+    """Fenced Python (or untagged) blocks with their byte offsets; else the whole text.
+
+    Works on the UTF-8 bytes the scanner already holds: finding the fences in a str would
+    cost a conversion of every offset.
+    """
+    if b"```" not in data:
+        return [(0, data)]
+    blocks = []
+    pos = 0
+    while (opener := FENCE_OPENER.search(data, pos)) is not None:
+        start = opener.end()
+        close = data.find(b"```", start)
+        end = len(data) if close < 0 else close
+        if opener.group(1).lower() in PYTHON_TAGS:
+            blocks.append((start, data[start:end]))
+        if close < 0:
+            break
+        pos = close + 3
+    return blocks
 
 
-def scan_python(text: str, internal_packages: Sequence[str]) -> list[Hit]:
-    """Every Python-aware hit in the code blocks of `text`.
+def scan_python(data: bytes, internal_packages: Sequence[str]) -> list[Hit]:
+    """Every Python-aware hit in the code blocks of `data` (UTF-8), with byte offsets.
 
     A block is parsed only when a cheap RE2 pass says a check could fire in it (a
     credential-like name bound to something, an import, a URL with user info, a comment
@@ -97,19 +122,46 @@ def scan_python(text: str, internal_packages: Sequence[str]) -> list[Hit]:
     hits: list[Hit] = []
     worth_parsing = _worth_parsing(internal_packages)
     budget = MAX_PARSED_PER_TEXT
-    for offset, source in code_blocks(text):
-        if len(source) > min(MAX_SOURCE_CHARS, budget) or not worth_parsing.search(source):
+    for offset, block in code_blocks(data):
+        if len(block) > min(MAX_SOURCE_BYTES, budget) or not worth_parsing.search(block):
             continue
-        budget -= len(source)
+        budget -= len(block)
+        source = block.decode("utf-8", "surrogatepass")
+        if opens_with_prose(source):
+            continue
         try:
             tree = ast.parse(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
-        lines = Lines(source, offset)
+        lines = Lines(block, offset)
         hits.extend(_TreeWalker(lines, tuple(internal_packages)).walk(tree))
-        if "#" in source:
+        if "#" in source and PROPRIETARY_COMMENT.search(source):  # tokenize is slow
             hits.extend(_comments(source, lines))
     return hits
+
+
+def opens_with_prose(source: str) -> bool:
+    """Whether the first statement rules out Python, which the parser takes ~25 us to say.
+
+    Only what the grammar forbids at the start of a module counts: a character no statement
+    starts with ("$ ls", "> quote", "}"), a name followed by another name, a number or a
+    string ("Refactor this", "May 21", "export X", "What's") unless a keyword is involved
+    (`import os`, `x if y`) or the name is a string prefix (`rb"..."`), or a lone `name:`
+    ("services:" in YAML).
+    """
+    first = FIRST_STATEMENT.match(source)
+    if first is None:
+        return False
+    name, follower, colon = first["name"], first["follower"], first["colon"]
+    if name is None:
+        return True  # a character that cannot start a statement
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        return False
+    if colon is not None:
+        return True
+    if first["quote"] is not None:  # What's, but not the prefixes of r"", b'', f"", ...
+        return name.lower() not in STRING_PREFIXES
+    return follower is not None and not keyword.iskeyword(follower)
 
 
 def _worth_parsing(internal_packages: Sequence[str]) -> Any:
@@ -117,13 +169,15 @@ def _worth_parsing(internal_packages: Sequence[str]) -> Any:
     if key not in _WORTH_PARSING:
         imports = "|".join(re.escape(p) for p in key)
         _WORTH_PARSING[key] = re2.compile(
-            r"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey|access_?key"
-            r"|auth_?key|private_?key|client_?secret|credentials?|conn(?:ection)?_?str(?:ing)?|dsn)"
-            r"\w*['\"\]]*\s*(?:[:=]|==|!=)"
-            r"|\b(?:login|auth\w*|connect|set_password|\w*BasicAuth|\w*DigestAuth|sign_?in)\s*\("
-            r"|://[^\s]*\{|#[^\n]*(?:rights reserved|proprietary|confidential|internal use"
-            r"|do not (?:distribute|disclose)|unauthori[sz]ed)"
-            + (rf"|(?:import|from)\s+(?:{imports})" if imports else "")
+            (
+                r"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey|access_?key"
+                r"|auth_?key|private_?key|client_?secret|credentials?|conn(?:ection)?_?str(?:ing)?|dsn)"
+                r"\w*['\"\]]*\s*(?:[:=]|==|!=)"
+                r"|\b(?:login|auth\w*|connect|set_password|\w*BasicAuth|\w*DigestAuth|sign_?in)\s*\("
+                r"|://[^\s]*\{|#[^\n]*(?:rights reserved|proprietary|confidential|internal use"
+                r"|do not (?:distribute|disclose)|unauthori[sz]ed)"
+                + (rf"|(?:import|from)\s+(?:{imports})" if imports else "")
+            ).encode()
         )
     return _WORTH_PARSING[key]
 
@@ -132,19 +186,19 @@ _WORTH_PARSING: dict[tuple[str, ...], Any] = {}
 
 
 class Lines:
-    """Maps the parser's (line, UTF-8 byte column) positions to offsets in the whole text."""
+    """Maps the parser's (line, UTF-8 byte column) positions to byte offsets in the text.
 
-    def __init__(self, source: str, offset: int) -> None:
-        self.source = source
-        self.source_lines = source.splitlines(keepends=True)
+    Lines end as Python's tokenizer ends them: at \\n, \\r\\n or \\r.
+    """
+
+    def __init__(self, block: bytes, offset: int) -> None:
+        self.block = block
         self.starts = [offset]
-        for line in self.source_lines:
+        for line in block.splitlines(keepends=True):
             self.starts.append(self.starts[-1] + len(line))
 
     def offset(self, lineno: int, col: int) -> int:
-        line = self.source_lines[lineno - 1] if lineno - 1 < len(self.source_lines) else ""
-        chars = len(line.encode("utf-8", "surrogatepass")[:col].decode("utf-8", "ignore"))
-        return self.starts[lineno - 1] + chars
+        return self.starts[min(lineno, len(self.starts)) - 1] + col
 
     def span(self, node: ast.expr, value: str | None = None) -> tuple[int, int]:
         """The node's span; with `value`, narrowed to that text inside it (no quotes)."""
@@ -153,13 +207,12 @@ class Lines:
         end_col = node.end_col_offset if node.end_col_offset is not None else node.col_offset
         end = self.offset(end_line, end_col)
         if value:
-            inner = self.text(start, end).find(value)
+            needle = value.encode("utf-8", "surrogatepass")
+            base = self.starts[0]
+            inner = self.block.find(needle, start - base, end - base)
             if inner >= 0:
-                return start + inner, start + inner + len(value)
+                return base + inner, base + inner + len(needle)
         return start, end
-
-    def text(self, start: int, end: int) -> str:
-        return self.source[start - self.starts[0] : end - self.starts[0]]
 
 
 class _TreeWalker:
@@ -215,8 +268,8 @@ class _TreeWalker:
             self._credential("py-hardcoded-credential", target_name(node.left), node.comparators[0])
 
     def visit_Call(self, node: ast.Call) -> None:
-        for keyword in node.keywords:
-            self._credential("py-credential-argument", keyword.arg, keyword.value)
+        for kw in node.keywords:
+            self._credential("py-credential-argument", kw.arg, kw.value)
         if call_name(node) in CREDENTIAL_CALLS:  # smtp.login(user, "pw"), HTTPBasicAuth(u, "pw")
             for arg in node.args[1:]:
                 self._credential("py-credential-argument", "password", arg)
@@ -298,7 +351,7 @@ def _comments(source: str, lines: Lines) -> Iterator[Hit]:
     open-source grant are not proprietary.
     """
     try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+        tokens = list(tokenize.generate_tokens(io.StringIO(source, newline="").readline))
     except (tokenize.TokenError, SyntaxError):
         return
     comments = "\n".join(t.string for t in tokens if t.type == tokenize.COMMENT)
@@ -306,12 +359,13 @@ def _comments(source: str, lines: Lines) -> Iterator[Hit]:
         return
     for tok in tokens:
         if tok.type == tokenize.COMMENT and PROPRIETARY_COMMENT.search(tok.string):
-            start = lines.starts[tok.start[0] - 1] + tok.start[1]
+            row, col = tok.start  # col counts characters; Lines counts bytes
+            start = lines.offset(row, len(tok.line[:col].encode("utf-8", "surrogatepass")))
             yield Hit(
                 "py-proprietary-header",
                 "internal",
                 PrivacyLevel.INTERNAL,
                 start,
-                start + len(tok.string),
+                start + len(tok.string.encode("utf-8", "surrogatepass")),
                 tok.string,
             )

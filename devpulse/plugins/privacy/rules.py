@@ -23,11 +23,31 @@ CATEGORY_LEVELS = {
 
 
 @dataclass(frozen=True, slots=True)
+class Preceding:
+    """A rule's `preceded_by`: the class the character before a match must belong to."""
+
+    regex: re2._Regexp
+    ascii: frozenset[int]  # the ASCII bytes in the class, the common case answered at once
+
+    def allows(self, data: bytes, begin: int) -> bool:
+        if begin == 0:
+            return True
+        byte = data[begin - 1]
+        if byte < 0x80:
+            return byte in self.ascii
+        start = begin - 1  # back to the first byte of that UTF-8 character
+        while start > max(0, begin - 4) and 0x80 <= data[start] < 0xC0:
+            start -= 1
+        return self.regex.fullmatch(data, start, begin) is not None
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledRule:
     rule: PrivacyRule
     regex: re2._Regexp
     level: PrivacyLevel
     validator: Callable[[str], bool] | None
+    preceded_by: Preceding | None = None
 
     @property
     def id(self) -> str:
@@ -111,7 +131,19 @@ def _compile(where: str, rule: PrivacyRule) -> CompiledRule:
         regex=regex,
         level=rule.level if rule.level is not None else CATEGORY_LEVELS[rule.category],
         validator=VALIDATORS[rule.validator] if rule.validator else None,
+        preceded_by=_preceding(rule.preceded_by, f"{where}.preceded_by")
+        if rule.preceded_by is not None
+        else None,
     )
+
+
+def _preceding(pattern: str, key: str) -> Preceding:
+    """Compile a `preceded_by` class: it is matched against one character at a time."""
+    regex = compile_pattern(pattern, key)
+    ascii_bytes = frozenset(b for b in range(0x80) if regex.fullmatch(bytes([b])))
+    if regex.fullmatch(b"") is not None or not (ascii_bytes or regex.fullmatch("é".encode())):
+        raise ConfigError(f"{key}: must match exactly one character, like '\\W' or '[;\\s]'")
+    return Preceding(regex, ascii_bytes)
 
 
 def compile_pattern(pattern: str, key: str) -> re2._Regexp:

@@ -8,9 +8,8 @@ compares the two). Rules without keywords run on every text.
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import re2
 
@@ -84,15 +83,14 @@ class Scanner:
             rank = (rule.rule.priority, self._order[id(rule)])
             candidates.extend((*rank, hit) for hit in self._run(rule, data))
         if None in enabled:
-            python_hits = [
-                h for h in scan_python(text, self._internal_packages) if not self._allowed(h.value)
-            ]
             candidates.extend(
                 (AST_PRIORITY, len(self._rules), hit)
-                for hit in _respan(python_hits, _char_to_byte(text, python_hits))
+                for hit in scan_python(data, self._internal_packages)
+                if not self._allowed(hit.value)
             )
         kept = _resolve(candidates)
-        return [_finding(hit) for hit in _respan(kept, _byte_to_char(data, kept))]
+        chars = _byte_to_char(data, kept)
+        return [_finding(hit, chars[hit.start], chars[hit.end]) for hit in kept]
 
     def _rules_for(self, enabled: list[CompiledRule | None]) -> list[CompiledRule]:
         """The rules that always run and those the prefilter enabled, each once, in order."""
@@ -119,6 +117,8 @@ class Scanner:
                     )
                 )
                 break
+            if start < 0:
+                continue
             value = data[start:end].decode("utf-8", "surrogatepass")
             if not self._accepts(rule, value):
                 continue
@@ -148,42 +148,35 @@ def _spans(rule: CompiledRule, data: bytes) -> Iterator[tuple[int, int, int]]:
     next search starts where the value ended rather than the whole match.
 
     Patterns consume one boundary character on each side (RE2 has no look-around); resuming
-    after the value lets "a@x.io b@y.io" yield both addresses.
+    after the value lets "a@x.io b@y.io" yield both addresses. A match that its rule's
+    `preceded_by` turns down is yielded with a value span of (-1, -1), so that the caller
+    counts it among the candidates, and the search goes on from the next byte.
     """
-    group, pos, size = rule.rule.group, 0, len(data)
+    group, preceded_by, pos, size = rule.rule.group, rule.preceded_by, 0, len(data)
     while pos <= size:
         match = rule.regex.search(data, pos)
         if match is None:
             return
+        begin = match.start()
+        if preceded_by is not None and not preceded_by.allows(data, begin):
+            yield begin, -1, -1
+            pos = begin + 1
+            continue
         start, end = match.span(group)
         if start >= 0:
-            yield match.start(), start, end
-        pos = max(end if start >= 0 else match.end(), match.start() + 1)
+            yield begin, start, end
+        pos = max(end if start >= 0 else match.end(), begin + 1)
 
 
 def _byte_to_char(data: bytes, hits: Sequence[Hit]) -> dict[int, int]:
     """Character offsets for the hits' byte offsets, in one pass over `data`."""
-    return _convert(hits, lambda a, b: len(data[a:b].decode("utf-8", "surrogatepass")))
-
-
-def _char_to_byte(text: str, hits: Sequence[Hit]) -> dict[int, int]:
-    """Byte offsets for the hits' character offsets, in one pass over `text`."""
-    return _convert(hits, lambda a, b: len(text[a:b].encode("utf-8", "surrogatepass")))
-
-
-def _convert(hits: Sequence[Hit], measure: Callable[[int, int], int]) -> dict[int, int]:
-    """Map each offset the hits use, walking forward: `measure(a, b)` sizes the slice a:b."""
     out: dict[int, int] = {}
     last = converted = 0
     for offset in sorted({o for h in hits for o in (h.start, h.end)}):
-        converted += measure(last, offset)
+        converted += len(data[last:offset].decode("utf-8", "surrogatepass"))
         out[offset] = converted
         last = offset
     return out
-
-
-def _respan(hits: Sequence[Hit], mapping: dict[int, int]) -> list[Hit]:
-    return [dataclasses.replace(h, start=mapping[h.start], end=mapping[h.end]) for h in hits]
 
 
 def _resolve(candidates: Sequence[tuple[int, int, Hit]]) -> list[Hit]:
@@ -238,11 +231,11 @@ def _explains(kept: Hit, hit: Hit) -> bool:
     return straddles and kept.level > hit.level
 
 
-def _finding(hit: Hit) -> Finding:
+def _finding(hit: Hit, start: int, end: int) -> Finding:
     return Finding(
         rule_id=hit.rule_id,
         category=hit.category,  # type: ignore[arg-type]  # categories are checked on load
         level=hit.level,
-        span=(hit.start, hit.end),
+        span=(start, end),
         preview=preview(hit.value),
     )

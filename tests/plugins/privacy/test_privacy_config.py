@@ -31,6 +31,25 @@ def test_user_rules_run_like_packaged_ones() -> None:
     assert (finding.rule_id, finding.level) == ("acme-ticket", PrivacyLevel.INTERNAL)
 
 
+def test_a_user_rule_can_ask_what_precedes_a_match() -> None:
+    s = scanner(
+        rules=[
+            {
+                "id": "acme-ticket",
+                "category": "internal",
+                "pattern": r"ACME-\d{4,}",
+                "keywords": ["acme-"],
+                "preceded_by": "[\\s(]",
+            }
+        ]
+    )
+    assert [f.rule_id for f in s.scan("ACME-1234 (ACME-2345) xACME-3456 é ACME-4567")] == [
+        "acme-ticket",
+        "acme-ticket",
+        "acme-ticket",
+    ]
+
+
 def test_allowlist_drops_matching_values() -> None:
     text = "mail ops-bot@globalmail.net"
     assert scanner().scan(text)
@@ -71,6 +90,18 @@ def test_the_classifier_can_be_switched_off() -> None:
         (
             {"rules": [{"id": "x", "category": "pii", "pattern": "a", "group": 2}]},
             "privacy.rules[0].group: the pattern has only 0 group(s)",
+        ),
+        (
+            {"rules": [{"id": "x", "category": "pii", "pattern": "a", "preceded_by": "[;"}]},
+            "privacy.rules[0].preceded_by: not a valid RE2 pattern",
+        ),
+        (
+            {"rules": [{"id": "x", "category": "pii", "pattern": "a", "preceded_by": "\\s*"}]},
+            "privacy.rules[0].preceded_by: must match exactly one character",
+        ),
+        (
+            {"rules": [{"id": "x", "category": "pii", "pattern": "a", "preceded_by": "ab"}]},
+            "privacy.rules[0].preceded_by: must match exactly one character",
         ),
         ({"allowlist": ["[bad"]}, "privacy.allowlist[0]: not a valid RE2 pattern"),
         ({"internal_domains": "acme.internal"}, "privacy.internal_domains: expected a list"),

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+import keyword
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devpulse import config_from_mapping
 from devpulse.plugins.privacy import Scanner
+from devpulse.plugins.privacy.pyast import code_blocks, opens_with_prose
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +91,73 @@ def test_whole_prompt_that_parses_as_python(scanner: Scanner) -> None:
 def test_source_that_does_not_parse_falls_back_to_the_regex_rules(scanner: Scanner) -> None:
     broken = fenced("def broken(:\n    password = 'Vt9#mK2pL7qR'")
     assert {f.rule_id for f in scanner.scan(broken)} == {"generic-credential-assignment"}
+
+
+def test_spans_are_characters_around_non_ascii_code(scanner: Scanner) -> None:
+    text = "Ünïcödé 🚀\n" + fenced("name = 'Zoë'; DB_PASSWORD = 'x9$Kq2mPz!7vLr'")
+    (finding,) = scanner.scan(text)
+    assert text[slice(*finding.span)] == "x9$Kq2mPz!7vLr"
+
+
+def test_a_comment_span_after_non_ascii_text(scanner: Scanner) -> None:
+    comment = "# © 2024 Zoë Corp — all rights reserved"
+    text = "🚀 résumé\n" + fenced(f"x = 'é'  {comment}\ny = 2")
+    (finding,) = [f for f in scanner.scan(text) if f.rule_id == "py-proprietary-header"]
+    assert text[slice(*finding.span)] == comment
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_spans_follow_every_kind_of_line_ending(scanner: Scanner, newline: str) -> None:
+    text = newline.join(["x = 1", "# Acme proprietary", "DB_PASSWORD = 'x9$Kq2mPz!7vLr'", ""])
+    spans = {f.rule_id: text[slice(*f.span)] for f in scanner.scan(text)}
+    assert spans["py-hardcoded-credential"] == "x9$Kq2mPz!7vLr"
+    assert spans["py-proprietary-header"] == "# Acme proprietary"
+
+
+def test_code_blocks_are_python_or_untagged_fences_up_to_the_next_fence() -> None:
+    text = b"a\n```python\nx = 1\n```\n```bash\nls -la\n```\n```\ny = 2\n```\n````py  extra\nz = 3"
+    blocks = [(text[:offset].count(b"\n"), block) for offset, block in code_blocks(text)]
+    assert blocks == [(2, b"x = 1\n"), (8, b"y = 2\n"), (11, b"z = 3")]
+    assert code_blocks(b"no fence: x = 1") == [(0, b"no fence: x = 1")]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "Refactor this: x = 1",
+        "What's this?",
+        "$ ls -la",
+        "> quoted",
+        "services:\n  db: 1",
+        "# comment\n\nMay 21 03:12:44 host sshd",
+        "export TOKEN=abc",
+    ],
+)
+def test_text_that_cannot_be_python_is_not_parsed(source: str) -> None:
+    assert opens_with_prose(source)
+    with pytest.raises(SyntaxError):
+        ast.parse(source)
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["import os", "x if y else z", "match x:\n    case 1: pass", 'rb"x"', "a: int = 1", "..."],
+)
+def test_python_that_opens_like_prose_is_still_parsed(source: str) -> None:
+    assert not opens_with_prose(source)
+    ast.parse(source)
+
+
+NAMES = [*keyword.kwlist, *keyword.softkwlist, "x", "y_1", "print", "r", "rb", "What", "2", "0x1F"]
+PUNCTUATION = [" ", "  ", "\t", "\n", "#c\n", ":", "=", "(", ")", "[", "]", "{", "}", ",", "."]
+ODDITIES = ["'s'", '"t"', "'", "*", "@", "$", ">", "-", "+", "~", "\\\n", ";", "...", "!", "`", "%"]
+PYTHONISH = st.lists(st.sampled_from([*NAMES, *PUNCTUATION, *ODDITIES]), max_size=12).map("".join)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(source=PYTHONISH | st.text(max_size=40))
+def test_the_prose_shortcut_never_skips_text_that_parses(source: str) -> None:
+    """Skipping the parser must be sound: whatever it skips, the parser rejects too."""
+    if opens_with_prose(source):
+        with pytest.raises((SyntaxError, ValueError)):
+            ast.parse(source)

@@ -208,3 +208,28 @@ def test_a_flood_of_findings_stops_at_the_cap(scanner: Scanner) -> None:
 )
 def test_rules_behind_a_trigger_still_see_every_format(scanner: Scanner, text: str) -> None:
     assert scanner.scan(text)
+
+
+@pytest.mark.parametrize(
+    ("before", "found"),
+    [("", True), (" ", True), ("(", True), ("é", True), ("🚀", True), ("x", False), ("_", False)],
+)
+def test_a_token_must_start_a_word(scanner: Scanner, before: str, found: bool) -> None:
+    """`preceded_by = '\\W'` stands in for a leading \\b, non-ASCII characters included."""
+    secret = make.github_token(random.Random(6))
+    text = f"{before}{secret} end"
+    assert ("github-token" in rule_ids(scanner, text)) is found
+
+
+def test_a_glued_occurrence_does_not_hide_the_next_one(scanner: Scanner) -> None:
+    rng = random.Random(7)
+    glued, real = make.github_token(rng), make.github_token(rng)
+    text = f"x{glued} {real}"
+    (finding,) = scanner.scan(text)
+    assert text[slice(*finding.span)] == real
+
+
+def test_a_flood_of_glued_tokens_is_bounded_and_never_clean(scanner: Scanner) -> None:
+    rng = random.Random(8)
+    text = " ".join("x" + make.github_token(rng) for _ in range(2500))
+    assert "github-token:unverified" in rule_ids(scanner, text)
