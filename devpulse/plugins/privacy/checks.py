@@ -16,31 +16,33 @@ import re2
 # turns up by chance (hypothesis found an AWS key id AKIAIISXFAKE5RCAUE4S). RE2: values can
 # be long (a JWT, a run of base64), and this runs on every candidate.
 PLACEHOLDER = re2.compile(
-    "(?i)"
-    + "|".join(
-        (
-            r"^(?:your|my|insert|enter|put|replace|add|paste|fill|some|the|a)[-_ ]",
-            r"(?:^|[^a-z0-9])(?:example|placeholder|changeme|change[-_]me|dummy|redacted"
-            r"|sample|fake)(?:[^a-z0-9]|$)",
-            r"example(?:key)?$",
-            r"xxxx",
-            r"\*{3,}",
-            r"\.{3}",
-            r"…",
-            r"<[^>]*>",
-            r"\{\{.*\}\}",
-            r"\$\{[^}]*\}",
-            r"\$\([^)]*\)",
-            r"%\(\w+\)s",
-            r"^\$[A-Z_][A-Z0-9_]*$",
-            r"^(?:none|null|nil|true|false|undefined|todo|tbd|n/?a)$",
-            r"-here$",
-            r"_here$",
-            r"^(?:test|testing|secret|password|passwd|passw0rd|pass|pwd|token|key|admin|root"
-            r"|user|username|default|demo|guest|qwerty|letmein|welcome|foo|bar|baz)\d{0,4}!?$",
-            r"^123456\d*$",
+    (
+        "(?i)"
+        + "|".join(
+            (
+                r"^(?:your|my|insert|enter|put|replace|add|paste|fill|some|the|a)[-_ ]",
+                r"(?:^|[^a-z0-9])(?:example|placeholder|changeme|change[-_]me|dummy|redacted"
+                r"|sample|fake)(?:[^a-z0-9]|$)",
+                r"example(?:key)?$",
+                r"xxxx",
+                r"\*{3,}",
+                r"\.{3}",
+                r"…",
+                r"<[^>]*>",
+                r"\{\{.*\}\}",
+                r"\$\{[^}]*\}",
+                r"\$\([^)]*\)",
+                r"%\(\w+\)s",
+                r"^\$[A-Z_][A-Z0-9_]*$",
+                r"^(?:none|null|nil|true|false|undefined|todo|tbd|n/?a)$",
+                r"-here$",
+                r"_here$",
+                r"^(?:test|testing|secret|password|passwd|passw0rd|pass|pwd|token|key|admin|root"
+                r"|user|username|default|demo|guest|qwerty|letmein|welcome|foo|bar|baz)\d{0,4}!?$",
+                r"^123456\d*$",
+            )
         )
-    )
+    ).encode()
 )
 # Values that name where a secret lives rather than being one: URIs and file paths.
 REFERENCE = re.compile(
@@ -95,7 +97,7 @@ def shannon_entropy(value: str) -> float:
     return math.log2(n) - weighted / n
 
 
-_C_LOG_C = (0.0, *(c * math.log2(c) for c in range(1, 1024)))
+_C_LOG_C = (0.0, *(c * math.log2(c) for c in range(1, 257)))
 _DIGIT = re.compile(r"\d")
 
 
@@ -114,7 +116,7 @@ def is_placeholder(value: str) -> bool:
     core = value.strip().strip("'\"`")
     if core in DOCUMENTED_KEYS or len(set(core)) <= 2:
         return True
-    return PLACEHOLDER.search(core) is not None
+    return PLACEHOLDER.search(core.encode("utf-8", "surrogatepass")) is not None
 
 
 def looks_like_credential(value: str) -> bool:
@@ -125,7 +127,7 @@ def looks_like_credential(value: str) -> bool:
     `DB_PASSWORD = "x9$Kq2mPz!"` is.
     """
     core = value.strip().strip("'\"`").rstrip(",;").rstrip(".…")  # "…" marks a cut paste
-    if len(core) < 6 or is_placeholder(core) or " " in core:
+    if len(core) < 6 or " " in core or is_placeholder(core):
         return False
     if core.isalpha() and (core.islower() or core.isupper()) and len(core) <= 12:
         return False  # a plain word: "secret", "PASSWORD", "database"

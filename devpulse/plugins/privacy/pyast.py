@@ -13,6 +13,7 @@ import io
 import keyword
 import re
 import tokenize
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -116,8 +117,9 @@ def scan_python(data: bytes, internal_packages: Sequence[str]) -> list[Hit]:
     """Every Python-aware hit in the code blocks of `data` (UTF-8), with byte offsets.
 
     A block is parsed only when a cheap RE2 pass says a check could fire in it (a
-    credential-like name bound to something, an import, a URL with user info, a comment
-    with a licence marker): parsing costs far more than that pass.
+    credential-like name bound to a string literal, a login-like call, an import, a URL
+    with user info, a comment with a licence marker) and its first line does not rule
+    Python out: parsing costs far more than either.
     """
     hits: list[Hit] = []
     worth_parsing = _worth_parsing(internal_packages)
@@ -130,7 +132,9 @@ def scan_python(data: bytes, internal_packages: Sequence[str]) -> list[Hit]:
         if opens_with_prose(source):
             continue
         try:
-            tree = ast.parse(source)
+            with warnings.catch_warnings():  # a prompt's odd code is not our warning to print
+                warnings.simplefilter("ignore")
+                tree = ast.parse(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
         lines = Lines(block, offset)
@@ -172,7 +176,8 @@ def _worth_parsing(internal_packages: Sequence[str]) -> Any:
             (
                 r"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey|access_?key"
                 r"|auth_?key|private_?key|client_?secret|credentials?|conn(?:ection)?_?str(?:ing)?|dsn)"
-                r"\w*['\"\]]*\s*(?:[:=]|==|!=)"
+                # ...bound to a string literal, perhaps after an annotation: x: str = "..."
+                r"\w*['\"\]]*\s*(?:[:=]|==|!=)\s*(?:[\w.\[\], |]+=\s*)?[(\[]?\s*[rbuRBU]{0,2}['\"]"
                 r"|\b(?:login|auth\w*|connect|set_password|\w*BasicAuth|\w*DigestAuth|sign_?in)\s*\("
                 r"|://[^\s]*\{|#[^\n]*(?:rights reserved|proprietary|confidential|internal use"
                 r"|do not (?:distribute|disclose)|unauthori[sz]ed)"

@@ -42,6 +42,9 @@ MAX_FINDINGS_PER_RULE = 100
 # A rule whose candidates keep failing their checks stops after this many; the rest of the
 # text is then reported as one unverified finding, so an unchecked text is never "clean".
 MAX_CANDIDATES_PER_RULE = 2000
+# The checks judge a value by its first this many characters (a token's first 4 KB tell as
+# much as all of a 1 MB run, and cost a 250th of the time).
+MAX_JUDGED_CHARS = 4096
 
 
 class Scanner:
@@ -89,6 +92,8 @@ class Scanner:
                 if not self._allowed(hit.value)
             )
         kept = _resolve(candidates)
+        if len(data) == len(text):  # ASCII: byte offsets are character offsets
+            return [_finding(hit, hit.start, hit.end) for hit in kept]
         chars = _byte_to_char(data, kept)
         return [_finding(hit, chars[hit.start], chars[hit.end]) for hit in kept]
 
@@ -128,6 +133,7 @@ class Scanner:
         return hits
 
     def _accepts(self, rule: CompiledRule, value: str) -> bool:
+        value = value[:MAX_JUDGED_CHARS]
         if rule.rule.category == "secret" and is_placeholder(value):
             return False
         if rule.rule.entropy is not None and shannon_entropy(value) < rule.rule.entropy:

@@ -141,7 +141,17 @@ def test_text_that_cannot_be_python_is_not_parsed(source: str) -> None:
 
 @pytest.mark.parametrize(
     "source",
-    ["import os", "x if y else z", "match x:\n    case 1: pass", 'rb"x"', "a: int = 1", "..."],
+    [
+        "import os",
+        "x if y else z",
+        "match x:\n    case 1: pass",
+        'rb"x"',
+        "a: int = 1",
+        "...",
+        "x = 'two words' # and a comment",
+        "raise e from None",
+        "lambda a, b: a if b else not a",
+    ],
 )
 def test_python_that_opens_like_prose_is_still_parsed(source: str) -> None:
     assert not opens_with_prose(source)
@@ -154,10 +164,17 @@ ODDITIES = ["'s'", '"t"', "'", "*", "@", "$", ">", "-", "+", "~", "\\\n", ";", "
 PYTHONISH = st.lists(st.sampled_from([*NAMES, *PUNCTUATION, *ODDITIES]), max_size=12).map("".join)
 
 
-@settings(max_examples=2000, deadline=None)
+@pytest.mark.filterwarnings("ignore::SyntaxWarning")
+@settings(max_examples=5000, deadline=None)
 @given(source=PYTHONISH | st.text(max_size=40))
 def test_the_prose_shortcut_never_skips_text_that_parses(source: str) -> None:
     """Skipping the parser must be sound: whatever it skips, the parser rejects too."""
     if opens_with_prose(source):
         with pytest.raises((SyntaxError, ValueError)):
             ast.parse(source)
+
+
+def test_code_the_parser_warns_about_prints_nothing(scanner: Scanner, recwarn) -> None:
+    code = 'pattern = "\\d+"\ny = 1if pattern else 2\npassword = "Zq4!mX8pR2vT"'
+    assert "py-hardcoded-credential" in {f.rule_id for f in scanner.scan(fenced(code))}
+    assert not [w for w in recwarn if issubclass(w.category, SyntaxWarning | DeprecationWarning)]
