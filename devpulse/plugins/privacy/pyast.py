@@ -241,10 +241,18 @@ class _TreeWalker:
             ast.Import: self.visit_Import,
             ast.ImportFrom: self.visit_ImportFrom,
         }
-        for node in ast.walk(tree):
+        stack: list[ast.AST] = [tree]  # depth first; ast.walk's queue costs twice as much
+        while stack:
+            node = stack.pop()
             check = checks.get(type(node))
             if check is not None:
                 check(node)  # type: ignore[operator]  # each check takes its own node type
+            for field in node._fields:
+                child = getattr(node, field, None)
+                if isinstance(child, ast.AST):
+                    stack.append(child)
+                elif isinstance(child, list):
+                    stack.extend(item for item in child if isinstance(item, ast.AST))
         return self.hits
 
     def _credential(self, rule_id: str, name: str | None, value: ast.expr | None) -> None:

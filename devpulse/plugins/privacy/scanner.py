@@ -53,7 +53,7 @@ class Scanner:
     def __init__(self, config: PrivacyConfig) -> None:
         self._rules = compile_rules(config)
         self._order = {id(r): i for i, r in enumerate(self._rules)}
-        self._always = [r for r in self._rules if not r.rule.keywords and not r.rule.trigger]
+        self._always = {id(r) for r in self._rules if not r.rule.keywords and not r.rule.trigger}
         self._internal_packages = tuple(config.internal_packages)
         self._allowlist = [
             compile_pattern(p, f"privacy.allowlist[{i}]") for i, p in enumerate(config.allowlist)
@@ -99,11 +99,8 @@ class Scanner:
 
     def _rules_for(self, enabled: list[CompiledRule | None]) -> list[CompiledRule]:
         """The rules that always run and those the prefilter enabled, each once, in order."""
-        chosen = {id(r): r for r in self._always}
-        for rule in enabled:
-            if rule is not None:
-                chosen.setdefault(id(rule), rule)
-        return sorted(chosen.values(), key=lambda r: self._order[id(r)])
+        chosen = self._always | {id(r) for r in enabled}
+        return [r for r in self._rules if id(r) in chosen]
 
     def _run(self, rule: CompiledRule, data: bytes) -> list[Hit]:
         """The rule's accepted hits in `data`, with byte offsets."""

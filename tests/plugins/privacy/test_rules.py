@@ -233,3 +233,20 @@ def test_a_flood_of_glued_tokens_is_bounded_and_never_clean(scanner: Scanner) ->
     rng = random.Random(8)
     text = " ".join("x" + make.github_token(rng) for _ in range(2500))
     assert "github-token:unverified" in rule_ids(scanner, text)
+
+
+def test_a_long_quoted_token_is_judged_like_a_short_one(scanner: Scanner) -> None:
+    """Session tokens run to hundreds of characters; no length cap hides them."""
+    token = make.base64_key(random.Random(9), 360)
+    for text in (f'"SessionToken": "{token}",', f'session_token = "{token}"  # from STS'):
+        (finding,) = scanner.scan(text)
+        assert (finding.category, text[slice(*finding.span)]) == ("secret", token)
+
+
+def test_a_huge_unquoted_run_is_bounded_not_missed(scanner: Scanner) -> None:
+    """A value with no closing delimiter stops at its cap instead of becoming a 1 MB match."""
+    text = "password=" + "Zq4!mX8pR2vT" * 90_000
+    findings = scanner.scan(text)
+    assert findings
+    assert all(f.category == "secret" for f in findings)
+    assert max(f.span[1] - f.span[0] for f in findings) <= 200
