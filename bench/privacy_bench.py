@@ -191,7 +191,11 @@ def main() -> None:
     }
     results["accuracy"] = accuracy(scanner, corpus)
     results["holdout_accuracy"] = accuracy(scanner, load_corpus("holdout.jsonl"))
-    results["median_ms_2kb"] = per_prompt_ms(scanner, prompts_of(corpus, 2048, 2000))
+    # Three passes over the same prompts: on a shared machine one pass can be 10% off.
+    mixed = prompts_of(corpus, 2048, 2000)
+    passes = sorted(per_prompt_ms(scanner, mixed) for _ in range(3))
+    results["median_ms_2kb_passes"] = passes
+    results["median_ms_2kb"] = passes[1]
     benign = [e for e in corpus if not e["expect"]]
     sensitive = [e for e in corpus if e["expect"]]
     results["median_ms_2kb_benign"] = per_prompt_ms(scanner, prompts_of(benign, 2048, 2000))
@@ -240,7 +244,8 @@ def report(r: dict[str, Any]) -> None:
         + f", benign flagged {hold['benign_flagged']:.3%}"
     )
     print(
-        f"  median per 2 KB prompt: {r['median_ms_2kb']:.4f} ms mixed as the corpus, "
+        f"  median per 2 KB prompt: {r['median_ms_2kb']:.4f} ms mixed as the corpus "
+        f"(passes {', '.join(f'{m:.4f}' for m in r['median_ms_2kb_passes'])}), "
         f"{r['median_ms_2kb_benign']:.4f} ms benign only, "
         f"{r['median_ms_2kb_sensitive']:.4f} ms sensitive only"
     )

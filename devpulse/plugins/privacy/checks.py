@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import re2
 
+from devpulse.plugins.privacy.spans import search_spans
+
 # Values that documentation and templates use in place of a real secret. Marker words count
 # only as whole words ("your-fake-token"), never inside random characters, where "FAKE"
 # turns up by chance (hypothesis found an AWS key id AKIAIISXFAKE5RCAUE4S). RE2: values can
@@ -116,7 +118,7 @@ def is_placeholder(value: str) -> bool:
     core = value.strip().strip("'\"`")
     if core in DOCUMENTED_KEYS or len(set(core)) <= 2:
         return True
-    return PLACEHOLDER.search(core.encode("utf-8", "surrogatepass")) is not None
+    return search_spans(PLACEHOLDER, core.encode("utf-8", "surrogatepass"), 0) is not None
 
 
 def looks_like_credential(value: str) -> bool:

@@ -15,13 +15,13 @@ import re
 import tokenize
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import re2
 
 from devpulse.core.types import PrivacyLevel
 from devpulse.plugins.privacy.checks import looks_like_credential
+from devpulse.plugins.privacy.spans import search_spans
 
 # Parsing costs ~0.3 ms per KB: past this much code in one block, or in one text, the regex
 # rules alone cover it (their generic credential rules see the same assignments). In bytes.
@@ -79,9 +79,12 @@ FENCE_OPENER = re2.compile(rb"```[ \t]*(\w*)[^\n]*\n")  # RE2: linear on any inp
 PYTHON_TAGS = frozenset({b"", b"python", b"py", b"python3", b"ipython"})
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """A raw finding: which rule, where (absolute character offsets) and the value."""
+class Hit(NamedTuple):
+    """A raw finding: which rule, where (byte offsets in the text) and the value.
+
+    A tuple rather than a dataclass: a scan makes many, and a frozen dataclass takes four
+    times as long to build.
+    """
 
     rule_id: str
     category: str
@@ -101,11 +104,11 @@ def code_blocks(data: bytes) -> list[tuple[int, bytes]]:
         return [(0, data)]
     blocks = []
     pos = 0
-    while (opener := FENCE_OPENER.search(data, pos)) is not None:
-        start = opener.end()
+    while (opener := search_spans(FENCE_OPENER, data, pos)) is not None:
+        (_, start), (tag_start, tag_end) = opener
         close = data.find(b"```", start)
         end = len(data) if close < 0 else close
-        if opener.group(1).lower() in PYTHON_TAGS:
+        if data[tag_start:tag_end].lower() in PYTHON_TAGS:
             blocks.append((start, data[start:end]))
         if close < 0:
             break
@@ -125,7 +128,7 @@ def scan_python(data: bytes, internal_packages: Sequence[str]) -> list[Hit]:
     worth_parsing = _worth_parsing(internal_packages)
     budget = MAX_PARSED_PER_TEXT
     for offset, block in code_blocks(data):
-        if len(block) > min(MAX_SOURCE_BYTES, budget) or not worth_parsing.search(block):
+        if len(block) > min(MAX_SOURCE_BYTES, budget) or not search_spans(worth_parsing, block, 0):
             continue
         budget -= len(block)
         source = block.decode("utf-8", "surrogatepass")

@@ -19,6 +19,7 @@ from devpulse.core.types import Finding
 from devpulse.plugins.privacy.checks import is_placeholder, preview, shannon_entropy
 from devpulse.plugins.privacy.pyast import Hit, scan_python
 from devpulse.plugins.privacy.rules import CompiledRule, compile_pattern, compile_rules
+from devpulse.plugins.privacy.spans import search_spans
 
 # Keywords that make the Python-aware checks worth a parse.
 AST_TRIGGERS = (
@@ -157,18 +158,18 @@ def _spans(rule: CompiledRule, data: bytes) -> Iterator[tuple[int, int, int]]:
     """
     group, preceded_by, pos, size = rule.rule.group, rule.preceded_by, 0, len(data)
     while pos <= size:
-        match = rule.regex.search(data, pos)
-        if match is None:
+        spans = search_spans(rule.regex, data, pos)
+        if spans is None:
             return
-        begin = match.start()
+        begin = spans[0][0]
         if preceded_by is not None and not preceded_by.allows(data, begin):
             yield begin, -1, -1
             pos = begin + 1
             continue
-        start, end = match.span(group)
+        start, end = spans[group]
         if start >= 0:
             yield begin, start, end
-        pos = max(end if start >= 0 else match.end(), begin + 1)
+        pos = max(end if start >= 0 else spans[0][1], begin + 1)
 
 
 def _byte_to_char(data: bytes, hits: Sequence[Hit]) -> dict[int, int]:
