@@ -1,9 +1,9 @@
 """The privacy scanner: one keyword prefilter pass, then only the rules worth running.
 
 All patterns run on RE2 over the text's UTF-8 bytes, so scanning time is linear in the input
-whatever it holds. The prefilter is an RE2 set of every rule's keywords, matched in one pass
-(a DFA over literals, the same job as an Aho-Corasick automaton; bench/privacy_bench.py
-compares the two). Rules without keywords run on every text.
+whatever it holds. The prefilter is an RE2 set of every rule's keywords and triggers, matched
+in one pass (for the keywords, a DFA over literals: the same job as an Aho-Corasick
+automaton; bench/privacy_bench.py compares the two). Rules with neither run on every text.
 """
 
 from __future__ import annotations
