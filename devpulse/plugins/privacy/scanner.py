@@ -59,29 +59,29 @@ class Scanner:
         self._allowlist = [
             compile_pattern(p, f"privacy.allowlist[{i}]") for i, p in enumerate(config.allowlist)
         ]
-        # The prefilter: one RE2 set of every keyword (as a literal) and trigger pattern.
-        # Entry i enables self._enables[i]; None stands for the Python-aware checks.
-        enables: dict[str, list[CompiledRule | None]] = {}
+        # The prefilter: an RE2 set of every keyword (as a literal), and one of every trigger
+        # pattern (two small DFAs cost less than their product). Entry i of a set enables
+        # the rules listed at i; None stands for the Python-aware checks.
+        keywords: dict[str, list[CompiledRule | None]] = {}
+        triggers: dict[str, list[CompiledRule | None]] = {}
         for rule in self._rules:
             for keyword in rule.rule.keywords:
-                enables.setdefault(re.escape(keyword.lower()), []).append(rule)
+                keywords.setdefault(re.escape(keyword.lower()), []).append(rule)
             if rule.rule.trigger:
-                enables.setdefault(rule.rule.trigger, []).append(rule)
+                triggers.setdefault(rule.rule.trigger, []).append(rule)
         for keyword in AST_TRIGGERS:
-            enables.setdefault(re.escape(keyword), []).append(None)
-        options = re2.Options()
-        options.case_sensitive = False
-        self._prefilter = re2.Set.SearchSet(options)
-        for i, pattern in enumerate(enables):
-            if self._prefilter.Add(pattern) != i:
-                raise ConfigError(f"privacy: prefilter pattern {pattern!r} is not valid RE2")
-        self._prefilter.Compile()
-        self._enables = list(enables.values())
+            keywords.setdefault(re.escape(keyword), []).append(None)
+        self._prefilters = [_prefilter(table) for table in (keywords, triggers) if table]
 
     def scan(self, text: str) -> list[Finding]:
         """Every finding in `text`, overlapping ones resolved, ordered by position."""
         data = text.encode("utf-8", "surrogatepass")
-        enabled = [r for i in self._prefilter.Match(data) or () for r in self._enables[i]]
+        enabled = [
+            r
+            for found, enables in self._prefilters
+            for i in found.Match(data) or ()
+            for r in enables[i]
+        ]
         candidates: list[tuple[int, int, Hit]] = []
         for rule in self._rules_for(enabled):
             rank = (rule.rule.priority, self._order[id(rule)])
@@ -145,6 +145,19 @@ class Scanner:
             return False
         data = value.encode("utf-8", "surrogatepass")
         return any(p.search(data) for p in self._allowlist)
+
+
+def _prefilter(
+    table: dict[str, list[CompiledRule | None]],
+) -> tuple[re2.Set, list[list[CompiledRule | None]]]:
+    options = re2.Options()
+    options.case_sensitive = False
+    found = re2.Set.SearchSet(options)
+    for i, pattern in enumerate(table):
+        if found.Add(pattern) != i:
+            raise ConfigError(f"privacy: prefilter pattern {pattern!r} is not valid RE2")
+    found.Compile()
+    return found, list(table.values())
 
 
 def _spans(rule: CompiledRule, data: bytes) -> Iterator[tuple[int, int, int]]:
