@@ -131,43 +131,20 @@ def test_a_local_rate_makes_local_work_cost_something(capsys, tmp_path: Path) ->
     assert json.loads(out)["blended_monthly_usd"] == pytest.approx(1000 * 30 * 1000 * 0.5 / 1e6)
 
 
+# A valid `cost --simulate` line that each bad-input case below extends.
+SIMULATE = (
+    *("cost", "--simulate", "--requests-per-day", "1"),
+    *("--avg-in-tokens", "1", "--avg-out-tokens", "1"),
+)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["cost", "--simulate", "--requests-per-day", "10"], "--simulate needs --avg-in-tokens"),
         (["cost", "--since", "last tuesday"], "is not a date"),
-        (
-            [
-                "cost",
-                "--simulate",
-                "--requests-per-day",
-                "1",
-                "--avg-in-tokens",
-                "1",
-                "--avg-out-tokens",
-                "1",
-                "--local-share",
-                "1.5",
-            ],
-            "--local-share",
-        ),
-        (
-            [
-                "cost",
-                "--simulate",
-                "--requests-per-day",
-                "1",
-                "--avg-in-tokens",
-                "1",
-                "--avg-out-tokens",
-                "1",
-                "--local-share",
-                "0.5",
-                "--cloud-model",
-                "gpt-9",
-            ],
-            "no price for 'gpt-9'",
-        ),
+        ([*SIMULATE, "--local-share", "1.5"], "--local-share"),
+        ([*SIMULATE, "--local-share", "0.5", "--cloud-model", "gpt-9"], "no price for 'gpt-9'"),
         (["ask"], "give exactly one of PROMPT"),
     ],
 )
