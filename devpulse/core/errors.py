@@ -2,7 +2,39 @@
 
 from __future__ import annotations
 
+import enum
+
 from devpulse.core.exitcodes import ExitCode
+
+
+class Cause(enum.StrEnum):
+    """Why a backend could not answer; the failover policy acts on this, never on message text."""
+
+    RATE_LIMITED = "rate_limited"
+    SPEND_LIMIT = "spend_limit"
+    OVERLOADED = "overloaded"
+    SERVER_ERROR = "server_error"
+    CONNECTION = "connection"
+    TIMEOUT = "timeout"
+    NO_FIRST_TOKEN = "no_first_token"
+    STALLED = "stalled"
+    STREAM_CUT = "stream_cut"
+    MALFORMED_STREAM = "malformed_stream"
+    CONTEXT_LENGTH = "context_length"
+    CONTENT_POLICY = "content_policy"
+    AUTH = "auth"
+    BAD_REQUEST = "bad_request"
+    MODEL_NOT_LOADED = "model_not_loaded"
+    OUT_OF_MEMORY = "out_of_memory"
+    CIRCUIT_OPEN = "circuit_open"
+    UNKNOWN = "unknown"
+
+
+# Causes that say the caller asked for something no retry can fix: the caller must hear
+# about them, and they say nothing about the backend's health (the breaker ignores them).
+CALLER_ERRORS = frozenset(
+    {Cause.BAD_REQUEST, Cause.AUTH, Cause.CONTENT_POLICY, Cause.CONTEXT_LENGTH}
+)
 
 
 class DevPulseError(Exception):
@@ -34,27 +66,68 @@ class NoBackend(DevPulseError):
 
 
 class BackendError(DevPulseError):
-    """A backend could not answer: unreachable, refused, or sent something unusable."""
+    """A backend could not answer: unreachable, refused, or sent something unusable.
+
+    Backends fill in what they know, so the failover policy reads fields, not text:
+    `cause`, the HTTP `status`, the `retry_after_s` the server asked for, and the provider's
+    own error type (`provider_type`, such as Anthropic's ``overloaded_error``).
+    """
+
+    cause: Cause = Cause.UNKNOWN
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cause: Cause | None = None,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+        provider_type: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        if cause is not None:
+            self.cause = cause
+        self.status = status
+        self.retry_after_s = retry_after_s
+        self.provider_type = provider_type
 
 
 class UnsupportedRequest(BackendError):
     """The request asks for something the backend cannot do (images to a text-only server)."""
 
+    cause = Cause.BAD_REQUEST
+
 
 class StreamIncomplete(BackendError):
     """A stream ended before its terminating event: the answer may be cut short."""
+
+    cause = Cause.STREAM_CUT
 
 
 class FirstTokenTimeout(BackendError):
     """The backend accepted the request but sent no token within the time limit."""
 
+    cause = Cause.NO_FIRST_TOKEN
+
 
 class StreamStalled(BackendError):
     """The backend stopped sending in the middle of an answer for longer than the limit."""
 
+    cause = Cause.STALLED
+
+
+class CircuitOpen(BackendError):
+    """The backend's circuit breaker is open: it failed repeatedly and is being left alone."""
+
+    cause = Cause.CIRCUIT_OPEN
+
 
 class BudgetExhausted(DevPulseError):
     """The request's overall time budget ran out before any backend answered."""
+
+
+class Cancelled(DevPulseError):
+    """The caller cancelled the request; the attempt in flight was stopped."""
 
 
 class DispatchFailed(DevPulseError):
