@@ -6,6 +6,9 @@ from devpulse.core.config import Config, config_from_mapping, load_config
 from devpulse.core.errors import (
     BackendError,
     BudgetExhausted,
+    Cancelled,
+    Cause,
+    CircuitOpen,
     ConfigError,
     DevPulseError,
     DispatchFailed,
@@ -49,7 +52,10 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "BackendError",
     "BudgetExhausted",
+    "Cancelled",
+    "Cause",
     "Chunk",
+    "CircuitOpen",
     "Classification",
     "Config",
     "ConfigError",

@@ -1,4 +1,4 @@
-"""The `devpulse` command line. The only place that configures structlog.
+"""The `devpulse` command line. The only place that configures log output.
 
 Human output goes to stdout, logs to stderr. Every command takes ``--json``, whose output
 always has a ``status`` key. Errors are one line on stderr (and a JSON object with
@@ -13,11 +13,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
 import pluggy
-import structlog
 
 from devpulse import __version__
 from devpulse.commands.ask import ask_command
@@ -119,28 +119,53 @@ def build_cli(app: App) -> click.Group:
     return cli
 
 
+class _Stderr(logging.Handler):
+    """Writes each record to whatever `sys.stderr` is at that moment (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
+class _Lines(logging.Formatter):
+    """One line per event: key=value on a terminal, a JSON object otherwise."""
+
+    def __init__(self, as_json: bool) -> None:
+        super().__init__()
+        self.as_json = as_json
+
+    def format(self, record: logging.LogRecord) -> str:
+        event = getattr(record, "devpulse_event", None) or record.getMessage()
+        fields = getattr(record, "devpulse_fields", None) or {}
+        when = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        level = record.levelname.lower()
+        if self.as_json:
+            return json.dumps(
+                {"timestamp": when, "level": level, "event": event, **fields}, default=str
+            )
+        pairs = " ".join(f"{k}={v}" for k, v in fields.items())
+        return f"{when} [{level:<7}] {event}" + (f" {pairs}" if pairs else "")
+
+
 def configure_logging(verbose: int) -> None:
-    """structlog to stderr: key=value on a terminal, JSON lines otherwise."""
+    """DevPulse's loggers to stderr: key=value on a terminal, JSON lines otherwise.
+
+    The library only ever logs through stdlib logging; this is the one place output is set.
+    """
     name = os.environ.get("DEVPULSE_LOG_LEVEL", "").upper()
     level = getattr(logging, name, None) if name else None
     if not isinstance(level, int):
         level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=False)
-        if sys.stderr.isatty()
-        else structlog.processors.JSONRenderer()
-    )
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        # Resolve sys.stderr at each use: a stream captured at configure time may be closed later.
-        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
-        cache_logger_on_first_use=False,
-    )
+    handler = _Stderr()
+    handler.setFormatter(_Lines(as_json=not sys.stderr.isatty()))
+    logger = logging.getLogger("devpulse")
+    for old in [h for h in logger.handlers if isinstance(h, _Stderr)]:
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:

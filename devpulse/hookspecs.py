@@ -62,12 +62,16 @@ def route(request: Request, classification: Classification) -> Decision | None:
     """
 
 
-@hookspec(firstresult=True)
+@hookspec
 def preflight(request: Request, decision: Decision) -> Verdict | None:
     """Check a decision before dispatch, typically whether a local model fits in memory now.
 
-    Stops at first non-None result. Return None to let the decision stand, or a `Verdict`
-    that refuses it or reroutes it to ``verdict.decision``.
+    Every implementation is called, for every decision that will be dispatched: the first
+    one, and each that a verdict, an open circuit or `on_failure` produces. Return None to
+    let the decision stand, or a `Verdict` that refuses it or reroutes it to
+    ``verdict.decision``. The core applies the verdicts in one place: any refusal refuses
+    (all reasons are reported); otherwise the first reroute wins (plugins registered later
+    run first) and its decision is checked again.
     """
 
 
@@ -76,21 +80,26 @@ def dispatch(request: Request, decision: Decision) -> Response | Iterator[Chunk]
     """Send the request to the backend that ``decision.backend`` names and return its answer.
 
     Stops at first non-None result. Only the plugin that owns the backend answers; every
-    other implementation returns None. When ``request.stream`` is set the answer may be an
-    iterator of `Chunk` whose last chunk carries the complete `Response`. Raise on failure:
-    the core passes the error to `on_failure`. If nobody answers, the core raises `NoBackend`.
+    other implementation returns None. The core always sets ``request.stream``: return an
+    iterator of `Chunk` whose last chunk carries the complete `Response` (a `Response` alone
+    is accepted too). The core reads it from a worker thread and bounds every wait (first
+    token, stalls, the request's budget, cancellation), and asks the iterator to close when
+    it stops reading; so produce chunks lazily, and give blocking reads a timeout. Raise on
+    failure, ideally a `BackendError` whose `cause` says why: the core passes the error to
+    `on_failure`. If nobody answers, the core raises `NoBackend`.
     """
 
 
 @hookspec(firstresult=True)
 def on_failure(
-    request: Request, decision: Decision, error: BaseException, attempt: int
+    request: Request, decision: Decision, error: BaseException, attempt: int, retries: int
 ) -> Decision | None:
     """Choose what to do after attempt number ``attempt`` (from 1) failed with ``error``.
 
-    Stops at first non-None result. Return the next `Decision` (the same backend to retry,
-    another to fail over) or None to surface the error. The next decision passes the same
-    privacy check as the first.
+    Stops at first non-None result. ``retries`` counts the attempts this request already
+    made on ``decision.backend`` before this one. Return the next `Decision` (the same
+    backend to retry, another to fail over) or None to surface the error. The next decision
+    passes the same privacy check and preflight as the first.
     """
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from devpulse.cli import main
+from tests.rig.fault_server import FaultServer
 from tests.rig.llama_server import LlamaServer
 
 
@@ -167,3 +170,76 @@ def test_ask_without_a_local_server_is_a_clear_error(capsys, tmp_path: Path) -> 
     assert last.startswith("devpulse: error: no answer after 3 attempt(s)")
     assert "llama_server: nothing answers at http://127.0.0.1:9/v1" in last
     assert "anthropic: no API key" in last
+
+
+def fault_config(tmp_path: Path, fault: FaultServer, ledger: Path | None = None) -> Path:
+    """The cloud is `fault`; nothing listens on the local side."""
+    cfg = tmp_path / "fault.toml"
+    cfg.write_text(
+        f'[cloud]\nbackend = "cloud"\nmodel = "claude-sonnet-4-6"\n'
+        f'[backends.cloud]\nside = "cloud"\nkind = "anthropic"\nbase_url = "{fault.base_url}"\n'
+        f'[ledger]\npath = "{ledger or tmp_path / "ledger.sqlite3"}"\n'
+        f"[failover]\nbackoff_s = 0.01\n"
+    )
+    return cfg
+
+
+def test_ask_stream_shows_a_restart_and_never_splices(capsys, tmp_path: Path) -> None:
+    with FaultServer(["cut", "ok"]) as fault:
+        cfg = fault_config(tmp_path, fault)
+        code, out, err = run(
+            capsys, "--config", str(cfg), "ask", "--stream", "--task", "reasoning", "x"
+        )
+    assert code == 0
+    assert out.splitlines() == ["Cloud ", "Cloud answer. "]  # the cut text ends its own line
+    assert "the answer broke off; starting again" in err
+
+
+def test_ask_stream_json_is_one_object_per_line(capsys, tmp_path: Path) -> None:
+    with FaultServer(["cut", "ok"]) as fault:
+        cfg = fault_config(tmp_path, fault)
+        code, out, _ = run(
+            capsys, "--config", str(cfg), "ask", "--stream", "--json", "--task", "reasoning", "x"
+        )
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert {line["status"] for line in lines} == {"ok"}
+    kinds = [line["type"] for line in lines]
+    assert kinds[0] == "delta"
+    assert kinds.count("restart") == 1
+    assert kinds[-1] == "result"
+    after = kinds.index("restart")
+    assert "".join(line["text"] for line in lines[after + 1 : -1]) == lines[-1]["answer"]["text"]
+
+
+def test_ask_with_an_unwritable_ledger_sends_nothing(capsys, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with FaultServer(["ok"]) as fault:
+        cfg = fault_config(tmp_path, fault, ledger=tmp_path / "file" / "ledger.sqlite3")
+        code, _, err = run(capsys, "--config", str(cfg), "ask", "--task", "reasoning", "x")
+        assert fault.bodies == []
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith("devpulse: error: cannot write the ledger at ")
+    assert "(set ledger.path or XDG_DATA_HOME)" in err
+
+
+def test_library_use_prints_nothing_on_stdout(tmp_path: Path) -> None:
+    """Failures are logged through stdlib logging; a host program's stdout stays its own."""
+    script = (
+        "import logging; logging.basicConfig(level=logging.INFO)\n"
+        "from devpulse import Router, config_from_mapping, DevPulseError\n"
+        "cfg = config_from_mapping({'backends': {'llama_server': {'side': 'local',"
+        " 'kind': 'openai_compat', 'base_url': 'http://127.0.0.1:9/v1'}},"
+        f" 'ledger': {{'path': {str(tmp_path / 'l.sqlite3')!r}}},"
+        " 'preflight': {'models': {'default': {'need_mb': 10**9}}}})\n"
+        "for prompt in ('summarize this', 'x'):\n"
+        "    try:\n"
+        "        Router(cfg).invoke(prompt)\n"
+        "    except DevPulseError:\n"
+        "        pass\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout == ""
+    assert "dispatch.failed backend=anthropic" in done.stderr  # where the host sent it

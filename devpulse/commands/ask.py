@@ -15,7 +15,11 @@ from devpulse.core.types import Decision, Request, Response, TaskClass
 
 @click.command("ask")
 @prompt_options
-@click.option("--stream", is_flag=True, help="Print the answer as it arrives.")
+@click.option(
+    "--stream",
+    is_flag=True,
+    help="Print the answer as it arrives (with --json: one JSON object per line).",
+)
 @click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
@@ -28,7 +32,13 @@ def ask_command(
     max_tokens: int,
     as_json: bool,
 ) -> None:
-    """Answer PROMPT through the router ('-' reads stdin)."""
+    """Answer PROMPT through the router ('-' reads stdin).
+
+    With --stream, a fallback that restarts a broken answer is shown: the cut text ends
+    with a newline, a note goes to stderr, and the answer starts again. With --stream
+    --json, each line is a JSON object: {"type": "delta", "text"}, {"type": "restart"},
+    then the whole result as without --stream.
+    """
     text = read_prompt(prompt, path)
     request = Request.from_prompt(
         str(text), task=TaskClass(task) if task else None, max_tokens=max_tokens
@@ -36,17 +46,7 @@ def ask_command(
     router: Router = app.router
     decision = router.route(request)
     click.echo(f"devpulse: {_describe(decision)}", err=True)
-    if stream and not as_json:
-        response = None
-        for chunk in router.stream(request):
-            if chunk.response is not None:
-                response = chunk.response
-            elif chunk.text:
-                click.echo(chunk.text, nl=False)
-        click.echo()
-    else:
-        response = router.invoke(request)
-    assert response is not None  # the router raises rather than return nothing
+    response = _stream(router, request, as_json) if stream else router.invoke(request)
     if response.backend != decision.backend:
         click.echo(
             f"devpulse: answered by {response.side}/{response.backend} "
@@ -65,6 +65,7 @@ def ask_command(
             json.dumps(
                 {
                     "status": "ok",
+                    **({"type": "result"} if stream else {}),
                     "answer": response.as_dict(),
                     "cost_usd": round(cost, 6),
                     "counterfactual_usd": round(
@@ -80,6 +81,32 @@ def ask_command(
     elif not stream:
         click.echo(response.text)
     _usage_line(response, cost)
+
+
+def _stream(router: Router, request: Request, as_json: bool) -> Response:
+    """Print chunks as they come; a restart is announced, never spliced."""
+    response = None
+    at_line_start = True
+    for chunk in router.stream(request):
+        if chunk.response is not None:
+            response = chunk.response
+        elif chunk.restart:
+            if as_json:
+                click.echo(json.dumps({"status": "ok", "type": "restart"}))
+            elif not at_line_start:
+                click.echo()
+            click.echo("devpulse: the answer broke off; starting again on a fallback", err=True)
+            at_line_start = True
+        elif chunk.text:
+            if as_json:
+                click.echo(json.dumps({"status": "ok", "type": "delta", "text": chunk.text}))
+            else:
+                click.echo(chunk.text, nl=False)
+                at_line_start = chunk.text.endswith("\n")
+    if not as_json:
+        click.echo()
+    assert response is not None  # the router raises rather than end without an answer
+    return response
 
 
 def _describe(decision: Decision) -> str:

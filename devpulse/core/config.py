@@ -126,6 +126,7 @@ class FailoverConfig:
     connect_timeout_s: float
     cloud_timeout_s: float
     local_timeout_s: float
+    stall_timeout_s: float
     retries: int
     backoff_s: float
     max_retry_after_s: float
@@ -133,6 +134,15 @@ class FailoverConfig:
     breaker_cooldown_s: float
     spend_limit_cooldown_s: float
     larger_context: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Seconds a backend may take: to connect, to the first chunk, and between chunks."""
+
+    connect_s: float
+    first_token_s: float
+    stall_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +167,26 @@ class Config:
         """The price of `model`: the longest configured name that starts it."""
         matches = [name for name in self.prices if model.startswith(name)]
         return self.prices[max(matches, key=len)] if matches else None
+
+    def limits(self, backend: str) -> Limits:
+        """The time limits for `backend`: its own `timeout_s`, else its side's default.
+
+        The stall limit between chunks is `failover.stall_timeout_s`, never longer than the
+        first-token limit.
+        """
+        failover = self.failover
+        declared = self.backends.get(backend)
+        if declared is not None and declared.timeout_s is not None:
+            first = declared.timeout_s
+        elif declared is not None and declared.side is Side.CLOUD:
+            first = failover.cloud_timeout_s
+        else:
+            first = failover.local_timeout_s
+        return Limits(
+            connect_s=min(failover.connect_timeout_s, first),
+            first_token_s=first,
+            stall_s=min(failover.stall_timeout_s, first),
+        )
 
     def backend_side(self, backend: str) -> Side | None:
         """The side a backend is declared on, or None for a backend the config never named."""
@@ -228,14 +258,15 @@ def _check_references(config: Config) -> None:
     for task, target in config.routing.items():
         if target.backend is not None:
             _check_backend(config, f"routing.{task}.backend", target.backend, target.side)
-    if config.failover.max_attempts < 1:
-        raise ConfigError("failover.max_attempts: must be at least 1")
+    _check_failover(config)
     for name, backend in config.backends.items():
         if backend.kind not in (None, *BACKEND_KINDS):
             raise ConfigError(
                 f"backends.{name}.kind: unknown kind {backend.kind!r} "
                 f"(expected one of {', '.join(BACKEND_KINDS)})"
             )
+        if backend.timeout_s is not None and backend.timeout_s <= 0:
+            raise ConfigError(f"backends.{name}.timeout_s: must be above 0")
     if config.cloud.model and config.price(config.cloud.model) is None:
         raise ConfigError(f"prices: no price for the cloud model {config.cloud.model!r}")
     if not 0 < config.preflight.fit_ratio <= 1:
@@ -243,6 +274,20 @@ def _check_references(config: Config) -> None:
     for name, source in config.preflight.models.items():
         if (source.gguf is None) == (source.need_mb is None):
             raise ConfigError(f"preflight.models.{name}: give exactly one of gguf or need_mb")
+
+
+def _check_failover(config: Config) -> None:
+    if config.failover.max_attempts < 1:
+        raise ConfigError("failover.max_attempts: must be at least 1")
+    for key in (
+        "budget_s",
+        "connect_timeout_s",
+        "cloud_timeout_s",
+        "local_timeout_s",
+        "stall_timeout_s",
+    ):
+        if getattr(config.failover, key) <= 0:
+            raise ConfigError(f"failover.{key}: must be above 0")
 
 
 def _check_backend(config: Config, key: str, backend: str, side: Side) -> None:

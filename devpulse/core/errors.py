@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import json
+from dataclasses import dataclass
 
 from devpulse.core.exitcodes import ExitCode
 
@@ -136,3 +138,52 @@ class DispatchFailed(DevPulseError):
     def __init__(self, message: str, attempts: list[str]) -> None:
         super().__init__(message)
         self.attempts = attempts
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """Why an attempt failed, and how long the server asked us to wait, if it said."""
+
+    cause: Cause
+    retry_after_s: float | None = None
+
+    @property
+    def label(self) -> str:
+        wait = f", retry after {self.retry_after_s:g}s" if self.retry_after_s is not None else ""
+        return f"{self.cause}{wait}"
+
+
+# Exception types of the HTTP libraries third-party backends are built on, by name, so that
+# diagnosing an error never imports them.
+_HTTP_LIBRARIES = ("httpx", "httpx2", "httpcore", "requests", "urllib3", "aiohttp")
+_BY_TYPE_NAME = {
+    "ConnectError": Cause.CONNECTION,
+    "ConnectTimeout": Cause.CONNECTION,
+    "RemoteProtocolError": Cause.STREAM_CUT,
+    "ReadError": Cause.STREAM_CUT,
+    "ChunkedEncodingError": Cause.STREAM_CUT,
+    "ReadTimeout": Cause.TIMEOUT,
+    "PoolTimeout": Cause.TIMEOUT,
+    "WriteTimeout": Cause.TIMEOUT,
+}
+
+
+def diagnose(error: BaseException) -> Diagnosis:
+    """The cause of `error`: what the backend said it was, else what the error's type says.
+
+    The bundled backends raise `BackendError` with the cause, status and retry-after filled
+    in from the provider's response; exceptions from other backends are read by type only,
+    never by their message text.
+    """
+    if isinstance(error, BackendError):
+        return Diagnosis(error.cause, error.retry_after_s)
+    if isinstance(error, json.JSONDecodeError):
+        return Diagnosis(Cause.MALFORMED_STREAM)
+    if isinstance(error, TimeoutError):
+        return Diagnosis(Cause.TIMEOUT)
+    if isinstance(error, ConnectionError):
+        return Diagnosis(Cause.CONNECTION)
+    for cls in type(error).__mro__:
+        if cls.__module__.split(".")[0] in _HTTP_LIBRARIES and cls.__name__ in _BY_TYPE_NAME:
+            return Diagnosis(_BY_TYPE_NAME[cls.__name__])
+    return Diagnosis(Cause.UNKNOWN)

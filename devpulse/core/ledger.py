@@ -1,7 +1,9 @@
 """The cost ledger: one SQLite row per request and one per attempt, never any text.
 
 WAL mode, one connection per thread, and a busy timeout, so many async requests and several
-processes can write at once without losing a row.
+processes can write at once without losing a row. The file carries its schema version
+(`PRAGMA user_version`); opening an older ledger migrates it forward in one transaction, and
+a ledger from a newer DevPulse is refused rather than misread.
 """
 
 from __future__ import annotations
@@ -17,43 +19,60 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devpulse.core.breaker import Circuit
 from devpulse.core.config import Config
 from devpulse.core.errors import ConfigError
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    id INTEGER PRIMARY KEY,
-    ts REAL NOT NULL,
-    task_class TEXT NOT NULL,
-    privacy_level TEXT NOT NULL,
-    side TEXT,
-    backend TEXT,
-    model TEXT,
-    reasons TEXT NOT NULL,
-    input_tokens INTEGER NOT NULL DEFAULT 0,
-    output_tokens INTEGER NOT NULL DEFAULT 0,
-    latency_s REAL,
-    first_token_s REAL,
-    outcome TEXT NOT NULL,
-    error_class TEXT,
-    attempts INTEGER NOT NULL,
-    cost_usd REAL NOT NULL DEFAULT 0,
-    counterfactual_usd REAL NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS attempts (
-    request_id INTEGER NOT NULL REFERENCES requests(id),
-    n INTEGER NOT NULL,
-    ts REAL NOT NULL,
-    side TEXT NOT NULL,
-    backend TEXT NOT NULL,
-    model TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    error_class TEXT,
-    latency_s REAL NOT NULL,
-    PRIMARY KEY (request_id, n)
-);
-CREATE INDEX IF NOT EXISTS requests_ts ON requests(ts);
-"""
+# Each entry takes the ledger from version N to N + 1. Version 0 is the first layout, which
+# recorded no version; its statements are idempotent, so a brand-new file runs them all.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS requests (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        task_class TEXT NOT NULL,
+        privacy_level TEXT NOT NULL,
+        side TEXT,
+        backend TEXT,
+        model TEXT,
+        reasons TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        latency_s REAL,
+        first_token_s REAL,
+        outcome TEXT NOT NULL,
+        error_class TEXT,
+        attempts INTEGER NOT NULL,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        counterfactual_usd REAL NOT NULL DEFAULT 0
+    );
+    CREATE TABLE IF NOT EXISTS attempts (
+        request_id INTEGER NOT NULL REFERENCES requests(id),
+        n INTEGER NOT NULL,
+        ts REAL NOT NULL,
+        side TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        model TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        error_class TEXT,
+        latency_s REAL NOT NULL,
+        PRIMARY KEY (request_id, n)
+    );
+    CREATE INDEX IF NOT EXISTS requests_ts ON requests(ts);
+    """,
+    # 1 -> 2: why each attempt failed, and the circuit breakers' state across processes.
+    """
+    ALTER TABLE attempts ADD COLUMN cause TEXT;
+    CREATE TABLE circuits (
+        backend TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        open_until REAL NOT NULL,
+        last_cause TEXT,
+        updated REAL NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +80,11 @@ class Attempt:
     side: str
     backend: str
     model: str
-    outcome: str  # "answered" or "failed"
+    outcome: str  # "answered", "failed", "skipped" (circuit open) or "cancelled"
     error_class: str | None
     latency_s: float
     ts: float = field(default_factory=time.time)
+    cause: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +92,7 @@ class RequestRecord:
     task_class: str
     privacy_level: str
     reasons: Sequence[str]
-    outcome: str  # "answered", "failed", "refused"
+    outcome: str  # "answered", "failed", "refused", "abandoned", "cancelled"
     attempts: Sequence[Attempt]
     side: str | None = None
     backend: str | None = None
@@ -97,13 +117,31 @@ class Ledger:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._local = threading.local()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as db:
-                db.executescript(SCHEMA)
+            self.schema_version = self._migrate()
         except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(f"ledger.path: cannot use {self.path} ({exc})") from None
-        self._local = threading.local()
+            raise ConfigError(
+                f"cannot write the ledger at {self.path} (set ledger.path or XDG_DATA_HOME): "
+                f"{getattr(exc, 'strerror', None) or exc}"
+            ) from None
+
+    def _migrate(self) -> int:
+        """Bring the file to `SCHEMA_VERSION`; the write lock also proves it is writable."""
+        with self._transaction() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"the ledger at {self.path} has schema version {version}, newer than this "
+                    f"DevPulse knows ({SCHEMA_VERSION}); upgrade DevPulse or set ledger.path"
+                )
+            for step in MIGRATIONS[version:]:
+                for statement in _statements(step):
+                    db.execute(statement)
+            if version < SCHEMA_VERSION:
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        return SCHEMA_VERSION
 
     @classmethod
     def from_config(cls, config: Config) -> Ledger:
@@ -159,7 +197,7 @@ class Ledger:
             request_id = int(cursor.lastrowid or 0)
             db.executemany(
                 "INSERT INTO attempts (request_id, n, ts, side, backend, model, outcome,"
-                " error_class, latency_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " error_class, latency_s, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         request_id,
@@ -171,22 +209,31 @@ class Ledger:
                         a.outcome,
                         a.error_class,
                         a.latency_s,
+                        a.cause,
                     )
                     for n, a in enumerate(entry.attempts, start=1)
                 ],
             )
         return request_id
 
-    def recent_attempts(self, limit: int = 500) -> list[dict[str, Any]]:
-        """The latest attempts, oldest first."""
+    def load_circuits(self) -> dict[str, Circuit]:
+        """The circuit breakers' last recorded state, by backend."""
         with self._transaction() as db:
             found = db.execute(
-                "SELECT ts, backend, side, outcome, error_class FROM attempts"
-                " ORDER BY ts DESC LIMIT ?",
-                (limit,),
+                "SELECT backend, failures, open_until, last_cause FROM circuits"
             ).fetchall()
-        keys = ("ts", "backend", "side", "outcome", "error_class")
-        return [dict(zip(keys, row, strict=True)) for row in reversed(found)]
+        return {name: Circuit(failures, until, cause) for name, failures, until, cause in found}
+
+    def save_circuit(self, backend: str, circuit: Circuit, at: float) -> None:
+        """Record a circuit's new state (a closed circuit with no failures clears the row)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO circuits (backend, failures, open_until, last_cause, updated)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(backend) DO UPDATE SET"
+                " failures = excluded.failures, open_until = excluded.open_until,"
+                " last_cause = excluded.last_cause, updated = excluded.updated",
+                (backend, circuit.failures, circuit.open_until, circuit.last_cause, at),
+            )
 
     def rows(self, since: float = 0.0) -> list[dict[str, Any]]:
         """Request rows since a Unix time, oldest first."""
@@ -199,3 +246,8 @@ class Ledger:
             finally:
                 db.row_factory = None
         return [dict(r) for r in found]
+
+
+def _statements(script: str) -> list[str]:
+    """A migration's statements, one by one (executescript would commit our transaction)."""
+    return [part.strip() for part in script.split(";") if part.strip()]

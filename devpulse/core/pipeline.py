@@ -1,7 +1,10 @@
 """The Router: classify -> route -> preflight -> dispatch, with on_failure between attempts.
 
 The privacy partition is enforced here, in the core, immediately before every dispatch:
-no plugin can send a local-only request to a backend marked cloud.
+no plugin can send a local-only request to a backend marked cloud. So are the other
+invariants: every dispatched decision passed preflight (`_checked`, the one place verdicts
+apply), each backend's circuit is gated and counted where requests are sent (`_dispatch`),
+and `failover.budget_s` bounds every read and wait (`bounded`).
 """
 
 from __future__ import annotations
@@ -11,25 +14,31 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pluggy
-import structlog
 
+from devpulse.core.bounded import Cancellation, bounded
+from devpulse.core.breaker import Breakers
 from devpulse.core.config import Config, load_config
 from devpulse.core.costs import counterfactual_cost, request_cost
 from devpulse.core.errors import (
     BudgetExhausted,
+    Cancelled,
+    CircuitOpen,
     DevPulseError,
     DispatchFailed,
     NoBackend,
     PreflightRefused,
     PrivacyBlocked,
     RoutingError,
+    StreamIncomplete,
+    diagnose,
 )
 from devpulse.core.ledger import Attempt, Ledger, RequestRecord
+from devpulse.core.logs import get_logger
 from devpulse.core.plugins import make_plugin_manager
 from devpulse.core.types import (
     Chunk,
@@ -43,14 +52,18 @@ from devpulse.core.types import (
     Verdict,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
+
+# How many times in a row preflight verdicts may reroute one decision.
+MAX_REROUTES = 4
 
 
 class Router:
     """Route requests to the right side and answer them through the installed plugins.
 
     Build one per process and reuse it. `plugin_manager` defaults to a fresh one with the
-    bundled plugins and installed entry points (see `make_plugin_manager`).
+    bundled plugins and installed entry points (see `make_plugin_manager`). `clock` (seconds,
+    monotonic) measures each request's time budget.
     """
 
     def __init__(
@@ -59,11 +72,14 @@ class Router:
         *,
         plugin_manager: pluggy.PluginManager | None = None,
         ledger: Ledger | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config if config is not None else load_config()
         self.pm = plugin_manager or make_plugin_manager(self.config)
+        self.clock = clock
         self._ledger = ledger
         self._ledger_lock = threading.Lock()
+        self.breakers = Breakers(self.config.failover, store=lambda: self.ledger)
 
     @property
     def ledger(self) -> Ledger | None:
@@ -100,7 +116,10 @@ class Router:
         )
 
     def route(self, request: Request | str, **kwargs: Any) -> Decision:
-        """Decide where a request goes (classify, route, preflight) without sending it."""
+        """Decide where a request goes (classify, route, preflight) without sending it.
+
+        Deciding changes nothing: no circuit, no ledger row. Only a dispatch does.
+        """
         request = as_request(request, **kwargs)
         classification = self.classify(request)
         decision: Decision | None = self.pm.hook.route(
@@ -108,21 +127,7 @@ class Router:
         )
         if decision is None:
             raise RoutingError("no route plugin returned a decision")
-        decision = dataclasses.replace(decision, classification=classification)
-        self.enforce_privacy(decision)
-        verdict: Verdict | None = self.pm.hook.preflight(request=request, decision=decision)
-        if verdict is None:
-            return decision
-        if verdict.action == "refuse" or verdict.decision is None:
-            raise PreflightRefused(f"preflight refused {decision.backend}: {verdict.reason}")
-        rerouted = dataclasses.replace(
-            verdict.decision,
-            reasons=(*decision.reasons, verdict.reason, *verdict.decision.reasons),
-            classification=classification,
-            verdict=verdict,
-        )
-        self.enforce_privacy(rerouted)
-        return rerouted
+        return self._checked(request, dataclasses.replace(decision, classification=classification))
 
     def enforce_privacy(self, decision: Decision) -> None:
         """Raise `PrivacyBlocked` if `decision` would send local-only work off this machine.
@@ -148,77 +153,129 @@ class Router:
 
     def invoke(self, request: Request | str, **kwargs: Any) -> Response:
         """Answer a request, failing over through `on_failure` as plugins decide."""
-        with contextlib.closing(self._attempts(as_request(request, **kwargs))) as chunks:
+        return self._invoke(as_request(request, **kwargs), Cancellation())
+
+    async def ainvoke(self, request: Request | str, **kwargs: Any) -> Response:
+        """`invoke` for async callers; cancelling the task stops the attempt in flight.
+
+        The pipeline runs in a worker thread; on cancellation the attempt is stopped, the
+        request is booked ``cancelled``, and then `asyncio.CancelledError` propagates.
+        """
+        cancellation = Cancellation()
+        running = asyncio.ensure_future(
+            asyncio.to_thread(self._invoke, as_request(request, **kwargs), cancellation)
+        )
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            cancellation.cancel()
+            with contextlib.suppress(Exception):
+                await running  # returns once the attempt has stopped and been booked
+            raise
+
+    def stream(self, request: Request | str, **kwargs: Any) -> Iterator[Chunk]:
+        """Answer a request as chunks; the last chunk carries the complete `Response`.
+
+        A `Chunk(restart=True)` says the answer broke mid-way and a fallback starts it again:
+        discard the text received so far. Closing the iterator stops the attempt.
+        """
+        request = dataclasses.replace(as_request(request, **kwargs), stream=True)
+        yield from self._attempts(request, Cancellation())
+
+    def _invoke(self, request: Request, cancellation: Cancellation) -> Response:
+        with contextlib.closing(self._attempts(request, cancellation)) as chunks:
             for chunk in chunks:
                 if chunk.response is not None:
                     return chunk.response
-        raise DispatchFailed("the backend's stream ended without a complete response", [])
+        raise DispatchFailed("no answer", [])  # pragma: no cover - _attempts never ends so
 
-    async def ainvoke(self, request: Request | str, **kwargs: Any) -> Response:
-        """`invoke` for async callers; runs the blocking pipeline in a worker thread."""
-        return await asyncio.to_thread(self.invoke, request, **kwargs)
-
-    def stream(self, request: Request | str, **kwargs: Any) -> Iterator[Chunk]:
-        """Answer a request as chunks; the last chunk carries the complete `Response`."""
-        request = dataclasses.replace(as_request(request, **kwargs), stream=True)
-        yield from self._attempts(request)
-
-    def _attempts(self, request: Request) -> Generator[Chunk, None, None]:
+    def _attempts(
+        self, request: Request, cancellation: Cancellation
+    ) -> Generator[Chunk, None, None]:
+        """The whole request: open the books, decide, attempt, and book how it ended."""
+        _ = self.ledger  # opened, and checked writable, before anything is sent
         try:
             decision = self.route(request)
         except DevPulseError as exc:
             self._record(self.classify(request), _Book(), "refused", exc)
             raise
         book = _Book(decision=decision)
+        outcome = "failed"
+        error: BaseException | None = None
         try:
-            yield from self._attempt_all(request, decision, book)
+            yield from self._attempt_all(request, decision, book, cancellation)
+            outcome = "answered"
         except GeneratorExit:  # the caller stopped reading: after the answer, or before it
-            self._record(
-                decision.classification, book, "answered" if book.response else "abandoned", None
-            )
+            outcome = "answered" if book.response else "abandoned"
+            raise
+        except Cancelled as exc:
+            outcome, error = "cancelled", exc
             raise
         except BaseException as exc:
-            self._record(decision.classification, book, "failed", exc)
+            error = exc
             raise
-        self._record(decision.classification, book, "answered", None)
+        finally:
+            self._record(decision.classification, book, outcome, error)
 
-    def _attempt_all(self, request: Request, decision: Decision, book: _Book) -> Iterator[Chunk]:
+    def _attempt_all(
+        self, request: Request, decision: Decision, book: _Book, cancellation: Cancellation
+    ) -> Iterator[Chunk]:
         """Attempts until one answers, `on_failure` gives up, or attempts or budget run out.
 
         Before the first token a failover is invisible. After it, the next attempt starts
         the answer again, announced by a `Chunk(restart=True)`: a cut answer is never
-        spliced onto another, nor returned as complete.
+        spliced onto another, nor returned as complete. An answer that ends without its
+        final `Response` is a failed attempt like any other.
         """
-        deadline = time.monotonic() + self.config.failover.budget_s
+        deadline = self.clock() + self.config.failover.budget_s
         tried: list[str] = []
-        for attempt in range(1, self.config.failover.max_attempts + 1):
+        per_backend: dict[str, int] = {}
+        attempt = 0
+        delivered = False  # whether the caller has seen text of an answer that then broke
+        while True:
+            attempt += 1
+            decision = self._admitted(request, decision, attempt, book, tried)
             book.decision = decision
-            self.enforce_privacy(decision)
-            self._wait(decision, deadline, tried)
+            self.enforce_privacy(decision)  # immediately before every dispatch
+            self._wait(decision, deadline, cancellation, tried)
+            if delivered:
+                yield Chunk("", restart=True)
             delivered = False
             started = time.perf_counter()
             try:
-                for chunk in self._dispatch(request, decision):
-                    delivered = delivered or bool(chunk.text)
+                for chunk in self._dispatch(request, decision, deadline, cancellation):
                     if chunk.response is not None:
                         book.response = chunk.response
                         book.attempts.append(_attempt(decision, started, None))
+                    delivered = delivered or bool(chunk.text)
                     yield chunk
-            except PrivacyBlocked:
+                return
+            except BudgetExhausted as exc:
+                book.attempts.append(_attempt(decision, started, exc))
+                tried.append(f"{decision.backend}/{decision.model}: {_describe(exc)}")
+                raise BudgetExhausted(
+                    f"no answer within failover.budget_s "
+                    f"({self.config.failover.budget_s:g}s): {'; '.join(tried)}"
+                ) from exc
+            except (PrivacyBlocked, Cancelled) as exc:
+                book.attempts.append(_attempt(decision, started, exc))
                 raise
             except Exception as exc:
                 book.attempts.append(_attempt(decision, started, exc))
                 tried.append(f"{decision.backend}/{decision.model}: {_describe(exc)}")
-                log.warning(
+                log.info(
                     "dispatch.failed",
                     backend=decision.backend,
                     attempt=attempt,
                     error=type(exc).__name__,
+                    cause=diagnose(exc).cause.value,
                     mid_answer=delivered,
                 )
+                retries = per_backend.get(decision.backend, 0)
+                per_backend[decision.backend] = retries + 1
                 following = None
-                if attempt < self.config.failover.max_attempts and time.monotonic() < deadline:
-                    following = self._next(request, decision, exc, attempt)
+                if attempt < self.config.failover.max_attempts and self.clock() < deadline:
+                    following = self._next(request, decision, exc, attempt, retries, tried)
                 if following is None:
                     if len(tried) == 1 and isinstance(exc, DevPulseError) and not delivered:
                         raise
@@ -227,45 +284,156 @@ class Router:
                         f"no answer after {len(tried)} attempt(s){where}: {'; '.join(tried)}",
                         tried,
                     ) from exc
-                if delivered:
-                    yield Chunk("", restart=True)
                 decision = following
-            else:
-                return
+
+    def _admitted(
+        self, request: Request, decision: Decision, attempt: int, book: _Book, tried: list[str]
+    ) -> Decision:
+        """`decision`, or while its backend's circuit is open, the fallback `on_failure` names.
+
+        The breaker is asked here, just before the dispatch it gates; a skipped backend costs
+        no attempt and is booked as ``skipped``.
+        """
+        for _ in range(len(self.config.backends) + 1):
+            if not self.config.failover.enabled or self.breakers.admit(decision.backend):
+                return decision
+            state = self.breakers.states().get(decision.backend, {})
+            error = CircuitOpen(
+                f"{decision.backend}'s circuit is open ({state.get('consecutive_failures')} "
+                f"failure(s) in a row, last cause {state.get('last_cause')}; "
+                f"next probe in {state.get('retry_in_s')}s)"
+            )
+            book.attempts.append(_attempt(decision, time.perf_counter(), error, "skipped"))
+            tried.append(f"{decision.backend}/{decision.model}: {_describe(error)}")
+            following = self._next(request, decision, error, attempt, 0, tried)
+            if following is None:
+                if len(tried) == 1:
+                    raise error
+                raise DispatchFailed(
+                    f"no answer after {len(tried)} attempt(s): {'; '.join(tried)}", tried
+                )
+            decision = following
+        raise CircuitOpen("every backend's circuit is open: " + "; ".join(tried))
 
     def _next(
-        self, request: Request, decision: Decision, error: BaseException, attempt: int
+        self,
+        request: Request,
+        decision: Decision,
+        error: BaseException,
+        attempt: int,
+        retries: int,
+        tried: list[str],
     ) -> Decision | None:
-        """The next decision from `on_failure`, through the same preflight as the first."""
+        """The decision `on_failure` names next, checked like the first; None: give up."""
         following: Decision | None = self.pm.hook.on_failure(
-            request=request, decision=decision, error=error, attempt=attempt
+            request=request, decision=decision, error=error, attempt=attempt, retries=retries
         )
         if following is None:
             return None
         following = dataclasses.replace(following, classification=decision.classification)
-        verdict: Verdict | None = self.pm.hook.preflight(request=request, decision=following)
-        if verdict is None:
-            return following
-        if verdict.action == "refuse" or verdict.decision is None:
-            log.warning("failover.refused", backend=following.backend, reason=verdict.reason)
+        try:
+            return self._checked(request, following)
+        except PreflightRefused as refused:
+            tried.append(f"{following.backend}/{following.model}: {refused}")
+            log.warning("failover.refused", backend=following.backend, reason=str(refused))
             return None
-        return dataclasses.replace(
-            verdict.decision,
-            reasons=(*following.reasons, verdict.reason, *verdict.decision.reasons),
-            classification=decision.classification,
-        )
 
-    @staticmethod
-    def _wait(decision: Decision, deadline: float, tried: list[str]) -> None:
+    def _wait(
+        self, decision: Decision, deadline: float, cancellation: Cancellation, tried: list[str]
+    ) -> None:
         """Sleep the decision's backoff, unless it would outlast the request's budget."""
+        cancellation.check()
+        if self.clock() >= deadline:
+            raise BudgetExhausted("the time budget ran out: " + "; ".join(tried))
         if decision.delay_s <= 0:
             return
-        if time.monotonic() + decision.delay_s > deadline:
+        if self.clock() + decision.delay_s > deadline:
             raise BudgetExhausted(
                 f"the time budget ends before a retry of {decision.backend} could start: "
                 + "; ".join(tried)
             )
-        time.sleep(decision.delay_s)
+        cancellation.sleep(decision.delay_s)
+
+    def _dispatch(
+        self, request: Request, decision: Decision, deadline: float, cancellation: Cancellation
+    ) -> Iterator[Chunk]:
+        """One attempt, bounded in time, with its outcome told to the breaker.
+
+        `_admitted` let it through the breaker; exactly one of success, failure or release
+        follows, whatever happens (an answer, an error, the caller walking away).
+        """
+        streamed = dataclasses.replace(request, stream=True)
+
+        def answer() -> Response | Iterator[Chunk]:
+            found = self.pm.hook.dispatch(request=streamed, decision=decision)
+            if found is None:
+                raise NoBackend(
+                    f"no backend plugin owns {decision.backend!r} "
+                    f"(model {decision.model!r}); install or enable one"
+                )
+            return cast("Response | Iterator[Chunk]", found)
+
+        reported = False
+        try:
+            for chunk in bounded(
+                answer,
+                name=decision.backend,
+                limits=self.config.limits(decision.backend),
+                deadline=deadline,
+                cancellation=cancellation,
+                clock=self.clock,
+            ):
+                if chunk.response is not None:
+                    self.breakers.success(decision.backend)
+                    reported = True
+                yield chunk
+            if not reported:
+                raise StreamIncomplete(
+                    f"{decision.backend}: the answer ended without its final response"
+                )
+        except (BudgetExhausted, Cancelled, NoBackend):
+            raise
+        except Exception as exc:
+            if not reported:
+                self.breakers.failure(decision.backend, diagnose(exc))
+                reported = True
+            raise
+        finally:
+            if not reported:
+                self.breakers.release(decision.backend)
+
+    def _checked(self, request: Request, decision: Decision) -> Decision:
+        """`decision` through privacy and every preflight: the one place verdicts apply.
+
+        Any refusal refuses, with every objection's reason; otherwise the first reroute wins
+        and its decision is checked again, a bounded number of times.
+        """
+        for _ in range(MAX_REROUTES + 1):
+            self.enforce_privacy(decision)
+            verdicts: list[Verdict] = [
+                v for v in self.pm.hook.preflight(request=request, decision=decision) if v
+            ]
+            if not verdicts:
+                return decision
+            refusals = [v for v in verdicts if v.action == "refuse" or v.decision is None]
+            if refusals:
+                raise PreflightRefused(
+                    f"preflight refused {decision.backend}: "
+                    + "; ".join(v.reason for v in refusals)
+                )
+            verdict = verdicts[0]
+            assert verdict.decision is not None  # a reroute without one is a refusal
+            decision = dataclasses.replace(
+                verdict.decision,
+                reasons=(
+                    *decision.reasons,
+                    *(v.reason for v in verdicts),
+                    *verdict.decision.reasons,
+                ),
+                classification=decision.classification,
+                verdict=verdict,
+            )
+        raise PreflightRefused(f"preflight rerouted more than {MAX_REROUTES} times in a row")
 
     def _record(
         self,
@@ -305,18 +473,6 @@ class Router:
             )
         )
 
-    def _dispatch(self, request: Request, decision: Decision) -> Iterator[Chunk]:
-        answer = self.pm.hook.dispatch(request=request, decision=decision)
-        if answer is None:
-            raise NoBackend(
-                f"no backend plugin owns {decision.backend!r} "
-                f"(model {decision.model!r}); install or enable one"
-            )
-        if isinstance(answer, Response):
-            yield Chunk(text=answer.text, response=answer)
-        else:
-            yield from answer
-
 
 @dataclass
 class _Book:
@@ -327,14 +483,21 @@ class _Book:
     attempts: list[Attempt] = field(default_factory=list)
 
 
-def _attempt(decision: Decision, started: float, error: BaseException | None) -> Attempt:
+def _attempt(
+    decision: Decision, started: float, error: BaseException | None, outcome: str | None = None
+) -> Attempt:
+    if outcome is None:
+        outcome = "failed" if error else "answered"
+        if isinstance(error, Cancelled):
+            outcome = "cancelled"
     return Attempt(
         side=decision.side.value,
         backend=decision.backend,
         model=decision.model,
-        outcome="failed" if error else "answered",
+        outcome=outcome,
         error_class=type(error).__name__ if error else None,
         latency_s=time.perf_counter() - started,
+        cause=diagnose(error).cause.value if error else None,
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from devpulse import (
+    ConfigError,
     Decision,
     Labels,
     Ledger,
@@ -20,7 +21,7 @@ from devpulse import (
     Usage,
     hookimpl,
 )
-from devpulse.core.ledger import Attempt, RequestRecord
+from devpulse.core.ledger import SCHEMA_VERSION, Attempt, RequestRecord
 from tests.support import router_with
 
 
@@ -129,3 +130,58 @@ def test_answers_costs_refusals_and_failures_are_recorded(tmp_path: Path) -> Non
     )
     assert b"hummingbird" not in raw
     assert b"the answer" not in raw
+
+
+# -- schema versions ---------------------------------------------------------------------
+
+V0 = Path(__file__).parent / "data" / "ledger-v0.sqlite3"  # written by DevPulse 0.1.0
+
+
+def test_a_ledger_from_the_first_schema_is_migrated_forward(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    path.write_bytes(V0.read_bytes())
+    ledger = Ledger(path)
+    assert ledger.schema_version == SCHEMA_VERSION
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        columns = [row[1] for row in db.execute("PRAGMA table_info(attempts)")]
+    assert "cause" in columns
+    old = ledger.rows()
+    assert [(r["task_class"], r["outcome"], r["attempts"]) for r in old] == [
+        ("drafting", "answered", 1),
+        ("reasoning", "answered", 2),
+        ("quick_qa", "refused", 0),
+    ]
+    ledger.record(
+        RequestRecord(
+            "drafting",
+            "public",
+            [],
+            "failed",
+            [Attempt("local", "llama_server", "m", "failed", "X", 0.1, cause="stream_cut")],
+        )
+    )
+    assert len(ledger.rows()) == 4
+    assert Ledger(path).schema_version == SCHEMA_VERSION  # opening again changes nothing
+
+
+def test_a_ledger_from_a_newer_devpulse_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(ConfigError, match="newer than this DevPulse knows"):
+        Ledger(path)
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "proc"])
+def test_an_unwritable_ledger_names_the_path_and_the_fix(tmp_path: Path, where: str) -> None:
+    if where == "proc":
+        path = Path("/proc/devpulse/ledger.sqlite3")
+    else:
+        (tmp_path / "file").write_text("")
+        path = tmp_path / "file" / "ledger.sqlite3"
+    with pytest.raises(ConfigError) as error:
+        Ledger(path)
+    assert str(error.value).startswith(
+        f"cannot write the ledger at {path} (set ledger.path or XDG_DATA_HOME)"
+    )

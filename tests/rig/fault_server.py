@@ -1,4 +1,5 @@
-"""A fault-injecting server that speaks Anthropic's Messages API (JSON errors and SSE).
+"""A fault-injecting server that speaks Anthropic's Messages API (JSON errors and SSE), and
+OpenAI's chat completions for the steps a local server can take (`/v1/chat/completions`).
 
 Each request is answered by the next step of a script: a good answer, or one of the ways a
 provider misbehaves. Every request body is recorded, so tests can prove what reached "the
@@ -90,6 +91,11 @@ class FaultServer:
                     n = len(fault.bodies)
                     fault.bodies.append(body)
                 step = fault.step(n)
+                if self.path.endswith("/chat/completions"):
+                    handler = getattr(self, f"openai_{step}", None)
+                    if handler is not None:
+                        handler(body)
+                        return
                 getattr(self, f"step_{step}")(body)
 
             # -- plain HTTP errors --------------------------------------------------------
@@ -97,9 +103,13 @@ class FaultServer:
             def _error(
                 self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
             ) -> None:
-                data = json.dumps(
-                    {"type": "error", "error": {"type": kind, "message": message}}
-                ).encode()
+                error = {"type": "error", "error": {"type": kind, "message": message}}
+                self._json(status, error, headers)
+
+            def _json(
+                self, status: int, payload: dict[str, Any], headers: dict[str, str] | None
+            ) -> None:
+                data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -271,6 +281,81 @@ class FaultServer:
                 self._opening(body)
                 self._delta("Cloud ")
                 self._closing(stop=False)
+
+            # -- OpenAI-compatible streams (llama-server, LM Studio, vLLM) ------------------
+
+            def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> None:
+                event = {
+                    "object": "chat.completion.chunk",
+                    "model": "fault",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                }
+                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                self.wfile.flush()
+
+            def _openai_answer(self, *, stall_after_first: bool = False) -> None:
+                self._start_stream()
+                words = ANSWER.split(" ")
+                for i, word in enumerate(words):
+                    self._chunk({"content": word + " "})
+                    if stall_after_first and i == 0:
+                        time.sleep(fault.hang_s)
+                self._chunk({}, "stop")
+                usage = {"prompt_tokens": 12, "completion_tokens": 3}
+                self.wfile.write(
+                    f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode()
+                )
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+
+            def openai_ok(self, body: dict[str, Any]) -> None:
+                self._openai_answer()
+
+            def openai_stall(self, body: dict[str, Any]) -> None:
+                self._openai_answer(stall_after_first=True)
+
+            def openai_slow_first_token(self, body: dict[str, Any]) -> None:
+                self._start_stream()
+                time.sleep(fault.hang_s)
+                self._openai_answer()
+
+            def openai_cut(self, body: dict[str, Any]) -> None:
+                self._start_stream()
+                self._chunk({"content": "Cloud "})
+                self.wfile.write(b'data: {"choices": [{"delta": {"cont')
+                self.wfile.flush()
+                self.connection.close()
+
+            def openai_no_stop(self, body: dict[str, Any]) -> None:
+                self._start_stream()
+                self._chunk({"content": "Cloud "})
+                self._chunk({}, "stop")
+
+            def openai_malformed(self, body: dict[str, Any]) -> None:
+                self._start_stream()
+                self.wfile.write(b"data: {this is not json\n\n")
+                self.wfile.flush()
+
+            def openai_429(self, body: dict[str, Any]) -> None:
+                self._openai_error(
+                    429, "rate_limit_error", "Too many requests", {"Retry-After": "7"}
+                )
+
+            def openai_400_context(self, body: dict[str, Any]) -> None:
+                self._openai_error(
+                    400,
+                    "exceed_context_size_error",
+                    "the request exceeds the available context size, try increasing it",
+                )
+
+            def openai_500(self, body: dict[str, Any]) -> None:
+                self._openai_error(500, "server_error", "pharmacy harm policy text")
+
+            def _openai_error(
+                self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
+            ) -> None:
+                error = {"error": {"code": status, "message": message, "type": kind}}
+                self._json(status, error, headers)
 
         return Handler
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from devpulse.core.config import Config
 from devpulse.plugins.backends.anthropic_backend import AnthropicBackend
-from devpulse.plugins.backends.base import Backend, Limits
+from devpulse.plugins.backends.base import Backend
 from devpulse.plugins.backends.ollama_backend import OllamaBackend
 from devpulse.plugins.backends.openai_compat import OpenAICompatBackend
 
@@ -20,7 +20,7 @@ def configured_backends(config: Config) -> list[tuple[str, Backend]]:
     return [
         (
             f"devpulse.backend.{name}",
-            KINDS[backend.kind](name, backend, Limits.for_backend(backend, config.failover)),
+            KINDS[backend.kind](name, backend, config.limits(name)),
         )
         for name, backend in config.backends.items()
         if backend.kind in KINDS

@@ -1,12 +1,15 @@
 """Anthropic's Messages API through the real `anthropic` SDK (or any compatible server).
 
 `max_retries=0`: DevPulse owns retries and failover. The key comes from the environment
-variable the config names, never from the config file itself.
+variable the config names, never from the config file itself. The SDK's errors become
+`BackendError`s with their cause read from Anthropic's error type (``rate_limit_error``,
+``overloaded_error``, ...), the HTTP status and the retry-after headers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -15,13 +18,33 @@ from typing import Any
 import anthropic
 import httpx2
 
-from devpulse.core.config import BackendConfig
-from devpulse.core.errors import BackendError, StreamIncomplete
+from devpulse.core.config import BackendConfig, Limits
+from devpulse.core.errors import BackendError, Cause, StreamIncomplete
 from devpulse.core.types import Chunk, Decision, Request, Response
-from devpulse.plugins.backends.base import Backend, Limits, system_and_turns, timed_out
+from devpulse.plugins.backends.base import (
+    Backend,
+    cause_for_status,
+    retry_after,
+    system_and_turns,
+    timed_out,
+)
 
-# anthropic 2.x runs on httpx2, whose timeouts surface raw while a stream is read.
+# anthropic 2.x runs on httpx2, whose errors surface raw while a stream is read.
 READ_TIMEOUTS = (anthropic.APITimeoutError, httpx2.ReadTimeout)
+CUTS = (httpx2.RemoteProtocolError, httpx2.ReadError)
+
+# Anthropic's error types (docs: "Errors"), by what they mean for failover.
+ERROR_TYPES = {
+    "rate_limit_error": Cause.RATE_LIMITED,
+    "overloaded_error": Cause.OVERLOADED,
+    "api_error": Cause.SERVER_ERROR,
+    "authentication_error": Cause.AUTH,
+    "permission_error": Cause.AUTH,
+    "billing_error": Cause.SPEND_LIMIT,
+    "not_found_error": Cause.MODEL_NOT_LOADED,
+    "request_too_large": Cause.CONTEXT_LENGTH,
+    "invalid_request_error": Cause.BAD_REQUEST,
+}
 
 ANTHROPIC_API = "https://api.anthropic.com"
 
@@ -40,13 +63,14 @@ class AnthropicBackend(Backend):
             api_key=self.key or "not-needed-for-a-local-server",
             base_url=self.config.base_url or ANTHROPIC_API,
             max_retries=0,
-            timeout=anthropic.Timeout(self.limits.read_s, connect=self.limits.connect_s),
+            timeout=anthropic.Timeout(self.limits.first_token_s, connect=self.limits.connect_s),
         )
 
     def params(self, request: Request, decision: Decision) -> dict[str, Any]:
         if self.missing_key:
             raise BackendError(
-                f"{self.name}: no API key (set {self.config.api_key_env} in the environment)"
+                f"{self.name}: no API key (set {self.config.api_key_env} in the environment)",
+                cause=Cause.AUTH,
             )
         system, turns = system_and_turns(request)
         messages = []
@@ -75,14 +99,6 @@ class AnthropicBackend(Backend):
             params["tools"] = [dict(t) for t in request.tools]
         return params
 
-    def complete(self, request: Request, decision: Decision) -> Response:
-        """Streamed underneath, so a silent server is caught by the first-token limit rather
-        than by a read timeout that must also allow for a long generation."""
-        for chunk in self.stream(request, decision):
-            if chunk.response is not None:
-                return chunk.response
-        raise StreamIncomplete(f"{self.name}: no final message")  # pragma: no cover
-
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
         started = time.perf_counter()
         first: float | None = None
@@ -99,9 +115,46 @@ class AnthropicBackend(Backend):
                 if not stopped:  # the SDK reports end_turn even for a cut stream
                     raise StreamIncomplete(f"{self.name}: the stream ended without message_stop")
                 message = events.get_final_message()
-        except READ_TIMEOUTS as exc:
-            raise timed_out(self.name, first, self.limits.read_s, exc) from exc
+        except READ_TIMEOUTS:
+            raise timed_out(self.name, first, self.limits) from None
+        except anthropic.APIStatusError as exc:
+            raise self._status_error(exc) from None
+        except anthropic.APIConnectionError as exc:
+            raise BackendError(
+                f"{self.name}: cannot reach {self.config.base_url or ANTHROPIC_API} ({exc})",
+                cause=Cause.CONNECTION,
+            ) from None
+        except CUTS as exc:
+            raise StreamIncomplete(f"{self.name}: the connection broke ({exc})") from None
+        except json.JSONDecodeError as exc:
+            raise BackendError(
+                f"{self.name}: a stream event is not JSON ({exc})", cause=Cause.MALFORMED_STREAM
+            ) from None
         yield Chunk("", self._response(decision, started, message, first))
+
+    def _status_error(self, exc: anthropic.APIStatusError) -> BackendError:
+        """An HTTP error, or an error event inside a 200 stream, with its fields kept."""
+        body = exc.body if isinstance(exc.body, dict) else {}
+        inner = body.get("error", body)
+        inner = inner if isinstance(inner, dict) else {}
+        kind = inner.get("type") if isinstance(inner.get("type"), str) else None
+        message = " ".join(str(inner.get("message") or exc.message).split())[:200]
+        status = exc.status_code
+        cause = ERROR_TYPES.get(kind or "") or cause_for_status(status)
+        if cause is Cause.RATE_LIMITED and "spend limit" in message.lower():
+            # Anthropic reports a reached spend limit as a rate_limit_error; only its message
+            # tells it apart, and it does not lift with a retry.
+            cause = Cause.SPEND_LIMIT
+        if cause is Cause.BAD_REQUEST and message.lower().startswith("prompt is too long"):
+            cause = Cause.CONTEXT_LENGTH  # Anthropic's wording for a context overflow
+        where = "in the stream" if status == 200 else f"HTTP {status}"
+        return BackendError(
+            f"{self.name} answered {where}: {kind or 'error'}: {message}",
+            cause=cause,
+            status=status,
+            retry_after_s=retry_after(getattr(exc.response, "headers", None)),
+            provider_type=kind,
+        )
 
     def _open(self, stack: contextlib.ExitStack[Any], params: dict[str, Any]) -> Any:
         """Send the request; once more at once if a kept-alive connection turned out closed.
@@ -113,7 +166,9 @@ class AnthropicBackend(Backend):
         try:
             return stack.enter_context(self.client.messages.stream(**params))
         except anthropic.APIConnectionError as exc:
-            if not isinstance(exc.__cause__, httpx2.RemoteProtocolError):
+            if isinstance(exc, anthropic.APITimeoutError) or not isinstance(
+                exc.__cause__, httpx2.RemoteProtocolError
+            ):
                 raise
             return stack.enter_context(self.client.messages.stream(**params))
 

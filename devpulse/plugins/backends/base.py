@@ -4,51 +4,73 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from devpulse.core.config import BackendConfig, FailoverConfig
-from devpulse.core.errors import BackendError, FirstTokenTimeout, StreamStalled, UnsupportedRequest
+from devpulse.core.config import BackendConfig, Limits
+from devpulse.core.errors import (
+    BackendError,
+    Cause,
+    FirstTokenTimeout,
+    StreamIncomplete,
+    StreamStalled,
+    UnsupportedRequest,
+)
 from devpulse.core.types import Chunk, Decision, Request, Response, Usage
 from devpulse.hookspecs import hookimpl
 
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Seconds to connect, and for each read: the first token and every gap after it."""
-
-    connect_s: float = 3.0
-    read_s: float = 120.0
-
-    @classmethod
-    def for_backend(cls, config: BackendConfig, failover: FailoverConfig | None = None) -> Limits:
-        if config.timeout_s is not None:
-            read = config.timeout_s
-        elif failover is not None:
-            read = (
-                failover.cloud_timeout_s
-                if config.side.value == "cloud"
-                else failover.local_timeout_s
-            )
-        else:
-            read = 120.0
-        connect = failover.connect_timeout_s if failover is not None else 3.0
-        return cls(connect_s=min(connect, read), read_s=read)
+DEFAULT_LIMITS = Limits(connect_s=3.0, first_token_s=120.0, stall_s=120.0)
 
 
-def timed_out(name: str, first: float | None, limit: float, error: BaseException) -> BackendError:
-    """A read timeout, named for what it means: no first token, or a stall mid-answer."""
+def timed_out(name: str, first: float | None, limits: Limits) -> BackendError:
+    """A read timeout of the client itself, named for what it means.
+
+    The core's own limits usually fire first; this is the backstop that ends the worker's
+    blocked read.
+    """
     if first is None:
-        return FirstTokenTimeout(f"{name}: no first token within {limit:g}s")
-    return StreamStalled(f"{name}: the stream stalled for more than {limit:g}s")
+        return FirstTokenTimeout(f"{name}: no first token within {limits.first_token_s:g}s")
+    return StreamStalled(f"{name}: the stream stalled for more than {limits.first_token_s:g}s")
+
+
+def cause_for_status(status: int) -> Cause:
+    """What an HTTP status says on its own; backends refine it with the provider's error type."""
+    if status == 429:
+        return Cause.RATE_LIMITED
+    if status == 529:
+        return Cause.OVERLOADED
+    if status in (401, 403):
+        return Cause.AUTH
+    if status == 413:
+        return Cause.CONTEXT_LENGTH
+    if status in (400, 422):
+        return Cause.BAD_REQUEST
+    if status == 404:
+        return Cause.MODEL_NOT_LOADED  # "model 'x' not found", from every provider
+    return Cause.SERVER_ERROR if status >= 500 else Cause.UNKNOWN
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """retry-after-ms, else retry-after in seconds (an HTTP date is not honoured), if sent."""
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is not None:
+            try:
+                return max(0.0, float(value) / scale)
+            except ValueError:
+                continue
+    return None
 
 
 class Backend:
     """A `dispatch` plugin for one configured backend; it answers only decisions naming it.
 
-    Subclasses implement `complete` and `stream`; clients are built once and reused, and
-    are safe to share between threads.
+    Subclasses implement `stream`, which raises `BackendError` with the cause filled in;
+    `complete` reads the same stream, so every request streams underneath. Clients are built
+    on first use, reused, and safe to share between threads. Their read timeout is the
+    first-token limit: the core bounds every wait itself, this only ends a blocked read.
     """
 
     accepts_images = False
@@ -56,7 +78,7 @@ class Backend:
     def __init__(self, name: str, config: BackendConfig, limits: Limits | None = None) -> None:
         self.name = name
         self.config = config
-        self.limits = limits or Limits.for_backend(config)
+        self.limits = limits or DEFAULT_LIMITS
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -85,7 +107,11 @@ class Backend:
         return self.complete(request, decision)
 
     def complete(self, request: Request, decision: Decision) -> Response:
-        raise NotImplementedError
+        """The whole answer, read from the stream."""
+        for chunk in self.stream(request, decision):
+            if chunk.response is not None:
+                return chunk.response
+        raise StreamIncomplete(f"{self.name}: the stream ended without a final message")
 
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
         raise NotImplementedError

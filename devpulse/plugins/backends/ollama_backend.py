@@ -1,7 +1,12 @@
-"""Ollama through the real `ollama` client: chat, streaming, keep_alive, token counts."""
+"""Ollama through the real `ollama` client: chat, streaming, keep_alive, token counts.
+
+Every request streams. The client drops an error response's headers, so a response hook
+keeps the Retry-After of the last error this thread received.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -9,19 +14,38 @@ from typing import Any
 import httpx
 import ollama
 
-from devpulse.core.errors import BackendError, StreamIncomplete
-from devpulse.core.types import Chunk, Decision, Request, Response
-from devpulse.plugins.backends.base import Backend, function_tools
+from devpulse.core.config import BackendConfig, Limits
+from devpulse.core.errors import BackendError, Cause, StreamIncomplete
+from devpulse.core.types import Chunk, Decision, Request
+from devpulse.plugins.backends.base import (
+    Backend,
+    cause_for_status,
+    function_tools,
+    retry_after,
+    timed_out,
+)
 
 
 class OllamaBackend(Backend):
     accepts_images = True
 
-    def make_client(self) -> ollama.Client:
-        timeout = httpx.Timeout(self.limits.read_s, connect=self.limits.connect_s)
-        return ollama.Client(host=self.config.base_url, timeout=timeout)
+    def __init__(self, name: str, config: BackendConfig, limits: Limits | None = None) -> None:
+        super().__init__(name, config, limits)
+        self._seen = threading.local()
 
-    def params(self, request: Request, decision: Decision, stream: bool) -> dict[str, Any]:
+    def make_client(self) -> ollama.Client:
+        timeout = httpx.Timeout(self.limits.first_token_s, connect=self.limits.connect_s)
+        return ollama.Client(
+            host=self.config.base_url,
+            timeout=timeout,
+            event_hooks={"response": [self._remember_retry_after]},
+        )
+
+    def _remember_retry_after(self, response: httpx.Response) -> None:
+        if response.status_code >= 400:
+            self._seen.retry_after = retry_after(response.headers)
+
+    def params(self, request: Request, decision: Decision) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
         for m in request.messages:
             entry: dict[str, Any] = {"role": m.role, "content": m.content}
@@ -31,7 +55,7 @@ class OllamaBackend(Backend):
         params: dict[str, Any] = {
             "model": decision.model,
             "messages": messages,
-            "stream": stream,
+            "stream": True,
             "options": {"num_predict": request.max_tokens},
         }
         if self.config.keep_alive is not None:
@@ -40,34 +64,18 @@ class OllamaBackend(Backend):
             params["tools"] = function_tools(request)
         return params
 
-    def complete(self, request: Request, decision: Decision) -> Response:
-        started = time.perf_counter()
-        try:
-            reply = self.client.chat(**self.params(request, decision, stream=False))
-        except ollama.ResponseError as exc:
-            raise BackendError(f"{self.name}: {exc.error} (HTTP {exc.status_code})") from exc
-        calls = tuple(
-            {"name": c.function.name, "arguments": dict(c.function.arguments)}
-            for c in reply.message.tool_calls or ()
-        )
-        return self.response(
-            decision,
-            started,
-            text=reply.message.content or "",
-            model=reply.model,
-            input_tokens=reply.prompt_eval_count or 0,
-            output_tokens=reply.eval_count or 0,
-            stop_reason=reply.done_reason,
-            tool_calls=calls,
-        )
-
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
         started = time.perf_counter()
         first: float | None = None
         parts: list[str] = []
+        calls: list[dict[str, Any]] = []
         try:
-            for part in self.client.chat(**self.params(request, decision, stream=True)):
+            for part in self.client.chat(**self.params(request, decision)):
                 text = part.message.content or ""
+                calls += [
+                    {"name": c.function.name, "arguments": dict(c.function.arguments)}
+                    for c in part.message.tool_calls or ()
+                ]
                 if text:
                     first = first or time.perf_counter()
                     parts.append(text)
@@ -84,9 +92,32 @@ class OllamaBackend(Backend):
                             input_tokens=part.prompt_eval_count or 0,
                             output_tokens=part.eval_count or 0,
                             stop_reason=part.done_reason,
+                            tool_calls=tuple(calls),
                         ),
                     )
                     return
         except ollama.ResponseError as exc:
-            raise BackendError(f"{self.name}: {exc.error} (HTTP {exc.status_code})") from exc
+            raise self._response_error(exc) from None
+        except ConnectionError as exc:  # the client's word for "nothing listens there"
+            raise BackendError(
+                f"{self.name}: nothing answers at {self.config.base_url} ({exc})",
+                cause=Cause.CONNECTION,
+            ) from None
+        except httpx.ReadTimeout:
+            raise timed_out(self.name, first, self.limits) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise StreamIncomplete(f"{self.name}: the connection broke ({exc})") from None
         raise StreamIncomplete(f"{self.name}: the stream ended before done")
+
+    def _response_error(self, exc: ollama.ResponseError) -> BackendError:
+        status = exc.status_code
+        wait = getattr(self._seen, "retry_after", None) if status >= 400 else None
+        self._seen.retry_after = None
+        message = " ".join(str(exc.error).split())[:200]
+        return BackendError(
+            f"{self.name}: {message} (HTTP {status})" if status > 0 else f"{self.name}: {message}",
+            # Ollama's errors carry a status and a message, no type: the status decides.
+            cause=cause_for_status(status),
+            status=status if status > 0 else None,
+            retry_after_s=wait,
+        )

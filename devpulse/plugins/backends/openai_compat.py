@@ -1,7 +1,14 @@
-"""OpenAI-compatible local servers: llama-server, LM Studio, vLLM (`/v1/chat/completions`)."""
+"""OpenAI-compatible local servers: llama-server, LM Studio, vLLM (`/v1/chat/completions`).
+
+Every request streams (`stream: true`), so the core's first-token and stall limits apply to
+local generation as to the cloud. Errors carry the HTTP status, the server's error type
+(llama-server: ``exceed_context_size_error``; OpenAI: ``context_length_exceeded``) and its
+Retry-After.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -10,10 +17,18 @@ from typing import Any
 
 import httpx
 
-from devpulse.core.config import BackendConfig
-from devpulse.core.errors import BackendError, StreamIncomplete
-from devpulse.core.types import Chunk, Decision, Request, Response
-from devpulse.plugins.backends.base import Backend, Limits, function_tools, timed_out
+from devpulse.core.config import BackendConfig, Limits
+from devpulse.core.errors import BackendError, Cause, StreamIncomplete
+from devpulse.core.types import Chunk, Decision, Request
+from devpulse.plugins.backends.base import (
+    Backend,
+    cause_for_status,
+    function_tools,
+    retry_after,
+    timed_out,
+)
+
+CONTEXT_TYPES = {"exceed_context_size_error", "context_length_exceeded"}
 
 
 class OpenAICompatBackend(Backend):
@@ -24,13 +39,13 @@ class OpenAICompatBackend(Backend):
         self.url = f"{(config.base_url or '').rstrip('/')}/chat/completions"
 
     def make_client(self) -> httpx.Client:
-        timeout = httpx.Timeout(self.limits.read_s, connect=self.limits.connect_s)
+        timeout = httpx.Timeout(self.limits.first_token_s, connect=self.limits.connect_s)
         env = self.config.api_key_env
         key = os.environ.get(env) if env else None
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(timeout=timeout, headers=headers)
 
-    def body(self, request: Request, decision: Decision, stream: bool) -> dict[str, Any]:
+    def body(self, request: Request, decision: Decision) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
         for m in request.messages:
             if m.images:
@@ -49,47 +64,41 @@ class OpenAICompatBackend(Backend):
             "model": decision.model,
             "messages": messages,
             "max_tokens": request.max_tokens,
-            "stream": stream,
+            "stream": True,
+            "stream_options": {"include_usage": True},
         }
-        if stream:
-            body["stream_options"] = {"include_usage": True}
         if request.tools:
             body["tools"] = function_tools(request)
         return body
-
-    def complete(self, request: Request, decision: Decision) -> Response:
-        started = time.perf_counter()
-        try:
-            reply = self.client.post(self.url, json=self.body(request, decision, stream=False))
-        except httpx.ConnectError as exc:
-            raise BackendError(f"{self.name}: nothing answers at {self.url} ({exc})") from exc
-        _raise_for_status(self.name, reply)
-        data = reply.json()
-        choice = data["choices"][0]
-        usage = data.get("usage") or {}
-        calls = tuple(
-            {"name": c["function"]["name"], "arguments": c["function"].get("arguments")}
-            for c in choice["message"].get("tool_calls") or ()
-        )
-        return self.response(
-            decision,
-            started,
-            text=choice["message"].get("content") or "",
-            model=data.get("model"),
-            input_tokens=usage.get("prompt_tokens", 0),
-            output_tokens=usage.get("completion_tokens", 0),
-            stop_reason=choice.get("finish_reason"),
-            tool_calls=calls,
-        )
 
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
         first: list[float] = []
         try:
             yield from self._stream(request, decision, first)
-        except httpx.ReadTimeout as exc:
-            raise timed_out(
-                self.name, first[0] if first else None, self.limits.read_s, exc
-            ) from exc
+        except httpx.ReadTimeout:
+            raise timed_out(self.name, first[0] if first else None, self.limits) from None
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise BackendError(
+                f"{self.name}: nothing answers at {self.url} ({exc})", cause=Cause.CONNECTION
+            ) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise StreamIncomplete(f"{self.name}: the connection broke ({exc})") from None
+        except json.JSONDecodeError as exc:
+            raise BackendError(
+                f"{self.name}: a stream event is not JSON ({exc})", cause=Cause.MALFORMED_STREAM
+            ) from None
+
+    def _open(self, stack: contextlib.ExitStack[Any], body: dict[str, Any]) -> httpx.Response:
+        """Send the request; once more at once if a kept-alive connection turned out closed.
+
+        llama-server may close a connection after a streamed answer while the pool still
+        holds it: the request never reached the server, so this is no failure of the backend.
+        """
+        client: httpx.Client = self.client
+        try:
+            return stack.enter_context(client.stream("POST", self.url, json=body))
+        except httpx.RemoteProtocolError:
+            return stack.enter_context(client.stream("POST", self.url, json=body))
 
     def _stream(
         self, request: Request, decision: Decision, first_token: list[float]
@@ -97,27 +106,30 @@ class OpenAICompatBackend(Backend):
         started = time.perf_counter()
         first: float | None = None
         parts: list[str] = []
+        calls: dict[int, dict[str, Any]] = {}
         usage: dict[str, int] = {}
         finish = model = None
         done = False
-        body = self.body(request, decision, stream=True)
-        with self.client.stream("POST", self.url, json=body) as reply:
+        with contextlib.ExitStack() as stack:
+            reply = self._open(stack, self.body(request, decision))
             if reply.status_code >= 400:
                 reply.read()
-                _raise_for_status(self.name, reply)
-            for line in reply.iter_lines():
-                if not line.startswith("data:"):
-                    continue
-                payload = line[5:].strip()
+                raise status_error(self.name, reply)
+            for payload in _events(reply.iter_lines()):
                 if payload == "[DONE]":
                     done = True
                     break
                 event = json.loads(payload)
+                if "error" in event:
+                    raise _error(self.name, event, 200, None)
                 model = event.get("model") or model
                 usage = event.get("usage") or usage
                 for choice in event.get("choices") or ():
                     finish = choice.get("finish_reason") or finish
-                    text = (choice.get("delta") or {}).get("content")
+                    delta = choice.get("delta") or {}
+                    for call in delta.get("tool_calls") or ():
+                        _merge_call(calls, call)
+                    text = delta.get("content")
                     if text:
                         if first is None:
                             first = time.perf_counter()
@@ -137,11 +149,68 @@ class OpenAICompatBackend(Backend):
                 input_tokens=usage.get("prompt_tokens", 0),
                 output_tokens=usage.get("completion_tokens", 0),
                 stop_reason=finish,
+                tool_calls=tuple(
+                    {"name": c["name"], "arguments": c["arguments"]}
+                    for _, c in sorted(calls.items())
+                ),
             ),
         )
 
 
-def _raise_for_status(name: str, reply: httpx.Response) -> None:
-    if reply.status_code >= 400:
-        detail = reply.text[:200].replace("\n", " ")
-        raise BackendError(f"{name} answered HTTP {reply.status_code}: {detail}")
+def _events(lines: Iterator[str]) -> Iterator[str]:
+    """Server-sent events' data, each dispatched at its blank line: an event the connection
+    cut before its end is never read (the stream then lacks [DONE], and counts as cut)."""
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield "\n".join(data)
+            data = []
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+
+
+def _merge_call(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:
+    """Tool calls arrive in pieces: a name first, then the arguments' JSON in fragments."""
+    entry = calls.setdefault(int(delta.get("index", 0)), {"name": "", "arguments": ""})
+    function = delta.get("function") or {}
+    entry["name"] += function.get("name") or ""
+    entry["arguments"] += function.get("arguments") or ""
+
+
+def status_error(name: str, reply: httpx.Response) -> BackendError:
+    """The error an HTTP error response describes, its fields kept."""
+    try:
+        body = reply.json()
+    except ValueError:
+        body = {"error": reply.text[:200]}
+    return _error(name, body if isinstance(body, dict) else {}, reply.status_code, reply.headers)
+
+
+def _error(name: str, body: dict[str, Any], status: int, headers: Any) -> BackendError:
+    inner = body.get("error")
+    if isinstance(inner, dict):
+        kind = inner.get("type") or None
+        code = inner.get("code")
+        message = str(inner.get("message") or "")
+        if status == 200 and isinstance(code, int):
+            status = code  # an error inside a stream names its status in the body
+    else:
+        kind, code, message = None, None, str(inner or "")
+    detail = " ".join(message.split())[:200]
+    return BackendError(
+        f"{name} answered HTTP {status}: {detail}" if detail else f"{name} answered HTTP {status}",
+        cause=_cause(status, {kind, code if isinstance(code, str) else None}, message),
+        status=status,
+        retry_after_s=retry_after(headers),
+        provider_type=kind,
+    )
+
+
+def _cause(status: int, kinds: set[str | None], message: str) -> Cause:
+    if status == 429 and "insufficient_quota" in kinds:
+        return Cause.SPEND_LIMIT  # OpenAI's code for a used-up quota
+    # vLLM names no type for it: its message ("maximum context length") is all there is.
+    if status in (400, 413) and (kinds & CONTEXT_TYPES or "maximum context length" in message):
+        return Cause.CONTEXT_LENGTH
+    return cause_for_status(status)

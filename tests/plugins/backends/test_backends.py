@@ -10,14 +10,18 @@ import pytest
 
 from devpulse import (
     BackendError,
+    Decision,
     DispatchFailed,
     Image,
     Message,
     Request,
+    Response,
     Router,
     Side,
     TaskClass,
     UnsupportedRequest,
+    Usage,
+    hookimpl,
 )
 from tests.rig.llama_server import LlamaServer
 from tests.rig.ollama_server import OllamaRig
@@ -141,23 +145,50 @@ def test_a_server_that_is_not_there_is_a_clear_error(tmp_path: Path) -> None:
     assert "no API key (set ANTHROPIC_API_KEY" in str(info.value)
 
 
-def test_200_concurrent_requests_land_in_the_ledger(router: Router) -> None:
-    async def many() -> list:
-        return await asyncio.gather(
-            *(
-                router.ainvoke(
-                    Request.from_prompt(f"Say {i}.", task=TaskClass.DRAFTING, max_tokens=4)
-                )
-                for i in range(200)
-            )
+class Echo:
+    """A fast in-process backend: the volume of concurrent requests, without the model."""
+
+    @hookimpl
+    def dispatch(self, request: Request, decision: Decision) -> Response | None:
+        if decision.backend != "echo":
+            return None
+        words = request.messages[-1].content.split()
+        return Response(
+            " ".join(words),
+            decision.model,
+            "echo",
+            decision.side,
+            usage=Usage(input_tokens=len(words), output_tokens=len(words)),
         )
 
+
+def test_concurrent_requests_land_in_the_ledger(config: dict) -> None:
+    """Eight real rig calls and 200 fast ones at once: every request and attempt is booked."""
+    config = {
+        **config,
+        "backends": {**config["backends"], "echo": {"side": "local"}},
+        "routing": {"quick_qa": {"side": "local", "backend": "echo", "model": "echo"}},
+    }
+    router = router_with(config, plugins=[Echo()])
+
+    async def many() -> list:
+        real = [
+            Request.from_prompt(f"Say {i}.", task=TaskClass.DRAFTING, max_tokens=4)
+            for i in range(8)
+        ]
+        fast = [
+            Request.from_prompt(f"echo {i} " * (i % 7 + 1), task=TaskClass.QUICK_QA)
+            for i in range(200)
+        ]
+        return await asyncio.gather(*(router.ainvoke(r) for r in [*real, *fast]))
+
     responses = asyncio.run(many())
+    assert {r.backend for r in responses} == {"llama_server", "echo"}
     rows = router.ledger.rows()
-    assert len(rows) == 200
+    assert len(rows) == 208
     assert {r["outcome"] for r in rows} == {"answered"}
     assert sum(r["input_tokens"] for r in rows) == sum(x.usage.input_tokens for x in responses)
     assert sum(r["output_tokens"] for r in rows) == sum(x.usage.output_tokens for x in responses)
     with sqlite3.connect(router.ledger.path) as db:
-        assert db.execute("SELECT count(*) FROM attempts").fetchone()[0] == 200
+        assert db.execute("SELECT count(*) FROM attempts").fetchone()[0] == 208
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -45,7 +45,8 @@ def test_anthropic_shape() -> None:
 
 
 def test_openai_shape() -> None:
-    body = backend("openai_compat").body(REQUEST, DECISION, stream=True)
+    body = backend("openai_compat").body(REQUEST, DECISION)
+    assert body["stream"] is True  # always: the core's first-token and stall limits apply
     assert body["messages"][0] == {"role": "system", "content": "Be brief."}
     assert body["messages"][1]["content"][1] == {
         "type": "image_url",
@@ -56,7 +57,8 @@ def test_openai_shape() -> None:
 
 
 def test_ollama_shape() -> None:
-    params = backend("ollama").params(REQUEST, DECISION, stream=False)
+    params = backend("ollama").params(REQUEST, DECISION)
+    assert params["stream"] is True
     assert params["messages"][1]["images"] == ["iVBORw0KGgo="]
     assert params["options"] == {"num_predict": 64}
     assert params["tools"][0]["function"]["name"] == "get_weather"

@@ -64,35 +64,43 @@ def sides(router: Router) -> list[list[str]]:
     return list(out.values())
 
 
-def timed(router: Router, request: Request | None = None):
-    start = time.monotonic()
-    response = router.invoke(request or hard())
-    return response, time.monotonic() - start
+def causes(router: Router) -> list[str | None]:
+    """The recorded cause of each attempt of the last request."""
+    import sqlite3  # noqa: PLC0415
+
+    with sqlite3.connect(router.ledger.path) as db:
+        rows = db.execute(
+            "SELECT cause FROM attempts WHERE request_id = (SELECT MAX(id) FROM requests)"
+            " ORDER BY n"
+        )
+        return [cause for (cause,) in rows]
 
 
+# How long each takes is a figure for bench/failover.py, not an assertion here.
 @pytest.mark.parametrize(
-    ("script", "answered_by", "attempts", "max_s"),
+    ("script", "answered_by", "attempts", "cause"),
     [
-        (["ok"], "cloud", ["cloud:answered"], 3),
-        (["429", "ok"], "cloud", ["cloud:failed", "cloud:answered"], 4),  # waits retry-after 1s
-        (["429_no_retry_after"], "local", ["cloud:failed", "local:answered"], 5),
-        (["529"], "local", ["cloud:failed", "local:answered"], 5),
-        (["500", "ok"], "cloud", ["cloud:failed", "cloud:answered"], 3),
-        (["503"], "local", ["cloud:failed", "cloud:failed", "local:answered"], 6),
-        (["reset", "ok"], "cloud", ["cloud:failed", "cloud:answered"], 3),
-        (["silence"], "local", ["cloud:failed", "local:answered"], 6),
-        (["slow_first_token"], "local", ["cloud:failed", "local:answered"], 6),
-        (["cut", "ok"], "cloud", ["cloud:failed", "cloud:answered"], 3),
-        (["stall"], "local", ["cloud:failed", "local:answered"], 6),
-        (["malformed", "ok"], "cloud", ["cloud:failed", "cloud:answered"], 3),
-        (["overloaded_event"], "local", ["cloud:failed", "local:answered"], 5),
-        (["no_stop", "ok"], "cloud", ["cloud:failed", "cloud:answered"], 3),
-        (["429_spend"], "local", ["cloud:failed", "local:answered"], 5),
+        (["ok"], "cloud", ["cloud:answered"], None),
+        (["429", "ok"], "cloud", ["cloud:failed", "cloud:answered"], "rate_limited"),
+        (["429_no_retry_after"], "local", ["cloud:failed", "local:answered"], "rate_limited"),
+        (["529"], "local", ["cloud:failed", "local:answered"], "overloaded"),
+        (["500", "ok"], "cloud", ["cloud:failed", "cloud:answered"], "server_error"),
+        (["503"], "local", ["cloud:failed", "cloud:failed", "local:answered"], "server_error"),
+        (["reset", "ok"], "cloud", ["cloud:failed", "cloud:answered"], "connection"),
+        (["silence"], "local", ["cloud:failed", "local:answered"], "no_first_token"),
+        (["slow_first_token"], "local", ["cloud:failed", "local:answered"], "no_first_token"),
+        (["cut", "ok"], "cloud", ["cloud:failed", "cloud:answered"], "stream_cut"),
+        (["stall"], "local", ["cloud:failed", "local:answered"], "stalled"),
+        (["malformed", "ok"], "cloud", ["cloud:failed", "cloud:answered"], "malformed_stream"),
+        (["overloaded_event"], "local", ["cloud:failed", "local:answered"], "overloaded"),
+        (["no_stop", "ok"], "cloud", ["cloud:failed", "cloud:answered"], "stream_cut"),
+        (["429_spend"], "local", ["cloud:failed", "local:answered"], "spend_limit"),
     ],
 )
-def test_scenario(scenario, script, answered_by, attempts, max_s) -> None:
+def test_scenario(scenario, script, answered_by, attempts, cause) -> None:
     fault, router = scenario(script)
-    response, elapsed = timed(router)
+    response = router.invoke(hard())
+    assert causes(router)[0] == cause
     assert response.side.value == answered_by
     assert response.text.strip()
     if answered_by == "cloud":
@@ -100,15 +108,15 @@ def test_scenario(scenario, script, answered_by, attempts, max_s) -> None:
         assert response.usage.input_tokens == 12
     assert sides(router) == [attempts]
     assert len(fault.bodies) == sum(a.startswith("cloud") for a in attempts)
-    assert elapsed < max_s
     assert router.ledger.rows()[0]["outcome"] == "answered"
     assert router.invoke(hard()).text.strip()  # and the router stays healthy afterwards
 
 
 def test_429_waits_at_least_retry_after(scenario) -> None:
     _, router = scenario(["429", "ok"])
-    _, elapsed = timed(router)
-    assert elapsed >= 1.0
+    start = time.monotonic()
+    router.invoke(hard())
+    assert time.monotonic() - start >= 1.0  # a lower bound: a loaded machine only adds time
 
 
 @pytest.mark.parametrize(
@@ -133,19 +141,30 @@ def test_context_length_moves_to_a_larger_model(scenario) -> None:
     assert [b["model"] for b in fault.bodies] == ["claude-sonnet-4-6", "claude-sonnet-4-6-1m"]
 
 
+class Clock:
+    """Wall-clock seconds that move only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_the_circuit_opens_skips_the_cloud_then_one_probe_closes_it(scenario) -> None:
     fault, router = scenario(lambda n: "529" if n < 3 else "ok", breaker_threshold=3)
+    router.breakers.clock = clock = Clock()
     for _ in range(3):  # three 529s in a row: each request falls back to local
         assert router.invoke(hard()).side is Side.LOCAL
     assert len(fault.bodies) == 3
-    start = time.monotonic()
-    assert router.invoke(hard()).side is Side.LOCAL  # open: zero attempts on the cloud
+    assert router.breakers.states()["cloud"]["state"] == "open"
+    assert router.invoke(hard()).side is Side.LOCAL  # open: the cloud is not asked at all
     assert len(fault.bodies) == 3
-    assert sides(router)[-1] == ["local:answered"]
-    assert router.pm.get_plugin("devpulse.failover").breakers.states()["cloud"]["state"] == "open"
-    time.sleep(max(0.0, 2.1 - (time.monotonic() - start)))
+    assert sides(router)[-1] == ["cloud:skipped", "local:answered"]
+    clock.now += 2.1  # past the cool-down: half-open
+    assert router.breakers.states()["cloud"]["state"] == "half_open"
     assert router.invoke(hard()).side is Side.CLOUD  # the probe succeeds and closes it
-    assert router.pm.get_plugin("devpulse.failover").breakers.states()["cloud"]["state"] == "closed"
+    assert router.breakers.states() == {}
 
 
 def test_a_stream_cut_mid_answer_restarts_and_says_so(scenario) -> None:
@@ -171,12 +190,13 @@ def test_sensitive_work_with_local_down_is_a_clean_error_and_never_reaches_the_c
         assert fault.bodies == []
 
 
-def test_status_replays_the_circuits_from_the_ledger(scenario, capsys) -> None:
+def test_status_and_a_new_process_see_the_circuit_the_last_one_opened(scenario, capsys) -> None:
     import json  # noqa: PLC0415
 
     from devpulse.cli import main  # noqa: PLC0415
 
-    _, router = scenario(["529"])  # the default threshold: three failures in a row
+    # The default threshold (three failures in a row), and a cool-down that outlasts the test.
+    fault, router = scenario(["529"], breaker_cooldown_s=600.0)
     for _ in range(3):
         router.invoke(hard())
     cfg = Path(router.ledger.path).parent / "c.toml"
@@ -185,5 +205,21 @@ def test_status_replays_the_circuits_from_the_ledger(scenario, capsys) -> None:
     assert main(["--config", str(cfg), "status", "--json"]) == 0
     circuits = json.loads(capsys.readouterr().out)["circuits"]
     assert circuits["cloud"]["state"] == "open"
-    assert circuits["cloud"]["last_error"] == "OverloadedError"
-    assert circuits["llama_server"]["state"] == "closed"
+    assert circuits["cloud"]["last_cause"] == "overloaded"
+    assert "llama_server" not in circuits  # healthy: nothing recorded
+    # A new Router (the next `devpulse ask`) starts from the open circuit: no cloud call.
+    again = router_with(
+        config(fault, _local(router), Path(router.ledger.path).parent, breaker_cooldown_s=600.0)
+    )
+    assert again.invoke(hard()).side is Side.LOCAL
+    assert len(fault.bodies) == 3
+
+
+def _local(router: Router) -> LlamaServer:
+    """The rig the router's local backend points at (only its base_url is read)."""
+    url = router.config.backends["llama_server"].base_url or ""
+
+    class Local:
+        base_url = url.removesuffix("/v1")
+
+    return Local()  # type: ignore[return-value]

@@ -1,0 +1,154 @@
+"""Bounded attempts: every read of every backend ends by its limit, the budget or a cancel.
+
+A backend's answer is produced in a worker thread and handed over through a queue, so the
+caller's wait is what is bounded, whatever the backend's SDK does: a server that never sends
+a byte, one that stalls mid-answer or drips a byte every few seconds, or a blocking
+third-party client with no timeout at all. The caller waits at most the first-token limit
+for the first chunk, the stall limit for each next one, and never past the request's
+deadline. The worker is told to stop and closes the backend's stream at its next step; a
+read it is blocked in ends by the backend's own read timeout.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from devpulse.core.config import Limits
+from devpulse.core.errors import (
+    BudgetExhausted,
+    Cancelled,
+    FirstTokenTimeout,
+    StreamStalled,
+)
+from devpulse.core.types import Chunk, Response
+
+_CHUNK, _END, _ERROR, _CANCEL = range(4)
+
+
+class Cancellation:
+    """Lets another thread (or an event loop) stop a request: its waits and its reads."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._callbacks: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._event.set()
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            callback()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, unless cancelled first: then raise `Cancelled`."""
+        if self._event.wait(seconds):
+            raise Cancelled("the request was cancelled")
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled("the request was cancelled")
+
+    def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` on cancel (at once if already cancelled); returns an unregister."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+                return lambda: self._forget(callback)
+        callback()
+        return lambda: None
+
+    def _forget(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+
+def bounded(
+    answer: Callable[[], Response | Iterator[Chunk]],
+    *,
+    name: str,
+    limits: Limits,
+    deadline: float,
+    cancellation: Cancellation,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[Chunk]:
+    """The chunks of `answer()` (a Response counts as one), each within its time limit.
+
+    Raises `FirstTokenTimeout`, `StreamStalled`, `BudgetExhausted` or `Cancelled` in the
+    caller's thread; whatever `answer` raises is raised here too.
+    """
+    handoff: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+    stop = threading.Event()
+    context = contextvars.copy_context()
+    worker = threading.Thread(
+        target=context.run, args=(_produce, answer, handoff, stop), daemon=True, name=name
+    )
+    forget = cancellation.on_cancel(lambda: handoff.put((_CANCEL, None)))
+    worker.start()
+    received = False
+    try:
+        while True:
+            limit = limits.stall_s if received else limits.first_token_s
+            left = deadline - clock()
+            try:
+                kind, value = handoff.get(timeout=max(0.0, min(limit, left)))
+            except queue.Empty:
+                if left <= limit:
+                    raise BudgetExhausted(
+                        f"{name}: the request's time budget ran out while waiting for it"
+                    ) from None
+                if received:
+                    raise StreamStalled(
+                        f"{name}: the stream stalled for more than {limit:g}s"
+                    ) from None
+                raise FirstTokenTimeout(f"{name}: no first token within {limit:g}s") from None
+            if kind == _CHUNK:
+                received = True
+                yield value
+            elif kind == _END:
+                if value is not None:
+                    yield Chunk(text=value.text, response=value)
+                return
+            elif kind == _ERROR:
+                raise value
+            else:
+                raise Cancelled("the request was cancelled")
+    finally:
+        stop.set()
+        forget()
+
+
+def _produce(
+    answer: Callable[[], Response | Iterator[Chunk]],
+    handoff: queue.SimpleQueue[tuple[int, Any]],
+    stop: threading.Event,
+) -> None:
+    """The worker: run the backend, hand over each chunk, close its stream when told."""
+    try:
+        result = answer()
+        if isinstance(result, Response):
+            handoff.put((_END, result))
+            return
+        chunks = iter(result)
+        try:
+            for chunk in chunks:
+                handoff.put((_CHUNK, chunk))
+                if stop.is_set():
+                    break
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        handoff.put((_END, None))
+    except BaseException as exc:  # handed to the caller, who decides what it means
+        handoff.put((_ERROR, exc))

@@ -1,0 +1,403 @@
+"""The attempt state machine: breaker gating, budgets, cancellation, truncation, verdicts.
+
+Small in-process backends stand in for providers here; what real servers do is covered in
+tests/plugins/failover and tests/plugins/backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devpulse import (
+    BackendError,
+    BudgetExhausted,
+    Cause,
+    Chunk,
+    Decision,
+    DispatchFailed,
+    FirstTokenTimeout,
+    PreflightRefused,
+    Request,
+    Response,
+    Router,
+    Side,
+    StreamIncomplete,
+    TaskClass,
+    Verdict,
+    hookimpl,
+)
+from tests.support import router_with
+
+CLOUD_WORK = {"task": TaskClass.REASONING}  # the table sends it to "anthropic"
+LOCAL_WORK = {"task": TaskClass.DRAFTING}  # the table sends it to "llama_server"
+
+
+class Clock:
+    """Seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Scripted:
+    """Owns every backend. Each backend answers by its script: a cause to fail with, "ok",
+    "no_final" (text but no final response), "hang" (blocks until released), "stall" (one
+    chunk, then blocks) or "drip" (a chunk every 10 ms until released)."""
+
+    def __init__(self, **scripts: list[str]) -> None:
+        self.scripts = scripts
+        self.calls: list[str] = []
+        self.closed: list[str] = []
+        self.release = threading.Event()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self._lock = threading.Lock()
+
+    @hookimpl
+    def dispatch(self, request: Request, decision: Decision) -> Iterator[Chunk]:
+        self.calls.append(decision.backend)
+        script = self.scripts.get(decision.backend, ["ok"])
+        step = script[min(self.calls.count(decision.backend) - 1, len(script) - 1)]
+        return self._answer(step, decision)
+
+    def _answer(self, step: str, decision: Decision) -> Iterator[Chunk]:
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if step == "hang":
+                self.release.wait(30)
+            if step == "stall":
+                yield Chunk("an ")
+                self.release.wait(30)
+            if step == "drip":
+                while not self.release.is_set():
+                    yield Chunk("x")
+                    time.sleep(0.01)
+            if step in Cause.__members__.values():
+                raise BackendError(f"{decision.backend} failed: {step}", cause=Cause(step))
+            yield Chunk("an ")
+            yield Chunk("answer")
+            if step != "no_final":
+                yield Chunk(
+                    "", Response("an answer", decision.model, decision.backend, decision.side)
+                )
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+            self.closed.append(decision.backend)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make(scripted: Scripted, tmp_path: Path, clock: Clock | None = None, **failover) -> Router:
+    router = router_with(
+        {
+            "ledger": {"path": str(tmp_path / "ledger.sqlite3")},
+            "failover": {"backoff_s": 0.001, **failover},
+        },
+        plugins=[scripted],
+    )
+    if clock is not None:
+        router.breakers.clock = clock
+    return router
+
+
+def outcomes(router: Router) -> list[str]:
+    return [row["outcome"] for row in router.ledger.rows()]
+
+
+def attempts(router: Router) -> list[tuple[str, str, str | None]]:
+    with sqlite3.connect(router.ledger.path) as db:
+        return db.execute("SELECT backend, outcome, cause FROM attempts ORDER BY rowid").fetchall()
+
+
+# -- the breaker is gated and counted where requests are sent ------------------------------
+
+
+def test_routing_never_uses_up_the_half_open_probe(tmp_path, clock) -> None:
+    scripted = Scripted(anthropic=["overloaded", "overloaded", "overloaded", "ok"])
+    router = make(scripted, tmp_path, clock, breaker_threshold=3, breaker_cooldown_s=30.0)
+    for _ in range(3):
+        assert router.invoke("x", **CLOUD_WORK).backend == "llama_server"  # failed over
+    assert router.breakers.states()["anthropic"]["state"] == "open"
+    clock.now += 31
+    for _ in range(100):
+        assert router.route("x", **CLOUD_WORK).backend == "anthropic"
+    assert router.breakers.states()["anthropic"]["state"] == "half_open"
+    assert router.invoke("x", **CLOUD_WORK).backend == "anthropic"  # the probe goes, and heals
+    assert router.breakers.states() == {}
+
+
+def test_an_open_circuit_is_skipped_without_an_attempt_and_booked(tmp_path, clock) -> None:
+    scripted = Scripted(anthropic=["server_error"])
+    router = make(scripted, tmp_path, clock, breaker_threshold=2, retries=0)
+    router.invoke("x", **CLOUD_WORK)
+    router.invoke("x", **CLOUD_WORK)
+    calls = scripted.calls.count("anthropic")
+    assert router.invoke("x", **CLOUD_WORK).backend == "llama_server"
+    assert scripted.calls.count("anthropic") == calls  # not asked
+    assert attempts(router)[-2:] == [
+        ("anthropic", "skipped", "circuit_open"),
+        ("llama_server", "answered", None),
+    ]
+
+
+@pytest.mark.parametrize("cause", ["bad_request", "auth", "content_policy", "context_length"])
+def test_the_callers_own_errors_never_open_a_circuit(tmp_path, clock, cause) -> None:
+    scripted = Scripted(llama_server=[cause, cause, cause, cause, "ok"])
+    router = make(scripted, tmp_path, clock, breaker_threshold=3)
+    for _ in range(4):
+        with pytest.raises(BackendError):
+            router.invoke("x", **LOCAL_WORK)
+    assert router.breakers.states() == {}
+    assert router.invoke("x", **LOCAL_WORK).backend == "llama_server"
+
+
+def test_a_new_router_starts_from_the_circuits_the_ledger_remembers(tmp_path, clock) -> None:
+    scripted = Scripted(anthropic=["overloaded"])
+    first = make(scripted, tmp_path, clock, breaker_threshold=1, breaker_cooldown_s=30.0)
+    first.invoke("x", **CLOUD_WORK)
+    calls = scripted.calls.count("anthropic")
+    second = make(scripted, tmp_path, clock, breaker_threshold=1, breaker_cooldown_s=30.0)
+    assert second.breakers.states()["anthropic"]["state"] == "open"
+    assert second.invoke("x", **CLOUD_WORK).backend == "llama_server"
+    assert scripted.calls.count("anthropic") == calls
+    clock.now += 31  # the cool-down ends for every process alike
+    third = make(scripted, tmp_path, clock, breaker_threshold=1, breaker_cooldown_s=30.0)
+    assert third.breakers.states()["anthropic"]["state"] == "half_open"
+
+
+def test_a_remembered_circuit_stays_open_no_longer_than_the_cool_down(tmp_path, clock) -> None:
+    scripted = Scripted(anthropic=["overloaded"])
+    make(scripted, tmp_path, clock, breaker_threshold=1, breaker_cooldown_s=3600.0).invoke(
+        "x", **CLOUD_WORK
+    )
+    shorter = make(scripted, tmp_path, clock, breaker_threshold=1, breaker_cooldown_s=5.0)
+    assert shorter.breakers.states()["anthropic"]["retry_in_s"] == 5.0
+
+
+def test_an_abandoned_probe_lets_the_next_request_probe(tmp_path, clock) -> None:
+    scripted = Scripted(anthropic=["overloaded", "ok"])
+    router = make(scripted, tmp_path, clock, breaker_threshold=1, breaker_cooldown_s=10.0)
+    router.invoke("x", **CLOUD_WORK)
+    clock.now += 11
+    chunks = router.stream("x", **CLOUD_WORK)
+    assert next(chunks).text == "an "  # the probe is under way...
+    chunks.close()  # ...and the caller walks away: it proved nothing
+    assert router.breakers.states()["anthropic"]["state"] == "half_open"
+    assert router.invoke("x", **CLOUD_WORK).backend == "anthropic"
+    assert outcomes(router)[-2:] == ["abandoned", "answered"]
+
+
+# -- retries belong to the backend they were made on ---------------------------------------
+
+
+def test_a_fallback_does_not_inherit_the_other_backends_retries(tmp_path) -> None:
+    scripted = Scripted(anthropic=["server_error"], llama_server=["server_error", "ok"])
+    router = make(scripted, tmp_path, retries=1, max_attempts=4)
+    assert router.invoke("x", **CLOUD_WORK).backend == "llama_server"
+    assert scripted.calls == ["anthropic", "anthropic", "llama_server", "llama_server"]
+
+
+# -- nothing truncated is ever a success ---------------------------------------------------
+
+
+def test_an_answer_without_its_final_response_fails_over(tmp_path) -> None:
+    scripted = Scripted(anthropic=["no_final"])
+    router = make(scripted, tmp_path, retries=0)
+    chunks = list(router.stream("x", **CLOUD_WORK))
+    assert sum(c.restart for c in chunks) == 1
+    assert chunks[-1].response is not None
+    assert chunks[-1].response.backend == "llama_server"
+    assert attempts(router) == [
+        ("anthropic", "failed", "stream_cut"),
+        ("llama_server", "answered", None),
+    ]
+
+
+def test_an_answer_without_its_final_response_and_no_fallback_raises(tmp_path) -> None:
+    scripted = Scripted(llama_server=["no_final"])
+    router = make(scripted, tmp_path, enabled=False)
+    with pytest.raises(DispatchFailed, match="without its final response"):
+        router.invoke("x", **LOCAL_WORK)
+    with pytest.raises(DispatchFailed, match="broke mid-answer"):
+        list(router.stream("x", **LOCAL_WORK))
+    assert outcomes(router) == ["failed", "failed"]
+
+
+# -- every wait is bounded -----------------------------------------------------------------
+
+GUARD_S = 10.0  # generous: these requests end in well under a second; a hang takes 30 s
+
+
+@pytest.mark.parametrize("step", ["hang", "drip"])  # silent, or a chunk every 10 ms forever
+def test_the_budget_bounds_a_backend_whatever_it_does(tmp_path, step) -> None:
+    scripted = Scripted(llama_server=[step])
+    router = make(scripted, tmp_path, budget_s=0.3)
+    start = time.monotonic()
+    with pytest.raises(BudgetExhausted, match=r"no answer within failover\.budget_s \(0\.3s\)"):
+        router.invoke("x", **LOCAL_WORK)
+    assert time.monotonic() - start < GUARD_S
+    scripted.release.set()
+    assert outcomes(router) == ["failed"]
+
+
+def test_silence_and_stalls_end_at_their_limits(tmp_path) -> None:
+    scripted = Scripted(llama_server=["hang", "stall"])
+    router = make(scripted, tmp_path, enabled=False, local_timeout_s=0.2, stall_timeout_s=0.2)
+    with pytest.raises(FirstTokenTimeout):
+        router.invoke("x", **LOCAL_WORK)
+    with pytest.raises(DispatchFailed, match="StreamStalled"):
+        router.invoke("x", **LOCAL_WORK)
+    scripted.release.set()
+    assert attempts(router) == [
+        ("llama_server", "failed", "no_first_token"),
+        ("llama_server", "failed", "stalled"),
+    ]
+
+
+def test_a_backoff_that_would_outlast_the_budget_is_not_slept(tmp_path) -> None:
+    scripted = Scripted(llama_server=["server_error"])
+    router = make(scripted, tmp_path, budget_s=0.5, backoff_s=100.0, retries=1)
+    with pytest.raises(BudgetExhausted, match="before a retry"):
+        router.invoke("x", **LOCAL_WORK)
+
+
+# -- cancellation --------------------------------------------------------------------------
+
+
+def test_a_cancelled_ainvoke_stops_the_attempt_and_is_booked_cancelled(tmp_path) -> None:
+    scripted = Scripted(llama_server=["drip"])
+    router = make(scripted, tmp_path)
+
+    async def cancel_soon() -> None:
+        task = asyncio.ensure_future(router.ainvoke("x", **LOCAL_WORK))
+        while not scripted.calls:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_soon())
+    assert outcomes(router) == ["cancelled"]
+    for _ in range(500):  # the worker closes the backend's stream at its next chunk
+        if scripted.closed:
+            break
+        time.sleep(0.01)
+    assert scripted.closed == ["llama_server"]
+    assert router.breakers.states() == {}  # a cancel says nothing about the backend
+
+
+def test_ainvoke_runs_requests_at_the_same_time(tmp_path) -> None:
+    scripted = Scripted()
+    barrier = threading.Barrier(5, timeout=20)
+    inner = scripted._answer
+
+    def meet(step: str, decision: Decision) -> Iterator[Chunk]:
+        barrier.wait()  # only passes once five requests are in flight together
+        yield from inner(step, decision)
+
+    scripted._answer = meet  # type: ignore[method-assign]
+    router = make(scripted, tmp_path)
+
+    async def five() -> list[Response]:
+        return await asyncio.gather(*(router.ainvoke(f"x{i}", **LOCAL_WORK) for i in range(5)))
+
+    assert len(asyncio.run(five())) == 5
+    assert outcomes(router) == ["answered"] * 5
+
+
+# -- preflight: every objection, every decision, applied in one place ----------------------
+
+
+class Objects:
+    def __init__(self, backend: str, verdict: Verdict) -> None:
+        self.backend, self.verdict = backend, verdict
+        self.seen: list[str] = []
+
+    @hookimpl
+    def preflight(self, request: Request, decision: Decision) -> Verdict | None:
+        self.seen.append(decision.backend)
+        return self.verdict if decision.backend == self.backend else None
+
+
+def test_every_objection_is_heard(tmp_path) -> None:
+    memory = Objects("llama_server", Verdict("refuse", "no memory"))
+    battery = Objects("llama_server", Verdict("refuse", "on battery"))
+    router = router_with({}, plugins=[memory, battery])
+    with pytest.raises(PreflightRefused, match=r"on battery; no memory|no memory; on battery"):
+        router.route("x", **LOCAL_WORK)
+
+
+def test_a_fallback_passes_preflight_before_it_is_sent(tmp_path) -> None:
+    scripted = Scripted(anthropic=["overloaded"])
+    refuse_local = Objects("llama_server", Verdict("refuse", "local model does not fit"))
+    router = router_with(
+        {"ledger": {"path": str(tmp_path / "l.sqlite3")}}, plugins=[scripted, refuse_local]
+    )
+    with pytest.raises(DispatchFailed, match="local model does not fit"):
+        router.invoke("x", **CLOUD_WORK)
+    assert scripted.calls == ["anthropic"]  # the refused fallback was never sent
+    assert refuse_local.seen == ["anthropic", "llama_server"]
+
+
+def test_an_open_circuits_fallback_passes_preflight(tmp_path, clock) -> None:
+    scripted = Scripted(anthropic=["overloaded"])
+    watch = Objects("nothing", Verdict("refuse", "never"))
+    router = router_with(
+        {
+            "ledger": {"path": str(tmp_path / "l.sqlite3")},
+            "failover": {"breaker_threshold": 1},
+        },
+        plugins=[scripted, watch],
+    )
+    router.breakers.clock = clock
+    router.invoke("x", **CLOUD_WORK)
+    watch.seen.clear()
+    assert router.invoke("x", **CLOUD_WORK).backend == "llama_server"
+    assert watch.seen == ["anthropic", "llama_server"]  # the skip's fallback was checked
+
+
+def test_a_reroute_is_checked_again(tmp_path) -> None:
+    cloud = Decision(Side.CLOUD, "anthropic", "claude-haiku-4-5", ("cloud has room",))
+    reroute = Objects("llama_server", Verdict("reroute", "too big", decision=cloud))
+    refuse_cloud = Objects("anthropic", Verdict("refuse", "cloud is off today"))
+    router = router_with({}, plugins=[reroute, refuse_cloud])
+    with pytest.raises(PreflightRefused, match="cloud is off today"):
+        router.route("x", **LOCAL_WORK)
+
+
+# -- the books -----------------------------------------------------------------------------
+
+
+def test_an_unwritable_ledger_stops_the_request_before_it_is_sent(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    scripted = Scripted()
+    router = router_with({"ledger": {"path": str(blocker / "ledger.sqlite3")}}, plugins=[scripted])
+    with pytest.raises(Exception, match=r"cannot write the ledger at .*ledger\.sqlite3 \(set"):
+        router.invoke("x", **LOCAL_WORK)
+    assert scripted.calls == []
+
+
+def test_the_stream_cut_cause_is_recorded(tmp_path) -> None:
+    scripted = Scripted(llama_server=["no_final"])
+    router = make(scripted, tmp_path, enabled=False)
+    with pytest.raises(DispatchFailed) as failed:
+        router.invoke("x", **LOCAL_WORK)
+    assert isinstance(failed.value.__cause__, StreamIncomplete)
+    assert attempts(router) == [("llama_server", "failed", "stream_cut")]

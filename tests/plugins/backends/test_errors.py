@@ -1,0 +1,150 @@
+"""Backends raise errors whose fields say why (cause, status, retry-after, provider type),
+read from what real clients get from a server speaking each provider's protocol."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from devpulse import (
+    BackendError,
+    BudgetExhausted,
+    Cause,
+    Decision,
+    DispatchFailed,
+    Request,
+    Side,
+    TaskClass,
+    config_from_mapping,
+)
+from devpulse.plugins.backends import KINDS
+from tests.rig.fault_server import ANSWER, FaultServer
+from tests.support import router_with
+
+DECISION = Decision(Side.LOCAL, "x", "some-model")
+REQUEST = Request.from_prompt("hello", max_tokens=8, stream=True)
+
+
+def backend(kind: str, url: str):
+    config = config_from_mapping(
+        {"backends": {"x": {"side": "local", "kind": kind, "base_url": url}}}
+    )
+    return KINDS[kind]("x", config.backends["x"], config.limits("x"))
+
+
+def failure(kind: str, step: str, path: str = "") -> BackendError:
+    with FaultServer([step]) as fault, pytest.raises(BackendError) as info:
+        list(backend(kind, fault.base_url + path).stream(REQUEST, DECISION))
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("step", "cause", "status", "retry_after", "kind"),
+    [
+        ("429", Cause.RATE_LIMITED, 429, 7.0, "rate_limit_error"),
+        ("400_context", Cause.CONTEXT_LENGTH, 400, None, "exceed_context_size_error"),
+        # The message mentions "harm" and "policy": it is still a plain server error.
+        ("500", Cause.SERVER_ERROR, 500, None, "server_error"),
+        ("cut", Cause.STREAM_CUT, None, None, None),
+        ("no_stop", Cause.STREAM_CUT, None, None, None),
+        ("malformed", Cause.MALFORMED_STREAM, None, None, None),
+        ("reset", Cause.STREAM_CUT, None, None, None),
+    ],
+)
+def test_openai_compatible_errors(step, cause, status, retry_after, kind) -> None:
+    error = failure("openai_compat", step, "/v1")
+    assert (error.cause, error.status, error.retry_after_s, error.provider_type) == (
+        cause,
+        status,
+        retry_after,
+        kind,
+    )
+
+
+@pytest.mark.parametrize(
+    ("step", "cause", "status", "retry_after", "kind"),
+    [
+        ("429", Cause.RATE_LIMITED, 429, 1.0, "rate_limit_error"),
+        ("429_no_retry_after", Cause.RATE_LIMITED, 429, None, "rate_limit_error"),
+        ("429_spend", Cause.SPEND_LIMIT, 429, None, "rate_limit_error"),
+        ("529", Cause.OVERLOADED, 529, None, "overloaded_error"),
+        ("500", Cause.SERVER_ERROR, 500, None, "api_error"),
+        ("400_context", Cause.CONTEXT_LENGTH, 400, None, "invalid_request_error"),
+        ("400_policy", Cause.BAD_REQUEST, 400, None, "invalid_request_error"),
+        ("overloaded_event", Cause.OVERLOADED, 200, None, "overloaded_error"),
+        ("cut", Cause.STREAM_CUT, None, None, None),
+        ("malformed", Cause.MALFORMED_STREAM, None, None, None),
+        ("no_stop", Cause.STREAM_CUT, None, None, None),
+    ],
+)
+def test_anthropic_errors(step, cause, status, retry_after, kind) -> None:
+    error = failure("anthropic", step)
+    assert (error.cause, error.status, error.retry_after_s, error.provider_type) == (
+        cause,
+        status,
+        retry_after,
+        kind,
+    )
+
+
+def test_ollama_keeps_the_retry_after_its_client_drops() -> None:
+    error = failure("ollama", "429")
+    assert (error.cause, error.status, error.retry_after_s) == (Cause.RATE_LIMITED, 429, 1.0)
+    assert failure("ollama", "500").cause is Cause.SERVER_ERROR
+
+
+# -- local servers stream underneath, so their stalls end at the stall limit ---------------
+
+
+def local_fault(fault: FaultServer, tmp_path: Path, **failover: object) -> dict:
+    return {
+        "backends": {
+            "llama_server": {
+                "side": "local",
+                "kind": "openai_compat",
+                "base_url": f"{fault.base_url}/v1",
+            }
+        },
+        "ledger": {"path": str(tmp_path / "l.sqlite3")},
+        "failover": failover,
+    }
+
+
+GUARD_S = 10.0  # generous; the server holds each stall for 30 s, the local limit is 120 s
+
+
+def test_a_local_server_that_stalls_mid_answer_is_left_at_the_stall_limit(tmp_path) -> None:
+    with FaultServer(["stall"], hang_s=30) as fault:
+        router = router_with(local_fault(fault, tmp_path, enabled=False, stall_timeout_s=0.5))
+        start = time.monotonic()
+        with pytest.raises(DispatchFailed, match=r"stalled for more than 0\.5s"):
+            router.invoke("x", task=TaskClass.DRAFTING)
+        assert time.monotonic() - start < GUARD_S
+        assert router.ledger.rows()[0]["outcome"] == "failed"
+
+
+def test_a_local_server_streams_a_normal_answer(tmp_path) -> None:
+    with FaultServer(["ok"]) as fault:
+        response = router_with(local_fault(fault, tmp_path)).invoke("x", task=TaskClass.DRAFTING)
+        assert fault.bodies[0]["stream"] is True
+    assert response.text.strip() == ANSWER
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (12, 3)
+
+
+@pytest.mark.parametrize(("cloud", "local"), [("silence", "stall"), ("stall", "slow_first_token")])
+def test_the_budget_bounds_the_whole_request_whatever_both_sides_do(tmp_path, cloud, local) -> None:
+    with FaultServer([cloud], hang_s=30) as cloud_fault, FaultServer([local], hang_s=30) as near:
+        config = local_fault(near, tmp_path, budget_s=1.0)
+        config["cloud"] = {"backend": "cloud", "model": "claude-sonnet-4-6"}
+        config["backends"]["cloud"] = {
+            "side": "cloud",
+            "kind": "anthropic",
+            "base_url": cloud_fault.base_url,
+        }
+        router = router_with(config)
+        start = time.monotonic()
+        with pytest.raises(BudgetExhausted):
+            router.invoke("x", task=TaskClass.REASONING)
+        assert time.monotonic() - start < GUARD_S
