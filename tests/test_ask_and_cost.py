@@ -65,12 +65,17 @@ def test_ask_json_then_cost_json(capsys, rig_config: Path) -> None:
         str(rig_config),
         "ask",
         "--stream",
+        "--json",
         "--max-tokens",
         "8",
         "summarize: the build is green",
     )
     assert code == 0
-    assert out.strip()
+    lines = [json.loads(line) for line in out.splitlines()]
+    deltas = [line["text"] for line in lines if line["type"] == "delta"]
+    assert len(deltas) > 1  # it really streamed
+    assert [line["type"] for line in lines[len(deltas) :]] == ["result"]  # no restart
+    assert "".join(deltas) == lines[-1]["answer"]["text"]
 
     code, out, _ = run(capsys, "--config", str(rig_config), "cost", "--json")
     report = json.loads(out)

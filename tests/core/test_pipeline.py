@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator
 
@@ -285,18 +284,6 @@ def test_a_stream_cut_mid_answer_restarts_on_the_fallback_announced(make_router)
     assert chunks[-1].response.backend == "ollama"
     response = make_router(plugins=[CutOnce(), FailOverTo(Side.LOCAL, "ollama")]).invoke("x")
     assert response.text == "a b c"  # invoke never shows the cut answer
-
-
-def test_ainvoke_runs_many_at_once(make_router) -> None:
-    backends = Backends()
-    router = make_router(plugins=[backends])
-
-    async def many() -> list[Response]:
-        return await asyncio.gather(*(router.ainvoke(f"summarize {i}") for i in range(20)))
-
-    responses = asyncio.run(many())
-    assert len(responses) == 20
-    assert len(backends.calls) == 20
 
 
 def test_a_misspelled_hook_fails_loudly(make_router) -> None:
