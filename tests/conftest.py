@@ -12,6 +12,19 @@ from tests.rig.llama_server import LlamaServer, RigPaths, require_rig
 from tests.rig.ollama_server import OllamaRig
 from tests.support import router_with
 
+RIG_FIXTURES = frozenset({"rig", "llama_server", "llama_router", "ollama_rig"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the rig `rig`, so `-m "not rig"` deselects them all.
+
+    `fixturenames` is the closure of what a test requests, so a fixture built on top of a rig
+    fixture marks its tests too.
+    """
+    for item in items:
+        if RIG_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.rig)
+
 
 @pytest.fixture(autouse=True)
 def isolated_config(

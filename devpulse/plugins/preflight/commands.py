@@ -93,7 +93,8 @@ def _show_devices(memory: Memory, as_json: bool) -> None:
             click.echo(f"  {note}")
     click.echo(f"models load on: {memory.target().device}")
     for m in loaded:
-        click.echo(f"loaded: {m.backend}/{m.model} {m.size_mb} MB")
+        held = "" if m.unloadable else " (single-model server: loaded while it runs)"
+        click.echo(f"loaded: {m.backend}/{m.model} {m.size_mb} MB{held}")
     for note in notes:
         click.echo(f"note: {note}")
 

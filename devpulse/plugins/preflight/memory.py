@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -12,10 +13,27 @@ from typing import Any, Literal
 
 from devpulse.core.config import Config
 from devpulse.core.types import DeviceMemory
-from devpulse.plugins.preflight.estimator import Estimate, ModelUnknown, estimate, read_gguf
-from devpulse.plugins.preflight.servers import loaded_models, ollama_architecture
+from devpulse.plugins.preflight.estimator import (
+    Architecture,
+    Estimate,
+    ModelUnknown,
+    estimate,
+    read_gguf,
+)
+from devpulse.plugins.preflight.servers import (
+    llama_server_model,
+    loaded_models,
+    ollama_architecture,
+)
 
 VerdictName = Literal["fits", "tight", "no_fit"]
+# How long an estimate, or the finding that a model cannot be described, is kept. What a
+# model needs changes only when a server restarts with another model or a file is replaced,
+# far more slowly than free memory (preflight.cache_ttl_s, 2 s by default, is tuned for
+# readings), so a fixed longer TTL: a server that starts later is described within this
+# time, and a dead one costs one connection attempt (at most 1 s) per period on the request
+# path instead of one per request.
+ESTIMATE_TTL_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +71,9 @@ class Memory:
     probe: Callable[[], list[list[DeviceMemory] | None]]
     clock: Callable[[], float] = time.monotonic
     _devices: tuple[float, list[DeviceMemory]] | None = None
-    _estimates: dict[tuple[str, str, int], Estimate | ModelUnknown] = field(default_factory=dict)
+    _estimates: dict[tuple[str, str, int], tuple[float, Estimate | ModelUnknown]] = field(
+        default_factory=dict
+    )
 
     def devices(self, *, fresh: bool = False) -> list[DeviceMemory]:
         now = self.clock()
@@ -78,59 +98,96 @@ class Memory:
     def estimate_for(
         self, spec: str, ctx: int | None = None, backend: str | None = None
     ) -> Estimate:
-        """What `spec` needs: a number of MB, a .gguf path, or a model name a server knows."""
-        ctx = ctx or self.config.preflight.default_ctx
-        key = (backend or "", spec, ctx)
-        cached = self._estimates.get(key)
-        if cached is None:
-            try:
-                cached = self._estimate(spec, ctx, backend)
-            except ModelUnknown as exc:
-                cached = exc
-            self._estimates[key] = cached
-        if isinstance(cached, ModelUnknown):
-            raise cached
-        return cached
+        """What `spec` needs: a number of MB, a .gguf path, or a model name a server knows.
 
-    def _estimate(self, spec: str, ctx: int, backend: str | None) -> Estimate:
+        With `backend`, only that backend is asked (a single-model llama-server answers any
+        name with its one model). Results, found or not, are kept for `ESTIMATE_TTL_S`.
+        """
+        key = (backend or "", spec, ctx or 0)
+        now = self.clock()
+        cached = self._estimates.get(key)
+        if cached is None or now - cached[0] > ESTIMATE_TTL_S:
+            try:
+                found: Estimate | ModelUnknown = self._estimate(spec, ctx, backend)
+            except ModelUnknown as exc:
+                found = exc
+            cached = (now, found)
+            self._estimates[key] = cached
+        if isinstance(cached[1], ModelUnknown):
+            raise cached[1]
+        return cached[1]
+
+    def _estimate(self, spec: str, ctx: int | None, backend: str | None) -> Estimate:
         pre = self.config.preflight
         gpu = self.target().kind == "nvidia"
         megabytes = _as_megabytes(spec)
         if megabytes is not None:
-            return Estimate(spec, ctx, megabytes, 0, 0, 0, "given")
+            return Estimate(spec, ctx or pre.default_ctx, megabytes, 0, 0, 0, "given")
         source = pre.models.get(spec)
         if source is not None and source.need_mb is not None:
-            return Estimate(spec, ctx, source.need_mb, 0, 0, 0, "preflight.models")
+            return Estimate(
+                spec, ctx or pre.default_ctx, source.need_mb, 0, 0, 0, "preflight.models"
+            )
         path = source.gguf if source is not None else spec
+        details: dict[str, Any] = {}
         if path is not None and (path.endswith(".gguf") or os.path.isfile(path)):
             arch = read_gguf(Path(path).expanduser())
             ctx = (source.ctx or ctx) if source is not None else ctx
         else:
-            arch = self._from_servers(spec, backend)
-        return estimate(
-            arch, ctx, cache_type=pre.kv_cache_type, overhead_mb=pre.runtime_overhead_mb, gpu=gpu
+            arch, served_ctx, details = self._from_servers(spec, backend)
+            ctx = ctx or served_ctx
+        found = estimate(
+            arch,
+            ctx or pre.default_ctx,
+            cache_type=pre.kv_cache_type,
+            overhead_mb=pre.runtime_overhead_mb,
+            gpu=gpu,
         )
+        return dataclasses.replace(found, details={**found.details, **details})
 
-    def _from_servers(self, model: str, backend: str | None) -> Any:
+    def _from_servers(
+        self, model: str, backend: str | None
+    ) -> tuple[Architecture, int | None, dict[str, Any]]:
+        """The architecture from a local server, the context it serves at, and who said so."""
         candidates = [
             (name, b)
             for name, b in self.config.backends.items()
-            if b.kind == "ollama" and b.side.value == "local" and backend in (None, name)
+            if b.kind in ("ollama", "openai_compat")
+            and b.side.value == "local"
+            and b.base_url
+            and backend in (None, name)
         ]
         problems = []
-        for _, server in candidates:
+        for name, server in candidates:
             try:
-                return ollama_architecture(server, model)
+                if server.kind == "ollama":
+                    return ollama_architecture(server, model), None, {}
+                served = llama_server_model(server, model, any_name=backend is not None)
             except ModelUnknown as exc:
                 problems.append(str(exc))
-        where = "; ".join(problems) or "no local Ollama backend is configured"
+                continue
+            try:  # the server's own file: readable when the server runs on this machine
+                arch = read_gguf(served.path)
+            except ModelUnknown as exc:
+                problems.append(f"{name} serves {served.model!r}, which cannot be described: {exc}")
+                continue
+            said = {"served_by": name, "served_model": served.model, "gguf": served.path}
+            return arch, served.ctx or arch.context_length, said
+        where = "; ".join(problems) or "no local Ollama or llama-server backend is configured"
         raise ModelUnknown(
             f"unknown model {model!r}: not a number of MB, not a .gguf file, and {where}"
         )
 
-    def judge(self, need_mb: int, *, with_reclaimable: bool = True) -> MemoryVerdict:
-        """fits (need <= fit_ratio x budget), tight (fits only in the margin or after unloading
-        idle models), or no_fit."""
+    def judge(
+        self,
+        need_mb: int,
+        *,
+        with_reclaimable: bool = True,
+        backend: str | None = None,
+        model: str | None = None,
+    ) -> MemoryVerdict:
+        """fits (need <= fit_ratio x budget, or `model` is already loaded on `backend`), tight
+        (fits only in the margin or after unloading idle models), or no_fit."""
         device = self.target()
         ratio = self.config.preflight.fit_ratio
         budget = device.budget_mb
@@ -146,10 +203,29 @@ class Memory:
         if not with_reclaimable:
             return MemoryVerdict("no_fit", need_mb, device, reasons=(f"{where} (does not fit)",))
         loaded, notes = loaded_models(self.config)
-        reclaimable = sum(m.size_mb for m in loaded)
         listing = tuple(m.as_dict() for m in loaded)
+        # A model its server already holds needs no new memory (a single-model llama-server
+        # answers every name with its one model).
+        resident = [
+            m
+            for m in loaded
+            if backend is not None
+            and m.backend == backend
+            and (m.model == model or not m.unloadable)
+        ]
+        if resident:
+            held = resident[0]
+            return MemoryVerdict(
+                "fits",
+                need_mb,
+                device,
+                loaded=listing,
+                reasons=(f"{where}; {held.backend}/{held.model} is already loaded", *notes),
+            )
+        idle = [m for m in loaded if m.unloadable]
+        reclaimable = sum(m.size_mb for m in idle)
         if need_mb <= budget + reclaimable:
-            names = ", ".join(f"{m.backend}/{m.model}" for m in loaded)
+            names = ", ".join(f"{m.backend}/{m.model}" for m in idle)
             return MemoryVerdict(
                 "tight",
                 need_mb,

@@ -2,37 +2,57 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import click
 
 from devpulse.core.config import Config
+from devpulse.core.logs import get_logger
 from devpulse.core.types import Decision, DeviceMemory, Request, Side, Verdict
 from devpulse.hookspecs import hookimpl
 from devpulse.plugins.preflight.estimator import ModelUnknown
 from devpulse.plugins.preflight.memory import Memory
 
+log = get_logger(__name__)
+
 
 class MemoryPreflight:
     """Before a local dispatch: does the model fit now? If not, go to the cloud when privacy
-    allows, else refuse clearly. A model nobody can describe is let through, with a log line."""
+    allows, else refuse clearly. A model nobody can describe is let through, with one warning
+    per backend and model (again only after it was described in between)."""
 
     def __init__(self, config: Config, probe: Callable[[], list[list[DeviceMemory] | None]]):
         self.config = config
         self.memory = Memory(config, probe)
+        self._warned: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
 
     @hookimpl
     def preflight(self, request: Request, decision: Decision) -> Verdict | None:
         if decision.side is not Side.LOCAL or not self.config.preflight.enabled:
             return None
         try:
-            need = self.memory.estimate_for(decision.model, backend=decision.backend).need_mb
-        except ModelUnknown:  # nobody can describe it: let it through (the cache remembers)
+            est = self.memory.estimate_for(decision.model, backend=decision.backend)
+            # judge asks the servers only when the model does not fit as is
+            verdict = self.memory.judge(est.need_mb, backend=decision.backend, model=decision.model)
+        except ModelUnknown as exc:  # nobody can describe it: let it through
+            self._unknown(decision, exc)
             return None
-        verdict = self.memory.judge(need)  # asks the servers only when it does not fit as is
+        with self._lock:
+            self._warned.discard((decision.backend, decision.model))
+        log.debug(
+            "preflight.checked",
+            backend=decision.backend,
+            model=decision.model,
+            need_mb=est.need_mb,
+            verdict=verdict.verdict,
+            reason=verdict.reasons[0],
+        )
         if verdict.verdict != "no_fit":
             return None
         details = {k: v for k, v in verdict.as_dict().items() if k != "reasons"}
+        details["estimate"] = est.as_dict()
         reason = f"{decision.model} does not fit in memory now ({verdict.reasons[0]})"
         if decision.classification is not None and decision.classification.local_only:
             return Verdict(
@@ -51,6 +71,19 @@ class MemoryPreflight:
                 cloud.model,
                 ("memory preflight: local model does not fit",),
             ),
+        )
+
+    def _unknown(self, decision: Decision, exc: ModelUnknown) -> None:
+        key = (decision.backend, decision.model)
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        log.warning(
+            "preflight.unknown_model",
+            backend=decision.backend,
+            model=decision.model,
+            reason=str(exc),
         )
 
     @hookimpl

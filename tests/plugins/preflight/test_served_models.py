@@ -1,0 +1,264 @@
+"""The preflight on llama-server backends: described by `/props` and `/models`, or one warning.
+
+The claims run against the real llama-server rig; a dead port is a real closed socket, and the
+one fake (a server without `/props`, as LM Studio and vLLM are) only stands in for a protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devpulse import Router, Side
+from devpulse.cli import main
+from devpulse.plugins.preflight.estimator import ModelUnknown
+from devpulse.plugins.preflight.memory import ESTIMATE_TTL_S, Memory
+from tests.plugins.preflight.test_preflight import FixedMemory
+from tests.rig.llama_server import LlamaServer, RigPaths, free_port
+from tests.rig.ollama_server import OllamaRig
+from tests.support import router_with
+
+PROMPT = "summarize this changelog"  # a local task class under the default routing table
+PREFLIGHT_LOGGER = "devpulse.plugins.preflight"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def llama_at(base_url: str, model: str = "default", **extra: Any) -> dict[str, Any]:
+    """The packaged defaults with the `llama_server` backend at `base_url`."""
+    return {
+        "local": {"backend": "llama_server", "model": model},
+        "backends": {"llama_server": {"base_url": f"{base_url}/v1"}},
+        **extra,
+    }
+
+
+def memory_of(router: Router) -> Memory:
+    memory: Memory = router.pm.get_plugin("devpulse.preflight").memory
+    return memory
+
+
+def events(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]:
+    return [r.devpulse_fields for r in caplog.records if getattr(r, "devpulse_event", None) == name]
+
+
+def test_the_default_backend_is_described_by_its_server(
+    llama_server: LlamaServer, rig: RigPaths, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`llama_server` with model "default": the preflight runs on the file the server serves."""
+    caplog.set_level(logging.DEBUG, logger=PREFLIGHT_LOGGER)
+    router = router_with(llama_at(llama_server.base_url))
+    decision = router.route(PROMPT)
+    assert (decision.side, decision.backend, decision.verdict) == (Side.LOCAL, "llama_server", None)
+    (checked,) = events(caplog, "preflight.checked")
+    assert (checked["backend"], checked["model"], checked["verdict"]) == (
+        "llama_server",
+        "default",
+        "fits",
+    )
+    assert events(caplog, "preflight.unknown_model") == []
+    est = memory_of(router).estimate_for("default", backend="llama_server").as_dict()
+    assert (est["served_by"], est["served_model"], est["gguf"]) == (
+        "llama_server",
+        "gemma-3-270m",
+        str(rig.model),
+    )
+    # -c 4096 -np 2: /props reports a slot's 2048 cells; llama.cpp's KV there is 21 MiB
+    assert (est["ctx"], est["kv_cache_mb"]) == (2048, 21.0)
+    assert checked["need_mb"] == est["need_mb"]
+
+
+def test_route_json_runs_the_preflight_on_the_default_backend(
+    llama_server: LlamaServer, tmp_path: Path, capsys, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=PREFLIGHT_LOGGER)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[backends.llama_server]\nbase_url = "{llama_server.base_url}/v1"\n')
+    code = main(["--config", str(cfg), "route", "--json", PROMPT])
+    decision = json.loads(capsys.readouterr().out)
+    assert (code, decision["side"], decision["backend"]) == (0, "local", "llama_server")
+    (checked,) = events(caplog, "preflight.checked")
+    assert checked["verdict"] == "fits"
+    assert checked["need_mb"] > 300  # Gemma 3 270M's weights, KV cache and runtime
+
+
+def test_a_loaded_single_model_is_never_rerouted_for_its_own_memory(
+    llama_server: LlamaServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a full device the model the server already holds needs no new memory."""
+    caplog.set_level(logging.DEBUG, logger=PREFLIGHT_LOGGER)
+    router = router_with(llama_at(llama_server.base_url), plugins=[FixedMemory(1)])
+    assert router.route(PROMPT).side is Side.LOCAL
+    (checked,) = events(caplog, "preflight.checked")
+    assert checked["verdict"] == "fits"
+    assert "llama_server/gemma-3-270m is already loaded" in checked["reason"]
+
+
+def test_an_unloaded_router_model_that_does_not_fit_is_rerouted_with_its_estimate(
+    ollama_rig: OllamaRig, llama_router: LlamaServer
+) -> None:
+    """Router mode: the file and context come from the model's launch arguments."""
+    model = llama_router.rig.model.stem
+    if "gemma3:270m" in ollama_rig.loaded():
+        ollama_rig.unload("gemma3:270m")
+    router = router_with(llama_at(llama_router.base_url, model), plugins=[FixedMemory(100)])
+    decision = router.route(PROMPT)
+    assert decision.side is Side.CLOUD
+    shown = decision.as_dict()["preflight"]  # what `devpulse route --json` prints
+    assert (shown["action"], shown["verdict"], shown["device"]) == ("reroute", "no_fit", "gpu:test")
+    est = shown["estimate"]
+    assert (est["served_by"], est["served_model"]) == ("llama_server", model)
+    assert est["ctx"] == 32768  # no -c in the launch arguments: the trained context
+    assert est["kv_cache_mb"] == pytest.approx(111, abs=1)
+    assert shown["need_mb"] == est["need_mb"] > 100
+    ollama_rig.load("gemma3:270m")
+    try:
+        assert router.route(PROMPT).side is Side.LOCAL  # loaded now: nothing new to fit
+    finally:
+        ollama_rig.unload("gemma3:270m")
+
+
+def test_a_dead_server_warns_once_and_lets_the_request_through(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger=PREFLIGHT_LOGGER)
+    router = router_with(llama_at(f"http://127.0.0.1:{free_port()}"))
+    for _ in range(3):
+        decision = router.route(PROMPT)
+        assert (decision.side, decision.verdict) == (Side.LOCAL, None)
+    (warned,) = events(caplog, "preflight.unknown_model")
+    assert (warned["backend"], warned["model"]) == ("llama_server", "default")
+    assert "did not answer" in warned["reason"]
+    (record,) = [r for r in caplog.records if r.name.startswith(PREFLIGHT_LOGGER)]
+    assert record.levelno == logging.WARNING
+
+
+def test_unknown_models_are_asked_again_after_the_ttl() -> None:
+    clock = Clock()
+    router = router_with(llama_at(f"http://127.0.0.1:{free_port()}"))
+    memory = memory_of(router)
+    memory.clock = clock
+    with pytest.raises(ModelUnknown) as first:
+        memory.estimate_for("default", backend="llama_server")
+    clock.now += ESTIMATE_TTL_S
+    with pytest.raises(ModelUnknown) as cached:
+        memory.estimate_for("default", backend="llama_server")
+    assert cached.value is first.value  # within the TTL: the server was not asked again
+    clock.now += 1
+    with pytest.raises(ModelUnknown) as asked:
+        memory.estimate_for("default", backend="llama_server")
+    assert asked.value is not first.value
+
+
+def test_a_server_that_starts_later_is_described_after_the_ttl(
+    rig: RigPaths, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=PREFLIGHT_LOGGER)
+    port = free_port()
+    clock = Clock()
+    router = router_with(llama_at(f"http://127.0.0.1:{port}"))
+    memory_of(router).clock = clock
+    router.route(PROMPT)
+    with LlamaServer.single_model(rig, port=port):
+        router.route(PROMPT)  # within the TTL: still unknown, and no second warning
+        assert len(events(caplog, "preflight.unknown_model")) == 1
+        assert events(caplog, "preflight.checked") == []
+        clock.now += ESTIMATE_TTL_S + 1
+        router.route(PROMPT)
+        (checked,) = events(caplog, "preflight.checked")
+        assert checked["verdict"] == "fits"
+    clock.now += ESTIMATE_TTL_S + 1
+    router.route(PROMPT)  # gone again after it was described: say so again
+    assert len(events(caplog, "preflight.unknown_model")) == 2
+
+
+def test_a_server_with_an_api_key_is_asked_with_the_backends_key(
+    rig: RigPaths, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """llama-server started with --api-key wants the key for /props and /models too."""
+    caplog.set_level(logging.DEBUG, logger=PREFLIGHT_LOGGER)
+    monkeypatch.setenv("DEVPULSE_TEST_LLAMA_KEY", "sekrit")
+    with LlamaServer(rig, ["-m", str(rig.model), "-c", "2048", "--api-key", "sekrit"]) as server:
+        keyless = router_with(llama_at(server.base_url))
+        keyless.route(PROMPT)
+        (warned,) = events(caplog, "preflight.unknown_model")
+        assert "answered HTTP 401" in warned["reason"]
+        config = llama_at(server.base_url)
+        config["backends"]["llama_server"]["api_key_env"] = "DEVPULSE_TEST_LLAMA_KEY"
+        router = router_with(config, plugins=[FixedMemory(1)])  # full: asks /models too
+        assert router.route(PROMPT).side is Side.LOCAL
+        (checked,) = events(caplog, "preflight.checked")
+        assert checked["reason"].endswith("gemma-3-270m-q4_k_m.gguf is already loaded")
+    assert "sekrit" not in caplog.text
+
+
+class NoProps(BaseHTTPRequestHandler):
+    """An OpenAI-compatible server without llama-server's `/props` (LM Studio, vLLM)."""
+
+    def do_GET(self) -> None:
+        if self.path == "/v1/models":
+            body = json.dumps({"object": "list", "data": [{"id": "qwen3-8b"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            self.send_error(404)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def no_props_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NoProps)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_server_without_props_is_unknown_and_passes(
+    no_props_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=PREFLIGHT_LOGGER)
+    router = router_with(llama_at(no_props_server, "qwen3-8b"))
+    assert router.route(PROMPT).side is Side.LOCAL
+    (warned,) = events(caplog, "preflight.unknown_model")
+    assert "answered HTTP 404 (no /props: not a llama-server?)" in warned["reason"]
+
+
+def test_bare_ai_lists_the_single_model_servers_model(
+    llama_server: LlamaServer, tmp_path: Path, capsys
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[backends.llama_server]\nbase_url = "{llama_server.base_url}/v1"\n')
+    assert main(["--config", str(cfg), "ai", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    (loaded,) = [m for m in payload["loaded"] if m["backend"] == "llama_server"]
+    # /v1/models meta.size: the weights, 246587904 bytes for the rig's Gemma 3 270M Q4_K_M
+    assert loaded == {
+        "backend": "llama_server",
+        "model": "gemma-3-270m",
+        "size_mb": 235,
+        "unloadable": False,
+    }
+    assert main(["--config", str(cfg), "ai"]) == 0
+    assert "loaded: llama_server/gemma-3-270m 235 MB" in capsys.readouterr().out
