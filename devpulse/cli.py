@@ -165,7 +165,6 @@ def configure_logging(verbose: int) -> None:
         logger.removeHandler(old)
     logger.addHandler(handler)
     logger.setLevel(level)
-    logger.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -68,10 +68,12 @@ def preflight(request: Request, decision: Decision) -> Verdict | None:
 
     Every implementation is called, for every decision that will be dispatched: the first
     one, and each that a verdict, an open circuit or `on_failure` produces. Return None to
-    let the decision stand, or a `Verdict` that refuses it or reroutes it to
-    ``verdict.decision``. The core applies the verdicts in one place: any refusal refuses
-    (all reasons are reported); otherwise the first reroute wins (plugins registered later
-    run first) and its decision is checked again.
+    let the decision stand, a `Verdict` that refuses it or reroutes it to
+    ``verdict.decision``, or a ``"pass"`` verdict that lets it stand with a note (what was
+    checked, shown in the decision's reasons and ``route --json``). The core applies the
+    verdicts in one place: any refusal refuses (all reasons are reported); otherwise the
+    first reroute wins (plugins registered later run first) and its decision is checked
+    again.
     """
 
 

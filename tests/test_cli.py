@@ -24,7 +24,11 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def test_route_prints_the_side(capsys) -> None:
-    assert run(capsys, "route", "summarize this changelog") == (0, "local\n", "")
+    code, out, err = run(capsys, "route", "summarize this changelog")
+    assert (code, out) == (0, "local\n")
+    # Nothing serves the default local model here: the preflight says so, once, on stderr.
+    (warning,) = err.splitlines()
+    assert json.loads(warning)["event"] == "preflight.unknown_model"
     assert run(capsys, "route", REASONING)[:2] == (0, "cloud\n")
 
 

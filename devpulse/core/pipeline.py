@@ -406,15 +406,24 @@ class Router:
         """`decision` through privacy and every preflight: the one place verdicts apply.
 
         Any refusal refuses, with every objection's reason; otherwise the first reroute wins
-        and its decision is checked again, a bounded number of times.
+        and its decision is checked again, a bounded number of times. A decision that only
+        meets "pass" verdicts stands, with their notes in its reasons.
         """
         for _ in range(MAX_REROUTES + 1):
             self.enforce_privacy(decision)
-            verdicts: list[Verdict] = [
+            found: list[Verdict] = [
                 v for v in self.pm.hook.preflight(request=request, decision=decision) if v
             ]
+            verdicts = [v for v in found if v.action != "pass"]
             if not verdicts:
-                return decision
+                passed = [v for v in found if v.action == "pass"]
+                if not passed:
+                    return decision
+                return dataclasses.replace(
+                    decision,
+                    reasons=(*decision.reasons, *(v.reason for v in passed)),
+                    verdict=decision.verdict or passed[0],
+                )
             refusals = [v for v in verdicts if v.action == "refuse" or v.decision is None]
             if refusals:
                 raise PreflightRefused(

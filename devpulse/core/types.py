@@ -195,9 +195,10 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """A preflight's objection to a local decision: refuse it, or reroute to `decision`."""
+    """What a preflight found: refuse the decision, reroute it to `decision`, or let it pass
+    with a note (`"pass"`: the check ran and the decision stands, for `route --json`)."""
 
-    action: Literal["refuse", "reroute"]
+    action: Literal["refuse", "reroute", "pass"]
     reason: str
     decision: Decision | None = None
     details: Mapping[str, Any] = field(default_factory=dict)

@@ -49,10 +49,14 @@ class MemoryPreflight:
             verdict=verdict.verdict,
             reason=verdict.reasons[0],
         )
-        if verdict.verdict != "no_fit":
-            return None
         details = {k: v for k, v in verdict.as_dict().items() if k != "reasons"}
         details["estimate"] = est.as_dict()
+        if verdict.verdict != "no_fit":
+            return Verdict(
+                "pass",
+                f"memory preflight: {decision.model} {verdict.verdict} ({verdict.reasons[0]})",
+                details=details,
+            )
         reason = f"{decision.model} does not fit in memory now ({verdict.reasons[0]})"
         if decision.classification is not None and decision.classification.local_only:
             return Verdict(

@@ -76,7 +76,9 @@ def test_verdict_thresholds(budget: int, verdict: str) -> None:
 def test_a_local_model_that_fits_is_left_alone() -> None:
     router, _ = preflight(20000)
     decision = router.route("summarize this changelog")
-    assert (decision.side, decision.verdict) == (Side.LOCAL, None)
+    assert decision.side is Side.LOCAL
+    assert decision.verdict is not None
+    assert (decision.verdict.action, decision.verdict.details["verdict"]) == ("pass", "fits")
 
 
 def test_no_fit_reroutes_public_work_to_the_cloud() -> None:

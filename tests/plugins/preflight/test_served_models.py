@@ -62,7 +62,9 @@ def test_the_default_backend_is_described_by_its_server(
     caplog.set_level(logging.DEBUG, logger=PREFLIGHT_LOGGER)
     router = router_with(llama_at(llama_server.base_url))
     decision = router.route(PROMPT)
-    assert (decision.side, decision.backend, decision.verdict) == (Side.LOCAL, "llama_server", None)
+    assert (decision.side, decision.backend) == (Side.LOCAL, "llama_server")
+    assert decision.verdict is not None
+    assert decision.verdict.action == "pass"
     (checked,) = events(caplog, "preflight.checked")
     assert (checked["backend"], checked["model"], checked["verdict"]) == (
         "llama_server",
@@ -93,6 +95,10 @@ def test_route_json_runs_the_preflight_on_the_default_backend(
     (checked,) = events(caplog, "preflight.checked")
     assert checked["verdict"] == "fits"
     assert checked["need_mb"] > 300  # Gemma 3 270M's weights, KV cache and runtime
+    shown = decision["preflight"]  # the check ran, and says so: never a silent null
+    assert (shown["action"], shown["verdict"]) == ("pass", "fits")
+    assert shown["need_mb"] == checked["need_mb"]
+    assert any(r.startswith("memory preflight: default fits") for r in decision["reasons"])
 
 
 def test_a_loaded_single_model_is_never_rerouted_for_its_own_memory(
