@@ -2,12 +2,13 @@
 
 Rules run in order and the first that fires names the class; its name is recorded as the
 reason. Wording rules read only the head of the last user message, where the instruction
-sits, so a 100 KB paste costs no more than a short prompt.
+sits, so a 100 KB paste costs no more than a short prompt. They run on RE2, as everything
+that reads request text does, so no wording can make them slow.
 """
 
 from __future__ import annotations
 
-import re
+import re2
 
 from devpulse.core.config import ClassifyConfig
 from devpulse.core.types import Labels, Request, TaskClass
@@ -17,16 +18,21 @@ HEAD_CHARS = 2000
 CHARS_PER_TOKEN = 4  # a conservative estimate for English text and code
 
 
-def _words(*alternatives: str) -> re.Pattern[str]:
-    return re.compile(r"\b(?:" + "|".join(alternatives) + r")", re.IGNORECASE)
+def _words(*alternatives: str) -> re2._Regexp:
+    r"""Any of `alternatives` at the start of a word, in any case.
+
+    Each starts with a letter, so "after no word character" is the `\b` that Python's `re`
+    gave: RE2's `\b` knows ASCII words only, and `[\pL\pN_]` is Python's `\w`.
+    """
+    return re2.compile(r"(?:^|[^\pL\pN_])(?i:" + "|".join(alternatives) + ")")
 
 
-FIM_MARKERS = re.compile(r"<\|fim_(?:prefix|suffix|middle)\|>|<fim_(?:prefix|suffix)>|<PRE>")
+FIM_MARKERS = re2.compile(r"<\|fim_(?:prefix|suffix|middle)\|>|<fim_(?:prefix|suffix)>|<PRE>")
 PLANNING = _words(
     "plan", "steps?", "multi-step", "orchestrat", "workflow", "then", "until", "autonomous"
 )
 # Ordered: the first wording rule that matches wins.
-WORDING: tuple[tuple[str, TaskClass, re.Pattern[str]], ...] = (
+WORDING: tuple[tuple[str, TaskClass, re2._Regexp], ...] = (
     (
         "review_request",
         TaskClass.CODE_REVIEW,
@@ -114,7 +120,7 @@ class TaskClassifier:
 
     def _infer(self, request: Request) -> tuple[TaskClass, str]:
         instruction = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
-        head = instruction[:HEAD_CHARS]
+        head = instruction[:HEAD_CHARS].encode("utf-8", "surrogatepass")
         if request.suffix is not None or FIM_MARKERS.search(head):
             return TaskClass.AUTOCOMPLETE, "fill_in_the_middle"
         if request.has_images:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import re2
 
-from devpulse.plugins.privacy.spans import search_spans
+from devpulse.plugins.privacy.spans import search_spans, search_text
 
 # Values that documentation and templates use in place of a real secret. Marker words count
 # only as whole words ("your-fake-token"), never inside random characters, where "FAKE"
@@ -46,16 +46,20 @@ PLACEHOLDER = re2.compile(
         )
     ).encode()
 )
-# Values that name where a secret lives rather than being one: URIs and file paths.
-REFERENCE = re.compile(
-    r"^[a-z][a-z0-9+.-]*://|^(?:/|\./|\.\./|~/)[\w.-]+/"  # op://vault/item, /run/secrets/x
-    r"|^\$(?:\{|\(|[A-Za-z_]\w*$)|^ENC\["  # $VAR, ${VAR}, $(cmd); SOPS ciphertext
+# Values that name where a secret lives rather than being one: URIs and file paths. RE2, as
+# is every pattern here that reads a value: values come from request text. `[\pL\pN_]` is
+# Python's `\w` (RE2's is ASCII only) and `\n?$` Python's `$`, which these were written for.
+REFERENCE = re2.compile(
+    r"^(?:[a-z][a-z0-9+.-]*://|(?:/|\./|\.\./|~/)[\pL\pN_.-]+/"  # op://vault/item, /run/secrets/x
+    r"|\$(?:\{|\(|[A-Za-z_][\pL\pN_]*\n?$)|ENC\[)"  # $VAR, ${VAR}, $(cmd); SOPS ciphertext
 )
+# A segment is snake_case, UPPER_CASE or CamelCase. The first two both take "_", so a
+# backtracking engine tried 2^n splits of "_._._" (27 s for 26 segments); RE2 reads it once.
 _SEGMENT = r"(?:[a-z_][a-z0-9_]*|[A-Z_][A-Z0-9_]*|[A-Z][a-z]+(?:[A-Z][a-z]+)*)"
-CODE_EXPRESSION = re.compile(
-    rf"^{_SEGMENT}(?:\.{_SEGMENT})+$"  # settings.SECRET_KEY, os.environ
-    r"|^[A-Za-z_][\w.]*\("  # os.getenv(...)
-    r"|^[a-z]+(?:[_-][a-z]+)+$"  # user_password_input, form-field-name
+CODE_EXPRESSION = re2.compile(
+    rf"^(?:{_SEGMENT}(?:\.{_SEGMENT})+\n?$"  # settings.SECRET_KEY, os.environ
+    r"|[A-Za-z_][\pL\pN_.]*\("  # os.getenv(...)
+    r"|[a-z]+(?:[_-][a-z]+)+\n?$)"  # user_password_input, form-field-name
 )
 # Well-known keys published in vendors' documentation (AWS's own examples, among others).
 DOCUMENTED_KEYS = frozenset(
@@ -79,6 +83,11 @@ TEST_CARDS = frozenset(
         "4000056655665556",
     }
 )
+# The first digits of Visa, Mastercard, American Express, Discover, JCB and Diners Club.
+ISSUER_PREFIXES = (
+    *("4", "51", "52", "53", "54", "55", "22", "23", "24", "25", "26", "27"),
+    *("34", "37", "6011", "65", "35", "30", "36", "38"),
+)
 
 
 def shannon_entropy(value: str) -> float:
@@ -100,6 +109,8 @@ def shannon_entropy(value: str) -> float:
 
 
 _C_LOG_C = (0.0, *(c * math.log2(c) for c in range(1, 257)))
+# `re` is safe here: one character class and no repetition, so a search is one step per
+# character and can never backtrack. (RE2's \d would miss the non-ASCII digits.)
 _DIGIT = re.compile(r"\d")
 
 
@@ -118,7 +129,7 @@ def is_placeholder(value: str) -> bool:
     core = value.strip().strip("'\"`")
     if core in DOCUMENTED_KEYS or len(set(core)) <= 2:
         return True
-    return search_spans(PLACEHOLDER, core.encode("utf-8", "surrogatepass"), 0) is not None
+    return search_text(PLACEHOLDER, core) is not None
 
 
 def looks_like_credential(value: str) -> bool:
@@ -135,7 +146,8 @@ def looks_like_credential(value: str) -> bool:
         return False  # a plain word: "secret", "PASSWORD", "database"
     if core.replace("_", "").replace("-", "").isalpha() and core.upper() == core:
         return False  # an identifier such as MY_API_KEY_NAME
-    if CODE_EXPRESSION.match(core) or REFERENCE.match(core):
+    data = core.encode("utf-8", "surrogatepass")
+    if search_spans(CODE_EXPRESSION, data, 0) or search_spans(REFERENCE, data, 0):
         return False  # settings.SECRET_KEY, os.getenv(...), op://vault/item, /run/secrets/x
     entropy = shannon_entropy(core)
     return (char_classes(core) >= 2 and entropy >= 2.5) or (len(core) >= 8 and entropy >= 3.0)
@@ -166,16 +178,17 @@ def phone(value: str) -> bool:
 
 
 # Addresses that belong to machines, not people.
-NON_PERSONAL_EMAIL = re.compile(
+NON_PERSONAL_EMAIL = re2.compile(
     r"(?i)^(?:git|no-?reply|donotreply|mailer-daemon|postmaster|hello|info|support|contact|sales"
     r"|billing|ops|ci|admin|root|team|digest|newsletter|notifications?|alerts?|security|abuse"
     r"|webmaster|bot|builds?)@"
-    r"|@(?:[\w-]+\.)*(?:gserviceaccount\.com|users\.noreply\.github\.com|noreply\.github\.com)$"
+    r"|@(?:[\pL\pN_-]+\.)*(?:gserviceaccount\.com|users\.noreply\.github\.com"
+    r"|noreply\.github\.com)\n?$"
 )
 
 
 def email(value: str) -> bool:
-    return not NON_PERSONAL_EMAIL.search(value)
+    return search_text(NON_PERSONAL_EMAIL, value) is None
 
 
 def luhn(digits: str) -> bool:
@@ -192,8 +205,7 @@ def card_number(value: str) -> bool:
         return False
     if digits.count("0") >= len(digits) // 2:  # 4000 0000 0000 0002 and other test numbers
         return False
-    issuer = re.match(r"4|5[1-5]|2[2-7]|3[47]|6(?:011|5)|35|3[068]", digits)
-    return issuer is not None and luhn(digits)
+    return digits.startswith(ISSUER_PREFIXES) and luhn(digits)
 
 
 # ISO 13616 lengths per country (a representative subset: the EU, the UK, CH and others).
@@ -298,7 +310,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
 
 
 # Prefixes that vendors publish as the fixed start of their tokens: safe to show.
-PUBLIC_PREFIX = re.compile(
+PUBLIC_PREFIX = re2.compile(
     r"^(?:AKIA|ASIA|ABIA|ACCA|A3T|gh[pousr]_|github_pat_|gl(?:pat|dt|ptt|rt|soat|cbt)-"
     r"|xox[abposr]-|sk-ant-|sk-(?:proj|svcacct|admin)-|[sr]k_(?:live|test|prod)_|hf_|npm_"
     r"|pypi-|SG\.|AIza|eyJ|-----BEGIN [A-Z ]*PRIVATE KEY-----)"
@@ -311,5 +323,5 @@ def preview(value: str) -> str:
     None of the sensitive characters themselves are shown; this is all that logs, JSON
     output and the ledger ever carry of a finding.
     """
-    prefix = PUBLIC_PREFIX.match(value)
-    return f"{prefix.group() if prefix else ''}…[{len(value)} chars]"
+    prefix = search_text(PUBLIC_PREFIX, value)  # ASCII: its byte length is its length
+    return f"{value[: prefix[0][1]] if prefix else ''}…[{len(value)} chars]"

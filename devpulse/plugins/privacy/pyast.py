@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import io
 import keyword
-import re
 import tokenize
 import warnings
 from collections.abc import Iterator, Sequence
@@ -21,23 +20,25 @@ import re2
 
 from devpulse.core.types import PrivacyLevel
 from devpulse.plugins.privacy.checks import looks_like_credential
-from devpulse.plugins.privacy.spans import search_spans
+from devpulse.plugins.privacy.spans import search_spans, search_text
 
 # Parsing costs ~0.3 ms per KB: past this much code in one block, or in one text, the regex
 # rules alone cover it (their generic credential rules see the same assignments). In bytes.
 MAX_SOURCE_BYTES = 128 * 1024
 MAX_PARSED_PER_TEXT = 256 * 1024
 
-CREDENTIAL_NAME = re.compile(
+# Every pattern here reads request text (names, literals, comments, whole blocks): RE2.
+CREDENTIAL_NAME = re2.compile(
     r"(?i)(pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey|access_?key|auth_?key"
     r"|private_?key|client_?secret|credentials?|conn(?:ection)?_?str(?:ing)?|dsn)"
 )
 # Names that describe a credential rather than hold one: TOKEN_URL, password_field, ...
-METADATA_SUFFIX = re.compile(
+# (`\n?$` is the `$` of Python's `re`, which also matches before a final newline.)
+METADATA_SUFFIX = re2.compile(
     r"(?i)_(?:url|uri|endpoint|path|file|name|type|field|len(?:gth)?|min|max|policy|prompt"
-    r"|label|header|env|var|id|count|expiry|expires|ttl|regex|pattern|hash|format|prefix)$"
+    r"|label|header|env|var|id|count|expiry|expires|ttl|regex|pattern|hash|format|prefix)\n?$"
 )
-PROPRIETARY_COMMENT = re.compile(
+PROPRIETARY_COMMENT = re2.compile(
     r"(?i)all rights reserved|proprietary|confidential|internal use only"
     r"|do not (?:distribute|disclose)|unauthori[sz]ed copying"
 )
@@ -57,20 +58,19 @@ CREDENTIAL_CALLS = frozenset(
         "signin",
     }
 )
-OPEN_SOURCE_GRANT = re.compile(
+OPEN_SOURCE_GRANT = re2.compile(
     r"(?i)redistribution and use|permission is hereby granted|licensed under the|SPDX-License"
     r"|GNU (?:Lesser )?General Public License|MIT License|Apache License|Mozilla Public"
 )
-URL_WITH_USERINFO = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+URL_WITH_USERINFO = re2.compile(r"(?i)^[a-z][a-z0-9+.-]*://")
 # The first statement of a text, after blank and comment lines: either a character that no
 # statement starts with, or a name with what follows it (a name, number or string after
-# blanks; or a colon that ends the line).
-FIRST_STATEMENT = re.compile(
-    r"(?:[ \t]*(?:#[^\n]*)?\n)*[ \t]*"
+# blanks; or a colon that ends the line). `[\pL\pN_]` is Python's `\w` (RE2's is ASCII).
+FIRST_STATEMENT = re2.compile(
+    r"(?m)\A(?:[ \t]*(?:#[^\n]*)?\n)*[ \t]*"
     r"(?:[$?!><=,;)\]}|&^%/:`]"
-    r"|(?P<name>[A-Za-z_]\w*)(?:[ \t]+(?P<follower>[A-Za-z_]\w*|[0-9\"'])|(?P<quote>[\"'])"
-    r"|(?P<colon>[ \t]*:[ \t]*(?:#[^\n]*)?$)))",
-    re.MULTILINE,
+    r"|(?P<name>[A-Za-z_][\pL\pN_]*)(?:[ \t]+(?P<follower>[A-Za-z_][\pL\pN_]*|[0-9\"'])"
+    r"|(?P<quote>[\"'])|(?P<colon>[ \t]*:[ \t]*(?:#[^\n]*)?$)))"
 )
 STRING_PREFIXES = frozenset({"r", "u", "f", "b", "br", "rb", "fr", "rf"})
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "example.com", "example.org")
@@ -142,7 +142,7 @@ def scan_python(data: bytes, internal_packages: Sequence[str]) -> list[Hit]:
             continue
         lines = Lines(block, offset)
         hits.extend(_TreeWalker(lines, tuple(internal_packages)).walk(tree))
-        if "#" in source and PROPRIETARY_COMMENT.search(source):  # tokenize is slow
+        if b"#" in block and search_spans(PROPRIETARY_COMMENT, block, 0):  # tokenize is slow
             hits.extend(_comments(source, lines))
     return hits
 
@@ -156,25 +156,27 @@ def opens_with_prose(source: str) -> bool:
     (`import os`, `x if y`) or the name is a string prefix (`rb"..."`), or a lone `name:`
     ("services:" in YAML).
     """
-    first = FIRST_STATEMENT.match(source)
+    data = source.encode("utf-8", "surrogatepass")
+    first = search_spans(FIRST_STATEMENT, data, 0)
     if first is None:
         return False
-    name, follower, colon = first["name"], first["follower"], first["colon"]
-    if name is None:
+    _, (name_start, name_end), follower, quote, colon = first
+    if name_start < 0:
         return True  # a character that cannot start a statement
+    name = data[name_start:name_end].decode()  # RE2 matched whole UTF-8 characters
     if keyword.iskeyword(name) or keyword.issoftkeyword(name):
         return False
-    if colon is not None:
+    if colon[0] >= 0:
         return True
-    if first["quote"] is not None:  # What's, but not the prefixes of r"", b'', f"", ...
+    if quote[0] >= 0:  # What's, but not the prefixes of r"", b'', f"", ...
         return name.lower() not in STRING_PREFIXES
-    return follower is not None and not keyword.iskeyword(follower)
+    return follower[0] >= 0 and not keyword.iskeyword(data[slice(*follower)].decode())
 
 
 def _worth_parsing(internal_packages: Sequence[str]) -> Any:
     key = tuple(internal_packages)
     if key not in _WORTH_PARSING:
-        imports = "|".join(re.escape(p) for p in key)
+        imports = "|".join(re2.escape(p) for p in key)
         _WORTH_PARSING[key] = re2.compile(
             (
                 r"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey|access_?key"
@@ -307,7 +309,7 @@ class _TreeWalker:
             for v in node.values
             if isinstance(v, ast.FormattedValue | ast.Constant)
         )
-        if URL_WITH_USERINFO.match(literal) and "@" in literal:
+        if "@" in literal and search_text(URL_WITH_USERINFO, literal):
             host = literal.split("@", 1)[1].split("/", 1)[0].split(":", 1)[0]
             if host != "\0" and not host.startswith(LOCAL_HOSTS):
                 start, end = self.lines.span(node)
@@ -357,7 +359,10 @@ def target_name(node: ast.expr) -> str | None:
 
 
 def is_credential_name(name: str) -> bool:
-    return bool(CREDENTIAL_NAME.search(name)) and not METADATA_SUFFIX.search(name)
+    data = name.encode("utf-8", "surrogatepass")
+    if search_spans(CREDENTIAL_NAME, data, 0) is None:
+        return False
+    return search_spans(METADATA_SUFFIX, data, 0) is None
 
 
 def _comments(source: str, lines: Lines) -> Iterator[Hit]:
@@ -371,10 +376,10 @@ def _comments(source: str, lines: Lines) -> Iterator[Hit]:
     except (tokenize.TokenError, SyntaxError):
         return
     comments = "\n".join(t.string for t in tokens if t.type == tokenize.COMMENT)
-    if OPEN_SOURCE_GRANT.search(comments):
+    if search_text(OPEN_SOURCE_GRANT, comments):
         return
     for tok in tokens:
-        if tok.type == tokenize.COMMENT and PROPRIETARY_COMMENT.search(tok.string):
+        if tok.type == tokenize.COMMENT and search_text(PROPRIETARY_COMMENT, tok.string):
             row, col = tok.start  # col counts characters; Lines counts bytes
             start = lines.offset(row, len(tok.line[:col].encode("utf-8", "surrogatepass")))
             yield Hit(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -87,7 +86,7 @@ def configured_rules(config: PrivacyConfig) -> tuple[PrivacyRule, ...]:
         PrivacyRule(
             id=rule_id,
             category="internal",
-            pattern=template.format(names="|".join(re.escape(n) for n in names)),
+            pattern=template.format(names="|".join(re2.escape(n) for n in names)),
             keywords=tuple(n.lower() for n in names),
             group=1,
             reference=key,

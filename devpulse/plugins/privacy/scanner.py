@@ -8,7 +8,6 @@ automaton; bench/privacy_bench.py compares the two). Rules with neither run on e
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 
 import re2
@@ -66,11 +65,11 @@ class Scanner:
         triggers: dict[str, list[CompiledRule | None]] = {}
         for rule in self._rules:
             for keyword in rule.rule.keywords:
-                keywords.setdefault(re.escape(keyword.lower()), []).append(rule)
+                keywords.setdefault(re2.escape(keyword.lower()), []).append(rule)
             if rule.rule.trigger:
                 triggers.setdefault(rule.rule.trigger, []).append(rule)
         for keyword in AST_TRIGGERS:
-            keywords.setdefault(re.escape(keyword), []).append(None)
+            keywords.setdefault(re2.escape(keyword), []).append(None)
         self._prefilters = [_prefilter(table) for table in (keywords, triggers) if table]
 
     def scan(self, text: str) -> list[Finding]:

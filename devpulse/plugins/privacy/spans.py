@@ -30,3 +30,12 @@ def search_spans(regex: re2._Regexp, data: bytes, pos: int) -> Spans | None:
         return None if spans[0][0] < 0 else spans
     match = regex.search(data, pos)  # pragma: no cover - only with a changed google-re2
     return None if match is None else [match.span(i) for i in range(regex.groups + 1)]
+
+
+def search_text(regex: re2._Regexp, text: str) -> Spans | None:
+    """`search_spans` from the start of `text`'s UTF-8 bytes; spans count bytes.
+
+    Lone surrogates (a prompt's JSON may carry them) pass through rather than raise, as
+    they do wherever the scanner encodes text.
+    """
+    return search_spans(regex, text.encode("utf-8", "surrogatepass"), 0)

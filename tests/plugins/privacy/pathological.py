@@ -1,0 +1,220 @@
+"""Inputs built to stall a backtracking regex engine, for every pattern family that reads
+request text: the rules and their keyword and trigger sets, the value checks, the
+Python-aware checks and the task classifier. tests/plugins/privacy/test_redos.py runs them.
+
+An input is a lead-in that gets a pattern going (a keyword, a trigger, a name bound to a
+string), a long run of a unit that the pattern repeats, and a tail that makes the match
+fail: the shape that makes a backtracking engine try every way of splitting the run, as
+`password = "` + `_.` * 26 + `_!"` did to CODE_EXPRESSION (27 s for 62 characters).
+
+Run: `python -m tests.plugins.privacy.pathological [GROUP...]` (default: all of GROUPS). It
+prints each family's name before running it, so a run killed on a timeout names the one
+that hung.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+
+from devpulse import Request, Router, config_from_mapping, make_plugin_manager
+from devpulse.plugins.privacy import Scanner, checks, pyast
+from devpulse.plugins.privacy.rules import packaged_rules
+from devpulse.plugins.privacy.scanner import AST_TRIGGERS, MAX_JUDGED_CHARS
+from devpulse.plugins.task_classifier import HEAD_CHARS, TaskClassifier
+
+CONFIG = {
+    "privacy": {
+        "internal_domains": ["acme.internal", "acme-corp.com"],
+        "internal_packages": ["acme_"],
+        "client_names": ["Globex", "Initech"],
+    }
+}
+LONG = 64 * 1024  # the reported families, and each check on its own
+RUN = MAX_JUDGED_CHARS + 128  # the cross products: past the scanner's cut, so checks see all
+TAIL = "!"  # in no class that a value pattern ends on
+
+# What the patterns repeat: each character class they use, and pairs that two overlapping
+# alternatives can both take (`_.`: both kinds of CODE_EXPRESSION segment took `_`).
+UNITS = (
+    *("a", "A", "7", "_", "-", ".", "/", "+", "=", " ", "\n", ":", "@", "é"),
+    *("_.", "a.", "Ab.", "a-", "0 ", "a@"),
+)
+MORE_UNITS = (
+    *("\t", "%", "~", "A.", "AB.", "Ab", "_1.", "a_", "a:", "0-", "0."),
+    *("ey", "Q~", "\\n", "# c\n", " \n"),
+)
+# Rules that no keyword announces: lead-ins (and closers) that pass each one's trigger.
+TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
+    "twilio-api-key": (("SK", ""), ("SK0123456789abcdef0123456789abcdef", "")),
+    "credentials-in-url": (("postgres://user:", "@db"), ("https://", ":pw@host")),
+    "credential-call-argument": (('login("user", "', '")'), ("connect(", ")")),
+    "password-in-prose": (("password is ", ""), ("passphrase: ", "")),
+    "generic-credential-assignment": (('password = "', '"'), ("api_key: '", "'")),
+    "generic-credential-env": (("export API_KEY=", ""), ("DB_PASSWORD=", "")),
+    "email-address": (("a@", ".io"), ("mail a@b.", "")),
+    "phone-e164": (("+1 ", ""), ("+44", "")),
+    "phone-national": (("(415) 555-", ""), ("020 ", "")),
+    "credit-card": (("4539 1488 0343 ", ""), ("4539148803436467", "")),
+    "iban": (("GB82 WEST ", ""), ("DE89", "")),
+    "us-ssn": (("123-45-", ""), ("078-05-1120", "")),
+}
+# Starts in the case their patterns want (the keywords are lower case).
+TOKEN_LEADS = (
+    *("CONFIDENTIAL", "PROPRIETARY", "-----BEGIN PRIVATE KEY-----", "-U ", "--USER"),
+    *("AKIA", "AIza", "SG.", "T3BlbkFJ", "sk-ant-api03-", "pypi-AgEIcHlwaS5vcmc", "eyJhbGci.ey"),
+    *("-----BEGIN RSA PRIVATE KEY-----\n", "AccountKey=", "SharedAccessKey=", "Authorization: "),
+    *("Bearer ", '"auth": "', "-u user:", 'define("DB_PASSWORD", "', '<add key="password" '),
+    *("AWS_SECRET_ACCESS_KEY=", "DOB: ", "SSN ", "x.acme.internal", "acme_", "Globex"),
+)
+# The literal each task-classifier alternative starts with.
+TASK_LEADS = (
+    *("review this ", "code review", "critique", "audit my ", "refactor", "rename"),
+    *("extract the ", "clean up", "simplify this", "summarize", "summary of", "tl;dr"),
+    *("draft", "write an ", "step-by-", "step by ", "design a ", "trade-off", "root cause"),
+    *("formally verif", "plan", "steps", "multi-step", "then", "<|fim_", "<fim_", "<PRE>", ""),
+)
+
+
+def runs(size: int, units: tuple[str, ...] = UNITS) -> Iterator[tuple[str, str]]:
+    """(unit, the unit repeated to `size` characters and the failing tail)."""
+    for unit in units:
+        yield unit, unit * (size // len(unit)) + TAIL
+
+
+def rule_leads() -> list[tuple[str, str]]:
+    """Every keyword (bare and bound to a string), trigger lead-in and token start."""
+    words = {k for rule in packaged_rules() for k in rule.keywords} | set(AST_TRIGGERS)
+    words |= {n.lower() for names in CONFIG["privacy"].values() for n in names}
+    leads = {(w, "") for w in words} | {(w + '="', '"') for w in words}
+    leads |= {lead for leads in TRIGGER_LEADS.values() for lead in leads}
+    leads |= {(t, "") for t in TOKEN_LEADS}
+    return sorted(leads)
+
+
+def rule_texts() -> Iterator[tuple[str, str]]:
+    for lead, closer in rule_leads():
+        for unit, run in runs(RUN):
+            yield f"{lead!r} + {unit!r}", lead + run + closer
+    storm = " ".join(sorted({k for r in packaged_rules() for k in r.keywords}))
+    yield "keyword storm", storm * (LONG // len(storm))
+    for lead, closer in (('password = "', '"'), ("token: '", "'"), ("secret=", "")):
+        for unit, run in runs(LONG, ("_.", "a.", "A.", "Ab.", "_1.", "a-", "a")):
+            yield f"{lead!r} + {unit!r} x {LONG}", lead + run + closer
+
+
+def python_texts() -> Iterator[tuple[str, str]]:
+    """Fenced Python whose literals, names and comments are long runs."""
+    shapes = (
+        ('password = "', '"'),
+        ('client.login("user", "', '")'),
+        ('url = f"postgres://', ':{password}@db.prod/app"'),
+        ('{"password', '": "x9$Kq2mPz!"}'),
+        ("# Confidential ", ""),
+        ("# ", " all rights reserved"),
+    )
+    for lead, closer in shapes:
+        for unit, run in runs(RUN):
+            yield f"{lead!r} + {unit!r}", f"```python\n{lead}{run}{closer}\n```"
+    for unit, run in runs(LONG, ("_.", "a.", "A.", "Ab.", "_1.", "a-")):
+        yield f"password = {unit!r} x {LONG}", f'```python\npassword = "{run}"\n```'
+    for unit in ("a", "A", "_", "7", "Ab", "a_", "_1"):
+        name = "password" + unit * (RUN // len(unit))
+        yield f"password + {unit!r} = ...", f'```python\n{name} = "x9$Kq2mPz!"\n{name}_url = 1\n```'
+
+
+Call = tuple[str, Callable[[], object]]
+
+
+def check_calls() -> Iterator[Call]:
+    """Each value check on long values, led in so that each of its patterns runs.
+
+    The checks that use patterns see 64 KB; the others (digit counts and checksums) 4 KB.
+    """
+    every: dict[str, Callable[[str], object]] = {
+        **checks.VALIDATORS,
+        "is_placeholder": checks.is_placeholder,
+        "preview": checks.preview,
+        "char_classes": checks.char_classes,
+    }
+    patterned = {"credential", "strong_credential", "authorization", "email", "is_placeholder"}
+    patterned |= {"preview", "char_classes"}
+    for name, check in every.items():
+        for unit, run in runs(LONG if name in patterned else RUN, UNITS + MORE_UNITS):
+            yield f"{name}({unit!r})", _call(check, run)
+    # Leads into CODE_EXPRESSION, REFERENCE, PLACEHOLDER, NON_PERSONAL_EMAIL, PUBLIC_PREFIX.
+    leads = ("/", "./", "~/", "$", "${", "$(", "op://", "ENC[", "os.getenv", "settings.")
+    leads += ("your-", "{{", "<", "%(", "git@", "a@", "a@b.", "-----BEGIN ", "sk-ant-", "AKIA")
+    for lead in leads:
+        for unit, run in runs(RUN):
+            for name in ("credential", "email", "strong_credential"):
+                yield f"{name}({lead!r} + {unit!r})", _call(checks.VALIDATORS[name], lead + run)
+            yield f"preview({lead!r} + {unit!r})", _call(checks.preview, lead + run)
+
+
+def prose_calls() -> Iterator[Call]:
+    """The first-statement test and the credential-name test on long runs."""
+    for lead in ("", "x", "x ", "x:", "# c\n", "\n", "  ", "rb"):
+        for unit, run in runs(LONG, UNITS + MORE_UNITS):
+            yield (
+                f"opens_with_prose({lead!r} + {unit!r})",
+                _call(pyast.opens_with_prose, lead + run),
+            )
+    for lead in ("password", "token_", "api_key", "x"):
+        for unit, run in runs(LONG, UNITS + MORE_UNITS):
+            name = lead + run + "_url"
+            yield f"is_credential_name({lead!r} + {unit!r})", _call(pyast.is_credential_name, name)
+
+
+def _call(check: Callable[[str], object], value: str) -> Callable[[], object]:
+    return lambda: check(value)
+
+
+def task_requests() -> Iterator[tuple[str, Request]]:
+    tools = ({"name": "run_shell", "description": "run a command", "input_schema": {}},)
+    for lead in TASK_LEADS:
+        for unit, run in runs(2 * HEAD_CHARS, UNITS + MORE_UNITS):
+            yield f"task {lead!r} + {unit!r}", Request.from_prompt(lead + run, tools=tools)
+
+
+def route_prompts() -> Iterator[tuple[str, str]]:
+    """The prompt from the report, through the whole public pipeline."""
+    for segments in (26, 28, 1000, LONG // 2):
+        yield f"route password _. x {segments}", 'password = "' + "_." * segments + '_!"'
+    yield "route fenced password _.", '```python\npassword = "' + "_." * (LONG // 2) + '_!"\n```'
+
+
+def run(group: str) -> int:
+    """Classify every input of `group`, naming each one first; returns how many ran."""
+    config = config_from_mapping(CONFIG)
+    calls: Iterator[Call]
+    if group in ("rules", "python"):
+        scan = Scanner(config.privacy).scan
+        texts = rule_texts() if group == "rules" else python_texts()
+        calls = ((name, _call(scan, text)) for name, text in texts)
+    elif group == "checks":
+        calls = check_calls()
+    elif group == "prose":
+        calls = prose_calls()
+    elif group == "task":
+        classify = TaskClassifier(config.classify).classify
+        calls = ((name, lambda r=r: classify(request=r)) for name, r in task_requests())
+    elif group == "route":
+        router = Router(config, plugin_manager=make_plugin_manager(config, entry_points=False))
+        calls = ((name, _call(router.route, prompt)) for name, prompt in route_prompts())
+    else:
+        raise SystemExit(f"unknown group {group!r} (expected one of {', '.join(GROUPS)})")
+    count = 0
+    for name, call in calls:
+        print(name, flush=True)
+        call()
+        count += 1
+    return count
+
+
+GROUPS = ("route", "checks", "prose", "python", "task", "rules")
+
+
+if __name__ == "__main__":
+    for group in sys.argv[1:] or GROUPS:
+        print(f"done: {group}, {run(group)} inputs", flush=True)
