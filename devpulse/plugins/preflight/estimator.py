@@ -221,6 +221,7 @@ def llama_fit_params(spec: str, ctx: int) -> dict[str, int] | None:
     return totals or None
 
 
+# Python's `re` is safe here: it reads llama-fit-params' own output, never a request's text.
 FIT_LINE = re.compile(r"\|\s+- \S+\s+\|\s+(\d+) =\s+(\d+) \+\s+(\d+) \+\s+(\d+)")
 
 

@@ -198,6 +198,8 @@ def parse_sysctl(text: str) -> dict[str, str]:
 
 def parse_vm_stat(text: str) -> int:
     """Free bytes from `vm_stat`: free + speculative pages (inactive pages are not free)."""
+    # Python's `re` is safe here: the text is macOS's own short vm_stat report, never a
+    # request's text, and no pattern nests its repetitions.
     page = re.search(r"page size of (\d+) bytes", text)
     size = int(page.group(1)) if page else 16384
     pages = {
