@@ -21,6 +21,7 @@ import pluggy
 
 from devpulse import __version__
 from devpulse.commands.ask import ask_command
+from devpulse.commands.config_cmd import config_command
 from devpulse.commands.cost import cost_command
 from devpulse.commands.prompt import prompt_options, read_prompt
 from devpulse.core.config import Config, load_config
@@ -115,6 +116,7 @@ def build_cli(app: App) -> click.Group:
     cli.add_command(plugins_command)
     cli.add_command(ask_command)
     cli.add_command(cost_command)
+    cli.add_command(config_command)
     app.pm.hook.register_commands(cli=cli)
     return cli
 

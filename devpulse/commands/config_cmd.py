@@ -1,0 +1,121 @@
+"""`devpulse config`: the effective configuration and where each value came from."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+import click
+
+from devpulse.core.config import Config, _merge
+from devpulse.core.ledger import default_ledger_path
+
+# A value is "default" (the packaged defaults), "file" (the user's config file) or
+# "environment" (read from an environment variable when the CLI started).
+DEFAULT, FILE, ENVIRONMENT = "default", "file", "environment"
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+SECRET_WORDS = frozenset({"key", "apikey", "token", "secret", "password", "passwd", "credential"})
+
+
+@click.command("config")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def config_command(ctx: click.Context, as_json: bool) -> None:
+    """Show the effective configuration and where each value came from.
+
+    One line per dotted key: `key = value  (default | file | environment)`. API keys are
+    read from the environment variable each backend's api_key_env names: only whether it
+    is set is shown, never its value.
+
+    Exit codes: 0 shown, 2 usage or config error.
+    """
+    config: Config = ctx.obj.config
+    chosen_by = _chosen_by(ctx.find_root().params.get("config_path"))
+    source = None if config.source == "<defaults>" else config.source
+    values = provenance(config)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"status": "ok", "source": source, "chosen_by": chosen_by, "values": values},
+                ensure_ascii=False,
+            )
+        )
+        return
+    if source is None:
+        click.echo("# no config file: the packaged defaults")
+    else:
+        click.echo(f"# file: {source} (chosen by {chosen_by})")
+    for key, entry in values.items():
+        click.echo(f"{key} = {json.dumps(entry['value'], ensure_ascii=False)}  ({entry['from']})")
+
+
+def provenance(config: Config) -> dict[str, dict[str, Any]]:
+    """Every dotted key of the effective config with its value and where it came from."""
+    text = resources.files("devpulse").joinpath("default_config.toml").read_text("utf-8")
+    defaults = tomllib.loads(text)
+    user: dict[str, Any] = {}
+    if config.source != "<defaults>":
+        with open(config.source, "rb") as fh:  # the CLI has just loaded this very file
+            user = tomllib.load(fh)
+    values: dict[str, dict[str, Any]] = {}
+    _walk(_merge(defaults, user), user, "", values)
+    _environment(config, values)
+    return values
+
+
+def _walk(
+    merged: Mapping[str, Any], user: Any, prefix: str, out: dict[str, dict[str, Any]]
+) -> None:
+    for name, value in merged.items():
+        key = f"{prefix}.{_part(name)}" if prefix else _part(name)
+        mine = user.get(name) if isinstance(user, Mapping) else None
+        from_file = isinstance(user, Mapping) and name in user
+        if isinstance(value, Mapping) and value:
+            _walk(value, mine, key, out)
+            continue
+        shown = "<redacted>" if _looks_secret(str(name)) and value else value
+        out[key] = {"value": shown, "from": FILE if from_file else DEFAULT}
+
+
+def _environment(config: Config, values: dict[str, dict[str, Any]]) -> None:
+    """Values the environment decides: the ledger's default path and each API key."""
+    if not config.ledger.path:
+        where = ENVIRONMENT if os.environ.get("XDG_DATA_HOME") else DEFAULT
+        values["ledger.path"] = {"value": str(default_ledger_path()), "from": where}
+    keys = {
+        f"backends.{_part(name)}.api_key_env": backend.api_key_env
+        for name, backend in config.backends.items()
+        if backend.api_key_env
+    }
+    for key in list(values):
+        values[key] = values.pop(key)  # the same order, each key after its api_key_env
+        env = keys.get(key)
+        if env:
+            is_set = "set" if os.environ.get(env) else "not set"
+            values[key.removesuffix("_env")] = {"value": f"{is_set} (${env})", "from": ENVIRONMENT}
+
+
+def _part(name: object) -> str:
+    """A key as TOML writes it: bare when it can be, quoted otherwise (a name with a dot)."""
+    text = str(name)
+    return text if BARE_KEY.fullmatch(text) else json.dumps(text)
+
+
+def _chosen_by(option: str | None) -> str:
+    """What chose the config file: the --config option, $DEVPULSE_CONFIG, or the XDG path."""
+    if option is not None:
+        return "--config"
+    if os.environ.get("DEVPULSE_CONFIG"):
+        return "$DEVPULSE_CONFIG"
+    return "$XDG_CONFIG_HOME" if os.environ.get("XDG_CONFIG_HOME") else "~/.config"
+
+
+def _looks_secret(name: str) -> bool:
+    """A key that may hold a secret (a plugin's token, say); `*_env` names a variable."""
+    words = name.lower().replace("-", "_").split("_")
+    return words[-1] != "env" and bool(SECRET_WORDS.intersection(words))
