@@ -23,6 +23,7 @@ from devpulse import __version__
 from devpulse.commands.ask import ask_command
 from devpulse.commands.config_cmd import config_command
 from devpulse.commands.cost import cost_command
+from devpulse.commands.doctor import doctor_command
 from devpulse.commands.prompt import prompt_options, read_prompt
 from devpulse.core.config import Config, load_config
 from devpulse.core.errors import ConfigError, DevPulseError
@@ -117,6 +118,7 @@ def build_cli(app: App) -> click.Group:
     cli.add_command(ask_command)
     cli.add_command(cost_command)
     cli.add_command(config_command)
+    cli.add_command(doctor_command)
     app.pm.hook.register_commands(cli=cli)
     return cli
 

@@ -1,0 +1,220 @@
+"""`devpulse doctor`: is the config loaded, each backend reachable, the ledger writable, and
+memory visible? One line per check: ok, warn or fail.
+
+A backend that does not answer fails the run only when it is the configured `[local]`
+default: every local request goes there first. Any other backend that does not answer, and a
+missing API key, is a warning: requests degrade to the other side rather than stop. The real
+Anthropic API is never called; for it, only the key's variable is checked (never printed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from devpulse.core.config import BackendConfig, Config
+from devpulse.core.errors import ConfigError
+from devpulse.core.exitcodes import ExitCode
+from devpulse.core.ledger import SCHEMA_VERSION, Ledger, default_ledger_path
+
+TIMEOUT_S = 2.0
+ANTHROPIC_API = "https://api.anthropic.com"
+OLLAMA_DEFAULT = "http://127.0.0.1:11434"
+SHOWN_MODELS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One line of the report: what was checked, ok / warn / fail, and why."""
+
+    name: str
+    result: str
+    detail: str
+
+
+@click.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def doctor_command(ctx: click.Context, as_json: bool) -> None:
+    """Check the config, each backend, the ledger and the memory probes.
+
+    A backend that does not answer fails only when it is the [local] default backend;
+    other unreachable backends and a missing API key are warnings. Each check waits at
+    most 2 seconds; the real Anthropic API is never called.
+
+    Exit codes: 0 no check failed, 1 a check failed, 2 usage or config error.
+    """
+    app = ctx.obj
+    checks = run_checks(app.config, app.pm.hook.probe_memory)
+    failed = any(c.result == "fail" for c in checks)
+    if as_json:
+        payload = {"status": "fail" if failed else "ok", "checks": [asdict(c) for c in checks]}
+        click.echo(json.dumps(payload, ensure_ascii=False))
+    else:
+        for c in checks:
+            click.echo(f"{c.result:<4} {c.name}: {c.detail}")
+    ctx.exit(int(ExitCode.PROBLEM if failed else ExitCode.OK))
+
+
+def run_checks(config: Config, probe: Callable[[], list[Any]]) -> list[Check]:
+    """Every check, in report order; the backends are asked at the same time."""
+    where = config.source if config.source != "<defaults>" else "no file, the packaged defaults"
+    checks = [Check("config", "ok", f"loaded ({where})")]
+    checks.extend(_backends(config))
+    checks.append(check_ledger(config))
+    checks.append(check_memory(probe))
+    return checks
+
+
+def _backends(config: Config) -> list[Check]:
+    """Ask every backend at once, each bounded: a server that never answers is one line."""
+    results: dict[str, Check] = {}
+
+    def ask(name: str, backend: BackendConfig) -> None:
+        results[name] = check_backend(config, name, backend)
+
+    threads = [
+        threading.Thread(target=ask, args=(name, backend), daemon=True)
+        for name, backend in config.backends.items()
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT_S + 0.5)
+    return [
+        results.get(name) or _unreachable(config, name, f"no answer within {TIMEOUT_S:g} s")
+        for name in config.backends
+    ]
+
+
+def check_backend(config: Config, name: str, backend: BackendConfig) -> Check:
+    """Reachable, and which models it serves; for the Anthropic API, only whether a key is set."""
+    label = f"backends.{name}"
+    if backend.kind == "anthropic":
+        base = (backend.base_url or ANTHROPIC_API).rstrip("/")
+        if base == ANTHROPIC_API:
+            return _api_key(label, backend)
+        headers = {"anthropic-version": "2023-06-01"}
+        key = os.environ.get(backend.api_key_env) if backend.api_key_env else None
+        if key:
+            headers["x-api-key"] = key
+        return _probe(config, name, f"{base}/v1/models", headers, _ids)
+    if backend.kind == "openai_compat":
+        if not backend.base_url:
+            return _unreachable(config, name, "no base_url configured")
+        env = backend.api_key_env
+        key = os.environ.get(env) if env else None
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return _probe(config, name, f"{backend.base_url.rstrip('/')}/models", headers, _ids)
+    if backend.kind == "ollama":
+        base = (backend.base_url or OLLAMA_DEFAULT).rstrip("/")
+        return _probe(config, name, f"{base}/api/tags", {}, _ollama_names)
+    return Check(label, "ok", "not checked: no kind, so a plugin of its own serves it")
+
+
+def _api_key(label: str, backend: BackendConfig) -> Check:
+    env = backend.api_key_env
+    if not env:
+        return Check(label, "warn", "no api_key_env configured: cloud requests will fail")
+    if not os.environ.get(env):
+        return Check(label, "warn", f"no API key: ${env} is not set (cloud requests will fail)")
+    return Check(label, "ok", f"API key set in ${env} (the API itself is not called)")
+
+
+def _probe(
+    config: Config,
+    name: str,
+    url: str,
+    headers: dict[str, str],
+    models_of: Callable[[Any], list[str]],
+) -> Check:
+    import urllib.error  # noqa: PLC0415  # doctor-only; keeps the CLI's start-up light
+    import urllib.request  # noqa: PLC0415
+
+    label = f"backends.{name}"
+    request = urllib.request.Request(url, headers={"Accept": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as reply:
+            body = reply.read(4 * 1024 * 1024)
+    except urllib.error.HTTPError as exc:
+        return Check(label, "warn", f"answers at {url} with HTTP {exc.code}")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        return _unreachable(config, name, f"nothing answers at {url} ({reason})")
+    try:
+        models = models_of(json.loads(body))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return Check(label, "warn", f"answers at {url}, but not with a model list")
+    shown = ", ".join(models[:SHOWN_MODELS]) or "none"
+    if len(models) > SHOWN_MODELS:
+        shown += f" (+{len(models) - SHOWN_MODELS} more)"
+    detail = f"answers at {url}; models: {shown}"
+    missing = _missing_model(config, name, models)
+    if missing:
+        return Check(label, "warn", f"{detail}; but {missing}")
+    return Check(label, "ok", detail)
+
+
+def _missing_model(config: Config, name: str, models: list[str]) -> str | None:
+    """Ollama serves only pulled models: is the [local] default model among them?"""
+    if name != config.local.backend or config.backends[name].kind != "ollama":
+        return None
+    model = config.local.model
+    if model in models or f"{model}:latest" in models:
+        return None
+    return f"the [local] model {model!r} is not pulled (ollama pull {model})"
+
+
+def _unreachable(config: Config, name: str, detail: str) -> Check:
+    """`fail` for the [local] default backend, `warn` for any other."""
+    result = "fail" if name == config.local.backend else "warn"
+    return Check(f"backends.{name}", result, detail)
+
+
+def _ids(payload: Any) -> list[str]:
+    return [str(m["id"]) for m in payload["data"]]
+
+
+def _ollama_names(payload: Any) -> list[str]:
+    return [str(m["name"]) for m in payload["models"]]
+
+
+def check_ledger(config: Config) -> Check:
+    """Writable, at the schema version this DevPulse knows (opening migrates an older file)."""
+    if not config.ledger.enabled:
+        return Check("ledger", "ok", "disabled (ledger.enabled = false)")
+    path = Path(config.ledger.path or default_ledger_path())
+    existed = path.is_file()
+    try:
+        ledger = Ledger(path)
+    except ConfigError as exc:
+        return Check("ledger", "fail", str(exc))
+    version = f"schema version {ledger.schema_version} (current {SCHEMA_VERSION})"
+    return Check("ledger", "ok", f"{path} writable, {version}{'' if existed else ', created now'}")
+
+
+def check_memory(probe: Callable[[], list[Any]]) -> Check:
+    """What the `probe_memory` hooks report: the memory local models can be loaded into."""
+    try:
+        found = probe()
+    except Exception as exc:  # a broken third-party probe is what this check is for
+        return Check("memory", "fail", f"a memory probe raised {type(exc).__name__}: {exc}")
+    devices = [d for reading in found if reading for d in reading]
+    if not devices:
+        return Check("memory", "warn", "no memory probe reported a device")
+    return Check(
+        "memory",
+        "ok",
+        "; ".join(
+            f"{d.device} ({d.kind}): {d.free_mb} MB free of {d.total_mb} MB, "
+            f"budget {d.budget_mb} MB"
+            for d in devices
+        ),
+    )

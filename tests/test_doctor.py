@@ -1,0 +1,173 @@
+"""`devpulse doctor`: one line per check; a dead [local] default fails, the rest warn."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devpulse import ExitCode, config_from_mapping
+from devpulse.cli import main
+from devpulse.commands.doctor import check_memory, run_checks
+from devpulse.core.ledger import SCHEMA_VERSION
+from devpulse.core.types import DeviceMemory
+from tests.rig.llama_server import LlamaServer, free_port
+from tests.rig.ollama_server import OllamaRig
+
+SENTINEL = "sk-ant-SENTINEL-never-printed-7f3a9c"
+
+
+def dead() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def doctor(
+    capsys: pytest.CaptureFixture[str], cfg: Path, *extra: str
+) -> tuple[int, dict[str, Any], str]:
+    code = main(["--config", str(cfg), "doctor", "--json", *extra])
+    out, err = capsys.readouterr()
+    payload = json.loads(out)
+    return code, payload, err
+
+
+def by_name(payload: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {c["name"]: c for c in payload["checks"]}
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    return cfg
+
+
+def test_doctor_against_the_real_rig(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    llama_server: LlamaServer,
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    cfg = write_config(
+        tmp_path,
+        f"""
+[backends.llama_server]
+base_url = "{llama_server.base_url}/v1"
+
+[backends.ollama]
+base_url = "{dead()}"
+
+[backends.local_messages]   # llama-server speaks the Messages API too
+side = "local"
+kind = "anthropic"
+base_url = "{llama_server.base_url}"
+""",
+    )
+    code, payload, _ = doctor(capsys, cfg)
+    checks = by_name(payload)
+    assert (code, payload["status"]) == (ExitCode.OK, "ok")
+    assert checks["config"]["result"] == "ok"
+    assert str(cfg) in checks["config"]["detail"]
+    local = checks["backends.llama_server"]
+    assert local["result"] == "ok"
+    assert "models: gemma" in local["detail"]
+    assert checks["backends.local_messages"]["result"] == "ok"
+    assert checks["backends.ollama"]["result"] == "warn"  # not the [local] default
+    cloud = checks["backends.anthropic"]
+    assert cloud["result"] == "warn"
+    assert "ANTHROPIC_API_KEY" in cloud["detail"]
+    assert checks["ledger"]["result"] == "ok"
+    assert f"schema version {SCHEMA_VERSION}" in checks["ledger"]["detail"]
+    assert checks["memory"]["result"] == "ok"
+    assert "cpu" in checks["memory"]["detail"]
+
+
+def test_doctor_fails_when_the_local_default_does_not_answer(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cfg = write_config(
+        tmp_path,
+        f'[backends.llama_server]\nbase_url = "{dead()}/v1"\n'
+        f'[backends.ollama]\nbase_url = "{dead()}"\n',
+    )
+    code, payload, _ = doctor(capsys, cfg)
+    checks = by_name(payload)
+    assert (code, payload["status"]) == (ExitCode.PROBLEM, "fail")
+    assert checks["backends.llama_server"]["result"] == "fail"
+    assert "nothing answers" in checks["backends.llama_server"]["detail"]
+    assert checks["backends.ollama"]["result"] == "warn"
+    code = main(["--config", str(cfg), "doctor"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == ExitCode.PROBLEM
+    assert len(lines) == len(payload["checks"])
+    assert any(line.startswith("fail backends.llama_server: ") for line in lines)
+    assert any(line.startswith("ok   ledger: ") for line in lines)
+
+
+def test_a_set_api_key_is_ok_and_never_printed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SENTINEL)
+    cfg = write_config(tmp_path, f'[backends.llama_server]\nbase_url = "{dead()}/v1"\n')
+    _, payload, err = doctor(capsys, cfg)
+    assert by_name(payload)["backends.anthropic"]["result"] == "ok"
+    assert SENTINEL not in json.dumps(payload) + err
+    main(["--config", str(cfg), "doctor"])
+    out, err = capsys.readouterr()
+    assert SENTINEL not in out + err
+
+
+def test_an_unwritable_ledger_fails(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    cfg = write_config(tmp_path, f'[ledger]\npath = "{blocker / "ledger.sqlite3"}"\n')
+    code, payload, _ = doctor(capsys, cfg)
+    ledger = by_name(payload)["ledger"]
+    assert (code, ledger["result"]) == (ExitCode.PROBLEM, "fail")
+    assert "cannot write the ledger" in ledger["detail"]
+
+
+def test_a_disabled_ledger_is_ok(tmp_path: Path) -> None:
+    config = config_from_mapping(
+        {"ledger": {"enabled": False}, "backends": {"llama_server": {"base_url": dead()}}}
+    )
+    checks = {c.name: c for c in run_checks(config, lambda: [])}
+    assert (checks["ledger"].result, checks["ledger"].detail) == (
+        "ok",
+        "disabled (ledger.enabled = false)",
+    )
+    assert checks["memory"].result == "warn"
+
+
+def test_memory_probes_are_reported_and_a_broken_one_fails() -> None:
+    device = DeviceMemory(device="gpu0", kind="nvidia", total_mb=8000, free_mb=6000, budget_mb=5800)
+    ok = check_memory(lambda: [None, [device]])
+    assert (ok.result, ok.detail) == (
+        "ok",
+        "gpu0 (nvidia): 6000 MB free of 8000 MB, budget 5800 MB",
+    )
+    assert check_memory(lambda: [None]).result == "warn"
+
+    def broken() -> list[Any]:
+        raise RuntimeError("the card fell off the bus")
+
+    failed = check_memory(broken)
+    assert failed.result == "fail"
+    assert "the card fell off the bus" in failed.detail
+
+
+def test_doctor_lists_ollama_models_and_says_when_the_local_model_is_missing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, ollama_rig: OllamaRig
+) -> None:
+    base = f'[backends.ollama]\nbase_url = "{ollama_rig.base_url}"\n'
+    cfg = write_config(tmp_path, base + '[local]\nbackend = "ollama"\nmodel = "gemma3:270m"\n')
+    code, payload, _ = doctor(capsys, cfg)
+    ollama = by_name(payload)["backends.ollama"]
+    assert (code, ollama["result"]) == (ExitCode.OK, "ok")
+    assert "gemma3:270m" in ollama["detail"]
+    cfg = write_config(tmp_path, base + '[local]\nbackend = "ollama"\nmodel = "qwen3:8b"\n')
+    code, payload, _ = doctor(capsys, cfg)
+    ollama = by_name(payload)["backends.ollama"]
+    assert (code, ollama["result"]) == (ExitCode.OK, "warn")
+    assert "'qwen3:8b' is not pulled" in ollama["detail"]
