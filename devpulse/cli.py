@@ -69,7 +69,10 @@ def emit(payload: dict[str, Any]) -> None:
 @json_option
 @pass_app
 def route_command(app: App, prompt: str | None, path: Any, task: str | None, as_json: bool) -> None:
-    """Print where PROMPT would go: local or cloud ('-' reads stdin)."""
+    """Print where PROMPT would go: local or cloud ('-' reads stdin).
+
+    Exit codes: 0 decided, 1 no plugin could decide, 2 usage or config error.
+    """
     text = read_prompt(prompt, path)
     request = Request.from_prompt(text, task=TaskClass(task) if task else None)
     decision = app.router.route(request)
@@ -83,7 +86,10 @@ def route_command(app: App, prompt: str | None, path: Any, task: str | None, as_
 @json_option
 @pass_app
 def plugins_command(app: App, as_json: bool) -> None:
-    """List the plugins loaded and the hooks each implements."""
+    """List the plugins loaded and the hooks each implements.
+
+    Exit codes: 0 listed, 2 usage or config error.
+    """
     listing = plugin_listing(app.pm)
     if as_json:
         emit({"status": "ok", "plugins": listing})
@@ -109,7 +115,12 @@ def build_cli(app: App) -> click.Group:
     @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv: debug).")
     @click.pass_context
     def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
-        """Route each LLM request to the right side of a hybrid local/cloud stack."""
+        """Route each LLM request to the right side of a hybrid local/cloud stack.
+
+        Exit codes (devpulse.ExitCode): 0 ok, 1 ran and found a problem, 2 usage or config
+        error, 10 and 20 for the memory preflight (tight, no fit). Each command's --help
+        says which it uses.
+        """
         configure_logging(verbose)
         ctx.obj = app
 

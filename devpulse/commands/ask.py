@@ -20,7 +20,13 @@ from devpulse.core.types import Decision, Request, Response, TaskClass
     is_flag=True,
     help="Print the answer as it arrives (with --json: one JSON object per line).",
 )
-@click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="The most tokens the answer may have; the model stops there.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def ask_command(
@@ -38,6 +44,9 @@ def ask_command(
     with a newline, a note goes to stderr, and the answer starts again. With --stream
     --json, each line is a JSON object: {"type": "delta", "text"}, {"type": "restart"},
     then the whole result as without --stream.
+
+    Exit codes: 0 answered, 1 no answer (every attempt failed, or privacy or preflight
+    refused it; stderr says what was tried), 2 usage or config error.
     """
     text = read_prompt(prompt, path)
     request = Request.from_prompt(

@@ -15,13 +15,30 @@ from devpulse.core.costs import simulate
 @click.command("cost")
 @click.option("--since", metavar="DATE", help="Only requests since this date (YYYY-MM-DD).")
 @click.option("--simulate", "simulating", is_flag=True, help="Run the routing-mix calculator.")
-@click.option("--requests-per-day", type=click.IntRange(min=0))
-@click.option("--avg-in-tokens", type=click.IntRange(min=0))
-@click.option("--avg-out-tokens", type=click.IntRange(min=0))
 @click.option(
-    "--local-share", type=click.FloatRange(0, 1), help="Share of requests served locally."
+    "--requests-per-day",
+    type=click.IntRange(min=0),
+    help="With --simulate: requests a day (a month is 30 days).",
 )
-@click.option("--cloud-model", help="Cloud model to price (default: the configured one).")
+@click.option(
+    "--avg-in-tokens",
+    type=click.IntRange(min=0),
+    help="With --simulate: average input (prompt) tokens per request.",
+)
+@click.option(
+    "--avg-out-tokens",
+    type=click.IntRange(min=0),
+    help="With --simulate: average output (answer) tokens per request.",
+)
+@click.option(
+    "--local-share",
+    type=click.FloatRange(0, 1),
+    help="With --simulate: share of requests served locally, 0 to 1.",
+)
+@click.option(
+    "--cloud-model",
+    help="With --simulate: the cloud model to price (default: the configured one).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def cost_command(
@@ -35,7 +52,14 @@ def cost_command(
     cloud_model: str | None,
     as_json: bool,
 ) -> None:
-    """Blended cost, local share and savings from the ledger (or --simulate a routing mix)."""
+    """Blended cost, local share and savings from the ledger (or --simulate a routing mix).
+
+    --simulate needs --requests-per-day, --avg-in-tokens, --avg-out-tokens and
+    --local-share; it reads no ledger.
+
+    Exit codes: 0 reported, 2 usage or config error (a missing --simulate input, a bad
+    --since date, the ledger disabled or unwritable).
+    """
     if simulating:
         needed = {
             "--requests-per-day": requests_per_day,

@@ -109,7 +109,10 @@ class Failover:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def status_command(app: Any, as_json: bool) -> None:
-    """Circuit state per backend, as the ledger records it for every process."""
+    """Circuit state per backend, as the ledger records it for every process.
+
+    Exit codes: 0 shown, 2 usage or config error (an unwritable ledger).
+    """
     circuits = app.router.breakers.states()
     if as_json:
         click.echo(json.dumps({"status": "ok", "circuits": circuits}))

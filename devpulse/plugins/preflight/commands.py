@@ -38,8 +38,9 @@ def ai_command(memory: Memory) -> click.Command:
     def ai(click_ctx: click.Context, spec: str | None, ctx_len: int | None, as_json: bool) -> None:
         """Local AI memory: devices and loaded models, or a before-load check.
 
-        With --before-load, exit 0 when the model fits, 10 when it is tight (fits only in the
-        safety margin or after unloading idle models), 20 when it does not fit, 2 on bad input.
+        Exit codes: 0 shown, or with --before-load the model fits; 10 tight (fits only in
+        the safety margin or after unloading idle models); 20 does not fit; 2 usage or
+        config error (a model nobody can describe).
         """
         if spec is None:
             _show_devices(memory, as_json)
@@ -104,7 +105,10 @@ def models_command(memory: Memory) -> click.Command:
     @click.option("--ctx", type=click.IntRange(min=1), help="Context length for the fit check.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     def models(ctx: int | None, as_json: bool) -> None:
-        """Open models per workload: weights per quantization, KV per 1k tokens, fits now?"""
+        """Open models per workload: weights per quantization, KV per 1k tokens, fits now?
+
+        Exit codes: 0 shown, 2 usage or config error.
+        """
         ctx = ctx or memory.config.preflight.default_ctx
         overhead = memory.config.preflight.runtime_overhead_mb
         rows: list[dict[str, Any]] = []

@@ -26,8 +26,10 @@ def scan_command(scanner: Scanner) -> click.Command:
     def scan(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
         """Scan files (folders recursively, '-' for stdin) for secrets, PII and internal data.
 
-        Exit 0 when everything is clean, 1 when anything is sensitive, 2 when a path could
-        not be read. Findings are redacted: the matched text is never printed.
+        Findings are redacted: the matched text is never printed.
+
+        Exit codes: 0 everything clean, 1 anything sensitive, 2 usage or config error, or a
+        path could not be read.
         """
         reports = [_report(scanner, name, text, error) for name, text, error in _inputs(paths)]
         sensitive = any(r.get("findings") for r in reports)

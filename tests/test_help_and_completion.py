@@ -1,0 +1,114 @@
+"""Every command's help states its exit codes; shell completion works through `run()`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devpulse.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = [
+    "route",
+    "scan",
+    "ai",
+    "models",
+    "ask",
+    "cost",
+    "status",
+    "plugins",
+    "config",
+    "doctor",
+]
+
+
+def help_text(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert main([*args, "--help"]) == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_states_its_exit_codes(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    text = help_text(capsys, command)
+    assert "Exit codes: 0 " in text
+    assert "2 usage or config error" in text
+
+
+def test_the_group_help_states_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "Exit codes (devpulse.ExitCode): 0 ok" in help_text(capsys)
+
+
+def test_ask_and_cost_explain_their_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "--max-tokens INTEGER RANGE The most tokens the answer may have" in help_text(
+        capsys, "ask"
+    )
+    cost = help_text(capsys, "cost")
+    for flag in (
+        "--requests-per-day",
+        "--avg-in-tokens",
+        "--avg-out-tokens",
+        "--local-share",
+        "--cloud-model",
+    ):
+        assert re.search(rf"{flag} [A-Z ]*With --simulate: ", cost), flag
+
+
+def devpulse_env(**extra: str) -> dict[str, str]:
+    """The environment a shell gives the `devpulse` script, importing this checkout."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+@pytest.mark.parametrize(
+    ("shell", "expected"),
+    [
+        ("bash", "complete -o nosort -F _devpulse_completion devpulse"),
+        ("zsh", "compdef _devpulse_completion devpulse"),
+        ("fish", "complete --no-files --command devpulse"),
+    ],
+)
+def test_the_completion_script_is_printed(shell: str, expected: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "from devpulse.cli import run; run()"],
+        capture_output=True,
+        text=True,
+        env=devpulse_env(_DEVPULSE_COMPLETE=f"{shell}_source"),
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "_devpulse_completion" in done.stdout
+    assert expected in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_completes_commands_and_options(tmp_path: Path) -> None:
+    """Source the script in a real bash and complete as the shell would, via `devpulse`."""
+    script = tmp_path / "devpulse"
+    script.write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" -c "from devpulse.cli import run; run()" "$@"\n'
+    )
+    script.chmod(0o755)
+    env = devpulse_env(PATH=f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}")
+    shell = """
+        eval "$(_DEVPULSE_COMPLETE=bash_source devpulse)"
+        complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1));
+                               COMPREPLY=(); _devpulse_completion devpulse;
+                           printf '%s\\n' "${COMPREPLY[@]}"; }
+        complete_words devpulse do
+        complete_words devpulse ask --max
+        complete_words devpulse route --task reas
+    """
+    done = subprocess.run(
+        ["bash", "-c", shell], capture_output=True, text=True, env=env, cwd=ROOT, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["doctor", "--max-tokens", "reasoning"]
