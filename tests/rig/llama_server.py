@@ -12,6 +12,7 @@ import importlib
 import os
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -19,11 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import psutil
 import pytest
 
 MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+LOG_MAX_AGE_S = 7 * 24 * 3600
 INSTALL_HINT = "install it with `tests/rig/setup.sh` (or `make rig`), then run the tests again"
 
 
@@ -98,7 +101,7 @@ class LlamaServer:
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
-        self._log: Path | None = None
+        self.log: Path | None = None
 
     @classmethod
     def single_model(
@@ -141,12 +144,11 @@ class LlamaServer:
         self.stop()
 
     def start(self) -> None:
-        log_dir = Path(os.environ.get("DEVPULSE_RIG_LOGS", rig_home() / "logs"))
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self._log = log_dir / f"llama-server-{self.port}.log"
+        """Start the server with a log of its own, and wait until it is healthy."""
         env = dict(os.environ, LD_LIBRARY_PATH=str(self.rig.bin_dir))
         cmd = [str(self.rig.server), *self.args, "--host", self.host, "--port", str(self.port)]
-        with open(self._log, "wb") as log:
+        with _new_log(self.port) as log:
+            self.log = Path(log.name)
             self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         self._wait_healthy()
 
@@ -156,7 +158,8 @@ class LlamaServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"llama-server exited with {self.process.returncode}: {self.log_tail()}"
+                    f"llama-server exited with {self.process.returncode} (log: {self.log}):\n"
+                    f"{self.log_tail()}"
                 )
             with (
                 contextlib.suppress(urllib.error.URLError, OSError),
@@ -166,12 +169,15 @@ class LlamaServer:
                     return
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"llama-server not healthy after {self.startup_timeout}s")
+        raise RuntimeError(
+            f"llama-server not healthy after {self.startup_timeout}s (log: {self.log}):\n"
+            f"{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 20) -> str:
-        if self._log is None or not self._log.exists():
+        if self.log is None or not self.log.exists():
             return ""
-        return "\n".join(self._log.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def children(self) -> list[psutil.Process]:
         """The model processes a router-mode server spawned."""
@@ -193,3 +199,21 @@ class LlamaServer:
         _, alive = psutil.wait_procs(children, timeout=5)
         for child in alive:
             child.kill()
+
+
+def _new_log(port: int) -> IO[bytes]:
+    """A new log file for one server start, never one an earlier server on the port wrote.
+
+    Named by port, start time and a unique suffix; logs untouched for a week are removed.
+    """
+    log_dir = Path(os.environ.get("DEVPULSE_RIG_LOGS", rig_home() / "logs"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - LOG_MAX_AGE_S
+    for old in log_dir.glob("llama-server-*.log"):
+        with contextlib.suppress(OSError):
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return tempfile.NamedTemporaryFile(
+        prefix=f"llama-server-{port}-{stamp}-", suffix=".log", dir=log_dir, delete=False
+    )

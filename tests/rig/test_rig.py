@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from pathlib import Path
 
 import anthropic
 import pytest
 
-from tests.rig.llama_server import LlamaServer
+from tests.rig.llama_server import LlamaServer, RigPaths, free_port
 
 pytestmark = pytest.mark.rig
 
@@ -76,3 +77,23 @@ def test_router_mode_loads_on_demand_and_unload_frees_memory(llama_router: Llama
         time.sleep(0.1)
     assert llama_router.children() == []
     assert _status(llama_router) == "unloaded"
+
+
+def test_each_start_has_its_own_log_and_a_failure_names_it(
+    rig: RigPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEVPULSE_RIG_LOGS", str(tmp_path / "logs"))
+    port = free_port()
+    first = LlamaServer(rig, ["-m", str(tmp_path / "first.gguf")], port=port)
+    with pytest.raises(RuntimeError, match="exited") as failed:
+        first.start()
+    assert first.log is not None
+    assert f"(log: {first.log})" in str(failed.value)
+    second = LlamaServer(rig, ["-m", str(tmp_path / "second.gguf")], port=port)
+    with pytest.raises(RuntimeError, match="exited") as failed:
+        second.start()
+    assert second.log is not None
+    assert f"(log: {second.log})" in str(failed.value)
+    assert second.log != first.log
+    assert "first.gguf" in first.log.read_text()  # the second start did not overwrite it
+    assert "second.gguf" in second.log.read_text()
