@@ -3,6 +3,12 @@
 `tests/rig/setup.sh` builds and installs it; this module finds it and runs it. Outside CI a
 missing rig skips the tests that need it; under ``CI=true`` it fails them, saying how to
 install it, so a CI run can never pass by skipping them silently.
+
+The rig holds two tiny stand-ins. Gemma 3 270M (base) is there for its architecture: the
+memory estimator, the sliding-window KV cache and router mode's real memory are tested on it.
+It has no chat template, so llama-server wraps a chat in ChatML, which Gemma does not know:
+it copies the markers as text and runs to `max_tokens`. SmolLM2 135M Instruct answers: its
+chat template and end-of-turn token make an answer stop by itself. Neither answers well.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import psutil
 import pytest
 
 MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+INSTRUCT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTRUCT_ALIAS = "smollm2-135m-instruct"
 LOG_MAX_AGE_S = 7 * 24 * 3600
 INSTALL_HINT = "install it with `tests/rig/setup.sh` (or `make rig`), then run the tests again"
 
@@ -41,7 +49,8 @@ def rig_home() -> Path:
 @dataclass(frozen=True)
 class RigPaths:
     server: Path
-    model: Path
+    model: Path  # Gemma 3 270M, a base model: for its architecture, not its answers
+    instruct_model: Path  # SmolLM2 135M Instruct: for answers that stop by themselves
 
     @property
     def bin_dir(self) -> Path:
@@ -63,7 +72,10 @@ def find_rig() -> tuple[RigPaths | None, str]:
     model = rig_home() / "models" / MODEL_FILE
     if not model.is_file():
         return None, f"the Gemma 3 270M model is missing at {model}"
-    return RigPaths(server=server, model=model), ""
+    instruct_model = rig_home() / "models" / INSTRUCT_MODEL_FILE
+    if not instruct_model.is_file():
+        return None, f"the SmolLM2 135M Instruct model is missing at {instruct_model}"
+    return RigPaths(server=server, model=model, instruct_model=instruct_model), ""
 
 
 def require_rig() -> RigPaths:
@@ -113,6 +125,18 @@ class LlamaServer:
             ["-m", str(rig.model), "-c", str(ctx), "-np", str(slots), "--alias", "gemma-3-270m"],
             port=port,
         )
+
+    @classmethod
+    def instruct(
+        cls, rig: RigPaths, *, ctx: int = 4096, slots: int = 2, port: int | None = None
+    ) -> LlamaServer:
+        """The instruct model, answering greedily with a repeat penalty.
+
+        The same prompt gets the same answer every run, and a 135M model does not loop.
+        """
+        args = ["-m", str(rig.instruct_model), "-c", str(ctx), "-np", str(slots)]
+        args += ["--alias", INSTRUCT_ALIAS, "--temp", "0", "--repeat-penalty", "1.2"]
+        return cls(rig, args, port=port)
 
     @classmethod
     def router_mode(cls, rig: RigPaths, models_dir: Path) -> LlamaServer:
