@@ -1,6 +1,7 @@
 # The two commands a newcomer runs are `make demo` and `make test` (see README.md).
 # Both create .venv, install DevPulse with its dev tools, and build the local model rig
-# (llama-server + Gemma 3 270M, cached under ~/.cache/devpulse-rig after the first build).
+# (llama-server, Gemma 3 270M and SmolLM2 135M Instruct, cached under ~/.cache/devpulse-rig
+# after the first build).
 
 PYTHON ?= python3
 VENV := .venv
@@ -19,14 +20,15 @@ rig: $(STAMP)
 	PYTHON=$(BIN)/python tests/rig/setup.sh
 
 # The main job on the embedded default: no Ollama, no API key. The rig's llama-server serves
-# on 127.0.0.1:8080 (the default local backend) while DevPulse routes, answers and keeps books.
+# SmolLM2 135M Instruct on 127.0.0.1:8080 (the default local backend) while DevPulse routes,
+# answers and keeps books. The answers stop by themselves; a 135M model is rarely right.
 demo: rig
 	@$(BIN)/python -m tests.rig.serve --port 8080 -- sh -c '\
 	  export PATH="$(CURDIR)/$(BIN):$$PATH" XDG_DATA_HOME="$(CURDIR)/.demo"; set -x; \
 	  devpulse route "Design a multi-step migration plan for our billing system across three services" && \
 	  devpulse route --json "Refactor this: DB_PASSWORD = \"x9%Kq2mPz!7vLr\"" && \
-	  devpulse ask --max-tokens 48 "Summarize in one line: DevPulse routes LLM requests between local and cloud." && \
-	  devpulse ask --stream --max-tokens 48 "Draft a two-line release note for version 1.2." && \
+	  devpulse ask "Summarize in one line: DevPulse routes LLM requests between local and cloud." && \
+	  devpulse ask --stream "Draft a two-line release note for version 1.2." && \
 	  devpulse cost && devpulse ai --before-load 1000'
 
 lint: $(STAMP)

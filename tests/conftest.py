@@ -12,7 +12,7 @@ from tests.rig.llama_server import LlamaServer, RigPaths, require_rig
 from tests.rig.ollama_server import OllamaRig
 from tests.support import router_with
 
-RIG_FIXTURES = frozenset({"rig", "llama_server", "llama_router", "ollama_rig"})
+RIG_FIXTURES = frozenset({"rig", "llama_server", "llama_instruct", "llama_router", "ollama_rig"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -45,7 +45,7 @@ def make_router() -> Callable[..., Router]:
 
 @pytest.fixture(scope="session")
 def rig() -> RigPaths:
-    """The built llama-server and the Gemma model; fails under CI=true when missing."""
+    """The built llama-server and the rig's models; fails under CI=true when missing."""
     return require_rig()
 
 
@@ -53,6 +53,13 @@ def rig() -> RigPaths:
 def llama_server(rig: RigPaths) -> Iterator[LlamaServer]:
     """A real llama-server serving Gemma 3 270M on a free loopback port."""
     with LlamaServer.single_model(rig) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def llama_instruct(rig: RigPaths) -> Iterator[LlamaServer]:
+    """A real llama-server serving SmolLM2 135M Instruct: answers that stop by themselves."""
+    with LlamaServer.instruct(rig) as server:
         yield server
 
 

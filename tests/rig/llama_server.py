@@ -3,6 +3,12 @@
 `tests/rig/setup.sh` builds and installs it; this module finds it and runs it. Outside CI a
 missing rig skips the tests that need it; under ``CI=true`` it fails them, saying how to
 install it, so a CI run can never pass by skipping them silently.
+
+The rig holds two tiny stand-ins. Gemma 3 270M (base) is there for its architecture: the
+memory estimator, the sliding-window KV cache and router mode's real memory are tested on it.
+It has no chat template, so llama-server wraps a chat in ChatML, which Gemma does not know:
+it copies the markers as text and runs to `max_tokens`. SmolLM2 135M Instruct answers: its
+chat template and end-of-turn token make an answer stop by itself. Neither answers well.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import importlib
 import os
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -19,11 +26,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import psutil
 import pytest
 
 MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+INSTRUCT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTRUCT_ALIAS = "smollm2-135m-instruct"
+LOG_MAX_AGE_S = 7 * 24 * 3600
 INSTALL_HINT = "install it with `tests/rig/setup.sh` (or `make rig`), then run the tests again"
 
 
@@ -38,7 +49,8 @@ def rig_home() -> Path:
 @dataclass(frozen=True)
 class RigPaths:
     server: Path
-    model: Path
+    model: Path  # Gemma 3 270M, a base model: for its architecture, not its answers
+    instruct_model: Path  # SmolLM2 135M Instruct: for answers that stop by themselves
 
     @property
     def bin_dir(self) -> Path:
@@ -60,7 +72,10 @@ def find_rig() -> tuple[RigPaths | None, str]:
     model = rig_home() / "models" / MODEL_FILE
     if not model.is_file():
         return None, f"the Gemma 3 270M model is missing at {model}"
-    return RigPaths(server=server, model=model), ""
+    instruct_model = rig_home() / "models" / INSTRUCT_MODEL_FILE
+    if not instruct_model.is_file():
+        return None, f"the SmolLM2 135M Instruct model is missing at {instruct_model}"
+    return RigPaths(server=server, model=model, instruct_model=instruct_model), ""
 
 
 def require_rig() -> RigPaths:
@@ -98,7 +113,7 @@ class LlamaServer:
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
-        self._log: Path | None = None
+        self.log: Path | None = None
 
     @classmethod
     def single_model(
@@ -110,6 +125,18 @@ class LlamaServer:
             ["-m", str(rig.model), "-c", str(ctx), "-np", str(slots), "--alias", "gemma-3-270m"],
             port=port,
         )
+
+    @classmethod
+    def instruct(
+        cls, rig: RigPaths, *, ctx: int = 4096, slots: int = 2, port: int | None = None
+    ) -> LlamaServer:
+        """The instruct model, answering greedily with a repeat penalty.
+
+        The same prompt gets the same answer every run, and a 135M model does not loop.
+        """
+        args = ["-m", str(rig.instruct_model), "-c", str(ctx), "-np", str(slots)]
+        args += ["--alias", INSTRUCT_ALIAS, "--temp", "0", "--repeat-penalty", "1.2"]
+        return cls(rig, args, port=port)
 
     @classmethod
     def router_mode(cls, rig: RigPaths, models_dir: Path) -> LlamaServer:
@@ -141,12 +168,11 @@ class LlamaServer:
         self.stop()
 
     def start(self) -> None:
-        log_dir = Path(os.environ.get("DEVPULSE_RIG_LOGS", rig_home() / "logs"))
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self._log = log_dir / f"llama-server-{self.port}.log"
+        """Start the server with a log of its own, and wait until it is healthy."""
         env = dict(os.environ, LD_LIBRARY_PATH=str(self.rig.bin_dir))
         cmd = [str(self.rig.server), *self.args, "--host", self.host, "--port", str(self.port)]
-        with open(self._log, "wb") as log:
+        with _new_log(self.port) as log:
+            self.log = Path(log.name)
             self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         self._wait_healthy()
 
@@ -156,7 +182,8 @@ class LlamaServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"llama-server exited with {self.process.returncode}: {self.log_tail()}"
+                    f"llama-server exited with {self.process.returncode} (log: {self.log}):\n"
+                    f"{self.log_tail()}"
                 )
             with (
                 contextlib.suppress(urllib.error.URLError, OSError),
@@ -166,12 +193,15 @@ class LlamaServer:
                     return
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"llama-server not healthy after {self.startup_timeout}s")
+        raise RuntimeError(
+            f"llama-server not healthy after {self.startup_timeout}s (log: {self.log}):\n"
+            f"{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 20) -> str:
-        if self._log is None or not self._log.exists():
+        if self.log is None or not self.log.exists():
             return ""
-        return "\n".join(self._log.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def children(self) -> list[psutil.Process]:
         """The model processes a router-mode server spawned."""
@@ -193,3 +223,21 @@ class LlamaServer:
         _, alive = psutil.wait_procs(children, timeout=5)
         for child in alive:
             child.kill()
+
+
+def _new_log(port: int) -> IO[bytes]:
+    """A new log file for one server start, never one an earlier server on the port wrote.
+
+    Named by port, start time and a unique suffix; logs untouched for a week are removed.
+    """
+    log_dir = Path(os.environ.get("DEVPULSE_RIG_LOGS", rig_home() / "logs"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - LOG_MAX_AGE_S
+    for old in log_dir.glob("llama-server-*.log"):
+        with contextlib.suppress(OSError):
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return tempfile.NamedTemporaryFile(
+        prefix=f"llama-server-{port}-{stamp}-", suffix=".log", dir=log_dir, delete=False
+    )

