@@ -1,12 +1,15 @@
 """CLI start-up: wall time of short `devpulse` commands beside `python -c pass`.
 
 Each command runs as a fresh process (`python -m devpulse ...` from this checkout, so the
-checkout's devpulse is the one imported) after one untimed warm-up run; prints the median
-and the minimum per command and the median's ratio to `python -c pass`. The config is the
-packaged default (a scratch XDG_CONFIG_HOME); `route` asks the default local server
-(127.0.0.1:8080) for its model, so run it with nothing listening there, as a fresh install
-would. Targets, on a quiet 2-core machine: `--version` under 0.15 s; `route`, `ai
---before-load 1000` and `scan` of a 2 KB file under 0.3 s.
+checkout's devpulse is the one imported), the commands in turn so that a busy spell slows
+them all alike, after one untimed warm-up run each. The warm-up also writes the bytecode
+cache an installed package has (PYTHONDONTWRITEBYTECODE is dropped, or every run would
+compile devpulse from source again). Prints the median and the minimum per command and the
+median's ratio to `python -c pass`. The config is the packaged default (a scratch
+XDG_CONFIG_HOME); `route` asks the default local server (127.0.0.1:8080) for its model, so
+run it with nothing listening there, as on a fresh install. Targets, on a quiet 2-core
+machine: `--version` under 0.15 s; `route`, `ai --before-load 1000` and `scan` of a 2 KB
+file under 0.3 s.
 
 Run: `python bench/cli_startup.py [--runs N] [--json]` (`make bench` runs every benchmark).
 """
@@ -49,13 +52,24 @@ def time_once(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
     return time.perf_counter() - start, done.returncode
 
 
-def measure(argv: list[str], env: dict[str, str], runs: int) -> dict[str, float | int]:
-    _, code = time_once(argv, env)  # warm-up: page cache, bytecode
-    samples = []
+def measure(
+    argvs: dict[str, list[str]], env: dict[str, str], runs: int
+) -> dict[str, dict[str, float | int]]:
+    """Each command's median and minimum over `runs` rounds, and its exit code."""
+    codes = {label: time_once(argv, env)[1] for label, argv in argvs.items()}  # warm-up
+    samples: dict[str, list[float]] = {label: [] for label in argvs}
     for _ in range(runs):
-        elapsed, code = time_once(argv, env)
-        samples.append(elapsed)
-    return {"median_s": statistics.median(samples), "min_s": min(samples), "exit_code": code}
+        for label, argv in argvs.items():
+            elapsed, codes[label] = time_once(argv, env)
+            samples[label].append(elapsed)
+    return {
+        label: {
+            "median_s": statistics.median(xs),
+            "min_s": min(xs),
+            "exit_code": codes[label],
+        }
+        for label, xs in samples.items()
+    }
 
 
 def main() -> None:
@@ -64,13 +78,16 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DEVPULSE_")}
+        # As installed: no DEVPULSE_* settings, and bytecode cached (the warm-up writes it).
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("DEVPULSE_") and k != "PYTHONDONTWRITEBYTECODE"
+        }
         env |= {"XDG_CONFIG_HOME": scratch, "XDG_DATA_HOME": scratch}
         scan_file = Path(scratch, "changelog.md")
         scan_file.write_text((PARAGRAPH * 12)[:2048], encoding="utf-8")
-        results = {
-            label: measure(argv, env, args.runs) for label, argv in commands(scan_file).items()
-        }
+        results = measure(commands(scan_file), env, args.runs)
     base = float(results["python -c pass"]["median_s"])
     for r in results.values():
         r["ratio"] = float(r["median_s"]) / base
