@@ -54,6 +54,18 @@ def test_route_scan_and_ai_import_no_client_library(tmp_path) -> None:
     assert ai in (0, 10, 20)  # whether 1000 MB fits here is not the point
 
 
+def test_version_builds_no_plugin_manager() -> None:
+    """--version answers before the config and the plugins: it needs neither."""
+    found = in_fresh_python(
+        "from devpulse.cli import main\n"
+        "codes = [int(main(argv)) for argv in (['--version'], ['--config', '/no/file', '-v', "
+        "'--version'])]\n"
+        "result = [codes, 'devpulse.core.plugins' in sys.modules]"
+    )
+    assert found["result"] == [[0, 0], False]
+    assert found["heavy"] == []
+
+
 def test_a_dispatch_loads_the_client_library_it_needs() -> None:
     found = in_fresh_python(
         "from devpulse import Decision, Request, Side, config_from_mapping\n"
