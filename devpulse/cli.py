@@ -14,10 +14,9 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import pluggy
 
 from devpulse import __version__
 from devpulse.commands.ask import ask_command
@@ -28,11 +27,15 @@ from devpulse.commands.prompt import prompt_options, read_prompt
 from devpulse.core.config import Config, load_config
 from devpulse.core.errors import ConfigError, DevPulseError
 from devpulse.core.exitcodes import ExitCode
-from devpulse.core.pipeline import Router
-from devpulse.core.plugins import make_plugin_manager, plugin_listing
 from devpulse.core.types import Request, TaskClass
 
+if TYPE_CHECKING:
+    import pluggy
+
+    from devpulse.core.pipeline import Router
+
 F = TypeVar("F", bound=Callable[..., Any])
+VERSION = "%(prog)s, version %(version)s"
 
 
 @dataclass
@@ -47,6 +50,8 @@ class App:
     @property
     def router(self) -> Router:
         if self._router is None:
+            from devpulse.core.pipeline import Router  # noqa: PLC0415  # not for --version
+
             self._router = Router(self.config, plugin_manager=self.pm)
         return self._router
 
@@ -90,6 +95,8 @@ def plugins_command(app: App, as_json: bool) -> None:
 
     Exit codes: 0 listed, 2 usage or config error.
     """
+    from devpulse.core.plugins import plugin_listing  # noqa: PLC0415  # not for --version
+
     listing = plugin_listing(app.pm)
     if as_json:
         emit({"status": "ok", "plugins": listing})
@@ -105,7 +112,7 @@ def build_cli(app: App) -> click.Group:
     """The command group: the core commands plus whatever plugins register."""
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-    @click.version_option(__version__, prog_name="devpulse")
+    @click.version_option(__version__, prog_name="devpulse", message=VERSION)
     @click.option(
         "--config",
         "config_path",
@@ -186,6 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `devpulse` console script; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
+    if _asks_version(args):  # before the config and the plugins: the version needs neither
+        click.echo(VERSION % {"prog": "devpulse", "version": __version__})
+        return ExitCode.OK
+    from devpulse.core.plugins import make_plugin_manager  # noqa: PLC0415  # not for --version
+
     try:
         config = load_config(_peek_option(args, "--config"))
         app = App(config=config, pm=make_plugin_manager(config))
@@ -210,6 +222,26 @@ def _fail(message: str, code: ExitCode, as_json: bool) -> int:
         emit({"status": "error", "error": line, "exit_code": int(code)})
     click.echo(f"devpulse: error: {line}", err=True)
     return code
+
+
+def _asks_version(args: list[str]) -> bool:
+    """Whether click would only print the version: ``--version`` among the group's options,
+    before any other eager option or a command. Anything unusual is left to click."""
+    found = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--config":
+            if i + 1 == len(args):
+                return False
+            i += 1
+        elif arg == "--version":
+            found = True
+        elif arg not in ("-v", "-vv", "-vvv", "--verbose") and not arg.startswith("--config="):
+            # a command (click prints the version before reading it), help, or an error
+            return found and not arg.startswith("-")
+        i += 1
+    return found
 
 
 def _peek_option(args: list[str], name: str) -> str | None:

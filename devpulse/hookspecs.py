@@ -77,6 +77,18 @@ def preflight(request: Request, decision: Decision) -> Verdict | None:
     """
 
 
+@hookspec
+def prepare_dispatch(request: Request, decision: Decision) -> None:
+    """Get ready to dispatch ``decision``: import a client library, build a client.
+
+    Every implementation is called, in the caller's thread, just before each dispatch and
+    before its time limits start, so one-time set-up (a client library that takes seconds
+    to import) does not count against the first-token limit; only the plugin that owns
+    ``decision.backend`` needs to act. Do no network I/O here: nothing bounds it. An error
+    raised here fails the attempt as a failed dispatch does. The return value is ignored.
+    """
+
+
 @hookspec(firstresult=True)
 def dispatch(request: Request, decision: Decision) -> Response | Iterator[Chunk] | None:
     """Send the request to the backend that ``decision.backend`` names and return its answer.

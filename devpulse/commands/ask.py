@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from devpulse.commands.prompt import prompt_options, read_prompt
 from devpulse.core.costs import counterfactual_cost, request_cost
-from devpulse.core.pipeline import Router
 from devpulse.core.types import Decision, Request, Response, TaskClass
+
+if TYPE_CHECKING:
+    from devpulse.core.pipeline import Router
 
 
 @click.command("ask")

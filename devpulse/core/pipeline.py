@@ -375,6 +375,9 @@ class Router:
 
         reported = False
         try:
+            # In this thread, before the limits start: a client library's first import
+            # must not eat into the first-token limit.
+            self.pm.hook.prepare_dispatch(request=streamed, decision=decision)
             for chunk in bounded(
                 answer,
                 name=decision.backend,

@@ -277,6 +277,42 @@ def test_a_backoff_that_would_outlast_the_budget_is_not_slept(tmp_path) -> None:
         router.invoke("x", **LOCAL_WORK)
 
 
+class SlowSetUp(Scripted):
+    """A backend whose set-up (a client library's first import, say) takes a while, or fails."""
+
+    def __init__(self, set_up: str, **scripts: list[str]) -> None:
+        super().__init__(**scripts)
+        self.set_up = set_up
+        self.threads: list[int] = []
+
+    @hookimpl
+    def prepare_dispatch(self, decision: Decision) -> None:
+        self.threads.append(threading.get_ident())
+        if self.set_up == "slow":
+            time.sleep(0.4)
+        elif decision.backend == "anthropic":
+            raise BackendError("anthropic: no client", cause=Cause.SERVER_ERROR)
+
+
+def test_set_up_before_a_dispatch_is_outside_its_first_token_limit(tmp_path) -> None:
+    scripted = SlowSetUp("slow")
+    router = make(scripted, tmp_path, enabled=False, local_timeout_s=0.2)
+    assert router.invoke("x", **LOCAL_WORK).text == "an answer"
+    assert scripted.threads == [threading.get_ident()]  # the caller's thread
+
+
+def test_a_failed_set_up_fails_the_attempt_like_a_failed_dispatch(tmp_path) -> None:
+    scripted = SlowSetUp("fail")
+    router = make(scripted, tmp_path, retries=0)
+    assert router.invoke("x", **CLOUD_WORK).backend == "llama_server"
+    assert scripted.calls == ["llama_server"]
+    assert attempts(router) == [
+        ("anthropic", "failed", "server_error"),
+        ("llama_server", "answered", None),
+    ]
+    assert router.breakers.states()["anthropic"]["consecutive_failures"] == 1
+
+
 # -- cancellation --------------------------------------------------------------------------
 
 

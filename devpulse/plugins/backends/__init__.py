@@ -1,4 +1,8 @@
-"""Dispatch backends: one plugin per configured backend, chosen by its `kind`."""
+"""Dispatch backends: one plugin per configured backend, chosen by its `kind`.
+
+Each imports its client library (anthropic, ollama, httpx) on first use, in
+`prepare_dispatch`, never at start-up: routing, scanning and memory checks need none.
+"""
 
 from __future__ import annotations
 

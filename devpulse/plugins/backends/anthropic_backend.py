@@ -13,10 +13,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from typing import Any
-
-import anthropic
-import httpx2
+from typing import TYPE_CHECKING, Any
 
 from devpulse.core.config import BackendConfig, Limits
 from devpulse.core.errors import BackendError, Cause, StreamIncomplete
@@ -29,9 +26,8 @@ from devpulse.plugins.backends.base import (
     timed_out,
 )
 
-# anthropic 2.x runs on httpx2, whose errors surface raw while a stream is read.
-READ_TIMEOUTS = (anthropic.APITimeoutError, httpx2.ReadTimeout)
-CUTS = (httpx2.RemoteProtocolError, httpx2.ReadError)
+if TYPE_CHECKING:
+    import anthropic
 
 # Anthropic's error types (docs: "Errors"), by what they mean for failover.
 ERROR_TYPES = {
@@ -59,6 +55,8 @@ class AnthropicBackend(Backend):
         self.missing_key = official and not self.key
 
     def make_client(self) -> anthropic.Anthropic:
+        import anthropic  # noqa: PLC0415  # on first use: it takes seconds to import
+
         return anthropic.Anthropic(
             api_key=self.key or "not-needed-for-a-local-server",
             base_url=self.config.base_url or ANTHROPIC_API,
@@ -100,6 +98,12 @@ class AnthropicBackend(Backend):
         return params
 
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
+        import anthropic  # noqa: PLC0415  # loaded with the client
+        import httpx2  # noqa: PLC0415  # loaded with the client
+
+        # anthropic 2.x runs on httpx2, whose errors surface raw while a stream is read.
+        read_timeouts = (anthropic.APITimeoutError, httpx2.ReadTimeout)
+        cuts = (httpx2.RemoteProtocolError, httpx2.ReadError)
         started = time.perf_counter()
         first: float | None = None
         stopped = False
@@ -115,7 +119,7 @@ class AnthropicBackend(Backend):
                 if not stopped:  # the SDK reports end_turn even for a cut stream
                     raise StreamIncomplete(f"{self.name}: the stream ended without message_stop")
                 message = events.get_final_message()
-        except READ_TIMEOUTS:
+        except read_timeouts:
             raise timed_out(self.name, first, self.limits) from None
         except anthropic.APIStatusError as exc:
             raise self._status_error(exc) from None
@@ -124,7 +128,7 @@ class AnthropicBackend(Backend):
                 f"{self.name}: cannot reach {self.config.base_url or ANTHROPIC_API} ({exc})",
                 cause=Cause.CONNECTION,
             ) from None
-        except CUTS as exc:
+        except cuts as exc:
             raise StreamIncomplete(f"{self.name}: the connection broke ({exc})") from None
         except json.JSONDecodeError as exc:
             raise BackendError(
@@ -163,6 +167,9 @@ class AnthropicBackend(Backend):
         disconnected without sending a response"): the request never reached it, so this is
         no failure of the backend and not worth a failover.
         """
+        import anthropic  # noqa: PLC0415  # loaded with the client
+        import httpx2  # noqa: PLC0415  # loaded with the client
+
         try:
             return stack.enter_context(self.client.messages.stream(**params))
         except anthropic.APIConnectionError as exc:

@@ -68,9 +68,10 @@ class Backend:
     """A `dispatch` plugin for one configured backend; it answers only decisions naming it.
 
     Subclasses implement `stream`, which raises `BackendError` with the cause filled in;
-    `complete` reads the same stream, so every request streams underneath. Clients are built
-    on first use, reused, and safe to share between threads. Their read timeout is the
-    first-token limit: the core bounds every wait itself, this only ends a blocked read.
+    `complete` reads the same stream, so every request streams underneath. Clients, and the
+    SDKs they come from, are loaded on first use (`prepare_dispatch`), reused, and safe to
+    share between threads. Their read timeout is the first-token limit: the core bounds
+    every wait itself, this only ends a blocked read.
     """
 
     accepts_images = False
@@ -93,6 +94,12 @@ class Backend:
 
     def make_client(self) -> Any:
         raise NotImplementedError
+
+    @hookimpl
+    def prepare_dispatch(self, decision: Decision) -> None:
+        """Build the client, importing its SDK, before the first-token limit starts."""
+        if decision.backend == self.name:
+            _ = self.client
 
     @hookimpl
     def dispatch(self, request: Request, decision: Decision) -> Response | Iterator[Chunk] | None:

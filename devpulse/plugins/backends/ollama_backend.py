@@ -9,10 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
-
-import httpx
-import ollama
+from typing import TYPE_CHECKING, Any
 
 from devpulse.core.config import BackendConfig, Limits
 from devpulse.core.errors import BackendError, Cause, StreamIncomplete
@@ -25,6 +22,10 @@ from devpulse.plugins.backends.base import (
     timed_out,
 )
 
+if TYPE_CHECKING:
+    import httpx
+    import ollama
+
 
 class OllamaBackend(Backend):
     accepts_images = True
@@ -34,6 +35,9 @@ class OllamaBackend(Backend):
         self._seen = threading.local()
 
     def make_client(self) -> ollama.Client:
+        import httpx  # noqa: PLC0415  # on first use, not at start-up
+        import ollama  # noqa: PLC0415  # on first use, not at start-up
+
         timeout = httpx.Timeout(self.limits.first_token_s, connect=self.limits.connect_s)
         return ollama.Client(
             host=self.config.base_url,
@@ -65,6 +69,9 @@ class OllamaBackend(Backend):
         return params
 
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
+        import httpx  # noqa: PLC0415  # loaded with the client
+        import ollama  # noqa: PLC0415  # loaded with the client
+
         started = time.perf_counter()
         first: float | None = None
         parts: list[str] = []

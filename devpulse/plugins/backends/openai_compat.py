@@ -13,9 +13,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from devpulse.core.config import BackendConfig, Limits
 from devpulse.core.errors import BackendError, Cause, StreamIncomplete
@@ -28,6 +26,9 @@ from devpulse.plugins.backends.base import (
     timed_out,
 )
 
+if TYPE_CHECKING:
+    import httpx
+
 CONTEXT_TYPES = {"exceed_context_size_error", "context_length_exceeded"}
 
 
@@ -39,6 +40,8 @@ class OpenAICompatBackend(Backend):
         self.url = f"{(config.base_url or '').rstrip('/')}/chat/completions"
 
     def make_client(self) -> httpx.Client:
+        import httpx  # noqa: PLC0415  # on first use, not at start-up
+
         timeout = httpx.Timeout(self.limits.first_token_s, connect=self.limits.connect_s)
         env = self.config.api_key_env
         key = os.environ.get(env) if env else None
@@ -72,6 +75,8 @@ class OpenAICompatBackend(Backend):
         return body
 
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
+        import httpx  # noqa: PLC0415  # loaded with the client
+
         first: list[float] = []
         try:
             yield from self._stream(request, decision, first)
@@ -94,6 +99,8 @@ class OpenAICompatBackend(Backend):
         llama-server may close a connection after a streamed answer while the pool still
         holds it: the request never reached the server, so this is no failure of the backend.
         """
+        import httpx  # noqa: PLC0415  # loaded with the client
+
         client: httpx.Client = self.client
         try:
             return stack.enter_context(client.stream("POST", self.url, json=body))

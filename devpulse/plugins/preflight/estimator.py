@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devpulse.core.errors import ConfigError, DevPulseError
-from devpulse.plugins.preflight.gguf_meta import GGUFError, read_metadata
 
 MIB = 1024 * 1024
 UBATCH = 512  # llama.cpp's default physical batch
@@ -176,6 +175,9 @@ def estimate(
 
 def read_gguf(path: str | os.PathLike[str]) -> Architecture:
     """Architecture and tensor bytes of a GGUF file (header only; tensors are not read)."""
+    # lazy: the gguf package's type tables come with numpy, which only reading a file needs
+    from devpulse.plugins.preflight.gguf_meta import GGUFError, read_metadata  # noqa: PLC0415
+
     try:
         meta, weights = read_metadata(path)
     except FileNotFoundError:

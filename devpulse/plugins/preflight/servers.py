@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import ollama
-
 from devpulse.core.config import BackendConfig, Config
 from devpulse.plugins.preflight.estimator import Architecture, ModelUnknown, read_gguf
 
@@ -69,12 +67,25 @@ def loaded_models(config: Config) -> tuple[list[LoadedModel], list[str]]:
                 loaded.extend(_ollama_loaded(name, backend))
             elif backend.kind == "openai_compat":
                 loaded.extend(_llama_loaded(name, backend))
-        except (OSError, ValueError, http.client.HTTPException, ollama.ResponseError) as exc:
+        except _no_answer(backend) as exc:
             notes.append(f"{name} ({backend.base_url}) did not answer: {type(exc).__name__}")
     return loaded, notes
 
 
+def _no_answer(backend: BackendConfig) -> tuple[type[Exception], ...]:
+    """What asking `backend` raises when its server does not answer: the network's errors,
+    and for Ollama its client's (imported already, since only the client raises them)."""
+    network = (OSError, ValueError, http.client.HTTPException)
+    if backend.kind != "ollama":
+        return network
+    import ollama  # noqa: PLC0415  # lazy: only asking an Ollama server needs the client
+
+    return (*network, ollama.ResponseError)
+
+
 def _ollama_loaded(name: str, backend: BackendConfig) -> list[LoadedModel]:
+    import ollama  # noqa: PLC0415  # lazy: only asking an Ollama server needs the client
+
     client = ollama.Client(host=backend.base_url, timeout=TIMEOUT_S)
     return [
         LoadedModel(name, m.model or m.name or "?", int(m.size or 0) // MB)
@@ -183,6 +194,8 @@ def _get_json(backend: BackendConfig, path: str) -> dict[str, Any]:
 
 def ollama_architecture(backend: BackendConfig, model: str) -> Architecture:
     """The model's architecture from Ollama's `/api/show`, its size from `/api/tags`."""
+    import ollama  # noqa: PLC0415  # lazy: only asking an Ollama server needs the client
+
     client = ollama.Client(host=backend.base_url, timeout=TIMEOUT_S * 3)
     try:
         shown = client.show(model)
