@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -22,9 +23,14 @@ class MemoryPreflight:
     allows, else refuse clearly. A model nobody can describe is let through, with one warning
     per backend and model (again only after it was described in between)."""
 
-    def __init__(self, config: Config, probe: Callable[[], list[list[DeviceMemory] | None]]):
+    def __init__(
+        self,
+        config: Config,
+        probe: Callable[[], list[list[DeviceMemory] | None]],
+        hook: Any = None,
+    ):
         self.config = config
-        self.memory = Memory(config, probe)
+        self.memory = Memory(config, probe, hook=hook)
         self._warned: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
