@@ -44,6 +44,7 @@ from devpulse.core.types import (
     Verdict,
 )
 from devpulse.hookspecs import hookimpl
+from devpulse.plugins.babysit import Babysitter
 
 try:
     __version__ = version("devpulse")
@@ -51,6 +52,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 __all__ = [
+    "Babysitter",
     "BackendError",
     "BudgetExhausted",
     "Cancelled",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from devpulse.core.config import Config
+from devpulse.plugins.babysit.plugin import BabysitPlugin
 from devpulse.plugins.backends import configured_backends
 from devpulse.plugins.failover.plugin import Failover
 from devpulse.plugins.preflight.plugin import MemoryPreflight
@@ -28,6 +29,7 @@ def bundled_plugins(config: Config, hook: Any) -> list[tuple[str, object]]:
         ("devpulse.probe.nvidia", NvidiaProbe()),
         ("devpulse.probe.apple", AppleProbe()),
         ("devpulse.preflight", MemoryPreflight(config, hook.probe_memory, hook)),
+        ("devpulse.babysit", BabysitPlugin(config, hook)),
     ]
     if config.privacy.classifier:
         plugins.append(("devpulse.privacy", PrivacyClassifier(config.privacy)))
