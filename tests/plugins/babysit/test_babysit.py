@@ -258,3 +258,53 @@ def test_sigterm_stops_the_watchdog_cleanly(tmp_path: Path) -> None:
     assert events[-1]["event"] == "stop"
     assert events[-1]["status"] == "ok"
 
+
+class ListedMemory:
+    """Free memory as the router's state implies: a base less each loaded model's file."""
+
+    def __init__(self, models: TwoModels, base_mb: int) -> None:
+        self.models = models
+        self.base_mb = base_mb
+        self.file_mb = models.server.rig.model.stat().st_size // (1024 * 1024)
+
+    @hookimpl
+    def probe_memory(self) -> list[DeviceMemory]:
+        held = sum(self.file_mb for s in self.models.states().values() if s == "loaded")
+        free = self.base_mb - held
+        return [DeviceMemory("gpu:test", "nvidia", self.base_mb, free, free)]
+
+
+def test_auto_clean_unloads_an_idle_model_so_a_tight_request_is_answered(
+    fresh: TwoModels,
+) -> None:
+    """beta fits only once idle alpha goes: the preflight unloads alpha, then beta answers."""
+    probe = ListedMemory(fresh, 0)
+    router = router_with(settings(fresh.base_url, "beta"), plugins=[probe])
+    memory = router.pm.get_plugin("devpulse.preflight").memory
+    need = memory.estimate_for("beta", backend="llama_server")
+    probe.base_mb = need.need_mb + 20  # with alpha loaded beta does not fit; without, it does
+    fresh.load("alpha")
+    memory.devices(fresh=True)  # the reading the estimate took had no base yet
+    answer = router.invoke(PROMPT, task=TaskClass.DRAFTING, max_tokens=4)
+    assert answer.backend == "llama_server"
+    assert fresh.states()["alpha"] == "unloaded"
+    assert router.ledger is not None
+    (row,) = router.ledger.rows()
+    assert row["outcome"] == "answered"
+    assert "auto-clean unloaded llama_server/alpha" in row["reasons"]
+
+
+def test_auto_clean_can_be_switched_off(fresh: TwoModels) -> None:
+    probe = ListedMemory(fresh, 0)
+    cfg = settings(fresh.base_url, "beta")
+    cfg["babysit"]["auto_clean"] = False
+    router = router_with(cfg, plugins=[probe])
+    memory = router.pm.get_plugin("devpulse.preflight").memory
+    need = memory.estimate_for("beta", backend="llama_server")
+    probe.base_mb = need.need_mb + 20
+    fresh.load("alpha")
+    memory.devices(fresh=True)
+    decision = router.route(PROMPT, task=TaskClass.DRAFTING)
+    assert decision.verdict is not None
+    assert "fits after unloading idle models" in decision.verdict.reason
+    assert fresh.states()["alpha"] == "loaded"
