@@ -45,6 +45,7 @@ bench: rig
 	$(BIN)/python bench/estimate_accuracy.py
 	$(BIN)/python bench/dispatch_overhead.py
 	$(BIN)/python bench/failover.py
+	$(BIN)/python bench/babysit.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo
