@@ -39,6 +39,7 @@ MB = 1024 * 1024
 Event = dict[str, Any]
 Emit = Callable[..., None]
 POLL_S = 0.1  # how often an unload's memory is sampled while it is confirmed
+CONFIRM_MB = 32  # an unload whose memory rose at least this much (or half its size) is done
 HOGS = 3  # how many of the processes holding the most memory a `hog` report names
 
 
@@ -175,10 +176,14 @@ class Unloader:
         return self._confirm(model, before, read)
 
     def _confirm(self, model: LoadedModel, before: int, read: Callable[[], int]) -> Unloaded:
-        """Poll until the server no longer lists the model and the memory came back."""
+        """Poll until the server no longer lists the model and memory came back (bounded by
+        `babysit.confirm_s`)."""
         started = self.clock()
         deadline = started + self.config.babysit.confirm_s
-        wanted = max(1, model.size_mb // 2)
+        # Weights a server mmapped stay in the page cache after it exits (still counted
+        # free on the host), so only part of a model's size comes back there; a runner
+        # that did not go frees nothing at all.
+        wanted = max(1, min(model.size_mb // 2, CONFIRM_MB))
         while True:
             freed = read() - before
             if freed >= wanted and not self._still_listed(model):
@@ -322,6 +327,7 @@ class Babysitter:
             self.read_free, self.gauge.goal_mb, loaded=self.loaded, dry_run=self.dry_run
         )
         after = self.device()
+        self.free_mb = after.free_mb
         if after.free_mb < self.target_mb and not self._hogs_told:
             self._hogs_told = True
             for hog in hogs(after):
