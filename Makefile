@@ -46,6 +46,7 @@ bench: rig
 	$(BIN)/python bench/dispatch_overhead.py
 	$(BIN)/python bench/failover.py
 	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/babysit.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo

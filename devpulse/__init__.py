@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         Finding,
         Image,
         Labels,
+        LoadedModel,
         Message,
         PrivacyLevel,
         Request,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
         Verdict,
     )
     from devpulse.hookspecs import hookimpl
+    from devpulse.plugins.babysit import Babysitter
 
     __version__: str
 
@@ -87,6 +89,7 @@ _HOMES = {
         "Finding",
         "Image",
         "Labels",
+        "LoadedModel",
         "Message",
         "PrivacyLevel",
         "Request",
@@ -97,10 +100,12 @@ _HOMES = {
         "Verdict",
     ),
     "devpulse.hookspecs": ("hookimpl",),
+    "devpulse.plugins.babysit": ("Babysitter",),
 }
 _EXPORTS = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
+    "Babysitter",
     "BackendError",
     "BudgetExhausted",
     "Cancelled",
@@ -120,6 +125,7 @@ __all__ = [
     "Image",
     "Labels",
     "Ledger",
+    "LoadedModel",
     "Message",
     "NoBackend",
     "PreflightRefused",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         Decision,
         DeviceMemory,
         Labels,
+        LoadedModel,
         Request,
         Response,
         Verdict,
@@ -123,6 +124,28 @@ def probe_memory() -> list[DeviceMemory] | None:
 
     Every implementation is called (the bundled probes cover NVIDIA GPUs, Apple Silicon and
     host RAM); each returns the devices it can see, or None when it does not apply here.
+    """
+
+
+@hookspec(firstresult=True)
+def loaded_models(backend: str) -> list[LoadedModel] | None:
+    """List the models the local server behind ``backend`` holds in memory now.
+
+    Stops at first non-None result. Only the plugin that owns ``backend`` answers (an empty
+    list when nothing is loaded); every other implementation returns None, and a backend
+    that is not a model host (a cloud API) returns None too. Raise a `BackendError` with
+    cause ``connection`` when the server does not answer.
+    """
+
+
+@hookspec(firstresult=True)
+def unload_model(backend: str, model: str) -> bool | None:
+    """Ask the local server behind ``backend`` to unload ``model`` now.
+
+    Stops at first non-None result. Only the plugin that owns ``backend`` answers: True when
+    the server accepted the unload (the memory may come back a moment later), False when it
+    refused or holds no such model. Every other implementation returns None. Raise a
+    `BackendError` with cause ``connection`` when the server does not answer.
     """
 
 

@@ -10,6 +10,7 @@ import pytest
 from devpulse import Router
 from tests.rig.llama_server import LlamaServer, RigPaths, require_rig
 from tests.rig.ollama_server import OllamaRig
+from tests.rig.two_models import MODELS, TwoModels
 from tests.support import router_with
 
 RIG_FIXTURES = frozenset({"rig", "llama_server", "llama_instruct", "llama_router", "ollama_rig"})
@@ -76,3 +77,21 @@ def ollama_rig(llama_router: LlamaServer) -> Iterator[OllamaRig]:
     models_dir = Path(llama_router.args[llama_router.args.index("--models-dir") + 1])
     with OllamaRig(llama_router, {"gemma3:270m": models_dir / llama_router.rig.model.name}) as rig:
         yield rig
+
+
+@pytest.fixture(scope="session")
+def two_models(rig: RigPaths, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoModels]:
+    """A llama-server router with two models, `alpha` and `beta` (the rig's Gemma twice)."""
+    folder = tmp_path_factory.mktemp("two-models")
+    for name in MODELS:
+        (folder / f"{name}.gguf").symlink_to(rig.model)
+    with LlamaServer(rig, ["--models-dir", str(folder), "-c", "2048"]) as server:
+        yield TwoModels(server)
+
+
+@pytest.fixture
+def fresh(two_models: TwoModels) -> Iterator[TwoModels]:
+    """The two-model router with nothing loaded, before and after the test."""
+    two_models.unload_all()
+    yield two_models
+    two_models.unload_all()

@@ -137,6 +137,19 @@ class FailoverConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BabysitConfig:
+    """The watchdog (`devpulse babysit`) and auto-clean before a local request."""
+
+    target_free_mb: int
+    interval_s: float
+    hysteresis_mb: int
+    confirm_s: float
+    sample_every_s: float
+    auto_clean: bool
+    pins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     """Seconds a backend may take: to connect, to the first chunk, and between chunks."""
 
@@ -157,6 +170,7 @@ class Config:
     ledger: LedgerConfig
     prices: dict[str, Price]
     failover: FailoverConfig
+    babysit: BabysitConfig
     plugins: dict[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
 
@@ -269,11 +283,21 @@ def _check_references(config: Config) -> None:
             raise ConfigError(f"backends.{name}.timeout_s: must be above 0")
     if config.cloud.model and config.price(config.cloud.model) is None:
         raise ConfigError(f"prices: no price for the cloud model {config.cloud.model!r}")
+    _check_babysit(config)
     if not 0 < config.preflight.fit_ratio <= 1:
         raise ConfigError("preflight.fit_ratio: must be above 0 and at most 1")
     for name, source in config.preflight.models.items():
         if (source.gguf is None) == (source.need_mb is None):
             raise ConfigError(f"preflight.models.{name}: give exactly one of gguf or need_mb")
+
+
+def _check_babysit(config: Config) -> None:
+    for key in ("interval_s", "confirm_s", "sample_every_s"):
+        if getattr(config.babysit, key) <= 0:
+            raise ConfigError(f"babysit.{key}: must be above 0")
+    for key in ("target_free_mb", "hysteresis_mb"):
+        if getattr(config.babysit, key) < 0:
+            raise ConfigError(f"babysit.{key}: must be at least 0")
 
 
 def _check_failover(config: Config) -> None:

@@ -71,6 +71,20 @@ MIGRATIONS: tuple[str, ...] = (
         updated REAL NOT NULL
     );
     """,
+    # 2 -> 3: which model each attempt is using right now, so that any process (babysit)
+    # knows which models are busy and when each was last used. A row is written when an
+    # attempt starts and finished when it ends, whatever the outcome.
+    """
+    CREATE TABLE uses (
+        id INTEGER PRIMARY KEY,
+        backend TEXT NOT NULL,
+        model TEXT NOT NULL,
+        started REAL NOT NULL,
+        finished REAL
+    );
+    CREATE INDEX uses_open ON uses(finished, started);
+    CREATE INDEX uses_model ON uses(backend, model, started);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -234,6 +248,46 @@ class Ledger:
                 " last_cause = excluded.last_cause, updated = excluded.updated",
                 (backend, circuit.failures, circuit.open_until, circuit.last_cause, at),
             )
+
+    def begin_use(self, backend: str, model: str, at: float | None = None) -> int:
+        """Record that an attempt starts on `model`; returns the row `end_use` finishes."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO uses (backend, model, started) VALUES (?, ?, ?)",
+                (backend, model, time.time() if at is None else at),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def end_use(self, use_id: int, at: float | None = None) -> None:
+        """Record that the attempt of `begin_use` ended (answered, failed or abandoned)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE uses SET finished = ? WHERE id = ?",
+                (time.time() if at is None else at, use_id),
+            )
+
+    def in_flight(self, max_age_s: float, now: float | None = None) -> set[tuple[str, str]]:
+        """(backend, model) pairs with an attempt running now, in any process.
+
+        An unfinished row older than `max_age_s` (the request budget) counts as finished: a
+        process that crashed mid-request must not keep its model busy forever.
+        """
+        now = time.time() if now is None else now
+        with self._transaction() as db:
+            found = db.execute(
+                "SELECT DISTINCT backend, model FROM uses WHERE finished IS NULL AND started > ?",
+                (now - max_age_s,),
+            ).fetchall()
+        return {(backend, model) for backend, model in found}
+
+    def last_used(self) -> dict[tuple[str, str], float]:
+        """When each (backend, model) was last used: its latest attempt's end, or start."""
+        with self._transaction() as db:
+            found = db.execute(
+                "SELECT backend, model, MAX(COALESCE(finished, started)) FROM uses"
+                " GROUP BY backend, model"
+            ).fetchall()
+        return {(backend, model): float(at) for backend, model, at in found}
 
     def rows(self, since: float = 0.0) -> list[dict[str, Any]]:
         """Request rows since a Unix time, oldest first."""

@@ -3,8 +3,9 @@
 The privacy partition is enforced here, in the core, immediately before every dispatch:
 no plugin can send a local-only request to a backend marked cloud. So are the other
 invariants: every dispatched decision passed preflight (`_checked`, the one place verdicts
-apply), each backend's circuit is gated and counted where requests are sent (`_dispatch`),
-and `failover.budget_s` bounds every read and wait (`bounded`).
+apply), each backend's circuit is gated and counted where requests are sent (`_dispatch`,
+which also books when each local attempt starts and ends, for babysit), and
+`failover.budget_s` bounds every read and wait (`bounded`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -374,6 +376,7 @@ class Router:
             return cast("Response | Iterator[Chunk]", found)
 
         reported = False
+        use = self._begin_use(decision)
         try:
             # In this thread, before the limits start: a client library's first import
             # must not eat into the first-token limit.
@@ -404,6 +407,28 @@ class Router:
         finally:
             if not reported:
                 self.breakers.release(decision.backend)
+            self._end_use(use)
+
+    def _begin_use(self, decision: Decision) -> int | None:
+        """Book that an attempt starts on a local model, so that babysit, in any process,
+        leaves the model alone while it serves; None when not booked."""
+        ledger = self.ledger
+        if ledger is None or decision.side is not Side.LOCAL:
+            return None
+        try:
+            return ledger.begin_use(decision.backend, decision.model)
+        except (sqlite3.Error, DevPulseError) as exc:  # the books must not stop the answer
+            log.warning("ledger.use_not_recorded", backend=decision.backend, error=str(exc))
+            return None
+
+    def _end_use(self, use: int | None) -> None:
+        ledger = self.ledger
+        if use is None or ledger is None:
+            return
+        try:
+            ledger.end_use(use)
+        except (sqlite3.Error, DevPulseError) as exc:
+            log.warning("ledger.use_not_recorded", error=str(exc))
 
     def _checked(self, request: Request, decision: Decision) -> Decision:
         """`decision` through privacy and every preflight: the one place verdicts apply.

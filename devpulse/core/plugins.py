@@ -33,7 +33,7 @@ def make_plugin_manager(
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    for name, plugin in bundled_plugins(config, pm.hook.probe_memory):
+    for name, plugin in bundled_plugins(config, pm.hook):
         pm.register(plugin, name=name)
     for plugin in extra:
         pm.register(plugin)

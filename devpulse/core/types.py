@@ -289,3 +289,34 @@ class DeviceMemory:
         if self.processes:
             out["processes"] = [dict(p) for p in self.processes]
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """A model a local server holds in memory now, as the server reports it.
+
+    `size_mb` is the memory it holds (Ollama's `size`; for llama-server, which reports no
+    memory, the model file's size); `vram_mb` the part on the accelerator where the server
+    says; `expires_at` when the server will unload it by itself (ISO 8601), if it says.
+    `unloadable` is False for a model the server cannot let go (a single-model llama-server).
+    """
+
+    backend: str
+    model: str
+    size_mb: int
+    vram_mb: int | None = None
+    expires_at: str | None = None
+    unloadable: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "backend": self.backend,
+            "model": self.model,
+            "size_mb": self.size_mb,
+            "unloadable": self.unloadable,
+        }
+        if self.vram_mb is not None:
+            out["vram_mb"] = self.vram_mb
+        if self.expires_at is not None:
+            out["expires_at"] = self.expires_at
+        return out

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 from devpulse.core.config import Config
-from devpulse.core.types import DeviceMemory
+from devpulse.plugins.babysit.plugin import BabysitPlugin
 from devpulse.plugins.backends import configured_backends
 from devpulse.plugins.failover.plugin import Failover
 from devpulse.plugins.preflight.plugin import MemoryPreflight
@@ -14,13 +14,13 @@ from devpulse.plugins.privacy import PrivacyClassifier
 from devpulse.plugins.routing_table import RoutingTable
 from devpulse.plugins.task_classifier import TaskClassifier
 
-Probe = Callable[[], list[list[DeviceMemory] | None]]
 
-
-def bundled_plugins(config: Config, probe: Probe) -> list[tuple[str, object]]:
+def bundled_plugins(config: Config, hook: Any) -> list[tuple[str, object]]:
     """The bundled plugins, each with the name it registers under.
 
-    `probe` calls every `probe_memory` implementation (bundled or installed) at call time.
+    `hook` is the plugin manager's hook relay: the plugins that act on memory call every
+    `probe_memory`, `loaded_models` and `unload_model` implementation (bundled or
+    installed) through it at call time.
     """
     plugins: list[tuple[str, object]] = [
         ("devpulse.task_classifier", TaskClassifier(config.classify)),
@@ -28,7 +28,8 @@ def bundled_plugins(config: Config, probe: Probe) -> list[tuple[str, object]]:
         ("devpulse.probe.host", HostProbe(config.preflight.reserve_mb)),
         ("devpulse.probe.nvidia", NvidiaProbe()),
         ("devpulse.probe.apple", AppleProbe()),
-        ("devpulse.preflight", MemoryPreflight(config, probe)),
+        ("devpulse.preflight", MemoryPreflight(config, hook.probe_memory, hook)),
+        ("devpulse.babysit", BabysitPlugin(config, hook)),
     ]
     if config.privacy.classifier:
         plugins.append(("devpulse.privacy", PrivacyClassifier(config.privacy)))

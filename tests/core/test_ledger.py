@@ -185,3 +185,43 @@ def test_an_unwritable_ledger_names_the_path_and_the_fix(tmp_path: Path, where: 
     assert str(error.value).startswith(
         f"cannot write the ledger at {path} (set ledger.path or XDG_DATA_HOME)"
     )
+
+
+def test_uses_say_which_models_are_in_flight_and_when_each_was_last_used(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from devpulse import Ledger  # noqa: PLC0415
+
+    path = tmp_path / "uses.sqlite3"
+    ledger, other_process = Ledger(path), Ledger(path)
+    a = ledger.begin_use("ollama", "a", at=100.0)
+    b = other_process.begin_use("ollama", "b", at=110.0)
+    assert ledger.in_flight(60.0, now=120.0) == {("ollama", "a"), ("ollama", "b")}
+    other_process.end_use(b, at=130.0)
+    assert ledger.in_flight(60.0, now=131.0) == {("ollama", "a")}
+    # a start older than the request budget counts as finished: a crashed process
+    assert ledger.in_flight(60.0, now=161.0) == set()
+    assert ledger.last_used() == {("ollama", "a"): 100.0, ("ollama", "b"): 130.0}
+    ledger.end_use(a, at=170.0)
+    assert ledger.last_used()[("ollama", "a")] == 170.0
+
+
+def test_each_local_attempt_is_booked_from_start_to_end(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from devpulse import Response, Side, hookimpl  # noqa: PLC0415
+    from tests.support import router_with  # noqa: PLC0415
+
+    seen: list[set[tuple[str, str]]] = []
+
+    class Local:
+        @hookimpl
+        def dispatch(self, request: Request, decision: Decision) -> Response:
+            seen.append(router.ledger.in_flight(60.0) if router.ledger else set())
+            return Response("ok", decision.model, decision.backend, Side.LOCAL)
+
+    router = router_with(
+        {"ledger": {"path": str(tmp_path / "l.sqlite3")}, "preflight": {"enabled": False}},
+        plugins=[Local()],
+    )
+    router.invoke("summarize this changelog")
+    assert router.ledger is not None
+    assert seen == [{("llama_server", "default")}]  # in flight while it answered
+    assert router.ledger.in_flight(60.0) == set()  # finished with its outcome
+    assert ("llama_server", "default") in router.ledger.last_used()

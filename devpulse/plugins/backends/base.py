@@ -16,7 +16,7 @@ from devpulse.core.errors import (
     StreamStalled,
     UnsupportedRequest,
 )
-from devpulse.core.types import Chunk, Decision, Request, Response, Usage
+from devpulse.core.types import Chunk, Decision, LoadedModel, Request, Response, Usage
 from devpulse.hookspecs import hookimpl
 
 DEFAULT_LIMITS = Limits(connect_s=3.0, first_token_s=120.0, stall_s=120.0)
@@ -112,6 +112,29 @@ class Backend:
         if request.stream:
             return self.stream(request, decision)
         return self.complete(request, decision)
+
+    @hookimpl
+    def loaded_models(self, backend: str) -> list[LoadedModel] | None:
+        return self.list_loaded() if backend == self.name else None
+
+    @hookimpl
+    def unload_model(self, backend: str, model: str) -> bool | None:
+        return self.unload(model) if backend == self.name else None
+
+    def list_loaded(self) -> list[LoadedModel] | None:
+        """The models this backend's server holds now; None: not a model host (the cloud)."""
+        return None
+
+    def unload(self, model: str) -> bool | None:
+        """Ask the server to let `model` go; None: not a model host."""
+        return None
+
+    def unreachable(self, exc: BaseException) -> BackendError:
+        """The error a model-host call raises when the server does not answer."""
+        return BackendError(
+            f"{self.name}: nothing answers at {self.config.base_url} ({type(exc).__name__})",
+            cause=Cause.CONNECTION,
+        )
 
     def complete(self, request: Request, decision: Decision) -> Response:
         """The whole answer, read from the stream."""

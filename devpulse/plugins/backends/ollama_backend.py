@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from devpulse.core.config import BackendConfig, Limits
 from devpulse.core.errors import BackendError, Cause, StreamIncomplete
-from devpulse.core.types import Chunk, Decision, Request
+from devpulse.core.types import Chunk, Decision, LoadedModel, Request
 from devpulse.plugins.backends.base import (
     Backend,
     cause_for_status,
@@ -25,6 +25,10 @@ from devpulse.plugins.backends.base import (
 if TYPE_CHECKING:
     import httpx
     import ollama
+
+MB = 1024 * 1024
+HOST_TIMEOUT_S = 1.0  # listing loaded models: a server that takes longer is not answering
+UNLOAD_TIMEOUT_S = 10.0  # Ollama answers an unload once the runner has stopped
 
 
 class OllamaBackend(Backend):
@@ -115,6 +119,43 @@ class OllamaBackend(Backend):
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
             raise StreamIncomplete(f"{self.name}: the connection broke ({exc})") from None
         raise StreamIncomplete(f"{self.name}: the stream ended before done")
+
+    def host_client(self, timeout_s: float) -> Any:
+        """A short-timeout client for the model-host calls (listing, unloading)."""
+        import ollama  # noqa: PLC0415  # the SDK loads only where it is used
+
+        return ollama.Client(host=self.config.base_url, timeout=timeout_s)
+
+    def list_loaded(self) -> list[LoadedModel]:
+        """Ollama's `/api/ps`: each model's memory, its VRAM part and when it expires."""
+        import ollama  # noqa: PLC0415
+
+        try:
+            found = self.host_client(HOST_TIMEOUT_S).ps().models
+        except (ConnectionError, OSError, ollama.ResponseError) as exc:
+            raise self.unreachable(exc) from None
+        return [
+            LoadedModel(
+                self.name,
+                m.model or m.name or "?",
+                int(m.size or 0) // MB,
+                vram_mb=int(m.size_vram) // MB if m.size_vram is not None else None,
+                expires_at=m.expires_at.isoformat() if m.expires_at else None,
+            )
+            for m in found
+        ]
+
+    def unload(self, model: str) -> bool:
+        """Unload the way Ollama documents it: a request with `keep_alive: 0` and no prompt."""
+        import ollama  # noqa: PLC0415
+
+        try:
+            self.host_client(UNLOAD_TIMEOUT_S).generate(model=model, keep_alive=0)
+        except ollama.ResponseError:
+            return False  # no such model
+        except (ConnectionError, OSError) as exc:
+            raise self.unreachable(exc) from None
+        return True
 
     def _response_error(self, exc: ollama.ResponseError) -> BackendError:
         status = exc.status_code

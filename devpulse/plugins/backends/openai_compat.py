@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from devpulse.core.config import BackendConfig, Limits
 from devpulse.core.errors import BackendError, Cause, StreamIncomplete
-from devpulse.core.types import Chunk, Decision, Request
+from devpulse.core.types import Chunk, Decision, LoadedModel, Request
+from devpulse.plugins.backends import llama_host
 from devpulse.plugins.backends.base import (
     Backend,
     cause_for_status,
@@ -92,6 +93,20 @@ class OpenAICompatBackend(Backend):
             raise BackendError(
                 f"{self.name}: a stream event is not JSON ({exc})", cause=Cause.MALFORMED_STREAM
             ) from None
+
+    def list_loaded(self) -> list[LoadedModel]:
+        """What llama-server lists at `GET /models` (LM Studio and vLLM list no status)."""
+        try:
+            return llama_host.loaded(self.name, self.config)
+        except llama_host.UNREACHABLE as exc:
+            raise self.unreachable(exc) from None
+
+    def unload(self, model: str) -> bool:
+        """llama-server in router mode: `POST /models/unload`."""
+        try:
+            return llama_host.unload(self.config, model)
+        except llama_host.UNREACHABLE as exc:
+            raise self.unreachable(exc) from None
 
     def _open(self, stack: contextlib.ExitStack[Any], body: dict[str, Any]) -> httpx.Response:
         """Send the request; once more at once if a kept-alive connection turned out closed.

@@ -16,7 +16,6 @@ from devpulse.plugins.preflight.estimator import (
     llama_fit_params,
 )
 from devpulse.plugins.preflight.memory import Memory
-from devpulse.plugins.preflight.servers import loaded_models
 
 EXIT = {"fits": ExitCode.OK, "tight": ExitCode.TIGHT, "no_fit": ExitCode.NO_FIT}
 MIB = 1024 * 1024
@@ -74,7 +73,7 @@ def ai_command(memory: Memory) -> click.Command:
 
 def _show_devices(memory: Memory, as_json: bool) -> None:
     devices = memory.devices(fresh=True)
-    loaded, notes = loaded_models(memory.config)
+    loaded, notes = memory.loaded()
     if as_json:
         click.echo(
             json.dumps(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from devpulse.core.config import Config
-from devpulse.core.types import DeviceMemory
+from devpulse.core.types import DeviceMemory, LoadedModel
 from devpulse.plugins.preflight.estimator import (
     Architecture,
     Estimate,
@@ -70,6 +70,7 @@ class Memory:
     config: Config
     probe: Callable[[], list[list[DeviceMemory] | None]]
     clock: Callable[[], float] = time.monotonic
+    hook: Any = None  # the plugin manager's hook relay: loaded_models, unload_model
     _devices: tuple[float, list[DeviceMemory]] | None = None
     _estimates: dict[tuple[str, str, int], tuple[float, Estimate | ModelUnknown]] = field(
         default_factory=dict
@@ -85,6 +86,12 @@ class Memory:
             readings = [d for found in self.probe() if found for d in found]
             self._devices = (now, readings)
         return self._devices[1]
+
+    def loaded(self) -> tuple[list[LoadedModel], list[str]]:
+        """Models the local servers hold now, and a note for each that did not answer."""
+        if self.hook is None:
+            return [], []
+        return loaded_models(self.config, self.hook)
 
     def target(self) -> DeviceMemory:
         """Where a model would load: the accelerator with the largest budget, else host RAM."""
@@ -202,7 +209,7 @@ class Memory:
             )
         if not with_reclaimable:
             return MemoryVerdict("no_fit", need_mb, device, reasons=(f"{where} (does not fit)",))
-        loaded, notes = loaded_models(self.config)
+        loaded, notes = self.loaded()
         listing = tuple(m.as_dict() for m in loaded)
         # A model its server already holds needs no new memory (a single-model llama-server
         # answers every name with its one model).

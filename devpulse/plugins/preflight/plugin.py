@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import click
 
 from devpulse.core.config import Config
+from devpulse.core.errors import ConfigError
+from devpulse.core.ledger import Ledger
 from devpulse.core.logs import get_logger
 from devpulse.core.types import Decision, DeviceMemory, Request, Side, Verdict
 from devpulse.hookspecs import hookimpl
 from devpulse.plugins.preflight.estimator import ModelUnknown
-from devpulse.plugins.preflight.memory import Memory
+from devpulse.plugins.preflight.memory import Memory, MemoryVerdict
 
 log = get_logger(__name__)
 
@@ -22,10 +25,16 @@ class MemoryPreflight:
     allows, else refuse clearly. A model nobody can describe is let through, with one warning
     per backend and model (again only after it was described in between)."""
 
-    def __init__(self, config: Config, probe: Callable[[], list[list[DeviceMemory] | None]]):
+    def __init__(
+        self,
+        config: Config,
+        probe: Callable[[], list[list[DeviceMemory] | None]],
+        hook: Any = None,
+    ):
         self.config = config
-        self.memory = Memory(config, probe)
+        self.memory = Memory(config, probe, hook=hook)
         self._warned: set[tuple[str, str]] = set()
+        self._books: Ledger | None = None
         self._lock = threading.Lock()
 
     @hookimpl
@@ -49,12 +58,16 @@ class MemoryPreflight:
             verdict=verdict.verdict,
             reason=verdict.reasons[0],
         )
+        cleaned = ""
+        if verdict.reclaimable_mb and verdict.verdict == "tight" and self.config.babysit.auto_clean:
+            verdict, cleaned = self._auto_clean(decision, est.need_mb, verdict)
         details = {k: v for k, v in verdict.as_dict().items() if k != "reasons"}
         details["estimate"] = est.as_dict()
         if verdict.verdict != "no_fit":
             return Verdict(
                 "pass",
-                f"memory preflight: {decision.model} {verdict.verdict} ({verdict.reasons[0]})",
+                f"memory preflight: {decision.model} {verdict.verdict} ({verdict.reasons[0]})"
+                + cleaned,
                 details=details,
             )
         reason = f"{decision.model} does not fit in memory now ({verdict.reasons[0]})"
@@ -76,6 +89,41 @@ class MemoryPreflight:
                 ("memory preflight: local model does not fit",),
             ),
         )
+
+    def _auto_clean(
+        self, decision: Decision, need_mb: int, verdict: MemoryVerdict
+    ) -> tuple[MemoryVerdict, str]:
+        """Auto-clean: the model fits only after unloading idle models, so unload them (the
+        babysit logic: idle and unpinned only, least recently used first) and judge again.
+        Returns the new verdict and a note for the decision's reasons."""
+        from devpulse.plugins.babysit.watchdog import Unloader  # noqa: PLC0415
+
+        unloader = Unloader(
+            self.config, self.memory.hook, self._ledger(), pins=self.config.babysit.pins
+        )
+
+        def budget() -> int:
+            self.memory.devices(fresh=True)
+            return self.memory.target().budget_mb
+
+        done = [u for u in unloader.free_until(budget, need_mb) if u.confirmed]
+        if not done:
+            return verdict, ""
+        self.memory.devices(fresh=True)
+        again = self.memory.judge(need_mb, backend=decision.backend, model=decision.model)
+        names = ", ".join(u.name for u in done)
+        freed = sum(u.freed_mb for u in done)
+        log.info("preflight.auto_clean", model=decision.model, unloaded=names, freed_mb=freed)
+        return again, f"; auto-clean unloaded {names} ({freed} MB freed)"
+
+    def _ledger(self) -> Ledger | None:
+        """The ledger that says which models are busy, opened on first use."""
+        if self._books is None and self.config.ledger.enabled:
+            try:
+                self._books = Ledger.from_config(self.config)
+            except ConfigError as exc:
+                log.warning("preflight.no_ledger", reason=str(exc))
+        return self._books
 
     def _unknown(self, decision: Decision, exc: ModelUnknown) -> None:
         key = (decision.backend, decision.model)

@@ -1,45 +1,26 @@
 """What the configured local servers say: loaded models (reclaimable memory) and model metadata.
 
-Ollama is asked through the real `ollama` client (`/api/ps`, `/api/show`, `/api/tags`);
-llama-server through `/props` (the model file and context it serves) and `/models` (in
-router mode, each model's status and launch arguments). Every call has a short timeout and a
-server that does not answer is reported as such, never as an error.
+Loaded models come from the `loaded_models` hook, which each backend plugin answers for its
+own server. Model metadata: Ollama through the real `ollama` client (`/api/show`,
+`/api/tags`); llama-server through `/props` (the model file and context it serves) and
+`/models` (in router mode, each model's status and launch arguments). Every call has a
+short timeout and a server that does not answer is reported as such, never as an error.
 """
 
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from devpulse.core.config import BackendConfig, Config
-from devpulse.plugins.preflight.estimator import Architecture, ModelUnknown, read_gguf
-
-MB = 1024 * 1024
-TIMEOUT_S = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedModel:
-    """A model in memory on a local server; `unloadable` when the server can let it go."""
-
-    backend: str
-    model: str
-    size_mb: int
-    unloadable: bool = True
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "backend": self.backend,
-            "model": self.model,
-            "size_mb": self.size_mb,
-            "unloadable": self.unloadable,
-        }
+from devpulse.core.errors import DevPulseError
+from devpulse.core.types import LoadedModel
+from devpulse.plugins.backends.llama_host import TIMEOUT_S, call_json
+from devpulse.plugins.preflight.estimator import Architecture, ModelUnknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,71 +32,25 @@ class ServedModel:
     ctx: int | None  # None: not given, so llama-server uses the model's trained context
 
 
-def local_servers(config: Config) -> Iterator[tuple[str, BackendConfig]]:
-    for name, backend in config.backends.items():
-        if backend.side.value == "local" and backend.base_url:
-            yield name, backend
+def local_backends(config: Config) -> list[str]:
+    """The backends declared on this machine: the ones that may host models."""
+    return [name for name, backend in config.backends.items() if backend.side.value == "local"]
 
 
-def loaded_models(config: Config) -> tuple[list[LoadedModel], list[str]]:
-    """Models loaded on the local servers now, and a note for each server that did not answer."""
+def loaded_models(config: Config, hook: Any) -> tuple[list[LoadedModel], list[str]]:
+    """Models loaded on the local servers now (the `loaded_models` hook of `hook`, a plugin
+    manager's hook relay), and a note for each server that did not answer."""
     loaded: list[LoadedModel] = []
     notes: list[str] = []
-    for name, backend in local_servers(config):
+    for name in local_backends(config):
         try:
-            if backend.kind == "ollama":
-                loaded.extend(_ollama_loaded(name, backend))
-            elif backend.kind == "openai_compat":
-                loaded.extend(_llama_loaded(name, backend))
-        except _no_answer(backend) as exc:
-            notes.append(f"{name} ({backend.base_url}) did not answer: {type(exc).__name__}")
+            found = hook.loaded_models(backend=name)
+        except DevPulseError as exc:
+            url = config.backends[name].base_url
+            notes.append(f"{name} ({url}) did not answer: {exc}")
+            continue
+        loaded.extend(found or ())
     return loaded, notes
-
-
-def _no_answer(backend: BackendConfig) -> tuple[type[Exception], ...]:
-    """What asking `backend` raises when its server does not answer: the network's errors,
-    and for Ollama its client's (imported already, since only the client raises them)."""
-    network = (OSError, ValueError, http.client.HTTPException)
-    if backend.kind != "ollama":
-        return network
-    import ollama  # noqa: PLC0415  # lazy: only asking an Ollama server needs the client
-
-    return (*network, ollama.ResponseError)
-
-
-def _ollama_loaded(name: str, backend: BackendConfig) -> list[LoadedModel]:
-    import ollama  # noqa: PLC0415  # lazy: only asking an Ollama server needs the client
-
-    client = ollama.Client(host=backend.base_url, timeout=TIMEOUT_S)
-    return [
-        LoadedModel(name, m.model or m.name or "?", int(m.size or 0) // MB)
-        for m in client.ps().models
-    ]
-
-
-def _llama_loaded(name: str, backend: BackendConfig) -> list[LoadedModel]:
-    """llama-server lists its models at GET /models: in router mode each with a status, in
-    single-model mode just the one it was started with (loaded for as long as it runs)."""
-    listing = _get_json(backend, "/models")
-    out = []
-    for model in listing.get("data", []):
-        size = int((model.get("meta") or {}).get("size") or 0)
-        if "status" in model:
-            if (model.get("status") or {}).get("value") == "loaded":
-                out.append(LoadedModel(name, model.get("id", "?"), size // MB))
-        else:
-            size = size or _served_bytes(backend)
-            out.append(LoadedModel(name, model.get("id", "?"), size // MB, unloadable=False))
-    return out
-
-
-def _served_bytes(backend: BackendConfig) -> int:
-    """The weights of a single-model server's GGUF file, for servers whose listing has no size."""
-    try:
-        path = _get_json(backend, "/props").get("model_path")
-        return read_gguf(path).weights_bytes if isinstance(path, str) and path else 0
-    except (ModelUnknown, OSError, ValueError, http.client.HTTPException):
-        return 0
 
 
 def llama_server_model(backend: BackendConfig, model: str, *, any_name: bool) -> ServedModel:
@@ -173,23 +108,8 @@ def _option(args: list[str], *names: str) -> str | None:
     return None
 
 
-def _root(backend: BackendConfig) -> str:
-    """The server root: llama-server serves /props and /models beside /v1."""
-    return (backend.base_url or "").removesuffix("/").removesuffix("/v1")
-
-
 def _get_json(backend: BackendConfig, path: str) -> dict[str, Any]:
-    """GET a llama-server endpoint beside /v1, with the backend's key where it has one
-    (llama-server started with --api-key wants it for /props)."""
-    request = urllib.request.Request(f"{_root(backend)}{path}")
-    key = os.environ.get(backend.api_key_env) if backend.api_key_env else None
-    if key:
-        request.add_header("Authorization", f"Bearer {key}")
-    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as resp:
-        body = json.load(resp)
-    if not isinstance(body, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return body
+    return call_json(backend, path)
 
 
 def ollama_architecture(backend: BackendConfig, model: str) -> Architecture:

@@ -1,0 +1,102 @@
+"""llama-server as a model host: what it holds (`GET /models`) and unloading (router mode).
+
+In router mode (`--models-dir`, no `-m`) llama-server lists each model with a status and
+the arguments it launches the model with, and unloads one on `POST /models/unload`; a
+single-model server lists its one model, loaded for as long as it runs. llama-server
+reports no memory per model, so a model's size is its file's (its weights), read where the
+server runs on this machine. Plain HTTP from the standard library, with short timeouts.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import urllib.error
+import urllib.request
+from typing import Any
+
+from devpulse.core.config import BackendConfig
+from devpulse.core.types import LoadedModel
+
+MB = 1024 * 1024
+TIMEOUT_S = 1.0
+UNLOAD_TIMEOUT_S = 10.0
+# What a server that does not answer raises from these calls.
+UNREACHABLE = (OSError, ValueError, http.client.HTTPException)
+
+
+def root(backend: BackendConfig) -> str:
+    """The server root: llama-server serves /props and /models beside /v1."""
+    return (backend.base_url or "").removesuffix("/").removesuffix("/v1")
+
+
+def call_json(
+    backend: BackendConfig,
+    path: str,
+    body: dict[str, Any] | None = None,
+    *,
+    timeout_s: float = TIMEOUT_S,
+) -> dict[str, Any]:
+    """GET (or POST `body` to) a llama-server endpoint beside /v1, with the backend's key
+    where it has one (llama-server started with --api-key wants it for /props too)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{root(backend)}{path}", data=data)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    key = os.environ.get(backend.api_key_env) if backend.api_key_env else None
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    with urllib.request.urlopen(request, timeout=timeout_s) as resp:
+        found = json.load(resp)
+    if not isinstance(found, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return found
+
+
+def loaded(name: str, backend: BackendConfig) -> list[LoadedModel]:
+    """The models the server at `backend` holds now; raises `UNREACHABLE` errors."""
+    out = []
+    for model in call_json(backend, "/models").get("data", []):
+        size = int((model.get("meta") or {}).get("size") or 0)
+        status = model.get("status")
+        if isinstance(status, dict):  # router mode
+            if status.get("value") == "loaded":
+                size = size or _file_bytes(status.get("args") or [])
+                out.append(LoadedModel(name, str(model.get("id", "?")), size // MB))
+        else:
+            size = size or _served_bytes(backend)
+            out.append(LoadedModel(name, str(model.get("id", "?")), size // MB, unloadable=False))
+    return out
+
+
+def unload(backend: BackendConfig, model: str) -> bool:
+    """`POST /models/unload`: True when the router accepted it, False when it refused."""
+    try:
+        answer = call_json(backend, "/models/unload", {"model": model}, timeout_s=UNLOAD_TIMEOUT_S)
+    except urllib.error.HTTPError:  # 400 "model is not found"; 404 not a router
+        return False
+    return bool(answer.get("success", True))
+
+
+def _file_bytes(args: list[Any]) -> int:
+    """The size of the model file a router launches a model with, if it is on this machine."""
+    words = [str(a) for a in args]
+    for i, word in enumerate(words[:-1]):
+        if word in ("-m", "--model"):
+            try:
+                return os.path.getsize(words[i + 1])
+            except OSError:
+                return 0
+    return 0
+
+
+def _served_bytes(backend: BackendConfig) -> int:
+    """The weights of a single-model server's GGUF file, for servers whose listing has no size."""
+    from devpulse.plugins.preflight.estimator import ModelUnknown, read_gguf  # noqa: PLC0415
+
+    try:
+        path = call_json(backend, "/props").get("model_path")
+        return read_gguf(path).weights_bytes if isinstance(path, str) and path else 0
+    except (ModelUnknown, *UNREACHABLE):
+        return 0

@@ -1,0 +1,188 @@
+"""Babysit's pure logic with fakes: which models go first, and when pressure starts and ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from devpulse import (
+    Babysitter,
+    DeviceMemory,
+    LoadedModel,
+    config_from_mapping,
+    hookimpl,
+    make_plugin_manager,
+)
+from devpulse.plugins.babysit import Unloader
+from devpulse.plugins.babysit.policy import Gauge, victims
+from tests.rig.llama_server import free_port
+
+
+def model(name: str, size: int, backend: str = "ollama", unloadable: bool = True) -> LoadedModel:
+    return LoadedModel(backend, name, size, unloadable=unloadable)
+
+
+def test_least_recently_used_goes_first_and_larger_first_on_ties() -> None:
+    loaded = [model("a", 100), model("b", 300), model("c", 200), model("d", 500)]
+    last = {("ollama", "a"): 50.0, ("ollama", "b"): 10.0, ("ollama", "c"): 10.0}
+    order = victims(loaded, busy=set(), pins=(), last_used=last)
+    # d was never used (oldest); b and c tie at 10: the larger first; a was used last
+    assert [m.model for m in order] == ["d", "b", "c", "a"]
+
+
+def test_busy_pinned_and_unloadable_models_never_go() -> None:
+    loaded = [
+        model("busy", 100),
+        model("pinned", 100),
+        model("scoped", 100, backend="llama"),
+        model("single", 100, unloadable=False),
+        model("idle", 100),
+    ]
+    order = victims(
+        loaded, busy={("ollama", "busy")}, pins=("pinned", "llama/scoped"), last_used={}
+    )
+    assert [m.model for m in order] == ["idle"]
+
+
+def test_pressure_needs_two_samples_and_ends_above_the_hysteresis() -> None:
+    gauge = Gauge(target_mb=1000, hysteresis_mb=200)
+    assert gauge.observe(900) is False  # one sample below: not yet
+    assert gauge.observe(1100) is False  # back above: the count starts again
+    assert gauge.observe(900) is False
+    assert gauge.observe(900) is True  # two in a row: pressure
+    assert gauge.observe(1100) is True  # above target, below target + hysteresis: go on
+    assert gauge.observe(1200) is False  # at the goal: the episode ends
+    assert gauge.episode is False
+    assert gauge.observe(1100) is False
+
+
+def test_one_sample_is_enough_with_once() -> None:
+    gauge = Gauge(target_mb=1000, hysteresis_mb=0, samples=1)
+    assert gauge.observe(999) is True
+
+
+class FakeHosts:
+    """A host whose models free their size in a fake memory reading when unloaded."""
+
+    def __init__(self, models: list[LoadedModel], free: int) -> None:
+        self.models = {m.model: m for m in models}
+        self.free = free
+        self.unloaded: list[str] = []
+
+    def loaded_models(self, backend: str) -> list[LoadedModel] | None:
+        return [m for m in self.models.values() if m.backend == backend]
+
+    def unload_model(self, backend: str, model: str) -> bool:
+        self.unloaded.append(model)
+        self.free += self.models.pop(model).size_mb
+        return True
+
+
+def unloader(hosts: FakeHosts, events: list[dict[str, Any]]) -> Unloader:
+    config = config_from_mapping({})
+    return Unloader(
+        config,
+        hosts,
+        None,
+        emit=lambda event, **f: events.append({"event": event, **f}),
+        pause=lambda s: None,
+    )
+
+
+def test_unloads_until_the_goal_and_confirms_each() -> None:
+    hosts = FakeHosts([model("a", 300), model("b", 200), model("c", 100)], free=500)
+    events: list[dict[str, Any]] = []
+    done = unloader(hosts, events).free_until(lambda: hosts.free, 900)
+    # a (300) then b (200): 1000 >= 900, c stays
+    assert hosts.unloaded == ["a", "b"]
+    assert [(u.model, u.freed_mb, u.confirmed) for u in done] == [
+        ("a", 300, True),
+        ("b", 200, True),
+    ]
+    assert [e["event"] for e in events] == ["unload", "unload_confirmed"] * 2
+
+
+def test_a_dry_run_unloads_nothing_but_says_what_it_would() -> None:
+    hosts = FakeHosts([model("a", 300), model("b", 200)], free=500)
+    events: list[dict[str, Any]] = []
+    done = unloader(hosts, events).free_until(lambda: hosts.free, 700, dry_run=True)
+    assert hosts.unloaded == []
+    assert [(e["event"], e["model"], e["dry_run"]) for e in events] == [("unload", "a", True)]
+    assert [u.dry_run for u in done] == [True]
+
+
+def test_memory_that_never_comes_back_is_reported_stuck() -> None:
+    hosts = FakeHosts([model("a", 300)], free=500)
+    hosts.unload_model = lambda backend, model: True  # type: ignore[method-assign]
+    events: list[dict[str, Any]] = []
+    clock = iter(range(100))
+    sitter = unloader(hosts, events)
+    sitter.clock = lambda: float(next(clock))
+    (done,) = sitter.free_until(lambda: hosts.free, 900)
+    assert not done.confirmed
+    assert events[-1]["event"] == "unload_stuck"
+
+
+class HostPlugin(FakeHosts):
+    """The fake host as a plugin: a `loaded_models`/`unload_model` owner and a memory probe."""
+
+    @hookimpl
+    def loaded_models(self, backend: str) -> list[LoadedModel] | None:
+        return super().loaded_models(backend) if backend == "ollama" else None
+
+    @hookimpl
+    def unload_model(self, backend: str, model: str) -> bool | None:
+        return super().unload_model(backend, model) if backend == "ollama" else None
+
+    @hookimpl
+    def probe_memory(self) -> list[DeviceMemory]:
+        return [DeviceMemory("gpu:fake", "nvidia", 10_000, self.free, self.free)]
+
+
+def sitter_over(host: HostPlugin, events: list[dict[str, Any]]) -> Babysitter:
+    config = config_from_mapping(
+        {
+            "ledger": {"enabled": False},
+            "backends": {"llama_server": {"base_url": f"http://127.0.0.1:{free_port()}/v1"}},
+            "babysit": {"hysteresis_mb": 0, "interval_s": 0.01},
+        }
+    )
+    pm = make_plugin_manager(config, entry_points=False, extra=[host])
+    return Babysitter(config, pm.hook, target_free_mb=600, on_event=events.append)
+
+
+def test_the_babysitter_runs_in_a_thread_beside_the_caller() -> None:
+    host = HostPlugin([model("a", 300), model("b", 200)], free=500)
+    events: list[dict[str, Any]] = []
+    sitter = sitter_over(host, events)
+    thread = sitter.start()
+    deadline = time.monotonic() + 30
+    while "unload_confirmed" not in [e["event"] for e in events]:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    sitter.stop()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert host.unloaded == ["a"]  # never used, and the larger: 800 MB free >= 600
+    assert events[0]["event"] == "start"
+    assert events[-1]["event"] == "stop"
+
+
+def test_the_babysitter_runs_as_an_asyncio_task() -> None:
+    host = HostPlugin([model("a", 300)], free=500)
+    events: list[dict[str, Any]] = []
+    sitter = sitter_over(host, events)
+
+    async def main() -> None:
+        task = asyncio.create_task(sitter.arun())
+        while "unload_confirmed" not in [e["event"] for e in events]:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(asyncio.wait_for(main(), timeout=30))
+    assert host.unloaded == ["a"]
+    assert events[-1]["event"] == "stop"
