@@ -11,7 +11,7 @@ from devpulse.core.config import Config
 from devpulse.core.logs import get_logger
 from devpulse.core.types import Decision, DeviceMemory, Request, Side, Verdict
 from devpulse.hookspecs import hookimpl
-from devpulse.plugins.preflight.estimator import ModelUnknown
+from devpulse.plugins.preflight.estimator import ModelUnknown, check_cache_type
 from devpulse.plugins.preflight.memory import Memory
 
 log = get_logger(__name__)
@@ -23,6 +23,7 @@ class MemoryPreflight:
     per backend and model (again only after it was described in between)."""
 
     def __init__(self, config: Config, probe: Callable[[], list[list[DeviceMemory] | None]]):
+        check_cache_type(config.preflight.kv_cache_type)  # at start-up, not at the first estimate
         self.config = config
         self.memory = Memory(config, probe)
         self._warned: set[tuple[str, str]] = set()
