@@ -71,9 +71,10 @@ def emit(payload: dict[str, Any]) -> None:
 def route_command(app: App, prompt: str | None, path: Any, task: str | None, as_json: bool) -> None:
     """Print where PROMPT would go: local or cloud ('-' reads stdin).
 
-    Exit codes: 0 decided, 1 no plugin could decide, 2 usage or config error.
+    Exit codes: 0 decided, 1 no plugin could decide, 2 usage or config error, or bad input
+    (an empty prompt, more than input.max_bytes).
     """
-    text = read_prompt(prompt, path)
+    text = read_prompt(prompt, path, app.config.input.max_bytes)
     request = Request.from_prompt(text, task=TaskClass(task) if task else None)
     decision = app.router.route(request)
     if as_json:
