@@ -169,6 +169,8 @@ class _Stderr(logging.Handler):
     """Writes each record to whatever `sys.stderr` is at that moment (tests swap it)."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        if sys.stderr is None:  # started with stderr closed (2>&-)
+            return
         try:
             sys.stderr.write(self.format(record) + "\n")
         except Exception:
@@ -205,7 +207,7 @@ def configure_logging(verbose: int) -> None:
     if not isinstance(level, int):
         level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     handler = _Stderr()
-    handler.setFormatter(_Lines(as_json=not sys.stderr.isatty()))
+    handler.setFormatter(_Lines(as_json=not (sys.stderr is not None and sys.stderr.isatty())))
     logger = logging.getLogger("devpulse")
     for old in [h for h in logger.handlers if isinstance(h, _Stderr)]:
         logger.removeHandler(old)
@@ -240,6 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("the output was cut: stdout closed before the end", ExitCode.PROBLEM, False)
     except DevPulseError as exc:
         return _fail(str(exc), exc.exit_code, as_json)
+    except OSError as exc:  # the system refused: a full disk under stdout (> /dev/full)
+        code = _fail(_os_error(exc), ExitCode.PROBLEM, as_json)
+        _discard_stdout()  # what is still buffered cannot be written either
+        return code
     except Exception as exc:  # the last resort: a bug, said in one line
         if logging.getLogger("devpulse").isEnabledFor(logging.DEBUG):
             traceback.print_exc()
@@ -257,6 +263,11 @@ def _fail(message: str, code: ExitCode, as_json: bool) -> int:
     except OSError:  # stdout or stderr is gone too: the exit code is all that is left
         _discard_stdout()
     return code
+
+
+def _os_error(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
 
 
 def _discard_stdout() -> None:

@@ -507,6 +507,31 @@ def test_an_error_naming_bytes_that_are_not_utf8_prints_under_json(tmp_path: Pat
     assert done.stderr.decode().count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("redirect", "args", "code", "line"),
+    [
+        ("<&-", ["route", "-"], ExitCode.USAGE, "devpulse: error: stdin is closed"),
+        ("<&-", ["scan", "-"], ExitCode.USAGE, "devpulse: error: stdin is closed"),
+        (">/dev/full", ["plugins"], ExitCode.PROBLEM, "devpulse: error: No space left on device"),
+        ("2>&-", ["route", ""], ExitCode.USAGE, None),
+    ],
+)
+def test_closed_or_full_standard_streams(tmp_path: Path, redirect, args, code, line) -> None:
+    """What a shell can do to the three streams before devpulse starts."""
+    script = f'exec "$@" {redirect}'
+    done = subprocess.run(
+        ["bash", "-c", script, "bash", *CLI, *args],
+        capture_output=redirect != "2>&-",
+        text=True,
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+        check=False,
+    )
+    assert done.returncode == code
+    if line is not None:
+        assert one_error_line(done.stderr) == line
+        assert "Exception ignored" not in done.stderr
+
+
 def test_an_unexpected_error_is_one_line_asking_for_a_report(capsys, monkeypatch) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom\nsecond line")

@@ -18,10 +18,14 @@ CHUNK = 1024 * 1024
 PROBE_BYTES = 8192
 
 
-class InputTooLarge(DevPulseError):
-    """A file or stdin holds more than `input.max_bytes`."""
+class InputError(DevPulseError):
+    """What a command was given to read cannot be read."""
 
     exit_code = ExitCode.USAGE
+
+
+class InputTooLarge(InputError):
+    """A file or stdin holds more than `input.max_bytes`."""
 
 
 def read_bounded(stream: BinaryIO, limit: int, name: str, *, already: int = 0) -> bytes:
@@ -64,6 +68,8 @@ def without_surrogates(value: str) -> str:
 
 def read_stdin(limit: int) -> str:
     """All of stdin as text, bounded like a file."""
+    if sys.stdin is None:  # started with stdin closed (<&-)
+        raise InputError("stdin is closed")
     binary = getattr(sys.stdin, "buffer", None)
     if binary is not None:
         return as_text(read_bounded(binary, limit, "stdin"))

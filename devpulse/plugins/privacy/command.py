@@ -13,6 +13,7 @@ import click
 
 from devpulse.commands.inputs import (
     PROBE_BYTES,
+    InputError,
     InputTooLarge,
     binary_reason,
     read_bounded,
@@ -166,7 +167,7 @@ def _read_stdin(max_bytes: int) -> Source:
     it is binary (NUL bytes)."""
     try:
         text = read_stdin(max_bytes)
-    except InputTooLarge as exc:
+    except InputError as exc:
         return Source("<stdin>", error=str(exc))
     reason = binary_reason(text[:PROBE_BYTES].encode())
     if reason is not None:
