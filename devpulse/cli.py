@@ -2,7 +2,8 @@
 
 Human output goes to stdout, logs to stderr. Every command takes ``--json``, whose output
 always has a ``status`` key. Errors are one line on stderr (and a JSON object with
-``status: "error"`` on stdout under ``--json``), with an exit code from `ExitCode`.
+``status: "error"`` on stdout under ``--json``), with an exit code from `ExitCode`: never a
+traceback, whatever the input, an interrupt (130) or a reader that closes the pipe (1).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +25,7 @@ from devpulse.commands.ask import ask_command
 from devpulse.commands.config_cmd import config_command
 from devpulse.commands.cost import cost_command
 from devpulse.commands.doctor import doctor_command
+from devpulse.commands.inputs import without_surrogates
 from devpulse.commands.prompt import prompt_options, read_prompt
 from devpulse.core.config import Config, load_config
 from devpulse.core.errors import ConfigError, DevPulseError
@@ -69,6 +72,32 @@ def emit(payload: dict[str, Any]) -> None:
     click.echo(json.dumps(payload, ensure_ascii=False, sort_keys=False))
 
 
+class Interrupted(DevPulseError):
+    """Ctrl-C (SIGINT) stopped the command."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+class OutputClosed(DevPulseError):
+    """Whoever read stdout went away (``| head``): the output was cut short."""
+
+
+class _Group(click.Group):
+    """A click group that lets an interrupt or a closed stdout reach `main`.
+
+    Left to click, an interrupt becomes a blank line and `Abort`, and a broken pipe a
+    silent exit of its own.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted") from None
+        except BrokenPipeError:
+            raise OutputClosed("the output was cut: stdout closed before the end") from None
+
+
 @click.command("route")
 @prompt_options
 @json_option
@@ -76,9 +105,10 @@ def emit(payload: dict[str, Any]) -> None:
 def route_command(app: App, prompt: str | None, path: Any, task: str | None, as_json: bool) -> None:
     """Print where PROMPT would go: local or cloud ('-' reads stdin).
 
-    Exit codes: 0 decided, 1 no plugin could decide, 2 usage or config error.
+    Exit codes: 0 decided, 1 no plugin could decide, 2 usage or config error, or bad input
+    (an empty prompt, more than input.max_bytes).
     """
-    text = read_prompt(prompt, path)
+    text = read_prompt(prompt, path, app.config.input.max_bytes)
     request = Request.from_prompt(text, task=TaskClass(task) if task else None)
     decision = app.router.route(request)
     if as_json:
@@ -111,7 +141,7 @@ def plugins_command(app: App, as_json: bool) -> None:
 def build_cli(app: App) -> click.Group:
     """The command group: the core commands plus whatever plugins register."""
 
-    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(__version__, prog_name="devpulse", message=VERSION)
     @click.option(
         "--config",
@@ -124,9 +154,10 @@ def build_cli(app: App) -> click.Group:
     def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
         """Route each LLM request to the right side of a hybrid local/cloud stack.
 
-        Exit codes (devpulse.ExitCode): 0 ok, 1 ran and found a problem, 2 usage or config
-        error, 10 and 20 for the memory preflight (tight, no fit). Each command's --help
-        says which it uses.
+        Exit codes (devpulse.ExitCode): 0 ok, 1 ran and found a problem (or the output was
+        cut by a closed pipe, or an internal error), 2 usage, config or input error, 10 and
+        20 for the memory preflight (tight, no fit), 130 interrupted (Ctrl-C). Each
+        command's --help says which it uses.
         """
         configure_logging(verbose)
         ctx.obj = app
@@ -145,6 +176,8 @@ class _Stderr(logging.Handler):
     """Writes each record to whatever `sys.stderr` is at that moment (tests swap it)."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        if sys.stderr is None:  # started with stderr closed (2>&-)
+            return
         try:
             sys.stderr.write(self.format(record) + "\n")
         except Exception:
@@ -181,7 +214,7 @@ def configure_logging(verbose: int) -> None:
     if not isinstance(level, int):
         level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     handler = _Stderr()
-    handler.setFormatter(_Lines(as_json=not sys.stderr.isatty()))
+    handler.setFormatter(_Lines(as_json=not (sys.stderr is not None and sys.stderr.isatty())))
     logger = logging.getLogger("devpulse")
     for old in [h for h in logger.handlers if isinstance(h, _Stderr)]:
         logger.removeHandler(old)
@@ -190,15 +223,20 @@ def configure_logging(verbose: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `devpulse` console script; returns the exit code."""
+    """Entry point of the `devpulse` console script; returns the exit code.
+
+    Every way out is an exit code from `ExitCode` and at most one line on stderr: an
+    interrupt, start-up included, is 130; a closed stdout is 1; anything unexpected is 1
+    with "internal error" (and its traceback with -vv).
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
     if _asks_version(args):  # before the config and the plugins: the version needs neither
         click.echo(VERSION % {"prog": "devpulse", "version": __version__})
         return ExitCode.OK
-    from devpulse.core.plugins import make_plugin_manager  # noqa: PLC0415  # not for --version
-
     try:
+        from devpulse.core.plugins import make_plugin_manager  # noqa: PLC0415  # not for --version
+
         config = load_config(_peek_option(args, "--config"))
         app = App(config=config, pm=make_plugin_manager(config))
         result = build_cli(app).main(args=args, prog_name="devpulse", standalone_mode=False)
@@ -209,18 +247,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc.format_message(), ExitCode.USAGE, as_json)
     except click.ClickException as exc:
         return _fail(exc.format_message(), ExitCode.USAGE, as_json)
-    except click.Abort:
-        return _fail("aborted", ExitCode.PROBLEM, as_json)
+    except (KeyboardInterrupt, click.Abort, Interrupted):
+        return _fail("interrupted", ExitCode.INTERRUPTED, as_json)
+    except (BrokenPipeError, OutputClosed):
+        _discard_stdout()
+        return _fail("the output was cut: stdout closed before the end", ExitCode.PROBLEM, False)
     except DevPulseError as exc:
         return _fail(str(exc), exc.exit_code, as_json)
+    except OSError as exc:  # the system refused: a full disk under stdout (> /dev/full)
+        code = _fail(_os_error(exc), ExitCode.PROBLEM, as_json)
+        _discard_stdout()  # what is still buffered cannot be written either
+        return code
+    except Exception as exc:  # the last resort: a bug, said in one line
+        if logging.getLogger("devpulse").isEnabledFor(logging.DEBUG):
+            traceback.print_exc()
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return _fail(f"internal error: {detail} (please report)", ExitCode.PROBLEM, as_json)
     return int(result) if isinstance(result, int) else ExitCode.OK
 
 
 def _fail(message: str, code: ExitCode, as_json: bool) -> int:
-    line = " ".join(message.split())
-    if as_json:
-        emit({"status": "error", "error": line, "exit_code": int(code)})
-    click.echo(f"devpulse: error: {line}", err=True)
+    line = " ".join(without_surrogates(message).split())  # argv bytes that were not UTF-8
+    try:
+        if as_json:
+            emit({"status": "error", "error": line, "exit_code": int(code)})
+        click.echo(f"devpulse: error: {line}", err=True)
+    except OSError:  # stdout or stderr is gone too: the exit code is all that is left
+        _discard_stdout()
     return code
 
 
@@ -242,6 +295,21 @@ def _asks_version(args: list[str]) -> bool:
             return found and not arg.startswith("-")
         i += 1
     return found
+
+
+def _os_error(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so that flushing it at exit raises nothing more."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # not a real file (tests capture it)
+        pass
 
 
 def _peek_option(args: list[str], name: str) -> str | None:

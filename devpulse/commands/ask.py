@@ -48,11 +48,12 @@ def ask_command(
     then the whole result as without --stream.
 
     Exit codes: 0 answered, 1 no answer (every attempt failed, or privacy or preflight
-    refused it; stderr says what was tried), 2 usage or config error.
+    refused it; stderr says what was tried) or the output was cut (a closed pipe), 2 usage
+    or config error, or bad input (an empty prompt, more than input.max_bytes).
     """
-    text = read_prompt(prompt, path)
+    text = read_prompt(prompt, path, app.config.input.max_bytes)
     request = Request.from_prompt(
-        str(text), task=TaskClass(task) if task else None, max_tokens=max_tokens
+        text, task=TaskClass(task) if task else None, max_tokens=max_tokens
     )
     router: Router = app.router
     decision = router.route(request)

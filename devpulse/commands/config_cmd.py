@@ -8,11 +8,12 @@ import re
 import tomllib
 from collections.abc import Mapping
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import click
 
-from devpulse.core.config import Config, _merge
+from devpulse.core.config import Config, _merge, read_toml
 from devpulse.core.ledger import default_ledger_path
 
 # A value is "default" (the packaged defaults), "file" (the user's config file) or
@@ -60,8 +61,7 @@ def provenance(config: Config) -> dict[str, dict[str, Any]]:
     defaults = tomllib.loads(text)
     user: dict[str, Any] = {}
     if config.source != "<defaults>":
-        with open(config.source, "rb") as fh:  # the CLI has just loaded this very file
-            user = tomllib.load(fh)
+        user = read_toml(Path(config.source))  # the CLI has just loaded this very file
     values: dict[str, dict[str, Any]] = {}
     _walk(_merge(defaults, user), user, "", values)
     _environment(config, values)

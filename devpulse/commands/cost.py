@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -55,18 +56,30 @@ def cost_command(
     """Blended cost, local share and savings from the ledger (or --simulate a routing mix).
 
     --simulate needs --requests-per-day, --avg-in-tokens, --avg-out-tokens and
-    --local-share; it reads no ledger.
+    --local-share, and those options and --cloud-model go only with it; it reads no
+    ledger, so --since does not.
 
-    Exit codes: 0 reported, 2 usage or config error (a missing --simulate input, a bad
-    --since date, the ledger disabled or unwritable).
+    Exit codes: 0 reported, 2 usage or config error (a missing --simulate input, a
+    --simulate option without --simulate, a bad --since date, the ledger disabled or
+    unwritable).
     """
+    if local_share is not None and math.isnan(local_share):  # FloatRange lets nan through
+        raise click.UsageError("--local-share: give a share from 0 to 1")
+    if cloud_model is not None and not cloud_model.strip():
+        raise click.UsageError("--cloud-model: give a model name")
+    needed = {
+        "--requests-per-day": requests_per_day,
+        "--avg-in-tokens": avg_in_tokens,
+        "--avg-out-tokens": avg_out_tokens,
+        "--local-share": local_share,
+    }
+    if not simulating:
+        given = [k for k, v in {**needed, "--cloud-model": cloud_model}.items() if v is not None]
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: only with --simulate")
+    elif since is not None:
+        raise click.UsageError("--since reads the ledger: it does not apply to --simulate")
     if simulating:
-        needed = {
-            "--requests-per-day": requests_per_day,
-            "--avg-in-tokens": avg_in_tokens,
-            "--avg-out-tokens": avg_out_tokens,
-            "--local-share": local_share,
-        }
         missing = [k for k, v in needed.items() if v is None]
         if missing:
             raise click.UsageError(f"--simulate needs {', '.join(missing)}")

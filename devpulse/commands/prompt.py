@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
+from devpulse.commands.inputs import as_text, read_bounded, read_stdin, without_surrogates
 from devpulse.core.types import TaskClass, choices
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -24,16 +24,27 @@ def prompt_options(fn: F) -> F:
         "--file",
         "-f",
         "path",
-        type=click.File("r", encoding="utf-8", errors="replace"),
+        type=click.File("rb"),
         help="Read the prompt from a file ('-' for stdin).",
     )(fn)
     return click.argument("prompt", required=False)(fn)
 
 
-def read_prompt(prompt: str | None, path: Any) -> str:
-    """The prompt text; exactly one source must be given."""
+def read_prompt(prompt: str | None, path: Any, max_bytes: int) -> str:
+    """The prompt text; exactly one source must be given, and it must not be empty.
+
+    Files and stdin are read as bytes, at most `max_bytes` of them (``input.max_bytes``),
+    and decoded as UTF-8 with replacement characters; so is an argument that was not UTF-8.
+    """
     if (prompt is None) == (path is None):
         raise click.UsageError("give exactly one of PROMPT, '-' or --file F")
     if path is not None:
-        return str(path.read())
-    return sys.stdin.read() if prompt == "-" else str(prompt)
+        name = str(getattr(path, "name", "--file"))
+        text = as_text(read_bounded(path, max_bytes, "stdin" if name == "<stdin>" else name))
+    elif prompt == "-":
+        text = read_stdin(max_bytes)
+    else:
+        text = without_surrogates(str(prompt))
+    if not text.strip():
+        raise click.UsageError("empty prompt")
+    return text

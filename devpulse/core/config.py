@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import os
 import tomllib
 import types
 import typing
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -150,6 +152,13 @@ class BabysitConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class InputConfig:
+    """What a command reads from a file or stdin: at most `max_bytes`, else an error."""
+
+    max_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     """Seconds a backend may take: to connect, to the first chunk, and between chunks."""
 
@@ -171,8 +180,10 @@ class Config:
     prices: dict[str, Price]
     failover: FailoverConfig
     babysit: BabysitConfig
+    input: InputConfig
     plugins: dict[str, Any] = field(default_factory=dict)
-    source: str = "<defaults>"
+    # Where the config came from; set by the loader, never by the file (internal: no key).
+    source: str = field(default="<defaults>", metadata={"internal": True})
 
     def side_default(self, side: Side) -> SideDefault:
         return self.local if side is Side.LOCAL else self.cloud
@@ -209,6 +220,27 @@ class Config:
 
 
 BACKEND_KINDS = ("ollama", "anthropic", "openai_compat")
+# Settings with a floor (counts, sizes, waits, prices); the failover time limits and
+# preflight.fit_ratio have their own checks. A value below it would silently do nothing or
+# something absurd (a negative wait, a circuit that opens before any failure).
+MINIMUMS = {
+    "classify.long_context_tokens": 1,
+    "classify.quick_qa_max_words": 0,
+    "preflight.reserve_mb": 0,
+    "preflight.runtime_overhead_mb": 0,
+    "preflight.default_ctx": 1,
+    "preflight.cache_ttl_s": 0,
+    "failover.retries": 0,
+    "failover.backoff_s": 0,
+    "failover.max_retry_after_s": 0,
+    "failover.breaker_threshold": 1,
+    "failover.breaker_cooldown_s": 0,
+    "failover.spend_limit_cooldown_s": 0,
+    "ledger.local_usd_per_million_tokens": 0,
+    "input.max_bytes": 1,
+}
+# A config file is a few kilobytes; this bound only stops `--config /dev/zero` reading forever.
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 def default_path() -> Path:
@@ -226,28 +258,47 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     chosen = Path(explicit) if explicit is not None else default_path()
     if explicit is None and not chosen.is_file():
         return config_from_mapping({})
+    return config_from_mapping(read_toml(chosen), source=str(chosen))
+
+
+def read_toml(chosen: Path) -> dict[str, Any]:
+    """The TOML table in file `chosen`; a ConfigError if it is unreadable, not UTF-8, too
+    large or not TOML."""
     try:
         with open(chosen, "rb") as fh:
-            user = tomllib.load(fh)
+            data = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read config {chosen}: {exc.strerror or exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"cannot read config {chosen}: larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        text: str | None = data.decode("utf-8-sig")  # a byte-order mark is harmless
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\0" in text:  # UTF-16 or a binary file: TOML text holds no NUL
+        raise ConfigError(f"cannot read config {chosen}: not UTF-8 TOML")
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {chosen} is not valid TOML: {exc}") from None
-    return config_from_mapping(user, source=str(chosen))
 
 
 def config_from_mapping(user: Mapping[str, Any], *, source: str = "<defaults>") -> Config:
     """Merge `user` over the packaged defaults and check every key and type."""
     text = resources.files("devpulse").joinpath("default_config.toml").read_text("utf-8")
     merged = _merge(tomllib.loads(text), user)
-    merged["source"] = source
     try:
-        config: Config = _build(Config, merged, "")
+        config: Config = dataclasses.replace(_build(Config, merged, ""), source=source)
         _check_references(config)
     except ConfigError as exc:
-        where = f"config {source}" if source != "<defaults>" else "config"
-        raise ConfigError(f"{where}: {exc}") from None
+        raise located(exc, source) from None
     return config
+
+
+def located(error: ConfigError, source: str) -> ConfigError:
+    """`error` with the config file it is about in front: ``config FILE: key: problem``."""
+    where = f"config {source}" if source != "<defaults>" else "config"
+    return ConfigError(f"{where}: {error}")
 
 
 def parse_rules(entries: Any, key: str) -> tuple[PrivacyRule, ...]:
@@ -281,6 +332,10 @@ def _check_references(config: Config) -> None:
             )
         if backend.timeout_s is not None and backend.timeout_s <= 0:
             raise ConfigError(f"backends.{name}.timeout_s: must be above 0")
+        if backend.base_url is not None and not _is_http_url(backend.base_url):
+            raise ConfigError(
+                f"backends.{name}.base_url: {backend.base_url!r} is not an http(s) URL with a host"
+            )
     if config.cloud.model and config.price(config.cloud.model) is None:
         raise ConfigError(f"prices: no price for the cloud model {config.cloud.model!r}")
     _check_babysit(config)
@@ -289,6 +344,48 @@ def _check_references(config: Config) -> None:
     for name, source in config.preflight.models.items():
         if (source.gguf is None) == (source.need_mb is None):
             raise ConfigError(f"preflight.models.{name}: give exactly one of gguf or need_mb")
+    _check_minimums(config)
+    _check_model_names(config)
+
+
+def _check_minimums(config: Config) -> None:
+    for key, least in MINIMUMS.items():
+        section, name = key.split(".")
+        if getattr(getattr(config, section), name) < least:
+            raise ConfigError(f"{key}: must be at least {least}")
+    for model, price in config.prices.items():
+        if price.input < 0 or price.output < 0:
+            raise ConfigError(f"prices.{model}: a price cannot be below 0")
+    for name, source in config.preflight.models.items():
+        if source.need_mb is not None and source.need_mb < 1:
+            raise ConfigError(f"preflight.models.{name}.need_mb: must be at least 1")
+        if source.ctx is not None and source.ctx < 1:
+            raise ConfigError(f"preflight.models.{name}.ctx: must be at least 1")
+
+
+def _check_model_names(config: Config) -> None:
+    """No empty model name: a backend would be asked for model ''."""
+    names = [("local.model", config.local.model), ("cloud.model", config.cloud.model)]
+    names += [
+        (f"routing.{t}.model", r.model) for t, r in config.routing.items() if r.model is not None
+    ]
+    for model, larger in config.failover.larger_context.items():
+        names += [("failover.larger_context", model), (f"failover.larger_context.{model}", larger)]
+    names += [("preflight.models", name) for name in config.preflight.models]
+    for key, name in names:
+        if not name.strip():
+            raise ConfigError(f"{key}: give a model name, not an empty one")
+
+
+def _is_http_url(url: str) -> bool:
+    if url != url.strip() or any(c.isspace() for c in url):
+        return False
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _check_babysit(config: Config) -> None:
@@ -348,23 +445,29 @@ def _build(tp: Any, value: Any, key: str) -> Any:
         return _build_enum(tp, value, key)
     if tp is bool:
         return _expect(value, bool, "true or false", key)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {_describe(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}: expected a number, got {_describe(value)}")
-        return float(value)
+    if tp in (int, float):
+        return _build_number(tp, value, key)
     if tp is str:
         return _expect(value, str, "a string", key)
     raise TypeError(f"config schema uses an unsupported type {tp!r}")  # pragma: no cover
 
 
+def _build_number(tp: type, value: Any, key: str) -> int | float:
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {_describe(value)}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key}: expected a number, got {_describe(value)}")
+    if not math.isfinite(value):  # TOML has inf and nan; no setting means either
+        raise ConfigError(f"{key}: expected a finite number, got {value}")
+    return float(value)
+
+
 def _build_dataclass(tp: Any, value: Any, key: str) -> Any:
     mapping = _expect(value, Mapping, "a table", key)
     hints = typing.get_type_hints(tp)
-    fields = {f.name: f for f in dataclasses.fields(tp)}
+    fields = {f.name: f for f in dataclasses.fields(tp) if not f.metadata.get("internal")}
     unknown = sorted(set(mapping) - set(fields))
     if unknown:
         raise ConfigError(

@@ -10,7 +10,8 @@ class ExitCode(enum.IntEnum):
 
     #: Done: decided, answered, or everything scanned was clean.
     OK = 0
-    #: The command ran and found a problem (a sensitive file, a failed request).
+    #: The command ran and found a problem (a sensitive file, a failed request), the output
+    #: was cut (the reader of a pipe went away), or DevPulse failed unexpectedly.
     PROBLEM = 1
     #: Bad usage or configuration: unknown option, bad value, unreadable or invalid config.
     USAGE = 2
@@ -18,3 +19,5 @@ class ExitCode(enum.IntEnum):
     TIGHT = 10
     #: Preflight: the model does not fit in memory now.
     NO_FIT = 20
+    #: Interrupted (Ctrl-C, SIGINT): stopped before the end, as shells report 128 + SIGINT.
+    INTERRUPTED = 130

@@ -210,7 +210,7 @@ class Router:
         except GeneratorExit:  # the caller stopped reading: after the answer, or before it
             outcome = "answered" if book.response else "abandoned"
             raise
-        except Cancelled as exc:
+        except (Cancelled, KeyboardInterrupt) as exc:  # Ctrl-C in the caller's thread
             outcome, error = "cancelled", exc
             raise
         except BaseException as exc:
@@ -259,7 +259,7 @@ class Router:
                     f"no answer within failover.budget_s "
                     f"({self.config.failover.budget_s:g}s): {'; '.join(tried)}"
                 ) from exc
-            except (PrivacyBlocked, Cancelled) as exc:
+            except (PrivacyBlocked, Cancelled, KeyboardInterrupt) as exc:
                 book.attempts.append(_attempt(decision, started, exc))
                 raise
             except Exception as exc:
@@ -337,7 +337,8 @@ class Router:
             return self._checked(request, following)
         except PreflightRefused as refused:
             tried.append(f"{following.backend}/{following.model}: {refused}")
-            log.warning("failover.refused", backend=following.backend, reason=str(refused))
+            # Per-attempt detail (-v): the error the caller gets names this refusal.
+            log.info("failover.refused", backend=following.backend, reason=str(refused))
             return None
 
     def _wait(
@@ -525,7 +526,7 @@ def _attempt(
 ) -> Attempt:
     if outcome is None:
         outcome = "failed" if error else "answered"
-        if isinstance(error, Cancelled):
+        if isinstance(error, Cancelled | KeyboardInterrupt):
             outcome = "cancelled"
     return Attempt(
         side=decision.side.value,

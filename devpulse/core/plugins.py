@@ -11,7 +11,7 @@ from typing import Any
 import pluggy
 
 from devpulse import hookspecs
-from devpulse.core.config import Config
+from devpulse.core.config import Config, located
 from devpulse.core.errors import ConfigError
 from devpulse.plugins import bundled_plugins
 
@@ -33,7 +33,11 @@ def make_plugin_manager(
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    for name, plugin in bundled_plugins(config, pm.hook):
+    try:  # the bundled plugins check their own tables (privacy patterns, rule ids)
+        bundled = bundled_plugins(config, pm.hook)
+    except ConfigError as exc:
+        raise located(exc, config.source) from None
+    for name, plugin in bundled:
         pm.register(plugin, name=name)
     for plugin in extra:
         pm.register(plugin)
@@ -42,7 +46,10 @@ def make_plugin_manager(
     pm.check_pending()
     if os.environ.get("DEVPULSE_TRACE_PLUGINS", "") not in ("", "0"):
         _trace_to_stderr(pm)
-    pm.hook.configure.call_historic(kwargs={"config": config})
+    try:
+        pm.hook.configure.call_historic(kwargs={"config": config})
+    except ConfigError as exc:
+        raise located(exc, config.source) from None
     return pm
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import re2
 
 from devpulse.core.config import ClassifyConfig
+from devpulse.core.tokens import estimate_tokens
 from devpulse.core.types import Labels, Request, TaskClass
 from devpulse.hookspecs import hookimpl
 
 HEAD_CHARS = 2000
-CHARS_PER_TOKEN = 4  # a conservative estimate for English text and code
 
 
 def _words(*alternatives: str) -> re2._Regexp:
@@ -125,8 +125,9 @@ class TaskClassifier:
             return TaskClass.AUTOCOMPLETE, "fill_in_the_middle"
         if request.has_images:
             return TaskClass.MULTIMODAL, "image_content"
-        size = sum(len(m.content) for m in request.messages) + len(request.suffix or "")
-        tokens = size // CHARS_PER_TOKEN
+        # Not characters / 4: JSON, hex or a binary file's text run far more tokens than that.
+        texts = [m.content for m in request.messages] + [request.suffix or ""]
+        tokens = sum(estimate_tokens(text) for text in texts)
         if tokens > self._config.long_context_tokens:
             return (
                 TaskClass.LONG_CONTEXT,

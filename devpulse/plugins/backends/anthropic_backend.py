@@ -21,6 +21,7 @@ from devpulse.core.types import Chunk, Decision, Request, Response
 from devpulse.plugins.backends.base import (
     Backend,
     cause_for_status,
+    context_error,
     retry_after,
     system_and_turns,
     timed_out,
@@ -40,6 +41,8 @@ ERROR_TYPES = {
     "not_found_error": Cause.MODEL_NOT_LOADED,
     "request_too_large": Cause.CONTEXT_LENGTH,
     "invalid_request_error": Cause.BAD_REQUEST,
+    # llama-server's Anthropic-compatible endpoint names a context overflow its own way.
+    "exceed_context_size_error": Cause.CONTEXT_LENGTH,
 }
 
 ANTHROPIC_API = "https://api.anthropic.com"
@@ -151,6 +154,15 @@ class AnthropicBackend(Backend):
             cause = Cause.SPEND_LIMIT
         if cause is Cause.BAD_REQUEST and message.lower().startswith("prompt is too long"):
             cause = Cause.CONTEXT_LENGTH  # Anthropic's wording for a context overflow
+        if cause is Cause.CONTEXT_LENGTH:
+            return context_error(
+                self.name,
+                message,
+                status=status,
+                request_tokens=inner.get("n_prompt_tokens"),
+                context_tokens=inner.get("n_ctx"),
+                provider_type=kind,
+            )
         where = "in the stream" if status == 200 else f"HTTP {status}"
         return BackendError(
             f"{self.name} answered {where}: {kind or 'error'}: {message}",

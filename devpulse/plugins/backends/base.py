@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -48,6 +49,55 @@ def cause_for_status(status: int) -> Cause:
     if status == 404:
         return Cause.MODEL_NOT_LOADED  # "model 'x' not found", from every provider
     return Cause.SERVER_ERROR if status >= 500 else Cause.UNKNOWN
+
+
+# How servers word a context overflow, for the numbers in it (the message comes from the
+# server, not from request text). llama-server: "request (5024 tokens) exceeds the available
+# context size (4096 tokens)"; Anthropic: "prompt is too long: 250000 tokens > 200000
+# maximum"; OpenAI and vLLM: "maximum context length is 8192 tokens. However, your messages
+# resulted in 9000 tokens" / "you requested 9000 tokens".
+_REQUEST_TOKENS = re.compile(
+    r"request \((\d+) tokens\)|(\d+) tokens > \d+|resulted in (\d+) tokens|requested (\d+) tokens"
+)
+_CONTEXT_TOKENS = re.compile(
+    r"context (?:size|length|window)(?: is)? \(?(\d+)|(\d+) maximum|(\d+)-token context"
+)
+
+
+def context_error(
+    name: str,
+    message: str,
+    *,
+    status: int | None = None,
+    request_tokens: Any = None,
+    context_tokens: Any = None,
+    provider_type: str | None = None,
+) -> BackendError:
+    """A context overflow, said in one line: the model's context, and the request's size
+    when the server gave it (as fields, like llama-server, or in its message)."""
+    found_request = _first_number(_REQUEST_TOKENS, message)
+    found_context = _first_number(_CONTEXT_TOKENS, message)
+    asked = request_tokens if isinstance(request_tokens, int) else found_request
+    context = context_tokens if isinstance(context_tokens, int) else found_context
+    size = f" ({asked} tokens)" if asked is not None else ""
+    if context is not None:
+        limit = f"{context} tokens"
+    else:
+        detail = " ".join(message.split())[:200]
+        limit = f"HTTP {status}: {detail}" if status else detail or "size unknown"
+    return BackendError(
+        f"{name}: the request{size} does not fit the model's context ({limit})",
+        cause=Cause.CONTEXT_LENGTH,
+        status=status,
+        provider_type=provider_type,
+    )
+
+
+def _first_number(pattern: re.Pattern[str], message: str) -> int | None:
+    found = pattern.search(message[:1000])
+    if found is None:
+        return None
+    return int(next(g for g in found.groups() if g is not None))
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float | None:

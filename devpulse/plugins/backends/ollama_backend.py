@@ -17,6 +17,7 @@ from devpulse.core.types import Chunk, Decision, LoadedModel, Request
 from devpulse.plugins.backends.base import (
     Backend,
     cause_for_status,
+    context_error,
     function_tools,
     retry_after,
     timed_out,
@@ -162,6 +163,9 @@ class OllamaBackend(Backend):
         wait = getattr(self._seen, "retry_after", None) if status >= 400 else None
         self._seen.retry_after = None
         message = " ".join(str(exc.error).split())[:200]
+        if status in (400, 413) and "context" in message.lower():
+            # Ollama's word for it: "input length exceeds the context length" and the like.
+            return context_error(self.name, message, status=status)
         return BackendError(
             f"{self.name}: {message} (HTTP {status})" if status > 0 else f"{self.name}: {message}",
             # Ollama's errors carry a status and a message, no type: the status decides.

@@ -22,6 +22,7 @@ from devpulse.plugins.backends import llama_host
 from devpulse.plugins.backends.base import (
     Backend,
     cause_for_status,
+    context_error,
     function_tools,
     retry_after,
     timed_out,
@@ -218,11 +219,21 @@ def _error(name: str, body: dict[str, Any], status: int, headers: Any) -> Backen
         if status == 200 and isinstance(code, int):
             status = code  # an error inside a stream names its status in the body
     else:
-        kind, code, message = None, None, str(inner or "")
+        inner, kind, code, message = {}, None, None, str(inner or "")
+    cause = _cause(status, {kind, code if isinstance(code, str) else None}, message)
+    if cause is Cause.CONTEXT_LENGTH:  # llama-server names both sizes in its error body
+        return context_error(
+            name,
+            message,
+            status=status,
+            request_tokens=inner.get("n_prompt_tokens"),
+            context_tokens=inner.get("n_ctx"),
+            provider_type=kind,
+        )
     detail = " ".join(message.split())[:200]
     return BackendError(
         f"{name} answered HTTP {status}: {detail}" if detail else f"{name} answered HTTP {status}",
-        cause=_cause(status, {kind, code if isinstance(code, str) else None}, message),
+        cause=cause,
         status=status,
         retry_after_s=retry_after(headers),
         provider_type=kind,

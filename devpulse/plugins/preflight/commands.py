@@ -39,11 +39,15 @@ def ai_command(memory: Memory) -> click.Command:
 
         Exit codes: 0 shown, or with --before-load the model fits; 10 tight (fits only in
         the safety margin or after unloading idle models); 20 does not fit; 2 usage or
-        config error (a model nobody can describe).
+        config error (a model nobody can describe, an empty name, a size not above 0).
         """
         if spec is None:
             _show_devices(memory, as_json)
             return
+        if not spec.strip():
+            raise click.UsageError(
+                "--before-load: give a size in MB above 0, a model name or a FILE.gguf"
+            )
         try:
             est = memory.estimate_for(spec, ctx_len)
         except ModelUnknown as exc:

@@ -138,6 +138,15 @@ def kv_cache_bytes(arch: Architecture, ctx: int, cache_type: str = "f16") -> flo
     return total
 
 
+def check_cache_type(cache_type: str) -> None:
+    """A ConfigError unless `cache_type` is a KV cache type llama.cpp has."""
+    if cache_type not in KV_BYTES:
+        raise ConfigError(
+            f"preflight.kv_cache_type: unknown type {cache_type!r} "
+            f"(expected one of {', '.join(KV_BYTES)})"
+        )
+
+
 def estimate(
     arch: Architecture, ctx: int, *, cache_type: str, overhead_mb: float, gpu: bool = False
 ) -> Estimate:
@@ -147,11 +156,7 @@ def estimate(
     (`n_vocab x ubatch x 4` bytes) plus activations; on the CPU only the pages it touches
     count, which is about one micro-batch of activations and one row of logits.
     """
-    if cache_type not in KV_BYTES:
-        raise ConfigError(
-            f"preflight.kv_cache_type: unknown type {cache_type!r} "
-            f"(expected one of {', '.join(KV_BYTES)})"
-        )
+    check_cache_type(cache_type)
     activations = UBATCH * arch.embedding * 4 * 8
     logits = arch.vocab * 4 * (UBATCH if gpu else 1)
     swa_count = sum(arch.swa_layers)

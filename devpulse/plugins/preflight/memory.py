@@ -262,6 +262,6 @@ def _as_megabytes(spec: str) -> int | None:
         value = float(spec)
     except ValueError:
         return None
-    if not math.isfinite(value) or value < 0:
+    if not math.isfinite(value) or value <= 0:  # -0 and 0 too: no model needs nothing
         raise ModelUnknown(f"{spec!r} is not a positive number of MB")
     return math.ceil(value)

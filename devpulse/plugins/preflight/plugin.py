@@ -14,7 +14,7 @@ from devpulse.core.ledger import Ledger
 from devpulse.core.logs import get_logger
 from devpulse.core.types import Decision, DeviceMemory, Request, Side, Verdict
 from devpulse.hookspecs import hookimpl
-from devpulse.plugins.preflight.estimator import ModelUnknown
+from devpulse.plugins.preflight.estimator import ModelUnknown, check_cache_type
 from devpulse.plugins.preflight.memory import Memory, MemoryVerdict
 
 log = get_logger(__name__)
@@ -31,6 +31,7 @@ class MemoryPreflight:
         probe: Callable[[], list[list[DeviceMemory] | None]],
         hook: Any = None,
     ):
+        check_cache_type(config.preflight.kv_cache_type)  # at start-up, not at the first estimate
         self.config = config
         self.memory = Memory(config, probe, hook=hook)
         self._warned: set[tuple[str, str]] = set()

@@ -126,5 +126,10 @@ def ollama_architecture(backend: BackendConfig, model: str) -> Architecture:
         raise ModelUnknown(f"Ollama at {backend.base_url}: {exc.error}") from None
     except (OSError, urllib.error.URLError) as exc:
         raise ModelUnknown(f"Ollama at {backend.base_url} did not answer ({exc})") from None
+    except ValueError as exc:  # the client checks names itself (pydantic), or a reply is not JSON
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelUnknown(
+            f"Ollama at {backend.base_url} cannot describe {model!r} ({detail})"
+        ) from None
     size = sizes.get(model) or sizes.get(f"{model}:latest") or 0
     return Architecture.from_metadata(model, dict(shown.modelinfo or {}), size)

@@ -4,21 +4,58 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
+from devpulse.commands.inputs import (
+    PROBE_BYTES,
+    InputError,
+    InputTooLarge,
+    binary_reason,
+    read_bounded,
+    read_stdin,
+    without_surrogates,
+)
 from devpulse.core.exitcodes import ExitCode
 from devpulse.core.types import Finding, PrivacyLevel
 from devpulse.plugins.privacy.scanner import Scanner
 
-SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", ".tox"}
+# Folders a recursive scan never enters: version control, dependencies and caches, which
+# hold other people's code and test keys, not yours. A folder with a `pyvenv.cfg` is a
+# virtualenv whatever its name.
+SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        "__pycache__",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+    }
+)
 
 
-def scan_command(scanner: Scanner) -> click.Command:
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One input: its text, or why it was skipped, or why it could not be read."""
+
+    name: str
+    text: str | None = None
+    skipped: str | None = None
+    error: str | None = None
+
+
+def scan_command(scanner: Scanner, max_bytes: int) -> click.Command:
     @click.command("scan")
     @click.argument("paths", nargs=-1, required=True)
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -26,71 +63,134 @@ def scan_command(scanner: Scanner) -> click.Command:
     def scan(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
         """Scan files (folders recursively, '-' for stdin) for secrets, PII and internal data.
 
-        Findings are redacted: the matched text is never printed.
+        Binary files (NUL bytes in the first 8 KB, or not UTF-8) are skipped and listed as
+        skipped; folders skip version control, virtualenvs, node_modules and caches. Each
+        file may hold at most input.max_bytes. Findings are redacted: the matched text is
+        never printed.
 
-        Exit codes: 0 everything clean, 1 anything sensitive, 2 usage or config error, or a
-        path could not be read.
+        Exit codes: 0 everything scanned clean (or nothing to scan), 1 anything sensitive,
+        2 usage or config error, or a path could not be read.
         """
-        reports = [_report(scanner, name, text, error) for name, text, error in _inputs(paths)]
+        reports = [_report(scanner, source) for source in _inputs(paths, max_bytes)]
         sensitive = any(r.get("findings") for r in reports)
         failed = any("error" in r for r in reports)
+        scanned = sum("findings" in r for r in reports)
         if as_json:
             click.echo(
                 json.dumps(
                     {
                         "status": "error" if failed else "ok",
                         "sensitive": sensitive,
+                        "scanned": scanned,
                         "files": reports,
                     }
                 )
             )
-        else:
-            for report in reports:
-                _print(report)
+        for report in reports:
+            _print(report, as_json)
+        if not scanned and not failed:
+            skipped = len(reports)
+            click.echo(
+                "devpulse: no files scanned" + (f" ({skipped} skipped)" if skipped else ""),
+                err=True,
+            )
         code = ExitCode.USAGE if failed else ExitCode.PROBLEM if sensitive else ExitCode.OK
         ctx.exit(int(code))
 
     return scan
 
 
-def _inputs(paths: tuple[str, ...]) -> Iterator[tuple[str, str | None, str | None]]:
-    """(name, text, error) for each file to scan."""
+def _inputs(paths: tuple[str, ...], max_bytes: int) -> Iterator[Source]:
+    """Each file to scan, read or judged."""
     for name in paths:
         if name == "-":
-            yield "<stdin>", sys.stdin.read(), None
+            yield _read_stdin(max_bytes)
+            continue
+        if not name:  # Path("") is the current folder: never scan that unasked
+            yield Source("", error="cannot read '': an empty path")
             continue
         path = Path(name)
-        if path.is_dir():
-            files = sorted(
-                Path(root) / f
-                for root, dirs, names in os.walk(path)
-                if not (
-                    dirs.__setitem__(slice(None), sorted(d for d in dirs if d not in SKIP_DIRS))
-                )
-                for f in names
-            )
-            for file in files:
-                yield _read(file)
-        else:
-            yield _read(path)
+        if not path.is_dir():
+            yield _read(path, max_bytes)
+            continue
+        files, unreadable = _walk(path)
+        yield from unreadable
+        for file in files:
+            if file.is_file():
+                yield _read(file, max_bytes)
+            else:  # a pipe or device inside a folder could block or never end
+                yield Source(_shown(file), skipped="not a regular file")
 
 
-def _read(path: Path) -> tuple[str, str | None, str | None]:
+def _walk(root: Path) -> tuple[list[Path], list[Source]]:
+    """The files under `root`, sorted, outside the folders a scan skips; and the folders
+    that could not be listed, as errors (a scan never silently leaves part out)."""
+    found: list[Path] = []
+    unreadable: list[Source] = []
+
+    def failed(exc: OSError) -> None:
+        where = _shown(Path(exc.filename)) if exc.filename else _shown(root)
+        unreadable.append(Source(where, error=f"cannot read {where}: {exc.strerror or exc}"))
+
+    for folder, dirs, names in os.walk(root, onerror=failed):
+        dirs[:] = sorted(d for d in dirs if not _skipped_dir(Path(folder) / d))
+        found.extend(Path(folder) / n for n in names)
+    return sorted(found), unreadable
+
+
+def _skipped_dir(path: Path) -> bool:
+    return path.name in SKIP_DIRS or (path / "pyvenv.cfg").is_file()
+
+
+def _read(path: Path, max_bytes: int) -> Source:
+    """A file's text, unless it is binary, too large or unreadable; never more than read."""
+    name = _shown(path)
     try:
-        return str(path), path.read_bytes().decode("utf-8", "replace"), None
+        with open(path, "rb") as fh:
+            head = fh.read(PROBE_BYTES)
+            reason = binary_reason(head)
+            if reason is not None:
+                return Source(name, skipped=reason)
+            data = head + read_bounded(fh, max_bytes, name, already=len(head))
+    except InputTooLarge as exc:
+        return Source(name, error=str(exc))
     except OSError as exc:
-        return str(path), None, exc.strerror or str(exc)
+        return Source(name, error=f"cannot read {name}: {exc.strerror or exc}")
+    try:
+        return Source(name, text=data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return Source(name, skipped="binary: not UTF-8 text")
 
 
-def _report(scanner: Scanner, name: str, text: str | None, error: str | None) -> dict[str, Any]:
-    if text is None:
-        return {"path": name, "error": error}
-    findings = scanner.scan(text)
+def _read_stdin(max_bytes: int) -> Source:
+    """Stdin's text, decoded with replacement characters as a prompt from stdin is; unless
+    it is binary (NUL bytes)."""
+    try:
+        text = read_stdin(max_bytes)
+    except InputError as exc:
+        return Source("<stdin>", error=str(exc))
+    reason = binary_reason(text[:PROBE_BYTES].encode())
+    if reason is not None:
+        return Source("<stdin>", skipped=reason)
+    return Source("<stdin>", text=text)
+
+
+def _shown(path: Path) -> str:
+    """A path as printable text: bytes of the name that are not UTF-8 shown as U+FFFD."""
+    return without_surrogates(str(path))
+
+
+def _report(scanner: Scanner, source: Source) -> dict[str, Any]:
+    if source.error is not None:
+        return {"path": source.name, "error": source.error}
+    if source.text is None:
+        return {"path": source.name, "skipped": source.skipped}
+    findings = scanner.scan(source.text)
     level = max((f.level for f in findings), default=PrivacyLevel.PUBLIC)
     return {
-        "path": name,
+        "path": source.name,
         "level": level.label,
-        "findings": [_located(text, f) for f in findings],
+        "findings": [_located(source.text, f) for f in findings],
     }
 
 
@@ -101,9 +201,15 @@ def _located(text: str, finding: Finding) -> dict[str, Any]:
     return {**finding.as_dict(), "line": line, "column": column}
 
 
-def _print(report: dict[str, Any]) -> None:
+def _print(report: dict[str, Any], as_json: bool) -> None:
+    """A report for people; an error goes to stderr as one line, with --json too."""
     if "error" in report:
-        click.echo(f"{report['path']}: error: {report['error']}")
+        click.echo(f"devpulse: error: {report['error']}", err=True)
+        return
+    if as_json:
+        return
+    if "skipped" in report:
+        click.echo(f"{report['path']}: skipped ({report['skipped']})")
         return
     findings = report["findings"]
     if not findings:

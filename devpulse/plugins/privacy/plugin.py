@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from devpulse.core.config import PrivacyConfig
+from devpulse.core.config import Config, PrivacyConfig
 from devpulse.core.types import Labels, Request
 from devpulse.hookspecs import hookimpl
 from devpulse.plugins.privacy.scanner import Scanner
@@ -18,6 +18,11 @@ class PrivacyClassifier:
 
     def __init__(self, config: PrivacyConfig) -> None:
         self.scanner = Scanner(config)
+        self.max_bytes = 64 * 1024 * 1024  # input.max_bytes's default, until `configure`
+
+    @hookimpl
+    def configure(self, config: Config) -> None:
+        self.max_bytes = config.input.max_bytes  # what `devpulse scan` reads of each file
 
     @hookimpl
     def classify(self, request: Request) -> Labels | None:
@@ -38,4 +43,4 @@ class PrivacyClassifier:
     def register_commands(self, cli: click.Group) -> None:
         from devpulse.plugins.privacy.command import scan_command  # noqa: PLC0415  # CLI-only
 
-        cli.add_command(scan_command(self.scanner))
+        cli.add_command(scan_command(self.scanner, self.max_bytes))

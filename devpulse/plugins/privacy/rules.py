@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -58,6 +59,10 @@ def packaged_rules() -> tuple[PrivacyRule, ...]:
     return parse_rules(tomllib.loads(text)["rule"], "rules.toml")
 
 
+# The ids of the rules built from a team's internal names, which `disabled_rules` may name.
+CONFIGURED_IDS = ("internal-domain", "internal-package", "client-name")
+
+
 def configured_rules(config: PrivacyConfig) -> tuple[PrivacyRule, ...]:
     """Rules built from the names a team declares internal."""
     domains = [d.lower().strip(".") for d in config.internal_domains]
@@ -103,12 +108,24 @@ def compile_rules(config: PrivacyConfig) -> list[CompiledRule]:
     rules first, then those built from its internal names, then the packaged ones.
     """
     disabled = set(config.disabled_rules)
-    sources: Iterable[tuple[str, PrivacyRule]] = [
+    sources: list[tuple[str, PrivacyRule]] = [
         *((f"privacy.rules[{i}]", r) for i, r in enumerate(config.rules)),
         *(("privacy", r) for r in configured_rules(config)),
         *(("rules.toml", r) for r in packaged_rules()),
     ]
+    _check_disabled(config.disabled_rules, {r.id for _, r in sources} | set(CONFIGURED_IDS))
     return [_compile(where, r) for where, r in sources if r.id not in disabled]
+
+
+def _check_disabled(disabled: Iterable[str], known: set[str]) -> None:
+    """Every id in `privacy.disabled_rules` names a rule: a typo must not leave one running."""
+    for i, rule_id in enumerate(disabled):
+        if rule_id not in known:
+            close = difflib.get_close_matches(rule_id, sorted(known), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "see the packaged rules.toml"
+            raise ConfigError(
+                f"privacy.disabled_rules[{i}]: no rule has the id {rule_id!r} ({hint})"
+            )
 
 
 def _compile(where: str, rule: PrivacyRule) -> CompiledRule:
@@ -123,6 +140,8 @@ def _compile(where: str, rule: PrivacyRule) -> CompiledRule:
             f"(expected one of {', '.join(sorted(VALIDATORS))})"
         )
     regex = compile_pattern(rule.pattern, f"{where}.pattern")
+    if rule.trigger is not None:  # run in the scanner's prefilter set: checked here, by name
+        compile_pattern(rule.trigger, f"{where}.trigger")
     if not 0 <= rule.group <= regex.groups:
         raise ConfigError(f"{where}.group: the pattern has only {regex.groups} group(s)")
     return CompiledRule(
@@ -152,4 +171,8 @@ def compile_pattern(pattern: str, key: str) -> re2._Regexp:
     try:
         return re2.compile(pattern.encode(), options)
     except re2.error as exc:
-        raise ConfigError(f"{key}: not a valid RE2 pattern ({exc})") from None
+        # The binding reports RE2's message as bytes: show it as the text it is.
+        detail = exc.args[0] if exc.args else ""
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        raise ConfigError(f"{key}: not a valid RE2 pattern ({detail})") from None

@@ -151,6 +151,7 @@ def _prefilter(
 ) -> tuple[re2.Set, list[list[CompiledRule | None]]]:
     options = re2.Options()
     options.case_sensitive = False
+    options.log_errors = False
     found = re2.Set.SearchSet(options)
     for i, pattern in enumerate(table):
         if found.Add(pattern) != i:

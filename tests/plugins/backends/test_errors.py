@@ -148,3 +148,62 @@ def test_the_budget_bounds_the_whole_request_whatever_both_sides_do(tmp_path, cl
         with pytest.raises(BudgetExhausted):
             router.invoke("x", task=TaskClass.REASONING)
         assert time.monotonic() - start < GUARD_S
+
+
+# -- a context overflow is one line: the model's context, and the request's size ---------
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "message"),
+    [
+        (
+            "anthropic",
+            "",
+            "x: the request (250000 tokens) does not fit the model's context (200000 tokens)",
+        ),
+        (
+            "openai_compat",
+            "/v1",
+            "x: the request does not fit the model's context (HTTP 400: the request exceeds "
+            "the available context size, try increasing it)",
+        ),
+    ],
+)
+def test_context_overflow_says_both_sizes(kind: str, path: str, message: str) -> None:
+    error = failure(kind, "400_context", path)
+    assert (error.cause, str(error)) == (Cause.CONTEXT_LENGTH, message)
+
+
+@pytest.mark.parametrize(
+    ("message", "fields", "expected"),
+    [
+        (
+            "request (5024 tokens) exceeds the available context size (4096 tokens), try "
+            "increasing it",
+            {},
+            " (5024 tokens) does not fit the model's context (4096 tokens)",
+        ),
+        (
+            "the request exceeds the available context size",
+            {"request_tokens": 77000, "context_tokens": 2048},
+            " (77000 tokens) does not fit the model's context (2048 tokens)",
+        ),
+        (
+            "This model's maximum context length is 8192 tokens. However, your messages "
+            "resulted in 9000 tokens.",
+            {},
+            " (9000 tokens) does not fit the model's context (8192 tokens)",
+        ),
+        (
+            "input length exceeds the context length",
+            {"status": 400},
+            " does not fit the model's context (HTTP 400: input length exceeds the context length)",
+        ),
+    ],
+)
+def test_context_error_reads_the_sizes_each_server_gives(message, fields, expected) -> None:
+    from devpulse.plugins.backends.base import context_error  # noqa: PLC0415
+
+    error = context_error("b", message, **fields)
+    assert error.cause is Cause.CONTEXT_LENGTH
+    assert str(error) == f"b: the request{expected}"

@@ -121,7 +121,7 @@ def test_429_waits_at_least_retry_after(scenario) -> None:
 
 @pytest.mark.parametrize(
     ("script", "cause"),
-    [(["400_policy"], "content filtering"), (["400_context"], "prompt is too long")],
+    [(["400_policy"], "content filtering"), (["400_context"], "does not fit the model's context")],
 )
 def test_errors_no_other_attempt_can_fix_surface_cleanly(scenario, script, cause) -> None:
     fault, router = scenario(script)

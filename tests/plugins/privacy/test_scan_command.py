@@ -94,10 +94,10 @@ def test_folders_are_scanned_recursively_skipping_vcs(capsys, tmp_path: Path, le
 
 
 def test_unreadable_path_exits_2_after_scanning_the_rest(capsys, leaky: Path) -> None:
-    code, out, _ = run(capsys, "scan", "/nonexistent/file.txt", str(leaky))
+    code, out, err = run(capsys, "scan", "/nonexistent/file.txt", str(leaky))
     assert code == 2
-    assert "/nonexistent/file.txt: error: No such file or directory" in out
-    assert f"{leaky}: secret" in out
+    assert err == "devpulse: error: cannot read /nonexistent/file.txt: No such file or directory\n"
+    assert out.startswith(f"{leaky}: secret")
 
 
 def test_no_paths_is_a_usage_error(capsys) -> None:

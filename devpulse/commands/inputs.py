@@ -1,0 +1,86 @@
+"""What commands read from files and stdin: bounded by `input.max_bytes`, decoded as UTF-8.
+
+Text from a file or stdin is read as bytes and decoded with replacement characters, so no
+input makes a command crash on its encoding or hand a backend unencodable text.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import BinaryIO
+
+from devpulse.core.errors import DevPulseError
+from devpulse.core.exitcodes import ExitCode
+
+CHUNK = 1024 * 1024
+# How much of a file decides whether it is binary (NUL bytes): git's and gitleaks' 8000-byte
+# look, rounded up.
+PROBE_BYTES = 8192
+
+
+class InputError(DevPulseError):
+    """What a command was given to read cannot be read."""
+
+    exit_code = ExitCode.USAGE
+
+
+class InputTooLarge(InputError):
+    """A file or stdin holds more than `input.max_bytes`."""
+
+
+def read_bounded(stream: BinaryIO, limit: int, name: str, *, already: int = 0) -> bytes:
+    """The rest of `stream`; `InputTooLarge` as soon as it passes `limit` bytes in all.
+
+    `already` counts bytes the caller read from the stream before. At most ``limit + 1``
+    bytes are ever read, so an endless stream (``/dev/zero``) stops at the limit.
+    """
+    chunks: list[bytes] = []
+    total = already
+    while total <= limit:
+        chunk = stream.read(min(CHUNK, limit + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+    raise _too_large(name, limit)
+
+
+def _too_large(name: str, limit: int) -> InputTooLarge:
+    return InputTooLarge(
+        f"{name} is larger than input.max_bytes ({limit} bytes); "
+        "raise [input] max_bytes in the config to read it"
+    )
+
+
+def as_text(data: bytes) -> str:
+    """`data` as text: UTF-8, with a replacement character for every byte that is not."""
+    return data.decode("utf-8", "replace")
+
+
+def without_surrogates(value: str) -> str:
+    """`value` with replacement characters for the bytes that were not UTF-8.
+
+    Python hands such bytes of a command-line argument (or a stream decoded with
+    ``surrogateescape``) over as lone surrogates, which no backend can encode.
+    """
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def read_stdin(limit: int) -> str:
+    """All of stdin as text, bounded like a file."""
+    if sys.stdin is None:  # started with stdin closed (<&-)
+        raise InputError("stdin is closed")
+    binary = getattr(sys.stdin, "buffer", None)
+    if binary is not None:
+        return as_text(read_bounded(binary, limit, "stdin"))
+    text = sys.stdin.read(limit + 1)  # a text stream put in place of stdin (tests, embedding)
+    if len(text.encode("utf-8", "surrogatepass")) > limit:
+        raise _too_large("stdin", limit)
+    return without_surrogates(text)
+
+
+def binary_reason(head: bytes) -> str | None:
+    """Why a file starting with `head` is binary rather than text, or None if it is not."""
+    if b"\0" in head[:PROBE_BYTES]:
+        return f"binary: NUL bytes in the first {PROBE_BYTES // 1024} KB"
+    return None

@@ -1,0 +1,630 @@
+"""Bad input to the `devpulse` command: one line on stderr, a documented exit code, never a
+traceback, and nothing lost on the way (issue 11, section 3)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from devpulse import ExitCode
+from devpulse.cli import main
+from tests.rig.fault_server import FaultServer
+
+CLI = [sys.executable, "-c", "from devpulse.cli import run; run()"]
+NOT_UTF8 = b"summarize caf\xe9 \xff\xfe and \xc3( please\n"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str) -> str:
+    """The one line an error leaves on stderr (log lines, JSON on a pipe, come before it)."""
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("devpulse: error: ")
+    assert [line for line in err.splitlines() if line.startswith("devpulse: error")] == [last]
+    return last
+
+
+def binary_stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    """Stdin as a terminal or pipe gives it: bytes under a strict UTF-8 text layer."""
+    stream = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="strict")
+    monkeypatch.setattr(sys, "stdin", stream)
+
+
+def config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "devpulse.toml"
+    path.write_text(text)
+    return path
+
+
+def fault_config(tmp_path: Path, fault: FaultServer) -> Path:
+    """The cloud is `fault`; nothing listens on the local side."""
+    return config(
+        tmp_path,
+        f'[cloud]\nbackend = "cloud"\nmodel = "claude-sonnet-4-6"\n'
+        f'[backends.cloud]\nside = "cloud"\nkind = "anthropic"\nbase_url = "{fault.base_url}"\n'
+        f'[ledger]\npath = "{tmp_path / "ledger.sqlite3"}"\n',
+    )
+
+
+# -- invalid UTF-8 ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["route", "scan"])
+def test_invalid_utf8_on_stdin_is_read_like_a_file(capsys, monkeypatch, command) -> None:
+    binary_stdin(monkeypatch, NOT_UTF8)
+    code, out, err = run(capsys, command, "--json", "-")
+    assert code == 0
+    assert json.loads(out)["status"] == "ok"
+    assert "Traceback" not in err
+
+
+def test_ask_sends_replacement_characters_never_surrogates(capsys, monkeypatch, tmp_path) -> None:
+    binary_stdin(monkeypatch, NOT_UTF8)
+    with FaultServer(["ok"]) as fault:
+        code, _, _ = run(
+            capsys,
+            "--config",
+            str(fault_config(tmp_path, fault)),
+            "ask",
+            "--task",
+            "reasoning",
+            "-",
+        )
+        (body,) = fault.bodies
+    assert code == 0
+    sent = body["messages"][0]["content"]
+    assert sent == NOT_UTF8.decode("utf-8", "replace")
+    assert "\ufffd" in sent
+
+
+def test_an_argument_that_is_not_utf8_is_sent_as_text(capsys, tmp_path) -> None:
+    prompt = NOT_UTF8.decode("utf-8", "surrogateescape")  # what Python makes of such argv
+    with FaultServer(["ok"]) as fault:
+        cfg = fault_config(tmp_path, fault)
+        code, _, _ = run(capsys, "--config", str(cfg), "ask", "--task", "reasoning", prompt)
+        (body,) = fault.bodies
+    assert code == 0
+    assert body["messages"][0]["content"] == NOT_UTF8.decode("utf-8", "replace")
+
+
+def test_invalid_utf8_through_a_real_strict_stdin(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "XDG_CONFIG_HOME": str(tmp_path)}
+    for command in ("route", "scan"):
+        done = subprocess.run(
+            [*CLI, command, "-"], input=NOT_UTF8, capture_output=True, env=env, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert b"Traceback" not in done.stderr
+
+
+# -- non-text config ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xff\xfe[\x00l\x00o\x00c\x00a\x00l\x00]\x00",  # UTF-16 with its byte-order mark
+        "[local]\nmodel = 'x'\n".encode("utf-16-le"),  # UTF-16, no mark: NULs
+        b"GGUF\x03\x00\x00\x00" + bytes(range(256)),  # binary
+    ],
+)
+def test_a_config_that_is_not_utf8_toml(capsys, tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "c.toml"
+    path.write_bytes(data)
+    code, _, err = run(capsys, "--config", str(path), "route", "x")
+    assert code == ExitCode.USAGE
+    assert one_error_line(err) == f"devpulse: error: cannot read config {path}: not UTF-8 TOML"
+
+
+def test_a_config_with_a_utf8_byte_order_mark_is_fine(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_bytes(b"\xef\xbb\xbf[classify]\nquick_qa_max_words = 5\n")
+    assert run(capsys, "--config", str(path), "route", "x")[0] == 0
+    code, out, _ = run(capsys, "--config", str(path), "config")
+    assert (code, "classify.quick_qa_max_words = 5  (file)" in out) == (0, True)
+
+
+@pytest.mark.parametrize("name", ["/dev/zero", "."])
+def test_a_config_that_is_endless_or_a_folder(capsys, name: str) -> None:
+    code, _, err = run(capsys, "--config", name, "route", "x")
+    assert code == ExitCode.USAGE
+    assert f"cannot read config {name}:" in one_error_line(err)
+
+
+# -- empty prompts and model names, zero and negative sizes -------------------------------
+
+
+@pytest.mark.parametrize("command", ["route", "ask"])
+@pytest.mark.parametrize("source", ["argument", "whitespace", "file", "stdin"])
+def test_an_empty_prompt_is_a_usage_error(capsys, monkeypatch, tmp_path, command, source):
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    binary_stdin(monkeypatch, b"")
+    args = {
+        "argument": [""],
+        "whitespace": [" \n\t "],
+        "file": ["--file", str(empty)],
+        "stdin": ["-"],
+    }[source]
+    code, out, err = run(capsys, command, *args)
+    assert (code, out) == (ExitCode.USAGE, "")
+    assert one_error_line(err) == "devpulse: error: empty prompt"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("", "--before-load: give a size in MB above 0, a model name or a FILE.gguf"),
+        ("  ", "--before-load: give a size in MB above 0, a model name or a FILE.gguf"),
+        ("0", "'0' is not a positive number of MB"),
+        ("-0", "'-0' is not a positive number of MB"),
+        ("0.0", "'0.0' is not a positive number of MB"),
+        ("-5", "'-5' is not a positive number of MB"),
+        ("nan", "'nan' is not a positive number of MB"),
+    ],
+)
+def test_before_load_needs_something_that_takes_memory(capsys, spec: str, message: str) -> None:
+    code, out, err = run(capsys, "ai", "--before-load", spec)
+    assert (code, out) == (ExitCode.USAGE, "")
+    assert one_error_line(err) == f"devpulse: error: {message}"
+
+
+def test_a_name_the_ollama_client_refuses_is_an_unknown_model() -> None:
+    from devpulse.core.config import BackendConfig  # noqa: PLC0415
+    from devpulse.core.types import Side  # noqa: PLC0415
+    from devpulse.plugins.preflight.estimator import ModelUnknown  # noqa: PLC0415
+    from devpulse.plugins.preflight.servers import ollama_architecture  # noqa: PLC0415
+
+    server = BackendConfig(side=Side.LOCAL, kind="ollama", base_url="http://127.0.0.1:9")
+    with pytest.raises(ModelUnknown, match="cannot describe ''"):
+        ollama_architecture(server, "")
+
+
+# -- endless and large input --------------------------------------------------------------
+
+
+def test_route_file_dev_zero_stops_at_the_limit(capsys) -> None:
+    code, out, err = run(capsys, "route", "--file", "/dev/zero")
+    assert (code, out) == (ExitCode.USAGE, "")
+    assert one_error_line(err) == (
+        "devpulse: error: /dev/zero is larger than input.max_bytes (67108864 bytes); "
+        "raise [input] max_bytes in the config to read it"
+    )
+
+
+def test_the_limit_is_configurable_and_covers_stdin_and_scan(capsys, monkeypatch, tmp_path):
+    cfg = config(tmp_path, "[input]\nmax_bytes = 100\n")
+    big = tmp_path / "big.txt"
+    big.write_text("word " * 40)  # 200 bytes
+    small = tmp_path / "small.txt"
+    small.write_text("word " * 10)
+    assert run(capsys, "--config", str(cfg), "route", "--file", str(small))[0] == 0
+    code, _, err = run(capsys, "--config", str(cfg), "route", "--file", str(big))
+    assert code == ExitCode.USAGE
+    assert "big.txt is larger than input.max_bytes (100 bytes)" in one_error_line(err)
+    binary_stdin(monkeypatch, b"word " * 40)
+    code, _, err = run(capsys, "--config", str(cfg), "ask", "-")
+    assert code == ExitCode.USAGE
+    assert "stdin is larger than input.max_bytes (100 bytes)" in one_error_line(err)
+    code, out, err = run(capsys, "--config", str(cfg), "scan", "--json", str(big), str(small))
+    assert code == ExitCode.USAGE
+    first, second = json.loads(out)["files"]
+    assert "is larger than input.max_bytes" in first["error"]
+    assert second["findings"] == []
+    assert "big.txt is larger than input.max_bytes" in one_error_line(err)
+
+
+@pytest.mark.parametrize("value", [0, -1])
+def test_the_limit_must_be_positive(capsys, tmp_path: Path, value: int) -> None:
+    cfg = config(tmp_path, f"[input]\nmax_bytes = {value}\n")
+    code, _, err = run(capsys, "--config", str(cfg), "route", "x")
+    assert code == ExitCode.USAGE
+    assert "input.max_bytes: must be at least 1" in one_error_line(err)
+
+
+# -- scan: binary files, folders, errors --------------------------------------------------
+
+GITHUB_TOKEN = "ghp_" + "".join(
+    random.Random(3).choices("abcdefghijkmnopqrstuvwxyz0123456789", k=36)
+)
+
+
+def test_scan_skips_binary_files_and_says_why(capsys, tmp_path: Path) -> None:
+    # A GGUF file: a header with NULs, then tensor data that happens to hold token-like runs.
+    (tmp_path / "model.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + f" {GITHUB_TOKEN} ".encode())
+    (tmp_path / "latin1.txt").write_bytes(f"caf\xe9 token={GITHUB_TOKEN}\n".encode("latin-1"))
+    (tmp_path / "notes.txt").write_text("plain notes\n")
+    code, out, _ = run(capsys, "scan", "--json", str(tmp_path))
+    assert code == 0
+    payload = json.loads(out)
+    by_name = {Path(f["path"]).name: f for f in payload["files"]}
+    assert by_name["model.gguf"] == {
+        "path": str(tmp_path / "model.gguf"),
+        "skipped": "binary: NUL bytes in the first 8 KB",
+    }
+    assert by_name["latin1.txt"]["skipped"] == "binary: not UTF-8 text"
+    assert by_name["notes.txt"]["findings"] == []
+    assert (payload["status"], payload["sensitive"], payload["scanned"]) == ("ok", False, 1)
+    code, out, _ = run(capsys, "scan", str(tmp_path / "model.gguf"))
+    assert (code, out) == (
+        0,
+        f"{tmp_path / 'model.gguf'}: skipped (binary: NUL bytes in the first 8 KB)\n",
+    )
+
+
+def test_scan_dev_zero_reads_one_block(capsys) -> None:
+    code, out, err = run(capsys, "scan", "/dev/zero")
+    assert code == 0
+    assert out == "/dev/zero: skipped (binary: NUL bytes in the first 8 KB)\n"
+    assert err == "devpulse: no files scanned (1 skipped)\n"
+
+
+def test_scan_of_a_real_gguf_is_skipped(capsys, rig) -> None:
+    code, out, _ = run(capsys, "scan", "--json", str(rig.model))
+    (entry,) = json.loads(out)["files"]
+    assert (code, entry["skipped"]) == (0, "binary: NUL bytes in the first 8 KB")
+
+
+@pytest.mark.parametrize(
+    "folder", [".git", ".venv", "venv", "node_modules", "__pycache__", "env-with-pyvenv-cfg"]
+)
+def test_scan_skips_vcs_virtualenvs_and_dependencies(capsys, tmp_path: Path, folder: str) -> None:
+    inside = tmp_path / folder / "lib"
+    inside.mkdir(parents=True)
+    if folder == "env-with-pyvenv-cfg":
+        (tmp_path / folder / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (inside / "leak.py").write_text(f"token = '{GITHUB_TOKEN}'\n")
+    (tmp_path / "app.py").write_text("print('hello')\n")
+    code, out, _ = run(capsys, "scan", "--json", str(tmp_path))
+    assert code == 0
+    assert [f["path"] for f in json.loads(out)["files"]] == [str(tmp_path / "app.py")]
+
+
+def test_scan_errors_go_to_stderr(capsys, tmp_path: Path) -> None:
+    clean = tmp_path / "a.txt"
+    clean.write_text("fine\n")
+    code, out, err = run(capsys, "scan", "nofile.txt", str(clean))
+    assert code == ExitCode.USAGE
+    assert out == f"{clean}: clean\n"
+    assert err == "devpulse: error: cannot read nofile.txt: No such file or directory\n"
+    code, out, err = run(capsys, "scan", "--json", "nofile.txt")
+    assert code == ExitCode.USAGE
+    assert json.loads(out)["files"] == [
+        {"path": "nofile.txt", "error": "cannot read nofile.txt: No such file or directory"}
+    ]
+    assert one_error_line(err)
+
+
+def test_scan_of_an_empty_folder_says_nothing_was_scanned(capsys, tmp_path: Path) -> None:
+    code, out, err = run(capsys, "scan", str(tmp_path))
+    assert (code, out, err) == (0, "", "devpulse: no files scanned\n")
+    code, out, _ = run(capsys, "scan", "--json", str(tmp_path))
+    assert code == 0
+    assert json.loads(out) == {"status": "ok", "sensitive": False, "scanned": 0, "files": []}
+
+
+def test_scan_skips_pipes_in_folders_and_refuses_an_empty_path(capsys, tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")  # reading it would block for ever
+    (tmp_path / "a.txt").write_text("fine\n")
+    code, out, _ = run(capsys, "scan", "--json", str(tmp_path))
+    assert code == 0
+    assert json.loads(out)["files"] == [
+        {"path": str(tmp_path / "a.txt"), "level": "public", "findings": []},
+        {"path": str(tmp_path / "pipe"), "skipped": "not a regular file"},
+    ]
+    code, out, err = run(capsys, "scan", "")  # Path("") would be the current folder
+    assert (code, out) == (ExitCode.USAGE, "")
+    assert one_error_line(err) == "devpulse: error: cannot read '': an empty path"
+
+
+def test_scan_reports_a_folder_it_cannot_list(capsys, monkeypatch, tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (tmp_path / "a.txt").write_text("fine\n")
+    real_scandir = os.scandir
+
+    def scandir(path):  # root reads every folder; this stands for one it may not
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(locked))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    code, out, err = run(capsys, "scan", str(tmp_path))
+    assert code == ExitCode.USAGE
+    assert out == f"{tmp_path / 'a.txt'}: clean\n"
+    assert err == f"devpulse: error: cannot read {locked}: Permission denied\n"
+
+
+def test_scan_of_binary_stdin(capsys, monkeypatch) -> None:
+    binary_stdin(monkeypatch, b"\x00\x01\x02" * 100)
+    code, out, _ = run(capsys, "scan", "-")
+    assert (code, out) == (0, "<stdin>: skipped (binary: NUL bytes in the first 8 KB)\n")
+
+
+# -- config keys that name nothing --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[privacy]\ndisabled_rules = ["no-such-rule"]\n',
+            "privacy.disabled_rules[0]: no rule has the id 'no-such-rule'",
+        ),
+        (
+            '[privacy]\ndisabled_rules = ["email-adress"]\n',
+            "(did you mean 'email-address'?)",
+        ),
+        ('source = "x"\n', "source: unknown key"),
+        (
+            '[backends.llama_server]\nbase_url = "not a url"\n',
+            "backends.llama_server.base_url: 'not a url' is not an http(s) URL with a host",
+        ),
+        ('[backends.llama_server]\nbase_url = "ftp://host/v1"\n', "is not an http(s) URL"),
+        ('[backends.llama_server]\nbase_url = "http:///v1"\n', "is not an http(s) URL"),
+        ('[backends.llama_server]\nbase_url = "http://h:port/v1"\n', "is not an http(s) URL"),
+        (
+            '[privacy]\nallowlist = ["a(b"]\n',
+            "privacy.allowlist[0]: not a valid RE2 pattern (missing ): a(b)",
+        ),
+        (
+            '[[privacy.rules]]\nid = "x"\ncategory = "secret"\npattern = "(?<=a)b"\n',
+            "privacy.rules[0].pattern: not a valid RE2 pattern (invalid perl operator: (?<=)",
+        ),
+        (
+            '[[privacy.rules]]\nid = "x"\ncategory = "secret"\npattern = "a"\ntrigger = "(b"\n',
+            "privacy.rules[0].trigger: not a valid RE2 pattern (missing ): (b)",
+        ),
+        ("[failover]\nbudget_s = inf\n", "failover.budget_s: expected a finite number, got inf"),
+        ("[failover]\nbackoff_s = nan\n", "failover.backoff_s: expected a finite number"),
+        ("[failover]\nretries = -1\n", "failover.retries: must be at least 0"),
+        ("[failover]\nbreaker_threshold = 0\n", "failover.breaker_threshold: must be at least 1"),
+        ("[preflight]\ndefault_ctx = 0\n", "preflight.default_ctx: must be at least 1"),
+        ("[preflight]\nreserve_mb = -1\n", "preflight.reserve_mb: must be at least 0"),
+        ("[classify]\nlong_context_tokens = -1\n", "classify.long_context_tokens: must be"),
+        ('[preflight]\nkv_cache_type = "f17"\n', "preflight.kv_cache_type: unknown type 'f17'"),
+        (
+            "[preflight.models.m]\nneed_mb = 0\n",
+            "preflight.models.m.need_mb: must be at least 1",
+        ),
+        (
+            '[prices]\n"claude-sonnet-4" = { input = -3.0, output = 15.0 }\n',
+            "prices.claude-sonnet-4: a price cannot be below 0",
+        ),
+        ('[local]\nmodel = ""\n', "local.model: give a model name, not an empty one"),
+        (
+            '[routing]\ndrafting = { side = "local", model = " " }\n',
+            "routing.drafting.model: give a model name",
+        ),
+        (
+            '[failover.larger_context]\n"claude-sonnet-4-6" = ""\n',
+            "failover.larger_context.claude-sonnet-4-6: give a model name",
+        ),
+    ],
+)
+def test_config_keys_are_checked_against_what_exists(capsys, tmp_path, text, message) -> None:
+    cfg = config(tmp_path, text)
+    code, _, err = run(capsys, "--config", str(cfg), "route", "x")
+    assert code == ExitCode.USAGE
+    line = one_error_line(err)
+    assert line.startswith(f"devpulse: error: config {cfg}: ")
+    assert message in line
+    assert "b'" not in line
+
+
+def test_disabled_rules_may_name_user_and_configured_rules(capsys, tmp_path) -> None:
+    cfg = config(
+        tmp_path,
+        '[privacy]\ndisabled_rules = ["mine", "client-name", "email-address"]\n'
+        '[[privacy.rules]]\nid = "mine"\ncategory = "secret"\npattern = "zzz"\n',
+    )
+    assert run(capsys, "--config", str(cfg), "route", "x")[0] == 0
+
+
+# -- cost options that would be ignored ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--requests-per-day", "10"], "--requests-per-day: only with --simulate"),
+        (["--cloud-model", "claude-opus-4-7"], "--cloud-model: only with --simulate"),
+        (["--simulate", "--cloud-model", ""], "--cloud-model: give a model name"),
+        (["--cloud-model", " "], "--cloud-model: give a model name"),
+        (
+            [
+                *("--simulate", "--requests-per-day", "1", "--avg-in-tokens", "1"),
+                *("--avg-out-tokens", "1", "--local-share", "nan"),
+            ],
+            "--local-share: give a share from 0 to 1",
+        ),
+        (
+            [
+                *("--simulate", "--since", "2026-01-01", "--requests-per-day", "1"),
+                *("--avg-in-tokens", "1", "--avg-out-tokens", "1", "--local-share", "0.5"),
+            ],
+            "--since reads the ledger: it does not apply to --simulate",
+        ),
+    ],
+)
+def test_cost_options_that_would_be_ignored_are_usage_errors(capsys, args, message) -> None:
+    code, out, err = run(capsys, "cost", *args)
+    assert (code, out) == (ExitCode.USAGE, "")
+    assert one_error_line(err) == f"devpulse: error: {message}"
+
+
+# -- interrupts, closed pipes, and the last resort ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "where", ["devpulse.cli.load_config", "devpulse.core.plugins.make_plugin_manager"]
+)
+def test_an_interrupt_at_start_up_is_130(capsys, monkeypatch, where: str) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(where, interrupted)
+    code, out, err = run(capsys, "route", "x")
+    assert (code, out, err) == (130, "", "devpulse: error: interrupted\n")
+
+
+def test_an_interrupt_in_a_command_is_130(capsys, monkeypatch) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("devpulse.core.plugins.plugin_listing", interrupted)
+    code, out, err = run(capsys, "plugins", "--json")
+    assert code == ExitCode.INTERRUPTED
+    assert json.loads(out) == {"status": "error", "error": "interrupted", "exit_code": 130}
+    assert err == "devpulse: error: interrupted\n"
+
+
+def test_an_error_naming_bytes_that_are_not_utf8_prints_under_json(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "XDG_CONFIG_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [*CLI, "ai", "--json", "--before-load", os.fsdecode(b"/nonexistent/\xff.gguf")],
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == ExitCode.USAGE
+    assert json.loads(done.stdout)["error"] == "no such file: /nonexistent/\ufffd.gguf"
+    assert done.stderr.decode().count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("redirect", "args", "code", "line"),
+    [
+        ("<&-", ["route", "-"], ExitCode.USAGE, "devpulse: error: stdin is closed"),
+        ("<&-", ["scan", "-"], ExitCode.USAGE, "devpulse: error: stdin is closed"),
+        (">/dev/full", ["plugins"], ExitCode.PROBLEM, "devpulse: error: No space left on device"),
+        ("2>&-", ["route", ""], ExitCode.USAGE, None),
+    ],
+)
+def test_closed_or_full_standard_streams(tmp_path: Path, redirect, args, code, line) -> None:
+    """What a shell can do to the three streams before devpulse starts."""
+    script = f'exec "$@" {redirect}'
+    done = subprocess.run(
+        ["bash", "-c", script, "bash", *CLI, *args],
+        capture_output=redirect != "2>&-",
+        text=True,
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+        check=False,
+    )
+    assert done.returncode == code
+    if line is not None:
+        assert one_error_line(done.stderr) == line
+        assert "Exception ignored" not in done.stderr
+
+
+def test_an_unexpected_error_is_one_line_asking_for_a_report(capsys, monkeypatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr("devpulse.core.plugins.plugin_listing", broken)
+    code, _, err = run(capsys, "plugins")
+    assert code == ExitCode.PROBLEM
+    assert (
+        err == "devpulse: error: internal error: RuntimeError: boom second line (please report)\n"
+    )
+
+
+def test_sigint_while_waiting_for_an_answer_is_130_and_booked(tmp_path: Path) -> None:
+    with FaultServer(["silence"], hang_s=60) as fault:
+        cfg = fault_config(tmp_path, fault)
+        child = subprocess.Popen(
+            [*CLI, "--config", str(cfg), "ask", "--task", "reasoning", "hello"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+        )
+        assert child.stderr is not None
+        first = child.stderr.readline()  # the decision: the request is about to go out
+        assert first.startswith("devpulse: cloud -> cloud/claude-sonnet-4-6")
+        while not fault.bodies and child.poll() is None:  # until the server holds it
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    assert child.returncode == ExitCode.INTERRUPTED
+    assert out == ""
+    assert one_error_line(err) == "devpulse: error: interrupted"
+    with sqlite3.connect(tmp_path / "ledger.sqlite3") as db:
+        assert db.execute("SELECT outcome FROM requests").fetchall() == [("cancelled",)]
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_reader_that_goes_away_cuts_the_output_exit_1(tmp_path: Path, stream: bool) -> None:
+    """`devpulse ask --stream | head -c 5`, with head gone before the first byte."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with FaultServer(["ok"]) as fault:
+        cfg = fault_config(tmp_path, fault)
+        args = ["ask", "--task", "reasoning", *(["--stream"] if stream else []), "hello"]
+        done = subprocess.run(
+            [*CLI, "--config", str(cfg), *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+            timeout=60,
+            check=False,
+        )
+    os.close(write_end)
+    assert done.returncode == ExitCode.PROBLEM
+    assert "Exception ignored" not in done.stderr
+    assert one_error_line(done.stderr) == (
+        "devpulse: error: the output was cut: stdout closed before the end"
+    )
+
+
+def test_the_group_help_documents_interrupts_and_cut_output(capsys) -> None:
+    code, out, _ = run(capsys, "--help")
+    text = " ".join(out.split())
+    assert code == 0
+    assert "the output was cut by a closed pipe" in text
+    assert "130 interrupted (Ctrl-C)" in text
+
+
+# -- context length: one clear line from a real server ------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "suffix"), [("openai_compat", "/v1"), ("anthropic", "")])
+def test_a_prompt_over_the_context_is_one_line_with_both_sizes(
+    capsys, tmp_path: Path, llama_server, kind: str, suffix: str
+) -> None:
+    cfg = config(
+        tmp_path,
+        f'[local]\nbackend = "rig"\nmodel = "gemma-3-270m"\n'
+        f'[backends.rig]\nside = "local"\nkind = "{kind}"\n'
+        f'base_url = "{llama_server.base_url}{suffix}"\n'
+        f'[ledger]\npath = "{tmp_path / "ledger.sqlite3"}"\n',
+    )
+    prompt = tmp_path / "long.txt"
+    prompt.write_text("summarize: " + "tokens " * 6000)  # more than a slot's 2048
+    code, out, err = run(
+        capsys, "--config", str(cfg), "ask", "--task", "drafting", "--file", str(prompt)
+    )
+    assert (code, out) == (ExitCode.PROBLEM, "")
+    line = one_error_line(err)
+    assert re.fullmatch(
+        r"devpulse: error: rig: the request \(\d{4} tokens\) does not fit the model's context "
+        r"\(2048 tokens\)",
+        line,
+    ), line
