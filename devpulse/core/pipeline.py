@@ -13,19 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pluggy
 
+from devpulse.core.books import Book, begin_use, end_use
 from devpulse.core.bounded import Cancellation, bounded
 from devpulse.core.breaker import Breakers
 from devpulse.core.config import Config, load_config
-from devpulse.core.costs import counterfactual_cost, request_cost
 from devpulse.core.errors import (
     BudgetExhausted,
     Cancelled,
@@ -39,7 +37,7 @@ from devpulse.core.errors import (
     StreamIncomplete,
     diagnose,
 )
-from devpulse.core.ledger import Attempt, Ledger, RequestRecord
+from devpulse.core.ledger import Ledger
 from devpulse.core.logs import get_logger
 from devpulse.core.plugins import make_plugin_manager
 from devpulse.core.types import (
@@ -199,9 +197,9 @@ class Router:
         try:
             decision = self.route(request)
         except DevPulseError as exc:
-            self._record(self.classify(request), _Book(), "refused", exc)
+            Book().record(self.ledger, self.config, self.classify(request), "refused", exc)
             raise
-        book = _Book(decision=decision)
+        book = Book(decision=decision)
         outcome = "failed"
         error: BaseException | None = None
         try:
@@ -217,10 +215,10 @@ class Router:
             error = exc
             raise
         finally:
-            self._record(decision.classification, book, outcome, error)
+            book.record(self.ledger, self.config, decision.classification, outcome, error)
 
     def _attempt_all(
-        self, request: Request, decision: Decision, book: _Book, cancellation: Cancellation
+        self, request: Request, decision: Decision, book: Book, cancellation: Cancellation
     ) -> Iterator[Chunk]:
         """Attempts until one answers, `on_failure` gives up, or attempts or budget run out.
 
@@ -248,22 +246,22 @@ class Router:
                 for chunk in self._dispatch(request, decision, deadline, cancellation):
                     if chunk.response is not None:
                         book.response = chunk.response
-                        book.attempts.append(_attempt(decision, started, None))
+                        book.attempt(decision, started, None)
                     delivered = delivered or bool(chunk.text)
                     yield chunk
                 return
             except BudgetExhausted as exc:
-                book.attempts.append(_attempt(decision, started, exc))
+                book.attempt(decision, started, exc)
                 tried.append(f"{decision.backend}/{decision.model}: {_describe(exc)}")
                 raise BudgetExhausted(
                     f"no answer within failover.budget_s "
                     f"({self.config.failover.budget_s:g}s): {'; '.join(tried)}"
                 ) from exc
             except (PrivacyBlocked, Cancelled, KeyboardInterrupt) as exc:
-                book.attempts.append(_attempt(decision, started, exc))
+                book.attempt(decision, started, exc)
                 raise
             except Exception as exc:
-                book.attempts.append(_attempt(decision, started, exc))
+                book.attempt(decision, started, exc)
                 tried.append(f"{decision.backend}/{decision.model}: {_describe(exc)}")
                 log.info(
                     "dispatch.failed",
@@ -289,7 +287,7 @@ class Router:
                 decision = following
 
     def _admitted(
-        self, request: Request, decision: Decision, attempt: int, book: _Book, tried: list[str]
+        self, request: Request, decision: Decision, attempt: int, book: Book, tried: list[str]
     ) -> Decision:
         """`decision`, or while its backend's circuit is open, the fallback `on_failure` names.
 
@@ -305,7 +303,7 @@ class Router:
                 f"failure(s) in a row, last cause {state.get('last_cause')}; "
                 f"next probe in {state.get('retry_in_s')}s)"
             )
-            book.attempts.append(_attempt(decision, time.perf_counter(), error, "skipped"))
+            book.attempt(decision, time.perf_counter(), error, "skipped")
             tried.append(f"{decision.backend}/{decision.model}: {_describe(error)}")
             following = self._next(request, decision, error, attempt, 0, tried)
             if following is None:
@@ -377,7 +375,7 @@ class Router:
             return cast("Response | Iterator[Chunk]", found)
 
         reported = False
-        use = self._begin_use(decision)
+        use = begin_use(self.ledger, decision)
         try:
             # In this thread, before the limits start: a client library's first import
             # must not eat into the first-token limit.
@@ -408,28 +406,7 @@ class Router:
         finally:
             if not reported:
                 self.breakers.release(decision.backend)
-            self._end_use(use)
-
-    def _begin_use(self, decision: Decision) -> int | None:
-        """Book that an attempt starts on a local model, so that babysit, in any process,
-        leaves the model alone while it serves; None when not booked."""
-        ledger = self.ledger
-        if ledger is None or decision.side is not Side.LOCAL:
-            return None
-        try:
-            return ledger.begin_use(decision.backend, decision.model)
-        except (sqlite3.Error, DevPulseError) as exc:  # the books must not stop the answer
-            log.warning("ledger.use_not_recorded", backend=decision.backend, error=str(exc))
-            return None
-
-    def _end_use(self, use: int | None) -> None:
-        ledger = self.ledger
-        if use is None or ledger is None:
-            return
-        try:
-            ledger.end_use(use)
-        except (sqlite3.Error, DevPulseError) as exc:
-            log.warning("ledger.use_not_recorded", error=str(exc))
+            end_use(self.ledger, use)
 
     def _checked(self, request: Request, decision: Decision) -> Decision:
         """`decision` through privacy and every preflight: the one place verdicts apply.
@@ -472,71 +449,6 @@ class Router:
                 verdict=verdict,
             )
         raise PreflightRefused(f"preflight rerouted more than {MAX_REROUTES} times in a row")
-
-    def _record(
-        self,
-        classification: Classification | None,
-        book: _Book,
-        outcome: str,
-        error: BaseException | None,
-    ) -> None:
-        """One ledger row for the request, one per attempt; never the text."""
-        ledger = self.ledger
-        if ledger is None or classification is None:
-            return
-        decision, response, attempts = book.decision, book.response, book.attempts
-        usage_in = response.usage.input_tokens if response else 0
-        usage_out = response.usage.output_tokens if response else 0
-        answered_side = response.side if response else (decision.side if decision else None)
-        model = response.model if response else (decision.model if decision else None)
-        ledger.record(
-            RequestRecord(
-                task_class=classification.task_class.value,
-                privacy_level=classification.privacy_level.label,
-                reasons=list(decision.reasons) if decision else [],
-                outcome=outcome,
-                attempts=attempts,
-                side=answered_side.value if answered_side else None,
-                backend=response.backend if response else (decision.backend if decision else None),
-                model=model,
-                input_tokens=usage_in,
-                output_tokens=usage_out,
-                latency_s=response.latency_s if response else None,
-                first_token_s=response.first_token_s if response else None,
-                error_class=type(error).__name__ if error else None,
-                cost_usd=request_cost(self.config, answered_side, model or "", usage_in, usage_out)
-                if response and answered_side
-                else 0.0,
-                counterfactual_usd=counterfactual_cost(self.config, usage_in, usage_out),
-            )
-        )
-
-
-@dataclass
-class _Book:
-    """What one request went through, for the ledger."""
-
-    decision: Decision | None = None
-    response: Response | None = None
-    attempts: list[Attempt] = field(default_factory=list)
-
-
-def _attempt(
-    decision: Decision, started: float, error: BaseException | None, outcome: str | None = None
-) -> Attempt:
-    if outcome is None:
-        outcome = "failed" if error else "answered"
-        if isinstance(error, Cancelled | KeyboardInterrupt):
-            outcome = "cancelled"
-    return Attempt(
-        side=decision.side.value,
-        backend=decision.backend,
-        model=decision.model,
-        outcome=outcome,
-        error_class=type(error).__name__ if error else None,
-        latency_s=time.perf_counter() - started,
-        cause=diagnose(error).cause.value if error else None,
-    )
 
 
 def as_request(request: Request | str, **kwargs: Any) -> Request:

@@ -1,0 +1,112 @@
+"""The books of one request: what it went through, and the ledger rows that record it.
+
+Rows hold rule ids, sides, models, tokens, costs and timings, never the text.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass, field
+
+from devpulse.core.config import Config
+from devpulse.core.costs import counterfactual_cost, request_cost
+from devpulse.core.errors import Cancelled, DevPulseError, diagnose
+from devpulse.core.ledger import Attempt, Ledger, RequestRecord
+from devpulse.core.logs import get_logger
+from devpulse.core.types import Classification, Decision, Response, Side
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Book:
+    """What one request went through, for the ledger."""
+
+    decision: Decision | None = None
+    response: Response | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def attempt(
+        self,
+        decision: Decision,
+        started: float,
+        error: BaseException | None,
+        outcome: str | None = None,
+    ) -> None:
+        """Note one attempt: answered, failed (with its cause), cancelled or skipped."""
+        if outcome is None:
+            outcome = "failed" if error else "answered"
+            if isinstance(error, Cancelled | KeyboardInterrupt):
+                outcome = "cancelled"
+        self.attempts.append(
+            Attempt(
+                side=decision.side.value,
+                backend=decision.backend,
+                model=decision.model,
+                outcome=outcome,
+                error_class=type(error).__name__ if error else None,
+                latency_s=time.perf_counter() - started,
+                cause=diagnose(error).cause.value if error else None,
+            )
+        )
+
+    def record(
+        self,
+        ledger: Ledger | None,
+        config: Config,
+        classification: Classification | None,
+        outcome: str,
+        error: BaseException | None,
+    ) -> None:
+        """One ledger row for the request, one per attempt."""
+        if ledger is None or classification is None:
+            return
+        decision, response = self.decision, self.response
+        usage_in = response.usage.input_tokens if response else 0
+        usage_out = response.usage.output_tokens if response else 0
+        answered_side = response.side if response else (decision.side if decision else None)
+        model = response.model if response else (decision.model if decision else None)
+        ledger.record(
+            RequestRecord(
+                task_class=classification.task_class.value,
+                privacy_level=classification.privacy_level.label,
+                reasons=list(decision.reasons) if decision else [],
+                outcome=outcome,
+                attempts=self.attempts,
+                side=answered_side.value if answered_side else None,
+                backend=response.backend if response else (decision.backend if decision else None),
+                model=model,
+                input_tokens=usage_in,
+                output_tokens=usage_out,
+                latency_s=response.latency_s if response else None,
+                first_token_s=response.first_token_s if response else None,
+                error_class=type(error).__name__ if error else None,
+                cost_usd=request_cost(config, answered_side, model or "", usage_in, usage_out)
+                if response and answered_side
+                else 0.0,
+                counterfactual_usd=counterfactual_cost(config, usage_in, usage_out),
+            )
+        )
+
+
+def begin_use(ledger: Ledger | None, decision: Decision) -> int | None:
+    """Book that an attempt starts on a local model, so that babysit, in any process, leaves
+    the model alone while it serves; None when not booked."""
+    if ledger is None or decision.side is not Side.LOCAL:
+        return None
+    try:
+        return ledger.begin_use(decision.backend, decision.model)
+    except (sqlite3.Error, DevPulseError) as exc:  # the books must not stop the answer
+        log.warning("ledger.use_not_recorded", backend=decision.backend, error=str(exc))
+        return None
+
+
+def end_use(ledger: Ledger | None, use: int | None) -> None:
+    """Book that the attempt `begin_use` booked has ended, whatever its outcome."""
+    if use is None or ledger is None:
+        return
+    try:
+        ledger.end_use(use)
+    except (sqlite3.Error, DevPulseError) as exc:
+        log.warning("ledger.use_not_recorded", error=str(exc))
