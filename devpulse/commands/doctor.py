@@ -23,9 +23,9 @@ from devpulse.core.config import BackendConfig, Config
 from devpulse.core.errors import ConfigError
 from devpulse.core.exitcodes import ExitCode
 from devpulse.core.ledger import SCHEMA_VERSION, Ledger, default_ledger_path
+from devpulse.plugins.backends.anthropic_backend import ANTHROPIC_API
 
 TIMEOUT_S = 2.0
-ANTHROPIC_API = "https://api.anthropic.com"
 OLLAMA_DEFAULT = "http://127.0.0.1:11434"
 SHOWN_MODELS = 5
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+import re2
 
 from devpulse.core.config import BackendConfig, Limits
 from devpulse.core.errors import (
@@ -51,15 +52,16 @@ def cause_for_status(status: int) -> Cause:
     return Cause.SERVER_ERROR if status >= 500 else Cause.UNKNOWN
 
 
-# How servers word a context overflow, for the numbers in it (the message comes from the
-# server, not from request text). llama-server: "request (5024 tokens) exceeds the available
-# context size (4096 tokens)"; Anthropic: "prompt is too long: 250000 tokens > 200000
-# maximum"; OpenAI and vLLM: "maximum context length is 8192 tokens. However, your messages
-# resulted in 9000 tokens" / "you requested 9000 tokens".
-_REQUEST_TOKENS = re.compile(
+# How servers word a context overflow, for the numbers in it. On RE2, like every pattern
+# that may meet text a server echoes back from a request.
+# - llama-server: "request (5024 tokens) exceeds the available context size (4096 tokens)"
+# - Anthropic: "prompt is too long: 250000 tokens > 200000 maximum"
+# - OpenAI and vLLM: "maximum context length is 8192 tokens. However, your messages resulted
+#   in 9000 tokens" / "you requested 9000 tokens"
+_REQUEST_TOKENS = re2.compile(
     r"request \((\d+) tokens\)|(\d+) tokens > \d+|resulted in (\d+) tokens|requested (\d+) tokens"
 )
-_CONTEXT_TOKENS = re.compile(
+_CONTEXT_TOKENS = re2.compile(
     r"context (?:size|length|window)(?: is)? \(?(\d+)|(\d+) maximum|(\d+)-token context"
 )
 
@@ -93,7 +95,7 @@ def context_error(
     )
 
 
-def _first_number(pattern: re.Pattern[str], message: str) -> int | None:
+def _first_number(pattern: Any, message: str) -> int | None:
     found = pattern.search(message[:1000])
     if found is None:
         return None
