@@ -113,6 +113,8 @@ def phone_national(value: str) -> bool:
     if not _plausible(digits) or len(separators) > 1:
         return False
     sizes = [len(g) for g in groups]
+    if sizes == [5, 4] or (len(groups) == 2 and separators == {"."}):
+        return False  # a US ZIP+4 code (02110-1301), a decimal (0.14285714)
     if len(groups) == 1:
         return len(digits) == 11 and (
             (digits[0] == "0" and digits[1] != "0") or ("13" <= digits[:2] <= "19")
