@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import ipaddress
 import math
 import re
 from collections import Counter
@@ -11,6 +10,7 @@ from collections.abc import Callable
 
 import re2
 
+from devpulse.plugins.privacy import pii
 from devpulse.plugins.privacy.spans import search_spans, search_text
 
 # Values that documentation and templates use in place of a real secret. Marker words count
@@ -69,24 +69,6 @@ DOCUMENTED_KEYS = frozenset(
         "AKIAI44QH8DHBEXAMPLE",
         "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
     }
-)
-# Card numbers that payment processors publish for testing.
-TEST_CARDS = frozenset(
-    {
-        "4111111111111111",
-        "4242424242424242",
-        "5555555555554444",
-        "378282246310005",
-        "4012888888881881",
-        "5105105105105100",
-        "6011111111111117",
-        "4000056655665556",
-    }
-)
-# The first digits of Visa, Mastercard, American Express, Discover, JCB and Diners Club.
-ISSUER_PREFIXES = (
-    *("4", "51", "52", "53", "54", "55", "22", "23", "24", "25", "26", "27"),
-    *("34", "37", "6011", "65", "35", "30", "36", "38"),
 )
 
 
@@ -169,143 +151,18 @@ def authorization(value: str) -> bool:
     return looks_like_credential(value)
 
 
-def phone(value: str) -> bool:
-    """Not a phone number: too few or too many digits, two thirds zeros, or two digits only."""
-    digits = "".join(c for c in value if c.isdigit())
-    return (
-        7 <= len(digits) <= 15 and digits.count("0") * 3 < len(digits) * 2 and len(set(digits)) > 2
-    )
-
-
-# Addresses that belong to machines, not people.
-NON_PERSONAL_EMAIL = re2.compile(
-    r"(?i)^(?:git|no-?reply|donotreply|mailer-daemon|postmaster|hello|info|support|contact|sales"
-    r"|billing|ops|ci|admin|root|team|digest|newsletter|notifications?|alerts?|security|abuse"
-    r"|webmaster|bot|builds?)@"
-    r"|@(?:[\pL\pN_-]+\.)*(?:gserviceaccount\.com|users\.noreply\.github\.com"
-    r"|noreply\.github\.com)\n?$"
-)
-
-
-def email(value: str) -> bool:
-    return search_text(NON_PERSONAL_EMAIL, value) is None
-
-
-def luhn(digits: str) -> bool:
-    nums = [int(c) for c in digits if c.isdigit()]
-    if len(nums) < 12:
-        return False
-    doubled = (2 * n - 9 if 2 * n > 9 else 2 * n for n in reversed(nums[-2::-2]))
-    return (sum(nums[-1::-2]) + sum(doubled)) % 10 == 0
-
-
-def card_number(value: str) -> bool:
-    digits = "".join(c for c in value if c.isdigit())
-    if not 13 <= len(digits) <= 19 or digits in TEST_CARDS or len(set(digits)) <= 2:
-        return False
-    if digits.count("0") >= len(digits) // 2:  # 4000 0000 0000 0002 and other test numbers
-        return False
-    return digits.startswith(ISSUER_PREFIXES) and luhn(digits)
-
-
-# ISO 13616 lengths per country (a representative subset: the EU, the UK, CH and others).
-IBAN_LENGTHS = {
-    "AD": 24,
-    "AT": 20,
-    "BE": 16,
-    "BG": 22,
-    "CH": 21,
-    "CY": 28,
-    "CZ": 24,
-    "DE": 22,
-    "DK": 18,
-    "EE": 20,
-    "ES": 24,
-    "FI": 18,
-    "FR": 27,
-    "GB": 22,
-    "GR": 27,
-    "HR": 21,
-    "HU": 28,
-    "IE": 22,
-    "IS": 26,
-    "IT": 27,
-    "LI": 21,
-    "LT": 20,
-    "LU": 20,
-    "LV": 21,
-    "MC": 27,
-    "MT": 31,
-    "NL": 18,
-    "NO": 15,
-    "PL": 28,
-    "PT": 25,
-    "RO": 24,
-    "SE": 24,
-    "SI": 19,
-    "SK": 24,
-    "SM": 27,
-    "TR": 26,
-    "AE": 23,
-    "SA": 24,
-    "IL": 23,
-    "BR": 29,
-    "QA": 29,
-    "UA": 29,
-}
-
-
-def iban(value: str) -> bool:
-    """ISO 13616: the country's length and the mod-97 checksum."""
-    compact = value.replace(" ", "").upper()
-    if IBAN_LENGTHS.get(compact[:2]) != len(compact):
-        return False
-    rearranged = compact[4:] + compact[:4]
-    try:
-        return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
-    except ValueError:
-        return False
-
-
-def us_ssn(value: str) -> bool:
-    """Not an SSN: area 000, 666 or 9xx; group 00; serial 0000; or a well-known sample."""
-    digits = "".join(c for c in value if c.isdigit())
-    area, group, serial = digits[:3], digits[3:5], digits[5:]
-    return (
-        len(digits) == 9
-        and area not in ("000", "666")
-        and not area.startswith("9")
-        and group != "00"
-        and serial != "0000"
-        and digits not in ("123456789", "078051120", "219099999")
-    )
-
-
-def private_ip(value: str) -> bool:
-    """RFC 1918 IPv4 ranges and IPv6 unique-local addresses (not CGNAT's 100.64/10: an ISP's)."""
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    if address.version == 4:
-        return any(address in net for net in PRIVATE_V4)
-    return address in ipaddress.ip_network("fc00::/7")
-
-
-PRIVATE_V4 = tuple(
-    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
-)
-
 VALIDATORS: dict[str, Callable[[str], bool]] = {
-    "luhn": card_number,
-    "iban": iban,
-    "ssn": us_ssn,
-    "private_ip": private_ip,
+    "luhn": pii.card_number,
+    "iban": pii.iban,
+    "ssn": pii.us_ssn,
+    "private_ip": pii.private_ip,
     "credential": looks_like_credential,
     "authorization": authorization,
     "strong_credential": strong_credential,
-    "phone": phone,
-    "email": email,
+    "phone": pii.phone,
+    "phone_national": pii.phone_national,
+    "phone_labelled": pii.phone_labelled,
+    "email": pii.email,
 }
 
 

@@ -39,6 +39,8 @@ TAIL = "!"  # in no class that a value pattern ends on
 UNITS = (
     *("a", "A", "7", "_", "-", ".", "/", "+", "=", " ", "\n", ":", "@", "é"),
     *("_.", "a.", "Ab.", "a-", "0 ", "a@"),
+    # digit groups, brackets and IBAN-like tokens: what the phone, card and IBAN rules repeat
+    *("(0) ", "12-", "AB12 ", "1234 "),
 )
 MORE_UNITS = (
     *("\t", "%", "~", "A.", "AB.", "Ab", "_1.", "a_", "a:", "0-", "0."),
@@ -54,10 +56,10 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
     "generic-credential-env": (("export API_KEY=", ""), ("DB_PASSWORD=", "")),
     "email-address": (("a@", ".io"), ("mail a@b.", "")),
     "phone-e164": (("+1 ", ""), ("+44", "")),
-    "phone-national": (("(415) 555-", ""), ("020 ", "")),
+    "phone-national": (("(415) 555-", ""), ("020 ", ""), ("0 (", ""), ("AB12 ", "")),
     "credit-card": (("4539 1488 0343 ", ""), ("4539148803436467", "")),
     "iban": (("GB82 WEST ", ""), ("DE89", "")),
-    "us-ssn": (("123-45-", ""), ("078-05-1120", "")),
+    "us-ssn": (("123-45-", ""), ("078-05-1120", ""), ("078 05 ", ""), ("078.05.", "")),
 }
 # Starts in the case their patterns want (the keywords are lower case).
 TOKEN_LEADS = (

@@ -19,7 +19,8 @@ import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devpulse.plugins.privacy.checks import CODE_EXPRESSION, NON_PERSONAL_EMAIL, REFERENCE
+from devpulse.plugins.privacy.checks import CODE_EXPRESSION, REFERENCE
+from devpulse.plugins.privacy.pii import NON_PERSONAL_EMAIL
 from devpulse.plugins.privacy.rules import packaged_rules
 from devpulse.plugins.privacy.spans import search_text
 from tests.plugins.privacy import pathological

@@ -1,0 +1,306 @@
+"""Checks for personal data: the structure, checksum or range a pattern alone cannot test.
+
+Each check reads one candidate that an RE2 rule in rules.toml found (a few dozen characters
+at most) with string operations only. What the scanner decides is *not* personal data (a
+published test card, an advertising SSN, a role mailbox) is listed under `[not_personal]` in
+rules.toml with the reason, and read from there.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from functools import cache
+from importlib import resources
+
+import re2
+
+from devpulse.plugins.privacy.spans import search_text
+
+
+@cache
+def not_personal() -> dict[str, frozenset[str]]:
+    """rules.toml's `[not_personal]` lists, read once, on the first candidate that needs one."""
+    text = resources.files(__package__).joinpath("rules.toml").read_text("utf-8")
+    table = tomllib.loads(text).get("not_personal", {})
+    return {key: frozenset(values) for key, values in table.items()}
+
+
+def _digits(value: str) -> str:
+    return "".join(c for c in value if "0" <= c <= "9")
+
+
+# --- phone numbers ------------------------------------------------------------------------
+
+
+def _groups(value: str) -> tuple[list[str], set[str]] | None:
+    """The digit groups of a number as written, and the separators between them.
+
+    "(0532) 123-45-67" -> ["0532", "123", "45", "67"], {"-"}: brackets separate too, and a
+    space next to one is part of that separation, which does not count as a kind. None for
+    any other character.
+    """
+    groups: list[str] = []
+    separators: set[str] = set()
+    current = ""
+    pending = ""
+    for c in value.lstrip("+"):
+        if "0" <= c <= "9":
+            if not current and groups and pending != "()":
+                separators.add(pending or " ")
+            current += c
+            pending = ""
+        elif c in " .-()":
+            if current:
+                groups.append(current)
+                current = ""
+            if c in "()":
+                pending = "()"
+            elif c != " " or not pending:
+                pending = c
+        else:
+            return None
+    if current:
+        groups.append(current)
+    return groups, separators
+
+
+def _nanp(digits: str) -> bool:
+    """A North American number: area code and exchange both start with 2-9."""
+    return len(digits) == 10 and digits[0] >= "2" and digits[3] >= "2"
+
+
+def phone(value: str) -> bool:
+    """An international number, "+" and country code first (E.164: at most 15 digits).
+
+    Not a phone: too few or too many digits, two thirds zeros, two distinct digits only, or
+    groups that no numbering plan writes (one run of 9 digits after the country code).
+    """
+    parsed = _groups(value)
+    if parsed is None:
+        return False
+    groups, separators = parsed
+    digits = "".join(groups)
+    if not (8 <= len(digits) <= 15 and _plausible(digits)) or len(separators) > 1:
+        return False
+    return len(groups) == 1 or max(len(g) for g in groups[1:]) <= 8
+
+
+def _plausible(digits: str) -> bool:
+    return digits.count("0") * 3 < len(digits) * 2 and len(set(digits)) > 2
+
+
+def phone_national(value: str) -> bool:
+    """A number written the way one country's own plan writes it, without "+".
+
+    Accepted (everything else is a count, a date, an id or a version):
+    - North American: (415) 555-0132, 415.555.0132, 1-415-555-0132, 91-415-555-0132 (a
+      country code before it), area code and exchange starting 2-9;
+    - a trunk prefix 0, used by most of the world: 020 7946 0958, 0532 123 45 67,
+      0 (917) 123 4567, 09-7625400, 090-1234-5678; 9 to 12 digits, one kind of separator,
+      at most one single-digit group; unseparated only at 11 digits (05321234567): a bare
+      run of 10 (0612345678) is as often an account or order number;
+    - groups of 3-3-2-2 or 3-2-2-2 (532 123 45 67, 612 34 56 78), not a valid IPv4 address;
+    - a Chinese mobile, 11 digits from 13 to 19 (13812345678).
+    An unseparated 10-digit run without a trunk 0 is not claimed unlabelled (timestamps, ids,
+    2147483647); the `phone-labelled` rule takes one after "phone:", "tel." and the like.
+    """
+    parsed = _groups(value)
+    if parsed is None:
+        return False
+    groups, separators = parsed
+    digits = "".join(groups)
+    if not _plausible(digits) or len(separators) > 1:
+        return False
+    sizes = [len(g) for g in groups]
+    if sizes == [5, 4] or (len(groups) == 2 and separators == {"."}):
+        return False  # a US ZIP+4 code (02110-1301), a decimal (0.14285714)
+    if len(groups) == 1:
+        return len(digits) == 11 and (
+            (digits[0] == "0" and digits[1] != "0") or ("13" <= digits[:2] <= "19")
+        )
+    if digits[0] == "0":
+        return (
+            sizes != [3, 2, 4]  # 078-05-1123 is written so: a US SSN
+            and 9 <= len(digits) <= 12
+            and digits[1] != "0"
+            and len(groups) <= 6
+            and sizes.count(1) <= 1
+            and max(sizes) <= 8
+            and sizes[-1] >= 2
+        )
+    if sizes[-3:] == [3, 3, 4]:
+        return (len(groups) == 3 or (len(groups) == 4 and sizes[0] <= 3)) and _nanp(digits[-10:])
+    if sizes in ([3, 3, 2, 2], [3, 2, 2, 2]) and digits[0] >= "2":
+        return not (separators == {"."} and _ipv4(value))
+    return False
+
+
+def _ipv4(value: str) -> bool:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def phone_labelled(value: str) -> bool:
+    """After a label that says it is a phone number: any plausible count of digits."""
+    digits = _digits(value)
+    return 7 <= len(digits) <= 15 and _plausible(digits)
+
+
+# --- e-mail -------------------------------------------------------------------------------
+
+# Addresses that belong to machines and roles, not people (a documented decision in
+# rules.toml's personal-data section).
+NON_PERSONAL_EMAIL = re2.compile(
+    r"(?i)^(?:git|no-?reply|donotreply|mailer-daemon|postmaster|hello|info|support|contact|sales"
+    r"|billing|ops|ci|admin|root|team|digest|newsletter|notifications?|alerts?|security|abuse"
+    r"|webmaster|bot|builds?)@"
+    r"|@(?:[\pL\pN_-]+\.)*(?:gserviceaccount\.com|users\.noreply\.github\.com"
+    r"|noreply\.github\.com)\n?$"
+)
+
+
+def email(value: str) -> bool:
+    return search_text(NON_PERSONAL_EMAIL, value) is None
+
+
+# --- payment cards ------------------------------------------------------------------------
+
+# Issuer identification numbers (ISO/IEC 7812) and the lengths each issues, longest prefix
+# first within a first digit. From the card schemes' published ranges: UATP; Mir, BORICA,
+# Mastercard; Amex, Diners, JCB, RuPay; Visa (Electron included); Maestro, Dankort, Verve,
+# Uzcard; Discover, UnionPay, RuPay, Troy, InterPayment, Elo, Hipercard; UnionPay and RuPay
+# in 8; Troy, Napas, Humo in 9.
+_ALL = tuple(range(16, 20))
+ISSUERS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
+    ("1", "1", (15,)),
+    ("2200", "2205", _ALL),
+    ("2221", "2720", (16,)),
+    ("34", "34", (15,)),
+    ("37", "37", (15,)),
+    ("300", "305", (14, *_ALL)),
+    ("3095", "3095", (14, *_ALL)),
+    ("35", "35", _ALL),
+    ("36", "36", (14, *_ALL)),
+    ("38", "39", (14, *_ALL)),
+    ("4", "4", (13, 16, 19)),
+    ("51", "55", (16,)),
+    ("50", "59", (13, 14, 15, *_ALL)),
+    ("60", "69", _ALL),
+    ("81", "82", _ALL),
+    ("8600", "8600", (16,)),
+    ("9704", "9704", (16, 19)),
+    ("9792", "9792", (16,)),
+    ("9860", "9860", (16,)),
+)
+
+
+def luhn(digits: str) -> bool:
+    nums = [int(c) for c in digits if c.isdigit()]
+    if len(nums) < 12:
+        return False
+    doubled = (2 * n - 9 if 2 * n > 9 else 2 * n for n in reversed(nums[-2::-2]))
+    return (sum(nums[-1::-2]) + sum(doubled)) % 10 == 0
+
+
+def issued_length(digits: str) -> bool:
+    """Does a scheme issue cards of this length under this prefix? (First match decides.)"""
+    for low, high, lengths in ISSUERS:
+        head = digits[: len(low)]
+        if low <= head <= high:
+            return len(digits) in lengths
+    return False
+
+
+def card_number(value: str) -> bool:
+    """Luhn-valid, of a length its issuer uses, and not a published test number.
+
+    Half or more zeros (4000 0000 0000 0002) is a processor's test pattern or a padded id.
+    """
+    digits = _digits(value)
+    if not 13 <= len(digits) <= 19 or len(set(digits)) <= 2:
+        return False
+    if digits.count("0") >= len(digits) // 2 or digits in not_personal()["test_cards"]:
+        return False
+    return issued_length(digits) and luhn(digits)
+
+
+# --- IBANs --------------------------------------------------------------------------------
+
+
+def iban(value: str) -> bool:
+    """ISO 13616 by python-stdnum: the country's length and BBAN format, then mod 97.
+
+    The candidate may carry one short trailing group that is not part of it ("... 8901 X");
+    that group is dropped and the rest judged. Separators (a space or a hyphen) must be one
+    kind. stdnum is imported here, on the first candidate, not at start-up; what it reads is
+    this candidate alone (at most 34 letters and digits), with patterns of fixed-count classes
+    that cannot backtrack.
+    """
+    if " " in value and "-" in value:
+        return False
+    if _iban_ok(value):
+        return True
+    head, _, tail = value.rpartition(" " if " " in value else "-")
+    return bool(head) and len(tail) <= 3 and _iban_ok(head)
+
+
+# ISO 13616 reads A as 10, B as 11, ... Z as 35.
+_AS_DIGITS = str.maketrans({chr(ord("A") + i): str(10 + i) for i in range(26)})
+
+
+def _iban_ok(value: str) -> bool:
+    compact = value.replace(" ", "").replace("-", "")
+    if not 15 <= len(compact) <= 34 or not compact.isalnum() or not compact.isascii():
+        return False
+    # Mod 97 first, here: 96 candidates in 97 end at it, without a call into stdnum.
+    if int((compact[4:] + compact[:4]).upper().translate(_AS_DIGITS)) % 97 != 1:
+        return False
+    from stdnum import iban as stdnum_iban  # noqa: PLC0415  # lazily: see iban()
+
+    # Not the national checks too (check_country): some look banks up in a registry that
+    # dates with every release, and a real IBAN already passes its country's format and
+    # mod 97 (one random string in 97 does).
+    return stdnum_iban.is_valid(compact, check_country=False)
+
+
+# --- US social security numbers -----------------------------------------------------------
+
+
+def us_ssn(value: str) -> bool:
+    """Not an SSN: area 000, 666 or 9xx; group 00; serial 0000; mixed separators; or one of
+    the numbers rules.toml lists as published (advertising and sample cards)."""
+    digits = _digits(value)
+    separators = {c for c in value if not c.isdigit()}
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    return (
+        len(digits) == 9
+        and len(separators) <= 1
+        and area not in ("000", "666")
+        and not area.startswith("9")
+        and group != "00"
+        and serial != "0000"
+        and digits not in not_personal()["ssns"]
+    )
+
+
+# --- addresses ----------------------------------------------------------------------------
+
+
+def private_ip(value: str) -> bool:
+    """RFC 1918 IPv4 ranges and IPv6 unique-local addresses (not CGNAT's 100.64/10: an ISP's)."""
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    if address.version == 4:
+        return any(address in net for net in PRIVATE_V4)
+    return address in ipaddress.ip_network("fc00::/7")
+
+
+PRIVATE_V4 = tuple(
+    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)

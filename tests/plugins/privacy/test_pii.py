@@ -1,0 +1,222 @@
+"""Personal data in the shapes people write it, and the look-alikes that are not.
+
+Every number here was made up for this file: IBANs built with their country's layout and
+then given valid check digits, card numbers given a Luhn digit, phone numbers in fictional
+or arbitrary ranges.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from devpulse import config_from_mapping
+from devpulse.plugins.privacy import Scanner, pii
+
+
+@pytest.fixture(scope="module")
+def scanner() -> Scanner:
+    return Scanner(config_from_mapping({}).privacy)
+
+
+def pii_rules(scanner: Scanner, text: str) -> set[str]:
+    return {f.rule_id for f in scanner.scan(text) if f.category == "pii"}
+
+
+def with_check_digits(country: str, bban: str) -> str:
+    """An IBAN for `bban`: ISO 7064 mod 97-10 over the BBAN, the country and "00"."""
+    digits = "".join(str(int(c, 36)) for c in bban + country + "00")
+    return f"{country}{98 - int(digits) % 97:02d}{bban}"
+
+
+def spaced(iban: str) -> str:
+    return " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
+
+
+# Countries the old length table lacked, each in its own BBAN layout.
+IBAN_LAYOUTS = [
+    ("AL", "21210009" + "0000000234567891"),  # 8n 16c
+    ("AZ", "ABCD" + "00000000123456789012"),  # 4a 20c
+    ("BH", "ABCD" + "00123456789012"),  # 4a 14c
+    ("EG", "0012" + "0003" + "00000000012345678"),  # 4n 4n 17n
+    ("JO", "ABCD" + "0010" + "000000001234567891"),  # 4a 4n 18c
+    ("KW", "ABCD" + "0000000000012345678901"),  # 4a 22c
+    ("PK", "ABCD" + "0000001234567891"),  # 4a 16c
+    ("GT", "ABCD" + "01020000001210029691"),  # 4c 20c
+    ("LC", "ABCD" + "000100010012001200023016"),  # 4a 24c
+    ("SC", "ABCD" + "1101000000000000" + "1234" + "EUR"),  # 4a 2n 2n 16n 3a
+]
+
+
+@pytest.mark.parametrize(("country", "bban"), IBAN_LAYOUTS, ids=[c for c, _ in IBAN_LAYOUTS])
+def test_ibans_of_every_country_are_found_compact_spaced_and_hyphenated(
+    scanner: Scanner, country: str, bban: str
+) -> None:
+    iban = with_check_digits(country, bban)
+    for written in (iban, spaced(iban), spaced(iban).replace(" ", "-")):
+        assert pii_rules(scanner, f"pay to {written} today") == {"iban"}, written
+
+
+@pytest.mark.parametrize(
+    ("country", "bban"), IBAN_LAYOUTS[:4], ids=[c for c, _ in IBAN_LAYOUTS[:4]]
+)
+def test_an_iban_with_a_wrong_check_digit_or_layout_is_nothing_at_all(
+    scanner: Scanner, country: str, bban: str
+) -> None:
+    """Nor is any part of it a phone or a card number: the old phone rule took those."""
+    iban = with_check_digits(country, bban)
+    wrong_check = iban[:3] + str((int(iban[3]) + 1) % 10) + iban[4:]
+    letter_for_digit = iban[:4] + "X" + iban[5:]  # each of these BBANs opens with digits
+    shorter = iban[:-1]
+    for bad in (wrong_check, letter_for_digit, shorter):
+        assert bad == iban or scanner.scan(spaced(bad)) == [], spaced(bad)
+
+
+def test_an_iban_followed_by_a_short_word_is_still_found(scanner: Scanner) -> None:
+    iban = with_check_digits("DE", "37040044" + "0532013000")
+    assert "iban" in pii_rules(scanner, f"account {spaced(iban)} X to be paid")
+
+
+def test_mixed_separators_make_no_iban(scanner: Scanner) -> None:
+    iban = spaced(with_check_digits("DE", "37040044" + "0532013000"))
+    assert "iban" not in pii_rules(scanner, iban.replace(" ", "-", 2))
+
+
+def test_stdnum_is_not_imported_until_a_candidate_needs_it() -> None:
+    import subprocess  # noqa: PLC0415
+
+    probe = (
+        "import sys\n"
+        "from devpulse import config_from_mapping\n"
+        "from devpulse.plugins.privacy import Scanner\n"
+        "s = Scanner(config_from_mapping({}).privacy)\n"
+        "s.scan('no numbers here')\n"
+        "print('stdnum' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+PHONES = [
+    ("phone-national", "ring 0532 614 27 93 after six"),  # TR mobile, trunk 0
+    ("phone-national", "ring 0 (532) 614 27 93 after six"),
+    ("phone-national", "ring 0-532-614-27-93"),
+    ("phone-national", "ring 05326142793"),  # unseparated, 11 digits
+    ("phone-national", "ring 532 614 27 93 or 532-614-27-93"),  # 3-3-2-2
+    ("phone-national", "ring 532.614.27.93"),
+    ("phone-national", "cel 0918 452 7731"),  # PH mobile
+    ("phone-national", "cel 0 (918) 452 7731"),
+    ("phone-national", "cel 09184527731"),
+    ("phone-national", "Tokyo office 03-5412-8890"),
+    ("phone-national", "Haifa 04-8523310"),
+    ("phone-national", "手机 15927384615"),  # CN mobile
+    ("phone-national", "call 1-212-736-0142 or 44-212-736-0142"),
+    ("phone-national", "Madrid 612 34 56 78"),  # 3-2-2-2
+    ("phone-e164", "ring +90 (532) 614 27 93"),
+    ("phone-e164", "ring +63-918-452-7731"),
+    ("phone-e164", "ring +639184527731"),
+    ("phone-e164", "Athens +30 21 0 6124475"),
+    ("phone-labelled", "Phone: 3126142793"),
+    ("phone-labelled", "Telefon 5326142793"),
+]
+
+
+@pytest.mark.parametrize(("rule", "text"), PHONES, ids=[t for _, t in PHONES])
+def test_national_and_international_phone_formats(scanner: Scanner, rule: str, text: str) -> None:
+    assert rule in pii_rules(scanner, text)
+
+
+NOT_PHONES = [
+    "build 2024-05-21 finished",
+    "ts 2024-05-21T10:11:02.1234567Z",
+    "loss 0.14285714 after 3 epochs",
+    "Boston, MA 02110-1301",  # ZIP+4
+    "exchange 212-136-0142",  # a North American exchange never starts with 1
+    "id 9184527731",  # unlabelled bare 10 digits: ids, counters, timestamps
+    "epoch 1716281462",
+    "INT_MAX is 2147483647",
+    "route 212.123.45.67 via eth0",  # an IPv4 address in 3-3-2-2 shape
+    "0918452773",  # a trunk 0 and 9 digits, unseparated: too short to tell
+    "09184527731234",
+    "see RFC 1918 and 5737 for 10 0 0 0",
+    "0 1 2 3 4 5 6 7 8 9",
+    "version 0.12.3 and 01.02.2024",
+]
+
+
+@pytest.mark.parametrize("text", NOT_PHONES)
+def test_numbers_that_are_not_phones(scanner: Scanner, text: str) -> None:
+    assert not {r for r in pii_rules(scanner, text) if r.startswith("phone")}
+
+
+@pytest.mark.parametrize(
+    "text", ["SSN 078-05-1123", "ssn: 078.05.1123", "abc 078 05 1123 abc", "412 62 8841"]
+)
+def test_ssns_with_dashes_dots_or_spaces(scanner: Scanner, text: str) -> None:
+    rules = pii_rules(scanner, text)
+    assert rules & {"us-ssn", "us-ssn-labelled"}
+    assert not {r for r in rules if r.startswith("phone")}  # 0xx-xx-xxxx is no phone
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "078 00 1123",  # group 00 is never issued
+        "078-05-0000",
+        "412-62.8841",  # mixed separators
+        "078-05-1120",  # the Woolworth wallet card: rules.toml [not_personal]
+        "219-09-9999",  # SSA advertising
+        "900-12-3456",
+        "412628841",  # a bare run of nine, unlabelled
+    ],
+)
+def test_not_ssns(scanner: Scanner, text: str) -> None:
+    assert not pii_rules(scanner, text)
+
+
+def luhn_complete(head: str) -> str:
+    for digit in "0123456789":
+        if pii.luhn(head + digit):
+            return head + digit
+    raise AssertionError(head)
+
+
+CARDS = [
+    luhn_complete("3056930912512"),  # Diners Club, 14 digits
+    luhn_complete("3589" + "31245678901"),  # JCB
+    luhn_complete("5019" + "71701510374"),  # Dankort
+    luhn_complete("6759" + "64982643845"),  # Maestro UK
+    luhn_complete("2200" + "12345678912"),  # Mir
+    luhn_complete("6250" + "94127361825"),  # UnionPay
+    luhn_complete("1224" + "5678912345"),  # UATP, 15 digits
+    luhn_complete("9792" + "12345678912"),  # Troy
+]
+
+
+@pytest.mark.parametrize("card", CARDS)
+def test_card_issuers_beyond_the_big_four(scanner: Scanner, card: str) -> None:
+    grouped = " ".join(card[i : i + 4] for i in range(0, len(card), 4))
+    assert "credit-card" in pii_rules(scanner, f"card {card} and {grouped}")
+
+
+def test_a_prefix_a_scheme_does_not_issue_at_that_length_is_no_card() -> None:
+    assert pii.card_number(luhn_complete("4539" + "14880343"))  # Visa issues 13
+    assert not pii.card_number(luhn_complete("4539" + "1488034364"))  # but not 15
+    assert not pii.card_number(luhn_complete("1224" + "56789123456"))  # UATP is 15 only
+    assert not pii.card_number(luhn_complete("7123" + "45678912345"))  # no scheme in 7
+
+
+def test_published_test_cards_are_a_listed_decision() -> None:
+    assert "4242424242424242" in pii.not_personal()["test_cards"]
+    assert not pii.card_number("4242 4242 4242 4242")
+
+
+def test_punycode_domains_are_addresses(scanner: Scanner) -> None:
+    assert "email-address" in pii_rules(scanner, "write to olga@xn--e1afmkfd.xn--p1ai soon")
+
+
+def test_ip_addresses_are_not_claimed_as_personal_data(scanner: Scanner) -> None:
+    """The decision in rules.toml: private ranges are internal, the rest not reported."""
+    assert not pii_rules(scanner, "from 203.0.113.7 and 2001:db8::1 via 8.8.8.8")
+    assert {f.category for f in scanner.scan("from 10.4.2.7")} == {"internal"}
