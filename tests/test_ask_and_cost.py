@@ -56,7 +56,7 @@ def test_ask_json_then_cost_json(capsys, rig_config: Path) -> None:
     assert payload["cost_usd"] == 0.0
     expected = (answer["usage"]["input_tokens"] * 3 + answer["usage"]["output_tokens"] * 15) / 1e6
     assert payload["counterfactual_usd"] == pytest.approx(expected, abs=1e-6)
-    assert payload["decision"]["task_class"] == "drafting"
+    assert payload["decision"]["task_class"] == "quick_qa"  # easy: by difficulty
     assert "local -> local_anthropic/gemma-3-270m" in err
 
     code, out, _ = run(

@@ -30,29 +30,35 @@ def _words(*alternatives: str) -> re2._Regexp:
     return re2.compile(r"(?:^|[^\pL\pN_])(?i:" + "|".join(alternatives) + r")(?:[^\pL\pN_]|$)")
 
 
-NUMBER = re2.compile(r"\pN+(?:[.,]\pN+)*")
-# Conditions and constraints that a solution has to keep track of.
-CONDITION = _words(
-    "if",
-    "suppose",
-    "assume",
-    "assuming",
-    "given",
-    "unless",
-    "only if",
-    "provided",
-    "must",
-    "at least",
-    "at most",
-    "exactly",
-    "each",
-    "every",
-    "remaining",
-    "twice",
-    "half",
-    "times",
-    "per",
+# Conditions and constraints that a solution has to keep track of (whole words).
+CONDITION_WORDS = frozenset(
+    w.encode()
+    for w in (
+        "if",
+        "suppose",
+        "assume",
+        "assuming",
+        "given",
+        "unless",
+        "provided",
+        "must",
+        "least",
+        "exactly",
+        "each",
+        "every",
+        "remaining",
+        "twice",
+        "half",
+        "times",
+        "per",
+    )
 )
+# Bytes tables for str-free counting in C: ASCII letters and digits stay (lower-cased), other
+# ASCII becomes a space; bytes of other scripts stay, so their words stay whole.
+_WORDS = bytes((c if chr(c).isalnum() else 32) if c < 128 else c for c in range(256)).translate(
+    bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
+)
+_DIGIT_RUNS = bytes(49 if 48 <= c <= 57 else 32 for c in range(256))
 # A question that asks for a quantity: with numbers in the text, an arithmetic word problem.
 QUANTITY = _words(
     "how many",
@@ -87,24 +93,33 @@ def _window(text: str) -> str:
     return text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
 
 
-def _count(pattern: re2._Regexp, text: str) -> int:
-    return sum(1 for _ in pattern.finditer(text))
+def _count(pattern: re2._Regexp, text: str, cap: int) -> int:
+    """Matches of `pattern` in `text`, up to `cap` (each match costs a call into RE2)."""
+    found, pos = 0, 0
+    while found < cap:
+        match = pattern.search(text, pos)
+        if match is None:
+            break
+        found += 1
+        pos = max(match.end(), pos + 1)
+    return found
 
 
 def extract(text: str) -> dict[str, float]:
     """The features of `text`, each a small non-negative number (mostly log counts)."""
     window = _window(text)
-    tokens = estimate_tokens(text)
-    words = window.split()
-    long_words = sum(1 for w in words if len(w) >= 10) / max(1, len(words))
-    numbers = _count(NUMBER, window)
-    code = _count(CODE, window)
+    data = window.encode("utf-8", "surrogatepass")
+    words = data.translate(_WORDS).split()
+    numbers = len(data.translate(_DIGIT_RUNS).split())
+    long_words = sum(len(w) >= 10 for w in words) / max(1, len(words))
+    conditions = sum(map(CONDITION_WORDS.__contains__, words))
+    code = _count(CODE, window, 2)
     return {
-        "tokens": math.log2(1 + tokens),
+        "tokens": math.log2(1 + estimate_tokens(text)),
         "numbers": math.log1p(numbers),
-        "conditions": math.log1p(_count(CONDITION, window)),
+        "conditions": math.log1p(conditions),
         "long_words": long_words,
         "word_problem": float(numbers >= 2 and QUANTITY.search(window) is not None),
-        "code": min(1.0, code / 2),
+        "code": code / 2,
         "prose": float(code == 0 and PROSE.search(window) is not None),
     }

@@ -58,7 +58,7 @@ class Model:
         """Where `raw` falls among the reference scores, in (0, 1)."""
         qs = self.quantiles
         steps = len(qs) - 1
-        spread = (qs[-1] - qs[0]) / steps or 1.0
+        spread = (qs[-1] - qs[0]) or 1.0
         if raw <= qs[0]:
             return 0.5 / steps * math.exp((raw - qs[0]) / spread)
         if raw >= qs[-1]:
