@@ -25,7 +25,6 @@ from devpulse import (
 from devpulse.core.ledger import SCHEMA_VERSION, Attempt, RequestRecord
 from tests.support import router_with
 
-
 # Hard by the difficulty score (an arithmetic word problem): routes to the cloud.
 WORD_PROBLEM = (
     "A train travels 180 km in 2 hours, then 240 km in 3 hours. "
@@ -99,9 +98,7 @@ def test_answers_costs_refusals_and_failures_are_recorded(tmp_path: Path) -> Non
     ledger = {"ledger": {"path": str(tmp_path / "l.sqlite3")}}
     router = router_with(ledger, plugins=[Answer()])
     router.invoke("summarize the launch plan for project hummingbird")  # local
-    router.invoke(
-        WORD_PROBLEM
-    )  # cloud
+    router.invoke(WORD_PROBLEM)  # cloud
     cost = router_with(
         {
             **ledger,
