@@ -117,6 +117,17 @@ def test_simulate_matches_the_prices_in_config(capsys) -> None:
     assert [p["local_share"] for p in result["series"]][:3] == [0.0, 0.1, 0.2]
 
 
+def test_simulate_defaults_to_the_configured_cloud_share(capsys, tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[routing]\ncloud_share = 0.25\n")
+    argv = ["cost", "--simulate", "--requests-per-day", "100", "--avg-in-tokens", "1000"]
+    argv += ["--avg-out-tokens", "0", "--json"]
+    _, out, _ = run(capsys, "--config", str(cfg), *argv)
+    assert json.loads(out)["savings_pct"] == pytest.approx(75.0)
+    _, out, _ = run(capsys, *argv)  # the packaged default: 0.3 to the cloud
+    assert json.loads(out)["savings_pct"] == pytest.approx(70.0)
+
+
 def test_a_local_rate_makes_local_work_cost_something(capsys, tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text("[ledger]\nlocal_usd_per_million_tokens = 0.5\n")
