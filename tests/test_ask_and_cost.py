@@ -84,7 +84,7 @@ def test_ask_json_then_cost_json(capsys, rig_config: Path) -> None:
     assert report["local_share_by_requests"] == 1.0
     assert report["spend_usd"] == 0.0
     assert report["savings_usd"] == pytest.approx(report["all_cloud_usd"])
-    assert report["by_task_class"]["drafting"]["requests"] == 2
+    assert report["by_task_class"]["quick_qa"]["requests"] == 2
     code, out, _ = run(
         capsys, "--config", str(rig_config), "cost", "--since", "2999-01-01", "--json"
     )
