@@ -25,7 +25,7 @@ rig: $(STAMP)
 demo: rig
 	@$(BIN)/python -m tests.rig.serve --port 8080 -- sh -c '\
 	  export PATH="$(CURDIR)/$(BIN):$$PATH" XDG_DATA_HOME="$(CURDIR)/.demo"; set -x; \
-	  devpulse route "Design a multi-step migration plan for our billing system across three services" && \
+	  devpulse route "A train travels 180 km in 2 hours, then 240 km in 3 hours. How many km per hour did it average?" && \
 	  devpulse route --json "Refactor this: DB_PASSWORD = \"x9%Kq2mPz!7vLr\"" && \
 	  devpulse ask "Summarize in one line: DevPulse routes LLM requests between local and cloud." && \
 	  devpulse ask --stream "Draft a two-line release note for version 1.2." && \
@@ -47,6 +47,7 @@ bench: rig
 	$(BIN)/python bench/failover.py
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/babysit.py
+	$(BIN)/python bench/routing_quality.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo

@@ -56,7 +56,7 @@ def test_ask_json_then_cost_json(capsys, rig_config: Path) -> None:
     assert payload["cost_usd"] == 0.0
     expected = (answer["usage"]["input_tokens"] * 3 + answer["usage"]["output_tokens"] * 15) / 1e6
     assert payload["counterfactual_usd"] == pytest.approx(expected, abs=1e-6)
-    assert payload["decision"]["task_class"] == "drafting"
+    assert payload["decision"]["task_class"] == "quick_qa"  # easy: by difficulty
     assert "local -> local_anthropic/gemma-3-270m" in err
 
     code, out, _ = run(
@@ -84,7 +84,7 @@ def test_ask_json_then_cost_json(capsys, rig_config: Path) -> None:
     assert report["local_share_by_requests"] == 1.0
     assert report["spend_usd"] == 0.0
     assert report["savings_usd"] == pytest.approx(report["all_cloud_usd"])
-    assert report["by_task_class"]["drafting"]["requests"] == 2
+    assert report["by_task_class"]["quick_qa"]["requests"] == 2
     code, out, _ = run(
         capsys, "--config", str(rig_config), "cost", "--since", "2999-01-01", "--json"
     )
@@ -115,6 +115,17 @@ def test_simulate_matches_the_prices_in_config(capsys) -> None:
     assert result["all_cloud_monthly_usd"] == pytest.approx(2000 * 30 * per_request)
     assert result["savings_pct"] == pytest.approx(70.0)
     assert [p["local_share"] for p in result["series"]][:3] == [0.0, 0.1, 0.2]
+
+
+def test_simulate_defaults_to_the_configured_cloud_share(capsys, tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[routing]\ncloud_share = 0.25\n")
+    argv = ["cost", "--simulate", "--requests-per-day", "100", "--avg-in-tokens", "1000"]
+    argv += ["--avg-out-tokens", "0", "--json"]
+    _, out, _ = run(capsys, "--config", str(cfg), *argv)
+    assert json.loads(out)["savings_pct"] == pytest.approx(75.0)
+    _, out, _ = run(capsys, *argv)  # the packaged default: 0.3 to the cloud
+    assert json.loads(out)["savings_pct"] == pytest.approx(70.0)
 
 
 def test_a_local_rate_makes_local_work_cost_something(capsys, tmp_path: Path) -> None:

@@ -134,10 +134,10 @@ def test_a_config_that_is_not_utf8_toml(capsys, tmp_path: Path, data: bytes) -> 
 
 def test_a_config_with_a_utf8_byte_order_mark_is_fine(capsys, tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_bytes(b"\xef\xbb\xbf[classify]\nquick_qa_max_words = 5\n")
+    path.write_bytes(b"\xef\xbb\xbf[classify]\nlong_context_tokens = 5\n")
     assert run(capsys, "--config", str(path), "route", "x")[0] == 0
     code, out, _ = run(capsys, "--config", str(path), "config")
-    assert (code, "classify.quick_qa_max_words = 5  (file)" in out) == (0, True)
+    assert (code, "classify.long_context_tokens = 5  (file)" in out) == (0, True)
 
 
 @pytest.mark.parametrize("name", ["/dev/zero", "."])

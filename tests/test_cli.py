@@ -14,7 +14,10 @@ import pytest
 from devpulse import ExitCode, __version__
 from devpulse.cli import main
 
-REASONING = "Design a multi-step migration plan for our billing system across three services"
+REASONING = (
+    "A train travels 180 km in 2 hours, then 240 km in 3 hours. H"
+    "ow many km per hour did it average over the whole trip?"
+)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -40,7 +43,9 @@ def test_route_json_carries_the_whole_decision(capsys) -> None:
     assert payload["side"] == "cloud"
     assert payload["backend"] == "anthropic"
     assert payload["task_class"] == "reasoning"
-    assert payload["task_rule"] == "reasoning_language"
+    assert payload["task_rule"].startswith("difficult (")
+    assert payload["difficulty"] >= 0.7
+    assert any(n.startswith("difficulty ") for n in payload["classifier_notes"])
     assert payload["privacy"]["level"] == "public"
     assert any("reasoning" in reason for reason in payload["reasons"])
 

@@ -34,7 +34,8 @@ from devpulse.core.costs import simulate
 @click.option(
     "--local-share",
     type=click.FloatRange(0, 1),
-    help="With --simulate: share of requests served locally, 0 to 1.",
+    help="With --simulate: share of requests served locally, 0 to 1 (default: 1 minus "
+    "routing.cloud_share, what routing by difficulty aims at).",
 )
 @click.option(
     "--cloud-model",
@@ -55,9 +56,9 @@ def cost_command(
 ) -> None:
     """Blended cost, local share and savings from the ledger (or --simulate a routing mix).
 
-    --simulate needs --requests-per-day, --avg-in-tokens, --avg-out-tokens and
-    --local-share, and those options and --cloud-model go only with it; it reads no
-    ledger, so --since does not.
+    --simulate needs --requests-per-day, --avg-in-tokens and --avg-out-tokens;
+    --local-share defaults to 1 - routing.cloud_share. Those options and --cloud-model
+    go only with it; it reads no ledger, so --since does not.
 
     Exit codes: 0 reported, 2 usage or config error (a missing --simulate input, a
     --simulate option without --simulate, a bad --since date, the ledger disabled or
@@ -80,6 +81,9 @@ def cost_command(
     elif since is not None:
         raise click.UsageError("--since reads the ledger: it does not apply to --simulate")
     if simulating:
+        if local_share is None:
+            local_share = 1.0 - app.config.policy.cloud_share
+            needed["--local-share"] = local_share
         missing = [k for k, v in needed.items() if v is None]
         if missing:
             raise click.UsageError(f"--simulate needs {', '.join(missing)}")

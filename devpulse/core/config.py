@@ -56,8 +56,22 @@ class PrivacyConfig:
 @dataclass(frozen=True, slots=True)
 class ClassifyConfig:
     long_context_tokens: int
-    quick_qa_max_words: int
     default_task: TaskClass
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingPolicy:
+    """The settings in [routing] besides the table: how prompts without a task class route.
+
+    `cloud_share` is the share of typical traffic, the hardest, that goes to the cloud; the
+    difficulty threshold is `1 - cloud_share` (difficulty is a position in typical traffic).
+    """
+
+    cloud_share: float = 0.3
+
+    @property
+    def threshold(self) -> float:
+        return 1.0 - self.cloud_share
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +196,8 @@ class Config:
     babysit: BabysitConfig
     input: InputConfig
     plugins: dict[str, Any] = field(default_factory=dict)
+    # The [routing] keys that are settings rather than task classes (built from that table).
+    policy: RoutingPolicy = field(default=RoutingPolicy(), metadata={"internal": True})
     # Where the config came from; set by the loader, never by the file (internal: no key).
     source: str = field(default="<defaults>", metadata={"internal": True})
 
@@ -225,7 +241,6 @@ BACKEND_KINDS = ("ollama", "anthropic", "openai_compat")
 # something absurd (a negative wait, a circuit that opens before any failure).
 MINIMUMS = {
     "classify.long_context_tokens": 1,
-    "classify.quick_qa_max_words": 0,
     "preflight.reserve_mb": 0,
     "preflight.runtime_overhead_mb": 0,
     "preflight.default_ctx": 1,
@@ -288,7 +303,10 @@ def config_from_mapping(user: Mapping[str, Any], *, source: str = "<defaults>") 
     text = resources.files("devpulse").joinpath("default_config.toml").read_text("utf-8")
     merged = _merge(tomllib.loads(text), user)
     try:
-        config: Config = dataclasses.replace(_build(Config, merged, ""), source=source)
+        table, policy = _split_routing(merged.get("routing"))
+        config: Config = dataclasses.replace(
+            _build(Config, {**merged, "routing": table}, ""), policy=policy, source=source
+        )
         _check_references(config)
     except ConfigError as exc:
         raise located(exc, source) from None
@@ -305,6 +323,20 @@ def parse_rules(entries: Any, key: str) -> tuple[PrivacyRule, ...]:
     """Check a list of rule tables (the packaged rule file uses the user's schema)."""
     rules: tuple[PrivacyRule, ...] = _build(tuple[PrivacyRule, ...], entries, key)
     return rules
+
+
+def _split_routing(routing: Any) -> tuple[Any, RoutingPolicy]:
+    """[routing] holds the table (a key per task class) and the policy's settings."""
+    if not isinstance(routing, Mapping):
+        return routing, RoutingPolicy()  # _build names the mistake
+    names = {f.name for f in dataclasses.fields(RoutingPolicy)}
+    table = {k: v for k, v in routing.items() if k not in names}
+    policy: RoutingPolicy = _build(
+        RoutingPolicy, {k: v for k, v in routing.items() if k in names}, "routing"
+    )
+    if not 0 <= policy.cloud_share <= 1:
+        raise ConfigError("routing.cloud_share: must be from 0 to 1 (a share of requests)")
+    return table, policy
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

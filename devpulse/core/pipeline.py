@@ -114,6 +114,7 @@ class Router:
             local_only=level >= self.config.privacy.local_only_at,
             findings=findings,
             reasons=tuple(r for lab in labels for r in lab.reasons),
+            difficulty=next((lab.difficulty for lab in labels if lab.difficulty is not None), None),
         )
 
     def route(self, request: Request | str, **kwargs: Any) -> Decision:

@@ -137,6 +137,7 @@ class Labels:
     privacy_level: PrivacyLevel | None = None
     findings: tuple[Finding, ...] = ()
     reasons: tuple[str, ...] = ()
+    difficulty: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +145,9 @@ class Classification:
     """All classifiers' labels merged by the core.
 
     `local_only` is true when `privacy_level` is at or above the configured threshold: such a
-    request must never reach a backend marked cloud.
+    request must never reach a backend marked cloud. `difficulty`, in [0, 1], is how hard
+    the prompt looks next to typical traffic (0.7: harder than about 70% of it), or None when
+    no classifier scored it.
     """
 
     task_class: TaskClass
@@ -153,11 +156,13 @@ class Classification:
     local_only: bool
     findings: tuple[Finding, ...] = ()
     reasons: tuple[str, ...] = ()
+    difficulty: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "task_class": self.task_class.value,
             "task_rule": self.task_rule,
+            "difficulty": None if self.difficulty is None else round(self.difficulty, 4),
             "privacy": {
                 "level": self.privacy_level.label,
                 "local_only": self.local_only,

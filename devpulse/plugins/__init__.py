@@ -23,7 +23,7 @@ def bundled_plugins(config: Config, hook: Any) -> list[tuple[str, object]]:
     installed) through it at call time.
     """
     plugins: list[tuple[str, object]] = [
-        ("devpulse.task_classifier", TaskClassifier(config.classify)),
+        ("devpulse.task_classifier", TaskClassifier(config.classify, config.policy)),
         ("devpulse.routing_table", RoutingTable(config)),
         ("devpulse.probe.host", HostProbe(config.preflight.reserve_mb)),
         ("devpulse.probe.nvidia", NvidiaProbe()),

@@ -1,19 +1,32 @@
-"""The bundled task classifier: infers a task class from the shape and wording of a request.
+"""The bundled task classifier: a task class from a request's shape, else from its difficulty.
 
-Rules run in order and the first that fires names the class; its name is recorded as the
-reason. Wording rules read only the head of the last user message, where the instruction
-sits, so a 100 KB paste costs no more than a short prompt. They run on RE2, as everything
-that reads request text does, so no wording can make them slow.
+Shape rules run in order and the first that fires names the class; its name is recorded as
+the reason. They recognise kinds of work by form, not topic: fill-in-the-middle markers,
+images, a long context, tools with a plan, code with a review or refactor request. Any
+other prompt is named by its difficulty score (devpulse/plugins/difficulty): the hardest
+share of typical traffic (`routing.cloud_share`) is `reasoning`, the rest `quick_qa`.
+
+The seed's wording lists for reasoning ("prove", "architect", "trade-off"...) and domain
+expertise ("legal", "clinical"...) are gone, and so are "short prompt" and drafting verbs as
+classes: scored on RouteLLM's MMLU development half, the first two sent prompts with no
+more than the average strong-model gain to the cloud, and the last two kept prompts with
+more than the average gain local (docs/routing.md has the figures). Drafting verbs live on
+as a difficulty feature instead.
+
+Wording rules read only the head of the last user message, where the instruction sits, so a
+100 KB paste costs no more than a short prompt. They run on RE2, as everything that reads
+request text does, so no wording can make them slow.
 """
 
 from __future__ import annotations
 
 import re2
 
-from devpulse.core.config import ClassifyConfig
+from devpulse.core.config import ClassifyConfig, RoutingPolicy
 from devpulse.core.tokens import estimate_tokens
 from devpulse.core.types import Labels, Request, TaskClass
 from devpulse.hookspecs import hookimpl
+from devpulse.plugins.difficulty import model as difficulty
 
 HEAD_CHARS = 2000
 
@@ -31,8 +44,13 @@ FIM_MARKERS = re2.compile(r"<\|fim_(?:prefix|suffix|middle)\|>|<fim_(?:prefix|su
 PLANNING = _words(
     "plan", "steps?", "multi-step", "orchestrat", "workflow", "then", "until", "autonomous"
 )
-# Ordered: the first wording rule that matches wins.
-WORDING: tuple[tuple[str, TaskClass, re2._Regexp], ...] = (
+# Code in the text: a fence, or lines that end or open the way code does.
+CODE = re2.compile(r"(?m)```|[{};]\s*$|^\s*(?:def|class|return|import|#include|function)\b")
+# Code work the seed table keeps local. Each rule needs code in the request: without it, the
+# same words ("review the evidence", "simplify this expression") are questions, whose
+# difficulty decides. Measured on MMLU, the review wording without code picked prompts with
+# almost three times the average strong-model gain, and kept them local.
+CODE_WORDING: tuple[tuple[str, TaskClass, re2._Regexp], ...] = (
     (
         "review_request",
         TaskClass.CODE_REVIEW,
@@ -50,75 +68,33 @@ WORDING: tuple[tuple[str, TaskClass, re2._Regexp], ...] = (
             "dedupe",
         ),
     ),
-    (
-        "drafting_verb",
-        TaskClass.DRAFTING,
-        _words(
-            "summari[sz]e",
-            "summary of",
-            "tl;?dr",
-            "draft",
-            "rewrite",
-            "rephrase",
-            "translate",
-            "proofread",
-            "paraphrase",
-            "write (?:a|an) (?:email|note|reply)",
-        ),
-    ),
-    (
-        "reasoning_language",
-        TaskClass.REASONING,
-        _words(
-            "multi-step",
-            "step[- ]by[- ]step",
-            r"design (?:a|an|the)",
-            "architect",
-            "migration plan",
-            "trade-?offs?",
-            "root cause",
-            "prove",
-            "derive",
-            "reason through",
-            "strategy for",
-            "formal(?:ly)? verif",
-        ),
-    ),
-    (
-        "domain_language",
-        TaskClass.DOMAIN_EXPERT,
-        _words(
-            "legal",
-            "lawsuit",
-            "contract law",
-            "regulator",
-            "complian",
-            "clinical",
-            "diagnos",
-            "pharmac",
-            "patent",
-            "tax code",
-            "actuarial",
-            "genomic",
-        ),
-    ),
 )
 
 
 class TaskClassifier:
-    """Labels each request with a task class; an explicit ``request.task`` skips the rules."""
+    """Labels each request with a task class and a difficulty.
 
-    def __init__(self, config: ClassifyConfig) -> None:
+    An explicit ``request.task`` skips the rules (the difficulty is still reported). A
+    request that no shape rule recognises is named by its difficulty: `reasoning` at or above
+    the threshold that `routing.cloud_share` sets, `quick_qa` below it.
+    """
+
+    def __init__(self, config: ClassifyConfig, policy: RoutingPolicy | None = None) -> None:
         self._config = config
+        self._policy = policy or RoutingPolicy()
+        self._model = difficulty.load()
 
     @hookimpl
     def classify(self, request: Request) -> Labels | None:
+        score = self._model.score(request.text())
         if request.task is not None:
-            return None
-        task, rule = self._infer(request)
-        return Labels(task_class=task, rule=rule)
+            return Labels(difficulty=score.difficulty, reasons=(score.reason(),))
+        task, rule = self._infer(request, score.difficulty)
+        return Labels(
+            task_class=task, rule=rule, difficulty=score.difficulty, reasons=(score.reason(),)
+        )
 
-    def _infer(self, request: Request) -> tuple[TaskClass, str]:
+    def _infer(self, request: Request, level: float) -> tuple[TaskClass, str]:
         instruction = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         head = instruction[:HEAD_CHARS].encode("utf-8", "surrogatepass")
         if request.suffix is not None or FIM_MARKERS.search(head):
@@ -135,10 +111,11 @@ class TaskClassifier:
             )
         if request.tools and PLANNING.search(head):
             return TaskClass.AGENTIC, "tools_with_planning"
-        for rule, task, pattern in WORDING:
-            if pattern.search(head):
-                return task, rule
-        max_words = self._config.quick_qa_max_words
-        if len(instruction) < max_words * 16 and len(instruction.split()) <= max_words:
-            return TaskClass.QUICK_QA, "short_prompt"
-        return self._config.default_task, "default"
+        if CODE.search(head):
+            for rule, task, pattern in CODE_WORDING:
+                if pattern.search(head):
+                    return task, rule
+        threshold = self._policy.threshold
+        if level >= threshold:
+            return TaskClass.REASONING, f"difficult ({level:.2f} >= {threshold:.2f})"
+        return TaskClass.QUICK_QA, f"easy ({level:.2f} < {threshold:.2f})"

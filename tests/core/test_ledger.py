@@ -18,11 +18,18 @@ from devpulse import (
     Request,
     Response,
     Side,
+    TaskClass,
     Usage,
     hookimpl,
 )
 from devpulse.core.ledger import SCHEMA_VERSION, Attempt, RequestRecord
 from tests.support import router_with
+
+# Hard by the difficulty score (an arithmetic word problem): routes to the cloud.
+WORD_PROBLEM = (
+    "A train travels 180 km in 2 hours, then 240 km in 3 hours. "
+    "How many km per hour did it average over the whole trip?"
+)
 
 
 def write_many(path: str, count: int, tag: str) -> None:
@@ -91,7 +98,7 @@ def test_answers_costs_refusals_and_failures_are_recorded(tmp_path: Path) -> Non
     ledger = {"ledger": {"path": str(tmp_path / "l.sqlite3")}}
     router = router_with(ledger, plugins=[Answer()])
     router.invoke("summarize the launch plan for project hummingbird")  # local
-    router.invoke("Design a multi-step migration plan")  # cloud
+    router.invoke(WORD_PROBLEM)  # cloud
     cost = router_with(
         {
             **ledger,
@@ -110,7 +117,7 @@ def test_answers_costs_refusals_and_failures_are_recorded(tmp_path: Path) -> Non
         plugins=[Answer()],
     )
     with pytest.raises(Exception, match="reset"):
-        cost.invoke("summarize this")
+        cost.invoke("summarize this", task=TaskClass.DRAFTING)
     blocked = router_with(ledger, plugins=[Answer(), Secret(), ToCloud()])
     with pytest.raises(PrivacyBlocked):
         blocked.invoke("summarize this")

@@ -29,6 +29,12 @@ from devpulse import (
 )
 from tests.support import router_with
 
+# Hard by the difficulty score (an arithmetic word problem): routes to the cloud.
+WORD_PROBLEM = (
+    "A train travels 180 km in 2 hours, then 240 km in 3 hours. "
+    "How many km per hour did it average over the whole trip?"
+)
+
 
 class Marks:
     """A classifier that labels every request with a fixed privacy level."""
@@ -90,7 +96,7 @@ class FailOverTo:
 
 def test_an_installed_route_plugin_preempts_the_table(make_router) -> None:
     router = make_router(plugins=[RouteTo(Side.LOCAL, "llama_server", "tiny")])
-    decision = router.route("Design a multi-step migration plan")
+    decision = router.route(WORD_PROBLEM)
     assert (decision.side, decision.backend, decision.model) == (Side.LOCAL, "llama_server", "tiny")
     assert decision.classification is not None
     assert decision.classification.task_class is TaskClass.REASONING

@@ -12,7 +12,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "examples" / "custom_policy_plugin"
-REASONING = "Design a multi-step migration plan for our billing system across three services"
+REASONING = (
+    "A train travels 180 km in 2 hours, then 240 km in 3 hours. H"
+    "ow many km per hour did it average over the whole trip?"
+)
 
 
 @pytest.fixture(scope="module")

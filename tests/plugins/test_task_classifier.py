@@ -8,31 +8,33 @@ from devpulse import Image, Message, Request, TaskClass
 @pytest.mark.parametrize(
     ("prompt", "task", "rule"),
     [
-        ("summarize this changelog", TaskClass.DRAFTING, "drafting_verb"),
-        ("Please translate the paragraph below into German.", TaskClass.DRAFTING, "drafting_verb"),
-        ("Refactor this function to use a dataclass", TaskClass.REFACTOR, "refactor_verb"),
-        ("rename `foo` to `bar` across the module", TaskClass.REFACTOR, "refactor_verb"),
-        ("Review this diff for bugs", TaskClass.CODE_REVIEW, "review_request"),
-        (
-            "Design a multi-step migration plan for our billing system across three services",
-            TaskClass.REASONING,
-            "reasoning_language",
-        ),
-        (
-            "What are the compliance obligations of a clinical trial sponsor in the EU, in detail, "
-            "with references to each regulation and each of the member state differences that "
-            "matter for a small company running its first study across four countries, and the "
-            "timelines and documents for each step of the submission process that we will face",
-            TaskClass.DOMAIN_EXPERT,
-            "domain_language",
-        ),
-        ("what does HTTP 418 mean?", TaskClass.QUICK_QA, "short_prompt"),
+        ("Refactor this function:\ndef f(x):\n    return x", TaskClass.REFACTOR, "refactor_verb"),
+        ("rename `foo` to `bar` here:\nfoo = 1;\n", TaskClass.REFACTOR, "refactor_verb"),
+        ("Review this diff for bugs:\n```\n-a\n+b\n```", TaskClass.CODE_REVIEW, "review_request"),
     ],
 )
-def test_wording_rules(make_router, prompt: str, task: TaskClass, rule: str) -> None:
+def test_code_wording_rules_need_code(make_router, prompt: str, task: TaskClass, rule: str) -> None:
     classification = make_router().classify(Request.from_prompt(prompt))
     assert classification.task_class is task
     assert classification.task_rule == rule
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Review the evidence the court admitted and say which objection fails.",
+        "summarize this changelog",
+        "Design a multi-step migration plan for our billing system across three services",
+        "What are the compliance obligations of a clinical trial sponsor in the EU?",
+    ],
+)
+def test_wording_without_a_shape_routes_by_difficulty(make_router, prompt: str) -> None:
+    """Topic words name no class any more: the difficulty does, against the threshold."""
+    classification = make_router().classify(Request.from_prompt(prompt))
+    assert classification.difficulty is not None
+    hard = classification.difficulty >= 0.7
+    assert classification.task_class is (TaskClass.REASONING if hard else TaskClass.QUICK_QA)
+    assert classification.task_rule.startswith("difficult (" if hard else "easy (")
 
 
 def test_fill_in_the_middle_is_autocomplete(make_router) -> None:
@@ -76,8 +78,8 @@ def test_explicit_task_always_wins(make_router) -> None:
     assert classification.task_rule == "explicit"
 
 
-def test_no_rule_falls_back_to_the_configured_default(make_router) -> None:
-    long_plain = "the quick brown fox jumps over the lazy dog. " * 30
-    router = make_router({"classify": {"default_task": "drafting"}})
-    classification = router.classify(Request.from_prompt(long_plain))
-    assert (classification.task_class, classification.task_rule) == (TaskClass.DRAFTING, "default")
+def test_explicit_task_still_reports_the_difficulty(make_router) -> None:
+    request = Request.from_prompt("hello", task=TaskClass.REASONING)
+    classification = make_router().classify(request)
+    assert classification.difficulty is not None
+    assert 0 <= classification.difficulty < 0.3

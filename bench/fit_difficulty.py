@@ -1,0 +1,180 @@
+"""Refit the difficulty model's weights and its reference quantiles; print how well it transfers.
+
+Run: `python bench/fit_difficulty.py [--data ../shared/data/routing] [--write]`.
+
+What it fits, and on what:
+- Data: RouteLLM's per-prompt results on the development half of MMLU (29 subjects, 7,658
+  prompts; ../shared/data/routing/README.md). The target is the strong model's gain over the
+  weak one on each prompt (1, 0 or -1): the quality a cloud call buys there.
+- Fitted features (`FITTED`): ridge regression on standardised features, strongly
+  regularised (MMLU's per-prompt signal is weak and much of it is between subjects), with
+  the sign each feature should have fixed in advance: a feature whose fit comes out with the
+  other sign is dropped and the rest refitted.
+- Hand-set features (`PRIORS`): the shapes MMLU does not contain (arithmetic word problems,
+  code, requests for open-ended prose) cannot be fitted on it. Their weights are set in the
+  same unit (expected gain) from what is known about small models in general, and are not
+  tuned on any benchmark.
+- Transfer: cross-validation by subject (six folds of whole subjects, five shuffles); for
+  each test fold, the APGR of the model's ranking minus that of longest-first.
+- Reference quantiles: the model's raw score on every development prompt, at 201 evenly
+  spaced quantiles. DevPulse's difficulty is a prompt's position in that distribution, so
+  `routing.cloud_share = c` sends prompts with difficulty >= 1 - c to the cloud: about a
+  share c of MMLU-like traffic.
+
+With --write it replaces devpulse/plugins/difficulty/weights.json. numpy is needed here only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from devpulse.plugins.difficulty.features import extract  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "routing"
+WEIGHTS = ROOT / "devpulse" / "plugins" / "difficulty" / "weights.json"
+WEAK, STRONG = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
+# Fitted features and the sign each must have: longer, more numbers, more conditions make a
+# prompt harder; jargon density marks recall (both models
+# know the fact), plain wording marks reasoning.
+FITTED = {
+    "tokens": 1,
+    "numbers": 1,
+    "conditions": 1,
+    "long_words": -1,
+}
+# Expected gain, set by hand: a maths word problem is where a small model loses most; asking
+# for code costs it more than asking for facts; open-ended writing costs it little.
+PRIORS = {"word_problem": 0.15, "code": 0.10, "prose": -0.10}
+LAMBDA = 1.0
+QUANTILES = 201
+
+
+def load(root: Path) -> tuple[list[str], list[str], np.ndarray]:
+    csv.field_size_limit(1 << 30)
+    subjects, prompts, gains = [], [], []
+    for path in sorted((root / "mmlu" / "responses").glob("mmlu_*.csv")):
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                subjects.append(path.stem.removeprefix("mmlu_"))
+                prompts.append(row["prompt"])
+                gains.append((row[STRONG] == "True") - (row[WEAK] == "True"))
+    return subjects, prompts, np.array(gains, float)
+
+
+def apgr(score: np.ndarray, gain: np.ndarray) -> tuple[float, float, float]:
+    """APGR, CPT50 and CPT80 of ranking by `score`, ties shared (as the scorer does)."""
+    order = np.argsort(-score, kind="stable")
+    s, g = score[order], np.cumsum(gain[order])
+    ends = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]
+    k = np.r_[0, ends + 1].astype(float)
+    total = g[-1]
+    gk = np.r_[0.0, g[ends]] / total
+    area = float(np.sum(np.diff(k) * (gk[1:] + gk[:-1]) / 2) / len(s))
+
+    def cpt(target: float) -> float:
+        i = int(np.argmax(gk >= target))
+        k0, k1, g0, g1 = k[i - 1], k[i], gk[i - 1], gk[i]
+        return float((k0 + (k1 - k0) * (target - g0) / ((g1 - g0) or 1)) / len(s))
+
+    return area, cpt(0.5), cpt(0.8)
+
+
+def fit(x: np.ndarray, y: np.ndarray, names: list[str]) -> tuple[dict[str, float], float]:
+    """Sign-constrained ridge: drop a feature whose weight has the wrong sign, refit."""
+    active = list(names)
+    while True:
+        cols = [names.index(n) for n in active]
+        z = x[:, cols]
+        mu, sd = z.mean(0), z.std(0) + 1e-9
+        zs = (z - mu) / sd
+        a = zs.T @ zs + LAMBDA * len(zs) * np.eye(len(cols))
+        w = np.linalg.solve(a, zs.T @ (y - y.mean())) / sd
+        wrong = [n for n, wi in zip(active, w, strict=True) if np.sign(wi) != FITTED[n]]
+        if not wrong:
+            return dict(zip(active, map(float, w), strict=True)), float(y.mean() - mu @ w)
+        active = [n for n in active if n not in wrong]
+
+
+def raw(x: np.ndarray, names: list[str], weights: dict[str, float], bias: float) -> np.ndarray:
+    return bias + sum(x[:, names.index(n)] * w for n, w in weights.items())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--write", action="store_true", help="write weights.json")
+    args = ap.parse_args()
+    subjects, prompts, y = load(args.data)
+    feats = [extract(p) for p in prompts]
+    names = list(feats[0])
+    x = np.array([[f[n] for n in names] for f in feats])
+    chars = np.array([len(p) for p in prompts], float)
+    fitted = [n for n in names if n in FITTED]
+
+    print(f"fitted on {len(y)} prompts, {len(set(subjects))} MMLU subjects (development half)")
+    print(f"  longest-first: APGR {apgr(chars, y)[0]:.3f}")
+    for n in names:
+        print(f"  {n:13s} alone: APGR {apgr(x[:, names.index(n)], y)[0]:.3f}")
+
+    subject_ids = sorted(set(subjects))
+    diffs, model_apgr, length_apgr = [], [], []
+    for seed in range(5):
+        order = subject_ids[:]
+        random.Random(seed).shuffle(order)
+        fold = {s: i % 6 for i, s in enumerate(order)}
+        f_of = np.array([fold[s] for s in subjects])
+        for k in range(6):
+            train, test = f_of != k, f_of == k
+            w, b = fit(x[train], y[train], fitted)
+            w.update(PRIORS)
+            mine = apgr(raw(x[test], names, w, b), y[test])[0]
+            longest = apgr(chars[test], y[test])[0]
+            model_apgr.append(mine)
+            length_apgr.append(longest)
+            diffs.append(mine - longest)
+    d = np.array(diffs)
+    print(
+        f"cross-validation by subject (6 folds x 5 shuffles): model APGR {np.mean(model_apgr):.3f}"
+        f" vs longest-first {np.mean(length_apgr):.3f} on the same folds; difference mean"
+        f" {d.mean():+.3f}, 10th percentile {np.percentile(d, 10):+.3f}, worst {d.min():+.3f},"
+        f" folds at or above longest-first {np.mean(d >= 0):.0%}"
+    )
+
+    weights, bias = fit(x, y, fitted)
+    weights.update(PRIORS)
+    scores = raw(x, names, weights, bias)
+    a, c50, c80 = apgr(scores, y)
+    print(f"full fit, on the data it was fitted on: APGR {a:.3f} CPT50 {c50:.1%} CPT80 {c80:.1%}")
+    print(
+        "  weights (expected gain per unit): "
+        + ", ".join(f"{n} {w:+.4f}" for n, w in weights.items())
+    )
+    if args.write:
+        means = x.mean(0)
+        doc = {
+            "about": "bench/fit_difficulty.py: ridge on RouteLLM's MMLU development half "
+            f"(29 subjects, {len(y)} prompts; target = strong minus weak correctness) for "
+            "the fitted features, hand-set priors for the others; quantiles of the raw score "
+            "on the same prompts.",
+            "bias": bias,
+            "weights": weights,
+            "fitted": sorted(w for w in weights if w not in PRIORS),
+            "means": {n: float(means[names.index(n)]) for n in weights},
+            "quantiles": [float(q) for q in np.quantile(scores, np.linspace(0, 1, QUANTILES))],
+        }
+        WEIGHTS.write_text(json.dumps(doc, indent=1) + "\n")
+        print(f"wrote {WEIGHTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
