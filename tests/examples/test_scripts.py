@@ -62,7 +62,7 @@ def test_router_in_shell_routes_checks_memory_and_runs_babysit_beside_it(
     env = dict(example_env, BABYSIT_LOG=str(log), MODEL_MB="200")
     done = run(["sh", str(EXAMPLES / "router_in_shell.sh")], env, tmp_path)
     assert "== local: Summarize" in done.stdout
-    assert "== cloud: Design" in done.stdout
+    assert "== cloud: A train leaves" in done.stdout
     # With no API key, the cloud prompt fails over to the rig and is answered there.
     assert "queued for later" not in done.stdout
     events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
