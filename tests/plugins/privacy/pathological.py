@@ -50,8 +50,6 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
     "credentials-in-url": (("postgres://user:", "@db"), ("https://", ":pw@host")),
     "credential-call-argument": (('login("user", "', '")'), ("connect(", ")")),
     "password-in-prose": (("password is ", ""), ("passphrase: ", "")),
-    "generic-credential-assignment": (('password = "', '"'), ("api_key: '", "'")),
-    "generic-credential-env": (("export API_KEY=", ""), ("DB_PASSWORD=", "")),
     "email-address": (("a@", ".io"), ("mail a@b.", "")),
     "phone-e164": (("+1 ", ""), ("+44", "")),
     "phone-national": (("(415) 555-", ""), ("020 ", "")),
@@ -64,6 +62,8 @@ TOKEN_LEADS = (
     *("CONFIDENTIAL", "PROPRIETARY", "-----BEGIN PRIVATE KEY-----", "-U ", "--USER"),
     *("AKIA", "AIza", "SG.", "T3BlbkFJ", "sk-ant-api03-", "pypi-AgEIcHlwaS5vcmc", "eyJhbGci.ey"),
     *("-----BEGIN RSA PRIVATE KEY-----\n", "AccountKey=", "SharedAccessKey=", "Authorization: "),
+    *("MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.", "ZXlK", "AGE-SECRET-KEY-1", "dt0c01.", "pk."),
+    *("kind: Secret\ndata:\n  k: ", "-H 'Authorization: Basic ", "--api-key ", "<apiToken>"),
     *("Bearer ", '"auth": "', "-u user:", 'define("DB_PASSWORD", "', '<add key="password" '),
     *("AWS_SECRET_ACCESS_KEY=", "DOB: ", "SSN ", "x.acme.internal", "acme_", "Globex"),
 )
