@@ -22,7 +22,8 @@ Connection strings (`jdbc:...;password=...`, Azure Redis `,password=...,`) are t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import re2
@@ -94,6 +95,9 @@ HEADER = re2.compile(
 SCHEME = re2.compile(rb"^(?P<scheme>[A-Za-z][\w-]*)[ \t]+(?P<rest>\S+)")
 
 
+# The scanner's bounds on per-match Python work (scanner.py), applied to each reader.
+MAX_FINDINGS = 100
+MAX_CANDIDATES = 2000
 # An unquoted value with no end in sight (a pasted run) is reported by its first bytes.
 MAX_BARE_BYTES = 200
 
@@ -108,33 +112,38 @@ class Found(NamedTuple):
 
 
 def read_all(data: bytes) -> list[Found]:
-    """What every reader finds in `data` (UTF-8), with byte offsets."""
-    return [
-        *_assignments(data),
-        *_property_calls(data),
-        *_comparisons(data),
-        *_cli_options(data),
-        *_xml_elements(data),
-        *_curl_users(data),
-        *_headers(data),
-    ]
+    """What every reader finds in `data` (UTF-8), with byte offsets.
+
+    Bounded like the regex rules: a reader stops at MAX_FINDINGS findings, and one whose
+    candidates keep failing stops at MAX_CANDIDATES, reporting the rest of the text as one
+    unverified finding, so that an unchecked text is never "clean".
+    """
+    found: list[Found] = []
+    for rule_id, reader in READERS:
+        overflow: list[int] = []
+        found.extend(itertools.islice(reader(data, overflow), MAX_FINDINGS))
+        if overflow:
+            rest = data[overflow[0] :].decode("utf-8", "surrogatepass")
+            found.append(Found(f"{rule_id}:unverified", overflow[0], len(data), rest))
+    return found
 
 
-def hits(data: bytes) -> Iterator[tuple[str, int, int, str]]:
-    """(rule id, start, end, value) for the scanner, which wraps them as its own hits."""
-    for found in read_all(data):
-        yield found.rule_id, found.start, found.end, found.value
-
-
-def _matches(regex: re2._Regexp, data: bytes) -> Iterator[list[tuple[int, int]]]:
-    """Each match's spans, the next search starting where the last match ended."""
+def _matches(
+    regex: re2._Regexp, data: bytes, overflow: list[int]
+) -> Iterator[list[tuple[int, int]]]:
+    """Each match's spans, the next search starting where the last match ended; past
+    MAX_CANDIDATES, the position reached goes into `overflow` and the search stops."""
     pos, size = 0, len(data)
-    while pos <= size:
+    for _ in range(MAX_CANDIDATES):
+        if pos > size:
+            return
         spans = search_spans(regex, data, pos)
         if spans is None:
             return
         yield spans
         pos = max(spans[0][1], spans[0][0] + 1)
+    if pos <= size and search_spans(regex, data, pos) is not None:
+        overflow.append(pos)
 
 
 def _text(data: bytes, span: tuple[int, int]) -> str:
@@ -155,9 +164,9 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     return looks_like_credential(value) or token_like(value)
 
 
-def _assignments(data: bytes) -> Iterator[Found]:
+def _assignments(data: bytes, overflow: list[int]) -> Iterator[Found]:
     # groups: decl, name, close, gotype, op, space, then the value's dq, sq, bq, bare
-    for spans in _matches(ASSIGNMENT, data):
+    for spans in _matches(ASSIGNMENT, data, overflow):
         decl, name_span, close, gotype, op_span, space = spans[1:7]
         value_span = next((s for s in spans[7:11] if s[0] >= 0), None)
         if value_span is None or name_span[1] - name_span[0] > MAX_NAME_CHARS:
@@ -209,8 +218,8 @@ def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     return start, end
 
 
-def _property_calls(data: bytes) -> Iterator[Found]:
-    for spans in _matches(PROPERTY_CALL, data):  # groups: name, then dq, sq, bq, bare
+def _property_calls(data: bytes, overflow: list[int]) -> Iterator[Found]:
+    for spans in _matches(PROPERTY_CALL, data, overflow):  # groups: name, then dq, sq, bq, bare
         value_span = next((s for s in spans[2:6] if s[0] >= 0), None)
         if value_span is None or spans[5][0] >= 0:
             continue  # a bare second argument is a variable
@@ -219,20 +228,20 @@ def _property_calls(data: bytes) -> Iterator[Found]:
             yield Found("assigned-credential", value_span[0], value_span[1], value)
 
 
-def _comparisons(data: bytes) -> Iterator[Found]:
+def _comparisons(data: bytes, overflow: list[int]) -> Iterator[Found]:
     if b"==" not in data and b"!=" not in data:
         return
-    for spans in _matches(COMPARISON, data):
+    for spans in _matches(COMPARISON, data, overflow):
         value_span = spans[1] if spans[1][0] >= 0 else spans[2]
         value = _text(data, value_span)
         if _named_value(_text(data, spans[3]), value, quoted=True):
             yield Found("assigned-credential", value_span[0], value_span[1], value)
 
 
-def _cli_options(data: bytes) -> Iterator[Found]:
+def _cli_options(data: bytes, overflow: list[int]) -> Iterator[Found]:
     if b"--" not in data:
         return
-    for spans in _matches(CLI_OPTION, data):
+    for spans in _matches(CLI_OPTION, data, overflow):
         value_span = next((s for s in spans[2:5] if s[0] >= 0), None)
         if value_span is None:
             continue
@@ -241,10 +250,10 @@ def _cli_options(data: bytes) -> Iterator[Found]:
             yield Found("cli-option-credential", value_span[0], value_span[1], value)
 
 
-def _xml_elements(data: bytes) -> Iterator[Found]:
+def _xml_elements(data: bytes, overflow: list[int]) -> Iterator[Found]:
     if b"</" not in data:
         return
-    for spans in _matches(XML_ELEMENT, data):
+    for spans in _matches(XML_ELEMENT, data, overflow):
         name_span, value_span = spans[1], spans[2]
         if name_span[1] - name_span[0] > MAX_NAME_CHARS:
             continue
@@ -253,11 +262,11 @@ def _xml_elements(data: bytes) -> Iterator[Found]:
             yield Found("xml-element-credential", value_span[0], value_span[1], value)
 
 
-def _curl_users(data: bytes) -> Iterator[Found]:
+def _curl_users(data: bytes, overflow: list[int]) -> Iterator[Found]:
     """`-u user:password`: the password; with none (`-u key:`), the user is an API key."""
     if b"-u" not in data and b"--user" not in data:
         return
-    for spans in _matches(CURL_USER, data):
+    for spans in _matches(CURL_USER, data, overflow):
         user_span, password_span = spans[1], spans[2]
         password = _text(data, password_span).strip("{}")
         user = _text(data, user_span).strip("{}")
@@ -269,11 +278,11 @@ def _curl_users(data: bytes) -> Iterator[Found]:
             yield Found("curl-user-credential", user_span[0], user_span[1], user)
 
 
-def _headers(data: bytes) -> Iterator[Found]:
+def _headers(data: bytes, overflow: list[int]) -> Iterator[Found]:
     """`-H 'Authorization: Basic ...'`, `-H "apikey: ..."`, `--header "Api-Token: ..."`."""
     if b"-H" not in data and b"--header" not in data:
         return
-    for spans in _matches(HEADER, data):
+    for spans in _matches(HEADER, data, overflow):
         name = _text(data, spans[1])
         start, end = spans[2]
         raw = data[start:end].rstrip()
@@ -294,3 +303,15 @@ def _headers(data: bytes) -> Iterator[Found]:
             value = _text(data, (start, end))
             if looks_like_credential(value) or token_like(value):
                 yield Found("header-credential", start, end, value)
+
+
+Reader = Callable[[bytes, list[int]], Iterator[Found]]
+READERS: tuple[tuple[str, Reader], ...] = (
+    ("assigned-credential", _assignments),
+    ("assigned-credential", _property_calls),
+    ("assigned-credential", _comparisons),
+    ("cli-option-credential", _cli_options),
+    ("xml-element-credential", _xml_elements),
+    ("curl-user-credential", _curl_users),
+    ("header-credential", _headers),
+)

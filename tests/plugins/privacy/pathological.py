@@ -64,6 +64,8 @@ TOKEN_LEADS = (
     *("-----BEGIN RSA PRIVATE KEY-----\n", "AccountKey=", "SharedAccessKey=", "Authorization: "),
     *("MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.", "ZXlK", "AGE-SECRET-KEY-1", "dt0c01.", "pk."),
     *("kind: Secret\ndata:\n  k: ", "-H 'Authorization: Basic ", "--api-key ", "<apiToken>"),
+    *('System.setProperty("API_TOKEN", "', 'if ("', 'curl -u "', 'var dbPassword string = "'),
+    *("jdbc:sqlserver://db;user=sa;password=", "redis://:", "DEPLOY_TOKEN ?= "),
     *("Bearer ", '"auth": "', "-u user:", 'define("DB_PASSWORD", "', '<add key="password" '),
     *("AWS_SECRET_ACCESS_KEY=", "DOB: ", "SSN ", "x.acme.internal", "acme_", "Globex"),
 )
