@@ -3,7 +3,8 @@
 Prints per-category precision and recall on tests/data/privacy/corpus.jsonl, the share of
 benign texts flagged, the median time per 2 KB prompt, MB/s over a 10 MB mixed corpus, the
 worst time over 1 MB adversarial inputs, a prefilter comparison (RE2 set vs pyahocorasick),
-and detect-secrets timed on the same corpus in the same run.
+detect-secrets timed on the same corpus in the same run, and recall and false positives on
+other scanners' test cases (../shared/data/privacy/, scored by ../shared/tools/privacy_eval.py).
 
 Run: `python bench/privacy_bench.py [--json]` (`make bench` runs every benchmark).
 """
@@ -12,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from collections.abc import Callable
@@ -195,6 +199,49 @@ def detect_secrets_seconds(corpus: list[dict[str, Any]]) -> tuple[float, float] 
     return elapsed, sum(secret) / max(1, len(secret))
 
 
+# Other scanners' test cases and the scorer for them, kept beside the checkout (never in it).
+PEER_EVAL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "privacy_eval.py"
+PEER_SETS = ("gitleaks", "detect-secrets", "presidio")
+PEER_TARGETS = {  # recall at least, false positives at most (issue #13)
+    "gitleaks": (0.95, 0.20),
+    "detect-secrets": (0.75, 0.16),
+    "presidio": (0.90, 0.12),
+}
+
+
+def peer_sets() -> dict[str, dict[str, float]] | None:
+    """Recall and false-positive rate on each development set, from the shared scorer run
+    on this checkout (its per-text JSON; nothing of the texts is printed)."""
+    if not PEER_EVAL.exists():
+        return None
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "results.jsonl"
+        command = [sys.executable, str(PEER_EVAL), "--source", *PEER_SETS]
+        command += ["--examples", "0", "--json", str(out)]
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        if done.returncode != 0 or not out.exists():
+            return None
+        rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line]
+    figures: dict[str, dict[str, float]] = {}
+    for name in PEER_SETS:
+        mine = [r for r in rows if r["source"] == name]
+        positives = [r for r in mine if r["expect"] != "benign"]
+        benign = [r for r in mine if r["expect"] == "benign"]
+        if not mine:
+            continue
+        caught = sum(any(f["category"] == r["expect"] for f in r["findings"]) for r in positives)
+        flagged = sum(bool(r["findings"]) for r in benign)
+        figures[name] = {
+            "recall": caught / max(1, len(positives)),
+            "false_positives": flagged / max(1, len(benign)),
+            "positives": len(positives),
+            "benign": len(benign),
+        }
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", action="store_true")
@@ -233,6 +280,9 @@ def main() -> None:
     if theirs is not None:
         results["corpus_seconds_detect_secrets"], results["detect_secrets_secret_recall"] = theirs
         results["speedup_vs_detect_secrets"] = theirs[0] / ours
+    peers = peer_sets()
+    if peers is not None:
+        results["peer_sets"] = peers
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -284,6 +334,14 @@ def report(r: dict[str, Any]) -> None:
             f"detect-secrets {r['corpus_seconds_detect_secrets'] * 1e3:.1f} ms "
             f"-> {r['speedup_vs_detect_secrets']:.1f}x faster "
             f"(detect-secrets secret recall {r['detect_secrets_secret_recall']:.3f})"
+        )
+    for name, p in r.get("peer_sets", {}).items():
+        want_recall, max_fp = PEER_TARGETS[name]
+        ok = p["recall"] >= want_recall and p["false_positives"] <= max_fp
+        print(
+            f"  {name} test cases: recall {p['recall']:.1%} of {p['positives']:.0f}, "
+            f"false positives {p['false_positives']:.1%} of {p['benign']:.0f} "
+            f"(target >= {want_recall:.0%} at <= {max_fp:.0%}: {'met' if ok else 'MISSED'})"
         )
     checks = {
         "secret recall": acc["secret"]["recall"] >= TARGETS["secret_recall"],

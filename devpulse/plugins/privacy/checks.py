@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import functools
+import itertools
 import math
 import re
+import tomllib
 from collections import Counter
 from collections.abc import Callable
+from importlib import resources
 
 import re2
 
@@ -26,13 +30,16 @@ PLACEHOLDER = re2.compile(
                 r"(?:^|[^a-z0-9])(?:example|placeholder|changeme|change[-_]me|dummy|redacted"
                 r"|sample|fake)(?:[^a-z0-9]|$)",
                 r"example(?:key)?$",
-                r"xxxx",
+                # a mask: a run of x's set apart, or too long to be chance in random text
+                r"(?:^|[^a-z0-9])x{4,}(?:[^a-z0-9]|$)|x{8,}",
                 r"\*{3,}",
                 r"\.{3}",
                 r"…",
                 r"<[^>]*>",
-                r"\{\{.*\}\}",
-                r"\$\{[^}]*\}",
+                r"^\[[\w .-]*\]$",  # [PASSWORD], [your token]
+                # templates name a variable: {{ secrets.TOKEN }}, ${DB_PASSWORD}, ${X:-default}
+                r"\{\{[^{}]*\}\}",
+                r"\$\{\s*[\w.:-]+\s*(?::?-[^}]*)?\}",
                 r"\$\([^)]*\)",
                 r"%\(\w+\)s",
                 r"^\$[A-Z_][A-Z0-9_]*$",
@@ -60,15 +67,6 @@ CODE_EXPRESSION = re2.compile(
     rf"^(?:{_SEGMENT}(?:\.{_SEGMENT})+\n?$"  # settings.SECRET_KEY, os.environ
     r"|[A-Za-z_][\pL\pN_.]*\("  # os.getenv(...)
     r"|[a-z]+(?:[_-][a-z]+)+\n?$)"  # user_password_input, form-field-name
-)
-# Well-known keys published in vendors' documentation (AWS's own examples, among others).
-DOCUMENTED_KEYS = frozenset(
-    {
-        "AKIAIOSFODNN7EXAMPLE",
-        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        "AKIAI44QH8DHBEXAMPLE",
-        "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
-    }
 )
 
 
@@ -106,12 +104,38 @@ def char_classes(value: str) -> int:
     )
 
 
+@functools.cache
+def published_keys() -> frozenset[str]:
+    """Keys published as examples: rules.toml's `published_keys`, a documented decision."""
+    text = resources.files(__package__).joinpath("rules.toml").read_text("utf-8")
+    return frozenset(tomllib.loads(text).get("published_keys", ()))
+
+
 def is_placeholder(value: str) -> bool:
-    """True for template values, documentation keys and runs of one character."""
+    """True for template values, published example keys and runs of one character."""
     core = value.strip().strip("'\"`")
-    if core in DOCUMENTED_KEYS or len(set(core)) <= 2:
+    if len(set(core)) <= 2 or _published(core):
         return True
     return search_text(PLACEHOLDER, core) is not None
+
+
+def _published(core: str) -> bool:
+    """A published key, or one with a character or two added or cut at its end (tests
+    mutate AWS's example keys that way to check a scanner's allowlist)."""
+    keys = published_keys()
+    if core in keys:
+        return True
+    return len(core) >= 20 and any(
+        abs(len(core) - len(key)) <= 2 and core[: len(key) - 2] == key[:-2] for key in keys
+    )
+
+
+def is_sequence(core: str) -> bool:
+    """An alphabet written out ("abc...xyz123"): runs of successive characters with a break
+    at most every eighth ("abcd1234abcd1234" breaks every fourth: shaped like a key)."""
+    sample = core[:MAX_TOKEN_CHARS]
+    breaks = sum(ord(b) - ord(a) != 1 for a, b in itertools.pairwise(sample))
+    return len(sample) >= 16 and breaks * 8 <= len(sample)
 
 
 def looks_like_credential(value: str) -> bool:
@@ -122,17 +146,187 @@ def looks_like_credential(value: str) -> bool:
     `DB_PASSWORD = "x9$Kq2mPz!"` is.
     """
     core = value.strip().strip("'\"`").rstrip(",;").rstrip(".…")  # "…" marks a cut paste
-    if len(core) < 6 or " " in core or is_placeholder(core):
+    if len(core) < 6 or " " in core or is_placeholder(core) or not any(map(str.isalnum, core)):
         return False
+    if is_sequence(core):
+        return False  # "abcdefghijklmnopqrstuvwxyz123": an alphabet, not a key
     if core.isalpha() and (core.islower() or core.isupper()) and len(core) <= 12:
         return False  # a plain word: "secret", "PASSWORD", "database"
     if core.replace("_", "").replace("-", "").isalpha() and core.upper() == core:
         return False  # an identifier such as MY_API_KEY_NAME
-    data = core.encode("utf-8", "surrogatepass")
-    if search_spans(CODE_EXPRESSION, data, 0) or search_spans(REFERENCE, data, 0):
+    if names_something(core):
         return False  # settings.SECRET_KEY, os.getenv(...), op://vault/item, /run/secrets/x
     entropy = shannon_entropy(core)
     return (char_classes(core) >= 2 and entropy >= 2.5) or (len(core) >= 8 and entropy >= 3.0)
+
+
+# prod/terraform.tfstate, prod/api/openai: a path or a store's key (tokens carry capitals).
+LOWER_PATH = re2.compile(r"^[a-z0-9_.-]+(?:/[a-z0-9_.-]+)+\n?$")
+
+
+def names_something(core: str) -> bool:
+    """A code expression or a reference rather than a value.
+
+    Dotted tokens (Mapbox's pk.<60>.<22>, Dynatrace's dt0c01.<24>.<64>) have the shape of
+    `settings.secret_key` too; identifiers seldom carry many digits, random text does.
+    """
+    data = core.encode("utf-8", "surrogatepass")
+    if search_spans(REFERENCE, data, 0) or search_spans(LOWER_PATH, data, 0):
+        return True
+    if search_spans(CODE_EXPRESSION, data, 0) is None:
+        return False
+    return sum(c.isdigit() for c in core) * 7 < len(core)  # under a seventh digits
+
+
+CAMEL_WORDS = re2.compile(r"^(?:[A-Z]?[a-z]{2,})+\n?$")
+
+
+def token_like(value: str) -> bool:
+    """A value that looks machine-made: one run of 12+ characters, random enough.
+
+    The test for values bound to weaker names (`key`, `auth`) and for header and curl
+    values, where a word or a sentence is never the secret. Long digit runs count (Asana
+    and Discord client ids are 16-19 digits).
+    """
+    core = value.strip().strip("'\"`")
+    if len(core) < 12 or not core.isascii() or any(c.isspace() for c in core):
+        return False
+    if is_placeholder(core) or names_something(core) or is_sequence(core):
+        return False
+    if search_text(CAMEL_WORDS, core) is not None:
+        return False  # ClearTextPassword, SecurityIdentifier: a name, not a token
+    letters = core.replace("_", "").replace("-", "")
+    if letters.isalpha() and (letters.isupper() or letters.islower()):
+        return False  # OPENAI_API_KEY, client-credentials: an identifier
+    entropy = shannon_entropy(core[:MAX_TOKEN_CHARS])
+    if core.isdigit():
+        return len(core) >= 12 and entropy >= 2.75
+    return entropy >= 3.0 and char_classes(core) >= 2
+
+
+MAX_TOKEN_CHARS = 4096
+MAX_NAME_CHARS = 100  # longer "names" are runs of text, not identifiers
+# Words that make a name a credential's (the rest of the word list is in _name_strength).
+_STRONG_ENDINGS = ("password", "passwd", "passphrase", "passcode", "token", "secret")
+_STRONG_WORDS = frozenset(
+    {"pwd", "pw", "pass", "credential", "credentials", "creds", "cred", "secretkey", "apikey"}
+)
+# A key with one of these before it is a secret: api_key, secretKey, ACCOUNT_KEY, ...
+_SECRET_KEY_KINDS = frozenset(
+    {
+        *("api", "access", "secret", "private", "priv", "auth", "master", "signing", "sign"),
+        *("encryption", "enc", "license", "client", "app", "hmac", "shared", "account"),
+        *("subscription", "service", "session", "admin", "consumer", "integration", "webhook"),
+        *("write", "read", "ingest", "insert", "deploy", "root", "user", "server", "sdk"),
+    }
+)
+_RUN_TOGETHER_KINDS = ("api", "secret", "access", "private", "auth", "master", "signing")
+# ... and one of these is not: sort_key, cache_key, primary_key, the public half of a pair.
+_PLAIN_KEY_KINDS = frozenset(
+    {
+        *("sort", "cache", "primary", "foreign", "partition", "dict", "map", "lookup", "row"),
+        *("group", "shortcut", "hot", "unique", "composite", "idempotency", "object", "field"),
+        *("column", "index", "order", "route", "translation", "message", "locale", "state"),
+        *("list", "react", "public", "pub", "host", "ssh", "gpg", "pgp", "foreign", "dedup"),
+        *("hash", "routing", "query", "storage", "s3", "file", "redis", "registry", "label"),
+    }
+)
+# A word after the credential word that makes the name describe it instead: TOKEN_URL, ...
+_METADATA_WORDS = frozenset(
+    {
+        *("url", "uri", "endpoint", "path", "file", "name", "names", "type", "field", "len"),
+        *("length", "min", "max", "policy", "prompt", "label", "header", "env", "var", "id"),
+        *("ids", "count", "expiry", "expires", "expiration", "ttl", "regex", "pattern"),
+        *("format", "prefix", "suffix", "size", "dir", "location", "ref", "store", "vault"),
+        *("provider", "mode", "enabled", "required", "source", "version", "algorithm", "kind"),
+        *("class", "index", "timeout", "limit", "scope", "scopes", "lifetime", "rotation"),
+        *("manager", "hint", "placeholder", "description", "desc", "help", "error", "message"),
+        *("file", "filename", "files", "request", "response", "exchange", "reset", "input"),
+        *("id", "arn", "column", "param", "parameter", "attribute", "attr", "selector", "hash"),
+    }
+)
+
+
+# Names of values that are not credentials however they look: the public half of a key
+# pair, and the anti-forgery tokens that web forms carry in the open.
+_NOT_SECRET_WORDS = frozenset({"public", "csrf", "xsrf", "authenticity", "csrftoken"})
+
+
+def name_words(name: str) -> list[str]:
+    """`grafana-api-keyToken` -> grafana, api, key, token: split on symbols and camelCase."""
+    words: list[str] = []
+    current = ""
+    previous = ""
+    for char in name[:MAX_NAME_CHARS]:
+        if not char.isalnum():
+            if current:
+                words.append(current.lower())
+            current = ""
+        elif char.isupper() and previous.islower() and current:
+            words.append(current.lower())
+            current = char
+        else:
+            current += char
+        previous = char
+    if current:
+        words.append(current.lower())
+    return words
+
+
+def credential_name_strength(name: str) -> int:
+    """2 for a name that holds a credential (dbPassword, GRAFANA_TOKEN, api_key), 1 for
+    one that may (key, auth), 0 for the rest and for names that describe a credential
+    (TOKEN_URL, password_field, credentialsId, publicToken)."""
+    words = name_words(name)
+    strength, at = 0, -1
+    for i, word in enumerate(words):
+        found = _word_strength(word, words[i - 1] if i else "")
+        if found:
+            strength, at = max(strength, found), i
+    after = words[at + 1 :]
+    if not strength or any(w in _NOT_SECRET_WORDS for w in words):
+        return 0
+    if strength == 1 and not all(w.isdigit() for w in after):
+        return 0  # key_down_event, KeyPair, keyStr: the key is not what the name holds
+    if any(w in _METADATA_WORDS for w in after):
+        return 0
+    return strength
+
+
+def _word_strength(word: str, before: str) -> int:
+    word = word.rstrip("0123456789")  # token2, key1
+    if word in _STRONG_WORDS or word.endswith(_STRONG_ENDINGS):
+        return 2
+    if word.endswith("key"):
+        kind = word[:-3] or before
+        if kind in _SECRET_KEY_KINDS or kind.endswith(_RUN_TOGETHER_KINDS):
+            return 2  # api_key, secretKey, and run together: IBMCLOUDIAMAPIKEY, slapikey
+        if word == "key" and kind not in _PLAIN_KEY_KINDS:
+            return 1
+    if word in ("auth", "authorization"):
+        return 1
+    return 0
+
+
+def spaced_password(name: str, value: str) -> bool:
+    """A quoted value with blanks bound to a password's name: a passphrase, unless it reads
+    as a message (a capital start and a full stop, a question) or a template."""
+    if not any(w.endswith(_PASSWORD_WORDS) or w in ("pwd", "pass") for w in name_words(name)):
+        return False
+    core = value.strip()
+    words = core.split()
+    if not 2 <= len(words) <= 8 or len(core) < 12 or is_placeholder(core):
+        return False
+    if core[-1] in ".?!:" or any(not w.isascii() for w in words):
+        return False
+    return not any(w.lower() in _PROSE_WORDS for w in words)
+
+
+_PASSWORD_WORDS = ("password", "passwd", "passphrase")
+# Words that make a quoted phrase an instruction or a message about the password.
+_PROSE_WORDS = frozenset(
+    {"your", "enter", "must", "should", "please", "required", "invalid", "incorrect", "is"}
+)
 
 
 def strong_credential(value: str) -> bool:
@@ -151,6 +345,43 @@ def authorization(value: str) -> bool:
     return looks_like_credential(value)
 
 
+def _b64decode(part: str, altchars: bytes | None = None) -> str | None:
+    """`part` decoded from (unpadded) base64 as UTF-8 text, or None."""
+    try:
+        raw = base64.b64decode(part + "=" * (-len(part) % 4), altchars=altchars, validate=True)
+        return raw.decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def jwt(value: str) -> bool:
+    """A JSON Web Token: its header decodes to a JSON object ('{"alg":...}')."""
+    header = _b64decode(value.split(".", 1)[0], altchars=b"-_")
+    return header is not None and header.lstrip().startswith("{") and header.rstrip().endswith("}")
+
+
+def base64_jwt(value: str) -> bool:
+    """A JWT wrapped in base64 once more: the decoded text is a token."""
+    decoded = _b64decode(value[: MAX_TOKEN_CHARS - MAX_TOKEN_CHARS % 4])
+    if decoded is None:
+        decoded = _b64decode(value[: len(value) - len(value) % 4].rstrip("="))
+    if decoded is None or not decoded.startswith("eyJ") or "." not in decoded:
+        return False
+    return jwt(decoded.split()[0] if decoded.split() else decoded)
+
+
+def url_password(url: str) -> bool:
+    """scheme://user:password@host: the password is real unless it is a placeholder, a
+    reference (${DB_PASSWORD}) or the user name again (postgres:postgres@localhost)."""
+    userinfo = url.split("://", 1)[-1].split("@", 1)[0]
+    user, _, password = userinfo.partition(":")
+    if len(password) < 3 or password == user or not any(map(str.isalnum, password)):
+        return False
+    if password.startswith("{") and password.endswith("}"):
+        return False  # "postgresql://{user}:{pw}@{host}".format(...): a template
+    return not (is_placeholder(password) or names_something(password))
+
+
 VALIDATORS: dict[str, Callable[[str], bool]] = {
     "luhn": pii.card_number,
     "iban": pii.iban,
@@ -163,6 +394,9 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "phone_national": pii.phone_national,
     "phone_labelled": pii.phone_labelled,
     "email": pii.email,
+    "jwt": jwt,
+    "base64_jwt": base64_jwt,
+    "url_password": url_password,
 }
 
 

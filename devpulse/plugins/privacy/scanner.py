@@ -14,16 +14,21 @@ import re2
 
 from devpulse.core.config import PrivacyConfig
 from devpulse.core.errors import ConfigError
-from devpulse.core.types import Finding
+from devpulse.core.types import Finding, PrivacyLevel
 from devpulse.plugins.privacy.checks import is_placeholder, preview, shannon_entropy
 from devpulse.plugins.privacy.pyast import Hit, scan_python
+from devpulse.plugins.privacy.readers import read_all
 from devpulse.plugins.privacy.rules import CompiledRule, compile_pattern, compile_rules
 from devpulse.plugins.privacy.spans import search_spans
 
-# Keywords that make the Python-aware checks worth a parse.
+# Keywords that make the Python-aware checks and the syntax readers worth running.
 AST_TRIGGERS = (
     "pass",
     "pwd",
+    "pw",
+    "auth",
+    "-u",
+    "--user",
     "secret",
     "token",
     "key",
@@ -36,6 +41,7 @@ AST_TRIGGERS = (
     "import ",
 )
 AST_PRIORITY = 1  # above the generic regex rules (0), below the specific ones (2)
+READER_PRIORITY = AST_PRIORITY  # the syntax readers judge names and values as it does
 # Bounds on per-match Python work, so no input makes a scan slow. A rule that has found this
 # many in one text has made its point and stops.
 MAX_FINDINGS_PER_RULE = 100
@@ -90,6 +96,15 @@ class Scanner:
                 (AST_PRIORITY, len(self._rules), hit)
                 for hit in scan_python(data, self._internal_packages)
                 if not self._allowed(hit.value)
+            )
+            candidates.extend(
+                (
+                    READER_PRIORITY,
+                    len(self._rules),
+                    Hit(f.rule_id, "secret", PrivacyLevel.SECRET, f.start, f.end, f.value),
+                )
+                for f in read_all(data)
+                if not self._allowed(f.value)
             )
         kept = _resolve(candidates)
         if len(data) == len(text):  # ASCII: byte offsets are character offsets

@@ -88,9 +88,9 @@ def test_whole_prompt_that_parses_as_python(scanner: Scanner) -> None:
     assert {"py-internal-import", "py-hardcoded-credential"} <= {f.rule_id for f in findings}
 
 
-def test_source_that_does_not_parse_falls_back_to_the_regex_rules(scanner: Scanner) -> None:
+def test_source_that_does_not_parse_falls_back_to_the_syntax_readers(scanner: Scanner) -> None:
     broken = fenced("def broken(:\n    password = 'Vt9#mK2pL7qR'")
-    assert {f.rule_id for f in scanner.scan(broken)} == {"generic-credential-assignment"}
+    assert {f.rule_id for f in scanner.scan(broken)} == {"assigned-credential"}
 
 
 def test_spans_are_characters_around_non_ascii_code(scanner: Scanner) -> None:

@@ -1,0 +1,317 @@
+"""Syntax readers: credentials bound to a name in the other syntaxes people paste.
+
+The Python-aware pass (pyast.py) parses Python. Prompts also carry JSON, YAML, INI and .env
+files, XML, Makefiles, Go, Java, Kotlin, C# and PHP, shell commands and connection strings,
+often one inside another (an .ini file quoted in a JSON string). Parsing each is neither
+cheap nor safe on fragments, so each reader here is one RE2 pattern that finds the
+name-operator-value shape the syntaxes share, and a little Python that judges the name and
+the value. RE2 keeps every reader linear in the input; the Python work is per candidate and
+bounded by the scanner's caps.
+
+The readers:
+- `assignment`: NAME op VALUE for the operators of those languages (=, :, :=, ::=, :::=,
+  ?=, +=, .=, =>, ==, !=; also `setProperty("NAME", "value")` and `"value" == NAME`), with a type
+  between (`var name string =`, `val name: String =`), the value quoted or bare; a bare
+  value ends at a backslash, so `"NAME=value\\nNEXT=1"` in a JSON string reads as INI.
+- `xml-element`: <nameToken> value </nameToken>, on one line or several.
+- `curl`: `-u`/`--user user:password` in any quoting, and `-H`/`--header 'Name: value'`.
+
+Connection strings (`jdbc:...;password=...`, Azure Redis `,password=...,`) are the
+`connection-string-password` rule's, and URLs with user info `credentials-in-url`'s.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+import re2
+
+from devpulse.plugins.privacy.checks import (
+    MAX_NAME_CHARS,
+    PUBLIC_PREFIX,
+    authorization,
+    credential_name_strength,
+    is_placeholder,
+    looks_like_credential,
+    spaced_password,
+    token_like,
+)
+from devpulse.plugins.privacy.spans import search_spans, search_text
+
+# The keyword a credential's name carries somewhere (checked word by word afterwards).
+_NAME_WORD = r"(?i:pass|pw|secret|token|key|credential|cred|auth)"
+_VALUE = (
+    r"(?:[\w.\[\]]+\()?"  # a conversion around a literal: []byte("..."), String("...")
+    r"[rbuRBU@]{0,2}(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\""
+    r"|'(?P<sq>[^'\n]+)'"
+    r"|`(?P<bq>[^`\n]+)`"
+    r"|(?P<bare>[^\s\"'`,;&\\<]+))"
+)
+ASSIGNMENT = re2.compile(
+    (
+        r"(?P<decl>(?:var|val|let|const)[ \t]+)?"
+        rf"(?P<name>[\w$@.-]*{_NAME_WORD}[\w.-]*)"
+        r"(?P<close>[\"'`\]]?)"  # the end of a quoted key, or of cfg["name"]
+        # a declared type: `val name: String =` (Kotlin, TypeScript), `var name string =` (Go)
+        r"(?:[ \t]*:[ \t]*[A-Za-z_][\w.*\[\]<>?]*|[ \t]+(?P<gotype>[A-Za-z_][\w.*\[\]]*))?"
+        r"[ \t]*(?P<op>=>|:::=|::=|:=|\?=|\+=|\.=|!==|===|!=|==|=|:)(?P<space>[ \t]*)" + _VALUE
+    ).encode()
+)
+XML_ELEMENT = re2.compile(
+    (
+        rf"<(?P<name>[\w.:-]*{_NAME_WORD}[\w.:-]*)(?:[ \t][^<>\n]*)?>"
+        r"[ \t\r\n]*(?P<value>[^<>\s]+)[ \t\r\n]*</"
+    ).encode()
+)
+# `System.setProperty("NAME", "value")`, `define('NAME', 'value')`, `putenv(...)`: a call
+# whose first argument names the second.
+PROPERTY_CALL = re2.compile(
+    (rf"\([ \t]*[\"'](?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[\"'][ \t]*,[ \t]*" + _VALUE).encode()
+)
+# `if ("literal" == password)`: the literal first.
+COMPARISON = re2.compile(
+    (
+        r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\"|'(?P<sq>[^'\n]+)')"
+        rf"[ \t]*(?:===|!==|==|!=)[ \t]*(?P<name>[\w$.-]*{_NAME_WORD}[\w.-]*)"
+    ).encode()
+)
+# `--api-key VALUE`, `--softlayer-api-key "VALUE"`, `--token=VALUE`: a long option's value.
+CLI_OPTION = re2.compile(
+    (
+        rf"(?:^|\s)--(?P<name>[\w-]*{_NAME_WORD}[\w-]*)(?:[ \t]+|=)"
+        r"(?:\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P<bare>[^\s\"'-][^\s\"']*))"
+    ).encode()
+)
+CURL_USER = re2.compile(
+    rb"(?:^|[\s])(?:-u|--user)(?:[ \t]+|=)[\"']?(?P<user>[^\s\"':]*)[\"']?:"
+    rb"[\"']?(?P<password>[^\s\"']*)"
+)
+HEADER = re2.compile(
+    rb"(?:-H|--header)[ \t]+[\"'$]*(?P<name>[A-Za-z][\w-]*)[ \t]*:[ \t]*(?P<value>[^\"'\n]+)"
+)
+# An Authorization value's scheme: Basic, Bearer, Token, Api-Token, SSWS, ...
+SCHEME = re2.compile(rb"^(?P<scheme>[A-Za-z][\w-]*)[ \t]+(?P<rest>\S+)")
+
+
+# The scanner's bounds on per-match Python work (scanner.py), applied to each reader.
+MAX_FINDINGS = 100
+MAX_CANDIDATES = 2000
+# An unquoted value with no end in sight (a pasted run) is reported by its first bytes.
+MAX_BARE_BYTES = 200
+
+
+class Found(NamedTuple):
+    """A reader's finding: rule id, byte offsets of the value in the text, the value."""
+
+    rule_id: str
+    start: int
+    end: int
+    value: str
+
+
+def read_all(data: bytes) -> list[Found]:
+    """What every reader finds in `data` (UTF-8), with byte offsets.
+
+    Bounded like the regex rules: a reader stops at MAX_FINDINGS findings, and one whose
+    candidates keep failing stops at MAX_CANDIDATES, reporting the rest of the text as one
+    unverified finding, so that an unchecked text is never "clean".
+    """
+    found: list[Found] = []
+    for rule_id, reader in READERS:
+        overflow: list[int] = []
+        found.extend(itertools.islice(reader(data, overflow), MAX_FINDINGS))
+        if overflow:
+            rest = data[overflow[0] :].decode("utf-8", "surrogatepass")
+            found.append(Found(f"{rule_id}:unverified", overflow[0], len(data), rest))
+    return found
+
+
+def _matches(
+    regex: re2._Regexp, data: bytes, overflow: list[int]
+) -> Iterator[list[tuple[int, int]]]:
+    """Each match's spans, the next search starting where the last match ended; past
+    MAX_CANDIDATES, the position reached goes into `overflow` and the search stops."""
+    pos, size = 0, len(data)
+    for _ in range(MAX_CANDIDATES):
+        if pos > size:
+            return
+        spans = search_spans(regex, data, pos)
+        if spans is None:
+            return
+        yield spans
+        pos = max(spans[0][1], spans[0][0] + 1)
+    if pos <= size and search_spans(regex, data, pos) is not None:
+        overflow.append(pos)
+
+
+def _text(data: bytes, span: tuple[int, int]) -> str:
+    return data[span[0] : span[1]].decode("utf-8", "surrogatepass")
+
+
+def _named_value(name: str, value: str, quoted: bool = False) -> bool:
+    """A value bound to `name`: a credential if the name says so and the value agrees."""
+    strength = credential_name_strength(name)
+    if strength == 0 or search_text(PUBLIC_PREFIX, value) is not None:
+        return False  # a vendor's prefix: that vendor's rule judges the token's shape
+    if quoted and " " in value:
+        return spaced_password(name, value)
+    if value.rstrip().endswith(("...", "…")):  # cut short: judge what is left strictly
+        return token_like(value.rstrip().rstrip(".…"))
+    if strength == 1:  # key, auth, pw: many keys are not secrets, so the value must look random
+        return token_like(value)
+    return looks_like_credential(value) or token_like(value)
+
+
+def _assignments(data: bytes, overflow: list[int]) -> Iterator[Found]:
+    # groups: decl, name, close, gotype, op, space, then the value's dq, sq, bq, bare
+    for spans in _matches(ASSIGNMENT, data, overflow):
+        decl, name_span, close, gotype, op_span, space = spans[1:7]
+        value_span = next((s for s in spans[7:11] if s[0] >= 0), None)
+        if value_span is None or name_span[1] - name_span[0] > MAX_NAME_CHARS:
+            continue
+        if gotype[0] >= 0 and decl[0] < 0:
+            continue  # `name word = ...` binds a typed name only after var: `<key tag="x"`
+        op = data[op_span[0] : op_span[1]]
+        quoted_name = close[1] > close[0]
+        if data[max(0, name_span[0] - 2) : name_span[0]] == b"${":
+            continue  # ${NAME:?message}, ${NAME:-default}: a shell expansion
+        bare = spans[10][0] >= 0
+        if bare:
+            value_span = _bare_value(data, value_span)
+            if value_span is None or op in (b"==", b"!=", b"===", b"!=="):
+                continue  # code: `key = config[...]`, `password == other_variable`
+        value = _text(data, value_span)
+        tight_colon = op == b":" and bare and not quoted_name and space[1] == space[0]
+        # `name:value` with no blank: a key if it looks machine-made, but never after a
+        # dotted name (io.jsonwebtoken:jjwt-jackson is a Maven coordinate)
+        if tight_colon and (b"." in data[name_span[0] : name_span[1]] or not token_like(value)):
+            continue
+        if _named_value(_text(data, name_span), value, quoted=not bare):
+            yield Found("assigned-credential", value_span[0], value_span[1], value)
+
+
+def _token68(value: str) -> bool:
+    """The characters HTTP credentials are written in (RFC 7235's token68, and ~ and :)."""
+    return bool(value) and all(c.isascii() and (c.isalnum() or c in "-._~+/=:") for c in value)
+
+
+def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
+    """An unquoted value's span without the brackets that close around it, or None when
+    it is code: a call or an index (`os.environ[`, `getenv(`), or the first word of a
+    longer command (`Read-Host -AsSecureString`), unless it looks machine-made."""
+    start, end = span
+    following = data[end : end + 1]
+    if following in (b"(", b"[") or data[end - 1 : end] in (b"(", b"["):
+        return None
+    while end > start and data[end - 1 : end] in (b")", b"]", b"}", b":"):
+        end -= 1
+    if end == start:
+        return None
+    end = min(end, start + MAX_BARE_BYTES)
+    line_end = data.find(b"\n", end)
+    rest = data[end : line_end if line_end >= 0 else len(data)].strip()
+    ends_line = not rest or rest.startswith((b"#", b"//", b";", b",", b"\\", b")", b"}", b"]"))
+    if not ends_line and not token_like(_text(data, (start, end))):
+        return None
+    return start, end
+
+
+def _property_calls(data: bytes, overflow: list[int]) -> Iterator[Found]:
+    for spans in _matches(PROPERTY_CALL, data, overflow):  # groups: name, then dq, sq, bq, bare
+        value_span = next((s for s in spans[2:6] if s[0] >= 0), None)
+        if value_span is None or spans[5][0] >= 0:
+            continue  # a bare second argument is a variable
+        value = _text(data, value_span)
+        if _named_value(_text(data, spans[1]), value, quoted=True):
+            yield Found("assigned-credential", value_span[0], value_span[1], value)
+
+
+def _comparisons(data: bytes, overflow: list[int]) -> Iterator[Found]:
+    if b"==" not in data and b"!=" not in data:
+        return
+    for spans in _matches(COMPARISON, data, overflow):
+        value_span = spans[1] if spans[1][0] >= 0 else spans[2]
+        value = _text(data, value_span)
+        if _named_value(_text(data, spans[3]), value, quoted=True):
+            yield Found("assigned-credential", value_span[0], value_span[1], value)
+
+
+def _cli_options(data: bytes, overflow: list[int]) -> Iterator[Found]:
+    if b"--" not in data:
+        return
+    for spans in _matches(CLI_OPTION, data, overflow):
+        value_span = next((s for s in spans[2:5] if s[0] >= 0), None)
+        if value_span is None:
+            continue
+        value = _text(data, value_span)
+        if _named_value(_text(data, spans[1]), value):
+            yield Found("cli-option-credential", value_span[0], value_span[1], value)
+
+
+def _xml_elements(data: bytes, overflow: list[int]) -> Iterator[Found]:
+    if b"</" not in data:
+        return
+    for spans in _matches(XML_ELEMENT, data, overflow):
+        name_span, value_span = spans[1], spans[2]
+        if name_span[1] - name_span[0] > MAX_NAME_CHARS:
+            continue
+        value = _text(data, value_span)
+        if _named_value(_text(data, name_span), value):
+            yield Found("xml-element-credential", value_span[0], value_span[1], value)
+
+
+def _curl_users(data: bytes, overflow: list[int]) -> Iterator[Found]:
+    """`-u user:password`: the password; with none (`-u key:`), the user is an API key."""
+    if b"-u" not in data and b"--user" not in data:
+        return
+    for spans in _matches(CURL_USER, data, overflow):
+        user_span, password_span = spans[1], spans[2]
+        password = _text(data, password_span).strip("{}")
+        user = _text(data, user_span).strip("{}")
+        if is_placeholder(_text(data, (user_span[0], password_span[1]))):
+            continue  # -u <user:password>, -u "${USER}:${PASSWORD}"
+        if password and looks_like_credential(password):
+            yield Found("curl-user-credential", password_span[0], password_span[1], password)
+        elif not password and token_like(user):
+            yield Found("curl-user-credential", user_span[0], user_span[1], user)
+
+
+def _headers(data: bytes, overflow: list[int]) -> Iterator[Found]:
+    """`-H 'Authorization: Basic ...'`, `-H "apikey: ..."`, `--header "Api-Token: ..."`."""
+    if b"-H" not in data and b"--header" not in data:
+        return
+    for spans in _matches(HEADER, data, overflow):
+        name = _text(data, spans[1])
+        start, end = spans[2]
+        raw = data[start:end].rstrip()
+        end = start + len(raw)
+        if is_placeholder(raw.decode("utf-8", "surrogatepass")):
+            continue  # Bearer <your API token>
+        lower = name.lower()
+        if lower in ("authorization", "proxy-authorization"):
+            scheme = search_spans(SCHEME, raw, 0)
+            if scheme is not None:
+                start, end = start + scheme[2][0], start + scheme[2][1]
+            value = _text(data, (start, end))
+            if not _token68(value):
+                continue  # basic {base64(email:password)}: a description, not a credential
+            if authorization(value) or token_like(value):
+                yield Found("header-credential", start, end, value)
+        elif credential_name_strength(name) and " " not in raw.decode("utf-8", "replace"):
+            value = _text(data, (start, end))
+            if looks_like_credential(value) or token_like(value):
+                yield Found("header-credential", start, end, value)
+
+
+Reader = Callable[[bytes, list[int]], Iterator[Found]]
+READERS: tuple[tuple[str, Reader], ...] = (
+    ("assigned-credential", _assignments),
+    ("assigned-credential", _property_calls),
+    ("assigned-credential", _comparisons),
+    ("cli-option-credential", _cli_options),
+    ("xml-element-credential", _xml_elements),
+    ("curl-user-credential", _curl_users),
+    ("header-credential", _headers),
+)

@@ -1,0 +1,210 @@
+"""The syntax readers and the shape rules: a credential is found in every syntax it is
+pasted in, and the look-alikes next to it are not. Every value here is synthetic."""
+
+from __future__ import annotations
+
+import base64
+import random
+import string
+
+import pytest
+
+from devpulse import config_from_mapping
+from devpulse.plugins.privacy import Scanner
+from devpulse.plugins.privacy.checks import credential_name_strength, is_placeholder
+from devpulse.plugins.privacy.readers import MAX_CANDIDATES, read_all
+
+RNG = random.Random(13)
+ALNUM = string.ascii_letters + string.digits
+
+
+def pick(alphabet: str, n: int) -> str:
+    return "".join(RNG.choice(alphabet) for _ in range(n))
+
+
+TOKEN = pick(ALNUM, 32)
+PASSWORD = pick(ALNUM, 9) + "#" + pick(ALNUM, 4)
+
+
+@pytest.fixture(scope="module")
+def scanner() -> Scanner:
+    return Scanner(config_from_mapping({}).privacy)
+
+
+def secret_spans(scanner: Scanner, text: str) -> list[str]:
+    return [text[slice(*f.span)] for f in scanner.scan(text) if f.category == "secret"]
+
+
+# The same token, named, in the syntaxes the gitleaks rule tests paste it in.
+NAMED = [
+    f'var deployToken string = "{TOKEN}"',  # Go, typed
+    f'deployToken := "{TOKEN}"',
+    f'DEPLOY_TOKEN ?= "{TOKEN}"',  # Makefile
+    f"DEPLOY_TOKEN ::= {TOKEN}",
+    f'DEPLOY_TOKEN :::= "{TOKEN}"',
+    f'System.setProperty("DEPLOY_TOKEN", "{TOKEN}");',  # Java
+    f'$deployToken .= "{TOKEN}";',  # PHP
+    f"<deployToken>\n    {TOKEN}\n</deployToken>",  # XML over lines
+    f'{{"app.env": "LOG=1\\nDEPLOY_TOKEN={TOKEN}\\nDEBUG=0"}}',  # INI inside a JSON string
+    f'{{"settings": {{"deploy_token": "{TOKEN}"}}}}',  # JSON
+    f"deploy:\n  token: {TOKEN}\n",  # YAML
+    f'val deployToken: String = "{TOKEN}"',  # Kotlin
+    f'  "deployToken" => "{TOKEN}"',  # Ruby, logstash
+    f"[server]\napi_key = {TOKEN}\n",  # INI
+    f"export DEPLOY_TOKEN={TOKEN}",
+    f"mytool push --deploy-token {TOKEN}",  # a long option
+    f"mytool push --api-key='{TOKEN}'",
+    f'if ("{TOKEN}" == deployToken) {{',  # the literal first
+    f"[INFO] connecting\n[DEBUG] Using Key={TOKEN}\n",
+    f'var signingKey = []byte("{TOKEN}")',
+]
+
+
+@pytest.mark.parametrize("text", NAMED)
+def test_a_named_token_is_found_in_every_syntax(scanner: Scanner, text: str) -> None:
+    assert TOKEN in secret_spans(scanner, text)
+
+
+COMMANDS = [
+    f"curl -H 'Authorization: Basic {base64.b64encode(f'ci:{PASSWORD}'.encode()).decode()}' x",
+    f'curl -H "Authorization: Api-Token {TOKEN}" https://api.example.net',
+    f'curl -X GET -H "apikey: {TOKEN}" https://api.example.net',
+    f'curl --header "X-Auth-Token: {TOKEN}" https://api.example.net',
+    f'curl -u ":{PASSWORD}" https://search.example.net:9200',
+    f"curl --user deploy:'{PASSWORD}' https://ci.example.net",
+    f'curl -u "{TOKEN}:" https://api.example.net/v1/charges',  # an API key as the user
+    f"jdbc:sqlserver://db.example.net:1433;databaseName=app;user=sa;password={PASSWORD};",
+    f"jdbc:postgresql://db.example.net/app?user=svc&password={PASSWORD}&ssl=true",
+    f"cache.redis.cache.windows.net:6380,password={TOKEN}=,ssl=True,abortConnect=False",
+    f"redis://:{PASSWORD}@cache.example.net:6379/0",
+    f"postgres://svc:{PASSWORD}@db.example.net:5432/app",
+    f"REDIS_URL=redis://default:{PASSWORD}@cache.example.net:6379",
+    f"//registry.npmjs.org/:_authToken={RNG.randbytes(16).hex()[:8]}-4cd0-11ec-9d64-0242ac120002",
+]
+
+
+@pytest.mark.parametrize("text", COMMANDS)
+def test_credentials_in_commands_and_urls(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text)
+
+
+def test_azure_storage_keys_in_json_and_xml(scanner: Scanner) -> None:
+    key = pick(ALNUM + "+/", 86) + "=="
+    for text in (
+        f'{{"accountName": "acct", "accountKey": "{key}"}}',
+        f"<AccountKey>{key}</AccountKey>",
+    ):
+        assert key in secret_spans(scanner, text)
+
+
+def _b32ish(n: int) -> str:
+    return pick("QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", n)
+
+
+SHAPES = [
+    ("age-secret-key", "AGE-SECRET-KEY-1" + _b32ish(58)),
+    ("dynatrace-api-token", f"dt0c01.{pick(ALNUM, 24)}.{pick(ALNUM, 64)}"),
+    ("mapbox-token", f"pk.{pick(string.ascii_lowercase + string.digits, 60)}.{pick('abc123', 22)}"),
+    ("telegram-bot-token", f"{RNG.randrange(10**8, 10**9)}:A{pick(ALNUM + '_-', 34)}"),
+    ("artifactory-token", "AKCp" + pick(ALNUM, 69)),
+    ("atlassian-api-token", "ATATT3" + pick(ALNUM + "_-", 186)),
+    ("mailchimp-api-key", pick("0123456789abcdef", 32) + "-us14"),
+    ("vendor-prefixed-token", "sqp_" + pick("0123456789abcdef", 40)),
+    ("vendor-prefixed-token", "hvs." + pick(ALNUM + "_-", 95)),
+    ("discord-bot-token", f"N{pick(ALNUM, 23)}.{pick(ALNUM, 6)}.{pick(ALNUM, 27)}"),
+]
+
+
+@pytest.mark.parametrize(("rule", "token"), SHAPES, ids=[r for r, _ in SHAPES])
+def test_a_distinctive_token_is_found_with_no_name(scanner: Scanner, rule: str, token: str) -> None:
+    for text in (token, f"see {token} in the log", f"<value>{token}</value>"):
+        assert rule in {f.rule_id for f in scanner.scan(text)}, text
+
+
+def test_a_base64_wrapped_jwt_is_decoded_and_checked(scanner: Scanner) -> None:
+    def part(payload: str) -> str:
+        return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+    header, payload = part('{"alg":"HS256"}'), part('{"sub":"42"}')
+    jwt = f"{header}.{payload}.{pick(ALNUM, 43)}"
+    wrapped = base64.b64encode(jwt.encode()).decode()
+    assert "jwt-base64" in {f.rule_id for f in scanner.scan(f"token: {wrapped}")}
+    noise = base64.b64encode(b"eyJ" + RNG.randbytes(60)).decode()  # "eyJ", then no token
+    assert "jwt-base64" not in {f.rule_id for f in scanner.scan(noise)}
+
+
+def test_a_kubernetes_secret_manifest(scanner: Scanner) -> None:
+    value = base64.b64encode(PASSWORD.encode()).decode()
+    text = (
+        f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ntype: Opaque\ndata:\n  pw: {value}\n"
+    )
+    assert "kubernetes-secret" in {f.rule_id for f in scanner.scan(text)}
+
+
+LOOK_ALIKES = [
+    f"publicToken: {TOKEN}",  # the public half
+    f"csrf_token: {TOKEN}",
+    "credentialsId: 'f4aeb6bc-2a25-458a-8111-9be9e502c0e7'",
+    'TOKEN_URL = "https://auth.example.net/token"',
+    "sort_key = 'created_at_desc_index_v2'",
+    "key_down_event=P3YLeqOPhL4Vh0-j2jhLHxWGHVUG4m",
+    'const keyChars = "0123456789abcdefghijklmnopqrstuvwxyz"',
+    "secret_key = os.environ['SECRET_KEY']",
+    'var apiKey = config["SendGrid:ApiKey"];',
+    "if (password !== confirmPassword) {",
+    "password = Read-Host -AsSecureString",
+    ': "${GITHUB_TOKEN:?GITHUB_TOKEN must be set}"',
+    'args: ["eks", "get-token", "--cluster-name", "prod"]',
+    "  - secretKey: OPENAI_API_KEY\n    remoteRef:\n      key: prod/api/openai",
+    "io.jsonwebtoken:jjwt-jackson:0.11.5",
+    'curl -H "Authorization: Bearer <your API token>" https://api.example.net',
+    "curl -u <user:password> https://api.example.net",
+    "WEBHOOK_SECRET=whsec_...",
+    "sumOfExposures = sumOfExposures + 1;",
+    "postgres://postgres:postgres@localhost:5432/test",
+    'url = "postgresql://{user}:{pw}@{host}/{db}".format(**cfg)',
+]
+
+
+@pytest.mark.parametrize("text", LOOK_ALIKES)
+def test_look_alikes_are_not_credentials(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "strength"),
+    [
+        ("grafana-api-keyToken", 2),
+        ("IBMCLOUDIAMAPIKEY", 2),
+        ("db_pw", 2),
+        ("token2", 2),
+        ("Key", 1),
+        ("ibm_key", 1),
+        ("KeyPair", 0),
+        ("cache_key", 0),
+        ("password_field", 0),
+        ("credentialsId", 0),
+        ("monkey", 0),
+    ],
+)
+def test_credential_names_are_judged_word_by_word(name: str, strength: int) -> None:
+    assert credential_name_strength(name) == strength
+
+
+def test_an_x_mask_is_a_placeholder_but_an_x_run_inside_random_text_is_not() -> None:
+    """The cause of a flaky property test: 'xxxx' occurs by chance in random tokens."""
+    assert is_placeholder("sk_live_xxxxxxxxxxxxxxxxxxxxxxxx")
+    assert is_placeholder("AP6xxxxxxxxxx")
+    assert not is_placeholder("hf_QmXxxxRtLpWv7ZcKbNsAeYdTgHjUiOlPk")
+    assert not is_placeholder("npm_Zq4xxxxB7mPlk2WcR9TsUvYn3HaLgE6dFjK")
+
+
+def test_published_example_keys_are_not_findings(scanner: Scanner) -> None:
+    assert scanner.scan("maps key AIzaSyabcdefghijklmnopqrstuvwxyz1234567") == []
+    assert scanner.scan('aws_secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEYx"') == []
+
+
+def test_a_flood_of_rejected_assignments_is_bounded_and_never_clean() -> None:
+    text = "".join(f"token = x{i}\n" for i in range(MAX_CANDIDATES + 50)).encode()
+    found = read_all(text)
+    assert [f.rule_id for f in found] == ["assigned-credential:unverified"]
