@@ -175,6 +175,9 @@ class FailoverConfig:
     breaker_cooldown_s: float
     spend_limit_cooldown_s: float
     larger_context: dict[str, str] = field(default_factory=dict)
+    # Per side, the backends to try in turn after one on that side fails, before the other
+    # side's default: cloud anthropic -> cloud openai -> local.
+    order: dict[Side, tuple[SideDefault, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,6 +461,14 @@ def _check_babysit(config: Config) -> None:
 
 
 def _check_failover(config: Config) -> None:
+    for side, targets in config.failover.order.items():
+        for i, target in enumerate(targets):
+            key = f"failover.order.{side}[{i}]"
+            _check_backend(config, f"{key}.backend", target.backend, side)
+            if not target.model.strip():
+                raise ConfigError(f"{key}.model: give a model name, not an empty one")
+            if side is Side.CLOUD and config.price(target.model) is None:
+                raise ConfigError(f"prices: no price for the cloud model {target.model!r} ({key})")
     if config.failover.max_attempts < 1:
         raise ConfigError("failover.max_attempts: must be at least 1")
     for key in (
