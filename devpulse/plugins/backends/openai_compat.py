@@ -51,8 +51,9 @@ class OpenAICompatBackend(Backend):
     def auth_headers(self) -> dict[str, str]:
         """The bearer key from `api_key_env`, read now and never kept anywhere else.
 
-        A cloud API (OpenAI, OpenRouter) without its key is a clear error before anything
-        is sent; a local server usually needs none.
+        A cloud API (OpenAI, OpenRouter) without its key fails before anything is sent, as
+        a backend this machine has not set up (the work fails over); a local server usually
+        needs none.
         """
         env = self.config.api_key_env
         key = os.environ.get(env) if env else None
@@ -60,7 +61,7 @@ class OpenAICompatBackend(Backend):
             where = (
                 f"set {env} in the environment" if env else f"set backends.{self.name}.api_key_env"
             )
-            raise BackendError(f"{self.name}: no API key ({where})", cause=Cause.AUTH)
+            raise BackendError(f"{self.name}: no API key ({where})", cause=Cause.NO_CREDENTIALS)
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def body(self, request: Request, decision: Decision) -> dict[str, Any]:

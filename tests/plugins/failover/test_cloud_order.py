@@ -21,6 +21,7 @@ from devpulse import (
     ConfigError,
     Decision,
     DevPulseError,
+    Ledger,
     Request,
     Response,
     Side,
@@ -29,7 +30,6 @@ from devpulse import (
     config_from_mapping,
     hookimpl,
 )
-from devpulse.core.errors import diagnose
 from devpulse.core.kinds import BackendSpec
 from devpulse.plugins.failover.plugin import Failover
 from tests.plugins.privacy import secrets_factory as make
@@ -143,20 +143,34 @@ def test_sensitive_work_reaches_neither_cloud(keys: str, tmp_path: Path) -> None
         assert (anthropic.bodies, openai.bodies) == ([], [])
 
 
-def test_an_openai_cloud_without_its_key_says_which_variable(
+def test_an_openai_cloud_without_its_key_is_skipped_for_local_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv(KEY_ENV, raising=False)
     monkeypatch.setenv("DEVPULSE_TEST_ANTHROPIC", "sk-ant-test")
     ledger = str(tmp_path / "l.sqlite3")
-    with FaultServer(["529"]) as anthropic, FaultServer(["ok"]) as openai:
-        dead = f"http://127.0.0.1:{free_port()}"
-        router = router_with(clouds(anthropic.base_url, openai.base_url, dead, ledger))
-        with pytest.raises(DevPulseError) as info:
-            router.invoke(hard())
-        assert f"openai: no API key (set {KEY_ENV} in the environment)" in str(info.value)
-        assert diagnose(info.value.__cause__).cause is Cause.AUTH  # surfaced, not local
+    with (
+        FaultServer(["529"]) as anthropic,
+        FaultServer(["ok"]) as openai,
+        FaultServer(["ok"]) as local,
+    ):
+        router = router_with(clouds(anthropic.base_url, openai.base_url, local.base_url, ledger))
+        answer = router.invoke(hard())
+        assert (answer.side, answer.backend) == (Side.LOCAL, "llama_server")
         assert openai.bodies == []  # nothing was sent without the key
+        with sqlite3.connect(ledger) as db:
+            causes = [c for (c,) in db.execute("SELECT cause FROM attempts ORDER BY n")]
+        assert causes == ["overloaded", "no_credentials", None]
+        reasons = json.loads(Ledger(ledger).rows()[0]["reasons"])
+        assert reasons[1:] == [
+            "failover: anthropic overloaded -> openai",
+            "failover: cloud no_credentials -> local",
+        ]
+        dead = f"http://127.0.0.1:{free_port()}"
+        nowhere = router_with(clouds(anthropic.base_url, openai.base_url, dead, ledger))
+        with pytest.raises(DevPulseError) as info:
+            nowhere.invoke(hard())
+        assert f"openai: no API key (set {KEY_ENV} in the environment)" in str(info.value)
 
 
 def test_the_key_never_shows_in_config_or_doctor(
@@ -181,7 +195,7 @@ def test_the_key_never_shows_in_config_or_doctor(
     assert check == {
         "name": "backends.openai",
         "result": "warn",
-        "detail": f"no API key: ${KEY_ENV} is not set (cloud requests will fail)",
+        "detail": f"no API key: ${KEY_ENV} is not set (cloud work fails over to local)",
     }
 
 
