@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import click
 
     from devpulse.core.config import Config
+    from devpulse.core.kinds import Register
     from devpulse.core.types import (
         Chunk,
         Classification,
@@ -146,6 +147,25 @@ def unload_model(backend: str, model: str) -> bool | None:
     the server accepted the unload (the memory may come back a moment later), False when it
     refused or holds no such model. Every other implementation returns None. Raise a
     `BackendError` with cause ``connection`` when the server does not answer.
+    """
+
+
+@hookspec
+def register_backend_kinds(register: Register) -> None:
+    """Add backend kinds: call ``register(kind, factory)`` once for each.
+
+    Every implementation is called each time a plugin manager is built, after installed
+    plugins have loaded and before any backend is built. ``factory(spec)`` gets a
+    `BackendSpec` (``spec.name``, ``spec.config``, ``spec.limits``; ``spec.options`` holds
+    the table's keys the core does not read) for every ``[backends.NAME]`` table whose
+    ``kind`` it registered. It checks those keys, raising `ConfigError` named by dotted key
+    (``config.parse_table`` does this for a dataclass), and returns an object with
+    ``complete(request, decision)`` and ``stream(request, decision)``; optionally
+    ``acomplete``/``astream`` (native async), ``list_loaded()``/``unload(model)`` (a model
+    host, for babysit), ``prepare()`` (build a client before the time limits start) and
+    ``accepts_images``. The core registers a plugin around each object that answers the
+    decisions naming its backend. Plugins registered later run first, so an installed
+    plugin's kind wins over a bundled kind of the same name. The return value is ignored.
     """
 
 

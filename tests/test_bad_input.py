@@ -191,7 +191,7 @@ def test_a_name_the_ollama_client_refuses_is_an_unknown_model() -> None:
     from devpulse.plugins.preflight.estimator import ModelUnknown  # noqa: PLC0415
     from devpulse.plugins.preflight.servers import ollama_architecture  # noqa: PLC0415
 
-    server = BackendConfig(side=Side.LOCAL, kind="ollama", base_url="http://127.0.0.1:9")
+    server = BackendConfig(Side.LOCAL, "ollama", options={"base_url": "http://127.0.0.1:9"})
     with pytest.raises(ModelUnknown, match="cannot describe ''"):
         ollama_architecture(server, "")
 

@@ -12,6 +12,10 @@ import click
 
 from devpulse.core.costs import simulate
 
+# `--by` choices: the ledger column each splits on (ids from the request's metadata).
+SPLITS = {"session": "session_id", "user": "user_id"}
+NO_ID = "(none)"  # requests whose caller gave no id
+
 
 @click.command("cost")
 @click.option("--since", metavar="DATE", help="Only requests since this date (YYYY-MM-DD).")
@@ -41,11 +45,18 @@ from devpulse.core.costs import simulate
     "--cloud-model",
     help="With --simulate: the cloud model to price (default: the configured one).",
 )
+@click.option(
+    "--by",
+    "split",
+    type=click.Choice(sorted(SPLITS)),
+    help="Also split the books by the caller's session or user id.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def cost_command(
     app: Any,
     since: str | None,
+    split: str | None,
     simulating: bool,
     requests_per_day: int | None,
     avg_in_tokens: int | None,
@@ -58,7 +69,9 @@ def cost_command(
 
     --simulate needs --requests-per-day, --avg-in-tokens and --avg-out-tokens;
     --local-share defaults to 1 - routing.cloud_share. Those options and --cloud-model
-    go only with it; it reads no ledger, so --since does not.
+    go only with it; it reads no ledger, so --since and --by do not. --by session (or
+    user) splits the books by the id the caller put in each request's metadata
+    (``session_id``, ``user_id``).
 
     Exit codes: 0 reported, 2 usage or config error (a missing --simulate input, a
     --simulate option without --simulate, a bad --since date, the ledger disabled or
@@ -78,8 +91,9 @@ def cost_command(
         given = [k for k, v in {**needed, "--cloud-model": cloud_model}.items() if v is not None]
         if given:
             raise click.UsageError(f"{', '.join(given)}: only with --simulate")
-    elif since is not None:
-        raise click.UsageError("--since reads the ledger: it does not apply to --simulate")
+    elif since is not None or split is not None:
+        option = "--since" if since is not None else "--by"
+        raise click.UsageError(f"{option} reads the ledger: it does not apply to --simulate")
     if simulating:
         if local_share is None:
             local_share = 1.0 - app.config.policy.cloud_share
@@ -103,10 +117,52 @@ def cost_command(
     rows = ledger.rows(_since(since))
     report = summarize(rows)
     report["ledger"] = str(ledger.path)
+    if split is not None:
+        report[f"by_{split}"] = split_by(rows, SPLITS[split])
     if as_json:
         click.echo(json.dumps({"status": "ok", **report}))
-    else:
-        _print_report(report)
+        return
+    _print_report(report)
+    if split is not None:
+        _print_split(split, report[f"by_{split}"])
+
+
+def split_by(rows: list[dict[str, Any]], column: str) -> dict[str, dict[str, float]]:
+    """Per id, most spend first: requests, answered, tokens, tool calls, spend, all-cloud."""
+    groups: dict[str, dict[str, float]] = defaultdict(
+        lambda: {
+            "requests": 0,
+            "answered": 0,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "tool_calls": 0,
+            "spend_usd": 0.0,
+            "counterfactual_usd": 0.0,
+        }
+    )
+    for r in rows:
+        group = groups[r.get(column) or NO_ID]
+        group["requests"] += 1
+        if r["outcome"] != "answered":
+            continue
+        group["answered"] += 1
+        group["input_tokens"] += r["input_tokens"]
+        group["output_tokens"] += r["output_tokens"]
+        group["tool_calls"] += r.get("tool_calls") or 0
+        group["spend_usd"] += r["cost_usd"]
+        group["counterfactual_usd"] += r["counterfactual_usd"]
+    ranked = sorted(groups.items(), key=lambda kv: (-kv[1]["spend_usd"], kv[0]))
+    return {k: _rounded(v) for k, v in ranked}
+
+
+def _print_split(split: str, groups: dict[str, dict[str, float]]) -> None:
+    click.echo(f"by {split}:")
+    for name, g in groups.items():
+        click.echo(
+            f"  {name}: {g['requests']} requests ({g['answered']} answered), "
+            f"{g['input_tokens']} in {g['output_tokens']} out, {g['tool_calls']} tool calls, "
+            f"${g['spend_usd']:.4f}"
+        )
 
 
 def _since(value: str | None) -> float:

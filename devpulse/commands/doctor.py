@@ -23,6 +23,7 @@ from devpulse.core.config import BackendConfig, Config
 from devpulse.core.errors import ConfigError
 from devpulse.core.exitcodes import ExitCode
 from devpulse.core.ledger import SCHEMA_VERSION, Ledger, default_ledger_path
+from devpulse.core.types import Side
 from devpulse.plugins.backends.anthropic_backend import ANTHROPIC_API
 
 TIMEOUT_S = 2.0
@@ -111,11 +112,15 @@ def check_backend(config: Config, name: str, backend: BackendConfig) -> Check:
             return _unreachable(config, name, "no base_url configured")
         env = backend.api_key_env
         key = os.environ.get(env) if env else None
+        if backend.side is Side.CLOUD and not key:  # OpenAI, OpenRouter: the key comes first
+            return _api_key(label, backend)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return _probe(config, name, f"{backend.base_url.rstrip('/')}/models", headers, _ids)
     if backend.kind == "ollama":
         base = (backend.base_url or OLLAMA_DEFAULT).rstrip("/")
         return _probe(config, name, f"{base}/api/tags", {}, _ollama_names)
+    if backend.kind is not None:
+        return Check(label, "ok", f"not checked: kind {backend.kind!r} comes from a plugin")
     return Check(label, "ok", "not checked: no kind, so a plugin of its own serves it")
 
 
@@ -146,7 +151,9 @@ def _probe(
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as reply:
             body = reply.read(4 * 1024 * 1024)
     except urllib.error.HTTPError as exc:
-        return Check(label, "warn", f"answers at {url} with HTTP {exc.code}")
+        env = config.backends[name].api_key_env
+        hint = f" (is ${env} the right key?)" if exc.code in (401, 403) and env else ""
+        return Check(label, "warn", f"answers at {url} with HTTP {exc.code}{hint}")
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         return _unreachable(config, name, f"nothing answers at {url} ({reason})")

@@ -14,7 +14,7 @@ from devpulse.core.costs import counterfactual_cost, request_cost
 from devpulse.core.errors import Cancelled, DevPulseError, PrivacyBlocked, diagnose
 from devpulse.core.ledger import Attempt, Ledger, RequestRecord
 from devpulse.core.logs import get_logger
-from devpulse.core.types import Classification, Decision, Response, Side
+from devpulse.core.types import Classification, Decision, Request, Response, Side
 
 log = get_logger(__name__)
 
@@ -26,6 +26,7 @@ class Book:
     decision: Decision | None = None
     response: Response | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    request: Request | None = None  # for the caller's ids in its metadata, never its text
 
     def attempt(
         self,
@@ -86,6 +87,9 @@ class Book:
                 if response and answered_side
                 else 0.0,
                 counterfactual_usd=counterfactual_cost(config, usage_in, usage_out),
+                session_id=caller_id(self.request, "session_id"),
+                user_id=caller_id(self.request, "user_id"),
+                tool_calls=tool_call_count(response),
             )
         )
 
@@ -126,6 +130,17 @@ def record_call(
         book.record(ledger, config, classification, outcome, error)
     except (sqlite3.Error, DevPulseError) as exc:
         log.warning("ledger.call_not_recorded", backend=decision.backend, error=str(exc))
+
+
+def caller_id(request: Request | None, key: str) -> str | None:
+    """The caller's own id for the ledger (``request.metadata[key]``), if it gave a string."""
+    value = request.metadata.get(key) if request is not None else None
+    return value if isinstance(value, str) and value else None
+
+
+def tool_call_count(response: Response | None) -> int:
+    """How many tools the answer asked to call; the one place that knows their shape."""
+    return len(response.tool_calls) if response is not None else 0
 
 
 def begin_use(ledger: Ledger | None, decision: Decision) -> int | None:

@@ -17,10 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from devpulse.core.errors import ConfigError
 from devpulse.core.types import PrivacyLevel, Side, TaskClass, choices
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +91,36 @@ class RouteTarget:
 
 @dataclass(frozen=True, slots=True)
 class BackendConfig:
+    """One ``[backends.NAME]`` table.
+
+    The core reads `side` (what the privacy invariant trusts), `kind`, `timeout_s` and
+    `images`; every other key is the kind's own, kept in `options` for the kind to check
+    when its backend is built (`devpulse.core.kinds`), since only the kind knows them.
+    """
+
     side: Side
     kind: str | None = None
-    base_url: str | None = None
-    api_key_env: str | None = None
     timeout_s: float | None = None
-    keep_alive: str | None = None
     images: bool = True
+    options: dict[str, Any] = field(default_factory=dict, metadata={"rest": True})
+
+    @property
+    def base_url(self) -> str | None:
+        """The server's URL, for the kinds that have one (the bundled kinds all do)."""
+        return _text(self.options.get("base_url"))
+
+    @property
+    def api_key_env(self) -> str | None:
+        """The environment variable that holds the API key; never the key itself."""
+        return _text(self.options.get("api_key_env"))
+
+    @property
+    def keep_alive(self) -> str | None:
+        return _text(self.options.get("keep_alive"))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +175,9 @@ class FailoverConfig:
     breaker_cooldown_s: float
     spend_limit_cooldown_s: float
     larger_context: dict[str, str] = field(default_factory=dict)
+    # Per side, the backends to try in turn after one on that side fails, before the other
+    # side's default: cloud anthropic -> cloud openai -> local.
+    order: dict[Side, tuple[SideDefault, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +263,6 @@ class Config:
         return declared.side if declared else None
 
 
-BACKEND_KINDS = ("ollama", "anthropic", "openai_compat")
 # Settings with a floor (counts, sizes, waits, prices); the failover time limits and
 # preflight.fit_ratio have their own checks. A value below it would silently do nothing or
 # something absurd (a negative wait, a circuit that opens before any failure).
@@ -339,6 +366,16 @@ def _split_routing(routing: Any) -> tuple[Any, RoutingPolicy]:
     return table, policy
 
 
+def parse_table(tp: type[T], table: Any, key: str) -> T:
+    """Check a plugin's or a backend kind's table against the dataclass `tp`.
+
+    Each mistake is a `ConfigError` naming its dotted key under `key` (an unknown key, a
+    wrong type, a missing required key), worded as the core's own config errors are.
+    """
+    built: T = _build(tp, table, key)
+    return built
+
+
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
@@ -356,18 +393,11 @@ def _check_references(config: Config) -> None:
         if target.backend is not None:
             _check_backend(config, f"routing.{task}.backend", target.backend, target.side)
     _check_failover(config)
-    for name, backend in config.backends.items():
-        if backend.kind not in (None, *BACKEND_KINDS):
-            raise ConfigError(
-                f"backends.{name}.kind: unknown kind {backend.kind!r} "
-                f"(expected one of {', '.join(BACKEND_KINDS)})"
-            )
+    for name, backend in config.backends.items():  # the kind checks the rest of the table
+        if backend.kind is not None and not backend.kind.strip():
+            raise ConfigError(f"backends.{name}.kind: give a kind, not an empty one")
         if backend.timeout_s is not None and backend.timeout_s <= 0:
             raise ConfigError(f"backends.{name}.timeout_s: must be above 0")
-        if backend.base_url is not None and not _is_http_url(backend.base_url):
-            raise ConfigError(
-                f"backends.{name}.base_url: {backend.base_url!r} is not an http(s) URL with a host"
-            )
     if config.cloud.model and config.price(config.cloud.model) is None:
         raise ConfigError(f"prices: no price for the cloud model {config.cloud.model!r}")
     _check_babysit(config)
@@ -409,7 +439,8 @@ def _check_model_names(config: Config) -> None:
             raise ConfigError(f"{key}: give a model name, not an empty one")
 
 
-def _is_http_url(url: str) -> bool:
+def is_http_url(url: str) -> bool:
+    """An http(s) URL with a host and, if any, a numeric port; no spaces."""
     if url != url.strip() or any(c.isspace() for c in url):
         return False
     try:
@@ -430,6 +461,14 @@ def _check_babysit(config: Config) -> None:
 
 
 def _check_failover(config: Config) -> None:
+    for side, targets in config.failover.order.items():
+        for i, target in enumerate(targets):
+            key = f"failover.order.{side}[{i}]"
+            _check_backend(config, f"{key}.backend", target.backend, side)
+            if not target.model.strip():
+                raise ConfigError(f"{key}.model: give a model name, not an empty one")
+            if side is Side.CLOUD and config.price(target.model) is None:
+                raise ConfigError(f"prices: no price for the cloud model {target.model!r} ({key})")
     if config.failover.max_attempts < 1:
         raise ConfigError("failover.max_attempts: must be at least 1")
     for key in (
@@ -500,12 +539,18 @@ def _build_dataclass(tp: Any, value: Any, key: str) -> Any:
     mapping = _expect(value, Mapping, "a table", key)
     hints = typing.get_type_hints(tp)
     fields = {f.name: f for f in dataclasses.fields(tp) if not f.metadata.get("internal")}
+    rest = [f.name for f in fields.values() if f.metadata.get("rest")]
+    kwargs: dict[str, Any] = {}
+    if rest:  # the keys a field keeps for someone else to check (a backend's kind)
+        (into,) = rest
+        del fields[into]
+        kwargs[into] = {k: v for k, v in mapping.items() if k not in fields}
+        mapping = {k: v for k, v in mapping.items() if k in fields}
     unknown = sorted(set(mapping) - set(fields))
     if unknown:
         raise ConfigError(
             f"{_join(key, unknown[0])}: unknown key (expected one of {', '.join(sorted(fields))})"
         )
-    kwargs = {}
     for name, f in fields.items():
         if name in mapping:
             kwargs[name] = _build(hints[name], mapping[name], _join(key, name))

@@ -85,7 +85,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX uses_open ON uses(finished, started);
     CREATE INDEX uses_model ON uses(backend, model, started);
     """,
+    # 3 -> 4: who asked (the caller's session and user ids, from the request's metadata) and
+    # how many tool calls the answer made, so spend can be split by session; never text.
+    """
+    ALTER TABLE requests ADD COLUMN session_id TEXT;
+    ALTER TABLE requests ADD COLUMN user_id TEXT;
+    ALTER TABLE requests ADD COLUMN tool_calls INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX requests_session ON requests(session_id, ts);
+    """,
 )
+# A caller's id is an id: longer ones are cut, so the ledger never holds a pasted document.
+MAX_ID_CHARS = 128
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -119,6 +129,9 @@ class RequestRecord:
     cost_usd: float = 0.0
     counterfactual_usd: float = 0.0
     ts: float = field(default_factory=time.time)
+    session_id: str | None = None
+    user_id: str | None = None
+    tool_calls: int = 0
 
 
 def default_ledger_path() -> Path:
@@ -187,8 +200,8 @@ class Ledger:
             cursor = db.execute(
                 "INSERT INTO requests (ts, task_class, privacy_level, side, backend, model,"
                 " reasons, input_tokens, output_tokens, latency_s, first_token_s, outcome,"
-                " error_class, attempts, cost_usd, counterfactual_usd)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " error_class, attempts, cost_usd, counterfactual_usd, session_id, user_id,"
+                " tool_calls) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     entry.ts,
                     entry.task_class,
@@ -206,6 +219,9 @@ class Ledger:
                     len(entry.attempts),
                     entry.cost_usd,
                     entry.counterfactual_usd,
+                    _id(entry.session_id),
+                    _id(entry.user_id),
+                    entry.tool_calls,
                 ),
             )
             request_id = int(cursor.lastrowid or 0)
@@ -305,3 +321,7 @@ class Ledger:
 def _statements(script: str) -> list[str]:
     """A migration's statements, one by one (executescript would commit our transaction)."""
     return [part.strip() for part in script.split(";") if part.strip()]
+
+
+def _id(value: str | None) -> str | None:
+    return value[:MAX_ID_CHARS] if value else None

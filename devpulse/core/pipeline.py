@@ -231,9 +231,11 @@ class Router:
         try:
             decision = self.route(request)
         except DevPulseError as exc:
-            Book().record(self.ledger, self.config, self.classify(request), "refused", exc)
+            Book(request=request).record(
+                self.ledger, self.config, self.classify(request), "refused", exc
+            )
             raise
-        book = Book(decision=decision)
+        book = Book(decision=decision, request=request)
         outcome = "failed"
         error: BaseException | None = None
         try:

@@ -13,6 +13,7 @@ import pluggy
 from devpulse import hookspecs
 from devpulse.core.config import Config, located
 from devpulse.core.errors import ConfigError
+from devpulse.core.kinds import Kinds, backend_plugins
 from devpulse.plugins import bundled_plugins
 
 ENTRY_POINT_GROUP = "devpulse"
@@ -43,6 +44,11 @@ def make_plugin_manager(
         pm.register(plugin)
     if entry_points:
         _load_entry_points(pm, os.environ.get("DEVPULSE_LOAD_PLUGINS"))
+    try:  # after the installed plugins: they may register the kinds the config names
+        for name, plugin in backend_plugins(config, pm.hook):
+            pm.register(plugin, name=name)
+    except ConfigError as exc:
+        raise located(exc, config.source) from None
     pm.check_pending()
     if os.environ.get("DEVPULSE_TRACE_PLUGINS", "") not in ("", "0"):
         _trace_to_stderr(pm)
@@ -113,5 +119,16 @@ def plugin_listing(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
             entry["version"] = dist.version
         else:
             entry["source"] = "bundled" if name.startswith("devpulse.") else "registered"
+        if "register_backend_kinds" in hooks:
+            entry["backend_kinds"] = _kinds_of(pm, plugin)
         out.append(entry)
     return out
+
+
+def _kinds_of(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """The backend kinds `plugin` registers, asked of it alone."""
+    kinds = Kinds()
+    for impl in pm.hook.register_backend_kinds.get_hookimpls():
+        if impl.plugin is plugin:
+            impl.function(register=kinds)
+    return sorted(kinds.factories)

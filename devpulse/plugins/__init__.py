@@ -6,7 +6,7 @@ from typing import Any
 
 from devpulse.core.config import Config
 from devpulse.plugins.babysit.plugin import BabysitPlugin
-from devpulse.plugins.backends import configured_backends
+from devpulse.plugins.backends import BundledKinds
 from devpulse.plugins.failover.plugin import Failover
 from devpulse.plugins.preflight.plugin import MemoryPreflight
 from devpulse.plugins.preflight.probes import AppleProbe, HostProbe, NvidiaProbe
@@ -34,5 +34,5 @@ def bundled_plugins(config: Config, hook: Any) -> list[tuple[str, object]]:
     if config.privacy.classifier:
         plugins.append(("devpulse.privacy", PrivacyClassifier(config.privacy)))
     plugins.append(("devpulse.failover", Failover(config)))
-    plugins.extend(configured_backends(config))
+    plugins.append(("devpulse.backend_kinds", BundledKinds()))
     return plugins

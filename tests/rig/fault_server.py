@@ -47,6 +47,7 @@ class FaultServer:
         self.script = script
         self.hang_s = hang_s
         self.bodies: list[dict[str, Any]] = []
+        self.keys: list[str | None] = []  # each request's API key header, as sent
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -90,6 +91,8 @@ class FaultServer:
                 with fault._lock:
                     n = len(fault.bodies)
                     fault.bodies.append(body)
+                    auth = self.headers.get("Authorization") or ""
+                    fault.keys.append(self.headers.get("x-api-key") or auth or None)
                 step = fault.step(n)
                 if self.path.endswith("/chat/completions"):
                     handler = getattr(self, f"openai_{step}", None)

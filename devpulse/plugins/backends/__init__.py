@@ -1,12 +1,14 @@
-"""Dispatch backends: one plugin per configured backend, chosen by its `kind`.
+"""The bundled backend kinds: ollama, anthropic and openai_compat.
 
-Each imports its client library (anthropic, ollama, httpx) on first use, in
-`prepare_dispatch`, never at start-up: routing, scanning and memory checks need none.
+They register through `register_backend_kinds`, as a third-party kind does. Each imports
+its client library (anthropic, ollama, httpx) on first use, in `prepare`, never at
+start-up: routing, scanning and memory checks need none.
 """
 
 from __future__ import annotations
 
-from devpulse.core.config import Config
+from devpulse.core.kinds import Register
+from devpulse.hookspecs import hookimpl
 from devpulse.plugins.backends.anthropic_backend import AnthropicBackend
 from devpulse.plugins.backends.base import Backend
 from devpulse.plugins.backends.ollama_backend import OllamaBackend
@@ -19,13 +21,10 @@ KINDS: dict[str, type[Backend]] = {
 }
 
 
-def configured_backends(config: Config) -> list[tuple[str, Backend]]:
-    """A plugin for every backend whose kind DevPulse knows (others need their own plugin)."""
-    return [
-        (
-            f"devpulse.backend.{name}",
-            KINDS[backend.kind](name, backend, config.limits(name)),
-        )
-        for name, backend in config.backends.items()
-        if backend.kind in KINDS
-    ]
+class BundledKinds:
+    """Registers DevPulse's own kinds."""
+
+    @hookimpl
+    def register_backend_kinds(self, register: Register) -> None:
+        for kind, backend in KINDS.items():
+            register(kind, backend.from_spec)

@@ -5,21 +5,24 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import re2
 
-from devpulse.core.config import BackendConfig, Limits
+from devpulse.core.config import BackendConfig, Limits, is_http_url, parse_table
 from devpulse.core.errors import (
     BackendError,
     Cause,
+    ConfigError,
     FirstTokenTimeout,
     StreamIncomplete,
     StreamStalled,
-    UnsupportedRequest,
 )
 from devpulse.core.types import Chunk, Decision, LoadedModel, Request, Response, Usage
-from devpulse.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from devpulse.core.kinds import BackendSpec
 
 DEFAULT_LIMITS = Limits(connect_s=3.0, first_token_s=120.0, stall_s=120.0)
 
@@ -116,17 +119,36 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """A bundled kind's own keys: where its server is, and which variable holds its key."""
+
+    base_url: str | None = None
+    api_key_env: str | None = None
+
+
 class Backend:
-    """A `dispatch` plugin for one configured backend; it answers only decisions naming it.
+    """The object a bundled kind builds for one configured backend (`devpulse.core.kinds`).
 
     Subclasses implement `stream`, which raises `BackendError` with the cause filled in;
     `complete` reads the same stream, so every request streams underneath. Clients, and the
-    SDKs they come from, are loaded on first use (`prepare_dispatch`), reused, and safe to
-    share between threads. Their read timeout is the first-token limit: the core bounds
-    every wait itself, this only ends a blocked read.
+    SDKs they come from, are loaded on first use (`prepare`), reused, and safe to share
+    between threads. Their read timeout is the first-token limit: the core bounds every
+    wait itself, this only ends a blocked read.
     """
 
     accepts_images = False
+    settings: ClassVar[type[ServerSettings]] = ServerSettings
+
+    @classmethod
+    def from_spec(cls, spec: BackendSpec) -> Self:
+        """The kind's factory: check the table's own keys, then build."""
+        settings = parse_table(cls.settings, spec.options, spec.key)
+        if settings.base_url is not None and not is_http_url(settings.base_url):
+            raise ConfigError(
+                f"{spec.key}.base_url: {settings.base_url!r} is not an http(s) URL with a host"
+            )
+        return cls(spec.name, spec.config, spec.limits)
 
     def __init__(self, name: str, config: BackendConfig, limits: Limits | None = None) -> None:
         self.name = name
@@ -147,31 +169,9 @@ class Backend:
     def make_client(self) -> Any:
         raise NotImplementedError
 
-    @hookimpl
-    def prepare_dispatch(self, decision: Decision) -> None:
+    def prepare(self) -> None:
         """Build the client, importing its SDK, before the first-token limit starts."""
-        if decision.backend == self.name:
-            _ = self.client
-
-    @hookimpl
-    def dispatch(self, request: Request, decision: Decision) -> Response | Iterator[Chunk] | None:
-        if decision.backend != self.name:
-            return None
-        if request.has_images and not (self.accepts_images and self.config.images):
-            raise UnsupportedRequest(
-                f"backend {self.name!r} does not accept images (backends.{self.name}.images)"
-            )
-        if request.stream:
-            return self.stream(request, decision)
-        return self.complete(request, decision)
-
-    @hookimpl
-    def loaded_models(self, backend: str) -> list[LoadedModel] | None:
-        return self.list_loaded() if backend == self.name else None
-
-    @hookimpl
-    def unload_model(self, backend: str, model: str) -> bool | None:
-        return self.unload(model) if backend == self.name else None
+        _ = self.client
 
     def list_loaded(self) -> list[LoadedModel] | None:
         """The models this backend's server holds now; None: not a model host (the cloud)."""

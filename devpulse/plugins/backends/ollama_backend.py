@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from devpulse.core.config import BackendConfig, Limits
@@ -16,6 +17,7 @@ from devpulse.core.errors import BackendError, Cause, StreamIncomplete
 from devpulse.core.types import Chunk, Decision, LoadedModel, Request
 from devpulse.plugins.backends.base import (
     Backend,
+    ServerSettings,
     cause_for_status,
     context_error,
     function_tools,
@@ -32,8 +34,16 @@ HOST_TIMEOUT_S = 1.0  # listing loaded models: a server that takes longer is not
 UNLOAD_TIMEOUT_S = 10.0  # Ollama answers an unload once the runner has stopped
 
 
+@dataclass(frozen=True, slots=True)
+class OllamaSettings(ServerSettings):
+    """Ollama's keys add how long it keeps a model loaded after a request ("5m")."""
+
+    keep_alive: str | None = None
+
+
 class OllamaBackend(Backend):
     accepts_images = True
+    settings = OllamaSettings
 
     def __init__(self, name: str, config: BackendConfig, limits: Limits | None = None) -> None:
         super().__init__(name, config, limits)

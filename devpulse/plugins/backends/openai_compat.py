@@ -1,4 +1,5 @@
-"""OpenAI-compatible local servers: llama-server, LM Studio, vLLM (`/v1/chat/completions`).
+"""OpenAI-compatible APIs (`/v1/chat/completions`): local servers (llama-server, LM Studio,
+vLLM) and, with ``side = "cloud"`` and ``api_key_env``, hosted ones (OpenAI, OpenRouter).
 
 Every request streams (`stream: true`), so the core's first-token and stall limits apply to
 local generation as to the cloud. Errors carry the HTTP status, the server's error type
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from devpulse.core.config import BackendConfig, Limits
 from devpulse.core.errors import BackendError, Cause, StreamIncomplete
-from devpulse.core.types import Chunk, Decision, LoadedModel, Request
+from devpulse.core.types import Chunk, Decision, LoadedModel, Request, Side
 from devpulse.plugins.backends import llama_host
 from devpulse.plugins.backends.base import (
     Backend,
@@ -45,10 +46,23 @@ class OpenAICompatBackend(Backend):
         import httpx  # noqa: PLC0415  # on first use, not at start-up
 
         timeout = httpx.Timeout(self.limits.first_token_s, connect=self.limits.connect_s)
+        return httpx.Client(timeout=timeout, headers=self.auth_headers())
+
+    def auth_headers(self) -> dict[str, str]:
+        """The bearer key from `api_key_env`, read now and never kept anywhere else.
+
+        A cloud API (OpenAI, OpenRouter) without its key fails before anything is sent, as
+        a backend this machine has not set up (the work fails over); a local server usually
+        needs none.
+        """
         env = self.config.api_key_env
         key = os.environ.get(env) if env else None
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(timeout=timeout, headers=headers)
+        if not key and self.config.side is Side.CLOUD:
+            where = (
+                f"set {env} in the environment" if env else f"set backends.{self.name}.api_key_env"
+            )
+            raise BackendError(f"{self.name}: no API key ({where})", cause=Cause.NO_CREDENTIALS)
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
     def body(self, request: Request, decision: Decision) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
@@ -95,15 +109,22 @@ class OpenAICompatBackend(Backend):
                 f"{self.name}: a stream event is not JSON ({exc})", cause=Cause.MALFORMED_STREAM
             ) from None
 
-    def list_loaded(self) -> list[LoadedModel]:
-        """What llama-server lists at `GET /models` (LM Studio and vLLM list no status)."""
+    def list_loaded(self) -> list[LoadedModel] | None:
+        """What llama-server lists at `GET /models` (LM Studio and vLLM list no status).
+
+        None for a cloud API: its model list is a catalogue, not models held in memory here.
+        """
+        if self.config.side is Side.CLOUD:
+            return None
         try:
             return llama_host.loaded(self.name, self.config)
         except llama_host.UNREACHABLE as exc:
             raise self.unreachable(exc) from None
 
-    def unload(self, model: str) -> bool:
-        """llama-server in router mode: `POST /models/unload`."""
+    def unload(self, model: str) -> bool | None:
+        """llama-server in router mode: `POST /models/unload`; None for a cloud API."""
+        if self.config.side is Side.CLOUD:
+            return None
         try:
             return llama_host.unload(self.config, model)
         except llama_host.UNREACHABLE as exc:

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from devpulse.core.config import Config
+from devpulse.core.config import Config, SideDefault
 from devpulse.core.errors import Cause, Diagnosis, diagnose
 from devpulse.core.types import Decision, Request, Side
 from devpulse.hookspecs import hookimpl
@@ -86,9 +86,22 @@ class Failover:
         return wait
 
     def fallback(self, decision: Decision, why: str) -> Decision | None:
-        """The other side's default, if privacy allows and it is not the failing backend."""
-        other = Side.LOCAL if decision.side is Side.CLOUD else Side.CLOUD
+        """The next backend of the same side in `failover.order`, else the other side's
+        default, if privacy allows and it is not the failing backend."""
         classification = decision.classification
+        following = self.next_in_order(decision)
+        if following is not None:
+            return Decision(
+                decision.side,
+                following.backend,
+                following.model,
+                reasons=(
+                    *decision.reasons,
+                    f"failover: {decision.backend} {why} -> {following.backend}",
+                ),
+                classification=classification,
+            )
+        other = Side.LOCAL if decision.side is Side.CLOUD else Side.CLOUD
         if other is Side.CLOUD and classification is not None and classification.local_only:
             return None  # sensitive work never fails over to the cloud
         target = self.config.side_default(other)
@@ -101,6 +114,14 @@ class Failover:
             reasons=(*decision.reasons, f"failover: {decision.side} {why} -> {other}"),
             classification=classification,
         )
+
+    def next_in_order(self, decision: Decision) -> SideDefault | None:
+        """The entry after the failing backend in its side's order (the first entry when
+        the order does not name it), skipping entries on that same backend."""
+        order = self.policy.order.get(decision.side, ())
+        named = [i for i, t in enumerate(order) if t.backend == decision.backend]
+        rest = order[named[0] + 1 :] if named else order
+        return next((t for t in rest if t.backend != decision.backend), None)
 
     @hookimpl
     def register_commands(self, cli: click.Group) -> None:
