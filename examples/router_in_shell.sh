@@ -22,7 +22,7 @@ use_cloud_or_queue() { echo "queued for later: $1"; }
 
 for prompt in \
     "Summarize in one line: the build is green again." \
-    "A train leaves at 3pm at 60 mph; a second leaves the same station at 4pm at 80 mph. When does the second catch up?"; do
+    "A train leaves at 3pm going 60 mph; a second leaves the same station at 4pm going 80 mph. At what time does the second catch up, and how far from the station?"; do
     side=$(devpulse route "$prompt")
     echo "== $side: $prompt"
     if [ "$side" = cloud ]; then
