@@ -17,6 +17,7 @@ from devpulse.core.types import (
     Block,
     Chunk,
     ImageBlock,
+    Message,
     Request,
     TextBlock,
     ToolChoice,
@@ -31,10 +32,7 @@ def anthropic_payload(request: Request, model: str) -> dict[str, Any]:
     params: dict[str, Any] = {
         "model": model,
         "max_tokens": request.max_tokens,
-        "messages": [
-            {"role": m.role, "content": [block_param(b) for b in m.content]}
-            for m in request.messages
-        ],
+        "messages": [{"role": m.role, "content": _content(m)} for m in request.messages],
     }
     if request.system:
         params["system"] = [{"type": "text", "text": b.text} for b in request.system]
@@ -54,6 +52,13 @@ def anthropic_payload(request: Request, model: str) -> dict[str, Any]:
     if request.metadata.get(META_USER):
         params["metadata"] = {"user_id": request.metadata[META_USER]}
     return params
+
+
+def _content(message: Message) -> str | list[dict[str, Any]]:
+    """A message's blocks; a lone text block as a plain string, the API's short form."""
+    if len(message.content) == 1 and isinstance(message.content[0], TextBlock):
+        return message.content[0].text
+    return [block_param(b) for b in message.content]
 
 
 def block_param(block: Block) -> dict[str, Any]:
