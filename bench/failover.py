@@ -137,7 +137,7 @@ def main() -> None:
             start = time.monotonic()
             first = None
             for chunk in router.stream(hard()):
-                if chunk.text:
+                if chunk.type == "text_delta":
                     first = time.monotonic() - start
                     break
             print(f"first 529 to first local token: {first:.3f} s (target < 1.5 s)")

@@ -13,7 +13,9 @@ from tests.rig.ollama_server import OllamaRig
 from tests.rig.two_models import MODELS, TwoModels
 from tests.support import router_with
 
-RIG_FIXTURES = frozenset({"rig", "llama_server", "llama_instruct", "llama_router", "ollama_rig"})
+RIG_FIXTURES = frozenset(
+    {"rig", "llama_server", "llama_instruct", "llama_tools", "llama_router", "ollama_rig"}
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -62,6 +64,20 @@ def llama_instruct(rig: RigPaths) -> Iterator[LlamaServer]:
     """A real llama-server serving SmolLM2 135M Instruct: answers that stop by themselves."""
     with LlamaServer.instruct(rig) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def llama_tools(rig: RigPaths) -> Iterator[LlamaServer]:
+    """A real llama-server whose chat template offers tools (SmolLM2 135M Instruct)."""
+    with LlamaServer.tools(rig) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def ollama_tools(llama_tools: LlamaServer) -> Iterator[OllamaRig]:
+    """The Ollama API in front of the tool-calling server: `smollm2:135m` is its model."""
+    with OllamaRig(llama_tools, {"smollm2:135m": llama_tools.rig.instruct_model}) as rig:
+        yield rig
 
 
 @pytest.fixture(scope="session")

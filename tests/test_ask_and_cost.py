@@ -72,9 +72,11 @@ def test_ask_json_then_cost_json(capsys, rig_config: Path) -> None:
     )
     assert code == 0
     lines = [json.loads(line) for line in out.splitlines()]
-    deltas = [line["text"] for line in lines if line["type"] == "delta"]
+    deltas = [line["text"] for line in lines if line["type"] == "text_delta"]
     assert len(deltas) > 1  # it really streamed
-    assert [line["type"] for line in lines[len(deltas) :]] == ["result"]  # no restart
+    kinds = [line["type"] for line in lines]
+    assert kinds[:2] == ["block_start", "text_delta"]
+    assert kinds[-4:] == ["text_delta", "block_stop", "usage", "result"]  # no restart
     assert "".join(deltas) == lines[-1]["answer"]["text"]
 
     code, out, _ = run(capsys, "--config", str(rig_config), "cost", "--json")
@@ -221,11 +223,12 @@ def test_ask_stream_json_is_one_object_per_line(capsys, tmp_path: Path) -> None:
     lines = [json.loads(line) for line in out.splitlines()]
     assert {line["status"] for line in lines} == {"ok"}
     kinds = [line["type"] for line in lines]
-    assert kinds[0] == "delta"
+    assert kinds[:2] == ["block_start", "text_delta"]
     assert kinds.count("restart") == 1
     assert kinds[-1] == "result"
     after = kinds.index("restart")
-    assert "".join(line["text"] for line in lines[after + 1 : -1]) == lines[-1]["answer"]["text"]
+    texts = [line["text"] for line in lines[after + 1 : -1] if line["type"] == "text_delta"]
+    assert "".join(texts) == lines[-1]["answer"]["text"]
 
 
 def test_ask_with_an_unwritable_ledger_sends_nothing(capsys, tmp_path: Path) -> None:

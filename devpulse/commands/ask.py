@@ -9,7 +9,7 @@ import click
 
 from devpulse.commands.prompt import prompt_options, read_prompt
 from devpulse.core.costs import counterfactual_cost, request_cost
-from devpulse.core.types import Decision, Request, Response, TaskClass
+from devpulse.core.types import Chunk, Decision, Request, Response, TaskClass, block_dict
 
 if TYPE_CHECKING:
     from devpulse.core.pipeline import Router
@@ -44,8 +44,10 @@ def ask_command(
 
     With --stream, a fallback that restarts a broken answer is shown: the cut text ends
     with a newline, a note goes to stderr, and the answer starts again. With --stream
-    --json, each line is a JSON object: {"type": "delta", "text"}, {"type": "restart"},
-    then the whole result as without --stream.
+    --json, each line is a JSON object, one per stream event: {"type": "block_start",
+    "index", "block"}, {"type": "text_delta", "index", "text"} (or "tool_input_delta" with
+    "partial_json"), {"type": "block_stop", "index"}, {"type": "usage", "usage"},
+    {"type": "restart"}; then the whole result as without --stream, with "type": "result".
 
     Exit codes: 0 answered, 1 no answer (every attempt failed, or privacy or preflight
     refused it; stderr says what was tried) or the output was cut (a closed pipe), 2 usage
@@ -102,23 +104,38 @@ def _stream(router: Router, request: Request, as_json: bool) -> Response:
     for chunk in router.stream(request):
         if chunk.response is not None:
             response = chunk.response
+        elif as_json:
+            click.echo(json.dumps({"status": "ok", **_event(chunk)}))
+            if chunk.restart:
+                click.echo("devpulse: the answer broke off; starting again on a fallback", err=True)
         elif chunk.restart:
-            if as_json:
-                click.echo(json.dumps({"status": "ok", "type": "restart"}))
-            elif not at_line_start:
+            if not at_line_start:
                 click.echo()
             click.echo("devpulse: the answer broke off; starting again on a fallback", err=True)
             at_line_start = True
-        elif chunk.text:
-            if as_json:
-                click.echo(json.dumps({"status": "ok", "type": "delta", "text": chunk.text}))
-            else:
-                click.echo(chunk.text, nl=False)
-                at_line_start = chunk.text.endswith("\n")
+        elif chunk.type == "text_delta":
+            click.echo(chunk.text, nl=False)
+            at_line_start = chunk.text.endswith("\n")
     if not as_json:
         click.echo()
     assert response is not None  # the router raises rather than end without an answer
     return response
+
+
+def _event(chunk: Chunk) -> dict[str, Any]:
+    """A chunk as one JSON line: its type and index, and what it carries."""
+    out: dict[str, Any] = {"type": chunk.type}
+    if chunk.is_content:
+        out["index"] = chunk.index
+    if chunk.type in ("text_delta", "thinking_delta"):
+        out["text"] = chunk.text
+    elif chunk.type == "tool_input_delta":
+        out["partial_json"] = chunk.partial_json
+    elif chunk.block is not None:
+        out["block"] = block_dict(chunk.block)
+    elif chunk.usage is not None:
+        out["usage"] = chunk.usage.as_dict()
+    return out
 
 
 def _describe(decision: Decision) -> str:

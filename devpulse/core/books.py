@@ -140,7 +140,7 @@ def caller_id(request: Request | None, key: str) -> str | None:
 
 def tool_call_count(response: Response | None) -> int:
     """How many tools the answer asked to call; the one place that knows their shape."""
-    return len(response.tool_calls) if response is not None else 0
+    return len(response.tool_uses) if response is not None else 0
 
 
 def begin_use(ledger: Ledger | None, decision: Decision) -> int | None:

@@ -25,7 +25,7 @@ from devpulse.core.errors import (
     FirstTokenTimeout,
     StreamStalled,
 )
-from devpulse.core.types import Chunk, Response
+from devpulse.core.types import Chunk, Response, replay
 
 _CHUNK, _END, _ERROR, _CANCEL = range(4)
 
@@ -116,8 +116,8 @@ def bounded(
                 received = True
                 yield value
             elif kind == _END:
-                if value is not None:
-                    yield Chunk(text=value.text, response=value)
+                if value is not None:  # a whole Response: told as the deltas of a stream
+                    yield from replay(value)
                 return
             elif kind == _ERROR:
                 raise value

@@ -178,7 +178,7 @@ class Router:
     def stream(self, request: Request | str, **kwargs: Any) -> Iterator[Chunk]:
         """Answer a request as chunks; the last chunk carries the complete `Response`.
 
-        A `Chunk(restart=True)` says the answer broke mid-way and a fallback starts it again:
+        A ``restart`` chunk says the answer broke mid-way and a fallback starts it again:
         discard the text received so far. Closing the iterator stops the attempt.
         """
         request = dataclasses.replace(as_request(request, **kwargs), stream=True)
@@ -259,7 +259,7 @@ class Router:
         """Attempts until one answers, `on_failure` gives up, or attempts or budget run out.
 
         Before the first token a failover is invisible. After it, the next attempt starts
-        the answer again, announced by a `Chunk(restart=True)`: a cut answer is never
+        the answer again, announced by a ``restart`` chunk: a cut answer is never
         spliced onto another, nor returned as complete. An answer that ends without its
         final `Response` is a failed attempt like any other.
         """
@@ -275,7 +275,7 @@ class Router:
             self.enforce_privacy(decision)  # immediately before every dispatch
             self._wait(decision, deadline, cancellation, tried)
             if delivered:
-                yield Chunk("", restart=True)
+                yield Chunk("restart")
             delivered = False
             started = time.perf_counter()
             try:
@@ -283,7 +283,7 @@ class Router:
                     if chunk.response is not None:
                         book.response = chunk.response
                         book.attempt(decision, started, None)
-                    delivered = delivered or bool(chunk.text)
+                    delivered = delivered or chunk.is_content
                     yield chunk
                 return
             except BudgetExhausted as exc:

@@ -3,9 +3,64 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from devpulse.core.blocks import (
+    Block,
+    Image,
+    ImageBlock,
+    Message,
+    TextBlock,
+    ThinkingBlock,
+    Tool,
+    ToolChoice,
+    ToolResultBlock,
+    ToolUseBlock,
+    as_blocks,
+    block_text,
+    leaves,
+)
+
+# Public names, the content blocks among them: they are values that flow through the pipeline too.
+__all__ = [
+    "CONTENT_CHUNKS",
+    "META_MODEL",
+    "META_SESSION",
+    "META_USER",
+    "STOP_REASONS",
+    "Block",
+    "Chunk",
+    "ChunkType",
+    "Classification",
+    "Decision",
+    "DeviceMemory",
+    "Finding",
+    "Image",
+    "ImageBlock",
+    "Labels",
+    "LoadedModel",
+    "Message",
+    "PrivacyLevel",
+    "Request",
+    "Response",
+    "Side",
+    "StopReason",
+    "TaskClass",
+    "TextBlock",
+    "ThinkingBlock",
+    "Tool",
+    "ToolChoice",
+    "ToolResultBlock",
+    "ToolUseBlock",
+    "Usage",
+    "Verdict",
+    "block_dict",
+    "choices",
+    "replay",
+]
 
 
 class Side(enum.StrEnum):
@@ -58,19 +113,11 @@ def choices(enum_type: type[enum.Enum]) -> list[str]:
     return [m.value if isinstance(m.value, str) else m.name.lower() for m in enum_type]
 
 
-@dataclass(frozen=True, slots=True)
-class Image:
-    """An image attached to a message, base64-encoded."""
-
-    media_type: str
-    data: str
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str
-    images: tuple[Image, ...] = ()
+# Well-known `Request.metadata` keys: the caller's own name for the model it asked for, and
+# the user or session the request belongs to (the ledger splits spend by them).
+META_MODEL = "model"
+META_USER = "user_id"
+META_SESSION = "session_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,34 +125,86 @@ class Request:
     """One call to a model, as the caller asked for it.
 
     `task` set by the caller always wins over the inferred task class. `suffix` is the text
-    after the cursor for fill-in-the-middle completion. `tools` are tool definitions in the
-    Anthropic shape (`name`, `description`, `input_schema`). `stream` is set by
-    `Router.stream()`: a backend may then answer with an iterator of `Chunk`.
+    after the cursor for fill-in-the-middle completion. `system` holds the system prompt as
+    blocks; a message with role ``system`` is moved there. `tools` are tool definitions
+    (Anthropic-shaped mappings are accepted too), `tool_choice` says which the model may
+    call. `stream` is set by `Router.stream()`: a backend may then answer with an iterator
+    of `Chunk`. `metadata` carries the caller's own names (`META_MODEL`, `META_USER`,
+    `META_SESSION`), never sent as text.
     """
 
     messages: tuple[Message, ...]
     task: TaskClass | None = None
     suffix: str | None = None
-    tools: tuple[Mapping[str, Any], ...] = ()
+    tools: tuple[Tool, ...] = ()
     max_tokens: int = 1024
     stream: bool = False
     metadata: Mapping[str, str] = field(default_factory=dict)
+    system: tuple[TextBlock, ...] = ()
+    tool_choice: ToolChoice | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop_sequences: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        system = [m for m in self.messages if m.role == "system"]
+        if system:
+            hoisted = [b for m in system for b in m.content if isinstance(b, TextBlock)]
+            object.__setattr__(self, "system", (*self.system, *hoisted))
+            object.__setattr__(
+                self, "messages", tuple(m for m in self.messages if m.role != "system")
+            )
+        if any(not isinstance(t, Tool) for t in self.tools):
+            object.__setattr__(self, "tools", tuple(Tool.of(t) for t in self.tools))
 
     @classmethod
-    def from_prompt(cls, prompt: str, *, task: TaskClass | None = None, **kwargs: Any) -> Request:
-        """A single-turn request with one user message."""
+    def from_prompt(
+        cls,
+        prompt: str,
+        *,
+        task: TaskClass | None = None,
+        system: str | None = None,
+        **kwargs: Any,
+    ) -> Request:
+        """A single-turn request with one user message (and a system prompt, if given)."""
+        if system:
+            kwargs["system"] = (TextBlock(system),)
         return cls(messages=(Message("user", prompt),), task=task, **kwargs)
 
     def text(self) -> str:
-        """All the text a backend would receive, for classifiers to read."""
-        parts = [m.content for m in self.messages]
+        """All the text a backend would receive, for classifiers to read.
+
+        That is everything that leaves this machine: the system prompt, the tools'
+        definitions, every message's text, tool inputs and tool results, and the suffix.
+        """
+        parts = [b.text for b in self.system]
+        for tool in self.tools:
+            parts.append(f"tool {tool.name}: {tool.description}")
+            parts.extend(leaves(dict(tool.input_schema)))
+        for message in self.messages:
+            parts.extend(t for block in message.content for t in block_text(block))
         if self.suffix:
             parts.append(self.suffix)
         return "\n".join(parts)
 
     @property
+    def system_text(self) -> str:
+        return "\n\n".join(b.text for b in self.system)
+
+    @property
     def has_images(self) -> bool:
-        return any(m.images for m in self.messages)
+        return any(
+            isinstance(b, ImageBlock)
+            or (
+                isinstance(b, ToolResultBlock) and any(isinstance(i, ImageBlock) for i in b.content)
+            )
+            for m in self.messages
+            for b in m.content
+        )
+
+    @property
+    def tool_results(self) -> tuple[ToolResultBlock, ...]:
+        return tuple(r for m in self.messages for r in m.tool_results)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,54 +313,176 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens an answer cost; the cache counts where the provider reports them."""
+
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        out = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        if self.cache_read_tokens:
+            out["cache_read_tokens"] = self.cache_read_tokens
+        if self.cache_write_tokens:
+            out["cache_write_tokens"] = self.cache_write_tokens
+        return out
 
 
-@dataclass(frozen=True, slots=True)
+# Why an answer ended, in Anthropic's words; every backend maps its own to these.
+StopReason = Literal["end_turn", "max_tokens", "tool_use", "stop_sequence"]
+STOP_REASONS: frozenset[str] = frozenset(("end_turn", "max_tokens", "tool_use", "stop_sequence"))
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Response:
-    """A complete answer, from whichever backend served it."""
+    """A complete answer, from whichever backend served it: blocks, stop reason, usage.
 
-    text: str
+    `Response("text", ...)` holds one text block; `text` joins the answer's text blocks.
+    """
+
+    content: tuple[Block, ...]
     model: str
     backend: str
     side: Side
-    usage: Usage = Usage()
-    latency_s: float = 0.0
-    first_token_s: float | None = None
-    stop_reason: str | None = None
-    tool_calls: tuple[Mapping[str, Any], ...] = ()
+    usage: Usage
+    latency_s: float
+    first_token_s: float | None
+    stop_reason: str | None
+
+    def __init__(
+        self,
+        content: str | Iterable[Block],
+        model: str,
+        backend: str,
+        side: Side,
+        usage: Usage = Usage(),
+        latency_s: float = 0.0,
+        first_token_s: float | None = None,
+        stop_reason: str | None = None,
+    ) -> None:
+        for name, value in (
+            ("content", as_blocks(content)),
+            ("model", model),
+            ("backend", backend),
+            ("side", side),
+            ("usage", usage),
+            ("latency_s", latency_s),
+            ("first_token_s", first_token_s),
+            ("stop_reason", stop_reason),
+        ):
+            object.__setattr__(self, name, value)
+
+    @property
+    def text(self) -> str:
+        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+
+    @property
+    def tool_uses(self) -> tuple[ToolUseBlock, ...]:
+        return tuple(b for b in self.content if isinstance(b, ToolUseBlock))
+
+    def as_message(self) -> Message:
+        """The answer as the assistant turn of the next request (thinking included)."""
+        return Message("assistant", self.content)
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+        return {
             "text": self.text,
+            "content": [block_dict(b) for b in self.content],
             "model": self.model,
             "backend": self.backend,
             "side": self.side.value,
-            "usage": {
-                "input_tokens": self.usage.input_tokens,
-                "output_tokens": self.usage.output_tokens,
-            },
+            "usage": self.usage.as_dict(),
             "latency_s": round(self.latency_s, 4),
             "first_token_s": None if self.first_token_s is None else round(self.first_token_s, 4),
             "stop_reason": self.stop_reason,
         }
-        if self.tool_calls:
-            out["tool_calls"] = [dict(c) for c in self.tool_calls]
-        return out
+
+
+def block_dict(block: Block) -> dict[str, Any]:
+    """A block as JSON (for `--json` output): Anthropic's field names."""
+    if isinstance(block, TextBlock):
+        return {"type": "text", "text": block.text}
+    if isinstance(block, ToolUseBlock):
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": dict(block.input)}
+    if isinstance(block, ThinkingBlock):
+        if block.redacted is not None:
+            return {"type": "redacted_thinking", "data": block.redacted}
+        return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+    if isinstance(block, ImageBlock):
+        return {"type": "image", "media_type": block.media_type, "url": block.url}
+    return {
+        "type": "tool_result",
+        "tool_use_id": block.tool_use_id,
+        "content": [block_dict(b) for b in block.content],
+        "is_error": block.is_error,
+    }
+
+
+ChunkType = Literal[
+    "block_start",
+    "text_delta",
+    "thinking_delta",
+    "tool_input_delta",
+    "block_stop",
+    "usage",
+    "message_stop",
+    "restart",
+]
+CONTENT_CHUNKS = frozenset(
+    ("block_start", "text_delta", "thinking_delta", "tool_input_delta", "block_stop")
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """One piece of a streamed answer; the last chunk of a stream carries `response`.
+    """One event of a streamed answer; every backend streams the same sequence of them.
 
-    A chunk with `restart` set says the stream broke mid-answer and a fallback starts the
-    answer again from the beginning: discard the text received so far.
+    For each content block in order: ``block_start`` (with `index` and `block`: the block's
+    kind, and a tool call's id and name), its deltas (``text_delta`` or ``thinking_delta``
+    with `text`, ``tool_input_delta`` with `partial_json`), ``block_stop``. Then one
+    ``usage`` and a ``message_stop`` that carries the whole `response`. A ``restart`` says
+    the stream broke mid-answer and a fallback starts the answer again from the beginning:
+    discard what was received so far.
     """
 
-    text: str
+    type: ChunkType
+    index: int = 0
+    text: str = ""
+    partial_json: str = ""
+    block: Block | None = None
+    usage: Usage | None = None
     response: Response | None = None
-    restart: bool = False
+
+    @property
+    def restart(self) -> bool:
+        return self.type == "restart"
+
+    @property
+    def is_content(self) -> bool:
+        """Whether the chunk is part of the answer itself (a restart must then be told)."""
+        return self.type in CONTENT_CHUNKS
+
+
+def replay(response: Response) -> Iterator[Chunk]:
+    """The chunks a stream of `response` consists of: a whole answer, told as deltas."""
+    for index, block in enumerate(response.content):
+        if isinstance(block, TextBlock):
+            yield Chunk("block_start", index, block=TextBlock(""))
+            if block.text:
+                yield Chunk("text_delta", index, text=block.text)
+        elif isinstance(block, ToolUseBlock):
+            yield Chunk("block_start", index, block=ToolUseBlock(block.id, block.name))
+            yield Chunk("tool_input_delta", index, partial_json=json.dumps(dict(block.input)))
+        elif isinstance(block, ThinkingBlock):
+            yield Chunk("block_start", index, block=ThinkingBlock(redacted=block.redacted))
+            if block.thinking:
+                yield Chunk("thinking_delta", index, text=block.thinking)
+        else:
+            yield Chunk("block_start", index, block=block)
+        yield Chunk("block_stop", index)
+    yield Chunk("usage", usage=response.usage)
+    yield Chunk("message_stop", response=response)
 
 
 @dataclass(frozen=True, slots=True)

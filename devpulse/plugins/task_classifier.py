@@ -95,15 +95,19 @@ class TaskClassifier:
         )
 
     def _infer(self, request: Request, level: float) -> tuple[TaskClass, str]:
-        instruction = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        # The instruction is the last user text: in an agent loop, later user turns may hold
+        # only tool results.
+        instruction = next(
+            (m.text for m in reversed(request.messages) if m.role == "user" and m.text), ""
+        )
         head = instruction[:HEAD_CHARS].encode("utf-8", "surrogatepass")
         if request.suffix is not None or FIM_MARKERS.search(head):
             return TaskClass.AUTOCOMPLETE, "fill_in_the_middle"
         if request.has_images:
             return TaskClass.MULTIMODAL, "image_content"
         # Not characters / 4: JSON, hex or a binary file's text run far more tokens than that.
-        texts = [m.content for m in request.messages] + [request.suffix or ""]
-        tokens = sum(estimate_tokens(text) for text in texts)
+        # Everything that is sent counts: system, tool definitions, tool calls and results.
+        tokens = estimate_tokens(request.text())
         if tokens > self._config.long_context_tokens:
             return (
                 TaskClass.LONG_CONTEXT,

@@ -78,19 +78,20 @@ class Scripted:
             if step == "hang":
                 self.release.wait(30)
             if step == "stall":
-                yield Chunk("an ")
+                yield Chunk("text_delta", text="an ")
                 self.release.wait(30)
             if step == "drip":
                 while not self.release.is_set():
-                    yield Chunk("x")
+                    yield Chunk("text_delta", text="x")
                     time.sleep(0.01)
             if step in Cause.__members__.values():
                 raise BackendError(f"{decision.backend} failed: {step}", cause=Cause(step))
-            yield Chunk("an ")
-            yield Chunk("answer")
+            yield Chunk("text_delta", text="an ")
+            yield Chunk("text_delta", text="answer")
             if step != "no_final":
                 yield Chunk(
-                    "", Response("an answer", decision.model, decision.backend, decision.side)
+                    "message_stop",
+                    response=Response("an answer", decision.model, decision.backend, decision.side),
                 )
         finally:
             with self._lock:

@@ -71,7 +71,7 @@ class Backends:
         if decision.backend in self.failing:
             raise ConnectionResetError(f"{decision.backend} reset the connection")
         return Response(
-            text=f"from {decision.backend}",
+            content=f"from {decision.backend}",
             model=decision.model,
             backend=decision.backend,
             side=decision.side,
@@ -248,8 +248,11 @@ class Streams:
         for i, word in enumerate(["a ", "b ", "c"]):
             if self.cut_after is not None and i == self.cut_after:
                 raise ConnectionResetError("stream cut")
-            yield Chunk(word)
-        yield Chunk("", Response("a b c", decision.model, decision.backend, decision.side))
+            yield Chunk("text_delta", text=word)
+        yield Chunk(
+            "message_stop",
+            response=Response("a b c", decision.model, decision.backend, decision.side),
+        )
 
 
 def test_stream_yields_chunks_then_the_complete_response(make_router) -> None:

@@ -139,6 +139,20 @@ class LlamaServer:
         return cls(rig, args, port=port)
 
     @classmethod
+    def tools(cls, rig: RigPaths, *, port: int | None = None) -> LlamaServer:
+        """The instruct model with a chat template that offers tools (`tests/rig/tools.jinja`).
+
+        llama-server (`--jinja`) then renders tool definitions, calls and results into the
+        prompt and parses `<tool_call>` blocks out of the answer, on its OpenAI and
+        Anthropic endpoints alike. SmolLM2 135M calls a tool when the prompt asks for it
+        plainly; it does not decide to on its own, and repeats the call until `max_tokens`.
+        """
+        template = Path(__file__).with_name("tools.jinja")
+        args = ["-m", str(rig.instruct_model), "-c", "4096", "-np", "2", "--alias", "tools"]
+        args += ["--jinja", "--chat-template-file", str(template), "--temp", "0"]
+        return cls(rig, args, port=port)
+
+    @classmethod
     def router_mode(cls, rig: RigPaths, models_dir: Path) -> LlamaServer:
         """No model at start; models in `models_dir` load on demand and unload on request."""
         target = models_dir / rig.model.name

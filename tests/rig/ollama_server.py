@@ -223,17 +223,24 @@ class OllamaRig:
                     self._json(404, {"error": f"{self.path} is not served by the rig"})
 
             def _chat(self, name: str, body: dict[str, Any]) -> None:
-                """Ollama's /api/chat, answered by the router's /v1/chat/completions."""
+                """Ollama's /api/chat, answered by the server's /v1/chat/completions.
+
+                Tools as Ollama has them: calls carry no ids and their arguments are an
+                object; a tool result is a `tool` message, matched to its call by order. A
+                streamed call is sent whole, in one line, once its arguments are complete.
+                """
                 options = body.get("options") or {}
                 upstream = {
                     "model": rig.router_id(name),
-                    "messages": [
-                        {"role": m["role"], "content": m.get("content", "")}
-                        for m in body.get("messages", [])
-                    ],
+                    "messages": openai_messages(body.get("messages", [])),
                     "max_tokens": options.get("num_predict", 128),
                     "stream": body.get("stream", True),
                 }
+                for key, option in (("stop", "stop"), ("temperature", "temperature")):
+                    if option in options:
+                        upstream[key] = options[option]
+                if body.get("tools"):
+                    upstream["tools"] = body["tools"]
                 if upstream["stream"]:
                     upstream["stream_options"] = {"include_usage": True}
                 req = urllib.request.Request(
@@ -246,6 +253,13 @@ class OllamaRig:
                     if not upstream["stream"]:
                         data = json.load(resp)
                         choice = data["choices"][0]
+                        message = {
+                            "role": "assistant",
+                            "content": choice["message"].get("content") or "",
+                        }
+                        calls = ollama_calls(choice["message"].get("tool_calls") or [])
+                        if calls:
+                            message["tool_calls"] = calls
                         self._json(
                             200,
                             {
@@ -255,10 +269,7 @@ class OllamaRig:
                                     data.get("usage") or {},
                                     choice.get("finish_reason"),
                                 ),
-                                "message": {
-                                    "role": "assistant",
-                                    "content": choice["message"].get("content") or "",
-                                },
+                                "message": message,
                             },
                         )
                         return
@@ -267,6 +278,7 @@ class OllamaRig:
                     self.end_headers()
                     usage: dict[str, Any] = {}
                     finish = None
+                    pending: dict[int, dict[str, Any]] = {}
                     for raw in resp:
                         line = raw.decode().strip()
                         if not line.startswith("data:") or line == "data: [DONE]":
@@ -275,7 +287,16 @@ class OllamaRig:
                         usage = event.get("usage") or usage
                         for choice in event.get("choices") or ():
                             finish = choice.get("finish_reason") or finish
-                            text = (choice.get("delta") or {}).get("content")
+                            delta = choice.get("delta") or {}
+                            for call in delta.get("tool_calls") or ():
+                                index = int(call.get("index", 0))
+                                if pending and index not in pending:
+                                    self._calls(name, pending)
+                                entry = pending.setdefault(index, {"name": "", "arguments": ""})
+                                function = call.get("function") or {}
+                                entry["name"] += function.get("name") or ""
+                                entry["arguments"] += function.get("arguments") or ""
+                            text = delta.get("content")
                             if text:
                                 self._line(
                                     {
@@ -285,10 +306,25 @@ class OllamaRig:
                                         "done": False,
                                     }
                                 )
+                    self._calls(name, pending)
                     self._line(
                         {
                             **self._done(name, started, usage, finish),
                             "message": {"role": "assistant", "content": ""},
+                        }
+                    )
+
+            def _calls(self, name: str, pending: dict[int, dict[str, Any]]) -> None:
+                """Send the calls gathered so far, whole, as Ollama does (no ids)."""
+                calls = ollama_calls([{"function": c} for _, c in sorted(pending.items())])
+                pending.clear()
+                if calls:
+                    self._line(
+                        {
+                            "model": name,
+                            "created_at": datetime.now(UTC).isoformat(),
+                            "message": {"role": "assistant", "content": "", "tool_calls": calls},
+                            "done": False,
                         }
                     )
 
@@ -311,3 +347,46 @@ class OllamaRig:
                 }
 
         return Handler
+
+
+def openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ollama's chat messages as OpenAI's: the rig gives calls the ids Ollama does not have.
+
+    A `tool` message answers the next unanswered call of the assistant turn before it.
+    """
+    out: list[dict[str, Any]] = []
+    waiting: list[str] = []
+    for n, m in enumerate(messages):
+        entry: dict[str, Any] = {"role": m["role"], "content": m.get("content", "")}
+        if m.get("tool_calls"):
+            ids = [f"call_{n}_{i}" for i in range(len(m["tool_calls"]))]
+            entry["tool_calls"] = [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {
+                        "name": c["function"]["name"],
+                        "arguments": json.dumps(c["function"].get("arguments") or {}),
+                    },
+                }
+                for call_id, c in zip(ids, m["tool_calls"], strict=True)
+            ]
+            waiting = ids
+        elif m["role"] == "tool":
+            entry["tool_call_id"] = waiting.pop(0) if waiting else "call_unknown"
+        out.append(entry)
+    return out
+
+
+def ollama_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI tool calls as Ollama's: no id, arguments an object; a call whose arguments
+    are not JSON (cut by the token limit) is not a call Ollama could parse, so none."""
+    out = []
+    for call in calls:
+        function = call.get("function") or {}
+        try:
+            arguments = json.loads(function.get("arguments") or "{}")
+        except ValueError:
+            continue
+        out.append({"function": {"name": function.get("name", ""), "arguments": arguments}})
+    return out

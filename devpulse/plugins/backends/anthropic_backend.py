@@ -1,9 +1,11 @@
 """Anthropic's Messages API through the real `anthropic` SDK (or any compatible server).
 
-`max_retries=0`: DevPulse owns retries and failover. The key comes from the environment
-variable the config names, never from the config file itself. The SDK's errors become
-`BackendError`s with their cause read from Anthropic's error type (``rate_limit_error``,
-``overloaded_error``, ...), the HTTP status and the retry-after headers.
+The request body and the stream's decoding are `anthropic_mapping`'s, free of I/O; this
+module sends and reads. `max_retries=0`: DevPulse owns retries and failover. The key comes
+from the environment variable the config names, never from the config file itself. The
+SDK's errors become `BackendError`s with their cause read from Anthropic's error type
+(``rate_limit_error``, ``overloaded_error``, ...), the HTTP status and the retry-after
+headers.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from devpulse.core.config import BackendConfig, Limits
 from devpulse.core.errors import BackendError, Cause, StreamIncomplete
-from devpulse.core.types import Chunk, Decision, Request, Response
+from devpulse.core.types import Chunk, Decision, Request
+from devpulse.plugins.backends.anthropic_mapping import AnthropicDecoder, anthropic_payload
 from devpulse.plugins.backends.base import (
     Backend,
     cause_for_status,
     context_error,
     retry_after,
-    system_and_turns,
     timed_out,
 )
 
@@ -73,32 +75,7 @@ class AnthropicBackend(Backend):
                 f"{self.name}: no API key (set {self.config.api_key_env} in the environment)",
                 cause=Cause.NO_CREDENTIALS,
             )
-        system, turns = system_and_turns(request)
-        messages = []
-        for m in turns:
-            if m.images:
-                blocks: list[dict[str, Any]] = [
-                    {
-                        "type": "image",
-                        "source": {"type": "base64", "media_type": i.media_type, "data": i.data},
-                    }
-                    for i in m.images
-                ]
-                messages.append(
-                    {"role": m.role, "content": [*blocks, {"type": "text", "text": m.content}]}
-                )
-            else:
-                messages.append({"role": m.role, "content": m.content})
-        params: dict[str, Any] = {
-            "model": decision.model,
-            "max_tokens": request.max_tokens,
-            "messages": messages,
-        }
-        if system:
-            params["system"] = system
-        if request.tools:
-            params["tools"] = [dict(t) for t in request.tools]
-        return params
+        return anthropic_payload(request, decision.model)
 
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
         import anthropic  # noqa: PLC0415  # loaded with the client
@@ -108,22 +85,19 @@ class AnthropicBackend(Backend):
         read_timeouts = (anthropic.APITimeoutError, httpx2.ReadTimeout)
         cuts = (httpx2.RemoteProtocolError, httpx2.ReadError)
         started = time.perf_counter()
-        first: float | None = None
-        stopped = False
+        first: list[float] = []
+        decoder = AnthropicDecoder(self.name, self.responder(decision, started, first))
         try:
             with contextlib.ExitStack() as stack:
                 events = self._open(stack, self.params(request, decision))
                 for event in events:
-                    if event.type == "content_block_delta" and event.delta.type == "text_delta":
-                        first = first or time.perf_counter()
-                        yield Chunk(event.delta.text)
-                    elif event.type == "message_stop":
-                        stopped = True
-                if not stopped:  # the SDK reports end_turn even for a cut stream
-                    raise StreamIncomplete(f"{self.name}: the stream ended without message_stop")
-                message = events.get_final_message()
+                    chunks = decoder.feed(event.to_dict())
+                    if chunks and not first:
+                        first.append(time.perf_counter())
+                    yield from chunks
+                decoder.end()  # the SDK ends a cut stream quietly: message_stop must be there
         except read_timeouts:
-            raise timed_out(self.name, first, self.limits) from None
+            raise timed_out(self.name, first[0] if first else None, self.limits) from None
         except anthropic.APIStatusError as exc:
             raise self._status_error(exc) from None
         except anthropic.APIConnectionError as exc:
@@ -137,7 +111,6 @@ class AnthropicBackend(Backend):
             raise BackendError(
                 f"{self.name}: a stream event is not JSON ({exc})", cause=Cause.MALFORMED_STREAM
             ) from None
-        yield Chunk("", self._response(decision, started, message, first))
 
     def _status_error(self, exc: anthropic.APIStatusError) -> BackendError:
         """An HTTP error, or an error event inside a 200 stream, with its fields kept."""
@@ -183,31 +156,10 @@ class AnthropicBackend(Backend):
         import httpx2  # noqa: PLC0415  # loaded with the client
 
         try:
-            return stack.enter_context(self.client.messages.stream(**params))
+            return stack.enter_context(self.client.messages.create(**params, stream=True))
         except anthropic.APIConnectionError as exc:
             if isinstance(exc, anthropic.APITimeoutError) or not isinstance(
                 exc.__cause__, httpx2.RemoteProtocolError
             ):
                 raise
-            return stack.enter_context(self.client.messages.stream(**params))
-
-    def _response(
-        self, decision: Decision, started: float, message: Any, first: float | None
-    ) -> Response:
-        text = "".join(b.text for b in message.content if b.type == "text")
-        calls = tuple(
-            {"name": b.name, "arguments": b.input, "id": b.id}
-            for b in message.content
-            if b.type == "tool_use"
-        )
-        return self.response(
-            decision,
-            started,
-            text=text,
-            model=message.model,
-            first_token=first,
-            input_tokens=message.usage.input_tokens,
-            output_tokens=message.usage.output_tokens,
-            stop_reason=message.stop_reason,
-            tool_calls=calls,
-        )
+            return stack.enter_context(self.client.messages.create(**params, stream=True))

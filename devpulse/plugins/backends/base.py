@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import re2
 
 from devpulse.core.config import BackendConfig, Limits, is_http_url, parse_table
+from devpulse.core.deltas import Respond
 from devpulse.core.errors import (
     BackendError,
     Cause,
@@ -19,7 +20,7 @@ from devpulse.core.errors import (
     StreamIncomplete,
     StreamStalled,
 )
-from devpulse.core.types import Chunk, Decision, LoadedModel, Request, Response, Usage
+from devpulse.core.types import Block, Chunk, Decision, LoadedModel, Request, Response, Usage
 
 if TYPE_CHECKING:
     from devpulse.core.kinds import BackendSpec
@@ -198,49 +199,26 @@ class Backend:
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
         raise NotImplementedError
 
-    def response(
-        self,
-        decision: Decision,
-        started: float,
-        *,
-        text: str,
-        model: str | None,
-        input_tokens: int,
-        output_tokens: int,
-        first_token: float | None = None,
-        stop_reason: str | None = None,
-        tool_calls: tuple[dict[str, Any], ...] = (),
-    ) -> Response:
-        now = time.perf_counter()
-        return Response(
-            text=text,
-            model=model or decision.model,
-            backend=self.name,
-            side=decision.side,
-            usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens),
-            latency_s=now - started,
-            first_token_s=(first_token - started) if first_token is not None else None,
-            stop_reason=stop_reason,
-            tool_calls=tool_calls,
-        )
+    def responder(self, decision: Decision, started: float, first: list[float]) -> Respond:
+        """What a decoder calls with the answer it read: the `Response`, with this backend's
+        name and side and the answer's timings (`first` holds the first chunk's time)."""
 
+        def respond(
+            *,
+            content: tuple[Block, ...],
+            stop_reason: str | None,
+            usage: Usage,
+            model: str | None = None,
+        ) -> Response:
+            return Response(
+                content,
+                model=model or decision.model,
+                backend=self.name,
+                side=decision.side,
+                usage=usage,
+                latency_s=time.perf_counter() - started,
+                first_token_s=(first[0] - started) if first else None,
+                stop_reason=stop_reason,
+            )
 
-def function_tools(request: Request) -> list[dict[str, Any]]:
-    """Tool definitions (Anthropic's shape) as OpenAI/Ollama function tools."""
-    return [
-        {
-            "type": "function",
-            "function": {
-                "name": t["name"],
-                "description": t.get("description", ""),
-                "parameters": t.get("input_schema", {"type": "object"}),
-            },
-        }
-        for t in request.tools
-    ]
-
-
-def system_and_turns(request: Request) -> tuple[str | None, list[Any]]:
-    """System messages joined apart; the rest as they are."""
-    system = "\n\n".join(m.content for m in request.messages if m.role == "system") or None
-    return system, [m for m in request.messages if m.role != "system"]
+        return respond

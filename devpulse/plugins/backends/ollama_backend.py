@@ -1,7 +1,8 @@
 """Ollama through the real `ollama` client: chat, streaming, keep_alive, token counts.
 
-Every request streams. The client drops an error response's headers, so a response hook
-keeps the Retry-After of the last error this thread received.
+The request and the stream's decoding are `ollama_mapping`'s, free of I/O; this module
+sends and reads. Every request streams. The client drops an error response's headers, so a
+response hook keeps the Retry-After of the last error this thread received.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from devpulse.plugins.backends.base import (
     ServerSettings,
     cause_for_status,
     context_error,
-    function_tools,
     retry_after,
     timed_out,
 )
+from devpulse.plugins.backends.ollama_mapping import OllamaDecoder, ollama_payload
 
 if TYPE_CHECKING:
     import httpx
@@ -65,58 +66,24 @@ class OllamaBackend(Backend):
             self._seen.retry_after = retry_after(response.headers)
 
     def params(self, request: Request, decision: Decision) -> dict[str, Any]:
-        messages: list[dict[str, Any]] = []
-        for m in request.messages:
-            entry: dict[str, Any] = {"role": m.role, "content": m.content}
-            if m.images:
-                entry["images"] = [i.data for i in m.images]
-            messages.append(entry)
-        params: dict[str, Any] = {
-            "model": decision.model,
-            "messages": messages,
-            "stream": True,
-            "options": {"num_predict": request.max_tokens},
-        }
-        if self.config.keep_alive is not None:
-            params["keep_alive"] = self.config.keep_alive
-        if request.tools:
-            params["tools"] = function_tools(request)
-        return params
+        return ollama_payload(
+            request, decision.model, keep_alive=self.config.keep_alive, name=self.name
+        )
 
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
         import httpx  # noqa: PLC0415  # loaded with the client
         import ollama  # noqa: PLC0415  # loaded with the client
 
         started = time.perf_counter()
-        first: float | None = None
-        parts: list[str] = []
-        calls: list[dict[str, Any]] = []
+        first: list[float] = []
+        decoder = OllamaDecoder(self.name, self.responder(decision, started, first))
         try:
             for part in self.client.chat(**self.params(request, decision)):
-                text = part.message.content or ""
-                calls += [
-                    {"name": c.function.name, "arguments": dict(c.function.arguments)}
-                    for c in part.message.tool_calls or ()
-                ]
-                if text:
-                    first = first or time.perf_counter()
-                    parts.append(text)
-                    yield Chunk(text)
-                if part.done:
-                    yield Chunk(
-                        "",
-                        self.response(
-                            decision,
-                            started,
-                            text="".join(parts),
-                            model=part.model,
-                            first_token=first,
-                            input_tokens=part.prompt_eval_count or 0,
-                            output_tokens=part.eval_count or 0,
-                            stop_reason=part.done_reason,
-                            tool_calls=tuple(calls),
-                        ),
-                    )
+                chunks = decoder.feed(part.model_dump(exclude_none=True))
+                if chunks and not first:
+                    first.append(time.perf_counter())
+                yield from chunks
+                if decoder.finished:
                     return
         except ollama.ResponseError as exc:
             raise self._response_error(exc) from None
@@ -126,10 +93,10 @@ class OllamaBackend(Backend):
                 cause=Cause.CONNECTION,
             ) from None
         except httpx.ReadTimeout:
-            raise timed_out(self.name, first, self.limits) from None
+            raise timed_out(self.name, first[0] if first else None, self.limits) from None
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
             raise StreamIncomplete(f"{self.name}: the connection broke ({exc})") from None
-        raise StreamIncomplete(f"{self.name}: the stream ended before done")
+        decoder.end()
 
     def host_client(self, timeout_s: float) -> Any:
         """A short-timeout client for the model-host calls (listing, unloading)."""

@@ -1,10 +1,11 @@
 """OpenAI-compatible APIs (`/v1/chat/completions`): local servers (llama-server, LM Studio,
 vLLM) and, with ``side = "cloud"`` and ``api_key_env``, hosted ones (OpenAI, OpenRouter).
 
-Every request streams (`stream: true`), so the core's first-token and stall limits apply to
-local generation as to the cloud. Errors carry the HTTP status, the server's error type
-(llama-server: ``exceed_context_size_error``; OpenAI: ``context_length_exceeded``) and its
-Retry-After.
+The body and the stream's decoding are `openai_mapping`'s, free of I/O; this module sends
+the request and reads its server-sent events (httpx-sse). Every request streams (`stream:
+true`), so the core's first-token and stall limits apply to local generation as to the
+cloud. Errors carry the HTTP status, the server's error type (llama-server:
+``exceed_context_size_error``; OpenAI: ``context_length_exceeded``) and its Retry-After.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from devpulse.plugins.backends.base import (
     Backend,
     cause_for_status,
     context_error,
-    function_tools,
     retry_after,
     timed_out,
 )
+from devpulse.plugins.backends.openai_mapping import OpenAIDecoder, openai_payload
 
 if TYPE_CHECKING:
     import httpx
@@ -65,33 +66,11 @@ class OpenAICompatBackend(Backend):
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def body(self, request: Request, decision: Decision) -> dict[str, Any]:
-        messages: list[dict[str, Any]] = []
-        for m in request.messages:
-            if m.images:
-                parts: list[dict[str, Any]] = [{"type": "text", "text": m.content}]
-                parts += [
-                    {
-                        "type": "image_url",
-                        "image_url": {"url": f"data:{i.media_type};base64,{i.data}"},
-                    }
-                    for i in m.images
-                ]
-                messages.append({"role": m.role, "content": parts})
-            else:
-                messages.append({"role": m.role, "content": m.content})
-        body: dict[str, Any] = {
-            "model": decision.model,
-            "messages": messages,
-            "max_tokens": request.max_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if request.tools:
-            body["tools"] = function_tools(request)
-        return body
+        return openai_payload(request, decision.model)
 
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
         import httpx  # noqa: PLC0415  # loaded with the client
+        import httpx_sse  # noqa: PLC0415  # loaded with the client
 
         first: list[float] = []
         try:
@@ -107,6 +86,11 @@ class OpenAICompatBackend(Backend):
         except json.JSONDecodeError as exc:
             raise BackendError(
                 f"{self.name}: a stream event is not JSON ({exc})", cause=Cause.MALFORMED_STREAM
+            ) from None
+        except httpx_sse.SSEError as exc:
+            raise BackendError(
+                f"{self.name}: the answer is not a server-sent event stream ({exc})",
+                cause=Cause.MALFORMED_STREAM,
             ) from None
 
     def list_loaded(self) -> list[LoadedModel] | None:
@@ -147,79 +131,31 @@ class OpenAICompatBackend(Backend):
     def _stream(
         self, request: Request, decision: Decision, first_token: list[float]
     ) -> Iterator[Chunk]:
+        from httpx_sse import EventSource  # noqa: PLC0415  # loaded with the client
+
         started = time.perf_counter()
-        first: float | None = None
-        parts: list[str] = []
-        calls: dict[int, dict[str, Any]] = {}
-        usage: dict[str, int] = {}
-        finish = model = None
-        done = False
+        decoder = OpenAIDecoder(self.name, self.responder(decision, started, first_token))
         with contextlib.ExitStack() as stack:
             reply = self._open(stack, self.body(request, decision))
             if reply.status_code >= 400:
                 reply.read()
                 raise status_error(self.name, reply)
-            for payload in _events(reply.iter_lines()):
-                if payload == "[DONE]":
-                    done = True
+            # An event the connection cut before its blank line is never dispatched: the
+            # stream then lacks [DONE], and counts as cut.
+            for sse in EventSource(reply).iter_sse():
+                if sse.data == "[DONE]":
+                    chunks = decoder.done()
+                else:
+                    event = json.loads(sse.data)
+                    if "error" in event:
+                        raise _error(self.name, event, 200, None)
+                    chunks = decoder.feed(event)
+                if chunks and not first_token:
+                    first_token.append(time.perf_counter())
+                yield from chunks
+                if decoder.finished:
                     break
-                event = json.loads(payload)
-                if "error" in event:
-                    raise _error(self.name, event, 200, None)
-                model = event.get("model") or model
-                usage = event.get("usage") or usage
-                for choice in event.get("choices") or ():
-                    finish = choice.get("finish_reason") or finish
-                    delta = choice.get("delta") or {}
-                    for call in delta.get("tool_calls") or ():
-                        _merge_call(calls, call)
-                    text = delta.get("content")
-                    if text:
-                        if first is None:
-                            first = time.perf_counter()
-                            first_token.append(first)
-                        parts.append(text)
-                        yield Chunk(text)
-        if not done:
-            raise StreamIncomplete(f"{self.name}: the stream ended without [DONE]")
-        yield Chunk(
-            "",
-            self.response(
-                decision,
-                started,
-                text="".join(parts),
-                model=model,
-                first_token=first,
-                input_tokens=usage.get("prompt_tokens", 0),
-                output_tokens=usage.get("completion_tokens", 0),
-                stop_reason=finish,
-                tool_calls=tuple(
-                    {"name": c["name"], "arguments": c["arguments"]}
-                    for _, c in sorted(calls.items())
-                ),
-            ),
-        )
-
-
-def _events(lines: Iterator[str]) -> Iterator[str]:
-    """Server-sent events' data, each dispatched at its blank line: an event the connection
-    cut before its end is never read (the stream then lacks [DONE], and counts as cut)."""
-    data: list[str] = []
-    for line in lines:
-        if not line:
-            if data:
-                yield "\n".join(data)
-            data = []
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
-
-
-def _merge_call(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:
-    """Tool calls arrive in pieces: a name first, then the arguments' JSON in fragments."""
-    entry = calls.setdefault(int(delta.get("index", 0)), {"name": "", "arguments": ""})
-    function = delta.get("function") or {}
-    entry["name"] += function.get("name") or ""
-    entry["arguments"] += function.get("arguments") or ""
+        decoder.end()
 
 
 def status_error(name: str, reply: httpx.Response) -> BackendError:

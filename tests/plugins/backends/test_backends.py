@@ -152,7 +152,7 @@ class Echo:
     def dispatch(self, request: Request, decision: Decision) -> Response | None:
         if decision.backend != "echo":
             return None
-        words = request.messages[-1].content.split()
+        words = request.messages[-1].text.split()
         return Response(
             " ".join(words),
             decision.model,

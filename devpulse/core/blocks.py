@@ -1,0 +1,210 @@
+"""Content blocks: what a message holds, in the shape of Anthropic's Messages API.
+
+A message is a sequence of typed blocks (text, image, tool use, tool result, thinking) rather
+than a string, so an agent's conversation (a tool call, its result, the answer) keeps its
+structure through routing, and every backend maps the same blocks to its own wire format.
+A plain string still works wherever a message is built: it becomes one text block.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+
+@dataclass(frozen=True, slots=True)
+class TextBlock:
+    text: str
+    type: ClassVar[Literal["text"]] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageBlock:
+    """An image: base64 `data` with its media type, or a `url` the provider fetches itself."""
+
+    media_type: str
+    data: str = ""
+    url: str | None = None
+    type: ClassVar[Literal["image"]] = "image"
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, media_type: str) -> ImageBlock:
+        return cls(media_type, base64.b64encode(raw).decode("ascii"))
+
+    @property
+    def raw(self) -> bytes:
+        """The image's bytes (empty for an image given by URL)."""
+        return base64.b64decode(self.data) if self.data else b""
+
+
+Image = ImageBlock  # the name an image had before messages held blocks
+
+
+@dataclass(frozen=True, slots=True)
+class ToolUseBlock:
+    """The model asks for a tool call; `id` ties the call to its result, on every backend."""
+
+    id: str
+    name: str
+    input: Mapping[str, Any] = field(default_factory=dict)
+    type: ClassVar[Literal["tool_use"]] = "tool_use"
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class ToolResultBlock:
+    """What a tool returned for the call `tool_use_id`; a string is one text block."""
+
+    tool_use_id: str
+    content: tuple[TextBlock | ImageBlock, ...]
+    is_error: bool
+    type: ClassVar[Literal["tool_result"]] = "tool_result"
+
+    def __init__(
+        self,
+        tool_use_id: str,
+        content: str | Iterable[TextBlock | ImageBlock] = (),
+        is_error: bool = False,
+    ) -> None:
+        blocks = (TextBlock(content),) if isinstance(content, str) else tuple(content)
+        object.__setattr__(self, "tool_use_id", tool_use_id)
+        object.__setattr__(self, "content", blocks)
+        object.__setattr__(self, "is_error", is_error)
+
+    @property
+    def text(self) -> str:
+        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingBlock:
+    """A model's reasoning, kept opaque so that it goes back to the provider unchanged.
+
+    `signature` is the provider's proof that the thinking is its own; `redacted` holds the
+    encrypted data of a redacted thinking block (then `thinking` is empty).
+    """
+
+    thinking: str = ""
+    signature: str = ""
+    redacted: str | None = None
+    type: ClassVar[Literal["thinking"]] = "thinking"
+
+
+Block = TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock
+Role = Literal["system", "user", "assistant"]
+
+
+def as_blocks(content: str | Iterable[Block]) -> tuple[Block, ...]:
+    """A string as one text block (none if empty); blocks as they are."""
+    if isinstance(content, str):
+        return (TextBlock(content),) if content else ()
+    return tuple(content)
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Message:
+    """One turn of a conversation: `Message("user", "hi")`, or a role and its blocks.
+
+    `images` (the older way to attach images) are put before the text, as Anthropic
+    recommends. Tool results go in a user message, tool uses in an assistant one.
+    """
+
+    role: Role
+    content: tuple[Block, ...]
+
+    def __init__(
+        self,
+        role: Role,
+        content: str | Iterable[Block] = (),
+        images: Iterable[ImageBlock] = (),
+    ) -> None:
+        object.__setattr__(self, "role", role)
+        object.__setattr__(self, "content", (*images, *as_blocks(content)))
+
+    @property
+    def text(self) -> str:
+        """The message's text blocks, joined."""
+        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+
+    @property
+    def images(self) -> tuple[ImageBlock, ...]:
+        return tuple(b for b in self.content if isinstance(b, ImageBlock))
+
+    @property
+    def tool_uses(self) -> tuple[ToolUseBlock, ...]:
+        return tuple(b for b in self.content if isinstance(b, ToolUseBlock))
+
+    @property
+    def tool_results(self) -> tuple[ToolResultBlock, ...]:
+        return tuple(b for b in self.content if isinstance(b, ToolResultBlock))
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A tool the model may call: its name, what it does, and its input's JSON schema."""
+
+    name: str
+    description: str = ""
+    input_schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
+
+    @classmethod
+    def of(cls, value: Tool | Mapping[str, Any]) -> Tool:
+        """A tool from its Anthropic-shaped mapping (`name`, `description`, `input_schema`)."""
+        if isinstance(value, Tool):
+            return value
+        return cls(
+            str(value["name"]),
+            str(value.get("description") or ""),
+            value.get("input_schema") or {"type": "object"},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """Which tools the model may call, as Anthropic puts it.
+
+    `auto`: it decides; `any`: it must call one; `tool`: it must call `name`; `none`: no
+    tool. `parallel=False` asks for at most one call per turn.
+    """
+
+    type: Literal["auto", "any", "tool", "none"] = "auto"
+    name: str | None = None
+    parallel: bool = True
+
+
+def leaves(value: Any, path: str = "") -> Iterator[str]:
+    """A tool input's keys and values as lines of text, strings raw (not JSON-escaped).
+
+    Classifiers read these: a key written into a tool's input with its newlines escaped
+    would hide a private key's line structure from them.
+    """
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from leaves(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from leaves(item, f"{path}[{i}]")
+    elif isinstance(value, str):
+        yield f"{path}: {value}" if path else value
+    else:
+        yield f"{path}: {json.dumps(value)}" if path else json.dumps(value)
+
+
+def block_text(block: Block) -> Iterator[str]:
+    """The text a block sends to a provider, for classifiers; image data and opaque
+    signatures are not text, an image's URL is."""
+    if isinstance(block, TextBlock):
+        yield block.text
+    elif isinstance(block, ImageBlock):
+        if block.url:
+            yield block.url
+    elif isinstance(block, ToolUseBlock):
+        yield f"tool call {block.name}"
+        yield from leaves(dict(block.input))
+    elif isinstance(block, ToolResultBlock):
+        for inner in block.content:
+            yield from block_text(inner)
+    elif block.thinking:
+        yield block.thinking
