@@ -124,7 +124,9 @@ def _api_key(label: str, backend: BackendConfig) -> Check:
     if not env:
         return Check(label, "warn", "no api_key_env configured: cloud requests will fail")
     if not os.environ.get(env):
-        return Check(label, "warn", f"no API key: ${env} is not set (cloud requests will fail)")
+        return Check(
+            label, "warn", f"no API key: ${env} is not set (cloud work fails over to local)"
+        )
     return Check(label, "ok", f"API key set in ${env} (the API itself is not called)")
 
 

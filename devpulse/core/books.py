@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from devpulse.core.config import Config
 from devpulse.core.costs import counterfactual_cost, request_cost
-from devpulse.core.errors import Cancelled, DevPulseError, diagnose
+from devpulse.core.errors import Cancelled, DevPulseError, PrivacyBlocked, diagnose
 from devpulse.core.ledger import Attempt, Ledger, RequestRecord
 from devpulse.core.logs import get_logger
 from devpulse.core.types import Classification, Decision, Response, Side
@@ -88,6 +88,44 @@ class Book:
                 counterfactual_usd=counterfactual_cost(config, usage_in, usage_out),
             )
         )
+
+
+def record_call(
+    ledger: Ledger | None,
+    config: Config,
+    classification: Classification,
+    decision: Decision,
+    *,
+    response: Response | None,
+    error: BaseException | None,
+    latency_s: float,
+) -> None:
+    """Book one call that a model outside the router made (one attempt, one request row).
+
+    The ledger must never stop the caller's work: a write that fails is logged and dropped.
+    """
+    outcome = "answered" if response is not None else "failed"
+    if isinstance(error, Cancelled | KeyboardInterrupt):
+        outcome = "cancelled"
+    book = Book(decision=decision, response=response)
+    if isinstance(error, PrivacyBlocked):  # stopped before it was sent: no attempt
+        outcome = "refused"
+    else:
+        book.attempts.append(
+            Attempt(
+                side=decision.side.value,
+                backend=decision.backend,
+                model=response.model if response else decision.model,
+                outcome=outcome,
+                error_class=type(error).__name__ if error else None,
+                latency_s=latency_s,
+                cause=diagnose(error).cause.value if error else None,
+            )
+        )
+    try:
+        book.record(ledger, config, classification, outcome, error)
+    except (sqlite3.Error, DevPulseError) as exc:
+        log.warning("ledger.call_not_recorded", backend=decision.backend, error=str(exc))
 
 
 def begin_use(ledger: Ledger | None, decision: Decision) -> int | None:

@@ -25,6 +25,7 @@ class Cause(enum.StrEnum):
     CONTEXT_LENGTH = "context_length"
     CONTENT_POLICY = "content_policy"
     AUTH = "auth"
+    NO_CREDENTIALS = "no_credentials"  # no key configured here: that side is not set up
     BAD_REQUEST = "bad_request"
     MODEL_NOT_LOADED = "model_not_loaded"
     OUT_OF_MEMORY = "out_of_memory"
@@ -35,7 +36,13 @@ class Cause(enum.StrEnum):
 # Causes that say the caller asked for something no retry can fix: the caller must hear
 # about them, and they say nothing about the backend's health (the breaker ignores them).
 CALLER_ERRORS = frozenset(
-    {Cause.BAD_REQUEST, Cause.AUTH, Cause.CONTENT_POLICY, Cause.CONTEXT_LENGTH}
+    {
+        Cause.BAD_REQUEST,
+        Cause.AUTH,
+        Cause.NO_CREDENTIALS,
+        Cause.CONTENT_POLICY,
+        Cause.CONTEXT_LENGTH,
+    }
 )
 
 

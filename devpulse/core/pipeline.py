@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -20,7 +21,7 @@ from typing import Any, cast
 
 import pluggy
 
-from devpulse.core.books import Book, begin_use, end_use
+from devpulse.core.books import Book, begin_use, end_use, record_call
 from devpulse.core.bounded import Cancellation, bounded
 from devpulse.core.breaker import Breakers
 from devpulse.core.config import Config, load_config
@@ -181,6 +182,38 @@ class Router:
         """
         request = dataclasses.replace(as_request(request, **kwargs), stream=True)
         yield from self._attempts(request, Cancellation())
+
+    def record(
+        self,
+        classification: Classification,
+        decision: Decision,
+        *,
+        response: Response | None = None,
+        error: BaseException | None = None,
+        latency_s: float = 0.0,
+    ) -> None:
+        """Book a call that went to a model outside the router, as if it had been routed.
+
+        For integrations that watch someone else's model (the LangChain callback handler):
+        `decision` names the side, backend and model that were called; `response` carries
+        the usage when it answered, `error` what went wrong when it did not. One request row
+        and one attempt, priced like any other; never the text. Never raises: the books must
+        not break the caller's work.
+        """
+        try:
+            ledger = self.ledger
+        except (sqlite3.Error, DevPulseError) as exc:
+            log.warning("ledger.call_not_recorded", backend=decision.backend, error=str(exc))
+            return
+        record_call(
+            ledger,
+            self.config,
+            classification,
+            decision,
+            response=response,
+            error=error,
+            latency_s=latency_s,
+        )
 
     def _invoke(self, request: Request, cancellation: Cancellation) -> Response:
         with contextlib.closing(self._attempts(request, cancellation)) as chunks:

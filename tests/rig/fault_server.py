@@ -147,6 +147,9 @@ class FaultServer:
                     "prompt is too long: 250000 tokens > 200000 maximum",
                 )
 
+            def step_401(self, body: dict[str, Any]) -> None:
+                self._error(401, "authentication_error", "invalid x-api-key")
+
             def step_400_policy(self, body: dict[str, Any]) -> None:
                 self._error(
                     400, "invalid_request_error", "Output blocked by content filtering policy"

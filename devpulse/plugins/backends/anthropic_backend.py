@@ -73,7 +73,7 @@ class AnthropicBackend(Backend):
         if self.missing_key:
             raise BackendError(
                 f"{self.name}: no API key (set {self.config.api_key_env} in the environment)",
-                cause=Cause.AUTH,
+                cause=Cause.NO_CREDENTIALS,
             )
         return anthropic_payload(request, decision.model)
 

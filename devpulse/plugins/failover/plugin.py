@@ -21,7 +21,9 @@ from devpulse.core.errors import Cause, Diagnosis, diagnose
 from devpulse.core.types import Decision, Request, Side
 from devpulse.hookspecs import hookimpl
 
-# Causes no other attempt can fix: the caller must hear about them.
+# Causes no other attempt can fix: the caller must hear about them. A key the provider
+# rejects (auth) surfaces; a key that is not set at all (no_credentials) says only that this
+# machine has no cloud side, so the work fails over to local like any capacity problem.
 SURFACE = {Cause.CONTENT_POLICY, Cause.AUTH, Cause.BAD_REQUEST}
 # Causes worth one more try on the same backend before failing over.
 RETRY_SAME = {

@@ -121,7 +121,11 @@ def test_429_waits_at_least_retry_after(scenario) -> None:
 
 @pytest.mark.parametrize(
     ("script", "cause"),
-    [(["400_policy"], "content filtering"), (["400_context"], "does not fit the model's context")],
+    [
+        (["400_policy"], "content filtering"),
+        (["400_context"], "does not fit the model's context"),
+        (["401"], "invalid x-api-key"),  # a key the provider rejects is the caller's to fix
+    ],
 )
 def test_errors_no_other_attempt_can_fix_surface_cleanly(scenario, script, cause) -> None:
     fault, router = scenario(script)
@@ -130,6 +134,24 @@ def test_errors_no_other_attempt_can_fix_surface_cleanly(scenario, script, cause
     assert len(fault.bodies) == 1
     assert sides(router) == [["cloud:failed"]]
     assert router.ledger.rows()[0]["outcome"] == "failed"
+
+
+def test_with_no_cloud_key_set_cloud_work_fails_over_to_local(
+    llama_server: LlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The capacity hedge on a machine with no cloud side yet: nothing is sent anywhere but
+    the local rig, and the circuit stays closed (a missing key says nothing of the API)."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with FaultServer(["ok"]) as unused:
+        cfg = config(unused, llama_server, tmp_path)
+    cfg["backends"]["cloud"]["base_url"] = "https://api.anthropic.com"
+    router = router_with(cfg)
+    response = router.invoke(hard())
+    assert response.side is Side.LOCAL
+    assert sides(router) == [["cloud:failed", "local:answered"]]
+    assert causes(router) == ["no_credentials", None]
+    assert "failover: cloud no_credentials -> local" in router.ledger.rows()[0]["reasons"]
+    assert router.breakers.states().get("cloud", {}).get("state", "closed") == "closed"
 
 
 def test_context_length_moves_to_a_larger_model(scenario) -> None:

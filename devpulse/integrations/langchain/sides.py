@@ -1,0 +1,143 @@
+"""Which side a LangChain model runs on, from what LangChain tells its callbacks.
+
+A chat model's callbacks receive its serialized form (class path, constructor arguments with
+secrets masked) and its LangSmith parameters (``ls_provider``, ``ls_model_name``). The side
+follows from them:
+
+- a class or provider the user named in ``local`` or ``cloud`` takes that side;
+- models that only ever run on a machine of the user's own (Ollama, llama.cpp) are local;
+- an OpenAI-compatible client whose base URL is a loopback address is local: that is how
+  llama-server, LM Studio and vLLM are reached on this machine;
+- every other known provider is a cloud;
+- anything else is ``unknown_side``, cloud by default, so that a model nobody classified can
+  never receive a sensitive prompt.
+
+A loopback URL does not make ChatAnthropic local: an Anthropic URL on this machine is most
+often a proxy to the cloud. Name it in ``local`` if it is not.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Collection, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from devpulse.core.types import Side
+
+# Lower-case class names and LangSmith provider names.
+LOCAL_MODELS = frozenset(
+    {"chatollama", "ollamallm", "ollama", "chatllamacpp", "llamacpp", "llama_cpp", "lmstudio"}
+)
+# OpenAI-compatible clients: local when pointed at this machine, cloud otherwise.
+OPENAI_COMPATIBLE = frozenset({"chatopenai", "openai", "baseopenai", "openai_compatible"})
+CLOUD_MODELS = frozenset(
+    {
+        "chatanthropic",
+        "anthropic",
+        "chatanthropicvertex",
+        "azure",
+        "azurechatopenai",
+        "azure_openai",
+        "chatgooglegenerativeai",
+        "google_genai",
+        "chatvertexai",
+        "google_vertexai",
+        "vertexai",
+        "chatbedrock",
+        "chatbedrockconverse",
+        "amazon_bedrock",
+        "bedrock",
+        "chatmistralai",
+        "mistral",
+        "mistralai",
+        "chatcohere",
+        "cohere",
+        "chatgroq",
+        "groq",
+        "chatfireworks",
+        "fireworks",
+        "chattogether",
+        "together",
+        "chatdeepseek",
+        "deepseek",
+        "chatxai",
+        "xai",
+        "chatperplexity",
+        "perplexity",
+        "chatopenrouter",
+        "openrouter",
+    }
+)
+# Models that route themselves through DevPulse: the router guards and books them.
+ROUTED = frozenset({"devpulsechatmodel", "devpulse"})
+URL_KEYS = ("base_url", "openai_api_base", "api_base", "endpoint_url")
+
+
+def model_names(
+    serialized: Mapping[str, Any] | None, metadata: Mapping[str, Any] | None
+) -> tuple[str, str]:
+    """The model's class name and its LangSmith provider, as LangChain reports them."""
+    serialized = serialized or {}
+    path = serialized.get("id")
+    name = path[-1] if isinstance(path, list) and path else serialized.get("name")
+    provider = (metadata or {}).get("ls_provider")
+    return (str(name) if name else "", str(provider) if provider else "")
+
+
+def model_side(
+    serialized: Mapping[str, Any] | None,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    local: Collection[str] = (),
+    cloud: Collection[str] = (),
+    unknown_side: Side = Side.CLOUD,
+) -> Side | None:
+    """The side the model behind a callback runs on; None for a model DevPulse routes itself.
+
+    `local` and `cloud` name class names or providers (any case) whose side the user fixes.
+    """
+    name, provider = model_names(serialized, metadata)
+    keys = {name.lower(), provider.lower()} - {""}
+    if keys & {k.lower() for k in local}:
+        return Side.LOCAL
+    if keys & {k.lower() for k in cloud}:
+        return Side.CLOUD
+    if keys & ROUTED:
+        return None
+    if keys & LOCAL_MODELS:
+        return Side.LOCAL
+    if keys & OPENAI_COMPATIBLE:
+        url = base_url(serialized)
+        return Side.LOCAL if url is not None and is_loopback(url) else Side.CLOUD
+    if keys & CLOUD_MODELS:
+        return Side.CLOUD
+    return unknown_side
+
+
+def base_url(serialized: Mapping[str, Any] | None) -> str | None:
+    """The base URL the model was built with, if its serialized arguments carry one."""
+    kwargs = (serialized or {}).get("kwargs")
+    if not isinstance(kwargs, Mapping):
+        return None
+    for key in URL_KEYS:
+        value = kwargs.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def is_loopback(url: str) -> bool:
+    """Whether `url` names this machine: localhost, or a loopback address."""
+    try:
+        host = urlsplit(url if "//" in url else f"//{url}").hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,195 @@
+"""The LangChain callback handler over langchain-core's own fake chat models.
+
+The fakes are real LangChain models (the callback machinery, chains and batching are
+LangChain's own); only the answer is canned. A model the handler does not recognise counts
+as a cloud model, so the fakes stand in for ChatAnthropic and friends here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+
+from devpulse import Router
+from devpulse.core.errors import PrivacyBlocked
+from devpulse.integrations.langchain import DevPulseCallbackHandler
+from devpulse.integrations.langchain.guard import BACKEND_PREFIX
+
+SECRET_PROMPT = "deploy it with aws_access_key_id=AKIAZ3MXQ7PLR2VWK4TN please"
+CLEAN_PROMPT = "summarize: the build is green"
+ANSWER = AIMessage(
+    "All green.", usage_metadata={"input_tokens": 11, "output_tokens": 3, "total_tokens": 14}
+)
+
+
+@pytest.fixture
+def router(make_router: Callable[..., Router], tmp_path: Path) -> Router:
+    return make_router({"ledger": {"path": str(tmp_path / "ledger.sqlite3")}})
+
+
+def fake(*answers: AIMessage) -> GenericFakeChatModel:
+    return GenericFakeChatModel(messages=iter(answers or [ANSWER] * 8))
+
+
+def rows(router: Router) -> list[dict[str, Any]]:
+    ledger = router.ledger
+    assert ledger is not None
+    return ledger.rows()
+
+
+def test_a_secret_bound_for_a_cloud_model_is_refused_and_booked_refused(router: Router) -> None:
+    handler = DevPulseCallbackHandler(router)
+    with pytest.raises(PrivacyBlocked, match=r"secret prompt .* cloud model.*aws-access-key-id"):
+        fake().invoke(SECRET_PROMPT, config={"callbacks": [handler]})
+    (row,) = rows(router)
+    assert (row["outcome"], row["side"], row["privacy_level"]) == ("refused", "cloud", "secret")
+    assert "AKIA" not in repr(row)
+
+
+def test_a_clean_call_is_answered_and_booked_once_with_its_usage(router: Router) -> None:
+    handler = DevPulseCallbackHandler(router)
+    answer = fake().invoke(CLEAN_PROMPT, config={"callbacks": [handler]})
+    assert answer.content == "All green."
+    (row,) = rows(router)
+    assert (row["outcome"], row["side"]) == ("answered", "cloud")
+    assert row["backend"] == f"{BACKEND_PREFIX}:genericfakechatmodel"
+    assert (row["input_tokens"], row["output_tokens"]) == (11, 3)
+    assert handler._calls == {}  # nothing kept after the call
+
+
+WAYS = ("invoke", "ainvoke", "stream", "astream", "batch", "abatch")
+
+
+def call(way: str, prompt: str, handler: DevPulseCallbackHandler) -> int:
+    """Call a fake model one of LangChain's ways; a batch sends a clean prompt first."""
+    config: Any = {"callbacks": [handler]}
+    model = fake()
+    prompts = [CLEAN_PROMPT, prompt]
+    ways: dict[str, Callable[[], Any]] = {
+        "invoke": lambda: model.invoke(prompt, config=config),
+        "ainvoke": lambda: asyncio.run(model.ainvoke(prompt, config=config)),
+        "stream": lambda: list(model.stream(prompt, config=config)),
+        "astream": lambda: asyncio.run(_collect(model.astream(prompt, config=config))),
+        "batch": lambda: model.batch(prompts, config=config),
+        "abatch": lambda: asyncio.run(model.abatch(prompts, config=config)),
+    }
+    ways[way]()
+    return 2 if way.endswith("batch") else 1
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_every_way_of_calling_a_model_is_guarded(router: Router, way: str) -> None:
+    with pytest.raises(PrivacyBlocked):
+        call(way, SECRET_PROMPT, DevPulseCallbackHandler(router))
+    assert "refused" in {r["outcome"] for r in rows(router)}
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_clean_calls_pass_every_way_and_are_booked_once_each(router: Router, way: str) -> None:
+    calls = call(way, "and the tests?", DevPulseCallbackHandler(router))
+    booked = rows(router)
+    assert len(booked) == calls
+    assert {r["outcome"] for r in booked} == {"answered"}
+
+
+def test_a_chain_with_the_handler_in_its_config_is_guarded(router: Router) -> None:
+    handler = DevPulseCallbackHandler(router)
+    chain = (
+        ChatPromptTemplate.from_messages([("system", "You review configs."), ("human", "{text}")])
+        | fake()
+        | StrOutputParser()
+    )
+    assert chain.invoke({"text": CLEAN_PROMPT}, config={"callbacks": [handler]}) == "All green."
+    with pytest.raises(PrivacyBlocked):
+        chain.invoke({"text": SECRET_PROMPT}, config={"callbacks": [handler]})
+    with pytest.raises(PrivacyBlocked):
+        asyncio.run(chain.ainvoke({"text": SECRET_PROMPT}, config={"callbacks": [handler]}))
+    assert [r["outcome"] for r in rows(router)].count("answered") == 1
+
+
+def test_a_secret_a_tool_read_keeps_the_next_agent_turn_off_the_cloud(router: Router) -> None:
+    """The agent case: a tool reads `.env`, and the turn that carries its result is stopped."""
+    handler = DevPulseCallbackHandler(router)
+    call = {"name": "read_file", "args": {"path": ".env"}, "id": "call_1", "type": "tool_call"}
+    model = fake(AIMessage("", tool_calls=[call]), ANSWER).with_config(callbacks=[handler])
+    tools = {"read_file": lambda path: "STRIPE_KEY=sk_live_4eC39HqLyjWDarjtT1zdp7dc\n"}
+
+    history: list[Any] = [HumanMessage("Check the deploy settings in .env")]
+
+    def agent_loop() -> int:
+        for turn in range(3):
+            reply = model.invoke(history)
+            history.append(reply)
+            if not reply.tool_calls:
+                return turn + 1
+            for tool_call in reply.tool_calls:
+                result = tools[tool_call["name"]](**tool_call["args"])
+                history.append(ToolMessage(result, tool_call_id=tool_call["id"]))
+        return 3
+
+    with pytest.raises(PrivacyBlocked, match="stripe-key"):
+        agent_loop()
+    turns = sum(isinstance(m, AIMessage) for m in history)
+    assert turns == 1  # the first turn went out; the one holding the tool's result did not
+    assert [r["outcome"] for r in rows(router)] == ["answered", "refused"]
+
+
+def test_secrets_in_tool_call_arguments_are_seen_too(router: Router) -> None:
+    handler = DevPulseCallbackHandler(router)
+    call = {
+        "name": "deploy",
+        "args": {"env": {"AWS_ACCESS_KEY_ID": "AKIAZ3MXQ7PLR2VWK4TN"}},
+        "id": "call_9",
+        "type": "tool_call",
+    }
+    history = [HumanMessage("deploy"), AIMessage("", tool_calls=[call]), HumanMessage("again")]
+    with pytest.raises(PrivacyBlocked):
+        fake().invoke(history, config={"callbacks": [handler]})
+
+
+def test_a_model_named_local_is_not_guarded_but_still_booked(router: Router) -> None:
+    handler = DevPulseCallbackHandler(router, local=["GenericFakeChatModel"])
+    fake().invoke(SECRET_PROMPT, config={"callbacks": [handler]})
+    (row,) = rows(router)
+    assert (row["outcome"], row["side"], row["privacy_level"]) == ("answered", "local", "secret")
+
+
+def test_an_error_in_the_model_is_booked_as_a_failure(router: Router) -> None:
+    handler = DevPulseCallbackHandler(router)
+    with pytest.raises(StopIteration):  # the fake has no answer left
+        GenericFakeChatModel(messages=iter([])).invoke(
+            CLEAN_PROMPT, config={"callbacks": [handler]}
+        )
+    (row,) = rows(router)
+    assert row["outcome"] == "failed"
+
+
+def test_books_that_cannot_be_written_never_break_the_call(router: Router, tmp_path: Path) -> None:
+    handler = DevPulseCallbackHandler(router)
+    assert fake().invoke(CLEAN_PROMPT, config={"callbacks": [handler]}).content == "All green."
+    ledger_file = tmp_path / "ledger.sqlite3"
+    with sqlite3.connect(ledger_file) as db:
+        db.execute("DROP TABLE requests")  # every later write fails
+    assert fake().invoke(CLEAN_PROMPT, config={"callbacks": [handler]}).content == "All green."
+
+
+def test_concurrent_calls_are_booked_once_each(router: Router) -> None:
+    handler = DevPulseCallbackHandler(router)
+    prompts = [f"summarize note {i}" for i in range(24)]
+    model = GenericFakeChatModel(messages=iter([ANSWER] * len(prompts)))
+    model.batch(prompts, config={"callbacks": [handler], "max_concurrency": 8})
+    assert len(rows(router)) == len(prompts)
+    assert handler._calls == {}
+
+
+async def _collect(stream: Any) -> list[Any]:
+    return [chunk async for chunk in stream]
