@@ -1,4 +1,5 @@
-"""LangChain integration: a callback handler that guards and books any chat model.
+"""LangChain integration: a callback handler that guards and books any chat model, and a
+chat model that routes every call through DevPulse.
 
     from devpulse.integrations.langchain import DevPulseCallbackHandler
 
@@ -9,7 +10,8 @@ Importing this package imports ``langchain-core``; nothing else in DevPulse does
 
 from __future__ import annotations
 
+from devpulse.integrations.langchain.chat_model import AnswerRestarted, DevPulseChatModel
 from devpulse.integrations.langchain.guard import DevPulseCallbackHandler
 from devpulse.integrations.langchain.sides import model_side
 
-__all__ = ["DevPulseCallbackHandler", "model_side"]
+__all__ = ["AnswerRestarted", "DevPulseCallbackHandler", "DevPulseChatModel", "model_side"]

@@ -26,7 +26,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from devpulse.core.errors import PrivacyBlocked
 from devpulse.core.logs import get_logger
 from devpulse.core.types import Classification, Decision, Request, Response, Side, Usage
-from devpulse.integrations.langchain.messages import as_request, prompts_request
+from devpulse.integrations.langchain.messages import prompts_request, to_request
 from devpulse.integrations.langchain.sides import model_names, model_side
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class DevPulseCallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         chat = [m for conversation in messages for m in conversation]
-        self._start(as_request(chat), serialized, metadata, run_id)
+        self._start(to_request(chat, lossless=True), serialized, metadata, run_id)
 
     def on_llm_start(
         self,
@@ -213,7 +213,7 @@ def _response(result: LLMResult, call: _Call, latency_s: float) -> Response:
             tokens_out = int(usage.get("output_tokens") or usage.get("completion_tokens") or 0)
     model = model or output.get("model_name") or output.get("model") or call.decision.model
     return Response(
-        text="",  # the books never hold the text
+        "",  # the books never hold the text
         model=str(model),
         backend=call.decision.backend,
         side=call.decision.side,

@@ -1,29 +1,61 @@
-"""LangChain messages as DevPulse requests, for the classifiers to read.
+"""LangChain messages as DevPulse content blocks, and DevPulse answers as LangChain messages.
 
-Privacy must see everything that would leave the machine, so every string a message
-carries goes in: text parts, tool-call names and arguments, tool results, and the provider
-fields LangChain keeps in ``additional_kwargs``. Only image data is left out (a classifier
-reads text).
+Both directions follow the Anthropic Messages API, which DevPulse's blocks mirror:
+
+- a system message becomes the request's system blocks;
+- a human message becomes a user turn (text, and images from LangChain's ``image_url`` and
+  standard ``image`` parts);
+- an AI message becomes an assistant turn: its text, its thinking (kept opaque so that it
+  round-trips) and one tool-use block per tool call, with the call's own id;
+- a tool message becomes a tool-result block in a user turn; consecutive results share one.
+
+`lossless=True` keeps every other content part as text, for the privacy guard: a model the
+guard watches sends parts DevPulse would not, and the classifiers must read them all.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from devpulse.core.types import Message, Request
+from devpulse.core.types import (
+    Block,
+    ImageBlock,
+    Message,
+    Request,
+    Response,
+    TextBlock,
+    ThinkingBlock,
+    Tool,
+    ToolChoice,
+    ToolResultBlock,
+    ToolUseBlock,
+    Usage,
+)
 
 if TYPE_CHECKING:
-    from langchain_core.messages import BaseMessage
-
-ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool", "function": "tool"}
-IMAGE_KEYS = frozenset({"image_url", "source", "data", "base64"})
+    from langchain_core.messages import AIMessage, BaseMessage
 
 
-def as_request(messages: Sequence[BaseMessage]) -> Request:
-    """One DevPulse request holding all of a chat's messages, as text."""
-    return Request(messages=tuple(as_message(m) for m in messages))
+def to_request(
+    messages: Sequence[BaseMessage], *, lossless: bool = False, **fields: Any
+) -> Request:
+    """One DevPulse request holding a LangChain conversation; `fields` go to `Request`."""
+    system: list[TextBlock] = []
+    turns: list[Message] = []
+    for message in messages:
+        if message.type == "system":
+            system.extend(
+                b for b in content_blocks(message.content, lossless) if isinstance(b, TextBlock)
+            )
+            continue
+        turn = to_message(message, lossless)
+        if turns and turn.role == "user" and _only_results(turn) and _only_results(turns[-1]):
+            turns[-1] = Message("user", (*turns[-1].content, *turn.content))
+        else:
+            turns.append(turn)
+    return Request(messages=tuple(turns), system=(*system, *fields.pop("system", ())), **fields)
 
 
 def prompts_request(prompts: Iterable[str]) -> Request:
@@ -31,37 +63,206 @@ def prompts_request(prompts: Iterable[str]) -> Request:
     return Request(messages=tuple(Message("user", p) for p in prompts))
 
 
-def as_message(message: BaseMessage) -> Message:
-    role = ROLES.get(message.type)
-    if role is None:  # a ChatMessage with a role of its own
-        role = {"system": "system", "assistant": "assistant"}.get(
-            str(getattr(message, "role", "")), "user"
-        )
-    parts = list(strings(message.content))
-    for call in getattr(message, "tool_calls", None) or ():
-        parts.append(str(call.get("name", "")))
-        parts.append(json.dumps(call.get("args", {}), ensure_ascii=False, default=str))
-    parts.extend(strings(message.additional_kwargs))
-    return Message(role, "\n".join(p for p in parts if p))  # type: ignore[arg-type]
+def to_message(message: BaseMessage, lossless: bool = False) -> Message:
+    """One LangChain message as a DevPulse turn (system messages are the caller's to hoist)."""
+    blocks = content_blocks(message.content, lossless)
+    if message.type == "ai":
+        calls = [
+            ToolUseBlock(
+                str(call.get("id") or f"call_{uuid.uuid4().hex[:24]}"),
+                str(call["name"]),
+                dict(call.get("args") or {}),
+            )
+            for call in getattr(message, "tool_calls", None) or ()
+        ]
+        if lossless:
+            blocks.extend(_leftovers(message.additional_kwargs))
+        return Message("assistant", [*blocks, *calls])
+    if message.type == "tool":
+        parts = [b for b in blocks if isinstance(b, TextBlock | ImageBlock)]
+        error = getattr(message, "status", "success") == "error"
+        result = ToolResultBlock(str(getattr(message, "tool_call_id", "")), parts, error)
+        return Message("user", [result])
+    if lossless:
+        blocks.extend(_leftovers(message.additional_kwargs))
+    role = getattr(message, "role", "user") if message.type == "chat" else "user"
+    return Message("assistant" if role == "assistant" else "user", blocks)
 
 
-def strings(value: Any) -> Iterator[str]:
-    """Every string inside `value`, depth first, skipping image payloads."""
+def content_blocks(content: str | list[Any], lossless: bool = False) -> list[Block]:
+    """A LangChain message's content (a string, or a list of parts) as blocks."""
+    if isinstance(content, str):
+        return [TextBlock(content)] if content else []
+    blocks: list[Block] = []
+    for part in content:
+        block = _part(part)
+        if block is not None:
+            blocks.append(block)
+        elif lossless:
+            blocks.extend(TextBlock(s) for s in _strings(part) if s)
+    return blocks
+
+
+def _part(part: Any) -> Block | None:
+    """One content part as a block; None for a part DevPulse does not send."""
+    if isinstance(part, str):
+        return TextBlock(part) if part else None
+    if not isinstance(part, Mapping):
+        return None
+    kind = part.get("type")
+    if kind == "text":
+        return TextBlock(str(part.get("text", "")))
+    if kind == "thinking":
+        return ThinkingBlock(str(part.get("thinking", "")), str(part.get("signature", "")))
+    if kind == "redacted_thinking":
+        return ThinkingBlock(redacted=str(part.get("data", "")))
+    if kind == "image_url":
+        url = part.get("image_url")
+        return _image_from_url(str(url.get("url") if isinstance(url, Mapping) else url or ""))
+    if kind == "image":
+        return _image(part)
+    return None  # tool_use parts repeat `tool_calls`; other kinds are not sent
+
+
+def _image(part: Mapping[str, Any]) -> ImageBlock | None:
+    """LangChain's standard image part (``base64``/``data`` or ``url``), or Anthropic's."""
+    source = part.get("source")
+    if isinstance(source, Mapping):  # Anthropic's own shape
+        if source.get("type") == "url":
+            return ImageBlock(str(source.get("media_type", "")), url=str(source.get("url")))
+        return ImageBlock(str(source.get("media_type", "")), str(source.get("data", "")))
+    media = str(part.get("mime_type") or part.get("media_type") or "")
+    data = part.get("base64") or (part.get("data") if part.get("source_type") != "url" else None)
+    if data:
+        return ImageBlock(media, str(data))
+    url = part.get("url")
+    return _image_from_url(str(url)) if url else None
+
+
+def _image_from_url(url: str) -> ImageBlock | None:
+    """An image URL; a ``data:`` URL carries the image itself."""
+    if not url:
+        return None
+    if url.startswith("data:") and ";base64," in url:
+        head, data = url[5:].split(";base64,", 1)
+        return ImageBlock(head, data)
+    return ImageBlock("", url=url)
+
+
+def _leftovers(extra: Mapping[str, Any]) -> Iterator[Block]:
+    """Provider fields LangChain keeps beside the content, as text for the classifiers."""
+    for value in extra.values():
+        yield from (TextBlock(s) for s in _strings(value) if s)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string inside `value`, depth first; image payloads are not text."""
     if isinstance(value, str):
         yield value
-    elif isinstance(value, dict):
+    elif isinstance(value, Mapping):
         if value.get("type") in ("image", "image_url"):
             return
-        for key, item in value.items():
-            if key not in IMAGE_KEYS or not _looks_like_image(value):
-                yield from strings(item)
+        for item in value.values():
+            yield from _strings(item)
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from strings(item)
-    elif value is not None and not isinstance(value, bool | int | float):
-        yield str(value)
+            yield from _strings(item)
 
 
-def _looks_like_image(block: dict[str, Any]) -> bool:
-    media = str(block.get("media_type") or block.get("mime_type") or "")
-    return media.startswith("image/") or block.get("type") in ("base64", "image")
+def _only_results(turn: Message) -> bool:
+    return bool(turn.content) and all(isinstance(b, ToolResultBlock) for b in turn.content)
+
+
+# -- tools --------------------------------------------------------------------------------
+
+
+def to_tool(tool: Any) -> Tool:
+    """A LangChain tool (a BaseTool, a function, a Pydantic class or a dict) as a Tool."""
+    from langchain_core.utils.function_calling import convert_to_openai_tool  # noqa: PLC0415
+
+    function = convert_to_openai_tool(tool)["function"]
+    return Tool(
+        str(function["name"]),
+        str(function.get("description") or ""),
+        function.get("parameters") or {"type": "object", "properties": {}},
+    )
+
+
+def to_tool_choice(choice: Any) -> ToolChoice | None:
+    """LangChain's ``tool_choice`` spellings as Anthropic's."""
+    if choice is None or choice == "auto":
+        return ToolChoice("auto") if choice else None
+    if choice in ("any", "required", True):
+        return ToolChoice("any")
+    if choice == "none":
+        return ToolChoice("none")
+    if isinstance(choice, str):
+        return ToolChoice("tool", choice)
+    if isinstance(choice, Mapping):
+        name = choice.get("name") or (choice.get("function") or {}).get("name")
+        if name:
+            return ToolChoice("tool", str(name))
+        return to_tool_choice(choice.get("type"))
+    raise ValueError(f"unsupported tool_choice {choice!r}")
+
+
+# -- answers ------------------------------------------------------------------------------
+
+
+def usage_metadata(usage: Usage) -> dict[str, Any]:
+    """DevPulse usage in LangChain's standard shape (cache counts in the input details)."""
+    out: dict[str, Any] = {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+    }
+    details = {
+        k: v
+        for k, v in (
+            ("cache_read", usage.cache_read_tokens),
+            ("cache_creation", usage.cache_write_tokens),
+        )
+        if v
+    }
+    if details:
+        out["input_token_details"] = details
+    return out
+
+
+def response_metadata(response: Response, reasons: Sequence[str] = ()) -> dict[str, Any]:
+    """Which side, backend and model answered, why it ended, and why it was routed there."""
+    return {
+        "model_name": response.model,
+        "model_provider": "devpulse",
+        "side": response.side.value,
+        "backend": response.backend,
+        "stop_reason": response.stop_reason,
+        "reasons": list(reasons),
+    }
+
+
+def to_ai_message(response: Response, reasons: Sequence[str] = ()) -> AIMessage:
+    """A DevPulse answer as LangChain's AIMessage: text, tool calls, usage, metadata."""
+    from langchain_core.messages import AIMessage  # noqa: PLC0415
+
+    thinking = [b for b in response.content if isinstance(b, ThinkingBlock)]
+    content: str | list[str | dict[str, Any]] = response.text
+    if thinking:  # keep it, so that it goes back to the provider on the next turn
+        content = [_thinking_part(b) for b in thinking]
+        if response.text:
+            content.append({"type": "text", "text": response.text})
+    return AIMessage(
+        content=content,
+        tool_calls=[
+            {"name": b.name, "args": dict(b.input), "id": b.id, "type": "tool_call"}
+            for b in response.tool_uses
+        ],
+        usage_metadata=usage_metadata(response.usage),
+        response_metadata=response_metadata(response, reasons),
+    )
+
+
+def _thinking_part(block: ThinkingBlock) -> dict[str, Any]:
+    if block.redacted is not None:
+        return {"type": "redacted_thinking", "data": block.redacted}
+    return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
