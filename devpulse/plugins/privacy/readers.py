@@ -38,7 +38,7 @@ from devpulse.plugins.privacy.checks import (
     spaced_password,
     token_like,
 )
-from devpulse.plugins.privacy.spans import search_spans, search_text
+from devpulse.plugins.privacy.spans import Spans, TwoPass, search_parsed, search_spans, search_text
 
 # The keyword a credential's name carries somewhere (checked word by word afterwards).
 _NAME_WORD = r"(?i:pass|pw|secret|token|key|credential|cred|auth)"
@@ -49,7 +49,7 @@ _VALUE = (
     r"|`(?P<bq>[^`\n]+)`"
     r"|(?P<bare>[^\s\"'`,;&\\<]+))"
 )
-ASSIGNMENT = re2.compile(
+ASSIGNMENT = TwoPass.compile(
     (
         r"(?P<decl>(?:var|val|let|const)[ \t]+)?"
         rf"(?P<name>[\w$@.-]*{_NAME_WORD}[\w.-]*)"
@@ -59,7 +59,7 @@ ASSIGNMENT = re2.compile(
         r"[ \t]*(?P<op>=>|:::=|::=|:=|\?=|\+=|\.=|!==|===|!=|==|=|:)(?P<space>[ \t]*)" + _VALUE
     ).encode()
 )
-XML_ELEMENT = re2.compile(
+XML_ELEMENT = TwoPass.compile(
     (
         rf"<(?P<name>[\w.:-]*{_NAME_WORD}[\w.:-]*)(?:[ \t][^<>\n]*)?>"
         r"[ \t\r\n]*(?P<value>[^<>\s]+)[ \t\r\n]*</"
@@ -67,28 +67,28 @@ XML_ELEMENT = re2.compile(
 )
 # `System.setProperty("NAME", "value")`, `define('NAME', 'value')`, `putenv(...)`: a call
 # whose first argument names the second.
-PROPERTY_CALL = re2.compile(
+PROPERTY_CALL = TwoPass.compile(
     (rf"\([ \t]*[\"'](?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[\"'][ \t]*,[ \t]*" + _VALUE).encode()
 )
 # `if ("literal" == password)`: the literal first.
-COMPARISON = re2.compile(
+COMPARISON = TwoPass.compile(
     (
         r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\"|'(?P<sq>[^'\n]+)')"
         rf"[ \t]*(?:===|!==|==|!=)[ \t]*(?P<name>[\w$.-]*{_NAME_WORD}[\w.-]*)"
     ).encode()
 )
 # `--api-key VALUE`, `--softlayer-api-key "VALUE"`, `--token=VALUE`: a long option's value.
-CLI_OPTION = re2.compile(
+CLI_OPTION = TwoPass.compile(
     (
         rf"(?:^|\s)--(?P<name>[\w-]*{_NAME_WORD}[\w-]*)(?:[ \t]+|=)"
         r"(?:\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P<bare>[^\s\"'-][^\s\"']*))"
     ).encode()
 )
-CURL_USER = re2.compile(
+CURL_USER = TwoPass.compile(
     rb"(?:^|[\s])(?:-u|--user)(?:[ \t]+|=)[\"']?(?P<user>[^\s\"':]*)[\"']?:"
     rb"[\"']?(?P<password>[^\s\"']*)"
 )
-HEADER = re2.compile(
+HEADER = TwoPass.compile(
     rb"(?:-H|--header)[ \t]+[\"'$]*(?P<name>[A-Za-z][\w-]*)[ \t]*:[ \t]*(?P<value>[^\"'\n]+)"
 )
 # An Authorization value's scheme: Basic, Bearer, Token, Api-Token, SSWS, ...
@@ -128,21 +128,25 @@ def read_all(data: bytes) -> list[Found]:
     return found
 
 
-def _matches(
-    regex: re2._Regexp, data: bytes, overflow: list[int]
-) -> Iterator[list[tuple[int, int]]]:
+def _matches(pattern: TwoPass, data: bytes, overflow: list[int]) -> Iterator[Spans]:
     """Each match's spans, the next search starting where the last match ended; past
-    MAX_CANDIDATES, the position reached goes into `overflow` and the search stops."""
+    MAX_CANDIDATES, the position reached goes into `overflow` and the search stops.
+
+    A match longer than spans.MAX_PARSED_BYTES is read by its start (see `search_parsed`);
+    one that cannot be (a name or a quoted value of thousands of bytes) is passed over.
+    """
     pos, size = 0, len(data)
     for _ in range(MAX_CANDIDATES):
         if pos > size:
             return
-        spans = search_spans(regex, data, pos)
-        if spans is None:
+        found = search_parsed(pattern, data, pos)
+        if found is None:
             return
-        yield spans
-        pos = max(spans[0][1], spans[0][0] + 1)
-    if pos <= size and search_spans(regex, data, pos) is not None:
+        start, end, spans = found
+        if spans is not None:
+            yield spans
+        pos = max(end, start + 1)
+    if pos <= size and search_parsed(pattern, data, pos) is not None:
         overflow.append(pos)
 
 
@@ -171,6 +175,9 @@ def _assignments(data: bytes, overflow: list[int]) -> Iterator[Found]:
         value_span = next((s for s in spans[7:11] if s[0] >= 0), None)
         if value_span is None or name_span[1] - name_span[0] > MAX_NAME_CHARS:
             continue
+        name = _text(data, name_span)
+        if not credential_name_strength(name):
+            continue  # keyboard: ..., sort_key = ...: judged by the name before the value
         if gotype[0] >= 0 and decl[0] < 0:
             continue  # `name word = ...` binds a typed name only after var: `<key tag="x"`
         op = data[op_span[0] : op_span[1]]
@@ -188,7 +195,7 @@ def _assignments(data: bytes, overflow: list[int]) -> Iterator[Found]:
         # dotted name (io.jsonwebtoken:jjwt-jackson is a Maven coordinate)
         if tight_colon and (b"." in data[name_span[0] : name_span[1]] or not token_like(value)):
             continue
-        if _named_value(_text(data, name_span), value, quoted=not bare):
+        if _named_value(name, value, quoted=not bare):
             yield Found("assigned-credential", value_span[0], value_span[1], value)
 
 
