@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import functools
-import itertools
 import math
+import operator
 import re
 import tomllib
 from collections import Counter
@@ -122,20 +122,34 @@ def is_placeholder(value: str) -> bool:
 def _published(core: str) -> bool:
     """A published key, or one with a character or two added or cut at its end (tests
     mutate AWS's example keys that way to check a scanner's allowlist)."""
-    keys = published_keys()
-    if core in keys:
+    if core in published_keys():
         return True
-    return len(core) >= 20 and any(
-        abs(len(core) - len(key)) <= 2 and core[: len(key) - 2] == key[:-2] for key in keys
-    )
+    if len(core) < 20:
+        return False
+    stems = _published_stems()
+    return any(core[:size] in stems.get(size, ()) for size in range(len(core) - 4, len(core) + 1))
+
+
+@functools.cache
+def _published_stems() -> dict[int, frozenset[str]]:
+    """Each published key less its last two characters, by length: a candidate is looked
+    up under the few lengths it can share instead of compared with every key."""
+    stems: dict[int, set[str]] = {}
+    for key in published_keys():
+        stems.setdefault(len(key) - 2, set()).add(key[:-2])
+    return {size: frozenset(found) for size, found in stems.items()}
 
 
 def is_sequence(core: str) -> bool:
     """An alphabet written out ("abc...xyz123"): runs of successive characters with a break
     at most every eighth ("abcd1234abcd1234" breaks every fourth: shaped like a key)."""
     sample = core[:MAX_TOKEN_CHARS]
-    breaks = sum(ord(b) - ord(a) != 1 for a, b in itertools.pairwise(sample))
-    return len(sample) >= 16 and breaks * 8 <= len(sample)
+    if len(sample) < 16:
+        return False
+    codes = sample.encode() if sample.isascii() else list(map(ord, sample))
+    steps = list(map(operator.sub, codes[1:], codes[:-1]))  # one C loop, not a genexpr
+    breaks = len(steps) - steps.count(1)
+    return breaks * 8 <= len(sample)
 
 
 def looks_like_credential(value: str) -> bool:
@@ -178,6 +192,7 @@ def names_something(core: str) -> bool:
     return sum(c.isdigit() for c in core) * 7 < len(core)  # under a seventh digits
 
 
+_ASCII_SPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.isspace() finds in ASCII
 CAMEL_WORDS = re2.compile(r"^(?:[A-Z]?[a-z]{2,})+\n?$")
 
 
@@ -189,7 +204,7 @@ def token_like(value: str) -> bool:
     and Discord client ids are 16-19 digits).
     """
     core = value.strip().strip("'\"`")
-    if len(core) < 12 or not core.isascii() or any(c.isspace() for c in core):
+    if len(core) < 12 or not core.isascii() or any(c in core for c in _ASCII_SPACE):
         return False
     if is_placeholder(core) or names_something(core) or is_sequence(core):
         return False
@@ -206,7 +221,7 @@ def token_like(value: str) -> bool:
 
 MAX_TOKEN_CHARS = 4096
 MAX_NAME_CHARS = 100  # longer "names" are runs of text, not identifiers
-# Words that make a name a credential's (the rest of the word list is in _name_strength).
+# Words that make a name a credential's (the rest of the word list is in _word_strength).
 _STRONG_ENDINGS = ("password", "passwd", "passphrase", "passcode", "token", "secret")
 _STRONG_WORDS = frozenset(
     {"pwd", "pw", "pass", "credential", "credentials", "creds", "cred", "secretkey", "apikey"}
@@ -277,6 +292,13 @@ def credential_name_strength(name: str) -> int:
     """2 for a name that holds a credential (dbPassword, GRAFANA_TOKEN, api_key), 1 for
     one that may (key, auth), 0 for the rest and for names that describe a credential
     (TOKEN_URL, password_field, credentialsId, publicToken)."""
+    return _name_strength(name[:MAX_NAME_CHARS])
+
+
+# Texts repeat a few hundred names (password, api_key, Authorization): each is split and
+# weighed once. Names only, never values, and each at most MAX_NAME_CHARS long.
+@functools.lru_cache(maxsize=4096)
+def _name_strength(name: str) -> int:
     words = name_words(name)
     strength, at = 0, -1
     for i, word in enumerate(words):

@@ -38,7 +38,7 @@ from devpulse.plugins.privacy.checks import (
     spaced_password,
     token_like,
 )
-from devpulse.plugins.privacy.spans import search_spans, search_text
+from devpulse.plugins.privacy.spans import Spans, TwoPass, search_parsed, search_spans, search_text
 
 # The keyword a credential's name carries somewhere (checked word by word afterwards).
 _NAME_WORD = r"(?i:pass|pw|secret|token|key|credential|cred|auth)"
@@ -49,7 +49,7 @@ _VALUE = (
     r"|`(?P<bq>[^`\n]+)`"
     r"|(?P<bare>[^\s\"'`,;&\\<]+))"
 )
-ASSIGNMENT = re2.compile(
+ASSIGNMENT = TwoPass.compile(
     (
         r"(?P<decl>(?:var|val|let|const)[ \t]+)?"
         rf"(?P<name>[\w$@.-]*{_NAME_WORD}[\w.-]*)"
@@ -59,7 +59,7 @@ ASSIGNMENT = re2.compile(
         r"[ \t]*(?P<op>=>|:::=|::=|:=|\?=|\+=|\.=|!==|===|!=|==|=|:)(?P<space>[ \t]*)" + _VALUE
     ).encode()
 )
-XML_ELEMENT = re2.compile(
+XML_ELEMENT = TwoPass.compile(
     (
         rf"<(?P<name>[\w.:-]*{_NAME_WORD}[\w.:-]*)(?:[ \t][^<>\n]*)?>"
         r"[ \t\r\n]*(?P<value>[^<>\s]+)[ \t\r\n]*</"
@@ -67,28 +67,28 @@ XML_ELEMENT = re2.compile(
 )
 # `System.setProperty("NAME", "value")`, `define('NAME', 'value')`, `putenv(...)`: a call
 # whose first argument names the second.
-PROPERTY_CALL = re2.compile(
+PROPERTY_CALL = TwoPass.compile(
     (rf"\([ \t]*[\"'](?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[\"'][ \t]*,[ \t]*" + _VALUE).encode()
 )
 # `if ("literal" == password)`: the literal first.
-COMPARISON = re2.compile(
+COMPARISON = TwoPass.compile(
     (
         r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\"|'(?P<sq>[^'\n]+)')"
         rf"[ \t]*(?:===|!==|==|!=)[ \t]*(?P<name>[\w$.-]*{_NAME_WORD}[\w.-]*)"
     ).encode()
 )
 # `--api-key VALUE`, `--softlayer-api-key "VALUE"`, `--token=VALUE`: a long option's value.
-CLI_OPTION = re2.compile(
+CLI_OPTION = TwoPass.compile(
     (
         rf"(?:^|\s)--(?P<name>[\w-]*{_NAME_WORD}[\w-]*)(?:[ \t]+|=)"
         r"(?:\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P<bare>[^\s\"'-][^\s\"']*))"
     ).encode()
 )
-CURL_USER = re2.compile(
+CURL_USER = TwoPass.compile(
     rb"(?:^|[\s])(?:-u|--user)(?:[ \t]+|=)[\"']?(?P<user>[^\s\"':]*)[\"']?:"
     rb"[\"']?(?P<password>[^\s\"']*)"
 )
-HEADER = re2.compile(
+HEADER = TwoPass.compile(
     rb"(?:-H|--header)[ \t]+[\"'$]*(?P<name>[A-Za-z][\w-]*)[ \t]*:[ \t]*(?P<value>[^\"'\n]+)"
 )
 # An Authorization value's scheme: Basic, Bearer, Token, Api-Token, SSWS, ...
@@ -114,12 +114,13 @@ class Found(NamedTuple):
 def read_all(data: bytes) -> list[Found]:
     """What every reader finds in `data` (UTF-8), with byte offsets.
 
-    Bounded like the regex rules: a reader stops at MAX_FINDINGS findings, and one whose
-    candidates keep failing stops at MAX_CANDIDATES, reporting the rest of the text as one
-    unverified finding, so that an unchecked text is never "clean".
+    One pass of an RE2 set of the readers' patterns says which of them match at all; only
+    those run. Bounded like the regex rules: a reader stops at MAX_FINDINGS findings, and one
+    whose candidates keep failing stops at MAX_CANDIDATES, reporting the rest of the text as
+    one unverified finding, so that an unchecked text is never "clean".
     """
     found: list[Found] = []
-    for rule_id, reader in READERS:
+    for rule_id, reader in _readers_for(data):
         overflow: list[int] = []
         found.extend(itertools.islice(reader(data, overflow), MAX_FINDINGS))
         if overflow:
@@ -128,21 +129,37 @@ def read_all(data: bytes) -> list[Found]:
     return found
 
 
-def _matches(
-    regex: re2._Regexp, data: bytes, overflow: list[int]
-) -> Iterator[list[tuple[int, int]]]:
+def _readers_for(data: bytes) -> list[tuple[str, Reader]]:
+    """The readers whose pattern matches somewhere in `data`, in READERS order.
+
+    The set's last pattern matches every text: should the set's DFA give up (out of
+    memory), its answer lacks that one too, and every reader runs.
+    """
+    matched = _READER_SET.Match(data)
+    if len(READERS) not in matched:
+        return [(rule_id, reader) for rule_id, _, reader in READERS]
+    return [(READERS[i][0], READERS[i][2]) for i in sorted(matched) if i < len(READERS)]
+
+
+def _matches(pattern: TwoPass, data: bytes, overflow: list[int]) -> Iterator[Spans]:
     """Each match's spans, the next search starting where the last match ended; past
-    MAX_CANDIDATES, the position reached goes into `overflow` and the search stops."""
+    MAX_CANDIDATES, the position reached goes into `overflow` and the search stops.
+
+    A match longer than spans.MAX_PARSED_BYTES is read by its start (see `search_parsed`);
+    one that cannot be (a name or a quoted value of thousands of bytes) is passed over.
+    """
     pos, size = 0, len(data)
     for _ in range(MAX_CANDIDATES):
         if pos > size:
             return
-        spans = search_spans(regex, data, pos)
-        if spans is None:
+        found = search_parsed(pattern, data, pos)
+        if found is None:
             return
-        yield spans
-        pos = max(spans[0][1], spans[0][0] + 1)
-    if pos <= size and search_spans(regex, data, pos) is not None:
+        start, end, spans = found
+        if spans is not None:
+            yield spans
+        pos = max(end, start + 1)
+    if pos <= size and search_parsed(pattern, data, pos) is not None:
         overflow.append(pos)
 
 
@@ -171,6 +188,9 @@ def _assignments(data: bytes, overflow: list[int]) -> Iterator[Found]:
         value_span = next((s for s in spans[7:11] if s[0] >= 0), None)
         if value_span is None or name_span[1] - name_span[0] > MAX_NAME_CHARS:
             continue
+        name = _text(data, name_span)
+        if not credential_name_strength(name):
+            continue  # keyboard: ..., sort_key = ...: judged by the name before the value
         if gotype[0] >= 0 and decl[0] < 0:
             continue  # `name word = ...` binds a typed name only after var: `<key tag="x"`
         op = data[op_span[0] : op_span[1]]
@@ -188,7 +208,7 @@ def _assignments(data: bytes, overflow: list[int]) -> Iterator[Found]:
         # dotted name (io.jsonwebtoken:jjwt-jackson is a Maven coordinate)
         if tight_colon and (b"." in data[name_span[0] : name_span[1]] or not token_like(value)):
             continue
-        if _named_value(_text(data, name_span), value, quoted=not bare):
+        if _named_value(name, value, quoted=not bare):
             yield Found("assigned-credential", value_span[0], value_span[1], value)
 
 
@@ -229,8 +249,6 @@ def _property_calls(data: bytes, overflow: list[int]) -> Iterator[Found]:
 
 
 def _comparisons(data: bytes, overflow: list[int]) -> Iterator[Found]:
-    if b"==" not in data and b"!=" not in data:
-        return
     for spans in _matches(COMPARISON, data, overflow):
         value_span = spans[1] if spans[1][0] >= 0 else spans[2]
         value = _text(data, value_span)
@@ -239,8 +257,6 @@ def _comparisons(data: bytes, overflow: list[int]) -> Iterator[Found]:
 
 
 def _cli_options(data: bytes, overflow: list[int]) -> Iterator[Found]:
-    if b"--" not in data:
-        return
     for spans in _matches(CLI_OPTION, data, overflow):
         value_span = next((s for s in spans[2:5] if s[0] >= 0), None)
         if value_span is None:
@@ -251,8 +267,6 @@ def _cli_options(data: bytes, overflow: list[int]) -> Iterator[Found]:
 
 
 def _xml_elements(data: bytes, overflow: list[int]) -> Iterator[Found]:
-    if b"</" not in data:
-        return
     for spans in _matches(XML_ELEMENT, data, overflow):
         name_span, value_span = spans[1], spans[2]
         if name_span[1] - name_span[0] > MAX_NAME_CHARS:
@@ -264,8 +278,6 @@ def _xml_elements(data: bytes, overflow: list[int]) -> Iterator[Found]:
 
 def _curl_users(data: bytes, overflow: list[int]) -> Iterator[Found]:
     """`-u user:password`: the password; with none (`-u key:`), the user is an API key."""
-    if b"-u" not in data and b"--user" not in data:
-        return
     for spans in _matches(CURL_USER, data, overflow):
         user_span, password_span = spans[1], spans[2]
         password = _text(data, password_span).strip("{}")
@@ -280,8 +292,6 @@ def _curl_users(data: bytes, overflow: list[int]) -> Iterator[Found]:
 
 def _headers(data: bytes, overflow: list[int]) -> Iterator[Found]:
     """`-H 'Authorization: Basic ...'`, `-H "apikey: ..."`, `--header "Api-Token: ..."`."""
-    if b"-H" not in data and b"--header" not in data:
-        return
     for spans in _matches(HEADER, data, overflow):
         name = _text(data, spans[1])
         start, end = spans[2]
@@ -306,12 +316,28 @@ def _headers(data: bytes, overflow: list[int]) -> Iterator[Found]:
 
 
 Reader = Callable[[bytes, list[int]], Iterator[Found]]
-READERS: tuple[tuple[str, Reader], ...] = (
-    ("assigned-credential", _assignments),
-    ("assigned-credential", _property_calls),
-    ("assigned-credential", _comparisons),
-    ("cli-option-credential", _cli_options),
-    ("xml-element-credential", _xml_elements),
-    ("curl-user-credential", _curl_users),
-    ("header-credential", _headers),
+# Each reader with the pattern it searches: a text none of the patterns match skips it.
+READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
+    ("assigned-credential", ASSIGNMENT, _assignments),
+    ("assigned-credential", PROPERTY_CALL, _property_calls),
+    ("assigned-credential", COMPARISON, _comparisons),
+    ("cli-option-credential", CLI_OPTION, _cli_options),
+    ("xml-element-credential", XML_ELEMENT, _xml_elements),
+    ("curl-user-credential", CURL_USER, _curl_users),
+    ("header-credential", HEADER, _headers),
 )
+
+
+def _reader_set() -> re2.Set:
+    options = re2.Options()
+    options.log_errors = False
+    found = re2.Set.SearchSet(options)
+    for i, (_, pattern, _) in enumerate(READERS):
+        if found.Add(pattern.find.pattern) != i:  # pragma: no cover - the patterns compile above
+            raise ValueError(f"reader pattern {i} is not valid in an RE2 set")
+    found.Add(b"\\A")  # matches every text: see _readers_for
+    found.Compile()
+    return found
+
+
+_READER_SET = _reader_set()

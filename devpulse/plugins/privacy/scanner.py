@@ -40,6 +40,7 @@ AST_TRIGGERS = (
     "internal use",
     "import ",
 )
+AST = -1  # the prefilter's mark for the Python-aware checks and the syntax readers
 AST_PRIORITY = 1  # above the generic regex rules (0), below the specific ones (2)
 READER_PRIORITY = AST_PRIORITY  # the syntax readers judge names and values as it does
 # Bounds on per-match Python work, so no input makes a scan slow. A rule that has found this
@@ -58,40 +59,38 @@ class Scanner:
 
     def __init__(self, config: PrivacyConfig) -> None:
         self._rules = compile_rules(config)
-        self._order = {id(r): i for i, r in enumerate(self._rules)}
-        self._always = {id(r) for r in self._rules if not r.rule.keywords and not r.rule.trigger}
+        self._always = frozenset(
+            i for i, r in enumerate(self._rules) if not r.rule.keywords and not r.rule.trigger
+        )
         self._internal_packages = tuple(config.internal_packages)
         self._allowlist = [
             compile_pattern(p, f"privacy.allowlist[{i}]") for i, p in enumerate(config.allowlist)
         ]
         # The prefilter: an RE2 set of every keyword (as a literal), and one of every trigger
         # pattern (two small DFAs cost less than their product). Entry i of a set enables
-        # the rules listed at i; None stands for the Python-aware checks.
-        keywords: dict[str, list[CompiledRule | None]] = {}
-        triggers: dict[str, list[CompiledRule | None]] = {}
-        for rule in self._rules:
+        # the rules whose indices are listed at i; AST stands for the Python-aware checks.
+        keywords: dict[str, list[int]] = {}
+        triggers: dict[str, list[int]] = {}
+        for index, rule in enumerate(self._rules):
             for keyword in rule.rule.keywords:
-                keywords.setdefault(re2.escape(keyword.lower()), []).append(rule)
+                keywords.setdefault(re2.escape(keyword.lower()), []).append(index)
             if rule.rule.trigger:
-                triggers.setdefault(rule.rule.trigger, []).append(rule)
+                triggers.setdefault(rule.rule.trigger, []).append(index)
         for keyword in AST_TRIGGERS:
-            keywords.setdefault(re2.escape(keyword), []).append(None)
+            keywords.setdefault(re2.escape(keyword), []).append(AST)
         self._prefilters = [_prefilter(table) for table in (keywords, triggers) if table]
+        self._everything = frozenset((*range(len(self._rules)), AST))
 
     def scan(self, text: str) -> list[Finding]:
         """Every finding in `text`, overlapping ones resolved, ordered by position."""
         data = text.encode("utf-8", "surrogatepass")
-        enabled = [
-            r
-            for found, enables in self._prefilters
-            for i in found.Match(data) or ()
-            for r in enables[i]
-        ]
+        enabled = self._enabled(data)
         candidates: list[tuple[int, int, Hit]] = []
-        for rule in self._rules_for(enabled):
-            rank = (rule.rule.priority, self._order[id(rule)])
+        for index in sorted(enabled - {AST}):
+            rule = self._rules[index]
+            rank = (rule.rule.priority, index)
             candidates.extend((*rank, hit) for hit in self._run(rule, data))
-        if None in enabled:
+        if AST in enabled:
             candidates.extend(
                 (AST_PRIORITY, len(self._rules), hit)
                 for hit in scan_python(data, self._internal_packages)
@@ -112,10 +111,22 @@ class Scanner:
         chars = _byte_to_char(data, kept)
         return [_finding(hit, chars[hit.start], chars[hit.end]) for hit in kept]
 
-    def _rules_for(self, enabled: list[CompiledRule | None]) -> list[CompiledRule]:
-        """The rules that always run and those the prefilter enabled, each once, in order."""
-        chosen = self._always | {id(r) for r in enabled}
-        return [r for r in self._rules if id(r) in chosen]
+    def _enabled(self, data: bytes) -> set[int]:
+        """The indices of the rules that always run and of those the prefilter enabled, and
+        AST if the Python-aware checks and the readers should run.
+
+        Each set's last pattern matches every text: a set whose DFA gave up (out of memory)
+        answers without it, and then everything runs, as it would with no prefilter.
+        """
+        enabled = set(self._always)
+        for found, enables in self._prefilters:
+            matched = found.Match(data)
+            if len(enables) not in matched:
+                return set(self._everything)
+            for i in matched:
+                if i < len(enables):
+                    enabled.update(enables[i])
+        return enabled
 
     def _run(self, rule: CompiledRule, data: bytes) -> list[Hit]:
         """The rule's accepted hits in `data`, with byte offsets."""
@@ -161,9 +172,7 @@ class Scanner:
         return any(p.search(data) for p in self._allowlist)
 
 
-def _prefilter(
-    table: dict[str, list[CompiledRule | None]],
-) -> tuple[re2.Set, list[list[CompiledRule | None]]]:
+def _prefilter(table: dict[str, list[int]]) -> tuple[re2.Set, list[list[int]]]:
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False
@@ -171,6 +180,7 @@ def _prefilter(
     for i, pattern in enumerate(table):
         if found.Add(pattern) != i:
             raise ConfigError(f"privacy: prefilter pattern {pattern!r} is not valid RE2")
+    found.Add(r"\A")  # matches every text: see Scanner._enabled
     found.Compile()
     return found, list(table.values())
 

@@ -11,12 +11,15 @@ tests/plugins/privacy/test_spans.py fails, so that the slower path is noticed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import re2
 
 Spans = list[tuple[int, int]]  # the whole match, then each group; (-1, -1) for a group unset
 
 try:
     _UNANCHORED = re2._Anchor.UNANCHORED
+    _ANCHOR_START = re2._Anchor.ANCHOR_START
     re2.compile(b"probe")._regexp.Match(_UNANCHORED, b"probe", 0, 5)
     FAST = True
 except (AttributeError, TypeError):  # pragma: no cover - only with a changed google-re2
@@ -39,3 +42,55 @@ def search_text(regex: re2._Regexp, text: str) -> Spans | None:
     they do wherever the scanner encodes text.
     """
     return search_spans(regex, text.encode("utf-8", "surrogatepass"), 0)
+
+
+# RE2 finds where a match lies with its DFAs, linear and fast, then reads the groups with a
+# slower engine over the match: a backtracker with a bitmap (BitState) while the match is
+# short enough for its bitmap (about 256 K bits over the program's size), else the NFA, a
+# few MB/s. A 1 MB quoted value made one reader's search take 200 ms. So a pattern with
+# groups is compiled twice: without them to find each match, and with them to read a match
+# only when it is this short. Longer ones are read within their first this many bytes.
+MAX_PARSED_BYTES = 1024
+_NAMED_GROUP = re2.compile(rb"\(\?P<\w+>")
+
+
+@dataclass(frozen=True, slots=True)
+class TwoPass:
+    """A pattern with groups, and the same pattern with its groups made non-capturing."""
+
+    find: re2._Regexp
+    parse: re2._Regexp
+
+    @classmethod
+    def compile(cls, pattern: bytes) -> TwoPass:
+        """`pattern` may name its groups, `(?P<name>...)`, but not number them."""
+        bare = _NAMED_GROUP.sub(b"(?:", pattern)
+        find = re2.compile(bare)
+        if find.groups:
+            raise ValueError("TwoPass patterns name every group")
+        return cls(find, re2.compile(pattern))
+
+
+def search_parsed(pattern: TwoPass, data: bytes, pos: int) -> tuple[int, int, Spans | None] | None:
+    """The first match of `pattern` in `data` at or after `pos`: its start, its end, and its
+    spans.
+
+    The spans are those `search_spans(pattern.parse, ...)` gives for a match of up to
+    MAX_PARSED_BYTES. A longer match is read as far as its first MAX_PARSED_BYTES go: a
+    value that runs on past them is cut there, and a match whose fixed parts (a name and an
+    operator, a closing quote) lie beyond them has no spans (None). None for no match.
+    """
+    whole = search_spans(pattern.find, data, pos)
+    if whole is None:
+        return None
+    start, end = whole[0]
+    return start, end, match_spans(pattern.parse, data, start, min(end, start + MAX_PARSED_BYTES))
+
+
+def match_spans(regex: re2._Regexp, data: bytes, start: int, stop: int) -> Spans | None:
+    """The spans of a match of `regex` that starts at `start` and ends by `stop`, or None."""
+    if FAST:
+        spans: Spans = regex._regexp.Match(_ANCHOR_START, data, start, stop)
+        return None if spans[0][0] < 0 else spans
+    match = regex.match(data, start, stop)  # pragma: no cover - only with a changed google-re2
+    return None if match is None else [match.span(i) for i in range(regex.groups + 1)]

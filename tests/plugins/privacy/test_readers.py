@@ -10,7 +10,7 @@ import string
 import pytest
 
 from devpulse import config_from_mapping
-from devpulse.plugins.privacy import Scanner
+from devpulse.plugins.privacy import Scanner, readers
 from devpulse.plugins.privacy.checks import credential_name_strength, is_placeholder
 from devpulse.plugins.privacy.readers import MAX_CANDIDATES, read_all
 
@@ -208,3 +208,27 @@ def test_a_flood_of_rejected_assignments_is_bounded_and_never_clean() -> None:
     text = "".join(f"token = x{i}\n" for i in range(MAX_CANDIDATES + 50)).encode()
     found = read_all(text)
     assert [f.rule_id for f in found] == ["assigned-credential:unverified"]
+
+
+class _GivenUp:
+    """An RE2 set whose DFA ran out of memory: it answers with no pattern at all."""
+
+    def Match(self, data: bytes) -> list[int]:
+        return []
+
+
+def test_readers_all_run_when_their_set_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = b'var dbPassword string = "x9$Kq2mPz!7"\n'
+    expected = read_all(text)
+    assert expected
+    monkeypatch.setattr(readers, "_READER_SET", _GivenUp())
+    assert read_all(text) == expected
+
+
+def test_every_rule_runs_when_a_prefilter_gives_up(scanner: Scanner) -> None:
+    text = 'var dbPassword string = "x9$Kq2mPz!7"\nmail jane.doe@gmail.com\n'
+    expected = scanner.scan(text)
+    assert {f.category for f in expected} == {"secret", "pii"}
+    broken = Scanner(config_from_mapping({}).privacy)
+    broken._prefilters = [(_GivenUp(), enables) for _, enables in broken._prefilters]  # type: ignore[misc]
+    assert broken.scan(text) == expected

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devpulse.plugins.privacy import spans
-from devpulse.plugins.privacy.spans import search_spans
+from devpulse.plugins.privacy.spans import MAX_PARSED_BYTES, TwoPass, search_parsed, search_spans
 
 PATTERNS = [
     re2.compile(rb"(?i)(pass(?:word)?)\s*=\s*(\w+)?"),
@@ -36,3 +36,20 @@ def test_spans_agree_with_the_public_api(index: int, text: str, pos: int) -> Non
     match = regex.search(data, pos)
     expected = None if match is None else [match.span(i) for i in range(regex.groups + 1)]
     assert search_spans(regex, data, pos) == expected
+
+
+def test_a_long_match_is_read_by_its_start_and_a_short_one_exactly() -> None:
+    pattern = TwoPass.compile(rb"(?P<name>key)=(?P<value>[a-z]+)")
+    short = b"x key=abc y"
+    start, end, spans = search_parsed(pattern, short, 0) or (0, 0, None)
+    assert (start, end) == (2, 9)
+    assert spans == search_spans(pattern.parse, short, 0)
+    long = b"key=" + b"a" * (4 * MAX_PARSED_BYTES)
+    start, end, spans = search_parsed(pattern, long, 0) or (0, 0, None)
+    assert (start, end) == (0, len(long))
+    assert spans is not None
+    assert spans[2] == (4, MAX_PARSED_BYTES)
+    quoted = TwoPass.compile(rb'(?P<name>key)="(?P<value>[a-z]+)"')
+    found = search_parsed(quoted, b'key="' + b"a" * (4 * MAX_PARSED_BYTES) + b'"', 0)
+    assert found is not None
+    assert found[2] is None
