@@ -23,6 +23,8 @@ def example_env(llama_instruct: LlamaServer, tmp_path: Path) -> dict[str, str]:
     config.write_text(
         f'[backends.llama_server]\nbase_url = "{llama_instruct.base_url}/v1"\n'
         f'[ledger]\npath = "{tmp_path / "ledger.sqlite3"}"\n'
+        # The shared test machine may be loaded; budgets are tested elsewhere.
+        "[failover]\nbudget_s = 600.0\nlocal_timeout_s = 300.0\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
     bin_dir = str(Path(sys.executable).parent)
@@ -68,3 +70,34 @@ def test_router_in_shell_routes_checks_memory_and_runs_babysit_beside_it(
     events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
     assert events[0] == "start"
     assert events[-1] == "stop"  # stopped cleanly by the script's trap
+
+
+def test_frontier_driver_with_no_key_fails_over_and_still_fans_out_locally(
+    example_env: dict[str, str], tmp_path: Path
+) -> None:
+    done = run(
+        [sys.executable, str(EXAMPLES / "frontier_driver_local_subagents.py")],
+        example_env,
+        tmp_path,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("driver: answered on the local side by llama_server/")
+    assert sum(line.startswith("subagent (local): ") for line in lines) == 3
+    assert any(line.split()[:3] == ["local", "4", "requests"] for line in lines)
+    assert lines[-1].startswith("spend $0.000000 vs all-cloud $")
+    assert "saved" in lines[-1]
+
+
+def test_local_driver_consults_the_frontier_only_on_the_hard_step(
+    example_env: dict[str, str], tmp_path: Path
+) -> None:
+    done = run(
+        [sys.executable, str(EXAMPLES / "local_driver_frontier_advisor.py")], example_env, tmp_path
+    )
+    steps = [line for line in done.stdout.splitlines() if "routed" in line]
+    assert len(steps) == 4
+    hard = [line for line in steps if line.startswith("hard")]
+    assert len(hard) == 1
+    assert "A job queue" in hard[0]
+    assert "routed cloud, answered local" in hard[0]  # no key here: the hedge answered it
+    assert all("routed local, answered local" in line for line in steps if line not in hard)
