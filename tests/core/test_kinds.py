@@ -25,6 +25,7 @@ from devpulse import (
 )
 from devpulse.core.config import parse_table
 from devpulse.core.kinds import BackendSpec
+from devpulse.core.types import replay
 from tests.support import router_with
 
 
@@ -47,10 +48,9 @@ class Echo:
         return last.response
 
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
-        text = self.prefix + request.messages[-1].content
-        yield from (Chunk(word) for word in text.split(" "))
+        text = self.prefix + request.messages[-1].text
         usage = Usage(input_tokens=1, output_tokens=len(text.split()))
-        yield Chunk("", Response(text, decision.model, self.name, self.side, usage, 0.0))
+        yield from replay(Response(text, decision.model, self.name, self.side, usage, 0.0))
 
 
 class EchoKind:
@@ -72,7 +72,7 @@ def test_a_registered_kind_answers_through_the_router() -> None:
     router = router_with(echo_config(prefix="> "), plugins=[EchoKind()])
     answer = router.invoke("hello there")
     assert (answer.text, answer.backend, answer.side) == ("> hello there", "mirror", Side.LOCAL)
-    assert [c.text for c in router.stream("hi")] == [">", "hi", ""]
+    assert [c.text for c in router.stream("hi") if c.type == "text_delta"] == ["> hi"]
 
 
 def test_an_unknown_kind_is_one_line_naming_the_registered_kinds() -> None:

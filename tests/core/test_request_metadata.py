@@ -15,6 +15,7 @@ from devpulse import Chunk, Decision, Ledger, Request, Response, Usage, hookimpl
 from devpulse.cli import main
 from devpulse.core.kinds import BackendSpec
 from devpulse.core.ledger import MAX_ID_CHARS, SCHEMA_VERSION, Attempt, RequestRecord
+from devpulse.core.types import ToolUseBlock, replay
 from tests.support import router_with
 
 V3 = Path(__file__).parent / "data" / "ledger-v3.sqlite3"  # written before request metadata
@@ -33,10 +34,9 @@ class Tools:
         return last.response
 
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
-        calls = ({"name": "weather", "input": {"city": "Lisbon"}},) * 2
+        calls = [ToolUseBlock(f"toolu_{i}", "weather", {"city": "Lisbon"}) for i in range(2)]
         usage = Usage(input_tokens=20, output_tokens=10)
-        answer = Response("", decision.model, self.name, self.side, usage, 0.0, tool_calls=calls)
-        yield Chunk("", answer)
+        yield from replay(Response(calls, decision.model, self.name, self.side, usage, 0.0))
 
 
 class ToolsKind:

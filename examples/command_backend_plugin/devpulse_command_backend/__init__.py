@@ -19,6 +19,7 @@ from devpulse import (
     Request,
     Response,
     StreamIncomplete,
+    TextBlock,
     Usage,
     hookimpl,
 )
@@ -75,9 +76,11 @@ class CommandBackend:
             threading.Thread(target=_feed, args=(process.stdin, request.text())).start()
             assert process.stdout is not None
             for line in process.stdout:
-                first = first or time.perf_counter()
+                if first is None:  # the answer is one text block, streamed line by line
+                    first = time.perf_counter()
+                    yield Chunk("block_start", 0, block=TextBlock(""))
                 lines.append(line)
-                yield Chunk(line)
+                yield Chunk("text_delta", 0, text=line)
             status = process.wait()
         finally:  # the caller stopped reading, or the core gave up waiting
             if process.poll() is None:
@@ -88,14 +91,18 @@ class CommandBackend:
                 f"{self.name}: the program exited with {status}", cause=Cause.SERVER_ERROR
             )
         text = "".join(lines)
+        usage = Usage(input_tokens=0, output_tokens=0)  # a program counts no tokens
+        if first is not None:
+            yield Chunk("block_stop", 0)
+        yield Chunk("usage", usage=usage)
         yield Chunk(
-            "",
-            Response(
-                text=text,
+            "message_stop",
+            response=Response(
+                text,
                 model=decision.model,
                 backend=self.name,
                 side=self.side,
-                usage=Usage(input_tokens=0, output_tokens=0),  # a program counts no tokens
+                usage=usage,
                 latency_s=time.perf_counter() - started,
                 first_token_s=first - started if first is not None else None,
             ),
