@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from devpulse.core.config import BackendConfig, Limits
@@ -50,6 +50,7 @@ ANTHROPIC_API = "https://api.anthropic.com"
 
 class AnthropicBackend(Backend):
     accepts_images = True
+    native_async = True
 
     def __init__(self, name: str, config: BackendConfig, limits: Limits | None = None) -> None:
         super().__init__(name, config, limits)
@@ -100,44 +101,82 @@ class AnthropicBackend(Backend):
             params["tools"] = [dict(t) for t in request.tools]
         return params
 
-    def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
-        import anthropic  # noqa: PLC0415  # loaded with the client
-        import httpx2  # noqa: PLC0415  # loaded with the client
+    def make_async_client(self) -> anthropic.AsyncAnthropic:
+        import anthropic  # noqa: PLC0415  # on first use: it takes seconds to import
 
-        # anthropic 2.x runs on httpx2, whose errors surface raw while a stream is read.
-        read_timeouts = (anthropic.APITimeoutError, httpx2.ReadTimeout)
-        cuts = (httpx2.RemoteProtocolError, httpx2.ReadError)
+        return anthropic.AsyncAnthropic(
+            api_key=self.key or "not-needed-for-a-local-server",
+            base_url=self.config.base_url or ANTHROPIC_API,
+            max_retries=0,
+            timeout=anthropic.Timeout(self.limits.first_token_s, connect=self.limits.connect_s),
+        )
+
+    def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
         started = time.perf_counter()
-        first: float | None = None
-        stopped = False
+        text = _Text()
         try:
             with contextlib.ExitStack() as stack:
                 events = self._open(stack, self.params(request, decision))
                 for event in events:
-                    if event.type == "content_block_delta" and event.delta.type == "text_delta":
-                        first = first or time.perf_counter()
-                        yield Chunk(event.delta.text)
-                    elif event.type == "message_stop":
-                        stopped = True
-                if not stopped:  # the SDK reports end_turn even for a cut stream
-                    raise StreamIncomplete(f"{self.name}: the stream ended without message_stop")
+                    chunk = text.feed(event)
+                    if chunk is not None:
+                        yield chunk
+                text.check(self.name)
                 message = events.get_final_message()
-        except read_timeouts:
-            raise timed_out(self.name, first, self.limits) from None
-        except anthropic.APIStatusError as exc:
-            raise self._status_error(exc) from None
-        except anthropic.APIConnectionError as exc:
-            raise BackendError(
+        except Exception as exc:
+            raise self._failure(exc, text.first) from None
+        yield Chunk("", self._response(decision, started, message, text.first))
+
+    async def astream(self, request: Request, decision: Decision) -> AsyncIterator[Chunk]:
+        import anthropic  # noqa: PLC0415  # loaded with the client
+        import httpx2  # noqa: PLC0415  # loaded with the client
+
+        started = time.perf_counter()
+        text = _Text()
+        params = self.params(request, decision)
+        client: anthropic.AsyncAnthropic = await self.aclient()
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    events = await stack.enter_async_context(client.messages.stream(**params))
+                except anthropic.APIConnectionError as exc:
+                    if not _closed_keep_alive(exc, anthropic, httpx2):
+                        raise
+                    events = await stack.enter_async_context(client.messages.stream(**params))
+                async for event in events:
+                    chunk = text.feed(event)
+                    if chunk is not None:
+                        yield chunk
+                text.check(self.name)
+                message = await events.get_final_message()
+        except Exception as exc:
+            raise self._failure(exc, text.first) from None
+        yield Chunk("", self._response(decision, started, message, text.first))
+
+    def _failure(self, exc: Exception, first: float | None) -> Exception:
+        """What an error of the SDK means, as a `BackendError` with its cause."""
+        import anthropic  # noqa: PLC0415  # loaded with the client
+        import httpx2  # noqa: PLC0415  # loaded with the client
+
+        # anthropic 2.x runs on httpx2, whose errors surface raw while a stream is read.
+        if isinstance(exc, BackendError):
+            return exc
+        if isinstance(exc, anthropic.APITimeoutError | httpx2.ReadTimeout):
+            return timed_out(self.name, first, self.limits)
+        if isinstance(exc, anthropic.APIStatusError):
+            return self._status_error(exc)
+        if isinstance(exc, anthropic.APIConnectionError):
+            return BackendError(
                 f"{self.name}: cannot reach {self.config.base_url or ANTHROPIC_API} ({exc})",
                 cause=Cause.CONNECTION,
-            ) from None
-        except cuts as exc:
-            raise StreamIncomplete(f"{self.name}: the connection broke ({exc})") from None
-        except json.JSONDecodeError as exc:
-            raise BackendError(
+            )
+        if isinstance(exc, httpx2.RemoteProtocolError | httpx2.ReadError):
+            return StreamIncomplete(f"{self.name}: the connection broke ({exc})")
+        if isinstance(exc, json.JSONDecodeError):
+            return BackendError(
                 f"{self.name}: a stream event is not JSON ({exc})", cause=Cause.MALFORMED_STREAM
-            ) from None
-        yield Chunk("", self._response(decision, started, message, first))
+            )
+        return exc
 
     def _status_error(self, exc: anthropic.APIStatusError) -> BackendError:
         """An HTTP error, or an error event inside a 200 stream, with its fields kept."""
@@ -185,9 +224,7 @@ class AnthropicBackend(Backend):
         try:
             return stack.enter_context(self.client.messages.stream(**params))
         except anthropic.APIConnectionError as exc:
-            if isinstance(exc, anthropic.APITimeoutError) or not isinstance(
-                exc.__cause__, httpx2.RemoteProtocolError
-            ):
+            if not _closed_keep_alive(exc, anthropic, httpx2):
                 raise
             return stack.enter_context(self.client.messages.stream(**params))
 
@@ -211,3 +248,30 @@ class AnthropicBackend(Backend):
             stop_reason=message.stop_reason,
             tool_calls=calls,
         )
+
+
+def _closed_keep_alive(exc: Exception, anthropic: Any, httpx2: Any) -> bool:
+    """Whether a connection error is a kept-alive connection the server had closed."""
+    return not isinstance(exc, anthropic.APITimeoutError) and isinstance(
+        exc.__cause__, httpx2.RemoteProtocolError
+    )
+
+
+class _Text:
+    """The text deltas of one answer's events, and whether it ended with message_stop."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.stopped = False
+
+    def feed(self, event: Any) -> Chunk | None:
+        if event.type == "content_block_delta" and event.delta.type == "text_delta":
+            self.first = self.first or time.perf_counter()
+            return Chunk(event.delta.text)
+        if event.type == "message_stop":
+            self.stopped = True
+        return None
+
+    def check(self, name: str) -> None:
+        if not self.stopped:  # the SDK reports end_turn even for a cut stream
+            raise StreamIncomplete(f"{name}: the stream ended without message_stop")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import re2
@@ -124,9 +125,15 @@ class Backend:
     SDKs they come from, are loaded on first use (`prepare_dispatch`), reused, and safe to
     share between threads. Their read timeout is the first-token limit: the core bounds
     every wait itself, this only ends a blocked read.
+
+    A kind with an async client sets `native_async` and implements `astream` (and
+    `make_async_client`): `Router.ainvoke`/`astream` then run on it. Async clients belong to
+    one event loop, so each loop gets its own, built in a thread on its first request. A kind
+    without one is still served on the async path, its sync stream read in a thread.
     """
 
     accepts_images = False
+    native_async = False
 
     def __init__(self, name: str, config: BackendConfig, limits: Limits | None = None) -> None:
         self.name = name
@@ -134,6 +141,7 @@ class Backend:
         self.limits = limits or DEFAULT_LIMITS
         self._client: Any = None
         self._lock = threading.Lock()
+        self._aclients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     @property
     def client(self) -> Any:
@@ -147,6 +155,21 @@ class Backend:
     def make_client(self) -> Any:
         raise NotImplementedError
 
+    def make_async_client(self) -> Any:
+        raise NotImplementedError
+
+    async def aclient(self) -> Any:
+        """This event loop's async client, built on its first request (in a thread: building
+        one may read certificates from disk) and then shared by its requests."""
+        import asyncio  # noqa: PLC0415  # only the async path needs it
+
+        loop = asyncio.get_running_loop()
+        client = self._aclients.get(loop)
+        if client is None:
+            built = await asyncio.to_thread(self.make_async_client)
+            client = self._aclients.setdefault(loop, built)
+        return client
+
     @hookimpl
     def prepare_dispatch(self, decision: Decision) -> None:
         """Build the client, importing its SDK, before the first-token limit starts."""
@@ -157,13 +180,27 @@ class Backend:
     def dispatch(self, request: Request, decision: Decision) -> Response | Iterator[Chunk] | None:
         if decision.backend != self.name:
             return None
+        self.check(request)
+        if request.stream:
+            return self.stream(request, decision)
+        return self.complete(request, decision)
+
+    @hookimpl
+    def adispatch(self, request: Request, decision: Decision) -> AsyncIterator[Chunk] | None:
+        """The async answer; None for a kind without an async client (read in a thread)."""
+        if decision.backend != self.name or not self.native_async:
+            return None
+        self.check(request)
+        if request.stream:
+            return self.astream(request, decision)
+        return _one(self.acomplete(request, decision))
+
+    def check(self, request: Request) -> None:
+        """Refuse what this backend cannot take, before anything is sent."""
         if request.has_images and not (self.accepts_images and self.config.images):
             raise UnsupportedRequest(
                 f"backend {self.name!r} does not accept images (backends.{self.name}.images)"
             )
-        if request.stream:
-            return self.stream(request, decision)
-        return self.complete(request, decision)
 
     @hookimpl
     def loaded_models(self, backend: str) -> list[LoadedModel] | None:
@@ -198,6 +235,20 @@ class Backend:
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
         raise NotImplementedError
 
+    async def acomplete(self, request: Request, decision: Decision) -> Response:
+        """The whole answer, read from the async stream."""
+        chunks = self.astream(request, decision)
+        try:
+            async for chunk in chunks:
+                if chunk.response is not None:
+                    return chunk.response
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]  # an async generator
+        raise StreamIncomplete(f"{self.name}: the stream ended without a final message")
+
+    def astream(self, request: Request, decision: Decision) -> AsyncIterator[Chunk]:
+        raise NotImplementedError
+
     def response(
         self,
         decision: Decision,
@@ -223,6 +274,11 @@ class Backend:
             stop_reason=stop_reason,
             tool_calls=tool_calls,
         )
+
+
+async def _one(answer: Any) -> AsyncIterator[Chunk]:
+    response = await answer
+    yield Chunk(response.text, response=response)
 
 
 def function_tools(request: Request) -> list[dict[str, Any]]:

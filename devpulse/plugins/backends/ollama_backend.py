@@ -1,17 +1,16 @@
 """Ollama through the real `ollama` client: chat, streaming, keep_alive, token counts.
 
 Every request streams. The client drops an error response's headers, so a response hook
-keeps the Retry-After of the last error this thread received.
+keeps the Retry-After of the last error this thread (or task) received.
 """
 
 from __future__ import annotations
 
-import threading
+import contextvars
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from devpulse.core.config import BackendConfig, Limits
 from devpulse.core.errors import BackendError, Cause, StreamIncomplete
 from devpulse.core.types import Chunk, Decision, LoadedModel, Request
 from devpulse.plugins.backends.base import (
@@ -32,12 +31,15 @@ HOST_TIMEOUT_S = 1.0  # listing loaded models: a server that takes longer is not
 UNLOAD_TIMEOUT_S = 10.0  # Ollama answers an unload once the runner has stopped
 
 
+# The Retry-After of the last error response this thread or task received.
+_RETRY_AFTER: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "ollama_retry_after", default=None
+)
+
+
 class OllamaBackend(Backend):
     accepts_images = True
-
-    def __init__(self, name: str, config: BackendConfig, limits: Limits | None = None) -> None:
-        super().__init__(name, config, limits)
-        self._seen = threading.local()
+    native_async = True
 
     def make_client(self) -> ollama.Client:
         import httpx  # noqa: PLC0415  # on first use, not at start-up
@@ -52,7 +54,7 @@ class OllamaBackend(Backend):
 
     def _remember_retry_after(self, response: httpx.Response) -> None:
         if response.status_code >= 400:
-            self._seen.retry_after = retry_after(response.headers)
+            _RETRY_AFTER.set(retry_after(response.headers))
 
     def params(self, request: Request, decision: Decision) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
@@ -73,53 +75,68 @@ class OllamaBackend(Backend):
             params["tools"] = function_tools(request)
         return params
 
+    def make_async_client(self) -> ollama.AsyncClient:
+        import httpx  # noqa: PLC0415  # on first use, not at start-up
+        import ollama  # noqa: PLC0415  # on first use, not at start-up
+
+        async def remember(response: httpx.Response) -> None:
+            self._remember_retry_after(response)
+
+        timeout = httpx.Timeout(self.limits.first_token_s, connect=self.limits.connect_s)
+        return ollama.AsyncClient(
+            host=self.config.base_url, timeout=timeout, event_hooks={"response": [remember]}
+        )
+
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
+        reply = _Reply(self, decision)
+        try:
+            for part in self.client.chat(**self.params(request, decision)):
+                yield from reply.feed(part)
+                if reply.done:
+                    return
+        except Exception as exc:
+            raise self._failure(exc, reply.first) from None
+        raise StreamIncomplete(f"{self.name}: the stream ended before done")
+
+    async def astream(self, request: Request, decision: Decision) -> AsyncIterator[Chunk]:
+        reply = _Reply(self, decision)
+        params = self.params(request, decision)
+        client = await self.aclient()
+        parts = None
+        try:
+            parts = await client.chat(**params)
+            async for part in parts:
+                for chunk in reply.feed(part):
+                    yield chunk
+                if reply.done:
+                    return
+        except Exception as exc:
+            raise self._failure(exc, reply.first) from None
+        finally:
+            if parts is not None:  # closes the response, and with it the connection
+                await parts.aclose()
+        raise StreamIncomplete(f"{self.name}: the stream ended before done")
+
+    def _failure(self, exc: Exception, first: float | None) -> Exception:
+        """What an error of the client means, as a `BackendError` with its cause."""
         import httpx  # noqa: PLC0415  # loaded with the client
         import ollama  # noqa: PLC0415  # loaded with the client
 
-        started = time.perf_counter()
-        first: float | None = None
-        parts: list[str] = []
-        calls: list[dict[str, Any]] = []
-        try:
-            for part in self.client.chat(**self.params(request, decision)):
-                text = part.message.content or ""
-                calls += [
-                    {"name": c.function.name, "arguments": dict(c.function.arguments)}
-                    for c in part.message.tool_calls or ()
-                ]
-                if text:
-                    first = first or time.perf_counter()
-                    parts.append(text)
-                    yield Chunk(text)
-                if part.done:
-                    yield Chunk(
-                        "",
-                        self.response(
-                            decision,
-                            started,
-                            text="".join(parts),
-                            model=part.model,
-                            first_token=first,
-                            input_tokens=part.prompt_eval_count or 0,
-                            output_tokens=part.eval_count or 0,
-                            stop_reason=part.done_reason,
-                            tool_calls=tuple(calls),
-                        ),
-                    )
-                    return
-        except ollama.ResponseError as exc:
-            raise self._response_error(exc) from None
-        except ConnectionError as exc:  # the client's word for "nothing listens there"
-            raise BackendError(
+        if isinstance(exc, BackendError):
+            return exc
+        if isinstance(exc, ollama.ResponseError):
+            return self._response_error(exc)
+        # The client's word for "nothing listens there"; its async stream raises httpx's own.
+        if isinstance(exc, ConnectionError | httpx.ConnectError | httpx.ConnectTimeout):
+            return BackendError(
                 f"{self.name}: nothing answers at {self.config.base_url} ({exc})",
                 cause=Cause.CONNECTION,
-            ) from None
-        except httpx.ReadTimeout:
-            raise timed_out(self.name, first, self.limits) from None
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            raise StreamIncomplete(f"{self.name}: the connection broke ({exc})") from None
-        raise StreamIncomplete(f"{self.name}: the stream ended before done")
+            )
+        if isinstance(exc, httpx.ReadTimeout):
+            return timed_out(self.name, first, self.limits)
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+            return StreamIncomplete(f"{self.name}: the connection broke ({exc})")
+        return exc
 
     def host_client(self, timeout_s: float) -> Any:
         """A short-timeout client for the model-host calls (listing, unloading)."""
@@ -160,8 +177,8 @@ class OllamaBackend(Backend):
 
     def _response_error(self, exc: ollama.ResponseError) -> BackendError:
         status = exc.status_code
-        wait = getattr(self._seen, "retry_after", None) if status >= 400 else None
-        self._seen.retry_after = None
+        wait = _RETRY_AFTER.get() if status >= 400 else None
+        _RETRY_AFTER.set(None)
         message = " ".join(str(exc.error).split())[:200]
         if status in (400, 413) and "context" in message.lower():
             # Ollama's word for it: "input length exceeds the context length" and the like.
@@ -173,3 +190,44 @@ class OllamaBackend(Backend):
             status=status if status > 0 else None,
             retry_after_s=wait,
         )
+
+
+class _Reply:
+    """One answer's parts, as Ollama's client decodes them, turned into chunks."""
+
+    def __init__(self, backend: OllamaBackend, decision: Decision) -> None:
+        self.backend = backend
+        self.decision = decision
+        self.started = time.perf_counter()
+        self.first: float | None = None
+        self.parts: list[str] = []
+        self.calls: list[dict[str, Any]] = []
+        self.done = False
+
+    def feed(self, part: Any) -> list[Chunk]:
+        """The chunks one part carries: its text, and the final one when it is done."""
+        out = []
+        text = part.message.content or ""
+        self.calls += [
+            {"name": c.function.name, "arguments": dict(c.function.arguments)}
+            for c in part.message.tool_calls or ()
+        ]
+        if text:
+            self.first = self.first or time.perf_counter()
+            self.parts.append(text)
+            out.append(Chunk(text))
+        if part.done:
+            self.done = True
+            response = self.backend.response(
+                self.decision,
+                self.started,
+                text="".join(self.parts),
+                model=part.model,
+                first_token=self.first,
+                input_tokens=part.prompt_eval_count or 0,
+                output_tokens=part.eval_count or 0,
+                stop_reason=part.done_reason,
+                tool_calls=tuple(self.calls),
+            )
+            out.append(Chunk("", response))
+        return out

@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from devpulse.core.config import BackendConfig, Limits
@@ -36,6 +36,7 @@ CONTEXT_TYPES = {"exceed_context_size_error", "context_length_exceeded"}
 
 class OpenAICompatBackend(Backend):
     accepts_images = True
+    native_async = True
 
     def __init__(self, name: str, config: BackendConfig, limits: Limits | None = None) -> None:
         super().__init__(name, config, limits)
@@ -45,10 +46,12 @@ class OpenAICompatBackend(Backend):
         import httpx  # noqa: PLC0415  # on first use, not at start-up
 
         timeout = httpx.Timeout(self.limits.first_token_s, connect=self.limits.connect_s)
+        return httpx.Client(timeout=timeout, headers=self._headers())
+
+    def _headers(self) -> dict[str, str]:
         env = self.config.api_key_env
         key = os.environ.get(env) if env else None
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(timeout=timeout, headers=headers)
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
     def body(self, request: Request, decision: Decision) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
@@ -76,24 +79,82 @@ class OpenAICompatBackend(Backend):
             body["tools"] = function_tools(request)
         return body
 
-    def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
-        import httpx  # noqa: PLC0415  # loaded with the client
+    def make_async_client(self) -> httpx.AsyncClient:
+        import httpx  # noqa: PLC0415  # on first use, not at start-up
 
-        first: list[float] = []
+        timeout = httpx.Timeout(self.limits.first_token_s, connect=self.limits.connect_s)
+        return httpx.AsyncClient(timeout=timeout, headers=self._headers())
+
+    def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
+        import httpx_sse  # noqa: PLC0415  # loaded with the client
+
+        decoder = _Decoder(self, decision)
         try:
-            yield from self._stream(request, decision, first)
-        except httpx.ReadTimeout:
-            raise timed_out(self.name, first[0] if first else None, self.limits) from None
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise BackendError(
+            with contextlib.ExitStack() as stack:
+                reply = self._open(stack, self.body(request, decision))
+                if reply.status_code >= 400:
+                    reply.read()
+                    raise status_error(self.name, reply)
+                for event in httpx_sse.EventSource(reply).iter_sse():
+                    chunk = decoder.feed(event.data)
+                    if chunk is not None:
+                        yield chunk
+                    if decoder.done:
+                        break
+        except Exception as exc:
+            raise self._failure(exc, decoder.first) from None
+        yield decoder.finish()
+
+    async def astream(self, request: Request, decision: Decision) -> AsyncIterator[Chunk]:
+        import httpx  # noqa: PLC0415  # loaded with the client
+        import httpx_sse  # noqa: PLC0415  # loaded with the client
+
+        decoder = _Decoder(self, decision)
+        body = self.body(request, decision)
+        client: httpx.AsyncClient = await self.aclient()
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    reply = await stack.enter_async_context(
+                        client.stream("POST", self.url, json=body)
+                    )
+                except httpx.RemoteProtocolError:  # as `_open`: a kept-alive connection closed
+                    reply = await stack.enter_async_context(
+                        client.stream("POST", self.url, json=body)
+                    )
+                if reply.status_code >= 400:
+                    await reply.aread()
+                    raise status_error(self.name, reply)
+                async for event in httpx_sse.EventSource(reply).aiter_sse():
+                    chunk = decoder.feed(event.data)
+                    if chunk is not None:
+                        yield chunk
+                    if decoder.done:
+                        break
+        except Exception as exc:
+            raise self._failure(exc, decoder.first) from None
+        yield decoder.finish()
+
+    def _failure(self, exc: Exception, first: float | None) -> Exception:
+        """What an error of the client means, as a `BackendError` with its cause."""
+        import httpx  # noqa: PLC0415  # loaded with the client
+        import httpx_sse  # noqa: PLC0415  # loaded with the client
+
+        if isinstance(exc, BackendError):
+            return exc
+        if isinstance(exc, httpx.ReadTimeout):
+            return timed_out(self.name, first, self.limits)
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return BackendError(
                 f"{self.name}: nothing answers at {self.url} ({exc})", cause=Cause.CONNECTION
-            ) from None
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            raise StreamIncomplete(f"{self.name}: the connection broke ({exc})") from None
-        except json.JSONDecodeError as exc:
-            raise BackendError(
+            )
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+            return StreamIncomplete(f"{self.name}: the connection broke ({exc})")
+        if isinstance(exc, json.JSONDecodeError | httpx_sse.SSEError):
+            return BackendError(
                 f"{self.name}: a stream event is not JSON ({exc})", cause=Cause.MALFORMED_STREAM
-            ) from None
+            )
+        return exc
 
     def list_loaded(self) -> list[LoadedModel]:
         """What llama-server lists at `GET /models` (LM Studio and vLLM list no status)."""
@@ -123,74 +184,67 @@ class OpenAICompatBackend(Backend):
         except httpx.RemoteProtocolError:
             return stack.enter_context(client.stream("POST", self.url, json=body))
 
-    def _stream(
-        self, request: Request, decision: Decision, first_token: list[float]
-    ) -> Iterator[Chunk]:
-        started = time.perf_counter()
-        first: float | None = None
-        parts: list[str] = []
-        calls: dict[int, dict[str, Any]] = {}
-        usage: dict[str, int] = {}
-        finish = model = None
-        done = False
-        with contextlib.ExitStack() as stack:
-            reply = self._open(stack, self.body(request, decision))
-            if reply.status_code >= 400:
-                reply.read()
-                raise status_error(self.name, reply)
-            for payload in _events(reply.iter_lines()):
-                if payload == "[DONE]":
-                    done = True
-                    break
-                event = json.loads(payload)
-                if "error" in event:
-                    raise _error(self.name, event, 200, None)
-                model = event.get("model") or model
-                usage = event.get("usage") or usage
-                for choice in event.get("choices") or ():
-                    finish = choice.get("finish_reason") or finish
-                    delta = choice.get("delta") or {}
-                    for call in delta.get("tool_calls") or ():
-                        _merge_call(calls, call)
-                    text = delta.get("content")
-                    if text:
-                        if first is None:
-                            first = time.perf_counter()
-                            first_token.append(first)
-                        parts.append(text)
-                        yield Chunk(text)
-        if not done:
-            raise StreamIncomplete(f"{self.name}: the stream ended without [DONE]")
-        yield Chunk(
+
+class _Decoder:
+    """One answer's server-sent events, decoded one `data` field at a time, with no I/O."""
+
+    def __init__(self, backend: OpenAICompatBackend, decision: Decision) -> None:
+        self.backend = backend
+        self.decision = decision
+        self.started = time.perf_counter()
+        self.first: float | None = None
+        self.parts: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.usage: dict[str, int] = {}
+        self.finish_reason: str | None = None
+        self.model: str | None = None
+        self.done = False
+
+    def feed(self, payload: str) -> Chunk | None:
+        """The text chunk one event carries, if any; ``[DONE]`` ends the answer."""
+        if payload == "[DONE]":
+            self.done = True
+            return None
+        event = json.loads(payload)
+        if "error" in event:
+            raise _error(self.backend.name, event, 200, None)
+        self.model = event.get("model") or self.model
+        self.usage = event.get("usage") or self.usage
+        text = ""
+        for choice in event.get("choices") or ():
+            self.finish_reason = choice.get("finish_reason") or self.finish_reason
+            delta = choice.get("delta") or {}
+            for call in delta.get("tool_calls") or ():
+                _merge_call(self.calls, call)
+            text += delta.get("content") or ""
+        if not text:
+            return None
+        if self.first is None:
+            self.first = time.perf_counter()
+        self.parts.append(text)
+        return Chunk(text)
+
+    def finish(self) -> Chunk:
+        """The final chunk, with the whole `Response`; a stream cut before [DONE] is not one."""
+        if not self.done:
+            raise StreamIncomplete(f"{self.backend.name}: the stream ended without [DONE]")
+        return Chunk(
             "",
-            self.response(
-                decision,
-                started,
-                text="".join(parts),
-                model=model,
-                first_token=first,
-                input_tokens=usage.get("prompt_tokens", 0),
-                output_tokens=usage.get("completion_tokens", 0),
-                stop_reason=finish,
+            self.backend.response(
+                self.decision,
+                self.started,
+                text="".join(self.parts),
+                model=self.model,
+                first_token=self.first,
+                input_tokens=self.usage.get("prompt_tokens", 0),
+                output_tokens=self.usage.get("completion_tokens", 0),
+                stop_reason=self.finish_reason,
                 tool_calls=tuple(
                     {"name": c["name"], "arguments": c["arguments"]}
-                    for _, c in sorted(calls.items())
+                    for _, c in sorted(self.calls.items())
                 ),
             ),
         )
-
-
-def _events(lines: Iterator[str]) -> Iterator[str]:
-    """Server-sent events' data, each dispatched at its blank line: an event the connection
-    cut before its end is never read (the stream then lacks [DONE], and counts as cut)."""
-    data: list[str] = []
-    for line in lines:
-        if not line:
-            if data:
-                yield "\n".join(data)
-            data = []
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
 
 
 def _merge_call(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:
