@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+)
 from typing import TYPE_CHECKING, Any, cast
 
 from devpulse.core.abounded import AsyncBounded, in_thread, single
@@ -131,7 +138,7 @@ def _async_source(router: Router, open_: Open) -> AsyncIterator[Chunk]:
             return single(asyncio.sleep(0, found))
         if hasattr(found, "__aiter__"):
             return cast("AsyncIterator[Chunk]", found)
-        return single(found)
+        return single(cast("Awaitable[Response]", found))
     return in_thread(_sync_answer(router, open_), open_.decision.backend)
 
 
