@@ -27,12 +27,14 @@ from devpulse.core.breaker import Breakers
 from devpulse.core.config import Config, load_config
 from devpulse.core.drivers import adrive, drive
 from devpulse.core.errors import (
+    DevPulseError,
     DispatchFailed,
     PreflightRefused,
     PrivacyBlocked,
     RoutingError,
 )
 from devpulse.core.ledger import Ledger
+from devpulse.core.logs import get_logger
 from devpulse.core.plugins import make_plugin_manager
 from devpulse.core.types import (
     Chunk,
@@ -48,6 +50,9 @@ from devpulse.core.types import (
 
 # How many times in a row preflight verdicts may reroute one decision.
 MAX_REROUTES = 4
+
+
+log = get_logger(__name__)
 
 
 class Router:

@@ -126,7 +126,7 @@ def test_async_requests_share_one_client_per_event_loop(config: dict) -> None:
 
     async def three() -> int:
         await asyncio.gather(*(router.ainvoke(ask()) for _ in range(3)))
-        return len(backend._aclients)
+        return len(backend.backend._aclients)
 
     assert asyncio.run(three()) == 1
     assert len(router.ledger.rows()) == 3
