@@ -44,6 +44,7 @@ bench: rig
 	$(BIN)/python bench/privacy_bench.py
 	$(BIN)/python bench/estimate_accuracy.py
 	$(BIN)/python bench/dispatch_overhead.py
+	$(BIN)/python bench/astream_concurrency.py
 	$(BIN)/python bench/failover.py
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/babysit.py

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncIterator, Awaitable, Iterator
 
     import click
 
@@ -103,6 +103,23 @@ def dispatch(request: Request, decision: Decision) -> Response | Iterator[Chunk]
     it stops reading; so produce chunks lazily, and give blocking reads a timeout. Raise on
     failure, ideally a `BackendError` whose `cause` says why: the core passes the error to
     `on_failure`. If nobody answers, the core raises `NoBackend`.
+    """
+
+
+@hookspec(firstresult=True)
+def adispatch(
+    request: Request, decision: Decision
+) -> AsyncIterator[Chunk] | Awaitable[Response] | None:
+    """`dispatch` for the async path (`Router.ainvoke`, `Router.astream`): the same contract,
+    on an async client.
+
+    Stops at first non-None result. Called on the event loop, so do no blocking work in it:
+    return an async iterator of `Chunk` whose last chunk carries the complete `Response` (an
+    async generator), or an awaitable of a `Response`. The core bounds every read with
+    asyncio timeouts and closes the iterator (`aclose`) when it stops reading, the task is
+    cancelled or a limit runs out: close the connection there, so the server sees the
+    disconnect. A plugin with `adispatch` implements `dispatch` too; the core asks plugins in
+    `dispatch`'s order, and reads a plugin with only `dispatch` in a worker thread.
     """
 
 

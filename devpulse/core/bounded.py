@@ -27,7 +27,7 @@ from devpulse.core.errors import (
 )
 from devpulse.core.types import Chunk, Response, replay
 
-_CHUNK, _END, _ERROR, _CANCEL = range(4)
+CHUNK, END, ERROR, _CANCEL = range(4)
 
 
 class Cancellation:
@@ -91,7 +91,7 @@ def bounded(
     stop = threading.Event()
     context = contextvars.copy_context()
     worker = threading.Thread(
-        target=context.run, args=(_produce, answer, handoff, stop), daemon=True, name=name
+        target=context.run, args=(produce, answer, handoff.put, stop), daemon=True, name=name
     )
     forget = cancellation.on_cancel(lambda: handoff.put((_CANCEL, None)))
     worker.start()
@@ -103,23 +103,15 @@ def bounded(
             try:
                 kind, value = handoff.get(timeout=max(0.0, min(limit, left)))
             except queue.Empty:
-                if left <= limit:
-                    raise BudgetExhausted(
-                        f"{name}: the request's time budget ran out while waiting for it"
-                    ) from None
-                if received:
-                    raise StreamStalled(
-                        f"{name}: the stream stalled for more than {limit:g}s"
-                    ) from None
-                raise FirstTokenTimeout(f"{name}: no first token within {limit:g}s") from None
-            if kind == _CHUNK:
+                raise expired(name, received, limit, left) from None
+            if kind == CHUNK:
                 received = True
                 yield value
-            elif kind == _END:
+            elif kind == END:
                 if value is not None:  # a whole Response: told as the deltas of a stream
                     yield from replay(value)
                 return
-            elif kind == _ERROR:
+            elif kind == ERROR:
                 raise value
             else:
                 raise Cancelled("the request was cancelled")
@@ -128,27 +120,36 @@ def bounded(
         forget()
 
 
-def _produce(
+def expired(name: str, received: bool, limit: float, left: float) -> Exception:
+    """The error for a wait that ran out: the budget's, the stall limit's or the first token's."""
+    if left <= limit:
+        return BudgetExhausted(f"{name}: the request's time budget ran out while waiting for it")
+    if received:
+        return StreamStalled(f"{name}: the stream stalled for more than {limit:g}s")
+    return FirstTokenTimeout(f"{name}: no first token within {limit:g}s")
+
+
+def produce(
     answer: Callable[[], Response | Iterator[Chunk]],
-    handoff: queue.SimpleQueue[tuple[int, Any]],
+    handoff: Callable[[tuple[int, Any]], None],
     stop: threading.Event,
 ) -> None:
     """The worker: run the backend, hand over each chunk, close its stream when told."""
     try:
         result = answer()
         if isinstance(result, Response):
-            handoff.put((_END, result))
+            handoff((END, result))
             return
         chunks = iter(result)
         try:
             for chunk in chunks:
-                handoff.put((_CHUNK, chunk))
+                handoff((CHUNK, chunk))
                 if stop.is_set():
                     break
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
-        handoff.put((_END, None))
+        handoff((END, None))
     except BaseException as exc:  # handed to the caller, who decides what it means
-        handoff.put((_ERROR, exc))
+        handoff((ERROR, exc))

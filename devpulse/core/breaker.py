@@ -65,6 +65,15 @@ class Breakers:
 
     # -- the dispatch path ------------------------------------------------------------------
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the circuits the store remembers have been read (asking reads them)."""
+        return self._loaded
+
+    def is_tracked(self, backend: str) -> bool:
+        """Whether `backend` has a circuit to change: only then does `success` write."""
+        return backend in self._circuits
+
     def admit(self, backend: str) -> bool:
         """Whether a request may be sent to `backend` now; after the cool-down, one probe may.
 

@@ -12,9 +12,9 @@ DevPulse's own kinds go through exactly the same path.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from devpulse.core.config import BackendConfig, Config, Limits
 from devpulse.core.errors import ConfigError, UnsupportedRequest
@@ -175,6 +175,28 @@ class BackendPlugin:
         if request.stream:
             return self.backend.stream(request, decision)
         return self.backend.complete(request, decision)
+
+    @hookimpl(trylast=True)
+    def adispatch(
+        self, request: Request, decision: Decision
+    ) -> AsyncIterator[Chunk] | Awaitable[Response] | None:
+        """The async answer; None for an object without async methods (the core then reads
+        its sync stream in a worker thread)."""
+        if decision.backend != self.name or not self.is_async:
+            return None
+        backend = cast("AsyncBackend", self.backend)
+        self.check(request)
+        if request.stream:
+            return backend.astream(request, decision)
+        return backend.acomplete(request, decision)
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the object answers on an async client of its own: it implements the async
+        methods, and a bundled backend says its kind has an async client (`native_async`)."""
+        return isinstance(self.backend, AsyncBackend) and bool(
+            getattr(self.backend, "native_async", True)
+        )
 
     def check(self, request: Request) -> None:
         """Refuse what this backend cannot take before anything is sent."""

@@ -37,6 +37,7 @@ STEPS = (
     "no_stop",
     "400_context",
     "400_policy",
+    "drip",
 )
 
 
@@ -48,6 +49,8 @@ class FaultServer:
         self.hang_s = hang_s
         self.bodies: list[dict[str, Any]] = []
         self.keys: list[str | None] = []  # each request's API key header, as sent
+        # Set when a client hangs up in the middle of a "drip" answer.
+        self.disconnected = threading.Event()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -94,11 +97,13 @@ class FaultServer:
                     auth = self.headers.get("Authorization") or ""
                     fault.keys.append(self.headers.get("x-api-key") or auth or None)
                 step = fault.step(n)
+                prefix = {"/api/chat": "ollama_"}.get(self.path, "")
                 if self.path.endswith("/chat/completions"):
-                    handler = getattr(self, f"openai_{step}", None)
-                    if handler is not None:
-                        handler(body)
-                        return
+                    prefix = "openai_"
+                handler = getattr(self, f"{prefix}{step}", None) if prefix else None
+                if handler is not None:
+                    handler(body)
+                    return
                 getattr(self, f"step_{step}")(body)
 
             # -- plain HTTP errors --------------------------------------------------------
@@ -282,6 +287,21 @@ class FaultServer:
                     },
                 )
 
+            def step_drip(self, body: dict[str, Any]) -> None:
+                """A word every 20 ms, until the client hangs up (then `disconnected` is set)."""
+                self._start_stream()
+                self._opening(body)
+                self._drip(lambda: self._delta("Cloud "))
+
+            def _drip(self, send: Callable[[], None]) -> None:
+                deadline = time.monotonic() + fault.hang_s
+                try:
+                    while time.monotonic() < deadline:
+                        send()
+                        time.sleep(0.02)
+                except OSError:  # a broken pipe or a reset: the client closed the connection
+                    fault.disconnected.set()
+
             def step_no_stop(self, body: dict[str, Any]) -> None:
                 self._start_stream()
                 self._opening(body)
@@ -331,6 +351,22 @@ class FaultServer:
                 self.wfile.write(b'data: {"choices": [{"delta": {"cont')
                 self.wfile.flush()
                 self.connection.close()
+
+            def openai_drip(self, body: dict[str, Any]) -> None:
+                self._start_stream()
+                self._drip(lambda: self._chunk({"content": "Cloud "}))
+
+            def ollama_drip(self, body: dict[str, Any]) -> None:
+                """Ollama's /api/chat: one NDJSON part every 20 ms, until the client hangs up."""
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-ndjson")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                part = {"model": "fault", "message": {"role": "assistant", "content": "Cloud "}}
+                self._drip(
+                    lambda: (self.wfile.write(f"{json.dumps(part)}\n".encode()), self.wfile.flush())
+                )
 
             def openai_no_stop(self, body: dict[str, Any]) -> None:
                 self._start_stream()

@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from devpulse.core.config import BackendConfig, Limits
@@ -52,6 +52,7 @@ ANTHROPIC_API = "https://api.anthropic.com"
 
 class AnthropicBackend(Backend):
     accepts_images = True
+    native_async = True
 
     def __init__(self, name: str, config: BackendConfig, limits: Limits | None = None) -> None:
         super().__init__(name, config, limits)
@@ -77,40 +78,76 @@ class AnthropicBackend(Backend):
             )
         return anthropic_payload(request, decision.model)
 
-    def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
-        import anthropic  # noqa: PLC0415  # loaded with the client
-        import httpx2  # noqa: PLC0415  # loaded with the client
+    def make_async_client(self) -> anthropic.AsyncAnthropic:
+        import anthropic  # noqa: PLC0415  # on first use: it takes seconds to import
 
-        # anthropic 2.x runs on httpx2, whose errors surface raw while a stream is read.
-        read_timeouts = (anthropic.APITimeoutError, httpx2.ReadTimeout)
-        cuts = (httpx2.RemoteProtocolError, httpx2.ReadError)
-        started = time.perf_counter()
+        return anthropic.AsyncAnthropic(
+            api_key=self.key or "not-needed-for-a-local-server",
+            base_url=self.config.base_url or ANTHROPIC_API,
+            max_retries=0,
+            timeout=anthropic.Timeout(self.limits.first_token_s, connect=self.limits.connect_s),
+        )
+
+    def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
         first: list[float] = []
-        decoder = AnthropicDecoder(self.name, self.responder(decision, started, first))
+        decoder = AnthropicDecoder(self.name, self.responder(decision, time.perf_counter(), first))
         try:
             with contextlib.ExitStack() as stack:
                 events = self._open(stack, self.params(request, decision))
                 for event in events:
-                    chunks = decoder.feed(event.to_dict())
-                    if chunks and not first:
-                        first.append(time.perf_counter())
-                    yield from chunks
+                    yield from self._step(decoder, event, first)
                 decoder.end()  # the SDK ends a cut stream quietly: message_stop must be there
-        except read_timeouts:
-            raise timed_out(self.name, first[0] if first else None, self.limits) from None
-        except anthropic.APIStatusError as exc:
-            raise self._status_error(exc) from None
-        except anthropic.APIConnectionError as exc:
-            raise BackendError(
+        except Exception as exc:
+            raise self._failure(exc, first) from None
+
+    async def astream(self, request: Request, decision: Decision) -> AsyncIterator[Chunk]:
+        """`stream` on this event loop's `AsyncAnthropic`; only the I/O differs. Closing it
+        closes the response, so the server sees the disconnect."""
+        first: list[float] = []
+        decoder = AnthropicDecoder(self.name, self.responder(decision, time.perf_counter(), first))
+        try:
+            params = self.params(request, decision)
+            client = await self.aclient()
+            events = await client.messages.create(**params, stream=True)
+            try:
+                async for event in events:
+                    for chunk in self._step(decoder, event, first):
+                        yield chunk
+            finally:
+                await events.close()
+            decoder.end()
+        except Exception as exc:
+            raise self._failure(exc, first) from None
+
+    @staticmethod
+    def _step(decoder: AnthropicDecoder, event: Any, first: list[float]) -> list[Chunk]:
+        chunks = decoder.feed(event.to_dict())
+        if chunks and not first:
+            first.append(time.perf_counter())
+        return chunks
+
+    def _failure(self, exc: Exception, first: list[float]) -> Exception:
+        """What an error of the SDK means, as a `BackendError` with its cause."""
+        import anthropic  # noqa: PLC0415  # loaded with the client
+        import httpx2  # noqa: PLC0415  # loaded with the client
+
+        # anthropic 2.x runs on httpx2, whose errors surface raw while a stream is read.
+        if isinstance(exc, anthropic.APITimeoutError | httpx2.ReadTimeout):
+            return timed_out(self.name, first[0] if first else None, self.limits)
+        if isinstance(exc, anthropic.APIStatusError):
+            return self._status_error(exc)
+        if isinstance(exc, anthropic.APIConnectionError):
+            return BackendError(
                 f"{self.name}: cannot reach {self.config.base_url or ANTHROPIC_API} ({exc})",
                 cause=Cause.CONNECTION,
-            ) from None
-        except cuts as exc:
-            raise StreamIncomplete(f"{self.name}: the connection broke ({exc})") from None
-        except json.JSONDecodeError as exc:
-            raise BackendError(
+            )
+        if isinstance(exc, httpx2.RemoteProtocolError | httpx2.ReadError):
+            return StreamIncomplete(f"{self.name}: the connection broke ({exc})")
+        if isinstance(exc, json.JSONDecodeError):
+            return BackendError(
                 f"{self.name}: a stream event is not JSON ({exc})", cause=Cause.MALFORMED_STREAM
-            ) from None
+            )
+        return exc
 
     def _status_error(self, exc: anthropic.APIStatusError) -> BackendError:
         """An HTTP error, or an error event inside a 200 stream, with its fields kept."""

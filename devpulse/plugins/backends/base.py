@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -136,9 +137,15 @@ class Backend:
     SDKs they come from, are loaded on first use (`prepare`), reused, and safe to share
     between threads. Their read timeout is the first-token limit: the core bounds every
     wait itself, this only ends a blocked read.
+
+    A kind with an async client sets `native_async` and implements `astream` (and
+    `make_async_client`): `Router.ainvoke`/`astream` then run on it. Async clients belong to
+    one event loop, so each loop gets its own, built in a thread on its first request. A kind
+    without one is still served on the async path, its sync stream read in a thread.
     """
 
     accepts_images = False
+    native_async = False
     settings: ClassVar[type[ServerSettings]] = ServerSettings
 
     @classmethod
@@ -157,6 +164,7 @@ class Backend:
         self.limits = limits or DEFAULT_LIMITS
         self._client: Any = None
         self._lock = threading.Lock()
+        self._aclients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     @property
     def client(self) -> Any:
@@ -173,6 +181,21 @@ class Backend:
     def prepare(self) -> None:
         """Build the client, importing its SDK, before the first-token limit starts."""
         _ = self.client
+
+    def make_async_client(self) -> Any:
+        raise NotImplementedError
+
+    async def aclient(self) -> Any:
+        """This event loop's async client, built on its first request (in a thread: building
+        one may read certificates from disk) and then shared by its requests."""
+        import asyncio  # noqa: PLC0415  # only the async path needs it
+
+        loop = asyncio.get_running_loop()
+        client = self._aclients.get(loop)
+        if client is None:
+            built = await asyncio.to_thread(self.make_async_client)
+            client = self._aclients.setdefault(loop, built)
+        return client
 
     def list_loaded(self) -> list[LoadedModel] | None:
         """The models this backend's server holds now; None: not a model host (the cloud)."""
@@ -197,6 +220,20 @@ class Backend:
         raise StreamIncomplete(f"{self.name}: the stream ended without a final message")
 
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
+        raise NotImplementedError
+
+    async def acomplete(self, request: Request, decision: Decision) -> Response:
+        """The whole answer, read from the async stream."""
+        chunks = self.astream(request, decision)
+        try:
+            async for chunk in chunks:
+                if chunk.response is not None:
+                    return chunk.response
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]  # an async generator
+        raise StreamIncomplete(f"{self.name}: the stream ended without a final message")
+
+    def astream(self, request: Request, decision: Decision) -> AsyncIterator[Chunk]:
         raise NotImplementedError
 
     def responder(self, decision: Decision, started: float, first: list[float]) -> Respond:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,7 @@ class OllamaSettings(ServerSettings):
 
 class OllamaBackend(Backend):
     accepts_images = True
+    native_async = True
     settings = OllamaSettings
 
     def __init__(self, name: str, config: BackendConfig, limits: Limits | None = None) -> None:
@@ -70,33 +71,76 @@ class OllamaBackend(Backend):
             request, decision.model, keep_alive=self.config.keep_alive, name=self.name
         )
 
+    def make_async_client(self) -> ollama.AsyncClient:
+        import httpx  # noqa: PLC0415  # on first use, not at start-up
+        import ollama  # noqa: PLC0415  # on first use, not at start-up
+
+        async def remember_retry_after(response: httpx.Response) -> None:
+            self._remember_retry_after(response)
+
+        timeout = httpx.Timeout(self.limits.first_token_s, connect=self.limits.connect_s)
+        return ollama.AsyncClient(
+            host=self.config.base_url,
+            timeout=timeout,
+            event_hooks={"response": [remember_retry_after]},
+        )
+
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
+        first: list[float] = []
+        decoder = OllamaDecoder(self.name, self.responder(decision, time.perf_counter(), first))
+        try:
+            for part in self.client.chat(**self.params(request, decision)):
+                yield from self._step(decoder, part, first)
+                if decoder.finished:
+                    return
+        except Exception as exc:
+            raise self._failure(exc, first) from None
+        decoder.end()
+
+    async def astream(self, request: Request, decision: Decision) -> AsyncIterator[Chunk]:
+        """`stream` on this event loop's `ollama.AsyncClient`; only the I/O differs. Closing
+        it closes the response, so the server sees the disconnect."""
+        first: list[float] = []
+        decoder = OllamaDecoder(self.name, self.responder(decision, time.perf_counter(), first))
+        try:
+            client = await self.aclient()
+            parts = await client.chat(**self.params(request, decision))
+            try:
+                async for part in parts:
+                    for chunk in self._step(decoder, part, first):
+                        yield chunk
+                    if decoder.finished:
+                        return
+            finally:
+                await parts.aclose()
+        except Exception as exc:
+            raise self._failure(exc, first) from None
+        decoder.end()
+
+    @staticmethod
+    def _step(decoder: OllamaDecoder, part: Any, first: list[float]) -> list[Chunk]:
+        chunks = decoder.feed(part.model_dump(exclude_none=True))
+        if chunks and not first:
+            first.append(time.perf_counter())
+        return chunks
+
+    def _failure(self, exc: Exception, first: list[float]) -> Exception:
+        """What an error of the client means, as a `BackendError` with its cause."""
         import httpx  # noqa: PLC0415  # loaded with the client
         import ollama  # noqa: PLC0415  # loaded with the client
 
-        started = time.perf_counter()
-        first: list[float] = []
-        decoder = OllamaDecoder(self.name, self.responder(decision, started, first))
-        try:
-            for part in self.client.chat(**self.params(request, decision)):
-                chunks = decoder.feed(part.model_dump(exclude_none=True))
-                if chunks and not first:
-                    first.append(time.perf_counter())
-                yield from chunks
-                if decoder.finished:
-                    return
-        except ollama.ResponseError as exc:
-            raise self._response_error(exc) from None
-        except ConnectionError as exc:  # the client's word for "nothing listens there"
-            raise BackendError(
+        if isinstance(exc, ollama.ResponseError):
+            return self._response_error(exc)
+        if isinstance(exc, ConnectionError):  # the client's word for "nothing listens there"
+            return BackendError(
                 f"{self.name}: nothing answers at {self.config.base_url} ({exc})",
                 cause=Cause.CONNECTION,
-            ) from None
-        except httpx.ReadTimeout:
-            raise timed_out(self.name, first[0] if first else None, self.limits) from None
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            raise StreamIncomplete(f"{self.name}: the connection broke ({exc})") from None
-        decoder.end()
+            )
+        if isinstance(exc, httpx.ReadTimeout):
+            return timed_out(self.name, first[0] if first else None, self.limits)
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+            return StreamIncomplete(f"{self.name}: the connection broke ({exc})")
+        return exc
 
     def host_client(self, timeout_s: float) -> Any:
         """A short-timeout client for the model-host calls (listing, unloading)."""

@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from devpulse.core.config import BackendConfig, Limits
@@ -38,6 +38,7 @@ CONTEXT_TYPES = {"exceed_context_size_error", "context_length_exceeded"}
 
 class OpenAICompatBackend(Backend):
     accepts_images = True
+    native_async = True
 
     def __init__(self, name: str, config: BackendConfig, limits: Limits | None = None) -> None:
         super().__init__(name, config, limits)
@@ -68,30 +69,50 @@ class OpenAICompatBackend(Backend):
     def body(self, request: Request, decision: Decision) -> dict[str, Any]:
         return openai_payload(request, decision.model)
 
-    def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
-        import httpx  # noqa: PLC0415  # loaded with the client
-        import httpx_sse  # noqa: PLC0415  # loaded with the client
+    def make_async_client(self) -> httpx.AsyncClient:
+        import httpx  # noqa: PLC0415  # on first use, not at start-up
 
+        timeout = httpx.Timeout(self.limits.first_token_s, connect=self.limits.connect_s)
+        return httpx.AsyncClient(timeout=timeout, headers=self.auth_headers())
+
+    def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
         first: list[float] = []
         try:
             yield from self._stream(request, decision, first)
-        except httpx.ReadTimeout:
-            raise timed_out(self.name, first[0] if first else None, self.limits) from None
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise BackendError(
+        except Exception as exc:
+            raise self._failure(exc, first) from None
+
+    async def astream(self, request: Request, decision: Decision) -> AsyncIterator[Chunk]:
+        first: list[float] = []
+        try:
+            async for chunk in self._astream(request, decision, first):
+                yield chunk
+        except Exception as exc:
+            raise self._failure(exc, first) from None
+
+    def _failure(self, exc: Exception, first: list[float]) -> Exception:
+        """What an error of the HTTP client means, as a `BackendError` with its cause."""
+        import httpx  # noqa: PLC0415  # loaded with the client
+        import httpx_sse  # noqa: PLC0415  # loaded with the client
+
+        if isinstance(exc, httpx.ReadTimeout):
+            return timed_out(self.name, first[0] if first else None, self.limits)
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return BackendError(
                 f"{self.name}: nothing answers at {self.url} ({exc})", cause=Cause.CONNECTION
-            ) from None
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            raise StreamIncomplete(f"{self.name}: the connection broke ({exc})") from None
-        except json.JSONDecodeError as exc:
-            raise BackendError(
+            )
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+            return StreamIncomplete(f"{self.name}: the connection broke ({exc})")
+        if isinstance(exc, json.JSONDecodeError):
+            return BackendError(
                 f"{self.name}: a stream event is not JSON ({exc})", cause=Cause.MALFORMED_STREAM
-            ) from None
-        except httpx_sse.SSEError as exc:
-            raise BackendError(
+            )
+        if isinstance(exc, httpx_sse.SSEError):
+            return BackendError(
                 f"{self.name}: the answer is not a server-sent event stream ({exc})",
                 cause=Cause.MALFORMED_STREAM,
-            ) from None
+            )
+        return exc
 
     def list_loaded(self) -> list[LoadedModel] | None:
         """What llama-server lists at `GET /models` (LM Studio and vLLM list no status).
@@ -143,19 +164,49 @@ class OpenAICompatBackend(Backend):
             # An event the connection cut before its blank line is never dispatched: the
             # stream then lacks [DONE], and counts as cut.
             for sse in EventSource(reply).iter_sse():
-                if sse.data == "[DONE]":
-                    chunks = decoder.done()
-                else:
-                    event = json.loads(sse.data)
-                    if "error" in event:
-                        raise _error(self.name, event, 200, None)
-                    chunks = decoder.feed(event)
-                if chunks and not first_token:
-                    first_token.append(time.perf_counter())
-                yield from chunks
+                yield from self._step(decoder, sse.data, first_token)
                 if decoder.finished:
                     break
         decoder.end()
+
+    async def _astream(
+        self, request: Request, decision: Decision, first_token: list[float]
+    ) -> AsyncIterator[Chunk]:
+        """`_stream` on this event loop's client; only the I/O differs."""
+        import httpx  # noqa: PLC0415  # loaded with the client
+        from httpx_sse import EventSource  # noqa: PLC0415  # loaded with the client
+
+        started = time.perf_counter()
+        decoder = OpenAIDecoder(self.name, self.responder(decision, started, first_token))
+        body = self.body(request, decision)
+        client: httpx.AsyncClient = await self.aclient()
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                reply = await stack.enter_async_context(client.stream("POST", self.url, json=body))
+            except httpx.RemoteProtocolError:  # as `_open`: a kept-alive connection had closed
+                reply = await stack.enter_async_context(client.stream("POST", self.url, json=body))
+            if reply.status_code >= 400:
+                await reply.aread()
+                raise status_error(self.name, reply)
+            async for sse in EventSource(reply).aiter_sse():
+                for chunk in self._step(decoder, sse.data, first_token):
+                    yield chunk
+                if decoder.finished:
+                    break
+        decoder.end()
+
+    def _step(self, decoder: OpenAIDecoder, data: str, first_token: list[float]) -> list[Chunk]:
+        """The chunks one event's `data` field tells; ``[DONE]`` ends the answer."""
+        if data == "[DONE]":
+            chunks = decoder.done()
+        else:
+            event = json.loads(data)
+            if "error" in event:
+                raise _error(self.name, event, 200, None)
+            chunks = decoder.feed(event)
+        if chunks and not first_token:
+            first_token.append(time.perf_counter())
+        return chunks
 
 
 def status_error(name: str, reply: httpx.Response) -> BackendError:

@@ -3,6 +3,7 @@ read from what real clients get from a server speaking each provider's protocol.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -34,10 +35,33 @@ def backend(kind: str, url: str):
     return KINDS[kind]("x", config.backends["x"], config.limits("x"))
 
 
-def failure(kind: str, step: str, path: str = "") -> BackendError:
+def read(kind: str, url: str, mode: str) -> list:
+    """Every chunk of one answer, through the backend's sync or async stream."""
+    found = backend(kind, url)
+    if mode == "sync":
+        return list(found.stream(REQUEST, DECISION))
+
+    async def chunks() -> list:
+        return [chunk async for chunk in found.astream(REQUEST, DECISION)]
+
+    return asyncio.run(chunks())
+
+
+def failure(kind: str, step: str, path: str = "", mode: str = "sync") -> BackendError:
     with FaultServer([step]) as fault, pytest.raises(BackendError) as info:
-        list(backend(kind, fault.base_url + path).stream(REQUEST, DECISION))
+        read(kind, fault.base_url + path, mode)
     return info.value
+
+
+# Every fault is met by the sync path and the async path alike.
+MODES = pytest.mark.parametrize("mode", ["sync", "async"])
+
+
+def ask(router, mode: str, prompt: str, **kwargs):
+    """`Router.invoke`, or `Router.ainvoke` on a fresh event loop."""
+    if mode == "sync":
+        return router.invoke(prompt, **kwargs)
+    return asyncio.run(router.ainvoke(prompt, **kwargs))
 
 
 @pytest.mark.parametrize(
@@ -53,8 +77,9 @@ def failure(kind: str, step: str, path: str = "") -> BackendError:
         ("reset", Cause.STREAM_CUT, None, None, None),
     ],
 )
-def test_openai_compatible_errors(step, cause, status, retry_after, kind) -> None:
-    error = failure("openai_compat", step, "/v1")
+@MODES
+def test_openai_compatible_errors(step, cause, status, retry_after, kind, mode) -> None:
+    error = failure("openai_compat", step, "/v1", mode)
     assert (error.cause, error.status, error.retry_after_s, error.provider_type) == (
         cause,
         status,
@@ -79,8 +104,9 @@ def test_openai_compatible_errors(step, cause, status, retry_after, kind) -> Non
         ("no_stop", Cause.STREAM_CUT, None, None, None),
     ],
 )
-def test_anthropic_errors(step, cause, status, retry_after, kind) -> None:
-    error = failure("anthropic", step)
+@MODES
+def test_anthropic_errors(step, cause, status, retry_after, kind, mode) -> None:
+    error = failure("anthropic", step, mode=mode)
     assert (error.cause, error.status, error.retry_after_s, error.provider_type) == (
         cause,
         status,
@@ -89,10 +115,11 @@ def test_anthropic_errors(step, cause, status, retry_after, kind) -> None:
     )
 
 
-def test_ollama_keeps_the_retry_after_its_client_drops() -> None:
-    error = failure("ollama", "429")
+@MODES
+def test_ollama_keeps_the_retry_after_its_client_drops(mode) -> None:
+    error = failure("ollama", "429", mode=mode)
     assert (error.cause, error.status, error.retry_after_s) == (Cause.RATE_LIMITED, 429, 1.0)
-    assert failure("ollama", "500").cause is Cause.SERVER_ERROR
+    assert failure("ollama", "500", mode=mode).cause is Cause.SERVER_ERROR
 
 
 # -- local servers stream underneath, so their stalls end at the stall limit ---------------
@@ -115,26 +142,32 @@ def local_fault(fault: FaultServer, tmp_path: Path, **failover: object) -> dict:
 GUARD_S = 10.0  # generous; the server holds each stall for 30 s, the local limit is 120 s
 
 
-def test_a_local_server_that_stalls_mid_answer_is_left_at_the_stall_limit(tmp_path) -> None:
+@MODES
+def test_a_local_server_that_stalls_mid_answer_is_left_at_the_stall_limit(tmp_path, mode) -> None:
     with FaultServer(["stall"], hang_s=30) as fault:
         router = router_with(local_fault(fault, tmp_path, enabled=False, stall_timeout_s=0.5))
         start = time.monotonic()
         with pytest.raises(DispatchFailed, match=r"stalled for more than 0\.5s"):
-            router.invoke("x", task=TaskClass.DRAFTING)
+            ask(router, mode, "x", task=TaskClass.DRAFTING)
         assert time.monotonic() - start < GUARD_S
         assert router.ledger.rows()[0]["outcome"] == "failed"
 
 
-def test_a_local_server_streams_a_normal_answer(tmp_path) -> None:
+@MODES
+def test_a_local_server_streams_a_normal_answer(tmp_path, mode) -> None:
     with FaultServer(["ok"]) as fault:
-        response = router_with(local_fault(fault, tmp_path)).invoke("x", task=TaskClass.DRAFTING)
+        router = router_with(local_fault(fault, tmp_path))
+        response = ask(router, mode, "x", task=TaskClass.DRAFTING)
         assert fault.bodies[0]["stream"] is True
     assert response.text.strip() == ANSWER
     assert (response.usage.input_tokens, response.usage.output_tokens) == (12, 3)
 
 
+@MODES
 @pytest.mark.parametrize(("cloud", "local"), [("silence", "stall"), ("stall", "slow_first_token")])
-def test_the_budget_bounds_the_whole_request_whatever_both_sides_do(tmp_path, cloud, local) -> None:
+def test_the_budget_bounds_the_whole_request_whatever_both_sides_do(
+    tmp_path, cloud, local, mode
+) -> None:
     with FaultServer([cloud], hang_s=30) as cloud_fault, FaultServer([local], hang_s=30) as near:
         config = local_fault(near, tmp_path, budget_s=1.0)
         config["cloud"] = {"backend": "cloud", "model": "claude-sonnet-4-6"}
@@ -146,7 +179,7 @@ def test_the_budget_bounds_the_whole_request_whatever_both_sides_do(tmp_path, cl
         router = router_with(config)
         start = time.monotonic()
         with pytest.raises(BudgetExhausted):
-            router.invoke("x", task=TaskClass.REASONING)
+            ask(router, mode, "x", task=TaskClass.REASONING)
         assert time.monotonic() - start < GUARD_S
 
 
@@ -169,8 +202,9 @@ def test_the_budget_bounds_the_whole_request_whatever_both_sides_do(tmp_path, cl
         ),
     ],
 )
-def test_context_overflow_says_both_sizes(kind: str, path: str, message: str) -> None:
-    error = failure(kind, "400_context", path)
+@MODES
+def test_context_overflow_says_both_sizes(kind: str, path: str, message: str, mode) -> None:
+    error = failure(kind, "400_context", path, mode)
     assert (error.cause, str(error)) == (Cause.CONTEXT_LENGTH, message)
 
 

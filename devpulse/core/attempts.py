@@ -1,0 +1,349 @@
+"""The attempt state machine of one request, free of I/O: what to do, never how.
+
+`run(router, request)` is a generator of actions. A driver performs each one and sends its
+result back (or throws its error in): `Call` (work that may block: preflight probes, the
+ledger), `Sleep` (a retry's backoff), `Open`/`Read`/`Close` (one bounded attempt on a
+backend) and `Emit` (a chunk for the caller). The sync driver performs them in the caller's
+thread; the async driver awaits them, sending blocking calls to a thread. So both paths share
+one control flow: classify, route, preflight, the breaker, privacy, dispatch, `on_failure`
+and the books. Only I/O differs.
+
+A driver that must stop (the caller walked away, the task was cancelled) throws `Abandoned`
+or `Cancelled` in and keeps performing actions until the machine raises: the books still get
+written, the breaker released and the attempt's stream closed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from devpulse.core.books import Book, begin_use, end_use
+from devpulse.core.errors import (
+    BudgetExhausted,
+    Cancelled,
+    CircuitOpen,
+    DevPulseError,
+    DispatchFailed,
+    NoBackend,
+    PreflightRefused,
+    PrivacyBlocked,
+    StreamIncomplete,
+    diagnose,
+)
+from devpulse.core.logs import get_logger
+from devpulse.core.types import Chunk, Decision, Request, Side
+
+if TYPE_CHECKING:
+    from devpulse.core.pipeline import Router
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Call `fn()` and send back its result. `blocking`: it may wait on I/O (a preflight
+    probe, a ledger write), so the async driver runs it in a thread."""
+
+    fn: Callable[[], Any]
+    blocking: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait `seconds` (a retry's backoff); a cancel ends the wait with `Cancelled`."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    """Start one attempt: send `request` to the backend `decision` names, its reads bounded by
+    the backend's limits and `deadline`."""
+
+    request: Request
+    decision: Decision
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """Send back the attempt's next chunk, or None when its answer has ended."""
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Stop the attempt's stream and close its connection (a no-op once it has ended)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """Hand `chunk` to the caller."""
+
+    chunk: Chunk
+
+
+Action = Call | Sleep | Open | Read | Close | Emit
+Machine = Generator[Action, Any, None]
+READ, CLOSE = Read(), Close()
+
+
+class Abandoned(BaseException):
+    """Thrown in by a driver whose caller stopped reading (after the answer, or before it)."""
+
+
+def run(router: Router, request: Request) -> Machine:
+    """The whole request: open the books, decide, attempt, and book how it ended."""
+    yield Call(lambda: router.ledger, blocking=router._ledger is None)  # opened, checked writable
+    try:
+        decision: Decision = yield Call(functools.partial(router.route, request))
+    except DevPulseError as exc:
+        classification = router.classify(request)
+        yield Call(
+            functools.partial(
+                Book(request=request).record,
+                router.ledger,
+                router.config,
+                classification,
+                "refused",
+                exc,
+            )
+        )
+        raise
+    book = Book(decision=decision, request=request)
+    outcome = "failed"
+    error: BaseException | None = None
+    try:
+        yield from _attempt_all(router, request, decision, book)
+        outcome = "answered"
+    except Abandoned:
+        outcome = "answered" if book.response else "abandoned"
+        raise
+    except (Cancelled, KeyboardInterrupt) as exc:
+        outcome, error = "cancelled", exc
+        raise
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        record = functools.partial(
+            book.record, router.ledger, router.config, decision.classification, outcome, error
+        )
+        yield Call(record, blocking=router.ledger is not None)
+
+
+def _attempt_all(router: Router, request: Request, decision: Decision, book: Book) -> Machine:
+    """Attempts until one answers, `on_failure` gives up, or attempts or budget run out.
+
+    Before the first token a failover is invisible. After it, the next attempt starts the
+    answer again, announced by a ``restart`` chunk: a cut answer is never spliced onto
+    another, nor returned as complete. An answer that ends without its final `Response` is a
+    failed attempt like any other.
+    """
+    config = router.config
+    deadline = router.clock() + config.failover.budget_s
+    tried: list[str] = []
+    per_backend: dict[str, int] = {}
+    attempt = 0
+    delivered = [False]  # whether the caller has seen text of an answer that then broke
+    while True:
+        attempt += 1
+        decision = yield from _admitted(router, request, decision, attempt, book, tried)
+        book.decision = decision
+        router.enforce_privacy(decision)  # immediately before every dispatch
+        yield from _wait(router, decision, deadline, tried)
+        if delivered[0]:
+            yield Emit(Chunk("restart"))
+        delivered[0] = False
+        started = time.perf_counter()
+
+        def seen(chunk: Chunk, decision: Decision = decision, started: float = started) -> None:
+            if chunk.response is not None:
+                book.response = chunk.response
+                book.attempt(decision, started, None)
+            delivered[0] = delivered[0] or chunk.is_content
+
+        try:
+            yield from _dispatch(router, request, decision, deadline, seen)
+            return
+        except BudgetExhausted as exc:
+            book.attempt(decision, started, exc)
+            tried.append(f"{decision.backend}/{decision.model}: {describe(exc)}")
+            raise BudgetExhausted(
+                f"no answer within failover.budget_s "
+                f"({config.failover.budget_s:g}s): {'; '.join(tried)}"
+            ) from exc
+        except (PrivacyBlocked, Cancelled, KeyboardInterrupt) as exc:
+            book.attempt(decision, started, exc)
+            raise
+        except Exception as exc:
+            book.attempt(decision, started, exc)
+            tried.append(f"{decision.backend}/{decision.model}: {describe(exc)}")
+            log.info(
+                "dispatch.failed",
+                backend=decision.backend,
+                attempt=attempt,
+                error=type(exc).__name__,
+                cause=diagnose(exc).cause.value,
+                mid_answer=delivered[0],
+            )
+            retries = per_backend.get(decision.backend, 0)
+            per_backend[decision.backend] = retries + 1
+            following = None
+            if attempt < config.failover.max_attempts and router.clock() < deadline:
+                following = yield from _next(
+                    router, request, decision, exc, attempt, retries, tried
+                )
+            if following is None:
+                if len(tried) == 1 and isinstance(exc, DevPulseError) and not delivered[0]:
+                    raise
+                where = " (the stream broke mid-answer)" if delivered[0] else ""
+                raise DispatchFailed(
+                    f"no answer after {len(tried)} attempt(s){where}: {'; '.join(tried)}",
+                    tried,
+                ) from exc
+            decision = following
+
+
+def _admitted(
+    router: Router,
+    request: Request,
+    decision: Decision,
+    attempt: int,
+    book: Book,
+    tried: list[str],
+) -> Generator[Action, Any, Decision]:
+    """`decision`, or while its backend's circuit is open, the fallback `on_failure` names.
+
+    The breaker is asked here, just before the dispatch it gates; a skipped backend costs no
+    attempt and is booked as ``skipped``.
+    """
+    breakers = router.breakers
+    for _ in range(len(router.config.backends) + 1):
+        if not router.config.failover.enabled:
+            return decision
+        # Only the first question reads the circuits the ledger remembers.
+        admitted = yield Call(
+            functools.partial(breakers.admit, decision.backend), blocking=not breakers.loaded
+        )
+        if admitted:
+            return decision
+        state = breakers.states().get(decision.backend, {})
+        error = CircuitOpen(
+            f"{decision.backend}'s circuit is open ({state.get('consecutive_failures')} "
+            f"failure(s) in a row, last cause {state.get('last_cause')}; "
+            f"next probe in {state.get('retry_in_s')}s)"
+        )
+        book.attempt(decision, time.perf_counter(), error, "skipped")
+        tried.append(f"{decision.backend}/{decision.model}: {describe(error)}")
+        following = yield from _next(router, request, decision, error, attempt, 0, tried)
+        if following is None:
+            if len(tried) == 1:
+                raise error
+            raise DispatchFailed(
+                f"no answer after {len(tried)} attempt(s): {'; '.join(tried)}", tried
+            )
+        decision = following
+    raise CircuitOpen("every backend's circuit is open: " + "; ".join(tried))
+
+
+def _next(
+    router: Router,
+    request: Request,
+    decision: Decision,
+    error: BaseException,
+    attempt: int,
+    retries: int,
+    tried: list[str],
+) -> Generator[Action, Any, Decision | None]:
+    """The decision `on_failure` names next, checked like the first; None: give up."""
+    following: Decision | None = router.pm.hook.on_failure(
+        request=request, decision=decision, error=error, attempt=attempt, retries=retries
+    )
+    if following is None:
+        return None
+    following = dataclasses.replace(following, classification=decision.classification)
+    try:
+        checked: Decision = yield Call(functools.partial(router._checked, request, following))
+    except PreflightRefused as refused:
+        tried.append(f"{following.backend}/{following.model}: {refused}")
+        # Per-attempt detail (-v): the error the caller gets names this refusal.
+        log.info("failover.refused", backend=following.backend, reason=str(refused))
+        return None
+    return checked
+
+
+def _wait(router: Router, decision: Decision, deadline: float, tried: list[str]) -> Machine:
+    """Sleep the decision's backoff, unless it would outlast the request's budget."""
+    if router.clock() >= deadline:
+        raise BudgetExhausted("the time budget ran out: " + "; ".join(tried))
+    if decision.delay_s <= 0:
+        return
+    if router.clock() + decision.delay_s > deadline:
+        raise BudgetExhausted(
+            f"the time budget ends before a retry of {decision.backend} could start: "
+            + "; ".join(tried)
+        )
+    yield Sleep(decision.delay_s)
+
+
+def _dispatch(
+    router: Router,
+    request: Request,
+    decision: Decision,
+    deadline: float,
+    seen: Callable[[Chunk], None],
+) -> Machine:
+    """One attempt, bounded in time, with its outcome told to the breaker.
+
+    `_admitted` let it through the breaker; exactly one of success, failure or release
+    follows, whatever happens (an answer, an error, the caller walking away).
+    """
+    streamed = dataclasses.replace(request, stream=True)
+    breakers, ledger = router.breakers, router.ledger
+    backend = decision.backend
+    booked = ledger is not None and decision.side is Side.LOCAL
+    reported = False
+    use = yield Call(functools.partial(begin_use, ledger, decision), blocking=booked)
+    try:
+        # Before the limits start: a client library's first import must not eat into the
+        # first-token limit (the async driver does it in a thread).
+        yield Call(
+            functools.partial(router.pm.hook.prepare_dispatch, request=streamed, decision=decision)
+        )
+        yield Open(streamed, decision, deadline)
+        while (chunk := (yield READ)) is not None:
+            if chunk.response is not None:
+                # A closed circuit stays closed without a write: then nothing blocks.
+                yield Call(
+                    functools.partial(breakers.success, backend),
+                    blocking=breakers.is_tracked(backend),
+                )
+                reported = True
+            seen(chunk)
+            yield Emit(chunk)
+        if not reported:
+            raise StreamIncomplete(f"{backend}: the answer ended without its final response")
+    except (BudgetExhausted, Cancelled, NoBackend, Abandoned):
+        raise
+    except Exception as exc:
+        if not reported:
+            reported = True
+            failure = functools.partial(breakers.failure, backend, diagnose(exc))
+            yield Call(failure)
+        raise
+    finally:
+        yield CLOSE
+        if not reported:
+            breakers.release(backend)
+        yield Call(functools.partial(end_use, ledger, use), blocking=use is not None)
+
+
+def describe(exc: BaseException) -> str:
+    """An error's type and the first line of its message, for the list of what was tried."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
