@@ -4,9 +4,14 @@ Each feature describes a kind of work rather than a subject: how long the prompt
 tokens), how many quantities and conditions it carries, whether it is an arithmetic word
 problem, how dense its jargon is (recall) against plain wording (reasoning), whether it is
 code, and whether it asks for open-ended prose (which a small model writes about as well as
-a large one). None of the word lists names a subject: they are the connectives and verbs of
-a task's shape. (Counts of formal notation and of "derive" verbs were tried too: on MMLU
-they came out with the wrong sign, so they are not here; docs/routing.md.)
+a large one) or for a fact to be recalled. Then the kinds of work a short request can ask
+for: to derive, prove, solve or design (rather than recall), to write code (rather than read
+it), to hold several steps or constraints together, and formal notation. None of the word
+lists names a subject: they are the connectives and verbs of a task's shape.
+
+MMLU, where the fitted weights come from, barely contains such requests, and where it does
+(computations in college-level subjects) both models fail alike; so those features carry
+weights set by hand (bench/fit_difficulty.py, docs/routing.md).
 
 Everything reads text with RE2 or plain string methods, and only a bounded window of it
 (the head and the tail, where instructions sit), so a 100 KB paste costs about what a
