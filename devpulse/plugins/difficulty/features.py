@@ -4,9 +4,14 @@ Each feature describes a kind of work rather than a subject: how long the prompt
 tokens), how many quantities and conditions it carries, whether it is an arithmetic word
 problem, how dense its jargon is (recall) against plain wording (reasoning), whether it is
 code, and whether it asks for open-ended prose (which a small model writes about as well as
-a large one). None of the word lists names a subject: they are the connectives and verbs of
-a task's shape. (Counts of formal notation and of "derive" verbs were tried too: on MMLU
-they came out with the wrong sign, so they are not here; docs/routing.md.)
+a large one) or for a fact to be recalled. Then the kinds of work a short request can ask
+for: to derive, prove, solve or design (rather than recall), to write code (rather than read
+it), to hold several steps or constraints together, and formal notation. None of the word
+lists names a subject: they are the connectives and verbs of a task's shape.
+
+MMLU, where the fitted weights come from, barely contains such requests, and where it does
+(computations in college-level subjects) both models fail alike; so those features carry
+weights set by hand (bench/fit_difficulty.py, docs/routing.md).
 
 Everything reads text with RE2 or plain string methods, and only a bounded window of it
 (the head and the tail, where instructions sit), so a 100 KB paste costs about what a
@@ -59,17 +64,51 @@ _WORDS = bytes((c if chr(c).isalnum() else 32) if c < 128 else c for c in range(
     bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 )
 _DIGIT_RUNS = bytes(49 if 48 <= c <= 57 else 32 for c in range(256))
-# A question that asks for a quantity: with numbers in the text, an arithmetic word problem.
+# Number words: a quantity spelt out ("three services", "twice as many") is still a quantity.
+NUMBER_WORDS = frozenset(
+    w.encode()
+    for w in [
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "fifteen",
+        "twenty",
+        "thirty",
+        "forty",
+        "fifty",
+        "sixty",
+        "hundred",
+        "thousand",
+        "million",
+        "dozen",
+        "twice",
+        "double",
+        "triple",
+        "half",
+        "third",
+        "quarter",
+        "percent",
+    ]
+)
+# A question that asks for a quantity (or a time) to be worked out: with two quantities in
+# the text, an arithmetic word problem, however short its phrasing. "When did" and "when was"
+# ask for a date to be recalled, so only the present and future tenses count.
 QUANTITY = _words(
-    "how many",
-    "how much",
-    "how long",
-    "how far",
-    "how old",
-    "how fast",
-    "what is the (?:total|sum|difference|product|average|number|amount|cost|price|value)",
-    "what percentage",
-    "what fraction",
+    "how (?:many|much|long|far|old|fast|soon|often|tall|big|large|heavy|high)",
+    "(?:at )?what (?:time|age|speed|rate|price|cost|percentage|fraction|distance)",
+    "what(?:'s| is| was| will be| are| were) (?:the|their|his|her|its|our|my|your) "
+    "(?:[\\pL-]+ )?(?:total|sum|difference|product|average|mean|number|amount|cost|price|"
+    "value|ratio|speed|area|volume|probability|distance|time|age|share|profit)",
+    "when (?:does|will|do|would|should|can)",
+    "(?:find|calculate|compute|determine|work out|figure out)",
 )
 # An instruction to write open-ended prose, at the start of a sentence: a small model drafts,
 # explains and role-plays about as well as a large one.
@@ -84,6 +123,71 @@ CODE = re2.compile(
     r"(?m)```|[{};]\s*$|^\s*(?:def|class|return|import|for|while|#include|function|public|"
     r"SELECT|const|let|var)\b|(?i:\b(?:function|program|algorithm|implement|code|"
     r"regex|python|javascript|java|c\+\+|sql|html|api|bug)\b)"
+)
+
+
+# A request to work something out rather than recall or restate it: to prove, derive, solve,
+# compute, implement or design. Only as an instruction (at the start of a sentence, perhaps
+# after "please" or "can you"), so a question that merely mentions a proof does not count;
+# "step by step" and "show that" count anywhere.
+DERIVE = re2.compile(
+    r"(?:(?:^|[.!?:;]\s|\n)\s*(?i:(?:please |now |then |also |so |can you |could you |"
+    r"would you |help me |i need (?:you )?to |let's |try to |we need to |how (?:do|can|would|"
+    r"should) (?:i|we|you) )?(?:prove|derive|deduce|show|solve|compute|calculate|determine|"
+    r"simplify|integrate|differentiate|factori[sz]e|implement|design|architect|devise|"
+    r"formulate|optimi[sz]e|debug|work out|figure out|construct|verify))"
+    r"|(?i:step[- ]by[- ]step|show that|prove that|show your work|justify))(?:[^\pL\pN_]|$)"
+)
+# Code to be written, as opposed to code shown: a writing verb, then (within the sentence) a
+# thing made of code.
+CODE_REQUEST = re2.compile(
+    r"(?i:(?:write|implement|build|create|code|program|develop|generate|fix|refactor|"
+    r"optimi[sz]e|make)[^.?!\n]{0,60}(?:function|method|class|script|program|algorithm|query|"
+    r"endpoint|api|regex|parser|module|library|cli|server|test|data structure|cache|queue|"
+    r"in (?:python|java|javascript|typescript|go|rust|c|c\+\+|c#|sql|bash|ruby|kotlin|swift)))"
+    r"(?:[^\pL\pN_]|$)"
+)
+# A short question that asks to recall a fact or a definition, as the whole request: who,
+# where, when was, what does X mean / stand for, define. Both models know such things.
+RECALL = re2.compile(
+    r"^\s*(?i:(?:who (?:is|was|were|are|wrote|invented|discovered|founded|painted)|"
+    r"where (?:is|was|are|do|does)|when (?:was|did|were)|what (?:does|do) [^?\n]{1,40} "
+    r"(?:mean|stand for)|define|what is the (?:capital|meaning|definition|name)|"
+    r"what year|which (?:country|city|year))[^\n]{0,80})$"
+)
+# Several steps or constraints to hold together: sequencing words, limits and goals.
+STRUCTURE = _words(
+    "multi-?step",
+    "steps?",
+    "stages?",
+    "phases?",
+    "then",
+    "after that",
+    "finally",
+    "across",
+    "without",
+    "while (?:keeping|ensuring|preserving|maintaining|minimi[sz]ing|avoiding)",
+    "such that",
+    "so that",
+    "subject to",
+    "constraints?",
+    "ensur(?:e|ing)",
+    "at (?:most|least)",
+    "no more than",
+    "no fewer than",
+    "minimi[sz]e",
+    "maximi[sz]e",
+    "trade-?offs?",
+    "edge cases?",
+    "in (?:o|O)\\(",
+)
+# Formal notation: operators between symbols, powers and indices, LaTeX, f(x), and the
+# Unicode blocks of mathematical operators and arrows (with the plus-minus, times and
+# division signs).
+FORMAL = re2.compile(
+    r"[\pL\pN)\]]\s*(?:[=<>^]|<=|>=|!=|\*\*)\s*[\pL\pN(\-]|[\pL\pN]_\{?[\pL\pN]"
+    r"|\\(?:frac|sqrt|sum|int|prod|lim|cdot|leq|geq|neq|infty|mathbb|binom)"
+    r"|[\x{2200}-\x{22FF}\x{2190}-\x{21FF}\x{B1}\x{D7}\x{F7}]|\b[a-zA-Z]\([a-z](?:,\s*[a-z])*\)"
 )
 
 
@@ -111,15 +215,22 @@ def extract(text: str) -> dict[str, float]:
     data = window.encode("utf-8", "surrogatepass")
     words = data.translate(_WORDS).split()
     numbers = len(data.translate(_DIGIT_RUNS).split())
+    quantities = numbers + sum(map(NUMBER_WORDS.__contains__, words))
     long_words = sum(len(w) >= 10 for w in words) / max(1, len(words))
     conditions = sum(map(CONDITION_WORDS.__contains__, words))
     code = _count(CODE, window, 2)
+    code_request = CODE_REQUEST.search(window) is not None
     return {
         "tokens": math.log2(1 + estimate_tokens(text)),
         "numbers": math.log1p(numbers),
         "conditions": math.log1p(conditions),
         "long_words": long_words,
-        "word_problem": float(numbers >= 2 and QUANTITY.search(window) is not None),
+        "word_problem": float(quantities >= 2 and QUANTITY.search(window) is not None),
         "code": code / 2,
-        "prose": float(code == 0 and PROSE.search(window) is not None),
+        "prose": float(code == 0 and not code_request and PROSE.search(window) is not None),
+        "recall": float(RECALL.search(window) is not None),
+        "derive": float(DERIVE.search(window) is not None),
+        "code_request": float(code_request),
+        "structure": min(_count(STRUCTURE, window, 3), 3) / 3,
+        "formal": _count(FORMAL, window, 4) / 4,
     }
