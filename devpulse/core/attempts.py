@@ -318,6 +318,9 @@ def _dispatch(
         yield Open(streamed, decision, deadline)
         while (chunk := (yield READ)) is not None:
             if chunk.response is not None:
+                # The answer says why it came from here: the dispatched decision's reasons.
+                answer = dataclasses.replace(chunk.response, reasons=decision.reasons)
+                chunk = dataclasses.replace(chunk, response=answer)
                 # A closed circuit stays closed without a write: then nothing blocks.
                 yield Call(
                     functools.partial(breakers.success, backend),

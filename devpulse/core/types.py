@@ -338,6 +338,9 @@ STOP_REASONS: frozenset[str] = frozenset(("end_turn", "max_tokens", "tool_use", 
 class Response:
     """A complete answer, from whichever backend served it: blocks, stop reason, usage.
 
+    `reasons` are the router's: why the answer came from where it did (the decision that
+    was dispatched, failovers included); the core fills them in.
+
     `Response("text", ...)` holds one text block; `text` joins the answer's text blocks.
     """
 
@@ -349,6 +352,7 @@ class Response:
     latency_s: float
     first_token_s: float | None
     stop_reason: str | None
+    reasons: tuple[str, ...]
 
     def __init__(
         self,
@@ -360,6 +364,7 @@ class Response:
         latency_s: float = 0.0,
         first_token_s: float | None = None,
         stop_reason: str | None = None,
+        reasons: tuple[str, ...] = (),
     ) -> None:
         for name, value in (
             ("content", as_blocks(content)),
@@ -370,6 +375,7 @@ class Response:
             ("latency_s", latency_s),
             ("first_token_s", first_token_s),
             ("stop_reason", stop_reason),
+            ("reasons", tuple(reasons)),
         ):
             object.__setattr__(self, name, value)
 

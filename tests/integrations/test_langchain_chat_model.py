@@ -138,6 +138,7 @@ def test_invoke_answers_through_the_router_and_says_who_answered(build) -> None:
         "cloudy-model",
     )
     assert meta["stop_reason"] == "end_turn"
+    assert any(r.endswith("-> cloud") for r in meta["reasons"])  # why it went there
     (sent,) = backends.seen["cloudy"]
     assert sent.metadata["model"] == "my-model"
 

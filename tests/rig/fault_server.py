@@ -337,6 +337,31 @@ class FaultServer:
             def openai_ok(self, body: dict[str, Any]) -> None:
                 self._openai_answer()
 
+            def openai_tool_call(self, body: dict[str, Any]) -> None:
+                """A model that calls `get_weather` for the last word of the last user text,
+                streamed in OpenAI's shape: the call's id and name, then its arguments."""
+                users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+                text = users[-1].get("content") if users else ""
+                if isinstance(text, list):
+                    text = " ".join(p.get("text", "") for p in text if isinstance(p, dict))
+                city = str(text).rstrip(".?! ").split(" ")[-1]
+                call = {"index": 0, "id": f"call_{len(fault.bodies)}", "type": "function"}
+                self._start_stream()
+                self._chunk({"tool_calls": [{**call, "function": {"name": "get_weather"}}]})
+                arguments = json.dumps({"city": city})
+                for part in (arguments[:5], arguments[5:]):
+                    self._chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]})
+                self._chunk({}, "tool_calls")
+                usage = {
+                    "prompt_tokens": 10 * len(body.get("messages", [])),
+                    "completion_tokens": 9,
+                }
+                self.wfile.write(
+                    f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode()
+                )
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+
             def openai_stall(self, body: dict[str, Any]) -> None:
                 self._openai_answer(stall_after_first=True)
 

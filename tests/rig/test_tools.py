@@ -10,6 +10,7 @@ prose), says a sentence first, and repeats the call until `max_tokens`: the stop
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -50,7 +51,7 @@ def routers(llama_tools, ollama_tools) -> dict[str, Any]:
                 "backends": {"rig": {"side": "local", **table}},
                 "routing": {"drafting": {"side": "local", "backend": "rig", "model": model[name]}},
                 "ledger": {"enabled": False},
-                "failover": {"enabled": False, "stall_timeout_s": 120.0},
+                "failover": {"enabled": False, "stall_timeout_s": 120.0, "budget_s": 600.0},
                 "preflight": {"enabled": False},
             }
         )
@@ -58,10 +59,18 @@ def routers(llama_tools, ollama_tools) -> dict[str, Any]:
     }
 
 
-def ask(router: Any, request: Request, stream: bool) -> tuple[Response, list[Chunk]]:
-    if not stream:
+def ask(router: Any, request: Request, mode: str | bool) -> tuple[Response, list[Chunk]]:
+    """Answer `request` one of the router's ways: invoke, stream (True), or astream."""
+    if not mode or mode == "invoke":
         return router.invoke(request), []
-    chunks = list(router.stream(request))
+    if mode == "astream":
+
+        async def collect() -> list[Chunk]:
+            return [chunk async for chunk in router.astream(request)]
+
+        chunks = asyncio.run(collect())
+    else:
+        chunks = list(router.stream(request))
     assert chunks[-1].response is not None
     return chunks[-1].response, chunks
 
@@ -97,11 +106,12 @@ def second_turn(call: Response, result: str) -> Request:
     )
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["invoke", "stream"])
+@pytest.mark.parametrize("mode", ["invoke", "stream", "astream"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_tool_round_trip(routers, backend: str, stream: bool) -> None:
+def test_a_tool_round_trip(routers, backend: str, mode: str) -> None:
     router = routers[backend]
-    call, chunks = ask(router, first_turn(), stream)
+    stream = mode != "invoke"
+    call, chunks = ask(router, first_turn(), mode)
     (use,) = call.tool_uses
     assert use.name == "get_weather"
     assert use.input == {"city": "Lisbon"}
@@ -119,8 +129,8 @@ def test_a_tool_round_trip(routers, backend: str, stream: bool) -> None:
 
     # The result goes back, tied to the call by its id; the model answers from it. A longer
     # result makes a longer prompt: proof that the server put the result in it.
-    short, _ = ask(router, second_turn(call, "Sunny."), stream)
-    long, _ = ask(router, second_turn(call, "Sunny, 24 C, light wind from the north. " * 8), stream)
+    short, _ = ask(router, second_turn(call, "Sunny."), mode)
+    long, _ = ask(router, second_turn(call, "Sunny, 24 C, light wind from the north. " * 8), mode)
     for answer in (short, long):
         assert answer.content
         assert answer.stop_reason in ("end_turn", "max_tokens", "tool_use")
@@ -145,6 +155,9 @@ def test_every_backend_streams_the_same_sequence(routers) -> None:
         ("message_stop", 0),
     ]
     assert tool_shapes["anthropic"] == tool_shapes["ollama"] == tool_shapes["openai"]
+    # The async path streams the same sequence.
+    async_shapes = {name: shape(ask(r, first_turn(), "astream")[1]) for name, r in routers.items()}
+    assert async_shapes == tool_shapes
 
     text = Request(messages=(Message("user", "Say hello."),), task=TaskClass.DRAFTING, max_tokens=8)
     text_shapes = {name: shape(ask(r, text, True)[1]) for name, r in routers.items()}

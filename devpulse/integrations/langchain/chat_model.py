@@ -205,7 +205,7 @@ def _metadata(run_manager: Any) -> dict[str, Any] | None:
 
 
 def _result(response: Response) -> ChatResult:
-    message = to_ai_message(response, getattr(response, "reasons", ()))
+    message = to_ai_message(response, response.reasons)
     return ChatResult(generations=[ChatGeneration(message=message)])
 
 
@@ -256,7 +256,7 @@ def _as_langchain(chunk: Chunk) -> ChatGenerationChunk | None:
         message = AIMessageChunk(
             content="",
             usage_metadata=usage_metadata(response.usage),  # type: ignore[arg-type]
-            response_metadata=response_metadata(response, getattr(response, "reasons", ())),
+            response_metadata=response_metadata(response, response.reasons),
             chunk_position="last",
         )
     return ChatGenerationChunk(message=message) if message is not None else None
