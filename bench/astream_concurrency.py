@@ -4,8 +4,10 @@ server's "ok" answer over the OpenAI-compatible protocol, so the server is never
 
 Prints, for each path: wall time, answers, ledger rows (lost and duplicated), and the
 router's own time per request (the request's wall minus the backend's own call, as the
-backend measured it) at p50 and p99. Targets for astream: 0 lost, 0 duplicated, p50 <= 1 ms,
-p99 <= 5 ms. Run: `python bench/astream_concurrency.py [--requests N]`.
+backend measured it) at p50 and p99. Then, fairly: the same calls with the raw async
+HTTP client at the same concurrency, and through `Router.astream` again; the overhead is the
+difference of their walls, and of the process CPU per request. Targets for astream: 0 lost,
+0 duplicated, p50 <= 1 ms, p99 <= 5 ms. Run: `python bench/astream_concurrency.py [--requests N]`.
 """
 
 from __future__ import annotations
@@ -62,6 +64,17 @@ def one_sync(router: Router, i: int) -> float:
     return (wall - final.latency_s) * 1000
 
 
+async def one_raw(client: object, url: str, i: int) -> float:
+    """The same call with the raw async HTTP client (no router): the fair baseline."""
+    start = time.perf_counter()
+    body = {"model": "100", "max_tokens": 8, "stream": True}
+    body["messages"] = [{"role": "user", "content": f"request {i}"}]
+    async with client.stream("POST", f"{url}/chat/completions", json=body) as response:  # type: ignore[attr-defined]
+        async for _ in response.aiter_lines():
+            pass
+    return (time.perf_counter() - start) * 1000
+
+
 def report(name: str, router: Router, own: list[float], wall: float, n: int) -> None:
     rows = router.ledger.rows() if router.ledger else []
     ids = [row["id"] for row in rows]
@@ -96,6 +109,7 @@ def main() -> None:
             return list(own), time.perf_counter() - start
 
         aown, awall = asyncio.run(everything())
+
         one_sync(srouter, -1)
         with ThreadPoolExecutor(max_workers=n) as pool:
             start = time.perf_counter()
@@ -105,6 +119,42 @@ def main() -> None:
         report("Router.astream", arouter, aown, awall, n + 1)
         report(f"{n} threads, stream", srouter, sown, swall, n + 1)
         print("  (ledger rows include one warm-up request per path)")
+
+        async def raw_and_routed() -> tuple[list[float], list[float], float, float]:
+            import httpx  # noqa: PLC0415
+
+            async with httpx.AsyncClient(timeout=60) as client:
+                await one_raw(client, url, -1)
+                cpu = time.process_time()
+                raw = await asyncio.gather(*(one_raw(client, url, i) for i in range(n)))
+                raw_cpu = time.process_time() - cpu
+
+                async def routed(i: int) -> float:
+                    start = time.perf_counter()
+                    async for _ in arouter.astream(request(i)):
+                        pass
+                    return (time.perf_counter() - start) * 1000
+
+                cpu = time.process_time()
+                walls = await asyncio.gather(*(routed(i) for i in range(n)))
+                routed_cpu = time.process_time() - cpu
+            return list(raw), list(walls), raw_cpu, routed_cpu
+
+        raw, walls, raw_cpu, routed_cpu = asyncio.run(raw_and_routed())
+        raw.sort()
+        walls.sort()
+        p99 = max(0, int(n * 0.99) - 1)
+        print(
+            f"  fair: the same {n} calls with the raw async httpx client, same concurrency: "
+            f"p50 {statistics.median(raw):.1f} ms, p99 {raw[p99]:.1f} ms; through "
+            f"Router.astream p50 {statistics.median(walls):.1f} ms, p99 {walls[p99]:.1f} ms"
+        )
+        print(
+            f"  router overhead at {n} concurrent: wall p50 "
+            f"{statistics.median(walls) - statistics.median(raw):+.1f} ms, p99 "
+            f"{walls[p99] - raw[p99]:+.1f} ms; CPU per request "
+            f"{(routed_cpu - raw_cpu) / n * 1000:.2f} ms (process CPU, server included in both)"
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ read it is blocked in ends by the backend's own read timeout.
 from __future__ import annotations
 
 import contextvars
+import functools
 import queue
 import threading
 import time
@@ -90,11 +91,8 @@ def bounded(
     handoff: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
     stop = threading.Event()
     context = contextvars.copy_context()
-    worker = threading.Thread(
-        target=context.run, args=(produce, answer, handoff.put, stop), daemon=True, name=name
-    )
     forget = cancellation.on_cancel(lambda: handoff.put((_CANCEL, None)))
-    worker.start()
+    WORKERS.run(functools.partial(context.run, produce, answer, handoff.put, stop))
     received = False
     try:
         while True:
@@ -118,6 +116,46 @@ def bounded(
     finally:
         stop.set()
         forget()
+
+
+class Workers:
+    """Threads kept for the next attempt: starting a thread per attempt costs more than the
+    router's own work. A worker idle for `idle_s` ends. A busy one (a read blocked in a
+    stalled backend) is never waited for: a new one is started instead."""
+
+    def __init__(self, idle_s: float = 30.0) -> None:
+        self.idle_s = idle_s
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0  # workers waiting for a job, less the jobs queued for them
+        self._lock = threading.Lock()
+
+    def run(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+                self._jobs.put(job)
+                return
+        threading.Thread(
+            target=self._work, args=(job,), daemon=True, name="devpulse-attempt"
+        ).start()
+
+    def _work(self, job: Callable[[], None]) -> None:
+        while True:
+            job()
+            with self._lock:
+                self._idle += 1
+            try:
+                job = self._jobs.get(timeout=self.idle_s)
+            except queue.Empty:
+                with self._lock:
+                    try:
+                        job = self._jobs.get_nowait()  # queued for us as we timed out
+                    except queue.Empty:
+                        self._idle -= 1
+                        return
+
+
+WORKERS = Workers()
 
 
 def expired(name: str, received: bool, limit: float, left: float) -> Exception:

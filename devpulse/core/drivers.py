@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -17,6 +18,7 @@ from collections.abc import (
     Generator,
     Iterator,
 )
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
 from devpulse.core.abounded import AsyncBounded, in_thread, single
@@ -142,6 +144,22 @@ def _async_source(router: Router, open_: Open) -> AsyncIterator[Chunk]:
     return in_thread(_sync_answer(router, open_), open_.decision.backend)
 
 
+_blocking: ThreadPoolExecutor | None = None
+_blocking_lock = threading.Lock()
+
+
+def blocking_pool() -> ThreadPoolExecutor:
+    """The async path's threads for blocking calls (ledger writes, preflight), its own: in
+    the loop's default executor (a handful of threads) 500 concurrent requests would queue
+    behind each other and behind whatever else the application runs there. Concurrent
+    ledger writes from these threads share commits (`Ledger._write`)."""
+    global _blocking  # noqa: PLW0603  # one pool per process, made on first use
+    with _blocking_lock:
+        if _blocking is None:
+            _blocking = ThreadPoolExecutor(max_workers=64, thread_name_prefix="devpulse-blocking")
+        return _blocking
+
+
 class _Async:
     """The async driver's I/O: everything but handing chunks to the caller.
 
@@ -179,7 +197,9 @@ class _Async:
         return None
 
     async def call(self, action: Call) -> Any:
-        future = self.loop.run_in_executor(None, contextvars.copy_context().run, action.fn)
+        future = self.loop.run_in_executor(
+            blocking_pool(), contextvars.copy_context().run, action.fn
+        )
         while True:
             try:
                 return await asyncio.shield(future)

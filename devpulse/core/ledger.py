@@ -8,16 +8,18 @@ a ledger from a newer DevPulse is refused rather than misread.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from devpulse.core.breaker import Circuit
 from devpulse.core.config import Config
@@ -97,6 +99,8 @@ MIGRATIONS: tuple[str, ...] = (
 # A caller's id is an id: longer ones are cut, so the ledger never holds a pasted document.
 MAX_ID_CHARS = 128
 SCHEMA_VERSION = len(MIGRATIONS)
+T = TypeVar("T")
+Write = Callable[[sqlite3.Connection], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +149,12 @@ class Ledger:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._local = threading.local()
+        # Group commit: writes that arrive while one is committing wait, and the next writer
+        # commits them all in one transaction. Each caller still returns only once its own
+        # row is committed, so nothing is lost and a read right after sees it.
+        self._pending: list[tuple[Write, Future[Any]]] = []
+        self._writing = False
+        self._pending_lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.schema_version = self._migrate()
@@ -194,57 +204,67 @@ class Ledger:
             raise
         db.execute("COMMIT")
 
+    def _write(self, write: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `write` in a transaction, committed before this returns; concurrent writes
+        share one commit (each in its own savepoint, so one failing spoils no other)."""
+        future: Future[T] = Future()
+        with self._pending_lock:
+            self._pending.append((write, future))
+            lead = not self._writing
+            self._writing = True
+        while not lead:
+            try:
+                return future.result(timeout=0.05)
+            except TimeoutError:
+                with self._pending_lock:  # a writer that died leaves its followers to lead
+                    lead = not self._writing
+                    self._writing = True
+        try:
+            while True:
+                with self._pending_lock:
+                    batch, self._pending = self._pending, []
+                    if not batch:
+                        self._writing = False
+                        break
+                self._commit(batch)
+        except BaseException:
+            with self._pending_lock:
+                self._writing = False
+            raise
+        return future.result()
+
+    def _commit(self, batch: list[tuple[Write, Future[Any]]]) -> None:
+        results: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            with self._transaction() as db:
+                if len(batch) == 1:
+                    write, future = batch[0]
+                    results.append((future, write(db), None))
+                else:
+                    for write, future in batch:
+                        db.execute("SAVEPOINT one")
+                        try:
+                            results.append((future, write(db), None))
+                        except Exception as exc:
+                            db.execute("ROLLBACK TO one")
+                            results.append((future, None, exc))
+                        db.execute("RELEASE one")
+        except BaseException as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for future, value, error in results:
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
+
     def record(self, entry: RequestRecord) -> int:
         """Write the request and its attempts in one transaction; returns the request id."""
-        with self._transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO requests (ts, task_class, privacy_level, side, backend, model,"
-                " reasons, input_tokens, output_tokens, latency_s, first_token_s, outcome,"
-                " error_class, attempts, cost_usd, counterfactual_usd, session_id, user_id,"
-                " tool_calls) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    entry.ts,
-                    entry.task_class,
-                    entry.privacy_level,
-                    entry.side,
-                    entry.backend,
-                    entry.model,
-                    json.dumps(list(entry.reasons)),
-                    entry.input_tokens,
-                    entry.output_tokens,
-                    entry.latency_s,
-                    entry.first_token_s,
-                    entry.outcome,
-                    entry.error_class,
-                    len(entry.attempts),
-                    entry.cost_usd,
-                    entry.counterfactual_usd,
-                    _id(entry.session_id),
-                    _id(entry.user_id),
-                    entry.tool_calls,
-                ),
-            )
-            request_id = int(cursor.lastrowid or 0)
-            db.executemany(
-                "INSERT INTO attempts (request_id, n, ts, side, backend, model, outcome,"
-                " error_class, latency_s, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        request_id,
-                        n,
-                        a.ts,
-                        a.side,
-                        a.backend,
-                        a.model,
-                        a.outcome,
-                        a.error_class,
-                        a.latency_s,
-                        a.cause,
-                    )
-                    for n, a in enumerate(entry.attempts, start=1)
-                ],
-            )
-        return request_id
+        return self._write(functools.partial(_record, entry))
 
     def load_circuits(self) -> dict[str, Circuit]:
         """The circuit breakers' last recorded state, by backend."""
@@ -256,7 +276,8 @@ class Ledger:
 
     def save_circuit(self, backend: str, circuit: Circuit, at: float) -> None:
         """Record a circuit's new state (a closed circuit with no failures clears the row)."""
-        with self._transaction() as db:
+
+        def write(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT INTO circuits (backend, failures, open_until, last_cause, updated)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT(backend) DO UPDATE SET"
@@ -265,22 +286,27 @@ class Ledger:
                 (backend, circuit.failures, circuit.open_until, circuit.last_cause, at),
             )
 
+        self._write(write)
+
     def begin_use(self, backend: str, model: str, at: float | None = None) -> int:
         """Record that an attempt starts on `model`; returns the row `end_use` finishes."""
-        with self._transaction() as db:
+        started = time.time() if at is None else at
+
+        def write(db: sqlite3.Connection) -> int:
             cursor = db.execute(
                 "INSERT INTO uses (backend, model, started) VALUES (?, ?, ?)",
-                (backend, model, time.time() if at is None else at),
+                (backend, model, started),
             )
-        return int(cursor.lastrowid or 0)
+            return int(cursor.lastrowid or 0)
+
+        return self._write(write)
 
     def end_use(self, use_id: int, at: float | None = None) -> None:
         """Record that the attempt of `begin_use` ended (answered, failed or abandoned)."""
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE uses SET finished = ? WHERE id = ?",
-                (time.time() if at is None else at, use_id),
-            )
+        finished = time.time() if at is None else at
+        self._write(
+            lambda db: db.execute("UPDATE uses SET finished = ? WHERE id = ?", (finished, use_id))
+        )
 
     def in_flight(self, max_age_s: float, now: float | None = None) -> set[tuple[str, str]]:
         """(backend, model) pairs with an attempt running now, in any process.
@@ -316,6 +342,58 @@ class Ledger:
             finally:
                 db.row_factory = None
         return [dict(r) for r in found]
+
+
+def _record(entry: RequestRecord, db: sqlite3.Connection) -> int:
+    """The request's row and its attempts' rows; returns the request id."""
+    cursor = db.execute(
+        "INSERT INTO requests (ts, task_class, privacy_level, side, backend, model,"
+        " reasons, input_tokens, output_tokens, latency_s, first_token_s, outcome,"
+        " error_class, attempts, cost_usd, counterfactual_usd, session_id, user_id,"
+        " tool_calls) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            entry.ts,
+            entry.task_class,
+            entry.privacy_level,
+            entry.side,
+            entry.backend,
+            entry.model,
+            json.dumps(list(entry.reasons)),
+            entry.input_tokens,
+            entry.output_tokens,
+            entry.latency_s,
+            entry.first_token_s,
+            entry.outcome,
+            entry.error_class,
+            len(entry.attempts),
+            entry.cost_usd,
+            entry.counterfactual_usd,
+            _id(entry.session_id),
+            _id(entry.user_id),
+            entry.tool_calls,
+        ),
+    )
+    request_id = int(cursor.lastrowid or 0)
+    db.executemany(
+        "INSERT INTO attempts (request_id, n, ts, side, backend, model, outcome,"
+        " error_class, latency_s, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                request_id,
+                n,
+                a.ts,
+                a.side,
+                a.backend,
+                a.model,
+                a.outcome,
+                a.error_class,
+                a.latency_s,
+                a.cause,
+            )
+            for n, a in enumerate(entry.attempts, start=1)
+        ],
+    )
+    return request_id
 
 
 def _statements(script: str) -> list[str]:
