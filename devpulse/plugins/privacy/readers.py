@@ -135,7 +135,7 @@ def _readers_for(data: bytes) -> list[tuple[str, Reader]]:
     The set's last pattern matches every text: should the set's DFA give up (out of
     memory), its answer lacks that one too, and every reader runs.
     """
-    matched = _READER_SET.Match(data)
+    matched = _READER_SET.Match(data) or ()  # the binding answers None for no match
     if len(READERS) not in matched:
         return [(rule_id, reader) for rule_id, _, reader in READERS]
     return [(READERS[i][0], READERS[i][2]) for i in sorted(matched) if i < len(READERS)]

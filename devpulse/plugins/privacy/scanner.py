@@ -120,7 +120,7 @@ class Scanner:
         """
         enabled = set(self._always)
         for found, enables in self._prefilters:
-            matched = found.Match(data)
+            matched = found.Match(data) or ()  # the binding answers None for no match
             if len(enables) not in matched:
                 return set(self._everything)
             for i in matched:

@@ -211,10 +211,11 @@ def test_a_flood_of_rejected_assignments_is_bounded_and_never_clean() -> None:
 
 
 class _GivenUp:
-    """An RE2 set whose DFA ran out of memory: it answers with no pattern at all."""
+    """An RE2 set whose DFA ran out of memory: it answers with no pattern at all, which
+    the binding says with None (as for a text nothing matches)."""
 
-    def Match(self, data: bytes) -> list[int]:
-        return []
+    def Match(self, data: bytes) -> list[int] | None:
+        return None
 
 
 def test_readers_all_run_when_their_set_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
