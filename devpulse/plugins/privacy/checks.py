@@ -7,14 +7,13 @@ import functools
 import math
 import operator
 import re
-import tomllib
 from collections import Counter
 from collections.abc import Callable
-from importlib import resources
 
 import re2
 
 from devpulse.plugins.privacy import pii
+from devpulse.plugins.privacy.packaged import rules_file
 from devpulse.plugins.privacy.spans import search_spans, search_text
 
 # Values that documentation and templates use in place of a real secret. Marker words count
@@ -107,8 +106,7 @@ def char_classes(value: str) -> int:
 @functools.cache
 def published_keys() -> frozenset[str]:
     """Keys published as examples: rules.toml's `published_keys`, a documented decision."""
-    text = resources.files(__package__).joinpath("rules.toml").read_text("utf-8")
-    return frozenset(tomllib.loads(text).get("published_keys", ()))
+    return frozenset(rules_file().get("published_keys", ()))
 
 
 def is_placeholder(value: str) -> bool:

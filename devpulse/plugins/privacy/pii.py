@@ -9,20 +9,18 @@ rules.toml with the reason, and read from there.
 from __future__ import annotations
 
 import ipaddress
-import tomllib
 from functools import cache
-from importlib import resources
 
 import re2
 
+from devpulse.plugins.privacy.packaged import rules_file
 from devpulse.plugins.privacy.spans import search_text
 
 
 @cache
 def not_personal() -> dict[str, frozenset[str]]:
     """rules.toml's `[not_personal]` lists, read once, on the first candidate that needs one."""
-    text = resources.files(__package__).joinpath("rules.toml").read_text("utf-8")
-    table = tomllib.loads(text).get("not_personal", {})
+    table = rules_file().get("not_personal", {})
     return {key: frozenset(values) for key, values in table.items()}
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import difflib
-import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from importlib import resources
 
 import re2
 
@@ -14,6 +12,7 @@ from devpulse.core.config import PrivacyConfig, PrivacyRule, parse_rules
 from devpulse.core.errors import ConfigError
 from devpulse.core.types import PrivacyLevel
 from devpulse.plugins.privacy.checks import VALIDATORS
+from devpulse.plugins.privacy.packaged import rules_file
 
 CATEGORY_LEVELS = {
     "secret": PrivacyLevel.SECRET,
@@ -55,8 +54,7 @@ class CompiledRule:
 
 
 def packaged_rules() -> tuple[PrivacyRule, ...]:
-    text = resources.files(__package__).joinpath("rules.toml").read_text("utf-8")
-    return parse_rules(tomllib.loads(text)["rule"], "rules.toml")
+    return parse_rules(rules_file()["rule"], "rules.toml")
 
 
 # The ids of the rules built from a team's internal names, which `disabled_rules` may name.
