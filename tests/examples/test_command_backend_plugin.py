@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.examples import test_custom_policy_plugin as installed
+from tests.examples import installed
+from tests.examples.installed import install
 
 ROOT = installed.ROOT
 
@@ -20,23 +21,7 @@ UPPER = "import sys; print(sys.stdin.read().upper())"
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The plugin built and installed into a folder of its own, as pip would install it."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(PLUGIN),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    target = install(PLUGIN, tmp_path_factory.mktemp("site"))
     assert list(target.glob("devpulse_command_backend-*.dist-info"))
     return target
 

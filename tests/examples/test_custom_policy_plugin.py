@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.examples.installed import ROOT, devpulse, install
+
 PLUGIN = ROOT / "examples" / "custom_policy_plugin"
 REASONING = (
     "A train travels 180 km in 2 hours, then 240 km in 3 hours. H"
@@ -21,39 +19,9 @@ REASONING = (
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The plugin built and installed into a folder of its own, as pip would install it."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(PLUGIN),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    target = install(PLUGIN, tmp_path_factory.mktemp("site"))
     assert list(target.glob("devpulse_custom_policy-*.dist-info"))
     return target
-
-
-def devpulse(
-    site: Path, tmp_path: Path, *args: str, **env: str
-) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("DEVPULSE_")}
-    full_env = {**base, "PYTHONPATH": str(site), "XDG_CONFIG_HOME": str(tmp_path), **env}
-    return subprocess.run(
-        [Path(sys.executable).parent / "devpulse", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        check=False,
-    )
 
 
 def test_the_installed_plugin_preempts_the_routing_table(site: Path, tmp_path: Path) -> None:
