@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import cache
+from importlib import resources
 
 import re2
 
