@@ -41,6 +41,7 @@ AST_TRIGGERS = (
     "import ",
 )
 AST = -1  # the prefilter's mark for the Python-aware checks and the syntax readers
+EXACT = -2  # EXACT - i: the prefilter's mark that rule i's own pattern matched
 AST_PRIORITY = 1  # above the generic regex rules (0), below the specific ones (2)
 READER_PRIORITY = AST_PRIORITY  # the syntax readers judge names and values as it does
 # Bounds on per-match Python work, so no input makes a scan slow. A rule that has found this
@@ -78,6 +79,13 @@ class Scanner:
                 triggers.setdefault(rule.rule.trigger, []).append(index)
         for keyword in AST_TRIGGERS:
             keywords.setdefault(re2.escape(keyword), []).append(AST)
+        # A rule marked exact_prefilter also needs its own pattern to match somewhere, which
+        # the trigger set answers in the same pass: EXACT - index marks that it did. (The
+        # set ignores case; (?-i:...) gives the pattern back its own.)
+        self._exact = frozenset(i for i, r in enumerate(self._rules) if r.rule.exact_prefilter)
+        for index in sorted(self._exact):
+            pattern = f"(?-i:{self._rules[index].rule.pattern})"
+            triggers.setdefault(pattern, []).append(EXACT - index)
         self._prefilters = [_prefilter(table) for table in (keywords, triggers) if table]
         self._everything = frozenset((*range(len(self._rules)), AST))
 
@@ -124,6 +132,10 @@ class Scanner:
             if len(enables) - 1 not in matched:
                 return set(self._everything)
             enabled.update(*map(enables.__getitem__, matched))
+        if self._exact:
+            marks = {mark for mark in enabled if mark <= EXACT}
+            enabled -= marks
+            enabled -= self._exact.difference(EXACT - mark for mark in marks)
         return enabled
 
     def _run(self, rule: CompiledRule, data: bytes) -> list[Hit]:
