@@ -40,6 +40,7 @@ class PrivacyRule:
     validator: str | None = None
     priority: int = 2
     preceded_by: str | None = None
+    exact_prefilter: bool = False
     reference: str = "user rule"
 
 

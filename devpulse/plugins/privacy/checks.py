@@ -8,7 +8,7 @@ import math
 import operator
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 import re2
 
@@ -120,12 +120,24 @@ def is_placeholder(value: str) -> bool:
 def _published(core: str) -> bool:
     """A published key, or one with a character or two added or cut at its end (tests
     mutate AWS's example keys that way to check a scanner's allowlist)."""
+    if core[:_HEAD] not in _published_heads():
+        return False  # nearly every value: one slice and one lookup
     if core in published_keys():
         return True
     if len(core) < 20:
         return False
     stems = _published_stems()
     return any(core[:size] in stems.get(size, ()) for size in range(len(core) - 4, len(core) + 1))
+
+
+# A value equal to a key starts as the key does, and the stems _published compares are at
+# least 16 characters long: a value whose first 16 start no key is none of them.
+_HEAD = 16
+
+
+@functools.cache
+def _published_heads() -> frozenset[str]:
+    return frozenset(key[:_HEAD] for key in published_keys())
 
 
 @functools.cache
@@ -158,7 +170,10 @@ def looks_like_credential(value: str) -> bool:
     `DB_PASSWORD = "x9$Kq2mPz!"` is.
     """
     core = value.strip().strip("'\"`").rstrip(",;").rstrip(".…")  # "…" marks a cut paste
-    if len(core) < 6 or " " in core or is_placeholder(core) or not any(map(str.isalnum, core)):
+    if len(core) < 6 or " " in core or not any(map(str.isalnum, core)):
+        return False
+    shapes = _shapes(core)
+    if _placeholder(core, shapes):
         return False
     if is_sequence(core):
         return False  # "abcdefghijklmnopqrstuvwxyz123": an alphabet, not a key
@@ -166,7 +181,7 @@ def looks_like_credential(value: str) -> bool:
         return False  # a plain word: "secret", "PASSWORD", "database"
     if core.replace("_", "").replace("-", "").isalpha() and core.upper() == core:
         return False  # an identifier such as MY_API_KEY_NAME
-    if names_something(core):
+    if _names(core, shapes):
         return False  # settings.SECRET_KEY, os.getenv(...), op://vault/item, /run/secrets/x
     entropy = shannon_entropy(core)
     return (char_classes(core) >= 2 and entropy >= 2.5) or (len(core) >= 8 and entropy >= 3.0)
@@ -182,16 +197,57 @@ def names_something(core: str) -> bool:
     Dotted tokens (Mapbox's pk.<60>.<22>, Dynatrace's dt0c01.<24>.<64>) have the shape of
     `settings.secret_key` too; identifiers seldom carry many digits, random text does.
     """
-    data = core.encode("utf-8", "surrogatepass")
-    if search_spans(REFERENCE, data, 0) or search_spans(LOWER_PATH, data, 0):
+    return _names(core, _shapes(core))
+
+
+def _names(core: str, shapes: Container[int]) -> bool:
+    """`names_something(core)`, with `core`'s shapes already read."""
+    if _REFERENCE in shapes or _LOWER_PATH in shapes:
         return True
-    if search_spans(CODE_EXPRESSION, data, 0) is None:
+    if _CODE_EXPRESSION not in shapes:
         return False
     return sum(c.isdigit() for c in core) * 7 < len(core)  # under a seventh digits
 
 
 _ASCII_SPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.isspace() finds in ASCII
 CAMEL_WORDS = re2.compile(r"^(?:[A-Z]?[a-z]{2,})+\n?$")
+
+# The value checks' patterns in one RE2 set: a value is read once for all of them. A value
+# is a few dozen bytes, and each search of it costs about as much as the call itself.
+_SHAPE_PATTERNS = (PLACEHOLDER, REFERENCE, LOWER_PATH, CODE_EXPRESSION, CAMEL_WORDS)
+_PLACEHOLDER, _REFERENCE, _LOWER_PATH, _CODE_EXPRESSION, _CAMEL_WORDS = range(5)
+
+
+def _shape_set() -> re2.Set:
+    options = re2.Options()
+    options.log_errors = False
+    found = re2.Set.SearchSet(options)
+    for i, regex in enumerate(_SHAPE_PATTERNS):
+        if found.Add(regex.pattern) != i:  # pragma: no cover - each compiled on its own above
+            raise ValueError(f"value pattern {i} is not valid in an RE2 set")
+    found.Add(rb"\A")  # matches every value: see _shapes
+    found.Compile()
+    return found
+
+
+_SHAPE_SET = _shape_set()
+
+
+def _shapes(core: str) -> Container[int]:
+    """Which of _SHAPE_PATTERNS match `core`. Should the set's DFA give up (out of memory
+    on a long value), its answer lacks its last pattern, and each pattern is asked alone."""
+    data = core.encode("utf-8", "surrogatepass")
+    found = _SHAPE_SET.Match(data) or ()  # the binding answers None for no match
+    if len(_SHAPE_PATTERNS) in found:
+        return found
+    return [i for i, regex in enumerate(_SHAPE_PATTERNS) if search_spans(regex, data, 0)]
+
+
+def _placeholder(core: str, shapes: Container[int]) -> bool:
+    """`is_placeholder(core)`, with `core`'s shapes already read."""
+    if core.strip().strip("'\"`") != core:
+        return is_placeholder(core)  # it judges a narrower value than the one read
+    return len(set(core)) <= 2 or _published(core) or _PLACEHOLDER in shapes
 
 
 def token_like(value: str) -> bool:
@@ -204,9 +260,10 @@ def token_like(value: str) -> bool:
     core = value.strip().strip("'\"`")
     if len(core) < 12 or not core.isascii() or any(c in core for c in _ASCII_SPACE):
         return False
-    if is_placeholder(core) or names_something(core) or is_sequence(core):
+    shapes = _shapes(core)
+    if _placeholder(core, shapes) or _names(core, shapes) or is_sequence(core):
         return False
-    if search_text(CAMEL_WORDS, core) is not None:
+    if _CAMEL_WORDS in shapes:
         return False  # ClearTextPassword, SecurityIdentifier: a name, not a token
     letters = core.replace("_", "").replace("-", "")
     if letters.isalpha() and (letters.isupper() or letters.islower()):
@@ -399,7 +456,8 @@ def url_password(url: str) -> bool:
         return False
     if password.startswith("{") and password.endswith("}"):
         return False  # "postgresql://{user}:{pw}@{host}".format(...): a template
-    return not (is_placeholder(password) or names_something(password))
+    shapes = _shapes(password)
+    return not (_placeholder(password, shapes) or _names(password, shapes))
 
 
 VALIDATORS: dict[str, Callable[[str], bool]] = {

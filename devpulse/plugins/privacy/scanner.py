@@ -19,7 +19,7 @@ from devpulse.plugins.privacy.checks import is_placeholder, preview, shannon_ent
 from devpulse.plugins.privacy.pyast import Hit, scan_python
 from devpulse.plugins.privacy.readers import read_all
 from devpulse.plugins.privacy.rules import CompiledRule, compile_pattern, compile_rules
-from devpulse.plugins.privacy.spans import search_spans
+from devpulse.plugins.privacy.spans import Spans, search_spans
 
 # Keywords that make the Python-aware checks and the syntax readers worth running.
 AST_TRIGGERS = (
@@ -41,6 +41,7 @@ AST_TRIGGERS = (
     "import ",
 )
 AST = -1  # the prefilter's mark for the Python-aware checks and the syntax readers
+EXACT = -2  # EXACT - i: the prefilter's mark that rule i's own pattern matched
 AST_PRIORITY = 1  # above the generic regex rules (0), below the specific ones (2)
 READER_PRIORITY = AST_PRIORITY  # the syntax readers judge names and values as it does
 # Bounds on per-match Python work, so no input makes a scan slow. A rule that has found this
@@ -78,6 +79,13 @@ class Scanner:
                 triggers.setdefault(rule.rule.trigger, []).append(index)
         for keyword in AST_TRIGGERS:
             keywords.setdefault(re2.escape(keyword), []).append(AST)
+        # A rule marked exact_prefilter also needs its own pattern to match somewhere, which
+        # the trigger set answers in the same pass: EXACT - index marks that it did. (The
+        # set ignores case; (?-i:...) gives the pattern back its own.)
+        self._exact = frozenset(i for i, r in enumerate(self._rules) if r.rule.exact_prefilter)
+        for index in sorted(self._exact):
+            pattern = f"(?-i:{self._rules[index].rule.pattern})"
+            triggers.setdefault(pattern, []).append(EXACT - index)
         self._prefilters = [_prefilter(table) for table in (keywords, triggers) if table]
         self._everything = frozenset((*range(len(self._rules)), AST))
 
@@ -121,17 +129,22 @@ class Scanner:
         enabled = set(self._always)
         for found, enables in self._prefilters:
             matched = found.Match(data) or ()  # the binding answers None for no match
-            if len(enables) not in matched:
+            if len(enables) - 1 not in matched:
                 return set(self._everything)
-            for i in matched:
-                if i < len(enables):
-                    enabled.update(enables[i])
+            enabled.update(*map(enables.__getitem__, matched))
+        if self._exact:
+            marks = {mark for mark in enabled if mark <= EXACT}
+            enabled -= marks
+            enabled -= self._exact.difference(EXACT - mark for mark in marks)
         return enabled
 
     def _run(self, rule: CompiledRule, data: bytes) -> list[Hit]:
         """The rule's accepted hits in `data`, with byte offsets."""
+        first = search_spans(rule.regex, data, 0)
+        if first is None:
+            return []  # the common case: a rule the prefilter let through that finds nothing
         hits: list[Hit] = []
-        for examined, (match_start, start, end) in enumerate(_spans(rule, data), start=1):
+        for examined, (match_start, start, end) in enumerate(_spans(rule, data, first), start=1):
             if examined > MAX_CANDIDATES_PER_RULE:
                 rest = data[match_start:].decode("utf-8", "surrogatepass")
                 hits.append(
@@ -172,7 +185,9 @@ class Scanner:
         return any(p.search(data) for p in self._allowlist)
 
 
-def _prefilter(table: dict[str, list[int]]) -> tuple[re2.Set, list[list[int]]]:
+def _prefilter(table: dict[str, list[int]]) -> tuple[re2.Set, list[tuple[int, ...]]]:
+    """The set, and what each of its patterns enables; the last one, which matches every
+    text, enables nothing."""
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False
@@ -182,32 +197,36 @@ def _prefilter(table: dict[str, list[int]]) -> tuple[re2.Set, list[list[int]]]:
             raise ConfigError(f"privacy: prefilter pattern {pattern!r} is not valid RE2")
     found.Add(r"\A")  # matches every text: see Scanner._enabled
     found.Compile()
-    return found, list(table.values())
+    return found, [*map(tuple, table.values()), ()]
 
 
-def _spans(rule: CompiledRule, data: bytes) -> Iterator[tuple[int, int, int]]:
-    """(match start, value start, value end) of each match, like finditer, except that the
-    next search starts where the value ended rather than the whole match.
+def _spans(rule: CompiledRule, data: bytes, spans: Spans) -> Iterator[tuple[int, int, int]]:
+    """(match start, value start, value end) of each match from the first one, `spans`,
+    like finditer, except that the next search starts where the value ended rather than
+    the whole match.
 
     Patterns consume one boundary character on each side (RE2 has no look-around); resuming
     after the value lets "a@x.io b@y.io" yield both addresses. A match that its rule's
     `preceded_by` turns down is yielded with a value span of (-1, -1), so that the caller
     counts it among the candidates, and the search goes on from the next byte.
     """
-    group, preceded_by, pos, size = rule.rule.group, rule.preceded_by, 0, len(data)
-    while pos <= size:
-        spans = search_spans(rule.regex, data, pos)
-        if spans is None:
-            return
+    group, preceded_by, size = rule.rule.group, rule.preceded_by, len(data)
+    while True:
         begin = spans[0][0]
         if preceded_by is not None and not preceded_by.allows(data, begin):
             yield begin, -1, -1
             pos = begin + 1
-            continue
-        start, end = spans[group]
-        if start >= 0:
-            yield begin, start, end
-        pos = max(end if start >= 0 else spans[0][1], begin + 1)
+        else:
+            start, end = spans[group]
+            if start >= 0:
+                yield begin, start, end
+            pos = max(end if start >= 0 else spans[0][1], begin + 1)
+        if pos > size:
+            return
+        found = search_spans(rule.regex, data, pos)
+        if found is None:
+            return
+        spans = found
 
 
 def _byte_to_char(data: bytes, hits: Sequence[Hit]) -> dict[int, int]:

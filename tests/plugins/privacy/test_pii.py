@@ -220,3 +220,32 @@ def test_ip_addresses_are_not_claimed_as_personal_data(scanner: Scanner) -> None
     """The decision in rules.toml: private ranges are internal, the rest not reported."""
     assert not pii_rules(scanner, "from 203.0.113.7 and 2001:db8::1 via 8.8.8.8")
     assert {f.category for f in scanner.scan("from 10.4.2.7")} == {"internal"}
+
+
+def test_the_bban_layouts_judge_every_country_as_stdnum_does() -> None:
+    """pii.iban reads stdnum's registry once instead of asking stdnum per candidate: for
+    every registered country, BBANs in its layout, one character off it, and in lower case
+    get stdnum's answer."""
+    import random  # noqa: PLC0415
+    import string  # noqa: PLC0415
+
+    from stdnum import iban as stdnum_iban  # noqa: PLC0415
+
+    pools = {"[0-9]": string.digits, "[A-Z]": string.ascii_uppercase}
+    pools["[A-Za-z0-9]"] = string.ascii_letters + string.digits
+    layouts = pii.bban_layouts()
+    assert len(layouts) > 80
+    rng = random.Random(13)
+    checked = 0
+    for country, layout in layouts.items():
+        parts = [part.rsplit("{", 1) for part in layout.pattern.split("}")[:-1]]
+        for _ in range(20):
+            bban = "".join("".join(rng.choice(pools[c]) for _ in range(int(n))) for c, n in parts)
+            off = rng.randrange(len(bban))
+            for candidate in (bban, bban[:off] + rng.choice("A0") + bban[off + 1 :]):
+                iban = with_check_digits(country, candidate.upper())
+                for written in (iban, iban.lower()):
+                    expected = stdnum_iban.is_valid(written, check_country=False)
+                    assert pii.iban(written) == expected, written
+                    checked += expected
+    assert checked > 2000  # most of them are IBANs: the layouts were exercised

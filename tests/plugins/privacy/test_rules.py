@@ -250,3 +250,35 @@ def test_a_huge_unquoted_run_is_bounded_not_missed(scanner: Scanner) -> None:
     assert findings
     assert all(f.category == "secret" for f in findings)
     assert max(f.span[1] - f.span[0] for f in findings) <= 200
+
+
+def _order_rules(exact: bool) -> Scanner:
+    rules = [
+        {"id": "order-ref", "category": "internal", "pattern": r"ORD-(\d{6})", "group": 1},
+        {"id": "order-any", "category": "internal", "pattern": r"(?i)zx-(\d{4})", "group": 1},
+    ]
+    for rule in rules:
+        rule.update(keywords=["ord", "zx"], exact_prefilter=exact)
+    return Scanner(config_from_mapping({"privacy": {"rules": rules}}).privacy)
+
+
+@pytest.mark.parametrize(
+    ("text", "runs"),
+    [
+        ("order ord-123456 zx", set()),  # keywords there, neither pattern (it is case-sensitive)
+        ("order ORD-123456", {"order-ref"}),
+        ("ord ZX-1234 and zx-9876", {"order-any"}),  # (?i) in the pattern is kept
+        ("ORD-123456 zx-1234", {"order-ref", "order-any"}),
+    ],
+)
+def test_an_exact_prefilter_runs_a_rule_only_where_its_pattern_matches(
+    text: str, runs: set[str]
+) -> None:
+    scanner = _order_rules(exact=True)
+    enabled = scanner._enabled(text.encode())
+    assert {r.id for i, r in enumerate(scanner._rules) if i in enabled} & {
+        "order-ref",
+        "order-any",
+    } == runs
+    plain = _order_rules(exact=False)  # the same rules, run on every keyword
+    assert scanner.scan(text) == plain.scan(text)
