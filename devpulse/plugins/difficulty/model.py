@@ -1,8 +1,20 @@
-"""The difficulty model: a weighted sum of features, placed on a reference distribution.
+"""The difficulty model: prompt length, a bounded adjustment, and the open-request priors.
 
-The raw score is a linear model in the unit of "expected gain": how much more often a
-frontier model answers such a prompt right than a small local one. Its weights ship as data
-(`weights.json`, written by `bench/fit_difficulty.py`, which says what each was fitted on).
+The raw score is in the unit of "expected gain": how much more often a frontier model answers
+such a prompt right than a small local one. It has three parts, with weights shipped as data
+(`weights.json`, written by `bench/fit_difficulty.py`, which says what each was fitted on):
+
+- the anchor: the token count's term. Longest-first is the one ranking known to transfer
+  across subjects, so the score starts from it;
+- the other fitted features (jargon, quantities, conditions), as one adjustment against a
+  typical reference prompt, clipped to `bound` (one standard deviation of the anchor's term
+  on the reference). Fitted on 29 subjects, they refine the length ranking and cannot
+  overturn it: a longer prompt outranks a shorter one unless it is within about a standard
+  deviation of length of it;
+- the hand-set priors (word problems, code, requests to derive or write code, prose,
+  recall...), which describe open requests. A prompt that offers answer options (feature
+  `options`) is a choice among given answers, where those features were measured to mark no
+  more gain than average: for it they count zero.
 
 The difficulty is the raw score's position among the reference prompts' scores (their
 quantiles ship in the same file): 0.7 means harder than about 70% of the reference traffic.
@@ -39,20 +51,42 @@ class Score:
 @dataclass(frozen=True, slots=True)
 class Model:
     bias: float
-    weights: dict[str, float]
-    means: dict[str, float]
+    anchor: str  # the length feature the score starts from
+    weights: dict[str, float]  # every feature's weight: the anchor, fitted ones, priors
+    fitted: frozenset[str]  # the bounded adjustment (the anchor excluded)
+    open_only: frozenset[str]  # priors that count only when no answer options are offered
+    bound: float  # the adjustment's limit, either way
+    means: dict[str, float]  # the reference's means of the anchor and the fitted features
     quantiles: tuple[float, ...]
 
     def score(self, text: str) -> Score:
         features = extract(text)
-        raw = self.bias + sum(w * features[name] for name, w in self.weights.items())
+        is_open = features.get("options", 0.0) == 0.0
+        effects: list[tuple[str, float]] = []
+        adjust = 0.0
+        raw = self.bias
+        for name, w in self.weights.items():
+            value = features[name]
+            if name in self.fitted:
+                adjust += w * (value - self.means[name])
+            elif name in self.open_only and not is_open:
+                continue
+            else:
+                raw += w * value
+        clipped = min(self.bound, max(-self.bound, adjust))
+        scale = clipped / adjust if adjust else 1.0
         # Each feature's effect against a typical reference prompt, largest first.
-        effects = sorted(
-            ((name, w * (features[name] - self.means[name])) for name, w in self.weights.items()),
-            key=lambda item: -abs(item[1]),
-        )
+        for name, w in self.weights.items():
+            value = features[name]
+            if name == self.anchor:
+                effects.append((name, w * (value - self.means[name])))
+            elif name in self.fitted:
+                effects.append((name, w * (value - self.means[name]) * scale))
+            elif is_open or name not in self.open_only:
+                effects.append((name, w * value))
+        effects.sort(key=lambda item: -abs(item[1]))
         shown = tuple((n, e) for n, e in effects[:SHOWN] if abs(e) >= 0.0005)
-        return Score(self.position(raw), shown)
+        return Score(self.position(raw + clipped), shown)
 
     def position(self, raw: float) -> float:
         """Where `raw` falls among the reference scores, in (0, 1)."""
@@ -76,9 +110,14 @@ def load() -> Model:
     text = resources.files("devpulse.plugins.difficulty").joinpath("weights.json")
     doc = json.loads(text.read_text("utf-8"))
     weights = {str(k): float(v) for k, v in doc["weights"].items()}
+    anchor = str(doc["anchor"])
     return Model(
         bias=float(doc["bias"]),
+        anchor=anchor,
         weights=weights,
-        means={k: float(doc["means"][k]) for k in weights},
+        fitted=frozenset(str(n) for n in doc["fitted"]) - {anchor},
+        open_only=frozenset(str(n) for n in doc["open_only"]),
+        bound=float(doc["bound"]),
+        means={k: float(v) for k, v in doc["means"].items()},
         quantiles=tuple(float(q) for q in doc["quantiles"]),
     )
