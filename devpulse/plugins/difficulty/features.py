@@ -193,9 +193,10 @@ FORMAL = re2.compile(
 )
 
 
-# Answer options: lines labelled with a capital letter ("A. ...", "B) ...", "(C) ..."). Two or
-# more make the prompt a choice among offered answers rather than an open request.
-OPTION = re2.compile(r"(?m)^[ \t]*\(?[A-H][.)][ \t]")
+# Answer options: a line labelled A and one labelled B ("A. ...", "B) ...", "(A) ...") make
+# the prompt a choice among offered answers rather than an open request. Plain substring
+# tests: a multi-line RE2 pattern cost a sixth of the whole feature extraction.
+OPTION_LABELS = tuple((f"\n{c}.", f"\n{c})", f"\n({c})") for c in "AB")
 
 
 def _window(text: str) -> str:
@@ -240,5 +241,5 @@ def extract(text: str) -> dict[str, float]:
         "code_request": float(code_request),
         "structure": min(_count(STRUCTURE, window, 3), 3) / 3,
         "formal": _count(FORMAL, window, 4) / 4,
-        "options": float(_count(OPTION, window, 2) >= 2),
+        "options": float(all(any(m in window for m in marks) for marks in OPTION_LABELS)),
     }

@@ -61,32 +61,25 @@ class Model:
 
     def score(self, text: str) -> Score:
         features = extract(text)
-        is_open = features.get("options", 0.0) == 0.0
-        effects: list[tuple[str, float]] = []
-        adjust = 0.0
-        raw = self.bias
+        skipped = self.open_only if features["options"] else frozenset()
+        # Each feature's effect against a typical reference prompt; the fitted ones apart.
+        fixed, adjusting = [], []
         for name, w in self.weights.items():
-            value = features[name]
             if name in self.fitted:
-                adjust += w * (value - self.means[name])
-            elif name in self.open_only and not is_open:
-                continue
-            else:
-                raw += w * value
+                adjusting.append((name, w * (features[name] - self.means[name])))
+            elif name == self.anchor:
+                fixed.append((name, w * (features[name] - self.means[name])))
+            elif name not in skipped:
+                fixed.append((name, w * features[name]))
+        adjust = sum(e for _, e in adjusting)
         clipped = min(self.bound, max(-self.bound, adjust))
+        raw = self.bias + self.weights[self.anchor] * self.means[self.anchor] + clipped
+        raw += sum(e for _, e in fixed)
         scale = clipped / adjust if adjust else 1.0
-        # Each feature's effect against a typical reference prompt, largest first.
-        for name, w in self.weights.items():
-            value = features[name]
-            if name == self.anchor:
-                effects.append((name, w * (value - self.means[name])))
-            elif name in self.fitted:
-                effects.append((name, w * (value - self.means[name]) * scale))
-            elif is_open or name not in self.open_only:
-                effects.append((name, w * value))
+        effects = fixed + [(n, e * scale) for n, e in adjusting]
         effects.sort(key=lambda item: -abs(item[1]))
         shown = tuple((n, e) for n, e in effects[:SHOWN] if abs(e) >= 0.0005)
-        return Score(self.position(raw + clipped), shown)
+        return Score(self.position(raw), shown)
 
     def position(self, raw: float) -> float:
         """Where `raw` falls among the reference scores, in (0, 1)."""
