@@ -127,3 +127,33 @@ def test_cloud_share_setting_moves_the_measured_share(make_router, share) -> Non
     router = make_router({"routing": {"cloud_share": share}})
     cloud = sum(router.route(p).side is Side.CLOUD for p in prompts)
     assert abs(cloud / len(prompts) - share) <= 0.05
+
+
+def _choice(question: str, options: list[str]) -> str:
+    labels = "ABCD"
+    return question + "".join(f"\n{labels[i]}. {o}" for i, o in enumerate(options)) + "\nAnswer:"
+
+
+def test_answer_options_switch_the_open_request_priors_off() -> None:
+    scorer = model.load()
+    open_request = HARD[1]
+    choice = _choice(open_request, ["10", "14", "18", "24"])
+    assert scorer.score(open_request).drivers[0][0] == "word_problem"
+    assert "word_problem" not in {name for name, _ in scorer.score(choice).drivers}
+    assert scorer.score(choice).difficulty < 0.9 < scorer.score(open_request).difficulty
+
+
+def test_the_adjustment_cannot_overturn_a_large_length_difference() -> None:
+    """Eight times the tokens outranks plain wording, numbers and conditions: the fitted
+    features other than length move a prompt by at most `bound` either way."""
+    scorer = model.load()
+    short = _choice(
+        "If each of 3 boxes holds 4 red and 5 blue balls, and half the red ones are taken out "
+        "of every box, how many balls are left?",
+        ["21", "18", "24", "27"],
+    )
+    jargon = " ".join(["Pharmacokinetic considerations regarding hepatotoxicity"] * 40)
+    long = _choice(jargon + ". Which statement is correct?", ["first", "second", "third", "fourth"])
+    # The premise: three doublings of length outweigh the adjustment's whole range.
+    assert 0 < 2 * scorer.bound < 3 * scorer.weights[scorer.anchor]
+    assert scorer.score(long).difficulty > scorer.score(short).difficulty

@@ -11,7 +11,9 @@ lists names a subject: they are the connectives and verbs of a task's shape.
 
 MMLU, where the fitted weights come from, barely contains such requests, and where it does
 (computations in college-level subjects) both models fail alike; so those features carry
-weights set by hand (bench/fit_difficulty.py, docs/routing.md).
+weights set by hand (bench/fit_difficulty.py, docs/routing.md). They describe open requests:
+whether the prompt offers answer options to choose from (`options`) decides whether they
+count at all (model.py).
 
 Everything reads text with RE2 or plain string methods, and only a bounded window of it
 (the head and the tail, where instructions sit), so a 100 KB paste costs about what a
@@ -191,6 +193,12 @@ FORMAL = re2.compile(
 )
 
 
+# Answer options: a line labelled A and one labelled B ("A. ...", "B) ...", "(A) ...") make
+# the prompt a choice among offered answers rather than an open request. Plain substring
+# tests: a multi-line RE2 pattern cost a sixth of the whole feature extraction.
+OPTION_LABELS = tuple((f"\n{c}.", f"\n{c})", f"\n({c})") for c in "AB")
+
+
 def _window(text: str) -> str:
     if len(text) <= HEAD_CHARS + TAIL_CHARS:
         return text
@@ -233,4 +241,5 @@ def extract(text: str) -> dict[str, float]:
         "code_request": float(code_request),
         "structure": min(_count(STRUCTURE, window, 3), 3) / 3,
         "formal": _count(FORMAL, window, 4) / 4,
+        "options": float(all(any(m in window for m in marks) for marks in OPTION_LABELS)),
     }

@@ -1,8 +1,20 @@
-"""The difficulty model: a weighted sum of features, placed on a reference distribution.
+"""The difficulty model: prompt length, a bounded adjustment, and the open-request priors.
 
-The raw score is a linear model in the unit of "expected gain": how much more often a
-frontier model answers such a prompt right than a small local one. Its weights ship as data
-(`weights.json`, written by `bench/fit_difficulty.py`, which says what each was fitted on).
+The raw score is in the unit of "expected gain": how much more often a frontier model answers
+such a prompt right than a small local one. It has three parts, with weights shipped as data
+(`weights.json`, written by `bench/fit_difficulty.py`, which says what each was fitted on):
+
+- the anchor: the token count's term. Longest-first is the one ranking known to transfer
+  across subjects, so the score starts from it;
+- the other fitted features (jargon, quantities, conditions), as one adjustment against a
+  typical reference prompt, clipped to `bound` (one standard deviation of the anchor's term
+  on the reference). Fitted on 29 subjects, they refine the length ranking and cannot
+  overturn it: a longer prompt outranks a shorter one unless it is within about a standard
+  deviation of length of it;
+- the hand-set priors (word problems, code, requests to derive or write code, prose,
+  recall...), which describe open requests. A prompt that offers answer options (feature
+  `options`) is a choice among given answers, where those features were measured to mark no
+  more gain than average: for it they count zero.
 
 The difficulty is the raw score's position among the reference prompts' scores (their
 quantiles ship in the same file): 0.7 means harder than about 70% of the reference traffic.
@@ -39,18 +51,33 @@ class Score:
 @dataclass(frozen=True, slots=True)
 class Model:
     bias: float
-    weights: dict[str, float]
-    means: dict[str, float]
+    anchor: str  # the length feature the score starts from
+    weights: dict[str, float]  # every feature's weight: the anchor, fitted ones, priors
+    fitted: frozenset[str]  # the bounded adjustment (the anchor excluded)
+    open_only: frozenset[str]  # priors that count only when no answer options are offered
+    bound: float  # the adjustment's limit, either way
+    means: dict[str, float]  # the reference's means of the anchor and the fitted features
     quantiles: tuple[float, ...]
 
     def score(self, text: str) -> Score:
         features = extract(text)
-        raw = self.bias + sum(w * features[name] for name, w in self.weights.items())
-        # Each feature's effect against a typical reference prompt, largest first.
-        effects = sorted(
-            ((name, w * (features[name] - self.means[name])) for name, w in self.weights.items()),
-            key=lambda item: -abs(item[1]),
-        )
+        skipped = self.open_only if features["options"] else frozenset()
+        # Each feature's effect against a typical reference prompt; the fitted ones apart.
+        fixed, adjusting = [], []
+        for name, w in self.weights.items():
+            if name in self.fitted:
+                adjusting.append((name, w * (features[name] - self.means[name])))
+            elif name == self.anchor:
+                fixed.append((name, w * (features[name] - self.means[name])))
+            elif name not in skipped:
+                fixed.append((name, w * features[name]))
+        adjust = sum(e for _, e in adjusting)
+        clipped = min(self.bound, max(-self.bound, adjust))
+        raw = self.bias + self.weights[self.anchor] * self.means[self.anchor] + clipped
+        raw += sum(e for _, e in fixed)
+        scale = clipped / adjust if adjust else 1.0
+        effects = fixed + [(n, e * scale) for n, e in adjusting]
+        effects.sort(key=lambda item: -abs(item[1]))
         shown = tuple((n, e) for n, e in effects[:SHOWN] if abs(e) >= 0.0005)
         return Score(self.position(raw), shown)
 
@@ -76,9 +103,14 @@ def load() -> Model:
     text = resources.files("devpulse.plugins.difficulty").joinpath("weights.json")
     doc = json.loads(text.read_text("utf-8"))
     weights = {str(k): float(v) for k, v in doc["weights"].items()}
+    anchor = str(doc["anchor"])
     return Model(
         bias=float(doc["bias"]),
+        anchor=anchor,
         weights=weights,
-        means={k: float(doc["means"][k]) for k in weights},
+        fitted=frozenset(str(n) for n in doc["fitted"]) - {anchor},
+        open_only=frozenset(str(n) for n in doc["open_only"]),
+        bound=float(doc["bound"]),
+        means={k: float(v) for k, v in doc["means"].items()},
         quantiles=tuple(float(q) for q in doc["quantiles"]),
     )
