@@ -22,6 +22,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from devpulse.core import inline
 from devpulse.core.books import Book, begin_use, end_use
 from devpulse.core.errors import (
     BudgetExhausted,
@@ -36,7 +37,7 @@ from devpulse.core.errors import (
     diagnose,
 )
 from devpulse.core.logs import get_logger
-from devpulse.core.types import Chunk, Decision, Request, Side
+from devpulse.core.types import Chunk, Decision, Request
 
 if TYPE_CHECKING:
     from devpulse.core.pipeline import Router
@@ -47,10 +48,13 @@ log = get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class Call:
     """Call `fn()` and send back its result. `blocking`: it may wait on I/O (a preflight
-    probe, a ledger write), so the async driver runs it in a thread."""
+    probe, opening the ledger), so the async driver runs it in a thread. `inline`: it is
+    short and blocks only when a plugin says so (`core/inline.py`), so the async driver
+    tries it on the loop first."""
 
     fn: Callable[[], Any]
     blocking: bool = True
+    inline: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +104,9 @@ def run(router: Router, request: Request) -> Machine:
     """The whole request: open the books, decide, attempt, and book how it ended."""
     yield Call(lambda: router.ledger, blocking=router._ledger is None)  # opened, checked writable
     try:
-        decision: Decision = yield Call(functools.partial(router.route, request))
+        decision: Decision = yield Call(
+            functools.partial(router.route, request), inline=router.decides_inline(request)
+        )
     except DevPulseError as exc:
         classification = router.classify(request)
         yield Call(
@@ -133,7 +139,7 @@ def run(router: Router, request: Request) -> Machine:
         record = functools.partial(
             book.record, router.ledger, router.config, decision.classification, outcome, error
         )
-        yield Call(record, blocking=router.ledger is not None)
+        yield Call(record, blocking=False)  # queued: the ledger commits it behind us
 
 
 def _attempt_all(router: Router, request: Request, decision: Decision, book: Book) -> Machine:
@@ -268,7 +274,10 @@ def _next(
         return None
     following = dataclasses.replace(following, classification=decision.classification)
     try:
-        checked: Decision = yield Call(functools.partial(router._checked, request, following))
+        checked: Decision = yield Call(
+            functools.partial(router._checked, request, following),
+            inline=router.decides_inline(request, ("preflight",)),
+        )
     except PreflightRefused as refused:
         tried.append(f"{following.backend}/{following.model}: {refused}")
         # Per-attempt detail (-v): the error the caller gets names this refusal.
@@ -306,14 +315,15 @@ def _dispatch(
     streamed = dataclasses.replace(request, stream=True)
     breakers, ledger = router.breakers, router.ledger
     backend = decision.backend
-    booked = ledger is not None and decision.side is Side.LOCAL
     reported = False
-    use = yield Call(functools.partial(begin_use, ledger, decision), blocking=booked)
+    # The busy mark is queued, as the books are: only `Ledger`'s own thread waits for SQLite.
+    use = yield Call(functools.partial(begin_use, ledger, decision), blocking=False)
     try:
         # Before the limits start: a client library's first import must not eat into the
-        # first-token limit (the async driver does it in a thread).
+        # first-token limit (the async driver does it in a thread, unless it is ready).
         yield Call(
-            functools.partial(router.pm.hook.prepare_dispatch, request=streamed, decision=decision)
+            functools.partial(router.pm.hook.prepare_dispatch, request=streamed, decision=decision),
+            inline=inline.loop_safe(router.pm, ("prepare_dispatch",)),
         )
         yield Open(streamed, decision, deadline)
         while (chunk := (yield READ)) is not None:
@@ -343,7 +353,7 @@ def _dispatch(
         yield CLOSE
         if not reported:
             breakers.release(backend)
-        yield Call(functools.partial(end_use, ledger, use), blocking=use is not None)
+        yield Call(functools.partial(end_use, ledger, use), blocking=False)
 
 
 def describe(exc: BaseException) -> str:

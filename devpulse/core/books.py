@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from devpulse.core.config import Config
 from devpulse.core.costs import counterfactual_cost, request_cost
 from devpulse.core.errors import Cancelled, DevPulseError, PrivacyBlocked, diagnose
-from devpulse.core.ledger import Attempt, Ledger, RequestRecord
+from devpulse.core.ledger import Attempt, Ledger, RequestRecord, Use
 from devpulse.core.logs import get_logger
 from devpulse.core.types import Classification, Decision, Request, Response, Side
 
@@ -60,7 +60,8 @@ class Book:
         outcome: str,
         error: BaseException | None,
     ) -> None:
-        """One ledger row for the request, one per attempt."""
+        """One ledger row for the request, one per attempt, queued: committed behind the
+        caller (`Ledger`'s guarantee), so no request waits for SQLite."""
         if ledger is None or classification is None:
             return
         decision, response = self.decision, self.response
@@ -68,7 +69,7 @@ class Book:
         usage_out = response.usage.output_tokens if response else 0
         answered_side = response.side if response else (decision.side if decision else None)
         model = response.model if response else (decision.model if decision else None)
-        ledger.record(
+        ledger.queue_record(
             RequestRecord(
                 task_class=classification.task_class.value,
                 privacy_level=classification.privacy_level.label,
@@ -143,23 +144,15 @@ def tool_call_count(response: Response | None) -> int:
     return len(response.tool_uses) if response is not None else 0
 
 
-def begin_use(ledger: Ledger | None, decision: Decision) -> int | None:
+def begin_use(ledger: Ledger | None, decision: Decision) -> Use | None:
     """Book that an attempt starts on a local model, so that babysit, in any process, leaves
-    the model alone while it serves; None when not booked."""
+    the model alone while it serves; None when not booked. Queued, as the books are."""
     if ledger is None or decision.side is not Side.LOCAL:
         return None
-    try:
-        return ledger.begin_use(decision.backend, decision.model)
-    except (sqlite3.Error, DevPulseError) as exc:  # the books must not stop the answer
-        log.warning("ledger.use_not_recorded", backend=decision.backend, error=str(exc))
-        return None
+    return ledger.queue_begin_use(decision.backend, decision.model)
 
 
-def end_use(ledger: Ledger | None, use: int | None) -> None:
+def end_use(ledger: Ledger | None, use: Use | None) -> None:
     """Book that the attempt `begin_use` booked has ended, whatever its outcome."""
-    if use is None or ledger is None:
-        return
-    try:
-        ledger.end_use(use)
-    except (sqlite3.Error, DevPulseError) as exc:
-        log.warning("ledger.use_not_recorded", error=str(exc))
+    if use is not None and ledger is not None:
+        ledger.queue_end_use(use)

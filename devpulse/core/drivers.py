@@ -35,6 +35,7 @@ from devpulse.core.attempts import (
 )
 from devpulse.core.bounded import Cancellation, bounded
 from devpulse.core.errors import Cancelled, NoBackend
+from devpulse.core.inline import WouldBlock, on_loop
 from devpulse.core.types import Chunk, Response
 
 if TYPE_CHECKING:
@@ -178,7 +179,14 @@ class _Async:
             assert self.source is not None
             return await self.source.next()
         if isinstance(action, Call):
-            return await self.call(action) if action.blocking else action.fn()
+            if not action.blocking:
+                return action.fn()
+            if action.inline:
+                try:
+                    return on_loop(action.fn)
+                except WouldBlock:
+                    pass  # it must do I/O first: in a thread, from the start
+            return await self.call(action)
         if isinstance(action, Open):
             backend = action.decision.backend
             self.source = AsyncBounded(

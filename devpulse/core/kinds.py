@@ -18,6 +18,7 @@ from typing import Any, Protocol, cast, runtime_checkable
 
 from devpulse.core.config import BackendConfig, Config, Limits
 from devpulse.core.errors import ConfigError, UnsupportedRequest
+from devpulse.core.inline import must_not_block
 from devpulse.core.types import Chunk, Decision, LoadedModel, Request, Response
 from devpulse.hookspecs import hookimpl
 
@@ -153,7 +154,12 @@ class BackendPlugin:
 
     Its hooks are ``trylast``: it is registered after installed plugins, and a plugin that
     answers for the same backend must still win, as it did before kinds were plugins.
+
+    Loop-safe (`core/inline.py`): its only deciding-time hook, `prepare_dispatch`, blocks
+    only until the object says it is ready (``prepared``).
     """
+
+    loop_safe = True
 
     def __init__(self, name: str, config: BackendConfig, backend: SyncBackend) -> None:
         self.name = name
@@ -165,6 +171,8 @@ class BackendPlugin:
         """Let the object build its client, importing its SDK, before the limits start."""
         prepare = getattr(self.backend, "prepare", None)
         if decision.backend == self.name and prepare is not None:
+            if not getattr(self.backend, "prepared", False):
+                must_not_block(f"preparing {self.name}'s client")
             prepare()
 
     @hookimpl(trylast=True)

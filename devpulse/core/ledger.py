@@ -4,6 +4,17 @@ WAL mode, one connection per thread, and a busy timeout, so many async requests 
 processes can write at once without losing a row. The file carries its schema version
 (`PRAGMA user_version`); opening an older ledger migrates it forward in one transaction, and
 a ledger from a newer DevPulse is refused rather than misread.
+
+What is guaranteed: the router queues a request's rows (`queue_record`, `queue_begin_use`,
+`queue_end_use`) and a thread of the ledger's own commits them behind it, so the request
+never waits for SQLite (`core/writes.py`). Every read here (`rows`, which `devpulse cost`
+uses, `in_flight`, `last_used`) first waits for everything queued before it, and at
+interpreter exit, a normal end or Ctrl-C, whatever is still queued is committed: each
+request gets its one row whether or not anyone closes the Router. Commits use
+`synchronous=NORMAL`: a committed row survives the process crashing, not the machine losing
+power. A process killed outright (SIGKILL, `os._exit`) loses what it had queued and not yet
+committed, a few milliseconds of rows; another process (babysit) sees a busy mark that much
+later. `record` and the other writes wait for their own commit.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from typing import Any, TypeVar
 from devpulse.core.breaker import Circuit
 from devpulse.core.config import Config
 from devpulse.core.errors import ConfigError
+from devpulse.core.writes import Job, Writes, flush_all
 
 # Each entry takes the ledger from version N to N + 1. Version 0 is the first layout, which
 # recorded no version; its statements are idempotent, so a brand-new file runs them all.
@@ -100,7 +112,6 @@ MIGRATIONS: tuple[str, ...] = (
 MAX_ID_CHARS = 128
 SCHEMA_VERSION = len(MIGRATIONS)
 T = TypeVar("T")
-Write = Callable[[sqlite3.Connection], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +149,16 @@ class RequestRecord:
     tool_calls: int = 0
 
 
+@dataclass(slots=True)
+class Use:
+    """An attempt's busy mark in the `uses` table, queued: the writer fills in its row id."""
+
+    backend: str
+    model: str
+    started: float
+    id: int | None = None
+
+
 def default_ledger_path() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
     return Path(base) / "devpulse" / "ledger.sqlite3"
@@ -149,12 +170,9 @@ class Ledger:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._local = threading.local()
-        # Group commit: writes that arrive while one is committing wait, and the next writer
-        # commits them all in one transaction. Each caller still returns only once its own
-        # row is committed, so nothing is lost and a read right after sees it.
-        self._pending: list[tuple[Write, Future[Any]]] = []
-        self._writing = False
-        self._pending_lock = threading.Lock()
+        # Writes are queued and group-committed (`core/writes.py`): a request's rows are
+        # written behind it, and reads see every write queued before them.
+        self._writes = Writes(self._commit, key=str(self.path.resolve()))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.schema_version = self._migrate()
@@ -207,33 +225,15 @@ class Ledger:
     def _write(self, write: Callable[[sqlite3.Connection], T]) -> T:
         """Run `write` in a transaction, committed before this returns; concurrent writes
         share one commit (each in its own savepoint, so one failing spoils no other)."""
-        future: Future[T] = Future()
-        with self._pending_lock:
-            self._pending.append((write, future))
-            lead = not self._writing
-            self._writing = True
-        while not lead:
-            try:
-                return future.result(timeout=0.05)
-            except TimeoutError:
-                with self._pending_lock:  # a writer that died leaves its followers to lead
-                    lead = not self._writing
-                    self._writing = True
-        try:
-            while True:
-                with self._pending_lock:
-                    batch, self._pending = self._pending, []
-                    if not batch:
-                        self._writing = False
-                        break
-                self._commit(batch)
-        except BaseException:
-            with self._pending_lock:
-                self._writing = False
-            raise
-        return future.result()
+        return self._writes.write(write)
 
-    def _commit(self, batch: list[tuple[Write, Future[Any]]]) -> None:
+    def flush(self) -> None:
+        """Return once every write queued so far, by any `Ledger` of this process on the
+        same file, is committed. Every read here does this first."""
+        self._writes.flush()
+        flush_all(self._writes.key)
+
+    def _commit(self, batch: list[Job]) -> None:
         results: list[tuple[Future[Any], Any, BaseException | None]] = []
         try:
             with self._transaction() as db:
@@ -266,8 +266,13 @@ class Ledger:
         """Write the request and its attempts in one transaction; returns the request id."""
         return self._write(functools.partial(_record, entry))
 
+    def queue_record(self, entry: RequestRecord) -> None:
+        """`record`, queued: committed behind the caller (see the module's guarantee)."""
+        self._writes.submit(functools.partial(_record, entry))
+
     def load_circuits(self) -> dict[str, Circuit]:
         """The circuit breakers' last recorded state, by backend."""
+        self.flush()
         with self._transaction() as db:
             found = db.execute(
                 "SELECT backend, failures, open_until, last_cause FROM circuits"
@@ -301,6 +306,30 @@ class Ledger:
 
         return self._write(write)
 
+    def queue_begin_use(self, backend: str, model: str) -> Use:
+        """`begin_use`, queued: returns the mark that `queue_end_use` finishes."""
+        use = Use(backend, model, time.time())
+
+        def write(db: sqlite3.Connection) -> None:
+            cursor = db.execute(
+                "INSERT INTO uses (backend, model, started) VALUES (?, ?, ?)",
+                (use.backend, use.model, use.started),
+            )
+            use.id = int(cursor.lastrowid or 0)
+
+        self._writes.submit(write)
+        return use
+
+    def queue_end_use(self, use: Use) -> None:
+        """`end_use`, queued behind the `queue_begin_use` that made `use`."""
+        finished = time.time()
+
+        def write(db: sqlite3.Connection) -> None:
+            if use.id is not None:  # else its start was never written: nothing to finish
+                db.execute("UPDATE uses SET finished = ? WHERE id = ?", (finished, use.id))
+
+        self._writes.submit(write)
+
     def end_use(self, use_id: int, at: float | None = None) -> None:
         """Record that the attempt of `begin_use` ended (answered, failed or abandoned)."""
         finished = time.time() if at is None else at
@@ -315,6 +344,7 @@ class Ledger:
         process that crashed mid-request must not keep its model busy forever.
         """
         now = time.time() if now is None else now
+        self.flush()
         with self._transaction() as db:
             found = db.execute(
                 "SELECT DISTINCT backend, model FROM uses WHERE finished IS NULL AND started > ?",
@@ -324,6 +354,7 @@ class Ledger:
 
     def last_used(self) -> dict[tuple[str, str], float]:
         """When each (backend, model) was last used: its latest attempt's end, or start."""
+        self.flush()
         with self._transaction() as db:
             found = db.execute(
                 "SELECT backend, model, MAX(COALESCE(finished, started)) FROM uses"
@@ -333,6 +364,7 @@ class Ledger:
 
     def rows(self, since: float = 0.0) -> list[dict[str, Any]]:
         """Request rows since a Unix time, oldest first."""
+        self.flush()
         with self._transaction() as db:
             db.row_factory = sqlite3.Row
             try:

@@ -10,16 +10,18 @@ bounds every read and wait. The attempts themselves are one state machine
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import sqlite3
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
-from typing import Any
+from typing import Any, Self
 
 import pluggy
 
+from devpulse.core import inline
 from devpulse.core.attempts import run
 from devpulse.core.books import record_call
 from devpulse.core.bounded import Cancellation
@@ -87,6 +89,32 @@ class Router:
                     self._ledger = Ledger.from_config(self.config)
         return self._ledger
 
+    def close(self) -> None:
+        """Commit the ledger rows still queued, so that another process reads them now.
+
+        Nothing is lost without it (what is queued is committed at interpreter exit, and
+        this process's reads wait for it); the router stays usable after it.
+        """
+        if self._ledger is not None:
+            self._ledger.flush()
+
+    async def aclose(self) -> None:
+        """`close` for async callers: the wait for SQLite runs in a thread."""
+        if self._ledger is not None:
+            await asyncio.to_thread(self._ledger.flush)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     def classify(self, request: Request) -> Classification:
         """Run every classifier and merge their labels; the highest privacy level wins."""
         labels: list[Labels] = [
@@ -126,6 +154,13 @@ class Router:
         if decision is None:
             raise RoutingError("no route plugin returned a decision")
         return self._checked(request, dataclasses.replace(decision, classification=classification))
+
+    def decides_inline(
+        self, request: Request, hooks: tuple[str, ...] = ("classify", "route", "preflight")
+    ) -> bool:
+        """Whether the async path may decide `request` on the event loop (`core/inline.py`):
+        it is short, and every plugin deciding it is marked loop-safe."""
+        return len(request.text()) <= inline.INLINE_CHARS and inline.loop_safe(self.pm, hooks)
 
     def enforce_privacy(self, decision: Decision) -> None:
         """Raise `PrivacyBlocked` if `decision` would send local-only work off this machine.

@@ -13,6 +13,8 @@ class RoutingTable:
     Registered ``trylast``: any other `route` implementation pre-empts it.
     """
 
+    loop_safe = True  # a table lookup: the async path may route on its loop
+
     def __init__(self, config: Config) -> None:
         self._config = config
 

@@ -79,6 +79,8 @@ class TaskClassifier:
     the threshold that `routing.cloud_share` sets, `quick_qa` below it.
     """
 
+    loop_safe = True  # pure CPU: the async path may classify on its loop (core/inline.py)
+
     def __init__(self, config: ClassifyConfig, policy: RoutingPolicy | None = None) -> None:
         self._config = config
         self._policy = policy or RoutingPolicy()

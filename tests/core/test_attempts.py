@@ -122,6 +122,7 @@ def outcomes(router: Router) -> list[str]:
 
 
 def attempts(router: Router) -> list[tuple[str, str, str | None]]:
+    router.ledger.flush()  # the books are written behind the requests
     with sqlite3.connect(router.ledger.path) as db:
         return db.execute("SELECT backend, outcome, cause FROM attempts ORDER BY rowid").fetchall()
 

@@ -165,6 +165,7 @@ class Backend:
         self._client: Any = None
         self._lock = threading.Lock()
         self._aclients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._building: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     @property
     def client(self) -> Any:
@@ -182,20 +183,38 @@ class Backend:
         """Build the client, importing its SDK, before the first-token limit starts."""
         _ = self.client
 
+    @property
+    def prepared(self) -> bool:
+        """Whether `prepare` has nothing left to do (then it never blocks)."""
+        return self._client is not None
+
     def make_async_client(self) -> Any:
         raise NotImplementedError
 
     async def aclient(self) -> Any:
         """This event loop's async client, built on its first request (in a thread: building
-        one may read certificates from disk) and then shared by its requests."""
+        one may read certificates from disk) and then shared by its requests.
+
+        Built once: the requests of a burst that arrive while it is being built wait for
+        that one (each build loads the certificate store again, tens of milliseconds of
+        CPU: 500 of them took seconds). A build that failed is tried again next time.
+        """
         import asyncio  # noqa: PLC0415  # only the async path needs it
 
         loop = asyncio.get_running_loop()
         client = self._aclients.get(loop)
-        if client is None:
-            built = await asyncio.to_thread(self.make_async_client)
-            client = self._aclients.setdefault(loop, built)
-        return client
+        if client is not None:
+            return client
+        building = self._building.get(loop)
+        if building is None:
+            building = asyncio.ensure_future(asyncio.to_thread(self.make_async_client))
+            self._building[loop] = building
+        try:
+            built = await asyncio.shield(building)  # a cancelled waiter leaves it to others
+        finally:
+            if building.done():
+                self._building.pop(loop, None)
+        return self._aclients.setdefault(loop, built)
 
     def list_loaded(self) -> list[LoadedModel] | None:
         """The models this backend's server holds now; None: not a model host (the cloud)."""

@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from devpulse.core.config import BackendConfig, Limits
@@ -85,8 +85,11 @@ class OpenAICompatBackend(Backend):
     async def astream(self, request: Request, decision: Decision) -> AsyncIterator[Chunk]:
         first: list[float] = []
         try:
-            async for chunk in self._astream(request, decision, first):
-                yield chunk
+            # Closed here, not left to the garbage collector: closing this stream must close
+            # the response (and so the connection) before it returns.
+            async with contextlib.aclosing(self._astream(request, decision, first)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         except Exception as exc:
             raise self._failure(exc, first) from None
 
@@ -171,7 +174,7 @@ class OpenAICompatBackend(Backend):
 
     async def _astream(
         self, request: Request, decision: Decision, first_token: list[float]
-    ) -> AsyncIterator[Chunk]:
+    ) -> AsyncGenerator[Chunk, None]:
         """`_stream` on this event loop's client; only the I/O differs."""
         import httpx  # noqa: PLC0415  # loaded with the client
         from httpx_sse import EventSource  # noqa: PLC0415  # loaded with the client
@@ -188,11 +191,12 @@ class OpenAICompatBackend(Backend):
             if reply.status_code >= 400:
                 await reply.aread()
                 raise status_error(self.name, reply)
-            async for sse in EventSource(reply).aiter_sse():
-                for chunk in self._step(decoder, sse.data, first_token):
-                    yield chunk
-                if decoder.finished:
-                    break
+            async with contextlib.aclosing(EventSource(reply).aiter_sse()) as events:
+                async for sse in events:
+                    for chunk in self._step(decoder, sse.data, first_token):
+                        yield chunk
+                    if decoder.finished:
+                        break
         decoder.end()
 
     def _step(self, decoder: OpenAIDecoder, data: str, first_token: list[float]) -> list[Chunk]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from devpulse.core.config import Config
+from devpulse.core.inline import must_not_block
 from devpulse.core.types import DeviceMemory, LoadedModel
 from devpulse.plugins.preflight.estimator import (
     Architecture,
@@ -83,6 +84,7 @@ class Memory:
             or self._devices is None
             or now - self._devices[0] > self.config.preflight.cache_ttl_s
         ):
+            must_not_block("the memory probe")
             readings = [d for found in self.probe() if found for d in found]
             self._devices = (now, readings)
         return self._devices[1]
@@ -114,6 +116,7 @@ class Memory:
         now = self.clock()
         cached = self._estimates.get(key)
         if cached is None or now - cached[0] > ESTIMATE_TTL_S:
+            must_not_block("estimating a model: files and servers")
             try:
                 found: Estimate | ModelUnknown = self._estimate(spec, ctx, backend)
             except ModelUnknown as exc:
@@ -209,6 +212,7 @@ class Memory:
             )
         if not with_reclaimable:
             return MemoryVerdict("no_fit", need_mb, device, reasons=(f"{where} (does not fit)",))
+        must_not_block("asking the servers what they hold")
         loaded, notes = self.loaded()
         listing = tuple(m.as_dict() for m in loaded)
         # A model its server already holds needs no new memory (a single-model llama-server

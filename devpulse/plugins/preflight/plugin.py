@@ -10,6 +10,7 @@ import click
 
 from devpulse.core.config import Config
 from devpulse.core.errors import ConfigError
+from devpulse.core.inline import must_not_block
 from devpulse.core.ledger import Ledger
 from devpulse.core.logs import get_logger
 from devpulse.core.types import Decision, DeviceMemory, Request, Side, Verdict
@@ -23,7 +24,13 @@ log = get_logger(__name__)
 class MemoryPreflight:
     """Before a local dispatch: does the model fit now? If not, go to the cloud when privacy
     allows, else refuse clearly. A model nobody can describe is let through, with one warning
-    per backend and model (again only after it was described in between)."""
+    per backend and model (again only after it was described in between).
+
+    Loop-safe (`core/inline.py`): with its readings and estimates cached it is pure CPU;
+    `Memory` says when it must probe or ask a server first.
+    """
+
+    loop_safe = True
 
     def __init__(
         self,
@@ -99,6 +106,7 @@ class MemoryPreflight:
         Returns the new verdict and a note for the decision's reasons."""
         from devpulse.plugins.babysit.watchdog import Unloader  # noqa: PLC0415
 
+        must_not_block("auto-clean unloads models")
         unloader = Unloader(
             self.config, self.memory.hook, self._ledger(), pins=self.config.babysit.pins
         )

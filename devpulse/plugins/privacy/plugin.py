@@ -16,6 +16,8 @@ class PrivacyClassifier:
     The core turns the level into `local_only`; the matched text never leaves the scanner.
     """
 
+    loop_safe = True  # scanning is pure CPU: the async path may classify on its loop
+
     def __init__(self, config: PrivacyConfig) -> None:
         self.scanner = Scanner(config)
         self.max_bytes = 64 * 1024 * 1024  # input.max_bytes's default, until `configure`

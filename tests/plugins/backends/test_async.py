@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devpulse import Request, Router, TaskClass
+from devpulse import Request, Response, Router, TaskClass
 from tests.plugins.backends.test_backends import rig_config, to
 from tests.rig.fault_server import FaultServer
 from tests.rig.llama_server import LlamaServer
@@ -130,3 +130,21 @@ def test_async_requests_share_one_client_per_event_loop(config: dict) -> None:
 
     assert asyncio.run(three()) == 1
     assert len(router.ledger.rows()) == 3
+
+
+def test_a_burst_on_a_new_event_loop_builds_one_client(tmp_path: Path) -> None:
+    with FaultServer(["ok"]) as fault:
+        fault._server.socket.listen(64)  # its default backlog of 5 may drop a burst of 20
+        router = router_with(fault_config(fault, "openai_compat", tmp_path))
+        backend = router.pm.get_plugin("devpulse.backend.near").backend
+        built: list[object] = []
+        make = backend.make_async_client
+        backend.make_async_client = lambda: built.append(make()) or built[-1]
+
+        async def burst() -> list[Response]:
+            return await asyncio.gather(*(router.ainvoke(ask()) for _ in range(20)))
+
+        assert len(asyncio.run(burst())) == 20
+        assert len(built) == 1  # the other 19 waited for the first one's client
+        assert len(asyncio.run(burst())) == 20
+        assert len(built) == 2  # a new loop gets its own

@@ -24,6 +24,7 @@ from devpulse import (
     Ledger,
     Request,
     Response,
+    Router,
     Side,
     TaskClass,
     Usage,
@@ -66,8 +67,10 @@ def clouds(anthropic_url: str, openai_url: str, local_url: str, ledger: str) -> 
     }
 
 
-def attempts(ledger: str) -> list[tuple[str, str, str]]:
-    with sqlite3.connect(ledger) as db:
+def attempts(router: Router) -> list[tuple[str, str, str]]:
+    assert router.ledger is not None
+    router.ledger.flush()  # the books are written behind the requests
+    with sqlite3.connect(router.ledger.path) as db:
         return db.execute("SELECT side, backend, outcome FROM attempts ORDER BY n").fetchall()
 
 
@@ -95,7 +98,7 @@ def test_a_529_on_the_first_cloud_goes_to_the_second_before_local(
         router = router_with(clouds(anthropic.base_url, openai.base_url, local.base_url, ledger))
         answer = router.invoke(hard())
         assert (answer.text.strip(), answer.side, answer.backend) == (ANSWER, Side.CLOUD, "openai")
-        assert attempts(ledger) == [
+        assert attempts(router) == [
             ("cloud", "anthropic", "failed"),
             ("cloud", "openai", "answered"),
         ]
@@ -117,13 +120,14 @@ def test_when_both_clouds_fail_local_answers_last(keys: str, tmp_path: Path) -> 
         final = streamed[-1].response
         assert final is not None
         assert (final.side, final.backend) == (Side.LOCAL, "llama_server")
-        assert [(s, b) for s, b, _ in attempts(ledger)] == [
+        assert [(s, b) for s, b, _ in attempts(router)] == [
             ("cloud", "anthropic"),
             ("cloud", "openai"),
             ("local", "llama_server"),
         ]
-        cost = sqlite3.connect(ledger).execute("SELECT cost_usd FROM requests").fetchone()[0]
-        assert cost == 0.0  # local answered: the failed cloud attempts cost nothing
+        assert router.ledger is not None
+        (row,) = router.ledger.rows()
+        assert row["cost_usd"] == 0.0  # local answered: the failed cloud attempts cost nothing
 
 
 def test_sensitive_work_reaches_neither_cloud(keys: str, tmp_path: Path) -> None:
@@ -158,6 +162,8 @@ def test_an_openai_cloud_without_its_key_is_skipped_for_local_naming_the_variabl
         answer = router.invoke(hard())
         assert (answer.side, answer.backend) == (Side.LOCAL, "llama_server")
         assert openai.bodies == []  # nothing was sent without the key
+        assert router.ledger is not None
+        router.ledger.flush()  # the books are written behind the requests
         with sqlite3.connect(ledger) as db:
             causes = [c for (c,) in db.execute("SELECT cause FROM attempts ORDER BY n")]
         assert causes == ["overloaded", "no_credentials", None]

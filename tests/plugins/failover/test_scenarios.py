@@ -56,6 +56,7 @@ def sides(router: Router) -> list[list[str]]:
     """Per request, the side of each attempt, from the ledger."""
     import sqlite3  # noqa: PLC0415
 
+    router.ledger.flush()  # the books are written behind the requests
     with sqlite3.connect(router.ledger.path) as db:
         rows = db.execute("SELECT request_id, side, outcome FROM attempts ORDER BY request_id, n")
         out: dict[int, list[str]] = {}
@@ -68,6 +69,7 @@ def causes(router: Router) -> list[str | None]:
     """The recorded cause of each attempt of the last request."""
     import sqlite3  # noqa: PLC0415
 
+    router.ledger.flush()  # the books are written behind the requests
     with sqlite3.connect(router.ledger.path) as db:
         rows = db.execute(
             "SELECT cause FROM attempts WHERE request_id = (SELECT MAX(id) FROM requests)"

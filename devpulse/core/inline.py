@@ -1,0 +1,64 @@
+"""What the async path may run on the event loop: deciding a short request, once warm.
+
+A call sent from a busy event loop to a thread is not cheap: it waits for a free thread,
+for the GIL (which the loop hands over only every switch interval, 5 ms, while it has work),
+and for the loop to take its result back. With hundreds of requests in flight that trip,
+not the work, was most of the router's own time. So classify, route and preflight (about
+0.1 ms of pure CPU for a short prompt, with warm caches) run inline on the loop, when:
+
+- every plugin implementing those hooks says it is safe there (a class attribute
+  ``loop_safe = True``). The bundled ones do; an installed plugin that does not say so may
+  do I/O, and the call goes to a thread as before;
+- the request is short (`INLINE_CHARS` of text): classifying a long paste is CPU work of
+  milliseconds, which a thread at least interleaves with the other requests;
+- nothing would block: a loop-safe plugin that must do I/O first (a cache gone stale: the
+  memory probe, a server's model list, a client not built yet) calls `must_not_block`,
+  which raises `WouldBlock` there, and the call is made again in a thread. Deciding changes
+  nothing (no circuit, no ledger row), so starting again is safe.
+
+On the sync path, and in threads, `must_not_block` does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# Requests with more text than this are decided in a thread (0.3 ms of classifying a 2 KB
+# prompt is the most the loop should spend on one request's decision).
+INLINE_CHARS = 2048
+_on_loop: ContextVar[bool] = ContextVar("devpulse_on_loop", default=False)
+
+
+class WouldBlock(BaseException):  # a signal to the driver, not an error
+    """A loop-safe plugin found it must do I/O first; the driver runs the call in a thread.
+
+    A BaseException, so that no plugin's ``except Exception`` mistakes it for a failure.
+    """
+
+
+def must_not_block(what: str) -> None:
+    """Call before blocking I/O in a loop-safe plugin: raises `WouldBlock` on the loop."""
+    if _on_loop.get():
+        raise WouldBlock(what)
+
+
+def on_loop(fn: Callable[[], T]) -> T:
+    """`fn()` run on the event loop: `must_not_block` raises inside it."""
+    token = _on_loop.set(True)
+    try:
+        return fn()
+    finally:
+        _on_loop.reset(token)
+
+
+def loop_safe(pm: Any, hooks: Iterable[str]) -> bool:
+    """Whether every implementation of `hooks` belongs to a plugin marked ``loop_safe``."""
+    return all(
+        getattr(impl.plugin, "loop_safe", False)
+        for name in hooks
+        for impl in getattr(pm.hook, name).get_hookimpls()
+    )

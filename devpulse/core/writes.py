@@ -1,0 +1,179 @@
+"""The ledger's writes: group-committed, and written behind the request that made them.
+
+A request's rows (its attempts' busy marks and its books) are queued with `submit`, which
+returns at once: a thread of this queue's own commits them, every write that waited in one
+transaction. So no request waits for SQLite, and no event loop blocks on it. A write that
+must be committed before its caller goes on (a circuit breaker's state, a caller's own
+`Ledger.record`) uses `write`, which queues behind the same writes and waits for its own.
+
+Nothing queued is lost on a normal exit: `flush` waits until everything queued before it is
+committed, the ledger's reads call it first, and at interpreter exit (a normal end, or
+Ctrl-C's `KeyboardInterrupt` reaching the top) every queue still holding writes is flushed.
+What a process killed outright (SIGKILL, a crash, `os._exit`) had queued but not committed
+is lost: a few milliseconds of rows at most.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from devpulse.core.logs import get_logger
+
+log = get_logger(__name__)
+T = TypeVar("T")
+Job = tuple[Callable[[Any], Any], "Future[Any]"]
+# Commits every batch it is given, setting each job's future (`Ledger._commit`).
+Commit = Callable[[list[Job]], None]
+
+# How long the writing thread waits for more work before it ends (the next write starts
+# another); long enough that a steady trickle of requests never pays a thread start.
+IDLE_S = 10.0
+# How long the writing thread lets a write wait before committing it (see `_work`): on the
+# sync path it woke just as the request handed its answer to a worker thread, and the two
+# contended for the GIL (0.1 ms of the router's own time per request).
+LINGER_S = 0.002
+
+
+class Writes:
+    """A queue of writes that one committer at a time drains, in the order they came.
+
+    The committer is this queue's thread for submitted writes, or the caller of `write`
+    when nobody is committing. Whoever commits takes every write waiting, so concurrent
+    writes share one transaction.
+    """
+
+    def __init__(self, commit: Commit, key: str, name: str = "devpulse-ledger") -> None:
+        self._commit = commit
+        self.key = key  # what it writes to: queues with the same key are flushed together
+        self._name = name
+        self._pending: list[Job] = []
+        self._committing = False
+        self._thread: threading.Thread | None = None
+        self._cond = threading.Condition(threading.Lock())
+
+    def submit(self, fn: Callable[[Any], T]) -> Future[T]:
+        """Queue `fn` (called with the connection, in a transaction); returns at once.
+
+        An error it raises is logged, and spoils no other write.
+        """
+        future: Future[T] = Future()
+        future.add_done_callback(_log_failure)
+        with self._cond:
+            self._pending.append((fn, future))
+            if self._thread is not None:
+                self._cond.notify()
+                return future
+            thread = threading.Thread(target=self._work, daemon=True, name=self._name)
+            self._thread = thread
+        _watch(self)
+        try:
+            thread.start()
+        except RuntimeError:  # no new threads at interpreter shutdown: commit it here
+            with self._cond:
+                self._thread = None
+            self.flush()
+        return future
+
+    def write(self, fn: Callable[[Any], T]) -> T:
+        """Queue `fn` and wait until it is committed; returns what it returned."""
+        future: Future[T] = Future()
+        with self._cond:
+            self._pending.append((fn, future))
+            lead = not self._committing
+            self._committing = True
+        while not lead:
+            try:
+                return future.result(timeout=0.05)
+            except TimeoutError:
+                with self._cond:  # a committer that died leaves its followers to commit
+                    lead = not self._committing
+                    self._committing = True
+        self._drain()
+        return future.result()
+
+    def flush(self) -> None:
+        """Return once every write queued before this call is committed (or has failed)."""
+        with self._cond:
+            if not self._pending and not self._committing:
+                return
+        self.write(_nothing)
+
+    def _drain(self) -> None:
+        """Commit batches until none is waiting; the caller holds the committer's role."""
+        try:
+            while True:
+                with self._cond:
+                    batch, self._pending = self._pending, []
+                    if not batch:
+                        self._committing = False
+                        self._cond.notify_all()
+                        return
+                self._commit(batch)
+        except BaseException:
+            with self._cond:
+                self._committing = False
+                self._cond.notify_all()
+            raise
+
+    def _work(self) -> None:
+        """The writing thread: commit what is submitted, end after `IDLE_S` without work.
+
+        Woken by a write, it first waits `LINGER_S`: the request that queued it goes on
+        without this thread taking the GIL from it, and what else arrives meanwhile shares
+        the commit. A `flush` in between does not wait for it: it commits at once.
+        """
+        while True:
+            with self._cond:
+                while not self._pending or self._committing:
+                    if not self._cond.wait(IDLE_S) and not self._pending:
+                        self._thread = None
+                        return
+            time.sleep(LINGER_S)
+            with self._cond:
+                if self._committing or not self._pending:
+                    continue  # a flush took them
+                self._committing = True
+            self._drain()
+
+
+def _nothing(db: Any) -> None:
+    """The write `flush` waits for: it is committed only after everything queued before."""
+
+
+def _log_failure(future: Future[Any]) -> None:
+    error = future.exception()
+    if error is not None:
+        log.warning("ledger.write_failed", error=type(error).__name__, detail=str(error))
+
+
+_queues: weakref.WeakSet[Writes] = weakref.WeakSet()
+_queues_lock = threading.Lock()
+_registered = False
+
+
+def _watch(writes: Writes) -> None:
+    """Flush `writes` at interpreter exit (a queue that is gone has nothing left)."""
+    global _registered  # noqa: PLW0603  # one exit hook per process, made on first use
+    with _queues_lock:
+        _queues.add(writes)
+        if not _registered:
+            atexit.register(flush_all)
+            _registered = True
+
+
+def flush_all(key: str | None = None) -> None:
+    """Commit every queued write of this process (at interpreter exit), or of every queue
+    writing to `key`: a read then sees what any router of this process wrote before it."""
+    with _queues_lock:
+        queues = [q for q in _queues if key is None or q.key == key]
+    for writes in queues:
+        try:
+            writes.flush()
+        except Exception as exc:  # one ledger that cannot be written must not stop the rest
+            log.warning("ledger.flush_failed", error=type(exc).__name__, detail=str(exc))

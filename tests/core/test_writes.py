@@ -1,0 +1,192 @@
+"""The ledger's rows are written behind the requests: nothing queued is ever lost to a reader
+or to the process ending, however it ends short of being killed outright."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devpulse import Decision, Ledger, Request, Response, Usage, hookimpl
+from devpulse.core import writes
+from devpulse.core.ledger import Attempt, RequestRecord
+from devpulse.core.writes import Writes
+from tests.support import router_with
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Answer:
+    @hookimpl
+    def dispatch(self, request: Request, decision: Decision) -> Response:
+        return Response("ok", decision.model, decision.backend, decision.side, Usage(10, 2))
+
+
+def entry(tag: str) -> RequestRecord:
+    attempt = Attempt("local", "b", "m", "answered", None, 0.01)
+    return RequestRecord("drafting", "public", [tag], "answered", [attempt])
+
+
+def count(path: Path, table: str = "requests") -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_a_submitted_write_returns_before_it_is_committed_and_flush_waits_for_it() -> None:
+    held, committed = threading.Event(), []
+
+    def commit(batch: list[Any]) -> None:
+        held.wait()
+        for fn, future in batch:
+            committed.append(fn(None))
+            future.set_result(None)
+
+    queue = Writes(commit, key="test")
+    queue.submit(lambda db: 1)
+    queue.submit(lambda db: 2)
+    assert committed == []  # the commit is held, and yet both submits returned
+    flushed = threading.Thread(target=queue.flush)
+    flushed.start()
+    flushed.join(0.05)
+    assert flushed.is_alive()  # flush waits for the writes queued before it
+    held.set()
+    flushed.join()
+    assert committed == [1, 2, None]  # in order, then flush's own empty write
+
+
+def test_rows_queued_from_many_threads_are_each_committed_once(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite3"
+    ledger = Ledger(path)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: ledger.queue_record(entry(f"t{i}")), range(400)))
+    rows = ledger.rows()  # a read waits for what was queued before it
+    assert sorted(r["reasons"] for r in rows) == sorted(f'["t{i}"]' for i in range(400))
+    assert count(path, "attempts") == 400
+
+
+def test_a_write_that_fails_is_logged_and_spoils_no_other(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    ledger.queue_record(entry("before"))
+    ledger._writes.submit(lambda db: db.execute("INSERT INTO nowhere VALUES (1)"))
+    ledger.queue_record(entry("after"))
+    assert [r["reasons"] for r in ledger.rows()] == ['["before"]', '["after"]']
+    assert "ledger.write_failed" in caplog.text
+    assert "OperationalError" in caplog.text
+
+
+def test_a_busy_mark_is_finished_even_when_both_wait_in_one_batch(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    use = ledger.queue_begin_use("ollama", "a")
+    assert ledger.in_flight(60.0) == {("ollama", "a")}
+    ledger.queue_end_use(use)
+    assert use.id is not None
+    assert ledger.in_flight(60.0) == set()
+    both = ledger.queue_begin_use("ollama", "b")
+    ledger.queue_end_use(both)
+    assert ledger.in_flight(60.0) == set()
+    assert set(ledger.last_used()) == {("ollama", "a"), ("ollama", "b")}
+
+
+def test_a_read_through_another_ledger_on_the_same_file_sees_the_queued_rows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "l.sqlite3"
+    router = router_with({"ledger": {"path": str(path)}}, plugins=[Answer()])
+    for _ in range(5):
+        router.invoke("summarize the launch plan")
+    assert len(Ledger(path).rows()) == 5
+
+
+def test_close_commits_the_rows_for_readers_in_other_processes(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite3"
+    with router_with({"ledger": {"path": str(path)}}, plugins=[Answer()]) as router:
+        for _ in range(5):
+            router.invoke("summarize the launch plan")
+    assert count(path) == 5
+    router.invoke("summarize the launch plan")  # still usable after close
+
+    async def many() -> None:
+        async with router_with({"ledger": {"path": str(path)}}, plugins=[Answer()]) as arouter:
+            await asyncio.gather(*(arouter.ainvoke("summarize it") for _ in range(20)))
+        router.close()
+
+    asyncio.run(many())
+    assert count(path) == 26
+
+
+def test_the_writing_thread_ends_when_idle_and_a_later_write_starts_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writes, "IDLE_S", 0.01)
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    ledger.queue_record(entry("one"))
+    first = ledger._writes._thread
+    assert first is not None
+    first.join()  # idle: it ends
+    assert ledger._writes._thread is None
+    ledger.queue_record(entry("two"))
+    assert [r["reasons"] for r in ledger.rows()] == ['["one"]', '["two"]']
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from devpulse import Response, Usage, hookimpl
+    from tests.support import router_with
+
+    path, mode = sys.argv[1], sys.argv[2]
+
+    class Answer:
+        calls = 0
+
+        @hookimpl
+        def dispatch(self, request, decision):
+            Answer.calls += 1
+            if mode == "interrupt" and Answer.calls == 21:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the answer is awaited
+                time.sleep(60)
+            return Response("ok", decision.model, decision.backend, decision.side, Usage(10, 2))
+
+    router = router_with({"ledger": {"path": path}}, plugins=[Answer()])
+    for _ in range(20):
+        router.invoke("summarize the launch plan")
+    if mode == "interrupt":
+        router.invoke("summarize the launch plan")
+    # no close(): the process ends with rows still queued
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["exit", "interrupt"])
+def test_a_process_that_ends_without_close_keeps_every_row(tmp_path: Path, mode: str) -> None:
+    path = tmp_path / "l.sqlite3"
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(path), mode],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if mode == "exit":
+        assert done.returncode == 0, done.stderr
+    else:
+        assert done.returncode == -signal.SIGINT, done.stderr
+        assert "KeyboardInterrupt" in done.stderr
+    with sqlite3.connect(path) as db:
+        outcomes = [o for (o,) in db.execute("SELECT outcome FROM requests ORDER BY id")]
+        uses = db.execute("SELECT count(*), count(finished) FROM uses").fetchone()
+    expected = ["answered"] * 20 + (["cancelled"] if mode == "interrupt" else [])
+    assert outcomes == expected
+    assert uses == (len(expected), len(expected))  # every busy mark started and finished
