@@ -13,8 +13,10 @@ interpreter exit, a normal end or Ctrl-C, whatever is still queued is committed:
 request gets its one row whether or not anyone closes the Router. Commits use
 `synchronous=NORMAL`: a committed row survives the process crashing, not the machine losing
 power. A process killed outright (SIGKILL, `os._exit`) loses what it had queued and not yet
-committed, a few milliseconds of rows; another process (babysit) sees a busy mark that much
-later. `record` and the other writes wait for their own commit.
+committed: a few milliseconds of rows, or longer while another process holds the file's
+write lock (up to the busy timeout); another process (babysit) sees a busy mark that much
+later. Forked children (multiprocessing's workers) commit each write as it is made
+(`core/writes.py`). `record` and the other writes wait for their own commit.
 """
 
 from __future__ import annotations
@@ -249,18 +251,13 @@ class Ledger:
                             db.execute("ROLLBACK TO one")
                             results.append((future, None, exc))
                         db.execute("RELEASE one")
-        except BaseException as exc:
+        except Exception as exc:  # the transaction failed: every write in it did
             for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
+                _settle(future, None, exc)
             return
+        # (A KeyboardInterrupt leaves the futures unsettled: `Writes` queues the writes again.)
         for future, value, error in results:
-            if error is None:
-                future.set_result(value)
-            else:
-                future.set_exception(error)
+            _settle(future, value, error)
 
     def record(self, entry: RequestRecord) -> int:
         """Write the request and its attempts in one transaction; returns the request id."""
@@ -326,7 +323,13 @@ class Ledger:
 
         def write(db: sqlite3.Connection) -> None:
             if use.id is not None:  # else its start was never written: nothing to finish
-                db.execute("UPDATE uses SET finished = ? WHERE id = ?", (finished, use.id))
+                # The whole mark, not the id alone: a begin whose commit failed leaves an
+                # id that SQLite hands out again, perhaps to another process's attempt.
+                db.execute(
+                    "UPDATE uses SET finished = ? WHERE id = ? AND backend = ? AND model = ?"
+                    " AND started = ?",
+                    (finished, use.id, use.backend, use.model, use.started),
+                )
 
         self._writes.submit(write)
 
@@ -435,3 +438,13 @@ def _statements(script: str) -> list[str]:
 
 def _id(value: str | None) -> str | None:
     return value[:MAX_ID_CHARS] if value else None
+
+
+def _settle(future: Future[Any], value: Any, error: BaseException | None) -> None:
+    """Give `future` its outcome, unless it has one (a caller may have cancelled it)."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(value)
+    else:
+        future.set_exception(error)

@@ -10,12 +10,20 @@ Nothing queued is lost on a normal exit: `flush` waits until everything queued b
 committed, the ledger's reads call it first, and at interpreter exit (a normal end, or
 Ctrl-C's `KeyboardInterrupt` reaching the top) every queue still holding writes is flushed.
 What a process killed outright (SIGKILL, a crash, `os._exit`) had queued but not committed
-is lost: a few milliseconds of rows at most.
+is lost: the rows of the last few milliseconds, or, while another process holds the
+file's write lock (up to the busy timeout), of that long.
+
+Two kinds of process commit each write as it is submitted, with no thread behind it: a child
+made by `fork` (multiprocessing's workers end with `os._exit`, so no exit hook runs there,
+and the parent's writer thread does not exist in the child), and a process past its exit
+flush (a write then would find no thread to commit it). A Ctrl-C that interrupts a commit
+leaves its writes queued, not failed: the next committer, or the exit flush, commits them.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import time
 import weakref
@@ -64,6 +72,12 @@ class Writes:
         """
         future: Future[T] = Future()
         future.add_done_callback(_log_failure)
+        if _synchronous:  # a forked child, or past the exit flush: no thread to rely on
+            try:
+                future.set_result(self.write(fn))
+            except Exception as exc:
+                future.set_exception(exc)
+            return future
         with self._cond:
             self._pending.append((fn, future))
             if self._thread is not None:
@@ -117,6 +131,9 @@ class Writes:
                 self._commit(batch)
         except BaseException:
             with self._cond:
+                # A commit interrupted (Ctrl-C in the thread that led it) left its writes
+                # unsettled: they go back to the front of the queue, for the next committer.
+                self._pending[:0] = [job for job in batch if not job[1].done()]
                 self._committing = False
                 self._cond.notify_all()
             raise
@@ -128,18 +145,29 @@ class Writes:
         without this thread taking the GIL from it, and what else arrives meanwhile shares
         the commit. A `flush` in between does not wait for it: it commits at once.
         """
-        while True:
-            with self._cond:
-                while not self._pending or self._committing:
-                    if not self._cond.wait(IDLE_S) and not self._pending:
-                        self._thread = None
-                        return
-            time.sleep(LINGER_S)
-            with self._cond:
-                if self._committing or not self._pending:
-                    continue  # a flush took them
-                self._committing = True
-            self._drain()
+        try:
+            while True:
+                with self._cond:
+                    while not self._pending or self._committing:
+                        if not self._cond.wait(IDLE_S) and not self._pending:
+                            return
+                time.sleep(LINGER_S)
+                with self._cond:
+                    if self._committing or not self._pending:
+                        continue  # a flush took them
+                    self._committing = True
+                self._drain()
+        finally:  # idle, or a commit failed beyond a write's own error: the next submit
+            with self._cond:  # starts another thread
+                self._thread = None
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child: the parent's lock state, thread and queue are not this
+        process's (the parent commits what it had queued)."""
+        self._cond = threading.Condition(threading.Lock())
+        self._pending = []
+        self._committing = False
+        self._thread = None
 
 
 def _nothing(db: Any) -> None:
@@ -147,6 +175,8 @@ def _nothing(db: Any) -> None:
 
 
 def _log_failure(future: Future[Any]) -> None:
+    if future.cancelled():
+        return
     error = future.exception()
     if error is not None:
         log.warning("ledger.write_failed", error=type(error).__name__, detail=str(error))
@@ -155,6 +185,7 @@ def _log_failure(future: Future[Any]) -> None:
 _queues: weakref.WeakSet[Writes] = weakref.WeakSet()
 _queues_lock = threading.Lock()
 _registered = False
+_synchronous = False  # commit each write as it comes: see the module's docstring
 
 
 def _watch(writes: Writes) -> None:
@@ -163,8 +194,27 @@ def _watch(writes: Writes) -> None:
     with _queues_lock:
         _queues.add(writes)
         if not _registered:
-            atexit.register(flush_all)
+            atexit.register(_flush_at_exit)
             _registered = True
+
+
+def _flush_at_exit() -> None:
+    """The exit hook: what comes later is committed as it comes (no thread would)."""
+    global _synchronous  # noqa: PLW0603
+    _synchronous = True
+    flush_all()
+
+
+def _after_fork_in_child() -> None:
+    global _queues_lock, _synchronous  # noqa: PLW0603  # the parent's lock may be held
+    _queues_lock = threading.Lock()
+    _synchronous = True
+    for writes in list(_queues):
+        writes._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def flush_all(key: str | None = None) -> None:

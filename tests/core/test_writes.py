@@ -190,3 +190,65 @@ def test_a_process_that_ends_without_close_keeps_every_row(tmp_path: Path, mode:
     expected = ["answered"] * 20 + (["cancelled"] if mode == "interrupt" else [])
     assert outcomes == expected
     assert uses == (len(expected), len(expected))  # every busy mark started and finished
+
+
+def _queue_in_child(path: str, tag: str) -> None:
+    Ledger(path).queue_record(entry(tag))  # the worker then ends with os._exit
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork is POSIX")
+@pytest.mark.parametrize("parent_wrote_first", [False, True])
+def test_rows_queued_in_forked_workers_are_kept(tmp_path: Path, parent_wrote_first: bool) -> None:
+    """multiprocessing's fork workers end with os._exit: no exit hook, and no writer thread
+    of their own (a parent's recent write left it looking started)."""
+    import multiprocessing  # noqa: PLC0415
+
+    path = tmp_path / "ledger.sqlite3"
+    ledger = Ledger(path)
+    if parent_wrote_first:
+        ledger.queue_record(entry("parent"))
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_queue_in_child, args=(str(path), f"w{i}")) for i in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    ledger.flush()
+    assert count(path) == 4 + parent_wrote_first
+
+
+def test_a_commit_interrupted_by_ctrl_c_leaves_its_writes_queued_for_the_next(
+    tmp_path: Path,
+) -> None:
+    calls: list[int] = []
+
+    def commit(batch: list[Any]) -> None:
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # the Ctrl-C lands in the thread leading the commit
+        for fn, future in batch:
+            future.set_result(fn(None))
+
+    queue = Writes(commit, key="ctrl-c")
+    with pytest.raises(KeyboardInterrupt):
+        queue.write(lambda db: "first")
+    assert queue.write(lambda db: "second") == "second"
+    assert calls == [1, 2]  # the interrupted write went again, ahead of the next
+
+
+def test_a_busy_mark_left_with_a_rolled_back_id_finishes_no_other_attempt(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    ledger = Ledger(path)
+    other = ledger.begin_use("b", "other")  # another attempt's mark holds that row id
+    use = ledger.queue_begin_use("b", "m")
+    ledger.flush()
+    assert use.id is not None
+    with sqlite3.connect(path) as db:  # as if the begin's commit had been rolled back
+        db.execute("DELETE FROM uses WHERE id = ?", (use.id,))
+    use.id = other
+    ledger.queue_end_use(use)
+    ledger.flush()
+    with sqlite3.connect(path) as db:
+        finished = db.execute("SELECT finished FROM uses WHERE id = ?", (other,)).fetchone()[0]
+    assert finished is None
