@@ -209,12 +209,17 @@ class Backend:
         if building is None:
             building = asyncio.ensure_future(asyncio.to_thread(self.make_async_client))
             self._building[loop] = building
-        try:
-            built = await asyncio.shield(building)  # a cancelled waiter leaves it to others
-        finally:
-            if building.done():
-                self._building.pop(loop, None)
+            # Forgotten once done, waited for or not (every waiter may have been cancelled);
+            # its error is read here too, so a build nobody waited for logs nothing.
+            building.add_done_callback(lambda done: self._built(loop, done))
+        built = await asyncio.shield(building)  # a cancelled waiter leaves it to others
         return self._aclients.setdefault(loop, built)
+
+    def _built(self, loop: Any, done: Any) -> None:
+        if self._building.get(loop) is done:
+            del self._building[loop]
+        if not done.cancelled():
+            done.exception()
 
     def list_loaded(self) -> list[LoadedModel] | None:
         """The models this backend's server holds now; None: not a model host (the cloud)."""
