@@ -150,10 +150,10 @@ _blocking_lock = threading.Lock()
 
 
 def blocking_pool() -> ThreadPoolExecutor:
-    """The async path's threads for blocking calls (ledger writes, preflight), its own: in
+    """The async path's threads for blocking calls (preflight probes, server queries), its own: in
     the loop's default executor (a handful of threads) 500 concurrent requests would queue
-    behind each other and behind whatever else the application runs there. Concurrent
-    ledger writes from these threads share commits (`Ledger._write`)."""
+    behind each other and behind whatever else the application runs there. (Ledger rows
+    no longer come here: the ledger's own thread writes them, `core/writes.py`.)"""
     global _blocking  # noqa: PLW0603  # one pool per process, made on first use
     with _blocking_lock:
         if _blocking is None:

@@ -14,7 +14,8 @@ not the work, was most of the router's own time. So classify, route and prefligh
 - nothing would block: a loop-safe plugin that must do I/O first (a cache gone stale: the
   memory probe, a server's model list, a client not built yet) calls `must_not_block`,
   which raises `WouldBlock` there, and the call is made again in a thread. Deciding changes
-  nothing (no circuit, no ledger row), so starting again is safe.
+  nothing (no circuit, no ledger row), so starting again is safe; the work done before the
+  plugin stopped (the privacy scan, a debug log line) is simply done again.
 
 On the sync path, and in threads, `must_not_block` does nothing.
 """

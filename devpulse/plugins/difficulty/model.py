@@ -62,7 +62,8 @@ class Model:
     def score(self, text: str) -> Score:
         features = extract(text)
         skipped = self.open_only if features["options"] else frozenset()
-        # Each feature's effect against a typical reference prompt; the fitted ones apart.
+        # Each feature's effect: the anchor and the fitted ones against a typical reference
+        # prompt (their means), the hand-set priors as they stand (w * f); the fitted apart.
         fixed, adjusting = [], []
         for name, w in self.weights.items():
             if name in self.fitted:
