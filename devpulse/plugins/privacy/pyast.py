@@ -4,6 +4,10 @@ Finds credentials hard-coded in assignments, keyword arguments and defaults (ban
 B105-B107 idea, but checking the value too), connection strings built in code, imports of
 internal packages, and proprietary licence headers in comments. Source that does not parse
 yields nothing here; the regex rules still run over it.
+
+The pass runs last, after the regex rules and the syntax readers, and parses a block only
+for what they left: parsing costs more than the rest of a scan, and the readers see most of
+the assignments it would (`worth_parsing`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,14 @@ import re2
 
 from devpulse.core.types import PrivacyLevel
 from devpulse.plugins.privacy.checks import looks_like_credential
-from devpulse.plugins.privacy.spans import search_spans, search_text
+from devpulse.plugins.privacy.spans import (
+    NOTHING_REPORTED,
+    Reported,
+    Spans,
+    match_spans,
+    search_spans,
+    search_text,
+)
 
 # Parsing costs ~0.3 ms per KB: past this much code in one block, or in one text, the regex
 # rules alone cover it (their generic credential rules see the same assignments). In bytes.
@@ -63,6 +74,32 @@ OPEN_SOURCE_GRANT = re2.compile(
     r"|GNU (?:Lesser )?General Public License|MIT License|Apache License|Mozilla Public"
 )
 URL_WITH_USERINFO = re2.compile(r"(?i)^[a-z][a-z0-9+.-]*://")
+# What could make a parse worth its cost (see `worth_parsing`), one group for each clue: a
+# comment with a licence marker; an f-string (a URL with user info may be built in it, or
+# in a literal joined to it); a call whose later positional arguments are credentials
+# (CREDENTIAL_CALLS); an import of an internal package ({names}); and a credential-like
+# name bound to a string literal, perhaps after an annotation (`x: str = "..."`), in a dict
+# (`"password": "..."`) or a comparison, with the literal's text when it is on one line (dq
+# or sq), else just its opening quote.
+CLUES = (
+    r"(?P<licence>(?i:#[^\n]*(?:rights reserved|proprietary|confidential|internal use"
+    r"|do not (?:distribute|disclose)|unauthori[sz]ed)))"
+    r"|(?P<fstring>\b(?i:f|rf|fr)[\"'])"
+    r"|(?P<call>\b(?:login|authenticate|auth|connect|set_password|HTTPBasicAuth|HTTPDigestAuth"
+    r"|BasicAuth|basic_auth|sign_in|signin)\s*\()"
+    r"|\b(?:import|from)\s+(?P<module>(?:{names})[\w.]*)"
+    r"|(?i:(?P<name>\w*(?:pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey|access_?key"
+    r"|auth_?key|private_?key|client_?secret|credentials?|conn(?:ection)?_?str(?:ing)?|dsn)\w*)"
+    r"['\"\]]*\s*(?:[:=]|==|!=)\s*(?:[\w.\[\], |]+=\s*)?[(\[]?\s*[rbuRBU]{0,2}"
+    r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)*)\"|'(?P<sq>(?:[^'\\\n]|\\.)*)'|[\"']))"
+)
+_LICENCE, _FSTRING, _CALL, _MODULE, _NAME, _DQ, _SQ = range(1, 8)
+NOTHING = r"[^\x00-\x{10FFFF}]"  # a class that matches no character: no internal packages
+# A string literal after a comma: a positional argument past the first.
+LATER_ARGUMENT = re2.compile(r",[\s(]*[rbuRBU]{0,2}[\"']")
+# After a literal, another that Python would join to it ("abc" "def", across lines in
+# brackets, or after a comment or a backslash), or a third quote ("""...).
+CONTINUED_LITERAL = re2.compile(r"(?:\s|\\|#[^\n]*\n)*[rbufRBUF]{0,2}[\"']")
 # The first statement of a text, after blank and comment lines: either a character that no
 # statement starts with, or a name with what follows it (a name, number or string after
 # blanks; or a colon that ends the line). `[\pL\pN_]` is Python's `\w` (RE2's is ASCII).
@@ -116,35 +153,103 @@ def code_blocks(data: bytes) -> list[tuple[int, bytes]]:
     return blocks
 
 
-def scan_python(data: bytes, internal_packages: Sequence[str]) -> list[Hit]:
+def scan_python(
+    data: bytes, internal_packages: Sequence[str], reported: Reported = NOTHING_REPORTED
+) -> list[Hit]:
     """Every Python-aware hit in the code blocks of `data` (UTF-8), with byte offsets.
 
-    A block is parsed only when a cheap RE2 pass says a check could fire in it (a
-    credential-like name bound to a string literal, a login-like call, an import, a URL
-    with user info, a comment with a licence marker) and its first line does not rule
-    Python out: parsing costs far more than either.
+    A block is parsed only when a check could fire in it and add to what the other passes
+    found (`worth_parsing`; `reported` holds what they found), and its first line does not
+    rule Python out: parsing costs far more than either test.
     """
     hits: list[Hit] = []
-    worth_parsing = _worth_parsing(internal_packages)
     budget = MAX_PARSED_PER_TEXT
     for offset, block in code_blocks(data):
-        if len(block) > min(MAX_SOURCE_BYTES, budget) or not search_spans(worth_parsing, block, 0):
+        if len(block) > min(MAX_SOURCE_BYTES, budget):
             continue
-        budget -= len(block)
-        source = block.decode("utf-8", "surrogatepass")
-        if opens_with_prose(source):
-            continue
-        try:
-            with warnings.catch_warnings():  # a prompt's odd code is not our warning to print
-                warnings.simplefilter("ignore")
-                tree = ast.parse(source)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            continue
-        lines = Lines(block, offset)
-        hits.extend(_TreeWalker(lines, tuple(internal_packages)).walk(tree))
-        if b"#" in block and search_spans(PROPRIETARY_COMMENT, block, 0):  # tokenize is slow
-            hits.extend(_comments(source, lines))
+        if worth_parsing(block, offset, internal_packages, reported):
+            budget -= len(block)
+            hits.extend(check_block(block, offset, internal_packages))
     return hits
+
+
+def check_block(block: bytes, offset: int, internal_packages: Sequence[str]) -> list[Hit]:
+    """The checks' hits in one block of code at `offset` in the text; none if it is not
+    Python."""
+    source = block.decode("utf-8", "surrogatepass")
+    if opens_with_prose(source):
+        return []
+    try:
+        with warnings.catch_warnings():  # a prompt's odd code is not our warning to print
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    lines = Lines(block, offset)
+    hits = _TreeWalker(lines, tuple(internal_packages)).walk(tree)
+    if b"#" in block and search_spans(PROPRIETARY_COMMENT, block, 0):  # tokenize is slow
+        hits.extend(_comments(source, lines))
+    return hits
+
+
+def worth_parsing(
+    block: bytes,
+    offset: int,
+    internal_packages: Sequence[str],
+    reported: Reported = NOTHING_REPORTED,
+) -> bool:
+    """Whether a check could fire in `block` (at `offset` in the text) and find something
+    that the other passes did not, as one RE2 pass over the block's clues can tell.
+
+    `reported` holds what the other passes found, with byte offsets in the text. The
+    syntax readers see the same assignments as the parse and the `internal-package` rule the
+    same imports, so on most prompts they have found what it would, and it is skipped:
+    - a licence marker in a comment always is;
+    - an f-string, if the block has `://` and `@` (a connection string built in code) or
+      escapes;
+    - a login-like call, if a string literal follows a comma after it (`login(u, "pw")`);
+    - an import of an internal package, if no internal finding holds its name;
+    - a credential-like name bound to a string literal, if no secret finding holds the
+      literal and it could pass the parse's own test (`is_credential_name`,
+      `looks_like_credential`); a literal that the pattern cannot read alone (across lines,
+      with escapes, joined to the next one) always is.
+    """
+    clues = _clues(internal_packages)
+    pos = 0
+    while (found := search_spans(clues, block, pos)) is not None:
+        pos = found[0][1]  # no clue is empty
+        if found[_LICENCE][0] >= 0:
+            return True
+        if found[_FSTRING][0] >= 0:
+            if b"\\" in block or (b"://" in block and b"@" in block):
+                return True  # a URL with user info, or escapes that could make one
+            continue
+        if found[_CALL][0] >= 0:
+            if search_spans(LATER_ARGUMENT, block, pos) is not None:
+                return True
+        elif found[_MODULE][0] >= 0:
+            start, end = found[_MODULE]
+            if not reported.holds(offset + start, offset + end, "internal"):
+                return True
+        elif _bound_literal_worth_parsing(block, offset, found, reported):
+            return True
+    return False
+
+
+def _bound_literal_worth_parsing(
+    block: bytes, offset: int, found: Spans, reported: Reported
+) -> bool:
+    """For a CLUES match of a name bound to a literal: see `worth_parsing`."""
+    value = found[_DQ] if found[_DQ][0] >= 0 else found[_SQ]
+    if value[0] < 0 or match_spans(CONTINUED_LITERAL, block, found[0][1], len(block)):
+        return True
+    if reported.holds(offset + value[0], offset + value[1], "secret"):
+        return False
+    literal = block[value[0] : value[1]].decode("utf-8", "surrogatepass")
+    if "\\" in literal:
+        return True  # its value is what the escapes make it: the parse reads them
+    name = block[slice(*found[_NAME])].decode()
+    return is_credential_name(name) and looks_like_credential(literal)
 
 
 def opens_with_prose(source: str) -> bool:
@@ -173,26 +278,16 @@ def opens_with_prose(source: str) -> bool:
     return follower[0] >= 0 and not keyword.iskeyword(data[slice(*follower)].decode())
 
 
-def _worth_parsing(internal_packages: Sequence[str]) -> Any:
+def _clues(internal_packages: Sequence[str]) -> Any:
+    """CLUES with the internal packages' imports filled in."""
     key = tuple(internal_packages)
-    if key not in _WORTH_PARSING:
-        imports = "|".join(re2.escape(p) for p in key)
-        _WORTH_PARSING[key] = re2.compile(
-            (
-                r"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey|access_?key"
-                r"|auth_?key|private_?key|client_?secret|credentials?|conn(?:ection)?_?str(?:ing)?|dsn)"
-                # ...bound to a string literal, perhaps after an annotation: x: str = "..."
-                r"\w*['\"\]]*\s*(?:[:=]|==|!=)\s*(?:[\w.\[\], |]+=\s*)?[(\[]?\s*[rbuRBU]{0,2}['\"]"
-                r"|\b(?:login|auth\w*|connect|set_password|\w*BasicAuth|\w*DigestAuth|sign_?in)\s*\("
-                r"|://[^\s]*\{|#[^\n]*(?:rights reserved|proprietary|confidential|internal use"
-                r"|do not (?:distribute|disclose)|unauthori[sz]ed)"
-                + (rf"|(?:import|from)\s+(?:{imports})" if imports else "")
-            ).encode()
-        )
-    return _WORTH_PARSING[key]
+    if key not in _CLUES:
+        names = "|".join(re2.escape(p) for p in key) or NOTHING
+        _CLUES[key] = re2.compile(CLUES.replace("{names}", names))
+    return _CLUES[key]
 
 
-_WORTH_PARSING: dict[tuple[str, ...], Any] = {}
+_CLUES: dict[tuple[str, ...], Any] = {}
 
 
 class Lines:

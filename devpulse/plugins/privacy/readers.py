@@ -38,7 +38,15 @@ from devpulse.plugins.privacy.checks import (
     spaced_password,
     token_like,
 )
-from devpulse.plugins.privacy.spans import Spans, TwoPass, search_parsed, search_spans, search_text
+from devpulse.plugins.privacy.spans import (
+    NOTHING_REPORTED,
+    Reported,
+    Spans,
+    TwoPass,
+    search_parsed,
+    search_spans,
+    search_text,
+)
 
 # The keyword a credential's name carries somewhere (checked word by word afterwards).
 _NAME_WORD = r"(?i:pass|pw|secret|token|key|credential|cred|auth)"
@@ -111,8 +119,10 @@ class Found(NamedTuple):
     value: str
 
 
-def read_all(data: bytes) -> list[Found]:
-    """What every reader finds in `data` (UTF-8), with byte offsets.
+def read_all(data: bytes, known: Reported = NOTHING_REPORTED) -> list[Found]:
+    """What every reader finds in `data` (UTF-8), with byte offsets, but for values inside
+    the secrets `known` holds: the regex rules found those already, and no reader judges
+    them again (a vendor's token bound to a name is the commonest).
 
     One pass of an RE2 set of the readers' patterns says which of them match at all; only
     those run. Bounded like the regex rules: a reader stops at MAX_FINDINGS findings, and one
@@ -122,7 +132,7 @@ def read_all(data: bytes) -> list[Found]:
     found: list[Found] = []
     for rule_id, reader in _readers_for(data):
         overflow: list[int] = []
-        found.extend(itertools.islice(reader(data, overflow), MAX_FINDINGS))
+        found.extend(itertools.islice(reader(data, overflow, known), MAX_FINDINGS))
         if overflow:
             rest = data[overflow[0] :].decode("utf-8", "surrogatepass")
             found.append(Found(f"{rule_id}:unverified", overflow[0], len(data), rest))
@@ -163,6 +173,11 @@ def _matches(pattern: TwoPass, data: bytes, overflow: list[int]) -> Iterator[Spa
         overflow.append(pos)
 
 
+def _inside(known: Reported, span: tuple[int, int]) -> bool:
+    """Whether a known secret holds the span."""
+    return known.holds(span[0], span[1], "secret")
+
+
 def _text(data: bytes, span: tuple[int, int]) -> str:
     return data[span[0] : span[1]].decode("utf-8", "surrogatepass")
 
@@ -170,8 +185,11 @@ def _text(data: bytes, span: tuple[int, int]) -> str:
 def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     """A value bound to `name`: a credential if the name says so and the value agrees."""
     strength = credential_name_strength(name)
-    if strength == 0 or search_text(PUBLIC_PREFIX, value) is not None:
-        return False  # a vendor's prefix: that vendor's rule judges the token's shape
+    if strength == 0:
+        return False
+    prefix = search_text(PUBLIC_PREFIX, value)
+    if prefix is not None:  # xoxp-, pypi-, SG.: the name says credential whatever the shape
+        value = value[prefix[0][1] :]  # judge the rest (the prefix is ASCII: bytes are chars)
     if quoted and " " in value:
         return spaced_password(name, value)
     if value.rstrip().endswith(("...", "…")):  # cut short: judge what is left strictly
@@ -181,7 +199,7 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     return looks_like_credential(value) or token_like(value)
 
 
-def _assignments(data: bytes, overflow: list[int]) -> Iterator[Found]:
+def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     # groups: decl, name, close, gotype, op, space, then the value's dq, sq, bq, bare
     for spans in _matches(ASSIGNMENT, data, overflow):
         decl, name_span, close, gotype, op_span, space = spans[1:7]
@@ -202,6 +220,8 @@ def _assignments(data: bytes, overflow: list[int]) -> Iterator[Found]:
             value_span = _bare_value(data, value_span)
             if value_span is None or op in (b"==", b"!=", b"===", b"!=="):
                 continue  # code: `key = config[...]`, `password == other_variable`
+        if _inside(known, value_span):
+            continue
         value = _text(data, value_span)
         tight_colon = op == b":" and bare and not quoted_name and space[1] == space[0]
         # `name:value` with no blank: a key if it looks machine-made, but never after a
@@ -238,45 +258,47 @@ def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     return start, end
 
 
-def _property_calls(data: bytes, overflow: list[int]) -> Iterator[Found]:
+def _property_calls(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     for spans in _matches(PROPERTY_CALL, data, overflow):  # groups: name, then dq, sq, bq, bare
         value_span = next((s for s in spans[2:6] if s[0] >= 0), None)
-        if value_span is None or spans[5][0] >= 0:
+        if value_span is None or spans[5][0] >= 0 or _inside(known, value_span):
             continue  # a bare second argument is a variable
         value = _text(data, value_span)
         if _named_value(_text(data, spans[1]), value, quoted=True):
             yield Found("assigned-credential", value_span[0], value_span[1], value)
 
 
-def _comparisons(data: bytes, overflow: list[int]) -> Iterator[Found]:
+def _comparisons(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     for spans in _matches(COMPARISON, data, overflow):
         value_span = spans[1] if spans[1][0] >= 0 else spans[2]
+        if _inside(known, value_span):
+            continue
         value = _text(data, value_span)
         if _named_value(_text(data, spans[3]), value, quoted=True):
             yield Found("assigned-credential", value_span[0], value_span[1], value)
 
 
-def _cli_options(data: bytes, overflow: list[int]) -> Iterator[Found]:
+def _cli_options(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     for spans in _matches(CLI_OPTION, data, overflow):
         value_span = next((s for s in spans[2:5] if s[0] >= 0), None)
-        if value_span is None:
+        if value_span is None or _inside(known, value_span):
             continue
         value = _text(data, value_span)
         if _named_value(_text(data, spans[1]), value):
             yield Found("cli-option-credential", value_span[0], value_span[1], value)
 
 
-def _xml_elements(data: bytes, overflow: list[int]) -> Iterator[Found]:
+def _xml_elements(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     for spans in _matches(XML_ELEMENT, data, overflow):
         name_span, value_span = spans[1], spans[2]
-        if name_span[1] - name_span[0] > MAX_NAME_CHARS:
+        if name_span[1] - name_span[0] > MAX_NAME_CHARS or _inside(known, value_span):
             continue
         value = _text(data, value_span)
         if _named_value(_text(data, name_span), value):
             yield Found("xml-element-credential", value_span[0], value_span[1], value)
 
 
-def _curl_users(data: bytes, overflow: list[int]) -> Iterator[Found]:
+def _curl_users(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     """`-u user:password`: the password; with none (`-u key:`), the user is an API key."""
     for spans in _matches(CURL_USER, data, overflow):
         user_span, password_span = spans[1], spans[2]
@@ -284,19 +306,23 @@ def _curl_users(data: bytes, overflow: list[int]) -> Iterator[Found]:
         user = _text(data, user_span).strip("{}")
         if is_placeholder(_text(data, (user_span[0], password_span[1]))):
             continue  # -u <user:password>, -u "${USER}:${PASSWORD}"
+        if _inside(known, password_span if password else user_span):
+            continue
         if password and looks_like_credential(password):
             yield Found("curl-user-credential", password_span[0], password_span[1], password)
         elif not password and token_like(user):
             yield Found("curl-user-credential", user_span[0], user_span[1], user)
 
 
-def _headers(data: bytes, overflow: list[int]) -> Iterator[Found]:
+def _headers(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     """`-H 'Authorization: Basic ...'`, `-H "apikey: ..."`, `--header "Api-Token: ..."`."""
     for spans in _matches(HEADER, data, overflow):
         name = _text(data, spans[1])
         start, end = spans[2]
         raw = data[start:end].rstrip()
         end = start + len(raw)
+        if _inside(known, (start, end)):
+            continue
         if is_placeholder(raw.decode("utf-8", "surrogatepass")):
             continue  # Bearer <your API token>
         lower = name.lower()
@@ -315,7 +341,7 @@ def _headers(data: bytes, overflow: list[int]) -> Iterator[Found]:
                 yield Found("header-credential", start, end, value)
 
 
-Reader = Callable[[bytes, list[int]], Iterator[Found]]
+Reader = Callable[[bytes, list[int], Reported], Iterator[Found]]
 # Each reader with the pattern it searches: a text none of the patterns match skips it.
 READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("assigned-credential", ASSIGNMENT, _assignments),

@@ -19,7 +19,7 @@ from devpulse.plugins.privacy.checks import is_placeholder, preview, shannon_ent
 from devpulse.plugins.privacy.pyast import Hit, scan_python
 from devpulse.plugins.privacy.readers import read_all
 from devpulse.plugins.privacy.rules import CompiledRule, compile_pattern, compile_rules
-from devpulse.plugins.privacy.spans import Spans, search_spans
+from devpulse.plugins.privacy.spans import Reported, Spans, search_spans
 
 # Keywords that make the Python-aware checks and the syntax readers worth running.
 AST_TRIGGERS = (
@@ -39,6 +39,10 @@ AST_TRIGGERS = (
     "confidential",
     "internal use",
     "import ",
+    "login(",  # calls whose positional arguments are credentials: pyast.CREDENTIAL_CALLS
+    "connect(",
+    "sign_in(",
+    "signin(",
 )
 AST = -1  # the prefilter's mark for the Python-aware checks and the syntax readers
 EXACT = -2  # EXACT - i: the prefilter's mark that rule i's own pattern matched
@@ -99,19 +103,22 @@ class Scanner:
             rank = (rule.rule.priority, index)
             candidates.extend((*rank, hit) for hit in self._run(rule, data))
         if AST in enabled:
-            candidates.extend(
-                (AST_PRIORITY, len(self._rules), hit)
-                for hit in scan_python(data, self._internal_packages)
-                if not self._allowed(hit.value)
-            )
+            # The readers, then the parse, only judge what the passes before them left.
+            known = Reported((h.start, h.end, h.category) for _, _, h in candidates)
             candidates.extend(
                 (
                     READER_PRIORITY,
                     len(self._rules),
                     Hit(f.rule_id, "secret", PrivacyLevel.SECRET, f.start, f.end, f.value),
                 )
-                for f in read_all(data)
+                for f in read_all(data, known)
                 if not self._allowed(f.value)
+            )
+            reported = Reported((h.start, h.end, h.category) for _, _, h in candidates)
+            candidates.extend(
+                (AST_PRIORITY, len(self._rules), hit)
+                for hit in scan_python(data, self._internal_packages, reported)
+                if not self._allowed(hit.value)
             )
         kept = _resolve(candidates)
         if len(data) == len(text):  # ASCII: byte offsets are character offsets

@@ -11,6 +11,9 @@ tests/plugins/privacy/test_spans.py fails, so that the slower path is noticed.
 
 from __future__ import annotations
 
+import itertools
+from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import re2
@@ -94,3 +97,41 @@ def match_spans(regex: re2._Regexp, data: bytes, start: int, stop: int) -> Spans
         return None if spans[0][0] < 0 else spans
     match = regex.match(data, start, stop)  # pragma: no cover - only with a changed google-re2
     return None if match is None else [match.span(i) for i in range(regex.groups + 1)]
+
+
+class Reported:
+    """What earlier passes found, as (start, end, category) byte spans, asked whether a span
+    lies inside one of a category: by a look at each while they are few (a prompt's
+    handful), in O(log n) through an index once they are many (a 10 MB text's thousands)."""
+
+    FEW = 32
+
+    def __init__(self, spans: Iterable[tuple[int, int, str]]) -> None:
+        self._spans = list(spans)
+        self._index: dict[str, tuple[list[int], list[int]]] | None = None
+
+    def holds(self, start: int, end: int, category: str) -> bool:
+        """Whether a reported span of `category` holds [start, end)."""
+        if len(self._spans) <= self.FEW:
+            return any(s <= start and end <= e and c == category for s, e, c in self._spans)
+        if self._index is None:
+            self._index = self._indexed()
+        starts, reach = self._index.get(category, ((), ()))
+        i = bisect_right(starts, start)
+        return i > 0 and reach[i - 1] >= end
+
+    def _indexed(self) -> dict[str, tuple[list[int], list[int]]]:
+        """For each category, its spans' starts in order, and the furthest end of the spans
+        that start at or before each."""
+        by_category: dict[str, list[tuple[int, int]]] = {}
+        for start, end, category in self._spans:
+            by_category.setdefault(category, []).append((start, end))
+        index = {}
+        for category, found in by_category.items():
+            found.sort()
+            reach = list(itertools.accumulate((end for _, end in found), max))
+            index[category] = ([start for start, _ in found], reach)
+        return index
+
+
+NOTHING_REPORTED = Reported(())

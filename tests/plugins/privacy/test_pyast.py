@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from devpulse import config_from_mapping
 from devpulse.plugins.privacy import Scanner
-from devpulse.plugins.privacy.pyast import code_blocks, opens_with_prose
+from devpulse.plugins.privacy.pyast import (
+    check_block,
+    code_blocks,
+    opens_with_prose,
+    scan_python,
+    worth_parsing,
+)
+from devpulse.plugins.privacy.spans import NOTHING_REPORTED, Reported
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +49,11 @@ def fenced(code: str) -> str:
     ],
 )
 def test_python_rules(scanner: Scanner, code: str, rule: str) -> None:
-    findings = scanner.scan(fenced(code))
-    assert rule in {f.rule_id for f in findings}
+    """The check itself fires, and the scanner reports the value, by this pass or another."""
+    text = fenced(code)
+    assert rule in {h.rule_id for h in scan_python(text.encode(), ["acme_"])}
+    category = "secret" if rule.endswith(("credential", "argument", "default")) else "internal"
+    assert category in {f.category for f in scanner.scan(text)}
 
 
 @pytest.mark.parametrize(
@@ -67,9 +77,16 @@ def test_python_look_alikes(scanner: Scanner, code: str) -> None:
     assert scanner.scan(fenced(code)) == []
 
 
-def test_the_ast_rule_wins_over_the_generic_regex_on_the_same_value(scanner: Scanner) -> None:
-    findings = scanner.scan(fenced("DB_PASSWORD = 'x9$Kq2mPz!7vLr'"))
-    assert [f.rule_id for f in findings] == ["py-hardcoded-credential"]
+def test_a_credential_found_by_several_passes_is_one_finding(scanner: Scanner) -> None:
+    text = fenced("DB_PASSWORD = 'x9$Kq2mPz!7vLr'")
+    (finding,) = scanner.scan(text)
+    assert text[slice(*finding.span)] == "x9$Kq2mPz!7vLr"
+
+
+def test_the_ast_rule_wins_over_the_generic_regex_on_the_same_value() -> None:
+    scanner = Scanner(config_from_mapping({}).privacy)
+    code = "smtp.login(user, 'x9$Kq2mPz!7vLr')"  # only the parse reads a positional password
+    assert [f.rule_id for f in scanner.scan(fenced(code))] == ["py-credential-argument"]
 
 
 def test_a_specific_rule_wins_over_the_ast_rule(scanner: Scanner) -> None:
@@ -84,8 +101,10 @@ def test_span_points_at_the_value_inside_the_quotes(scanner: Scanner) -> None:
 
 
 def test_whole_prompt_that_parses_as_python(scanner: Scanner) -> None:
-    findings = scanner.scan("import acme_ledger\nSECRET = 'k2P!x9Qz7LmW'\n")
-    assert {"py-internal-import", "py-hardcoded-credential"} <= {f.rule_id for f in findings}
+    text = b"import acme_ledger\nSECRET = 'k2P!x9Qz7LmW'\n"
+    hits = scan_python(text, ["acme_"])
+    assert {"py-internal-import", "py-hardcoded-credential"} <= {h.rule_id for h in hits}
+    assert {f.category for f in scanner.scan(text.decode())} == {"internal", "secret"}
 
 
 def test_source_that_does_not_parse_falls_back_to_the_syntax_readers(scanner: Scanner) -> None:
@@ -109,9 +128,10 @@ def test_a_comment_span_after_non_ascii_text(scanner: Scanner) -> None:
 @pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
 def test_spans_follow_every_kind_of_line_ending(scanner: Scanner, newline: str) -> None:
     text = newline.join(["x = 1", "# Acme proprietary", "DB_PASSWORD = 'x9$Kq2mPz!7vLr'", ""])
-    spans = {f.rule_id: text[slice(*f.span)] for f in scanner.scan(text)}
-    assert spans["py-hardcoded-credential"] == "x9$Kq2mPz!7vLr"
-    assert spans["py-proprietary-header"] == "# Acme proprietary"
+    spans = {f.category: text[slice(*f.span)] for f in scanner.scan(text)}
+    assert spans == {"secret": "x9$Kq2mPz!7vLr", "internal": "# Acme proprietary"}
+    hits = {h.rule_id: text.encode()[h.start : h.end] for h in scan_python(text.encode(), ())}
+    assert hits["py-hardcoded-credential"] == b"x9$Kq2mPz!7vLr"
 
 
 def test_code_blocks_are_python_or_untagged_fences_up_to_the_next_fence() -> None:
@@ -175,6 +195,80 @@ def test_the_prose_shortcut_never_skips_text_that_parses(source: str) -> None:
 
 
 def test_code_the_parser_warns_about_prints_nothing(scanner: Scanner, recwarn) -> None:
-    code = 'pattern = "\\d+"\ny = 1if pattern else 2\npassword = "Zq4!mX8pR2vT"'
-    assert "py-hardcoded-credential" in {f.rule_id for f in scanner.scan(fenced(code))}
+    code = 'pattern = "\\d+"\ny = 1if pattern else 2\nsmtp.login(user, "Zq4!mX8pR2vT")'
+    assert "py-credential-argument" in {f.rule_id for f in scanner.scan(fenced(code))}
     assert not [w for w in recwarn if issubclass(w.category, SyntaxWarning | DeprecationWarning)]
+
+
+# worth_parsing: the pass runs last and parses a block only for what the others left.
+SECRET = "x9$Kq2mPz!7vLr"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        f"DB_PASSWORD = '{SECRET}'",  # nothing reported it yet
+        f"token = '{SECRET[:6]}' '{SECRET[6:]}'",  # joined: the pieces alone say nothing
+        f'password = (\n    "{SECRET[:6]}"\n    "{SECRET[6:]}"\n)',
+        'api_key = """x9$Kq2mP\nz!7vLr"""',
+        "secret = '\\x41\\x42c9$Kq2mPz!7'",  # escapes: the value is what they make it
+        f"smtp.login(user, '{SECRET}')",
+        "url = f'postgresql://{user}:{pw}@billing-db.prod:5432/ledger'",
+        "# Copyright 2024 Acme Corp. All rights reserved.\nx = 1",
+        "import acme_billing",
+    ],
+)
+def test_a_block_is_parsed_for_what_only_the_parse_can_tell(code: str) -> None:
+    assert worth_parsing(code.encode(), 0, ["acme_"], reported=NOTHING_REPORTED)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "api_key = 'YOUR_API_KEY'",  # the parse's own test turns the value down
+        "TOKEN_URL = 'https://auth.example.net/oauth/token'",  # and this name
+        "password = getpass.getpass()",
+        "smtp.login(user, password)",  # no literal among the later arguments
+        "url = f'https://api.example.net/{path}'",  # built, but with no user info
+        "x = 1",
+    ],
+)
+def test_a_block_nothing_could_fire_in_is_not_parsed(code: str) -> None:
+    assert not worth_parsing(code.encode(), 0, ["acme_"], reported=NOTHING_REPORTED)
+
+
+def test_what_the_other_passes_reported_is_not_parsed_for_again() -> None:
+    code = f"x = 1\nDB_PASSWORD = '{SECRET}'\nimport acme_billing\n".encode()
+    value = code.index(SECRET.encode())
+    module = code.index(b"acme_billing")
+    secret = (value, value + len(SECRET), "secret")
+    internal = (module, module + len(b"acme_billing"), "internal")
+    offset = 40  # the block's place in the text: spans are the text's
+    moved = [(s + offset, e + offset, c) for s, e, c in (secret, internal)]
+    assert not worth_parsing(code, offset, ["acme_"], Reported(moved))
+    assert worth_parsing(code, offset, ["acme_"], Reported(moved[:1]))  # the import is new
+    assert worth_parsing(code, offset, ["acme_"], Reported(moved[1:]))  # the credential is
+    assert worth_parsing(code, 0, ["acme_"], Reported(moved))  # spans elsewhere hold nothing
+    assert worth_parsing(code, offset, ["acme_"], Reported((s, e, "pii") for s, e, _ in moved))
+
+
+CODE_PIECES = st.sampled_from(
+    [
+        *("password", "api_key", "self.token", "cfg['client_secret']", "TOKEN_URL", "secretary"),
+        *("x", "login", "smtp.login", "connect", "f", "def f", "import acme_x", "from acme_y"),
+        *(" = ", ": str = ", " == ", "(", ")", ", ", "=", ": ", "{", "}", "\n", "    ", "\\\n"),
+        *(f"'{SECRET}'", f'"{SECRET}"', "'abc'", '"""', "'''", "r'", "b'", "f'", "rb'"),
+        *("'x9$Kq2'", "'mPz!7vLr'", "'\\x41\\x42'", "'YOUR_KEY'", "'https://a:b@c.io'"),
+        *("'postgresql://{u}:{p}@db.prod/x'", "# all rights reserved", "# note", ";", "@"),
+    ]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(pieces=st.lists(CODE_PIECES, max_size=14))
+def test_what_the_parse_would_find_is_never_skipped(pieces: list[str]) -> None:
+    """Skipping a parse must be sound: a block it skips, with nothing reported, is one
+    the checks find nothing in."""
+    block = "".join(pieces).encode()
+    if not worth_parsing(block, 0, ["acme_"], reported=NOTHING_REPORTED):
+        assert check_block(block, 0, ["acme_"]) == []

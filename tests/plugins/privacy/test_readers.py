@@ -13,6 +13,7 @@ from devpulse import config_from_mapping
 from devpulse.plugins.privacy import Scanner, readers
 from devpulse.plugins.privacy.checks import credential_name_strength, is_placeholder
 from devpulse.plugins.privacy.readers import MAX_CANDIDATES, read_all
+from devpulse.plugins.privacy.spans import Reported
 
 RNG = random.Random(13)
 ALNUM = string.ascii_letters + string.digits
@@ -233,3 +234,31 @@ def test_every_rule_runs_when_a_prefilter_gives_up(scanner: Scanner) -> None:
     broken = Scanner(config_from_mapping({}).privacy)
     broken._prefilters = [(_GivenUp(), enables) for _, enables in broken._prefilters]  # type: ignore[misc]
     assert broken.scan(text) == expected
+
+
+@pytest.mark.parametrize("prefix", ["xoxp-", "pypi-", "SG.", "ghp_", "sk-ant-"])
+def test_a_vendor_prefix_bound_to_a_credential_name_is_judged_by_the_rest(prefix: str) -> None:
+    """The name says credential whatever the shape: a token its vendor's rule would turn
+    down (cut short, an older format) is still found, and a prefix with nothing random
+    after it is not."""
+    found = read_all(f'slackToken = "{prefix}{TOKEN[:20]}"'.encode())
+    assert [f.value for f in found] == [f"{prefix}{TOKEN[:20]}"]
+    assert read_all(f'slackToken = "{prefix}1234567890"'.encode()) == []  # a sequence
+    assert read_all(f'slackToken = "{prefix}..."'.encode()) == []  # cut to nothing
+
+
+def test_a_value_a_rule_already_found_is_not_judged_again() -> None:
+    text = f'export GITHUB_TOKEN="{TOKEN}"\napi_key = "{PASSWORD}"\n'.encode()
+    token = text.index(TOKEN.encode())
+    every = read_all(text)
+    assert [f.value for f in every] == [TOKEN, PASSWORD]
+    known = Reported([(token - 4, token + len(TOKEN), "secret")])  # a rule's, around it
+    assert [f.value for f in read_all(text, known)] == [PASSWORD]
+    assert read_all(text, Reported([(token + 1, token + len(TOKEN), "secret")])) == every
+    assert read_all(text, Reported([(token - 4, token + len(TOKEN), "pii")])) == every
+
+
+def test_a_hash_mask_is_a_placeholder() -> None:
+    assert is_placeholder("572370529330-####################")
+    assert is_placeholder("card ####")
+    assert not is_placeholder("x9#Kq2mPz!7")

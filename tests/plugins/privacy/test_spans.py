@@ -7,7 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devpulse.plugins.privacy import spans
-from devpulse.plugins.privacy.spans import MAX_PARSED_BYTES, TwoPass, search_parsed, search_spans
+from devpulse.plugins.privacy.spans import (
+    MAX_PARSED_BYTES,
+    Reported,
+    TwoPass,
+    search_parsed,
+    search_spans,
+)
 
 PATTERNS = [
     re2.compile(rb"(?i)(pass(?:word)?)\s*=\s*(\w+)?"),
@@ -53,3 +59,19 @@ def test_a_long_match_is_read_by_its_start_and_a_short_one_exactly() -> None:
     found = search_parsed(quoted, b'key="' + b"a" * (4 * MAX_PARSED_BYTES) + b'"', 0)
     assert found is not None
     assert found[2] is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    spans=st.lists(st.tuples(st.integers(0, 50), st.integers(0, 20), st.sampled_from("ab"))),
+    start=st.integers(0, 60),
+    length=st.integers(0, 10),
+)
+def test_reported_holds_a_span_as_a_scan_of_every_span_would_say(
+    spans: list[tuple[int, int, str]], start: int, length: int
+) -> None:
+    found = [(s, s + n, c) for s, n, c in spans]
+    expected = any(s <= start and start + length <= e and c == "a" for s, e, c in found)
+    assert Reported(found).holds(start, start + length, "a") == expected
+    many = found * (Reported.FEW // max(1, len(found)) + 1)  # past FEW: through the index
+    assert Reported(many).holds(start, start + length, "a") == expected
