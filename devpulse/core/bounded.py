@@ -182,6 +182,11 @@ def produce(
         try:
             for chunk in chunks:
                 handoff((CHUNK, chunk))
+                if chunk.response is not None:
+                    # The caller's answer: let it take the GIL now, rather than once this
+                    # thread's Python work closing the stream lets it go (up to the 5 ms
+                    # switch interval; 0.1-0.2 ms of the router's own time per request).
+                    time.sleep(0)
                 if stop.is_set():
                     break
         finally:
