@@ -91,12 +91,14 @@ CLUES = (
     r"|(?i:(?P<name>\w*(?:pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey|access_?key"
     r"|auth_?key|private_?key|client_?secret|credentials?|conn(?:ection)?_?str(?:ing)?|dsn)\w*)"
     r"['\"\]]*\s*(?:[:=]|==|!=)\s*(?:[\w.\[\], |]+=\s*)?[(\[]?\s*[rbuRBU]{0,2}"
-    r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)*)\"|'(?P<sq>(?:[^'\\\n]|\\.)*)'|[\"']))"
+    r"(?:\"(?P<dq>(?:[^\"\\\n]|\\(?s:.))*)\"|'(?P<sq>(?:[^'\\\n]|\\(?s:.))*)'|[\"']))"
 )
 _LICENCE, _FSTRING, _CALL, _MODULE, _NAME, _DQ, _SQ = range(1, 8)
 NOTHING = r"[^\x00-\x{10FFFF}]"  # a class that matches no character: no internal packages
 # A string literal after a comma: a positional argument past the first.
-LATER_ARGUMENT = re2.compile(r",[\s(]*[rbuRBU]{0,2}[\"']")
+LATER_ARGUMENT = re2.compile(r",(?:[\s(\\]|#[^\n]*)*[rbuRBU]{0,2}[\"']")
+# An argument list with no string, comment or nested call in it: its first `)` ends it.
+PLAIN_ARGUMENTS = re2.compile(r"[^()\"'#]*\)")
 # After a literal, another that Python would join to it ("abc" "def", across lines in
 # brackets, or after a comment or a backslash), or a third quote ("""...).
 CONTINUED_LITERAL = re2.compile(r"(?:\s|\\|#[^\n]*\n)*[rbufRBUF]{0,2}[\"']")
@@ -207,12 +209,14 @@ def worth_parsing(
     - a licence marker in a comment always is;
     - an f-string, if the block has `://` and `@` (a connection string built in code) or
       escapes;
-    - a login-like call, if a string literal follows a comma after it (`login(u, "pw")`);
+    - a login-like call, if a string literal may follow a comma in its arguments
+      (`login(u, "pw")`);
     - an import of an internal package, if no internal finding holds its name;
-    - a credential-like name bound to a string literal, if no secret finding holds the
+    - a credential-like name bound to a string literal, if no secret finding overlaps the
       literal and it could pass the parse's own test (`is_credential_name`,
-      `looks_like_credential`); a literal that the pattern cannot read alone (across lines,
-      with escapes, joined to the next one) always is.
+      `looks_like_credential`); a literal with escapes, or joined to the next one, always
+      is. A quote that no literal closes on its line opens none: it lies in a comment or a
+      string, or the block does not parse.
     """
     clues = _clues(internal_packages)
     pos = 0
@@ -225,7 +229,8 @@ def worth_parsing(
                 return True  # a URL with user info, or escapes that could make one
             continue
         if found[_CALL][0] >= 0:
-            if search_spans(LATER_ARGUMENT, block, pos) is not None:
+            plain = match_spans(PLAIN_ARGUMENTS, block, pos, len(block)) is not None
+            if not plain and search_spans(LATER_ARGUMENT, block, pos) is not None:
                 return True
         elif found[_MODULE][0] >= 0:
             start, end = found[_MODULE]
@@ -233,6 +238,8 @@ def worth_parsing(
                 return True
         elif _bound_literal_worth_parsing(block, offset, found, reported):
             return True
+        elif (value := max(found[_DQ][0], found[_SQ][0])) >= 0:
+            pos = value  # what looked like a literal may be code between two strings
     return False
 
 
@@ -241,10 +248,12 @@ def _bound_literal_worth_parsing(
 ) -> bool:
     """For a CLUES match of a name bound to a literal: see `worth_parsing`."""
     value = found[_DQ] if found[_DQ][0] >= 0 else found[_SQ]
-    if value[0] < 0 or match_spans(CONTINUED_LITERAL, block, found[0][1], len(block)):
+    if value[0] < 0:
+        return False  # a quote that no literal closes on its line: in a comment or a string
+    if match_spans(CONTINUED_LITERAL, block, found[0][1], len(block)):
         return True
-    if reported.holds(offset + value[0], offset + value[1], "secret"):
-        return False
+    if reported.overlaps(offset + value[0], offset + value[1], "secret"):
+        return False  # its secret is reported: the parse would tell it again
     literal = block[value[0] : value[1]].decode("utf-8", "surrogatepass")
     if "\\" in literal:
         return True  # its value is what the escapes make it: the parse reads them

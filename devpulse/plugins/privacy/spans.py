@@ -12,7 +12,7 @@ tests/plugins/privacy/test_spans.py fails, so that the slower path is noticed.
 from __future__ import annotations
 
 import itertools
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -119,6 +119,16 @@ class Reported:
         starts, reach = self._index.get(category, ((), ()))
         i = bisect_right(starts, start)
         return i > 0 and reach[i - 1] >= end
+
+    def overlaps(self, start: int, end: int, category: str) -> bool:
+        """Whether a reported span of `category` shares a byte with [start, end)."""
+        if len(self._spans) <= self.FEW:
+            return any(s < end and start < e and c == category for s, e, c in self._spans)
+        if self._index is None:
+            self._index = self._indexed()
+        starts, reach = self._index.get(category, ((), ()))
+        i = bisect_left(starts, end)
+        return i > 0 and reach[i - 1] > start
 
     def _indexed(self) -> dict[str, tuple[list[int], list[int]]]:
         """For each category, its spans' starts in order, and the furthest end of the spans

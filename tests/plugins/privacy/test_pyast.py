@@ -213,6 +213,8 @@ SECRET = "x9$Kq2mPz!7vLr"
         'api_key = """x9$Kq2mP\nz!7vLr"""',
         "secret = '\\x41\\x42c9$Kq2mPz!7'",  # escapes: the value is what they make it
         f"smtp.login(user, '{SECRET}')",
+        f"smtp.login('a)b', '{SECRET}')",  # a string in the arguments: they may go on
+        f"smtp.login(user,  # a comment)\n'{SECRET}')",
         "url = f'postgresql://{user}:{pw}@billing-db.prod:5432/ledger'",
         "# Copyright 2024 Acme Corp. All rights reserved.\nx = 1",
         "import acme_billing",
@@ -229,6 +231,7 @@ def test_a_block_is_parsed_for_what_only_the_parse_can_tell(code: str) -> None:
         "TOKEN_URL = 'https://auth.example.net/oauth/token'",  # and this name
         "password = getpass.getpass()",
         "smtp.login(user, password)",  # no literal among the later arguments
+        'pw = getpass("password: ")',  # a name and a quote, but inside a literal
         "url = f'https://api.example.net/{path}'",  # built, but with no user info
         "x = 1",
     ],
@@ -260,6 +263,7 @@ CODE_PIECES = st.sampled_from(
         *(f"'{SECRET}'", f'"{SECRET}"', "'abc'", '"""', "'''", "r'", "b'", "f'", "rb'"),
         *("'x9$Kq2'", "'mPz!7vLr'", "'\\x41\\x42'", "'YOUR_KEY'", "'https://a:b@c.io'"),
         *("'postgresql://{u}:{p}@db.prod/x'", "# all rights reserved", "# note", ";", "@"),
+        *("'a)b'", "# c)\n", 'getpass("password: ")', "'password: '", '"', "'"),
     ]
 )
 

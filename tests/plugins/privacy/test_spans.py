@@ -75,3 +75,20 @@ def test_reported_holds_a_span_as_a_scan_of_every_span_would_say(
     assert Reported(found).holds(start, start + length, "a") == expected
     many = found * (Reported.FEW // max(1, len(found)) + 1)  # past FEW: through the index
     assert Reported(many).holds(start, start + length, "a") == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    spans=st.lists(st.tuples(st.integers(0, 50), st.integers(0, 20), st.sampled_from("ab"))),
+    start=st.integers(0, 60),
+    length=st.integers(1, 10),
+)
+def test_reported_overlaps_a_span_as_a_scan_of_every_span_would_say(
+    spans: list[tuple[int, int, str]], start: int, length: int
+) -> None:
+    found = [(s, s + n, c) for s, n, c in spans]
+    end = start + length
+    expected = any(s < end and start < e and c == "a" for s, e, c in found)
+    assert Reported(found).overlaps(start, end, "a") == expected
+    many = found * (Reported.FEW // max(1, len(found)) + 1)  # past FEW: through the index
+    assert Reported(many).overlaps(start, end, "a") == expected
