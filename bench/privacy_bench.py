@@ -157,6 +157,11 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         "dotted e-mail domain": "a@" + fill("ab.") + "io",
         "long credential names": fill(fenced(f'password{"_" * 120000} = "x9$Kq2mPz!"')),
         "comment lines before code": fill(fenced("# c\n" * 30000 + 'token = "x9$Kq2mPz!"')),
+        # What the Python pass weighs before parsing, repeated: each clue costs a search.
+        "f-string clues": fill(fenced("key = 1\n" + 'f"' * 60000)),
+        "clues in a comment": fill(fenced("#password='a' " * 8500)),
+        "login calls": fill(fenced("login(,(" * 15000)),
+        "literals on one line": fill(fenced("password: 'x " * 9000)),
     }
 
 

@@ -31,7 +31,8 @@ PLACEHOLDER = re2.compile(
                 r"example(?:key)?$",
                 # a mask: a run of x's set apart, or too long to be chance in random text
                 r"(?:^|[^a-z0-9])x{4,}(?:[^a-z0-9]|$)|x{8,}",
-                r"\*{3,}|#{4,}",
+                r"\*{3,}",
+                r"(?:^|[^a-z0-9#])#{4,}(?:[^a-z0-9#]|$)|#{8,}",  # a # mask, set apart like x's
                 r"\.{3}",
                 r"…",
                 r"<[^>]*>",

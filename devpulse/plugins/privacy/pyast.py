@@ -37,6 +37,9 @@ from devpulse.plugins.privacy.spans import (
 # rules alone cover it (their generic credential rules see the same assignments). In bytes.
 MAX_SOURCE_BYTES = 128 * 1024
 MAX_PARSED_PER_TEXT = 256 * 1024
+# A block with more clues than this (a pasted log of f-strings, a run built to stall the
+# clue loop) is parsed rather than weighed clue by clue: each clue costs about 2 us.
+MAX_CLUES = 256
 
 # Every pattern here reads request text (names, literals, comments, whole blocks): RE2.
 CREDENTIAL_NAME = re2.compile(
@@ -74,34 +77,42 @@ OPEN_SOURCE_GRANT = re2.compile(
     r"|GNU (?:Lesser )?General Public License|MIT License|Apache License|Mozilla Public"
 )
 URL_WITH_USERINFO = re2.compile(r"(?i)^[a-z][a-z0-9+.-]*://")
-# What could make a parse worth its cost (see `worth_parsing`), one group for each clue: a
-# comment with a licence marker; an f-string (a URL with user info may be built in it, or
-# in a literal joined to it); a call whose later positional arguments are credentials
-# (CREDENTIAL_CALLS); an import of an internal package ({names}); and a credential-like
-# name bound to a string literal, perhaps after an annotation (`x: str = "..."`), in a dict
-# (`"password": "..."`) or a comparison, with the literal's text when it is on one line (dq
-# or sq), else just its opening quote.
+# What could make a parse worth its cost (see `worth_parsing`), one group for each clue: an
+# f-string (a URL with user info may be built in it, or in a literal joined to it); a call
+# whose later positional arguments are credentials (CREDENTIAL_CALLS); an import of an
+# internal package ({names}); and a credential-like name bound to a string literal, perhaps
+# after an annotation (`x: str = "..."`) or another target (`a = b = "..."`), in a dict
+# (`"password": "..."`) or a comparison, with the literal's text when a quote closes it on
+# its line (dq or sq), else just its opening quote. Blanks may hold a backslash that
+# continues the line; `[\pL\pN_]` is Python's `\w` (RE2's is ASCII).
 CLUES = (
-    r"(?P<licence>(?i:#[^\n]*(?:rights reserved|proprietary|confidential|internal use"
-    r"|do not (?:distribute|disclose)|unauthori[sz]ed)))"
-    r"|(?P<fstring>\b(?i:f|rf|fr)[\"'])"
+    r"(?P<fstring>\b(?i:f|rf|fr)[\"'])"
     r"|(?P<call>\b(?:login|authenticate|auth|connect|set_password|HTTPBasicAuth|HTTPDigestAuth"
-    r"|BasicAuth|basic_auth|sign_in|signin)\s*\()"
-    r"|\b(?:import|from)\s+(?P<module>(?:{names})[\w.]*)"
-    r"|(?i:(?P<name>\w*(?:pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey|access_?key"
-    r"|auth_?key|private_?key|client_?secret|credentials?|conn(?:ection)?_?str(?:ing)?|dsn)\w*)"
-    r"['\"\]]*\s*(?:[:=]|==|!=)\s*(?:[\w.\[\], |]+=\s*)?[(\[]?\s*[rbuRBU]{0,2}"
-    r"(?:\"(?P<dq>(?:[^\"\\\n]|\\(?s:.))*)\"|'(?P<sq>(?:[^'\\\n]|\\(?s:.))*)'|[\"']))"
+    r"|BasicAuth|basic_auth|sign_in|signin)(?:\s|\\)*\()"
+    r"|\b(?:import|from)(?:\s|\\)+\.*(?P<module>(?:{names})[\w.]*)"
+    r"|(?i:(?P<name>[\pL\pN_]*(?:pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey"
+    r"|access_?key|auth_?key|private_?key|client_?secret|credentials?"
+    r"|conn(?:ection)?_?str(?:ing)?|dsn)[\pL\pN_]*)"
+    r"['\"\]]*(?:\s|\\)*(?:[:=]|==|!=)(?:\s|\\)*(?:[\w.\[\], |]+=(?:\s|\\)*)?[(\[]?(?:\s|\\)*"
+    r"[rbuRBU]{0,2}"
+    r"(?:\"(?P<dq>(?:[^\"\\\n\r]|\\(?s:.))*)\"|'(?P<sq>(?:[^'\\\n\r]|\\(?s:.))*)'|[\"']))"
 )
-_LICENCE, _FSTRING, _CALL, _MODULE, _NAME, _DQ, _SQ = range(1, 8)
+_FSTRING, _CALL, _MODULE, _NAME, _DQ, _SQ = range(1, 7)
 NOTHING = r"[^\x00-\x{10FFFF}]"  # a class that matches no character: no internal packages
+LICENCE_COMMENT = re2.compile(
+    r"(?i)#[^\n\r]*(?:rights reserved|proprietary|confidential|internal use"
+    r"|do not (?:distribute|disclose)|unauthori[sz]ed)"
+)
 # A string literal after a comma: a positional argument past the first.
-LATER_ARGUMENT = re2.compile(r",(?:[\s(\\]|#[^\n]*)*[rbuRBU]{0,2}[\"']")
+LATER_ARGUMENT = re2.compile(r",(?:[\s(\\]|#[^\n\r]*)*[rbuRBU]{0,2}[\"']")
 # An argument list with no string, comment or nested call in it: its first `)` ends it.
 PLAIN_ARGUMENTS = re2.compile(r"[^()\"'#]*\)")
-# After a literal, another that Python would join to it ("abc" "def", across lines in
-# brackets, or after a comment or a backslash), or a third quote ("""...).
-CONTINUED_LITERAL = re2.compile(r"(?:\s|\\|#[^\n]*\n)*[rbufRBUF]{0,2}[\"']")
+# What follows a literal, read within AFTER_LITERAL_BYTES: blanks, line ends, backslashes
+# and comments, then perhaps what makes the literal something other than a whole value (a
+# literal Python joins to it, "abc" "def", or a third quote, """; or an `=`, which makes
+# the literal an annotation, `password: "str" = ...`).
+AFTER_LITERAL = re2.compile(r"(?:\s|\\|#[^\n\r]*)*(?P<more>[rbufRBUF]{0,2}[\"']|=(?:[^=]|$))?")
+AFTER_LITERAL_BYTES = 256
 # The first statement of a text, after blank and comment lines: either a character that no
 # statement starts with, or a name with what follows it (a name, number or string after
 # blanks; or a colon that ends the line). `[\pL\pN_]` is Python's `\w` (RE2's is ASCII).
@@ -206,7 +217,7 @@ def worth_parsing(
     `reported` holds what the other passes found, with byte offsets in the text. The
     syntax readers see the same assignments as the parse and the `internal-package` rule the
     same imports, so on most prompts they have found what it would, and it is skipped:
-    - a licence marker in a comment always is;
+    - a licence marker in a comment always is worth a parse;
     - an f-string, if the block has `://` and `@` (a connection string built in code) or
       escapes;
     - a login-like call, if a string literal may follow a comma in its arguments
@@ -214,23 +225,31 @@ def worth_parsing(
     - an import of an internal package, if no internal finding holds its name;
     - a credential-like name bound to a string literal, if no secret finding overlaps the
       literal and it could pass the parse's own test (`is_credential_name`,
-      `looks_like_credential`); a literal with escapes, or joined to the next one, always
-      is. A quote that no literal closes on its line opens none: it lies in a comment or a
-      string, or the block does not parse.
+      `looks_like_credential`); a literal with escapes, joined to the next one or followed
+      by `=` (an annotation) always is. A quote that no literal closes on its line opens
+      none: it lies in a comment or a string, or the block does not parse.
+
+    Each clue costs one search from the last; the licence comment, a literal after a comma
+    and the f-string's URL are each looked for once, in the whole block. Past MAX_CLUES
+    clues the block is parsed.
     """
+    if search_spans(LICENCE_COMMENT, block, 0) is not None:
+        return True
     clues = _clues(internal_packages)
+    # Whether an f-string could build a URL with user info, or escapes could make one.
+    built_url = b"\\" in block or (b"://" in block and b"@" in block)
+    later_argument = search_spans(LATER_ARGUMENT, block, 0) is not None
     pos = 0
-    while (found := search_spans(clues, block, pos)) is not None:
+    for _ in range(MAX_CLUES):
+        found = search_spans(clues, block, pos)
+        if found is None:
+            return False
         pos = found[0][1]  # no clue is empty
-        if found[_LICENCE][0] >= 0:
-            return True
         if found[_FSTRING][0] >= 0:
-            if b"\\" in block or (b"://" in block and b"@" in block):
-                return True  # a URL with user info, or escapes that could make one
-            continue
-        if found[_CALL][0] >= 0:
-            plain = match_spans(PLAIN_ARGUMENTS, block, pos, len(block)) is not None
-            if not plain and search_spans(LATER_ARGUMENT, block, pos) is not None:
+            if built_url:
+                return True
+        elif found[_CALL][0] >= 0:
+            if later_argument and match_spans(PLAIN_ARGUMENTS, block, pos, len(block)) is None:
                 return True
         elif found[_MODULE][0] >= 0:
             start, end = found[_MODULE]
@@ -238,9 +257,9 @@ def worth_parsing(
                 return True
         elif _bound_literal_worth_parsing(block, offset, found, reported):
             return True
-        elif (value := max(found[_DQ][0], found[_SQ][0])) >= 0:
-            pos = value  # what looked like a literal may be code between two strings
-    return False
+        else:
+            pos = found[_NAME][1]  # the next clue may start past the name (`a = dsn = "..."`)
+    return True  # too many clues to weigh: the parse, bounded by MAX_PARSED_PER_TEXT, decides
 
 
 def _bound_literal_worth_parsing(
@@ -250,14 +269,17 @@ def _bound_literal_worth_parsing(
     value = found[_DQ] if found[_DQ][0] >= 0 else found[_SQ]
     if value[0] < 0:
         return False  # a quote that no literal closes on its line: in a comment or a string
-    if match_spans(CONTINUED_LITERAL, block, found[0][1], len(block)):
-        return True
     if reported.overlaps(offset + value[0], offset + value[1], "secret"):
         return False  # its secret is reported: the parse would tell it again
+    end = found[0][1]
+    stop = min(len(block), end + AFTER_LITERAL_BYTES)
+    after = match_spans(AFTER_LITERAL, block, end, stop)
+    if after is None or after[1][0] >= 0 or (after[0][1] == stop and stop < len(block)):
+        return True  # joined to more, an annotation, or too far to tell
     literal = block[value[0] : value[1]].decode("utf-8", "surrogatepass")
     if "\\" in literal:
         return True  # its value is what the escapes make it: the parse reads them
-    name = block[slice(*found[_NAME])].decode()
+    name = block[slice(*found[_NAME])].decode("utf-8", "surrogatepass")
     return is_credential_name(name) and looks_like_credential(literal)
 
 

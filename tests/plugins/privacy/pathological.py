@@ -126,6 +126,9 @@ def python_texts() -> Iterator[tuple[str, str]]:
             yield f"{lead!r} + {unit!r}", f"```python\n{lead}{run}{closer}\n```"
     for unit, run in runs(LONG, ("_.", "a.", "A.", "Ab.", "_1.", "a-")):
         yield f"password = {unit!r} x {LONG}", f'```python\npassword = "{run}"\n```'
+    # What the pass weighs before it parses, repeated: f-strings, calls, literals, comments.
+    for unit in ('f"', '#f"', "login(,(", "token='a'#", "#password='a' ", "password: 'x "):
+        yield f"clues {unit!r}", f"```python\nkey = 1\n{unit * (LONG // len(unit))}\n```"
     for unit in ("a", "A", "_", "7", "Ab", "a_", "_1"):
         name = "password" + unit * (RUN // len(unit))
         yield f"password + {unit!r} = ...", f'```python\n{name} = "x9$Kq2mPz!"\n{name}_url = 1\n```'

@@ -258,7 +258,10 @@ def test_a_value_a_rule_already_found_is_not_judged_again() -> None:
     assert read_all(text, Reported([(token - 4, token + len(TOKEN), "pii")])) == every
 
 
-def test_a_hash_mask_is_a_placeholder() -> None:
+def test_a_hash_mask_is_a_placeholder_but_hashes_inside_a_password_are_not() -> None:
     assert is_placeholder("572370529330-####################")
     assert is_placeholder("card ####")
+    assert is_placeholder("Xk2########fj3")  # too long a run to be chance
     assert not is_placeholder("x9#Kq2mPz!7")
+    assert not is_placeholder("Xk2####fj3kLq9Zp")
+    assert not is_placeholder("Tr0ub4dor####3x")
