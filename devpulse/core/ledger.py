@@ -27,6 +27,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -166,12 +167,49 @@ def default_ledger_path() -> Path:
     return Path(base) / "devpulse" / "ledger.sqlite3"
 
 
+# SQLite keeps each file's lock state in per-process memory that a forked child inherits:
+# forked in the middle of a transaction, a child's own connection to the file waits for
+# locks nobody will release (a multiprocessing worker writing its rows hung so). So a fork
+# waits until no transaction of this process is open, and a child never uses, nor closes,
+# the connections it inherited (SQLite: "do not carry an open connection across a fork").
+_ACTIVE = threading.RLock()  # held by every transaction, and by a fork while it forks
+_ledgers: weakref.WeakSet[Ledger] = weakref.WeakSet()
+_inherited: list[sqlite3.Connection] = []  # a child's parent connections, kept unclosed
+
+
+def _before_fork() -> None:
+    _ACTIVE.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _ACTIVE.release()
+
+
+def _after_fork_in_child() -> None:
+    global _ACTIVE  # noqa: PLW0603  # the parent's lock, held for the fork, is not ours
+    _ACTIVE = threading.RLock()
+    for ledger in list(_ledgers):
+        db = getattr(ledger._local, "db", None)
+        if db is not None:
+            _inherited.append(db)  # closing it could checkpoint the parent's WAL
+        ledger._local = threading.local()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
+
+
 class Ledger:
     """Append-only records of requests and attempts in one SQLite file."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._local = threading.local()
+        _ledgers.add(self)
         # Writes are queued and group-committed (`core/writes.py`): a request's rows are
         # written behind it, and reads see every write queued before them.
         self._writes = Writes(self._commit, key=str(self.path.resolve()))
@@ -213,16 +251,17 @@ class Ledger:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with _ACTIVE:  # a fork waits for it: see _before_fork
+            db = getattr(self._local, "db", None)
+            if db is None:
+                db = self._local.db = self._connect()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def _write(self, write: Callable[[sqlite3.Connection], T]) -> T:
         """Run `write` in a transaction, committed before this returns; concurrent writes

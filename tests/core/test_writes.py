@@ -218,6 +218,45 @@ def test_rows_queued_in_forked_workers_are_kept(tmp_path: Path, parent_wrote_fir
     assert count(path) == 4 + parent_wrote_first
 
 
+def _record_in_child(path: str, ledger: Ledger) -> None:
+    Ledger(path).queue_record(entry("new ledger"))
+    ledger.queue_record(entry("inherited ledger"))  # its connection is the parent's
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork is POSIX")
+def test_a_fork_in_the_middle_of_a_transaction_leaves_the_child_able_to_write(
+    tmp_path: Path,
+) -> None:
+    """SQLite's lock state lives in per-process memory that a child inherits: forked while
+    another thread was inside a transaction, a child's writes waited for ever (CI saw the
+    forked-workers test hang). The fork now waits for the transaction to end."""
+    import multiprocessing  # noqa: PLC0415
+
+    path = tmp_path / "ledger.sqlite3"
+    ledger = Ledger(path)
+    inside, go_on = threading.Event(), threading.Event()
+
+    def hold_a_transaction() -> None:
+        with ledger._transaction() as db:
+            db.execute("SELECT count(*) FROM requests").fetchone()
+            inside.set()
+            go_on.wait(0.3)  # the fork is asked for meanwhile, and waits for the commit
+
+    holder = threading.Thread(target=hold_a_transaction)
+    holder.start()
+    inside.wait()
+    child = multiprocessing.get_context("fork").Process(
+        target=_record_in_child, args=(str(path), ledger)
+    )
+    child.start()
+    holder.join()
+    child.join(60)  # a ceiling for a hang, not a timing: the child takes milliseconds
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == 0
+    assert count(path) == 2
+
+
 def test_a_commit_interrupted_by_ctrl_c_leaves_its_writes_queued_for_the_next(
     tmp_path: Path,
 ) -> None:
