@@ -171,14 +171,14 @@ def scan_python(
 ) -> list[Hit]:
     """Every Python-aware hit in the code blocks of `data` (UTF-8), with byte offsets.
 
-    A block is parsed only when a check could fire in it and add to what the other passes
-    found (`worth_parsing`; `reported` holds what they found), and its first line does not
-    rule Python out: parsing costs far more than either test.
+    A block is parsed only when its first line does not rule Python out (the cheaper test,
+    so first), and a check could fire in it and add to what the other passes found
+    (`worth_parsing`; `reported` holds what they found): parsing costs far more than either.
     """
     hits: list[Hit] = []
     budget = MAX_PARSED_PER_TEXT
     for offset, block in code_blocks(data):
-        if len(block) > min(MAX_SOURCE_BYTES, budget):
+        if len(block) > min(MAX_SOURCE_BYTES, budget) or _opens_with_prose(block):
             continue
         if worth_parsing(block, offset, internal_packages, reported):
             budget -= len(block)
@@ -233,12 +233,12 @@ def worth_parsing(
     and the f-string's URL are each looked for once, in the whole block. Past MAX_CLUES
     clues the block is parsed.
     """
-    if search_spans(LICENCE_COMMENT, block, 0) is not None:
+    if b"#" in block and search_spans(LICENCE_COMMENT, block, 0) is not None:
         return True
     clues = _clues(internal_packages)
     # Whether an f-string could build a URL with user info, or escapes could make one.
     built_url = b"\\" in block or (b"://" in block and b"@" in block)
-    later_argument = search_spans(LATER_ARGUMENT, block, 0) is not None
+    later_argument: list[bool] = []  # whether a literal follows a comma: asked at most once
     pos = 0
     for _ in range(MAX_CLUES):
         found = search_spans(clues, block, pos)
@@ -249,7 +249,7 @@ def worth_parsing(
             if built_url:
                 return True
         elif found[_CALL][0] >= 0:
-            if later_argument and match_spans(PLAIN_ARGUMENTS, block, pos, len(block)) is None:
+            if _call_worth_parsing(block, pos, later_argument):
                 return True
         elif found[_MODULE][0] >= 0:
             start, end = found[_MODULE]
@@ -260,6 +260,16 @@ def worth_parsing(
         else:
             pos = found[_NAME][1]  # the next clue may start past the name (`a = dsn = "..."`)
     return True  # too many clues to weigh: the parse, bounded by MAX_PARSED_PER_TEXT, decides
+
+
+def _call_worth_parsing(block: bytes, pos: int, later_argument: list[bool]) -> bool:
+    """For a CLUES match of a login-like call ending at `pos`: see `worth_parsing`.
+    `later_argument` caches, for the block, whether a literal follows a comma anywhere."""
+    if match_spans(PLAIN_ARGUMENTS, block, pos, len(block)) is not None:
+        return False
+    if not later_argument:
+        later_argument.append(search_spans(LATER_ARGUMENT, block, 0) is not None)
+    return later_argument[0]
 
 
 def _bound_literal_worth_parsing(
@@ -292,7 +302,11 @@ def opens_with_prose(source: str) -> bool:
     (`import os`, `x if y`) or the name is a string prefix (`rb"..."`), or a lone `name:`
     ("services:" in YAML).
     """
-    data = source.encode("utf-8", "surrogatepass")
+    return _opens_with_prose(source.encode("utf-8", "surrogatepass"))
+
+
+def _opens_with_prose(data: bytes) -> bool:
+    """`opens_with_prose` of the source whose UTF-8 bytes are `data`."""
     first = search_spans(FIRST_STATEMENT, data, 0)
     if first is None:
         return False

@@ -114,7 +114,9 @@ class Scanner:
                 for f in read_all(data, known)
                 if not self._allowed(f.value)
             )
-            reported = Reported((h.start, h.end, h.category) for _, _, h in candidates)
+            reported = known.extended(
+                (h.start, h.end, h.category) for _, _, h in candidates[len(known) :]
+            )
             candidates.extend(
                 (AST_PRIORITY, len(self._rules), hit)
                 for hit in scan_python(data, self._internal_packages, reported)

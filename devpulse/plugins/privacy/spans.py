@@ -110,6 +110,15 @@ class Reported:
         self._spans = list(spans)
         self._index: dict[str, tuple[list[int], list[int]]] | None = None
 
+    def __len__(self) -> int:
+        return len(self._spans)
+
+    def extended(self, spans: Iterable[tuple[int, int, str]]) -> Reported:
+        """These spans and `spans`."""
+        more = Reported(())
+        more._spans = [*self._spans, *spans]
+        return more
+
     def holds(self, start: int, end: int, category: str) -> bool:
         """Whether a reported span of `category` holds [start, end)."""
         if len(self._spans) <= self.FEW:
