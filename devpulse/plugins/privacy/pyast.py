@@ -90,7 +90,7 @@ CLUES = (
     r"|(?P<call>\b(?:login|authenticate|auth|connect|set_password|HTTPBasicAuth|HTTPDigestAuth"
     r"|BasicAuth|basic_auth|sign_in|signin)(?:\s|\\)*\()"
     r"|\b(?:import|from)(?:\s|\\)+\.*(?P<module>(?:{names})[\w.]*)"
-    r"|(?i:(?P<name>[\pL\pN_]*(?:pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey"
+    r"|(?i:(?P<name>(?:pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey"
     r"|access_?key|auth_?key|private_?key|client_?secret|credentials?"
     r"|conn(?:ection)?_?str(?:ing)?|dsn)[\pL\pN_]*)"
     r"['\"\]]*(?:\s|\\)*(?:[:=]|==|!=)(?:\s|\\)*(?:[\w.\[\], |]+=(?:\s|\\)*)?[(\[]?(?:\s|\\)*"
@@ -171,14 +171,14 @@ def scan_python(
 ) -> list[Hit]:
     """Every Python-aware hit in the code blocks of `data` (UTF-8), with byte offsets.
 
-    A block is parsed only when its first line does not rule Python out (the cheaper test,
-    so first), and a check could fire in it and add to what the other passes found
-    (`worth_parsing`; `reported` holds what they found): parsing costs far more than either.
+    A block is parsed only when a check could fire in it and add to what the other passes
+    found, and its first line does not rule Python out (`worth_parsing`; `reported` holds
+    what they found): parsing costs far more than either test.
     """
     hits: list[Hit] = []
     budget = MAX_PARSED_PER_TEXT
     for offset, block in code_blocks(data):
-        if len(block) > min(MAX_SOURCE_BYTES, budget) or _opens_with_prose(block):
+        if len(block) > min(MAX_SOURCE_BYTES, budget):
             continue
         if worth_parsing(block, offset, internal_packages, reported):
             budget -= len(block)
@@ -229,19 +229,29 @@ def worth_parsing(
       by `=` (an annotation) always is. A quote that no literal closes on its line opens
       none: it lies in a comment or a string, or the block does not parse.
 
+    None is, either, when the block's first line rules Python out (`opens_with_prose`): that
+    is asked once there is a clue at all, and before any is weighed.
+
     Each clue costs one search from the last; the licence comment, a literal after a comma
     and the f-string's URL are each looked for once, in the whole block. Past MAX_CLUES
     clues the block is parsed.
     """
-    if b"#" in block and search_spans(LICENCE_COMMENT, block, 0) is not None:
-        return True
     clues = _clues(internal_packages)
+    found = search_spans(clues, block, 0)
+    licence = b"#" in block and search_spans(LICENCE_COMMENT, block, 0) is not None
+    if (found is None and not licence) or _opens_with_prose(block):
+        return False
+    return licence or _clues_worth_parsing(block, offset, clues, found, reported)
+
+
+def _clues_worth_parsing(
+    block: bytes, offset: int, clues: Any, found: Spans | None, reported: Reported
+) -> bool:
+    """The clue loop of `worth_parsing`, from its first clue, `found`."""
     # Whether an f-string could build a URL with user info, or escapes could make one.
     built_url = b"\\" in block or (b"://" in block and b"@" in block)
     later_argument: list[bool] = []  # whether a literal follows a comma: asked at most once
-    pos = 0
     for _ in range(MAX_CLUES):
-        found = search_spans(clues, block, pos)
         if found is None:
             return False
         pos = found[0][1]  # no clue is empty
@@ -259,6 +269,7 @@ def worth_parsing(
             return True
         else:
             pos = found[_NAME][1]  # the next clue may start past the name (`a = dsn = "..."`)
+        found = search_spans(clues, block, pos)
     return True  # too many clues to weigh: the parse, bounded by MAX_PARSED_PER_TEXT, decides
 
 
