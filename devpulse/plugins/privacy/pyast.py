@@ -188,10 +188,8 @@ def scan_python(
 
 def check_block(block: bytes, offset: int, internal_packages: Sequence[str]) -> list[Hit]:
     """The checks' hits in one block of code at `offset` in the text; none if it is not
-    Python."""
+    Python. (`worth_parsing` has already asked the cheap first-line test.)"""
     source = block.decode("utf-8", "surrogatepass")
-    if opens_with_prose(source):
-        return []
     try:
         with warnings.catch_warnings():  # a prompt's odd code is not our warning to print
             warnings.simplefilter("ignore")

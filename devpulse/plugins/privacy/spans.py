@@ -115,9 +115,7 @@ class Reported:
 
     def extended(self, spans: Iterable[tuple[int, int, str]]) -> Reported:
         """These spans and `spans`."""
-        more = Reported(())
-        more._spans = [*self._spans, *spans]
-        return more
+        return Reported([*self._spans, *spans])
 
     def holds(self, start: int, end: int, category: str) -> bool:
         """Whether a reported span of `category` holds [start, end)."""

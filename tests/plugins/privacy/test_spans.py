@@ -61,34 +61,34 @@ def test_a_long_match_is_read_by_its_start_and_a_short_one_exactly() -> None:
     assert found[2] is None
 
 
+# Spans as (start, length, category), and the same list repeated past Reported.FEW, so that
+# each question is asked of the linear scan and of the index.
+SPANS = st.lists(st.tuples(st.integers(0, 50), st.integers(0, 20), st.sampled_from("ab")))
+
+
+def _few_and_many(spans: list[tuple[int, int, str]]) -> tuple[Reported, Reported]:
+    found = [(s, s + n, c) for s, n, c in spans]
+    many = found * (Reported.FEW // max(1, len(found)) + 1)
+    return Reported(found), Reported(many)
+
+
 @settings(max_examples=500, deadline=None)
-@given(
-    spans=st.lists(st.tuples(st.integers(0, 50), st.integers(0, 20), st.sampled_from("ab"))),
-    start=st.integers(0, 60),
-    length=st.integers(0, 10),
-)
+@given(spans=SPANS, start=st.integers(0, 60), length=st.integers(0, 10))
 def test_reported_holds_a_span_as_a_scan_of_every_span_would_say(
     spans: list[tuple[int, int, str]], start: int, length: int
 ) -> None:
-    found = [(s, s + n, c) for s, n, c in spans]
-    expected = any(s <= start and start + length <= e and c == "a" for s, e, c in found)
-    assert Reported(found).holds(start, start + length, "a") == expected
-    many = found * (Reported.FEW // max(1, len(found)) + 1)  # past FEW: through the index
-    assert Reported(many).holds(start, start + length, "a") == expected
+    end = start + length
+    expected = any(s <= start and end <= s + n and c == "a" for s, n, c in spans)
+    for reported in _few_and_many(spans):
+        assert reported.holds(start, end, "a") == expected
 
 
 @settings(max_examples=500, deadline=None)
-@given(
-    spans=st.lists(st.tuples(st.integers(0, 50), st.integers(0, 20), st.sampled_from("ab"))),
-    start=st.integers(0, 60),
-    length=st.integers(1, 10),
-)
+@given(spans=SPANS, start=st.integers(0, 60), length=st.integers(1, 10))
 def test_reported_overlaps_a_span_as_a_scan_of_every_span_would_say(
     spans: list[tuple[int, int, str]], start: int, length: int
 ) -> None:
-    found = [(s, s + n, c) for s, n, c in spans]
     end = start + length
-    expected = any(s < end and start < e and c == "a" for s, e, c in found)
-    assert Reported(found).overlaps(start, end, "a") == expected
-    many = found * (Reported.FEW // max(1, len(found)) + 1)  # past FEW: through the index
-    assert Reported(many).overlaps(start, end, "a") == expected
+    expected = any(s < end and start < s + n and c == "a" for s, n, c in spans)
+    for reported in _few_and_many(spans):
+        assert reported.overlaps(start, end, "a") == expected
