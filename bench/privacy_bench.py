@@ -162,6 +162,11 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         "clues in a comment": fill(fenced("#password='a' " * 8500)),
         "login calls": fill(fenced("login(,(" * 15000)),
         "literals on one line": fill(fenced("password: 'x " * 9000)),
+        # Candidates one after another, with no line end: each is judged, never rescanned.
+        "chained assignments": fill("pw=" * 33 + " "),
+        "chained fallbacks": fill("x.pass||" * 12 + "\n"),
+        "named pairs": fill("- name: pass\n  value: "),
+        "named elements": fill('<e key="pw">x</'),
     }
 
 

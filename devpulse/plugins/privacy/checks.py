@@ -279,6 +279,12 @@ MAX_TOKEN_CHARS = 4096
 MAX_NAME_CHARS = 100  # longer "names" are runs of text, not identifiers
 # Words that make a name a credential's (the rest of the word list is in _word_strength).
 _STRONG_ENDINGS = ("password", "passwd", "passphrase", "passcode", "token", "secret")
+# Run together at a name's end: dbpass, rootpw (OpenLDAP), mysqlpwd; "pass" but for the
+# English words that end in it.
+_RUN_TOGETHER_ENDINGS = ("pass", "pwd", "pw")
+_NOT_PASS_WORDS = frozenset(
+    {"bypass", "compass", "encompass", "surpass", "trespass", "overpass", "underpass"}
+)
 _STRONG_WORDS = frozenset(
     {"pwd", "pw", "pass", "credential", "credentials", "creds", "cred", "secretkey", "apikey"}
 )
@@ -374,6 +380,8 @@ def _name_strength(name: str) -> int:
 def _word_strength(word: str, before: str) -> int:
     word = word.rstrip("0123456789")  # token2, key1
     if word in _STRONG_WORDS or word.endswith(_STRONG_ENDINGS):
+        return 2
+    if word.endswith(_RUN_TOGETHER_ENDINGS) and word not in _NOT_PASS_WORDS:
         return 2
     if word.endswith("key"):
         kind = word[:-3] or before

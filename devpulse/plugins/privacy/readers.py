@@ -55,21 +55,42 @@ _VALUE = (
     r"[rbuRBU@]{0,2}(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\""
     r"|'(?P<sq>[^'\n]+)'"
     r"|`(?P<bq>[^`\n]+)`"
-    r"|(?P<bare>[^\s\"'`,;&\\<]+))"
+    # bare, but not a `${...}` expansion: the search goes on inside it (`${NAME:-default}`)
+    r"|(?P<bare>(?:[^\s\"'`,;&\\<$]|\$(?:[^\s\"'`,;&\\<{]|$))[^\s\"'`,;&\\<]*))"
 )
 ASSIGNMENT = TwoPass.compile(
     (
         r"(?P<decl>(?:var|val|let|const)[ \t]+)?"
         rf"(?P<name>[\w$@.-]*{_NAME_WORD}[\w.-]*)"
-        r"(?P<close>[\"'`\]]?)"  # the end of a quoted key, or of cfg["name"]
+        r"(?P<close>[\"'`]?\]?)"  # the end of a quoted key, of cfg[name] or of cfg["name"]
         # a declared type: `val name: String =` (Kotlin, TypeScript), `var name string =` (Go)
         r"(?:[ \t]*:[ \t]*[A-Za-z_][\w.*\[\]<>?]*|[ \t]+(?P<gotype>[A-Za-z_][\w.*\[\]]*))?"
-        r"[ \t]*(?P<op>=>|:::=|::=|:=|\?=|\+=|\.=|!==|===|!=|==|=|:)(?P<space>[ \t]*)" + _VALUE
+        r"[ \t]*(?P<op>=>|:::=|::=|:=|\?=|\+=|\.=|!==|===|!=|==|=|:|\|\||\?\?)"
+        r"(?P<space>[ \t]*)" + _VALUE
     ).encode()
 )
 XML_ELEMENT = TwoPass.compile(
     (
         rf"<(?P<name>[\w.:-]*{_NAME_WORD}[\w.:-]*)(?:[ \t][^<>\n]*)?>"
+        r"[ \t\r\n]*(?P<value>[^<>\s]+)[ \t\r\n]*</"
+    ).encode()
+)
+# A record that names its value in a field of its own: Kubernetes' `- name: DB_PASSWORD` then
+# `value: ...` on the next line, JSON's `{"name": "password", "value": "..."}`, XML's
+# `<property name="password" value="..."/>`, CloudFormation's ParameterKey/ParameterValue.
+NAMED_PAIR = TwoPass.compile(
+    (
+        r"(?i:[\w]*(?:name|key))[\"']?[ \t]*[:=][ \t]*[\"']?"
+        rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[\"']?[ \t]*,?"
+        r"(?:[ \t]*|[ \t]*\r?\n[ \t]*)"  # the next field, on this line or the next
+        r"[\"']?(?i:[\w]*value)[\"']?[ \t]*[:=][ \t]*" + _VALUE
+    ).encode()
+)
+# `<entry key="jdbc.password">value</entry>`: an attribute names the element's text.
+NAMED_ELEMENT = TwoPass.compile(
+    (
+        r"<[\w.:-]+[ \t][^<>\n]*?(?:name|key)[ \t]*=[ \t]*[\"']"
+        rf"(?P<name>[\w.:-]*{_NAME_WORD}[\w.:-]*)[\"'][^<>\n]*>"
         r"[ \t\r\n]*(?P<value>[^<>\s]+)[ \t\r\n]*</"
     ).encode()
 )
@@ -151,8 +172,11 @@ def _readers_for(data: bytes) -> list[tuple[str, Reader]]:
     return [(READERS[i][0], READERS[i][2]) for i in sorted(matched) if i < len(READERS)]
 
 
-def _matches(pattern: TwoPass, data: bytes, overflow: list[int]) -> Iterator[Spans]:
-    """Each match's spans, the next search starting where the last match ended; past
+def _matches(
+    pattern: TwoPass, data: bytes, overflow: list[int], resume_group: int | None = None
+) -> Iterator[Spans]:
+    """Each match's spans, the next search starting where the last match ended, or where
+    its `resume_group` began if that matched and is no longer than a name; past
     MAX_CANDIDATES, the position reached goes into `overflow` and the search stops.
 
     A match longer than spans.MAX_PARSED_BYTES is read by its start (see `search_parsed`);
@@ -168,6 +192,11 @@ def _matches(pattern: TwoPass, data: bytes, overflow: list[int]) -> Iterator[Spa
         start, end, spans = found
         if spans is not None:
             yield spans
+            if resume_group is not None:
+                group_start, group_end = spans[resume_group]
+                # only a group short enough to be a name: rescanning it costs at most that
+                if start < group_start and group_end - group_start <= MAX_NAME_CHARS:
+                    end = group_start
         pos = max(end, start + 1)
     if pos <= size and search_parsed(pattern, data, pos) is not None:
         overflow.append(pos)
@@ -200,8 +229,10 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
 
 
 def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    # groups: decl, name, close, gotype, op, space, then the value's dq, sq, bq, bare
-    for spans in _matches(ASSIGNMENT, data, overflow):
+    # groups: decl, name, close, gotype, op, space, then the value's dq, sq, bq, bare. A
+    # bare value may be a name itself (`token = process.env.TOKEN ?? "..."`): the search
+    # goes on from it.
+    for spans in _matches(ASSIGNMENT, data, overflow, resume_group=10):
         decl, name_span, close, gotype, op_span, space = spans[1:7]
         value_span = next((s for s in spans[7:11] if s[0] >= 0), None)
         if value_span is None or name_span[1] - name_span[0] > MAX_NAME_CHARS:
@@ -213,9 +244,15 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
             continue  # `name word = ...` binds a typed name only after var: `<key tag="x"`
         op = data[op_span[0] : op_span[1]]
         quoted_name = close[1] > close[0]
-        if data[max(0, name_span[0] - 2) : name_span[0]] == b"${":
-            continue  # ${NAME:?message}, ${NAME:-default}: a shell expansion
         bare = spans[10][0] >= 0
+        if op in (b"||", b"??") and bare:
+            continue  # `token || fallbackToken`: a variable; a literal fallback is judged
+        if data[max(0, name_span[0] - 2) : name_span[0]] == b"${":
+            # a shell expansion: its default is a literal, ${NAME:?message} is not
+            default = _shell_default(op, value_span, data) if bare else None
+            if default is None:
+                continue
+            value_span = default
         if bare:
             value_span = _bare_value(data, value_span)
             if value_span is None or op in (b"==", b"!=", b"===", b"!=="):
@@ -230,6 +267,15 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
             continue
         if _named_value(name, value, quoted=not bare):
             yield Found("assigned-credential", value_span[0], value_span[1], value)
+
+
+def _shell_default(op: bytes, span: tuple[int, int], data: bytes) -> tuple[int, int] | None:
+    """The default's span in `${NAME:-default}` or `${NAME:=default}`, or None."""
+    if op == b":=":
+        return span
+    if op == b":" and data[span[0] : span[0] + 1] == b"-":
+        return span[0] + 1, span[1]
+    return None
 
 
 def _token68(value: str) -> bool:
@@ -250,8 +296,9 @@ def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     if end == start:
         return None
     end = min(end, start + MAX_BARE_BYTES)
-    line_end = data.find(b"\n", end)
-    rest = data[end : line_end if line_end >= 0 else len(data)].strip()
+    # What follows on the line, as far as its first few bytes tell (a line with no end in
+    # sight must not be copied once per candidate)
+    rest = data[end : end + MAX_BARE_BYTES].split(b"\n", 1)[0].strip()
     ends_line = not rest or rest.startswith((b"#", b"//", b";", b",", b"\\", b")", b"}", b"]"))
     if not ends_line and not token_like(_text(data, (start, end))):
         return None
@@ -266,6 +313,29 @@ def _property_calls(data: bytes, overflow: list[int], known: Reported) -> Iterat
         value = _text(data, value_span)
         if _named_value(_text(data, spans[1]), value, quoted=True):
             yield Found("assigned-credential", value_span[0], value_span[1], value)
+
+
+def _named_pairs(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    for spans in _matches(NAMED_PAIR, data, overflow):  # groups: name, then dq, sq, bq, bare
+        value_span = next((s for s in spans[2:6] if s[0] >= 0), None)
+        bare = spans[5][0] >= 0
+        if value_span is not None and bare:
+            value_span = _bare_value(data, value_span)
+        if value_span is None or _inside(known, value_span):
+            continue
+        value = _text(data, value_span)
+        if _named_value(_text(data, spans[1]), value, quoted=not bare):
+            yield Found("assigned-credential", value_span[0], value_span[1], value)
+
+
+def _named_elements(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    for spans in _matches(NAMED_ELEMENT, data, overflow):
+        name_span, value_span = spans[1], spans[2]
+        if _inside(known, value_span):
+            continue
+        value = _text(data, value_span)
+        if _named_value(_text(data, name_span), value):
+            yield Found("xml-element-credential", value_span[0], value_span[1], value)
 
 
 def _comparisons(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -347,6 +417,8 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("assigned-credential", ASSIGNMENT, _assignments),
     ("assigned-credential", PROPERTY_CALL, _property_calls),
     ("assigned-credential", COMPARISON, _comparisons),
+    ("assigned-credential", NAMED_PAIR, _named_pairs),
+    ("xml-element-credential", NAMED_ELEMENT, _named_elements),
     ("cli-option-credential", CLI_OPTION, _cli_options),
     ("xml-element-credential", XML_ELEMENT, _xml_elements),
     ("curl-user-credential", CURL_USER, _curl_users),

@@ -33,6 +33,11 @@ CONFIG = {
 LONG = 64 * 1024  # the reported families, and each check on its own
 RUN = MAX_JUDGED_CHARS + 128  # the cross products: past the scanner's cut, so checks see all
 TAIL = "!"  # in no class that a value pattern ends on
+CHAIN = 512 * 1024  # long enough that a reader quadratic in it takes seconds
+CHAINS = (
+    *("pw=", "a_pass=", "pass||", "${pass:-", "pw=" * 33 + " ", "x.pass||" * 12 + "\n"),
+    *("a_pw=x1 ", "- name: pass\n  value: ", '"name":"pw","value":"', '<e key="pw">x</'),
+)
 
 # What the patterns repeat: each character class they use, and pairs that two overlapping
 # alternatives can both take (`_.`: both kinds of CODE_EXPRESSION segment took `_`).
@@ -106,6 +111,11 @@ def rule_texts() -> Iterator[tuple[str, str]]:
             yield f"{lead!r} + {unit!r}", lead + run + closer
     storm = " ".join(sorted({k for r in packaged_rules() for k in r.keywords}))
     yield "keyword storm", storm * (LONG // len(storm))
+    # Candidates one after another: a bare value that is a name itself is searched again
+    # (`x = env.TOKEN ?? "..."`), so a chain with no blank, or no line end, must cost each
+    # candidate no more than a name's length.
+    for unit in CHAINS:
+        yield f"chain {unit!r}", unit * (CHAIN // len(unit))
     for lead, closer in (('password = "', '"'), ("token: '", "'"), ("secret=", "")):
         for unit, run in runs(LONG, ("_.", "a.", "A.", "Ab.", "_1.", "a-", "a")):
             yield f"{lead!r} + {unit!r} x {LONG}", lead + run + closer

@@ -58,6 +58,18 @@ NAMED = [
     f'if ("{TOKEN}" == deployToken) {{',  # the literal first
     f"[INFO] connecting\n[DEBUG] Using Key={TOKEN}\n",
     f'var signingKey = []byte("{TOKEN}")',
+    f"$dbpass = '{TOKEN}';",  # run together: dbpass, rootpw, mysqlpwd
+    f'MYSQLPWD="{TOKEN}"',
+    f"$config['db_password'] = '{TOKEN}';",  # PHP array key
+    f"password: ${{DB_PASSWORD:-{TOKEN}}}",  # a shell default, as in docker-compose files
+    f"export DEPLOY_TOKEN=${{DEPLOY_TOKEN:={TOKEN}}}",
+    f"const token = process.env.DEPLOY_TOKEN ?? '{TOKEN}';",  # a literal fallback
+    f'const apiToken = settings.deployToken || "{TOKEN}";',
+    f"env:\n  - name: DB_PASSWORD\n    value: {TOKEN}\n",  # Kubernetes
+    f'{{"name": "deploy_token", "value": "{TOKEN}"}}',
+    f'<property name="jdbc.password" value="{TOKEN}"/>',  # Spring, Ant
+    f'<entry key="jdbc.password">{TOKEN}</entry>',  # Java properties as XML
+    f'{{"ParameterKey": "DbPassword", "ParameterValue": "{TOKEN}"}}',  # CloudFormation
 ]
 
 
@@ -81,6 +93,9 @@ COMMANDS = [
     f"postgres://svc:{PASSWORD}@db.example.net:5432/app",
     f"REDIS_URL=redis://default:{PASSWORD}@cache.example.net:6379",
     f"//registry.npmjs.org/:_authToken={RNG.randbytes(16).hex()[:8]}-4cd0-11ec-9d64-0242ac120002",
+    f"redis-cli -h cache.example.net -p 6380 -a {PASSWORD} ping",
+    f"CREATE USER 'app'@'%' IDENTIFIED BY '{PASSWORD}';",
+    f"GRANT ALL ON app.* TO 'app'@'%' IDENTIFIED WITH mysql_native_password BY '{PASSWORD}';",
 ]
 
 
@@ -120,6 +135,27 @@ SHAPES = [
 def test_a_distinctive_token_is_found_with_no_name(scanner: Scanner, rule: str, token: str) -> None:
     for text in (token, f"see {token} in the log", f"<value>{token}</value>"):
         assert rule in {f.rule_id for f in scanner.scan(text)}, text
+
+
+CRYPT = "./" + ALNUM
+
+
+def test_password_hashes_in_crypt_formats_are_secrets(scanner: Scanner) -> None:
+    """A documented decision (rules.toml): a crypt(3) hash is cracked offline, so it stays
+    local like the password. Each format with its own lengths."""
+    hashes = [
+        f"$2b$12${pick(CRYPT, 53)}",  # bcrypt
+        f"$apr1${pick(CRYPT, 8)}${pick(CRYPT, 22)}",  # Apache .htpasswd
+        f"$1${pick(CRYPT, 8)}${pick(CRYPT, 22)}",  # MD5-crypt
+        f"$5$rounds=80000${pick(CRYPT, 16)}${pick(CRYPT, 43)}",  # SHA-256-crypt
+        f"$6${pick(CRYPT, 16)}${pick(CRYPT, 86)}",  # SHA-512-crypt
+        f"$y$j9T${pick(CRYPT, 22)}${pick(CRYPT, 43)}",  # yescrypt
+        f"$argon2id$v=19$m=65536,t=3,p=4${pick(ALNUM, 22)}${pick(ALNUM + '+/', 43)}",
+    ]
+    for value in hashes:
+        for text in (value, f"admin:{value}", f"root:{value}:19700:0:99999:7:::"):
+            assert value in secret_spans(scanner, text), text
+    assert secret_spans(scanner, f"$6${pick(CRYPT, 16)}${pick(CRYPT, 40)}") == []  # too short
 
 
 def test_a_base64_wrapped_jwt_is_decoded_and_checked(scanner: Scanner) -> None:
@@ -164,6 +200,15 @@ LOOK_ALIKES = [
     "sumOfExposures = sumOfExposures + 1;",
     "postgres://postgres:postgres@localhost:5432/test",
     'url = "postgresql://{user}:{pw}@{host}/{db}".format(**cfg)',
+    "password: ${DB_PASSWORD}",
+    "token: ${{ secrets.DEPLOY_TOKEN }}",
+    "password: ${DB_PASSWORD:-changeme}",
+    "const token = process.env.DEPLOY_TOKEN || fallbackDeployToken;",
+    f"export BYPASS={TOKEN}",  # an English word that ends in "pass"
+    "- name: API_KEY\n  valueFrom:\n    secretKeyRef:\n      name: api\n      key: key",
+    '<property name="passwordEncoder" ref="bcryptEncoder"/>',
+    "CREATE USER 'app'@'%' IDENTIFIED BY 'password';",
+    "sed -E 's/(a)(b)/$1$2/' file",
 ]
 
 
@@ -186,6 +231,10 @@ def test_look_alikes_are_not_credentials(scanner: Scanner, text: str) -> None:
         ("password_field", 0),
         ("credentialsId", 0),
         ("monkey", 0),
+        ("dbpass", 2),
+        ("rootpw", 2),
+        ("bypass", 0),
+        ("compass", 0),
     ],
 )
 def test_credential_names_are_judged_word_by_word(name: str, strength: int) -> None:
