@@ -58,7 +58,7 @@ PLACEHOLDER = re2.compile(
 # Python's `\w` (RE2's is ASCII only) and `\n?$` Python's `$`, which these were written for.
 REFERENCE = re2.compile(
     r"^(?:[a-z][a-z0-9+.-]*://|(?:/|\./|\.\./|~/)[\pL\pN_.-]+/"  # op://vault/item, /run/secrets/x
-    r"|\$(?:\{|\(|[A-Za-z_][\pL\pN_]*\n?$)|ENC\[)"  # $VAR, ${VAR}, $(cmd); SOPS ciphertext
+    r"|\$(?:\{|\(|[A-Za-z_][\pL\pN_]*\n?$)|ENC\[|#\{)"  # $VAR, ${VAR}, $(cmd); SOPS; #{spel}
 )
 # A segment is snake_case, UPPER_CASE or CamelCase. The first two both take "_", so a
 # backtracking engine tried 2^n splits of "_._._" (27 s for 26 segments); RE2 reads it once.

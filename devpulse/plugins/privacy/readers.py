@@ -86,6 +86,13 @@ NAMED_PAIR = TwoPass.compile(
         r"[\"']?(?i:[\w]*value)[\"']?[ \t]*[:=][ \t]*" + _VALUE
     ).encode()
 )
+# `setx API_KEY "..."` (Windows), `set -gx API_KEY ...` (fish): a command, then name and value.
+SET_COMMAND = TwoPass.compile(
+    (
+        r"(?:^|[\s;&|(])(?i:setx|set[ \t]+-[A-Za-z]+)[ \t]+"
+        rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[ \t]+" + _VALUE
+    ).encode()
+)
 # `<entry key="jdbc.password">value</entry>`: an attribute names the element's text.
 NAMED_ELEMENT = TwoPass.compile(
     (
@@ -315,17 +322,22 @@ def _property_calls(data: bytes, overflow: list[int], known: Reported) -> Iterat
             yield Found("assigned-credential", value_span[0], value_span[1], value)
 
 
-def _named_pairs(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    for spans in _matches(NAMED_PAIR, data, overflow):  # groups: name, then dq, sq, bq, bare
-        value_span = next((s for s in spans[2:6] if s[0] >= 0), None)
-        bare = spans[5][0] >= 0
-        if value_span is not None and bare:
-            value_span = _bare_value(data, value_span)
-        if value_span is None or _inside(known, value_span):
-            continue
-        value = _text(data, value_span)
-        if _named_value(_text(data, spans[1]), value, quoted=not bare):
-            yield Found("assigned-credential", value_span[0], value_span[1], value)
+def _name_then_value(pattern: TwoPass) -> Reader:
+    """The reader of a pattern whose groups are a name, then the value's dq, sq, bq, bare."""
+
+    def read(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+        for spans in _matches(pattern, data, overflow):
+            value_span = next((s for s in spans[2:6] if s[0] >= 0), None)
+            bare = spans[5][0] >= 0
+            if value_span is not None and bare:
+                value_span = _bare_value(data, value_span)
+            if value_span is None or _inside(known, value_span):
+                continue
+            value = _text(data, value_span)
+            if _named_value(_text(data, spans[1]), value, quoted=not bare):
+                yield Found("assigned-credential", value_span[0], value_span[1], value)
+
+    return read
 
 
 def _named_elements(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -417,7 +429,8 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("assigned-credential", ASSIGNMENT, _assignments),
     ("assigned-credential", PROPERTY_CALL, _property_calls),
     ("assigned-credential", COMPARISON, _comparisons),
-    ("assigned-credential", NAMED_PAIR, _named_pairs),
+    ("assigned-credential", NAMED_PAIR, _name_then_value(NAMED_PAIR)),
+    ("assigned-credential", SET_COMMAND, _name_then_value(SET_COMMAND)),
     ("xml-element-credential", NAMED_ELEMENT, _named_elements),
     ("cli-option-credential", CLI_OPTION, _cli_options),
     ("xml-element-credential", XML_ELEMENT, _xml_elements),

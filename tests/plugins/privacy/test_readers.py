@@ -70,6 +70,8 @@ NAMED = [
     f'<property name="jdbc.password" value="{TOKEN}"/>',  # Spring, Ant
     f'<entry key="jdbc.password">{TOKEN}</entry>',  # Java properties as XML
     f'{{"ParameterKey": "DbPassword", "ParameterValue": "{TOKEN}"}}',  # CloudFormation
+    f'setx DEPLOY_TOKEN "{TOKEN}" /M',  # Windows
+    f"set -gx DEPLOY_TOKEN {TOKEN}",  # fish
 ]
 
 
@@ -158,6 +160,15 @@ def test_password_hashes_in_crypt_formats_are_secrets(scanner: Scanner) -> None:
     assert secret_spans(scanner, f"$6${pick(CRYPT, 16)}${pick(CRYPT, 40)}") == []  # too short
 
 
+def test_a_putty_private_key_is_found_by_its_body(scanner: Scanner) -> None:
+    body = pick(ALNUM + "+/", 64)
+    text = (
+        "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: ci\nPublic-Lines: 2\n"
+        f"{pick(ALNUM, 64)}\n{pick(ALNUM, 20)}\nPrivate-Lines: 1\n{body}\nPrivate-MAC: 0a1b\n"
+    )
+    assert body in secret_spans(scanner, text)
+
+
 def test_a_base64_wrapped_jwt_is_decoded_and_checked(scanner: Scanner) -> None:
     def part(payload: str) -> str:
         return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
@@ -209,6 +220,8 @@ LOOK_ALIKES = [
     '<property name="passwordEncoder" ref="bcryptEncoder"/>',
     "CREATE USER 'app'@'%' IDENTIFIED BY 'password';",
     "sed -E 's/(a)(b)/$1$2/' file",
+    '<property name="password" value="#{systemProperties[\'db.password\']}"/>',  # SpEL
+    "set -gx DEPLOY_TOKEN (cat ~/.config/deploy/token)",
 ]
 
 

@@ -66,6 +66,7 @@ OLD = {
     ),
     "reference": re.compile(
         r"^[a-z][a-z0-9+.-]*://|^(?:/|\./|\.\./|~/)[\w.-]+/|^\$(?:\{|\(|[A-Za-z_]\w*$)|^ENC\["
+        r"|^#\{"
     ),
     "non-personal email": re.compile(
         r"(?i)^(?:git|no-?reply|donotreply|mailer-daemon|postmaster|hello|info|support|contact"
@@ -81,7 +82,17 @@ NEW = {
 }
 PIECES = [
     *"aAzZ_09.-/:$({[\né!@ ~",
-    *("Ab", "os", "ENC[", "op://", "git@", "@x.", "gserviceaccount.com", "noreply.github.com"),
+    *(
+        "Ab",
+        "os",
+        "ENC[",
+        "#{",
+        "op://",
+        "git@",
+        "@x.",
+        "gserviceaccount.com",
+        "noreply.github.com",
+    ),
 ]
 
 
