@@ -86,9 +86,19 @@ def phone(value: str) -> bool:
         return False
     groups, separators = parsed
     digits = "".join(groups)
-    if not (8 <= len(digits) <= 15 and _plausible(digits)) or len(separators) > 1:
+    if not (8 <= len(digits) <= 15 and _plausible(digits)):
+        return False
+    if len(separators) > 1 and not _one_kind_after_country_code(value):
         return False
     return len(groups) == 1 or max(len(g) for g in groups[1:]) <= 8
+
+
+def _one_kind_after_country_code(value: str) -> bool:
+    """Whether `value` has a space after its country code, then a national number with one
+    kind of separator of its own: "+81 3-1234-5678", "+1 415.555.0132"."""
+    code, space, national = value.lstrip("+").partition(" ")
+    parsed = _groups(national) if space and code.isdigit() and len(code) <= 3 else None
+    return parsed is not None and len(parsed[1]) <= 1
 
 
 def _plausible(digits: str) -> bool:

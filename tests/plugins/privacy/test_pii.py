@@ -117,6 +117,8 @@ PHONES = [
     ("phone-e164", "ring +63-918-452-7731"),
     ("phone-e164", "ring +639184527731"),
     ("phone-e164", "Athens +30 21 0 6124475"),
+    ("phone-e164", "Tokyo +81 3-5412-8890"),  # a space after the code, dashes inside
+    ("phone-e164", "desk +1 212.736.0142"),
     ("phone-labelled", "Phone: 3126142793"),
     ("phone-labelled", "Telefon 5326142793"),
 ]
@@ -142,6 +144,7 @@ NOT_PHONES = [
     "see RFC 1918 and 5737 for 10 0 0 0",
     "0 1 2 3 4 5 6 7 8 9",
     "version 0.12.3 and 01.02.2024",
+    "+1 2024-05-21.14",  # two kinds of separator after the country code
 ]
 
 
