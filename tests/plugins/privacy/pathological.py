@@ -64,6 +64,7 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
     "credit-card": (("4539 1488 0343 ", ""), ("4539148803436467", "")),
     "iban": (("GB82 WEST ", ""), ("DE89", "")),
     "us-ssn": (("123-45-", ""), ("078-05-1120", ""), ("078 05 ", ""), ("078.05.", "")),
+    "mailgun-api-key": (("key-", ""), ("key-0123456789abcdef", "")),
     "airtable-token": (("patAbcdefghijklmn.", ""), ("patAbcdefghijklmn.0123456789abcdef", "")),
     "discord-bot-token": (
         ("MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.", ""),
