@@ -27,6 +27,7 @@ from devpulse.core.tokens import estimate_tokens
 from devpulse.core.types import Labels, Request, TaskClass
 from devpulse.hookspecs import hookimpl
 from devpulse.plugins.difficulty import model as difficulty
+from devpulse.plugins.privacy.spans import found_in
 
 HEAD_CHARS = 2000
 
@@ -103,7 +104,7 @@ class TaskClassifier:
             (m.text for m in reversed(request.messages) if m.role == "user" and m.text), ""
         )
         head = instruction[:HEAD_CHARS].encode("utf-8", "surrogatepass")
-        if request.suffix is not None or FIM_MARKERS.search(head):
+        if request.suffix is not None or found_in(FIM_MARKERS, head):
             return TaskClass.AUTOCOMPLETE, "fill_in_the_middle"
         if request.has_images:
             return TaskClass.MULTIMODAL, "image_content"
@@ -115,11 +116,11 @@ class TaskClassifier:
                 TaskClass.LONG_CONTEXT,
                 f"long_context (~{tokens} tokens > {self._config.long_context_tokens})",
             )
-        if request.tools and PLANNING.search(head):
+        if request.tools and found_in(PLANNING, head):
             return TaskClass.AGENTIC, "tools_with_planning"
-        if CODE.search(head):
+        if found_in(CODE, head):
             for rule, task, pattern in CODE_WORDING:
-                if pattern.search(head):
+                if found_in(pattern, head):
                     return task, rule
         threshold = self._policy.threshold
         if level >= threshold:

@@ -27,6 +27,7 @@ import math
 import re2
 
 from devpulse.core.tokens import estimate_tokens
+from devpulse.plugins.privacy.spans import found_in, search_spans
 
 HEAD_CHARS = 3072  # the start of a prompt: the question, or the context before it
 TAIL_CHARS = 1024  # the end: where an instruction after a pasted text sits
@@ -205,15 +206,15 @@ def _window(text: str) -> str:
     return text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
 
 
-def _count(pattern: re2._Regexp, text: str, cap: int) -> int:
-    """Matches of `pattern` in `text`, up to `cap` (each match costs a call into RE2)."""
+def _count(pattern: re2._Regexp, data: bytes, cap: int) -> int:
+    """Matches of `pattern` in `data`, up to `cap` (each match costs a call into RE2)."""
     found, pos = 0, 0
     while found < cap:
-        match = pattern.search(text, pos)
-        if match is None:
+        spans = search_spans(pattern, data, pos)
+        if spans is None:
             break
         found += 1
-        pos = max(match.end(), pos + 1)
+        pos = max(spans[0][1], pos + 1)
     return found
 
 
@@ -226,20 +227,20 @@ def extract(text: str) -> dict[str, float]:
     quantities = numbers + sum(map(NUMBER_WORDS.__contains__, words))
     long_words = sum(len(w) >= 10 for w in words) / max(1, len(words))
     conditions = sum(map(CONDITION_WORDS.__contains__, words))
-    code = _count(CODE, window, 2)
-    code_request = CODE_REQUEST.search(window) is not None
+    code = _count(CODE, data, 2)
+    code_request = found_in(CODE_REQUEST, data)
     return {
         "tokens": math.log2(1 + estimate_tokens(text)),
         "numbers": math.log1p(numbers),
         "conditions": math.log1p(conditions),
         "long_words": long_words,
-        "word_problem": float(quantities >= 2 and QUANTITY.search(window) is not None),
+        "word_problem": float(quantities >= 2 and found_in(QUANTITY, data)),
         "code": code / 2,
-        "prose": float(code == 0 and not code_request and PROSE.search(window) is not None),
-        "recall": float(RECALL.search(window) is not None),
-        "derive": float(DERIVE.search(window) is not None),
+        "prose": float(code == 0 and not code_request and found_in(PROSE, data)),
+        "recall": float(found_in(RECALL, data)),
+        "derive": float(found_in(DERIVE, data)),
         "code_request": float(code_request),
-        "structure": min(_count(STRUCTURE, window, 3), 3) / 3,
-        "formal": _count(FORMAL, window, 4) / 4,
+        "structure": min(_count(STRUCTURE, data, 3), 3) / 3,
+        "formal": _count(FORMAL, data, 4) / 4,
         "options": float(all(any(m in window for m in marks) for marks in OPTION_LABELS)),
     }

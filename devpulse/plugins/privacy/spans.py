@@ -38,6 +38,11 @@ def search_spans(regex: re2._Regexp, data: bytes, pos: int) -> Spans | None:
     return None if match is None else [match.span(i) for i in range(regex.groups + 1)]
 
 
+def found_in(regex: re2._Regexp, data: bytes) -> bool:
+    """Whether `regex` matches anywhere in `data`."""
+    return search_spans(regex, data, 0) is not None
+
+
 def search_text(regex: re2._Regexp, text: str) -> Spans | None:
     """`search_spans` from the start of `text`'s UTF-8 bytes; spans count bytes.
 
