@@ -35,6 +35,7 @@ from devpulse.plugins.privacy.checks import (
     credential_name_strength,
     is_placeholder,
     looks_like_credential,
+    name_words,
     spaced_password,
     token_like,
 )
@@ -84,6 +85,14 @@ NAMED_PAIR = TwoPass.compile(
         rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[\"']?[ \t]*,?"
         r"(?:[ \t]*|[ \t]*\r?\n[ \t]*)"  # the next field, on this line or the next
         r"[\"']?(?i:[\w]*value)[\"']?[ \t]*[:=][ \t]*" + _VALUE
+    ).encode()
+)
+# `.password("...")`, `setApiKey("...")`, `withToken('...')`: a setter or a builder's method
+# named for a credential, given one literal.
+SETTER_CALL = TwoPass.compile(
+    (
+        rf"(?:^|[^\w$])(?P<name>[\w$]*{_NAME_WORD}[\w$]*)[ \t]*\([ \t]*"
+        r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\"|'(?P<sq>[^'\n]+)')[ \t]*\)"
     ).encode()
 )
 # `setx API_KEY "..."` (Windows), `set -gx API_KEY ...` (fish): a command, then name and value.
@@ -252,19 +261,12 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
         op = data[op_span[0] : op_span[1]]
         quoted_name = close[1] > close[0]
         bare = spans[10][0] >= 0
-        if op in (b"||", b"??") and bare:
-            continue  # `token || fallbackToken`: a variable; a literal fallback is judged
         if data[max(0, name_span[0] - 2) : name_span[0]] == b"${":
             # a shell expansion: its default is a literal, ${NAME:?message} is not
-            default = _shell_default(op, value_span, data) if bare else None
-            if default is None:
-                continue
-            value_span = default
-        if bare:
-            value_span = _bare_value(data, value_span)
-            if value_span is None or op in (b"==", b"!=", b"===", b"!=="):
-                continue  # code: `key = config[...]`, `password == other_variable`
-        if _inside(known, value_span):
+            value_span = _shell_default(op, value_span, data) if bare else None
+        if bare and value_span is not None:
+            value_span = _bare_assigned(data, op, value_span)
+        if value_span is None or _inside(known, value_span):
             continue
         value = _text(data, value_span)
         tight_colon = op == b":" and bare and not quoted_name and space[1] == space[0]
@@ -274,6 +276,15 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
             continue
         if _named_value(name, value, quoted=not bare):
             yield Found("assigned-credential", value_span[0], value_span[1], value)
+
+
+def _bare_assigned(data: bytes, op: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
+    """An unquoted value's span, or None where it is code: a variable compared or fallen
+    back to (`password == other`, `token || fallbackToken`; a literal fallback is quoted),
+    a call's argument (`key = creds.dig(:stripe, ...)`), or what `_bare_value` turns down."""
+    if op in (b"||", b"??", b"==", b"!=", b"===", b"!==") or data[span[0] - 1 : span[0]] == b"(":
+        return None
+    return _bare_value(data, span)
 
 
 def _shell_default(op: bytes, span: tuple[int, int], data: bytes) -> tuple[int, int] | None:
@@ -348,6 +359,28 @@ def _named_elements(data: bytes, overflow: list[int], known: Reported) -> Iterat
         value = _text(data, value_span)
         if _named_value(_text(data, name_span), value):
             yield Found("xml-element-credential", value_span[0], value_span[1], value)
+
+
+# Verbs whose calls take a credential's name or check one, not set one: getSecret("name"),
+# checkPassword(input).
+_NOT_SETTER_VERBS = frozenset(
+    {
+        *("get", "fetch", "read", "load", "find", "lookup", "has", "is", "check", "validate"),
+        *("verify", "compare", "hash", "delete", "remove", "clear", "reset", "rotate"),
+        *("generate", "create", "encrypt", "decrypt", "encode", "decode", "parse", "print"),
+    }
+)
+
+
+def _setter_calls(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    for spans in _matches(SETTER_CALL, data, overflow):  # groups: name, dq, sq
+        value_span = spans[2] if spans[2][0] >= 0 else spans[3]
+        words = name_words(_text(data, spans[1]))
+        if not words or words[0] in _NOT_SETTER_VERBS or _inside(known, value_span):
+            continue
+        value = _text(data, value_span)
+        if _named_value(_text(data, spans[1]), value, quoted=True):
+            yield Found("assigned-credential", value_span[0], value_span[1], value)
 
 
 def _comparisons(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -431,6 +464,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("assigned-credential", COMPARISON, _comparisons),
     ("assigned-credential", NAMED_PAIR, _name_then_value(NAMED_PAIR)),
     ("assigned-credential", SET_COMMAND, _name_then_value(SET_COMMAND)),
+    ("assigned-credential", SETTER_CALL, _setter_calls),
     ("xml-element-credential", NAMED_ELEMENT, _named_elements),
     ("cli-option-credential", CLI_OPTION, _cli_options),
     ("xml-element-credential", XML_ELEMENT, _xml_elements),

@@ -37,7 +37,8 @@ CHAIN = 512 * 1024  # long enough that a reader quadratic in it takes seconds
 CHAINS = (
     *("pw=", "a_pass=", "pass||", "${pass:-", "pw=" * 33 + " ", "x.pass||" * 12 + "\n"),
     *("a_pw=x1 ", "- name: pass\n  value: ", '"name":"pw","value":"', '<e key="pw">x</'),
-    *("setx pw ", "set -x pw pw ", "PuTTY-User-Key-File-2:\n"),
+    *("setx pw ", "set -x pw pw ", "PuTTY-User-Key-File-2:\n", '.pw("', ".pw('x')"),
+    *("ConvertTo-SecureString 'x' ", "auth=(", 'auth=("a", "'),
 )
 
 # What the patterns repeat: each character class they use, and pairs that two overlapping

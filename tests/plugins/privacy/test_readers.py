@@ -72,6 +72,9 @@ NAMED = [
     f'{{"ParameterKey": "DbPassword", "ParameterValue": "{TOKEN}"}}',  # CloudFormation
     f'setx DEPLOY_TOKEN "{TOKEN}" /M',  # Windows
     f"set -gx DEPLOY_TOKEN {TOKEN}",  # fish
+    f'DataSource.builder().username("sa").password("{TOKEN}").build();',  # a builder
+    f'client.setDeployToken("{TOKEN}");',  # a setter
+    f"Client.withToken('{TOKEN}')",
 ]
 
 
@@ -98,6 +101,9 @@ COMMANDS = [
     f"redis-cli -h cache.example.net -p 6380 -a {PASSWORD} ping",
     f"CREATE USER 'app'@'%' IDENTIFIED BY '{PASSWORD}';",
     f"GRANT ALL ON app.* TO 'app'@'%' IDENTIFIED WITH mysql_native_password BY '{PASSWORD}';",
+    f"sqlcmd -S db.example.net -U sa -P {PASSWORD}",
+    f'$p = ConvertTo-SecureString "{PASSWORD}" -AsPlainText -Force',
+    f'requests.get(url, auth=("admin", "{PASSWORD}"))',
 ]
 
 
@@ -236,6 +242,15 @@ LOOK_ALIKES = [
     "sed -E 's/(a)(b)/$1$2/' file",
     '<property name="password" value="#{systemProperties[\'db.password\']}"/>',  # SpEL
     "set -gx DEPLOY_TOKEN (cat ~/.config/deploy/token)",
+    'document.getElementById("password")',
+    "i18n.t('auth.passwordLabel')",
+    'setApiKey("YOUR_API_KEY")',
+    'setPasswordHint("Your first pet")',
+    "mysql -h db.example.net -P 3306 -u root",  # -P: a port
+    'auth=("admin", password)',
+    'var secret = await client.GetSecretAsync("DeployApiKey");',  # a getter takes a name
+    "checkPassword('Tr0ub4dor&3')",
+    "Stripe.api_key = credentials.dig(:stripe, :secret_key)",  # a call's argument
 ]
 
 
