@@ -58,7 +58,10 @@ PLACEHOLDER = re2.compile(
 # Python's `\w` (RE2's is ASCII only) and `\n?$` Python's `$`, which these were written for.
 REFERENCE = re2.compile(
     r"^(?:[a-z][a-z0-9+.-]*://|(?:/|\./|\.\./|~/)[\pL\pN_.-]+/"  # op://vault/item, /run/secrets/x
-    r"|\$(?:\{|\(|[A-Za-z_][\pL\pN_]*\n?$)|ENC\[|#\{)"  # $VAR, ${VAR}, $(cmd); SOPS; #{spel}
+    r"|\$(?:\{|\(|[A-Za-z_][\pL\pN_]*\n?$)|ENC\[|#\{"  # $VAR, ${VAR}, $(cmd); SOPS; #{spel}
+    # {password} (a format field), :new_password (a bind parameter), @@pw (T-SQL), @Model.Pw
+    r"|\{[A-Za-z_][\pL\pN_.]*\}\n?$|:[A-Za-z_][\pL\pN_]*\n?$|@@[A-Za-z_][\pL\pN_]*\n?$"
+    r"|@[A-Za-z_][\pL\pN_]*\.[\pL\pN_.]+\n?$)"
 )
 # A segment is snake_case, UPPER_CASE or CamelCase. The first two both take "_", so a
 # backtracking engine tried 2^n splits of "_._._" (27 s for 26 segments); RE2 reads it once.
@@ -184,6 +187,8 @@ def looks_like_credential(value: str) -> bool:
         return False  # an identifier such as MY_API_KEY_NAME
     if _names(core, shapes):
         return False  # settings.SECRET_KEY, os.getenv(...), op://vault/item, /run/secrets/x
+    if _IDENTIFIER_PATH in shapes and ("." in core or not core.islower()):
+        return False  # an identifier: authToken, props.apiKey, persistentTokenRepository
     entropy = shannon_entropy(core)
     return (char_classes(core) >= 2 and entropy >= 2.5) or (len(core) >= 8 and entropy >= 3.0)
 
@@ -212,11 +217,23 @@ def _names(core: str, shapes: Container[int]) -> bool:
 
 _ASCII_SPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.isspace() finds in ASCII
 CAMEL_WORDS = re2.compile(r"^(?:[A-Z]?[a-z]{2,})+\n?$")
+# authToken, props.apiKey, this.state.passwordConfirm: lower-case words run together in
+# camelCase, dotted; a random token of letters alone seldom keeps two lower-case letters
+# after each capital. (One all lower-case word is not one: a Gmail app password is that.)
+_CAMEL_IDENTIFIER = r"[a-z]{2,}(?:[A-Z][a-z]{2,})*"
+IDENTIFIER_PATH = re2.compile(rf"^{_CAMEL_IDENTIFIER}(?:\.{_CAMEL_IDENTIFIER})*\n?$")
 
 # The value checks' patterns in one RE2 set: a value is read once for all of them. A value
 # is a few dozen bytes, and each search of it costs about as much as the call itself.
-_SHAPE_PATTERNS = (PLACEHOLDER, REFERENCE, LOWER_PATH, CODE_EXPRESSION, CAMEL_WORDS)
-_PLACEHOLDER, _REFERENCE, _LOWER_PATH, _CODE_EXPRESSION, _CAMEL_WORDS = range(5)
+_SHAPE_PATTERNS = (
+    PLACEHOLDER,
+    REFERENCE,
+    LOWER_PATH,
+    CODE_EXPRESSION,
+    CAMEL_WORDS,
+    IDENTIFIER_PATH,
+)
+_PLACEHOLDER, _REFERENCE, _LOWER_PATH, _CODE_EXPRESSION, _CAMEL_WORDS, _IDENTIFIER_PATH = range(6)
 
 
 def _shape_set() -> re2.Set:
@@ -264,8 +281,8 @@ def token_like(value: str) -> bool:
     shapes = _shapes(core)
     if _placeholder(core, shapes) or _names(core, shapes) or is_sequence(core):
         return False
-    if _CAMEL_WORDS in shapes:
-        return False  # ClearTextPassword, SecurityIdentifier: a name, not a token
+    if _CAMEL_WORDS in shapes or _IDENTIFIER_PATH in shapes:
+        return False  # ClearTextPassword, props.apiKey: a name, not a token
     letters = core.replace("_", "").replace("-", "")
     if letters.isalpha() and (letters.isupper() or letters.islower()):
         return False  # OPENAI_API_KEY, client-credentials: an identifier
@@ -283,7 +300,11 @@ _STRONG_ENDINGS = ("password", "passwd", "passphrase", "passcode", "token", "sec
 # English words that end in it.
 _RUN_TOGETHER_ENDINGS = ("pass", "pwd", "pw")
 _NOT_PASS_WORDS = frozenset(
-    {"bypass", "compass", "encompass", "surpass", "trespass", "overpass", "underpass"}
+    {
+        *("bypass", "compass", "encompass", "surpass", "trespass", "overpass", "underpass"),
+        *("lowpass", "highpass", "bandpass", "allpass", "multipass", "renderpass", "subpass"),
+        *("firstpass", "onepass", "oldpwd"),  # filters, render passes, the shell's OLDPWD
+    }
 )
 _STRONG_WORDS = frozenset(
     {"pwd", "pw", "pass", "credential", "credentials", "creds", "cred", "secretkey", "apikey"}
@@ -364,7 +385,7 @@ def _name_strength(name: str) -> int:
     words = name_words(name)
     strength, at = 0, -1
     for i, word in enumerate(words):
-        found = _word_strength(word, words[i - 1] if i else "")
+        found = _word_strength(word, words[i - 1] if i else "", i == len(words) - 1)
         if found:
             strength, at = max(strength, found), i
     after = words[at + 1 :]
@@ -377,12 +398,12 @@ def _name_strength(name: str) -> int:
     return strength
 
 
-def _word_strength(word: str, before: str) -> int:
+def _word_strength(word: str, before: str, last: bool) -> int:
     word = word.rstrip("0123456789")  # token2, key1
     if word in _STRONG_WORDS or word.endswith(_STRONG_ENDINGS):
         return 2
-    if word.endswith(_RUN_TOGETHER_ENDINGS) and word not in _NOT_PASS_WORDS:
-        return 2
+    if last and word.endswith(_RUN_TOGETHER_ENDINGS) and word not in _NOT_PASS_WORDS:
+        return 2  # only at the name's end: lowpass_cutoff names no password
     if word.endswith("key"):
         kind = word[:-3] or before
         if kind in _SECRET_KEY_KINDS or kind.endswith(_RUN_TOGETHER_KINDS):

@@ -95,10 +95,24 @@ def phone(value: str) -> bool:
 
 def _one_kind_after_country_code(value: str) -> bool:
     """Whether `value` has a space after its country code, then a national number with one
-    kind of separator of its own: "+81 3-1234-5678", "+1 415.555.0132"."""
+    kind of separator of its own: "+81 3-1234-5678", "+1 415.555.0132".
+
+    The code must be one E.164 assigns in shape: 1 or 7, or two or three digits not
+    starting with 1 (+2 1.234.567 is a figure). The national part must not read as a date
+    (+1 2024-05-21) or an IPv4 address (+1 192.168.100.254).
+    """
     code, space, national = value.lstrip("+").partition(" ")
-    parsed = _groups(national) if space and code.isdigit() and len(code) <= 3 else None
-    return parsed is not None and len(parsed[1]) <= 1
+    if not (space and code.isdigit()):
+        return False
+    if not (code in ("1", "7") or (len(code) in (2, 3) and code[0] != "1")):
+        return False
+    parsed = _groups(national)
+    if parsed is None or len(parsed[1]) > 1:
+        return False
+    sizes = [len(g) for g in parsed[0]]
+    if sizes[0] == 4 and sizes[1:] == [2, 2]:
+        return False  # 2024-05-21
+    return not (len(sizes) == 4 and max(sizes) <= 3 and parsed[1] == {"."})
 
 
 def _plausible(digits: str) -> bool:

@@ -53,9 +53,9 @@ from devpulse.plugins.privacy.spans import (
 _NAME_WORD = r"(?i:pass|pw|secret|token|key|credential|cred|auth)"
 _VALUE = (
     r"(?:[\w.\[\]]+\()?"  # a conversion around a literal: []byte("..."), String("...")
-    r"[rbuRBU@]{0,2}(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\""
+    r"(?:[rbuRBU@]{0,2}(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\""  # a string prefix: r"", b'', @""
     r"|'(?P<sq>[^'\n]+)'"
-    r"|`(?P<bq>[^`\n]+)`"
+    r"|`(?P<bq>[^`\n]+)`)"
     # bare, but not a `${...}` expansion: the search goes on inside it (`${NAME:-default}`)
     r"|(?P<bare>(?:[^\s\"'`,;&\\<$]|\$(?:[^\s\"'`,;&\\<{]|$))[^\s\"'`,;&\\<]*))"
 )
@@ -189,11 +189,14 @@ def _readers_for(data: bytes) -> list[tuple[str, Reader]]:
 
 
 def _matches(
-    pattern: TwoPass, data: bytes, overflow: list[int], resume_group: int | None = None
+    pattern: TwoPass,
+    data: bytes,
+    overflow: list[int],
+    resume: Callable[[bytes, Spans, int], int | None] | None = None,
 ) -> Iterator[Spans]:
     """Each match's spans, the next search starting where the last match ended, or where
-    its `resume_group` began if that matched and is no longer than a name; past
-    MAX_CANDIDATES, the position reached goes into `overflow` and the search stops.
+    `resume(data, spans, end)` says; past MAX_CANDIDATES, the position reached goes into
+    `overflow` and the search stops.
 
     A match longer than spans.MAX_PARSED_BYTES is read by its start (see `search_parsed`);
     one that cannot be (a name or a quoted value of thousands of bytes) is passed over.
@@ -208,11 +211,9 @@ def _matches(
         start, end, spans = found
         if spans is not None:
             yield spans
-            if resume_group is not None:
-                group_start, group_end = spans[resume_group]
-                # only a group short enough to be a name: rescanning it costs at most that
-                if start < group_start and group_end - group_start <= MAX_NAME_CHARS:
-                    end = group_start
+            again = resume(data, spans, end) if resume is not None else None
+            if again is not None and start < again:
+                end = again
         pos = max(end, start + 1)
     if pos <= size and search_parsed(pattern, data, pos) is not None:
         overflow.append(pos)
@@ -245,10 +246,8 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
 
 
 def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    # groups: decl, name, close, gotype, op, space, then the value's dq, sq, bq, bare. A
-    # bare value may be a name itself (`token = process.env.TOKEN ?? "..."`): the search
-    # goes on from it.
-    for spans in _matches(ASSIGNMENT, data, overflow, resume_group=10):
+    # groups: decl, name, close, gotype, op, space, then the value's dq, sq, bq, bare
+    for spans in _matches(ASSIGNMENT, data, overflow, _search_inside):
         decl, name_span, close, gotype, op_span, space = spans[1:7]
         value_span = next((s for s in spans[7:11] if s[0] >= 0), None)
         if value_span is None or name_span[1] - name_span[0] > MAX_NAME_CHARS:
@@ -268,6 +267,8 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
             value_span = _bare_assigned(data, op, value_span)
         if value_span is None or _inside(known, value_span):
             continue
+        if op in (b"||", b"??") and value_span[0] - 1 != space[1]:
+            continue  # a literal inside a call: token || t('passwordRequired')
         value = _text(data, value_span)
         tight_colon = op == b":" and bare and not quoted_name and space[1] == space[0]
         # `name:value` with no blank: a key if it looks machine-made, but never after a
@@ -276,6 +277,29 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
             continue
         if _named_value(name, value, quoted=not bare):
             yield Found("assigned-credential", value_span[0], value_span[1], value)
+
+
+def _search_inside(data: bytes, spans: Spans, end: int) -> int | None:
+    """Where to search again after an assignment whose value holds another one: its start.
+
+    - a bare value that is a name a literal falls back from, `||` or `??` next:
+      `token = process.env.TOKEN ?? "..."`;
+    - a quoted shell expansion, whose default may be the literal:
+      `password: "${DB_PASSWORD:-...}"`.
+
+    Only a value that the match read whole, and as short as a name (an expansion: twice
+    that), so that each search from there costs no more.
+    """
+    start, stop = spans[10]
+    if start >= 0:
+        if stop != end or stop - start > MAX_NAME_CHARS:
+            return None
+        following = data[stop : stop + 8].lstrip(b" \t")
+        return start if following.startswith((b"||", b"??")) else None
+    start, stop = next((s for s in spans[7:10] if s[0] >= 0), (-1, -1))
+    if start < 0 or stop + 1 != end or stop - start > 2 * MAX_NAME_CHARS:
+        return None
+    return start + 2 if data[start : start + 2] == b"${" else None
 
 
 def _bare_assigned(data: bytes, op: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
@@ -341,8 +365,13 @@ def _name_then_value(pattern: TwoPass) -> Reader:
             value_span = next((s for s in spans[2:6] if s[0] >= 0), None)
             bare = spans[5][0] >= 0
             if value_span is not None and bare:
-                value_span = _bare_value(data, value_span)
-            if value_span is None or _inside(known, value_span):
+                # value={password}: a template's expression
+                opens = data[value_span[0] : value_span[0] + 1]
+                value_span = None if opens == b"{" else _bare_value(data, value_span)
+            name_span = spans[1]
+            if value_span is None or name_span[1] - name_span[0] > MAX_NAME_CHARS:
+                continue
+            if _inside(known, value_span):
                 continue
             value = _text(data, value_span)
             if _named_value(_text(data, spans[1]), value, quoted=not bare):
@@ -354,7 +383,7 @@ def _name_then_value(pattern: TwoPass) -> Reader:
 def _named_elements(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     for spans in _matches(NAMED_ELEMENT, data, overflow):
         name_span, value_span = spans[1], spans[2]
-        if _inside(known, value_span):
+        if name_span[1] - name_span[0] > MAX_NAME_CHARS or _inside(known, value_span):
             continue
         value = _text(data, value_span)
         if _named_value(_text(data, name_span), value):
@@ -368,6 +397,7 @@ _NOT_SETTER_VERBS = frozenset(
         *("get", "fetch", "read", "load", "find", "lookup", "has", "is", "check", "validate"),
         *("verify", "compare", "hash", "delete", "remove", "clear", "reset", "rotate"),
         *("generate", "create", "encrypt", "decrypt", "encode", "decode", "parse", "print"),
+        *("log", "expect", "assert"),
     }
 )
 
@@ -378,9 +408,19 @@ def _setter_calls(data: bytes, overflow: list[int], known: Reported) -> Iterator
         words = name_words(_text(data, spans[1]))
         if not words or words[0] in _NOT_SETTER_VERBS or _inside(known, value_span):
             continue
+        if _constructed(data, spans[1][0]):
+            continue  # new aws.secretsmanager.Secret("appDbPassword"): a resource's name
         value = _text(data, value_span)
         if _named_value(_text(data, spans[1]), value, quoted=True):
             yield Found("assigned-credential", value_span[0], value_span[1], value)
+
+
+def _constructed(data: bytes, name_start: int) -> bool:
+    """Whether the call whose name starts at `name_start` follows `new` (a qualified name
+    between: `new k8s.core.v1.Secret(`); read back at most a name's length."""
+    head = data[max(0, name_start - MAX_NAME_CHARS - 4) : name_start]
+    path = head.rstrip(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$.")
+    return path.endswith((b"new ", b"new\t"))
 
 
 def _comparisons(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:

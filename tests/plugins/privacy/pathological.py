@@ -39,6 +39,8 @@ CHAINS = (
     *("a_pw=x1 ", "- name: pass\n  value: ", '"name":"pw","value":"', '<e key="pw">x</'),
     *("setx pw ", "set -x pw pw ", "PuTTY-User-Key-File-2:\n", '.pw("', ".pw('x')"),
     *("ConvertTo-SecureString 'x' ", "auth=(", 'auth=("a", "'),
+    # a match longer than the parsed window, so its value looks short: never searched again
+    *("a" * 950 + "pw=", "pw:" + "T" * 920 + "=", 'pw: "${pw:-', 'pw="${' + "a" * 190 + '}" '),
 )
 
 # What the patterns repeat: each character class they use, and pairs that two overlapping

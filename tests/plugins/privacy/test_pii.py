@@ -145,6 +145,9 @@ NOT_PHONES = [
     "0 1 2 3 4 5 6 7 8 9",
     "version 0.12.3 and 01.02.2024",
     "+1 2024-05-21.14",  # two kinds of separator after the country code
+    "GDP growth +2 1.234.567 million",  # +2 is no country code
+    "+1 2024-05-21",  # a date after the code
+    "+1 192.168.100.254",  # an IPv4 address after it
 ]
 
 

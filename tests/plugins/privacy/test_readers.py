@@ -63,6 +63,7 @@ NAMED = [
     f"$config['db_password'] = '{TOKEN}';",  # PHP array key
     f"password: ${{DB_PASSWORD:-{TOKEN}}}",  # a shell default, as in docker-compose files
     f"export DEPLOY_TOKEN=${{DEPLOY_TOKEN:={TOKEN}}}",
+    f'password: "${{DB_PASSWORD:-{TOKEN}}}"',  # quoted, as docker-compose files have it
     f"const token = process.env.DEPLOY_TOKEN ?? '{TOKEN}';",  # a literal fallback
     f'const apiToken = settings.deployToken || "{TOKEN}";',
     f"env:\n  - name: DB_PASSWORD\n    value: {TOKEN}\n",  # Kubernetes
@@ -162,6 +163,12 @@ def test_a_distinctive_token_is_found_with_no_name(scanner: Scanner, rule: str, 
 CRYPT = "./" + ALNUM
 
 
+def test_a_bare_value_keeps_the_letters_that_prefix_strings(scanner: Scanner) -> None:
+    """r, b, u and @ prefix a quoted literal (r"...", b'...', @"..."), never a bare value."""
+    for text in (f"token=ub{TOKEN}", f"setx DEPLOY_TOKEN b{TOKEN}", f"api_key: r{TOKEN}"):
+        assert secret_spans(scanner, text) == [text[-len(TOKEN) - 2 :].lstrip(":= ")], text
+
+
 def test_password_hashes_in_crypt_formats_are_secrets(scanner: Scanner) -> None:
     """A documented decision (rules.toml): a crypt(3) hash is cracked offline, so it stays
     local like the password. Each format with its own lengths."""
@@ -251,6 +258,22 @@ LOOK_ALIKES = [
     'var secret = await client.GetSecretAsync("DeployApiKey");',  # a getter takes a name
     "checkPassword('Tr0ub4dor&3')",
     "Stripe.api_key = credentials.dig(:stripe, :secret_key)",  # a call's argument
+    "mvn -P prod,docker package",  # -P: a profile, a Perl regex, all ports
+    "grep -P '^\\s*(?:def|class)\\s+\\w+' src/*.py",
+    "docker run -P nginx:latest",
+    "SECRET_ARN=arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf",
+    "password: errors.password || t('validation.passwordRequired'),",
+    "token: token ?? cookies.get('sessionToken'),",
+    "const apiKey = props.apiKey;",
+    '<input name="password" value={password} onChange={handleChange} />',
+    '<input name="token" value="@Model.Token" />',
+    '<property name="tokenRepository" value="persistentTokenRepository"/>',
+    'headers["X-Api-Key"] = apiKey;',
+    'const db = new aws.secretsmanager.Secret("appDbPassword");',
+    'logger.logToken("refreshTokenIssued")',
+    "cursor.execute(f\"CREATE USER app IDENTIFIED BY '{password}'\")",
+    "ALTER USER app IDENTIFIED BY ':new_password'",
+    "renderpass = mainRenderPass",
 ]
 
 
@@ -277,6 +300,8 @@ def test_look_alikes_are_not_credentials(scanner: Scanner, text: str) -> None:
         ("rootpw", 2),
         ("bypass", 0),
         ("compass", 0),
+        ("lowpass_cutoff", 0),  # run together only at the name's end
+        ("OLDPWD", 0),
     ],
 )
 def test_credential_names_are_judged_word_by_word(name: str, strength: int) -> None:

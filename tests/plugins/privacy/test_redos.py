@@ -66,7 +66,7 @@ OLD = {
     ),
     "reference": re.compile(
         r"^[a-z][a-z0-9+.-]*://|^(?:/|\./|\.\./|~/)[\w.-]+/|^\$(?:\{|\(|[A-Za-z_]\w*$)|^ENC\["
-        r"|^#\{"
+        r"|^#\{|^\{[A-Za-z_][\w.]*\}$|^:[A-Za-z_]\w*$|^@@[A-Za-z_]\w*$|^@[A-Za-z_]\w*\.[\w.]+$"
     ),
     "non-personal email": re.compile(
         r"(?i)^(?:git|no-?reply|donotreply|mailer-daemon|postmaster|hello|info|support|contact"
