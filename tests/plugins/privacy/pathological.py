@@ -40,6 +40,7 @@ CHAINS = (
     *("setx pw ", "set -x pw pw ", "PuTTY-User-Key-File-2:\n", '.pw("', ".pw('x')"),
     *("ConvertTo-SecureString 'x' ", "auth=(", 'auth=("a", "'),
     # a match longer than the parsed window, so its value looks short: never searched again
+    *("rootpw x\n", "identified by '", "IDENTIFIED BY x ", "pbkdf2_sha1$100$a$", "{SSHA}a"),
     *("a" * 950 + "pw=", "pw:" + "T" * 920 + "=", 'pw: "${pw:-', 'pw="${' + "a" * 190 + '}" '),
 )
 

@@ -103,6 +103,11 @@ COMMANDS = [
     f"CREATE USER 'app'@'%' IDENTIFIED BY '{PASSWORD}';",
     f"GRANT ALL ON app.* TO 'app'@'%' IDENTIFIED WITH mysql_native_password BY '{PASSWORD}';",
     f"sqlcmd -S db.example.net -U sa -P {PASSWORD}",
+    f'CREATE USER scott IDENTIFIED BY "{PASSWORD}";',  # Oracle: double-quoted or bare
+    f"ALTER USER scott IDENTIFIED BY {TOKEN};",
+    f"# slapd.conf\nrootpw {PASSWORD}\n",  # a directive, then a blank, then the password
+    f"rootpw --plaintext {PASSWORD}",  # kickstart
+    f"requirepass {TOKEN}",  # redis.conf
     f'$p = ConvertTo-SecureString "{PASSWORD}" -AsPlainText -Force',
     f'requests.get(url, auth=("admin", "{PASSWORD}"))',
 ]
@@ -151,6 +156,7 @@ SHAPES = [
         "discord-webhook",
         f"https://discord.com/api/webhooks/{RNG.randrange(10**18)}/{pick(ALNUM, 68)}",
     ),
+    ("discord-webhook", f"https://Discord.com/api/v10/webhooks/{10**17 + 4321}/{pick(ALNUM, 68)}"),
 ]
 
 
@@ -180,6 +186,9 @@ def test_password_hashes_in_crypt_formats_are_secrets(scanner: Scanner) -> None:
         f"$6${pick(CRYPT, 16)}${pick(CRYPT, 86)}",  # SHA-512-crypt
         f"$y$j9T${pick(CRYPT, 22)}${pick(CRYPT, 43)}",  # yescrypt
         f"$argon2id$v=19$m=65536,t=3,p=4${pick(ALNUM, 22)}${pick(ALNUM + '+/', 43)}",
+        f"$argon2i$m=4096,t=3,p=1${pick(ALNUM, 16)}${pick(ALNUM + '+/', 43)}",  # no v=
+        f"pbkdf2_sha256$600000${pick(ALNUM, 22)}${pick(ALNUM + '+/', 43)}=",  # Django
+        f"{{SSHA}}{pick(ALNUM + '+/', 32)}",  # LDAP
     ]
     for value in hashes:
         for text in (value, f"admin:{value}", f"root:{value}:19700:0:99999:7:::"):
@@ -274,6 +283,7 @@ LOOK_ALIKES = [
     "cursor.execute(f\"CREATE USER app IDENTIFIED BY '{password}'\")",
     "ALTER USER app IDENTIFIED BY ':new_password'",
     "renderpass = mainRenderPass",
+    "requirepass foobared",  # redis.conf's own example
 ]
 
 
