@@ -167,6 +167,7 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         "chained fallbacks": fill("x.pass||" * 12 + "\n"),
         "named pairs": fill("- name: pass\n  value: "),
         "named elements": fill('<e key="pw">x</'),
+        "matches past the parsed window": fill("a" * 950 + "pw="),
     }
 
 

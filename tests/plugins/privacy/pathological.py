@@ -34,14 +34,14 @@ LONG = 64 * 1024  # the reported families, and each check on its own
 RUN = MAX_JUDGED_CHARS + 128  # the cross products: past the scanner's cut, so checks see all
 TAIL = "!"  # in no class that a value pattern ends on
 CHAIN = 512 * 1024  # long enough that a reader quadratic in it takes seconds
+LONG_CHAIN = 2 * 1024 * 1024
 CHAINS = (
     *("pw=", "a_pass=", "pass||", "${pass:-", "pw=" * 33 + " ", "x.pass||" * 12 + "\n"),
     *("a_pw=x1 ", "- name: pass\n  value: ", '"name":"pw","value":"', '<e key="pw">x</'),
     *("setx pw ", "set -x pw pw ", "PuTTY-User-Key-File-2:\n", '.pw("', ".pw('x')"),
     *("ConvertTo-SecureString 'x' ", "auth=(", 'auth=("a", "'),
-    # a match longer than the parsed window, so its value looks short: never searched again
     *("rootpw x\n", "identified by '", "IDENTIFIED BY x ", "pbkdf2_sha1$100$a$", "{SSHA}a"),
-    *("a" * 950 + "pw=", "pw:" + "T" * 920 + "=", 'pw: "${pw:-', 'pw="${' + "a" * 190 + '}" '),
+    *('pw: "${pw:-', 'pw="${' + "a" * 190 + '}" '),
 )
 
 # What the patterns repeat: each character class they use, and pairs that two overlapping
@@ -123,6 +123,10 @@ def rule_texts() -> Iterator[tuple[str, str]]:
     # candidate no more than a name's length.
     for unit in CHAINS:
         yield f"chain {unit!r}", unit * (CHAIN // len(unit))
+    # Matches longer than the parsed window, whose values therefore look short: never
+    # searched again. Searching them again cost 2 s per MB, 8 s for these 2 MB.
+    for unit in ("a" * 950 + "pw=", "pw:" + "T" * 920 + "="):
+        yield f"long chain {unit[:8]!r}...", unit * (LONG_CHAIN // len(unit))
     for lead, closer in (('password = "', '"'), ("token: '", "'"), ("secret=", "")):
         for unit, run in runs(LONG, ("_.", "a.", "A.", "Ab.", "_1.", "a-", "a")):
             yield f"{lead!r} + {unit!r} x {LONG}", lead + run + closer
