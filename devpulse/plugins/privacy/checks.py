@@ -61,7 +61,8 @@ REFERENCE = re2.compile(
     r"|\$(?:\{|\(|[A-Za-z_][\pL\pN_]*\n?$)|ENC\[|#\{"  # $VAR, ${VAR}, $(cmd); SOPS; #{spel}
     # {password} (a format field), :new_password (a bind parameter), @@pw (T-SQL), @Model.Pw
     r"|\{[A-Za-z_][\pL\pN_.]*\}\n?$|:[A-Za-z_][\pL\pN_]*\n?$|@@[A-Za-z_][\pL\pN_]*\n?$"
-    r"|@[A-Za-z_][\pL\pN_]*\.[\pL\pN_.]+\n?$)"
+    r"|@[A-Za-z_][\pL\pN_]*\.[\pL\pN_.]+\n?$"
+    r"|arn:aws[a-z-]*:[a-z0-9-]+:)"  # an AWS resource name: where a secret is kept
 )
 # A segment is snake_case, UPPER_CASE or CamelCase. The first two both take "_", so a
 # backtracking engine tried 2^n splits of "_._._" (27 s for 26 segments); RE2 reads it once.

@@ -78,12 +78,17 @@ XML_ELEMENT = TwoPass.compile(
 )
 # A record that names its value in a field of its own: Kubernetes' `- name: DB_PASSWORD` then
 # `value: ...` on the next line, JSON's `{"name": "password", "value": "..."}`, XML's
-# `<property name="password" value="..."/>`, CloudFormation's ParameterKey/ParameterValue.
+# `<property name="password" value="..."/>`, CloudFormation's ParameterKey/ParameterValue,
+# the AWS CLI's SSM parameter (`"Name": "/prod/db/password", "Type": ..., "Value": ...`).
 NAMED_PAIR = TwoPass.compile(
     (
         r"(?i:[\w]*(?:name|key))[\"']?[ \t]*[:=][ \t]*[\"']?"
-        rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[\"']?[ \t]*,?"
-        r"(?:[ \t]*|[ \t]*\r?\n[ \t]*)"  # the next field, on this line or the next
+        rf"(?P<name>[\w./-]*{_NAME_WORD}[\w./-]*)[\"']?[ \t]*,?"
+        # up to two short fields between (`"Type": "SecureString",`), each on this line or
+        # the next, then the value's field
+        r"(?:[ \t]*\r?\n?[ \t]*[\"']?[\w-]+[\"']?[ \t]*:[ \t]*"
+        r"(?:\"[^\"\n]{0,64}\"|'[^'\n]{0,64}'|[\w.-]{1,32})[ \t]*,?){0,2}"
+        r"(?:[ \t]*|[ \t]*\r?\n[ \t]*)"
         r"[\"']?(?i:[\w]*value)[\"']?[ \t]*[:=][ \t]*" + _VALUE
     ).encode()
 )

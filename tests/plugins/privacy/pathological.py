@@ -41,7 +41,8 @@ CHAINS = (
     *("setx pw ", "set -x pw pw ", "PuTTY-User-Key-File-2:\n", '.pw("', ".pw('x')"),
     *("ConvertTo-SecureString 'x' ", "auth=(", 'auth=("a", "'),
     *("rootpw x\n", "identified by '", "IDENTIFIED BY x ", "pbkdf2_sha1$100$a$", "{SSHA}a"),
-    *('pw: "${pw:-', 'pw="${' + "a" * 190 + '}" '),
+    *('pw: "${pw:-', 'pw="${' + "a" * 190 + '}" ', '"name":"pw","t":"x",', "- name: pw\n  t: x\n"),
+    *('"Name": "/pw", "Type": "S", "Value": "', "name: pw\nt: x\nvalue: "),
 )
 
 # What the patterns repeat: each character class they use, and pairs that two overlapping

@@ -71,6 +71,9 @@ NAMED = [
     f'<property name="jdbc.password" value="{TOKEN}"/>',  # Spring, Ant
     f'<entry key="jdbc.password">{TOKEN}</entry>',  # Java properties as XML
     f'{{"ParameterKey": "DbPassword", "ParameterValue": "{TOKEN}"}}',  # CloudFormation
+    f'{{"Parameter": {{"Name": "/prod/db/password", "Type": "SecureString", "Value": "{TOKEN}"}}}}',
+    f'{{\n  "Name": "/prod/deploy/token",\n  "Type": "SecureString",\n  "Value": "{TOKEN}"\n}}',
+    f"- name: DB_PASSWORD\n  type: secret\n  value: {TOKEN}\n",  # a field between
     f'setx DEPLOY_TOKEN "{TOKEN}" /M',  # Windows
     f"set -gx DEPLOY_TOKEN {TOKEN}",  # fish
     f'DataSource.builder().username("sa").password("{TOKEN}").build();',  # a builder
@@ -284,6 +287,8 @@ LOOK_ALIKES = [
     "ALTER USER app IDENTIFIED BY ':new_password'",
     "renderpass = mainRenderPass",
     "requirepass foobared",  # redis.conf's own example
+    '{"name": "DB_PASSWORD", "value": "arn:aws:ssm:us-east-1:123456789012:parameter/prod/db"}',
+    '{"name": "passwordPolicy", "type": "string", "value": "strict"}',
 ]
 
 

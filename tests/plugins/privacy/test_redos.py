@@ -67,6 +67,7 @@ OLD = {
     "reference": re.compile(
         r"^[a-z][a-z0-9+.-]*://|^(?:/|\./|\.\./|~/)[\w.-]+/|^\$(?:\{|\(|[A-Za-z_]\w*$)|^ENC\["
         r"|^#\{|^\{[A-Za-z_][\w.]*\}$|^:[A-Za-z_]\w*$|^@@[A-Za-z_]\w*$|^@[A-Za-z_]\w*\.[\w.]+$"
+        r"|^arn:aws[a-z-]*:[a-z0-9-]+:"
     ),
     "non-personal email": re.compile(
         r"(?i)^(?:git|no-?reply|donotreply|mailer-daemon|postmaster|hello|info|support|contact"
