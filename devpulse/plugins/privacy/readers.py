@@ -97,7 +97,8 @@ NAMED_PAIR = TwoPass.compile(
 SETTER_CALL = TwoPass.compile(
     (
         rf"(?:^|[^\w$])(?P<name>[\w$]*{_NAME_WORD}[\w$]*)[ \t]*\([ \t]*"
-        r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\"|'(?P<sq>[^'\n]+)')[ \t]*\)"
+        r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\"|'(?P<sq>[^'\n]+)')"
+        r"(?:\.(?:toCharArray|getBytes)\(\))?[ \t]*\)"  # Java's char[] and byte[] forms
     ).encode()
 )
 # `setx API_KEY "..."` (Windows), `set -gx API_KEY ...` (fish): a command, then name and value.

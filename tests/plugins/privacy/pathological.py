@@ -42,7 +42,8 @@ CHAINS = (
     *("ConvertTo-SecureString 'x' ", "auth=(", 'auth=("a", "'),
     *("rootpw x\n", "identified by '", "IDENTIFIED BY x ", "pbkdf2_sha1$100$a$", "{SSHA}a"),
     *('pw: "${pw:-', 'pw="${' + "a" * 190 + '}" ', '"name":"pw","t":"x",', "- name: pw\n  t: x\n"),
-    *('"Name": "/pw", "Type": "S", "Value": "', "name: pw\nt: x\nvalue: "),
+    *('"Name": "/pw", "Type": "S", "Value": "', "name: pw\nt: x\nvalue: ", "Cookie: a=b; "),
+    *("cookie: sid=", "Cookie: x"),
 )
 
 # What the patterns repeat: each character class they use, and pairs that two overlapping

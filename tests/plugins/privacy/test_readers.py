@@ -79,6 +79,7 @@ NAMED = [
     f'DataSource.builder().username("sa").password("{TOKEN}").build();',  # a builder
     f'client.setDeployToken("{TOKEN}");',  # a setter
     f"Client.withToken('{TOKEN}')",
+    f'builder.password("{TOKEN}".toCharArray())',  # Java keeps passwords in char[]
 ]
 
 
@@ -111,6 +112,9 @@ COMMANDS = [
     f"# slapd.conf\nrootpw {PASSWORD}\n",  # a directive, then a blank, then the password
     f"rootpw --plaintext {PASSWORD}",  # kickstart
     f"requirepass {TOKEN}",  # redis.conf
+    f"Cookie: _ga=GA1.2.1234567890.1700000000; JSESSIONID={TOKEN}; theme=dark",
+    f"Set-Cookie: connect.sid=s%3A{TOKEN}; Path=/; HttpOnly",
+    f'curl --cookie "PHPSESSID={TOKEN}" https://app.example.net',
     f'$p = ConvertTo-SecureString "{PASSWORD}" -AsPlainText -Force',
     f'requests.get(url, auth=("admin", "{PASSWORD}"))',
 ]
@@ -289,6 +293,8 @@ LOOK_ALIKES = [
     "requirepass foobared",  # redis.conf's own example
     '{"name": "DB_PASSWORD", "value": "arn:aws:ssm:us-east-1:123456789012:parameter/prod/db"}',
     '{"name": "passwordPolicy", "type": "string", "value": "strict"}',
+    f"Cookie: _ga=GA1.2.1234567890.1700000000; csrftoken={TOKEN}; theme=dark",
+    "Set-Cookie: sessionid=; expires=Thu, 01 Jan 1970 00:00:00 GMT",
 ]
 
 
