@@ -386,16 +386,6 @@ def _name_then_value(pattern: TwoPass) -> Reader:
     return read
 
 
-def _named_elements(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    for spans in _matches(NAMED_ELEMENT, data, overflow):
-        name_span, value_span = spans[1], spans[2]
-        if name_span[1] - name_span[0] > MAX_NAME_CHARS or _inside(known, value_span):
-            continue
-        value = _text(data, value_span)
-        if _named_value(_text(data, name_span), value):
-            yield Found("xml-element-credential", value_span[0], value_span[1], value)
-
-
 # Verbs whose calls take a credential's name or check one, not set one: getSecret("name"),
 # checkPassword(input).
 _NOT_SETTER_VERBS = frozenset(
@@ -449,14 +439,20 @@ def _cli_options(data: bytes, overflow: list[int], known: Reported) -> Iterator[
             yield Found("cli-option-credential", value_span[0], value_span[1], value)
 
 
-def _xml_elements(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    for spans in _matches(XML_ELEMENT, data, overflow):
-        name_span, value_span = spans[1], spans[2]
-        if name_span[1] - name_span[0] > MAX_NAME_CHARS or _inside(known, value_span):
-            continue
-        value = _text(data, value_span)
-        if _named_value(_text(data, name_span), value):
-            yield Found("xml-element-credential", value_span[0], value_span[1], value)
+def _element_text(pattern: TwoPass) -> Reader:
+    """The reader of a pattern whose groups are a name and an XML element's text: the
+    element named so (`<apiToken>...</apiToken>`), or one an attribute names."""
+
+    def read(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+        for spans in _matches(pattern, data, overflow):
+            name_span, value_span = spans[1], spans[2]
+            if name_span[1] - name_span[0] > MAX_NAME_CHARS or _inside(known, value_span):
+                continue
+            value = _text(data, value_span)
+            if _named_value(_text(data, name_span), value):
+                yield Found("xml-element-credential", value_span[0], value_span[1], value)
+
+    return read
 
 
 def _curl_users(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -511,9 +507,9 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("assigned-credential", NAMED_PAIR, _name_then_value(NAMED_PAIR)),
     ("assigned-credential", SET_COMMAND, _name_then_value(SET_COMMAND)),
     ("assigned-credential", SETTER_CALL, _setter_calls),
-    ("xml-element-credential", NAMED_ELEMENT, _named_elements),
+    ("xml-element-credential", NAMED_ELEMENT, _element_text(NAMED_ELEMENT)),
     ("cli-option-credential", CLI_OPTION, _cli_options),
-    ("xml-element-credential", XML_ELEMENT, _xml_elements),
+    ("xml-element-credential", XML_ELEMENT, _element_text(XML_ELEMENT)),
     ("curl-user-credential", CURL_USER, _curl_users),
     ("header-credential", HEADER, _headers),
 )
