@@ -168,6 +168,14 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         "named pairs": fill("- name: pass\n  value: "),
         "named elements": fill('<e key="pw">x</'),
         "matches past the parsed window": fill("a" * 950 + "pw="),
+        # A tool's name keeps its rule's search reading the line for the tool's option: one
+        # rule a tool, or every candidate of another would read to the end of the line.
+        "tool options on one line": fill(
+            "openssl zip -P abcdefgh ssh-keygen ldapsearch -w abcdefgh redis-cli sqlcmd -P "
+            "abcdefgh net use htpasswd -b a b abcdefgh echo abcdefgh | sudo -S x "
+        ),
+        "tool names then another option": fill("openssl vault login ldapsearch "),
+        "dashes before u": fill("x-u a:b "),
     }
 
 

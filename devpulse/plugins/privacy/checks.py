@@ -372,6 +372,17 @@ def name_words(name: str) -> list[str]:
     return words
 
 
+def names_a_look_alike(name: str) -> bool:
+    """Whether every word of `name` that sounds like a credential is a look-alike: bypass,
+    compass_heading, lowpass (the Python pass finds its names by substring)."""
+    words = name_words(name[:MAX_NAME_CHARS])
+    sounding = [w for w in words if any(part in w for part in _CREDENTIAL_SOUNDS)]
+    return bool(sounding) and all(w in _NOT_PASS_WORDS for w in sounding)
+
+
+_CREDENTIAL_SOUNDS = ("pass", "pwd", "secret", "token", "key", "cred", "dsn", "conn")
+
+
 def credential_name_strength(name: str) -> int:
     """2 for a name that holds a credential (dbPassword, GRAFANA_TOKEN, api_key), 1 for
     one that may (key, auth), 0 for the rest and for names that describe a credential

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import re2
 
 from devpulse.core.types import PrivacyLevel
-from devpulse.plugins.privacy.checks import looks_like_credential
+from devpulse.plugins.privacy.checks import looks_like_credential, names_a_look_alike
 from devpulse.plugins.privacy.spans import (
     NOTHING_REPORTED,
     Reported,
@@ -509,7 +509,7 @@ def target_name(node: ast.expr) -> str | None:
 
 def is_credential_name(name: str) -> bool:
     data = name.encode("utf-8", "surrogatepass")
-    if search_spans(CREDENTIAL_NAME, data, 0) is None:
+    if search_spans(CREDENTIAL_NAME, data, 0) is None or names_a_look_alike(name):
         return False
     return search_spans(METADATA_SUFFIX, data, 0) is None
 

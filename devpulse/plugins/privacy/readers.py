@@ -92,6 +92,18 @@ NAMED_PAIR = TwoPass.compile(
         r"[\"']?(?i:[\w]*value)[\"']?[ \t]*[:=][ \t]*" + _VALUE
     ).encode()
 )
+# The same records with the value first: `{"value": "...", "name": "DB_PASSWORD"}`, YAML's
+# `- value: ...` then `name: DB_PASSWORD`, `<property value="..." name="jdbc.password"/>`.
+VALUE_THEN_NAME = TwoPass.compile(
+    (
+        r"[\"']?(?i:[\w]*value)[\"']?[ \t]*[:=][ \t]*" + _VALUE + r"[ \t]*,?"
+        r"(?:[ \t]*\r?\n?[ \t]*[\"']?[\w-]+[\"']?[ \t]*:[ \t]*"
+        r"(?:\"[^\"\n]{0,64}\"|'[^'\n]{0,64}'|[\w.-]{1,32})[ \t]*,?){0,2}"
+        r"(?:[ \t]*|[ \t]*\r?\n[ \t]*)"
+        r"[\"']?(?i:[\w]*(?:name|key))[\"']?[ \t]*[:=][ \t]*[\"']?"
+        rf"(?P<name>[\w./-]*{_NAME_WORD}[\w./-]*)"
+    ).encode()
+)
 # `.password("...")`, `setApiKey("...")`, `withToken('...')`: a setter or a builder's method
 # named for a credential, given one literal.
 SETTER_CALL = TwoPass.compile(
@@ -135,8 +147,9 @@ CLI_OPTION = TwoPass.compile(
         r"(?:\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P<bare>[^\s\"'-][^\s\"']*))"
     ).encode()
 )
+# From the dash, so that RE2 skips ahead to each; the blank before it is checked apart.
 CURL_USER = TwoPass.compile(
-    rb"(?:^|[\s])(?:-u|--user)(?:[ \t]+|=)[\"']?(?P<user>[^\s\"':]*)[\"']?:"
+    rb"-(?:u|-user)(?:[ \t]+|=)[\"']?(?P<user>[^\s\"':]*)[\"']?:"
     rb"[\"']?(?P<password>[^\s\"']*)"
 )
 HEADER = TwoPass.compile(
@@ -363,24 +376,31 @@ def _property_calls(data: bytes, overflow: list[int], known: Reported) -> Iterat
             yield Found("assigned-credential", value_span[0], value_span[1], value)
 
 
-def _name_then_value(pattern: TwoPass) -> Reader:
-    """The reader of a pattern whose groups are a name, then the value's dq, sq, bq, bare."""
+def _name_and_value(pattern: TwoPass) -> Reader:
+    """The reader of a pattern whose groups are a name and the value's dq, sq, bq, bare,
+    in either order."""
+    index = pattern.parse.groupindex
+    name_group = index[b"name"]
+    value_groups = [index[group] for group in (b"dq", b"sq", b"bq")]
+    bare_group = index[b"bare"]
 
     def read(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
         for spans in _matches(pattern, data, overflow):
-            value_span = next((s for s in spans[2:6] if s[0] >= 0), None)
-            bare = spans[5][0] >= 0
-            if value_span is not None and bare:
+            value_span: tuple[int, int] | None = spans[bare_group]
+            bare = spans[bare_group][0] >= 0
+            if bare:
                 # value={password}: a template's expression
-                opens = data[value_span[0] : value_span[0] + 1]
-                value_span = None if opens == b"{" else _bare_value(data, value_span)
-            name_span = spans[1]
+                opens = data[spans[bare_group][0] : spans[bare_group][0] + 1]
+                value_span = None if opens == b"{" else _bare_value(data, spans[bare_group])
+            else:
+                value_span = next((spans[g] for g in value_groups if spans[g][0] >= 0), None)
+            name_span = spans[name_group]
             if value_span is None or name_span[1] - name_span[0] > MAX_NAME_CHARS:
                 continue
             if _inside(known, value_span):
                 continue
             value = _text(data, value_span)
-            if _named_value(_text(data, spans[1]), value, quoted=not bare):
+            if _named_value(_text(data, name_span), value, quoted=not bare):
                 yield Found("assigned-credential", value_span[0], value_span[1], value)
 
     return read
@@ -458,6 +478,9 @@ def _element_text(pattern: TwoPass) -> Reader:
 def _curl_users(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     """`-u user:password`: the password; with none (`-u key:`), the user is an API key."""
     for spans in _matches(CURL_USER, data, overflow):
+        begin = spans[0][0]
+        if begin and not data[begin - 1 : begin].isspace():
+            continue  # x-user: a name's dash, not an option's
         user_span, password_span = spans[1], spans[2]
         password = _text(data, password_span).strip("{}")
         user = _text(data, user_span).strip("{}")
@@ -504,8 +527,9 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("assigned-credential", ASSIGNMENT, _assignments),
     ("assigned-credential", PROPERTY_CALL, _property_calls),
     ("assigned-credential", COMPARISON, _comparisons),
-    ("assigned-credential", NAMED_PAIR, _name_then_value(NAMED_PAIR)),
-    ("assigned-credential", SET_COMMAND, _name_then_value(SET_COMMAND)),
+    ("assigned-credential", NAMED_PAIR, _name_and_value(NAMED_PAIR)),
+    ("assigned-credential", VALUE_THEN_NAME, _name_and_value(VALUE_THEN_NAME)),
+    ("assigned-credential", SET_COMMAND, _name_and_value(SET_COMMAND)),
     ("assigned-credential", SETTER_CALL, _setter_calls),
     ("xml-element-credential", NAMED_ELEMENT, _element_text(NAMED_ELEMENT)),
     ("cli-option-credential", CLI_OPTION, _cli_options),

@@ -227,6 +227,8 @@ def _spans(rule: CompiledRule, data: bytes, spans: Spans) -> Iterator[tuple[int,
             pos = begin + 1
         else:
             start, end = spans[group]
+            if start < 0 and group:  # an alternative with a group of its own: the next set
+                start, end = next((s for s in spans[group + 1 :] if s[0] >= 0), (-1, -1))
             if start >= 0:
                 yield begin, start, end
             pos = max(end if start >= 0 else spans[0][1], begin + 1)

@@ -44,6 +44,16 @@ CHAINS = (
     *('pw: "${pw:-', 'pw="${' + "a" * 190 + '}" ', '"name":"pw","t":"x",', "- name: pw\n  t: x\n"),
     *('"Name": "/pw", "Type": "S", "Value": "', "name: pw\nt: x\nvalue: ", "Cookie: a=b; "),
     *("cookie: sid=", "Cookie: x"),
+    *("ssh-keygen zip -P abcdefgh ", "net use /user:x abcdefgh ", "htpasswd -a ", "x-u a:b "),
+    *('"value": "x", ', "echo abcd | ", ":*:*:*:", "PuTTY-User-Key-File-2: a\\n"),
+)
+# Matches longer than the parsed window, whose values therefore look short: never searched
+# again (searching them again cost 2 s per MB, 8 s for these 2 MB). And one tool's name, then
+# another option: with both in one pattern, each candidate's search read on to the line's end
+# (3 s per MB).
+LONG_CHAINS = (
+    *("a" * 950 + "pw=", "pw:" + "T" * 920 + "="),
+    *("redis-cli -p abcdefgh ", "sqlcmd --password abcdefgh ", "openssl vault login ldap "),
 )
 
 # What the patterns repeat: each character class they use, and pairs that two overlapping
@@ -125,9 +135,7 @@ def rule_texts() -> Iterator[tuple[str, str]]:
     # candidate no more than a name's length.
     for unit in CHAINS:
         yield f"chain {unit!r}", unit * (CHAIN // len(unit))
-    # Matches longer than the parsed window, whose values therefore look short: never
-    # searched again. Searching them again cost 2 s per MB, 8 s for these 2 MB.
-    for unit in ("a" * 950 + "pw=", "pw:" + "T" * 920 + "="):
+    for unit in LONG_CHAINS:
         yield f"long chain {unit[:8]!r}...", unit * (LONG_CHAIN // len(unit))
     for lead, closer in (('password = "', '"'), ("token: '", "'"), ("secret=", "")):
         for unit, run in runs(LONG, ("_.", "a.", "A.", "Ab.", "_1.", "a-", "a")):

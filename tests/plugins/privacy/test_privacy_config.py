@@ -16,33 +16,25 @@ def scanner(**privacy) -> Scanner:
     return Scanner(config_from_mapping({"privacy": privacy}).privacy)
 
 
+def ticket_scanner(pattern: str, **fields) -> Scanner:
+    """A scanner with one team rule, `acme-ticket`, of `pattern` and the given fields."""
+    rule = {"id": "acme-ticket", "category": "internal", "pattern": pattern, **fields}
+    return scanner(rules=[{**rule, "keywords": ["acme-"]}])
+
+
 def test_user_rules_run_like_packaged_ones() -> None:
-    s = scanner(
-        rules=[
-            {
-                "id": "acme-ticket",
-                "category": "internal",
-                "pattern": r"\bACME-\d{4,}\b",
-                "keywords": ["acme-"],
-            }
-        ]
-    )
-    (finding,) = s.scan("see ACME-48213 for details")
+    (finding,) = ticket_scanner(r"\bACME-\d{4,}\b").scan("see ACME-48213 for details")
     assert (finding.rule_id, finding.level) == ("acme-ticket", PrivacyLevel.INTERNAL)
 
 
+def test_a_rule_whose_alternatives_each_hold_the_value_in_their_own_group() -> None:
+    s = ticket_scanner(r"ticket (ACME-\d{4,})|(ACME-\d{4,}) is open", group=1)
+    text = "ticket ACME-1234, and ACME-2345 is open; ACME-3456 alone"
+    assert [text[slice(*f.span)] for f in s.scan(text)] == ["ACME-1234", "ACME-2345"]
+
+
 def test_a_user_rule_can_ask_what_precedes_a_match() -> None:
-    s = scanner(
-        rules=[
-            {
-                "id": "acme-ticket",
-                "category": "internal",
-                "pattern": r"ACME-\d{4,}",
-                "keywords": ["acme-"],
-                "preceded_by": "[\\s(]",
-            }
-        ]
-    )
+    s = ticket_scanner(r"ACME-\d{4,}", preceded_by="[\\s(]")
     assert [f.rule_id for f in s.scan("ACME-1234 (ACME-2345) xACME-3456 é ACME-4567")] == [
         "acme-ticket",
         "acme-ticket",

@@ -73,6 +73,9 @@ def test_python_rules(scanner: Scanner, code: str, rule: str) -> None:
         "url = f'postgresql://{user}:{pw}@localhost:5432/test'",
         "import json\nfrom collections import Counter",
         "# This function is internal to the parser.\nx = 1",
+        "bypass = 'Xk2fj39Qm7Lp'",  # words that only end in "pass"
+        "compass_heading = 'Nw7kQ2xZ9pL4'",
+        "lowpass = 'Hz4kQ9xZ2pL7'",
     ],
 )
 def test_python_look_alikes(scanner: Scanner, code: str) -> None:

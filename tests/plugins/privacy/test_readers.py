@@ -80,6 +80,10 @@ NAMED = [
     f'client.setDeployToken("{TOKEN}");',  # a setter
     f"Client.withToken('{TOKEN}')",
     f'builder.password("{TOKEN}".toCharArray())',  # Java keeps passwords in char[]
+    f'{{"value": "{TOKEN}", "name": "DB_PASSWORD"}}',  # the value first
+    f"env:\n  - value: {TOKEN}\n    name: DEPLOY_TOKEN\n",
+    f'<property value="{TOKEN}" name="jdbc.password"/>',
+    f'{{"Value": "{TOKEN}", "Type": "SecureString", "Name": "/prod/db/password"}}',
 ]
 
 
@@ -95,6 +99,8 @@ COMMANDS = [
     f'curl --header "X-Auth-Token: {TOKEN}" https://api.example.net',
     f'curl -u ":{PASSWORD}" https://search.example.net:9200',
     f"curl --user deploy:'{PASSWORD}' https://ci.example.net",
+    f"curl https://ci.example.net \\\n\t-u deploy:{PASSWORD}",  # after a tab
+    f"-u deploy:{PASSWORD}",  # at the start
     f'curl -u "{TOKEN}:" https://api.example.net/v1/charges',  # an API key as the user
     f"jdbc:sqlserver://db.example.net:1433;databaseName=app;user=sa;password={PASSWORD};",
     f"jdbc:postgresql://db.example.net/app?user=svc&password={PASSWORD}&ssl=true",
@@ -117,6 +123,22 @@ COMMANDS = [
     f'curl --cookie "PHPSESSID={TOKEN}" https://app.example.net',
     f'$p = ConvertTo-SecureString "{PASSWORD}" -AsPlainText -Force',
     f'requests.get(url, auth=("admin", "{PASSWORD}"))',
+    f'"{PASSWORD}" | ConvertTo-SecureString -AsPlainText -Force',  # PowerShell, piped
+    f"openssl enc -aes-256-cbc -in backup.tar -out backup.enc -k {PASSWORD}",
+    f"openssl pkcs12 -export -in c.pem -out c.p12 -passout pass:{PASSWORD}",
+    f"ssh-keygen -t ed25519 -N '{PASSWORD}' -f ~/.ssh/deploy",
+    f"zip -P {PASSWORD} reports.zip q3.pdf",
+    f'ldapsearch -x -D "cn=admin,dc=example,dc=net" -w {PASSWORD} -b "dc=example,dc=net"',
+    f"vault login s.{TOKEN[:24]}",
+    f"htpasswd -b -c /etc/nginx/.htpasswd admin {PASSWORD}",
+    f"htpasswd -nb admin {PASSWORD}",
+    f"net use Z: \\\\files\\share /user:CORP\\svc_backup {PASSWORD}",
+    f"smbclient //files/share -U admin%{PASSWORD}",
+    f"echo '{PASSWORD}' | sudo -S apt-get update",  # read from stdin
+    f'echo "{PASSWORD}" | docker login --username ci --password-stdin registry.example.net',
+    f"echo 'root:{PASSWORD}' | chpasswd",
+    f"db.example.net:5432:app:svc:{PASSWORD}",  # ~/.pgpass
+    f"*:*:*:postgres:{PASSWORD}",
 ]
 
 
@@ -230,6 +252,22 @@ def test_a_kubernetes_secret_manifest(scanner: Scanner) -> None:
         f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ntype: Opaque\ndata:\n  pw: {value}\n"
     )
     assert "kubernetes-secret" in {f.rule_id for f in scanner.scan(text)}
+    # kubectl get secret -o yaml sorts the keys: data comes before kind
+    listed = f"apiVersion: v1\ndata:\n  pw: {value}\nkind: Secret\nmetadata:\n  name: db\n"
+    assert "kubernetes-secret-data-first" in {f.rule_id for f in scanner.scan(listed)}
+    # Kubernetes' keys are case-sensitive: `Kind:` heads no manifest
+    assert "kubernetes-secret" not in {
+        f.rule_id for f in scanner.scan(text.replace("kind", "Kind"))
+    }
+
+
+def test_a_putty_key_quoted_in_json_is_found_by_its_body(scanner: Scanner) -> None:
+    body = pick(ALNUM + "+/", 64)
+    ppk = (
+        "PuTTY-User-Key-File-3: ssh-ed25519\\nEncryption: none\\nComment: C:\\\\keys\\n"
+        f"Public-Lines: 1\\n{pick(ALNUM, 64)}\\nPrivate-Lines: 1\\n{body}\\nPrivate-MAC: 0a"
+    )
+    assert body in secret_spans(scanner, f'{{"deploy_key": "{ppk}"}}')
 
 
 LOOK_ALIKES = [
@@ -295,6 +333,23 @@ LOOK_ALIKES = [
     '{"name": "passwordPolicy", "type": "string", "value": "strict"}',
     f"Cookie: _ga=GA1.2.1234567890.1700000000; csrftoken={TOKEN}; theme=dark",
     "Set-Cookie: sessionid=; expires=Thu, 01 Jan 1970 00:00:00 GMT",
+    "vault login -method=github",  # options, and no token
+    "unzip -p archive.zip config.json | jq .",  # unzip's -p pipes
+    'ssh-keygen -t rsa -b 4096 -N "" -f id_rsa',
+    "openssl req -new -key server.key -out server.csr",
+    "openssl pkcs12 -export -in c.pem -out c.p12 -passout env:P12_PASSWORD",
+    'ldapsearch -x -W -D "cn=admin" -b dc=example,dc=net',  # -W: prompt for it
+    "net use Z: \\\\files\\share /persistent:yes",
+    "cat ~/pw.txt | docker login --username ci --password-stdin",
+    "echo $DB_PASSWORD | docker login --username ci --password-stdin",
+    'echo "$GH_TOKEN" | gh auth login --with-token',
+    "localhost:5432:*:postgres:$PGPASS",
+    "*:*:*:*:*",
+    '{"value": 42, "name": "token_count"}',
+    '- value: "true"\n  name: ENABLE_AUTH',
+    '{"value": "Enter your password", "key": "login.password.placeholder"}',
+    "- value: secretKeyRef\n  name: API_TOKEN",
+    "see https://wiki.example.net/sign-u p:Xk2fj39Qm7Lp",  # a dash inside a word
 ]
 
 

@@ -52,6 +52,7 @@ POSITIVES = [
     ("huggingface-token", f"login(token={make.huggingface_token(RNG)!r})"),
     ("github-token", f"git clone https://{make.github_token(RNG)}@github.com/org/repo"),
     ("gitlab-token", f"PRIVATE-TOKEN: {make.gitlab_token(RNG)}"),
+    ("gitlab-runner-registration-token", "--registration-token GR1348941aB3dE5fG7hI9jK1lM3nO"),
     ("slack-token", f"SLACK_BOT={make.slack_token(RNG)}"),
     (
         "slack-webhook",
