@@ -3,9 +3,10 @@ and through Router.invoke (classify, route, preflight, privacy check, dispatch, 
 interleaved, against the real llama-server rig. Target: < 2 ms added, < 1.05x median wall.
 
 The router's own time is then measured apart from the machine's: the same invoke against an
-in-process backend that answers at once, back to back (warm CPU caches) and right after a
-direct call to the rig's model (whose run on the same cores leaves them cold). The gap
-between those two is what the model's run costs the router's code, not what the code does.
+in-process backend that answers at once, back to back (warm CPU caches), right after a
+direct call to the rig's model (whose run on the same cores leaves them cold), and right
+after 200 ms of doing nothing. The gap between the first and the others is what a pause
+costs the router's code, not what the code does.
 
 Run: `python bench/dispatch_overhead.py [--rounds N]` (needs the rig: tests/rig/setup.sh).
 """
@@ -60,9 +61,9 @@ def p50_p90(values: list[float]) -> str:
 
 def instant_arm(
     request: Request, tmp: str, rounds: int, model_call: Callable[[], None]
-) -> tuple[list[float], list[float]]:
-    """Invoke walls (ms) against the in-process backend: back to back, and each right after
-    `model_call` has run the rig's model."""
+) -> tuple[list[float], list[float], list[float]]:
+    """Invoke walls (ms) against the in-process backend: back to back, each right after
+    `model_call` has run the rig's model, and each right after 200 ms asleep."""
     config = config_from_mapping(
         {
             "local": {"backend": "instant", "model": "gemma-3-270m"},
@@ -80,12 +81,14 @@ def instant_arm(
 
     for _ in range(20):
         timed()
-    warm, after_model = [], []
+    warm, after_model, after_idle = [], [], []
     for _ in range(rounds):
         warm.append(timed())
         model_call()  # the model runs on the same cores
         after_model.append(timed())
-    return warm, after_model
+        time.sleep(0.2)  # nothing runs: what the pause alone costs
+        after_idle.append(timed())
+    return warm, after_model, after_idle
 
 
 def main() -> None:
@@ -147,8 +150,8 @@ def main() -> None:
             start = time.perf_counter()
             router.route(request)
             route_only.append((time.perf_counter() - start) * 1000)
-        warm, after_model = instant_arm(request, tmp, args.rounds, direct)
-    report(args.rounds, times, own, route_only, warm, after_model)
+        warm, after_model, after_idle = instant_arm(request, tmp, args.rounds, direct)
+    report(args.rounds, times, own, route_only, warm, after_model, after_idle)
 
 
 def report(
@@ -158,6 +161,7 @@ def report(
     route_only: list[float],
     warm: list[float],
     after_model: list[float],
+    after_idle: list[float],
 ) -> None:
     d, r = statistics.median(times["direct"]), statistics.median(times["routed"])
     ds = statistics.median(times["direct_stream"])
@@ -183,8 +187,13 @@ def report(
     print("  the same invoke against an in-process backend that answers at once:")
     print(f"    back to back (warm caches):           {p50_p90(warm)}")
     print(f"    right after a model call on the rig:  {p50_p90(after_model)}")
+    print(f"    right after 200 ms idle:              {p50_p90(after_idle)}")
     gap = statistics.median(after_model) - statistics.median(warm)
-    print(f"    so the model's run adds {gap:+.2f} ms to the router's own time, of the same code")
+    idle = statistics.median(after_idle) - statistics.median(warm)
+    print(
+        f"    so a model call adds {gap:+.2f} ms to the router's own time and a pause alone"
+        f" {idle:+.2f} ms, of the same code"
+    )
 
 
 if __name__ == "__main__":
