@@ -176,6 +176,10 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         ),
         "tool names then another option": fill("openssl vault login ldapsearch "),
         "dashes before u": fill("x-u a:b "),
+        # a tool's name run into a word before it, then one option at the very end
+        "tool names in words": fill("xredis-cli ")[: size - 20] + "-a Zq7mK2pLx9Wr\n",
+        # name/value records whose values are long: each match is read again for its groups
+        "long values in named records": fill("value=" + "A" * 600 + " name=password\n"),
     }
 
 

@@ -36,6 +36,7 @@ class PrivacyRule:
     trigger: str | None = None
     level: PrivacyLevel | None = None
     group: int = 0
+    groups: tuple[int, ...] = ()  # alternatives' own value groups: the first one set
     entropy: float | None = None
     validator: str | None = None
     priority: int = 2

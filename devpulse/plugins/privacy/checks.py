@@ -279,6 +279,8 @@ def token_like(value: str) -> bool:
     core = value.strip().strip("'\"`")
     if len(core) < 12 or not core.isascii() or any(c in core for c in _ASCII_SPACE):
         return False
+    if len(set(core[:MAX_TOKEN_CHARS])) < 7:
+        return False  # the entropy asked below needs 7 kinds of character (log2 6 < 2.75)
     shapes = _shapes(core)
     if _placeholder(core, shapes) or _names(core, shapes) or is_sequence(core):
         return False

@@ -142,6 +142,11 @@ def _compile(where: str, rule: PrivacyRule) -> CompiledRule:
         compile_pattern(rule.trigger, f"{where}.trigger")
     if not 0 <= rule.group <= regex.groups:
         raise ConfigError(f"{where}.group: the pattern has only {regex.groups} group(s)")
+    for i, group in enumerate(rule.groups):
+        if not 1 <= group <= regex.groups:
+            raise ConfigError(
+                f"{where}.groups[{i}]: the pattern has no group {group} (it has {regex.groups})"
+            )
     return CompiledRule(
         rule=rule,
         regex=regex,

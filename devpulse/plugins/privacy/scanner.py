@@ -219,16 +219,14 @@ def _spans(rule: CompiledRule, data: bytes, spans: Spans) -> Iterator[tuple[int,
     `preceded_by` turns down is yielded with a value span of (-1, -1), so that the caller
     counts it among the candidates, and the search goes on from the next byte.
     """
-    group, preceded_by, size = rule.rule.group, rule.preceded_by, len(data)
+    groups, preceded_by, size = rule.rule.groups or (rule.rule.group,), rule.preceded_by, len(data)
     while True:
         begin = spans[0][0]
         if preceded_by is not None and not preceded_by.allows(data, begin):
             yield begin, -1, -1
             pos = begin + 1
         else:
-            start, end = spans[group]
-            if start < 0 and group:  # an alternative with a group of its own: the next set
-                start, end = next((s for s in spans[group + 1 :] if s[0] >= 0), (-1, -1))
+            start, end = next((spans[g] for g in groups if spans[g][0] >= 0), (-1, -1))
             if start >= 0:
                 yield begin, start, end
             pos = max(end if start >= 0 else spans[0][1], begin + 1)

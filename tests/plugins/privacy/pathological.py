@@ -45,7 +45,8 @@ CHAINS = (
     *('"Name": "/pw", "Type": "S", "Value": "', "name: pw\nt: x\nvalue: ", "Cookie: a=b; "),
     *("cookie: sid=", "Cookie: x"),
     *("ssh-keygen zip -P abcdefgh ", "net use /user:x abcdefgh ", "htpasswd -a ", "x-u a:b "),
-    *('"value": "x", ', "echo abcd | ", ":*:*:*:", "PuTTY-User-Key-File-2: a\\n"),
+    *("echo abcd | ", ":*:*:*:", "PuTTY-User-Key-File-2: a\\n"),
+    *("login -p abcdefgh ", "mongo publish -p x "),
 )
 # Matches longer than the parsed window, whose values therefore look short: never searched
 # again (searching them again cost 2 s per MB, 8 s for these 2 MB). And one tool's name, then
@@ -53,8 +54,13 @@ CHAINS = (
 # (3 s per MB).
 LONG_CHAINS = (
     *("a" * 950 + "pw=", "pw:" + "T" * 920 + "="),
+    # a tool's name run into a word: a match turned down for the character before it was
+    # searched for again from the next byte, each search reading on to the line's end
+    *("xredis-cli ", "xsqlcmd ", "xopenssl ", "xlogin ", "xssh-keygen "),
     *("redis-cli -p abcdefgh ", "sqlcmd --password abcdefgh ", "openssl vault login ldap "),
 )
+# the options that those tools' rules read on to, once, at the end of the line
+OPTIONS_AT_END = " ".join(f"{o} Zq7mK2pLx9Wr" for o in ("-a", "-P", "-k", "-p", "-N", "-w")) + "\n"
 
 # What the patterns repeat: each character class they use, and pairs that two overlapping
 # alternatives can both take (`_.`: both kinds of CODE_EXPRESSION segment took `_`).
@@ -136,7 +142,7 @@ def rule_texts() -> Iterator[tuple[str, str]]:
     for unit in CHAINS:
         yield f"chain {unit!r}", unit * (CHAIN // len(unit))
     for unit in LONG_CHAINS:
-        yield f"long chain {unit[:8]!r}...", unit * (LONG_CHAIN // len(unit))
+        yield f"long chain {unit[:8]!r}...", unit * (LONG_CHAIN // len(unit)) + OPTIONS_AT_END
     for lead, closer in (('password = "', '"'), ("token: '", "'"), ("secret=", "")):
         for unit, run in runs(LONG, ("_.", "a.", "A.", "Ab.", "_1.", "a-", "a")):
             yield f"{lead!r} + {unit!r} x {LONG}", lead + run + closer

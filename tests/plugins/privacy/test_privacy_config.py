@@ -28,7 +28,7 @@ def test_user_rules_run_like_packaged_ones() -> None:
 
 
 def test_a_rule_whose_alternatives_each_hold_the_value_in_their_own_group() -> None:
-    s = ticket_scanner(r"ticket (ACME-\d{4,})|(ACME-\d{4,}) is open", group=1)
+    s = ticket_scanner(r"ticket (ACME-\d{4,})|(ACME-\d{4,}) is open", groups=[1, 2])
     text = "ticket ACME-1234, and ACME-2345 is open; ACME-3456 alone"
     assert [text[slice(*f.span)] for f in s.scan(text)] == ["ACME-1234", "ACME-2345"]
 
@@ -82,6 +82,10 @@ def test_the_classifier_can_be_switched_off() -> None:
         (
             {"rules": [{"id": "x", "category": "pii", "pattern": "a", "group": 2}]},
             "privacy.rules[0].group: the pattern has only 0 group(s)",
+        ),
+        (
+            {"rules": [{"id": "x", "category": "pii", "pattern": "(a)|(b)", "groups": [1, 3]}]},
+            "privacy.rules[0].groups[1]: the pattern has no group 3 (it has 2)",
         ),
         (
             {"rules": [{"id": "x", "category": "pii", "pattern": "a", "preceded_by": "[;"}]},

@@ -80,10 +80,6 @@ NAMED = [
     f'client.setDeployToken("{TOKEN}");',  # a setter
     f"Client.withToken('{TOKEN}')",
     f'builder.password("{TOKEN}".toCharArray())',  # Java keeps passwords in char[]
-    f'{{"value": "{TOKEN}", "name": "DB_PASSWORD"}}',  # the value first
-    f"env:\n  - value: {TOKEN}\n    name: DEPLOY_TOKEN\n",
-    f'<property value="{TOKEN}" name="jdbc.password"/>',
-    f'{{"Value": "{TOKEN}", "Type": "SecureString", "Name": "/prod/db/password"}}',
 ]
 
 
@@ -137,6 +133,15 @@ COMMANDS = [
     f"echo '{PASSWORD}' | sudo -S apt-get update",  # read from stdin
     f'echo "{PASSWORD}" | docker login --username ci --password-stdin registry.example.net',
     f"echo 'root:{PASSWORD}' | chpasswd",
+    f"mysqldump -u backup -p'{PASSWORD}' --single-transaction app",  # -p, attached
+    f"sshpass -p '{PASSWORD}' ssh deploy@build.example.net",  # -p and a blank, after these
+    f"docker login -u ci -p {PASSWORD} registry.example.net",
+    f"npx ovsx publish -p {TOKEN} --packagePath ext.vsix",
+    f"mongosh mongodb://db.example.net/app -u admin -p {PASSWORD}",
+    f"/opt/mssql-tools18/bin/sqlcmd -S localhost -U SA -P '{PASSWORD}'",  # a tool's path
+    f'sh -c "redis-cli -a {PASSWORD} ping"',
+    f'echo "admin:{PASSWORD}" | sudo chpasswd',
+    f"$(vault login -token-only s.{TOKEN[:24]})",
     f"db.example.net:5432:app:svc:{PASSWORD}",  # ~/.pgpass
     f"*:*:*:postgres:{PASSWORD}",
 ]
@@ -225,13 +230,23 @@ def test_password_hashes_in_crypt_formats_are_secrets(scanner: Scanner) -> None:
     assert secret_spans(scanner, f"$6${pick(CRYPT, 16)}${pick(CRYPT, 40)}") == []  # too short
 
 
-def test_a_putty_private_key_is_found_by_its_body(scanner: Scanner) -> None:
+def ppk(body: str, comment: str = "ci", newline: str = "\n") -> str:
+    """A PuTTY key file (format 3) around the first line of its private body."""
+    lines = ["PuTTY-User-Key-File-3: ssh-ed25519", "Encryption: none", f"Comment: {comment}"]
+    lines += ["Public-Lines: 2", pick(ALNUM, 64), pick(ALNUM, 20), "Private-Lines: 1", body]
+    return newline.join([*lines, "Private-MAC: 0a1b"])
+
+
+@pytest.mark.parametrize("comment", ["ci", "C:\\Users\\rob\\key"])  # \r, then no newline
+def test_a_putty_private_key_is_found_by_its_body(scanner: Scanner, comment: str) -> None:
     body = pick(ALNUM + "+/", 64)
-    text = (
-        "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: ci\nPublic-Lines: 2\n"
-        f"{pick(ALNUM, 64)}\n{pick(ALNUM, 20)}\nPrivate-Lines: 1\n{body}\nPrivate-MAC: 0a1b\n"
-    )
-    assert body in secret_spans(scanner, text)
+    assert body in secret_spans(scanner, ppk(body, comment))
+
+
+def test_a_putty_key_quoted_in_json_is_found_by_its_body(scanner: Scanner) -> None:
+    body = pick(ALNUM + "+/", 64)
+    quoted = ppk(body, "C:\\\\keys", newline="\\n")  # as JSON escapes it
+    assert body in secret_spans(scanner, f'{{"deploy_key": "{quoted}"}}')
 
 
 def test_a_base64_wrapped_jwt_is_decoded_and_checked(scanner: Scanner) -> None:
@@ -259,15 +274,6 @@ def test_a_kubernetes_secret_manifest(scanner: Scanner) -> None:
     assert "kubernetes-secret" not in {
         f.rule_id for f in scanner.scan(text.replace("kind", "Kind"))
     }
-
-
-def test_a_putty_key_quoted_in_json_is_found_by_its_body(scanner: Scanner) -> None:
-    body = pick(ALNUM + "+/", 64)
-    ppk = (
-        "PuTTY-User-Key-File-3: ssh-ed25519\\nEncryption: none\\nComment: C:\\\\keys\\n"
-        f"Public-Lines: 1\\n{pick(ALNUM, 64)}\\nPrivate-Lines: 1\\n{body}\\nPrivate-MAC: 0a"
-    )
-    assert body in secret_spans(scanner, f'{{"deploy_key": "{ppk}"}}')
 
 
 LOOK_ALIKES = [
@@ -333,7 +339,21 @@ LOOK_ALIKES = [
     '{"name": "passwordPolicy", "type": "string", "value": "strict"}',
     f"Cookie: _ga=GA1.2.1234567890.1700000000; csrftoken={TOKEN}; theme=dark",
     "Set-Cookie: sessionid=; expires=Thu, 01 Jan 1970 00:00:00 GMT",
+    "mkdir -p src/components/Button",  # -p and a blank: parents, a port, a plugin
+    "python -m pytest -p no:cacheprovider tests/",
+    "7z a -p backup.7z docs/",
+    "mysql -u root -p production_db",  # a blank after mysql's -p: it asks for it
+    "docker compose -p webAppStaging2 up -d",
+    "zip -r a.zip . ; docker run -P nginx:latest",  # the next command's option
+    "ssh-keygen -t ed25519 -f key && docker run -P myimage:1.2",
+    'ldapsearch -x -b "dc=example,dc=net" "(uid=bob)" | grep -w memberOf',
+    "net use Z: \\\\srv\\share /user:bob /persistent:yes",
+    "net use Z: \\\\srv\\share /user:bob %SHARE_PASSWORD%",
+    'Get-Content "C:\\secure\\pw.txt" | ConvertTo-SecureString -AsPlainText',
+    '"$env:ADMIN_PW" | ConvertTo-SecureString -AsPlainText -Force',  # PowerShell expands it
+    'echo "root:$ROOT_PASSWORD" | chpasswd',
     "vault login -method=github",  # options, and no token
+    "vault login -method=userpass username=alice",  # an auth method's key=value
     "unzip -p archive.zip config.json | jq .",  # unzip's -p pipes
     'ssh-keygen -t rsa -b 4096 -N "" -f id_rsa',
     "openssl req -new -key server.key -out server.csr",
@@ -345,10 +365,6 @@ LOOK_ALIKES = [
     'echo "$GH_TOKEN" | gh auth login --with-token',
     "localhost:5432:*:postgres:$PGPASS",
     "*:*:*:*:*",
-    '{"value": 42, "name": "token_count"}',
-    '- value: "true"\n  name: ENABLE_AUTH',
-    '{"value": "Enter your password", "key": "login.password.placeholder"}',
-    "- value: secretKeyRef\n  name: API_TOKEN",
     "see https://wiki.example.net/sign-u p:Xk2fj39Qm7Lp",  # a dash inside a word
 ]
 
