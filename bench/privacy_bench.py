@@ -180,6 +180,13 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         "tool names in words": fill("xredis-cli ")[: size - 20] + "-a Zq7mK2pLx9Wr\n",
         # name/value records whose values are long: each match is read again for its groups
         "long values in named records": fill("value=" + "A" * 600 + " name=password\n"),
+        # every tool's name, then one line of options: each tool's rule matches the whole line,
+        # and RE2 reads each such match again for its groups
+        "tool names before a long line": "redis-cli sqlcmd openssl ssh-keygen zip ldapsearch "
+        "smbclient docker login mongo sshpass "
+        + fill("-x ")[: size - 200]
+        + " -a Zq8rT2mXwPq -P Zq8rT2mXwPq -p Zq8rT2mXwPq -k Zq8rT2mXwPq",
+        "long values in long options": fill("--token=" + "Ab1" * 300 + " next\n"),
     }
 
 

@@ -142,6 +142,8 @@ def _compile(where: str, rule: PrivacyRule) -> CompiledRule:
         compile_pattern(rule.trigger, f"{where}.trigger")
     if not 0 <= rule.group <= regex.groups:
         raise ConfigError(f"{where}.group: the pattern has only {regex.groups} group(s)")
+    if rule.groups and rule.group:
+        raise ConfigError(f"{where}.groups: give group or groups, not both")
     for i, group in enumerate(rule.groups):
         if not 1 <= group <= regex.groups:
             raise ConfigError(

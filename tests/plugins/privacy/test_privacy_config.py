@@ -88,6 +88,14 @@ def test_the_classifier_can_be_switched_off() -> None:
             "privacy.rules[0].groups[1]: the pattern has no group 3 (it has 2)",
         ),
         (
+            {
+                "rules": [
+                    {"id": "x", "category": "pii", "pattern": "(a)", "group": 1, "groups": [1]}
+                ]
+            },
+            "privacy.rules[0].groups: give group or groups, not both",
+        ),
+        (
             {"rules": [{"id": "x", "category": "pii", "pattern": "a", "preceded_by": "[;"}]},
             "privacy.rules[0].preceded_by: not a valid RE2 pattern",
         ),

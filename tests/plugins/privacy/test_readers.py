@@ -142,6 +142,9 @@ COMMANDS = [
     f'sh -c "redis-cli -a {PASSWORD} ping"',
     f'echo "admin:{PASSWORD}" | sudo chpasswd',
     f"$(vault login -token-only s.{TOKEN[:24]})",
+    f"/usr/local/bin/vault login s.{TOKEN[:24]}",
+    f"/usr/bin/htpasswd -bc /etc/nginx/.htpasswd admin {PASSWORD}",
+    f"docker login registry.example.net -u ci -p {PASSWORD}",  # the server first
     f"db.example.net:5432:app:svc:{PASSWORD}",  # ~/.pgpass
     f"*:*:*:postgres:{PASSWORD}",
 ]
@@ -249,6 +252,11 @@ def test_a_putty_key_quoted_in_json_is_found_by_its_body(scanner: Scanner) -> No
     assert body in secret_spans(scanner, f'{{"deploy_key": "{quoted}"}}')
 
 
+def test_a_routable_gitlab_token_is_found_whole(scanner: Scanner) -> None:
+    token = f"glpat-{pick(ALNUM, 36)}.01.{pick(string.ascii_lowercase + string.digits, 9)}"
+    assert secret_spans(scanner, f"GITLAB_PAT {token} ") == [token]
+
+
 def test_a_base64_wrapped_jwt_is_decoded_and_checked(scanner: Scanner) -> None:
     def part(payload: str) -> str:
         return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
@@ -345,6 +353,15 @@ LOOK_ALIKES = [
     "mysql -u root -p production_db",  # a blank after mysql's -p: it asks for it
     "docker compose -p webAppStaging2 up -d",
     "zip -r a.zip . ; docker run -P nginx:latest",  # the next command's option
+    "On the login node, run srun -p gpu_a100 -N 1 --pty bash",  # -p: not after these
+    "After docker login, use docker compose -p shop_v2 up -d",
+    "cargo publish -p serde_json_v2",
+    "docker run -d --name my-mongo -p 127.0.0.1:27017:27017 mongo:7",
+    "dotnet build -p:Configuration=Release",  # -p attached, with : or =
+    "docker run -p127.0.0.1:8080:80 nginx",
+    "rsync --passwords-file=/etc/rsync.pw src/ dest/",  # a longer option's name
+    "openssl rsa -in key.pem -passin file:pass.txt",
+    "kind: Deployment\nmetadata:\n  name: frontend1\n---\napiVersion: v1\nkind: Secret\n",
     "ssh-keygen -t ed25519 -f key && docker run -P myimage:1.2",
     'ldapsearch -x -b "dc=example,dc=net" "(uid=bob)" | grep -w memberOf',
     "net use Z: \\\\srv\\share /user:bob /persistent:yes",
