@@ -93,7 +93,7 @@ CLUES = (
     r"|(?i:(?P<name>(?:pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey"
     r"|access_?key|auth_?key|private_?key|client_?secret|credentials?"
     r"|conn(?:ection)?_?str(?:ing)?|dsn)[\pL\pN_]*)"
-    r"['\"\]]*(?:\s|\\)*(?:[:=]|==|!=)(?:\s|\\)*(?:[\w.\[\], |]+=(?:\s|\\)*)?[(\[]?(?:\s|\\)*"
+    r"['\"\]]*(?:\s|\\)*(?:[:=]|==|!=)(?:\s|\\)*(?:[\w.\[\], |]+=(?:\s|\\)*)*[(\[]?(?:\s|\\)*"
     r"[rbuRBU]{0,2}"
     r"(?:\"(?P<dq>(?:[^\"\\\n\r]|\\(?s:.))*)\"|'(?P<sq>(?:[^'\\\n\r]|\\(?s:.))*)'|[\"']))"
 )
