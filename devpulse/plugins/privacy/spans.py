@@ -59,6 +59,10 @@ def search_text(regex: re2._Regexp, text: str) -> Spans | None:
 # groups is compiled twice: without them to find each match, and with them to read a match
 # only when it is this short. Longer ones are read within their first this many bytes.
 MAX_PARSED_BYTES = 1024
+# A match is read within its first this many bytes first, and within MAX_PARSED_BYTES only if
+# that reading fails: a long unquoted value reads as well cut short (the readers cut it at
+# 200 bytes anyway), and a flood of such matches then costs a quarter of the reading.
+FIRST_PARSED_BYTES = 256
 _NAMED_GROUP = re2.compile(rb"\(\?P<\w+>")
 
 
@@ -84,14 +88,19 @@ def search_parsed(pattern: TwoPass, data: bytes, pos: int) -> tuple[int, int, Sp
     spans.
 
     The spans are those `search_spans(pattern.parse, ...)` gives for a match of up to
-    MAX_PARSED_BYTES. A longer match is read as far as its first MAX_PARSED_BYTES go: a
-    value that runs on past them is cut there, and a match whose fixed parts (a name and an
-    operator, a closing quote) lie beyond them has no spans (None). None for no match.
+    FIRST_PARSED_BYTES. A longer match is read as far as its first FIRST_PARSED_BYTES go,
+    and if it cannot be read so, as far as its first MAX_PARSED_BYTES go: a value that runs
+    on past them is cut there, and a match whose fixed parts (a name and an operator, a
+    closing quote) lie beyond them has no spans (None). None for no match.
     """
     whole = search_spans(pattern.find, data, pos)
     if whole is None:
         return None
     start, end = whole[0]
+    if end - start > FIRST_PARSED_BYTES:
+        spans = match_spans(pattern.parse, data, start, start + FIRST_PARSED_BYTES)
+        if spans is not None:
+            return start, end, spans
     return start, end, match_spans(pattern.parse, data, start, min(end, start + MAX_PARSED_BYTES))
 
 

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from devpulse.plugins.privacy import spans
 from devpulse.plugins.privacy.spans import (
+    FIRST_PARSED_BYTES,
     MAX_PARSED_BYTES,
     Reported,
     TwoPass,
@@ -54,8 +55,14 @@ def test_a_long_match_is_read_by_its_start_and_a_short_one_exactly() -> None:
     start, end, spans = search_parsed(pattern, long, 0) or (0, 0, None)
     assert (start, end) == (0, len(long))
     assert spans is not None
-    assert spans[2] == (4, MAX_PARSED_BYTES)
+    assert spans[2] == (4, FIRST_PARSED_BYTES)  # read within its first bytes: cut there
     quoted = TwoPass.compile(rb'(?P<name>key)="(?P<value>[a-z]+)"')
+    # a closing quote past the first reading: read again, as far as MAX_PARSED_BYTES
+    middling = b'key="' + b"a" * (2 * FIRST_PARSED_BYTES) + b'"'
+    found = search_parsed(quoted, middling, 0)
+    assert found is not None
+    assert found[2] is not None
+    assert found[2][2] == (5, len(middling) - 1)
     found = search_parsed(quoted, b'key="' + b"a" * (4 * MAX_PARSED_BYTES) + b'"', 0)
     assert found is not None
     assert found[2] is None
