@@ -374,15 +374,16 @@ def name_words(name: str) -> list[str]:
     return words
 
 
+# Parts of the Python pass's credential names (pyast.CREDENTIAL_NAME), as substrings.
+_CREDENTIAL_SOUNDS = ("pass", "pwd", "secret", "token", "key", "cred", "dsn", "conn")
+
+
 def names_a_look_alike(name: str) -> bool:
     """Whether every word of `name` that sounds like a credential is a look-alike: bypass,
     compass_heading, lowpass (the Python pass finds its names by substring)."""
     words = name_words(name[:MAX_NAME_CHARS])
     sounding = [w for w in words if any(part in w for part in _CREDENTIAL_SOUNDS)]
     return bool(sounding) and all(w in _NOT_PASS_WORDS for w in sounding)
-
-
-_CREDENTIAL_SOUNDS = ("pass", "pwd", "secret", "token", "key", "cred", "dsn", "conn")
 
 
 def credential_name_strength(name: str) -> int:

@@ -374,12 +374,12 @@ def _name_and_value(pattern: TwoPass) -> Reader:
 
     def read(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
         for spans in _matches(pattern, data, overflow):
-            value_span: tuple[int, int] | None = spans[bare_group]
-            bare = spans[bare_group][0] >= 0
-            if bare:
-                # value={password}: a template's expression
-                opens = data[spans[bare_group][0] : spans[bare_group][0] + 1]
-                value_span = None if opens == b"{" else _bare_value(data, spans[bare_group])
+            bare_span = spans[bare_group]
+            bare = bare_span[0] >= 0
+            value_span: tuple[int, int] | None
+            if bare:  # value={password}: a template's expression
+                opens = data[bare_span[0] : bare_span[0] + 1]
+                value_span = None if opens == b"{" else _bare_value(data, bare_span)
             else:
                 value_span = next((spans[g] for g in value_groups if spans[g][0] >= 0), None)
             name_span = spans[name_group]

@@ -47,6 +47,7 @@ class CompiledRule:
     level: PrivacyLevel
     validator: Callable[[str], bool] | None
     preceded_by: Preceding | None = None
+    value_groups: tuple[int, ...] = (0,)  # where the value is: the first of these set
 
     @property
     def id(self) -> str:
@@ -157,6 +158,7 @@ def _compile(where: str, rule: PrivacyRule) -> CompiledRule:
         preceded_by=_preceding(rule.preceded_by, f"{where}.preceded_by")
         if rule.preceded_by is not None
         else None,
+        value_groups=rule.groups or (rule.group,),
     )
 
 

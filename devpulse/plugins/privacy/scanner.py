@@ -219,7 +219,7 @@ def _spans(rule: CompiledRule, data: bytes, spans: Spans) -> Iterator[tuple[int,
     `preceded_by` turns down is yielded with a value span of (-1, -1), so that the caller
     counts it among the candidates, and the search goes on from the next byte.
     """
-    groups, preceded_by, size = rule.rule.groups or (rule.rule.group,), rule.preceded_by, len(data)
+    groups, preceded_by, size = rule.value_groups, rule.preceded_by, len(data)
     while True:
         begin = spans[0][0]
         if preceded_by is not None and not preceded_by.allows(data, begin):
