@@ -54,6 +54,13 @@ MAX_FINDINGS_PER_RULE = 100
 # A rule whose candidates keep failing their checks stops after this many; the rest of the
 # text is then reported as one unverified finding, so an unchecked text is never "clean".
 MAX_CANDIDATES_PER_RULE = 2000
+# The rules of one scan share a budget of candidates, this many and one more for each
+# SCAN_BYTES_PER_CANDIDATE bytes of text, so that a text which floods many rules (one line of
+# every tool's option) costs what a flood of two or three does. Real text stays well inside
+# it: the bench's mixed corpus has about two candidates per KB. A rule that finds the budget
+# spent reports the text from its first candidate on as unverified.
+SCAN_CANDIDATES = 4000
+SCAN_BYTES_PER_CANDIDATE = 256
 # The checks judge a value by its first this many characters (a token's first 4 KB tell as
 # much as all of a 1 MB run, and cost a 250th of the time).
 MAX_JUDGED_CHARS = 4096
@@ -98,10 +105,13 @@ class Scanner:
         data = text.encode("utf-8", "surrogatepass")
         enabled = self._enabled(data)
         candidates: list[tuple[int, int, Hit]] = []
+        budget = scan_budget(len(data))
         for index in sorted(enabled - {AST}):
             rule = self._rules[index]
             rank = (rule.rule.priority, index)
-            candidates.extend((*rank, hit) for hit in self._run(rule, data))
+            hits, examined = self._run(rule, data, min(MAX_CANDIDATES_PER_RULE, budget))
+            budget -= examined
+            candidates.extend((*rank, hit) for hit in hits)
         if AST in enabled:
             # The readers, then the parse, only judge what the passes before them left.
             known = Reported((h.start, h.end, h.category) for _, _, h in candidates)
@@ -147,14 +157,16 @@ class Scanner:
             enabled -= self._exact.difference(EXACT - mark for mark in marks)
         return enabled
 
-    def _run(self, rule: CompiledRule, data: bytes) -> list[Hit]:
-        """The rule's accepted hits in `data`, with byte offsets."""
+    def _run(self, rule: CompiledRule, data: bytes, allowance: int) -> tuple[list[Hit], int]:
+        """The rule's accepted hits in `data`, with byte offsets, and how many candidates it
+        judged: at most `allowance`, past which the rest is one unverified hit."""
         first = search_spans(rule.regex, data, 0)
         if first is None:
-            return []  # the common case: a rule the prefilter let through that finds nothing
+            return [], 0  # the common case: a rule the prefilter let through finds nothing
         hits: list[Hit] = []
-        for examined, (match_start, start, end) in enumerate(_spans(rule, data, first), start=1):
-            if examined > MAX_CANDIDATES_PER_RULE:
+        examined = 0
+        for match_start, start, end in _spans(rule, data, first):
+            if examined == allowance:
                 rest = data[match_start:].decode("utf-8", "surrogatepass")
                 hits.append(
                     Hit(
@@ -167,6 +179,7 @@ class Scanner:
                     )
                 )
                 break
+            examined += 1
             if start < 0:
                 continue
             value = data[start:end].decode("utf-8", "surrogatepass")
@@ -175,7 +188,7 @@ class Scanner:
             hits.append(Hit(rule.id, rule.rule.category, rule.level, start, end, value))
             if len(hits) >= MAX_FINDINGS_PER_RULE:
                 break
-        return hits
+        return hits, examined
 
     def _accepts(self, rule: CompiledRule, value: str) -> bool:
         value = value[:MAX_JUDGED_CHARS]
@@ -192,6 +205,11 @@ class Scanner:
             return False
         data = value.encode("utf-8", "surrogatepass")
         return any(p.search(data) for p in self._allowlist)
+
+
+def scan_budget(size: int) -> int:
+    """The candidates that the rules of one scan of `size` bytes may judge between them."""
+    return SCAN_CANDIDATES + size // SCAN_BYTES_PER_CANDIDATE
 
 
 def _prefilter(table: dict[str, list[int]]) -> tuple[re2.Set, list[tuple[int, ...]]]:

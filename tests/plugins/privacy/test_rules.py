@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from devpulse import config_from_mapping
 from devpulse.plugins.privacy import Scanner
+from devpulse.plugins.privacy import scanner as scanner_module
 from tests.plugins.privacy import secrets_factory as make
 
 CONFIG = {
@@ -195,6 +198,33 @@ def test_a_flood_of_failing_candidates_is_reported_unverified_never_clean(scanne
     decoys = " ".join("4539 1488 0343 6468" for _ in range(2500))  # each fails Luhn
     findings = scanner.scan(decoys)
     assert "credit-card:unverified" in {f.rule_id for f in findings}
+
+
+def test_rules_flooded_together_share_one_budget_of_candidates(
+    scanner: Scanner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seven tools' options on one line, each value a failing candidate: the rules stop at
+    the scan's budget, not at seven times a rule's, and each reports itself unverified."""
+    drawn = 0
+    spans = scanner_module._spans
+
+    def counted(*args: Any) -> Iterator[tuple[int, int, int]]:
+        nonlocal drawn
+        for item in spans(*args):
+            drawn += 1
+            yield item
+
+    monkeypatch.setattr(scanner_module, "_spans", counted)
+    unit = (
+        "openssl zip -P abcdefgh ssh-keygen ldapsearch -w abcdefgh redis-cli sqlcmd -P "
+        "abcdefgh net use htpasswd -b a b abcdefgh echo abcdefgh | sudo -S x "
+    )
+    text = unit * (scanner_module.MAX_CANDIDATES_PER_RULE + 10)
+    assert any(rule.endswith(":unverified") for rule in rule_ids(scanner, text))
+    # each rule draws at most one candidate past its allowance: the one it reports from
+    rules_run = len(scanner._enabled(text.encode()))
+    assert drawn <= scanner_module.scan_budget(len(text)) + rules_run
+    assert drawn > scanner_module.MAX_CANDIDATES_PER_RULE  # the budget is not a rule's
 
 
 def test_a_flood_of_findings_stops_at_the_cap(scanner: Scanner) -> None:
