@@ -183,7 +183,7 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         # every tool's name, then one line of options: each tool's rule matches the whole line,
         # and RE2 reads each such match again for its groups
         "tool names before a long line": "redis-cli sqlcmd openssl ssh-keygen zip ldapsearch "
-        "smbclient docker login mongo sshpass "
+        "smbclient docker login mongo sshpass nxc hydra xfreerdp "
         + fill("-x ")[: size - 200]
         + " -a Zq8rT2mXwPq -P Zq8rT2mXwPq -p Zq8rT2mXwPq -k Zq8rT2mXwPq",
         "long values in long options": fill("--token=" + "Ab1" * 300 + " next\n"),

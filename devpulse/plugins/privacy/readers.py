@@ -335,8 +335,9 @@ def _token68(value: str) -> bool:
 
 def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     """An unquoted value's span without the brackets that close around it, or None when
-    it is code: a call or an index (`os.environ[`, `getenv(`), or the first word of a
-    longer command (`Read-Host -AsSecureString`), unless it looks machine-made."""
+    it is code: a call or an index (`os.environ[`, `getenv(`), a command given options
+    (`ConvertTo-SecureString -String $env:PW`), or the first word of a longer command
+    (`Read-Host "Password"`) unless it looks machine-made."""
     start, end = span
     following = data[end : end + 1]
     if following in (b"(", b"[") or data[end - 1 : end] in (b"(", b"["):
@@ -350,6 +351,8 @@ def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     # sight must not be copied once per candidate)
     rest = data[end : end + MAX_BARE_BYTES].split(b"\n", 1)[0].strip()
     ends_line = not rest or rest.startswith((b"#", b"//", b";", b",", b"\\", b")", b"}", b"]"))
+    if rest[:1] == b"-" and rest[1:2].isalpha():
+        return None  # an option follows: the value is the command's name
     if not ends_line and not token_like(_text(data, (start, end))):
         return None
     return start, end

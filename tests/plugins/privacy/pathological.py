@@ -47,6 +47,8 @@ CHAINS = (
     *("ssh-keygen zip -P abcdefgh ", "net use /user:x abcdefgh ", "htpasswd -a ", "x-u a:b "),
     *("echo abcd | ", ":*:*:*:", "PuTTY-User-Key-File-2: a\\n"),
     *("login -p abcdefgh ", "mongo publish -p x "),
+    *("nxc a b -p abcdefgh ", "xfreerdp /p:abcdefgh ", "psexec.py a:b@"),
+    "net use \\\\a\\b abcdefgh ",
 )
 # Matches longer than the parsed window, whose values therefore look short: never searched
 # again (searching them again cost 2 s per MB, 8 s for these 2 MB). And one tool's name, then
@@ -58,9 +60,13 @@ LONG_CHAINS = (
     # searched for again from the next byte, each search reading on to the line's end
     *("xredis-cli ", "xsqlcmd ", "xopenssl ", "xlogin ", "xssh-keygen "),
     *("redis-cli -p abcdefgh ", "sqlcmd --password abcdefgh ", "openssl vault login ldap "),
+    *("hydra ", "xfreerdp ", "net use \\\\a ", "impacket-x a:"),
 )
 # the options that those tools' rules read on to, once, at the end of the line
-OPTIONS_AT_END = " ".join(f"{o} Zq7mK2pLx9Wr" for o in ("-a", "-P", "-k", "-p", "-N", "-w")) + "\n"
+OPTIONS_AT_END = (
+    " ".join(f"{o} Zq7mK2pLx9Wr" for o in ("-a", "-P", "-k", "-p", "-N", "-w", "/p:"))
+    + " a:Zq7mK2pLx9Wr@b\n"
+)
 
 # What the patterns repeat: each character class they use, and pairs that two overlapping
 # alternatives can both take (`_.`: both kinds of CODE_EXPRESSION segment took `_`).

@@ -147,6 +147,16 @@ COMMANDS = [
     f"docker login registry.example.net -u ci -p {PASSWORD}",  # the server first
     f"db.example.net:5432:app:svc:{PASSWORD}",  # ~/.pgpass
     f"*:*:*:postgres:{PASSWORD}",
+    f"net use Z: \\\\files\\share {PASSWORD} /user:CORP\\svc_backup",  # before the user
+    f'net use \\\\10.1.2.3\\c$ "{PASSWORD}"',
+    f"nxc smb 10.1.2.0/24 -u administrator -p '{PASSWORD}' --local-auth",  # protocol, target
+    f"evil-winrm -i dc01.corp.example.net -u svc_sql -p {PASSWORD}",
+    f"hydra -l admin -p {PASSWORD} ssh://10.1.2.3",
+    f"xfreerdp /v:10.1.2.3 /u:admin /p:{PASSWORD} /cert:ignore",
+    f"impacket-psexec corp.example.net/admin:{PASSWORD}@10.1.2.3",
+    f"python3 secretsdump.py 'corp/admin:{PASSWORD}@dc01.corp.example.net'",
+    f"vault login -method=token token=s.{TOKEN[:24]}",
+    f"printf '%s' '{PASSWORD}' | docker login --username ci --password-stdin",
 ]
 
 
@@ -383,6 +393,18 @@ LOOK_ALIKES = [
     "localhost:5432:*:postgres:$PGPASS",
     "*:*:*:*:*",
     "see https://wiki.example.net/sign-u p:Xk2fj39Qm7Lp",  # a dash inside a word
+    "$pw = ConvertTo-SecureString -String $env:DB_PASSWORD -AsPlainText -Force",
+    "nxc smb 10.1.2.0/24 -u users.txt -p /opt/lists/passwords.txt --continue-on-success",
+    "hydra -L users.txt -P rockyou.txt -t 4 ftp://10.1.2.3",  # -P: a word list
+    "rdesktop -u admin -p - 10.1.2.3",  # - : read from stdin
+    "xfreerdp /u:admin /p:%RDP_PASSWORD% /v:host",
+    "xfreerdp /u:admin /p:$RDP_PASSWORD /v:host",
+    "net use * \\\\files\\share * /user:alice",  # *: prompt for it
+    "psexec.py -hashes :aad3b435b51404eeaad3b435b51404ee admin@10.1.2.3",
+    "wmiexec.py corp/admin@10.1.2.3 -k -no-pass",
+    "the hydra project uses -p for ports in its compose files",
+    'printf "%s" "${REGISTRY_PASSWORD}" | podman login --password-stdin quay.io',
+    "vault login -method=token token=$VAULT_TOKEN",
 ]
 
 
