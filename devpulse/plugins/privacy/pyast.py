@@ -166,6 +166,17 @@ def code_blocks(data: bytes) -> list[tuple[int, bytes]]:
     return blocks
 
 
+# The ids of the checks' findings, which `privacy.disabled_rules` may name.
+RULE_IDS = (
+    "py-hardcoded-credential",
+    "py-credential-argument",
+    "py-credential-default",
+    "py-connection-string",
+    "py-internal-import",
+    "py-proprietary-header",
+)
+
+
 def scan_python(
     data: bytes, internal_packages: Sequence[str], reported: Reported = NOTHING_REPORTED
 ) -> list[Hit]:

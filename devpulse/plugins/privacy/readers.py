@@ -23,7 +23,7 @@ Connection strings (`jdbc:...;password=...`, Azure Redis `,password=...,`) are t
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from typing import NamedTuple
 
 import re2
@@ -164,10 +164,13 @@ class Found(NamedTuple):
     value: str
 
 
-def read_all(data: bytes, known: Reported = NOTHING_REPORTED) -> list[Found]:
+def read_all(
+    data: bytes, known: Reported = NOTHING_REPORTED, disabled: Container[str] = ()
+) -> list[Found]:
     """What every reader finds in `data` (UTF-8), with byte offsets, but for values inside
     the secrets `known` holds: the regex rules found those already, and no reader judges
-    them again (a vendor's token bound to a name is the commonest).
+    them again (a vendor's token bound to a name is the commonest). Readers whose id is in
+    `disabled` do not run.
 
     One pass of an RE2 set of the readers' patterns says which of them match at all; only
     those run. Bounded like the regex rules: a reader stops at MAX_FINDINGS findings, and one
@@ -176,6 +179,8 @@ def read_all(data: bytes, known: Reported = NOTHING_REPORTED) -> list[Found]:
     """
     found: list[Found] = []
     for rule_id, reader in _readers_for(data):
+        if rule_id in disabled:
+            continue
         overflow: list[int] = []
         found.extend(itertools.islice(reader(data, overflow, known), MAX_FINDINGS))
         if overflow:
@@ -527,6 +532,9 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("curl-user-credential", CURL_USER, _curl_users),
     ("header-credential", HEADER, _headers),
 )
+
+# The ids of the readers' findings, which `privacy.disabled_rules` may name.
+RULE_IDS = tuple(dict.fromkeys(rule_id for rule_id, _, _ in READERS))
 
 
 def _reader_set() -> re2.Set:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import re2
@@ -11,6 +11,7 @@ import re2
 from devpulse.core.config import PrivacyConfig, PrivacyRule, parse_rules
 from devpulse.core.errors import ConfigError
 from devpulse.core.types import PrivacyLevel
+from devpulse.plugins.privacy import pyast, readers
 from devpulse.plugins.privacy.checks import VALIDATORS
 from devpulse.plugins.privacy.packaged import rules_file
 
@@ -106,25 +107,44 @@ def compile_rules(config: PrivacyConfig) -> list[CompiledRule]:
     The order breaks ties between equally ranked findings on the same text: a team's own
     rules first, then those built from its internal names, then the packaged ones.
     """
-    disabled = set(config.disabled_rules)
-    sources: list[tuple[str, PrivacyRule]] = [
+    disabled = switched_off(config)
+    return [_compile(where, r) for where, r in _sources(config) if r.id not in disabled]
+
+
+def _sources(config: PrivacyConfig) -> list[tuple[str, PrivacyRule]]:
+    return [
         *((f"privacy.rules[{i}]", r) for i, r in enumerate(config.rules)),
         *(("privacy", r) for r in configured_rules(config)),
         *(("rules.toml", r) for r in packaged_rules()),
     ]
-    _check_disabled(config.disabled_rules, {r.id for _, r in sources} | set(CONFIGURED_IDS))
-    return [_compile(where, r) for where, r in sources if r.id not in disabled]
 
 
-def _check_disabled(disabled: Iterable[str], known: set[str]) -> None:
-    """Every id in `privacy.disabled_rules` names a rule: a typo must not leave one running."""
-    for i, rule_id in enumerate(disabled):
+def successors() -> dict[str, tuple[str, ...]]:
+    """rules.toml's [successors]: ids a release split or retired, and what took their work."""
+    return {old: tuple(new) for old, new in rules_file().get("successors", {}).items()}
+
+
+def switched_off(config: PrivacyConfig) -> frozenset[str]:
+    """The ids of the rules and passes that `privacy.disabled_rules` turns off: each one it
+    names, and for an id that a release split or retired, the ones that do its work now,
+    so that an upgrade neither breaks a team's config nor turns back on what it turned off.
+
+    Every id must name something: a typo must not leave a rule running.
+    """
+    split = successors()
+    known = {r.id for _, r in _sources(config)}
+    known.update(CONFIGURED_IDS, readers.RULE_IDS, pyast.RULE_IDS, split)
+    off: set[str] = set()
+    for i, rule_id in enumerate(config.disabled_rules):
         if rule_id not in known:
             close = difflib.get_close_matches(rule_id, sorted(known), n=1)
             hint = f"did you mean {close[0]!r}?" if close else "see the packaged rules.toml"
             raise ConfigError(
                 f"privacy.disabled_rules[{i}]: no rule has the id {rule_id!r} ({hint})"
             )
+        off.add(rule_id)
+        off.update(split.get(rule_id, ()))
+    return frozenset(off)
 
 
 def _compile(where: str, rule: PrivacyRule) -> CompiledRule:

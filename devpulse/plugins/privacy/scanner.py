@@ -18,7 +18,12 @@ from devpulse.core.types import Finding, PrivacyLevel
 from devpulse.plugins.privacy.checks import is_placeholder, preview, shannon_entropy
 from devpulse.plugins.privacy.pyast import Hit, scan_python
 from devpulse.plugins.privacy.readers import read_all
-from devpulse.plugins.privacy.rules import CompiledRule, compile_pattern, compile_rules
+from devpulse.plugins.privacy.rules import (
+    CompiledRule,
+    compile_pattern,
+    compile_rules,
+    switched_off,
+)
 from devpulse.plugins.privacy.spans import Reported, Spans, search_spans
 
 # Keywords that make the Python-aware checks and the syntax readers worth running.
@@ -71,6 +76,7 @@ class Scanner:
 
     def __init__(self, config: PrivacyConfig) -> None:
         self._rules = compile_rules(config)
+        self._switched_off = switched_off(config)  # the readers' and checks' ids among them
         self._always = frozenset(
             i for i, r in enumerate(self._rules) if not r.rule.keywords and not r.rule.trigger
         )
@@ -121,7 +127,7 @@ class Scanner:
                     len(self._rules),
                     Hit(f.rule_id, "secret", PrivacyLevel.SECRET, f.start, f.end, f.value),
                 )
-                for f in read_all(data, known)
+                for f in read_all(data, known, self._switched_off)
                 if not self._allowed(f.value)
             )
             reported = known.extended(
@@ -130,7 +136,7 @@ class Scanner:
             candidates.extend(
                 (AST_PRIORITY, len(self._rules), hit)
                 for hit in scan_python(data, self._internal_packages, reported)
-                if not self._allowed(hit.value)
+                if hit.rule_id not in self._switched_off and not self._allowed(hit.value)
             )
         kept = _resolve(candidates)
         if len(data) == len(text):  # ASCII: byte offsets are character offsets

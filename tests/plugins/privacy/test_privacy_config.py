@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
 from devpulse import ConfigError, PrivacyLevel, Request, Side, TaskClass, config_from_mapping
 from devpulse.cli import main
-from devpulse.plugins.privacy import Scanner
+from devpulse.plugins.privacy import Scanner, pyast, readers
+from devpulse.plugins.privacy.rules import packaged_rules, successors
 from tests.support import router_with
 
 
@@ -50,6 +53,43 @@ def test_allowlist_drops_matching_values() -> None:
 
 def test_disabled_rules_are_not_run() -> None:
     assert scanner(disabled_rules=["email-address"]).scan("mail ops@globalmail.net") == []
+
+
+def corpus_texts() -> list[str]:
+    path = Path(__file__).resolve().parents[2] / "data" / "privacy" / "corpus.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["text"] for line in lines if line.strip()]
+
+
+def test_every_finding_can_be_switched_off_by_its_id() -> None:
+    """Each id the scanner reports, the syntax readers' and the Python checks' included, is
+    one that disabled_rules accepts, and naming it there ends that finding."""
+    code = '```python\nsmtp.login(user, "Xq7vR2pL9zK4!")\n```'
+    by_id: dict[str, list[str]] = {}
+    everything = scanner()
+    for text in [*corpus_texts(), code]:
+        for finding in everything.scan(text):
+            by_id.setdefault(finding.rule_id.removesuffix(":unverified"), []).append(text)
+    assert {"assigned-credential", "py-credential-argument", "email-address"} <= set(by_id)
+    for rule_id, texts in by_id.items():
+        quiet = scanner(disabled_rules=[rule_id])
+        assert not [f for t in texts for f in quiet.scan(t) if f.rule_id == rule_id], rule_id
+
+
+def test_an_id_a_release_split_or_retired_switches_off_what_took_its_work() -> None:
+    command = "redis-cli -h cache -a Xq7vR2pL9zK4 ping"
+    assert scanner().scan(command)
+    assert scanner(disabled_rules=["cli-password-flag"]).scan(command) == []
+    text = 'DB_PASSWORD: "Xq7vR2pL9zK4!"'
+    assert scanner(disabled_rules=["generic-credential-assignment"]).scan(text) == []
+    assert scanner(disabled_rules=["basic-auth-option"]).scan("curl -u ci:Xq7vR2pL9zK4 x") == []
+
+
+def test_every_successor_names_a_rule_or_a_pass() -> None:
+    known = {r.id for r in packaged_rules()} | set(readers.RULE_IDS) | set(pyast.RULE_IDS)
+    for old, new in successors().items():
+        assert new, old
+        assert set(new) <= known, old
 
 
 def test_the_classifier_can_be_switched_off() -> None:
