@@ -183,10 +183,21 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         # every tool's name, then one line of options: each tool's rule matches the whole line,
         # and RE2 reads each such match again for its groups
         "tool names before a long line": "redis-cli sqlcmd openssl ssh-keygen zip ldapsearch "
-        "smbclient docker login mongo sshpass nxc hydra xfreerdp "
+        "smbclient docker login mongo sshpass "
         + fill("-x ")[: size - 200]
         + " -a Zq8rT2mXwPq -P Zq8rT2mXwPq -p Zq8rT2mXwPq -k Zq8rT2mXwPq",
         "long values in long options": fill("--token=" + "Ab1" * 300 + " next\n"),
+        # the same with the remote-administration tools, whose password comes at the end
+        "remote tools before a long line": "nxc xfreerdp psexec.py "
+        + fill("-x ")[: size - 200]
+        + " -p Zq8rT2mXwPq /p:Zq8rT2mXwPq a:Zq8rT2mXwPq@b",
+        # every tool's name with an option after it, then one line of options
+        "tool names with options before a long line": "redis-cli -x sqlcmd -x openssl -x "
+        "ssh-keygen -x zip -x ldapsearch -x smbclient -x mongo -x sshpass -x nxc -x xfreerdp -x "
+        "psexec.py -x "
+        + fill("-x ")[: size - 300]
+        + " -a Zq8rT2mXwPq -P Zq8rT2mXwPq -p Zq8rT2mXwPq -k Zq8rT2mXwPq /p:Zq8rT2mXwPq"
+        + " a:Zq8rT2mXwPq@b",
     }
 
 

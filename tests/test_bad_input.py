@@ -371,6 +371,11 @@ def test_scan_of_binary_stdin(capsys, monkeypatch) -> None:
             '[privacy]\ndisabled_rules = ["email-adress"]\n',
             "(did you mean 'email-address'?)",
         ),
+        (
+            '[[privacy.rules]]\nid = "a"\ncategory = "secret"\npattern = "x"\n'
+            "max_match_bytes = 0\n",
+            "privacy.rules[0].max_match_bytes: must be at least 1",
+        ),
         ('source = "x"\n', "source: unknown key"),
         (
             '[backends.llama_server]\nbase_url = "not a url"\n',

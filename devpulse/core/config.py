@@ -42,6 +42,7 @@ class PrivacyRule:
     priority: int = 2
     preceded_by: str | None = None
     exact_prefilter: bool = False
+    max_match_bytes: int | None = None  # a longer match is passed over, its groups unread
     reference: str = "user rule"
 
 

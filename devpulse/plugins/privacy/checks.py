@@ -59,6 +59,8 @@ PLACEHOLDER = re2.compile(
 REFERENCE = re2.compile(
     r"^(?:[a-z][a-z0-9+.-]*://|(?:/|\./|\.\./|~/)[\pL\pN_.-]+/"  # op://vault/item, /run/secrets/x
     r"|\$(?:\{|\(|[A-Za-z_][\pL\pN_]*\n?$)|ENC\[|#\{"  # $VAR, ${VAR}, $(cmd); SOPS; #{spel}
+    # PowerShell's $env:VAR, cmd.exe's %VAR% and its delayed !VAR!
+    r"|\$env:[A-Za-z_][\pL\pN_]*\n?$|%[A-Za-z_][\pL\pN_]*%\n?$|![A-Za-z_][\pL\pN_]*!\n?$"
     # {password} (a format field), :new_password (a bind parameter), @@pw (T-SQL), @Model.Pw
     r"|\{[A-Za-z_][\pL\pN_.]*\}\n?$|:[A-Za-z_][\pL\pN_]*\n?$|@@[A-Za-z_][\pL\pN_]*\n?$"
     r"|@[A-Za-z_][\pL\pN_]*\.[\pL\pN_.]+\n?$"

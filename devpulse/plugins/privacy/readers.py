@@ -151,6 +151,8 @@ SCHEME = re2.compile(rb"^(?P<scheme>[A-Za-z][\w-]*)[ \t]+(?P<rest>\S+)")
 # The scanner's bounds on per-match Python work (scanner.py), applied to each reader.
 MAX_FINDINGS = 100
 MAX_CANDIDATES = 2000
+# PowerShell's Verb-Noun cmdlet names: Get-Credential, ConvertTo-SecureString.
+_CMDLET = re2.compile(rb"^[A-Z][A-Za-z]+-[A-Z][A-Za-z]+$")
 # An unquoted value with no end in sight (a pasted run) is reported by its first bytes.
 MAX_BARE_BYTES = 200
 
@@ -340,9 +342,9 @@ def _token68(value: str) -> bool:
 
 def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     """An unquoted value's span without the brackets that close around it, or None when
-    it is code: a call or an index (`os.environ[`, `getenv(`), a command given options
-    (`ConvertTo-SecureString -String $env:PW`), or the first word of a longer command
-    (`Read-Host "Password"`) unless it looks machine-made."""
+    it is code: a call or an index (`os.environ[`, `getenv(`), a PowerShell cmdlet given
+    options (`ConvertTo-SecureString -String $env:PW`), or the first word of a longer
+    command (`Read-Host -AsSecureString`) unless it looks machine-made (`-e PW=... -d`)."""
     start, end = span
     following = data[end : end + 1]
     if following in (b"(", b"[") or data[end - 1 : end] in (b"(", b"["):
@@ -356,8 +358,8 @@ def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     # sight must not be copied once per candidate)
     rest = data[end : end + MAX_BARE_BYTES].split(b"\n", 1)[0].strip()
     ends_line = not rest or rest.startswith((b"#", b"//", b";", b",", b"\\", b")", b"}", b"]"))
-    if rest[:1] == b"-" and rest[1:2].isalpha():
-        return None  # an option follows: the value is the command's name
+    if rest[:1] == b"-" and search_spans(_CMDLET, data[start:end], 0) is not None:
+        return None  # a PowerShell cmdlet given options: `ConvertTo-SecureString -String $x`
     if not ends_line and not token_like(_text(data, (start, end))):
         return None
     return start, end

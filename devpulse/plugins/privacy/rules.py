@@ -49,6 +49,7 @@ class CompiledRule:
     validator: Callable[[str], bool] | None
     preceded_by: Preceding | None = None
     value_groups: tuple[int, ...] = (0,)  # where the value is: the first of these set
+    find: re2._Regexp | None = None  # with max_match_bytes: the pattern with no groups
 
     @property
     def id(self) -> str:
@@ -165,6 +166,8 @@ def _compile(where: str, rule: PrivacyRule) -> CompiledRule:
         raise ConfigError(f"{where}.group: the pattern has only {regex.groups} group(s)")
     if rule.groups and rule.group:
         raise ConfigError(f"{where}.groups: give group or groups, not both")
+    if rule.max_match_bytes is not None and rule.max_match_bytes < 1:
+        raise ConfigError(f"{where}.max_match_bytes: must be at least 1")
     for i, group in enumerate(rule.groups):
         if not 1 <= group <= regex.groups:
             raise ConfigError(
@@ -179,6 +182,9 @@ def _compile(where: str, rule: PrivacyRule) -> CompiledRule:
         if rule.preceded_by is not None
         else None,
         value_groups=rule.groups or (rule.group,),
+        find=compile_pattern(rule.pattern, f"{where}.pattern", capture=False)
+        if rule.max_match_bytes is not None
+        else None,
     )
 
 
@@ -191,10 +197,12 @@ def _preceding(pattern: str, key: str) -> Preceding:
     return Preceding(regex, ascii_bytes)
 
 
-def compile_pattern(pattern: str, key: str) -> re2._Regexp:
-    """Compile for RE2 over UTF-8 bytes; its errors become a ConfigError naming `key`."""
+def compile_pattern(pattern: str, key: str, *, capture: bool = True) -> re2._Regexp:
+    """Compile for RE2 over UTF-8 bytes; its errors become a ConfigError naming `key`.
+    With `capture` false, its groups do not capture: RE2 then only finds where it matches."""
     options = re2.Options()
     options.log_errors = False
+    options.never_capture = not capture
     try:
         return re2.compile(pattern.encode(), options)
     except re2.error as exc:

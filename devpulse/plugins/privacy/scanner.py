@@ -24,7 +24,7 @@ from devpulse.plugins.privacy.rules import (
     compile_rules,
     switched_off,
 )
-from devpulse.plugins.privacy.spans import Reported, Spans, search_spans
+from devpulse.plugins.privacy.spans import Reported, Spans, match_spans, search_spans
 
 # Keywords that make the Python-aware checks and the syntax readers worth running.
 AST_TRIGGERS = (
@@ -61,11 +61,13 @@ MAX_FINDINGS_PER_RULE = 100
 MAX_CANDIDATES_PER_RULE = 2000
 # The rules of one scan share a budget of candidates, this many and one more for each
 # SCAN_BYTES_PER_CANDIDATE bytes of text, so that a text which floods many rules (one line of
-# every tool's option) costs what a flood of two or three does. Real text stays well inside
-# it: the bench's mixed corpus has about two candidates per KB. A rule that finds the budget
-# spent reports the text from its first candidate on as unverified.
-SCAN_CANDIDATES = 4000
-SCAN_BYTES_PER_CANDIDATE = 256
+# every tool's option) costs what a flood of four or five does. Real text stays inside it:
+# the bench's mixed corpus has about two candidates per KB, and a web server's log three
+# turned down a line (a date, an epoch in ms, a public address), which stays inside it until
+# its rules reach their own caps (2000 lines). A rule that finds the budget spent reports the
+# text from its first candidate on as unverified.
+SCAN_CANDIDATES = 8000
+SCAN_BYTES_PER_CANDIDATE = 512
 # The checks judge a value by its first this many characters (a token's first 4 KB tell as
 # much as all of a 1 MB run, and cost a 250th of the time).
 MAX_JUDGED_CHARS = 4096
@@ -166,7 +168,7 @@ class Scanner:
     def _run(self, rule: CompiledRule, data: bytes, allowance: int) -> tuple[list[Hit], int]:
         """The rule's accepted hits in `data`, with byte offsets, and how many candidates it
         judged: at most `allowance`, past which the rest is one unverified hit."""
-        first = search_spans(rule.regex, data, 0)
+        first = _search(rule, data, 0)
         if first is None:
             return [], 0  # the common case: a rule the prefilter let through finds nothing
         hits: list[Hit] = []
@@ -256,10 +258,24 @@ def _spans(rule: CompiledRule, data: bytes, spans: Spans) -> Iterator[tuple[int,
             pos = max(end if start >= 0 else spans[0][1], begin + 1)
         if pos > size:
             return
-        found = search_spans(rule.regex, data, pos)
+        found = _search(rule, data, pos)
         if found is None:
             return
         spans = found
+
+
+def _search(rule: CompiledRule, data: bytes, pos: int) -> Spans | None:
+    """The spans of the rule's first match at or after `pos`. A rule with max_match_bytes is
+    found with its groupless pattern first, and a match longer than that has no value."""
+    if rule.find is None:
+        return search_spans(rule.regex, data, pos)
+    found = search_spans(rule.find, data, pos)
+    if found is None:
+        return None
+    start, end = found[0]
+    limit = rule.rule.max_match_bytes
+    spans = match_spans(rule.regex, data, start, end) if limit and end - start <= limit else None
+    return spans or [(start, end), *[(-1, -1)] * rule.regex.groups]
 
 
 def _byte_to_char(data: bytes, hits: Sequence[Hit]) -> dict[int, int]:

@@ -61,6 +61,8 @@ LONG_CHAINS = (
     *("xredis-cli ", "xsqlcmd ", "xopenssl ", "xlogin ", "xssh-keygen "),
     *("redis-cli -p abcdefgh ", "sqlcmd --password abcdefgh ", "openssl vault login ldap "),
     *("hydra ", "xfreerdp ", "net use \\\\a ", "impacket-x a:"),
+    # each tool's name with an option after it: every tool's rule matches the whole line
+    "redis-cli -x nxc -x xfreerdp -x psexec.py -x sqlcmd -x zip -x ",
 )
 # the options that those tools' rules read on to, once, at the end of the line
 OPTIONS_AT_END = (

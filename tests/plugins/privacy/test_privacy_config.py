@@ -45,6 +45,21 @@ def test_a_user_rule_can_ask_what_precedes_a_match() -> None:
     ]
 
 
+def test_a_rule_may_pass_over_matches_too_long_to_read() -> None:
+    """max_match_bytes: a match that runs on past it is found, but its value is not read."""
+    s = ticket_scanner(r"ticket(?: [a-z]+)* (ACME-\d{4,})", group=1, max_match_bytes=64)
+    assert [f.rule_id for f in s.scan("ticket for you ACME-1234")] == ["acme-ticket"]
+    assert s.scan("ticket" + " word" * 20 + " ACME-1234") == []
+    assert (
+        len(
+            ticket_scanner(r"ticket(?: [a-z]+)* (ACME-\d{4,})", group=1).scan(
+                "ticket" + " word" * 20 + " ACME-1234"
+            )
+        )
+        == 1
+    )
+
+
 def test_allowlist_drops_matching_values() -> None:
     text = "mail ops-bot@globalmail.net"
     assert scanner().scan(text)

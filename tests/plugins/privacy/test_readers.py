@@ -157,6 +157,15 @@ COMMANDS = [
     f"python3 secretsdump.py 'corp/admin:{PASSWORD}@dc01.corp.example.net'",
     f"vault login -method=token token=s.{TOKEN[:24]}",
     f"printf '%s' '{PASSWORD}' | docker login --username ci --password-stdin",
+    f"printf '{PASSWORD}\\n' | sudo -S apt update",  # the escaped line end is not in it
+    f"docker run -e POSTGRES_PASSWORD={TOKEN} -d postgres:16",  # a value, then options
+    f"helm install app ./chart --set db.password={TOKEN} -f values.yaml",
+    # the first -p is the password, whatever -p comes later
+    f'nxc ssh 10.1.2.3 -p {PASSWORD} -u root -x "mkdir -p /tmp/loot"',
+    f'sshpass -p {PASSWORD} ssh deploy@web01 "mkdir -p /srv/app/releases"',
+    f"impacket-GetUserSPNs corp.example.net/svc:{PASSWORD}@10.1.2.3 -request",
+    f"impacket-psexec corp.example.net/admin:P@{PASSWORD}@10.1.2.3",  # an @ in it
+    f"NET USE Z: \\\\fs01\\share /USER:CORP\\svc {PASSWORD}",
 ]
 
 
@@ -405,6 +414,16 @@ LOOK_ALIKES = [
     "the hydra project uses -p for ports in its compose files",
     'printf "%s" "${REGISTRY_PASSWORD}" | podman login --password-stdin quay.io',
     "vault login -method=token token=$VAULT_TOKEN",
+    "net use \\\\server\\share >C:\\temp\\netuse.log",  # redirections
+    "net use \\\\server\\share 2>C:\\logs\\netuse_err.txt",
+    "net use \\\\server\\share (without credentials)",
+    "net use \\\\computername\\sharename [password | *] [/user:domain\\user]",
+    "net use \\\\server\\share !SHARE_PASSWORD!",  # variables: cmd.exe's, PowerShell's
+    "net use \\\\server\\share $env:SHARE_PASSWORD",
+    "nxc smb 10.1.2.3 -u admin -p $env:SPRAY_PASSWORD",
+    "xfreerdp /u:admin /p:!RDP_PASSWORD! /v:host",
+    "impacket-psexec corp/admin:%ADMIN_PASSWORD%@10.1.2.3",
+    "printf 'password\\n' | passwd --stdin alice",
 ]
 
 

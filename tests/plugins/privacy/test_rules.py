@@ -227,6 +227,21 @@ def test_rules_flooded_together_share_one_budget_of_candidates(
     assert drawn > scanner_module.MAX_CANDIDATES_PER_RULE  # the budget is not a rule's
 
 
+def test_a_long_log_with_many_turned_down_candidates_is_not_reported(scanner: Scanner) -> None:
+    """Each line holds three candidates that their checks turn down (a dotted date, an epoch
+    in ms, a public address), 5,100 in all: no rule reaches its own cap, and the budget the
+    rules share must not starve the last of them into an unverified finding."""
+    rng = random.Random(3)
+    lines = [
+        f"{rng.randint(1, 9):02d}.10.2024 12:{i % 60:02d}:07 INFO "
+        f"ts={rng.randint(1727740800000, 1728518400000)} "
+        f"client=172.{rng.choice([217, 64, 67])}.{rng.randint(0, 255)}.{rng.randint(1, 254)} "
+        f"GET /api/v1/items/{i} 200 {rng.randint(1, 900)}ms"
+        for i in range(1700)
+    ]
+    assert scanner.scan("\n".join(lines)) == []
+
+
 def test_a_flood_of_findings_stops_at_the_cap(scanner: Scanner) -> None:
     rng = random.Random(5)
     text = "\n".join(make.github_token(rng) for _ in range(500))
