@@ -59,8 +59,10 @@ PLACEHOLDER = re2.compile(
 REFERENCE = re2.compile(
     r"^(?:[a-z][a-z0-9+.-]*://|(?:/|\./|\.\./|~/)[\pL\pN_.-]+/"  # op://vault/item, /run/secrets/x
     r"|\$(?:\{|\(|[A-Za-z_][\pL\pN_]*\n?$)|ENC\[|#\{"  # $VAR, ${VAR}, $(cmd); SOPS; #{spel}
-    # PowerShell's $env:VAR, cmd.exe's %VAR% and its delayed !VAR!
-    r"|\$env:[A-Za-z_][\pL\pN_]*\n?$|%[A-Za-z_][\pL\pN_]*%\n?$|![A-Za-z_][\pL\pN_]*!\n?$"
+    # PowerShell's $env:VAR, cmd.exe's %VAR% and its delayed !VAR!, named in one case
+    # (!Summer2024! is a password)
+    r"|\$env:[A-Za-z_][\pL\pN_]*\n?$"
+    r"|%(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)%\n?$|!(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)!\n?$"
     # {password} (a format field), :new_password (a bind parameter), @@pw (T-SQL), @Model.Pw
     r"|\{[A-Za-z_][\pL\pN_.]*\}\n?$|:[A-Za-z_][\pL\pN_]*\n?$|@@[A-Za-z_][\pL\pN_]*\n?$"
     r"|@[A-Za-z_][\pL\pN_]*\.[\pL\pN_.]+\n?$"

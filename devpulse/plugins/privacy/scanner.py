@@ -244,32 +244,43 @@ def _spans(rule: CompiledRule, data: bytes, spans: Spans) -> Iterator[tuple[int,
     after the value lets "a@x.io b@y.io" yield both addresses. A match that its rule's
     `preceded_by` turns down is yielded with a value span of (-1, -1), so that the caller
     counts it among the candidates, and the search goes on from the next byte.
+
+    A match longer than the rule's max_match_bytes (its tool's name, a long line, then its
+    option) is not read. Its last max_match_bytes are searched instead, for a match that
+    fits: a later mention of the tool, nearer its option, as in a transcript that is one
+    JSON line. Then the search goes on from the long match's end, so no byte is read twice
+    for more than one long match.
     """
     groups, preceded_by, size = rule.value_groups, rule.preceded_by, len(data)
+    limit = rule.rule.max_match_bytes if rule.find is not None else None
+    stop = size  # where the search ends: the text's end, or a long match's
     while True:
-        begin = spans[0][0]
-        if preceded_by is not None and not preceded_by.allows(data, begin):
+        begin, finish = spans[0]
+        if limit is not None and finish - begin > limit:
+            pos, stop = max(begin + 1, finish - limit), finish
+        elif preceded_by is not None and not preceded_by.allows(data, begin):
             yield begin, -1, -1
             pos = begin + 1
         else:
             start, end = next((spans[g] for g in groups if spans[g][0] >= 0), (-1, -1))
             if start >= 0:
                 yield begin, start, end
-            pos = max(end if start >= 0 else spans[0][1], begin + 1)
-        if pos > size:
-            return
-        found = _search(rule, data, pos)
+            pos = max(end if start >= 0 else finish, begin + 1)
+        found = _search(rule, data, pos, stop) if pos <= stop else None
+        if found is None and stop < size:
+            pos, stop = stop, size  # a long match's tail is read: on from its end
+            found = _search(rule, data, pos, stop)
         if found is None:
             return
         spans = found
 
 
-def _search(rule: CompiledRule, data: bytes, pos: int) -> Spans | None:
-    """The spans of the rule's first match at or after `pos`. A rule with max_match_bytes is
-    found with its groupless pattern first, and a match longer than that has no value."""
+def _search(rule: CompiledRule, data: bytes, pos: int, stop: int | None = None) -> Spans | None:
+    """The spans of the rule's first match in `data[pos:stop]`. A rule with max_match_bytes
+    is found with its groupless pattern first, and a match longer than that has no value."""
     if rule.find is None:
         return search_spans(rule.regex, data, pos)
-    found = search_spans(rule.find, data, pos)
+    found = search_spans(rule.find, data, pos, stop)
     if found is None:
         return None
     start, end = found[0]

@@ -29,12 +29,15 @@ except (AttributeError, TypeError):  # pragma: no cover - only with a changed go
     FAST = False
 
 
-def search_spans(regex: re2._Regexp, data: bytes, pos: int) -> Spans | None:
-    """The spans of the first match of `regex` in `data` at or after `pos`, or None."""
+def search_spans(
+    regex: re2._Regexp, data: bytes, pos: int, endpos: int | None = None
+) -> Spans | None:
+    """The spans of the first match of `regex` in `data[pos:endpos]`, or None."""
+    end = len(data) if endpos is None else endpos
     if FAST:
-        spans: Spans = regex._regexp.Match(_UNANCHORED, data, pos, len(data))
+        spans: Spans = regex._regexp.Match(_UNANCHORED, data, pos, end)
         return None if spans[0][0] < 0 else spans
-    match = regex.search(data, pos)  # pragma: no cover - only with a changed google-re2
+    match = regex.search(data, pos, end)  # pragma: no cover - only with a changed google-re2
     return None if match is None else [match.span(i) for i in range(regex.groups + 1)]
 
 

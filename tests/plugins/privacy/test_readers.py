@@ -166,6 +166,14 @@ COMMANDS = [
     f"impacket-GetUserSPNs corp.example.net/svc:{PASSWORD}@10.1.2.3 -request",
     f"impacket-psexec corp.example.net/admin:P@{PASSWORD}@10.1.2.3",  # an @ in it
     f"NET USE Z: \\\\fs01\\share /USER:CORP\\svc {PASSWORD}",
+    f"sshpass -p '!{TOKEN[:10]}!' ssh deploy@web01",  # ! and % around a password
+    f"net use \\\\srv\\share !QAZ2wsx{TOKEN[:6]}",
+    f"net use \\\\srv\\share {PASSWORD}>nul 2>&1",  # a redirection right after it
+    f"echo 'Pa\\ss{TOKEN[:8]}' | sudo -S ls",  # a backslash inside
+    # a transcript as one JSON line: an earlier mention of the tool, far from the option
+    '{"messages": [{"role": "user", "content": "I ran gzip -d logs.gz\\n'
+    + "The quick brown fox jumps over the lazy dog. " * 60
+    + f'\\nthen unzip -P {PASSWORD} backup.zip"}}]}}',
 ]
 
 
