@@ -44,6 +44,7 @@ from devpulse.plugins.privacy.spans import (
     Reported,
     Spans,
     TwoPass,
+    found_in,
     search_parsed,
     search_spans,
     search_text,
@@ -358,7 +359,7 @@ def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     # sight must not be copied once per candidate)
     rest = data[end : end + MAX_BARE_BYTES].split(b"\n", 1)[0].strip()
     ends_line = not rest or rest.startswith((b"#", b"//", b";", b",", b"\\", b")", b"}", b"]"))
-    if rest[:1] == b"-" and search_spans(_CMDLET, data[start:end], 0) is not None:
+    if rest[:1] == b"-" and found_in(_CMDLET, data[start:end]):
         return None  # a PowerShell cmdlet given options: `ConvertTo-SecureString -String $x`
     if not ends_line and not token_like(_text(data, (start, end))):
         return None

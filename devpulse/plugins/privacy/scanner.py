@@ -77,8 +77,8 @@ class Scanner:
     """Finds secrets, personal data and internal references in text; never keeps the text."""
 
     def __init__(self, config: PrivacyConfig) -> None:
-        self._rules = compile_rules(config)
         self._switched_off = switched_off(config)  # the readers' and checks' ids among them
+        self._rules = compile_rules(config, self._switched_off)
         self._always = frozenset(
             i for i, r in enumerate(self._rules) if not r.rule.keywords and not r.rule.trigger
         )
@@ -279,7 +279,7 @@ def _search(rule: CompiledRule, data: bytes, pos: int, stop: int | None = None) 
     """The spans of the rule's first match in `data[pos:stop]`. A rule with max_match_bytes
     is found with its groupless pattern first, and a match longer than that has no value."""
     if rule.find is None:
-        return search_spans(rule.regex, data, pos)
+        return search_spans(rule.regex, data, pos, stop)
     found = search_spans(rule.find, data, pos, stop)
     if found is None:
         return None
