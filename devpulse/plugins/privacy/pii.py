@@ -15,7 +15,7 @@ from importlib import resources
 import re2
 
 from devpulse.plugins.privacy.packaged import rules_file
-from devpulse.plugins.privacy.spans import search_text
+from devpulse.plugins.privacy.spans import match_spans, search_text
 
 
 @cache
@@ -161,16 +161,21 @@ def phone_national(value: str) -> bool:
     if sizes[-3:] == [3, 3, 4]:
         return (len(groups) == 3 or (len(groups) == 4 and sizes[0] <= 3)) and _nanp(digits[-10:])
     if sizes in ([3, 3, 2, 2], [3, 2, 2, 2]) and digits[0] >= "2":
-        return not (separators == {"."} and _ipv4(value))
+        return not (separators == {"."} and _ipv4(value) is not None)
     return False
 
 
-def _ipv4(value: str) -> bool:
-    try:
-        ipaddress.IPv4Address(value)
-    except ValueError:
-        return False
-    return True
+def _ipv4(value: str) -> tuple[int, ...] | None:
+    """The four octets of a dotted-quad address, read as `ipaddress` does (one to three
+    ASCII digits each, at most 255, no leading zero), or None."""
+    parts = value.split(".")
+    if len(parts) != 4:
+        return None
+    for part in parts:
+        if not (part.isascii() and part.isdigit()) or len(part) > 3 or part[:1] == "0" != part:
+            return None
+    octets = tuple(map(int, parts))
+    return octets if max(octets) <= 255 else None
 
 
 def phone_labelled(value: str) -> bool:
@@ -225,19 +230,35 @@ ISSUERS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
     ("9792", "9792", (16,)),
     ("9860", "9860", (16,)),
 )
+# The ranges under each first digit, in order: a range's ends share their first digit, so a
+# number can only fall in those under its own.
+_ISSUERS_BY_FIRST: dict[str, tuple[tuple[str, str, tuple[int, ...]], ...]] = {
+    first: tuple(issuer for issuer in ISSUERS if issuer[0][0] == first) for first in "0123456789"
+}
 
 
 def luhn(digits: str) -> bool:
-    nums = [int(c) for c in digits if c.isdigit()]
-    if len(nums) < 12:
+    """The Luhn checksum of the ASCII digits in `digits` (at least 12 of them).
+
+    Digit sums come from the bytes: each digit is its code less 48, and every second one
+    from the right is doubled through a table (9 doubled is 18, whose digits sum to 9).
+    """
+    if not (digits.isascii() and digits.isdigit()):
+        digits = "".join(c for c in digits if "0" <= c <= "9")
+    if len(digits) < 12:
         return False
-    doubled = (2 * n - 9 if 2 * n > 9 else 2 * n for n in reversed(nums[-2::-2]))
-    return (sum(nums[-1::-2]) + sum(doubled)) % 10 == 0
+    kept = digits[-1::-2].encode()
+    doubled = digits[-2::-2].encode().translate(_DOUBLED)
+    return (sum(kept) + sum(doubled) - 48 * len(digits)) % 10 == 0
+
+
+# Each digit's byte, doubled and its digits summed: 0 2 4 6 8 1 3 5 7 9.
+_DOUBLED = bytes.maketrans(b"0123456789", b"0246813579")
 
 
 def issued_length(digits: str) -> bool:
     """Does a scheme issue cards of this length under this prefix? (First match decides.)"""
-    for low, high, lengths in ISSUERS:
+    for low, high, lengths in _ISSUERS_BY_FIRST.get(digits[:1], ()):
         head = digits[: len(low)]
         if low <= head <= high:
             return len(digits) in lengths
@@ -294,7 +315,11 @@ def _iban_ok(value: str) -> bool:
     # that dates with every release, and a real IBAN already passes its country's format
     # and mod 97 (one random string in 97 does).
     layout = bban_layouts().get(compact[:2].upper())
-    return layout is not None and layout.fullmatch(compact[4:].upper()) is not None
+    if layout is None:
+        return False
+    bban = compact[4:].upper().encode()  # ASCII, checked above
+    spans = match_spans(layout, bban, 0, len(bban))  # a layout has one length: all of it?
+    return spans is not None and spans[0][1] == len(bban)
 
 
 # stdnum's layout notation: "4!n4!n12!c" is 4 digits, 4 digits, 12 letters or digits.
@@ -352,15 +377,14 @@ def us_ssn(value: str) -> bool:
 
 def private_ip(value: str) -> bool:
     """RFC 1918 IPv4 ranges and IPv6 unique-local addresses (not CGNAT's 100.64/10: an ISP's)."""
+    octets = _ipv4(value)
+    if octets is not None:
+        first, second = octets[0], octets[1]
+        return first == 10 or (first == 172 and 16 <= second <= 31) or (first, second) == (192, 168)
+    if ":" not in value:
+        return False
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
         return False
-    if address.version == 4:
-        return any(address in net for net in PRIVATE_V4)
-    return address in ipaddress.ip_network("fc00::/7")
-
-
-PRIVATE_V4 = tuple(
-    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
-)
+    return address.version == 6 and address in ipaddress.ip_network("fc00::/7")

@@ -239,16 +239,19 @@ def worth_parsing(
       none: it lies in a comment or a string, or the block does not parse.
 
     None is, either, when the block's first line rules Python out (`opens_with_prose`): that
-    is asked once there is a clue at all, and before any is weighed.
+    is asked first, as it reads only the block's first lines (half the bench's prompts
+    open with prose).
 
     Each clue costs one search from the last; the licence comment, a literal after a comma
     and the f-string's URL are each looked for once, in the whole block. Past MAX_CLUES
     clues the block is parsed.
     """
+    if _opens_with_prose(block):
+        return False
     clues = _clues(internal_packages)
     found = search_spans(clues, block, 0)
     licence = b"#" in block and search_spans(LICENCE_COMMENT, block, 0) is not None
-    if (found is None and not licence) or _opens_with_prose(block):
+    if found is None and not licence:
         return False
     return licence or _clues_worth_parsing(block, offset, clues, found, reported)
 

@@ -24,7 +24,7 @@ from devpulse.plugins.privacy.rules import (
     compile_rules,
     switched_off,
 )
-from devpulse.plugins.privacy.spans import Reported, Spans, match_spans, search_spans
+from devpulse.plugins.privacy.spans import Reported, Spans, first_set, match_spans, search_spans
 
 # Keywords that make the Python-aware checks and the syntax readers worth running.
 AST_TRIGGERS = (
@@ -116,13 +116,14 @@ class Scanner:
         budget = scan_budget(len(data))
         for index in sorted(enabled - {AST}):
             rule = self._rules[index]
-            rank = (rule.rule.priority, index)
             hits, examined = self._run(rule, data, min(MAX_CANDIDATES_PER_RULE, budget))
             budget -= examined
-            candidates.extend((*rank, hit) for hit in hits)
+            if hits:
+                priority = rule.rule.priority
+                candidates += [(priority, index, hit) for hit in hits]
         if AST in enabled:
             # The readers, then the parse, only judge what the passes before them left.
-            known = Reported((h.start, h.end, h.category) for _, _, h in candidates)
+            known = Reported([(h.start, h.end, h.category) for _, _, h in candidates])
             candidates.extend(
                 (
                     READER_PRIORITY,
@@ -133,7 +134,7 @@ class Scanner:
                 if not self._allowed(f.value)
             )
             reported = known.extended(
-                (h.start, h.end, h.category) for _, _, h in candidates[len(known) :]
+                [(h.start, h.end, h.category) for _, _, h in candidates[len(known) :]]
             )
             candidates.extend(
                 (AST_PRIORITY, len(self._rules), hit)
@@ -262,10 +263,10 @@ def _spans(rule: CompiledRule, data: bytes, spans: Spans) -> Iterator[tuple[int,
             yield begin, -1, -1
             pos = begin + 1
         else:
-            start, end = next((spans[g] for g in groups if spans[g][0] >= 0), (-1, -1))
-            if start >= 0:
-                yield begin, start, end
-            pos = max(end if start >= 0 else finish, begin + 1)
+            value = first_set(spans, groups)
+            if value is not None:
+                yield begin, *value
+            pos = max(finish if value is None else value[1], begin + 1)
         found = _search(rule, data, pos, stop) if pos <= stop else None
         if found is None and stop < size:
             pos, stop = stop, size  # a long match's tail is read: on from its end

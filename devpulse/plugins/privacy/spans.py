@@ -41,6 +41,15 @@ def search_spans(
     return None if match is None else [match.span(i) for i in range(regex.groups + 1)]
 
 
+def first_set(spans: Spans, groups: Iterable[int]) -> tuple[int, int] | None:
+    """The span of the first of `groups` that took part in the match, or None."""
+    for group in groups:
+        span = spans[group]
+        if span[0] >= 0:
+            return span
+    return None
+
+
 def found_in(regex: re2._Regexp, data: bytes) -> bool:
     """Whether `regex` matches anywhere in `data`."""
     return search_spans(regex, data, 0) is not None
@@ -100,11 +109,17 @@ def search_parsed(pattern: TwoPass, data: bytes, pos: int) -> tuple[int, int, Sp
     if whole is None:
         return None
     start, end = whole[0]
+    return start, end, parse_match(pattern, data, start, end)
+
+
+def parse_match(pattern: TwoPass, data: bytes, start: int, end: int) -> Spans | None:
+    """The spans of the match of `pattern.find` at [start, end), as `search_parsed` reads
+    them."""
     if end - start > FIRST_PARSED_BYTES:
         spans = match_spans(pattern.parse, data, start, start + FIRST_PARSED_BYTES)
         if spans is not None:
-            return start, end, spans
-    return start, end, match_spans(pattern.parse, data, start, min(end, start + MAX_PARSED_BYTES))
+            return spans
+    return match_spans(pattern.parse, data, start, min(end, start + MAX_PARSED_BYTES))
 
 
 def match_spans(regex: re2._Regexp, data: bytes, start: int, stop: int) -> Spans | None:
