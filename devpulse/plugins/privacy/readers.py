@@ -46,7 +46,6 @@ from devpulse.plugins.privacy.spans import (
     TwoPass,
     first_set,
     found_in,
-    parse_match,
     search_parsed,
     search_spans,
 )
@@ -213,7 +212,6 @@ def _matches(
     data: bytes,
     overflow: list[int],
     resume: Callable[[bytes, Spans, int], int | None] | None = None,
-    known: Reported = NOTHING_REPORTED,
 ) -> Iterator[Spans]:
     """Each match's spans, the next search starting where the last match ended, or where
     `resume(data, spans, end)` says; past MAX_CANDIDATES, the position reached goes into
@@ -221,21 +219,15 @@ def _matches(
 
     A match longer than spans.MAX_PARSED_BYTES is read by its start (see `search_parsed`);
     one that cannot be (a name or a quoted value of thousands of bytes) is passed over.
-
-    For a pattern that ends with its value, `known` holds the secrets found already: a
-    match whose quoted value lies in one is passed over unread (a value inside a known
-    secret is not judged again, and reading the match costs more than finding it).
     """
     pos, size = 0, len(data)
     for _ in range(MAX_CANDIDATES):
         if pos > size:
             return
-        whole = search_spans(pattern.find, data, pos)
-        if whole is None:
+        found = search_parsed(pattern, data, pos)
+        if found is None:
             return
-        (start, end), spans = whole[0], None
-        if not (known and _ends_known(data, start, end, known)):
-            spans = parse_match(pattern, data, start, end)
+        start, end, spans = found
         if spans is not None:
             yield spans
             again = resume(data, spans, end) if resume is not None else None
@@ -244,20 +236,6 @@ def _matches(
         pos = max(end, start + 1)
     if pos <= size and search_parsed(pattern, data, pos) is not None:
         overflow.append(pos)
-
-
-def _ends_known(data: bytes, start: int, end: int, known: Reported) -> bool:
-    """Whether the match [start, end) ends with a quoted value that a known secret holds.
-
-    The value runs from the last quote of its kind before the closing one; one in double
-    quotes with a backslash in the match may hold an escaped quote, and is left to the
-    parse, as is a bare value (its start is not so easily told).
-    """
-    quote = data[end - 1 : end]
-    if quote not in (b'"', b"'", b"`") or (quote == b'"' and b"\\" in data[start:end]):
-        return False
-    opening = data.rfind(quote, start, end - 1)
-    return opening >= 0 and known.holds(opening + 1, end - 1, "secret")
 
 
 def _inside(known: Reported, span: tuple[int, int]) -> bool:
@@ -287,7 +265,7 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
 
 def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     # groups: decl, name, close, gotype, op, space, then the value's dq, sq, bq, bare
-    for spans in _matches(ASSIGNMENT, data, overflow, _search_inside, known):
+    for spans in _matches(ASSIGNMENT, data, overflow, _search_inside):
         decl, name_span, close, gotype, op_span, space = spans[1:7]
         value_span = first_set(spans, range(7, 11))
         if value_span is None or name_span[1] - name_span[0] > MAX_NAME_CHARS:
