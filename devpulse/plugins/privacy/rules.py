@@ -199,6 +199,44 @@ def _preceding(pattern: str, key: str) -> Preceding:
     return Preceding(regex, ascii_bytes)
 
 
+def text_without(word: str, *, lazy: bool = False) -> str:
+    """An RE2 pattern for a run of characters, none of them a line end, in which `word` does
+    not occur (the fewest such characters first, if `lazy`).
+
+    For what a rule that spans lines allows between its two ends: the next `word` (its
+    first end, written again) then ends every search begun before it, and RE2 follows one
+    at a time. Lines of any text there let it follow each one begun in the window, a DFA
+    state for each subset of them: seconds for a megabyte of such lines.
+
+    Built as the automaton that reads `word` letter by letter; its first letter must not
+    recur in it, so that a letter that breaks the word off goes back to the start, or to
+    the first letter.
+    """
+    first, rest = word[0], word[1:]
+    if not rest or first in rest or "\n" in word:
+        raise ValueError(f"{word!r}: needs two letters or more, the first one not repeated")
+
+    def but(*letters: str) -> str:  # any character but these and a line end
+        return "[^" + "".join(map(re2.escape, letters)) + "\\n]"
+
+    def prefix(letters: str) -> str:  # a prefix of `letters`, perhaps empty
+        out = ""
+        for letter in reversed(letters):
+            out = f"(?:{re2.escape(letter)}{out})?"
+        return out
+
+    def broken(letters: str) -> str:  # a prefix of `letters`, then a letter that breaks it
+        out = but(letters[-1], first)
+        for letter in reversed(letters[:-1]):
+            out = f"(?:{but(letter, first)}|{re2.escape(letter)}{out})"
+        return out
+
+    many, one = ("*?", "??") if lazy else ("*", "?")
+    head, started = re2.escape(first), prefix(rest[:-1])  # never all of `rest`
+    again = f"(?:{started}{head})*"  # back to the first letter, written again
+    return f"(?:{but(first)}|{head}{again}{broken(rest)}){many}(?:{head}{again}{started}){one}"
+
+
 def compile_pattern(pattern: str, key: str, *, capture: bool = True) -> re2._Regexp:
     """Compile for RE2 over UTF-8 bytes; its errors become a ConfigError naming `key`.
     With `capture` false, its groups do not capture: RE2 then only finds where it matches."""

@@ -273,6 +273,15 @@ def test_a_putty_private_key_is_found_by_its_body(scanner: Scanner, comment: str
     assert body in secret_spans(scanner, ppk(body, comment))
 
 
+def test_a_putty_key_after_one_cut_short_is_found_by_its_body(scanner: Scanner) -> None:
+    """Between a header and its Private-Lines lies no other header: the search from a key
+    file cut short ends at the next one's header, whose own body is found."""
+    body = pick(ALNUM + "+/", 64)
+    cut = ppk(pick(ALNUM + "+/", 64)).split("Private-Lines")[0]
+    assert body in secret_spans(scanner, cut + ppk(body))
+    assert body in secret_spans(scanner, ppk(body, comment="from PuTTY-User-Key-File-2: x"))
+
+
 def test_a_putty_key_quoted_in_json_is_found_by_its_body(scanner: Scanner) -> None:
     body = pick(ALNUM + "+/", 64)
     quoted = ppk(body, "C:\\\\keys", newline="\\n")  # as JSON escapes it
@@ -308,6 +317,41 @@ def test_a_kubernetes_secret_manifest(scanner: Scanner) -> None:
     # Kubernetes' keys are case-sensitive: `Kind:` heads no manifest
     assert "kubernetes-secret" not in {
         f.rule_id for f in scanner.scan(text.replace("kind", "Kind"))
+    }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a list's item, its metadata twelve lines long
+        "items:\n- kind: Secret\n" + "  m: x\n" * 12 + "  data:\n    pw: {value}\n",
+        # another object first: the later kind line starts the manifest that holds the data
+        "kind: Secret\nmetadata: {{}}\n---\nkind: Secret\ntype: Opaque\ndata:\n  pw: {value}\n",
+        "kind: ConfigMap\nkind: Secret\ndata:\n  pw: {value}\n",
+        # data first, after another manifest's data block
+        "data:\n  a: x\nkind: ConfigMap\n---\ndata:\n  pw: {value}\nkind: Secret\n",
+    ],
+)
+def test_kubernetes_secrets_among_other_manifests(scanner: Scanner, text: str) -> None:
+    """The lines between kind and data may not start another manifest's kind (or data, data
+    first): each search follows one manifest, so that RE2 stays linear on many of them."""
+    value = base64.b64encode(PASSWORD.encode()).decode()
+    found = {f.rule_id for f in scanner.scan(text.format(value=value))}
+    assert found & {"kubernetes-secret", "kubernetes-secret-data-first"}, found
+
+
+def test_the_kind_line_of_another_object_between_ends_a_kind_first_manifest(
+    scanner: Scanner,
+) -> None:
+    """A documented limit: an ownerReference's `kind:` between a Secret's kind and its data
+    ends the kind-first search there (kubectl's own output puts data first)."""
+    value = base64.b64encode(PASSWORD.encode()).decode()
+    text = (
+        f"kind: Secret\nmetadata:\n  ownerReferences:\n  - kind: Deployment\ndata:\n  pw: {value}\n"
+    )
+    assert "kubernetes-secret" not in {f.rule_id for f in scanner.scan(text)}
+    assert "kubernetes-secret" in {
+        f.rule_id for f in scanner.scan(text.replace("  - kind: Deployment\n", ""))
     }
 
 

@@ -7,10 +7,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import re2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devpulse import config_from_mapping
 from devpulse.plugins.privacy import Scanner
 from devpulse.plugins.privacy import scanner as scanner_module
+from devpulse.plugins.privacy.rules import packaged_rules, text_without
 from tests.plugins.privacy import secrets_factory as make
 
 CONFIG = {
@@ -328,3 +332,34 @@ def test_an_exact_prefilter_runs_a_rule_only_where_its_pattern_matches(
     } == runs
     plain = _order_rules(exact=False)  # the same rules, run on every keyword
     assert scanner.scan(text) == plain.scan(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    word=st.sampled_from(["kind:", "PuTTY-User-Key-File-", "ab", "]^-"]),
+    lazy=st.booleans(),
+    data=st.data(),
+)
+def test_text_without_a_word_is_exactly_the_text_it_does_not_occur_in(
+    word: str, lazy: bool, data: st.DataObject
+) -> None:
+    pieces = st.sampled_from([*word, word, word[:-1], "\n", "\\", "x", "é"])
+    text = "".join(data.draw(st.lists(pieces, max_size=12)))
+    found = re2.compile("(?s)" + text_without(word, lazy=lazy)).fullmatch(text) is not None
+    assert found == (word not in text and "\n" not in text)
+
+
+@pytest.mark.parametrize("word", ["a", "abca", "a\nb"])
+def test_text_without_needs_a_word_whose_first_letter_does_not_recur(word: str) -> None:
+    with pytest.raises(ValueError, match="first one not repeated"):
+        text_without(word)
+
+
+def test_rules_that_span_lines_follow_one_start_at_a_time() -> None:
+    """Each rule whose two ends may lie lines apart allows no second start between them,
+    or RE2 follows every start in its window (seconds for a megabyte of starts)."""
+    patterns = {rule.id: rule.pattern for rule in packaged_rules()}
+    assert text_without("kind:", lazy=True) in patterns["kubernetes-secret"]
+    assert text_without("PuTTY-User-Key-File-", lazy=True) in patterns["putty-private-key"]
+    spanning = {i for i, p in patterns.items() if r"(?:[^\n]*\n){0," in p or "[^\\n]*?" in p}
+    assert not spanning - {"aws-key-pair"}, spanning  # aws-key-pair's window is three lines
