@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 from devpulse import config_from_mapping
 from devpulse.plugins.privacy import Scanner
-from devpulse.plugins.privacy.rules import packaged_rules
+from devpulse.plugins.privacy.rules import packaged_rules, successors
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "privacy"
 CATEGORIES = ("secret", "pii", "internal")
@@ -197,6 +197,16 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         "kind lines at random": shuffled("kind: secret\n", "  kind: Secret\n", "\n"),
         "data blocks at random": "kind: x\n"
         + shuffled("data:\n", "  k: QUJDREVGR0g=\n", "stringData:\n", "\n"),
+        # every vendor's token prefix, and what their runs take, mixed at random: in one rule,
+        # RE2 followed every vendor's counted run at once (400 ms a MB)
+        "vendor prefixes at random": shuffled(
+            *vendor_prefixes(), "Zq8rT2mX", "0123abcd", "-", "_", ".", "/", "=", " ", "\n"
+        ),
+        # a connection string's, a cookie's and a command line's password starts, mixed
+        "password starts at random": shuffled(
+            *("password=", "pwd=", "Cookie: ", "sid=", "sess", "auth", " -p", " --password "),
+            *(";", "?", "&", "'", " ", "\n", "=", "Zq8rT2mX", "12345678", "a"),
+        ),
         # the same with the remote-administration tools, whose password comes at the end
         "remote tools before a long line": "nxc xfreerdp psexec.py "
         + fill("-x ")[: size - 200]
@@ -209,6 +219,12 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         + " -a Zq8rT2mXwPq -P Zq8rT2mXwPq -p Zq8rT2mXwPq -k Zq8rT2mXwPq /p:Zq8rT2mXwPq"
         + " a:Zq8rT2mXwPq@b",
     }
+
+
+def vendor_prefixes() -> list[str]:
+    """The keywords of the rules that took over from vendor-prefixed-token, as written."""
+    split = set(successors()["vendor-prefixed-token"])
+    return [k for rule in packaged_rules() if rule.id in split for k in rule.keywords]
 
 
 def fenced(code: str) -> str:

@@ -203,18 +203,18 @@ SHAPES = [
     ("artifactory-token", "AKCp" + pick(ALNUM, 69)),
     ("atlassian-api-token", "ATATT3" + pick(ALNUM + "_-", 186)),
     ("mailchimp-api-key", pick("0123456789abcdef", 32) + "-us14"),
-    ("vendor-prefixed-token", "sqp_" + pick("0123456789abcdef", 40)),
+    ("sonarqube-token", "sqp_" + pick("0123456789abcdef", 40)),
     ("mailgun-api-key", "key-" + pick("0123456789abcdef", 32)),
-    ("vendor-prefixed-token", "hvs." + pick(ALNUM + "_-", 95)),
+    ("vault-token", "hvs." + pick(ALNUM + "_-", 95)),
     ("discord-bot-token", f"N{pick(ALNUM, 23)}.{pick(ALNUM, 6)}.{pick(ALNUM, 27)}"),
     ("llm-provider-key", "sk-or-v1-" + pick("0123456789abcdef", 64)),  # OpenRouter
     ("llm-provider-key", "gsk_" + pick(ALNUM, 52)),  # Groq
     ("llm-provider-key", "r8_" + pick(ALNUM, 37)),  # Replicate
     ("llm-provider-key", "pplx-" + pick(ALNUM, 48)),  # Perplexity
-    ("vendor-prefixed-token", "sbp_" + pick("0123456789abcdef", 40)),  # Supabase
-    ("vendor-prefixed-token", "GOCSPX-" + pick(ALNUM + "_-", 28)),  # Google OAuth secret
+    ("supabase-token", "sbp_" + pick("0123456789abcdef", 40)),  # Supabase
+    ("google-oauth-client-secret", "GOCSPX-" + pick(ALNUM + "_-", 28)),  # Google OAuth secret
     ("terraform-cloud-token", f"{pick(ALNUM, 14)}.atlasv1.{pick(ALNUM, 67)}"),
-    ("vendor-prefixed-token", "HRKU-AA" + pick(ALNUM + "_-", 58)),  # Heroku
+    ("heroku-api-key", "HRKU-AA" + pick(ALNUM + "_-", 58)),  # Heroku
     ("airtable-token", f"pat{pick(ALNUM, 14)}.{pick('0123456789abcdef', 64)}"),
     (
         "discord-webhook",
