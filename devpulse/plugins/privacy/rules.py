@@ -15,6 +15,7 @@ from devpulse.core.types import PrivacyLevel
 from devpulse.plugins.privacy import pyast, readers
 from devpulse.plugins.privacy.checks import VALIDATORS
 from devpulse.plugins.privacy.packaged import rules_file
+from devpulse.plugins.privacy.spans import search_spans
 
 CATEGORY_LEVELS = {
     "secret": PrivacyLevel.SECRET,
@@ -40,6 +41,13 @@ class Preceding:
         while start > max(0, begin - 4) and 0x80 <= data[start] < 0xC0:
             start -= 1
         return self.regex.fullmatch(data, start, begin) is not None
+
+    def next_start(self, data: bytes, begin: int) -> int:
+        """Where a match may start next, after one turned down at `begin`: just past the
+        first character at or after `begin` that may precede a match (none: past the end).
+        A start in between follows a character this class turns down, as `begin` did."""
+        found = search_spans(self.regex, data, begin)
+        return len(data) + 1 if found is None else found[0][1]
 
 
 @dataclass(frozen=True, slots=True)

@@ -244,7 +244,9 @@ def _spans(rule: CompiledRule, data: bytes, spans: Spans) -> Iterator[tuple[int,
     Patterns consume one boundary character on each side (RE2 has no look-around); resuming
     after the value lets "a@x.io b@y.io" yield both addresses. A match that its rule's
     `preceded_by` turns down is yielded with a value span of (-1, -1), so that the caller
-    counts it among the candidates, and the search goes on from the next byte.
+    counts it among the candidates, and the search goes on after the next character that
+    may precede a match (from the next byte, a token glued to a word, "xEAAM...", was read
+    again to its end once per byte: 13 s for a megabyte of them).
 
     A match longer than the rule's max_match_bytes (its tool's name, a long line, then its
     option) is not read. Its last max_match_bytes are searched instead, for a match that
@@ -261,7 +263,7 @@ def _spans(rule: CompiledRule, data: bytes, spans: Spans) -> Iterator[tuple[int,
             pos, stop = max(begin + 1, finish - limit), finish
         elif preceded_by is not None and not preceded_by.allows(data, begin):
             yield begin, -1, -1
-            pos = begin + 1
+            pos = preceded_by.next_start(data, begin)
         else:
             value = first_set(spans, groups)
             if value is not None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devpulse import ConfigError, PrivacyLevel, Request, Side, TaskClass, config_from_mapping
 from devpulse.cli import main
 from devpulse.plugins.privacy import Scanner, pyast, readers
+from devpulse.plugins.privacy import scanner as scanner_module
 from devpulse.plugins.privacy.rules import packaged_rules, successors
 from tests.support import router_with
 
@@ -43,6 +45,27 @@ def test_a_user_rule_can_ask_what_precedes_a_match() -> None:
         "acme-ticket",
         "acme-ticket",
     ]
+
+
+def test_a_match_turned_down_for_what_precedes_it_is_not_searched_again_byte_by_byte(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a match preceded_by turns down, the search goes on past the next character
+    that may precede one: from the next byte, each glued start ("xACME-ACME-...") was read
+    again to the end of the run, once per byte."""
+    s = ticket_scanner(r"ACME-[A-Z0-9-]{4,}", preceded_by="[\\s(]")
+    searches = 0
+    search = scanner_module._search
+
+    def counted(*args: Any) -> Any:
+        nonlocal searches
+        searches += 1
+        return search(*args)
+
+    monkeypatch.setattr(scanner_module, "_search", counted)
+    assert s.scan("x" + "ACME-" * 5000) == []
+    assert searches <= 2
+    assert [f.span for f in s.scan("xACME-ACME-1234 (ACME-2345)")] == [(17, 26)]
 
 
 def test_a_rule_may_pass_over_matches_too_long_to_read() -> None:

@@ -330,6 +330,9 @@ def test_a_kubernetes_secret_manifest(scanner: Scanner) -> None:
         "kind: ConfigMap\nkind: Secret\ndata:\n  pw: {value}\n",
         # data first, after another manifest's data block
         "data:\n  a: x\nkind: ConfigMap\n---\ndata:\n  pw: {value}\nkind: Secret\n",
+        # a comment or a label between that holds `kind:` does not end it
+        "kind: Secret\nmetadata:\n  # kind: Secret needs base64\n  labels:\n"
+        "    app.kubernetes.io/kind: db\ndata:\n  pw: {value}\n",
     ],
 )
 def test_kubernetes_secrets_among_other_manifests(scanner: Scanner, text: str) -> None:
