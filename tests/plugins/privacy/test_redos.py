@@ -68,6 +68,9 @@ OLD = {
         r"^[a-z][a-z0-9+.-]*://|^(?:/|\./|\.\./|~/)[\w.-]+/|^\$(?:\{|\(|[A-Za-z_]\w*$)|^ENC\["
         r"|^#\{|^\{[A-Za-z_][\w.]*\}$|^:[A-Za-z_]\w*$|^@@[A-Za-z_]\w*$|^@[A-Za-z_]\w*\.[\w.]+$"
         r"|^arn:aws[a-z-]*:[a-z0-9-]+:"
+        # stop 23: PowerShell's $env:X, cmd.exe's %X% and !X! named in one case
+        r"|^\$env:[A-Za-z_]\w*$|^%(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)%$"
+        r"|^!(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)!$"
     ),
     "non-personal email": re.compile(
         r"(?i)^(?:git|no-?reply|donotreply|mailer-daemon|postmaster|hello|info|support|contact"
@@ -82,13 +85,14 @@ NEW = {
     "non-personal email": NON_PERSONAL_EMAIL,
 }
 PIECES = [
-    *"aAzZ_09.-/:$({[\né!@ ~",
+    *"aAzZ_09.-/:$({[\né!@ ~%",
     *(
         "Ab",
         "os",
         "ENC[",
         "#{",
         "op://",
+        "$env:",
         "git@",
         "@x.",
         "gserviceaccount.com",
