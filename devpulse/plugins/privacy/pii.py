@@ -318,7 +318,7 @@ def _iban_ok(value: str) -> bool:
     if layout is None:
         return False
     bban = compact[4:].upper().encode()  # ASCII, checked above
-    spans = match_spans(layout, bban, 0, len(bban))  # a layout has one length: all of it?
+    spans = match_spans(layout, bban, 0, len(bban))  # a whole match: one ending at the end
     return spans is not None and spans[0][1] == len(bban)
 
 
