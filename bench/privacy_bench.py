@@ -17,6 +17,7 @@ import json
 import os
 import random
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
@@ -141,6 +142,16 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         rng = random.Random(11)
         return "".join(rng.choice(lines) for _ in range(size // min(map(len, lines))))[:size]
 
+    def distinct(unit: str) -> str:
+        """`unit` again and again, each time with a new value in its `{0}` places: a word of
+        lowercase letters, which the checks turn down as a password."""
+        rng = random.Random(13)
+        parts, total = [], 0
+        while total < size:
+            parts.append(unit.format("".join(rng.choices(string.ascii_lowercase, k=8))))
+            total += len(parts[-1])
+        return "".join(parts)[:size]
+
     return {
         "one letter": fill("a"),
         "keyword storm": fill("password=token=secret=key="),
@@ -178,6 +189,12 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         "tool options on one line": fill(
             "openssl zip -P abcdefgh ssh-keygen ldapsearch -w abcdefgh redis-cli sqlcmd -P "
             "abcdefgh net use htpasswd -b a b abcdefgh echo abcdefgh | sudo -S x "
+        ),
+        # the same, each value new: a value turned down once is not judged again, so only
+        # the scan's budget of candidates bounds this one
+        "tool options with new values": distinct(
+            "openssl zip -P {0} ssh-keygen ldapsearch -w {0} redis-cli sqlcmd -P {0} net use "
+            "htpasswd -b a b {0} echo {0} | sudo -S x "
         ),
         "tool names then another option": fill("openssl vault login ldapsearch "),
         "dashes before u": fill("x-u a:b "),

@@ -192,15 +192,17 @@ def looks_like_credential(value: str) -> bool:
     core = value.strip().strip("'\"`").rstrip(",;").rstrip(".…")  # "…" marks a cut paste
     if len(core) < 6 or " " in core or not any(map(str.isalnum, core)):
         return False
-    shapes = _shapes(core)
-    if _placeholder(core, shapes):
-        return False
-    if is_sequence(core):
-        return False  # "abcdefghijklmnopqrstuvwxyz123": an alphabet, not a key
+    # The tests of the value alone first: each rejects, so their order changes no answer,
+    # and these cost less than reading the value's shapes (a flood of plain words).
     if core.isalpha() and (core.islower() or core.isupper()) and len(core) <= 12:
         return False  # a plain word: "secret", "PASSWORD", "database"
     if core.replace("_", "").replace("-", "").isalpha() and core.upper() == core:
         return False  # an identifier such as MY_API_KEY_NAME
+    if is_sequence(core):
+        return False  # "abcdefghijklmnopqrstuvwxyz123": an alphabet, not a key
+    shapes = _shapes(core)
+    if _placeholder(core, shapes):
+        return False
     if _names(core, shapes):
         return False  # settings.SECRET_KEY, os.getenv(...), op://vault/item, /run/secrets/x
     if _IDENTIFIER_PATH in shapes and ("." in core or not core.islower()):

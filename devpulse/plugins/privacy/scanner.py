@@ -23,6 +23,7 @@ from devpulse.plugins.privacy.rules import (
     compile_pattern,
     compile_rules,
     switched_off,
+    widened,
 )
 from devpulse.plugins.privacy.spans import Reported, Spans, first_set, match_spans, search_spans
 
@@ -61,13 +62,15 @@ MAX_FINDINGS_PER_RULE = 100
 MAX_CANDIDATES_PER_RULE = 2000
 # The rules of one scan share a budget of candidates, this many and one more for each
 # SCAN_BYTES_PER_CANDIDATE bytes of text, so that a text which floods many rules (one line of
-# every tool's option) costs what a flood of four or five does. Real text stays inside it:
-# the bench's mixed corpus has about two candidates per KB, and a web server's log three
-# turned down a line (a date, an epoch in ms, a public address), which stays inside it until
-# its rules reach their own caps (2000 lines). A rule that finds the budget spent reports the
-# text from its first candidate on as unverified.
-SCAN_CANDIDATES = 8000
-SCAN_BYTES_PER_CANDIDATE = 512
+# every tool's option, each value new) costs what a flood of three does: 6,000 candidates a
+# megabyte, at up to 14 us each on a slow machine (a tool's rule reads each match again for
+# its groups, and the checks judge each new value). Real text stays inside it: the bench's
+# mixed 10 MB corpus holds 5,940 candidates (budget 15,240), and a web server's log with
+# three turned down a line (a date, an epoch in ms, a public address) for 1,700 lines. A
+# rule that finds the budget spent reports the text from its first candidate on as
+# unverified, so a longer such log goes local: never a secret sent, only a log kept home.
+SCAN_CANDIDATES = 5000
+SCAN_BYTES_PER_CANDIDATE = 1024
 # The checks judge a value by its first this many characters (a token's first 4 KB tell as
 # much as all of a 1 MB run, and cost a 250th of the time).
 MAX_JUDGED_CHARS = 4096
@@ -100,10 +103,12 @@ class Scanner:
             keywords.setdefault(re2.escape(keyword), []).append(AST)
         # A rule marked exact_prefilter also needs its own pattern to match somewhere, which
         # the trigger set answers in the same pass: EXACT - index marks that it did. (The
-        # set ignores case; (?-i:...) gives the pattern back its own.)
+        # set ignores case; (?-i:...) gives the pattern back its own.) Widened, its counted
+        # runs need no counter in the set's DFA; what else it lets through, the rule's own
+        # search turns down.
         self._exact = frozenset(i for i, r in enumerate(self._rules) if r.rule.exact_prefilter)
         for index in sorted(self._exact):
-            pattern = f"(?-i:{self._rules[index].rule.pattern})"
+            pattern = f"(?-i:{widened(self._rules[index].rule.pattern)})"
             triggers.setdefault(pattern, []).append(EXACT - index)
         self._prefilters = [_prefilter(table) for table in (keywords, triggers) if table]
         self._everything = frozenset((*range(len(self._rules)), AST))
@@ -174,6 +179,9 @@ class Scanner:
             return [], 0  # the common case: a rule the prefilter let through finds nothing
         hits: list[Hit] = []
         examined = 0
+        # Values already turned down: a log or a flood repeats them, and a value's verdict
+        # depends on nothing else. Each still counts as a candidate.
+        turned_down: set[bytes] = set()
         for match_start, start, end in _spans(rule, data, first):
             if examined == allowance:
                 rest = data[match_start:].decode("utf-8", "surrogatepass")
@@ -191,8 +199,12 @@ class Scanner:
             examined += 1
             if start < 0:
                 continue
-            value = data[start:end].decode("utf-8", "surrogatepass")
+            raw = data[start:end]
+            if raw in turned_down:
+                continue
+            value = raw.decode("utf-8", "surrogatepass")
             if not self._accepts(rule, value):
+                turned_down.add(raw)
                 continue
             hits.append(Hit(rule.id, rule.rule.category, rule.level, start, end, value))
             if len(hits) >= MAX_FINDINGS_PER_RULE:
@@ -243,10 +255,11 @@ def _spans(rule: CompiledRule, data: bytes, spans: Spans) -> Iterator[tuple[int,
 
     Patterns consume one boundary character on each side (RE2 has no look-around); resuming
     after the value lets "a@x.io b@y.io" yield both addresses. A match that its rule's
-    `preceded_by` turns down is yielded with a value span of (-1, -1), so that the caller
-    counts it among the candidates, and the search goes on after the next character that
-    may precede a match (from the next byte, a token glued to a word, "xEAAM...", was read
-    again to its end once per byte: 13 s for a megabyte of them).
+    `preceded_by` turns down, or one that sets no value group, is yielded with a value span
+    of (-1, -1), so that the caller counts it among the candidates. After a rejection the
+    search goes on after the next character that may precede a match (from the next byte,
+    a token glued to a word, "xEAAM...", was read again to its end once per byte: 13 s for
+    a megabyte of them).
 
     A match longer than the rule's max_match_bytes (its tool's name, a long line, then its
     option) is not read. Its last max_match_bytes are searched instead, for a match that
@@ -266,8 +279,10 @@ def _spans(rule: CompiledRule, data: bytes, spans: Spans) -> Iterator[tuple[int,
             pos = preceded_by.next_start(data, begin)
         else:
             value = first_set(spans, groups)
-            if value is not None:
-                yield begin, *value
+            # A match that sets no value group is what its rule passes over (phone-national
+            # passes over card-like digit groups): still a candidate, so a megabyte of them
+            # meets the budget (150 ms of searches, one a match, when it did not).
+            yield (begin, -1, -1) if value is None else (begin, *value)
             pos = max(finish if value is None else value[1], begin + 1)
         found = _search(rule, data, pos, stop) if pos <= stop else None
         if found is None and stop < size:
