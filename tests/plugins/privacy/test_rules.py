@@ -16,6 +16,7 @@ from devpulse.plugins.privacy import Scanner
 from devpulse.plugins.privacy import scanner as scanner_module
 from devpulse.plugins.privacy.rules import packaged_rules, text_without, widened
 from tests.plugins.privacy import secrets_factory as make
+from tests.plugins.privacy.calls import counted_searches
 
 CONFIG = {
     "privacy": {
@@ -255,19 +256,11 @@ def test_matches_a_rule_passes_over_count_as_candidates(
 ) -> None:
     """phone-national passes over card-like digit groups (its match sets no value): a
     megabyte of them took one search a group, 150 ms, with no candidate counted."""
-    searches = 0
-    search = scanner_module._search
-
-    def counted(*args: Any) -> Any:
-        nonlocal searches
-        searches += 1
-        return search(*args)
-
-    monkeypatch.setattr(scanner_module, "_search", counted)
+    searches = counted_searches(monkeypatch)
     text = "4539 1488 0343 " * 20_000
     assert any(rule.endswith(":unverified") for rule in rule_ids(scanner, text))
     rules_run = len(scanner._enabled(text.encode()))
-    assert searches <= 2 * scanner_module.MAX_CANDIDATES_PER_RULE + 2 * rules_run
+    assert len(searches) <= 2 * scanner_module.MAX_CANDIDATES_PER_RULE + 2 * rules_run
 
 
 def test_a_long_log_with_many_turned_down_candidates_is_not_reported(scanner: Scanner) -> None:
