@@ -473,6 +473,13 @@ def strong_credential(value: str) -> bool:
     return looks_like_credential(value) and char_classes(value.rstrip(".,;:!?)")) >= 3
 
 
+def token_in_prose(value: str) -> bool:
+    """For a value named a key or token in prose: machine-made, with letters and digits.
+    A word of the sentence ("Post-processing") can pass `token_like` alone; a random
+    token of 12 characters or more nearly always holds a digit."""
+    return token_like(value) and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+
+
 def authorization(value: str) -> bool:
     """Basic credentials are base64 "user:password": judge the password, not the encoding."""
     try:
@@ -530,6 +537,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "credential": looks_like_credential,
     "authorization": authorization,
     "strong_credential": strong_credential,
+    "token_in_prose": token_in_prose,
     "phone": pii.phone,
     "phone_national": pii.phone_national,
     "phone_labelled": pii.phone_labelled,

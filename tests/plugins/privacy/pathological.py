@@ -88,6 +88,7 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
     "credentials-in-url": (("postgres://user:", "@db"), ("https://", ":pw@host")),
     "credential-call-argument": (('login("user", "', '")'), ("connect(", ")")),
     "password-in-prose": (("password is ", ""), ("passphrase: ", "")),
+    "token-in-prose": (("the api key is ", ""), ("token\t", ""), ("SECRET ", "")),
     "email-address": (("a@", ".io"), ("mail a@b.", "")),
     "phone-e164": (("+1 ", ""), ("+44", "")),
     "phone-national": (("(415) 555-", ""), ("020 ", ""), ("0 (", ""), ("AB12 ", "")),

@@ -98,6 +98,9 @@ POSITIVES = [
     ("internal-domain", "see https://wiki.acme.internal/runbooks"),
     ("internal-domain", "mail goes through smtp.acme-corp.com"),
     ("internal-package", "pip install acme_billing==2.3"),
+    ("token-in-prose", "the billing API key is 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c, use it"),
+    ("token-in-prose", "FOOBAR_API_KEY 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
+    ("token-in-prose", "machine api.example.com\ntoken\tZq8rT2mXwP4kL9vB"),
     ("client-name", "The Globex renewal is due next week."),
     ("confidentiality-marker", "CONFIDENTIAL - do not forward"),
 ]
@@ -112,6 +115,11 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 
 NEGATIVES = [
     'api_key = "YOUR_API_KEY"',
+    "the token expires tomorrow at noon; rotate the access token weekly",
+    "Is that the IMDSv2 token requirement?",
+    "the secret Post-processing-step stays in the pipeline",
+    "api key YOUR_API_KEY_HERE",
+    "image token sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "api_key = 'your-api-key-here'",
     'token = "<TOKEN>"',
     'password = "changeme"',
