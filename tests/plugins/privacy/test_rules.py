@@ -259,6 +259,14 @@ def test_a_value_turned_down_is_judged_once_a_scan(
     assert ("cli-password-flag", "Qz8rT2mXwPqL7") in judged
 
 
+def test_a_match_too_long_for_an_address_is_passed_over(scanner: Scanner) -> None:
+    """A megabyte-long "domain" is no address (254 characters at most): it is not read for
+    its groups, and the address after it is still found."""
+    text = "a@" + "ab." * 200_000 + "io contact: jane.doe@example.com"
+    found = [(f.rule_id, f.span) for f in scanner.scan(text)]
+    assert found == [("email-address", (len(text) - 20, len(text)))]
+
+
 def test_matches_a_rule_passes_over_count_as_candidates(
     scanner: Scanner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
