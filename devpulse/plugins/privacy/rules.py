@@ -251,7 +251,7 @@ def widened(pattern: str) -> str:
     It matches wherever `pattern` does, and maybe more. That is all a prefilter needs. Its DFA
     also needs no counter: RE2 builds a state for each count it has seen, at each place a
     count can run. `cli-password-flag`'s `{5,199}` in the prefilter set made the set's
-    first contact with a megabyte of password fragments cost 40 ms more.
+    first contact with a megabyte of password fragments cost about 50 ms more.
 
     One pass over the pattern's own text, which is rule data, never request text. It skips
     escapes, `\\Q...\\E` and character classes, where `{` is a literal.
