@@ -101,6 +101,9 @@ POSITIVES = [
     ("token-in-prose", "the billing API key is 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c, use it"),
     ("token-in-prose", "FOOBAR_API_KEY 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
     ("token-in-prose", "machine api.example.com\ntoken\tZq8rT2mXwP4kL9vB"),
+    ("token-in-prose", "Your API key:\n  3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
+    ("token-in-prose", "| Name | Value |\n|---|---|\n| API_KEY | 3a8f9c2e7b1d4f6a9e0c5b8d2f7 |"),
+    ("token-in-prose", "API_KEY,3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
     ("client-name", "The Globex renewal is due next week."),
     ("confidentiality-marker", "CONFIDENTIAL - do not forward"),
 ]
@@ -120,6 +123,8 @@ NEGATIVES = [
     "the secret Post-processing-step stays in the pipeline",
     "api key YOUR_API_KEY_HERE",
     "image token sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "token,description\nabc,Post-processing-step",
+    "keep it secret\nStep2: deploy the release candidate",
     "api_key = 'your-api-key-here'",
     'token = "<TOKEN>"',
     'password = "changeme"',
