@@ -7,6 +7,7 @@ import functools
 import math
 import operator
 import re
+import string
 from collections import _count_elements  # type: ignore[attr-defined]
 from collections.abc import Callable, Container
 
@@ -182,6 +183,19 @@ def is_sequence(core: str) -> bool:
 _NEXT_BYTE = bytes((b + 1) % 256 for b in range(256))
 
 
+_ASCII_ALNUM = dict.fromkeys(map(ord, string.ascii_letters + string.digits))
+
+
+def has_alnum(text: str) -> bool:
+    """Whether `text` holds a letter or a digit: `any(map(str.isalnum, text))`, at C speed
+    for ASCII (a 120 KB string literal of `_.` took 4 ms a call the other way)."""
+    if not text or text[0].isalnum():
+        return bool(text)
+    if text.isascii():
+        return len(text.translate(_ASCII_ALNUM)) < len(text)
+    return any(map(str.isalnum, text))
+
+
 def looks_like_credential(value: str) -> bool:
     """For a value assigned to a credential-like name: is it plausibly a real secret?
 
@@ -190,7 +204,7 @@ def looks_like_credential(value: str) -> bool:
     `DB_PASSWORD = "x9$Kq2mPz!"` is.
     """
     core = value.strip().strip("'\"`").rstrip(",;").rstrip(".…")  # "…" marks a cut paste
-    if len(core) < 6 or " " in core or not any(map(str.isalnum, core)):
+    if len(core) < 6 or " " in core or not has_alnum(core):
         return False
     # The tests of the value alone first: each rejects, so their order changes no answer,
     # and these cost less than reading the value's shapes (a flood of plain words).

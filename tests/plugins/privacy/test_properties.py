@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from devpulse import PrivacyLevel, config_from_mapping
 from devpulse.plugins.privacy import Scanner
-from devpulse.plugins.privacy.checks import PUBLIC_PREFIX
+from devpulse.plugins.privacy.checks import PUBLIC_PREFIX, has_alnum
 from tests.plugins.privacy import secrets_factory as make
 from tests.support import router_with
 
@@ -67,3 +67,12 @@ def test_arbitrary_text_never_crashes_and_spans_are_valid(text) -> None:
 def test_arbitrary_code_fences_never_crash(code) -> None:
     SCANNER.scan(f"```python\n{code}\n```")
     SCANNER.scan(code)
+
+
+@settings(max_examples=500)
+@given(
+    st.text(alphabet=st.sampled_from("ab_.-!'\"é1Z \u2603\u0663\u00b2\x00"), max_size=12)
+    | st.text()
+)
+def test_has_alnum_agrees_with_isalnum(text: str) -> None:
+    assert has_alnum(text) == any(map(str.isalnum, text))
