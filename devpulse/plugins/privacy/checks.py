@@ -535,7 +535,7 @@ def url_password(url: str) -> bool:
     reference (${DB_PASSWORD}) or the user name again (postgres:postgres@localhost)."""
     userinfo = url.split("://", 1)[-1].split("@", 1)[0]
     user, _, password = userinfo.partition(":")
-    if len(password) < 3 or password == user or not any(map(str.isalnum, password)):
+    if len(password) < 3 or password == user or not has_alnum(password):
         return False
     if password.startswith("{") and password.endswith("}"):
         return False  # "postgresql://{user}:{pw}@{host}".format(...): a template
