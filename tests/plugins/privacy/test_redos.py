@@ -3,7 +3,8 @@
 DESIGN.md's "Bounded" invariant: untrusted text only meets RE2, or patterns that cannot
 backtrack. A regex stuck in a backtracking engine cannot be interrupted from Python, so the
 inputs (tests/plugins/privacy/pathological.py) run in a subprocess, killed at a ceiling far
-above their cost (about 4 s on a 2-core machine, 2.5 of them importing devpulse). This
+above their cost (4 s on a quiet 2-core machine, 2.5 of them importing devpulse; 8 s on a
+slower one), and far below what one backtracking pattern costs (27 s for 62 characters). This
 asserts that they finish, never how fast: bench/privacy_bench.py reports the times.
 """
 
@@ -26,7 +27,7 @@ from devpulse.plugins.privacy.spans import search_text
 from tests.plugins.privacy import pathological
 
 ROOT = Path(__file__).resolve().parents[3]
-CEILING_S = 10
+CEILING_S = 60
 
 
 def test_pathological_inputs_all_finish() -> None:
