@@ -198,6 +198,10 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         ),
         "tool names then another option": fill("openssl vault login ldapsearch "),
         "dashes before u": fill("x-u a:b "),
+        # an identity label before each of a run of new numbers: each is a candidate judged
+        "identity numbers, each new": "".join(
+            f"Passport No: {n:09d} " for n in random.Random(17).sample(range(10**9), size // 21)
+        )[:size],
         # a tool's name run into a word before it, then one option at the very end
         "tool names in words": fill("xredis-cli ")[: size - 20] + "-a Zq7mK2pLx9Wr\n",
         # name/value records whose values are long: each match is read again for its groups

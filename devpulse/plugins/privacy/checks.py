@@ -547,6 +547,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "luhn": pii.card_number,
     "iban": pii.iban,
     "ssn": pii.us_ssn,
+    "identity_number": pii.identity_number,
     "private_ip": pii.private_ip,
     "credential": looks_like_credential,
     "authorization": authorization,

@@ -9,6 +9,7 @@ rules.toml with the reason, and read from there.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from functools import cache
 from importlib import resources
 
@@ -370,6 +371,36 @@ def us_ssn(value: str) -> bool:
         and serial != "0000"
         and digits not in not_personal()["ssns"]
     )
+
+
+# --- identity and document numbers ---------------------------------------------------------
+
+
+def identity_number(value: str) -> bool:
+    """A number after a label that names an identity document or number: 5 to 20 letters
+    and digits, five of them digits or more (a passport's number has six or more; India's
+    PAN, with four, goes unclaimed), and none of what else follows such a label: a word
+    ("national identity 2024 REPORT"), a date or a span of years, or a number nobody is
+    given, a digit repeated (000000000) or counted out (123456789)."""
+    groups = [g for g in _SEPARATORS.split(value) if g]
+    compact = "".join(groups)
+    digits = "".join(c for c in compact if c.isdigit())
+    if not 5 <= len(compact) <= 20 or len(digits) < 5 or len(set(compact)) < 3:
+        return False
+    if any(len(g) >= 3 and g.isalpha() for g in groups):
+        return False
+    if compact == digits and tuple(map(len, groups)) in _DATE_LAYOUTS:
+        return False
+    steps = {(int(b) - int(a)) % 10 for a, b in itertools.pairwise(digits)}
+    return not (compact == digits and len(steps) == 1 and steps <= {1, 9})
+
+
+_SEPARATORS = re2.compile(r"[ ./-]")
+# Digit groups that write a date or a span of years: 12.03.1984, 2020-2024, 1984/03/12.
+_DATE_LAYOUTS = frozenset(
+    {(4, 4), (4, 2, 2), (4, 1, 2), (4, 2, 1), (4, 1, 1)}
+    | {(d, m, 4) for d in (1, 2) for m in (1, 2)}
+)
 
 
 # --- addresses ----------------------------------------------------------------------------

@@ -255,3 +255,69 @@ def test_the_bban_layouts_judge_every_country_as_stdnum_does() -> None:
                     assert pii.iban(written) == expected, written
                     checked += expected
     assert checked > 2000  # most of them are IBANs: the layouts were exercised
+
+
+# Identity and document numbers after the label that names them. The numbers are made up;
+# those with a checksum (NHS, SIN, PESEL, DNI, Steuer-ID) were given valid check digits, so
+# that no test leans on the rule not testing them.
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Passport No: C01X00T47, expires 2031",
+        "passport number 533380006",
+        "Reisepass Nr. C01X00T47",
+        "driver's license D123-4567-8901",
+        "Driving licence: MORGA753116SM9IJ",
+        "NHS number 943 476 5919.",
+        "UK National Insurance number QQ 12 34 56 C",
+        "My SIN is 130 454 283",
+        "Aadhaar: 2341 2345 6783",
+        "DNI 12345678Z",
+        "PESEL 44051401359",
+        "Steuer-ID 65 929 970 489",
+        "Medicare number 2123 45670 1",
+        "BSN: 111222333",
+    ],
+)
+def test_labelled_identity_numbers(scanner: Scanner, text: str) -> None:
+    assert "identity-number" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "passport number 123456789",  # counted out: nobody's
+        "passport number 000000000",
+        "national identity 2024 REPORT",  # a year and a word
+        "driving license 2020-2024 renewal",  # a span of years
+        "passport issued 12.03.2019",  # a date
+        "passport photo 2x2",
+        "the PAN is masked",
+        "CPR 30 compressions",
+        "tax id lookup TAXID2023",
+        "using pandas 2.1.4 with the NHS API",
+        "identity document V2 spec",
+    ],
+)
+def test_what_follows_an_identity_label_without_being_a_number(scanner: Scanner, text: str) -> None:
+    assert "identity-number" not in pii_rules(scanner, text)
+
+
+def test_a_labelled_identity_number_wins_over_its_reading_as_a_phone(scanner: Scanner) -> None:
+    # 943 476 5919 is also a North American phone layout; the label says what it is
+    assert pii_rules(scanner, "NHS number 943 476 5919") == {"identity-number"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mein Geburtsdatum ist der 12.03.1984",
+        "fecha de nacimiento: 03/12/1984",
+        "née le 12/03/1984 à Lyon",
+        "data di nascita 12.03.1984",
+        "geboren am 12.03.1984",
+        "DOB is 1984-03-12",
+    ],
+)
+def test_dates_of_birth_labelled_in_other_languages(scanner: Scanner, text: str) -> None:
+    assert "date-of-birth" in pii_rules(scanner, text)

@@ -92,6 +92,7 @@ POSITIVES = [
     ("us-ssn-labelled", "social security number: 536228841"),
     ("date-of-birth", "Patient DOB: 1984-03-12, admitted Tuesday"),
     ("date-of-birth", "She was born on 4 July 1979 in Leeds."),
+    ("identity-number", "Passport No: C01X00T47, expires 2031"),
     ("private-ipv4", "connect to 10.42.7.19 on port 5432"),
     ("private-ipv4", "gateway 192.168.1.1."),
     ("internal-hostname", "ssh deploy@build-01.corp"),
