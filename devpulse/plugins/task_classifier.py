@@ -89,15 +89,18 @@ class TaskClassifier:
 
     @hookimpl
     def classify(self, request: Request) -> Labels | None:
-        score = self._model.score(request.text())
+        text = request.text()
+        # Everything that is sent counts: system, tool definitions, tool calls and results.
+        tokens = estimate_tokens(text)
+        score = self._model.score(text, tokens)
         if request.task is not None:
             return Labels(difficulty=score.difficulty, reasons=(score.reason(),))
-        task, rule = self._infer(request, score.difficulty)
+        task, rule = self._infer(request, score.difficulty, tokens)
         return Labels(
             task_class=task, rule=rule, difficulty=score.difficulty, reasons=(score.reason(),)
         )
 
-    def _infer(self, request: Request, level: float) -> tuple[TaskClass, str]:
+    def _infer(self, request: Request, level: float, tokens: int) -> tuple[TaskClass, str]:
         # The instruction is the last user text: in an agent loop, later user turns may hold
         # only tool results.
         instruction = next(
@@ -108,9 +111,8 @@ class TaskClassifier:
             return TaskClass.AUTOCOMPLETE, "fill_in_the_middle"
         if request.has_images:
             return TaskClass.MULTIMODAL, "image_content"
-        # Not characters / 4: JSON, hex or a binary file's text run far more tokens than that.
-        # Everything that is sent counts: system, tool definitions, tool calls and results.
-        tokens = estimate_tokens(request.text())
+        # `tokens` is not characters / 4: JSON, hex or a binary file's text run far more
+        # tokens than that.
         if tokens > self._config.long_context_tokens:
             return (
                 TaskClass.LONG_CONTEXT,

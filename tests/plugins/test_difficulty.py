@@ -6,6 +6,8 @@ import csv
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devpulse import (
     ConfigError,
@@ -17,7 +19,8 @@ from devpulse import (
     config_from_mapping,
     hookimpl,
 )
-from devpulse.plugins.difficulty import model
+from devpulse.plugins.difficulty import features, model
+from devpulse.plugins.privacy.spans import found_in
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "routing" / "mmlu" / "responses"
 
@@ -157,3 +160,32 @@ def test_the_adjustment_cannot_overturn_a_large_length_difference() -> None:
     # The premise: three doublings of length outweigh the adjustment's whole range.
     assert 0 < 2 * scorer.bound < 3 * scorer.weights[scorer.anchor]
     assert scorer.score(long).difficulty > scorer.score(short).difficulty
+
+
+# The features read text in C where they can; these say the shortcuts answer as the plain
+# Python they replaced would, on any text.
+_TEXT = st.lists(
+    st.sampled_from(
+        [
+            *"aAé9 \n.,?{};=<>^_(`",
+            *("if", "two", "half", "step", "```", "A. ", "B) ", "how many ", "prove "),
+            *("write a function ", "who is ", "summarize ", "then "),
+        ]
+    ),
+    max_size=400,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT, st.integers(min_value=1, max_value=400))
+def test_long_words_are_counted_as_one_by_one(text: str, long_run: int) -> None:
+    words = [*(text + " " + "x" * long_run).encode().split()]
+    assert features._long_words(words) == sum(len(w) >= features.LONG_WORD for w in words)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT)
+def test_the_pattern_set_says_what_each_pattern_would(text: str) -> None:
+    data = text.encode()
+    matching = features._matching(data)
+    assert {p for p in features._PATTERNS if found_in(p, data)} == matching

@@ -27,7 +27,7 @@ import math
 import re2
 
 from devpulse.core.tokens import estimate_tokens
-from devpulse.plugins.privacy.spans import found_in, search_spans
+from devpulse.plugins.privacy.spans import search_spans
 
 HEAD_CHARS = 3072  # the start of a prompt: the question, or the context before it
 TAIL_CHARS = 1024  # the end: where an instruction after a pasted text sits
@@ -101,6 +101,11 @@ NUMBER_WORDS = frozenset(
         "percent",
     ]
 )
+# The words of either list: one pass in C keeps a prompt's listed words (few), and only those
+# are sorted into the two counts.
+_LISTED_WORDS = CONDITION_WORDS | NUMBER_WORDS
+LONG_WORD = 10  # letters and digits: a long word is jargon more often than not
+
 # A question that asks for a quantity (or a time) to be worked out: with two quantities in
 # the text, an arithmetic word problem, however short its phrasing. "When did" and "when was"
 # ask for a date to be recalled, so only the present and future tenses count.
@@ -218,29 +223,74 @@ def _count(pattern: re2._Regexp, data: bytes, cap: int) -> int:
     return found
 
 
-def extract(text: str) -> dict[str, float]:
-    """The features of `text`, each a small non-negative number (mostly log counts)."""
+# The patterns, in one RE2 set: one pass says which of them match at all, so a pattern that
+# does not costs no search of its own (each is a pass over the window). The set's last
+# pattern matches every text; should its DFA run out of memory, the answer lacks it, and
+# every pattern is searched as if each had matched.
+_PATTERNS = (QUANTITY, PROSE, RECALL, DERIVE, CODE_REQUEST, CODE, STRUCTURE, FORMAL)
+
+
+def _pattern_set() -> re2.Set:
+    options = re2.Options()
+    options.log_errors = False
+    found = re2.Set.SearchSet(options)
+    for i, pattern in enumerate(_PATTERNS):
+        if found.Add(pattern.pattern) != i:  # pragma: no cover - each compiled above
+            raise ValueError(f"difficulty pattern {i} is not valid in an RE2 set")
+    found.Add(r"\A")
+    found.Compile()
+    return found
+
+
+_PATTERN_SET = _pattern_set()
+
+
+def _matching(data: bytes) -> frozenset[re2._Regexp]:
+    """The patterns that match somewhere in `data` (all of them, if the set gave up)."""
+    matched = _PATTERN_SET.Match(data) or ()  # the binding answers None for no match
+    if len(_PATTERNS) not in matched:
+        return frozenset(_PATTERNS)
+    return frozenset(_PATTERNS[i] for i in matched if i < len(_PATTERNS))
+
+
+# A word's length (up to 255) to 1 if the word is long, else 0.
+_IS_LONG = bytes(int(n >= LONG_WORD) for n in range(256))
+
+
+def _long_words(words: list[bytes]) -> int:
+    """How many of `words` are LONG_WORD characters or more, counted in C."""
+    try:
+        return bytes(map(len, words)).translate(_IS_LONG).count(1)
+    except ValueError:  # a word of 256 characters or more: counted one by one
+        return sum(len(w) >= LONG_WORD for w in words)
+
+
+def extract(text: str, tokens: int | None = None) -> dict[str, float]:
+    """The features of `text`, each a small non-negative number (mostly log counts).
+    `tokens` is `estimate_tokens(text)` where the caller has it already."""
     window = _window(text)
     data = window.encode("utf-8", "surrogatepass")
     words = data.translate(_WORDS).split()
     numbers = len(data.translate(_DIGIT_RUNS).split())
-    quantities = numbers + sum(map(NUMBER_WORDS.__contains__, words))
-    long_words = sum(len(w) >= 10 for w in words) / max(1, len(words))
-    conditions = sum(map(CONDITION_WORDS.__contains__, words))
-    code = _count(CODE, data, 2)
-    code_request = found_in(CODE_REQUEST, data)
+    listed = [*filter(_LISTED_WORDS.__contains__, words)]  # in C: few words are listed
+    quantities = numbers + sum(map(NUMBER_WORDS.__contains__, listed))
+    conditions = sum(map(CONDITION_WORDS.__contains__, listed))
+    long_words = _long_words(words) / max(1, len(words))
+    matching = _matching(data)
+    code = _count(CODE, data, 2) if CODE in matching else 0
+    code_request = CODE_REQUEST in matching
     return {
-        "tokens": math.log2(1 + estimate_tokens(text)),
+        "tokens": math.log2(1 + (estimate_tokens(text) if tokens is None else tokens)),
         "numbers": math.log1p(numbers),
         "conditions": math.log1p(conditions),
         "long_words": long_words,
-        "word_problem": float(quantities >= 2 and found_in(QUANTITY, data)),
+        "word_problem": float(quantities >= 2 and QUANTITY in matching),
         "code": code / 2,
-        "prose": float(code == 0 and not code_request and found_in(PROSE, data)),
-        "recall": float(found_in(RECALL, data)),
-        "derive": float(found_in(DERIVE, data)),
+        "prose": float(code == 0 and not code_request and PROSE in matching),
+        "recall": float(RECALL in matching),
+        "derive": float(DERIVE in matching),
         "code_request": float(code_request),
-        "structure": min(_count(STRUCTURE, data, 3), 3) / 3,
-        "formal": _count(FORMAL, data, 4) / 4,
+        "structure": min(_count(STRUCTURE, data, 3), 3) / 3 if STRUCTURE in matching else 0.0,
+        "formal": _count(FORMAL, data, 4) / 4 if FORMAL in matching else 0.0,
         "options": float(all(any(m in window for m in marks) for marks in OPTION_LABELS)),
     }

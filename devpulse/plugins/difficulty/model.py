@@ -59,8 +59,9 @@ class Model:
     means: dict[str, float]  # the reference's means of the anchor and the fitted features
     quantiles: tuple[float, ...]
 
-    def score(self, text: str) -> Score:
-        features = extract(text)
+    def score(self, text: str, tokens: int | None = None) -> Score:
+        """`text`'s difficulty; `tokens` is `estimate_tokens(text)` where the caller has it."""
+        features = extract(text, tokens)
         skipped = self.open_only if features["options"] else frozenset()
         # Each feature's effect: the anchor and the fitted ones against a typical reference
         # prompt (their means), the hand-set priors as they stand (w * f); the fitted apart.
