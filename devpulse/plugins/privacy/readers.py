@@ -145,8 +145,9 @@ CURL_USER = TwoPass.compile(
 HEADER = TwoPass.compile(
     rb"(?:-H|--header)[ \t]+[\"'$]*(?P<name>[A-Za-z][\w-]*)[ \t]*:[ \t]*(?P<value>[^\"'\n]+)"
 )
-# An Authorization value's scheme: Basic, Bearer, Token, Api-Token, SSWS, ...
-SCHEME = re2.compile(rb"^(?P<scheme>[A-Za-z][\w-]*)[ \t]+(?P<rest>\S+)")
+# An Authorization value's scheme: Basic, Bearer, Token, Api-Token, SSWS, ...; the blank after
+# it may be a shell's escaped one (`-H Authorization:Bearer\ ...`, unquoted).
+SCHEME = re2.compile(rb"^(?P<scheme>[A-Za-z][\w-]*)\\?[ \t]+(?P<rest>\S+)")
 
 
 # The scanner's bounds on per-match Python work (scanner.py), applied to each reader.
@@ -504,13 +505,16 @@ def _headers(data: bytes, overflow: list[int], known: Reported) -> Iterator[Foun
         end = start + len(raw)
         if _inside(known, (start, end)):
             continue
-        if is_placeholder(raw.decode("utf-8", "surrogatepass")):
-            continue  # Bearer <your API token>
         lower = name.lower()
         if lower in ("authorization", "proxy-authorization"):
             scheme = search_spans(SCHEME, raw, 0)
             if scheme is not None:
+                # the scheme and its credential: unquoted, the line goes on (the URL)
+                if is_placeholder(_text(data, (start, start + scheme[0][1]))):
+                    continue  # Bearer YOUR_API_TOKEN
                 start, end = start + scheme[2][0], start + scheme[2][1]
+            elif is_placeholder(raw.decode("utf-8", "surrogatepass")):
+                continue
             value = _text(data, (start, end))
             if not _token68(value):
                 continue  # basic {base64(email:password)}: a description, not a credential
@@ -518,6 +522,8 @@ def _headers(data: bytes, overflow: list[int], known: Reported) -> Iterator[Foun
                 yield Found("header-credential", start, end, value)
         elif credential_name_strength(name) and " " not in raw.decode("utf-8", "replace"):
             value = _text(data, (start, end))
+            if is_placeholder(value):
+                continue
             if looks_like_credential(value) or token_like(value):
                 yield Found("header-credential", start, end, value)
 

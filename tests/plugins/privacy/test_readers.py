@@ -91,6 +91,7 @@ def test_a_named_token_is_found_in_every_syntax(scanner: Scanner, text: str) -> 
 COMMANDS = [
     f"curl -H 'Authorization: Basic {base64.b64encode(f'ci:{PASSWORD}'.encode()).decode()}' x",
     f'curl -H "Authorization: Api-Token {TOKEN}" https://api.example.net',
+    f"curl -H Authorization:Bearer\\ {TOKEN} https://api.example.net",  # the blank escaped
     f'curl -X GET -H "apikey: {TOKEN}" https://api.example.net',
     f'curl --header "X-Auth-Token: {TOKEN}" https://api.example.net',
     f'curl -u ":{PASSWORD}" https://search.example.net:9200',
