@@ -212,6 +212,8 @@ SHAPES = [
     ("llm-provider-key", "gsk_" + pick(ALNUM, 52)),  # Groq
     ("llm-provider-key", "r8_" + pick(ALNUM, 37)),  # Replicate
     ("llm-provider-key", "pplx-" + pick(ALNUM, 48)),  # Perplexity
+    ("llm-provider-key", "xai-" + pick(ALNUM, 80)),  # xAI
+    ("llm-provider-key", "sk-" + pick("0123456789abcdef", 32)),  # DeepSeek
     ("supabase-token", "sbp_" + pick("0123456789abcdef", 40)),  # Supabase
     ("google-oauth-client-secret", "GOCSPX-" + pick(ALNUM + "_-", 28)),  # Google OAuth secret
     ("terraform-cloud-token", f"{pick(ALNUM, 14)}.atlasv1.{pick(ALNUM, 67)}"),
