@@ -62,6 +62,7 @@ POSITIVES = [
     ("gitlab-token", f"PRIVATE-TOKEN: {make.gitlab_token(RNG)}"),
     ("gitlab-runner-registration-token", "--registration-token GR1348941aB3dE5fG7hI9jK1lM3nO"),
     ("slack-token", f"SLACK_BOT={make.slack_token(RNG)}"),
+    ("slack-token", "legacy: xoxr-918273-564738-192837-7c3f9a2e5b8d1046af"),
     (
         "slack-webhook",
         "post to https://hooks.slack.com/services/T0ABCDEFG/B0HIJKLMN/aB3dE5fG7hI9jK1lM3nO5pQ7",
