@@ -7,9 +7,12 @@ or arbitrary ranges.
 
 from __future__ import annotations
 
+import random
 import sys
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from devpulse import config_from_mapping
 from devpulse.plugins.privacy import Scanner, pii
@@ -321,3 +324,35 @@ def test_a_labelled_identity_number_wins_over_its_reading_as_a_phone(scanner: Sc
 )
 def test_dates_of_birth_labelled_in_other_languages(scanner: Scanner, text: str) -> None:
     assert "date-of-birth" in pii_rules(scanner, text)
+
+
+IDENTITY_LABELS = (
+    *("Passport No:", "passport number", "NHS number", "National Insurance number"),
+    *("SIN:", "Steuer-ID", "DNI", "driver's license #", "Medicare number", "BSN"),
+)
+AROUND = st.text(max_size=300) | st.text(
+    alphabet=st.sampled_from(list("abcXYZ0189 =:'\"\n\t_-./@#()")), max_size=300
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    before=AROUND,
+    after=AROUND,
+    label=st.sampled_from(IDENTITY_LABELS),
+    letter=st.sampled_from(["", "C", "X4"]),
+    seed=st.integers(0, 2**32),
+)
+def test_a_labelled_identity_number_is_found_anywhere(
+    scanner: Scanner, before: str, after: str, label: str, letter: str, seed: int
+) -> None:
+    number = letter + str(random.Random(seed).randrange(10**8, 10**9))
+    assume(pii.identity_number(number))  # not one of the numbers nobody is given
+    planted = f"{label} {number}"
+    text = f"{before}\n{planted}\n{after}"
+    start = len(before) + 1 + len(label) + 1
+    end = start + len(number)
+    findings = scanner.scan(text)
+    assert any(f.category == "pii" and f.span[0] <= start and end <= f.span[1] for f in findings), (
+        planted
+    )
