@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import math
 import operator
 import re
@@ -494,6 +495,55 @@ def token_in_prose(value: str) -> bool:
     return token_like(value) and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
 
 
+# --- wallets ---------------------------------------------------------------------------
+
+_BASE58 = {c: i for i, c in enumerate("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")}
+# BIP32's version bytes of an extended private key: mainnet xprv, testnet tprv
+_EXTENDED_PRIVATE = (b"\x04\x88\xad\xe4", b"\x04\x35\x83\x94")
+
+
+def _base58check(value: str) -> bytes | None:
+    """The payload of a Base58Check string (how Bitcoin writes keys), or None where a
+    character is not Base58 or the double SHA-256 checksum of its last 4 bytes fails."""
+    number = 0
+    for c in value:
+        digit = _BASE58.get(c)
+        if digit is None:
+            return None
+        number = number * 58 + digit
+    zeros = len(value) - len(value.lstrip("1"))  # each leading 1 is a zero byte
+    raw = b"\0" * zeros + number.to_bytes((number.bit_length() + 7) // 8, "big")
+    payload, check = raw[:-4], raw[-4:]
+    digest = hashlib.sha256(hashlib.sha256(payload).digest()).digest()
+    return payload if len(raw) > 4 and digest[:4] == check else None
+
+
+def extended_private_key(value: str) -> bool:
+    """A BIP32 extended private key (xprv..., tprv...): 78 bytes, its checksum right."""
+    payload = _base58check(value)
+    return payload is not None and len(payload) == 78 and payload[:4] in _EXTENDED_PRIVATE
+
+
+# Words no BIP39 list holds and most English sentences do: two of them, and a run of short
+# words after "mnemonic" is a sentence about one, not a seed phrase.
+_SENTENCE_WORDS = frozenset(
+    {
+        *("the", "and", "that", "this", "with", "have", "from", "your", "should", "would"),
+        *("could", "they", "their", "there", "been", "were", "than", "which", "these"),
+        *("those", "because"),
+    }
+)
+
+
+def seed_phrase(value: str) -> bool:
+    """A wallet's recovery phrase: 12, 15, 18, 21 or 24 words (BIP39's lengths), more than
+    one word among them, and not a sentence."""
+    words = value.split()
+    if len(words) not in (12, 15, 18, 21, 24) or len(set(words)) < len(words) // 2:
+        return False
+    return sum(w in _SENTENCE_WORDS for w in words) < 2
+
+
 def authorization(value: str) -> bool:
     """Basic credentials are base64 "user:password": judge the password, not the encoding."""
     try:
@@ -560,6 +610,8 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "jwt": jwt,
     "base64_jwt": base64_jwt,
     "url_password": url_password,
+    "extended_private_key": extended_private_key,
+    "seed_phrase": seed_phrase,
 }
 
 

@@ -93,6 +93,7 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
         *(("token - ", ""), ("api key -> ", "")),
     ),
     "identity-number": (("Passport No: ", ""), ("NHS number ", ""), ("SIN ", ""), ("DNI: C", "")),
+    "wallet-key-argument": (('new Wallet("0x0123abcd', '")'), ("Account.from_key('", "')")),
     "token-in-url": (("https://Zq8rT2mXwP4kL9vB3nYc@", ""), ("git+https://0123456789abcdef@", "")),
     "email-address": (("a@", ".io"), ("mail a@b.", "")),
     "phone-e164": (("+1 ", ""), ("+44", "")),

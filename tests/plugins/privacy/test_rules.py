@@ -120,6 +120,20 @@ POSITIVES = [
         "git clone https://3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c9b0d1e2f@github.com/org/repo",
     ),
     ("token-in-url", "wss://Zq8rT2mXwP4kL9vB3nYc@stream.example.net/v1"),
+    (
+        "wallet-seed-phrase",
+        'MNEMONIC="vessel ladder alter error federal sibling chat ability sun glass valve picture"',
+    ),
+    (
+        "wallet-seed-phrase",
+        "my recovery phrase is: legal winner thank year wave sausage worth useful legal winner "
+        "thank yellow",
+    ),
+    (
+        "wallet-key-argument",
+        'const w = new ethers.Wallet("0x8f2a559490d4a1c3e5b7f9d1c3e5a7b9'
+        'd1f3a5c7e9b1d3f5a7c9e1b3d5f7a9c1")',
+    ),
     ("client-name", "The Globex renewal is due next week."),
     ("confidentiality-marker", "CONFIDENTIAL - do not forward"),
 ]
@@ -143,6 +157,8 @@ NEGATIVES = [
     "keep it secret\nStep2: deploy the release candidate",
     "api_key = 'your-api-key-here'",
     'token = "<TOKEN>"',
+    "the mnemonic is a device used to remember things like planet order and music notes there",
+    "tx 0x8f2a559490d4a1c3e5b7f9d1c3e5a7b9d1f3a5c7e9b1d3f5a7c9e1b3d5f7a9c1 confirmed",
     "jdbc:oracle:thin:@//db.example.net:1521/svc",
     "sqlplus / as sysdba",
     "jdbc:oracle:thin:app/${DB_PASSWORD}@db:1521/x",
