@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import random
 import string
 
@@ -93,6 +94,22 @@ def postgres_url(rng: random.Random) -> str:
     return f"postgres://{user}:{password}@db7.prod.example.net:5432/app"
 
 
+def base58check(payload: bytes) -> str:
+    """Base58Check, as Bitcoin writes keys: the payload, then 4 bytes of its double SHA-256."""
+    raw = payload + hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
+    number, out = int.from_bytes(raw, "big"), ""
+    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+    while number:
+        number, digit = divmod(number, 58)
+        out = alphabet[digit] + out
+    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
+
+
+def extended_private_key(rng: random.Random) -> str:
+    """A BIP32 xprv: its version bytes, 74 random bytes, its checksum."""
+    return base58check(b"\x04\x88\xad\xe4" + bytes(rng.randrange(256) for _ in range(74)))
+
+
 STANDALONE = [
     aws_key_id,
     github_token,
@@ -108,4 +125,5 @@ STANDALONE = [
     jwt,
     private_key,
     postgres_url,
+    extended_private_key,
 ]

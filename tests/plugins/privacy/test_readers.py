@@ -4,7 +4,6 @@ pasted in, and the look-alikes next to it are not. Every value here is synthetic
 from __future__ import annotations
 
 import base64
-import hashlib
 import random
 import string
 
@@ -15,6 +14,7 @@ from devpulse.plugins.privacy import Scanner, readers
 from devpulse.plugins.privacy.checks import credential_name_strength, is_placeholder
 from devpulse.plugins.privacy.readers import MAX_CANDIDATES, read_all
 from devpulse.plugins.privacy.spans import Reported
+from tests.plugins.privacy import secrets_factory as make
 
 RNG = random.Random(13)
 ALNUM = string.ascii_letters + string.digits
@@ -608,24 +608,13 @@ def test_a_value_only_partly_in_a_known_secret_is_still_read_whole(text: str, ta
     assert read_all(data) != []
 
 
-def _base58check(payload: bytes) -> str:
-    """Base58Check, as Bitcoin writes keys: the payload, then 4 bytes of its double SHA-256."""
-    raw = payload + hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
-    number, out = int.from_bytes(raw, "big"), ""
-    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-    while number:
-        number, digit = divmod(number, 58)
-        out = alphabet[digit] + out
-    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
-
-
 def test_an_extended_private_key_is_found_by_its_checksum(scanner: Scanner) -> None:
-    key = _base58check(b"\x04\x88\xad\xe4" + bytes(RNG.randrange(256) for _ in range(74)))
+    key = make.extended_private_key(RNG)
     assert key.startswith("xprv")
     assert "wallet-extended-private-key" in {f.rule_id for f in scanner.scan(f"key: {key}")}
     # one character changed: the checksum fails, and nothing is claimed
     broken = key[:50] + ("A" if key[50] != "A" else "B") + key[51:]
     assert "wallet-extended-private-key" not in {f.rule_id for f in scanner.scan(broken)}
     # an extended public key (xpub) is not a secret
-    public = _base58check(b"\x04\x88\xb2\x1e" + bytes(RNG.randrange(256) for _ in range(74)))
+    public = make.base58check(b"\x04\x88\xb2\x1e" + bytes(RNG.randrange(256) for _ in range(74)))
     assert not scanner.scan(public)
