@@ -27,7 +27,7 @@ import math
 import re2
 
 from devpulse.core.tokens import estimate_tokens
-from devpulse.plugins.privacy.spans import search_spans
+from devpulse.plugins.privacy.spans import PatternSet, search_spans
 
 HEAD_CHARS = 3072  # the start of a prompt: the question, or the context before it
 TAIL_CHARS = 1024  # the end: where an instruction after a pasted text sits
@@ -224,33 +224,17 @@ def _count(pattern: re2._Regexp, data: bytes, cap: int) -> int:
 
 
 # The patterns, in one RE2 set: one pass says which of them match at all, so a pattern that
-# does not costs no search of its own (each is a pass over the window). The set's last
-# pattern matches every text; should its DFA run out of memory, the answer lacks it, and
-# every pattern is searched as if each had matched.
+# does not costs no search of its own (each is a pass over the window).
 _PATTERNS = (QUANTITY, PROSE, RECALL, DERIVE, CODE_REQUEST, CODE, STRUCTURE, FORMAL)
-
-
-def _pattern_set() -> re2.Set:
-    options = re2.Options()
-    options.log_errors = False
-    found = re2.Set.SearchSet(options)
-    for i, pattern in enumerate(_PATTERNS):
-        if found.Add(pattern.pattern) != i:  # pragma: no cover - each compiled above
-            raise ValueError(f"difficulty pattern {i} is not valid in an RE2 set")
-    found.Add(r"\A")
-    found.Compile()
-    return found
-
-
-_PATTERN_SET = _pattern_set()
+_PATTERN_SET = PatternSet(pattern.pattern for pattern in _PATTERNS)
 
 
 def _matching(data: bytes) -> frozenset[re2._Regexp]:
     """The patterns that match somewhere in `data` (all of them, if the set gave up)."""
-    matched = _PATTERN_SET.Match(data) or ()  # the binding answers None for no match
-    if len(_PATTERNS) not in matched:
+    matched = _PATTERN_SET.matching(data)
+    if matched is None:
         return frozenset(_PATTERNS)
-    return frozenset(_PATTERNS[i] for i in matched if i < len(_PATTERNS))
+    return frozenset(_PATTERNS[i] for i in matched)
 
 
 # A word's length (up to 255) to 1 if the word is long, else 0.

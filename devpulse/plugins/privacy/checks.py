@@ -16,7 +16,7 @@ import re2
 
 from devpulse.plugins.privacy import pii
 from devpulse.plugins.privacy.packaged import rules_file
-from devpulse.plugins.privacy.spans import search_spans, search_text
+from devpulse.plugins.privacy.spans import PatternSet, search_spans, search_text
 
 # Values that documentation and templates use in place of a real secret. Marker words count
 # only as whole words ("your-fake-token"), never inside random characters, where "FAKE"
@@ -269,27 +269,15 @@ _SHAPE_PATTERNS = (
 _PLACEHOLDER, _REFERENCE, _LOWER_PATH, _CODE_EXPRESSION, _CAMEL_WORDS, _IDENTIFIER_PATH = range(6)
 
 
-def _shape_set() -> re2.Set:
-    options = re2.Options()
-    options.log_errors = False
-    found = re2.Set.SearchSet(options)
-    for i, regex in enumerate(_SHAPE_PATTERNS):
-        if found.Add(regex.pattern) != i:  # pragma: no cover - each compiled on its own above
-            raise ValueError(f"value pattern {i} is not valid in an RE2 set")
-    found.Add(rb"\A")  # matches every value: see _shapes
-    found.Compile()
-    return found
-
-
-_SHAPE_SET = _shape_set()
+_SHAPE_SET = PatternSet(regex.pattern for regex in _SHAPE_PATTERNS)
 
 
 def _shapes(core: str) -> Container[int]:
     """Which of _SHAPE_PATTERNS match `core`. Should the set's DFA give up (out of memory
-    on a long value), its answer lacks its last pattern, and each pattern is asked alone."""
+    on a long value), each pattern is asked alone."""
     data = core.encode("utf-8", "surrogatepass")
-    found = _SHAPE_SET.Match(data) or ()  # the binding answers None for no match
-    if len(_SHAPE_PATTERNS) in found:
+    found = _SHAPE_SET.matching(data)
+    if found is not None:
         return found
     return [i for i, regex in enumerate(_SHAPE_PATTERNS) if search_spans(regex, data, 0)]
 

@@ -41,6 +41,7 @@ from devpulse.plugins.privacy.checks import (
 )
 from devpulse.plugins.privacy.spans import (
     NOTHING_REPORTED,
+    PatternSet,
     Reported,
     Spans,
     TwoPass,
@@ -198,13 +199,12 @@ def _readers_for(data: bytes) -> list[tuple[str, Reader]]:
     """The readers whose pattern matches somewhere in `data`, in READERS order, and the
     assignment reader, which always runs (see _SET_READERS).
 
-    The set's last pattern matches every text: should the set's DFA give up (out of
-    memory), its answer lacks that one too, and every reader runs.
+    Should the set's DFA give up (out of memory), every reader runs.
     """
-    matched = _READER_SET.Match(data) or ()  # the binding answers None for no match
-    if len(_SET_READERS) not in matched:
+    matched = _READER_SET.matching(data)
+    if matched is None:
         return [(rule_id, reader) for rule_id, _, reader in READERS]
-    chosen = sorted({*_UNSET_READERS, *(_SET_READERS[i] for i in matched if i < len(_SET_READERS))})
+    chosen = sorted({*_UNSET_READERS, *(_SET_READERS[i] for i in matched)})
     return [(READERS[i][0], READERS[i][2]) for i in chosen]
 
 
@@ -555,16 +555,4 @@ _SET_READERS = [i for i, (_, pattern, _) in enumerate(READERS) if pattern is not
 _UNSET_READERS = frozenset(range(len(READERS))).difference(_SET_READERS)
 
 
-def _reader_set() -> re2.Set:
-    options = re2.Options()
-    options.log_errors = False
-    found = re2.Set.SearchSet(options)
-    for i, reader in enumerate(_SET_READERS):
-        if found.Add(READERS[reader][1].find.pattern) != i:  # pragma: no cover - compiled above
-            raise ValueError(f"reader pattern {reader} is not valid in an RE2 set")
-    found.Add(b"\\A")  # matches every text: see _readers_for
-    found.Compile()
-    return found
-
-
-_READER_SET = _reader_set()
+_READER_SET = PatternSet(READERS[i][1].find.pattern for i in _SET_READERS)

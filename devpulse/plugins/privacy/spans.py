@@ -50,6 +50,35 @@ def first_set(spans: Spans, groups: Iterable[int]) -> tuple[int, int] | None:
     return None
 
 
+class PatternSet:
+    """Which of several patterns match somewhere in a text, in one RE2 pass over it.
+
+    The set's last pattern matches every text. Should the set's DFA give up (out of memory on
+    a long text), its answer lacks that one too, and `matching` says so: the caller then asks
+    each pattern alone, or runs everything.
+    """
+
+    def __init__(self, patterns: Iterable[str | bytes]) -> None:
+        options = re2.Options()
+        options.log_errors = False
+        self._set = re2.Set.SearchSet(options)
+        self.size = 0
+        for pattern in patterns:
+            if self._set.Add(pattern) != self.size:  # pragma: no cover - each compiled alone
+                raise ValueError(f"pattern {self.size} is not valid in an RE2 set")
+            self.size += 1
+        self._set.Add(rb"\A")  # matches every text
+        self._set.Compile()
+
+    def matching(self, data: bytes) -> list[int] | None:
+        """The indices of the patterns that match `data`, or None if the set gave up."""
+        found: list[int] = self._set.Match(data) or []  # the binding answers None for none
+        if self.size not in found:
+            return None
+        found.remove(self.size)  # a new list each call
+        return found
+
+
 def found_in(regex: re2._Regexp, data: bytes) -> bool:
     """Whether `regex` matches anywhere in `data`."""
     return search_spans(regex, data, 0) is not None

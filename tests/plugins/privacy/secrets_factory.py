@@ -1,4 +1,5 @@
-"""Synthetic secrets in real formats, generated from a seed (never real credentials)."""
+"""Synthetic secrets in real formats, generated from a seed (never real credentials), and the
+text the property tests plant them in."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import base64
 import hashlib
 import random
 import string
+
+from hypothesis import strategies as st
 
 ALNUM = string.ascii_letters + string.digits
 B32 = string.ascii_uppercase + "234567"
@@ -127,3 +130,10 @@ STANDALONE = [
     postgres_url,
     extended_private_key,
 ]
+
+
+# What a planted value sits between: arbitrary text, all of Unicode (lone surrogates
+# included), or text biased towards code-ish prose.
+AROUND = st.text(max_size=400) | st.text(
+    alphabet=st.sampled_from(list("abcdefXYZ0123456789 =:'\"\n\t_-./@+#{}()[]<>`")), max_size=400
+)

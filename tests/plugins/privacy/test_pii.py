@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from devpulse import config_from_mapping
 from devpulse.plugins.privacy import Scanner, pii
+from tests.plugins.privacy import secrets_factory as make
 
 
 @pytest.fixture(scope="module")
@@ -330,15 +331,12 @@ IDENTITY_LABELS = (
     *("Passport No:", "passport number", "NHS number", "National Insurance number"),
     *("SIN:", "Steuer-ID", "DNI", "driver's license #", "Medicare number", "BSN"),
 )
-AROUND = st.text(max_size=300) | st.text(
-    alphabet=st.sampled_from(list("abcXYZ0189 =:'\"\n\t_-./@#()")), max_size=300
-)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    before=AROUND,
-    after=AROUND,
+    before=make.AROUND,
+    after=make.AROUND,
     label=st.sampled_from(IDENTITY_LABELS),
     letter=st.sampled_from(["", "C", "X4"]),
     seed=st.integers(0, 2**32),

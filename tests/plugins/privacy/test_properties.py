@@ -16,16 +16,11 @@ from tests.support import router_with
 SCANNER = Scanner(config_from_mapping({}).privacy)
 ROUTER = router_with()
 
-# Arbitrary text, all of Unicode (lone surrogates included), biased towards code-ish prose.
-TEXT = st.text(max_size=400) | st.text(
-    alphabet=st.sampled_from(list("abcdefXYZ0123456789 =:'\"\n\t_-./@+#{}()[]<>`")), max_size=400
-)
-
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    before=TEXT,
-    after=TEXT,
+    before=make.AROUND,
+    after=make.AROUND,
     kind=st.sampled_from(make.STANDALONE),
     seed=st.integers(0, 2**32),
 )
@@ -44,7 +39,12 @@ def test_a_planted_secret_is_found_anywhere(before, after, kind, seed) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(before=TEXT, after=TEXT, kind=st.sampled_from(make.STANDALONE), seed=st.integers(0, 2**32))
+@given(
+    before=make.AROUND,
+    after=make.AROUND,
+    kind=st.sampled_from(make.STANDALONE),
+    seed=st.integers(0, 2**32),
+)
 def test_a_planted_secret_always_routes_local(before, after, kind, seed) -> None:
     prompt = f"{before}\nDesign a multi-step plan using {kind(random.Random(seed))}\n{after}"
     decision = ROUTER.route(prompt)

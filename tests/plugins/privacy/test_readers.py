@@ -548,7 +548,7 @@ def test_readers_all_run_when_their_set_gives_up(monkeypatch: pytest.MonkeyPatch
     text = b'var dbPassword string = "x9$Kq2mPz!7"\n'
     expected = read_all(text)
     assert expected
-    monkeypatch.setattr(readers, "_READER_SET", _GivenUp())
+    monkeypatch.setattr(readers._READER_SET, "_set", _GivenUp())
     assert read_all(text) == expected
 
 
