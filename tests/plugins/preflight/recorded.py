@@ -1,8 +1,10 @@
 """Recorded answers of tools this machine does not have: NVML, sysctl and vm_stat.
 
 The NVML stand-in mirrors pynvml's API and structures (nvmlDeviceGetMemoryInfo with the v2
-version argument, NVMLError subclasses); values were written down from an H100 SXM (80 GB),
-an RTX 4090 and a Jetson-style unified-memory board that answers "Not Supported".
+version argument, NVMLError subclasses). The H200 readings were recorded by
+`bench/nvml_live.py --record` on an H200 (driver 580.159.04, nvidia-ml-py's pynvml) on
+2026-12-04: idle, and while another process held 96 GiB. The H100 SXM (80 GB), RTX 4090 and
+Jetson-style unified-memory board ("Not Supported") values were written down by hand.
 """
 
 from __future__ import annotations
@@ -66,8 +68,10 @@ class RecordedNvml:
                 free=mem["free"],
                 used=mem["used"],
             )
+        # v1 has no reserved field: it counts reserved memory as used (the H200 answered
+        # v1 used = v2 used + reserved, with the same free).
         return SimpleNamespace(
-            total=mem["total"], free=mem["free"] + mem["reserved"], used=mem["used"]
+            total=mem["total"], free=mem["free"], used=mem["used"] + mem["reserved"]
         )
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: dict[str, Any]) -> list[Any]:
@@ -84,6 +88,23 @@ H100 = {
     },
     "procs": [(4121, 21474836480)],
 }
+H200_IDLE = {
+    "name": "NVIDIA H200",
+    "memory": {"total": 150754820096, "reserved": 644939776, "free": 150109880320, "used": 0},
+}
+# The same GPU while pid 523 held 96 GiB (torch.empty + fill_): its CUDA context adds ~600 MiB.
+H200_HELD = {
+    "name": "NVIDIA H200",
+    "memory": {
+        "total": 150754820096,
+        "reserved": 644939776,
+        "free": 46381793280,
+        "used": 103728087040,
+    },
+    "procs": [(523, 103718846464)],
+}
+# nvidia-smi --query-gpu=memory.total,memory.reserved,memory.free, same GPU, idle (MiB).
+H200_SMI_IDLE = {"total": 143771, "reserved": 616, "free": 143156}
 RTX_4090_V1_ONLY = {
     "name": "NVIDIA GeForce RTX 4090",
     "memory": {"total": 25757220864, "reserved": 0, "free": 24990580736, "used": 766640128},

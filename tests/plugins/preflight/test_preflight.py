@@ -124,6 +124,29 @@ def test_readings_are_cached_for_the_ttl() -> None:
     assert probe.calls == 2
 
 
+def test_the_verdict_follows_a_process_that_takes_the_gpu() -> None:
+    """NVML's answers as recorded on an H200 (bench/nvml_live.py): a 71,577 MB model fits
+    while the GPU is idle; once another process holds 96 GiB, the next reading after the TTL
+    sends public work to the cloud."""
+    from devpulse.plugins.preflight.probes import NvidiaProbe  # noqa: PLC0415
+    from tests.plugins.preflight.recorded import H200_HELD, H200_IDLE, RecordedNvml  # noqa: PLC0415
+
+    nvml = RecordedNvml([H200_IDLE])
+    config = {"preflight": {"models": {"default": {"need_mb": 71577}}}}
+    router = router_with(config, plugins=[NvidiaProbe(nvml), Answers()])
+    idle = router.route("summarize this changelog")
+    assert idle.verdict is not None
+    assert (idle.side, idle.verdict.details["verdict"]) == (Side.LOCAL, "fits")
+    assert idle.verdict.details["device"] == "cuda:0 NVIDIA H200"
+
+    nvml.devices = [H200_HELD]
+    router.pm.get_plugin("devpulse.preflight").memory.clock = lambda: 1e12  # past the TTL
+    held = router.route("summarize this changelog")
+    assert held.verdict is not None
+    assert (held.side, held.verdict.details["verdict"]) == (Side.CLOUD, "no_fit")
+    assert held.verdict.details["budget_mb"] == 44233
+
+
 def test_bad_preflight_config() -> None:
     from devpulse import ConfigError  # noqa: PLC0415
 

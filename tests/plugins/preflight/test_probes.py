@@ -35,6 +35,25 @@ def test_nvidia_v2_memory_and_processes() -> None:
     assert nvml.calls == ["memory v2"]
 
 
+def test_nvidia_h200_as_recorded_agrees_with_nvidia_smi() -> None:
+    (idle,) = NvidiaProbe(recorded.RecordedNvml([recorded.H200_IDLE])).probe_memory()
+    smi = recorded.H200_SMI_IDLE
+    assert idle.device == "cuda:0 NVIDIA H200"
+    assert idle.total_mb == smi["total"]
+    assert smi["free"] - 1 <= idle.free_mb <= smi["free"]  # MiB floored here, rounded there
+    assert idle.processes == ()
+    (held,) = NvidiaProbe(recorded.RecordedNvml([recorded.H200_HELD])).probe_memory()
+    assert held.free_mb == 44233
+    assert held.processes == ({"pid": 523, "used_mb": 98914},)
+
+
+def test_nvidia_v1_and_v2_agree_on_free_memory() -> None:
+    v1_only = {**recorded.H200_HELD, "v2": False}
+    (v2,) = NvidiaProbe(recorded.RecordedNvml([recorded.H200_HELD])).probe_memory()
+    (v1,) = NvidiaProbe(recorded.RecordedNvml([v1_only])).probe_memory()
+    assert v1.free_mb == v2.free_mb == 44233
+
+
 def test_nvidia_falls_back_to_v1_where_the_driver_lacks_v2() -> None:
     nvml = recorded.RecordedNvml([recorded.RTX_4090_V1_ONLY])
     (gpu,) = NvidiaProbe(nvml).probe_memory()
