@@ -131,7 +131,8 @@ def _describe(event: Event) -> str:
         return f"unload of {model} stuck: {event['reason']}"
     if kind == "host_unreachable":
         return f"{event['backend']} does not answer"
-    return f"hog: pid {event['pid']} {event['name']} {event['rss_mb']} MB"
+    vram = f", {event['vram_mb']} MB on {event['device']}" if "vram_mb" in event else ""
+    return f"hog: pid {event['pid']} {event['name']} {event['rss_mb']} MB RAM{vram}"
 
 
 @contextlib.contextmanager

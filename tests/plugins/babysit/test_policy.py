@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from typing import Any
 
@@ -16,7 +17,9 @@ from devpulse import (
     make_plugin_manager,
 )
 from devpulse.plugins.babysit import Unloader
+from devpulse.plugins.babysit.command import _describe
 from devpulse.plugins.babysit.policy import Gauge, victims
+from devpulse.plugins.babysit.watchdog import hogs
 from tests.rig.llama_server import free_port
 
 
@@ -186,3 +189,23 @@ def test_the_babysitter_runs_as_an_asyncio_task() -> None:
     asyncio.run(asyncio.wait_for(main(), timeout=30))
     assert host.unloaded == ["a"]
     assert events[-1]["event"] == "stop"
+
+
+def test_gpu_memory_counts_when_naming_the_processes_that_hold_the_most() -> None:
+    """NVML's per-process figure (as an H200 reported a process holding 96 GiB) ranks a
+    process with little RAM first and is named in the report."""
+    me = os.getpid()
+    gpu = DeviceMemory(
+        "cuda:0 NVIDIA H200",
+        "nvidia",
+        143771,
+        44233,
+        44233,
+        processes=({"pid": me, "used_mb": 98914},),
+    )
+    first, *rest = hogs(gpu)
+    assert (first["pid"], first["vram_mb"], first["device"]) == (me, 98914, "cuda:0 NVIDIA H200")
+    assert all("vram_mb" not in h for h in rest)
+    line = _describe({"event": "hog", **first})
+    assert line.endswith("MB RAM, 98914 MB on cuda:0 NVIDIA H200")
+    assert _describe({"event": "hog", **rest[0]}).endswith(" MB RAM")
