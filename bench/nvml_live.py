@@ -8,7 +8,10 @@ for the allocation step, PyTorch or CuPy with CUDA. It prints, per GPU:
 - what one probe costs (the first, with nvmlInit, and the median and p95 of the rest);
 - free memory and the verdict of `devpulse ai --before-load MB` before, while and after a
   separate process holds `--hold-gib` of the GPU's memory: the CLI runs as a user runs it,
-  in its own process, so each run reads the GPU afresh.
+  in its own process, so each run reads the GPU afresh;
+- while it holds that memory, what `devpulse babysit --once` says with a target above free
+  memory: with no idle model to unload, it names the processes holding the most, and the
+  holder should come first, by its GPU memory.
 
 `--record FILE` writes NVML's raw answers (the readings `tests/plugins/preflight/recorded.py`
 replays) as JSON. Run: `python bench/nvml_live.py [--hold-gib 96] [--record h200.json]`.
@@ -120,6 +123,20 @@ def before_load(mb: int) -> dict[str, Any]:
     return {"exit_code": done.returncode, **answer}
 
 
+def babysit_hogs(target_mb: int) -> list[dict[str, Any]]:
+    """The `hog` events of `devpulse babysit --once --json` with a target above free memory."""
+    command = ["babysit", "--once", "--json", "--target-free-mb", str(target_mb)]
+    done = subprocess.run(
+        [sys.executable, "-m", "devpulse", *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return [e for e in events if e.get("event") == "hog"]
+
+
 def probe_costs(rounds: int) -> dict[str, float]:
     probe = NvidiaProbe()
     start = time.perf_counter()
@@ -194,6 +211,13 @@ def main() -> None:
         stages.append(stage("held", need_mb))
         report["nvml_held"] = raw_nvml(pynvml)
         report["holder_pid"] = holder.pid
+        report["hogs"] = hogs = babysit_hogs(free0)
+        for hog in hogs:
+            mine = " (the holder)" if hog["pid"] == holder.pid else ""
+            print(
+                f"babysit hog: pid {hog['pid']}{mine} {hog['name']}: {hog['rss_mb']} MB RAM, "
+                f"{hog.get('vram_mb', '-')} MB GPU"
+            )
     finally:
         if holder.stdin is not None:
             holder.stdin.close()

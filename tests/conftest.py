@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import platform
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -38,6 +41,25 @@ def isolated_config(
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
     for name in ("DEVPULSE_CONFIG", "DEVPULSE_LOAD_PLUGINS", "DEVPULSE_TRACE_PLUGINS"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def no_machine_gpus(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees this machine's GPUs unless marked `machine_gpus`.
+
+    Preflight and babysit watch the accelerator with the largest budget, so on an NVIDIA
+    machine or a Mac the bundled probes' real GPU would outrank the device a test's own probe
+    reports (on an H200, two babysit tests watched its 140 GB instead of their fake host).
+    The probes given recorded answers (tests/plugins/preflight/recorded.py) are unaffected.
+    """
+    if request.node.get_closest_marker("machine_gpus"):
+        return
+    from devpulse.plugins.preflight import probes  # noqa: PLC0415
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # `import pynvml` fails: no NVML
+    monkeypatch.setattr(
+        probes, "platform", SimpleNamespace(system=lambda: "Test", machine=platform.machine)
+    )
 
 
 @pytest.fixture

@@ -74,6 +74,22 @@ def test_nvidia_without_a_driver_does_not_apply() -> None:
     assert NvidiaProbe(recorded.RecordedNvml([], init_fails=True)).probe_memory() is None
 
 
+def test_tests_see_no_gpu_of_this_machine_unless_marked() -> None:
+    assert NvidiaProbe().probe_memory() is None  # tests/conftest.py: no_machine_gpus
+    assert AppleProbe().probe_memory() is None
+
+
+@pytest.mark.machine_gpus
+def test_nvidia_probe_on_this_machine() -> None:
+    """Where pynvml and a driver are present (an NVIDIA machine), the real probe reports
+    each GPU's memory consistently; elsewhere it does not apply."""
+    gpus = NvidiaProbe().probe_memory()
+    for gpu in gpus or ():
+        assert gpu.device.startswith("cuda:")
+        assert 0 <= gpu.free_mb <= gpu.total_mb
+        assert gpu.budget_mb == gpu.free_mb
+
+
 def test_vm_stat_counts_free_and_speculative_pages_only() -> None:
     assert parse_vm_stat(recorded.VM_STAT) == (1048576 + 65536) * 16384
 
