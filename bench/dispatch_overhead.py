@@ -6,7 +6,10 @@ The router's own time is then measured apart from the machine's: the same invoke
 in-process backend that answers at once, back to back (warm CPU caches), right after a
 direct call to the rig's model (whose run on the same cores leaves them cold), and right
 after 200 ms of doing nothing. The gap between the first and the others is what a pause
-costs the router's code, not what the code does.
+costs the router's code, not what the code does. Last, back to back with every thread of
+the process pinned to one CPU: the same code and hand-offs between the caller, the attempt's
+worker and the ledger's writer, with no thread woken on another core (on a 2-vCPU VM that
+waking is about a third of the router's own time).
 
 Run: `python bench/dispatch_overhead.py [--rounds N]` (needs the rig: tests/rig/setup.sh).
 """
@@ -14,6 +17,8 @@ Run: `python bench/dispatch_overhead.py [--rounds N]` (needs the rig: tests/rig/
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
 import sys
 import tempfile
@@ -61,9 +66,10 @@ def p50_p90(values: list[float]) -> str:
 
 def instant_arm(
     request: Request, tmp: str, rounds: int, model_call: Callable[[], None]
-) -> tuple[list[float], list[float], list[float]]:
+) -> tuple[list[float], list[float], list[float], list[float]]:
     """Invoke walls (ms) against the in-process backend: back to back, each right after
-    `model_call` has run the rig's model, and each right after 200 ms asleep."""
+    `model_call` has run the rig's model, each right after 200 ms asleep, and back to back
+    on one CPU."""
     config = config_from_mapping(
         {
             "local": {"backend": "instant", "model": "gemma-3-270m"},
@@ -88,7 +94,29 @@ def instant_arm(
         after_model.append(timed())
         time.sleep(0.2)  # nothing runs: what the pause alone costs
         after_idle.append(timed())
-    return warm, after_model, after_idle
+    return warm, after_model, after_idle, one_cpu(timed, rounds * 3)
+
+
+def one_cpu(timed: Callable[[], float], rounds: int) -> list[float]:
+    """Back-to-back walls with this process pinned to one CPU (Linux), then unpinned: the
+    same hand-offs between the caller, the attempt's worker and the ledger's writer, without
+    waking a thread on another core. Empty where affinity cannot be set."""
+    if not hasattr(os, "sched_setaffinity") or not os.path.isdir("/proc/self/task"):
+        return []
+    cpus = os.sched_getaffinity(0)
+
+    def pin(to: set[int]) -> None:  # each thread has its own mask: the workers are running
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+                os.sched_setaffinity(int(tid), to)
+
+    pin({min(cpus)})
+    try:
+        for _ in range(20):
+            timed()
+        return [timed() for _ in range(rounds)]
+    finally:
+        pin(cpus)
 
 
 def main() -> None:
@@ -150,8 +178,8 @@ def main() -> None:
             start = time.perf_counter()
             router.route(request)
             route_only.append((time.perf_counter() - start) * 1000)
-        warm, after_model, after_idle = instant_arm(request, tmp, args.rounds, direct)
-    report(args.rounds, times, own, route_only, warm, after_model, after_idle)
+        instant = instant_arm(request, tmp, args.rounds, direct)
+    report(args.rounds, times, own, route_only, *instant)
 
 
 def report(
@@ -162,6 +190,7 @@ def report(
     warm: list[float],
     after_model: list[float],
     after_idle: list[float],
+    pinned: list[float],
 ) -> None:
     d, r = statistics.median(times["direct"]), statistics.median(times["routed"])
     ds = statistics.median(times["direct_stream"])
@@ -191,12 +220,20 @@ def report(
     print(f"    back to back (warm caches):           {p50_p90(warm)}")
     print(f"    right after a model call on the rig:  {p50_p90(after_model)}")
     print(f"    right after 200 ms idle:              {p50_p90(after_idle)}")
+    if pinned:
+        print(f"    back to back, pinned to one CPU:      {p50_p90(pinned)}")
     gap = statistics.median(after_model) - statistics.median(warm)
     idle = statistics.median(after_idle) - statistics.median(warm)
     print(
         f"    so a model call adds {gap:+.2f} ms to the router's own time and a pause alone"
         f" {idle:+.2f} ms, of the same code"
     )
+    if pinned:
+        cores = statistics.median(warm) - statistics.median(pinned)
+        print(
+            f"    and waking the worker and writer threads on other cores {cores:+.2f} ms"
+            " (back to back, less the same on one CPU)"
+        )
 
 
 if __name__ == "__main__":
