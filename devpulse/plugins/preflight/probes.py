@@ -14,8 +14,11 @@ from typing import Any
 
 import psutil
 
+from devpulse.core.logs import get_logger
 from devpulse.core.types import DeviceMemory
 from devpulse.hookspecs import hookimpl
+
+log = get_logger(__name__)
 
 MB = 1024 * 1024
 
@@ -53,6 +56,7 @@ class NvidiaProbe:
     def __init__(self, nvml: Any | None = None) -> None:
         self._nvml = nvml
         self._ready: bool | None = None
+        self._told: set[tuple[str, str]] = set()  # NVML errors already logged
 
     def _load(self) -> Any | None:
         if self._ready is None:
@@ -72,15 +76,32 @@ class NvidiaProbe:
 
     @hookimpl
     def probe_memory(self) -> list[DeviceMemory] | None:
+        """Every GPU NVML can read. One it cannot (a GPU fallen off the bus, a driver
+        upgraded under a running process) is left out, with a warning the first time: an
+        error here would fail every request that preflight checks."""
         nvml = self._load()
         if nvml is None:
             return None
         devices = []
-        for index in range(nvml.nvmlDeviceGetCount()):
-            handle = nvml.nvmlDeviceGetHandleByIndex(index)
-            name = _text(nvml.nvmlDeviceGetName(handle))
-            devices.append(self._device(nvml, handle, f"cuda:{index} {name}"))
+        try:
+            count = nvml.nvmlDeviceGetCount()
+        except nvml.NVMLError as exc:
+            self._warn("devices", exc)
+            return None
+        for index in range(count):
+            try:
+                handle = nvml.nvmlDeviceGetHandleByIndex(index)
+                name = _text(nvml.nvmlDeviceGetName(handle))
+                devices.append(self._device(nvml, handle, f"cuda:{index} {name}"))
+            except nvml.NVMLError as exc:
+                self._warn(f"cuda:{index}", exc)
         return devices or None
+
+    def _warn(self, device: str, exc: Exception) -> None:
+        told = (device, str(exc))
+        if told not in self._told:
+            self._told.add(told)
+            log.warning("preflight.nvml_failed", device=device, error=str(exc))
 
     def _device(self, nvml: Any, handle: Any, label: str) -> DeviceMemory:
         try:

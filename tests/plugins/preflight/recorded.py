@@ -27,6 +27,10 @@ class NVMLError_FunctionNotFound(NVMLError):  # pynvml's own name
     pass
 
 
+class NVMLError_GpuIsLost(NVMLError):  # pynvml's own name: the GPU fell off the bus
+    pass
+
+
 class RecordedNvml:
     """pynvml as it answers on a given machine."""
 
@@ -55,6 +59,8 @@ class RecordedNvml:
 
     def nvmlDeviceGetMemoryInfo(self, handle: dict[str, Any], version: int | None = None) -> Any:
         self.calls.append(f"memory v{2 if version else 1}")
+        if handle.get("lost"):
+            raise NVMLError_GpuIsLost("GPU is lost")
         if handle.get("not_supported"):
             raise NVMLError_NotSupported("Not Supported")
         mem = handle["memory"]
@@ -111,6 +117,7 @@ RTX_4090_V1_ONLY = {
     "v2": False,
 }
 UNIFIED_BOARD = {"name": "Orin (nvgpu)", "not_supported": True}
+LOST = {"name": "NVIDIA A100-SXM4-40GB", "lost": True}  # Xid 79: NVML still lists it
 
 # `sysctl hw.memsize iogpu.wired_limit_mb kern.memorystatus_vm_pressure_level` on a 64 GB M2 Max.
 SYSCTL_64GB_DEFAULT = """hw.memsize: 68719476736

@@ -147,6 +147,18 @@ def test_the_verdict_follows_a_process_that_takes_the_gpu() -> None:
     assert held.verdict.details["budget_mb"] == 44233
 
 
+def test_a_lost_gpu_does_not_fail_routing() -> None:
+    """NVML lists a GPU it cannot read: preflight judges what the other probes see."""
+    from devpulse.plugins.preflight.probes import NvidiaProbe  # noqa: PLC0415
+    from tests.plugins.preflight.recorded import LOST, RecordedNvml  # noqa: PLC0415
+
+    router = router_with(NEEDS, plugins=[NvidiaProbe(RecordedNvml([LOST])), Answers()])
+    decision = router.route("summarize this changelog")
+    assert decision.verdict is not None
+    assert decision.verdict.details["device"] == "cpu"  # host RAM: the GPU could not be read
+    assert router.invoke("summarize this changelog").text == "ok"
+
+
 def test_bad_preflight_config() -> None:
     from devpulse import ConfigError  # noqa: PLC0415
 

@@ -70,6 +70,20 @@ def test_nvidia_not_supported_reports_host_ram() -> None:
     assert h100.total_mb == 81559
 
 
+def test_a_gpu_nvml_cannot_read_is_left_out_with_one_warning(caplog) -> None:
+    probe = NvidiaProbe(recorded.RecordedNvml([recorded.LOST, recorded.H200_IDLE]))
+    (gpu,) = probe.probe_memory() or []
+    assert gpu.device == "cuda:1 NVIDIA H200"
+    assert probe.probe_memory() == [gpu]
+    warned = [r for r in caplog.records if "preflight.nvml_failed" in r.getMessage()]
+    assert len(warned) == 1
+    assert warned[0].devpulse_fields == {"device": "cuda:0", "error": "GPU is lost"}
+
+
+def test_no_gpu_nvml_can_read_does_not_apply() -> None:
+    assert NvidiaProbe(recorded.RecordedNvml([recorded.LOST])).probe_memory() is None
+
+
 def test_nvidia_without_a_driver_does_not_apply() -> None:
     assert NvidiaProbe(recorded.RecordedNvml([], init_fails=True)).probe_memory() is None
 
