@@ -100,6 +100,7 @@ COMMANDS = [
     f"curl https://ci.example.net \\\n\t-u deploy:{PASSWORD}",  # after a tab
     f"-u deploy:{PASSWORD}",  # at the start
     f'curl -u "{TOKEN}:" https://api.example.net/v1/charges',  # an API key as the user
+    f"curl --oauth2-bearer '{TOKEN}' https://api.example.net/v1/me",  # curl's own option
     f"jdbc:sqlserver://db.example.net:1433;databaseName=app;user=sa;password={PASSWORD};",
     f"jdbc:postgresql://db.example.net/app?user=svc&password={PASSWORD}&ssl=true",
     f"cache.redis.cache.windows.net:6380,password={TOKEN}=,ssl=True,abortConnect=False",
@@ -219,6 +220,8 @@ SHAPES = [
     ("google-oauth-client-secret", "GOCSPX-" + pick(ALNUM + "_-", 28)),  # Google OAuth secret
     ("terraform-cloud-token", f"{pick(ALNUM, 14)}.atlasv1.{pick(ALNUM, 67)}"),
     ("heroku-api-key", "HRKU-AA" + pick(ALNUM + "_-", 58)),  # Heroku
+    ("google-oauth-access-token", "ya29.a0" + pick(ALNUM + "_-", 150)),  # Google OAuth 2.0
+    ("google-oauth-access-token", "ya29.c.b0" + pick(ALNUM + "_-", 200)),  # a service account's
     ("airtable-token", f"pat{pick(ALNUM, 14)}.{pick('0123456789abcdef', 64)}"),
     (
         "discord-webhook",
