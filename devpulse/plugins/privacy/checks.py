@@ -570,6 +570,13 @@ def base64_jwt(value: str) -> bool:
     return jwt(decoded.split()[0] if decoded.split() else decoded)
 
 
+def base64_private_key(value: str) -> bool:
+    """A PEM private key wrapped in base64 (a kubeconfig's client-key-data, a Secret's
+    tls.key): its header says PRIVATE KEY. A certificate's or a public key's is public."""
+    header = _b64decode(value[:64])  # 48 bytes: "-----BEGIN ENCRYPTED PRIVATE KEY-----" and more
+    return header is not None and "PRIVATE KEY" in header
+
+
 def url_password(url: str) -> bool:
     """scheme://user:password@host: the password is real unless it is a placeholder, a
     reference (${DB_PASSWORD}) or the user name again (postgres:postgres@localhost)."""
@@ -598,6 +605,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "phone_labelled": pii.phone_labelled,
     "email": pii.email,
     "jwt": jwt,
+    "base64_private_key": base64_private_key,
     "base64_jwt": base64_jwt,
     "url_password": url_password,
     "extended_private_key": extended_private_key,

@@ -237,6 +237,26 @@ def test_a_distinctive_token_is_found_with_no_name(scanner: Scanner, rule: str, 
         assert rule in {f.rule_id for f in scanner.scan(text)}, text
 
 
+def _pem_in_base64(label: str) -> str:
+    body = base64.b64encode(RNG.randbytes(600)).decode()
+    pem = f"-----BEGIN {label}-----\n{body}\n-----END {label}-----\n"
+    return base64.b64encode(pem.encode()).decode()
+
+
+@pytest.mark.parametrize("label", ["RSA PRIVATE KEY", "PRIVATE KEY", "OPENSSH PRIVATE KEY"])
+def test_a_private_key_in_base64_is_a_secret(scanner: Scanner, label: str) -> None:
+    """kubeconfig's client-key-data, a Secret's tls.key: a PEM key wrapped in base64."""
+    wrapped = _pem_in_base64(label)
+    for text in (f"    client-key-data: {wrapped}", f'{{"tls.key": "{wrapped}"}}'):
+        assert wrapped in secret_spans(scanner, text)
+
+
+def test_a_certificate_in_base64_is_public(scanner: Scanner) -> None:
+    for label in ("CERTIFICATE", "PUBLIC KEY"):
+        text = f"    certificate-authority-data: {_pem_in_base64(label)}"
+        assert "private-key-base64" not in {f.rule_id for f in scanner.scan(text)}
+
+
 CRYPT = "./" + ALNUM
 
 
