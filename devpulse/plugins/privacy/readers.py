@@ -279,9 +279,11 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
         op = data[op_span[0] : op_span[1]]
         quoted_name = close[1] > close[0]
         bare = spans[10][0] >= 0
-        if data[max(0, name_span[0] - 2) : name_span[0]] == b"${":
-            # a shell expansion: its default is a literal, ${NAME:?message} is not
-            value_span = _shell_default(op, value_span, data) if bare else None
+        expansion = data[max(0, name_span[0] - 2) : name_span[0]] == b"${"
+        if expansion:
+            # a shell expansion or a property placeholder: its default is a literal,
+            # ${NAME:?message} is not
+            value_span = _default(op, value_span, data) if bare else None
         if bare and value_span is not None:
             value_span = _bare_assigned(data, op, value_span)
         if value_span is None or _inside(known, value_span):
@@ -289,7 +291,9 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
         if op in (b"||", b"??") and value_span[0] - 1 != space[1]:
             continue  # a literal inside a call: token || t('passwordRequired')
         value = _text(data, value_span)
-        tight_colon = op == b":" and bare and not quoted_name and space[1] == space[0]
+        tight_colon = (
+            op == b":" and bare and not quoted_name and space[1] == space[0] and not expansion
+        )
         # `name:value` with no blank: a key if it looks machine-made, but never after a
         # dotted name (io.jsonwebtoken:jjwt-jackson is a Maven coordinate)
         if tight_colon and (b"." in data[name_span[0] : name_span[1]] or not token_like(value)):
@@ -330,13 +334,18 @@ def _bare_assigned(data: bytes, op: bytes, span: tuple[int, int]) -> tuple[int, 
     return _bare_value(data, span)
 
 
-def _shell_default(op: bytes, span: tuple[int, int], data: bytes) -> tuple[int, int] | None:
-    """The default's span in `${NAME:-default}` or `${NAME:=default}`, or None."""
+def _default(op: bytes, span: tuple[int, int], data: bytes) -> tuple[int, int] | None:
+    """The default's span in a shell's `${NAME:-default}` or `${NAME:=default}`, or in a
+    property placeholder's `${NAME:default}` (Spring, Quarkus); None for the shell's
+    `${NAME:?message}` and `${NAME:+alternate}`."""
     if op == b":=":
         return span
-    if op == b":" and data[span[0] : span[0] + 1] == b"-":
+    if op != b":":
+        return None
+    first = data[span[0] : span[0] + 1]
+    if first == b"-":
         return span[0] + 1, span[1]
-    return None
+    return None if first in (b"?", b"+") else span
 
 
 def _token68(value: str) -> bool:

@@ -65,6 +65,7 @@ NAMED = [
     f"password: ${{DB_PASSWORD:-{TOKEN}}}",  # a shell default, as in docker-compose files
     f"export DEPLOY_TOKEN=${{DEPLOY_TOKEN:={TOKEN}}}",
     f'password: "${{DB_PASSWORD:-{TOKEN}}}"',  # quoted, as docker-compose files have it
+    f"password: ${{DB_PASSWORD:{TOKEN}}}",  # a property placeholder's default (Spring)
     f"const token = process.env.DEPLOY_TOKEN ?? '{TOKEN}';",  # a literal fallback
     f'const apiToken = settings.deployToken || "{TOKEN}";',
     f"env:\n  - name: DB_PASSWORD\n    value: {TOKEN}\n",  # Kubernetes
@@ -410,6 +411,9 @@ LOOK_ALIKES = [
     "password: ${DB_PASSWORD}",
     "token: ${{ secrets.DEPLOY_TOKEN }}",
     "password: ${DB_PASSWORD:-changeme}",
+    "spring.datasource.password=${DB_PASSWORD:changeme}",
+    'args: ["${API_KEY:+--api-key}"]',  # the shell's alternate value, not a default
+    "echo ${PASSWORD:0:4}",  # a substring
     "const token = process.env.DEPLOY_TOKEN || fallbackDeployToken;",
     f"export BYPASS={TOKEN}",  # an English word that ends in "pass"
     "- name: API_KEY\n  valueFrom:\n    secretKeyRef:\n      name: api\n      key: key",
