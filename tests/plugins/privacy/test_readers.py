@@ -191,6 +191,9 @@ def test_azure_storage_keys_in_json_and_xml(scanner: Scanner) -> None:
     for text in (
         f'{{"accountName": "acct", "accountKey": "{key}"}}',
         f"<AccountKey>{key}</AccountKey>",
+        f"export AZURE_STORAGE_KEY={key}",  # the az CLI's variable
+        f'<add key="StorageKey" value="{key}" />',  # .NET appSettings
+        f'"storageAccessKey": "{key}"',
     ):
         assert key in secret_spans(scanner, text)
 
