@@ -90,7 +90,7 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
     "password-in-prose": (("password is ", ""), ("passphrase: ", ""), ("password - ", "")),
     "token-in-prose": (
         *(("the api key is ", ""), ("token\t", ""), ("SECRET ", "")),
-        *(("token - ", ""), ("api key -> ", "")),
+        *(("token - ", ""), ("api key -> ", ""), ("the token for staging is ", "")),
     ),
     "identity-number": (("Passport No: ", ""), ("NHS number ", ""), ("SIN ", ""), ("DNI: C", "")),
     "wallet-key-argument": (('new Wallet("0x0123abcd', '")'), ("Account.from_key('", "')")),

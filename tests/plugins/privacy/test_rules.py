@@ -106,6 +106,8 @@ POSITIVES = [
     ("internal-domain", "mail goes through smtp.acme-corp.com"),
     ("internal-package", "pip install acme_billing==2.3"),
     ("token-in-prose", "the billing API key is 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c, use it"),
+    ("token-in-prose", "the bearer token for staging is Zq8rT2mXwP4kL9vB3nYc, rotate it"),
+    ("token-in-prose", "the API key for the prod-eu account was 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
     ("token-in-prose", "FOOBAR_API_KEY 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
     ("token-in-prose", "machine api.example.com\ntoken\tZq8rT2mXwP4kL9vB"),
     ("token-in-prose", "Your API key:\n  3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
@@ -147,6 +149,7 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 
 
 NEGATIVES = [
+    "the token in production is configured by the Helm chart, not by hand",
     'api_key = "YOUR_API_KEY"',
     "the token expires tomorrow at noon; rotate the access token weekly",
     "Is that the IMDSv2 token requirement?",
