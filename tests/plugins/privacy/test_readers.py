@@ -224,6 +224,8 @@ SHAPES = [
     ("google-oauth-client-secret", "GOCSPX-" + pick(ALNUM + "_-", 28)),  # Google OAuth secret
     ("terraform-cloud-token", f"{pick(ALNUM, 14)}.atlasv1.{pick(ALNUM, 67)}"),
     ("heroku-api-key", "HRKU-AA" + pick(ALNUM + "_-", 58)),  # Heroku
+    ("doppler-token", "dp.st.prd." + pick(ALNUM, 43)),  # a Doppler service token
+    ("doppler-token", "dp.ct." + pick(ALNUM, 43)),  # a Doppler CLI token
     ("google-oauth-access-token", "ya29.a0" + pick(ALNUM + "_-", 150)),  # Google OAuth 2.0
     ("google-oauth-access-token", "ya29.c.b0" + pick(ALNUM + "_-", 200)),  # a service account's
     ("airtable-token", f"pat{pick(ALNUM, 14)}.{pick('0123456789abcdef', 64)}"),
