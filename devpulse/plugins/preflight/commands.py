@@ -95,6 +95,9 @@ def _show_devices(memory: Memory, as_json: bool) -> None:
         click.echo(f"{d.device}: {d.free_mb} MB free of {d.total_mb} MB, budget {d.budget_mb} MB")
         for note in d.notes:
             click.echo(f"  {note}")
+        for proc in d.processes:  # NVML's compute processes: who holds the GPU
+            used = proc.get("used_mb")
+            click.echo(f"  pid {proc.get('pid')}: {'?' if used is None else used} MB")
     click.echo(f"models load on: {memory.target().device}")
     for m in loaded:
         held = "" if m.unloadable else " (single-model server: loaded while it runs)"

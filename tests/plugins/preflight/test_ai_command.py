@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from devpulse.cli import main
+from tests.plugins.preflight import recorded
 from tests.rig.llama_server import RigPaths
 from tests.rig.ollama_server import OllamaRig
 
@@ -156,6 +157,22 @@ def test_ollama_model_names_and_loaded_models(capsys, ollama_rig: OllamaRig, tmp
         assert payload["reclaimable_mb"] == loaded["size_mb"]
     finally:
         ollama_rig.unload("gemma3:270m")
+
+
+def test_a_gpu_as_an_h200_answered_while_another_process_held_it(capsys, monkeypatch) -> None:
+    """NVML's recorded answers (bench/nvml_live.py on an H200) through the whole command:
+    free memory, the process holding the GPU, and the verdict it leads to."""
+    held = recorded.RecordedNvml([recorded.H200_HELD])
+    monkeypatch.setitem(sys.modules, "pynvml", held)  # what `import pynvml` finds
+    code, out, _ = run(capsys, "ai")
+    assert code == 0
+    assert "cuda:0 NVIDIA H200: 44233 MB free of 143771 MB, budget 44233 MB" in out
+    assert "  pid 523: 98914 MB" in out
+    assert "models load on: cuda:0 NVIDIA H200" in out
+    listing = json.loads(run(capsys, "ai", "--json")[1])
+    assert listing["devices"][0]["processes"] == [{"pid": 523, "used_mb": 98914}]
+    code, out, _ = run(capsys, "ai", "--before-load", "71577", "--json")
+    assert (code, json.loads(out)["verdict"]) == (20, "no_fit")
 
 
 def test_models_catalog(capsys) -> None:
