@@ -8,6 +8,7 @@ from devpulse.core.config import Config
 from devpulse.plugins.babysit.plugin import BabysitPlugin
 from devpulse.plugins.backends import BundledKinds
 from devpulse.plugins.failover.plugin import Failover
+from devpulse.plugins.preflight.memory import every_probe
 from devpulse.plugins.preflight.plugin import MemoryPreflight
 from devpulse.plugins.preflight.probes import AppleProbe, HostProbe, NvidiaProbe
 from devpulse.plugins.privacy import PrivacyClassifier
@@ -28,7 +29,7 @@ def bundled_plugins(config: Config, hook: Any) -> list[tuple[str, object]]:
         ("devpulse.probe.host", HostProbe(config.preflight.reserve_mb)),
         ("devpulse.probe.nvidia", NvidiaProbe()),
         ("devpulse.probe.apple", AppleProbe()),
-        ("devpulse.preflight", MemoryPreflight(config, hook.probe_memory, hook)),
+        ("devpulse.preflight", MemoryPreflight(config, every_probe(hook.probe_memory), hook)),
         ("devpulse.babysit", BabysitPlugin(config, hook)),
     ]
     if config.privacy.classifier:

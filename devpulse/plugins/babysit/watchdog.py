@@ -27,7 +27,7 @@ from devpulse.core.ledger import Ledger
 from devpulse.core.logs import get_logger
 from devpulse.core.types import DeviceMemory, LoadedModel
 from devpulse.plugins.babysit.policy import Gauge, Key, victims
-from devpulse.plugins.preflight.memory import Memory
+from devpulse.plugins.preflight.memory import Memory, every_probe
 from devpulse.plugins.preflight.servers import local_backends
 
 if TYPE_CHECKING:
@@ -251,7 +251,7 @@ class Babysitter:
         self.wall = wall
         self._stop = threading.Event()
         self.sleep = sleep or self._stop.wait
-        self.memory = Memory(config, hook.probe_memory, clock=clock, hook=hook)
+        self.memory = Memory(config, every_probe(hook.probe_memory), clock=clock, hook=hook)
         if ledger is None and config.ledger.enabled:
             ledger = Ledger.from_config(config)
         self.unloader = Unloader(

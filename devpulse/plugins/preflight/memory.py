@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from devpulse.core.config import Config
 from devpulse.core.inline import must_not_block
+from devpulse.core.logs import get_logger
 from devpulse.core.types import DeviceMemory, LoadedModel
 from devpulse.plugins.preflight.estimator import (
     Architecture,
@@ -27,6 +28,8 @@ from devpulse.plugins.preflight.servers import (
     ollama_architecture,
 )
 
+log = get_logger(__name__)
+
 VerdictName = Literal["fits", "tight", "no_fit"]
 # How long an estimate, or the finding that a model cannot be described, is kept. What a
 # model needs changes only when a server restarts with another model or a file is replaced,
@@ -35,6 +38,31 @@ VerdictName = Literal["fits", "tight", "no_fit"]
 # time, and a dead one costs one connection attempt (at most 1 s) per period on the request
 # path instead of one per request.
 ESTIMATE_TTL_S = 30.0
+
+
+Probe = Callable[[], list[list[DeviceMemory] | None]]
+
+
+def every_probe(caller: Any) -> Probe:
+    """The `probe_memory` hook's implementations (`caller` is the hook caller), called one by
+    one: one that raises is left out, with one warning per plugin and error, and the others'
+    devices still count. Called as one hook, the first error would fail every request that
+    preflight checks, and every babysit sample."""
+    told: set[tuple[str, str]] = set()
+
+    def probe() -> list[list[DeviceMemory] | None]:
+        found = []
+        for impl in reversed(caller.get_hookimpls()):  # pluggy's own order
+            try:
+                found.append(impl.function())
+            except Exception as exc:
+                said = (impl.plugin_name, f"{type(exc).__name__}: {exc}")
+                if said not in told:
+                    told.add(said)
+                    log.warning("preflight.probe_failed", plugin=said[0], error=said[1])
+        return found
+
+    return probe
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +97,7 @@ class Memory:
     """Device readings (cached for a short TTL), model estimates (cached), and verdicts."""
 
     config: Config
-    probe: Callable[[], list[list[DeviceMemory] | None]]
+    probe: Probe
     clock: Callable[[], float] = time.monotonic
     hook: Any = None  # the plugin manager's hook relay: loaded_models, unload_model
     _devices: tuple[float, list[DeviceMemory]] | None = None

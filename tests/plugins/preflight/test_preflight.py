@@ -159,6 +159,27 @@ def test_a_lost_gpu_does_not_fail_routing() -> None:
     assert router.invoke("summarize this changelog").text == "ok"
 
 
+class Broken:
+    """A team's own probe with a bug in it."""
+
+    @hookimpl
+    def probe_memory(self) -> list[DeviceMemory]:
+        raise RuntimeError("the vendor tool printed something new")
+
+
+def test_a_probe_that_raises_is_left_out_with_one_warning(caplog) -> None:
+    router = router_with(NEEDS, plugins=[FixedMemory(20000), Broken(), Answers()])
+    decision = router.route("summarize this changelog")
+    assert decision.verdict is not None
+    assert decision.verdict.details["device"] == "gpu:test"  # the other probes still count
+    memory = router.pm.get_plugin("devpulse.preflight").memory
+    memory.clock = lambda: 1e12  # past the TTL: probed again
+    assert router.invoke("summarize this changelog").text == "ok"
+    warned = [r for r in caplog.records if "preflight.probe_failed" in r.getMessage()]
+    assert len(warned) == 1
+    assert "RuntimeError: the vendor tool printed something new" in warned[0].getMessage()
+
+
 def test_bad_preflight_config() -> None:
     from devpulse import ConfigError  # noqa: PLC0415
 
