@@ -116,11 +116,12 @@ AFTER_LITERAL_BYTES = 256
 # The first statement of a text, after blank and comment lines: either a character that no
 # statement starts with, or a name with what follows it (a name, number or string after
 # blanks; or a colon that ends the line). `[\pL\pN_]` is Python's `\w` (RE2's is ASCII).
+# Lines end as Python's tokenizer ends them: at \n, \r\n or a lone \r.
 FIRST_STATEMENT = re2.compile(
-    r"(?m)\A(?:[ \t]*(?:#[^\n]*)?\n)*[ \t]*"
+    r"(?m)\A(?:[ \t]*(?:#[^\n\r]*)?(?:\r\n?|\n))*[ \t]*"
     r"(?:[$?!><=,;)\]}|&^%/:`]"
     r"|(?P<name>[A-Za-z_][\pL\pN_]*)(?:[ \t]+(?P<follower>[A-Za-z_][\pL\pN_]*|[0-9\"'])"
-    r"|(?P<quote>[\"'])|(?P<colon>[ \t]*:[ \t]*(?:#[^\n]*)?$)))"
+    r"|(?P<quote>[\"'])|(?P<colon>[ \t]*:[ \t]*(?:#[^\n\r]*)?(?:$|\r))))"
 )
 STRING_PREFIXES = frozenset({"r", "u", "f", "b", "br", "rb", "fr", "rf"})
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "example.com", "example.org")

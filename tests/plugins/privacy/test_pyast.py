@@ -293,6 +293,7 @@ PACKAGES_SCANNER = Scanner(
 
 @settings(max_examples=3000, deadline=None)
 @given(pieces=st.lists(CODE_PIECES, max_size=14))
+@example(pieces=["# all rights reserved", "\r", "{", "\r\n", "}"])  # a lone \r ends a line
 def test_what_a_skipped_parse_would_find_was_reported(pieces: list[str]) -> None:
     """With what the scanner's rules and readers found reported, a block it skips is one
     whose every hit a reported finding of the same category overlaps: the parse would only
