@@ -107,15 +107,20 @@ def raw_nvml(nvml: Any) -> list[dict[str, Any]]:
     return devices
 
 
-def before_load(mb: int) -> dict[str, Any]:
-    """`devpulse ai --before-load MB --json`, run as a user runs it."""
-    done = subprocess.run(
-        [sys.executable, "-m", "devpulse", "ai", "--before-load", str(mb), "--json"],
+def devpulse(*args: str) -> subprocess.CompletedProcess[str]:
+    """The `devpulse` command in a process of its own, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "devpulse", *args],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,  # exit 10 and 20 are verdicts, not failures
     )
+
+
+def before_load(mb: int) -> dict[str, Any]:
+    """`devpulse ai --before-load MB --json`."""
+    done = devpulse("ai", "--before-load", str(mb), "--json")
     try:
         answer = json.loads(done.stdout)
     except json.JSONDecodeError:
@@ -125,14 +130,7 @@ def before_load(mb: int) -> dict[str, Any]:
 
 def babysit_hogs(target_mb: int) -> list[dict[str, Any]]:
     """The `hog` events of `devpulse babysit --once --json` with a target above free memory."""
-    command = ["babysit", "--once", "--json", "--target-free-mb", str(target_mb)]
-    done = subprocess.run(
-        [sys.executable, "-m", "devpulse", *command],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = devpulse("babysit", "--once", "--json", "--target-free-mb", str(target_mb))
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return [e for e in events if e.get("event") == "hog"]
 

@@ -16,6 +16,8 @@ from devpulse import (
     TaskClass,
     hookimpl,
 )
+from devpulse.plugins.preflight.probes import NvidiaProbe
+from tests.plugins.preflight.recorded import H200_HELD, H200_IDLE, LOST, RecordedNvml
 from tests.support import router_with
 
 
@@ -128,8 +130,6 @@ def test_the_verdict_follows_a_process_that_takes_the_gpu() -> None:
     """NVML's answers as recorded on an H200 (bench/nvml_live.py): a 71,577 MB model fits
     while the GPU is idle; once another process holds 96 GiB, the next reading after the TTL
     sends public work to the cloud."""
-    from devpulse.plugins.preflight.probes import NvidiaProbe  # noqa: PLC0415
-    from tests.plugins.preflight.recorded import H200_HELD, H200_IDLE, RecordedNvml  # noqa: PLC0415
 
     nvml = RecordedNvml([H200_IDLE])
     config = {"preflight": {"models": {"default": {"need_mb": 71577}}}}
@@ -149,8 +149,6 @@ def test_the_verdict_follows_a_process_that_takes_the_gpu() -> None:
 
 def test_a_lost_gpu_does_not_fail_routing() -> None:
     """NVML lists a GPU it cannot read: preflight judges what the other probes see."""
-    from devpulse.plugins.preflight.probes import NvidiaProbe  # noqa: PLC0415
-    from tests.plugins.preflight.recorded import LOST, RecordedNvml  # noqa: PLC0415
 
     router = router_with(NEEDS, plugins=[NvidiaProbe(RecordedNvml([LOST])), Answers()])
     decision = router.route("summarize this changelog")
