@@ -87,7 +87,10 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
     "twilio-api-key": (("SK", ""), ("SK0123456789abcdef0123456789abcdef", "")),
     "credentials-in-url": (("postgres://user:", "@db"), ("https://", ":pw@host")),
     "credential-call-argument": (('login("user", "', '")'), ("connect(", ")")),
-    "password-in-prose": (("password is ", ""), ("passphrase: ", ""), ("password - ", "")),
+    "password-in-prose": (
+        *(("password is ", ""), ("passphrase: ", ""), ("password - ", "")),
+        ("the password for the staging db is ", ""),
+    ),
     "token-in-prose": (
         *(("the api key is ", ""), ("token\t", ""), ("SECRET ", "")),
         *(("token - ", ""), ("api key -> ", ""), ("the token for staging is ", "")),

@@ -80,6 +80,10 @@ POSITIVES = [
     ("jwt", f"Cookie: session={make.jwt(RNG)}"),
     ("credentials-in-url", f"DATABASE_URL={make.postgres_url(RNG)}"),
     ("credentials-in-url", "amqp://orders:Zr8!pQ2vLx@mq.example.net:5672/vhost"),
+    # any scheme, not only the databases' and brokers'
+    ("credentials-in-url", "git clone ssh://deploy:Zr8pQ2vLx9mK@git.example.net/repo.git"),
+    ("credentials-in-url", "svn co svn+ssh://deploy:Zr8pQ2vLx9mK@svn.example.net/trunk"),
+    ("credentials-in-url", "mount smb://CORP;alice:Zr8!pQ2vLx@fs.example.net/share"),
     (
         "oracle-connect-credentials",
         "url=jdbc:oracle:thin:app/Zr8pQ2vLx9mK@db.example.net:1521:ORCL",
@@ -117,6 +121,7 @@ POSITIVES = [
     ("token-in-prose", "billing secret key -> 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
     ("token-in-prose", "deploy token — Zq8rT2mXwP4kL9vB3nYc"),
     ("password-in-prose", "admin password - W1A!gbHSM0y5"),
+    ("password-in-prose", "the password for the staging db is Zr8pQ2vLx9mK"),
     (
         "token-in-url",
         "git clone https://3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c9b0d1e2f@github.com/org/repo",
@@ -195,11 +200,14 @@ NEGATIVES = [
     "ran on 2023-03-12 at 10:42",
     "ssn 000-12-3456",
     "the password must be at least 12 characters",
+    "the password for the admin account is required before deploying",
     "x = tokenize(text)",
     "def get_token(self): return self._token",
     "TOKEN_URL = 'https://auth.example.net/oauth/token'",
     "pkg@1.2.3 and @dataclass",
     "git@github.com:org/repo.git",
+    "ws://host:8080/path?q=a:b@c",
+    "smb://fs.example.net/share and ssh://deploy@git.example.net:2222/repo.git",
 ]
 
 
