@@ -109,13 +109,14 @@ def run(router: Router, request: Request) -> Machine:
         )
     except DevPulseError as exc:
         classification = router.classify(request)
+        outcome = "cancelled" if isinstance(exc, Cancelled) else "refused"
         yield Call(
             functools.partial(
                 Book(request=request).record,
                 router.ledger,
                 router.config,
                 classification,
-                "refused",
+                outcome,
                 exc,
             )
         )
@@ -160,8 +161,7 @@ def _attempt_all(router: Router, request: Request, decision: Decision, book: Boo
         attempt += 1
         decision = yield from _admitted(router, request, decision, attempt, book, tried)
         book.decision = decision
-        router.enforce_privacy(decision)  # immediately before every dispatch
-        yield from _wait(router, decision, deadline, tried)
+        yield from _cleared(router, decision, deadline, tried)
         if delivered[0]:
             yield Emit(Chunk("restart"))
         delivered[0] = False
@@ -185,6 +185,10 @@ def _attempt_all(router: Router, request: Request, decision: Decision, book: Boo
             ) from exc
         except (PrivacyBlocked, Cancelled, KeyboardInterrupt) as exc:
             book.attempt(decision, started, exc)
+            raise
+        except Abandoned:
+            if book.response is None:  # else `seen` booked it answered
+                book.attempt(decision, started, None, "abandoned")
             raise
         except Exception as exc:
             book.attempt(decision, started, exc)
@@ -232,11 +236,11 @@ def _admitted(
     for _ in range(len(router.config.backends) + 1):
         if not router.config.failover.enabled:
             return decision
-        # Only the first question reads the circuits the ledger remembers.
-        admitted = yield Call(
-            functools.partial(breakers.admit, decision.backend), blocking=not breakers.loaded
-        )
-        if admitted:
+        if not breakers.loaded:  # the circuits the ledger remembers, read once
+            yield Call(breakers.load)
+        # Asked here, not through a Call: nothing (a cancel) can come between a probe let
+        # through and the code that must settle it.
+        if breakers.admit(decision.backend):
             return decision
         state = breakers.states().get(decision.backend, {})
         error = CircuitOpen(
@@ -286,6 +290,21 @@ def _next(
     return checked
 
 
+def _cleared(router: Router, decision: Decision, deadline: float, tried: list[str]) -> Machine:
+    """Privacy checked and the backoff waited, immediately before the dispatch.
+
+    The breaker has admitted the attempt: one that goes no further (privacy refuses it, the
+    budget runs out or a cancel comes in the backoff) releases it, so that a probe it was
+    proves nothing and the next request may probe instead.
+    """
+    try:
+        router.enforce_privacy(decision)
+        yield from _wait(router, decision, deadline, tried)
+    except BaseException:
+        router.breakers.release(decision.backend)
+        raise
+
+
 def _wait(router: Router, decision: Decision, deadline: float, tried: list[str]) -> Machine:
     """Sleep the decision's backoff, unless it would outlast the request's budget."""
     if router.clock() >= deadline:
@@ -326,7 +345,18 @@ def _dispatch(
             inline=inline.loop_safe(router.pm, ("prepare_dispatch",)),
         )
         yield Open(streamed, decision, deadline)
-        while (chunk := (yield READ)) is not None:
+        while True:
+            try:
+                chunk = yield READ
+            except Exception as exc:
+                if not reported:
+                    raise
+                # After the final response (the answer is whole and with the caller), the
+                # stream's end is protocol: a reset or a stall there fails nothing.
+                log.debug("dispatch.after_answer", backend=backend, error=type(exc).__name__)
+                break
+            if chunk is None:
+                break
             if chunk.response is not None:
                 # The answer says why it came from here: the dispatched decision's reasons.
                 answer = dataclasses.replace(chunk.response, reasons=decision.reasons)

@@ -35,7 +35,7 @@ class Book:
         error: BaseException | None,
         outcome: str | None = None,
     ) -> None:
-        """Note one attempt: answered, failed (with its cause), cancelled or skipped."""
+        """Note one attempt: answered, failed (with its cause), cancelled, skipped or abandoned."""
         if outcome is None:
             outcome = "failed" if error else "answered"
             if isinstance(error, Cancelled | KeyboardInterrupt):

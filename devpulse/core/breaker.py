@@ -139,6 +139,10 @@ class Breakers:
         long_outage = any(cause and cause.startswith(c.value) for c in LONG_OUTAGES)
         return self.policy.spend_limit_cooldown_s if long_outage else self.policy.breaker_cooldown_s
 
+    def load(self) -> None:
+        """Read the circuits the store remembers, if not yet read (`admit` then does no I/O)."""
+        self._load()
+
     def _load(self) -> None:
         """Start from the circuits the store remembers, each open no longer than its cool-down."""
         if self._loaded:

@@ -122,7 +122,7 @@ class Attempt:
     side: str
     backend: str
     model: str
-    outcome: str  # "answered", "failed", "skipped" (circuit open) or "cancelled"
+    outcome: str  # "answered", "failed", "skipped" (circuit open), "cancelled" or "abandoned"
     error_class: str | None
     latency_s: float
     ts: float = field(default_factory=time.time)

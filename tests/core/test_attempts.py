@@ -52,7 +52,8 @@ class Clock:
 class Scripted:
     """Owns every backend. Each backend answers by its script: a cause to fail with, "ok",
     "no_final" (text but no final response), "hang" (blocks until released), "stall" (one
-    chunk, then blocks) or "drip" (a chunk every 10 ms until released)."""
+    chunk, then blocks), "drip" (a chunk every 10 ms until released), or a whole answer
+    and then "reset_after" (an error) or "stall_after" (blocks until released)."""
 
     def __init__(self, **scripts: list[str]) -> None:
         self.scripts = scripts
@@ -93,6 +94,10 @@ class Scripted:
                     "message_stop",
                     response=Response("an answer", decision.model, decision.backend, decision.side),
                 )
+            if step == "reset_after":  # the connection breaks after the last event
+                raise BackendError(f"{decision.backend}: connection reset", cause=Cause.STREAM_CUT)
+            if step == "stall_after":  # the server keeps the connection open after it
+                self.release.wait(30)
         finally:
             with self._lock:
                 self.in_flight -= 1
@@ -203,6 +208,84 @@ def test_an_abandoned_probe_lets_the_next_request_probe(tmp_path, clock) -> None
     assert router.breakers.states()["anthropic"]["state"] == "half_open"
     assert router.invoke("x", **CLOUD_WORK).backend == "anthropic"
     assert outcomes(router)[-2:] == ["abandoned", "answered"]
+
+
+class Slow:
+    """A plugin whose preflight of one backend takes `seconds` of the router's clock."""
+
+    def __init__(self, clock: Clock, backend: str, seconds: float) -> None:
+        self.clock, self.backend, self.seconds = clock, backend, seconds
+
+    @hookimpl
+    def preflight(self, request: Request, decision: Decision) -> None:
+        if decision.backend == self.backend:
+            self.clock.now += self.seconds
+
+
+def test_a_probe_let_through_but_never_sent_lets_the_next_request_probe(tmp_path, clock) -> None:
+    scripted = Scripted(llama_server=["overloaded", "ok"], anthropic=["ok", "server_error"])
+    router = make(scripted, tmp_path, clock, breaker_threshold=1, breaker_cooldown_s=10.0)
+    router.clock = clock
+    assert router.invoke("x", **LOCAL_WORK).backend == "anthropic"  # llama_server's opens
+    clock.now += 11
+    slow = Slow(clock, "llama_server", 100.0)
+    router.pm.register(slow)
+    # anthropic fails; its fallback, llama_server, is let through as the probe, and then its
+    # preflight takes longer than the budget had left: it is never sent
+    with pytest.raises(BudgetExhausted):
+        router.invoke("x", **CLOUD_WORK)
+    router.pm.unregister(slow)
+    assert router.breakers.states()["llama_server"]["state"] == "half_open"
+    assert router.invoke("x", **LOCAL_WORK).backend == "llama_server"  # the next one probes
+    assert scripted.calls == ["llama_server", "anthropic", "anthropic", "llama_server"]
+
+
+def test_a_cancel_while_the_circuits_are_read_leaves_no_probe_taken(tmp_path, clock) -> None:
+    scripted = Scripted(llama_server=["overloaded", "ok"])
+    first = make(scripted, tmp_path, clock, breaker_threshold=1, breaker_cooldown_s=10.0)
+    first.invoke("x", **LOCAL_WORK)  # llama_server's circuit opens, and the ledger keeps it
+    first.close()
+    clock.now += 11
+    router = make(scripted, tmp_path, clock, breaker_threshold=1, breaker_cooldown_s=10.0)
+    reading, go = threading.Event(), threading.Event()
+    load = router.ledger.load_circuits
+
+    def slow_load():  # type: ignore[no-untyped-def]
+        reading.set()
+        go.wait(10)
+        return load()
+
+    router.ledger.load_circuits = slow_load  # type: ignore[method-assign]
+
+    async def cancel_while_reading() -> Response:
+        task = asyncio.ensure_future(router.ainvoke("x", **LOCAL_WORK))
+        await asyncio.to_thread(reading.wait, 10)
+        task.cancel()
+        go.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return await router.ainvoke("x", **LOCAL_WORK)
+
+    assert asyncio.run(cancel_while_reading()).backend == "llama_server"
+
+
+# -- an answer is whole at its final response ----------------------------------------------
+
+
+@pytest.mark.parametrize("step", ["reset_after", "stall_after"])
+def test_what_follows_the_final_response_fails_nothing(tmp_path, step) -> None:
+    scripted = Scripted(anthropic=[step])
+    router = make(scripted, tmp_path, retries=1, stall_timeout_s=0.2)
+    chunks = list(router.stream("x", **CLOUD_WORK))
+    assert [c.type for c in chunks].count("message_stop") == 1
+    assert not any(c.restart for c in chunks)
+    assert chunks[-1].response is not None
+    assert chunks[-1].response.backend == "anthropic"
+    assert router.invoke("x", **CLOUD_WORK).backend == "anthropic"
+    scripted.release.set()
+    assert scripted.calls == ["anthropic", "anthropic"]
+    assert attempts(router) == [("anthropic", "answered", None)] * 2
+    assert router.breakers.states() == {}
 
 
 # -- retries belong to the backend they were made on ---------------------------------------
@@ -338,6 +421,58 @@ def test_a_cancelled_ainvoke_stops_the_attempt_and_is_booked_cancelled(tmp_path)
         time.sleep(0.01)
     assert scripted.closed == ["llama_server"]
     assert router.breakers.states() == {}  # a cancel says nothing about the backend
+
+
+def test_a_request_the_caller_walks_away_from_books_the_attempt_in_flight(tmp_path) -> None:
+    scripted = Scripted(anthropic=["server_error"])
+    router = make(scripted, tmp_path, retries=0)
+    chunks = router.stream("x", **CLOUD_WORK)
+    assert next(chunks).text == "an "  # from llama_server, after anthropic failed
+    chunks.close()
+
+    async def walk_away() -> None:
+        answer = router.astream("x", **LOCAL_WORK)
+        assert (await anext(answer)).text == "an "
+        await answer.aclose()
+
+    asyncio.run(walk_away())
+    assert outcomes(router) == ["abandoned", "abandoned"]
+    assert attempts(router) == [
+        ("anthropic", "failed", "server_error"),
+        ("llama_server", "abandoned", None),
+        ("llama_server", "abandoned", None),
+    ]
+
+
+class Deciding:
+    """A preflight that does I/O (not loop-safe, so it runs in a thread) and waits for `go`."""
+
+    def __init__(self) -> None:
+        self.entered, self.go = threading.Event(), threading.Event()
+
+    @hookimpl
+    def preflight(self, request: Request, decision: Decision) -> None:
+        self.entered.set()
+        self.go.wait(10)
+
+
+def test_an_ainvoke_cancelled_while_it_is_decided_is_booked_cancelled(tmp_path) -> None:
+    scripted = Scripted()
+    router = make(scripted, tmp_path)
+    deciding = Deciding()
+    router.pm.register(deciding)
+
+    async def cancel_while_deciding() -> None:
+        task = asyncio.ensure_future(router.ainvoke("x", **LOCAL_WORK))
+        await asyncio.to_thread(deciding.entered.wait, 10)
+        task.cancel()
+        deciding.go.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_while_deciding())
+    assert outcomes(router) == ["cancelled"]
+    assert scripted.calls == []
 
 
 def test_ainvoke_runs_requests_at_the_same_time(tmp_path) -> None:
