@@ -32,6 +32,7 @@ STEPS = (
     "slow_first_token",
     "cut",
     "stall",
+    "reset_mid",
     "malformed",
     "overloaded_event",
     "no_stop",
@@ -264,6 +265,16 @@ class FaultServer:
                 self.wfile.flush()
                 self.connection.close()
 
+            def step_reset_mid(self, body: dict[str, Any]) -> None:
+                """Begin the answer, then close with a TCP reset."""
+                self._start_stream()
+                self._opening(body)
+                self._delta("Cloud ")
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                self.connection.close()
+
             def step_stall(self, body: dict[str, Any]) -> None:
                 self._start_stream()
                 self._opening(body)
@@ -375,6 +386,14 @@ class FaultServer:
                 self._chunk({"content": "Cloud "})
                 self.wfile.write(b'data: {"choices": [{"delta": {"cont')
                 self.wfile.flush()
+                self.connection.close()
+
+            def openai_reset_mid(self, body: dict[str, Any]) -> None:
+                self._start_stream()
+                self._chunk({"content": "Cloud "})
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
                 self.connection.close()
 
             def openai_drip(self, body: dict[str, Any]) -> None:

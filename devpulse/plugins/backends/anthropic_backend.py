@@ -131,15 +131,26 @@ class AnthropicBackend(Backend):
         import anthropic  # noqa: PLC0415  # loaded with the client
         import httpx2  # noqa: PLC0415  # loaded with the client
 
-        # anthropic 2.x runs on httpx2, whose errors surface raw while a stream is read.
+        # anthropic 2.x runs on httpx2, whose errors surface raw while a stream is read, and
+        # wrapped in APIConnectionError or APITimeoutError (`__cause__`) before it.
+        where = self.config.base_url or ANTHROPIC_API
+        underneath = exc.__cause__ if isinstance(exc, anthropic.APIConnectionError) else exc
+        if isinstance(underneath, httpx2.ConnectTimeout):
+            return BackendError(
+                f"{self.name}: cannot reach {where} (no connection within "
+                f"{self.limits.connect_s:g}s)",
+                cause=Cause.CONNECTION,
+            )
         if isinstance(exc, anthropic.APITimeoutError | httpx2.ReadTimeout):
             return timed_out(self.name, first[0] if first else None, self.limits)
         if isinstance(exc, anthropic.APIStatusError):
             return self._status_error(exc)
+        if first and isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
+            # The answer had begun: the connection broke under it (a reset, a cut body).
+            return StreamIncomplete(f"{self.name}: the connection broke ({underneath or exc})")
         if isinstance(exc, anthropic.APIConnectionError):
             return BackendError(
-                f"{self.name}: cannot reach {self.config.base_url or ANTHROPIC_API} ({exc})",
-                cause=Cause.CONNECTION,
+                f"{self.name}: cannot reach {where} ({exc})", cause=Cause.CONNECTION
             )
         if isinstance(exc, httpx2.RemoteProtocolError | httpx2.ReadError):
             return StreamIncomplete(f"{self.name}: the connection broke ({exc})")

@@ -20,6 +20,7 @@ from devpulse.core.types import (
     Message,
     Request,
     TextBlock,
+    ThinkingBlock,
     ToolChoice,
     ToolResultBlock,
     ToolUseBlock,
@@ -55,10 +56,23 @@ def anthropic_payload(request: Request, model: str) -> dict[str, Any]:
 
 
 def _content(message: Message) -> str | list[dict[str, Any]]:
-    """A message's blocks; a lone text block as a plain string, the API's short form."""
-    if len(message.content) == 1 and isinstance(message.content[0], TextBlock):
-        return message.content[0].text
-    return [block_param(b) for b in message.content]
+    """A message's blocks; a lone text block as a plain string, the API's short form.
+
+    Thinking with no signature (a local model's reasoning, from llama-server or Ollama) is
+    left out: Anthropic checks the signature of every thinking block it is sent and refuses
+    the request otherwise, so a conversation a local model began could not go on in the
+    cloud. A turn that was nothing but such thinking keeps it as text.
+    """
+    blocks = [b for b in message.content if not _unsigned_thinking(b)]
+    if not blocks:
+        blocks = [TextBlock(b.thinking) for b in message.content if isinstance(b, ThinkingBlock)]
+    if len(blocks) == 1 and isinstance(blocks[0], TextBlock):
+        return blocks[0].text
+    return [block_param(b) for b in blocks]
+
+
+def _unsigned_thinking(block: Block) -> bool:
+    return isinstance(block, ThinkingBlock) and block.redacted is None and not block.signature
 
 
 def block_param(block: Block) -> dict[str, Any]:

@@ -2,18 +2,17 @@
 
 The request and the stream's decoding are `ollama_mapping`'s, free of I/O; this module
 sends and reads. Every request streams. The client drops an error response's headers, so a
-response hook keeps the Retry-After of the last error this thread received.
+response hook keeps the Retry-After of the error the request received.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from devpulse.core.config import BackendConfig, Limits
 from devpulse.core.errors import BackendError, Cause, StreamIncomplete
 from devpulse.core.types import Chunk, Decision, LoadedModel, Request
 from devpulse.plugins.backends.base import (
@@ -42,14 +41,17 @@ class OllamaSettings(ServerSettings):
     keep_alive: str | None = None
 
 
+# The Retry-After of the error response a request got, which the client's exception drops:
+# kept by the response hook for the code that reads the exception. Per context, so per
+# request: each runs in a task of its own on the async path (one thread for all) and in a
+# copy of its caller's context on the sync path's worker threads.
+_RETRY_AFTER: ContextVar[float | None] = ContextVar("devpulse_ollama_retry_after", default=None)
+
+
 class OllamaBackend(Backend):
     accepts_images = True
     native_async = True
     settings = OllamaSettings
-
-    def __init__(self, name: str, config: BackendConfig, limits: Limits | None = None) -> None:
-        super().__init__(name, config, limits)
-        self._seen = threading.local()
 
     def make_client(self) -> ollama.Client:
         import httpx  # noqa: PLC0415  # on first use, not at start-up
@@ -62,9 +64,10 @@ class OllamaBackend(Backend):
             event_hooks={"response": [self._remember_retry_after]},
         )
 
-    def _remember_retry_after(self, response: httpx.Response) -> None:
+    @staticmethod
+    def _remember_retry_after(response: httpx.Response) -> None:
         if response.status_code >= 400:
-            self._seen.retry_after = retry_after(response.headers)
+            _RETRY_AFTER.set(retry_after(response.headers))
 
     def params(self, request: Request, decision: Decision) -> dict[str, Any]:
         return ollama_payload(
@@ -181,8 +184,8 @@ class OllamaBackend(Backend):
 
     def _response_error(self, exc: ollama.ResponseError) -> BackendError:
         status = exc.status_code
-        wait = getattr(self._seen, "retry_after", None) if status >= 400 else None
-        self._seen.retry_after = None
+        wait = _RETRY_AFTER.get() if status >= 400 else None
+        _RETRY_AFTER.set(None)
         message = " ".join(str(exc.error).split())[:200]
         if status in (400, 413) and "context" in message.lower():
             # Ollama's word for it: "input length exceeds the context length" and the like.

@@ -147,7 +147,8 @@ class OpenAIDecoder:
         self.model: str | None = None
         self.usage: Mapping[str, Any] = {}
         self.finish_reason: str | None = None
-        self._tool_index: int | None = None
+        self._tool_index: int | None = None  # the call being streamed: its index and id
+        self._tool_id = ""
 
     @property
     def finished(self) -> bool:
@@ -188,13 +189,17 @@ class OpenAIDecoder:
         self.out.require_finished("[DONE]")
 
     def _tool_call(self, call: Mapping[str, Any]) -> list[Chunk]:
-        index = int(call.get("index", 0))
+        """One call's delta. A new call starts at a new index, or at a new id: some servers
+        (Gemini's OpenAI-compatible endpoint) send each of several calls whole, with an id
+        and no index."""
+        given = call.get("index")
+        index = given if isinstance(given, int) else self._tool_index or 0
+        call_id = str(call.get("id") or "")
         function = call.get("function") or {}
         out: list[Chunk] = []
-        if index != self._tool_index:
-            self._tool_index = index
-            out += self.out.tool_start(
-                str(call.get("id") or self.new_id()), str(function.get("name") or "")
-            )
+        new_index = index != self._tool_index or self._tool_index is None
+        if new_index or (call_id and call_id != self._tool_id):
+            self._tool_index, self._tool_id = index, call_id or self.new_id()
+            out += self.out.tool_start(self._tool_id, str(function.get("name") or ""))
         out += self.out.tool_json(function.get("arguments") or "")
         return out

@@ -189,6 +189,46 @@ def test_ids_are_the_providers_where_given_and_made_once_where_not() -> None:
     assert ollama.content == (ToolUseBlock("gen_0", "get_weather", {"city": "Lisbon"}),)
 
 
+def openai_calls(*calls: dict[str, Any]) -> list[Any]:
+    """One event per tool-call delta, then the end."""
+    events: list[Any] = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [call]}}]}
+        for call in calls
+    ]
+    return [
+        *events,
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+        "[DONE]",
+    ]
+
+
+def test_openai_calls_sent_whole_without_an_index_stay_apart() -> None:
+    """Gemini's OpenAI-compatible endpoint sends each of several calls whole, with an id
+    and no index (or an index of null)."""
+    events = openai_calls(
+        {"id": "fc-1", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+        {"id": "fc-2", "index": None, "function": {"name": "get_time", "arguments": "{}"}},
+    )
+    final = decode("openai", events)[-1].response
+    assert final is not None
+    assert final.content == (
+        ToolUseBlock("fc-1", "get_weather", {"city": "Paris"}),
+        ToolUseBlock("fc-2", "get_time", {}),
+    )
+    # the usual shape: the id once, then the arguments in pieces under the same index
+    pieces = openai_calls(
+        {"index": 0, "id": "call_1", "function": {"name": "get_weather", "arguments": '{"ci'}},
+        {"index": 0, "function": {"arguments": 'ty": "Lisbon"}'}},
+        {"index": 1, "id": "call_2", "function": {"name": "get_time", "arguments": "{}"}},
+    )
+    final = decode("openai", pieces)[-1].response
+    assert final is not None
+    assert [(c.id, dict(c.input)) for c in final.tool_uses] == [
+        ("call_1", {"city": "Lisbon"}),
+        ("call_2", {}),
+    ]
+
+
 def test_no_empty_text_block_on_any_backend() -> None:
     for kind, make in SOURCES.items():
         final = decode(kind, make([], TOOL))[-1].response

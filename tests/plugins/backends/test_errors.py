@@ -4,7 +4,14 @@ read from what real clients get from a server speaking each provider's protocol.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import socket
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,6 +27,7 @@ from devpulse import (
     TaskClass,
     config_from_mapping,
 )
+from devpulse.core.config import Limits
 from devpulse.plugins.backends import KINDS
 from tests.rig.fault_server import ANSWER, FaultServer
 from tests.support import router_with
@@ -28,16 +36,16 @@ DECISION = Decision(Side.LOCAL, "x", "some-model")
 REQUEST = Request.from_prompt("hello", max_tokens=8, stream=True)
 
 
-def backend(kind: str, url: str):
+def backend(kind: str, url: str, limits: Limits | None = None):
     config = config_from_mapping(
         {"backends": {"x": {"side": "local", "kind": kind, "base_url": url}}}
     )
-    return KINDS[kind]("x", config.backends["x"], config.limits("x"))
+    return KINDS[kind]("x", config.backends["x"], limits or config.limits("x"))
 
 
-def read(kind: str, url: str, mode: str) -> list:
+def read(kind: str, url: str, mode: str, limits: Limits | None = None) -> list:
     """Every chunk of one answer, through the backend's sync or async stream."""
-    found = backend(kind, url)
+    found = backend(kind, url, limits)
     if mode == "sync":
         return list(found.stream(REQUEST, DECISION))
 
@@ -75,6 +83,7 @@ def ask(router, mode: str, prompt: str, **kwargs):
         ("no_stop", Cause.STREAM_CUT, None, None, None),
         ("malformed", Cause.MALFORMED_STREAM, None, None, None),
         ("reset", Cause.STREAM_CUT, None, None, None),
+        ("reset_mid", Cause.STREAM_CUT, None, None, None),
     ],
 )
 @MODES
@@ -102,6 +111,7 @@ def test_openai_compatible_errors(step, cause, status, retry_after, kind, mode) 
         ("cut", Cause.STREAM_CUT, None, None, None),
         ("malformed", Cause.MALFORMED_STREAM, None, None, None),
         ("no_stop", Cause.STREAM_CUT, None, None, None),
+        ("reset_mid", Cause.STREAM_CUT, None, None, None),  # the SDK says "connection error"
     ],
 )
 @MODES
@@ -120,6 +130,71 @@ def test_ollama_keeps_the_retry_after_its_client_drops(mode) -> None:
     error = failure("ollama", "429", mode=mode)
     assert (error.cause, error.status, error.retry_after_s) == (Cause.RATE_LIMITED, 429, 1.0)
     assert failure("ollama", "500", mode=mode).cause is Cause.SERVER_ERROR
+
+
+class Interleaved(BaseHTTPRequestHandler):
+    """Two Ollama errors whose responses cross: "A" gets a 500 without Retry-After and "B" a
+    429 with one; A's body follows B's headers, and B's body follows A's. (The pauses only
+    let the client read each part before the next: any order passes with the fix.)"""
+
+    protocol_version = "HTTP/1.1"
+    a_started = threading.Event()
+    b_headers = threading.Event()
+    a_body = threading.Event()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        prompt = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["messages"][-1]
+        body = b'{"error": "busy"}'
+        if prompt["content"] == "A":
+            self.send_response(500)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.flush()
+            self.a_started.set()
+            self.b_headers.wait(10)
+            time.sleep(0.2)
+            self.wfile.write(body)
+            self.wfile.flush()
+            self.a_body.set()
+        else:
+            self.a_started.wait(10)
+            self.send_response(429)
+            self.send_header("Retry-After", "30")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.flush()
+            self.b_headers.set()
+            self.a_body.wait(10)
+            time.sleep(0.2)
+            self.wfile.write(body)
+
+
+def test_concurrent_ollama_errors_keep_their_own_retry_after() -> None:
+    for event in (Interleaved.a_started, Interleaved.b_headers, Interleaved.a_body):
+        event.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Interleaved)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    found = backend("ollama", f"http://127.0.0.1:{server.server_address[1]}")
+
+    async def ask(prompt: str) -> BackendError:
+        with pytest.raises(BackendError) as info:
+            async for _ in found.astream(Request.from_prompt(prompt, stream=True), DECISION):
+                pass
+        return info.value
+
+    async def both() -> list[BackendError]:
+        return await asyncio.gather(ask("A"), ask("B"))
+
+    try:
+        a, b = asyncio.run(both())
+    finally:
+        server.shutdown()
+    assert (a.status, a.retry_after_s) == (500, None)
+    assert (b.status, b.retry_after_s) == (429, 30.0)
 
 
 # -- local servers stream underneath, so their stalls end at the stall limit ---------------
@@ -241,3 +316,35 @@ def test_context_error_reads_the_sizes_each_server_gives(message, fields, expect
     error = context_error("b", message, **fields)
     assert error.cause is Cause.CONTEXT_LENGTH
     assert str(error) == f"b: the request{expected}"
+
+
+@pytest.fixture
+def unanswered_port() -> Iterator[int]:
+    """A port whose listener's queue is full: the handshake of a new connection never ends
+    (Linux drops the SYN), as with a firewalled or overloaded host."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    yield port
+    for sock in [*fillers, listener]:
+        sock.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fills a listen queue the way Linux keeps it")
+@pytest.mark.parametrize(("kind", "path"), [("anthropic", ""), ("openai_compat", "/v1")])
+@MODES
+def test_a_host_that_never_completes_the_handshake_is_a_connection_failure(
+    unanswered_port, kind, path, mode
+) -> None:
+    url, limits = f"http://127.0.0.1:{unanswered_port}{path}", Limits(0.3, 30.0, 30.0)
+    with pytest.raises(BackendError) as info:
+        read(kind, url, mode, limits)
+    assert info.value.cause is Cause.CONNECTION  # not a slow first token: nothing was sent

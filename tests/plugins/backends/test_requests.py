@@ -126,6 +126,28 @@ def test_anthropic_round_trip() -> None:
     assert params["metadata"] == {"user_id": "u-7"}
 
 
+def test_anthropic_is_not_sent_thinking_no_provider_signed() -> None:
+    """A local model's reasoning has no signature, which Anthropic refuses: it stays out."""
+    local_turn = Message("assistant", (ThinkingBlock("The user greets me."), TextBlock("Hello!")))
+    only_thinking = Message("assistant", (ThinkingBlock("Still thinking."),))
+    request = Request(
+        messages=(
+            Message("user", "hi"),
+            local_turn,
+            Message("user", "and?"),
+            only_thinking,
+            Message("user", "go on"),
+        ),
+        max_tokens=8,
+    )
+    messages = backend("anthropic").params(request, DECISION)["messages"]
+    assert messages[1]["content"] == "Hello!"
+    assert messages[3]["content"] == "Still thinking."  # nothing else to send: as text
+    redacted = Message("assistant", (ThinkingBlock(redacted="opaque=="), TextBlock("Hi")))
+    kept = backend("anthropic").params(Request(messages=(redacted,), max_tokens=8), DECISION)
+    assert kept["messages"][0]["content"][0] == {"type": "redacted_thinking", "data": "opaque=="}
+
+
 def test_openai_shape() -> None:
     body = backend("openai_compat").body(REQUEST, DECISION)
     assert body["stream"] is True  # always: the core's first-token and stall limits apply
