@@ -8,6 +8,7 @@ traceback, whatever the input, an interrupt (130) or a reader that closes the pi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 VERSION = "%(prog)s, version %(version)s"
+CUT = "the output was cut: stdout closed before the end"
 
 
 @dataclass
@@ -232,8 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
     if _asks_version(args):  # before the config and the plugins: the version needs neither
-        click.echo(VERSION % {"prog": "devpulse", "version": __version__})
-        return ExitCode.OK
+        return _say(VERSION % {"prog": "devpulse", "version": __version__})
     try:
         from devpulse.core.plugins import make_plugin_manager  # noqa: PLC0415  # not for --version
 
@@ -241,8 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = App(config=config, pm=make_plugin_manager(config))
         result = build_cli(app).main(args=args, prog_name="devpulse", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
-        return ExitCode.OK
+        return _say(exc.ctx.get_help() if exc.ctx else str(exc))
     except click.UsageError as exc:
         return _fail(exc.format_message(), ExitCode.USAGE, as_json)
     except click.ClickException as exc:
@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("interrupted", ExitCode.INTERRUPTED, as_json)
     except (BrokenPipeError, OutputClosed):
         _discard_stdout()
-        return _fail("the output was cut: stdout closed before the end", ExitCode.PROBLEM, False)
+        return _fail(CUT, ExitCode.PROBLEM, False)
     except DevPulseError as exc:
         return _fail(str(exc), exc.exit_code, as_json)
     except OSError as exc:  # the system refused: a full disk under stdout (> /dev/full)
@@ -267,14 +267,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str, code: ExitCode, as_json: bool) -> int:
-    line = " ".join(without_surrogates(message).split())  # argv bytes that were not UTF-8
-    try:
-        if as_json:
+    """Say why the command failed: one line on stderr, and under --json a JSON object on
+    stdout too. A secret in the message (a server's error that echoes a key) is redacted."""
+    from devpulse.plugins.privacy.redact import redact  # noqa: PLC0415  # on errors only
+
+    line = redact(" ".join(without_surrogates(message).split()))  # argv bytes not UTF-8
+    if as_json:
+        try:
             emit({"status": "error", "error": line, "exit_code": int(code)})
+        except OSError:  # stdout is gone: stderr may still be there
+            _discard_stdout()
+    with contextlib.suppress(OSError):  # stderr is gone too: the exit code is all there is
         click.echo(f"devpulse: error: {line}", err=True)
-    except OSError:  # stdout or stderr is gone too: the exit code is all that is left
-        _discard_stdout()
     return code
+
+
+def _say(text: str) -> int:
+    """Print `text` (the version, the help) on stdout; a stdout that is gone is an error."""
+    try:
+        click.echo(text)
+        sys.stdout.flush()
+    except OSError as exc:  # > /dev/full, or a reader that closed the pipe
+        _discard_stdout()
+        if isinstance(exc, BrokenPipeError):
+            return _fail(CUT, ExitCode.PROBLEM, False)
+        return _fail(_os_error(exc), ExitCode.PROBLEM, False)
+    return ExitCode.OK
 
 
 def _asks_version(args: list[str]) -> bool:

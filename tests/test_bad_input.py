@@ -10,6 +10,7 @@ import random
 import re
 import signal
 import sqlite3
+import string
 import subprocess
 import sys
 import time
@@ -251,16 +252,17 @@ def test_scan_skips_binary_files_and_says_why(capsys, tmp_path: Path) -> None:
     (tmp_path / "latin1.txt").write_bytes(f"caf\xe9 token={GITHUB_TOKEN}\n".encode("latin-1"))
     (tmp_path / "notes.txt").write_text("plain notes\n")
     code, out, _ = run(capsys, "scan", "--json", str(tmp_path))
-    assert code == 0
+    assert code == 1
     payload = json.loads(out)
     by_name = {Path(f["path"]).name: f for f in payload["files"]}
     assert by_name["model.gguf"] == {
         "path": str(tmp_path / "model.gguf"),
         "skipped": "binary: NUL bytes in the first 8 KB",
     }
-    assert by_name["latin1.txt"]["skipped"] == "binary: not UTF-8 text"
+    # text in another encoding is read, and its secret found
+    assert [f["rule_id"] for f in by_name["latin1.txt"]["findings"]] == ["github-token"]
     assert by_name["notes.txt"]["findings"] == []
-    assert (payload["status"], payload["sensitive"], payload["scanned"]) == ("ok", False, 1)
+    assert (payload["status"], payload["sensitive"], payload["scanned"]) == ("ok", True, 2)
     code, out, _ = run(capsys, "scan", str(tmp_path / "model.gguf"))
     assert (code, out) == (
         0,
@@ -519,6 +521,15 @@ def test_an_error_naming_bytes_that_are_not_utf8_prints_under_json(tmp_path: Pat
         ("<&-", ["route", "-"], ExitCode.USAGE, "devpulse: error: stdin is closed"),
         ("<&-", ["scan", "-"], ExitCode.USAGE, "devpulse: error: stdin is closed"),
         (">/dev/full", ["plugins"], ExitCode.PROBLEM, "devpulse: error: No space left on device"),
+        (">/dev/full", ["--version"], ExitCode.PROBLEM, "devpulse: error: No space left on device"),
+        (">/dev/full", [], ExitCode.PROBLEM, "devpulse: error: No space left on device"),
+        # the JSON cannot be written, the line on stderr still is
+        (
+            ">/dev/full",
+            ["plugins", "--json"],
+            ExitCode.PROBLEM,
+            "devpulse: error: No space left on device",
+        ),
         ("2>&-", ["route", ""], ExitCode.USAGE, None),
     ],
 )
@@ -536,6 +547,52 @@ def test_closed_or_full_standard_streams(tmp_path: Path, redirect, args, code, l
     if line is not None:
         assert one_error_line(done.stderr) == line
         assert "Exception ignored" not in done.stderr
+
+
+def test_a_server_error_that_quotes_the_key_never_prints_it(capsys, monkeypatch, tmp_path) -> None:
+    key = "sk-ant-api03-" + "".join(random.Random(5).choices(string.ascii_letters, k=93)) + "AA"
+    monkeypatch.setenv("CLOUD_KEY", key)
+    with FaultServer(["401_echo"]) as fault:
+        cfg = config(
+            tmp_path,
+            f'[cloud]\nbackend = "cloud"\nmodel = "claude-sonnet-4-6"\n'
+            f'[backends.cloud]\nside = "cloud"\nkind = "anthropic"\n'
+            f'base_url = "{fault.base_url}"\napi_key_env = "CLOUD_KEY"\n'
+            f'[ledger]\npath = "{tmp_path / "ledger.sqlite3"}"\n',
+        )
+        code, out, err = run(
+            capsys, "--config", str(cfg), "ask", "--json", "--task", "reasoning", "x"
+        )
+    assert [key in sent for sent in fault.keys] == [True]  # sent, and quoted back
+    assert code == ExitCode.PROBLEM
+    assert "invalid x-api-key: " in json.loads(out)["error"]
+    assert key[:20] not in out + err
+    assert one_error_line(err).startswith("devpulse: error: ")
+
+
+def test_a_password_in_a_server_url_is_never_printed(capsys, tmp_path) -> None:
+    cfg = config(
+        tmp_path,
+        '[backends.llama_server]\nside = "local"\nkind = "openai_compat"\n'
+        'base_url = "http://admin:Zr8pQ2vLx9mK@127.0.0.1:9/v1"\n'
+        f'[ledger]\npath = "{tmp_path / "ledger.sqlite3"}"\n',
+    )
+    for args in (["config", "--json"], ["doctor", "--json"], ["ask", "hi"], ["ai", "--json"]):
+        _, out, err = run(capsys, "--config", str(cfg), *args)
+        assert "Zr8pQ2vLx9mK" not in out + err, args
+        assert "admin:***@127.0.0.1" in out + err, args
+
+
+def test_a_key_pasted_as_the_name_of_its_variable_is_refused_unprinted(capsys, tmp_path) -> None:
+    key = "sk-ant-api03-" + "".join(random.Random(6).choices(string.ascii_letters, k=95))
+    cfg = config(
+        tmp_path,
+        f'[backends.anthropic]\nside = "cloud"\nkind = "anthropic"\napi_key_env = "{key}"\n',
+    )
+    code, out, err = run(capsys, "--config", str(cfg), "config")
+    assert code == ExitCode.USAGE
+    assert "api_key_env: not the name of an environment variable" in one_error_line(err)
+    assert key[:16] not in out + err
 
 
 def test_an_unexpected_error_is_one_line_asking_for_a_report(capsys, monkeypatch) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from devpulse.core.config import Config, _merge, read_toml
+from devpulse.core.config import Config, _merge, read_toml, shown_url
 from devpulse.core.ledger import default_ledger_path
 
 # A value is "default" (the packaged defaults), "file" (the user's config file) or
@@ -79,6 +79,8 @@ def _walk(
             _walk(value, mine, key, out)
             continue
         shown = "<redacted>" if _looks_secret(str(name)) and value else value
+        if isinstance(shown, str) and "@" in shown:
+            shown = shown_url(shown)  # a URL's password: https://user:***@host
         out[key] = {"value": shown, "from": FILE if from_file else DEFAULT}
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from devpulse.core.config import BackendConfig, Config
+from devpulse.core.config import BackendConfig, Config, shown_url
 from devpulse.core.errors import ConfigError
 from devpulse.core.exitcodes import ExitCode
 from devpulse.core.ledger import SCHEMA_VERSION, Ledger, default_ledger_path
@@ -145,7 +145,7 @@ def _probe(
     import urllib.error  # noqa: PLC0415  # doctor-only; keeps the CLI's start-up light
     import urllib.request  # noqa: PLC0415
 
-    label = f"backends.{name}"
+    label, where = f"backends.{name}", shown_url(url)
     request = urllib.request.Request(url, headers={"Accept": "application/json", **headers})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as reply:
@@ -153,18 +153,18 @@ def _probe(
     except urllib.error.HTTPError as exc:
         env = config.backends[name].api_key_env
         hint = f" (is ${env} the right key?)" if exc.code in (401, 403) and env else ""
-        return Check(label, "warn", f"answers at {url} with HTTP {exc.code}{hint}")
+        return Check(label, "warn", f"answers at {where} with HTTP {exc.code}{hint}")
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        return _unreachable(config, name, f"nothing answers at {url} ({reason})")
+        return _unreachable(config, name, f"nothing answers at {where} ({reason})")
     try:
         models = models_of(json.loads(body))
     except (ValueError, TypeError, KeyError, AttributeError):
-        return Check(label, "warn", f"answers at {url}, but not with a model list")
+        return Check(label, "warn", f"answers at {where}, but not with a model list")
     shown = ", ".join(models[:SHOWN_MODELS]) or "none"
     if len(models) > SHOWN_MODELS:
         shown += f" (+{len(models) - SHOWN_MODELS} more)"
-    detail = f"answers at {url}; models: {shown}"
+    detail = f"answers at {where}; models: {shown}"
     missing = _missing_model(config, name, models)
     if missing:
         return Check(label, "warn", f"{detail}; but {missing}")

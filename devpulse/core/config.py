@@ -113,6 +113,11 @@ class BackendConfig:
         return _text(self.options.get("base_url"))
 
     @property
+    def shown_url(self) -> str | None:
+        """`base_url` fit to print: a password in it masked."""
+        return None if self.base_url is None else shown_url(self.base_url)
+
+    @property
     def api_key_env(self) -> str | None:
         """The environment variable that holds the API key; never the key itself."""
         return _text(self.options.get("api_key_env"))
@@ -440,6 +445,19 @@ def _check_model_names(config: Config) -> None:
     for key, name in names:
         if not name.strip():
             raise ConfigError(f"{key}: give a model name, not an empty one")
+
+
+def shown_url(url: str) -> str:
+    """`url` fit to print: the password of its user info (`https://user:pw@host`) masked."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        password = parts.password
+    except ValueError:
+        password = None
+    if password is None:
+        return url
+    user, host = parts.netloc.rsplit("@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
 
 
 def is_http_url(url: str) -> bool:

@@ -38,6 +38,7 @@ STEPS = (
     "no_stop",
     "400_context",
     "400_policy",
+    "401_echo",
     "drip",
 )
 
@@ -158,6 +159,11 @@ class FaultServer:
 
             def step_401(self, body: dict[str, Any]) -> None:
                 self._error(401, "authentication_error", "invalid x-api-key")
+
+            def step_401_echo(self, body: dict[str, Any]) -> None:
+                """A gateway that quotes the key it turned down."""
+                key = self.headers.get("x-api-key") or self.headers.get("Authorization") or ""
+                self._error(401, "authentication_error", f"invalid x-api-key: {key}")
 
             def step_400_policy(self, body: dict[str, Any]) -> None:
                 self._error(

@@ -104,7 +104,7 @@ class Unloader:
             "host_unreachable",
             status="warning",
             backend=backend,
-            base_url=self.config.backends[backend].base_url,
+            base_url=self.config.backends[backend].shown_url,
             error=str(exc),
         )
 

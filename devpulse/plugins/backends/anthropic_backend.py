@@ -133,7 +133,7 @@ class AnthropicBackend(Backend):
 
         # anthropic 2.x runs on httpx2, whose errors surface raw while a stream is read, and
         # wrapped in APIConnectionError or APITimeoutError (`__cause__`) before it.
-        where = self.config.base_url or ANTHROPIC_API
+        where = self.config.shown_url or ANTHROPIC_API
         underneath = exc.__cause__ if isinstance(exc, anthropic.APIConnectionError) else exc
         if isinstance(underneath, httpx2.ConnectTimeout):
             return BackendError(

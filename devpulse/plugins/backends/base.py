@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import re2
 
-from devpulse.core.config import BackendConfig, Limits, is_http_url, parse_table
+from devpulse.core.config import BackendConfig, Limits, is_http_url, parse_table, shown_url
 from devpulse.core.deltas import Respond
 from devpulse.core.errors import (
     BackendError,
@@ -129,6 +129,13 @@ class ServerSettings:
     api_key_env: str | None = None
 
 
+def _env_name(name: str) -> bool:
+    """Whether `name` can name an environment variable: letters, digits and `_`."""
+    return (
+        bool(name) and name.isascii() and name.replace("_", "a").isalnum() and not name[0].isdigit()
+    )
+
+
 class Backend:
     """The object a bundled kind builds for one configured backend (`devpulse.core.kinds`).
 
@@ -154,7 +161,14 @@ class Backend:
         settings = parse_table(cls.settings, spec.options, spec.key)
         if settings.base_url is not None and not is_http_url(settings.base_url):
             raise ConfigError(
-                f"{spec.key}.base_url: {settings.base_url!r} is not an http(s) URL with a host"
+                f"{spec.key}.base_url: {shown_url(settings.base_url)!r} is not an http(s) URL "
+                "with a host"
+            )
+        if settings.api_key_env is not None and not _env_name(settings.api_key_env):
+            # not echoed: a key pasted here by mistake must not be printed
+            raise ConfigError(
+                f"{spec.key}.api_key_env: not the name of an environment variable (name the "
+                "variable here, e.g. ANTHROPIC_API_KEY, and keep the key in the environment)"
             )
         return cls(spec.name, spec.config, spec.limits)
 
@@ -232,7 +246,7 @@ class Backend:
     def unreachable(self, exc: BaseException) -> BackendError:
         """The error a model-host call raises when the server does not answer."""
         return BackendError(
-            f"{self.name}: nothing answers at {self.config.base_url} ({type(exc).__name__})",
+            f"{self.name}: nothing answers at {self.config.shown_url} ({type(exc).__name__})",
             cause=Cause.CONNECTION,
         )
 

@@ -136,7 +136,7 @@ class OllamaBackend(Backend):
             return self._response_error(exc)
         if isinstance(exc, ConnectionError):  # the client's word for "nothing listens there"
             return BackendError(
-                f"{self.name}: nothing answers at {self.config.base_url} ({exc})",
+                f"{self.name}: nothing answers at {self.config.shown_url} ({exc})",
                 cause=Cause.CONNECTION,
             )
         if isinstance(exc, httpx.ReadTimeout):

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from devpulse.core.config import BackendConfig, Limits
+from devpulse.core.config import BackendConfig, Limits, shown_url
 from devpulse.core.errors import BackendError, Cause, StreamIncomplete
 from devpulse.core.types import Chunk, Decision, LoadedModel, Request, Side
 from devpulse.plugins.backends import llama_host
@@ -102,7 +102,8 @@ class OpenAICompatBackend(Backend):
             return timed_out(self.name, first[0] if first else None, self.limits)
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
             return BackendError(
-                f"{self.name}: nothing answers at {self.url} ({exc})", cause=Cause.CONNECTION
+                f"{self.name}: nothing answers at {shown_url(self.url)} ({exc})",
+                cause=Cause.CONNECTION,
             )
         if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
             return StreamIncomplete(f"{self.name}: the connection broke ({exc})")

@@ -46,7 +46,7 @@ def loaded_models(config: Config, hook: Any) -> tuple[list[LoadedModel], list[st
         try:
             found = hook.loaded_models(backend=name)
         except DevPulseError as exc:
-            url = config.backends[name].base_url
+            url = config.backends[name].shown_url
             notes.append(f"{name} ({url}) did not answer: {exc}")
             continue
         loaded.extend(found or ())
@@ -62,7 +62,7 @@ def llama_server_model(backend: BackendConfig, model: str, *, any_name: bool) ->
     Raises ModelUnknown when the server does not answer, has no `/props` (LM Studio, vLLM)
     or has no such model.
     """
-    where = f"llama-server at {backend.base_url}"
+    where = f"llama-server at {backend.shown_url}"
     try:
         props = _get_json(backend, "/props")
         if props.get("role") == "router":
@@ -122,14 +122,14 @@ def ollama_architecture(backend: BackendConfig, model: str) -> Architecture:
         sizes = {m.model: int(m.size or 0) for m in client.list().models}
     except ollama.ResponseError as exc:
         if exc.status_code == 404:
-            raise ModelUnknown(f"Ollama at {backend.base_url} has no model {model!r}") from None
-        raise ModelUnknown(f"Ollama at {backend.base_url}: {exc.error}") from None
+            raise ModelUnknown(f"Ollama at {backend.shown_url} has no model {model!r}") from None
+        raise ModelUnknown(f"Ollama at {backend.shown_url}: {exc.error}") from None
     except (OSError, urllib.error.URLError) as exc:
-        raise ModelUnknown(f"Ollama at {backend.base_url} did not answer ({exc})") from None
+        raise ModelUnknown(f"Ollama at {backend.shown_url} did not answer ({exc})") from None
     except ValueError as exc:  # the client checks names itself (pydantic), or a reply is not JSON
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelUnknown(
-            f"Ollama at {backend.base_url} cannot describe {model!r} ({detail})"
+            f"Ollama at {backend.shown_url} cannot describe {model!r} ({detail})"
         ) from None
     size = sizes.get(model) or sizes.get(f"{model}:latest") or 0
     return Architecture.from_metadata(model, dict(shown.modelinfo or {}), size)

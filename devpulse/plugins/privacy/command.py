@@ -63,10 +63,10 @@ def scan_command(scanner: Scanner, max_bytes: int) -> click.Command:
     def scan(ctx: click.Context, paths: tuple[str, ...], as_json: bool) -> None:
         """Scan files (folders recursively, '-' for stdin) for secrets, PII and internal data.
 
-        Binary files (NUL bytes in the first 8 KB, or not UTF-8) are skipped and listed as
-        skipped; folders skip version control, virtualenvs, node_modules and caches. Each
-        file may hold at most input.max_bytes. Findings are redacted: the matched text is
-        never printed.
+        Binary files (NUL bytes in the first 8 KB) are skipped and listed as skipped; text
+        that is not UTF-8 is read with replacement characters, as a prompt is. Folders skip
+        version control, virtualenvs, node_modules and caches. Each file may hold at most
+        input.max_bytes. Findings are redacted: the matched text is never printed.
 
         Exit codes: 0 everything scanned clean (or nothing to scan), 1 anything sensitive,
         2 usage or config error, or a path could not be read.
@@ -156,10 +156,10 @@ def _read(path: Path, max_bytes: int) -> Source:
         return Source(name, error=str(exc))
     except OSError as exc:
         return Source(name, error=f"cannot read {name}: {exc.strerror or exc}")
-    try:
-        return Source(name, text=data.decode("utf-8"))
-    except UnicodeDecodeError:
-        return Source(name, skipped="binary: not UTF-8 text")
+    # Text in another encoding (Latin-1, Windows-1252) is read as a prompt is: bytes that
+    # are not UTF-8 become replacement characters, and the secrets around them are still
+    # found (skipped, such a file passed for clean).
+    return Source(name, text=data.decode("utf-8", "replace"))
 
 
 def _read_stdin(max_bytes: int) -> Source:
