@@ -71,7 +71,7 @@ def json_option(fn: F) -> F:
 
 def emit(payload: dict[str, Any]) -> None:
     """Print one JSON document on stdout."""
-    click.echo(json.dumps(payload, ensure_ascii=False, sort_keys=False))
+    click.echo(json.dumps(payload, ensure_ascii=False, sort_keys=False, allow_nan=False))
 
 
 class Interrupted(DevPulseError):
@@ -331,17 +331,23 @@ def _discard_stdout() -> None:
 
 
 def _peek_option(args: list[str], name: str) -> str | None:
-    """Read a group option before click parses, since the config decides which commands exist."""
-    for i, arg in enumerate(args):
-        if arg == "--":
-            break
+    """Read a group option before click parses, since the config decides which commands
+    exist; given more than once, the last one counts, as click has it."""
+    found = None
+    i = 0
+    while i < len(args) and args[i] != "--":
+        arg = args[i]
         if arg == name:
             if i + 1 >= len(args):
                 raise ConfigError(f"{name} needs a value")
-            return args[i + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
+            found = args[i + 1]
+            i += 1
+        elif arg.startswith(name + "="):
+            found = arg.split("=", 1)[1]
+        i += 1
+    if found is not None and not found.strip():
+        raise ConfigError(f"{name}: give a file, not an empty name")
+    return found
 
 
 def run() -> None:  # pragma: no cover - exercised through the console script

@@ -270,6 +270,23 @@ def test_scan_skips_binary_files_and_says_why(capsys, tmp_path: Path) -> None:
     )
 
 
+def test_a_long_scan_under_json_says_how_far_it_has_got(capsys, monkeypatch, tmp_path) -> None:
+    from devpulse.plugins.privacy.command import Progress  # noqa: PLC0415
+
+    monkeypatch.setattr(Progress, "LOG_EVERY_S", 0.0)  # every file counts as long here
+    for i in range(3):
+        (tmp_path / f"{i}.txt").write_text("notes\n")
+    code, out, err = run(capsys, "scan", "--json", str(tmp_path))
+    assert code == 0
+    assert json.loads(out)["scanned"] == 3
+    assert err.splitlines() == [
+        f"devpulse: scanning: {n} files, 0.0 MB of text so far" for n in (1, 2, 3)
+    ]
+    monkeypatch.setattr(Progress, "LOG_EVERY_S", 3600.0)
+    _, _, err = run(capsys, "scan", "--json", str(tmp_path))
+    assert err == ""  # a short scan says nothing
+
+
 def test_scan_dev_zero_reads_one_block(capsys) -> None:
     code, out, err = run(capsys, "scan", "/dev/zero")
     assert code == 0
@@ -401,6 +418,16 @@ def test_scan_of_binary_stdin(capsys, monkeypatch) -> None:
         ("[failover]\nbudget_s = inf\n", "failover.budget_s: expected a finite number, got inf"),
         ("[failover]\nbackoff_s = nan\n", "failover.backoff_s: expected a finite number"),
         ("[failover]\nretries = -1\n", "failover.retries: must be at least 0"),
+        # past any real use, and past where a deadline still fits the platform's time type
+        ("[failover]\nbudget_s = 1e300\n", "failover.budget_s: must be above 0 and at most"),
+        ("[failover]\nbackoff_s = 1e300\n", "failover.backoff_s: must be at most 604800"),
+        ("[babysit]\ninterval_s = 1e20\n", "babysit.interval_s: must be above 0 and at most"),
+        ("[failover]\nmax_attempts = 1000\n", "failover.max_attempts: must be from 1 to 100"),
+        (f"[failover]\nretries = {10**20}\n", "failover.retries: 1e+20 is out of range"),
+        (
+            "[backends.llama_server]\ntimeout_s = 1e12\n",
+            "backends.llama_server.timeout_s: must be above 0 and at most",
+        ),
         ("[failover]\nbreaker_threshold = 0\n", "failover.breaker_threshold: must be at least 1"),
         ("[preflight]\ndefault_ctx = 0\n", "preflight.default_ctx: must be at least 1"),
         ("[preflight]\nreserve_mb = -1\n", "preflight.reserve_mb: must be at least 0"),
@@ -459,7 +486,7 @@ def test_disabled_rules_may_name_user_and_configured_rules(capsys, tmp_path) -> 
                 *("--simulate", "--requests-per-day", "1", "--avg-in-tokens", "1"),
                 *("--avg-out-tokens", "1", "--local-share", "nan"),
             ],
-            "--local-share: give a share from 0 to 1",
+            "Invalid value for '--local-share': 'nan' is not a number.",
         ),
         (
             [

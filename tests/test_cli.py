@@ -95,6 +95,17 @@ def test_bad_config_is_one_line_exit_2_naming_the_key(capsys, tmp_path: Path) ->
     assert (code, "cannot read config" in err) == (ExitCode.USAGE, True)
 
 
+def test_the_last_config_given_counts_as_click_has_it(capsys, tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text("")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[routing]\nsummarize = { side = 'local' }\n")
+    code, _, err = run(capsys, "--config", str(good), "--config", str(bad), "route", "x")
+    assert (code, "routing.summarize" in err) == (ExitCode.USAGE, True)
+    code, _, _ = run(capsys, f"--config={bad}", "--config", str(good), "route", "x")
+    assert code == ExitCode.OK
+
+
 def test_errors_under_json_are_json_too(capsys) -> None:
     code, out, err = run(capsys, "route", "--json", "--task", "bogus", "x")
     assert code == ExitCode.USAGE

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from devpulse.commands.inputs import MAX_TOKENS
 from devpulse.commands.prompt import prompt_options, read_prompt
 from devpulse.core.costs import counterfactual_cost, request_cost
 from devpulse.core.types import Chunk, Decision, Request, Response, TaskClass, block_dict
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--max-tokens",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_TOKENS),
     default=1024,
     show_default=True,
     help="The most tokens the answer may have; the model stops there.",

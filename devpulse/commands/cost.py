@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 
+from devpulse.commands.inputs import MAX_COUNT, MAX_TOKENS, Finite
 from devpulse.core.costs import simulate
 
 # `--by` choices: the ledger column each splits on (ids from the request's metadata).
@@ -22,22 +22,22 @@ NO_ID = "(none)"  # requests whose caller gave no id
 @click.option("--simulate", "simulating", is_flag=True, help="Run the routing-mix calculator.")
 @click.option(
     "--requests-per-day",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_COUNT),
     help="With --simulate: requests a day (a month is 30 days).",
 )
 @click.option(
     "--avg-in-tokens",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_TOKENS),
     help="With --simulate: average input (prompt) tokens per request.",
 )
 @click.option(
     "--avg-out-tokens",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_TOKENS),
     help="With --simulate: average output (answer) tokens per request.",
 )
 @click.option(
     "--local-share",
-    type=click.FloatRange(0, 1),
+    type=Finite(0, 1),
     help="With --simulate: share of requests served locally, 0 to 1 (default: 1 minus "
     "routing.cloud_share, what routing by difficulty aims at).",
 )
@@ -77,8 +77,6 @@ def cost_command(
     --simulate option without --simulate, a bad --since date, the ledger disabled or
     unwritable).
     """
-    if local_share is not None and math.isnan(local_share):  # FloatRange lets nan through
-        raise click.UsageError("--local-share: give a share from 0 to 1")
     if cloud_model is not None and not cloud_model.strip():
         raise click.UsageError("--cloud-model: give a model name")
     needed = {

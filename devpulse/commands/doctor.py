@@ -14,7 +14,6 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import click
@@ -22,7 +21,7 @@ import click
 from devpulse.core.config import BackendConfig, Config, shown_url
 from devpulse.core.errors import ConfigError
 from devpulse.core.exitcodes import ExitCode
-from devpulse.core.ledger import SCHEMA_VERSION, Ledger, default_ledger_path
+from devpulse.core.ledger import SCHEMA_VERSION, Ledger, ledger_path
 from devpulse.core.types import Side
 from devpulse.plugins.backends.anthropic_backend import ANTHROPIC_API
 
@@ -199,7 +198,7 @@ def check_ledger(config: Config) -> Check:
     """Writable, at the schema version this DevPulse knows (opening migrates an older file)."""
     if not config.ledger.enabled:
         return Check("ledger", "ok", "disabled (ledger.enabled = false)")
-    path = Path(config.ledger.path or default_ledger_path())
+    path = ledger_path(config)
     existed = path.is_file()
     try:
         ledger = Ledger(path)

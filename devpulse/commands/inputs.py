@@ -1,4 +1,5 @@
-"""What commands read from files and stdin: bounded by `input.max_bytes`, decoded as UTF-8.
+"""What commands read from files and stdin: bounded by `input.max_bytes`, decoded as UTF-8;
+and the bounds on numbers given as options.
 
 Text from a file or stdin is read as bytes and decoded with replacement characters, so no
 input makes a command crash on its encoding or hand a backend unencodable text.
@@ -6,8 +7,11 @@ input makes a command crash on its encoding or hand a backend unencodable text.
 
 from __future__ import annotations
 
+import math
 import sys
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import click
 
 from devpulse.core.errors import DevPulseError
 from devpulse.core.exitcodes import ExitCode
@@ -84,3 +88,21 @@ def binary_reason(head: bytes) -> str | None:
     if b"\0" in head[:PROBE_BYTES]:
         return f"binary: NUL bytes in the first {PROBE_BYTES // 1024} KB"
     return None
+
+
+# The most a count or a length given on the command line may be: far above any real use
+# (a trillion requests a day, a hundred million tokens), and far below where arithmetic on
+# it would overflow a float.
+MAX_COUNT = 10**12
+MAX_TOKENS = 10**8
+MAX_SECONDS = 7 * 24 * 3600.0  # a week: a longer wait or interval is a mistake
+
+
+class Finite(click.FloatRange):
+    """A float in [min, max] that is a number: FloatRange lets nan through its bounds."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number.", param, ctx)
+        return number

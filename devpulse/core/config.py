@@ -404,8 +404,8 @@ def _check_references(config: Config) -> None:
     for name, backend in config.backends.items():  # the kind checks the rest of the table
         if backend.kind is not None and not backend.kind.strip():
             raise ConfigError(f"backends.{name}.kind: give a kind, not an empty one")
-        if backend.timeout_s is not None and backend.timeout_s <= 0:
-            raise ConfigError(f"backends.{name}.timeout_s: must be above 0")
+        if backend.timeout_s is not None:
+            _seconds(backend.timeout_s, f"backends.{name}.timeout_s")
     if config.cloud.model and config.price(config.cloud.model) is None:
         raise ConfigError(f"prices: no price for the cloud model {config.cloud.model!r}")
     _check_babysit(config)
@@ -421,8 +421,11 @@ def _check_references(config: Config) -> None:
 def _check_minimums(config: Config) -> None:
     for key, least in MINIMUMS.items():
         section, name = key.split(".")
-        if getattr(getattr(config, section), name) < least:
+        value = getattr(getattr(config, section), name)
+        if value < least:
             raise ConfigError(f"{key}: must be at least {least}")
+        if key.endswith("_s") and value > MAX_SECONDS:
+            raise ConfigError(f"{key}: must be at most {MAX_SECONDS:g} (a week)")
     for model, price in config.prices.items():
         if price.input < 0 or price.output < 0:
             raise ConfigError(f"prices.{model}: a price cannot be below 0")
@@ -472,10 +475,22 @@ def is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+# The longest wait or interval a setting may name: a week. A longer one is a mistake, and
+# past about 1e11 s a deadline no longer fits the platform's time type.
+MAX_SECONDS = 7 * 24 * 3600.0
+# The most attempts one request may make: each is a dispatch, a ledger row and a line of
+# its error.
+MAX_ATTEMPTS = 100
+
+
+def _seconds(value: float, key: str) -> None:
+    if not 0 < value <= MAX_SECONDS:
+        raise ConfigError(f"{key}: must be above 0 and at most {MAX_SECONDS:g} (a week)")
+
+
 def _check_babysit(config: Config) -> None:
     for key in ("interval_s", "confirm_s", "sample_every_s"):
-        if getattr(config.babysit, key) <= 0:
-            raise ConfigError(f"babysit.{key}: must be above 0")
+        _seconds(getattr(config.babysit, key), f"babysit.{key}")
     for key in ("target_free_mb", "hysteresis_mb"):
         if getattr(config.babysit, key) < 0:
             raise ConfigError(f"babysit.{key}: must be at least 0")
@@ -490,8 +505,8 @@ def _check_failover(config: Config) -> None:
                 raise ConfigError(f"{key}.model: give a model name, not an empty one")
             if side is Side.CLOUD and config.price(target.model) is None:
                 raise ConfigError(f"prices: no price for the cloud model {target.model!r} ({key})")
-    if config.failover.max_attempts < 1:
-        raise ConfigError("failover.max_attempts: must be at least 1")
+    if not 1 <= config.failover.max_attempts <= MAX_ATTEMPTS:
+        raise ConfigError(f"failover.max_attempts: must be from 1 to {MAX_ATTEMPTS}")
     for key in (
         "budget_s",
         "connect_timeout_s",
@@ -499,8 +514,7 @@ def _check_failover(config: Config) -> None:
         "local_timeout_s",
         "stall_timeout_s",
     ):
-        if getattr(config.failover, key) <= 0:
-            raise ConfigError(f"failover.{key}: must be above 0")
+        _seconds(getattr(config.failover, key), f"failover.{key}")
 
 
 def _check_backend(config: Config, key: str, backend: str, side: Side) -> None:
@@ -548,6 +562,8 @@ def _build_number(tp: type, value: Any, key: str) -> int | float:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {_describe(value)}")
+        if not -(2**63) <= value < 2**63:  # TOML's integers are 64-bit; tomllib reads any
+            raise ConfigError(f"{key}: {value:.3g} is out of range for a 64-bit integer")
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{key}: expected a number, got {_describe(value)}")

@@ -167,6 +167,11 @@ def default_ledger_path() -> Path:
     return Path(base) / "devpulse" / "ledger.sqlite3"
 
 
+def ledger_path(config: Config) -> Path:
+    """The ledger's file: `ledger.path` (a leading ~ is the home folder), else the default."""
+    return Path(config.ledger.path).expanduser() if config.ledger.path else default_ledger_path()
+
+
 # SQLite keeps each file's lock state in per-process memory that a forked child inherits:
 # forked in the middle of a transaction, a child's own connection to the file waits for
 # locks nobody will release (a multiprocessing worker writing its rows hung so). So a fork
@@ -203,6 +208,24 @@ if hasattr(os, "register_at_fork"):  # POSIX
     )
 
 
+# Columns only a DevPulse ledger's requests table has, in every version.
+_OWN_COLUMNS = frozenset({"task_class", "privacy_level", "counterfactual_usd", "attempts"})
+
+
+def _someone_elses(db: sqlite3.Connection) -> str:
+    """The tables of a database that is not a DevPulse ledger, named; "" for a ledger or a
+    new, empty file."""
+    tables = sorted(
+        row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+    )
+    if not tables:
+        return ""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(requests)")}
+    if columns >= _OWN_COLUMNS:
+        return ""
+    return ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+
+
 class Ledger:
     """Append-only records of requests and attempts in one SQLite file."""
 
@@ -226,6 +249,12 @@ class Ledger:
         """Bring the file to `SCHEMA_VERSION`; the write lock also proves it is writable."""
         with self._transaction() as db:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            other = _someone_elses(db)
+            if other:  # checked before anything is written: their file is left as it was
+                raise ConfigError(
+                    f"{self.path} is an SQLite database of something else (tables: {other}), "
+                    "not a DevPulse ledger; set ledger.path to a file of its own"
+                )
             if version > SCHEMA_VERSION:
                 raise ConfigError(
                     f"the ledger at {self.path} has schema version {version}, newer than this "
@@ -240,7 +269,7 @@ class Ledger:
 
     @classmethod
     def from_config(cls, config: Config) -> Ledger:
-        return cls(config.ledger.path or default_ledger_path())
+        return cls(ledger_path(config))
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)

@@ -69,7 +69,7 @@ def test_env_var_and_xdg_path_are_found(tmp_path: Path, monkeypatch: pytest.Monk
             {"routing": {"drafting": {"side": "local", "backend": "anthropic"}}},
             "routing.drafting.backend: backend 'anthropic' is cloud",
         ),
-        ({"failover": {"max_attempts": 0}}, "failover.max_attempts: must be at least 1"),
+        ({"failover": {"max_attempts": 0}}, "failover.max_attempts: must be from 1 to 100"),
     ],
 )
 def test_bad_config_is_one_clear_line_naming_the_key(user: dict, message: str) -> None:

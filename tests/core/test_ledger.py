@@ -180,6 +180,28 @@ def test_a_ledger_from_a_newer_devpulse_is_refused(tmp_path: Path) -> None:
         Ledger(path)
 
 
+@pytest.mark.parametrize("version", [0, SCHEMA_VERSION])
+def test_a_database_of_something_else_is_refused_and_left_as_it_was(tmp_path, version) -> None:
+    path = tmp_path / "app.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE requests (id INTEGER PRIMARY KEY, url TEXT)")
+        db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+        db.execute(f"PRAGMA user_version = {version}")
+    with pytest.raises(ConfigError, match=r"something else \(tables: requests, users\), not a"):
+        Ledger(path)
+    with sqlite3.connect(path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert db.execute("PRAGMA user_version").fetchone()[0] == version
+    assert tables == {"requests", "users"}
+
+
+def test_a_ledger_path_may_start_at_the_home_folder(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    router = router_with({"ledger": {"path": "~/books/ledger.sqlite3"}})
+    assert router.ledger.path == tmp_path / "books" / "ledger.sqlite3"
+    assert router.ledger.path.is_file()
+
+
 @pytest.mark.parametrize("where", ["under-a-file", "proc"])
 def test_an_unwritable_ledger_names_the_path_and_the_fix(tmp_path: Path, where: str) -> None:
     if where == "proc":

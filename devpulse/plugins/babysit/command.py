@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from devpulse.commands.inputs import MAX_COUNT, MAX_SECONDS, Finite
 from devpulse.core.config import Config
 from devpulse.plugins.babysit.watchdog import Babysitter, Event
 
@@ -24,7 +25,7 @@ def babysit_command(config: Config, hook: Any, factory: Factory = Babysitter) ->
     @click.command("babysit")
     @click.option(
         "--target-free-mb",
-        type=click.IntRange(min=0),
+        type=click.IntRange(0, MAX_COUNT),
         default=defaults.target_free_mb,
         show_default=True,
         help="Keep at least this much memory free (babysit.target_free_mb).",
@@ -32,7 +33,7 @@ def babysit_command(config: Config, hook: Any, factory: Factory = Babysitter) ->
     @click.option(
         "--interval",
         "interval_s",
-        type=click.FloatRange(min=0.05),
+        type=Finite(0.05, MAX_SECONDS),
         default=defaults.interval_s,
         show_default=True,
         help="Seconds between samples (babysit.interval_s).",

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from devpulse.commands.inputs import MAX_TOKENS
 from devpulse.core.exitcodes import ExitCode
 from devpulse.plugins.preflight.catalog import BITS_PER_WEIGHT, WORKLOADS
 from devpulse.plugins.preflight.estimator import (
@@ -30,7 +31,7 @@ def ai_command(memory: Memory) -> click.Command:
         help="Check whether this model would fit in memory now.",
     )
     @click.option(
-        "--ctx", "ctx_len", type=click.IntRange(min=1), help="Context length to plan for."
+        "--ctx", "ctx_len", type=click.IntRange(1, MAX_TOKENS), help="Context length to plan for."
     )
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @click.pass_context
@@ -42,6 +43,8 @@ def ai_command(memory: Memory) -> click.Command:
         config error (a model nobody can describe, an empty name, a size not above 0).
         """
         if spec is None:
+            if ctx_len is not None:
+                raise click.UsageError("--ctx goes with --before-load: it sizes that model")
             _show_devices(memory, as_json)
             return
         if not spec.strip():
@@ -108,7 +111,9 @@ def _show_devices(memory: Memory, as_json: bool) -> None:
 
 def models_command(memory: Memory) -> click.Command:
     @click.command("models")
-    @click.option("--ctx", type=click.IntRange(min=1), help="Context length for the fit check.")
+    @click.option(
+        "--ctx", type=click.IntRange(1, MAX_TOKENS), help="Context length for the fit check."
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     def models(ctx: int | None, as_json: bool) -> None:
         """Open models per workload: weights per quantization, KV per 1k tokens, fits now?

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,7 +73,17 @@ def scan_command(scanner: Scanner, max_bytes: int) -> click.Command:
         Exit codes: 0 everything scanned clean (or nothing to scan), 1 anything sensitive,
         2 usage or config error, or a path could not be read.
         """
-        reports = [_report(scanner, source) for source in _inputs(paths, max_bytes)]
+        # People see each file's report as it is made; under --json the one document comes
+        # at the end, so a long scan says on stderr how far it has got.
+        progress = Progress() if as_json else None
+        reports = []
+        for source in _inputs(paths, max_bytes):
+            reports.append(_report(scanner, source))
+            _print(reports[-1], as_json)
+            if progress is not None:
+                progress.step(len(source.text or ""))
+        if progress is not None:
+            progress.close()
         sensitive = any(r.get("findings") for r in reports)
         failed = any("error" in r for r in reports)
         scanned = sum("findings" in r for r in reports)
@@ -86,8 +98,6 @@ def scan_command(scanner: Scanner, max_bytes: int) -> click.Command:
                     }
                 )
             )
-        for report in reports:
-            _print(report, as_json)
         if not scanned and not failed:
             skipped = len(reports)
             click.echo(
@@ -98,6 +108,41 @@ def scan_command(scanner: Scanner, max_bytes: int) -> click.Command:
         ctx.exit(int(code))
 
     return scan
+
+
+class Progress:
+    """How far a long scan has got, on stderr: on a terminal one line rewritten in place
+    every TERMINAL_EVERY_S, elsewhere (a log) one line every LOG_EVERY_S; nothing at all
+    for a scan that ends sooner."""
+
+    TERMINAL_EVERY_S = 0.25
+    LOG_EVERY_S = 10.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.terminal = sys.stderr is not None and sys.stderr.isatty()
+        self.every = self.TERMINAL_EVERY_S if self.terminal else self.LOG_EVERY_S
+        self.files = self.chars = 0
+        self.next = clock() + self.every
+        self.shown = False
+
+    def step(self, chars: int) -> None:
+        self.files += 1
+        self.chars += chars
+        now = self.clock()
+        if now < self.next:
+            return
+        self.next = now + self.every
+        line = f"devpulse: scanning: {self.files} files, {self.chars / 1e6:.1f} MB of text so far"
+        if self.terminal:
+            click.echo(f"\r{line}\x1b[K", err=True, nl=False)
+        else:
+            click.echo(line, err=True)
+        self.shown = True
+
+    def close(self) -> None:
+        if self.terminal and self.shown:
+            click.echo("\r\x1b[K", err=True, nl=False)  # the line is cleared for what follows
 
 
 def _inputs(paths: tuple[str, ...], max_bytes: int) -> Iterator[Source]:
