@@ -108,7 +108,12 @@ class AnthropicBackend(Backend):
         try:
             params = self.params(request, decision)
             client = await self.aclient()
-            events = await client.messages.create(**params, stream=True)
+            try:
+                events = await client.messages.create(**params, stream=True)
+            except Exception as exc:
+                if not _reused_and_closed(exc):
+                    raise
+                events = await client.messages.create(**params, stream=True)  # as `_open`
             try:
                 async for event in events:
                     for chunk in self._step(decoder, event, first):
@@ -200,14 +205,22 @@ class AnthropicBackend(Backend):
         disconnected without sending a response"): the request never reached it, so this is
         no failure of the backend and not worth a failover.
         """
-        import anthropic  # noqa: PLC0415  # loaded with the client
-        import httpx2  # noqa: PLC0415  # loaded with the client
-
         try:
             return stack.enter_context(self.client.messages.create(**params, stream=True))
-        except anthropic.APIConnectionError as exc:
-            if isinstance(exc, anthropic.APITimeoutError) or not isinstance(
-                exc.__cause__, httpx2.RemoteProtocolError
-            ):
+        except Exception as exc:
+            if not _reused_and_closed(exc):
                 raise
             return stack.enter_context(self.client.messages.create(**params, stream=True))
+
+
+def _reused_and_closed(exc: Exception) -> bool:
+    """Whether sending failed because the server had closed the kept-alive connection it was
+    sent on ("Server disconnected without sending a response"): it never reached the server."""
+    import anthropic  # noqa: PLC0415  # loaded with the client
+    import httpx2  # noqa: PLC0415  # loaded with the client
+
+    return (
+        isinstance(exc, anthropic.APIConnectionError)
+        and not isinstance(exc, anthropic.APITimeoutError)
+        and isinstance(exc.__cause__, httpx2.RemoteProtocolError)
+    )

@@ -251,25 +251,38 @@ class Backend:
         )
 
     def complete(self, request: Request, decision: Decision) -> Response:
-        """The whole answer, read from the stream."""
-        for chunk in self.stream(request, decision):
-            if chunk.response is not None:
-                return chunk.response
-        raise StreamIncomplete(f"{self.name}: the stream ended without a final message")
+        """The whole answer, read from the stream to its end: a connection read to the end
+        goes back to the client's pool, to be kept alive for the next request. As on the
+        router's path, what follows the final response fails nothing."""
+        found: Response | None = None
+        try:
+            for chunk in self.stream(request, decision):
+                found = chunk.response or found
+        except Exception:
+            if found is None:
+                raise
+        if found is None:
+            raise StreamIncomplete(f"{self.name}: the stream ended without a final message")
+        return found
 
     def stream(self, request: Request, decision: Decision) -> Iterator[Chunk]:
         raise NotImplementedError
 
     async def acomplete(self, request: Request, decision: Decision) -> Response:
-        """The whole answer, read from the async stream."""
+        """The whole answer, read from the async stream to its end, as `complete`."""
         chunks = self.astream(request, decision)
+        found: Response | None = None
         try:
             async for chunk in chunks:
-                if chunk.response is not None:
-                    return chunk.response
+                found = chunk.response or found
+        except Exception:
+            if found is None:
+                raise
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]  # an async generator
-        raise StreamIncomplete(f"{self.name}: the stream ended without a final message")
+        if found is None:
+            raise StreamIncomplete(f"{self.name}: the stream ended without a final message")
+        return found
 
     def astream(self, request: Request, decision: Decision) -> AsyncIterator[Chunk]:
         raise NotImplementedError

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -348,3 +349,98 @@ def test_a_host_that_never_completes_the_handshake_is_a_connection_failure(
     with pytest.raises(BackendError) as info:
         read(kind, url, mode, limits)
     assert info.value.cause is Cause.CONNECTION  # not a slow first token: nothing was sent
+
+
+class ClosesReusedConnections(BaseHTTPRequestHandler):
+    """Answers the first request on each connection, kept alive, and closes the connection
+    without a word at the next one: a server dropping an idle keep-alive connection just as
+    the client reuses it."""
+
+    protocol_version = "HTTP/1.1"
+    requests: ClassVar[list[int]] = []  # how many requests its connection had seen, each
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.seen = getattr(self, "seen", 0) + 1
+        self.requests.append(self.seen)
+        if self.seen > 1:
+            self.close_connection = True
+            return
+        events = [
+            (
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": "m",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": "m",
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {"input_tokens": 1, "output_tokens": 1},
+                    },
+                },
+            ),
+            (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            ),
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": "Hi"},
+                },
+            ),
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn"},
+                    "usage": {"output_tokens": 1},
+                },
+            ),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+        body = "".join(f"event: {n}\ndata: {json.dumps(d)}\n\n" for n, d in events).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@MODES
+def test_anthropic_sends_again_once_on_a_kept_alive_connection_the_server_closed(mode) -> None:
+    ClosesReusedConnections.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ClosesReusedConnections)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    found = backend("anthropic", f"http://127.0.0.1:{server.server_address[1]}")
+
+    def twice() -> list[str]:
+        if mode == "sync":
+            return [found.complete(REQUEST, DECISION).text for _ in range(2)]
+
+        async def answers() -> list[str]:
+            return [(await found.acomplete(REQUEST, DECISION)).text for _ in range(2)]
+
+        return asyncio.run(answers())
+
+    try:
+        assert twice() == ["Hi", "Hi"]
+    finally:
+        server.shutdown()
+    # the second request met the closed connection, and was sent again on a new one
+    assert ClosesReusedConnections.requests == [1, 2, 1]
