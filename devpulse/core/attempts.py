@@ -213,7 +213,7 @@ def _attempt_all(router: Router, request: Request, decision: Decision, book: Boo
                     raise
                 where = " (the stream broke mid-answer)" if delivered[0] else ""
                 raise DispatchFailed(
-                    f"no answer after {len(tried)} attempt(s){where}: {'; '.join(tried)}",
+                    f"{_no_answer(tried)}{where}: {'; '.join(tried)}",
                     tried,
                 ) from exc
             decision = following
@@ -254,9 +254,7 @@ def _admitted(
         if following is None:
             if len(tried) == 1:
                 raise error
-            raise DispatchFailed(
-                f"no answer after {len(tried)} attempt(s): {'; '.join(tried)}", tried
-            )
+            raise DispatchFailed(f"{_no_answer(tried)}: {'; '.join(tried)}", tried)
         decision = following
     raise CircuitOpen("every backend's circuit is open: " + "; ".join(tried))
 
@@ -384,6 +382,13 @@ def _dispatch(
         if not reported:
             breakers.release(backend)
         yield Call(functools.partial(end_use, ledger, use), blocking=False)
+
+
+def _no_answer(tried: list[str]) -> str:
+    """How many attempts were sent, the backends skipped for an open circuit counted apart."""
+    skipped = sum(f": {CircuitOpen.__name__}" in entry for entry in tried)
+    also = f" ({skipped} skipped: circuit open)" if skipped else ""
+    return f"no answer after {len(tried) - skipped} attempt(s){also}"
 
 
 def describe(exc: BaseException) -> str:

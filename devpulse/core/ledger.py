@@ -236,6 +236,10 @@ class Ledger:
         # Writes are queued and group-committed (`core/writes.py`): a request's rows are
         # written behind it, and reads see every write queued before them.
         self._writes = Writes(self._commit, key=str(self.path.resolve()))
+        if self.path.exists() and not self.path.is_file():  # /dev/null: SQLite would put its
+            raise ConfigError(  # journal beside it, in /dev
+                f"the ledger at {self.path} is not a regular file; set ledger.path to one"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.schema_version = self._migrate()

@@ -163,6 +163,17 @@ def test_an_open_circuit_is_skipped_without_an_attempt_and_booked(tmp_path, cloc
     ]
 
 
+def test_a_skipped_backend_is_not_counted_as_an_attempt(tmp_path, clock) -> None:
+    # a spend limit opens anthropic's circuit at once; llama_server's takes three failures
+    scripted = Scripted(anthropic=["spend_limit"], llama_server=["ok", "server_error"])
+    router = make(scripted, tmp_path, clock, breaker_threshold=3, retries=0, max_attempts=2)
+    assert router.invoke("x", **CLOUD_WORK).backend == "llama_server"
+    with pytest.raises(DispatchFailed) as info:
+        router.invoke("x", **CLOUD_WORK)  # anthropic skipped, llama_server fails
+    # two sent to llama_server, and anthropic skipped before each
+    assert str(info.value).startswith("no answer after 2 attempt(s) (2 skipped: circuit open): ")
+
+
 @pytest.mark.parametrize("cause", ["bad_request", "auth", "content_policy", "context_length"])
 def test_the_callers_own_errors_never_open_a_circuit(tmp_path, clock, cause) -> None:
     scripted = Scripted(llama_server=[cause, cause, cause, cause, "ok"])

@@ -195,6 +195,13 @@ def test_a_database_of_something_else_is_refused_and_left_as_it_was(tmp_path, ve
     assert tables == {"requests", "users"}
 
 
+@pytest.mark.parametrize("path", ["/dev/null", "."])
+def test_a_ledger_that_is_not_a_regular_file_is_refused(path: str) -> None:
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        Ledger(path)
+    assert not Path(f"{path}-journal").exists()
+
+
 def test_a_ledger_path_may_start_at_the_home_folder(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     router = router_with({"ledger": {"path": "~/books/ledger.sqlite3"}})
