@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -190,6 +190,17 @@ def leaves(value: Any, path: str = "") -> Iterator[str]:
         yield f"{path}: {value}" if path else value
     else:
         yield f"{path}: {json.dumps(value)}" if path else json.dumps(value)
+
+
+def joined_text(content: Sequence[Block]) -> Iterator[str]:
+    """The text of blocks that a provider's body runs together: a message's text blocks,
+    and a tool result's, each joined with nothing between, where there are several."""
+    texts = [b.text for b in content if isinstance(b, TextBlock)]
+    if len(texts) > 1:
+        yield "".join(texts)
+    for block in content:
+        if isinstance(block, ToolResultBlock):
+            yield from joined_text(block.content)
 
 
 def block_text(block: Block) -> Iterator[str]:

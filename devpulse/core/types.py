@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ __all__ = [
     "Verdict",
     "block_dict",
     "choices",
+    "opaque_user_id",
     "replay",
 ]
 
@@ -120,6 +122,14 @@ META_USER = "user_id"
 META_SESSION = "session_id"
 
 
+def opaque_user_id(user: Any) -> str:
+    """What a provider is told of the caller's user id: a hash of it. Anthropic asks for an
+    opaque id (its abuse checks need only tell users apart), and a caller's own id is often
+    an e-mail address, which would otherwise leave the machine as it is. The same id always
+    gives the same hash; the ledger keeps the id itself."""
+    return "u-" + hashlib.sha256(str(user).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """One call to a model, as the caller asked for it.
@@ -130,7 +140,7 @@ class Request:
     (Anthropic-shaped mappings are accepted too), `tool_choice` says which the model may
     call. `stream` is set by `Router.stream()`: a backend may then answer with an iterator
     of `Chunk`. `metadata` carries the caller's own names (`META_MODEL`, `META_USER`,
-    `META_SESSION`), never sent as text.
+    `META_SESSION`); of them only the user id is sent, and only as `opaque_user_id`.
     """
 
     messages: tuple[Message, ...]
@@ -175,7 +185,8 @@ class Request:
         """All the text a backend would receive, for classifiers to read.
 
         That is everything that leaves this machine: the system prompt, the tools'
-        definitions, every message's text, tool inputs and tool results, and the suffix.
+        definitions, every message's text, tool inputs and tool results, the suffix and the
+        stop sequences. (The caller's user id goes out only as `opaque_user_id`.)
         """
         parts = [b.text for b in self.system]
         for tool in self.tools:
@@ -185,6 +196,7 @@ class Request:
             parts.extend(t for block in message.content for t in block_text(block))
         if self.suffix:
             parts.append(self.suffix)
+        parts.extend(self.stop_sequences)
         return "\n".join(parts)
 
     @property

@@ -25,6 +25,7 @@ from devpulse.core.types import (
     ToolResultBlock,
     ToolUseBlock,
     Usage,
+    opaque_user_id,
 )
 
 
@@ -51,7 +52,7 @@ def anthropic_payload(request: Request, model: str) -> dict[str, Any]:
     if request.stop_sequences:
         params["stop_sequences"] = list(request.stop_sequences)
     if request.metadata.get(META_USER):
-        params["metadata"] = {"user_id": request.metadata[META_USER]}
+        params["metadata"] = {"user_id": opaque_user_id(request.metadata[META_USER])}
     return params
 
 

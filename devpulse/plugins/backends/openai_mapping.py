@@ -25,6 +25,7 @@ from devpulse.core.types import (
     ToolChoice,
     ToolResultBlock,
     Usage,
+    opaque_user_id,
 )
 
 STOP_REASONS = {
@@ -67,7 +68,7 @@ def openai_payload(request: Request, model: str) -> dict[str, Any]:
     if request.stop_sequences:
         body["stop"] = list(request.stop_sequences)
     if request.metadata.get(META_USER):
-        body["user"] = request.metadata[META_USER]
+        body["user"] = opaque_user_id(request.metadata[META_USER])
     return body
 
 

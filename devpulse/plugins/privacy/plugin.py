@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import click
 
+from devpulse.core.blocks import joined_text
 from devpulse.core.config import Config, PrivacyConfig
 from devpulse.core.types import Labels, Request
 from devpulse.hookspecs import hookimpl
 from devpulse.plugins.privacy.scanner import Scanner
+
+
+def outbound_text(request: Request) -> str:
+    """Everything of `request` that leaves the machine (`Request.text`), and again each run
+    of text blocks joined with nothing between, as OpenAI-compatible and Ollama bodies join
+    them: a secret cut over two blocks is one secret on the wire."""
+    text = request.text()
+    joined = [t for message in request.messages for t in joined_text(message.content)]
+    return "\n".join([text, *joined]) if joined else text
 
 
 class PrivacyClassifier:
@@ -28,7 +38,7 @@ class PrivacyClassifier:
 
     @hookimpl
     def classify(self, request: Request) -> Labels | None:
-        findings = tuple(self.scanner.scan(request.text()))
+        findings = tuple(self.scanner.scan(outbound_text(request)))
         if not findings:
             return None
         level = max(f.level for f in findings)

@@ -17,7 +17,7 @@ import io
 import keyword
 import tokenize
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import re2
@@ -28,7 +28,9 @@ from devpulse.plugins.privacy.spans import (
     NOTHING_REPORTED,
     Reported,
     Spans,
+    TwoPass,
     match_spans,
+    search_parsed,
     search_spans,
     search_text,
 )
@@ -40,6 +42,7 @@ MAX_PARSED_PER_TEXT = 256 * 1024
 # A block with more clues than this (a pasted log of f-strings, a run built to stall the
 # clue loop) is parsed rather than weighed clue by clue: each clue costs about 2 us.
 MAX_CLUES = 256
+MAX_JUDGED_BYTES = 4096  # a literal is judged by its first this many bytes
 
 # Every pattern here reads request text (names, literals, comments, whole blocks): RE2.
 CREDENTIAL_NAME = re2.compile(
@@ -175,6 +178,7 @@ RULE_IDS = (
     "py-connection-string",
     "py-internal-import",
     "py-proprietary-header",
+    "py-unverified",  # code past the parse's limits, with something the parse would weigh
 )
 
 
@@ -190,12 +194,31 @@ def scan_python(
     hits: list[Hit] = []
     budget = MAX_PARSED_PER_TEXT
     for offset, block in code_blocks(data):
-        if len(block) > min(MAX_SOURCE_BYTES, budget):
+        too_long = len(block) > min(MAX_SOURCE_BYTES, budget)
+        at = worth_parsing_at(block, offset, internal_packages, reported, unparsed=too_long)
+        if at is None:
             continue
-        if worth_parsing(block, offset, internal_packages, reported):
-            budget -= len(block)
-            hits.extend(check_block(block, offset, internal_packages))
+        if too_long:
+            # Too much code to parse, and a check could fire in it: the regex rules do not
+            # see all the parse does (a password passed to login() by position, a literal
+            # split over lines), so the code is reported unchecked, never clean.
+            hits.append(_unverified(block, offset, at))
+            continue
+        budget -= len(block)
+        hits.extend(check_block(block, offset, internal_packages))
     return hits
+
+
+UNVERIFIED = "py-unverified"
+MAX_UNVERIFIED_BYTES = 200  # the line shown for it: the clue's, cut short
+
+
+def _unverified(block: bytes, offset: int, at: int) -> Hit:
+    """The hit for code too long to parse: at the first clue that made it worth parsing."""
+    end = block.find(b"\n", at)
+    end = min(len(block) if end < 0 else end, at + MAX_UNVERIFIED_BYTES)
+    line = block[at:end].decode("utf-8", "surrogatepass")
+    return Hit(UNVERIFIED, "secret", PrivacyLevel.SECRET, offset + at, offset + end, line)
 
 
 def check_block(block: bytes, offset: int, internal_packages: Sequence[str]) -> list[Hit]:
@@ -221,6 +244,18 @@ def worth_parsing(
     internal_packages: Sequence[str],
     reported: Reported = NOTHING_REPORTED,
 ) -> bool:
+    """Whether a check could fire in `block`: see `worth_parsing_at`."""
+    return worth_parsing_at(block, offset, internal_packages, reported) is not None
+
+
+def worth_parsing_at(
+    block: bytes,
+    offset: int,
+    internal_packages: Sequence[str],
+    reported: Reported = NOTHING_REPORTED,
+    *,
+    unparsed: bool = False,
+) -> int | None:
     """Whether a check could fire in `block` (at `offset` in the text) and find something
     that the other passes did not, as one RE2 pass over the block's clues can tell.
 
@@ -246,44 +281,86 @@ def worth_parsing(
     Each clue costs one search from the last; the licence comment, a literal after a comma
     and the f-string's URL are each looked for once, in the whole block. Past MAX_CLUES
     clues the block is parsed.
+
+    The answer is where in the block the clue that decided it starts (the licence comment,
+    or the first clue, where past MAX_CLUES), or None where no check could fire.
+
+    A block that will not be parsed, whatever the answer (`unparsed`: too long, or past
+    what one text may have parsed), only reported, has its clues read as the syntax readers
+    read their matches (`spans.search_parsed`): a clue is found by its extent, and its
+    groups read within its first bytes, so that a megabyte-long literal costs what a short
+    one does; a clue that cannot be read so counts.
     """
     if _opens_with_prose(block):
-        return False
-    clues = _clues(internal_packages)
-    found = search_spans(clues, block, 0)
-    licence = b"#" in block and search_spans(LICENCE_COMMENT, block, 0) is not None
-    if found is None and not licence:
-        return False
-    return licence or _clues_worth_parsing(block, offset, clues, found, reported)
+        return None
+    licence = search_spans(LICENCE_COMMENT, block, 0) if b"#" in block else None
+    if licence is not None:
+        return licence[0][0]
+    search = _clue_search(block, internal_packages, long=unparsed)
+    found = search(0)
+    if found is None:
+        return None
+    return _clues_worth_parsing(block, offset, search, found, reported)
+
+
+def _clue_search(
+    block: bytes, internal_packages: Sequence[str], *, long: bool
+) -> Callable[[int], Spans | None]:
+    """The search for the next clue in `block` from a position: its spans, or None. In a
+    long block a clue too long to read has its whole match's span alone (`_UNREAD`)."""
+    if not long:
+        clues = _clues(internal_packages)
+        return lambda pos: search_spans(clues, block, pos)
+    bounded = _bounded_clues(internal_packages)
+
+    def search(pos: int) -> Spans | None:
+        found = search_parsed(bounded, block, pos)
+        if found is None:
+            return None
+        start, end, spans = found
+        return spans if spans is not None else [(start, end), *_UNREAD]
+
+    return search
+
+
+_UNREAD = [(-1, -1)] * _SQ  # a clue's groups where they could not be read
 
 
 def _clues_worth_parsing(
-    block: bytes, offset: int, clues: Any, found: Spans | None, reported: Reported
-) -> bool:
-    """The clue loop of `worth_parsing`, from its first clue, `found`."""
+    block: bytes,
+    offset: int,
+    search: Callable[[int], Spans | None],
+    found: Spans | None,
+    reported: Reported,
+) -> int | None:
+    """The clue loop of `worth_parsing_at`, from its first clue, `found`: where the clue
+    that makes the block worth parsing starts, or None."""
+    first = found[0][0] if found is not None else 0
     # Whether an f-string could build a URL with user info, or escapes could make one.
     built_url = b"\\" in block or (b"://" in block and b"@" in block)
     later_argument: list[bool] = []  # whether a literal follows a comma: asked at most once
     for _ in range(MAX_CLUES):
         if found is None:
-            return False
-        pos = found[0][1]  # no clue is empty
+            return None
+        start, pos = found[0]  # no clue is empty
+        if found[1:] == _UNREAD:
+            return start  # too long to read: it may be anything, so it counts
         if found[_FSTRING][0] >= 0:
             if built_url:
-                return True
+                return start
         elif found[_CALL][0] >= 0:
             if _call_worth_parsing(block, pos, later_argument):
-                return True
+                return start
         elif found[_MODULE][0] >= 0:
-            start, end = found[_MODULE]
-            if not reported.holds(offset + start, offset + end, "internal"):
-                return True
+            module_start, module_end = found[_MODULE]
+            if not reported.holds(offset + module_start, offset + module_end, "internal"):
+                return start
         elif _bound_literal_worth_parsing(block, offset, found, reported):
-            return True
+            return start
         else:
             pos = found[_NAME][1]  # the next clue may start past the name (`a = dsn = "..."`)
-        found = search_spans(clues, block, pos)
-    return True  # too many clues to weigh: the parse, bounded by MAX_PARSED_PER_TEXT, decides
+        found = search(pos)
+    return first  # too many clues to weigh: the parse, bounded by MAX_PARSED_PER_TEXT, decides
 
 
 def _call_worth_parsing(block: bytes, pos: int, later_argument: list[bool]) -> bool:
@@ -310,7 +387,12 @@ def _bound_literal_worth_parsing(
     after = match_spans(AFTER_LITERAL, block, end, stop)
     if after is None or after[1][0] >= 0 or (after[0][1] == stop and stop < len(block)):
         return True  # joined to more, an annotation, or too far to tell
-    literal = block[value[0] : value[1]].decode("utf-8", "surrogatepass")
+    # judged by its first bytes, as the scanner judges values (a 1 MB literal's entropy alone
+    # took 70 ms)
+    end = min(value[1], value[0] + MAX_JUDGED_BYTES)
+    while end < value[1] and 0x80 <= block[end] < 0xC0:  # not inside a character
+        end -= 1
+    literal = block[value[0] : end].decode("utf-8", "surrogatepass")
     if "\\" in literal:
         return True  # its value is what the escapes make it: the parse reads them
     name = block[slice(*found[_NAME])].decode("utf-8", "surrogatepass")
@@ -357,6 +439,18 @@ def _clues(internal_packages: Sequence[str]) -> Any:
 
 
 _CLUES: dict[tuple[str, ...], Any] = {}
+
+
+def _bounded_clues(internal_packages: Sequence[str]) -> TwoPass:
+    """CLUES as `_clues` has them, compiled to be found without groups first."""
+    key = tuple(internal_packages)
+    if key not in _BOUNDED_CLUES:
+        names = "|".join(re2.escape(p) for p in key) or NOTHING
+        _BOUNDED_CLUES[key] = TwoPass.compile(CLUES.replace("{names}", names).encode())
+    return _BOUNDED_CLUES[key]
+
+
+_BOUNDED_CLUES: dict[tuple[str, ...], TwoPass] = {}
 
 
 class Lines:

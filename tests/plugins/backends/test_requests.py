@@ -21,6 +21,7 @@ from devpulse import (
     UnsupportedRequest,
     config_from_mapping,
 )
+from devpulse.core.types import opaque_user_id
 from devpulse.plugins.backends import KINDS
 from devpulse.plugins.backends.ollama_mapping import ollama_payload
 
@@ -123,7 +124,10 @@ def test_anthropic_round_trip() -> None:
     }
     assert (params["temperature"], params["top_p"]) == (0.2, 0.9)
     assert params["stop_sequences"] == ["END"]
-    assert params["metadata"] == {"user_id": "u-7"}
+    # an opaque id, as Anthropic asks: the same for the same user, never the id itself
+    assert params["metadata"] == {"user_id": opaque_user_id("u-7")}
+    assert opaque_user_id("u-7") == opaque_user_id("u-7") != opaque_user_id("u-8")
+    assert "u-7" not in opaque_user_id("u-7")
 
 
 def test_anthropic_is_not_sent_thinking_no_provider_signed() -> None:
@@ -181,7 +185,7 @@ def test_openai_round_trip() -> None:
     assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
     assert body["parallel_tool_calls"] is False
     assert (body["temperature"], body["top_p"], body["stop"]) == (0.2, 0.9, ["END"])
-    assert body["user"] == "u-7"
+    assert body["user"] == opaque_user_id("u-7")
 
 
 def test_ollama_shape() -> None:

@@ -22,6 +22,7 @@ from devpulse import (
     ToolResultBlock,
     ToolUseBlock,
 )
+from devpulse.plugins.privacy.plugin import outbound_text
 from tests.plugins.privacy import secrets_factory as make
 from tests.support import router_with
 
@@ -61,15 +62,31 @@ PLACES = (
     "nested_tool_input",
     "tool_result",
     "thinking",
+    "stop_sequence",
+    # cut in two, over two text blocks that a provider's body runs together
+    "split_user_text",
+    "split_tool_result",
 )
 
 
-def plant(place: str, secret: str, turns: list[Message]) -> Request:
-    """`turns` with `secret` put in one place of the conversation."""
+def plant(place: str, secret: str, turns: list[Message], cut: int = 1) -> Request:
+    """`turns` with `secret` put in one place of the conversation (cut at `cut`, where it
+    is split over two blocks)."""
     system: tuple[TextBlock, ...] = (TextBlock("You are a coding agent."),)
     tools = [READ_FILE]
     messages = list(turns)
-    if place == "system":
+    stop: tuple[str, ...] = ()
+    halves = (TextBlock(f"use {secret[:cut]}"), TextBlock(f"{secret[cut:]} please"))
+    if place == "stop_sequence":
+        stop = ("END", secret)
+    elif place == "split_user_text":
+        messages.append(Message("user", halves))
+    elif place == "split_tool_result":
+        messages += [
+            Message("assistant", (ToolUseBlock("c9", "read_file", {"path": ".env"}),)),
+            Message("user", (ToolResultBlock("c9", halves),)),
+        ]
+    elif place == "system":
         system = (TextBlock(f"Deploy with {secret}"),)
     elif place == "tool_description":
         tools.append(Tool("deploy", f"Deploys using {secret}"))
@@ -91,7 +108,11 @@ def plant(place: str, secret: str, turns: list[Message]) -> Request:
         messages.append(Message("assistant", (ThinkingBlock(f"maybe {secret}", "sig"),)))
     messages.append(Message("user", "Design a multi-step plan for the release."))
     return Request(
-        messages=tuple(messages), system=system, tools=tuple(tools), task=TaskClass.REASONING
+        messages=tuple(messages),
+        system=system,
+        tools=tuple(tools),
+        task=TaskClass.REASONING,
+        stop_sequences=stop,
     )
 
 
@@ -116,13 +137,13 @@ def test_a_secret_anywhere_in_a_conversation_never_goes_to_the_cloud(
     turns, place, kind, seed
 ) -> None:
     secret = kind(random.Random(seed))
-    request = plant(place, secret, turns)
+    request = plant(place, secret, turns, cut=1 + seed % (len(secret) - 1))
     decision = ROUTER.route(request)
     assert decision.classification is not None
     assert decision.classification.local_only, (place, kind.__name__)
     assert decision.side.value == "local"
-    # The findings' spans point into Request.text(), at the secret.
-    text = request.text()
+    # The findings' spans point into the text the classifier read, at the secret.
+    text = outbound_text(request)
     start = text.index(secret)
     assert any(
         f.category == "secret" and f.span[0] < start + len(secret) and f.span[1] > start

@@ -14,6 +14,7 @@ from devpulse import config_from_mapping
 from devpulse.plugins.privacy import Scanner
 from devpulse.plugins.privacy import scanner as scanner_module
 from devpulse.plugins.privacy.pyast import (
+    MAX_SOURCE_BYTES,
     check_block,
     code_blocks,
     opens_with_prose,
@@ -115,6 +116,32 @@ def test_whole_prompt_that_parses_as_python(scanner: Scanner) -> None:
 def test_source_that_does_not_parse_falls_back_to_the_syntax_readers(scanner: Scanner) -> None:
     broken = fenced("def broken(:\n    password = 'Vt9#mK2pL7qR'")
     assert {f.rule_id for f in scanner.scan(broken)} == {"assigned-credential"}
+
+
+# Code past the parse's limits: 250 KB of functions, then a password only the parse finds
+# (a login() argument given by position).
+FILLER = "".join(f"def f{i}(a, b):\n    return a + b * {i}\n\n" for i in range(6000))
+LOGIN = "def notify(user):\n    s = smtplib.SMTP('mail')\n    s.login(user, 'x9$Kq2mPz!7vLr')\n"
+
+
+def test_code_too_long_to_parse_with_a_clue_in_it_is_reported_unchecked(scanner: Scanner) -> None:
+    assert [f.rule_id for f in scanner.scan(fenced(LOGIN))] == ["py-credential-argument"]
+    text = fenced(FILLER + LOGIN)
+    assert len(text) > MAX_SOURCE_BYTES
+    (finding,) = scanner.scan(text)
+    assert (finding.rule_id, finding.category) == ("py-unverified", "secret")
+    assert text[slice(*finding.span)] == "login(user, 'x9$Kq2mPz!7vLr')"  # at the clue
+    # blocks within the limit each, but past the limit on what one text may have parsed
+    # (each worth a parse: a literal passed to login(), too short to be a password)
+    weighed = fenced(FILLER[: MAX_SOURCE_BYTES - 1024] + "s.login(user, 'ok')\n")
+    last = fenced(LOGIN + FILLER[: MAX_SOURCE_BYTES - 1024])
+    assert [f.rule_id for f in scanner.scan(weighed * 2 + last)] == ["py-unverified"]
+
+
+def test_code_too_long_to_parse_with_nothing_to_weigh_is_clean(scanner: Scanner) -> None:
+    assert scanner.scan(fenced(FILLER)) == []
+    prose = "Notes on the release.\n" + "The password policy changed; see the wiki.\n" * 8000
+    assert scanner.scan(prose) == []
 
 
 def test_spans_are_characters_around_non_ascii_code(scanner: Scanner) -> None:
