@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from devpulse import (
     Decision,
     DeviceMemory,
     Labels,
+    LoadedModel,
     PreflightRefused,
     PrivacyLevel,
     Request,
     Response,
+    Router,
     Side,
     TaskClass,
     hookimpl,
@@ -185,3 +190,53 @@ def test_bad_preflight_config() -> None:
         router_with({"preflight": {"models": {"x": {}}}})
     with pytest.raises(ConfigError, match=r"preflight\.fit_ratio"):
         router_with({"preflight": {"fit_ratio": 1.5}})
+
+
+class OllamaHolding:
+    """An Ollama server holding `models` on one GPU, as `/api/ps` lists them: with their tag.
+    Unloading one frees its memory."""
+
+    def __init__(self, models: dict[str, int], free_mb: int) -> None:
+        self.models = dict(models)
+        self.free_mb = free_mb
+        self.unloaded: list[str] = []
+
+    @hookimpl(tryfirst=True)
+    def probe_memory(self) -> list[DeviceMemory]:
+        return [DeviceMemory("gpu:test", "nvidia", 24000, self.free_mb, self.free_mb)]
+
+    @hookimpl(tryfirst=True)
+    def loaded_models(self, backend: str) -> list[LoadedModel] | None:
+        if backend != "ollama":
+            return []
+        return [LoadedModel("ollama", name, size) for name, size in self.models.items()]
+
+    @hookimpl(tryfirst=True)
+    def unload_model(self, backend: str, model: str) -> bool | None:
+        if backend != "ollama":
+            return None
+        self.unloaded.append(model)
+        self.free_mb += self.models.pop(model)
+        return True
+
+
+def ollama_router(
+    model: str, need_mb: int, host: OllamaHolding, ledger: Path | None = None, **extra: Any
+) -> Router:
+    ledger_cfg = {"enabled": False} if ledger is None else {"path": str(ledger)}
+    config = {
+        "local": {"backend": "ollama", "model": model},
+        "preflight": {"models": {model: {"need_mb": need_mb}}},
+        "ledger": ledger_cfg,
+        **extra,
+    }
+    return router_with(config, plugins=[host, Answers()])
+
+
+def test_an_untagged_ollama_model_listed_with_its_latest_tag_is_already_loaded() -> None:
+    host = OllamaHolding({"gemma3:latest": 5800}, free_mb=1000)
+    decision = ollama_router("gemma3", 6000, host).route("summarize this changelog")
+    assert decision.verdict is not None
+    assert decision.verdict.details["verdict"] == "fits"
+    assert "ollama/gemma3:latest is already loaded" in decision.verdict.reason
+    assert host.unloaded == []
