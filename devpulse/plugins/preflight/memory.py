@@ -6,7 +6,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -100,6 +100,9 @@ class Memory:
     probe: Probe
     clock: Callable[[], float] = time.monotonic
     hook: Any = None  # the plugin manager's hook relay: loaded_models, unload_model
+    # (backend, model) pairs with a request in flight now (the ledger's), asked only when
+    # the models loaded count; None: nothing is known to be busy
+    busy: Callable[[], Collection[tuple[str, str]]] | None = None
     _devices: tuple[float, list[DeviceMemory]] | None = None
     _estimates: dict[tuple[str, str, int], tuple[float, Estimate | ModelUnknown]] = field(
         default_factory=dict
@@ -225,7 +228,12 @@ class Memory:
         model: str | None = None,
     ) -> MemoryVerdict:
         """fits (need <= fit_ratio x budget, or `model` is already loaded on `backend`), tight
-        (fits only in the margin or after unloading idle models), or no_fit."""
+        (fits only in the margin or after unloading idle models), or no_fit.
+
+        Idle models are the ones babysit and auto-clean would unload: never a pinned one
+        (`babysit.pins`) nor one serving a request (`busy`), so a verdict never counts on
+        memory that nobody will free.
+        """
         device = self.target()
         ratio = self.config.preflight.fit_ratio
         budget = device.budget_mb
@@ -261,7 +269,11 @@ class Memory:
                 loaded=listing,
                 reasons=(f"{where}; {held.backend}/{held.model} is already loaded", *notes),
             )
-        idle = [m for m in loaded if m.unloadable]
+        # babysit's watchdog imports this module, so its policy is imported here, when used
+        from devpulse.plugins.babysit.policy import victims  # noqa: PLC0415
+
+        busy = self.busy() if self.busy is not None else ()
+        idle = victims(loaded, busy=busy, pins=self.config.babysit.pins, last_used={})
         reclaimable = sum(m.size_mb for m in idle)
         if need_mb <= budget + reclaimable:
             names = ", ".join(f"{m.backend}/{m.model}" for m in idle)

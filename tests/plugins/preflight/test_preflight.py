@@ -240,3 +240,29 @@ def test_an_untagged_ollama_model_listed_with_its_latest_tag_is_already_loaded()
     assert decision.verdict.details["verdict"] == "fits"
     assert "ollama/gemma3:latest is already loaded" in decision.verdict.reason
     assert host.unloaded == []
+
+
+def test_a_pinned_model_is_not_reclaimable_so_a_model_that_needs_it_goes_to_the_cloud() -> None:
+    """Only the idle 900 MB model could go: 1000 + 900 MB is far from 20000, so no_fit, and
+    auto-clean unloads nothing for a request it cannot make fit."""
+    host = OllamaHolding({"qwen3:32b": 19000, "gemma3:latest": 900}, free_mb=1000)
+    router = ollama_router("big", 20000, host, babysit={"pins": ["qwen3:32b"]})
+    decision = router.route("summarize this changelog")
+    assert decision.side is Side.CLOUD
+    assert decision.verdict is not None
+    assert decision.verdict.details["verdict"] == "no_fit"
+    assert decision.verdict.details["reclaimable_mb"] == 900
+    assert host.unloaded == []
+
+
+def test_a_model_serving_a_request_is_not_reclaimable(tmp_path: Path) -> None:
+    host = OllamaHolding({"qwen3:32b": 19000, "gemma3:latest": 900}, free_mb=1000)
+    router = ollama_router("big", 20000, host, ledger=tmp_path / "ledger.sqlite3")
+    assert router.ledger is not None
+    router.ledger.begin_use("ollama", "qwen3:32b")  # another process's request, in flight
+    decision = router.route("summarize this changelog")
+    assert decision.side is Side.CLOUD
+    assert decision.verdict is not None
+    assert decision.verdict.details["verdict"] == "no_fit"
+    assert decision.verdict.details["reclaimable_mb"] == 900
+    assert host.unloaded == []
