@@ -173,7 +173,8 @@ class Memory:
         details: dict[str, Any] = {}
         if path is not None and (path.endswith(".gguf") or os.path.isfile(path)):
             arch = read_gguf(Path(path).expanduser())
-            ctx = (source.ctx or ctx) if source is not None else ctx
+            # a configured ctx is the model's default: a ctx asked for (--ctx) wins
+            ctx = ctx or (source.ctx if source is not None else None)
         else:
             arch, served_ctx, details = self._from_servers(spec, backend)
             ctx = ctx or served_ctx
