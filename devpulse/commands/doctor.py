@@ -22,7 +22,7 @@ from devpulse.core.config import BackendConfig, Config, shown_url
 from devpulse.core.errors import ConfigError
 from devpulse.core.exitcodes import ExitCode
 from devpulse.core.ledger import SCHEMA_VERSION, Ledger, ledger_path
-from devpulse.core.types import Side
+from devpulse.core.types import Side, same_model
 from devpulse.plugins.backends.anthropic_backend import ANTHROPIC_API
 
 TIMEOUT_S = 2.0
@@ -175,7 +175,7 @@ def _missing_model(config: Config, name: str, models: list[str]) -> str | None:
     if name != config.local.backend or config.backends[name].kind != "ollama":
         return None
     model = config.local.model
-    if model in models or f"{model}:latest" in models:
+    if any(same_model(model, pulled) for pulled in models):
         return None
     return f"the [local] model {model!r} is not pulled (ollama pull {model})"
 

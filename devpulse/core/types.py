@@ -564,3 +564,19 @@ class LoadedModel:
         if self.expires_at is not None:
             out["expires_at"] = self.expires_at
         return out
+
+
+def same_model(a: str, b: str) -> bool:
+    """Whether two model names name the same model, a name without a tag meaning `:latest`.
+
+    Ollama reads `gemma3` as `gemma3:latest` and lists loaded models with their tag, while
+    the config, pins and the ledger keep the name as the user wrote it. Other servers never
+    list both spellings of one name, so the rule holds for every backend.
+    """
+    return _tagged(a) == _tagged(b)
+
+
+def _tagged(name: str) -> str:
+    # The tag follows the last colon of the last path part: a registry's port is no tag
+    # (`localhost:5000/gemma3` is `localhost:5000/gemma3:latest`).
+    return name if ":" in name.rpartition("/")[2] else f"{name}:latest"

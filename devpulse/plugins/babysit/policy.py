@@ -5,14 +5,35 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
-from devpulse.core.types import LoadedModel
+from devpulse.core.types import LoadedModel, same_model
 
 Key = tuple[str, str]  # (backend, model)
 
 
 def pinned(model: LoadedModel, pins: Collection[str]) -> bool:
-    """A pin names a model (`gemma3:270m`) or one backend's model (`ollama/gemma3:270m`)."""
-    return model.model in pins or f"{model.backend}/{model.model}" in pins
+    """A pin names a model (`gemma3:270m`) or one backend's model (`ollama/gemma3:270m`);
+    a pin without a tag names the `:latest` one, as Ollama reads it."""
+    scope = f"{model.backend}/"
+    return any(
+        same_model(pin.removeprefix(scope) if pin.startswith(scope) else pin, model.model)
+        for pin in pins
+    )
+
+
+def in_use(model: LoadedModel, busy: Collection[Key]) -> bool:
+    """Whether a request is in flight on `model`."""
+    return any(_names(key, model) for key in busy)
+
+
+def last_use(model: LoadedModel, last_used: Mapping[Key, float]) -> float | None:
+    """When `model` was last used under any of its names, or None if never."""
+    return max((t for key, t in last_used.items() if _names(key, model)), default=None)
+
+
+def _names(key: Key, model: LoadedModel) -> bool:
+    # The ledger keeps the name a request gave (`gemma3`); the server lists its own
+    # (`gemma3:latest`).
+    return key[0] == model.backend and same_model(key[1], model.model)
 
 
 def victims(
@@ -27,14 +48,13 @@ def victims(
     Never one its server cannot let go, one with a request in flight, or a pinned one.
     Least recently used first (never used counts as oldest); on a tie, the larger first.
     """
-    idle = [
-        m
-        for m in loaded
-        if m.unloadable and (m.backend, m.model) not in busy and not pinned(m, pins)
-    ]
-    return sorted(
-        idle, key=lambda m: (last_used.get((m.backend, m.model), float("-inf")), -m.size_mb)
-    )
+    idle = [m for m in loaded if m.unloadable and not in_use(m, busy) and not pinned(m, pins)]
+
+    def age(m: LoadedModel) -> tuple[float, int]:
+        used = last_use(m, last_used)
+        return (float("-inf") if used is None else used, -m.size_mb)
+
+    return sorted(idle, key=age)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from devpulse.core.errors import DevPulseError
 from devpulse.core.ledger import Ledger
 from devpulse.core.logs import get_logger
 from devpulse.core.types import DeviceMemory, LoadedModel
-from devpulse.plugins.babysit.policy import Gauge, Key, victims
+from devpulse.plugins.babysit.policy import Gauge, Key, in_use, last_use, victims
 from devpulse.plugins.preflight.memory import Memory, every_probe
 from devpulse.plugins.preflight.servers import local_backends
 
@@ -142,14 +142,14 @@ class Unloader:
                 "model": model.model,
                 "size_mb": model.size_mb,
                 "free_mb": before,
-                "last_used": _iso(last.get((model.backend, model.model))),
+                "last_used": _iso(last_use(model, last)),
             }
             if dry_run:
                 self.emit("unload", dry_run=True, **fields)
                 planned += model.size_mb
                 done.append(Unloaded(model.backend, model.model, model.size_mb, 0, False, True))
                 continue
-            if (model.backend, model.model) in self.usage()[0]:
+            if in_use(model, self.usage()[0]):
                 continue  # a request started on it since the listing
             self.emit("unload", **fields)
             outcome = self._unload(model, before, read)

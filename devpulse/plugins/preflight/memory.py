@@ -6,7 +6,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -14,7 +14,7 @@ from typing import Any, Literal
 from devpulse.core.config import Config
 from devpulse.core.inline import must_not_block
 from devpulse.core.logs import get_logger
-from devpulse.core.types import DeviceMemory, LoadedModel
+from devpulse.core.types import DeviceMemory, LoadedModel, same_model
 from devpulse.plugins.preflight.estimator import (
     Architecture,
     Estimate,
@@ -100,6 +100,9 @@ class Memory:
     probe: Probe
     clock: Callable[[], float] = time.monotonic
     hook: Any = None  # the plugin manager's hook relay: loaded_models, unload_model
+    # (backend, model) pairs with a request in flight now (the ledger's), asked only when
+    # the models loaded count; None: nothing is known to be busy
+    busy: Callable[[], Collection[tuple[str, str]]] | None = None
     _devices: tuple[float, list[DeviceMemory]] | None = None
     _estimates: dict[tuple[str, str, int], tuple[float, Estimate | ModelUnknown]] = field(
         default_factory=dict
@@ -170,7 +173,8 @@ class Memory:
         details: dict[str, Any] = {}
         if path is not None and (path.endswith(".gguf") or os.path.isfile(path)):
             arch = read_gguf(Path(path).expanduser())
-            ctx = (source.ctx or ctx) if source is not None else ctx
+            # a configured ctx is the model's default: a ctx asked for (--ctx) wins
+            ctx = ctx or (source.ctx if source is not None else None)
         else:
             arch, served_ctx, details = self._from_servers(spec, backend)
             ctx = ctx or served_ctx
@@ -225,7 +229,12 @@ class Memory:
         model: str | None = None,
     ) -> MemoryVerdict:
         """fits (need <= fit_ratio x budget, or `model` is already loaded on `backend`), tight
-        (fits only in the margin or after unloading idle models), or no_fit."""
+        (fits only in the margin or after unloading idle models), or no_fit.
+
+        Idle models are the ones babysit and auto-clean would unload: never a pinned one
+        (`babysit.pins`) nor one serving a request (`busy`), so a verdict never counts on
+        memory that nobody will free.
+        """
         device = self.target()
         ratio = self.config.preflight.fit_ratio
         budget = device.budget_mb
@@ -244,13 +253,13 @@ class Memory:
         loaded, notes = self.loaded()
         listing = tuple(m.as_dict() for m in loaded)
         # A model its server already holds needs no new memory (a single-model llama-server
-        # answers every name with its one model).
+        # answers every name with its one model; Ollama lists `gemma3` as `gemma3:latest`).
         resident = [
             m
             for m in loaded
             if backend is not None
             and m.backend == backend
-            and (m.model == model or not m.unloadable)
+            and ((model is not None and same_model(m.model, model)) or not m.unloadable)
         ]
         if resident:
             held = resident[0]
@@ -261,7 +270,11 @@ class Memory:
                 loaded=listing,
                 reasons=(f"{where}; {held.backend}/{held.model} is already loaded", *notes),
             )
-        idle = [m for m in loaded if m.unloadable]
+        # babysit's watchdog imports this module, so its policy is imported here, when used
+        from devpulse.plugins.babysit.policy import victims  # noqa: PLC0415
+
+        busy = self.busy() if self.busy is not None else ()
+        idle = victims(loaded, busy=busy, pins=self.config.babysit.pins, last_used={})
         reclaimable = sum(m.size_mb for m in idle)
         if need_mb <= budget + reclaimable:
             names = ", ".join(f"{m.backend}/{m.model}" for m in idle)

@@ -40,7 +40,7 @@ class MemoryPreflight:
     ):
         check_cache_type(config.preflight.kv_cache_type)  # at start-up, not at the first estimate
         self.config = config
-        self.memory = Memory(config, probe, hook=hook)
+        self.memory = Memory(config, probe, hook=hook, busy=self._busy)
         self._warned: set[tuple[str, str]] = set()
         self._books: Ledger | None = None
         self._lock = threading.Lock()
@@ -133,6 +133,11 @@ class MemoryPreflight:
             except ConfigError as exc:
                 log.warning("preflight.no_ledger", reason=str(exc))
         return self._books
+
+    def _busy(self) -> set[tuple[str, str]]:
+        """Models with a request in flight now, in any process: none to unload to make room."""
+        books = self._ledger()
+        return set() if books is None else books.in_flight(self.config.failover.budget_s)
 
     def _unknown(self, decision: Decision, exc: ModelUnknown) -> None:
         key = (decision.backend, decision.model)

@@ -18,7 +18,7 @@ from typing import Any
 
 from devpulse.core.config import BackendConfig, Config
 from devpulse.core.errors import DevPulseError
-from devpulse.core.types import LoadedModel
+from devpulse.core.types import LoadedModel, same_model
 from devpulse.plugins.backends.llama_host import TIMEOUT_S, call_json
 from devpulse.plugins.preflight.estimator import Architecture, ModelUnknown
 
@@ -131,5 +131,5 @@ def ollama_architecture(backend: BackendConfig, model: str) -> Architecture:
         raise ModelUnknown(
             f"Ollama at {backend.shown_url} cannot describe {model!r} ({detail})"
         ) from None
-    size = sizes.get(model) or sizes.get(f"{model}:latest") or 0
+    size = next((n for name, n in sizes.items() if n and name and same_model(name, model)), 0)
     return Architecture.from_metadata(model, dict(shown.modelinfo or {}), size)

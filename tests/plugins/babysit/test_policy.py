@@ -49,6 +49,23 @@ def test_busy_pinned_and_unloadable_models_never_go() -> None:
     assert [m.model for m in order] == ["idle"]
 
 
+def test_an_untagged_name_is_its_latest_tag_for_busy_pins_and_last_use() -> None:
+    """The config and the ledger keep `gemma3` as written; Ollama's /api/ps lists it as
+    `gemma3:latest`. Both name one model; another tag names another."""
+    loaded = [model("gemma3:latest", 3300), model("qwen3:8b", 5000)]
+    idle = loaded[1:]
+    assert victims(loaded, busy={("ollama", "gemma3")}, pins=(), last_used={}) == idle
+    assert victims(loaded, busy=set(), pins=("gemma3",), last_used={}) == idle
+    assert victims(loaded, busy=set(), pins=("ollama/gemma3",), last_used={}) == idle
+    assert victims(loaded, busy=set(), pins=("gemma3:270m",), last_used={}) == [
+        loaded[1],
+        loaded[0],
+    ]
+    last = {("ollama", "gemma3"): 50.0, ("ollama", "qwen3:8b"): 10.0}
+    order = victims(loaded, busy=set(), pins=(), last_used=last)
+    assert [m.model for m in order] == ["qwen3:8b", "gemma3:latest"]
+
+
 def test_pressure_needs_two_samples_and_ends_above_the_hysteresis() -> None:
     gauge = Gauge(target_mb=1000, hysteresis_mb=200)
     assert gauge.observe(900) is False  # one sample below: not yet
@@ -126,6 +143,29 @@ def test_memory_that_never_comes_back_is_reported_stuck() -> None:
     (done,) = sitter.free_until(lambda: hosts.free, 900)
     assert not done.confirmed
     assert events[-1]["event"] == "unload_stuck"
+
+
+class StartsLater:
+    """A ledger that sees a request start on `gemma3` (untagged) after the first look."""
+
+    def __init__(self) -> None:
+        self.looks = 0
+
+    def in_flight(self, budget_s: float) -> set[tuple[str, str]]:
+        self.looks += 1
+        return set() if self.looks == 1 else {("ollama", "gemma3")}
+
+    def last_used(self) -> dict[tuple[str, str], float]:
+        return {}
+
+
+def test_a_model_a_request_starts_on_after_the_listing_is_kept_whatever_its_tag() -> None:
+    hosts = FakeHosts([model("gemma3:latest", 300)], free=500)
+    events: list[dict[str, Any]] = []
+    sitter = unloader(hosts, events)
+    sitter.ledger = StartsLater()  # type: ignore[assignment]  # a fake with the two reads
+    assert sitter.free_until(lambda: hosts.free, 900) == []
+    assert hosts.unloaded == []
 
 
 class HostPlugin(FakeHosts):

@@ -84,6 +84,16 @@ def test_a_gguf_file_at_32k_context(capsys, rig: RigPaths) -> None:
     assert 400 < payload["need_mb"] < 520  # llama-server's measured RSS: ~455 MiB
 
 
+def test_an_explicit_ctx_wins_over_the_configured_one(capsys, rig: RigPaths, tmp_path) -> None:
+    """`[preflight.models.gemma] ctx` is the default for that model; --ctx asks for another."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[preflight.models.gemma]\ngguf = "{rig.model}"\nctx = 2048\n')
+    before_load = ("--config", str(cfg), "ai", "--before-load", "gemma", "--json")
+    asked = json.loads(run(capsys, *before_load, "--ctx", "32768")[1])
+    configured = json.loads(run(capsys, *before_load)[1])
+    assert (asked["estimate"]["ctx"], configured["estimate"]["ctx"]) == (32768, 2048)
+
+
 def test_llama_fit_params_cross_check_when_installed(capsys, rig: RigPaths, monkeypatch) -> None:
     monkeypatch.setenv("PATH", f"{rig.bin_dir}{os.pathsep}{os.environ['PATH']}")
     code, out, _ = run(capsys, "ai", "--before-load", str(rig.model), "--ctx", "8192", "--json")

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from devpulse import (
     Decision,
     DeviceMemory,
     Labels,
+    LoadedModel,
     PreflightRefused,
     PrivacyLevel,
     Request,
     Response,
+    Router,
     Side,
     TaskClass,
     hookimpl,
@@ -185,3 +190,79 @@ def test_bad_preflight_config() -> None:
         router_with({"preflight": {"models": {"x": {}}}})
     with pytest.raises(ConfigError, match=r"preflight\.fit_ratio"):
         router_with({"preflight": {"fit_ratio": 1.5}})
+
+
+class OllamaHolding:
+    """An Ollama server holding `models` on one GPU, as `/api/ps` lists them: with their tag.
+    Unloading one frees its memory."""
+
+    def __init__(self, models: dict[str, int], free_mb: int) -> None:
+        self.models = dict(models)
+        self.free_mb = free_mb
+        self.unloaded: list[str] = []
+
+    @hookimpl(tryfirst=True)
+    def probe_memory(self) -> list[DeviceMemory]:
+        return [DeviceMemory("gpu:test", "nvidia", 24000, self.free_mb, self.free_mb)]
+
+    @hookimpl(tryfirst=True)
+    def loaded_models(self, backend: str) -> list[LoadedModel] | None:
+        if backend != "ollama":
+            return []
+        return [LoadedModel("ollama", name, size) for name, size in self.models.items()]
+
+    @hookimpl(tryfirst=True)
+    def unload_model(self, backend: str, model: str) -> bool | None:
+        if backend != "ollama":
+            return None
+        self.unloaded.append(model)
+        self.free_mb += self.models.pop(model)
+        return True
+
+
+def ollama_router(
+    model: str, need_mb: int, host: OllamaHolding, ledger: Path | None = None, **extra: Any
+) -> Router:
+    ledger_cfg = {"enabled": False} if ledger is None else {"path": str(ledger)}
+    config = {
+        "local": {"backend": "ollama", "model": model},
+        "preflight": {"models": {model: {"need_mb": need_mb}}},
+        "ledger": ledger_cfg,
+        **extra,
+    }
+    return router_with(config, plugins=[host, Answers()])
+
+
+def test_an_untagged_ollama_model_listed_with_its_latest_tag_is_already_loaded() -> None:
+    host = OllamaHolding({"gemma3:latest": 5800}, free_mb=1000)
+    decision = ollama_router("gemma3", 6000, host).route("summarize this changelog")
+    assert decision.verdict is not None
+    assert decision.verdict.details["verdict"] == "fits"
+    assert "ollama/gemma3:latest is already loaded" in decision.verdict.reason
+    assert host.unloaded == []
+
+
+def test_a_pinned_model_is_not_reclaimable_so_a_model_that_needs_it_goes_to_the_cloud() -> None:
+    """Only the idle 900 MB model could go: 1000 + 900 MB is far from 20000, so no_fit, and
+    auto-clean unloads nothing for a request it cannot make fit."""
+    host = OllamaHolding({"qwen3:32b": 19000, "gemma3:latest": 900}, free_mb=1000)
+    router = ollama_router("big", 20000, host, babysit={"pins": ["qwen3:32b"]})
+    decision = router.route("summarize this changelog")
+    assert decision.side is Side.CLOUD
+    assert decision.verdict is not None
+    assert decision.verdict.details["verdict"] == "no_fit"
+    assert decision.verdict.details["reclaimable_mb"] == 900
+    assert host.unloaded == []
+
+
+def test_a_model_serving_a_request_is_not_reclaimable(tmp_path: Path) -> None:
+    host = OllamaHolding({"qwen3:32b": 19000, "gemma3:latest": 900}, free_mb=1000)
+    router = ollama_router("big", 20000, host, ledger=tmp_path / "ledger.sqlite3")
+    assert router.ledger is not None
+    router.ledger.begin_use("ollama", "qwen3:32b")  # another process's request, in flight
+    decision = router.route("summarize this changelog")
+    assert decision.side is Side.CLOUD
+    assert decision.verdict is not None
+    assert decision.verdict.details["verdict"] == "no_fit"
+    assert decision.verdict.details["reclaimable_mb"] == 900
+    assert host.unloaded == []
