@@ -136,6 +136,7 @@ class MemoryPreflight:
 
     def _busy(self) -> set[tuple[str, str]]:
         """Models with a request in flight now, in any process: none to unload to make room."""
+        must_not_block("reading the ledger's requests in flight")
         books = self._ledger()
         return set() if books is None else books.in_flight(self.config.failover.budget_s)
 
