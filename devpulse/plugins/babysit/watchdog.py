@@ -83,12 +83,16 @@ class Unloader:
         self.unreachable: set[str] = set()
 
     def listing(self) -> list[LoadedModel]:
-        """What the local servers hold now; a server that does not answer is reported once."""
+        """What the local servers hold now; a server that does not answer is reported once.
+
+        Any error from one backend's plugin (not only a DevPulseError) counts as that server
+        not answering: the others are still listed, and so still looked after.
+        """
         found: list[LoadedModel] = []
         for name in local_backends(self.config):
             try:
                 found.extend(self.hook.loaded_models(backend=name) or ())
-            except DevPulseError as exc:
+            except Exception as exc:
                 self._down(name, exc)
                 continue
             if name in self.unreachable:
@@ -105,7 +109,7 @@ class Unloader:
             status="warning",
             backend=backend,
             base_url=self.config.backends[backend].shown_url,
-            error=str(exc),
+            error=str(exc) if isinstance(exc, DevPulseError) else f"{type(exc).__name__}: {exc}",
         )
 
     def usage(self) -> tuple[set[Key], dict[Key, float]]:
@@ -160,7 +164,7 @@ class Unloader:
     def _unload(self, model: LoadedModel, before: int, read: Callable[[], int]) -> Unloaded | None:
         try:
             accepted = self.hook.unload_model(backend=model.backend, model=model.model)
-        except DevPulseError as exc:
+        except Exception as exc:  # as in `listing`: one server's failure, not the pass's
             self._down(model.backend, exc)
             return None
         if not accepted:
@@ -210,7 +214,7 @@ class Unloader:
     def _still_listed(self, model: LoadedModel) -> bool:
         try:
             listed = self.hook.loaded_models(backend=model.backend) or ()
-        except DevPulseError:
+        except Exception:
             return False  # the server went away, and the model with it
         return any(m.model == model.model for m in listed)
 

@@ -107,6 +107,31 @@ def test_unloads_until_the_goal_and_confirms_each() -> None:
     assert [e["event"] for e in events] == ["unload", "unload_confirmed"] * 2
 
 
+def test_one_backend_that_fails_leaves_the_others_looked_after() -> None:
+    hosts = FakeHosts([model("a", 300)], free=500)
+    listed = hosts.loaded_models
+
+    def loaded_models(backend: str) -> list[LoadedModel] | None:
+        if backend == "llama_server":
+            raise ValueError("Expecting value: line 1 column 1 (char 0)")  # it answered HTML
+        return listed(backend)
+
+    hosts.loaded_models = loaded_models  # type: ignore[method-assign]
+    events: list[dict[str, Any]] = []
+    config = config_from_mapping(
+        {"backends": {"llama_server": {"base_url": "http://127.0.0.1:1/v1"}}}
+    )
+    sitter = Unloader(
+        config, hosts, None, emit=lambda event, **f: events.append({"event": event, **f})
+    )
+    sitter.pause = lambda s: None
+    sitter.free_until(lambda: hosts.free, 700)
+    assert hosts.unloaded == ["a"]
+    (down,) = [e for e in events if e["event"] == "host_unreachable"]
+    assert down["backend"] == "llama_server"
+    assert down["error"] == "ValueError: Expecting value: line 1 column 1 (char 0)"
+
+
 def test_a_dry_run_unloads_nothing_but_says_what_it_would() -> None:
     hosts = FakeHosts([model("a", 300), model("b", 200)], free=500)
     events: list[dict[str, Any]] = []
