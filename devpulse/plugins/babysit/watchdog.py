@@ -272,6 +272,8 @@ class Babysitter:
         self.free_mb: int | None = None
         self._sampled: float | None = None
         self._hogs_told = False
+        self._sink_failed = False
+        self._finishing = False
 
     @classmethod
     def beside(cls, router: Router, **kwargs: Any) -> Babysitter:
@@ -282,8 +284,17 @@ class Babysitter:
     def emit(self, event: str, *, status: str = "ok", **fields: Any) -> None:
         record: Event = {"event": event, "ts": _iso(self.wall()), "status": status, **fields}
         log.debug(f"babysit.{event}", **{k: v for k, v in fields.items() if k != "loaded"})
-        if self.on_event is not None:
+        if self.on_event is None:
+            return
+        # The events are told before their action (an unload): a sink that fails (a closed
+        # stdout) must not stop the action, so its error is logged once and the watch goes
+        # on. A sink that wants the loop to end calls `stop()`.
+        try:
             self.on_event(record)
+        except Exception as exc:
+            if not self._sink_failed:
+                self._sink_failed = True
+                log.warning("babysit.event_failed", error=type(exc).__name__, reason=str(exc))
 
     def device(self) -> DeviceMemory:
         """The pool models load into, read now (not from the preflight's short cache)."""
@@ -348,12 +359,12 @@ class Babysitter:
             dry_run=self.dry_run,
         )
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and not self._finishing:
                 try:
                     self.check(once=once)
                 except Exception as exc:  # a probe or a plugin broke: say so, keep watching
                     log.warning("babysit.check_failed", error=type(exc).__name__, reason=str(exc))
-                if once:
+                if once or self._finishing:
                     break
                 self.sleep(self.interval_s)
         finally:
@@ -362,6 +373,11 @@ class Babysitter:
     def stop(self) -> None:
         """Ask the loop to end after the step it is in (safe from a signal handler)."""
         self._stop.set()
+
+    def finish(self) -> None:
+        """Ask the loop to end once the check in progress is done, its unloads included
+        (the command's output closed: nobody asked to leave the memory short)."""
+        self._finishing = True
 
     def start(self) -> threading.Thread:
         """Run the loop in a daemon thread; `stop()` ends it."""
@@ -376,7 +392,7 @@ class Babysitter:
         """
         self.emit("start", target_mb=self.target_mb, interval_s=self.interval_s)
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and not self._finishing:
                 try:
                     await asyncio.to_thread(self.check)
                 except Exception as exc:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
+import sys
 import time
 from typing import Any
+
+import pytest
 
 from devpulse import (
     Babysitter,
@@ -16,8 +20,9 @@ from devpulse import (
     hookimpl,
     make_plugin_manager,
 )
+from devpulse.cli import OutputClosed, _Group
 from devpulse.plugins.babysit import Unloader
-from devpulse.plugins.babysit.command import _describe
+from devpulse.plugins.babysit.command import _describe, babysit_command
 from devpulse.plugins.babysit.policy import Gauge, victims
 from devpulse.plugins.babysit.watchdog import hogs
 from tests.rig.llama_server import free_port
@@ -196,6 +201,61 @@ def test_the_babysitter_runs_in_a_thread_beside_the_caller() -> None:
     assert host.unloaded == ["a"]  # never used, and the larger: 800 MB free >= 600
     assert events[0]["event"] == "start"
     assert events[-1]["event"] == "stop"
+
+
+def test_an_event_sink_that_fails_does_not_stop_the_unloads() -> None:
+    host = HostPlugin([model("a", 300), model("b", 200)], free=500)
+
+    def closed(event: dict[str, Any]) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    sitter = sitter_over(host, [])
+    sitter.on_event = closed
+    sitter.run(once=True)
+    assert host.unloaded == ["a"]
+
+
+class ClosedAfter(io.StringIO):
+    """A stdout whose reader goes away after `lines` lines (``| head -2``)."""
+
+    def __init__(self, lines: int) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def write(self, text: str) -> int:
+        if self.getvalue().count("\n") >= self.lines:
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().write(text)
+
+
+def test_a_closed_stdout_ends_babysit_once_the_unloads_it_decided_on_are_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    host = HostPlugin([model("a", 300), model("b", 200)], free=500)
+    made: list[Babysitter] = []
+    slept: list[float] = []
+
+    def nap(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) >= 20:  # a bound for the test: babysit should have ended long before
+            made[0].stop()
+
+    def factory(*args: Any, **kwargs: Any) -> Babysitter:
+        made.append(Babysitter(*args, sleep=nap, **kwargs))
+        return made[0]
+
+    config = sitter_over(host, []).config
+    pm = make_plugin_manager(config, entry_points=False, extra=[host])
+    cli = _Group()  # the CLI's group: a closed stdout is OutputClosed ("cut", exit 1)
+    cli.add_command(babysit_command(config, pm.hook, factory=factory))
+    # start, host_unreachable (the configured llama_server), the first sample
+    monkeypatch.setattr(sys, "stdout", ClosedAfter(lines=3))
+    args = ["babysit", "--json", "--target-free-mb", "600", "--interval", "1"]
+    with pytest.raises(OutputClosed):
+        cli.main(args, standalone_mode=False)
+    # The second sample saw the pressure; its unload went ahead with nobody to tell.
+    assert host.unloaded == ["a"]
+    assert len(slept) == 1
 
 
 def test_the_babysitter_runs_as_an_asyncio_task() -> None:
