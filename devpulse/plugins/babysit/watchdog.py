@@ -72,6 +72,7 @@ class Unloader:
         emit: Emit | None = None,
         clock: Callable[[], float] = time.monotonic,
         pause: Callable[[float], None] = time.sleep,
+        stopped: Callable[[], bool] = lambda: False,
     ) -> None:
         self.config = config
         self.hook = hook
@@ -80,6 +81,9 @@ class Unloader:
         self.emit: Emit = emit or _log_event
         self.clock = clock
         self.pause = pause
+        # Whether whoever runs this was asked to stop (babysit's SIGTERM or Ctrl-C): a pass
+        # ends before its next model, and stops waiting for the memory of the one it is on.
+        self.stopped = stopped
         self.unreachable: set[str] = set()
 
     def listing(self) -> list[LoadedModel]:
@@ -138,6 +142,8 @@ class Unloader:
         done: list[Unloaded] = []
         planned = 0  # a dry run frees nothing: count what it would have freed
         for model in order:
+            if self.stopped():
+                break
             before = read()
             if before + planned >= goal_mb:
                 break
@@ -189,6 +195,8 @@ class Unloader:
         # that did not go frees nothing at all.
         wanted = max(1, min(model.size_mb // 2, CONFIRM_MB))
         while True:
+            if self.stopped():  # unconfirmed, and nothing said: the stop event follows
+                return Unloaded(model.backend, model.model, model.size_mb, 0, False)
             freed = read() - before
             if freed >= wanted and not self._still_listed(model):
                 self.emit(
@@ -265,7 +273,8 @@ class Babysitter:
             pins=self.pins,
             emit=self.emit,
             clock=clock,
-            pause=sleep or time.sleep,
+            pause=sleep or self._wait,
+            stopped=self._stop.is_set,
         )
         self.gauge = Gauge(self.target_mb, settings.hysteresis_mb)
         self.loaded: list[LoadedModel] = []
@@ -343,6 +352,8 @@ class Babysitter:
         )
         after = self.device()
         self.free_mb = after.free_mb
+        if self._stop.is_set():
+            return  # the pass was cut short: unloading was not shown to fall short
         if after.free_mb < self.target_mb and not self._hogs_told:
             self._hogs_told = True
             for hog in hogs(after):
@@ -373,6 +384,10 @@ class Babysitter:
     def stop(self) -> None:
         """Ask the loop to end after the step it is in (safe from a signal handler)."""
         self._stop.set()
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep, unless asked to stop: then at once."""
+        self._stop.wait(seconds)
 
     def finish(self) -> None:
         """Ask the loop to end once the check in progress is done, its unloads included

@@ -158,6 +158,21 @@ def test_memory_that_never_comes_back_is_reported_stuck() -> None:
     assert events[-1]["event"] == "unload_stuck"
 
 
+def test_a_stop_ends_the_wait_for_memory_that_is_not_coming_back() -> None:
+    hosts = FakeHosts([model("a", 300), model("b", 200)], free=500)
+    hosts.unload_model = lambda backend, model: hosts.unloaded.append(model) or True  # type: ignore[method-assign,func-returns-value]
+    events: list[dict[str, Any]] = []
+    pauses: list[float] = []
+    sitter = unloader(hosts, events)
+    sitter.pause = pauses.append
+    sitter.stopped = lambda: bool(hosts.unloaded)  # the signal came during the first unload
+    (done,) = sitter.free_until(lambda: hosts.free, 900)
+    assert hosts.unloaded == ["a"]
+    assert (done.model, done.confirmed) == ("a", False)
+    assert pauses == []  # no wait for a confirmation nobody will see
+    assert [e["event"] for e in events] == ["unload"]
+
+
 class HostPlugin(FakeHosts):
     """The fake host as a plugin: a `loaded_models`/`unload_model` owner and a memory probe."""
 
@@ -174,7 +189,9 @@ class HostPlugin(FakeHosts):
         return [DeviceMemory("gpu:fake", "nvidia", 10_000, self.free, self.free)]
 
 
-def sitter_over(host: HostPlugin, events: list[dict[str, Any]]) -> Babysitter:
+def sitter_over(
+    host: HostPlugin, events: list[dict[str, Any]], target_free_mb: int = 600
+) -> Babysitter:
     config = config_from_mapping(
         {
             "ledger": {"enabled": False},
@@ -183,7 +200,7 @@ def sitter_over(host: HostPlugin, events: list[dict[str, Any]]) -> Babysitter:
         }
     )
     pm = make_plugin_manager(config, entry_points=False, extra=[host])
-    return Babysitter(config, pm.hook, target_free_mb=600, on_event=events.append)
+    return Babysitter(config, pm.hook, target_free_mb=target_free_mb, on_event=events.append)
 
 
 def test_the_babysitter_runs_in_a_thread_beside_the_caller() -> None:
@@ -256,6 +273,27 @@ def test_a_closed_stdout_ends_babysit_once_the_unloads_it_decided_on_are_done(
     # The second sample saw the pressure; its unload went ahead with nobody to tell.
     assert host.unloaded == ["a"]
     assert len(slept) == 1
+
+
+class SignalledHost(HostPlugin):
+    """SIGTERM arrives while the first unload is under way."""
+
+    sitter: Babysitter | None = None
+
+    @hookimpl
+    def unload_model(self, backend: str, model: str) -> bool | None:
+        if self.sitter is not None:
+            self.sitter.stop()
+        return super().unload_model(backend, model)
+
+
+def test_a_stop_during_an_unloading_pass_ends_it_before_the_next_model() -> None:
+    host = SignalledHost([model("a", 300), model("b", 200), model("c", 100)], free=500)
+    events: list[dict[str, Any]] = []
+    sitter = host.sitter = sitter_over(host, events, target_free_mb=10_000)
+    sitter.run(once=True)
+    assert host.unloaded == ["a"]
+    assert [e["event"] for e in events][-1] == "stop"
 
 
 def test_the_babysitter_runs_as_an_asyncio_task() -> None:
