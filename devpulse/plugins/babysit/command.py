@@ -64,9 +64,10 @@ def babysit_command(config: Config, hook: Any, factory: Factory = Babysitter) ->
         babysit.hysteresis_mb; it confirms each unload, and names the processes holding the
         most memory when unloading is not enough. It reports and never kills.
 
-        Exit codes: 0 stopped cleanly (SIGINT, SIGTERM, or --once), 2 usage or config error.
+        Exit codes: 0 stopped cleanly (SIGINT, SIGTERM, or --once), 1 the output was cut
+        (stdout closed; the check in progress still finishes), 2 usage or config error.
         """
-        show = _json_lines if as_json else _StatusLine(target_free_mb)
+        show = _Output(_json_lines if as_json else _StatusLine(target_free_mb))
         sitter = factory(
             config,
             hook,
@@ -76,12 +77,34 @@ def babysit_command(config: Config, hook: Any, factory: Factory = Babysitter) ->
             dry_run=dry_run,
             on_event=show,
         )
+        show.stop = sitter.finish
         with _stopped_by_signals(sitter.stop):
             sitter.run(once=once)
+        if show.closed is not None:
+            raise show.closed  # the CLI's "the output was cut", exit 1
         if not as_json and sys.stdout.isatty():
             click.echo()  # leave the live line
 
     return babysit
+
+
+class _Output:
+    """Shows each event until stdout closes (``babysit --json | head -1``); then it ends the
+    watch once the check in progress is done, so the unloads it decided on still happen."""
+
+    def __init__(self, show: Callable[[Event], None]) -> None:
+        self.show = show
+        self.stop: Callable[[], None] = lambda: None
+        self.closed: BrokenPipeError | None = None
+
+    def __call__(self, event: Event) -> None:
+        if self.closed is not None:
+            return
+        try:
+            self.show(event)
+        except BrokenPipeError as exc:
+            self.closed = exc
+            self.stop()
 
 
 def _json_lines(event: Event) -> None:

@@ -72,6 +72,7 @@ class Unloader:
         emit: Emit | None = None,
         clock: Callable[[], float] = time.monotonic,
         pause: Callable[[float], None] = time.sleep,
+        stopped: Callable[[], bool] = lambda: False,
     ) -> None:
         self.config = config
         self.hook = hook
@@ -80,15 +81,22 @@ class Unloader:
         self.emit: Emit = emit or _log_event
         self.clock = clock
         self.pause = pause
+        # Whether whoever runs this was asked to stop (babysit's SIGTERM or Ctrl-C): a pass
+        # ends before its next model, and stops waiting for the memory of the one it is on.
+        self.stopped = stopped
         self.unreachable: set[str] = set()
 
     def listing(self) -> list[LoadedModel]:
-        """What the local servers hold now; a server that does not answer is reported once."""
+        """What the local servers hold now; a server that does not answer is reported once.
+
+        Any error from one backend's plugin (not only a DevPulseError) counts as that server
+        not answering: the others are still listed, and so still looked after.
+        """
         found: list[LoadedModel] = []
         for name in local_backends(self.config):
             try:
                 found.extend(self.hook.loaded_models(backend=name) or ())
-            except DevPulseError as exc:
+            except Exception as exc:
                 self._down(name, exc)
                 continue
             if name in self.unreachable:
@@ -105,7 +113,7 @@ class Unloader:
             status="warning",
             backend=backend,
             base_url=self.config.backends[backend].shown_url,
-            error=str(exc),
+            error=str(exc) if isinstance(exc, DevPulseError) else f"{type(exc).__name__}: {exc}",
         )
 
     def usage(self) -> tuple[set[Key], dict[Key, float]]:
@@ -134,6 +142,8 @@ class Unloader:
         done: list[Unloaded] = []
         planned = 0  # a dry run frees nothing: count what it would have freed
         for model in order:
+            if self.stopped():
+                break
             before = read()
             if before + planned >= goal_mb:
                 break
@@ -160,7 +170,7 @@ class Unloader:
     def _unload(self, model: LoadedModel, before: int, read: Callable[[], int]) -> Unloaded | None:
         try:
             accepted = self.hook.unload_model(backend=model.backend, model=model.model)
-        except DevPulseError as exc:
+        except Exception as exc:  # as in `listing`: one server's failure, not the pass's
             self._down(model.backend, exc)
             return None
         if not accepted:
@@ -185,6 +195,8 @@ class Unloader:
         # that did not go frees nothing at all.
         wanted = max(1, min(model.size_mb // 2, CONFIRM_MB))
         while True:
+            if self.stopped():  # unconfirmed, and nothing said: the stop event follows
+                return Unloaded(model.backend, model.model, model.size_mb, 0, False)
             freed = read() - before
             if freed >= wanted and not self._still_listed(model):
                 self.emit(
@@ -210,7 +222,7 @@ class Unloader:
     def _still_listed(self, model: LoadedModel) -> bool:
         try:
             listed = self.hook.loaded_models(backend=model.backend) or ()
-        except DevPulseError:
+        except Exception:
             return False  # the server went away, and the model with it
         return any(m.model == model.model for m in listed)
 
@@ -261,13 +273,16 @@ class Babysitter:
             pins=self.pins,
             emit=self.emit,
             clock=clock,
-            pause=sleep or time.sleep,
+            pause=sleep or self._wait,
+            stopped=self._stop.is_set,
         )
         self.gauge = Gauge(self.target_mb, settings.hysteresis_mb)
         self.loaded: list[LoadedModel] = []
         self.free_mb: int | None = None
         self._sampled: float | None = None
         self._hogs_told = False
+        self._sink_failed = False
+        self._finishing = False
 
     @classmethod
     def beside(cls, router: Router, **kwargs: Any) -> Babysitter:
@@ -278,8 +293,17 @@ class Babysitter:
     def emit(self, event: str, *, status: str = "ok", **fields: Any) -> None:
         record: Event = {"event": event, "ts": _iso(self.wall()), "status": status, **fields}
         log.debug(f"babysit.{event}", **{k: v for k, v in fields.items() if k != "loaded"})
-        if self.on_event is not None:
+        if self.on_event is None:
+            return
+        # The events are told before their action (an unload): a sink that fails (a closed
+        # stdout) must not stop the action, so its error is logged once and the watch goes
+        # on. A sink that wants the loop to end calls `stop()`.
+        try:
             self.on_event(record)
+        except Exception as exc:
+            if not self._sink_failed:
+                self._sink_failed = True
+                log.warning("babysit.event_failed", error=type(exc).__name__, reason=str(exc))
 
     def device(self) -> DeviceMemory:
         """The pool models load into, read now (not from the preflight's short cache)."""
@@ -328,6 +352,8 @@ class Babysitter:
         )
         after = self.device()
         self.free_mb = after.free_mb
+        if self._stop.is_set():
+            return  # the pass was cut short: unloading was not shown to fall short
         if after.free_mb < self.target_mb and not self._hogs_told:
             self._hogs_told = True
             for hog in hogs(after):
@@ -344,12 +370,12 @@ class Babysitter:
             dry_run=self.dry_run,
         )
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and not self._finishing:
                 try:
                     self.check(once=once)
                 except Exception as exc:  # a probe or a plugin broke: say so, keep watching
                     log.warning("babysit.check_failed", error=type(exc).__name__, reason=str(exc))
-                if once:
+                if once or self._finishing:
                     break
                 self.sleep(self.interval_s)
         finally:
@@ -358,6 +384,15 @@ class Babysitter:
     def stop(self) -> None:
         """Ask the loop to end after the step it is in (safe from a signal handler)."""
         self._stop.set()
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep, unless asked to stop: then at once."""
+        self._stop.wait(seconds)
+
+    def finish(self) -> None:
+        """Ask the loop to end once the check in progress is done, its unloads included
+        (the command's output closed: nobody asked to leave the memory short)."""
+        self._finishing = True
 
     def start(self) -> threading.Thread:
         """Run the loop in a daemon thread; `stop()` ends it."""
@@ -372,7 +407,7 @@ class Babysitter:
         """
         self.emit("start", target_mb=self.target_mb, interval_s=self.interval_s)
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and not self._finishing:
                 try:
                     await asyncio.to_thread(self.check)
                 except Exception as exc:

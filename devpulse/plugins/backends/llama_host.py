@@ -22,8 +22,9 @@ from devpulse.core.types import LoadedModel
 MB = 1024 * 1024
 TIMEOUT_S = 1.0
 UNLOAD_TIMEOUT_S = 10.0
-# What a server that does not answer raises from these calls.
-UNREACHABLE = (OSError, ValueError, http.client.HTTPException)
+# What a server that does not answer raises from these calls; so does one that answers
+# something other than llama-server's JSON (ValueError, or TypeError for a wrong type).
+UNREACHABLE = (OSError, ValueError, TypeError, http.client.HTTPException)
 
 
 def root(backend: BackendConfig) -> str:
@@ -55,10 +56,15 @@ def call_json(
 
 
 def loaded(name: str, backend: BackendConfig) -> list[LoadedModel]:
-    """The models the server at `backend` holds now; raises `UNREACHABLE` errors."""
+    """The models the server at `backend` holds now; raises `UNREACHABLE` errors, a
+    ValueError where what answers lists no models the way llama-server does."""
     out = []
-    for model in call_json(backend, "/models").get("data", []):
-        size = int((model.get("meta") or {}).get("size") or 0)
+    listing = call_json(backend, "/models").get("data", [])
+    if not isinstance(listing, list) or not all(isinstance(m, dict) for m in listing):
+        raise ValueError("/models: not a list of models")
+    for model in listing:
+        meta = model.get("meta") or {}
+        size = int(meta.get("size") or 0) if isinstance(meta, dict) else 0
         status = model.get("status")
         if isinstance(status, dict):  # router mode
             if status.get("value") == "loaded":

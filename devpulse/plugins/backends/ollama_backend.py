@@ -34,6 +34,15 @@ HOST_TIMEOUT_S = 1.0  # listing loaded models: a server that takes longer is not
 UNLOAD_TIMEOUT_S = 10.0  # Ollama answers an unload once the runner has stopped
 
 
+def _host_failures() -> tuple[type[Exception], ...]:
+    """What a model-host call raises when no Ollama answers: nothing listens, it is too
+    slow, or what answers is not Ollama (HTML, or JSON of another shape: the client's
+    `json()` and its pydantic models raise ValueError, a JSON list TypeError)."""
+    import httpx  # noqa: PLC0415  # loaded with the client
+
+    return (ConnectionError, OSError, ValueError, TypeError, httpx.TransportError)
+
+
 @dataclass(frozen=True, slots=True)
 class OllamaSettings(ServerSettings):
     """Ollama's keys add how long it keeps a model loaded after a request ("5m")."""
@@ -157,7 +166,9 @@ class OllamaBackend(Backend):
 
         try:
             found = self.host_client(HOST_TIMEOUT_S).ps().models
-        except (ConnectionError, OSError, ollama.ResponseError) as exc:
+        except ollama.ResponseError as exc:
+            raise self.unreachable(exc) from None
+        except _host_failures() as exc:
             raise self.unreachable(exc) from None
         return [
             LoadedModel(
@@ -178,7 +189,7 @@ class OllamaBackend(Backend):
             self.host_client(UNLOAD_TIMEOUT_S).generate(model=model, keep_alive=0)
         except ollama.ResponseError:
             return False  # no such model
-        except (ConnectionError, OSError) as exc:
+        except _host_failures() as exc:
             raise self.unreachable(exc) from None
         return True
 

@@ -28,6 +28,9 @@ SCALARS = {
     GGUFValueType.FLOAT64: "<d",
 }
 MAX_KEPT_ARRAY = 4096  # longer arrays are reported by length only
+# Real models nest arrays one level deep at most; a crafted file could nest them thousands
+# deep and exhaust Python's recursion limit.
+MAX_NESTING = 8
 
 
 class GGUFError(ValueError):
@@ -79,13 +82,15 @@ def _value(fh: BinaryIO, value_type: GGUFValueType) -> Any:
     return _unpack(fh, SCALARS[value_type])
 
 
-def _array(fh: BinaryIO) -> list[Any] | int:
+def _array(fh: BinaryIO, depth: int = 1) -> list[Any] | int:
     """The array's items, or only its length when it is long (vocabularies, merges)."""
+    if depth > MAX_NESTING:
+        raise GGUFError(f"arrays nested too deeply (over {MAX_NESTING} levels)")
     item_type = GGUFValueType(_unpack(fh, "<I"))
     count = _unpack(fh, "<Q")
     if count <= MAX_KEPT_ARRAY:
         if item_type is GGUFValueType.ARRAY:
-            return [_array(fh) for _ in range(count)]
+            return [_array(fh, depth + 1) for _ in range(count)]
         return [_value(fh, item_type) for _ in range(count)]
     if item_type is GGUFValueType.STRING:
         for _ in range(count):

@@ -10,6 +10,7 @@ import platform
 import re
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -17,6 +18,7 @@ import psutil
 from devpulse.core.logs import get_logger
 from devpulse.core.types import DeviceMemory
 from devpulse.hookspecs import hookimpl
+from devpulse.plugins.preflight import cgroup
 
 log = get_logger(__name__)
 
@@ -24,15 +26,32 @@ MB = 1024 * 1024
 
 
 class HostProbe:
-    """CPU inference: memory the OS says is available, less a safety reserve."""
+    """CPU inference: memory the OS says is available, less a safety reserve.
 
-    def __init__(self, reserve_mb: int) -> None:
+    In a container the OS's figure is the host's; a cgroup memory limit below it is what
+    counts, so the free memory is the lesser of the two. `cgroup_root` and `proc_cgroup` are
+    where that limit is read; tests point them into a temporary tree.
+    """
+
+    def __init__(
+        self,
+        reserve_mb: int,
+        cgroup_root: Path = cgroup.CGROUP_ROOT,
+        proc_cgroup: Path = cgroup.PROC_CGROUP,
+    ) -> None:
         self.reserve_mb = reserve_mb
+        self.cgroup_root = cgroup_root
+        self.proc_cgroup = proc_cgroup
 
     @hookimpl(trylast=True)
     def probe_memory(self) -> list[DeviceMemory]:
         vm = psutil.virtual_memory()
         total, available = vm.total // MB, vm.available // MB
+        notes = [f"{self.reserve_mb} MB reserved for the system"]
+        limit = cgroup.memory_limit(self.cgroup_root, self.proc_cgroup)
+        if limit is not None and limit.limit // MB < total:
+            total, available = limit.limit // MB, min(available, limit.free // MB)
+            notes.append(f"container memory limit (cgroup v{limit.version}): {total} MB")
         return [
             DeviceMemory(
                 device="cpu",
@@ -40,7 +59,7 @@ class HostProbe:
                 total_mb=total,
                 free_mb=available,
                 budget_mb=max(0, available - self.reserve_mb),
-                notes=(f"{self.reserve_mb} MB reserved for the system",),
+                notes=tuple(notes),
             )
         ]
 

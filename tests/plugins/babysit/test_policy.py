@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
+import sys
 import time
 from typing import Any
+
+import pytest
 
 from devpulse import (
     Babysitter,
@@ -16,8 +20,9 @@ from devpulse import (
     hookimpl,
     make_plugin_manager,
 )
+from devpulse.cli import OutputClosed, _Group
 from devpulse.plugins.babysit import Unloader
-from devpulse.plugins.babysit.command import _describe
+from devpulse.plugins.babysit.command import _describe, babysit_command
 from devpulse.plugins.babysit.policy import Gauge, victims
 from devpulse.plugins.babysit.watchdog import hogs
 from tests.rig.llama_server import free_port
@@ -124,6 +129,31 @@ def test_unloads_until_the_goal_and_confirms_each() -> None:
     assert [e["event"] for e in events] == ["unload", "unload_confirmed"] * 2
 
 
+def test_one_backend_that_fails_leaves_the_others_looked_after() -> None:
+    hosts = FakeHosts([model("a", 300)], free=500)
+    listed = hosts.loaded_models
+
+    def loaded_models(backend: str) -> list[LoadedModel] | None:
+        if backend == "llama_server":
+            raise ValueError("Expecting value: line 1 column 1 (char 0)")  # it answered HTML
+        return listed(backend)
+
+    hosts.loaded_models = loaded_models  # type: ignore[method-assign]
+    events: list[dict[str, Any]] = []
+    config = config_from_mapping(
+        {"backends": {"llama_server": {"base_url": "http://127.0.0.1:1/v1"}}}
+    )
+    sitter = Unloader(
+        config, hosts, None, emit=lambda event, **f: events.append({"event": event, **f})
+    )
+    sitter.pause = lambda s: None
+    sitter.free_until(lambda: hosts.free, 700)
+    assert hosts.unloaded == ["a"]
+    (down,) = [e for e in events if e["event"] == "host_unreachable"]
+    assert down["backend"] == "llama_server"
+    assert down["error"] == "ValueError: Expecting value: line 1 column 1 (char 0)"
+
+
 def test_a_dry_run_unloads_nothing_but_says_what_it_would() -> None:
     hosts = FakeHosts([model("a", 300), model("b", 200)], free=500)
     events: list[dict[str, Any]] = []
@@ -168,6 +198,21 @@ def test_a_model_a_request_starts_on_after_the_listing_is_kept_whatever_its_tag(
     assert hosts.unloaded == []
 
 
+def test_a_stop_ends_the_wait_for_memory_that_is_not_coming_back() -> None:
+    hosts = FakeHosts([model("a", 300), model("b", 200)], free=500)
+    hosts.unload_model = lambda backend, model: hosts.unloaded.append(model) or True  # type: ignore[method-assign,func-returns-value]
+    events: list[dict[str, Any]] = []
+    pauses: list[float] = []
+    sitter = unloader(hosts, events)
+    sitter.pause = pauses.append
+    sitter.stopped = lambda: bool(hosts.unloaded)  # the signal came during the first unload
+    (done,) = sitter.free_until(lambda: hosts.free, 900)
+    assert hosts.unloaded == ["a"]
+    assert (done.model, done.confirmed) == ("a", False)
+    assert pauses == []  # no wait for a confirmation nobody will see
+    assert [e["event"] for e in events] == ["unload"]
+
+
 class HostPlugin(FakeHosts):
     """The fake host as a plugin: a `loaded_models`/`unload_model` owner and a memory probe."""
 
@@ -184,7 +229,9 @@ class HostPlugin(FakeHosts):
         return [DeviceMemory("gpu:fake", "nvidia", 10_000, self.free, self.free)]
 
 
-def sitter_over(host: HostPlugin, events: list[dict[str, Any]]) -> Babysitter:
+def sitter_over(
+    host: HostPlugin, events: list[dict[str, Any]], target_free_mb: int = 600
+) -> Babysitter:
     config = config_from_mapping(
         {
             "ledger": {"enabled": False},
@@ -193,7 +240,7 @@ def sitter_over(host: HostPlugin, events: list[dict[str, Any]]) -> Babysitter:
         }
     )
     pm = make_plugin_manager(config, entry_points=False, extra=[host])
-    return Babysitter(config, pm.hook, target_free_mb=600, on_event=events.append)
+    return Babysitter(config, pm.hook, target_free_mb=target_free_mb, on_event=events.append)
 
 
 def test_the_babysitter_runs_in_a_thread_beside_the_caller() -> None:
@@ -211,6 +258,82 @@ def test_the_babysitter_runs_in_a_thread_beside_the_caller() -> None:
     assert host.unloaded == ["a"]  # never used, and the larger: 800 MB free >= 600
     assert events[0]["event"] == "start"
     assert events[-1]["event"] == "stop"
+
+
+def test_an_event_sink_that_fails_does_not_stop_the_unloads() -> None:
+    host = HostPlugin([model("a", 300), model("b", 200)], free=500)
+
+    def closed(event: dict[str, Any]) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    sitter = sitter_over(host, [])
+    sitter.on_event = closed
+    sitter.run(once=True)
+    assert host.unloaded == ["a"]
+
+
+class ClosedAfter(io.StringIO):
+    """A stdout whose reader goes away after `lines` lines (``| head -2``)."""
+
+    def __init__(self, lines: int) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def write(self, text: str) -> int:
+        if self.getvalue().count("\n") >= self.lines:
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().write(text)
+
+
+def test_a_closed_stdout_ends_babysit_once_the_unloads_it_decided_on_are_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    host = HostPlugin([model("a", 300), model("b", 200)], free=500)
+    made: list[Babysitter] = []
+    slept: list[float] = []
+
+    def nap(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) >= 20:  # a bound for the test: babysit should have ended long before
+            made[0].stop()
+
+    def factory(*args: Any, **kwargs: Any) -> Babysitter:
+        made.append(Babysitter(*args, sleep=nap, **kwargs))
+        return made[0]
+
+    config = sitter_over(host, []).config
+    pm = make_plugin_manager(config, entry_points=False, extra=[host])
+    cli = _Group()  # the CLI's group: a closed stdout is OutputClosed ("cut", exit 1)
+    cli.add_command(babysit_command(config, pm.hook, factory=factory))
+    # start, host_unreachable (the configured llama_server), the first sample
+    monkeypatch.setattr(sys, "stdout", ClosedAfter(lines=3))
+    args = ["babysit", "--json", "--target-free-mb", "600", "--interval", "1"]
+    with pytest.raises(OutputClosed):
+        cli.main(args, standalone_mode=False)
+    # The second sample saw the pressure; its unload went ahead with nobody to tell.
+    assert host.unloaded == ["a"]
+    assert len(slept) == 1
+
+
+class SignalledHost(HostPlugin):
+    """SIGTERM arrives while the first unload is under way."""
+
+    sitter: Babysitter | None = None
+
+    @hookimpl
+    def unload_model(self, backend: str, model: str) -> bool | None:
+        if self.sitter is not None:
+            self.sitter.stop()
+        return super().unload_model(backend, model)
+
+
+def test_a_stop_during_an_unloading_pass_ends_it_before_the_next_model() -> None:
+    host = SignalledHost([model("a", 300), model("b", 200), model("c", 100)], free=500)
+    events: list[dict[str, Any]] = []
+    sitter = host.sitter = sitter_over(host, events, target_free_mb=10_000)
+    sitter.run(once=True)
+    assert host.unloaded == ["a"]
+    assert [e["event"] for e in events][-1] == "stop"
 
 
 def test_the_babysitter_runs_as_an_asyncio_task() -> None:

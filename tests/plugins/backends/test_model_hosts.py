@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
 import pytest
 
 from devpulse import BackendError, Cause, LoadedModel
@@ -48,6 +54,54 @@ def test_a_server_that_does_not_answer_raises_a_connection_error() -> None:
         assert raised.value.cause is Cause.CONNECTION
         with pytest.raises(BackendError):
             hook.unload_model(backend=backend, model="x")
+
+
+GARBAGE = [
+    "<html>a captive portal</html>",
+    "[1, 2]",
+    '{"models": "none", "data": "none"}',
+    '{"models": [1], "data": [1]}',
+    '{"models": [{"size": "big"}], "data": [{"meta": {"size": [1]}, "status": "x"}]}',
+]
+
+
+@pytest.fixture(params=GARBAGE)
+def garbage_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A server that answers 200 and `request.param` to everything."""
+    body = request.param.encode()
+
+    class Garbage(BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_server_that_answers_garbage_is_not_answering(garbage_server: str) -> None:
+    hook = hosts_at(garbage_server, garbage_server)
+    for backend in ("llama_server", "ollama"):
+        with pytest.raises(BackendError) as raised:
+            hook.loaded_models(backend=backend)
+        assert raised.value.cause is Cause.CONNECTION
+        # Any JSON object is a valid answer to an unload (all its fields are optional): the
+        # babysitter then sees the memory not come back. Anything else is not answering.
+        with contextlib.suppress(BackendError):
+            assert hook.unload_model(backend=backend, model="x") in (True, False)
 
 
 def test_ollama_lists_ps_and_unloads_with_keep_alive_zero(ollama_rig: OllamaRig) -> None:

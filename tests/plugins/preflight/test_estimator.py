@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,16 @@ def test_missing_keys_and_bad_files_are_clear_errors(tmp_path: Path) -> None:
         read_gguf(junk)
     with pytest.raises(ModelUnknown, match="no such file"):
         read_gguf(tmp_path / "missing.gguf")
+
+
+def test_deeply_nested_arrays_are_a_clear_error_not_a_crash(tmp_path: Path) -> None:
+    # One key whose value is an array of one array of one array ... 3000 deep.
+    blob = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1) + b"x"
+    blob += struct.pack("<I", 9) + struct.pack("<IQ", 9, 1) * 3000 + struct.pack("<IQ", 4, 0)
+    nested = tmp_path / "nested.gguf"
+    nested.write_bytes(blob)
+    with pytest.raises(ModelUnknown, match=r"not a readable GGUF file.*nested too deeply"):
+        read_gguf(nested)
 
 
 def test_gpu_estimates_reserve_a_micro_batch_of_logits() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psutil
 import pytest
 
@@ -24,6 +26,96 @@ def test_host_probe_reads_this_machine() -> None:
     assert device.total_mb == vm.total // MB
     assert abs(device.free_mb - vm.available // MB) < 512
     assert device.budget_mb == device.free_mb - 1024
+
+
+def _cgroup_tree(root: Path, files: dict[str, str]) -> tuple[Path, Path]:
+    """A fake /sys/fs/cgroup under `root`, and a /proc/self/cgroup beside it."""
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root / "sys", root / "proc_self_cgroup"
+
+
+def test_host_probe_counts_a_cgroup_v2_limit_less_its_usage(tmp_path) -> None:
+    sys_root, proc = _cgroup_tree(
+        tmp_path,
+        {
+            "proc_self_cgroup": "0::/app\n",
+            "sys/cgroup.controllers": "cpu memory\n",
+            "sys/app/memory.max": f"{1024 * MB}\n",
+            "sys/app/memory.current": f"{1000 * MB}\n",
+            # Inactive page cache is reclaimable, so it does not count as used.
+            "sys/app/memory.stat": f"anon 1\ninactive_file {100 * MB}\n",
+        },
+    )
+    (device,) = HostProbe(reserve_mb=64, cgroup_root=sys_root, proc_cgroup=proc).probe_memory()
+    assert (device.total_mb, device.free_mb, device.budget_mb) == (1024, 124, 60)
+    assert "container memory limit (cgroup v2): 1024 MB" in device.as_dict()["notes"]
+
+
+def test_host_probe_takes_the_tightest_limit_of_the_cgroup_and_its_parents(tmp_path) -> None:
+    sys_root, proc = _cgroup_tree(
+        tmp_path,
+        {
+            "proc_self_cgroup": "0::/pod/app\n",
+            "sys/cgroup.controllers": "memory\n",
+            "sys/pod/memory.max": f"{512 * MB}\n",
+            "sys/pod/memory.current": f"{400 * MB}\n",
+            "sys/pod/app/memory.max": "max\n",
+            "sys/pod/app/memory.current": f"{300 * MB}\n",
+        },
+    )
+    (device,) = HostProbe(reserve_mb=0, cgroup_root=sys_root, proc_cgroup=proc).probe_memory()
+    assert (device.total_mb, device.free_mb) == (512, 112)
+
+
+def test_host_probe_finds_the_limit_at_the_mount_when_the_cgroup_path_is_the_hosts(
+    tmp_path,
+) -> None:
+    # Without a cgroup namespace /proc/self/cgroup names the host's path, which is not under
+    # the container's mount; the container's own cgroup is the mount itself.
+    sys_root, proc = _cgroup_tree(
+        tmp_path,
+        {
+            "proc_self_cgroup": "0::/system.slice/docker-abc.scope\n",
+            "sys/cgroup.controllers": "memory\n",
+            "sys/memory.max": f"{2048 * MB}\n",
+            "sys/memory.current": f"{1024 * MB}\n",
+        },
+    )
+    (device,) = HostProbe(reserve_mb=0, cgroup_root=sys_root, proc_cgroup=proc).probe_memory()
+    assert (device.total_mb, device.free_mb) == (2048, 1024)
+
+
+def test_host_probe_counts_a_cgroup_v1_limit(tmp_path) -> None:
+    sys_root, proc = _cgroup_tree(
+        tmp_path,
+        {
+            "proc_self_cgroup": "5:memory:/docker/abc\n0::/\n",
+            "sys/memory/docker/abc/memory.limit_in_bytes": f"{1024 * MB}\n",
+            "sys/memory/docker/abc/memory.usage_in_bytes": f"{900 * MB}\n",
+            "sys/memory/docker/abc/memory.stat": f"total_inactive_file {76 * MB}\n",
+        },
+    )
+    (device,) = HostProbe(reserve_mb=0, cgroup_root=sys_root, proc_cgroup=proc).probe_memory()
+    assert (device.total_mb, device.free_mb) == (1024, 200)
+    assert "container memory limit (cgroup v1): 1024 MB" in device.notes
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"sys/cgroup.controllers": "memory\n", "sys/memory.max": "max\n"},
+        {"sys/memory/memory.limit_in_bytes": "9223372036854771712\n"},
+        {},
+    ],
+    ids=["v2 max", "v1 unlimited", "no cgroup filesystem"],
+)
+def test_host_probe_without_a_container_limit_reports_the_host(tmp_path, files) -> None:
+    sys_root, proc = _cgroup_tree(tmp_path, {"proc_self_cgroup": "0::/\n", **files})
+    (device,) = HostProbe(reserve_mb=0, cgroup_root=sys_root, proc_cgroup=proc).probe_memory()
+    assert device.total_mb == psutil.virtual_memory().total // MB
+    assert device.notes == ("0 MB reserved for the system",)
 
 
 def test_nvidia_v2_memory_and_processes() -> None:
