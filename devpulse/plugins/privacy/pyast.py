@@ -209,6 +209,13 @@ def scan_python(
     return hits
 
 
+def _whole(data: bytes, end: int) -> int:
+    """`end`, or the start of the UTF-8 character it falls inside (a cut keeps whole ones)."""
+    while 0 < end < len(data) and 0x80 <= data[end] < 0xC0:
+        end -= 1
+    return end
+
+
 UNVERIFIED = "py-unverified"
 MAX_UNVERIFIED_BYTES = 200  # the line shown for it: the clue's, cut short
 
@@ -216,7 +223,7 @@ MAX_UNVERIFIED_BYTES = 200  # the line shown for it: the clue's, cut short
 def _unverified(block: bytes, offset: int, at: int) -> Hit:
     """The hit for code too long to parse: at the first clue that made it worth parsing."""
     end = block.find(b"\n", at)
-    end = min(len(block) if end < 0 else end, at + MAX_UNVERIFIED_BYTES)
+    end = _whole(block, min(len(block) if end < 0 else end, at + MAX_UNVERIFIED_BYTES))
     line = block[at:end].decode("utf-8", "surrogatepass")
     return Hit(UNVERIFIED, "secret", PrivacyLevel.SECRET, offset + at, offset + end, line)
 
@@ -389,9 +396,7 @@ def _bound_literal_worth_parsing(
         return True  # joined to more, an annotation, or too far to tell
     # judged by its first bytes, as the scanner judges values (a 1 MB literal's entropy alone
     # took 70 ms)
-    end = min(value[1], value[0] + MAX_JUDGED_BYTES)
-    while end < value[1] and 0x80 <= block[end] < 0xC0:  # not inside a character
-        end -= 1
+    end = _whole(block, min(value[1], value[0] + MAX_JUDGED_BYTES))
     literal = block[value[0] : end].decode("utf-8", "surrogatepass")
     if "\\" in literal:
         return True  # its value is what the escapes make it: the parse reads them

@@ -138,6 +138,14 @@ def test_code_too_long_to_parse_with_a_clue_in_it_is_reported_unchecked(scanner:
     assert [f.rule_id for f in scanner.scan(weighed * 2 + last)] == ["py-unverified"]
 
 
+def test_code_too_long_to_parse_is_reported_whole_characters_and_all(scanner: Scanner) -> None:
+    # the 200 bytes shown from `login(` end inside a two-byte character
+    text = fenced(FILLER + "s.login(user, '" + "é" * 300 + "')\n")
+    (finding,) = scanner.scan(text)
+    assert finding.rule_id == "py-unverified"
+    assert text[slice(*finding.span)] == "login(user, '" + "é" * 93
+
+
 def test_code_too_long_to_parse_with_nothing_to_weigh_is_clean(scanner: Scanner) -> None:
     assert scanner.scan(fenced(FILLER)) == []
     prose = "Notes on the release.\n" + "The password policy changed; see the wiki.\n" * 8000
