@@ -156,6 +156,18 @@ def test_secrets_in_tool_call_arguments_are_seen_too(router: Router) -> None:
         fake().invoke(history, config={"callbacks": [handler]})
 
 
+@pytest.mark.parametrize("bound", ["tool", "stop"])
+def test_secrets_in_what_is_bound_to_the_call_are_seen_too(router: Router, bound: str) -> None:
+    """Bound tools and stop sequences are sent with the messages (`invocation_params`)."""
+    handler = DevPulseCallbackHandler(router)
+    key = "AKIAZ3MXQ7PLR2VWK4TN"
+    tool = {"name": "deploy", "description": f"deploys with {key}", "input_schema": {}}
+    model = fake().bind(tools=[tool]) if bound == "tool" else fake().bind(stop=[key])
+    with pytest.raises(PrivacyBlocked, match="aws-access-key-id"):
+        model.invoke(CLEAN_PROMPT, config={"callbacks": [handler]})
+    assert fake().bind(stop=["END"]).invoke(CLEAN_PROMPT, config={"callbacks": [handler]})
+
+
 def test_a_model_named_local_is_not_guarded_but_still_booked(router: Router) -> None:
     handler = DevPulseCallbackHandler(router, local=["GenericFakeChatModel"])
     fake().invoke(SECRET_PROMPT, config={"callbacks": [handler]})

@@ -1,10 +1,11 @@
 """`DevPulseCallbackHandler`: keep sensitive prompts off cloud models, and book every call.
 
 Attach it to any LangChain chat model, chain or agent. When a model call starts, the
-handler classifies every message (tool calls and tool results included) with the DevPulse
-classifiers, works out which side the model runs on (`sides.model_side`), and raises the
-core's `PrivacyBlocked` before a local-only prompt can reach a cloud model. When the call
-ends, it books the model that answered, its usage and its cost in the DevPulse ledger.
+handler classifies every message (tool calls and tool results included), and the tools and
+stop sequences bound to the call, with the DevPulse classifiers; works out which side the
+model runs on (`sides.model_side`); and raises the core's `PrivacyBlocked` before a
+local-only prompt can reach a cloud model. When the call ends, it books the model that
+answered, its usage and its cost in the DevPulse ledger.
 
 It is a synchronous handler with ``raise_error = True`` and ``run_inline = True``: that is
 the combination LangChain honours on every path (invoke, ainvoke, stream, astream, batch,
@@ -14,18 +15,28 @@ dropped. The bookkeeping never raises into the caller's chain.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
+from devpulse.core.blocks import leaves
 from devpulse.core.errors import PrivacyBlocked
 from devpulse.core.logs import get_logger
-from devpulse.core.types import Classification, Decision, Request, Response, Side, Usage
+from devpulse.core.types import (
+    Classification,
+    Decision,
+    Request,
+    Response,
+    Side,
+    TextBlock,
+    Usage,
+)
 from devpulse.integrations.langchain.messages import prompts_request, to_request
 from devpulse.integrations.langchain.sides import model_names, model_side
 
@@ -38,6 +49,24 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 BACKEND_PREFIX = "langchain"
+
+
+# What a call's parameters send besides its messages: tools bound to the model
+# (`bind_tools`), their choice, and stop sequences.
+SENT_PARAMETERS = ("tools", "functions", "tool_choice", "function_call", "stop", "stop_sequences")
+
+
+def _sent_with(request: Request, callback_kwargs: Mapping[str, Any]) -> Request:
+    """`request` with the text its call's parameters send too (LangChain passes them to the
+    callback as `invocation_params`), so that the classifiers read it: a secret in a bound
+    tool's description is sent like one in a message. The request is only classified."""
+    params = callback_kwargs.get("invocation_params")
+    if not isinstance(params, Mapping):
+        return request
+    lines = [line for key in SENT_PARAMETERS if params.get(key) for line in leaves(params[key])]
+    if not lines:
+        return request
+    return dataclasses.replace(request, system=(*request.system, TextBlock("\n".join(lines))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +126,8 @@ class DevPulseCallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         chat = [m for conversation in messages for m in conversation]
-        self._start(to_request(chat, lossless=True), serialized, metadata, run_id)
+        request = _sent_with(to_request(chat, lossless=True), kwargs)
+        self._start(request, serialized, metadata, run_id)
 
     def on_llm_start(
         self,
@@ -108,7 +138,7 @@ class DevPulseCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self._start(prompts_request(prompts), serialized, metadata, run_id)
+        self._start(_sent_with(prompts_request(prompts), kwargs), serialized, metadata, run_id)
 
     def _start(
         self,

@@ -8,6 +8,7 @@ automaton; bench/privacy_bench.py compares the two). Rules with neither run on e
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 
 import re2
@@ -16,6 +17,7 @@ from devpulse.core.config import PrivacyConfig
 from devpulse.core.errors import ConfigError
 from devpulse.core.types import Finding, PrivacyLevel
 from devpulse.plugins.privacy.checks import is_placeholder, preview, shannon_entropy
+from devpulse.plugins.privacy.plain import original_span, plain_text
 from devpulse.plugins.privacy.pyast import Hit, scan_python
 from devpulse.plugins.privacy.readers import read_all
 from devpulse.plugins.privacy.rules import (
@@ -114,7 +116,20 @@ class Scanner:
         self._everything = frozenset((*range(len(self._rules)), AST))
 
     def scan(self, text: str) -> list[Finding]:
-        """Every finding in `text`, overlapping ones resolved, ordered by position."""
+        """Every finding in `text`, overlapping ones resolved, ordered by position.
+
+        The rules read the text plain (`plain.plain_text`: a no-break space as a space, a
+        fullwidth digit as a digit, a zero-width space as nothing); the spans are `text`'s.
+        """
+        plain, kept = plain_text(text)
+        findings = self._scan(plain)
+        if kept is None:
+            return findings
+        return [
+            dataclasses.replace(f, span=original_span(f.span, kept, len(text))) for f in findings
+        ]
+
+    def _scan(self, text: str) -> list[Finding]:
         data = text.encode("utf-8", "surrogatepass")
         enabled = self._enabled(data)
         candidates: list[tuple[int, int, Hit]] = []

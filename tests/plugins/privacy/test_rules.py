@@ -211,6 +211,35 @@ NEGATIVES = [
 ]
 
 
+GITHUB = make.github_token(random.Random(11))
+
+
+@pytest.mark.parametrize(
+    ("text", "rule", "value"),
+    [
+        # as pasted from chat apps, web pages and word processors
+        ("DB_PASSWORD\u00a0= Zr8pQ2vLx9mK", "assigned-credential", "Zr8pQ2vLx9mK"),
+        ("password\u2009=\u2009Zr8pQ2vLx9mK", "assigned-credential", "Zr8pQ2vLx9mK"),
+        ("the password for the staging db is\u00a0Zr8pQ2vLx9mK", "password-in-prose", None),
+        ("SSN \uff15\uff13\uff16-22-8841 on file", "us-ssn", "\uff15\uff13\uff16-22-8841"),
+        ("mail maria.gonzalez\uff20globalmail.net", "email-address", None),
+        # a zero-width space or a soft hyphen inside a token: the span is the text's own
+        (f"token {GITHUB[:12]}\u200b{GITHUB[12:]} ok", "github-token", None),
+        (f"token {GITHUB[:20]}\u00ad{GITHUB[20:]}", "github-token", None),
+    ],
+)
+def test_characters_that_hide_a_secret_are_read_as_what_they_stand_for(
+    scanner: Scanner, text: str, rule: str, value: str | None
+) -> None:
+    (finding,) = scanner.scan(text)
+    assert finding.rule_id == rule
+    shown = text[slice(*finding.span)]
+    if value is not None:
+        assert shown == value
+    if rule == "github-token":  # the whole token, the invisible character in it included
+        assert shown.replace("\u200b", "").replace("\u00ad", "") == GITHUB
+
+
 @pytest.mark.parametrize("text", NEGATIVES)
 def test_negative(scanner: Scanner, text: str) -> None:
     assert scanner.scan(text) == []
