@@ -256,7 +256,7 @@ def _admitted(
                 raise error
             raise DispatchFailed(f"{_no_answer(tried)}: {'; '.join(tried)}", tried)
         decision = following
-    raise CircuitOpen("every backend's circuit is open: " + "; ".join(tried))
+    raise CircuitOpen("every backend's circuit is open: " + "; ".join(dict.fromkeys(tried)))
 
 
 def _next(

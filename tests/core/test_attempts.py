@@ -20,6 +20,7 @@ from devpulse import (
     BudgetExhausted,
     Cause,
     Chunk,
+    CircuitOpen,
     Decision,
     DispatchFailed,
     FirstTokenTimeout,
@@ -172,6 +173,18 @@ def test_a_skipped_backend_is_not_counted_as_an_attempt(tmp_path, clock) -> None
         router.invoke("x", **CLOUD_WORK)  # anthropic skipped, llama_server fails
     # two sent to llama_server, and anthropic skipped before each
     assert str(info.value).startswith("no answer after 2 attempt(s) (2 skipped: circuit open): ")
+
+
+def test_with_every_circuit_open_each_backend_is_named_once(tmp_path, clock) -> None:
+    scripted = Scripted(anthropic=["server_error"], llama_server=["server_error"])
+    router = make(scripted, tmp_path, clock, breaker_threshold=1, retries=0)
+    with pytest.raises((DispatchFailed, CircuitOpen)):
+        router.invoke("x", **CLOUD_WORK)  # both fail, and both circuits open
+    with pytest.raises(CircuitOpen) as info:
+        router.invoke("x", **CLOUD_WORK)
+    message = str(info.value)
+    assert message.count("anthropic's circuit is open") == 1
+    assert message.count("llama_server's circuit is open") == 1
 
 
 @pytest.mark.parametrize("cause", ["bad_request", "auth", "content_policy", "context_length"])

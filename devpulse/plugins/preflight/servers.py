@@ -39,15 +39,19 @@ def local_backends(config: Config) -> list[str]:
 
 def loaded_models(config: Config, hook: Any) -> tuple[list[LoadedModel], list[str]]:
     """Models loaded on the local servers now (the `loaded_models` hook of `hook`, a plugin
-    manager's hook relay), and a note for each server that did not answer."""
+    manager's hook relay), and a note for each server that did not answer. A plugin's
+    listing that fails some other way (a third-party backend's bug, a server's odd answer)
+    is such a note too, naming the error: one server's listing never fails the others, nor
+    the request being checked."""
     loaded: list[LoadedModel] = []
     notes: list[str] = []
     for name in local_backends(config):
         try:
             found = hook.loaded_models(backend=name)
-        except DevPulseError as exc:
+        except Exception as exc:
             url = config.backends[name].shown_url
-            notes.append(f"{name} ({url}) did not answer: {exc}")
+            why = str(exc) if isinstance(exc, DevPulseError) else f"{type(exc).__name__}: {exc}"
+            notes.append(f"{name} ({url}) did not answer: {why}")
             continue
         loaded.extend(found or ())
     return loaded, notes

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from devpulse import Router, Side
+from devpulse import Router, Side, hookimpl
 from devpulse.cli import main
 from devpulse.plugins.preflight.estimator import ModelUnknown
 from devpulse.plugins.preflight.memory import ESTIMATE_TTL_S, Memory
@@ -268,3 +268,23 @@ def test_bare_ai_lists_the_single_model_servers_model(
     }
     assert main(["--config", str(cfg), "ai"]) == 0
     assert "loaded: llama_server/gemma-3-270m 235 MB" in capsys.readouterr().out
+
+
+class BrokenListing:
+    """A third-party backend plugin whose listing of loaded models has a bug."""
+
+    @hookimpl
+    def loaded_models(self, backend: str) -> list[Any]:
+        raise RuntimeError("listing bug")
+
+
+def test_a_listing_that_fails_some_other_way_is_a_note_not_a_crash() -> None:
+    from devpulse.core.config import config_from_mapping  # noqa: PLC0415
+    from devpulse.core.plugins import make_plugin_manager  # noqa: PLC0415
+    from devpulse.plugins.preflight.servers import loaded_models  # noqa: PLC0415
+
+    config = config_from_mapping({})
+    manager = make_plugin_manager(config, entry_points=False, extra=[BrokenListing()])
+    loaded, notes = loaded_models(config, manager.hook)
+    assert loaded == []
+    assert any("did not answer: RuntimeError: listing bug" in note for note in notes)
