@@ -18,6 +18,14 @@ def test_defaults_work_without_any_file(tmp_path: Path, monkeypatch: pytest.Monk
     assert config.backend_side("anthropic") is Side.CLOUD
 
 
+def test_the_default_first_token_limits_leave_time_for_a_fallback() -> None:
+    """A server that never answers fails its attempt (and counts against its circuit) before
+    the budget runs out, rather than using up every request's budget."""
+    failover = config_from_mapping({}).failover
+    for limit in (failover.cloud_timeout_s, failover.local_timeout_s):
+        assert limit + failover.cloud_timeout_s < failover.budget_s
+
+
 def test_user_file_merges_over_defaults_key_by_key(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[routing]\nreasoning = { side = "local", model = "qwen3:32b" }\n')

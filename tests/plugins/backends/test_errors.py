@@ -215,7 +215,7 @@ def local_fault(fault: FaultServer, tmp_path: Path, **failover: object) -> dict:
     }
 
 
-GUARD_S = 10.0  # generous; the server holds each stall for 30 s, the local limit is 120 s
+GUARD_S = 10.0  # generous; the server holds each stall for 30 s, the local limit is 45 s
 
 
 @MODES
