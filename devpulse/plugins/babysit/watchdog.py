@@ -22,13 +22,12 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from devpulse.core.config import Config
-from devpulse.core.errors import DevPulseError
 from devpulse.core.ledger import Ledger
 from devpulse.core.logs import get_logger
 from devpulse.core.types import DeviceMemory, LoadedModel
 from devpulse.plugins.babysit.policy import Gauge, Key, in_use, last_use, victims
 from devpulse.plugins.preflight.memory import Memory, every_probe
-from devpulse.plugins.preflight.servers import local_backends
+from devpulse.plugins.preflight.servers import listing_failure, local_backends
 
 if TYPE_CHECKING:
     from devpulse.core.pipeline import Router
@@ -113,7 +112,7 @@ class Unloader:
             status="warning",
             backend=backend,
             base_url=self.config.backends[backend].shown_url,
-            error=str(exc) if isinstance(exc, DevPulseError) else f"{type(exc).__name__}: {exc}",
+            error=listing_failure(exc),
         )
 
     def usage(self) -> tuple[set[Key], dict[Key, float]]:

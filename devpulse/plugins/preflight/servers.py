@@ -50,11 +50,16 @@ def loaded_models(config: Config, hook: Any) -> tuple[list[LoadedModel], list[st
             found = hook.loaded_models(backend=name)
         except Exception as exc:
             url = config.backends[name].shown_url
-            why = str(exc) if isinstance(exc, DevPulseError) else f"{type(exc).__name__}: {exc}"
-            notes.append(f"{name} ({url}) did not answer: {why}")
+            notes.append(f"{name} ({url}) did not answer: {listing_failure(exc)}")
             continue
         loaded.extend(found or ())
     return loaded, notes
+
+
+def listing_failure(exc: BaseException) -> str:
+    """Why a server's listing failed, for a note: DevPulse's own errors say it in words, any
+    other (a third-party plugin's bug) is named by its type too."""
+    return str(exc) if isinstance(exc, DevPulseError) else f"{type(exc).__name__}: {exc}"
 
 
 def llama_server_model(backend: BackendConfig, model: str, *, any_name: bool) -> ServedModel:

@@ -242,17 +242,23 @@ def test_an_untagged_ollama_model_listed_with_its_latest_tag_is_already_loaded()
     assert host.unloaded == []
 
 
+def assert_sent_to_the_cloud_counting_only(reclaimable_mb: int, router: Router, host: Any) -> None:
+    """The request goes to the cloud as no_fit, counting only `reclaimable_mb` as freeable,
+    and auto-clean unloads nothing for a request it cannot make fit."""
+    decision = router.route("summarize this changelog")
+    assert decision.side is Side.CLOUD
+    assert decision.verdict is not None
+    assert decision.verdict.details["verdict"] == "no_fit"
+    assert decision.verdict.details["reclaimable_mb"] == reclaimable_mb
+    assert host.unloaded == []
+
+
 def test_a_pinned_model_is_not_reclaimable_so_a_model_that_needs_it_goes_to_the_cloud() -> None:
     """Only the idle 900 MB model could go: 1000 + 900 MB is far from 20000, so no_fit, and
     auto-clean unloads nothing for a request it cannot make fit."""
     host = OllamaHolding({"qwen3:32b": 19000, "gemma3:latest": 900}, free_mb=1000)
     router = ollama_router("big", 20000, host, babysit={"pins": ["qwen3:32b"]})
-    decision = router.route("summarize this changelog")
-    assert decision.side is Side.CLOUD
-    assert decision.verdict is not None
-    assert decision.verdict.details["verdict"] == "no_fit"
-    assert decision.verdict.details["reclaimable_mb"] == 900
-    assert host.unloaded == []
+    assert_sent_to_the_cloud_counting_only(900, router, host)
 
 
 def test_a_model_serving_a_request_is_not_reclaimable(tmp_path: Path) -> None:
@@ -260,9 +266,4 @@ def test_a_model_serving_a_request_is_not_reclaimable(tmp_path: Path) -> None:
     router = ollama_router("big", 20000, host, ledger=tmp_path / "ledger.sqlite3")
     assert router.ledger is not None
     router.ledger.begin_use("ollama", "qwen3:32b")  # another process's request, in flight
-    decision = router.route("summarize this changelog")
-    assert decision.side is Side.CLOUD
-    assert decision.verdict is not None
-    assert decision.verdict.details["verdict"] == "no_fit"
-    assert decision.verdict.details["reclaimable_mb"] == 900
-    assert host.unloaded == []
+    assert_sent_to_the_cloud_counting_only(900, router, host)
