@@ -17,16 +17,26 @@ not the work, was most of the router's own time. So classify, route and prefligh
   nothing (no circuit, no ledger row), so starting again is safe; the work done before the
   plugin stopped (the privacy scan, a debug log line) is simply done again.
 
+A cache that has only just gone stale need not send the call to a thread: there, the thread
+waits for the GIL, which a busy loop hands over only every switch interval at each of the
+probe's system calls, and then for the loop again (hundreds of milliseconds with 500
+requests in flight). So a loop-safe plugin may, on the loop, use such a value once more and
+have `Behind` fetch the new one in a thread of its own (`on_the_loop` tells where it runs).
+
 On the sync path, and in threads, `must_not_block` does nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Hashable, Iterable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+from devpulse.core.logs import get_logger
+
 T = TypeVar("T")
+log = get_logger(__name__)
 
 # Requests with more text than this are decided in a thread (0.3 ms of classifying a 2 KB
 # prompt is the most the loop should spend on one request's decision).
@@ -47,6 +57,11 @@ def must_not_block(what: str) -> None:
         raise WouldBlock(what)
 
 
+def on_the_loop() -> bool:
+    """Whether this call runs on the event loop, where `must_not_block` raises."""
+    return _on_loop.get()
+
+
 def on_loop(fn: Callable[[], T]) -> T:
     """`fn()` run on the event loop: `must_not_block` raises inside it."""
     token = _on_loop.set(True)
@@ -63,3 +78,40 @@ def loop_safe(pm: Any, hooks: Iterable[str]) -> bool:
         for name in hooks
         for impl in getattr(pm.hook, name).get_hookimpls()
     )
+
+
+class Behind:
+    """Refreshes that run behind the requests, each in a thread of its own, one per key at a
+    time: a second ask while one runs is the same refresh."""
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    def refresh(self, key: Hashable, fn: Callable[[], object]) -> None:
+        """Start `fn()` in a thread, unless the refresh of `key` is running already."""
+        with self._lock:
+            if key in self._running:
+                return
+            thread = threading.Thread(
+                target=self._run, args=(key, fn), daemon=True, name="devpulse-refresh"
+            )
+            self._running[key] = thread
+        thread.start()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the refreshes running now (tests; a clean shutdown)."""
+        with self._lock:
+            threads = list(self._running.values())
+        for thread in threads:
+            thread.join(timeout)
+
+    def _run(self, key: Hashable, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except Exception as exc:  # once the value is too old to use, the next call
+            # fetches it in the request's own thread, where the error is told
+            log.debug("refresh.failed", key=str(key), error=str(exc))
+        finally:
+            with self._lock:
+                self._running.pop(key, None)

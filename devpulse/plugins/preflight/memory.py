@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from devpulse.core.config import Config
-from devpulse.core.inline import must_not_block
+from devpulse.core.inline import Behind, must_not_block, on_the_loop
 from devpulse.core.logs import get_logger
 from devpulse.core.types import DeviceMemory, LoadedModel, same_model
 from devpulse.plugins.preflight.estimator import (
@@ -38,6 +38,10 @@ VerdictName = Literal["fits", "tight", "no_fit"]
 # time, and a dead one costs one connection attempt (at most 1 s) per period on the request
 # path instead of one per request.
 ESTIMATE_TTL_S = 30.0
+# On the event loop, a reading or an estimate up to this many TTLs old is used once more
+# while a thread takes a new one (`core/inline.py`); an older one is taken in the request's
+# thread, as off the loop.
+LOOP_GRACE_TTLS = 2
 
 
 Probe = Callable[[], list[list[DeviceMemory] | None]]
@@ -107,18 +111,26 @@ class Memory:
     _estimates: dict[tuple[str, str, int], tuple[float, Estimate | ModelUnknown]] = field(
         default_factory=dict
     )
+    _behind: Behind = field(default_factory=Behind)
 
     def devices(self, *, fresh: bool = False) -> list[DeviceMemory]:
+        held = self._devices
+        if not fresh and held is not None:
+            age = self.clock() - held[0]
+            ttl = self.config.preflight.cache_ttl_s
+            if age <= ttl:
+                return held[1]
+            if age <= LOOP_GRACE_TTLS * ttl and on_the_loop():
+                self._behind.refresh("devices", self._read_devices)
+                return held[1]
+        must_not_block("the memory probe")
+        return self._read_devices()
+
+    def _read_devices(self) -> list[DeviceMemory]:
         now = self.clock()
-        if (
-            fresh
-            or self._devices is None
-            or now - self._devices[0] > self.config.preflight.cache_ttl_s
-        ):
-            must_not_block("the memory probe")
-            readings = [d for found in self.probe() if found for d in found]
-            self._devices = (now, readings)
-        return self._devices[1]
+        readings = [d for found in self.probe() if found for d in found]
+        self._devices = (now, readings)
+        return readings
 
     def loaded(self) -> tuple[list[LoadedModel], list[str]]:
         """Models the local servers hold now, and a note for each that did not answer."""
@@ -144,19 +156,29 @@ class Memory:
         name with its one model). Results, found or not, are kept for `ESTIMATE_TTL_S`.
         """
         key = (backend or "", spec, ctx or 0)
-        now = self.clock()
         cached = self._estimates.get(key)
-        if cached is None or now - cached[0] > ESTIMATE_TTL_S:
-            must_not_block("estimating a model: files and servers")
-            try:
-                found: Estimate | ModelUnknown = self._estimate(spec, ctx, backend)
-            except ModelUnknown as exc:
-                found = exc
-            cached = (now, found)
-            self._estimates[key] = cached
+        age = math.inf if cached is None else self.clock() - cached[0]
+        if age > ESTIMATE_TTL_S:
+            if age <= LOOP_GRACE_TTLS * ESTIMATE_TTL_S and on_the_loop():
+                self._behind.refresh(key, lambda: self._estimate_into(key, spec, ctx, backend))
+            else:
+                must_not_block("estimating a model: files and servers")
+                cached = self._estimate_into(key, spec, ctx, backend)
+        assert cached is not None
         if isinstance(cached[1], ModelUnknown):
             raise cached[1]
         return cached[1]
+
+    def _estimate_into(
+        self, key: tuple[str, str, int], spec: str, ctx: int | None, backend: str | None
+    ) -> tuple[float, Estimate | ModelUnknown]:
+        now = self.clock()
+        try:
+            found: Estimate | ModelUnknown = self._estimate(spec, ctx, backend)
+        except ModelUnknown as exc:
+            found = exc
+        self._estimates[key] = (now, found)
+        return now, found
 
     def _estimate(self, spec: str, ctx: int | None, backend: str | None) -> Estimate:
         pre = self.config.preflight

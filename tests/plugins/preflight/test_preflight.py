@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from devpulse import (
     TaskClass,
     hookimpl,
 )
+from devpulse.core.inline import WouldBlock, on_loop
 from devpulse.plugins.preflight.probes import NvidiaProbe
 from tests.plugins.preflight.recorded import H200_HELD, H200_IDLE, LOST, RecordedNvml
 from tests.support import router_with
@@ -129,6 +132,101 @@ def test_readings_are_cached_for_the_ttl() -> None:
     memory.clock = lambda: 1e12  # far in the future: the reading is stale
     router.route("summarize this changelog")
     assert probe.calls == 2
+
+
+class HeldMemory(FixedMemory):
+    """A probe that answers only once `go` is set, and says in which thread it ran."""
+
+    def __init__(self, budget_mb: int) -> None:
+        super().__init__(budget_mb)
+        self.go = threading.Event()
+        self.go.set()
+        self.threads: list[str] = []
+
+    @hookimpl
+    def probe_memory(self) -> list[DeviceMemory]:
+        self.threads.append(threading.current_thread().name)
+        assert self.go.wait(10)
+        return super().probe_memory()
+
+
+def budget_of(memory: Any) -> int:
+    return memory.target().budget_mb
+
+
+def test_on_the_loop_a_just_stale_reading_is_used_while_one_thread_takes_a_new_one() -> None:
+    """Probing there would send the whole decision to a thread (hundreds of ms with the loop
+    busy); one TTL late, the last reading is still used, and a refresh runs behind it."""
+    probe = HeldMemory(20000)
+    router = router_with(NEEDS, plugins=[probe])
+    memory = router.pm.get_plugin("devpulse.preflight").memory
+    now = [0.0]
+    memory.clock = lambda: now[0]
+    ttl = router.config.preflight.cache_ttl_s
+    assert budget_of(memory) == 20000
+    assert probe.calls == 1
+
+    probe.budget_mb, probe.go = 3000, threading.Event()
+    now[0] = 1.5 * ttl
+    for _ in range(3):  # one refresh, however many ask while it runs
+        assert on_loop(lambda: budget_of(memory)) == 20000
+    probe.go.set()
+    memory._behind.wait(10)
+    assert probe.calls == 2
+    assert probe.threads[-1] == "devpulse-refresh"
+    assert on_loop(lambda: budget_of(memory)) == 3000  # the new reading, taken at 1.5 TTL
+
+    now[0] = 1.5 * ttl + 2.5 * ttl  # too old to use: the decision goes to a thread
+    with pytest.raises(WouldBlock):
+        on_loop(lambda: budget_of(memory))
+    assert budget_of(memory) == 3000
+    assert probe.calls == 3
+
+
+def test_on_the_loop_a_just_stale_estimate_is_used_while_one_thread_makes_a_new_one() -> None:
+    from devpulse.plugins.preflight.memory import ESTIMATE_TTL_S  # noqa: PLC0415
+
+    router = router_with(NEEDS, plugins=[FixedMemory(20000)])
+    memory = router.pm.get_plugin("devpulse.preflight").memory
+    now = [0.0]
+    memory.clock = lambda: now[0]
+    made: list[int] = []
+    estimate = memory._estimate
+
+    def counted(spec: str, ctx: int | None, backend: str | None) -> Any:
+        made.append(ctx or 0)
+        return estimate(spec, ctx, backend)
+
+    memory._estimate = counted
+    assert memory.estimate_for("default").need_mb == 5600
+    assert len(made) == 1
+    now[0] = 1.5 * ESTIMATE_TTL_S
+    memory.devices(fresh=True)  # a reading, so that only the estimate is stale
+    assert on_loop(lambda: memory.estimate_for("default")).need_mb == 5600
+    memory._behind.wait(10)
+    assert len(made) == 2
+    now[0] = 4 * ESTIMATE_TTL_S
+    memory.devices(fresh=True)
+    with pytest.raises(WouldBlock):
+        on_loop(lambda: memory.estimate_for("default"))
+
+
+def test_an_async_request_is_decided_on_the_loop_when_its_reading_has_just_gone_stale() -> None:
+    probe = HeldMemory(20000)
+    router = router_with(NEEDS, plugins=[probe, Answers()])
+    memory = router.pm.get_plugin("devpulse.preflight").memory
+    now = [0.0]
+    memory.clock = lambda: now[0]
+
+    async def ask() -> Response:
+        return await router.ainvoke("summarize this changelog")
+
+    assert asyncio.run(ask()).text == "ok"
+    now[0] = 1.5 * router.config.preflight.cache_ttl_s
+    assert asyncio.run(ask()).text == "ok"
+    memory._behind.wait(10)
+    # The stale reading was not taken in the decision's thread: a refresh took it behind.
+    assert probe.threads[1:] == ["devpulse-refresh"]
 
 
 def test_the_verdict_follows_a_process_that_takes_the_gpu() -> None:
