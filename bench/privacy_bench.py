@@ -244,6 +244,12 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         + fill("-x ")[: size - 300]
         + " -a Zq8rT2mXwPq -P Zq8rT2mXwPq -p Zq8rT2mXwPq -k Zq8rT2mXwPq /p:Zq8rT2mXwPq"
         + " a:Zq8rT2mXwPq@b",
+        # escaped documents, read a second time unescaped: one long line, and many
+        "escaped quotes": fill('\\"'),
+        "escaped JSON in one line": fill('{\\"password\\": \\"Zq8rT2mXwPq\\", \\"n\\": 1}, '),
+        "escaped JSON lines": fill('{"body": "{\\"token\\": \\"Zq8rT2mXwPq\\"}"}\n'),
+        # text full of characters read as nothing
+        "soft hyphens between letters": fill("a\u00ad"),
     }
 
 

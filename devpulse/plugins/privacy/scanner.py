@@ -8,7 +8,9 @@ automaton; bench/privacy_bench.py compares the two). Rules with neither run on e
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import itertools
 from collections.abc import Iterator, Sequence
 
 import re2
@@ -17,7 +19,7 @@ from devpulse.core.config import PrivacyConfig
 from devpulse.core.errors import ConfigError
 from devpulse.core.types import Finding, PrivacyLevel
 from devpulse.plugins.privacy.checks import is_placeholder, preview, shannon_entropy
-from devpulse.plugins.privacy.plain import original_span, plain_text
+from devpulse.plugins.privacy.plain import Origins, plain_text, unescaped
 from devpulse.plugins.privacy.pyast import Hit, scan_python
 from devpulse.plugins.privacy.readers import read_all
 from devpulse.plugins.privacy.rules import (
@@ -119,17 +121,41 @@ class Scanner:
         """Every finding in `text`, overlapping ones resolved, ordered by position.
 
         The rules read the text plain (`plain.plain_text`: a no-break space as a space, a
-        fullwidth digit as a digit, a zero-width space as nothing); the spans are `text`'s.
+        fullwidth digit as a digit, a zero-width space as nothing). Lines that hold an
+        escaped document (`plain.unescaped`: `{\\"password\\": ...}` in a JSON string) are
+        read a second time with their escapes read; what that finds where the first reading
+        found nothing is added. The spans are `text`'s.
         """
-        plain, kept = plain_text(text)
-        findings = self._scan(plain)
-        if kept is None:
-            return findings
-        return [
-            dataclasses.replace(f, span=original_span(f.span, kept, len(text))) for f in findings
-        ]
+        findings = self._scan_plain(text, parse=True)
+        chain: list[tuple[Origins, int]] = []  # each reading, and the size of what it read
+        source = text
+        for _ in range(ESCAPE_DEPTH):  # escaped within escaped: a log line's JSON body
+            view = unescaped(source)
+            if view is None:
+                break
+            read, origins = view
+            chain.append((origins, len(source)))
+            covered = _Covered([f.span for f in findings])
+            for finding in self._scan_plain(read, parse=False):
+                span = finding.span
+                for reading, size in reversed(chain):
+                    span = reading.span(span, size)
+                if not covered.meets(span):
+                    findings.append(dataclasses.replace(finding, span=span))
+            source = read
+        if chain:
+            findings.sort(key=lambda f: f.span)
+        return findings
 
-    def _scan(self, text: str) -> list[Finding]:
+    def _scan_plain(self, text: str, *, parse: bool) -> list[Finding]:
+        plain, origins = plain_text(text)
+        findings = self._scan(plain, parse=parse)
+        if origins is None:
+            return findings
+        return [dataclasses.replace(f, span=origins.span(f.span, len(text))) for f in findings]
+
+    def _scan(self, text: str, *, parse: bool) -> list[Finding]:
+        """`parse`: the Python-aware pass runs too (escapes read, code is no longer code)."""
         data = text.encode("utf-8", "surrogatepass")
         enabled = self._enabled(data)
         candidates: list[tuple[int, int, Hit]] = []
@@ -153,14 +179,15 @@ class Scanner:
                 for f in read_all(data, known, self._switched_off)
                 if not self._allowed(f.value)
             )
-            reported = known.extended(
-                [(h.start, h.end, h.category) for _, _, h in candidates[len(known) :]]
-            )
-            candidates.extend(
-                (AST_PRIORITY, len(self._rules), hit)
-                for hit in scan_python(data, self._internal_packages, reported)
-                if hit.rule_id not in self._switched_off and not self._allowed(hit.value)
-            )
+            if parse:
+                reported = known.extended(
+                    [(h.start, h.end, h.category) for _, _, h in candidates[len(known) :]]
+                )
+                candidates.extend(
+                    (AST_PRIORITY, len(self._rules), hit)
+                    for hit in scan_python(data, self._internal_packages, reported)
+                    if hit.rule_id not in self._switched_off and not self._allowed(hit.value)
+                )
         kept = _resolve(candidates)
         if len(data) == len(text):  # ASCII: byte offsets are character offsets
             return [_finding(hit, hit.start, hit.end) for hit in kept]
@@ -241,6 +268,23 @@ class Scanner:
             return False
         data = value.encode("utf-8", "surrogatepass")
         return any(p.search(data) for p in self._allowlist)
+
+
+# How many times escaped text is read unescaped: a document in a string in a string.
+ESCAPE_DEPTH = 3
+
+
+class _Covered:
+    """Spans, asked whether a span overlaps any of them (in log time: floods of findings)."""
+
+    def __init__(self, spans: Sequence[tuple[int, int]]) -> None:
+        spans = sorted(spans)
+        self._starts = [start for start, _ in spans]
+        self._reach = list(itertools.accumulate((end for _, end in spans), max))
+
+    def meets(self, span: tuple[int, int]) -> bool:
+        before = bisect.bisect_left(self._starts, span[1])  # the spans that start before its end
+        return before > 0 and self._reach[before - 1] > span[0]
 
 
 def scan_budget(size: int) -> int:

@@ -164,6 +164,11 @@ def rule_texts() -> Iterator[tuple[str, str]]:
     for lead, closer in (('password = "', '"'), ("token: '", "'"), ("secret=", "")):
         for unit, run in runs(LONG, ("_.", "a.", "A.", "Ab.", "_1.", "a-", "a")):
             yield f"{lead!r} + {unit!r} x {LONG}", lead + run + closer
+    # Escaped documents, read again unescaped (plain.unescaped), at every depth, and text
+    # full of the characters read as others or as nothing (plain.plain_text).
+    escaped = ('\\"', "\\a", "\\\\", '{\\"password\\": \\"', "\\n" + "x" * 40, '\\\\\\"a')
+    for unit in (*escaped, "a\u00ad", "\u00a0", "a\u200b\u00a0", "\uff21\u200d"):
+        yield f"escapes {unit!r}", '\\"' + unit * (CHAIN // len(unit))
 
 
 def python_texts() -> Iterator[tuple[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 from hypothesis import HealthCheck, given, settings
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from devpulse import PrivacyLevel, config_from_mapping
 from devpulse.plugins.privacy import Scanner
 from devpulse.plugins.privacy.checks import PUBLIC_PREFIX, has_alnum
+from devpulse.plugins.privacy.plain import _AS_READ, plain_text, unescaped
 from tests.plugins.privacy import secrets_factory as make
 from tests.support import router_with
 
@@ -76,3 +78,55 @@ def test_arbitrary_code_fences_never_crash(code) -> None:
 )
 def test_has_alnum_agrees_with_isalnum(text: str) -> None:
     assert has_alnum(text) == any(map(str.isalnum, text))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    before=make.AROUND,
+    after=make.AROUND,
+    kind=st.sampled_from(make.STANDALONE),
+    seed=st.integers(0, 2**32),
+    depth=st.integers(1, 2),
+)
+def test_a_planted_secret_is_found_in_an_escaped_document(before, after, kind, seed, depth) -> None:
+    """A tool's JSON result that holds the text as a string (in a string, at depth 2)."""
+    secret = kind(random.Random(seed))
+    text = f"{before}\n{secret}\n{after}"
+    for _ in range(depth):
+        text = json.dumps({"content": text})
+    findings = SCANNER.scan(text)
+    assert any(f.category == "secret" for f in findings), f"{kind.__name__} not found"
+
+
+PLAIN_ALPHABET = st.sampled_from(list("ab=: \n\u00a0\u2009\u200b\u00ad\ufeff\uff21\uff10\u3000"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=PLAIN_ALPHABET, max_size=300))
+def test_every_character_read_plain_comes_from_the_text(text) -> None:
+    read, origins = plain_text(text)
+    if origins is None:
+        assert len(read) == len(text)
+        return
+    for i, char in enumerate(read):
+        assert text[origins.index(i)].translate(_AS_READ) == char
+
+
+ESCAPED_ALPHABET = st.sampled_from(list('ab="\\/\n\t: {}\u00e9'))
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.text(alphabet=ESCAPED_ALPHABET, max_size=40), max_size=6))
+def test_every_character_read_unescaped_comes_from_its_escape(values) -> None:
+    """Also `\\u00e9` (json.dumps's é), which is left as it is, and Windows paths' `\\d`."""
+    text = "\n".join(json.dumps({"v": json.dumps({"k": v + "C:\\dir"})}) for v in values)
+    view = unescaped(text)
+    if view is None:
+        assert '\\"' not in text
+        return
+    read, origins = view
+    for i, char in enumerate(read):
+        at = origins.index(i)
+        if text[at] != char:  # an escape's letter, its backslash dropped
+            assert text[at - 1] == "\\"
+            assert json.loads(f'"\\{text[at]}"') == char

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -238,6 +239,60 @@ def test_characters_that_hide_a_secret_are_read_as_what_they_stand_for(
         assert shown == value
     if rule == "github-token":  # the whole token, the invisible character in it included
         assert shown.replace("\u200b", "").replace("\u00ad", "") == GITHUB
+
+
+PASSWORD = "Zq8vR3nLw2Tk9xYb"
+KEY = "a8F3kQ9zLm2XvB7nR4tY6wP1sD5gH0jK"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a tool's JSON result holding an escaped document
+        json.dumps({"content": json.dumps({"api_key": KEY})}),
+        # `aws secretsmanager get-secret-value`
+        json.dumps({"Name": "prod/db", "SecretString": json.dumps({"password": PASSWORD})}),
+        # kubectl's last-applied configuration, after other lines
+        "apiVersion: v1\nkind: Secret\n"
+        + json.dumps({"last-applied": json.dumps({"data": {"DB_PASSWORD": PASSWORD}}) + "\n"}),
+        # an escaped .env file, and escaped slashes in a URL (PHP's json_encode)
+        json.dumps({"file": f"DEBUG=1\nDB_PASSWORD={PASSWORD}\n"}).replace("=1", '=\\"1\\"'),
+        '{"url": "https:\\/\\/admin:' + PASSWORD + '@db.example.net\\/app"}',
+        # escaped twice: what is escaped once is read
+        json.dumps({"log": json.dumps({"body": f'{{"password": "{PASSWORD}"}}'})}),
+    ],
+)
+def test_a_secret_in_an_escaped_document_is_found_where_it_stands(
+    scanner: Scanner, text: str
+) -> None:
+    secret = PASSWORD if PASSWORD in text else KEY
+    at = text.index(secret)
+    findings = [f for f in scanner.scan(text) if f.category == "secret"]
+    assert findings, text
+    assert any(f.span[0] <= at and at + len(secret) <= f.span[1] for f in findings), findings
+
+
+def test_an_escaped_document_found_in_the_text_as_given_is_reported_once(
+    scanner: Scanner,
+) -> None:
+    text = json.dumps({"content": json.dumps({"key": f"token {GITHUB}"})})
+    (finding,) = scanner.scan(text)
+    assert finding.rule_id == "github-token"
+    assert text[slice(*finding.span)] == GITHUB
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps({"content": json.dumps({"id": "3f2b8c1e", "status": "ok", "n": 2})}),
+        '{"path": "C:\\\\new\\\\tools", "quote": "she said \\"fine\\""}',
+        json.dumps({"html": '<a href="https://example.net/docs">docs</a>'}),
+    ],
+)
+def test_an_escaped_document_with_nothing_sensitive_stays_clean(
+    scanner: Scanner, text: str
+) -> None:
+    assert scanner.scan(text) == []
 
 
 @pytest.mark.parametrize("text", NEGATIVES)
