@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_anthropic import ChatAnthropic
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
+from pydantic import BaseModel, Field
 
 from devpulse import Router
 from devpulse.core.errors import PrivacyBlocked
@@ -166,6 +168,65 @@ def test_secrets_in_what_is_bound_to_the_call_are_seen_too(router: Router, bound
     with pytest.raises(PrivacyBlocked, match="aws-access-key-id"):
         model.invoke(CLEAN_PROMPT, config={"callbacks": [handler]})
     assert fake().bind(stop=["END"]).invoke(CLEAN_PROMPT, config={"callbacks": [handler]})
+
+
+KEY = "AKIAZ3MXQ7PLR2VWK4TN"
+
+
+class Deploy(BaseModel):
+    """Where to deploy."""
+
+    region: str = Field(description=f"the region (creds: aws_access_key_id={KEY})")
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    nested: dict[str, Any] = {"key": f"aws_access_key_id={KEY}"}
+    for _ in range(levels):
+        nested = {"n": nested}
+    return nested
+
+
+def _anthropic(**kwargs: Any) -> ChatAnthropic:
+    """A real ChatAnthropic pointed at a closed port: the guard must stop it before it tries."""
+    return ChatAnthropic(  # type: ignore[call-arg]
+        model="claude-sonnet-4-5",
+        base_url="http://127.0.0.1:9",
+        api_key="k",
+        max_retries=0,
+        **kwargs,
+    )
+
+
+BOUND: dict[str, Callable[[], Any]] = {
+    "response_format class": lambda: fake().bind(response_format=Deploy),
+    "bound system": lambda: fake().bind(system=f"ops key aws_access_key_id={KEY}"),
+    "extra_body": lambda: fake().bind(extra_body={"metadata": {"note": f"key {KEY}"}}),
+    "deeper than the walk": lambda: fake().bind(extra_body=_deep(40)),
+    "ChatAnthropic model_kwargs system": lambda: _anthropic(
+        model_kwargs={"system": f"ops key aws_access_key_id={KEY}"}
+    ),
+    "ChatAnthropic json_schema output": lambda: _anthropic().with_structured_output(
+        Deploy, method="json_schema"
+    ),
+}
+
+
+@pytest.mark.parametrize("bound", BOUND)
+def test_secrets_in_any_parameter_sent_with_the_call_are_seen(router: Router, bound: str) -> None:
+    """Every string in `invocation_params` is sent somewhere: structured-output schemas,
+    a bound system prompt, `model_kwargs`, `extra_body`, however deep."""
+    handler = DevPulseCallbackHandler(router)
+    with pytest.raises(PrivacyBlocked, match="aws-access-key-id"):
+        BOUND[bound]().invoke(CLEAN_PROMPT, config={"callbacks": [handler]})
+
+
+def test_settings_and_clean_schemas_in_the_parameters_pass(router: Router) -> None:
+    class Summary(BaseModel):
+        text: str = Field(description="one line")
+
+    handler = DevPulseCallbackHandler(router)
+    model = fake().bind(response_format=Summary, temperature=0.2, max_tokens=64, n=1, stop=None)
+    assert model.invoke(CLEAN_PROMPT, config={"callbacks": [handler]}).content == "All green."
 
 
 def test_a_model_named_local_is_not_guarded_but_still_booked(router: Router) -> None:
