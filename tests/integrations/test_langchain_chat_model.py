@@ -26,6 +26,7 @@ from devpulse.core.types import (
     Response,
     Side,
     TextBlock,
+    ThinkingBlock,
     ToolResultBlock,
     ToolUseBlock,
     Usage,
@@ -60,6 +61,8 @@ class Scripted:
         answer = script.pop(0) if len(script) > 1 else script[0]
         if answer == "cut":
             return _cut()
+        if answer == "cut while thinking":
+            return _cut_while_thinking()
         assert isinstance(answer, Response)
         return replay(answer)
 
@@ -67,6 +70,12 @@ class Scripted:
 def _cut() -> Iterator[Chunk]:
     yield Chunk("block_start", 0, block=TextBlock(""))
     yield Chunk("text_delta", 0, text="Half an ans")
+    raise StreamIncomplete("cloudy: the connection broke")
+
+
+def _cut_while_thinking() -> Iterator[Chunk]:
+    yield Chunk("block_start", 0, block=ThinkingBlock(""))
+    yield Chunk("thinking_delta", 0, text="Let me think")
     raise StreamIncomplete("cloudy: the connection broke")
 
 
@@ -218,6 +227,15 @@ def test_a_restart_after_the_first_chunk_raises_by_default(build) -> None:
     backends = Scripted(cloudy=["cut"], steady=[answer("Whole answer.", "steady")])
     with pytest.raises(AnswerRestarted, match="buffer"):
         list(build(backends).stream("Tell me something."))
+
+
+def test_a_restart_before_anything_was_handed_out_is_invisible(build) -> None:
+    """The answer broke while the model was still thinking (never handed to LangChain):
+    the fallback's answer streams as if it had been the first."""
+    backends = Scripted(cloudy=["cut while thinking"], steady=[answer("Whole answer.", "steady")])
+    chunks = list(build(backends).stream("Tell me something."))
+    assert "".join(str(c.content) for c in chunks) == "Whole answer."
+    assert chunks[-1].response_metadata["side"] == "local"
 
 
 def test_buffered_streams_hand_out_only_the_whole_fallback_answer(build) -> None:

@@ -210,7 +210,12 @@ def _result(response: Response) -> ChatResult:
 
 
 class _Teller:
-    """DevPulse chunks as LangChain chunks, applying the restart policy."""
+    """DevPulse chunks as LangChain chunks, applying the restart policy.
+
+    `started` says whether a chunk has been handed to LangChain: a restart before that (the
+    answer broke while the model was still thinking, which is never handed out) is as
+    invisible as a failover before the first chunk.
+    """
 
     def __init__(self, on_restart: Literal["raise", "buffer"]) -> None:
         self.buffer = on_restart == "buffer"
@@ -219,7 +224,7 @@ class _Teller:
 
     def __call__(self, chunk: Chunk) -> list[ChatGenerationChunk]:
         if chunk.type == "restart":
-            if self.buffer:
+            if self.buffer or not self.started:  # nothing handed out yet: nothing to take back
                 self.held.clear()
                 return []
             raise AnswerRestarted(
