@@ -8,6 +8,7 @@ same model against the rig is in test_langchain_chat_model_rig.py.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -265,3 +266,33 @@ def test_the_guard_leaves_it_to_the_router_so_each_call_is_booked_once(build) ->
     model = build(backends)
     model.invoke("Is it?", config={"callbacks": [DevPulseCallbackHandler(model.router)]})
     assert len(model.router.ledger.rows()) == 1
+
+
+def test_the_default_router_is_built_once_however_many_threads_ask(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[object] = []
+    second = threading.Event()
+
+    class SlowRouter:
+        """Holds the first build open until another starts (or a while has passed)."""
+
+        def __init__(self) -> None:
+            built.append(self)
+            if len(built) == 1:
+                second.wait(timeout=1.0)
+            else:
+                second.set()
+
+    monkeypatch.setattr("devpulse.core.pipeline.Router", SlowRouter)
+    model = DevPulseChatModel()
+    handed: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: handed.append(model.devpulse_router)) for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(built) == 1
+    assert {id(r) for r in handed} == {id(built[0])}

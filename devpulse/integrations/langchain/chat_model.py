@@ -21,6 +21,7 @@ whole answer is ever streamed. Two answers are never spliced together.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Literal
 
@@ -53,6 +54,9 @@ from devpulse.integrations.langchain.messages import (
 )
 
 HINTS = ("task", META_SESSION, META_USER)
+# Held while a model builds its default router: a batch's threads all ask for it at once,
+# and each would otherwise build its own (its own breakers, its own ledger connection).
+_DEFAULT_ROUTER_LOCK = threading.Lock()
 
 
 class AnswerRestarted(DevPulseError):
@@ -101,9 +105,11 @@ class DevPulseChatModel(BaseChatModel):
         if self.router is not None:
             return self.router
         if self._router is None:
-            from devpulse.core.pipeline import Router  # noqa: PLC0415  # loads the plugins
+            with _DEFAULT_ROUTER_LOCK:
+                if self._router is None:
+                    from devpulse.core.pipeline import Router  # noqa: PLC0415  # loads the plugins
 
-            self._router = Router()
+                    self._router = Router()
         return self._router
 
     # -- tools --------------------------------------------------------------------------
