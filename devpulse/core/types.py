@@ -24,6 +24,7 @@ from devpulse.core.blocks import (
     block_text,
     leaves,
 )
+from devpulse.core.errors import DevPulseError
 
 # Public names, the content blocks among them: they are values that flow through the pipeline too.
 __all__ = [
@@ -134,13 +135,14 @@ def opaque_user_id(user: Any) -> str:
 class Request:
     """One call to a model, as the caller asked for it.
 
-    `task` set by the caller always wins over the inferred task class. `suffix` is the text
-    after the cursor for fill-in-the-middle completion. `system` holds the system prompt as
-    blocks; a message with role ``system`` is moved there. `tools` are tool definitions
-    (Anthropic-shaped mappings are accepted too), `tool_choice` says which the model may
-    call. `stream` is set by `Router.stream()`: a backend may then answer with an iterator
-    of `Chunk`. `metadata` carries the caller's own names (`META_MODEL`, `META_USER`,
-    `META_SESSION`); of them only the user id is sent, and only as `opaque_user_id`.
+    `task` (a `TaskClass` or its name) set by the caller always wins over the inferred task
+    class. `suffix` is the text after the cursor for fill-in-the-middle completion. `system`
+    holds the system prompt as blocks; a message with role ``system`` is moved there.
+    `tools` are tool definitions (Anthropic-shaped mappings are accepted too), `tool_choice`
+    says which the model may call. `stream` is set by `Router.stream()`: a backend may then
+    answer with an iterator of `Chunk`. `metadata` carries the caller's own names
+    (`META_MODEL`, `META_USER`, `META_SESSION`); of them only the user id is sent, and only
+    as `opaque_user_id`.
     """
 
     messages: tuple[Message, ...]
@@ -157,6 +159,16 @@ class Request:
     stop_sequences: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.task is not None and not isinstance(self.task, TaskClass):
+            # A task named by its string ("drafting"): every stage after this one, the
+            # books included, reads `task.value`. An unknown name fails here, before any
+            # backend is paid for an answer that could not be booked.
+            try:
+                object.__setattr__(self, "task", TaskClass(self.task))
+            except ValueError:
+                raise DevPulseError(
+                    f"unknown task {self.task!r} (expected one of {', '.join(choices(TaskClass))})"
+                ) from None
         system = [m for m in self.messages if m.role == "system"]
         if system:
             hoisted = [b for m in system for b in m.content if isinstance(b, TextBlock)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ from devpulse import (
     Chunk,
     CircuitOpen,
     Decision,
+    DevPulseError,
     DispatchFailed,
     Labels,
     NoBackend,
@@ -293,6 +295,40 @@ def test_a_stream_cut_mid_answer_restarts_on_the_fallback_announced(make_router)
     assert chunks[-1].response.backend == "ollama"
     response = make_router(plugins=[CutOnce(), FailOverTo(Side.LOCAL, "ollama")]).invoke("x")
     assert response.text == "a b c"  # invoke never shows the cut answer
+
+
+@pytest.mark.parametrize("way", ["invoke", "ainvoke", "stream"])
+def test_a_task_named_by_its_string_is_answered_and_booked(make_router, tmp_path, way) -> None:
+    """`task="drafting"` is the task class: the answer is booked, never lost after dispatch."""
+    backends = Backends()
+    router = make_router(
+        {
+            "local": {"backend": "steady", "model": "m"},
+            "backends": {"steady": {"side": "local"}},
+            "preflight": {"enabled": False},
+            "ledger": {"path": str(tmp_path / "l.sqlite3")},
+        },
+        plugins=[backends],
+    )
+    calls = {
+        "invoke": lambda: router.invoke("Draft a note", task="drafting").text,
+        "ainvoke": lambda: asyncio.run(router.ainvoke("Draft a note", task="drafting")).text,
+        "stream": lambda: (
+            [c for c in router.stream("Draft a note", task="drafting")][-1].response.text
+        ),
+    }
+    assert calls[way]() == "from steady"
+    router.close()
+    assert [r["task_class"] for r in router.ledger.rows()] == ["drafting"]
+
+
+def test_an_unknown_task_name_fails_before_any_dispatch(make_router) -> None:
+    backends = Backends()
+    router = make_router(plugins=[backends])
+    with pytest.raises(DevPulseError, match=r"unknown task 'drafts'.*drafting"):
+        router.invoke("Draft a note", task="drafts")
+    assert backends.calls == []
+    assert Request.from_prompt("Draft", task="drafting").task is TaskClass.DRAFTING
 
 
 def test_a_misspelled_hook_fails_loudly(make_router) -> None:

@@ -8,6 +8,7 @@ same model against the rig is in test_langchain_chat_model_rig.py.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from devpulse.core.types import (
     Response,
     Side,
     TextBlock,
+    ThinkingBlock,
     ToolResultBlock,
     ToolUseBlock,
     Usage,
@@ -60,6 +62,8 @@ class Scripted:
         answer = script.pop(0) if len(script) > 1 else script[0]
         if answer == "cut":
             return _cut()
+        if answer == "cut while thinking":
+            return _cut_while_thinking()
         assert isinstance(answer, Response)
         return replay(answer)
 
@@ -67,6 +71,12 @@ class Scripted:
 def _cut() -> Iterator[Chunk]:
     yield Chunk("block_start", 0, block=TextBlock(""))
     yield Chunk("text_delta", 0, text="Half an ans")
+    raise StreamIncomplete("cloudy: the connection broke")
+
+
+def _cut_while_thinking() -> Iterator[Chunk]:
+    yield Chunk("block_start", 0, block=ThinkingBlock(""))
+    yield Chunk("thinking_delta", 0, text="Let me think")
     raise StreamIncomplete("cloudy: the connection broke")
 
 
@@ -220,6 +230,15 @@ def test_a_restart_after_the_first_chunk_raises_by_default(build) -> None:
         list(build(backends).stream("Tell me something."))
 
 
+def test_a_restart_before_anything_was_handed_out_is_invisible(build) -> None:
+    """The answer broke while the model was still thinking (never handed to LangChain):
+    the fallback's answer streams as if it had been the first."""
+    backends = Scripted(cloudy=["cut while thinking"], steady=[answer("Whole answer.", "steady")])
+    chunks = list(build(backends).stream("Tell me something."))
+    assert "".join(str(c.content) for c in chunks) == "Whole answer."
+    assert chunks[-1].response_metadata["side"] == "local"
+
+
 def test_buffered_streams_hand_out_only_the_whole_fallback_answer(build) -> None:
     backends = Scripted(cloudy=["cut"], steady=[answer("Whole answer.", "steady")])
     chunks = list(build(backends, on_restart="buffer").stream("Tell me something."))
@@ -247,3 +266,33 @@ def test_the_guard_leaves_it_to_the_router_so_each_call_is_booked_once(build) ->
     model = build(backends)
     model.invoke("Is it?", config={"callbacks": [DevPulseCallbackHandler(model.router)]})
     assert len(model.router.ledger.rows()) == 1
+
+
+def test_the_default_router_is_built_once_however_many_threads_ask(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[object] = []
+    second = threading.Event()
+
+    class SlowRouter:
+        """Holds the first build open until another starts (or a while has passed)."""
+
+        def __init__(self) -> None:
+            built.append(self)
+            if len(built) == 1:
+                second.wait(timeout=1.0)
+            else:
+                second.set()
+
+    monkeypatch.setattr("devpulse.core.pipeline.Router", SlowRouter)
+    model = DevPulseChatModel()
+    handed: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: handed.append(model.devpulse_router)) for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(built) == 1
+    assert {id(r) for r in handed} == {id(built[0])}

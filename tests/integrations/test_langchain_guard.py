@@ -8,16 +8,19 @@ as a cloud model, so the fakes stand in for ChatAnthropic and friends here.
 from __future__ import annotations
 
 import asyncio
+import base64
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_anthropic import ChatAnthropic
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
+from pydantic import BaseModel, Field
 
 from devpulse import Router
 from devpulse.core.errors import PrivacyBlocked
@@ -166,6 +169,152 @@ def test_secrets_in_what_is_bound_to_the_call_are_seen_too(router: Router, bound
     with pytest.raises(PrivacyBlocked, match="aws-access-key-id"):
         model.invoke(CLEAN_PROMPT, config={"callbacks": [handler]})
     assert fake().bind(stop=["END"]).invoke(CLEAN_PROMPT, config={"callbacks": [handler]})
+
+
+KEY = "AKIAZ3MXQ7PLR2VWK4TN"
+
+
+class Deploy(BaseModel):
+    """Where to deploy."""
+
+    region: str = Field(description=f"the region (creds: aws_access_key_id={KEY})")
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    nested: dict[str, Any] = {"key": f"aws_access_key_id={KEY}"}
+    for _ in range(levels):
+        nested = {"n": nested}
+    return nested
+
+
+def _anthropic(**kwargs: Any) -> ChatAnthropic:
+    """A real ChatAnthropic pointed at a closed port: the guard must stop it before it tries."""
+    return ChatAnthropic(  # type: ignore[call-arg]
+        model="claude-sonnet-4-5",
+        base_url="http://127.0.0.1:9",
+        api_key="k",
+        max_retries=0,
+        **kwargs,
+    )
+
+
+BOUND: dict[str, Callable[[], Any]] = {
+    "response_format class": lambda: fake().bind(response_format=Deploy),
+    "bound system": lambda: fake().bind(system=f"ops key aws_access_key_id={KEY}"),
+    "extra_body": lambda: fake().bind(extra_body={"metadata": {"note": f"key {KEY}"}}),
+    "deeper than the walk": lambda: fake().bind(extra_body=_deep(40)),
+    "ChatAnthropic model_kwargs system": lambda: _anthropic(
+        model_kwargs={"system": f"ops key aws_access_key_id={KEY}"}
+    ),
+    "ChatAnthropic json_schema output": lambda: _anthropic().with_structured_output(
+        Deploy, method="json_schema"
+    ),
+}
+
+
+@pytest.mark.parametrize("bound", BOUND)
+def test_secrets_in_any_parameter_sent_with_the_call_are_seen(router: Router, bound: str) -> None:
+    """Every string in `invocation_params` is sent somewhere: structured-output schemas,
+    a bound system prompt, `model_kwargs`, `extra_body`, however deep."""
+    handler = DevPulseCallbackHandler(router)
+    with pytest.raises(PrivacyBlocked, match="aws-access-key-id"):
+        BOUND[bound]().invoke(CLEAN_PROMPT, config={"callbacks": [handler]})
+
+
+def test_settings_and_clean_schemas_in_the_parameters_pass(router: Router) -> None:
+    class Summary(BaseModel):
+        text: str = Field(description="one line")
+
+    handler = DevPulseCallbackHandler(router)
+    model = fake().bind(response_format=Summary, temperature=0.2, max_tokens=64, n=1, stop=None)
+    assert model.invoke(CLEAN_PROMPT, config={"callbacks": [handler]}).content == "All green."
+
+
+CREDENTIALS = f"[default]\naws_access_key_id = {KEY}\n"
+DOC = base64.b64encode(CREDENTIALS.encode()).decode()
+WRAPPED = "\n".join(DOC[i : i + 16] for i in range(0, len(DOC), 16))  # MIME-style lines
+FILES: dict[str, dict[str, Any]] = {
+    "standard, text/plain": {"type": "file", "base64": DOC, "mime_type": "text/plain"},
+    "standard, wrapped lines": {"type": "file", "base64": WRAPPED, "mime_type": "text/plain"},
+    "v0, application/json": {
+        "type": "file",
+        "source_type": "base64",
+        "data": DOC,
+        "mime_type": "application/json",
+    },
+    "anthropic document": {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "text/plain", "data": DOC},
+    },
+    "openai file data URL": {
+        "type": "file",
+        "file": {"filename": "credentials", "file_data": f"data:text/plain;base64,{DOC}"},
+    },
+    "octet-stream that is UTF-8": {
+        "type": "file",
+        "base64": DOC,
+        "mime_type": "application/octet-stream",
+    },
+    "not base64: read raw": {
+        "type": "file",
+        "base64": f"aws_access_key_id={KEY} !",
+        "mime_type": "text/plain",
+    },
+}
+
+
+@pytest.mark.parametrize("part", FILES)
+def test_secrets_in_a_base64_text_file_are_read_decoded(router: Router, part: str) -> None:
+    handler = DevPulseCallbackHandler(router)
+    message = HumanMessage([{"type": "text", "text": "summarize the file"}, FILES[part]])
+    with pytest.raises(PrivacyBlocked, match="aws-access-key-id"):
+        fake().invoke([message], config={"callbacks": [handler]})
+
+
+ODD = ["%%% not base64 %%%", "QUJD", "//79/A==", base64.b64encode(b"all green, ok")[:-3].decode()]
+
+
+@pytest.mark.parametrize("data", ODD)
+@pytest.mark.parametrize("media", ["text/plain", "application/pdf", "text/markdown"])
+def test_odd_base64_files_never_break_the_call(router: Router, data: str, media: str) -> None:
+    """Bad base64, a binary payload, a cut one: read as well as can be, and no error."""
+    handler = DevPulseCallbackHandler(router)
+    part = {"type": "file", "base64": data, "mime_type": media}
+    message = HumanMessage([{"type": "text", "text": "summarize"}, part])
+    assert fake().invoke([message], config={"callbacks": [handler]}).content == "All green."
+
+
+def test_secrets_in_invalid_tool_calls_are_seen(router: Router) -> None:
+    """ChatOpenAI sends an AI message's invalid tool calls back, name and raw arguments."""
+    handler = DevPulseCallbackHandler(router)
+    bad = {
+        "type": "invalid_tool_call",
+        "id": "c1",
+        "name": "deploy",
+        "args": '{"aws_key": "' + KEY + '", ',
+        "error": None,
+    }
+    history = [
+        HumanMessage("deploy"),
+        AIMessage("", invalid_tool_calls=[bad]),  # type: ignore[list-item]
+        ToolMessage("bad args", tool_call_id="c1"),
+    ]
+    with pytest.raises(PrivacyBlocked, match="aws-access-key-id"):
+        fake().invoke(history, config={"callbacks": [handler]})
+
+
+@pytest.mark.parametrize("kind", ["human", "system", "ai", "tool"])
+def test_secrets_in_a_message_name_are_seen(router: Router, kind: str) -> None:
+    handler = DevPulseCallbackHandler(router)
+    named: dict[str, Any] = {
+        "human": HumanMessage("hi", name=KEY),
+        "system": SystemMessage("be brief", name=KEY),
+        "ai": AIMessage("hello", name=KEY),
+        "tool": ToolMessage("done", tool_call_id="c1", name=KEY),
+    }
+    history = [named[kind]] if kind in ("human", "system") else [HumanMessage("hi"), named[kind]]
+    with pytest.raises(PrivacyBlocked, match="aws-access-key-id"):
+        fake().invoke(history, config={"callbacks": [handler]})
 
 
 def test_a_model_named_local_is_not_guarded_but_still_booked(router: Router) -> None:

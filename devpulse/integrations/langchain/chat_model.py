@@ -21,6 +21,7 @@ whole answer is ever streamed. Two answers are never spliced together.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Literal
 
@@ -53,6 +54,9 @@ from devpulse.integrations.langchain.messages import (
 )
 
 HINTS = ("task", META_SESSION, META_USER)
+# Held while a model builds its default router: a batch's threads all ask for it at once,
+# and each would otherwise build its own (its own breakers, its own ledger connection).
+_DEFAULT_ROUTER_LOCK = threading.Lock()
 
 
 class AnswerRestarted(DevPulseError):
@@ -101,9 +105,11 @@ class DevPulseChatModel(BaseChatModel):
         if self.router is not None:
             return self.router
         if self._router is None:
-            from devpulse.core.pipeline import Router  # noqa: PLC0415  # loads the plugins
+            with _DEFAULT_ROUTER_LOCK:
+                if self._router is None:
+                    from devpulse.core.pipeline import Router  # noqa: PLC0415  # loads the plugins
 
-            self._router = Router()
+                    self._router = Router()
         return self._router
 
     # -- tools --------------------------------------------------------------------------
@@ -210,7 +216,12 @@ def _result(response: Response) -> ChatResult:
 
 
 class _Teller:
-    """DevPulse chunks as LangChain chunks, applying the restart policy."""
+    """DevPulse chunks as LangChain chunks, applying the restart policy.
+
+    `started` says whether a chunk has been handed to LangChain: a restart before that (the
+    answer broke while the model was still thinking, which is never handed out) is as
+    invisible as a failover before the first chunk.
+    """
 
     def __init__(self, on_restart: Literal["raise", "buffer"]) -> None:
         self.buffer = on_restart == "buffer"
@@ -219,7 +230,7 @@ class _Teller:
 
     def __call__(self, chunk: Chunk) -> list[ChatGenerationChunk]:
         if chunk.type == "restart":
-            if self.buffer:
+            if self.buffer or not self.started:  # nothing handed out yet: nothing to take back
                 self.held.clear()
                 return []
             raise AnswerRestarted(

@@ -1,8 +1,9 @@
 """`DevPulseCallbackHandler`: keep sensitive prompts off cloud models, and book every call.
 
 Attach it to any LangChain chat model, chain or agent. When a model call starts, the
-handler classifies every message (tool calls and tool results included), and the tools and
-stop sequences bound to the call, with the DevPulse classifiers; works out which side the
+handler classifies every message (tool calls and tool results included), and every text
+parameter sent with the call (bound tools, stop sequences, a structured-output schema, a
+bound system prompt), with the DevPulse classifiers; works out which side the
 model runs on (`sides.model_side`); and raises the core's `PrivacyBlocked` before a
 local-only prompt can reach a cloud model. When the call ends, it books the model that
 answered, its usage and its cost in the DevPulse ledger.
@@ -51,22 +52,61 @@ log = get_logger(__name__)
 BACKEND_PREFIX = "langchain"
 
 
-# What a call's parameters send besides its messages: tools bound to the model
-# (`bind_tools`), their choice, and stop sequences.
-SENT_PARAMETERS = ("tools", "functions", "tool_choice", "function_call", "stop", "stop_sequences")
+# Keys of a call's parameters that name the model or LangChain's own bookkeeping: never
+# content. Every other string the parameters hold is read.
+NOT_SENT = frozenset({"_type", "model", "model_name"})
+# How deep the parameters are walked; anything deeper is read as its repr.
+PARAMETER_DEPTH = 16
 
 
 def _sent_with(request: Request, callback_kwargs: Mapping[str, Any]) -> Request:
     """`request` with the text its call's parameters send too (LangChain passes them to the
     callback as `invocation_params`), so that the classifiers read it: a secret in a bound
-    tool's description is sent like one in a message. The request is only classified."""
+    tool's description, a structured-output schema (``response_format``, ``output_config``),
+    a bound ``system`` or ``model_kwargs`` is sent like one in a message. Providers put what
+    they send in different keys, so every string is read but the model's own name. The
+    request is only classified."""
     params = callback_kwargs.get("invocation_params")
     if not isinstance(params, Mapping):
         return request
-    lines = [line for key in SENT_PARAMETERS if params.get(key) for line in leaves(params[key])]
+    sent = _text_of({k: v for k, v in params.items() if k not in NOT_SENT})
+    lines = list(leaves(sent)) if sent is not None else []
     if not lines:
         return request
     return dataclasses.replace(request, system=(*request.system, TextBlock("\n".join(lines))))
+
+
+def _text_of(value: Any, depth: int = 0) -> Any:
+    """The text in a parameter's value, as strings in mappings and lists for `leaves`; None
+    when it holds none (numbers and flags are settings, not text).
+
+    A class (a Pydantic model or TypedDict bound as ``response_format``) is sent as its JSON
+    schema, so it is read as one; any other object as its repr.
+    """
+    if isinstance(value, str):
+        return value or None
+    if value is None or isinstance(value, bool | int | float):
+        return None
+    if depth >= PARAMETER_DEPTH:
+        return repr(value)
+    if isinstance(value, Mapping):
+        items = {str(k): _text_of(v, depth + 1) for k, v in value.items()}
+        return {k: v for k, v in items.items() if v is not None} or None
+    if isinstance(value, list | tuple | set | frozenset):
+        return [t for t in (_text_of(v, depth + 1) for v in value) if t is not None] or None
+    if isinstance(value, type):
+        from langchain_core.utils.function_calling import (  # noqa: PLC0415
+            convert_to_json_schema,
+        )
+
+        try:
+            return _text_of(convert_to_json_schema(value), depth + 1)
+        except Exception:  # not a schema LangChain knows: its name and docstring, then
+            return f"{value.__qualname__}: {value.__doc__ or ''}"
+    dump = getattr(value, "model_dump", None)  # a Pydantic object
+    if callable(dump):
+        return _text_of(dump(), depth + 1)
+    return repr(value)
 
 
 @dataclass(frozen=True, slots=True)

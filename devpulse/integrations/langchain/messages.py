@@ -10,11 +10,16 @@ Both directions follow the Anthropic Messages API, which DevPulse's blocks mirro
 - a tool message becomes a tool-result block in a user turn; consecutive results share one.
 
 `lossless=True` keeps every other content part as text, for the privacy guard: a model the
-guard watches sends parts DevPulse would not, and the classifiers must read them all.
+guard watches sends parts DevPulse would not, and the classifiers must read them all (and a
+message's `name`, its provider fields, an AI message's invalid tool calls, and the text in a
+base64 file).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import codecs
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -37,6 +42,12 @@ from devpulse.core.types import (
 if TYPE_CHECKING:
     from langchain_core.messages import AIMessage, BaseMessage
 
+# How much of a base64 payload is decoded for the classifiers: more than any provider takes
+# in one request.
+DECODED_LIMIT = 64 * 1024 * 1024
+# MIME types, besides text/*, whose payload is text.
+TEXT_MEDIA = ("json", "xml", "yaml", "javascript", "toml")
+
 
 def to_request(
     messages: Sequence[BaseMessage], *, lossless: bool = False, **fields: Any
@@ -49,6 +60,8 @@ def to_request(
             system.extend(
                 b for b in content_blocks(message.content, lossless) if isinstance(b, TextBlock)
             )
+            if lossless:
+                system.extend(_sent_beside(message))
             continue
         turn = to_message(message, lossless)
         if turns and turn.role == "user" and _only_results(turn) and _only_results(turns[-1]):
@@ -66,6 +79,8 @@ def prompts_request(prompts: Iterable[str]) -> Request:
 def to_message(message: BaseMessage, lossless: bool = False) -> Message:
     """One LangChain message as a DevPulse turn (system messages are the caller's to hoist)."""
     blocks = content_blocks(message.content, lossless)
+    if lossless:
+        blocks.extend(_sent_beside(message))
     if message.type == "ai":
         calls = [
             ToolUseBlock(
@@ -75,16 +90,12 @@ def to_message(message: BaseMessage, lossless: bool = False) -> Message:
             )
             for call in getattr(message, "tool_calls", None) or ()
         ]
-        if lossless:
-            blocks.extend(_leftovers(message.additional_kwargs))
         return Message("assistant", [*blocks, *calls])
     if message.type == "tool":
         parts = [b for b in blocks if isinstance(b, TextBlock | ImageBlock)]
         error = getattr(message, "status", "success") == "error"
         result = ToolResultBlock(str(getattr(message, "tool_call_id", "")), parts, error)
         return Message("user", [result])
-    if lossless:
-        blocks.extend(_leftovers(message.additional_kwargs))
     role = getattr(message, "role", "user") if message.type == "chat" else "user"
     return Message("assistant" if role == "assistant" else "user", blocks)
 
@@ -149,24 +160,55 @@ def _image_from_url(url: str) -> ImageBlock | None:
     return ImageBlock("", url=url)
 
 
-def _leftovers(extra: Mapping[str, Any]) -> Iterator[Block]:
-    """Provider fields LangChain keeps beside the content, as text for the classifiers."""
-    for value in extra.values():
-        yield from (TextBlock(s) for s in _strings(value) if s)
+def _sent_beside(message: BaseMessage) -> list[TextBlock]:
+    """What a provider sends with a message besides its content, as text for the
+    classifiers: the message's `name`, the provider fields LangChain keeps beside the
+    content, and an AI message's invalid tool calls (ChatOpenAI sends them back as calls)."""
+    beside = [message.name, message.additional_kwargs]
+    beside.append(getattr(message, "invalid_tool_calls", None))
+    return [TextBlock(s) for s in _strings(beside) if s]
 
 
 def _strings(value: Any) -> Iterator[str]:
-    """Every string inside `value`, depth first; image payloads are not text."""
+    """Every string inside `value`, depth first; image payloads are not text. A base64
+    file's text is read decoded too (`_decoded`)."""
     if isinstance(value, str):
         yield value
+        if value.startswith("data:") and ";base64," in value[:256]:
+            media, data = value[5:].split(";base64,", 1)
+            yield from _decoded(data, media)
     elif isinstance(value, Mapping):
         if value.get("type") in ("image", "image_url"):
             return
-        for item in value.values():
+        media = str(value.get("mime_type") or value.get("media_type") or "")
+        for key, item in value.items():
             yield from _strings(item)
+            if key in ("base64", "data") and isinstance(item, str):
+                yield from _decoded(item, media)
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _strings(item)
+
+
+def _decoded(data: str, media: str) -> Iterator[str]:
+    """The text a base64 payload (a file or document part) holds, for the classifiers: a
+    provider decodes it and the model reads it as text. Nothing when it is not base64, or
+    not text: a text-like MIME type is decoded whatever its bytes, any other only when it is
+    UTF-8 (a ``.env`` sent as application/octet-stream). The raw string is read anyway."""
+    compact = "".join(data[:DECODED_LIMIT].split())
+    try:
+        raw = base64.b64decode(compact[: len(compact) - len(compact) % 4], validate=True)
+    except (binascii.Error, ValueError):
+        return
+    media = media.split(";", 1)[0].strip().lower()
+    text_like = media.startswith("text/") or any(t in media for t in TEXT_MEDIA)
+    decoder = codecs.getincrementaldecoder("utf-8")("replace" if text_like else "strict")
+    try:
+        text = decoder.decode(raw, final=False)  # a cut payload may end inside a character
+    except UnicodeDecodeError:
+        return
+    if text:
+        yield text
 
 
 def _only_results(turn: Message) -> bool:

@@ -5,7 +5,10 @@ secrets masked) and its LangSmith parameters (``ls_provider``, ``ls_model_name``
 follows from them:
 
 - a class or provider the user named in ``local`` or ``cloud`` takes that side;
-- models that only ever run on a machine of the user's own (Ollama, llama.cpp) are local;
+- a local runtime's client (Ollama, llama.cpp, LM Studio) is local when its URL is a
+  loopback address or unset (its default is this machine; Ollama's is ``OLLAMA_HOST``), and
+  a cloud when it points elsewhere or names one of Ollama's cloud models (``-cloud``,
+  ``:cloud``), which the local daemon forwards to ollama.com;
 - an OpenAI-compatible client whose base URL is a loopback address is local: that is how
   llama-server, LM Studio and vLLM are reached on this machine;
 - every other known provider is a cloud;
@@ -19,9 +22,12 @@ often a proxy to the cloud. Name it in ``local`` if it is not.
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import urlsplit
+
+import re2
 
 from devpulse.core.types import Side
 
@@ -72,6 +78,11 @@ CLOUD_MODELS = frozenset(
 # Models that route themselves through DevPulse: the router guards and books them.
 ROUTED = frozenset({"devpulsechatmodel", "devpulse"})
 URL_KEYS = ("base_url", "openai_api_base", "api_base", "endpoint_url")
+# Ollama's cloud models: the local daemon forwards them to ollama.com.
+CLOUD_TAGS = ("-cloud", ":cloud")
+# A field in the repr LangChain sends for a model it cannot serialize (ChatOllama):
+# ``base_url='http://host:11434'``.
+REPR_FIELD = re2.compile(r"""(?:^|[(,\s])(\w+)=(?:'([^']*)'|"([^"]*)")""")
 
 
 def model_names(
@@ -106,13 +117,44 @@ def model_side(
     if keys & ROUTED:
         return None
     if keys & LOCAL_MODELS:
-        return Side.LOCAL
+        return Side.LOCAL if _runs_here(serialized, metadata, keys) else Side.CLOUD
     if keys & OPENAI_COMPATIBLE:
         url = base_url(serialized)
         return Side.LOCAL if url is not None and is_loopback(url) else Side.CLOUD
     if keys & CLOUD_MODELS:
         return Side.CLOUD
     return unknown_side
+
+
+def _runs_here(
+    serialized: Mapping[str, Any] | None, metadata: Mapping[str, Any] | None, keys: set[str]
+) -> bool:
+    """Whether a local runtime's client talks to this machine about a model that runs here."""
+    fields = _fields(serialized)
+    models = [(metadata or {}).get("ls_model_name"), *fields.get("model", ())]
+    if any(isinstance(m, str) and m.lower().endswith(CLOUD_TAGS) for m in models):
+        return False
+    urls = [u for k in URL_KEYS for u in fields.get(k, ()) if u]
+    if not urls and any("ollama" in k for k in keys):  # Ollama's client reads OLLAMA_HOST
+        urls = [os.environ["OLLAMA_HOST"]] if os.environ.get("OLLAMA_HOST") else []
+    return all(is_loopback(u) for u in urls)
+
+
+def _fields(serialized: Mapping[str, Any] | None) -> dict[str, list[str]]:
+    """The string arguments a model was built with: its serialized ``kwargs``, or for a
+    model LangChain cannot serialize, every ``name='value'`` in its repr (all of them: a
+    field name repeated inside another field's value must not hide the real one)."""
+    found: dict[str, list[str]] = {}
+    kwargs = (serialized or {}).get("kwargs")
+    if isinstance(kwargs, Mapping):
+        for key, value in kwargs.items():
+            if isinstance(value, str):
+                found.setdefault(str(key), []).append(value)
+    text = (serialized or {}).get("repr")
+    if isinstance(text, str):
+        for match in REPR_FIELD.finditer(text):
+            found.setdefault(match.group(1), []).append(match.group(2) or match.group(3) or "")
+    return found
 
 
 def base_url(serialized: Mapping[str, Any] | None) -> str | None:
