@@ -125,6 +125,11 @@ def test_ollama_without_a_url_goes_where_ollama_host_says(monkeypatch: pytest.Mo
     assert model_side(ollama(base_url="http://127.0.0.1:11434"), {}) is Side.LOCAL
     monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:11434")
     assert model_side(ollama(), {"ls_provider": "ollama"}) is Side.LOCAL
+    # set so the server listens everywhere: the client connects to this machine
+    monkeypatch.setenv("OLLAMA_HOST", "0.0.0.0")
+    assert model_side(ollama(), {"ls_provider": "ollama"}) is Side.LOCAL
+    monkeypatch.setenv("OLLAMA_HOST", "[::]:11434")
+    assert model_side(ollama(), {"ls_provider": "ollama"}) is Side.LOCAL
 
 
 def test_the_guard_keeps_a_secret_off_an_ollama_on_another_machine(

@@ -170,7 +170,9 @@ def base_url(serialized: Mapping[str, Any] | None) -> str | None:
 
 
 def is_loopback(url: str) -> bool:
-    """Whether `url` names this machine: localhost, or a loopback address."""
+    """Whether `url` names this machine: localhost, a loopback address, or the unspecified
+    address (``OLLAMA_HOST=0.0.0.0``, set so the server listens everywhere: a client
+    connecting there reaches this machine)."""
     try:
         host = urlsplit(url if "//" in url else f"//{url}").hostname
     except ValueError:
@@ -180,6 +182,7 @@ def is_loopback(url: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    return address.is_loopback or address.is_unspecified
