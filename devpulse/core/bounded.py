@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import os
 import queue
 import threading
 import time
@@ -154,8 +155,17 @@ class Workers:
                         self._idle -= 1
                         return
 
+    def _reset_after_fork(self) -> None:
+        """In a forked child: the parent's idle workers are not this process's threads (a job
+        queued for one would wait for ever), nor are its lock's and queue's states."""
+        self._jobs = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
 
 WORKERS = Workers()
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=WORKERS._reset_after_fork)
 
 
 def expired(name: str, received: bool, limit: float, left: float) -> Exception:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import threading
 from collections.abc import (
     AsyncGenerator,
@@ -159,6 +160,17 @@ def blocking_pool() -> ThreadPoolExecutor:
         if _blocking is None:
             _blocking = ThreadPoolExecutor(max_workers=64, thread_name_prefix="devpulse-blocking")
         return _blocking
+
+
+def _forget_blocking_pool() -> None:
+    """In a forked child: the parent's pool counts threads this process does not have, and
+    would queue every call for them."""
+    global _blocking, _blocking_lock
+    _blocking, _blocking_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_blocking_pool)
 
 
 class _Async:

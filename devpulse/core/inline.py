@@ -28,7 +28,9 @@ On the sync path, and in threads, `must_not_block` does nothing.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Callable, Hashable, Iterable
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -87,6 +89,12 @@ class Behind:
     def __init__(self) -> None:
         self._running: dict[Hashable, threading.Thread] = {}
         self._lock = threading.Lock()
+        _everyone.add(self)
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child: the parent's refreshes are not running here."""
+        self._running = {}
+        self._lock = threading.Lock()
 
     def refresh(self, key: Hashable, fn: Callable[[], object]) -> None:
         """Start `fn()` in a thread, unless the refresh of `key` is running already."""
@@ -115,3 +123,15 @@ class Behind:
         finally:
             with self._lock:
                 self._running.pop(key, None)
+
+
+_everyone: weakref.WeakSet[Behind] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for behind in list(_everyone):
+        behind._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -7,11 +7,14 @@ tests/plugins/failover and tests/plugins/backends.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -598,3 +601,41 @@ def test_the_stream_cut_cause_is_recorded(tmp_path) -> None:
         router.invoke("x", **LOCAL_WORK)
     assert isinstance(failed.value.__cause__, StreamIncomplete)
     assert attempts(router) == [("llama_server", "failed", "stream_cut")]
+
+
+class _Answers:
+    @hookimpl
+    def dispatch(self, request: Request, decision: Decision) -> Response:
+        return Response("ok", decision.model, decision.backend, decision.side)
+
+
+_FORKED = {"ledger": {"enabled": False}, "preflight": {"enabled": False}}
+
+
+def _answer_in_child(results: Any) -> None:
+    router = router_with({**_FORKED, "failover": {"budget_s": 20}}, plugins=[_Answers()])
+    try:
+        sync = router.invoke("summarize this").text
+        from_loop = asyncio.run(router.ainvoke("x" * 3000)).text  # decided in a thread
+        results.put((sync, from_loop))
+    except Exception as exc:  # the parent shows it
+        results.put((type(exc).__name__, str(exc)))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_forked_child_answers_on_both_paths() -> None:
+    """The parent's idle attempt worker and blocking-call threads do not exist in a child made
+    by fork (multiprocessing's default on Linux); its requests must not queue for them."""
+    parent = router_with(_FORKED, plugins=[_Answers()])
+    assert parent.invoke("summarize this").text == "ok"  # leaves an idle worker
+    assert asyncio.run(parent.ainvoke("x" * 3000)).text == "ok"  # and a blocking pool
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_answer_in_child, args=(results,))
+    child.start()
+    try:
+        assert results.get(timeout=120) == ("ok", "ok")
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
