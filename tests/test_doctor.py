@@ -10,7 +10,7 @@ import pytest
 
 from devpulse import ExitCode, config_from_mapping
 from devpulse.cli import main
-from devpulse.commands.doctor import check_memory, run_checks
+from devpulse.commands.doctor import check_limits, check_memory, run_checks
 from devpulse.core.ledger import SCHEMA_VERSION
 from devpulse.core.types import DeviceMemory
 from tests.rig.llama_server import LlamaServer, free_port
@@ -171,3 +171,17 @@ def test_doctor_lists_ollama_models_and_says_when_the_local_model_is_missing(
     ollama = by_name(payload)["backends.ollama"]
     assert (code, ollama["result"]) == (ExitCode.OK, "warn")
     assert "'qwen3:8b' is not pulled" in ollama["detail"]
+
+
+def test_a_first_token_limit_the_budget_makes_unreachable_is_a_warning() -> None:
+    quiet = {"ledger": {"enabled": False}}
+    fine = check_limits(config_from_mapping(quiet))
+    assert fine.result == "ok"
+    late = check_limits(
+        config_from_mapping(
+            {**quiet, "failover": {"budget_s": 30, "local_timeout_s": 30}, "backends": {}}
+        )
+    )
+    assert late.result == "warn"
+    assert "backends.llama_server (30 s)" in late.detail
+    assert "backends.anthropic" not in late.detail  # its own limit (cloud) is below 30 s

@@ -68,6 +68,7 @@ def run_checks(config: Config, probe: Callable[[], list[Any]]) -> list[Check]:
     where = config.source if config.source != "<defaults>" else "no file, the packaged defaults"
     checks = [Check("config", "ok", f"loaded ({where})")]
     checks.extend(_backends(config))
+    checks.append(check_limits(config))
     checks.append(check_ledger(config))
     checks.append(check_memory(probe))
     return checks
@@ -192,6 +193,28 @@ def _ids(payload: Any) -> list[str]:
 
 def _ollama_names(payload: Any) -> list[str]:
     return [str(m["name"]) for m in payload["models"]]
+
+
+def check_limits(config: Config) -> Check:
+    """Whether each backend's first-token limit can fire within a request's budget. One that
+    cannot never does: a server that never answers then uses up the whole budget of every
+    request sent to it, and, since a budget run-out proves nothing about a backend, is never
+    counted against its circuit."""
+    budget = config.failover.budget_s
+    late = [
+        f"backends.{name} ({config.limits(name).first_token_s:g} s)"
+        for name in config.backends
+        if config.limits(name).first_token_s >= budget
+    ]
+    if not late:
+        return Check("limits", "ok", f"every first-token limit is below the {budget:g} s budget")
+    return Check(
+        "limits",
+        "warn",
+        f"first-token limit not below failover.budget_s ({budget:g} s): {', '.join(late)}; "
+        "a server there that never answers uses up each request's budget and never opens "
+        "its circuit",
+    )
 
 
 def check_ledger(config: Config) -> Check:
