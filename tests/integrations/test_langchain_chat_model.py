@@ -8,6 +8,7 @@ same model against the rig is in test_langchain_chat_model_rig.py.
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from langchain_core.tools import tool
 from pydantic import BaseModel
 
 from devpulse import Router
-from devpulse.core.errors import StreamIncomplete
+from devpulse.core.errors import StreamIncomplete, UnsupportedRequest
 from devpulse.core.types import (
     Chunk,
     Decision,
@@ -28,6 +29,7 @@ from devpulse.core.types import (
     Side,
     TextBlock,
     ThinkingBlock,
+    ToolChoice,
     ToolResultBlock,
     ToolUseBlock,
     Usage,
@@ -190,6 +192,57 @@ def test_bound_tools_reach_the_backend_and_tool_calls_come_back_with_ids(build) 
     assert sent.tools[0].input_schema["properties"]["city"]["type"] == "string"
     assert sent.tool_choice is not None
     assert sent.tool_choice.type == "any"
+
+
+def test_parallel_tool_calls_off_and_tool_choice_false_are_honoured(build) -> None:
+    backends = Scripted(cloudy=[answer("ok")])
+    model = build(backends)
+    model.bind_tools([get_weather], parallel_tool_calls=False).invoke("Oslo?")
+    model.bind_tools([get_weather], tool_choice="any", parallel_tool_calls=False).invoke("Oslo?")
+    model.bind_tools([get_weather], tool_choice=False).invoke("Oslo?")
+    first, second, third = (sent.tool_choice for sent in backends.seen["cloudy"])
+    assert first == ToolChoice("auto", parallel=False)
+    assert second == ToolChoice("any", parallel=False)
+    assert third is None  # unset, as LangChain's own models read False
+
+
+NOTES = "deploy window: Tuesday 14:00 UTC"
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        {"type": "text-plain", "text": NOTES, "mime_type": "text/plain"},
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": NOTES}},
+        {
+            "type": "file",
+            "base64": base64.b64encode(NOTES.encode()).decode(),
+            "mime_type": "text/markdown",
+        },
+    ],
+)
+def test_a_text_attachment_reaches_the_backend_as_text(build, part: dict[str, Any]) -> None:
+    backends = Scripted(cloudy=[answer("Tuesday.")])
+    build(backends).invoke([HumanMessage([{"type": "text", "text": "When?"}, part])])
+    (sent,) = backends.seen["cloudy"]
+    assert [b.text for b in sent.messages[0].content] == ["When?", NOTES]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        {"type": "file", "base64": "JVBERi0xLjQK", "mime_type": "application/pdf"},
+        {"type": "audio", "base64": "UklGRg==", "mime_type": "audio/wav"},
+        {"type": "file", "file_id": "file-abc123"},
+    ],
+)
+def test_an_attachment_that_cannot_be_sent_is_refused_not_dropped(
+    build, part: dict[str, Any]
+) -> None:
+    backends = Scripted(cloudy=[answer("ok")])
+    with pytest.raises(UnsupportedRequest, match=f"a {part['type']!r} content part"):
+        build(backends).invoke([HumanMessage([{"type": "text", "text": "What is it?"}, part])])
+    assert backends.seen == {}
 
 
 class Weather(BaseModel):

@@ -21,6 +21,7 @@ whole answer is ever streamed. Two answers are never spliced together.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Literal
@@ -42,6 +43,7 @@ from devpulse.core.types import (
     Request,
     Response,
     TaskClass,
+    ToolChoice,
     ToolUseBlock,
 )
 from devpulse.integrations.langchain.messages import (
@@ -119,15 +121,19 @@ class DevPulseChatModel(BaseChatModel):
         tools: Sequence[Any],
         *,
         tool_choice: Any = None,
+        parallel_tool_calls: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Offer `tools` (BaseTools, functions, Pydantic classes or schemas) on every call.
 
-        `tool_choice`: "auto", "any"/"required" (must call one), "none", or a tool's name.
+        `tool_choice`: "auto", "any"/"required" (must call one), "none", or a tool's name
+        (False, as for LangChain's own models, leaves it unset). `parallel_tool_calls=False`
+        asks for at most one call per turn.
         """
-        return self.bind(
-            tools=[to_tool(t) for t in tools], tool_choice=to_tool_choice(tool_choice), **kwargs
-        )
+        choice = to_tool_choice(None if tool_choice is False else tool_choice)
+        if parallel_tool_calls is False:
+            choice = dataclasses.replace(choice or ToolChoice("auto"), parallel=False)
+        return self.bind(tools=[to_tool(t) for t in tools], tool_choice=choice, **kwargs)
 
     # -- calls --------------------------------------------------------------------------
 

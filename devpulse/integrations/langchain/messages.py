@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from devpulse.core.errors import UnsupportedRequest
 from devpulse.core.types import (
     Block,
     ImageBlock,
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 DECODED_LIMIT = 64 * 1024 * 1024
 # MIME types, besides text/*, whose payload is text.
 TEXT_MEDIA = ("json", "xml", "yaml", "javascript", "toml")
+# Content parts that carry the caller's data in a form DevPulse cannot send (but as text).
+MEDIA_PARTS = frozenset({"file", "document", "audio", "video", "input_audio", "text-plain"})
 
 
 def to_request(
@@ -106,11 +109,19 @@ def content_blocks(content: str | list[Any], lossless: bool = False) -> list[Blo
         return [TextBlock(content)] if content else []
     blocks: list[Block] = []
     for part in content:
+        media = isinstance(part, Mapping) and part.get("type") in MEDIA_PARTS
         block = _part(part)
-        if block is not None:
+        if block is not None and not (lossless and media):
             blocks.append(block)
-        elif lossless:
+        elif lossless:  # every string it holds, a text file's decoded text among them
             blocks.extend(TextBlock(s) for s in _strings(part) if s)
+        elif media:
+            # The caller's own data, which no bundled backend could send: never dropped
+            # silently (the model would answer as if nothing had been attached).
+            raise UnsupportedRequest(
+                f"a {part.get('type')!r} content part cannot be sent through DevPulse: only "
+                "text, images, tool calls and text documents can; give its text instead"
+            )
     return blocks
 
 
@@ -132,7 +143,26 @@ def _part(part: Any) -> Block | None:
         return _image_from_url(str(url.get("url") if isinstance(url, Mapping) else url or ""))
     if kind == "image":
         return _image(part)
+    if kind == "text-plain":
+        return TextBlock(str(part.get("text") or "")) if part.get("text") else _document(part)
+    if kind in ("file", "document"):
+        return _document(part)
     return None  # tool_use parts repeat `tool_calls`; other kinds are not sent
+
+
+def _document(part: Mapping[str, Any]) -> TextBlock | None:
+    """A document or file part whose content is text (Anthropic's text source, or base64 of
+    a text MIME type), as the text it holds; None for any other (a PDF, a file id)."""
+    source = part.get("source")
+    if isinstance(source, Mapping):  # Anthropic's own shape
+        if source.get("type") == "text":
+            return TextBlock(str(source.get("data") or ""))
+        media, data = str(source.get("media_type") or ""), source.get("data")
+    else:
+        media, data = str(part.get("mime_type") or ""), part.get("base64") or part.get("data")
+    if not isinstance(data, str) or not _text_media(media):
+        return None
+    return next((TextBlock(text) for text in _decoded(data, media)), None)
 
 
 def _image(part: Mapping[str, Any]) -> ImageBlock | None:
@@ -200,8 +230,7 @@ def _decoded(data: str, media: str) -> Iterator[str]:
         raw = base64.b64decode(compact[: len(compact) - len(compact) % 4], validate=True)
     except (binascii.Error, ValueError):
         return
-    media = media.split(";", 1)[0].strip().lower()
-    text_like = media.startswith("text/") or any(t in media for t in TEXT_MEDIA)
+    text_like = _text_media(media)
     decoder = codecs.getincrementaldecoder("utf-8")("replace" if text_like else "strict")
     try:
         text = decoder.decode(raw, final=False)  # a cut payload may end inside a character
@@ -209,6 +238,12 @@ def _decoded(data: str, media: str) -> Iterator[str]:
         return
     if text:
         yield text
+
+
+def _text_media(media: str) -> bool:
+    """Whether a MIME type's content is text."""
+    media = media.split(";", 1)[0].strip().lower()
+    return media.startswith("text/") or any(t in media for t in TEXT_MEDIA)
 
 
 def _only_results(turn: Message) -> bool:
