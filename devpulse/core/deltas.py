@@ -113,7 +113,8 @@ class Assembler:
     def tool_whole(self, tool_id: str, name: str, arguments: Any) -> list[Chunk]:
         """A tool call that arrives in one piece (Ollama): told as if it had streamed."""
         out = self.tool_start(tool_id, name)
-        out += self.tool_json(json.dumps(arguments if arguments is not None else {}))
+        if arguments:  # as a streamed call without arguments: no input delta
+            out += self.tool_json(json.dumps(arguments))
         out += self.close()
         return out
 

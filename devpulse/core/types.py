@@ -503,7 +503,8 @@ def replay(response: Response) -> Iterator[Chunk]:
                 yield Chunk("text_delta", index, text=block.text)
         elif isinstance(block, ToolUseBlock):
             yield Chunk("block_start", index, block=ToolUseBlock(block.id, block.name))
-            yield Chunk("tool_input_delta", index, partial_json=json.dumps(dict(block.input)))
+            if block.input:  # as a live stream: no input, no delta
+                yield Chunk("tool_input_delta", index, partial_json=json.dumps(dict(block.input)))
         elif isinstance(block, ThinkingBlock):
             yield Chunk("block_start", index, block=ThinkingBlock(redacted=block.redacted))
             if block.thinking:

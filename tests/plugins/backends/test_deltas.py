@@ -104,7 +104,7 @@ def ollama_events(text: list[str], tool: tuple[str, str, list[str]] | None) -> l
     ]
     if tool:
         _, name, parts = tool
-        call = {"function": {"name": name, "arguments": json.loads("".join(parts))}}
+        call = {"function": {"name": name, "arguments": json.loads("".join(parts) or "{}")}}
         events.append(
             {"model": "m", "message": {"role": "assistant", "content": "", "tool_calls": [call]}}
         )
@@ -150,7 +150,10 @@ def shape(chunks: list[Chunk]) -> list[tuple[str, int]]:
     return out
 
 
-@pytest.mark.parametrize("tool", [None, TOOL], ids=["text", "tool_use"])
+NO_INPUT = ("call_2", "get_time", [])  # a tool without arguments: no input delta is streamed
+
+
+@pytest.mark.parametrize("tool", [None, TOOL, NO_INPUT], ids=["text", "tool_use", "no_input"])
 def test_every_backend_streams_the_same_sequence(tool) -> None:
     decoded = {
         kind: decode(kind, make(["Let me ", "look."], tool)) for kind, make in SOURCES.items()
@@ -159,6 +162,8 @@ def test_every_backend_streams_the_same_sequence(tool) -> None:
     expected = [("block_start", 0), ("text_delta", 0), ("block_stop", 0)]
     if tool:
         expected += [("block_start", 1), ("tool_input_delta", 1), ("block_stop", 1)]
+        if not tool[2]:
+            expected.remove(("tool_input_delta", 1))
     expected += [("usage", 0), ("message_stop", 0)]
     assert shapes == dict.fromkeys(SOURCES, expected)
     for kind, chunks in decoded.items():
@@ -170,11 +175,12 @@ def test_every_backend_streams_the_same_sequence(tool) -> None:
         assert shape(list(replay(final))) == expected, kind  # a whole Response, told the same
         if tool:
             (call,) = final.tool_uses
-            assert (call.name, dict(call.input)) == ("get_weather", {"city": "Lisbon"})
+            given = {"city": "Lisbon"} if tool[2] else {}
+            assert (call.name, dict(call.input)) == (tool[1], given)
             start = next(c for c in chunks if c.type == "block_start" and c.index == 1)
-            assert start.block == ToolUseBlock(call.id, "get_weather")  # the id from the start
+            assert start.block == ToolUseBlock(call.id, tool[1])  # the id from the start
             streamed = "".join(c.partial_json for c in chunks if c.type == "tool_input_delta")
-            assert json.loads(streamed) == {"city": "Lisbon"}
+            assert json.loads(streamed or "{}") == given
 
 
 def test_ids_are_the_providers_where_given_and_made_once_where_not() -> None:
