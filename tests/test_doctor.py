@@ -10,7 +10,7 @@ import pytest
 
 from devpulse import ExitCode, config_from_mapping
 from devpulse.cli import main
-from devpulse.commands.doctor import check_limits, check_memory, run_checks
+from devpulse.commands.doctor import check_allowlist, check_limits, check_memory, run_checks
 from devpulse.core.ledger import SCHEMA_VERSION
 from devpulse.core.types import DeviceMemory
 from tests.rig.llama_server import LlamaServer, free_port
@@ -185,3 +185,15 @@ def test_a_first_token_limit_the_budget_makes_unreachable_is_a_warning() -> None
     assert late.result == "warn"
     assert "backends.llama_server (30 s)" in late.detail
     assert "backends.anthropic" not in late.detail  # its own limit (cloud) is below 30 s
+
+
+def test_an_allowlist_entry_not_anchored_is_a_warning() -> None:
+    def check(*entries: str) -> Any:
+        return check_allowlist(config_from_mapping({"privacy": {"allowlist": list(entries)}}))
+
+    assert check().result == "ok"
+    assert check("^ci-bot@acme-corp\\.com$", r"\Afixture-[0-9]+\z").result == "ok"
+    loose = check("^ci-bot@acme-corp\\.com$", "ci-bot", "^test-")
+    assert loose.result == "warn"
+    assert "privacy.allowlist[1], privacy.allowlist[2]" in loose.detail
+    assert "privacy.allowlist[0]" not in loose.detail

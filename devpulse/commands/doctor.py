@@ -69,6 +69,7 @@ def run_checks(config: Config, probe: Callable[[], list[Any]]) -> list[Check]:
     checks = [Check("config", "ok", f"loaded ({where})")]
     checks.extend(_backends(config))
     checks.append(check_limits(config))
+    checks.append(check_allowlist(config))
     checks.append(check_ledger(config))
     checks.append(check_memory(probe))
     return checks
@@ -214,6 +215,30 @@ def check_limits(config: Config) -> Check:
         f"first-token limit not below failover.budget_s ({budget:g} s): {', '.join(late)}; "
         "a server there that never answers uses up each request's budget and never opens "
         "its circuit",
+    )
+
+
+def check_allowlist(config: Config) -> Check:
+    """Whether each privacy allowlist entry is anchored at both ends. One that is not allows
+    every value it matches a part of: "ci-bot" would also let through a real secret that
+    happens to contain it."""
+    entries = config.privacy.allowlist
+    loose = [
+        f"privacy.allowlist[{i}]"
+        for i, pattern in enumerate(entries)
+        if not (pattern.startswith(("^", "\\A")) and pattern.endswith(("$", "\\z")))
+    ]
+    if not loose:
+        return Check(
+            "allowlist",
+            "ok",
+            f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, each anchored",
+        )
+    return Check(
+        "allowlist",
+        "warn",
+        f"not anchored with ^ and $: {', '.join(loose)}; each allows every value that "
+        "merely contains a match",
     )
 
 
