@@ -44,6 +44,7 @@ CHAINS = (
     *('pw: "${pw:-', 'pw="${' + "a" * 190 + '}" ', '"name":"pw","t":"x",', "- name: pw\n  t: x\n"),
     *('"Name": "/pw", "Type": "S", "Value": "', "name: pw\nt: x\nvalue: ", "Cookie: a=b; "),
     *("cookie: sid=", "Cookie: x"),
+    *("author=x ", '"author": "x", ', "key=lambda ", "-H 'Accept: x' "),  # names passed over
     *("ssh-keygen zip -P abcdefgh ", "net use /user:x abcdefgh ", "htpasswd -a ", "x-u a:b "),
     *("echo abcd | ", ":*:*:*:", "PuTTY-User-Key-File-2: a\\n"),
     *("login -p abcdefgh ", "mongo publish -p x "),

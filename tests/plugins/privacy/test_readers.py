@@ -568,6 +568,40 @@ def test_a_flood_of_rejected_assignments_is_bounded_and_never_clean() -> None:
     assert [f.rule_id for f in found] == ["assigned-credential:unverified"]
 
 
+def test_candidates_turned_down_by_name_do_not_spend_the_budget(scanner: Scanner) -> None:
+    """A large benign file whose names hold a credential word (author holds auth) or a
+    weak one bound to a value too short for a token (`key=lambda`): each candidate is
+    turned down by its name, before its value is judged, and none counts towards
+    MAX_CANDIDATES, so the text is clean, not unverified. A credential among them is
+    still found."""
+    records = [
+        f'  {{"id": {i}, "title": "Book {i}", "author": "Jane Austen", "year": 1900}}'
+        for i in range(MAX_CANDIDATES + 100)
+    ]
+    books = "[\n" + ",\n".join(records) + "\n]\n"
+    code = "".join(
+        f"items_{i} = sorted(data_{i}, key=lambda r: r.name)\n" for i in range(MAX_CANDIDATES + 100)
+    )
+    for text in (books, code):
+        assert read_all(text.encode()) == []
+        assert scanner.scan(text) == []
+        found = read_all((text + f'api_token = "{TOKEN}"\n').encode())
+        assert [(f.rule_id, f.value) for f in found] == [("assigned-credential", TOKEN)]
+
+
+def test_a_flood_of_credential_names_with_short_values_is_still_bounded() -> None:
+    """The budget still holds for names that could be a credential's: password = x1."""
+    text = "".join(f'password = "x{i}"\n' for i in range(MAX_CANDIDATES + 50)).encode()
+    assert [f.rule_id for f in read_all(text)] == ["assigned-credential:unverified"]
+
+
+def test_a_text_of_nothing_but_names_turned_down_is_bounded_too() -> None:
+    unit, most = b"author=x ", readers.MAX_PASSED_OVER
+    text = unit * (2 * (most + 1) * readers.BYTES_PER_PASSED_OVER // len(unit))
+    assert [f.rule_id for f in read_all(text)] == ["assigned-credential:unverified"]
+    assert read_all(unit * (most - 10)) == []
+
+
 class _GivenUp:
     """An RE2 set whose DFA ran out of memory: it answers with no pattern at all, which
     the binding says with None (as for a text nothing matches)."""
