@@ -371,6 +371,37 @@ _METADATA_WORDS = frozenset(
 # Names of values that are not credentials however they look: the public half of a key
 # pair, and the anti-forgery tokens that web forms carry in the open.
 _NOT_SECRET_WORDS = frozenset({"public", "csrf", "xsrf", "authenticity", "csrftoken"})
+# Tokens an API hands out in its responses to page through results, resume a stream or make
+# a call idempotent, named by the word just before "token": nextPageToken, pageToken,
+# NextToken, PaginationToken, NextContinuationToken (S3), cursor_token, resumeToken (MongoDB
+# change streams), idempotency_token. They grant nothing. Only just before it:
+# FACEBOOK_PAGE_ACCESS_TOKEN is a Page's access token, page_token_secret a secret.
+_PAGING_WORDS = frozenset(
+    {
+        *("page", "pagination", "paging", "next", "continuation", "cursor", "resume"),
+        "idempotency",
+    }
+)
+# Words that name such a token only after one of these. `sync` alone does not: SYNC_TOKEN is
+# as often a CI secret that pushes to a mirror (a personal access token) as a sync cursor;
+# nextSyncToken, lastSyncToken are cursors (Google Calendar, Microsoft Graph's delta
+# queries). Nor `request` alone: OAuth 1's and Kite Connect's request_token are exchanged
+# for access; AWS's ClientRequestToken is an idempotency key.
+_QUALIFIED_PAGING_WORDS = {
+    "sync": frozenset({"next", "last", "prev", "previous", "delta", "initial"}),
+    "request": frozenset({"client"}),
+}
+
+
+def names_a_paging_token(words: list[str]) -> bool:
+    """Whether a name's words end in a paging, resume or idempotency token (see
+    _PAGING_WORDS): `next page token`, `client request token`, `next sync token`."""
+    if len(words) < 2 or words[-1].rstrip("0123456789") not in ("token", "tokens"):
+        return False
+    before = words[-2]
+    if before in _QUALIFIED_PAGING_WORDS:
+        return len(words) >= 3 and words[-3] in _QUALIFIED_PAGING_WORDS[before]
+    return before in _PAGING_WORDS
 
 
 def name_words(name: str) -> list[str]:
@@ -426,6 +457,8 @@ def _name_strength(name: str) -> int:
     after = words[at + 1 :]
     if not strength or any(w in _NOT_SECRET_WORDS for w in words):
         return 0
+    if names_a_paging_token(words[: at + 1]):
+        return 0  # nextPageToken, ClientRequestToken: an API's cursor, not a credential
     if strength == 1 and not all(w.isdigit() for w in after):
         return 0  # key_down_event, KeyPair, keyStr: the key is not what the name holds
     if any(w in _METADATA_WORDS for w in after):

@@ -684,3 +684,33 @@ def test_an_extended_private_key_is_found_by_its_checksum(scanner: Scanner) -> N
     # an extended public key (xpub) is not a secret
     public = make.base58check(b"\x04\x88\xb2\x1e" + bytes(RNG.randrange(256) for _ in range(74)))
     assert not scanner.scan(public)
+
+
+PAGING_NAMES = (
+    *("nextPageToken", "pageToken", "next_page_token", "NextToken", "PaginationToken"),
+    *("NextContinuationToken", "continuation_token", "cursor_token", "resumeToken"),
+    *("ClientRequestToken", "idempotency_token", "nextSyncToken", "lastSyncToken"),
+)
+# Credentials whose names hold those words elsewhere, or alone where they are ambiguous.
+PAGING_LOOK_ALIKES = (
+    *("FACEBOOK_PAGE_ACCESS_TOKEN", "page_token_secret", "SYNC_TOKEN", "sync_token"),
+    *("request_token", "client_token", "CURSOR_API_KEY"),
+)
+
+
+@pytest.mark.parametrize("name", PAGING_NAMES)
+def test_paging_and_idempotency_tokens_are_not_secrets(scanner: Scanner, name: str) -> None:
+    """An API's cursor, resume point or idempotency key grants nothing: not a finding in
+    JSON, an assignment or Python (whose pass names credentials its own way)."""
+    for text in (
+        f'{{"items": [], "{name}": "{TOKEN}"}}',
+        f"{name}={TOKEN}\n",
+        f'```python\n{name} = "{TOKEN}"\n```',
+    ):
+        assert secret_spans(scanner, text) == [], text
+
+
+@pytest.mark.parametrize("name", PAGING_LOOK_ALIKES)
+def test_credentials_named_with_paging_words_are_still_found(scanner: Scanner, name: str) -> None:
+    for text in (f'{{"{name}": "{TOKEN}"}}', f'```python\n{name} = "{TOKEN}"\n```'):
+        assert secret_spans(scanner, text) == [TOKEN], text
