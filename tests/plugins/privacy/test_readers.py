@@ -714,3 +714,39 @@ def test_paging_and_idempotency_tokens_are_not_secrets(scanner: Scanner, name: s
 def test_credentials_named_with_paging_words_are_still_found(scanner: Scanner, name: str) -> None:
     for text in (f'{{"{name}": "{TOKEN}"}}', f'```python\n{name} = "{TOKEN}"\n```'):
         assert secret_spans(scanner, text) == [TOKEN], text
+
+
+STRIPE_TAIL = "51H8abcDEFghiJKLmnoPQRstuVWXyz0123456789" + pick(ALNUM, 40)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"STRIPE_PUBLISHABLE_KEY=pk_live_{STRIPE_TAIL}\n",
+        f'const stripe = Stripe("pk_test_{STRIPE_TAIL}");\n',
+        f'stripe_key = "pk_live_{STRIPE_TAIL}"\n',
+        f'```python\nSTRIPE_KEY = "pk_test_{STRIPE_TAIL}"\n```',
+        f'{{"publishableKey": "{TOKEN}"}}',
+        f"NEXT_PUBLIC_STRIPE_PUBLISHABLE_KEY={TOKEN}\n",
+        f"RECAPTCHA_SITE_KEY={TOKEN}\n",
+        f'<div class="h-captcha" data-sitekey="{TOKEN}"></div>\n',
+        f'{{"siteKey": "{TOKEN}"}}',
+    ],
+)
+def test_keys_public_by_design_are_not_secrets(scanner: Scanner, text: str) -> None:
+    """Stripe's publishable keys and a captcha's site key are shipped to every browser:
+    rules.toml's `public_by_design`, a documented decision."""
+    assert secret_spans(scanner, text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"STRIPE_SECRET_KEY=sk_live_{STRIPE_TAIL}\n",
+        f"RECAPTCHA_SECRET_KEY={TOKEN}\n",
+        f'stripe_key = "rk_live_{STRIPE_TAIL}"\n',
+        f"SITE_API_KEY={TOKEN}\n",
+    ],
+)
+def test_the_secret_halves_beside_them_are_still_found(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text)
