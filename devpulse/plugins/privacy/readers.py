@@ -11,7 +11,8 @@ bounded by the scanner's caps.
 The readers:
 - `assignment`: NAME op VALUE for the operators of those languages (=, :, :=, ::=, :::=,
   ?=, +=, .=, =>, ==, !=; also `setProperty("NAME", "value")` and `"value" == NAME`), with a type
-  between (`var name string =`, `val name: String =`), the value quoted or bare; a bare
+  between (`var name string =`, `val name: String =`, `NAME: &str =`, `name[33] =`,
+  `Name { get; set; } =`), the value quoted or bare, or `#define NAME value`; a bare
   value ends at a backslash, so `"NAME=value\\nNEXT=1"` in a JSON string reads as INI.
 - `xml-element`: <nameToken> value </nameToken>, on one line or several.
 - `curl`: `-u`/`--user user:password` in any quoting, and `-H`/`--header 'Name: value'`.
@@ -54,7 +55,8 @@ from devpulse.plugins.privacy.spans import (
 # The keyword a credential's name carries somewhere (checked word by word afterwards).
 _NAME_WORD = r"(?i:pass|pw|secret|token|key|credential|cred|auth)"
 _VALUE = (
-    r"(?:[\w.\[\]]+\()?"  # a conversion around a literal: []byte("..."), String("...")
+    # a conversion around a literal: []byte("..."), String("..."), Rust's String::from("...")
+    r"(?:[\w.:\[\]]+\()?"
     r"(?:[rbuRBU@]{0,2}(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\""  # a string prefix: r"", b'', @""
     r"|'(?P<sq>[^'\n]+)'"
     r"|`(?P<bq>[^`\n]+)`)"
@@ -65,9 +67,13 @@ ASSIGNMENT = TwoPass.compile(
     (
         r"(?P<decl>(?:var|val|let|const)[ \t]+)?"
         rf"(?P<name>[\w$@.-]*{_NAME_WORD}[\w.-]*)"
-        r"(?P<close>[\"'`]?\]?)"  # the end of a quoted key, of cfg[name] or of cfg["name"]
-        # a declared type: `val name: String =` (Kotlin, TypeScript), `var name string =` (Go)
-        r"(?:[ \t]*:[ \t]*[A-Za-z_][\w.*\[\]<>?]*|[ \t]+(?P<gotype>[A-Za-z_][\w.*\[\]]*))?"
+        # the end of a quoted key, of cfg[name] or of cfg["name"]; C's array, char pw[33]
+        r"(?P<close>[\"'`]?\]?|\[[0-9]*\])"
+        # a declared type: `val name: String =` (Kotlin, TypeScript), `var name string =` (Go),
+        # a reference, `const NAME: &'static str =` (Rust); or C#'s auto-property,
+        # `string Name { get; set; } =`
+        r"(?:[ \t]*:[ \t]*&?(?:'\w+[ \t]+)?[A-Za-z_][\w.*\[\]<>?]*"
+        r"|[ \t]+(?P<gotype>[A-Za-z_][\w.*\[\]]*)|[ \t]*\{[ \t]*get;[^{}\n]*\})?"
         r"[ \t]*(?P<op>=>|:::=|::=|:=|\?=|\+=|\.=|!==|===|!=|==|=|:|\|\||\?\?)"
         r"(?P<space>[ \t]*)" + _VALUE
     ).encode()
@@ -104,10 +110,11 @@ SETTER_CALL = TwoPass.compile(
         r"(?:\.(?:toCharArray|getBytes)\(\))?[ \t]*\)"  # Java's char[] and byte[] forms
     ).encode()
 )
-# `setx API_KEY "..."` (Windows), `set -gx API_KEY ...` (fish): a command, then name and value.
+# `setx API_KEY "..."` (Windows), `set -gx API_KEY ...` (fish), `#define API_KEY "..."` (C's
+# preprocessor): a command, then name and value.
 SET_COMMAND = TwoPass.compile(
     (
-        r"(?:^|[\s;&|(])(?i:setx|set[ \t]+-[A-Za-z]+)[ \t]+"
+        r"(?:^|[\s;&|(])(?i:setx|set[ \t]+-[A-Za-z]+|#[ \t]*define)[ \t]+"
         rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[ \t]+" + _VALUE
     ).encode()
 )

@@ -90,6 +90,45 @@ def test_a_named_token_is_found_in_every_syntax(scanner: Scanner, text: str) -> 
     assert TOKEN in secret_spans(scanner, text)
 
 
+# Declarations in compiled languages: a type, a reference or an array between the name and
+# the value, a conversion with a path, the preprocessor's #define.
+TYPED = [
+    f'const API_SECRET: &str = "{TOKEN}";',  # Rust
+    f'static API_TOKEN: &\'static str = "{TOKEN}";',
+    f'let password = String::from("{PASSWORD}");',
+    f'let password = std::string::String::from("{PASSWORD}");',
+    f'char password[] = "{PASSWORD}";',  # C
+    f'static const char api_key[33] = "{TOKEN}";',
+    f'#define WIFI_PASSWORD "{PASSWORD}"',
+    f'#  define WIFI_PASSWORD "{PASSWORD}"',
+    f'public string ApiKey {{ get; set; }} = "{TOKEN}";',  # C#'s auto-property
+    f'public static string Password {{ get; private set; }} = "{PASSWORD}";',
+]
+
+
+@pytest.mark.parametrize("text", TYPED)
+def test_a_typed_declaration_in_a_compiled_language_is_read(text: str) -> None:
+    values = [f.value for f in read_all(text.encode())]
+    assert values in ([TOKEN], [PASSWORD])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "#define PASSWORD_MAX_LEN 64",  # a name that describes one
+        "#define TOKEN_FOO(x) x",  # a macro with arguments
+        "char password[64];",
+        "password[0] = 'a';",
+        "let password = String::new();",  # a call, not a literal
+        'let token = env::var("API_TOKEN").unwrap();',
+        "public string Password { get; set; } = string.Empty;",
+        'const PASSWORD_FIELD: &str = "password";',
+    ],
+)
+def test_declarations_that_bind_no_literal_are_not_read(text: str) -> None:
+    assert read_all(text.encode()) == []
+
+
 COMMANDS = [
     f"curl -H 'Authorization: Basic {base64.b64encode(f'ci:{PASSWORD}'.encode()).decode()}' x",
     f'curl -H "Authorization: Api-Token {TOKEN}" https://api.example.net',
