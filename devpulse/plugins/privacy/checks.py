@@ -11,6 +11,7 @@ import re
 import string
 from collections import _count_elements  # type: ignore[attr-defined]
 from collections.abc import Callable, Container
+from typing import NamedTuple
 
 import re2
 
@@ -122,8 +123,29 @@ def published_keys() -> frozenset[str]:
     return frozenset(rules_file().get("published_keys", ()))
 
 
+class PublicByDesign(NamedTuple):
+    """rules.toml's `public_by_design`: keys their vendors ship to every browser."""
+
+    prefixes: tuple[str, ...]
+    name_words: frozenset[str]
+    key_kinds: frozenset[str]
+
+
+@functools.cache
+def public_by_design() -> PublicByDesign:
+    """Keys public by design (Stripe's pk_live_, a captcha's site key): a documented
+    decision in rules.toml, like `published_keys`."""
+    table = rules_file().get("public_by_design", {})
+    return PublicByDesign(
+        tuple(table.get("prefixes", ())),
+        frozenset(table.get("name_words", ())),
+        frozenset(table.get("key_kinds", ())),
+    )
+
+
 def is_placeholder(value: str) -> bool:
-    """True for template values, published example keys and runs of one character."""
+    """True for template values, published example keys, keys public by design and runs
+    of one character."""
     core = value.strip().strip("'\"`")
     if len(set(core)) <= 2 or _published(core):
         return True
@@ -132,7 +154,10 @@ def is_placeholder(value: str) -> bool:
 
 def _published(core: str) -> bool:
     """A published key, or one with a character or two added or cut at its end (tests
-    mutate AWS's example keys that way to check a scanner's allowlist)."""
+    mutate AWS's example keys that way to check a scanner's allowlist), or a key public by
+    design (pk_live_...)."""
+    if core.startswith(public_by_design().prefixes):
+        return True
     if core[:_HEAD] not in _published_heads():
         return False  # nearly every value: one slice and one lookup
     if core in published_keys():
@@ -371,6 +396,37 @@ _METADATA_WORDS = frozenset(
 # Names of values that are not credentials however they look: the public half of a key
 # pair, and the anti-forgery tokens that web forms carry in the open.
 _NOT_SECRET_WORDS = frozenset({"public", "csrf", "xsrf", "authenticity", "csrftoken"})
+# Tokens an API hands out in its responses to page through results, resume a stream or make
+# a call idempotent, named by the word just before "token": nextPageToken, pageToken,
+# NextToken, PaginationToken, NextContinuationToken (S3), cursor_token, resumeToken (MongoDB
+# change streams), idempotency_token. They grant nothing. Only just before it:
+# FACEBOOK_PAGE_ACCESS_TOKEN is a Page's access token, page_token_secret a secret.
+_PAGING_WORDS = frozenset(
+    {
+        *("page", "pagination", "paging", "next", "continuation", "cursor", "resume"),
+        "idempotency",
+    }
+)
+# Words that name such a token only after one of these. `sync` alone does not: SYNC_TOKEN is
+# as often a CI secret that pushes to a mirror (a personal access token) as a sync cursor;
+# nextSyncToken, lastSyncToken are cursors (Google Calendar, Microsoft Graph's delta
+# queries). Nor `request` alone: OAuth 1's and Kite Connect's request_token are exchanged
+# for access; AWS's ClientRequestToken is an idempotency key.
+_QUALIFIED_PAGING_WORDS = {
+    "sync": frozenset({"next", "last", "prev", "previous", "delta", "initial"}),
+    "request": frozenset({"client"}),
+}
+
+
+def names_a_paging_token(words: list[str]) -> bool:
+    """Whether a name's words end in a paging, resume or idempotency token (see
+    _PAGING_WORDS): `next page token`, `client request token`, `next sync token`."""
+    if len(words) < 2 or words[-1].rstrip("0123456789") not in ("token", "tokens"):
+        return False
+    before = words[-2]
+    if before in _QUALIFIED_PAGING_WORDS:
+        return len(words) >= 3 and words[-3] in _QUALIFIED_PAGING_WORDS[before]
+    return before in _PAGING_WORDS
 
 
 def name_words(name: str) -> list[str]:
@@ -424,8 +480,11 @@ def _name_strength(name: str) -> int:
         if found:
             strength, at = max(strength, found), i
     after = words[at + 1 :]
-    if not strength or any(w in _NOT_SECRET_WORDS for w in words):
+    public = public_by_design()
+    if not strength or any(w in _NOT_SECRET_WORDS or w in public.name_words for w in words):
         return 0
+    if names_a_paging_token(words[: at + 1]):
+        return 0  # nextPageToken, ClientRequestToken: an API's cursor, not a credential
     if strength == 1 and not all(w.isdigit() for w in after):
         return 0  # key_down_event, KeyPair, keyStr: the key is not what the name holds
     if any(w in _METADATA_WORDS for w in after):
@@ -445,6 +504,8 @@ def _word_strength(word: str, before: str, last: bool) -> int:
         kind = word[:-3] or before
         if kind in _SECRET_KEY_KINDS or kind.endswith(_RUN_TOGETHER_KINDS):
             return 2  # api_key, secretKey, and run together: IBMCLOUDIAMAPIKEY, slapikey
+        if kind in public_by_design().key_kinds:
+            return 0  # RECAPTCHA_SITE_KEY, sitekey: in every page that shows the widget
         if word == "key" and kind not in _PLAIN_KEY_KINDS:
             return 1
     if word in ("auth", "authorization"):

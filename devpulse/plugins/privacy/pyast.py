@@ -23,7 +23,12 @@ from typing import Any, NamedTuple
 import re2
 
 from devpulse.core.types import PrivacyLevel
-from devpulse.plugins.privacy.checks import looks_like_credential, names_a_look_alike
+from devpulse.plugins.privacy.checks import (
+    looks_like_credential,
+    name_words,
+    names_a_look_alike,
+    names_a_paging_token,
+)
 from devpulse.plugins.privacy.spans import (
     NOTHING_REPORTED,
     Reported,
@@ -625,6 +630,8 @@ def is_credential_name(name: str) -> bool:
     data = name.encode("utf-8", "surrogatepass")
     if search_spans(CREDENTIAL_NAME, data, 0) is None or names_a_look_alike(name):
         return False
+    if names_a_paging_token(name_words(name)):
+        return False  # nextPageToken, ClientRequestToken: an API's cursor (checks.py)
     return search_spans(METADATA_SUFFIX, data, 0) is None
 
 

@@ -11,7 +11,8 @@ bounded by the scanner's caps.
 The readers:
 - `assignment`: NAME op VALUE for the operators of those languages (=, :, :=, ::=, :::=,
   ?=, +=, .=, =>, ==, !=; also `setProperty("NAME", "value")` and `"value" == NAME`), with a type
-  between (`var name string =`, `val name: String =`), the value quoted or bare; a bare
+  between (`var name string =`, `val name: String =`, `NAME: &str =`, `name[33] =`,
+  `Name { get; set; } =`), the value quoted or bare, or `#define NAME value`; a bare
   value ends at a backslash, so `"NAME=value\\nNEXT=1"` in a JSON string reads as INI.
 - `xml-element`: <nameToken> value </nameToken>, on one line or several.
 - `curl`: `-u`/`--user user:password` in any quoting, and `-H`/`--header 'Name: value'`.
@@ -54,7 +55,8 @@ from devpulse.plugins.privacy.spans import (
 # The keyword a credential's name carries somewhere (checked word by word afterwards).
 _NAME_WORD = r"(?i:pass|pw|secret|token|key|credential|cred|auth)"
 _VALUE = (
-    r"(?:[\w.\[\]]+\()?"  # a conversion around a literal: []byte("..."), String("...")
+    # a conversion around a literal: []byte("..."), String("..."), Rust's String::from("...")
+    r"(?:[\w.:\[\]]+\()?"
     r"(?:[rbuRBU@]{0,2}(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\""  # a string prefix: r"", b'', @""
     r"|'(?P<sq>[^'\n]+)'"
     r"|`(?P<bq>[^`\n]+)`)"
@@ -65,9 +67,13 @@ ASSIGNMENT = TwoPass.compile(
     (
         r"(?P<decl>(?:var|val|let|const)[ \t]+)?"
         rf"(?P<name>[\w$@.-]*{_NAME_WORD}[\w.-]*)"
-        r"(?P<close>[\"'`]?\]?)"  # the end of a quoted key, of cfg[name] or of cfg["name"]
-        # a declared type: `val name: String =` (Kotlin, TypeScript), `var name string =` (Go)
-        r"(?:[ \t]*:[ \t]*[A-Za-z_][\w.*\[\]<>?]*|[ \t]+(?P<gotype>[A-Za-z_][\w.*\[\]]*))?"
+        # the end of a quoted key, of cfg[name] or of cfg["name"]; C's array, char pw[33]
+        r"(?P<close>[\"'`]?\]?|\[[0-9]*\])"
+        # a declared type: `val name: String =` (Kotlin, TypeScript), `var name string =` (Go),
+        # a reference, `const NAME: &'static str =` (Rust); or C#'s auto-property,
+        # `string Name { get; set; } =`
+        r"(?:[ \t]*:[ \t]*&?(?:'\w+[ \t]+)?[A-Za-z_][\w.*\[\]<>?]*"
+        r"|[ \t]+(?P<gotype>[A-Za-z_][\w.*\[\]]*)|[ \t]*\{[ \t]*get;[^{}\n]*\})?"
         r"[ \t]*(?P<op>=>|:::=|::=|:=|\?=|\+=|\.=|!==|===|!=|==|=|:|\|\||\?\?)"
         r"(?P<space>[ \t]*)" + _VALUE
     ).encode()
@@ -104,10 +110,11 @@ SETTER_CALL = TwoPass.compile(
         r"(?:\.(?:toCharArray|getBytes)\(\))?[ \t]*\)"  # Java's char[] and byte[] forms
     ).encode()
 )
-# `setx API_KEY "..."` (Windows), `set -gx API_KEY ...` (fish): a command, then name and value.
+# `setx API_KEY "..."` (Windows), `set -gx API_KEY ...` (fish), `#define API_KEY "..."` (C's
+# preprocessor): a command, then name and value.
 SET_COMMAND = TwoPass.compile(
     (
-        r"(?:^|[\s;&|(])(?i:setx|set[ \t]+-[A-Za-z]+)[ \t]+"
+        r"(?:^|[\s;&|(])(?i:setx|set[ \t]+-[A-Za-z]+|#[ \t]*define)[ \t]+"
         rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[ \t]+" + _VALUE
     ).encode()
 )
@@ -154,6 +161,13 @@ SCHEME = re2.compile(rb"^(?P<scheme>[A-Za-z][\w-]*)\\?[ \t]+(?P<rest>\S+)")
 # The scanner's bounds on per-match Python work (scanner.py), applied to each reader.
 MAX_FINDINGS = 100
 MAX_CANDIDATES = 2000
+# Matches turned down by their name alone (author = ..., keyboard: ...) cost a search and a
+# cached lookup, about 4.5 us each: a reader passes over this many, and one more for each
+# this many bytes of text. Real files stay far inside (a JSON array with an `author` field
+# holds one a record, every 100 bytes); a text that is nothing but such names (`author=x `
+# again and again, 9 bytes each) is cut off, at 0.3 s per MB (a MB of mixed prompts takes 0.2 s).
+MAX_PASSED_OVER = 2000
+BYTES_PER_PASSED_OVER = 16
 # PowerShell's Verb-Noun cmdlet names: Get-Credential, ConvertTo-SecureString.
 _CMDLET = re2.compile(rb"^[A-Z][A-Za-z]+-[A-Z][A-Za-z]+$")
 # An unquoted value with no end in sight (a pasted run) is reported by its first bytes.
@@ -213,30 +227,74 @@ def _matches(
     data: bytes,
     overflow: list[int],
     resume: Callable[[bytes, Spans, int], int | None] | None = None,
+    named: Callable[[bytes, Spans], bool] | None = None,
 ) -> Iterator[Spans]:
     """Each match's spans, the next search starting where the last match ended, or where
     `resume(data, spans, end)` says; past MAX_CANDIDATES, the position reached goes into
     `overflow` and the search stops.
 
+    A match that `named(data, spans)` turns down (its name is no credential's) is passed
+    over without counting: the cached name check costs little, and a large benign file
+    (a JSON array with an `author` field) must not spend the budget meant for values
+    judged. Those have a budget of their own, MAX_PASSED_OVER and one more for each
+    BYTES_PER_PASSED_OVER bytes of text, which only a text made of them spends.
+
     A match longer than spans.MAX_PARSED_BYTES is read by its start (see `search_parsed`);
     one that cannot be (a name or a quoted value of thousands of bytes) is passed over.
     """
-    pos, size = 0, len(data)
-    for _ in range(MAX_CANDIDATES):
+    pos, size, counted, passed = 0, len(data), 0, 0
+    passable = MAX_PASSED_OVER + size // BYTES_PER_PASSED_OVER
+    while counted < MAX_CANDIDATES and passed < passable:
         if pos > size:
             return
         found = search_parsed(pattern, data, pos)
         if found is None:
             return
         start, end, spans = found
-        if spans is not None:
+        if spans is None:
+            counted += 1
+        elif named is None or named(data, spans):
+            counted += 1
             yield spans
-            again = resume(data, spans, end) if resume is not None else None
+        else:
+            passed += 1
+        if spans is not None and resume is not None:
+            again = resume(data, spans, end)
             if again is not None and start < again:
                 end = again
         pos = max(end, start + 1)
     if pos <= size and search_parsed(pattern, data, pos) is not None:
         overflow.append(pos)
+
+
+# Values bound to a weak name (key, auth) must look machine-made, and token_like asks for
+# this many characters at least: a shorter value is turned down with the name.
+_SHORTEST_TOKEN = 12
+
+
+def _named(pattern: TwoPass) -> Callable[[bytes, Spans], bool]:
+    """A test for `_matches`: whether a match of `pattern` could bind a credential, judged
+    by its name alone (cached), and for a weak name (key, auth) by its value's length."""
+    index = pattern.parse.groupindex
+    name_group = index[b"name"]
+    value_groups = [index[g] for g in (b"dq", b"sq", b"bq", b"bare", b"value") if g in index]
+
+    def named(data: bytes, spans: Spans) -> bool:
+        start, end = spans[name_group]
+        if end - start > MAX_NAME_CHARS:
+            return False
+        strength = credential_name_strength(_text(data, (start, end)))
+        if strength != 1:
+            return strength > 0
+        value = first_set(spans, value_groups)
+        return value is not None and value[1] - value[0] >= _SHORTEST_TOKEN
+
+    return named
+
+
+(_ASSIGNMENT_NAMED, _PROPERTY_NAMED, _COMPARISON_NAMED, _SETTER_NAMED, _OPTION_NAMED) = map(
+    _named, (ASSIGNMENT, PROPERTY_CALL, COMPARISON, SETTER_CALL, CLI_OPTION)
+)
 
 
 def _inside(known: Reported, span: tuple[int, int]) -> bool:
@@ -266,14 +324,13 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
 
 def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     # groups: decl, name, close, gotype, op, space, then the value's dq, sq, bq, bare
-    for spans in _matches(ASSIGNMENT, data, overflow, _search_inside):
+    # keyboard: ..., sort_key = ..., author = ...: turned down by the name in _matches
+    for spans in _matches(ASSIGNMENT, data, overflow, _search_inside, _ASSIGNMENT_NAMED):
         decl, name_span, close, gotype, op_span, space = spans[1:7]
         value_span = first_set(spans, range(7, 11))
-        if value_span is None or name_span[1] - name_span[0] > MAX_NAME_CHARS:
+        if value_span is None:
             continue
         name = _text(data, name_span)
-        if not credential_name_strength(name):
-            continue  # keyboard: ..., sort_key = ...: judged by the name before the value
         if gotype[0] >= 0 and decl[0] < 0:
             continue  # `name word = ...` binds a typed name only after var: `<key tag="x"`
         op = data[op_span[0] : op_span[1]]
@@ -379,7 +436,7 @@ def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
 
 
 def _property_calls(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    for spans in _matches(PROPERTY_CALL, data, overflow):  # groups: name, then dq, sq, bq, bare
+    for spans in _matches(PROPERTY_CALL, data, overflow, named=_PROPERTY_NAMED):  # name, values
         value_span = first_set(spans, range(2, 6))
         if value_span is None or spans[5][0] >= 0 or _inside(known, value_span):
             continue  # a bare second argument is a variable
@@ -394,9 +451,10 @@ def _name_and_value(pattern: TwoPass) -> Reader:
     name_group = index[b"name"]
     value_groups = [index[group] for group in (b"dq", b"sq", b"bq")]
     bare_group = index[b"bare"]
+    named = _named(pattern)
 
     def read(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-        for spans in _matches(pattern, data, overflow):
+        for spans in _matches(pattern, data, overflow, named=named):
             bare_span = spans[bare_group]
             bare = bare_span[0] >= 0
             value_span: tuple[int, int] | None
@@ -406,9 +464,7 @@ def _name_and_value(pattern: TwoPass) -> Reader:
             else:
                 value_span = first_set(spans, value_groups)
             name_span = spans[name_group]
-            if value_span is None or name_span[1] - name_span[0] > MAX_NAME_CHARS:
-                continue
-            if _inside(known, value_span):
+            if value_span is None or _inside(known, value_span):
                 continue
             value = _text(data, value_span)
             if _named_value(_text(data, name_span), value, quoted=not bare):
@@ -430,7 +486,7 @@ _NOT_SETTER_VERBS = frozenset(
 
 
 def _setter_calls(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    for spans in _matches(SETTER_CALL, data, overflow):  # groups: name, dq, sq
+    for spans in _matches(SETTER_CALL, data, overflow, named=_SETTER_NAMED):  # name, dq, sq
         value_span = spans[2] if spans[2][0] >= 0 else spans[3]
         words = name_words(_text(data, spans[1]))
         if not words or words[0] in _NOT_SETTER_VERBS or _inside(known, value_span):
@@ -451,7 +507,7 @@ def _constructed(data: bytes, name_start: int) -> bool:
 
 
 def _comparisons(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    for spans in _matches(COMPARISON, data, overflow):
+    for spans in _matches(COMPARISON, data, overflow, named=_COMPARISON_NAMED):
         value_span = spans[1] if spans[1][0] >= 0 else spans[2]
         if _inside(known, value_span):
             continue
@@ -461,7 +517,7 @@ def _comparisons(data: bytes, overflow: list[int], known: Reported) -> Iterator[
 
 
 def _cli_options(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    for spans in _matches(CLI_OPTION, data, overflow):
+    for spans in _matches(CLI_OPTION, data, overflow, named=_OPTION_NAMED):
         value_span = first_set(spans, range(2, 5))
         if value_span is None or _inside(known, value_span):
             continue
@@ -474,10 +530,12 @@ def _element_text(pattern: TwoPass) -> Reader:
     """The reader of a pattern whose groups are a name and an XML element's text: the
     element named so (`<apiToken>...</apiToken>`), or one an attribute names."""
 
+    named = _named(pattern)
+
     def read(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-        for spans in _matches(pattern, data, overflow):
+        for spans in _matches(pattern, data, overflow, named=named):
             name_span, value_span = spans[1], spans[2]
-            if name_span[1] - name_span[0] > MAX_NAME_CHARS or _inside(known, value_span):
+            if _inside(known, value_span):
                 continue
             value = _text(data, value_span)
             if _named_value(_text(data, name_span), value):
@@ -507,7 +565,7 @@ def _curl_users(data: bytes, overflow: list[int], known: Reported) -> Iterator[F
 
 def _headers(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     """`-H 'Authorization: Basic ...'`, `-H "apikey: ..."`, `--header "Api-Token: ..."`."""
-    for spans in _matches(HEADER, data, overflow):
+    for spans in _matches(HEADER, data, overflow, named=_header_named):
         name = _text(data, spans[1])
         start, end = spans[2]
         raw = data[start:end].rstrip()
@@ -515,7 +573,7 @@ def _headers(data: bytes, overflow: list[int], known: Reported) -> Iterator[Foun
         if _inside(known, (start, end)):
             continue
         lower = name.lower()
-        if lower in ("authorization", "proxy-authorization"):
+        if lower in _AUTHORIZATION:
             scheme = search_spans(SCHEME, raw, 0)
             if scheme is not None:
                 # the scheme and its credential: unquoted, the line goes on (the URL)
@@ -537,6 +595,14 @@ def _headers(data: bytes, overflow: list[int], known: Reported) -> Iterator[Foun
                 yield Found("header-credential", start, end, value)
 
 
+def _header_named(data: bytes, spans: Spans) -> bool:
+    """Whether a header's name could carry a credential: Authorization, or a credential's
+    name (Content-Type, Accept are passed over, uncounted)."""
+    name = _text(data, spans[1])
+    return name.lower() in _AUTHORIZATION or bool(credential_name_strength(name))
+
+
+_AUTHORIZATION = ("authorization", "proxy-authorization")
 Reader = Callable[[bytes, list[int], Reported], Iterator[Found]]
 # Each reader with the pattern it searches: a text none of the patterns match skips it.
 READERS: tuple[tuple[str, TwoPass, Reader], ...] = (

@@ -44,6 +44,8 @@ CHAINS = (
     *('pw: "${pw:-', 'pw="${' + "a" * 190 + '}" ', '"name":"pw","t":"x",', "- name: pw\n  t: x\n"),
     *('"Name": "/pw", "Type": "S", "Value": "', "name: pw\nt: x\nvalue: ", "Cookie: a=b; "),
     *("cookie: sid=", "Cookie: x"),
+    *("author=x ", '"author": "x", ', "key=lambda ", "-H 'Accept: x' "),  # names passed over
+    *("#define pw ", "pw[1]=", "pw[] = a::b(", "pw: &'a ", "pw { get; ", "pw { get; } = "),
     *("ssh-keygen zip -P abcdefgh ", "net use /user:x abcdefgh ", "htpasswd -a ", "x-u a:b "),
     *("echo abcd | ", ":*:*:*:", "PuTTY-User-Key-File-2: a\\n"),
     *("login -p abcdefgh ", "mongo publish -p x "),
@@ -122,6 +124,7 @@ TOKEN_LEADS = (
     *("jdbc:sqlserver://db;user=sa;password=", "redis://:", "DEPLOY_TOKEN ?= "),
     *("Bearer ", '"auth": "', "-u user:", 'define("DB_PASSWORD", "', '<add key="password" '),
     *("AWS_SECRET_ACCESS_KEY=", "DOB: ", "SSN ", "x.acme.internal", "acme_", "Globex"),
+    *("string Password { get; ", "#define API_TOKEN ", 'let password = String::from("'),
 )
 # The literal each task-classifier alternative starts with.
 TASK_LEADS = (

@@ -90,6 +90,45 @@ def test_a_named_token_is_found_in_every_syntax(scanner: Scanner, text: str) -> 
     assert TOKEN in secret_spans(scanner, text)
 
 
+# Declarations in compiled languages: a type, a reference or an array between the name and
+# the value, a conversion with a path, the preprocessor's #define.
+TYPED = [
+    f'const API_SECRET: &str = "{TOKEN}";',  # Rust
+    f'static API_TOKEN: &\'static str = "{TOKEN}";',
+    f'let password = String::from("{PASSWORD}");',
+    f'let password = std::string::String::from("{PASSWORD}");',
+    f'char password[] = "{PASSWORD}";',  # C
+    f'static const char api_key[33] = "{TOKEN}";',
+    f'#define WIFI_PASSWORD "{PASSWORD}"',
+    f'#  define WIFI_PASSWORD "{PASSWORD}"',
+    f'public string ApiKey {{ get; set; }} = "{TOKEN}";',  # C#'s auto-property
+    f'public static string Password {{ get; private set; }} = "{PASSWORD}";',
+]
+
+
+@pytest.mark.parametrize("text", TYPED)
+def test_a_typed_declaration_in_a_compiled_language_is_read(text: str) -> None:
+    values = [f.value for f in read_all(text.encode())]
+    assert values in ([TOKEN], [PASSWORD])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "#define PASSWORD_MAX_LEN 64",  # a name that describes one
+        "#define TOKEN_FOO(x) x",  # a macro with arguments
+        "char password[64];",
+        "password[0] = 'a';",
+        "let password = String::new();",  # a call, not a literal
+        'let token = env::var("API_TOKEN").unwrap();',
+        "public string Password { get; set; } = string.Empty;",
+        'const PASSWORD_FIELD: &str = "password";',
+    ],
+)
+def test_declarations_that_bind_no_literal_are_not_read(text: str) -> None:
+    assert read_all(text.encode()) == []
+
+
 COMMANDS = [
     f"curl -H 'Authorization: Basic {base64.b64encode(f'ci:{PASSWORD}'.encode()).decode()}' x",
     f'curl -H "Authorization: Api-Token {TOKEN}" https://api.example.net',
@@ -568,6 +607,40 @@ def test_a_flood_of_rejected_assignments_is_bounded_and_never_clean() -> None:
     assert [f.rule_id for f in found] == ["assigned-credential:unverified"]
 
 
+def test_candidates_turned_down_by_name_do_not_spend_the_budget(scanner: Scanner) -> None:
+    """A large benign file whose names hold a credential word (author holds auth) or a
+    weak one bound to a value too short for a token (`key=lambda`): each candidate is
+    turned down by its name, before its value is judged, and none counts towards
+    MAX_CANDIDATES, so the text is clean, not unverified. A credential among them is
+    still found."""
+    records = [
+        f'  {{"id": {i}, "title": "Book {i}", "author": "Jane Austen", "year": 1900}}'
+        for i in range(MAX_CANDIDATES + 100)
+    ]
+    books = "[\n" + ",\n".join(records) + "\n]\n"
+    code = "".join(
+        f"items_{i} = sorted(data_{i}, key=lambda r: r.name)\n" for i in range(MAX_CANDIDATES + 100)
+    )
+    for text in (books, code):
+        assert read_all(text.encode()) == []
+        assert scanner.scan(text) == []
+        found = read_all((text + f'api_token = "{TOKEN}"\n').encode())
+        assert [(f.rule_id, f.value) for f in found] == [("assigned-credential", TOKEN)]
+
+
+def test_a_flood_of_credential_names_with_short_values_is_still_bounded() -> None:
+    """The budget still holds for names that could be a credential's: password = x1."""
+    text = "".join(f'password = "x{i}"\n' for i in range(MAX_CANDIDATES + 50)).encode()
+    assert [f.rule_id for f in read_all(text)] == ["assigned-credential:unverified"]
+
+
+def test_a_text_of_nothing_but_names_turned_down_is_bounded_too() -> None:
+    unit, most = b"author=x ", readers.MAX_PASSED_OVER
+    text = unit * (2 * (most + 1) * readers.BYTES_PER_PASSED_OVER // len(unit))
+    assert [f.rule_id for f in read_all(text)] == ["assigned-credential:unverified"]
+    assert read_all(unit * (most - 10)) == []
+
+
 class _GivenUp:
     """An RE2 set whose DFA ran out of memory: it answers with no pattern at all, which
     the binding says with None (as for a text nothing matches)."""
@@ -650,3 +723,69 @@ def test_an_extended_private_key_is_found_by_its_checksum(scanner: Scanner) -> N
     # an extended public key (xpub) is not a secret
     public = make.base58check(b"\x04\x88\xb2\x1e" + bytes(RNG.randrange(256) for _ in range(74)))
     assert not scanner.scan(public)
+
+
+PAGING_NAMES = (
+    *("nextPageToken", "pageToken", "next_page_token", "NextToken", "PaginationToken"),
+    *("NextContinuationToken", "continuation_token", "cursor_token", "resumeToken"),
+    *("ClientRequestToken", "idempotency_token", "nextSyncToken", "lastSyncToken"),
+)
+# Credentials whose names hold those words elsewhere, or alone where they are ambiguous.
+PAGING_LOOK_ALIKES = (
+    *("FACEBOOK_PAGE_ACCESS_TOKEN", "page_token_secret", "SYNC_TOKEN", "sync_token"),
+    *("request_token", "client_token", "CURSOR_API_KEY"),
+)
+
+
+@pytest.mark.parametrize("name", PAGING_NAMES)
+def test_paging_and_idempotency_tokens_are_not_secrets(scanner: Scanner, name: str) -> None:
+    """An API's cursor, resume point or idempotency key grants nothing: not a finding in
+    JSON, an assignment or Python (whose pass names credentials its own way)."""
+    for text in (
+        f'{{"items": [], "{name}": "{TOKEN}"}}',
+        f"{name}={TOKEN}\n",
+        f'```python\n{name} = "{TOKEN}"\n```',
+    ):
+        assert secret_spans(scanner, text) == [], text
+
+
+@pytest.mark.parametrize("name", PAGING_LOOK_ALIKES)
+def test_credentials_named_with_paging_words_are_still_found(scanner: Scanner, name: str) -> None:
+    for text in (f'{{"{name}": "{TOKEN}"}}', f'```python\n{name} = "{TOKEN}"\n```'):
+        assert secret_spans(scanner, text) == [TOKEN], text
+
+
+STRIPE_TAIL = "51H8abcDEFghiJKLmnoPQRstuVWXyz0123456789" + pick(ALNUM, 40)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"STRIPE_PUBLISHABLE_KEY=pk_live_{STRIPE_TAIL}\n",
+        f'const stripe = Stripe("pk_test_{STRIPE_TAIL}");\n',
+        f'stripe_key = "pk_live_{STRIPE_TAIL}"\n',
+        f'```python\nSTRIPE_KEY = "pk_test_{STRIPE_TAIL}"\n```',
+        f'{{"publishableKey": "{TOKEN}"}}',
+        f"NEXT_PUBLIC_STRIPE_PUBLISHABLE_KEY={TOKEN}\n",
+        f"RECAPTCHA_SITE_KEY={TOKEN}\n",
+        f'<div class="h-captcha" data-sitekey="{TOKEN}"></div>\n',
+        f'{{"siteKey": "{TOKEN}"}}',
+    ],
+)
+def test_keys_public_by_design_are_not_secrets(scanner: Scanner, text: str) -> None:
+    """Stripe's publishable keys and a captcha's site key are shipped to every browser:
+    rules.toml's `public_by_design`, a documented decision."""
+    assert secret_spans(scanner, text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"STRIPE_SECRET_KEY=sk_live_{STRIPE_TAIL}\n",
+        f"RECAPTCHA_SECRET_KEY={TOKEN}\n",
+        f'stripe_key = "rk_live_{STRIPE_TAIL}"\n',
+        f"SITE_API_KEY={TOKEN}\n",
+    ],
+)
+def test_the_secret_halves_beside_them_are_still_found(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text)
