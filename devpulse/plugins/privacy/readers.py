@@ -163,11 +163,12 @@ MAX_FINDINGS = 100
 MAX_CANDIDATES = 2000
 # Matches turned down by their name alone (author = ..., keyboard: ...) cost a search and a
 # cached lookup, about 4.5 us each: a reader passes over this many, and one more for each
-# this many bytes of text. Real files stay far inside (a JSON array with an `author` field
-# holds one a record, every 100 bytes); a text that is nothing but such names (`author=x `
-# again and again, 9 bytes each) is cut off, at 0.3 s per MB (a MB of mixed prompts takes 0.2 s).
+# this many bytes of text. A JSON array with an `author` field in every record of ~100 bytes
+# stays inside up to about 1 MB; a text that is nothing but such names (`<e key="pw">x</`,
+# `Passport No: ...` again and again) is cut off after about 10,000 a MB, 45-60 ms (at one
+# for every 16 bytes, 1 MB of them took 235-325 ms, over the ~100 ms the bench allows).
 MAX_PASSED_OVER = 2000
-BYTES_PER_PASSED_OVER = 16
+BYTES_PER_PASSED_OVER = 128
 # PowerShell's Verb-Noun cmdlet names: Get-Credential, ConvertTo-SecureString.
 _CMDLET = re2.compile(rb"^[A-Z][A-Za-z]+-[A-Z][A-Za-z]+$")
 # An unquoted value with no end in sight (a pasted run) is reported by its first bytes.
