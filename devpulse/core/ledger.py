@@ -288,13 +288,17 @@ class Ledger:
             db = getattr(self._local, "db", None)
             if db is None:
                 db = self._local.db = self._connect()
-            db.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a Ctrl-C raised just as BEGIN returns (SQLite's busy wait is
+                # C code; Python raises the signal after it) must not leave the transaction
+                # open, holding the file's write lock for the rest of the process.
+                db.execute("BEGIN IMMEDIATE")
                 yield db
+                db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
 
     def _write(self, write: Callable[[sqlite3.Connection], T]) -> T:
         """Run `write` in a transaction, committed before this returns; concurrent writes

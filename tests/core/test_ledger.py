@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -261,3 +263,43 @@ def test_each_local_attempt_is_booked_from_start_to_end(tmp_path) -> None:  # ty
     assert seen == [{("llama_server", "default")}]  # in flight while it answered
     assert router.ledger.in_flight(60.0) == set()  # finished with its outcome
     assert ("llama_server", "default") in router.ledger.last_used()
+
+
+# -- Ctrl-C ------------------------------------------------------------------------------
+
+
+class InterruptAfter(sqlite3.Connection):
+    """A connection that raises Ctrl-C's KeyboardInterrupt just after `armed` returns, once:
+    where CPython raises a SIGINT that arrived while SQLite waited in C (the busy wait)."""
+
+    armed: str | None = None
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        cursor = super().execute(sql, *args)
+        if sql == InterruptAfter.armed:
+            InterruptAfter.armed = None
+            raise KeyboardInterrupt
+        return cursor
+
+
+def record_entry(tag: str) -> RequestRecord:
+    attempt = Attempt("local", "b", "m", "answered", None, 0.01)
+    return RequestRecord("drafting", "public", [tag], "answered", [attempt])
+
+
+def test_ctrl_c_just_after_begin_leaves_no_transaction_open(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "l.sqlite3"
+    monkeypatch.setattr(
+        sqlite3, "connect", functools.partial(sqlite3.connect, factory=InterruptAfter)
+    )
+    ledger = Ledger(path)
+    InterruptAfter.armed = "BEGIN IMMEDIATE"
+    with pytest.raises(KeyboardInterrupt):
+        ledger.record(record_entry("interrupted"))
+    ledger.record(record_entry("after"))  # no "cannot start a transaction within a transaction"
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)  # another process's writer
+    other.execute("BEGIN IMMEDIATE")  # not "database is locked"
+    other.execute("ROLLBACK")
+    other.close()
+    # the interrupted write was queued again, and went ahead of the next
+    assert [r["reasons"] for r in ledger.rows()] == ['["interrupted"]', '["after"]']
