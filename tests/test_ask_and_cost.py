@@ -273,3 +273,22 @@ def test_library_use_prints_nothing_on_stdout(tmp_path: Path) -> None:
     )
     assert done.stdout == ""
     assert "dispatch.failed backend=anthropic" in done.stderr  # where the host sent it
+
+
+def test_cost_reads_the_ledger_while_another_process_writes(capsys, tmp_path: Path) -> None:
+    import sqlite3  # noqa: PLC0415
+
+    from devpulse import Ledger  # noqa: PLC0415
+
+    path = tmp_path / "l.sqlite3"
+    Ledger(path)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[ledger]\npath = "{path}"\nbusy_timeout_s = 0\n')
+    holder = sqlite3.connect(path, isolation_level=None)  # another process, mid-write
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        code, out, err = run(capsys, "--config", str(cfg), "cost", "--json")
+    finally:
+        holder.rollback()
+        holder.close()
+    assert (code, json.loads(out)["status"]) == (0, "ok"), err

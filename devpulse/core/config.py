@@ -144,6 +144,8 @@ class LedgerConfig:
     enabled: bool
     path: str
     local_usd_per_million_tokens: float
+    # How long a write waits for another process's write lock before it fails (is retried).
+    busy_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +289,7 @@ MINIMUMS = {
     "failover.breaker_cooldown_s": 0,
     "failover.spend_limit_cooldown_s": 0,
     "ledger.local_usd_per_million_tokens": 0,
+    "ledger.busy_timeout_s": 0,
     "input.max_bytes": 1,
 }
 # A config file is a few kilobytes; this bound only stops `--config /dev/zero` reading forever.

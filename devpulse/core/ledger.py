@@ -1,9 +1,11 @@
 """The cost ledger: one SQLite row per request and one per attempt, never any text.
 
-WAL mode, one connection per thread, and a busy timeout, so many async requests and several
-processes can write at once without losing a row. The file carries its schema version
-(`PRAGMA user_version`); opening an older ledger migrates it forward in one transaction, and
-a ledger from a newer DevPulse is refused rather than misread.
+WAL mode, one connection per thread, and a busy timeout (`ledger.busy_timeout_s`), so many
+async requests and several processes can write at once without losing a row. Reads take no
+lock: they see the last commit at once, whoever is writing meanwhile. The file carries its
+schema version (`PRAGMA user_version`); opening an older ledger migrates it forward in one
+transaction (opening a current one only reads), and a ledger from a newer DevPulse is
+refused rather than misread.
 
 What is guaranteed: the router queues a request's rows (`queue_record`, `queue_begin_use`,
 `queue_end_use`) and a thread of the ledger's own commits them behind it, so the request
@@ -229,8 +231,9 @@ def _someone_elses(db: sqlite3.Connection) -> str:
 class Ledger:
     """Append-only records of requests and attempts in one SQLite file."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s  # how long a write waits for another's lock
         self._local = threading.local()
         _ledgers.add(self)
         # Writes are queued and group-committed (`core/writes.py`): a request's rows are
@@ -250,40 +253,60 @@ class Ledger:
             ) from None
 
     def _migrate(self) -> int:
-        """Bring the file to `SCHEMA_VERSION`; the write lock also proves it is writable."""
-        with self._transaction() as db:
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            other = _someone_elses(db)
-            if other:  # checked before anything is written: their file is left as it was
-                raise ConfigError(
-                    f"{self.path} is an SQLite database of something else (tables: {other}), "
-                    "not a DevPulse ledger; set ledger.path to a file of its own"
-                )
-            if version > SCHEMA_VERSION:
-                raise ConfigError(
-                    f"the ledger at {self.path} has schema version {version}, newer than this "
-                    f"DevPulse knows ({SCHEMA_VERSION}); upgrade DevPulse or set ledger.path"
-                )
-            for step in MIGRATIONS[version:]:
-                for statement in _statements(step):
-                    db.execute(statement)
-            if version < SCHEMA_VERSION:
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        """Bring the file to `SCHEMA_VERSION`; only a migration takes the write lock, so a
+        current ledger opens while another process writes (WAL readers never wait)."""
+        with self._transaction(write=False) as db:
+            version = self._version(db)
+        if version < SCHEMA_VERSION:
+            with self._transaction() as db:
+                version = self._version(db)  # another process may have migrated it meanwhile
+                for step in MIGRATIONS[version:]:
+                    for statement in _statements(step):
+                        db.execute(statement)
+                if version < SCHEMA_VERSION:
+                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        elif not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
+            # what the write lock proved: a file nobody may write is refused up front
+            raise sqlite3.OperationalError("attempt to write a readonly database")
         return SCHEMA_VERSION
+
+    def _version(self, db: sqlite3.Connection) -> int:
+        """The file's schema version, once it is known to be a ledger this DevPulse reads."""
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        other = _someone_elses(db)
+        if other:  # checked before anything is written: their file is left as it was
+            raise ConfigError(
+                f"{self.path} is an SQLite database of something else (tables: {other}), "
+                "not a DevPulse ledger; set ledger.path to a file of its own"
+            )
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"the ledger at {self.path} has schema version {version}, newer than this "
+                f"DevPulse knows ({SCHEMA_VERSION}); upgrade DevPulse or set ledger.path"
+            )
+        return version
 
     @classmethod
     def from_config(cls, config: Config) -> Ledger:
-        return cls(ledger_path(config))
+        return cls(ledger_path(config), busy_timeout_s=config.ledger.busy_timeout_s)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+        )
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=30000")
+        db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
         return db
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """A transaction on this thread's connection: a write takes the file's write lock
+        at once (waiting up to the busy timeout); a read (`write=False`) takes none and
+        reads the last commit, whoever is writing meanwhile."""
         with _ACTIVE:  # a fork waits for it: see _before_fork
             db = getattr(self._local, "db", None)
             if db is None:
@@ -292,7 +315,7 @@ class Ledger:
                 # Inside the try: a Ctrl-C raised just as BEGIN returns (SQLite's busy wait is
                 # C code; Python raises the signal after it) must not leave the transaction
                 # open, holding the file's write lock for the rest of the process.
-                db.execute("BEGIN IMMEDIATE")
+                db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
                 yield db
                 db.execute("COMMIT")
             except BaseException:
@@ -346,7 +369,7 @@ class Ledger:
     def load_circuits(self) -> dict[str, Circuit]:
         """The circuit breakers' last recorded state, by backend."""
         self.flush()
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             found = db.execute(
                 "SELECT backend, failures, open_until, last_cause FROM circuits"
             ).fetchall()
@@ -424,7 +447,7 @@ class Ledger:
         """
         now = time.time() if now is None else now
         self.flush()
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             found = db.execute(
                 "SELECT DISTINCT backend, model FROM uses WHERE finished IS NULL AND started > ?",
                 (now - max_age_s,),
@@ -434,7 +457,7 @@ class Ledger:
     def last_used(self) -> dict[tuple[str, str], float]:
         """When each (backend, model) was last used: its latest attempt's end, or start."""
         self.flush()
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             found = db.execute(
                 "SELECT backend, model, MAX(COALESCE(finished, started)) FROM uses"
                 " GROUP BY backend, model"
@@ -444,7 +467,7 @@ class Ledger:
     def rows(self, since: float = 0.0) -> list[dict[str, Any]]:
         """Request rows since a Unix time, oldest first."""
         self.flush()
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             db.row_factory = sqlite3.Row
             try:
                 found = db.execute(

@@ -303,3 +303,31 @@ def test_ctrl_c_just_after_begin_leaves_no_transaction_open(tmp_path: Path, monk
     other.close()
     # the interrupted write was queued again, and went ahead of the next
     assert [r["reasons"] for r in ledger.rows()] == ['["interrupted"]', '["after"]']
+
+
+# -- another process's write lock --------------------------------------------------------
+
+
+def hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another process's writer, in the middle of a write transaction (SQLite's locks are
+    per connection, so a second connection stands in for the other process)."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_reads_and_opening_a_current_ledger_do_not_wait_for_another_writer(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "l.sqlite3"
+    Ledger(path).record(record_entry("kept"))
+    holder = hold_write_lock(path)
+    try:
+        ledger = Ledger(path, busy_timeout_s=0)  # a wait would fail at once: none is made
+        assert [r["reasons"] for r in ledger.rows()] == ['["kept"]']
+        assert ledger.in_flight(60.0) == set()
+        assert ledger.last_used() == {}
+        assert ledger.load_circuits() == {}
+    finally:
+        holder.rollback()
+        holder.close()
