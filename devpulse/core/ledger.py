@@ -112,6 +112,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE requests ADD COLUMN tool_calls INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX requests_session ON requests(session_id, ts);
     """,
+    # 4 -> 5: prompt-cache tokens, which the cloud bills apart from input tokens (reads
+    # cheaper, writes dearer); rows from before read 0.
+    """
+    ALTER TABLE requests ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE requests ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 # A caller's id is an id: longer ones are cut, so the ledger never holds a pasted document.
 MAX_ID_CHARS = 128
@@ -152,6 +158,8 @@ class RequestRecord:
     session_id: str | None = None
     user_id: str | None = None
     tool_calls: int = 0
+    cache_read_tokens: int = 0  # prompt-cache tokens, apart from input_tokens
+    cache_write_tokens: int = 0
 
 
 @dataclass(slots=True)
@@ -484,7 +492,8 @@ def _record(entry: RequestRecord, db: sqlite3.Connection) -> int:
         "INSERT INTO requests (ts, task_class, privacy_level, side, backend, model,"
         " reasons, input_tokens, output_tokens, latency_s, first_token_s, outcome,"
         " error_class, attempts, cost_usd, counterfactual_usd, session_id, user_id,"
-        " tool_calls) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " tool_calls, cache_read_tokens, cache_write_tokens)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             entry.ts,
             entry.task_class,
@@ -505,6 +514,8 @@ def _record(entry: RequestRecord, db: sqlite3.Connection) -> int:
             _id(entry.session_id),
             _id(entry.user_id),
             entry.tool_calls,
+            entry.cache_read_tokens,
+            entry.cache_write_tokens,
         ),
     )
     request_id = int(cursor.lastrowid or 0)

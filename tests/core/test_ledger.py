@@ -331,3 +331,61 @@ def test_reads_and_opening_a_current_ledger_do_not_wait_for_another_writer(
     finally:
         holder.rollback()
         holder.close()
+
+
+# -- prompt-cache tokens -----------------------------------------------------------------
+
+
+class CachedCloud:
+    """A cloud answer that read 100k tokens from the prompt cache and wrote 50k to it."""
+
+    @hookimpl
+    def route(self, request, classification):
+        return Decision(Side.CLOUD, "anthropic", "claude-sonnet-4-5")
+
+    @hookimpl
+    def dispatch(self, request: Request, decision: Decision) -> Response:
+        usage = Usage(10, 100, cache_read_tokens=100_000, cache_write_tokens=50_000)
+        return Response("ok", "claude-sonnet-4-5", decision.backend, decision.side, usage)
+
+
+def test_prompt_cache_tokens_are_recorded_and_priced(tmp_path: Path) -> None:
+    router = router_with({"ledger": {"path": str(tmp_path / "l.sqlite3")}}, plugins=[CachedCloud()])
+    router.invoke("hello")
+    (row,) = router.ledger.rows()
+    assert (row["cache_read_tokens"], row["cache_write_tokens"]) == (100_000, 50_000)
+    # sonnet: $3/M in, $15/M out; cache reads at 0.1x the input price, writes at 1.25x
+    expected = (10 * 3 + 100 * 15 + 100_000 * 3 * 0.1 + 50_000 * 3 * 1.25) / 1e6
+    assert row["cost_usd"] == pytest.approx(expected)
+    assert row["counterfactual_usd"] == pytest.approx(expected)  # the cloud model is sonnet
+
+
+def test_a_model_may_carry_its_own_cache_prices(tmp_path: Path) -> None:
+    prices = {"claude-sonnet-4": {"input": 3.0, "output": 15.0, "cache_read": 1.0}}
+    config = {"ledger": {"path": str(tmp_path / "l.sqlite3")}, "prices": prices}
+    router = router_with(config, plugins=[CachedCloud()])
+    router.invoke("hello")
+    (row,) = router.ledger.rows()
+    expected = (10 * 3 + 100 * 15 + 100_000 * 1.0 + 50_000 * 3 * 1.25) / 1e6
+    assert row["cost_usd"] == pytest.approx(expected)
+
+
+def test_a_ledger_from_before_cache_tokens_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    from devpulse.core.ledger import MIGRATIONS, _statements  # noqa: PLC0415
+
+    path = tmp_path / "v4.sqlite3"
+    with sqlite3.connect(path) as db:
+        for step in MIGRATIONS[:4]:
+            for statement in _statements(step):
+                db.execute(statement)
+        db.execute("PRAGMA user_version = 4")
+        db.execute(
+            "INSERT INTO requests (ts, task_class, privacy_level, side, reasons, outcome,"
+            " attempts, cost_usd, counterfactual_usd, input_tokens, output_tokens)"
+            " VALUES (1e9, 'drafting', 'public', 'cloud', '[]', 'answered', 1, 0.5, 0.5, 10, 2)"
+        )
+    ledger = Ledger(path)
+    assert ledger.schema_version == SCHEMA_VERSION == 5
+    (old,) = ledger.rows()
+    assert (old["input_tokens"], old["cost_usd"]) == (10, 0.5)
+    assert (old["cache_read_tokens"], old["cache_write_tokens"]) == (0, 0)
