@@ -246,7 +246,7 @@ class Ledger:
         _ledgers.add(self)
         # Writes are queued and group-committed (`core/writes.py`): a request's rows are
         # written behind it, and reads see every write queued before them.
-        self._writes = Writes(self._commit, key=str(self.path.resolve()))
+        self._writes = Writes(self._commit, key=str(self.path.resolve()), retry=_locked)
         if self.path.exists() and not self.path.is_file():  # /dev/null: SQLite would put its
             raise ConfigError(  # journal beside it, in /dev
                 f"the ledger at {self.path} is not a regular file; set ledger.path to one"
@@ -343,25 +343,22 @@ class Ledger:
         flush_all(self._writes.key)
 
     def _commit(self, batch: list[Job]) -> None:
+        """Commit `batch` in one transaction; if the transaction fails, raise, settling no
+        write (`Writes` fails them, or keeps them queued while the file is locked)."""
         results: list[tuple[Future[Any], Any, BaseException | None]] = []
-        try:
-            with self._transaction() as db:
-                if len(batch) == 1:
-                    write, future = batch[0]
-                    results.append((future, write(db), None))
-                else:
-                    for write, future in batch:
-                        db.execute("SAVEPOINT one")
-                        try:
-                            results.append((future, write(db), None))
-                        except Exception as exc:
-                            db.execute("ROLLBACK TO one")
-                            results.append((future, None, exc))
-                        db.execute("RELEASE one")
-        except Exception as exc:  # the transaction failed: every write in it did
-            for _, future in batch:
-                _settle(future, None, exc)
-            return
+        with self._transaction() as db:
+            if len(batch) == 1:
+                write, future = batch[0]
+                results.append((future, write(db), None))
+            else:
+                for write, future in batch:
+                    db.execute("SAVEPOINT one")
+                    try:
+                        results.append((future, write(db), None))
+                    except Exception as exc:
+                        db.execute("ROLLBACK TO one")
+                        results.append((future, None, exc))
+                    db.execute("RELEASE one")
         # (A KeyboardInterrupt leaves the futures unsettled: `Writes` queues the writes again.)
         for future, value, error in results:
             _settle(future, value, error)
@@ -539,6 +536,16 @@ def _record(entry: RequestRecord, db: sqlite3.Connection) -> int:
         ],
     )
     return request_id
+
+
+def _locked(error: BaseException) -> bool:
+    """Whether a commit failed only because another connection held the file's lock."""
+    if not isinstance(error, sqlite3.OperationalError):
+        return False
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(error)  # pragma: no cover  # Python before 3.11
 
 
 def _statements(script: str) -> list[str]:

@@ -389,3 +389,37 @@ def test_a_ledger_from_before_cache_tokens_is_migrated_and_keeps_its_rows(tmp_pa
     (old,) = ledger.rows()
     assert (old["input_tokens"], old["cost_usd"]) == (10, 0.5)
     assert (old["cache_read_tokens"], old["cache_write_tokens"]) == (0, 0)
+
+
+class FailsThenAnswers:
+    @hookimpl
+    def dispatch(self, request: Request, decision: Decision) -> Response:
+        if decision.backend == "broken":
+            raise ConnectionResetError("reset")
+        return Response("ok", decision.model, decision.backend, decision.side, Usage(10, 2))
+
+
+def test_a_breaker_save_the_lock_refuses_neither_hides_the_error_nor_stops_failover(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "l.sqlite3"
+    config = {
+        "ledger": {"path": str(path), "busy_timeout_s": 0},
+        "backends": {"broken": {"side": "local"}},
+        "routing": {"drafting": {"side": "local", "backend": "broken"}},
+        "preflight": {"enabled": False},
+    }
+    router = router_with(config, plugins=[FailsThenAnswers()])
+    assert router.ledger is not None
+    holder = hold_write_lock(path)
+    try:
+        answer = router.invoke("summarize this", task=TaskClass.DRAFTING)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert answer.backend != "broken"  # failed over, though the breaker's save failed
+    assert [r["outcome"] for r in router.ledger.rows()] == ["answered"]  # and its row kept
+    with sqlite3.connect(path) as db:
+        failed = db.execute("SELECT error_class, cause FROM attempts WHERE n = 1").fetchone()
+    assert failed == ("ConnectionResetError", "connection")  # the dispatch's error, not the lock
+    assert "breaker.save_failed" in caplog.text
