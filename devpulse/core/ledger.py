@@ -319,15 +319,20 @@ class Ledger:
             db = getattr(self._local, "db", None)
             if db is None:
                 db = self._local.db = self._connect()
+            # Set just before COMMIT, cleared by BEGIN and ROLLBACK: with no transaction
+            # open, it says the last COMMIT went through (`_commit`, on a Ctrl-C).
+            self._local.committing = False
             try:
                 # Inside the try: a Ctrl-C raised just as BEGIN returns (SQLite's busy wait is
                 # C code; Python raises the signal after it) must not leave the transaction
                 # open, holding the file's write lock for the rest of the process.
                 db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
                 yield db
+                self._local.committing = True
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
+                    self._local.committing = False
                     db.execute("ROLLBACK")
                 raise
 
@@ -346,22 +351,32 @@ class Ledger:
         """Commit `batch` in one transaction; if the transaction fails, raise, settling no
         write (`Writes` fails them, or keeps them queued while the file is locked)."""
         results: list[tuple[Future[Any], Any, BaseException | None]] = []
-        with self._transaction() as db:
-            if len(batch) == 1:
-                write, future = batch[0]
-                results.append((future, write(db), None))
-            else:
-                for write, future in batch:
-                    db.execute("SAVEPOINT one")
-                    try:
-                        results.append((future, write(db), None))
-                    except Exception as exc:
-                        db.execute("ROLLBACK TO one")
-                        results.append((future, None, exc))
-                    db.execute("RELEASE one")
-        # (A KeyboardInterrupt leaves the futures unsettled: `Writes` queues the writes again.)
-        for future, value, error in results:
-            _settle(future, value, error)
+        try:
+            with self._transaction() as db:
+                if len(batch) == 1:
+                    write, future = batch[0]
+                    results.append((future, write(db), None))
+                else:
+                    for write, future in batch:
+                        db.execute("SAVEPOINT one")
+                        try:
+                            results.append((future, write(db), None))
+                        except Exception as exc:
+                            db.execute("ROLLBACK TO one")
+                            results.append((future, None, exc))
+                        db.execute("RELEASE one")
+            for future, value, error in results:
+                _settle(future, value, error)
+        except Exception:
+            raise
+        except BaseException:
+            # A Ctrl-C: before the COMMIT went through, the futures stay unsettled and
+            # `Writes` queues the writes again; after it (just as it returned, or while
+            # settling), they are settled here, or the next commit would write them twice.
+            if self._local.committing and not self._local.db.in_transaction:
+                for future, value, error in results:
+                    _settle(future, value, error)
+            raise
 
     def record(self, entry: RequestRecord) -> int:
         """Write the request and its attempts in one transaction; returns the request id."""

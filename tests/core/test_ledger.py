@@ -423,3 +423,17 @@ def test_a_breaker_save_the_lock_refuses_neither_hides_the_error_nor_stops_failo
         failed = db.execute("SELECT error_class, cause FROM attempts WHERE n = 1").fetchone()
     assert failed == ("ConnectionResetError", "connection")  # the dispatch's error, not the lock
     assert "breaker.save_failed" in caplog.text
+
+
+def test_ctrl_c_just_after_commit_does_not_write_the_rows_twice(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(
+        sqlite3, "connect", functools.partial(sqlite3.connect, factory=InterruptAfter)
+    )
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    InterruptAfter.armed = "COMMIT"  # the commit went through; the Ctrl-C lands just after
+    with pytest.raises(KeyboardInterrupt):
+        ledger.record(record_entry("once"))
+    ledger.record(record_entry("next"))
+    assert [r["reasons"] for r in ledger.rows()] == ['["once"]', '["next"]']
