@@ -91,7 +91,12 @@ class Writes:
         self._dropping = False  # writes were dropped (logged) since the last commit went through
         self._committing = False
         self._thread: threading.Thread | None = None
-        self._cond = threading.Condition(threading.Lock())
+        # Taken with `with self._lock`, never `with self._cond`: in CPython a C lock's `with`
+        # is not interrupted between taking the lock and guarding it, while Condition's
+        # __enter__ is Python code, after which a Ctrl-C could leave the lock taken (and
+        # the next `with`, in _drain's handler or the exit flush, wait for it forever).
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # its waits and notifies, same lock
 
     def submit(self, fn: Callable[[Any], T]) -> Future[T]:
         """Queue `fn` (called with the connection, in a transaction); returns at once.
@@ -106,7 +111,7 @@ class Writes:
             except Exception as exc:
                 future.set_exception(exc)
             return future
-        with self._cond:
+        with self._lock:
             self._pending.append((fn, future))
             if self._thread is not None:
                 self._cond.notify()
@@ -117,7 +122,7 @@ class Writes:
         try:
             thread.start()
         except RuntimeError:  # no new threads at interpreter shutdown: commit it here
-            with self._cond:
+            with self._lock:
                 self._thread = None
             self.flush()
         return future
@@ -125,7 +130,7 @@ class Writes:
     def write(self, fn: Callable[[Any], T]) -> T:
         """Queue `fn` and wait until it is committed; returns what it returned."""
         future: Future[T] = Future()
-        with self._cond:
+        with self._lock:
             self._pending.append((fn, future))
             lead = not self._committing
             self._committing = True
@@ -133,7 +138,7 @@ class Writes:
             try:
                 return future.result(timeout=0.05)
             except TimeoutError:
-                with self._cond:  # a committer that died leaves its followers to commit
+                with self._lock:  # a committer that died leaves its followers to commit
                     lead = not self._committing
                     self._committing = True
         self._drain()
@@ -142,13 +147,13 @@ class Writes:
     @property
     def held(self) -> int:
         """How many submitted writes wait for the next commit because the file was locked."""
-        with self._cond:
+        with self._lock:
             return len(self._held)
 
     def flush(self) -> None:
         """Return once every write queued before this call is committed (or has failed, or
         is kept queued for the next commit because the file is locked)."""
-        with self._cond:
+        with self._lock:
             if not self._pending and not self._held and not self._committing:
                 return
         try:
@@ -161,7 +166,7 @@ class Writes:
         """Commit batches until none is waiting; the caller holds the committer's role."""
         try:
             while True:
-                with self._cond:
+                with self._lock:
                     if not self._pending:  # held writes wait for new work: no busy loop
                         self._committing = False
                         self._cond.notify_all()
@@ -174,7 +179,7 @@ class Writes:
                 else:
                     self._dropping = False
         except BaseException:
-            with self._cond:
+            with self._lock:
                 # A commit interrupted (Ctrl-C in the thread that led it) left its writes
                 # unsettled: they go back to the front of the queue, for the next committer.
                 self._pending[:0] = [job for job in batch if not job[1].done()]
@@ -203,7 +208,7 @@ class Writes:
         if dropped and not self._dropping:
             self._dropping = True
             log.warning("ledger.writes_dropped", held=self._max_held, error=str(error))
-        with self._cond:
+        with self._lock:
             self._held[:0] = held[: self._max_held]
         log.warning("ledger.commit_deferred", writes=len(held) - len(dropped), error=str(error))
 
@@ -216,24 +221,25 @@ class Writes:
         """
         try:
             while True:
-                with self._cond:
+                with self._lock:
                     while not self._pending or self._committing:
                         if not self._cond.wait(IDLE_S) and not self._pending:
                             return
                 time.sleep(LINGER_S)
-                with self._cond:
+                with self._lock:
                     if self._committing or not self._pending:
                         continue  # a flush took them
                     self._committing = True
                 self._drain()
         finally:  # idle, or a commit failed beyond a write's own error: the next submit
-            with self._cond:  # starts another thread
+            with self._lock:  # starts another thread
                 self._thread = None
 
     def _reset_after_fork(self) -> None:
         """In a forked child: the parent's lock state, thread and queue are not this
         process's (the parent commits what it had queued)."""
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._pending = []
         self._held = []
         self._committing = False

@@ -4,6 +4,7 @@ or to the process ending, however it ends short of being killed outright."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sqlite3
 import subprocess
@@ -360,3 +361,36 @@ def test_rows_queued_while_another_process_holds_the_lock_are_kept(tmp_path: Pat
         holder.close()
     ledger.queue_record(entry("after"))
     assert [r["reasons"] for r in ledger.rows()] == ['["while locked"]', '["after"]']
+
+
+class InterruptedCondition(threading.Condition):
+    """A condition whose `with` raises Ctrl-C's KeyboardInterrupt just after taking the
+    lock, as CPython does with a SIGINT that arrives while Python-level `__enter__` runs."""
+
+    armed = 0
+
+    def __enter__(self) -> bool:
+        got = super().__enter__()
+        if InterruptedCondition.armed:
+            InterruptedCondition.armed -= 1
+            if InterruptedCondition.armed == 0:
+                raise KeyboardInterrupt
+        return got
+
+
+def test_a_ctrl_c_while_taking_the_queue_lock_cannot_leave_it_taken(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    queue = ledger._writes
+    queue._lock = threading.Lock()
+    queue._cond = InterruptedCondition(queue._lock)
+    InterruptedCondition.armed = 2  # write() takes the lock once, then its commit does
+
+    def record() -> None:
+        with contextlib.suppress(KeyboardInterrupt):
+            ledger.record(entry("x"))
+
+    caller = threading.Thread(target=record, daemon=True)
+    caller.start()
+    caller.join(10)  # a ceiling for a hang, not a timing: the record takes milliseconds
+    assert not caller.is_alive()
+    assert [r["reasons"] for r in ledger.rows()] == ['["x"]']
