@@ -273,3 +273,58 @@ def test_library_use_prints_nothing_on_stdout(tmp_path: Path) -> None:
     )
     assert done.stdout == ""
     assert "dispatch.failed backend=anthropic" in done.stderr  # where the host sent it
+
+
+def test_cost_reads_the_ledger_while_another_process_writes(capsys, tmp_path: Path) -> None:
+    import sqlite3  # noqa: PLC0415
+
+    from devpulse import Ledger  # noqa: PLC0415
+
+    path = tmp_path / "l.sqlite3"
+    Ledger(path)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[ledger]\npath = "{path}"\nbusy_timeout_s = 0\n')
+    holder = sqlite3.connect(path, isolation_level=None)  # another process, mid-write
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        code, out, err = run(capsys, "--config", str(cfg), "cost", "--json")
+    finally:
+        holder.rollback()
+        holder.close()
+    assert (code, json.loads(out)["status"]) == (0, "ok"), err
+
+
+def test_cost_counts_and_prices_prompt_cache_tokens(capsys, tmp_path: Path) -> None:
+    from devpulse import Ledger  # noqa: PLC0415
+    from devpulse.core.ledger import Attempt, RequestRecord  # noqa: PLC0415
+
+    path = tmp_path / "l.sqlite3"
+    attempt = Attempt("cloud", "anthropic", "claude-sonnet-4-5", "answered", None, 0.1)
+    Ledger(path).record(
+        RequestRecord(
+            "reasoning",
+            "public",
+            [],
+            "answered",
+            [attempt],
+            side="cloud",
+            model="claude-sonnet-4-5",
+            input_tokens=10,
+            output_tokens=100,
+            cache_read_tokens=100_000,
+            cache_write_tokens=50_000,
+            cost_usd=0.2,
+            counterfactual_usd=0.2,
+        )
+    )
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[ledger]\npath = "{path}"\n')
+    code, out, _ = run(capsys, "--config", str(cfg), "cost", "--json")
+    report = json.loads(out)
+    assert code == 0
+    cloud = report["by_side"]["cloud"]
+    assert (cloud["cache_read_tokens"], cloud["cache_write_tokens"]) == (100_000, 50_000)
+    assert report["cache_read_tokens"] == 100_000
+    assert report["cache_write_tokens"] == 50_000
+    code, out, _ = run(capsys, "--config", str(cfg), "cost")
+    assert "100000 cache read" in out

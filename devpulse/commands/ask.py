@@ -68,12 +68,15 @@ def ask_command(
             f"({response.model}) after {decision.backend} failed",
             err=True,
         )
+    usage = response.usage
+    cache = {"cache_read": usage.cache_read_tokens, "cache_write": usage.cache_write_tokens}
     cost = request_cost(
         router.config,
         response.side,
         response.model,
-        response.usage.input_tokens,
-        response.usage.output_tokens,
+        usage.input_tokens,
+        usage.output_tokens,
+        **cache,
     )
     if as_json:
         click.echo(
@@ -85,7 +88,7 @@ def ask_command(
                     "cost_usd": round(cost, 6),
                     "counterfactual_usd": round(
                         counterfactual_cost(
-                            router.config, response.usage.input_tokens, response.usage.output_tokens
+                            router.config, usage.input_tokens, usage.output_tokens, **cache
                         ),
                         6,
                     ),

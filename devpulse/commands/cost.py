@@ -126,13 +126,16 @@ def cost_command(
 
 
 def split_by(rows: list[dict[str, Any]], column: str) -> dict[str, dict[str, float]]:
-    """Per id, most spend first: requests, answered, tokens, tool calls, spend, all-cloud."""
+    """Per id, most spend first: requests, answered, tokens (prompt-cache ones apart), tool
+    calls, spend, all-cloud."""
     groups: dict[str, dict[str, float]] = defaultdict(
         lambda: {
             "requests": 0,
             "answered": 0,
             "input_tokens": 0,
             "output_tokens": 0,
+            "cache_read_tokens": 0,
+            "cache_write_tokens": 0,
             "tool_calls": 0,
             "spend_usd": 0.0,
             "counterfactual_usd": 0.0,
@@ -146,6 +149,8 @@ def split_by(rows: list[dict[str, Any]], column: str) -> dict[str, dict[str, flo
         group["answered"] += 1
         group["input_tokens"] += r["input_tokens"]
         group["output_tokens"] += r["output_tokens"]
+        group["cache_read_tokens"] += r.get("cache_read_tokens") or 0
+        group["cache_write_tokens"] += r.get("cache_write_tokens") or 0
         group["tool_calls"] += r.get("tool_calls") or 0
         group["spend_usd"] += r["cost_usd"]
         group["counterfactual_usd"] += r["counterfactual_usd"]
@@ -176,13 +181,19 @@ def _since(value: str | None) -> float:
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Requests and tokens by side, local share by requests and by dollars, savings."""
+    """Requests and tokens by side, local share by requests and by dollars, savings.
+
+    Spend and the all-cloud counterfactual are the rows' own prices, which include the
+    prompt-cache tokens (`core/costs.py`); the cache counts are reported beside them.
+    """
     answered = [r for r in rows if r["outcome"] == "answered"]
     sides: dict[str, dict[str, float]] = defaultdict(
         lambda: {
             "requests": 0,
             "input_tokens": 0,
             "output_tokens": 0,
+            "cache_read_tokens": 0,
+            "cache_write_tokens": 0,
             "spend_usd": 0.0,
             "counterfactual_usd": 0.0,
         }
@@ -195,6 +206,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         side["requests"] += 1
         side["input_tokens"] += r["input_tokens"]
         side["output_tokens"] += r["output_tokens"]
+        side["cache_read_tokens"] += r.get("cache_read_tokens") or 0
+        side["cache_write_tokens"] += r.get("cache_write_tokens") or 0
         side["spend_usd"] += r["cost_usd"]
         side["counterfactual_usd"] += r["counterfactual_usd"]
         cls = classes[r["task_class"]]
@@ -214,6 +227,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "local_share_by_dollars": round(local["counterfactual_usd"] / all_cloud, 4)
         if all_cloud
         else 0,
+        "cache_read_tokens": sum(s["cache_read_tokens"] for s in sides.values()),
+        "cache_write_tokens": sum(s["cache_write_tokens"] for s in sides.values()),
         "spend_usd": round(spend, 6),
         "all_cloud_usd": round(all_cloud, 6),
         "savings_usd": round(all_cloud - spend, 6),
@@ -229,9 +244,14 @@ def _rounded(values: dict[str, float]) -> dict[str, float]:
 def _print_report(r: dict[str, Any]) -> None:
     click.echo(f"{r['answered']} answered, {r['failed']} failed or refused (ledger {r['ledger']})")
     for side, s in r["by_side"].items():
+        cached = (
+            f"  {s['cache_read_tokens']} cache read {s['cache_write_tokens']} cache write"
+            if s["cache_read_tokens"] or s["cache_write_tokens"]
+            else ""
+        )
         click.echo(
             f"  {side:<5} {s['requests']:>6} requests  {s['input_tokens']:>9} in "
-            f"{s['output_tokens']:>9} out  ${s['spend_usd']:.4f}"
+            f"{s['output_tokens']:>9} out{cached}  ${s['spend_usd']:.4f}"
         )
     click.echo(
         f"local share: {r['local_share_by_requests']:.1%} of requests, "

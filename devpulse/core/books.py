@@ -14,7 +14,7 @@ from devpulse.core.costs import counterfactual_cost, request_cost
 from devpulse.core.errors import Cancelled, DevPulseError, PrivacyBlocked, diagnose
 from devpulse.core.ledger import Attempt, Ledger, RequestRecord, Use
 from devpulse.core.logs import get_logger
-from devpulse.core.types import Classification, Decision, Request, Response, Side
+from devpulse.core.types import Classification, Decision, Request, Response, Side, Usage
 
 log = get_logger(__name__)
 
@@ -65,8 +65,9 @@ class Book:
         if ledger is None or classification is None:
             return
         decision, response = self.decision, self.response
-        usage_in = response.usage.input_tokens if response else 0
-        usage_out = response.usage.output_tokens if response else 0
+        usage = response.usage if response else Usage()
+        usage_in, usage_out = usage.input_tokens, usage.output_tokens
+        cache = {"cache_read": usage.cache_read_tokens, "cache_write": usage.cache_write_tokens}
         answered_side = response.side if response else (decision.side if decision else None)
         model = response.model if response else (decision.model if decision else None)
         ledger.queue_record(
@@ -81,13 +82,17 @@ class Book:
                 model=model,
                 input_tokens=usage_in,
                 output_tokens=usage_out,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
                 latency_s=response.latency_s if response else None,
                 first_token_s=response.first_token_s if response else None,
                 error_class=type(error).__name__ if error else None,
-                cost_usd=request_cost(config, answered_side, model or "", usage_in, usage_out)
+                cost_usd=request_cost(
+                    config, answered_side, model or "", usage_in, usage_out, **cache
+                )
                 if response and answered_side
                 else 0.0,
-                counterfactual_usd=counterfactual_cost(config, usage_in, usage_out),
+                counterfactual_usd=counterfactual_cost(config, usage_in, usage_out, **cache),
                 session_id=caller_id(self.request, "session_id"),
                 user_id=caller_id(self.request, "user_id"),
                 tool_calls=tool_call_count(response),

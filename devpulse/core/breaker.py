@@ -23,6 +23,9 @@ from typing import Any, Protocol
 
 from devpulse.core.config import FailoverConfig
 from devpulse.core.errors import CALLER_ERRORS, Cause, Diagnosis
+from devpulse.core.logs import get_logger
+
+log = get_logger(__name__)
 
 # One failure of these is enough: a spend limit does not lift in seconds.
 LONG_OUTAGES = frozenset({Cause.SPEND_LIMIT})
@@ -161,9 +164,16 @@ class Breakers:
                 self._circuits[name] = replace(circuit, open_until=min(circuit.open_until, bound))
 
     def _save(self, backend: str, circuit: Circuit) -> None:
-        store = self._store()
-        if store is not None:
-            store.save_circuit(backend, circuit, self.clock())
+        """Write the circuit's new state; a store that fails (a ledger another process has
+        locked) is logged: it must not replace the dispatch's own error, nor stop failover."""
+        try:
+            store = self._store()
+            if store is not None:
+                store.save_circuit(backend, circuit, self.clock())
+        except Exception as exc:
+            log.warning(
+                "breaker.save_failed", backend=backend, error=type(exc).__name__, detail=str(exc)
+            )
 
 
 def _state(circuit: Circuit, now: float) -> dict[str, Any]:

@@ -131,12 +131,30 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+# Anthropic bills prompt-cache reads at 0.1x the model's base input price and 5-minute cache
+# writes at 1.25x (Anthropic's pricing page, https://www.anthropic.com/pricing, "Prompt
+# caching"): a model's cache prices unless its [prices] entry names its own.
+CACHE_READ_SHARE = 0.1
+CACHE_WRITE_SHARE = 1.25
+
+
 @dataclass(frozen=True, slots=True)
 class Price:
-    """US dollars per million tokens."""
+    """US dollars per million tokens; prompt-cache reads and writes, unless given, are
+    Anthropic's shares of the input price."""
 
     input: float
     output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+
+    @property
+    def cache_read_price(self) -> float:
+        return self.input * CACHE_READ_SHARE if self.cache_read is None else self.cache_read
+
+    @property
+    def cache_write_price(self) -> float:
+        return self.input * CACHE_WRITE_SHARE if self.cache_write is None else self.cache_write
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +162,8 @@ class LedgerConfig:
     enabled: bool
     path: str
     local_usd_per_million_tokens: float
+    # How long a write waits for another process's write lock before it fails (is retried).
+    busy_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +307,7 @@ MINIMUMS = {
     "failover.breaker_cooldown_s": 0,
     "failover.spend_limit_cooldown_s": 0,
     "ledger.local_usd_per_million_tokens": 0,
+    "ledger.busy_timeout_s": 0,
     "input.max_bytes": 1,
 }
 # A config file is a few kilobytes; this bound only stops `--config /dev/zero` reading forever.
@@ -427,7 +448,7 @@ def _check_minimums(config: Config) -> None:
         if key.endswith("_s") and value > MAX_SECONDS:
             raise ConfigError(f"{key}: must be at most {MAX_SECONDS:g} (a week)")
     for model, price in config.prices.items():
-        if price.input < 0 or price.output < 0:
+        if min(price.input, price.output, price.cache_read_price, price.cache_write_price) < 0:
             raise ConfigError(f"prices.{model}: a price cannot be below 0")
     for name, source in config.preflight.models.items():
         if source.need_mb is not None and source.need_mb < 1:

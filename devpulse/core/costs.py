@@ -12,19 +12,47 @@ from devpulse.core.types import Side
 DAYS_PER_MONTH = 30
 
 
-def request_cost(config: Config, side: Side, model: str, tokens_in: int, tokens_out: int) -> float:
-    """USD for one request: the model's price in the cloud, the configured local rate here."""
+def request_cost(
+    config: Config,
+    side: Side,
+    model: str,
+    tokens_in: int,
+    tokens_out: int,
+    *,
+    cache_read: int = 0,
+    cache_write: int = 0,
+) -> float:
+    """USD for one request: the model's price in the cloud, the configured local rate here.
+
+    `tokens_in` excludes the prompt-cache tokens (as the Messages API counts them), which
+    the cloud bills at their own prices; locally the rate is for the tokens in and out.
+    """
     if side is Side.LOCAL:
         return (tokens_in + tokens_out) * config.ledger.local_usd_per_million_tokens / 1e6
     price = config.price(model)
     if price is None:
         return 0.0
-    return (tokens_in * price.input + tokens_out * price.output) / 1e6
+    return (
+        tokens_in * price.input
+        + tokens_out * price.output
+        + cache_read * price.cache_read_price
+        + cache_write * price.cache_write_price
+    ) / 1e6
 
 
-def counterfactual_cost(config: Config, tokens_in: int, tokens_out: int) -> float:
+def counterfactual_cost(
+    config: Config, tokens_in: int, tokens_out: int, *, cache_read: int = 0, cache_write: int = 0
+) -> float:
     """USD had the request gone to the configured cloud model."""
-    return request_cost(config, Side.CLOUD, config.cloud.model, tokens_in, tokens_out)
+    return request_cost(
+        config,
+        Side.CLOUD,
+        config.cloud.model,
+        tokens_in,
+        tokens_out,
+        cache_read=cache_read,
+        cache_write=cache_write,
+    )
 
 
 @dataclass(frozen=True, slots=True)

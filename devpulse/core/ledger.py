@@ -1,9 +1,11 @@
 """The cost ledger: one SQLite row per request and one per attempt, never any text.
 
-WAL mode, one connection per thread, and a busy timeout, so many async requests and several
-processes can write at once without losing a row. The file carries its schema version
-(`PRAGMA user_version`); opening an older ledger migrates it forward in one transaction, and
-a ledger from a newer DevPulse is refused rather than misread.
+WAL mode, one connection per thread, and a busy timeout (`ledger.busy_timeout_s`), so many
+async requests and several processes can write at once without losing a row. Reads take no
+lock: they see the last commit at once, whoever is writing meanwhile. The file carries its
+schema version (`PRAGMA user_version`); opening an older ledger migrates it forward in one
+transaction (opening a current one only reads), and a ledger from a newer DevPulse is
+refused rather than misread.
 
 What is guaranteed: the router queues a request's rows (`queue_record`, `queue_begin_use`,
 `queue_end_use`) and a thread of the ledger's own commits them behind it, so the request
@@ -110,6 +112,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE requests ADD COLUMN tool_calls INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX requests_session ON requests(session_id, ts);
     """,
+    # 4 -> 5: prompt-cache tokens, which the cloud bills apart from input tokens (reads
+    # cheaper, writes dearer); rows from before read 0.
+    """
+    ALTER TABLE requests ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE requests ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 # A caller's id is an id: longer ones are cut, so the ledger never holds a pasted document.
 MAX_ID_CHARS = 128
@@ -150,6 +158,8 @@ class RequestRecord:
     session_id: str | None = None
     user_id: str | None = None
     tool_calls: int = 0
+    cache_read_tokens: int = 0  # prompt-cache tokens, apart from input_tokens
+    cache_write_tokens: int = 0
 
 
 @dataclass(slots=True)
@@ -229,13 +239,14 @@ def _someone_elses(db: sqlite3.Connection) -> str:
 class Ledger:
     """Append-only records of requests and attempts in one SQLite file."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s  # how long a write waits for another's lock
         self._local = threading.local()
         _ledgers.add(self)
         # Writes are queued and group-committed (`core/writes.py`): a request's rows are
         # written behind it, and reads see every write queued before them.
-        self._writes = Writes(self._commit, key=str(self.path.resolve()))
+        self._writes = Writes(self._commit, key=str(self.path.resolve()), retry=_locked)
         if self.path.exists() and not self.path.is_file():  # /dev/null: SQLite would put its
             raise ConfigError(  # journal beside it, in /dev
                 f"the ledger at {self.path} is not a regular file; set ledger.path to one"
@@ -250,51 +261,80 @@ class Ledger:
             ) from None
 
     def _migrate(self) -> int:
-        """Bring the file to `SCHEMA_VERSION`; the write lock also proves it is writable."""
-        with self._transaction() as db:
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            other = _someone_elses(db)
-            if other:  # checked before anything is written: their file is left as it was
-                raise ConfigError(
-                    f"{self.path} is an SQLite database of something else (tables: {other}), "
-                    "not a DevPulse ledger; set ledger.path to a file of its own"
-                )
-            if version > SCHEMA_VERSION:
-                raise ConfigError(
-                    f"the ledger at {self.path} has schema version {version}, newer than this "
-                    f"DevPulse knows ({SCHEMA_VERSION}); upgrade DevPulse or set ledger.path"
-                )
-            for step in MIGRATIONS[version:]:
-                for statement in _statements(step):
-                    db.execute(statement)
-            if version < SCHEMA_VERSION:
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        """Bring the file to `SCHEMA_VERSION`; only a migration takes the write lock, so a
+        current ledger opens while another process writes (WAL readers never wait)."""
+        with self._transaction(write=False) as db:
+            version = self._version(db)
+        if version < SCHEMA_VERSION:
+            with self._transaction() as db:
+                version = self._version(db)  # another process may have migrated it meanwhile
+                for step in MIGRATIONS[version:]:
+                    for statement in _statements(step):
+                        db.execute(statement)
+                if version < SCHEMA_VERSION:
+                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        elif not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
+            # what the write lock proved: a file nobody may write is refused up front
+            raise sqlite3.OperationalError("attempt to write a readonly database")
         return SCHEMA_VERSION
+
+    def _version(self, db: sqlite3.Connection) -> int:
+        """The file's schema version, once it is known to be a ledger this DevPulse reads."""
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        other = _someone_elses(db)
+        if other:  # checked before anything is written: their file is left as it was
+            raise ConfigError(
+                f"{self.path} is an SQLite database of something else (tables: {other}), "
+                "not a DevPulse ledger; set ledger.path to a file of its own"
+            )
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"the ledger at {self.path} has schema version {version}, newer than this "
+                f"DevPulse knows ({SCHEMA_VERSION}); upgrade DevPulse or set ledger.path"
+            )
+        return version
 
     @classmethod
     def from_config(cls, config: Config) -> Ledger:
-        return cls(ledger_path(config))
+        return cls(ledger_path(config), busy_timeout_s=config.ledger.busy_timeout_s)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+        )
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=30000")
+        db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
         return db
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """A transaction on this thread's connection: a write takes the file's write lock
+        at once (waiting up to the busy timeout); a read (`write=False`) takes none and
+        reads the last commit, whoever is writing meanwhile."""
         with _ACTIVE:  # a fork waits for it: see _before_fork
             db = getattr(self._local, "db", None)
             if db is None:
                 db = self._local.db = self._connect()
-            db.execute("BEGIN IMMEDIATE")
+            # Set just before COMMIT, cleared by BEGIN and ROLLBACK: with no transaction
+            # open, it says the last COMMIT went through (`_commit`, on a Ctrl-C).
+            self._local.committing = False
             try:
+                # Inside the try: a Ctrl-C raised just as BEGIN returns (SQLite's busy wait is
+                # C code; Python raises the signal after it) must not leave the transaction
+                # open, holding the file's write lock for the rest of the process.
+                db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
                 yield db
+                self._local.committing = True
+                db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    self._local.committing = False
+                    db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
 
     def _write(self, write: Callable[[sqlite3.Connection], T]) -> T:
         """Run `write` in a transaction, committed before this returns; concurrent writes
@@ -308,6 +348,8 @@ class Ledger:
         flush_all(self._writes.key)
 
     def _commit(self, batch: list[Job]) -> None:
+        """Commit `batch` in one transaction; if the transaction fails, raise, settling no
+        write (`Writes` fails them, or keeps them queued while the file is locked)."""
         results: list[tuple[Future[Any], Any, BaseException | None]] = []
         try:
             with self._transaction() as db:
@@ -323,13 +365,18 @@ class Ledger:
                             db.execute("ROLLBACK TO one")
                             results.append((future, None, exc))
                         db.execute("RELEASE one")
-        except Exception as exc:  # the transaction failed: every write in it did
-            for _, future in batch:
-                _settle(future, None, exc)
-            return
-        # (A KeyboardInterrupt leaves the futures unsettled: `Writes` queues the writes again.)
-        for future, value, error in results:
-            _settle(future, value, error)
+            for future, value, error in results:
+                _settle(future, value, error)
+        except Exception:
+            raise
+        except BaseException:
+            # A Ctrl-C: before the COMMIT went through, the futures stay unsettled and
+            # `Writes` queues the writes again; after it (just as it returned, or while
+            # settling), they are settled here, or the next commit would write them twice.
+            if self._local.committing and not self._local.db.in_transaction:
+                for future, value, error in results:
+                    _settle(future, value, error)
+            raise
 
     def record(self, entry: RequestRecord) -> int:
         """Write the request and its attempts in one transaction; returns the request id."""
@@ -342,7 +389,7 @@ class Ledger:
     def load_circuits(self) -> dict[str, Circuit]:
         """The circuit breakers' last recorded state, by backend."""
         self.flush()
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             found = db.execute(
                 "SELECT backend, failures, open_until, last_cause FROM circuits"
             ).fetchall()
@@ -420,7 +467,7 @@ class Ledger:
         """
         now = time.time() if now is None else now
         self.flush()
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             found = db.execute(
                 "SELECT DISTINCT backend, model FROM uses WHERE finished IS NULL AND started > ?",
                 (now - max_age_s,),
@@ -430,7 +477,7 @@ class Ledger:
     def last_used(self) -> dict[tuple[str, str], float]:
         """When each (backend, model) was last used: its latest attempt's end, or start."""
         self.flush()
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             found = db.execute(
                 "SELECT backend, model, MAX(COALESCE(finished, started)) FROM uses"
                 " GROUP BY backend, model"
@@ -440,7 +487,7 @@ class Ledger:
     def rows(self, since: float = 0.0) -> list[dict[str, Any]]:
         """Request rows since a Unix time, oldest first."""
         self.flush()
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             db.row_factory = sqlite3.Row
             try:
                 found = db.execute(
@@ -457,7 +504,8 @@ def _record(entry: RequestRecord, db: sqlite3.Connection) -> int:
         "INSERT INTO requests (ts, task_class, privacy_level, side, backend, model,"
         " reasons, input_tokens, output_tokens, latency_s, first_token_s, outcome,"
         " error_class, attempts, cost_usd, counterfactual_usd, session_id, user_id,"
-        " tool_calls) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " tool_calls, cache_read_tokens, cache_write_tokens)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             entry.ts,
             entry.task_class,
@@ -478,6 +526,8 @@ def _record(entry: RequestRecord, db: sqlite3.Connection) -> int:
             _id(entry.session_id),
             _id(entry.user_id),
             entry.tool_calls,
+            entry.cache_read_tokens,
+            entry.cache_write_tokens,
         ),
     )
     request_id = int(cursor.lastrowid or 0)
@@ -501,6 +551,16 @@ def _record(entry: RequestRecord, db: sqlite3.Connection) -> int:
         ],
     )
     return request_id
+
+
+def _locked(error: BaseException) -> bool:
+    """Whether a commit failed only because another connection held the file's lock."""
+    if not isinstance(error, sqlite3.OperationalError):
+        return False
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(error)  # pragma: no cover  # Python before 3.11
 
 
 def _statements(script: str) -> list[str]:

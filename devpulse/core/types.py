@@ -337,7 +337,11 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens an answer cost; the cache counts where the provider reports them."""
+    """Tokens an answer cost; the cache counts where the provider reports them.
+
+    As the Messages API counts them: `input_tokens` are the prompt's tokens read neither
+    from nor into the prompt cache, so the three together are the whole prompt.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0

@@ -13,6 +13,10 @@ What a process killed outright (SIGKILL, a crash, `os._exit`) had queued but not
 is lost: the rows of the last few milliseconds, or, while another process holds the
 file's write lock (up to the busy timeout), of that long.
 
+A commit that finds the file locked past the busy timeout loses no submitted write: those
+stay queued (up to `MAX_HELD`; more are dropped, logged once) and go with the next commit,
+so they are written once the lock is released. A `write` caller hears of the failure.
+
 Two kinds of process commit each write as it is submitted, with no thread behind it: a child
 made by `fork` (multiprocessing's workers end with `os._exit`, so no exit hook runs there,
 and the parent's writer thread does not exist in the child), and a process past its exit
@@ -36,7 +40,8 @@ from devpulse.core.logs import get_logger
 log = get_logger(__name__)
 T = TypeVar("T")
 Job = tuple[Callable[[Any], Any], "Future[Any]"]
-# Commits every batch it is given, setting each job's future (`Ledger._commit`).
+# Commits every batch it is given, setting each job's future (`Ledger._commit`); raises,
+# setting none, when the transaction failed as a whole.
 Commit = Callable[[list[Job]], None]
 
 # How long the writing thread waits for more work before it ends (the next write starts
@@ -46,6 +51,17 @@ IDLE_S = 10.0
 # sync path it woke just as the request handed its answer to a worker thread, and the two
 # contended for the GIL (0.1 ms of the router's own time per request).
 LINGER_S = 0.002
+# The most submitted writes kept queued while the file stays locked (a request's rows are
+# a few hundred bytes); beyond it the newest are dropped, and that is logged once.
+MAX_HELD = 10_000
+
+
+class _Submitted(Future[Any]):
+    """A submitted write's future: nobody waits for it, so a locked file keeps it queued."""
+
+
+def _never(error: BaseException) -> bool:
+    return False
 
 
 class Writes:
@@ -56,21 +72,38 @@ class Writes:
     writes share one transaction.
     """
 
-    def __init__(self, commit: Commit, key: str, name: str = "devpulse-ledger") -> None:
+    def __init__(
+        self,
+        commit: Commit,
+        key: str,
+        name: str = "devpulse-ledger",
+        *,
+        retry: Callable[[BaseException], bool] = _never,
+        max_held: int = MAX_HELD,
+    ) -> None:
         self._commit = commit
         self.key = key  # what it writes to: queues with the same key are flushed together
         self._name = name
+        self._retry = retry  # whether a failed commit is worth another (the file was locked)
+        self._max_held = max_held
         self._pending: list[Job] = []
+        self._held: list[Job] = []  # submitted writes a locked file refused: the next commit's
+        self._dropping = False  # writes were dropped (logged) since the last commit went through
         self._committing = False
         self._thread: threading.Thread | None = None
-        self._cond = threading.Condition(threading.Lock())
+        # Taken with `with self._lock`, never `with self._cond`: in CPython a C lock's `with`
+        # is not interrupted between taking the lock and guarding it, while Condition's
+        # __enter__ is Python code, after which a Ctrl-C could leave the lock taken (and
+        # the next `with`, in _drain's handler or the exit flush, wait for it forever).
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # its waits and notifies, same lock
 
     def submit(self, fn: Callable[[Any], T]) -> Future[T]:
         """Queue `fn` (called with the connection, in a transaction); returns at once.
 
         An error it raises is logged, and spoils no other write.
         """
-        future: Future[T] = Future()
+        future: Future[T] = _Submitted()
         future.add_done_callback(_log_failure)
         if _synchronous:  # a forked child, or past the exit flush: no thread to rely on
             try:
@@ -78,7 +111,7 @@ class Writes:
             except Exception as exc:
                 future.set_exception(exc)
             return future
-        with self._cond:
+        with self._lock:
             self._pending.append((fn, future))
             if self._thread is not None:
                 self._cond.notify()
@@ -89,7 +122,7 @@ class Writes:
         try:
             thread.start()
         except RuntimeError:  # no new threads at interpreter shutdown: commit it here
-            with self._cond:
+            with self._lock:
                 self._thread = None
             self.flush()
         return future
@@ -97,7 +130,7 @@ class Writes:
     def write(self, fn: Callable[[Any], T]) -> T:
         """Queue `fn` and wait until it is committed; returns what it returned."""
         future: Future[T] = Future()
-        with self._cond:
+        with self._lock:
             self._pending.append((fn, future))
             lead = not self._committing
             self._committing = True
@@ -105,38 +138,79 @@ class Writes:
             try:
                 return future.result(timeout=0.05)
             except TimeoutError:
-                with self._cond:  # a committer that died leaves its followers to commit
+                with self._lock:  # a committer that died leaves its followers to commit
                     lead = not self._committing
                     self._committing = True
         self._drain()
         return future.result()
 
+    @property
+    def held(self) -> int:
+        """How many submitted writes wait for the next commit because the file was locked."""
+        with self._lock:
+            return len(self._held)
+
     def flush(self) -> None:
-        """Return once every write queued before this call is committed (or has failed)."""
-        with self._cond:
-            if not self._pending and not self._committing:
+        """Return once every write queued before this call is committed (or has failed, or
+        is kept queued for the next commit because the file is locked)."""
+        with self._lock:
+            if not self._pending and not self._held and not self._committing:
                 return
-        self.write(_nothing)
+        try:
+            self.write(_nothing)
+        except Exception as exc:
+            if not self._retry(exc):
+                raise
 
     def _drain(self) -> None:
         """Commit batches until none is waiting; the caller holds the committer's role."""
         try:
             while True:
-                with self._cond:
-                    batch, self._pending = self._pending, []
-                    if not batch:
+                with self._lock:
+                    if not self._pending:  # held writes wait for new work: no busy loop
                         self._committing = False
                         self._cond.notify_all()
                         return
-                self._commit(batch)
+                    batch, self._pending, self._held = self._held + self._pending, [], []
+                try:
+                    self._commit(batch)
+                except Exception as exc:  # the transaction failed: every write in it did
+                    self._failed(batch, exc)
+                else:
+                    self._dropping = False
         except BaseException:
-            with self._cond:
+            with self._lock:
                 # A commit interrupted (Ctrl-C in the thread that led it) left its writes
                 # unsettled: they go back to the front of the queue, for the next committer.
                 self._pending[:0] = [job for job in batch if not job[1].done()]
                 self._committing = False
                 self._cond.notify_all()
             raise
+
+    def _failed(self, batch: list[Job], error: Exception) -> None:
+        """Settle the writes of a failed commit; if the file was locked, the submitted ones
+        stay queued for the next commit, as many as `max_held` allows."""
+        keep = self._retry(error)
+        held: list[Job] = []
+        for job in batch:
+            future = job[1]
+            if future.done():
+                continue
+            if keep and isinstance(future, _Submitted):
+                held.append(job)
+            else:
+                future.set_exception(error)
+        if not held:
+            return
+        dropped = held[self._max_held :]
+        for _, future in dropped:  # the newest: what is kept keeps its order
+            future.cancel()
+        if dropped and not self._dropping:
+            self._dropping = True
+            log.warning("ledger.writes_dropped", held=self._max_held, error=str(error))
+        with self._lock:
+            self._held[:0] = held[: self._max_held]
+        log.warning("ledger.commit_deferred", writes=len(held) - len(dropped), error=str(error))
 
     def _work(self) -> None:
         """The writing thread: commit what is submitted, end after `IDLE_S` without work.
@@ -147,25 +221,27 @@ class Writes:
         """
         try:
             while True:
-                with self._cond:
+                with self._lock:
                     while not self._pending or self._committing:
                         if not self._cond.wait(IDLE_S) and not self._pending:
                             return
                 time.sleep(LINGER_S)
-                with self._cond:
+                with self._lock:
                     if self._committing or not self._pending:
                         continue  # a flush took them
                     self._committing = True
                 self._drain()
         finally:  # idle, or a commit failed beyond a write's own error: the next submit
-            with self._cond:  # starts another thread
+            with self._lock:  # starts another thread
                 self._thread = None
 
     def _reset_after_fork(self) -> None:
         """In a forked child: the parent's lock state, thread and queue are not this
         process's (the parent commits what it had queued)."""
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._pending = []
+        self._held = []
         self._committing = False
         self._thread = None
 
@@ -203,6 +279,11 @@ def _flush_at_exit() -> None:
     global _synchronous  # noqa: PLW0603
     _synchronous = True
     flush_all()
+    with _queues_lock:
+        queues = list(_queues)
+    for writes in queues:
+        if writes.held:  # the file stayed locked to the end
+            log.warning("ledger.writes_lost", key=writes.key, writes=writes.held)
 
 
 def _after_fork_in_child() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -261,3 +263,177 @@ def test_each_local_attempt_is_booked_from_start_to_end(tmp_path) -> None:  # ty
     assert seen == [{("llama_server", "default")}]  # in flight while it answered
     assert router.ledger.in_flight(60.0) == set()  # finished with its outcome
     assert ("llama_server", "default") in router.ledger.last_used()
+
+
+# -- Ctrl-C ------------------------------------------------------------------------------
+
+
+class InterruptAfter(sqlite3.Connection):
+    """A connection that raises Ctrl-C's KeyboardInterrupt just after `armed` returns, once:
+    where CPython raises a SIGINT that arrived while SQLite waited in C (the busy wait)."""
+
+    armed: str | None = None
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        cursor = super().execute(sql, *args)
+        if sql == InterruptAfter.armed:
+            InterruptAfter.armed = None
+            raise KeyboardInterrupt
+        return cursor
+
+
+def record_entry(tag: str) -> RequestRecord:
+    attempt = Attempt("local", "b", "m", "answered", None, 0.01)
+    return RequestRecord("drafting", "public", [tag], "answered", [attempt])
+
+
+def test_ctrl_c_just_after_begin_leaves_no_transaction_open(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "l.sqlite3"
+    monkeypatch.setattr(
+        sqlite3, "connect", functools.partial(sqlite3.connect, factory=InterruptAfter)
+    )
+    ledger = Ledger(path)
+    InterruptAfter.armed = "BEGIN IMMEDIATE"
+    with pytest.raises(KeyboardInterrupt):
+        ledger.record(record_entry("interrupted"))
+    ledger.record(record_entry("after"))  # no "cannot start a transaction within a transaction"
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)  # another process's writer
+    other.execute("BEGIN IMMEDIATE")  # not "database is locked"
+    other.execute("ROLLBACK")
+    other.close()
+    # the interrupted write was queued again, and went ahead of the next
+    assert [r["reasons"] for r in ledger.rows()] == ['["interrupted"]', '["after"]']
+
+
+# -- another process's write lock --------------------------------------------------------
+
+
+def hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another process's writer, in the middle of a write transaction (SQLite's locks are
+    per connection, so a second connection stands in for the other process)."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_reads_and_opening_a_current_ledger_do_not_wait_for_another_writer(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "l.sqlite3"
+    Ledger(path).record(record_entry("kept"))
+    holder = hold_write_lock(path)
+    try:
+        ledger = Ledger(path, busy_timeout_s=0)  # a wait would fail at once: none is made
+        assert [r["reasons"] for r in ledger.rows()] == ['["kept"]']
+        assert ledger.in_flight(60.0) == set()
+        assert ledger.last_used() == {}
+        assert ledger.load_circuits() == {}
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+# -- prompt-cache tokens -----------------------------------------------------------------
+
+
+class CachedCloud:
+    """A cloud answer that read 100k tokens from the prompt cache and wrote 50k to it."""
+
+    @hookimpl
+    def route(self, request, classification):
+        return Decision(Side.CLOUD, "anthropic", "claude-sonnet-4-5")
+
+    @hookimpl
+    def dispatch(self, request: Request, decision: Decision) -> Response:
+        usage = Usage(10, 100, cache_read_tokens=100_000, cache_write_tokens=50_000)
+        return Response("ok", "claude-sonnet-4-5", decision.backend, decision.side, usage)
+
+
+def test_prompt_cache_tokens_are_recorded_and_priced(tmp_path: Path) -> None:
+    router = router_with({"ledger": {"path": str(tmp_path / "l.sqlite3")}}, plugins=[CachedCloud()])
+    router.invoke("hello")
+    (row,) = router.ledger.rows()
+    assert (row["cache_read_tokens"], row["cache_write_tokens"]) == (100_000, 50_000)
+    # sonnet: $3/M in, $15/M out; cache reads at 0.1x the input price, writes at 1.25x
+    expected = (10 * 3 + 100 * 15 + 100_000 * 3 * 0.1 + 50_000 * 3 * 1.25) / 1e6
+    assert row["cost_usd"] == pytest.approx(expected)
+    assert row["counterfactual_usd"] == pytest.approx(expected)  # the cloud model is sonnet
+
+
+def test_a_model_may_carry_its_own_cache_prices(tmp_path: Path) -> None:
+    prices = {"claude-sonnet-4": {"input": 3.0, "output": 15.0, "cache_read": 1.0}}
+    config = {"ledger": {"path": str(tmp_path / "l.sqlite3")}, "prices": prices}
+    router = router_with(config, plugins=[CachedCloud()])
+    router.invoke("hello")
+    (row,) = router.ledger.rows()
+    expected = (10 * 3 + 100 * 15 + 100_000 * 1.0 + 50_000 * 3 * 1.25) / 1e6
+    assert row["cost_usd"] == pytest.approx(expected)
+
+
+def test_a_ledger_from_before_cache_tokens_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    from devpulse.core.ledger import MIGRATIONS, _statements  # noqa: PLC0415
+
+    path = tmp_path / "v4.sqlite3"
+    with sqlite3.connect(path) as db:
+        for step in MIGRATIONS[:4]:
+            for statement in _statements(step):
+                db.execute(statement)
+        db.execute("PRAGMA user_version = 4")
+        db.execute(
+            "INSERT INTO requests (ts, task_class, privacy_level, side, reasons, outcome,"
+            " attempts, cost_usd, counterfactual_usd, input_tokens, output_tokens)"
+            " VALUES (1e9, 'drafting', 'public', 'cloud', '[]', 'answered', 1, 0.5, 0.5, 10, 2)"
+        )
+    ledger = Ledger(path)
+    assert ledger.schema_version == SCHEMA_VERSION == 5
+    (old,) = ledger.rows()
+    assert (old["input_tokens"], old["cost_usd"]) == (10, 0.5)
+    assert (old["cache_read_tokens"], old["cache_write_tokens"]) == (0, 0)
+
+
+class FailsThenAnswers:
+    @hookimpl
+    def dispatch(self, request: Request, decision: Decision) -> Response:
+        if decision.backend == "broken":
+            raise ConnectionResetError("reset")
+        return Response("ok", decision.model, decision.backend, decision.side, Usage(10, 2))
+
+
+def test_a_breaker_save_the_lock_refuses_neither_hides_the_error_nor_stops_failover(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "l.sqlite3"
+    config = {
+        "ledger": {"path": str(path), "busy_timeout_s": 0},
+        "backends": {"broken": {"side": "local"}},
+        "routing": {"drafting": {"side": "local", "backend": "broken"}},
+        "preflight": {"enabled": False},
+    }
+    router = router_with(config, plugins=[FailsThenAnswers()])
+    assert router.ledger is not None
+    holder = hold_write_lock(path)
+    try:
+        answer = router.invoke("summarize this", task=TaskClass.DRAFTING)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert answer.backend != "broken"  # failed over, though the breaker's save failed
+    assert [r["outcome"] for r in router.ledger.rows()] == ["answered"]  # and its row kept
+    with sqlite3.connect(path) as db:
+        failed = db.execute("SELECT error_class, cause FROM attempts WHERE n = 1").fetchone()
+    assert failed == ("ConnectionResetError", "connection")  # the dispatch's error, not the lock
+    assert "breaker.save_failed" in caplog.text
+
+
+def test_ctrl_c_just_after_commit_does_not_write_the_rows_twice(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(
+        sqlite3, "connect", functools.partial(sqlite3.connect, factory=InterruptAfter)
+    )
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    InterruptAfter.armed = "COMMIT"  # the commit went through; the Ctrl-C lands just after
+    with pytest.raises(KeyboardInterrupt):
+        ledger.record(record_entry("once"))
+    ledger.record(record_entry("next"))
+    assert [r["reasons"] for r in ledger.rows()] == ['["once"]', '["next"]']

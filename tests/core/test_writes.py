@@ -4,6 +4,7 @@ or to the process ending, however it ends short of being killed outright."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sqlite3
 import subprocess
@@ -291,3 +292,105 @@ def test_a_busy_mark_left_with_a_rolled_back_id_finishes_no_other_attempt(tmp_pa
     with sqlite3.connect(path) as db:
         finished = db.execute("SELECT finished FROM uses WHERE id = ?", (other,)).fetchone()[0]
     assert finished is None
+
+
+# -- another process holds the write lock past the busy timeout ---------------------------
+
+
+class Locked(Exception):
+    """What a commit raises while another process holds the file's write lock."""
+
+
+def test_writes_whose_commit_found_the_file_locked_go_with_the_next_commit() -> None:
+    locked, committed = [True], []
+
+    def commit(batch: list[Any]) -> None:
+        if locked[0]:
+            raise Locked  # the transaction failed as a whole: no future settled
+        for fn, future in batch:
+            committed.append(fn(None))
+            future.set_result(None)
+
+    queue = Writes(commit, key="locked", retry=lambda exc: isinstance(exc, Locked))
+    queue.submit(lambda db: "a")
+    queue.submit(lambda db: "b")
+    queue.flush()  # the commit failed: the writes stay queued (a flush does not raise)
+    assert committed == []
+    locked[0] = False
+    queue.submit(lambda db: "c")
+    queue.flush()
+    assert [c for c in committed if c] == ["a", "b", "c"]  # each once, in order
+
+
+def test_a_write_waiting_for_its_commit_hears_that_the_file_was_locked() -> None:
+    def commit(batch: list[Any]) -> None:
+        raise Locked
+
+    queue = Writes(commit, key="locked-wait", retry=lambda exc: isinstance(exc, Locked))
+    with pytest.raises(Locked):  # its caller decides; it is not written behind its back
+        queue.write(lambda db: "now")
+    assert queue.held == 0
+
+
+def test_writes_held_for_a_locked_file_are_capped_and_the_drop_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def commit(batch: list[Any]) -> None:
+        raise Locked
+
+    queue = Writes(commit, key="capped", retry=lambda exc: isinstance(exc, Locked), max_held=2)
+    futures = [queue.submit(lambda db, n=n: n) for n in range(3)]
+    queue.flush()
+    queue.submit(lambda db: 3)
+    queue.flush()
+    assert queue.held == 2
+    assert [f.cancelled() for f in futures] == [False, False, True]  # the newest go
+    assert caplog.text.count("ledger.writes_dropped") == 1
+
+
+def test_rows_queued_while_another_process_holds_the_lock_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite3"
+    ledger = Ledger(path, busy_timeout_s=0)  # each commit gives up at once
+    holder = sqlite3.connect(path, isolation_level=None)  # another process, mid-write
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        ledger.queue_record(entry("while locked"))
+        ledger.flush()  # the commit found the file locked: the row stays queued
+    finally:
+        holder.rollback()
+        holder.close()
+    ledger.queue_record(entry("after"))
+    assert [r["reasons"] for r in ledger.rows()] == ['["while locked"]', '["after"]']
+
+
+class InterruptedCondition(threading.Condition):
+    """A condition whose `with` raises Ctrl-C's KeyboardInterrupt just after taking the
+    lock, as CPython does with a SIGINT that arrives while Python-level `__enter__` runs."""
+
+    armed = 0
+
+    def __enter__(self) -> bool:
+        got = super().__enter__()
+        if InterruptedCondition.armed:
+            InterruptedCondition.armed -= 1
+            if InterruptedCondition.armed == 0:
+                raise KeyboardInterrupt
+        return got
+
+
+def test_a_ctrl_c_while_taking_the_queue_lock_cannot_leave_it_taken(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    queue = ledger._writes
+    queue._lock = threading.Lock()
+    queue._cond = InterruptedCondition(queue._lock)
+    InterruptedCondition.armed = 2  # write() takes the lock once, then its commit does
+
+    def record() -> None:
+        with contextlib.suppress(KeyboardInterrupt):
+            ledger.record(entry("x"))
+
+    caller = threading.Thread(target=record, daemon=True)
+    caller.start()
+    caller.join(10)  # a ceiling for a hang, not a timing: the record takes milliseconds
+    assert not caller.is_alive()
+    assert [r["reasons"] for r in ledger.rows()] == ['["x"]']

@@ -174,13 +174,16 @@ class OpenAIDecoder:
         """`data: [DONE]`: the answer is complete."""
         usage = self.usage
         details = usage.get("prompt_tokens_details") or {}
+        cached = details.get("cached_tokens") or 0
         reason = self.finish_reason
         return self.out.finish(
             stop_reason=STOP_REASONS.get(reason, reason) if reason else None,
+            # OpenAI's prompt_tokens include the cached ones; `Usage` counts them apart, as
+            # the Messages API does, so that they are priced once.
             usage=Usage(
-                input_tokens=usage.get("prompt_tokens", 0),
+                input_tokens=max(0, (usage.get("prompt_tokens") or 0) - cached),
                 output_tokens=usage.get("completion_tokens", 0),
-                cache_read_tokens=details.get("cached_tokens") or 0,
+                cache_read_tokens=cached,
             ),
             model=self.model,
         )

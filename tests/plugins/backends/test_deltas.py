@@ -309,3 +309,17 @@ def test_a_tool_input_that_is_not_json_fails_unless_cut_at_max_tokens() -> None:
     assert final is not None
     assert final.stop_reason == "max_tokens"
     assert final.tool_uses[0].input == {}
+
+
+def test_openai_cached_prompt_tokens_are_not_counted_twice() -> None:
+    """OpenAI counts cached tokens inside prompt_tokens; `Usage` counts them apart, as the
+    Messages API does (its input_tokens exclude them): so they are priced once."""
+    events = openai_events(["ok"], None)
+    events[-2]["usage"] = {
+        "prompt_tokens": 9,
+        "completion_tokens": 5,
+        "prompt_tokens_details": {"cached_tokens": 6},
+    }
+    final = decode("openai", events)[-1].response
+    assert final is not None
+    assert (final.usage.input_tokens, final.usage.cache_read_tokens) == (3, 6)
