@@ -155,6 +155,17 @@ def test_invoke_answers_through_the_router_and_says_who_answered(build) -> None:
     assert sent.metadata["model"] == "my-model"
 
 
+def test_usage_counts_the_cached_prompt_in_the_input_as_langchain_does(build) -> None:
+    cached = Response("ok", "cloudy-model", "cloudy", Side.CLOUD, Usage(10, 5, 100, 20))
+    message = build(Scripted(cloudy=[cached])).invoke("Hello?")
+    assert message.usage_metadata == {
+        "input_tokens": 130,
+        "output_tokens": 5,
+        "total_tokens": 135,
+        "input_token_details": {"cache_read": 100, "cache_creation": 20},
+    }
+
+
 def test_a_secret_stays_local_whatever_the_table_says(build) -> None:
     backends = Scripted(cloudy=[answer("no")], steady=[answer("ok", "steady")])
     message = build(backends).invoke("rotate AKIAZ3MXQ7PLR2VWK4TN today")

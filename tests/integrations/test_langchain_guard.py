@@ -69,6 +69,26 @@ def test_a_clean_call_is_answered_and_booked_once_with_its_usage(router: Router)
     assert handler._calls == {}  # nothing kept after the call
 
 
+def test_cached_prompt_tokens_are_booked_apart_from_the_input(router: Router) -> None:
+    """LangChain's input tokens include the cached part; the books price it apart."""
+    cached = AIMessage(
+        "All green.",
+        usage_metadata={
+            "input_tokens": 130,
+            "output_tokens": 3,
+            "total_tokens": 133,
+            "input_token_details": {"cache_read": 100, "cache_creation": 20},
+        },
+    )
+    fake(cached).invoke(CLEAN_PROMPT, config={"callbacks": [DevPulseCallbackHandler(router)]})
+    (row,) = rows(router)
+    assert (row["input_tokens"], row["cache_read_tokens"], row["cache_write_tokens"]) == (
+        10,
+        100,
+        20,
+    )
+
+
 WAYS = ("invoke", "ainvoke", "stream", "astream", "batch", "abatch")
 
 

@@ -261,16 +261,23 @@ def _response(result: LLMResult, call: _Call, latency_s: float) -> Response:
     """What LangChain says the model answered: its name and usage, as a DevPulse Response.
 
     Usage comes from the message's ``usage_metadata`` (the standard field), else from the
-    provider's ``llm_output`` (``usage`` or ``token_usage``, in either naming).
+    provider's ``llm_output`` (``usage`` or ``token_usage``, in either naming). LangChain's
+    input tokens include the cached part, which its details name; DevPulse counts that apart
+    (`Usage`), so that the books price it at the cache's rates.
     """
-    tokens_in = tokens_out = 0
+    tokens_in = tokens_out = cache_read = cache_write = 0
     model: str | None = None
     found_usage = False
     for generation in _generations(result):
         message = getattr(generation, "message", None)
         usage = getattr(message, "usage_metadata", None)
         if usage:
-            tokens_in += int(usage.get("input_tokens") or 0)
+            details = usage.get("input_token_details") or {}
+            read = int(details.get("cache_read") or 0)
+            write = int(details.get("cache_creation") or 0)
+            tokens_in += max(0, int(usage.get("input_tokens") or 0) - read - write)
+            cache_read += read
+            cache_write += write
             tokens_out += int(usage.get("output_tokens") or 0)
             found_usage = True
         meta = getattr(message, "response_metadata", None) or {}
@@ -287,7 +294,7 @@ def _response(result: LLMResult, call: _Call, latency_s: float) -> Response:
         model=str(model),
         backend=call.decision.backend,
         side=call.decision.side,
-        usage=Usage(input_tokens=tokens_in, output_tokens=tokens_out),
+        usage=Usage(tokens_in, tokens_out, cache_read, cache_write),
         latency_s=latency_s,
     )
 

@@ -287,11 +287,14 @@ def to_tool_choice(choice: Any) -> ToolChoice | None:
 
 
 def usage_metadata(usage: Usage) -> dict[str, Any]:
-    """DevPulse usage in LangChain's standard shape (cache counts in the input details)."""
+    """DevPulse usage in LangChain's standard shape: its `input_tokens` are the whole
+    prompt, the cached part included (as langchain-anthropic counts them), where DevPulse's
+    are the part read neither from nor into the cache; the cache counts go in the details."""
+    prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
     out: dict[str, Any] = {
-        "input_tokens": usage.input_tokens,
+        "input_tokens": prompt,
         "output_tokens": usage.output_tokens,
-        "total_tokens": usage.input_tokens + usage.output_tokens,
+        "total_tokens": prompt + usage.output_tokens,
     }
     details = {
         k: v
