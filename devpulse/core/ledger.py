@@ -396,7 +396,11 @@ class Ledger:
         return {name: Circuit(failures, until, cause) for name, failures, until, cause in found}
 
     def save_circuit(self, backend: str, circuit: Circuit, at: float) -> None:
-        """Record a circuit's new state (a closed circuit with no failures clears the row)."""
+        """Record a circuit's new state (a closed circuit with no failures clears the row),
+        queued like a request's rows: the process's breaker holds the state it acts on, and
+        the request that changed it never waits for SQLite (another process holding the
+        file's lock would otherwise hold up its failover for the busy timeout). States of
+        one backend are committed in the order they came."""
 
         def write(db: sqlite3.Connection) -> None:
             db.execute(
@@ -407,7 +411,7 @@ class Ledger:
                 (backend, circuit.failures, circuit.open_until, circuit.last_cause, at),
             )
 
-        self._write(write)
+        self._writes.submit(write)
 
     def begin_use(self, backend: str, model: str, at: float | None = None) -> int:
         """Record that an attempt starts on `model`; returns the row `end_use` finishes."""

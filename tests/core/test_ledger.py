@@ -399,8 +399,8 @@ class FailsThenAnswers:
         return Response("ok", decision.model, decision.backend, decision.side, Usage(10, 2))
 
 
-def test_a_breaker_save_the_lock_refuses_neither_hides_the_error_nor_stops_failover(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_a_breaker_save_the_lock_refuses_is_queued_and_neither_hides_the_error_nor_stops_failover(
+    tmp_path: Path,
 ) -> None:
     path = tmp_path / "l.sqlite3"
     config = {
@@ -421,8 +421,10 @@ def test_a_breaker_save_the_lock_refuses_neither_hides_the_error_nor_stops_failo
     assert [r["outcome"] for r in router.ledger.rows()] == ["answered"]  # and its row kept
     with sqlite3.connect(path) as db:
         failed = db.execute("SELECT error_class, cause FROM attempts WHERE n = 1").fetchone()
+        circuit = db.execute("SELECT failures FROM circuits WHERE backend = 'broken'").fetchone()
     assert failed == ("ConnectionResetError", "connection")  # the dispatch's error, not the lock
-    assert "breaker.save_failed" in caplog.text
+    # the breaker's state, written once the lock was released
+    assert circuit == (router.breakers.states()["broken"]["consecutive_failures"],)
 
 
 def test_ctrl_c_just_after_commit_does_not_write_the_rows_twice(
