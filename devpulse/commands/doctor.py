@@ -202,11 +202,8 @@ def check_limits(config: Config) -> Check:
     request sent to it, and, since a budget run-out proves nothing about a backend, is never
     counted against its circuit."""
     budget = config.failover.budget_s
-    late = [
-        f"backends.{name} ({config.limits(name).first_token_s:g} s)"
-        for name in config.backends
-        if config.limits(name).first_token_s >= budget
-    ]
+    firsts = {name: config.limits(name).first_token_s for name in config.backends}
+    late = [f"backends.{name} ({first:g} s)" for name, first in firsts.items() if first >= budget]
     if not late:
         return Check("limits", "ok", f"every first-token limit is below the {budget:g} s budget")
     return Check(

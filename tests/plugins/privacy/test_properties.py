@@ -19,13 +19,17 @@ SCANNER = Scanner(config_from_mapping({}).privacy)
 ROUTER = router_with()
 
 
+# A secret of each standalone kind, planted between two texts.
+PLANTED = {
+    "before": make.AROUND,
+    "after": make.AROUND,
+    "kind": st.sampled_from(make.STANDALONE),
+    "seed": st.integers(0, 2**32),
+}
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    before=make.AROUND,
-    after=make.AROUND,
-    kind=st.sampled_from(make.STANDALONE),
-    seed=st.integers(0, 2**32),
-)
+@given(**PLANTED)
 def test_a_planted_secret_is_found_anywhere(before, after, kind, seed) -> None:
     secret = kind(random.Random(seed))
     text = f"{before}\n{secret}\n{after}"
@@ -41,12 +45,7 @@ def test_a_planted_secret_is_found_anywhere(before, after, kind, seed) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    before=make.AROUND,
-    after=make.AROUND,
-    kind=st.sampled_from(make.STANDALONE),
-    seed=st.integers(0, 2**32),
-)
+@given(**PLANTED)
 def test_a_planted_secret_always_routes_local(before, after, kind, seed) -> None:
     prompt = f"{before}\nDesign a multi-step plan using {kind(random.Random(seed))}\n{after}"
     decision = ROUTER.route(prompt)
@@ -81,13 +80,7 @@ def test_has_alnum_agrees_with_isalnum(text: str) -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    before=make.AROUND,
-    after=make.AROUND,
-    kind=st.sampled_from(make.STANDALONE),
-    seed=st.integers(0, 2**32),
-    depth=st.integers(1, 2),
-)
+@given(**PLANTED, depth=st.integers(1, 2))
 def test_a_planted_secret_is_found_in_an_escaped_document(before, after, kind, seed, depth) -> None:
     """A tool's JSON result that holds the text as a string (in a string, at depth 2)."""
     secret = kind(random.Random(seed))
