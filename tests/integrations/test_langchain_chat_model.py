@@ -20,7 +20,7 @@ from langchain_core.tools import tool
 from pydantic import BaseModel
 
 from devpulse import Router
-from devpulse.core.errors import StreamIncomplete, UnsupportedRequest
+from devpulse.core.errors import DevPulseError, StreamIncomplete, UnsupportedRequest
 from devpulse.core.types import (
     Chunk,
     Decision,
@@ -183,6 +183,13 @@ def test_hints_come_from_run_metadata_and_bound_kwargs(build) -> None:
     (sent,) = backends.seen["cloudy"]
     assert sent.task is not None
     assert sent.task.value == "reasoning"
+
+
+def test_an_unknown_task_hint_fails_as_devpulse_error_before_any_dispatch(build) -> None:
+    backends = Scripted(cloudy=[answer("ok")], steady=[answer("ok", "steady")])
+    with pytest.raises(DevPulseError, match="unknown task 'reasonning'"):
+        build(backends).bind(task="reasonning").invoke("hello")
+    assert not backends.seen
 
 
 @tool

@@ -42,7 +42,6 @@ from devpulse.core.types import (
     Chunk,
     Request,
     Response,
-    TaskClass,
     ToolChoice,
     ToolUseBlock,
 )
@@ -151,7 +150,7 @@ class DevPulseChatModel(BaseChatModel):
         meta = {META_MODEL: self.model_name, **{k: str(v) for k, v in hints.items()}}
         return to_request(
             messages,
-            task=TaskClass(task) if task else None,
+            task=task or None,  # a name: `Request` checks it (an unknown one is a DevPulseError)
             tools=tuple(kwargs.pop("tools", ()) or ()),
             tool_choice=kwargs.pop("tool_choice", None),
             max_tokens=int(kwargs.pop("max_tokens", self.max_tokens)),
