@@ -5,13 +5,13 @@ Rows hold rule ids, sides, models, tokens, costs and timings, never the text.
 
 from __future__ import annotations
 
-import sqlite3
+import functools
 import time
 from dataclasses import dataclass, field
 
 from devpulse.core.config import Config
 from devpulse.core.costs import counterfactual_cost, request_cost
-from devpulse.core.errors import Cancelled, DevPulseError, PrivacyBlocked, diagnose
+from devpulse.core.errors import Cancelled, PrivacyBlocked, diagnose
 from devpulse.core.ledger import Attempt, Ledger, RequestRecord, Use
 from devpulse.core.logs import get_logger
 from devpulse.core.types import Classification, Decision, Request, Response, Side, Usage
@@ -60,43 +60,62 @@ class Book:
         outcome: str,
         error: BaseException | None,
     ) -> None:
-        """One ledger row for the request, one per attempt, queued: committed behind the
-        caller (`Ledger`'s guarantee), so no request waits for SQLite."""
+        """One ledger row for the request, one per attempt, queued: built (costs included) and
+        committed by the ledger's own thread behind the caller (`Ledger`'s guarantee), so no
+        request waits for SQLite or the price table. The book is final by then; of the error
+        only its class is kept (not its traceback's frames)."""
         if ledger is None or classification is None:
             return
+        ledger.queue_record(
+            functools.partial(
+                self.entry,
+                config,
+                classification,
+                outcome,
+                type(error).__name__ if error else None,
+                time.time(),
+            )
+        )
+
+    def entry(
+        self,
+        config: Config,
+        classification: Classification,
+        outcome: str,
+        error_class: str | None,
+        ts: float,
+    ) -> RequestRecord:
+        """The request's ledger row, as of `ts`: rule ids, sides, tokens, costs, never text."""
         decision, response = self.decision, self.response
         usage = response.usage if response else Usage()
         usage_in, usage_out = usage.input_tokens, usage.output_tokens
         cache = {"cache_read": usage.cache_read_tokens, "cache_write": usage.cache_write_tokens}
         answered_side = response.side if response else (decision.side if decision else None)
         model = response.model if response else (decision.model if decision else None)
-        ledger.queue_record(
-            RequestRecord(
-                task_class=classification.task_class.value,
-                privacy_level=classification.privacy_level.label,
-                reasons=list(decision.reasons) if decision else [],
-                outcome=outcome,
-                attempts=self.attempts,
-                side=answered_side.value if answered_side else None,
-                backend=response.backend if response else (decision.backend if decision else None),
-                model=model,
-                input_tokens=usage_in,
-                output_tokens=usage_out,
-                cache_read_tokens=usage.cache_read_tokens,
-                cache_write_tokens=usage.cache_write_tokens,
-                latency_s=response.latency_s if response else None,
-                first_token_s=response.first_token_s if response else None,
-                error_class=type(error).__name__ if error else None,
-                cost_usd=request_cost(
-                    config, answered_side, model or "", usage_in, usage_out, **cache
-                )
-                if response and answered_side
-                else 0.0,
-                counterfactual_usd=counterfactual_cost(config, usage_in, usage_out, **cache),
-                session_id=caller_id(self.request, "session_id"),
-                user_id=caller_id(self.request, "user_id"),
-                tool_calls=tool_call_count(response),
-            )
+        return RequestRecord(
+            task_class=classification.task_class.value,
+            privacy_level=classification.privacy_level.label,
+            reasons=list(decision.reasons) if decision else [],
+            outcome=outcome,
+            attempts=self.attempts,
+            side=answered_side.value if answered_side else None,
+            backend=response.backend if response else (decision.backend if decision else None),
+            model=model,
+            input_tokens=usage_in,
+            output_tokens=usage_out,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            latency_s=response.latency_s if response else None,
+            first_token_s=response.first_token_s if response else None,
+            error_class=error_class,
+            cost_usd=request_cost(config, answered_side, model or "", usage_in, usage_out, **cache)
+            if response and answered_side
+            else 0.0,
+            counterfactual_usd=counterfactual_cost(config, usage_in, usage_out, **cache),
+            ts=ts,
+            session_id=caller_id(self.request, "session_id"),
+            user_id=caller_id(self.request, "user_id"),
+            tool_calls=tool_call_count(response),
         )
 
 
@@ -112,7 +131,8 @@ def record_call(
 ) -> None:
     """Book one call that a model outside the router made (one attempt, one request row).
 
-    The ledger must never stop the caller's work: a write that fails is logged and dropped.
+    The ledger must never stop the caller's work: the row is queued, and a write that fails
+    is logged and dropped by the ledger's thread.
     """
     outcome = "answered" if response is not None else "failed"
     if isinstance(error, Cancelled | KeyboardInterrupt):
@@ -132,10 +152,7 @@ def record_call(
                 cause=diagnose(error).cause.value if error else None,
             )
         )
-    try:
-        book.record(ledger, config, classification, outcome, error)
-    except (sqlite3.Error, DevPulseError) as exc:
-        log.warning("ledger.call_not_recorded", backend=decision.backend, error=str(exc))
+    book.record(ledger, config, classification, outcome, error)  # queued: never raises
 
 
 def caller_id(request: Request | None, key: str) -> str | None:

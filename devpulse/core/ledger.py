@@ -382,9 +382,10 @@ class Ledger:
         """Write the request and its attempts in one transaction; returns the request id."""
         return self._write(functools.partial(_record, entry))
 
-    def queue_record(self, entry: RequestRecord) -> None:
-        """`record`, queued: committed behind the caller (see the module's guarantee)."""
-        self._writes.submit(functools.partial(_record, entry))
+    def queue_record(self, entry: RequestRecord | Callable[[], RequestRecord]) -> None:
+        """`record`, queued: committed behind the caller (see the module's guarantee). A
+        callable is called by the writing thread, to build the row off the caller's path."""
+        self._writes.submit(functools.partial(_record_built, entry))
 
     def load_circuits(self) -> dict[str, Circuit]:
         """The circuit breakers' last recorded state, by backend."""
@@ -500,6 +501,12 @@ class Ledger:
             finally:
                 db.row_factory = None
         return [dict(r) for r in found]
+
+
+def _record_built(
+    entry: RequestRecord | Callable[[], RequestRecord], db: sqlite3.Connection
+) -> int:
+    return _record(entry if isinstance(entry, RequestRecord) else entry(), db)
 
 
 def _record(entry: RequestRecord, db: sqlite3.Connection) -> int:

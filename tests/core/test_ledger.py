@@ -5,7 +5,10 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import sqlite3
+import threading
 from pathlib import Path
+from time import perf_counter as perf
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,6 +27,7 @@ from devpulse import (
     Usage,
     hookimpl,
 )
+from devpulse.core import books
 from devpulse.core.ledger import SCHEMA_VERSION, Attempt, RequestRecord
 from tests.support import router_with
 
@@ -439,3 +443,33 @@ def test_ctrl_c_just_after_commit_does_not_write_the_rows_twice(
         ledger.record(record_entry("once"))
     ledger.record(record_entry("next"))
     assert [r["reasons"] for r in ledger.rows()] == ['["once"]', '["next"]']
+
+
+def test_a_request_row_is_built_off_the_requests_path_with_the_time_it_was_queued(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The books' row (costs included) is built by whoever commits it (the ledger's thread,
+    or a read's flush), never by the request's thread while it answers; its time is still
+    when the request ended, not when the row was built."""
+    answering = threading.Event()
+    built: list[tuple[bool, bool]] = []  # (by the caller's thread, while it was answering)
+    entry = books.Book.entry
+
+    def watched(self: books.Book, *args: Any) -> RequestRecord:
+        caller = threading.current_thread() is threading.main_thread()
+        built.append((caller, answering.is_set()))
+        return entry(self, *args)
+
+    monkeypatch.setattr(books.Book, "entry", watched)
+    # The books' wall clock only: the row's time is read when the books are queued.
+    monkeypatch.setattr(books, "time", SimpleNamespace(time=lambda: 1_000.0, perf_counter=perf))
+    router = router_with({"ledger": {"path": str(tmp_path / "l.sqlite3")}}, plugins=[CachedCloud()])
+    answering.set()
+    router.invoke("hello")
+    answering.clear()
+    (row,) = router.ledger.rows()
+    assert len(built) == 1
+    assert built != [(True, True)]
+    assert row["ts"] == 1_000.0
+    assert (row["outcome"], row["side"]) == ("answered", "cloud")
+    assert row["cost_usd"] > 0  # priced there too
