@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-from devpulse.core.bounded import CHUNK, END, ERROR, expired, produce
+from devpulse.core.bounded import AFTER_ANSWER_S, CHUNK, END, ERROR, expired, produce
 from devpulse.core.config import Limits
 from devpulse.core.types import Chunk, Response, replay
 
@@ -40,6 +40,7 @@ class AsyncBounded:
         self._deadline = deadline
         self._clock = clock
         self._received = False
+        self._answered = False  # the final response is in: what follows is protocol
         self._done = False
 
     async def next(self) -> Chunk | None:
@@ -51,6 +52,8 @@ class AsyncBounded:
         if self._done:
             return None
         limit = self._limits.stall_s if self._received else self._limits.first_token_s
+        if self._answered:
+            limit = min(limit, AFTER_ANSWER_S)
         left = self._deadline - self._clock()
         timeout = asyncio.timeout(max(0.0, min(limit, left)))
         try:
@@ -68,6 +71,7 @@ class AsyncBounded:
             self._done = True
             raise
         self._received = True
+        self._answered = chunk.response is not None
         return chunk
 
     async def aclose(self) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -127,7 +128,7 @@ def run(router: Router, request: Request) -> Machine:
     try:
         yield from _attempt_all(router, request, decision, book)
         outcome = "answered"
-    except Abandoned:
+    except (Abandoned, GeneratorExit):
         outcome = "answered" if book.response else "abandoned"
         raise
     except (Cancelled, KeyboardInterrupt) as exc:
@@ -140,7 +141,7 @@ def run(router: Router, request: Request) -> Machine:
         record = functools.partial(
             book.record, router.ledger, router.config, decision.classification, outcome, error
         )
-        yield Call(record, blocking=False)  # queued: the ledger commits it behind us
+        yield from _settle(Call(record, blocking=False))  # queued: committed behind us
 
 
 def _attempt_all(router: Router, request: Request, decision: Decision, book: Book) -> Machine:
@@ -161,9 +162,7 @@ def _attempt_all(router: Router, request: Request, decision: Decision, book: Boo
         attempt += 1
         decision = yield from _admitted(router, request, decision, attempt, book, tried)
         book.decision = decision
-        yield from _cleared(router, decision, deadline, tried)
-        if delivered[0]:
-            yield Emit(Chunk("restart"))
+        yield from _cleared(router, decision, deadline, tried, restart=delivered[0])
         delivered[0] = False
         started = time.perf_counter()
 
@@ -186,7 +185,7 @@ def _attempt_all(router: Router, request: Request, decision: Decision, book: Boo
         except (PrivacyBlocked, Cancelled, KeyboardInterrupt) as exc:
             book.attempt(decision, started, exc)
             raise
-        except Abandoned:
+        except (Abandoned, GeneratorExit):
             if book.response is None:  # else `seen` booked it answered
                 book.attempt(decision, started, None, "abandoned")
             raise
@@ -288,16 +287,22 @@ def _next(
     return checked
 
 
-def _cleared(router: Router, decision: Decision, deadline: float, tried: list[str]) -> Machine:
-    """Privacy checked and the backoff waited, immediately before the dispatch.
+def _cleared(
+    router: Router, decision: Decision, deadline: float, tried: list[str], *, restart: bool
+) -> Machine:
+    """Privacy checked, the backoff waited and (`restart`) the caller told that the answer
+    starts again, immediately before the dispatch.
 
     The breaker has admitted the attempt: one that goes no further (privacy refuses it, the
-    budget runs out or a cancel comes in the backoff) releases it, so that a probe it was
-    proves nothing and the next request may probe instead.
+    budget runs out, a cancel comes in the backoff, the caller stops reading at the
+    ``restart`` chunk) releases it, so that a probe it was proves nothing and the next
+    request may probe instead.
     """
     try:
         router.enforce_privacy(decision)
         yield from _wait(router, decision, deadline, tried)
+        if restart:
+            yield Emit(Chunk("restart"))
     except BaseException:
         router.breakers.release(decision.backend)
         raise
@@ -378,10 +383,21 @@ def _dispatch(
             yield Call(failure)
         raise
     finally:
-        yield CLOSE
+        yield from _settle(CLOSE)
         if not reported:
             breakers.release(backend)
-        yield Call(functools.partial(end_use, ledger, use), blocking=False)
+        yield from _settle(Call(functools.partial(end_use, ledger, use), blocking=False))
+
+
+def _settle(action: Call | Close) -> Machine:
+    """`action`, a step of a `finally`, through the driver; or, when the machine is being
+    closed (`GeneratorExit`: its driver is gone, as when an event loop shuts down with the
+    request unfinished), in place: a closing generator may not yield, and queued books must
+    not be lost. The attempt's stream is then the driver's to close."""
+    if not isinstance(sys.exception(), GeneratorExit):
+        yield action
+    elif isinstance(action, Call):
+        action.fn()
 
 
 def _no_answer(tried: list[str]) -> str:

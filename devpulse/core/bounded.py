@@ -30,6 +30,10 @@ from devpulse.core.errors import (
 from devpulse.core.types import Chunk, Response, replay
 
 CHUNK, END, ERROR, _CANCEL = range(4)
+# How long the stream's end may take once the final response is in: the answer is whole, and
+# what follows is protocol (the SDK reads the body to its end, so the connection is kept
+# alive). A server that holds the body open past it is not waited for up to the stall limit.
+AFTER_ANSWER_S = 1.0
 
 
 class Cancellation:
@@ -94,10 +98,12 @@ def bounded(
     context = contextvars.copy_context()
     forget = cancellation.on_cancel(lambda: handoff.put((_CANCEL, None)))
     WORKERS.run(functools.partial(context.run, produce, answer, handoff.put, stop))
-    received = False
+    received = answered = False
     try:
         while True:
             limit = limits.stall_s if received else limits.first_token_s
+            if answered:
+                limit = min(limit, AFTER_ANSWER_S)
             left = deadline - clock()
             try:
                 kind, value = handoff.get(timeout=max(0.0, min(limit, left)))
@@ -105,6 +111,7 @@ def bounded(
                 raise expired(name, received, limit, left) from None
             if kind == CHUNK:
                 received = True
+                answered = value.response is not None
                 yield value
             elif kind == END:
                 if value is not None:  # a whole Response: told as the deltas of a stream

@@ -15,6 +15,7 @@ last one saw, bounded by the cool-down.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -134,9 +135,13 @@ class Breakers:
     # -- persistence ------------------------------------------------------------------------
 
     def _wait(self, diagnosis: Diagnosis) -> float:
+        """How long the circuit stays open: the cool-down, or the server's retry-after when
+        longer, but never past the longest wait the policy knows (the spend limit's)."""
+        cooldown, longest = self.policy.breaker_cooldown_s, self.policy.spend_limit_cooldown_s
         if diagnosis.cause in LONG_OUTAGES:
-            return self.policy.spend_limit_cooldown_s
-        return max(self.policy.breaker_cooldown_s, diagnosis.retry_after_s or 0.0)
+            return longest
+        asked = diagnosis.retry_after_s or 0.0
+        return max(cooldown, min(asked, longest) if math.isfinite(asked) else cooldown)
 
     def _longest_wait(self, cause: str | None) -> float:
         long_outage = any(cause and cause.startswith(c.value) for c in LONG_OUTAGES)

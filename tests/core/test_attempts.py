@@ -7,6 +7,7 @@ tests/plugins/failover and tests/plugins/backends.
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import os
 import sqlite3
@@ -37,6 +38,11 @@ from devpulse import (
     Verdict,
     hookimpl,
 )
+from devpulse.core import abounded, bounded
+from devpulse.core.attempts import run
+from devpulse.core.bounded import Cancellation
+from devpulse.core.drivers import drive
+from devpulse.plugins.backends.base import retry_after
 from tests.support import router_with
 
 CLOUD_WORK = {"task": TaskClass.REASONING}  # the table sends it to "anthropic"
@@ -224,6 +230,52 @@ def test_a_remembered_circuit_stays_open_no_longer_than_the_cool_down(tmp_path, 
     assert shorter.breakers.states()["anthropic"]["retry_in_s"] == 5.0
 
 
+class AsksToWait:
+    """The cloud answers 503 with a retry-after of `seconds` (as its header said it)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+
+    @hookimpl
+    def dispatch(self, request: Request, decision: Decision) -> Iterator[Chunk] | None:
+        if decision.backend != "anthropic":
+            return None
+        raise BackendError("busy", cause=Cause.SERVER_ERROR, retry_after_s=self.seconds)
+
+
+@pytest.mark.parametrize(
+    ("asked", "open_for"), [(600.0, 600.0), (1e9, 3600.0), (5.0, 30.0), (None, 30.0)]
+)
+def test_a_retry_after_keeps_a_circuit_open_that_long_within_the_longest_wait(
+    tmp_path, clock, asked, open_for
+) -> None:
+    router = router_with(
+        {
+            "ledger": {"path": str(tmp_path / "ledger.sqlite3")},
+            "failover": {"breaker_threshold": 1, "breaker_cooldown_s": 30.0, "retries": 0},
+        },
+        plugins=[Scripted(), AsksToWait(asked)],  # the last registered answers first
+    )
+    router.breakers.clock = clock
+    assert router.invoke("x", **CLOUD_WORK).backend == "llama_server"
+    state = router.breakers.states()["anthropic"]
+    assert (state["state"], state["retry_in_s"]) == ("open", open_for)
+    json.dumps(state, allow_nan=False)  # what `devpulse status --json` prints
+
+
+@pytest.mark.parametrize("header", ["inf", "-inf", "nan", "1e400", "soon"])
+def test_a_retry_after_that_is_no_finite_number_is_not_a_wait(header) -> None:
+    assert retry_after({"retry-after": header}) is None
+    assert retry_after({"retry-after-ms": header, "retry-after": "3"}) == 3.0
+
+
+def test_a_retry_after_is_read_in_seconds_or_milliseconds() -> None:
+    assert retry_after({"retry-after": "7"}) == 7.0
+    assert retry_after({"retry-after-ms": "1500", "retry-after": "7"}) == 1.5
+    assert retry_after({"retry-after": "-5"}) == 0.0
+    assert retry_after({}) is None
+
+
 def test_an_abandoned_probe_lets_the_next_request_probe(tmp_path, clock) -> None:
     scripted = Scripted(anthropic=["overloaded", "ok"])
     router = make(scripted, tmp_path, clock, breaker_threshold=1, breaker_cooldown_s=10.0)
@@ -235,6 +287,44 @@ def test_an_abandoned_probe_lets_the_next_request_probe(tmp_path, clock) -> None
     assert router.breakers.states()["anthropic"]["state"] == "half_open"
     assert router.invoke("x", **CLOUD_WORK).backend == "anthropic"
     assert outcomes(router)[-2:] == ["abandoned", "answered"]
+
+
+def test_a_caller_who_stops_at_the_restart_lets_the_next_request_probe(tmp_path, clock) -> None:
+    # llama_server's circuit opens; then the cloud's answer breaks mid-way and its fallback,
+    # llama_server (half-open), is let through as the probe: the caller stops reading at the
+    # restart chunk that announces it, before it is sent.
+    scripted = Scripted(llama_server=["overloaded", "ok"], anthropic=["ok", "no_final"])
+    router = make(scripted, tmp_path, clock, breaker_threshold=1, breaker_cooldown_s=10.0)
+    assert router.invoke("x", **LOCAL_WORK).backend == "anthropic"
+    clock.now += 11
+    chunks = router.stream("x", **CLOUD_WORK)
+    assert [next(chunks).type for _ in range(3)] == ["text_delta", "text_delta", "restart"]
+    chunks.close()
+    assert router.breakers.states()["llama_server"]["state"] == "half_open"
+    assert router.invoke("x", **LOCAL_WORK).backend == "llama_server"  # the next one probes
+    assert scripted.calls == ["llama_server", "anthropic", "anthropic", "llama_server"]
+
+
+def test_a_machine_whose_driver_is_gone_still_books_the_request(tmp_path, clock) -> None:
+    """An event loop that shuts down with an `astream` unfinished closes the attempt machine
+    where it stands (`GeneratorExit`), with no driver left to perform its last actions: the
+    books are queued in place, and a probe it held is released."""
+    scripted = Scripted(llama_server=["overloaded", "stall"])
+    router = make(scripted, tmp_path, clock, breaker_threshold=1, breaker_cooldown_s=10.0)
+    router.invoke("x", **LOCAL_WORK)  # llama_server's circuit opens
+    clock.now += 11
+    machine = run(router, Request.from_prompt("x", **LOCAL_WORK))
+    chunks = drive(router, machine, Cancellation())
+    try:
+        assert next(chunks).text == "an "  # the probe is under way
+        machine.close()  # raised "generator ignored GeneratorExit", booking nothing
+    finally:
+        scripted.release.set()
+        chunks.close()
+    assert outcomes(router) == ["answered", "abandoned"]
+    assert attempts(router)[-1] == ("llama_server", "abandoned", None)
+    assert router.breakers.states()["llama_server"]["state"] == "half_open"
+    assert router.invoke("x", **LOCAL_WORK).backend == "llama_server"  # the next one probes
 
 
 class Slow:
@@ -313,6 +403,33 @@ def test_what_follows_the_final_response_fails_nothing(tmp_path, step) -> None:
     assert scripted.calls == ["anthropic", "anthropic"]
     assert attempts(router) == [("anthropic", "answered", None)] * 2
     assert router.breakers.states() == {}
+
+
+@pytest.mark.parametrize("path", ["stream", "astream"])
+def test_a_body_held_open_after_the_answer_is_not_waited_for_up_to_the_stall_limit(
+    tmp_path, monkeypatch, path
+) -> None:
+    monkeypatch.setattr(bounded, "AFTER_ANSWER_S", 0.05, raising=False)
+    monkeypatch.setattr(abounded, "AFTER_ANSWER_S", 0.05, raising=False)
+    scripted = Scripted(anthropic=["stall_after"])
+    router = make(scripted, tmp_path, stall_timeout_s=600.0, cloud_timeout_s=600.0)
+
+    async def astream() -> list[Chunk]:
+        return [chunk async for chunk in router.astream("x", **CLOUD_WORK)]
+
+    got: list[list[Chunk]] = []
+    reader = threading.Thread(
+        target=lambda: got.append(
+            list(router.stream("x", **CLOUD_WORK)) if path == "stream" else asyncio.run(astream())
+        ),
+        daemon=True,
+    )
+    reader.start()
+    reader.join(20)  # the stall limit is 600 s, the backend holds 30 s: the after-answer limit
+    scripted.release.set()
+    assert not reader.is_alive()
+    assert got[0][-1].response is not None
+    assert attempts(router) == [("anthropic", "answered", None)]
 
 
 # -- retries belong to the backend they were made on ---------------------------------------

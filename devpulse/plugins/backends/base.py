@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import weakref
@@ -108,16 +109,19 @@ def _first_number(pattern: Any, message: str) -> int | None:
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """retry-after-ms, else retry-after in seconds (an HTTP date is not honoured), if sent."""
+    """retry-after-ms, else retry-after in seconds (an HTTP date is not honoured), if sent
+    as a finite number: ``inf`` or ``nan`` is garbage, not a wait."""
     if headers is None:
         return None
     for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
         value = headers.get(name)
         if value is not None:
             try:
-                return max(0.0, float(value) / scale)
+                seconds = float(value) / scale
             except ValueError:
                 continue
+            if math.isfinite(seconds):
+                return max(0.0, seconds)
     return None
 
 
