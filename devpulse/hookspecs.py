@@ -65,11 +65,14 @@ def route(request: Request, classification: Classification) -> Decision | None:
 
 
 @hookspec
-def preflight(request: Request, decision: Decision) -> Verdict | None:
+def preflight(request: Request, decision: Decision, dispatching: bool) -> Verdict | None:
     """Check a decision before dispatch, typically whether a local model fits in memory now.
 
     Every implementation is called, for every decision that will be dispatched: the first
-    one, and each that a verdict, an open circuit or `on_failure` produces. Return None to
+    one, and each that a verdict, an open circuit or `on_failure` produces. `dispatching`
+    is True there; it is False when the caller only asks where a request would go
+    (`Router.route`, ``devpulse route``): then change nothing (say that idle models would
+    be unloaded, do not unload them). An implementation may leave the argument out. Return None to
     let the decision stand, a `Verdict` that refuses it or reroutes it to
     ``verdict.decision``, or a ``"pass"`` verdict that lets it stand with a note (what was
     checked, shown in the decision's reasons and ``route --json``). The core applies the

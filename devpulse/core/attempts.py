@@ -106,7 +106,8 @@ def run(router: Router, request: Request) -> Machine:
     yield Call(lambda: router.ledger, blocking=router._ledger is None)  # opened, checked writable
     try:
         decision: Decision = yield Call(
-            functools.partial(router.route, request), inline=router.decides_inline(request)
+            functools.partial(router.decide, request, dispatching=True),
+            inline=router.decides_inline(request),
         )
     except DevPulseError as exc:
         classification = router.classify(request)
@@ -276,7 +277,7 @@ def _next(
     following = dataclasses.replace(following, classification=decision.classification)
     try:
         checked: Decision = yield Call(
-            functools.partial(router._checked, request, following),
+            functools.partial(router._checked, request, following, True),
             inline=router.decides_inline(request, ("preflight",)),
         )
     except PreflightRefused as refused:

@@ -144,16 +144,23 @@ class Router:
     def route(self, request: Request | str, **kwargs: Any) -> Decision:
         """Decide where a request goes (classify, route, preflight) without sending it.
 
-        Deciding changes nothing: no circuit, no ledger row. Only a dispatch does.
+        Deciding changes nothing: no circuit, no ledger row, no model unloaded to make room
+        (the preflight says it would be). Only a dispatch does.
         """
-        request = as_request(request, **kwargs)
+        return self.decide(as_request(request, **kwargs), dispatching=False)
+
+    def decide(self, request: Request, *, dispatching: bool) -> Decision:
+        """Where `request` goes: `route`, or, `dispatching` it now, with the preflight free to
+        act on its verdict (unload idle models to make room)."""
         classification = self.classify(request)
         decision: Decision | None = self.pm.hook.route(
             request=request, classification=classification
         )
         if decision is None:
             raise RoutingError("no route plugin returned a decision")
-        return self._checked(request, dataclasses.replace(decision, classification=classification))
+        return self._checked(
+            request, dataclasses.replace(decision, classification=classification), dispatching
+        )
 
     def decides_inline(
         self, request: Request, hooks: tuple[str, ...] = ("classify", "route", "preflight")
@@ -261,7 +268,7 @@ class Router:
                     return chunk.response
         raise DispatchFailed("no answer", [])  # pragma: no cover - the machine never ends so
 
-    def _checked(self, request: Request, decision: Decision) -> Decision:
+    def _checked(self, request: Request, decision: Decision, dispatching: bool) -> Decision:
         """`decision` through privacy and every preflight: the one place verdicts apply.
 
         Any refusal refuses, with every objection's reason; otherwise the first reroute wins
@@ -271,7 +278,11 @@ class Router:
         for _ in range(MAX_REROUTES + 1):
             self.enforce_privacy(decision)
             found: list[Verdict] = [
-                v for v in self.pm.hook.preflight(request=request, decision=decision) if v
+                v
+                for v in self.pm.hook.preflight(
+                    request=request, decision=decision, dispatching=dispatching
+                )
+                if v
             ]
             verdicts = [v for v in found if v.action != "pass"]
             if not verdicts:

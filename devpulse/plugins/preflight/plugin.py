@@ -46,7 +46,7 @@ class MemoryPreflight:
         self._lock = threading.Lock()
 
     @hookimpl
-    def preflight(self, request: Request, decision: Decision) -> Verdict | None:
+    def preflight(self, request: Request, decision: Decision, dispatching: bool) -> Verdict | None:
         if decision.side is not Side.LOCAL or not self.config.preflight.enabled:
             return None
         try:
@@ -68,7 +68,10 @@ class MemoryPreflight:
         )
         cleaned = ""
         if verdict.reclaimable_mb and verdict.verdict == "tight" and self.config.babysit.auto_clean:
-            verdict, cleaned = self._auto_clean(decision, est.need_mb, verdict)
+            if dispatching:
+                verdict, cleaned = self._auto_clean(decision, est.need_mb, verdict)
+            else:  # only deciding (`devpulse route`): nothing is unloaded for a request not sent
+                cleaned = "; auto-clean would unload idle models to make room when it is sent"
         details = {k: v for k, v in verdict.as_dict().items() if k != "reasons"}
         details["estimate"] = est.as_dict()
         if verdict.verdict != "no_fit":

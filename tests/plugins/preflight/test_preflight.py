@@ -365,3 +365,18 @@ def test_a_model_serving_a_request_is_not_reclaimable(tmp_path: Path) -> None:
     assert router.ledger is not None
     router.ledger.begin_use("ollama", "qwen3:32b")  # another process's request, in flight
     assert_sent_to_the_cloud_counting_only(900, router, host)
+
+
+def test_deciding_unloads_nothing_and_sending_makes_room() -> None:
+    """`Router.route` (``devpulse route``) only says where a request would go: it names the
+    auto-clean it would do; the dispatch does it."""
+    host = OllamaHolding({"qwen3:32b": 19000, "gemma3:latest": 900}, free_mb=1000)
+    router = ollama_router("mid", 6000, host)  # fits once the idle qwen3 goes
+    decision = router.route("summarize this changelog")
+    assert (decision.side, host.unloaded) == (Side.LOCAL, [])
+    assert decision.verdict is not None
+    assert decision.verdict.details["verdict"] == "tight"
+    assert "auto-clean would unload idle models" in decision.verdict.reason
+    answer = router.invoke("summarize this changelog")
+    assert (answer.side, host.unloaded) == (Side.LOCAL, ["qwen3:32b"])
+    assert any("auto-clean unloaded ollama/qwen3:32b" in r for r in answer.reasons)
