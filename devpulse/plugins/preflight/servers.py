@@ -20,6 +20,7 @@ from devpulse.core.config import BackendConfig, Config
 from devpulse.core.errors import DevPulseError
 from devpulse.core.types import LoadedModel, same_model
 from devpulse.plugins.backends.llama_host import TIMEOUT_S, call_json
+from devpulse.plugins.backends.ollama_backend import host_failures
 from devpulse.plugins.preflight.estimator import Architecture, ModelUnknown
 
 
@@ -133,12 +134,14 @@ def ollama_architecture(backend: BackendConfig, model: str) -> Architecture:
         if exc.status_code == 404:
             raise ModelUnknown(f"Ollama at {backend.shown_url} has no model {model!r}") from None
         raise ModelUnknown(f"Ollama at {backend.shown_url}: {exc.error}") from None
-    except (OSError, urllib.error.URLError) as exc:
-        raise ModelUnknown(f"Ollama at {backend.shown_url} did not answer ({exc})") from None
     except ValueError as exc:  # the client checks names itself (pydantic), or a reply is not JSON
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelUnknown(
             f"Ollama at {backend.shown_url} cannot describe {model!r} ({detail})"
         ) from None
+    except host_failures() as exc:  # nothing listens, it never answers, or it hung up
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        reason = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        raise ModelUnknown(f"Ollama at {backend.shown_url} did not answer ({reason})") from None
     size = next((n for name, n in sizes.items() if n and name and same_model(name, model)), 0)
     return Architecture.from_metadata(model, dict(shown.modelinfo or {}), size)
