@@ -5,19 +5,16 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
-from devpulse.core.types import LoadedModel, same_model
+from devpulse.core.types import LoadedModel
 
 Key = tuple[str, str]  # (backend, model)
 
 
 def pinned(model: LoadedModel, pins: Collection[str]) -> bool:
-    """A pin names a model (`gemma3:270m`) or one backend's model (`ollama/gemma3:270m`);
-    a pin without a tag names the `:latest` one, as Ollama reads it."""
+    """A pin names a model (`gemma3:270m`, or one of its aliases) or one backend's model
+    (`ollama/gemma3:270m`); a pin without a tag names the `:latest` one, as Ollama reads it."""
     scope = f"{model.backend}/"
-    return any(
-        same_model(pin.removeprefix(scope) if pin.startswith(scope) else pin, model.model)
-        for pin in pins
-    )
+    return any(model.named(pin.removeprefix(scope)) for pin in pins)
 
 
 def in_use(model: LoadedModel, busy: Collection[Key]) -> bool:
@@ -31,9 +28,9 @@ def last_use(model: LoadedModel, last_used: Mapping[Key, float]) -> float | None
 
 
 def _names(key: Key, model: LoadedModel) -> bool:
-    # The ledger keeps the name a request gave (`gemma3`); the server lists its own
-    # (`gemma3:latest`).
-    return key[0] == model.backend and same_model(key[1], model.model)
+    # The ledger keeps the name a request gave (`gemma3`, or a llama-server alias); the
+    # server lists its own (`gemma3:latest`, or the model's id beside its aliases).
+    return key[0] == model.backend and model.named(key[1])
 
 
 def victims(

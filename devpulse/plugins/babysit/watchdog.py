@@ -27,7 +27,7 @@ from devpulse.core.logs import get_logger
 from devpulse.core.types import DeviceMemory, LoadedModel
 from devpulse.plugins.babysit.policy import Gauge, Key, in_use, last_use, victims
 from devpulse.plugins.preflight.memory import Memory, every_probe
-from devpulse.plugins.preflight.servers import listing_failure, local_backends
+from devpulse.plugins.preflight.servers import across_servers, listing_failure, local_backends
 
 if TYPE_CHECKING:
     from devpulse.core.pipeline import Router
@@ -120,7 +120,8 @@ class Unloader:
         if self.ledger is None:
             return set(), {}
         budget = self.config.failover.budget_s
-        return self.ledger.in_flight(budget), self.ledger.last_used()
+        busy = across_servers(self.config, self.ledger.in_flight(budget))
+        return busy, self.ledger.last_used()
 
     def free_until(
         self,

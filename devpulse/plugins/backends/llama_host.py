@@ -66,14 +66,23 @@ def loaded(name: str, backend: BackendConfig) -> list[LoadedModel]:
         meta = model.get("meta") or {}
         size = int(meta.get("size") or 0) if isinstance(meta, dict) else 0
         status = model.get("status")
+        ident = str(model.get("id", "?"))
+        aliases = _aliases(model.get("aliases"), ident)
         if isinstance(status, dict):  # router mode
             if status.get("value") == "loaded":
                 size = size or _file_bytes(status.get("args") or [])
-                out.append(LoadedModel(name, str(model.get("id", "?")), size // MB))
+                out.append(LoadedModel(name, ident, size // MB, aliases=aliases))
         else:
             size = size or _served_bytes(backend)
-            out.append(LoadedModel(name, str(model.get("id", "?")), size // MB, unloadable=False))
+            out.append(LoadedModel(name, ident, size // MB, unloadable=False, aliases=aliases))
     return out
+
+
+def _aliases(listed: Any, ident: str) -> tuple[str, ...]:
+    """The other names a listing gives a model (`"aliases": ["writer"]`), its id left out."""
+    if not isinstance(listed, list):
+        return ()
+    return tuple(dict.fromkeys(a for a in listed if isinstance(a, str) and a and a != ident))
 
 
 def unload(backend: BackendConfig, model: str) -> bool:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from devpulse.core.config import Config
 from devpulse.core.inline import Behind, must_not_block, on_the_loop
 from devpulse.core.logs import get_logger
-from devpulse.core.types import DeviceMemory, LoadedModel, same_model
+from devpulse.core.types import DeviceMemory, LoadedModel
 from devpulse.plugins.preflight.estimator import (
     Architecture,
     Estimate,
@@ -275,13 +275,14 @@ class Memory:
         loaded, notes = self.loaded()
         listing = tuple(m.as_dict() for m in loaded)
         # A model its server already holds needs no new memory (a single-model llama-server
-        # answers every name with its one model; Ollama lists `gemma3` as `gemma3:latest`).
+        # answers every name with its one model; Ollama lists `gemma3` as `gemma3:latest`;
+        # a llama-server router lists a model by its id, with its aliases beside it).
         resident = [
             m
             for m in loaded
             if backend is not None
             and m.backend == backend
-            and ((model is not None and same_model(m.model, model)) or not m.unloadable)
+            and ((model is not None and m.named(model)) or not m.unloadable)
         ]
         if resident:
             held = resident[0]

@@ -13,13 +13,14 @@ import http.client
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from devpulse.core.config import BackendConfig, Config
 from devpulse.core.errors import DevPulseError
 from devpulse.core.types import LoadedModel, same_model
-from devpulse.plugins.backends.llama_host import TIMEOUT_S, call_json
+from devpulse.plugins.backends.llama_host import TIMEOUT_S, call_json, root
 from devpulse.plugins.backends.ollama_backend import host_failures
 from devpulse.plugins.preflight.estimator import Architecture, ModelUnknown
 
@@ -36,6 +37,24 @@ class ServedModel:
 def local_backends(config: Config) -> list[str]:
     """The backends declared on this machine: the ones that may host models."""
     return [name for name, backend in config.backends.items() if backend.side.value == "local"]
+
+
+def across_servers(config: Config, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """`keys` ((backend, model) pairs, as the ledger books a request's model), each also under
+    every other local backend at the same server: two backends for one server (an Ollama and
+    its OpenAI-compatible /v1, say) list the same models, so a model busy through one of them
+    is busy in the other's listing too."""
+    servers = {
+        name: root(b).lower()
+        for name, b in config.backends.items()
+        if b.side.value == "local" and b.base_url
+    }
+    out: set[tuple[str, str]] = set()
+    for backend, model in keys:
+        out.add((backend, model))
+        here = servers.get(backend)
+        out.update((other, model) for other, there in servers.items() if here and there == here)
+    return out
 
 
 def loaded_models(config: Config, hook: Any) -> tuple[list[LoadedModel], list[str]]:

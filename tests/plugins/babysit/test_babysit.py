@@ -19,7 +19,7 @@ from devpulse import DeviceMemory, Router, TaskClass, hookimpl
 from devpulse.cli import App, build_cli, main
 from devpulse.core.plugins import make_plugin_manager
 from devpulse.plugins.babysit import Babysitter
-from tests.rig.llama_server import LlamaServer, free_port
+from tests.rig.llama_server import LlamaServer, RigPaths, free_port
 from tests.rig.ollama_server import OllamaRig
 from tests.rig.two_models import TwoModels
 from tests.support import router_with
@@ -113,6 +113,36 @@ def test_a_model_serving_a_request_is_never_unloaded(fresh: TwoModels) -> None:
         assert fresh.states()["alpha"] == "loaded"
     finally:
         answer.close()
+
+
+def test_a_model_serving_a_request_under_its_alias_is_never_unloaded(
+    rig: RigPaths, tmp_path: Path
+) -> None:
+    """A router preset gives the model an alias: `/models` lists it as `gem` with
+    `"aliases": ["writer"]`, while the ledger books the request under `writer`."""
+    preset = tmp_path / "preset.ini"
+    preset.write_text(f"[gem]\nmodel = {rig.model}\nalias = writer\nc = 2048\n")
+    with LlamaServer(rig, ["--models-preset", str(preset)]) as server:
+
+        def rss_mb() -> int:
+            return sum(c.memory_info().rss for c in server.children()) // (1024 * 1024)
+
+        router = router_with(settings(server.base_url, "writer"), plugins=[RigMemory(rss_mb)])
+        answer = router.stream(PROMPT, task=TaskClass.DRAFTING, max_tokens=4000)
+        try:
+            next(answer)  # gem is streaming now, asked for as `writer`
+            events: list[dict[str, Any]] = []
+            sitter = Babysitter.beside(
+                router, target_free_mb=free_now(router) + 200, on_event=events.append
+            )
+            sitter.run(once=True)
+        finally:
+            answer.close()
+    (sample,) = [e for e in events if e["event"] == "sample"]
+    (listed,) = [m for m in sample["loaded"] if m["backend"] == "llama_server"]
+    assert (listed["model"], listed["aliases"]) == ("gem", ["writer"])
+    assert "pressure" in kinds(events)
+    assert [e for e in events if e["event"] == "unload"] == []
 
 
 def test_a_pinned_model_is_never_unloaded(fresh: TwoModels) -> None:

@@ -71,6 +71,19 @@ def test_an_untagged_name_is_its_latest_tag_for_busy_pins_and_last_use() -> None
     assert [m.model for m in order] == ["qwen3:8b", "gemma3:latest"]
 
 
+def test_a_model_busy_or_pinned_under_one_of_its_aliases_never_goes() -> None:
+    """llama-server lists a router model by its id (`gem`) with its aliases beside it; the
+    ledger books a request under the name it gave (`writer`)."""
+    gem = LoadedModel("llama_server", "gem", 300, aliases=("writer",))
+    other = model("other", 100, backend="llama_server")
+    assert victims([gem, other], busy={("llama_server", "writer")}, pins=(), last_used={}) == [
+        other
+    ]
+    assert victims([gem, other], busy=set(), pins=("writer",), last_used={}) == [other]
+    last = {("llama_server", "writer"): 50.0, ("llama_server", "other"): 10.0}
+    assert victims([gem, other], busy=set(), pins=(), last_used=last) == [other, gem]
+
+
 def test_pressure_needs_two_samples_and_ends_above_the_hysteresis() -> None:
     gauge = Gauge(target_mb=1000, hysteresis_mb=200)
     assert gauge.observe(900) is False  # one sample below: not yet
@@ -196,6 +209,40 @@ def test_a_model_a_request_starts_on_after_the_listing_is_kept_whatever_its_tag(
     sitter.ledger = StartsLater()  # type: ignore[assignment]  # a fake with the two reads
     assert sitter.free_until(lambda: hosts.free, 900) == []
     assert hosts.unloaded == []
+
+
+class BusyThrough:
+    """A ledger with one request in flight, booked under `key`."""
+
+    def __init__(self, key: tuple[str, str]) -> None:
+        self.key = key
+
+    def in_flight(self, budget_s: float) -> set[tuple[str, str]]:
+        return {self.key}
+
+    def last_used(self) -> dict[tuple[str, str], float]:
+        return {}
+
+
+def test_a_model_busy_through_another_backend_at_the_same_server_is_kept() -> None:
+    """`ollama` and `ollama_v1` (its OpenAI-compatible /v1) are one server: a request through
+    one keeps the model its listing under the other shows."""
+    hosts = FakeHosts([model("qwen3:8b", 300), model("gemma3:latest", 200)], free=500)
+    config = config_from_mapping(
+        {
+            "backends": {
+                "ollama": {"base_url": "http://127.0.0.1:11434"},
+                "ollama_v1": {
+                    "side": "local",
+                    "kind": "openai_compat",
+                    "base_url": "http://127.0.0.1:11434/v1/",
+                },
+            }
+        }
+    )
+    sitter = Unloader(config, hosts, BusyThrough(("ollama_v1", "qwen3:8b")), pause=lambda s: None)  # type: ignore[arg-type]  # a fake with the two reads
+    sitter.free_until(lambda: hosts.free, 10_000)
+    assert hosts.unloaded == ["gemma3:latest"]
 
 
 def test_a_stop_ends_the_wait_for_memory_that_is_not_coming_back() -> None:

@@ -292,11 +292,20 @@ def test_bad_preflight_config() -> None:
 
 class OllamaHolding:
     """An Ollama server holding `models` on one GPU, as `/api/ps` lists them: with their tag.
-    Unloading one frees its memory."""
+    Unloading one frees its memory. As `backend`, another server: a llama-server router
+    lists `aliases` beside a model's id."""
 
-    def __init__(self, models: dict[str, int], free_mb: int) -> None:
+    def __init__(
+        self,
+        models: dict[str, int],
+        free_mb: int,
+        backend: str = "ollama",
+        aliases: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self.models = dict(models)
         self.free_mb = free_mb
+        self.backend = backend
+        self.aliases = aliases or {}
         self.unloaded: list[str] = []
 
     @hookimpl(tryfirst=True)
@@ -305,13 +314,16 @@ class OllamaHolding:
 
     @hookimpl(tryfirst=True)
     def loaded_models(self, backend: str) -> list[LoadedModel] | None:
-        if backend != "ollama":
+        if backend != self.backend:
             return []
-        return [LoadedModel("ollama", name, size) for name, size in self.models.items()]
+        return [
+            LoadedModel(backend, name, size, aliases=self.aliases.get(name, ()))
+            for name, size in self.models.items()
+        ]
 
     @hookimpl(tryfirst=True)
     def unload_model(self, backend: str, model: str) -> bool | None:
-        if backend != "ollama":
+        if backend != self.backend:
             return None
         self.unloaded.append(model)
         self.free_mb += self.models.pop(model)
@@ -365,3 +377,59 @@ def test_a_model_serving_a_request_is_not_reclaimable(tmp_path: Path) -> None:
     assert router.ledger is not None
     router.ledger.begin_use("ollama", "qwen3:32b")  # another process's request, in flight
     assert_sent_to_the_cloud_counting_only(900, router, host)
+
+
+# The same server as the default `ollama` backend, through its OpenAI-compatible /v1.
+SAME_SERVER = {
+    "ollama_v1": {"side": "local", "kind": "openai_compat", "base_url": "http://127.0.0.1:11434/v1"}
+}
+
+
+@pytest.mark.parametrize(
+    ("backend", "aliases", "busy", "backends"),
+    [
+        ("llama_server", {"qwen3-32b": ("coder",)}, ("llama_server", "coder"), {}),
+        ("ollama", {}, ("ollama_v1", "qwen3-32b"), SAME_SERVER),
+    ],
+    ids=["by-an-alias", "through-another-backend-at-the-same-server"],
+)
+def test_auto_clean_keeps_a_model_serving_a_request_whatever_it_was_called(
+    tmp_path: Path,
+    backend: str,
+    aliases: dict[str, tuple[str, ...]],
+    busy: tuple[str, str],
+    backends: dict[str, Any],
+) -> None:
+    """The ledger books a request under the backend and name it gave; the server lists the
+    model by its id (with its aliases), under each backend that points at it. Never used
+    and the larger, qwen3-32b would be unloaded first if it were not seen as busy."""
+    host = OllamaHolding(
+        {"qwen3-32b": 19000, "gemma3:latest": 900}, free_mb=1000, backend=backend, aliases=aliases
+    )
+    router = ollama_router("small", 1500, host, ledger=tmp_path / "l.sqlite3", backends=backends)
+    assert router.ledger is not None
+    router.ledger.begin_use(*busy)  # another process's request, in flight
+    decision = router.route("summarize this changelog")
+    assert host.unloaded == ["gemma3:latest"]
+    assert decision.side is Side.LOCAL
+    assert decision.verdict is not None
+    assert decision.verdict.details["verdict"] == "fits"
+
+
+def test_a_model_asked_for_by_its_alias_is_already_loaded() -> None:
+    host = OllamaHolding(
+        {"qwen3-32b": 19000},
+        free_mb=1000,
+        backend="llama_server",
+        aliases={"qwen3-32b": ("coder",)},
+    )
+    config = {
+        "local": {"backend": "llama_server", "model": "coder"},
+        "preflight": {"models": {"coder": {"need_mb": 19000}}},
+        "ledger": {"enabled": False},
+    }
+    decision = router_with(config, plugins=[host, Answers()]).route("summarize this changelog")
+    assert decision.verdict is not None
+    assert decision.verdict.details["verdict"] == "fits"
+    assert "llama_server/qwen3-32b is already loaded" in decision.verdict.reason
+    assert host.unloaded == []
