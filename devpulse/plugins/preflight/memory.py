@@ -225,7 +225,7 @@ class Memory:
         for name, server in candidates:
             try:
                 if server.kind == "ollama":
-                    return ollama_architecture(server, model), None, {}
+                    return ollama_architecture(server, model), None, {"served_by": name}
                 served = llama_server_model(server, model, any_name=backend is not None)
             except ModelUnknown as exc:
                 problems.append(str(exc))

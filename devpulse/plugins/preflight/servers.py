@@ -39,6 +39,17 @@ def local_backends(config: Config) -> list[str]:
     return [name for name, backend in config.backends.items() if backend.side.value == "local"]
 
 
+def routed_backend(config: Config, model: str) -> str | None:
+    """The local backend the router sends `model` to: the one the local default or a local
+    routing entry names it with (the default first), or None when no route names it."""
+    routes = [(config.local.backend, config.local.model)] + [
+        (target.backend or config.local.backend, target.model)
+        for target in config.routing.values()
+        if target.side.value == "local" and target.model is not None
+    ]
+    return next((backend for backend, name in routes if same_model(name, model)), None)
+
+
 def across_servers(config: Config, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     """`keys` ((backend, model) pairs, as the ledger books a request's model), each also under
     every other local backend at the same server: two backends for one server (an Ollama and

@@ -433,3 +433,41 @@ def test_a_model_asked_for_by_its_alias_is_already_loaded() -> None:
     assert decision.verdict.details["verdict"] == "fits"
     assert "llama_server/qwen3-32b is already loaded" in decision.verdict.reason
     assert host.unloaded == []
+
+
+def before_load(config: dict[str, Any], plugins: list[object], *args: str) -> tuple[int, Any]:
+    """`devpulse ai --before-load ... --json` over `config` and `plugins`: exit code, JSON."""
+    import contextlib  # noqa: PLC0415
+    import io  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    from devpulse.cli import App, build_cli  # noqa: PLC0415
+    from devpulse.core.config import config_from_mapping  # noqa: PLC0415
+    from devpulse.core.plugins import make_plugin_manager  # noqa: PLC0415
+
+    cfg = config_from_mapping(config)
+    app = App(config=cfg, pm=make_plugin_manager(cfg, entry_points=False, extra=plugins))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = build_cli(app).main(["ai", "--before-load", *args, "--json"], standalone_mode=False)
+    return code, json.loads(out.getvalue())
+
+
+@pytest.mark.parametrize("pins", [[], ["llama3.1:8b"]])
+def test_ai_before_load_judges_a_loaded_model_as_the_router_does(pins: list[str]) -> None:
+    """Ollama holds llama3.1:8b on a nearly full GPU: the router's preflight and `devpulse ai`
+    both say it fits, already loaded, pinned or not; nothing offers to unload it."""
+    config = {
+        "local": {"backend": "ollama", "model": "llama3.1:8b"},
+        "preflight": {"models": {"llama3.1:8b": {"need_mb": 5935}}},
+        "babysit": {"pins": pins, "auto_clean": False},
+        "ledger": {"enabled": False},
+    }
+    host = OllamaHolding({"llama3.1:8b": 6200}, free_mb=1500)
+    routed = router_with(config, plugins=[host, Answers()]).route("summarize this changelog")
+    code, shown = before_load(config, [host], "llama3.1:8b")
+    assert routed.verdict is not None
+    assert routed.verdict.details["verdict"] == shown["verdict"] == "fits"
+    assert code == 0
+    assert shown["reasons"][0].endswith("ollama/llama3.1:8b is already loaded")
+    assert shown["reclaimable_mb"] == 0

@@ -20,7 +20,7 @@ from devpulse import Router, Side, hookimpl
 from devpulse.cli import main
 from devpulse.plugins.preflight.estimator import ModelUnknown
 from devpulse.plugins.preflight.memory import ESTIMATE_TTL_S, Memory
-from tests.plugins.preflight.test_preflight import FixedMemory
+from tests.plugins.preflight.test_preflight import FixedMemory, before_load
 from tests.rig.fault_server import ANSWER, FaultServer
 from tests.rig.llama_server import LlamaServer, RigPaths, free_port
 from tests.rig.ollama_server import OllamaRig
@@ -361,3 +361,17 @@ def test_ai_before_load_on_a_silent_ollama_is_exit_2_naming_the_server(
     assert (code, out) == (2, "")
     assert err.count("\n") == 1
     assert f"Ollama at {silent.base_url} did not answer (ReadTimeout" in err
+
+
+@pytest.mark.parametrize("name", ["default", "gemma-3-270m"])
+def test_ai_before_load_looks_a_name_up_as_the_router_does(
+    llama_server: LlamaServer, name: str
+) -> None:
+    """`default` is the model the local route names: the router sends it to the single-model
+    server, which answers any name with its one model, so `ai` asks that server too. Either
+    name, on a full device, is its loaded model: fits, as the router's preflight says."""
+    config = llama_at(llama_server.base_url)
+    code, shown = before_load(config, [FixedMemory(1)], name)
+    assert (code, shown["verdict"]) == (0, "fits")
+    assert shown["reasons"][0].endswith("llama_server/gemma-3-270m is already loaded")
+    assert shown["estimate"]["served_by"] == "llama_server"
