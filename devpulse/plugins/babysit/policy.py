@@ -33,23 +33,40 @@ def _names(key: Key, model: LoadedModel) -> bool:
     return key[0] == model.backend and model.named(key[1])
 
 
+def frees_mb(model: LoadedModel, kind: str | None) -> int:
+    """What unloading `model` frees on a device of `kind` (a `DeviceMemory.kind`): its VRAM
+    part on an NVIDIA GPU, the rest on the host. Its whole size where the server does not
+    say how it is split (`vram_mb` None), on unified memory (`apple`), or with no `kind`."""
+    if model.vram_mb is None or kind not in ("nvidia", "host"):
+        return model.size_mb
+    vram = max(0, min(model.vram_mb, model.size_mb))
+    return vram if kind == "nvidia" else model.size_mb - vram
+
+
 def victims(
     loaded: Iterable[LoadedModel],
     *,
     busy: Collection[Key],
     pins: Collection[str],
     last_used: Mapping[Key, float],
+    kind: str | None = None,
 ) -> list[LoadedModel]:
-    """The models that may be unloaded, in the order to unload them.
+    """The models that may be unloaded to free memory on a device of `kind`, in the order
+    to unload them.
 
-    Never one its server cannot let go, one with a request in flight, or a pinned one.
-    Least recently used first (never used counts as oldest); on a tie, the larger first.
+    Never one its server cannot let go, one with a request in flight, a pinned one, or one
+    that holds nothing on that device (`frees_mb`). Least recently used first (never used
+    counts as oldest); on a tie, the one that frees more first.
     """
-    idle = [m for m in loaded if m.unloadable and not in_use(m, busy) and not pinned(m, pins)]
+    idle = [
+        m
+        for m in loaded
+        if m.unloadable and not in_use(m, busy) and not pinned(m, pins) and frees_mb(m, kind) > 0
+    ]
 
     def age(m: LoadedModel) -> tuple[float, int]:
         used = last_use(m, last_used)
-        return (float("-inf") if used is None else used, -m.size_mb)
+        return (float("-inf") if used is None else used, -frees_mb(m, kind))
 
     return sorted(idle, key=age)
 

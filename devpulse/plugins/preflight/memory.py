@@ -294,11 +294,13 @@ class Memory:
                 reasons=(f"{where}; {held.backend}/{held.model} is already loaded", *notes),
             )
         # babysit's watchdog imports this module, so its policy is imported here, when used
-        from devpulse.plugins.babysit.policy import victims  # noqa: PLC0415
+        from devpulse.plugins.babysit.policy import frees_mb, victims  # noqa: PLC0415
 
         busy = self.busy() if self.busy is not None else ()
-        idle = victims(loaded, busy=busy, pins=self.config.babysit.pins, last_used={})
-        reclaimable = sum(m.size_mb for m in idle)
+        pins = self.config.babysit.pins
+        # only what unloading frees on this device: a model's VRAM part on a GPU
+        idle = victims(loaded, busy=busy, pins=pins, last_used={}, kind=device.kind)
+        reclaimable = sum(frees_mb(m, device.kind) for m in idle)
         if need_mb <= budget + reclaimable:
             names = ", ".join(f"{m.backend}/{m.model}" for m in idle)
             return MemoryVerdict(

@@ -116,7 +116,8 @@ class MemoryPreflight:
             self.memory.devices(fresh=True)
             return self.memory.target().budget_mb
 
-        done = [u for u in unloader.free_until(budget, need_mb) if u.confirmed]
+        kind = verdict.device.kind
+        done = [u for u in unloader.free_until(budget, need_mb, kind=kind) if u.confirmed]
         if not done:
             return verdict, ""
         self.memory.devices(fresh=True)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -30,15 +30,17 @@ PROMPT = "summarize this changelog"
 
 
 class RigMemory:
-    """A device whose free memory is a base less what the model processes hold now."""
+    """A device whose free memory is a base less what the model processes hold now: a GPU,
+    or (`kind="host"`) the RAM those processes really hold their models in."""
 
-    def __init__(self, rss_mb: Any) -> None:
+    def __init__(self, rss_mb: Any, kind: Literal["nvidia", "host"] = "nvidia") -> None:
         self.rss_mb = rss_mb
+        self.kind = kind
 
     @hookimpl
     def probe_memory(self) -> list[DeviceMemory]:
         free = BASE_MB - self.rss_mb()
-        return [DeviceMemory("gpu:test", "nvidia", BASE_MB, free, free)]
+        return [DeviceMemory("gpu:test", self.kind, BASE_MB, free, free)]
 
 
 def settings(llama_url: str, model: str = "alpha", **extra: Any) -> dict[str, Any]:
@@ -198,7 +200,10 @@ def test_ollama_models_are_unloaded_with_keep_alive_zero(
     cfg = settings(f"http://127.0.0.1:{free_port()}")
     cfg["backends"]["ollama"] = {"base_url": ollama_rig.base_url}
     cfg["local"] = {"backend": "ollama", "model": "gemma3:270m"}
-    router = router_with(cfg, plugins=[RigMemory(rss_mb)])
+    # The rig's models run on the CPU (/api/ps size_vram 0): what unloading frees is RAM,
+    # so the watched device is the host, this test's in place of the machine's own.
+    router = router_with(cfg, plugins=[RigMemory(rss_mb, kind="host")])
+    router.pm.unregister(name="devpulse.probe.host")
     ollama_rig.load("gemma3:270m")
     child = ollama_rig.loaded()["gemma3:270m"]
     ollama_rig.requests.clear()

@@ -301,11 +301,13 @@ class OllamaHolding:
         free_mb: int,
         backend: str = "ollama",
         aliases: dict[str, tuple[str, ...]] | None = None,
+        vram: dict[str, int] | None = None,
     ) -> None:
         self.models = dict(models)
         self.free_mb = free_mb
         self.backend = backend
         self.aliases = aliases or {}
+        self.vram = vram or {}  # /api/ps size_vram: the part of a model on the GPU
         self.unloaded: list[str] = []
 
     @hookimpl(tryfirst=True)
@@ -317,7 +319,13 @@ class OllamaHolding:
         if backend != self.backend:
             return []
         return [
-            LoadedModel(backend, name, size, aliases=self.aliases.get(name, ()))
+            LoadedModel(
+                backend,
+                name,
+                size,
+                vram_mb=self.vram.get(name),
+                aliases=self.aliases.get(name, ()),
+            )
             for name, size in self.models.items()
         ]
 
@@ -326,7 +334,8 @@ class OllamaHolding:
         if backend != self.backend:
             return None
         self.unloaded.append(model)
-        self.free_mb += self.models.pop(model)
+        size = self.models.pop(model)
+        self.free_mb += self.vram.get(model, size)  # the GPU gets back the part it held
         return True
 
 
@@ -471,3 +480,12 @@ def test_ai_before_load_judges_a_loaded_model_as_the_router_does(pins: list[str]
     assert code == 0
     assert shown["reasons"][0].endswith("ollama/llama3.1:8b is already loaded")
     assert shown["reclaimable_mb"] == 0
+
+
+def test_only_the_vram_part_of_a_loaded_model_is_reclaimable_on_a_gpu() -> None:
+    """Ollama holds an idle llama3.3:70b, 40000 MB of which only 3000 MB in VRAM: unloading it
+    would leave 5000 MB on the GPU, short of 5935, so no_fit, and auto-clean does not evict
+    a 70B model for nothing."""
+    host = OllamaHolding({"llama3.3:70b": 40000}, free_mb=2000, vram={"llama3.3:70b": 3000})
+    router = ollama_router("llama3.1:8b", 5935, host)
+    assert_sent_to_the_cloud_counting_only(3000, router, host)
