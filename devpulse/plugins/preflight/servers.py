@@ -22,7 +22,7 @@ from devpulse.core.errors import DevPulseError
 from devpulse.core.types import LoadedModel, same_model
 from devpulse.plugins.backends.llama_host import TIMEOUT_S, call_json, root
 from devpulse.plugins.backends.ollama_backend import host_failures
-from devpulse.plugins.preflight.estimator import Architecture, ModelUnknown
+from devpulse.plugins.preflight.estimator import MAX_CONTEXT, Architecture, ModelUnknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +124,7 @@ def llama_server_model(backend: BackendConfig, model: str, *, any_name: bool) ->
     # default when it picks the slot count), one slot's share when -np is given without -kvu.
     settings = props.get("default_generation_settings")
     ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
-    return ServedModel(alias, path, ctx if isinstance(ctx, int) and ctx > 0 else None)
+    return ServedModel(alias, path, _context(ctx))
 
 
 def _router_model(listing: dict[str, Any], model: str, where: str) -> ServedModel:
@@ -137,8 +137,15 @@ def _router_model(listing: dict[str, Any], model: str, where: str) -> ServedMode
         if path is None:
             raise ModelUnknown(f"{where} lists {model!r} but not its model file")
         ctx = _option(args, "-c", "--ctx-size")
-        return ServedModel(str(entry.get("id")), path, int(ctx) if ctx and ctx.isdigit() else None)
+        size = int(ctx) if ctx and ctx.isascii() and ctx.isdigit() and len(ctx) <= 10 else None
+        return ServedModel(str(entry.get("id")), path, _context(size))
     raise ModelUnknown(f"{where} (router) has no model {model!r}")
+
+
+def _context(ctx: Any) -> int | None:
+    """A context a server reports, if it is one (a count the estimate can multiply by)."""
+    ok = isinstance(ctx, int) and not isinstance(ctx, bool) and 0 < ctx <= MAX_CONTEXT
+    return ctx if ok else None
 
 
 def _option(args: list[str], *names: str) -> str | None:
