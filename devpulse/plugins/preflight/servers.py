@@ -9,6 +9,7 @@ short timeout and a server that does not answer is reported as such, never as an
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
 import urllib.error
@@ -20,7 +21,7 @@ from typing import Any
 from devpulse.core.config import BackendConfig, Config
 from devpulse.core.errors import DevPulseError
 from devpulse.core.types import LoadedModel, same_model
-from devpulse.plugins.backends.llama_host import TIMEOUT_S, call_json, root
+from devpulse.plugins.backends.llama_host import TIMEOUT_S, call_json, root, server_path
 from devpulse.plugins.backends.ollama_backend import host_failures
 from devpulse.plugins.preflight.estimator import MAX_CONTEXT, Architecture, ModelUnknown
 
@@ -106,7 +107,8 @@ def llama_server_model(backend: BackendConfig, model: str, *, any_name: bool) ->
     try:
         props = _get_json(backend, "/props")
         if props.get("role") == "router":
-            return _router_model(_get_json(backend, "/models"), model, where)
+            found = _router_model(_get_json(backend, "/models"), model, where)
+            return dataclasses.replace(found, path=server_path(backend, found.path))
     except urllib.error.HTTPError as exc:
         hint = " (no /props: not a llama-server?)" if exc.code == 404 else ""
         raise ModelUnknown(f"{where} answered HTTP {exc.code}{hint}") from None

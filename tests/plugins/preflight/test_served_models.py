@@ -375,3 +375,19 @@ def test_ai_before_load_looks_a_name_up_as_the_router_does(
     assert (code, shown["verdict"]) == (0, "fits")
     assert shown["reasons"][0].endswith("llama_server/gemma-3-270m is already loaded")
     assert shown["estimate"]["served_by"] == "llama_server"
+
+
+def test_a_routers_relative_models_dir_is_read_from_the_servers_working_directory(
+    rig: RigPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`llama-server --models-dir models` reports `--model models/x.gguf` as given: the file
+    is found from the server's working directory (its process on this machine), not ours."""
+    home = tmp_path / "server"
+    (home / "models").mkdir(parents=True)
+    (home / "models" / rig.model.name).symlink_to(rig.model)
+    monkeypatch.chdir(tmp_path)  # DevPulse runs elsewhere: models/ does not exist here
+    with LlamaServer(rig, ["--models-dir", "models"], cwd=home) as server:
+        router = router_with(llama_at(server.base_url, rig.model.stem))
+        est = memory_of(router).estimate_for(rig.model.stem, backend="llama_server").as_dict()
+    assert est["gguf"] == str(home / "models" / rig.model.name)
+    assert est["served_model"] == rig.model.stem
