@@ -560,6 +560,8 @@ class LoadedModel:
     memory, the model file's size); `vram_mb` the part on the accelerator where the server
     says; `expires_at` when the server will unload it by itself (ISO 8601), if it says.
     `unloadable` is False for a model the server cannot let go (a single-model llama-server).
+    `aliases` are the other names the server answers to for it (llama-server's `--alias`,
+    or a preset's `alias`): a request may name the model by any of them.
     """
 
     backend: str
@@ -568,6 +570,11 @@ class LoadedModel:
     vram_mb: int | None = None
     expires_at: str | None = None
     unloadable: bool = True
+    aliases: tuple[str, ...] = ()
+
+    def named(self, name: str) -> bool:
+        """Whether `name` names this model: its id or one of its aliases (`same_model`)."""
+        return same_model(name, self.model) or any(same_model(name, a) for a in self.aliases)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -576,6 +583,8 @@ class LoadedModel:
             "size_mb": self.size_mb,
             "unloadable": self.unloadable,
         }
+        if self.aliases:
+            out["aliases"] = list(self.aliases)
         if self.vram_mb is not None:
             out["vram_mb"] = self.vram_mb
         if self.expires_at is not None:

@@ -107,9 +107,11 @@ class LlamaServer:
         *,
         startup_timeout: float = 120,
         port: int | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.rig = rig
         self.args = list(args)
+        self.cwd = cwd  # the server's working directory: relative paths in `args` start there
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
@@ -187,7 +189,9 @@ class LlamaServer:
         cmd = [str(self.rig.server), *self.args, "--host", self.host, "--port", str(self.port)]
         with _new_log(self.port) as log:
             self.log = Path(log.name)
-            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self.process = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.cwd
+            )
         self._wait_healthy()
 
     def _wait_healthy(self) -> None:

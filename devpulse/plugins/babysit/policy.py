@@ -5,19 +5,16 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
-from devpulse.core.types import LoadedModel, same_model
+from devpulse.core.types import LoadedModel
 
 Key = tuple[str, str]  # (backend, model)
 
 
 def pinned(model: LoadedModel, pins: Collection[str]) -> bool:
-    """A pin names a model (`gemma3:270m`) or one backend's model (`ollama/gemma3:270m`);
-    a pin without a tag names the `:latest` one, as Ollama reads it."""
+    """A pin names a model (`gemma3:270m`, or one of its aliases) or one backend's model
+    (`ollama/gemma3:270m`); a pin without a tag names the `:latest` one, as Ollama reads it."""
     scope = f"{model.backend}/"
-    return any(
-        same_model(pin.removeprefix(scope) if pin.startswith(scope) else pin, model.model)
-        for pin in pins
-    )
+    return any(model.named(pin.removeprefix(scope)) for pin in pins)
 
 
 def in_use(model: LoadedModel, busy: Collection[Key]) -> bool:
@@ -31,9 +28,19 @@ def last_use(model: LoadedModel, last_used: Mapping[Key, float]) -> float | None
 
 
 def _names(key: Key, model: LoadedModel) -> bool:
-    # The ledger keeps the name a request gave (`gemma3`); the server lists its own
-    # (`gemma3:latest`).
-    return key[0] == model.backend and same_model(key[1], model.model)
+    # The ledger keeps the name a request gave (`gemma3`, or a llama-server alias); the
+    # server lists its own (`gemma3:latest`, or the model's id beside its aliases).
+    return key[0] == model.backend and model.named(key[1])
+
+
+def frees_mb(model: LoadedModel, kind: str | None) -> int:
+    """What unloading `model` frees on a device of `kind` (a `DeviceMemory.kind`): its VRAM
+    part on an NVIDIA GPU, the rest on the host. Its whole size where the server does not
+    say how it is split (`vram_mb` None), on unified memory (`apple`), or with no `kind`."""
+    if model.vram_mb is None or kind not in ("nvidia", "host"):
+        return model.size_mb
+    vram = max(0, min(model.vram_mb, model.size_mb))
+    return vram if kind == "nvidia" else model.size_mb - vram
 
 
 def victims(
@@ -42,17 +49,24 @@ def victims(
     busy: Collection[Key],
     pins: Collection[str],
     last_used: Mapping[Key, float],
+    kind: str | None = None,
 ) -> list[LoadedModel]:
-    """The models that may be unloaded, in the order to unload them.
+    """The models that may be unloaded to free memory on a device of `kind`, in the order
+    to unload them.
 
-    Never one its server cannot let go, one with a request in flight, or a pinned one.
-    Least recently used first (never used counts as oldest); on a tie, the larger first.
+    Never one its server cannot let go, one with a request in flight, a pinned one, or one
+    that holds nothing on that device (`frees_mb`). Least recently used first (never used
+    counts as oldest); on a tie, the one that frees more first.
     """
-    idle = [m for m in loaded if m.unloadable and not in_use(m, busy) and not pinned(m, pins)]
+    idle = [
+        m
+        for m in loaded
+        if m.unloadable and not in_use(m, busy) and not pinned(m, pins) and frees_mb(m, kind) > 0
+    ]
 
     def age(m: LoadedModel) -> tuple[float, int]:
         used = last_use(m, last_used)
-        return (float("-inf") if used is None else used, -m.size_mb)
+        return (float("-inf") if used is None else used, -frees_mb(m, kind))
 
     return sorted(idle, key=age)
 

@@ -25,9 +25,9 @@ from devpulse.core.config import Config
 from devpulse.core.ledger import Ledger
 from devpulse.core.logs import get_logger
 from devpulse.core.types import DeviceMemory, LoadedModel
-from devpulse.plugins.babysit.policy import Gauge, Key, in_use, last_use, victims
+from devpulse.plugins.babysit.policy import Gauge, Key, frees_mb, in_use, last_use, victims
 from devpulse.plugins.preflight.memory import Memory, every_probe
-from devpulse.plugins.preflight.servers import listing_failure, local_backends
+from devpulse.plugins.preflight.servers import across_servers, listing_failure, local_backends
 
 if TYPE_CHECKING:
     from devpulse.core.pipeline import Router
@@ -120,7 +120,8 @@ class Unloader:
         if self.ledger is None:
             return set(), {}
         budget = self.config.failover.budget_s
-        return self.ledger.in_flight(budget), self.ledger.last_used()
+        busy = across_servers(self.config, self.ledger.in_flight(budget))
+        return busy, self.ledger.last_used()
 
     def free_until(
         self,
@@ -129,14 +130,19 @@ class Unloader:
         *,
         loaded: Iterable[LoadedModel] | None = None,
         dry_run: bool = False,
+        kind: str | None = None,
     ) -> list[Unloaded]:
-        """Unload idle models, least recently used first, until `read()` reaches `goal_mb`."""
+        """Unload idle models, least recently used first, until `read()` reaches `goal_mb`.
+
+        `read()` reads a device of `kind`: a model that holds nothing there is left alone
+        (`policy.frees_mb`; with no `kind`, every model counts with its whole size)."""
         busy, last = self.usage()
         order = victims(
             self.listing() if loaded is None else loaded,
             busy=busy,
             pins=self.pins,
             last_used=last,
+            kind=kind,
         )
         done: list[Unloaded] = []
         planned = 0  # a dry run frees nothing: count what it would have freed
@@ -155,18 +161,20 @@ class Unloader:
             }
             if dry_run:
                 self.emit("unload", dry_run=True, **fields)
-                planned += model.size_mb
+                planned += frees_mb(model, kind)
                 done.append(Unloaded(model.backend, model.model, model.size_mb, 0, False, True))
                 continue
             if in_use(model, self.usage()[0]):
                 continue  # a request started on it since the listing
             self.emit("unload", **fields)
-            outcome = self._unload(model, before, read)
+            outcome = self._unload(model, before, read, frees_mb(model, kind))
             if outcome is not None:
                 done.append(outcome)
         return done
 
-    def _unload(self, model: LoadedModel, before: int, read: Callable[[], int]) -> Unloaded | None:
+    def _unload(
+        self, model: LoadedModel, before: int, read: Callable[[], int], frees: int
+    ) -> Unloaded | None:
         try:
             accepted = self.hook.unload_model(backend=model.backend, model=model.model)
         except Exception as exc:  # as in `listing`: one server's failure, not the pass's
@@ -182,17 +190,19 @@ class Unloader:
                 reason="the server refused the unload",
             )
             return Unloaded(model.backend, model.model, model.size_mb, 0, False)
-        return self._confirm(model, before, read)
+        return self._confirm(model, before, read, frees)
 
-    def _confirm(self, model: LoadedModel, before: int, read: Callable[[], int]) -> Unloaded:
+    def _confirm(
+        self, model: LoadedModel, before: int, read: Callable[[], int], frees: int
+    ) -> Unloaded:
         """Poll until the server no longer lists the model and memory came back (bounded by
-        `babysit.confirm_s`)."""
+        `babysit.confirm_s`); `frees` is what it holds on the device `read` reads."""
         started = self.clock()
         deadline = started + self.config.babysit.confirm_s
         # Weights a server mmapped stay in the page cache after it exits (still counted
         # free on the host), so only part of a model's size comes back there; a runner
         # that did not go frees nothing at all.
-        wanted = max(1, min(model.size_mb // 2, CONFIRM_MB))
+        wanted = max(1, min(frees // 2, CONFIRM_MB))
         while True:
             if self.stopped():  # unconfirmed, and nothing said: the stop event follows
                 return Unloaded(model.backend, model.model, model.size_mb, 0, False)
@@ -347,7 +357,11 @@ class Babysitter:
                 goal_mb=self.gauge.goal_mb,
             )
         self.unloader.free_until(
-            self.read_free, self.gauge.goal_mb, loaded=self.loaded, dry_run=self.dry_run
+            self.read_free,
+            self.gauge.goal_mb,
+            loaded=self.loaded,
+            dry_run=self.dry_run,
+            kind=device.kind,
         )
         after = self.device()
         self.free_mb = after.free_mb

@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -66,14 +67,23 @@ def loaded(name: str, backend: BackendConfig) -> list[LoadedModel]:
         meta = model.get("meta") or {}
         size = int(meta.get("size") or 0) if isinstance(meta, dict) else 0
         status = model.get("status")
+        ident = str(model.get("id", "?"))
+        aliases = _aliases(model.get("aliases"), ident)
         if isinstance(status, dict):  # router mode
             if status.get("value") == "loaded":
-                size = size or _file_bytes(status.get("args") or [])
-                out.append(LoadedModel(name, str(model.get("id", "?")), size // MB))
+                size = size or _file_bytes(backend, status.get("args") or [])
+                out.append(LoadedModel(name, ident, size // MB, aliases=aliases))
         else:
             size = size or _served_bytes(backend)
-            out.append(LoadedModel(name, str(model.get("id", "?")), size // MB, unloadable=False))
+            out.append(LoadedModel(name, ident, size // MB, unloadable=False, aliases=aliases))
     return out
+
+
+def _aliases(listed: Any, ident: str) -> tuple[str, ...]:
+    """The other names a listing gives a model (`"aliases": ["writer"]`), its id left out."""
+    if not isinstance(listed, list):
+        return ()
+    return tuple(dict.fromkeys(a for a in listed if isinstance(a, str) and a and a != ident))
 
 
 def unload(backend: BackendConfig, model: str) -> bool:
@@ -85,16 +95,37 @@ def unload(backend: BackendConfig, model: str) -> bool:
     return bool(answer.get("success", True))
 
 
-def _file_bytes(args: list[Any]) -> int:
+def _file_bytes(backend: BackendConfig, args: list[Any]) -> int:
     """The size of the model file a router launches a model with, if it is on this machine."""
     words = [str(a) for a in args]
     for i, word in enumerate(words[:-1]):
         if word in ("-m", "--model"):
             try:
-                return os.path.getsize(words[i + 1])
+                return os.path.getsize(server_path(backend, words[i + 1]))
             except OSError:
                 return 0
     return 0
+
+
+def server_path(backend: BackendConfig, path: str) -> str:
+    """`path` as the server at `backend` reads it: a relative one (`--models-dir models`)
+    is relative to the server's working directory, found where the server listens on this
+    machine's loopback and its process can be seen; otherwise `path` as given."""
+    if os.path.isabs(path):
+        return path
+    parts = urllib.parse.urlsplit(backend.base_url or "")
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1") or parts.port is None:
+        return path
+    import psutil  # noqa: PLC0415  # only a relative path needs the process table
+
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            port = getattr(conn.laddr, "port", None)  # an empty tuple when there is none
+            if conn.status == psutil.CONN_LISTEN and port == parts.port and conn.pid:
+                return os.path.join(psutil.Process(conn.pid).cwd(), path)
+    except (psutil.Error, OSError):
+        pass
+    return path
 
 
 def _served_bytes(backend: BackendConfig) -> int:

@@ -34,10 +34,12 @@ HOST_TIMEOUT_S = 1.0  # listing loaded models: a server that takes longer is not
 UNLOAD_TIMEOUT_S = 10.0  # Ollama answers an unload once the runner has stopped
 
 
-def _host_failures() -> tuple[type[Exception], ...]:
+def host_failures() -> tuple[type[Exception], ...]:
     """What a model-host call raises when no Ollama answers: nothing listens, it is too
     slow, or what answers is not Ollama (HTML, or JSON of another shape: the client's
-    `json()` and its pydantic models raise ValueError, a JSON list TypeError)."""
+    `json()` and its pydantic models raise ValueError, a JSON list TypeError). The client
+    turns only a refused connection into ConnectionError: a read timeout or a dropped
+    connection is an `httpx.TransportError`, which is not an OSError."""
     import httpx  # noqa: PLC0415  # loaded with the client
 
     return (ConnectionError, OSError, ValueError, TypeError, httpx.TransportError)
@@ -168,7 +170,7 @@ class OllamaBackend(Backend):
             found = self.host_client(HOST_TIMEOUT_S).ps().models
         except ollama.ResponseError as exc:
             raise self.unreachable(exc) from None
-        except _host_failures() as exc:
+        except host_failures() as exc:
             raise self.unreachable(exc) from None
         return [
             LoadedModel(
@@ -189,7 +191,7 @@ class OllamaBackend(Backend):
             self.host_client(UNLOAD_TIMEOUT_S).generate(model=model, keep_alive=0)
         except ollama.ResponseError:
             return False  # no such model
-        except _host_failures() as exc:
+        except host_failures() as exc:
             raise self.unreachable(exc) from None
         return True
 

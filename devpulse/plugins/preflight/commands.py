@@ -17,6 +17,7 @@ from devpulse.plugins.preflight.estimator import (
     llama_fit_params,
 )
 from devpulse.plugins.preflight.memory import Memory
+from devpulse.plugins.preflight.servers import routed_backend
 
 EXIT = {"fits": ExitCode.OK, "tight": ExitCode.TIGHT, "no_fit": ExitCode.NO_FIT}
 MIB = 1024 * 1024
@@ -51,11 +52,17 @@ def ai_command(memory: Memory) -> click.Command:
             raise click.UsageError(
                 "--before-load: give a size in MB above 0, a model name or a FILE.gguf"
             )
+        # As the router's preflight judges it: a model a route names is looked up on that
+        # route's backend (a single-model llama-server answers any name with its model), and
+        # one its server already holds fits, its own memory never counted as reclaimable.
+        backend = routed_backend(memory.config, spec)
         try:
-            est = memory.estimate_for(spec, ctx_len)
+            est = memory.estimate_for(spec, ctx_len, backend=backend)
         except ModelUnknown as exc:
             raise click.UsageError(str(exc)) from None
-        verdict = memory.judge(est.need_mb)
+        served_by = est.details.get("served_by")
+        backend = backend or (served_by if isinstance(served_by, str) else None)
+        verdict = memory.judge(est.need_mb, backend=backend, model=spec)
         payload = {"status": "ok", **verdict.as_dict(), "estimate": est.as_dict()}
         cross = llama_fit_params(spec, est.ctx)
         if cross is not None:

@@ -35,6 +35,15 @@ KV_BYTES = {
 # Architectures whose sliding-window layers follow a fixed pattern in llama.cpp when the
 # GGUF does not carry one: every Nth layer is global, the others use the window.
 SWA_EVERY = {"gemma3": 6, "gemma3n": 5, "gemma2": 2, "cohere2": 4, "llama4": 4}
+# Sane maxima for the counts metadata gives (a GGUF file's, or a server's /api/show), far
+# above any real model (126 layers, 128 KV heads, 262k tokens of vocabulary, 10M tokens of
+# context): a crafted 200-byte file must not make the estimate loop or allocate per layer
+# for seconds and gigabytes. A count outside them makes the model unknown.
+MAX_LAYERS = 4096
+MAX_HEADS = 1 << 16
+MAX_WIDTH = 1 << 20  # embedding, key and value lengths
+MAX_VOCAB = 1 << 24
+MAX_CONTEXT = 1 << 30
 
 
 class ModelUnknown(DevPulseError):
@@ -74,25 +83,37 @@ class Architecture:
                 raise ModelUnknown(f"{name}: metadata lacks {arch}.{suffix}")
             return value
 
-        layers = int(key("block_count"))
-        heads = _per_layer(key("attention.head_count"), layers)
-        kv_heads = _per_layer(key("attention.head_count_kv", heads[0]), layers)
-        embedding = int(key("embedding_length"))
+        def count(suffix: str, most: int, default: Any = None, least: int = 0) -> int:
+            return _count(name, f"{arch}.{suffix}", key(suffix, default), least, most)
+
+        layers = count("block_count", MAX_LAYERS, least=1)
+        heads = _per_layer(
+            name, f"{arch}.attention.head_count", key("attention.head_count"), layers
+        )
+        kv_key = f"{arch}.attention.head_count_kv"
+        kv_heads = _per_layer(name, kv_key, key("attention.head_count_kv", heads[0]), layers)
+        embedding = count("embedding_length", MAX_WIDTH, least=1)
         head_dim = embedding // max(1, heads[0])
-        window = int(meta.get(f"{arch}.attention.sliding_window") or 0)
+        window = _count(
+            name,
+            f"{arch}.attention.sliding_window",
+            meta.get(f"{arch}.attention.sliding_window") or 0,
+            0,
+            MAX_CONTEXT,
+        )
         return cls(
             name=name,
             arch=arch,
             layers=layers,
             kv_heads=max(kv_heads),
-            key_length=int(key("attention.key_length", head_dim)),
-            value_length=int(key("attention.value_length", head_dim)),
+            key_length=count("attention.key_length", MAX_WIDTH, head_dim),
+            value_length=count("attention.value_length", MAX_WIDTH, head_dim),
             embedding=embedding,
-            vocab=_vocab_size(meta, arch),
-            context_length=int(key("context_length", 0)),
+            vocab=_vocab_size(name, meta, arch),
+            context_length=count("context_length", MAX_CONTEXT, 0),
             weights_bytes=weights_bytes,
             sliding_window=window,
-            swa_layers=_swa_layers(meta, arch, layers) if window else (),
+            swa_layers=_swa_layers(name, meta, arch, layers) if window else (),
         )
 
 
@@ -193,7 +214,11 @@ def read_gguf(path: str | os.PathLike[str]) -> Architecture:
         raise ModelUnknown(f"cannot read {path}: permission denied") from None
     except (GGUFError, ValueError, KeyError, OSError) as exc:
         raise ModelUnknown(f"{path} is not a readable GGUF file ({exc})") from None
-    return Architecture.from_metadata(os.path.basename(os.fspath(path)), meta, weights)
+    name = os.path.basename(os.fspath(path))
+    try:
+        return Architecture.from_metadata(name, meta, weights)
+    except ModelUnknown as exc:
+        raise ModelUnknown(f"{path} is not a readable GGUF file ({exc})") from None
 
 
 def llama_fit_params(spec: str, ctx: int) -> dict[str, int] | None:
@@ -232,25 +257,39 @@ def llama_fit_params(spec: str, ctx: int) -> dict[str, int] | None:
 FIT_LINE = re.compile(r"\|\s+- \S+\s+\|\s+(\d+) =\s+(\d+) \+\s+(\d+) \+\s+(\d+)")
 
 
-def _per_layer(value: Any, layers: int) -> list[int]:
+def _count(name: str, key: str, value: Any, least: int, most: int) -> int:
+    """`value` as a whole number from `least` to `most`, else the model is unknown (the
+    message names the key and the value's type, never the value: it is untrusted text)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ModelUnknown(f"{name}: {key} is not a whole number ({type(value).__name__})")
+    if not least <= value <= most:
+        raise ModelUnknown(f"{name}: {key} = {value} is out of range ({least} to {most})")
+    return value
+
+
+def _per_layer(name: str, key: str, value: Any, layers: int) -> list[int]:
+    """A count given once for every layer, or per layer as a list."""
     if isinstance(value, list | tuple):
-        return [int(v) for v in value] or [0]
-    return [int(value)] * layers
+        return [_count(name, key, v, 0, MAX_HEADS) for v in value[:layers]] or [0]
+    return [_count(name, key, value, 0, MAX_HEADS)] * layers
 
 
-def _vocab_size(meta: Mapping[str, Any], arch: str) -> int:
+def _vocab_size(name: str, meta: Mapping[str, Any], arch: str) -> int:
     for key in (f"{arch}.vocab_size", "tokenizer.ggml.tokens.count"):
         if meta.get(key):
-            return int(meta[key])
+            return _count(name, key, meta[key], 0, MAX_VOCAB)
     tokens = meta.get("tokenizer.ggml.tokens")
     return len(tokens) if isinstance(tokens, list | tuple) else 32000
 
 
-def _swa_layers(meta: Mapping[str, Any], arch: str, layers: int) -> tuple[bool, ...]:
-    pattern = meta.get(f"{arch}.attention.sliding_window_pattern")
+def _swa_layers(name: str, meta: Mapping[str, Any], arch: str, layers: int) -> tuple[bool, ...]:
+    key = f"{arch}.attention.sliding_window_pattern"
+    pattern = meta.get(key)
     if isinstance(pattern, list | tuple):
         return tuple(bool(p) for p in pattern[:layers])
-    every = int(pattern) if pattern else SWA_EVERY.get(arch, 0)
+    every = _count(name, key, pattern, 0, MAX_LAYERS) if pattern else SWA_EVERY.get(arch, 0)
     if every <= 1:
         return (True,) * layers if every == 1 else ()
     return tuple((layer + 1) % every != 0 for layer in range(layers))

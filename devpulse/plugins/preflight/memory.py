@@ -14,7 +14,7 @@ from typing import Any, Literal
 from devpulse.core.config import Config
 from devpulse.core.inline import Behind, must_not_block, on_the_loop
 from devpulse.core.logs import get_logger
-from devpulse.core.types import DeviceMemory, LoadedModel, same_model
+from devpulse.core.types import DeviceMemory, LoadedModel
 from devpulse.plugins.preflight.estimator import (
     Architecture,
     Estimate,
@@ -225,7 +225,7 @@ class Memory:
         for name, server in candidates:
             try:
                 if server.kind == "ollama":
-                    return ollama_architecture(server, model), None, {}
+                    return ollama_architecture(server, model), None, {"served_by": name}
                 served = llama_server_model(server, model, any_name=backend is not None)
             except ModelUnknown as exc:
                 problems.append(str(exc))
@@ -275,13 +275,14 @@ class Memory:
         loaded, notes = self.loaded()
         listing = tuple(m.as_dict() for m in loaded)
         # A model its server already holds needs no new memory (a single-model llama-server
-        # answers every name with its one model; Ollama lists `gemma3` as `gemma3:latest`).
+        # answers every name with its one model; Ollama lists `gemma3` as `gemma3:latest`;
+        # a llama-server router lists a model by its id, with its aliases beside it).
         resident = [
             m
             for m in loaded
             if backend is not None
             and m.backend == backend
-            and ((model is not None and same_model(m.model, model)) or not m.unloadable)
+            and ((model is not None and m.named(model)) or not m.unloadable)
         ]
         if resident:
             held = resident[0]
@@ -293,11 +294,13 @@ class Memory:
                 reasons=(f"{where}; {held.backend}/{held.model} is already loaded", *notes),
             )
         # babysit's watchdog imports this module, so its policy is imported here, when used
-        from devpulse.plugins.babysit.policy import victims  # noqa: PLC0415
+        from devpulse.plugins.babysit.policy import frees_mb, victims  # noqa: PLC0415
 
         busy = self.busy() if self.busy is not None else ()
-        idle = victims(loaded, busy=busy, pins=self.config.babysit.pins, last_used={})
-        reclaimable = sum(m.size_mb for m in idle)
+        pins = self.config.babysit.pins
+        # only what unloading frees on this device: a model's VRAM part on a GPU
+        idle = victims(loaded, busy=busy, pins=pins, last_used={}, kind=device.kind)
+        reclaimable = sum(frees_mb(m, device.kind) for m in idle)
         if need_mb <= budget + reclaimable:
             names = ", ".join(f"{m.backend}/{m.model}" for m in idle)
             return MemoryVerdict(

@@ -17,6 +17,7 @@ from devpulse.core.types import Decision, DeviceMemory, Request, Side, Verdict
 from devpulse.hookspecs import hookimpl
 from devpulse.plugins.preflight.estimator import ModelUnknown, check_cache_type
 from devpulse.plugins.preflight.memory import Memory, MemoryVerdict
+from devpulse.plugins.preflight.servers import across_servers
 
 log = get_logger(__name__)
 
@@ -118,7 +119,8 @@ class MemoryPreflight:
             self.memory.devices(fresh=True)
             return self.memory.target().budget_mb
 
-        done = [u for u in unloader.free_until(budget, need_mb) if u.confirmed]
+        kind = verdict.device.kind
+        done = [u for u in unloader.free_until(budget, need_mb, kind=kind) if u.confirmed]
         if not done:
             return verdict, ""
         self.memory.devices(fresh=True)
@@ -141,7 +143,9 @@ class MemoryPreflight:
         """Models with a request in flight now, in any process: none to unload to make room."""
         must_not_block("reading the ledger's requests in flight")
         books = self._ledger()
-        return set() if books is None else books.in_flight(self.config.failover.budget_s)
+        if books is None:
+            return set()
+        return across_servers(self.config, books.in_flight(self.config.failover.budget_s))
 
     def _unknown(self, decision: Decision, exc: ModelUnknown) -> None:
         key = (decision.backend, decision.model)

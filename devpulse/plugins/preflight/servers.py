@@ -9,18 +9,21 @@ short timeout and a server that does not answer is reported as such, never as an
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from devpulse.core.config import BackendConfig, Config
 from devpulse.core.errors import DevPulseError
 from devpulse.core.types import LoadedModel, same_model
-from devpulse.plugins.backends.llama_host import TIMEOUT_S, call_json
-from devpulse.plugins.preflight.estimator import Architecture, ModelUnknown
+from devpulse.plugins.backends.llama_host import TIMEOUT_S, call_json, root, server_path
+from devpulse.plugins.backends.ollama_backend import host_failures
+from devpulse.plugins.preflight.estimator import MAX_CONTEXT, Architecture, ModelUnknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,35 @@ class ServedModel:
 def local_backends(config: Config) -> list[str]:
     """The backends declared on this machine: the ones that may host models."""
     return [name for name, backend in config.backends.items() if backend.side.value == "local"]
+
+
+def routed_backend(config: Config, model: str) -> str | None:
+    """The local backend the router sends `model` to: the one the local default or a local
+    routing entry names it with (the default first), or None when no route names it."""
+    routes = [(config.local.backend, config.local.model)] + [
+        (target.backend or config.local.backend, target.model)
+        for target in config.routing.values()
+        if target.side.value == "local" and target.model is not None
+    ]
+    return next((backend for backend, name in routes if same_model(name, model)), None)
+
+
+def across_servers(config: Config, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """`keys` ((backend, model) pairs, as the ledger books a request's model), each also under
+    every other local backend at the same server: two backends for one server (an Ollama and
+    its OpenAI-compatible /v1, say) list the same models, so a model busy through one of them
+    is busy in the other's listing too."""
+    servers = {
+        name: root(b).lower()
+        for name, b in config.backends.items()
+        if b.side.value == "local" and b.base_url
+    }
+    out: set[tuple[str, str]] = set()
+    for backend, model in keys:
+        out.add((backend, model))
+        here = servers.get(backend)
+        out.update((other, model) for other, there in servers.items() if here and there == here)
+    return out
 
 
 def loaded_models(config: Config, hook: Any) -> tuple[list[LoadedModel], list[str]]:
@@ -75,7 +107,8 @@ def llama_server_model(backend: BackendConfig, model: str, *, any_name: bool) ->
     try:
         props = _get_json(backend, "/props")
         if props.get("role") == "router":
-            return _router_model(_get_json(backend, "/models"), model, where)
+            found = _router_model(_get_json(backend, "/models"), model, where)
+            return dataclasses.replace(found, path=server_path(backend, found.path))
     except urllib.error.HTTPError as exc:
         hint = " (no /props: not a llama-server?)" if exc.code == 404 else ""
         raise ModelUnknown(f"{where} answered HTTP {exc.code}{hint}") from None
@@ -93,7 +126,7 @@ def llama_server_model(backend: BackendConfig, model: str, *, any_name: bool) ->
     # default when it picks the slot count), one slot's share when -np is given without -kvu.
     settings = props.get("default_generation_settings")
     ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
-    return ServedModel(alias, path, ctx if isinstance(ctx, int) and ctx > 0 else None)
+    return ServedModel(alias, path, _context(ctx))
 
 
 def _router_model(listing: dict[str, Any], model: str, where: str) -> ServedModel:
@@ -106,8 +139,15 @@ def _router_model(listing: dict[str, Any], model: str, where: str) -> ServedMode
         if path is None:
             raise ModelUnknown(f"{where} lists {model!r} but not its model file")
         ctx = _option(args, "-c", "--ctx-size")
-        return ServedModel(str(entry.get("id")), path, int(ctx) if ctx and ctx.isdigit() else None)
+        size = int(ctx) if ctx and ctx.isascii() and ctx.isdigit() and len(ctx) <= 10 else None
+        return ServedModel(str(entry.get("id")), path, _context(size))
     raise ModelUnknown(f"{where} (router) has no model {model!r}")
+
+
+def _context(ctx: Any) -> int | None:
+    """A context a server reports, if it is one (a count the estimate can multiply by)."""
+    ok = isinstance(ctx, int) and not isinstance(ctx, bool) and 0 < ctx <= MAX_CONTEXT
+    return ctx if ok else None
 
 
 def _option(args: list[str], *names: str) -> str | None:
@@ -133,12 +173,14 @@ def ollama_architecture(backend: BackendConfig, model: str) -> Architecture:
         if exc.status_code == 404:
             raise ModelUnknown(f"Ollama at {backend.shown_url} has no model {model!r}") from None
         raise ModelUnknown(f"Ollama at {backend.shown_url}: {exc.error}") from None
-    except (OSError, urllib.error.URLError) as exc:
-        raise ModelUnknown(f"Ollama at {backend.shown_url} did not answer ({exc})") from None
     except ValueError as exc:  # the client checks names itself (pydantic), or a reply is not JSON
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelUnknown(
             f"Ollama at {backend.shown_url} cannot describe {model!r} ({detail})"
         ) from None
+    except host_failures() as exc:  # nothing listens, it never answers, or it hung up
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        reason = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        raise ModelUnknown(f"Ollama at {backend.shown_url} did not answer ({reason})") from None
     size = next((n for name, n in sizes.items() if n and name and same_model(name, model)), 0)
     return Architecture.from_metadata(model, dict(shown.modelinfo or {}), size)

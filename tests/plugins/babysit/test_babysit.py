@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -19,7 +19,7 @@ from devpulse import DeviceMemory, Router, TaskClass, hookimpl
 from devpulse.cli import App, build_cli, main
 from devpulse.core.plugins import make_plugin_manager
 from devpulse.plugins.babysit import Babysitter
-from tests.rig.llama_server import LlamaServer, free_port
+from tests.rig.llama_server import LlamaServer, RigPaths, free_port
 from tests.rig.ollama_server import OllamaRig
 from tests.rig.two_models import TwoModels
 from tests.support import router_with
@@ -30,15 +30,17 @@ PROMPT = "summarize this changelog"
 
 
 class RigMemory:
-    """A device whose free memory is a base less what the model processes hold now."""
+    """A device whose free memory is a base less what the model processes hold now: a GPU,
+    or (`kind="host"`) the RAM those processes really hold their models in."""
 
-    def __init__(self, rss_mb: Any) -> None:
+    def __init__(self, rss_mb: Any, kind: Literal["nvidia", "host"] = "nvidia") -> None:
         self.rss_mb = rss_mb
+        self.kind = kind
 
     @hookimpl
     def probe_memory(self) -> list[DeviceMemory]:
         free = BASE_MB - self.rss_mb()
-        return [DeviceMemory("gpu:test", "nvidia", BASE_MB, free, free)]
+        return [DeviceMemory("gpu:test", self.kind, BASE_MB, free, free)]
 
 
 def settings(llama_url: str, model: str = "alpha", **extra: Any) -> dict[str, Any]:
@@ -115,6 +117,36 @@ def test_a_model_serving_a_request_is_never_unloaded(fresh: TwoModels) -> None:
         answer.close()
 
 
+def test_a_model_serving_a_request_under_its_alias_is_never_unloaded(
+    rig: RigPaths, tmp_path: Path
+) -> None:
+    """A router preset gives the model an alias: `/models` lists it as `gem` with
+    `"aliases": ["writer"]`, while the ledger books the request under `writer`."""
+    preset = tmp_path / "preset.ini"
+    preset.write_text(f"[gem]\nmodel = {rig.model}\nalias = writer\nc = 2048\n")
+    with LlamaServer(rig, ["--models-preset", str(preset)]) as server:
+
+        def rss_mb() -> int:
+            return sum(c.memory_info().rss for c in server.children()) // (1024 * 1024)
+
+        router = router_with(settings(server.base_url, "writer"), plugins=[RigMemory(rss_mb)])
+        answer = router.stream(PROMPT, task=TaskClass.DRAFTING, max_tokens=4000)
+        try:
+            next(answer)  # gem is streaming now, asked for as `writer`
+            events: list[dict[str, Any]] = []
+            sitter = Babysitter.beside(
+                router, target_free_mb=free_now(router) + 200, on_event=events.append
+            )
+            sitter.run(once=True)
+        finally:
+            answer.close()
+    (sample,) = [e for e in events if e["event"] == "sample"]
+    (listed,) = [m for m in sample["loaded"] if m["backend"] == "llama_server"]
+    assert (listed["model"], listed["aliases"]) == ("gem", ["writer"])
+    assert "pressure" in kinds(events)
+    assert [e for e in events if e["event"] == "unload"] == []
+
+
 def test_a_pinned_model_is_never_unloaded(fresh: TwoModels) -> None:
     probe = RigMemory(fresh.rss_mb)
     alpha = router_with(settings(fresh.base_url, "alpha"), plugins=[probe])
@@ -168,7 +200,10 @@ def test_ollama_models_are_unloaded_with_keep_alive_zero(
     cfg = settings(f"http://127.0.0.1:{free_port()}")
     cfg["backends"]["ollama"] = {"base_url": ollama_rig.base_url}
     cfg["local"] = {"backend": "ollama", "model": "gemma3:270m"}
-    router = router_with(cfg, plugins=[RigMemory(rss_mb)])
+    # The rig's models run on the CPU (/api/ps size_vram 0): what unloading frees is RAM,
+    # so the watched device is the host, this test's in place of the machine's own.
+    router = router_with(cfg, plugins=[RigMemory(rss_mb, kind="host")])
+    router.pm.unregister(name="devpulse.probe.host")
     ollama_rig.load("gemma3:270m")
     child = ollama_rig.loaded()["gemma3:270m"]
     ollama_rig.requests.clear()

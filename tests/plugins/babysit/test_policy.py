@@ -23,7 +23,7 @@ from devpulse import (
 from devpulse.cli import OutputClosed, _Group
 from devpulse.plugins.babysit import Unloader
 from devpulse.plugins.babysit.command import _describe, babysit_command
-from devpulse.plugins.babysit.policy import Gauge, victims
+from devpulse.plugins.babysit.policy import Gauge, frees_mb, victims
 from devpulse.plugins.babysit.watchdog import hogs
 from tests.rig.llama_server import free_port
 
@@ -69,6 +69,35 @@ def test_an_untagged_name_is_its_latest_tag_for_busy_pins_and_last_use() -> None
     last = {("ollama", "gemma3"): 50.0, ("ollama", "qwen3:8b"): 10.0}
     order = victims(loaded, busy=set(), pins=(), last_used=last)
     assert [m.model for m in order] == ["qwen3:8b", "gemma3:latest"]
+
+
+def test_a_model_busy_or_pinned_under_one_of_its_aliases_never_goes() -> None:
+    """llama-server lists a router model by its id (`gem`) with its aliases beside it; the
+    ledger books a request under the name it gave (`writer`)."""
+    gem = LoadedModel("llama_server", "gem", 300, aliases=("writer",))
+    other = model("other", 100, backend="llama_server")
+    assert victims([gem, other], busy={("llama_server", "writer")}, pins=(), last_used={}) == [
+        other
+    ]
+    assert victims([gem, other], busy=set(), pins=("writer",), last_used={}) == [other]
+    last = {("llama_server", "writer"): 50.0, ("llama_server", "other"): 10.0}
+    assert victims([gem, other], busy=set(), pins=(), last_used=last) == [other, gem]
+
+
+def test_a_model_frees_only_its_part_on_the_device_under_pressure() -> None:
+    """Ollama's /api/ps says how much of a model is in VRAM (size_vram): a CPU-only model frees
+    no VRAM, a GPU-only one no RAM; where the split is unknown, the whole size counts."""
+    cpu_only = LoadedModel("ollama", "cpu-only", 3000, vram_mb=0)
+    split = LoadedModel("ollama", "split", 1000, vram_mb=400)
+    unknown = LoadedModel("llama_server", "unknown", 500)
+    loaded = [cpu_only, split, unknown]
+    assert [frees_mb(m, "nvidia") for m in loaded] == [0, 400, 500]
+    assert [frees_mb(m, "host") for m in loaded] == [3000, 600, 500]
+    assert [frees_mb(m, "apple") for m in loaded] == [3000, 1000, 500]  # unified memory
+    on_gpu = victims(loaded, busy=set(), pins=(), last_used={}, kind="nvidia")
+    assert on_gpu == [unknown, split]  # never used: the one that frees more first
+    on_host = victims(loaded, busy=set(), pins=(), last_used={}, kind="host")
+    assert on_host == [cpu_only, split, unknown]
 
 
 def test_pressure_needs_two_samples_and_ends_above_the_hysteresis() -> None:
@@ -198,6 +227,40 @@ def test_a_model_a_request_starts_on_after_the_listing_is_kept_whatever_its_tag(
     assert hosts.unloaded == []
 
 
+class BusyThrough:
+    """A ledger with one request in flight, booked under `key`."""
+
+    def __init__(self, key: tuple[str, str]) -> None:
+        self.key = key
+
+    def in_flight(self, budget_s: float) -> set[tuple[str, str]]:
+        return {self.key}
+
+    def last_used(self) -> dict[tuple[str, str], float]:
+        return {}
+
+
+def test_a_model_busy_through_another_backend_at_the_same_server_is_kept() -> None:
+    """`ollama` and `ollama_v1` (its OpenAI-compatible /v1) are one server: a request through
+    one keeps the model its listing under the other shows."""
+    hosts = FakeHosts([model("qwen3:8b", 300), model("gemma3:latest", 200)], free=500)
+    config = config_from_mapping(
+        {
+            "backends": {
+                "ollama": {"base_url": "http://127.0.0.1:11434"},
+                "ollama_v1": {
+                    "side": "local",
+                    "kind": "openai_compat",
+                    "base_url": "http://127.0.0.1:11434/v1/",
+                },
+            }
+        }
+    )
+    sitter = Unloader(config, hosts, BusyThrough(("ollama_v1", "qwen3:8b")), pause=lambda s: None)  # type: ignore[arg-type]  # a fake with the two reads
+    sitter.free_until(lambda: hosts.free, 10_000)
+    assert hosts.unloaded == ["gemma3:latest"]
+
+
 def test_a_stop_ends_the_wait_for_memory_that_is_not_coming_back() -> None:
     hosts = FakeHosts([model("a", 300), model("b", 200)], free=500)
     hosts.unload_model = lambda backend, model: hosts.unloaded.append(model) or True  # type: ignore[method-assign,func-returns-value]
@@ -258,6 +321,17 @@ def test_the_babysitter_runs_in_a_thread_beside_the_caller() -> None:
     assert host.unloaded == ["a"]  # never used, and the larger: 800 MB free >= 600
     assert events[0]["event"] == "start"
     assert events[-1]["event"] == "stop"
+
+
+def test_under_gpu_pressure_a_model_that_holds_no_vram_is_left_loaded() -> None:
+    """A CPU-only model (size_vram 0) frees nothing on the GPU: unloading it, though it is the
+    larger and never used, would only cost its next load."""
+    cpu_only = LoadedModel("ollama", "cpu-only", 3000, vram_mb=0)
+    on_gpu = LoadedModel("ollama", "on-gpu", 200, vram_mb=200)
+    host = HostPlugin([cpu_only, on_gpu], free=500)
+    events: list[dict[str, Any]] = []
+    sitter_over(host, events).run(once=True)
+    assert host.unloaded == ["on-gpu"]
 
 
 def test_an_event_sink_that_fails_does_not_stop_the_unloads() -> None:

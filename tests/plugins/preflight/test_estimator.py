@@ -105,3 +105,79 @@ def test_gpu_estimates_reserve_a_micro_batch_of_logits() -> None:
     assert gpu.compute_mb - cpu.compute_mb == pytest.approx(128256 * 4 * 511 / MIB, rel=0.01)
     with pytest.raises(Exception, match=r"preflight\.kv_cache_type"):
         estimate(arch, 4096, cache_type="f12", overhead_mb=90)
+
+
+def header_only_gguf(path: Path, block_count: int | str) -> Path:
+    """A GGUF file with llama metadata and no tensors (gguf's own writer): about 200 bytes."""
+    from gguf import GGUFWriter  # noqa: PLC0415
+
+    writer = GGUFWriter(str(path), "llama")
+    if isinstance(block_count, str):
+        writer.add_string("llama.block_count", block_count)
+    else:
+        writer.add_uint32("llama.block_count", block_count)
+    writer.add_uint32("llama.attention.head_count", 32)
+    writer.add_uint32("llama.embedding_length", 4096)
+    writer.add_uint32("llama.context_length", 8192)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("block_count", "reason"),
+    [
+        ("thirty-two", "llama.block_count is not a whole number (str)"),
+        (0, "llama.block_count = 0 is out of range"),
+        (2**27, "llama.block_count = 134217728 is out of range"),  # seconds and GBs, unbounded
+        (2**32 - 1, "llama.block_count = 4294967295 is out of range"),  # a MemoryError
+    ],
+)
+def test_malformed_metadata_is_an_unreadable_file_with_its_reason(
+    tmp_path: Path, capsys, block_count: int | str, reason: str
+) -> None:
+    from devpulse.cli import main  # noqa: PLC0415
+
+    bad = header_only_gguf(tmp_path / "bad.gguf", block_count)
+    with pytest.raises(ModelUnknown, match="not a readable GGUF file") as raised:
+        read_gguf(bad)
+    assert reason in str(raised.value)
+    code = main(["ai", "--before-load", str(bad)])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1
+    assert f"{bad} is not a readable GGUF file (bad.gguf: {reason}" in err
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("llama.attention.head_count_kv", [8, "x"], "is not a whole number (str)"),
+        ("llama.embedding_length", 4096.5, "is not a whole number (float)"),
+        ("llama.vocab_size", 2**40, "out of range"),
+        ("llama.attention.sliding_window", -1, "out of range"),
+        ("llama.attention.key_length", True, "is not a whole number (bool)"),
+    ],
+)
+def test_metadata_from_a_server_is_checked_the_same_way(
+    key: str, value: object, reason: str
+) -> None:
+    """Ollama's /api/show gives the same keys, on the request path."""
+    with pytest.raises(ModelUnknown) as raised:
+        Architecture.from_metadata("llama3.1:8b", llama_like(**{key: value}), 0)
+    assert str(raised.value).startswith(f"llama3.1:8b: {key} ")
+    assert reason in str(raised.value)
+
+
+def test_a_served_context_that_is_no_count_is_left_out() -> None:
+    from devpulse.plugins.preflight.servers import _router_model  # noqa: PLC0415
+
+    def served(ctx: str) -> int | None:
+        entry = {"id": "m", "status": {"args": ["--model", "/m.gguf", "-c", ctx]}}
+        return _router_model({"data": [entry]}, "m", "router").ctx
+
+    assert served("8192") == 8192
+    assert served("9" * 5000) is None  # int() of it would raise; 4000 digits would overflow
+    assert served("٣٢") is None  # Arabic-Indic digits: isdigit(), but not llama-server's

@@ -292,11 +292,22 @@ def test_bad_preflight_config() -> None:
 
 class OllamaHolding:
     """An Ollama server holding `models` on one GPU, as `/api/ps` lists them: with their tag.
-    Unloading one frees its memory."""
+    Unloading one frees its memory. As `backend`, another server: a llama-server router
+    lists `aliases` beside a model's id."""
 
-    def __init__(self, models: dict[str, int], free_mb: int) -> None:
+    def __init__(
+        self,
+        models: dict[str, int],
+        free_mb: int,
+        backend: str = "ollama",
+        aliases: dict[str, tuple[str, ...]] | None = None,
+        vram: dict[str, int] | None = None,
+    ) -> None:
         self.models = dict(models)
         self.free_mb = free_mb
+        self.backend = backend
+        self.aliases = aliases or {}
+        self.vram = vram or {}  # /api/ps size_vram: the part of a model on the GPU
         self.unloaded: list[str] = []
 
     @hookimpl(tryfirst=True)
@@ -305,16 +316,26 @@ class OllamaHolding:
 
     @hookimpl(tryfirst=True)
     def loaded_models(self, backend: str) -> list[LoadedModel] | None:
-        if backend != "ollama":
+        if backend != self.backend:
             return []
-        return [LoadedModel("ollama", name, size) for name, size in self.models.items()]
+        return [
+            LoadedModel(
+                backend,
+                name,
+                size,
+                vram_mb=self.vram.get(name),
+                aliases=self.aliases.get(name, ()),
+            )
+            for name, size in self.models.items()
+        ]
 
     @hookimpl(tryfirst=True)
     def unload_model(self, backend: str, model: str) -> bool | None:
-        if backend != "ollama":
+        if backend != self.backend:
             return None
         self.unloaded.append(model)
-        self.free_mb += self.models.pop(model)
+        size = self.models.pop(model)
+        self.free_mb += self.vram.get(model, size)  # the GPU gets back the part it held
         return True
 
 
@@ -380,3 +401,105 @@ def test_deciding_unloads_nothing_and_sending_makes_room() -> None:
     answer = router.invoke("summarize this changelog")
     assert (answer.side, host.unloaded) == (Side.LOCAL, ["qwen3:32b"])
     assert any("auto-clean unloaded ollama/qwen3:32b" in r for r in answer.reasons)
+
+
+# The same server as the default `ollama` backend, through its OpenAI-compatible /v1.
+SAME_SERVER = {
+    "ollama_v1": {"side": "local", "kind": "openai_compat", "base_url": "http://127.0.0.1:11434/v1"}
+}
+
+
+@pytest.mark.parametrize(
+    ("backend", "aliases", "busy", "backends"),
+    [
+        ("llama_server", {"qwen3-32b": ("coder",)}, ("llama_server", "coder"), {}),
+        ("ollama", {}, ("ollama_v1", "qwen3-32b"), SAME_SERVER),
+    ],
+    ids=["by-an-alias", "through-another-backend-at-the-same-server"],
+)
+def test_auto_clean_keeps_a_model_serving_a_request_whatever_it_was_called(
+    tmp_path: Path,
+    backend: str,
+    aliases: dict[str, tuple[str, ...]],
+    busy: tuple[str, str],
+    backends: dict[str, Any],
+) -> None:
+    """The ledger books a request under the backend and name it gave; the server lists the
+    model by its id (with its aliases), under each backend that points at it. Never used
+    and the larger, qwen3-32b would be unloaded first if it were not seen as busy."""
+    host = OllamaHolding(
+        {"qwen3-32b": 19000, "gemma3:latest": 900}, free_mb=1000, backend=backend, aliases=aliases
+    )
+    router = ollama_router("small", 1500, host, ledger=tmp_path / "l.sqlite3", backends=backends)
+    assert router.ledger is not None
+    router.ledger.begin_use(*busy)  # another process's request, in flight
+    answer = router.invoke("summarize this changelog")  # auto-clean acts when it is sent
+    assert host.unloaded == ["gemma3:latest"]
+    assert answer.side is Side.LOCAL
+    assert any("auto-clean unloaded" in reason for reason in answer.reasons)
+
+
+def test_a_model_asked_for_by_its_alias_is_already_loaded() -> None:
+    host = OllamaHolding(
+        {"qwen3-32b": 19000},
+        free_mb=1000,
+        backend="llama_server",
+        aliases={"qwen3-32b": ("coder",)},
+    )
+    config = {
+        "local": {"backend": "llama_server", "model": "coder"},
+        "preflight": {"models": {"coder": {"need_mb": 19000}}},
+        "ledger": {"enabled": False},
+    }
+    decision = router_with(config, plugins=[host, Answers()]).route("summarize this changelog")
+    assert decision.verdict is not None
+    assert decision.verdict.details["verdict"] == "fits"
+    assert "llama_server/qwen3-32b is already loaded" in decision.verdict.reason
+    assert host.unloaded == []
+
+
+def before_load(config: dict[str, Any], plugins: list[object], *args: str) -> tuple[int, Any]:
+    """`devpulse ai --before-load ... --json` over `config` and `plugins`: exit code, JSON."""
+    import contextlib  # noqa: PLC0415
+    import io  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    from devpulse.cli import App, build_cli  # noqa: PLC0415
+    from devpulse.core.config import config_from_mapping  # noqa: PLC0415
+    from devpulse.core.plugins import make_plugin_manager  # noqa: PLC0415
+
+    cfg = config_from_mapping(config)
+    app = App(config=cfg, pm=make_plugin_manager(cfg, entry_points=False, extra=plugins))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = build_cli(app).main(["ai", "--before-load", *args, "--json"], standalone_mode=False)
+    return code, json.loads(out.getvalue())
+
+
+@pytest.mark.parametrize("pins", [[], ["llama3.1:8b"]])
+def test_ai_before_load_judges_a_loaded_model_as_the_router_does(pins: list[str]) -> None:
+    """Ollama holds llama3.1:8b on a nearly full GPU: the router's preflight and `devpulse ai`
+    both say it fits, already loaded, pinned or not; nothing offers to unload it."""
+    config = {
+        "local": {"backend": "ollama", "model": "llama3.1:8b"},
+        "preflight": {"models": {"llama3.1:8b": {"need_mb": 5935}}},
+        "babysit": {"pins": pins, "auto_clean": False},
+        "ledger": {"enabled": False},
+    }
+    host = OllamaHolding({"llama3.1:8b": 6200}, free_mb=1500)
+    routed = router_with(config, plugins=[host, Answers()]).route("summarize this changelog")
+    code, shown = before_load(config, [host], "llama3.1:8b")
+    assert routed.verdict is not None
+    assert routed.verdict.details["verdict"] == shown["verdict"] == "fits"
+    assert code == 0
+    assert shown["reasons"][0].endswith("ollama/llama3.1:8b is already loaded")
+    assert shown["reclaimable_mb"] == 0
+
+
+def test_only_the_vram_part_of_a_loaded_model_is_reclaimable_on_a_gpu() -> None:
+    """Ollama holds an idle llama3.3:70b, 40000 MB of which only 3000 MB in VRAM: unloading it
+    would leave 5000 MB on the GPU, short of 5935, so no_fit, and auto-clean does not evict
+    a 70B model for nothing."""
+    host = OllamaHolding({"llama3.3:70b": 40000}, free_mb=2000, vram={"llama3.3:70b": 3000})
+    router = ollama_router("llama3.1:8b", 5935, host)
+    assert_sent_to_the_cloud_counting_only(3000, router, host)

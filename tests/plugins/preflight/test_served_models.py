@@ -20,7 +20,8 @@ from devpulse import Router, Side, hookimpl
 from devpulse.cli import main
 from devpulse.plugins.preflight.estimator import ModelUnknown
 from devpulse.plugins.preflight.memory import ESTIMATE_TTL_S, Memory
-from tests.plugins.preflight.test_preflight import FixedMemory
+from tests.plugins.preflight.test_preflight import FixedMemory, before_load
+from tests.rig.fault_server import ANSWER, FaultServer
 from tests.rig.llama_server import LlamaServer, RigPaths, free_port
 from tests.rig.ollama_server import OllamaRig
 from tests.support import router_with
@@ -288,3 +289,105 @@ def test_a_listing_that_fails_some_other_way_is_a_note_not_a_crash() -> None:
     loaded, notes = loaded_models(config, manager.hook)
     assert loaded == []
     assert any("did not answer: RuntimeError: listing bug" in note for note in notes)
+
+
+def silent_ollama_config(silent: FaultServer, cloud: FaultServer, ledger: Path) -> dict[str, Any]:
+    """The local side an Ollama at `silent`, the cloud the fault server `cloud`."""
+    return {
+        "cloud": {"backend": "cloud", "model": "claude-sonnet-4-6"},
+        "local": {"backend": "ollama", "model": "llama3.1:8b"},
+        "backends": {
+            "cloud": {"side": "cloud", "kind": "anthropic", "base_url": cloud.base_url},
+            "ollama": {"base_url": silent.base_url},
+        },
+        "ledger": {"path": str(ledger)},
+        "failover": {"local_timeout_s": 0.5, "connect_timeout_s": 0.5, "backoff_s": 0.05},
+    }
+
+
+# The server holds each request this long, then hangs up without a word: with the preflight's
+# client waiting less, a read timeout; with it waiting longer, a dropped connection.
+SILENT_HANG_S = 1.0
+
+
+@pytest.mark.parametrize(
+    ("client_wait_s", "error"), [(0.1, "ReadTimeout"), (10.0, "RemoteProtocolError")]
+)
+def test_a_silent_ollama_is_unknown_and_the_request_fails_over_with_its_row(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    client_wait_s: float,
+    error: str,
+) -> None:
+    """An Ollama that accepts and never answers (or hangs up) is like a down one: the model
+    cannot be described, so the request goes on to dispatch, which times out and fails over;
+    and the finding is kept like any unknown model, so the next request does not wait again."""
+    from devpulse.plugins.preflight import servers  # noqa: PLC0415
+
+    monkeypatch.setattr(servers, "TIMEOUT_S", client_wait_s / 3)  # /api/show waits 3x this
+    caplog.set_level(logging.WARNING, logger=PREFLIGHT_LOGGER)
+    with (
+        FaultServer(["silence"], hang_s=SILENT_HANG_S) as silent,
+        FaultServer(["ok"]) as cloud,
+    ):
+        router = router_with(silent_ollama_config(silent, cloud, tmp_path / "l.sqlite3"))
+        response = router.invoke(PROMPT, max_tokens=4)
+        asked = len(silent.bodies)  # /api/show, then the dispatch's /api/chat
+        assert router.invoke(PROMPT, max_tokens=4).side is Side.CLOUD
+        shows = [b for b in silent.bodies[asked:] if "messages" not in b]
+    assert (response.side, response.text.strip()) == (Side.CLOUD, ANSWER)
+    assert asked == 2
+    assert shows == []  # the second request's preflight did not ask the silent server again
+    (warned,) = events(caplog, "preflight.unknown_model")
+    assert f"Ollama at {silent.base_url} did not answer ({error}" in warned["reason"]
+    assert router.ledger is not None
+    router.ledger.flush()
+    rows = router.ledger.rows()
+    assert [r["outcome"] for r in rows] == ["answered", "answered"]
+
+
+def test_ai_before_load_on_a_silent_ollama_is_exit_2_naming_the_server(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devpulse.plugins.preflight import servers  # noqa: PLC0415
+
+    monkeypatch.setattr(servers, "TIMEOUT_S", 0.05)
+    with FaultServer(["silence"], hang_s=SILENT_HANG_S) as silent:
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f'[backends.ollama]\nbase_url = "{silent.base_url}"\n')
+        code = main(["--config", str(cfg), "ai", "--before-load", "llama3.1:8b"])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1
+    assert f"Ollama at {silent.base_url} did not answer (ReadTimeout" in err
+
+
+@pytest.mark.parametrize("name", ["default", "gemma-3-270m"])
+def test_ai_before_load_looks_a_name_up_as_the_router_does(
+    llama_server: LlamaServer, name: str
+) -> None:
+    """`default` is the model the local route names: the router sends it to the single-model
+    server, which answers any name with its one model, so `ai` asks that server too. Either
+    name, on a full device, is its loaded model: fits, as the router's preflight says."""
+    config = llama_at(llama_server.base_url)
+    code, shown = before_load(config, [FixedMemory(1)], name)
+    assert (code, shown["verdict"]) == (0, "fits")
+    assert shown["reasons"][0].endswith("llama_server/gemma-3-270m is already loaded")
+    assert shown["estimate"]["served_by"] == "llama_server"
+
+
+def test_a_routers_relative_models_dir_is_read_from_the_servers_working_directory(
+    rig: RigPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`llama-server --models-dir models` reports `--model models/x.gguf` as given: the file
+    is found from the server's working directory (its process on this machine), not ours."""
+    home = tmp_path / "server"
+    (home / "models").mkdir(parents=True)
+    (home / "models" / rig.model.name).symlink_to(rig.model)
+    monkeypatch.chdir(tmp_path)  # DevPulse runs elsewhere: models/ does not exist here
+    with LlamaServer(rig, ["--models-dir", "models"], cwd=home) as server:
+        router = router_with(llama_at(server.base_url, rig.model.stem))
+        est = memory_of(router).estimate_for(rig.model.stem, backend="llama_server").as_dict()
+    assert est["gguf"] == str(home / "models" / rig.model.name)
+    assert est["served_model"] == rig.model.stem
