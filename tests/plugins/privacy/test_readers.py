@@ -178,6 +178,8 @@ COMMANDS = [
     f"echo 'root:{PASSWORD}' | chpasswd",
     f"mysqldump -u backup -p'{PASSWORD}' --single-transaction app",  # -p, attached
     f"sshpass -p '{PASSWORD}' ssh deploy@build.example.net",  # -p and a blank, after these
+    f"plink -ssh deploy@build.example.net -pw {PASSWORD} uptime",  # PuTTY's -pw
+    f'pscp.exe -pw "{PASSWORD}" backup.tar deploy@build.example.net:/srv',
     f"docker login -u ci -p {PASSWORD} registry.example.net",
     f"npx ovsx publish -p {TOKEN} --packagePath ext.vsix",
     f"mongosh mongodb://db.example.net/app -u admin -p {PASSWORD}",
@@ -554,6 +556,8 @@ LOOK_ALIKES = [
     "xfreerdp /u:admin /p:!RDP_PASSWORD! /v:host",
     "impacket-psexec corp/admin:%ADMIN_PASSWORD%@10.1.2.3",
     "printf 'password\\n' | passwd --stdin alice",
+    "plink -ssh deploy@host -pw %PLINK_PASSWORD% uptime",  # a variable after -pw
+    "gcc -o out main.c -pw-check",  # a word that starts with -pw
 ]
 
 
