@@ -14,7 +14,8 @@ The readers:
   between (`var name string =`, `val name: String =`, `NAME: &str =`, `name[33] =`,
   `Name { get; set; } =`), the value quoted or bare, or `#define NAME value`; a bare
   value ends at a backslash, so `"NAME=value\\nNEXT=1"` in a JSON string reads as INI.
-- `xml-element`: <nameToken> value </nameToken>, on one line or several.
+- `xml-element`: <nameToken> value </nameToken>, on one line or several, the value bare
+  or in a CDATA section.
 - `curl`: `-u`/`--user user:password` in any quoting, and `-H`/`--header 'Name: value'`.
 
 Connection strings (`jdbc:...;password=...`, Azure Redis `,password=...,`) are the
@@ -78,10 +79,15 @@ ASSIGNMENT = TwoPass.compile(
         r"(?P<space>[ \t]*)" + _VALUE
     ).encode()
 )
+# An element's text: a word, or one in a CDATA section (`<![CDATA[...]]>`, where a password's
+# < & > need no escaping); a ] in it is allowed but for the section's closing ]].
+_ELEMENT_TEXT = (
+    r"(?:<!\[CDATA\[[ \t]*(?P<cdata>(?:[^\]\s]|\][^\]\s])+)[ \t]*\]\]>|(?P<value>[^<>\s]+))"
+)
 XML_ELEMENT = TwoPass.compile(
     (
         rf"<(?P<name>[\w.:-]*{_NAME_WORD}[\w.:-]*)(?:[ \t][^<>\n]*)?>"
-        r"[ \t\r\n]*(?P<value>[^<>\s]+)[ \t\r\n]*</"
+        r"[ \t\r\n]*" + _ELEMENT_TEXT + r"[ \t\r\n]*</"
     ).encode()
 )
 # A record that names its value in a field of its own: Kubernetes' `- name: DB_PASSWORD` then
@@ -123,7 +129,7 @@ NAMED_ELEMENT = TwoPass.compile(
     (
         r"<[\w.:-]+[ \t][^<>\n]*?(?:name|key)[ \t]*=[ \t]*[\"']"
         rf"(?P<name>[\w.:-]*{_NAME_WORD}[\w.:-]*)[\"'][^<>\n]*>"
-        r"[ \t\r\n]*(?P<value>[^<>\s]+)[ \t\r\n]*</"
+        r"[ \t\r\n]*" + _ELEMENT_TEXT + r"[ \t\r\n]*</"
     ).encode()
 )
 # `System.setProperty("NAME", "value")`, `define('NAME', 'value')`, `putenv(...)`: a call
@@ -278,7 +284,8 @@ def _named(pattern: TwoPass) -> Callable[[bytes, Spans], bool]:
     by its name alone (cached), and for a weak name (key, auth) by its value's length."""
     index = pattern.parse.groupindex
     name_group = index[b"name"]
-    value_groups = [index[g] for g in (b"dq", b"sq", b"bq", b"bare", b"value") if g in index]
+    groups = (b"dq", b"sq", b"bq", b"bare", b"cdata", b"value")
+    value_groups = [index[g] for g in groups if g in index]
 
     def named(data: bytes, spans: Spans) -> bool:
         start, end = spans[name_group]
@@ -535,7 +542,7 @@ def _element_text(pattern: TwoPass) -> Reader:
 
     def read(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
         for spans in _matches(pattern, data, overflow, named=named):
-            name_span, value_span = spans[1], spans[2]
+            name_span, value_span = spans[1], spans[2] if spans[2][0] >= 0 else spans[3]
             if _inside(known, value_span):
                 continue
             value = _text(data, value_span)

@@ -44,6 +44,7 @@ CHAINS = (
     *('pw: "${pw:-', 'pw="${' + "a" * 190 + '}" ', '"name":"pw","t":"x",', "- name: pw\n  t: x\n"),
     *('"Name": "/pw", "Type": "S", "Value": "', "name: pw\nt: x\nvalue: ", "Cookie: a=b; "),
     *("cookie: sid=", "Cookie: x"),
+    *("<pw><![CDATA[a]", "<pw><![CDATA[", '<e key="pw"><![CDATA[x]]'),
     *("author=x ", '"author": "x", ', "key=lambda ", "-H 'Accept: x' "),  # names passed over
     *("#define pw ", "pw[1]=", "pw[] = a::b(", "pw: &'a ", "pw { get; ", "pw { get; } = "),
     *("ssh-keygen zip -P abcdefgh ", "net use /user:x abcdefgh ", "htpasswd -a ", "x-u a:b "),
@@ -120,6 +121,7 @@ TOKEN_LEADS = (
     *("-----BEGIN RSA PRIVATE KEY-----\n", "AccountKey=", "SharedAccessKey=", "Authorization: "),
     *("MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.", "ZXlK", "AGE-SECRET-KEY-1", "dt0c01.", "pk."),
     *("kind: Secret\ndata:\n  k: ", "-H 'Authorization: Basic ", "--api-key ", "<apiToken>"),
+    "<apiToken><![CDATA[",
     *('System.setProperty("API_TOKEN", "', 'if ("', 'curl -u "', 'var dbPassword string = "'),
     *("jdbc:sqlserver://db;user=sa;password=", "redis://:", "DEPLOY_TOKEN ?= "),
     *("Bearer ", '"auth": "', "-u user:", 'define("DB_PASSWORD", "', '<add key="password" '),

@@ -47,6 +47,8 @@ NAMED = [
     f'System.setProperty("DEPLOY_TOKEN", "{TOKEN}");',  # Java
     f'$deployToken .= "{TOKEN}";',  # PHP
     f"<deployToken>\n    {TOKEN}\n</deployToken>",  # XML over lines
+    f"<deployToken><![CDATA[{TOKEN}]]></deployToken>",  # XML, in a CDATA section
+    f'<entry key="deploy.token">\n  <![CDATA[ {TOKEN} ]]>\n</entry>',
     f'{{"app.env": "LOG=1\\nDEPLOY_TOKEN={TOKEN}\\nDEBUG=0"}}',  # INI inside a JSON string
     f'{{"settings": {{"deploy_token": "{TOKEN}"}}}}',  # JSON
     f"deploy:\n  token: {TOKEN}\n",  # YAML
@@ -433,6 +435,8 @@ def test_the_kind_line_of_another_object_between_ends_a_kind_first_manifest(
 
 
 LOOK_ALIKES = [
+    "<password><![CDATA[${DB_PASSWORD}]]></password>",  # a placeholder in CDATA
+    "<passwordPolicy><![CDATA[at least 12 characters]]></passwordPolicy>",  # prose
     f"publicToken: {TOKEN}",  # the public half
     f"csrf_token: {TOKEN}",
     "credentialsId: 'f4aeb6bc-2a25-458a-8111-9be9e502c0e7'",
