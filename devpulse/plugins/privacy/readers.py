@@ -179,6 +179,8 @@ BYTES_PER_PASSED_OVER = 128
 _CMDLET = re2.compile(rb"^[A-Z][A-Za-z]+-[A-Z][A-Za-z]+$")
 # An unquoted value with no end in sight (a pasted run) is reported by its first bytes.
 MAX_BARE_BYTES = 200
+# A value read on a line of its own (a YAML block scalar's) is read this far at most.
+MAX_JUDGED_BYTES = 4096
 
 
 class Found(NamedTuple):
@@ -351,6 +353,12 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
             value_span = _default(op, value_span, data) if bare else None
         if bare and value_span is not None:
             value_span = _bare_assigned(data, op, value_span)
+        # `password: |-` and the value on the next line: a YAML block scalar, read as a
+        # quoted value is (a passphrase's blanks are its own)
+        block = None
+        if bare and op == b":" and value_span is not None:
+            block = _block_scalar(data, name_span[0], value_span)
+            value_span = block or value_span
         if value_span is None or _inside(known, value_span):
             continue
         if op in (b"||", b"??") and value_span[0] - 1 != space[1]:
@@ -363,8 +371,46 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
         # dotted name (io.jsonwebtoken:jjwt-jackson is a Maven coordinate)
         if tight_colon and (b"." in data[name_span[0] : name_span[1]] or not token_like(value)):
             continue
-        if _named_value(name, value, quoted=not bare):
+        if _named_value(name, value, quoted=not bare or block is not None):
             yield Found("assigned-credential", value_span[0], value_span[1], value)
+
+
+# YAML's block scalar header: | or >, then a chomping indicator (- or +) and an indentation
+# digit, in either order.
+_BLOCK_HEADER = re2.compile(rb"^[|>](?:[-+]?[1-9]?|[1-9][-+])$")
+
+
+def _block_scalar(data: bytes, name_start: int, span: tuple[int, int]) -> tuple[int, int] | None:
+    """The span of the first line of a YAML block scalar whose header is `span`
+    (`password: >-`, a comment at most after it): the next line, indented deeper than the
+    key's; None if `span` is no such header. Reads no more than a line each way, at most
+    MAX_BARE_BYTES of the key's and MAX_JUDGED_BYTES of the value's."""
+    start, end = span
+    if end - start > 3 or not found_in(_BLOCK_HEADER, data[start:end]):
+        return None
+    line_end = data.find(b"\n", end, end + MAX_BARE_BYTES)
+    rest = data[end:line_end].strip()
+    if line_end < 0 or (rest and not rest.startswith(b"#")):
+        return None
+    key_line = data.rfind(b"\n", max(0, name_start - MAX_BARE_BYTES), name_start) + 1
+    if key_line == 0 and name_start > MAX_BARE_BYTES:
+        return None
+    key_indent = _indent(data, key_line, name_start)
+    value_start = line_end + 1
+    value_end = data.find(b"\n", value_start, value_start + MAX_JUDGED_BYTES)
+    if value_end < 0:
+        value_end = min(len(data), value_start + MAX_JUDGED_BYTES)
+    indent = _indent(data, value_start, value_end)
+    if indent <= key_indent:
+        return None
+    value = data[value_start + indent : value_end].rstrip()
+    return (value_start + indent, value_start + indent + len(value)) if value else None
+
+
+def _indent(data: bytes, start: int, stop: int) -> int:
+    """How many blanks open data[start:stop]."""
+    line = data[start:stop]
+    return len(line) - len(line.lstrip(b" "))
 
 
 def _search_inside(data: bytes, spans: Spans, end: int) -> int | None:

@@ -45,6 +45,7 @@ CHAINS = (
     *('"Name": "/pw", "Type": "S", "Value": "', "name: pw\nt: x\nvalue: ", "Cookie: a=b; "),
     *("cookie: sid=", "Cookie: x"),
     *("<pw><![CDATA[a]", "<pw><![CDATA[", '<e key="pw"><![CDATA[x]]'),
+    *("pw: |\n", "pw: >-\n ", "  pw: |\n  ", "pw: |\n  a\n", "pw: |2-\n" + " " * 300),
     *("author=x ", '"author": "x", ', "key=lambda ", "-H 'Accept: x' "),  # names passed over
     *("#define pw ", "pw[1]=", "pw[] = a::b(", "pw: &'a ", "pw { get; ", "pw { get; } = "),
     *("ssh-keygen zip -P abcdefgh ", "net use /user:x abcdefgh ", "htpasswd -a ", "x-u a:b "),

@@ -52,6 +52,9 @@ NAMED = [
     f'{{"app.env": "LOG=1\\nDEPLOY_TOKEN={TOKEN}\\nDEBUG=0"}}',  # INI inside a JSON string
     f'{{"settings": {{"deploy_token": "{TOKEN}"}}}}',  # JSON
     f"deploy:\n  token: {TOKEN}\n",  # YAML
+    f"deploy:\n  token: |-\n    {TOKEN}\n",  # YAML, a block scalar
+    f"deploy:\n  token: >  # folded\n      {TOKEN}\n  region: eu\n",
+    f"stringData:\n  DEPLOY_TOKEN: |2+\n    {TOKEN}\n",
     f'val deployToken: String = "{TOKEN}"',  # Kotlin
     f'  "deployToken" => "{TOKEN}"',  # Ruby, logstash
     f"[server]\napi_key = {TOKEN}\n",  # INI
@@ -309,6 +312,13 @@ def test_a_certificate_in_base64_is_public(scanner: Scanner) -> None:
 CRYPT = "./" + ALNUM
 
 
+def test_a_yaml_block_scalar_is_read_like_a_quoted_value(scanner: Scanner) -> None:
+    """Its first line, blanks and all: a passphrase; a message is still no password."""
+    passphrase = "orbit Tulip 42 lantern quarry"
+    assert secret_spans(scanner, f"wifi:\n  passphrase: >-\n    {passphrase}\n") == [passphrase]
+    assert secret_spans(scanner, "x:\n  password: |\n    Hello there. Use your login.\n") == []
+
+
 def test_a_bare_value_keeps_the_letters_that_prefix_strings(scanner: Scanner) -> None:
     """r, b, u and @ prefix a quoted literal (r"...", b'...', @"..."), never a bare value."""
     for text in (f"token=ub{TOKEN}", f"setx DEPLOY_TOKEN b{TOKEN}", f"api_key: r{TOKEN}"):
@@ -435,6 +445,9 @@ def test_the_kind_line_of_another_object_between_ends_a_kind_first_manifest(
 
 
 LOOK_ALIKES = [
+    "password: |\n  ${DB_PASSWORD}\n",  # a block scalar's placeholder
+    "password_policy: >-\n  at least 12 characters, one digit\n",
+    f"token: |\nnext_key: {TOKEN[:8]}\n",  # an empty block: the next line is no deeper
     "<password><![CDATA[${DB_PASSWORD}]]></password>",  # a placeholder in CDATA
     "<passwordPolicy><![CDATA[at least 12 characters]]></passwordPolicy>",  # prose
     f"publicToken: {TOKEN}",  # the public half
