@@ -250,6 +250,8 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         "escaped JSON lines": fill('{"body": "{\\"token\\": \\"Zq8rT2mXwPq\\"}"}\n'),
         # text full of characters read as nothing
         "soft hyphens between letters": fill("a\u00ad"),
+        # Quoted values past the parsed window, each read again with its middle cut out
+        "long quoted values": distinct('token="{0}' + "a" * 1100 + '" '),
     }
 
 

@@ -42,6 +42,8 @@ from devpulse.plugins.privacy.checks import (
     token_like,
 )
 from devpulse.plugins.privacy.spans import (
+    FIRST_PARSED_BYTES,
+    MAX_PARSED_BYTES,
     NOTHING_REPORTED,
     PatternSet,
     Reported,
@@ -248,15 +250,17 @@ def _matches(
     judged. Those have a budget of their own, MAX_PASSED_OVER and one more for each
     BYTES_PER_PASSED_OVER bytes of text, which only a text made of them spends.
 
-    A match longer than spans.MAX_PARSED_BYTES is read by its start (see `search_parsed`);
-    one that cannot be (a name or a quoted value of thousands of bytes) is passed over.
+    A match longer than spans.MAX_PARSED_BYTES is read by its start (see `search_parsed`),
+    or if that cannot be (a quoted value of thousands of bytes: a key in JSON), by its start
+    and its end joined; one that cannot be read either way (a name of thousands of bytes)
+    is passed over.
     """
     pos, size, counted, passed = 0, len(data), 0, 0
     passable = MAX_PASSED_OVER + size // BYTES_PER_PASSED_OVER
     while counted < MAX_CANDIDATES and passed < passable:
         if pos > size:
             return
-        found = search_parsed(pattern, data, pos)
+        found = search_parsed(pattern, data, pos, splice=True)
         if found is None:
             return
         start, end, spans = found
@@ -317,10 +321,15 @@ def _text(data: bytes, span: tuple[int, int]) -> str:
 
 
 def _named_value(name: str, value: str, quoted: bool = False) -> bool:
-    """A value bound to `name`: a credential if the name says so and the value agrees."""
+    """A value bound to `name`: a credential if the name says so and the value agrees.
+    One longer than a parsed match (a key read across the cut, `search_parsed`) is judged by
+    its first FIRST_PARSED_BYTES characters: they tell as much, and a flood of such values
+    then costs what one of short values does."""
     strength = credential_name_strength(name)
     if strength == 0:
         return False
+    if len(value) > MAX_PARSED_BYTES:
+        value = value[:FIRST_PARSED_BYTES]
     # xoxp-, pypi-, SG.: the name says credential whatever the shape; judge the rest
     value = value[public_prefix(value) :]
     if quoted and " " in value:

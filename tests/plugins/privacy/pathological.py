@@ -60,6 +60,8 @@ CHAINS = (
 # (3 s per MB).
 LONG_CHAINS = (
     *("a" * 950 + "pw=", "pw:" + "T" * 920 + "="),
+    # quoted values past the parsed window: read again with their middle cut out
+    *('pw="' + "a" * 1100 + '" ', 'pw="' + "a" * 1100 + "\n", "<pw>" + "a" * 1100 + "</"),
     # a tool's name run into a word: a match turned down for the character before it was
     # searched for again from the next byte, each search reading on to the line's end
     *("xredis-cli ", "xsqlcmd ", "xopenssl ", "xlogin ", "xssh-keygen "),

@@ -312,6 +312,41 @@ def test_a_certificate_in_base64_is_public(scanner: Scanner) -> None:
 CRYPT = "./" + ALNUM
 
 
+LONG_KEY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" + pick(ALNUM + "+/", 2000)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{{"type": "service_account", "private_key": "{key}", "client_id": "1"}}',
+        "signing:\n  private_key: '{key}'\n",
+        'const privateKey = "{key}";',
+        'export DEPLOY_TOKEN="{key}" && ./deploy.sh',
+        "<privateKey>{key}</privateKey>",
+        'client.setApiToken("{key}");',
+    ],
+)
+def test_a_quoted_value_longer_than_a_parsed_match_is_still_found_whole(
+    scanner: Scanner, template: str
+) -> None:
+    for key in (LONG_KEY, LONG_KEY[:1100], LONG_KEY * 3):  # past each reading, and the cut
+        assert key in secret_spans(scanner, template.format(key=key))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "see the runbook for how this is rotated " * 40,  # prose
+        "${" + "PRIVATE_KEY_" * 200 + "}",  # a placeholder
+        "ab" * 1200,  # a run of two characters
+    ],
+)
+def test_a_long_quoted_value_that_is_no_credential_stays_clean(
+    scanner: Scanner, value: str
+) -> None:
+    assert secret_spans(scanner, f'{{"private_key": "{value}"}}') == []
+
+
 def test_a_yaml_block_scalar_is_read_like_a_quoted_value(scanner: Scanner) -> None:
     """Its first line, blanks and all: a passphrase; a message is still no password."""
     passphrase = "orbit Tulip 42 lantern quarry"
