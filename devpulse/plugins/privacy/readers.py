@@ -337,8 +337,36 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     if value.rstrip().endswith(("...", "…")):  # cut short: judge what is left strictly
         return token_like(value.rstrip().rstrip(".…"))
     if strength == 1:  # key, auth, pw: many keys are not secrets, so the value must look random
-        return token_like(value)
+        return token_like(value) and not _is_uuid(value)
+    if _is_key_id(name, value):
+        return False
     return looks_like_credential(value) or token_like(value)
+
+
+# A UUID is an identifier first: under a name as weak as `key`, a cache's, an idempotency
+# request's or a record's key (`key="3f2b8c1e-..."`). Under a credential's name it is judged
+# as any value is (some vendors' API keys are UUIDs).
+_UUID = re2.compile(rb"^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
+# An OpenPGP key's id (8 or 16 hex digits) or fingerprint (40, as gpg prints it: capitals):
+# what a signing key's setting names (git's user.signingkey), not the key itself.
+_KEY_ID = re2.compile(rb"^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{16}|[0-9A-F]{40})$")
+
+
+def _is_uuid(value: str) -> bool:
+    core = value.strip()
+    return len(core) == 36 and found_in(_UUID, core.encode())
+
+
+def _is_key_id(name: str, value: str) -> bool:
+    """A key's id bound to a signing key's name: `signingkey = 3AA5C34371567BD2`."""
+    core = value.strip()
+    if len(core) not in (8, 16, 40) or not found_in(_KEY_ID, core.encode()):
+        return False
+    words = name_words(name)
+    return any(
+        w.endswith("key") and (w[:-3] or before) in ("signing", "sign")
+        for before, w in zip(["", *words], words, strict=False)
+    )
 
 
 def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:

@@ -480,6 +480,11 @@ def test_the_kind_line_of_another_object_between_ends_a_kind_first_manifest(
 
 
 LOOK_ALIKES = [
+    'cache.set(key="3f2b8c1e-9d4a-4e7b-8f21-6c5d0a9e1b72", value=row)',  # a UUID as a key
+    'requests.post(url, headers={"Idempotency-Key": "3f2b8c1e-9d4a-4e7b-8f21-6c5d0a9e1b72"})',
+    "[user]\n  signingkey = 3AA5C34371567BD2\n",  # an OpenPGP key's id, as git names it
+    "git config --global user.signingKey 0x3AA5C34371567BD2",
+    "signing_key: 4AB1C9D2E37F08A5B6C1D2E3F4A5B6C7D8E9F0A1",  # its fingerprint
     "password: |\n  ${DB_PASSWORD}\n",  # a block scalar's placeholder
     "password_policy: >-\n  at least 12 characters, one digit\n",
     f"token: |\nnext_key: {TOKEN[:8]}\n",  # an empty block: the next line is no deeper
@@ -611,6 +616,20 @@ LOOK_ALIKES = [
     "plink -ssh deploy@host -pw %PLINK_PASSWORD% uptime",  # a variable after -pw
     "gcc -o out main.c -pw-check",  # a word that starts with -pw
 ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'api_key = "3f2b8c1e-9d4a-4e7b-8f21-6c5d0a9e1b72"',  # a credential's name: judged
+        f'signing_key = "{TOKEN}"',  # a signing key itself, not its id
+        'SIGNING_KEY = "9f2c4e6a8b0d1f3e5a7c9e1b3d5f7a9c"',  # 32 hex digits: a secret
+    ],
+)
+def test_uuids_and_key_ids_under_credential_names_are_still_judged(
+    scanner: Scanner, text: str
+) -> None:
+    assert secret_spans(scanner, text)
 
 
 @pytest.mark.parametrize("text", LOOK_ALIKES)
