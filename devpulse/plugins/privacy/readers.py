@@ -337,15 +337,15 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     if value.rstrip().endswith(("...", "…")):  # cut short: judge what is left strictly
         return token_like(value.rstrip().rstrip(".…"))
     if strength == 1:  # key, auth, pw: many keys are not secrets, so the value must look random
-        return token_like(value) and not _is_uuid(value)
+        return token_like(value) and not (len(name_words(name)) == 1 and _is_uuid(value))
     if _is_key_id(name, value):
         return False
     return looks_like_credential(value) or token_like(value)
 
 
-# A UUID is an identifier first: under a name as weak as `key`, a cache's, an idempotency
-# request's or a record's key (`key="3f2b8c1e-..."`). Under a credential's name it is judged
-# as any value is (some vendors' API keys are UUIDs).
+# A UUID is an identifier first: under the bare name `key`, a cache's, an idempotency
+# request's or a record's key (`key="3f2b8c1e-..."`). Under any other name it is judged as
+# any value is: some vendors' API keys are UUIDs (herokuKey, hubspot_key).
 _UUID = re2.compile(rb"^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
 # An OpenPGP key's id (8 or 16 hex digits) or fingerprint (40, as gpg prints it: capitals):
 # what a signing key's setting names (git's user.signingkey), not the key itself.

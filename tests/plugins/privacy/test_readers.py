@@ -622,6 +622,7 @@ LOOK_ALIKES = [
     "text",
     [
         'api_key = "3f2b8c1e-9d4a-4e7b-8f21-6c5d0a9e1b72"',  # a credential's name: judged
+        'herokuKey = "3f2b8c1e-9d4a-4e7b-8f21-6c5d0a9e1b72"',  # a vendor's key: a UUID
         f'signing_key = "{TOKEN}"',  # a signing key itself, not its id
         'SIGNING_KEY = "9f2c4e6a8b0d1f3e5a7c9e1b3d5f7a9c"',  # 32 hex digits: a secret
     ],
