@@ -658,6 +658,8 @@ def test_look_alikes_are_not_credentials(scanner: Scanner, text: str) -> None:
         ("compass", 0),
         ("lowpass_cutoff", 0),  # run together only at the name's end
         ("OLDPWD", 0),
+        ("password_changed_at", 0),  # when it was set
+        ("token_created", 0),
     ],
 )
 def test_credential_names_are_judged_word_by_word(name: str, strength: int) -> None:
