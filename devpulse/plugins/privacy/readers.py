@@ -17,6 +17,8 @@ The readers:
 - `xml-element`: <nameToken> value </nameToken>, on one line or several, the value bare
   or in a CDATA section.
 - `curl`: `-u`/`--user user:password` in any quoting, and `-H`/`--header 'Name: value'`.
+- `table`: a column named for a credential in a CSV's or a markdown table's header, and in
+  SQL's `INSERT INTO t (name, password) VALUES (...)`: each row's value in it.
 
 Connection strings (`jdbc:...;password=...`, Azure Redis `,password=...,`) are the
 `connection-string-password` rule's, and URLs with user info `credentials-in-url`'s.
@@ -160,6 +162,27 @@ CURL_USER = TwoPass.compile(
 )
 HEADER = TwoPass.compile(
     rb"(?:-H|--header)[ \t]+[\"'$]*(?P<name>[A-Za-z][\w-]*)[ \t]*:[ \t]*(?P<value>[^\"'\n]+)"
+)
+# A table's header cell that names a credential's column: in a CSV line (`,` `;` or a tab
+# between cells) or a markdown table's (`|`), the cell's name one word, or a word and the
+# credential's (`API Key`, `DB password`), then the rest of the line and the next one, which
+# must hold a delimiter too (a row, or a markdown table's separator). The rows are read by
+# `_tables`.
+TABLE_HEADER = TwoPass.compile(
+    (
+        r"(?:^|[\n,;\t|])[ \t]*[\"'`]?"
+        rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*"
+        r"|[A-Za-z]+ (?i:key|token|secret|password|passphrase))"
+        r"[\"'`]?[ \t]*(?:[,;\t|][^\n]*)?\n[^\n,;\t|]*[,;\t|]"
+    ).encode()
+)
+# SQL's `INSERT INTO users (name, password) VALUES (`: columns, one named for a credential,
+# then the first row's opening bracket; `_inserts` reads the rows.
+INSERT = TwoPass.compile(
+    (
+        r"(?i:insert)[ \t]+(?i:into)[ \t]+[^\s(]+[ \t]*"
+        rf"\((?P<columns>[^()\n]*{_NAME_WORD}[^()\n]*)\)\s*(?i:values)\s*\("
+    ).encode()
 )
 # An Authorization value's scheme: Basic, Bearer, Token, Api-Token, SSWS, ...; the blank after
 # it may be a shell's escaped one (`-H Authorization:Bearer\ ...`, unquoted).
@@ -309,6 +332,7 @@ def _named(pattern: TwoPass) -> Callable[[bytes, Spans], bool]:
 (_ASSIGNMENT_NAMED, _PROPERTY_NAMED, _COMPARISON_NAMED, _SETTER_NAMED, _OPTION_NAMED) = map(
     _named, (ASSIGNMENT, PROPERTY_CALL, COMPARISON, SETTER_CALL, CLI_OPTION)
 )
+_TABLE_NAMED = _named(TABLE_HEADER)
 
 
 def _inside(known: Reported, span: tuple[int, int]) -> bool:
@@ -693,6 +717,254 @@ def _header_named(data: bytes, spans: Spans) -> bool:
     return name.lower() in _AUTHORIZATION or bool(credential_name_strength(name))
 
 
+# A table's row is read only as far as this: a longer line ends the table.
+MAX_ROW_BYTES = 1024
+_DELIMITERS = b",;\t|"
+# What a header's cell holds: a column's name, a word or a few, never a sentence.
+_HEADER_CELL = re2.compile(rb"^[\w .()/#-]{1,40}$")
+
+
+def _tables(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """A CSV's or a markdown table's column named for a credential: each row's cell in it.
+
+    The header line is the one holding a TABLE_HEADER match, cells of names only; the rows
+    are the lines after it (a markdown table's separator skipped) that have as many cells,
+    up to a blank line or one that has not. The search goes on from the line that ended the
+    table, so that no line is read more than twice (as a row, then as a header). Each cell
+    judged counts as a candidate, and past MAX_CANDIDATES the rest is unverified.
+    """
+    reached, counted = [0], 0
+    for spans in _matches(TABLE_HEADER, data, overflow, _resumed(reached), _TABLE_NAMED):
+        table = _table(data, spans)
+        if table is None:  # no header: on from its line's end, the line's other cells unread
+            line_end = data.find(b"\n", spans[1][1], spans[1][1] + MAX_ROW_BYTES)
+            reached[0] = line_end + 1 if line_end >= 0 else reached[0]
+            continue
+        delimiter, markdown, width, columns, row = table
+        while True:  # each value judged counts: MAX_CANDIDATES bounds the rows
+            row_end = _line(data, row)
+            if row_end is None:
+                break
+            line = data[row:row_end].rstrip(b"\r")
+            cells = _cells(line, delimiter, markdown) if line.strip() else []
+            if len(cells) != width:
+                break
+            if counted >= MAX_CANDIDATES:
+                overflow.append(row)
+                return
+            for i, name in columns:
+                a, b = _unquoted(line, cells[i])
+                span = (row + a, row + b)
+                counted += 1
+                if b <= a or _inside(known, span):
+                    continue
+                value = _text(data, span)
+                if _named_value(name, value):
+                    yield Found("table-credential", span[0], span[1], value)
+            row = row_end + 1
+        reached[0] = row
+
+
+def _resumed(reached: list[int]) -> Callable[[bytes, Spans, int], int | None]:
+    """A `resume` for `_matches`: on from `reached[0]`, where the reader last read to."""
+    return lambda data, spans, end: reached[0] if reached[0] > end else None
+
+
+_Table = tuple[bytes, bool, int, list[tuple[int, str]], int]
+
+
+def _table(data: bytes, spans: Spans) -> _Table | None:
+    """The table whose header holds the match `spans`: its delimiter, whether it is
+    markdown, its width, its credentials' columns (index, name) and where its rows start;
+    None if the line is no table's header."""
+    start, name_end = spans[0][0], spans[1][1]
+    first = start + 1 if data[start : start + 1] in (b"\n", *_DELIMITER_BYTES) else start
+    line_start = data.rfind(b"\n", max(0, first - MAX_ROW_BYTES), first) + 1
+    line_end = data.find(b"\n", name_end, line_start + MAX_ROW_BYTES)
+    if (line_start == 0 and first > MAX_ROW_BYTES) or line_end < 0:
+        return None  # a line too long to be a header
+    after = data[name_end:line_end].lstrip(b" \t\"'`")[:1]
+    delimiter = after if after in _DELIMITER_BYTES else data[start:first]
+    if delimiter not in _DELIMITER_BYTES:
+        return None  # a name alone on its line
+    header = data[line_start:line_end].rstrip(b"\r")
+    markdown = header.lstrip(b" \t").startswith(b"|")
+    if markdown != (delimiter == b"|"):
+        return None
+    cells = [_unquoted(header, cell) for cell in _cells(header, delimiter, markdown)]
+    if len(cells) < 2 or not all(found_in(_HEADER_CELL, header[a:b]) for a, b in cells):
+        return None
+    names = [header[a:b].decode() for a, b in cells]
+    columns = [(i, name) for i, name in enumerate(names) if credential_name_strength(name) == 2]
+    if not columns:
+        return None
+    row = line_end + 1
+    if markdown:  # |---|:---:|
+        separator = _line(data, row)
+        if separator is not None and _is_separator(data[row:separator], len(cells)):
+            row = separator + 1
+    return delimiter, markdown, len(cells), columns, row
+
+
+_DELIMITER_BYTES = tuple(bytes([b]) for b in _DELIMITERS)
+
+
+def _line(data: bytes, start: int) -> int | None:
+    """Where the line that starts at `start` ends (its line end, or the text's), or None if
+    there is none or it is longer than MAX_ROW_BYTES."""
+    size = len(data)
+    if start >= size:
+        return None
+    end = data.find(b"\n", start, start + MAX_ROW_BYTES + 1)
+    if end < 0:
+        return size if size - start <= MAX_ROW_BYTES else None
+    return end
+
+
+def _cells(line: bytes, delimiter: bytes, markdown: bool) -> list[tuple[int, int]]:
+    """The spans of a table row's cells: split at `delimiter`, outside double quotes (CSV);
+    for a markdown row, between its outer pipes. Linear in the line; none if a quote does
+    not close."""
+    start, end = 0, len(line)
+    if markdown:
+        start = line.find(b"|") + 1
+        stripped = line.rstrip()
+        end = len(stripped) - 1 if stripped.endswith(b"|") and len(stripped) > start else end
+    cells: list[tuple[int, int]] = []
+    i = start
+    while True:
+        head = i + len(line[i:end]) - len(line[i:end].lstrip(b" \t"))
+        after = i
+        if not markdown and line[head : head + 1] == b'"':
+            close = line.find(b'"', head + 1, end)
+            while close >= 0 and line[close + 1 : close + 2] == b'"':  # "" inside
+                close = line.find(b'"', close + 2, end)
+            if close < 0:
+                return []
+            after = close + 1
+        cut = line.find(delimiter, after, end)
+        if cut < 0:
+            cells.append((i, end))
+            return cells
+        cells.append((i, cut))
+        i = cut + 1
+
+
+def _unquoted(line: bytes, cell: tuple[int, int]) -> tuple[int, int]:
+    """A cell's span without its blanks, and without the quotes or backticks around it."""
+    a, b = cell
+    while a < b and line[a] in b" \t":
+        a += 1
+    while b > a and line[b - 1] in b" \t\r":
+        b -= 1
+    if b - a >= 2 and line[a] == line[b - 1] and line[a] in b"\"'`":
+        a, b = a + 1, b - 1
+    return a, b
+
+
+def _is_separator(line: bytes, cells: int) -> bool:
+    """A markdown table's separator row, |---|:---:|, for as many cells."""
+    parts = _cells(line, b"|", True)
+    return len(parts) == cells and all(
+        line[a:b].strip(b" \t:") and not line[a:b].strip(b" \t:-") for a, b in parts
+    )
+
+
+def _inserts(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """`INSERT INTO users (name, password) VALUES ('bob', '...'), (...)`: each row's quoted
+    value in a column named for a credential. The search goes on from where the rows were
+    read to; each value judged counts as a candidate, as in `_tables`."""
+    reached, counted = [0], 0
+    for spans in _matches(INSERT, data, overflow, _resumed(reached)):
+        start, end = spans[1]
+        names = [_column(column) for column in data[start:end].split(b",")]
+        columns = [(i, name) for i, name in enumerate(names) if credential_name_strength(name)]
+        row = spans[0][1]  # just past the first row's (
+        while True:  # each value judged counts: MAX_CANDIDATES bounds the rows
+            items, row = _sql_row(data, row)
+            if items is None or len(items) != len(names):
+                break
+            if counted >= MAX_CANDIDATES:
+                overflow.append(row)
+                return
+            for i, name in columns:
+                a, b, quoted = items[i]
+                counted += 1
+                if not quoted or b <= a or _inside(known, (a, b)):
+                    continue
+                value = _text(data, (a, b))
+                if _named_value(name, value, quoted=True):
+                    yield Found("table-credential", a, b, value)
+            following = _next_row(data, row)
+            if following is None:
+                break
+            row = following
+        reached[0] = row
+
+
+def _column(name: bytes) -> str:
+    return name.strip(b" \t\"'`[]").decode("utf-8", "replace")
+
+
+# One SQL row's values: the longest read of one, unquoted (NOW(), 42, NULL), and of a row.
+_MAX_BARE_ITEM = 64
+_SQL_BLANKS = b" \t\r\n"
+
+
+def _sql_row(data: bytes, pos: int) -> tuple[list[tuple[int, int, bool]] | None, int]:
+    """The values of the SQL row whose ( is just before `pos`: (start, end, quoted) each,
+    and where the reading stopped (past the row's ), or where it gave up). Strings in
+    single or double quotes, a doubled quote inside; unquoted values up to _MAX_BARE_ITEM
+    bytes, a call's brackets in them. Reads at most MAX_ROW_BYTES."""
+    limit = min(len(data), pos + MAX_ROW_BYTES)
+    items: list[tuple[int, int, bool]] = []
+    i = pos
+    while True:
+        i = _skip_blanks(data, i, limit)
+        quote = data[i : i + 1]
+        if quote in (b"'", b'"'):
+            close = data.find(quote, i + 1, limit)
+            while close >= 0 and data[close + 1 : close + 2] == quote:
+                close = data.find(quote, close + 2, limit)
+            if close < 0:
+                return None, limit
+            items.append((i + 1, close, True))
+            i = close + 1
+        else:
+            end, depth = i, 0
+            stop = min(limit, i + _MAX_BARE_ITEM)
+            while end < stop and (depth or data[end] not in b",)"):
+                depth += {40: 1, 41: -1}.get(data[end], 0)  # ( and )
+                end += 1
+            if end == stop:
+                return None, end
+            items.append((i, end, False))
+            i = end
+        i = _skip_blanks(data, i, limit)
+        sep = data[i : i + 1]
+        if sep == b")":
+            return items, i + 1
+        if sep != b",":
+            return None, i
+        i += 1
+
+
+def _skip_blanks(data: bytes, i: int, limit: int) -> int:
+    limit = min(limit, len(data))
+    while i < limit and data[i] in _SQL_BLANKS:
+        i += 1
+    return i
+
+
+def _next_row(data: bytes, pos: int) -> int | None:
+    """Past the ( of the row after the one that ended at `pos` (`, (`), or None."""
+    i = _skip_blanks(data, pos, pos + 64)
+    if data[i : i + 1] != b",":
+        return None
+    i = _skip_blanks(data, i + 1, i + 65)
+    return i + 1 if data[i : i + 1] == b"(" else None
+
+
 _AUTHORIZATION = ("authorization", "proxy-authorization")
 Reader = Callable[[bytes, list[int], Reported], Iterator[Found]]
 # Each reader with the pattern it searches: a text none of the patterns match skips it.
@@ -708,6 +980,8 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("xml-element-credential", XML_ELEMENT, _element_text(XML_ELEMENT)),
     ("curl-user-credential", CURL_USER, _curl_users),
     ("header-credential", HEADER, _headers),
+    ("table-credential", TABLE_HEADER, _tables),
+    ("table-credential", INSERT, _inserts),
 )
 
 # The ids of the readers' findings, which `privacy.disabled_rules` may name.

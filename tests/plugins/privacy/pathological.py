@@ -46,6 +46,11 @@ CHAINS = (
     *("cookie: sid=", "Cookie: x"),
     *("<pw><![CDATA[a]", "<pw><![CDATA[", '<e key="pw"><![CDATA[x]]'),
     *("pw: |\n", "pw: >-\n ", "  pw: |\n  ", "pw: |\n  a\n", "pw: |2-\n" + " " * 300),
+    # tables: headers, rows, unclosed quotes; SQL rows unclosed, or of doubled quotes
+    *("a,pw\n", "pw,a\n1,", "| pw |\n", "| a | pw |\n|---|---|\n", 'a,pw\n"x,', "pw,\n,\n"),
+    *("a\tpw\n", "token, key, and\n", "x,API Key,y\n" + "a," * 40 + "\n"),
+    *("INSERT INTO t (pw) VALUES (", "INSERT INTO t (a, pw) VALUES ('x', '"),
+    *("INSERT INTO t (pw) VALUES ('a'), (", "INSERT INTO t (pw) VALUES (f(g(", "''"),
     *("author=x ", '"author": "x", ', "key=lambda ", "-H 'Accept: x' "),  # names passed over
     *("#define pw ", "pw[1]=", "pw[] = a::b(", "pw: &'a ", "pw { get; ", "pw { get; } = "),
     *("ssh-keygen zip -P abcdefgh ", "net use /user:x abcdefgh ", "htpasswd -a ", "x-u a:b "),

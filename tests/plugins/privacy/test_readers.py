@@ -347,6 +347,55 @@ def test_a_long_quoted_value_that_is_no_credential_stays_clean(
     assert secret_spans(scanner, f'{{"private_key": "{value}"}}') == []
 
 
+# A column named for a credential, in the tables people paste: each row's value in it.
+TABLES = [
+    f"name,email,password\nbob,bob@example.net,{PASSWORD}\n",  # CSV
+    f"password,user\n{PASSWORD},bob\n",  # the column first
+    f'"user","api_key"\n"bob","{TOKEN}"\n',  # quoted cells
+    f'user,password,role\nann,"{PASSWORD}",admin\nbob,"x,{PASSWORD}",dev\n',  # , in quotes
+    f"user\tpassword\nbob\t{PASSWORD}\n",  # TSV
+    f"id;user;db_password\n1;bob;{PASSWORD}\n",
+    f"| Service | API Key | Owner |\n| :--- | :---: | ---: |\n| billing | `{TOKEN}` | ann |\n",
+    f"| user | password |\n|------|----------|\n| ann | changeme |\n| bob | {PASSWORD} |\n",
+    f"INSERT INTO users (name, password) VALUES ('bob', '{PASSWORD}');",  # SQL
+    f"INSERT INTO `users` (`id`, `name`, `password`, `created_at`)\n"
+    f"VALUES (1, 'ann', 'changeme', NOW()),\n       (2, 'bob', '{PASSWORD}', NOW());",
+    f'insert into accounts(username, api_token) values ("bob", "{TOKEN}")',
+]
+
+
+@pytest.mark.parametrize("text", TABLES)
+def test_a_credential_column_is_read_in_every_row(scanner: Scanner, text: str) -> None:
+    found = secret_spans(scanner, text)
+    assert PASSWORD in found or TOKEN in found
+    assert "changeme" not in found  # judged like any value: a placeholder is none
+
+
+TABLE_LOOK_ALIKES = [
+    "user,password_changed_at,status\nbob,2023-12-30T10:00:00Z,locked\n",  # when, not what
+    "user,password\nbob,********\nann,<redacted>\ncid,changeme\n",  # masks, placeholders
+    "| Name | Description |\n|---|---|\n| password | The database password |\n",  # a doc
+    "| Setting | Value |\n|---|---|\n| api_token | ${API_TOKEN} |\n",
+    "name,token_count,last_login\nbob,42,2024-01-05\n",
+    "token, key, and lock\nare, words, here\n",  # prose with commas
+    "password\nchanged: yes, by ann\n",  # a name alone on its line is no header
+    "INSERT INTO users (name, password) VALUES ('bob', crypt('x', gen_salt('bf'))), ('a', NULL);",
+    "INSERT INTO users (name, password_hash) VALUES ('bob', 'abc');",
+    "INSERT INTO settings (name, token_ttl) VALUES ('session', '3600');",
+]
+
+
+@pytest.mark.parametrize("text", TABLE_LOOK_ALIKES)
+def test_tables_with_no_credential_in_them_stay_clean(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text) == []
+
+
+def test_a_table_flood_is_bounded_and_never_clean() -> None:
+    rows = "".join(f"row{i},placeholder\n" for i in range(MAX_CANDIDATES + 10))
+    found = read_all(f"user,password\n{rows}".encode())
+    assert [f.rule_id for f in found] == ["table-credential:unverified"]
+
+
 def test_a_yaml_block_scalar_is_read_like_a_quoted_value(scanner: Scanner) -> None:
     """Its first line, blanks and all: a passphrase; a message is still no password."""
     passphrase = "orbit Tulip 42 lantern quarry"
