@@ -166,24 +166,22 @@ HEADER = TwoPass.compile(
 # A table's header cell that names a credential's column: in a CSV line (`,` `;` or a tab
 # between cells) or a markdown table's (`|`), the cell's name one word, or a word and the
 # credential's (`API Key`, `DB password`), then the rest of the line and the next one, which
-# must hold a delimiter too (a row, or a markdown table's separator). The rows are read by
-# `_tables`.
-TABLE_HEADER = TwoPass.compile(
-    (
-        r"(?:^|[\n,;\t|])[ \t]*[\"'`]?"
-        rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*"
-        r"|[A-Za-z]+ (?i:key|token|secret|password|passphrase))"
-        r"[\"'`]?[ \t]*(?:[,;\t|][^\n]*)?\n[^\n,;\t|]*[,;\t|]"
-    ).encode()
+# must hold a delimiter too (a row, or a markdown table's separator).
+_TABLE_HEADER = (
+    r"(?:^|[\n,;\t|])[ \t]*[\"'`]?"
+    rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*"
+    r"|[A-Za-z]+ (?i:key|token|secret|password|passphrase))"
+    r"[\"'`]?[ \t]*(?:[,;\t|][^\n]*)?\n[^\n,;\t|]*[,;\t|]"
 )
 # SQL's `INSERT INTO users (name, password) VALUES (`: columns, one named for a credential,
-# then the first row's opening bracket; `_inserts` reads the rows.
-INSERT = TwoPass.compile(
-    (
-        r"(?i:insert)[ \t]+(?i:into)[ \t]+[^\s(]+[ \t]*"
-        rf"\((?P<columns>[^()\n]*{_NAME_WORD}[^()\n]*)\)\s*(?i:values)\s*\("
-    ).encode()
+# then the first row's opening bracket.
+_INSERT = (
+    r"(?i:insert)[ \t]+(?i:into)[ \t]+[^\s(]+[ \t]*"
+    rf"\((?P<columns>[^()\n]*{_NAME_WORD}[^()\n]*)\)\s*(?i:values)\s*\("
 )
+# Both in one pattern, so that a text is searched for tables once; `_tables` reads the rows.
+TABLE = TwoPass.compile(f"(?:{_TABLE_HEADER})|(?:{_INSERT})".encode())
+_NAME, _COLUMNS = TABLE.parse.groupindex[b"name"], TABLE.parse.groupindex[b"columns"]
 # An Authorization value's scheme: Basic, Bearer, Token, Api-Token, SSWS, ...; the blank after
 # it may be a shell's escaped one (`-H Authorization:Bearer\ ...`, unquoted).
 SCHEME = re2.compile(rb"^(?P<scheme>[A-Za-z][\w-]*)\\?[ \t]+(?P<rest>\S+)")
@@ -332,7 +330,12 @@ def _named(pattern: TwoPass) -> Callable[[bytes, Spans], bool]:
 (_ASSIGNMENT_NAMED, _PROPERTY_NAMED, _COMPARISON_NAMED, _SETTER_NAMED, _OPTION_NAMED) = map(
     _named, (ASSIGNMENT, PROPERTY_CALL, COMPARISON, SETTER_CALL, CLI_OPTION)
 )
-_TABLE_NAMED = _named(TABLE_HEADER)
+_TABLE_NAMED = _named(TABLE)
+
+
+def _table_named(data: bytes, spans: Spans) -> bool:
+    """An INSERT's columns name a credential (its pattern asks); a header cell must."""
+    return spans[_COLUMNS][0] >= 0 or _TABLE_NAMED(data, spans)
 
 
 def _inside(known: Reported, span: tuple[int, int]) -> bool:
@@ -725,48 +728,60 @@ _HEADER_CELL = re2.compile(rb"^[\w .()/#-]{1,40}$")
 
 
 def _tables(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    """A CSV's or a markdown table's column named for a credential: each row's cell in it.
+    """A column named for a credential in a table, each row's value in it: a CSV's or a
+    markdown table's (`_delimited_rows`), or an SQL INSERT's (`_sql_rows`).
 
-    The header line is the one holding a TABLE_HEADER match, cells of names only; the rows
-    are the lines after it (a markdown table's separator skipped) that have as many cells,
-    up to a blank line or one that has not. The search goes on from the line that ended the
-    table, so that no line is read more than twice (as a row, then as a header). Each cell
-    judged counts as a candidate, and past MAX_CANDIDATES the rest is unverified.
+    The search goes on from where the rows ended, so that no line is read more than twice
+    (as a row, then as a header). Each value judged counts as a candidate, and past
+    MAX_CANDIDATES the rest is unverified.
     """
-    reached, counted = [0], 0
-    for spans in _matches(TABLE_HEADER, data, overflow, _resumed(reached), _TABLE_NAMED):
-        table = _table(data, spans)
-        if table is None:  # no header: on from its line's end, the line's other cells unread
-            line_end = data.find(b"\n", spans[1][1], spans[1][1] + MAX_ROW_BYTES)
-            reached[0] = line_end + 1 if line_end >= 0 else reached[0]
-            continue
-        delimiter, markdown, width, columns, row = table
-        while True:  # each value judged counts: MAX_CANDIDATES bounds the rows
-            row_end = _line(data, row)
-            if row_end is None:
-                break
-            line = data[row:row_end].rstrip(b"\r")
-            cells = _cells(line, delimiter, markdown) if line.strip() else []
-            if len(cells) != width:
-                break
-            if counted >= MAX_CANDIDATES:
-                overflow.append(row)
-                return
-            for i, name in columns:
-                a, b = _unquoted(line, cells[i])
-                span = (row + a, row + b)
-                counted += 1
-                if b <= a or _inside(known, span):
-                    continue
-                value = _text(data, span)
-                if _named_value(name, value):
-                    yield Found("table-credential", span[0], span[1], value)
-            row = row_end + 1
-        reached[0] = row
+    state = [0, 0]  # where the rows were read to, and how many values were judged
+    for spans in _matches(TABLE, data, overflow, _resumed(state), _table_named):
+        rows = _sql_rows if spans[_COLUMNS][0] >= 0 else _delimited_rows
+        yield from rows(data, spans, known, state)
+        if state[1] > MAX_CANDIDATES:
+            overflow.append(state[0])
+            return
+
+
+def _delimited_rows(
+    data: bytes, spans: Spans, known: Reported, state: list[int]
+) -> Iterator[Found]:
+    """The rows of the CSV's or markdown table whose header holds the match `spans`: the
+    lines after it (a markdown table's separator skipped) that have as many cells, up to a
+    blank line or one that has not."""
+    table = _table(data, spans)
+    if table is None:  # no header: on from its line's end, the line's other cells unread
+        line_end = data.find(b"\n", spans[_NAME][1], spans[_NAME][1] + MAX_ROW_BYTES)
+        state[0] = line_end + 1 if line_end >= 0 else state[0]
+        return
+    delimiter, markdown, width, columns, row = table
+    while True:  # each value judged counts: MAX_CANDIDATES bounds the rows
+        row_end = _line(data, row)
+        if row_end is None:
+            break
+        line = data[row:row_end].rstrip(b"\r")
+        cells = _cells(line, delimiter, markdown) if line.strip() else []
+        if len(cells) != width:
+            break
+        if state[1] >= MAX_CANDIDATES:
+            state[:] = [row, MAX_CANDIDATES + 1]
+            return
+        for i, name in columns:
+            a, b = _unquoted(line, cells[i])
+            span = (row + a, row + b)
+            state[1] += 1
+            if b <= a or _inside(known, span):
+                continue
+            value = _text(data, span)
+            if _named_value(name, value):
+                yield Found("table-credential", span[0], span[1], value)
+        row = row_end + 1
+    state[0] = row
 
 
 def _resumed(reached: list[int]) -> Callable[[bytes, Spans, int], int | None]:
-    """A `resume` for `_matches`: on from `reached[0]`, where the reader last read to."""
+    """A `resume` for `_matches`: on from `reached[0]`, where a reader last read to."""
     return lambda data, spans, end: reached[0] if reached[0] > end else None
 
 
@@ -777,7 +792,7 @@ def _table(data: bytes, spans: Spans) -> _Table | None:
     """The table whose header holds the match `spans`: its delimiter, whether it is
     markdown, its width, its credentials' columns (index, name) and where its rows start;
     None if the line is no table's header."""
-    start, name_end = spans[0][0], spans[1][1]
+    start, name_end = spans[0][0], spans[_NAME][1]
     first = start + 1 if data[start : start + 1] in (b"\n", *_DELIMITER_BYTES) else start
     line_start = data.rfind(b"\n", max(0, first - MAX_ROW_BYTES), first) + 1
     line_end = data.find(b"\n", name_end, line_start + MAX_ROW_BYTES)
@@ -870,36 +885,33 @@ def _is_separator(line: bytes, cells: int) -> bool:
     )
 
 
-def _inserts(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+def _sql_rows(data: bytes, spans: Spans, known: Reported, state: list[int]) -> Iterator[Found]:
     """`INSERT INTO users (name, password) VALUES ('bob', '...'), (...)`: each row's quoted
-    value in a column named for a credential. The search goes on from where the rows were
-    read to; each value judged counts as a candidate, as in `_tables`."""
-    reached, counted = [0], 0
-    for spans in _matches(INSERT, data, overflow, _resumed(reached)):
-        start, end = spans[1]
-        names = [_column(column) for column in data[start:end].split(b",")]
-        columns = [(i, name) for i, name in enumerate(names) if credential_name_strength(name)]
-        row = spans[0][1]  # just past the first row's (
-        while True:  # each value judged counts: MAX_CANDIDATES bounds the rows
-            items, row = _sql_row(data, row)
-            if items is None or len(items) != len(names):
-                break
-            if counted >= MAX_CANDIDATES:
-                overflow.append(row)
-                return
-            for i, name in columns:
-                a, b, quoted = items[i]
-                counted += 1
-                if not quoted or b <= a or _inside(known, (a, b)):
-                    continue
-                value = _text(data, (a, b))
-                if _named_value(name, value, quoted=True):
-                    yield Found("table-credential", a, b, value)
-            following = _next_row(data, row)
-            if following is None:
-                break
-            row = following
-        reached[0] = row
+    value in a column named for a credential."""
+    start, end = spans[_COLUMNS]
+    names = [_column(column) for column in data[start:end].split(b",")]
+    columns = [(i, name) for i, name in enumerate(names) if credential_name_strength(name)]
+    row = spans[0][1]  # just past the first row's (
+    while True:  # each value judged counts: MAX_CANDIDATES bounds the rows
+        items, row = _sql_row(data, row)
+        if items is None or len(items) != len(names):
+            break
+        if state[1] >= MAX_CANDIDATES:
+            state[:] = [row, MAX_CANDIDATES + 1]
+            return
+        for i, name in columns:
+            a, b, quoted = items[i]
+            state[1] += 1
+            if not quoted or b <= a or _inside(known, (a, b)):
+                continue
+            value = _text(data, (a, b))
+            if _named_value(name, value, quoted=True):
+                yield Found("table-credential", a, b, value)
+        following = _next_row(data, row)
+        if following is None:
+            break
+        row = following
+    state[0] = row
 
 
 def _column(name: bytes) -> str:
@@ -980,8 +992,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("xml-element-credential", XML_ELEMENT, _element_text(XML_ELEMENT)),
     ("curl-user-credential", CURL_USER, _curl_users),
     ("header-credential", HEADER, _headers),
-    ("table-credential", TABLE_HEADER, _tables),
-    ("table-credential", INSERT, _inserts),
+    ("table-credential", TABLE, _tables),
 )
 
 # The ids of the readers' findings, which `privacy.disabled_rules` may name.
