@@ -814,11 +814,24 @@ def _table(data: bytes, spans: Spans) -> _Table | None:
     if not columns:
         return None
     row = line_end + 1
-    if markdown:  # |---|:---:|
+    if markdown:  # |---|:---:| follows a header, and nothing else
         separator = _line(data, row)
-        if separator is not None and _is_separator(data[row:separator], len(cells)):
-            row = separator + 1
+        if separator is None or not _is_separator(data[row:separator], len(cells)):
+            return None
+        row = separator + 1
+    elif line_start and _row_above(data, line_start, delimiter, len(cells)):
+        return None  # a row of a table above, not a header
     return delimiter, markdown, len(cells), columns, row
+
+
+def _row_above(data: bytes, line_start: int, delimiter: bytes, width: int) -> bool:
+    """Whether the line above the one at `line_start` has `width` cells: then that one is a
+    table's row (`X-Api-Key,...` under `name,value`), not its header."""
+    above = data.rfind(b"\n", max(0, line_start - 1 - MAX_ROW_BYTES), line_start - 1) + 1
+    if above == 0 and line_start - 1 > MAX_ROW_BYTES:
+        return False
+    line = data[above : line_start - 1].rstrip(b"\r")
+    return bool(line.strip()) and len(_cells(line, delimiter, False)) == width
 
 
 _DELIMITER_BYTES = tuple(bytes([b]) for b in _DELIMITERS)

@@ -378,6 +378,10 @@ TABLE_LOOK_ALIKES = [
     "| Setting | Value |\n|---|---|\n| api_token | ${API_TOKEN} |\n",
     "name,token_count,last_login\nbob,42,2024-01-05\n",
     "token, key, and lock\nare, words, here\n",  # prose with commas
+    # a row that names a credential is no header: the rows after it are not its values
+    "| Header | Example |\n|---|---|\n| X-Api-Key | `your-key-here` |\n| X-Tenant | demo |\n",
+    "| X-Api-Key | `your-key-here` |\n| X-Tenant | Acme-Corp |\n",  # no separator under it
+    "name,value\nX-Api-Key,<your key>\nX-Tenant,Acme-Corp\n",
     "password\nchanged: yes, by ann\n",  # a name alone on its line is no header
     "INSERT INTO users (name, password) VALUES ('bob', crypt('x', gen_salt('bf'))), ('a', NULL);",
     "INSERT INTO users (name, password_hash) VALUES ('bob', 'abc');",
