@@ -250,6 +250,16 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         "escaped JSON lines": fill('{"body": "{\\"token\\": \\"Zq8rT2mXwPq\\"}"}\n'),
         # text full of characters read as nothing
         "soft hyphens between letters": fill("a\u00ad"),
+        # Quoted values past the parsed window, each read again with its middle cut out
+        "long quoted values": distinct('token="{0}' + "a" * 1100 + '" '),
+        # Tables: a credential's column, every row's value new; SQL rows likewise
+        "table rows, each value new": "user,password\n" + distinct("bob,{0}\n"),
+        "markdown rows, each value new": "| user | password |\n|---|---|\n"
+        + distinct("| bob | {0} |\n"),
+        "insert rows, each value new": distinct(
+            "INSERT INTO users (name, password) VALUES ('bob', '{0}');\n"
+        ),
+        "table headers": fill("id,password\n1,"),
     }
 
 

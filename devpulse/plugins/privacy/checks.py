@@ -389,6 +389,8 @@ _METADATA_WORDS = frozenset(
         *("manager", "hint", "placeholder", "description", "desc", "help", "error", "message"),
         *("file", "filename", "files", "request", "response", "exchange", "reset", "input"),
         *("id", "arn", "column", "param", "parameter", "attribute", "attr", "selector", "hash"),
+        # when it was set: password_changed_at, token_created, secret_updated_date
+        *("at", "date", "time", "changed", "updated", "created", "modified"),
     }
 )
 

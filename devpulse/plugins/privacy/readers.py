@@ -14,8 +14,11 @@ The readers:
   between (`var name string =`, `val name: String =`, `NAME: &str =`, `name[33] =`,
   `Name { get; set; } =`), the value quoted or bare, or `#define NAME value`; a bare
   value ends at a backslash, so `"NAME=value\\nNEXT=1"` in a JSON string reads as INI.
-- `xml-element`: <nameToken> value </nameToken>, on one line or several.
+- `xml-element`: <nameToken> value </nameToken>, on one line or several, the value bare
+  or in a CDATA section.
 - `curl`: `-u`/`--user user:password` in any quoting, and `-H`/`--header 'Name: value'`.
+- `table`: a column named for a credential in a CSV's or a markdown table's header, and in
+  SQL's `INSERT INTO t (name, password) VALUES (...)`: each row's value in it.
 
 Connection strings (`jdbc:...;password=...`, Azure Redis `,password=...,`) are the
 `connection-string-password` rule's, and URLs with user info `credentials-in-url`'s.
@@ -41,6 +44,8 @@ from devpulse.plugins.privacy.checks import (
     token_like,
 )
 from devpulse.plugins.privacy.spans import (
+    FIRST_PARSED_BYTES,
+    MAX_PARSED_BYTES,
     NOTHING_REPORTED,
     PatternSet,
     Reported,
@@ -78,10 +83,15 @@ ASSIGNMENT = TwoPass.compile(
         r"(?P<space>[ \t]*)" + _VALUE
     ).encode()
 )
+# An element's text: a word, or one in a CDATA section (`<![CDATA[...]]>`, where a password's
+# < & > need no escaping); a ] in it is allowed but for the section's closing ]].
+_ELEMENT_TEXT = (
+    r"(?:<!\[CDATA\[[ \t]*(?P<cdata>(?:[^\]\s]|\][^\]\s])+)[ \t]*\]\]>|(?P<value>[^<>\s]+))"
+)
 XML_ELEMENT = TwoPass.compile(
     (
         rf"<(?P<name>[\w.:-]*{_NAME_WORD}[\w.:-]*)(?:[ \t][^<>\n]*)?>"
-        r"[ \t\r\n]*(?P<value>[^<>\s]+)[ \t\r\n]*</"
+        r"[ \t\r\n]*" + _ELEMENT_TEXT + r"[ \t\r\n]*</"
     ).encode()
 )
 # A record that names its value in a field of its own: Kubernetes' `- name: DB_PASSWORD` then
@@ -123,7 +133,7 @@ NAMED_ELEMENT = TwoPass.compile(
     (
         r"<[\w.:-]+[ \t][^<>\n]*?(?:name|key)[ \t]*=[ \t]*[\"']"
         rf"(?P<name>[\w.:-]*{_NAME_WORD}[\w.:-]*)[\"'][^<>\n]*>"
-        r"[ \t\r\n]*(?P<value>[^<>\s]+)[ \t\r\n]*</"
+        r"[ \t\r\n]*" + _ELEMENT_TEXT + r"[ \t\r\n]*</"
     ).encode()
 )
 # `System.setProperty("NAME", "value")`, `define('NAME', 'value')`, `putenv(...)`: a call
@@ -153,6 +163,25 @@ CURL_USER = TwoPass.compile(
 HEADER = TwoPass.compile(
     rb"(?:-H|--header)[ \t]+[\"'$]*(?P<name>[A-Za-z][\w-]*)[ \t]*:[ \t]*(?P<value>[^\"'\n]+)"
 )
+# A table's header cell that names a credential's column: in a CSV line (`,` `;` or a tab
+# between cells) or a markdown table's (`|`), the cell's name one word, or a word and the
+# credential's (`API Key`, `DB password`), then the rest of the line and the next one, which
+# must hold a delimiter too (a row, or a markdown table's separator).
+_TABLE_HEADER = (
+    r"(?:^|[\n,;\t|])[ \t]*[\"'`]?"
+    rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*"
+    r"|[A-Za-z]+ (?i:key|token|secret|password|passphrase))"
+    r"[\"'`]?[ \t]*(?:[,;\t|][^\n]*)?\n[^\n,;\t|]*[,;\t|]"
+)
+# SQL's `INSERT INTO users (name, password) VALUES (`: columns, one named for a credential,
+# then the first row's opening bracket.
+_INSERT = (
+    r"(?i:insert)[ \t]+(?i:into)[ \t]+[^\s(]+[ \t]*"
+    rf"\((?P<columns>[^()\n]*{_NAME_WORD}[^()\n]*)\)\s*(?i:values)\s*\("
+)
+# Both in one pattern, so that a text is searched for tables once; `_tables` reads the rows.
+TABLE = TwoPass.compile(f"(?:{_TABLE_HEADER})|(?:{_INSERT})".encode())
+_NAME, _COLUMNS = TABLE.parse.groupindex[b"name"], TABLE.parse.groupindex[b"columns"]
 # An Authorization value's scheme: Basic, Bearer, Token, Api-Token, SSWS, ...; the blank after
 # it may be a shell's escaped one (`-H Authorization:Bearer\ ...`, unquoted).
 SCHEME = re2.compile(rb"^(?P<scheme>[A-Za-z][\w-]*)\\?[ \t]+(?P<rest>\S+)")
@@ -173,6 +202,8 @@ BYTES_PER_PASSED_OVER = 128
 _CMDLET = re2.compile(rb"^[A-Z][A-Za-z]+-[A-Z][A-Za-z]+$")
 # An unquoted value with no end in sight (a pasted run) is reported by its first bytes.
 MAX_BARE_BYTES = 200
+# A value read on a line of its own (a YAML block scalar's) is read this far at most.
+MAX_JUDGED_BYTES = 4096
 
 
 class Found(NamedTuple):
@@ -240,15 +271,17 @@ def _matches(
     judged. Those have a budget of their own, MAX_PASSED_OVER and one more for each
     BYTES_PER_PASSED_OVER bytes of text, which only a text made of them spends.
 
-    A match longer than spans.MAX_PARSED_BYTES is read by its start (see `search_parsed`);
-    one that cannot be (a name or a quoted value of thousands of bytes) is passed over.
+    A match longer than spans.MAX_PARSED_BYTES is read by its start (see `search_parsed`),
+    or if that cannot be (a quoted value of thousands of bytes: a key in JSON), by its start
+    and its end joined; one that cannot be read either way (a name of thousands of bytes)
+    is passed over.
     """
     pos, size, counted, passed = 0, len(data), 0, 0
     passable = MAX_PASSED_OVER + size // BYTES_PER_PASSED_OVER
     while counted < MAX_CANDIDATES and passed < passable:
         if pos > size:
             return
-        found = search_parsed(pattern, data, pos)
+        found = search_parsed(pattern, data, pos, splice=True)
         if found is None:
             return
         start, end, spans = found
@@ -278,7 +311,8 @@ def _named(pattern: TwoPass) -> Callable[[bytes, Spans], bool]:
     by its name alone (cached), and for a weak name (key, auth) by its value's length."""
     index = pattern.parse.groupindex
     name_group = index[b"name"]
-    value_groups = [index[g] for g in (b"dq", b"sq", b"bq", b"bare", b"value") if g in index]
+    groups = (b"dq", b"sq", b"bq", b"bare", b"cdata", b"value")
+    value_groups = [index[g] for g in groups if g in index]
 
     def named(data: bytes, spans: Spans) -> bool:
         start, end = spans[name_group]
@@ -296,6 +330,12 @@ def _named(pattern: TwoPass) -> Callable[[bytes, Spans], bool]:
 (_ASSIGNMENT_NAMED, _PROPERTY_NAMED, _COMPARISON_NAMED, _SETTER_NAMED, _OPTION_NAMED) = map(
     _named, (ASSIGNMENT, PROPERTY_CALL, COMPARISON, SETTER_CALL, CLI_OPTION)
 )
+_TABLE_NAMED = _named(TABLE)
+
+
+def _table_named(data: bytes, spans: Spans) -> bool:
+    """An INSERT's columns name a credential (its pattern asks); a header cell must."""
+    return spans[_COLUMNS][0] >= 0 or _TABLE_NAMED(data, spans)
 
 
 def _inside(known: Reported, span: tuple[int, int]) -> bool:
@@ -308,10 +348,15 @@ def _text(data: bytes, span: tuple[int, int]) -> str:
 
 
 def _named_value(name: str, value: str, quoted: bool = False) -> bool:
-    """A value bound to `name`: a credential if the name says so and the value agrees."""
+    """A value bound to `name`: a credential if the name says so and the value agrees.
+    One longer than a parsed match (a key read across the cut, `search_parsed`) is judged by
+    its first FIRST_PARSED_BYTES characters: they tell as much, and a flood of such values
+    then costs what one of short values does."""
     strength = credential_name_strength(name)
     if strength == 0:
         return False
+    if len(value) > MAX_PARSED_BYTES:
+        value = value[:FIRST_PARSED_BYTES]
     # xoxp-, pypi-, SG.: the name says credential whatever the shape; judge the rest
     value = value[public_prefix(value) :]
     if quoted and " " in value:
@@ -319,8 +364,36 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     if value.rstrip().endswith(("...", "…")):  # cut short: judge what is left strictly
         return token_like(value.rstrip().rstrip(".…"))
     if strength == 1:  # key, auth, pw: many keys are not secrets, so the value must look random
-        return token_like(value)
+        return token_like(value) and not (len(name_words(name)) == 1 and _is_uuid(value))
+    if _is_key_id(name, value):
+        return False
     return looks_like_credential(value) or token_like(value)
+
+
+# A UUID is an identifier first: under the bare name `key`, a cache's, an idempotency
+# request's or a record's key (`key="3f2b8c1e-..."`). Under any other name it is judged as
+# any value is: some vendors' API keys are UUIDs (herokuKey, hubspot_key).
+_UUID = re2.compile(rb"^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
+# An OpenPGP key's id (8 or 16 hex digits) or fingerprint (40, as gpg prints it: capitals):
+# what a signing key's setting names (git's user.signingkey), not the key itself.
+_KEY_ID = re2.compile(rb"^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{16}|[0-9A-F]{40})$")
+
+
+def _is_uuid(value: str) -> bool:
+    core = value.strip()
+    return len(core) == 36 and found_in(_UUID, core.encode())
+
+
+def _is_key_id(name: str, value: str) -> bool:
+    """A key's id bound to a signing key's name: `signingkey = 3AA5C34371567BD2`."""
+    core = value.strip()
+    if len(core) not in (8, 16, 40) or not found_in(_KEY_ID, core.encode()):
+        return False
+    words = name_words(name)
+    return any(
+        w.endswith("key") and (w[:-3] or before) in ("signing", "sign")
+        for before, w in zip(["", *words], words, strict=False)
+    )
 
 
 def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -344,6 +417,12 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
             value_span = _default(op, value_span, data) if bare else None
         if bare and value_span is not None:
             value_span = _bare_assigned(data, op, value_span)
+        # `password: |-` and the value on the next line: a YAML block scalar, read as a
+        # quoted value is (a passphrase's blanks are its own)
+        block = None
+        if bare and op == b":" and value_span is not None:
+            block = _block_scalar(data, name_span[0], value_span)
+            value_span = block or value_span
         if value_span is None or _inside(known, value_span):
             continue
         if op in (b"||", b"??") and value_span[0] - 1 != space[1]:
@@ -356,8 +435,46 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
         # dotted name (io.jsonwebtoken:jjwt-jackson is a Maven coordinate)
         if tight_colon and (b"." in data[name_span[0] : name_span[1]] or not token_like(value)):
             continue
-        if _named_value(name, value, quoted=not bare):
+        if _named_value(name, value, quoted=not bare or block is not None):
             yield Found("assigned-credential", value_span[0], value_span[1], value)
+
+
+# YAML's block scalar header: | or >, then a chomping indicator (- or +) and an indentation
+# digit, in either order.
+_BLOCK_HEADER = re2.compile(rb"^[|>](?:[-+]?[1-9]?|[1-9][-+])$")
+
+
+def _block_scalar(data: bytes, name_start: int, span: tuple[int, int]) -> tuple[int, int] | None:
+    """The span of the first line of a YAML block scalar whose header is `span`
+    (`password: >-`, a comment at most after it): the next line, indented deeper than the
+    key's; None if `span` is no such header. Reads no more than a line each way, at most
+    MAX_BARE_BYTES of the key's and MAX_JUDGED_BYTES of the value's."""
+    start, end = span
+    if end - start > 3 or not found_in(_BLOCK_HEADER, data[start:end]):
+        return None
+    line_end = data.find(b"\n", end, end + MAX_BARE_BYTES)
+    rest = data[end:line_end].strip()
+    if line_end < 0 or (rest and not rest.startswith(b"#")):
+        return None
+    key_line = data.rfind(b"\n", max(0, name_start - MAX_BARE_BYTES), name_start) + 1
+    if key_line == 0 and name_start > MAX_BARE_BYTES:
+        return None
+    key_indent = _indent(data, key_line, name_start)
+    value_start = line_end + 1
+    value_end = data.find(b"\n", value_start, value_start + MAX_JUDGED_BYTES)
+    if value_end < 0:
+        value_end = min(len(data), value_start + MAX_JUDGED_BYTES)
+    indent = _indent(data, value_start, value_end)
+    if indent <= key_indent:
+        return None
+    value = data[value_start + indent : value_end].rstrip()
+    return (value_start + indent, value_start + indent + len(value)) if value else None
+
+
+def _indent(data: bytes, start: int, stop: int) -> int:
+    """How many blanks open data[start:stop]."""
+    line = data[start:stop]
+    return len(line) - len(line.lstrip(b" "))
 
 
 def _search_inside(data: bytes, spans: Spans, end: int) -> int | None:
@@ -535,7 +652,7 @@ def _element_text(pattern: TwoPass) -> Reader:
 
     def read(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
         for spans in _matches(pattern, data, overflow, named=named):
-            name_span, value_span = spans[1], spans[2]
+            name_span, value_span = spans[1], spans[2] if spans[2][0] >= 0 else spans[3]
             if _inside(known, value_span):
                 continue
             value = _text(data, value_span)
@@ -603,6 +720,276 @@ def _header_named(data: bytes, spans: Spans) -> bool:
     return name.lower() in _AUTHORIZATION or bool(credential_name_strength(name))
 
 
+# A table's row is read only as far as this: a longer line ends the table.
+MAX_ROW_BYTES = 1024
+_DELIMITERS = b",;\t|"
+# What a header's cell holds: a column's name, a word or a few, never a sentence.
+_HEADER_CELL = re2.compile(rb"^[\w .()/#-]{1,40}$")
+
+
+def _tables(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """A column named for a credential in a table, each row's value in it: a CSV's or a
+    markdown table's (`_delimited_rows`), or an SQL INSERT's (`_sql_rows`).
+
+    The search goes on from where the rows ended, so that no line is read more than twice
+    (as a row, then as a header). Each value judged counts as a candidate, and past
+    MAX_CANDIDATES the rest is unverified.
+    """
+    state = [0, 0]  # where the rows were read to, and how many values were judged
+    for spans in _matches(TABLE, data, overflow, _resumed(state), _table_named):
+        rows = _sql_rows if spans[_COLUMNS][0] >= 0 else _delimited_rows
+        yield from rows(data, spans, known, state)
+        if state[1] > MAX_CANDIDATES:
+            overflow.append(state[0])
+            return
+
+
+def _delimited_rows(
+    data: bytes, spans: Spans, known: Reported, state: list[int]
+) -> Iterator[Found]:
+    """The rows of the CSV's or markdown table whose header holds the match `spans`: the
+    lines after it (a markdown table's separator skipped) that have as many cells, up to a
+    blank line or one that has not."""
+    table = _table(data, spans)
+    if table is None:  # no header: on from its line's end, the line's other cells unread
+        line_end = data.find(b"\n", spans[_NAME][1], spans[_NAME][1] + MAX_ROW_BYTES)
+        state[0] = line_end + 1 if line_end >= 0 else state[0]
+        return
+    delimiter, markdown, width, columns, row = table
+    while True:  # each value judged counts: MAX_CANDIDATES bounds the rows
+        row_end = _line(data, row)
+        if row_end is None:
+            break
+        line = data[row:row_end].rstrip(b"\r")
+        cells = _cells(line, delimiter, markdown) if line.strip() else []
+        if len(cells) != width:
+            break
+        if state[1] >= MAX_CANDIDATES:
+            state[:] = [row, MAX_CANDIDATES + 1]
+            return
+        for i, name in columns:
+            a, b = _unquoted(line, cells[i])
+            span = (row + a, row + b)
+            state[1] += 1
+            if b <= a or _inside(known, span):
+                continue
+            value = _text(data, span)
+            if _named_value(name, value):
+                yield Found("table-credential", span[0], span[1], value)
+        row = row_end + 1
+    state[0] = row
+
+
+def _resumed(reached: list[int]) -> Callable[[bytes, Spans, int], int | None]:
+    """A `resume` for `_matches`: on from `reached[0]`, where a reader last read to."""
+    return lambda data, spans, end: reached[0] if reached[0] > end else None
+
+
+_Table = tuple[bytes, bool, int, list[tuple[int, str]], int]
+
+
+def _table(data: bytes, spans: Spans) -> _Table | None:
+    """The table whose header holds the match `spans`: its delimiter, whether it is
+    markdown, its width, its credentials' columns (index, name) and where its rows start;
+    None if the line is no table's header."""
+    start, name_end = spans[0][0], spans[_NAME][1]
+    first = start + 1 if data[start : start + 1] in (b"\n", *_DELIMITER_BYTES) else start
+    line_start = data.rfind(b"\n", max(0, first - MAX_ROW_BYTES), first) + 1
+    line_end = data.find(b"\n", name_end, line_start + MAX_ROW_BYTES)
+    if (line_start == 0 and first > MAX_ROW_BYTES) or line_end < 0:
+        return None  # a line too long to be a header
+    after = data[name_end:line_end].lstrip(b" \t\"'`")[:1]
+    delimiter = after if after in _DELIMITER_BYTES else data[start:first]
+    if delimiter not in _DELIMITER_BYTES:
+        return None  # a name alone on its line
+    header = data[line_start:line_end].rstrip(b"\r")
+    markdown = header.lstrip(b" \t").startswith(b"|")
+    if markdown != (delimiter == b"|"):
+        return None
+    cells = [_unquoted(header, cell) for cell in _cells(header, delimiter, markdown)]
+    if len(cells) < 2 or not all(found_in(_HEADER_CELL, header[a:b]) for a, b in cells):
+        return None
+    names = [header[a:b].decode() for a, b in cells]
+    columns = [(i, name) for i, name in enumerate(names) if credential_name_strength(name) == 2]
+    if not columns:
+        return None
+    row = line_end + 1
+    if markdown:  # |---|:---:| follows a header, and nothing else
+        separator = _line(data, row)
+        if separator is None or not _is_separator(data[row:separator], len(cells)):
+            return None
+        row = separator + 1
+    elif line_start and _row_above(data, line_start, delimiter, len(cells)):
+        return None  # a row of a table above, not a header
+    return delimiter, markdown, len(cells), columns, row
+
+
+def _row_above(data: bytes, line_start: int, delimiter: bytes, width: int) -> bool:
+    """Whether the line above the one at `line_start` has `width` cells: then that one is a
+    table's row (`X-Api-Key,...` under `name,value`), not its header."""
+    above = data.rfind(b"\n", max(0, line_start - 1 - MAX_ROW_BYTES), line_start - 1) + 1
+    if above == 0 and line_start - 1 > MAX_ROW_BYTES:
+        return False
+    line = data[above : line_start - 1].rstrip(b"\r")
+    return bool(line.strip()) and len(_cells(line, delimiter, False)) == width
+
+
+_DELIMITER_BYTES = tuple(bytes([b]) for b in _DELIMITERS)
+
+
+def _line(data: bytes, start: int) -> int | None:
+    """Where the line that starts at `start` ends (its line end, or the text's), or None if
+    there is none or it is longer than MAX_ROW_BYTES."""
+    size = len(data)
+    if start >= size:
+        return None
+    end = data.find(b"\n", start, start + MAX_ROW_BYTES + 1)
+    if end < 0:
+        return size if size - start <= MAX_ROW_BYTES else None
+    return end
+
+
+def _cells(line: bytes, delimiter: bytes, markdown: bool) -> list[tuple[int, int]]:
+    """The spans of a table row's cells: split at `delimiter`, outside double quotes (CSV);
+    for a markdown row, between its outer pipes. Linear in the line; none if a quote does
+    not close."""
+    start, end = 0, len(line)
+    if markdown:
+        start = line.find(b"|") + 1
+        stripped = line.rstrip()
+        end = len(stripped) - 1 if stripped.endswith(b"|") and len(stripped) > start else end
+    cells: list[tuple[int, int]] = []
+    i = start
+    while True:
+        head = i + len(line[i:end]) - len(line[i:end].lstrip(b" \t"))
+        after = i
+        if not markdown and line[head : head + 1] == b'"':
+            close = line.find(b'"', head + 1, end)
+            while close >= 0 and line[close + 1 : close + 2] == b'"':  # "" inside
+                close = line.find(b'"', close + 2, end)
+            if close < 0:
+                return []
+            after = close + 1
+        cut = line.find(delimiter, after, end)
+        if cut < 0:
+            cells.append((i, end))
+            return cells
+        cells.append((i, cut))
+        i = cut + 1
+
+
+def _unquoted(line: bytes, cell: tuple[int, int]) -> tuple[int, int]:
+    """A cell's span without its blanks, and without the quotes or backticks around it."""
+    a, b = cell
+    while a < b and line[a] in b" \t":
+        a += 1
+    while b > a and line[b - 1] in b" \t\r":
+        b -= 1
+    if b - a >= 2 and line[a] == line[b - 1] and line[a] in b"\"'`":
+        a, b = a + 1, b - 1
+    return a, b
+
+
+def _is_separator(line: bytes, cells: int) -> bool:
+    """A markdown table's separator row, |---|:---:|, for as many cells."""
+    parts = _cells(line, b"|", True)
+    return len(parts) == cells and all(
+        line[a:b].strip(b" \t:") and not line[a:b].strip(b" \t:-") for a, b in parts
+    )
+
+
+def _sql_rows(data: bytes, spans: Spans, known: Reported, state: list[int]) -> Iterator[Found]:
+    """`INSERT INTO users (name, password) VALUES ('bob', '...'), (...)`: each row's quoted
+    value in a column named for a credential."""
+    start, end = spans[_COLUMNS]
+    names = [_column(column) for column in data[start:end].split(b",")]
+    columns = [(i, name) for i, name in enumerate(names) if credential_name_strength(name)]
+    row = spans[0][1]  # just past the first row's (
+    while True:  # each value judged counts: MAX_CANDIDATES bounds the rows
+        items, row = _sql_row(data, row)
+        if items is None or len(items) != len(names):
+            break
+        if state[1] >= MAX_CANDIDATES:
+            state[:] = [row, MAX_CANDIDATES + 1]
+            return
+        for i, name in columns:
+            a, b, quoted = items[i]
+            state[1] += 1
+            if not quoted or b <= a or _inside(known, (a, b)):
+                continue
+            value = _text(data, (a, b))
+            if _named_value(name, value, quoted=True):
+                yield Found("table-credential", a, b, value)
+        following = _next_row(data, row)
+        if following is None:
+            break
+        row = following
+    state[0] = row
+
+
+def _column(name: bytes) -> str:
+    return name.strip(b" \t\"'`[]").decode("utf-8", "replace")
+
+
+# One SQL row's values: the longest read of one, unquoted (NOW(), 42, NULL), and of a row.
+_MAX_BARE_ITEM = 64
+_SQL_BLANKS = b" \t\r\n"
+
+
+def _sql_row(data: bytes, pos: int) -> tuple[list[tuple[int, int, bool]] | None, int]:
+    """The values of the SQL row whose ( is just before `pos`: (start, end, quoted) each,
+    and where the reading stopped (past the row's ), or where it gave up). Strings in
+    single or double quotes, a doubled quote inside; unquoted values up to _MAX_BARE_ITEM
+    bytes, a call's brackets in them. Reads at most MAX_ROW_BYTES."""
+    limit = min(len(data), pos + MAX_ROW_BYTES)
+    items: list[tuple[int, int, bool]] = []
+    i = pos
+    while True:
+        i = _skip_blanks(data, i, limit)
+        quote = data[i : i + 1]
+        if quote in (b"'", b'"'):
+            close = data.find(quote, i + 1, limit)
+            while close >= 0 and data[close + 1 : close + 2] == quote:
+                close = data.find(quote, close + 2, limit)
+            if close < 0:
+                return None, limit
+            items.append((i + 1, close, True))
+            i = close + 1
+        else:
+            end, depth = i, 0
+            stop = min(limit, i + _MAX_BARE_ITEM)
+            while end < stop and (depth or data[end] not in b",)"):
+                depth += {40: 1, 41: -1}.get(data[end], 0)  # ( and )
+                end += 1
+            if end == stop:
+                return None, end
+            items.append((i, end, False))
+            i = end
+        i = _skip_blanks(data, i, limit)
+        sep = data[i : i + 1]
+        if sep == b")":
+            return items, i + 1
+        if sep != b",":
+            return None, i
+        i += 1
+
+
+def _skip_blanks(data: bytes, i: int, limit: int) -> int:
+    limit = min(limit, len(data))
+    while i < limit and data[i] in _SQL_BLANKS:
+        i += 1
+    return i
+
+
+def _next_row(data: bytes, pos: int) -> int | None:
+    """Past the ( of the row after the one that ended at `pos` (`, (`), or None."""
+    i = _skip_blanks(data, pos, pos + 64)
+    if data[i : i + 1] != b",":
+        return None
+    i = _skip_blanks(data, i + 1, i + 65)
+    return i + 1 if data[i : i + 1] == b"(" else None
+
+
 _AUTHORIZATION = ("authorization", "proxy-authorization")
 Reader = Callable[[bytes, list[int], Reported], Iterator[Found]]
 # Each reader with the pattern it searches: a text none of the patterns match skips it.
@@ -618,6 +1005,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("xml-element-credential", XML_ELEMENT, _element_text(XML_ELEMENT)),
     ("curl-user-credential", CURL_USER, _curl_users),
     ("header-credential", HEADER, _headers),
+    ("table-credential", TABLE, _tables),
 )
 
 # The ids of the readers' findings, which `privacy.disabled_rules` may name.

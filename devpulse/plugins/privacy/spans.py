@@ -104,6 +104,10 @@ MAX_PARSED_BYTES = 1024
 # that reading fails: a long unquoted value reads as well cut short (the readers cut it at
 # 200 bytes anyway), and a flood of such matches then costs a quarter of the reading.
 FIRST_PARSED_BYTES = 256
+# A match too long for either reading (a private key or a token of thousands of bytes, quoted
+# in JSON) may be read once more with its middle cut out: its first FIRST_PARSED_BYTES and
+# its last SPLICED_TAIL_BYTES, joined. What ends a value (a closing quote, `</`) is short.
+SPLICED_TAIL_BYTES = 32
 _NAMED_GROUP = re2.compile(rb"\(\?P<\w+>")
 
 
@@ -124,7 +128,9 @@ class TwoPass:
         return cls(find, re2.compile(pattern))
 
 
-def search_parsed(pattern: TwoPass, data: bytes, pos: int) -> tuple[int, int, Spans | None] | None:
+def search_parsed(
+    pattern: TwoPass, data: bytes, pos: int, *, splice: bool = False
+) -> tuple[int, int, Spans | None] | None:
     """The first match of `pattern` in `data` at or after `pos`: its start, its end, and its
     spans.
 
@@ -132,7 +138,8 @@ def search_parsed(pattern: TwoPass, data: bytes, pos: int) -> tuple[int, int, Sp
     FIRST_PARSED_BYTES. A longer match is read as far as its first FIRST_PARSED_BYTES go,
     and if it cannot be read so, as far as its first MAX_PARSED_BYTES go: a value that runs
     on past them is cut there, and a match whose fixed parts (a name and an operator, a
-    closing quote) lie beyond them has no spans (None). None for no match.
+    closing quote) lie beyond them has no spans (None), unless `splice`: then it is read
+    once more, its middle cut out (`_spliced_spans`). None for no match.
     """
     whole = search_spans(pattern.find, data, pos)
     if whole is None:
@@ -142,7 +149,31 @@ def search_parsed(pattern: TwoPass, data: bytes, pos: int) -> tuple[int, int, Sp
         spans = match_spans(pattern.parse, data, start, start + FIRST_PARSED_BYTES)
         if spans is not None:
             return start, end, spans
-    return start, end, match_spans(pattern.parse, data, start, min(end, start + MAX_PARSED_BYTES))
+    spans = match_spans(pattern.parse, data, start, min(end, start + MAX_PARSED_BYTES))
+    if spans is None and splice and end - start > MAX_PARSED_BYTES:
+        spans = _spliced_spans(pattern, data, start, end)
+    return start, end, spans
+
+
+def _spliced_spans(pattern: TwoPass, data: bytes, start: int, end: int) -> Spans | None:
+    """The spans of the match data[start:end] read with its middle cut out: its first
+    FIRST_PARSED_BYTES and its last SPLICED_TAIL_BYTES, joined, read as one match, each
+    offset in the tail mapped back to where it lies in `data`. A group that runs across the
+    cut (a long quoted value) then spans all of the value; None if the joined bytes do not
+    read whole as a match.
+    """
+    cut = FIRST_PARSED_BYTES
+    tail = end - SPLICED_TAIL_BYTES
+    joined = data[start : start + cut] + data[tail:end]
+    spans = match_spans(pattern.parse, joined, 0, len(joined))
+    if spans is None or spans[0][1] != len(joined):
+        return None
+    shift = tail - start - cut  # how far the tail lies past the cut
+
+    def back(offset: int) -> int:
+        return start + offset + (shift if offset >= cut else 0)
+
+    return [(back(s), back(e)) if s >= 0 else (s, e) for s, e in spans]
 
 
 def match_spans(regex: re2._Regexp, data: bytes, start: int, stop: int) -> Spans | None:

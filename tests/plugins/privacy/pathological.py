@@ -44,6 +44,13 @@ CHAINS = (
     *('pw: "${pw:-', 'pw="${' + "a" * 190 + '}" ', '"name":"pw","t":"x",', "- name: pw\n  t: x\n"),
     *('"Name": "/pw", "Type": "S", "Value": "', "name: pw\nt: x\nvalue: ", "Cookie: a=b; "),
     *("cookie: sid=", "Cookie: x"),
+    *("<pw><![CDATA[a]", "<pw><![CDATA[", '<e key="pw"><![CDATA[x]]'),
+    *("pw: |\n", "pw: >-\n ", "  pw: |\n  ", "pw: |\n  a\n", "pw: |2-\n" + " " * 300),
+    # tables: headers, rows, unclosed quotes; SQL rows unclosed, or of doubled quotes
+    *("a,pw\n", "pw,a\n1,", "| pw |\n", "| a | pw |\n|---|---|\n", 'a,pw\n"x,', "pw,\n,\n"),
+    *("a\tpw\n", "token, key, and\n", "x,API Key,y\n" + "a," * 40 + "\n"),
+    *("INSERT INTO t (pw) VALUES (", "INSERT INTO t (a, pw) VALUES ('x', '"),
+    *("INSERT INTO t (pw) VALUES ('a'), (", "INSERT INTO t (pw) VALUES (f(g(", "''"),
     *("author=x ", '"author": "x", ', "key=lambda ", "-H 'Accept: x' "),  # names passed over
     *("#define pw ", "pw[1]=", "pw[] = a::b(", "pw: &'a ", "pw { get; ", "pw { get; } = "),
     *("ssh-keygen zip -P abcdefgh ", "net use /user:x abcdefgh ", "htpasswd -a ", "x-u a:b "),
@@ -58,6 +65,8 @@ CHAINS = (
 # (3 s per MB).
 LONG_CHAINS = (
     *("a" * 950 + "pw=", "pw:" + "T" * 920 + "="),
+    # quoted values past the parsed window: read again with their middle cut out
+    *('pw="' + "a" * 1100 + '" ', 'pw="' + "a" * 1100 + "\n", "<pw>" + "a" * 1100 + "</"),
     # a tool's name run into a word: a match turned down for the character before it was
     # searched for again from the next byte, each search reading on to the line's end
     *("xredis-cli ", "xsqlcmd ", "xopenssl ", "xlogin ", "xssh-keygen "),
@@ -120,6 +129,7 @@ TOKEN_LEADS = (
     *("-----BEGIN RSA PRIVATE KEY-----\n", "AccountKey=", "SharedAccessKey=", "Authorization: "),
     *("MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.", "ZXlK", "AGE-SECRET-KEY-1", "dt0c01.", "pk."),
     *("kind: Secret\ndata:\n  k: ", "-H 'Authorization: Basic ", "--api-key ", "<apiToken>"),
+    "<apiToken><![CDATA[",
     *('System.setProperty("API_TOKEN", "', 'if ("', 'curl -u "', 'var dbPassword string = "'),
     *("jdbc:sqlserver://db;user=sa;password=", "redis://:", "DEPLOY_TOKEN ?= "),
     *("Bearer ", '"auth": "', "-u user:", 'define("DB_PASSWORD", "', '<add key="password" '),

@@ -47,9 +47,14 @@ NAMED = [
     f'System.setProperty("DEPLOY_TOKEN", "{TOKEN}");',  # Java
     f'$deployToken .= "{TOKEN}";',  # PHP
     f"<deployToken>\n    {TOKEN}\n</deployToken>",  # XML over lines
+    f"<deployToken><![CDATA[{TOKEN}]]></deployToken>",  # XML, in a CDATA section
+    f'<entry key="deploy.token">\n  <![CDATA[ {TOKEN} ]]>\n</entry>',
     f'{{"app.env": "LOG=1\\nDEPLOY_TOKEN={TOKEN}\\nDEBUG=0"}}',  # INI inside a JSON string
     f'{{"settings": {{"deploy_token": "{TOKEN}"}}}}',  # JSON
     f"deploy:\n  token: {TOKEN}\n",  # YAML
+    f"deploy:\n  token: |-\n    {TOKEN}\n",  # YAML, a block scalar
+    f"deploy:\n  token: >  # folded\n      {TOKEN}\n  region: eu\n",
+    f"stringData:\n  DEPLOY_TOKEN: |2+\n    {TOKEN}\n",
     f'val deployToken: String = "{TOKEN}"',  # Kotlin
     f'  "deployToken" => "{TOKEN}"',  # Ruby, logstash
     f"[server]\napi_key = {TOKEN}\n",  # INI
@@ -178,6 +183,8 @@ COMMANDS = [
     f"echo 'root:{PASSWORD}' | chpasswd",
     f"mysqldump -u backup -p'{PASSWORD}' --single-transaction app",  # -p, attached
     f"sshpass -p '{PASSWORD}' ssh deploy@build.example.net",  # -p and a blank, after these
+    f"plink -ssh deploy@build.example.net -pw {PASSWORD} uptime",  # PuTTY's -pw
+    f'pscp.exe -pw "{PASSWORD}" backup.tar deploy@build.example.net:/srv',
     f"docker login -u ci -p {PASSWORD} registry.example.net",
     f"npx ovsx publish -p {TOKEN} --packagePath ext.vsix",
     f"mongosh mongodb://db.example.net/app -u admin -p {PASSWORD}",
@@ -303,6 +310,101 @@ def test_a_certificate_in_base64_is_public(scanner: Scanner) -> None:
 
 
 CRYPT = "./" + ALNUM
+
+
+LONG_KEY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" + pick(ALNUM + "+/", 2000)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{{"type": "service_account", "private_key": "{key}", "client_id": "1"}}',
+        "signing:\n  private_key: '{key}'\n",
+        'const privateKey = "{key}";',
+        'export DEPLOY_TOKEN="{key}" && ./deploy.sh',
+        "<privateKey>{key}</privateKey>",
+        'client.setApiToken("{key}");',
+    ],
+)
+def test_a_quoted_value_longer_than_a_parsed_match_is_still_found_whole(
+    scanner: Scanner, template: str
+) -> None:
+    for key in (LONG_KEY, LONG_KEY[:1100], LONG_KEY * 3):  # past each reading, and the cut
+        assert key in secret_spans(scanner, template.format(key=key))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "see the runbook for how this is rotated " * 40,  # prose
+        "${" + "PRIVATE_KEY_" * 200 + "}",  # a placeholder
+        "ab" * 1200,  # a run of two characters
+    ],
+)
+def test_a_long_quoted_value_that_is_no_credential_stays_clean(
+    scanner: Scanner, value: str
+) -> None:
+    assert secret_spans(scanner, f'{{"private_key": "{value}"}}') == []
+
+
+# A column named for a credential, in the tables people paste: each row's value in it.
+TABLES = [
+    f"name,email,password\nbob,bob@example.net,{PASSWORD}\n",  # CSV
+    f"password,user\n{PASSWORD},bob\n",  # the column first
+    f'"user","api_key"\n"bob","{TOKEN}"\n',  # quoted cells
+    f'user,password,role\nann,"{PASSWORD}",admin\nbob,"x,{PASSWORD}",dev\n',  # , in quotes
+    f"user\tpassword\nbob\t{PASSWORD}\n",  # TSV
+    f"id;user;db_password\n1;bob;{PASSWORD}\n",
+    f"| Service | API Key | Owner |\n| :--- | :---: | ---: |\n| billing | `{TOKEN}` | ann |\n",
+    f"| user | password |\n|------|----------|\n| ann | changeme |\n| bob | {PASSWORD} |\n",
+    f"INSERT INTO users (name, password) VALUES ('bob', '{PASSWORD}');",  # SQL
+    f"INSERT INTO `users` (`id`, `name`, `password`, `created_at`)\n"
+    f"VALUES (1, 'ann', 'changeme', NOW()),\n       (2, 'bob', '{PASSWORD}', NOW());",
+    f'insert into accounts(username, api_token) values ("bob", "{TOKEN}")',
+]
+
+
+@pytest.mark.parametrize("text", TABLES)
+def test_a_credential_column_is_read_in_every_row(scanner: Scanner, text: str) -> None:
+    found = secret_spans(scanner, text)
+    assert PASSWORD in found or TOKEN in found
+    assert "changeme" not in found  # judged like any value: a placeholder is none
+
+
+TABLE_LOOK_ALIKES = [
+    "user,password_changed_at,status\nbob,2023-12-30T10:00:00Z,locked\n",  # when, not what
+    "user,password\nbob,********\nann,<redacted>\ncid,changeme\n",  # masks, placeholders
+    "| Name | Description |\n|---|---|\n| password | The database password |\n",  # a doc
+    "| Setting | Value |\n|---|---|\n| api_token | ${API_TOKEN} |\n",
+    "name,token_count,last_login\nbob,42,2024-01-05\n",
+    "token, key, and lock\nare, words, here\n",  # prose with commas
+    # a row that names a credential is no header: the rows after it are not its values
+    "| Header | Example |\n|---|---|\n| X-Api-Key | `your-key-here` |\n| X-Tenant | demo |\n",
+    "| X-Api-Key | `your-key-here` |\n| X-Tenant | Acme-Corp |\n",  # no separator under it
+    "name,value\nX-Api-Key,<your key>\nX-Tenant,Acme-Corp\n",
+    "password\nchanged: yes, by ann\n",  # a name alone on its line is no header
+    "INSERT INTO users (name, password) VALUES ('bob', crypt('x', gen_salt('bf'))), ('a', NULL);",
+    "INSERT INTO users (name, password_hash) VALUES ('bob', 'abc');",
+    "INSERT INTO settings (name, token_ttl) VALUES ('session', '3600');",
+]
+
+
+@pytest.mark.parametrize("text", TABLE_LOOK_ALIKES)
+def test_tables_with_no_credential_in_them_stay_clean(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text) == []
+
+
+def test_a_table_flood_is_bounded_and_never_clean() -> None:
+    rows = "".join(f"row{i},placeholder\n" for i in range(MAX_CANDIDATES + 10))
+    found = read_all(f"user,password\n{rows}".encode())
+    assert [f.rule_id for f in found] == ["table-credential:unverified"]
+
+
+def test_a_yaml_block_scalar_is_read_like_a_quoted_value(scanner: Scanner) -> None:
+    """Its first line, blanks and all: a passphrase; a message is still no password."""
+    passphrase = "orbit Tulip 42 lantern quarry"
+    assert secret_spans(scanner, f"wifi:\n  passphrase: >-\n    {passphrase}\n") == [passphrase]
+    assert secret_spans(scanner, "x:\n  password: |\n    Hello there. Use your login.\n") == []
 
 
 def test_a_bare_value_keeps_the_letters_that_prefix_strings(scanner: Scanner) -> None:
@@ -431,6 +533,16 @@ def test_the_kind_line_of_another_object_between_ends_a_kind_first_manifest(
 
 
 LOOK_ALIKES = [
+    'cache.set(key="3f2b8c1e-9d4a-4e7b-8f21-6c5d0a9e1b72", value=row)',  # a UUID as a key
+    'requests.post(url, headers={"Idempotency-Key": "3f2b8c1e-9d4a-4e7b-8f21-6c5d0a9e1b72"})',
+    "[user]\n  signingkey = 3AA5C34371567BD2\n",  # an OpenPGP key's id, as git names it
+    "git config --global user.signingKey 0x3AA5C34371567BD2",
+    "signing_key: 4AB1C9D2E37F08A5B6C1D2E3F4A5B6C7D8E9F0A1",  # its fingerprint
+    "password: |\n  ${DB_PASSWORD}\n",  # a block scalar's placeholder
+    "password_policy: >-\n  at least 12 characters, one digit\n",
+    f"token: |\nnext_key: {TOKEN[:8]}\n",  # an empty block: the next line is no deeper
+    "<password><![CDATA[${DB_PASSWORD}]]></password>",  # a placeholder in CDATA
+    "<passwordPolicy><![CDATA[at least 12 characters]]></passwordPolicy>",  # prose
     f"publicToken: {TOKEN}",  # the public half
     f"csrf_token: {TOKEN}",
     "credentialsId: 'f4aeb6bc-2a25-458a-8111-9be9e502c0e7'",
@@ -554,7 +666,24 @@ LOOK_ALIKES = [
     "xfreerdp /u:admin /p:!RDP_PASSWORD! /v:host",
     "impacket-psexec corp/admin:%ADMIN_PASSWORD%@10.1.2.3",
     "printf 'password\\n' | passwd --stdin alice",
+    "plink -ssh deploy@host -pw %PLINK_PASSWORD% uptime",  # a variable after -pw
+    "gcc -o out main.c -pw-check",  # a word that starts with -pw
 ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'api_key = "3f2b8c1e-9d4a-4e7b-8f21-6c5d0a9e1b72"',  # a credential's name: judged
+        'herokuKey = "3f2b8c1e-9d4a-4e7b-8f21-6c5d0a9e1b72"',  # a vendor's key: a UUID
+        f'signing_key = "{TOKEN}"',  # a signing key itself, not its id
+        'SIGNING_KEY = "9f2c4e6a8b0d1f3e5a7c9e1b3d5f7a9c"',  # 32 hex digits: a secret
+    ],
+)
+def test_uuids_and_key_ids_under_credential_names_are_still_judged(
+    scanner: Scanner, text: str
+) -> None:
+    assert secret_spans(scanner, text)
 
 
 @pytest.mark.parametrize("text", LOOK_ALIKES)
@@ -582,6 +711,8 @@ def test_look_alikes_are_not_credentials(scanner: Scanner, text: str) -> None:
         ("compass", 0),
         ("lowpass_cutoff", 0),  # run together only at the name's end
         ("OLDPWD", 0),
+        ("password_changed_at", 0),  # when it was set
+        ("token_created", 0),
     ],
 )
 def test_credential_names_are_judged_word_by_word(name: str, strength: int) -> None:

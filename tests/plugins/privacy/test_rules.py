@@ -143,6 +143,7 @@ POSITIVES = [
         'd1f3a5c7e9b1d3f5a7c9e1b3d5f7a9c1")',
     ),
     ("client-name", "The Globex renewal is due next week."),
+    ("cli-pw-password", "plink -batch -pw Zq8vR3nLw2Tk admin@10.1.2.3"),
     ("confidentiality-marker", "CONFIDENTIAL - do not forward"),
 ]
 

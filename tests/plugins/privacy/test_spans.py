@@ -68,6 +68,22 @@ def test_a_long_match_is_read_by_its_start_and_a_short_one_exactly() -> None:
     assert found[2] is None
 
 
+def test_a_match_too_long_to_read_may_be_read_with_its_middle_cut_out() -> None:
+    quoted = TwoPass.compile(rb'(?P<name>key)="(?P<value>[a-z]+)"')
+    data = b'x key="' + b"a" * (4 * MAX_PARSED_BYTES) + b'" y'
+    found = search_parsed(quoted, data, 0, splice=True)
+    assert found is not None
+    start, end, spans = found
+    assert (start, end) == (2, len(data) - 2)
+    assert spans == [(2, len(data) - 2), (2, 5), (7, len(data) - 3)]  # the value, whole
+    # what does not read as a match once joined has no spans, as before
+    sentence = TwoPass.compile(rb'(?P<name>key)="(?P<value>[a-z]+)" [a-z]{40}')
+    data = b'key="' + b"a" * (4 * MAX_PARSED_BYTES) + b'" ' + b"b" * 40
+    found = search_parsed(sentence, data, 0, splice=True)
+    assert found is not None
+    assert found[2] is None
+
+
 # Spans as (start, length, category), and the same list repeated past Reported.FEW, so that
 # each question is asked of the linear scan and of the index.
 SPANS = st.lists(st.tuples(st.integers(0, 50), st.integers(0, 20), st.sampled_from("ab")))
