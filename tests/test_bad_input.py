@@ -352,6 +352,29 @@ def test_scan_skips_pipes_in_folders_and_refuses_an_empty_path(capsys, tmp_path:
     assert one_error_line(err) == "devpulse: error: cannot read '': an empty path"
 
 
+def test_scan_lists_a_symlinked_folder_as_skipped(capsys, tmp_path: Path) -> None:
+    shared, project = tmp_path / "shared-cfg", tmp_path / "proj"
+    shared.mkdir()
+    project.mkdir()
+    (shared / "prod.env").write_text("contact: jane.doe@example.com\n")
+    (project / "main.py").write_text("x = 1\n")
+    (project / "config").symlink_to(shared, target_is_directory=True)
+    (project / "link.env").symlink_to(shared / "prod.env")  # a symlinked file is read
+    code, out, err = run(capsys, "scan", str(project))
+    assert (code, err) == (ExitCode.PROBLEM, "")
+    assert out.splitlines()[0] == (
+        f"{project / 'config'}: skipped (a symlink to a folder: not followed)"
+    )
+    assert out.splitlines()[1] == f"{project / 'link.env'}: confidential (1 finding(s))"
+    (project / "link.env").unlink()
+    code, out, _ = run(capsys, "scan", "--json", str(project))
+    assert code == ExitCode.OK
+    assert json.loads(out)["files"] == [
+        {"path": str(project / "config"), "skipped": "a symlink to a folder: not followed"},
+        {"path": str(project / "main.py"), "level": "public", "findings": []},
+    ]
+
+
 def test_scan_reports_a_folder_it_cannot_list(capsys, monkeypatch, tmp_path: Path) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()

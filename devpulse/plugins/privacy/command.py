@@ -46,6 +46,8 @@ SKIP_DIRS = frozenset(
     }
 )
 
+SYMLINKED_DIR = "a symlink to a folder: not followed"
+
 
 @dataclass(frozen=True, slots=True)
 class Source:
@@ -67,7 +69,8 @@ def scan_command(scanner: Scanner, max_bytes: int) -> click.Command:
 
         Binary files (NUL bytes in the first 8 KB) are skipped and listed as skipped; text
         that is not UTF-8 is read with replacement characters, as a prompt is. Folders skip
-        version control, virtualenvs, node_modules and caches. Each file may hold at most
+        version control, virtualenvs, node_modules and caches, and do not follow a symlink to a
+        folder (it is listed as skipped; scan its target by name). Each file may hold at most
         input.max_bytes. Findings are redacted: the matched text is never printed.
 
         A file or folder that cannot be read (permission denied) is reported as an error
@@ -175,13 +178,19 @@ def _inputs(paths: tuple[str, ...], max_bytes: int) -> Iterator[Source]:
 
 
 def _file(path: Path, max_bytes: int) -> Source:
-    """A file found in a folder: read, or skipped if it is not a regular file."""
+    """A file found in a folder: read, or skipped if it is not a regular file (a pipe, a
+    device, a symlink to a folder)."""
     try:
         regular = path.is_file()
+        linked_dir = not regular and path.is_symlink() and path.is_dir()
     except OSError as exc:  # a folder listed but not searchable (r-- without x): EACCES
         return _unreadable(path, exc)
     if regular:
         return _read(path, max_bytes)
+    if linked_dir:
+        # Not followed: it may lead out of the tree, or back into it. Listed, so that a scan
+        # that left it out never reads as complete.
+        return Source(_shown(path), skipped=SYMLINKED_DIR)
     # a pipe or device inside a folder could block or never end
     return Source(_shown(path), skipped="not a regular file")
 
@@ -199,6 +208,11 @@ def _walk(root: Path) -> tuple[list[Path], list[Source]]:
 
     def entered(path: Path) -> bool:
         try:
+            if path.name in SKIP_DIRS:
+                return False
+            if path.is_symlink():  # listed by `_file` as skipped, not followed
+                found.append(path)
+                return False
             return not _skipped_dir(path)
         except OSError as exc:  # its pyvenv.cfg cannot be looked for: the folder is unreadable
             unreadable.append(_unreadable(path, exc))
