@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +201,63 @@ def test_an_allowlist_entry_not_anchored_is_a_warning() -> None:
     assert loose.result == "warn"
     assert "privacy.allowlist[1], privacy.allowlist[2]" in loose.detail
     assert "privacy.allowlist[0]" not in loose.detail
+
+
+@contextlib.contextmanager
+def not_http(greeting: bytes = b"SSH-2.0-OpenSSH_9.6\r\n") -> Iterator[str]:
+    """A port that answers each connection at once, but not in HTTP (an SSH server)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(greeting)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
+
+
+def test_a_port_that_does_not_speak_http_is_one_line_and_no_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with not_http() as base:
+        cfg = write_config(
+            tmp_path,
+            '[local]\nbackend = "weird"\nmodel = "x"\n'
+            f'[backends.weird]\nside = "local"\nkind = "openai_compat"\nbase_url = "{base}/v1"\n',
+        )
+        code, payload, err = doctor(capsys, cfg)
+        check = by_name(payload)["backends.weird"]
+        assert (code, check["result"]) == (ExitCode.PROBLEM, "fail")
+        assert check["detail"] == (
+            f"answers at {base}/v1/models, but does not speak HTTP (BadStatusLine)"
+        )
+        assert "Traceback" not in err
+        code = main(["--config", str(cfg), "doctor"])
+        out, err = capsys.readouterr()
+    assert code == ExitCode.PROBLEM
+    assert f"fail backends.weird: answers at {base}/v1/models, but does not speak HTTP" in out
+    assert "Traceback" not in err
+
+
+def test_a_check_that_raises_is_its_own_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("devpulse.commands.doctor.check_backend", broken)
+    cfg = write_config(tmp_path, f'[backends.llama_server]\nbase_url = "{dead()}/v1"\n')
+    _, payload, err = doctor(capsys, cfg)
+    check = by_name(payload)["backends.llama_server"]
+    assert (check["result"], check["detail"]) == ("fail", "the check failed (RuntimeError)")
+    assert "Traceback" not in err

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -80,7 +81,10 @@ def _backends(config: Config) -> list[Check]:
     results: dict[str, Check] = {}
 
     def ask(name: str, backend: BackendConfig) -> None:
-        results[name] = check_backend(config, name, backend)
+        try:
+            results[name] = check_backend(config, name, backend)
+        except Exception as exc:  # a check that broke is its line, not a thread's traceback
+            results[name] = _unreachable(config, name, f"the check failed ({type(exc).__name__})")
 
     threads = [
         threading.Thread(target=ask, args=(name, backend), daemon=True)
@@ -88,8 +92,9 @@ def _backends(config: Config) -> list[Check]:
     ]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + TIMEOUT_S + 0.5  # one wait for all: they run at once
     for thread in threads:
-        thread.join(TIMEOUT_S + 0.5)
+        thread.join(max(0.0, deadline - time.monotonic()))
     return [
         results.get(name) or _unreachable(config, name, f"no answer within {TIMEOUT_S:g} s")
         for name in config.backends
@@ -143,7 +148,8 @@ def _probe(
     headers: dict[str, str],
     models_of: Callable[[Any], list[str]],
 ) -> Check:
-    import urllib.error  # noqa: PLC0415  # doctor-only; keeps the CLI's start-up light
+    import http.client  # noqa: PLC0415  # doctor-only; keeps the CLI's start-up light
+    import urllib.error  # noqa: PLC0415
     import urllib.request  # noqa: PLC0415
 
     label, where = f"backends.{name}", shown_url(url)
@@ -158,6 +164,9 @@ def _probe(
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         return _unreachable(config, name, f"nothing answers at {where} ({reason})")
+    except http.client.HTTPException as exc:  # an SSH server, say: BadStatusLine, LineTooLong
+        kind = type(exc).__name__
+        return _unreachable(config, name, f"answers at {where}, but does not speak HTTP ({kind})")
     try:
         models = models_of(json.loads(body))
     except (ValueError, TypeError, KeyError, AttributeError):
