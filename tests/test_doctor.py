@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +262,50 @@ def test_a_check_that_raises_is_its_own_line(
     check = by_name(payload)["backends.llama_server"]
     assert (check["result"], check["detail"]) == ("fail", "the check failed (RuntimeError)")
     assert "Traceback" not in err
+
+
+@contextlib.contextmanager
+def model_list() -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
+    """An OpenAI-style server with one model; each request's path and Authorization header
+    are recorded."""
+    seen: list[tuple[str, str | None]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization")))
+            body = json.dumps({"data": [{"id": "m1"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_key_in_the_base_url_query_is_sent_but_never_printed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with model_list() as (host, seen):
+        cfg = write_config(
+            tmp_path,
+            f'[backends.llama_server]\nbase_url = "http://{host}/v1/?key={SENTINEL}"\n',
+        )
+        code, payload, err = doctor(capsys, cfg)
+        main(["--config", str(cfg), "doctor"])
+        out, err2 = capsys.readouterr()
+    check = by_name(payload)["backends.llama_server"]
+    assert (code, check["result"]) == (ExitCode.OK, "ok")
+    assert check["detail"] == f"answers at http://{host}/v1/models?key=***; models: m1"
+    assert SENTINEL not in json.dumps(payload) + err + out + err2
+    assert seen[0] == (f"/v1/models?key={SENTINEL}", None)  # the path before the query

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from devpulse.core.config import BackendConfig, Config, shown_url
+from devpulse.core.config import BackendConfig, Config, endpoint, shown_url
 from devpulse.core.errors import ConfigError
 from devpulse.core.exitcodes import ExitCode
 from devpulse.core.ledger import SCHEMA_VERSION, Ledger, ledger_path
@@ -112,7 +112,7 @@ def check_backend(config: Config, name: str, backend: BackendConfig) -> Check:
         key = os.environ.get(backend.api_key_env) if backend.api_key_env else None
         if key:
             headers["x-api-key"] = key
-        return _probe(config, name, f"{base}/v1/models", headers, _ids)
+        return _probe(config, name, endpoint(base, "/v1/models"), headers, _ids)
     if backend.kind == "openai_compat":
         if not backend.base_url:
             return _unreachable(config, name, "no base_url configured")
@@ -121,10 +121,10 @@ def check_backend(config: Config, name: str, backend: BackendConfig) -> Check:
         if backend.side is Side.CLOUD and not key:  # OpenAI, OpenRouter: the key comes first
             return _api_key(label, backend)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return _probe(config, name, f"{backend.base_url.rstrip('/')}/models", headers, _ids)
+        return _probe(config, name, endpoint(backend.base_url, "/models"), headers, _ids)
     if backend.kind == "ollama":
         base = (backend.base_url or OLLAMA_DEFAULT).rstrip("/")
-        return _probe(config, name, f"{base}/api/tags", {}, _ollama_names)
+        return _probe(config, name, endpoint(base, "/api/tags"), {}, _ollama_names)
     if backend.kind is not None:
         return Check(label, "ok", f"not checked: kind {backend.kind!r} comes from a plugin")
     return Check(label, "ok", "not checked: no kind, so a plugin of its own serves it")
