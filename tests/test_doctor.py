@@ -309,3 +309,18 @@ def test_a_key_in_the_base_url_query_is_sent_but_never_printed(
     assert check["detail"] == f"answers at http://{host}/v1/models?key=***; models: m1"
     assert SENTINEL not in json.dumps(payload) + err + out + err2
     assert seen[0] == (f"/v1/models?key={SENTINEL}", None)  # the path before the query
+
+
+def test_user_info_in_the_base_url_is_sent_as_basic_auth(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with model_list() as (host, seen):
+        cfg = write_config(
+            tmp_path, f'[backends.llama_server]\nbase_url = "http://user:pw%40123@{host}/v1"\n'
+        )
+        code, payload, err = doctor(capsys, cfg)
+    check = by_name(payload)["backends.llama_server"]
+    assert (code, check["result"]) == (ExitCode.OK, "ok")
+    assert check["detail"] == f"answers at http://user:***@{host}/v1/models; models: m1"
+    assert "pw%40123" not in json.dumps(payload) + err
+    assert seen == [("/v1/models", "Basic dXNlcjpwd0AxMjM=")]  # user:pw@123, as httpx sends it

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from devpulse.core.config import BackendConfig, Config, endpoint, shown_url
+from devpulse.core.config import BackendConfig, Config, endpoint, shown_url, without_userinfo
 from devpulse.core.errors import ConfigError
 from devpulse.core.exitcodes import ExitCode
 from devpulse.core.ledger import SCHEMA_VERSION, Ledger, ledger_path
@@ -153,8 +153,12 @@ def _probe(
     import urllib.request  # noqa: PLC0415
 
     label, where = f"backends.{name}", shown_url(url)
-    request = urllib.request.Request(url, headers={"Accept": "application/json", **headers})
     try:
+        target, basic = without_userinfo(url)  # user:pw@host: Basic auth, as clients send it
+        sent = {"Accept": "application/json", **headers}
+        if basic is not None:
+            sent["Authorization"] = basic
+        request = urllib.request.Request(target, headers=sent)
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as reply:
             body = reply.read(4 * 1024 * 1024)
     except urllib.error.HTTPError as exc:

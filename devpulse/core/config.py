@@ -514,6 +514,22 @@ def endpoint(base_url: str, path: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(path=parts.path.rstrip("/") + path, fragment=""))
 
 
+def without_userinfo(url: str) -> tuple[str, str | None]:
+    """`url` without its user info, and that user info as an HTTP Basic ``Authorization``
+    header value (None when it has none), as httpx sends it: urllib would look the whole
+    `user:pw@host` up as a host name."""
+    import base64  # noqa: PLC0415  # only where a URL carries user info
+
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
+
+
 def is_http_url(url: str) -> bool:
     """An http(s) URL with a host and, if any, a numeric port; no spaces."""
     if url != url.strip() or any(c.isspace() for c in url):
