@@ -13,9 +13,9 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,6 +25,9 @@ from devpulse.core.exitcodes import ExitCode
 from devpulse.core.ledger import SCHEMA_VERSION, Ledger, ledger_path
 from devpulse.core.types import Side, same_model
 from devpulse.plugins.backends.anthropic_backend import ANTHROPIC_API
+
+if TYPE_CHECKING:
+    from devpulse.core.plugins import BrokenPlugin
 
 TIMEOUT_S = 2.0
 OLLAMA_DEFAULT = "http://127.0.0.1:11434"
@@ -48,12 +51,13 @@ def doctor_command(ctx: click.Context, as_json: bool) -> None:
 
     A backend that does not answer fails only when it is the [local] default backend;
     other unreachable backends and a missing API key are warnings. Each check waits at
-    most 2 seconds; the real Anthropic API is never called.
+    most 2 seconds; the real Anthropic API is never called. An installed plugin that
+    failed to load is a fail line naming it (other commands refuse to run).
 
     Exit codes: 0 no check failed, 1 a check failed, 2 usage or config error.
     """
     app = ctx.obj
-    checks = run_checks(app.config, app.pm.hook.probe_memory)
+    checks = run_checks(app.config, app.pm.hook.probe_memory, getattr(app, "broken_plugins", ()))
     failed = any(c.result == "fail" for c in checks)
     if as_json:
         payload = {"status": "fail" if failed else "ok", "checks": [asdict(c) for c in checks]}
@@ -64,10 +68,14 @@ def doctor_command(ctx: click.Context, as_json: bool) -> None:
     ctx.exit(int(ExitCode.PROBLEM if failed else ExitCode.OK))
 
 
-def run_checks(config: Config, probe: Callable[[], list[Any]]) -> list[Check]:
-    """Every check, in report order; the backends are asked at the same time."""
+def run_checks(
+    config: Config, probe: Callable[[], list[Any]], broken: Sequence[BrokenPlugin] = ()
+) -> list[Check]:
+    """Every check, in report order; the backends are asked at the same time. `broken`:
+    the installed plugins that failed to load (left out of this run), one fail each."""
     where = config.source if config.source != "<defaults>" else "no file, the packaged defaults"
     checks = [Check("config", "ok", f"loaded ({where})")]
+    checks.extend(check_broken(b) for b in broken)
     checks.extend(_backends(config))
     checks.append(check_limits(config))
     checks.append(check_allowlist(config))
@@ -207,6 +215,19 @@ def _ids(payload: Any) -> list[str]:
 
 def _ollama_names(payload: Any) -> list[str]:
     return [str(m["name"]) for m in payload["models"]]
+
+
+def check_broken(broken: BrokenPlugin) -> Check:
+    """An installed plugin that failed to load: every command but this and `plugins` refuses
+    to run until it is fixed, uninstalled or left out with DEVPULSE_LOAD_PLUGINS."""
+    from devpulse.plugins.privacy.redact import redact  # noqa: PLC0415  # on this path only
+
+    return Check(
+        f"plugins.{broken.entry_point}",
+        "fail",
+        f"{redact(broken.describe())}; other commands refuse to run until it is fixed, "
+        "uninstalled or left out of DEVPULSE_LOAD_PLUGINS",
+    )
 
 
 def check_limits(config: Config) -> Check:
