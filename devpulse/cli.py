@@ -15,7 +15,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,10 +37,13 @@ if TYPE_CHECKING:
     import pluggy
 
     from devpulse.core.pipeline import Router
+    from devpulse.core.plugins import BrokenPlugin
 
 F = TypeVar("F", bound=Callable[..., Any])
 VERSION = "%(prog)s, version %(version)s"
 CUT = "the output was cut: stdout closed before the end"
+# The commands that still run when an installed plugin fails to load, to show which.
+DIAGNOSES = frozenset({"plugins", "doctor"})
 
 
 @dataclass
@@ -49,6 +52,9 @@ class App:
 
     config: Config
     pm: pluggy.PluginManager
+    #: Installed plugins that failed to load, left out: only for the commands that
+    #: diagnose (`DIAGNOSES`); every other command refuses to run without them.
+    broken_plugins: list[BrokenPlugin] = field(default_factory=list)
 
     _router: Router | None = None
 
@@ -123,21 +129,32 @@ def route_command(app: App, prompt: str | None, path: Any, task: str | None, as_
 @json_option
 @pass_app
 def plugins_command(app: App, as_json: bool) -> None:
-    """List the plugins loaded and the hooks each implements.
+    """List the plugins loaded and the hooks each implements, and any installed plugin that
+    failed to load, with why (it is left out; every other command refuses to run).
 
-    Exit codes: 0 listed, 2 usage or config error.
+    Exit codes: 0 listed, 1 an installed plugin failed to load, 2 usage or config error.
     """
     from devpulse.core.plugins import plugin_listing  # noqa: PLC0415  # not for --version
+    from devpulse.plugins.privacy.redact import redact  # noqa: PLC0415
 
     listing = plugin_listing(app.pm)
+    # A plugin's error may quote anything: a secret in it is redacted.
+    broken = [{**asdict(b), "error": redact(b.error)} for b in app.broken_plugins]
     if as_json:
-        emit({"status": "ok", "plugins": listing})
-        return
-    for entry in listing:
-        origin = entry["source"]
-        if "distribution" in entry:
-            origin = f"{entry['distribution']} {entry['version']}"
-        click.echo(f"{entry['name']} ({origin}): {', '.join(entry['hooks'])}")
+        emit({"status": "fail" if broken else "ok", "plugins": listing, "broken": broken})
+    else:
+        for entry in listing:
+            origin = entry["source"]
+            if "distribution" in entry:
+                origin = f"{entry['distribution']} {entry['version']}"
+            click.echo(f"{entry['name']} ({origin}): {', '.join(entry['hooks'])}")
+        for b in broken:
+            click.echo(
+                f"{b['entry_point']} ({b['distribution']} {b['version']}): "
+                f"BROKEN, not loaded: {b['error']}"
+            )
+    if broken:
+        click.get_current_context().exit(int(ExitCode.PROBLEM))
 
 
 def build_cli(app: App) -> click.Group:
@@ -236,10 +253,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if _asks_version(args):  # before the config and the plugins: the version needs neither
         return _say(VERSION % {"prog": "devpulse", "version": __version__})
     try:
-        from devpulse.core.plugins import make_plugin_manager  # noqa: PLC0415  # not for --version
+        from devpulse.core.plugins import (  # noqa: PLC0415  # not for --version
+            PluginLoadError,
+            make_plugin_manager,
+        )
 
         config = load_config(_peek_option(args, "--config"))
-        app = App(config=config, pm=make_plugin_manager(config))
+        broken: list[BrokenPlugin] = []
+        pm = make_plugin_manager(config, broken=broken)
+        if broken and _command_name(args) not in DIAGNOSES:
+            raise PluginLoadError(broken[0])  # routing without a plugin could change sides
+        app = App(config=config, pm=pm, broken_plugins=broken)
         result = build_cli(app).main(args=args, prog_name="devpulse", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
         return _say(exc.ctx.get_help() if exc.ctx else str(exc))
@@ -328,6 +352,20 @@ def _discard_stdout() -> None:
         os.close(null)
     except (OSError, ValueError, AttributeError):  # not a real file (tests capture it)
         pass
+
+
+def _command_name(args: list[str]) -> str | None:
+    """The command `args` name (the first word that is not a group option), if any."""
+    i = 0
+    while i < len(args) and args[i] != "--":
+        arg = args[i]
+        if arg == "--config":
+            i += 2
+            continue
+        if not arg.startswith("-"):
+            return arg
+        i += 1
+    return None
 
 
 def _peek_option(args: list[str], name: str) -> str | None:

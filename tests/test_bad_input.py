@@ -352,6 +352,29 @@ def test_scan_skips_pipes_in_folders_and_refuses_an_empty_path(capsys, tmp_path:
     assert one_error_line(err) == "devpulse: error: cannot read '': an empty path"
 
 
+def test_scan_lists_a_symlinked_folder_as_skipped(capsys, tmp_path: Path) -> None:
+    shared, project = tmp_path / "shared-cfg", tmp_path / "proj"
+    shared.mkdir()
+    project.mkdir()
+    (shared / "prod.env").write_text("contact: jane.doe@example.com\n")
+    (project / "main.py").write_text("x = 1\n")
+    (project / "config").symlink_to(shared, target_is_directory=True)
+    (project / "link.env").symlink_to(shared / "prod.env")  # a symlinked file is read
+    code, out, err = run(capsys, "scan", str(project))
+    assert (code, err) == (ExitCode.PROBLEM, "")
+    assert out.splitlines()[0] == (
+        f"{project / 'config'}: skipped (a symlink to a folder: not followed)"
+    )
+    assert out.splitlines()[1] == f"{project / 'link.env'}: confidential (1 finding(s))"
+    (project / "link.env").unlink()
+    code, out, _ = run(capsys, "scan", "--json", str(project))
+    assert code == ExitCode.OK
+    assert json.loads(out)["files"] == [
+        {"path": str(project / "config"), "skipped": "a symlink to a folder: not followed"},
+        {"path": str(project / "main.py"), "level": "public", "findings": []},
+    ]
+
+
 def test_scan_reports_a_folder_it_cannot_list(capsys, monkeypatch, tmp_path: Path) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -368,6 +391,49 @@ def test_scan_reports_a_folder_it_cannot_list(capsys, monkeypatch, tmp_path: Pat
     assert code == ExitCode.USAGE
     assert out == f"{tmp_path / 'a.txt'}: clean\n"
     assert err == f"devpulse: error: cannot read {locked}: Permission denied\n"
+
+
+def test_scan_reports_a_folder_it_cannot_look_into_and_scans_the_rest(
+    capsys, monkeypatch, tmp_path: Path
+) -> None:
+    """Root reads every folder; `is_file` raising EACCES stands for a folder (chmod 000) whose
+    pyvenv.cfg cannot be looked for, and for a file in a folder listed but not searchable."""
+    for folder in ("data", "shelf", "src"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "shelf" / "hidden.txt").write_text("fine\n")
+    (tmp_path / "src" / ".env").write_text("contact: jane.doe@example.com\n")
+    (tmp_path / "src" / "app.py").write_text("print('hi')\n")
+    data, hidden = tmp_path / "data", tmp_path / "shelf" / "hidden.txt"
+    denied = {data / "pyvenv.cfg", hidden}
+    real_is_file = Path.is_file
+
+    def is_file(self: Path) -> bool:
+        if self in denied:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_is_file(self)
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    code, out, err = run(capsys, "scan", str(tmp_path))
+    assert code == ExitCode.USAGE  # documented: a path could not be read
+    lines = out.splitlines()
+    assert lines[0] == f"{tmp_path / 'src' / '.env'}: confidential (1 finding(s))"
+    assert lines[2:] == [f"{tmp_path / 'src' / 'app.py'}: clean"]
+    assert err.splitlines() == [
+        f"devpulse: error: cannot read {data}: Permission denied",  # the folder, no pyvenv.cfg
+        f"devpulse: error: cannot read {hidden}: Permission denied",
+    ]
+    code, out, _ = run(capsys, "scan", "--json", str(tmp_path))
+    payload = json.loads(out)
+    assert (code, payload["status"], payload["sensitive"], payload["scanned"]) == (
+        ExitCode.USAGE,
+        "error",
+        True,
+        2,
+    )
+    assert [f for f in payload["files"] if "error" in f] == [
+        {"path": str(data), "error": f"cannot read {data}: Permission denied"},
+        {"path": str(hidden), "error": f"cannot read {hidden}: Permission denied"},
+    ]
 
 
 def test_scan_of_binary_stdin(capsys, monkeypatch) -> None:

@@ -174,3 +174,61 @@ def test_console_script_and_shell_exit_codes(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1
+
+
+@pytest.fixture
+def broken_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed distribution `badplug` whose `devpulse` entry point fails to import."""
+    site = tmp_path / "site"
+    info = site / "badplug-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: badplug\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[devpulse]\nbad_import = badplug_boom\n")
+    (site / "badplug_boom.py").write_text('raise RuntimeError("boom at import")\n')
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("DEVPULSE_LOAD_PLUGINS", raising=False)
+
+
+NAMED = (
+    "cannot load the installed devpulse plugin 'bad_import' (distribution badplug 0.1): "
+    "RuntimeError: boom at import"
+)
+
+
+@pytest.mark.usefixtures("broken_plugin")
+def test_a_plugin_that_fails_to_load_is_named_and_stops_routing(capsys) -> None:
+    code, out, err = run(capsys, "route", "hi")
+    assert (code, out) == (ExitCode.USAGE, "")
+    assert err.startswith(f"devpulse: error: {NAMED}; ")
+    assert "DEVPULSE_LOAD_PLUGINS" in err
+    assert len(err.splitlines()) == 1
+    from devpulse import Router, config_from_mapping  # noqa: PLC0415
+    from devpulse.core.plugins import PluginLoadError  # noqa: PLC0415
+
+    with pytest.raises(PluginLoadError, match=r"'bad_import' \(distribution badplug 0\.1\)"):
+        Router(config_from_mapping({}))  # the library, too: never routes without it
+
+
+@pytest.mark.usefixtures("broken_plugin")
+def test_plugins_and_doctor_still_run_and_show_a_plugin_that_failed_to_load(capsys) -> None:
+    code, out, _ = run(capsys, "plugins")
+    assert code == ExitCode.PROBLEM
+    assert out.splitlines()[-1] == (
+        "bad_import (badplug 0.1): BROKEN, not loaded: RuntimeError: boom at import"
+    )
+    code, out, _ = run(capsys, "plugins", "--json")
+    payload = json.loads(out)
+    assert (code, payload["status"]) == (ExitCode.PROBLEM, "fail")
+    assert payload["broken"] == [
+        {
+            "entry_point": "bad_import",
+            "distribution": "badplug",
+            "version": "0.1",
+            "error": "RuntimeError: boom at import",
+        }
+    ]
+    code, out, _ = run(capsys, "doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert code == ExitCode.PROBLEM
+    assert checks["plugins.bad_import"]["result"] == "fail"
+    assert checks["plugins.bad_import"]["detail"].startswith(NAMED)

@@ -110,3 +110,20 @@ def test_an_unset_api_key_says_so(
     assert (
         keys.index("backends.anthropic.api_key") == keys.index("backends.anthropic.api_key_env") + 1
     )
+
+
+def test_a_key_in_a_base_url_query_is_masked(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[backends.gateway]\nside = "local"\nkind = "openai_compat"\n'
+        f'base_url = "http://127.0.0.1:9/v1?key={SENTINEL}&region=eu"\n'
+    )
+    values = config_json(capsys, "--config", str(cfg))["values"]
+    assert values["backends.gateway.base_url"] == {
+        "value": "http://127.0.0.1:9/v1?key=***&region=***",
+        "from": "file",
+    }
+    code, out, err = run(capsys, "--config", str(cfg), "config")
+    assert code == 0
+    assert SENTINEL not in out + err
+    assert 'backends.gateway.base_url = "http://127.0.0.1:9/v1?key=***&region=***"' in out

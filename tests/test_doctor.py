@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +202,125 @@ def test_an_allowlist_entry_not_anchored_is_a_warning() -> None:
     assert loose.result == "warn"
     assert "privacy.allowlist[1], privacy.allowlist[2]" in loose.detail
     assert "privacy.allowlist[0]" not in loose.detail
+
+
+@contextlib.contextmanager
+def not_http(greeting: bytes = b"SSH-2.0-OpenSSH_9.6\r\n") -> Iterator[str]:
+    """A port that answers each connection at once, but not in HTTP (an SSH server)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(greeting)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
+
+
+def test_a_port_that_does_not_speak_http_is_one_line_and_no_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with not_http() as base:
+        cfg = write_config(
+            tmp_path,
+            '[local]\nbackend = "weird"\nmodel = "x"\n'
+            f'[backends.weird]\nside = "local"\nkind = "openai_compat"\nbase_url = "{base}/v1"\n',
+        )
+        code, payload, err = doctor(capsys, cfg)
+        check = by_name(payload)["backends.weird"]
+        assert (code, check["result"]) == (ExitCode.PROBLEM, "fail")
+        assert check["detail"] == (
+            f"answers at {base}/v1/models, but does not speak HTTP (BadStatusLine)"
+        )
+        assert "Traceback" not in err
+        code = main(["--config", str(cfg), "doctor"])
+        out, err = capsys.readouterr()
+    assert code == ExitCode.PROBLEM
+    assert f"fail backends.weird: answers at {base}/v1/models, but does not speak HTTP" in out
+    assert "Traceback" not in err
+
+
+def test_a_check_that_raises_is_its_own_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("devpulse.commands.doctor.check_backend", broken)
+    cfg = write_config(tmp_path, f'[backends.llama_server]\nbase_url = "{dead()}/v1"\n')
+    _, payload, err = doctor(capsys, cfg)
+    check = by_name(payload)["backends.llama_server"]
+    assert (check["result"], check["detail"]) == ("fail", "the check failed (RuntimeError)")
+    assert "Traceback" not in err
+
+
+@contextlib.contextmanager
+def model_list() -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
+    """An OpenAI-style server with one model; each request's path and Authorization header
+    are recorded."""
+    seen: list[tuple[str, str | None]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization")))
+            body = json.dumps({"data": [{"id": "m1"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_key_in_the_base_url_query_is_sent_but_never_printed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with model_list() as (host, seen):
+        cfg = write_config(
+            tmp_path,
+            f'[backends.llama_server]\nbase_url = "http://{host}/v1/?key={SENTINEL}"\n',
+        )
+        code, payload, err = doctor(capsys, cfg)
+        main(["--config", str(cfg), "doctor"])
+        out, err2 = capsys.readouterr()
+    check = by_name(payload)["backends.llama_server"]
+    assert (code, check["result"]) == (ExitCode.OK, "ok")
+    assert check["detail"] == f"answers at http://{host}/v1/models?key=***; models: m1"
+    assert SENTINEL not in json.dumps(payload) + err + out + err2
+    assert seen[0] == (f"/v1/models?key={SENTINEL}", None)  # the path before the query
+
+
+def test_user_info_in_the_base_url_is_sent_as_basic_auth(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with model_list() as (host, seen):
+        cfg = write_config(
+            tmp_path, f'[backends.llama_server]\nbase_url = "http://user:pw%40123@{host}/v1"\n'
+        )
+        code, payload, err = doctor(capsys, cfg)
+    check = by_name(payload)["backends.llama_server"]
+    assert (code, check["result"]) == (ExitCode.OK, "ok")
+    assert check["detail"] == f"answers at http://user:***@{host}/v1/models; models: m1"
+    assert "pw%40123" not in json.dumps(payload) + err
+    assert seen == [("/v1/models", "Basic dXNlcjpwd0AxMjM=")]  # user:pw@123, as httpx sends it

@@ -79,8 +79,8 @@ def _walk(
             _walk(value, mine, key, out)
             continue
         shown = "<redacted>" if _looks_secret(str(name)) and value else value
-        if isinstance(shown, str) and "@" in shown:
-            shown = shown_url(shown)  # a URL's password: https://user:***@host
+        if isinstance(shown, str):  # a URL's password and query values: user:***@, ?key=***
+            shown = shown_url(shown)
         out[key] = {"value": shown, "from": FILE if from_file else DEFAULT}
 
 

@@ -12,18 +12,22 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from devpulse.core.config import BackendConfig, Config, shown_url
+from devpulse.core.config import BackendConfig, Config, endpoint, shown_url, without_userinfo
 from devpulse.core.errors import ConfigError
 from devpulse.core.exitcodes import ExitCode
 from devpulse.core.ledger import SCHEMA_VERSION, Ledger, ledger_path
 from devpulse.core.types import Side, same_model
 from devpulse.plugins.backends.anthropic_backend import ANTHROPIC_API
+
+if TYPE_CHECKING:
+    from devpulse.core.plugins import BrokenPlugin
 
 TIMEOUT_S = 2.0
 OLLAMA_DEFAULT = "http://127.0.0.1:11434"
@@ -47,12 +51,13 @@ def doctor_command(ctx: click.Context, as_json: bool) -> None:
 
     A backend that does not answer fails only when it is the [local] default backend;
     other unreachable backends and a missing API key are warnings. Each check waits at
-    most 2 seconds; the real Anthropic API is never called.
+    most 2 seconds; the real Anthropic API is never called. An installed plugin that
+    failed to load is a fail line naming it (other commands refuse to run).
 
     Exit codes: 0 no check failed, 1 a check failed, 2 usage or config error.
     """
     app = ctx.obj
-    checks = run_checks(app.config, app.pm.hook.probe_memory)
+    checks = run_checks(app.config, app.pm.hook.probe_memory, getattr(app, "broken_plugins", ()))
     failed = any(c.result == "fail" for c in checks)
     if as_json:
         payload = {"status": "fail" if failed else "ok", "checks": [asdict(c) for c in checks]}
@@ -63,10 +68,14 @@ def doctor_command(ctx: click.Context, as_json: bool) -> None:
     ctx.exit(int(ExitCode.PROBLEM if failed else ExitCode.OK))
 
 
-def run_checks(config: Config, probe: Callable[[], list[Any]]) -> list[Check]:
-    """Every check, in report order; the backends are asked at the same time."""
+def run_checks(
+    config: Config, probe: Callable[[], list[Any]], broken: Sequence[BrokenPlugin] = ()
+) -> list[Check]:
+    """Every check, in report order; the backends are asked at the same time. `broken`:
+    the installed plugins that failed to load (left out of this run), one fail each."""
     where = config.source if config.source != "<defaults>" else "no file, the packaged defaults"
     checks = [Check("config", "ok", f"loaded ({where})")]
+    checks.extend(check_broken(b) for b in broken)
     checks.extend(_backends(config))
     checks.append(check_limits(config))
     checks.append(check_allowlist(config))
@@ -80,7 +89,10 @@ def _backends(config: Config) -> list[Check]:
     results: dict[str, Check] = {}
 
     def ask(name: str, backend: BackendConfig) -> None:
-        results[name] = check_backend(config, name, backend)
+        try:
+            results[name] = check_backend(config, name, backend)
+        except Exception as exc:  # a check that broke is its line, not a thread's traceback
+            results[name] = _unreachable(config, name, f"the check failed ({type(exc).__name__})")
 
     threads = [
         threading.Thread(target=ask, args=(name, backend), daemon=True)
@@ -88,8 +100,9 @@ def _backends(config: Config) -> list[Check]:
     ]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + TIMEOUT_S + 0.5  # one wait for all: they run at once
     for thread in threads:
-        thread.join(TIMEOUT_S + 0.5)
+        thread.join(max(0.0, deadline - time.monotonic()))
     return [
         results.get(name) or _unreachable(config, name, f"no answer within {TIMEOUT_S:g} s")
         for name in config.backends
@@ -107,7 +120,7 @@ def check_backend(config: Config, name: str, backend: BackendConfig) -> Check:
         key = os.environ.get(backend.api_key_env) if backend.api_key_env else None
         if key:
             headers["x-api-key"] = key
-        return _probe(config, name, f"{base}/v1/models", headers, _ids)
+        return _probe(config, name, endpoint(base, "/v1/models"), headers, _ids)
     if backend.kind == "openai_compat":
         if not backend.base_url:
             return _unreachable(config, name, "no base_url configured")
@@ -116,10 +129,10 @@ def check_backend(config: Config, name: str, backend: BackendConfig) -> Check:
         if backend.side is Side.CLOUD and not key:  # OpenAI, OpenRouter: the key comes first
             return _api_key(label, backend)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return _probe(config, name, f"{backend.base_url.rstrip('/')}/models", headers, _ids)
+        return _probe(config, name, endpoint(backend.base_url, "/models"), headers, _ids)
     if backend.kind == "ollama":
         base = (backend.base_url or OLLAMA_DEFAULT).rstrip("/")
-        return _probe(config, name, f"{base}/api/tags", {}, _ollama_names)
+        return _probe(config, name, endpoint(base, "/api/tags"), {}, _ollama_names)
     if backend.kind is not None:
         return Check(label, "ok", f"not checked: kind {backend.kind!r} comes from a plugin")
     return Check(label, "ok", "not checked: no kind, so a plugin of its own serves it")
@@ -143,12 +156,17 @@ def _probe(
     headers: dict[str, str],
     models_of: Callable[[Any], list[str]],
 ) -> Check:
-    import urllib.error  # noqa: PLC0415  # doctor-only; keeps the CLI's start-up light
+    import http.client  # noqa: PLC0415  # doctor-only; keeps the CLI's start-up light
+    import urllib.error  # noqa: PLC0415
     import urllib.request  # noqa: PLC0415
 
     label, where = f"backends.{name}", shown_url(url)
-    request = urllib.request.Request(url, headers={"Accept": "application/json", **headers})
     try:
+        target, basic = without_userinfo(url)  # user:pw@host: Basic auth, as clients send it
+        sent = {"Accept": "application/json", **headers}
+        if basic is not None:
+            sent["Authorization"] = basic
+        request = urllib.request.Request(target, headers=sent)
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as reply:
             body = reply.read(4 * 1024 * 1024)
     except urllib.error.HTTPError as exc:
@@ -158,6 +176,9 @@ def _probe(
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         return _unreachable(config, name, f"nothing answers at {where} ({reason})")
+    except http.client.HTTPException as exc:  # an SSH server, say: BadStatusLine, LineTooLong
+        kind = type(exc).__name__
+        return _unreachable(config, name, f"answers at {where}, but does not speak HTTP ({kind})")
     try:
         models = models_of(json.loads(body))
     except (ValueError, TypeError, KeyError, AttributeError):
@@ -194,6 +215,19 @@ def _ids(payload: Any) -> list[str]:
 
 def _ollama_names(payload: Any) -> list[str]:
     return [str(m["name"]) for m in payload["models"]]
+
+
+def check_broken(broken: BrokenPlugin) -> Check:
+    """An installed plugin that failed to load: every command but this and `plugins` refuses
+    to run until it is fixed, uninstalled or left out with DEVPULSE_LOAD_PLUGINS."""
+    from devpulse.plugins.privacy.redact import redact  # noqa: PLC0415  # on this path only
+
+    return Check(
+        f"plugins.{broken.entry_point}",
+        "fail",
+        f"{redact(broken.describe())}; other commands refuse to run until it is fixed, "
+        "uninstalled or left out of DEVPULSE_LOAD_PLUGINS",
+    )
 
 
 def check_limits(config: Config) -> Check:

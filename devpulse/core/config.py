@@ -472,16 +472,62 @@ def _check_model_names(config: Config) -> None:
 
 
 def shown_url(url: str) -> str:
-    """`url` fit to print: the password of its user info (`https://user:pw@host`) masked."""
+    """`url` fit to print: the password of its user info (`https://user:pw@host`) and every
+    value in its query string and fragment (`?key=sk-...`, `?sig=...`: gateways that take
+    the key in the URL) masked as ``***``; query names kept. Text that is not a URL with a
+    host is returned as it is."""
     try:
         parts = urllib.parse.urlsplit(url)
         password = parts.password
-    except ValueError:
-        password = None
-    if password is None:
+    except ValueError:  # not a URL urllib can read (a bad [IPv6]): hide all past a '?'
+        return url.split("?", 1)[0] + ("?***" if "?" in url else "")
+    if not parts.netloc:
         return url
-    user, host = parts.netloc.rsplit("@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
+    netloc = parts.netloc
+    if password is not None:
+        user, host = netloc.rsplit("@", 1)
+        netloc = f"{user.split(':', 1)[0]}:***@{host}"
+    shown = parts._replace(
+        netloc=netloc, query=_masked_values(parts.query), fragment=_masked_values(parts.fragment)
+    )
+    return url if shown == parts else urllib.parse.urlunsplit(shown)
+
+
+def _masked_values(query: str) -> str:
+    """`a=1&b=2` as `a=***&b=***`; a bare item (`?sk-...`) may be a key itself: `***`."""
+    if not query:
+        return query
+    items = []
+    for item in query.split("&"):
+        name, equals, value = item.partition("=")
+        if equals:
+            items.append(f"{name}=***" if value else item)
+        else:
+            items.append("***" if item else item)
+    return "&".join(items)
+
+
+def endpoint(base_url: str, path: str) -> str:
+    """`path` under `base_url`: joined to the base's path, before its query string, which is
+    kept (``http://h/v1?key=k`` + ``/models`` is ``http://h/v1/models?key=k``)."""
+    parts = urllib.parse.urlsplit(base_url)
+    return urllib.parse.urlunsplit(parts._replace(path=parts.path.rstrip("/") + path, fragment=""))
+
+
+def without_userinfo(url: str) -> tuple[str, str | None]:
+    """`url` without its user info, and that user info as an HTTP Basic ``Authorization``
+    header value (None when it has none), as httpx sends it: urllib would look the whole
+    `user:pw@host` up as a host name."""
+    import base64  # noqa: PLC0415  # only where a URL carries user info
+
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
 
 
 def is_http_url(url: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -19,11 +20,39 @@ from devpulse.plugins import bundled_plugins
 ENTRY_POINT_GROUP = "devpulse"
 
 
+@dataclass(frozen=True, slots=True)
+class BrokenPlugin:
+    """An installed plugin that failed to load: its entry point, its distribution, why."""
+
+    entry_point: str
+    distribution: str
+    version: str
+    error: str
+
+    def describe(self) -> str:
+        return (
+            f"cannot load the installed devpulse plugin {self.entry_point!r} "
+            f"(distribution {self.distribution} {self.version}): {self.error}"
+        )
+
+
+class PluginLoadError(ConfigError):
+    """An installed plugin failed to load: which one, and how to leave it out."""
+
+    def __init__(self, broken: BrokenPlugin) -> None:
+        super().__init__(
+            f"{broken.describe()}; fix or uninstall it, or name only the distributions to "
+            "load in DEVPULSE_LOAD_PLUGINS (empty: none)"
+        )
+        self.broken = broken
+
+
 def make_plugin_manager(
     config: Config,
     *,
     entry_points: bool = True,
     extra: Sequence[object] = (),
+    broken: list[BrokenPlugin] | None = None,
 ) -> pluggy.PluginManager:
     """A fresh manager with the bundled plugins, then `extra`, then installed plugins.
 
@@ -31,6 +60,11 @@ def make_plugin_manager(
     against a bundled one. ``$DEVPULSE_LOAD_PLUGINS`` limits which installed distributions
     load (empty: none; else a comma-separated list of distribution names), and
     ``$DEVPULSE_TRACE_PLUGINS=1`` prints every hook call to stderr.
+
+    An installed plugin that fails to load raises `PluginLoadError`, naming it. Only a
+    caller that diagnoses (``devpulse plugins``, ``doctor``) passes a `broken` list: each
+    such plugin is then appended there and left out. Routing never does: without an
+    installed privacy or backend plugin, prompts could go elsewhere.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -43,11 +77,13 @@ def make_plugin_manager(
     for plugin in extra:
         pm.register(plugin)
     if entry_points:
-        _load_entry_points(pm, os.environ.get("DEVPULSE_LOAD_PLUGINS"))
+        _load_entry_points(pm, os.environ.get("DEVPULSE_LOAD_PLUGINS"), broken)
     try:  # after the installed plugins: they may register the kinds the config names
         for name, plugin in backend_plugins(config, pm.hook):
             pm.register(plugin, name=name)
     except ConfigError as exc:
+        if broken:  # a kind the config names may be the broken plugin's: say that first
+            raise PluginLoadError(broken[0]) from None
         raise located(exc, config.source) from None
     pm.check_pending()
     if os.environ.get("DEVPULSE_TRACE_PLUGINS", "") not in ("", "0"):
@@ -59,7 +95,9 @@ def make_plugin_manager(
     return pm
 
 
-def _load_entry_points(pm: pluggy.PluginManager, allowed: str | None) -> None:
+def _load_entry_points(
+    pm: pluggy.PluginManager, allowed: str | None, broken: list[BrokenPlugin] | None
+) -> None:
     if allowed is not None:
         wanted = {_normalize(n) for n in allowed.split(",") if n.strip()}
         found = set()
@@ -75,10 +113,22 @@ def _load_entry_points(pm: pluggy.PluginManager, allowed: str | None) -> None:
                 f"DEVPULSE_LOAD_PLUGINS: no installed distribution {missing[0]!r} "
                 f"provides a {ENTRY_POINT_GROUP!r} entry point"
             )
-    try:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    except Exception as exc:  # a broken third-party plugin must not look like our crash
-        raise ConfigError(f"cannot load an installed devpulse plugin: {exc}") from exc
+    # One entry point at a time (in pluggy's order), so that a failure names its plugin.
+    for installed in list(metadata.distributions()):
+        for ep in installed.entry_points:
+            if ep.group != ENTRY_POINT_GROUP or pm.get_plugin(ep.name) or pm.is_blocked(ep.name):
+                continue
+            try:
+                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=ep.name)
+            except Exception as exc:  # a broken third-party plugin must not look like our crash
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                failed = BrokenPlugin(
+                    ep.name, installed.metadata["Name"] or "?", installed.version or "?", reason
+                )
+                if broken is None:
+                    raise PluginLoadError(failed) from exc
+                broken.append(failed)
+                pm.set_blocked(ep.name)  # left out, whatever part of it got in
 
 
 def _normalize(name: str) -> str:

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from devpulse import ConfigError, PrivacyLevel, Side, TaskClass, config_from_mapping, load_config
+from devpulse.core.config import endpoint, shown_url
 
 
 def test_defaults_work_without_any_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,3 +105,25 @@ def test_unreadable_and_invalid_files_are_config_errors(tmp_path: Path) -> None:
 def test_plugin_tables_pass_through_untouched() -> None:
     config = config_from_mapping({"plugins": {"mine": {"limit": 5, "names": ["a"]}}})
     assert config.plugins["mine"] == {"limit": 5, "names": ["a"]}
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://127.0.0.1:8080/v1", "http://127.0.0.1:8080/v1"),
+        ("http://admin:pw@h/v1", "http://admin:***@h/v1"),
+        ("http://h/v1?key=sk-abc", "http://h/v1?key=***"),
+        ("https://h/v1?api_key=a&token=b&sig=c", "https://h/v1?api_key=***&token=***&sig=***"),
+        ("http://u:p@h/v1?access_token=t#frag", "http://u:***@h/v1?access_token=***#***"),
+        ("http://h/v1?sk-bare-key&debug=", "http://h/v1?***&debug="),
+        ("http://[::1/v1?key=sk-abc", "http://[::1/v1?***"),  # urllib cannot read it
+        ("not a url?key=x", "not a url?key=x"),  # no host: not a URL, left alone
+    ],
+)
+def test_shown_url_masks_the_password_and_every_query_value(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
+
+
+def test_endpoint_joins_the_path_before_the_query() -> None:
+    assert endpoint("http://h/v1/?key=k", "/models") == "http://h/v1/models?key=k"
+    assert endpoint("http://h:1", "/api/tags") == "http://h:1/api/tags"

@@ -65,7 +65,8 @@ def babysit_command(config: Config, hook: Any, factory: Factory = Babysitter) ->
         most memory when unloading is not enough. It reports and never kills.
 
         Exit codes: 0 stopped cleanly (SIGINT, SIGTERM, or --once), 1 the output was cut
-        (stdout closed; the check in progress still finishes), 2 usage or config error.
+        (stdout closed or not writable, as > /dev/full; the check in progress still
+        finishes), 2 usage or config error.
         """
         show = _Output(_json_lines if as_json else _StatusLine(target_free_mb))
         sitter = factory(
@@ -81,7 +82,9 @@ def babysit_command(config: Config, hook: Any, factory: Factory = Babysitter) ->
         with _stopped_by_signals(sitter.stop):
             sitter.run(once=once)
         if show.closed is not None:
-            raise show.closed  # the CLI's "the output was cut", exit 1
+            # exit 1 with one line: "the output was cut" (a closed pipe), or the system's
+            # reason ("No space left on device"), as every other command says it
+            raise show.closed
         if not as_json and sys.stdout.isatty():
             click.echo()  # leave the live line
 
@@ -95,14 +98,14 @@ class _Output:
     def __init__(self, show: Callable[[Event], None]) -> None:
         self.show = show
         self.stop: Callable[[], None] = lambda: None
-        self.closed: BrokenPipeError | None = None
+        self.closed: OSError | None = None
 
     def __call__(self, event: Event) -> None:
         if self.closed is not None:
             return
         try:
             self.show(event)
-        except BrokenPipeError as exc:
+        except OSError as exc:  # a closed pipe (EPIPE), a full disk (ENOSPC, > /dev/full)
             self.closed = exc
             self.stop()
 

@@ -46,6 +46,8 @@ SKIP_DIRS = frozenset(
     }
 )
 
+SYMLINKED_DIR = "a symlink to a folder: not followed"
+
 
 @dataclass(frozen=True, slots=True)
 class Source:
@@ -67,11 +69,17 @@ def scan_command(scanner: Scanner, max_bytes: int) -> click.Command:
 
         Binary files (NUL bytes in the first 8 KB) are skipped and listed as skipped; text
         that is not UTF-8 is read with replacement characters, as a prompt is. Folders skip
-        version control, virtualenvs, node_modules and caches. Each file may hold at most
+        version control, virtualenvs, node_modules and caches, and do not follow a symlink to a
+        folder (it is listed as skipped; scan its target by name). Each file may hold at most
         input.max_bytes. Findings are redacted: the matched text is never printed.
 
+        A file or folder that cannot be read (permission denied) is reported as an error
+        entry with its reason, on stderr and in the --json document's "files", and the rest
+        is still scanned and reported.
+
         Exit codes: 0 everything scanned clean (or nothing to scan), 1 anything sensitive,
-        2 usage or config error, or a path could not be read.
+        2 usage or config error, or a path could not be read (the scan is incomplete: this
+        wins over 1, and the findings made are still reported).
         """
         # People see each file's report as it is made; under --json the one document comes
         # at the end, so a long scan says on stderr how far it has got.
@@ -155,36 +163,76 @@ def _inputs(paths: tuple[str, ...], max_bytes: int) -> Iterator[Source]:
             yield Source("", error="cannot read '': an empty path")
             continue
         path = Path(name)
-        if not path.is_dir():
+        try:
+            is_dir = path.is_dir()
+        except OSError as exc:  # a parent folder that may not be searched: EACCES
+            yield _unreadable(path, exc)
+            continue
+        if not is_dir:
             yield _read(path, max_bytes)
             continue
         files, unreadable = _walk(path)
         yield from unreadable
         for file in files:
-            if file.is_file():
-                yield _read(file, max_bytes)
-            else:  # a pipe or device inside a folder could block or never end
-                yield Source(_shown(file), skipped="not a regular file")
+            yield _file(file, max_bytes)
+
+
+def _file(path: Path, max_bytes: int) -> Source:
+    """A file found in a folder: read, or skipped if it is not a regular file (a pipe, a
+    device, a symlink to a folder)."""
+    try:
+        regular = path.is_file()
+        linked_dir = not regular and path.is_symlink() and path.is_dir()
+    except OSError as exc:  # a folder listed but not searchable (r-- without x): EACCES
+        return _unreadable(path, exc)
+    if regular:
+        return _read(path, max_bytes)
+    if linked_dir:
+        # Not followed: it may lead out of the tree, or back into it. Listed, so that a scan
+        # that left it out never reads as complete.
+        return Source(_shown(path), skipped=SYMLINKED_DIR)
+    # a pipe or device inside a folder could block or never end
+    return Source(_shown(path), skipped="not a regular file")
 
 
 def _walk(root: Path) -> tuple[list[Path], list[Source]]:
     """The files under `root`, sorted, outside the folders a scan skips; and the folders
-    that could not be listed, as errors (a scan never silently leaves part out)."""
+    that could not be listed or looked into, as errors (a scan never silently leaves part
+    out: one unreadable folder is one error entry, and the rest is still scanned)."""
     found: list[Path] = []
     unreadable: list[Source] = []
 
     def failed(exc: OSError) -> None:
-        where = _shown(Path(exc.filename)) if exc.filename else _shown(root)
-        unreadable.append(Source(where, error=f"cannot read {where}: {exc.strerror or exc}"))
+        where = Path(exc.filename) if exc.filename else root
+        unreadable.append(_unreadable(where, exc))
+
+    def entered(path: Path) -> bool:
+        try:
+            if path.name in SKIP_DIRS:
+                return False
+            if path.is_symlink():  # listed by `_file` as skipped, not followed
+                found.append(path)
+                return False
+            return not _skipped_dir(path)
+        except OSError as exc:  # its pyvenv.cfg cannot be looked for: the folder is unreadable
+            unreadable.append(_unreadable(path, exc))
+            return False
 
     for folder, dirs, names in os.walk(root, onerror=failed):
-        dirs[:] = sorted(d for d in dirs if not _skipped_dir(Path(folder) / d))
+        dirs[:] = sorted(d for d in dirs if entered(Path(folder) / d))
         found.extend(Path(folder) / n for n in names)
     return sorted(found), unreadable
 
 
 def _skipped_dir(path: Path) -> bool:
+    """A folder a scan never enters. Raises OSError when it cannot be looked into."""
     return path.name in SKIP_DIRS or (path / "pyvenv.cfg").is_file()
+
+
+def _unreadable(path: Path, exc: OSError) -> Source:
+    """`path` as an error entry: it, not a file inside it that the error may name."""
+    where = _shown(path)
+    return Source(where, error=f"cannot read {where}: {exc.strerror or exc}")
 
 
 def _read(path: Path, max_bytes: int) -> Source:

@@ -4,6 +4,8 @@ processes (a base less the router's children's RSS), so unloading really raises 
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import signal
@@ -261,6 +263,28 @@ def test_once_in_json_prints_start_sample_stop(tmp_path: Path, capsys) -> None: 
     assert kinds(events) == ["start", "host_unreachable", "host_unreachable", "sample", "stop"]
     assert events[3]["free_mb"] > 0
     assert events[3]["target_mb"] == 0
+
+
+class FullDisk(io.StringIO):
+    """A stdout on a full disk (``> /dev/full``): every write fails with ENOSPC."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_an_unwritable_stdout_is_exit_1_and_one_line(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    cfg = tmp_path / "c.toml"
+    dead = f"http://127.0.0.1:{free_port()}"
+    cfg.write_text(
+        f'[backends.llama_server]\nbase_url = "{dead}/v1"\n[backends.ollama]\nbase_url = "{dead}"\n'
+    )
+    for extra in (["--json"], []):
+        monkeypatch.setattr(sys, "stdout", FullDisk())
+        code = main(["--config", str(cfg), "babysit", "--once", *extra])
+        err = capsys.readouterr().err
+        assert (code, err) == (1, "devpulse: error: No space left on device\n"), extra
 
 
 def test_sigterm_stops_the_watchdog_cleanly(tmp_path: Path) -> None:
