@@ -17,7 +17,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from devpulse.core.config import BackendConfig
+from devpulse.core.config import BackendConfig, endpoint, without_userinfo
 from devpulse.core.types import LoadedModel
 
 MB = 1024 * 1024
@@ -29,8 +29,11 @@ UNREACHABLE = (OSError, ValueError, TypeError, http.client.HTTPException)
 
 
 def root(backend: BackendConfig) -> str:
-    """The server root: llama-server serves /props and /models beside /v1."""
-    return (backend.base_url or "").removesuffix("/").removesuffix("/v1")
+    """The server root: llama-server serves /props and /models beside /v1 (a query string
+    the base URL carries is kept)."""
+    parts = urllib.parse.urlsplit(backend.base_url or "")
+    path = parts.path.removesuffix("/").removesuffix("/v1")
+    return urllib.parse.urlunsplit(parts._replace(path=path, fragment=""))
 
 
 def call_json(
@@ -43,12 +46,15 @@ def call_json(
     """GET (or POST `body` to) a llama-server endpoint beside /v1, with the backend's key
     where it has one (llama-server started with --api-key wants it for /props too)."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{root(backend)}{path}", data=data)
+    # user info in the URL is Basic auth, as httpx sends it (urllib would look it up as
+    # part of the host name); the backend's key, where it has one, wins
+    url, basic = without_userinfo(endpoint(root(backend), path))
+    request = urllib.request.Request(url, data=data)
     if data is not None:
         request.add_header("Content-Type", "application/json")
     key = os.environ.get(backend.api_key_env) if backend.api_key_env else None
-    if key:
-        request.add_header("Authorization", f"Bearer {key}")
+    if key or basic:
+        request.add_header("Authorization", f"Bearer {key}" if key else str(basic))
     with urllib.request.urlopen(request, timeout=timeout_s) as resp:
         found = json.load(resp)
     if not isinstance(found, dict):

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from devpulse.core.config import BackendConfig, Limits, shown_url
+from devpulse.core.config import BackendConfig, Limits, endpoint, shown_url
 from devpulse.core.errors import BackendError, Cause, StreamIncomplete
 from devpulse.core.types import Chunk, Decision, LoadedModel, Request, Side
 from devpulse.plugins.backends import llama_host
@@ -42,7 +42,7 @@ class OpenAICompatBackend(Backend):
 
     def __init__(self, name: str, config: BackendConfig, limits: Limits | None = None) -> None:
         super().__init__(name, config, limits)
-        self.url = f"{(config.base_url or '').rstrip('/')}/chat/completions"
+        self.url = endpoint(config.base_url or "", "/chat/completions")  # before a ?query
 
     def make_client(self) -> httpx.Client:
         import httpx  # noqa: PLC0415  # on first use, not at start-up
