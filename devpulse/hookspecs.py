@@ -100,9 +100,12 @@ def dispatch(request: Request, decision: Decision) -> Response | Iterator[Chunk]
     iterator of `Chunk` whose last chunk carries the complete `Response` (a `Response` alone
     is accepted too). The core reads it from a worker thread and bounds every wait (first
     token, stalls, the request's budget, cancellation), and asks the iterator to close when
-    it stops reading; so produce chunks lazily, and give blocking reads a timeout. Raise on
-    failure, ideally a `BackendError` whose `cause` says why: the core passes the error to
-    `on_failure`. If nobody answers, the core raises `NoBackend`.
+    it stops reading; so produce chunks lazily, and give blocking reads a timeout. Keep-alives
+    that make no chunk (pings, SSE comments) keep such a read going: a read loop may check
+    `devpulse.core.bounded.stopping()` at each read and close its connection once it is true
+    (the bundled backends do). Raise on failure, ideally a `BackendError` whose `cause` says
+    why: the core passes the error to `on_failure`. If nobody answers, the core raises
+    `NoBackend`.
     """
 
 
