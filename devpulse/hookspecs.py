@@ -103,9 +103,12 @@ def dispatch(request: Request, decision: Decision) -> Response | Iterator[Chunk]
     iterator of `Chunk` whose last chunk carries the complete `Response` (a `Response` alone
     is accepted too). The core reads it from a worker thread and bounds every wait (first
     token, stalls, the request's budget, cancellation), and asks the iterator to close when
-    it stops reading; so produce chunks lazily, and give blocking reads a timeout. Raise on
-    failure, ideally a `BackendError` whose `cause` says why: the core passes the error to
-    `on_failure`. If nobody answers, the core raises `NoBackend`.
+    it stops reading; so produce chunks lazily, and give blocking reads a timeout. Keep-alives
+    that make no chunk (pings, SSE comments) keep such a read going: a read loop may check
+    `devpulse.core.bounded.stopping()` at each read and close its connection once it is true
+    (the bundled backends do). Raise on failure, ideally a `BackendError` whose `cause` says
+    why: the core passes the error to `on_failure`. If nobody answers, the core raises
+    `NoBackend`.
     """
 
 
@@ -128,12 +131,20 @@ def adispatch(
 
 @hookspec(firstresult=True)
 def on_failure(
-    request: Request, decision: Decision, error: BaseException, attempt: int, retries: int
+    request: Request,
+    decision: Decision,
+    error: BaseException,
+    attempt: int,
+    retries: int,
+    tried: tuple[str, ...],
 ) -> Decision | None:
     """Choose what to do after attempt number ``attempt`` (from 1) failed with ``error``.
 
     Stops at first non-None result. ``retries`` counts the attempts this request already
-    made on ``decision.backend`` before this one. Return the next `Decision` (the same
+    made on ``decision.backend`` before this one. ``tried`` names each backend this request
+    has tried so far (sent to, or skipped for an open circuit), once, in order:
+    ``decision.backend`` is among them. An implementation may leave it out of its
+    parameters. Return the next `Decision` (the same
     backend to retry, another to fail over) or None to surface the error. The next decision
     passes the same privacy check and preflight as the first.
     """

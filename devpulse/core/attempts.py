@@ -206,7 +206,7 @@ def _attempt_all(router: Router, request: Request, decision: Decision, book: Boo
             following = None
             if attempt < config.failover.max_attempts and router.clock() < deadline:
                 following = yield from _next(
-                    router, request, decision, exc, attempt, retries, tried
+                    router, request, decision, exc, attempt, retries, tried, book
                 )
             if following is None:
                 if len(tried) == 1 and isinstance(exc, DevPulseError) and not delivered[0]:
@@ -250,10 +250,12 @@ def _admitted(
         )
         book.attempt(decision, time.perf_counter(), error, "skipped")
         tried.append(f"{decision.backend}/{decision.model}: {describe(error)}")
-        following = yield from _next(router, request, decision, error, attempt, 0, tried)
+        following = yield from _next(router, request, decision, error, attempt, 0, tried, book)
         if following is None:
             if len(tried) == 1:
                 raise error
+            if all(f": {CircuitOpen.__name__}" in entry for entry in tried):
+                break  # nothing was sent: every backend there was to try is open
             raise DispatchFailed(f"{_no_answer(tried)}: {'; '.join(tried)}", tried)
         decision = following
     raise CircuitOpen("every backend's circuit is open: " + "; ".join(dict.fromkeys(tried)))
@@ -267,10 +269,16 @@ def _next(
     attempt: int,
     retries: int,
     tried: list[str],
+    book: Book,
 ) -> Generator[Action, Any, Decision | None]:
     """The decision `on_failure` names next, checked like the first; None: give up."""
     following: Decision | None = router.pm.hook.on_failure(
-        request=request, decision=decision, error=error, attempt=attempt, retries=retries
+        request=request,
+        decision=decision,
+        error=error,
+        attempt=attempt,
+        retries=retries,
+        tried=tuple(dict.fromkeys(a.backend for a in book.attempts)),
     )
     if following is None:
         return None

@@ -6,7 +6,10 @@ a byte, one that stalls mid-answer or drips a byte every few seconds, or a block
 third-party client with no timeout at all. The caller waits at most the first-token limit
 for the first chunk, the stall limit for each next one, and never past the request's
 deadline. The worker is told to stop and closes the backend's stream at its next step; a
-read it is blocked in ends by the backend's own read timeout.
+read it is blocked in ends by the backend's own read timeout. Bytes that make no chunk (a
+server's keep-alive pings or comments) would keep such a read going for ever: a backend's
+client sees the stop at each read through `stopping()` (the bundled HTTP clients do, with
+`plugins/backends/stoppable.py`), and drops the connection there.
 """
 
 from __future__ import annotations
@@ -34,6 +37,26 @@ CHUNK, END, ERROR, _CANCEL = range(4)
 # what follows is protocol (the SDK reads the body to its end, so the connection is kept
 # alive). A server that holds the body open past it is not waited for up to the stall limit.
 AFTER_ANSWER_S = 1.0
+
+# The stop flag of the attempt that the current worker thread produces for. Set in the
+# attempt's own copy of its caller's context, so each attempt sees its own.
+_STOP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "devpulse_attempt_stop", default=None
+)
+
+
+def stopping() -> bool | None:
+    """Whether the caller of the attempt this thread reads for has stopped reading (a limit,
+    the budget, a cancel or a close): then a read loop should give up and close its
+    connection. None outside the core's worker threads (the async path closes its iterators
+    itself)."""
+    stop = _STOP.get()
+    return None if stop is None else stop.is_set()
+
+
+class Stopped(Exception):
+    """Raised in a worker's read once its caller has stopped reading: it ends the backend's
+    read loop, so that its connection closes. No caller sees it."""
 
 
 class Cancellation:
@@ -190,6 +213,7 @@ def produce(
     stop: threading.Event,
 ) -> None:
     """The worker: run the backend, hand over each chunk, close its stream when told."""
+    _STOP.set(stop)  # in this attempt's copy of the caller's context
     try:
         result = answer()
         if isinstance(result, Response):

@@ -180,8 +180,10 @@ def test_a_skipped_backend_is_not_counted_as_an_attempt(tmp_path, clock) -> None
     assert router.invoke("x", **CLOUD_WORK).backend == "llama_server"
     with pytest.raises(DispatchFailed) as info:
         router.invoke("x", **CLOUD_WORK)  # anthropic skipped, llama_server fails
-    # two sent to llama_server, and anthropic skipped before each
-    assert str(info.value).startswith("no answer after 2 attempt(s) (2 skipped: circuit open): ")
+    # one sent to llama_server, anthropic's skip counted apart; and the fallback does not
+    # go back to anthropic, which this request has already tried
+    assert str(info.value).startswith("no answer after 1 attempt(s) (1 skipped: circuit open): ")
+    assert scripted.calls == ["anthropic", "llama_server", "llama_server"]
 
 
 def test_with_every_circuit_open_each_backend_is_named_once(tmp_path, clock) -> None:

@@ -40,6 +40,7 @@ STEPS = (
     "400_policy",
     "401_echo",
     "drip",
+    "keepalive",
 )
 
 
@@ -200,22 +201,7 @@ class FaultServer:
                 self.wfile.flush()
 
             def _opening(self, body: dict[str, Any]) -> None:
-                self._event(
-                    "message_start",
-                    {
-                        "type": "message_start",
-                        "message": {
-                            "id": "msg_fault",
-                            "type": "message",
-                            "role": "assistant",
-                            "model": body.get("model", "claude"),
-                            "content": [],
-                            "stop_reason": None,
-                            "stop_sequence": None,
-                            "usage": {"input_tokens": 12, "output_tokens": 1},
-                        },
-                    },
-                )
+                self._event("message_start", _message_start(body))
                 self._event(
                     "content_block_start",
                     {
@@ -309,6 +295,13 @@ class FaultServer:
                 self._start_stream()
                 self._opening(body)
                 self._drip(lambda: self._delta("Cloud "))
+
+            def step_keepalive(self, body: dict[str, Any]) -> None:
+                """`message_start`, then only `ping` events (no content) every 20 ms, until
+                the client hangs up (then `disconnected` is set)."""
+                self._start_stream()
+                self._event("message_start", _message_start(body))
+                self._drip(lambda: self._event("ping", {"type": "ping"}))
 
             def _drip(self, send: Callable[[], None]) -> None:
                 deadline = time.monotonic() + fault.hang_s
@@ -418,6 +411,12 @@ class FaultServer:
                     lambda: (self.wfile.write(f"{json.dumps(part)}\n".encode()), self.wfile.flush())
                 )
 
+            def openai_keepalive(self, body: dict[str, Any]) -> None:
+                """Only SSE comments (as OpenRouter sends while it queues) every 20 ms, until
+                the client hangs up."""
+                self._start_stream()
+                self._drip(lambda: (self.wfile.write(b": PROCESSING\n\n"), self.wfile.flush()))
+
             def openai_no_stop(self, body: dict[str, Any]) -> None:
                 self._start_stream()
                 self._chunk({"content": "Cloud "})
@@ -450,6 +449,22 @@ class FaultServer:
                 self._json(status, error, headers)
 
         return Handler
+
+
+def _message_start(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "message_start",
+        "message": {
+            "id": "msg_fault",
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model", "claude"),
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 12, "output_tokens": 1},
+        },
+    }
 
 
 def hybrid_config(

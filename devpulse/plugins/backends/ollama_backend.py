@@ -24,6 +24,7 @@ from devpulse.plugins.backends.base import (
     timed_out,
 )
 from devpulse.plugins.backends.ollama_mapping import OllamaDecoder, ollama_payload
+from devpulse.plugins.backends.stoppable import stop_hook
 
 if TYPE_CHECKING:
     import httpx
@@ -72,7 +73,7 @@ class OllamaBackend(Backend):
         return ollama.Client(
             host=self.config.base_url,
             timeout=timeout,
-            event_hooks={"response": [self._remember_retry_after]},
+            event_hooks={"response": [self._remember_retry_after, stop_hook(httpx.SyncByteStream)]},
         )
 
     @staticmethod

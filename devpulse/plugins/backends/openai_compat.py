@@ -29,6 +29,7 @@ from devpulse.plugins.backends.base import (
     timed_out,
 )
 from devpulse.plugins.backends.openai_mapping import OpenAIDecoder, openai_payload
+from devpulse.plugins.backends.stoppable import stop_hook
 
 if TYPE_CHECKING:
     import httpx
@@ -48,7 +49,12 @@ class OpenAICompatBackend(Backend):
         import httpx  # noqa: PLC0415  # on first use, not at start-up
 
         timeout = httpx.Timeout(self.limits.first_token_s, connect=self.limits.connect_s)
-        return httpx.Client(timeout=timeout, headers=self.auth_headers())
+        return httpx.Client(
+            timeout=timeout,
+            headers=self.auth_headers(),
+            # A server's keep-alives (SSE comments) make no chunk: each read sees the stop.
+            event_hooks={"response": [stop_hook(httpx.SyncByteStream)]},
+        )
 
     def auth_headers(self) -> dict[str, str]:
         """The bearer key from `api_key_env`, read now and never kept anywhere else.

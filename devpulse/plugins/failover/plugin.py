@@ -1,8 +1,11 @@
 """The failover plugin: what to do after a failed attempt, by its cause; `devpulse status`.
 
 - `on_failure`: retry the same backend (bounded, jittered backoff, never sooner than
-  retry-after), fail over to the other side (cloud -> local; local -> cloud only when the
-  request is not local-only), move to a larger-context model, or surface the error.
+  retry-after), fail over to the next backend of its side in `failover.order`, then to the
+  other side's default (cloud -> local; local -> cloud only when the request is not
+  local-only), move to a larger-context model, or surface the error. A fallback never goes
+  back to a backend this request has already tried: one that failed (or asked for a
+  retry-after longer than we wait) gets no second request from a fail-over.
 - An open circuit (the core's breaker, gated at dispatch) arrives here as a `CircuitOpen`
   failure and goes straight to the fallback.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
@@ -43,7 +47,13 @@ class Failover:
 
     @hookimpl(trylast=True)
     def on_failure(
-        self, request: Request, decision: Decision, error: BaseException, attempt: int, retries: int
+        self,
+        request: Request,
+        decision: Decision,
+        error: BaseException,
+        attempt: int,
+        retries: int,
+        tried: tuple[str, ...],
     ) -> Decision | None:
         if not self.policy.enabled:
             return None
@@ -71,7 +81,7 @@ class Failover:
                         f"failover: retry {decision.backend} in {wait:.2f}s ({found.label})",
                     ),
                 )
-        return self.fallback(decision, found.label)
+        return self.fallback(decision, found.label, tried)
 
     def _backoff(self, found: Diagnosis, retries: int) -> float | None:
         """Jittered exponential backoff, never sooner than retry-after; None: do not wait."""
@@ -85,11 +95,16 @@ class Failover:
             return None  # no hint how long: fail over now rather than guess
         return wait
 
-    def fallback(self, decision: Decision, why: str) -> Decision | None:
+    def fallback(
+        self, decision: Decision, why: str, tried: Collection[str] = ()
+    ) -> Decision | None:
         """The next backend of the same side in `failover.order`, else the other side's
-        default, if privacy allows and it is not the failing backend."""
+        default (or, once that was tried, the first of its order not tried yet) if privacy
+        allows; never the failing backend nor one in `tried` (the backends this request
+        has already tried). None: nowhere left to go."""
         classification = decision.classification
-        following = self.next_in_order(decision)
+        tried = {*tried, decision.backend}
+        following = self.next_in_order(decision, tried)
         if following is not None:
             return Decision(
                 decision.side,
@@ -104,8 +119,9 @@ class Failover:
         other = Side.LOCAL if decision.side is Side.CLOUD else Side.CLOUD
         if other is Side.CLOUD and classification is not None and classification.local_only:
             return None  # sensitive work never fails over to the cloud
-        target = self.config.side_default(other)
-        if target.backend == decision.backend:
+        candidates = (self.config.side_default(other), *self.policy.order.get(other, ()))
+        target = next((t for t in candidates if t.backend not in tried), None)
+        if target is None:
             return None
         return Decision(
             other,
@@ -115,13 +131,14 @@ class Failover:
             classification=classification,
         )
 
-    def next_in_order(self, decision: Decision) -> SideDefault | None:
+    def next_in_order(self, decision: Decision, tried: Collection[str] = ()) -> SideDefault | None:
         """The entry after the failing backend in its side's order (the first entry when
-        the order does not name it), skipping entries on that same backend."""
+        the order does not name it), skipping entries on that same backend or in `tried`."""
         order = self.policy.order.get(decision.side, ())
         named = [i for i, t in enumerate(order) if t.backend == decision.backend]
         rest = order[named[0] + 1 :] if named else order
-        return next((t for t in rest if t.backend != decision.backend), None)
+        skip = {*tried, decision.backend}
+        return next((t for t in rest if t.backend not in skip), None)
 
     @hookimpl
     def register_commands(self, cli: click.Group) -> None:

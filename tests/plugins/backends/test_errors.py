@@ -23,6 +23,7 @@ from devpulse import (
     Cause,
     Decision,
     DispatchFailed,
+    FirstTokenTimeout,
     Request,
     Side,
     TaskClass,
@@ -257,6 +258,46 @@ def test_the_budget_bounds_the_whole_request_whatever_both_sides_do(
         with pytest.raises(BudgetExhausted):
             ask(router, mode, "x", task=TaskClass.REASONING)
         assert time.monotonic() - start < GUARD_S
+
+
+# -- a sync read left on keep-alives hangs up, as the async path does ---------------------
+
+WAIT_S = 20.0  # how long a test waits for what must happen; never a measurement
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "openai_compat",  # SSE comments (": PROCESSING"), as OpenRouter sends while it queues
+        pytest.param(
+            "anthropic",  # `ping` events
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="needs stop_hook on the anthropic client (anthropic_backend.make_client)",
+            ),
+        ),
+    ],
+)
+def test_a_sync_attempt_given_up_on_keep_alives_closes_the_connection(kind, tmp_path) -> None:
+    """The server sends only keep-alives, which make no chunk: after the first-token limit the
+    worker must still stop reading and hang up, not read pings for as long as they come."""
+    with FaultServer(["keepalive"], hang_s=60) as fault:
+        path = {"openai_compat": "/v1", "anthropic": ""}[kind]
+        router = router_with(
+            {
+                "backends": {
+                    "near": {"side": "local", "kind": kind, "base_url": fault.base_url + path}
+                },
+                # A model named by its size in MB: preflight asks the server nothing.
+                "routing": {"drafting": {"side": "local", "backend": "near", "model": "100"}},
+                "ledger": {"path": str(tmp_path / "l.sqlite3")},
+                "failover": {"enabled": False, "local_timeout_s": 0.5},
+            }
+        )
+        with pytest.raises(FirstTokenTimeout):
+            router.invoke("x", task=TaskClass.DRAFTING)
+        assert fault.disconnected.wait(WAIT_S), "the server never saw the client hang up"
+    assert router.ledger.rows()[0]["outcome"] == "failed"
 
 
 # -- a context overflow is one line: the model's context, and the request's size ---------

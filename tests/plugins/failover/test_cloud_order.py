@@ -3,6 +3,7 @@ keys, and the privacy partition over every backend declared cloud."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import sqlite3
@@ -236,6 +237,45 @@ def test_the_order_goes_on_from_the_failing_backend_then_to_the_other_side() -> 
     last = plan.fallback(third, "overloaded")
     assert last is not None
     assert (last.side, last.backend) == (Side.LOCAL, "llama_server")
+
+
+def test_a_fallback_never_goes_back_to_a_backend_the_request_already_tried() -> None:
+    plan = failover({"cloud": ORDER, "local": [{"backend": "ollama", "model": "llama3.1:8b"}]})
+    local = Decision(Side.LOCAL, "llama_server", "local-model")
+    # The local order goes on first; then the cloud's default, or the next in its order.
+    ollama = plan.fallback(local, "x", ("anthropic", "llama_server"))
+    assert ollama is not None
+    assert ollama.backend == "ollama"
+    cloud = plan.fallback(ollama, "x", ("anthropic", "llama_server", "ollama"))
+    assert cloud is not None
+    assert (cloud.side, cloud.backend) == (Side.CLOUD, "openai")
+    assert plan.fallback(cloud, "x", ("anthropic", "llama_server", "ollama", "openai")) is None
+
+
+@pytest.mark.parametrize("way", ["invoke", "ainvoke"])
+def test_a_cloud_that_failed_is_not_sent_the_request_again_after_local_fails(
+    keys: str, tmp_path: Path, way: str
+) -> None:
+    """Cloud rate-limited (no retry-after: fail over now), then local asks for a retry-after
+    longer than failover waits: nothing is left, so the request ends; the cloud that just
+    failed is not asked again."""
+    ledger = str(tmp_path / "l.sqlite3")
+    with (
+        FaultServer(["429_no_retry_after", "ok"]) as anthropic,
+        FaultServer(["429"]) as local,  # OpenAI-shaped 429, retry-after 7 s
+    ):
+        config = clouds(anthropic.base_url, anthropic.base_url, local.base_url, ledger)
+        config["failover"] = {"backoff_s": 0.01, "max_attempts": 4}
+        router = router_with(config)
+        ask = router.invoke if way == "invoke" else lambda r: asyncio.run(router.ainvoke(r))
+        with pytest.raises(DevPulseError) as info:
+            ask(hard())
+        assert "no answer after 2 attempt(s)" in str(info.value)
+        assert (len(anthropic.bodies), len(local.bodies)) == (1, 1)
+        assert attempts(router) == [
+            ("cloud", "anthropic", "failed"),
+            ("local", "llama_server", "failed"),
+        ]
 
 
 def test_a_backend_the_order_does_not_name_starts_it_from_the_top() -> None:
