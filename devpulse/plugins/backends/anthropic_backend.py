@@ -28,6 +28,7 @@ from devpulse.plugins.backends.base import (
     retry_after,
     timed_out,
 )
+from devpulse.plugins.backends.stoppable import stop_hook
 
 if TYPE_CHECKING:
     import anthropic
@@ -62,12 +63,17 @@ class AnthropicBackend(Backend):
 
     def make_client(self) -> anthropic.Anthropic:
         import anthropic  # noqa: PLC0415  # on first use: it takes seconds to import
+        import httpx2  # noqa: PLC0415  # loaded with the client
 
         return anthropic.Anthropic(
             api_key=self.key or "not-needed-for-a-local-server",
             base_url=self.config.base_url or ANTHROPIC_API,
             max_retries=0,
             timeout=anthropic.Timeout(self.limits.first_token_s, connect=self.limits.connect_s),
+            # `ping` events make no chunk: each read sees the core's stop (stoppable.py).
+            http_client=anthropic.DefaultHttpxClient(
+                event_hooks={"response": [stop_hook(httpx2.SyncByteStream)]}
+            ),
         )
 
     def params(self, request: Request, decision: Decision) -> dict[str, Any]:

@@ -269,13 +269,7 @@ WAIT_S = 20.0  # how long a test waits for what must happen; never a measurement
     "kind",
     [
         "openai_compat",  # SSE comments (": PROCESSING"), as OpenRouter sends while it queues
-        pytest.param(
-            "anthropic",  # `ping` events
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="needs stop_hook on the anthropic client (anthropic_backend.make_client)",
-            ),
-        ),
+        "anthropic",  # `ping` events
     ],
 )
 def test_a_sync_attempt_given_up_on_keep_alives_closes_the_connection(kind, tmp_path) -> None:
