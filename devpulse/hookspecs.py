@@ -136,14 +136,14 @@ def on_failure(
     error: BaseException,
     attempt: int,
     retries: int,
-    tried: tuple[str, ...],
+    tried: tuple[tuple[str, str], ...],
 ) -> Decision | None:
     """Choose what to do after attempt number ``attempt`` (from 1) failed with ``error``.
 
     Stops at first non-None result. ``retries`` counts the attempts this request already
-    made on ``decision.backend`` before this one. ``tried`` names each backend this request
-    has tried so far (sent to, or skipped for an open circuit), once, in order:
-    ``decision.backend`` is among them. An implementation may leave it out of its
+    made on ``decision.backend`` before this one. ``tried`` names each (backend, model) this
+    request has tried so far (sent to, or skipped for an open circuit), once, in order:
+    ``decision``'s is among them. An implementation may leave it out of its
     parameters. Return the next `Decision` (the same
     backend to retry, another to fail over) or None to surface the error. The next decision
     passes the same privacy check and preflight as the first.

@@ -278,7 +278,7 @@ def _next(
         error=error,
         attempt=attempt,
         retries=retries,
-        tried=tuple(dict.fromkeys(a.backend for a in book.attempts)),
+        tried=tuple(dict.fromkeys((a.backend, a.model) for a in book.attempts)),
     )
     if following is None:
         return None

@@ -4,7 +4,7 @@
   retry-after), fail over to the next backend of its side in `failover.order`, then to the
   other side's default (cloud -> local; local -> cloud only when the request is not
   local-only), move to a larger-context model, or surface the error. A fallback never goes
-  back to a backend this request has already tried: one that failed (or asked for a
+  back to a model this request has already tried: one that failed (or asked for a
   retry-after longer than we wait) gets no second request from a fail-over.
 - An open circuit (the core's breaker, gated at dispatch) arrives here as a `CircuitOpen`
   failure and goes straight to the fallback.
@@ -53,7 +53,7 @@ class Failover:
         error: BaseException,
         attempt: int,
         retries: int,
-        tried: tuple[str, ...],
+        tried: tuple[tuple[str, str], ...],
     ) -> Decision | None:
         if not self.policy.enabled:
             return None
@@ -96,14 +96,15 @@ class Failover:
         return wait
 
     def fallback(
-        self, decision: Decision, why: str, tried: Collection[str] = ()
+        self, decision: Decision, why: str, tried: Collection[tuple[str, str]] = ()
     ) -> Decision | None:
         """The next backend of the same side in `failover.order`, else the other side's
         default (or, once that was tried, the first of its order not tried yet) if privacy
-        allows; never the failing backend nor one in `tried` (the backends this request
-        has already tried). None: nowhere left to go."""
+        allows; never the failing backend nor a model in `tried` (the (backend, model)s this
+        request has already tried: another model on a tried server may answer, as a model
+        can fail alone). None: nowhere left to go."""
         classification = decision.classification
-        tried = {*tried, decision.backend}
+        tried = {*tried, (decision.backend, decision.model)}
         following = self.next_in_order(decision, tried)
         if following is not None:
             return Decision(
@@ -120,7 +121,7 @@ class Failover:
         if other is Side.CLOUD and classification is not None and classification.local_only:
             return None  # sensitive work never fails over to the cloud
         candidates = (self.config.side_default(other), *self.policy.order.get(other, ()))
-        target = next((t for t in candidates if t.backend not in tried), None)
+        target = next((t for t in candidates if (t.backend, t.model) not in tried), None)
         if target is None:
             return None
         return Decision(
@@ -131,14 +132,22 @@ class Failover:
             classification=classification,
         )
 
-    def next_in_order(self, decision: Decision, tried: Collection[str] = ()) -> SideDefault | None:
+    def next_in_order(
+        self, decision: Decision, tried: Collection[tuple[str, str]] = ()
+    ) -> SideDefault | None:
         """The entry after the failing backend in its side's order (the first entry when
         the order does not name it), skipping entries on that same backend or in `tried`."""
         order = self.policy.order.get(decision.side, ())
         named = [i for i, t in enumerate(order) if t.backend == decision.backend]
         rest = order[named[0] + 1 :] if named else order
-        skip = {*tried, decision.backend}
-        return next((t for t in rest if t.backend not in skip), None)
+        return next(
+            (
+                t
+                for t in rest
+                if t.backend != decision.backend and (t.backend, t.model) not in tried
+            ),
+            None,
+        )
 
     @hookimpl
     def register_commands(self, cli: click.Group) -> None:

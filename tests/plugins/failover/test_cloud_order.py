@@ -239,17 +239,34 @@ def test_the_order_goes_on_from_the_failing_backend_then_to_the_other_side() -> 
     assert (last.side, last.backend) == (Side.LOCAL, "llama_server")
 
 
-def test_a_fallback_never_goes_back_to_a_backend_the_request_already_tried() -> None:
+def test_a_fallback_never_goes_back_to_a_model_the_request_already_tried() -> None:
     plan = failover({"cloud": ORDER, "local": [{"backend": "ollama", "model": "llama3.1:8b"}]})
     local = Decision(Side.LOCAL, "llama_server", "local-model")
+    cloud_tried = ("anthropic", "claude-sonnet-4-6")
     # The local order goes on first; then the cloud's default, or the next in its order.
-    ollama = plan.fallback(local, "x", ("anthropic", "llama_server"))
+    ollama = plan.fallback(local, "x", (cloud_tried, ("llama_server", "local-model")))
     assert ollama is not None
     assert ollama.backend == "ollama"
-    cloud = plan.fallback(ollama, "x", ("anthropic", "llama_server", "ollama"))
+    tried = (cloud_tried, ("llama_server", "local-model"), ("ollama", "llama3.1:8b"))
+    cloud = plan.fallback(ollama, "x", tried)
     assert cloud is not None
     assert (cloud.side, cloud.backend) == (Side.CLOUD, "openai")
-    assert plan.fallback(cloud, "x", ("anthropic", "llama_server", "ollama", "openai")) is None
+    assert plan.fallback(cloud, "x", (*tried, ("openai", "gpt-4.1"))) is None
+
+
+def test_another_model_on_a_server_the_request_tried_may_still_answer() -> None:
+    """A model can fail alone (out of memory, a failed load): the next model in the order on
+    the same server is still tried, once the order reaches it."""
+    order = [
+        {"backend": "llama_server", "model": "big"},
+        {"backend": "ollama", "model": "mid"},
+        {"backend": "llama_server", "model": "small"},
+    ]
+    plan = failover({"cloud": ORDER, "local": order})
+    mid = Decision(Side.LOCAL, "ollama", "mid")
+    following = plan.fallback(mid, "x", (("llama_server", "big"), ("ollama", "mid")))
+    assert following is not None
+    assert (following.backend, following.model) == ("llama_server", "small")
 
 
 @pytest.mark.parametrize("way", ["invoke", "ainvoke"])
@@ -406,3 +423,45 @@ def test_no_backend_declared_cloud_ever_sees_sensitive_work(
     if sensitive:
         for name in names:
             assert not any(secret in text for text in Recorder.seen.get(name, []))
+
+
+class ModelFails:
+    """llama_server cannot load `big`; ollama is down; anything else answers."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @hookimpl
+    def dispatch(self, request: Request, decision: Decision) -> Response:
+        self.calls.append(f"{decision.backend}/{decision.model}")
+        if decision.backend == "ollama":
+            raise BackendError("ollama: connection refused", cause=Cause.CONNECTION)
+        if decision.model == "big":
+            raise BackendError("llama_server: big failed to load", cause=Cause.SERVER_ERROR)
+        return Response("ok", decision.model, decision.backend, decision.side)
+
+
+def test_a_local_only_request_reaches_the_next_model_on_a_server_whose_other_model_failed(
+    tmp_path: Path,
+) -> None:
+    order = [
+        {"backend": "llama_server", "model": "big"},
+        {"backend": "ollama", "model": "mid"},
+        {"backend": "llama_server", "model": "small"},
+    ]
+    owner = ModelFails()
+    router = router_with(
+        {
+            "local": {"backend": "llama_server", "model": "big"},
+            "backends": {"ollama": {"kind": "ollama", "base_url": "http://127.0.0.1:9"}},
+            "preflight": {"enabled": False},
+            "ledger": {"path": str(tmp_path / "l.sqlite3")},
+            "failover": {"retries": 0, "backoff_s": 0.001, "order": {"local": order}},
+        },
+        plugins=[owner],
+    )
+    request = Request.from_prompt("password=hunter2x9Q summarise this", task=TaskClass.DRAFTING)
+    assert router.classify(request).local_only
+    answer = router.invoke(request)
+    assert (answer.backend, answer.model) == ("llama_server", "small")
+    assert owner.calls == ["llama_server/big", "ollama/mid", "llama_server/small"]
