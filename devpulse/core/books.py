@@ -74,6 +74,9 @@ class Book:
                 outcome,
                 type(error).__name__ if error else None,
                 time.time(),
+                # read now: the caller owns the metadata dict, and may reuse it
+                caller_id(self.request, "session_id"),
+                caller_id(self.request, "user_id"),
             )
         )
 
@@ -84,8 +87,11 @@ class Book:
         outcome: str,
         error_class: str | None,
         ts: float,
+        session_id: str | None = None,
+        user_id: str | None = None,
     ) -> RequestRecord:
-        """The request's ledger row, as of `ts`: rule ids, sides, tokens, costs, never text."""
+        """The request's ledger row, as of `ts`, with the caller's ids as they were then:
+        rule ids, sides, tokens, costs, never text."""
         decision, response = self.decision, self.response
         usage = response.usage if response else Usage()
         usage_in, usage_out = usage.input_tokens, usage.output_tokens
@@ -113,8 +119,8 @@ class Book:
             else 0.0,
             counterfactual_usd=counterfactual_cost(config, usage_in, usage_out, **cache),
             ts=ts,
-            session_id=caller_id(self.request, "session_id"),
-            user_id=caller_id(self.request, "user_id"),
+            session_id=session_id,
+            user_id=user_id,
             tool_calls=tool_call_count(response),
         )
 

@@ -131,3 +131,22 @@ def test_cost_splits_spend_by_session(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "  alpha: 2 requests (2 answered), 200 in 20 out, 6 tool calls, $0.5000" in out
     assert main(["--config", str(cfg), "cost", "--simulate", "--by", "user"]) == 2
     assert "--by reads the ledger" in capsys.readouterr().err
+
+
+def test_the_ids_booked_are_the_ones_the_request_had_when_it_ended(tmp_path: Path) -> None:
+    """The row is built behind the caller; a caller that reuses its metadata dict for the
+    next request must not change the ids of the last one."""
+    path = tmp_path / "l.sqlite3"
+    router = router_with(
+        {
+            "local": {"backend": "agent", "model": "m"},
+            "backends": {"agent": {"side": "local", "kind": "tools"}},
+            "preflight": {"enabled": False},
+            "ledger": {"path": str(path)},
+        },
+        plugins=[ToolsKind()],
+    )
+    metadata = {"session_id": "first"}
+    router.invoke(Request.from_prompt(PROMPT, metadata=metadata))
+    metadata["session_id"] = "later"  # before the ledger's thread got to the row
+    assert [r["session_id"] for r in router.ledger.rows()] == ["first"]
