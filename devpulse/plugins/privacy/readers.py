@@ -774,10 +774,24 @@ def _delimited_rows(
             if b <= a or _inside(known, span):
                 continue
             value = _text(data, span)
-            if _named_value(name, value):
+            if _cell_credential(name, value):
                 yield Found("table-credential", span[0], span[1], value)
         row = row_end + 1
     state[0] = row
+
+
+# Column names under which a plain word may be the credential (a weak password is one).
+_WORD_COLUMNS = ("pass", "pwd", "secret")
+
+
+def _cell_credential(name: str, value: str, quoted: bool = False) -> bool:
+    """A table cell's value in a column named for a credential: judged as an assigned one,
+    but a plain word (letters only) counts only under a password's or a secret's column: a
+    `token` or `key` column of a word list, a tokenizer's vocabulary or a lemma table
+    holds words, and every row of a table is judged."""
+    if value.isalpha() and not any(w in name.lower() for w in _WORD_COLUMNS):
+        return False
+    return _named_value(name, value, quoted=quoted)
 
 
 def _resumed(reached: list[int]) -> Callable[[bytes, Spans, int], int | None]:
@@ -903,7 +917,7 @@ def _sql_rows(data: bytes, spans: Spans, known: Reported, state: list[int]) -> I
     value in a column named for a credential."""
     start, end = spans[_COLUMNS]
     names = [_column(column) for column in data[start:end].split(b",")]
-    columns = [(i, name) for i, name in enumerate(names) if credential_name_strength(name)]
+    columns = [(i, name) for i, name in enumerate(names) if credential_name_strength(name) == 2]
     row = spans[0][1]  # just past the first row's (
     while True:  # each value judged counts: MAX_CANDIDATES bounds the rows
         items, row = _sql_row(data, row)
@@ -918,7 +932,7 @@ def _sql_rows(data: bytes, spans: Spans, known: Reported, state: list[int]) -> I
             if not quoted or b <= a or _inside(known, (a, b)):
                 continue
             value = _text(data, (a, b))
-            if _named_value(name, value, quoted=True):
+            if _cell_credential(name, value, quoted=True):
                 yield Found("table-credential", a, b, value)
         following = _next_row(data, row)
         if following is None:

@@ -361,13 +361,14 @@ TABLES = [
     f"INSERT INTO `users` (`id`, `name`, `password`, `created_at`)\n"
     f"VALUES (1, 'ann', 'changeme', NOW()),\n       (2, 'bob', '{PASSWORD}', NOW());",
     f'insert into accounts(username, api_token) values ("bob", "{TOKEN}")',
+    "user,password,role\nbob,Sunshine,admin\n",  # a word is a (weak) password there
 ]
 
 
 @pytest.mark.parametrize("text", TABLES)
 def test_a_credential_column_is_read_in_every_row(scanner: Scanner, text: str) -> None:
     found = secret_spans(scanner, text)
-    assert PASSWORD in found or TOKEN in found
+    assert PASSWORD in found or TOKEN in found or "Sunshine" in found
     assert "changeme" not in found  # judged like any value: a placeholder is none
 
 
@@ -386,6 +387,12 @@ TABLE_LOOK_ALIKES = [
     "INSERT INTO users (name, password) VALUES ('bob', crypt('x', gen_salt('bf'))), ('a', NULL);",
     "INSERT INTO users (name, password_hash) VALUES ('bob', 'abc');",
     "INSERT INTO settings (name, token_ttl) VALUES ('session', '3600');",
+    # words in a token column: a tokenizer's vocabulary, a lemma table
+    "token,lemma,pos\nInternationalization,internationalization,NOUN\n"
+    "containerization,containerization,NOUN\n",
+    # a weak name (key) in SQL: a cache's, a translation's key
+    "INSERT INTO cache (key, value, expires) VALUES ('sess_9f86d081884c7d659a2feaa0c55ad015', "
+    "'x', 1700000000);",
 ]
 
 
