@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -126,11 +125,13 @@ def run(router: Router, request: Request) -> Machine:
     book = Book(decision=decision, request=request)
     outcome = "failed"
     error: BaseException | None = None
+    closing = False  # this machine is being closed where it stands (`_settle`)
     try:
         yield from _attempt_all(router, request, decision, book)
         outcome = "answered"
-    except (Abandoned, GeneratorExit):
+    except (Abandoned, GeneratorExit) as exc:
         outcome = "answered" if book.response else "abandoned"
+        closing = isinstance(exc, GeneratorExit)
         raise
     except (Cancelled, KeyboardInterrupt) as exc:
         outcome, error = "cancelled", exc
@@ -142,7 +143,7 @@ def run(router: Router, request: Request) -> Machine:
         record = functools.partial(
             book.record, router.ledger, router.config, decision.classification, outcome, error
         )
-        yield from _settle(Call(record, blocking=False))  # queued: committed behind us
+        yield from _settle(Call(record, blocking=False), closing)  # queued: behind us
 
 
 def _attempt_all(router: Router, request: Request, decision: Decision, book: Book) -> Machine:
@@ -347,6 +348,7 @@ def _dispatch(
     breakers, ledger = router.breakers, router.ledger
     backend = decision.backend
     reported = False
+    closing = False  # this machine is being closed where it stands (`_settle`)
     # The busy mark is queued, as the books are: only `Ledger`'s own thread waits for SQLite.
     use = yield Call(functools.partial(begin_use, ledger, decision), blocking=False)
     try:
@@ -385,6 +387,9 @@ def _dispatch(
             raise StreamIncomplete(f"{backend}: the answer ended without its final response")
     except (BudgetExhausted, Cancelled, NoBackend, Abandoned):
         raise
+    except GeneratorExit:
+        closing = True
+        raise
     except Exception as exc:
         if not reported:
             reported = True
@@ -392,18 +397,18 @@ def _dispatch(
             yield Call(failure)
         raise
     finally:
-        yield from _settle(CLOSE)
+        yield from _settle(CLOSE, closing)
         if not reported:
             breakers.release(backend)
-        yield from _settle(Call(functools.partial(end_use, ledger, use), blocking=False))
+        yield from _settle(Call(functools.partial(end_use, ledger, use), blocking=False), closing)
 
 
-def _settle(action: Call | Close) -> Machine:
+def _settle(action: Call | Close, closing: bool) -> Machine:
     """`action`, a step of a `finally`, through the driver; or, when the machine is being
-    closed (`GeneratorExit`: its driver is gone, as when an event loop shuts down with the
-    request unfinished), in place: a closing generator may not yield, and queued books must
-    not be lost. The attempt's stream is then the driver's to close."""
-    if not isinstance(sys.exception(), GeneratorExit):
+    `closing` (`GeneratorExit` thrown in: its driver is gone, as when an event loop shuts
+    down with the request unfinished), in place: a closing generator may not yield, and
+    queued books must not be lost. The attempt's stream is then the driver's to close."""
+    if not closing:
         yield action
     elif isinstance(action, Call):
         action.fn()

@@ -38,7 +38,7 @@ from devpulse import (
     Verdict,
     hookimpl,
 )
-from devpulse.core import abounded, bounded
+from devpulse.core import abounded, bounded, drivers
 from devpulse.core.attempts import run
 from devpulse.core.bounded import Cancellation
 from devpulse.core.drivers import drive
@@ -758,3 +758,34 @@ def test_a_forked_child_answers_on_both_paths() -> None:
         child.join(10)
         if child.is_alive():
             child.kill()
+
+
+def test_a_close_elsewhere_up_the_stack_does_not_stop_the_machine_closing_its_stream(
+    tmp_path, monkeypatch
+) -> None:
+    """Router.stream driven from a caller's `finally` while the caller's own generator is
+    being closed: that GeneratorExit is the caller's, and the machine still has its driver
+    close the attempt's stream (it settles in place only when it is itself being closed)."""
+    performed: list[str] = []
+    perform = drivers._Sync.perform
+
+    def watched(self: drivers._Sync, action: Any) -> Any:
+        performed.append(type(action).__name__)
+        return perform(self, action)
+
+    monkeypatch.setattr(drivers._Sync, "perform", watched)
+    router = make(Scripted(), tmp_path)
+    got: list[list[str]] = []
+
+    def session() -> Iterator[int]:
+        try:
+            yield 1
+        finally:
+            got.append([c.type for c in router.stream("x", **LOCAL_WORK)])
+
+    caller = session()
+    next(caller)
+    caller.close()
+    assert got[0][-1] == "message_stop"
+    assert "Close" in performed
+    assert outcomes(router) == ["answered"]
