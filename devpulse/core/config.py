@@ -472,7 +472,8 @@ def _check_model_names(config: Config) -> None:
 
 
 def shown_url(url: str) -> str:
-    """`url` fit to print: the password of its user info (`https://user:pw@host`) and every
+    """`url` fit to print: the password of its user info (`https://user:pw@host`; a user
+    name with no password, which may be a token, whole: `https://***@host`) and every
     value in its query string and fragment (`?key=sk-...`, `?sig=...`: gateways that take
     the key in the URL) masked as ``***``; query names kept. Text that is not a URL with a
     host is returned as it is."""
@@ -484,9 +485,9 @@ def shown_url(url: str) -> str:
     if not parts.netloc:
         return url
     netloc = parts.netloc
-    if password is not None:
+    if "@" in netloc:  # a user name alone may be the key itself (https://TOKEN@host)
         user, host = netloc.rsplit("@", 1)
-        netloc = f"{user.split(':', 1)[0]}:***@{host}"
+        netloc = f"{user.split(':', 1)[0]}:***@{host}" if password is not None else f"***@{host}"
     shown = parts._replace(
         netloc=netloc, query=_masked_values(parts.query), fragment=_masked_values(parts.fragment)
     )

@@ -116,6 +116,7 @@ def test_plugin_tables_pass_through_untouched() -> None:
         ("https://h/v1?api_key=a&token=b&sig=c", "https://h/v1?api_key=***&token=***&sig=***"),
         ("http://u:p@h/v1?access_token=t#frag", "http://u:***@h/v1?access_token=***#***"),
         ("http://h/v1?sk-bare-key&debug=", "http://h/v1?***&debug="),
+        ("https://sk-live-0123456789abcdef@gw.example/v1", "https://***@gw.example/v1"),
         ("http://[::1/v1?key=sk-abc", "http://[::1/v1?***"),  # urllib cannot read it
         ("not a url?key=x", "not a url?key=x"),  # no host: not a URL, left alone
     ],
