@@ -40,9 +40,27 @@ AFTER_ANSWER_S = 1.0
 
 # The stop flag of the attempt that the current worker thread produces for. Set in the
 # attempt's own copy of its caller's context, so each attempt sees its own.
-_STOP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+_STOP: contextvars.ContextVar[_Stop | None] = contextvars.ContextVar(
     "devpulse_attempt_stop", default=None
 )
+
+
+class _Stop:
+    """An attempt's stop as its worker's reads see it: the caller's flag, and until when the
+    stream's end may still be read once the answer is whole (`AFTER_ANSWER_S`): read to its
+    end, the connection goes back to the client's pool, to be kept alive for the next
+    request, although the caller has already stopped reading."""
+
+    __slots__ = ("drain_until", "event")
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+        self.drain_until: float | None = None
+
+    def is_set(self) -> bool:
+        if not self.event.is_set():
+            return False
+        return self.drain_until is None or time.monotonic() > self.drain_until
 
 
 def stopping() -> bool | None:
@@ -212,8 +230,10 @@ def produce(
     handoff: Callable[[tuple[int, Any]], None],
     stop: threading.Event,
 ) -> None:
-    """The worker: run the backend, hand over each chunk, close its stream when told."""
-    _STOP.set(stop)  # in this attempt's copy of the caller's context
+    """The worker: run the backend, hand over each chunk, close its stream when told (once
+    the answer is whole, after reading the stream's end for up to AFTER_ANSWER_S)."""
+    stopped = _Stop(stop)
+    _STOP.set(stopped)  # in this attempt's copy of the caller's context
     try:
         result = answer()
         if isinstance(result, Response):
@@ -224,11 +244,12 @@ def produce(
             for chunk in chunks:
                 handoff((CHUNK, chunk))
                 if chunk.response is not None:
+                    stopped.drain_until = time.monotonic() + AFTER_ANSWER_S
                     # The caller's answer: let it take the GIL now, rather than once this
                     # thread's Python work closing the stream lets it go (up to the 5 ms
                     # switch interval; 0.1-0.2 ms of the router's own time per request).
                     time.sleep(0)
-                if stop.is_set():
+                if stopped.is_set():
                     break
         finally:
             close = getattr(chunks, "close", None)

@@ -789,3 +789,32 @@ def test_a_close_elsewhere_up_the_stack_does_not_stop_the_machine_closing_its_st
     assert got[0][-1] == "message_stop"
     assert "Close" in performed
     assert outcomes(router) == ["answered"]
+
+
+class ReadToItsEnd:
+    """An answer whose stream has a little more to read after its final response (what
+    keeps a connection alive for the next request): `drained` once it was read to its end."""
+
+    def __init__(self) -> None:
+        self.caller_left = threading.Event()
+        self.drained = threading.Event()
+
+    @hookimpl
+    def dispatch(self, request: Request, decision: Decision) -> Iterator[Chunk]:
+        response = Response("an answer", decision.model, decision.backend, decision.side)
+        yield Chunk("text_delta", text="an answer")
+        yield Chunk("message_stop", response=response)
+        self.caller_left.wait(WAIT_S)
+        yield Chunk("usage")  # the protocol's last bytes, read after the caller has gone
+        self.drained.set()
+
+
+WAIT_S = 20.0  # how long a test waits for what must happen; never a measurement
+
+
+def test_the_streams_end_is_still_read_after_the_caller_has_its_answer(tmp_path) -> None:
+    backend = ReadToItsEnd()
+    router = router_with({"ledger": {"path": str(tmp_path / "l.sqlite3")}}, plugins=[backend])
+    assert router.invoke("x", **LOCAL_WORK).text == "an answer"
+    backend.caller_left.set()  # the caller has closed its attempt: the worker is told to stop
+    assert backend.drained.wait(WAIT_S)  # ...but reads the stream's end first
