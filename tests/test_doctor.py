@@ -7,7 +7,6 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from devpulse.core.ledger import SCHEMA_VERSION
 from devpulse.core.types import DeviceMemory
 from tests.rig.llama_server import LlamaServer, free_port
 from tests.rig.ollama_server import OllamaRig
+from tests.support import recording_server
 
 SENTINEL = "sk-ant-SENTINEL-never-printed-7f3a9c"
 
@@ -268,29 +268,8 @@ def test_a_check_that_raises_is_its_own_line(
 def model_list() -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
     """An OpenAI-style server with one model; each request's path and Authorization header
     are recorded."""
-    seen: list[tuple[str, str | None]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            seen.append((self.path, self.headers.get("Authorization")))
-            body = json.dumps({"data": [{"id": "m1"}]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with recording_server({"data": [{"id": "m1"}]}) as found:
+        yield found
 
 
 def test_a_key_in_the_base_url_query_is_sent_but_never_printed(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from devpulse import Chunk, Decision, Ledger, Request, Response, Usage, hookimpl
+from devpulse import Chunk, Decision, Ledger, Request, Response, Router, Usage, hookimpl
 from devpulse.cli import main
 from devpulse.core.kinds import BackendSpec
 from devpulse.core.ledger import MAX_ID_CHARS, SCHEMA_VERSION, Attempt, RequestRecord
@@ -45,9 +45,9 @@ class ToolsKind:
         register("tools", Tools)
 
 
-def test_the_callers_ids_and_the_tool_call_count_are_booked_never_text(tmp_path: Path) -> None:
-    path = tmp_path / "l.sqlite3"
-    router = router_with(
+def agent_router(path: Path) -> Router:
+    """A router whose one local backend answers with tool calls, booking to `path`."""
+    return router_with(
         {
             "local": {"backend": "agent", "model": "m"},
             "backends": {"agent": {"side": "local", "kind": "tools"}},
@@ -56,6 +56,11 @@ def test_the_callers_ids_and_the_tool_call_count_are_booked_never_text(tmp_path:
         },
         plugins=[ToolsKind()],
     )
+
+
+def test_the_callers_ids_and_the_tool_call_count_are_booked_never_text(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite3"
+    router = agent_router(path)
     long_id = "s" * (MAX_ID_CHARS + 50)
     router.invoke(Request.from_prompt(PROMPT, metadata={"session_id": "s-1", "user_id": "ana"}))
     list(router.stream(Request.from_prompt(PROMPT, metadata={"session_id": long_id})))
@@ -137,15 +142,7 @@ def test_the_ids_booked_are_the_ones_the_request_had_when_it_ended(tmp_path: Pat
     """The row is built behind the caller; a caller that reuses its metadata dict for the
     next request must not change the ids of the last one."""
     path = tmp_path / "l.sqlite3"
-    router = router_with(
-        {
-            "local": {"backend": "agent", "model": "m"},
-            "backends": {"agent": {"side": "local", "kind": "tools"}},
-            "preflight": {"enabled": False},
-            "ledger": {"path": str(path)},
-        },
-        plugins=[ToolsKind()],
-    )
+    router = agent_router(path)
     metadata = {"session_id": "first"}
     router.invoke(Request.from_prompt(PROMPT, metadata=metadata))
     metadata["session_id"] = "later"  # before the ledger's thread got to the row

@@ -3,42 +3,10 @@ the server as it would through httpx: the path before the query, user info as Ba
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 from devpulse import config_from_mapping
 from devpulse.plugins.backends.llama_host import call_json
 from devpulse.plugins.backends.openai_compat import OpenAICompatBackend
-
-
-@contextmanager
-def recording() -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
-    """A server answering `{}` to any GET; each request's path and Authorization kept."""
-    seen: list[tuple[str, str | None]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            seen.append((self.path, self.headers.get("Authorization")))
-            body = json.dumps({"role": "router"}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+from tests.support import recording_server
 
 
 def backend(base_url: str, kind: str = "llama_server"):  # type: ignore[no-untyped-def]
@@ -49,7 +17,7 @@ def backend(base_url: str, kind: str = "llama_server"):  # type: ignore[no-untyp
 
 
 def test_a_server_query_beside_v1_keeps_the_base_urls_query_and_sends_user_info() -> None:
-    with recording() as (host, seen):
+    with recording_server({"role": "router"}) as (host, seen):  # as /props answers
         found = call_json(backend(f"http://user:pw%40123@{host}/v1/?key=K1"), "/props")
     assert found == {"role": "router"}
     assert seen == [("/props?key=K1", "Basic dXNlcjpwd0AxMjM=")]  # user:pw@123
