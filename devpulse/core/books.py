@@ -6,6 +6,7 @@ Rows hold rule ids, sides, models, tokens, costs and timings, never the text.
 from __future__ import annotations
 
 import functools
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ from devpulse.core.costs import counterfactual_cost, request_cost
 from devpulse.core.errors import Cancelled, PrivacyBlocked, diagnose
 from devpulse.core.ledger import Attempt, Ledger, RequestRecord, Use
 from devpulse.core.logs import get_logger
+from devpulse.core.tokens import estimate_tokens
 from devpulse.core.types import Classification, Decision, Request, Response, Side, Usage
 
 log = get_logger(__name__)
@@ -95,13 +97,20 @@ class Book:
         decision, response = self.decision, self.response
         usage = response.usage if response else Usage()
         usage_in, usage_out = usage.input_tokens, usage.output_tokens
+        reasons = list(decision.reasons) if decision else []
+        if response is not None and self.request is not None and not (usage_in or usage_out):
+            # The backend reported no usage (a stream without its usage event): priced at
+            # nothing, the books would understate cost and savings alike. Estimated, and
+            # the row says so.
+            usage_in, usage_out = estimate_tokens(self.request.text()), answer_tokens(response)
+            reasons.append(USAGE_ESTIMATED)
         cache = {"cache_read": usage.cache_read_tokens, "cache_write": usage.cache_write_tokens}
         answered_side = response.side if response else (decision.side if decision else None)
         model = response.model if response else (decision.model if decision else None)
         return RequestRecord(
             task_class=classification.task_class.value,
             privacy_level=classification.privacy_level.label,
-            reasons=list(decision.reasons) if decision else [],
+            reasons=reasons,
             outcome=outcome,
             attempts=self.attempts,
             side=answered_side.value if answered_side else None,
@@ -159,6 +168,16 @@ def record_call(
             )
         )
     book.record(ledger, config, classification, outcome, error)  # queued: never raises
+
+
+# The reason a row carries when its tokens are estimated: the backend reported none.
+USAGE_ESTIMATED = "usage: estimated from the text (the backend reported none)"
+
+
+def answer_tokens(response: Response) -> int:
+    """An answer's tokens, estimated: its text and its tool calls' input."""
+    calls = " ".join(json.dumps(use.input) for use in response.tool_uses)
+    return estimate_tokens(f"{response.text} {calls}" if calls else response.text)
 
 
 def caller_id(request: Request | None, key: str) -> str | None:

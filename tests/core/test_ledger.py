@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import multiprocessing
 import sqlite3
 import threading
@@ -473,3 +474,32 @@ def test_a_request_row_is_built_off_the_requests_path_with_the_time_it_was_queue
     assert row["ts"] == 1_000.0
     assert (row["outcome"], row["side"]) == ("answered", "cloud")
     assert row["cost_usd"] > 0  # priced there too
+
+
+class NoUsage:
+    """A cloud answer whose stream carried no usage event (its usage reads as zero)."""
+
+    @hookimpl
+    def dispatch(self, request: Request, decision: Decision) -> Response:
+        return Response("a short answer", "claude-sonnet-4-5", decision.backend, decision.side)
+
+
+def test_an_answer_without_usage_is_booked_with_estimated_tokens_and_says_so(
+    tmp_path: Path,
+) -> None:
+    router = router_with({"ledger": {"path": str(tmp_path / "l.sqlite3")}}, plugins=[NoUsage()])
+    answer = router.invoke("Plan the billing migration.", task=TaskClass.REASONING)
+    assert (answer.side, answer.usage.input_tokens) == (Side.CLOUD, 0)  # as it came
+    (row,) = router.ledger.rows()
+    assert row["input_tokens"] > 0
+    assert row["output_tokens"] > 0
+    assert row["cost_usd"] > 0
+    assert books.USAGE_ESTIMATED in json.loads(row["reasons"])
+
+
+def test_an_answer_with_usage_is_booked_as_reported(tmp_path: Path) -> None:
+    router = router_with({"ledger": {"path": str(tmp_path / "l.sqlite3")}}, plugins=[CachedCloud()])
+    router.invoke("hello")
+    (row,) = router.ledger.rows()
+    assert (row["input_tokens"], row["output_tokens"]) == (10, 100)
+    assert books.USAGE_ESTIMATED not in json.loads(row["reasons"])
