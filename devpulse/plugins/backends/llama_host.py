@@ -15,7 +15,8 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from devpulse.core.config import BackendConfig, endpoint, without_userinfo
 from devpulse.core.types import LoadedModel
@@ -26,6 +27,8 @@ UNLOAD_TIMEOUT_S = 10.0
 # What a server that does not answer raises from these calls; so does one that answers
 # something other than llama-server's JSON (ValueError, or TypeError for a wrong type).
 UNREACHABLE = (OSError, ValueError, TypeError, http.client.HTTPException)
+
+T = TypeVar("T")
 
 
 def root(backend: BackendConfig) -> str:
@@ -119,19 +122,32 @@ def server_path(backend: BackendConfig, path: str) -> str:
     machine's loopback and its process can be seen; otherwise `path` as given."""
     if os.path.isabs(path):
         return path
+    cwd = _from_process(backend, lambda process: str(process.cwd()))
+    return os.path.join(cwd, path) if cwd else path
+
+
+def launch_args(backend: BackendConfig) -> list[str] | None:
+    """The command line of the server at `backend`, where it listens on this machine's
+    loopback and its process can be seen; None otherwise."""
+    return _from_process(backend, lambda process: [str(word) for word in process.cmdline()])
+
+
+def _from_process(backend: BackendConfig, read: Callable[[Any], T]) -> T | None:
+    """`read` of the `psutil.Process` that listens on `backend`'s loopback port, or None
+    when there is no such process or it cannot be read."""
     parts = urllib.parse.urlsplit(backend.base_url or "")
     if parts.hostname not in ("127.0.0.1", "localhost", "::1") or parts.port is None:
-        return path
-    import psutil  # noqa: PLC0415  # only a relative path needs the process table
+        return None
+    import psutil  # noqa: PLC0415  # only a local server's own process needs the table
 
     try:
         for conn in psutil.net_connections(kind="tcp"):
             port = getattr(conn.laddr, "port", None)  # an empty tuple when there is none
             if conn.status == psutil.CONN_LISTEN and port == parts.port and conn.pid:
-                return os.path.join(psutil.Process(conn.pid).cwd(), path)
+                return read(psutil.Process(conn.pid))
     except (psutil.Error, OSError):
         pass
-    return path
+    return None
 
 
 def _served_bytes(backend: BackendConfig) -> int:

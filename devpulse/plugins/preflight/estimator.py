@@ -3,7 +3,13 @@
 The KV cache is `2 x layers x cells x kv_heads x head_dim x bytes`, summed per layer, with
 head_dim read from the GGUF `key_length`/`value_length` keys (never derived from the
 embedding width) and sliding-window layers counted at their window: llama.cpp keeps
-`min(ctx, window + ubatch)` cells for those (Gemma 3: 15 of 18 layers at window 512).
+`min(ctx, window + ubatch)` cells for those (Gemma 3: 15 of 18 layers at window 512), per
+server slot. With several slots (llama-server's `-np`) the full layers still hold `ctx`
+cells in all, but the window is kept once per slot: `window x slots + ubatch` cells in one
+unified cache (`-kvu`, the default when llama-server picks the slot count itself), or
+`window + ubatch` in each slot's own cache. Measured on Gemma 3 270M with this build's
+llama-server, whose log prints each cache's cells: `-c 8192 -np 4` keeps 8192 + 4 x 1024
+cells, `-kvu` 8192 + 2560.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ KV_BYTES = {
 }
 # Architectures whose sliding-window layers follow a fixed pattern in llama.cpp when the
 # GGUF does not carry one: every Nth layer is global, the others use the window.
-SWA_EVERY = {"gemma3": 6, "gemma3n": 5, "gemma2": 2, "cohere2": 4, "llama4": 4}
+# (gpt-oss GGUFs carry `sliding_window` = 128 and no pattern: llama.cpp alternates.)
+SWA_EVERY = {"gemma3": 6, "gemma3n": 5, "gemma2": 2, "cohere2": 4, "llama4": 4, "gpt-oss": 2}
 # Sane maxima for the counts metadata gives (a GGUF file's, or a server's /api/show), far
 # above any real model (126 layers, 128 KV heads, 262k tokens of vocabulary, 10M tokens of
 # context): a crafted 200-byte file must not make the estimate loop or allocate per layer
@@ -148,15 +155,27 @@ class Estimate:
         }
 
 
-def kv_cache_bytes(arch: Architecture, ctx: int, cache_type: str = "f16") -> float:
-    """Bytes of K and V cache at `ctx` tokens, with sliding-window layers at their window."""
+def kv_cache_bytes(
+    arch: Architecture,
+    ctx: int,
+    cache_type: str = "f16",
+    *,
+    slots: int = 1,
+    unified: bool = True,
+) -> float:
+    """Bytes of K and V cache at `ctx` tokens in all, with sliding-window layers at their
+    window, for a server with `slots` slots sharing one cache (`unified`) or each with its
+    own share of `ctx`."""
     per_cell = arch.kv_heads * (arch.key_length + arch.value_length) * KV_BYTES[cache_type]
-    window_cells = min(ctx, _pad(arch.sliding_window + UBATCH)) if arch.sliding_window else ctx
-    total = 0.0
-    for layer in range(arch.layers):
-        swa = arch.swa_layers[layer] if layer < len(arch.swa_layers) else False
-        total += (window_cells if swa else ctx) * per_cell
-    return total
+    slots = max(1, slots)
+    if not arch.sliding_window:
+        window_cells = ctx
+    elif unified:
+        window_cells = min(ctx, _pad(arch.sliding_window * slots + UBATCH))
+    else:
+        window_cells = slots * min(ctx // slots, _pad(arch.sliding_window + UBATCH))
+    swa_count = sum(arch.swa_layers[: arch.layers])
+    return (swa_count * window_cells + (arch.layers - swa_count) * ctx) * per_cell
 
 
 def check_cache_type(cache_type: str) -> None:
@@ -169,9 +188,16 @@ def check_cache_type(cache_type: str) -> None:
 
 
 def estimate(
-    arch: Architecture, ctx: int, *, cache_type: str, overhead_mb: float, gpu: bool = False
+    arch: Architecture,
+    ctx: int,
+    *,
+    cache_type: str,
+    overhead_mb: float,
+    gpu: bool = False,
+    slots: int = 1,
+    unified: bool = True,
 ) -> Estimate:
-    """The need of `arch` at `ctx`.
+    """The need of `arch` at `ctx` (the whole cache, over `slots` server slots).
 
     Compute buffers: on a GPU llama.cpp reserves room for a whole micro-batch of logits
     (`n_vocab x ubatch x 4` bytes) plus activations; on the CPU only the pages it touches
@@ -185,7 +211,7 @@ def estimate(
         model=arch.name,
         ctx=ctx,
         weights_mb=arch.weights_bytes / MIB,
-        kv_mb=kv_cache_bytes(arch, ctx, cache_type) / MIB,
+        kv_mb=kv_cache_bytes(arch, ctx, cache_type, slots=slots, unified=unified) / MIB,
         compute_mb=(activations + logits) / MIB,
         overhead_mb=overhead_mb,
         source="architecture",
@@ -195,6 +221,8 @@ def estimate(
             "head_dim": arch.key_length,
             "sliding_window": arch.sliding_window or None,
             "sliding_window_layers": swa_count,
+            "slots": max(1, slots),
+            "kv_unified": unified,
         },
     )
 

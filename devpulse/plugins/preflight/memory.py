@@ -23,6 +23,7 @@ from devpulse.plugins.preflight.estimator import (
     read_gguf,
 )
 from devpulse.plugins.preflight.servers import (
+    ServedModel,
     llama_server_model,
     loaded_models,
     ollama_architecture,
@@ -193,26 +194,30 @@ class Memory:
             )
         path = source.gguf if source is not None else spec
         details: dict[str, Any] = {}
+        served = ServedModel(spec, spec, None)  # a file read here: one slot, as a CLI runs it
         if path is not None and (path.endswith(".gguf") or os.path.isfile(path)):
             arch = read_gguf(Path(path).expanduser())
             # a configured ctx is the model's default: a ctx asked for (--ctx) wins
             ctx = ctx or (source.ctx if source is not None else None)
         else:
-            arch, served_ctx, details = self._from_servers(spec, backend)
-            ctx = ctx or served_ctx
+            arch, served, details = self._from_servers(spec, backend)
+            ctx = ctx or served.ctx
         found = estimate(
             arch,
             ctx or pre.default_ctx,
             cache_type=pre.kv_cache_type,
             overhead_mb=pre.runtime_overhead_mb,
             gpu=gpu,
+            slots=served.slots,
+            unified=served.unified,
         )
         return dataclasses.replace(found, details={**found.details, **details})
 
     def _from_servers(
         self, model: str, backend: str | None
-    ) -> tuple[Architecture, int | None, dict[str, Any]]:
-        """The architecture from a local server, the context it serves at, and who said so."""
+    ) -> tuple[Architecture, ServedModel, dict[str, Any]]:
+        """The architecture from a local server, how it serves the model (its context and
+        slots), and who said so."""
         candidates = [
             (name, b)
             for name, b in self.config.backends.items()
@@ -225,7 +230,8 @@ class Memory:
         for name, server in candidates:
             try:
                 if server.kind == "ollama":
-                    return ollama_architecture(server, model), None, {"served_by": name}
+                    arch = ollama_architecture(server, model)
+                    return arch, ServedModel(model, "", None), {"served_by": name}
                 served = llama_server_model(server, model, any_name=backend is not None)
             except ModelUnknown as exc:
                 problems.append(str(exc))
@@ -236,7 +242,7 @@ class Memory:
                 problems.append(f"{name} serves {served.model!r}, which cannot be described: {exc}")
                 continue
             said = {"served_by": name, "served_model": served.model, "gguf": served.path}
-            return arch, served.ctx or arch.context_length, said
+            return arch, dataclasses.replace(served, ctx=served.ctx or arch.context_length), said
         where = "; ".join(problems) or "no local Ollama or llama-server backend is configured"
         raise ModelUnknown(
             f"unknown model {model!r}: not a number of MB, not a .gguf file, and {where}"

@@ -21,18 +21,30 @@ from typing import Any
 from devpulse.core.config import BackendConfig, Config
 from devpulse.core.errors import DevPulseError
 from devpulse.core.types import LoadedModel, same_model
-from devpulse.plugins.backends.llama_host import TIMEOUT_S, call_json, root, server_path
+from devpulse.plugins.backends.llama_host import (
+    TIMEOUT_S,
+    call_json,
+    launch_args,
+    root,
+    server_path,
+)
 from devpulse.plugins.backends.ollama_backend import host_failures
 from devpulse.plugins.preflight.estimator import MAX_CONTEXT, Architecture, ModelUnknown
+
+MAX_SLOTS = 1 << 12  # far above any real server; a larger count is not believed
+AUTO_SLOTS = 4  # llama-server's slot count when it picks it (`-np -1`, the default)
 
 
 @dataclass(frozen=True, slots=True)
 class ServedModel:
-    """A model a llama-server serves: its GGUF file and the context it runs at."""
+    """A model a llama-server serves: its GGUF file, the context its cache holds in all, and
+    the slots that share that cache (in one unified cache, or each with its own part)."""
 
     model: str
     path: str
     ctx: int | None  # None: not given, so llama-server uses the model's trained context
+    slots: int = 1
+    unified: bool = True
 
 
 def local_backends(config: Config) -> list[str]:
@@ -122,11 +134,18 @@ def llama_server_model(backend: BackendConfig, model: str, *, any_name: bool) ->
     alias = str(props.get("model_alias") or file)
     if not any_name and model not in (alias, file, file.removesuffix(".gguf")):
         raise ModelUnknown(f"{where} serves {alias!r}, not {model!r}")
-    # n_ctx here is a slot's context: the whole cache with a unified KV cache (llama-server's
-    # default when it picks the slot count), one slot's share when -np is given without -kvu.
+    # n_ctx here is a slot's context: the whole cache with a unified KV cache, one slot's
+    # share without. Which one, only the command line says (read where the server runs
+    # here, a few ms once per estimate); else llama-server's default when it picks the
+    # slot count itself, unified, is assumed.
     settings = props.get("default_generation_settings")
-    ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
-    return ServedModel(alias, path, _context(ctx))
+    ctx = _context(settings.get("n_ctx") if isinstance(settings, dict) else None)
+    slots = _context(props.get("total_slots")) or 1
+    slots = slots if slots <= MAX_SLOTS else 1
+    unified = slots == 1 or _slots(launch_args(backend) or [])[1]
+    if ctx is not None and not unified:
+        ctx = min(ctx * slots, MAX_CONTEXT)
+    return ServedModel(alias, path, ctx, slots, unified)
 
 
 def _router_model(listing: dict[str, Any], model: str, where: str) -> ServedModel:
@@ -138,9 +157,9 @@ def _router_model(listing: dict[str, Any], model: str, where: str) -> ServedMode
         path = _option(args, "-m", "--model")
         if path is None:
             raise ModelUnknown(f"{where} lists {model!r} but not its model file")
-        ctx = _option(args, "-c", "--ctx-size")
-        size = int(ctx) if ctx and ctx.isascii() and ctx.isdigit() and len(ctx) <= 10 else None
-        return ServedModel(str(entry.get("id")), path, _context(size))
+        slots, unified = _slots(args)
+        ctx = _context(_whole(_option(args, "-c", "--ctx-size")))
+        return ServedModel(str(entry.get("id")), path, ctx, slots, unified)
     raise ModelUnknown(f"{where} (router) has no model {model!r}")
 
 
@@ -148,6 +167,33 @@ def _context(ctx: Any) -> int | None:
     """A context a server reports, if it is one (a count the estimate can multiply by)."""
     ok = isinstance(ctx, int) and not isinstance(ctx, bool) and 0 < ctx <= MAX_CONTEXT
     return ctx if ok else None
+
+
+def _slots(args: list[str]) -> tuple[int, bool]:
+    """The slot count and whether they share one cache, from llama-server's arguments: a
+    count it picks itself (no `-np`, or -1) is 4 in one unified cache; one given is in
+    separate caches unless `-kvu` says otherwise."""
+    given = _whole(_option(args, "-np", "--parallel"))
+    if given is None or not 0 < given <= MAX_SLOTS:  # -1 is auto; a count past belief, too
+        slots, unified = AUTO_SLOTS, True
+    else:
+        slots, unified = given, False
+    for arg in args:  # the last of the flags wins, as llama.cpp's parser reads them
+        if arg in ("-kvu", "--kv-unified"):
+            unified = True
+        elif arg in ("-no-kvu", "--no-kv-unified"):
+            unified = False
+    return slots, unified
+
+
+def _whole(value: str | None) -> int | None:
+    """A command-line count: an optional minus sign and up to 10 digits."""
+    if value is None:
+        return None
+    digits = value.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 10):
+        return None
+    return int(value)
 
 
 def _option(args: list[str], *names: str) -> str | None:

@@ -33,6 +33,42 @@ def test_weights_are_the_tensor_bytes(rig: RigPaths) -> None:
     assert 0.95 * rig.model.stat().st_size < arch.weights_bytes < rig.model.stat().st_size
 
 
+@pytest.mark.parametrize(
+    ("ctx", "slots", "unified", "kv_mib"),
+    [(8192, 4, False, 84), (8192, 4, True, 61.5), (1024, 4, True, 18), (8192, 1, True, 39)],
+)
+def test_each_slot_keeps_its_own_window(
+    rig: RigPaths, ctx: int, slots: int, unified: bool, kv_mib: float
+) -> None:
+    """Figures from llama-server's log on the rig's Gemma 3 270M (`-c 8192 -np 4`, with and
+    without `-kvu`; `-c 1024 -np 4 -kvu`), where it prints the cells of each cache: the
+    full layers hold `ctx` cells in all, the window layers a window per slot."""
+    arch = read_gguf(rig.model)
+    got = kv_cache_bytes(arch, ctx, slots=slots, unified=unified) / MIB
+    assert got == pytest.approx(kv_mib, abs=0.01)
+
+
+def test_gpt_oss_alternates_window_and_full_layers() -> None:
+    """gpt-oss GGUFs give a window of 128 and no pattern; llama.cpp alternates the layers,
+    so at 128k tokens half the layers hold 768 cells (the window and a micro-batch, padded),
+    not 131072."""
+    meta = {
+        "general.architecture": "gpt-oss",
+        "gpt-oss.block_count": 24,
+        "gpt-oss.attention.head_count": 64,
+        "gpt-oss.attention.head_count_kv": 8,
+        "gpt-oss.attention.key_length": 64,
+        "gpt-oss.attention.value_length": 64,
+        "gpt-oss.embedding_length": 2880,
+        "gpt-oss.context_length": 131072,
+        "gpt-oss.attention.sliding_window": 128,
+    }
+    arch = Architecture.from_metadata("gpt-oss:20b", meta, 0)
+    assert sum(arch.swa_layers) == 12
+    per_cell_layer = 8 * (64 + 64) * 2
+    assert kv_cache_bytes(arch, 131072) == (12 * 131072 + 12 * 768) * per_cell_layer
+
+
 def llama_like(**overrides: object) -> dict:
     meta = {
         "general.architecture": "llama",
@@ -181,3 +217,26 @@ def test_a_served_context_that_is_no_count_is_left_out() -> None:
     assert served("8192") == 8192
     assert served("9" * 5000) is None  # int() of it would raise; 4000 digits would overflow
     assert served("٣٢") is None  # Arabic-Indic digits: isdigit(), but not llama-server's
+    assert served("-5") is None
+
+
+@pytest.mark.parametrize(
+    ("args", "slots", "unified"),
+    [
+        ([], 4, True),  # llama-server picks the count: 4 slots in one cache
+        (["-np", "-1"], 4, True),
+        (["-np", "2"], 2, False),  # a count given: a cache per slot
+        (["--parallel", "8", "-kvu"], 8, True),
+        (["-kvu", "-np", "3", "--no-kv-unified"], 3, False),  # the last flag wins
+        (["-np", "99999"], 4, True),  # not believed: as if not given
+        (["-np", "two"], 4, True),
+    ],
+)
+def test_a_routers_launch_arguments_give_its_slots(
+    args: list[str], slots: int, unified: bool
+) -> None:
+    from devpulse.plugins.preflight.servers import _router_model  # noqa: PLC0415
+
+    entry = {"id": "m", "status": {"args": ["--model", "/m.gguf", *args]}}
+    served = _router_model({"data": [entry]}, "m", "router")
+    assert (served.slots, served.unified) == (slots, unified)

@@ -79,8 +79,11 @@ def test_the_default_backend_is_described_by_its_server(
         "gemma-3-270m",
         str(rig.model),
     )
-    # -c 4096 -np 2: /props reports a slot's 2048 cells; llama.cpp's KV there is 21 MiB
-    assert (est["ctx"], est["kv_cache_mb"]) == (2048, 21.0)
+    # -c 4096 -np 2, two separate caches: /props reports a slot's 2048 cells, the command
+    # line that the slots do not share them. llama-server's log: 12 MiB for the 3 full
+    # layers (2 x 2048 cells) and 30 MiB for the 15 window layers (2 x 1024 cells).
+    assert (est["ctx"], est["slots"], est["kv_unified"]) == (4096, 2, False)
+    assert est["kv_cache_mb"] == 42.0
     assert checked["need_mb"] == est["need_mb"]
 
 
@@ -129,7 +132,10 @@ def test_an_unloaded_router_model_that_does_not_fit_is_rerouted_with_its_estimat
     est = shown["estimate"]
     assert (est["served_by"], est["served_model"]) == ("llama_server", model)
     assert est["ctx"] == 32768  # no -c in the launch arguments: the trained context
-    assert est["kv_cache_mb"] == pytest.approx(111, abs=1)
+    # no -np either: llama-server picks 4 slots in one cache, and its log says 96 MiB for
+    # the full layers and 37.5 MiB for the window layers (512 x 4 + 512 cells)
+    assert (est["slots"], est["kv_unified"]) == (4, True)
+    assert est["kv_cache_mb"] == 133.5
     assert shown["need_mb"] == est["need_mb"] > 100
     ollama_rig.load("gemma3:270m")
     try:
