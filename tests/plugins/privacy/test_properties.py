@@ -169,7 +169,9 @@ def _unescaped_by_hand(text: str, budget: int) -> tuple[str, list[int]] | None:
 
 @settings(max_examples=500, deadline=None)
 @given(
-    text=st.text(alphabet=st.sampled_from(list("ab\\\"/nrt'\n\u00e9\ud800")), max_size=80),
+    # ASCII text is searched by RE2, other text line by line: the same reading both ways
+    text=st.text(alphabet=st.sampled_from(list("ab\\\"/nrt'\n")), max_size=80)
+    | st.text(alphabet=st.sampled_from(list("ab\\\"/nrt'\n\u00e9\ud800")), max_size=80),
     budget=st.sampled_from([0, 1, 2, 5, 50_000]),
 )
 def test_unescaped_reads_as_one_escape_at_a_time(text, budget) -> None:
