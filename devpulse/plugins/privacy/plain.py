@@ -172,6 +172,8 @@ def unescaped(text: str) -> tuple[str, Origins] | None:
     two escapes, the text as it is; each escape read as its letter, from which on every
     index shifts by one more.
     """
+    if "\\" not in text:
+        return None  # most prompts: no escape, answered without a copy or a search
     stretches = _escaped_stretches(text)
     if not stretches:
         return None
