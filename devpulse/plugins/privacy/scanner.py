@@ -93,28 +93,29 @@ class Scanner:
         self._allowlist = [
             compile_pattern(p, f"privacy.allowlist[{i}]") for i, p in enumerate(config.allowlist)
         ]
-        # The prefilter: an RE2 set of every keyword (as a literal), and one of every trigger
-        # pattern (two small DFAs cost less than their product). Entry i of a set enables
-        # the rules whose indices are listed at i; AST stands for the Python-aware checks.
-        keywords: dict[str, list[int]] = {}
-        triggers: dict[str, list[int]] = {}
+        # The prefilter: one RE2 set of every keyword (as a literal) and every trigger
+        # pattern. Entry i of the set enables the rules whose indices are listed at i; AST
+        # stands for the Python-aware checks. (One set costs less than a set of keywords and
+        # one of triggers did: 32 against 41 us a 2 KB prompt, 68 against 95 ms for 10 MB;
+        # the readers' patterns in it too would make its DFA give up.)
+        table: dict[str, list[int]] = {}
         for index, rule in enumerate(self._rules):
             for keyword in rule.rule.keywords:
-                keywords.setdefault(re2.escape(keyword.lower()), []).append(index)
+                table.setdefault(re2.escape(keyword.lower()), []).append(index)
             if rule.rule.trigger:
-                triggers.setdefault(rule.rule.trigger, []).append(index)
+                table.setdefault(rule.rule.trigger, []).append(index)
         for keyword in AST_TRIGGERS:
-            keywords.setdefault(re2.escape(keyword), []).append(AST)
+            table.setdefault(re2.escape(keyword), []).append(AST)
         # A rule marked exact_prefilter also needs its own pattern to match somewhere, which
-        # the trigger set answers in the same pass: EXACT - index marks that it did. (The
-        # set ignores case; (?-i:...) gives the pattern back its own.) Widened, its counted
+        # the set answers in the same pass: EXACT - index marks that it did. (The set
+        # ignores case; (?-i:...) gives the pattern back its own.) Widened, its counted
         # runs need no counter in the set's DFA; what else it lets through, the rule's own
         # search turns down.
         self._exact = frozenset(i for i, r in enumerate(self._rules) if r.rule.exact_prefilter)
         for index in sorted(self._exact):
             pattern = f"(?-i:{widened(self._rules[index].rule.pattern)})"
-            triggers.setdefault(pattern, []).append(EXACT - index)
-        self._prefilters = [_prefilter(table) for table in (keywords, triggers) if table]
+            table.setdefault(pattern, []).append(EXACT - index)
+        self._prefilter = _prefilter(table)
         self._everything = frozenset((*range(len(self._rules)), AST))
 
     def scan(self, text: str) -> list[Finding]:
@@ -198,15 +199,15 @@ class Scanner:
         """The indices of the rules that always run and of those the prefilter enabled, and
         AST if the Python-aware checks and the readers should run.
 
-        Each set's last pattern matches every text: a set whose DFA gave up (out of memory)
+        The set's last pattern matches every text: a set whose DFA gave up (out of memory)
         answers without it, and then everything runs, as it would with no prefilter.
         """
+        found, enables = self._prefilter
+        matched = found.Match(data) or ()  # the binding answers None for no match
+        if len(enables) - 1 not in matched:
+            return set(self._everything)
         enabled = set(self._always)
-        for found, enables in self._prefilters:
-            matched = found.Match(data) or ()  # the binding answers None for no match
-            if len(enables) - 1 not in matched:
-                return set(self._everything)
-            enabled.update(*map(enables.__getitem__, matched))
+        enabled.update(*map(enables.__getitem__, matched))
         if self._exact:
             marks = {mark for mark in enabled if mark <= EXACT}
             enabled -= marks

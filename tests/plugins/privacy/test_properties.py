@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devpulse import PrivacyLevel, config_from_mapping
-from devpulse.plugins.privacy import Scanner
+from devpulse.plugins.privacy import Scanner, plain
 from devpulse.plugins.privacy.checks import PUBLIC_PREFIX, has_alnum
-from devpulse.plugins.privacy.plain import _AS_READ, plain_text, unescaped
+from devpulse.plugins.privacy.plain import _AS_READ, _ESCAPED, plain_text, unescaped
 from tests.plugins.privacy import secrets_factory as make
 from tests.support import router_with
 
@@ -105,6 +107,19 @@ def test_every_character_read_plain_comes_from_the_text(text) -> None:
         assert text[origins.index(i)].translate(_AS_READ) == char
 
 
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=PLAIN_ALPHABET, max_size=300))
+def test_text_full_of_hiding_characters_reads_as_translated(text) -> None:
+    """Past MAX_RUNS runs the text is read whole (`plain._dense`), invisible characters
+    dropped first: the same reading as one `str.translate`, each character traced back."""
+    with mock.patch.object(plain, "MAX_RUNS", 0):
+        read, origins = plain_text(text)
+    assert read == text.translate(_AS_READ)
+    for i, char in enumerate(read):
+        at = i if origins is None else origins.index(i)
+        assert text[at].translate(_AS_READ) == char
+
+
 ESCAPED_ALPHABET = st.sampled_from(list('ab="\\/\n\t: {}\u00e9'))
 
 
@@ -123,3 +138,52 @@ def test_every_character_read_unescaped_comes_from_its_escape(values) -> None:
         if text[at] != char:  # an escape's letter, its backslash dropped
             assert text[at - 1] == "\\"
             assert json.loads(f'"\\{text[at]}"') == char
+
+
+def _unescaped_by_hand(text: str, budget: int) -> tuple[str, list[int]] | None:
+    """`unescaped` one character at a time: the read text, and where each character came
+    from."""
+    read: list[str] = []
+    came_from: list[int] = []
+    start = 0
+    for line in text.split("\n"):
+        end = start + len(line)
+        if any(a == "\\" and b in '"/nrt' for a, b in itertools.pairwise(line)):
+            if read:
+                read.append("\n")
+                came_from.append(came_from[-1] + 1)  # the line break after the last one
+            i = start
+            while i < end:
+                if text[i] == "\\" and i + 1 < end and text[i + 1] in _ESCAPED and budget:
+                    read.append(_ESCAPED[text[i + 1]])
+                    came_from.append(i + 1)
+                    budget -= 1
+                    i += 2
+                else:
+                    read.append(text[i])
+                    came_from.append(i)
+                    i += 1
+        start = end + 1
+    return ("".join(read), came_from) if read else None
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    # ASCII text is searched by RE2, other text line by line: the same reading both ways
+    text=st.text(alphabet=st.sampled_from(list("ab\\\"/nrt'\n")), max_size=80)
+    | st.text(alphabet=st.sampled_from(list("ab\\\"/nrt'\n\u00e9\ud800")), max_size=80),
+    budget=st.sampled_from([0, 1, 2, 5, 50_000]),
+)
+def test_unescaped_reads_as_one_escape_at_a_time(text, budget) -> None:
+    """Lines read a stretch at a time, split at every escape at once, read as they would be
+    one character at a time; past MAX_ESCAPES escapes, the rest as they are."""
+    with mock.patch.object(plain, "MAX_ESCAPES", budget):
+        view = unescaped(text)
+    expected = _unescaped_by_hand(text, budget)
+    if expected is None:
+        assert view is None
+        return
+    assert view is not None
+    read, origins = view
+    assert read == expected[0]
+    assert [origins.index(i) for i in range(len(read))] == expected[1]
