@@ -84,37 +84,50 @@ class Stopped(Exception):
 
 
 class Cancellation:
-    """Lets another thread (or an event loop) stop a request: its waits and its reads."""
+    """Lets another thread (or an event loop) stop a request: its waits and its reads.
+
+    The event a backoff's sleep waits on is made by the first sleep: every request has a
+    Cancellation, few ever sleep, and an Event's condition and lock are not free."""
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._cancelled = False
+        self._event: threading.Event | None = None
         self._callbacks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
     @property
     def cancelled(self) -> bool:
-        return self._event.is_set()
+        return self._cancelled
 
     def cancel(self) -> None:
         with self._lock:
-            self._event.set()
+            self._cancelled = True
+            event = self._event
             callbacks = list(self._callbacks)
+        if event is not None:
+            event.set()
         for callback in callbacks:
             callback()
 
     def sleep(self, seconds: float) -> None:
         """Sleep, unless cancelled first: then raise `Cancelled`."""
-        if self._event.wait(seconds):
+        with self._lock:
+            if self._event is None:
+                self._event = threading.Event()
+                if self._cancelled:
+                    self._event.set()
+            event = self._event
+        if event.wait(seconds):
             raise Cancelled("the request was cancelled")
 
     def check(self) -> None:
-        if self._event.is_set():
+        if self._cancelled:
             raise Cancelled("the request was cancelled")
 
     def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call `callback` on cancel (at once if already cancelled); returns an unregister."""
         with self._lock:
-            if not self._event.is_set():
+            if not self._cancelled:
                 self._callbacks.append(callback)
                 return lambda: self._forget(callback)
         callback()
