@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-from devpulse.core.bounded import AFTER_ANSWER_S, CHUNK, END, ERROR, expired, produce
+from devpulse.core.bounded import AFTER_ANSWER_S, CHUNK, END, ERROR, Stop, expired, produce
 from devpulse.core.config import Limits
 from devpulse.core.types import Chunk, Response, replay
 
@@ -98,7 +98,7 @@ async def in_thread(
     """
     loop = asyncio.get_running_loop()
     handoff: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
-    stop = threading.Event()
+    stop = Stop()
 
     def put(item: tuple[int, Any]) -> None:
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting

@@ -48,13 +48,14 @@ log = get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class Call:
     """Call `fn()` and send back its result. `blocking`: it may wait on I/O (a preflight
-    probe, opening the ledger), so the async driver runs it in a thread. `inline`: it is
-    short and blocks only when a plugin says so (`core/inline.py`), so the async driver
-    tries it on the loop first."""
+    probe, opening the ledger), so the async driver runs it in a thread. `inline`, asked
+    by the async driver only (the sync one calls everything where it stands, and need not
+    pay for the question): whether it is short and blocks only when a plugin says so
+    (`core/inline.py`), so that the async driver tries it on the loop first."""
 
     fn: Callable[[], Any]
     blocking: bool = True
-    inline: bool = False
+    inline: Callable[[], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,7 @@ def run(router: Router, request: Request) -> Machine:
     try:
         decision: Decision = yield Call(
             functools.partial(router.decide, request, dispatching=True),
-            inline=router.decides_inline(request),
+            inline=functools.partial(router.decides_inline, request),
         )
     except DevPulseError as exc:
         classification = router.classify(request)
@@ -287,7 +288,7 @@ def _next(
     try:
         checked: Decision = yield Call(
             functools.partial(router._checked, request, following, True),
-            inline=router.decides_inline(request, ("preflight",)),
+            inline=functools.partial(router.decides_inline, request, ("preflight",)),
         )
     except PreflightRefused as refused:
         tried.append(f"{following.backend}/{following.model}: {refused}")
@@ -356,7 +357,7 @@ def _dispatch(
         # first-token limit (the async driver does it in a thread, unless it is ready).
         yield Call(
             functools.partial(router.pm.hook.prepare_dispatch, request=streamed, decision=decision),
-            inline=inline.loop_safe(router.pm, ("prepare_dispatch",)),
+            inline=functools.partial(inline.loop_safe, router.pm, ("prepare_dispatch",)),
         )
         yield Open(streamed, decision, deadline)
         while True:

@@ -40,25 +40,31 @@ AFTER_ANSWER_S = 1.0
 
 # The stop flag of the attempt that the current worker thread produces for. Set in the
 # attempt's own copy of its caller's context, so each attempt sees its own.
-_STOP: contextvars.ContextVar[_Stop | None] = contextvars.ContextVar(
+_STOP: contextvars.ContextVar[Stop | None] = contextvars.ContextVar(
     "devpulse_attempt_stop", default=None
 )
 
 
-class _Stop:
-    """An attempt's stop as its worker's reads see it: the caller's flag, and until when the
-    stream's end may still be read once the answer is whole (`AFTER_ANSWER_S`): read to its
-    end, the connection goes back to the client's pool, to be kept alive for the next
-    request, although the caller has already stopped reading."""
+class Stop:
+    """An attempt's stop: set by its caller once it stops reading, polled by the worker's
+    reads; and until when the stream's end may still be read once the answer is whole
+    (`AFTER_ANSWER_S`): read to its end, the connection goes back to the client's pool, to
+    be kept alive for the next request, although the caller has already stopped reading.
 
-    __slots__ = ("drain_until", "event")
+    A flag, not a `threading.Event`: nobody waits for it, and an Event's condition and lock,
+    made and set for every attempt, cost the request more than the flag's whole use."""
 
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
+    __slots__ = ("drain_until", "stopped")
+
+    def __init__(self) -> None:
+        self.stopped = False
         self.drain_until: float | None = None
 
+    def set(self) -> None:
+        self.stopped = True
+
     def is_set(self) -> bool:
-        if not self.event.is_set():
+        if not self.stopped:
             return False
         return self.drain_until is None or time.monotonic() > self.drain_until
 
@@ -78,37 +84,50 @@ class Stopped(Exception):
 
 
 class Cancellation:
-    """Lets another thread (or an event loop) stop a request: its waits and its reads."""
+    """Lets another thread (or an event loop) stop a request: its waits and its reads.
+
+    The event a backoff's sleep waits on is made by the first sleep: every request has a
+    Cancellation, few ever sleep, and an Event's condition and lock are not free."""
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._cancelled = False
+        self._event: threading.Event | None = None
         self._callbacks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
     @property
     def cancelled(self) -> bool:
-        return self._event.is_set()
+        return self._cancelled
 
     def cancel(self) -> None:
         with self._lock:
-            self._event.set()
+            self._cancelled = True
+            event = self._event
             callbacks = list(self._callbacks)
+        if event is not None:
+            event.set()
         for callback in callbacks:
             callback()
 
     def sleep(self, seconds: float) -> None:
         """Sleep, unless cancelled first: then raise `Cancelled`."""
-        if self._event.wait(seconds):
+        with self._lock:
+            if self._event is None:
+                self._event = threading.Event()
+                if self._cancelled:
+                    self._event.set()
+            event = self._event
+        if event.wait(seconds):
             raise Cancelled("the request was cancelled")
 
     def check(self) -> None:
-        if self._event.is_set():
+        if self._cancelled:
             raise Cancelled("the request was cancelled")
 
     def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call `callback` on cancel (at once if already cancelled); returns an unregister."""
         with self._lock:
-            if not self._event.is_set():
+            if not self._cancelled:
                 self._callbacks.append(callback)
                 return lambda: self._forget(callback)
         callback()
@@ -135,7 +154,7 @@ def bounded(
     caller's thread; whatever `answer` raises is raised here too.
     """
     handoff: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
-    stop = threading.Event()
+    stop = Stop()
     context = contextvars.copy_context()
     forget = cancellation.on_cancel(lambda: handoff.put((_CANCEL, None)))
     WORKERS.run(functools.partial(context.run, produce, answer, handoff.put, stop))
@@ -228,11 +247,10 @@ def expired(name: str, received: bool, limit: float, left: float) -> Exception:
 def produce(
     answer: Callable[[], Response | Iterator[Chunk]],
     handoff: Callable[[tuple[int, Any]], None],
-    stop: threading.Event,
+    stopped: Stop,
 ) -> None:
     """The worker: run the backend, hand over each chunk, close its stream when told (once
     the answer is whole, after reading the stream's end for up to AFTER_ANSWER_S)."""
-    stopped = _Stop(stop)
     _STOP.set(stopped)  # in this attempt's copy of the caller's context
     try:
         result = answer()

@@ -193,7 +193,7 @@ class _Async:
         if isinstance(action, Call):
             if not action.blocking:
                 return action.fn()
-            if action.inline:
+            if action.inline is not None and action.inline():
                 try:
                     return on_loop(action.fn)
                 except WouldBlock:

@@ -31,7 +31,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +39,7 @@ from typing import Any, TypeVar
 from devpulse.core.breaker import Circuit
 from devpulse.core.config import Config
 from devpulse.core.errors import ConfigError
-from devpulse.core.writes import Job, Writes, flush_all
+from devpulse.core.writes import Job, Outcome, Writes, flush_all
 
 # Each entry takes the ledger from version N to N + 1. Version 0 is the first layout, which
 # recorded no version; its statements are idempotent, so a brand-new file runs them all.
@@ -350,7 +349,7 @@ class Ledger:
     def _commit(self, batch: list[Job]) -> None:
         """Commit `batch` in one transaction; if the transaction fails, raise, settling no
         write (`Writes` fails them, or keeps them queued while the file is locked)."""
-        results: list[tuple[Future[Any], Any, BaseException | None]] = []
+        results: list[tuple[Outcome, Any, BaseException | None]] = []
         try:
             with self._transaction() as db:
                 if len(batch) == 1:
@@ -583,7 +582,7 @@ def _id(value: str | None) -> str | None:
     return value[:MAX_ID_CHARS] if value else None
 
 
-def _settle(future: Future[Any], value: Any, error: BaseException | None) -> None:
+def _settle(future: Outcome, value: Any, error: BaseException | None) -> None:
     """Give `future` its outcome, unless it has one (a caller may have cancelled it)."""
     if future.done():
         return

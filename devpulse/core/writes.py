@@ -33,13 +33,13 @@ import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from devpulse.core.logs import get_logger
 
 log = get_logger(__name__)
 T = TypeVar("T")
-Job = tuple[Callable[[Any], Any], "Future[Any]"]
+Job = tuple[Callable[[Any], Any], "Outcome"]
 # Commits every batch it is given, setting each job's future (`Ledger._commit`); raises,
 # setting none, when the transaction failed as a whole.
 Commit = Callable[[list[Job]], None]
@@ -56,8 +56,44 @@ LINGER_S = 0.002
 MAX_HELD = 10_000
 
 
-class _Submitted(Future[Any]):
-    """A submitted write's future: nobody waits for it, so a locked file keeps it queued."""
+class Outcome(Protocol):
+    """How a queued write's outcome is settled: a `Future` (`write`, whose caller waits for
+    it) or a `_Submitted` (`submit`, whose caller has gone on)."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: Any) -> None: ...
+
+    def set_exception(self, exception: BaseException) -> None: ...
+
+    def cancel(self) -> bool: ...
+
+
+class _Submitted:
+    """A submitted write's outcome: nobody waits for it, so a locked file keeps it queued,
+    and a failure is logged. Not a `Future`: a Future's condition and lock, made and set for
+    each of a request's three writes, cost more of the request's own time than the rest of
+    its hand-off to this queue."""
+
+    __slots__ = ("_done",)
+
+    def __init__(self) -> None:
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, result: Any) -> None:
+        self._done = True
+
+    def set_exception(self, exception: BaseException) -> None:
+        self._done = True
+        log.warning("ledger.write_failed", error=type(exception).__name__, detail=str(exception))
+
+    def cancel(self) -> bool:
+        """Dropped (the file stayed locked and too many writes were held): logged apart."""
+        self._done = True
+        return True
 
 
 def _never(error: BaseException) -> bool:
@@ -98,24 +134,23 @@ class Writes:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)  # its waits and notifies, same lock
 
-    def submit(self, fn: Callable[[Any], T]) -> Future[T]:
+    def submit(self, fn: Callable[[Any], object]) -> None:
         """Queue `fn` (called with the connection, in a transaction); returns at once.
 
         An error it raises is logged, and spoils no other write.
         """
-        future: Future[T] = _Submitted()
-        future.add_done_callback(_log_failure)
+        outcome = _Submitted()
         if _synchronous:  # a forked child, or past the exit flush: no thread to rely on
             try:
-                future.set_result(self.write(fn))
+                self.write(fn)
             except Exception as exc:
-                future.set_exception(exc)
-            return future
+                outcome.set_exception(exc)
+            return
         with self._lock:
-            self._pending.append((fn, future))
+            self._pending.append((fn, outcome))
             if self._thread is not None:
                 self._cond.notify()
-                return future
+                return
             thread = threading.Thread(target=self._work, daemon=True, name=self._name)
             self._thread = thread
         _watch(self)
@@ -125,7 +160,6 @@ class Writes:
             with self._lock:
                 self._thread = None
             self.flush()
-        return future
 
     def write(self, fn: Callable[[Any], T]) -> T:
         """Queue `fn` and wait until it is committed; returns what it returned."""
@@ -248,14 +282,6 @@ class Writes:
 
 def _nothing(db: Any) -> None:
     """The write `flush` waits for: it is committed only after everything queued before."""
-
-
-def _log_failure(future: Future[Any]) -> None:
-    if future.cancelled():
-        return
-    error = future.exception()
-    if error is not None:
-        log.warning("ledger.write_failed", error=type(error).__name__, detail=str(error))
 
 
 _queues: weakref.WeakSet[Writes] = weakref.WeakSet()

@@ -42,6 +42,7 @@ from devpulse.core import abounded, bounded, drivers
 from devpulse.core.attempts import run
 from devpulse.core.bounded import Cancellation
 from devpulse.core.drivers import drive
+from devpulse.core.errors import Cancelled
 from devpulse.plugins.backends.base import retry_after
 from tests.support import router_with
 
@@ -818,3 +819,20 @@ def test_the_streams_end_is_still_read_after_the_caller_has_its_answer(tmp_path)
     assert router.invoke("x", **LOCAL_WORK).text == "an answer"
     backend.caller_left.set()  # the caller has closed its attempt: the worker is told to stop
     assert backend.drained.wait(WAIT_S)  # ...but reads the stream's end first
+
+
+def test_a_cancel_ends_a_backoff_sleep_whether_it_comes_before_or_during_it() -> None:
+    before = Cancellation()
+    before.cancel()
+    with pytest.raises(Cancelled):
+        before.sleep(60)  # the sleep's event is made after the cancel: it is set at once
+    during = Cancellation()
+    timer = threading.Timer(0.05, during.cancel)
+    timer.start()
+    try:
+        with pytest.raises(Cancelled):
+            during.sleep(60)
+    finally:
+        timer.cancel()
+    assert before.cancelled
+    assert during.cancelled
