@@ -24,8 +24,12 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devpulse import Decision, Request, Side, config_from_mapping, make_plugin_manager
-from devpulse.plugins.preflight.estimator import estimate, llama_fit_params, read_gguf
-from devpulse.plugins.preflight.servers import AUTO_SLOTS
+from devpulse.plugins.preflight.estimator import (
+    LLAMA_SERVER_DEFAULT,
+    estimate,
+    llama_fit_params,
+    read_gguf,
+)
 from tests.rig.llama_server import LlamaServer, find_rig
 
 CONTEXTS = (2048, 8192, 32768)
@@ -85,9 +89,9 @@ def main() -> None:
     )
     worst_ok = True
     for ctx in CONTEXTS:
-        # no -np: llama-server picks AUTO_SLOTS slots sharing one cache
+        # no -np: llama-server picks 4 slots sharing one cache
         need = estimate(
-            arch, ctx, cache_type="f16", overhead_mb=overhead, slots=AUTO_SLOTS, unified=True
+            arch, ctx, cache_type="f16", overhead_mb=overhead, slots=LLAMA_SERVER_DEFAULT
         ).need_mb
         real = measure(ctx)
         error = need - real["rss_answered_mib"]

@@ -22,7 +22,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -108,10 +108,12 @@ class LlamaServer:
         startup_timeout: float = 120,
         port: int | None = None,
         cwd: Path | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         self.rig = rig
         self.args = list(args)
         self.cwd = cwd  # the server's working directory: relative paths in `args` start there
+        self.environment = dict(environment or {})  # added to this process's
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
@@ -185,7 +187,7 @@ class LlamaServer:
 
     def start(self) -> None:
         """Start the server with a log of its own, and wait until it is healthy."""
-        env = dict(os.environ, LD_LIBRARY_PATH=str(self.rig.bin_dir))
+        env = dict(os.environ, **self.environment, LD_LIBRARY_PATH=str(self.rig.bin_dir))
         cmd = [str(self.rig.server), *self.args, "--host", self.host, "--port", str(self.port)]
         with _new_log(self.port) as log:
             self.log = Path(log.name)

@@ -126,10 +126,21 @@ def server_path(backend: BackendConfig, path: str) -> str:
     return os.path.join(cwd, path) if cwd else path
 
 
-def launch_args(backend: BackendConfig) -> list[str] | None:
-    """The command line of the server at `backend`, where it listens on this machine's
-    loopback and its process can be seen; None otherwise."""
-    return _from_process(backend, lambda process: [str(word) for word in process.cmdline()])
+def launch_settings(backend: BackendConfig) -> tuple[list[str], dict[str, str]] | None:
+    """The command line and environment of the server at `backend`, where it listens on
+    this machine's loopback and its process can be seen (another user's environment cannot:
+    then it is empty); None otherwise."""
+    return _from_process(backend, _settings)
+
+
+def _settings(process: Any) -> tuple[list[str], dict[str, str]]:
+    import psutil  # noqa: PLC0415
+
+    args = [str(word) for word in process.cmdline()]
+    try:
+        return args, dict(process.environ())
+    except (psutil.Error, OSError):
+        return args, {}
 
 
 def _from_process(backend: BackendConfig, read: Callable[[Any], T]) -> T | None:

@@ -155,26 +155,39 @@ class Estimate:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Slots:
+    """How a server lays out a model's KV cache: `count` slots that share one cache
+    (`unified`) or each hold their own share of the context; with `swa_full` (llama-server's
+    `--swa-full`) the window layers hold the whole context too. `known`: read from the
+    server's settings, not assumed."""
+
+    count: int = 1
+    unified: bool = True
+    swa_full: bool = False
+    known: bool = True
+
+
+ONE_SLOT = Slots()
+# What llama-server runs when its slot count is not given: 4 slots in one cache.
+LLAMA_SERVER_DEFAULT = Slots(4)
+
+
 def kv_cache_bytes(
-    arch: Architecture,
-    ctx: int,
-    cache_type: str = "f16",
-    *,
-    slots: int = 1,
-    unified: bool = True,
+    arch: Architecture, ctx: int, cache_type: str = "f16", slots: Slots = ONE_SLOT
 ) -> float:
     """Bytes of K and V cache at `ctx` tokens in all, with sliding-window layers at their
-    window, for a server with `slots` slots sharing one cache (`unified`) or each with its
-    own share of `ctx`."""
+    window once per slot (in one cache: `window x slots + ubatch` cells; in a cache per
+    slot: `window + ubatch` each, within the slot's share)."""
     per_cell = arch.kv_heads * (arch.key_length + arch.value_length) * KV_BYTES[cache_type]
-    slots = max(1, slots)
-    if not arch.sliding_window:
+    count = max(1, slots.count)
+    if not arch.sliding_window or slots.swa_full:
         window_cells = ctx
-    elif unified:
-        window_cells = min(ctx, _pad(arch.sliding_window * slots + UBATCH))
+    elif slots.unified:
+        window_cells = min(ctx, _pad(arch.sliding_window * count + UBATCH))
     else:
-        window_cells = slots * min(ctx // slots, _pad(arch.sliding_window + UBATCH))
-    swa_count = sum(arch.swa_layers[: arch.layers])
+        window_cells = count * min(ctx // count, _pad(arch.sliding_window + UBATCH))
+    swa_count = sum(arch.swa_layers)
     return (swa_count * window_cells + (arch.layers - swa_count) * ctx) * per_cell
 
 
@@ -194,10 +207,9 @@ def estimate(
     cache_type: str,
     overhead_mb: float,
     gpu: bool = False,
-    slots: int = 1,
-    unified: bool = True,
+    slots: Slots = ONE_SLOT,
 ) -> Estimate:
-    """The need of `arch` at `ctx` (the whole cache, over `slots` server slots).
+    """The need of `arch` at `ctx` (the whole cache, laid out over `slots`).
 
     Compute buffers: on a GPU llama.cpp reserves room for a whole micro-batch of logits
     (`n_vocab x ubatch x 4` bytes) plus activations; on the CPU only the pages it touches
@@ -211,7 +223,7 @@ def estimate(
         model=arch.name,
         ctx=ctx,
         weights_mb=arch.weights_bytes / MIB,
-        kv_mb=kv_cache_bytes(arch, ctx, cache_type, slots=slots, unified=unified) / MIB,
+        kv_mb=kv_cache_bytes(arch, ctx, cache_type, slots) / MIB,
         compute_mb=(activations + logits) / MIB,
         overhead_mb=overhead_mb,
         source="architecture",
@@ -221,8 +233,10 @@ def estimate(
             "head_dim": arch.key_length,
             "sliding_window": arch.sliding_window or None,
             "sliding_window_layers": swa_count,
-            "slots": max(1, slots),
-            "kv_unified": unified,
+            "slots": max(1, slots.count),
+            "kv_unified": slots.unified,
+            "swa_full": slots.swa_full,
+            "slots_known": slots.known,
         },
     )
 

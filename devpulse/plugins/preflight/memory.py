@@ -16,14 +16,16 @@ from devpulse.core.inline import Behind, must_not_block, on_the_loop
 from devpulse.core.logs import get_logger
 from devpulse.core.types import DeviceMemory, LoadedModel
 from devpulse.plugins.preflight.estimator import (
+    LLAMA_SERVER_DEFAULT,
+    ONE_SLOT,
     Architecture,
     Estimate,
     ModelUnknown,
+    Slots,
     estimate,
     read_gguf,
 )
 from devpulse.plugins.preflight.servers import (
-    ServedModel,
     llama_server_model,
     loaded_models,
     ollama_architecture,
@@ -194,30 +196,30 @@ class Memory:
             )
         path = source.gguf if source is not None else spec
         details: dict[str, Any] = {}
-        served = ServedModel(spec, spec, None)  # a file read here: one slot, as a CLI runs it
         if path is not None and (path.endswith(".gguf") or os.path.isfile(path)):
             arch = read_gguf(Path(path).expanduser())
             # a configured ctx is the model's default: a ctx asked for (--ctx) wins
             ctx = ctx or (source.ctx if source is not None else None)
+            # a file is estimated as llama-server runs one by default
+            slots = dataclasses.replace(LLAMA_SERVER_DEFAULT, known=False)
         else:
-            arch, served, details = self._from_servers(spec, backend)
-            ctx = ctx or served.ctx
+            arch, served_ctx, slots, details = self._from_servers(spec, backend)
+            ctx = ctx or served_ctx
         found = estimate(
             arch,
             ctx or pre.default_ctx,
             cache_type=pre.kv_cache_type,
             overhead_mb=pre.runtime_overhead_mb,
             gpu=gpu,
-            slots=served.slots,
-            unified=served.unified,
+            slots=slots,
         )
         return dataclasses.replace(found, details={**found.details, **details})
 
     def _from_servers(
         self, model: str, backend: str | None
-    ) -> tuple[Architecture, ServedModel, dict[str, Any]]:
-        """The architecture from a local server, how it serves the model (its context and
-        slots), and who said so."""
+    ) -> tuple[Architecture, int | None, Slots, dict[str, Any]]:
+        """The architecture from a local server, the context it serves at, the slots it lays
+        that context out over, and who said so."""
         candidates = [
             (name, b)
             for name, b in self.config.backends.items()
@@ -230,8 +232,9 @@ class Memory:
         for name, server in candidates:
             try:
                 if server.kind == "ollama":
+                    # Ollama runs one slot unless OLLAMA_NUM_PARALLEL says more
                     arch = ollama_architecture(server, model)
-                    return arch, ServedModel(model, "", None), {"served_by": name}
+                    return arch, None, ONE_SLOT, {"served_by": name}
                 served = llama_server_model(server, model, any_name=backend is not None)
             except ModelUnknown as exc:
                 problems.append(str(exc))
@@ -242,7 +245,7 @@ class Memory:
                 problems.append(f"{name} serves {served.model!r}, which cannot be described: {exc}")
                 continue
             said = {"served_by": name, "served_model": served.model, "gguf": served.path}
-            return arch, dataclasses.replace(served, ctx=served.ctx or arch.context_length), said
+            return arch, served.ctx or arch.context_length, served.slots, said
         where = "; ".join(problems) or "no local Ollama or llama-server backend is configured"
         raise ModelUnknown(
             f"unknown model {model!r}: not a number of MB, not a .gguf file, and {where}"

@@ -24,27 +24,33 @@ from devpulse.core.types import LoadedModel, same_model
 from devpulse.plugins.backends.llama_host import (
     TIMEOUT_S,
     call_json,
-    launch_args,
+    launch_settings,
     root,
     server_path,
 )
 from devpulse.plugins.backends.ollama_backend import host_failures
-from devpulse.plugins.preflight.estimator import MAX_CONTEXT, Architecture, ModelUnknown
+from devpulse.plugins.preflight.estimator import (
+    LLAMA_SERVER_DEFAULT,
+    MAX_CONTEXT,
+    Architecture,
+    ModelUnknown,
+    Slots,
+)
 
 MAX_SLOTS = 1 << 12  # far above any real server; a larger count is not believed
-AUTO_SLOTS = 4  # llama-server's slot count when it picks it (`-np -1`, the default)
+# llama.cpp's words for a switch that is on, in its environment variables (LLAMA_ARG_...)
+_ON = ("1", "true", "on", "enabled")
 
 
 @dataclass(frozen=True, slots=True)
 class ServedModel:
     """A model a llama-server serves: its GGUF file, the context its cache holds in all, and
-    the slots that share that cache (in one unified cache, or each with its own part)."""
+    how its slots lay that cache out."""
 
     model: str
     path: str
     ctx: int | None  # None: not given, so llama-server uses the model's trained context
-    slots: int = 1
-    unified: bool = True
+    slots: Slots = LLAMA_SERVER_DEFAULT
 
 
 def local_backends(config: Config) -> list[str]:
@@ -119,7 +125,9 @@ def llama_server_model(backend: BackendConfig, model: str, *, any_name: bool) ->
     try:
         props = _get_json(backend, "/props")
         if props.get("role") == "router":
-            found = _router_model(_get_json(backend, "/models"), model, where)
+            # the router's environment, which the model's server inherits, where it can be read
+            environment = (launch_settings(backend) or ([], {}))[1]
+            found = _router_model(_get_json(backend, "/models"), model, where, environment)
             return dataclasses.replace(found, path=server_path(backend, found.path))
     except urllib.error.HTTPError as exc:
         hint = " (no /props: not a llama-server?)" if exc.code == 404 else ""
@@ -134,22 +142,30 @@ def llama_server_model(backend: BackendConfig, model: str, *, any_name: bool) ->
     alias = str(props.get("model_alias") or file)
     if not any_name and model not in (alias, file, file.removesuffix(".gguf")):
         raise ModelUnknown(f"{where} serves {alias!r}, not {model!r}")
-    # n_ctx here is a slot's context: the whole cache with a unified KV cache, one slot's
-    # share without. Which one, only the command line says (read where the server runs
-    # here, a few ms once per estimate); else llama-server's default when it picks the
-    # slot count itself, unified, is assumed.
+    # n_ctx here is a slot's context: the whole cache when the slots share one, a slot's
+    # share when each has its own. Which, the server's settings say (its command line and
+    # environment, read where it runs here: a few ms once per estimate, so only when there
+    # are slots to lay out); where they cannot be read, llama-server's default when it
+    # picks the slot count itself (one cache).
     settings = props.get("default_generation_settings")
-    ctx = _context(settings.get("n_ctx") if isinstance(settings, dict) else None)
-    slots = _context(props.get("total_slots")) or 1
-    slots = slots if slots <= MAX_SLOTS else 1
-    unified = slots == 1 or _slots(launch_args(backend) or [])[1]
-    if ctx is not None and not unified:
-        ctx = min(ctx * slots, MAX_CONTEXT)
-    return ServedModel(alias, path, ctx, slots, unified)
+    ctx = _count(settings.get("n_ctx") if isinstance(settings, dict) else None, MAX_CONTEXT)
+    count = _count(props.get("total_slots"), MAX_SLOTS) or 1
+    launch = launch_settings(backend) if count > 1 else None
+    if launch is None:
+        slots = Slots(count, known=count == 1)
+    else:
+        slots = dataclasses.replace(_slots(*launch), count=count)
+    if ctx is not None and not slots.unified:
+        ctx = min(ctx * count, MAX_CONTEXT)
+    return ServedModel(alias, path, ctx, slots)
 
 
-def _router_model(listing: dict[str, Any], model: str, where: str) -> ServedModel:
-    """A router's model: its file and context from the arguments it launches the model with."""
+def _router_model(
+    listing: dict[str, Any], model: str, where: str, environment: dict[str, str] | None = None
+) -> ServedModel:
+    """A router's model: its file, context and slots from the arguments it launches the
+    model with, and the router's `environment` (which the model's server inherits)."""
+    environment = environment or {}
     for entry in listing.get("data", []):
         if model != entry.get("id") and model not in (entry.get("aliases") or []):
             continue
@@ -157,33 +173,45 @@ def _router_model(listing: dict[str, Any], model: str, where: str) -> ServedMode
         path = _option(args, "-m", "--model")
         if path is None:
             raise ModelUnknown(f"{where} lists {model!r} but not its model file")
-        slots, unified = _slots(args)
         ctx = _context(_whole(_option(args, "-c", "--ctx-size")))
-        return ServedModel(str(entry.get("id")), path, ctx, slots, unified)
+        return ServedModel(str(entry.get("id")), path, ctx, _slots(args, environment))
     raise ModelUnknown(f"{where} (router) has no model {model!r}")
 
 
 def _context(ctx: Any) -> int | None:
     """A context a server reports, if it is one (a count the estimate can multiply by)."""
-    ok = isinstance(ctx, int) and not isinstance(ctx, bool) and 0 < ctx <= MAX_CONTEXT
-    return ctx if ok else None
+    return _count(ctx, MAX_CONTEXT)
 
 
-def _slots(args: list[str]) -> tuple[int, bool]:
-    """The slot count and whether they share one cache, from llama-server's arguments: a
-    count it picks itself (no `-np`, or -1) is 4 in one unified cache; one given is in
-    separate caches unless `-kvu` says otherwise."""
-    given = _whole(_option(args, "-np", "--parallel"))
-    if given is None or not 0 < given <= MAX_SLOTS:  # -1 is auto; a count past belief, too
-        slots, unified = AUTO_SLOTS, True
+def _count(value: Any, most: int) -> int | None:
+    """`value` if it is a whole number from 1 to `most`, else None."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= most
+    return value if ok else None
+
+
+def _slots(args: list[str], environment: dict[str, str]) -> Slots:
+    """How llama-server lays out its cache, from its arguments and environment (an argument
+    wins over its LLAMA_ARG_ variable, as llama.cpp reads them). A slot count it picks itself
+    (none given, or -1) is 4 in one cache, whatever else is set; one given is a cache per
+    slot unless `-kvu` says otherwise. A count past belief counts as none given."""
+    given = _whole(_option(args, "-np", "--parallel") or environment.get("LLAMA_ARG_N_PARALLEL"))
+    if given is None or not 0 < given <= MAX_SLOTS:
+        count, unified = LLAMA_SERVER_DEFAULT.count, True
     else:
-        slots, unified = given, False
-    for arg in args:  # the last of the flags wins, as llama.cpp's parser reads them
-        if arg in ("-kvu", "--kv-unified"):
-            unified = True
-        elif arg in ("-no-kvu", "--no-kv-unified"):
-            unified = False
-    return slots, unified
+        count = given
+        unified = _flag(args, environment, ("-kvu", "--kv-unified"), "LLAMA_ARG_KV_UNIFIED")
+    swa_full = _flag(args, environment, ("--swa-full",), "LLAMA_ARG_SWA_FULL")
+    return Slots(count, unified, swa_full)
+
+
+def _flag(args: list[str], environment: dict[str, str], names: tuple[str, ...], env: str) -> bool:
+    """A switch: the last of its flags on the command line (`-kvu`, or its negation
+    `-no-kvu`), else its environment variable, else off."""
+    negations = {prefix + name.lstrip("-") for name in names for prefix in ("-no-", "--no-")}
+    found = [arg in names for arg in args if arg in names or arg in negations]
+    if found:
+        return found[-1]
+    return environment.get(env, "").strip().lower() in _ON
 
 
 def _whole(value: str | None) -> int | None:

@@ -10,6 +10,7 @@ import pytest
 from devpulse.plugins.preflight.estimator import (
     Architecture,
     ModelUnknown,
+    Slots,
     estimate,
     kv_cache_bytes,
     read_gguf,
@@ -44,8 +45,11 @@ def test_each_slot_keeps_its_own_window(
     without `-kvu`; `-c 1024 -np 4 -kvu`), where it prints the cells of each cache: the
     full layers hold `ctx` cells in all, the window layers a window per slot."""
     arch = read_gguf(rig.model)
-    got = kv_cache_bytes(arch, ctx, slots=slots, unified=unified) / MIB
+    got = kv_cache_bytes(arch, ctx, slots=Slots(slots, unified)) / MIB
     assert got == pytest.approx(kv_mib, abs=0.01)
+    # --swa-full: the window layers hold the whole context as well
+    full = kv_cache_bytes(arch, ctx, slots=Slots(slots, unified, swa_full=True)) / MIB
+    assert full == pytest.approx(18 * ctx * 1024 / MIB)
 
 
 def test_gpt_oss_alternates_window_and_full_layers() -> None:
@@ -221,22 +225,31 @@ def test_a_served_context_that_is_no_count_is_left_out() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "slots", "unified"),
+    ("args", "environment", "slots", "unified"),
     [
-        ([], 4, True),  # llama-server picks the count: 4 slots in one cache
-        (["-np", "-1"], 4, True),
-        (["-np", "2"], 2, False),  # a count given: a cache per slot
-        (["--parallel", "8", "-kvu"], 8, True),
-        (["-kvu", "-np", "3", "--no-kv-unified"], 3, False),  # the last flag wins
-        (["-np", "99999"], 4, True),  # not believed: as if not given
-        (["-np", "two"], 4, True),
+        ([], {}, 4, True),  # llama-server picks the count: 4 slots in one cache
+        (["-np", "-1"], {}, 4, True),
+        (["-np", "2"], {}, 2, False),  # a count given: a cache per slot
+        (["--parallel", "8", "-kvu"], {}, 8, True),
+        (["-kvu", "-np", "3", "--no-kv-unified"], {}, 3, False),  # the last flag wins
+        (["-np", "99999"], {}, 4, True),  # not believed: as if not given
+        (["-np", "two"], {}, 4, True),
+        ([], {"LLAMA_ARG_N_PARALLEL": "4"}, 4, False),  # the environment's -np
+        (["-np", "4"], {"LLAMA_ARG_KV_UNIFIED": "true"}, 4, True),
+        (["-np", "4", "-no-kvu"], {"LLAMA_ARG_KV_UNIFIED": "1"}, 4, False),  # argument wins
+        (["-np", "2"], {"LLAMA_ARG_N_PARALLEL": "6"}, 2, False),
+        ([], {"LLAMA_ARG_KV_UNIFIED": "off"}, 4, True),  # auto slots share one cache anyway
     ],
 )
-def test_a_routers_launch_arguments_give_its_slots(
-    args: list[str], slots: int, unified: bool
+def test_a_routers_launch_settings_give_its_slots(
+    args: list[str], environment: dict[str, str], slots: int, unified: bool
 ) -> None:
+    """What llama-server does with each (checked against its log: `n_slots`, `kv_unified`)."""
     from devpulse.plugins.preflight.servers import _router_model  # noqa: PLC0415
 
     entry = {"id": "m", "status": {"args": ["--model", "/m.gguf", *args]}}
-    served = _router_model({"data": [entry]}, "m", "router")
-    assert (served.slots, served.unified) == (slots, unified)
+    served = _router_model({"data": [entry]}, "m", "router", environment)
+    assert (served.slots.count, served.slots.unified) == (slots, unified)
+    assert not served.slots.swa_full
+    entry["status"]["args"].append("--swa-full")
+    assert _router_model({"data": [entry]}, "m", "router", environment).slots.swa_full

@@ -144,6 +144,26 @@ def test_an_unloaded_router_model_that_does_not_fit_is_rerouted_with_its_estimat
         ollama_rig.unload("gemma3:270m")
 
 
+@pytest.mark.parametrize(
+    ("environment", "args", "kv_mib"),
+    [
+        ({"LLAMA_ARG_N_PARALLEL": "4"}, [], 84.0),  # a cache per slot: 24 + 4 x 15 MiB
+        ({"LLAMA_ARG_KV_UNIFIED": "1"}, ["-np", "4"], 61.5),  # one cache: 24 + 37.5 MiB
+    ],
+)
+def test_slots_set_in_the_servers_environment_count(
+    rig: RigPaths, environment: dict[str, str], args: list[str], kv_mib: float
+) -> None:
+    """llama-server reads its settings from LLAMA_ARG_ variables too; the figures are its
+    log's for `-c 8192` on Gemma 3 270M."""
+    launch = ["-m", str(rig.model), "-c", "8192", "--alias", "gemma-3-270m", *args]
+    with LlamaServer(rig, launch, environment=environment) as server:
+        router = router_with(llama_at(server.base_url))
+        est = memory_of(router).estimate_for("default", backend="llama_server").as_dict()
+    assert (est["ctx"], est["slots"], est["slots_known"]) == (8192, 4, True)
+    assert est["kv_cache_mb"] == kv_mib
+
+
 def test_a_dead_server_warns_once_and_lets_the_request_through(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
