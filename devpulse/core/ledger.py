@@ -353,28 +353,28 @@ class Ledger:
         try:
             with self._transaction() as db:
                 if len(batch) == 1:
-                    write, future = batch[0]
-                    results.append((future, write(db), None))
+                    write, outcome = batch[0]
+                    results.append((outcome, write(db), None))
                 else:
-                    for write, future in batch:
+                    for write, outcome in batch:
                         db.execute("SAVEPOINT one")
                         try:
-                            results.append((future, write(db), None))
+                            results.append((outcome, write(db), None))
                         except Exception as exc:
                             db.execute("ROLLBACK TO one")
-                            results.append((future, None, exc))
+                            results.append((outcome, None, exc))
                         db.execute("RELEASE one")
-            for future, value, error in results:
-                _settle(future, value, error)
+            for outcome, value, error in results:
+                _settle(outcome, value, error)
         except Exception:
             raise
         except BaseException:
-            # A Ctrl-C: before the COMMIT went through, the futures stay unsettled and
+            # A Ctrl-C: before the COMMIT went through, the outcomes stay unsettled and
             # `Writes` queues the writes again; after it (just as it returned, or while
             # settling), they are settled here, or the next commit would write them twice.
             if self._local.committing and not self._local.db.in_transaction:
-                for future, value, error in results:
-                    _settle(future, value, error)
+                for outcome, value, error in results:
+                    _settle(outcome, value, error)
             raise
 
     def record(self, entry: RequestRecord) -> int:
@@ -582,11 +582,11 @@ def _id(value: str | None) -> str | None:
     return value[:MAX_ID_CHARS] if value else None
 
 
-def _settle(future: Outcome, value: Any, error: BaseException | None) -> None:
-    """Give `future` its outcome, unless it has one (a caller may have cancelled it)."""
-    if future.done():
+def _settle(outcome: Outcome, value: Any, error: BaseException | None) -> None:
+    """Settle `outcome`, unless it is settled (a caller may have cancelled it)."""
+    if outcome.done():
         return
     if error is None:
-        future.set_result(value)
+        outcome.set_result(value)
     else:
-        future.set_exception(error)
+        outcome.set_exception(error)

@@ -40,7 +40,7 @@ from devpulse.core.logs import get_logger
 log = get_logger(__name__)
 T = TypeVar("T")
 Job = tuple[Callable[[Any], Any], "Outcome"]
-# Commits every batch it is given, setting each job's future (`Ledger._commit`); raises,
+# Commits every batch it is given, settling each job's outcome (`Ledger._commit`); raises,
 # setting none, when the transaction failed as a whole.
 Commit = Callable[[list[Job]], None]
 
@@ -227,18 +227,18 @@ class Writes:
         keep = self._retry(error)
         held: list[Job] = []
         for job in batch:
-            future = job[1]
-            if future.done():
+            outcome = job[1]
+            if outcome.done():
                 continue
-            if keep and isinstance(future, _Submitted):
+            if keep and isinstance(outcome, _Submitted):
                 held.append(job)
             else:
-                future.set_exception(error)
+                outcome.set_exception(error)
         if not held:
             return
         dropped = held[self._max_held :]
-        for _, future in dropped:  # the newest: what is kept keeps its order
-            future.cancel()
+        for _, outcome in dropped:  # the newest: what is kept keeps its order
+            outcome.cancel()
         if dropped and not self._dropping:
             self._dropping = True
             log.warning("ledger.writes_dropped", held=self._max_held, error=str(error))

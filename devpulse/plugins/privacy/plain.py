@@ -53,7 +53,6 @@ _ESCAPED = {'"': '"', "'": "'", "/": "/", "\\": "\\", "n": "\n", "r": "\r", "t":
 # Split at each escape, its letter kept: runs of text and letters, one after another. Two
 # characters, no repetition: it cannot backtrack.
 _ESCAPE_SPLIT = re.compile(r"\\([\"'/\\nrt])")
-_ONE_MORE = (1).__add__
 # The escapes that mark a line as an escaped document: an escaped quote, JSON's escaped
 # slash, an escaped line break or tab.
 _MARK = re2.compile(rb'\\["/nrt]')
@@ -193,9 +192,13 @@ def unescaped(text: str) -> tuple[str, Origins] | None:
             # The k-th letter (from 0) lies in the read text after the runs before it and
             # the k letters before it, and came from k + 1 characters further on than
             # the stretch's start did (its backslash and the k before).
-            at = itertools.accumulate(map(_ONE_MORE, map(len, runs[:-1])), initial=size - 1)
-            next(at)
-            origins.shifts_from(at, range(start - size + 1, start - size + 1 + len(letters)))
+            positions = []
+            at = size - 1
+            for run in runs[:-1]:
+                at += len(run) + 1  # the run, then its letter
+                positions.append(at)
+            shift = start - size + 1
+            origins.shifts_from(positions, range(shift, shift + len(letters)))
             pieces[1::2] = map(_ESCAPED.__getitem__, letters)
             left -= len(letters)
         parts += pieces
