@@ -151,7 +151,7 @@ def llama_server_model(backend: BackendConfig, model: str, *, any_name: bool) ->
     ctx = _count(settings.get("n_ctx") if isinstance(settings, dict) else None, MAX_CONTEXT)
     count = _count(props.get("total_slots"), MAX_SLOTS) or 1
     launch = launch_settings(backend) if count > 1 else None
-    if launch is None:
+    if launch is None or not _is_llama_server(launch[0]):  # unseen, or a proxy in front
         slots = Slots(count, known=count == 1)
     else:
         slots = dataclasses.replace(_slots(*launch), count=count)
@@ -176,6 +176,11 @@ def _router_model(
         ctx = _context(_whole(_option(args, "-c", "--ctx-size")))
         return ServedModel(str(entry.get("id")), path, ctx, _slots(args, environment))
     raise ModelUnknown(f"{where} (router) has no model {model!r}")
+
+
+def _is_llama_server(args: list[str]) -> bool:
+    """Whether a command line runs llama-server itself (a proxy's says nothing of its slots)."""
+    return bool(args) and os.path.basename(args[0]).startswith("llama-server")
 
 
 def _context(ctx: Any) -> int | None:

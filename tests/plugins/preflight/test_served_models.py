@@ -16,15 +16,16 @@ from typing import Any
 
 import pytest
 
-from devpulse import Router, Side, hookimpl
+from devpulse import Router, Side, config_from_mapping, hookimpl
 from devpulse.cli import main
 from devpulse.plugins.preflight.estimator import ModelUnknown
 from devpulse.plugins.preflight.memory import ESTIMATE_TTL_S, Memory
+from devpulse.plugins.preflight.servers import llama_server_model
 from tests.plugins.preflight.test_preflight import FixedMemory, before_load
 from tests.rig.fault_server import ANSWER, FaultServer
 from tests.rig.llama_server import LlamaServer, RigPaths, free_port
 from tests.rig.ollama_server import OllamaRig
-from tests.support import router_with
+from tests.support import recording_server, router_with
 
 PROMPT = "summarize this changelog"  # a local task class under the default routing table
 PREFLIGHT_LOGGER = "devpulse.plugins.preflight"
@@ -162,6 +163,22 @@ def test_slots_set_in_the_servers_environment_count(
         est = memory_of(router).estimate_for("default", backend="llama_server").as_dict()
     assert (est["ctx"], est["slots"], est["slots_known"]) == (8192, 4, True)
     assert est["kv_cache_mb"] == kv_mib
+
+
+def test_slots_behind_a_process_that_is_not_llama_server_are_assumed() -> None:
+    """What listens here is this test's own process, not llama-server (as a proxy in front of
+    one would be): its command line says nothing of the slots, so llama-server's default is
+    assumed and the estimate says it was."""
+    props = {
+        "model_path": "/models/m.gguf",
+        "total_slots": 4,
+        "default_generation_settings": {"n_ctx": 2048},
+    }
+    with recording_server(props) as (host, _):
+        backend = config_from_mapping(llama_at(f"http://{host}")).backends["llama_server"]
+        served = llama_server_model(backend, "m", any_name=True)
+    assert (served.ctx, served.slots.count, served.slots.unified) == (2048, 4, True)
+    assert not served.slots.known
 
 
 def test_a_dead_server_warns_once_and_lets_the_request_through(
