@@ -26,7 +26,9 @@ from typing import Any
 from devpulse.core.errors import ConfigError, DevPulseError
 
 MIB = 1024 * 1024
-UBATCH = 512  # llama.cpp's default physical batch
+UBATCH = 512  # llama.cpp's default physical batch (micro-batch, -ub)
+BATCH = 2048  # llama.cpp's default logical batch (-b), which caps the micro-batch
+MAX_BATCH = 1 << 20  # far above any real batch; a larger one is not believed
 # Bytes per KV cache element by llama.cpp cache type (block formats include their scales).
 KV_BYTES = {
     "f32": 4.0,
@@ -159,12 +161,14 @@ class Estimate:
 class Slots:
     """How a server lays out a model's KV cache: `count` slots that share one cache
     (`unified`) or each hold their own share of the context; with `swa_full` (llama-server's
-    `--swa-full`) the window layers hold the whole context too. `known`: read from the
-    server's settings, not assumed."""
+    `--swa-full`) the window layers hold the whole context too. `ubatch` is the micro-batch
+    it computes in (`-ub`), which the window layers and the compute buffers keep room for.
+    `known`: read from the server's settings, not assumed."""
 
     count: int = 1
     unified: bool = True
     swa_full: bool = False
+    ubatch: int = UBATCH
     known: bool = True
 
 
@@ -184,9 +188,9 @@ def kv_cache_bytes(
     if not arch.sliding_window or slots.swa_full:
         window_cells = ctx
     elif slots.unified:
-        window_cells = min(ctx, _pad(arch.sliding_window * count + UBATCH))
+        window_cells = min(ctx, _pad(arch.sliding_window * count + slots.ubatch))
     else:
-        window_cells = count * min(ctx // count, _pad(arch.sliding_window + UBATCH))
+        window_cells = count * min(ctx // count, _pad(arch.sliding_window + slots.ubatch))
     swa_count = sum(arch.swa_layers)
     return (swa_count * window_cells + (arch.layers - swa_count) * ctx) * per_cell
 
@@ -216,8 +220,8 @@ def estimate(
     count, which is about one micro-batch of activations and one row of logits.
     """
     check_cache_type(cache_type)
-    activations = UBATCH * arch.embedding * 4 * 8
-    logits = arch.vocab * 4 * (UBATCH if gpu else 1)
+    activations = slots.ubatch * arch.embedding * 4 * 8
+    logits = arch.vocab * 4 * (slots.ubatch if gpu else 1)
     swa_count = sum(arch.swa_layers)
     return Estimate(
         model=arch.name,
@@ -236,6 +240,7 @@ def estimate(
             "slots": max(1, slots.count),
             "kv_unified": slots.unified,
             "swa_full": slots.swa_full,
+            "ubatch": slots.ubatch,
             "slots_known": slots.known,
         },
     )

@@ -30,8 +30,11 @@ from devpulse.plugins.backends.llama_host import (
 )
 from devpulse.plugins.backends.ollama_backend import host_failures
 from devpulse.plugins.preflight.estimator import (
+    BATCH,
     LLAMA_SERVER_DEFAULT,
+    MAX_BATCH,
     MAX_CONTEXT,
+    UBATCH,
     Architecture,
     ModelUnknown,
     Slots,
@@ -195,10 +198,11 @@ def _count(value: Any, most: int) -> int | None:
 
 
 def _slots(args: list[str], environment: dict[str, str]) -> Slots:
-    """How llama-server lays out its cache, from its arguments and environment (an argument
-    wins over its LLAMA_ARG_ variable, as llama.cpp reads them). A slot count it picks itself
-    (none given, or -1) is 4 in one cache, whatever else is set; one given is a cache per
-    slot unless `-kvu` says otherwise. A count past belief counts as none given."""
+    """How llama-server lays out its cache (slots, sharing, window size, micro-batch), from
+    its arguments and environment (an argument wins over its LLAMA_ARG_ variable, as
+    llama.cpp reads them). A slot count it picks itself (none given, or -1) is 4 in one
+    cache, whatever else is set; one given is a cache per slot unless `-kvu` says otherwise.
+    A count past belief counts as none given."""
     given = _whole(_option(args, "-np", "--parallel") or environment.get("LLAMA_ARG_N_PARALLEL"))
     if given is None or not 0 < given <= MAX_SLOTS:
         count, unified = LLAMA_SERVER_DEFAULT.count, True
@@ -206,7 +210,19 @@ def _slots(args: list[str], environment: dict[str, str]) -> Slots:
         count = given
         unified = _flag(args, environment, ("-kvu", "--kv-unified"), "LLAMA_ARG_KV_UNIFIED")
     swa_full = _flag(args, environment, ("--swa-full",), "LLAMA_ARG_SWA_FULL")
-    return Slots(count, unified, swa_full)
+    # the micro-batch, at most the logical batch (llama.cpp clamps it so)
+    ubatch = _setting(args, environment, ("-ub", "--ubatch-size"), "LLAMA_ARG_UBATCH", UBATCH)
+    batch = _setting(args, environment, ("-b", "--batch-size"), "LLAMA_ARG_BATCH", BATCH)
+    return Slots(count, unified, swa_full, min(ubatch, batch))
+
+
+def _setting(
+    args: list[str], environment: dict[str, str], names: tuple[str, ...], env: str, default: int
+) -> int:
+    """A count: its argument, else its environment variable, else `default` (also for one
+    that is no count, or past belief)."""
+    value = _count(_whole(_option(args, *names) or environment.get(env)), MAX_BATCH)
+    return value if value is not None else default
 
 
 def _flag(args: list[str], environment: dict[str, str], names: tuple[str, ...], env: str) -> bool:

@@ -52,6 +52,20 @@ def test_each_slot_keeps_its_own_window(
     assert full == pytest.approx(18 * ctx * 1024 / MIB)
 
 
+@pytest.mark.parametrize(
+    ("ctx", "slots", "kv_mib"),
+    [
+        (8192, Slots(1, ubatch=1024), 24 + 22.5),  # -ub 1024: 512 + 1024 window cells
+        (8192, Slots(2, unified=True, ubatch=256), 24 + 18.75),  # -kvu -ub 256: 1280
+    ],
+)
+def test_the_window_keeps_room_for_the_micro_batch(
+    rig: RigPaths, ctx: int, slots: Slots, kv_mib: float
+) -> None:
+    """llama-server's log on Gemma 3 270M at `-c 8192`: `-ub 1024`, and `-np 2 -kvu -ub 256`."""
+    assert kv_cache_bytes(read_gguf(rig.model), ctx, slots=slots) / MIB == kv_mib
+
+
 def test_gpt_oss_alternates_window_and_full_layers() -> None:
     """gpt-oss GGUFs give a window of 128 and no pattern; llama.cpp alternates the layers,
     so at 128k tokens half the layers hold 768 cells (the window and a micro-batch, padded),
@@ -251,5 +265,24 @@ def test_a_routers_launch_settings_give_its_slots(
     served = _router_model({"data": [entry]}, "m", "router", environment)
     assert (served.slots.count, served.slots.unified) == (slots, unified)
     assert not served.slots.swa_full
+    assert served.slots.ubatch == 512
     entry["status"]["args"].append("--swa-full")
     assert _router_model({"data": [entry]}, "m", "router", environment).slots.swa_full
+
+
+@pytest.mark.parametrize(
+    ("args", "environment", "ubatch"),
+    [
+        (["-ub", "1024"], {}, 1024),
+        ([], {"LLAMA_ARG_UBATCH": "256"}, 256),
+        (["-ub", "1024", "-b", "512"], {}, 512),  # llama.cpp: at most the batch
+        (["--ubatch-size", "4096"], {}, 2048),  # the default batch caps it
+        (["-ub", "many"], {}, 512),
+    ],
+)
+def test_a_routers_micro_batch(args: list[str], environment: dict[str, str], ubatch: int) -> None:
+    """What llama-server's log says for each (`n_ubatch`)."""
+    from devpulse.plugins.preflight.servers import _router_model  # noqa: PLC0415
+
+    entry = {"id": "m", "status": {"args": ["--model", "/m.gguf", *args]}}
+    assert _router_model({"data": [entry]}, "m", "router", environment).slots.ubatch == ubatch
