@@ -127,9 +127,10 @@ def server_path(backend: BackendConfig, path: str) -> str:
 
 
 def launch_settings(backend: BackendConfig) -> tuple[list[str], dict[str, str]] | None:
-    """The command line and environment of the server at `backend`, where it listens on
-    this machine's loopback and its process can be seen (another user's environment cannot:
-    then it is empty); None otherwise."""
+    """The command line and llama.cpp's own variables (`LLAMA_ARG_*`) from the environment
+    of the server at `backend`, where it listens on this machine's loopback and its process
+    can be seen (another user's environment cannot: then none); None otherwise. Nothing
+    else of the environment is kept: it may hold keys."""
     return _from_process(backend, _settings)
 
 
@@ -138,9 +139,10 @@ def _settings(process: Any) -> tuple[list[str], dict[str, str]]:
 
     args = [str(word) for word in process.cmdline()]
     try:
-        return args, dict(process.environ())
+        environment = process.environ()
     except (psutil.Error, OSError):
         return args, {}
+    return args, {k: v for k, v in environment.items() if k.startswith("LLAMA_ARG_")}
 
 
 def _from_process(backend: BackendConfig, read: Callable[[Any], T]) -> T | None:

@@ -176,7 +176,7 @@ def _router_model(
         path = _option(args, "-m", "--model")
         if path is None:
             raise ModelUnknown(f"{where} lists {model!r} but not its model file")
-        ctx = _context(_whole(_option(args, "-c", "--ctx-size")))
+        ctx = _count(_whole(_option(args, "-c", "--ctx-size")), MAX_CONTEXT)
         return ServedModel(str(entry.get("id")), path, ctx, _slots(args, environment))
     raise ModelUnknown(f"{where} (router) has no model {model!r}")
 
@@ -184,11 +184,6 @@ def _router_model(
 def _is_llama_server(args: list[str]) -> bool:
     """Whether a command line runs llama-server itself (a proxy's says nothing of its slots)."""
     return bool(args) and os.path.basename(args[0]).startswith("llama-server")
-
-
-def _context(ctx: Any) -> int | None:
-    """A context a server reports, if it is one (a count the estimate can multiply by)."""
-    return _count(ctx, MAX_CONTEXT)
 
 
 def _count(value: Any, most: int) -> int | None:
@@ -203,7 +198,7 @@ def _slots(args: list[str], environment: dict[str, str]) -> Slots:
     llama.cpp reads them). A slot count it picks itself (none given, or -1) is 4 in one
     cache, whatever else is set; one given is a cache per slot unless `-kvu` says otherwise.
     A count past belief counts as none given."""
-    given = _whole(_option(args, "-np", "--parallel") or environment.get("LLAMA_ARG_N_PARALLEL"))
+    given = _given(args, environment, ("-np", "--parallel"), "LLAMA_ARG_N_PARALLEL")
     if given is None or not 0 < given <= MAX_SLOTS:
         count, unified = LLAMA_SERVER_DEFAULT.count, True
     else:
@@ -211,18 +206,19 @@ def _slots(args: list[str], environment: dict[str, str]) -> Slots:
         unified = _flag(args, environment, ("-kvu", "--kv-unified"), "LLAMA_ARG_KV_UNIFIED")
     swa_full = _flag(args, environment, ("--swa-full",), "LLAMA_ARG_SWA_FULL")
     # the micro-batch, at most the logical batch (llama.cpp clamps it so)
-    ubatch = _setting(args, environment, ("-ub", "--ubatch-size"), "LLAMA_ARG_UBATCH", UBATCH)
-    batch = _setting(args, environment, ("-b", "--batch-size"), "LLAMA_ARG_BATCH", BATCH)
-    return Slots(count, unified, swa_full, min(ubatch, batch))
+    ubatch = _count(
+        _given(args, environment, ("-ub", "--ubatch-size"), "LLAMA_ARG_UBATCH"), MAX_BATCH
+    )
+    batch = _count(_given(args, environment, ("-b", "--batch-size"), "LLAMA_ARG_BATCH"), MAX_BATCH)
+    return Slots(count, unified, swa_full, min(ubatch or UBATCH, batch or BATCH))
 
 
-def _setting(
-    args: list[str], environment: dict[str, str], names: tuple[str, ...], env: str, default: int
-) -> int:
-    """A count: its argument, else its environment variable, else `default` (also for one
-    that is no count, or past belief)."""
-    value = _count(_whole(_option(args, *names) or environment.get(env)), MAX_BATCH)
-    return value if value is not None else default
+def _given(
+    args: list[str], environment: dict[str, str], names: tuple[str, ...], env: str
+) -> int | None:
+    """A number setting: its argument, else its environment variable; None if neither is a
+    number."""
+    return _whole(_option(args, *names) or environment.get(env))
 
 
 def _flag(args: list[str], environment: dict[str, str], names: tuple[str, ...], env: str) -> bool:
