@@ -427,6 +427,8 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
             continue
         if op in (b"||", b"??") and value_span[0] - 1 != space[1]:
             continue  # a literal inside a call: token || t('passwordRequired')
+        if not bare and _looked_up(data[space[1] : value_span[0]]):
+            continue  # the literal names what a lookup fetches: headers.get("Authorization")
         value = _text(data, value_span)
         tight_colon = (
             op == b":" and bare and not quoted_name and space[1] == space[0] and not expansion
@@ -437,6 +439,20 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
             continue
         if _named_value(name, value, quoted=not bare or block is not None):
             yield Found("assigned-credential", value_span[0], value_span[1], value)
+
+
+# A call before a literal that looks a value up by the literal's name, rather than converting
+# the literal itself (`[]byte("...")`, `String::from("...")`, `SecretStr("...")`): a getter
+# or a reader of the environment, a config, the headers, the request's parameters.
+_LOOKUP_CALL = re2.compile(
+    rb"(?i)(?:^|[.:])(?:get|fetch|lookup|load|read|require|header|param|query|env)\w*\([\"'`]$"
+)
+
+
+def _looked_up(prefix: bytes) -> bool:
+    """Whether `prefix`, what stands between an assignment's operator and its quoted value,
+    is a lookup call opening on it (`config.get("`, `os.getenv('`)."""
+    return len(prefix) > 2 and found_in(_LOOKUP_CALL, prefix)
 
 
 # YAML's block scalar header: | or >, then a chomping indicator (- or +) and an indentation

@@ -128,10 +128,29 @@ def test_a_typed_declaration_in_a_compiled_language_is_read(text: str) -> None:
         'let token = env::var("API_TOKEN").unwrap();',
         "public string Password { get; set; } = string.Empty;",
         'const PASSWORD_FIELD: &str = "password";',
+        # a lookup by the literal's name: the literal is a key, not the value
+        'let token = headers.get("Authorization").unwrap();',
+        'const secret = config.get("Production")',
+        'api_key = os.getenv("OPENAI_API_KEY_PROD_7Xq2")',
+        'String dbPassword = props.getProperty("db.password.Prod2");',
+        'token = request.headers.get_one("X-Auth-Token9")',
     ],
 )
 def test_declarations_that_bind_no_literal_are_not_read(text: str) -> None:
     assert read_all(text.encode()) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'token = String::from("{TOKEN}")',
+        f'password := []byte("{TOKEN}")',
+        f'api_key = SecretStr("{TOKEN}")',
+        f'const token = Buffer.from("{TOKEN}")',
+    ],
+)
+def test_a_literal_converted_by_a_call_is_still_the_value(text: str) -> None:
+    assert {f.value for f in read_all(text.encode())} == {TOKEN}
 
 
 COMMANDS = [
