@@ -198,8 +198,13 @@ NON_PERSONAL_EMAIL = re2.compile(
 )
 
 
+# Not an address at all: an image named for its pixel density (icon@2x.png, hero@1.5x.webp).
+# No top-level domain is an image format's extension, so the last label settles it.
+IMAGE_NAME = re2.compile(r"(?i)\.(?:png|jpe?g|gif|webp|avif|svg|ico|bmp|tiff?|heic)\n?$")
+
+
 def email(value: str) -> bool:
-    return search_text(NON_PERSONAL_EMAIL, value) is None
+    return search_text(NON_PERSONAL_EMAIL, value) is None and search_text(IMAGE_NAME, value) is None
 
 
 # --- payment cards ------------------------------------------------------------------------

@@ -125,6 +125,8 @@ PHONES = [
     ("phone-e164", "desk +1 212.736.0142"),
     ("phone-labelled", "Phone: 3126142793"),
     ("phone-labelled", "Telefon 5326142793"),
+    ("phone-labelled", "Tel. 030/83096559"),  # "/" between area code and number (DE, AT, CH)
+    ("phone-labelled", '{"phone": "0151/735 85 889"}'),  # a quoted key, as in JSON
 ]
 
 
@@ -161,7 +163,15 @@ def test_numbers_that_are_not_phones(scanner: Scanner, text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["SSN 078-05-1123", "ssn: 078.05.1123", "abc 078 05 1123 abc", "412 62 8841"]
+    "text",
+    [
+        "SSN 078-05-1123",
+        "ssn: 078.05.1123",
+        "abc 078 05 1123 abc",
+        "412 62 8841",
+        '{"ssn": "856642491"}',  # a label as a quoted key, the number unseparated
+        "ssn: '856-64-2491'",
+    ],
 )
 def test_ssns_with_dashes_dots_or_spaces(scanner: Scanner, text: str) -> None:
     rules = pii_rules(scanner, text)
@@ -220,6 +230,24 @@ def test_a_prefix_a_scheme_does_not_issue_at_that_length_is_no_card() -> None:
 def test_published_test_cards_are_a_listed_decision() -> None:
     assert "4242424242424242" in pii.not_personal()["test_cards"]
     assert not pii.card_number("4242 4242 4242 4242")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mailto:jane.doe@gmail.com",
+        '<a href="mailto:priya.lee@gmail.com">Email me</a>',
+        "[write](MAILTO:priya.lee@gmail.com)",
+    ],
+)
+def test_an_address_after_the_mailto_scheme_is_found(scanner: Scanner, text: str) -> None:
+    assert "email-address" in pii_rules(scanner, text)
+
+
+def test_an_image_named_for_its_pixel_density_is_no_address(scanner: Scanner) -> None:
+    text = "src: icon@2x.png, url(hero@3x.jpg), logo@1.5x.webp, sprite@2x.SVG"
+    assert not pii_rules(scanner, text)
+    assert "email-address" in pii_rules(scanner, "icons by ana@studio.png.com.br")
 
 
 def test_punycode_domains_are_addresses(scanner: Scanner) -> None:
@@ -281,6 +309,8 @@ def test_the_bban_layouts_judge_every_country_as_stdnum_does() -> None:
         "Steuer-ID 65 929 970 489",
         "Medicare number 2123 45670 1",
         "BSN: 111222333",
+        '{"passport": "533380006"}',  # the label as a quoted key
+        "passport: 'C01X00T47'",
     ],
 )
 def test_labelled_identity_numbers(scanner: Scanner, text: str) -> None:

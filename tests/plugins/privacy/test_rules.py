@@ -123,6 +123,13 @@ POSITIVES = [
     ("token-in-prose", "deploy token — Zq8rT2mXwP4kL9vB3nYc"),
     ("password-in-prose", "admin password - W1A!gbHSM0y5"),
     ("password-in-prose", "the password for the staging db is Zr8pQ2vLx9mK"),
+    ("password-in-prose", "Mein Passwort ist tundra-9212copper"),
+    ("password-in-prose", "le mot de passe du wifi est tundra-9212copper"),
+    ("password-in-prose", "mi contraseña es tundra-9212copper"),
+    ("password-in-prose", "a senha é tundra-9212copper"),
+    ("password-in-prose", "het wachtwoord is tundra-9212copper"),
+    ("password-in-prose", "mitt lösenord är tundra-9212copper"),
+    ("password-in-prose", "moje hasło to tundra-9212copper"),
     (
         "token-in-url",
         "git clone https://3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c9b0d1e2f@github.com/org/repo",
@@ -157,6 +164,8 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 
 NEGATIVES = [
     "the token in production is configured by the Helm chart, not by hand",
+    "Das Passwort ist falsch, bitte erneut versuchen",
+    "le mot de passe est incorrect ou a expiré",
     'api_key = "YOUR_API_KEY"',
     "the token expires tomorrow at noon; rotate the access token weekly",
     "Is that the IMDSv2 token requirement?",
