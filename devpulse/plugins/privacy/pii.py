@@ -96,7 +96,9 @@ def phone(value: str) -> bool:
 
 def _one_kind_after_country_code(value: str) -> bool:
     """Whether `value` has a space after its country code, then a national number with one
-    kind of separator of its own: "+81 3-1234-5678", "+1 415.555.0132".
+    kind of separator of its own: "+81 3-1234-5678", "+1 415.555.0132"; or an area code,
+    then the subscriber's number with a separator of its own, as Brazil, Sweden and Russia
+    write them: "+55 11 99341-5572", "+46 70-400 37 81".
 
     The code must be one E.164 assigns in shape: 1 or 7, or two or three digits not
     starting with 1 (+2 1.234.567 is a figure). The national part must not read as a date
@@ -108,12 +110,31 @@ def _one_kind_after_country_code(value: str) -> bool:
     if not (code in ("1", "7") or (len(code) in (2, 3) and code[0] != "1")):
         return False
     parsed = _groups(national)
-    if parsed is None or len(parsed[1]) > 1:
+    if parsed is None or (len(parsed[1]) > 1 and not _area_then_subscriber(national)):
         return False
     sizes = [len(g) for g in parsed[0]]
     if sizes[0] == 4 and sizes[1:] == [2, 2]:
         return False  # 2024-05-21
     return not (len(sizes) == 4 and max(sizes) <= 3 and parsed[1] == {"."})
+
+
+def _area_then_subscriber(national: str) -> bool:
+    """An area code of 2 to 4 digits, its separator, then a subscriber's number of 6 to 9
+    digits in two to four groups with one other kind of separator: "11 99341-5572",
+    "70-400 37 81"; not a date ("10 2024-05-21")."""
+    cut = next((i for i, c in enumerate(national) if not c.isdigit()), 0)
+    area, rest = national[:cut], national[cut + 1 :]
+    parsed = _groups(rest)
+    if not (2 <= len(area) <= 4 and parsed is not None and len(parsed[1]) == 1):
+        return False
+    groups, (kind,) = parsed
+    sizes = [len(g) for g in groups]
+    return (
+        kind != national[cut]
+        and 2 <= len(groups) <= 4
+        and 6 <= sum(sizes) <= 9
+        and sizes[:3] != [4, 2, 2]  # 10 2024-05-21: a date
+    )
 
 
 def _plausible(digits: str) -> bool:

@@ -123,6 +123,9 @@ PHONES = [
     ("phone-e164", "Athens +30 21 0 6124475"),
     ("phone-e164", "Tokyo +81 3-5412-8890"),  # a space after the code, dashes inside
     ("phone-e164", "desk +1 212.736.0142"),
+    ("phone-e164", "São Paulo +55 11 99341-5572"),  # area code, then the number's own hyphen
+    ("phone-e164", "Stockholm +46 70-400 37 81"),
+    ("phone-e164", "Moscow +7 944 034-16-47"),
     ("phone-labelled", "Phone: 3126142793"),
     ("phone-labelled", "Telefon 5326142793"),
     ("phone-labelled", "Tel. 030/83096559"),  # "/" between area code and number (DE, AT, CH)
@@ -154,6 +157,8 @@ NOT_PHONES = [
     "GDP growth +2 1.234.567 million",  # +2 is no country code
     "+1 2024-05-21",  # a date after the code
     "+1 192.168.100.254",  # an IPv4 address after it
+    "+86 10 2024-05-21",  # a date after a code and a number
+    "+49 1234 56-7",  # too few digits after the area code
 ]
 
 
