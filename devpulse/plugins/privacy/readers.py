@@ -416,7 +416,10 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
             # ${NAME:?message} is not
             value_span = _default(op, value_span, data) if bare else None
         if bare and value_span is not None:
+            given = value_span
             value_span = _bare_assigned(data, op, value_span)
+            if value_span is None and op == b"=" and _command_environment(data, name_span, given):
+                value_span = given  # PGPASSWORD=... psql -h db: the variable is the command's
         # `password: |-` and the value on the next line: a YAML block scalar, read as a
         # quoted value is (a passphrase's blanks are its own)
         block = None
@@ -523,6 +526,30 @@ def _bare_assigned(data: bytes, op: bytes, span: tuple[int, int]) -> tuple[int, 
     if op in (b"||", b"??", b"==", b"!=", b"===", b"!==") or data[span[0] - 1 : span[0]] == b"(":
         return None
     return _bare_value(data, span)
+
+
+_ENV_NAME = re2.compile(rb"^[A-Z][A-Z0-9_]*$")
+_COMMAND_WORD = re2.compile(rb"^(?:\.{0,2}/|~/)?[a-z][\w./-]*(?:\s|$)")
+# What may stand before a command on its line: a prompt, a separator, `env`, `sudo`, `export`
+# is no command prefix (its value is the whole rest), another variable set for the command.
+_COMMAND_START = re2.compile(rb"(?:^|[$#>;|&(]|\benv|\bsudo|=\S*)\s*$")
+
+
+def _command_environment(data: bytes, name_span: tuple[int, int], value: tuple[int, int]) -> bool:
+    """Whether `NAME=value` sets a variable for the command after it on the line, in the
+    shell's way (`PGPASSWORD=... psql -h db`): an environment variable's name at the start of
+    a command, and a command's word after the value's blank. Its value is then the whole
+    unquoted word, judged as any assigned value is, however the line goes on."""
+    name = data[name_span[0] : name_span[1]]
+    line_start = data.rfind(b"\n", max(0, name_span[0] - MAX_BARE_BYTES), name_span[0]) + 1
+    before = data[line_start : name_span[0]]
+    after = data[value[1] : value[1] + MAX_BARE_BYTES]
+    return (
+        found_in(_ENV_NAME, name)
+        and after[:1] in (b" ", b"\t")
+        and found_in(_COMMAND_WORD, after.lstrip(b" \t"))
+        and found_in(_COMMAND_START, before)
+    )
 
 
 def _default(op: bytes, span: tuple[int, int], data: bytes) -> tuple[int, int] | None:

@@ -143,6 +143,33 @@ def test_declarations_that_bind_no_literal_are_not_read(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
+        "PGPASSWORD=copper54copper psql -h db.internal -U app",
+        "$ MYSQL_PWD=copper54copper mysql -u root",
+        "env API_TOKEN=copper54copper ./deploy.sh --prod",
+        "FOO=1 DB_PASSWORD=copper54copper make migrate",
+        "build && sudo DB_PASS=copper54copper /usr/bin/backup",
+    ],
+)
+def test_a_variable_set_for_one_command_is_read(text: str) -> None:
+    """The shell's `NAME=value command`: the value is the word before the command."""
+    assert [f.value for f in read_all(text.encode())] == ["copper54copper"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "PASSWORD=required by the form",  # the word is judged as any value is
+        "PGPASSWORD=$PGPASS psql -h db",  # an expansion
+        "echo db_password=copper54copper is wrong",  # a lower-case name: no variable
+    ],
+)
+def test_what_sets_no_credential_for_a_command_is_not_read(text: str) -> None:
+    assert read_all(text.encode()) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         f'token = String::from("{TOKEN}")',
         f'password := []byte("{TOKEN}")',
         f'api_key = SecretStr("{TOKEN}")',
