@@ -315,6 +315,13 @@ def test_the_bban_layouts_judge_every_country_as_stdnum_does() -> None:
         "Medicare number 2123 45670 1",
         "BSN: 111222333",
         '{"passport": "533380006"}',  # the label as a quoted key
+        "NI number: QQ123456C",
+        "Reisepassnummer: C01X00T47",  # a German compound of the document's name
+        "Personalausweisnummer L01X00T47",
+        "Medicare card 2123 45670 1",
+        "NRIC S1234567D",
+        "DL# U1083735",
+        "身份证号: 11010519491231002X",
         "passport: 'C01X00T47'",
     ],
 )
@@ -336,6 +343,8 @@ def test_labelled_identity_numbers(scanner: Scanner, text: str) -> None:
         "tax id lookup TAXID2023",
         "using pandas 2.1.4 with the NHS API",
         "identity document V2 spec",
+        "DL 5000000 items",  # DL counts as a label only with # or "no."
+        "the NI number is required",
     ],
 )
 def test_what_follows_an_identity_label_without_being_a_number(scanner: Scanner, text: str) -> None:
@@ -356,6 +365,9 @@ def test_a_labelled_identity_number_wins_over_its_reading_as_a_phone(scanner: Sc
         "data di nascita 12.03.1984",
         "geboren am 12.03.1984",
         "DOB is 1984-03-12",
+        "DOB 14-Mar-1987",
+        "Geboren am 4. Mai 1979",
+        "geboren am 4. März 1979",
     ],
 )
 def test_dates_of_birth_labelled_in_other_languages(scanner: Scanner, text: str) -> None:
