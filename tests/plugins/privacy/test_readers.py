@@ -326,6 +326,8 @@ SHAPES = [
         f"https://discord.com/api/webhooks/{RNG.randrange(10**18)}/{pick(ALNUM, 68)}",
     ),
     ("discord-webhook", f"https://Discord.com/api/v10/webhooks/{10**17 + 4321}/{pick(ALNUM, 68)}"),
+    ("facebook-token", "EAAB" + pick(ALNUM, 160)),  # every kind of Graph API token
+    ("facebook-token", "EAAGm0PX4ZCps" + pick(ALNUM, 140)),
 ]
 
 
