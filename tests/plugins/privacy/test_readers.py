@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import random
 import string
+import uuid
 
 import pytest
 
@@ -328,6 +329,23 @@ SHAPES = [
     ("discord-webhook", f"https://Discord.com/api/v10/webhooks/{10**17 + 4321}/{pick(ALNUM, 68)}"),
     ("facebook-token", "EAAB" + pick(ALNUM, 160)),  # every kind of Graph API token
     ("facebook-token", "EAAGm0PX4ZCps" + pick(ALNUM, 140)),
+    ("docker-hub-token", "dckr_pat_" + pick(ALNUM + "_-", 27)),
+    ("docker-hub-token", "dckr_oat_" + pick(ALNUM + "_-", 32)),
+    ("nuget-api-key", "oy2" + pick(string.ascii_lowercase + string.digits, 43)),
+    ("contentful-token", "CFPAT-" + pick(ALNUM + "_-", 43)),
+    ("flutterwave-secret-key", f"FLWSECK_TEST-{pick('0123456789abcdef', 32)}-X"),
+    ("shippo-token", "shippo_live_" + pick("0123456789abcdef", 40)),
+    ("dropbox-token", "sl." + pick(ALNUM + "_-", 138)),
+    ("netlify-token", "nfp_" + pick(ALNUM, 40)),
+    ("tailscale-key", f"tskey-auth-k{pick(ALNUM, 10)}CNTRL-{pick(ALNUM, 33)}"),
+    ("langsmith-api-key", f"lsv2_pt_{pick('0123456789abcdef', 32)}_{pick('0123456789abcdef', 10)}"),
+    ("pinecone-api-key", f"pcsk_{pick(ALNUM, 6)}_{pick(ALNUM, 66)}"),
+    ("buildkite-token", "bkua_" + pick("0123456789abcdef", 40)),
+    ("linear-oauth-token", "lin_oauth_" + pick("0123456789abcdef", 64)),
+    ("hubspot-private-app-token", f"pat-na1-{uuid.UUID(int=RNG.getrandbits(128))}"),
+    ("langfuse-secret-key", f"sk-lf-{uuid.UUID(int=RNG.getrandbits(128))}"),
+    ("circleci-token", f"CCIPAT_{pick(ALNUM, 22)}_{pick('0123456789abcdef', 40)}"),
+    ("notion-legacy-token", "secret_" + pick(ALNUM, 43)),
 ]
 
 
@@ -335,6 +353,21 @@ SHAPES = [
 def test_a_distinctive_token_is_found_with_no_name(scanner: Scanner, rule: str, token: str) -> None:
     for text in (token, f"see {token} in the log", f"<value>{token}</value>"):
         assert rule in {f.rule_id for f in scanner.scan(text)}, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT) and mysql.connector",  # sl. inside words
+        "secret_key_base: <%= ENV['SECRET_KEY_BASE'] %>",  # secret_ then a name
+        "toyo2024 and boy2go are no NuGet keys",
+        "dckr_pat_ tokens are 27 characters long",
+        "pat-na1-example and sk-lf-... are placeholders in the docs",
+        "FLWSECK-XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX-X",  # a placeholder of the shape
+    ],
+)
+def test_near_misses_of_the_vendor_shapes_are_nothing(scanner: Scanner, text: str) -> None:
+    assert not scanner.scan(text)
 
 
 def _pem_in_base64(label: str) -> str:
