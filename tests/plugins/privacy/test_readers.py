@@ -346,6 +346,15 @@ SHAPES = [
     ("langfuse-secret-key", f"sk-lf-{uuid.UUID(int=RNG.getrandbits(128))}"),
     ("circleci-token", f"CCIPAT_{pick(ALNUM, 22)}_{pick('0123456789abcdef', 40)}"),
     ("notion-legacy-token", "secret_" + pick(ALNUM, 43)),
+    ("asana-token", f"1/{RNG.randrange(10**15, 10**16)}:{pick('0123456789abcdef', 32)}"),
+    ("asana-token", f"2/{10**15 + 7}/{10**15 + 9}:{pick('0123456789abcdef', 32)}"),
+    ("firebase-server-key", f"AAAA{pick(ALNUM + '_-', 7)}:APA91b{pick(ALNUM + '_-', 134)}"),
+    ("bitbucket-app-password", "ATBB" + pick(ALNUM, 36)),
+    (
+        "braintree-access-token",
+        f"access_token$production${pick('abcdef0123456789', 16)}${pick('0123456789abcdef', 32)}",
+    ),
+    ("plaid-access-token", f"access-production-{uuid.UUID(int=RNG.getrandbits(128))}"),
 ]
 
 
@@ -364,6 +373,8 @@ def test_a_distinctive_token_is_found_with_no_name(scanner: Scanner, rule: str, 
         "dckr_pat_ tokens are 27 characters long",
         "pat-na1-example and sk-lf-... are placeholders in the docs",
         "FLWSECK-XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX-X",  # a placeholder of the shape
+        "page 1/2024, step 3/4; ratio 1/1234567890123",  # fractions, no hex after a colon
+        f"request access-token-{uuid.UUID(int=7)} expired",  # no environment after access-
     ],
 )
 def test_near_misses_of_the_vendor_shapes_are_nothing(scanner: Scanner, text: str) -> None:

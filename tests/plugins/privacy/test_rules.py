@@ -124,6 +124,10 @@ POSITIVES = [
     ("password-in-prose", "admin password - W1A!gbHSM0y5"),
     ("password-in-prose", "the password for the staging db is Zr8pQ2vLx9mK"),
     ("password-in-prose-translated", "Mein Passwort ist tundra-9212copper"),
+    (
+        "ntlm-hash-dump",
+        "Administrator:500:aad3b435b51404eeaad3b435b51404ee:3bc5ae489ff49ac3804c6181bf172c75:::",
+    ),
     ("password-in-prose-translated", "le mot de passe du wifi est tundra-9212copper"),
     ("password-in-prose-translated", "mi contraseña es tundra-9212copper"),
     ("password-in-prose-translated", "a senha é tundra-9212copper"),
@@ -165,6 +169,7 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 NEGATIVES = [
     "the token in production is configured by the Helm chart, not by hand",
     "Das Passwort ist falsch, bitte erneut versuchen",
+    "sha256:3bc5ae489ff49ac3804c6181bf172c753bc5ae489ff49ac3804c6181bf172c75 layer.tar",
     "le mot de passe est incorrect ou a expiré",
     'api_key = "YOUR_API_KEY"',
     "the token expires tomorrow at noon; rotate the access token weekly",
