@@ -121,6 +121,11 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
         ("MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.", ""),
         ("N" + "a" * 23 + ".a1b2c3.", ""),
     ),
+    "asana-token": (("1/1234567890123456:", ""), ("2/1234567890123456/1234567890123", "")),
+    "ntlm-hash-dump": (
+        ("admin:500:" + "a" * 32 + ":" + "b" * 32 + ":::", ""),
+        ("svc:1001:" + "0" * 32 + ":" + "f" * 32 + ":::\n", ""),
+    ),
 }
 # Starts in the case their patterns want (the keywords are lower case).
 TOKEN_LEADS = (
