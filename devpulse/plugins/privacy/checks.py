@@ -548,6 +548,49 @@ def token_in_prose(value: str) -> bool:
     return token_like(value) and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
 
 
+# The prefixed-token rule's shape (`dckr_pat_...`, `nfp_...`): a lower-case prefix, then a
+# run of base62 made by chance. Agent traffic is full of ids with the same look (Anthropic's
+# msg_01..., OpenAI's call_..., Stripe's cus_...), each run 14-28 characters; a
+# one-segment prefix needs a run past them, a two-segment one (`dckr_pat_`, `lsv2_pt_`:
+# how vendors mark a secret, never an id) a shorter one (Docker's is 27).
+PREFIXED_TOKEN_RUN = 30
+PREFIXED_TOKEN_RUN_MARKED = 24
+# Shaped like a token but public: publishable keys (pk_: Stripe, Clerk, Liveblocks, Knock),
+# and Stripe Checkout's session ids (cs_live_ and 58 characters, in the payment page's URL).
+PUBLIC_TOKEN_PREFIXES = ("pk_", "cs_live_", "cs_test_")
+_HEX = frozenset(string.hexdigits)
+# A run's pieces: a digit run, a capital run, or a word (Capitalised or lower case).
+_PIECE = re2.compile(r"[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+# Random base62 changes kind every 1.6 characters or so: over 30 characters, 1 run in
+# 10,000 has pieces as long as 3.75 on average. An identifier's words make pieces of 4 and
+# more (ShouldReturnTrueWhenUserHasAdminRole2: 4.1).
+PREFIXED_TOKEN_MAX_PIECE = 4.0
+
+
+def prefixed_token(value: str) -> bool:
+    """`prefix_run` or `prefix_segment_run`, where the run after the last `_` is a token:
+    long enough (PREFIXED_TOKEN_RUN), with capitals, lower case and digits all three (a run
+    of 30 random base62 characters lacks one 1 time in 200), not hex (a digest after a
+    name: sha256_..., commit_...; an Ethereum address's 0x...), and not words run together
+    (an identifier); and `token_like` (no placeholder, no alphabet written out)."""
+    if value.startswith(PUBLIC_TOKEN_PREFIXES):
+        return False
+    prefix, _, run = value.rpartition("_")
+    segments = prefix.split("_")
+    marked = len(segments) == 2 and segments[1].isalnum() and segments[1].islower()
+    if len(run) < (PREFIXED_TOKEN_RUN_MARKED if marked else PREFIXED_TOKEN_RUN):
+        return False
+    if run.isupper() or run.islower() or not any(c.isdigit() for c in run):
+        return False  # all three kinds: upper case, lower case, digits
+    digits = run[2:] if run.startswith("0x") else run
+    if _HEX.issuperset(digits):
+        return False
+    if is_sequence(run.lower()) or not token_like(run):
+        return False
+    pieces = sum(1 for _ in _PIECE.finditer(run[:MAX_TOKEN_CHARS]))
+    return len(run[:MAX_TOKEN_CHARS]) < PREFIXED_TOKEN_MAX_PIECE * pieces
+
+
 # --- wallets ---------------------------------------------------------------------------
 
 _BASE58 = {c: i for i, c in enumerate("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")}
@@ -663,6 +706,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "authorization": authorization,
     "strong_credential": strong_credential,
     "token_in_prose": token_in_prose,
+    "prefixed_token": prefixed_token,
     "phone": pii.phone,
     "phone_national": pii.phone_national,
     "phone_labelled": pii.phone_labelled,

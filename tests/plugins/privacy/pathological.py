@@ -117,6 +117,7 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
     "us-ssn": (("123-45-", ""), ("078-05-1120", ""), ("078 05 ", ""), ("078.05.", "")),
     "mailgun-api-key": (("key-", ""), ("key-0123456789abcdef", "")),
     "airtable-token": (("patAbcdefghijklmn.", ""), ("patAbcdefghijklmn.0123456789abcdef", "")),
+    "prefixed-token": (("nfp_", ""), ("dckr_pat_", ""), ("pcsk_aB3dE_", "")),
     "discord-bot-token": (
         ("MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.", ""),
         ("N" + "a" * 23 + ".a1b2c3.", ""),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -315,6 +317,161 @@ def test_negative(scanner: Scanner, text: str) -> None:
     assert scanner.scan(text) == []
 
 
+# --- prefixed-token: an unknown vendor's prefix_run token, and the ids shaped like one ----
+
+TOK = random.Random(31)
+
+
+def b62(n: int) -> str:
+    return "".join(TOK.choice(make.ALNUM) for _ in range(n))
+
+
+def hexes(n: int) -> str:
+    return "".join(TOK.choice("0123456789abcdef") for _ in range(n))
+
+
+# Vendors with no rule of their own (and one made up), then vendors whose rule knows them
+PREFIXED_TOKENS = [
+    f"rnd_{b62(32)}",  # Render
+    f"ddp_{b62(36)}",  # Deno Deploy
+    f"hbp_{b62(30)}",  # Honeybadger
+    f"zeta_pat_{b62(27)}",  # a two-segment prefix: a shorter run is enough
+    f"qzsk_{b62(6)}_{b62(60)}",  # a random second segment, as Pinecone's pcsk_
+    f"vndr_{b62(250)}",
+]
+VENDOR_TOKENS = {
+    f"dckr_pat_{b62(27)}": "docker-hub-token",
+    f"secret_{b62(43)}": "notion-legacy-token",
+    f"nfp_{b62(40)}": "netlify-token",
+    f"pcsk_{b62(5)}_{b62(64)}": "pinecone-api-key",
+    f"ghp_{b62(36)}": "github-token",
+}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *PREFIXED_TOKENS,
+        f"creds:\n  prod: {PREFIXED_TOKENS[0]}",
+        f"const c = new Client('{PREFIXED_TOKENS[1]}');",
+        f"| prod | {PREFIXED_TOKENS[4]} | rotated 2024-01 |",
+        f"see https://api.example.net/v1?key={PREFIXED_TOKENS[2]}&x=1",
+        f'<add key="Svc" value="{PREFIXED_TOKENS[3]}" />',
+        f"here you go: {PREFIXED_TOKENS[1]}.",
+        f"TOKEN={PREFIXED_TOKENS[0]}",
+    ],
+)
+def test_an_unknown_vendors_prefixed_token_is_found(scanner: Scanner, text: str) -> None:
+    (finding,) = scanner.scan(text)
+    assert finding.rule_id == "prefixed-token"
+    assert text[slice(*finding.span)] in PREFIXED_TOKENS
+
+
+@pytest.mark.parametrize(("token", "rule"), VENDOR_TOKENS.items())
+def test_a_vendors_own_rule_names_a_token_it_knows(scanner: Scanner, token: str, rule: str) -> None:
+    (finding,) = scanner.scan(f"prod: {token}")
+    assert finding.rule_id == rule
+
+
+@pytest.mark.parametrize("run", [29, 251])
+def test_a_prefixed_tokens_run_has_a_length(scanner: Scanner, run: int) -> None:
+    assert scanner.scan(f"rnd_{b62(run)}") == []
+
+
+# Ids that agents, payment APIs and code write everywhere, at their real lengths: none is
+# a secret, and flagging them would keep every agent conversation off the cloud.
+AGENT_IDS = [
+    # Anthropic: 24 characters after the prefix
+    f"msg_01{b62(22)}",
+    f"toolu_01{b62(22)}",
+    f"srvtoolu_01{b62(22)}",
+    f"req_011C{b62(20)}",
+    f"msgbatch_01{b62(22)}",
+    f"file_011C{b62(20)}",
+    # OpenAI
+    f"chatcmpl-{b62(29)}",
+    f"call_{b62(24)}",
+    f"asst_{b62(24)}",
+    f"thread_{b62(24)}",
+    f"run_{b62(24)}",
+    f"step_{b62(24)}",
+    f"file-{b62(22)}",
+    f"vs_{b62(24)}",
+    f"batch_{b62(24)}",
+    f"batch_{hexes(32)}",
+    f"resp_{hexes(48)}",
+    f"msg_{hexes(48)}",
+    f"proj_{b62(24)}",
+    # Stripe object ids, 14-28 characters
+    *(
+        f"{kind}_{b62(n)}"
+        for kind, n in [
+            ("cus", 14),
+            ("pi", 24),
+            ("ch", 24),
+            ("evt", 24),
+            ("price", 24),
+            ("prod", 14),
+            ("sub", 24),
+            ("in", 24),
+            ("txn", 24),
+            ("acct", 16),
+            ("seti", 24),
+            ("pm", 24),
+            ("cus", 28),
+        ]
+    ),
+    f"pi_{b62(24)}_secret_{b62(25)}",  # a PaymentIntent's client secret, given to the page
+    f"cs_live_a1{b62(56)}",  # a Checkout Session, in the payment page's URL
+    f"cs_test_b1{b62(56)}",
+    f"pk_live_51{b62(97)}",  # publishable keys: public by design
+    f"pk_test_51{b62(97)}",
+    # other services' ids
+    f"user_2{b62(26)}",  # Clerk (KSUID)
+    f"sess_2{b62(26)}",
+    f"msg_2{b62(26)}",  # Svix
+    f"dpl_{b62(28)}",  # Vercel
+    f"prj_{b62(28)}",
+    f"tooluse_{b62(22)}",  # Bedrock
+    # digests, hashes and addresses behind a name
+    f"sha256_{hexes(64)}",
+    f"commit_{hexes(40)}",
+    f"blob_{hexes(40).upper()}",
+    f"addr_0x{hexes(40).upper()[:20]}{hexes(20)}",  # an EIP-55 address: mixed-case hex
+    f"user_{uuid.UUID(int=TOK.getrandbits(128))}",
+    f"user_{uuid.UUID(int=TOK.getrandbits(128)).hex}",
+    # identifiers
+    "compute_total_price_for_all_customers_in_region",
+    "test_parse_response_with_nested_arrays_and_unicode_keys_v2",
+    "test_ShouldReturnTrueWhenUserHasAdminRole2",
+    "def test_handlesUnicodeInputCorrectlyForVersion2Parsers(self):",
+    "sha1_ComputeTotalPriceForAllCustomers2024",
+    "widget_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",  # an alphabet written out
+    # base64 data
+    f"img_{base64.b64encode(TOK.randbytes(90)).decode()}",
+    f'{{"data": "{base64.b64encode(TOK.randbytes(120)).decode()}"}}',
+    f"blob_{base64.urlsafe_b64encode(TOK.randbytes(60)).decode()}",
+]
+
+
+@pytest.mark.parametrize("text", AGENT_IDS)
+def test_ids_shaped_like_a_prefixed_token_are_not_secrets(scanner: Scanner, text: str) -> None:
+    assert "prefixed-token" not in rule_ids(scanner, text)
+    assert "prefixed-token" not in rule_ids(scanner, f'{{"id": "{text}", "type": "message"}}')
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        *(("foo_bar_", ""), ("X", ""), ("9", ""), ("a-", ""), ("eyJhbGciOiJIUzI1NiJ9.", "")),
+        *(("", "_v2"), ("", "-x"), ("", "+AB/c=")),
+    ],
+)
+def test_a_prefixed_token_must_be_a_whole_word(scanner: Scanner, before: str, after: str) -> None:
+    """Part of a longer name (three segments), of a word, or of base64 is not a token."""
+    assert "prefixed-token" not in rule_ids(scanner, before + PREFIXED_TOKENS[0] + after)
+
+
 def test_neighbours_separated_by_one_character_are_all_found(scanner: Scanner) -> None:
     text = "a.one@mail.net b.two@mail.net c.three@mail.net 10.0.0.1 10.0.0.2"
     ids = [f.rule_id for f in scanner.scan(text)]
@@ -477,7 +634,8 @@ def test_a_glued_occurrence_does_not_hide_the_next_one(scanner: Scanner) -> None
     rng = random.Random(7)
     glued, real = make.github_token(rng), make.github_token(rng)
     text = f"x{glued} {real}"
-    (finding,) = scanner.scan(text)
+    # (xghp_ and 36 random characters is a word of prefixed-token's shape of its own)
+    (finding,) = [f for f in scanner.scan(text) if f.rule_id == "github-token"]
     assert text[slice(*finding.span)] == real
 
 
