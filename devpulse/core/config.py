@@ -43,6 +43,7 @@ class PrivacyRule:
     preceded_by: str | None = None
     exact_prefilter: bool = False
     max_match_bytes: int | None = None  # a longer match is passed over, its groups unread
+    not_after: str | None = None  # what the line before a value must not end with
     reference: str = "user rule"
 
 

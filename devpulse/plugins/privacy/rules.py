@@ -59,6 +59,7 @@ class CompiledRule:
     preceded_by: Preceding | None = None
     value_groups: tuple[int, ...] = (0,)  # where the value is: the first of these set
     find: re2._Regexp | None = None  # with max_match_bytes: the pattern with no groups
+    not_after: re2._Regexp | None = None  # anchored at the end of what it is given
 
     @property
     def id(self) -> str:
@@ -194,6 +195,9 @@ def _compile(where: str, rule: PrivacyRule) -> CompiledRule:
         value_groups=rule.groups or (rule.group,),
         find=compile_pattern(rule.pattern, f"{where}.pattern", capture=False)
         if rule.max_match_bytes is not None
+        else None,
+        not_after=compile_pattern(f"(?:{rule.not_after})$", f"{where}.not_after")
+        if rule.not_after is not None
         else None,
     )
 

@@ -29,7 +29,14 @@ from devpulse.plugins.privacy.rules import (
     switched_off,
     widened,
 )
-from devpulse.plugins.privacy.spans import Reported, Spans, first_set, match_spans, search_spans
+from devpulse.plugins.privacy.spans import (
+    Reported,
+    Spans,
+    first_set,
+    found_in,
+    match_spans,
+    search_spans,
+)
 
 # Keywords that make the Python-aware checks and the syntax readers worth running.
 AST_TRIGGERS = (
@@ -247,6 +254,8 @@ class Scanner:
             examined += 1
             if start < 0:
                 continue
+            if rule.not_after is not None and _labelled_otherwise(rule.not_after, data, start):
+                continue  # "order_id": 4111...: the label says what the number is
             raw = data[start:end]
             if raw in turned_down:
                 continue
@@ -291,6 +300,18 @@ class _Covered:
     def meets(self, span: tuple[int, int]) -> bool:
         before = bisect.bisect_left(self._starts, span[1])  # the spans that start before its end
         return before > 0 and self._reach[before - 1] > span[0]
+
+
+# How far back on its line a value's label is looked for (a rule's `not_after`).
+NOT_AFTER_BYTES = 64
+
+
+def _labelled_otherwise(not_after: re2._Regexp, data: bytes, start: int) -> bool:
+    """Whether the line before the value at `start` (at most NOT_AFTER_BYTES of it) ends
+    the way the rule's `not_after` says a value of another kind is introduced."""
+    begin = max(0, start - NOT_AFTER_BYTES)
+    line = data.rfind(b"\n", begin, start)
+    return found_in(not_after, data[line + 1 if line >= 0 else begin : start])
 
 
 def scan_budget(size: int) -> int:

@@ -232,6 +232,34 @@ def test_a_prefix_a_scheme_does_not_issue_at_that_length_is_no_card() -> None:
     assert not pii.card_number(luhn_complete("7123" + "45678912345"))  # no scheme in 7
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"order_id": 4539148803436467',
+        "invoice 4539 1488 0343 6467 paid",
+        '{"userId": 4539148803436467}',
+        "trace_id=4539148803436467",
+        "Order No. 4539148803436467",
+    ],
+)
+def test_a_number_labelled_as_an_id_is_no_card(scanner: Scanner, text: str) -> None:
+    assert "credit-card" not in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "card: 4539148803436467",
+        '{"card_number": "4539 1488 0343 6467"}',
+        "pay with 4539148803436467 please",
+        "orderId=12&card=4539148803436467",  # the label next to it, not the line's first
+        "valid 4539148803436467",  # a word ending in "id" is no id label
+    ],
+)
+def test_a_card_number_elsewhere_is_still_one(scanner: Scanner, text: str) -> None:
+    assert "credit-card" in pii_rules(scanner, text)
+
+
 def test_published_test_cards_are_a_listed_decision() -> None:
     assert "4242424242424242" in pii.not_personal()["test_cards"]
     assert not pii.card_number("4242 4242 4242 4242")

@@ -145,6 +145,10 @@ def test_the_classifier_can_be_switched_off() -> None:
             "privacy.rules[0].category: unknown category 'gossip'",
         ),
         (
+            {"rules": [{"id": "x", "category": "pii", "pattern": "a", "not_after": "(?<=x)"}]},
+            "privacy.rules[0].not_after: not a valid RE2 pattern",
+        ),
+        (
             {"rules": [{"id": "x", "category": "pii", "pattern": "a", "validator": "astrology"}]},
             "privacy.rules[0].validator: unknown validator 'astrology'",
         ),
