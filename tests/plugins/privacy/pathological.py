@@ -123,6 +123,11 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
         ("N" + "a" * 23 + ".a1b2c3.", ""),
     ),
     "asana-token": (("1/1234567890123456:", ""), ("2/1234567890123456/1234567890123", "")),
+    "street-address": (
+        ("4821 Maple Ridge Dr, Austin, TX 78745 ", ""),
+        ("Lindenstraße 42, 10969 Berlin ", ""),
+        ("10 Baker Street, London NW1 6XE ", ""),
+    ),
     "ntlm-hash-dump": (
         ("admin:500:" + "a" * 32 + ":" + "b" * 32 + ":::", ""),
         ("svc:1001:" + "0" * 32 + ":" + "f" * 32 + ":::\n", ""),

@@ -260,6 +260,34 @@ def test_a_card_number_elsewhere_is_still_one(scanner: Scanner, text: str) -> No
     assert "credit-card" in pii_rules(scanner, text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ship to: 4821 Maple Ridge Dr, Apt 3B, Austin, TX 78745",
+        "Send it to 1600 Pennsylvania Avenue NW, Washington, DC 20500.",
+        "My flat: 10 Baker Street, London NW1 6XE",
+        "Wohnhaft in: Lindenstraße 42, 10969 Berlin",
+        "Livraison : 12 rue de la Paix, 75002 Paris",
+    ],
+)
+def test_a_street_line_with_its_postcode_is_an_address(scanner: Scanner, text: str) -> None:
+    assert "street-address" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "meet at 42 Main St tomorrow",  # a street with no postcode: a place named in prose
+        "Street Fighter 2 sold 12345 copies",
+        "see RFC 1234 Section 5, CA 12345",
+        "version 3 Drive, TX 12345",
+        "order 42 shipped from the warehouse, SKU AB 12345",
+    ],
+)
+def test_a_street_or_a_postcode_alone_is_no_address(scanner: Scanner, text: str) -> None:
+    assert "street-address" not in pii_rules(scanner, text)
+
+
 def test_published_test_cards_are_a_listed_decision() -> None:
     assert "4242424242424242" in pii.not_personal()["test_cards"]
     assert not pii.card_number("4242 4242 4242 4242")
