@@ -75,7 +75,8 @@ REFERENCE = re2.compile(
 # backtracking engine tried 2^n splits of "_._._" (27 s for 26 segments); RE2 reads it once.
 _SEGMENT = r"(?:[a-z_][a-z0-9_]*|[A-Z_][A-Z0-9_]*|[A-Z][a-z]+(?:[A-Z][a-z]+)*)"
 CODE_EXPRESSION = re2.compile(
-    rf"^(?:{_SEGMENT}(?:\.{_SEGMENT})+\n?$"  # settings.SECRET_KEY, os.environ
+    # settings.SECRET_KEY, os.environ; optional chaining and non-null: session?.access_token
+    rf"^(?:{_SEGMENT}(?:[?!]?\.{_SEGMENT})+\n?$"
     r"|[A-Za-z_][\pL\pN_.]*\("  # os.getenv(...)
     r"|[a-z]+(?:[_-][a-z]+)+\n?$)"  # user_password_input, form-field-name
 )

@@ -130,6 +130,7 @@ PHONES = [
     ("phone-labelled", "Telefon 5326142793"),
     ("phone-labelled", "Tel. 030/83096559"),  # "/" between area code and number (DE, AT, CH)
     ("phone-labelled", '{"phone": "0151/735 85 889"}'),  # a quoted key, as in JSON
+    ("phone-labelled", 'phone_number="(21) 91322-3494"'),  # a snake_case key
 ]
 
 
@@ -378,6 +379,11 @@ def test_the_bban_layouts_judge_every_country_as_stdnum_does() -> None:
         "NRIC S1234567D",
         "DL# U1083735",
         "身份证号: 11010519491231002X",
+        '{"cpf": "184.943.005-55"}',  # an acronym in lower case, as a key
+        "dni=12345678Z",
+        '{"social_insurance_number": "130 454 283"}',  # a label's words as a snake_case key
+        '{"aadhaar_no": "2341 2345 6783"}',
+        "passportNumber: C01X00T47",
         "passport: 'C01X00T47'",
     ],
 )
@@ -401,6 +407,8 @@ def test_labelled_identity_numbers(scanner: Scanner, text: str) -> None:
         "identity document V2 spec",
         "DL 5000000 items",  # DL counts as a label only with # or "no."
         "the NI number is required",
+        "sin = 0.84",  # an acronym in lower case is a key only before : or =, and a number
+        "the pan is hot, 12345 degrees",
     ],
 )
 def test_what_follows_an_identity_label_without_being_a_number(scanner: Scanner, text: str) -> None:

@@ -129,6 +129,7 @@ def test_a_typed_declaration_in_a_compiled_language_is_read(text: str) -> None:
         'let token = env::var("API_TOKEN").unwrap();',
         "public string Password { get; set; } = string.Empty;",
         'const PASSWORD_FIELD: &str = "password";',
+        "const accessToken = session?.access_token;",  # optional chaining: a property
         # a lookup by the literal's name: the literal is a key, not the value
         'let token = headers.get("Authorization").unwrap();',
         'const secret = config.get("Production")',
@@ -282,6 +283,8 @@ def test_credentials_in_commands_and_urls(scanner: Scanner, text: str) -> None:
 def test_azure_storage_keys_in_json_and_xml(scanner: Scanner) -> None:
     key = pick(ALNUM + "+/", 86) + "=="
     for text in (
+        f"const azureStorageKey = '{key}';",  # quoted in code
+        f"'azure_storage_key' => '{key}',",  # PHP's array
         f'{{"accountName": "acct", "accountKey": "{key}"}}',
         f"<AccountKey>{key}</AccountKey>",
         f"export AZURE_STORAGE_KEY={key}",  # the az CLI's variable
@@ -355,6 +358,7 @@ SHAPES = [
         f"access_token$production${pick('abcdef0123456789', 16)}${pick('0123456789abcdef', 32)}",
     ),
     ("plaid-access-token", f"access-production-{uuid.UUID(int=RNG.getrandbits(128))}"),
+    ("alibaba-access-key-id", "LTAI" + pick(ALNUM, 20)),
 ]
 
 
@@ -362,6 +366,12 @@ SHAPES = [
 def test_a_distinctive_token_is_found_with_no_name(scanner: Scanner, rule: str, token: str) -> None:
     for text in (token, f"see {token} in the log", f"<value>{token}</value>"):
         assert rule in {f.rule_id for f in scanner.scan(text)}, text
+
+
+def test_a_telegram_token_is_found_in_the_bot_api_url(scanner: Scanner) -> None:
+    token = f"{RNG.randrange(10**8, 10**9)}:AA{pick(ALNUM + '_-', 33)}"
+    text = f"curl https://api.telegram.org/bot{token}/sendMessage -d chat_id=1"
+    assert token in secret_spans(scanner, text)
 
 
 @pytest.mark.parametrize(
