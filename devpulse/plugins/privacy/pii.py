@@ -406,8 +406,11 @@ def identity_number(value: str) -> bool:
     """A number after a label that names an identity document or number: 5 to 20 letters
     and digits, five of them digits or more (a passport's number has six or more; India's
     PAN, with four, goes unclaimed), and none of what else follows such a label: a word
-    ("national identity 2024 REPORT"), a date or a span of years, or a number nobody is
-    given, a digit repeated (000000000) or counted out (123456789)."""
+    ("national identity 2024 REPORT"), a date or a span of years, a decimal (0.84147), or a
+    number nobody is given, a digit repeated (000000000) or counted out (123456789)."""
+    head, dot, tail = value.partition(".")
+    if dot and head.isdigit() and tail.isdigit():
+        return False
     groups = [g for g in _SEPARATORS.split(value) if g]
     compact = "".join(groups)
     digits = "".join(c for c in compact if c.isdigit())

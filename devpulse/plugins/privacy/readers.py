@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 import re2
 
+from devpulse.plugins.privacy import pii
 from devpulse.plugins.privacy.checks import (
     MAX_NAME_CHARS,
     authorization,
@@ -181,6 +182,23 @@ _INSERT = (
 )
 # Both in one pattern, so that a text is searched for tables once; `_tables` reads the rows.
 TABLE = TwoPass.compile(f"(?:{_TABLE_HEADER})|(?:{_INSERT})".encode())
+# A header cell that names a personal id's column: a document's or an id's name (words joined
+# by blanks, _ or -, with number or no after them), or an id's acronym in any case.
+ID_COLUMN = (
+    r"(?i:(?:[a-z]+[ _-])?(?:passport|ssn|social[ _-]security|social[ _-]insurance"
+    r"|national[ _-]?(?:id|identity|insurance)|tax[ _-]?id|driver'?s?[ _-]licen[cs]e"
+    r"|aadhaa?r|personnummer|burgerservicenummer|sin|bsn|dni|nie|nif|cpf|curp|pesel|tfn|itin"
+    r"|nino|ahv|svnr|ppsn|tckn|nir|hetu|cpr|rrn|nric)(?:[ _-]?(?:number|num|no|nr))?)"
+)
+_ID_CELL = re2.compile(f"^{ID_COLUMN}$".encode())
+# Such a cell in a CSV's or a markdown table's header, then a row below (as _TABLE_HEADER).
+ID_TABLE = TwoPass.compile(
+    (
+        r"(?:^|[\n,;\t|])[ \t]*[\"'`]?"
+        rf"(?P<name>{ID_COLUMN})"
+        r"[\"'`]?[ \t]*(?:[,;\t|][^\n]*)?\n[^\n,;\t|]*[,;\t|]"
+    ).encode()
+)
 _NAME, _COLUMNS = TABLE.parse.groupindex[b"name"], TABLE.parse.groupindex[b"columns"]
 # An Authorization value's scheme: Basic, Bearer, Token, Api-Token, SSWS, ...; the blank after
 # it may be a shell's escaped one (`-H Authorization:Bearer\ ...`, unquoted).
@@ -207,12 +225,14 @@ MAX_JUDGED_BYTES = 4096
 
 
 class Found(NamedTuple):
-    """A reader's finding: rule id, byte offsets of the value in the text, the value."""
+    """A reader's finding: rule id, byte offsets of the value in the text, the value, and
+    its category (a credential's, or a personal id's in an id column)."""
 
     rule_id: str
     start: int
     end: int
     value: str
+    category: str = "secret"
 
 
 def read_all(
@@ -787,13 +807,30 @@ def _tables(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found
             return
 
 
+def _id_tables(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """A column named for a personal id (passport, SSN, CPF, ...) in a CSV's or a markdown
+    table's header, each row's value in it that has an id's shape (`pii.identity_number`):
+    the rows of a customer export, which no label stands next to."""
+    state = [0, 0]
+    for spans in _matches(ID_TABLE, data, overflow, _resumed(state), _always):
+        yield from _delimited_rows(data, spans, known, state, identity=True)
+        if state[1] > MAX_CANDIDATES:
+            overflow.append(state[0])
+            return
+
+
+def _always(data: bytes, spans: Spans) -> bool:
+    return True
+
+
 def _delimited_rows(
-    data: bytes, spans: Spans, known: Reported, state: list[int]
+    data: bytes, spans: Spans, known: Reported, state: list[int], *, identity: bool = False
 ) -> Iterator[Found]:
     """The rows of the CSV's or markdown table whose header holds the match `spans`: the
     lines after it (a markdown table's separator skipped) that have as many cells, up to a
-    blank line or one that has not."""
-    table = _table(data, spans)
+    blank line or one that has not. `identity`: its personal ids' columns, not its
+    credentials'."""
+    table = _table(data, spans, identity=identity)
     if table is None:  # no header: on from its line's end, the line's other cells unread
         line_end = data.find(b"\n", spans[_NAME][1], spans[_NAME][1] + MAX_ROW_BYTES)
         state[0] = line_end + 1 if line_end >= 0 else state[0]
@@ -817,7 +854,10 @@ def _delimited_rows(
             if b <= a or _inside(known, span):
                 continue
             value = _text(data, span)
-            if _cell_credential(name, value):
+            if identity:
+                if pii.identity_number(value):
+                    yield Found("table-identity-number", span[0], span[1], value, "pii")
+            elif _cell_credential(name, value):
                 yield Found("table-credential", span[0], span[1], value)
         row = row_end + 1
     state[0] = row
@@ -845,10 +885,10 @@ def _resumed(reached: list[int]) -> Callable[[bytes, Spans, int], int | None]:
 _Table = tuple[bytes, bool, int, list[tuple[int, str]], int]
 
 
-def _table(data: bytes, spans: Spans) -> _Table | None:
+def _table(data: bytes, spans: Spans, *, identity: bool = False) -> _Table | None:
     """The table whose header holds the match `spans`: its delimiter, whether it is
-    markdown, its width, its credentials' columns (index, name) and where its rows start;
-    None if the line is no table's header."""
+    markdown, its width, its credentials' columns (index, name), or with `identity` its
+    personal ids' columns, and where its rows start; None if the line is no table's header."""
     start, name_end = spans[0][0], spans[_NAME][1]
     first = start + 1 if data[start : start + 1] in (b"\n", *_DELIMITER_BYTES) else start
     line_start = data.rfind(b"\n", max(0, first - MAX_ROW_BYTES), first) + 1
@@ -867,7 +907,10 @@ def _table(data: bytes, spans: Spans) -> _Table | None:
     if len(cells) < 2 or not all(found_in(_HEADER_CELL, header[a:b]) for a, b in cells):
         return None
     names = [header[a:b].decode() for a, b in cells]
-    columns = [(i, name) for i, name in enumerate(names) if credential_name_strength(name) == 2]
+    if identity:
+        columns = [(i, name) for i, name in enumerate(names) if found_in(_ID_CELL, name.encode())]
+    else:
+        columns = [(i, n) for i, n in enumerate(names) if credential_name_strength(n) == 2]
     if not columns:
         return None
     row = line_end + 1
@@ -1063,6 +1106,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("curl-user-credential", CURL_USER, _curl_users),
     ("header-credential", HEADER, _headers),
     ("table-credential", TABLE, _tables),
+    ("table-identity-number", ID_TABLE, _id_tables),
 )
 
 # The ids of the readers' findings, which `privacy.disabled_rules` may name.

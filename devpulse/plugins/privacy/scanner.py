@@ -17,12 +17,13 @@ import re2
 
 from devpulse.core.config import PrivacyConfig
 from devpulse.core.errors import ConfigError
-from devpulse.core.types import Finding, PrivacyLevel
+from devpulse.core.types import Finding
 from devpulse.plugins.privacy.checks import is_placeholder, preview, shannon_entropy
 from devpulse.plugins.privacy.plain import Origins, plain_text, unescaped
 from devpulse.plugins.privacy.pyast import Hit, scan_python
-from devpulse.plugins.privacy.readers import read_all
+from devpulse.plugins.privacy.readers import ID_COLUMN, read_all
 from devpulse.plugins.privacy.rules import (
+    CATEGORY_LEVELS,
     CompiledRule,
     compile_pattern,
     compile_rules,
@@ -66,6 +67,9 @@ AST_TRIGGERS = (
 # prefixes at random) refilled the cache again and again: 110 ms, against 12 ms with twice
 # that, for the same set. Four times the default leaves room for the set to grow.
 PREFILTER_MAX_MEM = 32 << 20
+# A table's header cell that names a personal id's column (readers.ID_TABLE reads its rows),
+# between delimiters: the ids' acronyms (sin, nie) are in too many words to be keywords.
+ID_TABLE_TRIGGER = rf"(?:^|[\n,;\t|])[ \t]*[\"'`]?{ID_COLUMN}[\"'`]?[ \t]*[,;\t|\n]"
 AST = -1  # the prefilter's mark for the Python-aware checks and the syntax readers
 EXACT = -2  # EXACT - i: the prefilter's mark that rule i's own pattern matched
 AST_PRIORITY = 1  # above the generic regex rules (0), below the specific ones (2)
@@ -118,6 +122,7 @@ class Scanner:
                 table.setdefault(rule.rule.trigger, []).append(index)
         for keyword in AST_TRIGGERS:
             table.setdefault(re2.escape(keyword), []).append(AST)
+        table.setdefault(ID_TABLE_TRIGGER, []).append(AST)  # no keyword says "ssn," is one
         # A rule marked exact_prefilter also needs its own pattern to match somewhere, which
         # the set answers in the same pass: EXACT - index marks that it did. (The set
         # ignores case; (?-i:...) gives the pattern back its own.) Widened, its counted
@@ -187,7 +192,9 @@ class Scanner:
                 (
                     READER_PRIORITY,
                     len(self._rules),
-                    Hit(f.rule_id, "secret", PrivacyLevel.SECRET, f.start, f.end, f.value),
+                    Hit(
+                        f.rule_id, f.category, CATEGORY_LEVELS[f.category], f.start, f.end, f.value
+                    ),
                 )
                 for f in read_all(data, known, self._switched_off)
                 if not self._allowed(f.value)

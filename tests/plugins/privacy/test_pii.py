@@ -465,3 +465,30 @@ def test_a_labelled_identity_number_is_found_anywhere(
     assert any(f.category == "pii" and f.span[0] <= start and end <= f.span[1] for f in findings), (
         planted
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("name,CPF,city\nLi Gonzalez,46407166802,Lyon\n", "46407166802"),
+        ("name;ssn;dob\nJohn Roe;412628841;1980-01-01\n", "412628841"),
+        ("| name | passport_no |\n|---|---|\n| Ann | C01X00T47 |\n", "C01X00T47"),
+        ("employee\tNINO\nAnn Lee\tQQ123456C\n", "QQ123456C"),
+    ],
+)
+def test_a_personal_id_column_is_read_in_every_row(scanner: Scanner, text: str, value: str) -> None:
+    """A customer export: no label stands next to the number, the header names its column."""
+    found = {text[slice(*f.span)] for f in scanner.scan(text) if f.category == "pii"}
+    assert value in found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "id,sin,cos\n1,0.84147,0.54030\n",  # a column named like an id, no id in it
+        "business,niece,notes\nacme,Ann,12345678 units\n",  # acronyms inside words
+        "ssn,name\nREDACTED,Ann\n",
+    ],
+)
+def test_an_id_column_without_ids_is_nothing(scanner: Scanner, text: str) -> None:
+    assert not [f for f in scanner.scan(text) if f.rule_id == "table-identity-number"]
