@@ -411,7 +411,8 @@ def identity_number(value: str) -> bool:
     head, dot, tail = value.partition(".")
     if dot and head.isdigit() and tail.isdigit():
         return False
-    groups = [g for g in _SEPARATORS.split(value) if g]
+    groups = value.translate(_SEPARATORS).split(" ")
+    groups = [g for g in groups if g]
     compact = "".join(groups)
     digits = "".join(c for c in compact if c.isdigit())
     if not 5 <= len(compact) <= 20 or len(digits) < 5 or len(set(compact)) < 3:
@@ -424,7 +425,9 @@ def identity_number(value: str) -> bool:
     return not (compact == digits and len(steps) == 1 and steps <= {1, 9})
 
 
-_SEPARATORS = re2.compile(r"[ ./-]")
+# What separates an id's groups, each read as a blank (str methods: RE2's split, through the
+# binding, took most of the check's time).
+_SEPARATORS = str.maketrans("./-", "   ")
 # Digit groups that write a date or a span of years: 12.03.1984, 2020-2024, 1984/03/12.
 _DATE_LAYOUTS = frozenset(
     {(4, 4), (4, 2, 2), (4, 1, 2), (4, 2, 1), (4, 1, 1)}
