@@ -21,7 +21,7 @@ from devpulse.core.types import Finding
 from devpulse.plugins.privacy.checks import is_placeholder, preview, shannon_entropy
 from devpulse.plugins.privacy.plain import Origins, plain_text, unescaped
 from devpulse.plugins.privacy.pyast import Hit, scan_python
-from devpulse.plugins.privacy.readers import ID_COLUMN, read_all
+from devpulse.plugins.privacy.readers import read_all
 from devpulse.plugins.privacy.rules import (
     CATEGORY_LEVELS,
     CompiledRule,
@@ -61,15 +61,39 @@ AST_TRIGGERS = (
     "connect(",
     "sign_in(",
     "signin(",
+    # a personal id's column in a table (readers.ID_TABLE): its header's names that are
+    # rare in other words ("sin", "nie" are in "using" and "niece": such a column is read
+    # only where another trigger runs the readers). Literals: the labels' alternation, in
+    # the set with identity-number's trigger, outgrew RE2's default 8 MB for its DFA
+    "ssn",
+    "passport",
+    "cpf",
+    "pesel",
+    "nino",
+    "aadhaar",
+    "aadhar",
+    "personnummer",
+    "burgerservicenummer",
+    "national_id",
+    "national id",
+    "tax_id",
+    "social_security",
+    "social security",
+    "social_insurance",
+    "social insurance",
+    "curp",
+    "tckn",
+    "nric",
 )
 # The prefilter set's memory, most of it its DFA's cache of states, which grows only as a
 # text needs. At RE2's default (8 MB) a text that walks many of its states (1 MB of vendor
 # prefixes at random) refilled the cache again and again: 110 ms, against 12 ms with twice
-# that, for the same set. Four times the default leaves room for the set to grow.
+# that, for the same set. Today's set needs about 12 MB for the bench's 10 MB corpus (with
+# 10 MB: 1.4 s, not 80 ms) and 10 MB for its 2 KB prompts (with 8 MB: 0.8 ms a prompt, not
+# 14 us): measured, and bench/privacy_bench.py's prefilter figure
+# shows a rule whose trigger or keywords grow the set past it. Letters outside ASCII cost
+# the most: a case-blind set reads each in both its cases.
 PREFILTER_MAX_MEM = 32 << 20
-# A table's header cell that names a personal id's column (readers.ID_TABLE reads its rows),
-# between delimiters: the ids' acronyms (sin, nie) are in too many words to be keywords.
-ID_TABLE_TRIGGER = rf"(?:^|[\n,;\t|])[ \t]*[\"'`]?{ID_COLUMN}[\"'`]?[ \t]*[,;\t|\n]"
 AST = -1  # the prefilter's mark for the Python-aware checks and the syntax readers
 EXACT = -2  # EXACT - i: the prefilter's mark that rule i's own pattern matched
 AST_PRIORITY = 1  # above the generic regex rules (0), below the specific ones (2)
@@ -122,7 +146,6 @@ class Scanner:
                 table.setdefault(rule.rule.trigger, []).append(index)
         for keyword in AST_TRIGGERS:
             table.setdefault(re2.escape(keyword), []).append(AST)
-        table.setdefault(ID_TABLE_TRIGGER, []).append(AST)  # no keyword says "ssn," is one
         # A rule marked exact_prefilter also needs its own pattern to match somewhere, which
         # the set answers in the same pass: EXACT - index marks that it did. (The set
         # ignores case; (?-i:...) gives the pattern back its own.) Widened, its counted

@@ -378,7 +378,6 @@ def test_the_bban_layouts_judge_every_country_as_stdnum_does() -> None:
         "Medicare card 2123 45670 1",
         "NRIC S1234567D",
         "DL# U1083735",
-        "身份证号: 11010519491231002X",
         '{"cpf": "184.943.005-55"}',  # an acronym in lower case, as a key
         "dni=12345678Z",
         '{"social_insurance_number": "130 454 283"}',  # a label's words as a snake_case key
