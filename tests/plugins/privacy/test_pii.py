@@ -384,6 +384,7 @@ def test_the_bban_layouts_judge_every_country_as_stdnum_does() -> None:
         '{"aadhaar_no": "2341 2345 6783"}',
         "passportNumber: C01X00T47",
         "passport: 'C01X00T47'",
+        "codice_fiscale=RSSMRA84C12H501Z",
     ],
 )
 def test_labelled_identity_numbers(scanner: Scanner, text: str) -> None:
@@ -431,6 +432,8 @@ def test_a_labelled_identity_number_wins_over_its_reading_as_a_phone(scanner: Sc
         "DOB 14-Mar-1987",
         "Geboren am 4. Mai 1979",
         "geboren am 4. März 1979",
+        '{"data_di_nascita": "12/03/1984"}',  # a label written as a key
+        "fecha_de_nacimiento=1984-03-12",
     ],
 )
 def test_dates_of_birth_labelled_in_other_languages(scanner: Scanner, text: str) -> None:
