@@ -411,8 +411,7 @@ def identity_number(value: str) -> bool:
     head, dot, tail = value.partition(".")
     if dot and head.isdigit() and tail.isdigit():
         return False
-    groups = value.translate(_SEPARATORS).split(" ")
-    groups = [g for g in groups if g]
+    groups = [g for g in value.translate(_SEPARATORS).split(" ") if g]
     compact = "".join(groups)
     digits = "".join(c for c in compact if c.isdigit())
     if not 5 <= len(compact) <= 20 or len(digits) < 5 or len(set(compact)) < 3:

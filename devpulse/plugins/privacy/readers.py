@@ -200,6 +200,8 @@ ID_TABLE = TwoPass.compile(
     ).encode()
 )
 _NAME, _COLUMNS = TABLE.parse.groupindex[b"name"], TABLE.parse.groupindex[b"columns"]
+# `_table` and `_delimited_rows` read a header's name at _NAME in ID_TABLE's spans too
+# (tests/plugins/privacy/test_readers.py checks the two patterns agree).
 # An Authorization value's scheme: Basic, Bearer, Token, Api-Token, SSWS, ...; the blank after
 # it may be a shell's escaped one (`-H Authorization:Bearer\ ...`, unquoted).
 SCHEME = re2.compile(rb"^(?P<scheme>[A-Za-z][\w-]*)\\?[ \t]+(?P<rest>\S+)")
@@ -812,15 +814,11 @@ def _id_tables(data: bytes, overflow: list[int], known: Reported) -> Iterator[Fo
     table's header, each row's value in it that has an id's shape (`pii.identity_number`):
     the rows of a customer export, which no label stands next to."""
     state = [0, 0]
-    for spans in _matches(ID_TABLE, data, overflow, _resumed(state), _always):
+    for spans in _matches(ID_TABLE, data, overflow, _resumed(state)):
         yield from _delimited_rows(data, spans, known, state, identity=True)
         if state[1] > MAX_CANDIDATES:
             overflow.append(state[0])
             return
-
-
-def _always(data: bytes, spans: Spans) -> bool:
-    return True
 
 
 def _delimited_rows(

@@ -90,9 +90,9 @@ AST_TRIGGERS = (
 # prefixes at random) refilled the cache again and again: 110 ms, against 12 ms with twice
 # that, for the same set. Today's set needs about 12 MB for the bench's 10 MB corpus (with
 # 10 MB: 1.4 s, not 80 ms) and 10 MB for its 2 KB prompts (with 8 MB: 0.8 ms a prompt, not
-# 14 us): measured, and bench/privacy_bench.py's prefilter figure
-# shows a rule whose trigger or keywords grow the set past it. Letters outside ASCII cost
-# the most: a case-blind set reads each in both its cases.
+# 14 us). bench/privacy_bench.py's prefilter figure shows a rule whose trigger or keywords
+# grow the set past it. Letters outside ASCII cost the most: a case-blind set reads each in
+# both its cases.
 PREFILTER_MAX_MEM = 32 << 20
 AST = -1  # the prefilter's mark for the Python-aware checks and the syntax readers
 EXACT = -2  # EXACT - i: the prefilter's mark that rule i's own pattern matched

@@ -1029,3 +1029,8 @@ def test_keys_public_by_design_are_not_secrets(scanner: Scanner, text: str) -> N
 )
 def test_the_secret_halves_beside_them_are_still_found(scanner: Scanner, text: str) -> None:
     assert secret_spans(scanner, text)
+
+
+def test_both_table_patterns_hold_a_header_name_in_the_same_group() -> None:
+    """The rows' reader takes the header's name at one index for credential and id tables."""
+    assert readers.ID_TABLE.parse.groupindex[b"name"] == readers.TABLE.parse.groupindex[b"name"]
