@@ -356,7 +356,7 @@ def test_scan_lists_a_symlinked_folder_as_skipped(capsys, tmp_path: Path) -> Non
     shared, project = tmp_path / "shared-cfg", tmp_path / "proj"
     shared.mkdir()
     project.mkdir()
-    (shared / "prod.env").write_text("contact: jane.doe@example.com\n")
+    (shared / "prod.env").write_text("contact: jane.doe@fastmail.com\n")
     (project / "main.py").write_text("x = 1\n")
     (project / "config").symlink_to(shared, target_is_directory=True)
     (project / "link.env").symlink_to(shared / "prod.env")  # a symlinked file is read
@@ -401,7 +401,7 @@ def test_scan_reports_a_folder_it_cannot_look_into_and_scans_the_rest(
     for folder in ("data", "shelf", "src"):
         (tmp_path / folder).mkdir()
     (tmp_path / "shelf" / "hidden.txt").write_text("fine\n")
-    (tmp_path / "src" / ".env").write_text("contact: jane.doe@example.com\n")
+    (tmp_path / "src" / ".env").write_text("contact: jane.doe@fastmail.com\n")
     (tmp_path / "src" / "app.py").write_text("print('hi')\n")
     data, hidden = tmp_path / "data", tmp_path / "shelf" / "hidden.txt"
     denied = {data / "pyvenv.cfg", hidden}

@@ -224,8 +224,21 @@ NON_PERSONAL_EMAIL = re2.compile(
 IMAGE_NAME = re2.compile(r"(?i)\.(?:png|jpe?g|gif|webp|avif|svg|ico|bmp|tiff?|heic)\n?$")
 
 
+# No one's address: the names reserved for examples and tests (RFC 2606, RFC 6761), which no
+# registry ever delegates, so no mailbox at them belongs to anyone (a documented decision in
+# rules.toml's personal-data section). example.com's neighbours (examples.com, test.com) are
+# real domains, and stay addresses.
+RESERVED_DOMAIN = re2.compile(
+    r"(?i)@(?:[\pL\pN_-]+\.)*(?:example\.(?:com|net|org)"
+    r"|[\pL\pN_-]+\.(?:test|example|invalid|localhost))\n?$"
+)
+
+
 def email(value: str) -> bool:
-    return search_text(NON_PERSONAL_EMAIL, value) is None and search_text(IMAGE_NAME, value) is None
+    return not any(
+        search_text(pattern, value) is not None
+        for pattern in (NON_PERSONAL_EMAIL, RESERVED_DOMAIN, IMAGE_NAME)
+    )
 
 
 # --- payment cards ------------------------------------------------------------------------

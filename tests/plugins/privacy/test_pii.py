@@ -312,6 +312,32 @@ def test_an_image_named_for_its_pixel_density_is_no_address(scanner: Scanner) ->
     assert "email-address" in pii_rules(scanner, "icons by ana@studio.png.com.br")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "contact: jane.doe@example.com",
+        "Reply-To: <Ops.Lead@EXAMPLE.ORG>",
+        "user = alice@mail.example.net",
+        "git config user.email dev@build.test",
+        "ping root@db.localhost, then bob@host.invalid",
+        "to: priya@shop.example",
+    ],
+)
+def test_addresses_at_names_reserved_for_examples_are_no_one(scanner: Scanner, text: str) -> None:
+    """The decision in rules.toml: RFC 2606's and RFC 6761's names are never delegated."""
+    assert "email-address" not in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["jane.doe@examples.com", "jane.doe@example.co.uk", "jane.doe@test.com", "jane@mytest.io"],
+)
+def test_addresses_at_real_domains_near_the_reserved_ones_are_found(
+    scanner: Scanner, address: str
+) -> None:
+    assert "email-address" in pii_rules(scanner, f"contact: {address}")
+
+
 def test_punycode_domains_are_addresses(scanner: Scanner) -> None:
     assert "email-address" in pii_rules(scanner, "write to olga@xn--e1afmkfd.xn--p1ai soon")
 

@@ -573,9 +573,10 @@ def test_a_value_turned_down_is_judged_once_a_scan(
 def test_a_match_too_long_for_an_address_is_passed_over(scanner: Scanner) -> None:
     """A megabyte-long "domain" is no address (254 characters at most): it is not read for
     its groups, and the address after it is still found."""
-    text = "a@" + "ab." * 200_000 + "io contact: jane.doe@example.com"
+    address = "jane.doe@fastmail.com"
+    text = "a@" + "ab." * 200_000 + "io contact: " + address
     found = [(f.rule_id, f.span) for f in scanner.scan(text)]
-    assert found == [("email-address", (len(text) - 20, len(text)))]
+    assert found == [("email-address", (len(text) - len(address), len(text)))]
 
 
 def test_matches_a_rule_passes_over_count_as_candidates(

@@ -16,7 +16,7 @@ from tests.plugins.privacy import secrets_factory as make
 RNG = random.Random(11)
 KEY_ID, KEY_SECRET = make.aws_key_id(RNG), make.aws_secret(RNG)
 DB_PASSWORD = "Wq7!rTz92xLp"
-EMAIL = "jane.doe@example.com"
+EMAIL = "jane.doe@fastmail.com"
 SECRETS = (KEY_ID, KEY_SECRET, DB_PASSWORD, EMAIL)
 
 
