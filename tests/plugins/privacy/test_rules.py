@@ -130,6 +130,9 @@ POSITIVES = [
         "ntlm-hash-dump",
         "Administrator:500:aad3b435b51404eeaad3b435b51404ee:3bc5ae489ff49ac3804c6181bf172c75:::",
     ),
+    ("otp-seed", "otpauth://totp/ACME:alice?secret=K7QX2M5RWZ4PLN3VTHY6BC2DJ7GFE5SA&issuer=ACME"),
+    ("otp-seed", 'uri = "otpauth://hotp/Vault?counter=4&secret=k7qx2m5rwz4pln3v"'),
+    ("otp-seed", "![qr](otpauth://totp/x?issuer=x&secret=K7QX2M5RWZ4PLN3VTHY6BC2D==)"),
     ("password-in-prose-translated", "le mot de passe du wifi est tundra-9212copper"),
     ("password-in-prose-translated", "mi contraseña es tundra-9212copper"),
     ("password-in-prose-translated", "a senha é tundra-9212copper"),
@@ -169,6 +172,11 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 
 
 NEGATIVES = [
+    # the Key Uri Format's own example seed, a template, a seed too short, one character
+    "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example",
+    "otpauth://totp/{issuer}:{user}?secret={secret}&issuer={issuer}",
+    "otpauth://totp/x?secret=K7QX2M5RWZ4P&issuer=x",
+    "otpauth://totp/x?secret=AAAAAAAAAAAAAAAAAAAAAAAA",
     "the token in production is configured by the Helm chart, not by hand",
     "Das Passwort ist falsch, bitte erneut versuchen",
     "sha256:3bc5ae489ff49ac3804c6181bf172c753bc5ae489ff49ac3804c6181bf172c75 layer.tar",
