@@ -139,6 +139,22 @@ POSITIVES = [
     ("password-in-prose-translated", "het wachtwoord is tundra-9212copper"),
     ("password-in-prose-translated", "mitt lösenord är tundra-9212copper"),
     ("password-in-prose-translated", "moje hasło to tundra-9212copper"),
+    ("password-in-prose-translated", "мой пароль: tundra-9212copper"),
+    ("password-in-prose-translated", "пароль от почты — tundra-9212copper"),
+    ("password-in-prose-translated", "паролата е tundra-9212copper"),
+    ("password-in-prose-translated", "ο κωδικός πρόσβασης είναι tundra-9212copper"),
+    ("password-in-prose-translated", "wifi şifresi tundra-9212copper"),
+    ("password-in-prose-translated", "mật khẩu là tundra-9212copper"),
+    ("password-in-prose-translated", "kata sandi adalah tundra-9212copper"),
+    ("password-in-prose-translated", "كلمة المرور tundra-9212copper"),
+    ("password-in-prose-translated", "הסיסמה היא tundra-9212copper"),
+    ("password-in-prose-translated", "पासवर्ड: tundra-9212copper"),
+    ("password-in-prose-translated", "la password del server è tundra-9212copper"),
+    ("password-in-prose-translated", "Passwort für den Server: tundra-9212copper"),
+    ("password-in-prose-cjk", "我的密码是tundra-9212copper，请记住"),
+    ("password-in-prose-cjk", "密碼：tundra-9212copper"),
+    ("password-in-prose-cjk", "パスワードは「tundra-9212copper」です"),
+    ("password-in-prose-cjk", "비밀번호는 tundra-9212copper입니다"),
     (
         "token-in-url",
         "git clone https://3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c9b0d1e2f@github.com/org/repo",
@@ -181,6 +197,15 @@ NEGATIVES = [
     "Das Passwort ist falsch, bitte erneut versuchen",
     "sha256:3bc5ae489ff49ac3804c6181bf172c753bc5ae489ff49ac3804c6181bf172c75 layer.tar",
     "le mot de passe est incorrect ou a expiré",
+    "пароль неверный, попробуйте ещё раз",
+    "пароль должен содержать не менее 8 символов",
+    "şifremi unuttum, yardım eder misiniz",
+    "la password è scaduta ieri",
+    "the password per user is limited to 3 attempts",
+    "密码错误，请重试",
+    "密码长度至少为8位",
+    "パスワードを忘れた場合はこちら",
+    "비밀번호를 입력하세요",
     'api_key = "YOUR_API_KEY"',
     "the token expires tomorrow at noon; rotate the access token weekly",
     "Is that the IMDSv2 token requirement?",
@@ -701,6 +726,32 @@ def test_an_exact_prefilter_runs_a_rule_only_where_its_pattern_matches(
     } == runs
     plain = _order_rules(exact=False)  # the same rules, run on every keyword
     assert scanner.scan(text) == plain.scan(text)
+
+
+def test_keywords_outside_ascii_are_asked_about_only_in_text_outside_ascii() -> None:
+    rule = {
+        "id": "ticket-ref",
+        "category": "internal",
+        "pattern": r"(?i)(?:заявка|ticket)-(\d{4})",
+        "group": 1,
+        "keywords": ["заявка", "ticket"],
+    }
+    scanner = Scanner(config_from_mapping({"privacy": {"rules": [rule]}}).privacy)
+    assert scanner._wide_prefilter is not None
+    found, enables = scanner._wide_prefilter
+    asked: list[bytes] = []
+
+    class Spy:
+        def Match(self, data: bytes) -> Any:  # re2.Set's own name
+            asked.append(data)
+            return found.Match(data)
+
+    scanner._wide_prefilter = (Spy(), enables)  # type: ignore[assignment]
+    assert rule_ids(scanner, "see TICKET-1234") == {"ticket-ref"}
+    assert asked == []  # ASCII: the one set answers
+    assert rule_ids(scanner, "см. ЗАЯВКА-1234") == {"ticket-ref"}  # either case
+    assert rule_ids(scanner, "см. заявку 1234") == set()
+    assert len(asked) == 2
 
 
 @settings(max_examples=400, deadline=None)
