@@ -494,3 +494,28 @@ def test_a_personal_id_column_is_read_in_every_row(scanner: Scanner, text: str, 
 )
 def test_an_id_column_without_ids_is_nothing(scanner: Scanner, text: str) -> None:
     assert not [f for f in scanner.scan(text) if f.rule_id == "table-identity-number"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        *("1987-03-14", "14/03/1987", "03/14/1987", "14.03.1987", "14-Mar-1987", "14/03/87"),
+        *("March 14, 1987", "Mar 14th 1987", "14. März 1987", "14 de marzo de 1987"),
+        *("1er mars 1987", "1987-3-4", "29/02/2000", "19870314", "1987-03-14T00:00:00Z"),
+        "3/14/1987 0:00",
+    ],
+)
+def test_a_birth_date_in_the_shapes_people_write(value: str) -> None:
+    assert pii.date_of_birth(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        *("unknown", "N/A", "0000-00-00", "1900-01-00", "31/02/1987", "29/02/1987"),
+        *("14/13/1987", "1850-03-14", "2999-01-01", "March 32, 1987", "Foo 14, 1987"),
+        *("12345678", "3.14159", "1.2.3", "1987-03-14 noon", "14/03/1987 at 10", ""),
+    ],
+)
+def test_what_is_no_birth_date(value: str) -> None:
+    assert not pii.date_of_birth(value)
