@@ -497,6 +497,72 @@ def test_an_id_column_without_ids_is_nothing(scanner: Scanner, text: str) -> Non
 
 
 @pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("name,dob,city\nAnn Lee,1987-03-14,Leeds\n", "1987-03-14"),
+        ("id;Geburtsdatum;Ort\n7;14.03.1987;Berlin\n", "14.03.1987"),
+        ("| Name | Date of Birth |\n|---|---|\n| Ann | March 14, 1987 |\n", "March 14, 1987"),
+        ("employee\tbirth_date\nAnn Lee\t03/14/1987\n", "03/14/1987"),
+        ('name,birthDate\n"Roe, John","14-Mar-1987"\n', "14-Mar-1987"),
+        ("nom,date_de_naissance,ville\nDupont,14/03/1987,Lyon\n", "14/03/1987"),
+        ("nombre,fecha de nacimiento\nLuis,14/03/1987\n", "14/03/1987"),
+        ("nome;data_di_nascita\nMario;14/03/1987\n", "14/03/1987"),
+        ("nome,data_de_nascimento\nJoão,1987-03-14\n", "1987-03-14"),
+        ("naam,geboortedatum\nJan,14-03-1987\n", "14-03-1987"),
+        ("namn,födelsedatum\nAnna,1987-03-14\n", "1987-03-14"),
+        ("mrn,patient_dob,ward\n1042,19870314,B2\n", "19870314"),
+        ("name,DOB\nAnn,1987-03-14 00:00:00\n", "1987-03-14 00:00:00"),
+    ],
+)
+def test_a_date_of_birth_column_is_read_in_every_row(
+    scanner: Scanner, text: str, value: str
+) -> None:
+    """A customer export: no label stands next to the date, the header names its column."""
+    found = {text[slice(*f.span)] for f in scanner.scan(text) if f.rule_id == "table-date-of-birth"}
+    assert value in found
+
+
+def test_every_row_of_a_date_of_birth_column_is_read(scanner: Scanner) -> None:
+    text = "name,dob\nAnn,1987-03-14\nBo,1990-11-02\nCy,02/01/1975\n"
+    found = [text[slice(*f.span)] for f in scanner.scan(text) if f.category == "pii"]
+    assert found == ["1987-03-14", "1990-11-02", "02/01/1975"]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        (
+            "INSERT INTO patients (name, dob, ward) VALUES ('Ann', '1987-03-14', 'B2'), "
+            "('Bo', '1990-11-02', 'C1');",
+            "1990-11-02",
+        ),
+        ("INSERT INTO people (name, cpf) VALUES ('Li', 46407166802);", "46407166802"),
+        ("INSERT INTO staff (name, passport_no) VALUES ('Ann', 'C01X00T47');", "C01X00T47"),
+    ],
+)
+def test_an_insert_names_its_personal_columns(scanner: Scanner, text: str, value: str) -> None:
+    found = {text[slice(*f.span)] for f in scanner.scan(text) if f.category == "pii"}
+    assert value in found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name,created_at,order_date\nAnn,1987-03-14,1990-11-02\n",  # dates of other things
+        "id;updated;expiry_date\n7;14.03.1987;01/02/1999\n",
+        "name,dob\nAnn,unknown\nBo,0000-00-00\nCy,N/A\n",  # no date in a date's column
+        "name,dob\nAnn,31/02/1987\nBo,1850-03-14\nCy,2999-01-01\n",  # no such day, no one alive
+        "name,birthday\nAnn,March 14\n",  # no year
+        "product,adobe_version\nReader,2020-01-01\n",  # dob inside another word
+        "INSERT INTO orders (id, order_date) VALUES (1, '1987-03-14');",
+        "INSERT INTO users (name, dob) VALUES ('Ann', NULL);",
+    ],
+)
+def test_a_date_column_that_holds_no_birth_date_is_nothing(scanner: Scanner, text: str) -> None:
+    assert not [f for f in scanner.scan(text) if f.category == "pii"]
+
+
+@pytest.mark.parametrize(
     "value",
     [
         *("1987-03-14", "14/03/1987", "03/14/1987", "14.03.1987", "14-Mar-1987", "14/03/87"),
