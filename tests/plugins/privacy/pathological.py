@@ -130,6 +130,12 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
         ("4821 Maple Ridge Dr, Austin, TX 78745 ", ""),
         ("Lindenstraße 42, 10969 Berlin ", ""),
         ("10 Baker Street, London NW1 6XE ", ""),
+        ("Via Garibaldi 12, 00184 Roma ", ""),
+        ("C/ Mayor 12, 3º B\n28013 Madrid ", ""),
+        ("Keizersgracht 123, 1015 CJ Amsterdam ", ""),
+        ("Drottninggatan 53, 111 21 Stockholm ", ""),
+        ("Karl Johans gate 1\n0154 Oslo ", ""),
+        ("ul. Marszałkowska 1, 00-950 Warszawa ", ""),
     ),
     "ntlm-hash-dump": (
         ("admin:500:" + "a" * 32 + ":" + "b" * 32 + ":::", ""),

@@ -269,6 +269,20 @@ def test_a_card_number_elsewhere_is_still_one(scanner: Scanner, text: str) -> No
         "My flat: 10 Baker Street, London NW1 6XE",
         "Wohnhaft in: Lindenstraße 42, 10969 Berlin",
         "Livraison : 12 rue de la Paix, 75002 Paris",
+        "Spedire a: Via Giuseppe Garibaldi 12, 00184 Roma",
+        "indirizzo: via della Spiga 10 - 20121 Milano (MI)",
+        "Corso Vittorio Emanuele II, 18, 10123 Torino",
+        "Enviar a Calle de Alcalá 45, 28014 Madrid",
+        "C/ Mayor 12, 3º B, 28013 Madrid",
+        "Avenida de la Constitución, 20\n41004 Sevilla",
+        "Adres: Keizersgracht 123, 1015 CJ Amsterdam",
+        "Jan van Galenstraat 4\n1051 KM Amsterdam",
+        "Adress: Drottninggatan 53, 111 21 Stockholm",
+        "Kungsvägen 12 lgh 1102, 123 45 Örebro",
+        "Karl Johans gate 1, 0154 Oslo",
+        "Vesterbrogade 3, 1620 København V",
+        "Adres: ul. Marszałkowska 1, 00-950 Warszawa",
+        "al. Jerozolimskie 65/79\n00-697 Warszawa",
     ],
 )
 def test_a_street_line_with_its_postcode_is_an_address(scanner: Scanner, text: str) -> None:
@@ -283,6 +297,16 @@ def test_a_street_line_with_its_postcode_is_an_address(scanner: Scanner, text: s
         "see RFC 1234 Section 5, CA 12345",
         "version 3 Drive, TX 12345",
         "order 42 shipped from the warehouse, SKU AB 12345",
+        "we walked down Via Roma 12 yesterday",  # a street in prose, in each new layout
+        "Calle Mayor 5 en Madrid",
+        "Keizersgracht 123 in Amsterdam",
+        "Drottninggatan 53 is busy on Saturdays",
+        "ul. Marszałkowska 1 is a long street",
+        "the postcodes 00184, 1015 CJ, 111 21 and 00-950",  # postcodes alone
+        "via the API 3, 20121 Requests",  # a street type's word in prose
+        "Boarding gate 12, 1234 Passengers waited",  # gate, no name's s before it
+        "released May 5, 2024 Worldwide",
+        "version 1.2, 00-950 Warszawa",
     ],
 )
 def test_a_street_or_a_postcode_alone_is_no_address(scanner: Scanner, text: str) -> None:
