@@ -464,6 +464,19 @@ def test_dates_of_birth_labelled_in_other_languages(scanner: Scanner, text: str)
     assert "date-of-birth" in pii_rules(scanner, text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "| Field | Value |\n|---|---|\n| Name | Ann Lee |\n| Date of Birth | 14/03/1987 |\n",
+        "Name,Ann Lee\nDOB,1987-03-14\n",
+        "Geburtsdatum;14.03.1987",
+    ],
+)
+def test_a_date_of_birth_in_a_key_value_tables_row(scanner: Scanner, text: str) -> None:
+    """A record laid out as label and value per row: the label's cell, then the date's."""
+    assert "date-of-birth" in pii_rules(scanner, text)
+
+
 IDENTITY_LABELS = (
     *("Passport No:", "passport number", "NHS number", "National Insurance number"),
     *("SIN:", "Steuer-ID", "DNI", "driver's license #", "Medicare number", "BSN"),
