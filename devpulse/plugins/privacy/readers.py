@@ -876,8 +876,10 @@ def _personal_tables(pattern: TwoPass, personal: _Personal) -> Reader:
 
     def named(data: bytes, spans: Spans) -> bool:
         start, end = spans[_COLUMNS]
-        columns = data[start:end].split(b",") if start >= 0 else ()
-        return start < 0 or any(found_in(personal.column, _column(c).encode()) for c in columns)
+        if start < 0:  # a header's cell, which the pattern matched whole
+            return True
+        columns = data[start:end].split(b",")
+        return any(found_in(personal.column, _column(c).encode()) for c in columns)
 
     def read(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
         state = [0, 0]
@@ -1089,7 +1091,7 @@ def _sql_rows(
         for i, name in columns:
             a, b, quoted = items[i]
             state[1] += 1
-            if not (quoted or personal) or b <= a or _inside(known, (a, b)):
+            if (not quoted and personal is None) or b <= a or _inside(known, (a, b)):
                 continue
             value = _text(data, (a, b))
             if personal is not None:
