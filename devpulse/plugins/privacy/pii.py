@@ -8,6 +8,7 @@ rules.toml with the reason, and read from there.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import itertools
 from functools import cache
@@ -444,6 +445,122 @@ _SEPARATORS = str.maketrans("./-", "   ")
 _DATE_LAYOUTS = frozenset(
     {(4, 4), (4, 2, 2), (4, 1, 2), (4, 2, 1), (4, 1, 1)}
     | {(d, m, 4) for d in (1, 2) for m in (1, 2)}
+)
+
+
+# --- dates of birth -----------------------------------------------------------------------
+
+
+def date_of_birth(value: str) -> bool:
+    """A date someone alive could have been born on, as the date-of-birth rule's shapes
+    write it: numbers (1987-03-14, 14/03/1987, 03/14/1987, 14.03.1987, 14/03/87, 19870314,
+    a time after the date) or a month's name (14-Mar-1987, March 14, 1987,
+    14. März 1987, 14 de marzo de 1987). The day must exist in its month (a day-first and a
+    month-first reading are both tried), and a four-digit year fall between MIN_BIRTH_YEAR
+    and this year: "unknown", "1900-01-00" and "0000-00-00" are no one's birthday."""
+    text = value.strip().lower()
+    if not text or len(text) > 40:
+        return False
+    return (text[0].isdigit() and _numeric_date(text)) or _named_month_date(text)
+
+
+MIN_BIRTH_YEAR = 1900
+# The date's separators: one kind of them between a numeric date's three groups.
+_DATE_SEPARATORS = "-/."
+
+
+def _numeric_date(text: str) -> bool:
+    """1987-03-14, 14/03/1987 or 03/14/1987 (either reading), 14.03.87, a time after any
+    of them (a database's or a spreadsheet's export: 1987-03-14 00:00:00, 3/14/1987 0:00);
+    19870314."""
+    if len(text) == 8 and text.isdigit():
+        return _real_date(text[:4], text[4:6], text[6:])
+    head, blank, time = text.partition(" ")
+    if not blank:
+        head, blank, time = text.partition("t")
+    if blank and not (time and set(time) <= _TIME_CHARS):
+        return False  # a time, or nothing, after the date
+    for separator in _DATE_SEPARATORS:
+        groups = head.split(separator)
+        if len(groups) != 3 or not all(g.isdigit() for g in groups):
+            continue
+        first, second, third = groups
+        if len(first) == 4:
+            return _real_date(first, second, third)
+        if len(third) in (2, 4):
+            return _real_date(third, second, first) or _real_date(third, first, second)
+    return False
+
+
+_TIME_CHARS = frozenset("0123456789:.+-z")
+
+
+def _real_date(year: str, month: str, day: str) -> bool:
+    """Whether the three digit groups name a real day: month 1-12, a day its month has, a
+    two-digit year any, a four-digit year MIN_BIRTH_YEAR to this year."""
+    if not (1 <= len(month) <= 2 and 1 <= len(day) <= 2 and len(year) in (2, 4)):
+        return False
+    number = int(year)
+    if len(year) == 4 and not MIN_BIRTH_YEAR <= number <= datetime.date.today().year:
+        return False
+    try:
+        datetime.date(number if len(year) == 4 else 2000 + number, int(month), int(day))
+    except ValueError:
+        return False
+    return True
+
+
+def _named_month_date(text: str) -> bool:
+    """A day, a month's name (or its abbreviation, three letters or more) and a four-digit
+    year, in the order day month year, month day year or year month day; ordinals (14th,
+    14.) and the words between (of, de, del) allowed."""
+    words = [w for w in text.translate(_DATE_BLANKS).split() if w not in _DATE_FILLERS]
+    if len(words) != 3:
+        return False
+    for day_at, month_at, year_at in ((0, 1, 2), (1, 0, 2), (2, 1, 0)):
+        day = words[day_at]
+        for ordinal in _ORDINALS:
+            day = day.removesuffix(ordinal)
+        month = _month_number(words[month_at])
+        if month and len(words[year_at]) == 4 and words[year_at].isdigit() and day.isdigit():
+            return _real_date(words[year_at], str(month), day)
+    return False
+
+
+# Commas, dots, dashes and slashes between a written date's words: 14-Mar-1987, 14. März.
+_DATE_BLANKS = str.maketrans(",.-/", "    ")
+_ORDINALS = ("st", "nd", "rd", "th", "er")  # 1st, 2nd, 3rd, 14th; French 1er
+_DATE_FILLERS = frozenset({"of", "the", "de", "del", "di", "den", "der", "le", "el"})
+
+
+def _month_number(word: str) -> int:
+    """1-12 for a month's name in English, German, French, Spanish, Italian, Portuguese,
+    Dutch or a Nordic language, or its abbreviation of three letters or more (mar, sept,
+    févr); 0 for any other word."""
+    if len(word) < 3 or not word.isalpha():
+        return 0
+    for number, names in enumerate(_MONTHS, 1):
+        if any(name.startswith(word) for name in names):
+            return number
+    return 0
+
+
+_MONTHS = (
+    ("january", "januar", "janvier", "enero", "gennaio", "janeiro", "januari"),
+    ("february", "februar", "février", "fevrier", "febrero", "febbraio", "fevereiro", "februari"),
+    ("march", "märz", "maerz", "mars", "marzo", "março", "marco", "maart"),
+    ("april", "avril", "abril", "aprile"),
+    ("may", "mai", "mayo", "maggio", "maio", "mei", "maj"),
+    ("june", "juni", "juin", "junio", "giugno", "junho"),
+    ("july", "juli", "juillet", "julio", "luglio", "julho"),
+    ("august", "août", "aout", "agosto", "augustus", "augusti"),
+    ("september", "septembre", "septiembre", "settembre", "setembro"),
+    ("october", "oktober", "octobre", "octubre", "ottobre", "outubro"),
+    ("november", "novembre", "noviembre", "novembro"),
+    (
+        *("december", "dezember", "décembre", "decembre", "diciembre", "dicembre"),
+        *("dezembro", "desember"),
+    ),
 )
 
 

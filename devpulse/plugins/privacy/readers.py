@@ -18,7 +18,9 @@ The readers:
   or in a CDATA section.
 - `curl`: `-u`/`--user user:password` in any quoting, and `-H`/`--header 'Name: value'`.
 - `table`: a column named for a credential in a CSV's or a markdown table's header, and in
-  SQL's `INSERT INTO t (name, password) VALUES (...)`: each row's value in it.
+  SQL's `INSERT INTO t (name, password) VALUES (...)`: each row's value in it. The same for
+  a column named for a personal id (`table-identity-number`) or a date of birth
+  (`table-date-of-birth`), each row's value judged by its check in pii.py.
 
 Connection strings (`jdbc:...;password=...`, Azure Redis `,password=...,`) are the
 `connection-string-password` rule's, and URLs with user info `credentials-in-url`'s.
@@ -164,24 +166,37 @@ CURL_USER = TwoPass.compile(
 HEADER = TwoPass.compile(
     rb"(?:-H|--header)[ \t]+[\"'$]*(?P<name>[A-Za-z][\w-]*)[ \t]*:[ \t]*(?P<value>[^\"'\n]+)"
 )
-# A table's header cell that names a credential's column: in a CSV line (`,` `;` or a tab
-# between cells) or a markdown table's (`|`), the cell's name one word, or a word and the
-# credential's (`API Key`, `DB password`), then the rest of the line and the next one, which
-# must hold a delimiter too (a row, or a markdown table's separator).
-_TABLE_HEADER = (
-    r"(?:^|[\n,;\t|])[ \t]*[\"'`]?"
-    rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*"
-    r"|[A-Za-z]+ (?i:key|token|secret|password|passphrase))"
-    r"[\"'`]?[ \t]*(?:[,;\t|][^\n]*)?\n[^\n,;\t|]*[,;\t|]"
-)
-# SQL's `INSERT INTO users (name, password) VALUES (`: columns, one named for a credential,
-# then the first row's opening bracket.
-_INSERT = (
-    r"(?i:insert)[ \t]+(?i:into)[ \t]+[^\s(]+[ \t]*"
-    rf"\((?P<columns>[^()\n]*{_NAME_WORD}[^()\n]*)\)\s*(?i:values)\s*\("
+
+
+def _table_header(name: str) -> str:
+    """A table's header cell whose name matches `name`: in a CSV line (`,` `;` or a tab
+    between cells) or a markdown table's (`|`), then the rest of the line and the next one,
+    which must hold a delimiter too (a row, or a markdown table's separator)."""
+    return (
+        r"(?:^|[\n,;\t|])[ \t]*[\"'`]?"
+        rf"(?P<name>{name})"
+        r"[\"'`]?[ \t]*(?:[,;\t|][^\n]*)?\n[^\n,;\t|]*[,;\t|]"
+    )
+
+
+def _insert(column: str) -> str:
+    """SQL's `INSERT INTO users (name, password) VALUES (`: columns, one of them matching
+    `column`, then the first row's opening bracket."""
+    return (
+        r"(?i:insert)[ \t]+(?i:into)[ \t]+[^\s(]+[ \t]*"
+        rf"\((?P<columns>[^()\n]*{column}[^()\n]*)\)\s*(?i:values)\s*\("
+    )
+
+
+# A credential's column: the cell's name one word, or a word and the credential's (`API Key`,
+# `DB password`).
+_CREDENTIAL_COLUMN = (
+    rf"[\w.-]*{_NAME_WORD}[\w.-]*|[A-Za-z]+ (?i:key|token|secret|password|passphrase)"
 )
 # Both in one pattern, so that a text is searched for tables once; `_tables` reads the rows.
-TABLE = TwoPass.compile(f"(?:{_TABLE_HEADER})|(?:{_INSERT})".encode())
+TABLE = TwoPass.compile(
+    f"(?:{_table_header(_CREDENTIAL_COLUMN)})|(?:{_insert(_NAME_WORD)})".encode()
+)
 # A header cell that names a personal id's column: a document's or an id's name (words joined
 # by blanks, _ or -, with number or no after them), or an id's acronym in any case.
 ID_COLUMN = (
@@ -190,18 +205,29 @@ ID_COLUMN = (
     r"|aadhaa?r|personnummer|burgerservicenummer|sin|bsn|dni|nie|nif|cpf|curp|pesel|tfn|itin"
     r"|nino|ahv|svnr|ppsn|tckn|nir|hetu|cpr|rrn|nric)(?:[ _-]?(?:number|num|no|nr))?)"
 )
-_ID_CELL = re2.compile(f"^{ID_COLUMN}$".encode())
-# Such a cell in a CSV's or a markdown table's header, then a row below (as _TABLE_HEADER).
-ID_TABLE = TwoPass.compile(
-    (
-        r"(?:^|[\n,;\t|])[ \t]*[\"'`]?"
-        rf"(?P<name>{ID_COLUMN})"
-        r"[\"'`]?[ \t]*(?:[,;\t|][^\n]*)?\n[^\n,;\t|]*[,;\t|]"
-    ).encode()
+# A header cell that names a date of birth's column, in English and the languages the
+# date-of-birth rule reads (dob, date_of_birth, birthDate, Geburtsdatum, date de naissance,
+# fecha_nacimiento, data di nascita, data_de_nascimento, geboortedatum, födelsedatum,
+# fødselsdato, syntymäaika, data urodzenia, datum narození, doğum tarihi), a word before it
+# allowed (patient_dob). Each holds one of scanner.AST_TRIGGERS, which run the readers.
+DOB_COLUMN = (
+    r"(?i:(?:[a-z]+[ _-])?(?:dob|d\.o\.b\.?|(?:date|dt)[ _-]?of[ _-]?birth"
+    r"|birth[ _-]?(?:date|day|dt)|geburts(?:datum|tag)|geboorte[ _-]?datum"
+    r"|date[ _-]?(?:de[ _-]?)?naissance|fecha[ _-]?(?:de[ _-]?)?nacimiento"
+    r"|(?:data|dt)[ _-]?(?:d[ei][ _-]?)?nascita|(?:data|dt)[ _-]?(?:d[eo][ _-]?)?nascimento"
+    r"|f(?:ö|o|oe)delsedatum|f(?:ø|o|oe)dselsdato|syntym(?:ä|a)aika|data[ _-]?urodzenia"
+    r"|datum[ _-]?narozen(?:í|i)|do(?:ğ|g)um[ _-]?tarihi))"
+)
+# Such a cell in a CSV's or a markdown table's header, or a column of an INSERT, then a row
+# below (as TABLE's).
+ID_TABLE, DOB_TABLE = (
+    TwoPass.compile(f"(?:{_table_header(column)})|(?:{_insert(column)})".encode())
+    for column in (ID_COLUMN, DOB_COLUMN)
 )
 _NAME, _COLUMNS = TABLE.parse.groupindex[b"name"], TABLE.parse.groupindex[b"columns"]
-# `_table` and `_delimited_rows` read a header's name at _NAME in ID_TABLE's spans too
-# (tests/plugins/privacy/test_readers.py checks the two patterns agree).
+# `_table`, `_delimited_rows` and `_sql_rows` read a header's name at _NAME and an INSERT's
+# columns at _COLUMNS in ID_TABLE's and DOB_TABLE's spans too (tests/plugins/privacy/
+# test_readers.py checks the patterns agree).
 # An Authorization value's scheme: Basic, Bearer, Token, Api-Token, SSWS, ...; the blank after
 # it may be a shell's escaped one (`-H Authorization:Bearer\ ...`, unquoted).
 SCHEME = re2.compile(rb"^(?P<scheme>[A-Za-z][\w-]*)\\?[ \t]+(?P<rest>\S+)")
@@ -228,7 +254,8 @@ MAX_JUDGED_BYTES = 4096
 
 class Found(NamedTuple):
     """A reader's finding: rule id, byte offsets of the value in the text, the value, and
-    its category (a credential's, or a personal id's in an id column)."""
+    its category (a credential's, or personal data's in a personal id's or a date of
+    birth's column)."""
 
     rule_id: str
     start: int
@@ -790,6 +817,17 @@ MAX_ROW_BYTES = 1024
 _DELIMITERS = b",;\t|"
 # What a header's cell holds: a column's name, a word or a few, never a sentence.
 _HEADER_CELL = re2.compile(rb"^[\w .()/#-]{1,40}$")
+_HEADER_CHARS = frozenset(" _.()/#-")
+
+
+def _header_cell(cell: bytes) -> bool:
+    """Whether a header's cell could name a column: _HEADER_CELL, its letters in any script
+    (födelsedatum, Contraseña). Those are judged in Python: RE2's class of every letter,
+    counted out to 40, is a program its DFA has no room for."""
+    if cell.isascii():
+        return found_in(_HEADER_CELL, cell)
+    name = cell.decode("utf-8", "replace")
+    return 0 < len(name) <= 40 and all(c.isalnum() or c in _HEADER_CHARS for c in name)
 
 
 def _tables(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -809,26 +847,60 @@ def _tables(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found
             return
 
 
-def _id_tables(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    """A column named for a personal id (passport, SSN, CPF, ...) in a CSV's or a markdown
-    table's header, each row's value in it that has an id's shape (`pii.identity_number`):
-    the rows of a customer export, which no label stands next to."""
-    state = [0, 0]
-    for spans in _matches(ID_TABLE, data, overflow, _resumed(state)):
-        yield from _delimited_rows(data, spans, known, state, identity=True)
-        if state[1] > MAX_CANDIDATES:
-            overflow.append(state[0])
-            return
+class _Personal(NamedTuple):
+    """A column of personal data that a table's header or an INSERT names: the id of its
+    reader's findings, the test a column's name passes, and the one each row's value must
+    pass (a personal id's shape, a real date of birth)."""
+
+    rule_id: str
+    column: re2._Regexp
+    valid: Callable[[str], bool]
+
+
+_IDENTITY = _Personal(
+    "table-identity-number", re2.compile(f"^{ID_COLUMN}$".encode()), pii.identity_number
+)
+_BIRTH_DATE = _Personal(
+    "table-date-of-birth", re2.compile(f"^{DOB_COLUMN}$".encode()), pii.date_of_birth
+)
+
+
+def _personal_tables(pattern: TwoPass, personal: _Personal) -> Reader:
+    """A reader of the columns `personal` names, `pattern` finding their tables: in a CSV's
+    or a markdown table's header (personal ids: passport, SSN, CPF, ...; dates of birth:
+    dob, Geburtsdatum, ...) or an SQL INSERT's columns, each row's value in one that
+    `personal.valid` accepts: the rows of a customer export, which no label stands next to.
+
+    An INSERT none of whose columns is one (the pattern finds `sin` in `business`) is
+    passed over uncounted, as `_matches` passes over a name."""
+
+    def named(data: bytes, spans: Spans) -> bool:
+        start, end = spans[_COLUMNS]
+        if start < 0:  # a header's cell, which the pattern matched whole
+            return True
+        columns = data[start:end].split(b",")
+        return any(found_in(personal.column, _column(c).encode()) for c in columns)
+
+    def read(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+        state = [0, 0]
+        for spans in _matches(pattern, data, overflow, _resumed(state), named):
+            rows = _sql_rows if spans[_COLUMNS][0] >= 0 else _delimited_rows
+            yield from rows(data, spans, known, state, personal)
+            if state[1] > MAX_CANDIDATES:
+                overflow.append(state[0])
+                return
+
+    return read
 
 
 def _delimited_rows(
-    data: bytes, spans: Spans, known: Reported, state: list[int], *, identity: bool = False
+    data: bytes, spans: Spans, known: Reported, state: list[int], personal: _Personal | None = None
 ) -> Iterator[Found]:
     """The rows of the CSV's or markdown table whose header holds the match `spans`: the
     lines after it (a markdown table's separator skipped) that have as many cells, up to a
-    blank line or one that has not. `identity`: its personal ids' columns, not its
+    blank line or one that has not. `personal`: the columns of that personal data, not its
     credentials'."""
-    table = _table(data, spans, identity=identity)
+    table = _table(data, spans, personal)
     if table is None:  # no header: on from its line's end, the line's other cells unread
         line_end = data.find(b"\n", spans[_NAME][1], spans[_NAME][1] + MAX_ROW_BYTES)
         state[0] = line_end + 1 if line_end >= 0 else state[0]
@@ -852,9 +924,9 @@ def _delimited_rows(
             if b <= a or _inside(known, span):
                 continue
             value = _text(data, span)
-            if identity:
-                if pii.identity_number(value):
-                    yield Found("table-identity-number", span[0], span[1], value, "pii")
+            if personal is not None:
+                if personal.valid(value):
+                    yield Found(personal.rule_id, span[0], span[1], value, "pii")
             elif _cell_credential(name, value):
                 yield Found("table-credential", span[0], span[1], value)
         row = row_end + 1
@@ -883,10 +955,10 @@ def _resumed(reached: list[int]) -> Callable[[bytes, Spans, int], int | None]:
 _Table = tuple[bytes, bool, int, list[tuple[int, str]], int]
 
 
-def _table(data: bytes, spans: Spans, *, identity: bool = False) -> _Table | None:
+def _table(data: bytes, spans: Spans, personal: _Personal | None = None) -> _Table | None:
     """The table whose header holds the match `spans`: its delimiter, whether it is
-    markdown, its width, its credentials' columns (index, name), or with `identity` its
-    personal ids' columns, and where its rows start; None if the line is no table's header."""
+    markdown, its width, its credentials' columns (index, name), or those `personal` names,
+    and where its rows start; None if the line is no table's header."""
     start, name_end = spans[0][0], spans[_NAME][1]
     first = start + 1 if data[start : start + 1] in (b"\n", *_DELIMITER_BYTES) else start
     line_start = data.rfind(b"\n", max(0, first - MAX_ROW_BYTES), first) + 1
@@ -902,11 +974,11 @@ def _table(data: bytes, spans: Spans, *, identity: bool = False) -> _Table | Non
     if markdown != (delimiter == b"|"):
         return None
     cells = [_unquoted(header, cell) for cell in _cells(header, delimiter, markdown)]
-    if len(cells) < 2 or not all(found_in(_HEADER_CELL, header[a:b]) for a, b in cells):
+    if len(cells) < 2 or not all(_header_cell(header[a:b]) for a, b in cells):
         return None
     names = [header[a:b].decode() for a, b in cells]
-    if identity:
-        columns = [(i, name) for i, name in enumerate(names) if found_in(_ID_CELL, name.encode())]
+    if personal is not None:
+        columns = [(i, n) for i, n in enumerate(names) if found_in(personal.column, n.encode())]
     else:
         columns = [(i, n) for i, n in enumerate(names) if credential_name_strength(n) == 2]
     if not columns:
@@ -996,12 +1068,18 @@ def _is_separator(line: bytes, cells: int) -> bool:
     )
 
 
-def _sql_rows(data: bytes, spans: Spans, known: Reported, state: list[int]) -> Iterator[Found]:
+def _sql_rows(
+    data: bytes, spans: Spans, known: Reported, state: list[int], personal: _Personal | None = None
+) -> Iterator[Found]:
     """`INSERT INTO users (name, password) VALUES ('bob', '...'), (...)`: each row's quoted
-    value in a column named for a credential."""
+    value in a column named for a credential, or with `personal` each row's value, quoted or
+    not (an SSN may be a bare number), in a column of that personal data."""
     start, end = spans[_COLUMNS]
     names = [_column(column) for column in data[start:end].split(b",")]
-    columns = [(i, name) for i, name in enumerate(names) if credential_name_strength(name) == 2]
+    if personal is not None:
+        columns = [(i, n) for i, n in enumerate(names) if found_in(personal.column, n.encode())]
+    else:
+        columns = [(i, n) for i, n in enumerate(names) if credential_name_strength(n) == 2]
     row = spans[0][1]  # just past the first row's (
     while True:  # each value judged counts: MAX_CANDIDATES bounds the rows
         items, row = _sql_row(data, row)
@@ -1013,10 +1091,13 @@ def _sql_rows(data: bytes, spans: Spans, known: Reported, state: list[int]) -> I
         for i, name in columns:
             a, b, quoted = items[i]
             state[1] += 1
-            if not quoted or b <= a or _inside(known, (a, b)):
+            if (not quoted and personal is None) or b <= a or _inside(known, (a, b)):
                 continue
             value = _text(data, (a, b))
-            if _cell_credential(name, value, quoted=True):
+            if personal is not None:
+                if personal.valid(value):
+                    yield Found(personal.rule_id, a, b, value, "pii")
+            elif _cell_credential(name, value, quoted=True):
                 yield Found("table-credential", a, b, value)
         following = _next_row(data, row)
         if following is None:
@@ -1104,7 +1185,8 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("curl-user-credential", CURL_USER, _curl_users),
     ("header-credential", HEADER, _headers),
     ("table-credential", TABLE, _tables),
-    ("table-identity-number", ID_TABLE, _id_tables),
+    ("table-identity-number", ID_TABLE, _personal_tables(ID_TABLE, _IDENTITY)),
+    ("table-date-of-birth", DOB_TABLE, _personal_tables(DOB_TABLE, _BIRTH_DATE)),
 )
 
 # The ids of the readers' findings, which `privacy.disabled_rules` may name.

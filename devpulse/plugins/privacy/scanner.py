@@ -84,6 +84,24 @@ AST_TRIGGERS = (
     "curp",
     "tckn",
     "nric",
+    # a date of birth's column (readers.DOB_COLUMN): the date-of-birth rule's keywords, most
+    # of them, which the set holds already, and ASCII stems for the rest
+    "dob",
+    "d.o.b",
+    "birth",
+    "geburtsdatum",
+    "geburtstag",
+    "geboorte",
+    "naissance",
+    "nacimiento",
+    "nascita",
+    "nascimento",
+    "delsedat",
+    "dselsdat",
+    "syntym",
+    "urodzenia",
+    "narozen",
+    "tarihi",
 )
 # The prefilter set's memory, most of it its DFA's cache of states, which grows only as a
 # text needs. At RE2's default (8 MB) a text that walks many of its states (1 MB of vendor

@@ -51,6 +51,9 @@ CHAINS = (
     *("a\tpw\n", "token, key, and\n", "x,API Key,y\n" + "a," * 40 + "\n"),
     *("INSERT INTO t (pw) VALUES (", "INSERT INTO t (a, pw) VALUES ('x', '"),
     *("INSERT INTO t (pw) VALUES ('a'), (", "INSERT INTO t (pw) VALUES (f(g(", "''"),
+    # personal data's columns: ids and dates of birth, and INSERTs whose columns only look so
+    *("a,dob\n", "dob,a\n1,", "| a | dob |\n|---|---|\n", "ssn,dob\n1987-03-14,"),
+    *("INSERT INTO t (a, dob) VALUES ('x', '", "INSERT INTO t (business) VALUES (1), ("),
     *("author=x ", '"author": "x", ', "key=lambda ", "-H 'Accept: x' "),  # names passed over
     *("#define pw ", "pw[1]=", "pw[] = a::b(", "pw: &'a ", "pw { get; ", "pw { get; } = "),
     *("ssh-keygen zip -P abcdefgh ", "net use /user:x abcdefgh ", "htpasswd -a ", "x-u a:b "),
@@ -127,6 +130,12 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
         ("4821 Maple Ridge Dr, Austin, TX 78745 ", ""),
         ("Lindenstraße 42, 10969 Berlin ", ""),
         ("10 Baker Street, London NW1 6XE ", ""),
+        ("Via Garibaldi 12, 00184 Roma ", ""),
+        ("C/ Mayor 12, 3º B\n28013 Madrid ", ""),
+        ("Keizersgracht 123, 1015 CJ Amsterdam ", ""),
+        ("Drottninggatan 53, 111 21 Stockholm ", ""),
+        ("Karl Johans gate 1\n0154 Oslo ", ""),
+        ("ul. Marszałkowska 1, 00-950 Warszawa ", ""),
     ),
     "ntlm-hash-dump": (
         ("admin:500:" + "a" * 32 + ":" + "b" * 32 + ":::", ""),

@@ -114,6 +114,17 @@ def test_an_id_a_release_split_or_retired_switches_off_what_took_its_work() -> N
     assert scanner(disabled_rules=["basic-auth-option"]).scan("curl -u ci:Xq7vR2pL9zK4 x") == []
 
 
+def test_the_table_readers_of_personal_data_are_switched_off_by_their_ids() -> None:
+    ids = "name,passport,dob\nAnn,C01X00T47,1987-03-14\n"
+    assert {f.rule_id for f in scanner().scan(ids)} == {
+        "table-identity-number",
+        "table-date-of-birth",
+    }
+    quiet = scanner(disabled_rules=["table-date-of-birth"])
+    assert {f.rule_id for f in quiet.scan(ids)} == {"table-identity-number"}
+    assert "table-date-of-birth" in readers.RULE_IDS
+
+
 def test_every_successor_names_a_rule_or_a_pass() -> None:
     known = {r.id for r in packaged_rules()} | set(readers.RULE_IDS) | set(pyast.RULE_IDS)
     for old, new in successors().items():

@@ -1031,6 +1031,8 @@ def test_the_secret_halves_beside_them_are_still_found(scanner: Scanner, text: s
     assert secret_spans(scanner, text)
 
 
-def test_both_table_patterns_hold_a_header_name_in_the_same_group() -> None:
-    """The rows' reader takes the header's name at one index for credential and id tables."""
-    assert readers.ID_TABLE.parse.groupindex[b"name"] == readers.TABLE.parse.groupindex[b"name"]
+def test_the_table_patterns_hold_a_header_name_in_the_same_group() -> None:
+    """The rows' readers take the header's name and an INSERT's columns at one index each
+    for credential, id and date-of-birth tables."""
+    for pattern in (readers.ID_TABLE, readers.DOB_TABLE):
+        assert pattern.parse.groupindex == readers.TABLE.parse.groupindex
