@@ -465,6 +465,64 @@ def test_what_follows_an_identity_label_without_being_a_number(scanner: Scanner,
     assert "identity-number" not in pii_rules(scanner, text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "身份证号码：34052419800101001X",
+        "我的身份证号是340524198001010015，谢谢",
+        "マイナンバー: 4827 3916 0452",
+        "個人番号は482739160452です",
+        "주민등록번호는 900101-1234567입니다",
+        "номер паспорта: 4509 837261",
+        "СНИЛС 112-233-445 95",
+        "מספר זהות: 038472615",
+        "numéro de sécurité sociale : 1 84 12 76 451 089 46",
+        "henkilötunnus 131052-308T",
+        "número de pasaporte: PAB482716",
+        "rodné číslo 736028/5163",
+        "ΑΦΜ 094817263",
+    ],
+)
+def test_identity_numbers_labelled_in_other_scripts(scanner: Scanner, text: str) -> None:
+    assert "identity-number-translated" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "длинный список из 12 пунктов",  # инн inside a word, and no number
+        "паспорт готов к выдаче 15 мая",
+        "身份证过期了，怎么办",
+        "パスポート番号を入力してください",
+        "numéro national de téléphone 2024",
+        "número de documento: ver anexo",
+    ],
+)
+def test_an_identity_label_in_another_script_without_a_number(scanner: Scanner, text: str) -> None:
+    assert "identity-number-translated" not in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "生年月日：1987年3月14日",
+        "出生日期: 1987-03-14",
+        "생년월일은 1987년 3월 14일입니다",
+        "дата рождения: 14.03.1987",
+        "Doğum tarihi: 14.03.1987",
+        "ngày sinh 14/03/1987",
+        "תאריך לידה: 14.03.1987",
+    ],
+)
+def test_dates_of_birth_labelled_in_other_scripts(scanner: Scanner, text: str) -> None:
+    assert "date-of-birth-translated" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize("text", ["誕生日は2024年のいつですか", "дата рождения неизвестна"])
+def test_a_birth_label_in_another_script_without_a_date(scanner: Scanner, text: str) -> None:
+    assert not pii_rules(scanner, text)
+
+
 def test_a_labelled_identity_number_wins_over_its_reading_as_a_phone(scanner: Scanner) -> None:
     # 943 476 5919 is also a North American phone layout; the label says what it is
     assert pii_rules(scanner, "NHS number 943 476 5919") == {"identity-number"}
