@@ -70,7 +70,10 @@ REFERENCE = re2.compile(
     # {password} (a format field), :new_password (a bind parameter), @@pw (T-SQL), @Model.Pw
     r"|\{[A-Za-z_][\pL\pN_.]*\}\n?$|:[A-Za-z_][\pL\pN_]*\n?$|@@[A-Za-z_][\pL\pN_]*\n?$"
     r"|@[A-Za-z_][\pL\pN_]*\.[\pL\pN_.]+\n?$"
-    r"|arn:aws[a-z-]*:[a-z0-9-]+:)"  # an AWS resource name: where a secret is kept
+    r"|arn:aws[a-z-]*:[a-z0-9-]+:"  # an AWS resource name: where a secret is kept
+    # a Vault path as bank-vaults and Spring write it (vault:secret/data/app#key), and an
+    # Azure App Service Key Vault reference (@Microsoft.KeyVault(SecretUri=...))
+    r"|vault:[\pL\pN_.-]+/[\pL\pN_./-]*(?:#[\pL\pN_.-]+)?\n?$|@Microsoft\.KeyVault\()"
 )
 # A segment is snake_case, UPPER_CASE or CamelCase. The first two both take "_", so a
 # backtracking engine tried 2^n splits of "_._._" (27 s for 26 segments); RE2 reads it once.
@@ -147,11 +150,31 @@ def public_by_design() -> PublicByDesign:
 
 def is_placeholder(value: str) -> bool:
     """True for template values, published example keys, keys public by design and runs
-    of one character."""
+    of one character, and for base64 that spells one of those (a Kubernetes Secret's data
+    holds `${TOKEN}` and `changeme` so)."""
     core = value.strip().strip("'\"`")
     if len(set(core)) <= 2 or _published(core):
         return True
-    return search_text(PLACEHOLDER, core) is not None
+    if search_text(PLACEHOLDER, core) is not None:
+        return True
+    spelt = _base64_text(core)
+    return spelt is not None and is_placeholder(spelt)
+
+
+_BASE64 = frozenset(string.ascii_letters + string.digits + "+/=")
+
+
+def _base64_text(core: str) -> str | None:
+    """The printable text that `core` encodes in base64, or None: a value of another
+    alphabet or length, one that is not padded right, or bytes that are no such text (a
+    random key's)."""
+    if len(core) < 8 or len(core) % 4 or not _BASE64.issuperset(core):
+        return None
+    try:
+        text = base64.b64decode(core, validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return None
+    return text if text.isprintable() else None
 
 
 def _published(core: str) -> bool:
@@ -313,7 +336,10 @@ def _placeholder(core: str, shapes: Container[int]) -> bool:
     """`is_placeholder(core)`, with `core`'s shapes already read."""
     if core.strip().strip("'\"`") != core:
         return is_placeholder(core)  # it judges a narrower value than the one read
-    return len(set(core)) <= 2 or _published(core) or _PLACEHOLDER in shapes
+    if len(set(core)) <= 2 or _published(core) or _PLACEHOLDER in shapes:
+        return True
+    spelt = _base64_text(core)
+    return spelt is not None and is_placeholder(spelt)
 
 
 def token_like(value: str) -> bool:
@@ -717,6 +743,12 @@ def url_password(url: str) -> bool:
     return not (_placeholder(password, shapes) or _names(password, shapes))
 
 
+def kubernetes_data(manifest: str) -> bool:
+    """For a Secret's manifest up to its first data value: a secret unless that value is
+    a placeholder, in base64 or not (`${TOKEN}`, `changeme`, as a chart's template holds)."""
+    return not is_placeholder(manifest.rsplit(None, 1)[-1].strip("'\""))
+
+
 VALIDATORS: dict[str, Callable[[str], bool]] = {
     "luhn": pii.card_number,
     "iban": pii.iban,
@@ -738,6 +770,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "url_password": url_password,
     "extended_private_key": extended_private_key,
     "seed_phrase": seed_phrase,
+    "kubernetes_data": kubernetes_data,
 }
 
 

@@ -73,8 +73,23 @@ def _groups(value: str) -> tuple[list[str], set[str]] | None:
 
 
 def _nanp(digits: str) -> bool:
-    """A North American number: area code and exchange both start with 2-9."""
-    return len(digits) == 10 and digits[0] >= "2" and digits[3] >= "2"
+    """A North American number: area code and exchange both start with 2-9; not a toll-free
+    one (a business's line, a documented decision in rules.toml)."""
+    return len(digits) == 10 and digits[0] >= "2" and digits[3] >= "2" and not _freephone(digits)
+
+
+# North America's toll-free area codes (the FCC's 800, 833, 844, 855, 866, 877, 888).
+NANP_TOLL_FREE = frozenset({"800", "833", "844", "855", "866", "877", "888"})
+
+
+def _freephone(digits: str) -> bool:
+    """A number free to call, which a business pays for: North America's toll-free codes
+    (1-800-...), and the 0800 and 0808 that most of Europe dials for the same."""
+    if len(digits) == 11 and digits[0] == "1":
+        digits = digits[1:]
+    return (len(digits) == 10 and digits[:3] in NANP_TOLL_FREE) or digits.startswith(
+        ("0800", "0808")
+    )
 
 
 def phone(value: str) -> bool:
@@ -83,16 +98,29 @@ def phone(value: str) -> bool:
     Not a phone: too few or too many digits, two thirds zeros, two distinct digits only, or
     groups that no numbering plan writes (one run of 9 digits after the country code).
     """
+    if _iso_date(value[1:11]):
+        return False  # +2024-04-02T11:14: a diff's added line that starts with a timestamp
     parsed = _groups(value)
     if parsed is None:
         return False
     groups, separators = parsed
     digits = "".join(groups)
-    if not (8 <= len(digits) <= 15 and _plausible(digits)):
+    if not (8 <= len(digits) <= 15 and _plausible(digits)) or _freephone(digits):
         return False
     if len(separators) > 1 and not _one_kind_after_country_code(value):
         return False
     return len(groups) == 1 or max(len(g) for g in groups[1:]) <= 8
+
+
+def _iso_date(text: str) -> bool:
+    """Whether `text` is a date as ISO 8601 writes it, 2024-04-02."""
+    return (
+        len(text) == 10
+        and text[4] == text[7] == "-"
+        and text.replace("-", "").isdigit()
+        and 1 <= int(text[5:7]) <= 12
+        and 1 <= int(text[8:]) <= 31
+    )
 
 
 def _one_kind_after_country_code(value: str) -> bool:
@@ -162,7 +190,7 @@ def phone_national(value: str) -> bool:
         return False
     groups, separators = parsed
     digits = "".join(groups)
-    if not _plausible(digits) or len(separators) > 1:
+    if not _plausible(digits) or len(separators) > 1 or _freephone(digits):
         return False
     sizes = [len(g) for g in groups]
     if sizes == [5, 4] or (len(groups) == 2 and separators == {"."}):
@@ -204,7 +232,7 @@ def _ipv4(value: str) -> tuple[int, ...] | None:
 def phone_labelled(value: str) -> bool:
     """After a label that says it is a phone number: any plausible count of digits."""
     digits = _digits(value)
-    return 7 <= len(digits) <= 15 and _plausible(digits)
+    return 7 <= len(digits) <= 15 and _plausible(digits) and not _freephone(digits)
 
 
 # --- e-mail -------------------------------------------------------------------------------
@@ -214,7 +242,7 @@ def phone_labelled(value: str) -> bool:
 NON_PERSONAL_EMAIL = re2.compile(
     r"(?i)^(?:git|no-?reply|donotreply|mailer-daemon|postmaster|hello|info|support|contact|sales"
     r"|billing|ops|ci|admin|root|team|digest|newsletter|notifications?|alerts?|security|abuse"
-    r"|webmaster|bot|builds?)@"
+    r"|webmaster|bot|builds?|unsubscribe|bounces?)@"
     r"|@(?:[\pL\pN_-]+\.)*(?:gserviceaccount\.com|users\.noreply\.github\.com"
     r"|noreply\.github\.com)\n?$"
 )

@@ -366,6 +366,37 @@ def test_punycode_domains_are_addresses(scanner: Scanner) -> None:
     assert "email-address" in pii_rules(scanner, "write to olga@xn--e1afmkfd.xn--p1ai soon")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Call our support line 1-800-306-8077 (Mon-Fri 9-5 ET)",
+        "orders: (888) 306-8077",
+        "+1 877 306 8077",
+        "phone: 1-866-306-8077",
+        "Freephone 0800 123 4567",
+        "Tel. 0808 157 0192",
+    ],
+)
+def test_freephone_numbers_are_a_business_line(scanner: Scanner, text: str) -> None:
+    """The decision in rules.toml: a toll-free number reaches a business, not a person."""
+    assert not pii_rules(scanner, text)
+    elsewhere = text.replace("8", "4").replace("0800", "0400").replace("0808", "0408")
+    assert pii_rules(scanner, elsewhere)  # the same digits in an ordinary area code
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ISBN 978-0-947-78912-2; ISBN-10 0-863-15243-X",
+        "+2024-04-02T11:14:09.412Z INFO  [main] Tomcat started on port 8080",  # a diff's line
+        "List-Unsubscribe: <mailto:unsubscribe@lists.acme-shop.com>",
+        "Return-Path: <bounces@mailer.acme-shop.com>",
+    ],
+)
+def test_numbers_and_mailboxes_that_reach_no_one(scanner: Scanner, text: str) -> None:
+    assert not pii_rules(scanner, text)
+
+
 def test_ip_addresses_are_not_claimed_as_personal_data(scanner: Scanner) -> None:
     """The decision in rules.toml: private ranges are internal, the rest not reported."""
     assert not pii_rules(scanner, "from 203.0.113.7 and 2001:db8::1 via 8.8.8.8")

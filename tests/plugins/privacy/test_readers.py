@@ -509,6 +509,13 @@ def test_a_table_flood_is_bounded_and_never_clean() -> None:
     assert [f.rule_id for f in found] == ["table-credential:unverified"]
 
 
+def test_a_yaml_value_with_a_colon_in_it_is_judged_whole(scanner: Scanner) -> None:
+    """`token: deploy:<token>` reads like Kotlin's `name: Type =` with a colon for its
+    operator; it is YAML's key and all of the value."""
+    text = f"auth:\n  token: deploy:{TOKEN}\n"
+    assert [text[a:b] for a, b in (f.span for f in scanner.scan(text))] == [f"deploy:{TOKEN}"]
+
+
 def test_a_yaml_block_scalar_is_read_like_a_quoted_value(scanner: Scanner) -> None:
     """Its first line, blanks and all: a passphrase; a message is still no password."""
     passphrase = "orbit Tulip 42 lantern quarry"
@@ -642,6 +649,13 @@ def test_the_kind_line_of_another_object_between_ends_a_kind_first_manifest(
 
 
 LOOK_ALIKES = [
+    # YAML's key, then a value with a colon in it: a reference, not a typed name's value
+    "credentials:\n  api_key: arn:aws:secretsmanager:eu-west-1:316386820650:secret:prod/key\n",
+    "ghToken: 'vault:secret/data/app#gh_token',",  # a Vault path (bank-vaults, Spring)
+    "DB_PASSWORD=@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/db/)",
+    # base64 that spells a template or a placeholder, as a chart's Secret holds it
+    "kind: Secret\ntype: Opaque\ndata:\n  TFE_TOKEN: JHtURkVfVE9LRU59\n",
+    "kind: Secret\ndata:\n  password: Y2hhbmdlbWU=\n",
     'cache.set(key="3f2b8c1e-9d4a-4e7b-8f21-6c5d0a9e1b72", value=row)',  # a UUID as a key
     'requests.post(url, headers={"Idempotency-Key": "3f2b8c1e-9d4a-4e7b-8f21-6c5d0a9e1b72"})',
     "[user]\n  signingkey = 3AA5C34371567BD2\n",  # an OpenPGP key's id, as git names it

@@ -193,6 +193,8 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 
 
 NEGATIVES = [
+    # a URL syntax's documentation: [ ] are never in a URL's user information
+    "Format: `postgresql://[user[:password]@][host][:port][/dbname][?param=value]`",
     # the Key Uri Format's own example seed, a template, a seed too short, one character
     "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example",
     "otpauth://totp/{issuer}:{user}?secret={secret}&issuer={issuer}",
