@@ -754,6 +754,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "iban": pii.iban,
     "ssn": pii.us_ssn,
     "identity_number": pii.identity_number,
+    "mrz": pii.mrz,
     "private_ip": pii.private_ip,
     "credential": looks_like_credential,
     "authorization": authorization,

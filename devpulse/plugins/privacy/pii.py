@@ -476,6 +476,41 @@ _DATE_LAYOUTS = frozenset(
 )
 
 
+# --- machine-readable zones --------------------------------------------------------------
+
+
+def mrz(value: str) -> bool:
+    """A passport's or an identity card's machine-readable zone (ICAO Doc 9303): a
+    passport's second line of 44 characters, or a card's first two lines of 30, whose
+    document number, date of birth and expiry date each agree with their check digit.
+    Not ICAO's specimens, issued by Utopia (UTO), a state that does not exist."""
+    lines = value.split()
+    if len(lines) == 1 and len(lines[0]) == 44:  # passport (TD3), line 2
+        line = lines[0]
+        fields = ((line[0:9], line[9]), (line[13:19], line[19]), (line[21:27], line[27]))
+        state = line[10:13]
+    elif len(lines) == 2 and len(lines[0]) == len(lines[1]) == 30:  # card (TD1), lines 1-2
+        first, second = lines
+        fields = ((first[5:14], first[14]), (second[0:6], second[6]), (second[8:14], second[14]))
+        state = first[2:5]
+    else:
+        return False
+    return state != "UTO" and all(_mrz_check(field) == digit for field, digit in fields)
+
+
+_MRZ_WEIGHTS = (7, 3, 1)
+
+
+def _mrz_check(field: str) -> str:
+    """ICAO 9303's check digit: each character's value (digits as themselves, A-Z as
+    10-35, the filler < as 0), weighted 7, 3, 1 in turn, summed, modulo 10."""
+    total = 0
+    for i, char in enumerate(field):
+        number = int(char) if char.isdigit() else ord(char) - 55 if char.isalpha() else 0
+        total += number * _MRZ_WEIGHTS[i % 3]
+    return str(total % 10)
+
+
 # --- dates of birth -----------------------------------------------------------------------
 
 

@@ -554,6 +554,33 @@ def test_a_birth_label_in_another_script_without_a_date(scanner: Scanner, text: 
     assert not pii_rules(scanner, text)
 
 
+# ICAO Doc 9303's specimens, moved from Utopia (UTO) to Germany: real check digits
+PASSPORT_MRZ = (
+    "P<DEUERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36DEU7408122F1204159ZE184226B<<<<<10"
+)
+CARD_MRZ = (
+    "I<DEUD231458907<<<<<<<<<<<<<<<\n7408122F1204159DEU<<<<<<<<<<<6\nERIKSSON<<ANNA<MARIA<<<<<<<<<<"
+)
+
+
+@pytest.mark.parametrize("text", [PASSPORT_MRZ, CARD_MRZ, f"scan result:\n  {PASSPORT_MRZ}\n"])
+def test_a_machine_readable_zone_is_an_identity_document(scanner: Scanner, text: str) -> None:
+    assert "passport-mrz" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        PASSPORT_MRZ.replace("DEU", "UTO"),  # ICAO's own specimen: Utopia issues no one
+        CARD_MRZ.replace("DEU", "UTO"),
+        PASSPORT_MRZ.replace("7408122", "7408123"),  # a check digit that disagrees
+        "std::cout << name << std::endl;",
+    ],
+)
+def test_what_only_looks_like_a_machine_readable_zone(scanner: Scanner, text: str) -> None:
+    assert "passport-mrz" not in pii_rules(scanner, text)
+
+
 def test_a_labelled_identity_number_wins_over_its_reading_as_a_phone(scanner: Scanner) -> None:
     # 943 476 5919 is also a North American phone layout; the label says what it is
     assert pii_rules(scanner, "NHS number 943 476 5919") == {"identity-number"}
