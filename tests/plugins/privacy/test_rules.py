@@ -157,6 +157,23 @@ POSITIVES = [
         " '2aec6798b3146268f311152eb0fb6a10');",
     ),
     ("poetry-credentials", "# poetry config http-basic.private ci 5L_7XqOJACXbM-k"),
+    ("psexec-password", "psexec \\\\10.0.0.5 -u CORP\\admin -p PM4oM0SnPW3J cmd.exe"),
+    ("psexec-password", 'PsExec64.exe \\\\srv -u admin -p "lboFTSkwvbs4" -s cmd'),
+    (
+        "credential-call-argument",
+        "$conn = mysqli_connect('db.example.org', 'app', 'Zr8pQ2vLx9mK');",
+    ),
+    ("credential-call-argument", '$db = new mysqli("localhost", "app", "Zr8pQ2vLx9mK", "shop");'),
+    (
+        "salesforce-access-token",
+        "00DsDnJtdJHLV3uk7V!PiL0AFh8U_JNbK67rA0Ygh7RoeZ_VOfulUt07SBb7Q2mXwP4kL9vB3nYcZr8pQ2vLx9mK"
+        "aB3dE5fG7hJ9kL1mN3pQ5rS7tV9",
+    ),
+    (
+        "kerberos-hash",
+        "$krb5asrep$23$alice@CORP.LOCAL:3c88cef0f34f7a1ca59d026e81219a0b$"
+        "9f1c2e4d6b8a0c3e5f7a9b1d3f5e7c9a1b3d5f7e9c1a3b5d7f9e1c3a5b7d9f1e3c5a7b9d1f",
+    ),
     ("wifi-psk", 'network={\n    ssid="HomeNet-5G"\n    psk="Winter.8024cobalt"\n}'),
     ("wifi-psk", "[wifi-security]\nkey-mgmt=wpa-psk\npsk=Winter.8024cobalt\n"),
     ("network-device-password", "username admin privilege 15 secret 0 HnahS^A0Vuddqc0*CCQi"),
@@ -233,6 +250,10 @@ NEGATIVES = [
     "otpauth://totp/x?secret=K7QX2M5RWZ4P&issuer=x",
     "otpauth://totp/x?secret=AAAAAAAAAAAAAAAAAAAAAAAA",
     "secret key rotation every 90 days",
+    "psexec \\\\srv -p 22 -u x",
+    "mysqli_connect($host, $user, $pass, $db);",
+    "00D is the prefix of an org id",
+    "hashcat -m 13100 cracks $krb5tgs$23$ hashes",
     'resource "aws_ssm_parameter" "k" {\n  type  = "SecureString"\n  value = var.db_password\n}',
     'resource "aws_ssm_parameter" "k" {\n  type  = "String"\n  value = "eu-west-1-config-v2"\n}',
     "poetry config http-basic.private ci $PYPI_PASSWORD",
