@@ -84,6 +84,20 @@ AST_TRIGGERS = (
     "curp",
     "tckn",
     "nric",
+    "bsn",
+    "medicare",
+    "henkilotunnus",
+    "henkilötunnus",
+    "rijksregister",
+    "kimlik",
+    "teudat",
+    "fiscale",
+    "insee",
+    "身份证",
+    "身份證",
+    "주민등록번호",
+    "マイナンバー",
+    "個人番号",
     # a date of birth's column (readers.DOB_COLUMN): the date-of-birth rule's keywords, most
     # of them, which the set holds already, and ASCII stems for the rest
     "dob",
@@ -168,7 +182,7 @@ class Scanner:
             if rule.rule.trigger:
                 table.setdefault(rule.rule.trigger, []).append(index)
         for keyword in AST_TRIGGERS:
-            table.setdefault(re2.escape(keyword), []).append(AST)
+            (table if keyword.isascii() else wide).setdefault(re2.escape(keyword), []).append(AST)
         # A rule marked exact_prefilter also needs its own pattern to match somewhere, which
         # the set answers in the same pass: EXACT - index marks that it did. (The set
         # ignores case; (?-i:...) gives the pattern back its own.) Widened, its counted

@@ -581,6 +581,47 @@ def test_what_only_looks_like_a_machine_readable_zone(scanner: Scanner, text: st
     assert "passport-mrz" not in pii_rules(scanner, text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sofia Bianchi\n17 Washington Ave, Apt 20\nSpringfield, IL 62704\n",
+        "Ship to:\nSven Tanaka\nFlat 11, 51 Mill Lane\nBristol BS8 1QU",
+        "Ship to:\nWei Garcia\nGoethestraße 36\n80331 München",
+        "Ship to:\nSean Tanaka\n169 King St W, Unit 261\nToronto, ON M5V 2T6",
+        "12 rue de la Paix\n75002 Paris",
+    ],
+)
+def test_an_address_on_an_envelopes_lines_is_an_address(scanner: Scanner, text: str) -> None:
+    assert "street-address" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text", ["Meet at 5 Main Street\nThen call me", "Version 12 Build Lane\nOK 12345"]
+)
+def test_a_street_then_another_line_is_no_address(scanner: Scanner, text: str) -> None:
+    assert "street-address" not in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name,BSN\nMei Haddad,395414581",
+        "name,henkilötunnus\nPriya Costa,060574-389J",
+        "name,身份证号\nAhmed Costa,420102195005185040",
+        "name,TC Kimlik No\nSven Lindqvist,61401624004",
+        "name,주민등록번호\nNadia Patel,060821-4308463",
+        "name,Medicare card\nGrace Reyes,2894 69572 3",
+    ],
+)
+def test_more_identity_columns_are_read(scanner: Scanner, text: str) -> None:
+    assert "table-identity-number" in pii_rules(scanner, text)
+
+
+def test_a_date_of_birth_after_dotted_initials(scanner: Scanner) -> None:
+    text = "Patient: Nadia Novak\nD.O.B. 27.06.1963\nAllergies: penicillin"
+    assert "date-of-birth" in pii_rules(scanner, text)
+
+
 def test_a_labelled_identity_number_wins_over_its_reading_as_a_phone(scanner: Scanner) -> None:
     # 943 476 5919 is also a North American phone layout; the label says what it is
     assert pii_rules(scanner, "NHS number 943 476 5919") == {"identity-number"}

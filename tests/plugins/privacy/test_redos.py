@@ -63,7 +63,8 @@ def test_every_trigger_rule_has_a_lead_in_that_runs_it() -> None:
 OLD_SEGMENT = r"(?:[a-z_][a-z0-9_]*|[A-Z_][A-Z0-9_]*|[A-Z][a-z]+(?:[A-Z][a-z]+)*)"
 OLD = {
     "code expression": re.compile(
-        rf"^{OLD_SEGMENT}(?:\.{OLD_SEGMENT})+$|^[A-Za-z_][\w.]*\(|^[a-z]+(?:[_-][a-z]+)+$"
+        # stop 32: optional chaining (?.) and TypeScript's non-null assertion (!.) are code
+        rf"^{OLD_SEGMENT}(?:[?!]?\.{OLD_SEGMENT})+$|^[A-Za-z_][\w.]*\(|^[a-z]+(?:[_-][a-z]+)+$"
     ),
     "reference": re.compile(
         r"^[a-z][a-z0-9+.-]*://|^(?:/|\./|\.\./|~/)[\w.-]+/|^\$(?:\{|\(|[A-Za-z_]\w*$)|^ENC\["
