@@ -743,10 +743,11 @@ def url_password(url: str) -> bool:
     return not (_placeholder(password, shapes) or _names(password, shapes))
 
 
-def kubernetes_data(manifest: str) -> bool:
-    """For a Secret's manifest up to its first data value: a secret unless that value is
-    a placeholder, in base64 or not (`${TOKEN}`, `changeme`, as a chart's template holds)."""
-    return not is_placeholder(manifest.rsplit(None, 1)[-1].strip("'\""))
+def otp_seed(value: str) -> bool:
+    """A one-time-password seed: as an otpauth:// URI holds it, or typed in groups of four
+    with at least one of base32's digits (words of four letters are "keep this file safe",
+    not a seed: 32 random characters lack a digit once in 800)."""
+    return " " not in value or any(c in "234567" for c in value)
 
 
 VALIDATORS: dict[str, Callable[[str], bool]] = {
@@ -771,7 +772,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "url_password": url_password,
     "extended_private_key": extended_private_key,
     "seed_phrase": seed_phrase,
-    "kubernetes_data": kubernetes_data,
+    "otp_seed": otp_seed,
 }
 
 

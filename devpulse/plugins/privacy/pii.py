@@ -73,23 +73,33 @@ def _groups(value: str) -> tuple[list[str], set[str]] | None:
 
 
 def _nanp(digits: str) -> bool:
-    """A North American number: area code and exchange both start with 2-9; not a toll-free
-    one (a business's line, a documented decision in rules.toml)."""
-    return len(digits) == 10 and digits[0] >= "2" and digits[3] >= "2" and not _freephone(digits)
+    """A North American number: area code and exchange both start with 2-9."""
+    return len(digits) == 10 and digits[0] >= "2" and digits[3] >= "2"
 
 
 # North America's toll-free area codes (the FCC's 800, 833, 844, 855, 866, 877, 888).
 NANP_TOLL_FREE = frozenset({"800", "833", "844", "855", "866", "877", "888"})
 
 
-def _freephone(digits: str) -> bool:
-    """A number free to call, which a business pays for: North America's toll-free codes
-    (1-800-...), and the 0800 and 0808 that most of Europe dials for the same."""
-    if len(digits) == 11 and digits[0] == "1":
-        digits = digits[1:]
-    return (len(digits) == 10 and digits[:3] in NANP_TOLL_FREE) or digits.startswith(
-        ("0800", "0808")
+def _freephone(value: str) -> bool:
+    """A number free to call, which a business pays for: one written as North America
+    writes its numbers (3-3-4 groups, its country code 1 before them or not; or +1 and ten
+    digits) in a toll-free area code, or one with the trunk 0 and 0800, which most of
+    Europe and Japan dial for the same. (0808 is the UK's too, but Japan's and Nigeria's
+    mobiles; 1800... run together is a Chinese mobile; 800 12345 an Indian one.)"""
+    parsed = _groups(value)
+    if parsed is None:
+        return False
+    groups = parsed[0]
+    digits = "".join(groups)
+    if digits.startswith("0800"):
+        return True
+    if value.startswith("+1") and len(digits) == 11:  # +1 names North America, grouped or not
+        return digits[1:4] in NANP_TOLL_FREE
+    north_american = [len(g) for g in groups[-3:]] == [3, 3, 4] and (
+        len(groups) == 3 or groups[0] == "1"
     )
+    return north_american and groups[-3] in NANP_TOLL_FREE
 
 
 def phone(value: str) -> bool:
@@ -105,7 +115,7 @@ def phone(value: str) -> bool:
         return False
     groups, separators = parsed
     digits = "".join(groups)
-    if not (8 <= len(digits) <= 15 and _plausible(digits)) or _freephone(digits):
+    if not (8 <= len(digits) <= 15 and _plausible(digits)) or _freephone(value):
         return False
     if len(separators) > 1 and not _one_kind_after_country_code(value):
         return False
@@ -190,7 +200,7 @@ def phone_national(value: str) -> bool:
         return False
     groups, separators = parsed
     digits = "".join(groups)
-    if not _plausible(digits) or len(separators) > 1 or _freephone(digits):
+    if not _plausible(digits) or len(separators) > 1 or _freephone(value):
         return False
     sizes = [len(g) for g in groups]
     if sizes == [5, 4] or (len(groups) == 2 and separators == {"."}):
@@ -232,7 +242,7 @@ def _ipv4(value: str) -> tuple[int, ...] | None:
 def phone_labelled(value: str) -> bool:
     """After a label that says it is a phone number: any plausible count of digits."""
     digits = _digits(value)
-    return 7 <= len(digits) <= 15 and _plausible(digits) and not _freephone(digits)
+    return 7 <= len(digits) <= 15 and _plausible(digits) and not _freephone(value)
 
 
 # --- e-mail -------------------------------------------------------------------------------
@@ -515,12 +525,13 @@ def _mrz_check(field: str) -> str:
 
 
 def date_of_birth(value: str) -> bool:
-    """A date someone alive could have been born on, as the date-of-birth rule's shapes
-    write it: numbers (1987-03-14, 14/03/1987, 03/14/1987, 14.03.1987, 14/03/87, 19870314,
-    a time after the date) or a month's name (14-Mar-1987, March 14, 1987,
-    14. März 1987, 14 de marzo de 1987). The day must exist in its month (a day-first and a
-    month-first reading are both tried), and a four-digit year fall between MIN_BIRTH_YEAR
-    and this year: "unknown", "1900-01-00" and "0000-00-00" are no one's birthday."""
+    """A date someone alive could have been born on, as a date-of-birth column's cells (the
+    table reader's, readers.DOB_TABLE) write it, in the date-of-birth rule's shapes: numbers
+    (1987-03-14, 14/03/1987, 03/14/1987, 14.03.1987, 14/03/87, 19870314, a time after the
+    date) or a month's name (14-Mar-1987, March 14, 1987, 14. März 1987, 14 de marzo de
+    1987). The day must exist in its month (a day-first and a month-first reading are both
+    tried), and a four-digit year fall between MIN_BIRTH_YEAR and this year: "unknown",
+    "1900-01-00" and "0000-00-00" are no one's birthday."""
     text = value.strip().lower()
     if not text or len(text) > 40:
         return False

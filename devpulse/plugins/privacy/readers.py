@@ -468,7 +468,7 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
             # ${NAME:?message} is not
             value_span = _default(op, value_span, data) if bare else None
         if bare and value_span is not None:
-            value_span = _colon_in_value(data, op, close[1], op_span[0], value_span)
+            value_span = _colon_in_value(data, op, close[1], space, value_span)
             given = value_span
             value_span = _bare_assigned(data, op, value_span)
             if value_span is None and op == b"=" and _command_environment(data, name_span, given):
@@ -573,12 +573,15 @@ def _search_inside(data: bytes, spans: Spans, end: int) -> int | None:
 
 
 def _colon_in_value(
-    data: bytes, op: bytes, name_end: int, op_start: int, span: tuple[int, int]
+    data: bytes, op: bytes, name_end: int, space: tuple[int, int], span: tuple[int, int]
 ) -> tuple[int, int]:
     """A bare value's span, all of it where the pattern read `api_key: arn:aws:...` as a
-    typed name (`name: Type =`) with a colon for its operator: that is YAML's key, then a
-    value with a colon in it."""
-    typed = data.find(b":", name_end, op_start) if op == b":" else -1
+    typed name (`name: Type =`) with a colon for its operator and no blank after it: that
+    is YAML's key, then a value with a colon in it. (`auth: token: value`, a blank after the
+    colon, is no YAML value: the value is what follows the blank.)"""
+    op_start = space[0] - 1
+    tight = op == b":" and space[1] == space[0]
+    typed = data.find(b":", name_end, op_start) if tight else -1
     if typed < 0:
         return span
     piece = data[typed + 1 : op_start]

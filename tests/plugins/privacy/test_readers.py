@@ -516,6 +516,31 @@ def test_a_yaml_value_with_a_colon_in_it_is_judged_whole(scanner: Scanner) -> No
     assert [text[a:b] for a, b in (f.span for f in scanner.scan(text))] == [f"deploy:{TOKEN}"]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-05-01 12:00:01 DEBUG auth: token: {token}",
+        "Authorization: Bearer: {token}",
+        "- key: value: {token}",
+        "password: Secret: {token}",
+    ],
+)
+def test_a_label_then_a_colon_and_a_blank_before_the_value(scanner: Scanner, text: str) -> None:
+    """`key: word: value` is no YAML value with a colon in it: the value is after the blank."""
+    text = text.format(token=TOKEN)
+    assert TOKEN in [text[a:b] for a, b in (f.span for f in scanner.scan(text))]
+
+
+def test_a_secret_manifest_is_found_whatever_its_first_value(scanner: Scanner) -> None:
+    """A first value that spells a placeholder ("default") says nothing of the rest."""
+    url = base64.b64encode(b"postgres://app:Xk9mP2vL7qRz@db.prod.internal:5432/app").decode()
+    text = (
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\ntype: Opaque\ndata:\n"
+        f"  PROFILE: ZGVmYXVsdA==\n  DATABASE_URL: {url}\n"
+    )
+    assert "kubernetes-secret" in {f.rule_id for f in scanner.scan(text)}
+
+
 def test_a_yaml_block_scalar_is_read_like_a_quoted_value(scanner: Scanner) -> None:
     """Its first line, blanks and all: a passphrase; a message is still no password."""
     passphrase = "orbit Tulip 42 lantern quarry"
@@ -653,9 +678,9 @@ LOOK_ALIKES = [
     "credentials:\n  api_key: arn:aws:secretsmanager:eu-west-1:316386820650:secret:prod/key\n",
     "ghToken: 'vault:secret/data/app#gh_token',",  # a Vault path (bank-vaults, Spring)
     "DB_PASSWORD=@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/db/)",
-    # base64 that spells a template or a placeholder, as a chart's Secret holds it
-    "kind: Secret\ntype: Opaque\ndata:\n  TFE_TOKEN: JHtURkVfVE9LRU59\n",
-    "kind: Secret\ndata:\n  password: Y2hhbmdlbWU=\n",
+    # base64 that spells a template or a placeholder (${TFE_TOKEN}, changeme)
+    "env:\n  TFE_TOKEN: JHtURkVfVE9LRU59\n",
+    "password: Y2hhbmdlbWU=",
     'cache.set(key="3f2b8c1e-9d4a-4e7b-8f21-6c5d0a9e1b72", value=row)',  # a UUID as a key
     'requests.post(url, headers={"Idempotency-Key": "3f2b8c1e-9d4a-4e7b-8f21-6c5d0a9e1b72"})',
     "[user]\n  signingkey = 3AA5C34371567BD2\n",  # an OpenPGP key's id, as git names it

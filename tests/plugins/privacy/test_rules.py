@@ -250,6 +250,9 @@ NEGATIVES = [
     "otpauth://totp/x?secret=K7QX2M5RWZ4P&issuer=x",
     "otpauth://totp/x?secret=AAAAAAAAAAAAAAAAAAAAAAAA",
     "secret key rotation every 90 days",
+    "Secret key: keep this file safe!",  # four words of four letters are no seed
+    "PASS src/auth/LoginForm.test.tsx (5.12 s)",  # jest's report
+    "Sign-in methods: Google / GitHub_Enterprise2",
     "psexec \\\\srv -p 22 -u x",
     "mysqli_connect($host, $user, $pass, $db);",
     "00D is the prefix of an org id",
