@@ -211,15 +211,17 @@ ID_COLUMN = (
 # A header cell that names a date of birth's column, in English and the languages the
 # date-of-birth rule reads (dob, date_of_birth, birthDate, Geburtsdatum, date de naissance,
 # fecha_nacimiento, data di nascita, data_de_nascimento, geboortedatum, födelsedatum,
-# fødselsdato, syntymäaika, data urodzenia, datum narození, doğum tarihi), a word before it
-# allowed (patient_dob). Each holds one of scanner.AST_TRIGGERS, which run the readers.
+# fødselsdato, syntymäaika, data urodzenia, datum narození, doğum tarihi, дата рождения,
+# 生年月日, 出生日期, 생년월일), a word before it allowed (patient_dob). Each holds one of
+# scanner.AST_TRIGGERS, which run the readers.
 DOB_COLUMN = (
     r"(?i:(?:[a-z]+[ _-])?(?:dob|d\.o\.b\.?|(?:date|dt)[ _-]?of[ _-]?birth"
     r"|birth[ _-]?(?:date|day|dt)|geburts(?:datum|tag)|geboorte[ _-]?datum"
     r"|date[ _-]?(?:de[ _-]?)?naissance|fecha[ _-]?(?:de[ _-]?)?nacimiento"
     r"|(?:data|dt)[ _-]?(?:d[ei][ _-]?)?nascita|(?:data|dt)[ _-]?(?:d[eo][ _-]?)?nascimento"
     r"|f(?:ö|o|oe)delsedatum|f(?:ø|o|oe)dselsdato|syntym(?:ä|a)aika|data[ _-]?urodzenia"
-    r"|datum[ _-]?narozen(?:í|i)|do(?:ğ|g)um[ _-]?tarihi))"
+    r"|datum[ _-]?narozen(?:í|i)|do(?:ğ|g)um[ _-]?tarihi"
+    r"|дата[ _-]рождения|生年月日|出生日期|出生年月日|생년월일))"
 )
 # Such a cell in a CSV's or a markdown table's header, or a column of an INSERT, then a row
 # below (as TABLE's).

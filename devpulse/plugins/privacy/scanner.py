@@ -116,6 +116,11 @@ AST_TRIGGERS = (
     "urodzenia",
     "narozen",
     "tarihi",
+    "дата рождения",
+    "生年月日",
+    "出生日期",
+    "出生年月日",
+    "생년월일",
 )
 # The prefilter set's memory, most of it its DFA's cache of states, which grows only as a
 # text needs. At RE2's default (8 MB) a text that walks many of its states (1 MB of vendor

@@ -631,6 +631,18 @@ def test_more_identity_columns_are_read(scanner: Scanner, text: str) -> None:
     assert "table-identity-number" in pii_rules(scanner, text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "| Имя | Дата рождения |\n|---|---|\n| Иван | 14.03.1987 |",
+        "| 氏名 | 生年月日 |\n|---|---|\n| 田中 | 1987-03-14 |",
+        "name,생년월일\nKim,1987-03-14",
+    ],
+)
+def test_a_date_of_birth_column_named_in_another_script(scanner: Scanner, text: str) -> None:
+    assert "table-date-of-birth" in pii_rules(scanner, text)
+
+
 def test_a_date_of_birth_after_dotted_initials(scanner: Scanner) -> None:
     text = "Patient: Nadia Novak\nD.O.B. 27.06.1963\nAllergies: penicillin"
     assert "date-of-birth" in pii_rules(scanner, text)
