@@ -610,6 +610,33 @@ def test_an_address_on_an_envelopes_lines_is_an_address(scanner: Scanner, text: 
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "my home address: 〒580-1121 神奈川県横浜市中区5-10-13",
+        "send it to Unit 30/5 George St, South Yarra VIC 3141",
+        "12 Smith Street\nFitzroy VIC 3065",
+        '{"address": "Rua Oscar Freire, 215, apto 51, São Paulo - SP, 01305-000"}',
+    ],
+)
+def test_japanese_australian_and_brazilian_addresses(scanner: Scanner, text: str) -> None:
+    assert "street-address-more" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The SA 2024 report",
+        "order 12345-678 shipped",
+        "〒マークは郵便番号を示す",
+        "WA 6000 is the Perth CBD postcode",
+        "Rua Augusta is nice in May",
+    ],
+)
+def test_a_postcode_or_a_street_alone_in_those_layouts(scanner: Scanner, text: str) -> None:
+    assert "street-address-more" not in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
     "text", ["Meet at 5 Main Street\nThen call me", "Version 12 Build Lane\nOK 12345"]
 )
 def test_a_street_then_another_line_is_no_address(scanner: Scanner, text: str) -> None:
