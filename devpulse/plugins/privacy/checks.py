@@ -756,6 +756,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "ssn": pii.us_ssn,
     "identity_number": pii.identity_number,
     "mrz": pii.mrz,
+    "australian_postcode": pii.australian_postcode,
     "private_ip": pii.private_ip,
     "credential": looks_like_credential,
     "authorization": authorization,

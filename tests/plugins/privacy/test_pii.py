@@ -541,6 +541,7 @@ def test_identity_numbers_labelled_in_other_scripts(scanner: Scanner, text: str)
         "パスポート番号を入力してください",
         "numéro national de téléphone 2024",
         "número de documento: ver anexo",
+        "ИНН 7707083893 КПП 770701001",  # a company's tax number, atop every Russian invoice
     ],
 )
 def test_an_identity_label_in_another_script_without_a_number(scanner: Scanner, text: str) -> None:
@@ -629,6 +630,7 @@ def test_japanese_australian_and_brazilian_addresses(scanner: Scanner, text: str
         "order 12345-678 shipped",
         "〒マークは郵便番号を示す",
         "WA 6000 is the Perth CBD postcode",
+        "12 Smith Street\nAdelaide SA 2024",  # a year: South Australia's codes are 5000-5999
         "Rua Augusta is nice in May",
     ],
 )

@@ -159,11 +159,11 @@ POSITIVES = [
     ("poetry-credentials", "# poetry config http-basic.private ci 5L_7XqOJACXbM-k"),
     ("psexec-password", "psexec \\\\10.0.0.5 -u CORP\\admin -p PM4oM0SnPW3J cmd.exe"),
     ("psexec-password", 'PsExec64.exe \\\\srv -u admin -p "lboFTSkwvbs4" -s cmd'),
-    (
-        "credential-call-argument",
-        "$conn = mysqli_connect('db.example.org', 'app', 'Zr8pQ2vLx9mK');",
-    ),
-    ("credential-call-argument", '$db = new mysqli("localhost", "app", "Zr8pQ2vLx9mK", "shop");'),
+    ("php-database-password", "$conn = mysqli_connect('db.example.org', 'app', 'Zr8pQ2vLx9mK');"),
+    ("php-database-password", '$db = new mysqli("localhost", "shop_app", "Zr8pQ2vLx9mK", "shop");'),
+    ("php-database-password", "$pdo = new PDO($dsn, 'shop_app', 'Zr8pQ2vLx9mK');"),
+    ("php-database-password", "mysqli_real_connect($link, 'db', 'shop_app', 'Zr8pQ2vLx9mK');"),
+    ("credentials-pair-in-prose", "Login: Administrator / P@ssw0rd2024!"),
     (
         "salesforce-access-token",
         "00DsDnJtdJHLV3uk7V!PiL0AFh8U_JNbK67rA0Ygh7RoeZ_VOfulUt07SBb7Q2mXwP4kL9vB3nYcZr8pQ2vLx9mK"
@@ -253,6 +253,7 @@ NEGATIVES = [
     "Secret key: keep this file safe!",  # four words of four letters are no seed
     "PASS src/auth/LoginForm.test.tsx (5.12 s)",  # jest's report
     "Sign-in methods: Google / GitHub_Enterprise2",
+    "Account balance: savings / checking_2024-Q1",
     "psexec \\\\srv -p 22 -u x",
     "mysqli_connect($host, $user, $pass, $db);",
     "00D is the prefix of an org id",
