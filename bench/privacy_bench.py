@@ -265,6 +265,12 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         # bytes a Cyrillic letter: half as many of them.
         "password prose in Cyrillic": fill("пароль от почты ")[: size // 2],
         "password prose in Italian": fill("la password di x y z è "),
+        # a word that starts a rule's match, then a bounded lazy gap before what it looks for:
+        # repeated starts ran RE2's DFA out of memory (250-610 ms a MB) until the gaps were
+        # made unbounded under max_match_bytes
+        "psexec options at random": shuffled("psexec ", "-u ", "word ", "-p ", "x", " "),
+        "login pairs at random": shuffled("login ", "is ", "a / ", "word ", ": ", "/ "),
+        "street types and postcodes at random": shuffled("Rua A", "12345-678", "-", "1", " ", "x"),
     }
 
 
