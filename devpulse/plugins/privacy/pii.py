@@ -514,16 +514,17 @@ def australian_postcode(value: str) -> bool:
 
 def mrz(value: str) -> bool:
     """A passport's or an identity card's machine-readable zone (ICAO Doc 9303): a
-    passport's second line of 44 characters, or a card's first two lines of 30, whose
-    document number, date of birth and expiry date each agree with their check digit.
+    passport's two lines of 44 characters, or a card's two or three lines of 30 (the third
+    holds the name), whose document number, date of birth and expiry date each agree with
+    their check digit.
     Not ICAO's specimens, issued by Utopia (UTO), a state that does not exist."""
     lines = value.split()
-    if len(lines) == 1 and len(lines[0]) == 44:  # passport (TD3), line 2
-        line = lines[0]
+    if len(lines) == 2 and len(lines[0]) == len(lines[1]) == 44:  # passport (TD3)
+        line = lines[1]
         fields = ((line[0:9], line[9]), (line[13:19], line[19]), (line[21:27], line[27]))
         state = line[10:13]
-    elif len(lines) == 2 and len(lines[0]) == len(lines[1]) == 30:  # card (TD1), lines 1-2
-        first, second = lines
+    elif len(lines) in (2, 3) and all(len(line) == 30 for line in lines):  # card (TD1)
+        first, second = lines[:2]
         fields = ((first[5:14], first[14]), (second[0:6], second[6]), (second[8:14], second[14]))
         state = first[2:5]
     else:

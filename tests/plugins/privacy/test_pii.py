@@ -583,6 +583,15 @@ def test_a_machine_readable_zone_is_an_identity_document(scanner: Scanner, text:
     assert "passport-mrz" in pii_rules(scanner, text)
 
 
+@pytest.mark.parametrize("mrz", [PASSPORT_MRZ, CARD_MRZ])
+def test_a_machine_readable_zones_finding_holds_the_holders_name(
+    scanner: Scanner, mrz: str
+) -> None:
+    """The name's line is inside the finding, so that a redaction hides it too."""
+    (finding,) = [f for f in scanner.scan(mrz) if f.rule_id == "passport-mrz"]
+    assert mrz[finding.span[0] : finding.span[1]] == mrz
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -614,6 +623,8 @@ def test_an_address_on_an_envelopes_lines_is_an_address(scanner: Scanner, text: 
     "text",
     [
         "my home address: 〒580-1121 神奈川県横浜市中区5-10-13",
+        "〒530-0001 大阪市北区梅田1-1-1",  # a city's name, no prefecture
+        '"address": "Rua da Consolação, 1000, São Paulo - SP, 01302-000"',
         "send it to Unit 30/5 George St, South Yarra VIC 3141",
         "12 Smith Street\nFitzroy VIC 3065",
         '{"address": "Rua Oscar Freire, 215, apto 51, São Paulo - SP, 01305-000"}',
