@@ -130,6 +130,7 @@ POSITIVES = [
     ("password-in-prose", "the pw is Zr8pQ2vLx9mK"),
     ("password-in-prose", "my pass is Zr8pQ2vLx9mK"),
     ("password-in-prose", "the pwd for prod is Zr8pQ2vLx9mK"),
+    ("password-in-prose", "the pw is Zr8p_Q2vLx9mK, for the demo db"),  # after "is", any value
     ("password-in-prose-translated", "Mein Passwort ist tundra-9212copper"),
     (
         "ntlm-hash-dump",
