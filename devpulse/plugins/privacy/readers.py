@@ -203,9 +203,10 @@ ID_COLUMN = (
     r"(?i:(?:[a-z]+[ _-])?(?:passport|ssn|social[ _-]security|social[ _-]insurance"
     r"|national[ _-]?(?:id|identity|insurance)|tax[ _-]?id|driver'?s?[ _-]licen[cs]e"
     r"|aadhaa?r|personnummer|burgerservicenummer|sin|bsn|dni|nie|nif|cpf|curp|pesel|tfn|itin"
-    r"|nino|ahv|svnr|ppsn|pps|tckn|nir|hetu|cpr|rrn|nric|medicare(?:[ _-]card)?"
-    r"|henkil(?:ö|o)tunnus|rijksregister(?:nummer)?|(?:tc[ _-]?)?kimlik|teudat[ _-]?zehut"
-    r"|codice[ _-]fiscale|insee|身份证号?码?|身份證(?:號碼?)?|주민등록번호|マイナンバー|個人番号)"
+    r"|nino|ahv|svnr|ppsn|pps[ _-]?(?:number|no)|tckn|nir|hetu|cpr|rrn|nric"
+    r"|medicare(?:[ _-]card)?|henkil(?:ö|o)tunnus|rijksregister(?:nummer)?|(?:tc[ _-]?)?kimlik"
+    r"|teudat[ _-]?zehut|codice[ _-]fiscale|身份证号?码?|身份證(?:號碼?)?|주민등록번호|マイナンバー"
+    r"|個人番号)"
     r"(?:[ _-]?(?:number|num|no|nr))?)"
 )
 # A header cell that names a date of birth's column, in English and the languages the

@@ -92,14 +92,14 @@ AST_TRIGGERS = (
     "kimlik",
     "teudat",
     "fiscale",
-    "insee",
     "身份证",
     "身份證",
     "주민등록번호",
     "マイナンバー",
     "個人番号",
     # a date of birth's column (readers.DOB_COLUMN): the date-of-birth rule's keywords, most
-    # of them, which the set holds already, and ASCII stems for the rest
+    # of them, which the set holds already, ASCII stems for the rest, and the labels in other
+    # scripts (those outside ASCII are asked about in the second set: Scanner.__init__)
     "dob",
     "d.o.b",
     "birth",

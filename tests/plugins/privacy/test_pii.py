@@ -683,6 +683,17 @@ def test_a_date_of_birth_column_named_in_another_script(scanner: Scanner, text: 
     assert "table-date-of-birth" in pii_rules(scanner, text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "commune,code_insee,population\nParis,75056,2133111",  # a town's code
+        "interface,pps,auth_errors\neth0,125000,0",  # packets a second
+    ],
+)
+def test_columns_whose_names_only_look_like_an_ids(scanner: Scanner, text: str) -> None:
+    assert "table-identity-number" not in pii_rules(scanner, text)
+
+
 def test_a_date_of_birth_after_dotted_initials(scanner: Scanner) -> None:
     text = "Patient: Nadia Novak\nD.O.B. 27.06.1963\nAllergies: penicillin"
     assert "date-of-birth" in pii_rules(scanner, text)
