@@ -155,8 +155,11 @@ def is_placeholder(value: str) -> bool:
     core = value.strip().strip("'\"`")
     if len(set(core)) <= 2 or _published(core):
         return True
-    if search_text(PLACEHOLDER, core) is not None:
-        return True
+    return search_text(PLACEHOLDER, core) is not None or _spells_placeholder(core)
+
+
+def _spells_placeholder(core: str) -> bool:
+    """Whether `core` is base64 for a placeholder (`JHtUT0tFTn0=`: `${TOKEN}`)."""
     spelt = _base64_text(core)
     return spelt is not None and is_placeholder(spelt)
 
@@ -336,10 +339,12 @@ def _placeholder(core: str, shapes: Container[int]) -> bool:
     """`is_placeholder(core)`, with `core`'s shapes already read."""
     if core.strip().strip("'\"`") != core:
         return is_placeholder(core)  # it judges a narrower value than the one read
-    if len(set(core)) <= 2 or _published(core) or _PLACEHOLDER in shapes:
-        return True
-    spelt = _base64_text(core)
-    return spelt is not None and is_placeholder(spelt)
+    return (
+        len(set(core)) <= 2
+        or _published(core)
+        or _PLACEHOLDER in shapes
+        or _spells_placeholder(core)
+    )
 
 
 def token_like(value: str) -> bool:

@@ -486,29 +486,6 @@ _DATE_LAYOUTS = frozenset(
 )
 
 
-# Australia Post's postcode ranges by state and territory.
-_AU_POSTCODES = {
-    "NSW": ((1000, 2599), (2619, 2899), (2921, 2999)),
-    "ACT": ((200, 299), (2600, 2618), (2900, 2920)),
-    "VIC": ((3000, 3999), (8000, 8999)),
-    "QLD": ((4000, 4999), (9000, 9999)),
-    "SA": ((5000, 5999),),
-    "WA": ((6000, 6999),),
-    "TAS": ((7000, 7999),),
-    "NT": ((800, 999),),
-}
-
-
-def australian_postcode(value: str) -> bool:
-    """An address that ends with an Australian state and postcode: the postcode must be one
-    of that state's (SA 2024 is a year); any other address passes."""
-    words = value.replace(",", " ").split()
-    if len(words) < 2 or words[-2] not in _AU_POSTCODES or not words[-1].isdigit():
-        return True
-    code = int(words[-1])
-    return any(low <= code <= high for low, high in _AU_POSTCODES[words[-2]])
-
-
 # --- machine-readable zones --------------------------------------------------------------
 
 
@@ -663,6 +640,29 @@ _MONTHS = (
 
 
 # --- addresses ----------------------------------------------------------------------------
+
+
+# Australia Post's postcode ranges by state and territory.
+_AU_POSTCODES = {
+    "NSW": ((1000, 2599), (2619, 2899), (2921, 2999)),
+    "ACT": ((200, 299), (2600, 2618), (2900, 2920)),
+    "VIC": ((3000, 3999), (8000, 8999)),
+    "QLD": ((4000, 4999), (9000, 9999)),
+    "SA": ((5000, 5999),),
+    "WA": ((6000, 6999),),
+    "TAS": ((7000, 7999),),
+    "NT": ((800, 999),),
+}
+
+
+def australian_postcode(value: str) -> bool:
+    """An address that ends with an Australian state and postcode: the postcode must be one
+    of that state's (SA 2024 is a year); any other address passes."""
+    words = value.replace(",", " ").split()
+    if len(words) < 2 or words[-2] not in _AU_POSTCODES or not words[-1].isdigit():
+        return True
+    code = int(words[-1])
+    return any(low <= code <= high for low, high in _AU_POSTCODES[words[-2]])
 
 
 def private_ip(value: str) -> bool:
