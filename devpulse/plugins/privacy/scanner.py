@@ -41,7 +41,6 @@ from devpulse.plugins.privacy.spans import (
 
 # Keywords that make the Python-aware checks and the syntax readers worth running.
 AST_TRIGGERS = (
-    "pass",
     "pwd",
     "pw",
     "auth",
@@ -122,6 +121,11 @@ AST_TRIGGERS = (
     "出生年月日",
     "생년월일",
 )
+# ... and patterns that do. "pass" starts every credential name the readers know (password,
+# passwd, passphrase, passcode, dbpass, pass_file) but also the English words passed,
+# passes, passing, passive and passenger, none a credential's name: a test run's "5 passed"
+# ran the readers and the parse over a prompt with nothing for them (70 us of a request).
+AST_TRIGGER_PATTERNS = (r"pass(?:[^ei]|$)",)
 # The prefilter set's memory, most of it its DFA's cache of states, which grows only as a
 # text needs. At RE2's default (8 MB) a text that walks many of its states (1 MB of vendor
 # prefixes at random) refilled the cache again and again: 110 ms, against 12 ms with twice
@@ -188,6 +192,8 @@ class Scanner:
                 table.setdefault(rule.rule.trigger, []).append(index)
         for keyword in AST_TRIGGERS:
             (table if keyword.isascii() else wide).setdefault(re2.escape(keyword), []).append(AST)
+        for pattern in AST_TRIGGER_PATTERNS:
+            table.setdefault(pattern, []).append(AST)
         # A rule marked exact_prefilter also needs its own pattern to match somewhere, which
         # the set answers in the same pass: EXACT - index marks that it did. (The set
         # ignores case; (?-i:...) gives the pattern back its own.) Widened, its counted

@@ -174,6 +174,7 @@ def runs(size: int, units: tuple[str, ...] = UNITS) -> Iterator[tuple[str, str]]
 def rule_leads() -> list[tuple[str, str]]:
     """Every keyword (bare and bound to a string), trigger lead-in and token start."""
     words = {k for rule in packaged_rules() for k in rule.keywords} | set(AST_TRIGGERS)
+    words.add("pass")  # the word of scanner.AST_TRIGGER_PATTERNS
     words |= {n.lower() for names in CONFIG["privacy"].values() for n in names}
     leads = {(w, "") for w in words} | {(w + '="', '"') for w in words}
     leads |= {lead for leads in TRIGGER_LEADS.values() for lead in leads}

@@ -806,6 +806,27 @@ def test_an_exact_prefilter_runs_a_rule_only_where_its_pattern_matches(
     assert scanner.scan(text) == plain.scan(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "runs"),
+    [
+        ("the nightly build passed", False),
+        ("=== 12 PASSED, 1 skipped ===", False),
+        ("passing the passenger list to a passive reader", False),
+        ("db_pass=Qz8rT2mXwPqL", True),
+        ("PASSWD: Qz8rT2mXwPqL", True),
+        ("passphrase", True),
+        ("pass", True),
+        ("rootPass", True),
+    ],
+)
+def test_only_a_credential_word_starting_pass_runs_the_readers(
+    scanner: Scanner, text: str, runs: bool
+) -> None:
+    """English words that start with "pass" (passed, passing) name no credential: they do
+    not run the syntax readers and the Python-aware pass."""
+    assert (scanner_module.AST in scanner._enabled(text.encode())) is runs
+
+
 def test_keywords_outside_ascii_are_asked_about_only_in_text_outside_ascii() -> None:
     rule = {
         "id": "ticket-ref",
