@@ -496,8 +496,22 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
         # dotted name (io.jsonwebtoken:jjwt-jackson is a Maven coordinate)
         if tight_colon and (b"." in data[name_span[0] : name_span[1]] or not token_like(value)):
             continue
-        if _named_value(name, value, quoted=not bare or block is not None):
+        if _named_value(name, value, quoted=not bare or block is not None) and not (
+            bare and _test_report(data, name_span, value_span)
+        ):
             yield Found("assigned-credential", value_span[0], value_span[1], value)
+
+
+# What follows a test's name on a test runner's report line: how long it ran.
+_DURATION = re2.compile(rb"^[ \t]*\(\d+(?:\.\d+)?[ \t]*m?s\)")
+
+
+def _test_report(data: bytes, name_span: tuple[int, int], value_span: tuple[int, int]) -> bool:
+    """Whether `PASS: value` is a test runner's line: go test's `--- PASS: TestX_Y (0.00s)`,
+    the test's name and its duration, not a password."""
+    if data[name_span[0] : name_span[1]].lower() != b"pass":
+        return False
+    return found_in(_DURATION, data[value_span[1] : value_span[1] + 32])
 
 
 # A call before a literal that looks a value up by the literal's name, rather than converting

@@ -816,6 +816,10 @@ LOOK_ALIKES = [
     "printf 'password\\n' | passwd --stdin alice",
     "plink -ssh deploy@host -pw %PLINK_PASSWORD% uptime",  # a variable after -pw
     "gcc -o out main.c -pw-check",  # a word that starts with -pw
+    # go test -v: a test's name and how long it ran
+    "=== RUN   TestParseConfig_EmptyFile\n--- PASS: TestParseConfig_EmptyFile (0.00s)",
+    "    --- PASS: TestRouter/failover_to_local (0.02s)\nPASS\nok  \tacme/x\t0.031s",
+    "PASS: TestCacheEviction_LRU (12 ms)",
 ]
 
 
@@ -831,6 +835,17 @@ LOOK_ALIKES = [
 def test_uuids_and_key_ids_under_credential_names_are_still_judged(
     scanner: Scanner, text: str
 ) -> None:
+    assert secret_spans(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["PASS: Kq8_Lm2Rt_Xw9z", "pass: Kq8_Lm2Rt_Xw9z (prod)", "PASS: Kq8_Lm2Rt_Xw9z (expires 3d)"],
+)
+def test_a_pass_label_without_a_duration_after_it_is_still_read(
+    scanner: Scanner, text: str
+) -> None:
+    """Only a duration after it makes `PASS: name` a test runner's line."""
     assert secret_spans(scanner, text)
 
 
