@@ -884,6 +884,61 @@ def test_what_is_no_birth_date(value: str) -> None:
     assert not pii.date_of_birth(value)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        *("DOB: 0000-00-00", "date of birth: 1900-01-00", "DOB: 99/99/9999"),
+        *("Date of birth: 31/02/1987", "born on 2999-01-01", "Geburtsdatum: 00.00.0000"),
+        *("DOB: 32 March 1987", "born on 14 Foo 1987", "birthday: 1799-12-31"),
+        *("生年月日：0000年00月00日", "дата рождения: 99.99.9999", "생년월일: 1987.13.01"),
+    ],
+)
+def test_a_birth_label_before_no_real_date_is_nothing(scanner: Scanner, text: str) -> None:
+    """A form's placeholder or a mask in a date's shape after the label is no one's birthday."""
+    assert not pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("DOB: 1987-03-14", "1987-03-14"),
+        ("date of birth: 14/03/87", "14/03/87"),
+        ("Date of birth: 1850-03-14 (the parish register)", "1850-03-14"),
+        ("born on 14 March 1987", "14 March 1987"),
+        ("birthday: March 14, 1987", "March 14, 1987"),
+        ("Geboren am 4. Mai 1979", "4. Mai 1979"),
+        ("DOB 14-Mar-1987", "14-Mar-1987"),
+        ("data urodzenia: 14 marca 1987", "14 marca 1987"),
+        ("生年月日：1987年3月14日", "1987年3月14日"),
+        ("생년월일: 1987년 3월 14일", "1987년 3월 14일"),
+        ("생년월일: 1987. 3. 14", "1987. 3. 14"),
+        ("出生日期: 1987-03-14", "1987-03-14"),
+    ],
+)
+def test_a_labelled_real_date_of_birth_is_found(scanner: Scanner, text: str, value: str) -> None:
+    found = {text[slice(*f.span)] for f in scanner.scan(text) if f.category == "pii"}
+    assert value in found
+
+
+def test_a_labelled_date_of_birth_is_read_from_1800_a_columns_from_1900() -> None:
+    """A label says what the date is, a historical person's too; a column's are customers'."""
+    assert pii.labelled_date_of_birth("1850-03-14")
+    assert not pii.date_of_birth("1850-03-14")
+    assert not pii.labelled_date_of_birth("1799-12-31")
+
+
+def test_a_date_of_birth_is_no_later_than_this_year() -> None:
+    assert pii.date_of_birth("2030-01-01", latest=2030)
+    assert not pii.date_of_birth("2030-01-01", latest=2029)
+    assert pii.date_of_birth("14/03/1987", earliest=1800, latest=1987)
+
+
+def test_a_date_of_birth_column_written_with_cjk_marks(scanner: Scanner) -> None:
+    text = "| 氏名 | 生年月日 |\n|---|---|\n| 田中 | 1987年3月14日 |\n"
+    found = {text[slice(*f.span)] for f in scanner.scan(text) if f.rule_id == "table-date-of-birth"}
+    assert found == {"1987年3月14日"}
+
+
 def test_inserts_whose_columns_only_look_personal_are_passed_over(scanner: Scanner) -> None:
     """`sin` in `business` finds an INSERT that names no id: past MAX_CANDIDATES such finds
     must not report the rest of the text as unverified."""
