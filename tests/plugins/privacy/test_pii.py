@@ -845,6 +845,35 @@ def test_an_insert_names_its_personal_columns(scanner: Scanner, text: str, value
 @pytest.mark.parametrize(
     "text",
     [
+        "INSERT INTO people (name, dob) VALUES ('Ann Lee', '1987-03-14'::date)",
+        "INSERT INTO people (name, dob, ward) VALUES ('Ann', '1987-03-14'::timestamp(0), 'B2')",
+        "INSERT INTO people (name, dob) VALUES ('Ann Lee', DATE '1987-03-14')",
+        "INSERT INTO people (name, dob) VALUES ('Ann Lee', date'1987-03-14')",
+        "INSERT INTO people (name, dob) VALUES ('Ann Lee', TIMESTAMP '1987-03-14 00:00:00')",
+        "INSERT INTO people (name, dob) VALUES ('Ann Lee', TO_DATE('1987-03-14', 'YYYY-MM-DD'))",
+        "INSERT INTO people (name, dob) VALUES ('Ann Lee', STR_TO_DATE('1987-03-14', '%Y-%m-%d'))",
+        "INSERT INTO people (name, dob) VALUES ('Ann Lee', CAST('1987-03-14' AS DATE))",
+    ],
+)
+def test_a_date_of_birth_written_as_a_typed_literal(scanner: Scanner, text: str) -> None:
+    """SQL's typed dates under a date-of-birth column: the finding is the date itself."""
+    found = [text[slice(*f.span)] for f in scanner.scan(text) if f.category == "pii"]
+    assert [value[:10] for value in found] == ["1987-03-14"]
+
+
+def test_a_to_dates_format_is_no_value(scanner: Scanner) -> None:
+    """TO_DATE's first argument is the date; the format after it is read as nothing."""
+    text = (
+        "INSERT INTO people (name, dob) VALUES ('Ann', TO_DATE('14/03/1987', 'DD/MM/YYYY')), "
+        "('Bo', TO_DATE('unknown', '02/11/1990'));"
+    )
+    found = [text[slice(*f.span)] for f in scanner.scan(text) if f.category == "pii"]
+    assert found == ["14/03/1987"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "name,created_at,order_date\nAnn,1987-03-14,1990-11-02\n",  # dates of other things
         "id;updated;expiry_date\n7;14.03.1987;01/02/1999\n",
         "name,dob\nAnn,unknown\nBo,0000-00-00\nCy,N/A\n",  # no date in a date's column
@@ -853,6 +882,10 @@ def test_an_insert_names_its_personal_columns(scanner: Scanner, text: str, value
         "product,adobe_version\nReader,2020-01-01\n",  # dob inside another word
         "INSERT INTO orders (id, order_date) VALUES (1, '1987-03-14');",
         "INSERT INTO users (name, dob) VALUES ('Ann', NULL);",
+        "INSERT INTO users (name, dob) VALUES ('Ann', DATE '0000-00-00');",
+        "INSERT INTO users (name, dob) VALUES ('Ann', '1900-01-00'::date);",
+        "INSERT INTO users (name, dob) VALUES ('Ann', TO_DATE(NULL, 'DD/MM/YYYY'));",
+        "INSERT INTO users (name, dob) VALUES ('Ann', CURRENT_DATE);",
     ],
 )
 def test_a_date_column_that_holds_no_birth_date_is_nothing(scanner: Scanner, text: str) -> None:
