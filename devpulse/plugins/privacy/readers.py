@@ -199,15 +199,16 @@ TABLE = TwoPass.compile(
     f"(?:{_table_header(_CREDENTIAL_COLUMN)})|(?:{_insert(_NAME_WORD)})".encode()
 )
 # A header cell that names a personal id's column: a document's or an id's name (words joined
-# by blanks, _ or -, with number or no after them), or an id's acronym in any case.
+# by blanks, _ or -, with number or no after them), or an id's acronym in any case. Turkish
+# capital İ spelled out (KİMLİK, TARİHİ below): RE2 folds no case onto it.
 ID_COLUMN = (
     r"(?i:(?:[a-z]+[ _-])?(?:passport|ssn|social[ _-]security|social[ _-]insurance"
     r"|national[ _-]?(?:id|identity|insurance)|tax[ _-]?id|driver'?s?[ _-]licen[cs]e"
     r"|aadhaa?r|personnummer|burgerservicenummer|sin|bsn|dni|nie|nif|cpf|curp|pesel|tfn|itin"
     r"|nino|ahv|svnr|ppsn|pps[ _-]?(?:number|no)|tckn|nir|hetu|cpr|rrn|nric"
-    r"|medicare(?:[ _-]card)?|henkil(?:ö|o)tunnus|rijksregister(?:nummer)?|(?:tc[ _-]?)?kimlik"
-    r"|teudat[ _-]?zehut|codice[ _-]fiscale|身份证号?码?|身份證(?:號碼?)?|주민등록번호|マイナンバー"
-    r"|個人番号)"
+    r"|medicare(?:[ _-]card)?|henkil(?:ö|o)tunnus|rijksregister(?:nummer)?"
+    r"|(?:tc[ _-]?)?k(?:i|İ)ml(?:i|İ)k|teudat[ _-]?zehut|codice[ _-]fiscale"
+    r"|身份证号?码?|身份證(?:號碼?)?|주민등록번호|マイナンバー|個人番号)"
     r"(?:[ _-]?(?:number|num|no|nr))?)"
 )
 # A header cell that names a date of birth's column, in English and the languages the
@@ -222,7 +223,7 @@ DOB_COLUMN = (
     r"|date[ _-]?(?:de[ _-]?)?naissance|fecha[ _-]?(?:de[ _-]?)?nacimiento"
     r"|(?:data|dt)[ _-]?(?:d[ei][ _-]?)?nascita|(?:data|dt)[ _-]?(?:d[eo][ _-]?)?nascimento"
     r"|f(?:ö|o|oe)delsedatum|f(?:ø|o|oe)dselsdato|syntym(?:ä|a)aika|data[ _-]?urodzenia"
-    r"|datum[ _-]?narozen(?:í|i)|do(?:ğ|g)um[ _-]?tarihi"
+    r"|datum[ _-]?narozen(?:í|i)|do(?:ğ|g)um[ _-]?tar(?:i|İ)h(?:i|İ)"
     r"|дата[ _-]рождения|生年月日|出生日期|出生年月日|생년월일))"
 )
 # Such a cell in a CSV's or a markdown table's header, or a column of an INSERT, then a row

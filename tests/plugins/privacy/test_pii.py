@@ -977,3 +977,31 @@ def test_inserts_whose_columns_only_look_personal_are_passed_over(scanner: Scann
     must not report the rest of the text as unverified."""
     text = "ssn notes\n" + "INSERT INTO t (business) VALUES ('x');\n" * 2100
     assert not [f for f in scanner.scan(text) if f.rule_id.startswith("table-identity-number")]
+
+
+@pytest.mark.parametrize(
+    ("rule", "text"),
+    [
+        ("password-in-prose-translated", "ŞİFRE: tundra-9212copper"),
+        ("password-in-prose-translated", "WIFI ŞİFRESİ tundra-9212copper"),
+        ("password-in-prose-translated", "Ο ΚΩΔΙΚΟΣ ΠΡΟΣΒΑΣΗΣ ΕΙΝΑΙ tundra-9212copper"),
+        ("password-in-prose-translated", "ΚΩΔΙΚΟΣ ΠΡΟΣΒΑΣΗΣ: tundra-9212copper"),
+        ("date-of-birth-translated", "DOĞUM TARİHİ: 14.03.1987"),
+        ("date-of-birth-translated", "DOGUM TARİHİ: 14.03.1987"),
+        ("date-of-birth-translated", "ΗΜΕΡΟΜΗΝΙΑ ΓΕΝΝΗΣΗΣ: 14.03.1987"),
+        ("identity-number", "KİMLİK NO: 61401624004"),
+        ("identity-number", "T.C. KİMLİK NO 61401624004"),
+        ("identity-number-translated", "ΑΡΙΘΜΟΣ ΤΑΥΤΟΤΗΤΑΣ: AB123456"),
+        ("identity-number-translated", "ΑΡΙΘΜΟΣ ΔΙΑΒΑΤΗΡΙΟΥ: AB1234567"),
+        ("table-date-of-birth", "AD,DOĞUM TARİHİ\nAyşe,14.03.1987\n"),
+        ("table-identity-number", "AD,TC KİMLİK NO\nAyşe,61401624004\n"),
+        (
+            "table-identity-number",
+            "INSERT INTO kisi (ad, KİMLİK_NO) VALUES ('Ayşe', '61401624004');",
+        ),
+    ],
+)
+def test_a_label_in_turkish_or_greek_capitals(scanner: Scanner, rule: str, text: str) -> None:
+    """RE2 folds no case onto Turkish capital İ, and Greek capitals drop their accents: a
+    label in capitals is found as its lower case is."""
+    assert rule in {f.rule_id for f in scanner.scan(text)}
