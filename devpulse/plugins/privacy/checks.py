@@ -761,6 +761,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "ssn": pii.us_ssn,
     "identity_number": pii.identity_number,
     "mrz": pii.mrz,
+    "date_of_birth": pii.labelled_date_of_birth,
     "australian_postcode": pii.australian_postcode,
     "private_ip": pii.private_ip,
     "credential": looks_like_credential,

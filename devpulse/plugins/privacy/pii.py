@@ -525,31 +525,56 @@ def _mrz_check(field: str) -> str:
 # --- dates of birth -----------------------------------------------------------------------
 
 
-def date_of_birth(value: str) -> bool:
+MIN_BIRTH_YEAR = 1900
+MIN_LABELLED_BIRTH_YEAR = 1800
+
+
+def date_of_birth(value: str, earliest: int = MIN_BIRTH_YEAR, latest: int | None = None) -> bool:
     """A date someone alive could have been born on, as a date-of-birth column's cells (the
-    table reader's, readers.DOB_TABLE) write it, in the date-of-birth rule's shapes: numbers
+    table reader's, readers.DOB_TABLE) write it, in the date-of-birth rules' shapes: numbers
     (1987-03-14, 14/03/1987, 03/14/1987, 14.03.1987, 14/03/87, 19870314, a time after the
-    date) or a month's name (14-Mar-1987, March 14, 1987, 14. März 1987, 14 de marzo de
-    1987). The day must exist in its month (a day-first and a month-first reading are both
-    tried), and a four-digit year fall between MIN_BIRTH_YEAR and this year: "unknown",
-    "1900-01-00" and "0000-00-00" are no one's birthday."""
+    date), a month's name (14-Mar-1987, March 14, 1987, 14. März 1987, 14 de marzo de
+    1987), or the year, month and day marked as Chinese, Japanese and Korean mark them
+    (1987年3月14日, 1987년 3월 14일, 1987. 3. 14.). The day must exist in its month (a
+    day-first and a month-first reading are both tried), and a four-digit year fall between
+    `earliest` and `latest` (this year unless given): "unknown", "1900-01-00" and
+    "0000-00-00" are no one's birthday."""
     text = value.strip().lower()
     if not text or len(text) > 40:
         return False
-    return (text[0].isdigit() and _numeric_date(text)) or _named_month_date(text)
+    years = (earliest, latest)
+    if text[0].isdigit():
+        if _numeric_date(text, years):
+            return True
+        # The marks read as separators, and the blanks after them dropped: 1987-3-14
+        parts = text.translate(_CJK_DATE_MARKS).rstrip(".").split()
+        if all(part[-1] in _DATE_SEPARATORS for part in parts[:-1]) and _numeric_date(
+            "".join(parts), years
+        ):
+            return True
+    return _named_month_date(text, years)
 
 
-MIN_BIRTH_YEAR = 1900
+def labelled_date_of_birth(value: str) -> bool:
+    """A date after a label that says it is a date of birth (the date-of-birth rules), read
+    as date_of_birth reads a column's, but from MIN_LABELLED_BIRTH_YEAR: a column's dates
+    are its living customers', while a labelled one may be a historical person's."""
+    return date_of_birth(value, earliest=MIN_LABELLED_BIRTH_YEAR)
+
+
 # The date's separators: one kind of them between a numeric date's three groups.
 _DATE_SEPARATORS = "-/."
+# The year's and the month's marks in Chinese, Japanese and Korean as a dash, the day's as
+# nothing: 1987年3月14日 is 1987-3-14.
+_CJK_DATE_MARKS = str.maketrans({"年": "-", "月": "-", "日": "", "년": "-", "월": "-", "일": ""})
 
 
-def _numeric_date(text: str) -> bool:
+def _numeric_date(text: str, years: tuple[int, int | None]) -> bool:
     """1987-03-14, 14/03/1987 or 03/14/1987 (either reading), 14.03.87, a time after any
     of them (a database's or a spreadsheet's export: 1987-03-14 00:00:00, 3/14/1987 0:00);
     19870314."""
     if len(text) == 8 and text.isdigit():
-        return _real_date(text[:4], text[4:6], text[6:])
+        return _real_date(text[:4], text[4:6], text[6:], years)
     head, blank, time = text.partition(" ")
     if not blank:
         head, blank, time = text.partition("t")
@@ -561,22 +586,28 @@ def _numeric_date(text: str) -> bool:
             continue
         first, second, third = groups
         if len(first) == 4:
-            return _real_date(first, second, third)
+            return _real_date(first, second, third, years)
         if len(third) in (2, 4):
-            return _real_date(third, second, first) or _real_date(third, first, second)
+            return _real_date(third, second, first, years) or _real_date(
+                third, first, second, years
+            )
     return False
 
 
 _TIME_CHARS = frozenset("0123456789:.+-z")
 
 
-def _real_date(year: str, month: str, day: str) -> bool:
+def _real_date(year: str, month: str, day: str, years: tuple[int, int | None]) -> bool:
     """Whether the three digit groups name a real day: month 1-12, a day its month has, a
-    two-digit year any, a four-digit year MIN_BIRTH_YEAR to this year."""
+    two-digit year any, a four-digit year within `years` (the first and the last, this
+    year if None: asked here, where a date has a year, not for every NULL and N/A)."""
     if not (1 <= len(month) <= 2 and 1 <= len(day) <= 2 and len(year) in (2, 4)):
         return False
     number = int(year)
-    if len(year) == 4 and not MIN_BIRTH_YEAR <= number <= datetime.date.today().year:
+    earliest, latest = years
+    if len(year) == 4 and not (
+        earliest <= number <= (datetime.date.today().year if latest is None else latest)
+    ):
         return False
     try:
         datetime.date(number if len(year) == 4 else 2000 + number, int(month), int(day))
@@ -585,7 +616,7 @@ def _real_date(year: str, month: str, day: str) -> bool:
     return True
 
 
-def _named_month_date(text: str) -> bool:
+def _named_month_date(text: str, years: tuple[int, int | None]) -> bool:
     """A day, a month's name (or its abbreviation, three letters or more) and a four-digit
     year, in the order day month year, month day year or year month day; ordinals (14th,
     14.) and the words between (of, de, del) allowed."""
@@ -598,7 +629,7 @@ def _named_month_date(text: str) -> bool:
             day = day.removesuffix(ordinal)
         month = _month_number(words[month_at])
         if month and len(words[year_at]) == 4 and words[year_at].isdigit() and day.isdigit():
-            return _real_date(words[year_at], str(month), day)
+            return _real_date(words[year_at], str(month), day, years)
     return False
 
 
@@ -610,8 +641,9 @@ _DATE_FILLERS = frozenset({"of", "the", "de", "del", "di", "den", "der", "le", "
 
 def _month_number(word: str) -> int:
     """1-12 for a month's name in English, German, French, Spanish, Italian, Portuguese,
-    Dutch or a Nordic language, or its abbreviation of three letters or more (mar, sept,
-    févr); 0 for any other word."""
+    Dutch, a Nordic language, Finnish or Polish (as a date writes it: 14 marca, 14.
+    maaliskuuta), the languages of the date-of-birth rule's labels, or its abbreviation of
+    three letters or more (mar, sept, févr); 0 for any other word."""
     if len(word) < 3 or not word.isalpha():
         return 0
     for number, names in enumerate(_MONTHS, 1):
@@ -621,20 +653,41 @@ def _month_number(word: str) -> int:
 
 
 _MONTHS = (
-    ("january", "januar", "janvier", "enero", "gennaio", "janeiro", "januari"),
-    ("february", "februar", "février", "fevrier", "febrero", "febbraio", "fevereiro", "februari"),
-    ("march", "märz", "maerz", "mars", "marzo", "março", "marco", "maart"),
-    ("april", "avril", "abril", "aprile"),
-    ("may", "mai", "mayo", "maggio", "maio", "mei", "maj"),
-    ("june", "juni", "juin", "junio", "giugno", "junho"),
-    ("july", "juli", "juillet", "julio", "luglio", "julho"),
-    ("august", "août", "aout", "agosto", "augustus", "augusti"),
-    ("september", "septembre", "septiembre", "settembre", "setembro"),
-    ("october", "oktober", "octobre", "octubre", "ottobre", "outubro"),
-    ("november", "novembre", "noviembre", "novembro"),
+    (
+        *("january", "januar", "janvier", "enero", "gennaio", "janeiro", "januari"),
+        *("tammikuuta", "styczeń", "stycznia"),
+    ),
+    (
+        *("february", "februar", "février", "fevrier", "febrero", "febbraio", "fevereiro"),
+        *("februari", "helmikuuta", "luty", "lutego"),
+    ),
+    (
+        *("march", "märz", "maerz", "mars", "marzo", "março", "marco", "maart", "marts"),
+        *("maaliskuuta", "marzec", "marca"),
+    ),
+    ("april", "avril", "abril", "aprile", "huhtikuuta", "kwiecień", "kwietnia"),
+    ("may", "mai", "mayo", "maggio", "maio", "mei", "maj", "toukokuuta", "maja"),
+    ("june", "juni", "juin", "junio", "giugno", "junho", "kesäkuuta", "czerwiec", "czerwca"),
+    ("july", "juli", "juillet", "julio", "luglio", "julho", "heinäkuuta", "lipiec", "lipca"),
+    (
+        *("august", "août", "aout", "agosto", "augustus", "augusti", "elokuuta"),
+        *("sierpień", "sierpnia"),
+    ),
+    (
+        *("september", "septembre", "septiembre", "settembre", "setembro", "syyskuuta"),
+        *("wrzesień", "września"),
+    ),
+    (
+        *("october", "oktober", "octobre", "octubre", "ottobre", "outubro", "lokakuuta"),
+        *("październik", "października"),
+    ),
+    (
+        *("november", "novembre", "noviembre", "novembro", "marraskuuta", "listopad"),
+        "listopada",
+    ),
     (
         *("december", "dezember", "décembre", "decembre", "diciembre", "dicembre"),
-        *("dezembro", "desember"),
+        *("dezembro", "desember", "joulukuuta", "grudzień", "grudnia"),
     ),
 )
 

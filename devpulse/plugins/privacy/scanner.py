@@ -89,6 +89,7 @@ AST_TRIGGERS = (
     "henkilötunnus",
     "rijksregister",
     "kimlik",
+    "KİMLİK",  # RE2 folds no case onto Turkish capital İ: the label in capitals, too
     "teudat",
     "fiscale",
     "身份证",
@@ -115,6 +116,7 @@ AST_TRIGGERS = (
     "urodzenia",
     "narozen",
     "tarihi",
+    "TARİHİ",  # as KİMLİK
     "рождения",
     "生年月日",
     "出生日期",
@@ -182,12 +184,15 @@ class Scanner:
         table: dict[str, list[int]] = {}
         # Keywords with a letter outside ASCII (пароль, 密码, hasło) go in a set of their own,
         # asked only about a text that is not ASCII: the one set reads each such letter's
-        # bytes in both cases on every text, and most texts are ASCII.
+        # bytes in both cases on every text, and most texts are ASCII. Each keyword is
+        # escaped as rules.toml writes it: the set ignores case, and str.lower() would make
+        # Turkish capital İ an i and a combining dot, which no text in capitals holds (RE2
+        # folds no case onto İ, so a label in capitals is a keyword of its own: ŞİFRE).
         wide: dict[str, list[int]] = {}
         for index, rule in enumerate(self._rules):
             for keyword in rule.rule.keywords:
                 keywords = table if keyword.isascii() else wide
-                keywords.setdefault(re2.escape(keyword.lower()), []).append(index)
+                keywords.setdefault(re2.escape(keyword), []).append(index)
             if rule.rule.trigger:
                 table.setdefault(rule.rule.trigger, []).append(index)
         for keyword in AST_TRIGGERS:

@@ -845,6 +845,35 @@ def test_an_insert_names_its_personal_columns(scanner: Scanner, text: str, value
 @pytest.mark.parametrize(
     "text",
     [
+        "INSERT INTO people (name, dob) VALUES ('Ann Lee', '1987-03-14'::date)",
+        "INSERT INTO people (name, dob, ward) VALUES ('Ann', '1987-03-14'::timestamp(0), 'B2')",
+        "INSERT INTO people (name, dob) VALUES ('Ann Lee', DATE '1987-03-14')",
+        "INSERT INTO people (name, dob) VALUES ('Ann Lee', date'1987-03-14')",
+        "INSERT INTO people (name, dob) VALUES ('Ann Lee', TIMESTAMP '1987-03-14 00:00:00')",
+        "INSERT INTO people (name, dob) VALUES ('Ann Lee', TO_DATE('1987-03-14', 'YYYY-MM-DD'))",
+        "INSERT INTO people (name, dob) VALUES ('Ann Lee', STR_TO_DATE('1987-03-14', '%Y-%m-%d'))",
+        "INSERT INTO people (name, dob) VALUES ('Ann Lee', CAST('1987-03-14' AS DATE))",
+    ],
+)
+def test_a_date_of_birth_written_as_a_typed_literal(scanner: Scanner, text: str) -> None:
+    """SQL's typed dates under a date-of-birth column: the finding is the date itself."""
+    found = [text[slice(*f.span)] for f in scanner.scan(text) if f.category == "pii"]
+    assert [value[:10] for value in found] == ["1987-03-14"]
+
+
+def test_a_to_dates_format_is_no_value(scanner: Scanner) -> None:
+    """TO_DATE's first argument is the date; the format after it is read as nothing."""
+    text = (
+        "INSERT INTO people (name, dob) VALUES ('Ann', TO_DATE('14/03/1987', 'DD/MM/YYYY')), "
+        "('Bo', TO_DATE('unknown', '02/11/1990'));"
+    )
+    found = [text[slice(*f.span)] for f in scanner.scan(text) if f.category == "pii"]
+    assert found == ["14/03/1987"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "name,created_at,order_date\nAnn,1987-03-14,1990-11-02\n",  # dates of other things
         "id;updated;expiry_date\n7;14.03.1987;01/02/1999\n",
         "name,dob\nAnn,unknown\nBo,0000-00-00\nCy,N/A\n",  # no date in a date's column
@@ -853,6 +882,10 @@ def test_an_insert_names_its_personal_columns(scanner: Scanner, text: str, value
         "product,adobe_version\nReader,2020-01-01\n",  # dob inside another word
         "INSERT INTO orders (id, order_date) VALUES (1, '1987-03-14');",
         "INSERT INTO users (name, dob) VALUES ('Ann', NULL);",
+        "INSERT INTO users (name, dob) VALUES ('Ann', DATE '0000-00-00');",
+        "INSERT INTO users (name, dob) VALUES ('Ann', '1900-01-00'::date);",
+        "INSERT INTO users (name, dob) VALUES ('Ann', TO_DATE(NULL, 'DD/MM/YYYY'));",
+        "INSERT INTO users (name, dob) VALUES ('Ann', CURRENT_DATE);",
     ],
 )
 def test_a_date_column_that_holds_no_birth_date_is_nothing(scanner: Scanner, text: str) -> None:
@@ -884,8 +917,91 @@ def test_what_is_no_birth_date(value: str) -> None:
     assert not pii.date_of_birth(value)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        *("DOB: 0000-00-00", "date of birth: 1900-01-00", "DOB: 99/99/9999"),
+        *("Date of birth: 31/02/1987", "born on 2999-01-01", "Geburtsdatum: 00.00.0000"),
+        *("DOB: 32 March 1987", "born on 14 Foo 1987", "birthday: 1799-12-31"),
+        *("生年月日：0000年00月00日", "дата рождения: 99.99.9999", "생년월일: 1987.13.01"),
+    ],
+)
+def test_a_birth_label_before_no_real_date_is_nothing(scanner: Scanner, text: str) -> None:
+    """A form's placeholder or a mask in a date's shape after the label is no one's birthday."""
+    assert not pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("DOB: 1987-03-14", "1987-03-14"),
+        ("date of birth: 14/03/87", "14/03/87"),
+        ("Date of birth: 1850-03-14 (the parish register)", "1850-03-14"),
+        ("born on 14 March 1987", "14 March 1987"),
+        ("birthday: March 14, 1987", "March 14, 1987"),
+        ("Geboren am 4. Mai 1979", "4. Mai 1979"),
+        ("DOB 14-Mar-1987", "14-Mar-1987"),
+        ("data urodzenia: 14 marca 1987", "14 marca 1987"),
+        ("生年月日：1987年3月14日", "1987年3月14日"),
+        ("생년월일: 1987년 3월 14일", "1987년 3월 14일"),
+        ("생년월일: 1987. 3. 14", "1987. 3. 14"),
+        ("出生日期: 1987-03-14", "1987-03-14"),
+    ],
+)
+def test_a_labelled_real_date_of_birth_is_found(scanner: Scanner, text: str, value: str) -> None:
+    found = {text[slice(*f.span)] for f in scanner.scan(text) if f.category == "pii"}
+    assert value in found
+
+
+def test_a_labelled_date_of_birth_is_read_from_1800_a_columns_from_1900() -> None:
+    """A label says what the date is, a historical person's too; a column's are customers'."""
+    assert pii.labelled_date_of_birth("1850-03-14")
+    assert not pii.date_of_birth("1850-03-14")
+    assert not pii.labelled_date_of_birth("1799-12-31")
+
+
+def test_a_date_of_birth_is_no_later_than_this_year() -> None:
+    assert pii.date_of_birth("2030-01-01", latest=2030)
+    assert not pii.date_of_birth("2030-01-01", latest=2029)
+    assert pii.date_of_birth("14/03/1987", earliest=1800, latest=1987)
+
+
+def test_a_date_of_birth_column_written_with_cjk_marks(scanner: Scanner) -> None:
+    text = "| 氏名 | 生年月日 |\n|---|---|\n| 田中 | 1987年3月14日 |\n"
+    found = {text[slice(*f.span)] for f in scanner.scan(text) if f.rule_id == "table-date-of-birth"}
+    assert found == {"1987年3月14日"}
+
+
 def test_inserts_whose_columns_only_look_personal_are_passed_over(scanner: Scanner) -> None:
     """`sin` in `business` finds an INSERT that names no id: past MAX_CANDIDATES such finds
     must not report the rest of the text as unverified."""
     text = "ssn notes\n" + "INSERT INTO t (business) VALUES ('x');\n" * 2100
     assert not [f for f in scanner.scan(text) if f.rule_id.startswith("table-identity-number")]
+
+
+@pytest.mark.parametrize(
+    ("rule", "text"),
+    [
+        ("password-in-prose-translated", "ŞİFRE: tundra-9212copper"),
+        ("password-in-prose-translated", "WIFI ŞİFRESİ tundra-9212copper"),
+        ("password-in-prose-translated", "Ο ΚΩΔΙΚΟΣ ΠΡΟΣΒΑΣΗΣ ΕΙΝΑΙ tundra-9212copper"),
+        ("password-in-prose-translated", "ΚΩΔΙΚΟΣ ΠΡΟΣΒΑΣΗΣ: tundra-9212copper"),
+        ("date-of-birth-translated", "DOĞUM TARİHİ: 14.03.1987"),
+        ("date-of-birth-translated", "DOGUM TARİHİ: 14.03.1987"),
+        ("date-of-birth-translated", "ΗΜΕΡΟΜΗΝΙΑ ΓΕΝΝΗΣΗΣ: 14.03.1987"),
+        ("identity-number", "KİMLİK NO: 61401624004"),
+        ("identity-number", "T.C. KİMLİK NO 61401624004"),
+        ("identity-number-translated", "ΑΡΙΘΜΟΣ ΤΑΥΤΟΤΗΤΑΣ: AB123456"),
+        ("identity-number-translated", "ΑΡΙΘΜΟΣ ΔΙΑΒΑΤΗΡΙΟΥ: AB1234567"),
+        ("table-date-of-birth", "AD,DOĞUM TARİHİ\nAyşe,14.03.1987\n"),
+        ("table-identity-number", "AD,TC KİMLİK NO\nAyşe,61401624004\n"),
+        (
+            "table-identity-number",
+            "INSERT INTO kisi (ad, KİMLİK_NO) VALUES ('Ayşe', '61401624004');",
+        ),
+    ],
+)
+def test_a_label_in_turkish_or_greek_capitals(scanner: Scanner, rule: str, text: str) -> None:
+    """RE2 folds no case onto Turkish capital İ, and Greek capitals drop their accents: a
+    label in capitals is found as its lower case is."""
+    assert rule in {f.rule_id for f in scanner.scan(text)}

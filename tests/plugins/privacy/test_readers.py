@@ -1090,3 +1090,10 @@ def test_the_table_patterns_hold_a_header_name_in_the_same_group() -> None:
     for credential, id and date-of-birth tables."""
     for pattern in (readers.ID_TABLE, readers.DOB_TABLE):
         assert pattern.parse.groupindex == readers.TABLE.parse.groupindex
+
+
+def test_a_cast_after_an_inserts_value_ends_the_value() -> None:
+    """PostgreSQL's `'...'::text`: the row is read on past the cast, its value judged."""
+    text = b"INSERT INTO users (name, password) VALUES ('bob', 'Xk9#mP2vL8qRz'::text);"
+    found = [(f.rule_id, f.value) for f in read_all(text)]
+    assert found == [("table-credential", "Xk9#mP2vL8qRz")]
