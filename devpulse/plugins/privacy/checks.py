@@ -41,6 +41,8 @@ PLACEHOLDER = re2.compile(
                 r"…",
                 r"<[^>]*>",
                 r"^\[[\w .-]*\]$",  # [PASSWORD], [your token]
+                # what a tool prints in a secret's place: [hidden], (sensitive value)
+                r"^[\[(]?(?:hidden|masked|omitted|filtered|removed|sensitive)[\])]?$",
                 # templates name a variable: {{ secrets.TOKEN }}, ${DB_PASSWORD}, ${X:-default}
                 r"\{\{[^{}]*\}\}",
                 r"\$\{\s*[\w.:-]+\s*(?::?-[^}]*)?\}",
@@ -67,6 +69,7 @@ REFERENCE = re2.compile(
     # (!Summer2024! is a password)
     r"|\$env:[A-Za-z_][\pL\pN_]*\n?$"
     r"|%(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)%\n?$|!(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)!\n?$"
+    r"|%env\([\w:.-]+\)%\n?$"  # Symfony's environment variable: %env(DATABASE_PASSWORD)%
     # {password} (a format field), :new_password (a bind parameter), @@pw (T-SQL), @Model.Pw
     r"|\{[A-Za-z_][\pL\pN_.]*\}\n?$|:[A-Za-z_][\pL\pN_]*\n?$|@@[A-Za-z_][\pL\pN_]*\n?$"
     r"|@[A-Za-z_][\pL\pN_]*\.[\pL\pN_.]+\n?$"
@@ -562,6 +565,16 @@ def spaced_password(name: str, value: str) -> bool:
     return not any(w.lower() in _PROSE_WORDS for w in words)
 
 
+def hyphenated_password(name: str, value: str) -> bool:
+    """Lower-case words joined by hyphens bound to a password's name: a passphrase as
+    password managers and diceware make them (import-edge-batch-order), three words or
+    more; the shape of a slug or a form field's name (`user-password-input`) anywhere else."""
+    words = value.split("-")
+    if len(words) < 3 or not all(len(w) >= 3 and w.isascii() and w.isalpha() for w in words):
+        return False
+    return value.islower() and not is_placeholder(value) and spaced_password(name, " ".join(words))
+
+
 _PASSWORD_WORDS = ("password", "passwd", "passphrase")
 # Words that make a quoted phrase an instruction or a message about the password.
 _PROSE_WORDS = frozenset(
@@ -577,8 +590,15 @@ def strong_credential(value: str) -> bool:
 def token_in_prose(value: str) -> bool:
     """For a value named a key or token in prose: machine-made, with letters and digits.
     A word of the sentence ("Post-processing") can pass `token_like` alone; a random
-    token of 12 characters or more nearly always holds a digit."""
-    return token_like(value) and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+    token of 12 characters or more nearly always holds a digit. An = inside it (base64
+    pads only its end) makes it a setting of its own, which the assignment reader judges:
+    the next line of an `env` dump after `KEY_PREFIX=token:`, `MAX_TOKENS=4096`."""
+    return (
+        token_like(value)
+        and any(c.isdigit() for c in value)
+        and any(c.isalpha() for c in value)
+        and "=" not in value.rstrip("=")
+    )
 
 
 # The prefixed-token rule's shape (`dckr_pat_...`, `nfp_...`): a lower-case prefix, then a

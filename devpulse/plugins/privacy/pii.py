@@ -274,6 +274,7 @@ RESERVED_DOMAIN = re2.compile(
 
 
 def email(value: str) -> bool:
+    value = value.replace("%40", "@")  # an address in a URL's query: ?email=jane%40web.de
     return not any(
         search_text(pattern, value) is not None
         for pattern in (NON_PERSONAL_EMAIL, RESERVED_DOMAIN, IMAGE_NAME)

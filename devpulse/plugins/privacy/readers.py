@@ -39,6 +39,7 @@ from devpulse.plugins.privacy.checks import (
     MAX_NAME_CHARS,
     authorization,
     credential_name_strength,
+    hyphenated_password,
     is_placeholder,
     looks_like_credential,
     name_words,
@@ -418,6 +419,8 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     value = value[public_prefix(value) :]
     if quoted and " " in value:
         return spaced_password(name, value)
+    if "-" in value and hyphenated_password(name, value):
+        return True
     if value.rstrip().endswith(("...", "…")):  # cut short: judge what is left strictly
         return token_like(value.rstrip().rstrip(".…"))
     if strength == 1:  # key, auth, pw: many keys are not secrets, so the value must look random
@@ -495,8 +498,13 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
             op == b":" and bare and not quoted_name and space[1] == space[0] and not expansion
         )
         # `name:value` with no blank: a key if it looks machine-made, but never after a
-        # dotted name (io.jsonwebtoken:jjwt-jackson is a Maven coordinate)
-        if tight_colon and (b"." in data[name_span[0] : name_span[1]] or not token_like(value)):
+        # dotted name (io.jsonwebtoken:jjwt-jackson is a Maven coordinate), nor a path's
+        # `::` (Rust's and C++'s `token::tests::shard`, Ruby's `Auth::Token`)
+        if tight_colon and (
+            b"." in data[name_span[0] : name_span[1]]
+            or value.startswith(":")
+            or not token_like(value)
+        ):
             continue
         if _named_value(name, value, quoted=not bare or block is not None) and not (
             bare and _test_report(data, name_span, value_span)
@@ -1010,7 +1018,7 @@ def _table(data: bytes, spans: Spans, personal: _Personal | None = None) -> _Tab
         return None  # a name alone on its line
     header = data[line_start:line_end].rstrip(b"\r")
     markdown = header.lstrip(b" \t").startswith(b"|")
-    if markdown != (delimiter == b"|"):
+    if markdown != (delimiter == b"|") or header.lstrip(b" \t").startswith(_IMPORTS):
         return None
     cells = [_unquoted(header, cell) for cell in _cells(header, delimiter, markdown)]
     if len(cells) < 2 or not all(_header_cell(header[a:b]) for a, b in cells):
@@ -1031,6 +1039,11 @@ def _table(data: bytes, spans: Spans, personal: _Personal | None = None) -> _Tab
     elif line_start and _row_above(data, line_start, delimiter, len(cells)):
         return None  # a row of a table above, not a header
     return delimiter, markdown, len(cells), columns, row
+
+
+# Python's imports list names with commas: `from pydantic import Field, SecretStr` then
+# another import is no table with a SecretStr column.
+_IMPORTS = (b"from ", b"import ")
 
 
 def _row_above(data: bytes, line_start: int, delimiter: bytes, width: int) -> bool:

@@ -160,6 +160,8 @@ NOT_PHONES = [
     "+1 192.168.100.254",  # an IPv4 address after it
     "+86 10 2024-05-21",  # a date after a code and a number
     "+49 1234 56-7",  # too few digits after the area code
+    # git fetch's refspec in a CI log: a commit's hash, which only starts with digits
+    " * [new ref]  +6854575622f8a1b2c3d4e5f6a7b8c9d0e1f2a3b4:refs/remotes/origin/main",
 ]
 
 
@@ -330,6 +332,21 @@ def test_an_address_after_the_mailto_scheme_is_found(scanner: Scanner, text: str
     assert "email-address" in pii_rules(scanner, text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "GET /unsubscribe?email=sofia.wright%40web.de HTTP/1.1",
+        "https://crm.acme.io/search?q=lena.kowalski%40gmail.com&page=2",
+    ],
+)
+def test_an_address_with_its_at_sign_encoded_in_a_url_is_found(scanner: Scanner, text: str) -> None:
+    assert "email-address" in pii_rules(scanner, text)
+
+
+def test_an_encoded_address_of_a_service_mailbox_is_no_one(scanner: Scanner) -> None:
+    assert not pii_rules(scanner, "POST /notify?to=noreply%40github.com")
+
+
 def test_an_image_named_for_its_pixel_density_is_no_address(scanner: Scanner) -> None:
     text = "src: icon@2x.png, url(hero@3x.jpg), logo@1.5x.webp, sprite@2x.SVG"
     assert not pii_rules(scanner, text)
@@ -478,6 +495,8 @@ def test_the_bban_layouts_judge_every_country_as_stdnum_does() -> None:
         "passportNumber: C01X00T47",
         "passport: 'C01X00T47'",
         "codice_fiscale=RSSMRA84C12H501Z",
+        "ni_number=LN621635B",  # the NI number's label as a key
+        '{"ni_no": "LN621635B"}',
     ],
 )
 def test_labelled_identity_numbers(scanner: Scanner, text: str) -> None:

@@ -820,6 +820,19 @@ LOOK_ALIKES = [
     "=== RUN   TestParseConfig_EmptyFile\n--- PASS: TestParseConfig_EmptyFile (0.00s)",
     "    --- PASS: TestRouter/failover_to_local (0.02s)\nPASS\nok  \tacme/x\t0.031s",
     "PASS: TestCacheEviction_LRU (12 ms)",
+    # a path's `::`: cargo test's names, C++'s and Rust's imports
+    "test token::tests::client_shard ... ok",
+    "use crate::auth::token::{Claims, encode};",
+    # Python's imports are no CSV table with a SecretStr column
+    "from pydantic import Field, SecretStr\nfrom pydantic_settings import BaseSettings, Config",
+    # an env dump, sorted: a line that ends in "token" and the setting after it
+    "KEY_PREFIX=token:\nMAX_TOKENS=4096",
+    "SECRET_NAME=prod/token\nSSH_AUTH_SOCK=/tmp/ssh-XXXXm3kq/agent.1842",
+    # what stands in a secret's place: Symfony's environment variable, a tool's mask
+    "CLIENT_SECRET=%env(DATABASE_PASSWORD)%",
+    "database_password: '%env(resolve:DB_PASSWORD)%'",
+    "access_token = [hidden]",
+    "+ password = (sensitive value)",
 ]
 
 
@@ -847,6 +860,34 @@ def test_a_pass_label_without_a_duration_after_it_is_still_read(
 ) -> None:
     """Only a duration after it makes `PASS: name` a test runner's line."""
     assert secret_spans(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "DB_PASSWORD=import-edge-batch-order",
+        "password: correct-horse-battery-staple",
+        "passphrase = 'crane-oyster-widow-tulip'",
+    ],
+)
+def test_words_joined_by_hyphens_under_a_passwords_name_are_a_passphrase(
+    scanner: Scanner, text: str
+) -> None:
+    assert secret_spans(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "token: import-edge-batch-order",  # a token is machine-made: a slug under its name
+        "password: change-me-now",
+        "PASSWORD=your-password-here",
+        "password_field: user-password-input",
+        "password: not-set",
+    ],
+)
+def test_hyphenated_names_and_placeholders_are_no_passphrase(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text) == []
 
 
 @pytest.mark.parametrize("text", LOOK_ALIKES)
