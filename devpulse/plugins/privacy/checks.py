@@ -53,7 +53,8 @@ PLACEHOLDER = re2.compile(
                 r"-here$",
                 r"_here$",
                 r"^(?:test|testing|secret|password|passwd|passw0rd|pass|pwd|token|key|admin|root"
-                r"|user|username|default|demo|guest|qwerty|letmein|welcome|foo|bar|baz)\d{0,4}!?$",
+                r"|user|username|default|demo|guest|qwerty|letmein|welcome|foo|bar|baz|abc|xyz)"
+                r"\d{0,4}!?$",
                 r"^123456\d*$",
             )
         )
@@ -565,14 +566,31 @@ def spaced_password(name: str, value: str) -> bool:
     return not any(w.lower() in _PROSE_WORDS for w in words)
 
 
-def hyphenated_password(name: str, value: str) -> bool:
-    """Lower-case words joined by hyphens bound to a password's name: a passphrase as
-    password managers and diceware make them (import-edge-batch-order), three words or
-    more; the shape of a slug or a form field's name (`user-password-input`) anywhere else."""
+def passphrase(value: str) -> bool:
+    """Lower-case words joined by hyphens, three to eight of three letters or more: a
+    passphrase as password managers and diceware make them (import-edge-batch-order). A
+    slug or a form field's name (`user-password-input`) has the same shape: only where a
+    password is meant (its name, a tool's password option) is it one."""
     words = value.split("-")
-    if len(words) < 3 or not all(len(w) >= 3 and w.isascii() and w.isalpha() for w in words):
+    if not 3 <= len(words) <= 8 or len(value) < 12 or not value.islower():
         return False
-    return value.islower() and not is_placeholder(value) and spaced_password(name, " ".join(words))
+    if not all(len(w) >= 3 and w.isascii() and w.isalpha() for w in words):
+        return False
+    return not is_placeholder(value) and not any(w in _PROSE_WORDS for w in words)
+
+
+def hyphenated_password(name: str, value: str) -> bool:
+    """A `passphrase` bound to a password's name."""
+    return passphrase(value) and any(
+        w.endswith(_PASSWORD_WORDS) or w in ("pwd", "pass") for w in name_words(name)
+    )
+
+
+def password_value(value: str) -> bool:
+    """For the value of an option or a field that holds a password and nothing else
+    (`sshpass -p`, `redis-cli -a`, a connection string's Password=): a credential, or a
+    passphrase of words joined by hyphens."""
+    return looks_like_credential(value) or passphrase(value.strip("'\""))
 
 
 _PASSWORD_WORDS = ("password", "passwd", "passphrase")
@@ -785,6 +803,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "australian_postcode": pii.australian_postcode,
     "private_ip": pii.private_ip,
     "credential": looks_like_credential,
+    "password": password_value,
     "authorization": authorization,
     "strong_credential": strong_credential,
     "token_in_prose": token_in_prose,

@@ -877,6 +877,37 @@ def test_words_joined_by_hyphens_under_a_passwords_name_are_a_passphrase(
 
 
 @pytest.mark.parametrize(
+    ("rule", "text"),
+    [
+        ("redis-cli-password", "$ redis-cli -h cache -a correct-tenant-stream-staple ping"),
+        ("cli-p-password-sshpass", "sshpass -p 'crane-oyster-widow-tulip' ssh admin@db1 uptime"),
+        ("cli-password-flag", "mysql -u root -pcorrect-horse-battery-staple app"),
+        (
+            "connection-string-password",
+            "Server=db;Database=app;User Id=sa;Password=crane-oyster-widow-tulip;",
+        ),
+    ],
+)
+def test_a_passphrase_given_where_only_a_password_goes_is_found(
+    scanner: Scanner, rule: str, text: str
+) -> None:
+    assert rule in {f.rule_id for f in scanner.scan(text)}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sshpass -p 'your-password-here' ssh admin@db1 uptime",
+        "redis-cli -a some-long-password ping",
+        'Settings(api_key="abc123", password="test")',  # a unit test's stand-ins
+        "API_TOKEN=xyz789",
+    ],
+)
+def test_placeholders_where_a_password_goes_are_nothing(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text) == []
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "token: import-edge-batch-order",  # a token is machine-made: a slug under its name
