@@ -55,6 +55,12 @@ PLACEHOLDER = re2.compile(
                 r"^(?:test|testing|secret|password|passwd|passw0rd|pass|pwd|token|key|admin|root"
                 r"|user|username|default|demo|guest|qwerty|letmein|welcome|foo|bar|baz|abc|xyz)"
                 r"\d{0,4}!?$",
+                # the word itself in the languages of a UI's string catalogue, as a label's
+                # text ({"password": "Passwort"}), and a schema's type (password: String!)
+                r"^(?:passwort|kennwort|contrase(?:ñ|n)a|senha|wachtwoord|l(?:ö|o)senord|passord"
+                r"|adgangskode|has(?:ł|l)o|salasana|пароль|parola|ş(?:i|İ)fre|sifre|mật khẩu"
+                r"|密码|密碼|パスワード|비밀번호|암호)$",
+                r"^\[?(?:string|int|float|boolean|id)!?\]?!?$",
                 r"^123456\d*$",
             )
         )
@@ -156,10 +162,39 @@ def is_placeholder(value: str) -> bool:
     """True for template values, published example keys, keys public by design and runs
     of one character, and for base64 that spells one of those (a Kubernetes Secret's data
     holds `${TOKEN}` and `changeme` so)."""
-    core = value.strip().strip("'\"`")
+    core = json_unescaped(value.strip().strip("'\"`"))
     if len(set(core)) <= 2 or _published(core):
         return True
     return search_text(PLACEHOLDER, core) is not None or _spells_placeholder(core)
+
+
+def json_unescaped(core: str, *, one_line: bool = False) -> str:
+    """`core` as the JSON string it stands in reads: without the escaped line or field
+    breaks it ends with (`$DOCKERHUB_PASSWORD\\n`: the break is the document's; a private
+    key's inner ones are its own), or, `one_line` (a value in prose, which no break is
+    part of), up to the first; its `\\uXXXX` escapes read (`oubli\\u00e9`,
+    `\\u30d1\\u30b9...`: words, not random text)."""
+    if "\\" not in core:
+        return core
+    if one_line:
+        core = core[: min((i for i in map(core.find, _BREAKS) if i >= 0), default=len(core))]
+    while core.endswith(_BREAKS):
+        core = core[:-2]
+    parts: list[str] = []
+    i = 0
+    while (j := core.find("\\u", i)) >= 0:
+        digits = core[j + 2 : j + 6]
+        if len(digits) == 4 and _HEX.issuperset(digits):
+            parts += (core[i:j], chr(int(digits, 16)))
+            i = j + 6
+        else:
+            parts.append(core[i : j + 2])
+            i = j + 2
+    return "".join(parts) + core[i:]
+
+
+# JSON's escapes of a line break, a carriage return and a tab.
+_BREAKS = ("\\n", "\\r", "\\t")
 
 
 def _spells_placeholder(core: str) -> bool:
@@ -261,7 +296,7 @@ def looks_like_credential(value: str) -> bool:
     `password = "changeme"` and `token = "YOUR_TOKEN"` are not findings but
     `DB_PASSWORD = "x9$Kq2mPz!"` is.
     """
-    core = value.strip().strip("'\"`").rstrip(",;").rstrip(".…")  # "…" marks a cut paste
+    core = json_unescaped(value.strip().strip("'\"`")).rstrip(",;").rstrip(".…")  # "…": cut
     if len(core) < 6 or " " in core or not has_alnum(core):
         return False
     # The tests of the value alone first: each rejects, so their order changes no answer,
@@ -566,6 +601,15 @@ def spaced_password(name: str, value: str) -> bool:
     return not any(w.lower() in _PROSE_WORDS for w in words)
 
 
+def cache_key(value: str) -> bool:
+    """Words and versions joined by hyphens, then a content hash: a cache's key, as CI logs
+    print it (actions/cache's `node-cache-Linux-x64-npm-<sha256>`), named by `key`."""
+    head, _, digest = value.strip().rpartition("-")
+    if len(digest) < 32 or not _HEX.issuperset(digest):
+        return False
+    return sum(len(w) >= 3 and w.isalpha() for w in head.split("-")) >= 2
+
+
 def passphrase(value: str) -> bool:
     """Lower-case words joined by hyphens, three to eight of three letters or more: a
     passphrase as password managers and diceware make them (import-edge-batch-order). A
@@ -602,6 +646,7 @@ _PROSE_WORDS = frozenset(
 
 def strong_credential(value: str) -> bool:
     """For values found in prose: a credential that also mixes three kinds of character."""
+    value = json_unescaped(value, one_line=True)
     return looks_like_credential(value) and char_classes(value.rstrip(".,;:!?)")) >= 3
 
 

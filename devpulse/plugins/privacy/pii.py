@@ -117,6 +117,8 @@ def phone(value: str) -> bool:
     digits = "".join(groups)
     if not (8 <= len(digits) <= 15 and _plausible(digits)) or _freephone(value):
         return False
+    if value[1] == "1" and len(digits) != 11:
+        return False  # +1 is North America's plan: ten digits after it (not +1-555-0100)
     if len(separators) > 1 and not _one_kind_after_country_code(value):
         return False
     return len(groups) == 1 or max(len(g) for g in groups[1:]) <= 8

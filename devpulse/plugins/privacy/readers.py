@@ -38,9 +38,11 @@ from devpulse.plugins.privacy import pii
 from devpulse.plugins.privacy.checks import (
     MAX_NAME_CHARS,
     authorization,
+    cache_key,
     credential_name_strength,
     hyphenated_password,
     is_placeholder,
+    json_unescaped,
     looks_like_credential,
     name_words,
     public_prefix,
@@ -415,6 +417,7 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
         return False
     if len(value) > MAX_PARSED_BYTES:
         value = value[:FIRST_PARSED_BYTES]
+    value = json_unescaped(value)  # in a JSON string: `$DOCKERHUB_PASSWORD\n`, `\u00e9`
     # xoxp-, pypi-, SG.: the name says credential whatever the shape; judge the rest
     value = value[public_prefix(value) :]
     if quoted and " " in value:
@@ -424,7 +427,8 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     if value.rstrip().endswith(("...", "…")):  # cut short: judge what is left strictly
         return token_like(value.rstrip().rstrip(".…"))
     if strength == 1:  # key, auth, pw: many keys are not secrets, so the value must look random
-        return token_like(value) and not (len(name_words(name)) == 1 and _is_uuid(value))
+        single = len(name_words(name)) == 1
+        return token_like(value) and not (single and (_is_uuid(value) or cache_key(value)))
     if _is_key_id(name, value):
         return False
     return looks_like_credential(value) or token_like(value)

@@ -162,6 +162,7 @@ NOT_PHONES = [
     "+49 1234 56-7",  # too few digits after the area code
     # git fetch's refspec in a CI log: a commit's hash, which only starts with digits
     " * [new ref]  +6854575622f8a1b2c3d4e5f6a7b8c9d0e1f2a3b4:refs/remotes/origin/main",
+    'example: "+1-555-0100"',  # +1 is North America's plan: ten digits follow it
 ]
 
 

@@ -833,6 +833,21 @@ LOOK_ALIKES = [
     "database_password: '%env(resolve:DB_PASSWORD)%'",
     "access_token = [hidden]",
     "+ password = (sensitive value)",
+    # a UI's string catalogue: the word itself, translated, as a label's text
+    '{"password": "Passwort", "username": "Benutzername"}',
+    'var W={password:"Passwort",login:"Anmelden"};',
+    '"password": "\\u30d1\\u30b9\\u30ef\\u30fc\\u30c9"',  # パスワード, escaped in JSON
+    '"forgot": "Mot de passe oubli\\u00e9 ?"',
+    # a schema's types
+    "type User {\n  id: ID!\n  password: String!\n  token: String\n}",
+    '{"content": "type User {\\n  password: String!\\n}\\n\\ntype Query"}',  # in JSON
+    # an escaped line break ends a value in a JSON string: the reference before it
+    '{"content": "  password: $DOCKERHUB_PASSWORD\\n  username: ci"}',
+    # a cache's key: words and versions, then a content hash (actions/cache)
+    "Cache restored from key: node-cache-Linux-x64-npm-" + "3f2b8c1e9d4a4e7b" * 4,
+    # test runners' names, a subtest's path and a module path
+    "--- PASS: TestRoundTrip/utf8 (0.00s)",
+    "test auth::password::tests::argon2_roundtrip ... ok",
 ]
 
 
@@ -905,6 +920,23 @@ def test_a_passphrase_given_where_only_a_password_goes_is_found(
 )
 def test_placeholders_where_a_password_goes_are_nothing(scanner: Scanner, text: str) -> None:
     assert secret_spans(scanner, text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"password": "p4ss\\u00e9Word!9"}',  # an escape inside a real password
+        '{"content": "password: Kq8_Lm2Rt_Xw9z\\nuser: ci"}',  # a real one before the break
+        '{"content": "the password is Kq8Lm2Rt!Xw9z\\nthanks"}',
+        "pass: Kq8Lm2RtXw9z",
+        "pass: Kq8Lm2RtXw9z  then the rest",
+        "api_key: prod-" + "3f2b8c1e9d4a4e7b" * 2,  # a strong name: any random value
+        "key: Kq8Lm2RtXw9zPq4Tz7",
+        'password = "Sunshine"',  # a capitalised word that is no translation: a weak password
+    ],
+)
+def test_values_near_those_look_alikes_are_still_found(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text)
 
 
 @pytest.mark.parametrize(
