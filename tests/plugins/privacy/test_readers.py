@@ -4,6 +4,7 @@ pasted in, and the look-alikes next to it are not. Every value here is synthetic
 from __future__ import annotations
 
 import base64
+import json
 import random
 import string
 import uuid
@@ -618,6 +619,43 @@ def test_a_base64_wrapped_jwt_is_decoded_and_checked(scanner: Scanner) -> None:
     assert "jwt-base64" in {f.rule_id for f in scanner.scan(f"token: {wrapped}")}
     noise = base64.b64encode(b"eyJ" + RNG.randbytes(60)).decode()  # "eyJ", then no token
     assert "jwt-base64" not in {f.rule_id for f in scanner.scan(noise)}
+
+
+def _secret_json(value: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "data": {"DATABASE_URL": value, "SESSION": "c2Vzc2lvbg=="},
+        "kind": "Secret",
+        "metadata": {"name": "app", "labels": {"app": "web"}, "uid": str(uuid.UUID(int=7))},
+        "type": "Opaque",
+    }
+
+
+@pytest.mark.parametrize("layout", ["kubectl", "kind first", "in a tool result"])
+def test_a_kubernetes_secret_in_json_is_found_whatever_its_keys(
+    scanner: Scanner, layout: str
+) -> None:
+    """kubectl get secret -o json sorts the keys (data, then kind); a tool writes kind
+    first. The data's keys need not name a credential: a Secret's values are secrets."""
+    value = base64.b64encode(b"postgres://app:" + PASSWORD.encode() + b"@db:5432/app").decode()
+    manifest = _secret_json(value)
+    if layout == "kubectl":
+        text = json.dumps(manifest, indent=4)
+    else:
+        first = {"kind": "Secret", **{k: v for k, v in manifest.items() if k != "kind"}}
+        text = json.dumps(first)
+        if layout == "in a tool result":
+            text = json.dumps({"type": "tool_result", "content": text})
+    found = scanner.scan(text)
+    assert "kubernetes-secret-json" in {f.rule_id for f in found}
+
+
+def test_a_config_map_or_a_placeholder_secret_in_json_is_nothing(scanner: Scanner) -> None:
+    config = dict(_secret_json("bG9nbGV2ZWw6IGRlYnVn"), kind="ConfigMap")
+    assert scanner.scan(json.dumps(config, indent=4)) == []
+    placeholder = _secret_json(base64.b64encode(b"changeme").decode())
+    del placeholder["data"]["SESSION"]  # type: ignore[attr-defined]
+    assert secret_spans(scanner, json.dumps(placeholder, indent=4)) == []
 
 
 def test_a_kubernetes_secret_manifest(scanner: Scanner) -> None:
