@@ -208,7 +208,7 @@ ID_COLUMN = (
     r"(?i:(?:[a-z]+[ _-])?(?:passport|ssn|social[ _-]security|social[ _-]insurance"
     r"|national[ _-]?(?:id|identity|insurance)|tax[ _-]?id|driver'?s?[ _-]licen[cs]e"
     r"|aadhaa?r|personnummer|burgerservicenummer|sin|bsn|dni|nie|nif|cpf|curp|pesel|tfn|itin"
-    r"|nino|ahv|svnr|ppsn|pps[ _-]?(?:number|no)|tckn|nir|hetu|cpr|rrn|nric"
+    r"|nino|ni[ _-]?(?:number|no)|ahv|svnr|ppsn|pps[ _-]?(?:number|no)|tckn|nir|hetu|cpr|rrn|nric"
     r"|medicare(?:[ _-]card)?|henkil(?:ö|o)tunnus|rijksregister(?:nummer)?"
     r"|(?:tc[ _-]?)?k(?:i|İ)ml(?:i|İ)k|teudat[ _-]?zehut|codice[ _-]fiscale"
     r"|身份证号?码?|身份證(?:號碼?)?|주민등록번호|マイナンバー|個人番号)"

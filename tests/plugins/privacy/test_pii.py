@@ -698,6 +698,9 @@ def test_a_street_then_another_line_is_no_address(scanner: Scanner, text: str) -
         "name,TC Kimlik No\nSven Lindqvist,61401624004",
         "name,주민등록번호\nNadia Patel,060821-4308463",
         "name,Medicare card\nGrace Reyes,2894 69572 3",
+        "| Name | NI number |\n|---|---|\n| Liam Okafor | OA 68 50 77 A |",
+        "name,ni_number\nLiam Okafor,NH839400D",
+        "| Name | National Insurance No |\n|---|---|\n| Liam Okafor | NH839400D |",
     ],
 )
 def test_more_identity_columns_are_read(scanner: Scanner, text: str) -> None:
