@@ -347,12 +347,6 @@ def issued_length(digits: str) -> bool:
     return False
 
 
-# Cards are 15 or 16 digits but for a few schemes' 17-19 (Maestro, UnionPay, some Visa),
-# and those are printed in groups. An ungrouped run longer than 16 digits is an id far more
-# often: Discord's and Twitter's snowflakes (17-19 digits), Kafka offsets, ns timestamps.
-UNGROUPED_CARD_DIGITS = 16
-
-
 def card_number(value: str) -> bool:
     """Luhn-valid, of a length its issuer uses, and not a published test number.
 
@@ -361,8 +355,6 @@ def card_number(value: str) -> bool:
     digits = _digits(value)
     if not 13 <= len(digits) <= 19 or len(set(digits)) <= 2:
         return False
-    if len(digits) > UNGROUPED_CARD_DIGITS and value.isdigit():
-        return False  # a 17-19 digit run with no groups: a snowflake id, an offset, a timestamp
     if digits.count("0") >= len(digits) // 2 or digits in not_personal()["test_cards"]:
         return False
     return issued_length(digits) and luhn(digits)
