@@ -603,11 +603,15 @@ def spaced_password(name: str, value: str) -> bool:
 
 def cache_key(value: str) -> bool:
     """Words and versions joined by hyphens, then a content hash: a cache's key, as CI logs
-    print it (actions/cache's `node-cache-Linux-x64-npm-<sha256>`), named by `key`."""
+    print it (actions/cache's `node-cache-Linux-x64-npm-<sha256>`), named by `key`. CI
+    caches are kept per runner, so the key names its system (`app-secret-<hex>` does not)."""
     head, _, digest = value.strip().rpartition("-")
     if len(digest) < 32 or not _HEX.issuperset(digest):
         return False
-    return sum(len(w) >= 3 and w.isalpha() for w in head.split("-")) >= 2
+    return any(w.lower() in _RUNNER_SYSTEMS for w in head.split("-"))
+
+
+_RUNNER_SYSTEMS = frozenset({"linux", "windows", "macos", "darwin", "ubuntu", "win32", "osx"})
 
 
 def passphrase(value: str) -> bool:
@@ -620,7 +624,20 @@ def passphrase(value: str) -> bool:
         return False
     if not all(len(w) >= 3 and w.isascii() and w.isalpha() for w in words):
         return False
-    return not is_placeholder(value) and not any(w in _PROSE_WORDS for w in words)
+    return not is_placeholder(value) and not any(
+        w in _PROSE_WORDS or w in _REFERENCE_WORDS for w in words
+    )
+
+
+# Words of a slug that says where a password is kept or how a form shows it, rather than
+# being one: postgres-admin-password, vault-secret-ref, from-secrets-manager, show-hide-toggle.
+_REFERENCE_WORDS = frozenset(
+    {
+        *("password", "passwords", "passwd", "secret", "secrets", "credential", "credentials"),
+        *("vault", "ref", "env", "variable", "manager", "from", "use", "ask", "key", "token"),
+        *("show", "hide", "toggle", "button", "input", "field", "form", "placeholder"),
+    }
+)
 
 
 def hyphenated_password(name: str, value: str) -> bool:
@@ -653,15 +670,20 @@ def strong_credential(value: str) -> bool:
 def token_in_prose(value: str) -> bool:
     """For a value named a key or token in prose: machine-made, with letters and digits.
     A word of the sentence ("Post-processing") can pass `token_like` alone; a random
-    token of 12 characters or more nearly always holds a digit. An = inside it (base64
-    pads only its end) makes it a setting of its own, which the assignment reader judges:
-    the next line of an `env` dump after `KEY_PREFIX=token:`, `MAX_TOKENS=4096`."""
+    token of 12 characters or more nearly always holds a digit. An environment variable's
+    name and = before it make it a setting of its own, which the assignment reader judges:
+    the next line of an `env` dump after `KEY_PREFIX=token:`, `MAX_TOKENS=4096` (a cookie's
+    `sessionid=...` is the token)."""
     return (
         token_like(value)
         and any(c.isdigit() for c in value)
         and any(c.isalpha() for c in value)
-        and "=" not in value.rstrip("=")
+        and search_text(_SETTING, value) is None
     )
+
+
+# An environment variable's name, an underscore in it, then =: MAX_TOKENS=, SSH_AUTH_SOCK=.
+_SETTING = re2.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]*=")
 
 
 # The prefixed-token rule's shape (`dckr_pat_...`, `nfp_...`): a lower-case prefix, then a

@@ -560,9 +560,46 @@ def date_of_birth(value: str, earliest: int = MIN_BIRTH_YEAR, latest: int | None
 
 def labelled_date_of_birth(value: str) -> bool:
     """A date after a label that says it is a date of birth (the date-of-birth rules), read
-    as date_of_birth reads a column's, but from MIN_LABELLED_BIRTH_YEAR: a column's dates
-    are its living customers', while a labelled one may be a historical person's."""
-    return date_of_birth(value, earliest=MIN_LABELLED_BIRTH_YEAR)
+    as date_of_birth reads a column's, but from MIN_LABELLED_BIRTH_YEAR (a column's dates
+    are its living customers', a labelled one may be a historical person's), and in any
+    order of its groups and any month's abbreviation: the label has said what the value
+    is, so only a day that cannot be is turned down (0000-00-00, 99/99/9999, 31.02.1987),
+    not 87-03-14 or 14 mrt 1987."""
+    if date_of_birth(value, earliest=MIN_LABELLED_BIRTH_YEAR):
+        return True
+    text = value.strip().lower()
+    years = (MIN_LABELLED_BIRTH_YEAR, None)
+    return _date_in_any_order(text, years) or _date_with_any_month(text, years)
+
+
+# A numeric date's groups as (year, month, day): ISO's (87-03-14 too), and both orders
+# with the year last.
+_GROUP_ORDERS = ((0, 1, 2), (2, 1, 0), (2, 0, 1))
+
+
+def _date_in_any_order(text: str, years: tuple[int, int | None]) -> bool:
+    for separator in _DATE_SEPARATORS:
+        groups = text.split(separator)
+        if len(groups) == 3 and all(g.isdigit() for g in groups):
+            return any(
+                _real_date(groups[y], groups[m], groups[d], years) for y, m, d in _GROUP_ORDERS
+            )
+    return False
+
+
+def _date_with_any_month(text: str, years: tuple[int, int | None]) -> bool:
+    """A day, a word (a month's name, whatever its language or abbreviation) and a year
+    within `years`."""
+    words = text.replace(",", " ").replace(".", " ").replace("-", " ").split()
+    days = [w for w in words if w.isdigit() and len(w) <= 2 and 1 <= int(w) <= 31]
+    year = [w for w in words if w.isdigit() and len(w) == 4]
+    latest = datetime.date.today().year if years[1] is None else years[1]
+    return (
+        len(days) == 1
+        and len(year) == 1
+        and years[0] <= int(year[0]) <= latest
+        and any(w.isalpha() and 3 <= len(w) <= 12 for w in words)
+    )
 
 
 # The date's separators: one kind of them between a numeric date's three groups.

@@ -463,7 +463,7 @@ def _is_key_id(name: str, value: str) -> bool:
 def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     # groups: decl, name, close, gotype, op, space, then the value's dq, sq, bq, bare
     # keyboard: ..., sort_key = ..., author = ...: turned down by the name in _matches
-    for spans in _matches(ASSIGNMENT, data, overflow, _search_inside, _ASSIGNMENT_NAMED):
+    for spans in _matches(ASSIGNMENT, data, overflow, _search_inside, _assignment_named):
         decl, name_span, close, gotype, op_span, space = spans[1:7]
         value_span = first_set(spans, range(7, 11))
         if value_span is None:
@@ -510,22 +510,26 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
             or not token_like(value)
         ):
             continue
-        if _named_value(name, value, quoted=not bare or block is not None) and not (
-            bare and _test_report(data, name_span, value_span)
-        ):
+        if _named_value(name, value, quoted=not bare or block is not None):
             yield Found("assigned-credential", value_span[0], value_span[1], value)
 
 
 # What follows a test's name on a test runner's report line: how long it ran.
 _DURATION = re2.compile(rb"^[ \t]*\(\d+(?:\.\d+)?[ \t]*m?s\)")
+_ASSIGNED_NAME = ASSIGNMENT.parse.groupindex[b"name"]
+_ASSIGNED_BARE = ASSIGNMENT.parse.groupindex[b"bare"]
 
 
-def _test_report(data: bytes, name_span: tuple[int, int], value_span: tuple[int, int]) -> bool:
-    """Whether `PASS: value` is a test runner's line: go test's `--- PASS: TestX_Y (0.00s)`,
-    the test's name and its duration, not a password."""
-    if data[name_span[0] : name_span[1]].lower() != b"pass":
+def _assignment_named(data: bytes, spans: Spans) -> bool:
+    """`_matches`' test for an assignment: its name could bind a credential, and it is no
+    test runner's line, `PASS: value` and the test's duration (go test's `--- PASS: TestX_Y
+    (0.00s)`): passed over uncounted, so that a long test log spends no candidates."""
+    if not _ASSIGNMENT_NAMED(data, spans):
         return False
-    return found_in(_DURATION, data[value_span[1] : value_span[1] + 32])
+    name, value = spans[_ASSIGNED_NAME], spans[_ASSIGNED_BARE]
+    if value[0] < 0 or data[name[0] : name[1]].lower() != b"pass":
+        return True
+    return not found_in(_DURATION, data[value[1] : value[1] + 32])
 
 
 # A call before a literal that looks a value up by the literal's name, rather than converting
@@ -1022,7 +1026,7 @@ def _table(data: bytes, spans: Spans, personal: _Personal | None = None) -> _Tab
         return None  # a name alone on its line
     header = data[line_start:line_end].rstrip(b"\r")
     markdown = header.lstrip(b" \t").startswith(b"|")
-    if markdown != (delimiter == b"|") or header.lstrip(b" \t").startswith(_IMPORTS):
+    if markdown != (delimiter == b"|") or found_in(_IMPORT, header):
         return None
     cells = [_unquoted(header, cell) for cell in _cells(header, delimiter, markdown)]
     if len(cells) < 2 or not all(_header_cell(header[a:b]) for a, b in cells):
@@ -1046,8 +1050,8 @@ def _table(data: bytes, spans: Spans, personal: _Personal | None = None) -> _Tab
 
 
 # Python's imports list names with commas: `from pydantic import Field, SecretStr` then
-# another import is no table with a SecretStr column.
-_IMPORTS = (b"from ", b"import ")
+# another import is no table with a SecretStr column (`from city,passport` may head one).
+_IMPORT = re2.compile(rb"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]")
 
 
 def _row_above(data: bytes, line_start: int, delimiter: bytes, width: int) -> bool:

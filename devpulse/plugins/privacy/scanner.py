@@ -129,10 +129,15 @@ AST_TRIGGERS = (
     "생년월일",
 )
 # ... and patterns that do. "pass" starts every credential name the readers know (password,
-# passwd, passphrase, passcode, dbpass, pass_file) but also the English words passed,
-# passes, passing, passive and passenger, none a credential's name: a test run's "5 passed"
-# ran the readers and the parse over a prompt with nothing for them (70 us of a request).
-AST_TRIGGER_PATTERNS = (r"pass(?:[^ei]|$)",)
+# passwd, passphrase, passcode, dbpass, passEnc, mot_de_passe) but also the English words
+# passed, passes, passing and passive, none a credential's name: a test run's "5 passed" ran
+# the readers and the parse over a prompt with nothing for them (70 us of a request). Those
+# words are told apart in their own case, so that a capital after "pass" (passEncoded,
+# passIn) still names a credential, and so do passe and passi themselves.
+AST_TRIGGER_PATTERNS = (
+    r"(?-i:[Pp]ass(?:[^ei]|$)|[Pp]asse(?:[^ds]|$)|[Pp]assi(?:[^nv]|$))",
+    r"(?-i:PASS(?:[^EI]|$)|PASSE(?:[^DS]|$)|PASSI(?:[^NV]|$))",
+)
 # The prefilter set's memory, most of it its DFA's cache of states, which grows only as a
 # text needs. At RE2's default (8 MB) a text that walks many of its states (1 MB of vendor
 # prefixes at random) refilled the cache again and again: 110 ms, against 12 ms with twice

@@ -650,6 +650,21 @@ def test_a_kubernetes_secret_in_json_is_found_whatever_its_keys(
     assert "kubernetes-secret-json" in {f.rule_id for f in found}
 
 
+def test_a_secret_in_json_whose_first_value_is_short_is_found(scanner: Scanner) -> None:
+    """kubectl sorts the data's keys: a one-byte value ("MQ==") may come first."""
+    manifest = _secret_json("MQ==")
+    assert "kubernetes-secret-json" in {
+        f.rule_id for f in scanner.scan(json.dumps(manifest, indent=4))
+    }
+
+
+def test_a_long_go_test_log_is_no_finding(scanner: Scanner) -> None:
+    """Each `--- PASS: name (0.00s)` is passed over uncounted: thousands of them spend none
+    of the candidates that would make the rest of the log an unverified finding."""
+    log = "".join(f"=== RUN   TestCase_{i}\n--- PASS: TestCase_{i} (0.00s)\n" for i in range(2500))
+    assert scanner.scan(log + "PASS\nok  \tacme/x\t0.031s\n") == []
+
+
 def test_a_config_map_or_a_placeholder_secret_in_json_is_nothing(scanner: Scanner) -> None:
     config = dict(_secret_json("bG9nbGV2ZWw6IGRlYnVn"), kind="ConfigMap")
     assert scanner.scan(json.dumps(config, indent=4)) == []
@@ -971,6 +986,12 @@ def test_placeholders_where_a_password_goes_are_nothing(scanner: Scanner, text: 
         "api_key: prod-" + "3f2b8c1e9d4a4e7b" * 2,  # a strong name: any random value
         "key: Kq8Lm2RtXw9zPq4Tz7",
         'password = "Sunshine"',  # a capitalised word that is no translation: a weak password
+        'const passEnc = "Xk9$mQ2!zRt7"',  # a capital after "pass": the name's next word
+        '{"passIn": "Xk9$mQ2!zRt7"}',
+        'mot_de_passe = "Xk9$mQ2!zRt7"',
+        "pwd: Xk9$mQ2zPw (temporary)",  # a note after it, not a test's duration
+        "session token is sessionid=k2j4Lm9Qx7Rt2Vw8",  # a cookie's name=value: the token
+        "KEY=app-secret-" + "3f2b8c1e9d4a4e7b" * 2,  # hyphens and a hash, but no CI cache's
     ],
 )
 def test_values_near_those_look_alikes_are_still_found(scanner: Scanner, text: str) -> None:
@@ -985,6 +1006,13 @@ def test_values_near_those_look_alikes_are_still_found(scanner: Scanner, text: s
         "PASSWORD=your-password-here",
         "password_field: user-password-input",
         "password: not-set",
+        # where a password is kept, or how a form shows it
+        "passwordKey: postgres-admin-password",
+        "passwordSecret: prod-admin-credentials",
+        "DB_PASSWORD=vault-secret-ref",
+        "password: from-secrets-manager",
+        "password: use-env-variable",
+        "https://x.io/login?password=show-hide-toggle-button",
     ],
 )
 def test_hyphenated_names_and_placeholders_are_no_passphrase(scanner: Scanner, text: str) -> None:

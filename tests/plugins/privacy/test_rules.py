@@ -811,7 +811,12 @@ def test_an_exact_prefilter_runs_a_rule_only_where_its_pattern_matches(
     [
         ("the nightly build passed", False),
         ("=== 12 PASSED, 1 skipped ===", False),
-        ("passing the passenger list to a passive reader", False),
+        ("passing it to a passive reader", False),
+        ("tests/test_login.py::test_ok PASSED", False),
+        ('const passEnc = "Qz8rT2mXwPqL"', True),  # a capital after it: a name's next word
+        ('{"passIn": "Qz8rT2mXwPqL"}', True),
+        ('mot_de_passe = "Qz8rT2mXwPqL"', True),  # passe and passi themselves
+        ('passi = "Qz8rT2mXwPqL"', True),
         ("db_pass=Qz8rT2mXwPqL", True),
         ("PASSWD: Qz8rT2mXwPqL", True),
         ("passphrase", True),
