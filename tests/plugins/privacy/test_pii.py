@@ -770,6 +770,14 @@ def test_a_labelled_identity_number_wins_over_its_reading_as_a_phone(scanner: Sc
         "geboren am 4. März 1979",
         '{"data_di_nascita": "12/03/1984"}',  # a label written as a key
         "fecha_de_nacimiento=1984-03-12",
+        # introduced by the verb or its abbreviation, as a letter or a form writes it
+        "Herr Weber, geb. 23.05.1984, wohnhaft in Köln",
+        "Mario Rossi, nato il 14/09/1994 a Roma",
+        "Ana López, nacida el 6 de enero de 1954",
+        "Jan Kowalski, ur. 1 marca 1955 r.",
+        "Sven Berg, född 2 augusti 2004",
+        "Claire Martin, né(e) le 12/03/1980",
+        "João Silva, nascido em 3 de março de 1990",
     ],
 )
 def test_dates_of_birth_labelled_in_other_languages(scanner: Scanner, text: str) -> None:
