@@ -85,15 +85,16 @@ def _freephone(value: str) -> bool:
     """A number free to call, which a business pays for: one written as North America
     writes its numbers (3-3-4 groups, its country code 1 before them or not; or +1 and ten
     digits) in a toll-free area code, or one with the trunk 0 and 0800, which most of
-    Europe and Japan dial for the same. (0808 is the UK's too, but Japan's and Nigeria's
-    mobiles; 1800... run together is a Chinese mobile; 800 12345 an Indian one.)"""
+    Europe and Japan dial for the same, or China's ten-digit 400 numbers, a business's
+    hotline. (0808 is the UK's too, but Japan's and Nigeria's mobiles; 1800... run together
+    is a Chinese mobile; 800 12345 an Indian one; NANP assigns no area code 400.)"""
     parsed = _groups(value)
     if parsed is None:
         return False
     groups = parsed[0]
     digits = "".join(groups)
-    if digits.startswith("0800"):
-        return True
+    if digits.startswith("0800") or (len(digits) == 10 and digits.startswith("400")):
+        return True  # 0800; China's 400 numbers, a business's hotline (400-820-1234)
     if value.startswith("+1") and len(digits) == 11:  # +1 names North America, grouped or not
         return digits[1:4] in NANP_TOLL_FREE
     north_american = [len(g) for g in groups[-3:]] == [3, 3, 4] and (

@@ -166,6 +166,13 @@ NOT_PHONES = [
 ]
 
 
+def test_a_number_right_after_a_labels_fullwidth_colon_is_a_phone(scanner: Scanner) -> None:
+    assert "phone-national" in pii_rules(scanner, "电话：15841020458")
+    assert "phone-national" in pii_rules(scanner, "電話：090-1234-5678")
+    assert not pii_rules(scanner, "id:13812345678 ts:13812345679")  # an ASCII key's colon
+    assert not pii_rules(scanner, "客服热线：400-820-1234")  # China's 400: a business's line
+
+
 @pytest.mark.parametrize(
     "text",
     ["Mob:+447911123456Tel:none", "Call +14155552671 ext 22", "銀行: +8613800138000号"],
