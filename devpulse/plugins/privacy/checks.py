@@ -598,7 +598,7 @@ def spaced_password(name: str, value: str) -> bool:
         return False
     if core[-1] in ".?!:" or any(not w.isascii() for w in words):
         return False
-    return not any(w.lower() in _PROSE_WORDS for w in words)
+    return not any(w.lower() in _PROSE_WORDS or w.lower() in _PASSWORD_NAMES for w in words)
 
 
 def cache_key(value: str) -> bool:
@@ -655,6 +655,11 @@ def password_value(value: str) -> bool:
 
 
 _PASSWORD_WORDS = ("password", "passwd", "passphrase")
+# The word itself in a UI catalogue's languages: a phrase that holds it is a label about the
+# password ("Mot de passe", "Kennwort eingeben"), not the password.
+_PASSWORD_NAMES = frozenset(
+    {"password", "passwort", "kennwort", "passe", "wachtwoord", "passord", "senha", "salasana"}
+)
 # Words that make a quoted phrase an instruction or a message about the password.
 _PROSE_WORDS = frozenset(
     {"your", "enter", "must", "should", "please", "required", "invalid", "incorrect", "is"}

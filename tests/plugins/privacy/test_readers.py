@@ -888,6 +888,7 @@ LOOK_ALIKES = [
     "+ password = (sensitive value)",
     # a UI's string catalogue: the word itself, translated, as a label's text
     '{"password": "Passwort", "username": "Benutzername"}',
+    '{"password": "Mot de passe", "password_hint": "Kennwort eingeben"}',
     'var W={password:"Passwort",login:"Anmelden"};',
     '"password": "\\u30d1\\u30b9\\u30ef\\u30fc\\u30c9"',  # パスワード, escaped in JSON
     '"forgot": "Mot de passe oubli\\u00e9 ?"',
