@@ -306,6 +306,8 @@ def test_a_card_number_elsewhere_is_still_one(scanner: Scanner, text: str) -> No
         "Send it to 1600 Pennsylvania Avenue NW, Washington, DC 20500.",
         "My flat: 10 Baker Street, London NW1 6XE",
         "Wohnhaft in: Lindenstraße 42, 10969 Berlin",
+        "Bitte an Am Mühlbach 120, 50695 Köln liefern",  # a street named with its preposition
+        "An der Alster 12\n20099 Hamburg",
         "Livraison : 12 rue de la Paix, 75002 Paris",
         "Spedire a: Via Giuseppe Garibaldi 12, 00184 Roma",
         "indirizzo: via della Spiga 10 - 20121 Milano (MI)",
