@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -728,8 +729,29 @@ def test_a_street_then_another_line_is_no_address(scanner: Scanner, text: str) -
         "from city,passport number\nLeeds,C01X00T47",  # a header, not Python's import
     ],
 )
-def test_more_identity_columns_are_read(scanner: Scanner, text: str) -> None:
-    assert "table-identity-number" in pii_rules(scanner, text)
+def test_more_identity_columns_are_read(header_only: Scanner, text: str) -> None:
+    assert "table-identity-number" in pii_rules(header_only, text)
+
+
+# The rules that know an identity number by its own format and check digits, label or none.
+UNLABELLED_ID_RULES = (
+    *("italian-fiscal-code", "chinese-resident-id", "korean-resident-number"),
+    *("brazilian-cpf", "uk-national-insurance-number", "spanish-dni"),
+)
+
+
+@pytest.fixture(scope="module")
+def header_only() -> Scanner:
+    """A scanner without those rules: what finds a column's valid ids is then its header
+    (with them, the rule that knows the number wins the span, and the column's reader
+    passes over what is reported already)."""
+    config = config_from_mapping({"privacy": {"disabled_rules": list(UNLABELLED_ID_RULES)}})
+    return Scanner(config.privacy)
+
+
+def test_a_valid_id_in_a_column_is_found_by_its_own_format_first(scanner: Scanner) -> None:
+    text = "name,주민등록번호\nNadia Patel,060821-4308463"
+    assert pii_rules(scanner, text) == {"korean-resident-number"}
 
 
 @pytest.mark.parametrize(
@@ -1074,3 +1096,142 @@ def test_a_label_in_turkish_or_greek_capitals(scanner: Scanner, rule: str, text:
     """RE2 folds no case onto Turkish capital İ, and Greek capitals drop their accents: a
     label in capitals is found as its lower case is."""
     assert rule in {f.rule_id for f in scanner.scan(text)}
+
+
+# Identity numbers without a label: each made up for this file and given its check digits
+# (python-stdnum's calculations), with a date of birth and a region or place that exist.
+UNLABELLED_IDS = [
+    ("italian-fiscal-code", "BNCFNC79B03H501U"),
+    ("italian-fiscal-code", "VRDLGU85M41F205T"),  # a woman's: her day plus 40
+    ("chinese-resident-id", "440305199003071236"),
+    ("chinese-resident-id", "11010519760923104X"),  # the check character X
+    ("korean-resident-number", "880321-1362416"),
+    ("korean-resident-number", "950714-2618341"),
+    ("brazilian-cpf", "395.187.204-79"),
+    ("brazilian-cpf", "706.215.938-77"),
+    ("uk-national-insurance-number", "JT 48 72 91 B"),
+    ("uk-national-insurance-number", "NP305812C"),
+    ("spanish-dni", "48291635F"),
+    ("spanish-dni", "73914052-X"),
+    ("spanish-dni", "Y4829163M"),  # a foreigner's NIE
+    ("spanish-dni", "Z7391405S"),
+]
+
+
+def _in_a_sentence(value: str) -> str:
+    return f"The applicant's number is {value}, please check it."
+
+
+def _in_a_csv_row(value: str) -> str:
+    return f"id,name,number,city\n17,Ana Lima,{value},Porto\n"
+
+
+def _in_json(value: str) -> str:
+    return f'{{"name": "Ana Lima", "ref": "{value}", "city": "Porto"}}'
+
+
+@pytest.mark.parametrize("place", [_in_a_sentence, _in_a_csv_row, _in_json])
+@pytest.mark.parametrize(("rule", "value"), UNLABELLED_IDS, ids=[v for _, v in UNLABELLED_IDS])
+def test_an_identity_number_without_a_label_is_found_by_its_own_check(
+    scanner: Scanner, rule: str, value: str, place: Callable[[str], str]
+) -> None:
+    text = place(value)
+    findings = [f for f in scanner.scan(text) if f.category == "pii"]
+    assert [(f.rule_id, text[f.span[0] : f.span[1]]) for f in findings] == [(rule, value)]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # the wrong check digit or letter
+        "BNCFNC79B03H501A",
+        "440305199003071237",
+        "11010519760923104Y",
+        "880321-1362417",
+        "395.187.204-78",
+        "48291635G",
+        "Y4829163N",
+        # a date that cannot be: 32 March, 30 February (each with its right check digit)
+        "RSSMRA84C32H501K",
+        "110105198802301235",
+        "880230-1362411",
+        # born after today
+        "440305209901011237",
+        # a region no table lists (its check digit right)
+        "000105198807148742",
+        # inside a longer run of digits or letters
+        "9440305199003071236",
+        "4403051990030712361",
+        "X" + "BNCFNC79B03H501U",
+        "BNCFNC79B03H501U" + "9",
+        "1880321-1362416",
+        "880321-13624160",
+        "1395.187.204-79",
+        "395.187.204-791",
+        "148291635F",
+        "48291635FA",
+        "ANP305812C",
+        # unpunctuated CPF and Korean numbers: 11 and 13 digits run together are too common
+        "39518720479",
+        "8803211362416",
+        # a digit repeated or counted out: a form's placeholder, a manual's example
+        "123.456.789-09",
+        "111.111.111-11",
+        "12345678Z",
+        "X1234567L",
+        # a DNI's eight digits that read as a date: a build's or a file's stamp
+        "20240611V",
+    ],
+)
+def test_what_only_looks_like_an_identity_number(scanner: Scanner, value: str) -> None:
+    for text in (_in_a_sentence(value), _in_a_csv_row(value), _in_json(value)):
+        assert not pii_rules(scanner, text), text
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        *("DA", "FA", "IA", "QQ", "UA", "VA", "AD", "AF", "AI", "AQ", "AU", "AV", "AO"),
+        *("BG", "GB", "NK", "KN", "TN", "NT", "ZZ"),
+    ],
+)
+def test_a_national_insurance_prefix_hmrc_never_issues_is_no_number(
+    scanner: Scanner, prefix: str
+) -> None:
+    for written in (f"{prefix}305812C", f"{prefix} 30 58 12 C"):
+        assert not pii_rules(scanner, _in_a_sentence(written)), written
+
+
+@pytest.mark.parametrize("suffix", ["E", "Z", " "])
+def test_a_national_insurance_number_ends_with_a_to_d(scanner: Scanner, suffix: str) -> None:
+    assert not pii_rules(scanner, f"ref NP305812{suffix} and NP 30 58 12 {suffix}.")
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        # issuer 62 (UnionPay) at 18 digits, and Luhn passes: a card's shape too
+        ("620102199205140256", "chinese-resident-id"),
+        # 13 digits and a hyphen, from 4 (Visa issues 13), and Luhn passes
+        ("470815-1007527", "korean-resident-number"),
+    ],
+)
+def test_an_identity_number_that_also_passes_as_a_card_is_an_identity_number(
+    scanner: Scanner, value: str, rule: str
+) -> None:
+    assert pii.card_number(value)
+    assert pii_rules(scanner, _in_a_sentence(value)) == {rule}
+
+
+def test_benign_look_alikes_are_no_identity_number(scanner: Scanner) -> None:
+    """Order numbers, hashes, timestamps, phones, ISBNs, tracking numbers, base64."""
+    text = (
+        "order 20240611123456 shipped; commit 9fceb02d0ae598e95dc970b74767f19372d61af8;"
+        " short a1b2c3d; ts 1718101234567; snowflake 1250036394742460416;"
+        " call 138 0013 8000 or +86 138 0013 8000; ISBN 978-0-306-40615-7;"
+        " UPS 1Z999AA10123456784; FedEx 123456789012; USPS 9400111899223856928499;"
+        " token dGhpcyBpcyBub3QgYW4gaWQ=; uuid 3F2504E0-4F89-11D3-9A0C-0305E82C3301;"
+        " build 2024.06.11-1; release v1.23.456-7"
+    )
+    assert {rule for rule, _ in UNLABELLED_IDS} == set(UNLABELLED_ID_RULES)
+    assert {f.rule_id for f in scanner.scan(text)}.isdisjoint(UNLABELLED_ID_RULES)
