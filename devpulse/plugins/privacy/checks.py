@@ -655,10 +655,11 @@ def password_value(value: str) -> bool:
 
 
 _PASSWORD_WORDS = ("password", "passwd", "passphrase")
-# The word itself in a UI catalogue's languages: a phrase that holds it is a label about the
-# password ("Mot de passe", "Kennwort eingeben"), not the password.
+# The word itself in a UI catalogue's other languages: a phrase that holds it is a label
+# about the password ("Mot de passe", "Kennwort eingeben"), not the password. (English
+# "password" may stand in a passphrase: "blue whale password 77".)
 _PASSWORD_NAMES = frozenset(
-    {"password", "passwort", "kennwort", "passe", "wachtwoord", "passord", "senha", "salasana"}
+    {"passwort", "kennwort", "passe", "wachtwoord", "passord", "senha", "salasana"}
 )
 # Words that make a quoted phrase an instruction or a message about the password.
 _PROSE_WORDS = frozenset(

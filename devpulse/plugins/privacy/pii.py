@@ -525,23 +525,42 @@ def italian_fiscal_code(value: str) -> bool:
         and value.isalnum()
         and value == value.upper()  # stdnum's tables: digits and capitals
         and codicefiscale.calc_check_digit(value[:15]) == value[15]
+        and _fiscal_code_day(value[9:11])  # as stdnum's check, before its cost
         and codicefiscale.is_valid(value)
     )
+
+
+def _fiscal_code_day(day: str) -> bool:
+    """A codice fiscale's day: 1-31, or 41-71 for a woman (the day plus 40)."""
+    return day.isdigit() and (1 <= int(day) <= 31 or 41 <= int(day) <= 71)
+
+
+def _past_day(yyyymmdd: str) -> bool:
+    """Whether the digits name a real day no later than today."""
+    try:
+        day = datetime.date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8]))
+    except ValueError:
+        return False
+    return day <= datetime.date.today()
+
+
+# The highest place-of-registration code a resident registration number carries (stdnum).
+_RRN_LAST_PLACE = 96
 
 
 def chinese_resident_id(value: str) -> bool:
     """China's resident identity number (GB 11643-1999): an administrative region's code,
     the date of birth (YYYYMMDD), a sequence and an ISO 7064 MOD 11-2 check character (0-9
-    or X). stdnum checks the character, the date and that the region is a county its table
-    of codes lists; the date must also be no later than today."""
+    or X). The date must be a day no later than today, and stdnum checks the character and
+    that the region is a county its table of codes lists."""
     from stdnum.cn import ric  # noqa: PLC0415  # lazily: see iban()
 
     if len(value) != 18 or not _ascii_digits(value[:17]):
         return False
-    if ric.calc_check_digit(value) != value[17].upper():
-        return False
+    if ric.calc_check_digit(value) != value[17].upper() or not _past_day(value[6:14]):
+        return False  # the date first: stdnum's whole check costs 40 us (a flood: 2,000 of them)
     try:
-        return ric.is_valid(value) and ric.get_birth_date(value) <= datetime.date.today()
+        return ric.is_valid(value)
     except KeyError:  # stdnum 2.2 asks for the county of a code its table has none for
         return False  # (110001: a province's prefix, no county): no region at all
 
@@ -558,6 +577,7 @@ def korean_resident_number(value: str) -> bool:
         and value[6] == "-"
         and _ascii_digits(digits)
         and rrn.calc_check_digit(digits[:12]) == digits[12]
+        and int(digits[7:9]) <= _RRN_LAST_PLACE  # as stdnum's check, before its cost
         and rrn.is_valid(value, allow_future=False)
         and not _nobodys(value[7:])
     )

@@ -988,6 +988,7 @@ def test_placeholders_where_a_password_goes_are_nothing(scanner: Scanner, text: 
         "key: Kq8Lm2RtXw9zPq4Tz7",
         'password = "Sunshine"',  # a capitalised word that is no translation: a weak password
         'const passEnc = "Xk9$mQ2!zRt7"',  # a capital after "pass": the name's next word
+        'password = "blue whale password 77"',  # English "password" in a passphrase
         '{"passIn": "Xk9$mQ2!zRt7"}',
         'mot_de_passe = "Xk9$mQ2!zRt7"',
         "pwd: Xk9$mQ2zPw (temporary)",  # a note after it, not a test's duration

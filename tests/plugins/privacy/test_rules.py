@@ -199,8 +199,8 @@ POSITIVES = [
     ("password-in-prose-translated", "Hasło do panelu to tundra-9212copper"),
     ("password-in-prose-translated", "Пароль до адмінки: tundra-9212copper"),
     ("password-in-prose-translated", "Lösenordet är tundra-9212copper"),
-    ("password-in-prose-translated", "mon mdp est tundra-9212copper"),
     ("password-in-prose-translated", "la clave de acceso es tundra-9212copper"),
+    ("password-in-prose-translated", "Passwort für den Server ist tundra-9212copper ist alt"),
     ("password-in-prose-translated", "мой пароль: tundra-9212copper"),
     ("password-in-prose-translated", "пароль от почты — tundra-9212copper"),
     ("password-in-prose-translated", "паролата е tundra-9212copper"),
@@ -811,6 +811,18 @@ def test_an_exact_prefilter_runs_a_rule_only_where_its_pattern_matches(
     } == runs
     plain = _order_rules(exact=False)  # the same rules, run on every keyword
     assert scanner.scan(text) == plain.scan(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "KeyError: clave 'token_response_record_389' no encontrada",  # clave: any key
+        "la clave del diccionario es user_Name_2024",
+        "the MDP fileColumnError23 converges",  # a Markov decision process
+    ],
+)
+def test_words_that_only_sometimes_mean_password_are_no_label(scanner: Scanner, text: str) -> None:
+    assert "password-in-prose-translated" not in rule_ids(scanner, text)
 
 
 @pytest.mark.parametrize(
