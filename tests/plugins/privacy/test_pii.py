@@ -332,6 +332,34 @@ def test_a_street_line_with_its_postcode_is_an_address(scanner: Scanner, text: s
 
 @pytest.mark.parametrize(
     "text",
+    [
+        "收货地址:\n李娜\n上海市徐汇区科技南路353号25栋1138室",
+        "收件人：刘洋  地址：北京市朝阳区建国路88号",
+        "배송지:\n박지훈\n서울특별시 강남구 테헤란로35길 57, 101동 1089호",
+        "주소: 경기도 성남시 분당구 판교역로 166",
+    ],
+)
+def test_chinese_and_korean_addresses(scanner: Scanner, text: str) -> None:
+    assert "street-address-cjk" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "上海是一个城市，区里有很多路",
+        "第3号文件已发送",
+        "4号线到上海市",
+        "서울에 가고 싶다 도 좋아요",
+    ],
+)
+def test_a_city_or_a_number_alone_is_no_chinese_or_korean_address(
+    scanner: Scanner, text: str
+) -> None:
+    assert not pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
     ["Im Jahr 2023 12345 Fälle", "Im Jahr 2022, 15000 Menschen", "Am Montag 3 10000 Schritte"],
 )
 def test_a_preposition_a_word_and_numbers_are_no_german_address(
