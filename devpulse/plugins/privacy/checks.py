@@ -590,7 +590,7 @@ def _word_strength(word: str, before: str, last: bool) -> int:
 def spaced_password(name: str, value: str) -> bool:
     """A quoted value with blanks bound to a password's name: a passphrase, unless it reads
     as a message (a capital start and a full stop, a question) or a template."""
-    if not any(w.endswith(_PASSWORD_WORDS) or w in ("pwd", "pass") for w in name_words(name)):
+    if not names_a_password(name):
         return False
     core = value.strip()
     words = core.split()
@@ -642,9 +642,13 @@ _REFERENCE_WORDS = frozenset(
 
 def hyphenated_password(name: str, value: str) -> bool:
     """A `passphrase` bound to a password's name."""
-    return passphrase(value) and any(
-        w.endswith(_PASSWORD_WORDS) or w in ("pwd", "pass") for w in name_words(name)
-    )
+    return passphrase(value) and names_a_password(name)
+
+
+def names_a_password(name: str) -> bool:
+    """Whether a word of `name` names a password (dbPassword, ROOT_PASSWD, pwd), not any
+    credential: a phrase under a token's or a key's name is no passphrase."""
+    return any(w.endswith(_PASSWORD_WORDS) or w in ("pwd", "pass") for w in name_words(name))
 
 
 def password_value(value: str) -> bool:
