@@ -42,6 +42,7 @@ class PrivacyRule:
     priority: int = 2
     preceded_by: str | None = None
     exact_prefilter: bool = False
+    long_prefilter: bool = False  # in a long text, runs only where its own pattern matches
     max_match_bytes: int | None = None  # a longer match is passed over, its groups unread
     not_after: str | None = None  # what the line before a value must not end with
     reference: str = "user rule"

@@ -31,6 +31,7 @@ from devpulse.plugins.privacy.rules import (
     widened,
 )
 from devpulse.plugins.privacy.spans import (
+    PatternSet,
     Reported,
     Spans,
     first_set,
@@ -147,6 +148,14 @@ AST_TRIGGER_PATTERNS = (
 # grow the set past it. Letters outside ASCII cost the most: a case-blind set reads each in
 # both its cases.
 PREFILTER_MAX_MEM = 32 << 20
+# A text this long is also asked about the long_prefilter rules' own patterns, by one more
+# set, before those it enabled run. In a long text each such rule's keyword is all but
+# certain to turn up, and the rule then reads all of it, likely for nothing; the set reads it
+# once for all of them. Below this size the extra pass costs more than the passes it saves
+# (2 KB prompts: 13% more time a prompt; 64 KB: 9% less; 10 MB: a quarter less).
+LONG_TEXT_BYTES = 64 << 10
+# That set's memory: its DFA needs about 20 MB for 10 MB of the bench's corpus.
+LONG_PREFILTER_MAX_MEM = 32 << 20
 AST = -1  # the prefilter's mark for the Python-aware checks and the syntax readers
 EXACT = -2  # EXACT - i: the prefilter's mark that rule i's own pattern matched
 AST_PRIORITY = 1  # above the generic regex rules (0), below the specific ones (2)
@@ -220,6 +229,13 @@ class Scanner:
             table.setdefault(pattern, []).append(EXACT - index)
         self._prefilter = _prefilter(table)
         self._wide_prefilter = _prefilter(wide) if wide else None
+        # The long_prefilter rules, and the set of their own patterns (widened as above; the
+        # set keeps each pattern's case, as the rule does).
+        self._long = tuple(i for i, r in enumerate(self._rules) if r.rule.long_prefilter)
+        self._long_prefilter = PatternSet(
+            (widened(self._rules[i].rule.pattern) for i in self._long),
+            max_mem=LONG_PREFILTER_MAX_MEM,
+        )
         self._everything = frozenset((*range(len(self._rules)), AST))
 
     def scan(self, text: str) -> list[Finding]:
@@ -308,6 +324,9 @@ class Scanner:
 
         A set's last pattern matches every text: a set whose DFA gave up (out of memory)
         answers without it, and then everything runs, as it would with no prefilter.
+
+        In a long text, the long_prefilter rules it enabled run only if their own patterns
+        match (LONG_TEXT_BYTES).
         """
         enabled = set(self._always)
         prefilters = [self._prefilter]
@@ -322,6 +341,10 @@ class Scanner:
             marks = {mark for mark in enabled if mark <= EXACT}
             enabled -= marks
             enabled -= self._exact.difference(EXACT - mark for mark in marks)
+        if len(data) >= LONG_TEXT_BYTES and not enabled.isdisjoint(self._long):
+            matched = self._long_prefilter.matching(data)
+            if matched is not None:  # else the set gave up: they all run
+                enabled -= set(self._long).difference(map(self._long.__getitem__, matched))
         return enabled
 
     def _run(self, rule: CompiledRule, data: bytes, allowance: int) -> tuple[list[Hit], int]:

@@ -58,9 +58,11 @@ class PatternSet:
     each pattern alone, or runs everything.
     """
 
-    def __init__(self, patterns: Iterable[str | bytes]) -> None:
+    def __init__(self, patterns: Iterable[str | bytes], *, max_mem: int | None = None) -> None:
         options = re2.Options()
         options.log_errors = False
+        if max_mem is not None:  # else RE2's default, 8 MB
+            options.max_mem = max_mem
         self._set = re2.Set.SearchSet(options)
         self.size = 0
         for pattern in patterns:

@@ -191,6 +191,10 @@ def test_the_classifier_can_be_switched_off() -> None:
             {"rules": [{"id": "x", "category": "pii", "pattern": "a", "preceded_by": "ab"}]},
             "privacy.rules[0].preceded_by: must match exactly one character",
         ),
+        (
+            {"rules": [{"id": "x", "category": "pii", "pattern": "a", "long_prefilter": "yes"}]},
+            "privacy.rules[0].long_prefilter: expected true or false",
+        ),
         ({"allowlist": ["[bad"]}, "privacy.allowlist[0]: not a valid RE2 pattern"),
         ({"internal_domains": "acme.internal"}, "privacy.internal_domains: expected a list"),
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from pathlib import Path
 from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from devpulse import PrivacyLevel, config_from_mapping
 from devpulse.plugins.privacy import Scanner, plain
+from devpulse.plugins.privacy import scanner as scanner_module
 from devpulse.plugins.privacy.checks import PUBLIC_PREFIX, has_alnum
 from devpulse.plugins.privacy.plain import _AS_READ, _ESCAPED, plain_text, unescaped
 from tests.plugins.privacy import secrets_factory as make
@@ -91,6 +93,47 @@ def test_a_planted_secret_is_found_in_an_escaped_document(before, after, kind, s
         text = json.dumps({"content": text})
     findings = SCANNER.scan(text)
     assert any(f.category == "secret" for f in findings), f"{kind.__name__} not found"
+
+
+CORPUS_TEXTS = [
+    json.loads(line)["text"]
+    for line in (Path(__file__).resolve().parents[2] / "data/privacy/corpus.jsonl").open()
+]
+
+
+# What only a long_prefilter rule finds, each in its own words.
+LONG_RULE_TEXTS = [
+    "list 8f14e45fceea167a5a36dedd4bea2543-us14",
+    "sq0atp-Xm4Rt9Lq2Vw8Kp3Zn7Bc5H",
+    "sqlcmd -S db01 -U sa -P Qm8xRt2Vw9Lp3Kz -Q 'select 1'",
+    "define('DB_PASSWORD', 'Qm8xRt2Vw9Lp3Kz');",
+    "born on 1984-03-12",
+    "resident number 880321-1362416",
+]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    picks=st.lists(st.integers(0, len(CORPUS_TEXTS) - 1), min_size=20, max_size=60),
+    planted=st.lists(st.sampled_from(LONG_RULE_TEXTS), max_size=3),
+    kind=st.sampled_from(make.STANDALONE),
+    seed=st.integers(0, 2**32),
+    where=st.floats(0, 1),
+)
+def test_a_long_text_reads_the_same_with_or_without_its_long_prefilter(
+    picks, planted, kind, seed, where
+) -> None:
+    """The long_prefilter set only spares rules that would find nothing: a long text of the
+    corpus's texts (secrets, personal data, near misses) with a secret and what only those
+    rules find planted in it has the same findings as when every enabled rule reads it."""
+    parts = [CORPUS_TEXTS[i] for i in picks]
+    for text in (kind(random.Random(seed)), *planted):
+        parts.insert(int(where * len(parts)), text)
+    text = "\n".join(parts)
+    text = (text + "\n") * (scanner_module.LONG_TEXT_BYTES // len(text) + 1)
+    with_set = SCANNER.scan(text)
+    with mock.patch.object(scanner_module, "LONG_TEXT_BYTES", len(text) + 1):
+        assert SCANNER.scan(text) == with_set
 
 
 PLAIN_ALPHABET = st.sampled_from(list("ab=: \n\u00a0\u2009\u200b\u00ad\ufeff\uff21\uff10\u3000"))

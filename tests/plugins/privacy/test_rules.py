@@ -813,6 +813,90 @@ def test_an_exact_prefilter_runs_a_rule_only_where_its_pattern_matches(
     assert scanner.scan(text) == plain.scan(text)
 
 
+# An example of each packaged long_prefilter rule (besides POSITIVES').
+LONG_RULE_EXAMPLES = [
+    *(text for _, text in POSITIVES),
+    "perplexity = 'pplx-Qm4x8Rt2Vw9Lp3Kz7Bn5Hc1Jd6Fs0Gy2Ue8Ia4Ov'",
+    "list id 8f14e45fceea167a5a36dedd4bea2543-us14 for the newsletter",
+    "square: sq0atp-Xm4Rt9Lq2Vw8Kp3Zn7Bc5H",
+    "podman login quay.io -u robot -p Qm8xRt2Vw9Lp3Kz",
+    "sqlcmd -S db01 -U sa -P Qm8xRt2Vw9Lp3Kz -Q 'select 1'",
+    "define('DB_PASSWORD', 'Qm8xRt2Vw9Lp3Kz');",
+    "Customer born on 1984-03-12, account since 2019",
+    "ship to 1600 Amphitheatre Parkway, Mountain View, CA 94043",
+    "〒100-0001 東京都千代田区千代田1-1",
+    "id 440305199003071236 on the form",
+    "resident number 880321-1362416",
+]
+
+
+def _ticket_rules(*, long: bool) -> Scanner:
+    rules = [
+        {"id": "ticket", "category": "internal", "pattern": r"TCK-(\d{6})", "group": 1},
+        {"id": "desk", "category": "internal", "pattern": r"(?i)desk/(\d{4})", "group": 1},
+    ]
+    for rule in rules:
+        rule.update(keywords=["ticket", "desk"], long_prefilter=long)
+    return Scanner(config_from_mapping({"privacy": {"rules": rules}}).privacy)
+
+
+def _ran(scanner: Scanner, text: str) -> set[str]:
+    enabled = scanner._enabled(text.encode())
+    return {r.id for i, r in enumerate(scanner._rules) if i in enabled} & {"ticket", "desk"}
+
+
+# Long enough for the long_prefilter set, and full of both rules' keywords.
+LONG_FILLER = "ticket triage at the help desk, see the queue\n" * 2000
+
+
+@pytest.mark.parametrize(
+    ("tail", "runs"),
+    [
+        ("", set()),  # their keywords everywhere, neither pattern
+        ("closed TCK-123456", {"ticket"}),
+        ("tck-123456 DESK/2024", {"desk"}),  # each pattern keeps its own case
+        ("TCK-123456 and desk/2024", {"ticket", "desk"}),
+    ],
+)
+def test_a_long_prefilter_runs_a_rule_in_a_long_text_only_where_its_pattern_matches(
+    tail: str, runs: set[str]
+) -> None:
+    text = LONG_FILLER + tail
+    assert len(text) >= scanner_module.LONG_TEXT_BYTES
+    scanner = _ticket_rules(long=True)
+    assert _ran(scanner, text) == runs
+    assert scanner.scan(text) == _ticket_rules(long=False).scan(text)
+    # A short text is not asked: the extra pass would cost more than the rules it spares.
+    assert _ran(scanner, "ticket at the desk") == {"ticket", "desk"}
+
+
+def test_a_long_prefilter_set_that_gives_up_runs_every_rule(monkeypatch) -> None:
+    """Out of memory, the set answers without its last pattern: then each rule reads."""
+    scanner = _ticket_rules(long=True)
+    monkeypatch.setattr(scanner._long_prefilter, "matching", lambda data: None)
+    assert _ran(scanner, LONG_FILLER) == {"ticket", "desk"}
+    found = scanner.scan(LONG_FILLER + "TCK-654321")
+    assert [f.rule_id for f in found] == ["ticket"]
+
+
+def test_the_packaged_long_prefilter_rules_each_still_find_in_a_long_text(
+    scanner: Scanner,
+) -> None:
+    """Each packaged long_prefilter rule's own examples, at the end of a long text of its
+    keywords, are found as they are alone: its widened pattern lets each through."""
+    long_rules = [r for r in scanner._rules if r.rule.long_prefilter]
+    assert len(long_rules) >= 10
+    for compiled in long_rules:
+        keywords = " ".join(compiled.rule.keywords) or "login account"
+        filler = f"{keywords} and nothing more\n" * (
+            scanner_module.LONG_TEXT_BYTES // (len(keywords) + 18) + 1
+        )
+        examples = [e for e in LONG_RULE_EXAMPLES if compiled.id in rule_ids(scanner, e)]
+        assert examples, f"no example here for {compiled.id}"
+        for example in examples:
+            assert compiled.id in rule_ids(scanner, filler + example), (compiled.id, example)
+
+
 @pytest.mark.parametrize(
     "text",
     [
