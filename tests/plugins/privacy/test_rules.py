@@ -781,14 +781,21 @@ def test_a_huge_unquoted_run_is_bounded_not_missed(scanner: Scanner) -> None:
     assert max(f.span[1] - f.span[0] for f in findings) <= 200
 
 
-def _order_rules(exact: bool) -> Scanner:
+def _order_rules(**flags: bool) -> Scanner:
+    """Two rules on the same keywords, each with `flags` (exact_prefilter, long_prefilter)."""
     rules = [
         {"id": "order-ref", "category": "internal", "pattern": r"ORD-(\d{6})", "group": 1},
         {"id": "order-any", "category": "internal", "pattern": r"(?i)zx-(\d{4})", "group": 1},
     ]
     for rule in rules:
-        rule.update(keywords=["ord", "zx"], exact_prefilter=exact)
+        rule.update(keywords=["ord", "zx"], **flags)
     return Scanner(config_from_mapping({"privacy": {"rules": rules}}).privacy)
+
+
+def _ran(scanner: Scanner, text: str) -> set[str]:
+    """Which of _order_rules' two rules the prefilter lets run on `text`."""
+    enabled = scanner._enabled(text.encode())
+    return {r.id for i, r in enumerate(scanner._rules) if i in enabled}
 
 
 @pytest.mark.parametrize(
@@ -803,13 +810,9 @@ def _order_rules(exact: bool) -> Scanner:
 def test_an_exact_prefilter_runs_a_rule_only_where_its_pattern_matches(
     text: str, runs: set[str]
 ) -> None:
-    scanner = _order_rules(exact=True)
-    enabled = scanner._enabled(text.encode())
-    assert {r.id for i, r in enumerate(scanner._rules) if i in enabled} & {
-        "order-ref",
-        "order-any",
-    } == runs
-    plain = _order_rules(exact=False)  # the same rules, run on every keyword
+    scanner = _order_rules(exact_prefilter=True)
+    assert _ran(scanner, text) == runs
+    plain = _order_rules()  # the same rules, run on every keyword
     assert scanner.scan(text) == plain.scan(text)
 
 
@@ -830,32 +833,17 @@ LONG_RULE_EXAMPLES = [
 ]
 
 
-def _ticket_rules(*, long: bool) -> Scanner:
-    rules = [
-        {"id": "ticket", "category": "internal", "pattern": r"TCK-(\d{6})", "group": 1},
-        {"id": "desk", "category": "internal", "pattern": r"(?i)desk/(\d{4})", "group": 1},
-    ]
-    for rule in rules:
-        rule.update(keywords=["ticket", "desk"], long_prefilter=long)
-    return Scanner(config_from_mapping({"privacy": {"rules": rules}}).privacy)
-
-
-def _ran(scanner: Scanner, text: str) -> set[str]:
-    enabled = scanner._enabled(text.encode())
-    return {r.id for i, r in enumerate(scanner._rules) if i in enabled} & {"ticket", "desk"}
-
-
 # Long enough for the long_prefilter set, and full of both rules' keywords.
-LONG_FILLER = "ticket triage at the help desk, see the queue\n" * 2000
+LONG_FILLER = "ordered at zx station, see the queue\n" * 2000
 
 
 @pytest.mark.parametrize(
     ("tail", "runs"),
     [
         ("", set()),  # their keywords everywhere, neither pattern
-        ("closed TCK-123456", {"ticket"}),
-        ("tck-123456 DESK/2024", {"desk"}),  # each pattern keeps its own case
-        ("TCK-123456 and desk/2024", {"ticket", "desk"}),
+        ("closed ORD-123456", {"order-ref"}),
+        ("ord-123456 ZX-1234", {"order-any"}),  # each pattern keeps its own case
+        ("ORD-123456 and zx-1234", {"order-ref", "order-any"}),
     ],
 )
 def test_a_long_prefilter_runs_a_rule_in_a_long_text_only_where_its_pattern_matches(
@@ -863,20 +851,20 @@ def test_a_long_prefilter_runs_a_rule_in_a_long_text_only_where_its_pattern_matc
 ) -> None:
     text = LONG_FILLER + tail
     assert len(text) >= scanner_module.LONG_TEXT_BYTES
-    scanner = _ticket_rules(long=True)
+    scanner = _order_rules(long_prefilter=True)
     assert _ran(scanner, text) == runs
-    assert scanner.scan(text) == _ticket_rules(long=False).scan(text)
+    assert scanner.scan(text) == _order_rules().scan(text)
     # A short text is not asked: the extra pass would cost more than the rules it spares.
-    assert _ran(scanner, "ticket at the desk") == {"ticket", "desk"}
+    assert _ran(scanner, "ordered at zx") == {"order-ref", "order-any"}
 
 
 def test_a_long_prefilter_set_that_gives_up_runs_every_rule(monkeypatch) -> None:
     """Out of memory, the set answers without its last pattern: then each rule reads."""
-    scanner = _ticket_rules(long=True)
+    scanner = _order_rules(long_prefilter=True)
     monkeypatch.setattr(scanner._long_prefilter, "matching", lambda data: None)
-    assert _ran(scanner, LONG_FILLER) == {"ticket", "desk"}
-    found = scanner.scan(LONG_FILLER + "TCK-654321")
-    assert [f.rule_id for f in found] == ["ticket"]
+    assert _ran(scanner, LONG_FILLER) == {"order-ref", "order-any"}
+    found = scanner.scan(LONG_FILLER + "ORD-654321")
+    assert [f.rule_id for f in found] == ["order-ref"]
 
 
 def test_the_packaged_long_prefilter_rules_each_still_find_in_a_long_text(
