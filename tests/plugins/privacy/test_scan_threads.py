@@ -1,0 +1,128 @@
+"""A long text's rules run on worker threads, and find exactly what they find one by one."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from devpulse import config_from_mapping
+from devpulse.plugins.privacy import Scanner
+from devpulse.plugins.privacy import scanner as scanner_module
+
+SCANNER = Scanner(config_from_mapping({}).privacy)
+CORPUS_TEXTS = [
+    json.loads(line)["text"]
+    for line in (Path(__file__).resolve().parents[2] / "data/privacy/corpus.jsonl").open()
+]
+# A flood for the rules that read a tool's options: each line's value new, each turned down.
+FLOOD = "".join(f"sshpass -p x{i}\nredis-cli -a y{i}\nmysql -pz{i}\n" for i in range(400))
+
+
+def _sequential(monkeypatch: pytest.MonkeyPatch, text: str) -> list[Any]:
+    with monkeypatch.context() as patch:
+        patch.setattr(scanner_module, "PARALLEL_BYTES", len(text) + 1)
+        return SCANNER.scan(text)
+
+
+def _threads_of_runs(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The names of the threads that the scanner's rules run on from now on."""
+    names: set[str] = set()
+    run = Scanner._run
+
+    def recorded(self: Scanner, *args: Any) -> Any:
+        names.add(threading.current_thread().name)
+        return run(self, *args)
+
+    monkeypatch.setattr(Scanner, "_run", recorded)
+    return names
+
+
+def test_a_long_texts_rules_run_on_worker_threads(monkeypatch) -> None:
+    monkeypatch.setattr(scanner_module, "SCAN_WORKERS", 2)
+    text = "\n".join(CORPUS_TEXTS)
+    names = _threads_of_runs(monkeypatch)
+    monkeypatch.setattr(scanner_module, "PARALLEL_BYTES", len(text))
+    parallel = SCANNER.scan(text)
+    assert any(name.startswith("devpulse-scan") for name in names)
+    assert parallel == _sequential(monkeypatch, text)
+    assert any(f.category == "secret" for f in parallel)
+
+    names.clear()
+    SCANNER.scan(CORPUS_TEXTS[0])  # a short text: no hand-offs
+    assert names == {threading.current_thread().name}
+
+
+def test_on_one_cpu_a_long_text_is_read_on_the_callers_thread(monkeypatch) -> None:
+    monkeypatch.setattr(scanner_module, "SCAN_WORKERS", 1)
+    monkeypatch.setattr(scanner_module, "PARALLEL_BYTES", 0)
+    names = _threads_of_runs(monkeypatch)
+    SCANNER.scan("\n".join(CORPUS_TEXTS[:50]))
+    assert names == {threading.current_thread().name}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    picks=st.lists(st.integers(0, len(CORPUS_TEXTS) - 1), min_size=1, max_size=40),
+    flood=st.booleans(),
+    budget=st.integers(0, 40),
+    per_rule=st.integers(1, 8),
+)
+def test_rules_run_ahead_find_what_they_find_one_by_one(picks, flood, budget, per_rule) -> None:
+    """With budgets small enough to run out: each rule run ahead judges what it would have
+    judged after the rules before it, and the rest, once the budget is short, run in turn."""
+    text = "\n".join(CORPUS_TEXTS[i] for i in picks) + ("\n" + FLOOD[:4000] if flood else "")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scanner_module, "SCAN_WORKERS", 2)
+        patch.setattr(scanner_module, "SCAN_CANDIDATES", budget)
+        patch.setattr(scanner_module, "MAX_CANDIDATES_PER_RULE", per_rule)
+        patch.setattr(scanner_module, "PARALLEL_BYTES", 0)
+        parallel = SCANNER.scan(text)
+        assert parallel == _sequential(patch, text)
+
+
+def test_an_error_in_a_rule_run_ahead_reaches_the_caller(monkeypatch) -> None:
+    monkeypatch.setattr(scanner_module, "SCAN_WORKERS", 2)
+    monkeypatch.setattr(scanner_module, "PARALLEL_BYTES", 0)
+    run = Scanner._run
+
+    def failing(self: Scanner, rule: Any, *args: Any) -> Any:
+        if rule.id == "email-address":
+            raise RuntimeError("validator broke")
+        return run(self, rule, *args)
+
+    monkeypatch.setattr(Scanner, "_run", failing)
+    with pytest.raises(RuntimeError, match="validator broke"):
+        SCANNER.scan("\n".join(CORPUS_TEXTS))
+
+
+def _scan_long_text(done: Any) -> None:
+    findings = SCANNER.scan("\n".join(CORPUS_TEXTS) * 5)
+    done.put(len(findings))
+
+
+def test_a_forked_child_reads_a_long_text_with_threads_of_its_own() -> None:
+    """The parent's pool has threads; a forked child has none of them, and must not wait for
+    them."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    text = "\n".join(CORPUS_TEXTS) * 5
+    assert len(text.encode()) >= scanner_module.PARALLEL_BYTES
+    expected = len(SCANNER.scan(text))  # the parent's pool is started
+    context = multiprocessing.get_context("fork")
+    done = context.Queue()
+    child = context.Process(target=_scan_long_text, args=(done,))
+    child.start()
+    child.join(60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive, "the forked child hung on its parent's scan threads"
+    assert child.exitcode == 0
+    assert done.get(timeout=5) == expected
