@@ -88,9 +88,14 @@ REFERENCE = re2.compile(
 # A segment is snake_case, UPPER_CASE or CamelCase. The first two both take "_", so a
 # backtracking engine tried 2^n splits of "_._._" (27 s for 26 segments); RE2 reads it once.
 _SEGMENT = r"(?:[a-z_][a-z0-9_]*|[A-Z_][A-Z0-9_]*|[A-Z][a-z]+(?:[A-Z][a-z]+)*)"
+# A subscript by a name: Ruby's [:secret_key], ["token"], ['key'] (a value read up to its
+# closing bracket ends before it).
+_SUBSCRIPT = r"""\[(?::[A-Za-z_]\w*|"[A-Za-z_][\w.-]*"|'[A-Za-z_][\w.-]*')\]"""
+_LAST_SUBSCRIPT = r"""\[(?::[A-Za-z_]\w*|"[A-Za-z_][\w.-]*"?|'[A-Za-z_][\w.-]*'?)\]?"""
 CODE_EXPRESSION = re2.compile(
-    # settings.SECRET_KEY, os.environ; optional chaining and non-null: session?.access_token
-    rf"^(?:{_SEGMENT}(?:[?!]?\.{_SEGMENT})+\n?$"
+    # settings.SECRET_KEY, os.environ; optional chaining and non-null: session?.access_token;
+    # then subscripts: Rails.configuration.stripe[:secret_key]
+    rf"^(?:{_SEGMENT}(?:[?!]?\.{_SEGMENT})+(?:{_SUBSCRIPT})*(?:{_LAST_SUBSCRIPT})?\n?$"
     r"|[A-Za-z_][\pL\pN_.]*\("  # os.getenv(...)
     r"|[a-z]+(?:[_-][a-z]+)+\n?$)"  # user_password_input, form-field-name
 )

@@ -137,6 +137,10 @@ def test_a_typed_declaration_in_a_compiled_language_is_read(text: str) -> None:
         'api_key = os.getenv("OPENAI_API_KEY_PROD_7Xq2")',
         'String dbPassword = props.getProperty("db.password.Prod2");',
         'token = request.headers.get_one("X-Auth-Token9")',
+        # a subscript by a name (Ruby's symbol, a string key): where the value is kept
+        "Stripe.api_key = Rails.configuration.stripe[:secret_key]",
+        "api_key = Rails.application.credentials[:stripe][:secret_key]",
+        'password = cfg.database["password"]',
     ],
 )
 def test_declarations_that_bind_no_literal_are_not_read(text: str) -> None:
