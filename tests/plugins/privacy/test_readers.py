@@ -896,6 +896,7 @@ LOOK_ALIKES = [
     'var W={password:"Passwort",login:"Anmelden"};',
     '"password": "\\u30d1\\u30b9\\u30ef\\u30fc\\u30c9"',  # パスワード, escaped in JSON
     '"forgot": "Mot de passe oubli\\u00e9 ?"',
+    '{"密码": "请输入密码", "contraseña": "Introduce tu contraseña"}',  # keyed prompts
     # a schema's types
     "type User {\n  id: ID!\n  password: String!\n  token: String\n}",
     '{"content": "type User {\\n  password: String!\\n}\\n\\ntype Query"}',  # in JSON

@@ -214,6 +214,11 @@ POSITIVES = [
     ("password-in-prose-translated", "la password del server è tundra-9212copper"),
     ("password-in-prose-translated", "Passwort für den Server: tundra-9212copper"),
     ("password-in-prose-cjk", "我的密码是tundra-9212copper，请记住"),
+    # the word as a quoted key, in a document written in the language
+    ("password-in-prose-cjk", '{"用户名": "admin", "密码": "Velvet$396juniper"}'),
+    ("password-in-prose-cjk", 'db:\n  "비밀번호": "Velvet$396juniper"'),
+    ("password-in-prose-translated", '{"contraseña": "Velvet$396juniper"}'),
+    ("password-in-prose-translated", "{'пароль': 'Velvet$396juniper'}"),
     ("password-in-prose-cjk", "密碼：tundra-9212copper"),
     ("password-in-prose-cjk", "パスワードは「tundra-9212copper」です"),
     ("password-in-prose-cjk", "비밀번호는 tundra-9212copper입니다"),
