@@ -689,6 +689,7 @@ def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     if end == start:
         return None
     end = min(end, start + MAX_BARE_BYTES)
+    end = _through_ampersands(data, start, end)
     # What follows on the line, as far as its first few bytes tell (a line with no end in
     # sight must not be copied once per candidate)
     rest = data[end : end + MAX_BARE_BYTES].split(b"\n", 1)[0].strip()
@@ -698,6 +699,27 @@ def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     if not ends_line and not token_like(_text(data, (start, end))):
         return None
     return start, end
+
+
+# What `&`s join to an unquoted value: each part up to the next blank, quote or separator.
+_AMPERSAND_PARTS = re2.compile(rb"^(?:&[^\s\"'`,;&\\<]+)+")
+
+
+def _through_ampersands(data: bytes, start: int, end: int) -> int:
+    """Where an unquoted value ends that an `&` seems to end at `end`: `&` is a character of
+    a .env or .properties value (`DB_PASSWORD=t8$o0Ay$l&bT`), but for the parts from one
+    that holds a name and `=`, as in a URL's query (`?password=...&user=...`), and a command
+    line's `&&`."""
+    if data[end : end + 1] != b"&":
+        return end
+    found = search_spans(_AMPERSAND_PARTS, data[end : start + MAX_BARE_BYTES], 0)
+    if found is None:
+        return end
+    for part in data[end : end + found[0][1]].split(b"&")[1:]:
+        if b"=" in part:
+            break
+        end += 1 + len(part)
+    return end
 
 
 def _property_calls(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:

@@ -148,6 +148,26 @@ def test_declarations_that_bind_no_literal_are_not_read(text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("spring.datasource.password=t8$o0Ay$l&bT", "t8$o0Ay$l&bT"),
+        ("DB_PASSWORD=abc&def123XY\nDB_NAME=shop", "abc&def123XY"),
+        ("password = 7WZf9c_&R5N1x&&q\n", "7WZf9c_&R5N1x"),  # `&&` ends it
+        # a URL's query: the next parameter is not the value's
+        ("?token=Xq9v2LmP8rT4&remember&state=x1", "Xq9v2LmP8rT4&remember"),
+    ],
+)
+def test_an_ampersand_in_an_unquoted_value_is_its_own(text: str, value: str) -> None:
+    """In a .env or .properties file `&` is a character of the value; in a query it starts
+    the next parameter, which has a name and `=`."""
+    assert [f.value for f in read_all(text.encode())] == [value]
+
+
+def test_a_query_parameter_after_an_ampersand_is_not_the_value() -> None:
+    assert all(b"&" not in f.value.encode() for f in read_all(b"?pwd=Zq8xW2mLp9&user=bob"))
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "PGPASSWORD=copper54copper psql -h db.internal -U app",
