@@ -460,10 +460,13 @@ def us_ssn(value: str) -> bool:
 
 def identity_number(value: str) -> bool:
     """A number after a label that names an identity document or number: 5 to 20 letters
-    and digits, five of them digits or more (a passport's number has six or more; India's
-    PAN, with four, goes unclaimed), and none of what else follows such a label: a word
-    ("national identity 2024 REPORT"), a date or a span of years, a decimal (0.84147), or a
-    number nobody is given, a digit repeated (000000000) or counted out (123456789)."""
+    and digits, five of them digits or more (a passport's number has six or more), or India's
+    PAN, whose four are set in its own layout; and none of what else follows such a label:
+    a word ("national identity 2024 REPORT"), a date or a span of years, a decimal
+    (0.84147), or a number nobody is given, a digit repeated (000000000) or counted out
+    (123456789)."""
+    if search_text(_PAN, value) is not None:
+        return True
     head, dot, tail = value.partition(".")
     if dot and head.isdigit() and tail.isdigit():
         return False
@@ -480,6 +483,9 @@ def identity_number(value: str) -> bool:
     return not (compact == digits and len(steps) == 1 and steps <= {1, 9})
 
 
+# India's PAN: three letters, the holder's kind (P a person, C a company, H, F, A, T, B, L,
+# J, G), the first letter of a name, four digits, a check letter (Income Tax Department).
+_PAN = re2.compile(rb"^[A-Z]{3}[PCHFATBLJG][A-Z][0-9]{4}[A-Z]$")
 # What separates an id's groups, each read as a blank (str methods: RE2's split, through the
 # binding, took most of the check's time).
 _SEPARATORS = str.maketrans("./-", "   ")

@@ -574,6 +574,9 @@ def test_the_bban_layouts_judge_every_country_as_stdnum_does() -> None:
         "codice_fiscale=RSSMRA84C12H501Z",
         "ni_number=LN621635B",  # the NI number's label as a key
         '{"ni_no": "LN621635B"}',
+        "PAN: ZDGPP7887D",  # India's PAN: four digits, in its own layout
+        "PAN number is ABCPE1234F",
+        "Führerscheinnummer B742EPC6T81",  # the label's German "Nummer"
     ],
 )
 def test_labelled_identity_numbers(scanner: Scanner, text: str) -> None:
@@ -598,6 +601,7 @@ def test_labelled_identity_numbers(scanner: Scanner, text: str) -> None:
         "the NI number is required",
         "sin = 0.84",  # an acronym in lower case is a key only before : or =, and a number
         "the pan is hot, 12345 degrees",
+        "PAN: ABCDE1234",  # no check letter: not a PAN, and four digits say no other id
     ],
 )
 def test_what_follows_an_identity_label_without_being_a_number(scanner: Scanner, text: str) -> None:
