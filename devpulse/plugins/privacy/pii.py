@@ -703,7 +703,7 @@ def date_of_birth(value: str, earliest: int = MIN_BIRTH_YEAR, latest: int | None
     day-first and a month-first reading are both tried), and a four-digit year fall between
     `earliest` and `latest` (this year unless given): "unknown", "1900-01-00" and
     "0000-00-00" are no one's birthday."""
-    text = value.strip().lower()
+    text = _western_year(value.strip().lower())
     if not text or len(text) > 40:
         return False
     years = (earliest, latest)
@@ -767,6 +767,25 @@ def _date_with_any_month(text: str, years: tuple[int, int | None]) -> bool:
 _DATE_SEPARATORS = "-/."
 # The year's and the month's marks in Chinese, Japanese and Korean as a dash, the day's as
 # nothing: 1987年3月14日 is 1987-3-14.
+# Japan's eras and the year before each one's first (昭和50年 is 1925 + 50 = 1975; the
+# first year is also written 元年, "the first").
+_ERAS = {"明治": 1867, "大正": 1911, "昭和": 1925, "平成": 1988, "令和": 2018}
+_ERA_YEAR = re2.compile(r"^(明治|大正|昭和|平成|令和)[ \t]?(\d{1,2}|元)[ \t]?年")
+
+
+def _western_year(text: str) -> str:
+    """`text` with a Japanese era's year (昭和50年10月16日) written as its Gregorian year
+    (1975年10月16日); any other text as it is."""
+    spans = search_text(_ERA_YEAR, text) if text[:1] in "明大昭平令" else None
+    if spans is None:
+        return text
+    era, number = spans[1], spans[2]
+    data = text.encode()
+    year = data[number[0] : number[1]].decode()
+    gregorian = _ERAS[data[era[0] : era[1]].decode()] + (1 if year == "元" else int(year))
+    return f"{gregorian}年" + data[spans[0][1] :].decode()
+
+
 _CJK_DATE_MARKS = str.maketrans({"年": "-", "月": "-", "日": "", "년": "-", "월": "-", "일": ""})
 
 

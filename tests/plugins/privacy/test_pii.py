@@ -1057,6 +1057,7 @@ def test_what_is_no_birth_date(value: str) -> None:
         *("Date of birth: 31/02/1987", "born on 2999-01-01", "Geburtsdatum: 00.00.0000"),
         *("DOB: 32 March 1987", "born on 0 Foo 1987", "birthday: 1799-12-31"),
         *("生年月日：0000年00月00日", "дата рождения: 99.99.9999", "생년월일: 1987.13.01"),
+        "生年月日：令和7年2月30日",  # Reiwa 7 is 2025, whose February has no 30th
     ],
 )
 def test_a_birth_label_before_no_real_date_is_nothing(scanner: Scanner, text: str) -> None:
@@ -1079,6 +1080,8 @@ def test_a_birth_label_before_no_real_date_is_nothing(scanner: Scanner, text: st
         ("생년월일: 1987년 3월 14일", "1987년 3월 14일"),
         ("생년월일: 1987. 3. 14", "1987. 3. 14"),
         ("出生日期: 1987-03-14", "1987-03-14"),
+        ("生年月日：昭和50年10月16日", "昭和50年10月16日"),  # Shōwa 50: 1975
+        ("生年月日: 平成元年1月8日", "平成元年1月8日"),  # Heisei's first year: 1989
     ],
 )
 def test_a_labelled_real_date_of_birth_is_found(scanner: Scanner, text: str, value: str) -> None:
@@ -1091,6 +1094,14 @@ def test_a_labelled_date_of_birth_is_read_from_1800_a_columns_from_1900() -> Non
     assert pii.labelled_date_of_birth("1850-03-14")
     assert not pii.date_of_birth("1850-03-14")
     assert not pii.labelled_date_of_birth("1799-12-31")
+
+
+def test_a_japanese_eras_year_is_read_as_its_gregorian_year() -> None:
+    assert pii.date_of_birth("昭和50年10月16日")  # 1975
+    assert pii.date_of_birth("平成元年1月8日")  # 1989
+    assert not pii.date_of_birth("令和9年1月1日", latest=2026)  # 2027
+    assert not pii.date_of_birth("明治10年1月1日")  # 1877: before a column's earliest
+    assert pii.labelled_date_of_birth("明治40年1月1日")  # 1907
 
 
 def test_a_date_of_birth_is_no_later_than_this_year() -> None:
