@@ -83,6 +83,26 @@ def test_an_iban_followed_by_a_short_word_is_still_found(scanner: Scanner) -> No
     assert "iban" in pii_rules(scanner, f"account {spaced(iban)} X to be paid")
 
 
+@pytest.mark.parametrize(
+    ("country", "bban"), IBAN_LAYOUTS[:6], ids=[c for c, _ in IBAN_LAYOUTS[:6]]
+)
+def test_an_iban_after_its_label_is_found_in_any_case(
+    scanner: Scanner, country: str, bban: str
+) -> None:
+    iban = with_check_digits(country, bban)
+    for text in (f"iban: {iban.lower()}", f"my IBAN is {spaced(iban).lower()}"):
+        assert pii_rules(scanner, text) == {"iban-labelled"}, text
+    wrong = iban[:3] + str((int(iban[3]) + 1) % 10) + iban[4:]
+    assert pii_rules(scanner, f"iban: {wrong.lower()}") == set()
+    assert pii_rules(scanner, f"ref {iban.lower()}") == set()  # no label: lower case is no IBAN
+
+
+def test_a_word_after_an_iban_in_lower_case_is_not_its_last_group(scanner: Scanner) -> None:
+    iban = spaced(with_check_digits("DE", "37040044" + "0532013000")).lower()
+    text = f"iban {iban} in the form"
+    assert [text[slice(*f.span)] for f in scanner.scan(text)] == [iban]
+
+
 def test_mixed_separators_make_no_iban(scanner: Scanner) -> None:
     iban = spaced(with_check_digits("DE", "37040044" + "0532013000"))
     assert "iban" not in pii_rules(scanner, iban.replace(" ", "-", 2))
