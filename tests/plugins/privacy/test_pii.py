@@ -340,6 +340,7 @@ def test_a_card_number_elsewhere_is_still_one(scanner: Scanner, text: str) -> No
         "Jan van Galenstraat 4\n1051 KM Amsterdam",
         "Adress: Drottninggatan 53, 111 21 Stockholm",
         "Kungsvägen 12 lgh 1102, 123 45 Örebro",
+        "Leveransadress:\nSvea Lind\nHornsgatan 14, lgh 1203\n118 20 Stockholm",  # , lgh
         "Karl Johans gate 1, 0154 Oslo",
         "Vesterbrogade 3, 1620 København V",
         "Adres: ul. Marszałkowska 1, 00-950 Warszawa",
@@ -361,6 +362,41 @@ def test_a_street_line_with_its_postcode_is_an_address(scanner: Scanner, text: s
 )
 def test_chinese_and_korean_addresses(scanner: Scanner, text: str) -> None:
     assert "street-address-cjk" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("Flat 12, Lotus Residency, 4th Main, Jayanagar\nBengaluru, Karnataka 560041", "india"),
+        ("House No. 7, Sector 21, Gurugram, Haryana 122016", "india"),
+        ("C-14, Green Park Extension\nNew Delhi, Delhi 110016", "india"),
+        ("Moda Mah. Bahariye Cad. No:12 D:4\n34710 Kadıköy/İstanbul", "turkey"),
+        ("Kızılay Mah. Atatürk Blv. No: 88, 06420 Çankaya/Ankara", "turkey"),
+        ("Rua Oscar Freire, 379, ap 52\nSão Paulo - SP, 01426-001", "more"),  # CEP a line on
+    ],
+)
+def test_addresses_in_indian_turkish_and_brazilian_layouts(
+    scanner: Scanner, text: str, rule: str
+) -> None:
+    assert f"street-address-{rule}" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We serve 12 cities in Karnataka 560041 pincodes",  # no street line
+        "Version 2, then Haryana 122016",
+        "Moda Mah. is a nice place, 34710 visitors",  # no door number
+        "Rua Augusta is busy\nOrder 12345-678 shipped",  # no house number, no state
+        "Rua Augusta 12 closed\nOrder 12345-678",
+    ],
+)
+def test_what_has_only_part_of_those_layouts_is_no_address(scanner: Scanner, text: str) -> None:
+    assert not pii_rules(scanner, text) & {
+        "street-address-india",
+        "street-address-turkey",
+        "street-address-more",
+    }
 
 
 @pytest.mark.parametrize(
