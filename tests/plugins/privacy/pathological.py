@@ -113,6 +113,7 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
     "wallet-key-argument": (('new Wallet("0x0123abcd', '")'), ("Account.from_key('", "')")),
     "token-in-url": (("https://Zq8rT2mXwP4kL9vB3nYc@", ""), ("git+https://0123456789abcdef@", "")),
     "email-address": (("a@", ".io"), ("mail a@b.", "")),
+    "email-address-intl": (("ü@", ".de"), ("mail a@ü.", ""), ("山田@", "")),
     "phone-e164": (("+1 ", ""), ("+44", "")),
     "phone-national": (("(415) 555-", ""), ("020 ", ""), ("0 (", ""), ("AB12 ", "")),
     "credit-card": (("4539 1488 0343 ", ""), ("4539148803436467", "")),

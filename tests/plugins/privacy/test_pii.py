@@ -466,6 +466,25 @@ def test_an_address_after_the_mailto_scheme_is_found(scanner: Scanner, text: str
 
 
 @pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("Kontakt: jürgen.müller@müller-family.de", "jürgen.müller@müller-family.de"),
+        ("Schreib an jürgen@posteo.de bitte", "jürgen@posteo.de"),
+        ("連絡先: 山田@例え.jp", "山田@例え.jp"),
+        ("почта: иван@почта.рф", "иван@почта.рф"),
+    ],
+)
+def test_an_address_with_letters_outside_ascii_is_found_whole(
+    scanner: Scanner, text: str, address: str
+) -> None:
+    assert [text[slice(*f.span)] for f in scanner.scan(text) if f.category == "pii"] == [address]
+
+
+def test_an_at_sign_among_words_outside_ascii_is_no_address(scanner: Scanner) -> None:
+    assert not pii_rules(scanner, "Café@ ist zu, müller@ kommt später, 価格@100円")
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "GET /unsubscribe?email=sofia.wright%40web.de HTTP/1.1",
