@@ -217,6 +217,30 @@ POSITIVES = [
     ("password-in-prose-translated", "la password del server è tundra-9212copper"),
     ("password-in-prose-translated", "Passwort für den Server: tundra-9212copper"),
     ("password-in-prose-cjk", "我的密码是tundra-9212copper，请记住"),
+    (
+        "azure-storage-key-table",
+        "KeyName    Permissions    Value\n---------  -------------  -----\n"
+        f"key1       FULL           {make.base64_key(RNG, 86)}==\n",
+    ),
+    (
+        "decoded-secret-output",
+        "$ kubectl get secret db-creds -o jsonpath='{.data.password}' | base64 --decode\n"
+        "walnut-gravel-pepper-14\n$ ",
+    ),
+    (
+        "decoded-secret-output",
+        "oc get secrets app -o jsonpath='{.data.token}' | base64 -d\nVt9$kQ2mXpL7\n",
+    ),
+    ("session-cookie-set", "s.cookies.set('sessionid', 'gq7vtx2ukp9tb3jemvy8kl4dvgmu')"),
+    (
+        "session-cookie-set",
+        'driver.add_cookie({"name": "auth_token", "value": "Zq8xW2mLp9Kd7Rt4Vb"})',
+    ),
+    (
+        "private-key",  # a Java constant: the header's line, then the body's, concatenated
+        'static final String KEY =\n    "-----BEGIN PRIVATE KEY-----\\n" +\n'
+        '    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC0Exl9d4a69\\n" +',
+    ),
     # the word as a quoted key, in a document written in the language
     ("password-in-prose-cjk", '{"用户名": "admin", "密码": "Velvet$396juniper"}'),
     ("password-in-prose-cjk", 'db:\n  "비밀번호": "Velvet$396juniper"'),
@@ -258,6 +282,12 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 
 
 NEGATIVES = [
+    # cookies that hold no session: a preference, a CSRF token
+    "s.cookies.set('theme', 'dark-mode-enabled-for-everyone')",
+    "response.set_cookie('csrftoken', 'Zq8xW2mLp9Kd7Rt4Vb')",
+    # a decode with nothing printed after it, or a prompt next
+    "kubectl get secret db -o jsonpath='{.data.password}' | base64 -d\n$ echo done",
+    "key1       FULL           " + "A" * 86 + "==",  # a key of one letter: no key
     # a URL syntax's documentation: [ ] are never in a URL's user information
     "Format: `postgresql://[user[:password]@][host][:port][/dbname][?param=value]`",
     # the Key Uri Format's own example seed, a template, a seed too short, one character
