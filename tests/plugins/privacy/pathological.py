@@ -115,6 +115,7 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
     "email-address": (("a@", ".io"), ("mail a@b.", "")),
     "email-address-intl": (("ü@", ".de"), ("mail a@ü.", ""), ("山田@", "")),
     "phone-e164": (("+1 ", ""), ("+44", "")),
+    "phone-cn-mobile": (("137 1431 ", ""), ("139-2022-", "")),
     "phone-national": (("(415) 555-", ""), ("020 ", ""), ("0 (", ""), ("AB12 ", "")),
     "credit-card": (("4539 1488 0343 ", ""), ("4539148803436467", "")),
     "iban": (("GB82 WEST ", ""), ("DE89", "")),

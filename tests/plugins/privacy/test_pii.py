@@ -373,6 +373,8 @@ def test_chinese_and_korean_addresses(scanner: Scanner, text: str) -> None:
         ("Moda Mah. Bahariye Cad. No:12 D:4\n34710 Kadıköy/İstanbul", "turkey"),
         ("Kızılay Mah. Atatürk Blv. No: 88, 06420 Çankaya/Ankara", "turkey"),
         ("Rua Oscar Freire, 379, ap 52\nSão Paulo - SP, 01426-001", "more"),  # CEP a line on
+        ("Novo endereço: Rua de Cedofeita 212, 4050-174 Porto", "more"),  # Portugal
+        ("Avenida da Liberdade 110, 1269-046 Lisboa", "more"),
     ],
 )
 def test_addresses_in_indian_turkish_and_brazilian_layouts(
@@ -389,6 +391,7 @@ def test_addresses_in_indian_turkish_and_brazilian_layouts(
         "Moda Mah. is a nice place, 34710 visitors",  # no door number
         "Rua Augusta is busy\nOrder 12345-678 shipped",  # no house number, no state
         "Rua Augusta 12 closed\nOrder 12345-678",
+        "Rua Augusta is nice, 1100-048 Lisboa",  # no door number
     ],
 )
 def test_what_has_only_part_of_those_layouts_is_no_address(scanner: Scanner, text: str) -> None:
@@ -649,6 +652,8 @@ def test_the_bban_layouts_judge_every_country_as_stdnum_does() -> None:
         "codice_fiscale=RSSMRA84C12H501Z",
         "ni_number=LN621635B",  # the NI number's label as a key
         '{"ni_no": "LN621635B"}',
+        "le numéro de sécurité sociale est 2 86 11 67 282 815 07.",  # France's NIR, 7 groups
+        "Sécurité sociale : 1 84 12 75 108 045 36",
         "PAN: ZDGPP7887D",  # India's PAN: four digits, in its own layout
         "PAN number is ABCPE1234F",
         "Führerscheinnummer B742EPC6T81",  # the label's German "Nummer"
@@ -677,6 +682,7 @@ def test_labelled_identity_numbers(scanner: Scanner, text: str) -> None:
         "sin = 0.84",  # an acronym in lower case is a key only before : or =, and a number
         "the pan is hot, 12345 degrees",
         "PAN: ABCDE1234",  # no check letter: not a PAN, and four digits say no other id
+        "la sécurité sociale est un droit, 2024 REPORT",
     ],
 )
 def test_what_follows_an_identity_label_without_being_a_number(scanner: Scanner, text: str) -> None:
@@ -1169,6 +1175,61 @@ def test_a_labelled_date_of_birth_is_read_from_1800_a_columns_from_1900() -> Non
     assert pii.labelled_date_of_birth("1850-03-14")
     assert not pii.date_of_birth("1850-03-14")
     assert not pii.labelled_date_of_birth("1799-12-31")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        (
+            "MSH|^~\\&|EPIC|HOSP|LAB|HOSP|202403121030||ADT^A01|1|P|2.5\rPID|1||911579^^^HOSP^MR||"
+            "KOWALSKA^ANNA||19840312|F|||",
+            "19840312",
+        ),
+        ('{"content": "PID|1||840194^^^HOSP^MR||RUIZ^LUCIA||200211230815|F|||"}', "20021123"),
+    ],
+)
+def test_a_patients_date_of_birth_in_an_hl7_message_is_found(
+    scanner: Scanner, text: str, value: str
+) -> None:
+    """PID-7, with no label: the segment's layout says what it is."""
+    assert [text[slice(*f.span)] for f in scanner.scan(text) if f.category == "pii"] == [value]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "PID|1||911579||KOWALSKA^ANNA||20991231|F",  # not yet born
+        "PID|1||911579||19840312|F",  # the date is not in the seventh field
+        "the PID|ppid|cmd columns: 1|2|3|4|5|6|19840312",  # no segment: a word before PID
+    ],
+)
+def test_what_is_not_an_hl7_date_of_birth(scanner: Scanner, text: str) -> None:
+    assert "hl7-date-of-birth" not in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "请给张伟回个电话，号码是 137 1431 8376，谢谢。",
+        'phone_number,first_name\n"139 2022 6456",陈静',
+        "call her on 150-8822-3190.",
+    ],
+)
+def test_a_chinese_mobile_number_grouped_for_reading_is_found(scanner: Scanner, text: str) -> None:
+    assert "phone-cn-mobile" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "HU42 A177 3016 1111 1018 0000 0000",  # an account number's groups
+        "v1.137 1431 8376.5",
+        "IDs 120 1234 5678 and 112-3456-7890",  # no mobile starts 12 or 11
+        "batch 137 1431 8376 2024 processed",  # four groups: a longer number
+    ],
+)
+def test_what_is_not_a_chinese_mobile_number(scanner: Scanner, text: str) -> None:
+    assert "phone-cn-mobile" not in pii_rules(scanner, text)
 
 
 def test_a_japanese_eras_year_is_read_as_its_gregorian_year() -> None:
