@@ -370,6 +370,7 @@ def test_chinese_and_korean_addresses(scanner: Scanner, text: str) -> None:
         ("Flat 12, Lotus Residency, 4th Main, Jayanagar\nBengaluru, Karnataka 560041", "india"),
         ("House No. 7, Sector 21, Gurugram, Haryana 122016", "india"),
         ("C-14, Green Park Extension\nNew Delhi, Delhi 110016", "india"),
+        ("new address: Ravi Iyer, Flat 12, Lake View, HSR Layout, Bengaluru 560102", "india"),
         ("Moda Mah. Bahariye Cad. No:12 D:4\n34710 Kadıköy/İstanbul", "turkey"),
         ("Kızılay Mah. Atatürk Blv. No: 88, 06420 Çankaya/Ankara", "turkey"),
         ("Rua Oscar Freire, 379, ap 52\nSão Paulo - SP, 01426-001", "more"),  # CEP a line on
@@ -387,6 +388,7 @@ def test_addresses_in_indian_turkish_and_brazilian_layouts(
     "text",
     [
         "We serve 12 cities in Karnataka 560041 pincodes",  # no street line
+        "We ship 5, to Mumbai 400001 and Pune 411001",  # a count, not a house number
         "Version 2, then Haryana 122016",
         "Moda Mah. is a nice place, 34710 visitors",  # no door number
         "Rua Augusta is busy\nOrder 12345-678 shipped",  # no house number, no state
@@ -654,6 +656,7 @@ def test_the_bban_layouts_judge_every_country_as_stdnum_does() -> None:
         '{"ni_no": "LN621635B"}',
         "le numéro de sécurité sociale est 2 86 11 67 282 815 07.",  # France's NIR, 7 groups
         "Sécurité sociale : 1 84 12 75 108 045 36",
+        "müşterinin T.C. kimlik numarası 63769443440, e-fatura",  # Turkish: "its number"
         "PAN: ZDGPP7887D",  # India's PAN: four digits, in its own layout
         "PAN number is ABCPE1234F",
         "Führerscheinnummer B742EPC6T81",  # the label's German "Nummer"
