@@ -293,13 +293,18 @@ def widened(pattern: str) -> str:
         elif char == "{":
             end = pattern.find("}", i)
             low, comma, high = pattern[i + 1 : end].partition(",")
-            if end > 0 and low.isdigit() and comma and high.isdigit():
+            # ASCII digits only: RE2 reads {1,²} as text, as it does {1,x}
+            if end > 0 and _ascii_digits(low) and comma and _ascii_digits(high):
                 out.append(f"{{{low},}}")
                 i = end + 1
                 continue
         out.append(char)
         i += 1
     return "".join(out)
+
+
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def compile_pattern(pattern: str, key: str, *, capture: bool = True) -> re2._Regexp:

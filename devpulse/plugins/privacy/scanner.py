@@ -14,8 +14,9 @@ import dataclasses
 import itertools
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import re2
 
@@ -164,8 +165,15 @@ RULES_AHEAD = 6
 # once for all of them. Below this size the extra pass costs more than the passes it saves
 # (2 KB prompts: 13% more time a prompt; 64 KB: 9% less; 10 MB: a quarter less).
 LONG_TEXT_BYTES = 64 << 10
-# That set's memory: its DFA needs about 20 MB for 10 MB of the bench's corpus.
+# Each of those sets' memory, and how many rules' patterns each holds. One set of all 19
+# packaged ones took 30 ms for the bench's 10 MB, but 600-750 ms for 1 MB of their fragments
+# mixed at random on one line, whose DFA needed a new state at nearly every byte and kept
+# filling its cache (more memory did not help: RE2 never gives up on a set for being slow).
+# In sets of four, each DFA has far fewer states to make: of 30 such mixes the worst took 55
+# ms a MB (760 in one set), and the five sets read the 10 MB corpus in 82 ms one after
+# another (32 in one set), which from PARALLEL_BYTES they do at once on the worker threads.
 LONG_PREFILTER_MAX_MEM = 32 << 20
+LONG_SET_RULES = 4
 AST = -1  # the prefilter's mark for the Python-aware checks and the syntax readers
 EXACT = -2  # EXACT - i: the prefilter's mark that rule i's own pattern matched
 AST_PRIORITY = 1  # above the generic regex rules (0), below the specific ones (2)
@@ -239,13 +247,13 @@ class Scanner:
             table.setdefault(pattern, []).append(EXACT - index)
         self._prefilter = _prefilter(table)
         self._wide_prefilter = _prefilter(wide) if wide else None
-        # The long_prefilter rules, and the set of their own patterns (widened as above; the
-        # set keeps each pattern's case, as the rule does).
-        self._long = tuple(i for i, r in enumerate(self._rules) if r.rule.long_prefilter)
-        self._long_prefilter = PatternSet(
-            (widened(self._rules[i].rule.pattern) for i in self._long),
-            max_mem=LONG_PREFILTER_MAX_MEM,
-        )
+        # The long_prefilter rules, a few to a set of their own patterns (widened as above;
+        # each set keeps each pattern's case, as the rule does).
+        long = [i for i, r in enumerate(self._rules) if r.rule.long_prefilter]
+        self._long_prefilters = [
+            _LongPrefilter(long[at : at + LONG_SET_RULES], self._rules)
+            for at in range(0, len(long), LONG_SET_RULES)
+        ]
         self._everything = frozenset((*range(len(self._rules)), AST))
 
     def scan(self, text: str) -> list[Finding]:
@@ -331,7 +339,8 @@ class Scanner:
         answers without it, and then everything runs, as it would with no prefilter.
 
         In a long text, the long_prefilter rules it enabled run only if their own patterns
-        match (LONG_TEXT_BYTES).
+        match (LONG_TEXT_BYTES); in a text of PARALLEL_BYTES or more, their sets read it on
+        the worker threads, all at once.
         """
         enabled = set(self._always)
         prefilters = [self._prefilter]
@@ -346,10 +355,11 @@ class Scanner:
             marks = {mark for mark in enabled if mark <= EXACT}
             enabled -= marks
             enabled -= self._exact.difference(EXACT - mark for mark in marks)
-        if len(data) >= LONG_TEXT_BYTES and not enabled.isdisjoint(self._long):
-            matched = self._long_prefilter.matching(data)
-            if matched is not None:  # else the set gave up: they all run
-                enabled -= set(self._long).difference(map(self._long.__getitem__, matched))
+        if len(data) >= LONG_TEXT_BYTES:
+            asked = [p for p in self._long_prefilters if not enabled.isdisjoint(p.rules)]
+            workers = scan_workers.get() if len(data) >= PARALLEL_BYTES else None
+            for unmatched in _each(lambda p: p.unmatched(data), asked, workers):
+                enabled -= unmatched
         return enabled
 
     def _hits(self, order: Sequence[int], data: bytes) -> Iterator[tuple[int, list[Hit]]]:
@@ -361,7 +371,8 @@ class Scanner:
         text's rules spend most of their time. A rule runs ahead only while the budget would
         leave it its whole allowance even if each rule before it judged its own whole
         allowance, so it judges what it would have judged after them, and its hits are the
-        same. Past that (a flood is spending the budget), the rest run one after another.
+        same. Past that (a flood is spending the budget), the rest run one after another,
+        as they all do once the threads are shut down (the interpreter is exiting).
         """
         budget = scan_budget(len(data))
         workers = scan_workers.get() if len(data) >= PARALLEL_BYTES else None
@@ -376,7 +387,12 @@ class Scanner:
                     and budget >= (len(ahead) + 1) * MAX_CANDIDATES_PER_RULE
                 ):
                     rule = self._rules[order[queued]]
-                    ahead.append(workers.submit(self._run, rule, data, MAX_CANDIDATES_PER_RULE))
+                    try:
+                        job = workers.submit(self._run, rule, data, MAX_CANDIDATES_PER_RULE)
+                    except RuntimeError:  # shut down: the interpreter is exiting
+                        workers = None
+                        break
+                    ahead.append(job)
                     queued += 1
                 if ahead:  # the first one ahead is this rule's
                     hits, examined = ahead.popleft().result()
@@ -447,6 +463,47 @@ class Scanner:
             return False
         data = value.encode("utf-8", "surrogatepass")
         return any(p.search(data) for p in self._allowlist)
+
+
+class _LongPrefilter:
+    """A set of a few long_prefilter rules' own patterns, which says which of them cannot
+    match a text. If their patterns make no set (a user's rules too large for one), or the
+    set gives up on a text, it says none: they all run."""
+
+    def __init__(self, rules: Sequence[int], compiled: Sequence[CompiledRule]) -> None:
+        self.rules = frozenset(rules)
+        self._order = tuple(rules)
+        try:
+            patterns = (widened(compiled[i].rule.pattern) for i in rules)
+            self._set: PatternSet | None = PatternSet(patterns, max_mem=LONG_PREFILTER_MAX_MEM)
+        except (re2.error, ValueError):
+            self._set = None
+
+    def unmatched(self, data: bytes) -> frozenset[int]:
+        matched = None if self._set is None else self._set.matching(data)
+        if matched is None:
+            return frozenset()
+        return self.rules.difference(map(self._order.__getitem__, matched))
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _each(
+    work: Callable[[T], R], items: Sequence[T], workers: ThreadPoolExecutor | None
+) -> list[R]:
+    """`work` of each of `items`, on the worker threads when there are some (RE2's searches
+    run at once there), else in turn. Threads already shut down (the interpreter is
+    exiting) do it in turn too."""
+    if workers is not None and len(items) > 1:
+        try:
+            jobs = [workers.submit(work, item) for item in items]
+        except RuntimeError:  # cannot schedule new futures after shutdown
+            pass
+        else:
+            return [job.result() for job in jobs]
+    return [work(item) for item in items]
 
 
 # Threads for a long text's rules (Scanner._hits): at most this many, and none on one CPU.

@@ -896,13 +896,47 @@ def test_a_long_prefilter_runs_a_rule_in_a_long_text_only_where_its_pattern_matc
     assert _ran(scanner, "ordered at zx") == {"order-ref", "order-any"}
 
 
+def _prefilters_of(scanner: Scanner, ids: set[str]) -> list[Any]:
+    """The long_prefilter sets that hold the rules `ids`."""
+    indices = {i for i, r in enumerate(scanner._rules) if r.id in ids}
+    return [p for p in scanner._long_prefilters if p.rules & indices]
+
+
 def test_a_long_prefilter_set_that_gives_up_runs_every_rule(monkeypatch) -> None:
     """Out of memory, the set answers without its last pattern: then each rule reads."""
     scanner = _order_rules(long_prefilter=True)
-    monkeypatch.setattr(scanner._long_prefilter, "matching", lambda data: None)
+    (prefilter,) = _prefilters_of(scanner, {"order-ref", "order-any"})
+    monkeypatch.setattr(prefilter._set, "matching", lambda data: None)
     assert _ran(scanner, LONG_FILLER) == {"order-ref", "order-any"}
     found = scanner.scan(LONG_FILLER + "ORD-654321")
     assert [f.rule_id for f in found] == ["order-ref"]
+
+
+def test_long_prefilter_rules_too_large_for_a_set_run_on_every_long_text(monkeypatch) -> None:
+    """A user's rules each near RE2's size for one pattern can overflow a set (RE2 says
+    "failed to compile Set"): theirs is then no set, and they run as rules with no
+    long_prefilter do, never an error."""
+
+    def overflowing(*args: Any, **kwargs: Any) -> None:
+        raise re2.error("failed to compile Set")
+
+    monkeypatch.setattr(scanner_module, "PatternSet", overflowing)
+    scanner = _order_rules(long_prefilter=True)
+    assert [p._set for p in _prefilters_of(scanner, {"order-ref", "order-any"})] == [None]
+    assert _ran(scanner, LONG_FILLER) == {"order-ref", "order-any"}
+    found = scanner.scan(LONG_FILLER + "ORD-654321")
+    assert [f.rule_id for f in found] == ["order-ref"]
+
+
+def test_the_packaged_long_prefilter_rules_are_asked_a_few_at_a_time(scanner: Scanner) -> None:
+    """One set of all their patterns let a megabyte of their fragments, mixed on one line,
+    make its DFA a new state at nearly every byte (600 ms): sets of a few keep it small."""
+    sets = scanner._long_prefilters
+    assert len(sets) >= 4
+    assert all(len(p.rules) <= scanner_module.LONG_SET_RULES for p in sets)
+    assert frozenset().union(*(p.rules for p in sets)) == {
+        i for i, r in enumerate(scanner._rules) if r.rule.long_prefilter
+    }
 
 
 def test_the_packaged_long_prefilter_rules_each_still_find_in_a_long_text(
@@ -1013,6 +1047,7 @@ def test_text_without_a_word_is_exactly_the_text_it_does_not_occur_in(
         (r"[[:alpha:]{1,2}]y{0,9}", r"[[:alpha:]{1,2}]y{0,}"),
         (r"\Qa{1,2}\Eb{1,2}", r"\Qa{1,2}\Eb{1,}"),
         (r"x{,3}z{a,b}", r"x{,3}z{a,b}"),  # not counted runs in RE2
+        ("a{1,²}z{٣,4}", "a{1,²}z{٣,4}"),  # digits outside ASCII: text to RE2
     ],
 )
 def test_widened_drops_only_the_upper_bounds_of_counted_runs(pattern: str, expected: str) -> None:

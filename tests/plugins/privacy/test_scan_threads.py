@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -126,3 +128,38 @@ def test_a_forked_child_reads_a_long_text_with_threads_of_its_own() -> None:
     assert not alive, "the forked child hung on its parent's scan threads"
     assert child.exitcode == 0
     assert done.get(timeout=5) == expected
+
+
+EXITING = """
+import atexit, json, sys, threading, time
+from devpulse import config_from_mapping
+from devpulse.plugins.privacy import Scanner
+scanner = Scanner(config_from_mapping({}).privacy)
+texts = [json.loads(line)["text"] for line in open(sys.argv[1])]
+text = ("\\n".join(texts) * 10)[:1_200_000]
+print("main", len(scanner.scan(text)), flush=True)
+
+def later():
+    time.sleep(0.5)  # the main thread has returned, and the pools are shut down
+    print("thread", len(scanner.scan(text)), flush=True)
+
+atexit.register(lambda: print("atexit", len(scanner.scan(text)), flush=True))
+threading.Thread(target=later).start()
+"""
+
+
+def test_a_long_text_is_read_while_the_interpreter_exits() -> None:
+    """Python shuts the thread pools down before it joins the other threads and runs the
+    atexit hooks: a scan then reads its rules in turn, and finds what it found before."""
+    corpus = Path(__file__).resolve().parents[2] / "data/privacy/corpus.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-c", EXITING, str(corpus)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = dict(line.split() for line in done.stdout.splitlines())
+    assert set(counts) == {"main", "thread", "atexit"}, done.stdout + done.stderr[-2000:]
+    assert counts["thread"] == counts["main"] == counts["atexit"]
