@@ -283,12 +283,13 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         # were made unbounded under max_match_bytes
         "psexec among words": among_words("psexec "),
         "login among words": among_words("login "),
-        # the long_prefilter rules' patterns' fragments, mixed at random on one line: in one
-        # set of all of them, its DFA made a new state at nearly every byte (600 ms a MB)
+        # the long_prefilter rules' patterns' fragments, mixed at random on one line (a
+        # review's input): in one set of all of them, its DFA made a new state at nearly every
+        # byte (600 ms a MB)
         "long_prefilter fragments at random": shuffled(
             *("gsk_", "EAAA", "sq0atp-", "define(", "'pass', '", "mysqli_connect(", "sqlcmd "),
             *("otpauth://totp/x?secret=", "podman login ", "-p ", "1362416", "Calle "),
-            *("440305199003071236", "Lindenstraße 42", "〒123-4567 ", "psk=", "dob: "),
+            *("440305199003071236", "Lindenstraße 42"),
         ),
     }
 

@@ -414,9 +414,10 @@ class Scanner:
             return [], 0  # the common case: a rule the prefilter let through finds nothing
         hits: list[Hit] = []
         examined = 0
-        # Values already turned down: a log or a flood repeats them, and a value's verdict
-        # depends on nothing else. Each still counts as a candidate.
-        turned_down: set[bytes] = set()
+        # Values already judged: a log or a flood repeats them, and a value's verdict depends
+        # on nothing else (a Chinese id's check looks its region up: 200 us). Each still
+        # counts as a candidate.
+        verdicts: dict[bytes, bool] = {}
         for match_start, start, end in _spans(rule, data, first):
             if examined == allowance:
                 rest = data[match_start:].decode("utf-8", "surrogatepass")
@@ -437,12 +438,13 @@ class Scanner:
             if rule.not_after is not None and _labelled_otherwise(rule.not_after, data, start):
                 continue  # "order_id": 4111...: the label says what the number is
             raw = data[start:end]
-            if raw in turned_down:
+            if verdicts.get(raw) is False:
                 continue
             value = raw.decode("utf-8", "surrogatepass")
-            if not self._accepts(rule, value):
-                turned_down.add(raw)
-                continue
+            if raw not in verdicts:
+                verdicts[raw] = self._accepts(rule, value)
+                if not verdicts[raw]:
+                    continue
             hits.append(Hit(rule.id, rule.rule.category, rule.level, start, end, value))
             if len(hits) >= MAX_FINDINGS_PER_RULE:
                 break

@@ -707,11 +707,9 @@ def test_rules_flooded_together_share_one_budget_of_candidates(
     assert drawn > scanner_module.MAX_CANDIDATES_PER_RULE  # the budget is not a rule's
 
 
-def test_a_value_turned_down_is_judged_once_a_scan(
-    scanner: Scanner, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A log repeats its values: each rule judges a value once, and the repeats still
-    count as candidates."""
+def test_a_value_is_judged_once_a_scan(scanner: Scanner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log repeats its values: each rule judges a value once, turned down or accepted
+    (a Chinese id's check looks its region up), and each repeat accepted is a finding."""
     judged: list[tuple[str, str]] = []
     accepts = Scanner._accepts
 
@@ -720,10 +718,11 @@ def test_a_value_turned_down_is_judged_once_a_scan(
         return accepts(self, rule, value)
 
     monkeypatch.setattr(Scanner, "_accepts", counted)
-    text = "mysql -pchangeme -h db\n" * 50 + "mysql -pQz8rT2mXwPqL7 -h db\n"
+    text = "mysql -pchangeme -h db\n" * 50 + "mysql -pQz8rT2mXwPqL7 -h db\n" * 3
     assert rule_ids(scanner, text) == {"cli-password-flag"}
     assert judged.count(("cli-password-flag", "changeme")) == 1
-    assert ("cli-password-flag", "Qz8rT2mXwPqL7") in judged
+    assert judged.count(("cli-password-flag", "Qz8rT2mXwPqL7")) == 1
+    assert len(scanner.scan(text)) == 3
 
 
 def test_a_match_too_long_for_an_address_is_passed_over(scanner: Scanner) -> None:
