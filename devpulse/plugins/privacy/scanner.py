@@ -339,9 +339,29 @@ class Scanner:
         answers without it, and then everything runs, as it would with no prefilter.
 
         In a long text, the long_prefilter rules it enabled run only if their own patterns
-        match (LONG_TEXT_BYTES); in a text of PARALLEL_BYTES or more, their sets read it on
-        the worker threads, all at once.
+        match (LONG_TEXT_BYTES). In a text of PARALLEL_BYTES or more, the worker threads
+        read it with those sets while this thread reads it with the keywords' set; a set
+        whose rules the keywords did not enable is then read for nothing.
         """
+        long = len(data) >= LONG_TEXT_BYTES
+        workers = scan_workers.get() if len(data) >= PARALLEL_BYTES else None
+        early = _started(
+            lambda p: p.unmatched(data), self._long_prefilters if long else (), workers
+        )
+        try:
+            enabled = self._enabled_by_sets(data)
+            if long:
+                for at, prefilter in enumerate(self._long_prefilters):
+                    if prefilter.rules.isdisjoint(enabled):
+                        continue
+                    enabled -= early[at].result() if early else prefilter.unmatched(data)
+            return enabled
+        finally:
+            for job in early or ():
+                job.cancel()  # those not asked, if not started
+
+    def _enabled_by_sets(self, data: bytes) -> set[int]:
+        """`_enabled` but for the long_prefilter sets."""
         enabled = set(self._always)
         prefilters = [self._prefilter]
         if self._wide_prefilter is not None and not data.isascii():
@@ -355,11 +375,6 @@ class Scanner:
             marks = {mark for mark in enabled if mark <= EXACT}
             enabled -= marks
             enabled -= self._exact.difference(EXACT - mark for mark in marks)
-        if len(data) >= LONG_TEXT_BYTES:
-            asked = [p for p in self._long_prefilters if not enabled.isdisjoint(p.rules)]
-            workers = scan_workers.get() if len(data) >= PARALLEL_BYTES else None
-            for unmatched in _each(lambda p: p.unmatched(data), asked, workers):
-                enabled -= unmatched
         return enabled
 
     def _hits(self, order: Sequence[int], data: bytes) -> Iterator[tuple[int, list[Hit]]]:
@@ -492,20 +507,23 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def _each(
+def _started(
     work: Callable[[T], R], items: Sequence[T], workers: ThreadPoolExecutor | None
-) -> list[R]:
-    """`work` of each of `items`, on the worker threads when there are some (RE2's searches
-    run at once there), else in turn. Threads already shut down (the interpreter is
-    exiting) do it in turn too."""
-    if workers is not None and len(items) > 1:
-        try:
-            jobs = [workers.submit(work, item) for item in items]
-        except RuntimeError:  # cannot schedule new futures after shutdown
-            pass
-        else:
-            return [job.result() for job in jobs]
-    return [work(item) for item in items]
+) -> list[Future[R]] | None:
+    """`work` of each of `items` begun on the worker threads, where RE2's searches run at
+    once; None where there are none, or where they are shut down (the interpreter is
+    exiting), for the caller to do the work in turn."""
+    if workers is None or not items:
+        return None
+    jobs: list[Future[R]] = []
+    try:
+        for item in items:
+            jobs.append(workers.submit(work, item))
+    except RuntimeError:  # cannot schedule new futures after shutdown
+        for job in jobs:
+            job.cancel()
+        return None
+    return jobs
 
 
 # Threads for a long text's rules (Scanner._hits): at most this many, and none on one CPU.

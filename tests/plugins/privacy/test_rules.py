@@ -883,9 +883,15 @@ LONG_FILLER = "ordered at zx station, see the queue\n" * 2000
         ("ORD-123456 and zx-1234", {"order-ref", "order-any"}),
     ],
 )
+@pytest.mark.parametrize("threads", [False, True])
 def test_a_long_prefilter_runs_a_rule_in_a_long_text_only_where_its_pattern_matches(
-    tail: str, runs: set[str]
+    tail: str, runs: set[str], threads: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """On the worker threads (a text of PARALLEL_BYTES or more), the long_prefilter sets
+    read the text while the keywords' set does: the same rules run."""
+    if threads:
+        monkeypatch.setattr(scanner_module, "SCAN_WORKERS", 2)
+        monkeypatch.setattr(scanner_module, "PARALLEL_BYTES", 0)
     text = LONG_FILLER + tail
     assert len(text) >= scanner_module.LONG_TEXT_BYTES
     scanner = _order_rules(long_prefilter=True)
