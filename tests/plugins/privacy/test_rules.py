@@ -201,6 +201,19 @@ POSITIVES = [
     ("password-in-prose-translated", "Lösenordet är tundra-9212copper"),
     ("password-in-prose-translated", "Lösenordet till routern är tundra-9212copper"),
     ("password-in-prose-translated", "passordet til ruteren er tundra-9212copper"),
+    # what the password is for, in several words, and an adverb after the verb
+    (
+        "password-in-prose-translated",
+        "Das Passwort für den Admin auf ci-staging ist jetzt Qz8#rT2mXw",
+    ),
+    (
+        "password-in-prose-translated",
+        "le mot de passe du compte root sur la VM c'est Velvet&river37",
+    ),
+    ("password-in-prose-translated", "Hasło do konta admina w Sonarze na stagingu to Qz8#rT2mXw"),
+    ("password-in-prose-translated", "Heslo k adminovi na serveru je Qz8#rT2mXw, nikam ho nepiš"),
+    ("password-in-prose-translated", "Пароль від адмінки на стенді — maple*orbit43"),
+    ("password-in-prose-translated", "הסיסמה של משתמש admin היא Jlaybmjw9302#"),
     ("password-in-prose-translated", "[database]\nuser = report\nпароль = tundra-9212copper"),
     ("password-in-prose-translated", "la clave de acceso es tundra-9212copper"),
     ("password-in-prose-translated", "Passwort für den Server ist tundra-9212copper ist alt"),
@@ -282,6 +295,10 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 
 
 NEGATIVES = [
+    # prose about a password, a word where the value would be
+    "Das Passwort für den Login ist jetzt zu kurz und muss 12 Zeichen haben",
+    "la contraseña del usuario es incorrecta, inténtalo de nuevo",
+    "Heslo k účtu je příliš krátké",
     # cookies that hold no session: a preference, a CSRF token
     "s.cookies.set('theme', 'dark-mode-enabled-for-everyone')",
     "response.set_cookie('csrftoken', 'Zq8xW2mLp9Kd7Rt4Vb')",
