@@ -247,6 +247,41 @@ POSITIVES = [
     ("session-cookie-set", "s.cookies.set('sessionid', 'gq7vtx2ukp9tb3jemvy8kl4dvgmu')"),
     (
         "session-cookie-set",
+        'New-Object System.Net.Cookie(".AspNetCore.Cookies", "CfDJ8aWfQg47HwpPW9cbKd")',
+    ),
+    (
+        "session-cookie-set",
+        '"cookies": [\n {\n  "name": "bk_sess",\n  "value": "c389cf62832281e702068e89613"',
+    ),
+    (
+        "session-cookie-set",
+        'cookies = {"session": "eyJfdXNlcl9pZCI6IjgzMjMifQ.7_mX8w.mN7w-525eDYMLf"}',
+    ),
+    (
+        "session-cookie",
+        "http POST https://erp.example.net/x Cookie:JSESSIONID=E5485D5BBB4A07E24E464DFD9A41AB1F",
+    ),
+    (
+        "session-cookie",
+        'curl -b "_gitlab_session=12224cc2dc8283c1fd2984f6e6de9e9e" https://git.acme.io/x',
+    ),
+    ("chat-webhook-url", 'HOOK = "https://hooks.zapier.com/hooks/catch/43381512/chy5k0/"'),
+    ("chat-webhook-url", 'url = "https://chat.acme-corp.io/hooks/94bek97vw6e35m3ag58busv95z"'),
+    (
+        "go-mysql-dsn",
+        'dsn := "shipping:kvueI2&5bhGn^7@tcp(mysql.prod:3306)/shipping?parseTime=true"',
+    ),
+    (
+        "terraform-secret",
+        'variable "admin_password" {\n  type = string\n  default = "alJP5izgxfz=X%ZjQM"\n}',
+    ),
+    (
+        "terraform-secret",
+        '{"type": "random_password", "name": "db", "instances": [{"attributes": '
+        '{"length": 24, "result": "Zr2Jg8SuNeZjIfzeX1i=6u!F"}}]}',
+    ),
+    (
+        "session-cookie-set",
         'driver.add_cookie({"name": "auth_token", "value": "Zq8xW2mLp9Kd7Rt4Vb"})',
     ),
     (
@@ -301,6 +336,9 @@ NEGATIVES = [
     "Heslo k účtu je příliš krátké",
     # cookies that hold no session: a preference, a CSRF token
     "s.cookies.set('theme', 'dark-mode-enabled-for-everyone')",
+    'variable "db_password" {\n  type = string\n  sensitive = true\n}',  # no default
+    'dsn := "user:" + pw + "@tcp(db:3306)/app"',
+    "docs: POST /hooks/{hook_id} with the webhook's id",
     "response.set_cookie('csrftoken', 'Zq8xW2mLp9Kd7Rt4Vb')",
     # a decode with nothing printed after it, or a prompt next
     "kubectl get secret db -o jsonpath='{.data.password}' | base64 -d\n$ echo done",
