@@ -474,7 +474,8 @@ _METADATA_WORDS = frozenset(
 
 # Names of values that are not credentials however they look: the public half of a key
 # pair, and the anti-forgery tokens that web forms carry in the open.
-_NOT_SECRET_WORDS = frozenset({"public", "csrf", "xsrf", "authenticity", "csrftoken"})
+# ...and "hashed": detect-secrets' baseline keeps each secret's SHA-1 as hashed_secret.
+_NOT_SECRET_WORDS = frozenset({"public", "csrf", "xsrf", "authenticity", "csrftoken", "hashed"})
 # Tokens an API hands out in its responses to page through results, resume a stream or make
 # a call idempotent, named by the word just before "token": nextPageToken, pageToken,
 # NextToken, PaginationToken, NextContinuationToken (S3), cursor_token, resumeToken (MongoDB
@@ -603,6 +604,8 @@ def spaced_password(name: str, value: str) -> bool:
         return False
     if core[-1] in ".?!:" or any(not w.isascii() for w in words):
         return False
+    if words[-1].lower() in _PASSWORD_WORDS:
+        return False  # a form's label: "Show password", "Confirm new password"
     return not any(w.lower() in _PROSE_WORDS or w.lower() in _PASSWORD_NAMES for w in words)
 
 

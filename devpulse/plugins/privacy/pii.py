@@ -278,6 +278,10 @@ RESERVED_DOMAIN = re2.compile(
 
 def email(value: str) -> bool:
     value = value.replace("%40", "@")  # an address in a URL's query: ?email=jane%40web.de
+    name, _, domain = value.rpartition("@")
+    label = domain.split(".")[0]
+    if (len(name) >= 3 and len(set(name)) == 1) or (len(label) >= 4 and len(set(label)) == 1):
+        return False  # a mask's or a test's: xxxxxxxx@yyyyy.com (not j@ or @qq.com)
     return not any(
         search_text(pattern, value) is not None
         for pattern in (NON_PERSONAL_EMAIL, RESERVED_DOMAIN, IMAGE_NAME)

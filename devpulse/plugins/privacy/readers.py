@@ -514,6 +514,8 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
             yield Found("assigned-credential", value_span[0], value_span[1], value)
 
 
+# "public" as the word before a name (public key:), which the name's own words leave out.
+_PUBLIC_BEFORE = re2.compile(rb"(?i)(?:^|[^\w])public[ \t]$")
 # What follows a test's name on a test runner's report line: how long it ran.
 _DURATION = re2.compile(rb"^[ \t]*\(\d+(?:\.\d+)?[ \t]*m?s\)")
 _ASSIGNED_NAME = ASSIGNMENT.parse.groupindex[b"name"]
@@ -521,12 +523,15 @@ _ASSIGNED_BARE = ASSIGNMENT.parse.groupindex[b"bare"]
 
 
 def _assignment_named(data: bytes, spans: Spans) -> bool:
-    """`_matches`' test for an assignment: its name could bind a credential, and it is no
-    test runner's line, `PASS: value` and the test's duration (go test's `--- PASS: TestX_Y
-    (0.00s)`): passed over uncounted, so that a long test log spends no candidates."""
+    """`_matches`' test for an assignment: its name could bind a credential (and "public"
+    is not the word before it), and it is no test runner's line, `PASS: value` and the
+    test's duration (go test's `--- PASS: TestX_Y (0.00s)`): passed over uncounted, so that
+    a long test log spends no candidates."""
     if not _ASSIGNMENT_NAMED(data, spans):
         return False
     name, value = spans[_ASSIGNED_NAME], spans[_ASSIGNED_BARE]
+    if found_in(_PUBLIC_BEFORE, data[max(0, name[0] - 8) : name[0]]):
+        return False  # wg show's `public key: ...`: the name's word before it, apart
     if value[0] < 0 or data[name[0] : name[1]].lower() != b"pass":
         return True
     return not found_in(_DURATION, data[value[1] : value[1] + 32])

@@ -485,6 +485,11 @@ def test_an_address_with_letters_outside_ascii_is_found_whole(
     assert [text[slice(*f.span)] for f in scanner.scan(text) if f.category == "pii"] == [address]
 
 
+def test_a_short_name_or_domain_of_one_letter_is_still_an_address(scanner: Scanner) -> None:
+    """Only a run of one letter, three or more (a mask's xxxxxxxx@yyyyy.com), is no one's."""
+    assert pii_rules(scanner, "mail jiahui.wen@qq.com or j@acme-mail.de") == {"email-address"}
+
+
 def test_an_at_sign_among_words_outside_ascii_is_no_address(scanner: Scanner) -> None:
     assert not pii_rules(scanner, "Café@ ist zu, müller@ kommt später, 価格@100円")
 

@@ -201,6 +201,7 @@ POSITIVES = [
     ("password-in-prose-translated", "Lösenordet är tundra-9212copper"),
     ("password-in-prose-translated", "Lösenordet till routern är tundra-9212copper"),
     ("password-in-prose-translated", "passordet til ruteren er tundra-9212copper"),
+    ("assigned-credential", "private key: MLOy5vcpFRTmETcLFVUyJ0ygh8o3oUMMaSks4jRjhw4="),
     # what the password is for, in several words, and an adverb after the verb
     (
         "password-in-prose-translated",
@@ -330,6 +331,13 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 
 
 NEGATIVES = [
+    # a form's labels; a public key as wg show prints it; a secret's hash in a baseline
+    '{"show_password": "Show password", "new_password": "Confirm new password"}',
+    "interface: wg0\n  public key: MLOy5vcpFRTmETcLFVUyJ0ygh8o3oUMMaSks4jRjhw4=\n",
+    '"hashed_secret": "0b8769f67f521eb7de7072de38b7398d4c56e329",',
+    # a trace's span id, hex digits first: no phone; a mask's test address
+    '{"trace_id": "077a86f8c0df162a", "span_id": "04242961230d263d"}',
+    'mask("xxxxxxxx@yyyyy.com") returns m*****@g****.com',
     # prose about a password, a word where the value would be
     "Das Passwort für den Login ist jetzt zu kurz und muss 12 Zeichen haben",
     "la contraseña del usuario es incorrecta, inténtalo de nuevo",
