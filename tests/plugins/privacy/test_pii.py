@@ -375,10 +375,12 @@ def test_chinese_and_korean_addresses(scanner: Scanner, text: str) -> None:
         ("Kızılay Mah. Atatürk Blv. No: 88, 06420 Çankaya/Ankara", "turkey"),
         ("Rua Oscar Freire, 379, ap 52\nSão Paulo - SP, 01426-001", "more"),  # CEP a line on
         ("Novo endereço: Rua de Cedofeita 212, 4050-174 Porto", "more"),  # Portugal
+        ("Адрес: г. Новосибирск, ул. Мира, д. 116, кв. 112.", "ru"),
+        ("м. Київ, вул. Хрещатик, буд. 22, кв. 5", "ru"),
         ("Avenida da Liberdade 110, 1269-046 Lisboa", "more"),
     ],
 )
-def test_addresses_in_indian_turkish_and_brazilian_layouts(
+def test_addresses_in_indian_turkish_brazilian_and_russian_layouts(
     scanner: Scanner, text: str, rule: str
 ) -> None:
     assert f"street-address-{rule}" in pii_rules(scanner, text)
@@ -394,6 +396,7 @@ def test_addresses_in_indian_turkish_and_brazilian_layouts(
         "Rua Augusta is busy\nOrder 12345-678 shipped",  # no house number, no state
         "Rua Augusta 12 closed\nOrder 12345-678",
         "Rua Augusta is nice, 1100-048 Lisboa",  # no door number
+        "ул. Мира — длинная улица, д. 5 там",  # no city
     ],
 )
 def test_what_has_only_part_of_those_layouts_is_no_address(scanner: Scanner, text: str) -> None:
@@ -401,6 +404,7 @@ def test_what_has_only_part_of_those_layouts_is_no_address(scanner: Scanner, tex
         "street-address-india",
         "street-address-turkey",
         "street-address-more",
+        "street-address-ru",
     }
 
 
@@ -662,6 +666,19 @@ def test_the_bban_layouts_judge_every_country_as_stdnum_does() -> None:
         "le numéro de sécurité sociale est 2 86 11 67 282 815 07.",  # France's NIR, 7 groups
         "Sécurité sociale : 1 84 12 75 108 045 36",
         "müşterinin T.C. kimlik numarası 63769443440, e-fatura",  # Turkish: "its number"
+        "klant met rijksregisternummer 53.11.20-018.87 kan niet inloggen",
+        "Verifikasi e-KTP gagal, NIK 5186272107825599.",
+        "Khách hàng, số CCCD 048190144661, không xác thực",
+        "uploaded Emirates ID 784-1966-2015144-7 but",
+        "Versicherter, SV-Nummer 9570 270652, wird abgelehnt",
+        "El cliente, RUT 12.161.268-2, no puede emitir boleta",
+        "Yolcu Emre Demir, pasaport no U11582826, check-in",
+        "Le conducteur, numéro de permis 793392080611, n'est pas reconnu",
+        "Kierowca, numer prawa jazdy 39920/98/5834, nie przechodzi",
+        "Самозанятый, ИНН 827379834387, чек не регистрируется",
+        "ФОП Ірина, РНОКПП 3170774551, податкова не приймає",
+        "Self-assessment: UTR 70527 88510.",
+        "Factura CFDI rechazada, RFC AYAZ81040860F.",
         "PAN: ZDGPP7887D",  # India's PAN: four digits, in its own layout
         "PAN number is ABCPE1234F",
         "Führerscheinnummer B742EPC6T81",  # the label's German "Nummer"
@@ -691,6 +708,8 @@ def test_labelled_identity_numbers(scanner: Scanner, text: str) -> None:
         "the pan is hot, 12345 degrees",
         "PAN: ABCDE1234",  # no check letter: not a PAN, and four digits say no other id
         "la sécurité sociale est un droit, 2024 REPORT",
+        "see RFC 7231 and RFC 2616",  # an RFC's number: four digits
+        "the UTR 2024 report",
     ],
 )
 def test_what_follows_an_identity_label_without_being_a_number(scanner: Scanner, text: str) -> None:
