@@ -153,6 +153,8 @@ AST_TRIGGER_PATTERNS = (
 # grow the set past it. Letters outside ASCII cost the most: a case-blind set reads each in
 # both its cases.
 PREFILTER_MAX_MEM = 32 << 20
+# The triggers and exact patterns go a few to a set (Scanner.__init__), this many.
+PREFILTER_SET_PATTERNS = 13
 # A text this long has its rules run on worker threads, a few at once (Scanner._hits): on a
 # 10 MB text, 17 MB/s on one thread and 20 on two. Below it the threads' hand-offs cost more
 # than they give.
@@ -213,11 +215,9 @@ class Scanner:
         self._allowlist = [
             compile_pattern(p, f"privacy.allowlist[{i}]") for i, p in enumerate(config.allowlist)
         ]
-        # The prefilter: one RE2 set of every keyword (as a literal) and every trigger
-        # pattern. Entry i of the set enables the rules whose indices are listed at i; AST
-        # stands for the Python-aware checks. (One set costs less than a set of keywords and
-        # one of triggers did: 32 against 41 us a 2 KB prompt, 68 against 95 ms for 10 MB;
-        # the readers' patterns in it too would make its DFA give up.)
+        # The prefilter: RE2 sets of every keyword (as a literal) and every trigger pattern.
+        # Entry i of a set enables the rules whose indices are listed at i; AST stands for
+        # the Python-aware checks.
         table: dict[str, list[int]] = {}
         # Keywords with a letter outside ASCII (пароль, 密码, hasło) go in a set of their own,
         # asked only about a text that is not ASCII: the one set reads each such letter's
@@ -226,16 +226,17 @@ class Scanner:
         # Turkish capital İ an i and a combining dot, which no text in capitals holds (RE2
         # folds no case onto İ, so a label in capitals is a keyword of its own: ŞİFRE).
         wide: dict[str, list[int]] = {}
+        patterns: dict[str, list[int]] = {}  # the triggers and exact patterns: see below
         for index, rule in enumerate(self._rules):
             for keyword in rule.rule.keywords:
                 keywords = table if keyword.isascii() else wide
                 keywords.setdefault(re2.escape(keyword), []).append(index)
             if rule.rule.trigger:
-                table.setdefault(rule.rule.trigger, []).append(index)
+                patterns.setdefault(rule.rule.trigger, []).append(index)
         for keyword in AST_TRIGGERS:
             (table if keyword.isascii() else wide).setdefault(re2.escape(keyword), []).append(AST)
         for pattern in AST_TRIGGER_PATTERNS:
-            table.setdefault(pattern, []).append(AST)
+            patterns.setdefault(pattern, []).append(AST)
         # A rule marked exact_prefilter also needs its own pattern to match somewhere, which
         # the set answers in the same pass: EXACT - index marks that it did. (The set
         # ignores case; (?-i:...) gives the pattern back its own.) Widened, its counted
@@ -244,8 +245,18 @@ class Scanner:
         self._exact = frozenset(i for i, r in enumerate(self._rules) if r.rule.exact_prefilter)
         for index in sorted(self._exact):
             pattern = f"(?-i:{widened(self._rules[index].rule.pattern)})"
-            table.setdefault(pattern, []).append(EXACT - index)
-        self._prefilter = _prefilter(table)
+            patterns.setdefault(pattern, []).append(EXACT - index)
+        # The keywords in one set; the triggers and exact patterns 13 to a set. All in one,
+        # the triggers' counted runs each made states of their own at once, a product:
+        # 1 MB of a token prefix then random letters and digits took 1.9-2.4 s (the keywords
+        # alone 13 ms, each trigger alone 9 ms at most); in sets of 13, at most 18 ms over
+        # 50 random such mixes (5 to a set: 18 ms; 20: 16; 40: 144). A 2 KB prompt asks
+        # four sets more: 5% more time (bench/privacy_bench.py, side by side).
+        groups = list(patterns.items())
+        self._prefilters = [_prefilter(table)] + [
+            _prefilter(dict(groups[at : at + PREFILTER_SET_PATTERNS]))
+            for at in range(0, len(groups), PREFILTER_SET_PATTERNS)
+        ]
         self._wide_prefilter = _prefilter(wide) if wide else None
         # The long_prefilter rules, a few to a set of their own patterns (widened as above;
         # each set keeps each pattern's case, as the rule does).
@@ -363,7 +374,7 @@ class Scanner:
     def _enabled_by_sets(self, data: bytes) -> set[int]:
         """`_enabled` but for the long_prefilter sets."""
         enabled = set(self._always)
-        prefilters = [self._prefilter]
+        prefilters = list(self._prefilters)
         if self._wide_prefilter is not None and not data.isascii():
             prefilters.append(self._wide_prefilter)
         for found, enables in prefilters:

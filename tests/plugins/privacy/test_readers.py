@@ -1152,9 +1152,11 @@ def test_every_rule_runs_when_the_prefilter_gives_up(scanner: Scanner) -> None:
     text = 'var dbPassword string = "x9$Kq2mPz!7"\nmail jane.doe@gmail.com\n'
     expected = scanner.scan(text)
     assert {f.category for f in expected} == {"secret", "pii"}
-    broken = Scanner(config_from_mapping({}).privacy)
-    broken._prefilter = (_GivenUp(), broken._prefilter[1])  # type: ignore[assignment]
-    assert broken.scan(text) == expected
+    for at in range(len(scanner._prefilters)):  # any of the sets, keywords' or triggers'
+        broken = Scanner(config_from_mapping({}).privacy)
+        broken._prefilters[at] = (_GivenUp(), broken._prefilters[at][1])  # type: ignore[call-overload]
+        assert broken._enabled(text.encode()) >= set(range(len(broken._rules)))
+        assert broken.scan(text) == expected
 
 
 @pytest.mark.parametrize("prefix", ["xoxp-", "pypi-", "SG.", "ghp_", "sk-ant-"])

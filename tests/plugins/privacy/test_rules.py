@@ -996,6 +996,20 @@ def test_long_prefilter_rules_too_large_for_a_set_run_on_every_long_text(monkeyp
     assert [f.rule_id for f in found] == ["order-ref"]
 
 
+def test_the_prefilters_keywords_are_in_one_set_and_its_patterns_a_few_to_a_set(
+    scanner: Scanner,
+) -> None:
+    """All in one set, the triggers' counted runs made states at once, a product: a megabyte
+    of a token prefix and random letters took 2 s. The keywords' set holds literals only."""
+    keywords, *patterns = scanner._prefilters
+    assert len(patterns) >= 2
+    # each set's last entry is its sentinel, which enables nothing
+    assert all(len(enables) - 1 <= scanner_module.PREFILTER_SET_PATTERNS for _, enables in patterns)
+    triggers = {r.rule.trigger for r in scanner._rules if r.rule.trigger}
+    assert sum(len(enables) - 1 for _, enables in patterns) >= len(triggers)
+    assert len(keywords[1]) - 1 > 100  # the literals
+
+
 def test_the_packaged_long_prefilter_rules_are_asked_a_few_at_a_time(scanner: Scanner) -> None:
     """One set of all their patterns let a megabyte of their fragments, mixed on one line,
     make its DFA a new state at nearly every byte (600 ms): sets of a few keep it small."""
