@@ -176,6 +176,14 @@ LONG_TEXT_BYTES = 64 << 10
 # another (32 in one set), which from PARALLEL_BYTES they do at once on the worker threads.
 LONG_PREFILTER_MAX_MEM = 32 << 20
 LONG_SET_RULES = 4
+# ...and at most this many instructions of their RE2 programs (the packaged ones: 44 to 1,762;
+# date-of-birth's 4,069 and street-address's 7,183, together in a set, took it 130-180 ms
+# for 2 MB of dates' and addresses' fragments, their own searches 2-8 ms).
+LONG_SET_PROGRAM = 2000
+# From this size the long_prefilter sets start on the worker threads before the keywords'
+# set has said which of them to ask (a set no rule needs is then read for nothing: 4 MB of
+# "hello world " took 15 ms, not 6.5).
+EARLY_LONG_BYTES = 4 << 20
 AST = -1  # the prefilter's mark for the Python-aware checks and the syntax readers
 EXACT = -2  # EXACT - i: the prefilter's mark that rule i's own pattern matched
 AST_PRIORITY = 1  # above the generic regex rules (0), below the specific ones (2)
@@ -260,10 +268,8 @@ class Scanner:
         self._wide_prefilter = _prefilter(wide) if wide else None
         # The long_prefilter rules, a few to a set of their own patterns (widened as above;
         # each set keeps each pattern's case, as the rule does).
-        long = [i for i, r in enumerate(self._rules) if r.rule.long_prefilter]
         self._long_prefilters = [
-            _LongPrefilter(long[at : at + LONG_SET_RULES], self._rules)
-            for at in range(0, len(long), LONG_SET_RULES)
+            _LongPrefilter(group, self._rules) for group in _long_groups(self._rules)
         ]
         self._everything = frozenset((*range(len(self._rules)), AST))
 
@@ -350,35 +356,39 @@ class Scanner:
         answers without it, and then everything runs, as it would with no prefilter.
 
         In a long text, the long_prefilter rules it enabled run only if their own patterns
-        match (LONG_TEXT_BYTES). In a text of PARALLEL_BYTES or more, the worker threads
-        read it with those sets while this thread reads it with the keywords' set; a set
-        whose rules the keywords did not enable is then read for nothing.
+        match (LONG_TEXT_BYTES); from PARALLEL_BYTES, the worker threads read it with those
+        sets at once; from EARLY_LONG_BYTES, while this thread reads it with the keywords'
+        set (a set whose rules the keywords did not enable is then read for nothing).
         """
         long = len(data) >= LONG_TEXT_BYTES
         workers = scan_workers.get() if len(data) >= PARALLEL_BYTES else None
-        early = _started(
-            lambda p: p.unmatched(data), self._long_prefilters if long else (), workers
-        )
+        first = self._long_prefilters if len(data) >= EARLY_LONG_BYTES else ()
+        early = _started(lambda p: p.unmatched(data), first, workers)
         try:
-            enabled = self._enabled_by_sets(data)
-            if long:
-                for at, prefilter in enumerate(self._long_prefilters):
-                    if prefilter.rules.isdisjoint(enabled):
-                        continue
-                    enabled -= early[at].result() if early else prefilter.unmatched(data)
+            enabled = self._enabled_by_sets(data, workers)
+            if long and early is None:
+                asked = [p for p in self._long_prefilters if not p.rules.isdisjoint(enabled)]
+                for unmatched in _done(lambda p: p.unmatched(data), asked, workers):
+                    enabled -= unmatched
+            elif long and early is not None:
+                for prefilter, job in zip(self._long_prefilters, early, strict=True):
+                    if not prefilter.rules.isdisjoint(enabled):
+                        enabled -= job.result()
             return enabled
         finally:
             for job in early or ():
                 job.cancel()  # those not asked, if not started
 
-    def _enabled_by_sets(self, data: bytes) -> set[int]:
-        """`_enabled` but for the long_prefilter sets."""
+    def _enabled_by_sets(self, data: bytes, workers: ThreadPoolExecutor | None = None) -> set[int]:
+        """`_enabled` but for the long_prefilter sets; the sets read `data` on the worker
+        threads where there are some."""
         enabled = set(self._always)
         prefilters = list(self._prefilters)
         if self._wide_prefilter is not None and not data.isascii():
             prefilters.append(self._wide_prefilter)
-        for found, enables in prefilters:
-            matched = found.Match(data) or ()  # the binding answers None for no match
+        # the binding answers None for no match
+        answers = _done(lambda prefilter: prefilter[0].Match(data) or (), prefilters, workers)
+        for (_, enables), matched in zip(prefilters, answers, strict=True):
             if len(enables) - 1 not in matched:
                 return set(self._everything)
             enabled.update(*map(enables.__getitem__, matched))
@@ -493,6 +503,24 @@ class Scanner:
         return any(p.search(data) for p in self._allowlist)
 
 
+def _long_groups(rules: Sequence[CompiledRule]) -> list[list[int]]:
+    """The long_prefilter rules in groups of at most LONG_SET_RULES whose widened patterns'
+    programs add up to at most LONG_SET_PROGRAM instructions; a larger one is a group alone."""
+    groups: list[list[int]] = []
+    size = 0
+    for index, rule in enumerate(rules):
+        if not rule.rule.long_prefilter:
+            continue
+        program = re2.compile(widened(rule.rule.pattern))._regexp.ProgramSize()
+        full = groups and (len(groups[-1]) >= LONG_SET_RULES or size + program > LONG_SET_PROGRAM)
+        if not groups or full:
+            groups.append([])
+            size = 0
+        groups[-1].append(index)
+        size += program
+    return groups
+
+
 class _LongPrefilter:
     """A set of a few long_prefilter rules' own patterns, which says which of them cannot
     match a text. If their patterns make no set (a user's rules too large for one), or the
@@ -535,6 +563,23 @@ def _started(
             job.cancel()
         return None
     return jobs
+
+
+def _done(
+    work: Callable[[T], R], items: Sequence[T], workers: ThreadPoolExecutor | None
+) -> list[R]:
+    """`work` of each of `items`: the first on this thread, the rest on the worker threads
+    at the same time where there are some; else in turn."""
+    jobs = _started(work, items[1:], workers)
+    if jobs is None:
+        return [work(item) for item in items]
+    try:
+        first = work(items[0])
+    except BaseException:
+        for job in jobs:
+            job.cancel()  # those not started
+        raise
+    return [first, *(job.result() for job in jobs)]
 
 
 # Threads for a long text's rules (Scanner._hits): at most this many, and none on one CPU.

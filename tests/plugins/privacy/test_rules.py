@@ -946,15 +946,18 @@ LONG_FILLER = "ordered at zx station, see the queue\n" * 2000
         ("ORD-123456 and zx-1234", {"order-ref", "order-any"}),
     ],
 )
-@pytest.mark.parametrize("threads", [False, True])
+@pytest.mark.parametrize("threads", ["none", "after the keywords", "with the keywords"])
 def test_a_long_prefilter_runs_a_rule_in_a_long_text_only_where_its_pattern_matches(
-    tail: str, runs: set[str], threads: bool, monkeypatch: pytest.MonkeyPatch
+    tail: str, runs: set[str], threads: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On the worker threads (a text of PARALLEL_BYTES or more), the long_prefilter sets
-    read the text while the keywords' set does: the same rules run."""
-    if threads:
+    read the text after the keywords' set, or while it does (EARLY_LONG_BYTES): the same
+    rules run."""
+    if threads != "none":
         monkeypatch.setattr(scanner_module, "SCAN_WORKERS", 2)
         monkeypatch.setattr(scanner_module, "PARALLEL_BYTES", 0)
+    if threads == "with the keywords":
+        monkeypatch.setattr(scanner_module, "EARLY_LONG_BYTES", 0)
     text = LONG_FILLER + tail
     assert len(text) >= scanner_module.LONG_TEXT_BYTES
     scanner = _order_rules(long_prefilter=True)
@@ -1008,6 +1011,23 @@ def test_the_prefilters_keywords_are_in_one_set_and_its_patterns_a_few_to_a_set(
     triggers = {r.rule.trigger for r in scanner._rules if r.rule.trigger}
     assert sum(len(enables) - 1 for _, enables in patterns) >= len(triggers)
     assert len(keywords[1]) - 1 > 100  # the literals
+
+
+def test_a_long_prefilter_rule_with_a_large_pattern_has_a_set_of_its_own() -> None:
+    """A set's patterns' programs stay under LONG_SET_PROGRAM instructions: two large
+    patterns in one set made a state at nearly every byte of their fragments."""
+    rng = random.Random(3)
+    words = ("".join(rng.choices("bcdfghjklmnpqrstvwxz", k=12)) for _ in range(400))
+    big = "(?:" + "|".join(words) + r") \d{5}"  # random words: RE2 can share no prefix
+    rules = [
+        {"id": f"r{n}", "category": "pii", "pattern": p, "keywords": ["zz"], "long_prefilter": True}
+        for n, p in enumerate([r"zz-(\d{4})", big, r"yy-(\d{4})"])
+    ]
+    scanner = Scanner(config_from_mapping({"privacy": {"rules": rules}}).privacy)
+    ids = {"r0", "r1", "r2"}
+    groups = [{scanner._rules[i].id for i in p.rules} & ids for p in scanner._long_prefilters]
+    assert {"r1"} in groups  # alone
+    assert not any({"r0", "r2"} <= g for g in groups if "r1" in g)
 
 
 def test_the_packaged_long_prefilter_rules_are_asked_a_few_at_a_time(scanner: Scanner) -> None:
