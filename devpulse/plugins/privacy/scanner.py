@@ -153,8 +153,10 @@ AST_TRIGGER_PATTERNS = (
 # grow the set past it. Letters outside ASCII cost the most: a case-blind set reads each in
 # both its cases.
 PREFILTER_MAX_MEM = 32 << 20
-# The triggers and exact patterns go a few to a set (Scanner.__init__), this many.
+# The triggers and exact patterns go a few to a set (Scanner.__init__), this many, for texts
+# of this many bytes or more.
 PREFILTER_SET_PATTERNS = 13
+SPLIT_PREFILTER_BYTES = 8 << 10
 # A text this long has its rules run on worker threads, a few at once (Scanner._hits): on a
 # 10 MB text, 17 MB/s on one thread and 20 on two. Below it the threads' hand-offs cost more
 # than they give.
@@ -258,13 +260,16 @@ class Scanner:
         # the triggers' counted runs each made states of their own at once, a product:
         # 1 MB of a token prefix then random letters and digits took 1.9-2.4 s (the keywords
         # alone 13 ms, each trigger alone 9 ms at most); in sets of 13, at most 18 ms over
-        # 50 random such mixes (5 to a set: 18 ms; 20: 16; 40: 144). A 2 KB prompt asks
-        # four sets more: 5% more time (bench/privacy_bench.py, side by side).
+        # 50 random such mixes (5 to a set: 18 ms; 20: 16; 40: 144). A text shorter than
+        # SPLIT_PREFILTER_BYTES is still read by one set of them all: a 2 KB prompt took 5%
+        # more time with five (bench/privacy_bench.py, side by side), and the product's
+        # worst costs it a few ms at most.
         groups = list(patterns.items())
         self._prefilters = [_prefilter(table)] + [
             _prefilter(dict(groups[at : at + PREFILTER_SET_PATTERNS]))
             for at in range(0, len(groups), PREFILTER_SET_PATTERNS)
         ]
+        self._short_prefilters = [_prefilter({**table, **patterns})]
         self._wide_prefilter = _prefilter(wide) if wide else None
         # The long_prefilter rules, a few to a set of their own patterns (widened as above;
         # each set keeps each pattern's case, as the rule does).
@@ -383,7 +388,8 @@ class Scanner:
         """`_enabled` but for the long_prefilter sets; the sets read `data` on the worker
         threads where there are some."""
         enabled = set(self._always)
-        prefilters = list(self._prefilters)
+        short = len(data) < SPLIT_PREFILTER_BYTES
+        prefilters = list(self._short_prefilters if short else self._prefilters)
         if self._wide_prefilter is not None and not data.isascii():
             prefilters.append(self._wide_prefilter)
         # the binding answers None for no match

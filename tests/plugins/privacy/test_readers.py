@@ -13,6 +13,7 @@ import pytest
 
 from devpulse import config_from_mapping
 from devpulse.plugins.privacy import Scanner, readers
+from devpulse.plugins.privacy import scanner as scanner_module
 from devpulse.plugins.privacy.checks import credential_name_strength, is_placeholder
 from devpulse.plugins.privacy.readers import MAX_CANDIDATES, read_all
 from devpulse.plugins.privacy.spans import Reported
@@ -1148,13 +1149,19 @@ def test_readers_all_run_when_their_set_gives_up(monkeypatch: pytest.MonkeyPatch
     assert read_all(text) == expected
 
 
-def test_every_rule_runs_when_the_prefilter_gives_up(scanner: Scanner) -> None:
+@pytest.mark.parametrize("long", [False, True])
+def test_every_rule_runs_when_the_prefilter_gives_up(scanner: Scanner, long: bool) -> None:
+    """Any of the prefilter's sets: a short text's one, a long text's keywords' or triggers'."""
     text = 'var dbPassword string = "x9$Kq2mPz!7"\nmail jane.doe@gmail.com\n'
+    if long:
+        text += "and nothing more here\n" * (scanner_module.SPLIT_PREFILTER_BYTES // 20)
     expected = scanner.scan(text)
     assert {f.category for f in expected} == {"secret", "pii"}
-    for at in range(len(scanner._prefilters)):  # any of the sets, keywords' or triggers'
+    sets = "_prefilters" if long else "_short_prefilters"
+    for at in range(len(getattr(scanner, sets))):
         broken = Scanner(config_from_mapping({}).privacy)
-        broken._prefilters[at] = (_GivenUp(), broken._prefilters[at][1])  # type: ignore[call-overload]
+        prefilters = getattr(broken, sets)
+        prefilters[at] = (_GivenUp(), prefilters[at][1])
         assert broken._enabled(text.encode()) >= set(range(len(broken._rules)))
         assert broken.scan(text) == expected
 
