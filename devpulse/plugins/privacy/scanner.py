@@ -365,17 +365,18 @@ class Scanner:
         sets at once; from EARLY_LONG_BYTES, while this thread reads it with the keywords'
         set (a set whose rules the keywords did not enable is then read for nothing).
         """
-        long = len(data) >= LONG_TEXT_BYTES
+        if len(data) < LONG_TEXT_BYTES:
+            return self._enabled_by_sets(data)
         workers = scan_workers.get() if len(data) >= PARALLEL_BYTES else None
         first = self._long_prefilters if len(data) >= EARLY_LONG_BYTES else ()
         early = _started(lambda p: p.unmatched(data), first, workers)
         try:
             enabled = self._enabled_by_sets(data, workers)
-            if long and early is None:
+            if early is None:
                 asked = [p for p in self._long_prefilters if not p.rules.isdisjoint(enabled)]
                 for unmatched in _done(lambda p: p.unmatched(data), asked, workers):
                     enabled -= unmatched
-            elif long and early is not None:
+            else:
                 for prefilter, job in zip(self._long_prefilters, early, strict=True):
                     if not prefilter.rules.isdisjoint(enabled):
                         enabled -= job.result()
@@ -393,7 +394,10 @@ class Scanner:
         if self._wide_prefilter is not None and not data.isascii():
             prefilters.append(self._wide_prefilter)
         # the binding answers None for no match
-        answers = _done(lambda prefilter: prefilter[0].Match(data) or (), prefilters, workers)
+        if workers is None:
+            answers = [found.Match(data) or () for found, _ in prefilters]
+        else:
+            answers = _done(lambda prefilter: prefilter[0].Match(data) or (), prefilters, workers)
         for (_, enables), matched in zip(prefilters, answers, strict=True):
             if len(enables) - 1 not in matched:
                 return set(self._everything)
