@@ -163,14 +163,14 @@ SPLIT_PREFILTER_BYTES = 8 << 10
 PARALLEL_BYTES = 1 << 20
 # At most this many rules run ahead of the one being judged.
 RULES_AHEAD = 6
-# A text this long is also asked about the long_prefilter rules' own patterns, by one more
-# set, before those it enabled run. In a long text each such rule's keyword is all but
-# certain to turn up, and the rule then reads all of it, likely for nothing; the set reads it
-# once for all of them. Below this size the extra pass costs more than the passes it saves
-# (2 KB prompts: 13% more time a prompt; 64 KB: 9% less; 10 MB: a quarter less).
+# A text this long is also asked about the long_prefilter rules' own patterns, by a few more
+# sets, before those it enabled run. In a long text each such rule's keyword is all but
+# certain to turn up, and the rule then reads all of it, likely for nothing; a set reads it
+# once for several of them. Below this size the extra passes cost more than the passes they
+# save (2 KB prompts: 13% more time a prompt; 64 KB: 9% less; 10 MB: a quarter less).
 LONG_TEXT_BYTES = 64 << 10
-# Each of those sets' memory, and how many rules' patterns each holds. One set of all 19
-# packaged ones took 30 ms for the bench's 10 MB, but 600-750 ms for 1 MB of their fragments
+# Each of those sets' memory, and how many rules' patterns each holds. One set of all of
+# them (19 then) took 30 ms for the bench's 10 MB, but 600-750 ms for 1 MB of their fragments
 # mixed at random on one line, whose DFA needed a new state at nearly every byte and kept
 # filling its cache (more memory did not help: RE2 never gives up on a set for being slow).
 # In sets of four, each DFA has far fewer states to make: of 30 such mixes the worst took 55
@@ -386,8 +386,8 @@ class Scanner:
                 job.cancel()  # those not asked, if not started
 
     def _enabled_by_sets(self, data: bytes, workers: ThreadPoolExecutor | None = None) -> set[int]:
-        """`_enabled` but for the long_prefilter sets; the sets read `data` on the worker
-        threads where there are some."""
+        """`_enabled` but for the long_prefilter sets: a short text's one set, or a longer
+        one's several, which read `data` on the worker threads where there are some."""
         enabled = set(self._always)
         short = len(data) < SPLIT_PREFILTER_BYTES
         prefilters = list(self._short_prefilters if short else self._prefilters)
