@@ -367,7 +367,7 @@ class Scanner:
         """
         if len(data) < LONG_TEXT_BYTES:
             return self._enabled_by_sets(data)
-        workers = scan_workers.get() if len(data) >= PARALLEL_BYTES else None
+        workers = scan_workers.for_text(data)
         first = self._long_prefilters if len(data) >= EARLY_LONG_BYTES else ()
         early = _started(lambda p: p.unmatched(data), first, workers)
         try:
@@ -421,7 +421,7 @@ class Scanner:
         as they all do once the threads are shut down (the interpreter is exiting).
         """
         budget = scan_budget(len(data))
-        workers = scan_workers.get() if len(data) >= PARALLEL_BYTES else None
+        workers = scan_workers.for_text(data)
         ahead: collections.deque[Future[tuple[list[Hit], int]]] = collections.deque()
         queued = 0  # order[:queued] have run or are running
         try:
@@ -484,12 +484,13 @@ class Scanner:
             if rule.not_after is not None and _labelled_otherwise(rule.not_after, data, start):
                 continue  # "order_id": 4111...: the label says what the number is
             raw = data[start:end]
-            if verdicts.get(raw) is False:
+            accepted = verdicts.get(raw)
+            if accepted is False:
                 continue
             value = raw.decode("utf-8", "surrogatepass")
-            if raw not in verdicts:
-                verdicts[raw] = self._accepts(rule, value)
-                if not verdicts[raw]:
+            if accepted is None:
+                accepted = verdicts[raw] = self._accepts(rule, value)
+                if not accepted:
                     continue
             hits.append(Hit(rule.id, rule.rule.category, rule.level, start, end, value))
             if len(hits) >= MAX_FINDINGS_PER_RULE:
@@ -615,6 +616,10 @@ class _Workers:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(SCAN_WORKERS, thread_name_prefix="devpulse-scan")
             return self._pool
+
+    def for_text(self, data: bytes) -> ThreadPoolExecutor | None:
+        """The pool for a text of PARALLEL_BYTES or more; None for a shorter one."""
+        return self.get() if len(data) >= PARALLEL_BYTES else None
 
     def forget(self) -> None:
         """In a forked child: the parent's threads are not there, and a job given to them
