@@ -29,7 +29,7 @@ Connection strings (`jdbc:...;password=...`, Azure Redis `,password=...,`) are t
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Container, Iterator, Sequence
 from typing import NamedTuple
 
 import re2
@@ -276,32 +276,55 @@ class Found(NamedTuple):
 
 
 def read_all(
-    data: bytes, known: Reported = NOTHING_REPORTED, disabled: Container[str] = ()
+    data: bytes,
+    known: Reported = NOTHING_REPORTED,
+    disabled: Container[str] = (),
+    *,
+    readers: Sequence[tuple[str, Reader]] | None = None,
+    each: Each | None = None,
 ) -> list[Found]:
     """What every reader finds in `data` (UTF-8), with byte offsets, but for values inside
     the secrets `known` holds: the regex rules found those already, and no reader judges
     them again (a vendor's token bound to a name is the commonest). Readers whose id is in
     `disabled` do not run.
 
-    One pass of an RE2 set of the other readers' patterns says which of them match at all;
-    only those run, after the assignment reader, which always does. Bounded like the regex
+    One pass of an RE2 set of the other readers' patterns says which of them match at all
+    (`readers_for`, which a caller may have asked already and pass as `readers`); only
+    those run, after the assignment reader, which always does. Bounded like the regex
     rules: a reader stops at MAX_FINDINGS findings, and one whose candidates keep failing
     stops at MAX_CANDIDATES, reporting the rest of the text as one unverified finding, so
     that an unchecked text is never "clean".
+
+    Each reader judges the text on its own, so `each` may run them at once (the scanner's
+    worker threads, for a long text); their findings come in the same order either way.
     """
-    found: list[Found] = []
-    for rule_id, reader in _readers_for(data):
-        if rule_id in disabled:
-            continue
+
+    def found_by(chosen: tuple[str, Reader]) -> list[Found]:
+        rule_id, reader = chosen
         overflow: list[int] = []
-        found.extend(itertools.islice(reader(data, overflow, known), MAX_FINDINGS))
+        found = list(itertools.islice(reader(data, overflow, known), MAX_FINDINGS))
         if overflow:
             rest = data[overflow[0] :].decode("utf-8", "surrogatepass")
             found.append(Found(f"{rule_id}:unverified", overflow[0], len(data), rest))
-    return found
+        return found
+
+    chosen = [
+        r for r in (readers_for(data) if readers is None else readers) if r[0] not in disabled
+    ]
+    if not chosen:
+        return []
+    known.index()  # built once here, not by each reader's thread at once
+    answers = (each or _in_turn)(found_by, chosen)
+    return [f for found in answers for f in found]
 
 
-def _readers_for(data: bytes) -> list[tuple[str, Reader]]:
+def _in_turn(
+    work: Callable[[tuple[str, Reader]], list[Found]], items: Sequence[tuple[str, Reader]]
+) -> list[list[Found]]:
+    return [work(item) for item in items]
+
+
+def readers_for(data: bytes) -> list[tuple[str, Reader]]:
     """The readers whose pattern matches somewhere in `data`, in READERS order, and the
     assignment reader, which always runs (see _SET_READERS).
 
@@ -1293,6 +1316,10 @@ def _next_row(data: bytes, pos: int) -> int | None:
 
 _AUTHORIZATION = ("authorization", "proxy-authorization")
 Reader = Callable[[bytes, list[int], Reported], Iterator[Found]]
+# Runs a reader's work for each reader, in turn or at once, and answers in their order.
+Each = Callable[
+    [Callable[[tuple[str, Reader]], list[Found]], Sequence[tuple[str, Reader]]], list[list[Found]]
+]
 # Each reader with the pattern it searches: a text none of the patterns match skips it.
 READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("assigned-credential", ASSIGNMENT, _assignments),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import collections
 import dataclasses
+import functools
 import itertools
 import os
 import threading
@@ -26,7 +27,7 @@ from devpulse.core.types import Finding
 from devpulse.plugins.privacy.checks import is_placeholder, preview, shannon_entropy
 from devpulse.plugins.privacy.plain import Origins, plain_text, unescaped
 from devpulse.plugins.privacy.pyast import Hit, scan_python
-from devpulse.plugins.privacy.readers import read_all
+from devpulse.plugins.privacy.readers import read_all, readers_for
 from devpulse.plugins.privacy.rules import (
     CATEGORY_LEVELS,
     CompiledRule,
@@ -318,11 +319,19 @@ class Scanner:
     def _scan(self, text: str, *, parse: bool) -> list[Finding]:
         """`parse`: the Python-aware pass runs too (escapes read, code is no longer code)."""
         data = text.encode("utf-8", "surrogatepass")
-        enabled = self._enabled(data)
-        candidates: list[tuple[int, int, Hit]] = []
-        for index, hits in self._hits(sorted(enabled - {AST}), data):
-            priority = self._rules[index].rule.priority
-            candidates += [(priority, index, hit) for hit in hits]
+        workers = scan_workers.for_text(data)
+        # On the worker threads, the readers' set reads a long text while the rules do.
+        early = _started(readers_for, [data], workers)
+        try:
+            enabled = self._enabled(data)
+            candidates: list[tuple[int, int, Hit]] = []
+            for index, hits in self._hits(sorted(enabled - {AST}), data):
+                priority = self._rules[index].rule.priority
+                candidates += [(priority, index, hit) for hit in hits]
+            readers = None if early is None or AST not in enabled else early[0].result()
+        finally:
+            for job in early or ():
+                job.cancel()
         if AST in enabled:
             # The readers, then the parse, only judge what the passes before them left.
             known = Reported([(h.start, h.end, h.category) for _, _, h in candidates])
@@ -334,7 +343,13 @@ class Scanner:
                         f.rule_id, f.category, CATEGORY_LEVELS[f.category], f.start, f.end, f.value
                     ),
                 )
-                for f in read_all(data, known, self._switched_off)
+                for f in read_all(
+                    data,
+                    known,
+                    self._switched_off,
+                    readers=readers,
+                    each=None if workers is None else functools.partial(_done, workers=workers),
+                )
                 if not self._allowed(f.value)
             )
             if parse:

@@ -205,6 +205,12 @@ class Reported:
         """These spans and `spans`."""
         return Reported([*self._spans, *spans])
 
+    def index(self) -> None:
+        """Builds the index now if there are enough spans for one (it is otherwise built by
+        the first question), so that threads asking at once need not each build it."""
+        if len(self._spans) > self.FEW and self._index is None:
+            self._index = self._indexed()
+
     def holds(self, start: int, end: int, category: str) -> bool:
         """Whether a reported span of `category` holds [start, end)."""
         if len(self._spans) <= self.FEW:

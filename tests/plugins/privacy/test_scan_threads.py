@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import subprocess
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from devpulse import config_from_mapping
 from devpulse.plugins.privacy import Scanner
+from devpulse.plugins.privacy import readers as readers_module
 from devpulse.plugins.privacy import scanner as scanner_module
 
 SCANNER = Scanner(config_from_mapping({}).privacy)
@@ -25,6 +27,13 @@ CORPUS_TEXTS = [
 ]
 # A flood for the rules that read a tool's options: each line's value new, each turned down.
 FLOOD = "".join(f"sshpass -p x{i}\nredis-cli -a y{i}\nmysql -pz{i}\n" for i in range(400))
+# ...and for the readers: short passwords in JSON, a header, curl -u, XML and a CSV, each
+# turned down, each reader's past its candidates.
+READER_FLOOD = "".join(
+    f'{{"password": "x{i}"}}\n-H "X-Api-Key: z{i}"\ncurl -u "bob:p{i}" https://h\n'
+    f"<password>q{i}</password>\n"
+    for i in range(2100)
+) + "".join(f"user,password\nbob,w{i}\n" for i in range(2100))
 
 
 def _sequential(monkeypatch: pytest.MonkeyPatch, text: str) -> list[Any]:
@@ -59,6 +68,47 @@ def test_a_long_texts_rules_run_on_worker_threads(monkeypatch) -> None:
     names.clear()
     SCANNER.scan(CORPUS_TEXTS[0])  # a short text: no hand-offs
     assert names == {threading.current_thread().name}
+
+
+def test_a_long_texts_readers_run_on_worker_threads_and_find_what_they_find_in_turn(
+    monkeypatch,
+) -> None:
+    """Each reader judges the text on its own: on the threads, the same findings in the same
+    order, floods that stop a reader included."""
+    monkeypatch.setattr(scanner_module, "SCAN_WORKERS", 2)
+    names: dict[str, set[str]] = {}
+
+    def recorded(rule_id: str, reader: Any) -> Any:
+        def read(*args: Any) -> Any:
+            names.setdefault(rule_id, set()).add(threading.current_thread().name)
+            yield from reader(*args)
+
+        return read
+
+    monkeypatch.setattr(
+        readers_module,
+        "READERS",
+        tuple((i, pattern, recorded(i, reader)) for i, pattern, reader in readers_module.READERS),
+    )
+    text = "\n".join(CORPUS_TEXTS) + "\n" + READER_FLOOD
+    monkeypatch.setattr(scanner_module, "PARALLEL_BYTES", 0)
+    parallel = SCANNER.scan(text)
+    assert any(n.startswith("devpulse-scan") for found in names.values() for n in found)
+    assert parallel == _sequential(monkeypatch, text)
+    assert {"assigned-credential:unverified", "curl-user-credential"} <= {
+        f.rule_id for f in parallel
+    }
+    # Each reader's own findings, unresolved: the floods' unverified ones overlap.
+    flood = READER_FLOOD.encode()
+    pool = scanner_module.scan_workers.get()
+    found = readers_module.read_all(
+        flood, each=functools.partial(scanner_module._done, workers=pool)
+    )
+    assert found == readers_module.read_all(flood)
+    stopped = ("assigned", "header", "curl-user", "xml-element", "table")
+    assert {f.rule_id for f in found if f.rule_id.endswith(":unverified")} == {
+        f"{reader}-credential:unverified" for reader in stopped
+    }
 
 
 def test_on_one_cpu_a_long_text_is_read_on_the_callers_thread(monkeypatch) -> None:
