@@ -109,6 +109,8 @@ LONG_RULE_TEXTS = [
     "define('DB_PASSWORD', 'Qm8xRt2Vw9Lp3Kz');",
     "born on 1984-03-12",
     "resident number 880321-1362416",
+    "call me on 139-1234-5678 tomorrow",
+    'variable "db_password" {\n  default = "Qm8xRt2Vw9Lp3Kz"\n}',
 ]
 
 

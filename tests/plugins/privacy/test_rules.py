@@ -930,6 +930,10 @@ LONG_RULE_EXAMPLES = [
     "〒100-0001 東京都千代田区千代田1-1",
     "id 440305199003071236 on the form",
     "resident number 880321-1362416",
+    "手机号 138 1234 5678，请联系",
+    "call me on 139-1234-5678 tomorrow",
+    'variable "db_password" {\n  type = string\n  default = "Qm8xRt2Vw9Lp3Kz"\n}',
+    '{"type": "random_password", "instances": [{"attributes": {"result": "Qm8xRt2Vw9Lp3Kz"}}]}',
 ]
 
 
