@@ -45,6 +45,11 @@ PLACEHOLDER = re2.compile(
                 r"^[\[(]?(?:hidden|masked|omitted|filtered|removed|sensitive)[\])]?$",
                 # templates name a variable: {{ secrets.TOKEN }}, ${DB_PASSWORD}, ${X:-default}
                 r"\{\{[^{}]*\}\}",
+                # one brace: str.format's and an f-string's field, a URI template's (RFC
+                # 6570), C#'s {0} and {UserName}; the name as people write one (snake_case,
+                # CAPITALS, camelCase, PascalCase: no random mix of cases and digits)
+                r"^\{(?-i:[a-z_][a-z0-9_.]*|[A-Z_][A-Z0-9_.]*|[A-Za-z][a-z]+(?:[A-Z][a-z]+)+"
+                r"|\d{1,2})\}$",
                 r"\$\{\s*[\w.:-]+\s*(?::?-[^}]*)?\}",
                 r"\$\([^)]*\)",
                 r"%\(\w+\)s",

@@ -72,8 +72,10 @@ _VALUE = (
     r"(?:[rbuRBU@]{0,2}(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\""  # a string prefix: r"", b'', @""
     r"|'(?P<sq>[^'\n]+)'"
     r"|`(?P<bq>[^`\n]+)`)"
-    # bare, but not a `${...}` expansion: the search goes on inside it (`${NAME:-default}`)
-    r"|(?P<bare>(?:[^\s\"'`,;&\\<$]|\$(?:[^\s\"'`,;&\\<{]|$))[^\s\"'`,;&\\<]*))"
+    # bare, but not a `${...}` expansion: the search goes on inside it (`${NAME:-default}`),
+    # nor a URL's `//` after its scheme (`otpauth://`, `tokenserver://`: no name, no value)
+    r"|(?P<bare>(?:[^\s\"'`,;&\\<$/]|/(?:[^\s\"'`,;&\\</]|$)|\$(?:[^\s\"'`,;&\\<{]|$))"
+    r"[^\s\"'`,;&\\<]*))"
 )
 ASSIGNMENT = TwoPass.compile(
     (
@@ -713,7 +715,15 @@ def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     if following in (b"(", b"[") or data[end - 1 : end] in (b"(", b"["):
         return None
     while end > start and data[end - 1 : end] in (b")", b"]", b"}", b":"):
+        if data[end - 1] == ord("}") and _braces_balanced(data, start, end):
+            break  # its own brace: `{password}`, `{Qm8x...}`
         end -= 1
+    if end - start > 2 and data[start] == ord("{") and data.find(b"}", start) == end - 1:
+        # one pair of braces around it: a template's field (`password={password}`, str.format's
+        # and a URI template's), or a value set apart, judged without them
+        if is_placeholder(_text(data, (start, end))):
+            return None
+        start, end = start + 1, end - 1
     if end == start:
         return None
     end = min(end, start + MAX_BARE_BYTES)
@@ -727,6 +737,10 @@ def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     if not ends_line and not token_like(_text(data, (start, end))):
         return None
     return start, end
+
+
+def _braces_balanced(data: bytes, start: int, end: int) -> bool:
+    return data.count(b"{", start, end) >= data.count(b"}", start, end)
 
 
 # What `&`s join to an unquoted value: each part up to the next blank, quote or separator.

@@ -164,6 +164,26 @@ def test_an_ampersand_in_an_unquoted_value_is_its_own(text: str, value: str) -> 
     assert [f.value for f in read_all(text.encode())] == [value]
 
 
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("callback: myauth://login.example/cb?api_token=Qm8xRt2Vw9Lp3KzT7b", "Qm8xRt2Vw9Lp3KzT7b"),
+        ("redirect_uri=keycloak-auth://realm/x?client_secret=Zq7PwL3mXr9TbK2v", "Zq7PwL3mXr9TbK2v"),
+        ("see otpauth://totp/ACME:bob?issuer=ACME", None),
+        # 60 bits: too short a seed for otp-seed, but random, and named a secret
+        ("otpauth://totp/x?secret=K7QX2M5RWZ4P&issuer=x", "K7QX2M5RWZ4P"),
+    ],
+)
+def test_a_url_whose_scheme_names_a_credential_is_no_assignment(
+    text: str, value: str | None
+) -> None:
+    """`otpauth://`: a scheme, its colon and `//`, not a name, an operator and a value. The
+    query's own parameters are read (before, the whole URL was the scheme's value, turned
+    down with its name), and a flood of such URLs no longer spends the budget of names
+    passed over."""
+    assert [f.value for f in read_all(text.encode())] == ([] if value is None else [value])
+
+
 def test_a_query_parameter_after_an_ampersand_is_not_the_value() -> None:
     assert all(b"&" not in f.value.encode() for f in read_all(b"?pwd=Zq8xW2mLp9&user=bob"))
 
@@ -1086,6 +1106,28 @@ def test_an_x_mask_is_a_placeholder_but_an_x_run_inside_random_text_is_not() -> 
     assert is_placeholder("AP6xxxxxxxxxx")
     assert not is_placeholder("hf_QmXxxxRtLpWv7ZcKbNsAeYdTgHjUiOlPk")
     assert not is_placeholder("npm_Zq4xxxxB7mPlk2WcR9TsUvYn3HaLgE6dFjK")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password={password}",
+        'url = f"{base}/v1/items?api_key={api_key}&page={page}"',
+        "SUMO_ACCESS_KEY={SumoAccessKey} TOKEN={AUTH_TOKEN} pw={0}",
+        "otpauth://totp/{issuer}:{user}?secret={secret}&issuer={issuer}",
+        'token: {apiToken}\nsecret: "{{ vault_secret }}"',
+    ],
+)
+def test_a_templates_field_is_no_value(scanner: Scanner, text: str) -> None:
+    """str.format's, an f-string's, a URI template's and C#'s fields are names, in one brace
+    (the reader used to judge `{password` with its brace cut off)."""
+    assert secret_spans(scanner, text) == []
+
+
+def test_a_value_in_braces_that_names_nothing_is_judged_inside_them() -> None:
+    assert [f.value for f in read_all(b"password={Qm8xRt2Vw9Lp3Kz}")] == ["Qm8xRt2Vw9Lp3Kz"]
+    for field in ("{Qm8xRt2Vw9Lp3Kz}", "{q8XrT2mW}", "{UserName2}"):
+        assert not is_placeholder(field), field
 
 
 def test_published_example_keys_are_not_findings(scanner: Scanner) -> None:
