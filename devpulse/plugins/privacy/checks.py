@@ -702,7 +702,16 @@ def token_in_prose(value: str) -> bool:
         and any(c.isdigit() for c in value)
         and any(c.isalpha() for c in value)
         and search_text(_SETTING, value) is None
+        and not _words_and_numbers(value)
     )
+
+
+def _words_and_numbers(value: str) -> bool:
+    """Whether `value`'s letters and digits come in pieces as long as words and numbers
+    (importante2024, user_id_20240501), not in the short runs of one kind that random text
+    changes between (PREFIXED_TOKEN_MAX_PIECE)."""
+    run = "".join(c for c in value[:MAX_TOKEN_CHARS] if c.isascii() and c.isalnum())
+    return len(run) >= PREFIXED_TOKEN_MAX_PIECE * _pieces(run)
 
 
 # An environment variable's name, an underscore in it, then =: MAX_TOKENS=, SSH_AUTH_SOCK=.

@@ -115,6 +115,15 @@ POSITIVES = [
     ("token-in-prose", "the billing API key is 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c, use it"),
     ("token-in-prose", "the bearer token for staging is Zq8rT2mXwP4kL9vB3nYc, rotate it"),
     ("token-in-prose", "the API key for the prod-eu account was 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
+    ("token-in-prose-translated", "Voici la clé API Mistral : Xq7mP2vL9rT4wK8nB3cZ6hJ1dF5gS0aE"),
+    ("token-in-prose-translated", "la clave de la API es Xq7mP2vL9rT4wK8nB3cZ6hJ1dF5gS0aE"),
+    ("token-in-prose-translated", "Der API-Schlüssel lautet Xq7mP2vL9rT4wK8nB3cZ6hJ1dF5gS0aE"),
+    ("token-in-prose-translated", "la chiave API di OpenRouter è Xq7mP2vL9rT4wK8nB3cZ6hJ1dF5gS0aE"),
+    ("token-in-prose-translated", "ключ API: 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
+    ("token-in-prose-translated", "jeton d'accès — Zq8rT2mXwP4kL9vB3nYc"),
+    ("token-in-prose-cjk", "API 密钥是 Xq7mP2vL9rT4wK8nB3cZ6hJ1dF5gS0aE"),
+    ("token-in-prose-cjk", "APIキーは Xq7mP2vL9rT4wK8nB3cZ6hJ1dF5gS0aE です"),
+    ("token-in-prose-cjk", "API 키: Xq7mP2vL9rT4wK8nB3cZ6hJ1dF5gS0aE"),
     ("token-in-prose", "FOOBAR_API_KEY 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
     ("token-in-prose", "machine api.example.com\ntoken\tZq8rT2mXwP4kL9vB"),
     ("token-in-prose", "Your API key:\n  3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
@@ -331,6 +340,13 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 
 
 NEGATIVES = [
+    # the words for a key also mean a keystone, a table's key or a course; a word and a year,
+    # an identifier with a date, or a key's id is no token
+    "La clé de voûte est importante2024 pour le projet.",
+    "la clave primaria es user_id_20240501",
+    "Le cours khóa học 2024 est ici: introduction",
+    "Die Schlüssel-ID lautet 3AA5C34371567BD2",
+    "the API key is release2024build",
     # a form's labels; a public key as wg show prints it; a secret's hash in a baseline
     '{"show_password": "Show password", "new_password": "Confirm new password"}',
     "interface: wg0\n  public key: MLOy5vcpFRTmETcLFVUyJ0ygh8o3oUMMaSks4jRjhw4=\n",
