@@ -438,6 +438,7 @@ _NOT_PASS_WORDS = frozenset(
 )
 _STRONG_WORDS = frozenset(
     {"pwd", "pw", "pass", "credential", "credentials", "creds", "cred", "secretkey", "apikey"}
+    | {"authtok"}  # PAM's and sssd's authentication token: ldap_default_authtok
 )
 # A key with one of these before it is a secret: api_key, secretKey, ACCOUNT_KEY, ...
 _SECRET_KEY_KINDS = frozenset(
@@ -456,9 +457,11 @@ _PLAIN_KEY_KINDS = frozenset(
         *("group", "shortcut", "hot", "unique", "composite", "idempotency", "object", "field"),
         *("column", "index", "order", "route", "translation", "message", "locale", "state"),
         *("list", "react", "public", "pub", "host", "ssh", "gpg", "pgp", "foreign", "dedup"),
-        *("hash", "routing", "query", "storage", "s3", "file", "redis", "registry", "label"),
+        *("hash", "query", "storage", "s3", "file", "redis", "registry", "label"),
     }
 )
+# Not "routing": AMQP's routing keys are dotted words (orders.created), which a weak name's
+# value must not be anyway, and PagerDuty's routing_key is an integration's secret.
 # A word after the credential word that makes the name describe it instead: TOKEN_URL, ...
 _METADATA_WORDS = frozenset(
     {

@@ -115,6 +115,15 @@ POSITIVES = [
     ("token-in-prose", "the billing API key is 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c, use it"),
     ("token-in-prose", "the bearer token for staging is Zq8rT2mXwP4kL9vB3nYc, rotate it"),
     ("token-in-prose", "the API key for the prod-eu account was 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
+    (
+        "launchdarkly-sdk-key",
+        'ld.MakeClient("sdk-3f9c2a7b-1e8d-4c6f-9a0b-2c3d4e5f6a7b", 5*time.Second)',
+    ),
+    (
+        "assigned-credential",
+        "pagerduty_configs:\n  - routing_key: 3f9c2a7b1e8d4c6f9a0b2c3d4e5f6a7b",
+    ),
+    ("assigned-credential", "[domain/corp]\nldap_default_authtok = Qm8xRt2Vw9Lp3K"),
     ("token-in-prose-translated", "Voici la clé API Mistral : Xq7mP2vL9rT4wK8nB3cZ6hJ1dF5gS0aE"),
     ("token-in-prose-translated", "la clave de la API es Xq7mP2vL9rT4wK8nB3cZ6hJ1dF5gS0aE"),
     ("token-in-prose-translated", "Der API-Schlüssel lautet Xq7mP2vL9rT4wK8nB3cZ6hJ1dF5gS0aE"),
@@ -347,6 +356,8 @@ NEGATIVES = [
     "Le cours khóa học 2024 est ici: introduction",
     "Die Schlüssel-ID lautet 3AA5C34371567BD2",
     "the API key is release2024build",
+    # an AMQP routing key
+    "channel.basic_publish(exchange='events', routing_key='orders.created.eu', body=b)",
     # a form's labels; a public key as wg show prints it; a secret's hash in a baseline
     '{"show_password": "Show password", "new_password": "Confirm new password"}',
     "interface: wg0\n  public key: MLOy5vcpFRTmETcLFVUyJ0ygh8o3oUMMaSks4jRjhw4=\n",
