@@ -313,6 +313,9 @@ POSITIVES = [
     ("password-in-prose-cjk", 'db:\n  "비밀번호": "Velvet$396juniper"'),
     ("password-in-prose-translated", '{"contraseña": "Velvet$396juniper"}'),
     ("password-in-prose-translated", "{'пароль': 'Velvet$396juniper'}"),
+    # what the password is for, with no preposition before it; Arabic's verb
+    ("password-in-prose-translated", "Mật khẩu tài khoản admin trên server là eF7L4v%0yAVc@7."),
+    ("password-in-prose-translated", "كلمة المرور لحساب المدير هي +qpT02VsI+9RIFwI1Pc ، شكرا"),
     ("password-in-prose-cjk", "密碼：tundra-9212copper"),
     ("password-in-prose-cjk", "パスワードは「tundra-9212copper」です"),
     ("password-in-prose-cjk", "비밀번호는 tundra-9212copper입니다"),
@@ -356,6 +359,11 @@ NEGATIVES = [
     "Le cours khóa học 2024 est ici: introduction",
     "Die Schlüssel-ID lautet 3AA5C34371567BD2",
     "the API key is release2024build",
+    # what a password must be, where it is kept, a verb then a word
+    "Das Passwort muss mindestens zwölf Zeichen haben, der Standard ist Sicherheitsrichtlinie.",
+    "Het wachtwoord beleid is streng: minimaal twaalf tekens en een cijfer.",
+    "Das Passwort für den Server ist im Vault unter secret/prod/db gespeichert.",
+    "Mật khẩu phải có ít nhất 8 ký tự là quy định của công ty: Abcdefgh",
     # an AMQP routing key
     "channel.basic_publish(exchange='events', routing_key='orders.created.eu', body=b)",
     # a form's labels; a public key as wg show prints it; a secret's hash in a baseline
