@@ -190,8 +190,9 @@ def phone_national(value: str) -> bool:
     - North American: (415) 555-0132, 415.555.0132, 1-415-555-0132, 91-415-555-0132 (a
       country code before it), area code and exchange starting 2-9;
     - a trunk prefix 0, used by most of the world: 020 7946 0958, 0532 123 45 67,
-      0 (917) 123 4567, 09-7625400, 090-1234-5678; 9 to 12 digits, one kind of separator,
-      at most one single-digit group; unseparated only at 11 digits (05321234567): a bare
+      0 (917) 123 4567, 09-7625400, 090-1234-5678; 9 to 12 digits, one kind of separator
+      (or a dash after the area code, then blanks: 072-509 97 03), at most one single-digit
+      group; unseparated only at 11 digits (05321234567): a bare
       run of 10 (0612345678) is as often an account or order number;
     - groups of 3-3-2-2 or 3-2-2-2 (532 123 45 67, 612 34 56 78), not a valid IPv4 address;
     - a Chinese mobile, 11 digits from 13 to 19 (13812345678).
@@ -203,6 +204,8 @@ def phone_national(value: str) -> bool:
         return False
     groups, separators = parsed
     digits = "".join(groups)
+    if separators == {"-", " "} and _area_code_dash(value):
+        separators = {" "}  # one layout: 072-509 97 03
     if not _plausible(digits) or len(separators) > 1 or _freephone(value):
         return False
     sizes = [len(g) for g in groups]
@@ -227,6 +230,18 @@ def phone_national(value: str) -> bool:
     if sizes in ([3, 3, 2, 2], [3, 2, 2, 2]) and digits[0] >= "2":
         return not (separators == {"."} and _ipv4(value) is not None)
     return False
+
+
+def _area_code_dash(value: str) -> bool:
+    """An area code with its trunk 0, a dash, then the number in groups set apart by blanks,
+    as Sweden and Finland write them: 072-509 97 03, 08-123 456 78, 040-123 4567."""
+    head, _, rest = value.partition("-")
+    return (
+        2 <= len(head) <= 4
+        and head.isdigit()
+        and head.startswith("0")
+        and all(c.isdigit() or c == " " for c in rest)
+    )
 
 
 def _ipv4(value: str) -> tuple[int, ...] | None:

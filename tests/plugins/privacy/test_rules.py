@@ -99,6 +99,9 @@ POSITIVES = [
     ("phone-e164", "Call me on +44 20 7946 0958 after lunch."),
     ("phone-national", "Her number is (415) 555-2671."),
     ("phone-national", "Appelez le 06 12 34 56 78 demain."),
+    # an area code, a dash, then groups set apart by blanks (Sweden, Finland)
+    ("phone-national", "Kunden vill bli uppringd på 072-509 97 03 angående leveransen."),
+    ("phone-national", "Soita numeroon 040-123 4567 huomenna."),
     ("credit-card", "card 4539 1488 0343 6467 exp 09/27"),
     ("iban", "IBAN: DE89 3704 0044 0532 0130 00"),
     ("us-ssn", "SSN 536-22-8841 on file"),
@@ -364,6 +367,9 @@ NEGATIVES = [
     "Het wachtwoord beleid is streng: minimaal twaalf tekens en een cijfer.",
     "Das Passwort für den Server ist im Vault unter secret/prod/db gespeichert.",
     "Mật khẩu phải có ít nhất 8 ký tự là quy định của công ty: Abcdefgh",
+    # a dash then blanks but no trunk 0, or a dash again: a range and a count, a date
+    "pages 212-509 97 03 of the report",
+    "build 072-509-97 03",
     # an AMQP routing key
     "channel.basic_publish(exchange='events', routing_key='orders.created.eu', body=b)",
     # a form's labels; a public key as wg show prints it; a secret's hash in a baseline
