@@ -734,6 +734,8 @@ def test_what_follows_an_identity_label_without_being_a_number(scanner: Scanner,
         "rodne cislo 736028/5163",
         "numero d'identification : 8273645190",
         "ΑΦΜ 094817263",
+        "العميل رقم الهوية الوطنية 1951355047 لا يستطيع إكمال التسجيل",  # "national" after it
+        "رقم الإقامة: 2456789012",  # a Saudi resident's
     ],
 )
 def test_identity_numbers_labelled_in_other_scripts(scanner: Scanner, text: str) -> None:
