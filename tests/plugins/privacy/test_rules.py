@@ -99,6 +99,15 @@ POSITIVES = [
     ("phone-e164", "Call me on +44 20 7946 0958 after lunch."),
     ("phone-national", "Her number is (415) 555-2671."),
     ("phone-national", "Appelez le 06 12 34 56 78 demain."),
+    # a record's fields: a street line, a document's type and number
+    (
+        "street-address-record",
+        '{"name": "D. W.", "address1": "768 Willow Creek Rd", "zip": "83702"}',
+    ),
+    ("street-address-record", "address:\n  street: Lindenstraße 42\n  city: Köln"),
+    ("street-address-record", '{"addressLine1": "12 Rue de Rivoli", "city": "Paris"}'),
+    ("identity-document-record", '{"tipo":"DNI","numero":"39715062L"}'),
+    ("identity-document-record", '"document": {\n  "type": "P",\n  "number": "955713925"\n}'),
     # an area code, a dash, then groups set apart by blanks (Sweden, Finland)
     ("phone-national", "Kunden vill bli uppringd på 072-509 97 03 angående leveransen."),
     ("phone-national", "Soita numeroon 040-123 4567 huomenna."),
@@ -370,6 +379,11 @@ NEGATIVES = [
     # a dash then blanks but no trunk 0, or a dash again: a range and a count, a date
     "pages 212-509 97 03 of the report",
     "build 072-509-97 03",
+    # a street's name with no number, a number too short or a placeholder for a document's
+    '{"street": "5th Avenue", "building": "A"}',
+    '{"street_address": "Main Street"}',
+    '{"type": "P", "number": "12"}',
+    '{"type": "passport", "number": "<PASSPORT_NUMBER>"}',
     # an AMQP routing key
     "channel.basic_publish(exchange='events', routing_key='orders.created.eu', body=b)",
     # a form's labels; a public key as wg show prints it; a secret's hash in a baseline
