@@ -308,6 +308,25 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
             *("otpauth://totp/x?secret=", "podman login ", "-p ", "1362416", "Calle "),
             *("440305199003071236", "Lindenstraße 42"),
         ),
+        # JSON's and URL's escapes and line breaks at random (a review's input): each short
+        # stretch of escaped lines between plain ones cost Python steps, 110 ms a MB for the
+        # JSON reading alone until the readings were bounded in stretches and lines
+        "JSON and URL escapes on short lines": shuffled(
+            *("%2B", "%40", "a", '\\"', "%25", "%2", "\n", " ")
+        ),
+        # prose with a key's or a password's word and no colon (a review's input): each such
+        # word's run of words before a verb read on to the text's end (3 s a MB)
+        "French prose about a key": fill("la clé administrateur du serveur est dans le coffre. "),
+        "German prose about a password": fill(
+            "das Passwort für den Benutzer wurde geändert und das Passwort Kennwortänderung "
+        ),
+        # the words for a password and a key in other languages, with verbs and colons, at
+        # random (a review's input): runs of words before a verb read on to the text's end
+        "password and key words at random": shuffled(
+            *("Passwort ", "mot de passe ", "contraseña ", "hasło ", "пароль ", "mật khẩu "),
+            *("clé API ", "API-Schlüssel ", "ключ API ", "ist ", "est ", "es ", ": ", "là "),
+            *("la ", "für ", "de ", "x ", "Velvet$396juniper ", "\n"),
+        ),
     }
 
 

@@ -45,11 +45,16 @@ PLACEHOLDER = re2.compile(
                 r"^[\[(]?(?:hidden|masked|omitted|filtered|removed|sensitive)[\])]?$",
                 # templates name a variable: {{ secrets.TOKEN }}, ${DB_PASSWORD}, ${X:-default}
                 r"\{\{[^{}]*\}\}",
-                # one brace: str.format's and an f-string's field, a URI template's (RFC
-                # 6570), C#'s {0} and {UserName}; the name as people write one (snake_case,
-                # CAPITALS, camelCase, PascalCase: no random mix of cases and digits)
-                r"^\{(?-i:[a-z_][a-z0-9_.]*|[A-Z_][A-Z0-9_.]*|[A-Za-z][a-z]+(?:[A-Z][a-z]+)+"
-                r"|\d{1,2})\}$",
+                # one brace: str.format's and an f-string's field (with its conversion and
+                # format: {token!r}, {password:>20}), a URI template's (RFC 6570), C#'s {0}
+                # and {UserName}; the name as people write one: words in snake_case,
+                # CAPITALS, camelCase or PascalCase, each with at most a short number after
+                # it (no random mix of letters and digits: ODBC quotes a password so,
+                # Pwd={s3cr3tpassw0rd9})
+                r"^\{(?-i:(?:[a-z]+\d{0,2}(?:[_.](?:[a-z]+\d{0,2}|\d{1,2}))*"
+                r"|[A-Z]+\d{0,2}(?:[_.](?:[A-Z]+\d{0,2}|\d{1,2}))*"
+                r"|[A-Za-z][a-z]+(?:[A-Z][a-z]*)+\d{0,2}|_+[a-z]+(?:_[a-z]+)*|\d{1,2})"
+                r"(?:![rsa])?(?::[^{}]{0,12})?)\}$",
                 r"\$\{\s*[\w.:-]+\s*(?::?-[^}]*)?\}",
                 r"\$\([^)]*\)",
                 r"%\(\w+\)s",
@@ -688,9 +693,19 @@ _PROSE_WORDS = frozenset(
 
 
 def strong_credential(value: str) -> bool:
-    """For values found in prose: a credential that also mixes three kinds of character."""
+    """For values found in prose: a credential that also mixes three kinds of character, and
+    no e-mail address (where a sentence about a password says to write)."""
     value = json_unescaped(value, one_line=True)
-    return looks_like_credential(value) and char_classes(value.rstrip(".,;:!?)")) >= 3
+    core = value.rstrip(".,;:!?)")
+    return (
+        looks_like_credential(value)
+        and char_classes(core) >= 3
+        and search_text(_EMAIL_SHAPE, core) is None
+    )
+
+
+# An e-mail address: a name, @, then a domain of labels, the last all letters.
+_EMAIL_SHAPE = re2.compile(r"^[\w.+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}$")
 
 
 def token_in_prose(value: str) -> bool:
@@ -705,16 +720,13 @@ def token_in_prose(value: str) -> bool:
         and any(c.isdigit() for c in value)
         and any(c.isalpha() for c in value)
         and search_text(_SETTING, value) is None
-        and not _words_and_numbers(value)
+        and search_text(_ETHEREUM_ADDRESS, value) is None
     )
 
 
-def _words_and_numbers(value: str) -> bool:
-    """Whether `value`'s letters and digits come in pieces as long as words and numbers
-    (importante2024, user_id_20240501), not in the short runs of one kind that random text
-    changes between (PREFIXED_TOKEN_MAX_PIECE)."""
-    run = "".join(c for c in value[:MAX_TOKEN_CHARS] if c.isascii() and c.isalnum())
-    return len(run) >= PREFIXED_TOKEN_MAX_PIECE * _pieces(run)
+# A wallet's or a token contract's address (0x and 40 hex digits): public, where its key is
+# 64 digits.
+_ETHEREUM_ADDRESS = re2.compile(r"^0x[0-9A-Fa-f]{40}$")
 
 
 # An environment variable's name, an underscore in it, then =: MAX_TOKENS=, SSH_AUTH_SOCK=.

@@ -73,7 +73,8 @@ _VALUE = (
     r"|'(?P<sq>[^'\n]+)'"
     r"|`(?P<bq>[^`\n]+)`)"
     # bare, but not a `${...}` expansion: the search goes on inside it (`${NAME:-default}`),
-    # nor a URL's `//` after its scheme (`otpauth://`, `tokenserver://`: no name, no value)
+    # nor a URL's `//` after its scheme (`otpauth://`, `tokenserver://`: no name, no value;
+    # an unquoted base64 value that starts with `//`, one in 4,096, is lost with it)
     r"|(?P<bare>(?:[^\s\"'`,;&\\<$/]|/(?:[^\s\"'`,;&\\</]|$)|\$(?:[^\s\"'`,;&\\<{]|$))"
     r"[^\s\"'`,;&\\<]*))"
 )
@@ -452,13 +453,19 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     if value.rstrip().endswith(("...", "…")):  # cut short: judge what is left strictly
         return token_like(value.rstrip().rstrip(".…"))
     if strength == 1:  # key, auth, pw: many keys are not secrets, so the value must look random
-        single = len(name_words(name)) == 1
+        words = name_words(name)
+        if words[-2:] == ["routing", "key"] and not found_in(_ROUTING_SECRET, value.encode()):
+            return False  # AMQP's: amq.gen-..., a UUID, dotted words; PagerDuty's is 32 long
+        single = len(words) == 1
         return token_like(value) and not (single and (_is_uuid(value) or cache_key(value)))
     if _is_key_id(name, value):
         return False
     return looks_like_credential(value) or token_like(value)
 
 
+# PagerDuty's routing key (an Events API integration's secret): 32 letters and digits; the
+# other routing keys, AMQP's, are a broker's own names and dotted words.
+_ROUTING_SECRET = re2.compile(rb"^[A-Za-z0-9]{32}$")
 # A UUID is an identifier first: under the bare name `key`, a cache's, an idempotency
 # request's or a record's key (`key="3f2b8c1e-..."`). Under any other name it is judged as
 # any value is: some vendors' API keys are UUIDs (herokuKey, hubspot_key).
@@ -714,11 +721,8 @@ def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     following = data[end : end + 1]
     if following in (b"(", b"[") or data[end - 1 : end] in (b"(", b"["):
         return None
-    while end > start and data[end - 1 : end] in (b")", b"]", b"}", b":"):
-        if data[end - 1] == ord("}") and _braces_balanced(data, start, end):
-            break  # its own brace: `{password}`, `{Qm8x...}`
-        end -= 1
-    if end - start > 2 and data[start] == ord("{") and data.find(b"}", start) == end - 1:
+    end = _closed_around(data, start, end)
+    if end - start > 2 and data[start] == ord("{") and data.find(b"}", start, end) == end - 1:
         # one pair of braces around it: a template's field (`password={password}`, str.format's
         # and a URI template's), or a value set apart, judged without them
         if is_placeholder(_text(data, (start, end))):
@@ -739,8 +743,18 @@ def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     return start, end
 
 
-def _braces_balanced(data: bytes, start: int, end: int) -> bool:
-    return data.count(b"{", start, end) >= data.count(b"}", start, end)
+def _closed_around(data: bytes, start: int, end: int) -> int:
+    """Where the value in data[start:end] ends without the brackets, colons and braces that
+    close around it (`{"password": abc}`), but for the braces of its own (`{password}`,
+    `{Qm8x...}`): the closing braces it opened are kept, the rest go. In C's steps, not one
+    Python step a byte (a value followed by 500 braces, a line after line)."""
+    core = start + len(data[start:end].rstrip(b")]}:"))
+    tail = data[core:end]  # closers only: none opens a brace
+    excess = data.count(b"}", start, end) - data.count(b"{", start, end)
+    keep = tail.count(b"}") - max(0, excess)
+    if keep <= 0:
+        return core
+    return end - len(tail.split(b"}", keep)[-1])  # just after the last brace kept
 
 
 # What `&`s join to an unquoted value: each part up to the next blank, quote or separator.

@@ -25,8 +25,9 @@ from devpulse.core.config import PrivacyConfig
 from devpulse.core.errors import ConfigError
 from devpulse.core.types import Finding
 from devpulse.plugins.privacy.checks import is_placeholder, preview, shannon_entropy
-from devpulse.plugins.privacy.plain import Origins, plain_text, unescaped
+from devpulse.plugins.privacy.plain import Origins, plain_text, unescaped, url_decoded
 from devpulse.plugins.privacy.pyast import Hit, scan_python
+from devpulse.plugins.privacy.readers import RULE_IDS as READER_IDS
 from devpulse.plugins.privacy.readers import read_all, readers_for
 from devpulse.plugins.privacy.rules import (
     CATEGORY_LEVELS,
@@ -218,6 +219,7 @@ class Scanner:
 
     def __init__(self, config: PrivacyConfig) -> None:
         self._switched_off = switched_off(config)  # the readers' and checks' ids among them
+        self._readers_on = not self._switched_off.issuperset(READER_IDS)
         self._rules = compile_rules(config, self._switched_off)
         self._always = frozenset(
             i for i, r in enumerate(self._rules) if not r.rule.keywords and not r.rule.trigger
@@ -285,27 +287,33 @@ class Scanner:
         The rules read the text plain (`plain.plain_text`: a no-break space as a space, a
         fullwidth digit as a digit, a zero-width space as nothing). Lines that hold an
         escaped document (`plain.unescaped`: `{\\"password\\": ...}` in a JSON string) are
-        read a second time with their escapes read; what that finds where the first reading
-        found nothing is added. The spans are `text`'s.
+        read a second time with their escapes read, and lines that hold URL encoding
+        (`plain.url_decoded`: `email=jane%40example.com`) with theirs; what that finds where
+        the first reading found nothing is added. The spans are `text`'s.
         """
         findings = self._scan_plain(text, parse=True)
-        chain: list[tuple[Origins, int]] = []  # each reading, and the size of what it read
-        source = text
-        for _ in range(ESCAPE_DEPTH):  # escaped within escaped: a log line's JSON body
-            view = unescaped(source)
-            if view is None:
-                break
-            read, origins = view
-            chain.append((origins, len(source)))
-            covered = _Covered([f.span for f in findings])
-            for finding in self._scan_plain(read, parse=False):
-                span = finding.span
-                for reading, size in reversed(chain):
-                    span = reading.span(span, size)
-                if not covered.meets(span):
-                    findings.append(dataclasses.replace(finding, span=span))
-            source = read
-        if chain:
+        read_again = False
+        left = max(REREAD_TIMES * len(text), REREAD_CHARS)  # what the readings may read
+        for decoded in (unescaped, url_decoded):
+            chain: list[tuple[Origins, int]] = []  # each reading, and the size of what it read
+            source = text
+            for _ in range(ESCAPE_DEPTH):  # escaped within escaped: a log line's JSON body
+                view = decoded(source)
+                if view is None or len(view[0]) > left:
+                    break
+                read, origins = view
+                left -= len(read)
+                chain.append((origins, len(source)))
+                covered = _Covered([f.span for f in findings])
+                for finding in self._scan_plain(read, parse=False):
+                    span = finding.span
+                    for reading, size in reversed(chain):
+                        span = reading.span(span, size)
+                    if not covered.meets(span):
+                        findings.append(dataclasses.replace(finding, span=span))
+                source = read
+            read_again = read_again or bool(chain)
+        if read_again:
             findings.sort(key=lambda f: f.span)
         return findings
 
@@ -321,7 +329,7 @@ class Scanner:
         data = text.encode("utf-8", "surrogatepass")
         workers = scan_workers.for_text(data)
         # On the worker threads, the readers' set reads a long text while the rules do.
-        early = _started(readers_for, [data], workers)
+        early = _started(readers_for, [data] if self._readers_on else [], workers)
         try:
             enabled = self._enabled(data)
             candidates: list[tuple[int, int, Hit]] = []
@@ -649,6 +657,11 @@ if hasattr(os, "register_at_fork"):  # not on Windows
 
 # How many times escaped text is read unescaped: a document in a string in a string.
 ESCAPE_DEPTH = 3
+# The readings of one text (unescaped, URL-decoded) read at most this many times its size,
+# or this many characters for a short text: a megabyte whose every line holds both kinds of
+# escape, each escaped again, is scanned three times at most, not seven.
+REREAD_TIMES = 2
+REREAD_CHARS = 1 << 16
 
 
 class _Covered:

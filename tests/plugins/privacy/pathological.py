@@ -211,6 +211,16 @@ def rule_texts() -> Iterator[tuple[str, str]]:
     escaped = ('\\"', "\\a", "\\\\", '{\\"password\\": \\"', "\\n" + "x" * 40, '\\\\\\"a')
     for unit in (*escaped, "a\u00ad", "\u00a0", "a\u200b\u00a0", "\uff21\u200d"):
         yield f"escapes {unit!r}", '\\"' + unit * (CHAIN // len(unit))
+    # Prose with the words for a password or a key and no verb or colon after them: each
+    # such word once read on to the text's end (a review's input)
+    for unit in (
+        "la clé administrateur du serveur est dans le coffre. ",
+        "das Passwort für den Benutzer wurde geändert und das Passwort Kennwortänderung ",
+    ):
+        yield f"prose {unit[:20]!r}", unit * (LONG // len(unit))
+    # URL encoding, read again decoded (plain.url_decoded), twice encoded, a line at a time
+    for unit in ("%40", "%2B1", "a%3D", "%2540", "%2\n", "x%20y%0A\n", "%C3%A9%2F"):
+        yield f"url escapes {unit!r}", "%2F" + unit * (CHAIN // len(unit))
 
 
 def python_texts() -> Iterator[tuple[str, str]]:

@@ -5,17 +5,20 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import string
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from devpulse import PrivacyLevel, config_from_mapping
 from devpulse.plugins.privacy import Scanner, plain
 from devpulse.plugins.privacy import scanner as scanner_module
 from devpulse.plugins.privacy.checks import PUBLIC_PREFIX, has_alnum
-from devpulse.plugins.privacy.plain import _AS_READ, _ESCAPED, plain_text, unescaped
+from devpulse.plugins.privacy.plain import _AS_READ, _ESCAPED, plain_text, unescaped, url_decoded
 from tests.plugins.privacy import secrets_factory as make
 from tests.support import router_with
 
@@ -185,31 +188,121 @@ def test_every_character_read_unescaped_comes_from_its_escape(values) -> None:
             assert json.loads(f'"\\{text[at]}"') == char
 
 
-def _unescaped_by_hand(text: str, budget: int) -> tuple[str, list[int]] | None:
-    """`unescaped` one character at a time: the read text, and where each character came
-    from."""
+# What marks a line as URL-encoded: an escape of punctuation a URL reserves or quotes.
+_RESERVED = frozenset(
+    map(chr, [*range(0x20, 0x30), *range(0x3A, 0x41), 0x5B, 0x5D, 0x7B, 0x7C, 0x7D])
+)
+
+
+def _read_by_hand(
+    text: str,
+    budget: int,
+    marked: Callable[[str], bool],
+    escape_at: Callable[[int, int], tuple[str, int] | None],
+) -> tuple[str, list[int]] | None:
+    """A reading one character at a time: the lines that `marked` says hold an escape, one
+    after another, each escape (`escape_at(i, end)`: its character and width, or None) read
+    as its character, which came from the escape's last character, at most `budget` of them;
+    and where each character came from."""
     read: list[str] = []
     came_from: list[int] = []
     start = 0
     for line in text.split("\n"):
         end = start + len(line)
-        if any(a == "\\" and b in '"/nrt' for a, b in itertools.pairwise(line)):
+        if marked(line):
             if read:
                 read.append("\n")
                 came_from.append(came_from[-1] + 1)  # the line break after the last one
             i = start
             while i < end:
-                if text[i] == "\\" and i + 1 < end and text[i + 1] in _ESCAPED and budget:
-                    read.append(_ESCAPED[text[i + 1]])
-                    came_from.append(i + 1)
+                found = escape_at(i, end) if budget else None
+                if found is not None:
+                    read.append(found[0])
+                    came_from.append(i + found[1] - 1)
                     budget -= 1
-                    i += 2
+                    i += found[1]
                 else:
                     read.append(text[i])
                     came_from.append(i)
                     i += 1
         start = end + 1
     return ("".join(read), came_from) if read else None
+
+
+def _assert_reads_as(view: tuple[str, Any] | None, expected: tuple[str, list[int]] | None) -> None:
+    if expected is None:
+        assert view is None
+        return
+    assert view is not None
+    read, origins = view
+    assert read == expected[0]
+    assert [origins.index(i) for i in range(len(read))] == expected[1]
+
+
+def _url_decoded_by_hand(text: str, budget: int) -> tuple[str, list[int]] | None:
+    def escape_at(i: int, end: int) -> tuple[str, int] | None:
+        char = _escape_in(text[:end], i)
+        return (char, 3) if char is not None and " " <= char <= "~" else None
+
+    def marked(line: str) -> bool:
+        return any(
+            (found := _escape_in(line, i)) is not None and found in _RESERVED
+            for i in range(len(line))
+        )
+
+    return _read_by_hand(text, budget, marked, escape_at)
+
+
+def _escape_in(line: str, i: int) -> str | None:
+    """The character that a percent escape at `line[i]` stands for, or None."""
+    digits = line[i + 1 : i + 3]
+    if line[i] != "%" or len(digits) != 2 or not all(c in string.hexdigits for c in digits):
+        return None
+    return chr(int(digits, 16))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.text(alphabet=st.sampled_from(list("%%%2345670BbCdFz\n\u00e9")), max_size=80),
+    budget=st.sampled_from([0, 1, 2, 5, 50_000]),
+)
+@example(text="bob%40mail.se", budget=50_000)  # the only mark: the e-mail's at sign
+@example(text="a%7Cb%41\n%C3%A9%7F\n%2B1%20", budget=3)
+def test_url_decoded_reads_as_one_escape_at_a_time(text, budget) -> None:
+    """A line with an escape of a reserved character (%40, %2B, %3A) is read with every
+    escape of printable ASCII read, one character for three; %C3 and %7F stay as they are."""
+    with mock.patch.object(plain, "MAX_URL_ESCAPES", budget):
+        view = url_decoded(text)
+    _assert_reads_as(view, _url_decoded_by_hand(text, budget))
+
+
+def test_a_reading_stops_after_its_most_lines() -> None:
+    """Each stretch of escaped lines costs Python steps: past MAX_STRETCHES stretches (and
+    MAX_URL_LINES encoded lines) the rest of the text is left to its first reading."""
+    with mock.patch.object(plain, "MAX_STRETCHES", 3):
+        view = unescaped('a\\"b\nplain\n' * 10)
+    assert view is not None
+    assert view[0] == 'a"b\na"b\na"b'
+    with mock.patch.object(plain, "MAX_STRETCHES", 3):
+        view = unescaped('\u00e9\\"b\nplain\n' * 10)  # not ASCII: read line by line
+    assert view is not None
+    assert view[0].count("\n") == 2
+    with mock.patch.object(plain, "MAX_URL_LINES", 2):
+        view = url_decoded("a%40b\n" * 5)
+    assert view is not None
+    assert view[0] == "a@b\na@b"
+
+
+def _unescaped_by_hand(text: str, budget: int) -> tuple[str, list[int]] | None:
+    def escape_at(i: int, end: int) -> tuple[str, int] | None:
+        if text[i] == "\\" and i + 1 < end and text[i + 1] in _ESCAPED:
+            return _ESCAPED[text[i + 1]], 2
+        return None
+
+    def marked(line: str) -> bool:
+        return any(a == "\\" and b in '"/nrt' for a, b in itertools.pairwise(line))
+
+    return _read_by_hand(text, budget, marked, escape_at)
 
 
 @settings(max_examples=500, deadline=None)
@@ -224,11 +317,4 @@ def test_unescaped_reads_as_one_escape_at_a_time(text, budget) -> None:
     one character at a time; past MAX_ESCAPES escapes, the rest as they are."""
     with mock.patch.object(plain, "MAX_ESCAPES", budget):
         view = unescaped(text)
-    expected = _unescaped_by_hand(text, budget)
-    if expected is None:
-        assert view is None
-        return
-    assert view is not None
-    read, origins = view
-    assert read == expected[0]
-    assert [origins.index(i) for i in range(len(read))] == expected[1]
+    _assert_reads_as(view, _unescaped_by_hand(text, budget))

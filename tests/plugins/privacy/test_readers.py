@@ -10,6 +10,8 @@ import string
 import uuid
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devpulse import config_from_mapping
 from devpulse.plugins.privacy import Scanner, readers
@@ -1128,8 +1130,33 @@ def test_a_templates_field_is_no_value(scanner: Scanner, text: str) -> None:
 
 def test_a_value_in_braces_that_names_nothing_is_judged_inside_them() -> None:
     assert [f.value for f in read_all(b"password={Qm8xRt2Vw9Lp3Kz}")] == ["Qm8xRt2Vw9Lp3Kz"]
-    for field in ("{Qm8xRt2Vw9Lp3Kz}", "{q8XrT2mW}", "{UserName2}"):
+    # a random mix of letters and digits is no name, in lower case or capitals either
+    for field in ("{Qm8xRt2Vw9Lp3Kz}", "{q8XrT2mW}", "{s3cr3tpassw0rd9}", "{K7QX2M5RWZ4P9D}"):
         assert not is_placeholder(field), field
+    fields = ("{user_pw2}", "{UserName2}", "{apiKeyV2}", "{token!r}", "{password:>20}")
+    for field in (*fields, "{DB_PASSWORD_FROM_VAULT_2}", "{token_1}", "{user.name}"):
+        assert is_placeholder(field), field
+
+
+def _closed_around_by_hand(data: bytes, start: int, end: int) -> int:
+    """`readers._closed_around` a byte at a time: strip closers from the end, but stop at a
+    closing brace once the value's braces balance."""
+    opened, closed = data.count(b"{", start, end), data.count(b"}", start, end)
+    while end > start and data[end - 1 : end] in (b")", b"]", b"}", b":"):
+        if data[end - 1 : end] == b"}":
+            if opened >= closed:
+                break
+            closed -= 1
+        end -= 1
+    return end
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=st.text(alphabet="a{}):]", max_size=14))
+def test_closing_brackets_are_stripped_as_one_at_a_time(value: str) -> None:
+    data = f"x={value} tail".encode()
+    end = 2 + len(value)
+    assert readers._closed_around(data, 2, end) == _closed_around_by_hand(data, 2, end)
 
 
 def test_published_example_keys_are_not_findings(scanner: Scanner) -> None:
