@@ -769,8 +769,8 @@ def prefixed_token(value: str) -> bool:
     prefix, _, run = value.rpartition("_")
     segments = prefix.split("_")
     marked = len(segments) == 2 and segments[1].isalnum() and segments[1].islower()
-    if len(run) < (PREFIXED_TOKEN_RUN_MARKED if marked else PREFIXED_TOKEN_RUN):
-        return False
+    if not (PREFIXED_TOKEN_RUN_MARKED if marked else PREFIXED_TOKEN_RUN) <= len(run) <= 250:
+        return False  # at most 250: a longer run is a blob's, not a token's
     if run.isupper() or run.islower() or not any(c.isdigit() for c in run):
         return False  # all three kinds: upper case, lower case, digits
     digits = run[2:] if run.startswith("0x") else run

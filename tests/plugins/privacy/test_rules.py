@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import string
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -40,6 +41,16 @@ def rule_ids(scanner: Scanner, text: str) -> set[str]:
 
 
 RNG = random.Random(7)
+_MARKED = random.Random(36)
+
+
+def run(n: int, alphabet: str = make.ALNUM) -> str:
+    """`n` characters of `alphabet` at random: a token's random part."""
+    return "".join(_MARKED.choice(alphabet) for _ in range(n))
+
+
+HEX, LOWER_ALNUM = "0123456789abcdef", string.ascii_lowercase + string.digits
+
 POSITIVES = [
     ("aws-access-key-id", f"key id {make.aws_key_id(RNG)} in the logs"),
     (
@@ -136,6 +147,19 @@ POSITIVES = [
         "pagerduty_configs:\n  - routing_key: 3f9c2a7b1e8d4c6f9a0b2c3d4e5f6a7b",
     ),
     ("assigned-credential", "[domain/corp]\nldap_default_authtok = Qm8xRt2Vw9Lp3K"),
+    # platforms' marked tokens: Tavily, Firecrawl, Stability, ElevenLabs, Neon, Matrix, ...
+    ("llm-provider-key", f"client = TavilyClient('tvly-{run(32)}')"),
+    ("llm-provider-key", f"FIRECRAWL = 'fc-{run(32, HEX)}'"),
+    ("sk-dash-key", f"stability.api_key('sk-{run(48)}')"),
+    ("llm-provider-key", f"el = ElevenLabs(api_key='sk_{run(48, HEX)}')"),
+    ("neon-api-key", f"psql ... # neon napi_{run(64, LOWER_ALNUM)}"),
+    ("matrix-access-token", f"Authorization: Bearer syt_YWxpY2U_{run(20)}_{run(6)}"),
+    ("rootly-api-key", f"ROOTLY=rootly_{run(64, HEX)}"),
+    ("readme-api-key", f"readme login rdme_{run(70, LOWER_ALNUM)}"),
+    ("stytch-secret", f"stytch.Client(project_id='p', secret='secret-test-{run(36)}')"),
+    ("onesignal-api-key", f"onesignal os_v2_app_{run(110, string.ascii_lowercase + '234567')}"),
+    ("twitch-oauth-token", f"PASS oauth:{run(30, LOWER_ALNUM)}"),
+    ("dropbox-access-token", f"dbx = dropbox.Dropbox('sl.u.{run(140, make.ALNUM + '_-')}')"),
     ("token-in-prose-translated", "Voici la clé API Mistral : Xq7mP2vL9rT4wK8nB3cZ6hJ1dF5gS0aE"),
     ("token-in-prose-translated", "la clave de la API es Xq7mP2vL9rT4wK8nB3cZ6hJ1dF5gS0aE"),
     ("token-in-prose-translated", "Der API-Schlüssel lautet Xq7mP2vL9rT4wK8nB3cZ6hJ1dF5gS0aE"),
@@ -401,6 +425,12 @@ NEGATIVES = [
     "la clé de cache est node-cache-Linux-x64-npm-3f9c2a7b1e8d4c6f9a0b2c3d4e5f6a7b",
     "Minha chave PIX é 7d9f1e2c-3b4a-4c5d-8e6f-a1b2c3d4e5f6",
     "ключ кэша: build-ubuntu-22.04-node18-a1b2c3d4",
+    # the platforms' marks in other words: a font tool, a library, a route, a test runner
+    "fc-list : family style",
+    "pip install scikit-learn  # sk-learn is not a key",
+    "GET /oauth:callback handler",
+    "secret-test-runner --all",
+    "napi_create_function(env, NULL, 0, Method, NULL, &fn);",
     # a token contract's address, public
     "Adresse du jeton : 0x6B175474E89094C44Da98b954EedeAC495271d0F",
     # a language model's tokens
