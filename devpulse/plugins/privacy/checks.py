@@ -740,9 +740,10 @@ _SETTING = re2.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]*=")
 # how vendors mark a secret, never an id) a shorter one (Docker's is 27).
 PREFIXED_TOKEN_RUN = 30
 PREFIXED_TOKEN_RUN_MARKED = 24
-# Shaped like a token but public: publishable keys (pk_: Stripe, Clerk, Liveblocks, Knock),
-# and Stripe Checkout's session ids (cs_live_ and 58 characters, in the payment page's URL).
-PUBLIC_TOKEN_PREFIXES = ("pk_", "cs_live_", "cs_test_")
+# Shaped like a token but public: publishable keys (pk_: Stripe, Clerk, Liveblocks, Knock;
+# phc_: PostHog's project keys, which its snippet puts in every page), and Stripe
+# Checkout's session ids (cs_live_ and 58 characters, in the payment page's URL).
+PUBLIC_TOKEN_PREFIXES = ("pk_", "phc_", "cs_live_", "cs_test_")
 _HEX = frozenset(string.hexdigits)
 # A run's pieces, as `[A-Z]?[a-z]+|[A-Z]+|[0-9]+` would cut it: a digit run, a capital run,
 # or a word (Capitalised or lower case). Counted from its runs of one kind (`_pieces`):

@@ -118,6 +118,9 @@ POSITIVES = [
     ("street-address-record", "address:\n  street: Lindenstraße 42\n  city: Köln"),
     ("street-address-record", '{"addressLine1": "12 Rue de Rivoli", "city": "Paris"}'),
     ("identity-document-record", '{"tipo":"DNI","numero":"39715062L"}'),
+    ("street-address-record", '{"strasse": "Lindenstraße 42", "plz": "50674", "ort": "Köln"}'),
+    ("date-of-birth", '{"nombre": "Ana", "fecha_nacimiento": "1985-03-14"}'),
+    ("date-of-birth", '{"data_nascimento": "1985-03-14"}'),
     ("identity-document-record", '"document": {\n  "type": "P",\n  "number": "955713925"\n}'),
     # an area code, a dash, then groups set apart by blanks (Sweden, Finland)
     ("phone-national", "Kunden vill bli uppringd på 072-509 97 03 angående leveransen."),
@@ -147,6 +150,18 @@ POSITIVES = [
         "pagerduty_configs:\n  - routing_key: 3f9c2a7b1e8d4c6f9a0b2c3d4e5f6a7b",
     ),
     ("assigned-credential", "[domain/corp]\nldap_default_authtok = Qm8xRt2Vw9Lp3K"),
+    # a client built with its key as a positional argument; DeepL's free keys
+    ("sdk-client-key", f'const c = algoliasearch("LATENCY9Q2", "{run(32, HEX)}");'),
+    ("sdk-client-key", f'var c = SearchClient.create("LATENCY9Q2", "{run(32, HEX)}");'),
+    ("sdk-client-key", f'co = cohere.Client("{run(40)}")'),
+    ("sdk-client-key", 'deepl.Translator("3f9c2a7b-1e8d-4c6f-9a0b-2c3d4e5f6a7b:fx")'),
+    # a command that takes its key as an argument
+    ("cli-login-token", f"$ wandb login {run(40, HEX)}"),
+    ("cli-login-token", "snyk auth 3f9c2a7b-1e8d-4c6f-9a0b-2c3d4e5f6a7b"),
+    ("cli-login-token", f"shodan init {run(32)}"),
+    ("cli-login-token", f"ngrok config add-authtoken 2{run(26)}_{run(21)}"),
+    ("cli-login-token", f"b2 authorize-account 0025f2c1e8d4c6f0000000001 K002{run(27)}"),
+    ("cli-login-token", "./codecov upload-process -t 3f9c2a7b-1e8d-4c6f-9a0b-2c3d4e5f6a7b"),
     # platforms' marked tokens: Tavily, Firecrawl, Stability, ElevenLabs, Neon, Matrix, ...
     ("llm-provider-key", f"client = TavilyClient('tvly-{run(32)}')"),
     ("llm-provider-key", f"FIRECRAWL = 'fc-{run(32, HEX)}'"),
@@ -431,6 +446,17 @@ NEGATIVES = [
     "GET /oauth:callback handler",
     "secret-test-runner --all",
     "napi_create_function(env, NULL, 0, Method, NULL, &fn);",
+    # a client given a placeholder, or the app id alone; a UUID then ":fx" apart
+    'const client = algoliasearch("LATENCY9Q2", "YOUR_API_KEY");',
+    "client = Client(account_sid, auth_token)",
+    "time 12:fx and 3f9c2a7b-1e8d-4c6f-9a0b-2c3d4e5f6a7b",
+    # those commands with no key, a variable's or a placeholder
+    "wandb login --relogin",
+    "run `snyk auth` first",
+    "wandb login $WANDB_API_KEY && codecov -t ${CODECOV_TOKEN}",
+    "shodan init YOUR_API_KEY_HERE",
+    # PostHog's project key, in every page its snippet is on
+    "posthog.init('phc_Xq7mP2vL9rT4wK8nB3cZ6hJ1dF5gS0aEQm8xRt2Vw9L', {api_host: 'https://eu.posthog.com'})",
     # a token contract's address, public
     "Adresse du jeton : 0x6B175474E89094C44Da98b954EedeAC495271d0F",
     # a language model's tokens
