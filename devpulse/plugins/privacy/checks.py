@@ -53,8 +53,11 @@ PLACEHOLDER = re2.compile(
                 # Pwd={s3cr3tpassw0rd9})
                 r"^\{(?-i:(?:[a-z]+\d{0,2}(?:[_.](?:[a-z]+\d{0,2}|\d{1,2}))*"
                 r"|[A-Z]+\d{0,2}(?:[_.](?:[A-Z]+\d{0,2}|\d{1,2}))*"
-                r"|[A-Za-z][a-z]+(?:[A-Z][a-z]*)+\d{0,2}|_+[a-z]+(?:_[a-z]+)*|\d{1,2})"
-                r"(?:![rsa])?(?::[^{}]{0,12})?)\}$",
+                r"|[A-Za-z][a-z]+(?:[A-Z][a-z]{2,})*(?:[A-Z][a-z]?)?\d{0,2}"
+                r"|_+[a-z]+(?:_[a-z]+)*|\d{1,2})"
+                # a conversion, then a format spec as Python's and Rust's write them
+                r"(?:![rsa])?(?::(?:[^{}]?[<>^=])?[+ -]?#?0?\d{0,3}[,_]?(?:\.\d{1,3})?"
+                r"[a-zA-Z%?]?)?)\}$",
                 r"\$\{\s*[\w.:-]+\s*(?::?-[^}]*)?\}",
                 r"\$\([^)]*\)",
                 r"%\(\w+\)s",
@@ -701,6 +704,7 @@ def strong_credential(value: str) -> bool:
         looks_like_credential(value)
         and char_classes(core) >= 3
         and search_text(_EMAIL_SHAPE, core) is None
+        and not core.startswith("HTTP/")  # an access log's GET /forgot-password HTTP/1.1
     )
 
 
@@ -720,7 +724,7 @@ def token_in_prose(value: str) -> bool:
         and any(c.isdigit() for c in value)
         and any(c.isalpha() for c in value)
         and search_text(_SETTING, value) is None
-        and search_text(_ETHEREUM_ADDRESS, value) is None
+        and search_text(_ETHEREUM_ADDRESS, value.rstrip(".,;:!?)")) is None
     )
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 
 import re2
@@ -78,17 +78,25 @@ MAX_STRETCHES = 4_000
 # escape then costs 10 ms more, not 80.
 MAX_URL_ESCAPES = 20_000
 MAX_URL_LINES = 4_000
+# ...and of this many characters in all (a line of a megabyte is one line): a second full
+# scan of a megabyte of dense tokens and escapes took 75 ms more than the first alone.
+MAX_URL_CHARS = 1 << 17
 
 
 class Origins:
     """Where each character of a text read from another came from: an index shift that
-    changes at given positions (after a dropped character, across a skipped stretch)."""
+    changes at given positions (after a dropped character, across a skipped stretch).
 
-    __slots__ = ("_at", "_shift")
+    An escape's character came from the escape's last character; a span that starts with
+    one starts at the escape (`%2B1415...`: at its %), `lead` characters before."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_at", "_lead", "_letters", "_shift")
+
+    def __init__(self, lead: int = 0) -> None:
         self._at: list[int] = [0]
         self._shift: list[int] = [0]
+        self._lead = lead
+        self._letters: list[int] = []  # where the escapes' characters are in the read text
 
     def shift_from(self, at: int, shift: int) -> None:
         """From position `at` of the read text on, index `i` came from `i + shift`."""
@@ -99,8 +107,11 @@ class Origins:
             self._shift.append(shift)
 
     def shifts_from(self, ats: Iterable[int], shifts: Iterable[int]) -> None:
-        """`shift_from` for each position and shift, the positions in increasing order."""
+        """`shift_from` for each position and shift, the positions in increasing order;
+        with a `lead`, each position is an escape's character."""
         ats, shifts = list(ats), list(shifts)
+        if self._lead:
+            self._letters += ats
         if ats and ats[0] == self._at[-1]:
             self._at.pop()
             self._shift.pop()
@@ -114,6 +125,9 @@ class Origins:
         """A span of the read text as a span of the text it came from (`size` characters)."""
         start, end = span
         first = min(self.index(start), size)
+        at = bisect_left(self._letters, start)
+        if at < len(self._letters) and self._letters[at] == start:
+            first -= self._lead  # the escape's first character, not its last
         last = min(self.index(end - 1) + 1, size) if end > start else first
         return first, last
 
@@ -201,7 +215,7 @@ def url_decoded(text: str) -> tuple[str, Origins] | None:
     shifts one per escape."""
     if "%" not in text:
         return None
-    stretches = _lines_joined(text, _PERCENT_MARK, MAX_URL_LINES)
+    stretches = _within(_lines_joined(text, _PERCENT_MARK, MAX_URL_LINES), MAX_URL_CHARS)
     return _read(text, stretches, _PERCENT_SPLIT, 3, _PERCENT_LETTERS.__getitem__, MAX_URL_ESCAPES)
 
 
@@ -230,10 +244,10 @@ def _read(
     if not stretches:
         return None
     parts: list[str] = []
-    origins = Origins()
+    dropped = width - 1  # characters an escape loses
+    origins = Origins(lead=dropped)
     size = 0  # of the read text so far
     left = most
-    dropped = width - 1  # characters an escape loses
     for start, end in stretches:
         if parts:  # the line break between two stretches read: the first one's own
             parts.append("\n")
@@ -246,7 +260,6 @@ def _read(
             # The k-th letter (from 0) lies in the read text after the runs before it and
             # the k letters before it, and came from (k + 1) * dropped characters further
             # on than the stretch's start did (its escape's others and the k before).
-            # each letter after the run before it and its own place
             positions = itertools.accumulate(map(len, runs[:-1]), _after, initial=size - 1)
             next(positions)
             shift = start - size + dropped
@@ -287,6 +300,18 @@ def _escaped_stretches(text: str) -> list[tuple[int, int]]:
 def _escaped_lines_joined(text: str) -> list[tuple[int, int]]:
     """`_escaped_stretches`, one line at a time."""
     return _lines_joined(text, _MARK_TEXT, MAX_STRETCHES)
+
+
+def _within(stretches: list[tuple[int, int]], most: int) -> list[tuple[int, int]]:
+    """The first of `stretches`, cut where together they reach `most` characters."""
+    kept: list[tuple[int, int]] = []
+    for start, end in stretches:
+        if end - start >= most:
+            kept.append((start, start + most))
+            break
+        kept.append((start, end))
+        most -= end - start
+    return kept
 
 
 def _lines_joined(

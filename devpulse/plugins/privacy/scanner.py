@@ -658,10 +658,11 @@ if hasattr(os, "register_at_fork"):  # not on Windows
 # How many times escaped text is read unescaped: a document in a string in a string.
 ESCAPE_DEPTH = 3
 # The readings of one text (unescaped, URL-decoded) read at most this many times its size,
-# or this many characters for a short text: a megabyte whose every line holds both kinds of
-# escape, each escaped again, is scanned three times at most, not seven.
-REREAD_TIMES = 2
-REREAD_CHARS = 1 << 16
+# or this many characters for a shorter text: a megabyte whose every line holds both kinds
+# of escape, each escaped again, is scanned twice at most, not seven times (three, at twice
+# its size, took a MB of dense tokens and escapes 115-180 ms: a review's inputs).
+REREAD_TIMES = 1
+REREAD_CHARS = 1 << 17
 
 
 class _Covered:

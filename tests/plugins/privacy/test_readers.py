@@ -1131,7 +1131,8 @@ def test_a_templates_field_is_no_value(scanner: Scanner, text: str) -> None:
 def test_a_value_in_braces_that_names_nothing_is_judged_inside_them() -> None:
     assert [f.value for f in read_all(b"password={Qm8xRt2Vw9Lp3Kz}")] == ["Qm8xRt2Vw9Lp3Kz"]
     # a random mix of letters and digits is no name, in lower case or capitals either
-    for field in ("{Qm8xRt2Vw9Lp3Kz}", "{q8XrT2mW}", "{s3cr3tpassw0rd9}", "{K7QX2M5RWZ4P9D}"):
+    randoms = ("{Qm8xRt2Vw9Lp3Kz}", "{q8XrT2mW}", "{s3cr3tpassw0rd9}", "{K7QX2M5RWZ4P9D}")
+    for field in (*randoms, "{QmxRtVwLpKzH}", "{admin:S3cr3t!9x}", "{sk:Xq7mP2vL9rT4}"):
         assert not is_placeholder(field), field
     fields = ("{user_pw2}", "{UserName2}", "{apiKeyV2}", "{token!r}", "{password:>20}")
     for field in (*fields, "{DB_PASSWORD_FROM_VAULT_2}", "{token_1}", "{user.name}"):

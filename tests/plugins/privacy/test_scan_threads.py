@@ -111,6 +111,27 @@ def test_a_long_texts_readers_run_on_worker_threads_and_find_what_they_find_in_t
     }
 
 
+def test_with_every_reader_switched_off_no_reader_set_reads_a_long_text(monkeypatch) -> None:
+    monkeypatch.setattr(scanner_module, "SCAN_WORKERS", 2)
+    monkeypatch.setattr(scanner_module, "PARALLEL_BYTES", 0)
+    asked: list[int] = []
+    readers_for = scanner_module.readers_for
+
+    def recorded(data: bytes) -> Any:
+        asked.append(len(data))
+        return readers_for(data)
+
+    monkeypatch.setattr(scanner_module, "readers_for", recorded)
+    off = list(readers_module.RULE_IDS)
+    scanner = Scanner(config_from_mapping({"privacy": {"disabled_rules": off}}).privacy)
+    text = "\n".join(CORPUS_TEXTS[:50])
+    findings = scanner.scan(text)
+    assert asked == []
+    assert not {f.rule_id.split(":")[0] for f in findings} & set(off)
+    SCANNER.scan(text)  # every reader on: the set is asked
+    assert asked
+
+
 def test_on_one_cpu_a_long_text_is_read_on_the_callers_thread(monkeypatch) -> None:
     monkeypatch.setattr(scanner_module, "SCAN_WORKERS", 1)
     monkeypatch.setattr(scanner_module, "PARALLEL_BYTES", 0)
