@@ -15,7 +15,8 @@ result, a log line with the request body, `kubectl`'s last-applied configuration
 secret's `SecretString`. There, `{\\"password\\": \\"...\\"}` reads to a model as the JSON it
 is, but every pattern written for a quoted value misses it. `unescaped` gives the lines that
 hold such escapes with their escapes read (`\\"` as `"`, `\\n` as a line break), for the
-rules to read as well.
+rules to read as well. `url_decoded` does the same for URL encoding, which access logs, form
+bodies and redirect URLs carry (`user=jane%40gmx.de`, `From=%2B14155550123`).
 """
 
 from __future__ import annotations
