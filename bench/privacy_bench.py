@@ -320,6 +320,15 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         "German prose about a password": fill(
             "das Passwort für den Benutzer wurde geändert und das Passwort Kennwortänderung "
         ),
+        # machine-made-token's candidates (a review's concern before it landed): random runs of
+        # a token's look, a label before each that turns it down (an id), or none, or too short
+        # to judge; it stops at its allowance of candidates, the rest unreported
+        "labelled ids of a token's look": distinct_runs(
+            '", "id": "Ab1', letters=string.ascii_letters + string.digits
+        ),
+        "tokens of a token's look, unlabelled": shuffled(
+            *(" Ab1", " z9Y", "Qx7", "kP2", "rT4mW8", "nB3cZ5", "\n", "-", "_")
+        ),
         # the words for a password and a key in other languages, with verbs and colons, at
         # random (a review's input): runs of words before a verb read on to the text's end
         "password and key words at random": shuffled(

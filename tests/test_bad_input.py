@@ -461,6 +461,11 @@ def test_scan_of_binary_stdin(capsys, monkeypatch) -> None:
             "max_match_bytes = 0\n",
             "privacy.rules[0].max_match_bytes: must be at least 1",
         ),
+        (
+            '[[privacy.rules]]\nid = "a"\ncategory = "secret"\npattern = "x"\n'
+            "max_text_bytes = -1\n",
+            "privacy.rules[0].max_text_bytes: must be at least 1",
+        ),
         ('source = "x"\n', "source: unknown key"),
         (
             '[backends.llama_server]\nbase_url = "not a url"\n',

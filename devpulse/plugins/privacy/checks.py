@@ -800,6 +800,118 @@ def _pieces(run: str) -> int:
     return len(runs) - capitalised
 
 
+# A machine-made token alone, with no name and no vendor's prefix that says so: the values
+# that vendors' keys share (Fireworks' fw_..., Zendesk's 40 characters, Honeycomb's 22)
+# when a prompt gives them under a vendor's name (`zendesk: ...`, `config.pd = "..."`), as
+# a client's positional argument (`VultrClient("...")`), or alone under a heading. Such a
+# value mixes capitals, lower case and digits; what else has that look is named for what it
+# is (the rule's not_after), or is an id with a prefix and a short run (msg_..., cus_...).
+MACHINE_TOKEN_RUN = 20
+# A base64 line of a PEM block (64 characters) or of a MIME body (76): a certificate's or
+# an attachment's, whose lines look random. A vendor's token of that length that is base64
+# (no _ or -) is lost with them.
+_ARMOUR_WIDTHS = (64, 76)
+_BASE64_LETTERS = frozenset(string.ascii_letters + string.digits)
+
+
+def machine_token(value: str) -> bool:
+    """A value that is a token by its look alone: after a lower-case prefix of one to three
+    segments (`fw_`, `fio-u-`, `pdl_live_apikey_`), a run with a part (between `_` and `-`)
+    of MACHINE_TOKEN_RUN characters or more (PREFIXED_TOKEN_RUN after a one-segment prefix,
+    which agents' and payment APIs' ids carry with runs of 14-28); capitals, lower case and
+    digits; not hex, not words run together (`_pieces`), and `token_like`. Not a PEM or MIME
+    line, nor base64 of a structure (`_encoded`), nor hex with a few letters at one end, nor
+    words joined, nor base58 with a checksum (an extended public key, a Bitcoin address; an
+    xprv is its own rule's)."""
+    if len(value) in _ARMOUR_WIDTHS and _BASE64_LETTERS.issuperset(value):
+        return False
+    if value.startswith(PUBLIC_TOKEN_PREFIXES) or len(value) > 250:
+        return False
+    if value.startswith(PUBLIC_PREFIXES):
+        return False  # a vendor's own prefix: its rule knows the token's shape, and judged it
+    body, segments = value, 0
+    while segments < 3:
+        _, cut, rest = _split_prefix(body)
+        if not cut:
+            break
+        body, segments = rest, segments + 1
+    if _encoded(body) or _hex_core(body) or _words_joined(body):
+        return False
+    shortest = PREFIXED_TOKEN_RUN if segments == 1 else MACHINE_TOKEN_RUN
+    run = body.replace("_", "").replace("-", "")
+    if not run.isalnum() or not run.isascii():
+        return False
+    # the longest part between _ and -: a PaymentIntent's client secret is an id's parts
+    # (pi_<24>_secret_<25>), a token's run is one part or has a long one
+    if max(map(len, body.replace("-", "_").split("_"))) < shortest:
+        return False
+    capitals = sum(c.isupper() for c in run)
+    lower = sum(c.islower() for c in run)
+    if min(capitals, lower) * 10 < capitals + lower or not any(c.isdigit() for c in run):
+        return False  # capitals, lower case and digits, all three, each kind of letter 10%
+    if _HEX.issuperset(run) or is_sequence(run.lower()):
+        return False
+    if len(run) >= PREFIXED_TOKEN_MAX_PIECE * _pieces(run) or not token_like(value):
+        return False
+    return _base58check(value) is None  # a wallet's address or public key: a checksum
+
+
+# base64 of a JSON object's start ({", { , {\n): a JWT's or a config's header, not a key.
+_JSON_BASE64 = ("eyJ", "eyA", "ewo")
+
+
+def _encoded(run: str) -> bool:
+    """base64 that decodes to something with a structure of its own, which no key has: a
+    JSON object, text with blanks in it (`c3VwZXIgc2VjcmV0IHZhbHVl`, "super secret value";
+    GitHub's file contents), binary data that starts with a zero byte (an SSH public key's
+    blob, a length first: 00 00 00; A and A-D in base64, 1 random run in 1,024), a DER
+    structure (a public key's or a certificate's SEQUENCE: 0x30, then its length)."""
+    if run.startswith(_JSON_BASE64):
+        return True
+    try:
+        raw = base64.b64decode(run + "=" * (-len(run) % 4), altchars=b"-_", validate=True)
+    except ValueError:
+        return False
+    if len(raw) < 4:
+        return False
+    if raw[0] == 0 or (raw[0] == 0x30 and (0x20 <= raw[1] < 0x84)):
+        return True
+    if not raw.isascii():
+        return False
+    text = raw.decode("ascii")
+    return (" " in text or "\n" in text) and text.replace("\n", "").isprintable()
+
+
+def _hex_core(run: str) -> bool:
+    """Hex but for four characters at one end: a Cloudflare ray id and its airport
+    (`4ccf49267267d75a-LHR`), a Twilio message's SID (SM and 32 hex digits), a key with its
+    region after it (`...-us2`): ids and digests, or a key of a vendor's own shape, which
+    its rule knows."""
+    core = run.replace("-", "").replace("_", "")
+    return len(core) >= 16 and (_HEX.issuperset(core[4:]) or _HEX.issuperset(core[:-4]))
+
+
+def _words_joined(run: str) -> bool:
+    """Four parts or more between - and _, none of 12 characters: words, as in
+    `Need5_T00-be-exactly-40-chars`, not a token's run."""
+    parts = run.replace("-", "_").split("_")
+    return len(parts) >= 4 and max(map(len, parts)) < 12
+
+
+def _split_prefix(value: str) -> tuple[str, str, str]:
+    """`fw`, `_`, `tKfi...` for `fw_tKfi...`: a prefix of one to ten lower-case letters and
+    digits, starting with a letter, cut at its `_` or `-`; no cut if there is none."""
+    for i, c in enumerate(value[:11]):
+        if c in "_-":
+            head = value[:i]
+            if head and head[0].isalpha():
+                return head, c, value[i + 1 :]
+            break
+        if not (c.isascii() and (c.islower() or c.isdigit())):
+            break
+    return value, "", ""
+
+
 # --- wallets ---------------------------------------------------------------------------
 
 _BASE58 = {c: i for i, c in enumerate("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")}
@@ -933,6 +1045,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "strong_credential": strong_credential,
     "token_in_prose": token_in_prose,
     "prefixed_token": prefixed_token,
+    "machine_token": machine_token,
     "phone": pii.phone,
     "phone_national": pii.phone_national,
     "phone_labelled": pii.phone_labelled,

@@ -179,6 +179,8 @@ def _compile(where: str, rule: PrivacyRule) -> CompiledRule:
         raise ConfigError(f"{where}.groups: give group or groups, not both")
     if rule.max_match_bytes is not None and rule.max_match_bytes < 1:
         raise ConfigError(f"{where}.max_match_bytes: must be at least 1")
+    if rule.max_text_bytes is not None and rule.max_text_bytes < 1:
+        raise ConfigError(f"{where}.max_text_bytes: must be at least 1")
     for i, group in enumerate(rule.groups):
         if not 1 <= group <= regex.groups:
             raise ConfigError(

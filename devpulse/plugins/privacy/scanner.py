@@ -224,6 +224,12 @@ class Scanner:
         self._always = frozenset(
             i for i, r in enumerate(self._rules) if not r.rule.keywords and not r.rule.trigger
         )
+        # Rules that a text longer than their max_text_bytes does not run: their index, limit.
+        self._text_limits = [
+            (i, r.rule.max_text_bytes)
+            for i, r in enumerate(self._rules)
+            if r.rule.max_text_bytes is not None
+        ]
         self._internal_packages = tuple(config.internal_packages)
         self._allowlist = [
             compile_pattern(p, f"privacy.allowlist[{i}]") for i, p in enumerate(config.allowlist)
@@ -332,6 +338,7 @@ class Scanner:
         early = _started(readers_for, [data] if self._readers_on else [], workers)
         try:
             enabled = self._enabled(data)
+            enabled.difference_update(i for i, most in self._text_limits if len(data) > most)
             candidates: list[tuple[int, int, Hit]] = []
             for index, hits in self._hits(sorted(enabled - {AST}), data):
                 priority = self._rules[index].rule.priority
@@ -477,7 +484,8 @@ class Scanner:
 
     def _run(self, rule: CompiledRule, data: bytes, allowance: int) -> tuple[list[Hit], int]:
         """The rule's accepted hits in `data`, with byte offsets, and how many candidates it
-        judged: at most `allowance`, past which the rest is one unverified hit."""
+        judged: at most `allowance`, past which the rest is one unverified hit (none for a
+        rule with quiet_overflow)."""
         first = _search(rule, data, 0)
         if first is None:
             return [], 0  # the common case: a rule the prefilter let through finds nothing
@@ -488,6 +496,8 @@ class Scanner:
         # counts as a candidate.
         verdicts: dict[bytes, bool] = {}
         for match_start, start, end in _spans(rule, data, first):
+            if examined == allowance and rule.rule.quiet_overflow:
+                break
             if examined == allowance:
                 rest = data[match_start:].decode("utf-8", "surrogatepass")
                 hits.append(

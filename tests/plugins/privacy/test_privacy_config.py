@@ -74,6 +74,26 @@ def test_a_rule_may_pass_over_matches_too_long_to_read() -> None:
     )
 
 
+def test_a_rule_may_leave_long_texts_alone() -> None:
+    """max_text_bytes: a longer text is not searched with the rule; the limit's own length is."""
+    s = ticket_scanner(r"ACME-\d{4,}", max_text_bytes=64)
+    assert [f.rule_id for f in s.scan("ACME-1234".ljust(64))] == ["acme-ticket"]
+    assert s.scan("ACME-1234".ljust(65)) == []
+    assert [f.rule_id for f in ticket_scanner(r"ACME-\d{4,}").scan("ACME-1234".ljust(65))] == [
+        "acme-ticket"
+    ]
+
+
+def test_a_rule_may_stop_quietly_past_its_allowance_of_candidates() -> None:
+    """quiet_overflow: a flood of candidates the rule turns down is no unverified finding, as
+    it is by default (an unchecked rest must not read as clean)."""
+    flood = "ACME-0000 " * 5000  # each candidate turned down: 0000 is no private address
+    fields = {"group": 1, "validator": "private_ip"}
+    loud = ticket_scanner(r"ACME-(\d{4})", **fields)
+    assert [f.rule_id for f in loud.scan(flood)] == ["acme-ticket:unverified"]
+    assert ticket_scanner(r"ACME-(\d{4})", **fields, quiet_overflow=True).scan(flood) == []
+
+
 def test_allowlist_drops_matching_values() -> None:
     text = "mail ops-bot@globalmail.net"
     assert scanner().scan(text)
