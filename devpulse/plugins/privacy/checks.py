@@ -972,6 +972,13 @@ def authorization(value: str) -> bool:
     return looks_like_credential(value)
 
 
+def authorization_token(value: str) -> bool:
+    """For an Authorization header's value after a scheme no rule knows: machine-made, with
+    letters and digits (`token_in_prose`), and a credential as `authorization` judges one (a
+    Basic scheme's base64 of "username:password" is a placeholder's)."""
+    return token_in_prose(value) and authorization(value)
+
+
 def _b64decode(part: str, altchars: bytes | None = None) -> str | None:
     """`part` decoded from (unpadded) base64 as UTF-8 text, or None."""
     try:
@@ -1042,6 +1049,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "credential": looks_like_credential,
     "password": password_value,
     "authorization": authorization,
+    "authorization_token": authorization_token,
     "strong_credential": strong_credential,
     "token_in_prose": token_in_prose,
     "prefixed_token": prefixed_token,

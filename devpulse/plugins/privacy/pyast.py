@@ -28,6 +28,7 @@ from devpulse.plugins.privacy.checks import (
     name_words,
     names_a_look_alike,
     names_a_paging_token,
+    spaced_password,
 )
 from devpulse.plugins.privacy.spans import (
     NOTHING_REPORTED,
@@ -533,7 +534,9 @@ class _TreeWalker:
             return
         if isinstance(value, ast.Constant) and isinstance(value.value, str | bytes):
             text = value.value if isinstance(value.value, str) else value.value.decode("latin-1")
-            if looks_like_credential(text):
+            # a passphrase with blanks, as the syntax readers judge one: Google's app
+            # passwords are four groups of four letters (smtp.login(user, "abcd efgh ..."))
+            if looks_like_credential(text) or spaced_password(name, text):
                 start, end = self.lines.span(value, text)
                 self.hits.append(Hit(rule_id, "secret", PrivacyLevel.SECRET, start, end, text))
 

@@ -28,6 +28,7 @@ Connection strings (`jdbc:...;password=...`, Azure Redis `,password=...,`) are t
 
 from __future__ import annotations
 
+import base64
 import itertools
 from collections.abc import Callable, Container, Iterator, Sequence
 from typing import NamedTuple
@@ -650,10 +651,13 @@ def _colon_in_value(
     """A bare value's span, all of it where the pattern read `api_key: arn:aws:...` as a
     typed name (`name: Type =`) with a colon for its operator and no blank after it: that
     is YAML's key, then a value with a colon in it. (`auth: token: value`, a blank after the
-    colon, is no YAML value: the value is what follows the blank.)"""
+    colon, is no YAML value: the value is what follows the blank.) The same where it read
+    the value's base64 padding as the operator and the value (`client-secret: c2VjcmV0==`
+    as the type `c2VjcmV0`, `=`, then `=`)."""
     op_start = space[0] - 1
     tight = op == b":" and space[1] == space[0]
-    typed = data.find(b":", name_end, op_start) if tight else -1
+    padding = op == b"=" and space[1] == space[0] and not data[span[0] : span[1]].strip(b"=")
+    typed = data.find(b":", name_end, op_start) if tight or padding else -1
     if typed < 0:
         return span
     piece = data[typed + 1 : op_start]
@@ -888,7 +892,8 @@ def _element_text(pattern: TwoPass) -> Reader:
 
 
 def _curl_users(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    """`-u user:password`: the password; with none (`-u key:`), the user is an API key."""
+    """`-u user:password`: the password; with none (`-u key:`) or a dummy X (`-u key:X`, as
+    Freshdesk's docs have it), the user is an API key."""
     for spans in _matches(CURL_USER, data, overflow):
         begin = spans[0][0]
         if begin and not data[begin - 1 : begin].isspace():
@@ -902,7 +907,7 @@ def _curl_users(data: bytes, overflow: list[int], known: Reported) -> Iterator[F
             continue
         if password and looks_like_credential(password):
             yield Found("curl-user-credential", password_span[0], password_span[1], password)
-        elif not password and token_like(user):
+        elif password in ("", "X", "x") and token_like(user):  # Freshdesk's `-u KEY:X`
             yield Found("curl-user-credential", user_span[0], user_span[1], user)
 
 
@@ -928,7 +933,9 @@ def _headers(data: bytes, overflow: list[int], known: Reported) -> Iterator[Foun
             value = _text(data, (start, end))
             if not _token68(value):
                 continue  # basic {base64(email:password)}: a description, not a credential
-            if authorization(value) or token_like(value):
+            # a password in Basic's base64 is judged alone: "username:password" encoded
+            # looks random, and is a placeholder (with none, the user may be a key)
+            if authorization(value) or (not _basic_password(value) and token_like(value)):
                 yield Found("header-credential", start, end, value)
         elif credential_name_strength(name) and " " not in raw.decode("utf-8", "replace"):
             value = _text(data, (start, end))
@@ -936,6 +943,15 @@ def _headers(data: bytes, overflow: list[int], known: Reported) -> Iterator[Foun
                 continue
             if looks_like_credential(value) or token_like(value):
                 yield Found("header-credential", start, end, value)
+
+
+def _basic_password(value: str) -> bool:
+    """Whether `value` is base64 of `user:password` with a password in it."""
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return bool(decoded.partition(":")[2])
 
 
 def _header_named(data: bytes, spans: Spans) -> bool:

@@ -241,6 +241,15 @@ COMMANDS = [
     f"curl https://ci.example.net \\\n\t-u deploy:{PASSWORD}",  # after a tab
     f"-u deploy:{PASSWORD}",  # at the start
     f'curl -u "{TOKEN}:" https://api.example.net/v1/charges',  # an API key as the user
+    f"curl -v -u {TOKEN}:X https://acme.freshdesk.com/api/v2/tickets",  # and a dummy X
+    # .netrc, one entry a line or one a file's lines
+    f"machine api.wandb.ai login user password {TOKEN.lower()}",
+    f"cat >> ~/.netrc <<EOF\nmachine api.heroku.com\n  login ops@example.net\n"
+    f"  password {TOKEN}\nEOF",
+    # httpie's header, a vendor's own scheme, no blank after the colon
+    "http GET https://api.eu.opsgenie.com/v2/alerts "
+    f"'Authorization:GenieKey {uuid.UUID(int=RNG.getrandbits(128))}'",
+    f'curl -H "Authorization: DeepL-Auth-Key {TOKEN}:fx" https://api.deepl.com/v2/usage',
     f"curl --oauth2-bearer '{TOKEN}' https://api.example.net/v1/me",  # curl's own option
     f"jdbc:sqlserver://db.example.net:1433;databaseName=app;user=sa;password={PASSWORD};",
     f"jdbc:postgresql://db.example.net/app?user=svc&password={PASSWORD}&ssl=true",
@@ -407,6 +416,10 @@ SHAPES = [
     ),
     ("plaid-access-token", f"access-production-{uuid.UUID(int=RNG.getrandbits(128))}"),
     ("alibaba-access-key-id", "LTAI" + pick(ALNUM, 20)),
+    ("atlassian-api-token", "ATATT3" + pick(ALNUM + "_-", 176) + "=" + pick("0123456789ABCDEF", 8)),
+    ("flyio-token", "fm2_" + pick(ALNUM + "_-", 240)),  # the macaroon in URL-safe base64
+    # X's app-only bearer token: 22 A's, then letters, digits and URL escapes
+    ("twitter-bearer-token", "A" * 22 + pick(ALNUM, 35) + "%2B" + pick(ALNUM, 45) + "%3D"),
 ]
 
 
@@ -562,6 +575,24 @@ def test_a_yaml_value_with_a_colon_in_it_is_judged_whole(scanner: Scanner) -> No
     operator; it is YAML's key and all of the value."""
     text = f"auth:\n  token: deploy:{TOKEN}\n"
     assert [text[a:b] for a, b in (f.span for f in scanner.scan(text))] == [f"deploy:{TOKEN}"]
+
+
+def test_a_yaml_value_with_base64_padding_is_judged_whole() -> None:
+    """`client-secret: ...==` read like Kotlin's `name: Type =` with the padding for its
+    operator and its value: the value is all of it."""
+    value = f"WPL_AP1.{TOKEN[:16]}.{TOKEN[16:]}=="
+    found = read_all(f"registration:\n  linkedin:\n    client-secret: {value}\n".encode())
+    assert [f.value for f in found] == [value]
+    assert [f.value for f in read_all(f"password: {TOKEN}==\n".encode())] == [f"{TOKEN}=="]
+
+
+def test_a_google_app_password_in_a_login_call_is_found(scanner: Scanner) -> None:
+    """Four groups of four letters, with blanks: a passphrase, as the readers judge one."""
+    words = " ".join(pick(string.ascii_lowercase, 4) for _ in range(4))
+    text = (
+        f'with smtplib.SMTP_SSL("smtp.gmail.com", 465) as s:\n    s.login("me@x.net", "{words}")\n'
+    )
+    assert "py-credential-argument" in {f.rule_id for f in scanner.scan(text)}
 
 
 @pytest.mark.parametrize(

@@ -412,6 +412,12 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 
 
 NEGATIVES = [
+    # a machine in prose, then a password word; base64 of zeros inside a longer run; an
+    # Authorization header's scheme and a word
+    "the machine learning team asked for a password reset yesterday",
+    "data:application/octet-stream;base64,AQID" + "A" * 22 + "BCDE" * 30 + "+/==",
+    "Authorization: Required for every endpoint",
+    "curl -H 'Authorization: Basic dXNlcm5hbWU6cGFzc3dvcmQ=' https://api.example.net",
     # the words for a key also mean a keystone, a table's key or a course; a word and a year,
     # an identifier with a date, or a key's id is no token
     "La clé de voûte est importante2024 pour le projet.",
