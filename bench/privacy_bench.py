@@ -329,6 +329,11 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         "tokens of a token's look, unlabelled": shuffled(
             *(" Ab1", " z9Y", "Qx7", "kP2", "rT4mW8", "nB3cZ5", "\n", "-", "_")
         ),
+        # vendor-named-hex's candidates: names, operators and hex runs at random, most of them
+        # short of 32 digits or named for an id
+        "hex after names at random": shuffled(
+            *("\nbugsnag: ", ' "id": "', " x = ", "\nsha: ", "0123abcd", "9f8e7d6c5b4a", "-", "\n")
+        ),
         # the words for a password and a key in other languages, with verbs and colons, at
         # random (a review's input): runs of words before a verb read on to the text's end
         "password and key words at random": shuffled(

@@ -856,6 +856,15 @@ def machine_token(value: str) -> bool:
     return _base58check(value) is None  # a wallet's address or public key: a checksum
 
 
+def random_hex(value: str) -> bool:
+    """Hex digits or a UUID made by chance: no run of one digit, no sequence, no placeholder
+    (0000..., deadbeef...), enough kinds of digit (token_like's entropy)."""
+    core = value.replace("-", "")
+    if is_sequence(core.lower()) or len(set(core)) < 8:
+        return False
+    return not is_placeholder(value) and shannon_entropy(core) >= 3.0
+
+
 # base64 of a JSON object's start ({", { , {\n): a JWT's or a config's header, not a key.
 _JSON_BASE64 = ("eyJ", "eyA", "ewo")
 
@@ -1054,6 +1063,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "token_in_prose": token_in_prose,
     "prefixed_token": prefixed_token,
     "machine_token": machine_token,
+    "random_hex": random_hex,
     "phone": pii.phone,
     "phone_national": pii.phone_national,
     "phone_labelled": pii.phone_labelled,

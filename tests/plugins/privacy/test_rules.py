@@ -40,6 +40,12 @@ def rule_ids(scanner: Scanner, text: str) -> set[str]:
     return {f.rule_id for f in scanner.scan(text)}
 
 
+def found_in_text(scanner: Scanner, template: str, value: str) -> bool:
+    """Whether a finding's span in `template` with `value` for its {0} is `value`."""
+    text = template.replace("{0}", value)
+    return value in {text[slice(*f.span)] for f in scanner.scan(text)}
+
+
 RNG = random.Random(7)
 _MARKED = random.Random(36)
 
@@ -946,8 +952,7 @@ MACHINE_TOKENS = [mixed(20), mixed(40), f"fio-u-{mixed(64)}", f"pdl_live_apikey_
 def test_a_token_is_found_by_its_look_where_nothing_names_it(
     scanner: Scanner, text: str, token: str
 ) -> None:
-    text = text.replace("{0}", token)
-    assert token in {text[slice(*f.span)] for f in scanner.scan(text)}
+    assert found_in_text(scanner, text, token)
 
 
 @pytest.mark.parametrize(
@@ -1024,6 +1029,67 @@ def test_values_of_a_tokens_look_with_a_structure_of_their_own_are_none(
 def test_ids_are_not_machine_made_tokens(scanner: Scanner, text: str) -> None:
     assert "machine-made-token" not in rule_ids(scanner, text)
     assert "machine-made-token" not in rule_ids(scanner, f'{{"id": "{text}", "type": "message"}}')
+
+
+# --- vendor-named-hex: a hex or UUID key under a vendor's name, and the ids named for ids --
+
+HEX_KEYS = [
+    hexes(32),
+    hexes(40),
+    hexes(64),
+    hexes(32).upper(),
+    str(uuid.UUID(int=TOK.getrandbits(128))),
+]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bugsnag: {0}\n",
+        'object RailwayConfig {\n    const val RAILWAY = "{0}"\n}\n',
+        'services.AddPostmark(options =>\n{\n    options.Postmark = "{0}";\n});\n',
+        "FROM python:3.12-slim\nENV MALWARE_SCAN={0}\nRUN pip install -r requirements.txt\n",
+        "app.name=orders\nvirustotal.virustotal={0}\nserver.port=8081\n",
+        '{"integrations": {"mixpanel": "{0}", "retries": 3}}',
+    ],
+)
+@pytest.mark.parametrize("key", HEX_KEYS)
+def test_a_hex_or_uuid_key_under_a_vendors_name_is_found(
+    scanner: Scanner, text: str, key: str
+) -> None:
+    assert found_in_text(scanner, text, key)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # named for what it is: an id, a digest, a revision, an owner, a parent, a lineage
+        '{{"id": "{0}", "parentId": "{0}", "owner": "{0}", "project": "{0}"}}',
+        '{{"sha": "{0}", "head_sha": "{0}", "before": "{0}", "after": "{0}"}}',
+        '{{"version": 4, "serial": 12, "lineage": "{0}", "outputs": {{}}}}',
+        '[[package]]\nname = "serde"\nchecksum = "{0}"\n',
+        'SRCREV_moby = "{0}"',
+        "X-GitHub-Delivery: {0}\nX-Request-Id: {0}\n",
+        '"reference": "{0}",',
+        '{{"type": "text", "text": "{0}  dist/app-1.4.0-linux-x64.tar.gz"}}',
+        # prose, no key: a colon after a word in a sentence; no name at all
+        '{{"message": "No such buffer: \'{0}\'"}}',
+        "the build {0} failed",
+        "{0}",
+        'client.get("{0}")',
+    ],
+)
+def test_a_hex_or_uuid_named_for_an_id_or_not_named_is_none(scanner: Scanner, text: str) -> None:
+    for key in HEX_KEYS:
+        assert "vendor-named-hex" not in rule_ids(scanner, text.format(key)), key
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0" * 32, "deadbeef" * 4, "0123456789abcdef" * 2, "00000000-0000-0000-0000-000000000000"],
+)
+def test_hex_made_by_no_chance_is_no_key(scanner: Scanner, value: str) -> None:
+    assert "vendor-named-hex" not in rule_ids(scanner, f"bugsnag: {value}")
 
 
 def test_a_flood_of_ids_of_a_tokens_look_is_no_finding(scanner: Scanner) -> None:
