@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 from devpulse import config_from_mapping
 from devpulse.plugins.privacy import Scanner
 from devpulse.plugins.privacy.rules import packaged_rules, successors
+from tests.plugins.privacy.secrets_factory import base58check
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "privacy"
 CATEGORIES = ("secret", "pii", "internal")
@@ -329,6 +330,12 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
         "tokens of a token's look, unlabelled": shuffled(
             *(" Ab1", " z9Y", "Qx7", "kP2", "rT4mW8", "nB3cZ5", "\n", "-", "_")
         ),
+        # extended public keys, one a line (a wallet's export, review 9): each a token's look
+        # until its base58 checksum, a big-integer loop, says otherwise
+        "extended public keys, one a line": "".join(
+            base58check(b"\x04\x88\xb2\x1e" + rng_bytes(74, i)) + "\n"
+            for i in range(size // 112 + 1)
+        )[:size],
         # vendor-named-hex's candidates: names, operators and hex runs at random, most of them
         # short of 32 digits or named for an id
         "hex after names at random": shuffled(
@@ -342,6 +349,11 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
             *("la ", "für ", "de ", "x ", "Velvet$396juniper ", "\n"),
         ),
     }
+
+
+def rng_bytes(n: int, seed: int) -> bytes:
+    """`n` bytes drawn at random from `seed`."""
+    return random.Random(seed).randbytes(n)
 
 
 def vendor_prefixes() -> list[str]:
