@@ -1139,6 +1139,7 @@ HEX_KEYS = [
 
 HEX_PLACES = [
     "bugsnag: {0}\n",
+    "shared accounts (do not forward)\n\nBugsnag\n{0}\n\nstatus page: see vault",  # a heading
     'object RailwayConfig {\n    const val RAILWAY = "{0}"\n}\n',
     'services.AddPostmark(options =>\n{\n    options.Postmark = "{0}";\n});\n',
     "FROM python:3.12-slim\nENV MALWARE_SCAN={0}\nRUN pip install -r requirements.txt\n",
@@ -1159,6 +1160,8 @@ HEX_PLACES = [
         "X-GitHub-Delivery: {0}\nX-Request-Id: {0}\n",
         '"reference": "{0}",',
         '{{"type": "text", "text": "{0}  dist/app-1.4.0-linux-x64.tar.gz"}}',
+        "Checksums\n{0}  app-1.4.0.tar.gz\n",  # a heading that names what follows
+        "Commit\n{0}\n",
         # prose, no key: a colon after a word in a sentence; no name at all
         '{{"message": "No such buffer: \'{0}\'"}}',
         "the build {0} failed",
