@@ -871,6 +871,31 @@ def random_hex(value: str) -> bool:
     return not is_placeholder(value) and shannon_entropy(core) >= 3.0
 
 
+def named_key(value: str) -> bool:
+    """A value under a vendor's name, of one case (vendor-named-hex): hex or a UUID made by
+    chance (`random_hex`), or letters and digits of one case, both kinds, made by chance
+    (no sequence, no placeholder, 4 bits a character: a base32 or base36 key's), and no
+    words run together (`_identifier`: databasereplicaprimary01)."""
+    if _HEX.issuperset(value.replace("-", "")):
+        return random_hex(value)
+    if value.isalpha() or value.isdigit() or is_sequence(value.lower()):
+        return False
+    if is_placeholder(value) or shannon_entropy(value) < 4.0 or _counts_up(value):
+        return False
+    return not _identifier(value)
+
+
+def _counts_up(value: str, run: int = 6) -> bool:
+    """Whether `value` holds `run` characters that count up one by one (abcdef, 456789): an
+    alphabet written out, which a run made by chance holds 1 time in millions."""
+    count = 1
+    for a, b in itertools.pairwise(value.lower()):
+        count = count + 1 if ord(b) == ord(a) + 1 else 1
+        if count >= run:
+            return True
+    return False
+
+
 def _identifier(run: str) -> bool:
     """Words run together with a number or two: BlasILP64NotFoundError,
     kCFStringEncodingUTF8, sizeEndCentDir64Locator. At most two runs of digits, and 60% of
@@ -1104,6 +1129,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "prefixed_token": prefixed_token,
     "machine_token": machine_token,
     "random_hex": random_hex,
+    "named_key": named_key,
     "phone": pii.phone,
     "phone_national": pii.phone_national,
     "phone_labelled": pii.phone_labelled,

@@ -129,7 +129,6 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
     "mailgun-api-key": (("key-", ""), ("key-0123456789abcdef", "")),
     "airtable-token": (("patAbcdefghijklmn.", ""), ("patAbcdefghijklmn.0123456789abcdef", "")),
     "prefixed-token": (("nfp_", ""), ("dckr_pat_", ""), ("pcsk_aB3dE_", "")),
-    "vendor-named-hex": (("bugsnag: ", ""), ('RAILWAY = "', '"'), ("{x:", "}")),
     "discord-bot-token": (
         ("MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.", ""),
         ("N" + "a" * 23 + ".a1b2c3.", ""),

@@ -1129,11 +1129,11 @@ def test_ids_are_not_machine_made_tokens(scanner: Scanner, text: str) -> None:
 # --- vendor-named-hex: a hex or UUID key under a vendor's name, and the ids named for ids --
 
 HEX_KEYS = [
-    hexes(32),
-    hexes(40),
-    hexes(64),
-    hexes(32).upper(),
+    *(hexes(32), hexes(40), hexes(64), hexes(32).upper()),
     str(uuid.UUID(int=TOK.getrandbits(128))),
+    # one case, letters and digits: Vultr's keys (36), Azure DevOps' tokens (52, base32)
+    "".join(TOK.choice(string.ascii_uppercase + string.digits) for _ in range(36)),
+    "".join(TOK.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(52)),
 ]
 
 
@@ -1180,6 +1180,21 @@ def test_a_hex_or_uuid_named_for_an_id_or_not_named_is_none(scanner: Scanner, te
 )
 def test_hex_made_by_no_chance_is_no_key(scanner: Scanner, value: str) -> None:
     assert "vendor-named-hex" not in rule_ids(scanner, f"bugsnag: {value}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "database: productionreplicadatabaseprimary01",  # words run together
+        "meraki: abdefghjk0123456789mnopqrstuvwx12345678",  # an alphabet written out
+        "'x-amzn-requestid': 'TAR98W0JBGZL8UGARZM111O7N13NR6Z3081JKQ5GTX2ORIKQUKDB'",
+        "creation_rules:\n  - age: age1d9c9a330k2cn5f5ppc547kfrjclhusqwle0r93zyqma4lax26zjqf9uc0u",
+    ],
+)
+def test_one_case_values_named_for_what_they_are_or_made_by_no_chance(
+    scanner: Scanner, text: str
+) -> None:
+    assert "vendor-named-hex" not in rule_ids(scanner, text)
 
 
 CLIENT_PLACES = [
