@@ -987,6 +987,7 @@ def _base64(raw: bytes) -> str:
         *(f'{label}="{{0}}"' for label in ("k", "un", "nextPageToken", "csrf_token")),
         "db:\n    password: ENC[AES256_GCM,data:{0},iv:Cijx0BHATf,tag:x==,type:str]",
         "publicKey: {0}",
+        "error: key length: {0}",  # a label of words, one a credential's
         # the last line of a certificate's or a public key's base64, of a PGP key's
         "-----BEGIN PUBLIC KEY-----\n{0}\n-----END PUBLIC KEY-----",
         "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n{0}\n=Ig68\n-----END PGP PUBLIC KEY BLOCK-----",
