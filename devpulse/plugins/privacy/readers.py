@@ -934,8 +934,9 @@ def _headers(data: bytes, overflow: list[int], known: Reported) -> Iterator[Foun
             if not _token68(value):
                 continue  # basic {base64(email:password)}: a description, not a credential
             # a password in Basic's base64 is judged alone: "username:password" encoded
-            # looks random, and is a placeholder (with none, the user may be a key)
-            if authorization(value) or (not _basic_password(value) and token_like(value)):
+            # looks random, and is a placeholder; with none, a dummy X or a word for a
+            # password (Freshdesk's KEY:X, Toggl's TOKEN:api_token), the user is the key
+            if authorization(value) or _basic_user_key(value):
                 yield Found("header-credential", start, end, value)
         elif credential_name_strength(name) and " " not in raw.decode("utf-8", "replace"):
             value = _text(data, (start, end))
@@ -945,13 +946,17 @@ def _headers(data: bytes, overflow: list[int], known: Reported) -> Iterator[Foun
                 yield Found("header-credential", start, end, value)
 
 
-def _basic_password(value: str) -> bool:
-    """Whether `value` is base64 of `user:password` with a password in it."""
+def _basic_user_key(value: str) -> bool:
+    """For Basic's base64 whose password is no credential: whether its user is a key (no
+    pair: the value itself, judged by its look)."""
     try:
         decoded = base64.b64decode(value, validate=True).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
-        return False
-    return bool(decoded.partition(":")[2])
+        return token_like(value)
+    user, colon, password = decoded.partition(":")
+    if colon and password:
+        return token_like(user)  # KEY:X, TOKEN:api_token
+    return token_like(value) or token_like(user)  # KEY: or no pair: by its look, as before
 
 
 def _header_named(data: bytes, spans: Spans) -> bool:

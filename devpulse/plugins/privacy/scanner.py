@@ -699,8 +699,9 @@ class _Covered:
         return before > 0 and self._reach[before - 1] > span[0]
 
 
-# How far back a value's label is looked for (a rule's `not_after`).
-NOT_AFTER_BYTES = 64
+# How far back a value's label is looked for (a rule's `not_after`): a label, or a line of
+# 60 base64 characters above, indented.
+NOT_AFTER_BYTES = 96
 
 
 def _labelled_otherwise(not_after: re2._Regexp, data: bytes, start: int) -> bool:

@@ -853,7 +853,7 @@ LOOK_ALIKES = [
     "const token = process.env.DEPLOY_TOKEN || fallbackDeployToken;",
     # an English word that ends in "pass" (a value of one case: machine-made-token judges a
     # mixed one by its look whatever its name)
-    f"export BYPASS={TOKEN.lower()}",
+    f"export BYPASS={TOKEN.lower()[:24]}",
     "- name: API_KEY\n  valueFrom:\n    secretKeyRef:\n      name: api\n      key: key",
     '<property name="passwordEncoder" ref="bcryptEncoder"/>',
     "CREATE USER 'app'@'%' IDENTIFIED BY 'password';",

@@ -977,6 +977,15 @@ def _base64(raw: bytes) -> str:
     return base64.b64encode(raw).decode().rstrip("=")
 
 
+def _der_whole() -> str:
+    """A DER SEQUENCE of 44 bytes whose header says 44, in base64 with no + or / (which
+    would end the candidate before the check)."""
+    while True:
+        value = _base64(bytes([0x30, 42]) + TOK.randbytes(42))
+        if "+" not in value and "/" not in value:
+            return value
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -1006,7 +1015,7 @@ def test_a_token_by_its_look_named_for_something_else_is_none(scanner: Scanner, 
         _base64(b"super secret value, as a test writes it"),  # base64 of text
         _base64(b'{"alg":"RS256","typ":"JWT","kid":"prod-2024"}'),  # a JOSE header
         "AAAAC3NzaC1lZDI1NTE5AAAAI" + b62(43),  # an SSH public key's blob
-        _base64(bytes([0x30, 0x59, 0x30, 0x13]) + TOK.randbytes(40)),  # DER: a public key
+        _der_whole(),  # DER: a public key, its length the length it has
         "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",  # an IPFS content id (v0)
         _base64(b"User:123456789012"),  # a Relay global id: a type and a number
         f"NODE_SEA_FUSE_{hexes(32)}",  # a name and a digest
@@ -1120,6 +1129,84 @@ def test_a_token_after_a_list_of_labelled_ids_is_found(scanner: Scanner) -> None
     assert found_in_text(scanner, records + "zendesk: {0}", token)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # review 10: what stands after a token, or above it, that no armour is
+        "zendesk: {0}\n---\nkind: Service\n",
+        "here it is:\n{0}\n-- \nJonas\n",
+        "typeform {0}\n--verbose\n",
+        "typeform:\n{1}\n{0}\n",  # two keys, one a line
+        "fixed in 2d65015f9cc20ca9cdf6695913d4c2682a80eb6d\n{0}\n",
+        "Typeform\n--------\n{0}\n",
+    ],
+)
+def test_a_token_next_to_lines_that_are_no_armour(scanner: Scanner, text: str) -> None:
+    assert found_in_text(scanner, text.replace("{1}", mixed(40)), mixed(40))
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("'mixpanel' => '{0}',", "vendor-named-hex"),
+        ("integrations:\n  - mixpanel: {0}\n", "vendor-named-hex"),
+        ("upwork: {0}", "vendor-named-hex"),
+        ('sms = Client(account_sid, "{0}")', "client-argument-key"),
+        ("echo 'machine api.wandb.ai login user password {0}' >> ~/.netrc", "netrc-password"),
+        ('req.Header.Set("Authorization", "GenieKey {0}")', "authorization-header-scheme"),
+    ],
+)
+def test_review_10s_placements_are_found(scanner: Scanner, text: str, rule: str) -> None:
+    key = hexes(32) if rule != "authorization-header-scheme" else mixed(32)
+    found = [
+        (f.rule_id, text.replace("{0}", key)[slice(*f.span)])
+        for f in scanner.scan(text.replace("{0}", key))
+    ]
+    assert (rule, key) in found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Content-Type: multipart/form-data; boundary={0}",
+        '{{"shasum": "{0}"}}',
+        "contenthash: {0}",
+        "runner: {1}",
+        '{{"dist": "{0}"}}',
+        'const string ProductCode = "{1}";',
+        '{{"jti": "{1}"}}',
+        'mqtt.Client("{1}")',
+        'az = ClientSecretCredential("{1}", "{1}", os.environ["SECRET"])',
+        'r = redis_client("{0}")',
+        'c = apolloClient("{0}")',
+        "Payment authorization ID {0} approved",
+        "Authorization: Mutual sid=0a8f9b7c6d5e4f3a2b1c",
+        "AAAAAAAAAAAAAAAAAAAAAA" + "QUFB" * 25,  # base64 of zeros then numbers: no escape
+    ],
+)
+def test_review_10s_look_alikes_are_none(scanner: Scanner, text: str) -> None:
+    text = text.replace("{0}", hexes(32)).replace("{1}", str(uuid.UUID(int=TOK.getrandbits(128))))
+    assert scanner.scan(text.replace("{{", "{").replace("}}", "}")) == []
+
+
+def test_basic_credentials_with_the_key_as_the_user_are_found(scanner: Scanner) -> None:
+    """Freshdesk's KEY:X, Toggl's TOKEN:api_token, Close's KEY: (review 10)."""
+    key = mixed(32)
+    for pair in (f"{key}:X", f"{key}:api_token", f"{key}:"):
+        header = base64.b64encode(pair.encode()).decode()
+        text = f"curl -H 'Authorization: Basic {header}' https://api.example.net/v2/tickets"
+        assert header in {text[slice(*f.span)] for f in scanner.scan(text)}, pair
+
+
+def test_a_netrc_password_ends_before_a_quote() -> None:
+    text = f'echo "machine h login u password {TOKEN_A}" >> ~/.netrc'
+    spans = [text[slice(*f.span)] for f in Scanner(config_from_mapping({}).privacy).scan(text)]
+    assert TOKEN_A in spans
+
+
+TOKEN_A = "Xk9pQ2mZr7LbT4wVn8YcA1sDq"
+
+
 # Not URL-safe base64 of random bytes (blob_...): that is what a key looks like, and may be one.
 @pytest.mark.parametrize("text", [t for t in AGENT_IDS if not t.startswith("blob_")])
 def test_ids_are_not_machine_made_tokens(scanner: Scanner, text: str) -> None:
@@ -1212,7 +1299,13 @@ CLIENT_PLACES = [
     [
         *((t, token) for t in TOKEN_PLACES for token in MACHINE_TOKENS),
         *((t, key) for t in HEX_PLACES for key in HEX_KEYS),
-        *((t.replace("{1}", hexes(32)), key) for t in CLIENT_PLACES for key in HEX_KEYS),
+        # not a UUID: given to a client, it is an id far more often
+        *(
+            (t.replace("{1}", hexes(32)), key)
+            for t in CLIENT_PLACES
+            for key in HEX_KEYS
+            if key.count("-") != 4
+        ),
     ],
 )
 def test_a_key_is_found_where_a_prompt_gives_it(
