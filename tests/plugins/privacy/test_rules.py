@@ -7,7 +7,7 @@ import json
 import random
 import string
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -1198,13 +1198,13 @@ def test_basic_credentials_with_the_key_as_the_user_are_found(scanner: Scanner) 
         assert header in {text[slice(*f.span)] for f in scanner.scan(text)}, pair
 
 
+TOKEN_A = "Xk9pQ2mZr7LbT4wVn8YcA1sDq"
+
+
 def test_a_netrc_password_ends_before_a_quote() -> None:
     text = f'echo "machine h login u password {TOKEN_A}" >> ~/.netrc'
     spans = [text[slice(*f.span)] for f in Scanner(config_from_mapping({}).privacy).scan(text)]
     assert TOKEN_A in spans
-
-
-TOKEN_A = "Xk9pQ2mZr7LbT4wVn8YcA1sDq"
 
 
 # Not URL-safe base64 of random bytes (blob_...): that is what a key looks like, and may be one.
@@ -1223,6 +1223,12 @@ HEX_KEYS = [
     "".join(TOK.choice(string.ascii_uppercase + string.digits) for _ in range(36)),
     "".join(TOK.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(52)),
 ]
+
+
+def assert_no_key_finds(scanner: Scanner, rule: str, text_with: Callable[[str], str]) -> None:
+    """`rule` finds nothing in the text that `text_with` makes of each of HEX_KEYS."""
+    for key in HEX_KEYS:
+        assert rule not in rule_ids(scanner, text_with(key)), key
 
 
 HEX_PLACES = [
@@ -1258,8 +1264,7 @@ HEX_PLACES = [
     ],
 )
 def test_a_hex_or_uuid_named_for_an_id_or_not_named_is_none(scanner: Scanner, text: str) -> None:
-    for key in HEX_KEYS:
-        assert "vendor-named-hex" not in rule_ids(scanner, text.format(key)), key
+    assert_no_key_finds(scanner, "vendor-named-hex", text.format)
 
 
 @pytest.mark.parametrize(
@@ -1327,8 +1332,7 @@ def test_a_key_is_found_where_a_prompt_gives_it(
     ],
 )
 def test_a_hex_or_uuid_given_to_other_calls_is_no_key(scanner: Scanner, text: str) -> None:
-    for key in HEX_KEYS:
-        assert "client-argument-key" not in rule_ids(scanner, text.replace("{0}", key)), key
+    assert_no_key_finds(scanner, "client-argument-key", lambda key: text.replace("{0}", key))
 
 
 def test_a_flood_of_ids_of_a_tokens_look_is_no_finding(scanner: Scanner) -> None:
