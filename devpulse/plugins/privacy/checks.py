@@ -882,6 +882,39 @@ def named_key(value: str) -> bool:
     return not _identifier(value)
 
 
+# Words that make a prefix before hex an id's or a digest's (prefixed-hex-key): `sha256-<hex>`
+# is how Ollama names a blob, `commit_<sha>`, `cache-<md5>`, `run-<uuid hex>`, `tx_<hash>`.
+_NOT_KEY_PREFIXES = frozenset(
+    {
+        *("sha", "sha1", "sha224", "sha256", "sha384", "sha512", "md5", "crc", "crc32", "hash"),
+        *("hashes", "digest", "sum", "checksum", "blake2b", "blake3", "keccak", "commit", "rev"),
+        *("ref", "refs", "git", "head", "tree", "blob", "layer", "object", "obj", "build", "cache"),
+        *("chunk", "bundle", "file", "img", "image", "tmp", "temp", "id", "ids", "uuid", "guid"),
+        *("oid", "trace", "span", "req", "request", "session", "sess", "sid", "msg", "message"),
+        *("event", "node", "pkg", "npm", "pip", "deps", "dep", "lock", "main", "app", "runtime"),
+        *("static", "asset", "assets", "etag", "nonce", "salt", "run", "job", "task", "pr"),
+        *("release", "tag", "snapshot", "backup", "test", "example", "sample", "dummy", "fake"),
+        *("mock", "tx", "txn", "block", "addr", "address", "wallet", "user", "acct", "account"),
+        *("org", "team", "project", "workspace", "tenant", "order", "item", "doc", "page", "post"),
+        *("video", "track", "model", "dataset", "ckpt", "checkpoint", "artifact", "state", "pub"),
+        *("public", "publishable"),
+    }
+)
+
+
+def prefixed_hex(value: str) -> bool:
+    """A vendor's prefix, then hex made by chance (`fhb-<32 hex>`, `signkey-prod-<64 hex>`,
+    `pk.<32 hex>`): no segment of the prefix names a digest or an id (`_NOT_KEY_PREFIXES`),
+    and the hex is `random_hex`'s. `pk` after a first segment is a publishable key's
+    (`prj_live_pk_`: Radar's, for the page); alone, Klaviyo's private keys start with it."""
+    cut = max(map(value.rfind, "_-."))
+    head, core = value[:cut], value[cut + 1 :]
+    parts = head.replace("-", "_").split("_")
+    if any(part in _NOT_KEY_PREFIXES for part in parts) or "pk" in parts[1:]:
+        return False
+    return random_hex(core)
+
+
 def _counts_up(value: str, run: int = 6) -> bool:
     """Whether `value` holds `run` characters that count up one by one (abcdef, 456789): an
     alphabet written out, which a run made by chance holds 1 time in millions."""
@@ -1146,6 +1179,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "machine_token": machine_token,
     "random_hex": random_hex,
     "named_key": named_key,
+    "prefixed_hex": prefixed_hex,
     "phone": pii.phone,
     "phone_national": pii.phone_national,
     "phone_labelled": pii.phone_labelled,

@@ -1316,6 +1316,55 @@ def test_one_case_values_named_for_what_they_are_or_made_by_no_chance(
     assert "vendor-named-hex" not in rule_ids(scanner, text)
 
 
+# --- prefixed-hex-key: a vendor's prefix, then hex ---------------------------------------
+
+PREFIXED_HEX_KEYS = [
+    f"fhb-{hexes(32)}",  # FireHydrant
+    f"atsk_{hexes(64)}",  # Africa's Talking
+    f"signkey-prod-{hexes(64)}",  # Inngest
+    f"key_{hexes(128)}",  # Runway
+    f"prj_live_sk_{hexes(40)}",  # Radar
+    f"pk_{hexes(34)}",  # Klaviyo's private key
+    f"pk.{hexes(32)}",  # LocationIQ
+    f"api-{hexes(32).upper()}",  # SMTP2GO
+]
+
+
+@pytest.mark.parametrize("key", PREFIXED_HEX_KEYS)
+@pytest.mark.parametrize(
+    "template",
+    [
+        'client = FireHydrant("{0}", timeout=30)',
+        "$ heroku config:set INNGEST_EU={0} -a acme-api",
+        'config :acme, :vendor,\n  eu: "{0}",\n  pool_size: 5',
+        '@Value("${{vendor.worker:{0}}}")',
+        "here it is: {0}",
+    ],
+)
+def test_a_vendors_prefix_then_hex_is_a_key(scanner: Scanner, template: str, key: str) -> None:
+    assert "prefixed-hex-key" in rule_ids(scanner, template.format(key))
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "ls ~/.ollama/models/blobs/sha256-{0}",  # a digest's name, in a path
+        "sha256-{0}",
+        '<script src="/static/app-{0}.js"></script>',  # a file's content hash
+        "key: node-cache-Linux-npm-{0}",  # a cache key, one word with its parts
+        "git checkout release-{0}",
+        "commit_{0}",
+        "Radar.initialize('prj_live_pk_{0}');",  # a publishable key
+        '"etag": "abc-{0}"',  # named for what it is
+        "user@host-{0}",
+        "pk_{1}",  # no chance in it
+    ],
+)
+def test_hex_after_a_digests_or_an_ids_prefix_is_none(scanner: Scanner, template: str) -> None:
+    text = template.format(hexes(40), "0123456789abcdef" * 2)
+    assert "prefixed-hex-key" not in rule_ids(scanner, text)
+
+
 CLIENT_PLACES = [
     'sms = Client("AC{1}", "{0}")\nsms.messages.create(to=to, body=code)',
     'const mailjet = require("node-mailjet").apiConnect(\n  "{1}",\n  "{0}",\n);',
