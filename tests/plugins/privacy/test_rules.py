@@ -1316,6 +1316,48 @@ def test_one_case_values_named_for_what_they_are_or_made_by_no_chance(
     assert "vendor-named-hex" not in rule_ids(scanner, text)
 
 
+# --- class-argument-key: hex given first to a class -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        'client = Jotform("{0}")',
+        'todoist = TodoistAPI("{0}")\ntasks = todoist.get_tasks()',
+        'geocoder = opencage.geocoder.OpenCageGeocode("{0}")',
+        'cio = Customerio::APIClient.new("{0}", region: Customerio::Regions::EU)',
+        "const geo = new Geocoder('{0}');",
+        'var api = new Vendor.Sdk(\n    "{0}",\n    timeout: 30);',
+    ],
+)
+def test_hex_given_first_to_a_class_is_a_key(scanner: Scanner, template: str) -> None:
+    for key in (hexes(32), hexes(40), hexes(64).upper()):
+        assert "class-argument-key" in rule_ids(scanner, template.format(key)), key
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        'oid = ObjectId("{0}")',
+        'h = Sha256Hash("{0}")',
+        'c = repo.Commit("{0}")',
+        'u = uuid.UUID("{0}")',
+        'x = TxHash("{0}")',
+        'k = PublicKey("{0}")',
+        'self.assertEqual(Digest("{0}"), d)',
+        'b = bytes.fromhex("{0}")',  # a function, not a class
+        'tint = Color("{0}")',
+        'order = api.Order("{0}")',
+        'ev = Event(kind, "{0}")',  # not the first argument
+        'c = new Client("{1}")',  # a UUID: an id
+        'r = Repo("{2}")',  # hex made by no chance
+    ],
+)
+def test_hex_given_to_a_class_named_for_what_it_is_is_none(scanner: Scanner, template: str) -> None:
+    text = template.format(hexes(40), uuid.UUID(int=TOK.getrandbits(128)), "0" * 32)
+    assert "class-argument-key" not in rule_ids(scanner, text)
+
+
 # --- prefixed-hex-key: a vendor's prefix, then hex ---------------------------------------
 
 PREFIXED_HEX_KEYS = [
