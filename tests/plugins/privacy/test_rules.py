@@ -1252,6 +1252,13 @@ HEX_PLACES = [
     "define('ITERABLE_REPORTING', '{0}');\n",
     'os.environ["WEBFLOW_BOT"] = "{0}"\n',
     '$env:FULLSTORY_SVC = "{0}"\n',
+    "ENV['ABUSEIPDB_WORKER'] ||= '{0}'\n",
+    'process.env.BUILDER_CI ??= "{0}";\n',
+    "set -gx ACME_SYNCER {0}\n",  # fish
+    "FROM alpine:3.20\nENV VENDOR_MAIN {0}\n",
+    # a vendor's name in capitals that starts with a word of an id's: URL, STATUS, BUILD
+    "URLSCAN_PRIMARY={0} python -m jobs.backfill\n",
+    "STATUSPAGE: {0}\n",
 ]
 
 
@@ -1268,6 +1275,10 @@ HEX_PLACES = [
         "define('DB_VERSION', '{0}');",
         "IMAGE_DIGEST ?= {0}",
         'cache.set("build_hash", "{0}")',
+        "set -gx GIT_COMMIT {0}",
+        'buildHash = "{0}"',  # camelCase: a word of an id's, then the next word
+        "BUILD_HASH: {0}",
+        "urlScanId: {0}",
         "INSERT INTO sessions (id, user_id) VALUES\n  ('{0}', '{0}');",
         "X-GitHub-Delivery: {0}\nX-Request-Id: {0}\n",
         '"reference": "{0}",',
