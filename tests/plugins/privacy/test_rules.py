@@ -1259,6 +1259,11 @@ HEX_PLACES = [
     # a vendor's name in capitals that starts with a word of an id's: URL, STATUS, BUILD
     "URLSCAN_PRIMARY={0} python -m jobs.backfill\n",
     "STATUSPAGE: {0}\n",
+    # XML: an element named for the vendor, a name or key attribute before the value
+    "<config><bugsnag>{0}</bugsnag></config>",
+    '<appSettings>\n  <add key="Mailjet" value="{0}" />\n</appSettings>',
+    '<string name="cypress_primary" translatable="false">{0}</string>',
+    '<entry key="vendor.main">{0}</entry>',
 ]
 
 
@@ -1279,6 +1284,12 @@ HEX_PLACES = [
         'buildHash = "{0}"',  # camelCase: a word of an id's, then the next word
         "BUILD_HASH: {0}",
         "urlScanId: {0}",
+        "<Owner><ID>{0}</ID></Owner>",
+        '<add key="BuildCommit" value="{0}" />',
+        "<CertificateThumbprint>{0}</CertificateThumbprint>",
+        '<string name="default_web_client_id">{0}</string>',
+        "<sha1>{0}</sha1>",
+        '{{"name": "x", "value": "{0}"}}',
         "INSERT INTO sessions (id, user_id) VALUES\n  ('{0}', '{0}');",
         "X-GitHub-Delivery: {0}\nX-Request-Id: {0}\n",
         '"reference": "{0}",',
