@@ -872,7 +872,12 @@ def named_key(value: str) -> bool:
     """A value under a vendor's name, of one case (vendor-named-hex): hex or a UUID made by
     chance (`random_hex`), or letters and digits of one case, both kinds, made by chance
     (no sequence, no placeholder, 4 bits a character: a base32 or base36 key's), and no
-    words run together (`_identifier`: databasereplicaprimary01)."""
+    words run together (`_identifier`: databasereplicaprimary01); or base64 with a + or a
+    / in it, of random bytes (`_random_base64`)."""
+    if "+" in value or "/" in value:
+        return _random_base64(value)
+    if not (value.isupper() or value.islower()) and not value.isdigit():
+        return False  # both cases, no + or /: machine-made-token's to judge
     if _HEX.issuperset(value.replace("-", "")):
         return random_hex(value)
     if value.isalpha() or value.isdigit() or is_sequence(value.lower()):
@@ -913,6 +918,26 @@ def prefixed_hex(value: str) -> bool:
     if any(part in _NOT_KEY_PREFIXES for part in parts) or "pk" in parts[1:]:
         return False
     return random_hex(core)
+
+
+def _random_base64(value: str) -> bool:
+    """Base64 of 24 random bytes or more (Mux's, Clockify's, Kraken's keys): capitals,
+    lower case and digits, not a path (two parts between its slashes in lower-case letters
+    alone: src/main/...), not base64 of a structure (`_encoded`), and bytes outside ASCII,
+    which 24 random bytes have but for 1 time in 16 million (text is some other rule's)."""
+    body = value.rstrip("=")
+    kinds = (str.isupper, str.islower, str.isdigit)
+    if len(body) < 32 or body.isalnum() or not all(any(map(k, body)) for k in kinds):
+        return False
+    if sum(part.isalpha() and part.islower() for part in body.split("/") if len(part) > 2) > 1:
+        return False
+    if _encoded(body.replace("+", "-").replace("/", "_")):
+        return False
+    try:
+        raw = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except ValueError:  # a length no base64 has
+        return False
+    return not raw.isascii() and token_like(body)
 
 
 def _counts_up(value: str, run: int = 6) -> bool:

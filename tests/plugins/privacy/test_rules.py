@@ -1338,6 +1338,62 @@ def test_one_case_values_named_for_what_they_are_or_made_by_no_chance(
     assert "vendor-named-hex" not in rule_ids(scanner, text)
 
 
+def random_base64(size: int) -> str:
+    """Base64 of `size` random bytes with a + or a / in it (one run in four of 33 bytes has
+    neither: such a key is machine-made-token's to find), all three kinds of character, and
+    a first byte that starts no structure (0, or DER's 0x30: `_encoded`)."""
+    while True:
+        raw = TOK.randbytes(size)
+        value = base64.b64encode(raw).decode()
+        if ("+" in value or "/" in value) and raw[0] not in (0, 0x30):
+            kinds = (str.isupper, str.islower, str.isdigit)
+            if all(any(map(kind, value)) for kind in kinds):
+                return value
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "module Integrations\n  CLOCKIFY_BACKEND = '{0}'.freeze\nend\n",
+        '{{\n  "Mux": {{\n    "Primary": "{0}"\n  }}\n}}',
+        'os.Setenv("FOURSQUARE_SVC", "{0}")',
+    ],
+)
+def test_base64_of_random_bytes_under_a_vendors_name_is_a_key(
+    scanner: Scanner, template: str
+) -> None:
+    for size in (24, 33, 48, 64):
+        value = random_base64(size)
+        assert "vendor-named-hex" in rule_ids(scanner, template.format(value)), value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a PEM body's lines: each under a line of base64 (which could pass for a heading:
+        # a capital first, no + or / in it), none under a name
+        "-----BEGIN PUBLIC KEY-----\n{5}\n{1}\n{0}\n-----END PUBLIC KEY-----\n",
+        'integrity: "{2}"',  # a digest, named for what it is
+        "sha256: {2}",
+        "peer: {2}\n  endpoint: 192.0.2.1:51820",  # WireGuard: a peer's public key
+        "path: src/main/resources/AppConfig2/Loader3Impl/Factory9",  # a path
+        "The JOSE header of our tokens is always the same:\n{3}\n",  # base64 of JSON
+        'wrongStart := "{4}"',  # both cases, no + or /: machine-made-token judges those
+    ],
+)
+def test_base64_that_is_no_vendors_key_is_none(scanner: Scanner, text: str) -> None:
+    header = base64.urlsafe_b64encode(b'{"alg":"RS256","typ":"JWT","kid":"prod-2024"}').decode()
+    values = (
+        random_base64(48),
+        random_base64(48),
+        random_base64(32),
+        header.rstrip("="),
+        mixed(60),
+        "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAo073AHONLo6SHH4rnGWf",
+    )
+    assert "vendor-named-hex" not in rule_ids(scanner, text.format(*values))
+
+
 # --- class-argument-key: hex given first to a class -----------------------------------
 
 
