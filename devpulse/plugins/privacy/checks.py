@@ -907,17 +907,40 @@ _NOT_KEY_PREFIXES = frozenset(
 )
 
 
+# Segments of a prefix that say a key follows (prefixed-hex-key): `key_`, `sk`, `api-`,
+# `prj_live_sk_`, `signkey-prod-`, Stripe's `whsec_`.
+_KEY_PREFIX_PARTS = frozenset(
+    {
+        *("key", "apikey", "api", "sk", "pk", "rk", "psk", "pat", "secret", "token", "tok"),
+        *("sign", "signkey", "signing", "live", "priv", "private", "auth", "access", "whsec"),
+    }
+)
+
+
 def prefixed_hex(value: str) -> bool:
-    """A vendor's prefix, then hex made by chance (`fhb-<32 hex>`, `signkey-prod-<64 hex>`,
-    `pk.<32 hex>`): no segment of the prefix names a digest or an id (`_NOT_KEY_PREFIXES`),
-    and the hex is `random_hex`'s. `pk` after a first segment is a publishable key's
-    (`prj_live_pk_`: Radar's, for the page); alone, Klaviyo's private keys start with it."""
+    """A key's prefix, then hex made by chance (`key_<128 hex>`, `signkey-prod-<64 hex>`,
+    `atsk_<64>`, `pk.<32 hex>`). The prefix must say it is a key's: a segment of
+    `_KEY_PREFIX_PARTS`, one that ends in key, token or secret, or an abbreviation that
+    ends in sk or pk after a consonant (Africa's Talking's atsk, bpk; not disk, mask, task).
+    Any lower-case word before hex is an id's, a tag's or a cache key's far more often
+    (`diff-`, `yarn-`, `fix-`, `pod-`: review 11). No segment may name a digest or an id
+    (`_NOT_KEY_PREFIXES`: `sha256-`, `cache_key-`), and `pk` after a first segment is a
+    publishable key's (`prj_live_pk_`: Radar's, for the page); alone, Klaviyo's private
+    keys start with it. The hex is `random_hex`'s."""
     cut = max(map(value.rfind, "_-."))
     head, core = value[:cut], value[cut + 1 :]
     parts = head.replace("-", "_").split("_")
     if any(part in _NOT_KEY_PREFIXES for part in parts) or "pk" in parts[1:]:
         return False
+    if not any(map(_says_key, parts)):
+        return False
     return random_hex(core)
+
+
+def _says_key(part: str) -> bool:
+    if part in _KEY_PREFIX_PARTS or part.endswith(("key", "token", "secret")):
+        return True
+    return len(part) <= 4 and part.endswith(("sk", "pk")) and part[-3:-2] not in "aeiou"
 
 
 def _random_base64(value: str) -> bool:
