@@ -1384,36 +1384,6 @@ def test_base64_that_is_no_vendors_key_is_none(scanner: Scanner, text: str) -> N
     assert "vendor-named-hex" not in rule_ids(scanner, text.format(*values))
 
 
-# --- credential-in-url-path: a key as a path segment after one that names it -----------
-
-
-@pytest.mark.parametrize(
-    "template",
-    [
-        "https://maker.ifttt.com/trigger/door_opened/json/with/key/{0}",
-        "curl https://api.vendor.io/v2/token/{0}/status",
-        '<a href="https://hooks.vendor.io/apikey/{0}">hook</a>',
-    ],
-)
-def test_a_key_in_a_url_path_after_its_name_is_found(scanner: Scanner, template: str) -> None:
-    for value in (mixed(22), hexes(32), str(uuid.UUID(int=TOK.getrandbits(128)))):
-        assert "credential-in-url-path" in rule_ids(scanner, template.format(value)), value
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "POST https://api.example.com/v1/token/refresh",
-        "vault kv get /v1/secret/data/myapp/config",  # Vault's paths: words
-        "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-        "https://myvault.vault.azure.net/keys/signing/5f2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d",
-        "GET https://auth.example.com/.well-known/jwks/key/current-signing-key",
-    ],
-)
-def test_a_url_path_with_no_key_after_a_name_is_none(scanner: Scanner, text: str) -> None:
-    assert "credential-in-url-path" not in rule_ids(scanner, text)
-
-
 # --- class-argument-key: hex given first to a class -----------------------------------
 
 
