@@ -466,6 +466,10 @@ def test_scan_of_binary_stdin(capsys, monkeypatch) -> None:
             "max_text_bytes = -1\n",
             "privacy.rules[0].max_text_bytes: must be at least 1",
         ),
+        (
+            '[[privacy.rules]]\nid = "a"\ncategory = "secret"\npattern = "x"\nmax_candidates = 0\n',
+            "privacy.rules[0].max_candidates: must be at least 1",
+        ),
         ('source = "x"\n', "source: unknown key"),
         (
             '[backends.llama_server]\nbase_url = "not a url"\n',

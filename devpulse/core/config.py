@@ -45,6 +45,7 @@ class PrivacyRule:
     long_prefilter: bool = False  # in a long text, runs only where its own pattern matches
     max_match_bytes: int | None = None  # a longer match is passed over, its groups unread
     max_text_bytes: int | None = None  # a longer text is not searched with this rule
+    max_candidates: int | None = None  # its allowance of candidates, if under the scanner's
     quiet_overflow: bool = False  # past its allowance: stop, with no unverified finding
     not_after: str | None = None  # what the line before a value must not end with
     reference: str = "user rule"

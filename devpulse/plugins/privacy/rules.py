@@ -181,6 +181,8 @@ def _compile(where: str, rule: PrivacyRule) -> CompiledRule:
         raise ConfigError(f"{where}.max_match_bytes: must be at least 1")
     if rule.max_text_bytes is not None and rule.max_text_bytes < 1:
         raise ConfigError(f"{where}.max_text_bytes: must be at least 1")
+    if rule.max_candidates is not None and rule.max_candidates < 1:
+        raise ConfigError(f"{where}.max_candidates: must be at least 1")
     for i, group in enumerate(rule.groups):
         if not 1 <= group <= regex.groups:
             raise ConfigError(

@@ -198,7 +198,8 @@ MAX_FINDINGS_PER_RULE = 100
 # A rule whose candidates keep failing their checks stops after this many; the rest of the
 # text is then reported as one unverified finding, so an unchecked text is never "clean".
 MAX_CANDIDATES_PER_RULE = 2000
-# Candidates a quiet_overflow rule's not_after turns down, past which they count as others do
+# Candidates a quiet_overflow rule's not_after turns down (or twice the rule's allowance, if
+# fewer), past which they count as others do
 # (a list of ids in the history must not hide a key after it): 14 us each with their searches
 # (the rule reads each match again for its groups), 56 ms for these (at 40,000, 340 ms).
 MAX_LABELLED_PER_RULE = 4_000
@@ -488,11 +489,13 @@ class Scanner:
 
     def _run(self, rule: CompiledRule, data: bytes, allowance: int) -> tuple[list[Hit], int]:
         """The rule's accepted hits in `data`, with byte offsets, and how many candidates it
-        judged: at most `allowance`, past which the rest is one unverified hit (none for a
-        rule with quiet_overflow)."""
+        judged: at most `allowance` (or the rule's own max_candidates, if fewer), past which
+        the rest is one unverified hit (none for a rule with quiet_overflow)."""
         first = _search(rule, data, 0)
         if first is None:
             return [], 0  # the common case: a rule the prefilter let through finds nothing
+        if rule.rule.max_candidates is not None:
+            allowance = min(allowance, rule.rule.max_candidates)
         hits: list[Hit] = []
         examined = 0
         # Values already judged: a log or a flood repeats them, and a value's verdict depends
@@ -500,6 +503,7 @@ class Scanner:
         # counts as a candidate.
         verdicts: dict[bytes, bool] = {}
         labelled = 0
+        passed_over = min(MAX_LABELLED_PER_RULE, 2 * allowance)
         for match_start, start, end in _spans(rule, data, first):
             if examined == allowance and rule.rule.quiet_overflow:
                 break
@@ -522,8 +526,9 @@ class Scanner:
             if rule.not_after is not None and _labelled_otherwise(rule.not_after, data, start):
                 # "order_id": 4111...: the label says what the number is. For a rule that
                 # stops quietly, such a candidate costs no allowance (up to a bound of its
-                # own): a list of labelled ids must not hide a key after it
-                if rule.rule.quiet_overflow and labelled < MAX_LABELLED_PER_RULE:
+                # own, twice its allowance at most): a list of labelled ids must not hide a
+                # key after it
+                if rule.rule.quiet_overflow and labelled < passed_over:
                     examined -= 1
                     labelled += 1
                 continue

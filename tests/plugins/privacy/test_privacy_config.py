@@ -94,6 +94,24 @@ def test_a_rule_may_stop_quietly_past_its_allowance_of_candidates() -> None:
     assert ticket_scanner(r"ACME-(\d{4})", **fields, quiet_overflow=True).scan(flood) == []
 
 
+def test_a_rule_may_judge_fewer_candidates_than_the_scanners_allowance() -> None:
+    """max_candidates: the rule judges that many at most, then reports the rest unverified
+    (or stops, with quiet_overflow); a quiet rule passes over candidates its not_after turns
+    down up to twice that many, and counts those past it."""
+    fields = {"group": 1, "validator": "private_ip"}
+    flood = "ACME-0000 " * 30  # each turned down: 0000 is no private address
+    assert [
+        f.rule_id for f in ticket_scanner(r"ACME-(\S+)", **fields, max_candidates=20).scan(flood)
+    ] == ["acme-ticket:unverified"]
+    assert ticket_scanner(r"ACME-(\S+)", **fields, max_candidates=40).scan(flood) == []
+    quiet = ticket_scanner(
+        r"ACME-(\S+)", **fields, max_candidates=10, quiet_overflow=True, not_after="old ACME-$"
+    )
+    key = "ACME-10.0.0.1"
+    assert [f.rule_id for f in quiet.scan("old ACME-0000 " * 25 + key)] == ["acme-ticket"]
+    assert quiet.scan("old ACME-0000 " * 31 + key) == []  # 20 passed over, 10 judged: full
+
+
 def test_allowlist_drops_matching_values() -> None:
     text = "mail ops-bot@globalmail.net"
     assert scanner().scan(text)

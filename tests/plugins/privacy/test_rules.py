@@ -1369,6 +1369,12 @@ def test_base64_of_random_bytes_under_a_vendors_name_is_a_key(
         "path: src/main/resources/AppConfig2/Loader3Impl/Factory9",  # a path
         "The JOSE header of our tokens is always the same:\n{3}\n",  # base64 of JSON
         'wrongStart := "{4}"',  # both cases, no + or /: machine-made-token judges those
+        # named for what it is: a pin, an HMAC, a ciphertext (review 12)
+        *("const pubkey256 = '{2}';", "hmac: {2}", "ciphertext: {2}", "spki_pin = {2}"),
+        # words joined by + or /: code, a path in capitals
+        "x = kMinOneByteValueLead+kMaxOneByteValue+1",
+        "asset: Prefabs/UI/MainMenu/SettingsPanel2/Button3Large",
+        'pubkey = "{6}"',  # 96 hex digits: past 64, no + or /
     ],
 )
 def test_base64_that_is_no_vendors_key_is_none(scanner: Scanner, text: str) -> None:
@@ -1380,6 +1386,7 @@ def test_base64_that_is_no_vendors_key_is_none(scanner: Scanner, text: str) -> N
         header.rstrip("="),
         mixed(60),
         "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAo073AHONLo6SHH4rnGWf",
+        hexes(96),
     )
     assert "vendor-named-hex" not in rule_ids(scanner, text.format(*values))
 
@@ -1441,8 +1448,6 @@ def test_hex_given_to_a_class_named_for_what_it_is_is_none(scanner: Scanner, tem
 # --- prefixed-hex-key: a vendor's prefix, then hex ---------------------------------------
 
 PREFIXED_HEX_KEYS = [
-    f"bpk-{hexes(32)}",  # Builder.io's private key
-    f"atsk_{hexes(64)}",  # Africa's Talking
     f"signkey-prod-{hexes(64)}",  # Inngest
     f"key_{hexes(128)}",  # Runway
     f"prj_live_sk_{hexes(40)}",  # Radar
@@ -1459,12 +1464,20 @@ PREFIXED_HEX_KEYS = [
         'client = FireHydrant("{0}", timeout=30)',
         "$ heroku config:set INNGEST_EU={0} -a acme-api",
         'config :acme, :vendor,\n  eu: "{0}",\n  pool_size: 5',
-        '@Value("${{vendor.worker:{0}}}")',
+        'vendor:\n  worker: "{0}"',
         "here it is: {0}",
     ],
 )
 def test_a_vendors_prefix_then_hex_is_a_key(scanner: Scanner, template: str, key: str) -> None:
     assert "prefixed-hex-key" in rule_ids(scanner, template.format(key))
+
+
+def test_a_key_after_a_colon_is_a_spring_defaults_only_with_a_dot(scanner: Scanner) -> None:
+    """After `:`, a dashed prefix is an image's tag (`app:api-<hex>`); `pk.` is LocationIQ's
+    key, as Spring's `${name:default}` gives it."""
+    key = hexes(32)
+    assert "prefixed-hex-key" in rule_ids(scanner, f'@Value("${{vendor.worker:pk.{key}}}")')
+    assert "prefixed-hex-key" not in rule_ids(scanner, f"image: ghcr.io/acme/app:api-{key}")
 
 
 @pytest.mark.parametrize(
@@ -1486,6 +1499,9 @@ def test_a_vendors_prefix_then_hex_is_a_key(scanner: Scanner, template: str, key
         *("thread_{0}", "pod-{0}", "vm-{0}", "worker-{0}", "disk-{0}", "mask_{0}"),
         "Message-ID: <mail.{0}@example.com>",
         "Message-ID: <key-{0}@example.com>",
+        # a key's word first in a compound noun, an image's tag, an abbreviation (review 12)
+        *("token-bucket-{0}", "auth-service-{0}", "access-log-{0}", "signing-cert-{0}"),
+        *("api-v2-{0}", "image: app:api-{0}", "npk-{0}", "atsk_{0}"),
         '"etag": "abc-{0}"',  # named for what it is
         "user@host-{0}",
         "pk_{1}",  # no chance in it
