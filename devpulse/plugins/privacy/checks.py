@@ -947,19 +947,24 @@ def prefixed_hex(value: str) -> bool:
 def _random_base64(value: str) -> bool:
     """Base64 of 24 random bytes or more (Mux's, Clockify's, Kraken's keys), padded to a
     multiple of four as standard base64 is: capitals, lower case and digits, changing from
-    one kind to another at 40% of its characters at least (65% in random base64, 3.5
-    standard deviations above 40% at 48 characters; 15-25% in words joined by + or /:
-    `kMinOneByteValueLead+kMaxOneByteValue+1`, `Prefabs/UI/MainMenu/SettingsPanel2`), not a
-    path (two parts between its slashes in lower-case letters alone: src/main/...), not
-    base64 of a structure (`_encoded`), and bytes outside ASCII, which 24 random bytes
-    have but for 1 time in 16 million (text is some other rule's)."""
+    one kind to another (within the runs between + and /) at 40% of its characters at least
+    (65% in random base64, 3.5 standard deviations above 40% at 48 characters; 15-25% in
+    words joined by + or /: `kMinOneByteValueLead+kMaxOneByteValue+1`,
+    `Prefabs/UI/MainMenu/SettingsPanel2`), not a path (two parts between its slashes in
+    lower-case letters alone: src/main/...), no run of words between its + and / (an
+    expression of camelCase names: `_identifier`), not base64 of a structure (`_encoded`),
+    and bytes outside ASCII, which 24 random bytes have but for 1 time in 16 million (text
+    is some other rule's)."""
     body = value.rstrip("=")
     kinds = (str.isupper, str.islower, str.isdigit)
     if len(body) < 32 or len(value) % 4 or not all(any(map(k, body)) for k in kinds):
         return False
-    classes = body.translate(_KINDS)
-    changes = sum(a != b for a, b in itertools.pairwise(classes))
-    if changes * 5 < (len(body) - 1) * 2:
+    parts = body.replace("+", "/").split("/")
+    if any(len(part) >= 8 and _identifier(part) for part in parts):
+        return False
+    runs = [part.translate(_KINDS) for part in parts]
+    changes = sum(a != b for run in runs for a, b in itertools.pairwise(run))
+    if changes * 5 < sum(len(run) - 1 for run in runs if run) * 2:
         return False
     if sum(part.isalpha() and part.islower() for part in body.split("/") if len(part) > 2) > 1:
         return False

@@ -494,8 +494,7 @@ class Scanner:
         first = _search(rule, data, 0)
         if first is None:
             return [], 0  # the common case: a rule the prefilter let through finds nothing
-        if rule.rule.max_candidates is not None:
-            allowance = min(allowance, rule.rule.max_candidates)
+        allowance = min(allowance, rule.rule.max_candidates or allowance)
         hits: list[Hit] = []
         examined = 0
         # Values already judged: a log or a flood repeats them, and a value's verdict depends
@@ -503,7 +502,9 @@ class Scanner:
         # counts as a candidate.
         verdicts: dict[bytes, bool] = {}
         labelled = 0
-        passed_over = min(MAX_LABELLED_PER_RULE, 2 * allowance)
+        # the rule's own bound, not the allowance the scan's budget left it (review 13)
+        own = rule.rule.max_candidates or MAX_CANDIDATES_PER_RULE
+        passed_over = min(MAX_LABELLED_PER_RULE, 2 * own)
         for match_start, start, end in _spans(rule, data, first):
             if examined == allowance and rule.rule.quiet_overflow:
                 break

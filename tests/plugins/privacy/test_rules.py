@@ -1373,6 +1373,9 @@ def test_base64_of_random_bytes_under_a_vendors_name_is_a_key(
         *("const pubkey256 = '{2}';", "hmac: {2}", "ciphertext: {2}", "spki_pin = {2}"),
         # words joined by + or /: code, a path in capitals
         "x = kMinOneByteValueLead+kMaxOneByteValue+1",
+        "kMinTwoByteValueLead=kMinOneByteValueLead+kMaxOneByteValue+10;",  # 4n long (review 13)
+        "icon: Assets/UI/Btn2/Img3/Large4/Button5Pressed6",
+        *("data:\n  ca.crt: {2}", "prekey: {2}", "attestation: {2}"),
         "asset: Prefabs/UI/MainMenu/SettingsPanel2/Button3Large",
         'pubkey = "{6}"',  # 96 hex digits: past 64, no + or /
     ],
@@ -1565,6 +1568,19 @@ def test_a_flood_of_ids_of_a_tokens_look_is_no_finding(scanner: Scanner) -> None
     token = mixed(40)
     (finding,) = scanner.scan(f"zendesk: {token}\n{records}")
     assert finding.rule_id == "machine-made-token"
+
+
+def test_the_labelled_bound_is_the_rules_own_not_the_budgets_leftover(
+    scanner: Scanner,
+) -> None:
+    """A quiet rule passes over twice its own allowance of labelled candidates, however
+    little of the scan's budget the rules before it left (review 13: ten labelled ids after
+    floods of other rules hid a key)."""
+    rule = next(r for r in scanner._rules if r.id == "vendor-named-hex")
+    key = hexes(32)
+    text = "".join(f'order_id = "{hexes(32)}"\n' for _ in range(50)) + f"mixpanel: {key}\n"
+    hits, _ = scanner._run(rule, text.encode(), 5)  # five candidates left in the budget
+    assert [hit.value for hit in hits] == [key]
 
 
 def test_a_text_past_a_megabyte_is_left_to_the_other_rules(scanner: Scanner) -> None:
