@@ -946,15 +946,16 @@ def prefixed_hex(value: str) -> bool:
 
 def _random_base64(value: str) -> bool:
     """Base64 of 24 random bytes or more (Mux's, Clockify's, Kraken's keys), padded to a
-    multiple of four as standard base64 is: capitals, lower case and digits, changing from
-    one kind to another (within the runs between + and /) at 40% of its characters at least
-    (65% in random base64, 3.5 standard deviations above 40% at 48 characters; 15-25% in
-    words joined by + or /: `kMinOneByteValueLead+kMaxOneByteValue+1`,
-    `Prefabs/UI/MainMenu/SettingsPanel2`), not a path (two parts between its slashes in
-    lower-case letters alone: src/main/...), no run of words between its + and / (an
-    expression of camelCase names: `_identifier`), not base64 of a structure (`_encoded`),
-    and bytes outside ASCII, which 24 random bytes have but for 1 time in 16 million (text
-    is some other rule's)."""
+    multiple of four as standard base64 is: capitals, lower case and digits; no run of
+    words between its + and / (`_identifier`: an expression of camelCase names,
+    `kMinOneByteValueLead+kMaxOneByteValue+10`, a path in capitals,
+    `Prefabs/UI/MainMenu/SettingsPanel2`); changing from one kind of character to another,
+    within those runs, at 40% of its characters at least (65% in random base64, 3.5
+    standard deviations above 40% at 48 characters; words in capitals or lower case change
+    less); not a path (two parts between its slashes in lower-case letters alone:
+    src/main/...); not base64 of a structure (`_encoded`); and bytes outside ASCII, which
+    24 random bytes have but for 1 time in 16 million (text is some other rule's). Random
+    keys of 24-64 bytes pass 95% of the time."""
     body = value.rstrip("=")
     kinds = (str.isupper, str.islower, str.isdigit)
     if len(body) < 32 or len(value) % 4 or not all(any(map(k, body)) for k in kinds):

@@ -198,10 +198,10 @@ MAX_FINDINGS_PER_RULE = 100
 # A rule whose candidates keep failing their checks stops after this many; the rest of the
 # text is then reported as one unverified finding, so an unchecked text is never "clean".
 MAX_CANDIDATES_PER_RULE = 2000
-# Candidates a quiet_overflow rule's not_after turns down (or twice the rule's allowance, if
-# fewer), past which they count as others do
-# (a list of ids in the history must not hide a key after it): 14 us each with their searches
-# (the rule reads each match again for its groups), 56 ms for these (at 40,000, 340 ms).
+# Candidates a quiet_overflow rule's not_after turns down (or twice the rule's own allowance,
+# max_candidates, if fewer), past which they count as others do (a list of ids in the
+# history must not hide a key after it): 14 us each with their searches (the rule reads each
+# match again for its groups), 56 ms for these (at 40,000, 340 ms).
 MAX_LABELLED_PER_RULE = 4_000
 # The rules of one scan share a budget of candidates, this many and one more for each
 # SCAN_BYTES_PER_CANDIDATE bytes of text, so that a text which floods many rules (one line of
