@@ -494,7 +494,11 @@ class Scanner:
         first = _search(rule, data, 0)
         if first is None:
             return [], 0  # the common case: a rule the prefilter let through finds nothing
-        allowance = min(allowance, rule.rule.max_candidates or allowance)
+        # The rule's own allowance bounds the one the scan's budget left it, and the
+        # labelled candidates it passes over are bounded by the rule's own (review 13).
+        own = rule.rule.max_candidates or MAX_CANDIDATES_PER_RULE
+        allowance = min(allowance, own)
+        passed_over = min(MAX_LABELLED_PER_RULE, 2 * own)
         hits: list[Hit] = []
         examined = 0
         # Values already judged: a log or a flood repeats them, and a value's verdict depends
@@ -502,9 +506,6 @@ class Scanner:
         # counts as a candidate.
         verdicts: dict[bytes, bool] = {}
         labelled = 0
-        # the rule's own bound, not the allowance the scan's budget left it (review 13)
-        own = rule.rule.max_candidates or MAX_CANDIDATES_PER_RULE
-        passed_over = min(MAX_LABELLED_PER_RULE, 2 * own)
         for match_start, start, end in _spans(rule, data, first):
             if examined == allowance and rule.rule.quiet_overflow:
                 break
