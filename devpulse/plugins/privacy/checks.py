@@ -718,9 +718,11 @@ def token_in_prose(value: str) -> bool:
     token of 12 characters or more nearly always holds a digit. An environment variable's
     name and = before it make it a setting of its own, which the assignment reader judges:
     the next line of an `env` dump after `KEY_PREFIX=token:`, `MAX_TOKENS=4096` (a cookie's
-    `sessionid=...` is the token)."""
+    `sessionid=...` is the token). Nor is a command's long option after a name that ends in
+    the word (`create secret generic my-secret --from-literal=...`)."""
     return (
-        token_like(value)
+        not value.startswith("--")
+        and token_like(value)
         and any(c.isdigit() for c in value)
         and any(c.isalpha() for c in value)
         and search_text(_SETTING, value) is None
@@ -921,6 +923,12 @@ _KEY_PREFIX_PARTS = frozenset(
 
 # What may stand between a key's word and its hex: the key's environment (`signkey-prod-`).
 _KEY_ENVIRONMENTS = frozenset({"live", "test", "prod", "dev", "sandbox", "sbox"})
+
+
+def names_no_key(name: str) -> bool:
+    """Whether a word of `name` names a digest, an id or another value that is no key
+    (`_NOT_KEY_PREFIXES`): BUILD_SHA, commit, imageTag."""
+    return any(word in _NOT_KEY_PREFIXES for word in name_words(name))
 
 
 def prefixed_hex(value: str) -> bool:

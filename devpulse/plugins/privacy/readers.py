@@ -17,6 +17,10 @@ The readers:
 - `xml-element`: <nameToken> value </nameToken>, on one line or several, the value bare
   or in a CDATA section.
 - `curl`: `-u`/`--user user:password` in any quoting, and `-H`/`--header 'Name: value'`.
+- `secret-command`: what a command that stores a secret is given, whatever its name:
+  `kubectl create secret generic NAME --from-literal=KEY=VALUE`, `gh secret set NAME --body
+  VALUE`, `az keyvault secret set ... --value VALUE`, `vault kv put PATH KEY=VALUE`,
+  `fly secrets set KEY=VALUE`.
 - `table`: a column named for a credential in a CSV's or a markdown table's header, and in
   SQL's `INSERT INTO t (name, password) VALUES (...)`: each row's value in it. The same for
   a column named for a personal id (`table-identity-number`) or a date of birth
@@ -45,7 +49,11 @@ from devpulse.plugins.privacy.checks import (
     is_placeholder,
     json_unescaped,
     looks_like_credential,
+    machine_token,
     name_words,
+    named_key,
+    names_no_key,
+    password_value,
     public_prefix,
     spaced_password,
     token_like,
@@ -173,6 +181,16 @@ CURL_USER = TwoPass.compile(
 )
 HEADER = TwoPass.compile(
     rb"(?:-H|--header)[ \t]+[\"'$]*(?P<name>[A-Za-z][\w-]*)[ \t]*:[ \t]*(?P<value>[^\"'\n]+)"
+)
+# A command that stores a secret, whatever its name: each value it is given is the secret or
+# one of its fields. Kubernetes' `kubectl create secret generic NAME --from-literal=KEY=VALUE`
+# (and OpenShift's oc), the GitHub CLI's `gh secret set NAME --body VALUE`, the Azure CLI's
+# `az keyvault secret set ... --value VALUE`, Vault's `vault kv put PATH KEY=VALUE ...`, and
+# the platforms' `secrets set KEY=VALUE` (Fly.io, Doppler, Supabase). The pattern finds the
+# command's words; `_secret_commands` reads its arguments.
+SECRET_COMMAND = TwoPass.compile(
+    rb"(?:^|[\s;&|(`$])(?P<command>create[ \t]+secret[ \t]+generic|gh[ \t]+secret[ \t]+set"
+    rb"|keyvault[ \t]+secret[ \t]+set|vault[ \t]+kv[ \t]+(?:put|patch)|secrets[ \t]+set)[ \t]"
 )
 
 
@@ -911,6 +929,117 @@ def _curl_users(data: bytes, overflow: list[int], known: Reported) -> Iterator[F
             yield Found("curl-user-credential", user_span[0], user_span[1], user)
 
 
+# One argument of a command: quoted parts and bare ones run together (`--body="a b"`), after
+# blanks and a line's continuation (a backslash, then the next line).
+_ARGUMENT = re2.compile(
+    rb"[ \t]*(?:\\\r?\n[ \t]*)*((?:\"[^\"\n]*\"|'[^'\n]*'|\\[^\r\n]|[^\s\"'\\;&|])+)"
+)
+# A command's arguments are read this far at most, and a text's this many in all: past them
+# the rest of the text is reported unverified, as past a reader's candidates (a megabyte of
+# `secrets set a=b` is 65,000 arguments, 270 ms).
+MAX_COMMAND_BYTES = 4096
+MAX_COMMAND_ARGUMENTS = 64
+MAX_COMMAND_ARGUMENTS_READ = 4096
+# By the command's first word: the options whose value is the secret's whole value, and
+# whether its KEY=VALUE arguments are the secret's fields.
+_SECRET_OPTIONS: dict[bytes, tuple[tuple[bytes, ...], bool]] = {
+    b"create": ((), False),  # kubectl's and oc's fields come with --from-literal
+    b"gh": ((b"--body", b"-b"), False),
+    b"keyvault": ((b"--value",), False),
+    b"vault": ((), True),
+    b"secrets": ((), True),
+}
+
+
+def _secret_commands(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """The values a command that stores a secret is given (SECRET_COMMAND): an option's
+    value that is the secret (`--body VALUE`, `-bVALUE`, `--value=VALUE`) if it looks like a
+    credential (`password_value`), and a field's (`--from-literal=KEY=VALUE`, or Vault's and
+    the platforms' `KEY=VALUE`) as `_field` judges it. Never a variable's expansion, a
+    file's contents (`@file`, `-` for stdin) or a placeholder."""
+    reached, budget = [0], MAX_COMMAND_ARGUMENTS_READ
+    for spans in _matches(SECRET_COMMAND, data, overflow, _resumed(reached)):
+        command = data[spans[1][0] : spans[1][1]]
+        options, pairs = _SECRET_OPTIONS[command.split(None, 1)[0]]
+        pos, value_next = spans[0][1] - 1, False  # from the blank after the command's words
+        stop = min(len(data), pos + MAX_COMMAND_BYTES)
+        for _ in range(MAX_COMMAND_ARGUMENTS):
+            if budget == 0:
+                overflow.append(pos)
+                return
+            budget -= 1
+            argument = match_spans(_ARGUMENT, data, pos, stop)
+            if argument is None:
+                break
+            start, pos = argument[1]
+            word = data[start:pos]
+            if word.startswith(b"#"):
+                break  # a comment
+            name, equals, _ = word.partition(b"=")
+            found, was_next, value_next = None, value_next, False
+            if was_next:
+                found = _secret_value(data, (start, pos), known)
+            elif name in options:
+                if equals:  # --value=VALUE
+                    found = _secret_value(data, (start + len(name) + 1, pos), known)
+                value_next = not equals  # --value VALUE
+            elif b"-b" in options and word.startswith(b"-b") and not word.startswith(b"-b="):
+                found = _secret_value(data, (start + 2, pos), known)  # -bVALUE
+            elif name == b"--from-literal" and equals:
+                found = _field(data, (start + len(name) + 1, pos), known)
+            elif pairs and equals and not word.startswith(b"-"):
+                found = _field(data, (start, pos), known)
+            if found is not None:
+                yield found
+        reached[0] = pos
+
+
+def _inside_quotes(data: bytes, span: tuple[int, int]) -> tuple[int, int]:
+    """`span` without the quotes around it, if the same quote opens and closes it."""
+    start, end = span
+    if end - start >= 2 and data[start] in b"\"'" and data[end - 1] == data[start]:
+        return start + 1, end - 1
+    return span
+
+
+def _secret_value(data: bytes, span: tuple[int, int], known: Reported) -> Found | None:
+    """The secret's whole value at `span`, if it is a credential (see _secret_commands)."""
+    span = _inside_quotes(data, span)
+    value = _text(data, span)
+    if _stored(value, span, known) and password_value(value):
+        return Found("secret-command-value", span[0], span[1], value)
+    return None
+
+
+def _field(data: bytes, span: tuple[int, int], known: Reported) -> Found | None:
+    """A secret's field, KEY=VALUE at `span`: its value, judged as a credential's under a
+    credential's name (`_named_value`); else made by chance as a key is (`named_key`,
+    `machine_token`) and under no name of a digest's or an id's (`names_no_key`: a
+    secret's fields also hold its build's commit, its user's name, its region, its URL)."""
+    start, end = _inside_quotes(data, span)
+    cut = data.find(b"=", start, end)
+    if cut <= start:
+        return None
+    name = _text(data, _inside_quotes(data, (start, cut)))
+    span = _inside_quotes(data, (cut + 1, end))
+    value = _text(data, span)
+    if not _stored(value, span, known):
+        return None
+    if credential_name_strength(name) > 0:
+        judged = _named_value(name, value)
+    else:
+        judged = not names_no_key(name) and (named_key(value) or machine_token(value))
+    return Found("secret-command-value", span[0], span[1], value) if judged else None
+
+
+def _stored(value: str, span: tuple[int, int], known: Reported) -> bool:
+    """Whether a command's `value` is one it stores: no variable's expansion, no file (`@`,
+    `-` for stdin), no placeholder, and no secret found already."""
+    if not value or value.startswith(("$", "@", "<")) or value == "-":
+        return False
+    return not _inside(known, span) and not is_placeholder(value)
+
+
 def _headers(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     """`-H 'Authorization: Basic ...'`, `-H "apikey: ..."`, `--header "Api-Token: ..."`."""
     for spans in _matches(HEADER, data, overflow, named=_header_named):
@@ -1381,6 +1510,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("cli-option-credential", CLI_OPTION, _cli_options),
     ("xml-element-credential", XML_ELEMENT, _element_text(XML_ELEMENT)),
     ("curl-user-credential", CURL_USER, _curl_users),
+    ("secret-command-value", SECRET_COMMAND, _secret_commands),
     ("header-credential", HEADER, _headers),
     ("table-credential", TABLE, _tables),
     ("table-identity-number", ID_TABLE, _personal_tables(ID_TABLE, _IDENTITY)),

@@ -163,6 +163,7 @@ TOKEN_LEADS = (
     *("Bearer ", '"auth": "', "-u user:", 'define("DB_PASSWORD", "', '<add key="password" '),
     *("AWS_SECRET_ACCESS_KEY=", "DOB: ", "SSN ", "x.acme.internal", "acme_", "Globex"),
     *("string Password { get; ", "#define API_TOKEN ", 'let password = String::from("'),
+    *("create secret generic x --from-literal=k=", "gh secret set X --body ", "secrets set "),
 )
 # The literal each task-classifier alternative starts with.
 TASK_LEADS = (

@@ -571,6 +571,89 @@ def test_a_table_flood_is_bounded_and_never_clean() -> None:
     assert [f.rule_id for f in found] == ["table-credential:unverified"]
 
 
+# Commands that store a secret: what they are given is the secret, whatever its name.
+HEX_KEY = pick("0123456789abcdef", 32)
+LOWER_KEY = pick(string.ascii_lowercase + string.digits, 32)
+SECRET_COMMANDS = [
+    (f"kubectl create secret generic transloadit --from-literal=value={HEX_KEY}", HEX_KEY),
+    (f"oc -n prod create secret generic app --from-literal='signal={LOWER_KEY}'", LOWER_KEY),
+    (
+        "kubectl create secret generic app \\\n  --from-literal=API_URL=https://api.acme.io \\\n"
+        f"  --from-literal=SIGNAL={LOWER_KEY} # rotated monthly",
+        LOWER_KEY,
+    ),
+    (f'gh secret set ZENROWS --body "{HEX_KEY}"', HEX_KEY),
+    (f"gh secret set ZENROWS -b {HEX_KEY} --repo acme/app", HEX_KEY),
+    (f"gh secret set ZENROWS -b{LOWER_KEY}", LOWER_KEY),
+    (f"gh secret set DB --body={PASSWORD}", PASSWORD),
+    (f"az keyvault secret set --vault-name kv --name zenrows --value {HEX_KEY}", HEX_KEY),
+    (f"vault kv put -mount=secret zenrows ttl=30m value={HEX_KEY}", HEX_KEY),
+    (f"vault kv patch secret/app owner=platform signal='{LOWER_KEY}'", LOWER_KEY),
+    (f"fly secrets set ZENROWS_SIGNAL={LOWER_KEY} -a app", LOWER_KEY),
+]
+
+
+@pytest.mark.parametrize(("text", "value"), SECRET_COMMANDS)
+def test_a_value_given_to_a_command_that_stores_a_secret_is_one(
+    scanner: Scanner, text: str, value: str
+) -> None:
+    assert secret_spans(scanner, text) == [value]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a secret's fields that are no secrets: a user's name, a region, a URL, a word
+        "kubectl create secret generic app --from-literal=username=admin "
+        "--from-literal=region=us-east-1 --from-literal=url=https://api.example.com/v1",
+        "vault kv put secret/app ttl=30m url=https://x.io owner=platform-team",
+        "kubectl create secret generic x --from-literal=key=value --from-literal=password=changeme",
+        # Kubernetes' documentation's example: words, and an option after the secret's name
+        "kubectl create secret generic my-secret --from-literal=key1=supersecret "
+        "--from-literal=key2=topsecret",
+        "kubectl create secret generic app-config --from-literal=LOG_LEVEL=debug "
+        f"--from-literal=FEATURES=checkout,search --from-literal=BUILD_SHA={HEX_KEY}",
+        "doppler secrets set API_URL=https://api.example.com RETRIES=3 IMAGE=ghcr.io/acme/app:1.4",
+        f"vault kv put secret/app commit={HEX_KEY} version=1.4.2",
+        # an expansion, a file, stdin, a placeholder
+        'kubectl create secret generic app --from-literal=password="$DB_PASSWORD"',
+        'gh secret set DEPLOY_KEY --body "$TOKEN"',
+        "gh secret set DEPLOY_KEY < key.txt",
+        'gh secret set NAME --body "<your-token>"',
+        "vault kv put secret/app signal=@signal.txt",
+        "az keyvault secret set --vault-name kv --name cert --file ./secret.pem",
+        # the command named, not run; a store of configuration, not of secrets
+        "Use `kubectl create secret generic` to store the values, then mount them.",
+        f"consul kv put config/db/checksum {HEX_KEY}",
+        f"kubectl create configmap app --from-literal=build={LOWER_KEY}",
+    ],
+)
+def test_what_a_secret_command_is_given_that_is_no_secret_stays_clean(
+    scanner: Scanner, text: str
+) -> None:
+    assert secret_spans(scanner, text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"gh secret set X --body-file notes.md; echo {LOWER_KEY}",
+        f"gh secret set X --body-file notes.md && echo build={LOWER_KEY}",
+        f"vault kv put secret/app owner=platform\nsignal={LOWER_KEY}",
+        f"fly secrets set A=1 # build={LOWER_KEY}",
+    ],
+)
+def test_a_secret_command_ends_where_the_shell_ends_it(text: str) -> None:
+    """After a `;`, a `&&`, a line's end or a comment, the words are another command's."""
+    assert "secret-command-value" not in {f.rule_id for f in read_all(text.encode())}
+
+
+def test_a_flood_of_secret_commands_is_bounded_and_never_clean() -> None:
+    text = b"fly secrets set a=b " * (readers.MAX_COMMAND_ARGUMENTS_READ // 2)
+    assert [f.rule_id for f in read_all(text)] == ["secret-command-value:unverified"]
+    assert read_all(b"fly secrets set a=b " * 100) == []
+
+
 def test_a_yaml_value_with_a_colon_in_it_is_judged_whole(scanner: Scanner) -> None:
     """`token: deploy:<token>` reads like Kotlin's `name: Type =` with a colon for its
     operator; it is YAML's key and all of the value."""
