@@ -861,6 +861,13 @@ def machine_token(value: str) -> bool:
     return len(value) not in _BASE58CHECK_LENGTHS or _base58check(value) is None
 
 
+def made_by_chance(value: str) -> bool:
+    """A key by its look alone, whatever names it: hex, a UUID, letters and digits of one
+    case or base64 of random bytes (`named_key`), or letters of both cases and digits
+    (`machine_token`). Never an identifier (`verifyToken2`, `token_ids_2048`)."""
+    return named_key(value) or machine_token(value)
+
+
 def random_hex(value: str) -> bool:
     """Hex digits or a UUID made by chance: no run of one digit, no sequence, no placeholder
     (0000..., deadbeef...), enough kinds of digit (token_like's entropy)."""
@@ -1250,6 +1257,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "machine_token": machine_token,
     "random_hex": random_hex,
     "named_key": named_key,
+    "made_by_chance": made_by_chance,
     "prefixed_hex": prefixed_hex,
     "phone": pii.phone,
     "phone_national": pii.phone_national,

@@ -49,9 +49,8 @@ from devpulse.plugins.privacy.checks import (
     is_placeholder,
     json_unescaped,
     looks_like_credential,
-    machine_token,
+    made_by_chance,
     name_words,
-    named_key,
     names_no_key,
     password_value,
     public_prefix,
@@ -1013,8 +1012,8 @@ def _secret_value(data: bytes, span: tuple[int, int], known: Reported) -> Found 
 
 def _field(data: bytes, span: tuple[int, int], known: Reported) -> Found | None:
     """A secret's field, KEY=VALUE at `span`: its value, judged as a credential's under a
-    credential's name (`_named_value`); else made by chance as a key is (`named_key`,
-    `machine_token`) and under no name of a digest's or an id's (`names_no_key`: a
+    credential's name (`_named_value`); else made by chance as a key is
+    (`made_by_chance`) and under no name of a digest's or an id's (`names_no_key`: a
     secret's fields also hold its build's commit, its user's name, its region, its URL)."""
     start, end = _inside_quotes(data, span)
     cut = data.find(b"=", start, end)
@@ -1028,7 +1027,7 @@ def _field(data: bytes, span: tuple[int, int], known: Reported) -> Found | None:
     if credential_name_strength(name) > 0:
         judged = _named_value(name, value)
     else:
-        judged = not names_no_key(name) and (named_key(value) or machine_token(value))
+        judged = not names_no_key(name) and made_by_chance(value)
     return Found("secret-command-value", span[0], span[1], value) if judged else None
 
 

@@ -147,6 +147,10 @@ POSITIVES = [
     ("token-in-prose", "the billing API key is 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c, use it"),
     ("token-in-prose", "the bearer token for staging is Zq8rT2mXwP4kL9vB3nYc, rotate it"),
     ("token-in-prose", "the API key for the prod-eu account was 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
+    ("token-set-in-prose", "i set ACME_AUTH_TOKEN to be951477-4ac0-4e00-a0fc-04a46aaaa34b and"),
+    ("token-set-in-prose", "I changed the API key to 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c yesterday"),
+    ("token-set-in-prose", "rotated the production bot token to q8Xb2Lm9Tz4Rw7Kp1Vn6Hs3Jd5Fg0Yc."),
+    ("token-set-in-prose", 'update the secret to "secret-GfJeN2r1wJH0igne4zkgAljVtKCrw8nVuu6q"'),
     (
         "launchdarkly-sdk-key",
         'ld.MakeClient("sdk-3f9c2a7b-1e8d-4c6f-9a0b-2c3d4e5f6a7b", 5*time.Second)',
@@ -418,6 +422,15 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 
 
 NEGATIVES = [
+    # a token or a secret "to" what is made of it, or set to an identifier, a path, a size
+    "hash the token to 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c with sha256",
+    "compare the secret to e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "mapped each token to 550e8400-e29b-41d4-a716-446655440000 (a session's id)",
+    "set the token to authenticateUserWithProvider2 in the callback",
+    "set each token to token_ids_2048 via the vocabulary",
+    "we moved the secret to projects/acme-prod/secrets/stripe/versions/3",
+    "update max_tokens to 163840000000 for the batch",
+    "set the secret to ${{ secrets.DEPLOY_KEY }} in the workflow",
     # a machine in prose, then a password word; base64 of zeros inside a longer run; an
     # Authorization header's scheme and a word
     "the machine learning team asked for a password reset yesterday",
