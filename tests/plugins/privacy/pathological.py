@@ -101,6 +101,7 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
     "twilio-api-key": (("SK", ""), ("SK0123456789abcdef0123456789abcdef", "")),
     "credentials-in-url": (("postgres://user:", "@db"), ("https://", ":pw@host")),
     "credential-call-argument": (('login("user", "', '")'), ("connect(", ")")),
+    "basic-auth-key-as-user": (('auth=("', '", "")'), ('HTTPBasicAuth("', '", "X")')),
     "password-in-prose": (
         *(("password is ", ""), ("passphrase: ", ""), ("password - ", "")),
         ("the password for the staging db is ", ""),

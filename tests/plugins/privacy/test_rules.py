@@ -147,6 +147,9 @@ POSITIVES = [
     ("token-in-prose", "the billing API key is 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c, use it"),
     ("token-in-prose", "the bearer token for staging is Zq8rT2mXwP4kL9vB3nYc, rotate it"),
     ("token-in-prose", "the API key for the prod-eu account was 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
+    ("basic-auth-key-as-user", 'get(u, auth=("857060c9-281e-4637-bef2-90796488c987", ""))'),
+    ("basic-auth-key-as-user", 'session.auth = ("3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c", "X")'),
+    ("basic-auth-key-as-user", 'f(u, HTTPBasicAuth("q8Xb2Lm9Tz4Rw7Kp1Vn6Hs3J", "api_token"))'),
     ("token-set-in-prose", "i set ACME_AUTH_TOKEN to be951477-4ac0-4e00-a0fc-04a46aaaa34b and"),
     ("token-set-in-prose", "I changed the API key to 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c yesterday"),
     ("token-set-in-prose", "rotated the production bot token to q8Xb2Lm9Tz4Rw7Kp1Vn6Hs3Jd5Fg0Yc."),
@@ -422,6 +425,10 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 
 
 NEGATIVES = [
+    # basic auth's user with an empty password: an account's name or address, a variable
+    'requests.get(u, auth=("john.doe@example.com", ""))',
+    'requests.get(u, auth=("svc-reporting-prod", "X"))',
+    'requests.get(u, auth=(API_KEY, ""))',
     # a token or a secret "to" what is made of it, or set to an identifier, a path, a size
     "hash the token to 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c with sha256",
     "compare the secret to e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
