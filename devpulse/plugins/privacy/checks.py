@@ -628,14 +628,21 @@ def spaced_password(name: str, value: str) -> bool:
 def cache_key(value: str) -> bool:
     """Words and versions joined by hyphens, then a content hash: a cache's key, as CI logs
     print it (actions/cache's `node-cache-Linux-x64-npm-<sha256>`), named by `key`. CI
-    caches are kept per runner, so the key names its system (`app-secret-<hex>` does not)."""
+    caches are kept per runner, or per what they cache, so the key names its system or its
+    contents (`docs-deps-<hex>`; `app-secret-<hex>` names neither)."""
     head, _, digest = value.strip().rpartition("-")
     if len(digest) < 32 or not _HEX.issuperset(digest):
         return False
-    return any(w.lower() in _RUNNER_SYSTEMS for w in head.split("-"))
+    return any(w.lower() in _CACHE_KEY_WORDS for w in head.split("-"))
 
 
-_RUNNER_SYSTEMS = frozenset({"linux", "windows", "macos", "darwin", "ubuntu", "win32", "osx"})
+_CACHE_KEY_WORDS = frozenset(
+    {
+        *("linux", "windows", "macos", "darwin", "ubuntu", "win32", "osx"),
+        *("cache", "deps", "dependencies", "modules", "npm", "yarn", "pnpm", "pip", "poetry"),
+        *("cargo", "gradle", "maven", "gems", "bundler", "composer", "ccache", "sccache", "venv"),
+    }
+)
 
 
 def passphrase(value: str) -> bool:

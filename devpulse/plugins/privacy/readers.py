@@ -591,7 +591,7 @@ def _assignment_named(data: bytes, spans: Spans) -> bool:
 # the literal itself (`[]byte("...")`, `String::from("...")`, `SecretStr("...")`): a getter
 # or a reader of the environment, a config, the headers, the request's parameters.
 _LOOKUP_CALL = re2.compile(
-    rb"(?i)(?:^|[.:])(?:get|fetch|lookup|load|read|require|header|param|query|env)\w*\([\"'`]$"
+    rb"(?i)(?:^|[.:])(?:get|fetch|lookup|load|read|require|header|param|query|env|var)\w*\([\"'`]$"
 )
 
 
@@ -881,9 +881,14 @@ def _comparisons(data: bytes, overflow: list[int], known: Reported) -> Iterator[
 
 
 def _cli_options(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """A long option's value; a bare one without the brackets that close around it, as in
+    `"$(gcloud secrets versions access latest --secret=name)"`."""
+    bare = CLI_OPTION.parse.groupindex[b"bare"]
     for spans in _matches(CLI_OPTION, data, overflow, named=_OPTION_NAMED):
         value_span = first_set(spans, range(2, 5))
-        if value_span is None or _inside(known, value_span):
+        if value_span is not None and value_span == spans[bare]:
+            value_span = (value_span[0], _closed_around(data, *value_span))
+        if value_span is None or value_span[1] == value_span[0] or _inside(known, value_span):
             continue
         value = _text(data, value_span)
         if _named_value(_text(data, spans[1]), value):

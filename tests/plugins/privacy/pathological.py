@@ -102,6 +102,7 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
     "credentials-in-url": (("postgres://user:", "@db"), ("https://", ":pw@host")),
     "credential-call-argument": (('login("user", "', '")'), ("connect(", ")")),
     "basic-auth-key-as-user": (('auth=("', '", "")'), ('HTTPBasicAuth("', '", "X")')),
+    "token-set-in-prose": (("set the api key to ", ""), ("update `ACME_TOKEN` to `", "`")),
     "password-in-prose": (
         *(("password is ", ""), ("passphrase: ", ""), ("password - ", "")),
         ("the password for the staging db is ", ""),

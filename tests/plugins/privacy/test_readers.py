@@ -131,6 +131,7 @@ def test_a_typed_declaration_in_a_compiled_language_is_read(text: str) -> None:
         "password[0] = 'a';",
         "let password = String::new();",  # a call, not a literal
         'let token = env::var("API_TOKEN").unwrap();',
+        'let env0_client_secret = std::env::var("ENV0_CLIENT_SECRET").expect("must be set");',
         "public string Password { get; set; } = string.Empty;",
         'const PASSWORD_FIELD: &str = "password";',
         "const accessToken = session?.access_token;",  # optional chaining: a property
@@ -335,6 +336,11 @@ COMMANDS = [
 @pytest.mark.parametrize("text", COMMANDS)
 def test_credentials_in_commands_and_urls(scanner: Scanner, text: str) -> None:
     assert secret_spans(scanner, text)
+
+
+def test_a_long_options_value_ends_before_the_brackets_that_close_around_it() -> None:
+    text = f'export ACME="$(acme-cli mint --api-key={PASSWORD})"'
+    assert {f.value for f in read_all(text.encode())} == {PASSWORD}
 
 
 def test_azure_storage_keys_in_json_and_xml(scanner: Scanner) -> None:
@@ -1064,6 +1070,10 @@ LOOK_ALIKES = [
     '{"content": "  password: $DOCKERHUB_PASSWORD\\n  username: ci"}',
     # a cache's key: words and versions, then a content hash (actions/cache)
     "Cache restored from key: node-cache-Linux-x64-npm-" + "3f2b8c1e9d4a4e7b" * 4,
+    "with:\n  path: ~/.cache/docs\n  key: docs-deps-" + "3f2b8c1e9d4a4e7b" * 4,
+    # a secret's name, in a command substituted into a variable's value
+    'export ACME_KEY="$(gcloud secrets versions access latest --secret=acme-reporting)"',
+    'export ACME_KEY="$(gcloud secrets versions access latest --secret=acme-apikey)"',
     # test runners' names, a subtest's path and a module path
     "--- PASS: TestRoundTrip/utf8 (0.00s)",
     "test auth::password::tests::argon2_roundtrip ... ok",

@@ -152,6 +152,7 @@ POSITIVES = [
     ("basic-auth-key-as-user", 'f(u, HTTPBasicAuth("q8Xb2Lm9Tz4Rw7Kp1Vn6Hs3J", "api_token"))'),
     ("token-set-in-prose", "i set ACME_AUTH_TOKEN to be951477-4ac0-4e00-a0fc-04a46aaaa34b and"),
     ("token-set-in-prose", "I changed the API key to 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c yesterday"),
+    ("token-set-in-prose", "1. set `ACME_AUTH_TOKEN` to `9f8f7103-ada3-44da-a4a4-93ae85d2a858`"),
     ("token-set-in-prose", "rotated the production bot token to q8Xb2Lm9Tz4Rw7Kp1Vn6Hs3Jd5Fg0Yc."),
     ("token-set-in-prose", 'update the secret to "secret-GfJeN2r1wJH0igne4zkgAljVtKCrw8nVuu6q"'),
     (
