@@ -474,7 +474,9 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
         words = name_words(name)
         if words[-2:] == ["routing", "key"] and not found_in(_ROUTING_SECRET, value.encode()):
             return False  # AMQP's: amq.gen-..., a UUID, dotted words; PagerDuty's is 32 long
-        single = len(words) == 1
+        # a UUID alone under `key` is a record's or a cache's; under `Authorization` (a
+        # HAR's or a Postman collection's header) it is what the header sends
+        single = len(words) == 1 and words[0] != "authorization"
         return token_like(value) and not (single and (_is_uuid(value) or cache_key(value)))
     if _is_key_id(name, value):
         return False
@@ -923,8 +925,9 @@ def _curl_users(data: bytes, overflow: list[int], known: Reported) -> Iterator[F
         user_span, password_span = spans[1], spans[2]
         password = _text(data, password_span).strip("{}")
         user = _text(data, user_span).strip("{}")
-        if is_placeholder(_text(data, (user_span[0], password_span[1]))):
-            continue  # -u <user:password>, -u "${USER}:${PASSWORD}"
+        joined = _text(data, (user_span[0], password_span[1]))
+        if joined.startswith(("<", "{", "$", "[")) and is_placeholder(joined):
+            continue  # -u <user:password>, -u "${USER}:${PASSWORD}"; not a user at example.com
         if _inside(known, password_span if password else user_span):
             continue
         if password and looks_like_credential(password):

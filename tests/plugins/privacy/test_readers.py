@@ -236,6 +236,9 @@ COMMANDS = [
     f'curl -H "Authorization: Api-Token {TOKEN}" https://api.example.net',
     f"curl -H Authorization:Bearer\\ {TOKEN} https://api.example.net",  # the blank escaped
     f'curl -X GET -H "apikey: {TOKEN}" https://api.example.net',
+    f"curl -u ci@acme.example:{TOKEN} https://api.example.net",  # a user at an example domain
+    # a HAR's or a Postman collection's header: a bare UUID is what Authorization sends
+    '{ "name": "Authorization", "value": "8b0f922f-cb16-485a-853b-5d7e23121365" }',
     f'curl --header "X-Auth-Token: {TOKEN}" https://api.example.net',
     f'curl -u ":{PASSWORD}" https://search.example.net:9200',
     f"curl --user deploy:'{PASSWORD}' https://ci.example.net",

@@ -150,6 +150,12 @@ POSITIVES = [
     ("basic-auth-key-as-user", 'get(u, auth=("857060c9-281e-4637-bef2-90796488c987", ""))'),
     ("basic-auth-key-as-user", 'session.auth = ("3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c", "X")'),
     ("basic-auth-key-as-user", 'f(u, HTTPBasicAuth("q8Xb2Lm9Tz4Rw7Kp1Vn6Hs3J", "api_token"))'),
+    ("login-command-token", "pip install nomic\nnomic login nk-QnCuGVtPVJAB2xN1FKm35fo49Eltyp1K1"),
+    ("login-command-token", "mabl auth activate-key BdGr1Jl_81w-nK5xtuJnbW"),
+    (
+        "class-argument-key",
+        "$c = new \\Acme\\Teamleader\\Teamleader(\n  'e02e20ad66b31e7eca5346515bf05d81',\n 'x');",
+    ),
     ("token-set-in-prose", "i set ACME_AUTH_TOKEN to be951477-4ac0-4e00-a0fc-04a46aaaa34b and"),
     ("token-set-in-prose", "I changed the API key to 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c yesterday"),
     ("token-set-in-prose", "1. set `ACME_AUTH_TOKEN` to `9f8f7103-ada3-44da-a4a4-93ae85d2a858`"),
@@ -426,6 +432,10 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 
 
 NEGATIVES = [
+    # a login command given an option, a registry's host, an address, a URL
+    "az login --service-principal -u 5b1e3c2a-9f4d-4e8b-a7c6-1d2e3f4a5b6c --tenant acme",
+    "docker login ghcr.io",
+    "pulumi login s3://my-pulumi-state-bucket-2024",
     # basic auth's user with an empty password: an account's name or address, a variable
     'requests.get(u, auth=("john.doe@example.com", ""))',
     'requests.get(u, auth=("svc-reporting-prod", "X"))',
