@@ -963,7 +963,9 @@ def prefixed_hex(value: str) -> bool:
     named = parts[-2] if len(parts) > 1 and parts[-1] in _KEY_ENVIRONMENTS else parts[-1]
     if not (named in _KEY_PREFIX_PARTS or named.endswith(("key", "token", "secret"))):
         return False
-    return random_hex(core)
+    if _HEX.issuperset(core) and len(core) >= 32:
+        return random_hex(core)
+    return named_key(core)  # letters and digits of one case (`ckey_<27>`, `api-<28>`)
 
 
 def _random_base64(value: str) -> bool:

@@ -816,6 +816,14 @@ def hexes(n: int) -> str:
     return "".join(TOK.choice("0123456789abcdef") for _ in range(n))
 
 
+def base36(n: int) -> str:
+    """Lower-case letters and digits at random, with both kinds in it."""
+    while True:
+        run = "".join(TOK.choice(string.ascii_lowercase + string.digits) for _ in range(n))
+        if not run.isalpha() and not run.isdigit():
+            return run
+
+
 # Vendors with no rule of their own (and one made up), then vendors whose rule knows them
 PREFIXED_TOKENS = [
     f"rnd_{b62(32)}",  # Render
@@ -1488,6 +1496,11 @@ PREFIXED_HEX_KEYS = [
     f"pk_{hexes(34)}",  # Klaviyo's private key
     f"pk.{hexes(32)}",  # LocationIQ
     f"api-{hexes(32).upper()}",  # SMTP2GO
+    # letters and digits of one case after a key's word
+    f"ckey_{base36(27)}",
+    f"api-{base36(28)}",
+    f"key_{hexes(28)}",
+    f"esecret_{base36(30).upper()}",
 ]
 
 
@@ -1539,6 +1552,10 @@ def test_a_key_after_a_colon_is_a_spring_defaults_only_with_a_dot(scanner: Scann
         '"etag": "abc-{0}"',  # named for what it is
         "user@host-{0}",
         "pk_{1}",  # no chance in it
+        # one case after a key's word: an ObjectId's 24 hex digits, words run together
+        "token_65a1b2c3d4e5f6a7b8c9d0e1",
+        *("api-documentationgenerator2024x", "key_abcdefghijklmnopqrstuvwxyz12"),
+        "auth-servicedeploymentcontroller1",
     ],
 )
 def test_hex_after_a_digests_or_an_ids_prefix_is_none(scanner: Scanner, template: str) -> None:
