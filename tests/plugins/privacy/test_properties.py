@@ -19,6 +19,7 @@ from devpulse.plugins.privacy import Scanner, plain
 from devpulse.plugins.privacy import scanner as scanner_module
 from devpulse.plugins.privacy.checks import PUBLIC_PREFIX, has_alnum
 from devpulse.plugins.privacy.plain import _AS_READ, _ESCAPED, plain_text, unescaped, url_decoded
+from devpulse.plugins.privacy.readers import read_all
 from tests.plugins.privacy import secrets_factory as make
 from tests.support import router_with
 
@@ -318,3 +319,37 @@ def test_unescaped_reads_as_one_escape_at_a_time(text, budget) -> None:
     with mock.patch.object(plain, "MAX_ESCAPES", budget):
         view = unescaped(text)
     _assert_reads_as(view, _unescaped_by_hand(text, budget))
+
+
+# Pieces of the commands that store a secret, and of what breaks them up.
+_KEY = "q8xb2lm9tz4rw7kp1vn6hs3jd5fg0ycx"
+_COMMAND_PIECES = [
+    *("kubectl create secret generic app", "gh secret set X", "vault kv put p", "fly secrets set"),
+    *(" --from-literal=", " --body ", " -b", " --value=", " k=", " signal=", "=", _KEY),
+    *(" ", "'", '"', "\\\n", "\n", ";", " #", "$X", "@f", "-", "é", ")"),
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_COMMAND_PIECES), max_size=14).map("".join))
+def test_every_value_a_reader_reports_is_the_text_at_its_span(text: str) -> None:
+    data = text.encode()
+    for found in read_all(data):
+        assert data[found.start : found.end].decode() == found.value
+        assert found.value
+        if found.rule_id == "secret-command-value":  # no quote, expansion or file
+            assert not found.value.startswith(("'", '"', "$", "@"))
+
+
+@given(
+    st.sampled_from(
+        ["kubectl create secret generic app --from-literal=signal=", "fly secrets set k="]
+    ),
+    st.sampled_from(["", "'", '"']),
+    st.sampled_from(["", " --dry-run", " \\\n  --namespace prod", "; echo done"]),
+)
+def test_a_key_given_to_a_secret_command_is_found_however_quoted(
+    command: str, quote: str, after: str
+) -> None:
+    data = f"{command}{quote}{_KEY}{quote}{after}".encode()
+    assert [f.value for f in read_all(data) if f.rule_id == "secret-command-value"] == [_KEY]
