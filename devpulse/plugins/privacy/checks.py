@@ -871,8 +871,14 @@ def machine_token(value: str) -> bool:
 def made_by_chance(value: str) -> bool:
     """A key by its look alone, whatever names it: hex, a UUID, letters and digits of one
     case or base64 of random bytes (`named_key`), or letters of both cases and digits
-    (`machine_token`). Never an identifier (`verifyToken2`, `token_ids_2048`)."""
+    (`machine_token`), of a token's characters only (a host's name, a path, a version are
+    none). Never an identifier (`verifyToken2`, `token_ids_2048`)."""
+    if not value or not value.isascii() or not _TOKEN_CHARACTERS.issuperset(value):
+        return False
     return named_key(value) or machine_token(value)
+
+
+_TOKEN_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_-+/=")
 
 
 def random_hex(value: str) -> bool:

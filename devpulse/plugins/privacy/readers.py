@@ -21,6 +21,8 @@ The readers:
   `kubectl create secret generic NAME --from-literal=KEY=VALUE`, `gh secret set NAME --body
   VALUE`, `az keyvault secret set ... --value VALUE`, `vault kv put PATH KEY=VALUE`,
   `fly secrets set KEY=VALUE`.
+- `printed-secret`: in a terminal's transcript, the line a command printed a secret on
+  (`echo $ZENROWS`, `gcloud secrets versions access latest --secret=x`, `op read ...`).
 - `table`: a column named for a credential in a CSV's or a markdown table's header, and in
   SQL's `INSERT INTO t (name, password) VALUES (...)`: each row's value in it. The same for
   a column named for a personal id (`table-identity-number`) or a date of birth
@@ -190,6 +192,31 @@ HEADER = TwoPass.compile(
 SECRET_COMMAND = TwoPass.compile(
     rb"(?:^|[\s;&|(`$])(?P<command>create[ \t]+secret[ \t]+generic|gh[ \t]+secret[ \t]+set"
     rb"|keyvault[ \t]+secret[ \t]+set|vault[ \t]+kv[ \t]+(?:put|patch)|secrets[ \t]+set)[ \t]"
+)
+
+# A terminal's transcript: a command that prints a secret, then what it printed on the next
+# line, alone. Either a variable's value by its name (`echo $ZENROWS`, `printenv NAME`,
+# `heroku config:get NAME`, `doppler secrets get NAME --plain`, `aws configure get NAME`,
+# PowerShell's `echo $env:NAME`), or what a secret store or a login hands out (`gcloud
+# secrets versions access`, `gcloud auth print-access-token`, `aws secretsmanager
+# get-secret-value ... --output text`, `aws ecr get-login-password`, `vault kv get -field=`,
+# `op read`, `pass show`, `security find-generic-password -w`, `kubectl get secret ... |
+# base64 -d`, `az keyvault secret show`, `gh auth token`, `heroku auth:token`). A prompt's
+# `$ `, `# `, `> ` or `PS C:\> ` may come first.
+PRINTED_SECRET = TwoPass.compile(
+    rb"(?m:^)[ \t]*(?:[$#>%][ \t]*|PS[^>\r\n]*>[ \t]*)?"
+    rb"(?:(?:(?:echo|Write-Output|Write-Host)[ \t]+(?:-n[ \t]+)?[\"']?\$(?:\{|env:)?"
+    rb"|printenv[ \t]+|heroku[ \t]+config:get[ \t]+|doppler[ \t]+secrets[ \t]+get[ \t]+"
+    rb"|aws[ \t]+configure[ \t]+get[ \t]+)(?P<name>[A-Za-z_][\w.]*)[^\r\n]*"
+    rb"|(?P<printer>gcloud[ \t]+secrets[ \t]+versions[ \t]+access"
+    rb"|gcloud[ \t]+auth[ \t]+print-(?:access|identity)-token"
+    rb"|aws[ \t]+secretsmanager[ \t]+get-secret-value|aws[ \t]+ecr[ \t]+get-login-password"
+    rb"|vault[ \t]+(?:kv[ \t]+get|read)[ \t]+[^\r\n]*-field"
+    rb"|op[ \t]+read|pass[ \t]+show|security[ \t]+find-generic-password[^\r\n]*[ \t]-w"
+    rb"|kubectl[ \t]+get[ \t]+secrets?[^\r\n]*\|[ \t]*base64[ \t]+(?:-d|--decode)"
+    rb"|az[ \t]+keyvault[ \t]+secret[ \t]+show|gh[ \t]+auth[ \t]+token|heroku[ \t]+auth:token)"
+    rb"[^\r\n]*"
+    rb")\r?\n[ \t]*(?P<value>[^\s]{8}[^\s]*)[ \t]*(?m:$)"
 )
 
 
@@ -1047,6 +1074,33 @@ def _stored(value: str, span: tuple[int, int], known: Reported) -> bool:
     return not _inside(known, span) and not is_placeholder(value)
 
 
+def _printed_secrets(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """The line a command printed a secret on (PRINTED_SECRET): what a secret store or a
+    login hands out if it looks like a credential (`password_value`); a variable's value as
+    a value bound to its name is judged (`_named_value`), or under a name that is no
+    credential's, if it is made by chance and the name is no digest's or id's."""
+    for spans in _matches(PRINTED_SECRET, data, overflow):
+        span = spans[_PRINTED_VALUE]
+        value = _text(data, span)
+        if not _stored(value, span, known):
+            continue
+        if spans[_PRINTED_BY][0] >= 0:
+            judged = password_value(value)
+        else:
+            name = _text(data, spans[_PRINTED_NAME])
+            if credential_name_strength(name) > 0:
+                judged = _named_value(name, value)
+            else:
+                judged = not names_no_key(name) and made_by_chance(value)
+        if judged:
+            yield Found("printed-secret", span[0], span[1], value)
+
+
+_PRINTED_NAME, _PRINTED_BY, _PRINTED_VALUE = (
+    PRINTED_SECRET.parse.groupindex[group] for group in (b"name", b"printer", b"value")
+)
+
+
 def _headers(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     """`-H 'Authorization: Basic ...'`, `-H "apikey: ..."`, `--header "Api-Token: ..."`."""
     for spans in _matches(HEADER, data, overflow, named=_header_named):
@@ -1518,6 +1572,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("xml-element-credential", XML_ELEMENT, _element_text(XML_ELEMENT)),
     ("curl-user-credential", CURL_USER, _curl_users),
     ("secret-command-value", SECRET_COMMAND, _secret_commands),
+    ("printed-secret", PRINTED_SECRET, _printed_secrets),
     ("header-credential", HEADER, _headers),
     ("table-credential", TABLE, _tables),
     ("table-identity-number", ID_TABLE, _personal_tables(ID_TABLE, _IDENTITY)),

@@ -64,6 +64,11 @@ AST_TRIGGERS = (
     "confidential",
     "internal use",
     "import ",
+    # commands whose next line is a secret they printed (readers.PRINTED_SECRET), where no
+    # word above names one
+    *("echo $", 'echo "$', "echo ${", "write-output $", "write-host $", "printenv"),
+    *("config:get", "configure get", "print-access-token", "print-identity-token", "-field"),
+    *("op read", "base64 -d", "base64 --decode"),
     "login(",  # calls whose positional arguments are credentials: pyast.CREDENTIAL_CALLS
     "connect(",
     "sign_in(",

@@ -580,7 +580,8 @@ def test_a_table_flood_is_bounded_and_never_clean() -> None:
     assert [f.rule_id for f in found] == ["table-credential:unverified"]
 
 
-# Commands that store a secret: what they are given is the secret, whatever its name.
+# Commands that store a secret: what they are given is the secret, whatever its name; and
+# commands that print one: the line they printed.
 HEX_KEY = pick("0123456789abcdef", 32)
 LOWER_KEY = pick(string.ascii_lowercase + string.digits, 32)
 SECRET_COMMANDS = [
@@ -599,11 +600,19 @@ SECRET_COMMANDS = [
     (f"vault kv put -mount=secret zenrows ttl=30m value={HEX_KEY}", HEX_KEY),
     (f"vault kv patch secret/app owner=platform signal='{LOWER_KEY}'", LOWER_KEY),
     (f"fly secrets set ZENROWS_SIGNAL={LOWER_KEY} -a app", LOWER_KEY),
+    # a terminal's transcript: a command that prints a secret, and the line it printed
+    (f"$ echo $ZENROWS_SIGNAL\n{LOWER_KEY}\n$ ls", LOWER_KEY),
+    (f"PS C:\\> echo $env:ZENROWS\n{HEX_KEY}", HEX_KEY),
+    (f"$ printenv DB_PASSWORD\n{PASSWORD}", PASSWORD),
+    (f"heroku config:get ZENROWS -a acme\n{HEX_KEY}", HEX_KEY),
+    (f"$ vault kv get -field=value secret/zenrows\n{PASSWORD}", PASSWORD),
+    (f"$ aws secretsmanager get-secret-value --secret-id x --output text\n{PASSWORD}", PASSWORD),
+    (f"# gcloud secrets versions access latest --secret=zenrows\n{LOWER_KEY}", LOWER_KEY),
 ]
 
 
 @pytest.mark.parametrize(("text", "value"), SECRET_COMMANDS)
-def test_a_value_given_to_a_command_that_stores_a_secret_is_one(
+def test_a_value_given_to_or_printed_by_a_secrets_command_is_one(
     scanner: Scanner, text: str, value: str
 ) -> None:
     assert secret_spans(scanner, text) == [value]
@@ -635,6 +644,21 @@ def test_a_value_given_to_a_command_that_stores_a_secret_is_one(
         "Use `kubectl create secret generic` to store the values, then mount them.",
         f"consul kv put config/db/checksum {HEX_KEY}",
         f"kubectl create configmap app --from-literal=build={LOWER_KEY}",
+        # printed: variables that hold no secret (a path, a host, a shell, a number, a commit)
+        "$ echo $PATH\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin",
+        "$ echo $HOSTNAME\nip-10-0-12-34.eu-west-1.compute.intranet",
+        "$ printenv SHELL\n/bin/bash",
+        "$ echo $RANDOM\n28734",
+        f"$ echo $GIT_COMMIT\n{HEX_KEY}",
+        f"$ echo $BUILD_ID\n{HEX_KEY}",
+        "$ echo $VIRTUAL_ENV\n/home/dev/projects/acme/.venv",
+        # printed: nothing, words, a mask, a store's answer that is no secret
+        "$ echo $ZENROWS\n\n$ ls -la",
+        "$ echo $ZENROWS\nhello world",
+        "echo $ZENROWS\n********",
+        "$ op read op://Private/Stripe/username\njane.doe@example.com",
+        '$ gcloud secrets versions access latest --secret=config\n{"region": "eu"}',
+        "run `echo $ZENROWS` to see it",  # the command, with no output after it
     ],
 )
 def test_what_a_secret_command_is_given_that_is_no_secret_stays_clean(
