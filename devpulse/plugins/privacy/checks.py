@@ -947,8 +947,23 @@ _KEY_ENVIRONMENTS = frozenset({"live", "test", "prod", "dev", "sandbox", "sbox"}
 
 def names_no_key(name: str) -> bool:
     """Whether a word of `name` names a digest, an id or another value that is no key
-    (`_NOT_KEY_PREFIXES`): BUILD_SHA, commit, imageTag."""
-    return any(word in _NOT_KEY_PREFIXES for word in name_words(name))
+    (`_NOT_KEY_NAMES`): BUILD_SHA, commit, imageTag, POD_UID, CONFIG_REVISION."""
+    return any(word in _NOT_KEY_NAMES for word in name_words(name))
+
+
+# A prefix's words that name no key (_NOT_KEY_PREFIXES), and more that a setting's name has
+# for what no key is: its version, a host's, a place's or a device's name or id.
+_NOT_KEY_NAMES = _NOT_KEY_PREFIXES | {
+    *("uid", "gid", "revision", "version", "ver", "fingerprint", "thumbprint", "serial"),
+    *("name", "host", "hostname", "url", "uri", "path", "dir", "region", "zone", "cluster"),
+    *("namespace", "pod", "instance", "device", "domain", "channel", "label", "slug", "kind"),
+    *("type", "format", "locale", "timestamp", "date", "time", "color", "colour"),
+    *("correlation", "cursor", "parent", "subscription", "customer", "member", "group"),
+    *("deployment", "volume", "container", "entity", "resource", "target", "source", "record"),
+    *("invoice", "payment", "document", "status", "identity", "profile"),
+    *("bucket", "partition", "replica", "stage", "shard", "branch", "upstream", "remote"),
+    *("previous", "prev", "next", "last", "first", "latest", "current", "original"),
+}
 
 
 def prefixed_hex(value: str) -> bool:

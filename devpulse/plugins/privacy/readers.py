@@ -183,6 +183,16 @@ CURL_USER = TwoPass.compile(
 HEADER = TwoPass.compile(
     rb"(?:-H|--header)[ \t]+[\"'$]*(?P<name>[A-Za-z][\w-]*)[ \t]*:[ \t]*(?P<value>[^\"'\n]+)"
 )
+# An environment variable given as a record of its name and its value: Kubernetes' and
+# Compose's `- name: ZENROWS` then `value: ...` on the next line, an ECS task definition's or
+# docker inspect's `{"name": "ZENROWS", "value": "..."}`. NAMED_PAIR reads those whose name
+# is a credential's; this one those named in capitals by anything else (a vendor's name,
+# mostly), whose value is then judged by its look alone (`_env_pairs`).
+ENV_PAIR = TwoPass.compile(
+    rb"(?:^|[\s{,])[\"']?(?i:name)[\"']?[ \t]*[:=][ \t]*[\"']?(?P<name>[A-Z][A-Z0-9_]{2,63})[\"']?"
+    rb"[ \t]*,?[ \t]*(?:\r?\n[ \t]*)?[\"']?(?i:value)[\"']?[ \t]*[:=][ \t]*[\"']?"
+    rb"(?P<value>[A-Za-z0-9+/=_-]{16,256})(?:[\"'\s,}]|$)"
+)
 # A command that stores a secret, whatever its name: each value it is given is the secret or
 # one of its fields. Kubernetes' `kubectl create secret generic NAME --from-literal=KEY=VALUE`
 # (and OpenShift's oc), the GitHub CLI's `gh secret set NAME --body VALUE`, the Azure CLI's
@@ -864,6 +874,19 @@ def _name_and_value(pattern: TwoPass) -> Reader:
                 yield Found("assigned-credential", value_span[0], value_span[1], value)
 
     return read
+
+
+def _env_pairs(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """An environment variable's value in a {name, value} record (ENV_PAIR), under a name
+    that is no credential's (NAMED_PAIR's) nor a digest's or an id's (`names_no_key`):
+    made by chance, as a key under a vendor's name is (`made_by_chance`)."""
+    for spans in _matches(ENV_PAIR, data, overflow):
+        name, span = _text(data, spans[1]), spans[2]
+        if credential_name_strength(name) > 0 or names_no_key(name) or _inside(known, span):
+            continue
+        value = _text(data, span)
+        if made_by_chance(value) and not is_placeholder(value):
+            yield Found("env-pair-key", span[0], span[1], value)
 
 
 # Verbs whose calls take a credential's name or check one, not set one: getSecret("name"),
@@ -1565,6 +1588,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("assigned-credential", PROPERTY_CALL, _property_calls),
     ("assigned-credential", COMPARISON, _comparisons),
     ("assigned-credential", NAMED_PAIR, _name_and_value(NAMED_PAIR)),
+    ("env-pair-key", ENV_PAIR, _env_pairs),
     ("assigned-credential", SET_COMMAND, _name_and_value(SET_COMMAND)),
     ("assigned-credential", SETTER_CALL, _setter_calls),
     ("xml-element-credential", NAMED_ELEMENT, _element_text(NAMED_ELEMENT)),

@@ -150,6 +150,9 @@ AST_TRIGGERS = (
 AST_TRIGGER_PATTERNS = (
     r"(?-i:[Pp]ass(?:[^ei]|$)|[Pp]asse(?:[^ds]|$)|[Pp]assi(?:[^nv]|$))",
     r"(?-i:PASS(?:[^EI]|$)|PASSE(?:[^DS]|$)|PASSI(?:[^NV]|$))",
+    # an environment variable's {name, value} record, named in capitals (readers.ENV_PAIR)
+    r"name[\"']?[ \t]*[:=][ \t]*[\"']?(?-i:[A-Z][A-Z0-9_]*)[\"']?[ \t]*,?[ \t]*\r?\n?"
+    r"[ \t]*[\"']?value",
 )
 # The prefilter set's memory, most of it its DFA's cache of states, which grows only as a
 # text needs. At RE2's default (8 MB) a text that walks many of its states (1 MB of vendor

@@ -166,6 +166,7 @@ TOKEN_LEADS = (
     *("AWS_SECRET_ACCESS_KEY=", "DOB: ", "SSN ", "x.acme.internal", "acme_", "Globex"),
     *("string Password { get; ", "#define API_TOKEN ", 'let password = String::from("'),
     *("create secret generic x --from-literal=k=", "gh secret set X --body ", "secrets set "),
+    *("- name: ZENROWS\n  value: ", '{"name": "ZENROWS", "value": "', "$ echo $ZENROWS\n"),
 )
 # The literal each task-classifier alternative starts with.
 TASK_LEADS = (

@@ -583,6 +583,7 @@ def test_a_table_flood_is_bounded_and_never_clean() -> None:
 # Commands that store a secret: what they are given is the secret, whatever its name; and
 # commands that print one: the line they printed.
 HEX_KEY = pick("0123456789abcdef", 32)
+UUID_KEY = str(uuid.UUID(HEX_KEY))
 LOWER_KEY = pick(string.ascii_lowercase + string.digits, 32)
 SECRET_COMMANDS = [
     (f"kubectl create secret generic transloadit --from-literal=value={HEX_KEY}", HEX_KEY),
@@ -600,6 +601,12 @@ SECRET_COMMANDS = [
     (f"vault kv put -mount=secret zenrows ttl=30m value={HEX_KEY}", HEX_KEY),
     (f"vault kv patch secret/app owner=platform signal='{LOWER_KEY}'", LOWER_KEY),
     (f"fly secrets set ZENROWS_SIGNAL={LOWER_KEY} -a app", LOWER_KEY),
+    # an environment variable's {name, value} record, named by anything but a credential
+    (f'{{"name": "SENDGRID", "value": "{HEX_KEY}"}}', HEX_KEY),
+    (
+        f"env:\n  - name: BITMOVIN_CONN\n    value: {UUID_KEY}",
+        UUID_KEY,
+    ),
     # a terminal's transcript: a command that prints a secret, and the line it printed
     (f"$ echo $ZENROWS_SIGNAL\n{LOWER_KEY}\n$ ls", LOWER_KEY),
     (f"PS C:\\> echo $env:ZENROWS\n{HEX_KEY}", HEX_KEY),
@@ -659,6 +666,13 @@ def test_a_value_given_to_or_printed_by_a_secrets_command_is_one(
         "$ op read op://Private/Stripe/username\njane.doe@example.com",
         '$ gcloud secrets versions access latest --secret=config\n{"region": "eu"}',
         "run `echo $ZENROWS` to see it",  # the command, with no output after it
+        # {name, value} records of what is no key: an id, a digest, a revision, a host, a word
+        f"env:\n  - name: POD_UID\n    value: {UUID_KEY}",
+        f"env:\n  - name: CORRELATION\n    value: {UUID_KEY}",
+        f'{{"name": "GIT_SHA", "value": "{HEX_KEY}"}}',
+        f'{{"name": "CONFIG_REVISION", "value": "{HEX_KEY}"}}',
+        '{"name": "DD_AGENT_HOST", "value": "datadog-agent.monitoring.svc.cluster.local"}',
+        '{"name": "OTEL_SERVICE_NAME", "value": "checkout-service-production"}',
     ],
 )
 def test_what_a_secret_command_is_given_that_is_no_secret_stays_clean(
