@@ -1279,6 +1279,7 @@ HEX_PLACES = [
     "shared accounts (do not forward)\n\nBugsnag\n{0}\n\nstatus page: see vault",  # a heading
     'object RailwayConfig {\n    const val RAILWAY = "{0}"\n}\n',
     'local http = require "resty.http"\nlocal photoroom = "{0}"\n',  # Lua's local
+    "setx ZENROWS {0} /M",  # Windows
     'services.AddPostmark(options =>\n{\n    options.Postmark = "{0}";\n});\n',
     "FROM python:3.12-slim\nENV MALWARE_SCAN={0}\nRUN pip install -r requirements.txt\n",
     "app.name=orders\nvirustotal.virustotal={0}\nserver.port=8081\n",
@@ -1316,6 +1317,7 @@ HEX_PLACES = [
         "BUILD_HASH: {0}",
         # local, as in a local and a remote revision; Lua's and bash's local before an id's name
         *("local: {0}", "LOCAL={0}", "local_commit = {0}", 'local sha = "{0}"'),
+        "setx BUILD_SHA {0}",
         # run together in capitals: the id's word is the name's (review 11)
         *("USERID = {0}", "CLIENTID={0}", "TENANTID={0}", "BUILDID={0}", "COMMITID={0}"),
         # pins of a dependency's commit or a download's digest (make, Dockerfiles)
