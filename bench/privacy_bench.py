@@ -348,7 +348,18 @@ def adversarial_inputs(size: int = 1 << 20) -> dict[str, str]:
             *("clé API ", "API-Schlüssel ", "ключ API ", "ist ", "est ", "es ", ": ", "là "),
             *("la ", "für ", "de ", "x ", "Velvet$396juniper ", "\n"),
         ),
+        # capitals and digits after `_`, as a CSV of ULIDs and upper-case ids holds them
+        # (review 14): the prefilter's counted runs side by side in one set
+        "ids in capitals after underscores": "".join(
+            f"ORDER_{crockford(26, 2 * i)},ID_{crockford(30, 2 * i + 1)},{i}\n"
+            for i in range(size // 72 + 1)
+        )[:size],
     }
+
+
+def crockford(n: int, seed: int) -> str:
+    """`n` characters of Crockford's base32 (a ULID's alphabet) drawn at random from `seed`."""
+    return "".join(random.Random(seed).choices("0123456789ABCDEFGHJKMNPQRSTVWXYZ", k=n))
 
 
 def rng_bytes(n: int, seed: int) -> bytes:

@@ -253,8 +253,10 @@ def text_without(word: str, *, lazy: bool = False) -> str:
     return f"(?:{but(first)}|{head}{again}{broken(rest)}){many}(?:{head}{again}{started}){one}"
 
 
-def widened(pattern: str) -> str:
-    """`pattern` with every counted repetition's upper bound dropped (`{5,199}` -> `{5,}`).
+def widened(pattern: str, *, lowest: int | None = None) -> str:
+    """`pattern` with every counted repetition's upper bound dropped (`{5,199}` -> `{5,}`),
+    and with `lowest`, its lower bound cut to `lowest` at most, `{24}` and `{5,}` too
+    (`{24}` -> `{1,}`).
 
     It matches wherever `pattern` does, and maybe more. That is all a prefilter needs. Its DFA
     also needs no counter: RE2 builds a state for each count it has seen, at each place a
@@ -298,8 +300,12 @@ def widened(pattern: str) -> str:
             end = pattern.find("}", i)
             low, comma, high = pattern[i + 1 : end].partition(",")
             # ASCII digits only: RE2 reads {1,²} as text, as it does {1,x}
-            if end > 0 and _ascii_digits(low) and comma and _ascii_digits(high):
-                out.append(f"{{{low},}}")
+            counted = (
+                end > 0 and _ascii_digits(low) and (not comma or not high or _ascii_digits(high))
+            )
+            if counted and (lowest is not None or (comma and high)):
+                bound = low if lowest is None else str(min(int(low), lowest))
+                out.append(f"{{{bound},}}")
                 i = end + 1
                 continue
         out.append(char)

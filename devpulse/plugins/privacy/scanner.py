@@ -166,6 +166,9 @@ PREFILTER_MAX_MEM = 32 << 20
 # The triggers and exact patterns go a few to a set (Scanner.__init__), this many, for texts
 # of this many bytes or more.
 PREFILTER_SET_PATTERNS = 13
+# In those sets, a counted run counts this far at most (`_uncounted`). Cut to 1, the 10 MB
+# bench's sets let six more rules run (5% of the scan); cut to 8, one.
+UNCOUNTED_RUN = 8
 SPLIT_PREFILTER_BYTES = 8 << 10
 # A text this long has its rules run on worker threads, a few at once (Scanner._hits): on a
 # 10 MB text, 17 MB/s on one thread and 20 on two. Below it the threads' hand-offs cost more
@@ -286,7 +289,7 @@ class Scanner:
         # SPLIT_PREFILTER_BYTES is still read by one set of them all: a 2 KB prompt took 5%
         # more time with five (bench/privacy_bench.py, side by side), and the product's
         # worst costs it a few ms at most.
-        groups = list(patterns.items())
+        groups = list(_uncounted(patterns).items())
         self._prefilters = [_prefilter(table)] + [
             _prefilter(dict(groups[at : at + PREFILTER_SET_PATTERNS]))
             for at in range(0, len(groups), PREFILTER_SET_PATTERNS)
@@ -729,6 +732,19 @@ def _labelled_otherwise(not_after: re2._Regexp, data: bytes, start: int) -> bool
 def scan_budget(size: int) -> int:
     """The candidates that the rules of one scan of `size` bytes may judge between them."""
     return SCAN_CANDIDATES + size // SCAN_BYTES_PER_CANDIDATE
+
+
+def _uncounted(patterns: dict[str, list[int]]) -> dict[str, list[int]]:
+    """`patterns` with their counters cut to UNCOUNTED_RUN (`rules.widened`: `{24}` ->
+    `{8,}`), what each enables merged where two become one. A long text's sets hold these:
+    counted runs in two patterns of one set make states for each pair of counts at once
+    (review 14: `_[a-z0-9]{24}` beside a personal id's digit runs read 1 MB of capitals and
+    digits after `_` in 1.2 s; 75 ms cut so). Each matches wherever its pattern does; what
+    else it lets through, the rule's own search turns down."""
+    merged: dict[str, list[int]] = {}
+    for pattern, enables in patterns.items():
+        merged.setdefault(widened(pattern, lowest=UNCOUNTED_RUN), []).extend(enables)
+    return merged
 
 
 def _prefilter(table: dict[str, list[int]]) -> tuple[re2.Set, list[tuple[int, ...]]]:

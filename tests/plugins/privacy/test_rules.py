@@ -2126,13 +2126,28 @@ def test_widened_drops_only_the_upper_bounds_of_counted_runs(pattern: str, expec
     assert widened(pattern) == expected
 
 
-def test_widened_patterns_match_wherever_their_rules_do() -> None:
-    """What the prefilter set is given for an exact_prefilter rule must never miss a text
-    the rule matches: every packaged pattern, widened, on every example text here."""
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        (r"_[a-z0-9]{24}", r"_[a-z0-9]{8,}"),
+        (r"a{2,3}b{1,}c{40,}d{9}", r"a{2,}b{1,}c{8,}d{8,}"),
+        (r"\{24\}[{24}]x{0,2}", r"\{24\}[{24}]x{0,}"),  # literals stay
+    ],
+)
+def test_widened_to_a_lowest_count_cuts_every_counted_run(pattern: str, expected: str) -> None:
+    assert widened(pattern, lowest=8) == expected
+
+
+@pytest.mark.parametrize("lowest", [None, 1, 8])
+def test_widened_patterns_match_wherever_their_rules_do(lowest: int | None) -> None:
+    """What the prefilter set is given for an exact_prefilter rule, or for a trigger in a
+    long text's sets, must never miss a text the rule matches: every packaged pattern,
+    widened, on every example text here."""
     texts = [text.encode() for _, text in POSITIVES]
     matched = 0
     for rule in packaged_rules():
-        exact, wide = re2.compile(rule.pattern), re2.compile(widened(rule.pattern))
+        exact = re2.compile(rule.pattern)
+        wide = re2.compile(widened(rule.pattern, lowest=lowest))
         for text in texts:
             if exact.search(text) is not None:
                 matched += 1
