@@ -881,6 +881,30 @@ def made_by_chance(value: str) -> bool:
 _TOKEN_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_-+/=")
 
 
+def key_by_look(value: str) -> bool:
+    """`made_by_chance`, where nothing but a setting's name says what the value is (a
+    secret's field, an environment variable): 16 characters at least, hex 32 at least (a
+    shorter run is an id's or a short digest's), and no cloud resource's id (`i-<hex>`,
+    `vpc-<hex>`) or ULID (an id, as review 14 found them under such names)."""
+    if len(value) < 16 or not made_by_chance(value):
+        return False
+    if _HEX.issuperset(value) and len(value) < 32:
+        return False
+    return search_text(_RESOURCE_ID, value) is None and not ulid(value)
+
+
+# A cloud resource's id: a short kind, a hyphen, hex (AWS's i-, vpc-, subnet-, sg-, ami-).
+_RESOURCE_ID = re2.compile(r"^[a-z]{1,8}-[0-9a-f]{8,17}$")
+# A ULID: 26 characters of Crockford's base32, one case, a millisecond time first (01...
+# from 2020 to 2039).
+_ULID = re2.compile(r"^01[0-9A-HJKMNP-TV-Z]{24}$|^01[0-9a-hjkmnp-tv-z]{24}$")
+
+
+def ulid(value: str) -> bool:
+    """Whether `value` is a ULID: an id, however random its last 16 characters look."""
+    return len(value) == 26 and search_text(_ULID, value) is not None
+
+
 def random_hex(value: str) -> bool:
     """Hex digits or a UUID made by chance: no run of one digit, no sequence, no placeholder
     (0000..., deadbeef...), enough kinds of digit (token_like's entropy)."""
@@ -963,6 +987,8 @@ _NOT_KEY_NAMES = _NOT_KEY_PREFIXES | {
     *("invoice", "payment", "document", "status", "identity", "profile"),
     *("bucket", "partition", "replica", "stage", "shard", "branch", "upstream", "remote"),
     *("previous", "prev", "next", "last", "first", "latest", "current", "original"),
+    *("vpc", "subnet", "endpoint", "machine", "email", "mail", "server", "provider", "chat"),
+    *("recipient", "distribution", "database", "queue", "topic", "table", "role", "arn"),
 }
 
 

@@ -50,8 +50,8 @@ from devpulse.plugins.privacy.checks import (
     hyphenated_password,
     is_placeholder,
     json_unescaped,
+    key_by_look,
     looks_like_credential,
-    made_by_chance,
     name_words,
     names_no_key,
     password_value,
@@ -885,7 +885,7 @@ def _env_pairs(data: bytes, overflow: list[int], known: Reported) -> Iterator[Fo
         if credential_name_strength(name) > 0 or names_no_key(name) or _inside(known, span):
             continue
         value = _text(data, span)
-        if made_by_chance(value) and not is_placeholder(value):
+        if key_by_look(value) and not is_placeholder(value):
             yield Found("env-pair-key", span[0], span[1], value)
 
 
@@ -1009,46 +1009,87 @@ _SECRET_OPTIONS: dict[bytes, tuple[tuple[bytes, ...], bool]] = {
 
 
 def _secret_commands(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    """The values a command that stores a secret is given (SECRET_COMMAND): an option's
-    value that is the secret (`--body VALUE`, `-bVALUE`, `--value=VALUE`) if it looks like a
-    credential (`password_value`), and a field's (`--from-literal=KEY=VALUE`, or Vault's and
-    the platforms' `KEY=VALUE`) as `_field` judges it. Never a variable's expansion, a
-    file's contents (`@file`, `-` for stdin) or a placeholder."""
-    reached, budget = [0], MAX_COMMAND_ARGUMENTS_READ
+    """The values a command that stores a secret is given (SECRET_COMMAND): a field's
+    (`--from-literal=KEY=VALUE`, or Vault's and the platforms' `KEY=VALUE`) as `_field`
+    judges it, and the secret's whole value (`--body VALUE`, `-bVALUE`, `--value=VALUE`)
+    under the secret's name (gh's first argument, az's `--name`) as `_secret_value` does.
+    Never a variable's expansion, a file's contents (`@file`, `-` for stdin) or a
+    placeholder."""
+    reached, budget = [0], [MAX_COMMAND_ARGUMENTS_READ]
     for spans in _matches(SECRET_COMMAND, data, overflow, _resumed(reached)):
         command = data[spans[1][0] : spans[1][1]]
         options, pairs = _SECRET_OPTIONS[command.split(None, 1)[0]]
-        pos, value_next = spans[0][1] - 1, False  # from the blank after the command's words
-        stop = min(len(data), pos + MAX_COMMAND_BYTES)
-        for _ in range(MAX_COMMAND_ARGUMENTS):
-            if budget == 0:
-                overflow.append(pos)
-                return
-            budget -= 1
-            argument = match_spans(_ARGUMENT, data, pos, stop)
-            if argument is None:
-                break
-            start, pos = argument[1]
-            word = data[start:pos]
-            if word.startswith(b"#"):
-                break  # a comment
-            name, equals, _ = word.partition(b"=")
-            found, was_next, value_next = None, value_next, False
-            if was_next:
-                found = _secret_value(data, (start, pos), known)
-            elif name in options:
-                if equals:  # --value=VALUE
-                    found = _secret_value(data, (start + len(name) + 1, pos), known)
-                value_next = not equals  # --value VALUE
-            elif b"-b" in options and word.startswith(b"-b") and not word.startswith(b"-b="):
-                found = _secret_value(data, (start + 2, pos), known)  # -bVALUE
-            elif name == b"--from-literal" and equals:
-                found = _field(data, (start + len(name) + 1, pos), known)
-            elif pairs and equals and not word.startswith(b"-"):
-                found = _field(data, (start, pos), known)
+        arguments = list(_arguments(data, spans[0][1] - 1, budget))
+        name, values, fields = _parsed_command(data, arguments, options, pairs)
+        for span in fields:
+            found = _field(data, span, known)
             if found is not None:
                 yield found
-        reached[0] = pos
+        for span in values:
+            found = _secret_value(data, span, known, name)
+            if found is not None:
+                yield found
+        reached[0] = arguments[-1][1] if arguments else spans[0][1]
+        if budget[0] <= 0:
+            if reached[0] < len(data):
+                overflow.append(reached[0])
+            return
+
+
+def _arguments(data: bytes, pos: int, budget: list[int]) -> Iterator[tuple[int, int]]:
+    """The spans of a command's arguments from `pos` to its end (a line's end, a `;`, a
+    `|`, a `&`, a comment), MAX_COMMAND_ARGUMENTS and MAX_COMMAND_BYTES at most, each one
+    taken from `budget[0]` (the text's MAX_COMMAND_ARGUMENTS_READ)."""
+    stop = min(len(data), pos + MAX_COMMAND_BYTES)
+    for _ in range(MAX_COMMAND_ARGUMENTS):
+        if budget[0] <= 0:
+            return
+        budget[0] -= 1
+        argument = match_spans(_ARGUMENT, data, pos, stop)
+        if argument is None or data[argument[1][0] : argument[1][0] + 1] == b"#":
+            return
+        yield argument[1]
+        pos = argument[1][1]
+
+
+def _parsed_command(
+    data: bytes, arguments: list[tuple[int, int]], options: tuple[bytes, ...], pairs: bool
+) -> tuple[str | None, list[tuple[int, int]], list[tuple[int, int]]]:
+    """A secrets command's arguments read: the secret's name (gh's first argument, az's
+    `--name`/`-n`), the spans of its whole value (after one of `options`) and of its
+    KEY=VALUE fields (after `--from-literal=`, or bare where `pairs`)."""
+    secret_name: str | None = None
+    values: list[tuple[int, int]] = []
+    fields: list[tuple[int, int]] = []
+    expects = None  # what the argument before says this one is: b"value" or b"name"
+    for start, end in arguments:
+        word = data[start:end]
+        option, equals, _ = word.partition(b"=")
+        after = (start + len(option) + 1, end)
+        if expects is not None:
+            if expects == b"value":
+                values.append((start, end))
+            else:
+                secret_name = _text(data, _inside_quotes(data, (start, end)))
+            expects = None
+            continue
+        if option in options or (options and option in (b"--name", b"-n")):
+            kind = b"name" if option in (b"--name", b"-n") else b"value"
+            if not equals:
+                expects = kind
+            elif kind == b"value":
+                values.append(after)  # --value=VALUE
+            else:
+                secret_name = _text(data, _inside_quotes(data, after))
+        elif b"-b" in options and word.startswith(b"-b") and not word.startswith(b"-b="):
+            values.append((start + 2, end))  # -bVALUE
+        elif options and secret_name is None and not word.startswith(b"-"):
+            secret_name = _text(data, _inside_quotes(data, (start, end)))  # gh's NAME
+        elif option == b"--from-literal" and equals:
+            fields.append(after)
+        elif pairs and equals and not word.startswith(b"-"):
+            fields.append((start, end))
+    return secret_name, values, fields
 
 
 def _inside_quotes(data: bytes, span: tuple[int, int]) -> tuple[int, int]:
@@ -1059,20 +1100,25 @@ def _inside_quotes(data: bytes, span: tuple[int, int]) -> tuple[int, int]:
     return span
 
 
-def _secret_value(data: bytes, span: tuple[int, int], known: Reported) -> Found | None:
-    """The secret's whole value at `span`, if it is a credential (see _secret_commands)."""
+def _secret_value(
+    data: bytes, span: tuple[int, int], known: Reported, name: str | None
+) -> Found | None:
+    """The secret's whole value at `span`, judged under the secret's `name` as `_judged`
+    judges a field's, or under no name found, as a password that is no host's, address's,
+    path's, UUID's or words' (us-east-1)."""
     span = _inside_quotes(data, span)
     value = _text(data, span)
-    if _stored(value, span, known) and password_value(value):
-        return Found("secret-command-value", span[0], span[1], value)
-    return None
+    if not _stored(value, span, known):
+        return None
+    if name is not None:
+        judged = _judged(name, value, password=True)
+    else:
+        judged = password_value(value) and _plain_secret(value)
+    return Found("secret-command-value", span[0], span[1], value) if judged else None
 
 
 def _field(data: bytes, span: tuple[int, int], known: Reported) -> Found | None:
-    """A secret's field, KEY=VALUE at `span`: its value, judged as a credential's under a
-    credential's name (`_named_value`); else made by chance as a key is
-    (`made_by_chance`) and under no name of a digest's or an id's (`names_no_key`: a
-    secret's fields also hold its build's commit, its user's name, its region, its URL)."""
+    """A secret's field, KEY=VALUE at `span`: its value, if `_judged` under KEY."""
     start, end = _inside_quotes(data, span)
     cut = data.find(b"=", start, end)
     if cut <= start:
@@ -1080,13 +1126,34 @@ def _field(data: bytes, span: tuple[int, int], known: Reported) -> Found | None:
     name = _text(data, _inside_quotes(data, (start, cut)))
     span = _inside_quotes(data, (cut + 1, end))
     value = _text(data, span)
-    if not _stored(value, span, known):
+    if not _stored(value, span, known) or not _judged(name, value):
         return None
+    return Found("secret-command-value", span[0], span[1], value)
+
+
+def _judged(name: str, value: str, *, password: bool = False) -> bool:
+    """A value a secrets command holds under `name`: as a value bound to a credential's name
+    (`_named_value`); under no name of a digest's, an id's or a setting's (`names_no_key`: a
+    secret's fields and CI's secrets also hold a build's commit, an account's id, a region,
+    a host), a key by its look (`key_by_look`), or with `password`, a password of its own
+    (`_plain_secret`)."""
     if credential_name_strength(name) > 0:
-        judged = _named_value(name, value)
-    else:
-        judged = not names_no_key(name) and made_by_chance(value)
-    return Found("secret-command-value", span[0], span[1], value) if judged else None
+        return _named_value(name, value)
+    if names_no_key(name):
+        return False
+    return key_by_look(value) or (password and password_value(value) and _plain_secret(value))
+
+
+# Lower-case words and numbers joined by hyphens: a region's, a project's or a host's name.
+_HYPHENATED_NAME = re2.compile(rb"^[a-z0-9]+(?:-[a-z0-9]+)+$")
+
+
+def _plain_secret(value: str) -> bool:
+    """A password that is no host's or address's (a dot, an @), no path or URL (/ :), no
+    UUID, no number and no hyphenated name (`us-east-1`, `acme-prod-412907`)."""
+    if any(c in value for c in ".@/:") or value.lstrip("-").isdigit() or _is_uuid(value):
+        return False
+    return not found_in(_HYPHENATED_NAME, value.encode())
 
 
 def _stored(value: str, span: tuple[int, int], known: Reported) -> bool:
@@ -1114,7 +1181,7 @@ def _printed_secrets(data: bytes, overflow: list[int], known: Reported) -> Itera
             if credential_name_strength(name) > 0:
                 judged = _named_value(name, value)
             else:
-                judged = not names_no_key(name) and made_by_chance(value)
+                judged = not names_no_key(name) and key_by_look(value)
         if judged:
             yield Found("printed-secret", span[0], span[1], value)
 

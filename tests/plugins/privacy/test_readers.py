@@ -651,6 +651,35 @@ def test_a_value_given_to_or_printed_by_a_secrets_command_is_one(
         "Use `kubectl create secret generic` to store the values, then mount them.",
         f"consul kv put config/db/checksum {HEX_KEY}",
         f"kubectl create configmap app --from-literal=build={LOWER_KEY}",
+        # what CI's and Azure's guides store as secrets that are no secrets (review 14): ids,
+        # a region, a project, a provider's path, a commit, a version, a public key's
+        # recipient, a bucket, an address, a chat, a channel, a server
+        "gh secret set AZURE_CLIENT_ID --body 9f1c2e4a-6b8d-4e2f-a1c3-5d7e9f0b2a4c",
+        "gh secret set CLOUDFLARE_ACCOUNT_ID --body 53ea76ff5f9e8683a57576b6f6980ac7",
+        "gh secret set VERCEL_ORG_ID --body team_XUzIwLKHr0rMTtJhsEK7GjFR",
+        "gh secret set AWS_REGION --body us-east-1",
+        "gh secret set GCP_PROJECT_ID --body acme-prod-412907",
+        "gh secret set GCP_WIF_PROVIDER --body projects/123456789/locations/global/x/providers/gh",
+        "gh secret set LAST_DEPLOYED_SHA --body 33cce9ba084996e02eacd8d60cf7c37768272e10",
+        "gh secret set CACHE_VERSION --body v3-69de7225",
+        "gh secret set SOPS_AGE_RECIPIENT --body age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8z",
+        "gh secret set S3_BUCKET --body acme-prod-uploads-eu-west-1",
+        "gh secret set CLOUDFRONT_DISTRIBUTION --body E2QWRUHAPOMQZL",
+        "gh secret set NOTIFY_EMAIL --body ops@acme.io",
+        "gh secret set TELEGRAM_CHAT_ID --body -1001234567890",
+        "gh secret set DISCORD_CHANNEL --body 1098765432109876543",
+        "az keyvault secret set --vault-name kv --name ClientId --value " + UUID_KEY,
+        "az keyvault secret set --vault-name kv --name SqlServer --value acme.database.windows.net",
+        # fields that are no secrets: a host, cloud resources' ids, a subscription, a version
+        "kubectl create secret generic db --from-literal=DB_HOST=mydb-7f8c9d2e1a.cluster-c9akfk3"
+        "hd2k1.us-east-1.rds.amazonaws.com --from-literal=DB_PORT=5432",
+        "kubectl create secret generic n --from-literal=INSTANCE=i-0abcd1234ef567890 "
+        "--from-literal=VPC=vpc-0f3e2d1c4b5a69788",
+        f"kubectl create secret generic azure --from-literal=subscription={UUID_KEY}",
+        f"kubectl create secret generic app --from-literal=VERSION={HEX_KEY}",
+        "kubectl create secret generic app --from-literal=SLACK_CHANNEL=C04ABCD1234",
+        "vault kv put secret/app/db host=pg-7f3a9c2e1b.internal.acme.io port=5432 dbname=orders",
+        "fly secrets set FLY_APP=acme-api-7f3k9 MACHINE=3d8d9c4e2b1a78",
         # printed: variables that hold no secret (a path, a host, a shell, a number, a commit)
         "$ echo $PATH\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin",
         "$ echo $HOSTNAME\nip-10-0-12-34.eu-west-1.compute.intranet",
