@@ -886,7 +886,7 @@ def key_by_look(value: str) -> bool:
     secret's field, an environment variable): 16 characters at least, hex 32 at least (a
     shorter run is an id's or a short digest's), and no cloud resource's id (`i-<hex>`,
     `vpc-<hex>`) or ULID (an id, as review 14 found them under such names)."""
-    if len(value) < 16 or not made_by_chance(value):
+    if len(value) < 16 or value.isdigit() or not made_by_chance(value):
         return False
     if _HEX.issuperset(value) and len(value) < 32:
         return False
@@ -903,6 +903,19 @@ _ULID = re2.compile(r"^01[0-9A-HJKMNP-TV-Z]{24}$|^01[0-9a-hjkmnp-tv-z]{24}$")
 def ulid(value: str) -> bool:
     """Whether `value` is a ULID: an id, however random its last 16 characters look."""
     return len(value) == 26 and search_text(_ULID, value) is not None
+
+
+def login_token(value: str) -> bool:
+    """A token given to a login command: a key by its look (`key_by_look`), no UUID (an
+    account's or an app's id) and no words joined by hyphens or underscores (a pod's or a
+    host's name: argocd-server-7d8f9c6b5-x2k4p)."""
+    if not key_by_look(value) or search_text(_UUID_SHAPE, value) is not None:
+        return False
+    parts = value.replace("_", "-").split("-")
+    return not any(len(p) >= 4 and p.isalpha() and p.islower() for p in parts[1:] or ())
+
+
+_UUID_SHAPE = re2.compile(r"^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
 
 
 def random_hex(value: str) -> bool:
@@ -965,6 +978,12 @@ _KEY_PREFIX_PARTS = frozenset(
 )
 
 
+# Words that end in "key" and say no key (review 14), and a public key's (Mailgun's pubkey-).
+_WORDS_ENDING_IN_KEY = frozenset(
+    {"monkey", "turkey", "hockey", "jockey", "whiskey", "donkey", "hotkey", "turnkey", "pubkey"}
+)
+
+
 # What may stand between a key's word and its hex: the key's environment (`signkey-prod-`).
 _KEY_ENVIRONMENTS = frozenset({"live", "test", "prod", "dev", "sandbox", "sbox"})
 
@@ -1008,11 +1027,14 @@ def prefixed_hex(value: str) -> bool:
     if any(part in _NOT_KEY_PREFIXES for part in parts) or "pk" in parts[1:]:
         return False
     named = parts[-2] if len(parts) > 1 and parts[-1] in _KEY_ENVIRONMENTS else parts[-1]
-    if not (named in _KEY_PREFIX_PARTS or named.endswith(("key", "token", "secret"))):
+    if named in _WORDS_ENDING_IN_KEY or not (
+        named in _KEY_PREFIX_PARTS or named.endswith(("key", "token", "secret"))
+    ):
         return False
     if _HEX.issuperset(core) and len(core) >= 32:
         return random_hex(core)
-    return named_key(core)  # letters and digits of one case (`ckey_<27>`, `api-<28>`)
+    # letters and digits of one case (`ckey_<27>`, `api-<28>`), but no ULID: an id
+    return named_key(core) and not ulid(core)
 
 
 def _random_base64(value: str) -> bool:
@@ -1314,6 +1336,8 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "random_hex": random_hex,
     "named_key": named_key,
     "made_by_chance": made_by_chance,
+    "key_by_look": key_by_look,
+    "login_token": login_token,
     "prefixed_hex": prefixed_hex,
     "phone": pii.phone,
     "phone_national": pii.phone_national,

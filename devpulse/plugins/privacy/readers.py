@@ -976,8 +976,12 @@ def _curl_users(data: bytes, overflow: list[int], known: Reported) -> Iterator[F
         password = _text(data, password_span).strip("{}")
         user = _text(data, user_span).strip("{}")
         joined = _text(data, (user_span[0], password_span[1]))
-        if joined.startswith(("<", "{", "$", "[")) and is_placeholder(joined):
-            continue  # -u <user:password>, -u "${USER}:${PASSWORD}"; not a user at example.com
+        if is_placeholder(joined) and (
+            joined.startswith(("<", "{", "$", "[")) or not key_by_look(password)
+        ):
+            # -u <user:password>, -u "${USER}:${PASSWORD}", a documentation's user at
+            # example.com and its YourPassword123!; a key made by chance stays one
+            continue
         if _inside(known, password_span if password else user_span):
             continue
         if password and looks_like_credential(password):

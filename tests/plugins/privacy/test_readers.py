@@ -236,7 +236,7 @@ COMMANDS = [
     f'curl -H "Authorization: Api-Token {TOKEN}" https://api.example.net',
     f"curl -H Authorization:Bearer\\ {TOKEN} https://api.example.net",  # the blank escaped
     f'curl -X GET -H "apikey: {TOKEN}" https://api.example.net',
-    f"curl -u ci@acme.example:{TOKEN} https://api.example.net",  # a user at an example domain
+    "curl -u ci@acme.example:cc9633552612f61f0d2a7b0f06632221b5 https://api.example.net",
     # a HAR's or a Postman collection's header: a bare UUID is what Authorization sends
     '{ "name": "Authorization", "value": "8b0f922f-cb16-485a-853b-5d7e23121365" }',
     f'curl --header "X-Auth-Token: {TOKEN}" https://api.example.net',
@@ -695,6 +695,8 @@ def test_a_value_given_to_or_printed_by_a_secrets_command_is_one(
         "$ op read op://Private/Stripe/username\njane.doe@example.com",
         '$ gcloud secrets versions access latest --secret=config\n{"region": "eu"}',
         "run `echo $ZENROWS` to see it",  # the command, with no output after it
+        # a documentation's user at example.com and its password (review 14)
+        "curl -u john.doe@example.com:YourPassword123! https://api.example.com/v2/me",
         # {name, value} records of what is no key: an id, a digest, a revision, a host, a word
         f"env:\n  - name: POD_UID\n    value: {UUID_KEY}",
         f"env:\n  - name: CORRELATION\n    value: {UUID_KEY}",

@@ -159,6 +159,8 @@ POSITIVES = [
     ("token-set-in-prose", "i set ACME_AUTH_TOKEN to be951477-4ac0-4e00-a0fc-04a46aaaa34b and"),
     ("token-set-in-prose", "I changed the API key to 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c yesterday"),
     ("token-set-in-prose", "1. set `ACME_AUTH_TOKEN` to `9f8f7103-ada3-44da-a4a4-93ae85d2a858`"),
+    ("token-set-in-prose", "changed my api token to: q8Xb2Lm9Tz4Rw7Kp1Vn6Hs3Jd5Fg0YcAb12"),
+    ("token-set-in-prose", "set the API key value to 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
     ("token-set-in-prose", "rotated the production bot token to q8Xb2Lm9Tz4Rw7Kp1Vn6Hs3Jd5Fg0Yc."),
     ("token-set-in-prose", 'update the secret to "secret-GfJeN2r1wJH0igne4zkgAljVtKCrw8nVuu6q"'),
     (
@@ -436,6 +438,28 @@ NEGATIVES = [
     "az login --service-principal -u 5b1e3c2a-9f4d-4e8b-a7c6-1d2e3f4a5b6c --tenant acme",
     "docker login ghcr.io",
     "pulumi login s3://my-pulumi-state-bucket-2024",
+    # review 14: a login command before a host's name, a log's login, a pod's name, a ULID
+    "argocd login a8f3e1c9b2d4e5f6a7b8c9d0e1f2a3b4-1234567890.us-east-1.elb.amazonaws.com",
+    "INFO auth: user login 550e8400-e29b-41d4-a716-446655440000 accepted",
+    "audit: session opened; user login 9f86d081884c7d659a2feaa0c55ad015 ok",
+    "WARN failed login 3f1c2b4a8d7e4f6a9b2c1d0e8f7a6b5c (no such user)",
+    "argocd login argocd-server-7d8f9c6b5-x2k4p",
+    "acme login 01HQ3Z8K9M2N4P6R8T0V2X4Z6B",
+    # review 14: tokens that are no secrets, set to a value: a page's, a continuation's, an
+    # idempotency's, a CSRF and a verification token; a number; a ULID
+    "For the next call, set pageToken to CiAKGjBpNDd2Nmp2Zml2cXRwYjBpOXA4cGJ1 again.",
+    "set the continuation token to 1Kh8sLm2Pq9xR3tZ7vW0yB4nC6dF5gJ and call it again",
+    "set the idempotency token to 3f1c2b4a-8d7e-4f6a-9b2c-1d0e8f7a6b5c so retries are safe",
+    "set the ClientToken to 5a2b9c1d-3e4f-4a5b-8c6d-7e8f9a0b1c2d (EC2 idempotency)",
+    "Then set the CSRF token to 8f14e45fceea167a5a36dedd4bea2543 in the header.",
+    "set the verification token to 01HQ3Z8K9M2N4P6R8T0V2X4Z6B",
+    "I set the token to 42 and then updated the token to 8472019384756102 in the mint call",
+    "Set the token to 01hq3z8k9m2n4p6r8t0v2x4z6b (our ULID-based token id)",
+    # review 14: a ULID after a key's word, a public key's prefix, words that end in key
+    "deleted key_01HQ3Z8K9M2N4P6R8T0V2X4Z6B (id) from the table",
+    "Revoking access_01HQ3Z8K9M2N4P6R8T0V2X4Z6B",
+    "Mailgun public key: pubkey-5ogiflzbnjrljiky49qxsiozqef5jxp7",
+    "set up turkey-9k2j3h4g5f6d7s8a1z2x3c4v5b6n and hockey-a8s7d6f5g4h3j2k1l0q9w8e7r6t5",
     # basic auth's user with an empty password: an account's name or address, a variable
     'requests.get(u, auth=("john.doe@example.com", ""))',
     'requests.get(u, auth=("svc-reporting-prod", "X"))',
@@ -1317,6 +1341,9 @@ HEX_PLACES = [
         "BUILD_HASH: {0}",
         # local, as in a local and a remote revision; Lua's and bash's local before an id's name
         *("local: {0}", "LOCAL={0}", "local_commit = {0}", 'local sha = "{0}"'),
+        'local dns = "6ba7b810-9dad-11d1-80b4-00c04fd430c8"',  # RFC 4122's DNS namespace
+        # review 14: a checksum in a shell function (what it wants, an OS's and a CPU's)
+        *('verify() {{\n  local want="{0}"', '  local linux_amd64="{0}"'),
         "setx BUILD_SHA {0}",
         # run together in capitals: the id's word is the name's (review 11)
         *("USERID = {0}", "CLIENTID={0}", "TENANTID={0}", "BUILDID={0}", "COMMITID={0}"),
