@@ -1008,6 +1008,9 @@ _NOT_KEY_NAMES = _NOT_KEY_PREFIXES | {
     *("previous", "prev", "next", "last", "first", "latest", "current", "original"),
     *("vpc", "subnet", "endpoint", "machine", "email", "mail", "server", "provider", "chat"),
     *("recipient", "distribution", "database", "queue", "topic", "table", "role", "arn"),
+    *("signature", "sig", "hmac", "payload", "output", "result", "traceparent", "trigger"),
+    *("idempotency", "redeploy", "restart", "random", "workflow", "environment", "client"),
+    *("username", "login", "alias", "site", "service", "gpg", "pgp", "gnupg"),
 }
 
 

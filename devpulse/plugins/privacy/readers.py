@@ -187,11 +187,13 @@ HEADER = TwoPass.compile(
 # Compose's `- name: ZENROWS` then `value: ...` on the next line, an ECS task definition's or
 # docker inspect's `{"name": "ZENROWS", "value": "..."}`. NAMED_PAIR reads those whose name
 # is a credential's; this one those named in capitals by anything else (a vendor's name,
-# mostly), whose value is then judged by its look alone (`_env_pairs`).
+# mostly), whose value is then judged by its look alone (`_env_pairs`). No counted run: in
+# the readers' set, the counts made 1 MB of Kubernetes env blocks take 380 ms (review 15);
+# the reader asks for the lengths.
 ENV_PAIR = TwoPass.compile(
-    rb"(?:^|[\s{,])[\"']?(?i:name)[\"']?[ \t]*[:=][ \t]*[\"']?(?P<name>[A-Z][A-Z0-9_]{2,63})[\"']?"
+    rb"(?:^|[\s{,])[\"']?(?i:name)[\"']?[ \t]*[:=][ \t]*[\"']?(?P<name>[A-Z][A-Z0-9_]+)[\"']?"
     rb"[ \t]*,?[ \t]*(?:\r?\n[ \t]*)?[\"']?(?i:value)[\"']?[ \t]*[:=][ \t]*[\"']?"
-    rb"(?P<value>[A-Za-z0-9+/=_-]{16,256})(?:[\"'\s,}]|$)"
+    rb"(?P<value>[A-Za-z0-9+/=_-]+)(?:[\"'\s,}]|$)"
 )
 # A command that stores a secret, whatever its name: each value it is given is the secret or
 # one of its fields. Kubernetes' `kubectl create secret generic NAME --from-literal=KEY=VALUE`
@@ -211,11 +213,13 @@ SECRET_COMMAND = TwoPass.compile(
 # secrets versions access`, `gcloud auth print-access-token`, `aws secretsmanager
 # get-secret-value ... --output text`, `aws ecr get-login-password`, `vault kv get -field=`,
 # `op read`, `pass show`, `security find-generic-password -w`, `kubectl get secret ... |
-# base64 -d`, `az keyvault secret show`, `gh auth token`, `heroku auth:token`). A prompt's
-# `$ `, `# `, `> ` or `PS C:\> ` may come first.
+# base64 -d`, `az keyvault secret show`, `gh auth token`, `heroku auth:token`). A prompt
+# may come first: anything up to a `$`, `#`, `>`, `%` or a zsh theme's arrow (U+276F,
+# U+279C) and a blank (`alice@laptop:~/proj$ `, `(venv) $ `, `PS C:\> `). cmd's `echo
+# %NAME%` too.
 PRINTED_SECRET = TwoPass.compile(
-    rb"(?m:^)[ \t]*(?:[$#>%][ \t]*|PS[^>\r\n]*>[ \t]*)?"
-    rb"(?:(?:(?:echo|Write-Output|Write-Host)[ \t]+(?:-n[ \t]+)?[\"']?\$(?:\{|env:)?"
+    rb"(?m:^)[ \t]*(?:[^\r\n]*?(?:[$#>%]|\xe2\x9d\xaf|\xe2\x9e\x9c)[ \t]+)?"
+    rb"(?:(?:(?:echo|Write-Output|Write-Host)[ \t]+(?:-n[ \t]+)?[\"']?(?:\$(?:\{|env:)?|%)"
     rb"|printenv[ \t]+|heroku[ \t]+config:get[ \t]+|doppler[ \t]+secrets[ \t]+get[ \t]+"
     rb"|aws[ \t]+configure[ \t]+get[ \t]+)(?P<name>[A-Za-z_][\w.]*)[^\r\n]*"
     rb"|(?P<printer>gcloud[ \t]+secrets[ \t]+versions[ \t]+access"
@@ -226,7 +230,7 @@ PRINTED_SECRET = TwoPass.compile(
     rb"|kubectl[ \t]+get[ \t]+secrets?[^\r\n]*\|[ \t]*base64[ \t]+(?:-d|--decode)"
     rb"|az[ \t]+keyvault[ \t]+secret[ \t]+show|gh[ \t]+auth[ \t]+token|heroku[ \t]+auth:token)"
     rb"[^\r\n]*"
-    rb")\r?\n[ \t]*(?P<value>[^\s]{8}[^\s]*)[ \t]*(?m:$)"
+    rb")\r?\n[ \t]*(?P<value>[^\s]+)[ \t]*(?m:$)"
 )
 
 
@@ -538,13 +542,14 @@ def _is_uuid(value: str) -> bool:
 
 
 def _is_key_id(name: str, value: str) -> bool:
-    """A key's id bound to a signing key's name: `signingkey = 3AA5C34371567BD2`."""
+    """A key's id bound to a signing key's name: `signingkey = 3AA5C34371567BD2`, and an
+    OpenPGP key's fingerprint (`GPG_KEY`, as the python Docker image sets it)."""
     core = value.strip()
     if len(core) not in (8, 16, 40) or not found_in(_KEY_ID, core.encode()):
         return False
     words = name_words(name)
     return any(
-        w.endswith("key") and (w[:-3] or before) in ("signing", "sign")
+        w.endswith("key") and (w[:-3] or before) in ("signing", "sign", "gpg", "pgp")
         for before, w in zip(["", *words], words, strict=False)
     )
 
@@ -880,9 +885,9 @@ def _env_pairs(data: bytes, overflow: list[int], known: Reported) -> Iterator[Fo
     """An environment variable's value in a {name, value} record (ENV_PAIR), under a name
     that is no credential's (NAMED_PAIR's) nor a digest's or an id's (`names_no_key`):
     made by chance, as a key under a vendor's name is (`made_by_chance`)."""
-    for spans in _matches(ENV_PAIR, data, overflow):
-        name, span = _text(data, spans[1]), spans[2]
-        if credential_name_strength(name) > 0 or names_no_key(name) or _inside(known, span):
+    for spans in _matches(ENV_PAIR, data, overflow, named=_env_pair_named):
+        span = spans[2]
+        if _inside(known, span):
             continue
         value = _text(data, span)
         if key_by_look(value) and not is_placeholder(value):
@@ -1169,25 +1174,55 @@ def _stored(value: str, span: tuple[int, int], known: Reported) -> bool:
 
 
 def _printed_secrets(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    """The line a command printed a secret on (PRINTED_SECRET): what a secret store or a
-    login hands out if it looks like a credential (`password_value`); a variable's value as
-    a value bound to its name is judged (`_named_value`), or under a name that is no
-    credential's, if it is made by chance and the name is no digest's or id's."""
+    """The line a command printed a secret on (PRINTED_SECRET), 8 characters at least, if
+    the command printed it straight (no pipe into a digest or a count; `base64 -d` is the
+    one kept), judged as `_judged` judges a secret's value under the name printed: the
+    variable's (`echo $NAME`), or the field's of what a store hands out (`-field=`, an
+    `op://` path's last part, `.data.NAME`, `--query`, `--name`, `--secret`); with no field
+    named, as a password that is no host's, path's, UUID's or hyphenated name's."""
     for spans in _matches(PRINTED_SECRET, data, overflow):
         span = spans[_PRINTED_VALUE]
         value = _text(data, span)
-        if not _stored(value, span, known):
+        if len(value) < 8 or not _stored(value, span, known):
             continue
-        if spans[_PRINTED_BY][0] >= 0:
-            judged = password_value(value)
+        command = data[spans[0][0] : span[0]]
+        if any(not part.strip().startswith(b"base64") for part in command.split(b"|")[1:]):
+            continue  # echo $KEY | md5sum, op read ... | sha256sum
+        if spans[_PRINTED_BY][0] < 0:
+            name: str | None = _text(data, spans[_PRINTED_NAME])
         else:
-            name = _text(data, spans[_PRINTED_NAME])
-            if credential_name_strength(name) > 0:
-                judged = _named_value(name, value)
-            else:
-                judged = not names_no_key(name) and key_by_look(value)
+            name = _printed_field(command)
+        if name is None:
+            judged = password_value(value) and _plain_secret(value)
+        else:
+            judged = _judged(name, value, password=spans[_PRINTED_BY][0] >= 0)
         if judged:
             yield Found("printed-secret", span[0], span[1], value)
+
+
+# Where a secret store's command names the field it prints, in the order asked: AWS's
+# --query, Vault's -field=, a Kubernetes secret's .data.NAME, 1Password's op:// path's last
+# part, az's --name, gcloud's --secret.
+_PRINTED_FIELDS = [
+    re2.compile(pattern)
+    for pattern in (
+        rb"--query[= ][\"']?([\w.-]+)",
+        rb"-field[= ]([\w.-]+)",
+        rb"\.data\.([\w.-]+)",
+        rb"op://[^\s\"']*/([\w.-]+)",
+        rb"--name[= ][\"']?([\w.-]+)",
+        rb"--secret[= ]([\w.-]+)",
+    )
+]
+
+
+def _printed_field(command: bytes) -> str | None:
+    """The name of the field a secret store's `command` prints, if it names one."""
+    for pattern in _PRINTED_FIELDS:
+        spans = search_spans(pattern, command, 0)
+        if spans is not None:
+            return _text(command, spans[1])
+    return None
 
 
 _PRINTED_NAME, _PRINTED_BY, _PRINTED_VALUE = (
@@ -1673,6 +1708,23 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("table-identity-number", ID_TABLE, _personal_tables(ID_TABLE, _IDENTITY)),
     ("table-date-of-birth", DOB_TABLE, _personal_tables(DOB_TABLE, _BIRTH_DATE)),
 )
+
+
+def _env_pair_named(data: bytes, spans: Spans) -> bool:
+    """`_matches`' test for a {name, value} record: a name of 3-64 characters that is no
+    credential's (NAMED_PAIR's) nor a digest's, an id's or a setting's, and a value of
+    16-128 (a key's length; a longer one is a document, and the base64 checks read it at a
+    cost). The others are passed over uncounted: a long manifest spends no candidates."""
+    (start, end), (value_start, value_end) = spans[1], spans[2]
+    if not (3 <= end - start <= 64 and 16 <= value_end - value_start <= 128):
+        return False
+    name = _text(data, (start, end))
+    return credential_name_strength(name) == 0 and not names_no_key(name)
+
+
+# The records' reader alone, which the scanner runs where a {name, value} record is all the
+# prefilter found (scanner.RECORDS).
+RECORDS_READER: tuple[str, Reader] = ("env-pair-key", _env_pairs)
 
 # The ids of the readers' findings, which `privacy.disabled_rules` may name.
 RULE_IDS = tuple(dict.fromkeys(rule_id for rule_id, _, _ in READERS))

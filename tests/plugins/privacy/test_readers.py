@@ -615,6 +615,11 @@ SECRET_COMMANDS = [
     (f"$ vault kv get -field=value secret/zenrows\n{PASSWORD}", PASSWORD),
     (f"$ aws secretsmanager get-secret-value --secret-id x --output text\n{PASSWORD}", PASSWORD),
     (f"# gcloud secrets versions access latest --secret=zenrows\n{LOWER_KEY}", LOWER_KEY),
+    # a prompt of any shell before the command, and cmd's %NAME% (review 15)
+    (f"alice@laptop:~/proj$ echo $ZENROWS\n{LOWER_KEY}", LOWER_KEY),
+    (f"root@web-1:/app# printenv ZENROWS\n{LOWER_KEY}", LOWER_KEY),
+    (f"(venv) $ echo $ZENROWS\n{LOWER_KEY}", LOWER_KEY),
+    (f"C:\\> echo %ZENROWS%\n{LOWER_KEY}", LOWER_KEY),
 ]
 
 
@@ -695,6 +700,22 @@ def test_a_value_given_to_or_printed_by_a_secrets_command_is_one(
         "$ op read op://Private/Stripe/username\njane.doe@example.com",
         '$ gcloud secrets versions access latest --secret=config\n{"region": "eu"}',
         "run `echo $ZENROWS` to see it",  # the command, with no output after it
+        # review 15: a store's field that is no secret, piped into a digest, ids under names
+        f"$ vault read -field=role_id auth/approle/role/app/role-id\n{UUID_KEY}",
+        f"$ aws secretsmanager get-secret-value --secret-id prod/db --query VersionId\n{UUID_KEY}",
+        "$ op read op://Dev/Server/hostname\nbastion-01.acme.io",
+        "$ gcloud secrets versions access latest --secret=gcp-project-id\nacme-prod-412907",
+        f"$ vault kv get -field=password secret/db | sha256sum\n{HEX_KEY}{HEX_KEY}",
+        f"$ echo $OPENAI_API_KEY | md5sum | cut -d' ' -f1\n{HEX_KEY}",
+        f"$ echo $TRACEPARENT\n00-{HEX_KEY}-b7ad6b7169203331-01",
+        f"$ echo $RAILWAY_SERVICE\n{UUID_KEY}",
+        f"$ echo $PAYLOAD_HMAC\n{HEX_KEY}",
+        f"env:\n  - name: AZURE_CLIENT\n    value: {UUID_KEY}",
+        f"env:\n  - name: RESTART_TRIGGER\n    value: {HEX_KEY}",
+        "gh secret set DOCKERHUB_USERNAME --body acmebot2024",
+        # an OpenPGP key's fingerprint, as the python Docker image sets it
+        "$ echo $GPG_KEY\nA035C8C19219BA821ECEA86B64E628F8D684696D",
+        "env:\n  - name: GPG_KEY\n    value: A035C8C19219BA821ECEA86B64E628F8D684696D",
         # a documentation's user at example.com and its password (review 14)
         "curl -u john.doe@example.com:YourPassword123! https://api.example.com/v2/me",
         # {name, value} records of what is no key: an id, a digest, a revision, a host, a word
