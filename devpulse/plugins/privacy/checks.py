@@ -912,7 +912,7 @@ def login_token(value: str) -> bool:
     if not key_by_look(value) or search_text(_UUID_SHAPE, value) is not None:
         return False
     parts = value.replace("_", "-").split("-")
-    return not any(len(p) >= 4 and p.isalpha() and p.islower() for p in parts[1:] or ())
+    return not any(len(p) >= 4 and p.isalpha() and p.islower() for p in parts[1:])
 
 
 _UUID_SHAPE = re2.compile(r"^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")

@@ -256,7 +256,7 @@ def text_without(word: str, *, lazy: bool = False) -> str:
 def widened(pattern: str, *, lowest: int | None = None) -> str:
     """`pattern` with every counted repetition's upper bound dropped (`{5,199}` -> `{5,}`),
     and with `lowest`, its lower bound cut to `lowest` at most, `{24}` and `{5,}` too
-    (`{24}` -> `{1,}`).
+    (`lowest=8`: `{24}` -> `{8,}`, `{2,3}` -> `{2,}`).
 
     It matches wherever `pattern` does, and maybe more. That is all a prefilter needs. Its DFA
     also needs no counter: RE2 builds a state for each count it has seen, at each place a

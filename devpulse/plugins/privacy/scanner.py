@@ -67,7 +67,7 @@ AST_TRIGGERS = (
     # commands whose next line is a secret they printed (readers.PRINTED_SECRET), where no
     # word above names one
     *("echo $", 'echo "$', "echo ${", "echo %", "write-output $", "write-host $", "printenv"),
-    *("config:get", "configure get", "print-access-token", "print-identity-token", "-field"),
+    *("config:get", "configure get", "print-access-token", "print-identity-token", " -field"),
     *("op read", "base64 -d", "base64 --decode"),
     "login(",  # calls whose positional arguments are credentials: pyast.CREDENTIAL_CALLS
     "connect(",

@@ -2195,3 +2195,20 @@ def test_rules_that_span_lines_follow_one_start_at_a_time() -> None:
     assert text_without("PuTTY-User-Key-File-", lazy=True) in patterns["putty-private-key"]
     spanning = {i for i, p in patterns.items() if r"(?:[^\n]*\n){0," in p or "[^\\n]*?" in p}
     assert not spanning - {"aws-key-pair"}, spanning  # aws-key-pair's window is three lines
+
+
+@pytest.mark.parametrize(
+    ("text", "runs"),
+    [
+        ("$ vault kv get -field=value secret/app", True),
+        ("vault read -field token auth/x", True),
+        (".text-field { color: red }\n.form-field input { border: 0 }", False),
+        ("<input class='search-field'>", False),
+    ],
+)
+def test_a_store_commands_field_option_runs_the_readers(
+    scanner: Scanner, text: str, runs: bool
+) -> None:
+    """Vault's `-field` names what the next line prints (readers.PRINTED_SECRET); a CSS
+    class's `-field` names nothing and does not run the readers."""
+    assert (scanner_module.AST in scanner._enabled(text.encode())) is runs
