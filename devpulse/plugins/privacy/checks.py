@@ -909,13 +909,19 @@ def login_token(value: str) -> bool:
     """A token given to a login command: a key by its look (`key_by_look`), no UUID (an
     account's or an app's id) and no words joined by hyphens or underscores (a pod's or a
     host's name: argocd-server-7d8f9c6b5-x2k4p)."""
-    if not key_by_look(value) or search_text(_UUID_SHAPE, value) is not None:
+    if not key_by_look(value) or is_uuid(value):
         return False
     parts = value.replace("_", "-").split("-")
     return not any(len(p) >= 4 and p.isalpha() and p.islower() for p in parts[1:])
 
 
-_UUID_SHAPE = re2.compile(r"^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
+_UUID = re2.compile(r"^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
+
+
+def is_uuid(value: str) -> bool:
+    """Whether `value`, blanks around it aside, is a UUID."""
+    core = value.strip()
+    return len(core) == 36 and search_text(_UUID, core) is not None
 
 
 def random_hex(value: str) -> bool:

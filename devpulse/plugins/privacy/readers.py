@@ -49,6 +49,7 @@ from devpulse.plugins.privacy.checks import (
     credential_name_strength,
     hyphenated_password,
     is_placeholder,
+    is_uuid,
     json_unescaped,
     key_by_look,
     looks_like_credential,
@@ -515,10 +516,13 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
         words = name_words(name)
         if words[-2:] == ["routing", "key"] and not found_in(_ROUTING_SECRET, value.encode()):
             return False  # AMQP's: amq.gen-..., a UUID, dotted words; PagerDuty's is 32 long
-        # a UUID alone under `key` is a record's or a cache's; under `Authorization` (a
-        # HAR's or a Postman collection's header) it is what the header sends
+        # A UUID is an identifier first: under the bare name `key`, a cache's, an
+        # idempotency request's or a record's key (`key="3f2b8c1e-..."`); under
+        # `Authorization` (a HAR's or a Postman collection's header) it is what the header
+        # sends, and under any other name it is judged as any value is: some vendors' API
+        # keys are UUIDs (herokuKey, hubspot_key).
         single = len(words) == 1 and words[0] != "authorization"
-        return token_like(value) and not (single and (_is_uuid(value) or cache_key(value)))
+        return token_like(value) and not (single and (is_uuid(value) or cache_key(value)))
     if _is_key_id(name, value):
         return False
     return looks_like_credential(value) or token_like(value)
@@ -527,18 +531,9 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
 # PagerDuty's routing key (an Events API integration's secret): 32 letters and digits; the
 # other routing keys, AMQP's, are a broker's own names and dotted words.
 _ROUTING_SECRET = re2.compile(rb"^[A-Za-z0-9]{32}$")
-# A UUID is an identifier first: under the bare name `key`, a cache's, an idempotency
-# request's or a record's key (`key="3f2b8c1e-..."`). Under any other name it is judged as
-# any value is: some vendors' API keys are UUIDs (herokuKey, hubspot_key).
-_UUID = re2.compile(rb"^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
 # An OpenPGP key's id (8 or 16 hex digits) or fingerprint (40, as gpg prints it: capitals):
 # what a signing key's setting names (git's user.signingkey), not the key itself.
 _KEY_ID = re2.compile(rb"^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{16}|[0-9A-F]{40})$")
-
-
-def _is_uuid(value: str) -> bool:
-    core = value.strip()
-    return len(core) == 36 and found_in(_UUID, core.encode())
 
 
 def _is_key_id(name: str, value: str) -> bool:
@@ -1079,7 +1074,7 @@ def _parsed_command(
             if expects == b"value":
                 values.append((start, end))
             else:
-                secret_name = _text(data, _inside_quotes(data, (start, end)))
+                secret_name = _text(data, _unquoted(data, (start, end)))
             expects = None
             continue
         if option in options or (options and option in (b"--name", b"-n")):
@@ -1089,24 +1084,16 @@ def _parsed_command(
             elif kind == b"value":
                 values.append(after)  # --value=VALUE
             else:
-                secret_name = _text(data, _inside_quotes(data, after))
+                secret_name = _text(data, _unquoted(data, after))
         elif b"-b" in options and word.startswith(b"-b") and not word.startswith(b"-b="):
             values.append((start + 2, end))  # -bVALUE
         elif options and secret_name is None and not word.startswith(b"-"):
-            secret_name = _text(data, _inside_quotes(data, (start, end)))  # gh's NAME
+            secret_name = _text(data, _unquoted(data, (start, end)))  # gh's NAME
         elif option == b"--from-literal" and equals:
             fields.append(after)
         elif pairs and equals and not word.startswith(b"-"):
             fields.append((start, end))
     return secret_name, values, fields
-
-
-def _inside_quotes(data: bytes, span: tuple[int, int]) -> tuple[int, int]:
-    """`span` without the quotes around it, if the same quote opens and closes it."""
-    start, end = span
-    if end - start >= 2 and data[start] in b"\"'" and data[end - 1] == data[start]:
-        return start + 1, end - 1
-    return span
 
 
 def _secret_value(
@@ -1115,7 +1102,7 @@ def _secret_value(
     """The secret's whole value at `span`, judged under the secret's `name` as `_judged`
     judges a field's, or under no name found, as a password that is no host's, address's,
     path's, UUID's or words' (us-east-1)."""
-    span = _inside_quotes(data, span)
+    span = _unquoted(data, span)
     value = _text(data, span)
     if not _stored(value, span, known):
         return None
@@ -1128,12 +1115,12 @@ def _secret_value(
 
 def _field(data: bytes, span: tuple[int, int], known: Reported) -> Found | None:
     """A secret's field, KEY=VALUE at `span`: its value, if `_judged` under KEY."""
-    start, end = _inside_quotes(data, span)
+    start, end = _unquoted(data, span)
     cut = data.find(b"=", start, end)
     if cut <= start:
         return None
-    name = _text(data, _inside_quotes(data, (start, cut)))
-    span = _inside_quotes(data, (cut + 1, end))
+    name = _text(data, _unquoted(data, (start, cut)))
+    span = _unquoted(data, (cut + 1, end))
     value = _text(data, span)
     if not _stored(value, span, known) or not _judged(name, value):
         return None
@@ -1160,7 +1147,7 @@ _HYPHENATED_NAME = re2.compile(rb"^[a-z0-9]+(?:-[a-z0-9]+)+$")
 def _plain_secret(value: str) -> bool:
     """A password that is no host's or address's (a dot, an @), no path or URL (/ :), no
     UUID, no number and no hyphenated name (`us-east-1`, `acme-prod-412907`)."""
-    if any(c in value for c in ".@/:") or value.lstrip("-").isdigit() or _is_uuid(value):
+    if any(c in value for c in ".@/:") or value.lstrip("-").isdigit() or is_uuid(value):
         return False
     return not found_in(_HYPHENATED_NAME, value.encode())
 
@@ -1188,14 +1175,12 @@ def _printed_secrets(data: bytes, overflow: list[int], known: Reported) -> Itera
         command = data[spans[0][0] : span[0]]
         if any(not part.strip().startswith(b"base64") for part in command.split(b"|")[1:]):
             continue  # echo $KEY | md5sum, op read ... | sha256sum
-        if spans[_PRINTED_BY][0] < 0:
-            name: str | None = _text(data, spans[_PRINTED_NAME])
-        else:
-            name = _printed_field(command)
+        by_store = spans[_PRINTED_BY][0] >= 0
+        name = _printed_field(command) if by_store else _text(data, spans[_PRINTED_NAME])
         if name is None:
             judged = password_value(value) and _plain_secret(value)
         else:
-            judged = _judged(name, value, password=spans[_PRINTED_BY][0] >= 0)
+            judged = _judged(name, value, password=by_store)
         if judged:
             yield Found("printed-secret", span[0], span[1], value)
 
@@ -1527,7 +1512,8 @@ def _cells(line: bytes, delimiter: bytes, markdown: bool) -> list[tuple[int, int
 
 
 def _unquoted(line: bytes, cell: tuple[int, int]) -> tuple[int, int]:
-    """A cell's span without its blanks, and without the quotes or backticks around it."""
+    """A span of `line` (a table's cell, a command's argument) without its blanks, and without
+    the quotes or backticks around it."""
     a, b = cell
     while a < b and line[a] in b" \t":
         a += 1
