@@ -346,15 +346,18 @@ class Scanner:
         return findings
 
     def _scan_plain(self, text: str, *, parse: bool) -> list[Finding]:
-        plain, origins = plain_text(text)
-        findings = self._scan(plain, parse=parse)
+        data = text.encode("utf-8", "surrogatepass")
+        plain, origins = plain_text(text, data)
+        if plain is not text:  # something was read as another character, or as nothing
+            data = plain.encode("utf-8", "surrogatepass")
+        findings = self._scan(plain, data, parse=parse)
         if origins is None:
             return findings
         return [dataclasses.replace(f, span=origins.span(f.span, len(text))) for f in findings]
 
-    def _scan(self, text: str, *, parse: bool) -> list[Finding]:
-        """`parse`: the Python-aware pass runs too (escapes read, code is no longer code)."""
-        data = text.encode("utf-8", "surrogatepass")
+    def _scan(self, text: str, data: bytes, *, parse: bool) -> list[Finding]:
+        """`data` is `text`'s UTF-8. `parse`: the Python-aware pass runs too (escapes read,
+        code is no longer code)."""
         workers = scan_workers.for_text(data)
         # On the worker threads, the readers' set reads a long text while the rules do.
         early = _started(readers_for, [data] if self._readers_on else [], workers)
@@ -830,12 +833,16 @@ def _search(rule: CompiledRule, data: bytes, pos: int, stop: int | None = None) 
     return spans or [(start, end), *[(-1, -1)] * rule.regex.groups]
 
 
+_CONTINUATION_BYTES = bytes(range(0x80, 0xC0))  # UTF-8's 10xxxxxx
+
+
 def _byte_to_char(data: bytes, hits: Sequence[Hit]) -> dict[int, int]:
     """Character offsets for the hits' byte offsets, in one pass over `data`."""
     out: dict[int, int] = {}
     last = converted = 0
     for offset in sorted({o for h in hits for o in (h.start, h.end)}):
-        converted += len(data[last:offset].decode("utf-8", "surrogatepass"))
+        # a character is one byte that does not continue one: twice as fast as a decode
+        converted += len(data[last:offset].translate(None, _CONTINUATION_BYTES))
         out[offset] = converted
         last = offset
     return out
