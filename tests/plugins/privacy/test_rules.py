@@ -1928,7 +1928,6 @@ LONG_RULE_EXAMPLES = [
     'variable "db_password" {\n  type = string\n  default = "Qm8xRt2Vw9Lp3Kz"\n}',
     '{"type": "random_password", "instances": [{"attributes": {"result": "Qm8xRt2Vw9Lp3Kz"}}]}',
     'client = Client("ACa3f9c2e1d7b4a6f8c0e2d4b6a8f1c3e5", "c9e2a7f41b3d8e6c0a5f9b2d7e4c1a8f")',
-    "bot.run('MTA5NjQ4MjczNTE4OTk0MDIyNA.GxYz9q.Qm4x8Rt2Vw9Lp3Kz7Bn5Hc1Jd6Fs0Gy2Ue8')",
 ]
 
 
