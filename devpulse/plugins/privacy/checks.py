@@ -974,6 +974,39 @@ _NOT_KEY_PREFIXES = frozenset(
 )
 
 
+# Prefixes of the ids that payment and model APIs hand out (Stripe's cus_, pi_, price_;
+# OpenAI's asst_, file_, batch_; Anthropic's msg_, toolu_), which their SDKs' classes take
+# as often as a key: with _NOT_KEY_PREFIXES, class_key's ids.
+_ID_PREFIXES = frozenset(
+    {
+        *("cus", "pi", "ch", "py", "pm", "price", "prod", "sub", "si", "in", "inv", "ii"),
+        *("seti", "src", "card", "ba", "tok", "evt", "re", "po", "tr", "txn", "cs", "plink"),
+        *("asst", "thread", "file", "batch", "call", "toolu", "chatcmpl", "resp", "step", "vs"),
+        *("ft", "ftjob", "proj", "dpl", "prj", "ws", "cust", "usr", "ord", "ver", "env"),
+    }
+)
+
+
+def class_key(value: str) -> bool:
+    """The value given first to an SDK's client class (class-argument-key): hex made by
+    chance (`random_hex`), or a vendor's short prefix, then hex made by chance or a key by
+    its look (`key_by_look`). No part of the prefix may name an id or a digest
+    (`_NOT_KEY_PREFIXES`, `_ID_PREFIXES`: `cus_`, `asst_`, `sha256-`), and neither may a
+    publishable key's (`pk_`: a storefront's `new Commerce('pk_...')`, Stripe.js's)."""
+    if _HEX.issuperset(value):
+        return random_hex(value)
+    cut = max(value.rfind("_"), value.rfind("-"))
+    head, core = value[:cut], value[cut + 1 :]
+    parts = head.replace("-", "_").split("_")
+    if value.startswith(PUBLIC_TOKEN_PREFIXES) or "pk" in parts:
+        return False
+    if any(part in _NOT_KEY_PREFIXES or part in _ID_PREFIXES for part in parts):
+        return False
+    if _HEX.issuperset(core):
+        return len(core) >= 32 and random_hex(core)
+    return key_by_look(core)
+
+
 # Segments of a prefix that say a key follows (prefixed-hex-key): `key_`, `sk`, `api-`,
 # `prj_live_sk_`, `signkey-prod-`, Stripe's `whsec_`.
 _KEY_PREFIX_PARTS = frozenset(
@@ -1343,6 +1376,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "prefixed_token": prefixed_token,
     "machine_token": machine_token,
     "random_hex": random_hex,
+    "class_key": class_key,
     "named_key": named_key,
     "made_by_chance": made_by_chance,
     "key_by_look": key_by_look,

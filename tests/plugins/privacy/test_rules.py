@@ -1485,6 +1485,56 @@ def test_hex_given_first_to_a_class_is_a_key(scanner: Scanner, template: str) ->
         assert "class-argument-key" in rule_ids(scanner, template.format(key)), key
 
 
+# Their own random values, so that the other tests' seeded values stay as they were.
+_OWN = random.Random(40)
+
+
+def _own(n: int, alphabet: str = make.ALNUM) -> str:
+    return "".join(_OWN.choice(alphabet) for _ in range(n))
+
+
+def _own_hex(n: int) -> str:
+    return _own(n, HEX)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        f"pl_{_own_hex(32)}",
+        f"pb_{_own(22)}",
+        f"zq8_{_own(20)}",
+        f"nv-{_own_hex(32)}",
+        f"rc_{_own_hex(64).upper()}",
+        "ak_vxejdja16yct5e73ly0pbatmkz",
+    ],
+)
+def test_a_vendors_prefixed_key_given_first_to_a_class_is_a_key(scanner: Scanner, key: str) -> None:
+    for template in ('pb = Predibase("{0}")', "const client = new Replicate('{0}');"):
+        assert "class-argument-key" in rule_ids(scanner, template.format(key)), key
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'c = Customer("cus_{_own(24)}")',  # ids a payment or model API hands out
+        f'a = Assistant("asst_{_own(24)}")',
+        f'b = Vendor("batch_{_own(24)}")',
+        f'x = Foo("sha256-{_own_hex(64)}")',  # a digest, an artifact
+        f'b = Vendor("build-{_own_hex(32)}")',
+        f'u = Vendor("usr_{_own(24)}")',
+        f"const commerce = new Commerce('pk_{_own_hex(40)}');",  # a publishable key
+        f"const stripe = Stripe('pk_live_{_own(40)}');",
+        'w = Widget("btn-primary-large-rounded")',  # words, a model's name, a region
+        'm = Model("gpt-4o-mini-2024-07-18")',
+        'r = Region("eu-central-1-zone-b")',
+        f'v = Vendor("pb_{_own(12)}")',  # too short a run for a key by its look
+        'v = Vendor("pb_' + "0" * 32 + '")',  # hex made by no chance
+    ],
+)
+def test_an_ids_prefix_or_words_given_to_a_class_are_no_key(scanner: Scanner, text: str) -> None:
+    assert "class-argument-key" not in rule_ids(scanner, text)
+
+
 @pytest.mark.parametrize(
     "template",
     [
