@@ -11,7 +11,7 @@ import operator
 import re
 import string
 from collections import _count_elements  # type: ignore[attr-defined]
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Sequence
 from typing import NamedTuple
 
 import re2
@@ -933,14 +933,24 @@ def random_hex(value: str) -> bool:
     return not is_placeholder(value) and shannon_entropy(core) >= 3.0
 
 
+# A short prefix, then 32-64 hex digits of one case: how many vendors mark their keys
+# (`nv-<hex>`, `rc_<hex>`, `CAP-<HEX>`).
+_PREFIX_THEN_HEX = re2.compile(r"^([A-Za-z][A-Za-z0-9]{0,5})[_-]([0-9a-f]{32,64}|[0-9A-F]{32,64})$")
+
+
 def named_key(value: str) -> bool:
     """A value under a vendor's name, of one case (vendor-named-hex): hex or a UUID made by
     chance (`random_hex`), or letters and digits of one case, both kinds, made by chance
     (no sequence, no placeholder, 4 bits a character: a base32 or base36 key's), and no
     words run together (`_identifier`: databasereplicaprimary01); or base64 with a + or a
-    / in it, of random bytes (`_random_base64`)."""
+    / in it, of random bytes (`_random_base64`); or a short prefix, then hex made by chance
+    (`nv-<hex>`), where the prefix names no id or digest (`_names_no_key_prefix`)."""
     if "+" in value or "/" in value:
         return _random_base64(value)
+    found = search_text(_PREFIX_THEN_HEX, value)
+    if found is not None:  # `nv-<32 hex>`, `rc_<64 HEX>`: a vendor's prefix, then hex
+        prefix = value[: found[1][1]].lower()
+        return not _names_no_key_prefix([prefix]) and random_hex(value[found[2][0] :])
     if len(value) > 64:
         return False  # longer hex, read by the base64 branch's pattern: a dump, a key's public half
     if not (value.isupper() or value.islower()) and not value.isdigit():
@@ -987,6 +997,11 @@ _ID_PREFIXES = frozenset(
 )
 
 
+def _names_no_key_prefix(parts: Sequence[str]) -> bool:
+    """Whether a part of a value's prefix names an id, a digest or a publishable key."""
+    return any(part in _NOT_KEY_PREFIXES or part in _ID_PREFIXES or part == "pk" for part in parts)
+
+
 def class_key(value: str) -> bool:
     """The value given first to an SDK's client class (class-argument-key): hex made by
     chance (`random_hex`), or a vendor's short prefix, then hex made by chance or a key by
@@ -998,9 +1013,7 @@ def class_key(value: str) -> bool:
     cut = max(value.rfind("_"), value.rfind("-"))
     head, core = value[:cut], value[cut + 1 :]
     parts = head.replace("-", "_").split("_")
-    if value.startswith(PUBLIC_TOKEN_PREFIXES) or "pk" in parts:
-        return False
-    if any(part in _NOT_KEY_PREFIXES or part in _ID_PREFIXES for part in parts):
+    if value.startswith(PUBLIC_TOKEN_PREFIXES) or _names_no_key_prefix(parts):
         return False
     if _HEX.issuperset(core):
         return len(core) >= 32 and random_hex(core)

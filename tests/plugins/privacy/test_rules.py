@@ -40,6 +40,10 @@ def rule_ids(scanner: Scanner, text: str) -> set[str]:
     return {f.rule_id for f in scanner.scan(text)}
 
 
+def categories(scanner: Scanner, text: str) -> set[str]:
+    return {f.category for f in scanner.scan(text)}
+
+
 def found_in_text(scanner: Scanner, template: str, value: str) -> bool:
     """Whether a finding's span in `template` with `value` for its {0} is `value`."""
     text = template.replace("{0}", value)
@@ -1533,6 +1537,40 @@ def test_a_vendors_prefixed_key_given_first_to_a_class_is_a_key(scanner: Scanner
 )
 def test_an_ids_prefix_or_words_given_to_a_class_are_no_key(scanner: Scanner, text: str) -> None:
     assert "class-argument-key" not in rule_ids(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        'CLOVASTUDIO_STAGING = "{0}"',
+        'setx FEATHERLESS "{0}"',
+        "kubectl create secret generic capsolver --from-literal=value='{0}'",
+    ],
+)
+@pytest.mark.parametrize(
+    "key", [f"nv-{_own_hex(32)}", f"rc_{_own_hex(64)}", f"CAP-{_own_hex(32).upper()}"]
+)
+def test_a_vendors_prefix_then_hex_under_a_name_is_a_key(
+    scanner: Scanner, template: str, key: str
+) -> None:
+    """vendor-named-hex and the readers that judge a value by its look (checks.named_key)."""
+    assert "secret" in categories(scanner, template.format(key)), key
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"sha256-{_own_hex(64)}",  # a digest, an artifact, ids
+        f"build-{_own_hex(32)}",
+        f"cus_{_own_hex(32)}",
+        f"evt_{_own_hex(32)}",
+        "v1-" + "0" * 32,  # hex made by no chance
+        f"linux-node-{_own_hex(64)}",  # two words before: a cache's key
+    ],
+)
+def test_an_id_or_digest_prefix_then_hex_under_a_name_is_none(scanner: Scanner, value: str) -> None:
+    for template in ('CLOVASTUDIO_STAGING = "{0}"', "CAPSOLVER={0}"):
+        assert "secret" not in categories(scanner, template.format(value)), value
 
 
 @pytest.mark.parametrize(
