@@ -10,10 +10,11 @@ bounded by the scanner's caps.
 
 The readers:
 - `assignment`: NAME op VALUE for the operators of those languages (=, :, :=, ::=, :::=,
-  ?=, +=, .=, =>, ==, !=; also `setProperty("NAME", "value")` and `"value" == NAME`), with a type
-  between (`var name string =`, `val name: String =`, `NAME: &str =`, `name[33] =`,
-  `Name { get; set; } =`), the value quoted or bare, or `#define NAME value`; a bare
-  value ends at a backslash, so `"NAME=value\\nNEXT=1"` in a JSON string reads as INI.
+  ?=, +=, .=, =>, ==, !=, ||=, ??=; also `setProperty("NAME", "value")` and
+  `"value" == NAME`), with a type between (`var name string =`, `val name: String =`,
+  `NAME: &str =`, `name[33] =`, `Name { get; set; } =`), the value quoted or bare, or
+  `#define NAME value`; a bare value ends at a backslash, so `"NAME=value\\nNEXT=1"` in a
+  JSON string reads as INI.
 - `xml-element`: <nameToken> value </nameToken>, on one line or several, the value bare
   or in a CDATA section.
 - `curl`: `-u`/`--user user:password` in any quoting, and `-H`/`--header 'Name: value'`.
@@ -100,7 +101,8 @@ ASSIGNMENT = TwoPass.compile(
         # `string Name { get; set; } =`
         r"(?:[ \t]*:[ \t]*&?(?:'\w+[ \t]+)?[A-Za-z_][\w.*\[\]<>?]*"
         r"|[ \t]+(?P<gotype>[A-Za-z_][\w.*\[\]]*)|[ \t]*\{[ \t]*get;[^{}\n]*\})?"
-        r"[ \t]*(?P<op>=>|:::=|::=|:=|\?=|\+=|\.=|!==|===|!=|==|=|:|\|\||\?\?)"
+        # JavaScript's, Ruby's and PHP's assignments if unset (`??=`, `||=`) are assignments
+        r"[ \t]*(?P<op>=>|:::=|::=|:=|\?=|\+=|\.=|!==|===|!=|==|=|:|\|\|=|\?\?=|\|\||\?\?)"
         r"(?P<space>[ \t]*)" + _VALUE
     ).encode()
 )

@@ -100,6 +100,32 @@ def test_a_named_token_is_found_in_every_syntax(scanner: Scanner, text: str) -> 
     assert TOKEN in secret_spans(scanner, text)
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "process.env.DEPLOY_TOKEN ??= '{0}';",  # JavaScript's and PHP's assignment if unset
+        "$this->dbPassword ??= '{0}';",
+        '@db_password ||= "{0}"',  # Ruby's
+    ],
+)
+@pytest.mark.parametrize("value", ["Tundra-Summit-7117$", "7b2be628d067c94ba008095d8a11335d"])
+def test_an_assignment_if_unset_binds_its_value(
+    scanner: Scanner, template: str, value: str
+) -> None:
+    assert value in secret_spans(scanner, template.format(value))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "token ||= fallback_token",  # a variable, not a literal
+        "$this->apiKey ??= getenv('API_KEY');",  # a call
+    ],
+)
+def test_an_assignment_if_unset_of_code_is_none(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text) == []
+
+
 # Declarations in compiled languages: a type, a reference or an array between the name and
 # the value, a conversion with a path, the preprocessor's #define.
 TYPED = [

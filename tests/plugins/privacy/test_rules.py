@@ -114,6 +114,10 @@ POSITIVES = [
     ),
     ("oracle-connect-credentials", "$ sqlplus -s app/Zr8pQ2vLx9mK@prod @report.sql"),
     ("authorization-header", "curl -H 'Authorization: Bearer 9fK2mQ7xLp4Rz8Wv3Bn6Yc1Td'"),
+    # PHP's and Ruby's arrays, Scala's pairs: the header as a key and its value
+    ("authorization-header", "$h = ['Authorization' => 'Bearer 9fK2mQ7xLp4Rz8Wv3Bn6Yc1Td'];"),
+    ("authorization-header", 'headers.add("Authorization" -> "Token 9fK2mQ7xLp4Rz8Wv3Bn6Yc1Td")'),
+    ("authorization-header-scheme", "['Authorization' => 'GenieKey 9fK2mQ7xLp4Rz8Wv3Bn6Yc1Td']"),
     ("assigned-credential", 'db_password: "Vt9#mK2pL7qR"'),
     ("assigned-credential", "export SERVICE_TOKEN=Xk29fPq7Lm3vRt8Z"),
     ("email-address", "Please reply to maria.gonzalez@globalmail.net by Friday."),
@@ -1571,6 +1575,36 @@ def test_a_vendors_prefix_then_hex_under_a_name_is_a_key(
 def test_an_id_or_digest_prefix_then_hex_under_a_name_is_none(scanner: Scanner, value: str) -> None:
     for template in ('CLOVASTUDIO_STAGING = "{0}"', "CAPSOLVER={0}"):
         assert "secret" not in categories(scanner, template.format(value)), value
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        # a step's environment in a GitHub Actions log, each line after its time stamp
+        "2025-10-02T22:10:57.3070022Z env:\n2025-10-02T22:10:58.7265642Z   WAVEFRONT: {0}\n",
+        '    let hits = scan(r#"cloudpayments = {0}"#);',  # a test's fixture in a raw string
+    ],
+)
+def test_a_key_under_a_name_after_a_time_stamp_or_a_raw_strings_mark(
+    scanner: Scanner, template: str
+) -> None:
+    for key in (_own_hex(32), str(uuid.UUID(int=_OWN.getrandbits(128)))):
+        assert "vendor-named-hex" in rule_ids(scanner, template.format(key)), key
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"2025-10-02T22:10:58.7265642Z   GITHUB_SHA: {_own_hex(40)}",  # named for what it is
+        f"2025-10-02T22:10:58.7265642Z   AZURE_CLIENT_ID: {uuid.UUID(int=_OWN.getrandbits(128))}",
+        f"2025-10-02T22:10:58Z HEAD is now at {_own_hex(40)}",  # no name
+        f'    let hits = scan(r#"commit = {_own_hex(40)}"#);',
+    ],
+)
+def test_an_id_after_a_time_stamp_or_a_raw_strings_mark_is_none(
+    scanner: Scanner, text: str
+) -> None:
+    assert "secret" not in categories(scanner, text)
 
 
 @pytest.mark.parametrize(
