@@ -79,6 +79,7 @@ CREDENTIAL_CALLS = frozenset(
         "basic_auth",
         "sign_in",
         "signin",
+        "username_pw_set",  # paho-mqtt's client.username_pw_set(user, password)
     }
 )
 OPEN_SOURCE_GRANT = re2.compile(
@@ -97,7 +98,7 @@ URL_WITH_USERINFO = re2.compile(r"(?i)^[a-z][a-z0-9+.-]*://")
 CLUES = (
     r"(?P<fstring>\b(?i:f|rf|fr)[\"'])"
     r"|(?P<call>\b(?:login|authenticate|auth|connect|set_password|HTTPBasicAuth|HTTPDigestAuth"
-    r"|BasicAuth|basic_auth|sign_in|signin)(?:\s|\\)*\()"
+    r"|BasicAuth|basic_auth|sign_in|signin|username_pw_set)(?:\s|\\)*\()"
     r"|\b(?:import|from)(?:\s|\\)+\.*(?P<module>(?:{names})[\w.]*)"
     r"|(?i:(?P<name>(?:pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey"
     r"|access_?key|auth_?key|private_?key|client_?secret|credentials?"

@@ -95,6 +95,12 @@ def test_the_ast_rule_wins_over_the_generic_regex_on_the_same_value() -> None:
     assert [f.rule_id for f in scanner.scan(fenced(code))] == ["py-credential-argument"]
 
 
+def test_a_password_given_to_paho_mqtts_username_pw_set_is_found(scanner: Scanner) -> None:
+    code = 'c = mqtt.Client()\nc.username_pw_set("sensor-gw", "Orchid2002.juniper")\n'
+    assert [f.rule_id for f in scanner.scan(code)] == ["py-credential-argument"]
+    assert scanner.scan('c.username_pw_set("sensor-gw", password)\n') == []
+
+
 def test_a_specific_rule_wins_over_the_ast_rule(scanner: Scanner) -> None:
     code = "GITHUB_TOKEN = 'ghp_" + "aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5" + "'"
     assert [f.rule_id for f in scanner.scan(fenced(code))] == ["github-token"]

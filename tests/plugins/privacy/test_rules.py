@@ -169,6 +169,11 @@ POSITIVES = [
     ("token-set-in-prose", "1. set `ACME_AUTH_TOKEN` to `9f8f7103-ada3-44da-a4a4-93ae85d2a858`"),
     ("token-set-in-prose", "changed my api token to: q8Xb2Lm9Tz4Rw7Kp1Vn6Hs3Jd5Fg0YcAb12"),
     ("token-set-in-prose", "set the API key value to 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
+    (
+        "token-set-in-prose",
+        "| 09:31 | rolled MAILPACE_ACCESS_KEY back to `c9400164-9ffa-4a77-a405-eead8a2fbec2` |",
+    ),
+    ("token-set-in-prose", "we switched the API key to 4f9c2a7b1e8d4c6f9a0b2c3d4e5f6a7b today"),
     ("token-set-in-prose", "rotated the production bot token to q8Xb2Lm9Tz4Rw7Kp1Vn6Hs3Jd5Fg0Yc."),
     ("token-set-in-prose", 'update the secret to "secret-GfJeN2r1wJH0igne4zkgAljVtKCrw8nVuu6q"'),
     (
@@ -442,6 +447,9 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 
 
 NEGATIVES = [
+    # rolled or switched back to what is no key: a version, a page's token
+    "rolled the deploy token back to v2.3.1-stable-build",
+    "switched the page token back to 4f9c2a7b1e8d4c6f9a0b2c3d4e5f6a7b",
     # a login command given an option, a registry's host, an address, a URL
     "az login --service-principal -u 5b1e3c2a-9f4d-4e8b-a7c6-1d2e3f4a5b6c --tenant acme",
     "docker login ghcr.io",
