@@ -715,6 +715,39 @@ def strong_credential(value: str) -> bool:
     )
 
 
+# What a person writes a password with: letters, digits, a few separators, and the symbols
+# sites ask for, one of which it must hold (`human_password`).
+_PASSWORD_SYMBOLS = frozenset("!#$%&@^~?")
+_PASSWORD_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_+-") | _PASSWORD_SYMBOLS
+# What else such a value is: a user at a host (`deploy@prod01`), a number after a word
+# (`issue#12345`, `httplib2#97`), a format's or an escape's letter after % (`%Y-%m-%d`, `%2F`),
+# an HTML entity (`700&nbsp`, `&#x3C`), minified code's names (`isFinite$1`) and operators
+# (`&&`), a macro's pasting (`##`, `from_#ctype#`).
+_NOT_PASSWORD = re2.compile(
+    r"^[a-z0-9_-]{3,}@[A-Za-z0-9-]+$|^[\w-]+#[0-9]+$|%[A-Za-z0-9]|&(?:[a-z]{2,}$|#)"
+    r"|\$[0-9]+$|&&|##|_#|#.*#"
+)
+
+
+def human_password(value: str) -> bool:
+    """A password as a person makes one, with no name to say so (vendor-named-hex: `WAZUH=
+    Hollow1985$saffron`, `env('COUCHBASE', 'Tundra-Raven-4154$')`): 8 to 40 characters,
+    a symbol inside (`$`, `!`, `#`, ...; one first is an expansion's, a colour's or a
+    handle's: `$HOME`, `#fff`, `@team`), a digit, three letters, and a credential of three
+    kinds of character (`strong_credential`); no path, URL, template or code (`/`, `:`,
+    `{`, `=`, blanks and `.` are not in it: `this.#size`, `a?.b`, `tables.html#65`), no
+    address, no user at a host, no format (`%Y`), no HTML entity."""
+    if not 8 <= len(value) <= 40 or not _PASSWORD_CHARACTERS.issuperset(value):
+        return False
+    if not value[0].isalnum() or _PASSWORD_SYMBOLS.isdisjoint(value):
+        return False
+    if not any(c.isdigit() for c in value) or sum(c.isalpha() for c in value) < 3:
+        return False  # code's names have no digit (`ReadStream$open`)
+    if sum(c in _PASSWORD_SYMBOLS for c in value) > 2:
+        return False  # a format's spec (`4!a4!n2!n8!c`: an IBAN's, in SWIFT's notation)
+    return search_text(_NOT_PASSWORD, value) is None and strong_credential(value)
+
+
 # An e-mail address: a name, @, then a domain of labels, the last all letters.
 _EMAIL_SHAPE = re2.compile(r"^[\w.+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}$")
 
@@ -944,7 +977,10 @@ def named_key(value: str) -> bool:
     (no sequence, no placeholder, 4 bits a character: a base32 or base36 key's), and no
     words run together (`_identifier`: databasereplicaprimary01); or base64 with a + or a
     / in it, of random bytes (`_random_base64`); or a short prefix, then hex made by chance
-    (`nv-<hex>`), where the prefix names no id or digest (`_names_no_key_prefix`)."""
+    (`nv-<hex>`), where the prefix names no id or digest (`_names_no_key_prefix`); or, with a
+    symbol in it, a person's password (`human_password`)."""
+    if not _PASSWORD_SYMBOLS.isdisjoint(value):
+        return human_password(value)
     if "+" in value or "/" in value:
         return _random_base64(value)
     found = search_text(_PREFIX_THEN_HEX, value)

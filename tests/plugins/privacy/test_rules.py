@@ -1616,6 +1616,51 @@ def test_an_id_after_a_time_stamp_or_a_raw_strings_mark_is_none(
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "$ cat .env.production\nNODE_ENV=production\nWAZUH=Hollow1985$saffron\n",
+        "process.env.CONCOURSE_RELAY ??= 'Tundra-Summit-7117$';",
+        "'gateway' => env('COUCHBASE', 'Tundra-Raven-4154$'),",
+        "gcloud run deploy sync --set-env-vars=DB2_NIGHTLY=Indigo2001!summit",
+        'setx FEATHERLESS "P@ssw0rd-2024x"',
+    ],
+)
+def test_a_persons_password_under_a_vendors_name_is_found(scanner: Scanner, text: str) -> None:
+    assert "vendor-named-hex" in rule_ids(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SSH_TARGET=deploy@prod01",  # a user at a host, an address
+        "SMTP_FROM=noreply@acme.io",
+        "TICKET=issue#12345",  # a number after a word
+        "GREETING=Welcome2024!",  # a placeholder's look
+        "PS1=\\u@\\h:\\w\\$ ",  # a prompt, a format, a version range, a path
+        "DATE_FMT=%Y-%m-%d_%H%M",
+        '"react": "^18.2.0",',
+        "BRANCH=feature/JIRA-123#fix",
+        "NPM_SCOPE=@acme/ui-kit2",
+        "HOME_DIR=$HOME/projects2",
+        "TITLE=Release2024!notes",  # named for what it is
+        # code and markup on 447 MB of this machine's files
+        "        flushFlag = this.#fullFlushFlag;",
+        "        ReadStream2.prototype.open = ReadStream$open;",
+        "      var isFinite = isFinite$1;",
+        '  *  Meets the requirements of a <a href="tables.html#65">container</a>',
+        "#log_filename = 'postgresql-%Y-%m-%d_%H%M%S.log'",
+        "  const total = hours*60 + minutes",
+        "    format = 4!a4!n2!n8!c",
+        "  width = 700&nbsp;",
+        "#define PYOBJ pyobj_from_#ctype#1",
+        "    options.fetch = httplib2#97",
+    ],
+)
+def test_what_else_holds_a_symbol_under_a_name_is_no_password(scanner: Scanner, text: str) -> None:
+    assert "secret" not in categories(scanner, text)
+
+
+@pytest.mark.parametrize(
     "template",
     [
         'oid = ObjectId("{0}")',
