@@ -452,7 +452,8 @@ _STRONG_WORDS = frozenset(
 _SECRET_KEY_KINDS = frozenset(
     {
         *("api", "access", "secret", "private", "priv", "auth", "master", "signing", "sign"),
-        *("encryption", "enc", "license", "client", "app", "hmac", "shared", "account"),
+        *("encryption", "enc", "license", "client", "app", "application", "hmac", "shared"),
+        "account",
         *("subscription", "service", "session", "admin", "consumer", "integration", "webhook"),
         *("write", "read", "ingest", "insert", "deploy", "root", "user", "server", "sdk"),
     }

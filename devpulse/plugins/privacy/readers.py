@@ -160,9 +160,15 @@ NAMED_ELEMENT = TwoPass.compile(
     ).encode()
 )
 # `System.setProperty("NAME", "value")`, `define('NAME', 'value')`, `putenv(...)`: a call
-# whose first argument names the second.
+# whose first argument names the second; and Gradle's `buildConfigField("String", "NAME",
+# "\"value\"")` (Groovy's with no parentheses), where a type comes first and the value is
+# Java source, a literal in its own escaped quotes.
 PROPERTY_CALL = TwoPass.compile(
-    (rf"\([ \t]*[\"'](?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[\"'][ \t]*,[ \t]*" + _VALUE).encode()
+    (
+        r"(?:\(|buildConfigField[ \t]+)"
+        r"(?:[ \t]*[\"'](?:String|boolean|int|long|float|double)[\"'][ \t]*,)?"
+        rf"[ \t]*[\"'](?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[\"'][ \t]*,[ \t]*" + _VALUE
+    ).encode()
 )
 # `if ("literal" == password)`: the literal first.
 COMPARISON = TwoPass.compile(
@@ -845,6 +851,9 @@ def _property_calls(data: bytes, overflow: list[int], known: Reported) -> Iterat
         value_span = first_set(spans, range(2, 6))
         if value_span is None or spans[5][0] >= 0 or _inside(known, value_span):
             continue  # a bare second argument is a variable
+        start, end = value_span
+        if end - start > 4 and data[start : start + 2] == b'\\"' == data[end - 2 : end]:
+            value_span = (start + 2, end - 2)  # buildConfigField's "\"value\""
         value = _text(data, value_span)
         if _named_value(_text(data, spans[1]), value, quoted=True):
             yield Found("assigned-credential", value_span[0], value_span[1], value)

@@ -50,6 +50,8 @@ NAMED = [
     f"DEPLOY_TOKEN ::= {TOKEN}",
     f'DEPLOY_TOKEN :::= "{TOKEN}"',
     f'System.setProperty("DEPLOY_TOKEN", "{TOKEN}");',  # Java
+    f'buildConfigField("String", "DEPLOY_TOKEN", "\\"{TOKEN}\\"")',  # Gradle's Kotlin DSL
+    f'buildConfigField "String", "DEPLOY_TOKEN", "\\"{TOKEN}\\""',  # Gradle's Groovy
     f'$deployToken .= "{TOKEN}";',  # PHP
     f"<deployToken>\n    {TOKEN}\n</deployToken>",  # XML over lines
     f"<deployToken><![CDATA[{TOKEN}]]></deployToken>",  # XML, in a CDATA section
@@ -98,6 +100,21 @@ NAMED = [
 @pytest.mark.parametrize("text", NAMED)
 def test_a_named_token_is_found_in_every_syntax(scanner: Scanner, text: str) -> None:
     assert TOKEN in secret_spans(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "api-auth-applicationkey: 9f3c2a7b-1e8d-4c6f-9a0b-2c3d4e5f6a7b",  # Cin7's header
+        "DD_APPLICATION_KEY=9f3c2a7b1e8d4c6f9a0b2c3d4e5f6a7b",  # Datadog's
+    ],
+)
+def test_an_application_key_is_a_credentials_name(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text) == [text.rsplit(maxsplit=1)[-1].rsplit("=", maxsplit=1)[-1]]
+
+
+def test_a_build_config_fields_expression_is_no_literal(scanner: Scanner) -> None:
+    assert secret_spans(scanner, 'buildConfigField("String", "API_KEY", "\\"${apiKey}\\"")') == []
 
 
 @pytest.mark.parametrize(
