@@ -720,30 +720,39 @@ def strong_credential(value: str) -> bool:
 # sites ask for, one of which it must hold (`human_password`).
 _PASSWORD_SYMBOLS = frozenset("!#$%&@^~?")
 _PASSWORD_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_+-") | _PASSWORD_SYMBOLS
-# What else such a value is: a user at a host (`deploy@prod01`), a number after a word
-# (`issue#12345`, `httplib2#97`), a format's or an escape's letter after % (`%Y-%m-%d`, `%2F`),
-# an HTML entity (`700&nbsp`, `&#x3C`), minified code's names (`isFinite$1`) and operators
-# (`&&`), a macro's pasting (`##`, `from_#ctype#`).
+# What else such a value is (review 16; 447 MB of this machine's files): a user at a host
+# (`deploy@prod01`), a name at a thing (`Alice@Team2`, `Thread-12@Main`); a number or a
+# word after a word and `#` (`issue#12345`, `docs#section-2`, a comment with no blank before
+# it: `25MB#limit`), C# and F#; a format's or an escape's letter after % (`%Y-%m-%d`,
+# `%2F`); an HTML entity (`700&nbsp`, `&#x3C`) and words joined by & (`AT&T`,
+# `Save&Continue2`); minified code's names (`isFinite$1`), a JVM class's (`Outer$Inner2`, a
+# name of letters before its `$`), an expansion in capitals (`app2-$HOSTNAME`); operators
+# (`&&`), a macro's pasting (`##`, `from_#ctype#`); a method that asks or insists
+# (Ruby's `http2_supported?`, `save_v2!`, Kotlin's `response2!!`), a ternary's `?`; a
+# version range or a revision (`react@^18`, `typescript@~5`, `master~25`).
 _NOT_PASSWORD = re2.compile(
-    r"^[a-z0-9_-]{3,}@[A-Za-z0-9-]+$|^[\w-]+#[0-9]+$|%[A-Za-z0-9]|&(?:[a-z]{2,}$|#)"
-    r"|\$[0-9]+$|&&|##|_#|#.*#"
+    r"^[a-z0-9_-]{3,}@[A-Za-z0-9-]+$|@[A-Z][a-z]+[0-9]*$|^[\w-]+#[0-9]|#[a-z][a-z-]*$"
+    r"|(?:^|[^A-Za-z])[CF]#|%[A-Za-z0-9]|&(?:[a-z]{2,}$|#)|[A-Za-z0-9]&[A-Z]"
+    r"|\$[0-9]+$|^[A-Za-z_]+\$|\$[A-Z_][A-Z0-9_]{2,}|&&|##|_#|#.*#"
+    r"|\?$|!!|[a-z_]!$|@[\^~]|~[0-9]+$|\^[0-9]*$"
 )
 
 
 def human_password(value: str) -> bool:
     """A password as a person makes one, with no name to say so (vendor-named-hex: `WAZUH=
     Hollow1985$saffron`, `env('COUCHBASE', 'Tundra-Raven-4154$')`): 8 to 40 characters,
-    a symbol inside (`$`, `!`, `#`, ...; one first is an expansion's, a colour's or a
-    handle's: `$HOME`, `#fff`, `@team`), a digit, three letters, and a credential of three
-    kinds of character (`strong_credential`); no path, URL, template or code (`/`, `:`,
-    `{`, `=`, blanks and `.` are not in it: `this.#size`, `a?.b`, `tables.html#65`), no
-    address, no user at a host, no format (`%Y`), no HTML entity."""
+    capitals, lower case, digits and one or two symbols inside (`$`, `!`, `#`, ...; one
+    first is an expansion's, a colour's or a handle's: `$HOME`, `#fff`, `@team`), a
+    credential (`strong_credential`); no path, URL, template or code (`/`, `:`, `{`, `=`,
+    blanks and `.` are not in it: `this.#size`, `a?.b`, `tables.html#65`), and nothing
+    `_NOT_PASSWORD` knows for something else."""
     if not 8 <= len(value) <= 40 or not _PASSWORD_CHARACTERS.issuperset(value):
         return False
     if not value[0].isalnum() or _PASSWORD_SYMBOLS.isdisjoint(value):
         return False
-    if not any(c.isdigit() for c in value) or sum(c.isalpha() for c in value) < 3:
-        return False  # code's names have no digit (`ReadStream$open`)
+    kinds = (str.isupper, str.islower, str.isdigit)
+    if not all(any(map(kind, value)) for kind in kinds) or sum(map(str.isalpha, value)) < 3:
+        return False  # a person asked for a strong password mixes them all
     if sum(c in _PASSWORD_SYMBOLS for c in value) > 2:
         return False  # a format's spec (`4!a4!n2!n8!c`: an IBAN's, in SWIFT's notation)
     return search_text(_NOT_PASSWORD, value) is None and strong_credential(value)
@@ -970,6 +979,7 @@ def random_hex(value: str) -> bool:
 # A short prefix, then 32-64 hex digits of one case: how many vendors mark their keys
 # (`nv-<hex>`, `rc_<hex>`, `CAP-<HEX>`).
 _PREFIX_THEN_HEX = re2.compile(r"^([A-Za-z][A-Za-z0-9]{0,5})[_-]([0-9a-f]{32,64}|[0-9A-F]{32,64})$")
+_VERSION_PREFIX = re2.compile(r"^[vr][0-9]+$")
 
 
 def named_key(value: str) -> bool:
@@ -986,8 +996,10 @@ def named_key(value: str) -> bool:
         return _random_base64(value)
     found = search_text(_PREFIX_THEN_HEX, value)
     if found is not None:  # `nv-<32 hex>`, `rc_<64 HEX>`: a vendor's prefix, then hex
-        prefix = value[: found[1][1]].lower()
-        return not _names_no_key_prefix([prefix]) and random_hex(value[found[2][0] :])
+        prefix, core = value[: found[1][1]].lower(), value[found[2][0] :]
+        if len(core) == 40 or search_text(_VERSION_PREFIX, prefix) is not None:
+            return False  # a commit's SHA-1 after a branch's or an artifact's name; v1-, r2-
+        return not _names_no_key_prefix([prefix]) and random_hex(core)
     if len(value) > 64:
         return False  # longer hex, read by the base64 branch's pattern: a dump, a key's public half
     if not (value.isupper() or value.islower()) and not value.isdigit():
@@ -1017,6 +1029,10 @@ _NOT_KEY_PREFIXES = frozenset(
         *("org", "team", "project", "workspace", "tenant", "order", "item", "doc", "page", "post"),
         *("video", "track", "model", "dataset", "ckpt", "checkpoint", "artifact", "state", "pub"),
         *("public", "publishable"),
+        # a cache's or an artifact's key: its tool's, its system's, its site's name first
+        *("pnpm", "yarn", "linux", "macos", "windows", "darwin", "ubuntu", "dist", "web"),
+        *("site", "out", "fix", "wip", "feat", "deploy", "bazel", "gradle", "maven", "cargo"),
+        *("blue", "green", "canary"),  # a deployment's slot
     }
 )
 
@@ -1030,6 +1046,8 @@ _ID_PREFIXES = frozenset(
         *("seti", "src", "card", "ba", "tok", "evt", "re", "po", "tr", "txn", "cs", "plink"),
         *("asst", "thread", "file", "batch", "call", "toolu", "chatcmpl", "resp", "step", "vs"),
         *("ft", "ftjob", "proj", "dpl", "prj", "ws", "cust", "usr", "ord", "ver", "env"),
+        # a domain's own nouns: a stream's, a topic's, an experiment's or a flag's name
+        *("we", "exp", "ds", "cmp", "stream", "topic", "dataset", "component", "flag", "ff"),
     }
 )
 
@@ -1052,6 +1070,8 @@ def class_key(value: str) -> bool:
     parts = head.replace("-", "_").split("_")
     if value.startswith(PUBLIC_TOKEN_PREFIXES) or _names_no_key_prefix(parts):
         return False
+    if any(len(part) < 2 for part in parts):
+        return False  # `m_<hex>`: a migration's, a model's id
     if _HEX.issuperset(core):
         return len(core) >= 32 and random_hex(core)
     return key_by_look(core)

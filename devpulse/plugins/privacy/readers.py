@@ -854,6 +854,8 @@ def _property_calls(data: bytes, overflow: list[int], known: Reported) -> Iterat
         start, end = value_span
         if end - start > 4 and data[start : start + 2] == b'\\"' == data[end - 2 : end]:
             value_span = (start + 2, end - 2)  # buildConfigField's "\"value\""
+        elif end - start > 2 and data[start : start + 1] == b'"' == data[end - 1 : end]:
+            value_span = (start + 1, end - 1)  # and Groovy's '"value"'
         value = _text(data, value_span)
         if _named_value(_text(data, spans[1]), value, quoted=True):
             yield Found("assigned-credential", value_span[0], value_span[1], value)

@@ -52,6 +52,7 @@ NAMED = [
     f'System.setProperty("DEPLOY_TOKEN", "{TOKEN}");',  # Java
     f'buildConfigField("String", "DEPLOY_TOKEN", "\\"{TOKEN}\\"")',  # Gradle's Kotlin DSL
     f'buildConfigField "String", "DEPLOY_TOKEN", "\\"{TOKEN}\\""',  # Gradle's Groovy
+    f"buildConfigField 'String', 'DEPLOY_TOKEN', '\"{TOKEN}\"'",  # in single quotes
     f'$deployToken .= "{TOKEN}";',  # PHP
     f"<deployToken>\n    {TOKEN}\n</deployToken>",  # XML over lines
     f"<deployToken><![CDATA[{TOKEN}]]></deployToken>",  # XML, in a CDATA section

@@ -1538,6 +1538,9 @@ def test_a_vendors_prefixed_key_given_first_to_a_class_is_a_key(scanner: Scanner
         f'x = Foo("sha256-{_own_hex(64)}")',  # a digest, an artifact
         f'b = Vendor("build-{_own_hex(32)}")',
         f'u = Vendor("usr_{_own(24)}")',
+        f'e = new Experiment("exp_{_own_hex(32)}")',  # review 16: a domain's own ids
+        f'm = new Migration("m_{_own_hex(32)}")',
+        f'st = new Stream("stream-{_own_hex(32)}")',
         f"const commerce = new Commerce('pk_{_own_hex(40)}');",  # a publishable key
         f"const stripe = Stripe('pk_live_{_own(40)}');",
         'w = Widget("btn-primary-large-rounded")',  # words, a model's name, a region
@@ -1578,6 +1581,11 @@ def test_a_vendors_prefix_then_hex_under_a_name_is_a_key(
         f"evt_{_own_hex(32)}",
         "v1-" + "0" * 32,  # hex made by no chance
         f"linux-node-{_own_hex(64)}",  # two words before: a cache's key
+        # review 16: a commit's SHA-1 after a name, a version, a cache's or a slot's key
+        f"re2-{_own_hex(40)}",
+        f"v1-{_own_hex(32)}",
+        f"pnpm-{_own_hex(64)}",
+        f"blue-{_own_hex(32)}",
     ],
 )
 def test_an_id_or_digest_prefix_then_hex_under_a_name_is_none(scanner: Scanner, value: str) -> None:
@@ -1591,6 +1599,7 @@ def test_an_id_or_digest_prefix_then_hex_under_a_name_is_none(scanner: Scanner, 
         # a step's environment in a GitHub Actions log, each line after its time stamp
         "2025-10-02T22:10:57.3070022Z env:\n2025-10-02T22:10:58.7265642Z   WAVEFRONT: {0}\n",
         '    let hits = scan(r#"cloudpayments = {0}"#);',  # a test's fixture in a raw string
+        '@weather ||= "{0}"',  # Ruby's instance variable (review 16)
     ],
 )
 def test_a_key_under_a_name_after_a_time_stamp_or_a_raw_strings_mark(
@@ -1654,6 +1663,14 @@ def test_a_persons_password_under_a_vendors_name_is_found(scanner: Scanner, text
         "  width = 700&nbsp;",
         "#define PYOBJ pyobj_from_#ctype#1",
         "    options.fetch = httplib2#97",
+        # review 16: code and config with a symbol in a value
+        *("  enabled = http2_supported?", "  saved = save_v2!", "  val body = response2!!"),
+        *("const mode = isHttp2? 'h2' : 'h1';", "mainClass = Outer$Inner2"),
+        *("Launcher-Agent-Class: Agent$Premain1", "ARTIFACT=myapp-v2-$CI_COMMIT_SHORT_SHA"),
+        *("DEPS=react@^18", "compare: master~25", "  see: docs#section-2"),
+        *("MAX_UPLOAD=25MB#limit", "langs=C#-dotnet8", "brand = H&M-kids2"),
+        *("btn_save=Save&Continue2", "headline=Win$100Now", "shortcut: Alt+F4&Enter"),
+        *("reviewers=Alice@Team2", "logger=Thread-12@Main", "closes: frontend#1234-fix"),
     ],
 )
 def test_what_else_holds_a_symbol_under_a_name_is_no_password(scanner: Scanner, text: str) -> None:
