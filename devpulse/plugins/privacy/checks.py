@@ -1029,10 +1029,17 @@ _NOT_KEY_PREFIXES = frozenset(
         *("org", "team", "project", "workspace", "tenant", "order", "item", "doc", "page", "post"),
         *("video", "track", "model", "dataset", "ckpt", "checkpoint", "artifact", "state", "pub"),
         *("public", "publishable"),
-        # a cache's or an artifact's key: its tool's, its system's, its site's name first
+    }
+)
+# Before hex alone (a name's value, a class's argument: `_names_no_key_prefix`), but not
+# before a key's word (prefixed-hex-key's `deploy_key_<hex>`, `web_api_key_<hex>`): a
+# cache's or an artifact's key, its tool's, its system's or its site's name first, and a
+# deployment's slot.
+_NAME_BEFORE_HEX = frozenset(
+    {
         *("pnpm", "yarn", "linux", "macos", "windows", "darwin", "ubuntu", "dist", "web"),
         *("site", "out", "fix", "wip", "feat", "deploy", "bazel", "gradle", "maven", "cargo"),
-        *("blue", "green", "canary"),  # a deployment's slot
+        *("blue", "green", "canary"),
     }
 )
 
@@ -1053,8 +1060,15 @@ _ID_PREFIXES = frozenset(
 
 
 def _names_no_key_prefix(parts: Sequence[str]) -> bool:
-    """Whether a part of a value's prefix names an id, a digest or a publishable key."""
-    return any(part in _NOT_KEY_PREFIXES or part in _ID_PREFIXES or part == "pk" for part in parts)
+    """Whether a part of a value's prefix names an id, a digest, a build's or a cache's
+    thing, or a publishable key."""
+    return (
+        any(
+            part in _NOT_KEY_PREFIXES or part in _ID_PREFIXES or part in _NAME_BEFORE_HEX
+            for part in parts
+        )
+        or "pk" in parts
+    )
 
 
 def class_key(value: str) -> bool:

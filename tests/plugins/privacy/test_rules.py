@@ -1593,6 +1593,15 @@ def test_an_id_or_digest_prefix_then_hex_under_a_name_is_none(scanner: Scanner, 
         assert "secret" not in categories(scanner, template.format(value)), value
 
 
+@pytest.mark.parametrize("prefix", ["deploy_key_", "web_api_key_", "site-key-", "fix_token_"])
+def test_a_key_word_after_a_cache_or_build_word_still_says_key(
+    scanner: Scanner, prefix: str
+) -> None:
+    """The words that make a prefix before hex alone a cache's or a build's (`deploy-`,
+    `web-`) leave a key's word after them a key's prefix (prefixed-hex-key)."""
+    assert "prefixed-hex-key" in rule_ids(scanner, f"token: {prefix}{_own_hex(64)}")
+
+
 @pytest.mark.parametrize(
     "template",
     [
