@@ -169,7 +169,7 @@ RECORD_TRIGGER = (
 PREFILTER_MAX_MEM = 32 << 20
 # The triggers and exact patterns go a few to a set (Scanner.__init__), this many, for texts
 # of this many bytes or more.
-PREFILTER_SET_PATTERNS = 13
+PREFILTER_SET_PATTERNS = 20
 # In those sets, a counted run counts this far at most (`_uncounted`). Cut to 1, the 10 MB
 # bench's sets let six more rules run (5% of the scan); cut to 8, one.
 UNCOUNTED_RUN = 8
@@ -287,14 +287,17 @@ class Scanner:
         for index in sorted(self._exact):
             pattern = f"(?-i:{widened(self._rules[index].rule.pattern)})"
             patterns.setdefault(pattern, []).append(EXACT - index)
-        # The keywords in one set; the triggers and exact patterns 13 to a set. All in one,
+        # The keywords in one set; the triggers and exact patterns 20 to a set. All in one,
         # the triggers' counted runs each made states of their own at once, a product:
         # 1 MB of a token prefix then random letters and digits took 1.9-2.4 s (the keywords
         # alone 13 ms, each trigger alone 9 ms at most); in sets of 13, at most 18 ms over
-        # 50 random such mixes (5 to a set: 18 ms; 20: 16; 40: 144). A text shorter than
-        # SPLIT_PREFILTER_BYTES is still read by one set of them all: a 2 KB prompt took 5%
-        # more time with five (bench/privacy_bench.py, side by side), and the product's
-        # worst costs it a few ms at most.
+        # 50 random such mixes (5 to a set: 18 ms; 20: 16; 40: 144). Their counts cut to
+        # UNCOUNTED_RUN since, 30 such mixes of four vendors' prefixes took the trigger sets
+        # 13.3 ms at worst in sets of 13 and 13.5 in sets of 20, each a pass less for a long
+        # text (10 MB: 2.3% more MB/s; the bench's adversarial inputs no slower). A text
+        # shorter than SPLIT_PREFILTER_BYTES is still read by one set of them all: a 2 KB
+        # prompt took 5% more time with five (bench/privacy_bench.py, side by side), and the
+        # product's worst costs it a few ms at most.
         groups = list(_uncounted(patterns).items())
         self._prefilters = [_prefilter(table)] + [
             _prefilter(dict(groups[at : at + PREFILTER_SET_PATTERNS]))
