@@ -114,6 +114,8 @@ POSITIVES = [
     ),
     ("oracle-connect-credentials", "$ sqlplus -s app/Zr8pQ2vLx9mK@prod @report.sql"),
     ("authorization-header", "curl -H 'Authorization: Bearer 9fK2mQ7xLp4Rz8Wv3Bn6Yc1Td'"),
+    ("snmp-community", "snmpwalk -v2c -c 'Copper1977!saffron' 10.20.14.1 1.3.6.1.2.1.1"),
+    ("snmp-community", "snmpwalk -v3 -l authPriv -u admin -a SHA -A 'Auth0rPass!9' host"),
     # PHP's and Ruby's arrays, Scala's pairs: the header as a key and its value
     ("authorization-header", "$h = ['Authorization' => 'Bearer 9fK2mQ7xLp4Rz8Wv3Bn6Yc1Td'];"),
     ("authorization-header", 'headers.add("Authorization" -> "Token 9fK2mQ7xLp4Rz8Wv3Bn6Yc1Td")'),
@@ -447,6 +449,10 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 
 
 NEGATIVES = [
+    # net-snmp's default community, an expansion, snmpd's config file
+    "snmpwalk -v2c -c public router01",
+    "snmpwalk -v2c -c $COMMUNITY host",
+    "snmpd -c /etc/snmp/snmpd.conf",
     # rolled or switched back to what is no key: a version, a page's token
     "rolled the deploy token back to v2.3.1-stable-build",
     "switched the page token back to 4f9c2a7b1e8d4c6f9a0b2c3d4e5f6a7b",
@@ -1641,6 +1647,7 @@ def test_an_id_after_a_time_stamp_or_a_raw_strings_mark_is_none(
         "'gateway' => env('COUCHBASE', 'Tundra-Raven-4154$'),",
         "gcloud run deploy sync --set-env-vars=DB2_NIGHTLY=Indigo2001!summit",
         'setx FEATHERLESS "P@ssw0rd-2024x"',
+        '  "ESENDEX=hollow_Zephyr79^",',  # a caret last is a password's, not a revision's
     ],
 )
 def test_a_persons_password_under_a_vendors_name_is_found(scanner: Scanner, text: str) -> None:
