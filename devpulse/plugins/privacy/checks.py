@@ -994,7 +994,7 @@ def named_key(value: str) -> bool:
         return human_password(value)
     if "+" in value or "/" in value:
         return _random_base64(value)
-    found = search_text(_PREFIX_THEN_HEX, value)
+    found = None if "_" not in value and "-" not in value else search_text(_PREFIX_THEN_HEX, value)
     if found is not None:  # `nv-<32 hex>`, `rc_<64 HEX>`: a vendor's prefix, then hex
         prefix, core = value[: found[1][1]].lower(), value[found[2][0] :]
         if len(core) == 40 or search_text(_VERSION_PREFIX, prefix) is not None:

@@ -54,9 +54,9 @@ RNG = random.Random(7)
 _MARKED = random.Random(36)
 
 
-def run(n: int, alphabet: str = make.ALNUM) -> str:
+def run(n: int, alphabet: str = make.ALNUM, rng: random.Random = _MARKED) -> str:
     """`n` characters of `alphabet` at random: a token's random part."""
-    return "".join(_MARKED.choice(alphabet) for _ in range(n))
+    return "".join(rng.choice(alphabet) for _ in range(n))
 
 
 HEX, LOWER_ALNUM = "0123456789abcdef", string.ascii_lowercase + string.digits
@@ -1512,11 +1512,11 @@ _OWN = random.Random(40)
 
 
 def _own(n: int, alphabet: str = make.ALNUM) -> str:
-    return "".join(_OWN.choice(alphabet) for _ in range(n))
+    return run(n, alphabet, _OWN)
 
 
 def _own_hex(n: int) -> str:
-    return _own(n, HEX)
+    return run(n, HEX, _OWN)
 
 
 @pytest.mark.parametrize(
