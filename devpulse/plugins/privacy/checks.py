@@ -1002,6 +1002,8 @@ def named_key(value: str) -> bool:
         return not _names_no_key_prefix([prefix]) and random_hex(core)
     if len(value) > 64:
         return False  # longer hex, read by the base64 branch's pattern: a dump, a key's public half
+    if _bech32_address(value):
+        return False
     if not (value.isupper() or value.islower()) and not value.isdigit():
         return False  # both cases, no + or /: machine-made-token's to judge
     if _HEX.issuperset(value.replace("-", "")):
@@ -1011,6 +1013,17 @@ def named_key(value: str) -> bool:
     if is_placeholder(value) or shannon_entropy(value) < 4.0 or _counts_up(value):
         return False
     return not _identifier(value)
+
+
+# Bech32's alphabet (BIP 173): no 1, b, i or o after the separator.
+_BECH32 = frozenset("qpzry9x8gf2tvdw0s3jn54khce6mua7l")
+
+
+def _bech32_address(value: str) -> bool:
+    """A Bitcoin or Litecoin address in bech32 (bc1q..., tb1..., ltc1...): public, what a
+    payment is sent to."""
+    hrp, one, rest = value.partition("1")
+    return one == "1" and hrp in ("bc", "tb", "bcrt", "ltc") and _BECH32.issuperset(rest)
 
 
 # Words that make a prefix before hex an id's or a digest's (prefixed-hex-key): `sha256-<hex>`

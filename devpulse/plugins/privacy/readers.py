@@ -501,6 +501,12 @@ def _text(data: bytes, span: tuple[int, int]) -> str:
     return data[span[0] : span[1]].decode("utf-8", "surrogatepass")
 
 
+# A name, a colon and an absolute path of two parts or more: a reference to the file that
+# holds the secret (systemd's `LoadCredential=tls.key:/etc/ssl/private/server.key`, a
+# container's `name:/run/secrets/name`), not the secret.
+_REFERENCE = re2.compile(rb"^[\w.@-]+:/[\w.@-]+(?:/[\w.@-]+)+/?$")
+
+
 def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     """A value bound to `name`: a credential if the name says so and the value agrees.
     One longer than a parsed match (a key read across the cut, `search_parsed`) is judged by
@@ -514,6 +520,8 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     value = json_unescaped(value)  # in a JSON string: `$DOCKERHUB_PASSWORD\n`, `\u00e9`
     # xoxp-, pypi-, SG.: the name says credential whatever the shape; judge the rest
     value = value[public_prefix(value) :]
+    if found_in(_REFERENCE, value.encode()):
+        return False  # where the secret lies: systemd's LoadCredential=ID:PATH
     if quoted and " " in value:
         return spaced_password(name, value)
     if "-" in value and hyphenated_password(name, value):
@@ -588,7 +596,11 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
         if bare and op == b":" and value_span is not None:
             block = _block_scalar(data, name_span[0], value_span)
             value_span = block or value_span
-        if value_span is None or _inside(known, value_span):
+        if (
+            value_span is None
+            or _inside(known, value_span)
+            or (bare and op == b":" and _in_encrypted_mapping(data, name_span[0]))
+        ):
             continue
         if op in (b"||", b"??") and value_span[0] - 1 != space[1]:
             continue  # a literal inside a call: token || t('passwordRequired')
@@ -678,6 +690,29 @@ def _block_scalar(data: bytes, name_start: int, span: tuple[int, int]) -> tuple[
         return None
     value = data[value_start + indent : value_end].rstrip()
     return (value_start + indent, value_start + indent + len(value)) if value else None
+
+
+# A YAML mapping of values encrypted at rest: a Bitnami SealedSecret's `encryptedData:`,
+# whose values only the cluster's controller can decrypt (`kubeseal`'s output, committed to
+# Git by design).
+_ENCRYPTED_MAPPING = re2.compile(rb"(?i)^[ \t]*encrypted(?:[_-]?data)?[ \t]*:[ \t]*$")
+
+
+def _in_encrypted_mapping(data: bytes, name_start: int) -> bool:
+    """Whether the YAML key at `name_start` sits in a mapping of encrypted values: the first
+    line above it indented less (a blank line is passed over) is `encryptedData:`. Reads
+    back MAX_JUDGED_BYTES at most."""
+    line = data.rfind(b"\n", 0, name_start) + 1
+    indent = _indent(data, line, name_start)
+    floor = max(0, line - MAX_JUDGED_BYTES)
+    end = line - 1  # the newline that ends the line above
+    while indent and end > floor:
+        start = data.rfind(b"\n", floor, end) + 1
+        above = data[start:end].rstrip(b"\r")
+        if above.strip() and _indent(data, start, end) < indent:
+            return found_in(_ENCRYPTED_MAPPING, above)
+        end = start - 1
+    return False
 
 
 def _indent(data: bytes, start: int, stop: int) -> int:

@@ -63,6 +63,9 @@ NAMED = [
     f"deploy:\n  token: |-\n    {TOKEN}\n",  # YAML, a block scalar
     f"deploy:\n  token: >  # folded\n      {TOKEN}\n  region: eu\n",
     f"stringData:\n  DEPLOY_TOKEN: |2+\n    {TOKEN}\n",
+    # a SealedSecret's template, after its encrypted values: in plain text again
+    "spec:\n  encryptedData:\n    X: AgBy3i4OJSWK\n"
+    f"  template:\n    data:\n      DEPLOY_TOKEN: {TOKEN}\n",
     f'val deployToken: String = "{TOKEN}"',  # Kotlin
     f'  "deployToken" => "{TOKEN}"',  # Ruby, logstash
     f"[server]\napi_key = {TOKEN}\n",  # INI

@@ -438,6 +438,12 @@ POSITIVES = [
     ("client-name", "The Globex renewal is due next week."),
     ("cli-pw-password", "plink -batch -pw Zq8vR3nLw2Tk admin@10.1.2.3"),
     ("confidentiality-marker", "CONFIDENTIAL - do not forward"),
+    # OpenVPN's static key (tls-auth, tls-crypt), inline in a client's profile
+    (
+        "openvpn-static-key",
+        "client\n<tls-crypt>\n-----BEGIN OpenVPN Static key V1-----\n"
+        "6f1c2b9e3d4a4e8f9b7c2a1d0e5f6c3b\n3f2c9a8b7e6d5c4b3a29180f7e6d5c4b\n",
+    ),
 ]
 
 
@@ -680,6 +686,15 @@ NEGATIVES = [
     "git@github.com:org/repo.git",
     "ws://host:8080/path?q=a:b@c",
     "smb://fs.example.net/share and ssh://deploy@git.example.net:2222/repo.git",
+    # where a secret lies, not the secret (systemd's credentials); a Bitcoin address
+    "[Service]\nLoadCredential=tls.key:/etc/ssl/private/server.key\nDynamicUser=yes\n",
+    "LoadCredential=smtp_password:/etc/mailer/smtp_password",
+    "Donations:\n- BTC: `bc1q3t6yg5umja30ramd02njw5h0w5e44xnpuywlpp`\n",
+    "Paste the -----BEGIN OpenVPN Static key V1----- block into the profile.",
+    # a Bitnami SealedSecret: ciphertext only the cluster's controller decrypts
+    "kind: SealedSecret\nspec:\n  encryptedData:\n    DB_PASSWORD: AgBy3i4OJSWK+PiTySYZZA9rO43c"
+    "GDEq7k2nXfHLvM5zqLlZDwZbXfTtq3jLkJrNlHZ4rSmu6pR1x3F0YwE1uGd8ZVvQ7oJbqN9vS4Ke5yWcI2X8mR0h\n"
+    "\n    API_TOKEN: AgCk2nXfHLvM5zqLlZDwZbXfTtq3jLkJrNlHZ4rSmu6pR1x3F0YwE1uGd8ZVvQ7oJbqN9vS4K\n",
 ]
 
 
@@ -1342,6 +1357,17 @@ HEX_PLACES = [
     'process.env.ACME_CI ??= "{0}";\n',
     "set -gx ACME_PRIMARY {0}\n",  # fish
     "set -x -g ACME_PRIMARY {0}\n",
+    # a name with its type (Rust, Kotlin, Go), a C macro's, a JVM's or Gradle's property
+    'static ACME_PRIMARY: &str = "{0}";\n',
+    'val acmePrimary: String = "{0}"\n',
+    'var AcmePrimary string = "{0}"\n',
+    '#define ACME_PRIMARY "{0}"\n',
+    "./gradlew publish -PacmePrimary={0}\n",
+    "java -Dacme.primary={0} -jar app.jar\n",
+    # a command's word before the name: Docker's RUN is no word of the name's
+    "#9 [build 4/7] RUN ACME_PRIMARY={0} ./fetch.sh\n",
+    # a vendor's name in capitals that starts with an id's word: not a word joined to it
+    *("POSTMARK={0}\n", "TRACKJS = '{0}'\n", "LINEPAY_SERVICE={0}\n"),
 ]
 
 
@@ -1369,6 +1395,10 @@ HEX_PLACES = [
         "setx BUILD_SHA {0}",
         # run together in capitals: the id's word is the name's (review 11)
         *("USERID = {0}", "CLIENTID={0}", "TENANTID={0}", "BUILDID={0}", "COMMITID={0}"),
+        # the name, not its type, says what the value is; a macro's, a property's name
+        *('HV_GUID_PARENT: Final = "{0}"', 'static COMMIT: &str = "{0}";'),
+        *('#define BUILD_HASH "{0}"', '#define HEXMODULUS "{0}"', "./gradlew -PgitCommit={0}"),
+        "RUN GIT_SHA={0} make\n",
         # pins of a dependency's commit or a download's digest (make, Dockerfiles)
         *("LLVM ?= {0}", "BORINGSSL ::= {0}", "FROM alpine:3.20\nENV TINI {0}\n"),
         # markup: an element's name is a schema's word; value= is the attribute's
