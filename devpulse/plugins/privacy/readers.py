@@ -204,6 +204,14 @@ ENV_PAIR = TwoPass.compile(
     rb"[ \t]*,?[ \t]*(?:\r?\n[ \t]*)?[\"']?(?i:value)[\"']?[ \t]*[:=][ \t]*[\"']?"
     rb"(?P<value>[A-Za-z0-9+/=_-]+)(?:[\"'\s,}]|$)"
 )
+# `terraform output -json`: each output an object under its own name, its value in "value"
+# after "sensitive" and "type" (a sensitive output's too: -json prints it in the clear).
+# Judged as a name's value is (`_terraform_outputs`).
+TERRAFORM_OUTPUT = TwoPass.compile(
+    rb"\"(?P<name>[\w.-]+)\"[ \t]*:[ \t]*\{\s*"
+    rb"(?:\"(?:sensitive|type)\"[ \t]*:[ \t]*(?:true|false|\"\w+\")[ \t]*,\s*)*"
+    rb"\"value\"[ \t]*:[ \t]*\"(?P<value>[^\"\\\r\n]+)\""
+)
 # A command that stores a secret, whatever its name: each value it is given is the secret or
 # one of its fields. Kubernetes' `kubectl create secret generic NAME --from-literal=KEY=VALUE`
 # (and OpenShift's oc), the GitHub CLI's `gh secret set NAME --body VALUE`, the Azure CLI's
@@ -485,6 +493,7 @@ def _named(pattern: TwoPass) -> Callable[[bytes, Spans], bool]:
     _named, (ASSIGNMENT, PROPERTY_CALL, COMPARISON, SETTER_CALL, CLI_OPTION)
 )
 _TABLE_NAMED = _named(TABLE)
+_TERRAFORM_NAMED = _named(TERRAFORM_OUTPUT)
 
 
 def _table_named(data: bytes, spans: Spans) -> bool:
@@ -1208,6 +1217,17 @@ def _stored(value: str, span: tuple[int, int], known: Reported) -> bool:
     return not _inside(known, span) and not is_placeholder(value)
 
 
+def _terraform_outputs(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """An output of `terraform output -json` named for a credential, and its value."""
+    for spans in _matches(TERRAFORM_OUTPUT, data, overflow, named=_TERRAFORM_NAMED):
+        name_span, value_span = spans[1], spans[2]
+        if _inside(known, value_span):
+            continue
+        value = _text(data, value_span)
+        if _named_value(_text(data, name_span), value, quoted=True):
+            yield Found("assigned-credential", value_span[0], value_span[1], value)
+
+
 def _printed_secrets(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     """The line a command printed a secret on (PRINTED_SECRET), 8 characters at least, if
     the command printed it straight (no pipe into a digest or a count; `base64 -d` is the
@@ -1728,6 +1748,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("assigned-credential", PROPERTY_CALL, _property_calls),
     ("assigned-credential", COMPARISON, _comparisons),
     ("assigned-credential", NAMED_PAIR, _name_and_value(NAMED_PAIR)),
+    ("assigned-credential", TERRAFORM_OUTPUT, _terraform_outputs),
     ("env-pair-key", ENV_PAIR, _env_pairs),
     ("assigned-credential", SET_COMMAND, _name_and_value(SET_COMMAND)),
     ("assigned-credential", SETTER_CALL, _setter_calls),

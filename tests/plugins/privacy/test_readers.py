@@ -98,12 +98,35 @@ NAMED = [
     f'client.setDeployToken("{TOKEN}");',  # a setter
     f"Client.withToken('{TOKEN}')",
     f'builder.password("{TOKEN}".toCharArray())',  # Java keeps passwords in char[]
+    # `terraform output -json`, which prints a sensitive output in the clear
+    f'{{\n  "deploy_token": {{\n    "sensitive": true,\n    "type": "string",\n'
+    f'    "value": "{TOKEN}"\n  }}\n}}\n',
 ]
 
 
 @pytest.mark.parametrize("text", NAMED)
 def test_a_named_token_is_found_in_every_syntax(scanner: Scanner, text: str) -> None:
     assert TOKEN in secret_spans(scanner, text)
+
+
+def test_a_terraform_outputs_password_is_found(scanner: Scanner) -> None:
+    text = (
+        '$ terraform output -json\n{\n  "db_password": {\n    "sensitive": true,\n'
+        '    "type": "string",\n    "value": "Zr8pQ2vLx9mKq"\n  }\n}\n'
+    )
+    assert secret_spans(scanner, text) == ["Zr8pQ2vLx9mKq"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"deploy_token": {"sensitive": true, "type": "string", "value": "<sensitive>"}}',
+        '{"vpc_id": {"sensitive": false, "type": "string", "value": "vpc-0a1b2c3d4e5f67890"}}',
+        '{"api_key_name": {"sensitive": false, "type": "string", "value": "prod-reporting"}}',
+    ],
+)
+def test_terraform_outputs_that_hold_no_credential_are_none(scanner: Scanner, text: str) -> None:
+    assert scanner.scan(text) == []
 
 
 @pytest.mark.parametrize(

@@ -438,6 +438,12 @@ POSITIVES = [
     ("client-name", "The Globex renewal is due next week."),
     ("cli-pw-password", "plink -batch -pw Zq8vR3nLw2Tk admin@10.1.2.3"),
     ("confidentiality-marker", "CONFIDENTIAL - do not forward"),
+    # an auth-param named for the key: BeyondTrust's PS-Auth, in a k6 script's headers
+    (
+        "authorization-header-scheme",
+        "http.get(url, { headers: { 'Authorization': 'PS-Auth key="
+        "7e3c9a1f5b2d8e4a6c0f9b3d7a1e5c2b8f4d6a0e3c7b9f1d5a2e8c4b6f0a3d7e; runas=svc_ci;' } });",
+    ),
     # OpenVPN's static key (tls-auth, tls-crypt), inline in a client's profile
     (
         "openvpn-static-key",
