@@ -144,11 +144,13 @@ SETTER_CALL = TwoPass.compile(
     ).encode()
 )
 # `setx API_KEY "..."` (Windows), `set -gx API_KEY ...` (fish), `#define API_KEY "..."` (C's
-# preprocessor): a command, then name and value.
+# preprocessor), PowerShell's `Set-Item -Path Env:API_KEY -Value '...'` (and New-Item): a
+# command, then name and value.
 SET_COMMAND = TwoPass.compile(
     (
-        r"(?:^|[\s;&|(])(?i:setx|set[ \t]+-[A-Za-z]+|#[ \t]*define)[ \t]+"
-        rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[ \t]+" + _VALUE
+        r"(?:^|[\s;&|(])(?i:setx[ \t]+|set[ \t]+-[A-Za-z]+[ \t]+|#[ \t]*define[ \t]+"
+        r"|(?:set|new)-item[ \t]+(?:-path[ \t]+)?env:)"
+        rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[ \t]+(?i:-value[ \t]+)?" + _VALUE
     ).encode()
 )
 # `<entry key="jdbc.password">value</entry>`: an attribute names the element's text.

@@ -109,6 +109,18 @@ def test_a_named_token_is_found_in_every_syntax(scanner: Scanner, text: str) -> 
     assert TOKEN in secret_spans(scanner, text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Set-Item -Path Env:DB_PASSWORD -Value 'Zr8pQ2vLx9mKq'",
+        'New-Item -Path Env:DB_PASSWORD -Value "Zr8pQ2vLx9mKq"',
+        "set-item env:DB_PASSWORD 'Zr8pQ2vLx9mKq'",
+    ],
+)
+def test_a_powershell_environment_item_is_read(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text) == ["Zr8pQ2vLx9mKq"]
+
+
 def test_a_terraform_outputs_password_is_found(scanner: Scanner) -> None:
     text = (
         '$ terraform output -json\n{\n  "db_password": {\n    "sensitive": true,\n'

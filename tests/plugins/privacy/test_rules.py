@@ -444,6 +444,10 @@ POSITIVES = [
         "http.get(url, { headers: { 'Authorization': 'PS-Auth key="
         "7e3c9a1f5b2d8e4a6c0f9b3d7a1e5c2b8f4d6a0e3c7b9f1d5a2e8c4b6f0a3d7e; runas=svc_ci;' } });",
     ),
+    # ipsec.secrets: a pre-shared key between two peers, an EAP user's password
+    ("ipsec-secret", '# /etc/ipsec.secrets\n203.0.113.10 198.51.100.22 : PSK "X0ZsWoxh/PGq2u"\n'),
+    ("ipsec-secret", 'carol : EAP "Zr8pQ2vLx9mKq"\n'),
+    ("ipsec-secret", ": PSK 0sv+NkxY9LLZvwj4qCC2o/gGrWDF2d21jL\n"),
     # OpenVPN's static key (tls-auth, tls-crypt), inline in a client's profile
     (
         "openvpn-static-key",
@@ -697,6 +701,7 @@ NEGATIVES = [
     "LoadCredential=smtp_password:/etc/mailer/smtp_password",
     "Donations:\n- BTC: `bc1q3t6yg5umja30ramd02njw5h0w5e44xnpuywlpp`\n",
     "Paste the -----BEGIN OpenVPN Static key V1----- block into the profile.",
+    ': RSA moonKey.pem\n: PSK "your-pre-shared-key"\n',  # a key's file; a placeholder
     # a Bitnami SealedSecret: ciphertext only the cluster's controller decrypts
     "kind: SealedSecret\nspec:\n  encryptedData:\n    DB_PASSWORD: AgBy3i4OJSWK+PiTySYZZA9rO43c"
     "GDEq7k2nXfHLvM5zqLlZDwZbXfTtq3jLkJrNlHZ4rSmu6pR1x3F0YwE1uGd8ZVvQ7oJbqN9vS4Ke5yWcI2X8mR0h\n"
@@ -1372,6 +1377,7 @@ HEX_PLACES = [
     "java -Dacme.primary={0} -jar app.jar\n",
     # a command's word before the name: Docker's RUN is no word of the name's
     "#9 [build 4/7] RUN ACME_PRIMARY={0} ./fetch.sh\n",
+    "Set-Item -Path Env:ACME_PRIMARY -Value '{0}'\n",  # PowerShell
     # a vendor's name in capitals that starts with an id's word: not a word joined to it
     *("POSTMARK={0}\n", "TRACKJS = '{0}'\n", "LINEPAY_SERVICE={0}\n"),
 ]
@@ -1405,6 +1411,7 @@ HEX_PLACES = [
         *('HV_GUID_PARENT: Final = "{0}"', 'static COMMIT: &str = "{0}";'),
         *('#define BUILD_HASH "{0}"', '#define HEXMODULUS "{0}"', "./gradlew -PgitCommit={0}"),
         "RUN GIT_SHA={0} make\n",
+        "Set-Item -Path Env:GIT_COMMIT -Value '{0}'\n",
         # pins of a dependency's commit or a download's digest (make, Dockerfiles)
         *("LLVM ?= {0}", "BORINGSSL ::= {0}", "FROM alpine:3.20\nENV TINI {0}\n"),
         # markup: an element's name is a schema's word; value= is the attribute's
