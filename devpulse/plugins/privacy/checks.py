@@ -992,7 +992,7 @@ def named_key(value: str) -> bool:
     symbol in it, a person's password (`human_password`)."""
     if not _PASSWORD_SYMBOLS.isdisjoint(value):
         return human_password(value)
-    if "+" in value or "/" in value:
+    if "+" in value or "/" in value or value.endswith("="):
         return _random_base64(value)
     found = None if "_" not in value and "-" not in value else search_text(_PREFIX_THEN_HEX, value)
     if found is not None:  # `nv-<32 hex>`, `rc_<64 HEX>`: a vendor's prefix, then hex
@@ -1207,7 +1207,19 @@ def _random_base64(value: str) -> bool:
         raw = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
     except ValueError:  # a length no base64 has
         return False
-    return not raw.isascii() and token_like(body)
+    if raw.isascii():
+        return _credential_pair(raw.decode("ascii"))
+    return token_like(body)
+
+
+def _credential_pair(text: str) -> bool:
+    """An id and its secret joined by a colon, as HTTP's Basic scheme joins a user and a
+    password and some vendors issue a key (base64 of `client_id:client_secret`): no blank,
+    an id of 64 characters at most, and a secret that looks machine-made (`token_like`)."""
+    user, colon, secret = text.partition(":")
+    if not colon or not 0 < len(user) <= 64 or " " in text or not text.isprintable():
+        return False
+    return token_like(secret)
 
 
 def _counts_up(value: str, run: int = 6) -> bool:

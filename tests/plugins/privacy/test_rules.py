@@ -1493,6 +1493,43 @@ def test_base64_of_random_bytes_under_a_vendors_name_is_a_key(
         assert "vendor-named-hex" in rule_ids(scanner, template.format(value)), value
 
 
+def padded_base64(rng: random.Random, size: int) -> str:
+    """Base64 of `size` random bytes (not a multiple of 3: padded), with no + or / in it."""
+    while True:
+        raw = rng.randbytes(size)
+        value = base64.b64encode(raw).decode()
+        if "+" not in value and "/" not in value and raw[0] not in (0, 0x30):
+            return value
+
+
+@pytest.mark.parametrize(
+    "template", ['INSTANTLY_SENDER = "{0}"\n', 'setx ACME_PRIMARY "{0}"\n', "ACME_CORE: {0}\n"]
+)
+def test_padded_base64_under_a_vendors_name_is_a_key(scanner: Scanner, template: str) -> None:
+    rng = random.Random(4141)
+    for size in (25, 34, 47):
+        value = padded_base64(rng, size)
+        assert "vendor-named-hex" in rule_ids(scanner, template.format(value)), value
+    # a vendor's key issued as base64 of an id and a secret, as HTTP's Basic joins them
+    pair = f"{uuid.UUID(int=rng.getrandbits(128))}:{run(24, make.ALNUM, rng)}"
+    value = base64.b64encode(pair.encode()).decode()
+    assert "vendor-named-hex" in rule_ids(scanner, template.format(value)), value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"a greeting in plain words, no secrets",
+        b"User:12345678901234567",  # a Relay id: a type and a number
+        b"config:production-eu-west",  # a name and a word, no secret's look
+    ],
+)
+def test_padded_base64_of_text_under_a_vendors_name_is_none(scanner: Scanner, text: bytes) -> None:
+    value = base64.b64encode(text).decode()
+    assert value.endswith("=")
+    assert "vendor-named-hex" not in rule_ids(scanner, f'ACME_PRIMARY = "{value}"\n')
+
+
 @pytest.mark.parametrize(
     "text",
     [
