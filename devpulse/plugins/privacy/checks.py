@@ -404,6 +404,10 @@ def _placeholder(core: str, shapes: Container[int]) -> bool:
     )
 
 
+# A slug: lower-case words joined by hyphens, then a number or a version (v2, r12, 2024).
+_SLUG = re2.compile(rb"^[a-z]+(?:-[a-z]+)*-[a-z]?[0-9]{1,4}$")
+
+
 def token_like(value: str) -> bool:
     """A value that looks machine-made: one run of 12+ characters, random enough.
 
@@ -424,6 +428,8 @@ def token_like(value: str) -> bool:
     letters = core.replace("_", "").replace("-", "")
     if letters.isalpha() and (letters.isupper() or letters.islower()):
         return False  # OPENAI_API_KEY, client-credentials: an identifier
+    if "-" in core and core[-1].isdigit() and found_in(_SLUG, core.encode()):
+        return False  # qiwi-sync-v2, checkout-flow-2024: a feature flag's or a page's name
     entropy = shannon_entropy(core[:MAX_TOKEN_CHARS])
     if core.isdigit():
         return len(core) >= 12 and entropy >= 2.75
@@ -1279,12 +1285,43 @@ def _encoded(run: str) -> bool:
         return True  # a long DER structure: a certificate's or a key's first line
     if raw[0] == 0x30 and _der_length(raw) in (len(raw), len(raw) + 1):
         return True  # a short one whole (a length one past: base64 cut short of its last byte)
+    if public_key_bytes(raw):
+        return True
     if not raw.isascii():
         return False
     text = raw.decode("ascii")
     if (" " in text or "\n" in text) and text.replace("\n", "").isprintable():
         return True
     return found_in(_ENCODED_NAME, raw)
+
+
+def public_key_bytes(raw: bytes) -> bool:
+    """A public key by its bytes' own layout: an uncompressed elliptic-curve point (0x04,
+    then x and y: 65 bytes for P-256, as a VAPID applicationServerKey is; 97 for P-384, 133
+    for P-521), or a minisign public key ("Ed", an 8-byte key id, 32 bytes of Ed25519: 42).
+    Random bytes of those lengths start so 1 time in 256 and in 65,536."""
+    return (len(raw) in (65, 97, 133) and raw[0] == 4) or (len(raw) == 42 and raw[:2] == b"Ed")
+
+
+# The lengths in base64 of the keys `public_key_bytes` knows (65, 97, 133 and 42 bytes),
+# padded or not.
+_PUBLIC_KEY_LENGTHS = frozenset({87, 88, 130, 132, 178, 180, 56})
+
+
+def encoded_public_key(value: str) -> bool:
+    """`value` is base64 or base64url of a public key by its layout (`public_key_bytes`)."""
+    core = value.strip()
+    if len(core) not in _PUBLIC_KEY_LENGTHS:
+        return False
+    body = core.rstrip("=")
+    try:
+        raw = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
+    except ValueError:
+        try:
+            raw = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+        except ValueError:
+            return False
+    return public_key_bytes(raw)
 
 
 def _der_length(raw: bytes) -> int:

@@ -48,6 +48,7 @@ from devpulse.plugins.privacy.checks import (
     authorization,
     cache_key,
     credential_name_strength,
+    encoded_public_key,
     hyphenated_password,
     is_placeholder,
     is_uuid,
@@ -533,6 +534,8 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     value = value[public_prefix(value) :]
     if found_in(_REFERENCE, value.encode()):
         return False  # where the secret lies: systemd's LoadCredential=ID:PATH
+    if encoded_public_key(value):
+        return False  # Web Push's applicationServerKey: a P-256 point, public by its use
     if quoted and " " in value:
         return spaced_password(name, value)
     if "-" in value and hyphenated_password(name, value):

@@ -702,6 +702,12 @@ NEGATIVES = [
     "Donations:\n- BTC: `bc1q3t6yg5umja30ramd02njw5h0w5e44xnpuywlpp`\n",
     "Paste the -----BEGIN OpenVPN Static key V1----- block into the profile.",
     ': RSA moonKey.pem\n: PSK "your-pre-shared-key"\n',  # a key's file; a placeholder
+    # public keys by their bytes' layout: Web Push's applicationServerKey (a P-256 point),
+    # a minisign public key; a feature flag's name
+    "await reg.pushManager.subscribe({\n  userVisibleOnly: true,\n  applicationServerKey: "
+    "'BDi05lLkTafyNw2eJg4nE2VQpKOm0H9cDDMvixIkCD_SK5AviRHoGBj4yZ1dXZgxlXUE2Q6UXeLo9U7ngcx19jY',\n});",
+    "minisign -Vm app.tar.gz -P RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3",
+    '{"flags": [{ "key": "billing-sync-v2", "on": true }]}',
     # a Bitnami SealedSecret: ciphertext only the cluster's controller decrypts
     "kind: SealedSecret\nspec:\n  encryptedData:\n    DB_PASSWORD: AgBy3i4OJSWK+PiTySYZZA9rO43c"
     "GDEq7k2nXfHLvM5zqLlZDwZbXfTtq3jLkJrNlHZ4rSmu6pR1x3F0YwE1uGd8ZVvQ7oJbqN9vS4Ke5yWcI2X8mR0h\n"
