@@ -215,6 +215,15 @@ TERRAFORM_OUTPUT = TwoPass.compile(
     rb"(?:\"(?:sensitive|type)\"[ \t]*:[ \t]*(?:true|false|\"\w+\")[ \t]*,\s*)*"
     rb"\"value\"[ \t]*:[ \t]*\"(?P<value>[^\"\\\r\n]+)\""
 )
+# A table of settings, a name and its value a row, as tools print them: `vault kv get`'s
+# `Key  Value` (then `---  -----`), psql's `name | value`, doppler's box of `│ NAME │ VALUE │`,
+# a markdown table's `| Key | Value |`, `gh variable list`'s `NAME  VALUE  UPDATED`. The
+# header's first cell names the rows (key, name, variable, setting, parameter, field), a
+# later one holds their values; `_setting_rows` reads the rows.
+SETTING_TABLE = TwoPass.compile(
+    "(?:^|\n)[ \t]*(?P<open>[|│┃]?)[ \t]*(?i:key|name|variable|setting|parameter|field)s?"
+    "[ \t]*(?P<delimiter>[|│┃]|[ \t]{1,})[ \t]*(?i:value)s?(?:[ \t|│┃][^\n]*)?\r?\n".encode()
+)
 # A command that stores a secret, whatever its name: each value it is given is the secret or
 # one of its fields. Kubernetes' `kubectl create secret generic NAME --from-literal=KEY=VALUE`
 # (and OpenShift's oc), the GitHub CLI's `gh secret set NAME --body VALUE`, the Azure CLI's
@@ -613,7 +622,12 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
         if (
             value_span is None
             or _inside(known, value_span)
-            or (bare and op == b":" and _in_encrypted_mapping(data, name_span[0]))
+            or (
+                bare
+                and op == b":"
+                and value_span[1] - value_span[0] >= MIN_SEALED_BYTES
+                and _in_encrypted_mapping(data, name_span[0])
+            )
         ):
             continue
         if op in (b"||", b"??") and value_span[0] - 1 != space[1]:
@@ -708,8 +722,13 @@ def _block_scalar(data: bytes, name_start: int, span: tuple[int, int]) -> tuple[
 
 # A YAML mapping of values encrypted at rest: a Bitnami SealedSecret's `encryptedData:`,
 # whose values only the cluster's controller can decrypt (`kubeseal`'s output, committed to
-# Git by design).
+# Git by design). Each holds a session key sealed with the controller's RSA key before the
+# secret (4096 bits by default: 683 characters of base64; 2048 bits, 342): a value shorter
+# than the MAX_BARE_BYTES a bare value is read to is none of them.
 _ENCRYPTED_MAPPING = re2.compile(rb"(?i)^[ \t]*encrypted(?:[_-]?data)?[ \t]*:[ \t]*$")
+
+
+MIN_SEALED_BYTES = MAX_BARE_BYTES
 
 
 def _in_encrypted_mapping(data: bytes, name_start: int) -> bool:
@@ -1231,6 +1250,87 @@ def _terraform_outputs(data: bytes, overflow: list[int], known: Reported) -> Ite
         value = _text(data, value_span)
         if _named_value(_text(data, name_span), value, quoted=True):
             yield Found("assigned-credential", value_span[0], value_span[1], value)
+
+
+# A table's rule: dashes, pluses, the box-drawing characters, blanks and delimiters alone.
+_TABLE_RULE = re2.compile("^[-=+|:│┃─━┼╋├┤┌┐└┘┬┴ \t]*$".encode())
+_BOX_BARS = ("|", "│", "┃")
+# What a tool prints in a value's place when it shows none: `vercel env ls`' Encrypted,
+# consoles' Hidden, Sensitive, Redacted, Masked.
+_SHOWN_HIDDEN = frozenset({"encrypted", "hidden", "sensitive", "redacted", "masked", "secret"})
+MAX_SETTING_ROWS = 200
+
+
+def _setting_rows(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """Each row of a settings table (SETTING_TABLE): its first cell a name, its second the
+    value, judged as a name's value is (`_named_value`). Rows are read to the first blank
+    line or one that is no row, MAX_SETTING_ROWS at most, a table's rules passed over. Each
+    row read counts as a candidate: past MAX_CANDIDATES, the rest is unverified."""
+    reached, read = [0], 0
+    for spans in _matches(SETTING_TABLE, data, overflow, _resumed(reached)):
+        delimiter = data[spans[2][0] : spans[2][1]]
+        bar = delimiter.strip().decode("utf-8", "replace")
+        row = spans[0][1]
+        for _ in range(MAX_SETTING_ROWS):
+            if read >= MAX_CANDIDATES:
+                overflow.append(row)
+                return
+            read += 1
+            end = _line(data, row)
+            if end is None:
+                break
+            line = data[row:end].decode("utf-8", "surrogatepass").rstrip("\r")
+            if not line.strip():
+                break
+            if not found_in(_TABLE_RULE, line.encode("utf-8", "surrogatepass")):
+                cell = _setting_cell(line, bar)
+                if cell is None:
+                    break
+                name, (a, b) = cell
+                start = row + len(line[:a].encode("utf-8", "surrogatepass"))
+                span = (start, start + len(line[a:b].encode("utf-8", "surrogatepass")))
+                value = line[a:b]
+                if value.lower() in _SHOWN_HIDDEN or _inside(known, span):
+                    pass
+                elif _named_value(name, value):
+                    yield Found("table-credential", span[0], span[1], value)
+            row = end + 1
+        reached[0] = row
+
+
+def _setting_cell(line: str, bar: str) -> tuple[str, tuple[int, int]] | None:
+    """A settings row's name and its value's span in `line`: cells between `bar`s, or,
+    with no bar, the first word and the next; None for no such row."""
+    if bar:
+        cuts = [i for i, c in enumerate(line) if c in _BOX_BARS]
+        inner = line.strip()
+        if inner[:1] in _BOX_BARS:
+            cuts = cuts[1:]
+            first = line.index(inner[0]) + 1
+        else:
+            first = 0
+        if not cuts:
+            return None
+        name = line[first : cuts[0]].strip()
+        a = cuts[0] + 1
+        b = cuts[1] if len(cuts) > 1 else len(line)
+    else:
+        name, _, rest = line.strip().partition(" ")
+        if not rest.strip():
+            return None
+        a = line.index(name) + len(name)
+        a += len(line[a:]) - len(line[a:].lstrip())
+        b = a + len(line[a:].split(maxsplit=1)[0])
+    while a < b and line[a] in " \t":
+        a += 1
+    while b > a and line[b - 1] in " \t":
+        b -= 1
+    if not name or b <= a or not found_in(_SETTING_NAME, name.encode()):
+        return None
+    return name, (a, b)
+
+
+_SETTING_NAME = re2.compile(rb"^[A-Za-z_][\w.-]{0,63}$")
 
 
 def _printed_secrets(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -1765,6 +1865,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("printed-secret", PRINTED_SECRET, _printed_secrets),
     ("header-credential", HEADER, _headers),
     ("table-credential", TABLE, _tables),
+    ("table-credential", SETTING_TABLE, _setting_rows),
     ("table-identity-number", ID_TABLE, _personal_tables(ID_TABLE, _IDENTITY)),
     ("table-date-of-birth", DOB_TABLE, _personal_tables(DOB_TABLE, _BIRTH_DATE)),
 )

@@ -121,6 +121,44 @@ def test_a_powershell_environment_item_is_read(scanner: Scanner, text: str) -> N
     assert secret_spans(scanner, text) == ["Zr8pQ2vLx9mKq"]
 
 
+SETTING_TABLES = [
+    # vault kv get
+    "====== Data ======\nKey         Value\n---         -----\n"
+    "credential  UEkGXBmuEDK8TgZcBjbGvmMxg6J1TUXSPkNilD66\nowner       platform-team\n",
+    # doppler secrets
+    "┌─────────────┬──────────────────────────────────────┐\n"
+    "│ NAME        │ VALUE                                │\n"
+    "├─────────────┼──────────────────────────────────────┤\n"
+    "│ DOPPLER_ENV │ prd                                  │\n"
+    "│ DPO_APIKEY  │ 98CB9421-540D-4A3D-90C3-4283248C23B6 │\n"
+    "└─────────────┴──────────────────────────────────────┘\n",
+    # psql
+    " name           | value\n----------------+---------------\n"
+    " smtp_password  | Zr8pQ2vLx9mKq\n(1 row)\n",
+    # gh variable list
+    "NAME       VALUE    UPDATED\nINFORMIX_PASSWORD  Violet2014.juniper  about 3 days ago\n",
+]
+
+
+@pytest.mark.parametrize("text", SETTING_TABLES)
+def test_a_credential_in_a_settings_table_is_found(scanner: Scanner, text: str) -> None:
+    assert "table-credential" in {f.rule_id for f in scanner.scan(text)}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Key         Value\n---         -----\npassword    <sensitive>\ntoken_ttl   768h\n",
+        "Name value pairs hold the settings.\nThe token is rotated weekly.\n",
+        "$ vercel env ls\n name                 value      environments\n"
+        " STRIPE_SECRET        Encrypted  Production, Preview\n",
+        "| Key | Value |\n|-----|-------|\n| region | eu-west-1 |\n| key_id | 7 |\n",
+    ],
+)
+def test_a_settings_table_with_no_credential_is_none(scanner: Scanner, text: str) -> None:
+    assert scanner.scan(text) == []
+
+
 def test_a_terraform_outputs_password_is_found(scanner: Scanner) -> None:
     text = (
         '$ terraform output -json\n{\n  "db_password": {\n    "sensitive": true,\n'
