@@ -145,11 +145,11 @@ SETTER_CALL = TwoPass.compile(
     ).encode()
 )
 # `setx API_KEY "..."` (Windows), `set -gx API_KEY ...` (fish), `#define API_KEY "..."` (C's
-# preprocessor), PowerShell's `Set-Item -Path Env:API_KEY -Value '...'` (and New-Item): a
-# command, then name and value.
+# preprocessor), PowerShell's `Set-Item -Path Env:API_KEY -Value '...'` (and New-Item), csh's
+# and Apache's `setenv API_KEY ...`: a command, then name and value.
 SET_COMMAND = TwoPass.compile(
     (
-        r"(?:^|[\s;&|(])(?i:setx[ \t]+|set[ \t]+-[A-Za-z]+[ \t]+|#[ \t]*define[ \t]+"
+        r"(?:^|[\s;&|(])(?i:setx[ \t]+|set[ \t]+-[A-Za-z]+[ \t]+|#[ \t]*define[ \t]+|setenv[ \t]+"
         r"|(?:set|new)-item[ \t]+(?:-path[ \t]+)?env:)"
         rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[ \t]+(?i:-value[ \t]+)?" + _VALUE
     ).encode()

@@ -115,9 +115,11 @@ def test_a_named_token_is_found_in_every_syntax(scanner: Scanner, text: str) -> 
         "Set-Item -Path Env:DB_PASSWORD -Value 'Zr8pQ2vLx9mKq'",
         'New-Item -Path Env:DB_PASSWORD -Value "Zr8pQ2vLx9mKq"',
         "set-item env:DB_PASSWORD 'Zr8pQ2vLx9mKq'",
+        'SetEnv DB_PASSWORD "Zr8pQ2vLx9mKq"',  # Apache
+        "setenv DB_PASSWORD Zr8pQ2vLx9mKq",  # csh
     ],
 )
-def test_a_powershell_environment_item_is_read(scanner: Scanner, text: str) -> None:
+def test_an_environment_variable_set_by_a_command_is_read(scanner: Scanner, text: str) -> None:
     assert secret_spans(scanner, text) == ["Zr8pQ2vLx9mKq"]
 
 

@@ -448,6 +448,9 @@ POSITIVES = [
     ("ipsec-secret", '# /etc/ipsec.secrets\n203.0.113.10 198.51.100.22 : PSK "X0ZsWoxh/PGq2u"\n'),
     ("ipsec-secret", 'carol : EAP "Zr8pQ2vLx9mKq"\n'),
     ("ipsec-secret", ": PSK 0sv+NkxY9LLZvwj4qCC2o/gGrWDF2d21jL\n"),
+    # a BMC's password given to ipmitool; a Junos secret in its reversible $9$ form
+    ("cli-p-password-ipmitool", "ipmitool -I lanplus -H bmc01 -U ADMIN -P 'MEADOW~garnet976' sel"),
+    ("junos-reversible-secret", 'authentication-key "$9$QCkNBI1.L95fRNoXNQlIAFOCByvRJaTG4";'),
     # OpenVPN's static key (tls-auth, tls-crypt), inline in a client's profile
     (
         "openvpn-static-key",
@@ -706,6 +709,8 @@ NEGATIVES = [
     "Donations:\n- BTC: `bc1q3t6yg5umja30ramd02njw5h0w5e44xnpuywlpp`\n",
     "Paste the -----BEGIN OpenVPN Static key V1----- block into the profile.",
     ': RSA moonKey.pem\n: PSK "your-pre-shared-key"\n',  # a key's file; a placeholder
+    "ipmitool -I lanplus -H bmc01 -U admin -P $IPMI_PASSWORD power on",
+    "Junos writes such secrets as $9$ followed by the encoded text.",
     # public keys by their bytes' layout: Web Push's applicationServerKey (a P-256 point),
     # a minisign public key; a feature flag's name
     "await reg.pushManager.subscribe({\n  userVisibleOnly: true,\n  applicationServerKey: "
@@ -1387,6 +1392,8 @@ HEX_PLACES = [
     # a command's word before the name: Docker's RUN is no word of the name's
     "#9 [build 4/7] RUN ACME_PRIMARY={0} ./fetch.sh\n",
     "Set-Item -Path Env:ACME_PRIMARY -Value '{0}'\n",  # PowerShell
+    '<VirtualHost *:443>\n    SetEnv ACME_PRIMARY "{0}"\n</VirtualHost>\n',  # Apache
+    "setenv ACME_PRIMARY {0}\n",  # csh
     # a vendor's name in capitals that starts with an id's word: not a word joined to it
     *("POSTMARK={0}\n", "TRACKJS = '{0}'\n", "LINEPAY_SERVICE={0}\n"),
 ]
