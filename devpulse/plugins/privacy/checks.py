@@ -734,13 +734,15 @@ _PASSWORD_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_+-") |
 # `Save&Continue2`); minified code's names (`isFinite$1`), a JVM class's (`Outer$Inner2`, a
 # name of letters before its `$`), an expansion in capitals (`app2-$HOSTNAME`); operators
 # (`&&`), a macro's pasting (`##`, `from_#ctype#`); a method that asks or insists
-# (Ruby's `http2_supported?`, `save_v2!`, Kotlin's `response2!!`), a ternary's `?`; a
+# (Ruby's `http2_supported?`, `save_v2!`, Kotlin's `response2!!`), a ternary's `?`
+# (`isHttp2? 'h2' : 'h1'`; words joined by hyphens, then digits and `?`, are a password's:
+# `Nectar-7550?`); a
 # version range or a revision (`react@^18`, `typescript@~5`, `master~25`).
 _NOT_PASSWORD = re2.compile(
     r"^[a-z0-9_-]{3,}@[A-Za-z0-9-]+$|@[A-Z][a-z]+[0-9]*$|^[\w-]+#[0-9]|#[a-z][a-z-]*$"
     r"|(?:^|[^A-Za-z])[CF]#|%[A-Za-z0-9]|&(?:[a-z]{2,}$|#)|[A-Za-z0-9]&[A-Z]"
     r"|\$[0-9]+$|^[A-Za-z_]+\$|\$[A-Z_][A-Z0-9_]{2,}|&&|##|_#|#.*#"
-    r"|\?$|!!|[a-z_]!$|@[\^~]|~[0-9]+$"
+    r"|[A-Za-z_]\?$|^[^_-]*\?$|!!|[a-z_]!$|@[\^~]|~[0-9]+$"
 )
 
 

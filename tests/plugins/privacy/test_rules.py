@@ -448,6 +448,17 @@ POSITIVES = [
     ("ipsec-secret", '# /etc/ipsec.secrets\n203.0.113.10 198.51.100.22 : PSK "X0ZsWoxh/PGq2u"\n'),
     ("ipsec-secret", 'carol : EAP "Zr8pQ2vLx9mKq"\n'),
     ("ipsec-secret", ": PSK 0sv+NkxY9LLZvwj4qCC2o/gGrWDF2d21jL\n"),
+    # HTTP Basic's credentials given to a base64 encoder in code
+    (
+        "basic-credentials-encoded",
+        "const basic = Buffer.from('R2_4e21086ffd8acfc5:841d182125c4cf8845dace98f51faacb')"
+        ".toString('base64');",
+    ),
+    (
+        "basic-credentials-encoded",
+        'var c = Convert.ToBase64String(Encoding.UTF8.GetBytes("api@acme.io:Zr8pQ2vLx9mKq"));',
+    ),
+    ("basic-credentials-encoded", 'h = base64.b64encode(b"svc-reports:Zr8pQ2vLx9mKq").decode()'),
     # a BMC's password given to ipmitool; a Junos secret in its reversible $9$ form
     ("cli-p-password-ipmitool", "ipmitool -I lanplus -H bmc01 -U ADMIN -P 'MEADOW~garnet976' sel"),
     ("junos-reversible-secret", 'authentication-key "$9$QCkNBI1.L95fRNoXNQlIAFOCByvRJaTG4";'),
@@ -710,6 +721,8 @@ NEGATIVES = [
     "Paste the -----BEGIN OpenVPN Static key V1----- block into the profile.",
     ': RSA moonKey.pem\n: PSK "your-pre-shared-key"\n',  # a key's file; a placeholder
     "ipmitool -I lanplus -H bmc01 -U admin -P $IPMI_PASSWORD power on",
+    "const basic = btoa(`${user}:${pass}`);",  # no literal: a template's fields
+    'basic = base64.b64encode(f"{user}:{password}".encode())',
     "Junos writes such secrets as $9$ followed by the encoded text.",
     # public keys by their bytes' layout: Web Push's applicationServerKey (a P-256 point),
     # a minisign public key; a feature flag's name
@@ -1394,6 +1407,9 @@ HEX_PLACES = [
     "Set-Item -Path Env:ACME_PRIMARY -Value '{0}'\n",  # PowerShell
     '<VirtualHost *:443>\n    SetEnv ACME_PRIMARY "{0}"\n</VirtualHost>\n',  # Apache
     "setenv ACME_PRIMARY {0}\n",  # csh
+    # a string's prefix: Julia's raw"...", C#'s and Objective-C's @"..."
+    'ENV["ACME_PRIMARY"] = raw"{0}"\n',
+    'static NSString * const kAcme = @"{0}";\n',
     # a vendor's name in capitals that starts with an id's word: not a word joined to it
     *("POSTMARK={0}\n", "TRACKJS = '{0}'\n", "LINEPAY_SERVICE={0}\n"),
 ]
@@ -1428,6 +1444,7 @@ HEX_PLACES = [
         *('#define BUILD_HASH "{0}"', '#define HEXMODULUS "{0}"', "./gradlew -PgitCommit={0}"),
         "RUN GIT_SHA={0} make\n",
         "Set-Item -Path Env:GIT_COMMIT -Value '{0}'\n",
+        'var commitId = @"{0}";',
         # pins of a dependency's commit or a download's digest (make, Dockerfiles)
         *("LLVM ?= {0}", "BORINGSSL ::= {0}", "FROM alpine:3.20\nENV TINI {0}\n"),
         # markup: an element's name is a schema's word; value= is the attribute's
@@ -1744,6 +1761,7 @@ def test_an_id_after_a_time_stamp_or_a_raw_strings_mark_is_none(
         "gcloud run deploy sync --set-env-vars=DB2_NIGHTLY=Indigo2001!summit",
         'setx FEATHERLESS "P@ssw0rd-2024x"',
         '  "ESENDEX=hollow_Zephyr79^",',  # a caret last is a password's, not a revision's
+        "env:\n  ACME_PRIMARY: 'Tundra-Nectar-7550?'\n",  # a ? after a digit, not a predicate's
     ],
 )
 def test_a_persons_password_under_a_vendors_name_is_found(scanner: Scanner, text: str) -> None:
