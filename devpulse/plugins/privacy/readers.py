@@ -222,7 +222,7 @@ TERRAFORM_OUTPUT = TwoPass.compile(
 # later one holds their values; `_setting_rows` reads the rows.
 SETTING_TABLE = TwoPass.compile(
     "(?:^|\n)[ \t]*(?P<open>[|│┃]?)[ \t]*(?i:key|name|variable|setting|parameter|field)s?"
-    "[ \t]*(?P<delimiter>[|│┃]|[ \t]{1,})[ \t]*(?i:value)s?(?:[ \t|│┃][^\n]*)?\r?\n".encode()
+    "[ \t]*(?P<delimiter>[|│┃]|[ \t]+)[ \t]*(?i:value)s?(?:[ \t|│┃][^\n]*)?\r?\n".encode()
 )
 # A command that stores a secret, whatever its name: each value it is given is the secret or
 # one of its fields. Kubernetes' `kubectl create secret generic NAME --from-literal=KEY=VALUE`
@@ -726,8 +726,6 @@ def _block_scalar(data: bytes, name_start: int, span: tuple[int, int]) -> tuple[
 # secret (4096 bits by default: 683 characters of base64; 2048 bits, 342): a value shorter
 # than the MAX_BARE_BYTES a bare value is read to is none of them.
 _ENCRYPTED_MAPPING = re2.compile(rb"(?i)^[ \t]*encrypted(?:[_-]?data)?[ \t]*:[ \t]*$")
-
-
 MIN_SEALED_BYTES = MAX_BARE_BYTES
 
 
@@ -1290,9 +1288,8 @@ def _setting_rows(data: bytes, overflow: list[int], known: Reported) -> Iterator
                 start = row + len(line[:a].encode("utf-8", "surrogatepass"))
                 span = (start, start + len(line[a:b].encode("utf-8", "surrogatepass")))
                 value = line[a:b]
-                if value.lower() in _SHOWN_HIDDEN or _inside(known, span):
-                    pass
-                elif _named_value(name, value):
+                hidden = value.lower() in _SHOWN_HIDDEN
+                if not hidden and not _inside(known, span) and _named_value(name, value):
                     yield Found("table-credential", span[0], span[1], value)
             row = end + 1
         reached[0] = row
@@ -1315,9 +1312,10 @@ def _setting_cell(line: str, bar: str) -> tuple[str, tuple[int, int]] | None:
         a = cuts[0] + 1
         b = cuts[1] if len(cuts) > 1 else len(line)
     else:
-        name, _, rest = line.strip().partition(" ")
-        if not rest.strip():
+        words = line.split(maxsplit=1)
+        if len(words) < 2:
             return None
+        name = words[0]
         a = line.index(name) + len(name)
         a += len(line[a:]) - len(line[a:].lstrip())
         b = a + len(line[a:].split(maxsplit=1)[0])
