@@ -448,6 +448,24 @@ POSITIVES = [
     ("ipsec-secret", '# /etc/ipsec.secrets\n203.0.113.10 198.51.100.22 : PSK "X0ZsWoxh/PGq2u"\n'),
     ("ipsec-secret", 'carol : EAP "Zr8pQ2vLx9mKq"\n'),
     ("ipsec-secret", ": PSK 0sv+NkxY9LLZvwj4qCC2o/gGrWDF2d21jL\n"),
+    # Rails' Token scheme, its quotes escaped in a C# string
+    (
+        "authorization-header-scheme",
+        'request.AddHeader("Authorization", "Token token=\\"c48d5b9b1fa3a0758d97d4a6667c8567\\"");',
+    ),
+    # a literal key given to an HMAC, in each language's own call
+    *(
+        ("hmac-literal-key", text)
+        for text in (
+            "const sig = crypto.createHmac('sha256', 'Zr8pQ2vLx9mKqW3x').update(body);",
+            'sig = hmac.new(b"Zr8pQ2vLx9mKqW3x", msg, hashlib.sha256).hexdigest()',
+            'mac := hmac.New(sha256.New, []byte("Zr8pQ2vLx9mKqW3x"))',
+            'using var h = new HMACSHA256(Convert.FromBase64String("9LvXB5K511haUKcBu2LmpM/z"));',
+            'var k = new SecretKeySpec("Zr8pQ2vLx9mKqW3x".getBytes(), "HmacSHA256");',
+            "sig = OpenSSL::HMAC.hexdigest('sha256', 'Zr8pQ2vLx9mKqW3x', payload)",
+            "$sig = hash_hmac('sha256', $payload, 'Zr8pQ2vLx9mKqW3x');",
+        )
+    ),
     # HTTP Basic's credentials given to a base64 encoder in code
     (
         "basic-credentials-encoded",
@@ -722,6 +740,8 @@ NEGATIVES = [
     ': RSA moonKey.pem\n: PSK "your-pre-shared-key"\n',  # a key's file; a placeholder
     "ipmitool -I lanplus -H bmc01 -U admin -P $IPMI_PASSWORD power on",
     "const basic = btoa(`${user}:${pass}`);",  # no literal: a template's fields
+    "const sig = crypto.createHmac('sha256', secret).update(body).digest('hex');",
+    'sig = hmac.new(b"your-secret-key", msg, hashlib.sha256)',
     'basic = base64.b64encode(f"{user}:{password}".encode())',
     "Junos writes such secrets as $9$ followed by the encoded text.",
     # public keys by their bytes' layout: Web Push's applicationServerKey (a P-256 point),
@@ -1407,6 +1427,8 @@ HEX_PLACES = [
     "Set-Item -Path Env:ACME_PRIMARY -Value '{0}'\n",  # PowerShell
     '<VirtualHost *:443>\n    SetEnv ACME_PRIMARY "{0}"\n</VirtualHost>\n',  # Apache
     "setenv ACME_PRIMARY {0}\n",  # csh
+    # a Clojure map's key
+    '(def settings\n  {:endpoint "https://acme.example"\n   :acme-primary "{0}"})\n',
     # a string's prefix: Julia's raw"...", C#'s and Objective-C's @"..."
     'ENV["ACME_PRIMARY"] = raw"{0}"\n',
     'static NSString * const kAcme = @"{0}";\n',
@@ -1445,6 +1467,7 @@ HEX_PLACES = [
         "RUN GIT_SHA={0} make\n",
         "Set-Item -Path Env:GIT_COMMIT -Value '{0}'\n",
         'var commitId = @"{0}";',
+        '{{:commit-sha "{0}"}}',  # a Clojure key named for a digest
         # pins of a dependency's commit or a download's digest (make, Dockerfiles)
         *("LLVM ?= {0}", "BORINGSSL ::= {0}", "FROM alpine:3.20\nENV TINI {0}\n"),
         # markup: an element's name is a schema's word; value= is the attribute's
