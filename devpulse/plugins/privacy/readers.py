@@ -146,10 +146,12 @@ SETTER_CALL = TwoPass.compile(
 )
 # `setx API_KEY "..."` (Windows), `set -gx API_KEY ...` (fish), `#define API_KEY "..."` (C's
 # preprocessor), PowerShell's `Set-Item -Path Env:API_KEY -Value '...'` (and New-Item), csh's
-# and Apache's `setenv API_KEY ...`: a command, then name and value.
+# and Apache's `setenv API_KEY ...`, CMake's `set(API_KEY "..." CACHE STRING ...)`: a
+# command, then name and value.
 SET_COMMAND = TwoPass.compile(
     (
         r"(?:^|[\s;&|(])(?i:setx[ \t]+|set[ \t]+-[A-Za-z]+[ \t]+|#[ \t]*define[ \t]+|setenv[ \t]+"
+        r"|set\([ \t]*"
         r"|(?:set|new)-item[ \t]+(?:-path[ \t]+)?env:)"
         rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[ \t]+(?i:-value[ \t]+)?" + _VALUE
     ).encode()
@@ -541,6 +543,8 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     value = json_unescaped(value)  # in a JSON string: `$DOCKERHUB_PASSWORD\n`, `\u00e9`
     # xoxp-, pypi-, SG.: the name says credential whatever the shape; judge the rest
     value = value[public_prefix(value) :]
+    if value.startswith("\\$"):
+        value = value[1:]  # an expansion escaped for a later one (CMake's, make's "\$ORIGIN")
     if found_in(_REFERENCE, value.encode()):
         return False  # where the secret lies: systemd's LoadCredential=ID:PATH
     if encoded_public_key(value):

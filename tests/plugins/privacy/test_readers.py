@@ -117,6 +117,7 @@ def test_a_named_token_is_found_in_every_syntax(scanner: Scanner, text: str) -> 
         "set-item env:DB_PASSWORD 'Zr8pQ2vLx9mKq'",
         'SetEnv DB_PASSWORD "Zr8pQ2vLx9mKq"',  # Apache
         "setenv DB_PASSWORD Zr8pQ2vLx9mKq",  # csh
+        'set(DB_PASSWORD "Zr8pQ2vLx9mKq" CACHE STRING "")',  # CMake
     ],
 )
 def test_an_environment_variable_set_by_a_command_is_read(scanner: Scanner, text: str) -> None:

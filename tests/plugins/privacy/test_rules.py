@@ -466,6 +466,12 @@ POSITIVES = [
             "$sig = hash_hmac('sha256', $payload, 'Zr8pQ2vLx9mKqW3x');",
         )
     ),
+    # what `aws ssm get-parameter --with-decryption` prints: a SecureString's value
+    (
+        "ssm-secure-string",
+        '{"Parameter": {"Name": "/prod/tornado/shadow", "Type": "SecureString",\n'
+        '  "Value": "YsIV1hnGSLMKbvoOqbpGoHhEK4XpeMLLpI8It6zag9A=", "Version": 9}}',
+    ),
     # HTTP Basic's credentials given to a base64 encoder in code
     (
         "basic-credentials-encoded",
@@ -740,6 +746,8 @@ NEGATIVES = [
     ': RSA moonKey.pem\n: PSK "your-pre-shared-key"\n',  # a key's file; a placeholder
     "ipmitool -I lanplus -H bmc01 -U admin -P $IPMI_PASSWORD power on",
     "const basic = btoa(`${user}:${pass}`);",  # no literal: a template's fields
+    '{"Parameter": {"Name": "/prod/region", "Type": "String", "Value": "eu-west-1-config"}}',
+    'set(CMAKE_SHARED_LIBRARY_RPATH_ORIGIN_TOKEN "\\$ORIGIN")',  # an escaped expansion
     "const sig = crypto.createHmac('sha256', secret).update(body).digest('hex');",
     'sig = hmac.new(b"your-secret-key", msg, hashlib.sha256)',
     'basic = base64.b64encode(f"{user}:{password}".encode())',
@@ -1427,6 +1435,9 @@ HEX_PLACES = [
     "Set-Item -Path Env:ACME_PRIMARY -Value '{0}'\n",  # PowerShell
     '<VirtualHost *:443>\n    SetEnv ACME_PRIMARY "{0}"\n</VirtualHost>\n',  # Apache
     "setenv ACME_PRIMARY {0}\n",  # csh
+    # a JVM property in sbt's javaOptions, a Quarkus profile's property
+    'Test / javaOptions ++= Seq(\n  "-Dacme.primary={0}",\n  "-Dconfig.resource=it.conf"\n)\n',
+    "quarkus.rest-client.acme.url=https://acme.example\n%prod.acme.primary={0}\n",
     # a Clojure map's key
     '(def settings\n  {:endpoint "https://acme.example"\n   :acme-primary "{0}"})\n',
     # a string's prefix: Julia's raw"...", C#'s and Objective-C's @"..."
@@ -1468,6 +1479,7 @@ HEX_PLACES = [
         "Set-Item -Path Env:GIT_COMMIT -Value '{0}'\n",
         'var commitId = @"{0}";',
         '{{:commit-sha "{0}"}}',  # a Clojure key named for a digest
+        "%prod.quarkus.git.commit={0}",
         # pins of a dependency's commit or a download's digest (make, Dockerfiles)
         *("LLVM ?= {0}", "BORINGSSL ::= {0}", "FROM alpine:3.20\nENV TINI {0}\n"),
         # markup: an element's name is a schema's word; value= is the attribute's
