@@ -595,6 +595,7 @@ def _is_key_id(name: str, value: str) -> bool:
 def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     # groups: decl, name, close, gotype, op, space, then the value's dq, sq, bq, bare
     # keyboard: ..., sort_key = ..., author = ...: turned down by the name in _matches
+    parents = _Parents(data)
     for spans in _matches(ASSIGNMENT, data, overflow, _search_inside, _assignment_named):
         decl, name_span, close, gotype, op_span, space = spans[1:7]
         value_span = first_set(spans, range(7, 11))
@@ -630,7 +631,7 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
                 bare
                 and op == b":"
                 and value_span[1] - value_span[0] >= MIN_SEALED_BYTES
-                and _in_encrypted_mapping(data, name_span[0])
+                and parents.encrypted(name_span[0])
             )
         ):
             continue
@@ -733,21 +734,49 @@ _ENCRYPTED_MAPPING = re2.compile(rb"(?i)^[ \t]*encrypted(?:[_-]?data)?[ \t]*:[ \
 MIN_SEALED_BYTES = MAX_BARE_BYTES
 
 
-def _in_encrypted_mapping(data: bytes, name_start: int) -> bool:
-    """Whether the YAML key at `name_start` sits in a mapping of encrypted values: the first
-    line above it indented less (a blank line is passed over) is `encryptedData:`. Reads
-    back MAX_JUDGED_BYTES at most."""
-    line = data.rfind(b"\n", 0, name_start) + 1
-    indent = _indent(data, line, name_start)
-    floor = max(0, line - MAX_JUDGED_BYTES)
-    end = line - 1  # the newline that ends the line above
-    while indent and end > floor:
-        start = data.rfind(b"\n", floor, end) + 1
-        above = data[start:end].rstrip(b"\r")
-        if above.strip() and _indent(data, start, end) < indent:
-            return found_in(_ENCRYPTED_MAPPING, above)
-        end = start - 1
-    return False
+# Lines a text's parents are looked for across, at most: past them a key is judged as any is.
+MAX_PARENT_LINES = 100_000
+
+
+class _Parents:
+    """The YAML mapping each key of one text sits in: the first line above the key indented
+    less (blank lines passed over). Each line is read once for each indent asked about:
+    the keys of one mapping (a SealedSecret's dozens of values) share their walk, and a text
+    of keys between comment lines costs its length, not its length times its keys."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.parent: dict[tuple[int, int], int] = {}  # (line start, indent) -> parent's start
+        self.read = 0
+
+    def encrypted(self, name_start: int) -> bool:
+        """Whether the key at `name_start` sits in a mapping of encrypted values
+        (`encryptedData:`)."""
+        data = self.data
+        line = data.rfind(b"\n", 0, name_start) + 1
+        indent = _indent(data, line, name_start)
+        if not indent:
+            return False
+        walked, parent, end = [], -1, line - 1
+        while end > 0 and self.read < MAX_PARENT_LINES:
+            start = data.rfind(b"\n", 0, end) + 1
+            known = self.parent.get((start, indent))
+            if known is not None:
+                parent = known
+                break
+            walked.append((start, indent))
+            self.read += 1
+            if _indent(data, start, end) < indent and data[start:end].strip():
+                parent = start
+                break
+            end = start - 1
+        for key in walked:
+            self.parent[key] = parent
+        if parent < 0:
+            return False
+        stop = data.find(b"\n", parent)
+        above = data[parent : stop if stop >= 0 else len(data)].rstrip(b"\r")
+        return found_in(_ENCRYPTED_MAPPING, above)
 
 
 def _indent(data: bytes, start: int, stop: int) -> int:

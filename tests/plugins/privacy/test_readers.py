@@ -162,6 +162,16 @@ def test_a_settings_table_with_no_credential_is_none(scanner: Scanner, text: str
     assert scanner.scan(text) == []
 
 
+def test_a_sealed_secrets_values_are_none_however_many(scanner: Scanner) -> None:
+    rng = random.Random(17)
+    rows = "".join(
+        f"    KEY_{i}_PASSWORD: {base64.b64encode(rng.randbytes(520)).decode()}\n"
+        for i in range(40)
+    )
+    text = f"kind: SealedSecret\nspec:\n  encryptedData:\n{rows}  template:\n    type: Opaque\n"
+    assert scanner.scan(text) == []
+
+
 def test_a_terraform_outputs_password_is_found(scanner: Scanner) -> None:
     text = (
         '$ terraform output -json\n{\n  "db_password": {\n    "sensitive": true,\n'
