@@ -448,6 +448,7 @@ _NOT_PASS_WORDS = frozenset(
         *("bypass", "compass", "encompass", "surpass", "trespass", "overpass", "underpass"),
         *("lowpass", "highpass", "bandpass", "allpass", "multipass", "renderpass", "subpass"),
         *("firstpass", "onepass", "oldpwd"),  # filters, render passes, the shell's OLDPWD
+        "askpass",  # SSH_ASKPASS, GIT_ASKPASS: the program that asks for it
     }
 )
 _STRONG_WORDS = frozenset(
@@ -491,6 +492,11 @@ _METADATA_WORDS = frozenset(
         *("id", "arn", "column", "param", "parameter", "attribute", "attr", "selector", "hash"),
         # when it was set: password_changed_at, token_created, secret_updated_date
         *("at", "date", "time", "changed", "updated", "created", "modified"),
+        # how it is kept or what it may do: postgres' password_encryption, a vault token's
+        # policies, a CI token's permissions, a password's complexity
+        *("encryption", "policies", "permission", "permissions", "complexity", "strength"),
+        "accessor",  # a vault token's accessor: it looks a token up or revokes it, no more
+        *("kid", "sha1", "sha256", "sha512", "md5", "digest", "checksum"),  # its id, its digest
     }
 )
 
@@ -1227,7 +1233,16 @@ def _credential_pair(text: str) -> bool:
     user, colon, secret = text.partition(":")
     if not colon or not 0 < len(user) <= 64 or " " in text or not text.isprintable():
         return False
+    if secret.startswith("/") or ":" in secret or user.lower() in _NOT_USERS:
+        return False  # a URL, a URN, an ARN, a digest, a data URI
+    if user.istitle() and user.isalpha():
+        return False  # a Relay or GraphQL id: its type, then its number or UUID
     return token_like(secret)
+
+
+# What comes before a colon in base64 of an id, never a user: a digest's algorithm, a URI's
+# scheme.
+_NOT_USERS = frozenset({"sha1", "sha256", "sha512", "md5", "data", "urn", "arn", "gid"})
 
 
 def _counts_up(value: str, run: int = 6) -> bool:

@@ -59,7 +59,8 @@ CREDENTIAL_NAME = re2.compile(
 # (`\n?$` is the `$` of Python's `re`, which also matches before a final newline.)
 METADATA_SUFFIX = re2.compile(
     r"(?i)_(?:url|uri|endpoint|path|file|name|type|field|len(?:gth)?|min|max|policy|prompt"
-    r"|label|header|env|var|id|count|expiry|expires|ttl|regex|pattern|hash|format|prefix)\n?$"
+    r"|label|header|env|var|id|count|expiry|expires|ttl|regex|pattern|hash|format|prefix"
+    r"|encryption|policies|permissions?|complexity|strength)\n?$"
 )
 PROPRIETARY_COMMENT = re2.compile(
     r"(?i)all rights reserved|proprietary|confidential|internal use only"

@@ -530,6 +530,14 @@ def _text(data: bytes, span: tuple[int, int]) -> str:
 _REFERENCE = re2.compile(rb"^[\w.@-]+:/[\w.@-]+(?:/[\w.@-]+)+/?$")
 
 
+# A variable's element or member, read where the secret is needed: CMake's and Perl's
+# `$ENV{NAME}`, PowerShell's `$creds.SessionToken`, `$vault.auth.client_token`; and an SSH
+# public key (`ssh-rsa AAAA... user@host`), which is public.
+_LOOKUP = re2.compile(
+    rb"^(?:\$[A-Za-z_]\w*[.{\[]|(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp\d+)[ \t]+AAAA)"
+)
+
+
 def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     """A value bound to `name`: a credential if the name says so and the value agrees.
     One longer than a parsed match (a key read across the cut, `search_parsed`) is judged by
@@ -545,8 +553,8 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     value = value[public_prefix(value) :]
     if value.startswith("\\$"):
         value = value[1:]  # an expansion escaped for a later one (CMake's, make's "\$ORIGIN")
-    if found_in(_REFERENCE, value.encode()):
-        return False  # where the secret lies: systemd's LoadCredential=ID:PATH
+    if found_in(_REFERENCE, value.encode()) or found_in(_LOOKUP, value.encode()):
+        return False  # where the secret lies: LoadCredential=ID:PATH, $ENV{X}, $creds.Token
     if encoded_public_key(value):
         return False  # Web Push's applicationServerKey: a P-256 point, public by its use
     if quoted and " " in value:
@@ -1321,11 +1329,26 @@ def _setting_rows(data: bytes, overflow: list[int], known: Reported) -> Iterator
                 start = row + len(line[:a].encode("utf-8", "surrogatepass"))
                 span = (start, start + len(line[a:b].encode("utf-8", "surrogatepass")))
                 value = line[a:b]
-                hidden = value.lower() in _SHOWN_HIDDEN
-                if not hidden and not _inside(known, span) and _named_value(name, value):
+                if _setting_value(value) and not _inside(known, span) and _named_value(name, value):
                     yield Found("table-credential", span[0], span[1], value)
             row = end + 1
         reached[0] = row
+
+
+# What a settings table shows that is no value of a credential's: a path (`C:\Program Files`,
+# `/usr/bin/ssh-askpass`), a list or an object, a note in brackets, a .NET type's name
+# (PowerShell prints `System.Management.Automation.PSCredential` for an object).
+_NOT_SETTING_VALUE = re2.compile(
+    rb"^(?:[A-Za-z]:[\\/]|[/\\~.]|[\[{(<]|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*){2,}$)"
+)
+
+
+def _setting_value(value: str) -> bool:
+    """Whether a settings row's value could be a credential's: not what a tool prints in a
+    value's place (`_SHOWN_HIDDEN`) nor a path, a list, a note or a type's name."""
+    if value.lower() in _SHOWN_HIDDEN:
+        return False
+    return not found_in(_NOT_SETTING_VALUE, value.encode("utf-8", "surrogatepass"))
 
 
 def _setting_cell(line: str, bar: str) -> tuple[str, tuple[int, int]] | None:

@@ -155,6 +155,15 @@ def test_a_credential_in_a_settings_table_is_found(scanner: Scanner, text: str) 
         "Name value pairs hold the settings.\nThe token is rotated weekly.\n",
         "$ vercel env ls\n name                 value      environments\n"
         " STRIPE_SECRET        Encrypted  Production, Preview\n",
+        # review 17: a path, a .NET type's name, a list, an algorithm, an accessor, a key id
+        "Name          Value\n----          -----\n"
+        "GIT_ASKPASS   C:\\Program Files\\Git\\mingw64\\bin\\git-askpass.exe\n"
+        "Credential    System.Management.Automation.PSCredential\n",
+        "Key              Value\n---              -----\n"
+        'token_accessor   JiKsoT4lH0Jg2kNuyKR5Gktd\ntoken_policies   ["default"]\n',
+        " name                | value\n---------------------+---------------\n"
+        " password_encryption | scram-sha-256\n",
+        "│ NAME            │ VALUE        │\n│ SIGNING_KEY_KID │ 5b2e7c1d9a8f │\n",
         "| Key | Value |\n|-----|-------|\n| region | eu-west-1 |\n| key_id | 7 |\n",
     ],
 )
@@ -170,6 +179,21 @@ def test_a_sealed_secrets_values_are_none_however_many(scanner: Scanner) -> None
     )
     text = f"kind: SealedSecret\nspec:\n  encryptedData:\n{rows}  template:\n    type: Opaque\n"
     assert scanner.scan(text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'set(API_TOKEN "$ENV{API_TOKEN}")',  # CMake's environment, Perl's too
+        "my $token = $ENV{API_TOKEN} // die 'API_TOKEN not set';",
+        "Set-Item -Path Env:AWS_SESSION_TOKEN -Value $creds.SessionToken",  # a member
+        '"adminPasswordOrKey": {"value": "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7gr8Y user@host"}',
+    ],
+)
+def test_a_lookup_or_a_public_key_under_a_credentials_name_is_none(
+    scanner: Scanner, text: str
+) -> None:
+    assert "secret" not in {f.category for f in scanner.scan(text)}
 
 
 def test_a_terraform_outputs_password_is_found(scanner: Scanner) -> None:

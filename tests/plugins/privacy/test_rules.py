@@ -746,6 +746,13 @@ NEGATIVES = [
     ': RSA moonKey.pem\n: PSK "your-pre-shared-key"\n',  # a key's file; a placeholder
     "ipmitool -I lanplus -H bmc01 -U admin -P $IPMI_PASSWORD power on",
     "const basic = btoa(`${user}:${pass}`);",  # no literal: a template's fields
+    # review 17: a URL, a URN, an ARN, a digest, a GraphQL id given to base64
+    "const state = btoa('http://localhost:3000/callback');",
+    "const id = btoa('urn:uuid:3f2b8c1e-7d4a-4e9b-a1c2-5d6e7f8a9b0c');",
+    "const id = btoa('Order:3f2b8c1e-7d4a-4e9b-a1c2-5d6e7f8a9b0c');",
+    "b = base64.b64encode(b'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7')",
+    'mv "$8" "$9$SUFFIX"',  # a shell's positional parameter, no Junos secret
+    'network:\n  security: PSK "WPA2-Personal"\n',  # YAML, no ipsec.secrets line
     '{"Parameter": {"Name": "/prod/region", "Type": "String", "Value": "eu-west-1-config"}}',
     'set(CMAKE_SHARED_LIBRARY_RPATH_ORIGIN_TOKEN "\\$ORIGIN")',  # an escaped expansion
     "const sig = crypto.createHmac('sha256', secret).update(body).digest('hex');",
@@ -1438,8 +1445,6 @@ HEX_PLACES = [
     # a JVM property in sbt's javaOptions, a Quarkus profile's property
     'Test / javaOptions ++= Seq(\n  "-Dacme.primary={0}",\n  "-Dconfig.resource=it.conf"\n)\n',
     "quarkus.rest-client.acme.url=https://acme.example\n%prod.acme.primary={0}\n",
-    # a Clojure map's key
-    '(def settings\n  {:endpoint "https://acme.example"\n   :acme-primary "{0}"})\n',
     # a string's prefix: Julia's raw"...", C#'s and Objective-C's @"..."
     'ENV["ACME_PRIMARY"] = raw"{0}"\n',
     'static NSString * const kAcme = @"{0}";\n',
@@ -1480,6 +1485,8 @@ HEX_PLACES = [
         'var commitId = @"{0}";',
         '{{:commit-sha "{0}"}}',  # a Clojure key named for a digest
         "%prod.quarkus.git.commit={0}",
+        # review 17: capitals that end in a tag's, a revision's, a version's word
+        *("IMAGETAG={0}", "BUILDREV={0}", "SOURCEVERSION={0}", "STATEROOT={0}"),
         # pins of a dependency's commit or a download's digest (make, Dockerfiles)
         *("LLVM ?= {0}", "BORINGSSL ::= {0}", "FROM alpine:3.20\nENV TINI {0}\n"),
         # markup: an element's name is a schema's word; value= is the attribute's
