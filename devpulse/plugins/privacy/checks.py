@@ -1331,14 +1331,8 @@ def encoded_public_key(value: str) -> bool:
     if len(core) not in _PUBLIC_KEY_LENGTHS:
         return False
     body = core.rstrip("=")
-    try:
-        raw = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
-    except ValueError:
-        try:
-            raw = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
-        except ValueError:
-            return False
-    return public_key_bytes(raw)
+    raw = _b64bytes(body, altchars=b"-_") or _b64bytes(body)
+    return raw is not None and public_key_bytes(raw)
 
 
 def _der_length(raw: bytes) -> int:
@@ -1462,12 +1456,20 @@ def twitter_bearer(value: str) -> bool:
     return 102 <= len(value) <= 142
 
 
+def _b64bytes(part: str, altchars: bytes | None = None) -> bytes | None:
+    """`part` decoded from (unpadded) base64, or None."""
+    try:
+        return base64.b64decode(part + "=" * (-len(part) % 4), altchars=altchars, validate=True)
+    except ValueError:
+        return None
+
+
 def _b64decode(part: str, altchars: bytes | None = None) -> str | None:
     """`part` decoded from (unpadded) base64 as UTF-8 text, or None."""
+    raw = _b64bytes(part, altchars)
     try:
-        raw = base64.b64decode(part + "=" * (-len(part) % 4), altchars=altchars, validate=True)
-        return raw.decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
+        return None if raw is None else raw.decode("utf-8")
+    except UnicodeDecodeError:
         return None
 
 

@@ -524,17 +524,14 @@ def _text(data: bytes, span: tuple[int, int]) -> str:
     return data[span[0] : span[1]].decode("utf-8", "surrogatepass")
 
 
-# A name, a colon and an absolute path of two parts or more: a reference to the file that
-# holds the secret (systemd's `LoadCredential=tls.key:/etc/ssl/private/server.key`, a
-# container's `name:/run/secrets/name`), not the secret.
-_REFERENCE = re2.compile(rb"^[\w.@-]+:/[\w.@-]+(?:/[\w.@-]+)+/?$")
-
-
-# A variable's element or member, read where the secret is needed: CMake's and Perl's
-# `$ENV{NAME}`, PowerShell's `$creds.SessionToken`, `$vault.auth.client_token`; and an SSH
-# public key (`ssh-rsa AAAA... user@host`), which is public.
-_LOOKUP = re2.compile(
-    rb"^(?:\$[A-Za-z_]\w*[.{\[]|(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp\d+)[ \t]+AAAA)"
+# Values that say where the secret is, or that are public, under any name: a name, a colon
+# and an absolute path of two parts or more (systemd's `LoadCredential=tls.key:/etc/ssl/
+# private/server.key`, a container's `name:/run/secrets/name`); a variable's element or
+# member, read where the secret is needed (CMake's and Perl's `$ENV{NAME}`, PowerShell's
+# `$creds.SessionToken`); an SSH public key (`ssh-rsa AAAA... user@host`).
+_NO_VALUE = re2.compile(
+    rb"^(?:[\w.@-]+:/[\w.@-]+(?:/[\w.@-]+)+/?$|\$[A-Za-z_]\w*[.{\[]"
+    rb"|(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp\d+)[ \t]+AAAA)"
 )
 
 
@@ -553,7 +550,7 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     value = value[public_prefix(value) :]
     if value.startswith("\\$"):
         value = value[1:]  # an expansion escaped for a later one (CMake's, make's "\$ORIGIN")
-    if found_in(_REFERENCE, value.encode()) or found_in(_LOOKUP, value.encode()):
+    if found_in(_NO_VALUE, value.encode()):
         return False  # where the secret lies: LoadCredential=ID:PATH, $ENV{X}, $creds.Token
     if encoded_public_key(value):
         return False  # Web Push's applicationServerKey: a P-256 point, public by its use
