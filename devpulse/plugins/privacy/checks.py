@@ -43,6 +43,9 @@ PLACEHOLDER = re2.compile(
                 r"^\[[\w .-]*\]$",  # [PASSWORD], [your token]
                 # what a tool prints in a secret's place: [hidden], (sensitive value)
                 r"^[\[(]?(?:hidden|masked|omitted|filtered|removed|sensitive)[\])]?$",
+                # HashiCorp Vault's audit log: every secret string HMAC-ed with the audit
+                # device's own salt, `hmac-sha256:<hex>`, so that a log may be shared
+                r"^hmac-sha(?:256|384|512):[0-9a-f]{32,128}$",
                 # templates name a variable: {{ secrets.TOKEN }}, ${DB_PASSWORD}, ${X:-default}
                 r"\{\{[^{}]*\}\}",
                 # one brace: str.format's and an f-string's field (with its conversion and
@@ -906,6 +909,8 @@ def machine_token(value: str) -> bool:
         return False
     if len(value) == 46 and found_in(_CID_V0, value.encode()):
         return False
+    if encoded_public_key(value):
+        return False  # a minisign public key (RWQ...), an EC point: their bytes' own layout
     if _encoded(body) or _hex_core(body) or _words_joined(body):
         return False
     # an id's parts joined by a word between them: a PaymentIntent's client secret
@@ -1035,9 +1040,17 @@ _BECH32 = frozenset("qpzry9x8gf2tvdw0s3jn54khce6mua7l")
 
 def _bech32_address(value: str) -> bool:
     """A Bitcoin or Litecoin address in bech32 (bc1q..., tb1..., ltc1...): public, what a
-    payment is sent to."""
+    payment is sent to; or a Nostr public key, profile, note or event (NIP-19's npub1...,
+    nprofile1..., note1..., nevent1..., naddr1...: a Nostr secret key is nsec1...)."""
     hrp, one, rest = value.partition("1")
-    return one == "1" and hrp in ("bc", "tb", "bcrt", "ltc") and _BECH32.issuperset(rest)
+    return one == "1" and hrp in _PUBLIC_BECH32 and _BECH32.issuperset(rest)
+
+
+# The human-readable parts of bech32 strings that are public: Bitcoin's and Litecoin's
+# addresses (BIP 173), Nostr's public entities (NIP-19).
+_PUBLIC_BECH32 = frozenset(
+    {"bc", "tb", "bcrt", "ltc", "npub", "nprofile", "note", "nevent", "naddr"}
+)
 
 
 # Words that make a prefix before hex an id's or a digest's (prefixed-hex-key): `sha256-<hex>`
@@ -1533,6 +1546,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "private_ip": pii.private_ip,
     "credential": looks_like_credential,
     "password": password_value,
+    "human_password": human_password,
     "authorization": authorization,
     "authorization_token": authorization_token,
     "twitter_bearer": twitter_bearer,

@@ -219,12 +219,13 @@ TERRAFORM_OUTPUT = TwoPass.compile(
 )
 # A table of settings, a name and its value a row, as tools print them: `vault kv get`'s
 # `Key  Value` (then `---  -----`), psql's `name | value`, doppler's box of `│ NAME │ VALUE │`,
-# a markdown table's `| Key | Value |`, `gh variable list`'s `NAME  VALUE  UPDATED`. The
+# a markdown table's `| Key | Value |`, `gh variable list`'s `NAME  VALUE  UPDATED`, a wiki's
+# (MediaWiki: `! Setting !! Value`, then rows `| name || value` between `|-` lines). The
 # header's first cell names the rows (key, name, variable, setting, parameter, field), a
 # later one holds their values; `_setting_rows` reads the rows.
 SETTING_TABLE = TwoPass.compile(
-    "(?:^|\n)[ \t]*(?P<open>[|│┃]?)[ \t]*(?i:key|name|variable|setting|parameter|field)s?"
-    "[ \t]*(?P<delimiter>[|│┃]|[ \t]+)[ \t]*(?i:value)s?(?:[ \t|│┃][^\n]*)?\r?\n".encode()
+    "(?:^|\n)[ \t]*(?P<open>[|│┃!]?)[ \t]*(?i:key|name|variable|setting|parameter|field)s?"
+    "[ \t]*(?P<delimiter>[|│┃]|!!|[ \t]+)[ \t]*(?i:value)s?(?:[ \t|│┃!][^\n]*)?\r?\n".encode()
 )
 # A command that stores a secret, whatever its name: each value it is given is the secret or
 # one of its fields. Kubernetes' `kubectl create secret generic NAME --from-literal=KEY=VALUE`
@@ -291,8 +292,11 @@ _CREDENTIAL_COLUMN = (
     rf"[\w.-]*{_NAME_WORD}[\w.-]*|[A-Za-z]+ (?i:key|token|secret|password|passphrase)"
 )
 # Both in one pattern, so that a text is searched for tables once; `_tables` reads the rows.
+# An INSERT's columns may instead hold settings, a name and its value a row (`INSERT INTO
+# settings (name, value)`, WordPress' `wp_options (option_name, option_value)`): each value is
+# judged under its row's name (`_setting_pair`).
 TABLE = TwoPass.compile(
-    f"(?:{_table_header(_CREDENTIAL_COLUMN)})|(?:{_insert(_NAME_WORD)})".encode()
+    f"(?:{_table_header(_CREDENTIAL_COLUMN)})|(?:{_insert(f'(?:{_NAME_WORD}|(?i:value))')})".encode()
 )
 # A header cell that names a personal id's column: a document's or an id's name (words joined
 # by blanks, _ or -, with number or no after them), or an id's acronym in any case. Turkish
@@ -1350,8 +1354,14 @@ def _setting_value(value: str) -> bool:
 
 def _setting_cell(line: str, bar: str) -> tuple[str, tuple[int, int]] | None:
     """A settings row's name and its value's span in `line`: cells between `bar`s, or,
-    with no bar, the first word and the next; None for no such row."""
-    if bar:
+    with no bar, the first word and the next; None for no such row. A wiki's value may be
+    marked up as code (`<code>...</code>`): the value is what the markup holds."""
+    if bar == "!!":  # MediaWiki: `| name || value || ...`
+        cells = _wiki_cells(line)
+        if cells is None:
+            return None
+        name, a, b = cells
+    elif bar:
         cuts = [i for i, c in enumerate(line) if c in _BOX_BARS]
         inner = line.strip()
         if inner[:1] in _BOX_BARS:
@@ -1376,9 +1386,35 @@ def _setting_cell(line: str, bar: str) -> tuple[str, tuple[int, int]] | None:
         a += 1
     while b > a and line[b - 1] in " \t":
         b -= 1
+    a, b = _inside_code_markup(line, a, b)
     if not name or b <= a or not found_in(_SETTING_NAME, name.encode()):
         return None
     return name, (a, b)
+
+
+def _wiki_cells(line: str) -> tuple[str, int, int] | None:
+    """A MediaWiki table row's first cell, and where its second starts and ends in `line`:
+    `| name || value || ...`. None for a row's rule (`|-`), the table's end or caption."""
+    opening = line.find("|")
+    if opening < 0 or line[:opening].strip() or line[opening + 1 : opening + 2] in "-}+":
+        return None
+    cut = line.find("||", opening + 1)
+    if cut < 0:
+        return None
+    end = line.find("||", cut + 2)
+    return line[opening + 1 : cut].strip(), cut + 2, len(line) if end < 0 else end
+
+
+# The markup a wiki's or a web page's table sets a value in as code.
+_CODE_MARKUP = ("code", "nowiki", "tt", "kbd", "samp")
+
+
+def _inside_code_markup(line: str, a: int, b: int) -> tuple[int, int]:
+    """`line[a:b]`'s span inside the markup that sets it as code, if it is so set."""
+    for tag in _CODE_MARKUP:
+        if line.startswith(f"<{tag}>", a) and line.endswith(f"</{tag}>", a, b):
+            return a + len(tag) + 2, b - len(tag) - 3
+    return a, b
 
 
 _SETTING_NAME = re2.compile(rb"^[A-Za-z_][\w.-]{0,63}$")
@@ -1761,13 +1797,17 @@ def _sql_rows(
 ) -> Iterator[Found]:
     """`INSERT INTO users (name, password) VALUES ('bob', '...'), (...)`: each row's quoted
     value in a column named for a credential, or with `personal` each row's value, quoted or
-    not (an SSN may be a bare number), in a column of that personal data."""
+    not (an SSN may be a bare number), in a column of that personal data; and a settings
+    table's value under its row's name (`_setting_pair`)."""
     start, end = spans[_COLUMNS]
     names = [_column(column) for column in data[start:end].split(b",")]
+    pair = None
     if personal is not None:
         columns = [(i, n) for i, n in enumerate(names) if found_in(personal.column, n.encode())]
     else:
         columns = [(i, n) for i, n in enumerate(names) if credential_name_strength(n) == 2]
+        pair = _setting_pair(names)
+    judged = len(columns) + (pair is not None)
     row = spans[0][1]  # just past the first row's (
     while True:  # each value judged counts: MAX_CANDIDATES bounds the rows
         items, row = _sql_row(data, row)
@@ -1776,24 +1816,67 @@ def _sql_rows(
         if state[1] >= MAX_CANDIDATES:
             state[:] = [row, MAX_CANDIDATES + 1]
             return
-        for i, name in columns:
-            a, b, quoted = items[i]
-            state[1] += 1
-            if not quoted and personal is not None and data[b - 1] in _LITERAL_ENDS:
-                a, b = _typed_literal(data, a, b)  # DATE '1987-03-14', TO_DATE(...)
-            if (not quoted and personal is None) or b <= a or _inside(known, (a, b)):
-                continue
-            value = _text(data, (a, b))
-            if personal is not None:
-                if personal.valid(value):
-                    yield Found(personal.rule_id, a, b, value, "pii")
-            elif _cell_credential(name, value, quoted=True):
-                yield Found("table-credential", a, b, value)
+        state[1] += judged
+        yield from _row_values(data, items, columns, known, personal)
+        if pair is not None:
+            found = _setting_in_row(data, items, pair, known)
+            if found is not None:
+                yield found
         following = _next_row(data, row)
         if following is None:
             break
         row = following
     state[0] = row
+
+
+def _row_values(
+    data: bytes,
+    items: list[tuple[int, int, bool]],
+    columns: list[tuple[int, str]],
+    known: Reported,
+    personal: _Personal | None,
+) -> Iterator[Found]:
+    """An SQL row's findings in `columns` (`_sql_rows`)."""
+    for i, name in columns:
+        a, b, quoted = items[i]
+        if not quoted and personal is not None and data[b - 1] in _LITERAL_ENDS:
+            a, b = _typed_literal(data, a, b)  # DATE '1987-03-14', TO_DATE(...)
+        if (not quoted and personal is None) or b <= a or _inside(known, (a, b)):
+            continue
+        value = _text(data, (a, b))
+        if personal is not None:
+            if personal.valid(value):
+                yield Found(personal.rule_id, a, b, value, "pii")
+        elif _cell_credential(name, value, quoted=True):
+            yield Found("table-credential", a, b, value)
+
+
+# The columns of a settings table in SQL: the setting's name, and its value.
+_SETTING_NAME_COLUMNS = frozenset(
+    {"name", "key", "setting", "setting_name", "option_name", "config_key", "param", "property"}
+)
+_SETTING_VALUE_COLUMNS = frozenset({"value", "setting_value", "option_value", "config_value"})
+
+
+def _setting_pair(names: list[str]) -> tuple[int, int] | None:
+    """The indices of a settings table's name column and value column, if it has both."""
+    lower = [n.lower() for n in names]
+    name = next((i for i, n in enumerate(lower) if n in _SETTING_NAME_COLUMNS), None)
+    value = next((i for i, n in enumerate(lower) if n in _SETTING_VALUE_COLUMNS), None)
+    return None if name is None or value is None else (name, value)
+
+
+def _setting_in_row(
+    data: bytes, items: list[tuple[int, int, bool]], pair: tuple[int, int], known: Reported
+) -> Found | None:
+    """A settings row's quoted value, judged under the row's quoted name."""
+    (na, nb, name_quoted), (a, b, quoted) = items[pair[0]], items[pair[1]]
+    if not (name_quoted and quoted) or b <= a or _inside(known, (a, b)):
+        return None
+    value = _text(data, (a, b))
+    if _cell_credential(_text(data, (na, nb)), value, quoted=True):
+        return Found("table-credential", a, b, value)
+    return None
 
 
 def _column(name: bytes) -> str:

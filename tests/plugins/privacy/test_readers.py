@@ -140,6 +140,9 @@ SETTING_TABLES = [
     " smtp_password  | Zr8pQ2vLx9mKq\n(1 row)\n",
     # gh variable list
     "NAME       VALUE    UPDATED\nINFORMIX_PASSWORD  Violet2014.juniper  about 3 days ago\n",
+    # a MediaWiki table, the value as code
+    '{| class="wikitable"\n! Setting !! Value !! Notes\n|-\n| endpoint || https://hooks.example '
+    "|| EU\n|-\n| client_key || <code>hs_5b97cf5fa0ac57255359</code> || ops rota\n|}\n",
 ]
 
 
@@ -165,10 +168,37 @@ def test_a_credential_in_a_settings_table_is_found(scanner: Scanner, text: str) 
         " password_encryption | scram-sha-256\n",
         "│ NAME            │ VALUE        │\n│ SIGNING_KEY_KID │ 5b2e7c1d9a8f │\n",
         "| Key | Value |\n|-----|-------|\n| region | eu-west-1 |\n| key_id | 7 |\n",
+        "! Setting !! Value\n|-\n| region || <code>eu-west-1</code>\n|-\n| token_ttl || 768h\n|}\n",
     ],
 )
 def test_a_settings_table_with_no_credential_is_none(scanner: Scanner, text: str) -> None:
     assert scanner.scan(text) == []
+
+
+def test_a_credential_in_an_sql_settings_table_is_found_by_its_rows_name(
+    scanner: Scanner,
+) -> None:
+    key = "fbf6dc18b554b71fcd55db72ad5d9002c0f4be5005fd62e82d3c57583834c4aa"
+    text = (
+        "INSERT INTO integration_settings (provider, name, value, updated_at)\n"
+        f"VALUES ('peertube', 'endpoint', 'https://tube.example', now()),\n"
+        f"       ('peertube', 'apikey', '{key}', now());\n"
+    )
+    assert secret_spans(scanner, text) == [key]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "INSERT INTO metrics (name, value, ts) VALUES ('cpu_load', '0.93', now()),"
+        " ('token_count', '118234', now());",
+        "INSERT INTO wp_options (option_name, option_value) VALUES"
+        " ('siteurl', 'https://blog.example'), ('auth_key_rotation', 'weekly');",
+        "INSERT INTO settings (key, value) VALUES ('runner', 'm9Ywr3GYOUzbTieC');",
+    ],
+)
+def test_an_sql_settings_table_with_no_credential_is_none(scanner: Scanner, text: str) -> None:
+    assert "secret" not in {f.category for f in scanner.scan(text)}
 
 
 def test_a_sealed_secrets_values_are_none_however_many(scanner: Scanner) -> None:

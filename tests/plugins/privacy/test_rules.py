@@ -1124,6 +1124,9 @@ TOKEN_PLACES = [
     "shared accounts (do not forward)\n\nTypeform\n{0}\n\nstatus page: see vault",
     "[10:43] jonas: here, rotate after the demo pls\n[10:43] jonas: {0}\n- thanks",
     "use {0} for the sandbox until I rotate it tomorrow.",
+    # a string with its prefix: Julia's raw"...", Python's r"..."
+    'ENV["YAHOO_JP_NIGHTLY"] = raw"{0}"',
+    'NIGHTLY = r"{0}"',
 ]
 
 
@@ -1969,6 +1972,7 @@ CLIENT_PLACES = [
     'credential := common.NewCredential(\n\t"AKIDx9Lq2PzR7mW4vT8nB3cY5",\n\t"{0}",\n)',
     'resp = requests.get(url, params=p, auth=("{0}", ""))',
     '$client = new VendorClient("https://api.example.net", "{0}");',
+    "const auth = new Authenticator(Environment.PRODUCTION(), '{1}', '{0}');",
 ]
 
 
@@ -2581,3 +2585,74 @@ def test_a_store_commands_field_option_runs_the_readers(
     """Vault's `-field` names what the next line prints (readers.PRINTED_SECRET); a CSS
     class's `-field` names nothing and does not run the readers."""
     assert (scanner_module.AST in scanner._enabled(text.encode())) is runs
+
+
+_PAIRED = random.Random(4242)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "cpan-upload -u RAVINDRAN -p '{0}' Acme-Ledger-0.42.tar.gz",
+        'mongosh "mongodb://db:27017/app" -u admin -p {0} --authenticationDatabase admin',
+        'some-cli sync -u "ops@acme.example" -p"{0}"',
+    ],
+)
+def test_a_password_after_a_user_on_a_command_line_is_found(
+    scanner: Scanner, template: str
+) -> None:
+    word, digits = run(6, string.ascii_lowercase, _PAIRED).title(), _PAIRED.randint(10, 99)
+    password = f"{word}{digits}!{run(5, string.ascii_lowercase, _PAIRED)}"
+    assert found_in_text(scanner, template, password)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "docker run -u 1000 -p 8080:80 nginx",
+        "mysql -u root -p my_database",
+        "git push -u origin -p feature/Login-2",
+        "pytest -u ci -p 'no:cacheprovider'",
+        "ssh -u deploy -p '2222' build-host",
+    ],
+)
+def test_a_port_path_or_plugin_after_a_user_is_no_password(scanner: Scanner, text: str) -> None:
+    assert "secret" not in categories(scanner, text)
+
+
+def test_public_values_by_their_own_format_are_no_secret(scanner: Scanner) -> None:
+    """A Nostr public key (NIP-19 npub), a value Vault's audit log HMAC-ed, a minisign
+    public key on its command line and a PGP public key block's first line: published or
+    one-way by design."""
+    npub = "npub1" + run(58, "qpzry9x8gf2tvdw0s3jn54khce6mua7l", _PAIRED)
+    hmac = "hmac-sha256:" + run(64, "0123456789abcdef", _PAIRED)
+    minisign = "RW" + run(54, string.ascii_letters + string.digits, _PAIRED)
+    body = run(64, string.ascii_letters + string.digits, _PAIRED)
+    texts = [
+        f'{{\n  "name": "build-status",\n  "npub": "{npub}",\n  "relays": ["wss://relay.example"]\n}}',
+        f'{{"auth":{{"client_token":"{hmac}","display_name":"approle"}},'
+        f'"response":{{"data":{{"password":"{hmac}"}}}}}}',
+        f"Verify the download:\n\n    minisign -Vm tool.tar.gz -P {minisign}\n",
+        f"-----BEGIN PGP PUBLIC KEY BLOCK-----\nComment: release signing\n\n{body}\n"
+        f"{run(60, string.ascii_letters, _PAIRED)}+/\n=Ab12\n-----END PGP PUBLIC KEY BLOCK-----\n",
+    ]
+    for text in texts:
+        assert "secret" not in categories(scanner, text), text
+
+
+def test_a_nostr_secret_key_under_a_name_is_still_a_secret(scanner: Scanner) -> None:
+    nsec = "nsec1" + run(58, "qpzry9x8gf2tvdw0s3jn54khce6mua7l", _PAIRED)
+    assert "secret" in categories(scanner, f'NOSTR_BOT = "{nsec}"')
+
+
+def test_dotenv_vaults_ciphertext_is_no_secret_but_its_key_is(scanner: Scanner) -> None:
+    """`.env.vault` holds each environment's variables encrypted (DOTENV_VAULT_<ENV>);
+    DOTENV_KEY, which decrypts them, is the secret."""
+    cipher = base64.b64encode(_PAIRED.randbytes(96)).decode()
+    vault = f'# production\nDOTENV_VAULT_PRODUCTION="{cipher}"\n'
+    assert "secret" not in categories(scanner, vault)
+    key = (
+        f"DOTENV_KEY='dotenv://:key_{run(64, '0123456789abcdef', _PAIRED)}"
+        "@dotenv.org/vault/.env.vault?environment=production'"
+    )
+    assert "secret" in categories(scanner, key)
