@@ -837,11 +837,14 @@ def prefixed_token(value: str) -> bool:
     long enough (PREFIXED_TOKEN_RUN), with capitals, lower case and digits all three (a run
     of 30 random base62 characters lacks one 1 time in 200), not hex (a digest after a
     name: sha256_..., commit_...; an Ethereum address's 0x...), and not words run together
-    (an identifier); and `token_like` (no placeholder, no alphabet written out)."""
+    (an identifier); and `token_like` (no placeholder, no alphabet written out). Not a
+    token its prefix says is public (`live_public_...`)."""
     if value.startswith(PUBLIC_TOKEN_PREFIXES):
         return False
     prefix, _, run = value.rpartition("_")
     segments = prefix.split("_")
+    if not _PUBLIC_SEGMENTS.isdisjoint(segments):
+        return False  # live_public_...: the vendor says the value is for the page
     marked = len(segments) == 2 and segments[1].isalnum() and segments[1].islower()
     if not (PREFIXED_TOKEN_RUN_MARKED if marked else PREFIXED_TOKEN_RUN) <= len(run) <= 250:
         return False  # at most 250: a longer run is a blob's, not a token's
@@ -854,6 +857,10 @@ def prefixed_token(value: str) -> bool:
         return False
     run = run[:MAX_TOKEN_CHARS]
     return len(run) < PREFIXED_TOKEN_MAX_PIECE * _pieces(run)
+
+
+# A prefix's segments that say the token is made to be published (a checkout page's key).
+_PUBLIC_SEGMENTS = frozenset({"public", "pub", "publishable"})
 
 
 def _pieces(run: str) -> int:

@@ -302,6 +302,16 @@ POSITIVES = [
     ("password-in-prose-translated", "salasanani on Velvet$396juniper, miksi ei toimi?"),
     ("otp-seed", 'uri = "otpauth://hotp/Vault?counter=4&secret=k7qx2m5rwz4pln3v"'),
     ("otp-seed", "![qr](otpauth://totp/x?issuer=x&secret=K7QX2M5RWZ4PLN3VTHY6BC2D==)"),
+    (
+        "otp-seed",
+        'TOTP_SEED = "THG6MCX7XJ6VQ2N4DFSPVKIWUQUBDKW5"\ncode = pyotp.TOTP(TOTP_SEED).now()',
+    ),
+    ("otp-seed", "e2e:\n  mfa_seed: jbswy3dpehpk3pxpkzxw4zlt\n"),
+    (
+        "ssh2-private-key",
+        '---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----\nComment: "rsa-key-20250820"\n'
+        "P2/56wAAAaBzNaSnMfDmnTvDi4wYugYOU9l0c54e/xYM5IBII5Xg+L5PAXZ8SQzTV8wT5G\n",
+    ),
     ("password-in-prose-translated", "le mot de passe du wifi est tundra-9212copper"),
     ("password-in-prose-translated", "mi contraseña es tundra-9212copper"),
     ("password-in-prose-translated", "a senha é tundra-9212copper"),
@@ -743,6 +753,13 @@ NEGATIVES = [
     "LoadCredential=smtp_password:/etc/mailer/smtp_password",
     "Donations:\n- BTC: `bc1q3t6yg5umja30ramd02njw5h0w5e44xnpuywlpp`\n",
     "Paste the -----BEGIN OpenVPN Static key V1----- block into the profile.",
+    "random_seed = 42\nnp.random.seed(random_seed)",  # a generator's seed, not an OTP's
+    # a JSON Web Key's id, published in its JWKS; a token its prefix says is for the page
+    '{"keys": [{"kty": "RSA", "kid": "wx_tUakYNIbnMtuz3uPqs7DEVvynkIBTIESyxgYLS0q"}]}',
+    'PayDunya.setup({ publicKey: "live_public_GUNmeA8c8gTCTUdODH1QcaLo5cpKB" });',
+    'otp_seed = "AAAAAAAAAAAAAAAAAAAA"',
+    '---- BEGIN SSH2 PUBLIC KEY ----\nComment: "rsa-key-20250820"\n'
+    "AAAAB3NzaC1yc2EAAAADAQABAAABAQC7gr8Y\n---- END SSH2 PUBLIC KEY ----\n",
     ': RSA moonKey.pem\n: PSK "your-pre-shared-key"\n',  # a key's file; a placeholder
     "ipmitool -I lanplus -H bmc01 -U admin -P $IPMI_PASSWORD power on",
     "const basic = btoa(`${user}:${pass}`);",  # no literal: a template's fields
