@@ -49,6 +49,7 @@ from devpulse.plugins.privacy.checks import (
     cache_key,
     credential_name_strength,
     encoded_public_key,
+    human_password,
     hyphenated_password,
     is_placeholder,
     is_uuid,
@@ -56,6 +57,7 @@ from devpulse.plugins.privacy.checks import (
     key_by_look,
     looks_like_credential,
     name_words,
+    names_a_look_alike,
     names_no_key,
     password_value,
     public_prefix,
@@ -1330,10 +1332,30 @@ def _setting_rows(data: bytes, overflow: list[int], known: Reported) -> Iterator
                 start = row + len(line[:a].encode("utf-8", "surrogatepass"))
                 span = (start, start + len(line[a:b].encode("utf-8", "surrogatepass")))
                 value = line[a:b]
-                if _setting_value(value) and not _inside(known, span) and _named_value(name, value):
+                if (
+                    _setting_value(value)
+                    and not _inside(known, span)
+                    and (_named_value(name, value) or _unnamed_password(name, value))
+                ):
                     yield Found("table-credential", span[0], span[1], value)
             row = end + 1
         reached[0] = row
+
+
+def _unnamed_password(name: str, value: str) -> bool:
+    """A person's password (`human_password`: `Mosaic1983!juniper`) in a settings row whose
+    name says nothing of what it holds (`risingwave.compass`), as vendor-named-hex takes one
+    after `NAME=`: not a name that sounds like a credential's, which `_named_value` judged
+    (password_policy, token_ttl), nor one that names something else (`names_no_key`)."""
+    lowered = name.lower()
+    sounds = any(sound in lowered for sound in _CREDENTIAL_SOUNDS)
+    if (sounds and not names_a_look_alike(name)) or names_no_key(name):
+        return False
+    return human_password(value)
+
+
+# Parts of a credential's name, as substrings (compass and bypass sound so: look-alikes).
+_CREDENTIAL_SOUNDS = ("pass", "pw", "secret", "token", "key", "cred", "auth")
 
 
 # What a settings table shows that is no value of a credential's: a path (`C:\Program Files`,
@@ -1387,6 +1409,7 @@ def _setting_cell(line: str, bar: str) -> tuple[str, tuple[int, int]] | None:
     while b > a and line[b - 1] in " \t":
         b -= 1
     a, b = _inside_code_markup(line, a, b)
+    name = name.strip("`")  # markdown's `NAME`
     if not name or b <= a or not found_in(_SETTING_NAME, name.encode()):
         return None
     return name, (a, b)
@@ -1410,7 +1433,10 @@ _CODE_MARKUP = ("code", "nowiki", "tt", "kbd", "samp")
 
 
 def _inside_code_markup(line: str, a: int, b: int) -> tuple[int, int]:
-    """`line[a:b]`'s span inside the markup that sets it as code, if it is so set."""
+    """`line[a:b]`'s span inside the markup that sets it as code, if it is so set: a
+    markdown code span's backticks, or an HTML or wiki tag."""
+    if b - a > 2 and line[a] == "`" and line[b - 1] == "`":
+        return a + 1, b - 1
     for tag in _CODE_MARKUP:
         if line.startswith(f"<{tag}>", a) and line.endswith(f"</{tag}>", a, b):
             return a + len(tag) + 2, b - len(tag) - 3

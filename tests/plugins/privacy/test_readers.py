@@ -140,6 +140,11 @@ SETTING_TABLES = [
     " smtp_password  | Zr8pQ2vLx9mKq\n(1 row)\n",
     # gh variable list
     "NAME       VALUE    UPDATED\nINFORMIX_PASSWORD  Violet2014.juniper  about 3 days ago\n",
+    # markdown's code spans around the name and the value
+    "| Setting | Value | Owner |\n|---|---|---|\n| `SMTP_URL` | https://mail.example | ops |\n"
+    "| `SMTP_PASSWORD` | `Raven1993.canyon` | ops |\n",
+    # a person's password under a name that says nothing (compass: no pass word)
+    " name | value\n------+-------\n risingwave.compass | Mosaic1983!juniper\n(1 row)\n",
     # a MediaWiki table, the value as code
     '{| class="wikitable"\n! Setting !! Value !! Notes\n|-\n| endpoint || https://hooks.example '
     "|| EU\n|-\n| client_key || <code>hs_5b97cf5fa0ac57255359</code> || ops rota\n|}\n",
@@ -169,6 +174,8 @@ def test_a_credential_in_a_settings_table_is_found(scanner: Scanner, text: str) 
         "│ NAME            │ VALUE        │\n│ SIGNING_KEY_KID │ 5b2e7c1d9a8f │\n",
         "| Key | Value |\n|-----|-------|\n| region | eu-west-1 |\n| key_id | 7 |\n",
         "! Setting !! Value\n|-\n| region || <code>eu-west-1</code>\n|-\n| token_ttl || 768h\n|}\n",
+        # a rule for passwords, a build's tag: a password's look under a name that says what
+        " name | value\n------+-------\n password_policy | Min8!chars\n build_tag | Rel2024!rc1\n",
     ],
 )
 def test_a_settings_table_with_no_credential_is_none(scanner: Scanner, text: str) -> None:
