@@ -431,7 +431,11 @@ def token_like(value: str) -> bool:
     letters = core.replace("_", "").replace("-", "")
     if letters.isalpha() and (letters.isupper() or letters.islower()):
         return False  # OPENAI_API_KEY, client-credentials: an identifier
-    if "-" in core and core[-1].isdigit() and found_in(_SLUG, core.encode()):
+    if (
+        "-" in core
+        and core[-1].isdigit()
+        and found_in(_SLUG, core.encode("utf-8", "surrogatepass"))
+    ):
         return False  # qiwi-sync-v2, checkout-flow-2024: a feature flag's or a page's name
     entropy = shannon_entropy(core[:MAX_TOKEN_CHARS])
     if core.isdigit():
@@ -904,17 +908,15 @@ def machine_token(value: str) -> bool:
         return False
     if value.startswith(PUBLIC_PREFIXES):
         return False  # a vendor's own prefix: its rule knows the token's shape, and judged it
-    body, segments = value, 0
-    while segments < 3:
-        _, cut, rest = _split_prefix(body)
-        if not cut:
-            break
-        body, segments = rest, segments + 1
+    cut = _prefixes_cut(value)
+    if cut is None:
+        return False  # live_public_...: the vendor says the value is for the page
+    body, segments = cut
     shortest = PREFIXED_TOKEN_RUN if segments == 1 else MACHINE_TOKEN_RUN
     run = body.replace("_", "").replace("-", "")
     if not run.isalnum() or not run.isascii() or _identifier(run):
         return False
-    if len(value) == 46 and found_in(_CID_V0, value.encode()):
+    if len(value) == 46 and found_in(_CID_V0, value.encode("utf-8", "surrogatepass")):
         return False
     if encoded_public_key(value):
         return False  # a minisign public key (RWQ...), an EC point: their bytes' own layout
@@ -1386,6 +1388,20 @@ def _words_joined(run: str) -> bool:
     return len(parts) >= 4 and max(map(len, parts)) < 12
 
 
+def _prefixes_cut(value: str) -> tuple[str, int] | None:
+    """`value` without its lower-case prefix of one to three segments, and how many there
+    were; None if a segment says the value is public (`_PUBLIC_SEGMENTS`)."""
+    body, segments = value, 0
+    while segments < 3:
+        head, cut, rest = _split_prefix(body)
+        if not cut:
+            break
+        if head in _PUBLIC_SEGMENTS:
+            return None
+        body, segments = rest, segments + 1
+    return body, segments
+
+
 def _split_prefix(value: str) -> tuple[str, str, str]:
     """`fw`, `_`, `tKfi...` for `fw_tKfi...`: a prefix of one to ten lower-case letters and
     digits, starting with a letter, cut at its `_` or `-`; no cut if there is none."""
@@ -1530,10 +1546,22 @@ def url_password(url: str) -> bool:
 
 
 def otp_seed(value: str) -> bool:
-    """A one-time-password seed: as an otpauth:// URI holds it, or typed in groups of four
-    with at least one of base32's digits (words of four letters are "keep this file safe",
-    not a seed: 32 random characters lack a digit once in 800)."""
-    return " " not in value or any(c in "234567" for c in value)
+    """A one-time-password seed: as an otpauth:// URI holds it or a name binds it, with no
+    template's word in it (`EXAMPLESEEDVALUE`, `YOURBASE32SEEDHERE`; a word of four letters
+    or more turns up in 32 random base32 characters about once in 2,000 seeds); or typed in
+    groups of four with at least one of base32's digits (words of four letters are "keep
+    this file safe", not a seed: 32 random characters lack a digit once in 800)."""
+    if " " in value:
+        return any(c in "234567" for c in value)
+    lowered = value.lower()
+    return not any(word in lowered for word in _SEED_TEMPLATE_WORDS)
+
+
+# The words a template writes in a seed's place.
+_SEED_TEMPLATE_WORDS = (
+    *("your", "seed", "here", "example", "placeholder", "insert", "replace", "value"),
+    *("sample", "dummy", "fake", "base32", "secret", "default", "disabled", "changeme"),
+)
 
 
 VALIDATORS: dict[str, Callable[[str], bool]] = {

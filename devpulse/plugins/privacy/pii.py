@@ -799,7 +799,7 @@ def _western_year(text: str) -> str:
     if spans is None:
         return text
     era, number = spans[1], spans[2]
-    data = text.encode()
+    data = text.encode("utf-8", "surrogatepass")
     year = data[number[0] : number[1]].decode()
     gregorian = _ERAS[data[era[0] : era[1]].decode()] + (1 if year == "元" else int(year))
     return f"{gregorian}年" + data[spans[0][1] :].decode()

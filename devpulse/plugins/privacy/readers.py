@@ -247,7 +247,8 @@ SECRET_COMMAND = TwoPass.compile(
 # secrets versions access`, `gcloud auth print-access-token`, `aws secretsmanager
 # get-secret-value ... --output text`, `aws ecr get-login-password`, `vault kv get -field=`,
 # `op read`, `pass show`, `security find-generic-password -w`, `kubectl get secret ... |
-# base64 -d`, `az keyvault secret show`, `gh auth token`, `heroku auth:token`). A prompt
+# base64 -d`, `az keyvault secret show`, `gh auth token`, `heroku auth:token`, `cat` of a
+# file a secret's word names: /etc/chef/encrypted_data_bag_secret, db_password.txt). A prompt
 # may come first: anything up to a `$`, `#`, `>`, `%` or a zsh theme's arrow (U+276F,
 # U+279C) and a blank (`alice@laptop:~/proj$ `, `(venv) $ `, `PS C:\> `). cmd's `echo
 # %NAME%` too.
@@ -262,7 +263,8 @@ PRINTED_SECRET = TwoPass.compile(
     rb"|vault[ \t]+(?:kv[ \t]+get|read)[ \t]+[^\r\n]*-field"
     rb"|op[ \t]+read|pass[ \t]+show|security[ \t]+find-generic-password[^\r\n]*[ \t]-w"
     rb"|kubectl[ \t]+get[ \t]+secrets?[^\r\n]*\|[ \t]*base64[ \t]+(?:-d|--decode)"
-    rb"|az[ \t]+keyvault[ \t]+secret[ \t]+show|gh[ \t]+auth[ \t]+token|heroku[ \t]+auth:token)"
+    rb"|az[ \t]+keyvault[ \t]+secret[ \t]+show|gh[ \t]+auth[ \t]+token|heroku[ \t]+auth:token"
+    rb"|cat[ \t]+[^\s|;&]*(?i:secret|passw(?:or)?d|token|api[_-]?key)[^\s|;&]*)"
     rb"[^\r\n]*"
     rb")\r?\n[ \t]*(?P<value>[^\s]+)[ \t]*(?m:$)"
 )
@@ -556,7 +558,7 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     value = value[public_prefix(value) :]
     if value.startswith("\\$"):
         value = value[1:]  # an expansion escaped for a later one (CMake's, make's "\$ORIGIN")
-    if found_in(_NO_VALUE, value.encode()):
+    if found_in(_NO_VALUE, value.encode("utf-8", "surrogatepass")):
         return False  # where the secret lies: LoadCredential=ID:PATH, $ENV{X}, $creds.Token
     if encoded_public_key(value):
         return False  # Web Push's applicationServerKey: a P-256 point, public by its use
@@ -568,7 +570,9 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
         return token_like(value.rstrip().rstrip(".…"))
     if strength == 1:  # key, auth, pw: many keys are not secrets, so the value must look random
         words = name_words(name)
-        if words[-2:] == ["routing", "key"] and not found_in(_ROUTING_SECRET, value.encode()):
+        if words[-2:] == ["routing", "key"] and not found_in(
+            _ROUTING_SECRET, value.encode("utf-8", "surrogatepass")
+        ):
             return False  # AMQP's: amq.gen-..., a UUID, dotted words; PagerDuty's is 32 long
         # A UUID is an identifier first: under the bare name `key`, a cache's, an
         # idempotency request's or a record's key (`key="3f2b8c1e-..."`); under
@@ -594,7 +598,7 @@ def _is_key_id(name: str, value: str) -> bool:
     """A key's id bound to a signing key's name: `signingkey = 3AA5C34371567BD2`, and an
     OpenPGP key's fingerprint (`GPG_KEY`, as the python Docker image sets it)."""
     core = value.strip()
-    if len(core) not in (8, 16, 40) or not found_in(_KEY_ID, core.encode()):
+    if len(core) not in (8, 16, 40) or not found_in(_KEY_ID, core.encode("utf-8", "surrogatepass")):
         return False
     words = name_words(name)
     return any(
@@ -1272,7 +1276,7 @@ def _plain_secret(value: str) -> bool:
     UUID, no number and no hyphenated name (`us-east-1`, `acme-prod-412907`)."""
     if any(c in value for c in ".@/:") or value.lstrip("-").isdigit() or is_uuid(value):
         return False
-    return not found_in(_HYPHENATED_NAME, value.encode())
+    return not found_in(_HYPHENATED_NAME, value.encode("utf-8", "surrogatepass"))
 
 
 def _stored(value: str, span: tuple[int, int], known: Reported) -> bool:
@@ -1410,7 +1414,7 @@ def _setting_cell(line: str, bar: str) -> tuple[str, tuple[int, int]] | None:
         b -= 1
     a, b = _inside_code_markup(line, a, b)
     name = name.strip("`")  # markdown's `NAME`
-    if not name or b <= a or not found_in(_SETTING_NAME, name.encode()):
+    if not name or b <= a or not found_in(_SETTING_NAME, name.encode("utf-8", "surrogatepass")):
         return None
     return name, (a, b)
 
@@ -1443,7 +1447,8 @@ def _inside_code_markup(line: str, a: int, b: int) -> tuple[int, int]:
     return a, b
 
 
-_SETTING_NAME = re2.compile(rb"^[A-Za-z_][\w.-]{0,63}$")
+# A setting's name; MediaWiki's and PHP's start with a $ ($wgDBpassword).
+_SETTING_NAME = re2.compile(rb"^\$?[A-Za-z_][\w.-]{0,63}$")
 
 
 def _printed_secrets(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -1483,6 +1488,7 @@ _PRINTED_FIELDS = [
         rb"op://[^\s\"']*/([\w.-]+)",
         rb"--name[= ][\"']?([\w.-]+)",
         rb"--secret[= ]([\w.-]+)",
+        rb"cat[ \t]+(?:[^\s|;&]*/)?([^\s|;&/]+)",
     )
 ]
 
@@ -1899,8 +1905,8 @@ def _setting_in_row(
     (na, nb, name_quoted), (a, b, quoted) = items[pair[0]], items[pair[1]]
     if not (name_quoted and quoted) or b <= a or _inside(known, (a, b)):
         return None
-    value = _text(data, (a, b))
-    if _cell_credential(_text(data, (na, nb)), value, quoted=True):
+    value, name = _text(data, (a, b)), _text(data, (na, nb))
+    if _cell_credential(name, value, quoted=True) or _unnamed_password(name, value):
         return Found("table-credential", a, b, value)
     return None
 
@@ -1925,6 +1931,8 @@ def _sql_row(data: bytes, pos: int) -> tuple[list[tuple[int, int, bool]] | None,
     i = pos
     while True:
         i = _skip_blanks(data, i, limit)
+        if data[i : i + 1] in b"NnEe" and data[i + 1 : i + 2] == b"'":
+            i += 1  # SQL Server's N'...', PostgreSQL's E'...': a string all the same
         quote = data[i : i + 1]
         if quote in (b"'", b'"'):
             close = data.find(quote, i + 1, limit)

@@ -140,6 +140,9 @@ SETTING_TABLES = [
     " smtp_password  | Zr8pQ2vLx9mKq\n(1 row)\n",
     # gh variable list
     "NAME       VALUE    UPDATED\nINFORMIX_PASSWORD  Violet2014.juniper  about 3 days ago\n",
+    # MediaWiki's own settings ($wg...)
+    "{|\n! Setting !! Value\n|-\n| $wgSitename || Acme Wiki\n|-\n"
+    "| $wgDBpassword || S3cr3tPassw0rd\n|}\n",
     # markdown's code spans around the name and the value
     "| Setting | Value | Owner |\n|---|---|---|\n| `SMTP_URL` | https://mail.example | ops |\n"
     "| `SMTP_PASSWORD` | `Raven1993.canyon` | ops |\n",
@@ -192,6 +195,46 @@ def test_a_credential_in_an_sql_settings_table_is_found_by_its_rows_name(
         f"       ('peertube', 'apikey', '{key}', now());\n"
     )
     assert secret_spans(scanner, text) == [key]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # SQL Server's N'...' strings (review 18)
+        "INSERT INTO [dbo].[Settings] ([Name],[Value])"
+        " VALUES (N'SmtpPassword', N'Mosaic1983!juniper')",
+        # a person's password under a name that says nothing, as a psql row takes it
+        "INSERT INTO settings (name, value) VALUES ('compass', 'Mosaic1983!juniper');",
+    ],
+)
+def test_an_sql_settings_rows_password_is_found(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text) == ["Mosaic1983!juniper"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'password = "ab\ud800cdefgh"',  # review 18: the value's own checks encoded it
+        "api_key: x\ud800yz12345678",
+        "routing_key = 'Ab\ud800cdEfgh1234567890abcdefgh12'",
+        "user.signingkey = 3AA5C343\ud800",
+    ],
+)
+def test_a_lone_surrogate_in_a_named_value_is_read_not_raised(scanner: Scanner, text: str) -> None:
+    assert all(0 <= f.span[0] < f.span[1] <= len(text) for f in scanner.scan(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{|\n! Setting !! Value\n|-\n| co\ud800mpass || x\n|}",
+        "| Key | Value |\n|---|---|\n| co\ud800mpass | x |\n",
+    ],
+)
+def test_a_lone_surrogate_in_a_settings_rows_name_is_read_not_raised(
+    scanner: Scanner, text: str
+) -> None:
+    assert scanner.scan(text) == []
 
 
 @pytest.mark.parametrize(

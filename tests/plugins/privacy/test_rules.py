@@ -307,6 +307,40 @@ POSITIVES = [
         'TOTP_SEED = "THG6MCX7XJ6VQ2N4DFSPVKIWUQUBDKW5"\ncode = pyotp.TOTP(TOTP_SEED).now()',
     ),
     ("otp-seed", "e2e:\n  mfa_seed: jbswy3dpehpk3pxpkzxw4zlt\n"),
+    ("otp-seed", "ADMIN_TOTP_SEED=KRSXG5CTMVRXEZLUKN2XAZLS"),
+    ("cli-user-then-password", "Run `mysql -u root -p Mosaic1983!juniper` to connect."),
+    ("cli-user-then-password", "mysql -u root -p Mosaic1983!juniper;"),
+    (
+        "bech32-private-key",
+        "const { data: sk } = nip19.decode("
+        "'nsec1frqxkahad295nuqu366vv3g6lw4lcglgjcu9xdfauhrvtcwmgn5dnya6pv');",
+    ),
+    (
+        "bech32-private-key",
+        "sui keytool import "
+        "'suiprivkey1qrkh4jsrk5wzw5pfpv8yhjn7fly8fy5hg376sfpmpqkl2t2xl79gcu26mfv' ed25519",
+    ),
+    (
+        "node-signing-key-file",
+        '"priv_key": {\n  "type": "tendermint/PrivKeyEd25519",\n'
+        '  "value": "AxnKnOdT5HhsvSHNz38XVv76QMJkBC3eaLWMv+BJNs5SUZkpGsBMLdCwrsQsONDJ1cHlk'
+        'Npjggpgdd9jqzA/nA=="\n}',
+    ),
+    (
+        "node-signing-key-file",
+        '{\n  "type": "PaymentSigningKeyShelley_ed25519",\n'
+        '  "description": "Payment Signing Key",\n'
+        '  "cborHex": "5820ab098d37be4f863241b65439b8472c9937b6bab2345a8fa636c8ca67e29cf576"\n}',
+    ),
+    (
+        "api-path-key",
+        "curl 'https://api.kavenegar.com/v1/109CC24AE01AD59DC692DC009B8C124700BCAC23F92849C7/sms/send.json'",
+    ),
+    (
+        "api-path-key",
+        "GET https://api.db-ip.com/v2/0031b069bdecb656547ed6dfc39a3a12943dc975/203.0.113.7",
+    ),
+    ("printed-secret", "$ cat /run/secrets/db_password\nZr8pQ2vLx9mKqW\n$ "),
     (
         "ssh2-private-key",
         '---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----\nComment: "rsa-key-20250820"\n'
@@ -754,6 +788,20 @@ NEGATIVES = [
     "Donations:\n- BTC: `bc1q3t6yg5umja30ramd02njw5h0w5e44xnpuywlpp`\n",
     "Paste the -----BEGIN OpenVPN Static key V1----- block into the profile.",
     "random_seed = 42\nnp.random.seed(random_seed)",  # a generator's seed, not an OTP's
+    # review 18: a template's seed; a token its prefix says is public, in a call; the digests
+    # of nothing; a documentation's placeholder for a key file's body
+    'TOTP_SEED = "EXAMPLESEEDVALUE"',
+    'TOTP_SEED = "YOURBASE32SEEDHERE"',
+    "Stripe('live_public_Ab12Cd34Ef56Gh78Ij90Kl12Mn34Op')",
+    'TokenAuthenticator(token_provider, "d41d8cd98f00b204e9800998ecf8427e")',
+    'CacheAuthenticator(cache, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")',
+    "---- BEGIN SSH2 PRIVATE KEY ----\nPrivateKeyContentGoesHere\n",
+    # a commit in a URL, a Nostr public key, a count printed from a file, a key's public half
+    "https://github.com/org/repo/commit/0031b069bdecb656547ed6dfc39a3a12943dc975",
+    "npub1vvxzzsedt7ft5hn2f74lq9yt7wwtmz2379tkuuk0etn6ftawn9jycl994x",
+    "$ cat token_count.txt\n1234567890\n",
+    '"pub_key": {"type": "tendermint/PubKeyEd25519",'
+    ' "value": "UlGZKRrATC3QsK7ELDjQydXB5ZDaY4IKYHXfY6swP5w="}',
     # a JSON Web Key's id, published in its JWKS; a token its prefix says is for the page
     '{"keys": [{"kty": "RSA", "kid": "wx_tUakYNIbnMtuz3uPqs7DEVvynkIBTIESyxgYLS0q"}]}',
     'PayDunya.setup({ publicKey: "live_public_GUNmeA8c8gTCTUdODH1QcaLo5cpKB" });',
