@@ -1547,8 +1547,8 @@ def url_password(url: str) -> bool:
 
 def otp_seed(value: str) -> bool:
     """A one-time-password seed: as an otpauth:// URI holds it or a name binds it, with no
-    template's word in it (`EXAMPLESEEDVALUE`, `YOURBASE32SEEDHERE`; a word of four letters
-    or more turns up in 32 random base32 characters about once in 2,000 seeds); or typed in
+    template's word in it (`EXAMPLESEEDVALUE`, `YOURBASE32SEEDHERE`; one of its four-letter
+    words turns up in 32 random base32 characters about once in 9,000 seeds); or typed in
     groups of four with at least one of base32's digits (words of four letters are "keep
     this file safe", not a seed: 32 random characters lack a digit once in 800)."""
     if " " in value:
