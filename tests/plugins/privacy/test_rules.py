@@ -2721,3 +2721,24 @@ def test_dotenv_vaults_ciphertext_is_no_secret_but_its_key_is(scanner: Scanner) 
         "@dotenv.org/vault/.env.vault?environment=production'"
     )
     assert "secret" in categories(scanner, key)
+
+
+@pytest.mark.parametrize(
+    ("name", "found"),
+    [
+        # a word that only starts like a digest's (sha, sum) says nothing of the value
+        ("SAILPOINT_SHALE", True),
+        ("ACME_SHADOW", True),
+        ("CONSUMER_NORTH", True),
+        # a digest's name
+        ("LAYER_SHA", False),
+        ("image_sha256", False),
+        ("SHA256SUMS", False),
+        ("md5sum", False),
+    ],
+)
+def test_a_vendor_names_word_that_starts_like_a_digests_is_no_digest(
+    scanner: Scanner, name: str, found: bool
+) -> None:
+    key = "7ea01bc95b6c92019751e3c2cad4578fd28baaf2323d9ad8dfe9c5dcc538101e"
+    assert ("vendor-named-hex" in rule_ids(scanner, f"{name}='{key}'")) is found
