@@ -1337,7 +1337,8 @@ def _setting_rows(data: bytes, overflow: list[int], known: Reported) -> Iterator
                 span = (start, start + len(line[a:b].encode("utf-8", "surrogatepass")))
                 value = line[a:b]
                 if (
-                    _setting_value(value)
+                    value
+                    and _setting_value(value)
                     and not _inside(known, span)
                     and (_named_value(name, value) or _unnamed_password(name, value))
                 ):
@@ -1414,9 +1415,9 @@ def _setting_cell(line: str, bar: str) -> tuple[str, tuple[int, int]] | None:
         b -= 1
     a, b = _inside_code_markup(line, a, b)
     name = name.strip("`")  # markdown's `NAME`
-    if not name or b <= a or not found_in(_SETTING_NAME, name.encode("utf-8", "surrogatepass")):
+    if not name or not found_in(_SETTING_NAME, name.encode("utf-8", "surrogatepass")):
         return None
-    return name, (a, b)
+    return name, (a, max(a, b))  # a row with no value is still a row: the next are read
 
 
 def _wiki_cells(line: str) -> tuple[str, int, int] | None:
@@ -1437,10 +1438,11 @@ _CODE_MARKUP = ("code", "nowiki", "tt", "kbd", "samp")
 
 
 def _inside_code_markup(line: str, a: int, b: int) -> tuple[int, int]:
-    """`line[a:b]`'s span inside the markup that sets it as code, if it is so set: a
-    markdown code span's backticks, or an HTML or wiki tag."""
-    if b - a > 2 and line[a] == "`" and line[b - 1] == "`":
-        return a + 1, b - 1
+    """`line[a:b]`'s span inside the quotes or the markup that set it apart: a markdown
+    code span's backticks (one or two), quotes, or an HTML or wiki tag."""
+    for mark in ("``", "`", '"', "'"):
+        if b - a > 2 * len(mark) and line.startswith(mark, a) and line.endswith(mark, a, b):
+            return a + len(mark), b - len(mark)
     for tag in _CODE_MARKUP:
         if line.startswith(f"<{tag}>", a) and line.endswith(f"</{tag}>", a, b):
             return a + len(tag) + 2, b - len(tag) - 3

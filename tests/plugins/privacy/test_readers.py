@@ -143,6 +143,8 @@ SETTING_TABLES = [
     # MediaWiki's own settings ($wg...)
     "{|\n! Setting !! Value\n|-\n| $wgSitename || Acme Wiki\n|-\n"
     "| $wgDBpassword || S3cr3tPassw0rd\n|}\n",
+    # a row with no value, then one in a double code span (review 18: the reading stopped)
+    "| Key | Value |\n|---|---|\n| region | |\n| smtp_password | ``Zr8pQ2vLx9mKq`` |\n",
     # markdown's code spans around the name and the value
     "| Setting | Value | Owner |\n|---|---|---|\n| `SMTP_URL` | https://mail.example | ops |\n"
     "| `SMTP_PASSWORD` | `Raven1993.canyon` | ops |\n",
@@ -183,6 +185,16 @@ def test_a_credential_in_a_settings_table_is_found(scanner: Scanner, text: str) 
 )
 def test_a_settings_table_with_no_credential_is_none(scanner: Scanner, text: str) -> None:
     assert scanner.scan(text) == []
+
+
+def test_a_wiki_settings_row_after_an_empty_one_is_read_without_its_quotes(
+    scanner: Scanner,
+) -> None:
+    text = (
+        "{|\n! Setting !! Value\n|-\n| wgLogo ||\n|-\n"
+        '| wgDBpassword || "S3cr3tPassw0rd" || the DB user\n|}\n'
+    )
+    assert secret_spans(scanner, text) == ["S3cr3tPassw0rd"]
 
 
 def test_a_credential_in_an_sql_settings_table_is_found_by_its_rows_name(
