@@ -1413,7 +1413,7 @@ def _setting_cell(line: str, bar: str) -> tuple[str, tuple[int, int]] | None:
         a += 1
     while b > a and line[b - 1] in " \t":
         b -= 1
-    a, b = _inside_code_markup(line, a, b)
+    a, b = _inside_marks(line, a, b)
     name = name.strip("`")  # markdown's `NAME`
     if not name or not found_in(_SETTING_NAME, name.encode("utf-8", "surrogatepass")):
         return None
@@ -1437,7 +1437,7 @@ def _wiki_cells(line: str) -> tuple[str, int, int] | None:
 _CODE_MARKUP = ("code", "nowiki", "tt", "kbd", "samp")
 
 
-def _inside_code_markup(line: str, a: int, b: int) -> tuple[int, int]:
+def _inside_marks(line: str, a: int, b: int) -> tuple[int, int]:
     """`line[a:b]`'s span inside the quotes or the markup that set it apart: a markdown
     code span's backticks (one or two), quotes, or an HTML or wiki tag."""
     for mark in ("``", "`", '"', "'"):
@@ -1933,7 +1933,7 @@ def _sql_row(data: bytes, pos: int) -> tuple[list[tuple[int, int, bool]] | None,
     i = pos
     while True:
         i = _skip_blanks(data, i, limit)
-        if data[i : i + 1] in b"NnEe" and data[i + 1 : i + 2] == b"'":
+        if data[i : i + 2] in _PREFIXED_STRINGS:
             i += 1  # SQL Server's N'...', PostgreSQL's E'...': a string all the same
         quote = data[i : i + 1]
         if quote in (b"'", b'"'):
@@ -1963,6 +1963,10 @@ def _sql_row(data: bytes, pos: int) -> tuple[list[tuple[int, int, bool]] | None,
         if sep != b",":
             return None, i
         i += 1
+
+
+# SQL strings with a prefix that are strings all the same: N'...' (SQL Server), E'...'.
+_PREFIXED_STRINGS = frozenset({b"N'", b"n'", b"E'", b"e'"})
 
 
 def _bare_end(data: bytes, i: int, stop: int) -> int:
