@@ -2742,3 +2742,35 @@ def test_a_vendor_names_word_that_starts_like_a_digests_is_no_digest(
 ) -> None:
     key = "7ea01bc95b6c92019751e3c2cad4578fd28baaf2323d9ad8dfe9c5dcc538101e"
     assert ("vendor-named-hex" in rule_ids(scanner, f"{name}='{key}'")) is found
+
+
+def test_new_relic_insert_and_license_keys_are_found_by_their_shape(scanner: Scanner) -> None:
+    """NRII- insert keys (gitleaks new-relic-insert-key) and the license keys whose last
+    four characters say what they are (36 hex digits, then NRAL), anywhere."""
+    insert = "NRII-" + run(32, make.ALNUM + "-_", _PAIRED)
+    license_key = run(36, "0123456789abcdef", _PAIRED) + "NRAL"
+    assert rule_ids(scanner, f"ingest with {insert} please") == {"new-relic-key"}
+    assert rule_ids(scanner, f"[10:44] ops: here you go -> {license_key}") == {"new-relic-key"}
+    # the suffix in other words, and a key cut short, are none
+    assert rule_ids(scanner, "GENERAL NRAL and CENTRAL") == set()
+    assert "new-relic-key" not in rule_ids(scanner, f"-> {license_key[4:]}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"first_name": "Astrid", "ca_sin": "339 770 083", "consent": true}',
+        "customer_sin = 339770083",
+    ],
+)
+def test_an_identity_numbers_label_ends_a_snake_case_name(scanner: Scanner, text: str) -> None:
+    assert "identity-number" in rule_ids(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text", ["math_sin = 0.84147", "cos_sin = 1999-2004", "np_sin = 123456789"]
+)
+def test_a_snake_case_label_still_needs_an_identity_numbers_look(
+    scanner: Scanner, text: str
+) -> None:
+    assert "identity-number" not in rule_ids(scanner, text)
