@@ -66,6 +66,12 @@ PLACEHOLDER = re2.compile(
                 r"%\(\w+\)s",
                 r"^\$[A-Z_][A-Z0-9_]*$",
                 r"^(?:none|null|nil|true|false|undefined|todo|tbd|n/?a)$",
+                # a note left where the value will go: "TODO: get from vault", "TBD - ops"
+                r"^(?:todo|tbd|fixme)(?:[ \t]*[:(-]|[ \t]+\w)",
+                # a test's stand-in that says what it stands in for: test-token-d6b3c621,
+                # test_api_key (a short suffix at most: a vendor's test-mode key is long)
+                r"^test[-_](?:[a-z]+[-_]){0,3}(?:token|key|secret|password|passwd|pass|pwd"
+                r"|apikey|credential)s?(?:[-_][a-z0-9]{1,12})?$",
                 r"-here$",
                 r"_here$",
                 r"^(?:test|testing|secret|password|passwd|passw0rd|pass|pwd|token|key|admin|root"
@@ -109,9 +115,9 @@ _SEGMENT = r"(?:[a-z_][a-z0-9_]*|[A-Z_][A-Z0-9_]*|[A-Z][a-z]+(?:[A-Z][a-z]+)*)"
 _SUBSCRIPT = r"""\[(?::[A-Za-z_]\w*|"[A-Za-z_][\w.-]*"|'[A-Za-z_][\w.-]*')\]"""
 _LAST_SUBSCRIPT = r"""\[(?::[A-Za-z_]\w*|"[A-Za-z_][\w.-]*"?|'[A-Za-z_][\w.-]*'?)\]?"""
 CODE_EXPRESSION = re2.compile(
-    # settings.SECRET_KEY, os.environ; optional chaining and non-null: session?.access_token;
-    # then subscripts: Rails.configuration.stripe[:secret_key]
-    rf"^(?:{_SEGMENT}(?:[?!]?\.{_SEGMENT})+(?:{_SUBSCRIPT})*(?:{_LAST_SUBSCRIPT})?\n?$"
+    # settings.SECRET_KEY, os.environ; optional chaining and non-null: session?.access_token,
+    # process.env.SLACK_TOKEN!; then subscripts: Rails.configuration.stripe[:secret_key]
+    rf"^(?:{_SEGMENT}(?:[?!]?\.{_SEGMENT})+(?:{_SUBSCRIPT})*(?:{_LAST_SUBSCRIPT})?!?\n?$"
     r"|[A-Za-z_][\pL\pN_.]*\("  # os.getenv(...)
     r"|[a-z]+(?:[_-][a-z]+)+\n?$)"  # user_password_input, form-field-name
 )
@@ -407,6 +413,9 @@ def _placeholder(core: str, shapes: Container[int]) -> bool:
     )
 
 
+# Words (lower case, Capitalised, CamelCase or CAPITALS) joined by colons or dots: the path
+# of a setting as .NET's configuration (`Logging:LogLevel:Default`) and many others name one.
+_WORD_PATH = re2.compile(rb"^(?:(?:[A-Z]?[a-z]+)+|[A-Z]+)(?:[:.](?:(?:[A-Z]?[a-z]+)+|[A-Z]+))+$")
 # A slug: lower-case words joined by hyphens, then a number or a version (v2, r12, 2024).
 _SLUG = re2.compile(rb"^[a-z]+(?:-[a-z]+)*-[a-z]?[0-9]{1,4}$")
 
@@ -437,6 +446,8 @@ def token_like(value: str) -> bool:
         and found_in(_SLUG, core.encode("utf-8", "surrogatepass"))
     ):
         return False  # qiwi-sync-v2, checkout-flow-2024: a feature flag's or a page's name
+    if (":" in core or "." in core) and found_in(_WORD_PATH, core.encode()):
+        return False  # webpages:Version, Logging:LogLevel: a setting's path, words alone
     entropy = shannon_entropy(core[:MAX_TOKEN_CHARS])
     if core.isdigit():
         return len(core) >= 12 and entropy >= 2.75
@@ -504,6 +515,9 @@ _METADATA_WORDS = frozenset(
         *("encryption", "policies", "permission", "permissions", "complexity", "strength"),
         "accessor",  # a vault token's accessor: it looks a token up or revokes it, no more
         *("kid", "sha1", "sha256", "sha512", "md5", "digest", "checksum"),  # its id, its digest
+        # where it is read from or what makes it: docker login's --password-stdin, gpg's
+        # --passphrase-fd, a password_command's line, Django's PASSWORD_HASHERS
+        *("stdin", "fd", "command", "cmd", "hasher", "hashers", "hashing"),
     }
 )
 
@@ -649,13 +663,18 @@ def cache_key(value: str) -> bool:
     """Words and versions joined by hyphens, then a content hash: a cache's key, as CI logs
     print it (actions/cache's `node-cache-Linux-x64-npm-<sha256>`), named by `key`. CI
     caches are kept per runner, or per what they cache, so the key names its system or its
-    contents (`docs-deps-<hex>`; `app-secret-<hex>` names neither)."""
+    contents (`docs-deps-<hex>`; `app-secret-<hex>` names neither). Or a key-value store's
+    namespaced key, two lower-case words or versions or more before the hash, each ended by
+    a colon as Redis' keys are (`v2:render:<sha1>`)."""
+    if found_in(_NAMESPACED_HASH, value.strip().encode("utf-8", "surrogatepass")):
+        return True
     head, _, digest = value.strip().rpartition("-")
     if len(digest) < 32 or not _HEX.issuperset(digest):
         return False
     return any(w.lower() in _CACHE_KEY_WORDS for w in head.split("-"))
 
 
+_NAMESPACED_HASH = re2.compile(rb"^(?:[a-z][a-z0-9_-]{0,31}:){2,}[0-9a-f]{32,128}$")
 _CACHE_KEY_WORDS = frozenset(
     {
         *("linux", "windows", "macos", "darwin", "ubuntu", "win32", "osx"),

@@ -222,13 +222,17 @@ TERRAFORM_OUTPUT = TwoPass.compile(
 # A table of settings, a name and its value a row, as tools print them: `vault kv get`'s
 # `Key  Value` (then `---  -----`), psql's `name | value`, doppler's box of `│ NAME │ VALUE │`,
 # a markdown table's `| Key | Value |`, `gh variable list`'s `NAME  VALUE  UPDATED`, a wiki's
-# (MediaWiki: `! Setting !! Value`, then rows `| name || value` between `|-` lines). The
-# header's first cell names the rows (key, name, variable, setting, parameter, field), a
-# later one holds their values; `_setting_rows` reads the rows.
+# (MediaWiki: `! Setting !! Value`, then rows `| name || value` between `|-` lines). A
+# header cell names the rows (key, name, variable, setting, parameter, field), the next one
+# holds their values; in a table with bars, other cells may come first (`| Service | Env |
+# Variable | Value |`). `_setting_rows` reads the rows.
 SETTING_TABLE = TwoPass.compile(
-    "(?:^|\n)[ \t]*(?P<open>[|│┃!]?)[ \t]*(?i:key|name|variable|setting|parameter|field)s?"
+    "(?:^|\n)[ \t]*(?P<open>[|│┃!]?)(?P<lead>(?:[^|│┃!\n]*[|│┃])*)"
+    "[ \t]*(?i:key|name|variable|setting|parameter|field)s?"
     "[ \t]*(?P<delimiter>[|│┃]|!!|[ \t]+)[ \t]*(?i:value)s?(?:[ \t|│┃!][^\n]*)?\r?\n".encode()
 )
+_SETTING_LEAD = SETTING_TABLE.parse.groupindex[b"lead"]
+_SETTING_DELIMITER = SETTING_TABLE.parse.groupindex[b"delimiter"]
 # A command that stores a secret, whatever its name: each value it is given is the secret or
 # one of its fields. Kubernetes' `kubectl create secret generic NAME --from-literal=KEY=VALUE`
 # (and OpenShift's oc), the GitHub CLI's `gh secret set NAME --body VALUE`, the Azure CLI's
@@ -1308,14 +1312,19 @@ MAX_SETTING_ROWS = 200
 
 
 def _setting_rows(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    """Each row of a settings table (SETTING_TABLE): its first cell a name, its second the
-    value, judged as a name's value is (`_named_value`). Rows are read to the first blank
-    line or one that is no row, MAX_SETTING_ROWS at most, a table's rules passed over. Each
-    row read counts as a candidate: past MAX_CANDIDATES, the rest is unverified."""
+    """Each row of a settings table (SETTING_TABLE): the cell under the header's name cell
+    a name, the next one its value, judged as a name's value is (`_named_value`). Rows are
+    read to the first blank line or one that is no row, MAX_SETTING_ROWS at most, a table's
+    rules passed over. Each row read counts as a candidate: past MAX_CANDIDATES, the rest is
+    unverified."""
     reached, read = [0], 0
     for spans in _matches(SETTING_TABLE, data, overflow, _resumed(reached)):
-        delimiter = data[spans[2][0] : spans[2][1]]
+        delimiter = data[spans[_SETTING_DELIMITER][0] : spans[_SETTING_DELIMITER][1]]
         bar = delimiter.strip().decode("utf-8", "replace")
+        lead = data[spans[_SETTING_LEAD][0] : spans[_SETTING_LEAD][1]].decode("utf-8", "replace")
+        skip = sum(lead.count(b) for b in _BOX_BARS)  # the cells before the name's
+        if skip and bar not in _BOX_BARS:
+            continue
         row = spans[0][1]
         for _ in range(MAX_SETTING_ROWS):
             if read >= MAX_CANDIDATES:
@@ -1329,7 +1338,7 @@ def _setting_rows(data: bytes, overflow: list[int], known: Reported) -> Iterator
             if not line.strip():
                 break
             if not found_in(_TABLE_RULE, line.encode("utf-8", "surrogatepass")):
-                cell = _setting_cell(line, bar)
+                cell = _setting_cell(line, bar, skip)
                 if cell is None:
                     break
                 name, (a, b) = cell
@@ -1379,10 +1388,11 @@ def _setting_value(value: str) -> bool:
     return not found_in(_NOT_SETTING_VALUE, value.encode("utf-8", "surrogatepass"))
 
 
-def _setting_cell(line: str, bar: str) -> tuple[str, tuple[int, int]] | None:
-    """A settings row's name and its value's span in `line`: cells between `bar`s, or,
-    with no bar, the first word and the next; None for no such row. A wiki's value may be
-    marked up as code (`<code>...</code>`): the value is what the markup holds."""
+def _setting_cell(line: str, bar: str, skip: int = 0) -> tuple[str, tuple[int, int]] | None:
+    """A settings row's name and its value's span in `line`: cells between `bar`s (the
+    name in the cell after the first `skip`), or, with no bar, the first word and the next;
+    None for no such row. A wiki's value may be marked up as code (`<code>...</code>`): the
+    value is what the markup holds."""
     if bar == "!!":  # MediaWiki: `| name || value || ...`
         cells = _wiki_cells(line)
         if cells is None:
@@ -1396,11 +1406,11 @@ def _setting_cell(line: str, bar: str) -> tuple[str, tuple[int, int]] | None:
             first = line.index(inner[0]) + 1
         else:
             first = 0
-        if not cuts:
+        if len(cuts) <= skip:
             return None
-        name = line[first : cuts[0]].strip()
-        a = cuts[0] + 1
-        b = cuts[1] if len(cuts) > 1 else len(line)
+        name = line[cuts[skip - 1] + 1 if skip else first : cuts[skip]].strip()
+        a = cuts[skip] + 1
+        b = cuts[skip + 1] if len(cuts) > skip + 1 else len(line)
     else:
         words = line.split(maxsplit=1)
         if len(words) < 2:

@@ -153,6 +153,10 @@ SETTING_TABLES = [
     # a MediaWiki table, the value as code
     '{| class="wikitable"\n! Setting !! Value !! Notes\n|-\n| endpoint || https://hooks.example '
     "|| EU\n|-\n| client_key || <code>hs_5b97cf5fa0ac57255359</code> || ops rota\n|}\n",
+    # other columns before the name's
+    "| Service | Env | Variable | Value |\n|---|---|---|---|\n"
+    f"| Metrics | prod | `METRICS_API_KEY` | `{pick('0123456789abcdef', 32)}` |\n",
+    f"Service | Name | Value\nmailer | SMTP_PASSWORD | {PASSWORD}\n",
 ]
 
 
@@ -181,6 +185,9 @@ def test_a_credential_in_a_settings_table_is_found(scanner: Scanner, text: str) 
         "! Setting !! Value\n|-\n| region || <code>eu-west-1</code>\n|-\n| token_ttl || 768h\n|}\n",
         # a rule for passwords, a build's tag: a password's look under a name that says what
         " name | value\n------+-------\n password_policy | Min8!chars\n build_tag | Rel2024!rc1\n",
+        # other columns before the name's: a password's name in the first is not the row's
+        "| Service | Variable | Value |\n|---|---|---|\n| Metrics | METRICS_SITE | eu.example |\n"
+        "| password | METRICS_REGION | eu-west-1 |\n",
     ],
 )
 def test_a_settings_table_with_no_credential_is_none(scanner: Scanner, text: str) -> None:
@@ -1237,6 +1244,17 @@ def test_the_kind_line_of_another_object_between_ends_a_kind_first_manifest(
 
 
 LOOK_ALIKES = [
+    # a setting's path as .NET's appSettings name it, a cache's namespaced key and hash
+    '<appSettings>\n  <add key="webpages:Version" value="3.0.0.0" />\n</appSettings>\n',
+    'key = "Logging:LogLevel:Default"',
+    "cache miss key=v2:render:" + "bc62c71e0af6941eedb095b7363d7534d8d80567" + " ttl=300s",
+    # TypeScript's non-null assertion after a variable's lookup
+    "export const config = {\n  slackToken: process.env.SLACK_BOT_TOKEN!,\n};\n",
+    # options that say where the password comes from, and a list of hashers' names
+    "aws ecr get-login-password | docker login --username AWS --password-stdin "
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+    "gpg --batch --passphrase-fd 0 --decrypt backup.tar.gz.gpg",
+    "auth:\n  password_hashers: [argon2id, bcrypt]\n",
     # YAML's key, then a value with a colon in it: a reference, not a typed name's value
     "credentials:\n  api_key: arn:aws:secretsmanager:eu-west-1:316386820650:secret:prod/key\n",
     "ghToken: 'vault:secret/data/app#gh_token',",  # a Vault path (bank-vaults, Spring)
@@ -1487,6 +1505,11 @@ def test_a_passphrase_given_where_only_a_password_goes_is_found(
         "redis-cli -a some-long-password ping",
         'Settings(api_key="abc123", password="test")',  # a unit test's stand-ins
         "API_TOKEN=xyz789",
+        'FAKE_TOKEN = "test-token-d6b3c621"  # the mock server takes it',
+        'STUB = {"api_key": "test_api_key_01"}',
+        # a note left where the value will go
+        '<add key="DB_PASSWORD" value="TODO: get from vault" />',
+        "smtp_password: 'TBD - ask ops'",
     ],
 )
 def test_placeholders_where_a_password_goes_are_nothing(scanner: Scanner, text: str) -> None:
@@ -1511,6 +1534,10 @@ def test_placeholders_where_a_password_goes_are_nothing(scanner: Scanner, text: 
         "pwd: Xk9$mQ2zPw (temporary)",  # a note after it, not a test's duration
         "session token is sessionid=k2j4Lm9Qx7Rt2Vw8",  # a cookie's name=value: the token
         "KEY=app-secret-" + "3f2b8c1e9d4a4e7b" * 2,  # hyphens and a hash, but no CI cache's
+        "key=tenant:" + "3f2b8c1e9d4a4e7b" * 2,  # one word before a hash: an id and its key
+        'key="Xk9:Qm2Lp8Vn7Rt4"',  # a colon inside random characters
+        'password = "Todo2024!x"',  # a word a note starts with, inside a password
+        'API_TOKEN = "test-token-' + "3f2b8c1e9d4a4e7b" * 2 + '"',  # long past a stand-in's
     ],
 )
 def test_values_near_those_look_alikes_are_still_found(scanner: Scanner, text: str) -> None:
