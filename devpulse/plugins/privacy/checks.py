@@ -413,6 +413,19 @@ def _placeholder(core: str, shapes: Container[int]) -> bool:
     )
 
 
+# An acronym, then capitalised words: a name as Apple's frameworks write one.
+_ACRONYM_THEN_WORDS = re2.compile(rb"^[A-Z]{1,4}(?:[A-Z][a-z]+)+$")
+
+
+def _acronym_then_words(core: str) -> bool:
+    """`NSLocationWhenInUseUsageDescription`: an acronym and words, 3.5 letters or more to a
+    capital on average; letters at random, capitals about half of them, are 2 to 3 to one
+    (`QWxMnbVcXzLkJh`), and stay a token."""
+    if not found_in(_ACRONYM_THEN_WORDS, core.encode()):
+        return False
+    return len(core) >= 3.5 * sum(c.isupper() for c in core)
+
+
 # Words (lower case, Capitalised, CamelCase or CAPITALS) joined by colons or dots: the path
 # of a setting as .NET's configuration (`Logging:LogLevel:Default`) and many others name one.
 _WORD_PATH = re2.compile(rb"^(?:(?:[A-Z]?[a-z]+)+|[A-Z]+)(?:[:.](?:(?:[A-Z]?[a-z]+)+|[A-Z]+))+$")
@@ -448,6 +461,8 @@ def token_like(value: str) -> bool:
         return False  # qiwi-sync-v2, checkout-flow-2024: a feature flag's or a page's name
     if (":" in core or "." in core) and found_in(_WORD_PATH, core.encode()):
         return False  # webpages:Version, Logging:LogLevel: a setting's path, words alone
+    if _acronym_then_words(core):
+        return False  # CFBundleIdentifier, NSCameraUsageDescription: a property list's keys
     entropy = shannon_entropy(core[:MAX_TOKEN_CHARS])
     if core.isdigit():
         return len(core) >= 12 and entropy >= 2.75

@@ -104,8 +104,10 @@ ASSIGNMENT = TwoPass.compile(
         # `string Name { get; set; } =`
         r"(?:[ \t]*:[ \t]*&?(?:'\w+[ \t]+)?[A-Za-z_][\w.*\[\]<>?]*"
         r"|[ \t]+(?P<gotype>[A-Za-z_][\w.*\[\]]*)|[ \t]*\{[ \t]*get;[^{}\n]*\})?"
-        # JavaScript's, Ruby's and PHP's assignments if unset (`??=`, `||=`) are assignments
-        r"[ \t]*(?P<op>=>|:::=|::=|:=|\?=|\+=|\.=|!==|===|!=|==|=|:|\|\|=|\?\?=|\|\||\?\?)"
+        # JavaScript's, Ruby's and PHP's assignments if unset (`??=`, `||=`) are assignments,
+        # and so are R's arrows (`api_key <- "..."`)
+        r"[ \t]*(?P<op>=>|:::=|::=|:=|\?=|\+=|\.=|!==|===|!=|==|=|:|\|\|=|\?\?=|\|\||\?\?"
+        r"|<<-|<-)"
         r"(?P<space>[ \t]*)" + _VALUE
     ).encode()
 )
@@ -148,14 +150,36 @@ SETTER_CALL = TwoPass.compile(
 )
 # `setx API_KEY "..."` (Windows), `set -gx API_KEY ...` (fish), `#define API_KEY "..."` (C's
 # preprocessor), PowerShell's `Set-Item -Path Env:API_KEY -Value '...'` (and New-Item), csh's
-# and Apache's `setenv API_KEY ...`, CMake's `set(API_KEY "..." CACHE STRING ...)`: a
-# command, then name and value.
+# and Apache's `setenv API_KEY ...`, CMake's `set(API_KEY "..." CACHE STRING ...)`, Tcl's
+# `set api_token "..."` (an array's element too: `set ::env(DB_PASSWORD) "..."`), and Lisp's
+# `(setq openai-api-key "...")`, `(defvar ...)`, `(setenv "API_KEY" "...")`, Clojure's
+# `(def db-password "...")`, Common Lisp's `(defparameter *api-key* "...")`: a command, then
+# name and value.
 SET_COMMAND = TwoPass.compile(
     (
-        r"(?:^|[\s;&|(])(?i:setx[ \t]+|set[ \t]+-[A-Za-z]+[ \t]+|#[ \t]*define[ \t]+|setenv[ \t]+"
-        r"|set\([ \t]*"
+        r"(?:(?:^|[\s;&|(])(?i:setx[ \t]+|set[ \t]+-[A-Za-z]+[ \t]+|#[ \t]*define[ \t]+"
+        r"|setenv[ \t]+|set\([ \t]*|set[ \t]+(?:::)?(?:[\w:]+\()?"
         r"|(?:set|new)-item[ \t]+(?:-path[ \t]+)?env:)"
-        rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[ \t]+(?i:-value[ \t]+)?" + _VALUE
+        r"|\((?:setq(?:-default|-local)?|defvar|defcustom|defconst|defparameter|def|define)"
+        r"[ \t]+\*?|\(setenv[ \t]+\")"
+        rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[*)\"]?[ \t]+(?i:-value[ \t]+)?" + _VALUE
+    ).encode()
+)
+# A name and its value side by side in a pair: an Erlang or Elixir tuple in a config
+# (`{db_password, "..."}`, `{:api_key, "..."}`), and a keyword then its value in a Lisp
+# property list or a Clojure map (`:api-key "..."`). Only a quoted value.
+_QUOTED = r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\"|'(?P<sq>[^'\n]+)')"
+TUPLE_PAIR = TwoPass.compile(
+    (rf"\{{[ \t]*:?(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[ \t]*,[ \t]*" + _QUOTED).encode()
+)
+KEYWORD_PAIR = TwoPass.compile(
+    (rf"(?:^|[\s(\[{{]):(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[ \t]+" + _QUOTED).encode()
+)
+# An Apple property list's entry: `<key>APIKey</key>` then its `<string>...</string>`.
+PLIST_ENTRY = TwoPass.compile(
+    (
+        rf"<key>[ \t]*(?P<name>[\w.:-]*{_NAME_WORD}[\w.:-]*)[ \t]*</key>[ \t\r\n]*<string>"
+        r"[ \t\r\n]*" + _ELEMENT_TEXT + r"[ \t\r\n]*</string>"
     ).encode()
 )
 # `<entry key="jdbc.password">value</entry>`: an attribute names the element's text.
@@ -979,8 +1003,15 @@ def _property_calls(data: bytes, overflow: list[int], known: Reported) -> Iterat
             yield Found("assigned-credential", value_span[0], value_span[1], value)
 
 
-def _name_and_value(pattern: TwoPass) -> Reader:
-    """The reader of a pattern whose groups are a name and the value's dq, sq, bq, bare."""
+# An expansion in an unquoted word, as shells, Tcl and CMake read one: `FORMAT_$format`.
+_EXPANSION = re2.compile(rb"\$[A-Za-z_{(]")
+
+
+def _name_and_value(pattern: TwoPass, *, expands: bool = False) -> Reader:
+    """The reader of a pattern whose groups are a name and the value's dq, sq, bq, bare.
+    `expands`: the pattern's commands expand an unquoted value (`set key FORMAT_$format`,
+    `set token [EvalAttached $x]`: a variable's value, a command's output), which is then
+    no literal."""
     index = pattern.parse.groupindex
     name_group = index[b"name"]
     value_groups = [index[group] for group in (b"dq", b"sq", b"bq")]
@@ -994,7 +1025,10 @@ def _name_and_value(pattern: TwoPass) -> Reader:
             value_span: tuple[int, int] | None
             if bare:  # value={password}: a template's expression
                 opens = data[bare_span[0] : bare_span[0] + 1]
-                value_span = None if opens == b"{" else _bare_value(data, bare_span)
+                expanded = expands and (
+                    opens == b"[" or found_in(_EXPANSION, data[bare_span[0] : bare_span[1]])
+                )
+                value_span = None if opens == b"{" or expanded else _bare_value(data, bare_span)
             else:
                 value_span = first_set(spans, value_groups)
             name_span = spans[name_group]
@@ -1030,6 +1064,23 @@ _NOT_SETTER_VERBS = frozenset(
         *("log", "expect", "assert"),
     }
 )
+
+
+def _quoted_pairs(pattern: TwoPass) -> Reader:
+    """The reader of a pair's pattern (TUPLE_PAIR, KEYWORD_PAIR): its quoted value, judged
+    under the name beside it."""
+    named = _named(pattern)
+
+    def read(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+        for spans in _matches(pattern, data, overflow, named=named):
+            value_span = spans[2] if spans[2][0] >= 0 else spans[3]
+            if _inside(known, value_span):
+                continue
+            value = _text(data, value_span)
+            if _named_value(_text(data, spans[1]), value, quoted=True):
+                yield Found("assigned-credential", value_span[0], value_span[1], value)
+
+    return read
 
 
 def _setter_calls(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -2039,11 +2090,14 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("assigned-credential", NAMED_PAIR, _name_and_value(NAMED_PAIR)),
     ("assigned-credential", TERRAFORM_OUTPUT, _terraform_outputs),
     ("env-pair-key", ENV_PAIR, _env_pairs),
-    ("assigned-credential", SET_COMMAND, _name_and_value(SET_COMMAND)),
+    ("assigned-credential", SET_COMMAND, _name_and_value(SET_COMMAND, expands=True)),
+    ("assigned-credential", TUPLE_PAIR, _quoted_pairs(TUPLE_PAIR)),
+    ("assigned-credential", KEYWORD_PAIR, _quoted_pairs(KEYWORD_PAIR)),
     ("assigned-credential", SETTER_CALL, _setter_calls),
     ("xml-element-credential", NAMED_ELEMENT, _element_text(NAMED_ELEMENT)),
     ("cli-option-credential", CLI_OPTION, _cli_options),
     ("xml-element-credential", XML_ELEMENT, _element_text(XML_ELEMENT)),
+    ("xml-element-credential", PLIST_ENTRY, _element_text(PLIST_ENTRY)),
     ("curl-user-credential", CURL_USER, _curl_users),
     ("secret-command-value", SECRET_COMMAND, _secret_commands),
     ("printed-secret", PRINTED_SECRET, _printed_secrets),

@@ -1565,6 +1565,66 @@ def test_hyphenated_names_and_placeholders_are_no_passphrase(scanner: Scanner, t
     assert secret_spans(scanner, text) == []
 
 
+# A person's password, which no rule of its shape finds: only the name beside it tells.
+HUMAN = "Raven1993.canyon"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # R's arrows
+        f'smtp_password <- "{HUMAN}"',
+        f'db_password <<- "{HUMAN}"',
+        # Erlang's and Elixir's tuples in a config
+        f'[{{my_app, [{{db_password, "{HUMAN}"}}]}}].',
+        f'config :my_app, creds: [{{:smtp_password, "{HUMAN}"}}]',
+        # Tcl's set, an array's element too
+        f'set smtp_password "{HUMAN}"',
+        f'set ::env(DB_PASSWORD) "{HUMAN}"',
+        # Lisp: Emacs' setq and setenv, a property list, Clojure's def, Common Lisp's
+        f'(setq smtp-password "{HUMAN}")',
+        f'(setenv "SMTP_PASSWORD" "{HUMAN}")',
+        f'(list :host "db.internal" :password "{HUMAN}")',
+        f'(def db-password "{HUMAN}")',
+        f'(defparameter *db-password* "{HUMAN}")',
+        # an Apple property list's entry
+        f"<dict>\n  <key>DBPassword</key>\n  <string>{HUMAN}</string>\n</dict>",
+    ],
+)
+def test_a_credential_in_more_languages_assignments_is_found(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'hash(password, "bcrypt")',  # a call's arguments, not a pair
+        '{token, "Bearer"}',
+        '(setq auth-source-debug "verbose")',
+        "set token_ttl 3600",
+        "Please set token to the value shown",
+        '(global-set-key (kbd "C-c k") :key "Return")',
+        "x <- password_hash(pw)",
+        "if ($PgCommon::rpm) { pass 'No ssl key checks on RedHat'; exit; }",  # Perl's test
+        # Tcl's substitutions: a variable's value, a command's output
+        "set key FORMAT_$format",
+        "set token [EvalAttached $::tk::console::defaultPrompt]",
+        # a property list's keys are names: Apple's, with an acronym first
+        "<key>NSCameraUsageDescription</key>\n<string>We need the camera</string>",
+        "<key>CFBundleIdentifier</key><string>com.example.app</string>",
+        "<key>NSLocationWhenInUseUsageDescription</key>",
+    ],
+)
+def test_pairs_and_property_list_keys_that_hold_no_credential_are_none(
+    scanner: Scanner, text: str
+) -> None:
+    assert secret_spans(scanner, text) == []
+
+
+def test_letters_at_random_in_both_cases_are_still_a_key(scanner: Scanner) -> None:
+    assert secret_spans(scanner, 'key = "QWxMnbVcXzLkJh"') == ["QWxMnbVcXzLkJh"]
+
+
 @pytest.mark.parametrize("text", LOOK_ALIKES)
 def test_look_alikes_are_not_credentials(scanner: Scanner, text: str) -> None:
     assert secret_spans(scanner, text) == []
