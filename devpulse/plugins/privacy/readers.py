@@ -539,8 +539,8 @@ def _named(pattern: TwoPass) -> Callable[[bytes, Spans], bool]:
     return named
 
 
-(_ASSIGNMENT_NAMED, _PROPERTY_NAMED, _COMPARISON_NAMED, _SETTER_NAMED, _OPTION_NAMED) = map(
-    _named, (ASSIGNMENT, PROPERTY_CALL, COMPARISON, SETTER_CALL, CLI_OPTION)
+(_ASSIGNMENT_NAMED, _PROPERTY_NAMED, _SETTER_NAMED, _OPTION_NAMED) = map(
+    _named, (ASSIGNMENT, PROPERTY_CALL, SETTER_CALL, CLI_OPTION)
 )
 _TABLE_NAMED = _named(TABLE)
 _TERRAFORM_NAMED = _named(TERRAFORM_OUTPUT)
@@ -1066,18 +1066,21 @@ _NOT_SETTER_VERBS = frozenset(
 )
 
 
-def _quoted_pairs(pattern: TwoPass) -> Reader:
-    """The reader of a pair's pattern (TUPLE_PAIR, KEYWORD_PAIR): its quoted value, judged
-    under the name beside it."""
+def _quoted_value(pattern: TwoPass) -> Reader:
+    """The reader of a pattern whose groups are a name and a quoted value's dq and sq (a
+    pair's, TUPLE_PAIR and KEYWORD_PAIR, or a comparison's): the value, judged under the
+    name."""
+    index = pattern.parse.groupindex
+    name_group, dq, sq = index[b"name"], index[b"dq"], index[b"sq"]
     named = _named(pattern)
 
     def read(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
         for spans in _matches(pattern, data, overflow, named=named):
-            value_span = spans[2] if spans[2][0] >= 0 else spans[3]
+            value_span = spans[dq] if spans[dq][0] >= 0 else spans[sq]
             if _inside(known, value_span):
                 continue
             value = _text(data, value_span)
-            if _named_value(_text(data, spans[1]), value, quoted=True):
+            if _named_value(_text(data, spans[name_group]), value, quoted=True):
                 yield Found("assigned-credential", value_span[0], value_span[1], value)
 
     return read
@@ -1102,16 +1105,6 @@ def _constructed(data: bytes, name_start: int) -> bool:
     head = data[max(0, name_start - MAX_NAME_CHARS - 4) : name_start]
     path = head.rstrip(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$.")
     return path.endswith((b"new ", b"new\t"))
-
-
-def _comparisons(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    for spans in _matches(COMPARISON, data, overflow, named=_COMPARISON_NAMED):
-        value_span = spans[1] if spans[1][0] >= 0 else spans[2]
-        if _inside(known, value_span):
-            continue
-        value = _text(data, value_span)
-        if _named_value(_text(data, spans[3]), value, quoted=True):
-            yield Found("assigned-credential", value_span[0], value_span[1], value)
 
 
 def _cli_options(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -2086,13 +2079,13 @@ Each = Callable[
 READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("assigned-credential", ASSIGNMENT, _assignments),
     ("assigned-credential", PROPERTY_CALL, _property_calls),
-    ("assigned-credential", COMPARISON, _comparisons),
+    ("assigned-credential", COMPARISON, _quoted_value(COMPARISON)),
     ("assigned-credential", NAMED_PAIR, _name_and_value(NAMED_PAIR)),
     ("assigned-credential", TERRAFORM_OUTPUT, _terraform_outputs),
     ("env-pair-key", ENV_PAIR, _env_pairs),
     ("assigned-credential", SET_COMMAND, _name_and_value(SET_COMMAND, expands=True)),
-    ("assigned-credential", TUPLE_PAIR, _quoted_pairs(TUPLE_PAIR)),
-    ("assigned-credential", KEYWORD_PAIR, _quoted_pairs(KEYWORD_PAIR)),
+    ("assigned-credential", TUPLE_PAIR, _quoted_value(TUPLE_PAIR)),
+    ("assigned-credential", KEYWORD_PAIR, _quoted_value(KEYWORD_PAIR)),
     ("assigned-credential", SETTER_CALL, _setter_calls),
     ("xml-element-credential", NAMED_ELEMENT, _element_text(NAMED_ELEMENT)),
     ("cli-option-credential", CLI_OPTION, _cli_options),
