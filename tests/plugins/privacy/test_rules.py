@@ -2774,3 +2774,30 @@ def test_a_snake_case_label_still_needs_an_identity_numbers_look(
     scanner: Scanner, text: str
 ) -> None:
     assert "identity-number" not in rule_ids(scanner, text)
+
+
+@pytest.mark.parametrize("qualifier", [" (prod)", " (staging env)", ""])
+def test_a_key_under_a_qualified_label_and_a_blank_line_is_found(
+    scanner: Scanner, qualifier: str
+) -> None:
+    key = run(32, "0123456789abcdef", _PAIRED)
+    text = f"vimeo access token{qualifier}:\n\n    {key}\n"
+    assert "token-in-prose" in rule_ids(scanner, text)
+
+
+def test_a_label_and_a_line_of_words_after_it_is_no_key(scanner: Scanner) -> None:
+    assert rule_ids(scanner, "The token (v2):\n\nexpires in 3600 seconds, then refresh") == set()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://mainnet.infura.io/v3/{key}", "wss://mainnet.infura.io/ws/v3/{key}"],
+)
+def test_a_hex_key_that_ends_a_versioned_url_is_found(scanner: Scanner, url: str) -> None:
+    key = run(32, "0123456789abcdef", _PAIRED)
+    assert "api-path-key" in rule_ids(scanner, url.format(key=key))
+
+
+def test_hex_after_a_version_with_more_path_on_another_host_is_no_key(scanner: Scanner) -> None:
+    digest = run(32, "0123456789abcdef", _PAIRED)
+    assert rule_ids(scanner, f"https://cdn.example.com/v1/{digest}/app.js") == set()
