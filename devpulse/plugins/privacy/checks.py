@@ -67,11 +67,11 @@ PLACEHOLDER = re2.compile(
                 r"^\$[A-Z_][A-Z0-9_]*$",
                 r"^(?:none|null|nil|true|false|undefined|todo|tbd|n/?a)$",
                 # a note left where the value will go: "TODO: get from vault", "TBD - ops"
-                r"^(?:todo|tbd|fixme)(?:[ \t]*[:(-]|[ \t]+\w)",
+                r"^(?:todo|tbd|fixme)(?:[ \t]*:[ \t]|[ \t]+[-(]?[ \t]*\w)",
                 # a test's stand-in that says what it stands in for: test-token-d6b3c621,
                 # test_api_key (a short suffix at most: a vendor's test-mode key is long)
                 r"^test[-_](?:[a-z]+[-_]){0,3}(?:token|key|secret|password|passwd|pass|pwd"
-                r"|apikey|credential)s?(?:[-_][a-z0-9]{1,12})?$",
+                r"|apikey|credential)s?(?:[-_][a-z0-9]{1,8})?$",
                 r"-here$",
                 r"_here$",
                 r"^(?:test|testing|secret|password|passwd|passw0rd|pass|pwd|token|key|admin|root"
@@ -115,9 +115,12 @@ _SEGMENT = r"(?:[a-z_][a-z0-9_]*|[A-Z_][A-Z0-9_]*|[A-Z][a-z]+(?:[A-Z][a-z]+)*)"
 _SUBSCRIPT = r"""\[(?::[A-Za-z_]\w*|"[A-Za-z_][\w.-]*"|'[A-Za-z_][\w.-]*')\]"""
 _LAST_SUBSCRIPT = r"""\[(?::[A-Za-z_]\w*|"[A-Za-z_][\w.-]*"?|'[A-Za-z_][\w.-]*'?)\]?"""
 CODE_EXPRESSION = re2.compile(
-    # settings.SECRET_KEY, os.environ; optional chaining and non-null: session?.access_token,
-    # process.env.SLACK_TOKEN!; then subscripts: Rails.configuration.stripe[:secret_key]
-    rf"^(?:{_SEGMENT}(?:[?!]?\.{_SEGMENT})+(?:{_SUBSCRIPT})*(?:{_LAST_SUBSCRIPT})?!?\n?$"
+    # settings.SECRET_KEY, os.environ; optional chaining and non-null: session?.access_token;
+    # then subscripts: Rails.configuration.stripe[:secret_key]
+    rf"^(?:{_SEGMENT}(?:[?!]?\.{_SEGMENT})+(?:{_SUBSCRIPT})*(?:{_LAST_SUBSCRIPT})?\n?$"
+    # TypeScript's non-null assertion at the end, after a lower-case name and two members
+    # at least (process.env.SLACK_TOKEN!); Summer.Breeze! is a password
+    rf"|[a-z_$][A-Za-z0-9_$]*(?:\.{_SEGMENT}){{2,}}!\n?$"
     r"|[A-Za-z_][\pL\pN_.]*\("  # os.getenv(...)
     r"|[a-z]+(?:[_-][a-z]+)+\n?$)"  # user_password_input, form-field-name
 )
@@ -413,19 +416,6 @@ def _placeholder(core: str, shapes: Container[int]) -> bool:
     )
 
 
-# An acronym, then capitalised words: a name as Apple's frameworks write one.
-_ACRONYM_THEN_WORDS = re2.compile(rb"^[A-Z]{1,4}(?:[A-Z][a-z]+)+$")
-
-
-def _acronym_then_words(core: str) -> bool:
-    """`NSLocationWhenInUseUsageDescription`: an acronym and words, 3.5 letters or more to a
-    capital on average; letters at random, capitals about half of them, are 2 to 3 to one
-    (`QWxMnbVcXzLkJh`), and stay a token."""
-    if not found_in(_ACRONYM_THEN_WORDS, core.encode()):
-        return False
-    return len(core) >= 3.5 * sum(c.isupper() for c in core)
-
-
 # Words (lower case, Capitalised, CamelCase or CAPITALS) joined by colons or dots: the path
 # of a setting as .NET's configuration (`Logging:LogLevel:Default`) and many others name one.
 _WORD_PATH = re2.compile(rb"^(?:(?:[A-Z]?[a-z]+)+|[A-Z]+)(?:[:.](?:(?:[A-Z]?[a-z]+)+|[A-Z]+))+$")
@@ -461,8 +451,6 @@ def token_like(value: str) -> bool:
         return False  # qiwi-sync-v2, checkout-flow-2024: a feature flag's or a page's name
     if (":" in core or "." in core) and found_in(_WORD_PATH, core.encode()):
         return False  # webpages:Version, Logging:LogLevel: a setting's path, words alone
-    if _acronym_then_words(core):
-        return False  # CFBundleIdentifier, NSCameraUsageDescription: a property list's keys
     entropy = shannon_entropy(core[:MAX_TOKEN_CHARS])
     if core.isdigit():
         return len(core) >= 12 and entropy >= 2.75

@@ -151,18 +151,14 @@ SETTER_CALL = TwoPass.compile(
 # `setx API_KEY "..."` (Windows), `set -gx API_KEY ...` (fish), `#define API_KEY "..."` (C's
 # preprocessor), PowerShell's `Set-Item -Path Env:API_KEY -Value '...'` (and New-Item), csh's
 # and Apache's `setenv API_KEY ...`, CMake's `set(API_KEY "..." CACHE STRING ...)`, Tcl's
-# `set api_token "..."` (an array's element too: `set ::env(DB_PASSWORD) "..."`), and Lisp's
-# `(setq openai-api-key "...")`, `(defvar ...)`, `(setenv "API_KEY" "...")`, Clojure's
-# `(def db-password "...")`, Common Lisp's `(defparameter *api-key* "...")`: a command, then
-# name and value.
+# `set api_token "..."` (an array's element too: `set ::env(DB_PASSWORD) "..."`): a command,
+# then name and value.
 SET_COMMAND = TwoPass.compile(
     (
-        r"(?:(?:^|[\s;&|(])(?i:setx[ \t]+|set[ \t]+-[A-Za-z]+[ \t]+|#[ \t]*define[ \t]+"
+        r"(?:^|[\s;&|(])(?i:setx[ \t]+|set[ \t]+-[A-Za-z]+[ \t]+|#[ \t]*define[ \t]+"
         r"|setenv[ \t]+|set\([ \t]*|set[ \t]+(?:::)?(?:[\w:]+\()?"
         r"|(?:set|new)-item[ \t]+(?:-path[ \t]+)?env:)"
-        r"|\((?:setq(?:-default|-local)?|defvar|defcustom|defconst|defparameter|def|define)"
-        r"[ \t]+\*?|\(setenv[ \t]+\")"
-        rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[*)\"]?[ \t]+(?i:-value[ \t]+)?" + _VALUE
+        rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)\)?[ \t]+(?i:-value[ \t]+)?" + _VALUE
     ).encode()
 )
 # A name and its value side by side in a pair: an Erlang or Elixir tuple in a config
@@ -171,6 +167,15 @@ SET_COMMAND = TwoPass.compile(
 _QUOTED = r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\"|'(?P<sq>[^'\n]+)')"
 TUPLE_PAIR = TwoPass.compile(
     (rf"\{{[ \t]*:?(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[ \t]*,[ \t]*" + _QUOTED).encode()
+)
+# Lisp's `(setq openai-api-key "...")`, `(defvar ...)`, `(setenv "API_KEY" "...")`, Clojure's
+# `(def db-password "...")`, Common Lisp's `(defparameter *api-key* "...")`: a quoted value
+# only (a bare one is a symbol or a form: `(def api-key (System/getenv "API_KEY"))`).
+LISP_SET = TwoPass.compile(
+    (
+        r"\((?:(?:setq(?:-default|-local)?|defvar|defcustom|defconst|defparameter|def|define)"
+        rf"[ \t]+\*?|setenv[ \t]+\")(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[*\"]?[ \t]+" + _QUOTED
+    ).encode()
 )
 KEYWORD_PAIR = TwoPass.compile(
     (rf"(?:^|[\s(\[{{]):(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[ \t]+" + _QUOTED).encode()
@@ -870,11 +875,15 @@ def _colon_in_value(
     return (op_start - len(piece.lstrip(b" \t")), span[1])
 
 
+_CODE_OPERATORS = frozenset({b"||", b"??", b"==", b"!=", b"===", b"!==", b"<-", b"<<-"})
+
+
 def _bare_assigned(data: bytes, op: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     """An unquoted value's span, or None where it is code: a variable compared or fallen
     back to (`password == other`, `token || fallbackToken`; a literal fallback is quoted),
-    a call's argument (`key = creds.dig(:stripe, ...)`), or what `_bare_value` turns down."""
-    if op in (b"||", b"??", b"==", b"!=", b"===", b"!==") or data[span[0] - 1 : span[0]] == b"(":
+    whatever R's arrow assigns (R has no bare literal: `token <- resp$access_token`), a
+    call's argument (`key = creds.dig(:stripe, ...)`), or what `_bare_value` turns down."""
+    if op in _CODE_OPERATORS or data[span[0] - 1 : span[0]] == b"(":
         return None
     return _bare_value(data, span)
 
@@ -1068,8 +1077,8 @@ _NOT_SETTER_VERBS = frozenset(
 
 def _quoted_value(pattern: TwoPass) -> Reader:
     """The reader of a pattern whose groups are a name and a quoted value's dq and sq (a
-    pair's, TUPLE_PAIR and KEYWORD_PAIR, or a comparison's): the value, judged under the
-    name."""
+    pair's, TUPLE_PAIR and KEYWORD_PAIR, a Lisp form's, LISP_SET, or a comparison's): the
+    value, judged under the name."""
     index = pattern.parse.groupindex
     name_group, dq, sq = index[b"name"], index[b"dq"], index[b"sq"]
     named = _named(pattern)
@@ -1134,7 +1143,10 @@ def _element_text(pattern: TwoPass) -> Reader:
             if _inside(known, value_span):
                 continue
             value = _text(data, value_span)
-            if _named_value(_text(data, name_span), value):
+            name = _text(data, name_span)
+            if name == "key" and value.isascii() and value.isalpha():
+                continue  # a property list's <key>: an entry's name (CFBundleURLTypes)
+            if _named_value(name, value):
                 yield Found("xml-element-credential", value_span[0], value_span[1], value)
 
     return read
@@ -2086,6 +2098,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("assigned-credential", SET_COMMAND, _name_and_value(SET_COMMAND, expands=True)),
     ("assigned-credential", TUPLE_PAIR, _quoted_value(TUPLE_PAIR)),
     ("assigned-credential", KEYWORD_PAIR, _quoted_value(KEYWORD_PAIR)),
+    ("assigned-credential", LISP_SET, _quoted_value(LISP_SET)),
     ("assigned-credential", SETTER_CALL, _setter_calls),
     ("xml-element-credential", NAMED_ELEMENT, _element_text(NAMED_ELEMENT)),
     ("cli-option-credential", CLI_OPTION, _cli_options),

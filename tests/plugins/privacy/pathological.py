@@ -61,6 +61,10 @@ CHAINS = (
     *("login -p abcdefgh ", "mongo publish -p x "),
     *("nxc a b -p abcdefgh ", "xfreerdp /p:abcdefgh ", "psexec.py a:b@"),
     "net use \\\\a\\b abcdefgh ",
+    # R's arrows, tuples, keyword pairs, Tcl's and Lisp's set forms, property lists (stop 43)
+    *("pw <- ", "pw <<- x", "{pw, ", "{:pw, '", " :pw ", '(:pw "', "set pw ", "set ::env(pw) "),
+    *("(setq pw ", '(setenv "pw" ', "(defparameter *pw* ", "<key>pw</key><string>", "<key>"),
+    *("| a | b | key | value |\n", "| a | key | value |\n|---|---|---|\n| x | pw | "),
 )
 # Matches longer than the parsed window, whose values therefore look short: never searched
 # again (searching them again cost 2 s per MB, 8 s for these 2 MB). And one tool's name, then

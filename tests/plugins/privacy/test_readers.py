@@ -1585,6 +1585,7 @@ HUMAN = "Raven1993.canyon"
         f'(setq smtp-password "{HUMAN}")',
         f'(setenv "SMTP_PASSWORD" "{HUMAN}")',
         f'(list :host "db.internal" :password "{HUMAN}")',
+        f'{{:smtp-pass "{HUMAN}" :port 587}}',  # a Clojure map's keyword: no prose word
         f'(def db-password "{HUMAN}")',
         f'(defparameter *db-password* "{HUMAN}")',
         # an Apple property list's entry
@@ -1605,6 +1606,16 @@ def test_a_credential_in_more_languages_assignments_is_found(scanner: Scanner, t
         "Please set token to the value shown",
         '(global-set-key (kbd "C-c k") :key "Return")',
         "x <- password_hash(pw)",
+        # R's and Lisp's expressions on the right: where the value comes from
+        "token <- resp$access_token",
+        "key <- list_of_keys[[i]]",
+        '(defparameter *secret* (uiop:getenv "SECRET"))',
+        '(def secret-key (System/getProperty "secret.key"))',
+        '(setenv "API_TOKEN" (string-trim (shell-command-to-string "pass show api")))',
+        # a property list's keys with acronyms inside
+        "<key>CFBundleURLTypes</key>\n<array/>",
+        "<key>NSFaceIDUsageDescription</key><string>Unlock with Face ID</string>",
+        "<key>FacebookAppID</key>",
         "if ($PgCommon::rpm) { pass 'No ssl key checks on RedHat'; exit; }",  # Perl's test
         # Tcl's substitutions: a variable's value, a command's output
         "set key FORMAT_$format",
@@ -1619,6 +1630,22 @@ def test_pairs_and_property_list_keys_that_hold_no_credential_are_none(
     scanner: Scanner, text: str
 ) -> None:
     assert secret_spans(scanner, text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'password = "Summer.Breeze!"',
+        '<add key="SmtpPassword" value="Golden.Gate!" />',
+        '{"password": "Blue.Ocean!"}',
+    ],
+)
+def test_capitalised_words_joined_by_a_dot_with_a_bang_are_a_password(
+    scanner: Scanner, text: str
+) -> None:
+    """Only a lower-case name and two members before a `!` make TypeScript's non-null
+    assertion (review 19)."""
+    assert secret_spans(scanner, text)
 
 
 def test_letters_at_random_in_both_cases_are_still_a_key(scanner: Scanner) -> None:

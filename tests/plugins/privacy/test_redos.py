@@ -64,8 +64,9 @@ OLD_SEGMENT = r"(?:[a-z_][a-z0-9_]*|[A-Z_][A-Z0-9_]*|[A-Z][a-z]+(?:[A-Z][a-z]+)*
 OLD = {
     "code expression": re.compile(
         # stop 32: optional chaining (?.) and TypeScript's non-null assertion (!.) are code;
-        # stop 43: so is the assertion at the end (process.env.TOKEN!)
-        rf"^{OLD_SEGMENT}(?:[?!]?\.{OLD_SEGMENT})+!?$|^[A-Za-z_][\w.]*\(|^[a-z]+(?:[_-][a-z]+)+$"
+        # stop 43: so is the assertion at the end after a lower-case name and two members
+        rf"^{OLD_SEGMENT}(?:[?!]?\.{OLD_SEGMENT})+$|^[a-z_$][A-Za-z0-9_$]*(?:\.{OLD_SEGMENT}){{2,}}!$"
+        r"|^[A-Za-z_][\w.]*\(|^[a-z]+(?:[_-][a-z]+)+$"
     ),
     "reference": re.compile(
         r"^[a-z][a-z0-9+.-]*://|^(?:/|\./|\.\./|~/)[\w.-]+/|^\$(?:\{|\(|[A-Za-z_]\w*$)|^ENC\["
@@ -113,7 +114,8 @@ def test_the_rewritten_patterns_keep_their_meaning(name: str, text: str) -> None
 
 @pytest.mark.parametrize("segments", [3, 26])
 def test_the_reported_prompt_is_read_as_code_whatever_its_length(segments: int) -> None:
-    # Its "!" at the end reads as TypeScript's non-null assertion since stop 43; two do not.
+    # Its "!" at the end reads as TypeScript's non-null assertion since stop 43 (a lower-case
+    # name, then two members or more); two do not.
     assert search_text(CODE_EXPRESSION, "_." * segments + "_!!") is None
     assert search_text(CODE_EXPRESSION, "_." * segments + "_!") is not None
     assert search_text(CODE_EXPRESSION, "_." * segments + "_") is not None

@@ -2761,6 +2761,7 @@ def test_new_relic_insert_and_license_keys_are_found_by_their_shape(scanner: Sca
     [
         '{"first_name": "Astrid", "ca_sin": "339 770 083", "consent": true}',
         "customer_sin = 339770083",
+        '{"employee_bsn": "111222333"}',
     ],
 )
 def test_an_identity_numbers_label_ends_a_snake_case_name(scanner: Scanner, text: str) -> None:
@@ -2768,7 +2769,15 @@ def test_an_identity_numbers_label_ends_a_snake_case_name(scanner: Scanner, text
 
 
 @pytest.mark.parametrize(
-    "text", ["math_sin = 0.84147", "cos_sin = 1999-2004", "np_sin = 123456789"]
+    "text",
+    [
+        "math_sin = 0.84147",
+        "cos_sin = 1999-2004",
+        "np_sin = 123456789",
+        # ISO 8583's retrieval reference number, not a Korean resident's (review 19)
+        '{"auth_code": "A1B2C3", "host_rrn": "412345678901", "stan": "000123"}',
+        "txn_rrn = 412345678901",
+    ],
 )
 def test_a_snake_case_label_still_needs_an_identity_numbers_look(
     scanner: Scanner, text: str
@@ -2785,19 +2794,43 @@ def test_a_key_under_a_qualified_label_and_a_blank_line_is_found(
     assert "token-in-prose" in rule_ids(scanner, text)
 
 
-def test_a_label_and_a_line_of_words_after_it_is_no_key(scanner: Scanner) -> None:
-    assert rule_ids(scanner, "The token (v2):\n\nexpires in 3600 seconds, then refresh") == set()
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The token (v2):\n\nexpires in 3600 seconds, then refresh",
+        # a heading, a blank line, a paragraph: no colon, no label (review 19)
+        "## API token\n\nv2RotationPolicy2024 applies from now on",
+    ],
+)
+def test_a_label_and_a_line_of_words_after_it_is_no_key(scanner: Scanner, text: str) -> None:
+    assert rule_ids(scanner, text) == set()
 
 
 @pytest.mark.parametrize(
     "url",
-    ["https://mainnet.infura.io/v3/{key}", "wss://mainnet.infura.io/ws/v3/{key}"],
+    [
+        "https://mainnet.infura.io/v3/{key}",
+        "wss://mainnet.infura.io/ws/v3/{key}",
+        "[RPC](https://polygon-mainnet.infura.io/v3/{key})",
+        "RPC_URL=https://sepolia.infura.io/v3/{upper};",
+        "https://eth-mainnet.g.alchemy.com/v2/{token}",
+    ],
 )
-def test_a_hex_key_that_ends_a_versioned_url_is_found(scanner: Scanner, url: str) -> None:
+def test_a_node_providers_endpoint_key_is_found(scanner: Scanner, url: str) -> None:
     key = run(32, "0123456789abcdef", _PAIRED)
-    assert "api-path-key" in rule_ids(scanner, url.format(key=key))
+    token = run(32, make.ALNUM, _PAIRED)
+    text = url.format(key=key, upper=key.upper(), token=token)
+    assert "node-provider-key" in rule_ids(scanner, text)
 
 
-def test_hex_after_a_version_with_more_path_on_another_host_is_no_key(scanner: Scanner) -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://cdn.example.com/v1/{digest}/app.js",
+        '<img src="https://img.example.com/v2/{digest}">',  # a content hash (review 19)
+        "https://cache.example.com/v1/{digest}?width=200",
+    ],
+)
+def test_hex_after_a_version_on_any_other_host_is_no_key(scanner: Scanner, url: str) -> None:
     digest = run(32, "0123456789abcdef", _PAIRED)
-    assert rule_ids(scanner, f"https://cdn.example.com/v1/{digest}/app.js") == set()
+    assert rule_ids(scanner, url.format(digest=digest)) == set()
