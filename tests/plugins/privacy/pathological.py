@@ -115,6 +115,7 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
         *(("the api key is ", ""), ("token\t", ""), ("SECRET ", "")),
         *(("token - ", ""), ("api key -> ", ""), ("the token for staging is ", "")),
     ),
+    "token-below-sentence": (("the key below.\n", ""), ("API key for staging, rotate it:\n", "")),
     "identity-number": (("Passport No: ", ""), ("NHS number ", ""), ("SIN ", ""), ("DNI: C", "")),
     "wallet-key-argument": (('new Wallet("0x0123abcd', '")'), ("Account.from_key('", "')")),
     "token-in-url": (("https://Zq8rT2mXwP4kL9vB3nYc@", ""), ("git+https://0123456789abcdef@", "")),

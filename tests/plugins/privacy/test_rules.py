@@ -2834,3 +2834,37 @@ def test_a_node_providers_endpoint_key_is_found(scanner: Scanner, url: str) -> N
 def test_hex_after_a_version_on_any_other_host_is_no_key(scanner: Scanner, url: str) -> None:
     digest = run(32, "0123456789abcdef", _PAIRED)
     assert rule_ids(scanner, url.format(digest=digest)) == set()
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Here is the API key for staging, please rotate it after the demo:",
+        "New credentials just came in, key below.",
+    ],
+)
+def test_a_key_alone_under_the_sentence_that_hands_it_over_is_found(
+    scanner: Scanner, sentence: str
+) -> None:
+    for key in (
+        run(40, "0123456789abcdef", _PAIRED),
+        run(36, string.ascii_uppercase + "0123456789", _PAIRED),
+    ):
+        assert "token-below-sentence" in rule_ids(scanner, f"{sentence}\n{key}\n")
+
+
+@pytest.mark.parametrize(
+    ("sentence", "value"),
+    [
+        ("The commit that rotated the key:", "{digest}"),
+        ("SSH host key fingerprint:", "{digest}"),
+        ("The public key, for reference:", "{digest}"),
+        ("The token expired.", "SomethingElseHappenedToday"),
+        ("Updated the keys.", "README_and_CHANGELOG_updated"),
+    ],
+)
+def test_a_digest_or_a_word_under_a_sentence_about_a_key_is_none(
+    scanner: Scanner, sentence: str, value: str
+) -> None:
+    text = f"{sentence}\n{value.format(digest=run(40, '0123456789abcdef', _PAIRED))}\n"
+    assert "token-below-sentence" not in rule_ids(scanner, text)
