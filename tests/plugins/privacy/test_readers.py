@@ -1578,6 +1578,7 @@ HUMAN = "Raven1993.canyon"
         # Erlang's and Elixir's tuples in a config
         f'[{{my_app, [{{db_password, "{HUMAN}"}}]}}].',
         f'config :my_app, creds: [{{:smtp_password, "{HUMAN}"}}]',
+        f'{{pool, [{{db_password, <<"{HUMAN}">>}}]}}',  # Erlang's binary
         # Tcl's set, an array's element too
         f'set smtp_password "{HUMAN}"',
         f'set ::env(DB_PASSWORD) "{HUMAN}"',
