@@ -2849,6 +2849,8 @@ def test_a_key_alone_under_the_sentence_that_hands_it_over_is_found(
     for key in (
         run(40, "0123456789abcdef", _PAIRED),
         run(36, string.ascii_uppercase + "0123456789", _PAIRED),
+        "0x" + run(64, "0123456789abcdef", _PAIRED),  # a wallet's private key
+        "o." + run(32, make.ALNUM, _PAIRED),  # a short prefix and a dot (Pushbullet's)
     ):
         assert "token-below-sentence" in rule_ids(scanner, f"{sentence}\n{key}\n")
 
