@@ -163,8 +163,8 @@ SET_COMMAND = TwoPass.compile(
 )
 # A name and its value side by side in a pair: an Erlang or Elixir tuple in a config
 # (`{db_password, "..."}`, Erlang's binary `{db_password, <<"...">>}`, `{:api_key, "..."}`),
-# and a keyword then its value in a Lisp
-# property list or a Clojure map (`:api-key "..."`). Only a quoted value.
+# and a keyword then its value in a Lisp property list or a Clojure map (`:api-key "..."`).
+# Only a quoted value.
 _QUOTED = r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\"|'(?P<sq>[^'\n]+)')"
 TUPLE_PAIR = TwoPass.compile(
     (rf"\{{[ \t]*:?(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[ \t]*,[ \t]*(?:<<)?" + _QUOTED).encode()
