@@ -614,7 +614,8 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
         # sends, and under any other name it is judged as any value is: some vendors' API
         # keys are UUIDs (herokuKey, hubspot_key).
         single = len(words) == 1 and words[0] != "authorization"
-        return token_like(value) and not (single and (is_uuid(value) or cache_key(value)))
+        cached = words == ["key"] and cache_key(value)  # a cache's key is named `key`
+        return token_like(value) and not (single and (is_uuid(value) or cached))
     if _is_key_id(name, value):
         return False
     return looks_like_credential(value) or token_like(value)

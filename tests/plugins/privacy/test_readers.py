@@ -1535,6 +1535,7 @@ def test_placeholders_where_a_password_goes_are_nothing(scanner: Scanner, text: 
         "session token is sessionid=k2j4Lm9Qx7Rt2Vw8",  # a cookie's name=value: the token
         "KEY=app-secret-" + "3f2b8c1e9d4a4e7b" * 2,  # hyphens and a hash, but no CI cache's
         "key=tenant:" + "3f2b8c1e9d4a4e7b" * 2,  # one word before a hash: an id and its key
+        "auth=acct:live:" + "3f2b8c1e9d4a4e7b" * 2,  # namespaced, but under auth (review 19)
         'key="Xk9:Qm2Lp8Vn7Rt4"',  # a colon inside random characters
         'password = "Todo2024!x"',  # a word a note starts with, inside a password
         'API_TOKEN = "test-token-' + "3f2b8c1e9d4a4e7b" * 2 + '"',  # long past a stand-in's
