@@ -97,8 +97,9 @@ ASSIGNMENT = TwoPass.compile(
     (
         r"(?P<decl>(?:var|val|let|const)[ \t]+)?"
         rf"(?P<name>[\w$@.-]*{_NAME_WORD}[\w.-]*)"
-        # the end of a quoted key, of cfg[name] or of cfg["name"]; C's array, char pw[33]
-        r"(?P<close>[\"'`]?\]?|\[[0-9]*\])"
+        # the end of a quoted key, of cfg[name] or of cfg["name"]; C's array, char pw[33];
+        # Nim's export mark, `apiKey* = "..."`
+        r"(?P<close>[\"'`]?\]?|\[[0-9]*\]|\*)"
         # a declared type: `val name: String =` (Kotlin, TypeScript), `var name string =` (Go),
         # a reference, `const NAME: &'static str =` (Rust); or C#'s auto-property,
         # `string Name { get; set; } =`

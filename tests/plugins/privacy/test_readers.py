@@ -1592,6 +1592,9 @@ HUMAN = "Raven1993.canyon"
         f'(defparameter *db-password* "{HUMAN}")',
         # an Apple property list's entry
         f"<dict>\n  <key>DBPassword</key>\n  <string>{HUMAN}</string>\n</dict>",
+        # Nim's exported constants and variables
+        f'const\n  smtpPassword* = "{HUMAN}"',
+        f'var dbPassword*: string = "{HUMAN}"',
     ],
 )
 def test_a_credential_in_more_languages_assignments_is_found(scanner: Scanner, text: str) -> None:
@@ -1608,6 +1611,8 @@ def test_a_credential_in_more_languages_assignments_is_found(scanner: Scanner, t
         "Please set token to the value shown",
         '(global-set-key (kbd "C-c k") :key "Return")',
         "x <- password_hash(pw)",
+        "key *= 2",  # a product, not Nim's export mark
+        "token*=next_token",
         # R's and Lisp's expressions on the right: where the value comes from
         "token <- resp$access_token",
         "key <- list_of_keys[[i]]",

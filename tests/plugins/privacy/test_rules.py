@@ -405,6 +405,11 @@ POSITIVES = [
     ),
     ("session-cookie-set", "s.cookies.set('sessionid', 'gq7vtx2ukp9tb3jemvy8kl4dvgmu')"),
     (
+        "warned-session-cookie",
+        "roblox: _|WARNING:-DO-NOT-SHARE-THIS.--Sharing-this-will-allow-someone-to-log-in-as"
+        f"-you.|_{run(192, HEX.upper())}",
+    ),
+    (
         "session-cookie-set",
         'New-Object System.Net.Cookie(".AspNetCore.Cookies", "CfDJ8aWfQg47HwpPW9cbKd")',
     ),
@@ -2870,3 +2875,31 @@ def test_a_digest_or_a_word_under_a_sentence_about_a_key_is_none(
 ) -> None:
     text = f"{sentence}\n{value.format(digest=run(40, '0123456789abcdef', _PAIRED))}\n"
     assert "token-below-sentence" not in rule_ids(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Applicant: Chen Nakamura\nSocial Insurance Number (SIN): 100 492 180\n",
+        "National Insurance number (NINO): QQ 12 34 56 C",
+        "Social Insurance Number (SIN) 100492180",
+    ],
+)
+def test_an_identity_numbers_label_may_carry_its_abbreviation(scanner: Scanner, text: str) -> None:
+    """A form's label names the number, then its abbreviation in brackets."""
+    assert "identity-number" in rule_ids(scanner, text)
+
+
+def test_a_bracketed_word_after_a_label_is_no_abbreviation(scanner: Scanner) -> None:
+    assert "identity-number" not in rule_ids(scanner, "Passport (see attached): 2 pages")
+
+
+def test_a_webhook_signing_secret_in_base64_is_found(scanner: Scanner) -> None:
+    """Svix's `whsec_` secrets are base64, where Stripe's are letters and digits."""
+    key = "whsec_" + run(32, make.ALNUM + "+/", _PAIRED)
+    assert rule_ids(scanner, f'wh = Webhook("{key}")') == {"stripe-webhook-secret"}
+
+
+def test_the_cookies_warning_without_its_value_is_none(scanner: Scanner) -> None:
+    text = "The cookie starts with _|WARNING:-DO-NOT-SHARE-THIS.--Sharing-this.|_ then hex"
+    assert rule_ids(scanner, text) == set()
