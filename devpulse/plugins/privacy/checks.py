@@ -662,6 +662,23 @@ def spaced_password(name: str, value: str) -> bool:
     return not any(w.lower() in _PROSE_WORDS or w.lower() in _PASSWORD_NAMES for w in words)
 
 
+def grouped_key(value: str) -> bool:
+    """A generated key written in groups set apart by blanks (WordPress' application
+    passwords: six groups of four letters and digits). Joined up, it is `token_like`, with
+    capitals, lower case and digits all three (24 random base62 characters lack one about
+    1 time in 70), and at most one group is a word in one case ("With", "that", "2024")."""
+    groups = value.split()
+    run = "".join(groups)
+    if not (any(c.isupper() for c in run) and any(c.islower() for c in run)):
+        return False
+    if not any(c.isdigit() for c in run) or is_placeholder(value):
+        return False
+    plain = sum(
+        g.isdigit() or (g.isalpha() and (g.islower() or g.isupper() or g.istitle())) for g in groups
+    )
+    return plain <= 1 and token_like(run)
+
+
 def cache_key(value: str) -> bool:
     """Words and versions joined by hyphens, then a content hash: a cache's key, as CI logs
     print it (actions/cache's `node-cache-Linux-x64-npm-<sha256>`), named by `key`. CI
@@ -1629,6 +1646,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "extended_private_key": extended_private_key,
     "seed_phrase": seed_phrase,
     "otp_seed": otp_seed,
+    "grouped_key": grouped_key,
 }
 
 

@@ -124,12 +124,13 @@ XML_ELEMENT = TwoPass.compile(
     ).encode()
 )
 # A record that names its value in a field of its own: Kubernetes' `- name: DB_PASSWORD` then
-# `value: ...` on the next line, JSON's `{"name": "password", "value": "..."}`, XML's
+# `value: ...` on the next line, Spring Boot's failure report (`Property: app.api-token`, then
+# `Value: "..."`), JSON's `{"name": "password", "value": "..."}`, XML's
 # `<property name="password" value="..."/>`, CloudFormation's ParameterKey/ParameterValue,
 # the AWS CLI's SSM parameter (`"Name": "/prod/db/password", "Type": ..., "Value": ...`).
 NAMED_PAIR = TwoPass.compile(
     (
-        r"(?i:[\w]*(?:name|key))[\"']?[ \t]*[:=][ \t]*[\"']?"
+        r"(?i:[\w]*(?:name|key|property))[\"']?[ \t]*[:=][ \t]*[\"']?"
         rf"(?P<name>[\w./-]*{_NAME_WORD}[\w./-]*)[\"']?[ \t]*,?"
         # up to two fields between (`"Type": "SecureString",`), each on this line or the
         # next, then the value's field (no counted repeats here: they would multiply the
@@ -308,11 +309,12 @@ PRINTED_SECRET = TwoPass.compile(
 def _table_header(name: str) -> str:
     """A table's header cell whose name matches `name`: in a CSV line (`,` `;` or a tab
     between cells) or a markdown table's (`|`), then the rest of the line and the next one,
-    which must hold a delimiter too (a row, or a markdown table's separator)."""
+    which must hold a delimiter too (a row, a markdown table's separator, or the rule under
+    an SQL client's header: psql's `---+---`, mysql's `+---+`)."""
     return (
         r"(?:^|[\n,;\t|])[ \t]*[\"'`]?"
         rf"(?P<name>{name})"
-        r"[\"'`]?[ \t]*(?:[,;\t|][^\n]*)?\n[^\n,;\t|]*[,;\t|]"
+        r"[\"'`]?[ \t]*(?:[,;\t|][^\n]*)?\n[^\n,;\t|+]*[,;\t|+]"
     )
 
 
@@ -347,6 +349,7 @@ ID_COLUMN = (
     r"|nino|ni[ _-]?(?:number|no)|ahv|svnr|ppsn|pps[ _-]?(?:number|no)|tckn|nir|hetu|cpr|rrn|nric"
     r"|medicare(?:[ _-]card)?|henkil(?:ö|o)tunnus|rijksregister(?:nummer)?"
     r"|(?:tc[ _-]?)?k(?:i|İ)ml(?:i|İ)k|teudat[ _-]?zehut|codice[ _-]fiscale"
+    r"|steuer[ _-]?id|(?:steuer[ _-]?)?identifikationsnummer"
     r"|身份证号?码?|身份證(?:號碼?)?|주민등록번호|マイナンバー|個人番号)"
     r"(?:[ _-]?(?:number|num|no|nr))?)"
 )
@@ -1046,8 +1049,14 @@ def _name_and_value(pattern: TwoPass, *, expands: bool = False) -> Reader:
             name_span = spans[name_group]
             if value_span is None or _inside(known, value_span):
                 continue
+            name = _text(data, name_span)
+            if name.lower() in _AUTHORIZATION:  # a HAR's {"name": "Authorization", ...}
+                found = _authorization_credential(data, *value_span)
+                if found is not None:
+                    yield Found("assigned-credential", *found)
+                continue
             value = _text(data, value_span)
-            if _named_value(_text(data, name_span), value, quoted=not bare):
+            if _named_value(name, value, quoted=not bare):
                 yield Found("assigned-credential", value_span[0], value_span[1], value)
 
     return read
@@ -1589,28 +1598,38 @@ def _headers(data: bytes, overflow: list[int], known: Reported) -> Iterator[Foun
             continue
         lower = name.lower()
         if lower in _AUTHORIZATION:
-            scheme = search_spans(SCHEME, raw, 0)
-            if scheme is not None:
-                # the scheme and its credential: unquoted, the line goes on (the URL)
-                if is_placeholder(_text(data, (start, start + scheme[0][1]))):
-                    continue  # Bearer YOUR_API_TOKEN
-                start, end = start + scheme[2][0], start + scheme[2][1]
-            elif is_placeholder(raw.decode("utf-8", "surrogatepass")):
-                continue
-            value = _text(data, (start, end))
-            if not _token68(value):
-                continue  # basic {base64(email:password)}: a description, not a credential
-            # a password in Basic's base64 is judged alone: "username:password" encoded
-            # looks random, and is a placeholder; with none, a dummy X or a word for a
-            # password (Freshdesk's KEY:X, Toggl's TOKEN:api_token), the user is the key
-            if authorization(value) or _basic_user_key(value):
-                yield Found("header-credential", start, end, value)
+            found = _authorization_credential(data, start, end)
+            if found is not None:
+                yield Found("header-credential", *found)
         elif credential_name_strength(name) and " " not in raw.decode("utf-8", "replace"):
             value = _text(data, (start, end))
             if is_placeholder(value):
                 continue
             if looks_like_credential(value) or token_like(value):
                 yield Found("header-credential", start, end, value)
+
+
+def _authorization_credential(data: bytes, start: int, end: int) -> tuple[int, int, str] | None:
+    """The credential in the Authorization value at `data[start:end]`, after its scheme (an
+    unquoted value's line may go on: a URL), and its text; None for a placeholder, a
+    description or no credential."""
+    raw = data[start:end]
+    scheme = search_spans(SCHEME, raw, 0)
+    if scheme is not None:
+        if is_placeholder(_text(data, (start, start + scheme[0][1]))):
+            return None  # Bearer YOUR_API_TOKEN
+        start, end = start + scheme[2][0], start + scheme[2][1]
+    elif is_placeholder(raw.decode("utf-8", "surrogatepass")):
+        return None
+    value = _text(data, (start, end))
+    if not _token68(value):
+        return None  # basic {base64(email:password)}: a description, not a credential
+    # a password in Basic's base64 is judged alone: "username:password" encoded looks
+    # random, and is a placeholder; with none, a dummy X or a word for a password
+    # (Freshdesk's KEY:X, Toggl's TOKEN:api_token), the user is the key
+    if authorization(value) or _basic_user_key(value):
+        return start, end, value
+    return None
 
 
 def _basic_user_key(value: str) -> bool:
@@ -1792,7 +1811,11 @@ def _table(data: bytes, spans: Spans, personal: _Personal | None = None) -> _Tab
         return None  # a name alone on its line
     header = data[line_start:line_end].rstrip(b"\r")
     markdown = header.lstrip(b" \t").startswith(b"|")
-    if markdown != (delimiter == b"|") or found_in(_IMPORT, header):
+    row = line_end + 1
+    rule = _line(data, row)
+    # psql's header: cells between pipes, no pipe at either end, a rule of `-` and `+` below
+    psql = rule is not None and not markdown and found_in(_PSQL_RULE, data[row:rule])
+    if (markdown != (delimiter == b"|") and not psql) or found_in(_IMPORT, header):
         return None
     cells = [_unquoted(header, cell) for cell in _cells(header, delimiter, markdown)]
     if len(cells) < 2 or not all(_header_cell(header[a:b]) for a, b in cells):
@@ -1804,15 +1827,19 @@ def _table(data: bytes, spans: Spans, personal: _Personal | None = None) -> _Tab
         columns = [(i, n) for i, n in enumerate(names) if credential_name_strength(n) == 2]
     if not columns:
         return None
-    row = line_end + 1
-    if markdown:  # |---|:---:| follows a header, and nothing else
-        separator = _line(data, row)
-        if separator is None or not _is_separator(data[row:separator], len(cells)):
+    if markdown or psql:  # |---|:---:| (+---+---+ from mysql, ---+--- from psql) follows
+        if rule is None or not _is_separator(data[row:rule], len(cells)):
             return None
-        row = separator + 1
+        row = rule + 1
     elif line_start and _row_above(data, line_start, delimiter, len(cells)):
         return None  # a row of a table above, not a header
     return delimiter, markdown, len(cells), columns, row
+
+
+# The rules under an SQL client's header: psql's `------+-----` (a `+` between each two
+# cells), mysql's `+-----+-----+` (and at both ends).
+_PSQL_RULE = re2.compile(rb"^[ \t]*-+(?:\+-+)*[ \t]*\r?$")
+_MYSQL_RULE = re2.compile(rb"^[ \t]*\+(?:-+\+)+[ \t]*\r?$")
 
 
 # Python's imports list names with commas: `from pydantic import Field, SecretStr` then
@@ -1888,7 +1915,12 @@ def _unquoted(line: bytes, cell: tuple[int, int]) -> tuple[int, int]:
 
 
 def _is_separator(line: bytes, cells: int) -> bool:
-    """A markdown table's separator row, |---|:---:|, for as many cells."""
+    """A markdown table's separator row, |---|:---:|, for as many cells; or an SQL client's
+    rule with as many: mysql's +---+---+, psql's ---+---."""
+    if found_in(_MYSQL_RULE, line):
+        return line.count(b"+") == cells + 1
+    if found_in(_PSQL_RULE, line):
+        return line.count(b"+") == cells - 1
     parts = _cells(line, b"|", True)
     return len(parts) == cells and all(
         line[a:b].strip(b" \t:") and not line[a:b].strip(b" \t:-") for a, b in parts

@@ -110,6 +110,8 @@ AST_TRIGGERS = (
     "KİMLİK",  # RE2 folds no case onto Turkish capital İ: the label in capitals, too
     "teudat",
     "fiscale",
+    "steuer",
+    "identifikationsnummer",
     "身份证",
     "身份證",
     "주민등록번호",

@@ -1455,3 +1455,71 @@ def test_benign_look_alikes_are_no_identity_number(scanner: Scanner) -> None:
     )
     assert {rule for rule, _ in UNLABELLED_IDS} == set(UNLABELLED_ID_RULES)
     assert {f.rule_id for f in scanner.scan(text)}.isdisjoint(UNLABELLED_ID_RULES)
+
+
+PSQL = """ id    | full_name   | {column} | plan
+-------+-------------+{rule}+------
+ 48090 | Ishita Iyer | {value} | pro
+ 28766 | Aarav Iyer  | {value} | team
+(2 rows)
+"""
+MYSQL = """+-------+-------------+{rule}+------+
+| id    | full_name   | {column} | plan |
++-------+-------------+{rule}+------+
+| 48090 | Ishita Iyer | {value} | pro  |
++-------+-------------+{rule}+------+
+2 rows in set (0.02 sec)
+"""
+
+
+@pytest.mark.parametrize("layout", [PSQL, MYSQL], ids=["psql", "mysql"])
+@pytest.mark.parametrize(
+    ("column", "value", "rule"),
+    [
+        ("aadhaar_no", "8233 6189 8179", "table-identity-number"),
+        ("steuer_id", "93 162 548 008", "table-identity-number"),
+        ("pesel", "44051401458", "table-identity-number"),
+        ("date_of_birth", "1991-07-17", "table-date-of-birth"),
+    ],
+)
+def test_an_sql_clients_table_is_read_by_its_columns(
+    header_only: Scanner, layout: str, column: str, value: str, rule: str
+) -> None:
+    """psql's and mysql's result tables, as a coding agent's tool prints them."""
+    width = max(len(column), len(value)) + 2
+    text = layout.format(
+        column=column.ljust(width - 2), value=value.ljust(width - 2), rule="-" * width
+    )
+    assert rule in pii_rules(header_only, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a rule with one cell too few or too many for its header
+        " id | passport | plan\n----+----------\n 1 | C01X00T47 | pro\n",
+        "| id | passport |\n+----+----------+------+\n| 1 | C01X00T47 |\n",
+        # dashes under a line that is not a table's header
+        "passport | C01X00T47\n----------\n",
+    ],
+)
+def test_a_rule_that_does_not_fit_its_header_makes_no_table(
+    header_only: Scanner, text: str
+) -> None:
+    assert "table-identity-number" not in pii_rules(header_only, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{ fullName: 'Lucía Romero', dni: '74467137Z', plan: 'free' }", "{ sin: '394 076 525' }"],
+)
+def test_an_ids_abbreviation_as_an_objects_key_before_a_quoted_value(
+    scanner: Scanner, text: str
+) -> None:
+    """mongosh and JavaScript print a document's keys bare: `dni: '...'`."""
+    assert pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize("text", ["angle = {sin: 'fast', cos: 'slow'}", "  sin: 0.5,"])
+def test_a_bare_abbreviation_needs_an_ids_look_after_it(scanner: Scanner, text: str) -> None:
+    assert not pii_rules(scanner, text)

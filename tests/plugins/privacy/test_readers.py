@@ -1965,3 +1965,42 @@ def test_a_cast_after_an_inserts_value_ends_the_value() -> None:
     text = b"INSERT INTO users (name, password) VALUES ('bob', 'Xk9#mP2vL8qRz'::text);"
     found = [(f.rule_id, f.value) for f in read_all(text)]
     assert found == [("table-credential", "Xk9#mP2vL8qRz")]
+
+
+@pytest.mark.parametrize(
+    ("scheme", "credential"),
+    [
+        # a key that the bearer-token rule's look alone passes over
+        ("Bearer", "0e8f8778bf5f1b79aa8f7b974aa7bc48"),
+        ("Basic", base64.b64encode(b"deploy:Xk9mP2vL8qRzT4w").decode()),
+    ],
+)
+def test_an_authorization_header_in_a_har_is_read_after_its_scheme(
+    scanner: Scanner, scheme: str, credential: str
+) -> None:
+    """A HAR's or a Postman collection's header is a {name, value} record; its value a
+    scheme, then the credential."""
+    text = (
+        '"headers": [\n  {\n    "name": "Authorization",\n'
+        f'    "value": "{scheme} {credential}"\n  }}\n]'
+    )
+    assert secret_spans(scanner, text) == [credential]
+
+
+@pytest.mark.parametrize("value", ["Bearer {{token}}", "Bearer <your token>", "Basic"])
+def test_a_placeholder_or_a_bare_scheme_in_a_har_is_none(scanner: Scanner, value: str) -> None:
+    text = f'{{"name": "Authorization", "value": "{value}"}}'
+    assert secret_spans(scanner, text) == []
+
+
+def test_a_spring_boot_failure_report_names_the_property_its_value_is_for(
+    scanner: Scanner,
+) -> None:
+    text = (
+        "Failed to bind properties under 'app' to com.acme.ClientProperties:\n\n"
+        f'    Property: app.mailer-api-token\n    Value: "{HEX_KEY}"\n'
+        '    Origin: System Environment Property "MAILER_API_TOKEN"\n'
+    )
+    assert secret_spans(scanner, text) == [HEX_KEY]
+    unset = text.replace(f'"{HEX_KEY}"', '"${MAILER_API_TOKEN}"')
+    assert secret_spans(scanner, unset) == []

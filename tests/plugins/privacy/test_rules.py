@@ -2903,3 +2903,53 @@ def test_a_webhook_signing_secret_in_base64_is_found(scanner: Scanner) -> None:
 def test_the_cookies_warning_without_its_value_is_none(scanner: Scanner) -> None:
     text = "The cookie starts with _|WARNING:-DO-NOT-SHARE-THIS.--Sharing-this.|_ then hex"
     assert rule_ids(scanner, text) == set()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"MAKE_WEBHOOK_URL: https://hook.eu2.make.com/{run(32, LOWER_ALNUM, _PAIRED)}",
+        f"post to https://hook.integromat.com/{run(32, LOWER_ALNUM, _PAIRED)} on change",
+    ],
+)
+def test_a_make_webhook_is_found(scanner: Scanner, text: str) -> None:
+    assert rule_ids(scanner, text) == {"chat-webhook-url"}
+
+
+def test_a_quicknode_endpoint_is_found(scanner: Scanner) -> None:
+    url = f"https://dawn-frosty-sea.solana-mainnet.quiknode.pro/{run(40, HEX, _PAIRED)}/"
+    assert rule_ids(scanner, f"QUICKNODE_HTTP_URL: {url}") == {"node-provider-key"}
+    assert rule_ids(scanner, "docs: https://www.quiknode.pro/docs/") == set()
+
+
+def test_a_blockfrost_project_id_is_found(scanner: Scanner) -> None:
+    key = "mainnet" + run(32, make.ALNUM, _PAIRED)
+    assert rule_ids(scanner, f"BLOCKFROST_PROJECT_ID={key}") == {"blockfrost-project-id"}
+    # a network's name then an identifier's words is none
+    assert rule_ids(scanner, "previewImageUrlForTheSecondLargestThumbnail") == set()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "WP_APP_PASSWORD=pkRH cvUJ Qmic ZFO1 hGt9 OCoF",
+        "curl -s -u 'hpatel:dY0z mX3A zVYX FBmH WUhD xycl' https://blog.example.org/wp-json",
+        "'password' => 'a8Qx Lm2P 9zTr Wq4k Bn7V c3Hy',",
+    ],
+)
+def test_a_wordpress_application_password_is_found(scanner: Scanner, text: str) -> None:
+    assert "wordpress-application-password" in rule_ids(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password: That With From This Have Been",
+        "password: 2024 2025 2026 2027 2028 2029",
+        "pass: abcd efgh ijkl mnop qrst uvwx",
+        "'password' => 'XXXX XXXX XXXX XXXX XXXX XXXX'",
+        "auth: Plan 2024 Q3v2 Team Sync Call",
+    ],
+)
+def test_words_in_groups_of_four_are_no_application_password(scanner: Scanner, text: str) -> None:
+    assert "wordpress-application-password" not in rule_ids(scanner, text)
