@@ -41,8 +41,9 @@ PLACEHOLDER = re2.compile(
                 r"…",
                 r"<[^>]*>",
                 r"^\[[\w .-]*\]$",  # [PASSWORD], [your token]
-                # what a tool prints in a secret's place: [hidden], (sensitive value)
-                r"^[\[(]?(?:hidden|masked|omitted|filtered|removed|sensitive)[\])]?$",
+                # what a tool prints in a secret's place: [hidden], (sensitive value), npm's
+                # (protected)
+                r"^[\[(]?(?:hidden|masked|omitted|filtered|removed|sensitive|protected)[\])]?$",
                 # HashiCorp Vault's audit log: every secret string HMAC-ed with the audit
                 # device's own salt, `hmac-sha256:<hex>`, so that a log may be shared
                 r"^hmac-sha(?:256|384|512):[0-9a-f]{32,128}$",

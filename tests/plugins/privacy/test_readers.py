@@ -1416,6 +1416,7 @@ LOOK_ALIKES = [
     "database_password: '%env(resolve:DB_PASSWORD)%'",
     "access_token = [hidden]",
     "+ password = (sensitive value)",
+    "//registry.npmjs.org/:_authToken = (protected)",  # npm config list
     # a UI's string catalogue: the word itself, translated, as a label's text
     '{"password": "Passwort", "username": "Benutzername"}',
     '{"password": "Mot de passe", "password_hint": "Kennwort eingeben"}',
