@@ -1705,6 +1705,53 @@ _BIRTH_DATE = _Personal(
 )
 
 
+# redis-cli's reply to HGETALL: numbered lines, a field's name (odd) then its value (even),
+# quoted: ` 5) "aadhaar_no"` then ` 6) "8214 9778 4666"`. A session's or a cache's hash.
+REDIS_PAIR = TwoPass.compile(
+    rb'(?m:^)[ \t]*(?P<n>\d{1,6})\)[ \t]+"(?P<name>[\w.:-]{1,64})"\r?\n'
+    rb'[ \t]*\d{1,6}\)[ \t]+"(?P<value>(?:[^"\\\r\n]|\\.){1,512})"'
+)
+_REDIS_N, _REDIS_NAME, _REDIS_VALUE = (
+    REDIS_PAIR.parse.groupindex[group] for group in (b"n", b"name", b"value")
+)
+
+
+def _redis_named(data: bytes, spans: Spans) -> bool:
+    """A field whose name is a credential's, a personal id's or a date of birth's."""
+    name = data[slice(*spans[_REDIS_NAME])]
+    if int(data[slice(*spans[_REDIS_N])]) % 2 == 0:
+        return False  # a value, then the next field's name: read again from that line
+    return bool(
+        credential_name_strength(name.decode())
+        or found_in(_IDENTITY.column, name)
+        or found_in(_BIRTH_DATE.column, name)
+    )
+
+
+def _redis_resume(data: bytes, spans: Spans, end: int) -> int | None:
+    """After a value read as a name (an even number), on from its line's end: the next
+    line is a field's name."""
+    if int(data[slice(*spans[_REDIS_N])]) % 2 == 0:
+        name_end: int = spans[_REDIS_NAME][1]
+        return name_end
+    return None
+
+
+def _redis_pairs(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """Each field of a hash that redis-cli printed, judged under its name: a credential's,
+    or a personal id's or a date of birth's, as a table's column is."""
+    for spans in _matches(REDIS_PAIR, data, overflow, _redis_resume, _redis_named):
+        span = spans[_REDIS_VALUE]
+        if _inside(known, span):
+            continue
+        name, value = _text(data, spans[_REDIS_NAME]), _text(data, span)
+        if _named_value(name, value, quoted=True):
+            yield Found("redis-hash-field", span[0], span[1], value)
+        for personal in (_IDENTITY, _BIRTH_DATE):
+            if found_in(personal.column, name.encode()) and personal.valid(value):
+                yield Found("redis-hash-field", span[0], span[1], value, "pii")
+
+
 def _personal_tables(pattern: TwoPass, personal: _Personal) -> Reader:
     """A reader of the columns `personal` names, `pattern` finding their tables: in a CSV's
     or a markdown table's header (personal ids: passport, SSN, CPF, ...; dates of birth:
@@ -1809,6 +1856,8 @@ def _table(data: bytes, spans: Spans, personal: _Personal | None = None) -> _Tab
     delimiter = after if after in _DELIMITER_BYTES else data[start:first]
     if delimiter not in _DELIMITER_BYTES:
         return None  # a name alone on its line
+    if delimiter == b"|":
+        line_start = _string_start(data, line_start, line_end)
     header = data[line_start:line_end].rstrip(b"\r")
     markdown = header.lstrip(b" \t").startswith(b"|")
     row = line_end + 1
@@ -1834,6 +1883,17 @@ def _table(data: bytes, spans: Spans, personal: _Personal | None = None) -> _Tab
     elif line_start and _row_above(data, line_start, delimiter, len(cells)):
         return None  # a row of a table above, not a header
     return delimiter, markdown, len(cells), columns, row
+
+
+def _string_start(data: bytes, line_start: int, line_end: int) -> int:
+    """Where a table whose line starts a JSON string starts: a tool's result, read with its
+    escapes (`{"role": "tool", ..., "content": " id | name | ssn` then its rows), just
+    after the string's quote; else the line's start."""
+    pipe = data.find(b"|", line_start, line_end)
+    quote = data.rfind(b'"', line_start, pipe)
+    if quote < 0 or not data[line_start:quote].rstrip(b" \t").endswith(b":"):
+        return line_start
+    return quote + 1
 
 
 # The rules under an SQL client's header: psql's `------+-----` (a `+` between each two
@@ -2147,6 +2207,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("table-credential", SETTING_TABLE, _setting_rows),
     ("table-identity-number", ID_TABLE, _personal_tables(ID_TABLE, _IDENTITY)),
     ("table-date-of-birth", DOB_TABLE, _personal_tables(DOB_TABLE, _BIRTH_DATE)),
+    ("redis-hash-field", REDIS_PAIR, _redis_pairs),
 )
 
 

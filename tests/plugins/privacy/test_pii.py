@@ -7,6 +7,7 @@ or arbitrary ranges.
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 from collections.abc import Callable
@@ -1523,3 +1524,55 @@ def test_an_ids_abbreviation_as_an_objects_key_before_a_quoted_value(
 @pytest.mark.parametrize("text", ["angle = {sin: 'fast', cos: 'slow'}", "  sin: 0.5,"])
 def test_a_bare_abbreviation_needs_an_ids_look_after_it(scanner: Scanner, text: str) -> None:
     assert not pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        " id | full_name | steuer_id | plan\n---+---+---+---\n 1 | Svenja Hoffmann | "
+        "93 162 548 008 | pro\n(1 row)\n",
+        "| Name | NI number |\n|---|---|\n| Liam Okafor | OA 68 50 77 A |\n",
+    ],
+    ids=["psql", "markdown"],
+)
+def test_a_table_that_starts_a_tools_json_result_is_read(header_only: Scanner, table: str) -> None:
+    """The tool's result is a JSON string: the table's header line starts with its key."""
+    text = json.dumps({"role": "tool", "name": "run_sql", "content": table})
+    assert "table-identity-number" in pii_rules(header_only, text)
+
+
+def test_a_json_strings_quote_before_a_pipe_is_no_tables_start(header_only: Scanner) -> None:
+    text = 'echo "passport | C01X00T47"\n---+---\n'
+    assert "table-identity-number" not in pii_rules(header_only, text)
+
+
+REDIS = '127.0.0.1:6379> HGETALL session:0b2c63ab\n 1) "customer_id"\n 2) "31154"\n{fields}'
+
+
+@pytest.mark.parametrize(
+    ("fields", "value"),
+    [
+        (' 3) "aadhaar_no"\n 4) "8214 9778 4666"\n 5) "plan"\n 6) "free"\n', "8214 9778 4666"),
+        (' 3) "date_of_birth"\n 4) "1996-04-12"\n', "1996-04-12"),
+    ],
+)
+def test_a_redis_hashs_personal_field_is_read_by_its_name(
+    header_only: Scanner, fields: str, value: str
+) -> None:
+    text = REDIS.format(fields=fields)
+    found = [f for f in header_only.scan(text) if f.rule_id == "redis-hash-field"]
+    assert [text[slice(*f.span)] for f in found] == [value]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ' 3) "aadhaar_no"\n 4) "pending"\n',  # no id's look
+        ' 3) "name"\n 4) "date_of_birth"\n 5) "1996-04-12"\n 6) "x"\n',  # a value, not a name
+    ],
+)
+def test_a_redis_field_needs_its_name_in_the_odd_place_and_a_valid_value(
+    header_only: Scanner, fields: str
+) -> None:
+    text = REDIS.format(fields=fields)
+    assert "redis-hash-field" not in {f.rule_id for f in header_only.scan(text)}

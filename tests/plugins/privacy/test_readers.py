@@ -2005,3 +2005,9 @@ def test_a_spring_boot_failure_report_names_the_property_its_value_is_for(
     assert secret_spans(scanner, text) == [HEX_KEY]
     unset = text.replace(f'"{HEX_KEY}"', '"${MAILER_API_TOKEN}"')
     assert secret_spans(scanner, unset) == []
+
+
+def test_a_redis_hashs_credential_field_is_read_by_its_name(scanner: Scanner) -> None:
+    text = f'> HGETALL integration:mailer\n1) "api_token"\n2) "{HEX_KEY}"\n3) "retries"\n4) "3"\n'
+    assert secret_spans(scanner, text) == [HEX_KEY]
+    assert secret_spans(scanner, '> HGETALL x\n1) "api_token"\n2) "pending"\n') == []
