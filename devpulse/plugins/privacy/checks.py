@@ -667,7 +667,8 @@ def grouped_key(value: str) -> bool:
     """A generated key written in groups set apart by blanks (WordPress' application
     passwords: six groups of four letters and digits). Joined up, it is `token_like`, with
     capitals, lower case and digits all three (24 random base62 characters lack one about
-    1 time in 70), and at most one group is a word in one case ("With", "that", "2024")."""
+    1 time in 70), and at most two groups are a word in one case or digits ("With", "that",
+    "2024"): one random group in ten is, and three or more of six about 1 time in 70."""
     groups = value.split()
     run = "".join(groups)
     if not (any(c.isupper() for c in run) and any(c.islower() for c in run)):
@@ -677,7 +678,7 @@ def grouped_key(value: str) -> bool:
     plain = sum(
         g.isdigit() or (g.isalpha() and (g.islower() or g.isupper() or g.istitle())) for g in groups
     )
-    return plain <= 1 and token_like(run)
+    return plain <= 2 and token_like(run)
 
 
 def cache_key(value: str) -> bool:

@@ -1863,7 +1863,12 @@ def _table(data: bytes, spans: Spans, personal: _Personal | None = None) -> _Tab
     row = line_end + 1
     rule = _line(data, row)
     # psql's header: cells between pipes, no pipe at either end, a rule of `-` and `+` below
-    psql = rule is not None and not markdown and found_in(_PSQL_RULE, data[row:rule])
+    psql = (
+        delimiter == b"|"
+        and not markdown
+        and rule is not None
+        and found_in(_PSQL_RULE, data[row:rule])
+    )
     if (markdown != (delimiter == b"|") and not psql) or found_in(_IMPORT, header):
         return None
     cells = [_unquoted(header, cell) for cell in _cells(header, delimiter, markdown)]

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from devpulse import config_from_mapping
 from devpulse.plugins.privacy import Scanner
 from devpulse.plugins.privacy import scanner as scanner_module
+from devpulse.plugins.privacy.checks import grouped_key
 from devpulse.plugins.privacy.rules import packaged_rules, text_without, widened
 from tests.plugins.privacy import secrets_factory as make
 from tests.plugins.privacy.calls import counted_searches
@@ -2953,3 +2954,12 @@ def test_a_wordpress_application_password_is_found(scanner: Scanner, text: str) 
 )
 def test_words_in_groups_of_four_are_no_application_password(scanner: Scanner, text: str) -> None:
     assert "wordpress-application-password" not in rule_ids(scanner, text)
+
+
+def test_random_application_passwords_are_nearly_all_found() -> None:
+    """What WordPress generates: 24 random letters and digits, shown in groups of four."""
+    rng = random.Random(24)
+    values = [
+        " ".join("".join(rng.choices(make.ALNUM, k=4)) for _ in range(6)) for _ in range(1000)
+    ]
+    assert sum(map(grouped_key, values)) >= 960
