@@ -747,6 +747,10 @@ def labelled_date_of_birth(value: str) -> bool:
     not 87-03-14 or 14 mrt 1987."""
     if date_of_birth(value, earliest=MIN_LABELLED_BIRTH_YEAR):
         return True
+    parts = [part.strip() for part in value.split(",")]
+    if len(parts) == 3 and all(part.isdigit() for part in parts):  # datetime.date(y, m, d)
+        year, month, day = parts
+        return _real_date(year, month, day, (MIN_LABELLED_BIRTH_YEAR, None))
     text = value.strip().lower()
     years = (MIN_LABELLED_BIRTH_YEAR, None)
     return _date_in_any_order(text, years) or _date_with_any_month(text, years)

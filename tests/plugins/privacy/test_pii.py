@@ -1576,3 +1576,28 @@ def test_a_redis_field_needs_its_name_in_the_odd_place_and_a_valid_value(
 ) -> None:
     text = REDIS.format(fields=fields)
     assert "redis-hash-field" not in {f.rule_id for f in header_only.scan(text)}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{\n  fullName: 'Lucía Romero',\n  dateOfBirth: ISODate('1987-03-14T00:00:00.000Z'),\n}",
+        "Customer(id=5, name='Jan de Vries', date_of_birth=datetime.date(1987, 3, 14))",
+        "birthDate: new Date('1987-03-14')",
+    ],
+)
+def test_a_date_of_birth_in_the_call_that_makes_a_date_of_it(scanner: Scanner, text: str) -> None:
+    """What mongosh and a Python REPL print for a record's date of birth."""
+    assert "date-of-birth" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "dob = get_dob(customer)",
+        "birthday: datetime.date(2087, 3, 14)",  # not yet
+        "birth_date=datetime.date(1987, 2, 30)",  # no such day
+    ],
+)
+def test_a_call_after_a_birth_label_needs_a_real_date_in_it(scanner: Scanner, text: str) -> None:
+    assert "date-of-birth" not in pii_rules(scanner, text)
