@@ -1705,6 +1705,107 @@ _BIRTH_DATE = _Personal(
 )
 
 
+# pandas' print of a DataFrame (df.head(), to_string()): its columns' names set apart by two
+# blanks or more, each right-aligned over its values, then rows that start with the index's
+# number. A header that names a personal id's, a date of birth's or a credential's column.
+DATAFRAME = TwoPass.compile(
+    (
+        r"(?m:^)[ \t]*(?:[\w.-]+(?: [\w.-]+)* {2,})*"
+        rf"(?P<name>{ID_COLUMN}|{DOB_COLUMN}|[\w.-]*{_NAME_WORD}[\w.-]*)"
+        r"(?: {2,}[\w.-]+(?: [\w.-]+)*)*[ \t]*\r?\n[ \t]*\d+ {2,}\S"
+    ).encode()
+)
+
+
+def _spaced_cells(line: bytes) -> list[tuple[int, int]]:
+    """The spans of a line's cells set apart by two blanks or more (a cell's own words are
+    set apart by one: `full name`)."""
+    cells: list[tuple[int, int]] = []
+    start = None
+    i, size = 0, len(line)
+    while i < size:
+        if line[i] in b" \t":
+            gap = i
+            while i < size and line[i] in b" \t":
+                i += 1
+            if start is not None and (i - gap >= 2 or i == size):
+                cells.append((start, gap))
+                start = None
+            continue
+        if start is None:
+            start = i
+        i += 1
+    if start is not None:
+        cells.append((start, size))
+    return cells
+
+
+# A DataFrame's column to read: its index among the header's cells, its name, and the
+# personal data it holds (None: a credential).
+_FrameColumn = tuple[int, str, _Personal | None]
+
+
+def _frame_columns(cells: list[tuple[int, int]], header: bytes) -> list[_FrameColumn]:
+    """The header's columns that a personal id, a date of birth or a credential names."""
+    columns: list[_FrameColumn] = []
+    for i, (a, b) in enumerate(cells):
+        name = header[a:b]
+        personal = next((p for p in (_IDENTITY, _BIRTH_DATE) if found_in(p.column, name)), None)
+        if personal is not None or credential_name_strength(name.decode()) == 2:
+            columns.append((i, name.decode(), personal))
+    return columns
+
+
+def _frame_cell(line: bytes, start: int, end: int) -> tuple[int, int] | None:
+    """The span of the value pandas right-aligned to end at `end`, after `start`; None if
+    nothing ends there (a row of another layout, a value cut short)."""
+    if len(line) < end or line[end : end + 1] not in (b"", b" ") or start >= end:
+        return None
+    a = start + len(line[start:end]) - len(line[start:end].lstrip())
+    return (a, end) if a < end else None
+
+
+def _dataframes(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """Each row's value in a DataFrame's column that a personal id, a date of birth or a
+    credential names: the cell between the end of the column before it (or the index's
+    number) and its own name's end, where pandas aligns it. Rows end at the first line that
+    starts with no number (`[5 rows x 3 columns]`, a blank line); each cell looked for
+    counts, up to MAX_CANDIDATES."""
+    state = [0, 0]  # where the rows were read to, and how many cells were looked for
+    for spans in _matches(DATAFRAME, data, overflow, _resumed(state)):
+        line_end = data.find(b"\n", spans[_DATAFRAME_NAME][1])
+        header = data[spans[0][0] : line_end].rstrip(b"\r")
+        cells = _spaced_cells(header)
+        columns = _frame_columns(cells, header)
+        row = line_end + 1
+        while columns:
+            row_end = _line(data, row)
+            line = b"" if row_end is None else data[row:row_end].rstrip(b"\r")
+            index = line.lstrip(b" \t").split(b" ", 1)[0]
+            if row_end is None or not index.isdigit():
+                break
+            index_end = line.index(index) + len(index)
+            for i, name, personal in columns:
+                state[1] += 1
+                cell = _frame_cell(line, index_end if i == 0 else cells[i - 1][1], cells[i][1])
+                span = None if cell is None else (row + cell[0], row + cell[1])
+                if span is None or _inside(known, span):
+                    continue
+                value = _text(data, span)
+                if personal is not None and personal.valid(value):
+                    yield Found("dataframe-column", span[0], span[1], value, "pii")
+                elif personal is None and _cell_credential(name, value):
+                    yield Found("dataframe-column", span[0], span[1], value)
+            if state[1] > MAX_CANDIDATES:
+                overflow.append(row)
+                return
+            row = row_end + 1
+        state[0] = row
+
+
+_DATAFRAME_NAME = DATAFRAME.parse.groupindex[b"name"]
+
+
 # redis-cli's reply to HGETALL: numbered lines, a field's name (odd) then its value (even),
 # quoted: ` 5) "aadhaar_no"` then ` 6) "8214 9778 4666"`. A session's or a cache's hash.
 REDIS_PAIR = TwoPass.compile(
@@ -2213,6 +2314,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("table-identity-number", ID_TABLE, _personal_tables(ID_TABLE, _IDENTITY)),
     ("table-date-of-birth", DOB_TABLE, _personal_tables(DOB_TABLE, _BIRTH_DATE)),
     ("redis-hash-field", REDIS_PAIR, _redis_pairs),
+    ("dataframe-column", DATAFRAME, _dataframes),
 )
 
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from devpulse import config_from_mapping
 from devpulse.plugins.privacy import Scanner, pii
+from devpulse.plugins.privacy.readers import MAX_CANDIDATES, read_all
 from tests.plugins.privacy import secrets_factory as make
 
 
@@ -1601,3 +1602,55 @@ def test_a_date_of_birth_in_the_call_that_makes_a_date_of_it(scanner: Scanner, t
 )
 def test_a_call_after_a_birth_label_needs_a_real_date_in_it(scanner: Scanner, text: str) -> None:
     assert "date-of-birth" not in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    ("frame", "values"),
+    [
+        (
+            "      id      full_name  passport_no\n0  48090    Ishita Iyer     K8421973\n"
+            "1  28766     Aarav Iyer     M1234567\n",
+            ["K8421973", "M1234567"],
+        ),
+        (
+            "      id    full_name  date_of_birth  plan\n0  48090  Ishita Iyer     1991-07-17"
+            "   pro\n1  28766   Aarav Iyer     1967-12-28  free\n\n[2 rows x 4 columns]\n",
+            ["1991-07-17", "1967-12-28"],
+        ),
+        (  # a column's name with a blank in it; a value with blanks in it
+            "   customer_id    full name      aadhaar_no\n"
+            "0        48090  Ishita Iyer  8233 6189 8179\n",
+            ["8233 6189 8179"],
+        ),
+    ],
+    ids=["passport", "date-of-birth", "aadhaar"],
+)
+def test_a_dataframes_personal_column_is_read_under_its_name(
+    header_only: Scanner, frame: str, values: list[str]
+) -> None:
+    """pandas prints a DataFrame's values right-aligned under their column's name."""
+    text = f">>> df.head()\n{frame}"
+    found = [f for f in header_only.scan(text) if f.rule_id == "dataframe-column"]
+    assert [text[slice(*f.span)] for f in found] == values
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # kubectl's table: no index's number starts its rows
+        "NAME              TYPE                                  DATA   AGE\n"
+        "default-token-x   kubernetes.io/service-account-token   3      10d\n",
+        # counts under a column's name that holds a credential's word
+        "   token_count  passport_pages\n0          512              32\n",
+        # a value not aligned under its column's name is no cell of it
+        "   id  passport_no\n0   1\n1   2  K8421973   x\n",
+    ],
+)
+def test_what_is_no_dataframes_personal_column_is_not_read(header_only: Scanner, text: str) -> None:
+    assert "dataframe-column" not in {f.rule_id for f in header_only.scan(text)}
+
+
+def test_a_dataframes_rows_are_bounded_and_never_clean() -> None:
+    rows = "".join(f"{i:<5} {i:>5}  {'pending':>11}\n" for i in range(MAX_CANDIDATES + 10))
+    found = read_all(f"{'id':>11}  passport_no\n{rows}".encode())
+    assert [f.rule_id for f in found] == ["dataframe-column:unverified"]
