@@ -120,9 +120,49 @@ def phone(value: str) -> bool:
         return False
     if value[1] == "1" and len(digits) != 11:
         return False  # +1 is North America's plan: ten digits after it (not +1-555-0100)
+    if not _fits_its_plan(digits):
+        return False  # +31 607 2139: the Netherlands' numbers have nine digits, not seven
     if len(separators) > 1 and not _one_kind_after_country_code(value):
         return False
     return len(groups) == 1 or max(len(g) for g in groups[1:]) <= 8
+
+
+# How many digits a country's numbers have after its code (the national significant
+# number), the fewest and the most, by E.164 country code (ITU-T E.164's list of assigned
+# codes, and each country's numbering plan). Every two-digit code assigned is here; a
+# number under a three-digit code not here is judged by its length alone.
+NATIONAL_LENGTHS: dict[str, tuple[int, int]] = {
+    **{"1": (10, 10), "7": (10, 10), "20": (8, 10), "27": (9, 9), "30": (10, 10)},
+    **{"31": (9, 9), "32": (8, 9), "33": (9, 9), "34": (9, 9), "36": (8, 9), "39": (6, 11)},
+    **{"40": (9, 9), "41": (9, 9), "43": (4, 13), "44": (9, 10), "45": (8, 8), "46": (7, 10)},
+    **{"47": (8, 8), "48": (9, 9), "49": (6, 13), "51": (8, 9), "52": (10, 10), "53": (8, 8)},
+    **{"54": (10, 11), "55": (10, 11), "56": (9, 9), "57": (8, 10), "58": (10, 10)},
+    **{"60": (8, 10), "61": (9, 10), "62": (8, 12), "63": (8, 10), "64": (8, 10), "65": (8, 8)},
+    **{"66": (8, 9), "81": (9, 10), "82": (8, 10), "84": (9, 10), "86": (9, 11), "90": (10, 10)},
+    **{"91": (10, 10), "92": (9, 10), "93": (9, 9), "94": (9, 9), "95": (7, 10), "98": (10, 10)},
+    # three-digit codes: Europe's, and the larger ones elsewhere
+    **{"351": (9, 9), "352": (4, 11), "353": (7, 9), "354": (7, 9), "356": (8, 8)},
+    **{"357": (8, 8), "358": (5, 12), "359": (7, 9), "370": (8, 8), "371": (8, 8)},
+    **{"372": (7, 8), "375": (9, 9), "380": (9, 9), "381": (8, 9), "385": (8, 9)},
+    **{"386": (8, 8), "420": (9, 9), "421": (9, 9), "852": (8, 8), "853": (8, 8)},
+    **{"886": (8, 9), "880": (10, 10), "966": (8, 9), "971": (8, 9), "972": (8, 9)},
+    **{"965": (8, 8), "973": (8, 8), "974": (8, 8), "212": (9, 9), "254": (9, 9)},
+}
+_ONE_DIGIT_CODES = ("1", "7")
+
+
+def _fits_its_plan(digits: str) -> bool:
+    """Whether the digits after "+" are a country code and as many digits as that
+    country's numbers have (NATIONAL_LENGTHS). Codes are prefix-free: one digit (1, 7),
+    two (those assigned), or else three."""
+    if digits[:1] in _ONE_DIGIT_CODES:
+        code = digits[:1]
+    elif digits[:2] in NATIONAL_LENGTHS:
+        code = digits[:2]
+    else:
+        code = digits[:3]
+    lengths = NATIONAL_LENGTHS.get(code)
+    return lengths is None or lengths[0] <= len(digits) - len(code) <= lengths[1]
 
 
 def _iso_date(text: str) -> bool:

@@ -1654,3 +1654,34 @@ def test_a_dataframes_rows_are_bounded_and_never_clean() -> None:
     rows = "".join(f"{i:<5} {i:>5}  {'pending':>11}\n" for i in range(MAX_CANDIDATES + 10))
     found = read_all(f"{'id':>11}  passport_no\n{rows}".encode())
     assert [f.rule_id for f in found] == ["dataframe-column:unverified"]
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "+31 6 12345678",  # the Netherlands: nine digits after the code
+        "+30 21 0123 4567",  # Greece: ten
+        "+375 29 123 45 67",  # Belarus, a three-digit code: nine
+        "+353 1 483 2200",  # Ireland: seven to nine
+        "+852 2528 4100",  # Hong Kong: eight
+        "+61 491 570 106",  # Australia: nine
+    ],
+)
+def test_a_number_as_long_as_its_countrys_numbers_is_a_phone(scanner: Scanner, number: str) -> None:
+    assert "phone-e164" in pii_rules(scanner, f"call me on {number}")
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "+31 607 2139",  # seven digits after the Netherlands' code
+        "+30 893 7718",  # seven after Greece's
+        "+44 165 0165",  # seven after the UK's
+        "+375 39 5903",  # six after Belarus'
+    ],
+)
+def test_a_number_too_short_for_its_countrys_plan_is_no_phone(
+    scanner: Scanner, number: str
+) -> None:
+    """A part number or a serial written with a "+" (a spreadsheet's)."""
+    assert "phone-e164" not in pii_rules(scanner, f"Serial: {number}")
