@@ -1685,3 +1685,26 @@ def test_a_number_too_short_for_its_countrys_plan_is_no_phone(
 ) -> None:
     """A part number or a serial written with a "+" (a spreadsheet's)."""
     assert "phone-e164" not in pii_rules(scanner, f"Serial: {number}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "P/N: 06-51888405",
+        "Serial no.: 218-728-7611",
+        "Part no.: 826-792-0573",
+        "Model/Part: 0153 6924 9886",
+        '{"part_no": "+30 21 0123 4567"}',
+        "Nº de serie: +31 6 12345678",
+        "Bestellnummer: 0151 2345 6789",
+    ],
+)
+def test_a_number_labelled_as_a_part_a_serial_or_an_order_is_no_phone(
+    scanner: Scanner, text: str
+) -> None:
+    assert not {"phone-national", "phone-e164"} & pii_rules(scanner, text)
+
+
+def test_a_phone_after_an_order_number_in_a_sentence_is_still_one(scanner: Scanner) -> None:
+    text = "Order number 12 placed; call me on 06-51888405 or +31 6 12345678"
+    assert {"phone-national", "phone-e164"} <= pii_rules(scanner, text)
