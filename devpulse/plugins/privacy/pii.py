@@ -538,6 +538,11 @@ def identity_number(value: str) -> bool:
         return False
     if compact == digits and tuple(map(len, groups)) in _DATE_LAYOUTS:
         return False
+    date = groups[:3]
+    if len(groups) > 3 and all(map(str.isdigit, date)) and tuple(map(len, date)) in _DATE_LAYOUTS:
+        return False  # a date, then a time: a log line's, not an id
+    if value.count(".") == 3 and all(g.isdigit() and int(g) < 256 for g in value.split(".")):
+        return False  # an IPv4 address (NAS: 192.168.1.10)
     steps = {(int(b) - int(a)) % 10 for a, b in itertools.pairwise(digits)}
     return not (compact == digits and len(steps) == 1 and steps <= {1, 9})
 

@@ -349,9 +349,10 @@ ID_COLUMN = (
     r"|nino|ni[ _-]?(?:number|no)|ahv|svnr|ppsn|pps[ _-]?(?:number|no)|tckn|nir|hetu|cpr|rrn|nric"
     r"|medicare(?:[ _-]card)?|henkil(?:ö|o)tunnus|rijksregister(?:nummer)?"
     r"|(?:tc[ _-]?)?k(?:i|İ)ml(?:i|İ)k|teudat[ _-]?zehut|codice[ _-]fiscale"
-    r"|steuer[ _-]?id|(?:steuer[ _-]?)?identifikationsnummer"
+    r"|steuer[ _-]?id|(?:steuer[ _-]?)?identifikationsnummer|emirates[ _-]?id|hkid|cuil|cuit|ird"
     r"|身份证号?码?|身份證(?:號碼?)?|주민등록번호|マイナンバー|個人番号)"
-    r"(?:[ _-]?(?:number|num|no|nr))?)"
+    # its number or no., and a note in brackets: Driver's licence no. (ON)
+    r"(?:[ _-]?(?:number|num|no\.?|nr\.?))?(?: ?\([^()]{1,12}\))?)"
 )
 # A header cell that names a date of birth's column, in English and the languages the
 # date-of-birth rule reads (dob, date_of_birth, birthDate, Geburtsdatum, date de naissance,
@@ -1656,8 +1657,8 @@ def _header_named(data: bytes, spans: Spans) -> bool:
 MAX_ROW_BYTES = 1024
 _DELIMITERS = b",;\t|"
 # What a header's cell holds: a column's name, a word or a few, never a sentence.
-_HEADER_CELL = re2.compile(rb"^[\w .()/#-]{1,40}$")
-_HEADER_CHARS = frozenset(" _.()/#-")
+_HEADER_CELL = re2.compile(rb"^[\w .()/#'-]{1,40}$")
+_HEADER_CHARS = frozenset(" _.()/#'-")
 
 
 def _header_cell(cell: bytes) -> bool:

@@ -1708,3 +1708,78 @@ def test_a_number_labelled_as_a_part_a_serial_or_an_order_is_no_phone(
 def test_a_phone_after_an_order_number_in_a_sentence_is_still_one(scanner: Scanner) -> None:
     text = "Order number 12 placed; call me on 06-51888405 or +31 6 12345678"
     assert {"phone-national", "phone-e164"} <= pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CUIL: 20-24381831-2",  # Argentina
+        "PPS No.: 3666636BA",  # Ireland
+        "IRD no.: 107-942-742",  # New Zealand
+        "Teudat Zehut: 328387881",  # Israel
+        "Nº de contribuinte: 245283706",  # Portugal
+        "RFC (persona física): MORA671110BK4",  # a note in brackets after the label
+        "Documento (DNI): 39.669.127",  # the label in brackets after a word
+        "UID (Aadhaar): 7142 8239 0860",
+        "NRIC/FIN: S7518768H",  # two labels
+        "Hetu: 021254-188Y",  # Finland
+        "N° AVS: 756.3286.8121.78",  # Switzerland, in French
+        "Numéro de registre national: 56.12.07-826.30",  # Belgium, in French
+        "NAS: 768-498-164",  # Canada's SIN, in French
+        "Pnr: 600329-7881",  # Sweden's personnummer, short
+        "Versichertennummer (eGK): W332018021",  # Germany's health insurance
+        '{"full_name": "Hugo Martin", "mrn": "6571992536"}',  # a medical record number
+        "HKID No.: C317457(1)",
+    ],
+)
+def test_more_identity_labels_are_read(scanner: Scanner, text: str) -> None:
+    assert "identity-number" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "PNR: GJNBB8",  # an airline's booking reference
+        "RUN: 2024-05-01 12:00",  # a date and a time
+        "SIN: 2024-05-01 12:00:00",
+        "NAS: 192.168.1.10",  # an address on the network
+        "see RFC 7231 7.1.2 for the header",  # a section of an RFC
+    ],
+)
+def test_what_follows_an_ids_label_that_is_no_id(scanner: Scanner, text: str) -> None:
+    assert "identity-number" not in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Name\tDriver's licence no.\tsegment\nSophie Jones\tJONES758042S99VF\tGold\n",
+        "Name\tDriver's licence no. (ON)\tsegment\nNathan Bouchard\tB6056-51062-46286\tVIP\n",
+        "Name\tNRIC No.\tsegment\nGoh Mei Ling\tS8750897H\tB2C\n",
+        "Nimi\tHETU\tsegment\nMikko Mäkinen\t031202A5274\tB2C\n",
+        "contact_id,full_name,emirates_id\n913757,Mohammed Al Otaibi,784-1987-2154407-4\n",
+        "INSERT INTO patients (id, full_name, cpr) VALUES\n(87231, 'Rasmus J', '180997-3987');",
+        "Nombre\tDNI\tsegment\nPablo Romero Díaz\t64185067W\tGold\n",
+    ],
+)
+def test_more_identity_columns_with_their_no_and_notes_are_read(
+    header_only: Scanner, text: str
+) -> None:
+    assert "table-identity-number" in pii_rules(header_only, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Móvil: 686 481 194",
+        "Tel. kom.: 665-312-068",
+        "Portable: 0476/18.25.98",
+        "Celular: 11 98765 4321",
+    ],
+)
+def test_a_mobile_under_its_name_in_more_languages(scanner: Scanner, text: str) -> None:
+    assert "phone-labelled" in pii_rules(scanner, text)
+
+
+def test_a_word_after_a_phones_label_is_no_phone(scanner: Scanner) -> None:
+    assert not pii_rules(scanner, "portable: 2024 edition, mobile: v10")
