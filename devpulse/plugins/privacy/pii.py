@@ -306,11 +306,19 @@ def phone_labelled(value: str) -> bool:
 # --- e-mail -------------------------------------------------------------------------------
 
 # Addresses that belong to machines and roles, not people (a documented decision in
-# rules.toml's personal-data section).
+# rules.toml's personal-data section): RFC 2142's mailbox names, a business's departments'
+# (in the languages of the larger markets, too: kundenservice@, atencion@, assistenza@).
 NON_PERSONAL_EMAIL = re2.compile(
     r"(?i)^(?:git|no-?reply|donotreply|mailer-daemon|postmaster|hello|info|support|contact|sales"
     r"|billing|ops|ci|admin|root|team|digest|newsletter|notifications?|alerts?|security|abuse"
-    r"|webmaster|bot|builds?|unsubscribe|bounces?)@"
+    r"|webmaster|bot|builds?|unsubscribe|bounces?"
+    r"|help(?:desk)?|service|customer[._-]?(?:service|care|support)|care|orders?|accounts?"
+    r"|accounting|finance|invoices?|payments?|careers|jobs|hr|recruiting|press|media"
+    r"|marketing|legal|privacy|compliance|office|reception|enquiries|inquiries|feedback"
+    r"|returns|shipping|partners?|events|kunden(?:service|dienst)|kunde(?:service|n)?"
+    r"|kundservice|klantenservice|asiakaspalvelu|atencion(?:[._-]?(?:al[._-]?)?cliente)?"
+    r"|servicio(?:[._-]?cliente)?|soporte|ayuda|assistenza|servizio[._-]?clienti|suporte"
+    r"|atendimento|contato|contacto|contatto|kontakt|bestellung|rechnung)@"
     r"|@(?:[\pL\pN_-]+\.)*(?:gserviceaccount\.com|users\.noreply\.github\.com"
     r"|noreply\.github\.com)\n?$"
 )

@@ -1783,3 +1783,68 @@ def test_a_mobile_under_its_name_in_more_languages(scanner: Scanner, text: str) 
 
 def test_a_word_after_a_phones_label_is_no_phone(scanner: Scanner) -> None:
     assert not pii_rules(scanner, "portable: 2024 edition, mobile: v10")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "help@shop.example.org",
+        "kundenservice@versand.de",
+        "atencion@tienda.es",
+        "careers@northernpine.ca",
+        "orders@aztecanorte.mx",
+        "assistenza@bottega.it",
+    ],
+)
+def test_a_businesss_department_mailbox_is_no_persons(scanner: Scanner, address: str) -> None:
+    assert "email-address" not in pii_rules(scanner, f"To: {address}\nSubject: order")
+
+
+def test_a_persons_mailbox_at_a_business_is_still_one(scanner: Scanner) -> None:
+    assert "email-address" in pii_rules(scanner, "To: lheikkinen@revontulikauppa.fi")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SHIP FROM:\nNorthern Pine Supply Ltd.\n250 Front St W, Suite 1500\nToronto ON M5V 3G5\n",
+        "Bottega Lariana S.r.l.\nVia Torino 61\n20123 Milano (MI)\n",
+        "Nordlicht Versand GmbH\nIndustriestraße 21\n22525 Hamburg\n",
+        "Registered office: 250 Front St W, Suite 1500, Toronto ON M5V 3G5",
+        "SHIP FROM:\n(주)한빛커머스\n서울특별시 중구 세종대로 110\n",
+    ],
+)
+def test_a_companys_address_is_no_persons(scanner: Scanner, text: str) -> None:
+    """A company's legal form on the line above (Ltd., S.r.l., GmbH, (주)), or its
+    registered office: the address is a business's, as its letterhead shows."""
+    assert not {r for r in pii_rules(scanner, text) if r.startswith("street-address")}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Bill to: Marco Greco\nVia Torino 61\n20123 Milano (MI)\n",
+        "Jan Weber\nIndustriestraße 21\n22525 Hamburg\n",
+        "김민준\n서울특별시 중구 세종대로 110\n",
+    ],
+)
+def test_a_persons_address_is_still_one(scanner: Scanner, text: str) -> None:
+    assert {r for r in pii_rules(scanner, text) if r.startswith("street-address")}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Questions? support@loughderg.ie · +353 1 483 2200",
+        "Questions? service@norrskenhem.se · 08-520 277 00",
+        "Hotline: +43 732 774 500",
+    ],
+)
+def test_a_businesss_line_is_no_persons_phone(scanner: Scanner, text: str) -> None:
+    """A number just after a business's department mailbox, or under Hotline."""
+    assert not {"phone-e164", "phone-national"} & pii_rules(scanner, text)
+
+
+def test_a_persons_phone_after_their_address_is_still_one(scanner: Scanner) -> None:
+    text = "Contact: jane.doe@gmail.com · +353 87 123 4567"
+    assert "phone-e164" in pii_rules(scanner, text)
