@@ -1848,3 +1848,22 @@ def test_a_businesss_line_is_no_persons_phone(scanner: Scanner, text: str) -> No
 def test_a_persons_phone_after_their_address_is_still_one(scanner: Scanner) -> None:
     text = "Contact: jane.doe@gmail.com · +353 87 123 4567"
     assert "phone-e164" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Anschrift: Mariahilfer Straße 145/19\n5020 Salzburg",  # Austria: a door, four digits
+        "Seefeldstrasse 110\n8008 Zürich",  # Switzerland
+        "Adresse: Kerkstraat 128 bus 2\n4000 Liège",  # Belgium: a box, four digits
+        "Fleur van Dijk\nMolenweg 176 A\n2361 NX Rotterdam",  # a letter after a blank
+        "Adresse: Vesterbrogade 145, 1. th\n5000 Odense C",  # Denmark: the floor and side
+        "Osoite: Hämeenkatu 22 A 30\n33100 Tampere",  # Finland: a staircase and a flat
+    ],
+)
+def test_more_countries_addresses_are_found(scanner: Scanner, text: str) -> None:
+    assert "street-address" in pii_rules(scanner, text)
+
+
+def test_a_year_under_a_line_that_ends_in_a_number_is_no_address(scanner: Scanner) -> None:
+    assert "street-address" not in pii_rules(scanner, "see release 5\n2024 Roadmap")
