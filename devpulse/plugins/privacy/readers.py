@@ -345,7 +345,8 @@ TABLE = TwoPass.compile(
 ID_COLUMN = (
     r"(?i:(?:[a-z]+[ _-])?(?:passport|ssn|social[ _-]security|social[ _-]insurance"
     r"|national[ _-]?(?:id|identity|insurance)|tax[ _-]?id|driver'?s?[ _-]licen[cs]e"
-    r"|aadhaa?r|personnummer|burgerservicenummer|sin|bsn|dni|nie|nif|cpf|curp|pesel|tfn|itin"
+    r"|licen[cs]e[ _-]?(?:number|num|no\.?|nr\.?)|aadhaa?r|personnummer|burgerservicenummer"
+    r"|sin|bsn|dni|nie|nif|cpf|curp|pesel|tfn|itin"
     r"|nino|ni[ _-]?(?:number|no)|ahv|svnr|ppsn|pps[ _-]?(?:number|no)|tckn|nir|hetu|cpr|rrn|nric"
     r"|medicare(?:[ _-]card)?|henkil(?:ö|o)tunnus|rijksregister(?:nummer)?"
     r"|(?:tc[ _-]?)?k(?:i|İ)ml(?:i|İ)k|teudat[ _-]?zehut|codice[ _-]fiscale"

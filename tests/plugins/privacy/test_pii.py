@@ -1867,3 +1867,20 @@ def test_more_countries_addresses_are_found(scanner: Scanner, text: str) -> None
 
 def test_a_year_under_a_line_that_ends_in_a_number_is_no_address(scanner: Scanner) -> None:
     assert "street-address" not in pii_rules(scanner, "see release 5\n2024 Roadmap")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Nº do passaporte: FT111285", "Patiëntnummer: 0129272", "Patient ID: 48213377"],
+)
+def test_a_passport_in_portuguese_and_a_patients_number_are_read(
+    scanner: Scanner, text: str
+) -> None:
+    assert "identity-number" in pii_rules(scanner, text)
+
+
+def test_a_licence_numbers_column_holds_ids_but_not_a_products_keys(header_only: Scanner) -> None:
+    people = "contact_id,full_name,licence_no,segment\n875033,Megan Johnson,J543-745-46-403-7,B2C\n"
+    assert "table-identity-number" in pii_rules(header_only, people)
+    products = "product,license_no,seats\nPro,LIC-2024-88812,5\n"
+    assert "table-identity-number" not in pii_rules(header_only, products)
