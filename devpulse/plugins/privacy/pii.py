@@ -95,6 +95,8 @@ def _freephone(value: str) -> bool:
     digits = "".join(groups)
     if digits.startswith("0800") or (len(digits) == 10 and digits.startswith("400")):
         return True  # 0800; China's 400 numbers, a business's hotline (400-820-1234)
+    if len(digits) == 10 and digits.startswith("0120"):
+        return True  # Japan's other free dial, 0120-XXX-XXX
     if value.startswith("+1") and len(digits) == 11:  # +1 names North America, grouped or not
         return digits[1:4] in NANP_TOLL_FREE
     north_american = [len(g) for g in groups[-3:]] == [3, 3, 4] and (

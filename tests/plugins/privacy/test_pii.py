@@ -1884,3 +1884,16 @@ def test_a_licence_numbers_column_holds_ids_but_not_a_products_keys(header_only:
     assert "table-identity-number" in pii_rules(header_only, people)
     products = "product,license_no,seats\nPro,LIC-2024-88812,5\n"
     assert "table-identity-number" not in pii_rules(header_only, products)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["NIP: 853-946-06-20", "VAT: BE 0602.733.848", "Company no.: 0123 456 789"],
+)
+def test_a_companys_tax_or_registration_number_is_no_phone(scanner: Scanner, text: str) -> None:
+    assert not {"phone-national", "phone-e164"} & pii_rules(scanner, text)
+
+
+def test_japans_free_dial_is_a_businesss_line(scanner: Scanner) -> None:
+    assert "phone-national" not in pii_rules(scanner, "電話番号: 0120-128-540")
+    assert "phone-national" in pii_rules(scanner, "電話番号: 03-1234-5678")
