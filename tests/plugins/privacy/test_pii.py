@@ -1897,3 +1897,10 @@ def test_a_companys_tax_or_registration_number_is_no_phone(scanner: Scanner, tex
 def test_japans_free_dial_is_a_businesss_line(scanner: Scanner) -> None:
     assert "phone-national" not in pii_rules(scanner, "電話番号: 0120-128-540")
     assert "phone-national" in pii_rules(scanner, "電話番号: 03-1234-5678")
+
+
+def test_a_turkish_address_by_its_cadde_alone(scanner: Scanner) -> None:
+    person = "SHIP TO:\nAYŞE YILMAZ\nİnönü Cad. No:178 D:12\n35220 Konak/İzmir"
+    assert "street-address-turkey" in pii_rules(scanner, person)
+    company = "Boğaziçi E-Ticaret A.Ş.\nBüyükdere Cad. No:185\n34394 Şişli/İstanbul"
+    assert "street-address-turkey" not in pii_rules(scanner, company)
