@@ -122,7 +122,7 @@ def phone(value: str) -> bool:
         return False
     if value[1] == "1" and len(digits) != 11:
         return False  # +1 is North America's plan: ten digits after it (not +1-555-0100)
-    if not _fits_its_plan(digits):
+    if not _fits_its_plan(_digits(value.replace("(0)", "", 1))):
         return False  # +31 607 2139: the Netherlands' numbers have nine digits, not seven
     if len(separators) > 1 and not _one_kind_after_country_code(value):
         return False
@@ -131,13 +131,15 @@ def phone(value: str) -> bool:
 
 # How many digits a country's numbers have after its code (the national significant
 # number), the fewest and the most, by E.164 country code (ITU-T E.164's list of assigned
-# codes, and each country's numbering plan). Every two-digit code assigned is here; a
-# number under a three-digit code not here is judged by its length alone.
+# codes, and each country's numbering plan; Mexico's mobiles with the 1 WhatsApp still
+# writes, Bangladesh's Dhaka landlines). Every two-digit code assigned is here; a number
+# under a three-digit code not here is judged by its length alone. A trunk 0 written in
+# brackets after the code, +44 (0)20 ..., is not counted.
 NATIONAL_LENGTHS: dict[str, tuple[int, int]] = {
     **{"1": (10, 10), "7": (10, 10), "20": (8, 10), "27": (9, 9), "30": (10, 10)},
     **{"31": (9, 9), "32": (8, 9), "33": (9, 9), "34": (9, 9), "36": (8, 9), "39": (6, 11)},
     **{"40": (9, 9), "41": (9, 9), "43": (4, 13), "44": (9, 10), "45": (8, 8), "46": (7, 10)},
-    **{"47": (8, 8), "48": (9, 9), "49": (6, 13), "51": (8, 9), "52": (10, 10), "53": (8, 8)},
+    **{"47": (8, 8), "48": (9, 9), "49": (6, 13), "51": (8, 9), "52": (10, 11), "53": (8, 8)},
     **{"54": (10, 11), "55": (10, 11), "56": (9, 9), "57": (8, 10), "58": (10, 10)},
     **{"60": (8, 10), "61": (9, 10), "62": (8, 12), "63": (8, 10), "64": (8, 10), "65": (8, 8)},
     **{"66": (8, 9), "81": (9, 10), "82": (8, 10), "84": (9, 10), "86": (9, 11), "90": (10, 10)},
@@ -147,7 +149,7 @@ NATIONAL_LENGTHS: dict[str, tuple[int, int]] = {
     **{"357": (8, 8), "358": (5, 12), "359": (7, 9), "370": (8, 8), "371": (8, 8)},
     **{"372": (7, 8), "375": (9, 9), "380": (9, 9), "381": (8, 9), "385": (8, 9)},
     **{"386": (8, 8), "420": (9, 9), "421": (9, 9), "852": (8, 8), "853": (8, 8)},
-    **{"886": (8, 9), "880": (10, 10), "966": (8, 9), "971": (8, 9), "972": (8, 9)},
+    **{"886": (8, 9), "880": (8, 10), "966": (8, 9), "971": (8, 9), "972": (8, 9)},
     **{"965": (8, 8), "973": (8, 8), "974": (8, 8), "212": (9, 9), "254": (9, 9)},
 }
 _ONE_DIGIT_CODES = ("1", "7")
@@ -300,7 +302,10 @@ def _ipv4(value: str) -> tuple[int, ...] | None:
 
 
 def phone_labelled(value: str) -> bool:
-    """After a label that says it is a phone number: any plausible count of digits."""
+    """After a label that says it is a phone number: any plausible count of digits, but not
+    a date (a date and a time after "Mobile:" in a log)."""
+    if _iso_date(value.lstrip("+(")[:10]):
+        return False
     digits = _digits(value)
     return 7 <= len(digits) <= 15 and _plausible(digits) and not _freephone(value)
 
@@ -551,8 +556,9 @@ def identity_number(value: str) -> bool:
     date = groups[:3]
     if len(groups) > 3 and all(map(str.isdigit, date)) and tuple(map(len, date)) in _DATE_LAYOUTS:
         return False  # a date, then a time: a log line's, not an id
-    if value.count(".") == 3 and all(g.isdigit() and int(g) < 256 for g in value.split(".")):
-        return False  # an IPv4 address (NAS: 192.168.1.10)
+    address = value.partition("/")[0]
+    if address.count(".") == 3 and all(g.isdigit() and int(g) < 256 for g in address.split(".")):
+        return False  # an IPv4 address, or a network (192.168.1.10/24)
     steps = {(int(b) - int(a)) % 10 for a, b in itertools.pairwise(digits)}
     return not (compact == digits and len(steps) == 1 and steps <= {1, 9})
 

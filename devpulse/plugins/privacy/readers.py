@@ -314,7 +314,7 @@ def _table_header(name: str) -> str:
     return (
         r"(?:^|[\n,;\t|])[ \t]*[\"'`]?"
         rf"(?P<name>{name})"
-        r"[\"'`]?[ \t]*(?:[,;\t|][^\n]*)?\n[^\n,;\t|+]*[,;\t|+]"
+        r"[\"'`]?[ \t]*(?:[,;\t|][^\n]*)?\r?\n[^\n,;\t|+]*[,;\t|+]"
     )
 
 
@@ -345,12 +345,11 @@ TABLE = TwoPass.compile(
 ID_COLUMN = (
     r"(?i:(?:[a-z]+[ _-])?(?:passport|ssn|social[ _-]security|social[ _-]insurance"
     r"|national[ _-]?(?:id|identity|insurance)|tax[ _-]?id|driver'?s?[ _-]licen[cs]e"
-    r"|licen[cs]e[ _-]?(?:number|num|no\.?|nr\.?)|aadhaa?r|personnummer|burgerservicenummer"
-    r"|sin|bsn|dni|nie|nif|cpf|curp|pesel|tfn|itin"
+    r"|aadhaa?r|personnummer|burgerservicenummer|sin|bsn|dni|nie|nif|cpf|curp|pesel|tfn|itin"
     r"|nino|ni[ _-]?(?:number|no)|ahv|svnr|ppsn|pps[ _-]?(?:number|no)|tckn|nir|hetu|cpr|rrn|nric"
     r"|medicare(?:[ _-]card)?|henkil(?:ö|o)tunnus|rijksregister(?:nummer)?"
     r"|(?:tc[ _-]?)?k(?:i|İ)ml(?:i|İ)k|teudat[ _-]?zehut|codice[ _-]fiscale"
-    r"|steuer[ _-]?id|(?:steuer[ _-]?)?identifikationsnummer|emirates[ _-]?id|hkid|cuil|cuit|ird"
+    r"|steuer[ _-]?id|(?:steuer[ _-]?)?identifikationsnummer|emirates[ _-]?id|hkid|cuil"
     r"|身份证号?码?|身份證(?:號碼?)?|주민등록번호|マイナンバー|個人番号)"
     # its number or no., and a note in brackets: Driver's licence no. (ON)
     r"(?:[ _-]?(?:number|num|no\.?|nr\.?))?(?: ?\([^()]{1,12}\))?)"
@@ -1052,7 +1051,9 @@ def _name_and_value(pattern: TwoPass, *, expands: bool = False) -> Reader:
             if value_span is None or _inside(known, value_span):
                 continue
             name = _text(data, name_span)
-            if name.lower() in _AUTHORIZATION:  # a HAR's {"name": "Authorization", ...}
+            value_bytes = data[value_span[0] : value_span[1]]
+            if name.lower() in _AUTHORIZATION and search_spans(SCHEME, value_bytes, 0):
+                # a HAR's {"name": "Authorization", "value": "Bearer ..."}: after its scheme
                 found = _authorization_credential(data, *value_span)
                 if found is not None:
                     yield Found("assigned-credential", *found)
@@ -1616,6 +1617,8 @@ def _authorization_credential(data: bytes, start: int, end: int) -> tuple[int, i
     unquoted value's line may go on: a URL), and its text; None for a placeholder, a
     description or no credential."""
     raw = data[start:end]
+    if b'="' in raw or b'=\\"' in raw:
+        return None  # auth-params (Digest username="...", realm=...): no credential alone
     scheme = search_spans(SCHEME, raw, 0)
     if scheme is not None:
         if is_placeholder(_text(data, (start, start + scheme[0][1]))):
@@ -1624,6 +1627,8 @@ def _authorization_credential(data: bytes, start: int, end: int) -> tuple[int, i
     elif is_placeholder(raw.decode("utf-8", "surrogatepass")):
         return None
     value = _text(data, (start, end))
+    if value.endswith("=") and value.rstrip("=").replace("_", "").replace("-", "").isalpha():
+        return None  # an auth-param's name, its value cut off at a quote: Digest username=
     if not _token68(value):
         return None  # basic {base64(email:password)}: a description, not a credential
     # a password in Basic's base64 is judged alone: "username:password" encoded looks
@@ -1763,6 +1768,8 @@ def _frame_cell(line: bytes, start: int, end: int) -> tuple[int, int] | None:
     nothing ends there (a row of another layout, a value cut short)."""
     if len(line) < end or line[end : end + 1] not in (b"", b" ") or start >= end:
         return None
+    if line[end - 1 : end] == b" ":
+        return None  # nothing ends where the column's name does
     a = start + len(line[start:end]) - len(line[start:end].lstrip())
     return (a, end) if a < end else None
 
@@ -1776,6 +1783,8 @@ def _dataframes(data: bytes, overflow: list[int], known: Reported) -> Iterator[F
     state = [0, 0]  # where the rows were read to, and how many cells were looked for
     for spans in _matches(DATAFRAME, data, overflow, _resumed(state)):
         line_end = data.find(b"\n", spans[_DATAFRAME_NAME][1])
+        if line_end - spans[0][0] > MAX_ROW_BYTES:
+            continue  # a line too long to be a header: pandas wraps a wide frame's columns
         header = data[spans[0][0] : line_end].rstrip(b"\r")
         cells = _spaced_cells(header)
         columns = _frame_columns(cells, header)
@@ -1960,7 +1969,7 @@ def _table(data: bytes, spans: Spans, personal: _Personal | None = None) -> _Tab
     if delimiter not in _DELIMITER_BYTES:
         return None  # a name alone on its line
     if delimiter == b"|":
-        line_start = _string_start(data, line_start, line_end)
+        line_start = _string_start(data, line_start, spans[_NAME][0])
     header = data[line_start:line_end].rstrip(b"\r")
     markdown = header.lstrip(b" \t").startswith(b"|")
     row = line_end + 1
@@ -1993,12 +2002,12 @@ def _table(data: bytes, spans: Spans, personal: _Personal | None = None) -> _Tab
     return delimiter, markdown, len(cells), columns, row
 
 
-def _string_start(data: bytes, line_start: int, line_end: int) -> int:
+def _string_start(data: bytes, line_start: int, name_start: int) -> int:
     """Where a table whose line starts a JSON string starts: a tool's result, read with its
     escapes (`{"role": "tool", ..., "content": " id | name | ssn` then its rows), just
-    after the string's quote; else the line's start."""
-    pipe = data.find(b"|", line_start, line_end)
-    quote = data.rfind(b'"', line_start, pipe)
+    after the string's quote, the last before the header's name (`name_start`); else the
+    line's start."""
+    quote = data.rfind(b'"', line_start, name_start)
     if quote < 0 or not data[line_start:quote].rstrip(b" \t").endswith(b":"):
         return line_start
     return quote + 1

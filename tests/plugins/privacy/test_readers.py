@@ -2011,3 +2011,15 @@ def test_a_redis_hashs_credential_field_is_read_by_its_name(scanner: Scanner) ->
     text = f'> HGETALL integration:mailer\n1) "api_token"\n2) "{HEX_KEY}"\n3) "retries"\n4) "3"\n'
     assert secret_spans(scanner, text) == [HEX_KEY]
     assert secret_spans(scanner, '> HGETALL x\n1) "api_token"\n2) "pending"\n') == []
+
+
+def test_a_digest_authorization_in_a_har_is_no_credential(scanner: Scanner) -> None:
+    """Its auth-params (username=, realm=, response=) are no credential alone (review 20)."""
+    response = "6629fae49393a05397450978507c4ef1"
+    digest = f'Digest username=\\"Mufasa\\", realm=\\"x\\", response=\\"{response}\\"'
+    assert secret_spans(scanner, f'{{"name": "Authorization", "value": "{digest}"}}') == []
+
+
+def test_an_authorization_value_with_no_scheme_is_judged_as_any_value(scanner: Scanner) -> None:
+    text = '{"name": "Authorization", "value": "Xk9#mP2vL8qRz!w"}'
+    assert secret_spans(scanner, text) == ["Xk9#mP2vL8qRz!w"]

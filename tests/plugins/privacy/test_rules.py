@@ -2926,8 +2926,9 @@ def test_a_quicknode_endpoint_is_found(scanner: Scanner) -> None:
 def test_a_blockfrost_project_id_is_found(scanner: Scanner) -> None:
     key = "mainnet" + run(32, make.ALNUM, _PAIRED)
     assert rule_ids(scanner, f"BLOCKFROST_PROJECT_ID={key}") == {"blockfrost-project-id"}
-    # a network's name then an identifier's words is none
-    assert rule_ids(scanner, "previewImageUrlForTheSecondLargestThumbnail") == set()
+    # a network's name then 32 letters of an identifier's words is none (review 20: the
+    # validator's, not the length's, turning down)
+    assert rule_ids(scanner, "previewImageUrlForTheSecondLargestThumb") == set()
 
 
 @pytest.mark.parametrize(
@@ -2963,3 +2964,17 @@ def test_random_application_passwords_are_nearly_all_found() -> None:
         " ".join("".join(rng.choices(make.ALNUM, k=4)) for _ in range(6)) for _ in range(1000)
     ]
     assert sum(map(grouped_key, values)) >= 960
+
+
+@pytest.mark.parametrize(
+    ("groups", "found"),
+    [
+        ("Plan Team a8Qx Lm2P 9zTr Wq4k", True),  # two groups that read as words
+        ("Plan Team Sync a8Qx Lm2P 9zTr", False),  # three
+    ],
+)
+def test_an_application_password_may_have_two_word_like_groups_not_three(
+    scanner: Scanner, groups: str, found: bool
+) -> None:
+    text = f"WP_APP_PASSWORD={groups}"
+    assert ("wordpress-application-password" in rule_ids(scanner, text)) is found
