@@ -405,6 +405,8 @@ POSITIVES = [
         "oc get secrets app -o jsonpath='{.data.token}' | base64 -d\nVt9$kQ2mXpL7\n",
     ),
     ("session-cookie-set", "s.cookies.set('sessionid', 'gq7vtx2ukp9tb3jemvy8kl4dvgmu')"),
+    ("wordpress-application-password", "WP_APP_PASSWORD=pkRH cvUJ Qmic ZFO1 hGt9 OCoF"),
+    ("blockfrost-project-id", f"BLOCKFROST_PROJECT_ID=mainnet{run(32, make.ALNUM)}"),
     (
         "warned-session-cookie",
         "roblox: _|WARNING:-DO-NOT-SHARE-THIS.--Sharing-this-will-allow-someone-to-log-in-as"
