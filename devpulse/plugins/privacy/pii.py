@@ -556,8 +556,7 @@ def identity_number(value: str) -> bool:
     date = groups[:3]
     if len(groups) > 3 and all(map(str.isdigit, date)) and tuple(map(len, date)) in _DATE_LAYOUTS:
         return False  # a date, then a time: a log line's, not an id
-    address = value.partition("/")[0]
-    if address.count(".") == 3 and all(g.isdigit() and int(g) < 256 for g in address.split(".")):
+    if _ipv4(value.partition("/")[0]) is not None:
         return False  # an IPv4 address, or a network (192.168.1.10/24)
     steps = {(int(b) - int(a)) % 10 for a, b in itertools.pairwise(digits)}
     return not (compact == digits and len(steps) == 1 and steps <= {1, 9})
@@ -808,12 +807,12 @@ def labelled_date_of_birth(value: str) -> bool:
     not 87-03-14 or 14 mrt 1987."""
     if date_of_birth(value, earliest=MIN_LABELLED_BIRTH_YEAR):
         return True
+    years = (MIN_LABELLED_BIRTH_YEAR, None)
     parts = [part.strip() for part in value.split(",")]
     if len(parts) == 3 and all(part.isdigit() for part in parts):  # datetime.date(y, m, d)
         year, month, day = parts
-        return _real_date(year, month, day, (MIN_LABELLED_BIRTH_YEAR, None))
+        return _real_date(year, month, day, years)
     text = value.strip().lower()
-    years = (MIN_LABELLED_BIRTH_YEAR, None)
     return _date_in_any_order(text, years) or _date_with_any_month(text, years)
 
 

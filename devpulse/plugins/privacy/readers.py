@@ -1828,11 +1828,16 @@ _REDIS_N, _REDIS_NAME, _REDIS_VALUE = (
 )
 
 
+def _redis_value_first(data: bytes, spans: Spans) -> bool:
+    """Whether the match starts at an even line: a value, then the next field's name."""
+    return int(data[slice(*spans[_REDIS_N])]) % 2 == 0
+
+
 def _redis_named(data: bytes, spans: Spans) -> bool:
     """A field whose name is a credential's, a personal id's or a date of birth's."""
     name = data[slice(*spans[_REDIS_NAME])]
-    if int(data[slice(*spans[_REDIS_N])]) % 2 == 0:
-        return False  # a value, then the next field's name: read again from that line
+    if _redis_value_first(data, spans):
+        return False  # read again from the next field's line (_redis_resume)
     return bool(
         credential_name_strength(name.decode())
         or found_in(_IDENTITY.column, name)
@@ -1843,7 +1848,7 @@ def _redis_named(data: bytes, spans: Spans) -> bool:
 def _redis_resume(data: bytes, spans: Spans, end: int) -> int | None:
     """After a value read as a name (an even number), on from its line's end: the next
     line is a field's name."""
-    if int(data[slice(*spans[_REDIS_N])]) % 2 == 0:
+    if _redis_value_first(data, spans):
         name_end: int = spans[_REDIS_NAME][1]
         return name_end
     return None
