@@ -387,6 +387,11 @@ SCHEME = re2.compile(rb"^(?P<scheme>[A-Za-z][\w-]*)\\?[ \t]+(?P<rest>\S+)")
 # The scanner's bounds on per-match Python work (scanner.py), applied to each reader.
 MAX_FINDINGS = 100
 MAX_CANDIDATES = 2000
+# A table's header read counts as this many of a table reader's candidates: reading one (its
+# line, its rule, its cells' names) costs about what judging that many cells does. Counted
+# once each, a MB of two-line psql tables (` id | passport` over its rule) kept the credential
+# and identity readers at 2,000 headers each: 115-170 ms, over the bench's ~100 ms a MB.
+HEADER_CANDIDATES = 4
 # Matches turned down by their name alone (author = ..., keyboard: ...) cost a search and a
 # cached lookup, about 4.5 us each: a reader passes over this many, and one more for each
 # this many bytes of text. A JSON array with an `author` field in every record of ~100 bytes
@@ -1910,6 +1915,7 @@ def _delimited_rows(
         state[0] = line_end + 1 if line_end >= 0 else state[0]
         return
     delimiter, markdown, width, columns, row = table
+    state[1] += HEADER_CANDIDATES
     while True:  # each value judged counts: MAX_CANDIDATES bounds the rows
         row_end = _line(data, row)
         if row_end is None:

@@ -836,6 +836,17 @@ def test_a_table_flood_is_bounded_and_never_clean() -> None:
     assert [f.rule_id for f in found] == ["table-credential:unverified"]
 
 
+def test_a_flood_of_small_tables_is_bounded_by_their_headers_and_never_clean() -> None:
+    """A header read counts as several values judged, so a text of one-row tables (each
+    header read for a value or two) ends unverified long before MAX_CANDIDATES of them; a
+    session's hundred tables are each read."""
+    table = " id | password\n----+----------\n  1 | n/a\n\n"
+    found = read_all((table * (MAX_CANDIDATES // 2)).encode())
+    assert [f.rule_id for f in found] == ["table-credential:unverified"]
+    last = " id | password\n----+----------\n  1 | copper54copper\n"
+    assert [f.rule_id for f in read_all((table * 100 + last).encode())] == ["table-credential"]
+
+
 # Commands that store a secret: what they are given is the secret, whatever its name; and
 # commands that print one: the line they printed.
 HEX_KEY = pick("0123456789abcdef", 32)
