@@ -1874,6 +1874,54 @@ def _redis_pairs(data: bytes, overflow: list[int], known: Reported) -> Iterator[
                 yield Found("redis-hash-field", span[0], span[1], value, "pii")
 
 
+# psql's expanded display (`\x`): each row a record, a header `-[ RECORD 1 ]` (drawn on to
+# the value column's `+` where the names are wider than it), then a `name | value` line per
+# column, the bars one under another.
+PSQL_RECORD = TwoPass.compile(rb"(?m:^)-\[ RECORD \d{1,12} \][-+]*\r?\n")
+
+
+def _psql_records(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """Each field of a record psql prints in its expanded display, judged under its name
+    as a table's column is: a credential's (`_cell_credential`), a personal id's or a date
+    of birth's. A record's lines are read to the first whose bar is not under the first
+    line's (a blank line, the next header, `(2 rows)`), MAX_SETTING_ROWS at most; a line
+    with no name continues the value above (a wrapped one) and is not read. Each field
+    judged counts as a candidate: past MAX_CANDIDATES, the rest is unverified."""
+    reached, judged = [0], 0
+    for spans in _matches(PSQL_RECORD, data, overflow, _resumed(reached)):
+        row, bar = spans[0][1], -1
+        for _ in range(MAX_SETTING_ROWS):
+            end = _line(data, row)
+            if end is None:
+                break
+            line = data[row:end].rstrip(b"\r")
+            if bar < 0:
+                bar = line.find(b" |") + 1
+            if bar <= 0 or line[bar - 1 : bar + 1] != b" |":
+                break
+            name = _text(data, (row, row + bar - 1)).strip()
+            start = row + bar + 1 + (line[bar + 1 : bar + 2] == b" ")
+            span = (start, row + len(line.rstrip(b" ")))
+            if name and span[0] < span[1] and not _inside(known, span):
+                if judged >= MAX_CANDIDATES:
+                    overflow.append(row)
+                    return
+                judged += 1
+                yield from _record_field(name, span, _text(data, span))
+            row = end + 1
+        reached[0] = row
+
+
+def _record_field(name: str, span: tuple[int, int], value: str) -> Iterator[Found]:
+    """A psql record's field as a table's cell is judged: a credential under a credential's
+    name, a personal id or a date of birth under theirs."""
+    if credential_name_strength(name) == 2 and _cell_credential(name, value):
+        yield Found("psql-record-field", span[0], span[1], value)
+    for personal in (_IDENTITY, _BIRTH_DATE):
+        if found_in(personal.column, name.encode()) and personal.valid(value):
+            yield Found("psql-record-field", span[0], span[1], value, "pii")
+
+
 def _personal_tables(pattern: TwoPass, personal: _Personal) -> Reader:
     """A reader of the columns `personal` names, `pattern` finding their tables: in a CSV's
     or a markdown table's header (personal ids: passport, SSN, CPF, ...; dates of birth:
@@ -2336,6 +2384,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("table-identity-number", ID_TABLE, _personal_tables(ID_TABLE, _IDENTITY)),
     ("table-date-of-birth", DOB_TABLE, _personal_tables(DOB_TABLE, _BIRTH_DATE)),
     ("redis-hash-field", REDIS_PAIR, _redis_pairs),
+    ("psql-record-field", PSQL_RECORD, _psql_records),
     ("dataframe-column", DATAFRAME, _dataframes),
 )
 

@@ -847,6 +847,45 @@ def test_a_flood_of_small_tables_is_bounded_by_their_headers_and_never_clean() -
     assert [f.rule_id for f in read_all((table * 100 + last).encode())] == ["table-credential"]
 
 
+# psql's expanded display (`\x`): a record's fields, a `name | value` line each.
+PSQL_RECORDS = (
+    "app=> SELECT * FROM customers WHERE id IN (17, 18);\n"
+    "-[ RECORD 1 ]-+------------------\n"
+    "id            | 17\n"
+    "passport_no   | K8421973\n"
+    "date_of_birth | 1987-03-14\n"
+    "password      | copper54copper\n"
+    "note          | called about her\n"
+    "              | copper54copper\n"  # a wrapped value's next line: no name of its own
+    "-[ RECORD 2 ]-+------------------\n"
+    "id            | 18\n"
+    "passport_no   | pending\n"  # no id's look
+    "notes         | copper54copper\n"  # no credential's name
+    "api_token     | \n"  # empty
+    "\n"
+    "(2 rows)\n"
+    "-[ RECORD 1 ]\n"  # names narrower than the header: no `+` to align on
+    "id | 1\n"
+    "pw | copper54copper\n"
+    "| password | hunter2hunter2 |\n"  # no bar under the record's: the record has ended
+)
+
+
+def test_psqls_expanded_records_are_read_field_by_field() -> None:
+    data = PSQL_RECORDS.encode()
+    found = [
+        (data[: f.start].rsplit(b"\n", 1)[1].split(b"|")[0].strip().decode(), f.value, f.category)
+        for f in read_all(data)
+        if f.rule_id == "psql-record-field"
+    ]
+    assert found == [
+        ("passport_no", "K8421973", "pii"),
+        ("date_of_birth", "1987-03-14", "pii"),
+        ("password", "copper54copper", "secret"),
+        ("pw", "copper54copper", "secret"),
+    ]
+
+
 # Commands that store a secret: what they are given is the secret, whatever its name; and
 # commands that print one: the line they printed.
 HEX_KEY = pick("0123456789abcdef", 32)
