@@ -1855,10 +1855,29 @@ def test_a_persons_phone_after_their_address_is_still_one(scanner: Scanner) -> N
         "Fleur van Dijk\nMolenweg 176 A\n2361 NX Rotterdam",  # a letter after a blank
         "Adresse: Vesterbrogade 145, 1. th\n5000 Odense C",  # Denmark: the floor and side
         "Osoite: Hämeenkatu 22 A 30\n33100 Tampere",  # Finland: a staircase and a flat
+        # Belgium and Switzerland in French or Italian: the street's type first
+        "SHIP TO:\nMia Zimmermann\nRue de Lausanne 154\n1201 Genève",
+        "Adresse : Avenue Louise 54 bus 3, 1050 Ixelles",
+        "Route de Genève 12, 1004 Lausanne",
+        "Place du Marché 4, CH-2000 Neuchâtel",
+        "Indirizzo: Via Nassa 5, 6900 Lugano",
     ],
 )
 def test_more_countries_addresses_are_found(scanner: Scanner, text: str) -> None:
     assert "street-address" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Place Order 3, 2000 Units",  # Place and Route are an address's only with an article
+        "Route Planner 2, 1500 Miles",
+        "Rue de la Paix 12",  # no postcode
+        "Rue de la Paix 12, 10 Paris",
+    ],
+)
+def test_a_french_street_type_alone_makes_no_address(scanner: Scanner, text: str) -> None:
+    assert "street-address" not in pii_rules(scanner, text)
 
 
 def test_a_year_under_a_line_that_ends_in_a_number_is_no_address(scanner: Scanner) -> None:
