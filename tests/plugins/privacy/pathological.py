@@ -114,6 +114,7 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
     "token-in-prose": (
         *(("the api key is ", ""), ("token\t", ""), ("SECRET ", "")),
         *(("token - ", ""), ("api key -> ", ""), ("the token for staging is ", "")),
+        *(("the api key for the demo = ", ""), ("the token today, the new one is ", "")),
     ),
     "token-below-sentence": (("the key below.\n", ""), ("API key for staging, rotate it:\n", "")),
     "identity-number": (("Passport No: ", ""), ("NHS number ", ""), ("SIN ", ""), ("DNI: C", "")),

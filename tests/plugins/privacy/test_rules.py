@@ -158,6 +158,9 @@ POSITIVES = [
     ("token-in-prose", "the billing API key is 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c, use it"),
     ("token-in-prose", "the bearer token for staging is Zq8rT2mXwP4kL9vB3nYc, rotate it"),
     ("token-in-prose", "the API key for the prod-eu account was 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
+    ("token-in-prose", "the REST API key for the demo account = 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
+    ("token-in-prose", "Use this API token in the CI settings -> Zq8rT2mXwP4kL9vB3nYc"),
+    ("token-in-prose", "I rotated the token today, the new one is Zq8rT2mXwP4kL9vB3nYc"),
     ("basic-auth-key-as-user", 'get(u, auth=("857060c9-281e-4637-bef2-90796488c987", ""))'),
     ("basic-auth-key-as-user", 'session.auth = ("3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c", "X")'),
     ("basic-auth-key-as-user", 'f(u, HTTPBasicAuth("q8Xb2Lm9Tz4Rw7Kp1Vn6Hs3J", "api_token"))'),
@@ -739,6 +742,8 @@ NEGATIVES = [
     "비밀번호를 입력하세요",
     'api_key = "YOUR_API_KEY"',
     "the token expires tomorrow at noon; rotate the access token weekly",
+    "I rotated the token yesterday, the new one is in the team's vault",
+    "the api key for staging: see the vault entry named prod-api-rotation",
     "Is that the IMDSv2 token requirement?",
     "the secret Post-processing-step stays in the pipeline",
     "api key YOUR_API_KEY_HERE",
@@ -763,6 +768,8 @@ NEGATIVES = [
     "token: {{ secrets.GITHUB_TOKEN }}",
     "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
     "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    'config.access_token = "EXAMPLEabcdefghijklmnopqrstuvwxyz0123456789"',  # EXAMPLE, a fill
+    'api_token: "123e4567-e89b-12d3-a456-426614174000"',  # the docs' example UUID
     "key = AKIAXXXXXXXXXXXXXXXX",
     "postgres://user:password@localhost/db",
     "postgres://postgres:postgres@localhost:5432/test",
