@@ -607,6 +607,9 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     if encoded_public_key(value):
         return False  # Web Push's applicationServerKey: a P-256 point, public by its use
     if quoted and " " in value:
+        cut = _after_scheme(value)
+        if cut:
+            return token_like(value[cut:])
         return spaced_password(name, value)
     if "-" in value and hyphenated_password(name, value):
         return True
@@ -713,7 +716,19 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
         ):
             continue
         if _named_value(name, value, quoted=not bare or block is not None):
-            yield Found("assigned-credential", value_span[0], value_span[1], value)
+            cut = _after_scheme(value) if not bare else 0  # the token, not its scheme
+            start = value_span[0] + len(value[:cut].encode("utf-8", "surrogatepass"))
+            yield Found("assigned-credential", start, value_span[1], value[cut:])
+
+
+def _after_scheme(value: str) -> int:
+    """Where the token starts in a value that is a credential's scheme, a blank and the
+    token, as a header sends it (`Token 3a8f...`, Zoho's `Zoho-enczapikey wSsV...`); 0 for
+    any other value."""
+    scheme, blank, rest = value.partition(" ")
+    if not blank or " " in rest or not _token68(rest) or credential_name_strength(scheme) != 2:
+        return 0  # auth-params (`Token token="..."`) are another reader's
+    return len(scheme) + 1
 
 
 # "public" as the word before a name (public key:), which the name's own words leave out.
@@ -1173,8 +1188,8 @@ def _element_text(pattern: TwoPass) -> Reader:
 
 
 def _curl_users(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    """`-u user:password`: the password; with none (`-u key:`) or a dummy X (`-u key:X`, as
-    Freshdesk's docs have it), the user is an API key."""
+    """`-u user:password`: the password; with a dummy one (`_dummy_password`), the user is
+    an API key."""
     for spans in _matches(CURL_USER, data, overflow):
         begin = spans[0][0]
         if begin and not data[begin - 1 : begin].isspace():
@@ -1193,8 +1208,16 @@ def _curl_users(data: bytes, overflow: list[int], known: Reported) -> Iterator[F
             continue
         if password and looks_like_credential(password):
             yield Found("curl-user-credential", password_span[0], password_span[1], password)
-        elif password in ("", "X", "x") and token_like(user):  # Freshdesk's `-u KEY:X`
+        elif _dummy_password(password) and token_like(user):
             yield Found("curl-user-credential", user_span[0], user_span[1], user)
+
+
+def _dummy_password(password: str) -> bool:
+    """A password that says the user is the key: none (`-u KEY:`), a dummy X (Freshdesk's
+    docs) or the name of what the user is (Toggl's `TOKEN:api_token`)."""
+    return password in ("", "X", "x") or (
+        password.isidentifier() and credential_name_strength(password) == 2
+    )
 
 
 # One argument of a command: quoted parts and bare ones run together (`--body="a b"`), after

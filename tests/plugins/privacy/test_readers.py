@@ -109,6 +109,14 @@ def test_a_named_token_is_found_in_every_syntax(scanner: Scanner, text: str) -> 
     assert TOKEN in secret_spans(scanner, text)
 
 
+def test_a_value_that_is_a_scheme_and_a_token_is_judged_by_the_token(scanner: Scanner) -> None:
+    """As a header sends it: the token after a credential's scheme is the finding."""
+    key = base64.b64encode(RNG.randbytes(48)).decode()  # a base64 key: / and + within
+    assert secret_spans(scanner, f"mailer_token = 'Zoho-enczapikey {key}'") == [key]
+    assert secret_spans(scanner, "status_token = 'Token expired'") == []
+    assert secret_spans(scanner, "api_token = 'Bearer YOUR_TOKEN'") == []
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -502,6 +510,7 @@ COMMANDS = [
     f"-u deploy:{PASSWORD}",  # at the start
     f'curl -u "{TOKEN}:" https://api.example.net/v1/charges',  # an API key as the user
     f"curl -v -u {TOKEN}:X https://acme.freshdesk.com/api/v2/tickets",  # and a dummy X
+    f"curl -u {TOKEN}:api_token https://api.track.toggl.com/api/v9/me",  # or what it is
     # .netrc, one entry a line or one a file's lines
     f"machine api.wandb.ai login user password {TOKEN.lower()}",
     f"cat >> ~/.netrc <<EOF\nmachine api.heroku.com\n  login ops@example.net\n"
