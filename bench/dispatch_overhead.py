@@ -17,7 +17,8 @@ once, in a rotating order, and the figure is the median of the rounds' differenc
 difference of two medians of 60 calls each moved between +0.3 and +5.3 ms from run to run of
 the same code on this 2-vCPU machine.
 
-Run: `python bench/dispatch_overhead.py [--rounds N]` (needs the rig: tests/rig/setup.sh).
+Run: `python bench/dispatch_overhead.py [--rounds N]` (needs the rig: tests/rig/setup.sh;
+300 rounds by default, about five minutes on a 2-vCPU machine).
 """
 
 from __future__ import annotations
@@ -81,6 +82,13 @@ def once_more_if_closed(call: Callable[[], object]) -> None:
         if not isinstance(exc.__cause__, httpx2.RemoteProtocolError):
             raise
         call()
+
+
+def verdict(whole_interval: bool, median: bool) -> str:
+    """A target is met when the whole interval meets it, not the median alone."""
+    if whole_interval:
+        return "met"
+    return "not shown: the median meets it, the interval does not" if median else "MISSED"
 
 
 def paired(a: list[float], b: list[float]) -> tuple[float, float, float]:
@@ -243,12 +251,12 @@ def report(
     print(
         f"  added: {added:+.2f} ms median of the rounds' differences (90% interval {low:+.2f} to"
         f" {high:+.2f}), ratio of medians {r / d:.3f}x (targets < 2 ms and < 1.05x:"
-        f" {'met' if added < 2 and r / d < 1.05 else 'MISSED'})"
+        f" {verdict(high < 2 and r / d < 1.05, added < 2 and r / d < 1.05)})"
     )
     added, low, high = paired(times["routed"], times["direct_stream"])
     print(
         f"  vs the streamed SDK call: {added:+.2f} ms (90% interval {low:+.2f} to {high:+.2f}),"
-        f" ratio of medians {r / ds:.3f}x (target <= +2 ms: {'met' if added <= 2 else 'MISSED'})"
+        f" ratio of medians {r / ds:.3f}x (target <= +2 ms: {verdict(high <= 2, added <= 2)})"
     )
     print(
         f"  of which routing alone (classify+route+preflight): "

@@ -33,7 +33,8 @@ PLACEHOLDER = re2.compile(
                 r"(?:^|[^a-z0-9])(?:example|placeholder|changeme|change[-_]me|dummy|redacted"
                 r"|sample|fake)(?:[^a-z0-9]|$)",
                 r"example(?:key)?$",
-                r"(?-i:(?:^|[^A-Za-z0-9])EXAMPLE)",  # AWS's style, EXAMPLE then a fill
+                # EXAMPLE in capitals at the start or after a separator, then a fill
+                r"(?-i:(?:^|[^A-Za-z0-9])EXAMPLE)",
                 # a mask: a run of x's set apart, or too long to be chance in random text
                 r"(?:^|[^a-z0-9])x{4,}(?:[^a-z0-9]|$)|x{8,}",
                 r"\*{3,}",

@@ -607,9 +607,6 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     if encoded_public_key(value):
         return False  # Web Push's applicationServerKey: a P-256 point, public by its use
     if quoted and " " in value:
-        cut = _after_scheme(value)
-        if cut:
-            return token_like(value[cut:])
         return spaced_password(name, value)
     if "-" in value and hyphenated_password(name, value):
         return True
@@ -715,20 +712,33 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
             or not token_like(value)
         ):
             continue
-        if _named_value(name, value, quoted=not bare or block is not None):
-            cut = _after_scheme(value) if not bare else 0  # the token, not its scheme
-            start = value_span[0] + len(value[:cut].encode("utf-8", "surrogatepass"))
-            yield Found("assigned-credential", start, value_span[1], value[cut:])
+        found = _assigned(name, value, value_span, bare=bare, block=block is not None)
+        if found is not None:
+            yield found
+
+
+def _assigned(
+    name: str, value: str, span: tuple[int, int], *, bare: bool, block: bool
+) -> Found | None:
+    """An assignment's finding: the token after a credential's scheme (`_after_scheme`)
+    rather than the scheme too, or the value that its name makes a credential; or None."""
+    cut = 0 if bare else _after_scheme(value)
+    if cut and _named_value(name, value[cut:], quoted=True):
+        start = span[0] + len(value[:cut].encode("utf-8", "surrogatepass"))
+        return Found("assigned-credential", start, span[1], value[cut:])
+    if _named_value(name, value, quoted=not bare or block):
+        return Found("assigned-credential", span[0], span[1], value)
+    return None
 
 
 def _after_scheme(value: str) -> int:
-    """Where the token starts in a value that is a credential's scheme, a blank and the
-    token, as a header sends it (`Token 3a8f...`, Zoho's `Zoho-enczapikey wSsV...`); 0 for
-    any other value."""
+    """Where the token starts in a value that is a credential's scheme, a blank and a
+    token that looks machine-made, as a header sends it (`Token 3a8f...`, Zoho's
+    `Zoho-enczapikey wSsV...`); 0 for any other value (a passphrase: `Secret squirrel42`)."""
     scheme, blank, rest = value.partition(" ")
     if not blank or " " in rest or not _token68(rest) or credential_name_strength(scheme) != 2:
         return 0  # auth-params (`Token token="..."`) are another reader's
-    return len(scheme) + 1
+    return len(scheme) + 1 if token_like(rest) else 0
 
 
 # "public" as the word before a name (public key:), which the name's own words leave out.
@@ -1214,9 +1224,11 @@ def _curl_users(data: bytes, overflow: list[int], known: Reported) -> Iterator[F
 
 def _dummy_password(password: str) -> bool:
     """A password that says the user is the key: none (`-u KEY:`), a dummy X (Freshdesk's
-    docs) or the name of what the user is (Toggl's `TOKEN:api_token`)."""
+    docs) or the name of a token or a key, what the user is (Toggl's `TOKEN:api_token`);
+    not a password's name (`alice:passwd`)."""
+    lowered = password.lower()
     return password in ("", "X", "x") or (
-        password.isidentifier() and credential_name_strength(password) == 2
+        password.isidentifier() and ("token" in lowered or "key" in lowered)
     )
 
 
@@ -1899,37 +1911,33 @@ def _redis_pairs(data: bytes, overflow: list[int], known: Reported) -> Iterator[
 
 # psql's expanded display (`\x`): each row a record, a header `-[ RECORD 1 ]` (drawn on to
 # the value column's `+` where the names are wider than it), then a `name | value` line per
-# column, the bars one under another.
-PSQL_RECORD = TwoPass.compile(rb"(?m:^)-\[ RECORD \d{1,12} \][-+]*\r?\n")
+# column; at a line's start, or a JSON string's (a tool's result, read unescaped).
+PSQL_RECORD = TwoPass.compile(rb'(?:(?m:^)|")-\[ RECORD \d{1,12} \][-+]*\r?\n')
 
 
 def _psql_records(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     """Each field of a record psql prints in its expanded display, judged under its name
     as a table's column is: a credential's (`_cell_credential`), a personal id's or a date
-    of birth's. A record's lines are read to the first whose bar is not under the first
-    line's (a blank line, the next header, `(2 rows)`), MAX_SETTING_ROWS at most; a line
-    with no name continues the value above (a wrapped one) and is not read. Each field
-    judged counts as a candidate: past MAX_CANDIDATES, the rest is unverified."""
-    reached, judged = [0], 0
+    of birth's. A record's lines are read to the first that is no field's (`name | value`,
+    a blank before the bar: a blank line, the next header, `(2 rows)`); one with no name
+    continues the value above (a wrapped one) and is not judged. Every line read counts
+    as a candidate: past MAX_CANDIDATES, the rest is unverified."""
+    reached, read = [0], 0
     for spans in _matches(PSQL_RECORD, data, overflow, _resumed(reached)):
-        row, bar = spans[0][1], -1
-        for _ in range(MAX_SETTING_ROWS):
-            end = _line(data, row)
-            if end is None:
-                break
+        row = spans[0][1]
+        while (end := _line(data, row)) is not None:
+            if read >= MAX_CANDIDATES:
+                overflow.append(row)
+                return
+            read += 1
             line = data[row:end].rstrip(b"\r")
-            if bar < 0:
-                bar = line.find(b" |") + 1
-            if bar <= 0 or line[bar - 1 : bar + 1] != b" |":
+            bar = line.find(b" |") + 1
+            if bar <= 0:
                 break
             name = _text(data, (row, row + bar - 1)).strip()
             start = row + bar + 1 + (line[bar + 1 : bar + 2] == b" ")
             span = (start, row + len(line.rstrip(b" ")))
             if name and span[0] < span[1] and not _inside(known, span):
-                if judged >= MAX_CANDIDATES:
-                    overflow.append(row)
-                    return
-                judged += 1
                 yield from _record_field(name, span, _text(data, span))
             row = end + 1
         reached[0] = row

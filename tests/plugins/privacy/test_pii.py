@@ -1860,7 +1860,8 @@ def test_a_persons_phone_after_their_address_is_still_one(scanner: Scanner) -> N
         "Adresse : Avenue Louise 54 bus 3, 1050 Ixelles",
         "Route de Genève 12, 1004 Lausanne",
         "Place du Marché 4, CH-2000 Neuchâtel",
-        "Indirizzo: Via Nassa 5, 6900 Lugano",
+        "Adresse : rue de la Loi 16, 1000 Bruxelles",  # a type in lower case
+        "Avenue Louise 54/3, 1050 Ixelles",  # a box after a slash
     ],
 )
 def test_more_countries_addresses_are_found(scanner: Scanner, text: str) -> None:
@@ -1871,6 +1872,7 @@ def test_more_countries_addresses_are_found(scanner: Scanner, text: str) -> None
     "text",
     [
         "Place Order 3, 2000 Units",  # Place and Route are an address's only with an article
+        "Via API 2, 1000 Requests per minute",  # Italian's Via is English's too: 5 digits only
         "Route Planner 2, 1500 Miles",
         "Rue de la Paix 12",  # no postcode
         "Rue de la Paix 12, 10 Paris",

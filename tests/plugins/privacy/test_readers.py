@@ -115,6 +115,13 @@ def test_a_value_that_is_a_scheme_and_a_token_is_judged_by_the_token(scanner: Sc
     assert secret_spans(scanner, f"mailer_token = 'Zoho-enczapikey {key}'") == [key]
     assert secret_spans(scanner, "status_token = 'Token expired'") == []
     assert secret_spans(scanner, "api_token = 'Bearer YOUR_TOKEN'") == []
+    # a passphrase whose first word names a credential is still one
+    assert secret_spans(scanner, 'db_password = "Secret squirrel42"') == ["Secret squirrel42"]
+
+
+def test_a_password_named_as_one_keeps_curls_user_a_user(scanner: Scanner) -> None:
+    """Only a token's or a key's name for a password makes the user the key (Toggl's)."""
+    assert secret_spans(scanner, "curl -u alice.smith2024:passwd https://ci.example.net") == []
 
 
 @pytest.mark.parametrize(
@@ -893,6 +900,20 @@ def test_psqls_expanded_records_are_read_field_by_field() -> None:
         ("password", "copper54copper", "secret"),
         ("pw", "copper54copper", "secret"),
     ]
+
+
+def test_a_psql_record_at_a_json_results_start_is_read(scanner: Scanner) -> None:
+    record = "-[ RECORD 1 ]-+------\nid            | 17\npassword      | copper54copper\n"
+    assert secret_spans(scanner, json.dumps({"stdout": record})) == ["copper54copper"]
+
+
+def test_a_records_every_line_counts_so_a_flood_of_them_is_never_clean() -> None:
+    """Lines with no name (a wrapped value's) or no value (NULL) are judged by no one, but
+    each one read counts: a megabyte of them is cut off, and unverified."""
+    for line in (" | x\n", "a |\n"):
+        text = "-[ RECORD 1 ]\n" + line * (MAX_CANDIDATES + 10)
+        found = [f.rule_id for f in read_all(text.encode()) if f.rule_id.startswith("psql")]
+        assert found == ["psql-record-field:unverified"]
 
 
 # Commands that store a secret: what they are given is the secret, whatever its name; and

@@ -743,6 +743,9 @@ NEGATIVES = [
     'api_key = "YOUR_API_KEY"',
     "the token expires tomorrow at noon; rotate the access token weekly",
     "I rotated the token yesterday, the new one is in the team's vault",
+    # a colon after what a key is for is code's or a log's, not a key given (review 21)
+    "for token in tokens: process_token_stream_v2(token)",
+    "Created secret in namespace prod: db-credentials-7f9c8d",
     "the api key for staging: see the vault entry named prod-api-rotation",
     "Is that the IMDSv2 token requirement?",
     "the secret Post-processing-step stays in the pipeline",
