@@ -48,6 +48,7 @@ class PrivacyRule:
     max_candidates: int | None = None  # its allowance of candidates, if under the scanner's
     quiet_overflow: bool = False  # past its allowance: stop, with no unverified finding
     not_after: str | None = None  # what the line before a value must not end with
+    not_in_column: str | None = None  # a table column's name whose cells are not its values
     reference: str = "user rule"
 
 

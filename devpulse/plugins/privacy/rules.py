@@ -60,6 +60,7 @@ class CompiledRule:
     value_groups: tuple[int, ...] = (0,)  # where the value is: the first of these set
     find: re2._Regexp | None = None  # with max_match_bytes: the pattern with no groups
     not_after: re2._Regexp | None = None  # anchored at the end of what it is given
+    not_in_column: re2._Regexp | None = None  # a whole column name (scanner.in_column)
 
     @property
     def id(self) -> str:
@@ -202,6 +203,9 @@ def _compile(where: str, rule: PrivacyRule) -> CompiledRule:
         else None,
         not_after=compile_pattern(f"(?:{rule.not_after})$", f"{where}.not_after")
         if rule.not_after is not None
+        else None,
+        not_in_column=compile_pattern(f"^(?:{rule.not_in_column})$", f"{where}.not_in_column")
+        if rule.not_in_column is not None
         else None,
     )
 

@@ -535,6 +535,7 @@ class Scanner:
         # counts as a candidate.
         verdicts: dict[bytes, bool] = {}
         labelled = 0
+        headers: dict[tuple[int, bytes], int] = {}  # in_column's: a row's line, its header's
         for match_start, start, end in _spans(rule, data, first):
             if examined == allowance and rule.rule.quiet_overflow:
                 break
@@ -554,7 +555,12 @@ class Scanner:
             examined += 1
             if start < 0:
                 continue
-            if rule.not_after is not None and _labelled_otherwise(rule.not_after, data, start):
+            if (
+                rule.not_after is not None and _labelled_otherwise(rule.not_after, data, start)
+            ) or (
+                rule.not_in_column is not None
+                and in_column(rule.not_in_column, data, start, end, headers)
+            ):
                 # "order_id": 4111...: the label says what the number is. For a rule that
                 # stops quietly, such a candidate costs no allowance (up to a bound of its
                 # own, twice its allowance at most): a list of labelled ids must not hide a
@@ -738,6 +744,70 @@ class _Covered:
 # How far back a value's label is looked for (a rule's `not_after`): a label, or a line of
 # 60 base64 characters above, indented.
 NOT_AFTER_BYTES = 96
+
+
+# How far above a table's row its header is looked for (a rule's `not_in_column`).
+COLUMN_HEADER_BYTES = 16 << 10
+# The delimiters of the tables whose columns a rule's `not_in_column` reads: a spreadsheet's
+# paste (tabs), a CSV's, and a European CSV's.
+_COLUMN_DELIMITERS = (b"\t", b";", b",")
+
+
+def in_column(
+    names: re2._Regexp, data: bytes, start: int, end: int, headers: dict[tuple[int, bytes], int]
+) -> bool:
+    """Whether the value at `data[start:end]` is a cell of a tab-, semicolon- or comma-
+    separated table whose header names its column as `names` says (a spreadsheet's `P/N`,
+    `order_no`: a part's or an order's number, written like a phone's). The header is the
+    first of the lines above, up to COLUMN_HEADER_BYTES, that have as many cells as the
+    value's line.
+
+    `headers` keeps, for each row read, where its table's header starts: the rows of one
+    table are walked once, whatever the number of values in them (a flood of rows costs a
+    walk, not one a value)."""
+    line_start = data.rfind(b"\n", 0, start) + 1
+    line_end = data.find(b"\n", end)
+    line = data[line_start : len(data) if line_end < 0 else line_end].rstrip(b"\r")
+    for delimiter in _COLUMN_DELIMITERS:
+        cells = line.count(delimiter)
+        if not cells or delimiter in data[start:end]:
+            continue
+        top = _table_top(data, line_start, delimiter, cells, headers)
+        if top == line_start:
+            return False  # the value's line is its table's first: no header above
+        header_end = data.find(b"\n", top, line_start)
+        header = data[top:header_end].rstrip(b"\r").split(delimiter)
+        name = header[data.count(delimiter, line_start, start)].strip().strip(b"\"'")
+        return found_in(names, name)
+    return False
+
+
+def _table_top(
+    data: bytes,
+    line_start: int,
+    delimiter: bytes,
+    cells: int,
+    headers: dict[tuple[int, bytes], int],
+) -> int:
+    """Where the first line of the run of lines that end at `line_start`'s and have
+    `cells` delimiters each starts, looking up to COLUMN_HEADER_BYTES above."""
+    floor = max(0, line_start - COLUMN_HEADER_BYTES)
+    walked = []
+    top = line_start
+    while (known := headers.get((top, delimiter))) is None and top > floor:
+        above = data.rfind(b"\n", floor, top - 1) + 1
+        if above == 0 and floor > 0:
+            break  # the line above starts before the window
+        if data.count(delimiter, above, top - 1) != cells:
+            break
+        walked.append(top)
+        top = above
+    if known is not None:
+        top = known
+    for row in walked:
+        headers[(row, delimiter)] = top
+    headers[(top, delimiter)] = top
+    return top
 
 
 def _labelled_otherwise(not_after: re2._Regexp, data: bytes, start: int) -> bool:

@@ -1915,6 +1915,32 @@ def test_a_companys_tax_or_registration_number_is_no_phone(scanner: Scanner, tex
     assert not {"phone-national", "phone-e164"} & pii_rules(scanner, text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Here's the tab from Google Sheets:\nP/N\tStatus\n+42 726 0149\tTODO\n06-7123 4567\tok\n",
+        "Nº de pedido\tEstado\n805 963 5800\tok\n192 037 0068\toffen\n",
+        "contact_id,full_name,part_no,owner\n226221,Sofía Romero,06-1234 5678,sales\n",
+        "order_no;customer;phone\n4155550132;ACME;n/a\n",  # the label ends the line above
+    ],
+)
+def test_a_number_in_a_part_or_an_order_column_is_no_phone(scanner: Scanner, text: str) -> None:
+    """A spreadsheet's column says what its cells are, as a label before a value does."""
+    assert not {"phone-national", "phone-e164", "phone-labelled"} & pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name\tphone\nBob Lane\t020 7946 0958\n",  # a phone's own column
+        "order_no;name;phone\n4155550132;Ana;020 7946 0958\n",  # the next column over
+        "020 7946 0958\tBob\n",  # no header above the row
+    ],
+)
+def test_a_phone_in_its_own_column_is_still_one(scanner: Scanner, text: str) -> None:
+    assert {"phone-national", "phone-e164"} & pii_rules(scanner, text)
+
+
 def test_japans_free_dial_is_a_businesss_line(scanner: Scanner) -> None:
     assert "phone-national" not in pii_rules(scanner, "電話番号: 0120-128-540")
     assert "phone-national" in pii_rules(scanner, "電話番号: 03-1234-5678")
