@@ -37,6 +37,13 @@ def test_a_rule_whose_alternatives_each_hold_the_value_in_their_own_group() -> N
     assert [text[slice(*f.span)] for f in s.scan(text)] == ["ACME-1234", "ACME-2345"]
 
 
+def test_a_user_rule_can_pass_over_a_columns_cells() -> None:
+    """`not_in_column`: a value in a table's column that the header names so is none."""
+    s = ticket_scanner(r"ACME-\d{4,}", not_in_column="(?i)old[ _]ticket")
+    assert [f.rule_id for f in s.scan("old_ticket,owner\nACME-1234,ana\n")] == []
+    assert [f.rule_id for f in s.scan("ticket,owner\nACME-1234,ana\n")] == ["acme-ticket"]
+
+
 def test_a_user_rule_can_ask_what_precedes_a_match() -> None:
     s = ticket_scanner(r"ACME-\d{4,}", preceded_by="[\\s(]")
     assert [f.rule_id for f in s.scan("ACME-1234 (ACME-2345) xACME-3456 é ACME-4567")] == [
@@ -196,6 +203,10 @@ def test_the_classifier_can_be_switched_off() -> None:
         (
             {"rules": [{"id": "x", "category": "pii", "pattern": "a", "not_after": "(?<=x)"}]},
             "privacy.rules[0].not_after: not a valid RE2 pattern",
+        ),
+        (
+            {"rules": [{"id": "x", "category": "pii", "pattern": "a", "not_in_column": "("}]},
+            "privacy.rules[0].not_in_column: not a valid RE2 pattern",
         ),
         (
             {"rules": [{"id": "x", "category": "pii", "pattern": "a", "validator": "astrology"}]},
