@@ -27,7 +27,7 @@ from devpulse.core.types import Finding
 from devpulse.plugins.privacy.checks import is_placeholder, preview, shannon_entropy
 from devpulse.plugins.privacy.plain import Origins, plain_text, unescaped, url_decoded
 from devpulse.plugins.privacy.pyast import Hit, scan_python
-from devpulse.plugins.privacy.readers import RECORDS_READER, read_all, readers_for
+from devpulse.plugins.privacy.readers import MAX_ROW_BYTES, RECORDS_READER, read_all, readers_for
 from devpulse.plugins.privacy.readers import RULE_IDS as READER_IDS
 from devpulse.plugins.privacy.rules import (
     CATEGORY_LEVELS,
@@ -764,10 +764,15 @@ def in_column(
 
     `headers` keeps, for each row read, where its table's header starts: the rows of one
     table are walked once, whatever the number of values in them (a flood of rows costs a
-    walk, not one a value)."""
-    line_start = data.rfind(b"\n", 0, start) + 1
-    line_end = data.find(b"\n", end)
-    line = data[line_start : len(data) if line_end < 0 else line_end].rstrip(b"\r")
+    walk, not one a value). A line longer than MAX_ROW_BYTES is no table's row: a value on
+    a megabyte's one line is not read to the line's ends once a value."""
+    line_start = data.rfind(b"\n", max(0, start - MAX_ROW_BYTES), start) + 1
+    line_end = data.find(b"\n", end, end + MAX_ROW_BYTES)
+    if line_end < 0 and len(data) - end <= MAX_ROW_BYTES:
+        line_end = len(data)
+    if (line_start == 0 and start > MAX_ROW_BYTES) or line_end < 0:
+        return False
+    line = data[line_start:line_end].rstrip(b"\r")
     for delimiter in _COLUMN_DELIMITERS:
         cells = line.count(delimiter)
         if not cells or delimiter in data[start:end]:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from devpulse import config_from_mapping
 from devpulse.plugins.privacy import Scanner, pii
-from devpulse.plugins.privacy.readers import MAX_CANDIDATES, read_all
+from devpulse.plugins.privacy.readers import MAX_CANDIDATES, MAX_ROW_BYTES, read_all
 from tests.plugins.privacy import secrets_factory as make
 
 
@@ -1939,6 +1939,14 @@ def test_a_number_in_a_part_or_an_order_column_is_no_phone(scanner: Scanner, tex
 )
 def test_a_phone_in_its_own_column_is_still_one(scanner: Scanner, text: str) -> None:
     assert {"phone-national", "phone-e164"} & pii_rules(scanner, text)
+
+
+def test_a_line_longer_than_a_row_is_read_for_no_column(scanner: Scanner) -> None:
+    """A value's line is read to its ends only up to a table row's length: a megabyte on
+    one line is not read again for each value on it."""
+    cells = ",".join(["x"] * (MAX_ROW_BYTES // 2))
+    text = f"P/N,{cells}\n06-7123 4567,{cells}\n"
+    assert "phone-national" in pii_rules(scanner, text)
 
 
 def test_japans_free_dial_is_a_businesss_line(scanner: Scanner) -> None:
