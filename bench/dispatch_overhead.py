@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-import httpx2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -44,6 +43,7 @@ from devpulse import Request, Router, TaskClass, config_from_mapping, make_plugi
 from devpulse.core.kinds import BackendSpec
 from devpulse.core.types import Chunk, Decision, Response, replay
 from devpulse.hookspecs import hookimpl
+from devpulse.plugins.backends.anthropic_backend import _reused_and_closed as reused_and_closed
 from tests.rig.llama_server import LlamaServer, find_rig
 
 PROMPT = "Summarize in five words: the nightly build passed and the release is on schedule."
@@ -79,7 +79,7 @@ def once_more_if_closed(call: Callable[[], object]) -> None:
     try:
         call()
     except anthropic.APIConnectionError as exc:
-        if not isinstance(exc.__cause__, httpx2.RemoteProtocolError):
+        if not reused_and_closed(exc):
             raise
         call()
 

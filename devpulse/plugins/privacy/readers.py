@@ -1904,9 +1904,17 @@ def _redis_pairs(data: bytes, overflow: list[int], known: Reported) -> Iterator[
         name, value = _text(data, spans[_REDIS_NAME]), _text(data, span)
         if _named_value(name, value, quoted=True):
             yield Found("redis-hash-field", span[0], span[1], value)
-        for personal in (_IDENTITY, _BIRTH_DATE):
-            if found_in(personal.column, name.encode()) and personal.valid(value):
-                yield Found("redis-hash-field", span[0], span[1], value, "pii")
+        if _personal_value(name, value):
+            yield Found("redis-hash-field", span[0], span[1], value, "pii")
+
+
+def _personal_value(name: str, value: str) -> bool:
+    """Whether a field's `name` names a personal id's or a date of birth's column and its
+    `value` passes that column's check, as a table's cell is judged."""
+    return any(
+        found_in(personal.column, name.encode()) and personal.valid(value)
+        for personal in (_IDENTITY, _BIRTH_DATE)
+    )
 
 
 # psql's expanded display (`\x`): each row a record, a header `-[ RECORD 1 ]` (drawn on to
@@ -1948,9 +1956,8 @@ def _record_field(name: str, span: tuple[int, int], value: str) -> Iterator[Foun
     name, a personal id or a date of birth under theirs."""
     if credential_name_strength(name) == 2 and _cell_credential(name, value):
         yield Found("psql-record-field", span[0], span[1], value)
-    for personal in (_IDENTITY, _BIRTH_DATE):
-        if found_in(personal.column, name.encode()) and personal.valid(value):
-            yield Found("psql-record-field", span[0], span[1], value, "pii")
+    if _personal_value(name, value):
+        yield Found("psql-record-field", span[0], span[1], value, "pii")
 
 
 def _personal_tables(pattern: TwoPass, personal: _Personal) -> Reader:
