@@ -720,14 +720,24 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
 def _assigned(
     name: str, value: str, span: tuple[int, int], *, bare: bool, block: bool
 ) -> Found | None:
-    """An assignment's finding: the token after a credential's scheme (`_after_scheme`)
-    rather than the scheme too, or the value that its name makes a credential; or None."""
-    cut = 0 if bare else _after_scheme(value)
+    """An assignment's finding (`_named_found`): a bare value is judged as a word, a YAML
+    block scalar's as a quoted one is."""
+    return _named_found("assigned-credential", name, value, span, quoted=not bare or block)
+
+
+def _named_found(
+    rule_id: str, name: str, value: str, span: tuple[int, int], *, quoted: bool
+) -> Found | None:
+    """The finding for `value` (at `span`) bound to `name`: in a quoted value, the token
+    after a credential's scheme (`_after_scheme`) rather than the scheme too; else the value
+    that its name makes a credential (`_named_value`); or None. Every reader of a quoted
+    value reports through this, so a scheme is cut the same way wherever the value stands."""
+    cut = _after_scheme(value) if quoted else 0
     if cut and _named_value(name, value[cut:], quoted=True):
         start = span[0] + len(value[:cut].encode("utf-8", "surrogatepass"))
-        return Found("assigned-credential", start, span[1], value[cut:])
-    if _named_value(name, value, quoted=not bare or block):
-        return Found("assigned-credential", span[0], span[1], value)
+        return Found(rule_id, start, span[1], value[cut:])
+    if _named_value(name, value, quoted=quoted):
+        return Found(rule_id, span[0], span[1], value)
     return None
 
 
@@ -1045,8 +1055,11 @@ def _property_calls(data: bytes, overflow: list[int], known: Reported) -> Iterat
         elif end - start > 2 and data[start : start + 1] == b'"' == data[end - 1 : end]:
             value_span = (start + 1, end - 1)  # and Groovy's '"value"'
         value = _text(data, value_span)
-        if _named_value(_text(data, spans[1]), value, quoted=True):
-            yield Found("assigned-credential", value_span[0], value_span[1], value)
+        found = _named_found(
+            "assigned-credential", _text(data, spans[1]), value, value_span, quoted=True
+        )
+        if found is not None:
+            yield found
 
 
 # An expansion in an unquoted word, as shells, Tcl and CMake read one: `FORMAT_$format`.
@@ -1084,13 +1097,14 @@ def _name_and_value(pattern: TwoPass, *, expands: bool = False) -> Reader:
             value_bytes = data[value_span[0] : value_span[1]]
             if name.lower() in _AUTHORIZATION and search_spans(SCHEME, value_bytes, 0):
                 # a HAR's {"name": "Authorization", "value": "Bearer ..."}: after its scheme
-                found = _authorization_credential(data, *value_span)
-                if found is not None:
-                    yield Found("assigned-credential", *found)
+                header = _authorization_credential(data, *value_span)
+                if header is not None:
+                    yield Found("assigned-credential", *header)
                 continue
             value = _text(data, value_span)
-            if _named_value(name, value, quoted=not bare):
-                yield Found("assigned-credential", value_span[0], value_span[1], value)
+            found = _named_found("assigned-credential", name, value, value_span, quoted=not bare)
+            if found is not None:
+                yield found
 
     return read
 
@@ -1134,8 +1148,10 @@ def _quoted_value(pattern: TwoPass) -> Reader:
             if _inside(known, value_span):
                 continue
             value = _text(data, value_span)
-            if _named_value(_text(data, spans[name_group]), value, quoted=True):
-                yield Found("assigned-credential", value_span[0], value_span[1], value)
+            name = _text(data, spans[name_group])
+            found = _named_found("assigned-credential", name, value, value_span, quoted=True)
+            if found is not None:
+                yield found
 
     return read
 
@@ -1149,8 +1165,11 @@ def _setter_calls(data: bytes, overflow: list[int], known: Reported) -> Iterator
         if _constructed(data, spans[1][0]):
             continue  # new aws.secretsmanager.Secret("appDbPassword"): a resource's name
         value = _text(data, value_span)
-        if _named_value(_text(data, spans[1]), value, quoted=True):
-            yield Found("assigned-credential", value_span[0], value_span[1], value)
+        found = _named_found(
+            "assigned-credential", _text(data, spans[1]), value, value_span, quoted=True
+        )
+        if found is not None:
+            yield found
 
 
 def _constructed(data: bytes, name_start: int) -> bool:
@@ -1409,8 +1428,10 @@ def _terraform_outputs(data: bytes, overflow: list[int], known: Reported) -> Ite
         if _inside(known, value_span):
             continue
         value = _text(data, value_span)
-        if _named_value(_text(data, name_span), value, quoted=True):
-            yield Found("assigned-credential", value_span[0], value_span[1], value)
+        name = _text(data, name_span)
+        found = _named_found("assigned-credential", name, value, value_span, quoted=True)
+        if found is not None:
+            yield found
 
 
 # A table's rule: dashes, pluses, the box-drawing characters, blanks and delimiters alone.
@@ -1902,8 +1923,9 @@ def _redis_pairs(data: bytes, overflow: list[int], known: Reported) -> Iterator[
         if _inside(known, span):
             continue
         name, value = _text(data, spans[_REDIS_NAME]), _text(data, span)
-        if _named_value(name, value, quoted=True):
-            yield Found("redis-hash-field", span[0], span[1], value)
+        found = _named_found("redis-hash-field", name, value, span, quoted=True)
+        if found is not None:
+            yield found
         if _personal_value(name, value):
             yield Found("redis-hash-field", span[0], span[1], value, "pii")
 

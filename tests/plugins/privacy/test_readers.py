@@ -119,6 +119,27 @@ def test_a_value_that_is_a_scheme_and_a_token_is_judged_by_the_token(scanner: Sc
     assert secret_spans(scanner, 'db_password = "Secret squirrel42"') == ["Secret squirrel42"]
 
 
+SCHEME_KEY = base64.b64encode(RNG.randbytes(48)).decode()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'client.setApiToken("Zoho-enczapikey {SCHEME_KEY}");',  # a setter
+        f'<add key="ApiToken" value="Zoho-enczapikey {SCHEME_KEY}" />',  # .NET appSettings
+        f"define('API_TOKEN', 'Zoho-enczapikey {SCHEME_KEY}');",  # PHP
+        f"api_token: |-\n  Zoho-enczapikey {SCHEME_KEY}\n",  # a YAML block scalar
+        f'> HGETALL mailer\n1) "api_token"\n2) "Zoho-enczapikey {SCHEME_KEY}"\n',  # redis-cli
+    ],
+)
+def test_a_scheme_and_a_token_is_judged_by_the_token_in_every_syntax(
+    scanner: Scanner, text: str
+) -> None:
+    """Each reader of a quoted value cuts the scheme as the assignment reader does: the
+    token is the finding, and a base64 token (+ and / within) is found at all."""
+    assert secret_spans(scanner, text) == [SCHEME_KEY]
+
+
 def test_a_password_named_as_one_keeps_curls_user_a_user(scanner: Scanner) -> None:
     """Only a token's or a key's name for a password makes the user the key (Toggl's)."""
     assert secret_spans(scanner, "curl -u alice.smith2024:passwd https://ci.example.net") == []
