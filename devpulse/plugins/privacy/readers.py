@@ -289,7 +289,7 @@ SECRET_COMMAND = TwoPass.compile(
 # U+279C) and a blank (`alice@laptop:~/proj$ `, `(venv) $ `, `PS C:\> `). cmd's `echo
 # %NAME%` too.
 PRINTED_SECRET = TwoPass.compile(
-    rb"(?m:^)[ \t]*(?:[^\r\n]*?(?:[$#>%]|\xe2\x9d\xaf|\xe2\x9e\x9c)[ \t]+)?"
+    rb"(?m:^)[ \t]*(?:[^\r\n]*?[$#>%\x{276F}\x{279C}][ \t]+)?"
     rb"(?:(?:(?:echo|Write-Output|Write-Host)[ \t]+(?:-n[ \t]+)?[\"']?(?:\$(?:\{|env:)?|%)"
     rb"|printenv[ \t]+|heroku[ \t]+config:get[ \t]+|doppler[ \t]+secrets[ \t]+get[ \t]+"
     rb"|aws[ \t]+configure[ \t]+get[ \t]+)(?P<name>[A-Za-z_][\w.]*)[^\r\n]*"
@@ -1941,36 +1941,61 @@ def _personal_value(name: str, value: str) -> bool:
 
 # psql's expanded display (`\x`): each row a record, a header `-[ RECORD 1 ]` (drawn on to
 # the value column's `+` where the names are wider than it), then a `name | value` line per
-# column; at a line's start, or a JSON string's (a tool's result, read unescaped).
-PSQL_RECORD = TwoPass.compile(rb'(?:(?m:^)|")-\[ RECORD \d{1,12} \][-+]*\r?\n')
+# column; at a line's start, or a JSON string's (a tool's result, read unescaped). With
+# `\pset border 2` the header and each line have a frame (`+-[ RECORD 1 ]-+---+`,
+# `| name | value |`); with `\pset linestyle unicode`, box-drawing lines and bars
+# (`─[ RECORD 1 ]─┬──`, `name │ value`; framed: `┌─[ RECORD 1 ]─┬──┐`, `│ name │ value │`).
+PSQL_RECORD = TwoPass.compile(
+    rb'(?:(?m:^)|")[+\x{250C}\x{251C}]?[-\x{2500}]\[ RECORD \d{1,12} \]'
+    rb"[-+\x{2500}\x{252C}\x{253C}\x{2510}\x{2524}]*\r?\n"
+)
+_BOX_BAR = "\N{BOX DRAWINGS LIGHT VERTICAL}".encode()
+_BOX_LINE = "\N{BOX DRAWINGS LIGHT HORIZONTAL}".encode()
 
 
 def _psql_records(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     """Each field of a record psql prints in its expanded display, judged under its name
     as a table's column is: a credential's (`_cell_credential`), a personal id's or a date
     of birth's. A record's lines are read to the first that is no field's (`name | value`,
-    a blank before the bar: a blank line, the next header, `(2 rows)`); one with no name
-    continues the value above (a wrapped one) and is not judged. Every line read counts
-    as a candidate: past MAX_CANDIDATES, the rest is unverified."""
+    a blank before the bar: a blank line, the next header, a frame's last line, `(2 rows)`);
+    one with no name continues the value above (a wrapped one) and is not judged. Every
+    line read counts as a candidate: past MAX_CANDIDATES, the rest is unverified."""
     reached, read = [0], 0
     for spans in _matches(PSQL_RECORD, data, overflow, _resumed(reached)):
+        header = data[spans[0][0] : spans[0][1]]
+        bar = b" " + (_BOX_BAR if _BOX_LINE in header else b"|")
+        framed = not header.lstrip(b'"').startswith((b"-", _BOX_LINE))
         row = spans[0][1]
         while (end := _line(data, row)) is not None:
             if read >= MAX_CANDIDATES:
                 overflow.append(row)
                 return
             read += 1
-            line = data[row:end].rstrip(b"\r")
-            bar = line.find(b" |") + 1
-            if bar <= 0:
+            field = _record_line(data[row:end].rstrip(b"\r"), bar, framed)
+            if field is None:
                 break
-            name = _text(data, (row, row + bar - 1)).strip()
-            start = row + bar + 1 + (line[bar + 1 : bar + 2] == b" ")
-            span = (start, row + len(line.rstrip(b" ")))
-            if name and span[0] < span[1] and not _inside(known, span):
+            name_end, start, stop = (row + at for at in field)
+            name = _text(data, (row, name_end)).strip(" |\N{BOX DRAWINGS LIGHT VERTICAL}")
+            span = (start, stop)
+            if name and start < stop and not _inside(known, span):
                 yield from _record_field(name, span, _text(data, span))
             row = end + 1
         reached[0] = row
+
+
+def _record_line(line: bytes, bar: bytes, framed: bool) -> tuple[int, int, int] | None:
+    """A record's line's field: where its name ends and where its value starts and ends;
+    None for a line that is no field's (no `bar` after a blank, or a frame's line missing
+    where the record is framed)."""
+    lead = len(bar) - 1 if framed else 0
+    if framed and not line.startswith(bar[1:]):
+        return None
+    at = line.find(bar, lead)
+    if at < 0:
+        return None
+    start = at + len(bar) + (line[at + len(bar) : at + len(bar) + 1] == b" ")
+    value = line[: len(line) - len(bar)] if framed and line.endswith(bar) else line
+    return at, start, max(start, len(value.rstrip(b" ")))
 
 
 def _record_field(name: str, span: tuple[int, int], value: str) -> Iterator[Found]:

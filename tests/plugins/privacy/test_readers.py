@@ -923,6 +923,28 @@ def test_psqls_expanded_records_are_read_field_by_field() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "record",
+    [
+        # \pset linestyle unicode
+        "─[ RECORD 1 ]─┬───────────────\nid       │ 17\npassword │ copper54copper\n",
+        # \pset border 2, and with unicode lines; the last line closes the frame
+        "+-[ RECORD 1 ]-+----------------+\n| id       | 17             |\n"
+        "| password | copper54copper |\n+----------+----------------+\n",
+        "┌─[ RECORD 1 ]─┬────────────────┐\n│ id       │ 17             │\n"
+        "│ password │ copper54copper │\n├─[ RECORD 2 ]─┼────────────────┤\n"
+        "│ id       │ 18             │\n│ api_key  │ hunter2hunter2 │\n"
+        "└──────────┴────────────────┘\n",
+    ],
+)
+def test_psqls_records_are_read_in_every_linestyle_and_border(
+    scanner: Scanner, record: str
+) -> None:
+    values = ["copper54copper", "hunter2hunter2"] if "RECORD 2" in record else ["copper54copper"]
+    found = [f for f in scanner.scan(record) if f.rule_id == "psql-record-field"]
+    assert [record[f.span[0] : f.span[1]] for f in found] == values
+
+
 def test_a_psql_record_at_a_json_results_start_is_read(scanner: Scanner) -> None:
     record = "-[ RECORD 1 ]-+------\nid            | 17\npassword      | copper54copper\n"
     assert secret_spans(scanner, json.dumps({"stdout": record})) == ["copper54copper"]
@@ -977,6 +999,12 @@ SECRET_COMMANDS = [
     (f"root@web-1:/app# printenv ZENROWS\n{LOWER_KEY}", LOWER_KEY),
     (f"(venv) $ echo $ZENROWS\n{LOWER_KEY}", LOWER_KEY),
     (f"C:\\> echo %ZENROWS%\n{LOWER_KEY}", LOWER_KEY),
+    # zsh themes' arrows (U+276F, U+279C): the pattern reads them as whole characters
+    (
+        f"\N{HEAVY RIGHT-POINTING ANGLE QUOTATION MARK ORNAMENT} pass show prod/db\n{PASSWORD}",
+        PASSWORD,
+    ),
+    (f"~/src \N{HEAVY ROUND-TIPPED RIGHTWARDS ARROW}  pass show prod/db\n{PASSWORD}", PASSWORD),
 ]
 
 
