@@ -33,7 +33,9 @@ PLACEHOLDER = re2.compile(
                 r"(?:^|[^a-z0-9])(?:example|placeholder|changeme|change[-_]me|dummy|redacted"
                 r"|sample|fake)(?:[^a-z0-9]|$)",
                 r"example(?:key)?$",
-                # EXAMPLE in capitals at the start or after a separator, then a fill
+                # EXAMPLE in capitals opening the value or a part of it after a separator,
+                # whatever follows (`EXAMPLEKEY123`, `sk_live_EXAMPLE000`): a random token's
+                # letters spell it after a separator by no chance worth counting
                 r"(?-i:(?:^|[^A-Za-z0-9])EXAMPLE)",
                 # a mask: a run of x's set apart, or too long to be chance in random text
                 r"(?:^|[^a-z0-9])x{4,}(?:[^a-z0-9]|$)|x{8,}",

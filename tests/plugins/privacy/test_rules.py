@@ -2036,6 +2036,9 @@ def test_a_key_after_a_colon_is_a_spring_defaults_only_with_a_dot(scanner: Scann
         *("token-bucket-{0}", "auth-service-{0}", "access-log-{0}", "signing-cert-{0}"),
         *("api-v2-{0}", "image: app:api-{0}", "npk-{0}", "atsk_{0}"),
         '"etag": "abc-{0}"',  # named for what it is
+        # named public: a publishable key is meant for a browser's page
+        '{{"clearbit": {{"publishable_key": "pk_{0}"}}}}',
+        "MAPS_PUBLIC_KEY=pk_{0}",
         "user@host-{0}",
         "pk_{1}",  # no chance in it
         # one case after a key's word: an ObjectId's 24 hex digits, words run together
