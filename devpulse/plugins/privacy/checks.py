@@ -638,6 +638,8 @@ def _word_strength(word: str, before: str, last: bool) -> int:
         return 2  # only at the name's end: lowpass_cutoff names no password
     if last and word == "bearer":
         return 2  # curl's --oauth2-bearer, AUTH_BEARER; not OpenAPI's bearerFormat
+    if word == "ident" and before == "auth":
+        return 2  # Yarn's npmAuthIdent: a registry's "user:password", or its base64
     if word.endswith("key"):
         kind = word[:-3] or before
         if kind in _SECRET_KEY_KINDS or kind.endswith(_RUN_TOGETHER_KINDS):

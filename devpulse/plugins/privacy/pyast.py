@@ -24,6 +24,8 @@ import re2
 
 from devpulse.core.types import PrivacyLevel
 from devpulse.plugins.privacy.checks import (
+    credential_name_strength,
+    is_placeholder,
     looks_like_credential,
     name_words,
     names_a_look_alike,
@@ -538,6 +540,8 @@ class _TreeWalker:
             text = value.value if isinstance(value.value, str) else value.value.decode("latin-1")
             # a passphrase with blanks, as the syntax readers judge one: Google's app
             # passwords are four groups of four letters (smtp.login(user, "abcd efgh ..."))
+            if _settings_without_credential(text):
+                return
             if looks_like_credential(text) or spaced_password(name, text):
                 start, end = self.lines.span(value, text)
                 self.hits.append(Hit(rule_id, "secret", PrivacyLevel.SECRET, start, end, text))
@@ -629,6 +633,23 @@ def target_name(node: ast.expr) -> str | None:
         key = node.slice.value
         return key if isinstance(key, str) else None
     return None
+
+
+def _settings_without_credential(text: str) -> bool:
+    """A connection string of `name=value` settings between `;` (ADO.NET's, Azure's) none
+    of which is a credential by its name and its value: `InstrumentationKey=...;
+    IngestionEndpoint=...` (Application Insights') says where telemetry goes, and
+    Azurite's well-known AccountKey opens a local emulator. Its name (conn_str,
+    ConnectionString) says it may hold one; its settings say whether it does."""
+    settings = [part.partition("=") for part in text.split(";") if part.strip()]
+    if len(settings) < 2 or not all(equals for _, equals, _ in settings):
+        return False  # another shape: a URL, a DSN, a token
+    return not any(
+        credential_name_strength(name.strip()) > 0
+        and looks_like_credential(value)
+        and not is_placeholder(value)
+        for name, _, value in settings
+    )
 
 
 def is_credential_name(name: str) -> bool:

@@ -580,10 +580,14 @@ def _text(data: bytes, span: tuple[int, int]) -> str:
 # and an absolute path of two parts or more (systemd's `LoadCredential=tls.key:/etc/ssl/
 # private/server.key`, a container's `name:/run/secrets/name`); a variable's element or
 # member, read where the secret is needed (CMake's and Perl's `$ENV{NAME}`, PowerShell's
-# `$creds.SessionToken`); an SSH public key (`ssh-rsa AAAA... user@host`).
+# `$creds.SessionToken`); an SSH public key (`ssh-rsa AAAA... user@host`); a BuildKit
+# secret's spec, its id and where it is read from (`docker build --secret
+# id=npm,src=$HOME/.npmrc`, `RUN --mount=type=secret,id=npm,target=/root/.npmrc`).
 _NO_VALUE = re2.compile(
     rb"^(?:[\w.@-]+:/[\w.@-]+(?:/[\w.@-]+)+/?$|\$[A-Za-z_]\w*[.{\[]"
-    rb"|(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp\d+)[ \t]+AAAA)"
+    rb"|(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp\d+)[ \t]+AAAA"
+    rb"|(?:type=secret,)?id=[\w.-]+(?:,(?:src|source|env|target|dst|type|required|mode|uid|gid)"
+    rb"=[^,\s]*)*$)"
 )
 
 

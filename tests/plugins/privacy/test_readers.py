@@ -555,6 +555,9 @@ COMMANDS = [
     f"postgres://svc:{PASSWORD}@db.example.net:5432/app",
     f"REDIS_URL=redis://default:{PASSWORD}@cache.example.net:6379",
     f"//registry.npmjs.org/:_authToken={RNG.randbytes(16).hex()[:8]}-4cd0-11ec-9d64-0242ac120002",
+    # Yarn's .yarnrc.yml: a registry's "user:password" in base64
+    'npmRegistryServer: "https://acme.jfrog.io/artifactory/api/npm/npm/"\n'
+    f'npmAuthIdent: "{base64.b64encode(f"deployer:{PASSWORD}".encode()).decode()}"',
     f"redis-cli -h cache.example.net -p 6380 -a {PASSWORD} ping",
     f"CREATE USER 'app'@'%' IDENTIFIED BY '{PASSWORD}';",
     f"GRANT ALL ON app.* TO 'app'@'%' IDENTIFIED WITH mysql_native_password BY '{PASSWORD}';",
@@ -2062,11 +2065,17 @@ STRIPE_TAIL = "51H8abcDEFghiJKLmnoPQRstuVWXyz0123456789" + pick(ALNUM, 40)
         f"RECAPTCHA_SITE_KEY={TOKEN}\n",
         f'<div class="h-captcha" data-sitekey="{TOKEN}"></div>\n',
         f'{{"siteKey": "{TOKEN}"}}',
+        # Application Insights' connection string: where telemetry goes (JSON parses as
+        # Python too, so the Python-aware pass reads it: its settings name no credential)
+        '{\n  "ApplicationInsights": {\n    "ConnectionString": "InstrumentationKey='
+        f'{UUID_KEY};IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/"'
+        "\n  }\n}",
     ],
 )
 def test_keys_public_by_design_are_not_secrets(scanner: Scanner, text: str) -> None:
-    """Stripe's publishable keys and a captcha's site key are shipped to every browser:
-    rules.toml's `public_by_design`, a documented decision."""
+    """Stripe's publishable keys, a captcha's site key and Application Insights'
+    instrumentation key are shipped to every browser: rules.toml's `public_by_design`, a
+    documented decision."""
     assert secret_spans(scanner, text) == []
 
 
@@ -2077,6 +2086,8 @@ def test_keys_public_by_design_are_not_secrets(scanner: Scanner, text: str) -> N
         f"RECAPTCHA_SECRET_KEY={TOKEN}\n",
         f'stripe_key = "rk_live_{STRIPE_TAIL}"\n',
         f"SITE_API_KEY={TOKEN}\n",
+        # a connection string whose settings hold a credential is still one
+        f'conn_str = "InstrumentationKey={UUID_KEY};Password={PASSWORD}"',
     ],
 )
 def test_the_secret_halves_beside_them_are_still_found(scanner: Scanner, text: str) -> None:

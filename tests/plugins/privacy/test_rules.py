@@ -771,6 +771,15 @@ NEGATIVES = [
     "token: {{ secrets.GITHUB_TOKEN }}",
     "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
     "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    # the Azure emulators' published keys (Azurite's, the Cosmos DB emulator's)
+    "AZURE_STORAGE_CONNECTION_STRING=DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;",
+    '"CosmosDb": "AccountEndpoint=https://localhost:8081/;AccountKey=C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEH'
+    'LM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==;"',
+    # a BuildKit secret's spec: its id and the file it is read from
+    "docker build --secret id=npmrc,src=$HOME/.npmrc -t app .",
+    "RUN --mount=type=secret,id=npmrc,target=/root/.npmrc npm ci",
     'config.access_token = "EXAMPLEabcdefghijklmnopqrstuvwxyz0123456789"',  # EXAMPLE, a fill
     'api_token: "123e4567-e89b-12d3-a456-426614174000"',  # the docs' example UUID
     "key = AKIAXXXXXXXXXXXXXXXX",
