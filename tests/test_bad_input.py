@@ -651,25 +651,63 @@ def test_closed_or_full_standard_streams(tmp_path: Path, redirect, args, code, l
         assert "Exception ignored" not in done.stderr
 
 
-def test_a_server_error_that_quotes_the_key_never_prints_it(capsys, monkeypatch, tmp_path) -> None:
-    key = "sk-ant-api03-" + "".join(random.Random(5).choices(string.ascii_letters, k=93)) + "AA"
-    monkeypatch.setenv("CLOUD_KEY", key)
-    with FaultServer(["401_echo"]) as fault:
+def ask_a_faulty_cloud(
+    capsys, tmp_path: Path, step: str, kind: str = "anthropic"
+) -> tuple[int, str, str, list[str | None]]:
+    """`ask --json` with the cloud a FaultServer running `step` (the key in CLOUD_KEY):
+    the exit code, stdout, stderr and the keys the server was sent."""
+    with FaultServer([step]) as fault:
+        base = fault.base_url + ("/v1" if kind == "openai_compat" else "")
         cfg = config(
             tmp_path,
             f'[cloud]\nbackend = "cloud"\nmodel = "claude-sonnet-4-6"\n'
-            f'[backends.cloud]\nside = "cloud"\nkind = "anthropic"\n'
-            f'base_url = "{fault.base_url}"\napi_key_env = "CLOUD_KEY"\n'
+            f'[backends.cloud]\nside = "cloud"\nkind = "{kind}"\n'
+            f'base_url = "{base}"\napi_key_env = "CLOUD_KEY"\n'
             f'[ledger]\npath = "{tmp_path / "ledger.sqlite3"}"\n',
         )
         code, out, err = run(
             capsys, "--config", str(cfg), "ask", "--json", "--task", "reasoning", "x"
         )
-    assert [key in sent for sent in fault.keys] == [True]  # sent, and quoted back
+    return code, out, err, fault.keys
+
+
+def test_a_server_error_that_quotes_the_key_never_prints_it(capsys, monkeypatch, tmp_path) -> None:
+    key = "sk-ant-api03-" + "".join(random.Random(5).choices(string.ascii_letters, k=93)) + "AA"
+    monkeypatch.setenv("CLOUD_KEY", key)
+    code, out, err, keys = ask_a_faulty_cloud(capsys, tmp_path, "401_echo")
+    assert [key in (sent or "") for sent in keys] == [True]  # sent, and quoted back
     assert code == ExitCode.PROBLEM
     assert "invalid x-api-key: " in json.loads(out)["error"]
     assert key[:20] not in out + err
     assert one_error_line(err).startswith("devpulse: error: ")
+
+
+@pytest.mark.parametrize(
+    ("kind", "step"),
+    [
+        ("anthropic", "401_incorrect"),
+        ("openai_compat", "401_incorrect"),
+        ("openai_compat", "error_event_echo"),
+    ],
+)
+@pytest.mark.parametrize(
+    "key",
+    [
+        "".join(random.Random(6).choices(string.ascii_letters + string.digits, k=40)),
+        "sk-" + "".join(random.Random(7).choices(string.ascii_letters, k=22)),  # LiteLLM's
+    ],
+)
+def test_a_key_of_no_known_shape_that_a_server_quotes_is_never_printed(
+    capsys, monkeypatch, tmp_path, kind: str, step: str, key: str
+) -> None:
+    """The backend takes the key it sent out of the server's message (`without_credentials`):
+    a gateway's or a self-hosted server's key has no vendor's shape for redact() to know."""
+    monkeypatch.setenv("CLOUD_KEY", key)
+    code, out, err, keys = ask_a_faulty_cloud(capsys, tmp_path, step, kind)
+    assert any(key in (sent or "") for sent in keys)  # sent, and quoted back
+    assert code == ExitCode.PROBLEM
+    assert f"…[{len(key)} chars]" in json.loads(out)["error"]
+    assert key[:12] not in out + err
 
 
 def test_a_password_in_a_server_url_is_never_printed(capsys, tmp_path) -> None:

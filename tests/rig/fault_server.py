@@ -166,6 +166,12 @@ class FaultServer:
                 key = self.headers.get("x-api-key") or self.headers.get("Authorization") or ""
                 self._error(401, "authentication_error", f"invalid x-api-key: {key}")
 
+            def step_401_incorrect(self, body: dict[str, Any]) -> None:
+                """OpenAI's wording, from a gateway that does not mask the key it quotes."""
+                sent = self.headers.get("Authorization") or ""
+                key = self.headers.get("x-api-key") or sent.partition(" ")[2]
+                self._error(401, "invalid_request_error", f"Incorrect API key provided: {key}.")
+
             def step_400_policy(self, body: dict[str, Any]) -> None:
                 self._error(
                     400, "invalid_request_error", "Output blocked by content filtering policy"
@@ -421,6 +427,14 @@ class FaultServer:
                 self._start_stream()
                 self._chunk({"content": "Cloud "})
                 self._chunk({}, "stop")
+
+            def openai_error_event_echo(self, body: dict[str, Any]) -> None:
+                """A gateway's error event inside a 200 stream that quotes the key sent."""
+                self._start_stream()
+                key = self.headers.get("Authorization") or ""
+                error = {"error": {"message": f"Incorrect API key provided: {key}", "code": 401}}
+                self.wfile.write(f"data: {json.dumps(error)}\n\n".encode())
+                self.wfile.flush()
 
             def openai_malformed(self, body: dict[str, Any]) -> None:
                 self._start_stream()

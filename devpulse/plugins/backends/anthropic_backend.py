@@ -27,6 +27,7 @@ from devpulse.plugins.backends.base import (
     context_error,
     retry_after,
     timed_out,
+    without_credentials,
 )
 from devpulse.plugins.backends.stoppable import stop_hook
 
@@ -177,7 +178,9 @@ class AnthropicBackend(Backend):
         inner = body.get("error", body)
         inner = inner if isinstance(inner, dict) else {}
         kind = inner.get("type") if isinstance(inner.get("type"), str) else None
-        message = " ".join(str(inner.get("message") or exc.message).split())[:200]
+        # a key the server quotes back is taken out first (`without_credentials`)
+        said = without_credentials(str(inner.get("message") or exc.message), exc.request.headers)
+        message = " ".join(said.split())[:200]
         status = exc.status_code
         cause = ERROR_TYPES.get(kind or "") or cause_for_status(status)
         if cause is Cause.RATE_LIMITED and "spend limit" in message.lower():

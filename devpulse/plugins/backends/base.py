@@ -58,6 +58,27 @@ def cause_for_status(status: int) -> Cause:
     return Cause.SERVER_ERROR if status >= 500 else Cause.UNKNOWN
 
 
+# The headers a request sends its credential in: OpenAI's and most servers' Authorization,
+# Anthropic's x-api-key, Azure OpenAI's api-key.
+CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key")
+MIN_SCRUBBED_CHARS = 8  # a shorter "key" (a local server's "x") is no secret worth a mangled line
+
+
+def without_credentials(text: str, sent: Mapping[str, str] | None) -> str:
+    """`text`, a server's error message, with each credential the request `sent` in its
+    headers replaced by its length: a server that refuses a key may quote it back ("Incorrect
+    API key provided: sk-..."), and the message goes on to logs and to the CLI's error line.
+    The key is taken from the request that was sent, so nothing keeps it."""
+    if not sent:
+        return text
+    for header in CREDENTIAL_HEADERS:
+        value = sent.get(header) or ""
+        secret = value.partition(" ")[2] or value  # "Bearer KEY": the key
+        if len(secret) >= MIN_SCRUBBED_CHARS and secret in text:
+            text = text.replace(secret, f"…[{len(secret)} chars]")
+    return text
+
+
 # How servers word a context overflow, for the numbers in it. On RE2, like every pattern
 # that may meet text a server echoes back from a request.
 # - llama-server: "request (5024 tokens) exceeds the available context size (4096 tokens)"

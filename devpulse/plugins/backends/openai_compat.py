@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from devpulse.core.config import BackendConfig, Limits, endpoint, shown_url
@@ -27,6 +27,7 @@ from devpulse.plugins.backends.base import (
     context_error,
     retry_after,
     timed_out,
+    without_credentials,
 )
 from devpulse.plugins.backends.openai_mapping import OpenAIDecoder, openai_payload
 from devpulse.plugins.backends.stoppable import stop_hook
@@ -174,7 +175,7 @@ class OpenAICompatBackend(Backend):
             # An event the connection cut before its blank line is never dispatched: the
             # stream then lacks [DONE], and counts as cut.
             for sse in EventSource(reply).iter_sse():
-                yield from self._step(decoder, sse.data, first_token)
+                yield from self._step(decoder, sse.data, first_token, reply.request.headers)
                 if decoder.finished:
                     break
         decoder.end()
@@ -200,20 +201,27 @@ class OpenAICompatBackend(Backend):
                 raise status_error(self.name, reply)
             async with contextlib.aclosing(EventSource(reply).aiter_sse()) as events:
                 async for sse in events:
-                    for chunk in self._step(decoder, sse.data, first_token):
+                    for chunk in self._step(decoder, sse.data, first_token, reply.request.headers):
                         yield chunk
                     if decoder.finished:
                         break
         decoder.end()
 
-    def _step(self, decoder: OpenAIDecoder, data: str, first_token: list[float]) -> list[Chunk]:
-        """The chunks one event's `data` field tells; ``[DONE]`` ends the answer."""
+    def _step(
+        self,
+        decoder: OpenAIDecoder,
+        data: str,
+        first_token: list[float],
+        sent: Mapping[str, str],
+    ) -> list[Chunk]:
+        """The chunks one event's `data` field tells; ``[DONE]`` ends the answer. `sent`:
+        the request's headers, whose credential an error event's message must not quote."""
         if data == "[DONE]":
             chunks = decoder.done()
         else:
             event = json.loads(data)
             if "error" in event:
-                raise _error(self.name, event, 200, None)
+                raise _error(self.name, event, 200, None, sent)
             chunks = decoder.feed(event)
         if chunks and not first_token:
             first_token.append(time.perf_counter())
@@ -226,19 +234,24 @@ def status_error(name: str, reply: httpx.Response) -> BackendError:
         body = reply.json()
     except ValueError:
         body = {"error": reply.text[:200]}
-    return _error(name, body if isinstance(body, dict) else {}, reply.status_code, reply.headers)
+    body = body if isinstance(body, dict) else {}
+    return _error(name, body, reply.status_code, reply.headers, reply.request.headers)
 
 
-def _error(name: str, body: dict[str, Any], status: int, headers: Any) -> BackendError:
+def _error(
+    name: str, body: dict[str, Any], status: int, headers: Any, sent: Mapping[str, str]
+) -> BackendError:
+    """The BackendError a server's error `body` says; `sent`, the request's headers, whose
+    credential the message must not quote (`without_credentials`)."""
     inner = body.get("error")
     if isinstance(inner, dict):
         kind = inner.get("type") or None
         code = inner.get("code")
-        message = str(inner.get("message") or "")
+        message = without_credentials(str(inner.get("message") or ""), sent)
         if status == 200 and isinstance(code, int):
             status = code  # an error inside a stream names its status in the body
     else:
-        inner, kind, code, message = {}, None, None, str(inner or "")
+        inner, kind, code, message = {}, None, None, without_credentials(str(inner or ""), sent)
     cause = _cause(status, {kind, code if isinstance(code, str) else None}, message)
     if cause is Cause.CONTEXT_LENGTH:  # llama-server names both sizes in its error body
         return context_error(
