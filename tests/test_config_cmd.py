@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import string
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,46 @@ def test_an_api_key_is_shown_as_set_never_printed(
     assert code == 0
     assert SENTINEL not in out + err
     assert 'backends.anthropic.api_key = "set ($ANTHROPIC_API_KEY)"  (environment)' in out
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ('apiToken = "{0}"', "plugins.acme.apiToken"),  # camelCase
+        ('accessToken = "{0}"', "plugins.acme.accessToken"),
+        ('AUTHORIZATION = "Bearer {0}"', "plugins.acme.AUTHORIZATION"),
+        ('headers = {{ Authorization = "Basic {0}" }}', "plugins.acme.headers.Authorization"),
+        ('api_keys = ["{0}"]', "plugins.acme.api_keys"),  # a plural, a list
+        ('pwd = "{0}"', "plugins.acme.pwd"),
+        ('secrets = {{ db = "{0}" }}', "plugins.acme.secrets.db"),  # under a secrets table
+    ],
+)
+def test_a_plugins_secret_under_any_name_is_never_printed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, line: str, key: str
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[plugins.acme]\n{line.format(SENTINEL)}\nretries = 3\n")
+    for args in (("config", "--json"), ("config",)):
+        code, out, err = run(capsys, "--config", str(cfg), *args)
+        assert code == 0
+        assert SENTINEL not in out + err
+    values = config_json(capsys, "--config", str(cfg))["values"]
+    assert values[key]["value"] == "<redacted>"
+    assert values["plugins.acme.retries"] == {"value": 3, "from": "file"}
+
+
+def test_a_token_in_any_other_value_is_redacted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """What the privacy rules find is redacted wherever it stands: an allowlist's pattern
+    that names a token whole, a Slack webhook's URL."""
+    token = "ghp_" + "".join(random.Random(3).choices(string.ascii_letters + string.digits, k=36))
+    webhook = "https://hooks.slack.com/services/T01234567/B01234567/" + token[4:28]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[privacy]\nallowlist = ["{token}"]\n[plugins.acme]\nnotify = "{webhook}"\n')
+    code, out, err = run(capsys, "--config", str(cfg), "config", "--json")
+    assert code == 0
+    assert token[4:28] not in out + err
 
 
 def test_an_unset_api_key_says_so(

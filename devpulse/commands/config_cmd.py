@@ -20,7 +20,14 @@ from devpulse.core.ledger import default_ledger_path
 # "environment" (read from an environment variable when the CLI started).
 DEFAULT, FILE, ENVIRONMENT = "default", "file", "environment"
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-SECRET_WORDS = frozenset({"key", "apikey", "token", "secret", "password", "passwd", "credential"})
+# The words of a name that may hold a secret, in any case and as the plural (api_keys,
+# apiToken, AUTHORIZATION, a `secrets` table): only a text or a list is hidden so, never a
+# number (long_context_tokens = 32000).
+SECRET_WORDS = frozenset(
+    {"key", "apikey", "token", "secret", "password", "passwd", "pwd", "pass", "credential"}
+    | {"auth", "authorization", "cookie", "webhook"}
+)
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+")  # apiToken -> api, Token
 
 
 @click.command("config")
@@ -31,7 +38,9 @@ def config_command(ctx: click.Context, as_json: bool) -> None:
 
     One line per dotted key: `key = value  (default | file | environment)`. API keys are
     read from the environment variable each backend's api_key_env names: only whether it
-    is set is shown, never its value.
+    is set is shown, never its value. A value under a name that may hold a secret (a
+    plugin's apiToken, headers.Authorization, a secrets table) is shown as <redacted>, and
+    a secret the privacy rules find in any other value is redacted too.
 
     Exit codes: 0 shown, 2 usage or config error.
     """
@@ -69,19 +78,38 @@ def provenance(config: Config) -> dict[str, dict[str, Any]]:
 
 
 def _walk(
-    merged: Mapping[str, Any], user: Any, prefix: str, out: dict[str, dict[str, Any]]
+    merged: Mapping[str, Any],
+    user: Any,
+    prefix: str,
+    out: dict[str, dict[str, Any]],
+    names: tuple[str, ...] = (),
 ) -> None:
     for name, value in merged.items():
         key = f"{prefix}.{_part(name)}" if prefix else _part(name)
         mine = user.get(name) if isinstance(user, Mapping) else None
         from_file = isinstance(user, Mapping) and name in user
+        path = (*names, str(name))
         if isinstance(value, Mapping) and value:
-            _walk(value, mine, key, out)
+            _walk(value, mine, key, out, path)
             continue
-        shown = "<redacted>" if _looks_secret(str(name)) and value else value
-        if isinstance(shown, str):  # a URL's password and query values: user:***@, ?key=***
-            shown = shown_url(shown)
-        out[key] = {"value": shown, "from": FILE if from_file else DEFAULT}
+        out[key] = {"value": _shown(path, value), "from": FILE if from_file else DEFAULT}
+
+
+def _shown(path: tuple[str, ...], value: Any) -> Any:
+    """`value` as `devpulse config` may print it: hidden under a name that may hold a
+    secret, anywhere on its path (a plugin's apiToken, its headers' Authorization, a
+    `secrets` table's entries); elsewhere with a URL's password and query values masked
+    (user:***@, ?key=***) and any secret the privacy rules find redacted (a token in an
+    allowlist's pattern, a webhook's URL)."""
+    from devpulse.plugins.privacy.redact import redact  # noqa: PLC0415  # only if shown
+
+    if isinstance(value, str | list) and value and _looks_secret(path):
+        return "<redacted>"
+    if isinstance(value, str):
+        return redact(shown_url(value))
+    if isinstance(value, list):
+        return [redact(shown_url(v)) if isinstance(v, str) else v for v in value]
+    return value
 
 
 def _environment(config: Config, values: dict[str, dict[str, Any]]) -> None:
@@ -117,7 +145,9 @@ def _chosen_by(option: str | None) -> str:
     return "$XDG_CONFIG_HOME" if os.environ.get("XDG_CONFIG_HOME") else "~/.config"
 
 
-def _looks_secret(name: str) -> bool:
-    """A key that may hold a secret (a plugin's token, say); `*_env` names a variable."""
-    words = name.lower().replace("-", "_").split("_")
-    return words[-1] != "env" and bool(SECRET_WORDS.intersection(words))
+def _looks_secret(path: tuple[str, ...]) -> bool:
+    """Whether a name on `path` may hold a secret (SECRET_WORDS); `*_env` names a variable."""
+    if [w.lower() for w in _WORD.findall(path[-1])][-1:] == ["env"]:
+        return False
+    words = (w.lower() for name in path for w in _WORD.findall(name))
+    return any(w in SECRET_WORDS or w.removesuffix("s") in SECRET_WORDS for w in words)
