@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,8 @@ from devpulse.commands.inputs import (
 )
 from devpulse.core.exitcodes import ExitCode
 from devpulse.core.types import Finding, PrivacyLevel
-from devpulse.plugins.privacy.scanner import Scanner
+from devpulse.plugins.privacy.redact import redact
+from devpulse.plugins.privacy.scanner import MAX_FINDINGS_PER_RULE, Scanner
 
 # Folders a recursive scan never enters: version control, dependencies and caches, which
 # hold other people's code and test keys, not yours. A folder with a `pyvenv.cfg` is a
@@ -71,7 +73,9 @@ def scan_command(scanner: Scanner, max_bytes: int) -> click.Command:
         that is not UTF-8 is read with replacement characters, as a prompt is. Folders skip
         version control, virtualenvs, node_modules and caches, and do not follow a symlink to a
         folder (it is listed as skipped; scan its target by name). Each file may hold at most
-        input.max_bytes. Findings are redacted: the matched text is never printed.
+        input.max_bytes. Findings are redacted: the matched text is never printed. A rule
+        lists at most its first 100 findings in a file; one that reaches 100 is named under
+        "truncated" (--json) or on a line of its own, as the file may hold more.
 
         A file or folder that cannot be read (permission denied) is reported as an error
         entry with its reason, on stderr and in the --json document's "files", and the rest
@@ -274,17 +278,32 @@ def _shown(path: Path) -> str:
 
 
 def _report(scanner: Scanner, source: Source) -> dict[str, Any]:
+    """A file's report. Its name and an error's reason are what the command line gave
+    (`scan $(cat .env)` names files after a secret): said on one line, with any secret in
+    them redacted. A rule lists its first MAX_FINDINGS_PER_RULE findings in a file: one that
+    reaches that many is named under "truncated", as it may hold more."""
+    name = _said(source.name)
     if source.error is not None:
-        return {"path": source.name, "error": source.error}
+        return {"path": name, "error": _said(source.error)}
     if source.text is None:
-        return {"path": source.name, "skipped": source.skipped}
+        return {"path": name, "skipped": source.skipped}
     findings = scanner.scan(source.text)
     level = max((f.level for f in findings), default=PrivacyLevel.PUBLIC)
-    return {
-        "path": source.name,
+    report = {
+        "path": name,
         "level": level.label,
         "findings": [_located(source.text, f) for f in findings],
     }
+    counts = Counter(f.rule_id for f in findings)
+    truncated = sorted(rule for rule, n in counts.items() if n >= MAX_FINDINGS_PER_RULE)
+    if truncated:
+        report["truncated"] = truncated
+    return report
+
+
+def _said(text: str) -> str:
+    """`text` on one line, any secret in it redacted."""
+    return redact(" ".join(text.split()))
 
 
 def _located(text: str, finding: Finding) -> dict[str, Any]:
@@ -308,6 +327,9 @@ def _print(report: dict[str, Any], as_json: bool) -> None:
     if not findings:
         click.echo(f"{report['path']}: clean")
         return
-    click.echo(f"{report['path']}: {report['level']} ({len(findings)} finding(s))")
+    more = "+" if "truncated" in report else ""
+    click.echo(f"{report['path']}: {report['level']} ({len(findings)}{more} finding(s))")
     for f in findings:
         click.echo(f"  {f['line']}:{f['column']}  {f['rule_id']}  {f['category']}  {f['preview']}")
+    for rule in report.get("truncated", ()):
+        click.echo(f"  {rule}: its first {MAX_FINDINGS_PER_RULE} listed; the file may hold more")

@@ -100,6 +100,38 @@ def test_unreadable_path_exits_2_after_scanning_the_rest(capsys, leaky: Path) ->
     assert out.startswith(f"{leaky}: secret")
 
 
+def test_a_path_named_after_a_secret_is_said_redacted_on_one_line(capsys, leaky: Path) -> None:
+    """`scan $(cat .env)` names files after each word: the error says them redacted."""
+    token = make.github_token(RNG)
+    code, out, err = run(capsys, "scan", "--json", f"GITHUB_TOKEN={token}", "one\ntwo")
+    assert code == 2
+    assert token[4:] not in out + err
+    assert err.count("\n") == 2  # one line for each path
+    assert "cannot read one two: " in err
+    files = json.loads(out)["files"]
+    assert all(token[4:] not in f["path"] + f["error"] for f in files)
+
+
+def test_a_rule_that_lists_its_most_findings_says_the_file_may_hold_more(
+    capsys, tmp_path: Path
+) -> None:
+    path = tmp_path / "tokens.txt"
+    path.write_text("".join(f"line {i}: token {make.github_token(RNG)}\n" for i in range(150)))
+    code, out, _ = run(capsys, "scan", "--json", str(path))
+    assert code == 1
+    report = json.loads(out)["files"][0]
+    assert sum(f["rule_id"] == "github-token" for f in report["findings"]) == 100
+    assert report["truncated"] == ["github-token"]
+    code, out, _ = run(capsys, "scan", str(path))
+    assert out.startswith(f"{path}: secret (")
+    assert "+ finding(s))" in out.splitlines()[0]
+    assert "github-token: its first 100 listed; the file may hold more" in out
+    few = tmp_path / "few.txt"
+    few.write_text(f"token {make.github_token(RNG)}\n")
+    code, out, _ = run(capsys, "scan", "--json", str(few))
+    assert "truncated" not in json.loads(out)["files"][0]
+
+
 def test_no_paths_is_a_usage_error(capsys) -> None:
     code, _, err = run(capsys, "scan")
     assert code == 2
