@@ -68,6 +68,8 @@ def test_version_builds_no_plugin_manager() -> None:
 
 def test_a_dispatch_loads_the_client_library_it_needs() -> None:
     found = in_fresh_python(
+        "import os\n"
+        "os.environ['ANTHROPIC_API_KEY'] = 'sk-ant-test'\n"
         "from devpulse import Decision, Request, Side, config_from_mapping\n"
         "from devpulse.core.plugins import make_plugin_manager\n"
         "pm = make_plugin_manager(config_from_mapping({}), entry_points=False)\n"
@@ -79,3 +81,19 @@ def test_a_dispatch_loads_the_client_library_it_needs() -> None:
     )
     assert {"anthropic", "httpx2", "ollama", "httpx"} <= set(found["heavy"])
     assert not {"numpy", "langchain_core"} & set(found["heavy"])
+
+
+def test_a_cloud_request_with_no_key_fails_without_loading_the_sdk() -> None:
+    """With no key for Anthropic's API the request fails before anything is sent: the SDK,
+    a second to import, is not loaded only to say so."""
+    found = in_fresh_python(
+        "import os\n"
+        "os.environ.pop('ANTHROPIC_API_KEY', None)\n"
+        "from devpulse import Decision, Request, Side, config_from_mapping\n"
+        "from devpulse.core.plugins import make_plugin_manager\n"
+        "pm = make_plugin_manager(config_from_mapping({}), entry_points=False)\n"
+        "decision = Decision(Side.CLOUD, 'anthropic', 'm', ())\n"
+        "pm.hook.prepare_dispatch(request=Request.from_prompt('x'), decision=decision)\n"
+        "result = None"
+    )
+    assert "anthropic" not in found["heavy"]

@@ -62,6 +62,16 @@ class AnthropicBackend(Backend):
         official = (config.base_url or ANTHROPIC_API).rstrip("/") == ANTHROPIC_API
         self.missing_key = official and not self.key
 
+    def prepare(self) -> None:
+        """As every backend's, but with no key for Anthropic's API the request fails before
+        anything is sent (`params`): the SDK, a second to import, is not loaded for that."""
+        if not self.missing_key:
+            super().prepare()
+
+    @property
+    def prepared(self) -> bool:
+        return self.missing_key or super().prepared
+
     def make_client(self) -> anthropic.Anthropic:
         import anthropic  # noqa: PLC0415  # on first use: it takes seconds to import
         import httpx2  # noqa: PLC0415  # loaded with the client
@@ -140,6 +150,8 @@ class AnthropicBackend(Backend):
 
     def _failure(self, exc: Exception, first: list[float]) -> Exception:
         """What an error of the SDK means, as a `BackendError` with its cause."""
+        if isinstance(exc, BackendError):
+            return exc  # ours, raised before the SDK was needed: a missing key loads none
         import anthropic  # noqa: PLC0415  # loaded with the client
         import httpx2  # noqa: PLC0415  # loaded with the client
 
