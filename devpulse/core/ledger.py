@@ -280,12 +280,6 @@ class Ledger:
     def _version(self, db: sqlite3.Connection) -> int:
         """The file's schema version, once it is known to be a ledger this DevPulse reads."""
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        other = _someone_elses(db)
-        if other:  # checked before anything is written: their file is left as it was
-            raise ConfigError(
-                f"{self.path} is an SQLite database of something else (tables: {other}), "
-                "not a DevPulse ledger; set ledger.path to a file of its own"
-            )
         if version > SCHEMA_VERSION:
             raise ConfigError(
                 f"the ledger at {self.path} has schema version {version}, newer than this "
@@ -304,6 +298,15 @@ class Ledger:
             isolation_level=None,
             check_same_thread=False,
         )
+        # Checked before anything is written, WAL mode included (it is a setting of the
+        # file, not of this connection): their file is left as it was, byte for byte.
+        other = _someone_elses(db)
+        if other:
+            db.close()
+            raise ConfigError(
+                f"{self.path} is an SQLite database of something else (tables: {other}), "
+                "not a DevPulse ledger; set ledger.path to a file of its own"
+            )
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import multiprocessing
 import sqlite3
@@ -194,11 +195,16 @@ def test_a_database_of_something_else_is_refused_and_left_as_it_was(tmp_path, ve
         db.execute("CREATE TABLE requests (id INTEGER PRIMARY KEY, url TEXT)")
         db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY)")
         db.execute(f"PRAGMA user_version = {version}")
+    before = hashlib.md5(path.read_bytes()).hexdigest()
     with pytest.raises(ConfigError, match=r"something else \(tables: requests, users\), not a"):
         Ledger(path)
+    # Byte for byte: WAL mode, for one, is written in the header of the file.
+    assert hashlib.md5(path.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.sqlite3"]  # no -wal, -shm
     with sqlite3.connect(path) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert db.execute("PRAGMA user_version").fetchone()[0] == version
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     assert tables == {"requests", "users"}
 
 
