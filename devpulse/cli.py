@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -293,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _fail(message: str, code: ExitCode, as_json: bool) -> int:
     """Say why the command failed: one line on stderr, and under --json a JSON object on
     stdout too. A secret in the message (a server's error that echoes a key) is redacted."""
+    _ignore_stop_signals()  # a Ctrl-C now would cut the line short with a traceback
     from devpulse.plugins.privacy.redact import redact  # noqa: PLC0415  # on errors only
 
     line = redact(" ".join(without_surrogates(message).split()))  # argv bytes not UTF-8
@@ -337,6 +339,25 @@ def _asks_version(args: list[str]) -> bool:
             return found and not arg.startswith("-")
         i += 1
     return found
+
+
+def _stop(signum: int, frame: object) -> None:
+    """The console script's SIGINT handler: stop the command where it stands.
+
+    From the first signal on, SIGINT is ignored until exit: `timeout -s INT` signals the
+    process and then its group, and the second signal, tens of milliseconds later, would
+    otherwise break off the handling of the first (the request's booking, the error line)
+    with a traceback.
+    """
+    _ignore_stop_signals()
+    raise KeyboardInterrupt
+
+
+def _ignore_stop_signals() -> None:
+    """Ignore SIGINT from now to exit, where `run` installed `_stop`: a host that calls
+    `main` itself keeps its own handlers."""
+    if signal.getsignal(signal.SIGINT) is _stop:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _os_error(exc: OSError) -> str:
@@ -389,4 +410,7 @@ def _peek_option(args: list[str], name: str) -> str | None:
 
 
 def run() -> None:  # pragma: no cover - exercised through the console script
+    # Here only, never in `main` or the library: signal handlers belong to the process's
+    # owner, and only the console script owns its process.
+    signal.signal(signal.SIGINT, _stop)
     sys.exit(main())

@@ -3,6 +3,7 @@ traceback, and nothing lost on the way (issue 11, section 3)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -604,6 +605,13 @@ def test_an_interrupt_in_a_command_is_130(capsys, monkeypatch) -> None:
     assert err == "devpulse: error: interrupted\n"
 
 
+def test_main_leaves_its_hosts_signal_handlers_alone(capsys) -> None:
+    """Only the console script (`run`) handles SIGINT; `main` is callable."""
+    before = signal.getsignal(signal.SIGINT)
+    run(capsys, "route", "--nope")  # an error exit, which ignores it under `run`
+    assert signal.getsignal(signal.SIGINT) == before
+
+
 def test_an_error_naming_bytes_that_are_not_utf8_prints_under_json(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "XDG_CONFIG_HOME": str(tmp_path)}
     done = subprocess.run(
@@ -766,6 +774,40 @@ def test_sigint_while_waiting_for_an_answer_is_130_and_booked(tmp_path: Path) ->
         out, err = child.communicate(timeout=60)
     assert child.returncode == ExitCode.INTERRUPTED
     assert out == ""
+    assert one_error_line(err) == "devpulse: error: interrupted"
+    with sqlite3.connect(tmp_path / "ledger.sqlite3") as db:
+        assert db.execute("SELECT outcome FROM requests").fetchall() == [("cancelled",)]
+
+
+def _asking(tmp_path: Path, fault: FaultServer) -> subprocess.Popen[str]:
+    """`devpulse ask --json` started, and returned once `fault` holds its request."""
+    cfg = fault_config(tmp_path, fault)
+    child = subprocess.Popen(
+        [*CLI, "--config", str(cfg), "ask", "--json", "--task", "reasoning", "hello"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+    )
+    assert child.stderr is not None
+    assert child.stderr.readline().startswith("devpulse: cloud -> ")  # about to go out
+    while not fault.bodies and child.poll() is None:  # until the server holds it
+        time.sleep(0.05)
+    return child
+
+
+def test_more_sigints_while_one_is_handled_are_ignored(tmp_path: Path) -> None:
+    """`timeout -s INT` signals devpulse and then its process group: the second SIGINT
+    lands while the first is handled (booking, closing, the error line), tens of ms in."""
+    with FaultServer(["silence"], hang_s=60) as fault:
+        child = _asking(tmp_path, fault)
+        while child.poll() is None:  # until it exits: some land while it cleans up
+            child.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=0.005)
+        out, err = child.communicate(timeout=60)
+    assert child.returncode == ExitCode.INTERRUPTED
+    assert json.loads(out) == {"status": "error", "error": "interrupted", "exit_code": 130}
     assert one_error_line(err) == "devpulse: error: interrupted"
     with sqlite3.connect(tmp_path / "ledger.sqlite3") as db:
         assert db.execute("SELECT outcome FROM requests").fetchall() == [("cancelled",)]
