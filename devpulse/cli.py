@@ -3,7 +3,8 @@
 Human output goes to stdout, logs to stderr. Every command takes ``--json``, whose output
 always has a ``status`` key. Errors are one line on stderr (and a JSON object with
 ``status: "error"`` on stdout under ``--json``), with an exit code from `ExitCode`: never a
-traceback, whatever the input, an interrupt (130) or a reader that closes the pipe (1).
+traceback, whatever the input, an interrupt (130, or 143 for SIGTERM) or a reader that
+closes the pipe (1).
 """
 
 from __future__ import annotations
@@ -82,9 +83,15 @@ def emit(payload: dict[str, Any]) -> None:
 
 
 class Interrupted(DevPulseError):
-    """Ctrl-C (SIGINT) stopped the command."""
+    """Ctrl-C (SIGINT) stopped the command, or SIGTERM (raised from `Terminated`)."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM stopped the command (a service manager, `docker stop`, `timeout`, a cancelled
+    CI job). The console script raises it where Ctrl-C's KeyboardInterrupt would be, so the
+    library cancels the request and books it as it does on Ctrl-C."""
 
 
 class OutputClosed(DevPulseError):
@@ -101,6 +108,8 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except Terminated as exc:
+            raise Interrupted("terminated") from exc
         except KeyboardInterrupt:
             raise Interrupted("interrupted") from None
         except BrokenPipeError:
@@ -176,8 +185,8 @@ def build_cli(app: App) -> click.Group:
 
         Exit codes (devpulse.ExitCode): 0 ok, 1 ran and found a problem (or the output was
         cut by a closed pipe, or an internal error), 2 usage, config or input error, 10 and
-        20 for the memory preflight (tight, no fit), 130 interrupted (Ctrl-C). Each
-        command's --help says which it uses.
+        20 for the memory preflight (tight, no fit), 130 interrupted (Ctrl-C), 143
+        terminated (SIGTERM). Each command's --help says which it uses.
         """
         configure_logging(verbose)
         ctx.obj = app
@@ -246,8 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `devpulse` console script; returns the exit code.
 
     Every way out is an exit code from `ExitCode` and at most one line on stderr: an
-    interrupt, start-up included, is 130; a closed stdout is 1; anything unexpected is 1
-    with "internal error" (and its traceback with -vv).
+    interrupt, start-up included, is 130 (143 for SIGTERM, where `run` handles it); a closed
+    stdout is 1; anything unexpected is 1 with "internal error" (and its traceback with -vv).
     """
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
@@ -272,7 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc.format_message(), ExitCode.USAGE, as_json)
     except click.ClickException as exc:
         return _fail(exc.format_message(), ExitCode.USAGE, as_json)
-    except (KeyboardInterrupt, click.Abort, Interrupted):
+    except (KeyboardInterrupt, click.Abort, Interrupted) as exc:
+        if _terminated(exc):
+            return _fail("terminated", ExitCode.TERMINATED, as_json)
         return _fail("interrupted", ExitCode.INTERRUPTED, as_json)
     except (BrokenPipeError, OutputClosed):
         _discard_stdout()
@@ -341,23 +352,32 @@ def _asks_version(args: list[str]) -> bool:
     return found
 
 
-def _stop(signum: int, frame: object) -> None:
-    """The console script's SIGINT handler: stop the command where it stands.
+def _terminated(exc: BaseException) -> bool:
+    """Whether SIGTERM stopped the command, not Ctrl-C: `Terminated`, or what `_Group` or
+    click (an interrupt while it parses becomes `Abort`) raised from it."""
+    return isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
 
-    From the first signal on, SIGINT is ignored until exit: `timeout -s INT` signals the
+
+def _stop(signum: int, frame: object) -> None:
+    """The console script's SIGINT and SIGTERM handler: stop the command where it stands.
+
+    From the first signal on, both are ignored until exit: `timeout -s INT` signals the
     process and then its group, and the second signal, tens of milliseconds later, would
     otherwise break off the handling of the first (the request's booking, the error line)
     with a traceback.
     """
     _ignore_stop_signals()
+    if signum == signal.SIGTERM:
+        raise Terminated
     raise KeyboardInterrupt
 
 
 def _ignore_stop_signals() -> None:
-    """Ignore SIGINT from now to exit, where `run` installed `_stop`: a host that calls
-    `main` itself keeps its own handlers."""
-    if signal.getsignal(signal.SIGINT) is _stop:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Ignore SIGINT and SIGTERM from now to exit, where `run` installed `_stop`: a host
+    that calls `main` itself keeps its own handlers."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is _stop:
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def _os_error(exc: OSError) -> str:
@@ -412,5 +432,6 @@ def _peek_option(args: list[str], name: str) -> str | None:
 def run() -> None:  # pragma: no cover - exercised through the console script
     # Here only, never in `main` or the library: signal handlers belong to the process's
     # owner, and only the console script owns its process.
-    signal.signal(signal.SIGINT, _stop)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop)
     sys.exit(main())

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from devpulse import ExitCode
-from devpulse.cli import main
+from devpulse.cli import Terminated, main
 from tests.rig.fault_server import FaultServer
 
 CLI = [sys.executable, "-c", "from devpulse.cli import run; run()"]
@@ -605,11 +605,22 @@ def test_an_interrupt_in_a_command_is_130(capsys, monkeypatch) -> None:
     assert err == "devpulse: error: interrupted\n"
 
 
+def test_sigterm_in_a_command_is_143(capsys, monkeypatch) -> None:
+    def terminated(*args: object, **kwargs: object) -> None:
+        raise Terminated  # as the console script's SIGTERM handler does
+
+    monkeypatch.setattr("devpulse.core.plugins.plugin_listing", terminated)
+    code, out, err = run(capsys, "plugins", "--json")
+    assert code == ExitCode.TERMINATED
+    assert json.loads(out) == {"status": "error", "error": "terminated", "exit_code": 143}
+    assert err == "devpulse: error: terminated\n"
+
+
 def test_main_leaves_its_hosts_signal_handlers_alone(capsys) -> None:
-    """Only the console script (`run`) handles SIGINT; `main` is callable."""
-    before = signal.getsignal(signal.SIGINT)
-    run(capsys, "route", "--nope")  # an error exit, which ignores it under `run`
-    assert signal.getsignal(signal.SIGINT) == before
+    """Only the console script (`run`) handles SIGINT and SIGTERM; `main` is callable."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    run(capsys, "route", "--nope")  # an error exit, which ignores them under `run`
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
 def test_an_error_naming_bytes_that_are_not_utf8_prints_under_json(tmp_path: Path) -> None:
@@ -779,18 +790,32 @@ def test_sigint_while_waiting_for_an_answer_is_130_and_booked(tmp_path: Path) ->
         assert db.execute("SELECT outcome FROM requests").fetchall() == [("cancelled",)]
 
 
-def _asking(tmp_path: Path, fault: FaultServer) -> subprocess.Popen[str]:
-    """`devpulse ask --json` started, and returned once `fault` holds its request."""
-    cfg = fault_config(tmp_path, fault)
+def _asking(tmp_path: Path, fault: FaultServer, side: str = "cloud") -> subprocess.Popen[str]:
+    """`devpulse ask --json` started, on `side`, and returned once `fault` holds its request."""
+    cfg, task = fault_config(tmp_path, fault), "reasoning"
+    if side == "local":  # a local attempt books its model busy (`uses`) while it runs
+        cfg, task = (
+            config(
+                tmp_path,
+                f'[local]\nbackend = "fault"\nmodel = "m"\n'
+                f'[backends.fault]\nside = "local"\nkind = "openai_compat"\n'
+                f'base_url = "{fault.base_url}/v1"\n'
+                f'[ledger]\npath = "{tmp_path / "ledger.sqlite3"}"\n',
+            ),
+            "drafting",
+        )
     child = subprocess.Popen(
-        [*CLI, "--config", str(cfg), "ask", "--json", "--task", "reasoning", "hello"],
+        [*CLI, "--config", str(cfg), "ask", "--json", "--task", task, "hello"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
     )
     assert child.stderr is not None
-    assert child.stderr.readline().startswith("devpulse: cloud -> ")  # about to go out
+    line = child.stderr.readline()
+    while line and not line.startswith("devpulse: "):  # log lines (the local model's size)
+        line = child.stderr.readline()
+    assert line.startswith(f"devpulse: {side} -> "), line  # the decision: about to go out
     while not fault.bodies and child.poll() is None:  # until the server holds it
         time.sleep(0.05)
     return child
@@ -811,6 +836,24 @@ def test_more_sigints_while_one_is_handled_are_ignored(tmp_path: Path) -> None:
     assert one_error_line(err) == "devpulse: error: interrupted"
     with sqlite3.connect(tmp_path / "ledger.sqlite3") as db:
         assert db.execute("SELECT outcome FROM requests").fetchall() == [("cancelled",)]
+
+
+def test_sigterm_while_waiting_for_an_answer_is_143_booked_and_not_left_in_flight(
+    tmp_path: Path,
+) -> None:
+    """What systemd, `docker stop`, `timeout` and a cancelled CI job send: handled as Ctrl-C
+    is, so the model is not left looking busy to preflight and babysit."""
+    with FaultServer(["silence"], hang_s=60) as fault:
+        child = _asking(tmp_path, fault, "local")
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=60)
+    assert child.returncode == ExitCode.TERMINATED == 143
+    assert json.loads(out) == {"status": "error", "error": "terminated", "exit_code": 143}
+    assert one_error_line(err) == "devpulse: error: terminated"
+    with sqlite3.connect(tmp_path / "ledger.sqlite3") as db:
+        assert db.execute("SELECT outcome FROM requests").fetchall() == [("cancelled",)]
+        assert db.execute("SELECT count(*) FROM uses WHERE finished IS NULL").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM uses").fetchone() == (1,)
 
 
 @pytest.mark.parametrize("stream", [True, False])

@@ -21,3 +21,6 @@ class ExitCode(enum.IntEnum):
     NO_FIT = 20
     #: Interrupted (Ctrl-C, SIGINT): stopped before the end, as shells report 128 + SIGINT.
     INTERRUPTED = 130
+    #: Terminated (SIGTERM: a service manager, `docker stop`, `timeout`): stopped as by
+    #: Ctrl-C, the request cancelled and booked, as shells report 128 + SIGTERM.
+    TERMINATED = 143
