@@ -429,9 +429,25 @@ def _peek_option(args: list[str], name: str) -> str | None:
     return found
 
 
+def _hold_stderr() -> None:
+    """Started with stderr closed (`2>&-`), fd 2 is free: the next file opened (the ledger's
+    SQLite file) would get it, and whatever then writes to stderr (a command's error line, a
+    C library's message) would fail, or write into that file. /dev/null holds it instead:
+    the error lines go nowhere, the report on stdout and the exit code still tell."""
+    try:
+        os.fstat(2)
+    except OSError:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        if fd != 2:
+            os.dup2(fd, 2)
+            os.close(fd)
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115  # held to exit
+
+
 def run() -> None:  # pragma: no cover - exercised through the console script
-    # Here only, never in `main` or the library: signal handlers belong to the process's
-    # owner, and only the console script owns its process.
+    # Here only, never in `main` or the library: signal handlers and the standard streams
+    # belong to the process's owner, and only the console script owns its process.
+    _hold_stderr()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stop)
     sys.exit(main())

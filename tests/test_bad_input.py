@@ -623,6 +623,34 @@ def test_main_leaves_its_hosts_signal_handlers_alone(capsys) -> None:
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
+def test_with_stderr_closed_a_scan_still_reports_on_stdout(tmp_path: Path) -> None:
+    """`2>&-`: the console script holds fd 2 with /dev/null, so the error lines go nowhere
+    and the report and the exit code are whole (the first file opened would get fd 2)."""
+    leaky = tmp_path / "leaky.env"
+    leaky.write_text("GITHUB_TOKEN=ghp_" + "".join(random.Random(8).choices(string.digits, k=36)))
+    done = subprocess.run(
+        [
+            "bash",
+            "-c",
+            'exec "$@" 2>&-',
+            "bash",
+            *CLI,
+            "scan",
+            "--json",
+            "/nonexistent",
+            str(leaky),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+        check=False,
+    )
+    assert done.returncode == ExitCode.USAGE  # a path could not be read
+    files = json.loads(done.stdout)["files"]
+    assert [f["path"] for f in files] == ["/nonexistent", str(leaky)]
+    assert files[1]["findings"][0]["rule_id"] == "github-token"
+
+
 def test_an_error_naming_bytes_that_are_not_utf8_prints_under_json(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "XDG_CONFIG_HOME": str(tmp_path)}
     done = subprocess.run(
