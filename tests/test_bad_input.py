@@ -169,6 +169,23 @@ def test_an_empty_prompt_is_a_usage_error(capsys, monkeypatch, tmp_path, command
     assert one_error_line(err) == "devpulse: error: empty prompt"
 
 
+@pytest.mark.parametrize("command", ["route", "ask"])
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_a_binary_prompt_is_a_usage_error(capsys, monkeypatch, tmp_path, command, source):
+    """Random bytes (an image, an archive) read as text are noise, to either side."""
+    data = random.Random(9).randbytes(2000) + b"\0"
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(data)
+    binary_stdin(monkeypatch, data)
+    args = ["--file", str(blob)] if source == "file" else ["-"]
+    code, out, err = run(capsys, command, "--json", *args)
+    assert code == ExitCode.USAGE
+    assert (
+        json.loads(out)["error"] == "the prompt is binary (NUL bytes in its first 8 KB): give text"
+    )
+    assert one_error_line(err).startswith("devpulse: error: the prompt is binary")
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [

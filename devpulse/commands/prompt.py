@@ -7,7 +7,14 @@ from typing import Any, TypeVar
 
 import click
 
-from devpulse.commands.inputs import as_text, read_bounded, read_stdin, without_surrogates
+from devpulse.commands.inputs import (
+    PROBE_BYTES,
+    as_text,
+    binary_reason,
+    read_bounded,
+    read_stdin,
+    without_surrogates,
+)
 from devpulse.core.types import TaskClass, choices
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,6 +42,7 @@ def read_prompt(prompt: str | None, path: Any, max_bytes: int) -> str:
 
     Files and stdin are read as bytes, at most `max_bytes` of them (``input.max_bytes``),
     and decoded as UTF-8 with replacement characters; so is an argument that was not UTF-8.
+    Binary input (NUL bytes near its start, as `devpulse scan` tells) is a usage error.
     """
     if (prompt is None) == (path is None):
         raise click.UsageError("give exactly one of PROMPT, '-' or --file F")
@@ -47,4 +55,9 @@ def read_prompt(prompt: str | None, path: Any, max_bytes: int) -> str:
         text = without_surrogates(str(prompt))
     if not text.strip():
         raise click.UsageError("empty prompt")
+    if binary_reason(text[:PROBE_BYTES].encode("utf-8", "surrogatepass")) is not None:
+        # an image or an archive read as text: noise, to either side
+        raise click.UsageError(
+            f"the prompt is binary (NUL bytes in its first {PROBE_BYTES // 1024} KB): give text"
+        )
     return text
