@@ -112,20 +112,41 @@ def test_an_api_key_is_shown_as_set_never_printed(
         ('api_keys = ["{0}"]', "plugins.acme.api_keys"),  # a plural, a list
         ('pwd = "{0}"', "plugins.acme.pwd"),
         ('secrets = {{ db = "{0}" }}', "plugins.acme.secrets.db"),  # under a secrets table
+        ('passphrase = "{0}"', "plugins.acme.passphrase"),
+        ('headers = {{ X-Signature = "{0}" }}', "plugins.acme.headers.X-Signature"),  # any header
+        ("password = 12345678{1}", "plugins.acme.password"),  # a number, under its name
     ],
 )
 def test_a_plugins_secret_under_any_name_is_never_printed(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, line: str, key: str
 ) -> None:
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f"[plugins.acme]\n{line.format(SENTINEL)}\nretries = 3\n")
+    cfg.write_text(f"[plugins.acme]\n{line.format(SENTINEL, 90210)}\nretries = 3\n")
     for args in (("config", "--json"), ("config",)):
         code, out, err = run(capsys, "--config", str(cfg), *args)
         assert code == 0
         assert SENTINEL not in out + err
+        assert "1234567890210" not in out + err
     values = config_json(capsys, "--config", str(cfg))["values"]
     assert values[key]["value"] == "<redacted>"
     assert values["plugins.acme.retries"] == {"value": 3, "from": "file"}
+
+
+def test_a_secret_inside_an_array_of_tables_is_hidden_and_a_place_is_shown(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'[plugins.acme]\nhooks = [{{ name = "deploy", apiToken = "{SENTINEL}" }}]\n'
+        'auth_url = "https://login.example.com/oauth"\nlong_context_tokens = 32000\n'
+    )
+    code, out, err = run(capsys, "--config", str(cfg), "config", "--json")
+    assert code == 0
+    assert SENTINEL not in out + err
+    values = json.loads(out)["values"]
+    assert values["plugins.acme.hooks"]["value"] == [{"name": "deploy", "apiToken": "<redacted>"}]
+    assert values["plugins.acme.auth_url"]["value"] == "https://login.example.com/oauth"
+    assert values["plugins.acme.long_context_tokens"]["value"] == 32000
 
 
 def test_a_token_in_any_other_value_is_redacted(

@@ -25,7 +25,13 @@ BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 # number (long_context_tokens = 32000).
 SECRET_WORDS = frozenset(
     {"key", "apikey", "token", "secret", "password", "passwd", "pwd", "pass", "credential"}
-    | {"auth", "authorization", "cookie", "webhook"}
+    | {"passphrase", "auth", "authorization", "cookie", "webhook"}
+)
+# A name's last word that says what its value is other than a secret: a variable's name, a
+# place, a count.
+NOT_SECRET_LAST_WORDS = frozenset(
+    {"env", "url", "uri", "endpoint", "path", "file", "dir", "host", "port", "header"}
+    | {"name", "type", "id", "count", "limit", "len", "length", "ttl", "timeout", "s"}
 )
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+")  # apiToken -> api, Token
 
@@ -103,12 +109,16 @@ def _shown(path: tuple[str, ...], value: Any) -> Any:
     allowlist's pattern, a webhook's URL)."""
     from devpulse.plugins.privacy.redact import redact  # noqa: PLC0415  # only if shown
 
-    if isinstance(value, str | list) and value and _looks_secret(path):
+    if isinstance(value, bool) or value in ("", [], {}):
+        return value
+    if _looks_secret(path, plural=isinstance(value, str | list | dict)):
         return "<redacted>"
     if isinstance(value, str):
         return redact(shown_url(value))
-    if isinstance(value, list):
-        return [redact(shown_url(v)) if isinstance(v, str) else v for v in value]
+    if isinstance(value, list):  # an array, of tables too: each entry judged by its path
+        return [_shown(path, v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _shown((*path, str(k)), v) for k, v in value.items()}
     return value
 
 
@@ -145,9 +155,18 @@ def _chosen_by(option: str | None) -> str:
     return "$XDG_CONFIG_HOME" if os.environ.get("XDG_CONFIG_HOME") else "~/.config"
 
 
-def _looks_secret(path: tuple[str, ...]) -> bool:
-    """Whether a name on `path` may hold a secret (SECRET_WORDS); `*_env` names a variable."""
-    if [w.lower() for w in _WORD.findall(path[-1])][-1:] == ["env"]:
+def _looks_secret(path: tuple[str, ...], *, plural: bool) -> bool:
+    """Whether a name on `path` may hold a secret (SECRET_WORDS, or any entry of a
+    `headers` table), the last one saying what it is not: `*_env` names a variable,
+    `auth_url` a place. `plural`: a plural counts too (api_keys), for a text, a list or a
+    table; a number under one is a count (long_context_tokens = 32000)."""
+    last = [w.lower() for w in _WORD.findall(path[-1])]
+    if last[-1:] and last[-1] in NOT_SECRET_LAST_WORDS:
         return False
-    words = (w.lower() for name in path for w in _WORD.findall(name))
-    return any(w in SECRET_WORDS or w.removesuffix("s") in SECRET_WORDS for w in words)
+    words = [w.lower() for name in path for w in _WORD.findall(name)]
+    if "headers" in words[:-1]:
+        return True  # a header may carry a credential under any name (X-Signature)
+    return any(
+        w in SECRET_WORDS or (plural and w.endswith("s") and w[:-1] in SECRET_WORDS)
+        for w in words
+    )
