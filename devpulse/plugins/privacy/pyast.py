@@ -30,6 +30,7 @@ from devpulse.plugins.privacy.checks import (
     name_words,
     names_a_look_alike,
     names_a_paging_token,
+    public_by_design,
     spaced_password,
 )
 from devpulse.plugins.privacy.spans import (
@@ -645,10 +646,31 @@ def _settings_without_credential(text: str) -> bool:
     if len(settings) < 2 or not all(equals for _, equals, _ in settings):
         return False  # another shape: a URL, a DSN, a token
     return not any(
-        credential_name_strength(name.strip()) > 0
+        _setting_names_a_credential(name.strip())
         and looks_like_credential(value)
         and not is_placeholder(value)
         for name, _, value in settings
+    )
+
+
+# A connection string's settings name their secret in words that a variable's name seldom
+# uses alone: PrimaryKey, SharedAccessSignature, Sig, Jwt.
+_SETTING_SECRET_WORDS = frozenset(
+    {"key", "keys", "secret", "token", "signature", "sig", "jwt", "password", "pwd", "passwd"}
+)
+
+
+def _setting_names_a_credential(name: str) -> bool:
+    """Whether a connection string's setting `name` may hold a credential: any name that
+    says so, or one with a key's, a signature's or a token's word, but a key that is public
+    by design (InstrumentationKey)."""
+    if credential_name_strength(name) > 0:
+        return True
+    words = name_words(name)
+    public = public_by_design().key_kinds
+    return any(
+        word in _SETTING_SECRET_WORDS and not (word == "key" and i and words[i - 1] in public)
+        for i, word in enumerate(words)
     )
 
 

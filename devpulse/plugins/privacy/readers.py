@@ -582,12 +582,14 @@ def _text(data: bytes, span: tuple[int, int]) -> str:
 # member, read where the secret is needed (CMake's and Perl's `$ENV{NAME}`, PowerShell's
 # `$creds.SessionToken`); an SSH public key (`ssh-rsa AAAA... user@host`); a BuildKit
 # secret's spec, its id and where it is read from (`docker build --secret
-# id=npm,src=$HOME/.npmrc`, `RUN --mount=type=secret,id=npm,target=/root/.npmrc`).
+# id=npm,src=$HOME/.npmrc`, `RUN --mount=type=secret,id=npm,target=/root/.npmrc`): a
+# mount's type or a source it names, never an id alone (`DB_PASSWORD=id=Xk9p...` is one).
 _NO_VALUE = re2.compile(
     rb"^(?:[\w.@-]+:/[\w.@-]+(?:/[\w.@-]+)+/?$|\$[A-Za-z_]\w*[.{\[]"
     rb"|(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp\d+)[ \t]+AAAA"
-    rb"|(?:type=secret,)?id=[\w.-]+(?:,(?:src|source|env|target|dst|type|required|mode|uid|gid)"
-    rb"=[^,\s]*)*$)"
+    rb"|type=secret,id=[\w.-]+(?:,[a-z]+=[^,\s]*)*$"
+    rb"|id=[\w.-]+(?:,(?:target|dst|type|required|mode|uid|gid)=[^,\s]*)*"
+    rb",(?:src|source|env)=[^,\s]*(?:,[a-z]+=[^,\s]*)*$)"
 )
 
 

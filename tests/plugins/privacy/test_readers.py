@@ -2086,8 +2086,12 @@ def test_keys_public_by_design_are_not_secrets(scanner: Scanner, text: str) -> N
         f"RECAPTCHA_SECRET_KEY={TOKEN}\n",
         f'stripe_key = "rk_live_{STRIPE_TAIL}"\n',
         f"SITE_API_KEY={TOKEN}\n",
-        # a connection string whose settings hold a credential is still one
+        # a connection string whose settings hold a credential is still one, under a
+        # setting's name no variable's would be judged by alone too
         f'conn_str = "InstrumentationKey={UUID_KEY};Password={PASSWORD}"',
+        f'conn_str = "AccountEndpoint=https://acme.documents.azure.com:443/;PrimaryKey={TOKEN}=="',
+        # a value that starts as a BuildKit secret's id does but names no source
+        f"DB_PASSWORD=id={TOKEN}\n",
     ],
 )
 def test_the_secret_halves_beside_them_are_still_found(scanner: Scanner, text: str) -> None:
