@@ -9,6 +9,7 @@ import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self
+from urllib.parse import quote, quote_plus
 
 import re2
 
@@ -74,8 +75,11 @@ def without_credentials(text: str, sent: Mapping[str, str] | None) -> str:
     for header in CREDENTIAL_HEADERS:
         value = sent.get(header) or ""
         secret = value.partition(" ")[2] or value  # "Bearer KEY": the key
-        if len(secret) >= MIN_SCRUBBED_CHARS and secret in text:
-            text = text.replace(secret, f"…[{len(secret)} chars]")
+        if len(secret) < MIN_SCRUBBED_CHARS:
+            continue
+        # as sent, and as a URL or a form would quote it (a gateway's log line)
+        for form in dict.fromkeys((secret, quote(secret, safe=""), quote_plus(secret))):
+            text = text.replace(form, f"…[{len(secret)} chars]")
     return text
 
 

@@ -233,7 +233,8 @@ def status_error(name: str, reply: httpx.Response) -> BackendError:
     try:
         body = reply.json()
     except ValueError:
-        body = {"error": reply.text[:200]}
+        # the key out before the cut: one across it would leave its start in the clear
+        body = {"error": without_credentials(reply.text, reply.request.headers)[:200]}
     body = body if isinstance(body, dict) else {}
     return _error(name, body, reply.status_code, reply.headers, reply.request.headers)
 

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+import httpx
 import pytest
 
 from devpulse import (
@@ -31,6 +32,8 @@ from devpulse import (
 )
 from devpulse.core.config import Limits
 from devpulse.plugins.backends import KINDS
+from devpulse.plugins.backends.base import without_credentials
+from devpulse.plugins.backends.openai_compat import status_error
 from tests.rig.fault_server import ANSWER, FaultServer
 from tests.support import router_with
 
@@ -479,3 +482,29 @@ def test_anthropic_sends_again_once_on_a_kept_alive_connection_the_server_closed
         server.shutdown()
     # the second request met the closed connection, and was sent again on a new one
     assert ClosesReusedConnections.requests == [1, 2, 1]
+
+
+def test_a_key_quoted_back_is_taken_out_in_every_form_it_was_sent() -> None:
+    """As sent, URL-quoted (a gateway's log line), after its scheme; a key too short to be
+    one, and no headers at all, leave the message as it is."""
+    key = "k+/=Xk9pQ2mV7rT4wZ8n"
+    said = f"bad key {key}; in the query: k%2B%2F%3DXk9pQ2mV7rT4wZ8n; in a form: k%2B%2F%3DXk9p"
+    out = without_credentials(said, {"authorization": f"Bearer {key}"})
+    assert out.startswith("bad key …[20 chars]; in the query: …[20 chars];")
+    assert without_credentials(f"bad key {key}", {"x-api-key": key}) == "bad key …[20 chars]"
+    assert without_credentials("user x rejected", {"authorization": "Bearer x"}) == (
+        "user x rejected"
+    )
+    assert without_credentials("nothing sent", None) == "nothing sent"
+
+
+def test_a_key_across_a_long_bodys_cut_is_taken_out_before_the_cut() -> None:
+    """A body that is no JSON is cut to 200 characters; the key goes first, so no start of
+    it is left where the cut falls inside it."""
+    key = "gw-A1b2C3d4E5f6G7h8I9j0"
+    request = httpx.Request(
+        "POST", "http://gw.example/v1", headers={"Authorization": f"Bearer {key}"}
+    )
+    reply = httpx.Response(401, text="x" * 190 + key, request=request)
+    error = status_error("gw", reply)
+    assert "gw-A1b2" not in str(error)
