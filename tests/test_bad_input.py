@@ -169,6 +169,14 @@ def test_an_empty_prompt_is_a_usage_error(capsys, monkeypatch, tmp_path, command
     assert one_error_line(err) == "devpulse: error: empty prompt"
 
 
+def test_text_with_nul_separators_is_a_prompt(capsys, monkeypatch) -> None:
+    """`find -print0` and `git log -z` separate their records with NULs: still text."""
+    binary_stdin(monkeypatch, b"./src/app.py\0./src/util.py\0./README.md\0" * 20)
+    code, out, _ = run(capsys, "route", "--json", "-")
+    assert code == ExitCode.OK
+    assert json.loads(out)["status"] == "ok"
+
+
 @pytest.mark.parametrize("command", ["route", "ask"])
 @pytest.mark.parametrize("source", ["file", "stdin"])
 def test_a_binary_prompt_is_a_usage_error(capsys, monkeypatch, tmp_path, command, source):
@@ -180,8 +188,8 @@ def test_a_binary_prompt_is_a_usage_error(capsys, monkeypatch, tmp_path, command
     args = ["--file", str(blob)] if source == "file" else ["-"]
     code, out, err = run(capsys, command, "--json", *args)
     assert code == ExitCode.USAGE
-    assert (
-        json.loads(out)["error"] == "the prompt is binary (NUL bytes in its first 8 KB): give text"
+    assert json.loads(out)["error"] == (
+        "the prompt is binary (bytes that are no text in its first 8 KB): give text"
     )
     assert one_error_line(err).startswith("devpulse: error: the prompt is binary")
 

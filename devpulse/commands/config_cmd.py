@@ -167,6 +167,5 @@ def _looks_secret(path: tuple[str, ...], *, plural: bool) -> bool:
     if "headers" in words[:-1]:
         return True  # a header may carry a credential under any name (X-Signature)
     return any(
-        w in SECRET_WORDS or (plural and w.endswith("s") and w[:-1] in SECRET_WORDS)
-        for w in words
+        w in SECRET_WORDS or (plural and w.endswith("s") and w[:-1] in SECRET_WORDS) for w in words
     )

@@ -10,7 +10,6 @@ import click
 from devpulse.commands.inputs import (
     PROBE_BYTES,
     as_text,
-    binary_reason,
     read_bounded,
     read_stdin,
     without_surrogates,
@@ -37,12 +36,24 @@ def prompt_options(fn: F) -> F:
     return click.argument("prompt", required=False)(fn)
 
 
+# Of the characters of a prompt's start, more than this share that no text holds (bytes that
+# are no UTF-8, control characters) make it binary. NULs alone do not: `find -print0`,
+# `git log -z` and a crash log padded with them are text with separators.
+BINARY_SHARE = 0.1
+_TEXT_CONTROLS = frozenset("\t\n\r\f\v\0\x1b")  # and ESC, of a terminal's colours
+
+
+def _binary(head: str) -> bool:
+    odd = sum(c == "\ufffd" or (c < " " and c not in _TEXT_CONTROLS) for c in head)
+    return odd > BINARY_SHARE * len(head)
+
+
 def read_prompt(prompt: str | None, path: Any, max_bytes: int) -> str:
     """The prompt text; exactly one source must be given, and it must not be empty.
 
     Files and stdin are read as bytes, at most `max_bytes` of them (``input.max_bytes``),
     and decoded as UTF-8 with replacement characters; so is an argument that was not UTF-8.
-    Binary input (NUL bytes near its start, as `devpulse scan` tells) is a usage error.
+    Binary input (mostly bytes that are no text, near its start) is a usage error.
     """
     if (prompt is None) == (path is None):
         raise click.UsageError("give exactly one of PROMPT, '-' or --file F")
@@ -55,9 +66,9 @@ def read_prompt(prompt: str | None, path: Any, max_bytes: int) -> str:
         text = without_surrogates(str(prompt))
     if not text.strip():
         raise click.UsageError("empty prompt")
-    if binary_reason(text[:PROBE_BYTES].encode("utf-8", "surrogatepass")) is not None:
-        # an image or an archive read as text: noise, to either side
+    if _binary(text[:PROBE_BYTES]):  # an image or an archive read as text: noise, either side
         raise click.UsageError(
-            f"the prompt is binary (NUL bytes in its first {PROBE_BYTES // 1024} KB): give text"
+            f"the prompt is binary (bytes that are no text in its first {PROBE_BYTES // 1024}"
+            " KB): give text"
         )
     return text

@@ -302,8 +302,8 @@ def _report(scanner: Scanner, source: Source) -> dict[str, Any]:
 
 
 def _said(text: str) -> str:
-    """`text` on one line, any secret in it redacted."""
-    return redact(" ".join(text.split()))
+    """`text` on one line (its line breaks as blanks), any secret in it redacted."""
+    return redact(" ".join(text.splitlines()))
 
 
 def _located(text: str, finding: Finding) -> dict[str, Any]:
