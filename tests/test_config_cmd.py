@@ -112,6 +112,7 @@ def test_an_api_key_is_shown_as_set_never_printed(
         ('api_keys = ["{0}"]', "plugins.acme.api_keys"),  # a plural, a list
         ('pwd = "{0}"', "plugins.acme.pwd"),
         ('secrets = {{ db = "{0}" }}', "plugins.acme.secrets.db"),  # under a secrets table
+        ('secrets = {{ PROD_ENV = "{0}" }}', "plugins.acme.secrets.PROD_ENV"),  # any name there
         ('passphrase = "{0}"', "plugins.acme.passphrase"),
         ('headers = {{ X-Signature = "{0}" }}', "plugins.acme.headers.X-Signature"),  # any header
         ("password = 12345678{1}", "plugins.acme.password"),  # a number, under its name

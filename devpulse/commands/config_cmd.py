@@ -157,15 +157,19 @@ def _chosen_by(option: str | None) -> str:
 
 def _looks_secret(path: tuple[str, ...], *, plural: bool) -> bool:
     """Whether a name on `path` may hold a secret (SECRET_WORDS, or any entry of a
-    `headers` table), the last one saying what it is not: `*_env` names a variable,
-    `auth_url` a place. `plural`: a plural counts too (api_keys), for a text, a list or a
-    table; a number under one is a count (long_context_tokens = 32000)."""
+    `headers` table): a table's name whatever its entry's, or the entry's own unless its
+    last word says what it is instead (`*_env` names a variable, `auth_url` a place).
+    `plural`: a plural counts too (api_keys), for a text, a list or a table; a number under
+    one is a count (long_context_tokens = 32000)."""
+
+    def secret(words: list[str]) -> bool:
+        return any(
+            w in SECRET_WORDS or (plural and w.endswith("s") and w[:-1] in SECRET_WORDS)
+            for w in words
+        )
+
+    parents = [w.lower() for name in path[:-1] for w in _WORD.findall(name)]
+    if "headers" in parents or secret(parents):
+        return True  # under a secrets table, or a header (X-Signature): whatever its name
     last = [w.lower() for w in _WORD.findall(path[-1])]
-    if last[-1:] and last[-1] in NOT_SECRET_LAST_WORDS:
-        return False
-    words = [w.lower() for name in path for w in _WORD.findall(name)]
-    if "headers" in words[:-1]:
-        return True  # a header may carry a credential under any name (X-Signature)
-    return any(
-        w in SECRET_WORDS or (plural and w.endswith("s") and w[:-1] in SECRET_WORDS) for w in words
-    )
+    return not (last[-1:] and last[-1] in NOT_SECRET_LAST_WORDS) and secret(last)
