@@ -20,9 +20,10 @@ from devpulse.core.ledger import default_ledger_path
 # "environment" (read from an environment variable when the CLI started).
 DEFAULT, FILE, ENVIRONMENT = "default", "file", "environment"
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-# The words of a name that may hold a secret, in any case and as the plural (api_keys,
-# apiToken, AUTHORIZATION, a `secrets` table): only a text or a list is hidden so, never a
-# number (long_context_tokens = 32000).
+# The words of a name that may hold a secret, in any case, and for a text, a list or a
+# table as the plural too (api_keys, apiToken, AUTHORIZATION, a `secrets` table): a number
+# under a plural is a count (long_context_tokens = 32000), under the word itself a value
+# (password = 12345678).
 SECRET_WORDS = frozenset(
     {"key", "apikey", "token", "secret", "password", "passwd", "pwd", "pass", "credential"}
     | {"passphrase", "auth", "authorization", "cookie", "webhook"}

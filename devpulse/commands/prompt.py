@@ -37,13 +37,15 @@ def prompt_options(fn: F) -> F:
 
 
 # Of the characters of a prompt's start, more than this share that no text holds (bytes that
-# are no UTF-8, control characters) make it binary. NULs alone do not: `find -print0`,
+# are no UTF-8, control characters) make it binary: random bytes hold about 55%, a Latin-1
+# line read as UTF-8 a few (`caf\xe9`, each accent one). NULs alone do not: `find -print0`,
 # `git log -z` and a crash log padded with them are text with separators.
-BINARY_SHARE = 0.1
+BINARY_SHARE = 0.3
 _TEXT_CONTROLS = frozenset("\t\n\r\f\v\0\x1b")  # and ESC, of a terminal's colours
 
 
 def _binary(head: str) -> bool:
+    """Whether `head`, a prompt's start, is mostly characters that no text holds."""
     odd = sum(c == "\ufffd" or (c < " " and c not in _TEXT_CONTROLS) for c in head)
     return odd > BINARY_SHARE * len(head)
 
