@@ -34,7 +34,6 @@ NOT_SECRET_LAST_WORDS = frozenset(
     {"env", "url", "uri", "endpoint", "path", "file", "dir", "host", "port", "header"}
     | {"name", "type", "id", "count", "limit", "len", "length", "ttl", "timeout", "s"}
 )
-_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+")  # apiToken -> api, Token
 
 
 @click.command("config")
@@ -162,6 +161,7 @@ def _looks_secret(path: tuple[str, ...], *, plural: bool) -> bool:
     last word says what it is instead (`*_env` names a variable, `auth_url` a place).
     `plural`: a plural counts too (api_keys), for a text, a list or a table; a number under
     one is a count (long_context_tokens = 32000)."""
+    from devpulse.plugins.privacy.checks import name_words  # noqa: PLC0415  # only if shown
 
     def secret(words: list[str]) -> bool:
         return any(
@@ -169,8 +169,8 @@ def _looks_secret(path: tuple[str, ...], *, plural: bool) -> bool:
             for w in words
         )
 
-    parents = [w.lower() for name in path[:-1] for w in _WORD.findall(name)]
+    parents = [w for name in path[:-1] for w in name_words(name)]
     if "headers" in parents or secret(parents):
         return True  # under a secrets table, or a header (X-Signature): whatever its name
-    last = [w.lower() for w in _WORD.findall(path[-1])]
+    last = name_words(path[-1])  # apiToken: api, token
     return not (last[-1:] and last[-1] in NOT_SECRET_LAST_WORDS) and secret(last)
