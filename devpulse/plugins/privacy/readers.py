@@ -1421,8 +1421,10 @@ def _plain_secret(value: str) -> bool:
 
 def _stored(value: str, span: tuple[int, int], known: Reported) -> bool:
     """Whether a command's `value` is one it stores: no variable's expansion, no file (`@`,
-    `-` for stdin), no placeholder, and no secret found already."""
-    if not value or value.startswith(("$", "@", "<")) or value == "-":
+    `-` for stdin), no placeholder, and no secret found already. A value that still opens
+    with a quote once unquoted is a word the shell pieces together (`'='kubectl`): not the
+    text it stores, and not reported as if it were."""
+    if not value or value.startswith(("$", "@", "<", "'", '"', "`")) or value == "-":
         return False
     return not _inside(known, span) and not is_placeholder(value)
 

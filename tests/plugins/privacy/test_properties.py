@@ -332,6 +332,7 @@ _COMMAND_PIECES = [
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from(_COMMAND_PIECES), max_size=14).map("".join))
+@example("gh secret set X --body '='kubectl create secret generic app")  # a quote, glued on
 def test_every_value_a_reader_reports_is_the_text_at_its_span(text: str) -> None:
     data = text.encode()
     for found in read_all(data):
