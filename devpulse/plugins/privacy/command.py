@@ -282,9 +282,9 @@ def _report(scanner: Scanner, source: Source) -> dict[str, Any]:
     (`scan $(cat .env)` names files after a secret): said on one line, with any secret in
     them redacted. A rule lists its first MAX_FINDINGS_PER_RULE findings in a file: one that
     reaches that many is named under "truncated", as it may hold more."""
-    name = _said(source.name)
+    name = _said(scanner, source.name)
     if source.error is not None:
-        return {"path": name, "error": _said(source.error)}
+        return {"path": name, "error": _said(scanner, source.error)}
     if source.text is None:
         return {"path": name, "skipped": source.skipped}
     findings = scanner.scan(source.text)
@@ -301,9 +301,10 @@ def _report(scanner: Scanner, source: Source) -> dict[str, Any]:
     return report
 
 
-def _said(text: str) -> str:
-    """`text` on one line (its line breaks as blanks), any secret in it redacted."""
-    return redact(" ".join(text.splitlines()))
+def _said(scanner: Scanner, text: str) -> str:
+    """`text` on one line (its line breaks as blanks), any secret the command's own
+    `scanner` finds in it redacted (no second scanner built for a path's word `token`)."""
+    return redact(" ".join(text.splitlines()), scanner)
 
 
 def _located(text: str, finding: Finding) -> dict[str, Any]:

@@ -539,10 +539,10 @@ class _TreeWalker:
             return
         if isinstance(value, ast.Constant) and isinstance(value.value, str | bytes):
             text = value.value if isinstance(value.value, str) else value.value.decode("latin-1")
-            # a passphrase with blanks, as the syntax readers judge one: Google's app
-            # passwords are four groups of four letters (smtp.login(user, "abcd efgh ..."))
             if _settings_without_credential(text):
                 return
+            # a passphrase with blanks, as the syntax readers judge one: Google's app
+            # passwords are four groups of four letters (smtp.login(user, "abcd efgh ..."))
             if looks_like_credential(text) or spaced_password(name, text):
                 start, end = self.lines.span(value, text)
                 self.hits.append(Hit(rule_id, "secret", PrivacyLevel.SECRET, start, end, text))

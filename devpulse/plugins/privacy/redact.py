@@ -18,13 +18,13 @@ _SPLIT = {c: " " for c in range(128) if chr(c) not in _TOKEN_CHARACTERS}
 MIN_TOKEN = 16
 
 
-def redact(text: str) -> str:
-    """`text` with every secret the packaged rules find in it replaced by its preview (a
-    vendor's public prefix at most, and the length)."""
+def redact(text: str, scanner: Scanner | None = None) -> str:
+    """`text` with every secret `scanner` finds in it (the packaged rules' by default)
+    replaced by its preview (a vendor's public prefix at most, and the length)."""
     if not _may_hold_secret(text):
         return text
     out, last = [], 0
-    for finding in _scanner().scan(text):
+    for finding in (scanner or _scanner()).scan(text):
         if finding.category != "secret":
             continue
         start, end = finding.span
