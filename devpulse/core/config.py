@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import math
 import os
 import tomllib
@@ -648,13 +649,12 @@ def _build_number(tp: type, value: Any, key: str) -> int | float:
 
 def _build_dataclass(tp: Any, value: Any, key: str) -> Any:
     mapping = _expect(value, Mapping, "a table", key)
-    hints = typing.get_type_hints(tp)
-    fields = {f.name: f for f in dataclasses.fields(tp) if not f.metadata.get("internal")}
+    hints, fields = _schema(tp)
     rest = [f.name for f in fields.values() if f.metadata.get("rest")]
     kwargs: dict[str, Any] = {}
     if rest:  # the keys a field keeps for someone else to check (a backend's kind)
         (into,) = rest
-        del fields[into]
+        fields = {name: f for name, f in fields.items() if name != into}  # the cached is shared
         kwargs[into] = {k: v for k, v in mapping.items() if k not in fields}
         mapping = {k: v for k, v in mapping.items() if k in fields}
     unknown = sorted(set(mapping) - set(fields))
@@ -668,6 +668,15 @@ def _build_dataclass(tp: Any, value: Any, key: str) -> Any:
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{_join(key, name)}: missing required key")
     return tp(**kwargs)
+
+
+@functools.cache
+def _schema(tp: Any) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]:
+    """A dataclass's resolved field types and its fields that a config sets, read once: the
+    types are strings (`from __future__ import annotations`), and resolving them each time
+    made reading the packaged privacy rules' 255 tables take 0.1 s of every start-up."""
+    fields = {f.name: f for f in dataclasses.fields(tp) if not f.metadata.get("internal")}
+    return typing.get_type_hints(tp), fields
 
 
 def _build_enum(tp: type[enum.Enum], value: Any, key: str) -> Any:
