@@ -8,8 +8,8 @@ compile devpulse from source again). Prints the median and the minimum per comma
 median's ratio to `python -c pass`. The config is the packaged default (a scratch
 XDG_CONFIG_HOME); `route` asks the default local server (127.0.0.1:8080) for its model, so
 run it with nothing listening there, as on a fresh install. Targets, on a quiet 2-core
-machine: `--version` under 0.15 s; `route`, `ai --before-load 1000` and `scan` of a 2 KB
-file under 0.3 s.
+machine: `--version` under 0.15 s; `--help`, `route`, `ai --before-load 1000` and `scan` of
+a 2 KB file under 0.3 s.
 
 Run: `python bench/cli_startup.py [--runs N] [--json]` (`make bench` runs every benchmark).
 """
@@ -32,7 +32,7 @@ PARAGRAPH = (
     "The release adds streaming retries, fixes a race in the session cache, and renames the "
     "`fetch_all` helper to `fetch_pages`. Configuration keys under [server] are unchanged. "
 )
-TARGETS_S = {"--version": 0.15, "route": 0.3, "ai": 0.3, "scan": 0.3}
+TARGETS_S = {"--version": 0.15, "--help": 0.3, "route": 0.3, "ai": 0.3, "scan": 0.3}
 
 
 def commands(scan_file: Path) -> dict[str, list[str]]:
@@ -40,6 +40,7 @@ def commands(scan_file: Path) -> dict[str, list[str]]:
     return {
         "python -c pass": [sys.executable, "-c", "pass"],
         "--version": [*devpulse, "--version"],
+        "--help": [*devpulse, "--help"],
         "route": [*devpulse, "route", "summarize this changelog"],
         "ai": [*devpulse, "ai", "--before-load", "1000"],
         "scan": [*devpulse, "scan", str(scan_file)],

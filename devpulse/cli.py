@@ -270,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         config = load_config(_peek_option(args, "--config"))
         broken: list[BrokenPlugin] = []
-        pm = make_plugin_manager(config, broken=broken)
+        pm = make_plugin_manager(config, broken=broken, eager=False)  # --help: no rules
         if broken and _command_name(args) not in DIAGNOSES:
             raise PluginLoadError(broken[0])  # routing without a plugin could change sides
         app = App(config=config, pm=pm, broken_plugins=broken)

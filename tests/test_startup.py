@@ -97,3 +97,24 @@ def test_a_cloud_request_with_no_key_fails_without_loading_the_sdk() -> None:
         "result = None"
     )
     assert "anthropic" not in found["heavy"]
+
+
+def test_only_the_commands_that_scan_compile_the_privacy_rules(monkeypatch, capsys) -> None:
+    """Compiling the packaged rules is most of a start-up: `--help` and `cost` skip it."""
+    from devpulse.cli import main  # noqa: PLC0415
+    from devpulse.plugins.privacy.scanner import Scanner  # noqa: PLC0415
+
+    compiles: list[str] = []
+    compile_now = Scanner._compile
+
+    def counted(self: Scanner, config: object) -> None:
+        compiles.append("compiled")
+        compile_now(self, config)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Scanner, "_compile", counted)
+    for argv in (["--help"], ["cost", "--json"], ["plugins", "--json"]):
+        assert main(argv) == 0, capsys.readouterr().err
+    assert compiles == []
+    assert main(["route", "--json", "see DB_PASSWORD=hunter2-Xq9!v"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["side"] == "local"
+    assert compiles == ["compiled"]

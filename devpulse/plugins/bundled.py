@@ -1,4 +1,4 @@
-"""DevPulse's own behaviour, written as ordinary plugins and registered before any other."""
+"""The bundled plugins, each built from the config, in the order they register."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ from devpulse.plugins.routing_table import RoutingTable
 from devpulse.plugins.task_classifier import TaskClassifier
 
 
-def bundled_plugins(config: Config, hook: Any) -> list[tuple[str, object]]:
+def bundled_plugins(config: Config, hook: Any, *, eager: bool = True) -> list[tuple[str, object]]:
     """The bundled plugins, each with the name it registers under.
 
     `hook` is the plugin manager's hook relay: the plugins that act on memory call every
     `probe_memory`, `loaded_models` and `unload_model` implementation (bundled or
-    installed) through it at call time.
+    installed) through it at call time. `eager=False` leaves the privacy scanner's compile
+    to the first request (`make_plugin_manager`).
     """
     plugins: list[tuple[str, object]] = [
         ("devpulse.task_classifier", TaskClassifier(config.classify, config.policy)),
@@ -33,7 +34,7 @@ def bundled_plugins(config: Config, hook: Any) -> list[tuple[str, object]]:
         ("devpulse.babysit", BabysitPlugin(config, hook)),
     ]
     if config.privacy.classifier:
-        plugins.append(("devpulse.privacy", PrivacyClassifier(config.privacy)))
+        plugins.append(("devpulse.privacy", PrivacyClassifier(config.privacy, eager=eager)))
     plugins.append(("devpulse.failover", Failover(config)))
     plugins.append(("devpulse.backend_kinds", BundledKinds()))
     return plugins

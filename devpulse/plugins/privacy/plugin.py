@@ -28,8 +28,8 @@ class PrivacyClassifier:
 
     loop_safe = True  # scanning is pure CPU: the async path may classify on its loop
 
-    def __init__(self, config: PrivacyConfig) -> None:
-        self.scanner = Scanner(config)
+    def __init__(self, config: PrivacyConfig, *, eager: bool = True) -> None:
+        self.scanner = Scanner(config, eager=eager)  # eager=False: compiled on first scan
         self.max_bytes = 64 * 1024 * 1024  # input.max_bytes's default, until `configure`
 
     @hookimpl

@@ -240,11 +240,37 @@ MAX_JUDGED_CHARS = 4096
 
 
 class Scanner:
-    """Finds secrets, personal data and internal references in text; never keeps the text."""
+    """Finds secrets, personal data and internal references in text; never keeps the text.
 
-    def __init__(self, config: PrivacyConfig) -> None:
+    A bad setting in `config` (a pattern, a rule's field, an id to switch off) is a
+    ConfigError here. Compiling the packaged rules into their sets takes about 0.2 s, and
+    `eager=False` leaves that to the first scan, for a process that may scan nothing: the
+    CLI's `--help`, `status` or `cost`.
+    """
+
+    def __init__(self, config: PrivacyConfig, *, eager: bool = True) -> None:
         self._switched_off = switched_off(config)  # the readers' and checks' ids among them
         self._readers_on = not self._switched_off.issuperset(READER_IDS)
+        self._internal_packages = tuple(config.internal_packages)
+        self._allowlist = [
+            compile_pattern(p, f"privacy.allowlist[{i}]") for i, p in enumerate(config.allowlist)
+        ]
+        self._config = config
+        self._built = False
+        self._building = threading.Lock()
+        if eager:
+            self._build()
+        else:  # the team's own rules are checked now all the same
+            compile_rules(config, self._switched_off, packaged=False)
+
+    def _build(self) -> None:
+        """Compile the rules and their prefilter sets, once, whichever thread asks first."""
+        with self._building:
+            if not self._built:
+                self._compile(self._config)
+                self._built = True
+
+    def _compile(self, config: PrivacyConfig) -> None:
         self._rules = compile_rules(config, self._switched_off)
         self._always = frozenset(
             i for i, r in enumerate(self._rules) if not r.rule.keywords and not r.rule.trigger
@@ -254,10 +280,6 @@ class Scanner:
             (i, r.rule.max_text_bytes)
             for i, r in enumerate(self._rules)
             if r.rule.max_text_bytes is not None
-        ]
-        self._internal_packages = tuple(config.internal_packages)
-        self._allowlist = [
-            compile_pattern(p, f"privacy.allowlist[{i}]") for i, p in enumerate(config.allowlist)
         ]
         # The prefilter: RE2 sets of every keyword (as a literal) and every trigger pattern.
         # Entry i of a set enables the rules whose indices are listed at i; AST stands for
@@ -326,6 +348,8 @@ class Scanner:
         (`plain.url_decoded`: `email=jane%40example.com`) with theirs; what that finds where
         the first reading found nothing is added. The spans are `text`'s.
         """
+        if not self._built:
+            self._build()
         findings = self._scan_plain(text, parse=True)
         read_again = False
         left = max(REREAD_TIMES * len(text), REREAD_CHARS)  # what the readings may read

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -185,78 +187,126 @@ def test_the_classifier_can_be_switched_off() -> None:
     assert decision.side is Side.CLOUD
 
 
-@pytest.mark.parametrize(
-    ("privacy", "message"),
-    [
-        (
-            {"rules": [{"id": "x", "category": "secret", "pattern": "(unclosed"}]},
-            "privacy.rules[0].pattern: not a valid RE2 pattern",
-        ),
-        (
-            {"rules": [{"id": "x", "category": "secret", "pattern": "(?=lookahead)"}]},
-            "privacy.rules[0].pattern: not a valid RE2 pattern",
-        ),
-        (
-            {"rules": [{"id": "x", "category": "gossip", "pattern": "a"}]},
-            "privacy.rules[0].category: unknown category 'gossip'",
-        ),
-        (
-            {"rules": [{"id": "x", "category": "pii", "pattern": "a", "not_after": "(?<=x)"}]},
-            "privacy.rules[0].not_after: not a valid RE2 pattern",
-        ),
-        (
-            {"rules": [{"id": "x", "category": "pii", "pattern": "a", "not_in_column": "("}]},
-            "privacy.rules[0].not_in_column: not a valid RE2 pattern",
-        ),
-        (
-            {"rules": [{"id": "x", "category": "pii", "pattern": "a", "validator": "astrology"}]},
-            "privacy.rules[0].validator: unknown validator 'astrology'",
-        ),
-        (
-            {"rules": [{"id": "x", "category": "pii", "pattern": "a", "group": 2}]},
-            "privacy.rules[0].group: the pattern has only 0 group(s)",
-        ),
-        (
-            {"rules": [{"id": "x", "category": "pii", "pattern": "(a)|(b)", "groups": [1, 3]}]},
-            "privacy.rules[0].groups[1]: the pattern has no group 3 (it has 2)",
-        ),
-        (
-            {
-                "rules": [
-                    {"id": "x", "category": "pii", "pattern": "(a)", "group": 1, "groups": [1]}
-                ]
-            },
-            "privacy.rules[0].groups: give group or groups, not both",
-        ),
-        (
-            {"rules": [{"id": "x", "category": "pii", "pattern": "a", "preceded_by": "[;"}]},
-            "privacy.rules[0].preceded_by: not a valid RE2 pattern",
-        ),
-        (
-            {"rules": [{"id": "x", "category": "pii", "pattern": "a", "preceded_by": "\\s*"}]},
-            "privacy.rules[0].preceded_by: must match exactly one character",
-        ),
-        (
-            {"rules": [{"id": "x", "category": "pii", "pattern": "a", "preceded_by": "ab"}]},
-            "privacy.rules[0].preceded_by: must match exactly one character",
-        ),
-        (
-            {"rules": [{"id": "x", "category": "pii", "pattern": "a", "long_prefilter": "yes"}]},
-            "privacy.rules[0].long_prefilter: expected true or false",
-        ),
-        ({"allowlist": ["[bad"]}, "privacy.allowlist[0]: not a valid RE2 pattern"),
-        ({"internal_domains": "acme.internal"}, "privacy.internal_domains: expected a list"),
-    ],
-)
+BAD_PRIVACY = [
+    (
+        {"rules": [{"id": "x", "category": "secret", "pattern": "(unclosed"}]},
+        "privacy.rules[0].pattern: not a valid RE2 pattern",
+    ),
+    (
+        {"rules": [{"id": "x", "category": "secret", "pattern": "(?=lookahead)"}]},
+        "privacy.rules[0].pattern: not a valid RE2 pattern",
+    ),
+    (
+        {"rules": [{"id": "x", "category": "gossip", "pattern": "a"}]},
+        "privacy.rules[0].category: unknown category 'gossip'",
+    ),
+    (
+        {"rules": [{"id": "x", "category": "pii", "pattern": "a", "not_after": "(?<=x)"}]},
+        "privacy.rules[0].not_after: not a valid RE2 pattern",
+    ),
+    (
+        {"rules": [{"id": "x", "category": "pii", "pattern": "a", "not_in_column": "("}]},
+        "privacy.rules[0].not_in_column: not a valid RE2 pattern",
+    ),
+    (
+        {"rules": [{"id": "x", "category": "pii", "pattern": "a", "validator": "astrology"}]},
+        "privacy.rules[0].validator: unknown validator 'astrology'",
+    ),
+    (
+        {"rules": [{"id": "x", "category": "pii", "pattern": "a", "group": 2}]},
+        "privacy.rules[0].group: the pattern has only 0 group(s)",
+    ),
+    (
+        {"rules": [{"id": "x", "category": "pii", "pattern": "(a)|(b)", "groups": [1, 3]}]},
+        "privacy.rules[0].groups[1]: the pattern has no group 3 (it has 2)",
+    ),
+    (
+        {"rules": [{"id": "x", "category": "pii", "pattern": "(a)", "group": 1, "groups": [1]}]},
+        "privacy.rules[0].groups: give group or groups, not both",
+    ),
+    (
+        {"rules": [{"id": "x", "category": "pii", "pattern": "a", "preceded_by": "[;"}]},
+        "privacy.rules[0].preceded_by: not a valid RE2 pattern",
+    ),
+    (
+        {"rules": [{"id": "x", "category": "pii", "pattern": "a", "preceded_by": "\\s*"}]},
+        "privacy.rules[0].preceded_by: must match exactly one character",
+    ),
+    (
+        {"rules": [{"id": "x", "category": "pii", "pattern": "a", "preceded_by": "ab"}]},
+        "privacy.rules[0].preceded_by: must match exactly one character",
+    ),
+    (
+        {"rules": [{"id": "x", "category": "pii", "pattern": "a", "long_prefilter": "yes"}]},
+        "privacy.rules[0].long_prefilter: expected true or false",
+    ),
+    ({"allowlist": ["[bad"]}, "privacy.allowlist[0]: not a valid RE2 pattern"),
+    ({"internal_domains": "acme.internal"}, "privacy.internal_domains: expected a list"),
+    (
+        {"internal_domains": ["acme.internal"], "disabled_rules": ["internal-domian"]},
+        "privacy.disabled_rules[0]: no rule has the id 'internal-domian'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("privacy", "message"), BAD_PRIVACY)
 def test_bad_privacy_config_is_a_clear_error(privacy, message) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         router_with({"privacy": privacy})
 
 
-def test_bad_user_pattern_through_the_cli(capsys, tmp_path) -> None:
+@pytest.mark.parametrize(("privacy", "message"), BAD_PRIVACY)
+def test_a_scanner_compiled_on_first_use_refuses_a_bad_config_at_once(privacy, message) -> None:
+    """eager=False leaves the packaged rules' compile to the first scan, not the checks."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Scanner(config_from_mapping({"privacy": privacy}).privacy, eager=False)
+
+
+def test_a_scanner_compiled_on_first_use_finds_what_an_eager_one_does() -> None:
+    privacy = config_from_mapping(
+        {
+            "privacy": {
+                "rules": [{"id": "acme-ticket", "category": "internal", "pattern": r"ACME-\d+"}],
+                "internal_domains": ["acme.internal"],
+            }
+        }
+    ).privacy
+    texts = [
+        "see ACME-48213 on build.acme.internal",
+        'AWS_SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQ9x2Lk8Vd"',
+        "mail jane.doe@fastmail.com, SSN 536-22-8741",
+        "nothing to see here",
+    ]
+    lazy = Scanner(privacy, eager=False)
+    compiled = counted_compiles(lazy)
+    with ThreadPoolExecutor(4) as pool:  # threads that all ask first: one compile
+        found = list(pool.map(lazy.scan, texts * 4))
+    assert len(compiled) == 1
+    eager = Scanner(privacy)
+    assert found == [eager.scan(t) for t in texts * 4]
+    assert all(found[:3])
+
+
+def counted_compiles(scanner: Scanner) -> list[int]:
+    """Record each compile of `scanner`'s rules (a list that grows by one per compile)."""
+    calls: list[int] = []
+    compile_now = scanner._compile
+
+    def counted(config) -> None:
+        calls.append(1)
+        time.sleep(0.05)  # long enough that the other threads ask meanwhile
+        compile_now(config)
+
+    scanner._compile = counted  # type: ignore[method-assign]
+    return calls
+
+
+@pytest.mark.parametrize("argv", [["route", "hello"], ["cost"]])
+def test_bad_user_pattern_through_the_cli(capsys, tmp_path, argv) -> None:
+    """Every command refuses a bad rule, the ones that scan nothing too."""
     cfg = tmp_path / "c.toml"
     cfg.write_text('[[privacy.rules]]\nid = "x"\ncategory = "secret"\npattern = "(unclosed"\n')
-    code = main(["--config", str(cfg), "route", "hello"])
+    code = main(["--config", str(cfg), *argv])
     _, err = capsys.readouterr()
     assert code == 2
     assert err.count("\n") == 1
