@@ -10,6 +10,7 @@ closes the pipe (1).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -30,7 +31,7 @@ from devpulse.commands.cost import cost_command
 from devpulse.commands.doctor import doctor_command
 from devpulse.commands.inputs import without_surrogates
 from devpulse.commands.prompt import prompt_options, read_prompt
-from devpulse.core.config import Config, load_config
+from devpulse.core.config import Config, config_from_mapping, load_config
 from devpulse.core.errors import ConfigError, DevPulseError
 from devpulse.core.exitcodes import ExitCode
 from devpulse.core.types import Request, TaskClass
@@ -57,6 +58,9 @@ class App:
     #: Installed plugins that failed to load, left out: only for the commands that
     #: diagnose (`DIAGNOSES`); every other command refuses to run without them.
     broken_plugins: list[BrokenPlugin] = field(default_factory=list)
+    #: Why the user's config could not be used: `config` is then the packaged defaults,
+    #: for the help and `doctor` only (`_app`).
+    config_error: ConfigError | None = None
 
     _router: Router | None = None
 
@@ -263,20 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if _asks_version(args):  # before the config and the plugins: the version needs neither
         return _say(VERSION % {"prog": "devpulse", "version": __version__})
     try:
-        from devpulse.core.plugins import (  # noqa: PLC0415  # not for --version
-            PluginLoadError,
-            make_plugin_manager,
-        )
-
-        config = load_config(_peek_option(args, "--config"))
-        broken: list[BrokenPlugin] = []
-        pm = make_plugin_manager(config, broken=broken, eager=False)  # --help: no rules
-        if broken and _command_name(args) not in DIAGNOSES:
-            raise PluginLoadError(broken[0])  # routing without a plugin could change sides
-        app = App(config=config, pm=pm, broken_plugins=broken)
-        result = build_cli(app).main(args=args, prog_name="devpulse", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        return _say(exc.ctx.get_help() if exc.ctx else str(exc))
+        return _invoke(args)
     except click.UsageError as exc:
         return _fail(exc.format_message(), ExitCode.USAGE, as_json)
     except click.ClickException as exc:
@@ -299,7 +290,95 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return _fail(f"internal error: {detail} (please report)", ExitCode.PROBLEM, as_json)
+
+
+def _invoke(args: list[str]) -> int:
+    """Build the command group for `args` and run it."""
+    app = _app(args)
+    cli: click.Command = build_cli(app)
+    unused = app.config_error if _command_name(args) != "doctor" else None
+    if unused is not None:  # the packaged defaults stand in for the user's config
+        cli = _refusing(cli, unused)
+    try:
+        result = cli.main(args=args, prog_name="devpulse", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        result = _say(exc.ctx.get_help() if exc.ctx else str(exc))
+        if result != ExitCode.OK:
+            return int(result)
+    if unused is not None:  # what ran was the help: a command would have raised `unused`
+        return _warn_unused(unused)
     return int(result) if isinstance(result, int) else ExitCode.OK
+
+
+def _app(args: list[str]) -> App:
+    """The config and plugins that `args` run with.
+
+    A config that cannot be loaded, or an installed plugin that does not, stops every
+    command but two: the help, shown from the packaged defaults after a warning that says
+    why, and `doctor`, which reports it as its config check. Neither routes anything.
+    """
+    from devpulse.core.plugins import (  # noqa: PLC0415  # not for --version
+        PluginLoadError,
+        make_plugin_manager,
+    )
+
+    broken: list[BrokenPlugin] = []
+    try:
+        config = load_config(_peek_option(args, "--config"))
+        pm = make_plugin_manager(config, broken=broken, eager=False)  # --help: no rules
+        if broken and _command_name(args) not in DIAGNOSES:
+            raise PluginLoadError(broken[0])  # routing without a plugin could change sides
+        return App(config=config, pm=pm, broken_plugins=broken)
+    except ConfigError as exc:
+        if not (_asks_help(args) or _command_name(args) == "doctor"):
+            raise
+        error = exc
+    broken = []
+    try:
+        defaults = config_from_mapping({})
+        pm = make_plugin_manager(defaults, broken=broken, eager=False)
+    except ConfigError:  # an installed plugin wants settings the defaults lack
+        raise error from None
+    return App(config=defaults, pm=pm, broken_plugins=broken, config_error=error)
+
+
+def _refusing(command: click.Command, error: ConfigError) -> click.Command:
+    """A copy of `command` whose commands, `doctor` aside, raise `error` if they run rather
+    than show their help (`cost --since --help` reads --help as a date): none may act on the
+    defaults that stand in for a config the user meant. The module's commands stay as
+    they are, for the next `main` in this process."""
+    refusing = copy.copy(command)
+    if isinstance(refusing, click.Group):
+        refusing.commands = {
+            name: sub if name == "doctor" else _refusing(sub, error)
+            for name, sub in refusing.commands.items()
+        }
+        return refusing
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise error
+
+    refusing.callback = refuse
+    return refusing
+
+
+def _asks_help(args: list[str]) -> bool:
+    """Whether `args` may ask only for help: none at all, or -h/--help before any `--`."""
+    ahead = args[: args.index("--")] if "--" in args else args
+    return not args or "--help" in ahead or "-h" in ahead
+
+
+def _warn_unused(error: ConfigError) -> int:
+    """After the help that stood in for a config that cannot be loaded: say why, once, and
+    exit OK (the help was shown)."""
+    from devpulse.plugins.privacy.redact import redact  # noqa: PLC0415  # on this path only
+
+    line = redact(" ".join(without_surrogates(str(error)).split()))
+    with contextlib.suppress(OSError):
+        click.echo(
+            f"devpulse: warning: {line} (the help above is the packaged defaults')", err=True
+        )
+    return ExitCode.OK
 
 
 def _fail(message: str, code: ExitCode, as_json: bool) -> int:

@@ -303,3 +303,20 @@ def test_user_info_in_the_base_url_is_sent_as_basic_auth(
     assert check["detail"] == f"answers at http://user:***@{host}/v1/models; models: m1"
     assert "pw%40123" not in json.dumps(payload) + err
     assert seen == [("/v1/models", "Basic dXNlcjpwd0AxMjM=")]  # user:pw@123, as httpx sends it
+
+
+def test_a_config_that_cannot_be_loaded_is_the_config_checks_fail(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("not = [valid toml\n")
+    assert main(["--config", str(broken), "doctor", "--json"]) == ExitCode.USAGE
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert report["status"] == "fail"
+    config, memory = report["checks"]  # the checks that need the config do not run
+    assert config["name"] == "config"
+    assert config["result"] == "fail"
+    assert config["detail"].startswith(f"config {broken} is not valid TOML")
+    assert memory["name"] == "memory"
+    assert err == ""

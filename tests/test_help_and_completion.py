@@ -112,3 +112,57 @@ def test_bash_completes_commands_and_options(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["doctor", "--max-tokens", "reasoning"]
+
+
+BROKEN = "not = [valid toml\n"
+TOKEN = "ghp_R4nd0mT0k3nV4lu3Xq9Lm2Zp7Wc5Yb8Nd1Ks6"  # a config error may echo a value
+
+
+@pytest.mark.parametrize("args", [["--help"], ["route", "--help"], ["scan", "-h"], []])
+def test_the_help_shows_past_a_config_that_cannot_be_loaded(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args
+) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text(BROKEN)
+    monkeypatch.setenv("DEVPULSE_CONFIG", str(broken))
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("Usage: devpulse")
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"devpulse: warning: config {broken} is not valid TOML")
+    assert err.endswith("(the help above is the packaged defaults')\n")
+
+
+def test_the_warning_redacts_a_secret_the_config_error_echoes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text(f'[classify]\ndefault_task = "{TOKEN}"\n')
+    assert main(["--config", str(broken), "--help"]) == 0
+    _, err = capsys.readouterr()
+    assert "classify.default_task: unknown task class" in err
+    assert TOKEN[:4] in err
+    assert TOKEN not in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["route", "hello"],
+        ["route", "--", "--help"],  # a prompt that reads --help
+        ["cost", "--since", "--help"],  # a date that reads --help: cost would run
+        ["plugins"],
+        ["--config"],
+    ],
+)
+def test_no_command_runs_on_the_defaults_in_place_of_a_broken_config(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args
+) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text(BROKEN)
+    monkeypatch.setenv("DEVPULSE_CONFIG", str(broken))
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith("devpulse: error: "), err

@@ -54,10 +54,18 @@ def doctor_command(ctx: click.Context, as_json: bool) -> None:
     most 2 seconds; the real Anthropic API is never called. An installed plugin that
     failed to load is a fail line naming it (other commands refuse to run).
 
+    A config that cannot be loaded is the config check's fail line, and the checks that
+    need the config are not run.
+
     Exit codes: 0 no check failed, 1 a check failed, 2 usage or config error.
     """
     app = ctx.obj
-    checks = run_checks(app.config, app.pm.hook.probe_memory, getattr(app, "broken_plugins", ()))
+    error = getattr(app, "config_error", None)
+    if error is not None:
+        checks = [check_unloaded(error), check_memory(app.pm.hook.probe_memory)]
+    else:
+        broken = getattr(app, "broken_plugins", ())
+        checks = run_checks(app.config, app.pm.hook.probe_memory, broken)
     failed = any(c.result == "fail" for c in checks)
     if as_json:
         payload = {"status": "fail" if failed else "ok", "checks": [asdict(c) for c in checks]}
@@ -65,7 +73,16 @@ def doctor_command(ctx: click.Context, as_json: bool) -> None:
     else:
         for c in checks:
             click.echo(f"{c.result:<4} {c.name}: {c.detail}")
+    if error is not None:
+        ctx.exit(int(ExitCode.USAGE))
     ctx.exit(int(ExitCode.PROBLEM if failed else ExitCode.OK))
+
+
+def check_unloaded(error: ConfigError) -> Check:
+    """The config check of a config that cannot be loaded: why, a secret in it redacted."""
+    from devpulse.plugins.privacy.redact import redact  # noqa: PLC0415  # on this path only
+
+    return Check("config", "fail", redact(" ".join(str(error).split())))
 
 
 def run_checks(
