@@ -107,9 +107,9 @@ def test_only_the_commands_that_scan_compile_the_privacy_rules(monkeypatch, caps
     compiles: list[str] = []
     compile_now = Scanner._compile
 
-    def counted(self: Scanner, config: object) -> None:
+    def counted(self: Scanner, config: object, **options: bool) -> None:
         compiles.append("compiled")
-        compile_now(self, config)  # type: ignore[arg-type]
+        compile_now(self, config, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Scanner, "_compile", counted)
     for argv in (["--help"], ["cost", "--json"], ["plugins", "--json"]):

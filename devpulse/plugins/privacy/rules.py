@@ -124,7 +124,14 @@ def compile_rules(
     The order breaks ties between equally ranked findings on the same text: a team's own
     rules first, then those built from its internal names, then the packaged ones.
     """
-    return [_compile(where, r) for where, r in _sources(config, packaged) if r.id not in disabled]
+    return [compile_rule(where, r) for where, r in rule_sources(config, disabled, packaged)]
+
+
+def rule_sources(
+    config: PrivacyConfig, disabled: frozenset[str], packaged: bool = True
+) -> list[tuple[str, PrivacyRule]]:
+    """The rules `compile_rules` compiles, in its order, each with where it was written."""
+    return [(where, r) for where, r in _sources(config, packaged) if r.id not in disabled]
 
 
 def _sources(config: PrivacyConfig, packaged: bool = True) -> list[tuple[str, PrivacyRule]]:
@@ -163,7 +170,8 @@ def switched_off(config: PrivacyConfig) -> frozenset[str]:
     return frozenset(off)
 
 
-def _compile(where: str, rule: PrivacyRule) -> CompiledRule:
+def compile_rule(where: str, rule: PrivacyRule) -> CompiledRule:
+    """`rule` compiled; a bad pattern or field is a ConfigError naming `where`."""
     if rule.category not in CATEGORY_LEVELS:
         raise ConfigError(
             f"{where}.category: unknown category {rule.category!r} "

@@ -15,13 +15,14 @@ import functools
 import itertools
 import os
 import threading
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 import re2
 
-from devpulse.core.config import PrivacyConfig
+from devpulse.core.config import PrivacyConfig, PrivacyRule
 from devpulse.core.errors import ConfigError
 from devpulse.core.types import Finding
 from devpulse.plugins.privacy.checks import is_placeholder, preview, shannon_entropy
@@ -33,7 +34,9 @@ from devpulse.plugins.privacy.rules import (
     CATEGORY_LEVELS,
     CompiledRule,
     compile_pattern,
+    compile_rule,
     compile_rules,
+    rule_sources,
     switched_off,
     widened,
 )
@@ -243,9 +246,9 @@ class Scanner:
     """Finds secrets, personal data and internal references in text; never keeps the text.
 
     A bad setting in `config` (a pattern, a rule's field, an id to switch off) is a
-    ConfigError here. Compiling the packaged rules into their sets takes about 0.2 s, and
-    `eager=False` leaves that to the first scan, for a process that may scan nothing: the
-    CLI's `--help`, `status` or `cost`.
+    ConfigError here. Compiling the packaged rules and their sets takes about 0.2 s.
+    `eager=False` leaves the sets to the first scan, and each packaged rule to the first
+    scan that needs it: for a process that scans little or nothing, like the CLI.
     """
 
     def __init__(self, config: PrivacyConfig, *, eager: bool = True) -> None:
@@ -256,6 +259,7 @@ class Scanner:
             compile_pattern(p, f"privacy.allowlist[{i}]") for i, p in enumerate(config.allowlist)
         ]
         self._config = config
+        self._eager = eager
         self._built = False
         self._building = threading.Lock()
         if eager:
@@ -267,19 +271,19 @@ class Scanner:
         """Compile the rules and their prefilter sets, once, whichever thread asks first."""
         with self._building:
             if not self._built:
-                self._compile(self._config)
+                self._compile(self._config, eager=self._eager)
                 self._built = True
 
-    def _compile(self, config: PrivacyConfig) -> None:
-        self._rules = compile_rules(config, self._switched_off)
-        self._always = frozenset(
-            i for i, r in enumerate(self._rules) if not r.rule.keywords and not r.rule.trigger
+    def _compile(self, config: PrivacyConfig, *, eager: bool = True) -> None:
+        sources = rule_sources(config, self._switched_off)
+        specs = [rule for _, rule in sources]
+        self._rules: Sequence[CompiledRule] = (
+            [compile_rule(*source) for source in sources] if eager else _OnFirstUse(sources)
         )
+        self._always = frozenset(i for i, r in enumerate(specs) if not r.keywords and not r.trigger)
         # Rules that a text longer than their max_text_bytes does not run: their index, limit.
         self._text_limits = [
-            (i, r.rule.max_text_bytes)
-            for i, r in enumerate(self._rules)
-            if r.rule.max_text_bytes is not None
+            (i, r.max_text_bytes) for i, r in enumerate(specs) if r.max_text_bytes is not None
         ]
         # The prefilter: RE2 sets of every keyword (as a literal) and every trigger pattern.
         # Entry i of a set enables the rules whose indices are listed at i; AST stands for
@@ -293,12 +297,12 @@ class Scanner:
         # folds no case onto İ, so a label in capitals is a keyword of its own: ŞİFRE).
         wide: dict[str, list[int]] = {}
         patterns: dict[str, list[int]] = {}  # the triggers and exact patterns: see below
-        for index, rule in enumerate(self._rules):
-            for keyword in rule.rule.keywords:
+        for index, spec in enumerate(specs):
+            for keyword in spec.keywords:
                 keywords = table if keyword.isascii() else wide
                 keywords.setdefault(re2.escape(keyword), []).append(index)
-            if rule.rule.trigger:
-                patterns.setdefault(rule.rule.trigger, []).append(index)
+            if spec.trigger:
+                patterns.setdefault(spec.trigger, []).append(index)
         for keyword in AST_TRIGGERS:
             (table if keyword.isascii() else wide).setdefault(re2.escape(keyword), []).append(AST)
         for pattern in AST_TRIGGER_PATTERNS:
@@ -309,9 +313,9 @@ class Scanner:
         # ignores case; (?-i:...) gives the pattern back its own.) Widened, its counted
         # runs need no counter in the set's DFA; what else it lets through, the rule's own
         # search turns down.
-        self._exact = frozenset(i for i, r in enumerate(self._rules) if r.rule.exact_prefilter)
+        self._exact = frozenset(i for i, r in enumerate(specs) if r.exact_prefilter)
         for index in sorted(self._exact):
-            pattern = f"(?-i:{widened(self._rules[index].rule.pattern)})"
+            pattern = f"(?-i:{widened(specs[index].pattern)})"
             patterns.setdefault(pattern, []).append(EXACT - index)
         # The keywords in one set; the triggers and exact patterns 20 to a set. All in one,
         # the triggers' counted runs each made states of their own at once, a product:
@@ -333,10 +337,8 @@ class Scanner:
         self._wide_prefilter = _prefilter(wide) if wide else None
         # The long_prefilter rules, a few to a set of their own patterns (widened as above;
         # each set keeps each pattern's case, as the rule does).
-        self._long_prefilters = [
-            _LongPrefilter(group, self._rules) for group in _long_groups(self._rules)
-        ]
-        self._everything = frozenset((*range(len(self._rules)), AST))
+        self._long_prefilters = [_LongPrefilter(group, specs) for group in _long_groups(specs)]
+        self._everything = frozenset((*range(len(specs)), AST))
 
     def scan(self, text: str) -> list[Finding]:
         """Every finding in `text`, overlapping ones resolved, ordered by position.
@@ -624,15 +626,40 @@ class Scanner:
         return any(p.search(data) for p in self._allowlist)
 
 
-def _long_groups(rules: Sequence[CompiledRule]) -> list[list[int]]:
+class _OnFirstUse(Sequence[CompiledRule]):
+    """Rules compiled each the first time a scan asks for it: a prompt enables a few of the
+    packaged 255, and compiling them all is most of a CLI command's start-up. Two threads
+    that ask at once may both compile one; either's is as good."""
+
+    def __init__(self, sources: Sequence[tuple[str, PrivacyRule]]) -> None:
+        self._sources = sources
+        self._compiled: list[CompiledRule | None] = [None] * len(sources)
+
+    def __len__(self) -> int:
+        return len(self._sources)
+
+    @typing.overload
+    def __getitem__(self, index: int) -> CompiledRule: ...
+    @typing.overload
+    def __getitem__(self, index: slice) -> Sequence[CompiledRule]: ...
+    def __getitem__(self, index: int | slice) -> CompiledRule | Sequence[CompiledRule]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        rule = self._compiled[index]
+        if rule is None:
+            rule = self._compiled[index] = compile_rule(*self._sources[index])
+        return rule
+
+
+def _long_groups(rules: Sequence[PrivacyRule]) -> list[list[int]]:
     """The long_prefilter rules in groups of at most LONG_SET_RULES whose widened patterns'
     programs add up to at most LONG_SET_PROGRAM instructions; a larger one is a group alone."""
     groups: list[list[int]] = []
     size = 0
     for index, rule in enumerate(rules):
-        if not rule.rule.long_prefilter:
+        if not rule.long_prefilter:
             continue
-        program = re2.compile(widened(rule.rule.pattern))._regexp.ProgramSize()
+        program = re2.compile(widened(rule.pattern))._regexp.ProgramSize()
         full = groups and (len(groups[-1]) >= LONG_SET_RULES or size + program > LONG_SET_PROGRAM)
         if not groups or full:
             groups.append([])
@@ -647,11 +674,11 @@ class _LongPrefilter:
     match a text. If their patterns make no set (a user's rules too large for one), or the
     set gives up on a text, it says none: they all run."""
 
-    def __init__(self, rules: Sequence[int], compiled: Sequence[CompiledRule]) -> None:
+    def __init__(self, rules: Sequence[int], specs: Sequence[PrivacyRule]) -> None:
         self.rules = frozenset(rules)
         self._order = tuple(rules)
         try:
-            patterns = (widened(compiled[i].rule.pattern) for i in rules)
+            patterns = (widened(specs[i].pattern) for i in rules)
             self._set: PatternSet | None = PatternSet(patterns, max_mem=LONG_PREFILTER_MAX_MEM)
         except (re2.error, ValueError):
             self._set = None

@@ -13,6 +13,7 @@ import pytest
 from devpulse import ConfigError, PrivacyLevel, Request, Side, TaskClass, config_from_mapping
 from devpulse.cli import main
 from devpulse.plugins.privacy import Scanner, pyast, readers
+from devpulse.plugins.privacy import scanner as scanner_module
 from devpulse.plugins.privacy.rules import packaged_rules, successors
 from tests.plugins.privacy.calls import counted_searches
 from tests.support import router_with
@@ -287,15 +288,35 @@ def test_a_scanner_compiled_on_first_use_finds_what_an_eager_one_does() -> None:
     assert all(found[:3])
 
 
+def test_a_scanner_compiled_on_first_use_compiles_only_the_rules_a_text_needs(
+    monkeypatch,
+) -> None:
+    compiled: list[str] = []
+    compile_rule = scanner_module.compile_rule
+
+    def counted(where: str, rule):
+        compiled.append(rule.id)
+        return compile_rule(where, rule)
+
+    monkeypatch.setattr(scanner_module, "compile_rule", counted)
+    lazy = Scanner(config_from_mapping({}).privacy, eager=False)
+    lazy.scan("nothing to see here")
+    some = len(compiled)
+    assert 0 < some < len(packaged_rules()) / 2
+    assert lazy.scan('token: "ghp_R4nd0mT0k3nV4lu3Xq9Lm2Zp7Wc5Yb8Nd1Ks6"')
+    assert "github-token" in compiled[some:]
+    assert len(compiled) == len(set(compiled))  # each once
+
+
 def counted_compiles(scanner: Scanner) -> list[int]:
     """Record each compile of `scanner`'s rules (a list that grows by one per compile)."""
     calls: list[int] = []
     compile_now = scanner._compile
 
-    def counted(config) -> None:
+    def counted(config, **options) -> None:
         calls.append(1)
         time.sleep(0.05)  # long enough that the other threads ask meanwhile
-        compile_now(config)
+        compile_now(config, **options)
 
     scanner._compile = counted  # type: ignore[method-assign]
     return calls
