@@ -25,10 +25,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from devpulse import __version__
-from devpulse.commands.ask import ask_command
-from devpulse.commands.config_cmd import config_command
-from devpulse.commands.cost import cost_command
-from devpulse.commands.doctor import doctor_command
 from devpulse.commands.inputs import without_surrogates
 from devpulse.commands.prompt import prompt_options, read_prompt
 from devpulse.core.config import Config, config_from_mapping, load_config
@@ -194,6 +190,12 @@ def build_cli(app: App) -> click.Group:
         """
         configure_logging(verbose)
         ctx.obj = app
+
+    # Here, not at the top: --version answers before any of them is needed.
+    from devpulse.commands.ask import ask_command  # noqa: PLC0415
+    from devpulse.commands.config_cmd import config_command  # noqa: PLC0415
+    from devpulse.commands.cost import cost_command  # noqa: PLC0415
+    from devpulse.commands.doctor import doctor_command  # noqa: PLC0415
 
     cli.add_command(route_command)
     cli.add_command(plugins_command)

@@ -55,14 +55,18 @@ def test_route_scan_and_ai_import_no_client_library(tmp_path) -> None:
 
 
 def test_version_builds_no_plugin_manager() -> None:
-    """--version answers before the config and the plugins: it needs neither."""
+    """--version answers before the config and the plugins: it needs neither, nor the
+    commands' modules (the ledger's, the backends')."""
     found = in_fresh_python(
         "from devpulse.cli import main\n"
         "codes = [int(main(argv)) for argv in (['--version'], ['--config', '/no/file', '-v', "
         "'--version'])]\n"
-        "result = [codes, 'devpulse.core.plugins' in sys.modules]"
+        "result = [codes, sorted(m for m in sys.modules if m.startswith('devpulse.'))]"
     )
-    assert found["result"] == [[0, 0], False]
+    codes, loaded = found["result"]
+    assert codes == [0, 0]
+    assert "devpulse.core.plugins" not in loaded
+    assert not [m for m in loaded if m.startswith(("devpulse.plugins", "devpulse.core.ledger"))]
     assert found["heavy"] == []
 
 
