@@ -968,3 +968,22 @@ def test_a_prompt_over_the_context_is_one_line_with_both_sizes(
         r"\(2048 tokens\)",
         line,
     ), line
+
+
+@pytest.mark.parametrize(
+    ("args", "personal"),
+    [
+        (["route", "--task", "jane.doe@gmail.com", "x"], "jane.doe@gmail.com"),
+        (["ai", "--before-load", "+1 415 555 0199"], "415 555 0199"),
+        (["route", "--json", "--task", "DE89370400440532013000", "x"], "370400440532013000"),
+    ],
+)
+def test_personal_data_an_error_quotes_from_an_argument_is_redacted(
+    capsys, args: list[str], personal: str
+) -> None:
+    """An argument in the wrong place is quoted back: not a person's address or number."""
+    code, out, err = run(capsys, *args)
+    assert code == ExitCode.USAGE
+    assert personal not in one_error_line(err)
+    assert personal not in out
+    assert "chars]" in err
