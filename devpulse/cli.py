@@ -265,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stdout is 1; anything unexpected is 1 with "internal error" (and its traceback with -vv).
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    as_json = "--json" in args
+    as_json = _wants_json(args)
     if _asks_version(args):  # before the config and the plugins: the version needs neither
         return _say(VERSION % {"prog": "devpulse", "version": __version__})
     try:
@@ -362,6 +362,17 @@ def _refusing(command: click.Command, error: ConfigError) -> click.Command:
 
     refusing.callback = refuse
     return refusing
+
+
+def _wants_json(args: list[str]) -> bool:
+    """Whether `args` hold the --json flag, before click parses (an error may come first):
+    not after `--` (`ask -- --json` asks about the word) nor as --config's value."""
+    i = 0
+    while i < len(args) and args[i] != "--":
+        if args[i] == "--json":
+            return True
+        i += 2 if args[i] == "--config" else 1
+    return False
 
 
 def _asks_help(args: list[str]) -> bool:

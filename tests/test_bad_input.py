@@ -987,3 +987,17 @@ def test_personal_data_an_error_quotes_from_an_argument_is_redacted(
     assert personal not in one_error_line(err)
     assert personal not in out
     assert "chars]" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["route", "--task", "nope", "--", "--json"],  # a prompt that reads --json
+        ["--config", "--json", "route", "hi"],  # a config file named --json
+    ],
+)
+def test_json_is_asked_by_the_flag_only(capsys, args: list[str]) -> None:
+    code, out, err = run(capsys, *args)
+    assert code == ExitCode.USAGE
+    assert out == ""
+    one_error_line(err)
