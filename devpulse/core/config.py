@@ -332,7 +332,12 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
     With none of those, the packaged defaults alone; they work without any file.
     """
-    explicit = path if path is not None else os.environ.get("DEVPULSE_CONFIG") or None
+    explicit = path
+    if path is None:
+        named = os.environ.get("DEVPULSE_CONFIG", "")
+        if named and not named.strip():  # as --config '' is: a file, or no setting at all
+            raise ConfigError("$DEVPULSE_CONFIG: give a file, not an empty name (or unset it)")
+        explicit = named or None
     chosen = Path(explicit) if explicit is not None else default_path()
     if explicit is None and not chosen.is_file():
         return config_from_mapping({})

@@ -48,6 +48,11 @@ def test_env_var_and_xdg_path_are_found(tmp_path: Path, monkeypatch: pytest.Monk
     other.write_text("[failover]\nmax_attempts = 7\n")
     monkeypatch.setenv("DEVPULSE_CONFIG", str(other))
     assert load_config().failover.max_attempts == 7
+    monkeypatch.setenv("DEVPULSE_CONFIG", "")  # set to nothing: not set
+    assert load_config().failover.max_attempts == 5
+    monkeypatch.setenv("DEVPULSE_CONFIG", "   ")  # a name that names no file
+    with pytest.raises(ConfigError, match=r"^\$DEVPULSE_CONFIG: give a file, not an empty name"):
+        load_config()
 
 
 @pytest.mark.parametrize(
