@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -397,7 +398,7 @@ def _warn_unused(error: ConfigError) -> int:
 def _fail(message: str, code: ExitCode, as_json: bool) -> int:
     """Say why the command failed: one line on stderr, and under --json a JSON object on
     stdout too. A secret in the message (a server's error that echoes a key) is redacted."""
-    _ignore_stop_signals()  # a Ctrl-C now would cut the line short with a traceback
+    _hold_stop_signals()  # a Ctrl-C now would cut the line short with a traceback
     from devpulse.plugins.privacy.redact import redact  # noqa: PLC0415  # on errors only
 
     line = redact(" ".join(without_surrogates(message).split()))  # argv bytes not UTF-8
@@ -453,23 +454,69 @@ def _terminated(exc: BaseException) -> bool:
 def _stop(signum: int, frame: object) -> None:
     """The console script's SIGINT and SIGTERM handler: stop the command where it stands.
 
-    From the first signal on, both are ignored until exit: `timeout -s INT` signals the
-    process and then its group, and the second signal, tens of milliseconds later, would
-    otherwise break off the handling of the first (the request's booking, the error line)
-    with a traceback.
+    From the first signal on, both are ignored until the command has wound down
+    (`_hold_stop_signals`): `timeout -s INT` signals the process and then its group, and the
+    second signal, tens of milliseconds later, would otherwise break off the handling of
+    the first (the request's booking, the error line) with a traceback.
     """
-    _ignore_stop_signals()
+    _hold_stop_signals()
     if signum == signal.SIGTERM:
         raise Terminated
     raise KeyboardInterrupt
 
 
-def _ignore_stop_signals() -> None:
-    """Ignore SIGINT and SIGTERM from now to exit, where `run` installed `_stop`: a host
-    that calls `main` itself keeps its own handlers."""
+def _hold_stop_signals() -> None:
+    """Ignore SIGINT and SIGTERM until `run` writes the ledger, where `run` installed
+    `_stop`: a host that calls `main` itself keeps its own handlers."""
+    ours = [sig for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is _stop]
+    if ours:
+        _stopping_since[0] = time.monotonic()
+    for sig in ours:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _write_the_ledger() -> None:
+    """Commit the ledger rows still queued, before exit, where a signal can end the wait.
+
+    The wait lasts up to `ledger.busy_timeout_s` (30 s) while another process holds the
+    ledger's lock. Whoever presses Ctrl-C then means it (`_stop_now`): the rows still queued
+    are not written. The exit hook that would write them otherwise runs when Python no
+    longer calls a handler, and an ignored signal could not end the wait.
+    """
+    writes = sys.modules.get("devpulse.core.writes")
+    if writes is None:  # nothing was ever queued
+        return
+    try:  # the command's output goes out now: not after the wait, nor lost with it
+        sys.stdout.flush()
+    except (OSError, ValueError):  # a reader gone, or stdout closed
+        _discard_stdout()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(sig) is _stop:
+        signal.signal(sig, _stop_now)
+    try:
+        writes.flush_all()
+    finally:  # what is left of the exit runs with both ignored, as Python finishes
+        for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
+
+
+def _stop_now(signum: int, frame: object) -> None:
+    """A signal while `_write_the_ledger` waits: exit at once, but not within
+    `STOP_AGAIN_AFTER_S` of the first (the same signal, sent again to the group)."""
+    if time.monotonic() - _stopping_since[0] < STOP_AGAIN_AFTER_S:
+        return
+    word, code = (
+        ("terminated", ExitCode.TERMINATED)
+        if signum == signal.SIGTERM
+        else ("interrupted", ExitCode.INTERRUPTED)
+    )
+    with contextlib.suppress(OSError):  # no buffered stream: one may be mid-write
+        os.write(2, f"devpulse: error: {word} while writing the ledger: stopped at once\n".encode())
+    os._exit(code)
+
+
+# How long after the first stop signal (or an error line) another is taken for the same one.
+STOP_AGAIN_AFTER_S = 1.0
+_stopping_since = [float("-inf")]  # when the command began to wind down: monotonic seconds
 
 
 def _os_error(exc: OSError) -> str:
@@ -542,4 +589,6 @@ def run() -> None:  # pragma: no cover - exercised through the console script
     _hold_stderr()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stop)
-    sys.exit(main())
+    code = main()
+    _write_the_ledger()
+    sys.exit(code)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from devpulse import ExitCode
-from devpulse.cli import Terminated, main
+from devpulse.cli import STOP_AGAIN_AFTER_S, Terminated, main
 from tests.rig.fault_server import FaultServer
 
 CLI = [sys.executable, "-c", "from devpulse.cli import run; run()"]
@@ -879,7 +879,8 @@ def test_more_sigints_while_one_is_handled_are_ignored(tmp_path: Path) -> None:
     lands while the first is handled (booking, closing, the error line), tens of ms in."""
     with FaultServer(["silence"], hang_s=60) as fault:
         child = _asking(tmp_path, fault)
-        while child.poll() is None:  # until it exits: some land while it cleans up
+        until = time.monotonic() + STOP_AGAIN_AFTER_S / 2  # within what counts as one signal
+        while child.poll() is None and time.monotonic() < until:  # some land as it cleans up
             child.send_signal(signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=0.005)
@@ -889,6 +890,42 @@ def test_more_sigints_while_one_is_handled_are_ignored(tmp_path: Path) -> None:
     assert one_error_line(err) == "devpulse: error: interrupted"
     with sqlite3.connect(tmp_path / "ledger.sqlite3") as db:
         assert db.execute("SELECT outcome FROM requests").fetchall() == [("cancelled",)]
+
+
+@pytest.mark.parametrize(("answers", "sig"), [(True, signal.SIGINT), (False, signal.SIGTERM)])
+def test_a_signal_while_the_exit_waits_on_a_locked_ledger_stops_it_at_once(
+    tmp_path: Path, answers: bool, sig: signal.Signals
+) -> None:
+    """The answer (or the error) is out, and the exit waits for another process's lock on
+    the ledger (up to busy_timeout_s, here 300 s) to write the request's rows: a signal ends
+    the wait, and what was printed is not lost with it."""
+    ledger = tmp_path / "ledger.sqlite3"
+    with FaultServer(["ok" if answers else "reset"]) as fault:
+        cfg = config(
+            tmp_path,
+            '[local]\nbackend = "fault"\nmodel = "m"\n'
+            '[backends.fault]\nside = "local"\nkind = "openai_compat"\n'
+            f'base_url = "{fault.base_url}/v1"\n'
+            f'[ledger]\npath = "{ledger}"\nbusy_timeout_s = 300\n',
+        )
+        ask = [*CLI, "--config", str(cfg), "ask", "--json", "--task", "drafting", "hello"]
+        subprocess.run(ask, capture_output=True, check=False)  # the ledger made, unlocked
+        with contextlib.closing(sqlite3.connect(ledger, isolation_level=None)) as holder:
+            holder.execute("BEGIN EXCLUSIVE")  # another process writing, as long as it likes
+            child = subprocess.Popen(ask, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            assert child.stdout is not None
+            said = json.loads(child.stdout.readline())  # out before the wait
+            with pytest.raises(subprocess.TimeoutExpired):  # held at exit by the lock
+                child.wait(timeout=STOP_AGAIN_AFTER_S + 0.5)
+            child.send_signal(sig)
+            rest, err = child.communicate(timeout=60)  # not the 300 s of the busy timeout
+    assert said["status"] == ("ok" if answers else "error")
+    assert rest == b""
+    word = "terminated" if sig == signal.SIGTERM else "interrupted"
+    assert child.returncode == (143 if sig == signal.SIGTERM else 130)
+    assert err.decode().splitlines()[-1] == (
+        f"devpulse: error: {word} while writing the ledger: stopped at once"
+    )
 
 
 def test_sigterm_while_waiting_for_an_answer_is_143_booked_and_not_left_in_flight(
