@@ -55,8 +55,8 @@ class App:
     #: Installed plugins that failed to load, left out: only for the commands that
     #: diagnose (`DIAGNOSES`); every other command refuses to run without them.
     broken_plugins: list[BrokenPlugin] = field(default_factory=list)
-    #: Why the user's config could not be used: `config` is then the packaged defaults,
-    #: for the help and `doctor` only (`_app`).
+    #: Why no command but the help (and `doctor`) may run: a config that cannot be loaded
+    #: (`config` is then the packaged defaults) or an installed plugin that does not (`_app`).
     config_error: ConfigError | None = None
 
     _router: Router | None = None
@@ -299,8 +299,10 @@ def _invoke(args: list[str]) -> int:
     """Build the command group for `args` and run it."""
     app = _app(args)
     cli: click.Command = build_cli(app)
-    unused = app.config_error if _command_name(args) != "doctor" else None
-    if unused is not None:  # the packaged defaults stand in for the user's config
+    unused = app.config_error
+    if _command_name(args) == "doctor" and not _asks_help(args):
+        unused = None  # doctor reports it
+    if unused is not None:  # what is in place of the user's config and plugins may not run
         cli = _refusing(cli, unused)
     try:
         result = cli.main(args=args, prog_name="devpulse", standalone_mode=False)
@@ -316,9 +318,11 @@ def _invoke(args: list[str]) -> int:
 def _app(args: list[str]) -> App:
     """The config and plugins that `args` run with.
 
-    A config that cannot be loaded, or an installed plugin that does not, stops every
-    command but two: the help, shown from the packaged defaults after a warning that says
-    why, and `doctor`, which reports it as its config check. Neither routes anything.
+    A config that cannot be loaded stops every command but two: the help, shown from the
+    packaged defaults and then a warning that says why, and `doctor`, which reports it as
+    its config check. An installed plugin that does not load stops every command but the
+    help (from the user's config, the plugin left out, and the warning), `plugins` and
+    `doctor`. None of them routes anything.
     """
     from devpulse.core.plugins import (  # noqa: PLC0415  # not for --version
         PluginLoadError,
@@ -326,16 +330,21 @@ def _app(args: list[str]) -> App:
     )
 
     broken: list[BrokenPlugin] = []
+    command = _command_name(args)
     try:
         config = load_config(_peek_option(args, "--config"))
         pm = make_plugin_manager(config, broken=broken, eager=False)  # --help: no rules
-        if broken and _command_name(args) not in DIAGNOSES:
-            raise PluginLoadError(broken[0])  # routing without a plugin could change sides
-        return App(config=config, pm=pm, broken_plugins=broken)
     except ConfigError as exc:
-        if not (_asks_help(args) or _command_name(args) == "doctor"):
+        if not (_asks_help(args) or command == "doctor"):
             raise
         error = exc
+    else:
+        if not broken or command in DIAGNOSES:
+            return App(config=config, pm=pm, broken_plugins=broken)
+        refused = PluginLoadError(broken[0])  # routing without a plugin could change sides
+        if not _asks_help(args):
+            raise refused
+        return App(config=config, pm=pm, broken_plugins=broken, config_error=refused)
     broken = []
     try:
         defaults = config_from_mapping({})
@@ -345,15 +354,18 @@ def _app(args: list[str]) -> App:
     return App(config=defaults, pm=pm, broken_plugins=broken, config_error=error)
 
 
-def _refusing(command: click.Command, error: ConfigError) -> click.Command:
-    """A copy of `command` whose commands, `doctor` aside, raise `error` if they run rather
-    than show their help (`cost --since --help` reads --help as a date): none may act on the
-    defaults that stand in for a config the user meant. The module's commands stay as
-    they are, for the next `main` in this process."""
+def _refusing(command: click.Command, error: ConfigError, *, top: bool = True) -> click.Command:
+    """A copy of the command group whose commands, the top level's `doctor` aside, raise
+    `error` if they run rather than show their help (`cost --since --help` reads --help as
+    a date): none may act on the defaults that stand in for a config the user meant. A
+    nested group (a plugin's) loses its own callback, which click runs before it reads a
+    command's --help. The module's commands stay as they are, for the next `main`."""
     refusing = copy.copy(command)
     if isinstance(refusing, click.Group):
+        if not top:
+            refusing.callback = None
         refusing.commands = {
-            name: sub if name == "doctor" else _refusing(sub, error)
+            name: sub if top and name == "doctor" else _refusing(sub, error, top=False)
             for name, sub in refusing.commands.items()
         }
         return refusing
@@ -383,15 +395,14 @@ def _asks_help(args: list[str]) -> bool:
 
 
 def _warn_unused(error: ConfigError) -> int:
-    """After the help that stood in for a config that cannot be loaded: say why, once, and
-    exit OK (the help was shown)."""
-    from devpulse.plugins.privacy.redact import redact  # noqa: PLC0415  # on this path only
+    """After the help shown in spite of `error` (`_app`): say why, once, and exit OK."""
+    from devpulse.core.plugins import PluginLoadError  # noqa: PLC0415  # on this path only
+    from devpulse.plugins.privacy.redact import redact  # noqa: PLC0415
 
     line = redact(" ".join(without_surrogates(str(error)).split()))
+    shown = "leaves it out" if isinstance(error, PluginLoadError) else "is the packaged defaults'"
     with contextlib.suppress(OSError):
-        click.echo(
-            f"devpulse: warning: {line} (the help above is the packaged defaults')", err=True
-        )
+        click.echo(f"devpulse: warning: {line} (the help above {shown})", err=True)
     return ExitCode.OK
 
 

@@ -61,10 +61,10 @@ def doctor_command(ctx: click.Context, as_json: bool) -> None:
     """
     app = ctx.obj
     error = getattr(app, "config_error", None)
-    if error is not None:
-        checks = [check_unloaded(error), check_memory(app.pm.hook.probe_memory)]
+    broken = getattr(app, "broken_plugins", ())
+    if error is not None:  # the memory budget too is the config's (preflight.reserve_mb)
+        checks = [check_unloaded(error), *(check_broken(b) for b in broken)]
     else:
-        broken = getattr(app, "broken_plugins", ())
         checks = run_checks(app.config, app.pm.hook.probe_memory, broken)
     failed = any(c.result == "fail" for c in checks)
     if as_json:

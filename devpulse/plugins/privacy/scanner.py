@@ -32,6 +32,7 @@ from devpulse.plugins.privacy.readers import MAX_ROW_BYTES, RECORDS_READER, read
 from devpulse.plugins.privacy.readers import RULE_IDS as READER_IDS
 from devpulse.plugins.privacy.rules import (
     CATEGORY_LEVELS,
+    UNCOUNTED_RUN,
     CompiledRule,
     compile_pattern,
     compile_rule,
@@ -177,9 +178,6 @@ PREFILTER_MAX_MEM = 32 << 20
 # The triggers and exact patterns go a few to a set (Scanner.__init__), this many, for texts
 # of this many bytes or more.
 PREFILTER_SET_PATTERNS = 20
-# In those sets, a counted run counts this far at most (`_uncounted`). Cut to 1, the 10 MB
-# bench's sets let six more rules run (5% of the scan); cut to 8, one.
-UNCOUNTED_RUN = 8
 SPLIT_PREFILTER_BYTES = 8 << 10
 # A text this long has its rules run on worker threads, a few at once (Scanner._hits): on a
 # 10 MB text, 17 MB/s on one thread and 20 on two. Below it the threads' hand-offs cost more
@@ -900,7 +898,11 @@ def _prefilter(table: dict[str, list[int]]) -> tuple[re2.Set, list[tuple[int, ..
     options.max_mem = PREFILTER_MAX_MEM
     found = re2.Set.SearchSet(options)
     for i, pattern in enumerate(table):
-        if found.Add(pattern) != i:
+        try:  # rules.compile_rule checked each rule's forms: this is the last line
+            added = found.Add(pattern)
+        except re2.error:
+            added = -1
+        if added != i:
             raise ConfigError(f"privacy: prefilter pattern {pattern!r} is not valid RE2")
     found.Add(r"\A")  # matches every text: see Scanner._enabled
     found.Compile()

@@ -241,6 +241,24 @@ BAD_PRIVACY = [
         {"rules": [{"id": "x", "category": "pii", "pattern": "a", "long_prefilter": "yes"}]},
         "privacy.rules[0].long_prefilter: expected true or false",
     ),
+    (  # the pattern compiles; in the prefilter set's (?-i:...), \\Q quotes the ")" too
+        {
+            "rules": [
+                {
+                    "id": "x",
+                    "category": "internal",
+                    "pattern": "ACME-\\Q$",
+                    "keywords": ["acme-"],
+                    "exact_prefilter": True,
+                }
+            ]
+        },
+        "privacy.rules[0].pattern (as the prefilter reads it): not a valid RE2 pattern",
+    ),
+    (  # the trigger compiles; its count cut for a long text's sets ({6,}0) does not
+        {"rules": [{"id": "x", "category": "pii", "pattern": "a", "trigger": "{06}0"}]},
+        "privacy.rules[0].trigger (as the prefilter reads it): not a valid RE2 pattern",
+    ),
     ({"allowlist": ["[bad"]}, "privacy.allowlist[0]: not a valid RE2 pattern"),
     ({"internal_domains": "acme.internal"}, "privacy.internal_domains: expected a list"),
     (
