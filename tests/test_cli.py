@@ -232,3 +232,36 @@ def test_plugins_and_doctor_still_run_and_show_a_plugin_that_failed_to_load(caps
     assert code == ExitCode.PROBLEM
     assert checks["plugins.bad_import"]["result"] == "fail"
     assert checks["plugins.bad_import"]["detail"].startswith(NAMED)
+
+
+@pytest.mark.usefixtures("broken_plugin")
+def test_the_help_leaves_out_a_plugin_that_failed_to_load_and_says_so(
+    capsys, tmp_path: Path
+) -> None:
+    """The user's config loaded: its help is shown (here without `scan`, which its
+    config switches off), not the packaged defaults'."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[privacy]\nclassifier = false\n")
+    code, out, err = run(capsys, "--config", str(cfg), "--help")
+    assert code == ExitCode.OK
+    assert "route" in out
+    assert " scan " not in out
+    assert err == f"devpulse: warning: {NAMED}; " + err.split("; ", 1)[1]
+    assert err.endswith("(the help above leaves it out)\n")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.usefixtures("broken_plugin")
+def test_doctor_with_a_broken_config_still_names_a_plugin_that_failed_to_load(
+    capsys, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "broken.toml"
+    cfg.write_text("not = [valid toml\n")
+    code, out, _ = run(capsys, "--config", str(cfg), "doctor", "--json")
+    assert code == ExitCode.USAGE
+    names = [c["name"] for c in json.loads(out)["checks"]]
+    assert names == ["config", "plugins.bad_import"]
+    code, out, err = run(capsys, "--config", str(cfg), "doctor", "--help")  # help, and why
+    assert code == ExitCode.OK
+    assert out.startswith("Usage: devpulse doctor")
+    assert err.startswith(f"devpulse: warning: config {cfg} is not valid TOML")

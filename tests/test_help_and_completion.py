@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
-from devpulse.cli import main
+from devpulse import ConfigError
+from devpulse.cli import _refusing, main
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = [
@@ -146,23 +148,64 @@ def test_the_warning_redacts_a_secret_the_config_error_echoes(
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "said"),
     [
-        ["route", "hello"],
-        ["route", "--", "--help"],  # a prompt that reads --help
-        ["cost", "--since", "--help"],  # a date that reads --help: cost would run
-        ["plugins"],
-        ["--config"],
+        (["route", "hello"], "is not valid TOML"),
+        (["route", "--", "--help"], "is not valid TOML"),  # a prompt that reads --help
+        (["route", "--file", "-h"], "is not valid TOML"),  # a file named -h: route would run
+        (["cost", "--since", "--help"], "is not valid TOML"),  # a date that reads --help
+        (["plugins"], "is not valid TOML"),
+        (["--config"], "--config needs a value"),
     ],
 )
 def test_no_command_runs_on_the_defaults_in_place_of_a_broken_config(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    args: list[str],
+    said: str,
 ) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text(BROKEN)
+    (tmp_path / "-h").write_text("summarize this changelog\n")
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DEVPULSE_CONFIG", str(broken))
     assert main(args) == 2
     out, err = capsys.readouterr()
     assert out == ""
     assert err.count("\n") == 1, err
     assert err.startswith("devpulse: error: "), err
+    assert said in err
+
+
+def test_a_plugins_group_of_commands_runs_nothing_on_the_defaults() -> None:
+    """A group's own callback runs before its command's --help is read: it is refused too,
+    and only the top level's doctor runs on a config that cannot be loaded."""
+    ran: list[str] = []
+
+    @click.group(name="devpulse")
+    def top() -> None:
+        ran.append("top")
+
+    @top.group(name="team")
+    def team() -> None:
+        ran.append("team")
+
+    @team.command(name="sync")
+    def sync() -> None:
+        ran.append("sync")
+
+    @team.command(name="doctor")
+    def team_doctor() -> None:
+        ran.append("team doctor")
+
+    error = ConfigError("config broken.toml is not valid TOML")
+    refusing = _refusing(top, error)
+    assert refusing.main(["team", "sync", "--help"], standalone_mode=False) == 0
+    assert ran == ["top"]  # the top group's callback sets the app up: it stays
+    for argv in (["team", "sync"], ["team", "doctor"]):
+        with pytest.raises(ConfigError):
+            refusing.main(argv, standalone_mode=False)
+    assert "sync" not in ran
+    assert "team doctor" not in ran
+    assert team.callback is not None  # the plugin's own group is left as it was
