@@ -226,6 +226,40 @@ def url_decoded(text: str) -> tuple[str, Origins] | None:
     return _read(text, stretches, _PERCENT_SPLIT, 3, _PERCENT_LETTERS.__getitem__, MAX_URL_ESCAPES)
 
 
+def without_gutters(text: str) -> tuple[str, Origins] | None:
+    """`text` up to its last numbered line (at most MAX_GUTTER_LINES of them), with the line
+    numbers a tool printed taken off, and where each character came from; None unless two
+    lines or more hold one. `cat -n` and `nl` write `    12\t`, an agent's file-reading tool
+    `    12→`, bat `  12   │ `: a CSV's header, a private key's PEM lines or a .ppk's
+    Private-Lines then start their lines again, where the rules and readers look for them."""
+    if _GUTTER.search(text.encode("utf-8", "surrogatepass")) is None:  # most texts hold none
+        return None
+    parts: list[str] = []
+    origins = Origins()
+    size = last = numbered = 0
+    for found in itertools.islice(_GUTTER_MARK.finditer(text), MAX_GUTTER_LINES):
+        start, end = found.span()
+        parts.append(text[last:start])
+        size += start - last
+        origins.shift_from(size, end - size)
+        last = end
+        numbered += 1
+    if numbered < 2:
+        return None
+    stop = text.find("\n", last)
+    parts.append(text[last : len(text) if stop < 0 else stop + 1])
+    return "".join(parts), origins
+
+
+# A line that starts with a tool's line number: up to ten blanks, up to seven digits, then a
+# tab, an arrow, or blanks and a bar (and the blank after it). Each part's characters differ
+# from the next part's, so the pattern reads each line's start once, as RE2 would.
+_GUTTER = re2.compile("(?m)^ {0,10}[0-9]{1,7}(?:\t|→| {1,8}│)".encode())
+_GUTTER_MARK = re.compile(r"^ {0,10}[0-9]{1,7}(?:\t|→| {1,8}│ ?)", re.MULTILINE)
+# The numbered lines read again, at most: an agent's tool shows 2,000 at a time.
+MAX_GUTTER_LINES = 4_000
+
+
 def _after(at: int, run: int) -> int:
     """Where the letter after a run of `run` characters lies, the last one at `at`."""
     return at + run + 1

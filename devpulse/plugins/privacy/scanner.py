@@ -26,7 +26,13 @@ from devpulse.core.config import PrivacyConfig, PrivacyRule
 from devpulse.core.errors import ConfigError
 from devpulse.core.types import Finding
 from devpulse.plugins.privacy.checks import is_placeholder, preview, shannon_entropy
-from devpulse.plugins.privacy.plain import Origins, plain_text, unescaped, url_decoded
+from devpulse.plugins.privacy.plain import (
+    Origins,
+    plain_text,
+    unescaped,
+    url_decoded,
+    without_gutters,
+)
 from devpulse.plugins.privacy.pyast import Hit, scan_python
 from devpulse.plugins.privacy.readers import MAX_ROW_BYTES, RECORDS_READER, read_all, readers_for
 from devpulse.plugins.privacy.readers import RULE_IDS as READER_IDS
@@ -353,7 +359,7 @@ class Scanner:
         findings = self._scan_plain(text, parse=True)
         read_again = False
         left = max(REREAD_TIMES * len(text), REREAD_CHARS)  # what the readings may read
-        for decoded in (unescaped, url_decoded):
+        for decoded in (unescaped, url_decoded, without_gutters):
             chain: list[tuple[Origins, int]] = []  # each reading, and the size of what it read
             source = text
             for _ in range(ESCAPE_DEPTH):  # escaped within escaped: a log line's JSON body

@@ -231,6 +231,10 @@ def rule_texts() -> Iterator[tuple[str, str]]:
     # URL encoding, read again decoded (plain.url_decoded), twice encoded, a line at a time
     for unit in ("%40", "%2B1", "a%3D", "%2540", "%2\n", "x%20y%0A\n", "%C3%A9%2F"):
         yield f"url escapes {unit!r}", "%2F" + unit * (CHAIN // len(unit))
+    # Numbered lines, read again without their numbers (plain.without_gutters): short
+    # lines, and lines that almost hold a number (blanks and digits without the tab)
+    for unit in ("1\ta\n", "     12→x\n", "  3   │ p\n", "          1234567 \n", "1\t\n"):
+        yield f"numbered lines {unit!r}", "1\tx\n2\ty\n" + unit * (CHAIN // len(unit))
 
 
 def python_texts() -> Iterator[tuple[str, str]]:

@@ -18,7 +18,14 @@ from devpulse import PrivacyLevel, config_from_mapping
 from devpulse.plugins.privacy import Scanner, plain
 from devpulse.plugins.privacy import scanner as scanner_module
 from devpulse.plugins.privacy.checks import PUBLIC_PREFIX, has_alnum
-from devpulse.plugins.privacy.plain import _AS_READ, _ESCAPED, plain_text, unescaped, url_decoded
+from devpulse.plugins.privacy.plain import (
+    _AS_READ,
+    _ESCAPED,
+    plain_text,
+    unescaped,
+    url_decoded,
+    without_gutters,
+)
 from devpulse.plugins.privacy.readers import read_all
 from tests.plugins.privacy import secrets_factory as make
 from tests.support import router_with
@@ -275,6 +282,51 @@ def test_url_decoded_reads_as_one_escape_at_a_time(text, budget) -> None:
     with mock.patch.object(plain, "MAX_URL_ESCAPES", budget):
         view = url_decoded(text)
     _assert_reads_as(view, _url_decoded_by_hand(text, budget))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.sampled_from(["", " ", "     ", "x"]),
+            st.sampled_from(["", "1", "42", "1234567", "12345678"]),
+            st.sampled_from(["", "\t", "→", "   │ ", " │", ":", " "]),
+            st.text(alphabet=st.sampled_from(list("ab1\t →│")), max_size=8).map("a".__add__),
+        ),
+        max_size=8,
+    )
+)
+@example(lines=[("     ", "1", "\t", "a"), ("     ", "2", "\t", "b")])
+def test_without_gutters_takes_off_only_a_tools_line_numbers(lines) -> None:
+    """Each line is read without its number where a tool wrote one (blanks, digits, then a
+    tab, an arrow, or blanks and a bar), up to the last such line; every other character
+    stays, and comes from where it stood."""
+    text = "".join(f"{lead}{number}{mark}{rest}\n" for lead, number, mark, rest in lines)
+    numbered = [
+        bool(number)
+        and len(lead) <= 10
+        and len(number) <= 7
+        and not lead.strip()
+        and mark in ("\t", "→", "   │ ", " │")
+        for lead, number, mark, _ in lines
+    ]
+    view = without_gutters(text)
+    if sum(numbered) < 2:
+        assert view is None
+        return
+    assert view is not None
+    read, origins = view
+    expected, kept = "", []
+    at = 0
+    last = max(i for i, cut in enumerate(numbered) if cut)
+    for (lead, number, mark, rest), cut in zip(lines[: last + 1], numbered, strict=False):
+        line = f"{lead}{number}{mark}{rest}\n"
+        skip = len(lead) + len(number) + len(mark) if cut else 0
+        expected += line[skip:]
+        kept += range(at + skip, at + len(line))
+        at += len(line)
+    assert read == expected
+    assert [origins.index(i) for i in range(len(read))] == kept
 
 
 def test_a_reading_stops_after_its_most_lines() -> None:

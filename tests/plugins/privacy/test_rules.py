@@ -3002,3 +3002,36 @@ def test_an_application_password_may_have_two_word_like_groups_not_three(
 ) -> None:
     text = f"WP_APP_PASSWORD={groups}"
     assert ("wordpress-application-password" in rule_ids(scanner, text)) is found
+
+
+NUMBERED = [
+    # an agent's file-reading tool: a private key, its PEM lines numbered
+    "     1→-----BEGIN OPENSSH PRIVATE KEY-----\n"
+    "     2→b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAABFwAAAAdzc2gtcn\n"
+    "     3→NhAAAAAwEAAQAAAQEAz6mISutx1+JPCE2cKvaTROXZauQSOuNZ1wOlX9wf7QkFM8Zueijp\n",
+    # cat -n: a PuTTY key's private lines
+    "     1\tPuTTY-User-Key-File-3: ssh-ed25519\n     2\tEncryption: none\n"
+    "     3\tComment: deploy\n     4\tPublic-Lines: 1\n"
+    "     5\tAAAAC3NzaC1lZDI1NTE5AAAAIHq9GmR2kT0yWc8nLZpXo3fE1sV7bD4uJ6hQ\n"
+    "     6\tPrivate-Lines: 1\n     7\tAAAAIFp0Xq7yWn3cR8tLmK2vB9dJ5sH1gE4fU6oA3iQzYxTe\n",
+    # bat: a customer export whose header names an id's column
+    "   1   │ customer_id,name,date_of_birth,national_id,segment\n"
+    "   2   │ C215059,Lin Chia-Hao,1978/05/04,H163604195,retail\n"
+    "   3   │ C315324,Wu Yu-Ting,1988/08/10,A229726326,retail\n",
+]
+
+
+@pytest.mark.parametrize("text", NUMBERED)
+def test_a_tools_line_numbers_hide_nothing(scanner: Scanner, text: str) -> None:
+    """What a rule or a reader finds at a line's start is found there with a tool's line
+    numbers before each line, at its own place in the text."""
+    plain = "".join(
+        line.split("→", 1)[-1].split("\t", 1)[-1].split("│ ", 1)[-1]
+        for line in text.splitlines(keepends=True)
+    )
+    expected = {f.category for f in scanner.scan(plain)}
+    assert expected  # found without the numbers
+    found = scanner.scan(text)
+    assert {f.category for f in found} >= expected
+    for f in found:  # at its own place: never on a line's number
+        assert not text[f.span[0] : f.span[1]].lstrip().startswith(("→", "│", "\t"))
