@@ -31,7 +31,7 @@ PLACEHOLDER = re2.compile(
             (
                 r"^(?:your|my|insert|enter|put|replace|add|paste|fill|some|the|a)[-_ ]",
                 r"(?:^|[^a-z0-9])(?:example|placeholder|changeme|change[-_]me|dummy|redacted"
-                r"|sample|fake)(?:[^a-z0-9]|$)",
+                r"|sample|fake|omitted)(?:[^a-z0-9]|$)",  # kubectl config view: DATA+OMITTED
                 r"example(?:key)?$",
                 # EXAMPLE in capitals opening the value or a part of it after a separator,
                 # whatever follows (`EXAMPLEKEY123`, `sk_live_EXAMPLE000`): a random token's

@@ -547,6 +547,16 @@ POSITIVES = [
         "client\n<tls-crypt>\n-----BEGIN OpenVPN Static key V1-----\n"
         "6f1c2b9e3d4a4e8f9b7c2a1d0e5f6c3b\n3f2c9a8b7e6d5c4b3a29180f7e6d5c4b\n",
     ),
+    (
+        "spaced-password-setting",
+        "account default\nhost smtp.example.net\nuser alerts\npassword   q7Vx2mLr9KpT4wZs\n",
+    ),
+    (
+        "dicom-date-of-birth",
+        "(0010,0010) PN [TOTH^MATEJ]   # 10, 1 PatientName\n"
+        "(0010,0030) DA [19661008]     #  8, 1 PatientBirthDate\n",
+    ),
+    ("dicom-date-of-birth", "(0010, 0030) Patient's Birth Date    DA: '19800801'"),
 ]
 
 
@@ -562,6 +572,15 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    # a mail's own id, shaped like an address
+    "Message-ID: <YyxxSUDL4F8t5lkDw4RE@mail.northwind-mail.net>\n"
+    "In-Reply-To: <a8f3k2@mx.northwind-mail.net>",
+    # kubectl config view hides what a kubeconfig holds
+    "users:\n- name: admin\n  user:\n    client-key-data: DATA+OMITTED\n    token: REDACTED",
+    # prose about a password, one word after it
+    "Password changed\npassword reset\nPassword: please",
+    # DICOM's study date is no one's birth date
+    "(0008,0020) DA [20240425]     #  8, 1 StudyDate",
     # net-snmp's default community, an expansion, snmpd's config file
     "snmpwalk -v2c -c public router01",
     "snmpwalk -v2c -c $COMMUNITY host",
