@@ -232,7 +232,9 @@ def without_gutters(text: str) -> tuple[str, Origins] | None:
     lines or more hold one. `cat -n` and `nl` write `    12\t`, an agent's file-reading tool
     `    12→`, bat `  12   │ `: a CSV's header, a private key's PEM lines or a .ppk's
     Private-Lines then start their lines again, where the rules and readers look for them."""
-    if _GUTTER.search(text.encode("utf-8", "surrogatepass")) is None:  # most texts hold none
+    if not ("\t" in text or "→" in text or "│" in text):  # what every gutter ends with
+        return None
+    if _GUTTER.search(text.encode("utf-8", "surrogatepass")) is None:
         return None
     parts: list[str] = []
     origins = Origins()
