@@ -230,9 +230,11 @@ def without_gutters(text: str) -> tuple[str, Origins] | None:
     """`text` up to its last numbered line (at most MAX_GUTTER_LINES of them), with the line
     numbers a tool printed taken off, and where each character came from; None unless two
     lines or more hold one. `cat -n` and `nl` write `    12\t`, an agent's file-reading tool
-    `    12→`, bat `  12   │ `: a CSV's header, a private key's PEM lines or a .ppk's
-    Private-Lines then start their lines again, where the rules and readers look for them."""
-    if not ("\t" in text or "→" in text or "│" in text):  # what every gutter ends with
+    `    12→`, bat `  12   │ `, and a CI log (GitHub Actions') stamps each line with the
+    time it was written, `2024-04-24T17:00:35.5044891Z `: a CSV's header, a private key's
+    PEM lines, a .ppk's Private-Lines or what a command printed then start their lines
+    again, where the rules and readers look for them."""
+    if not ("\t" in text or "→" in text or "│" in text or "Z " in text):  # each gutter's end
         return None
     if _GUTTER.search(text.encode("utf-8", "surrogatepass")) is None:
         return None
@@ -253,11 +255,14 @@ def without_gutters(text: str) -> tuple[str, Origins] | None:
     return "".join(parts), origins
 
 
-# A line that starts with a tool's line number: up to ten blanks, up to seven digits, then a
-# tab, an arrow, or blanks and a bar (and the blank after it). Each part's characters differ
-# from the next part's, so the pattern reads each line's start once, as RE2 would.
-_GUTTER = re2.compile("(?m)^ {0,10}[0-9]{1,7}(?:\t|→| {1,8}│)".encode())
-_GUTTER_MARK = re.compile(r"^ {0,10}[0-9]{1,7}(?:\t|→| {1,8}│ ?)", re.MULTILINE)
+# A line that starts with a tool's line number (up to ten blanks, up to seven digits, then a
+# tab, an arrow, or blanks and a bar and the blank after it), or with a UTC time stamp and a
+# blank. Each part's characters differ from the next part's, and the two forms part at a
+# line's fifth character at the latest: each line's start is read a bounded number of
+# times, with nothing to backtrack over.
+_STAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z "
+_GUTTER = re2.compile(f"(?m)^(?:{_STAMP}| {{0,10}}[0-9]{{1,7}}(?:\t|→| {{1,8}}│))".encode())
+_GUTTER_MARK = re.compile(rf"^(?:{_STAMP}| {{0,10}}[0-9]{{1,7}}(?:\t|→| {{1,8}}│ ?))", re.MULTILINE)
 # The numbered lines read again, at most: an agent's tool shows 2,000 at a time.
 MAX_GUTTER_LINES = 4_000
 

@@ -302,7 +302,10 @@ PRINTED_SECRET = TwoPass.compile(
     rb"|az[ \t]+keyvault[ \t]+secret[ \t]+show|gh[ \t]+auth[ \t]+token|heroku[ \t]+auth:token"
     rb"|cat[ \t]+[^\s|;&]*(?i:secret|passw(?:or)?d|token|api[_-]?key)[^\s|;&]*)"
     rb"[^\r\n]*"
-    rb")\r?\n[ \t]*(?P<value>[^\s]+)[ \t]*(?m:$)"
+    # a GitHub Actions log's lines between a step's command and its output: the shell it
+    # ran in and the end of the step's header (`##[group]Run CMD`, CMD, `shell: ...`)
+    rb")(?:\r?\n[ \t]*(?:shell:[ \t][^\r\n]*|##\[endgroup\]))?(?:\r?\n[ \t]*##\[endgroup\])?"
+    rb"\r?\n[ \t]*(?P<value>[^\s]+)[ \t]*(?m:$)"
 )
 
 

@@ -229,11 +229,22 @@ def rule_texts() -> Iterator[tuple[str, str]]:
     ):
         yield f"prose {unit[:20]!r}", unit * (LONG // len(unit))
     # URL encoding, read again decoded (plain.url_decoded), twice encoded, a line at a time
+    # a GitHub Actions step's lines between its command and what it printed, again and again
+    unit = "kubectl get secret x | base64 -d\nshell: /usr/bin/bash -e {0}\n##[endgroup]\n"
+    yield "CI step headers", unit * (CHAIN // len(unit))
     for unit in ("%40", "%2B1", "a%3D", "%2540", "%2\n", "x%20y%0A\n", "%C3%A9%2F"):
         yield f"url escapes {unit!r}", "%2F" + unit * (CHAIN // len(unit))
     # Numbered lines, read again without their numbers (plain.without_gutters): short
     # lines, and lines that almost hold a number (blanks and digits without the tab)
-    for unit in ("1\ta\n", "     12→x\n", "  3   │ p\n", "          1234567 \n", "1\t\n"):
+    for unit in (
+        "1\ta\n",
+        "     12→x\n",
+        "  3   │ p\n",
+        "          1234567 \n",
+        "1\t\n",
+        "2024-04-24T17:00:35.5044891Z $ echo $TOKEN\n",  # a CI log's time stamps
+        "2024-04-24T17:00:35.50",
+    ):
         yield f"numbered lines {unit!r}", "1\tx\n2\ty\n" + unit * (CHAIN // len(unit))
 
 

@@ -345,6 +345,12 @@ POSITIVES = [
         "GET https://api.db-ip.com/v2/0031b069bdecb656547ed6dfc39a3a12943dc975/203.0.113.7",
     ),
     ("printed-secret", "$ cat /run/secrets/db_password\nZr8pQ2vLx9mKqW\n$ "),
+    (  # a GitHub Actions step: its header, the command, its shell, then what it printed
+        "printed-secret",
+        "##[group]Run gcloud secrets versions access latest --secret=db-pass\n"
+        "gcloud secrets versions access latest --secret=db-pass\n"
+        "shell: /usr/bin/bash -e {0}\n##[endgroup]\nq8Zr2vLx9mKqWp4T\n",
+    ),
     (
         "ssh2-private-key",
         '---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----\nComment: "rsa-key-20250820"\n'
@@ -3033,6 +3039,9 @@ NUMBERED = [
     "     3\tComment: deploy\n     4\tPublic-Lines: 1\n"
     "     5\tAAAAC3NzaC1lZDI1NTE5AAAAIHq9GmR2kT0yWc8nLZpXo3fE1sV7bD4uJ6hQ\n"
     "     6\tPrivate-Lines: 1\n     7\tAAAAIFp0Xq7yWn3cR8tLmK2vB9dJ5sH1gE4fU6oA3iQzYxTe\n",
+    # a CI log whose lines the runner stamped with the time: a key read from a store
+    "2024-04-24T17:00:35.5097848Z $ vault kv get -field=password secret/db\n"
+    "2024-04-24T17:00:35.6599068Z q8Zr2vLx9mKqWp4T\n",
     # bat: a customer export whose header names an id's column
     "   1   │ customer_id,name,date_of_birth,national_id,segment\n"
     "   2   │ C215059,Lin Chia-Hao,1978/05/04,H163604195,retail\n"
@@ -3040,14 +3049,18 @@ NUMBERED = [
 ]
 
 
+def _unnumbered(line: str) -> str:
+    """`line` without the number (or the time stamp) before it, by hand."""
+    if line[:4].isdigit() and line[10:11] == "T":
+        line = line.split("Z ", 1)[1]
+    return line.split("→", 1)[-1].split("\t", 1)[-1].split("│ ", 1)[-1]
+
+
 @pytest.mark.parametrize("text", NUMBERED)
 def test_a_tools_line_numbers_hide_nothing(scanner: Scanner, text: str) -> None:
     """What a rule or a reader finds at a line's start is found there with a tool's line
     numbers before each line, at its own place in the text."""
-    plain = "".join(
-        line.split("→", 1)[-1].split("\t", 1)[-1].split("│ ", 1)[-1]
-        for line in text.splitlines(keepends=True)
-    )
+    plain = "".join(map(_unnumbered, text.splitlines(keepends=True)))
     expected = {f.category for f in scanner.scan(plain)}
     assert expected  # found without the numbers
     found = scanner.scan(text)
