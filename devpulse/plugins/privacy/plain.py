@@ -236,13 +236,22 @@ def without_gutters(text: str) -> tuple[str, Origins] | None:
     again, where the rules and readers look for them."""
     if not ("\t" in text or "→" in text or "│" in text or "Z " in text):  # each gutter's end
         return None
-    if _GUTTER.search(text.encode("utf-8", "surrogatepass")) is None:
-        return None
+    data = text.encode("utf-8", "surrogatepass")
+    ascii_only = len(data) == len(text)
+    at = [0, 0]  # a place in `data` and the same place in `text`
+
+    def char(byte: int) -> int:  # the character at `byte`, the places asked in order
+        if not ascii_only:
+            at[1] += len(data[at[0] : byte].decode("utf-8", "surrogatepass"))
+            at[0] = byte
+            return at[1]
+        return byte
+
     parts: list[str] = []
     origins = Origins()
     size = last = numbered = 0
-    for found in itertools.islice(_GUTTER_MARK.finditer(text), MAX_GUTTER_LINES):
-        start, end = found.span()
+    for found in itertools.islice(_GUTTER.finditer(data), MAX_GUTTER_LINES):
+        start, end = char(found.start()), char(found.end())
         parts.append(text[last:start])
         size += start - last
         origins.shift_from(size, end - size)
@@ -255,14 +264,12 @@ def without_gutters(text: str) -> tuple[str, Origins] | None:
     return "".join(parts), origins
 
 
-# A line that starts with a tool's line number (up to ten blanks, up to seven digits, then a
-# tab, an arrow, or blanks and a bar and the blank after it), or with a UTC time stamp and a
-# blank. Each part's characters differ from the next part's, and the two forms part at a
-# line's fifth character at the latest: each line's start is read a bounded number of
-# times, with nothing to backtrack over.
+# A line's start that is a tool's line number (up to ten blanks, up to seven digits, then a
+# tab, an arrow, or blanks and a bar and the blank after it), or a UTC time stamp and a
+# blank. RE2, over the text's UTF-8 (its arrow and bar written as they are: RE2 reads a
+# pattern as UTF-8).
 _STAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z "
-_GUTTER = re2.compile(f"(?m)^(?:{_STAMP}| {{0,10}}[0-9]{{1,7}}(?:\t|→| {{1,8}}│))".encode())
-_GUTTER_MARK = re.compile(rf"^(?:{_STAMP}| {{0,10}}[0-9]{{1,7}}(?:\t|→| {{1,8}}│ ?))", re.MULTILINE)
+_GUTTER = re2.compile(f"(?m)^(?:{_STAMP}| {{0,10}}[0-9]{{1,7}}(?:\t|→| {{1,8}}│ ?))".encode())
 # The numbered lines read again, at most: an agent's tool shows 2,000 at a time.
 MAX_GUTTER_LINES = 4_000
 
