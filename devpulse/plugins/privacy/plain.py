@@ -227,13 +227,18 @@ def url_decoded(text: str) -> tuple[str, Origins] | None:
 
 
 def without_gutters(text: str) -> tuple[str, Origins] | None:
-    """`text` up to its last numbered line (at most MAX_GUTTER_LINES of them), with the line
-    numbers a tool printed taken off, and where each character came from; None unless two
-    lines or more hold one. `cat -n` and `nl` write `    12\t`, an agent's file-reading tool
+    """The numbered lines of `text` (at most MAX_GUTTER_LINES of them), with the line numbers
+    a tool printed taken off, and where each character came from; None unless two lines or
+    more hold one. `cat -n` and `nl` write `    12\t`, an agent's file-reading tool
     `    12→`, bat `  12   │ `, and a CI log (GitHub Actions') stamps each line with the
     time it was written, `2024-04-24T17:00:35.5044891Z `: a CSV's header, a private key's
     PEM lines, a .ppk's Private-Lines or what a command printed then start their lines
-    again, where the rules and readers look for them."""
+    again, where the rules and readers look for them.
+
+    Numbered lines with at most MAX_GUTTER_GAP others between them are read as one stretch,
+    those others with them (`nl` leaves blank lines unnumbered); the rest of the text is
+    left to its first reading. A long text with numbered lines here and there (a day's
+    prompts, some with a file listing) is not read twice."""
     if not ("\t" in text or "→" in text or "│" in text or "Z " in text):  # each gutter's end
         return None
     data = text.encode("utf-8", "surrogatepass")
@@ -252,8 +257,11 @@ def without_gutters(text: str) -> tuple[str, Origins] | None:
     size = last = numbered = 0
     for found in itertools.islice(_GUTTER.finditer(data), MAX_GUTTER_LINES):
         start, end = char(found.start()), char(found.end())
-        parts.append(text[last:start])
-        size += start - last
+        if numbered:  # the stretch goes on over the lines between, or ends with its line
+            stop = text.find("\n", last, start) + 1  # the previous numbered line's end
+            gap = start if text.count("\n", stop, start) <= MAX_GUTTER_GAP else stop
+            parts.append(text[last:gap])
+            size += gap - last
         origins.shift_from(size, end - size)
         last = end
         numbered += 1
@@ -272,6 +280,8 @@ _STAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})
 _GUTTER = re2.compile(f"(?m)^(?:{_STAMP}| {{0,10}}[0-9]{{1,7}}(?:\t|→| {{1,8}}│ ?))".encode())
 # The numbered lines read again, at most: an agent's tool shows 2,000 at a time.
 MAX_GUTTER_LINES = 4_000
+# Lines without a number that may lie between two numbered lines of one stretch.
+MAX_GUTTER_GAP = 4
 
 
 def _after(at: int, run: int) -> int:

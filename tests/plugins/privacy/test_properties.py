@@ -293,14 +293,16 @@ def test_url_decoded_reads_as_one_escape_at_a_time(text, budget) -> None:
             st.sampled_from(["", "\t", "→", "   │ ", " │", ":", " "]),
             st.text(alphabet=st.sampled_from(list("ab1\t →│")), max_size=8).map("a".__add__),
         ),
-        max_size=8,
+        max_size=12,
     )
 )
 @example(lines=[("     ", "1", "\t", "a"), ("     ", "2", "\t", "b")])
+@example(lines=[("", "1", "\t", "a"), *[("", "", "", "b")] * 5, ("", "2", "\t", "c")] * 2)
 def test_without_gutters_takes_off_only_a_tools_line_numbers(lines) -> None:
     """Each line is read without its number where a tool wrote one (blanks, digits, then a
-    tab, an arrow, or blanks and a bar), up to the last such line; every other character
-    stays, and comes from where it stood."""
+    tab, an arrow, or blanks and a bar), from the first such line to the last, less the
+    lines between two that lie more than MAX_GUTTER_GAP apart; every other character of
+    what is read stays, and comes from where it stood."""
     text = "".join(f"{lead}{number}{mark}{rest}\n" for lead, number, mark, rest in lines)
     numbered = [
         bool(number)
@@ -316,14 +318,19 @@ def test_without_gutters_takes_off_only_a_tools_line_numbers(lines) -> None:
         return
     assert view is not None
     read, origins = view
+    at_numbers = [i for i, cut in enumerate(numbered) if cut]
+    kept_lines = set(at_numbers)
+    for before, after in itertools.pairwise(at_numbers):
+        if after - before - 1 <= plain.MAX_GUTTER_GAP:
+            kept_lines.update(range(before, after))
     expected, kept = "", []
     at = 0
-    last = max(i for i, cut in enumerate(numbered) if cut)
-    for (lead, number, mark, rest), cut in zip(lines[: last + 1], numbered, strict=False):
+    for i, ((lead, number, mark, rest), cut) in enumerate(zip(lines, numbered, strict=True)):
         line = f"{lead}{number}{mark}{rest}\n"
         skip = len(lead) + len(number) + len(mark) if cut else 0
-        expected += line[skip:]
-        kept += range(at + skip, at + len(line))
+        if i in kept_lines:
+            expected += line[skip:]
+            kept += range(at + skip, at + len(line))
         at += len(line)
     assert read == expected
     assert [origins.index(i) for i in range(len(read))] == kept
