@@ -790,7 +790,18 @@ CARD_MRZ = (
 )
 
 
-@pytest.mark.parametrize("text", [PASSPORT_MRZ, CARD_MRZ, f"scan result:\n  {PASSPORT_MRZ}\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        PASSPORT_MRZ,
+        CARD_MRZ,
+        f"scan result:\n  {PASSPORT_MRZ}\n",
+        # a KYC tool's JSON: the zone is a string, its lines escaped
+        f'{{\n  "type": "ID",\n  "raw_text": {json.dumps(CARD_MRZ)},\n  "valid_score": 100\n}}',
+        f"mrz = {json.dumps(PASSPORT_MRZ)}",
+        "document:\n  mrz: '{}'\n".format(CARD_MRZ.replace("\n", "\n    ")),  # YAML's lines
+    ],
+)
 def test_a_machine_readable_zone_is_an_identity_document(scanner: Scanner, text: str) -> None:
     assert "passport-mrz" in pii_rules(scanner, text)
 
