@@ -62,6 +62,13 @@ def run(n: int, alphabet: str = make.ALNUM, rng: random.Random = _MARKED) -> str
 
 HEX, LOWER_ALNUM = "0123456789abcdef", string.ascii_lowercase + string.digits
 
+
+def _b64url(size: int, seed: int = 7) -> str:
+    """Base64url of `size` random bytes, as a JSON Web Key holds its members."""
+    raw = random.Random(seed).randbytes(size)
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 POSITIVES = [
     ("aws-access-key-id", f"key id {make.aws_key_id(RNG)} in the logs"),
     (
@@ -563,6 +570,32 @@ POSITIVES = [
         "(0010,0030) DA [19661008]     #  8, 1 PatientBirthDate\n",
     ),
     ("dicom-date-of-birth", "(0010, 0030) Patient's Birth Date    DA: '19800801'"),
+    # a JSON Web Key's private members: a symmetric key's k, an Ed25519 key's d before kty
+    (
+        "jwk-private-key",
+        '{\n  "kty": "oct",\n  "kid": "hs256-9",\n  "alg": "HS256",\n'
+        '  "k": "wIcIA-hTYC-Huaajhifu-zjgW7USj_ZKJZf0rxso-pU"\n}',
+    ),
+    (
+        "jwk-private-key",
+        '{"d": "8AMBWwE3zDp__KYmDlo91l_r6GYtPsAM-hmQXW8GVhQ", "crv": "Ed25519", "kty": "OKP",'
+        ' "x": "wLgYWMSA2_3FANKXEhYjLUvPLCI2v1ts0HWvuL-css0"}',
+    ),
+    (  # a 4096-bit RSA key, pretty-printed: its modulus lies between kty and d
+        "jwk-private-key",
+        json.dumps(
+            {
+                "kty": "RSA",
+                "kid": "2024-07-signing",
+                "use": "sig",
+                "alg": "RS256",
+                "n": _b64url(512),
+                "e": "AQAB",
+                "d": _b64url(512, seed=8),
+            },
+            indent=2,
+        ),
+    ),
 ]
 
 
@@ -578,6 +611,13 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    # JSON Web Keys with their public members only, or their private ones redacted
+    '{"kty":"EC","crv":"P-256","kid":"nka3xg7SoKHCkKEI-j4zRFwAPx3GFnY5fsTgLLPSmrG","use":"sig",'
+    '"x":"gAJmuXAPziglmMR93EQKz05-KGYQgvKKFO_1CtVgO9Q",'
+    '"y":"H-j0XL_FgL3NymsN4M2XAwubmk0dy_FKPdE1BxlcgYA"}',
+    '{"kty": "RSA", "e": "AQAB", "d": "<redacted>", "k": "base64url-encoded-private-key"}',
+    '{"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "2024-signing"}],'
+    ' "d": "8AMBWwE3zDp__KYmDlo91l_r6GYtPsAM-hmQXW8GVhQ"}',
     # a mail's own id, shaped like an address
     "Message-ID: <YyxxSUDL4F8t5lkDw4RE@mail.northwind-mail.net>\n"
     "In-Reply-To: <a8f3k2@mx.northwind-mail.net>",
