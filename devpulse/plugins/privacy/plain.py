@@ -4,8 +4,11 @@ it still works, or still reads the same to a model, read as what they stand for.
 Text pasted from chat apps, web pages and word processors carries them: a no-break or thin
 space around the `=` of an assignment, a fullwidth at sign or digits, a zero-width space or a
 soft hyphen inside a token. A pattern written for ASCII misses each.
-- Unicode spaces are read as a space, and fullwidth ASCII forms (U+FF01-U+FF5E) as the
-  ASCII character: one character for one, so offsets stand.
+- Unicode spaces are read as a space, fullwidth ASCII forms (U+FF01-U+FF5E) as the ASCII
+  character, and typographic quotes as ASCII's: curly quotes, low-9 quotes, guillemets, and
+  Chinese's and Japanese's corner brackets, which a word processor or a writer's language
+  puts around a value where a developer types " or '. One character for one, so offsets
+  stand.
 - Invisible characters (zero-width space, joiners, word joiner, byte-order mark, soft
   hyphen) are read as nothing: offsets then shift, and `Origins` says where each character
   that was kept came from.
@@ -34,19 +37,40 @@ _SPACES = (0x00A0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000)
 _INVISIBLE = (0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD)
 _INVISIBLE_CHARS = frozenset(map(chr, _INVISIBLE))
 _FULLWIDTH = range(0xFF01, 0xFF5F)
+# Curly and low-9 double quotes, guillemets (double and single), corner brackets (white and
+# black) and CJK double primes; curly and low-9 single quotes.
+_DOUBLE_QUOTES = (
+    *range(0x201C, 0x2020),
+    0xAB,
+    0xBB,
+    0x2039,
+    0x203A,
+    *range(0x300C, 0x3010),
+    *range(0x301D, 0x3020),
+)
+_SINGLE_QUOTES = tuple(range(0x2018, 0x201C))
+_READ_AS_ANOTHER = (*_SPACES, *_DOUBLE_QUOTES, *_SINGLE_QUOTES)
 _AS_READ: dict[int, int | None] = {
     **dict.fromkeys(_SPACES, ord(" ")),
+    **dict.fromkeys(_DOUBLE_QUOTES, ord('"')),
+    **dict.fromkeys(_SINGLE_QUOTES, ord("'")),
     **{code: code - 0xFEE0 for code in _FULLWIDTH},
     **dict.fromkeys(_INVISIBLE),
 }
-_HIDING = re2.compile("[" + "".join(chr(c) for c in (*_SPACES, *_INVISIBLE)) + "\uff01-\uff5e]")
+_HIDING = re2.compile(
+    "[" + "".join(chr(c) for c in (*_READ_AS_ANOTHER, *_INVISIBLE)) + "\uff01-\uff5e]"
+)
 # Runs of the characters read as another, and of those read as nothing. Each is one
 # character class repeated: it cannot backtrack.
-_SUBSTITUTED = re.compile("[" + "".join(chr(c) for c in _SPACES) + "\uff01-\uff5e]+")
+_SUBSTITUTED = re.compile("[" + "".join(chr(c) for c in _READ_AS_ANOTHER) + "\uff01-\uff5e]+")
 _INVISIBLE_RUN = re.compile("[" + "".join(chr(c) for c in _INVISIBLE) + "]+")
 # Above this many runs in a text, each run is no longer worth its Python: the whole text is
-# translated at once (about 70 ms a MB here, where finding a few runs costs a few ms).
+# read at once (`_dense`).
 MAX_RUNS = 5_000
+# The characters read as another, and what each is read as: in `_dense`, a text that holds
+# more of them than this is translated whole rather than replaced a character at a time.
+_READ_AS = {chr(code): chr(read) for code, read in _AS_READ.items() if read is not None}
+MAX_REPLACES = 16
 
 # What an escape stands for, after its backslash. Others (`\\u`, `\\x`, a Windows path's
 # `\\d`) are left as they are.
@@ -179,17 +203,23 @@ def plain_text(text: str, data: bytes | None = None) -> tuple[str, Origins | Non
 
 
 def _dense(text: str) -> tuple[str, Origins | None]:
-    """`plain_text` of a text full of such characters: translated whole.
+    """`plain_text` of a text full of such characters, read whole.
 
-    The invisible ones go first, each with one `str.replace`: what is left is often ASCII
-    (a soft hyphen between each two letters), which `str.translate` then skips, where with
-    them in it translates at about 70 ms a MB.
+    Each character that is there is replaced with one `str.replace`, the invisible ones
+    first: `str.translate` reads a text outside ASCII at 40-70 ms a MB, where a replace
+    takes 1-2 ms and asking whether a character is there at all a few microseconds. A text
+    that holds many of them (fullwidth letters) is translated whole.
     """
     read = text
     for char in _INVISIBLE_CHARS:
         read = read.replace(char, "")
     if not read.isascii():
-        read = read.translate(_AS_READ)
+        there = [char for char in _READ_AS if char in read]
+        if len(there) > MAX_REPLACES:
+            read = read.translate(_AS_READ)
+        else:
+            for char in there:
+                read = read.replace(char, _READ_AS[char])
     if len(read) == len(text):
         return read, None
     kept = [i for i, c in enumerate(text) if c not in _INVISIBLE_CHARS]

@@ -684,6 +684,11 @@ def test_the_bban_layouts_judge_every_country_as_stdnum_does() -> None:
         "PAN: ZDGPP7887D",  # India's PAN: four digits, in its own layout
         "PAN number is ABCPE1234F",
         "Führerscheinnummer B742EPC6T81",  # the label's German "Nummer"
+        # the verb that joins a label to its number: Polish "to", French "c'est", German
+        # "lautet"
+        "mój PESEL to 68070154294, proszę poprawić",
+        "mon NIR c\u2019est 1 71 12 62 788 537 09, merci",
+        "Die Steuer-ID lautet 12 345 678 903.",
     ],
 )
 def test_labelled_identity_numbers(scanner: Scanner, text: str) -> None:
@@ -712,6 +717,7 @@ def test_labelled_identity_numbers(scanner: Scanner, text: str) -> None:
         "la sécurité sociale est un droit, 2024 REPORT",
         "see RFC 7231 and RFC 2616",  # an RFC's number: four digits
         "the UTR 2024 report",
+        "send your passport to 12 Main Street",
     ],
 )
 def test_what_follows_an_identity_label_without_being_a_number(scanner: Scanner, text: str) -> None:
@@ -974,6 +980,8 @@ def test_a_labelled_identity_number_wins_over_its_reading_as_a_phone(scanner: Sc
         "Sven Berg, född 2 augusti 2004",
         "Claire Martin, né(e) le 12/03/1980",
         "João Silva, nascido em 3 de março de 1990",
+        "mój data urodzenia to 21.10.1995, proszę poprawić",
+        "a minha data de nascimento é 12/03/1984",
     ],
 )
 def test_dates_of_birth_labelled_in_other_languages(scanner: Scanner, text: str) -> None:

@@ -149,7 +149,9 @@ def test_a_long_text_reads_the_same_with_or_without_its_long_prefilter(
         assert SCANNER.scan(text) == with_set
 
 
-PLAIN_ALPHABET = st.sampled_from(list("ab=: \n\u00a0\u2009\u200b\u00ad\ufeff\uff21\uff10\u3000"))
+PLAIN_ALPHABET = st.sampled_from(
+    list("ab=: \n\u00a0\u2009\u200b\u00ad\ufeff\uff21\uff10\u3000«»“”‘’『」")
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -164,11 +166,15 @@ def test_every_character_read_plain_comes_from_the_text(text) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(text=st.text(alphabet=PLAIN_ALPHABET, max_size=300))
-def test_text_full_of_hiding_characters_reads_as_translated(text) -> None:
+@given(text=st.text(alphabet=PLAIN_ALPHABET, max_size=300), replaces=st.sampled_from([0, 16]))
+def test_text_full_of_hiding_characters_reads_as_translated(text, replaces) -> None:
     """Past MAX_RUNS runs the text is read whole (`plain._dense`), invisible characters
-    dropped first: the same reading as one `str.translate`, each character traced back."""
-    with mock.patch.object(plain, "MAX_RUNS", 0):
+    dropped first, the others replaced one by one or, past MAX_REPLACES of them, translated:
+    the same reading as one `str.translate`, each character traced back."""
+    with (
+        mock.patch.object(plain, "MAX_RUNS", 0),
+        mock.patch.object(plain, "MAX_REPLACES", replaces),
+    ):
         read, origins = plain_text(text)
     assert read == text.translate(_AS_READ)
     for i, char in enumerate(read):

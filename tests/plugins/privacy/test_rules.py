@@ -365,6 +365,8 @@ POSITIVES = [
     ),
     ("password-in-prose-translated", "le mot de passe du wifi est tundra-9212copper"),
     ("password-in-prose-translated", "mi contraseña es tundra-9212copper"),
+    # an adjective after the word, before what the password is for
+    ("password-in-prose-translated", "A senha nova do Wi-Fi do escritório é Sakura1984%pierogi"),
     ("password-in-prose-translated", "a senha é tundra-9212copper"),
     ("password-in-prose-translated", "het wachtwoord is tundra-9212copper"),
     ("password-in-prose-translated", "mitt lösenord är tundra-9212copper"),
@@ -943,6 +945,18 @@ GITHUB = make.github_token(random.Random(11))
         # a zero-width space or a soft hyphen inside a token: the span is the text's own
         (f"token {GITHUB[:12]}\u200b{GITHUB[12:]} ok", "github-token", None),
         (f"token {GITHUB[:20]}\u00ad{GITHUB[20:]}", "github-token", None),
+        # typographic quotes around a value, and a language's own (a blank inside French's)
+        ("La contraseña del servidor es «Zr8pQ2vLx9mK!»", "password-in-prose-translated", None),
+        (
+            "Le mot de passe du Wi-Fi est «\u202fZr8pQ2vLx9mK&\u202f»",
+            "password-in-prose-translated",
+            "Zr8pQ2vLx9mK&",
+        ),
+        (
+            "Azure ADのシークレットの新しい値は『reZ8Q~wQeP.PCGo-Ylxo0YDyoDiG8Nob0cfO79zR』です",
+            "azure-ad-client-secret",
+            "reZ8Q~wQeP.PCGo-Ylxo0YDyoDiG8Nob0cfO79zR",
+        ),
     ],
 )
 def test_characters_that_hide_a_secret_are_read_as_what_they_stand_for(
