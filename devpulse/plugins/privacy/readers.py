@@ -670,10 +670,12 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
         value_span = first_set(spans, range(7, 11))
         if value_span is None:
             continue
-        name = _text(data, name_span)
-        if gotype[0] >= 0 and decl[0] < 0:
-            continue  # `name word = ...` binds a typed name only after var: `<key tag="x"`
         op = data[op_span[0] : op_span[1]]
+        typed = _typed_name(data, name_span, gotype, op) if decl[0] < 0 else name_span
+        if typed is None:
+            continue
+        name_span = typed
+        name = _text(data, name_span)
         quoted_name = close[1] > close[0]
         bare = spans[10][0] >= 0
         expansion = data[max(0, name_span[0] - 2) : name_span[0]] == b"${"
@@ -724,6 +726,26 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
         found = _assigned(name, value, value_span, bare=bare, block=block is not None)
         if found is not None:
             yield found
+
+
+def _typed_name(
+    data: bytes, name: tuple[int, int], gotype: tuple[int, int], op: bytes
+) -> tuple[int, int] | None:
+    """The assigned name's span, where no var, let or val came first. A name and a word
+    after it (ASSIGNMENT's Go type) bind a value only as a label of two words before a
+    colon that both name a credential, the second on its own too (`Auth Token: ...`,
+    `Secret Key: ...`; not `Key Vault: ...`, `Password Manager: ...` or `<key tag="x"`):
+    then the two words are the name. None where they bind nothing."""
+    if gotype[0] < 0:
+        return name
+    both = (name[0], gotype[1])
+    if (
+        op != b":"
+        or credential_name_strength(_text(data, gotype)) == 0
+        or credential_name_strength(_text(data, both)) == 0
+    ):
+        return None
+    return both
 
 
 def _assigned(

@@ -365,6 +365,13 @@ POSITIVES = [
     ),
     ("password-in-prose-translated", "le mot de passe du wifi est tundra-9212copper"),
     ("password-in-prose-translated", "mi contraseña es tundra-9212copper"),
+    # a label of two words before a colon, as a vendor's console shows a key
+    (
+        "assigned-credential",
+        "Account SID: AC0b3e0ee74677ac7a169723ed6fed94bd\n"
+        "Auth Token: 37f055772f3668c37f83993549b70763",
+    ),
+    ("assigned-credential", "Secret Key: 37f055772f3668c37f83993549b70763"),
     # an adjective after the word, before what the password is for
     ("password-in-prose-translated", "A senha nova do Wi-Fi do escritório é Sakura1984%pierogi"),
     ("password-in-prose-translated", "a senha é tundra-9212copper"),
@@ -613,6 +620,9 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    # two words before a colon where the second names no credential
+    "Key Vault: prod-kv-weu-01\nPassword Manager: 1Password\nSecret Santa: Alice Martin",
+    "Auth Method: token\nSecret Key: <from the vault>",
     # JSON Web Keys with their public members only, or their private ones redacted
     '{"kty":"EC","crv":"P-256","kid":"nka3xg7SoKHCkKEI-j4zRFwAPx3GFnY5fsTgLLPSmrG","use":"sig",'
     '"x":"gAJmuXAPziglmMR93EQKz05-KGYQgvKKFO_1CtVgO9Q",'
