@@ -1182,6 +1182,22 @@ def test_a_vendors_own_rule_names_a_token_it_knows(scanner: Scanner, token: str,
     assert finding.rule_id == rule
 
 
+@pytest.mark.parametrize(
+    ("token", "rule"),
+    [
+        ("dckr_pat_Zq8vR3nLw2Tk9xYbA4cD7eF1gH2", "docker-hub-token"),
+        ("nfp_Zq8vR3nLw2Tk9xYbA4cD7eF1gH2jK5mN8pQ3rS6t", "netlify-token"),
+        ("NRAK-EQZJ85666YN5765F4KWW0MB12MY", "new-relic-key"),
+    ],
+)
+def test_a_vendors_token_that_ends_a_sentence(scanner: Scanner, token: str, rule: str) -> None:
+    """With no word that names a key, the vendor's rule alone finds it, without the
+    sentence's full stop."""
+    text = f"Nowy jest {token}. Proszę nie przekazywać dalej."
+    (finding,) = scanner.scan(text)
+    assert (finding.rule_id, text[slice(*finding.span)]) == (rule, token)
+
+
 @pytest.mark.parametrize("run", [29, 251])
 def test_a_prefixed_tokens_run_has_a_length(scanner: Scanner, run: int) -> None:
     assert scanner.scan(f"rnd_{b62(run)}") == []
