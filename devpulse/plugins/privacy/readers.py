@@ -353,9 +353,15 @@ ID_COLUMN = (
     r"|medicare(?:[ _-]card)?|henkil(?:ö|o)tunnus|rijksregister(?:nummer)?"
     r"|(?:tc[ _-]?)?k(?:i|İ)ml(?:i|İ)k|teudat[ _-]?zehut|codice[ _-]fiscale"
     r"|steuer[ _-]?id|(?:steuer[ _-]?)?identifikationsnummer|emirates[ _-]?id|hkid|cuil"
+    # the same documents in the languages of the countries that issue them
+    r"|reisepass|passeport|pasaporte|passaporte|passaporto|paspoort|paszport|pasaport"
+    r"|(?:personal)?ausweis|carte[ _-]d'identit(?:é|e)|dow(?:ó|o)d[ _-]osobisty"
+    r"|documento[ _-]de[ _-]identidad|carteira[ _-]de[ _-]identidade|carta[ _-]d'identit(?:à|a)"
+    r"|(?:renten|sozial)versicherungs|sv[ _-]?nummer|kvnr|(?:kranken)?versichertennummer"
+    r"|cart(?:ã|a)o[ _-](?:do[ _-])?sus|tessera[ _-]sanitaria"
     r"|身份证号?码?|身份證(?:號碼?)?|주민등록번호|マイナンバー|個人番号)"
     # its number or no., and a note in brackets: Driver's licence no. (ON)
-    r"(?:[ _-]?(?:number|num|no\.?|nr\.?))?(?: ?\([^()]{1,12}\))?)"
+    r"(?:[ _-]?(?:number|nummer|num|no\.?|nr\.?))?(?: ?\([^()]{1,12}\))?)"
 )
 # A header cell that names a date of birth's column, in English and the languages the
 # date-of-birth rule reads (dob, date_of_birth, birthDate, Geburtsdatum, date de naissance,

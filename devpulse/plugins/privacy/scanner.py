@@ -124,6 +124,11 @@ AST_TRIGGERS = (
     "identifikationsnummer",
     *("hetu", "dni", "emirates", "hkid", "cuil"),
     *("driver's licen", "drivers licen", "driving licen", "driver_licen", "driving_licen"),
+    # the documents' names in other languages (readers.ID_COLUMN)
+    *("reisepass", "passeport", "pasaport", "passaport", "paspoort", "paszport", "ausweis"),
+    *("d'identit", "de identidad", "de identidade", "dowód", "dowod", "versicherungs"),
+    *("sv-nummer", "sv_nummer", "sv nummer", "svnummer", "kvnr", "versichertennummer"),
+    *("cartão", "cartao", "tessera sanitaria"),
     "身份证",
     "身份證",
     "주민등록번호",

@@ -689,6 +689,13 @@ def test_the_bban_layouts_judge_every_country_as_stdnum_does() -> None:
         "mój PESEL to 68070154294, proszę poprawić",
         "mon NIR c\u2019est 1 71 12 62 788 537 09, merci",
         "Die Steuer-ID lautet 12 345 678 903.",
+        # and more labels: Polish passports, German pension insurance, France's and Brazil's
+        # health cards by their common names, a KVNR as a key
+        "Imię i nazwisko: Katarzyna Wójcik\nnr paszportu: EC6927445",
+        "Sabine Richter hat als Rentenversicherungsnummer 53031071R639 angegeben.",
+        "Chloé Chevalier nous a transmis ses infos : n° de sécu : 280067121822306.",
+        "meu cartão do SUS é 993 4421 3357 6286",
+        '{"name": "Katharina Klein", "kvnr": "S113153314"}',
     ],
 )
 def test_labelled_identity_numbers(scanner: Scanner, text: str) -> None:
@@ -776,6 +783,7 @@ def test_an_identity_label_in_another_script_without_a_number(scanner: Scanner, 
         "Doğum tarihi: 14.03.1987",
         "ngày sinh 14/03/1987",
         "תאריך לידה: 14.03.1987",
+        "鈴木 陽子様の生年月日（1960年6月8日）で合っていますか？",  # in brackets
     ],
 )
 def test_dates_of_birth_labelled_in_other_scripts(scanner: Scanner, text: str) -> None:
@@ -898,6 +906,10 @@ def test_a_street_then_another_line_is_no_address(scanner: Scanner, text: str) -
         "name,ni_number\nLiam Okafor,NH839400D",
         "| Name | National Insurance No |\n|---|---|\n| Liam Okafor | NH839400D |",
         "from city,passport number\nLeeds,C01X00T47",  # a header, not Python's import
+        # the documents named in other languages
+        "| Imię i nazwisko | paszport |\n|---|---|\n| Agnieszka Wójcik | EB2259196 |",
+        "| Nome | Cartão SUS |\n|---|---|\n| Felipe Almeida Rodrigues | 993 4421 3357 6286 |",
+        "Name;Rentenversicherungsnummer\nLaura Neumann;38210677Z784",
     ],
 )
 def test_more_identity_columns_are_read(header_only: Scanner, text: str) -> None:
@@ -982,6 +994,7 @@ def test_a_labelled_identity_number_wins_over_its_reading_as_a_phone(scanner: Sc
         "João Silva, nascido em 3 de março de 1990",
         "mój data urodzenia to 21.10.1995, proszę poprawić",
         "a minha data de nascimento é 12/03/1984",
+        "Voor Niels van Dijk graag in het CRM zetten (geboortedatum): 16-12-1982",
     ],
 )
 def test_dates_of_birth_labelled_in_other_languages(scanner: Scanner, text: str) -> None:
@@ -2069,3 +2082,19 @@ def test_a_dataframe_header_longer_than_a_row_is_not_read() -> None:
     assert [f.value for f in read_all(f"{short}\n{row}".encode())] == ["K8421973"]
     long = "   passport" + "  passport" * 200
     assert read_all(f"{long}\n{row}".encode()) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"name": "加藤 蓮", "bank_account": "三井住友銀行 本店営業部 普通 8532377"}',
+        "振込先口座：楽天銀行 新宿支店 普通 8046785",
+        "みずほ銀行 渋谷支店 普通預金 口座番号 1234567",
+    ],
+)
+def test_a_japanese_bank_account(scanner: Scanner, text: str) -> None:
+    assert "japanese-bank-account" in pii_rules(scanner, text)
+
+
+def test_a_japanese_banks_products_name_no_account(scanner: Scanner) -> None:
+    assert not pii_rules(scanner, "楽天銀行の支店一覧、普通預金の金利は0.02%、定期は1234567円から")
