@@ -1619,6 +1619,19 @@ def jwk_private_member(value: str) -> bool:
     )
 
 
+def recovery_codes(value: str) -> bool:
+    """A list of an account's recovery codes: three or more, each on its line, two in three
+    of them or more with a digit (random codes of ten letters and digits lack one about
+    once in 25), not all the same (`xxxxx-xxxxx`, a template's)."""
+    codes = [
+        line.strip(" \t\r-*\u2022").split(")")[-1].split(".")[-1].strip()
+        for line in value.splitlines()
+    ]
+    codes = [code for code in codes if code]
+    with_digit = sum(any(c.isdigit() for c in code) for code in codes)
+    return len(codes) >= 3 and 3 * with_digit >= 2 * len(codes) and len(set(codes)) > 1
+
+
 # The words a template writes in a seed's place.
 _SEED_TEMPLATE_WORDS = (
     *("your", "seed", "here", "example", "placeholder", "insert", "replace", "value"),
@@ -1671,6 +1684,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "otp_seed": otp_seed,
     "grouped_key": grouped_key,
     "jwk_private_member": jwk_private_member,
+    "recovery_codes": recovery_codes,
 }
 
 

@@ -365,6 +365,26 @@ POSITIVES = [
     ),
     ("password-in-prose-translated", "le mot de passe du wifi est tundra-9212copper"),
     ("password-in-prose-translated", "mi contraseña es tundra-9212copper"),
+    # an OTP seed named with a blank, and in the Romance languages' order
+    ("otp-seed", "2FA seed TOTP: PH7G6PPMSRGHBDFKDR5RDVF66N4Y3F3P"),
+    ("otp-seed", "- secreto TOTP: VI7KQEFK6JFATRODSMBJHSPW4VXZOCF2"),
+    (
+        "mercadopago-access-token",
+        "Le token de Mercado Pago est « APP_USR-9427962825451295-877170-"
+        "6a000441f94445cf7ca79db756ed9b06-475287145 »",
+    ),
+    (
+        "django-secret-key",
+        "Django secret : django-insecure-e4qugwk4!-ul0123w90!9b-sq7y29_^7hqu)1s(&8k=u^+(naq",
+    ),
+    # recovery codes under a line that names them: a list, bulleted, in Japanese
+    (
+        "recovery-codes",
+        "Herstelcodes voor het gedeelde AWS-account (elke code één keer):\n"
+        "xvrl3-74o2t\nxtn3t-uamap\nfkatz-s8as4\np2nt9-vwdrd\n",
+    ),
+    ("recovery-codes", "Recovery codes:\n- 1234 5678\n- 8765 4321\n- 1357 2468\n"),
+    ("recovery-codes", "リカバリーコード：\nw6xsa-5mbzc\n8vqm2-wygqo\n0ifqc-mtnml\n"),
     # a label of two words before a colon, as a vendor's console shows a key
     (
         "assigned-credential",
@@ -620,6 +640,11 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    # a template's codes; lines after a sentence about codes; a seed with no OTP word
+    "Recovery codes:\nxxxxx-xxxxx\nxxxxx-xxxxx\nxxxxx-xxxxx\n",
+    "Backup codes are printed once. Store them safely.\nSee the docs.\nThanks\nBye\n",
+    "seed: VI7KQEFK6JFATRODSMBJHSPW4VXZOCF2",
+    "SECRET_KEY = 'django-insecure-<your key here>'",
     # two words before a colon where the second names no credential
     "Key Vault: prod-kv-weu-01\nPassword Manager: 1Password\nSecret Santa: Alice Martin",
     "Auth Method: token\nSecret Key: <from the vault>",
