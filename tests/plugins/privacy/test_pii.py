@@ -725,6 +725,10 @@ def test_labelled_identity_numbers(scanner: Scanner, text: str) -> None:
         "see RFC 7231 and RFC 2616",  # an RFC's number: four digits
         "the UTR 2024 report",
         "send your passport to 12 Main Street",
+        # "to" joins a label to its number in Polish only, after a Polish label
+        "Forward the passport to 90210",
+        "The plan grows the NHS to 150000 nurses",
+        "we extended health insurance to 30472 employees",
     ],
 )
 def test_what_follows_an_identity_label_without_being_a_number(scanner: Scanner, text: str) -> None:
@@ -999,6 +1003,10 @@ def test_a_labelled_identity_number_wins_over_its_reading_as_a_phone(scanner: Sc
 )
 def test_dates_of_birth_labelled_in_other_languages(scanner: Scanner, text: str) -> None:
     assert "date-of-birth" in pii_rules(scanner, text)
+
+
+def test_a_birthday_moved_to_a_date_is_no_date_of_birth(scanner: Scanner) -> None:
+    assert "date-of-birth" not in pii_rules(scanner, "We moved the birthday to 12/05/2024")
 
 
 @pytest.mark.parametrize(
