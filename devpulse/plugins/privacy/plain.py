@@ -268,7 +268,9 @@ def without_gutters(text: str) -> tuple[str, Origins] | None:
     Numbered lines with at most MAX_GUTTER_GAP others between them are read as one stretch,
     those others with them (`nl` leaves blank lines unnumbered); the rest of the text is
     left to its first reading. A long text with numbered lines here and there (a day's
-    prompts, some with a file listing) is not read twice."""
+    prompts, some with a file listing) is not read twice. Between two stretches stands
+    STRETCH_BREAK, so that a label at one's end and a line at the next one's start (two
+    listings, a comment between) are not read as a label and its value."""
     if not ("\t" in text or "→" in text or "│" in text or "Z " in text):  # each gutter's end
         return None
     data = text.encode("utf-8", "surrogatepass")
@@ -292,6 +294,10 @@ def without_gutters(text: str) -> tuple[str, Origins] | None:
             gap = start if text.count("\n", stop, start) <= MAX_GUTTER_GAP else stop
             parts.append(text[last:gap])
             size += gap - last
+            if gap < start:  # a line no rule reads across, from the first line left out
+                parts.append(STRETCH_BREAK)
+                origins.shift_from(size, stop - size)
+                size += len(STRETCH_BREAK)
         origins.shift_from(size, end - size)
         last = end
         numbered += 1
@@ -312,6 +318,9 @@ _GUTTER = re2.compile(f"(?m)^(?:{_STAMP}| {{0,10}}[0-9]{{1,7}}(?:\t|→| {{1,8}}
 MAX_GUTTER_LINES = 4_000
 # Lines without a number that may lie between two numbered lines of one stretch.
 MAX_GUTTER_GAP = 4
+# The line between two stretches read: a control character (ASCII's record separator),
+# which no rule takes for a value or a label, alone on its line.
+STRETCH_BREAK = "\x1e\n"
 
 
 def _after(at: int, run: int) -> int:

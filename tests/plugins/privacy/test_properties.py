@@ -326,14 +326,20 @@ def test_without_gutters_takes_off_only_a_tools_line_numbers(lines) -> None:
     read, origins = view
     at_numbers = [i for i, cut in enumerate(numbered) if cut]
     kept_lines = set(at_numbers)
+    breaks = set()  # the lines left out first, a STRETCH_BREAK read in their place
     for before, after in itertools.pairwise(at_numbers):
         if after - before - 1 <= plain.MAX_GUTTER_GAP:
             kept_lines.update(range(before, after))
+        else:
+            breaks.add(before + 1)
     expected, kept = "", []
     at = 0
     for i, ((lead, number, mark, rest), cut) in enumerate(zip(lines, numbered, strict=True)):
         line = f"{lead}{number}{mark}{rest}\n"
         skip = len(lead) + len(number) + len(mark) if cut else 0
+        if i in breaks:
+            expected += plain.STRETCH_BREAK
+            kept += range(at, at + len(plain.STRETCH_BREAK))
         if i in kept_lines:
             expected += line[skip:]
             kept += range(at + skip, at + len(line))

@@ -640,6 +640,10 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    # two numbered listings and a comment between: a label at the end of one is not the
+    # first line of the other's
+    "     1→database:\n     2→  password:\n\nThat was config.yml; now requirements.txt:"
+    "\n\n\n\nHere:\n     1→Django==4.2.11\n     2→requests==2.31.0\n",
     # a template's codes; lines after a sentence about codes; a seed with no OTP word
     "Recovery codes:\nxxxxx-xxxxx\nxxxxx-xxxxx\nxxxxx-xxxxx\n",
     "Backup codes are printed once. Store them safely.\nSee the docs.\nThanks\nBye\n",
