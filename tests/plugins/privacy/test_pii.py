@@ -818,6 +818,13 @@ CARD_MRZ = (
         f'{{\n  "type": "ID",\n  "raw_text": {json.dumps(CARD_MRZ)},\n  "valid_score": 100\n}}',
         f"mrz = {json.dumps(PASSPORT_MRZ)}",
         "document:\n  mrz: '{}'\n".format(CARD_MRZ.replace("\n", "\n    ")),  # YAML's lines
+        # one-line JSON, a member after it, nested, in an array; a Python dict; JavaScript
+        json.dumps({"mrz": PASSPORT_MRZ}),
+        json.dumps({"mrz": CARD_MRZ, "valid": True}),
+        json.dumps({"document": {"mrz": PASSPORT_MRZ}}),
+        json.dumps([PASSPORT_MRZ, CARD_MRZ]),
+        f"{{'mrz': {PASSPORT_MRZ!r}, 'ok': True}}",
+        f"const mrz = {json.dumps(CARD_MRZ)};",
     ],
 )
 def test_a_machine_readable_zone_is_an_identity_document(scanner: Scanner, text: str) -> None:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from devpulse import config_from_mapping
 from devpulse.plugins.privacy import Scanner
 from devpulse.plugins.privacy import scanner as scanner_module
-from devpulse.plugins.privacy.checks import grouped_key
+from devpulse.plugins.privacy.checks import grouped_key, jwk_private_member
 from devpulse.plugins.privacy.rules import packaged_rules, text_without, widened
 from tests.plugins.privacy import secrets_factory as make
 from tests.plugins.privacy.calls import counted_searches
@@ -610,20 +610,23 @@ POSITIVES = [
         '{"d": "8AMBWwE3zDp__KYmDlo91l_r6GYtPsAM-hmQXW8GVhQ", "crv": "Ed25519", "kty": "OKP",'
         ' "x": "wLgYWMSA2_3FANKXEhYjLUvPLCI2v1ts0HWvuL-css0"}',
     ),
-    (  # a 4096-bit RSA key, pretty-printed: its modulus lies between kty and d
-        "jwk-private-key",
-        json.dumps(
-            {
-                "kty": "RSA",
-                "kid": "2024-07-signing",
-                "use": "sig",
-                "alg": "RS256",
-                "n": _b64url(512),
-                "e": "AQAB",
-                "d": _b64url(512, seed=8),
-            },
-            indent=2,
-        ),
+    *(  # 4096- and 8192-bit RSA keys, pretty-printed: the modulus lies between kty and d
+        (
+            "jwk-private-key",
+            json.dumps(
+                {
+                    "kty": "RSA",
+                    "kid": "2024-07-signing",
+                    "use": "sig",
+                    "alg": "RS256",
+                    "n": _b64url(size),
+                    "e": "AQAB",
+                    "d": _b64url(size, seed=8),
+                },
+                indent=2,
+            ),
+        )
+        for size in (512, 1024)
     ),
 ]
 
@@ -3176,3 +3179,31 @@ def test_a_tools_line_numbers_hide_nothing(scanner: Scanner, text: str) -> None:
     assert {f.category for f in found} >= expected
     for f in found:  # at its own place: never on a line's number
         assert not text[f.span[0] : f.span[1]].lstrip().startswith(("→", "│", "\t"))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "base64url-encoded-private-key",
+        "YOUR_PRIVATE_KEY_HERE",
+        "Base64UrlEncodedPrivateKey",
+        "abc123ABC123abc123ABC123",  # a block repeated
+        "AbCdEfGhIjKlMnOpQrStUvWxYz",  # the alphabet counted out
+        base64.urlsafe_b64encode(b"this is not a real key").decode().rstrip("="),
+    ],
+)
+def test_a_placeholder_is_no_jwk_private_member(scanner: Scanner, value: str) -> None:
+    text = f'{{"kty": "EC", "crv": "P-256", "d": "{value}"}}'
+    assert "jwk-private-key" not in rule_ids(scanner, text)
+
+
+def test_a_jwk_private_member_is_a_random_value() -> None:
+    rng = random.Random(5)
+    values = [_b64url(size, seed=rng.randrange(1 << 30)) for size in (16, 32, 66, 256) * 50]
+    assert sum(map(jwk_private_member, values)) >= 0.97 * len(values)
+
+
+def test_a_token_in_prose_ends_before_the_sentences_full_stop(scanner: Scanner) -> None:
+    text = "I rotated it, the API token is Zq8vR3nLw2Tk9xYb7Qm. Please update the CI."
+    (finding,) = scanner.scan(text)
+    assert text[slice(*finding.span)] == "Zq8vR3nLw2Tk9xYb7Qm"
