@@ -480,6 +480,10 @@ _NOT_PASS_WORDS = frozenset(
 _STRONG_WORDS = frozenset(
     {"pwd", "pw", "pass", "credential", "credentials", "creds", "cred", "secretkey", "apikey"}
     | {"authtok"}  # PAM's and sssd's authentication token: ldap_default_authtok
+    # the word for a password in the languages password-in-prose-translated reads
+    | {"passwort", "kennwort", "wachtwoord", "contraseña", "contrasena", "senha", "hasło"}
+    | {"haslo", "lösenord", "losenord", "adgangskode", "passord", "salasana", "heslo"}
+    | {"пароль", "パスワード", "密码", "비밀번호"}
 )
 # A key with one of these before it is a secret: api_key, secretKey, ACCOUNT_KEY, ...
 _SECRET_KEY_KINDS = frozenset(
@@ -640,6 +644,8 @@ def _word_strength(word: str, before: str, last: bool) -> int:
         return 2  # curl's --oauth2-bearer, AUTH_BEARER; not OpenAPI's bearerFormat
     if word == "ident" and before == "auth":
         return 2  # Yarn's npmAuthIdent: a registry's "user:password", or its base64
+    if word == "passe" and before == "de":
+        return 2  # French's mot de passe
     if word.endswith("key"):
         kind = word[:-3] or before
         if kind in _SECRET_KEY_KINDS or kind.endswith(_RUN_TOGETHER_KINDS):

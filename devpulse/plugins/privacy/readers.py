@@ -331,9 +331,12 @@ def _insert(column: str) -> str:
 
 
 # A credential's column: the cell's name one word, or a word and the credential's (`API Key`,
-# `DB password`).
+# `DB password`), or the word for a password in the languages password-in-prose-translated
+# reads (`Wachtwoord`, `Contraseña`, `Senha`, `Mot de passe`; scanner.AST_TRIGGERS has each).
 _CREDENTIAL_COLUMN = (
     rf"[\w.-]*{_NAME_WORD}[\w.-]*|[A-Za-z]+ (?i:key|token|secret|password|passphrase)"
+    r"|(?i:passwort|kennwort|wachtwoord|contrase(?:ñ|n)a|senha|mot[ _-]de[ _-]passe"
+    r"|has(?:ł|l)o|l(?:ö|o)senord|adgangskode|passord|salasana|heslo|пароль|パスワード|密码|비밀번호)"
 )
 # Both in one pattern, so that a text is searched for tables once; `_tables` reads the rows.
 # An INSERT's columns may instead hold settings, a name and its value a row (`INSERT INTO

@@ -79,6 +79,10 @@ AST_TRIGGERS = (
     *("echo $", 'echo "$', "echo ${", "echo %", "write-output $", "write-host $", "printenv"),
     *("config:get", "configure get", "print-access-token", "print-identity-token", " -field"),
     *("op read", "base64 -d", "base64 --decode"),
+    # a password's column named in another language (readers._CREDENTIAL_COLUMN)
+    *("passwort", "kennwort", "wachtwoord", "contraseña", "contrasena", "senha"),
+    *("mot de passe", "hasło", "haslo", "lösenord", "losenord", "adgangskode", "passord"),
+    *("salasana", "heslo", "пароль", "パスワード", "密码", "비밀번호"),
     "login(",  # calls whose positional arguments are credentials: pyast.CREDENTIAL_CALLS
     "connect(",
     "sign_in(",

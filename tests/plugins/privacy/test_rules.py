@@ -365,6 +365,21 @@ POSITIVES = [
     ),
     ("password-in-prose-translated", "le mot de passe du wifi est tundra-9212copper"),
     ("password-in-prose-translated", "mi contraseña es tundra-9212copper"),
+    # a password's column named in the writer's language
+    (
+        "table-credential",
+        "| Dienst | Gebruiker | Wachtwoord |\n|---|---|---|\n"
+        "| de productiedatabase | postgres | uhfd79!WCYiyg448 |",
+    ),
+    (
+        "table-credential",
+        "| Servicio | Usuario | Contraseña |\n|---|---|---|\n"
+        "| keystore | release | ky@#ZEzS=7hnkpa3c |",
+    ),
+    (
+        "table-credential",
+        "| Serviço | Senha |\n|---|---|\n| Wi-Fi do escritório | O-r70hnn_H#RG_ |",
+    ),
     # an OTP seed named with a blank, and in the Romance languages' order
     ("otp-seed", "2FA seed TOTP: PH7G6PPMSRGHBDFKDR5RDVF66N4Y3F3P"),
     ("otp-seed", "- secreto TOTP: VI7KQEFK6JFATRODSMBJHSPW4VXZOCF2"),
@@ -643,6 +658,9 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    # a password's column in another language, its values masked or said to be elsewhere
+    "| Dienst | Wachtwoord |\n|---|---|\n| de productiedatabase | ******** |",
+    "| Benutzer | Passwort |\n|---|---|\n| admin | (im Tresor) |",
     # two numbered listings and a comment between: a label at the end of one is not the
     # first line of the other's
     "     1→database:\n     2→  password:\n\nThat was config.yml; now requirements.txt:"
