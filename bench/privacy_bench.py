@@ -414,6 +414,37 @@ def detect_secrets_seconds(corpus: list[dict[str, Any]]) -> tuple[float, float] 
     return elapsed, sum(secret) / max(1, len(secret))
 
 
+def side_by_side(scanner: Scanner, corpus: list[dict[str, Any]], rounds: int = 7) -> dict[str, Any]:
+    """DevPulse and detect-secrets over the whole corpus, in rounds, each first in turn: the
+    ratio is the median of the rounds' ratios, with its range. (One pass of each, 0.07 s
+    against 0.7, read 5.6x to 11.6x across runs of the same code on a shared machine.)"""
+
+    def scan_all() -> None:
+        for entry in corpus:
+            scanner.scan(entry["text"])
+
+    scan_all()
+    if detect_secrets_seconds(corpus[:5]) is None:
+        return {"corpus_seconds_devpulse": timed(scan_all, rounds)}
+    ours, theirs, recall = [], [], 0.0
+    for i in range(rounds):
+        for arm in ("ours", "theirs") if i % 2 == 0 else ("theirs", "ours"):
+            if arm == "ours":
+                ours.append(timed(scan_all))
+            else:
+                seconds, recall = detect_secrets_seconds(corpus) or (float("nan"), 0.0)
+                theirs.append(seconds)
+    ratios = sorted(t / o for t, o in zip(theirs, ours, strict=True))
+    return {
+        "corpus_seconds_devpulse": statistics.median(ours),
+        "corpus_seconds_detect_secrets": statistics.median(theirs),
+        "detect_secrets_secret_recall": recall,
+        "speedup_vs_detect_secrets": statistics.median(ratios),
+        "speedup_range": [ratios[0], ratios[-1]],
+        "speedup_rounds": rounds,
+    }
+
+
 # Other scanners' test cases and the scorer for them, kept beside the checkout (never in it).
 PEER_EVAL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "privacy_eval.py"
 PEER_SETS = ("gitleaks", "detect-secrets", "presidio")
@@ -512,12 +543,7 @@ def main() -> None:
         for name, text in adversarial_inputs().items()
     }
     results["prefilter_10mb"] = prefilter_comparison(scanner, big)
-    ours = timed(lambda: [scanner.scan(e["text"]) for e in corpus], 3)
-    results["corpus_seconds_devpulse"] = ours
-    theirs = detect_secrets_seconds(corpus)
-    if theirs is not None:
-        results["corpus_seconds_detect_secrets"], results["detect_secrets_secret_recall"] = theirs
-        results["speedup_vs_detect_secrets"] = theirs[0] / ours
+    results.update(side_by_side(scanner, corpus))
     peers = peer_sets()
     if peers is not None:
         results["peer_sets"] = peers
@@ -570,8 +596,10 @@ def report(r: dict[str, Any]) -> None:
         print(
             f"  whole corpus: devpulse {r['corpus_seconds_devpulse'] * 1e3:.1f} ms, "
             f"detect-secrets {r['corpus_seconds_detect_secrets'] * 1e3:.1f} ms "
-            f"-> {r['speedup_vs_detect_secrets']:.1f}x faster "
-            f"(detect-secrets secret recall {r['detect_secrets_secret_recall']:.3f})"
+            f"-> {r['speedup_vs_detect_secrets']:.1f}x faster, the median of "
+            f"{r['speedup_rounds']} rounds' ratios "
+            f"({r['speedup_range'][0]:.1f}x to {r['speedup_range'][1]:.1f}x; "
+            f"detect-secrets secret recall {r['detect_secrets_secret_recall']:.3f})"
         )
     for name, p in r.get("peer_sets", {}).items():
         want_recall, max_fp = PEER_TARGETS[name]
