@@ -2156,6 +2156,7 @@ def _table(data: bytes, spans: Spans, personal: _Personal | None = None) -> _Tab
         return None  # a name alone on its line
     if delimiter == b"|":
         line_start = _string_start(data, line_start, spans[_NAME][0])
+        line_start = _after_label(data, line_start, spans[_NAME][0])
     header = data[line_start:line_end].rstrip(b"\r")
     markdown = header.lstrip(b" \t").startswith(b"|")
     row = line_end + 1
@@ -2186,6 +2187,16 @@ def _table(data: bytes, spans: Spans, personal: _Personal | None = None) -> _Tab
     elif line_start and _row_above(data, line_start, delimiter, len(cells)):
         return None  # a row of a table above, not a header
     return delimiter, markdown, len(cells), columns, row
+
+
+def _after_label(data: bytes, line_start: int, name_start: int) -> int:
+    """Where a markdown table starts whose header a label or a chat message's prefix opens
+    (`@tanaka · 09:19: | 氏名 | 生年月日 |`, `Quick question: | Name | Password |`): at
+    its first pipe, if what comes before it ends in a colon; else the line's start."""
+    pipe = data.find(b"|", line_start, name_start)
+    if pipe <= line_start or not data[line_start:pipe].rstrip(b" \t").endswith(b":"):
+        return line_start
+    return pipe
 
 
 def _string_start(data: bytes, line_start: int, name_start: int) -> int:

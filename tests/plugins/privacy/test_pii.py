@@ -2113,3 +2113,20 @@ def test_a_japanese_bank_account(scanner: Scanner, text: str) -> None:
 
 def test_a_japanese_banks_products_name_no_account(scanner: Scanner) -> None:
     assert not pii_rules(scanner, "楽天銀行の支店一覧、普通預金の金利は0.02%、定期は1234567円から")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Petite question : | Nom | date de naissance |\n|---|---|\n"
+        "| Camille Laurent | 18/04/1977 |",
+        "@tanaka.k · 09:19: | 氏名 | 生年月日 |\n|---|---|\n| 鈴木 真由美 | 1969-12-24 |",
+    ],
+)
+def test_a_markdown_table_after_a_label_on_its_headers_line(scanner: Scanner, text: str) -> None:
+    assert "table-date-of-birth" in pii_rules(scanner, text)
+
+
+def test_a_table_after_a_word_with_no_colon_is_no_table(scanner: Scanner) -> None:
+    text = "Note | Name | date of birth |\n|---|---|\n| Camille Laurent | 18/04/1977 |"
+    assert "table-date-of-birth" not in pii_rules(scanner, text)

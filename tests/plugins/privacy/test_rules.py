@@ -380,6 +380,12 @@ POSITIVES = [
         "table-credential",
         "| Serviço | Senha |\n|---|---|\n| Wi-Fi do escritório | O-r70hnn_H#RG_ |",
     ),
+    # a markdown table whose header a chat message's prefix opens
+    (
+        "table-credential",
+        "@marco.rossi: | Servizio | Utente | Password |\n|---|---|---|\n"
+        "| il relay SMTP | smtp-app | Tortu.DrxEXg%99 |",
+    ),
     # an OTP seed named with a blank, and in the Romance languages' order
     ("otp-seed", "2FA seed TOTP: PH7G6PPMSRGHBDFKDR5RDVF66N4Y3F3P"),
     ("otp-seed", "- secreto TOTP: VI7KQEFK6JFATRODSMBJHSPW4VXZOCF2"),
