@@ -546,6 +546,8 @@ def identity_number(value: str) -> bool:
         return False
     groups = [g for g in value.translate(_SEPARATORS).split(" ") if g]
     compact = "".join(groups)
+    if _polish_identity_card(compact):
+        return True  # its series is three letters: `VDA 668880`
     digits = "".join(c for c in compact if c.isdigit())
     if not 5 <= len(compact) <= 20 or len(digits) < 5 or len(set(compact)) < 3:
         return False
@@ -560,6 +562,21 @@ def identity_number(value: str) -> bool:
         return False  # an IPv4 address, or a network (192.168.1.10/24)
     steps = {(int(b) - int(a)) % 10 for a, b in itertools.pairwise(digits)}
     return not (compact == digits and len(steps) == 1 and steps <= {1, 9})
+
+
+def _polish_identity_card(value: str) -> bool:
+    """A Polish identity card's number (dowód osobisty): a series of three letters, then six
+    digits, the first of them a check digit; each character's value (letters A-Z as 10-35)
+    weighted 7, 3, 1, 9, 7, 3, 1, 7, 3 sums to a multiple of 10 (Ministry of Digital
+    Affairs; the specimen ABA300000)."""
+    if search_text(_POLISH_ID, value) is None:
+        return False
+    numbers = [ord(c) - 55 for c in value[:3]] + [int(c) for c in value[3:]]
+    return sum(n * w for n, w in zip(numbers, _POLISH_ID_WEIGHTS, strict=True)) % 10 == 0
+
+
+_POLISH_ID = re2.compile(rb"^[A-Z]{3}[0-9]{6}$")
+_POLISH_ID_WEIGHTS = (7, 3, 1, 9, 7, 3, 1, 7, 3)
 
 
 # India's PAN: three letters, the holder's kind (P a person, C a company, H, F, A, T, B, L,

@@ -2130,3 +2130,22 @@ def test_a_markdown_table_after_a_label_on_its_headers_line(scanner: Scanner, te
 def test_a_table_after_a_word_with_no_colon_is_no_table(scanner: Scanner) -> None:
     text = "Note | Name | date of birth |\n|---|---|\n| Camille Laurent | 18/04/1977 |"
     assert "table-date-of-birth" not in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "numer dowodu osobistego: VDA 668880",
+        "| Imię i nazwisko | dowód osobisty |\n|---|---|\n| Krzysztof Lewandowski | VDA 668880 |",
+        "Tomasz Wójcik: «mój nr dowodu to BHL 438550, proszę poprawić»",
+    ],
+)
+def test_a_polish_identity_cards_number(scanner: Scanner, text: str) -> None:
+    """Its series is three letters, which any other number's check reads as a word: the
+    card's own check digit decides."""
+    assert pii_rules(scanner, text) & {"identity-number", "table-identity-number"}
+
+
+@pytest.mark.parametrize("text", ["dowód osobisty: VDA 668881", "passport ABC 123456 expired"])
+def test_three_letters_and_six_digits_failing_the_cards_check(scanner: Scanner, text: str) -> None:
+    assert not pii_rules(scanner, text)
