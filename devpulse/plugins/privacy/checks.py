@@ -477,13 +477,18 @@ _NOT_PASS_WORDS = frozenset(
         "askpass",  # SSH_ASKPASS, GIT_ASKPASS: the program that asks for it
     }
 )
+# The word for a password in the languages password-in-prose-translated reads, one word
+# each (French's mot de passe is three: `_word_strength`); the readers' table columns and
+# the scanner's triggers for them are built from it too.
+PASSWORD_WORDS = (
+    *("passwort", "kennwort", "wachtwoord", "contraseña", "contrasena", "senha", "hasło"),
+    *("haslo", "lösenord", "losenord", "adgangskode", "passord", "salasana", "heslo"),
+    *("пароль", "パスワード", "密码", "비밀번호"),
+)
 _STRONG_WORDS = frozenset(
     {"pwd", "pw", "pass", "credential", "credentials", "creds", "cred", "secretkey", "apikey"}
     | {"authtok"}  # PAM's and sssd's authentication token: ldap_default_authtok
-    # the word for a password in the languages password-in-prose-translated reads
-    | {"passwort", "kennwort", "wachtwoord", "contraseña", "contrasena", "senha", "hasło"}
-    | {"haslo", "lösenord", "losenord", "adgangskode", "passord", "salasana", "heslo"}
-    | {"пароль", "パスワード", "密码", "비밀번호"}
+    | set(PASSWORD_WORDS)
 )
 # A key with one of these before it is a secret: api_key, secretKey, ACCOUNT_KEY, ...
 _SECRET_KEY_KINDS = frozenset(
@@ -1630,23 +1635,17 @@ def jwk_private_member(value: str) -> bool:
 
 
 def _patterned(value: str) -> bool:
-    """A block of up to 16 characters repeated to the value's end, or half its characters
-    or more each the one after the character before it (a, b, c or 1, 2, 3, in either
-    case)."""
+    """A block of up to 16 characters repeated to the value's end, or an alphabet written
+    out in either case (`is_sequence`)."""
     if any(value[period:] == value[:-period] for period in range(1, min(16, len(value) // 2) + 1)):
         return True
-    lowered = value.lower()
-    steps = sum(ord(b) - ord(a) == 1 for a, b in itertools.pairwise(lowered))
-    return 2 * steps >= len(value) - 1
+    return is_sequence(value.lower())
 
 
 def _base64_of_a_sentence(value: str) -> bool:
     """base64 (or base64url) of printable ASCII with a blank in it: words, not bytes."""
-    try:
-        raw = base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True)
-    except ValueError:
-        return False
-    return raw.isascii() and b" " in raw and raw.decode("ascii").isprintable()
+    text = _b64decode(value, altchars=b"-_")
+    return text is not None and text.isascii() and " " in text and text.isprintable()
 
 
 def recovery_codes(value: str) -> bool:

@@ -45,6 +45,7 @@ import re2
 from devpulse.plugins.privacy import pii
 from devpulse.plugins.privacy.checks import (
     MAX_NAME_CHARS,
+    PASSWORD_WORDS,
     authorization,
     cache_key,
     credential_name_strength,
@@ -335,8 +336,7 @@ def _insert(column: str) -> str:
 # reads (`Wachtwoord`, `Contraseña`, `Senha`, `Mot de passe`; scanner.AST_TRIGGERS has each).
 _CREDENTIAL_COLUMN = (
     rf"[\w.-]*{_NAME_WORD}[\w.-]*|[A-Za-z]+ (?i:key|token|secret|password|passphrase)"
-    r"|(?i:passwort|kennwort|wachtwoord|contrase(?:ñ|n)a|senha|mot[ _-]de[ _-]passe"
-    r"|has(?:ł|l)o|l(?:ö|o)senord|adgangskode|passord|salasana|heslo|пароль|パスワード|密码|비밀번호)"
+    rf"|(?i:{'|'.join(PASSWORD_WORDS)}|mot[ _-]de[ _-]passe)"
 )
 # Both in one pattern, so that a text is searched for tables once; `_tables` reads the rows.
 # An INSERT's columns may instead hold settings, a name and its value a row (`INSERT INTO

@@ -25,7 +25,12 @@ import re2
 from devpulse.core.config import PrivacyConfig, PrivacyRule
 from devpulse.core.errors import ConfigError
 from devpulse.core.types import Finding
-from devpulse.plugins.privacy.checks import is_placeholder, preview, shannon_entropy
+from devpulse.plugins.privacy.checks import (
+    PASSWORD_WORDS,
+    is_placeholder,
+    preview,
+    shannon_entropy,
+)
 from devpulse.plugins.privacy.plain import (
     Origins,
     plain_text,
@@ -80,9 +85,8 @@ AST_TRIGGERS = (
     *("config:get", "configure get", "print-access-token", "print-identity-token", " -field"),
     *("op read", "base64 -d", "base64 --decode"),
     # a password's column named in another language (readers._CREDENTIAL_COLUMN)
-    *("passwort", "kennwort", "wachtwoord", "contraseña", "contrasena", "senha"),
-    *("mot de passe", "hasło", "haslo", "lösenord", "losenord", "adgangskode", "passord"),
-    *("salasana", "heslo", "пароль", "パスワード", "密码", "비밀번호"),
+    *PASSWORD_WORDS,
+    "mot de passe",
     "login(",  # calls whose positional arguments are credentials: pyast.CREDENTIAL_CALLS
     "connect(",
     "sign_in(",
