@@ -178,10 +178,13 @@ def leaves(value: Any, path: str = "") -> Iterator[str]:
     """A tool input's keys and values as lines of text, strings raw (not JSON-escaped).
 
     Classifiers read these: a key written into a tool's input with its newlines escaped
-    would hide a private key's line structure from them.
+    would hide a private key's line structure from them. Each key is also a line of its
+    own, as the provider reads it: a key with no value under it (`{"ghp_...": []}`) has no
+    leaf, and in a dotted path a token's name runs into the keys around it.
     """
     if isinstance(value, Mapping):
         for key, item in value.items():
+            yield str(key)
             yield from leaves(item, f"{path}.{key}" if path else str(key))
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
@@ -204,18 +207,41 @@ def joined_text(content: Sequence[Block]) -> Iterator[str]:
 
 
 def block_text(block: Block) -> Iterator[str]:
-    """The text a block sends to a provider, for classifiers; image data and opaque
-    signatures are not text, an image's URL is."""
+    """The text a block sends to a provider, for classifiers: an image's media type and URL,
+    and its data where that is text (`decoded_text`); a thinking block's signature and
+    redacted data, each under a name that says what it is (the scanner took a random
+    signature alone for a token one time in 40, but none after `signature:` or `content:`
+    in 2,000)."""
     if isinstance(block, TextBlock):
         yield block.text
     elif isinstance(block, ImageBlock):
+        yield block.media_type
         if block.url:
             yield block.url
+        yield from decoded_text(block.data)
     elif isinstance(block, ToolUseBlock):
         yield f"tool call {block.name}"
         yield from leaves(dict(block.input))
     elif isinstance(block, ToolResultBlock):
         for inner in block.content:
             yield from block_text(inner)
-    elif block.thinking:
-        yield block.thinking
+    else:
+        if block.thinking:
+            yield block.thinking
+        if block.signature:
+            yield f"signature: {block.signature}"
+        if block.redacted:
+            yield f"redacted thinking content: {block.redacted}"
+
+
+def decoded_text(data: str) -> Iterator[str]:
+    """What base64 `data` spells, where that is text: an image's bytes are no UTF-8 (PNG's,
+    JPEG's and WebP's first bytes are none), but a file sent as an image (a `.env` labelled
+    text/plain, an SVG) is read as the provider would read it."""
+    if not data:
+        return
+    try:
+        text = base64.b64decode(data).decode("utf-8")
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return
+    yield text

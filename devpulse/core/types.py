@@ -197,8 +197,10 @@ class Request:
         """All the text a backend would receive, for classifiers to read.
 
         That is everything that leaves this machine: the system prompt, the tools'
-        definitions, every message's text, tool inputs and tool results, the suffix and the
-        stop sequences. (The caller's user id goes out only as `opaque_user_id`.)
+        definitions and the tool choice, every message's blocks (`block_text`), the suffix
+        and the stop sequences. (The caller's user id goes out only as `opaque_user_id`.
+        Tool-use ids are not read: one generated id in four looks like a token to the
+        scanner.)
         """
         parts = [b.text for b in self.system]
         for tool in self.tools:
@@ -208,6 +210,8 @@ class Request:
             parts.extend(t for block in message.content for t in block_text(block))
         if self.suffix:
             parts.append(self.suffix)
+        if self.tool_choice is not None and self.tool_choice.name:
+            parts.append(f"tool choice {self.tool_choice.name}")
         parts.extend(self.stop_sequences)
         return "\n".join(parts)
 

@@ -6,12 +6,14 @@ whole conversation) must stay local, however the rest of it looks.
 
 from __future__ import annotations
 
+import base64
 import random
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devpulse import (
+    ImageBlock,
     Message,
     PrivacyLevel,
     Request,
@@ -19,9 +21,11 @@ from devpulse import (
     TextBlock,
     ThinkingBlock,
     Tool,
+    ToolChoice,
     ToolResultBlock,
     ToolUseBlock,
 )
+from devpulse.core.blocks import block_text
 from devpulse.plugins.privacy.plugin import outbound_text
 from tests.plugins.privacy import secrets_factory as make
 from tests.support import router_with
@@ -63,6 +67,16 @@ PLACES = (
     "tool_result",
     "thinking",
     "stop_sequence",
+    # a key with nothing under it, in a tool's input or schema (review 26)
+    "tool_input_key",
+    "tool_schema_key",
+    # fields sent that hold no prose: an image's data and media type, the tool choice, a
+    # thinking block's signature and redacted data
+    "image_data",
+    "image_media_type",
+    "tool_choice",
+    "thinking_signature",
+    "redacted_thinking",
     # cut in two, over two text blocks that a provider's body runs together
     "split_user_text",
     "split_tool_result",
@@ -74,38 +88,21 @@ def plant(place: str, secret: str, turns: list[Message], cut: int = 1) -> Reques
     is split over two blocks)."""
     system: tuple[TextBlock, ...] = (TextBlock("You are a coding agent."),)
     tools = [READ_FILE]
-    messages = list(turns)
     stop: tuple[str, ...] = ()
-    halves = (TextBlock(f"use {secret[:cut]}"), TextBlock(f"{secret[cut:]} please"))
+    choice = None
     if place == "stop_sequence":
         stop = ("END", secret)
-    elif place == "split_user_text":
-        messages.append(Message("user", halves))
-    elif place == "split_tool_result":
-        messages += [
-            Message("assistant", (ToolUseBlock("c9", "read_file", {"path": ".env"}),)),
-            Message("user", (ToolResultBlock("c9", halves),)),
-        ]
     elif place == "system":
         system = (TextBlock(f"Deploy with {secret}"),)
     elif place == "tool_description":
         tools.append(Tool("deploy", f"Deploys using {secret}"))
     elif place == "tool_schema":
         tools.append(Tool("deploy", "", {"type": "object", "default": {"token": secret}}))
-    elif place == "user_text":
-        messages.append(Message("user", f"use {secret} please"))
-    elif place == "assistant_text":
-        messages.append(Message("assistant", f"I will use {secret}"))
-    elif place in ("tool_input", "nested_tool_input"):
-        value = {"auth": {"headers": [secret]}} if place == "nested_tool_input" else secret
-        messages.append(Message("assistant", (ToolUseBlock("c9", "deploy", {"key": value}),)))
-    elif place == "tool_result":
-        messages += [
-            Message("assistant", (ToolUseBlock("c9", "read_file", {"path": ".env"}),)),
-            Message("user", (ToolResultBlock("c9", f"TOKEN={secret}\n"),)),
-        ]
-    else:
-        messages.append(Message("assistant", (ThinkingBlock(f"maybe {secret}", "sig"),)))
+    elif place == "tool_schema_key":
+        tools.append(Tool("deploy", "", {"type": "object", "properties": {secret: {}}}))
+    elif place == "tool_choice":
+        choice = ToolChoice("tool", secret)
+    messages = [*turns, *planted_turns(place, secret, cut)]
     messages.append(Message("user", "Design a multi-step plan for the release."))
     return Request(
         messages=tuple(messages),
@@ -113,7 +110,43 @@ def plant(place: str, secret: str, turns: list[Message], cut: int = 1) -> Reques
         tools=tuple(tools),
         task=TaskClass.REASONING,
         stop_sequences=stop,
+        tool_choice=choice,
     )
+
+
+def planted_turns(place: str, secret: str, cut: int) -> list[Message]:
+    """The turns that carry `secret` where `place` is inside a message; none elsewhere."""
+    halves = (TextBlock(f"use {secret[:cut]}"), TextBlock(f"{secret[cut:]} please"))
+    read = Message("assistant", (ToolUseBlock("c9", "read_file", {"path": ".env"}),))
+    env = f"DEBUG=1\nTOKEN={secret}\n"
+
+    def called(given: dict[str, object]) -> list[Message]:
+        return [Message("assistant", (ToolUseBlock("c9", "deploy", given),))]
+
+    planted = {
+        "split_user_text": [Message("user", halves)],
+        "split_tool_result": [read, Message("user", (ToolResultBlock("c9", halves),))],
+        "user_text": [Message("user", f"use {secret} please")],
+        "assistant_text": [Message("assistant", f"I will use {secret}")],
+        "tool_input": called({"key": secret}),
+        "nested_tool_input": called({"key": {"auth": {"headers": [secret]}}}),
+        "tool_input_key": called({"tokens": {secret: []}, "note": {}}),
+        "tool_result": [read, Message("user", (ToolResultBlock("c9", env),))],
+        "thinking": [Message("assistant", (ThinkingBlock(f"maybe {secret}", "sig"),))],
+        "thinking_signature": [Message("assistant", (ThinkingBlock("let me see", secret),))],
+        "redacted_thinking": [Message("assistant", (ThinkingBlock(redacted=secret),))],
+        "image_data": [
+            Message(
+                "user",
+                (
+                    TextBlock("what is wrong here?"),
+                    ImageBlock.from_bytes(env.encode(), "text/plain"),
+                ),
+            )
+        ],
+        "image_media_type": [Message("user", (ImageBlock(secret, "iVBORw0KGgo="),))],
+    }
+    return planted.get(place, [])
 
 
 TURNS = st.lists(
@@ -149,3 +182,27 @@ def test_a_secret_anywhere_in_a_conversation_never_goes_to_the_cloud(
         f.category == "secret" and f.span[0] < start + len(secret) and f.span[1] > start
         for f in decision.classification.findings
     )
+
+
+def test_what_a_provider_writes_in_a_thinking_block_keeps_a_conversation_public() -> None:
+    """A signature and redacted data are base64 of random bytes: read under their names,
+    none of 200 makes a conversation local (alone, one in 40 read as a token)."""
+    rng = random.Random(26)
+    for n in range(200):
+        opaque = base64.b64encode(rng.randbytes(rng.choice([48, 200, 700]))).decode()
+        block = (
+            ThinkingBlock("checking the plan", opaque) if n % 2 else ThinkingBlock(redacted=opaque)
+        )
+        request = Request(
+            messages=(Message("user", "Plan the release."), Message("assistant", (block,)))
+        )
+        classification = ROUTER.route(request).classification
+        assert classification is not None
+        assert not classification.findings, n
+
+
+def test_an_image_is_not_read_as_text_but_a_text_file_sent_as_one_is() -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    assert list(block_text(ImageBlock.from_bytes(png, "image/png"))) == ["image/png"]
+    env = ImageBlock.from_bytes(b"DEBUG=1\n", "text/plain")
+    assert list(block_text(env)) == ["text/plain", "DEBUG=1\n"]
