@@ -21,6 +21,7 @@ import pytest
 
 from devpulse import ExitCode
 from devpulse.cli import STOP_AGAIN_AFTER_S, Terminated, main
+from devpulse.commands.inputs import encoding_of
 from tests.rig.fault_server import FaultServer
 
 CLI = [sys.executable, "-c", "from devpulse.cli import run; run()"]
@@ -1038,3 +1039,31 @@ def test_json_is_asked_by_the_flag_only(capsys, args: list[str]) -> None:
     assert code == ExitCode.USAGE
     assert out == ""
     one_error_line(err)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_a_prompt_in_utf16_or_utf32_is_read_as_such(
+    capsys, monkeypatch, tmp_path, encoding, source
+):
+    """Review 26: read as UTF-8, a UTF-16 file had a NUL after every character, and the
+    secrets in it went to the cloud classified public."""
+    env = (
+        "AWS_ACCESS_KEY_ID=AKIAQ3EGT7XLUMN5BW2K\nAWS_SECRET_ACCESS_KEY="
+        + "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"
+    )
+    data = f"Why does the deploy fail with these settings?\n{env}\n".encode(encoding)
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_bytes(data)
+    binary_stdin(monkeypatch, data)
+    args = ["--file", str(prompt)] if source == "file" else ["-"]
+    code, out, _ = run(capsys, "route", "--json", "--task", "reasoning", *args)
+    payload = json.loads(out)
+    assert (code, payload["privacy"]["level"], payload["side"]) == (0, "secret", "local")
+
+
+def test_nul_separated_records_are_not_read_as_utf16() -> None:
+    """NULs between records (`find -print0`) stand anywhere, not at every other byte."""
+    assert encoding_of(b"./src/app.py\0./src/util.py\0./README.md\0" * 20) == "utf-8"
+    assert encoding_of("plain text".encode("utf-16-le")) == "utf-16-le"
+    assert encoding_of("plain text".encode("utf-16-be")) == "utf-16-be"

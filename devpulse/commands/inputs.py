@@ -1,5 +1,5 @@
-"""What commands read from files and stdin: bounded by `input.max_bytes`, decoded as UTF-8;
-and the bounds on numbers given as options.
+"""What commands read from files and stdin: bounded by `input.max_bytes`, decoded as UTF-8
+(or UTF-16 and UTF-32, where the text says so); and the bounds on numbers given as options.
 
 Text from a file or stdin is read as bytes and decoded with replacement characters, so no
 input makes a command crash on its encoding or hand a backend unencodable text.
@@ -7,6 +7,7 @@ input makes a command crash on its encoding or hand a backend unencodable text.
 
 from __future__ import annotations
 
+import codecs
 import math
 import sys
 from typing import Any, BinaryIO
@@ -57,8 +58,36 @@ def _too_large(name: str, limit: int) -> InputTooLarge:
 
 
 def as_text(data: bytes) -> str:
-    """`data` as text: UTF-8, with a replacement character for every byte that is not."""
-    return data.decode("utf-8", "replace")
+    """`data` as text in its encoding (`encoding_of`), with a replacement character for
+    every byte that is not of it."""
+    return data.decode(encoding_of(data[:PROBE_BYTES]), "replace")
+
+
+# The share of a UTF-16 text's bytes, in its first PROBE_BYTES, that are NUL where ASCII's
+# high byte stands (every other byte), and at most the share NUL where its low byte does.
+UTF16_HIGH_NULS = 0.7
+UTF16_LOW_NULS = 0.1
+
+
+def encoding_of(head: bytes) -> str:
+    """The encoding of text that starts with `head`: UTF-32 or UTF-16 where a byte-order
+    mark says so, UTF-16 without one where NULs stand at every other byte (text that is
+    mostly ASCII), else UTF-8. Windows PowerShell 5.1's `>` writes UTF-16 with a mark: read
+    as UTF-8, every character had a NUL after it, and no secret in it was found."""
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    pairs = len(head) // 2
+    if pairs >= 2:
+        low, high = head[: 2 * pairs : 2].count(0), head[1 : 2 * pairs : 2].count(0)
+        if high >= UTF16_HIGH_NULS * pairs and low <= UTF16_LOW_NULS * pairs:
+            return "utf-16-le"
+        if low >= UTF16_HIGH_NULS * pairs and high <= UTF16_LOW_NULS * pairs:
+            return "utf-16-be"
+    return "utf-8"
 
 
 def without_surrogates(value: str) -> str:
@@ -84,8 +113,9 @@ def read_stdin(limit: int) -> str:
 
 
 def binary_reason(head: bytes) -> str | None:
-    """Why a file starting with `head` is binary rather than text, or None if it is not."""
-    if b"\0" in head[:PROBE_BYTES]:
+    """Why a file starting with `head` is binary rather than text, or None if it is not
+    (UTF-16 and UTF-32 text holds NULs: `encoding_of`)."""
+    if b"\0" in head[:PROBE_BYTES] and encoding_of(head[:PROBE_BYTES]).startswith("utf-8"):
         return f"binary: NUL bytes in the first {PROBE_BYTES // 1024} KB"
     return None
 

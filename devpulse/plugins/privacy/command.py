@@ -18,6 +18,7 @@ from devpulse.commands.inputs import (
     PROBE_BYTES,
     InputError,
     InputTooLarge,
+    as_text,
     binary_reason,
     read_bounded,
     read_stdin,
@@ -253,10 +254,11 @@ def _read(path: Path, max_bytes: int) -> Source:
         return Source(name, error=str(exc))
     except OSError as exc:
         return Source(name, error=f"cannot read {name}: {exc.strerror or exc}")
-    # Text in another encoding (Latin-1, Windows-1252) is read as a prompt is: bytes that
-    # are not UTF-8 become replacement characters, and the secrets around them are still
-    # found (skipped, such a file passed for clean).
-    return Source(name, text=data.decode("utf-8", "replace"))
+    # Text is read as a prompt is (`as_text`): UTF-16 and UTF-32 as such, and in an
+    # encoding that says nothing of itself (Latin-1, Windows-1252) the bytes that are not
+    # UTF-8 become replacement characters, and the secrets around them are still found
+    # (skipped, such a file passed for clean).
+    return Source(name, text=as_text(data))
 
 
 def _read_stdin(max_bytes: int) -> Source:

@@ -136,3 +136,17 @@ def test_no_paths_is_a_usage_error(capsys) -> None:
     code, _, err = run(capsys, "scan")
     assert code == 2
     assert err.startswith("devpulse: error: Missing argument")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_a_file_in_utf16_or_utf32_is_read_not_skipped(capsys, tmp_path: Path, encoding) -> None:
+    """Windows PowerShell 5.1's `>` writes UTF-16 (review 26: read as UTF-8, its NULs made it
+    binary, skipped, and the scan passed)."""
+    wide = tmp_path / "settings.env"
+    wide.write_bytes(
+        f"AWS_ACCESS_KEY_ID={KEY_ID}\nAWS_SECRET_ACCESS_KEY={KEY_SECRET}\n".encode(encoding)
+    )
+    code, out, _ = run(capsys, "scan", "--json", str(wide))
+    (report,) = json.loads(out)["files"]
+    assert (code, report["level"]) == (1, "secret")
+    assert [f["rule_id"] for f in report["findings"]] == ["aws-key-pair"]
