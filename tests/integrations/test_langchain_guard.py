@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 from langchain_anthropic import ChatAnthropic
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from pydantic import BaseModel, Field
@@ -177,6 +183,69 @@ def test_secrets_in_tool_call_arguments_are_seen_too(router: Router) -> None:
     history = [HumanMessage("deploy"), AIMessage("", tool_calls=[call]), HumanMessage("again")]
     with pytest.raises(PrivacyBlocked):
         fake().invoke(history, config={"callbacks": [handler]})
+
+
+ENV = (
+    "AWS_ACCESS_KEY_ID=AKIAZ3MXQ7PLR2VWK4TN\n"
+    "AWS_SECRET_ACCESS_KEY=Zx9Qw2Er7Ty4Ui1Op6As3Df8Gh5Jk0Lz2Xc7Vb4N"
+)
+GITHUB = "ghp_" + "R7kQ2mX9pL4vT8wN3bY6cJ1hF5dS0aZeUo2i"
+HISTORIES: dict[str, Callable[[], list[Any]]] = {
+    # a history built from a stream holds chunks, whose tool calls go out as tool_use
+    "tool call of an AIMessageChunk": lambda: [
+        HumanMessage("deploy"),
+        AIMessageChunk(
+            "",
+            tool_calls=[{"name": "deploy", "args": {"env": ENV}, "id": "c1", "type": "tool_call"}],
+        ),
+        ToolMessage("done", tool_call_id="c1"),
+    ],
+    "citation of a text part": lambda: [
+        HumanMessage("what is in the settings?"),
+        AIMessage(
+            [
+                {
+                    "type": "text",
+                    "text": "The file sets two keys.",
+                    "citations": [
+                        {"type": "char_location", "cited_text": ENV, "document_index": 0}
+                    ],
+                }
+            ]
+        ),
+        HumanMessage("thanks"),
+    ],
+    "thinking in a tool result": lambda: [
+        HumanMessage("ask the sub-agent"),
+        AIMessage("", tool_calls=[{"name": "agent", "args": {}, "id": "c2", "type": "tool_call"}]),
+        ToolMessage(
+            [{"type": "thinking", "thinking": f"the key is {ENV}", "signature": "c2ln"}],
+            tool_call_id="c2",
+        ),
+    ],
+    "key of a tool_use part's input": lambda: [  # the part alone: no tool_calls repeat it
+        HumanMessage("revoke"),
+        AIMessage(
+            [{"type": "tool_use", "id": "c3", "name": "revoke", "input": {"tokens": {GITHUB: []}}}]
+        ),
+        ToolMessage("revoked", tool_call_id="c3"),
+    ],
+}
+
+
+@pytest.mark.parametrize("history", HISTORIES)
+def test_secrets_in_every_part_a_provider_sends_are_seen(router: Router, history: str) -> None:
+    """Review 26: each of these went to ChatAnthropic's endpoint, the guard passing it."""
+    handler = DevPulseCallbackHandler(router)
+    with pytest.raises(PrivacyBlocked):
+        fake().invoke(HISTORIES[history](), config={"callbacks": [handler]})
+
+
+def test_a_models_own_stop_sequences_are_seen(router: Router) -> None:
+    """ChatAnthropic sends its constructor's stop sequences, which invocation_params lack."""
+    handler = DevPulseCallbackHandler(router)
+    with pytest.raises(PrivacyBlocked, match="aws-access-key-id"):
+        _anthropic(stop=[f"key {KEY}"]).invoke(CLEAN_PROMPT, config={"callbacks": [handler]})
 
 
 @pytest.mark.parametrize("bound", ["tool", "stop"])

@@ -55,20 +55,32 @@ BACKEND_PREFIX = "langchain"
 # Keys of a call's parameters that name the model or LangChain's own bookkeeping: never
 # content. Every other string the parameters hold is read.
 NOT_SENT = frozenset({"_type", "model", "model_name"})
+# A model's own fields that it sends with every call but that LangChain's invocation_params
+# leave out (ChatAnthropic's stop_sequences, its MCP servers' definitions): read from its
+# serialized constructor arguments. Only these: the rest are settings, or URLs and keys that
+# go to the provider but not to its model.
+CONSTRUCTED_SENT = frozenset(
+    {"stop", "stop_sequences", "system", "mcp_servers", "container", "context_management"}
+)
 # How deep the parameters are walked; anything deeper is read as its repr.
 PARAMETER_DEPTH = 16
 
 
-def _sent_with(request: Request, callback_kwargs: Mapping[str, Any]) -> Request:
+def _sent_with(
+    request: Request, callback_kwargs: Mapping[str, Any], serialized: Mapping[str, Any] | None
+) -> Request:
     """`request` with the text its call's parameters send too (LangChain passes them to the
     callback as `invocation_params`), so that the classifiers read it: a secret in a bound
     tool's description, a structured-output schema (``response_format``, ``output_config``),
     a bound ``system`` or ``model_kwargs`` is sent like one in a message. Providers put what
     they send in different keys, so every string is read but the model's own name. The
-    request is only classified."""
+    request is only classified. The model's own fields in CONSTRUCTED_SENT are read from
+    `serialized` too."""
     params = callback_kwargs.get("invocation_params")
-    if not isinstance(params, Mapping):
-        return request
+    params = dict(params) if isinstance(params, Mapping) else {}
+    constructed = (serialized or {}).get("kwargs")
+    if isinstance(constructed, Mapping):
+        params.update((f"model.{k}", v) for k, v in constructed.items() if k in CONSTRUCTED_SENT)
     sent = _text_of({k: v for k, v in params.items() if k not in NOT_SENT})
     lines = list(leaves(sent)) if sent is not None else []
     if not lines:
@@ -166,7 +178,7 @@ class DevPulseCallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         chat = [m for conversation in messages for m in conversation]
-        request = _sent_with(to_request(chat, lossless=True), kwargs)
+        request = _sent_with(to_request(chat, lossless=True), kwargs, serialized)
         self._start(request, serialized, metadata, run_id)
 
     def on_llm_start(
@@ -178,7 +190,8 @@ class DevPulseCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self._start(_sent_with(prompts_request(prompts), kwargs), serialized, metadata, run_id)
+        request = _sent_with(prompts_request(prompts), kwargs, serialized)
+        self._start(request, serialized, metadata, run_id)
 
     def _start(
         self,

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from devpulse.core.blocks import block_text
 from devpulse.core.errors import UnsupportedRequest
 from devpulse.core.types import (
     Block,
@@ -50,6 +51,12 @@ DECODED_LIMIT = 64 * 1024 * 1024
 TEXT_MEDIA = ("json", "xml", "yaml", "javascript", "toml")
 # Content parts that carry the caller's data in a form DevPulse cannot send (but as text).
 MEDIA_PARTS = frozenset({"file", "document", "audio", "video", "input_audio", "text-plain"})
+# The fields of a content part that its block holds, or that name its kind; a provider may
+# send the rest (a text part's citations, which quote their source), which `lossless` reads.
+BLOCK_FIELDS = frozenset(
+    {"type", "text", "thinking", "signature", "data", "image_url", "source", "base64", "url"}
+    | {"mime_type", "media_type", "source_type", "id", "cache_control"}
+)
 
 
 def to_request(
@@ -59,7 +66,7 @@ def to_request(
     system: list[TextBlock] = []
     turns: list[Message] = []
     for message in messages:
-        if message.type == "system":
+        if kind_of(message) == "system":
             system.extend(
                 b for b in content_blocks(message.content, lossless) if isinstance(b, TextBlock)
             )
@@ -79,12 +86,32 @@ def prompts_request(prompts: Iterable[str]) -> Request:
     return Request(messages=tuple(Message("user", p) for p in prompts))
 
 
+# A message chunk's type names its class (AIMessageChunk), where a whole message's is short
+# ("ai"); a provider sends a chunk in a history as the message it is part of.
+CHUNK_KINDS = {
+    "AIMessageChunk": "ai",
+    "HumanMessageChunk": "human",
+    "SystemMessageChunk": "system",
+    "ToolMessageChunk": "tool",
+    "ChatMessageChunk": "chat",
+    "FunctionMessageChunk": "function",
+}
+
+
+def kind_of(message: BaseMessage) -> str:
+    """A message's type, a chunk's as its whole message's: a history built from a stream
+    (`full += chunk`, an agent's streamed turns) holds AIMessageChunks, whose tool calls a
+    provider sends as any AI message's (review 26: the guard read them as a user's text)."""
+    return CHUNK_KINDS.get(message.type, message.type)
+
+
 def to_message(message: BaseMessage, lossless: bool = False) -> Message:
     """One LangChain message as a DevPulse turn (system messages are the caller's to hoist)."""
     blocks = content_blocks(message.content, lossless)
     if lossless:
         blocks.extend(_sent_beside(message))
-    if message.type == "ai":
+    kind = kind_of(message)
+    if kind == "ai":
         calls = [
             ToolUseBlock(
                 str(call.get("id") or f"call_{uuid.uuid4().hex[:24]}"),
@@ -94,12 +121,15 @@ def to_message(message: BaseMessage, lossless: bool = False) -> Message:
             for call in getattr(message, "tool_calls", None) or ()
         ]
         return Message("assistant", [*blocks, *calls])
-    if message.type == "tool":
+    if kind == "tool":
         parts = [b for b in blocks if isinstance(b, TextBlock | ImageBlock)]
+        if lossless:  # a result's other blocks (a sub-agent's thinking) go out as its text
+            others = [b for b in blocks if not isinstance(b, TextBlock | ImageBlock)]
+            parts += [TextBlock(t) for b in others for t in block_text(b)]
         error = getattr(message, "status", "success") == "error"
         result = ToolResultBlock(str(getattr(message, "tool_call_id", "")), parts, error)
         return Message("user", [result])
-    role = getattr(message, "role", "user") if message.type == "chat" else "user"
+    role = getattr(message, "role", "user") if kind == "chat" else "user"
     return Message("assistant" if role == "assistant" else "user", blocks)
 
 
@@ -113,6 +143,9 @@ def content_blocks(content: str | list[Any], lossless: bool = False) -> list[Blo
         block = _part(part)
         if block is not None and not (lossless and media):
             blocks.append(block)
+            if lossless and isinstance(part, Mapping):  # a text part's citations quote
+                beside = {k: v for k, v in part.items() if k not in BLOCK_FIELDS}
+                blocks.extend(TextBlock(s) for s in _strings(beside) if s)
         elif lossless:  # every string it holds, a text file's decoded text among them
             blocks.extend(TextBlock(s) for s in _strings(part) if s)
         elif media:
@@ -196,12 +229,14 @@ def _sent_beside(message: BaseMessage) -> list[TextBlock]:
     content, and an AI message's invalid tool calls (ChatOpenAI sends them back as calls)."""
     beside = [message.name, message.additional_kwargs]
     beside.append(getattr(message, "invalid_tool_calls", None))
+    beside.append(getattr(message, "tool_call_chunks", None))  # a chunk's calls as streamed
     return [TextBlock(s) for s in _strings(beside) if s]
 
 
 def _strings(value: Any) -> Iterator[str]:
-    """Every string inside `value`, depth first; image payloads are not text. A base64
-    file's text is read decoded too (`_decoded`)."""
+    """Every string inside `value`, depth first, a mapping's keys among them (a tool call's
+    input may name a key after a token, with nothing under it); image payloads are not
+    text. A base64 file's text is read decoded too (`_decoded`)."""
     if isinstance(value, str):
         yield value
         if value.startswith("data:") and ";base64," in value[:256]:
@@ -212,6 +247,7 @@ def _strings(value: Any) -> Iterator[str]:
             return
         media = str(value.get("mime_type") or value.get("media_type") or "")
         for key, item in value.items():
+            yield str(key)
             yield from _strings(item)
             if key in ("base64", "data") and isinstance(item, str):
                 yield from _decoded(item, media)
