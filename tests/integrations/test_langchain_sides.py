@@ -39,13 +39,18 @@ def test_a_real_chat_anthropic_is_a_cloud_model_even_on_a_loopback_url() -> None
         ("http://127.0.0.1:8080/v1", Side.LOCAL),
         ("http://localhost:1234/v1", Side.LOCAL),
         ("http://[::1]:8000/v1", Side.LOCAL),
+        ("http://localhost:11434/v1", Side.LOCAL),
+        # a gateway on this machine forwards to the cloud: LiteLLM's proxy, a tunnel
+        ("http://127.0.0.1:4000/v1", Side.CLOUD),
+        ("http://localhost/v1", Side.CLOUD),
+        ("http://localhost:99999/v1", Side.CLOUD),
         ("https://api.openai.com/v1", Side.CLOUD),
         ("https://openrouter.ai/api/v1", Side.CLOUD),
         ("http://127.0.0.1.evil.example/v1", Side.CLOUD),
         (None, Side.CLOUD),
     ],
 )
-def test_an_openai_client_is_local_only_when_it_points_at_this_machine(
+def test_an_openai_client_is_local_only_when_it_points_at_a_server_on_this_machine(
     url: str | None, side: Side
 ) -> None:
     kwargs = {"openai_api_base": url} if url else {}

@@ -9,8 +9,11 @@ follows from them:
   loopback address or unset (its default is this machine; Ollama's is ``OLLAMA_HOST``), and
   a cloud when it points elsewhere or names one of Ollama's cloud models (``-cloud``,
   ``:cloud``), which the local daemon forwards to ollama.com;
-- an OpenAI-compatible client whose base URL is a loopback address is local: that is how
-  llama-server, LM Studio and vLLM are reached on this machine;
+- an OpenAI-compatible client whose base URL is a loopback address, on a port a local model
+  server listens on by default (LOCAL_SERVER_PORTS), is local: that is how llama-server, LM
+  Studio, vLLM and Ollama's OpenAI endpoint are reached on this machine. On another port it
+  is a cloud: a gateway on this machine (LiteLLM's proxy listens on 4000, an SSH tunnel
+  anywhere) forwards to a cloud provider (review 26);
 - every other known provider is a cloud;
 - anything else is ``unknown_side``, cloud by default, so that a model nobody classified can
   never receive a sensitive prompt.
@@ -75,6 +78,9 @@ CLOUD_MODELS = frozenset(
         "openrouter",
     }
 )
+# The ports local model servers listen on by default: llama-server's, LM Studio's, vLLM's and
+# Ollama's.
+LOCAL_SERVER_PORTS = frozenset({8080, 1234, 8000, 11434})
 # Models that route themselves through DevPulse: the router guards and books them.
 ROUTED = frozenset({"devpulsechatmodel", "devpulse"})
 URL_KEYS = ("base_url", "openai_api_base", "api_base", "endpoint_url")
@@ -120,7 +126,7 @@ def model_side(
         return Side.LOCAL if _runs_here(serialized, metadata, keys) else Side.CLOUD
     if keys & OPENAI_COMPATIBLE:
         url = base_url(serialized)
-        return Side.LOCAL if url is not None and is_loopback(url) else Side.CLOUD
+        return Side.LOCAL if url is not None and _local_server(url) else Side.CLOUD
     if keys & CLOUD_MODELS:
         return Side.CLOUD
     return unknown_side
@@ -167,6 +173,15 @@ def base_url(serialized: Mapping[str, Any] | None) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
+
+
+def _local_server(url: str) -> bool:
+    """Whether `url` reaches a local model server's default port on this machine."""
+    try:
+        port = urlsplit(url if "//" in url else f"//{url}").port
+    except ValueError:
+        return False
+    return is_loopback(url) and port in LOCAL_SERVER_PORTS
 
 
 def is_loopback(url: str) -> bool:
