@@ -221,8 +221,10 @@ def block_text(block: Block) -> Iterator[str]:
         yield from decoded_text(block.data)
     elif isinstance(block, ToolUseBlock):
         yield f"tool call {block.name}"
+        yield f"tool use id: {generated_part(block.id)}"
         yield from leaves(dict(block.input))
     elif isinstance(block, ToolResultBlock):
+        yield f"tool use id: {generated_part(block.tool_use_id)}"
         for inner in block.content:
             yield from block_text(inner)
     else:
@@ -232,6 +234,22 @@ def block_text(block: Block) -> Iterator[str]:
             yield f"signature: {block.signature}"
         if block.redacted:
             yield f"redacted thinking content: {block.redacted}"
+
+
+# The prefixes of the tool-use ids providers make: Anthropic's (its server tools' too),
+# OpenAI's chat completions' and responses', and DevPulse's own for Ollama's calls.
+ID_PREFIXES = ("toolu_", "srvtoolu_", "call_", "fc_")
+
+
+def generated_part(tool_use_id: str) -> str:
+    """A tool-use id without the prefix a provider gives its ids, for classifiers: read
+    whole, one generated id in four (`toolu_` and 24 random letters and digits) looked like
+    a token to the scanner; its random part alone, under a name that says it is an id,
+    none in 3,000. A token a caller put there (`ghp_...`) is read whole."""
+    for prefix in ID_PREFIXES:
+        if tool_use_id.startswith(prefix):
+            return tool_use_id[len(prefix) :]
+    return tool_use_id
 
 
 def decoded_text(data: str) -> Iterator[str]:

@@ -198,9 +198,7 @@ class Request:
 
         That is everything that leaves this machine: the system prompt, the tools'
         definitions and the tool choice, every message's blocks (`block_text`), the suffix
-        and the stop sequences. (The caller's user id goes out only as `opaque_user_id`.
-        Tool-use ids are not read: one generated id in four looks like a token to the
-        scanner.)
+        and the stop sequences. (The caller's user id goes out only as `opaque_user_id`.)
         """
         parts = [b.text for b in self.system]
         for tool in self.tools:

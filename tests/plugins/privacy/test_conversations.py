@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import random
+import string
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -75,6 +76,8 @@ PLACES = (
     "image_data",
     "image_media_type",
     "tool_choice",
+    "tool_use_id",
+    "tool_result_id",
     "thinking_signature",
     "redacted_thinking",
     # cut in two, over two text blocks that a provider's body runs together
@@ -133,6 +136,8 @@ def planted_turns(place: str, secret: str, cut: int) -> list[Message]:
         "tool_input_key": called({"tokens": {secret: []}, "note": {}}),
         "tool_result": [read, Message("user", (ToolResultBlock("c9", env),))],
         "thinking": [Message("assistant", (ThinkingBlock(f"maybe {secret}", "sig"),))],
+        "tool_use_id": [Message("assistant", (ToolUseBlock(secret, "read_file", {}),))],
+        "tool_result_id": [Message("user", (ToolResultBlock(secret, "done"),))],
         "thinking_signature": [Message("assistant", (ThinkingBlock("let me see", secret),))],
         "redacted_thinking": [Message("assistant", (ThinkingBlock(redacted=secret),))],
         "image_data": [
@@ -206,3 +211,22 @@ def test_an_image_is_not_read_as_text_but_a_text_file_sent_as_one_is() -> None:
     assert list(block_text(ImageBlock.from_bytes(png, "image/png"))) == ["image/png"]
     env = ImageBlock.from_bytes(b"DEBUG=1\n", "text/plain")
     assert list(block_text(env)) == ["text/plain", "DEBUG=1\n"]
+
+
+def test_the_ids_providers_give_tool_calls_keep_a_conversation_public() -> None:
+    """Read whole, one id in four (`toolu_` and random letters and digits) read as a token."""
+    rng = random.Random(7)
+    letters = string.ascii_letters + string.digits
+    for n in range(200):
+        prefix = ("toolu_01", "toolu_", "call_", "fc_", "srvtoolu_")[n % 5]
+        call_id = prefix + "".join(rng.choice(letters) for _ in range(rng.choice([22, 24, 32])))
+        request = Request(
+            messages=(
+                Message("user", "Plan the release."),
+                Message("assistant", (ToolUseBlock(call_id, "read_file", {"path": "notes.md"}),)),
+                Message("user", (ToolResultBlock(call_id, "release on friday"),)),
+            )
+        )
+        classification = ROUTER.route(request).classification
+        assert classification is not None
+        assert not classification.findings, call_id
