@@ -327,6 +327,11 @@ def test_a_card_number_elsewhere_is_still_one(scanner: Scanner, text: str) -> No
     [
         "Ship to: 4821 Maple Ridge Dr, Apt 3B, Austin, TX 78745",
         "Send it to 1600 Pennsylvania Avenue NW, Washington, DC 20500.",
+        # a table's columns: sqlite3 -column, psql, a CSV, tabs (a street after SE too)
+        "Aoife Dubois        1973 N 45th St         Seattle     WA     98105",
+        "Omar Lindqvist | 9810 SE Hawthorne Blvd | Portland | OR | 97287",
+        "4,1331 N 45th St,Seattle,WA,98149",
+        "2925 Magnolia Ave\tTampa\tFL\t33616",
         "My flat: 10 Baker Street, London NW1 6XE",
         "Wohnhaft in: Lindenstraße 42, 10969 Berlin",
         "Bitte an Am Mühlbach 120, 50695 Köln liefern",  # a street named with its preposition
@@ -439,6 +444,7 @@ def test_a_preposition_a_word_and_numbers_are_no_german_address(
     "text",
     [
         "meet at 42 Main St tomorrow",  # a street with no postcode: a place named in prose
+        "42 Main St    Springfield    USA    2024",  # a table's street, no state, no ZIP
         "Street Fighter 2 sold 12345 copies",
         "see RFC 1234 Section 5, CA 12345",
         "version 3 Drive, TX 12345",
