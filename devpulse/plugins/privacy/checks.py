@@ -376,7 +376,11 @@ def _names(core: str, shapes: Container[int]) -> bool:
 
 
 _ASCII_SPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.isspace() finds in ASCII
-CAMEL_WORDS = re2.compile(r"^(?:[A-Z]?[a-z]{2,})+\n?$")
+# Words run together in CamelCase (ClearTextPassword, UserPoolClientId, MyAppServiceAccount):
+# two letters are a word only as the words an identifier uses (Id, Db, My, ...), never any
+# capital and a lower-case letter, which a random token of letters may hold.
+_SHORT_WORDS = "Id|ID|Db|DB|Io|Ip|IP|Os|Ui|UI|My|Of|On|To|In|At|By|Up|Is|It|No|Or|Us"
+CAMEL_WORDS = re2.compile(rf"^(?:[A-Z]?[a-z]{{2,}}|{_SHORT_WORDS})+\n?$")
 # authToken, props.apiKey, this.state.passwordConfirm: lower-case words run together in
 # camelCase, dotted; a random token of letters alone seldom keeps two lower-case letters
 # after each capital. (One all lower-case word is not one: a Gmail app password is that.)

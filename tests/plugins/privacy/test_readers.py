@@ -1457,6 +1457,9 @@ LOOK_ALIKES = [
     "password: errors.password || t('validation.passwordRequired'),",
     "token: token ?? cookies.get('sessionToken'),",
     "const apiKey = props.apiKey;",
+    # a key-value record's key names its value (CloudFormation's outputs, AWS tags)
+    '[{"OutputKey": "UserPoolClientId", "OutputValue": "https://api.example.com/prod"}]',
+    '"Tags": [{"Key": "MyAppServiceAccount", "Value": "web"}]',
     '<input name="password" value={password} onChange={handleChange} />',
     '<input name="token" value="@Model.Token" />',
     '<property name="tokenRepository" value="persistentTokenRepository"/>',
