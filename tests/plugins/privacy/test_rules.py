@@ -1884,6 +1884,7 @@ def test_padded_base64_of_text_under_a_vendors_name_is_none(scanner: Scanner, te
         "kMinTwoByteValueLead=kMinOneByteValueLead+kMaxOneByteValue+10;",  # 4n long (review 13)
         "icon: Assets/UI/Btn2/Img3/Large4/Button5Pressed6",
         *("data:\n  ca.crt: {2}", "prekey: {2}", "attestation: {2}"),
+        '"Bundle": {{"SignedEntryTimestamp": "{2}"}}',  # cosign verify's transparency log
         "asset: Prefabs/UI/MainMenu/SettingsPanel2/Button3Large",
         'pubkey = "{6}"',  # 96 hex digits: past 64, no + or /
     ],
