@@ -14,7 +14,13 @@ import pytest
 
 from devpulse import ExitCode, config_from_mapping
 from devpulse.cli import main
-from devpulse.commands.doctor import check_allowlist, check_limits, check_memory, run_checks
+from devpulse.commands.doctor import (
+    check_allowlist,
+    check_limits,
+    check_local_sides,
+    check_memory,
+    run_checks,
+)
 from devpulse.core.ledger import SCHEMA_VERSION
 from devpulse.core.types import DeviceMemory
 from tests.rig.llama_server import LlamaServer, free_port
@@ -319,3 +325,38 @@ def test_a_config_that_cannot_be_loaded_is_the_config_checks_fail(
     assert config["result"] == "fail"
     assert config["detail"].startswith(f"config {broken} is not valid TOML")
     assert err == ""
+
+
+def test_a_backend_declared_local_on_a_clouds_api_is_a_warning() -> None:
+    """Review 26: privacy trusts `side = "local"`; a cloud's URL there gets every secret."""
+
+    def check(**backends: dict[str, Any]) -> Any:
+        return check_local_sides(config_from_mapping({"backends": backends}))
+
+    own = {"kind": "openai_compat", "side": "local"}
+    assert (
+        check(
+            box={**own, "base_url": "http://192.168.1.5:8080/v1"},
+            gpu={**own, "base_url": "http://gpu-box.corp:8000/v1"},
+            here={**own, "base_url": "http://127.0.0.1:1234/v1"},
+            openai={
+                "kind": "openai_compat",
+                "side": "cloud",
+                "base_url": "https://api.openai.com/v1",
+            },
+        ).result
+        == "ok"
+    )
+    wrong = check(
+        oops={**own, "base_url": "https://api.openai.com/v1"},
+        azure={**own, "base_url": "https://acme.openai.azure.com/openai"},
+        far={**own, "base_url": "http://203.0.113.9:8080/v1"},
+        fine={**own, "base_url": "http://10.0.0.7:8080/v1"},
+        public={**own, "base_url": "http://8.8.8.8:8080/v1"},
+    )
+    assert wrong.result == "warn"
+    assert "backends.oops (https://api.openai.com/v1)" in wrong.detail
+    assert "backends.azure" in wrong.detail
+    assert "backends.far" not in wrong.detail  # 203.0.113.0/24 is documentation, not global
+    assert "backends.fine" not in wrong.detail
+    assert "backends.public (http://8.8.8.8:8080/v1)" in wrong.detail

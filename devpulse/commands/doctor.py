@@ -9,6 +9,7 @@ Anthropic API is never called; for it, only the key's variable is checked (never
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import threading
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -94,6 +96,7 @@ def run_checks(
     checks = [Check("config", "ok", f"loaded ({where})")]
     checks.extend(check_broken(b) for b in broken)
     checks.extend(_backends(config))
+    checks.append(check_local_sides(config))
     checks.append(check_limits(config))
     checks.append(check_allowlist(config))
     checks.append(check_ledger(config))
@@ -245,6 +248,64 @@ def check_broken(broken: BrokenPlugin) -> Check:
         f"{redact(broken.describe())}; other commands refuse to run until it is fixed, "
         "uninstalled or left out of DEVPULSE_LOAD_PLUGINS",
     )
+
+
+# Cloud providers' API hosts (and their subdomains: an Azure OpenAI resource's): a backend
+# declared local there sends what privacy keeps local to a cloud.
+CLOUD_API_HOSTS = (
+    "api.openai.com",
+    "openai.azure.com",
+    "api.anthropic.com",
+    "openrouter.ai",
+    "api.groq.com",
+    "api.together.xyz",
+    "api.together.ai",
+    "api.mistral.ai",
+    "api.deepseek.com",
+    "api.fireworks.ai",
+    "api.x.ai",
+    "api.perplexity.ai",
+    "api.cohere.com",
+    "api.cohere.ai",
+    "generativelanguage.googleapis.com",
+    "ollama.com",
+)
+
+
+def check_local_sides(config: Config) -> Check:
+    """Whether each backend declared local is reached on a machine of the user's own. The
+    privacy invariant trusts the declaration: a backend named local whose URL is a cloud
+    provider's API (or an address on the public internet) receives every secret that
+    privacy keeps local (review 26). A server on this machine, on the local network or under
+    a name of its own is not doubted."""
+    public = [
+        f"backends.{name} ({shown_url(backend.base_url)})"
+        for name, backend in config.backends.items()
+        if backend.side is Side.LOCAL and backend.base_url and _public(backend.base_url)
+    ]
+    if not public:
+        return Check("local sides", "ok", "no backend declared local is a cloud's API")
+    return Check(
+        "local sides",
+        "warn",
+        f"declared local but reached on a cloud's API or a public address: {', '.join(public)};"
+        ' what privacy keeps local goes there; declare it side = "cloud" unless the '
+        "server is your own",
+    )
+
+
+def _public(url: str) -> bool:
+    """Whether `url` names a cloud provider's API host or a public IP address."""
+    try:
+        host = (urlsplit(url if "//" in url else f"//{url}").hostname or "").lower()
+    except ValueError:
+        return False
+    if any(host == h or host.endswith(f".{h}") for h in CLOUD_API_HOSTS):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_global
+    except ValueError:
+        return False
 
 
 def check_limits(config: Config) -> Check:
