@@ -842,6 +842,8 @@ NEGATIVES = [
     "secret key rotation every 90 days",
     "Secret key: keep this file safe!",  # four words of four letters are no seed
     "PASS src/auth/LoginForm.test.tsx (5.12 s)",  # jest's report
+    # a shell expansion's message (Compose), not a sentence giving a password
+    "REDIS_URL: redis://:${REDIS_PASSWORD:?redis password required}@cache:6379/0",
     "Sign-in methods: Google / GitHub_Enterprise2",
     "Account balance: savings / checking_2024-Q1",
     "psexec \\\\srv -p 22 -u x",
