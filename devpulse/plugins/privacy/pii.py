@@ -326,6 +326,8 @@ NON_PERSONAL_EMAIL = re2.compile(
     r"|kundservice|klantenservice|asiakaspalvelu|atencion(?:[._-]?(?:al[._-]?)?cliente)?"
     r"|servicio(?:[._-]?cliente)?|soporte|ayuda|assistenza|servizio[._-]?clienti|suporte"
     r"|atendimento|contato|contacto|contatto|kontakt|bestellung|rechnung)@"
+    # a program's mailbox named for what it is: ci-bot@, deploy-bot@, jenkins.svc@
+    r"|^[\pL\pN._+-]*[._-](?:bot|robot|svc|automation)@"
     r"|@(?:[\pL\pN_-]+\.)*(?:gserviceaccount\.com|users\.noreply\.github\.com"
     r"|noreply\.github\.com)\n?$"
 )

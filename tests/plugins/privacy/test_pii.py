@@ -1851,6 +1851,14 @@ def test_a_businesss_department_mailbox_is_no_persons(scanner: Scanner, address:
 
 def test_a_persons_mailbox_at_a_business_is_still_one(scanner: Scanner) -> None:
     assert "email-address" in pii_rules(scanner, "To: lheikkinen@revontulikauppa.fi")
+    assert "email-address" in pii_rules(scanner, "To: abbot@revontulikauppa.fi")  # a name
+
+
+@pytest.mark.parametrize("address", ["ci-bot@acme-logistics.com", "deploy.svc@acme.io"])
+def test_a_programs_mailbox_is_no_persons(scanner: Scanner, address: str) -> None:
+    """A bot's or a service account's: heroku releases and git log list them."""
+    line = f"v211  Deploy a0912827  {address}  2025/03/28 10:00:44 +0000"
+    assert "email-address" not in pii_rules(scanner, line)
 
 
 @pytest.mark.parametrize(

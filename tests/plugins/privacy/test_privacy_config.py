@@ -123,13 +123,15 @@ def test_a_rule_may_judge_fewer_candidates_than_the_scanners_allowance() -> None
 
 
 def test_allowlist_drops_matching_values() -> None:
-    text = "mail ops-bot@globalmail.net"
+    text = "mail jane.roe@globalmail.net"
     assert scanner().scan(text)
-    assert scanner(allowlist=[r"^ops-bot@"]).scan(text) == []
+    assert scanner(allowlist=[r"^jane\.roe@"]).scan(text) == []
 
 
 def test_disabled_rules_are_not_run() -> None:
-    assert scanner(disabled_rules=["email-address"]).scan("mail ops@globalmail.net") == []
+    text = "mail jane.roe@globalmail.net"  # a person's: the rule finds it when it runs
+    assert scanner().scan(text)
+    assert scanner(disabled_rules=["email-address"]).scan(text) == []
 
 
 def corpus_texts() -> list[str]:
