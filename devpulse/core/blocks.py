@@ -175,24 +175,25 @@ class ToolChoice:
 
 
 def leaves(value: Any, path: str = "") -> Iterator[str]:
-    """A tool input's keys and values as lines of text, strings raw (not JSON-escaped).
+    """A tool input's keys and values as lines of text, strings raw (not JSON-escaped): each
+    leaf under its path of keys, an empty list or mapping too (`{"ghp_...": []}`: a key
+    with nothing under it still goes out).
 
     Classifiers read these: a key written into a tool's input with its newlines escaped
-    would hide a private key's line structure from them. Each key is also a line of its
-    own, as the provider reads it: a key with no value under it (`{"ghp_...": []}`) has no
-    leaf, and in a dotted path a token's name runs into the keys around it.
+    would hide a private key's line structure from them. A key is read in its path, not on
+    a line of its own: a map keyed by random ids (Firestore's, nanoid's) then reads as ids.
     """
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping) and value:
         for key, item in value.items():
-            yield str(key)
             yield from leaves(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list | tuple):
+    elif isinstance(value, list | tuple) and value:
         for i, item in enumerate(value):
             yield from leaves(item, f"{path}[{i}]")
     elif isinstance(value, str):
         yield f"{path}: {value}" if path else value
     else:
-        yield f"{path}: {json.dumps(value)}" if path else json.dumps(value)
+        shown = "{}" if isinstance(value, Mapping) else json.dumps(value, default=repr)
+        yield f"{path}: {shown}" if path else shown
 
 
 def joined_text(content: Sequence[Block]) -> Iterator[str]:
@@ -215,16 +216,18 @@ def block_text(block: Block) -> Iterator[str]:
     if isinstance(block, TextBlock):
         yield block.text
     elif isinstance(block, ImageBlock):
-        yield block.media_type
+        if block.media_type:
+            yield str(block.media_type)
         if block.url:
-            yield block.url
-        yield from decoded_text(block.data)
+            yield str(block.url)
+        if isinstance(block.data, str):
+            yield from decoded_text(block.data)
     elif isinstance(block, ToolUseBlock):
         yield f"tool call {block.name}"
-        yield f"tool use id: {generated_part(block.id)}"
+        yield f"tool use id: {generated_part(str(block.id))}"
         yield from leaves(dict(block.input))
     elif isinstance(block, ToolResultBlock):
-        yield f"tool use id: {generated_part(block.tool_use_id)}"
+        yield f"tool use id: {generated_part(str(block.tool_use_id))}"
         for inner in block.content:
             yield from block_text(inner)
     else:
@@ -242,24 +245,42 @@ ID_PREFIXES = ("toolu_", "srvtoolu_", "call_", "fc_")
 
 
 def generated_part(tool_use_id: str) -> str:
-    """A tool-use id without the prefix a provider gives its ids, for classifiers: read
-    whole, one generated id in four (`toolu_` and 24 random letters and digits) looked like
-    a token to the scanner; its random part alone, under a name that says it is an id,
-    none in 3,000. A token a caller put there (`ghp_...`) is read whole."""
+    """A tool-use id without the prefix a provider gives its ids, for classifiers. Read
+    whole, an id whose random part is 32 letters and digits (`call_` and 32: some SDKs'
+    and tools' own) read as a vendor's prefixed token, 399 times in 400, where the
+    providers' (`toolu_01` and 22, `call_` and 24) did not; its random part alone, under a
+    name that says it is an id, none of 3,000. A token a caller put there (`ghp_...`) is
+    read whole."""
     for prefix in ID_PREFIXES:
         if tool_use_id.startswith(prefix):
             return tool_use_id[len(prefix) :]
     return tool_use_id
 
 
+# The first bytes of image files (PNG, JPEG, GIF, WebP, BMP, TIFF, ICO; AVIF and HEIC name
+# their type at offset 4): data that starts so is an image, and is decoded no further.
+IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
+IMAGE_MAGIC_AT_4 = (b"ftyp",)
+
+
 def decoded_text(data: str) -> Iterator[str]:
-    """What base64 `data` spells, where that is text: an image's bytes are no UTF-8 (PNG's,
-    JPEG's and WebP's first bytes are none), but a file sent as an image (a `.env` labelled
-    text/plain, an SVG) is read as the provider would read it."""
-    if not data:
+    """What base64 `data` spells, unless it is an image's bytes (IMAGE_MAGIC, read from its
+    first characters alone: a 5 MB image is not decoded whole): a file sent as an image (a
+    `.env` labelled text/plain, an SVG) is read as the provider would read it, with a
+    replacement character for each byte that is not UTF-8 (Latin-1, a stray byte, UTF-16's
+    NULs: `without_nuls` reads those)."""
+    compact = "".join(data.split()) if data else ""
+    head = _base64_bytes(compact[:16])
+    if not head or head.startswith(IMAGE_MAGIC) or head[4:8] in IMAGE_MAGIC_AT_4:
         return
+    raw = _base64_bytes(compact)
+    if raw:
+        yield raw.decode("utf-8", "replace")
+
+
+def _base64_bytes(data: str) -> bytes | None:
+    """`data` decoded as base64, padded if it is not; None if it is not base64."""
     try:
-        text = base64.b64decode(data).decode("utf-8")
-    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
-        return
-    yield text
+        return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+    except ValueError:  # binascii.Error is one
+        return None

@@ -22,7 +22,9 @@ from langchain_core.messages import (
     AIMessageChunk,
     HumanMessage,
     SystemMessage,
+    SystemMessageChunk,
     ToolMessage,
+    ToolMessageChunk,
 )
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
@@ -231,6 +233,38 @@ HISTORIES: dict[str, Callable[[], list[Any]]] = {
         ToolMessage("revoked", tool_call_id="c3"),
     ],
 }
+
+
+HISTORIES["text sent as an image in a tool_result part"] = lambda: [
+    HumanMessage("read it"),
+    AIMessage("", tool_calls=[{"name": "read", "args": {}, "id": "c4", "type": "tool_call"}]),
+    HumanMessage(
+        [
+            {
+                "type": "tool_result",
+                "tool_use_id": "c4",
+                "content": [
+                    {
+                        "type": "image",
+                        "source": {
+                            "type": "base64",
+                            "media_type": "text/plain",
+                            "data": base64.b64encode(ENV.encode()).decode(),
+                        },
+                    }
+                ],
+            }
+        ]
+    ),
+]
+HISTORIES["tool call of a ToolMessageChunk's history"] = lambda: [
+    HumanMessage("deploy"),
+    AIMessageChunk(
+        "", tool_calls=[{"name": "deploy", "args": {}, "id": "c5", "type": "tool_call"}]
+    ),
+    ToolMessageChunk(ENV, tool_call_id="c5"),
+]
+HISTORIES["a SystemMessageChunk"] = lambda: [SystemMessageChunk(ENV), HumanMessage("go")]
 
 
 @pytest.mark.parametrize("history", HISTORIES)

@@ -56,11 +56,11 @@ BACKEND_PREFIX = "langchain"
 # content. Every other string the parameters hold is read.
 NOT_SENT = frozenset({"_type", "model", "model_name"})
 # A model's own fields that it sends with every call but that LangChain's invocation_params
-# leave out (ChatAnthropic's stop_sequences, its MCP servers' definitions): read from its
-# serialized constructor arguments. Only these: the rest are settings, or URLs and keys that
-# go to the provider but not to its model.
+# leave out (ChatAnthropic's stop_sequences): read from its serialized constructor
+# arguments. Only these: the rest are settings, or URLs and keys that go to the provider but
+# not to its model. (Its mcp_servers are serialized masked, as a secret: not readable here.)
 CONSTRUCTED_SENT = frozenset(
-    {"stop", "stop_sequences", "system", "mcp_servers", "container", "context_management"}
+    {"stop", "stop_sequences", "system", "container", "context_management"}
 )
 # How deep the parameters are walked; anything deeper is read as its repr.
 PARAMETER_DEPTH = 16

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from devpulse.core.blocks import block_text
+from devpulse.core.blocks import block_text, leaves
 from devpulse.core.errors import UnsupportedRequest
 from devpulse.core.types import (
     Block,
@@ -234,9 +234,11 @@ def _sent_beside(message: BaseMessage) -> list[TextBlock]:
 
 
 def _strings(value: Any) -> Iterator[str]:
-    """Every string inside `value`, depth first, a mapping's keys among them (a tool call's
-    input may name a key after a token, with nothing under it); image payloads are not
-    text. A base64 file's text is read decoded too (`_decoded`)."""
+    """Every string inside `value`, depth first, and a mapping's key where nothing but a
+    number, a flag or an empty list or mapping stands under it (a tool call's input may
+    name a key after a token: `{"ghp_...": []}`), with its value, as `leaves` reads one.
+    An image's bytes are read where they are text (`block_text`). A base64 file's text is
+    read decoded too (`_decoded`)."""
     if isinstance(value, str):
         yield value
         if value.startswith("data:") and ";base64," in value[:256]:
@@ -244,11 +246,15 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _decoded(data, media)
     elif isinstance(value, Mapping):
         if value.get("type") in ("image", "image_url"):
+            image = _part(value)
+            yield from block_text(image) if image is not None else ()
             return
         media = str(value.get("mime_type") or value.get("media_type") or "")
         for key, item in value.items():
-            yield str(key)
-            yield from _strings(item)
+            if item is None or isinstance(item, bool | int | float) or item in ([], {}, ()):
+                yield from leaves(item, str(key))  # `key: value`, as a tool's input reads
+            else:
+                yield from _strings(item)
             if key in ("base64", "data") and isinstance(item, str):
                 yield from _decoded(item, media)
     elif isinstance(value, list | tuple):

@@ -790,7 +790,9 @@ def strong_credential(value: str) -> bool:
     value = json_unescaped(value, one_line=True)
     core = value.rstrip(".,;:!?)")
     return (
-        looks_like_credential(value)
+        # a word's colon ends a label, not a value: the next line's key after a bare
+        # "password" (a tool schema's `properties.password.writeOnly:`)
+        looks_like_credential(value.removesuffix(":"))
         and char_classes(core) >= 3
         and search_text(_EMAIL_SHAPE, core) is None
         and not core.startswith("HTTP/")  # an access log's GET /forgot-password HTTP/1.1

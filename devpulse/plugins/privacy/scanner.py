@@ -37,6 +37,7 @@ from devpulse.plugins.privacy.plain import (
     unescaped,
     url_decoded,
     without_gutters,
+    without_nuls,
 )
 from devpulse.plugins.privacy.pyast import Hit, scan_python
 from devpulse.plugins.privacy.readers import MAX_ROW_BYTES, RECORDS_READER, read_all, readers_for
@@ -364,15 +365,17 @@ class Scanner:
         fullwidth digit as a digit, a zero-width space as nothing). Lines that hold an
         escaped document (`plain.unescaped`: `{\\"password\\": ...}` in a JSON string) are
         read a second time with their escapes read, and lines that hold URL encoding
-        (`plain.url_decoded`: `email=jane%40example.com`) with theirs; what that finds where
-        the first reading found nothing is added. The spans are `text`'s.
+        (`plain.url_decoded`: `email=jane%40example.com`) with theirs, numbered lines
+        without their numbers, and a text with NULs without them (`plain.without_nuls`: UTF-16
+        read as UTF-8); what that finds where the first reading found nothing is added. The
+        spans are `text`'s.
         """
         if not self._built:
             self._build()
         findings = self._scan_plain(text, parse=True)
         read_again = False
         left = max(REREAD_TIMES * len(text), REREAD_CHARS)  # what the readings may read
-        for decoded in (unescaped, url_decoded, without_gutters):
+        for decoded in (unescaped, url_decoded, without_gutters, without_nuls):
             chain: list[tuple[Origins, int]] = []  # each reading, and the size of what it read
             source = text
             for _ in range(ESCAPE_DEPTH):  # escaped within escaped: a log line's JSON body

@@ -189,6 +189,26 @@ def test_a_secret_anywhere_in_a_conversation_never_goes_to_the_cloud(
     )
 
 
+def test_maps_keyed_by_random_ids_keep_a_conversation_public() -> None:
+    """Review 27: a key read on a line of its own (a Firestore id, a nanoid) read as a token;
+    read in its path, it is an id's."""
+    rng = random.Random(27)
+    letters = string.ascii_letters + string.digits
+    for n in range(100):
+        ids = ["".join(rng.choice(letters) for _ in range(20)) for _ in range(3)]
+        given = {"docs": {i: {"title": "draft", "tags": []} for i in ids}, "seen": {ids[0]: True}}
+        request = Request(
+            messages=(
+                Message("user", "Merge the drafts."),
+                Message("assistant", (ToolUseBlock("toolu_01x", "merge", given),)),
+            ),
+            tools=(Tool("merge", "", {"type": "object", "properties": {i: {} for i in ids}}),),
+        )
+        classification = ROUTER.route(request).classification
+        assert classification is not None
+        assert not classification.findings, n
+
+
 def test_what_a_provider_writes_in_a_thinking_block_keeps_a_conversation_public() -> None:
     """A signature and redacted data are base64 of random bytes: read under their names,
     none of 200 makes a conversation local (alone, one in 40 read as a token)."""
@@ -211,10 +231,17 @@ def test_an_image_is_not_read_as_text_but_a_text_file_sent_as_one_is() -> None:
     assert list(block_text(ImageBlock.from_bytes(png, "image/png"))) == ["image/png"]
     env = ImageBlock.from_bytes(b"DEBUG=1\n", "text/plain")
     assert list(block_text(env)) == ["text/plain", "DEBUG=1\n"]
+    # Latin-1, or a stray byte, is still read (review 27); so is base64 with no padding
+    latin = ImageBlock.from_bytes("PASSWORT=Gr\xfcn-7x!Qz\n".encode("latin-1"), "text/plain")
+    assert list(block_text(latin))[1].startswith("PASSWORT=Gr\ufffdn")
+    unpadded = ImageBlock("text/plain", base64.b64encode(b"DEBUG=1").decode().rstrip("="))
+    assert list(block_text(unpadded))[1] == "DEBUG=1"
+    assert list(block_text(ImageBlock("image/png", "not base64!"))) == ["image/png"]
 
 
 def test_the_ids_providers_give_tool_calls_keep_a_conversation_public() -> None:
-    """Read whole, one id in four (`toolu_` and random letters and digits) read as a token."""
+    """Read whole, an id with 32 random letters and digits after its prefix read as a token
+    (one in three here); the providers' own (22 or 24 after the prefix) did not."""
     rng = random.Random(7)
     letters = string.ascii_letters + string.digits
     for n in range(200):
@@ -230,3 +257,20 @@ def test_the_ids_providers_give_tool_calls_keep_a_conversation_public() -> None:
         classification = ROUTER.route(request).classification
         assert classification is not None
         assert not classification.findings, call_id
+
+
+def test_a_tool_schema_that_asks_for_credentials_holds_none() -> None:
+    """A login tool's schema names its fields password and token; it holds no value (review
+    27: `properties.password.format: password` then the next key read as the password)."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "api_key": {"type": "string", "description": "Your secret API key"},
+            "password": {"type": "string", "format": "password", "writeOnly": True},
+            "client_secret": {"type": "string"},
+        },
+    }
+    request = Request(messages=(Message("user", "log in"),), tools=(Tool("login", "", schema),))
+    classification = ROUTER.route(request).classification
+    assert classification is not None
+    assert not classification.findings

@@ -3234,3 +3234,16 @@ def test_a_token_in_prose_ends_before_the_sentences_full_stop(scanner: Scanner) 
     text = "I rotated it, the API token is Zq8vR3nLw2Tk9xYb7Qm. Please update the CI."
     (finding,) = scanner.scan(text)
     assert text[slice(*finding.span)] == "Zq8vR3nLw2Tk9xYb7Qm"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le"])
+def test_utf16_read_as_utf8_is_read_without_its_nuls(scanner: Scanner, encoding: str) -> None:
+    """UTF-16 or UTF-32 decoded as if it were UTF-8 puts NULs between the characters; the
+    secret still reads to a model (review 27), and its span is the text's own."""
+    key_id, secret = "AKIAQ3EGT7XLUMN5BW2K", "Zx9Qw2Er7Ty4Ui1Op6As3Df8Gh5Jk0Lz2Xc7Vb4N"
+    env = f"build ok\nAWS_ACCESS_KEY_ID={key_id}\nAWS_SECRET_ACCESS_KEY={secret}\n"
+    text = "a UTF-8 log line\n" * 50 + env.encode(encoding).decode("utf-8")
+    (finding,) = scanner.scan(text)
+    assert finding.rule_id == "aws-key-pair"
+    assert text[finding.span[0] : finding.span[1]].replace("\0", "").startswith(key_id)
+    assert scanner.scan("./src/app.py\0./src/util.py\0./README.md\0") == []
