@@ -265,6 +265,13 @@ HISTORIES["tool call of a ToolMessageChunk's history"] = lambda: [
     ToolMessageChunk(ENV, tool_call_id="c5"),
 ]
 HISTORIES["a SystemMessageChunk"] = lambda: [SystemMessageChunk(ENV), HumanMessage("go")]
+HISTORIES["key of a tool_use part's input, a string under it"] = lambda: [
+    HumanMessage("revoke"),
+    AIMessage(
+        [{"type": "tool_use", "id": "c6", "name": "revoke", "input": {GITHUB: "all-scopes"}}]
+    ),
+    ToolMessage("revoked", tool_call_id="c6"),
+]
 
 
 @pytest.mark.parametrize("history", HISTORIES)

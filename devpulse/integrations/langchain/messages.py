@@ -234,16 +234,14 @@ def _sent_beside(message: BaseMessage) -> list[TextBlock]:
 
 
 def _strings(value: Any) -> Iterator[str]:
-    """Every string inside `value`, depth first, and a mapping's key where nothing but a
-    number, a flag or an empty list or mapping stands under it (a tool call's input may
-    name a key after a token: `{"ghp_...": []}`), with its value, as `leaves` reads one.
+    """Every string inside `value`, depth first, a mapping's under its key (`key: value`)
+    and its key with a number, a flag or an empty list or mapping under it, as `leaves`
+    reads them (a tool call's input may name a key after a token: `{"ghp_...": []}`).
     An image's bytes are read where they are text (`block_text`). A base64 file's text is
     read decoded too (`_decoded`)."""
     if isinstance(value, str):
         yield value
-        if value.startswith("data:") and ";base64," in value[:256]:
-            media, data = value[5:].split(";base64,", 1)
-            yield from _decoded(data, media)
+        yield from _data_url(value)
     elif isinstance(value, Mapping):
         if value.get("type") in ("image", "image_url"):
             image = _part(value)
@@ -251,8 +249,11 @@ def _strings(value: Any) -> Iterator[str]:
             return
         media = str(value.get("mime_type") or value.get("media_type") or "")
         for key, item in value.items():
-            if item is None or isinstance(item, bool | int | float) or item in ([], {}, ()):
-                yield from leaves(item, str(key))  # `key: value`, as a tool's input reads
+            if isinstance(item, str):
+                yield f"{key}: {item}"  # as a tool's input reads (`leaves`): its key too
+                yield from _data_url(item)
+            elif item is None or isinstance(item, bool | int | float) or item in ([], {}, ()):
+                yield from leaves(item, str(key))
             else:
                 yield from _strings(item)
             if key in ("base64", "data") and isinstance(item, str):
@@ -260,6 +261,13 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _strings(item)
+
+
+def _data_url(value: str) -> Iterator[str]:
+    """The text a ``data:`` URL's base64 holds (`_decoded`); nothing for any other string."""
+    if value.startswith("data:") and ";base64," in value[:256]:
+        media, data = value[5:].split(";base64,", 1)
+        yield from _decoded(data, media)
 
 
 def _decoded(data: str, media: str) -> Iterator[str]:
