@@ -257,23 +257,43 @@ def generated_part(tool_use_id: str) -> str:
     return tool_use_id
 
 
-# The first bytes of image files (PNG, JPEG, GIF, WebP, BMP, TIFF, ICO; AVIF and HEIC name
-# their type at offset 4): data that starts so is an image, and is decoded no further.
-IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
-IMAGE_MAGIC_AT_4 = (b"ftyp",)
+# The first bytes of image files: PNG, JPEG, GIF, TIFF and ICO. Data that starts so is an
+# image, and is decoded no further (`_is_image`: WebP, BMP, AVIF and HEIC say so later on).
+IMAGE_MAGIC = (
+    b"\x89PNG",
+    b"\xff\xd8\xff",
+    b"GIF87a",
+    b"GIF89a",
+    b"II*\x00",
+    b"MM\x00*",
+    b"\x00\x00\x01\x00",
+)
+
+
+def _is_image(head: bytes) -> bool:
+    """Whether `head`, a file's first 12 bytes, starts an image. A text's first letters
+    must not pass for one (a `.env` whose first line is `BMW_API_KEY=...`): BMP's `BM` counts
+    only before its header's zeros, RIFF only as WebP's."""
+    return (
+        head.startswith(IMAGE_MAGIC)
+        or (head.startswith(b"BM") and head[6:10] == b"\x00\x00\x00\x00")
+        or (head.startswith(b"RIFF") and head[8:12] == b"WEBP")
+        or head[4:8] == b"ftyp"  # AVIF, HEIC
+    )
 
 
 def decoded_text(data: str) -> Iterator[str]:
-    """What base64 `data` spells, unless it is an image's bytes (IMAGE_MAGIC, read from its
+    """What base64 `data` spells, unless it is an image's bytes (`_is_image`, read from its
     first characters alone: a 5 MB image is not decoded whole): a file sent as an image (a
     `.env` labelled text/plain, an SVG) is read as the provider would read it, with a
     replacement character for each byte that is not UTF-8 (Latin-1, a stray byte, UTF-16's
     NULs: `without_nuls` reads those)."""
-    compact = "".join(data.split()) if data else ""
-    head = _base64_bytes(compact[:16])
-    if not head or head.startswith(IMAGE_MAGIC) or head[4:8] in IMAGE_MAGIC_AT_4:
+    if not data:
         return
-    raw = _base64_bytes(compact)
+    head = _base64_bytes("".join(data[:64].split())[:16])
+    if not head or _is_image(head):
+        return
+    raw = _base64_bytes("".join(data.split()))  # MIME's line breaks out
     if raw:
         yield raw.decode("utf-8", "replace")
 

@@ -237,6 +237,13 @@ def test_an_image_is_not_read_as_text_but_a_text_file_sent_as_one_is() -> None:
     unpadded = ImageBlock("text/plain", base64.b64encode(b"DEBUG=1").decode().rstrip("="))
     assert list(block_text(unpadded))[1] == "DEBUG=1"
     assert list(block_text(ImageBlock("image/png", "not base64!"))) == ["image/png"]
+    # a text whose first letters are an image format's (BMP's BM, RIFF) is read as text
+    for text in ("BMW_API_KEY=abc\n", "RIFF notes: tempo 120\n"):
+        assert list(block_text(ImageBlock.from_bytes(text.encode(), "text/plain")))[1] == text
+    bmp = b"BM" + (1234).to_bytes(4, "little") + bytes(4) + b"DEBUG=1" * 10
+    webp = b"RIFF" + (1234).to_bytes(4, "little") + b"WEBPVP8 " + b"DEBUG=1" * 10
+    for image in (bmp, webp):
+        assert list(block_text(ImageBlock.from_bytes(image, "image/bmp"))) == ["image/bmp"]
 
 
 def test_the_ids_providers_give_tool_calls_keep_a_conversation_public() -> None:
