@@ -69,7 +69,7 @@ PLACEHOLDER = re2.compile(
                 r"\$\{\s*[\w.:-]+\s*(?::?-[^}]*)?\}",
                 r"\$\([^)]*\)",
                 r"%\(\w+\)s",
-                r"^\$[A-Z_][A-Z0-9_]*$",
+                r"^\$\$?[A-Z_][A-Z0-9_]*$",
                 r"^(?:none|null|nil|true|false|undefined|todo|tbd|n/?a)$",
                 # a note left where the value will go: "TODO: get from vault", "TBD - ops"
                 r"^(?:todo|tbd|fixme)(?:[ \t]*:[ \t]|[ \t]+[-(]?[ \t]*\w)",
@@ -98,7 +98,12 @@ PLACEHOLDER = re2.compile(
 # Python's `\w` (RE2's is ASCII only) and `\n?$` Python's `$`, which these were written for.
 REFERENCE = re2.compile(
     r"^(?:[a-z][a-z0-9+.-]*://|(?:/|\./|\.\./|~/)[\pL\pN_.-]+/"  # op://vault/item, /run/secrets/x
-    r"|\$(?:\{|\(|[A-Za-z_][\pL\pN_]*\n?$)|ENC\[|#\{"  # $VAR, ${VAR}, $(cmd); SOPS; #{spel}
+    # $VAR, ${VAR}, $(cmd), each also with the $$ that Make, Compose, Drone and Buildkite
+    # read as one $ (`$$HF_TOKEN` reaches the shell as $HF_TOKEN); SOPS; #{spel}
+    r"|\$\$?(?:\{|\(|[A-Za-z_][\pL\pN_]*\n?$)|ENC\[|#\{"
+    # a variable in capitals as a URL's password, then its host (`x-access-token:$GH_PAT@
+    # github.com/...`): only the variable is the credential
+    r"|\$\$?[A-Z_][A-Z0-9_]+@[A-Za-z0-9]"
     # PowerShell's $env:VAR, cmd.exe's %VAR% and its delayed !VAR!, named in one case
     # (!Summer2024! is a password)
     r"|\$env:[A-Za-z_][\pL\pN_]*\n?$"

@@ -331,6 +331,110 @@ def without_gutters(text: str) -> tuple[str, Origins] | None:
     return "".join(parts), origins
 
 
+def string_lines(text: str, most: int | None = None) -> tuple[str, Origins] | None:
+    """The lines of `text` that are each one string of a JSON array of lines (at most
+    MAX_STRING_LINES of them, and of `most` characters in all), read as the lines they
+    hold, and where each character came from; None unless two lines that follow one
+    another are such strings and one of them ends in an escaped line break.
+
+    Jupyter writes a cell's source and each output's text so (`"text/plain": [` then
+    `"   name         dob\\n",`, a line a string), and so do other tools' JSON with a
+    text's lines in a list. A DataFrame printed in a notebook, a `.env` it printed, or a
+    table's header and its rows then stand as lines again, where the readers and rules look
+    for them. The escaped line break that ends a string is the line break between two, and
+    JSON's other escapes are read as `unescaped` reads them. Two arrays (a cell's source,
+    then its output's) are read with STRETCH_BREAK between them."""
+    if '\\n"' not in text:
+        return None
+    data = text.encode("utf-8", "surrogatepass")
+    ascii_only = len(data) == len(text)
+    at = [0, 0]  # a place in `data` and the same place in `text`
+
+    def chars(byte: int) -> int:  # the character at `byte`, the places asked in order
+        at[1] += len(data[at[0] : byte].decode("utf-8", "surrogatepass"))
+        at[0] = byte
+        return at[1]
+
+    parts: list[str] = []
+    origins = Origins()
+    size = 0  # of the read text so far
+    stretch: list[tuple[int, int, int]] = []  # a run of string lines: content start, end, next
+    broken = 0  # the stretches read whose lines end in an escaped line break
+
+    def flush() -> None:
+        nonlocal size, broken
+        if len(stretch) >= 2 and any(ends for _, _, ends in stretch):
+            broken += 1
+            if parts:  # no rule reads from one array's last line into the next's first
+                parts.append(STRETCH_BREAK)
+                size += len(STRETCH_BREAK)
+            for i, (start, end, _) in enumerate(stretch):
+                a, b = (start, end) if ascii_only else (chars(start), chars(end))
+                if i:  # the line break that ended the string before: its escape's place
+                    parts.append("\n")
+                    size += 1
+                origins.shift_from(size, a - size)
+                parts.append(text[a:b])
+                size += b - a
+        stretch.clear()
+
+    pos = last_end = 0
+    left = len(data) if most is None else most  # bytes, at least as many as characters
+    for _ in range(MAX_STRING_LINES):
+        found = search_spans(_STRING_LINE, data, pos)
+        if found is None:
+            break
+        (line_start, pos), (start, end) = found
+        left -= end - start + len(STRETCH_BREAK)
+        if left < 0:
+            break
+        # an escaped line break, not an escaped backslash then an n (JSON's `C:\\new`)
+        ends = data.endswith(b"\\n", start, end) and _escapes(data, start, end - 1)
+        if stretch and line_start != last_end + 1:
+            flush()
+        stretch.append((start, end - 2 if ends else end, ends))
+        last_end = pos
+    flush()
+    if not broken:
+        return None
+    read = "".join(parts)
+    if "\\" not in read:
+        return read, origins
+    inner = _read(read, [(0, len(read))], _ESCAPE_SPLIT, 2, _ESCAPED.__getitem__, MAX_ESCAPES)
+    assert inner is not None  # one stretch read: never None
+    return inner[0], _Then(origins, inner[1], len(read))
+
+
+def _escapes(data: bytes, start: int, at: int) -> bool:
+    """Whether the backslash before `at` (after `start`) escapes the character at `at`: an
+    odd run of backslashes ends there."""
+    run = at - len(data[start:at].rstrip(b"\\")) - start
+    return run % 2 == 1
+
+
+class _Then(Origins):
+    """Where each character of a reading of a reading came from: `second` says where in the
+    first reading (`size` characters), `first` where in the text."""
+
+    __slots__ = ("_first", "_second", "_size")
+
+    def __init__(self, first: Origins, second: Origins, size: int) -> None:
+        super().__init__()
+        self._first, self._second, self._size = first, second, size
+
+    def index(self, at: int) -> int:
+        return self._first.index(self._second.index(at))
+
+    def span(self, span: tuple[int, int], size: int) -> tuple[int, int]:
+        return self._first.span(self._second.span(span, self._size), size)
+
+
+# A line that is one string of a JSON array, and a comma after it but for the array's last:
+# indented, then quoted, JSON's escapes inside. Its group: what the string holds.
+_STRING_LINE = re2.compile(rb'(?m)^[ \t]*"((?:[^"\\\n]|\\[^\n])*)",?[ \t]*\r?$')
+# The string lines read again, at most: a notebook of a few hundred cells' lines.
+MAX_STRING_LINES = 4_000
+
 # A line's start that is a tool's line number (up to ten blanks, up to seven digits, then a
 # tab, an arrow, or blanks and a bar and the blank after it), or a UTC time stamp and a
 # blank. RE2, over the text's UTF-8 (its arrow and bar written as they are: RE2 reads a

@@ -1827,16 +1827,16 @@ DATAFRAME = TwoPass.compile(
 )
 
 
-def _spaced_cells(line: bytes) -> list[tuple[int, int]]:
+def _spaced_cells(line: str) -> list[tuple[int, int]]:
     """The spans of a line's cells set apart by two blanks or more (a cell's own words are
     set apart by one: `full name`)."""
     cells: list[tuple[int, int]] = []
     start = None
     i, size = 0, len(line)
     while i < size:
-        if line[i] in b" \t":
+        if line[i] in " \t":
             gap = i
-            while i < size and line[i] in b" \t":
+            while i < size and line[i] in " \t":
                 i += 1
             if start is not None and (i - gap >= 2 or i == size):
                 cells.append((start, gap))
@@ -1855,23 +1855,24 @@ def _spaced_cells(line: bytes) -> list[tuple[int, int]]:
 _FrameColumn = tuple[int, str, _Personal | None]
 
 
-def _frame_columns(cells: list[tuple[int, int]], header: bytes) -> list[_FrameColumn]:
+def _frame_columns(cells: list[tuple[int, int]], header: str) -> list[_FrameColumn]:
     """The header's columns that a personal id, a date of birth or a credential names."""
     columns: list[_FrameColumn] = []
     for i, (a, b) in enumerate(cells):
         name = header[a:b]
-        personal = next((p for p in (_IDENTITY, _BIRTH_DATE) if found_in(p.column, name)), None)
-        if personal is not None or credential_name_strength(name.decode()) == 2:
-            columns.append((i, name.decode(), personal))
+        encoded = name.encode("utf-8", "surrogatepass")
+        personal = next((p for p in (_IDENTITY, _BIRTH_DATE) if found_in(p.column, encoded)), None)
+        if personal is not None or credential_name_strength(name) == 2:
+            columns.append((i, name, personal))
     return columns
 
 
-def _frame_cell(line: bytes, start: int, end: int) -> tuple[int, int] | None:
+def _frame_cell(line: str, start: int, end: int) -> tuple[int, int] | None:
     """The span of the value pandas right-aligned to end at `end`, after `start`; None if
     nothing ends there (a row of another layout, a value cut short)."""
-    if len(line) < end or line[end : end + 1] not in (b"", b" ") or start >= end:
+    if len(line) < end or line[end : end + 1] not in ("", " ") or start >= end:
         return None
-    if line[end - 1 : end] == b" ":
+    if line[end - 1 : end] == " ":
         return None  # nothing ends where the column's name does
     a = start + len(line[start:end]) - len(line[start:end].lstrip())
     return (a, end) if a < end else None
@@ -1882,26 +1883,30 @@ def _dataframes(data: bytes, overflow: list[int], known: Reported) -> Iterator[F
     credential names: the cell between the end of the column before it (or the index's
     number) and its own name's end, where pandas aligns it. Rows end at the first line that
     starts with no number (`[5 rows x 3 columns]`, a blank line); each cell looked for
-    counts, up to MAX_CANDIDATES."""
+    counts, up to MAX_CANDIDATES. pandas aligns characters, not bytes (`Bergström`): the
+    header and each row are read as text."""
     state = [0, 0]  # where the rows were read to, and how many cells were looked for
     for spans in _matches(DATAFRAME, data, overflow, _resumed(state)):
         line_end = data.find(b"\n", spans[_DATAFRAME_NAME][1])
         if line_end - spans[0][0] > MAX_ROW_BYTES:
             continue  # a line too long to be a header: pandas wraps a wide frame's columns
-        header = data[spans[0][0] : line_end].rstrip(b"\r")
+        header = data[spans[0][0] : line_end].rstrip(b"\r").decode("utf-8", "surrogatepass")
         cells = _spaced_cells(header)
         columns = _frame_columns(cells, header)
         row = line_end + 1
         while columns:
             row_end = _line(data, row)
-            line = b"" if row_end is None else data[row:row_end].rstrip(b"\r")
-            index = line.lstrip(b" \t").split(b" ", 1)[0]
-            if row_end is None or not index.isdigit():
+            raw = b"" if row_end is None else data[row:row_end].rstrip(b"\r")
+            line = raw.decode("utf-8", "surrogatepass")
+            index = line.lstrip(" \t").split(" ", 1)[0]
+            if row_end is None or not (index.isascii() and index.isdigit()):
                 break
             index_end = line.index(index) + len(index)
             for i, name, personal in columns:
                 state[1] += 1
                 cell = _frame_cell(line, index_end if i == 0 else cells[i - 1][1], cells[i][1])
+                if cell is not None and not raw.isascii():  # the cell's bytes in the row's
+                    cell = (_bytes_in(line, cell[0]), _bytes_in(line, cell[1]))
                 span = None if cell is None else (row + cell[0], row + cell[1])
                 if span is None or _inside(known, span):
                     continue
@@ -1918,6 +1923,11 @@ def _dataframes(data: bytes, overflow: list[int], known: Reported) -> Iterator[F
 
 
 _DATAFRAME_NAME = DATAFRAME.parse.groupindex[b"name"]
+
+
+def _bytes_in(line: str, chars: int) -> int:
+    """How many bytes of UTF-8 the first `chars` characters of `line` take."""
+    return len(line[:chars].encode("utf-8", "surrogatepass"))
 
 
 # redis-cli's reply to HGETALL: numbered lines, a field's name (odd) then its value (even),

@@ -34,6 +34,7 @@ from devpulse.plugins.privacy.checks import (
 from devpulse.plugins.privacy.plain import (
     Origins,
     plain_text,
+    string_lines,
     unescaped,
     url_decoded,
     without_gutters,
@@ -365,17 +366,25 @@ class Scanner:
         fullwidth digit as a digit, a zero-width space as nothing). Lines that hold an
         escaped document (`plain.unescaped`: `{\\"password\\": ...}` in a JSON string) are
         read a second time with their escapes read, and lines that hold URL encoding
-        (`plain.url_decoded`: `email=jane%40example.com`) with theirs, numbered lines
-        without their numbers, and a text with NULs without them (`plain.without_nuls`: UTF-16
-        read as UTF-8); what that finds where the first reading found nothing is added. The
-        spans are `text`'s.
+        (`plain.url_decoded`: `email=jane%40example.com`) with theirs, a notebook's arrays
+        of lines as the lines they hold (`plain.string_lines`), numbered lines without their
+        numbers, and a text with NULs without them (`plain.without_nuls`: UTF-16 read as
+        UTF-8); what that finds where the first reading found nothing is added. The spans
+        are `text`'s.
         """
         if not self._built:
             self._build()
         findings = self._scan_plain(text, parse=True)
         read_again = False
         left = max(REREAD_TIMES * len(text), REREAD_CHARS)  # what the readings may read
-        for decoded in (unescaped, url_decoded, without_gutters, without_nuls):
+        readings: tuple[Callable[[str], tuple[str, Origins] | None], ...] = (
+            unescaped,
+            lambda source: string_lines(source, left),  # as much as the readings have left
+            url_decoded,
+            without_gutters,
+            without_nuls,
+        )
+        for decoded in readings:
             chain: list[tuple[Origins, int]] = []  # each reading, and the size of what it read
             source = text
             for _ in range(ESCAPE_DEPTH):  # escaped within escaped: a log line's JSON body

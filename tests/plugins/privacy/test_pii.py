@@ -521,6 +521,13 @@ def test_an_encoded_address_of_a_service_mailbox_is_no_one(scanner: Scanner) -> 
     assert not pii_rules(scanner, "POST /notify?to=noreply%40github.com")
 
 
+def test_a_variable_before_a_urls_host_is_no_address(scanner: Scanner) -> None:
+    text = "git clone https://x-access-token:$RELEASE_BOT_TOKEN@github.com/acme/proto.git"
+    assert not pii_rules(scanner, text)
+    assert not pii_rules(scanner, "curl https://ci:$${CI_PASS}@ci.acme.io/x")
+    assert "email-address" in pii_rules(scanner, "mail $5 to ana.silva@studio.com.br")
+
+
 def test_an_image_named_for_its_pixel_density_is_no_address(scanner: Scanner) -> None:
     text = "src: icon@2x.png, url(hero@3x.jpg), logo@1.5x.webp, sprite@2x.SVG"
     assert not pii_rules(scanner, text)
@@ -1675,8 +1682,22 @@ def test_a_call_after_a_birth_label_needs_a_real_date_in_it(scanner: Scanner, te
             "0        48090  Ishita Iyer  8233 6189 8179\n",
             ["8233 6189 8179"],
         ),
+        (  # pandas aligns characters: a name outside ASCII is longer in bytes
+            f"{'full_name':>19}  passport_no\n"
+            + "".join(
+                f"{i}  {name:>16}  {number:>11}\n"
+                for i, (name, number) in enumerate(
+                    [
+                        ("Zainab Bergström", "K8421973"),
+                        ("Chloé Noël", "M1234567"),
+                        ("王秀英", "P7654321"),
+                    ]
+                )
+            ),
+            ["K8421973", "M1234567", "P7654321"],
+        ),
     ],
-    ids=["passport", "date-of-birth", "aadhaar"],
+    ids=["passport", "date-of-birth", "aadhaar", "not-ascii"],
 )
 def test_a_dataframes_personal_column_is_read_under_its_name(
     header_only: Scanner, frame: str, values: list[str]
@@ -1685,6 +1706,23 @@ def test_a_dataframes_personal_column_is_read_under_its_name(
     text = f">>> df.head()\n{frame}"
     found = [f for f in header_only.scan(text) if f.rule_id == "dataframe-column"]
     assert [text[slice(*f.span)] for f in found] == values
+
+
+def test_a_dataframe_a_notebook_printed_is_read_under_its_name(scanner: Scanner) -> None:
+    """A notebook (.ipynb) keeps an output's text as a JSON array of lines: the DataFrame
+    is read as pandas printed it, and each finding stands on the date in the notebook."""
+    frame = [
+        "              mrn      patient_name         dob  sex\n",
+        "89756  MRN5998153     Haruto Ahmadi  1957-04-28    F\n",
+        "87883  MRN5996655  Zainab Bergström  1959-05-23    F",
+    ]
+    output = {"data": {"text/plain": frame}, "output_type": "execute_result"}
+    notebook = {"cells": [{"cell_type": "code", "outputs": [output], "source": ["df.head()"]}]}
+    text = json.dumps(notebook, indent=1, ensure_ascii=False)  # as Jupyter writes it
+    found = [f for f in scanner.scan(text) if f.rule_id == "dataframe-column"]
+    assert [text[slice(*f.span)] for f in found] == ["1957-04-28", "1959-05-23"]
+    no_column = text.replace('"     ', '"').replace(" dob ", " day ")  # nothing personal
+    assert not [f for f in scanner.scan(no_column) if f.category == "pii"]
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,7 @@ from devpulse.plugins.privacy.plain import (
     _AS_READ,
     _ESCAPED,
     plain_text,
+    string_lines,
     unescaped,
     url_decoded,
     without_gutters,
@@ -288,6 +290,59 @@ def test_url_decoded_reads_as_one_escape_at_a_time(text, budget) -> None:
     with mock.patch.object(plain, "MAX_URL_ESCAPES", budget):
         view = url_decoded(text)
     _assert_reads_as(view, _url_decoded_by_hand(text, budget))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    arrays=st.lists(
+        st.lists(st.text(alphabet=st.sampled_from(list('ab é"\\\t/:=')), max_size=10), max_size=5),
+        min_size=1,
+        max_size=3,
+    ),
+    indent=st.sampled_from(["", " ", "       ", "\t"]),
+)
+@example(arrays=[["a", "b"]], indent=" ")
+@example(arrays=[["a\\", "\\n"], ["x", "y"]], indent="")
+def test_string_lines_reads_each_array_of_lines_as_its_lines(arrays, indent) -> None:
+    """Jupyter's arrays of lines (one JSON string a line, each but the last ending in an
+    escaped line break) are read as the lines they hold, an array's lines one after another
+    and STRETCH_BREAK between two arrays; each line read maps back onto its JSON form."""
+    parts = ['{\n "cells": [\n']
+    for lines in arrays:
+        strings = [json.dumps(line + "\n", ensure_ascii=False) for line in lines[:-1]]
+        strings += [json.dumps(line, ensure_ascii=False) for line in lines[-1:]]
+        parts.append('  "source": [\n')
+        parts.append(",\n".join(f"{indent}{s}" for s in strings) + "\n  ],\n")
+    text = "".join(parts) + " ]\n}\n"
+    read_arrays = [lines for lines in arrays if len(lines) >= 2]
+    view = string_lines(text)
+    if not read_arrays:
+        assert view is None
+        return
+    assert view is not None
+    read, origins = view
+    assert read == plain.STRETCH_BREAK.join("\n".join(lines) for lines in read_arrays)
+    at = 0
+    for i, lines in enumerate(read_arrays):
+        for j, line in enumerate(lines):
+            if line:
+                start, end = origins.span((at, at + len(line)), len(text))
+                assert text[start:end] == json.dumps(line, ensure_ascii=False)[1:-1]
+            at += len(line) + (1 if j < len(lines) - 1 else 0)
+        at += len(plain.STRETCH_BREAK) if i < len(read_arrays) - 1 else 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '["one\\n",\n"two\\n"]',  # two strings on one line are no lines of strings
+        '"a",\n"b"\n',  # no escaped line break: a list of words, not a text's lines
+        '"C:\\\\n",\n"D:\\\\n"\n',  # an escaped backslash, then an n
+        '"key": "x\\n",\n"other": "y\\n"\n',  # a mapping's entries
+    ],
+)
+def test_string_lines_reads_no_other_json(text) -> None:
+    assert string_lines(text) is None
 
 
 @settings(max_examples=500, deadline=None)

@@ -672,6 +672,7 @@ SHAPES = [
     ("clojars-token", "CLOJARS_" + pick("0123456789abcdef", 60)),
     ("mailgun-api-key", "key-" + pick("0123456789abcdef", 32)),
     ("vault-token", "hvs." + pick(ALNUM + "_-", 95)),
+    ("vault-token", "hvs." + pick(ALNUM, 24)),  # a dev server's, and its root token's children
     ("discord-bot-token", f"N{pick(ALNUM, 23)}.{pick(ALNUM, 6)}.{pick(ALNUM, 27)}"),
     ("llm-provider-key", "sk-or-v1-" + pick("0123456789abcdef", 64)),  # OpenRouter
     ("llm-provider-key", "gsk_" + pick(ALNUM, 52)),  # Groq
@@ -1427,6 +1428,13 @@ LOOK_ALIKES = [
     'url = "postgresql://{user}:{pw}@{host}/{db}".format(**cfg)',
     "password: ${DB_PASSWORD}",
     "token: ${{ secrets.DEPLOY_TOKEN }}",
+    # $$ passes one $ to the shell (Make, Compose, Drone, Buildkite)
+    "    command: huggingface-cli login --token $$HF_TOKEN",
+    'curl -H "PRIVATE-TOKEN: $$GL_AUTH" https://gitlab.example.net/api/v4/projects',
+    "environment:\n  DB_PASSWORD: $${DB_PASSWORD}",
+    # a variable as a URL's password, the host after it
+    "git clone https://x-access-token:$RELEASE_BOT_TOKEN@github.com/acme/proto.git vendor/",
+    "git clone https://x-access-token:$$GH_AUTH@github.com/acme/proto.git vendor/",
     "password: ${DB_PASSWORD:-changeme}",
     "spring.datasource.password=${DB_PASSWORD:changeme}",
     'args: ["${API_KEY:+--api-key}"]',  # the shell's alternate value, not a default

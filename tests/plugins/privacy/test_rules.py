@@ -319,6 +319,8 @@ POSITIVES = [
     ),
     ("otp-seed", "e2e:\n  mfa_seed: jbswy3dpehpk3pxpkzxw4zlt\n"),
     ("otp-seed", "ADMIN_TOTP_SEED=KRSXG5CTMVRXEZLUKN2XAZLS"),
+    # a : or = inside, after a capital and a digit (Jenkins' console, a build parameter)
+    ("cli-password-flag", "+ mysql -h db -u deploy -pFBgzYPryik7zxN=f01--2cQ^dr -e 'source m.sql'"),
     ("cli-user-then-password", "Run `mysql -u root -p Mosaic1983!juniper` to connect."),
     ("cli-user-then-password", "mysql -u root -p Mosaic1983!juniper;"),
     (
@@ -2869,6 +2871,9 @@ def test_a_password_after_a_user_on_a_command_line_is_found(
     "text",
     [
         "docker run -u 1000 -p 8080:80 nginx",
+        "docker run -p8080:80 -p127.0.0.1:9443:443 nginx",
+        "dotnet build -p:Version=1.2.3 -pConfiguration=Release",
+        "javac -proc:none -processorpath=lib/X1.jar Main.java",
         "mysql -u root -p my_database",
         "git push -u origin -p feature/Login-2",
         "pytest -u ci -p 'no:cacheprovider'",
