@@ -840,7 +840,8 @@ def in_column(
     separated table whose header names its column as `names` says (a spreadsheet's `P/N`,
     `order_no`: a part's or an order's number, written like a phone's). The header is the
     first of the lines above, up to COLUMN_HEADER_BYTES, that have as many cells as the
-    value's line.
+    value's line. A row with none of those delimiters but cells two blanks or more apart
+    is an aligned table's (`_aligned_column`: a CLI's listing, `fly secrets list`'s DIGEST).
 
     `headers` keeps, for each row read, where its table's header starts: the rows of one
     table are walked once, whatever the number of values in them (a flood of rows costs a
@@ -857,42 +858,99 @@ def in_column(
         cells = line.count(delimiter)
         if not cells or delimiter in data[start:end]:
             continue
-        top = _table_top(data, line_start, delimiter, cells, headers)
+
+        def is_row(a: int, b: int, d: bytes = delimiter, n: int = cells) -> bool:
+            return data.count(d, a, b) == n  # as many cells as the value's row
+
+        top = _table_top(data, line_start, delimiter, is_row, headers)
         if top == line_start:
             return False  # the value's line is its table's first: no header above
         header_end = data.find(b"\n", top, line_start)
         header = data[top:header_end].rstrip(b"\r").split(delimiter)
         name = header[data.count(delimiter, line_start, start)].strip().strip(b"\"'")
         return found_in(names, name)
+    if _ALIGNED_GAP in line.strip(b" \t"):
+        column = _aligned_column(data, line_start, start - line_start, end - line_start, headers)
+        return column is not None and found_in(names, column)
     return False
 
 
 def _table_top(
     data: bytes,
     line_start: int,
-    delimiter: bytes,
-    cells: int,
+    key: bytes,
+    is_row: Callable[[int, int], bool],
     headers: dict[tuple[int, bytes], int],
 ) -> int:
-    """Where the first line of the run of lines that end at `line_start`'s and have
-    `cells` delimiters each starts, looking up to COLUMN_HEADER_BYTES above."""
+    """Where the first line of the run of lines that end at `line_start`'s and are rows of
+    one table (`is_row(start, end)` of each line above) starts, looking up to
+    COLUMN_HEADER_BYTES above. `headers` keeps it, under `key`, for each row walked."""
     floor = max(0, line_start - COLUMN_HEADER_BYTES)
     walked = []
     top = line_start
-    while (known := headers.get((top, delimiter))) is None and top > floor:
+    while (known := headers.get((top, key))) is None and top > floor:
         above = data.rfind(b"\n", floor, top - 1) + 1
         if above == 0 and floor > 0:
             break  # the line above starts before the window
-        if data.count(delimiter, above, top - 1) != cells:
+        if not is_row(above, top - 1):
             break
         walked.append(top)
         top = above
     if known is not None:
         top = known
     for row in walked:
-        headers[(row, delimiter)] = top
-    headers[(top, delimiter)] = top
+        headers[(row, key)] = top
+    headers[(top, key)] = top
     return top
+
+
+# What sets apart an aligned table's cells (a CLI's listing: `fly secrets list`, `kubectl
+# get`, `docker images`): two blanks or more; a cell's own words are one blank apart
+# (`CREATED AT`, `IMAGE ID`).
+_ALIGNED_GAP = b"  "
+
+
+def _aligned_column(
+    data: bytes, line_start: int, start: int, end: int, headers: dict[tuple[int, bytes], int]
+) -> bytes | None:
+    """The name of the column of an aligned table (its cells set apart by two blanks or
+    more) whose cell starts where the value at columns `start`-`end` of the row at
+    `line_start` starts, as a left-aligned listing has it, or ends where it ends (numbers,
+    right-aligned); None if the row is its table's first or no cell of the header lines up.
+
+    The header is the first of the lines above, up to COLUMN_HEADER_BYTES, that run on to
+    the row with no blank line and two cells or more each (a command's line above the
+    listing has one). Columns count bytes: a row outside ASCII is read as no table's."""
+
+    def is_row(a: int, b: int) -> bool:
+        return _ALIGNED_GAP in data[a:b].strip(b" \t\r")
+
+    top = _table_top(data, line_start, _ALIGNED_GAP, is_row, headers)
+    header_end = data.find(b"\n", top, line_start)
+    if top == line_start or header_end - top > MAX_ROW_BYTES:
+        return None
+    header = data[top:header_end].rstrip(b"\r")
+    if not header.isascii() or not data[line_start : line_start + end].isascii():
+        return None
+    if start < len(header) and header[start] not in b" \t" and _gap_before(header, start):
+        stop = header.find(_ALIGNED_GAP, start)  # a cell that starts where the value does
+        return header[start : len(header) if stop < 0 else stop].rstrip()
+    if end <= len(header) and header[end - 1] not in b" \t" and _gap_after(header, end):
+        begin = header.rfind(_ALIGNED_GAP, 0, end)  # one that ends where the value does
+        return header[0 if begin < 0 else begin + 2 : end].lstrip()
+    return None
+
+
+def _gap_before(line: bytes, at: int) -> bool:
+    """Whether a cell may start at `at`: the line's start, or two blanks before it."""
+    return at == 0 or (line[at - 1] in b" \t" and (at == 1 or line[at - 2] in b" \t"))
+
+
+def _gap_after(line: bytes, at: int) -> bool:
+    """Whether a cell may end at `at`: the line's end, or two blanks after it."""
+    return at == len(line) or (
+        line[at] in b" \t" and (at + 1 == len(line) or line[at + 1] in b" \t")
+    )
 
 
 def _labelled_otherwise(not_after: re2._Regexp, data: bytes, start: int) -> bool:

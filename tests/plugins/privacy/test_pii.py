@@ -2021,6 +2021,8 @@ def test_a_companys_tax_or_registration_number_is_no_phone(scanner: Scanner, tex
         "Nº de pedido\tEstado\n805 963 5800\tok\n192 037 0068\toffen\n",
         "contact_id,full_name,part_no,owner\n226221,Sofía Romero,06-1234 5678,sales\n",
         "order_no;customer;phone\n4155550132;ACME;n/a\n",  # the label ends the line above
+        # an aligned listing: cells two blanks apart, a cell's words one
+        "ITEM      PART NO        QTY\nvalve     06-7123 4567   4\nhose      020 7946 0958  1\n",
     ],
 )
 def test_a_number_in_a_part_or_an_order_column_is_no_phone(scanner: Scanner, text: str) -> None:
@@ -2034,6 +2036,8 @@ def test_a_number_in_a_part_or_an_order_column_is_no_phone(scanner: Scanner, tex
         "name\tphone\nBob Lane\t020 7946 0958\n",  # a phone's own column
         "order_no;name;phone\n4155550132;Ana;020 7946 0958\n",  # the next column over
         "020 7946 0958\tBob\n",  # no header above the row
+        "NAME      PHONE          QTY\nBob Lane  020 7946 0958  1\n",  # an aligned one
+        "$ list-parts\nvalve     020 7946 0958   4\n",  # a command's line is no header
     ],
 )
 def test_a_phone_in_its_own_column_is_still_one(scanner: Scanner, text: str) -> None:

@@ -168,6 +168,11 @@ POSITIVES = [
     ("token-in-prose", "the REST API key for the demo account = 3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c"),
     ("token-in-prose", "Use this API token in the CI settings -> Zq8rT2mXwP4kL9vB3nYc"),
     ("token-in-prose", "I rotated the token today, the new one is Zq8rT2mXwP4kL9vB3nYc"),
+    (  # an aligned table whose column is the value's
+        "token-in-prose",
+        "NAME                VALUE               UPDATED\nSTRIPE_SECRET_KEY   0d4c2b9e7f1a3c58"
+        "    3d ago\n",
+    ),
     ("basic-auth-key-as-user", 'get(u, auth=("857060c9-281e-4637-bef2-90796488c987", ""))'),
     ("basic-auth-key-as-user", 'session.auth = ("3a8f9c2e7b1d4f6a9e0c5b8d2f7a1e4c", "X")'),
     ("basic-auth-key-as-user", 'f(u, HTTPBasicAuth("q8Xb2Lm9Tz4Rw7Kp1Vn6Hs3J", "api_token"))'),
@@ -666,6 +671,10 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    # a digest's column of an aligned listing: each secret's name, then its digest
+    "$ fly secrets list\nNAME                DIGEST              CREATED AT\n"
+    "DATABASE_URL        6b1e8cf5a3d3c6a1    1h2m ago\n"
+    "STRIPE_SECRET_KEY   0d4c2b9e7f1a3c58    3d ago\n",
     # a password's column in another language, its values masked or said to be elsewhere
     "| Dienst | Wachtwoord |\n|---|---|\n| de productiedatabase | ******** |",
     "| Benutzer | Passwort |\n|---|---|\n| admin | (im Tresor) |",
