@@ -101,9 +101,9 @@ REFERENCE = re2.compile(
     # $VAR, ${VAR}, $(cmd), each also with the $$ that Make, Compose, Drone and Buildkite
     # read as one $ (`$$HF_TOKEN` reaches the shell as $HF_TOKEN); SOPS; #{spel}
     r"|\$\$?(?:\{|\(|[A-Za-z_][\pL\pN_]*\n?$)|ENC\[|#\{"
-    # a variable in capitals as a URL's password, then its host (`x-access-token:$GH_PAT@
-    # github.com/...`): only the variable is the credential
-    r"|\$\$?[A-Z_][A-Z0-9_]+@[A-Za-z0-9]"
+    # a variable in capitals as a URL's password, then its host, a dotted name (`x-access-
+    # token:$GH_PAT@github.com/...`): only the variable is the credential
+    r"|\$\$?[A-Z_][A-Z0-9_]+@[A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)+(?:[:/]|\n?$)"
     # PowerShell's $env:VAR, cmd.exe's %VAR% and its delayed !VAR!, named in one case
     # (!Summer2024! is a password)
     r"|\$env:[A-Za-z_][\pL\pN_]*\n?$"

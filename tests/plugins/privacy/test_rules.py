@@ -130,6 +130,8 @@ POSITIVES = [
     ("authorization-header-scheme", "['Authorization' => 'GenieKey 9fK2mQ7xLp4Rz8Wv3Bn6Yc1Td']"),
     ("assigned-credential", 'db_password: "Vt9#mK2pL7qR"'),
     ("assigned-credential", "export SERVICE_TOKEN=Xk29fPq7Lm3vRt8Z"),
+    # a $ and capitals, then an @: a password, not a variable before a URL's host
+    ("assigned-credential", 'password = "$UPER@dmin1x"'),
     ("email-address", "Please reply to maria.gonzalez@globalmail.net by Friday."),
     ("phone-e164", "Call me on +44 20 7946 0958 after lunch."),
     ("phone-national", "Her number is (415) 555-2671."),
