@@ -6,6 +6,7 @@ import base64
 import functools
 import hashlib
 import itertools
+import json
 import math
 import operator
 import re
@@ -262,8 +263,10 @@ def _base64_text(core: str) -> str | None:
 def _published(core: str) -> bool:
     """A published key, or one with a character or two added or cut at its end (tests
     mutate AWS's example keys that way to check a scanner's allowlist), or a key public by
-    design (pk_live_...)."""
+    design (pk_live_..., Supabase's anon key)."""
     if core.startswith(public_by_design().prefixes):
+        return True
+    if core.startswith("eyJ") and core.count(".") == 2 and supabase_anon_key(core):
         return True
     if core[:_HEAD] not in _published_heads():
         return False  # nearly every value: one slice and one lookup
@@ -1579,9 +1582,31 @@ def _b64decode(part: str, altchars: bytes | None = None) -> str | None:
 
 
 def jwt(value: str) -> bool:
-    """A JSON Web Token: its header decodes to a JSON object ('{"alg":...}')."""
+    """A JSON Web Token: its header decodes to a JSON object ('{"alg":...}'). Not Supabase's
+    anon key, public by design (a documented decision in rules.toml)."""
     header = _b64decode(value.split(".", 1)[0], altchars=b"-_")
-    return header is not None and header.lstrip().startswith("{") and header.rstrip().endswith("}")
+    if header is None or not header.lstrip().startswith("{") or not header.rstrip().endswith("}"):
+        return False
+    return not supabase_anon_key(value)
+
+
+def supabase_anon_key(value: str) -> bool:
+    """Whether the token's claims are Supabase's anon key's: issued by supabase, for the
+    anon role. Its web and mobile clients ship it; what it may read is the row-level
+    security's to say (Supabase's API keys docs)."""
+    parts = value.split(".")
+    claims = _b64decode(parts[1], altchars=b"-_") if len(parts) > 1 else None
+    if claims is None or '"anon"' not in claims:
+        return False
+    try:
+        payload = json.loads(claims)
+    except ValueError:
+        return False
+    return (
+        isinstance(payload, dict)
+        and payload.get("role") == "anon"
+        and (payload.get("iss") == "supabase")
+    )
 
 
 def base64_jwt(value: str) -> bool:

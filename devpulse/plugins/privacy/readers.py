@@ -63,6 +63,7 @@ from devpulse.plugins.privacy.checks import (
     password_value,
     public_prefix,
     spaced_password,
+    supabase_anon_key,
     token_like,
 )
 from devpulse.plugins.privacy.spans import (
@@ -149,6 +150,15 @@ SETTER_CALL = TwoPass.compile(
         rf"(?:^|[^\w$])(?P<name>[\w$]*{_NAME_WORD}[\w$]*)[ \t]*\([ \t]*"
         r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\"|'(?P<sq>[^'\n]+)')"
         r"(?:\.(?:toCharArray|getBytes)\(\))?[ \t]*\)"  # Java's char[] and byte[] forms
+    ).encode()
+)
+# A paren-less call that is its line's one statement, a name then a quoted literal: Gradle's
+# Groovy (`storePassword 'x'` in signingConfigs), Chef's resources and other Ruby DSLs
+# (`password 'x'`). The line ends after the literal: a sentence goes on.
+DSL_CALL = TwoPass.compile(
+    (
+        rf"(?m:^)[ \t]*(?P<name>[\w$]*{_NAME_WORD}[\w$]*)[ \t]+"
+        r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\"|'(?P<sq>[^'\n]+)')[ \t]*;?[ \t]*(?m:\r?$)"
     ).encode()
 )
 # `setx API_KEY "..."` (Windows), `set -gx API_KEY ...` (fish), `#define API_KEY "..."` (C's
@@ -616,6 +626,8 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     if len(value) > MAX_PARSED_BYTES:
         value = value[:FIRST_PARSED_BYTES]
     value = json_unescaped(value)  # in a JSON string: `$DOCKERHUB_PASSWORD\n`, `\u00e9`
+    if value.startswith("eyJ") and supabase_anon_key(value):
+        return False  # public by design, whatever its name (rules.toml's [public_by_design])
     # xoxp-, pypi-, SG.: the name says credential whatever the shape; judge the rest
     value = value[public_prefix(value) :]
     if value.startswith("\\$"):
@@ -1248,12 +1260,27 @@ def _element_text(pattern: TwoPass) -> Reader:
                 continue
             value = _text(data, value_span)
             name = _text(data, name_span)
-            if name == "key" and value.isascii() and value.isalpha():
+            if name == "key" and (
+                (value.isascii() and value.isalpha()) or _plist_value_after(data, value_span[1])
+            ):
                 continue  # a property list's <key>: an entry's name (CFBundleURLTypes)
             if _named_value(name, value):
                 yield Found("xml-element-credential", value_span[0], value_span[1], value)
 
     return read
+
+
+# The elements that hold a property list's values: what follows each <key>.
+_PLIST_VALUES: tuple[bytes, ...] = (b"<string", b"<array", b"<dict", b"<true", b"<false")
+_PLIST_VALUES += (b"<integer", b"<real", b"<data", b"<date")
+
+
+def _plist_value_after(data: bytes, end: int) -> bool:
+    """Whether the text that ends at `end` closes a <key> that a property list's value
+    follows: the <key> is its entry's name (`com.apple.developer.associated-domains`, then
+    an <array>)."""
+    rest = data[end : end + 128].lstrip()
+    return rest.startswith(b"</key>") and rest[6:].lstrip().startswith(_PLIST_VALUES)
 
 
 def _curl_users(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -2519,6 +2546,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("assigned-credential", KEYWORD_PAIR, _quoted_value(KEYWORD_PAIR)),
     ("assigned-credential", LISP_SET, _quoted_value(LISP_SET)),
     ("assigned-credential", SETTER_CALL, _setter_calls),
+    ("assigned-credential", DSL_CALL, _quoted_value(DSL_CALL)),
     ("xml-element-credential", NAMED_ELEMENT, _element_text(NAMED_ELEMENT)),
     ("cli-option-credential", CLI_OPTION, _cli_options),
     ("xml-element-credential", XML_ELEMENT, _element_text(XML_ELEMENT)),

@@ -70,6 +70,9 @@ NAMED = [
     f'  "deployToken" => "{TOKEN}"',  # Ruby, logstash
     f"[server]\napi_key = {TOKEN}\n",  # INI
     f"export DEPLOY_TOKEN={TOKEN}",
+    # a paren-less call, its line's one statement: Gradle's Groovy, Chef's resources
+    f"signingConfigs {{\n    release {{\n        storePassword '{TOKEN}'\n    }}\n}}",
+    f'user "deploy" do\n  deploy_token "{TOKEN}";\nend',
     f"mytool push --deploy-token {TOKEN}",  # a long option
     f"mytool push --api-key='{TOKEN}'",
     f'if ("{TOKEN}" == deployToken) {{',  # the literal first
@@ -1428,6 +1431,11 @@ LOOK_ALIKES = [
     'url = "postgresql://{user}:{pw}@{host}/{db}".format(**cfg)',
     "password: ${DB_PASSWORD}",
     "token: ${{ secrets.DEPLOY_TOKEN }}",
+    # a paren-less call whose argument is no literal
+    'signingConfigs {\n    release {\n        storePassword System.getenv("KS_PASSWORD")',
+    # a property list's keys, whatever their text: an entry's name (an entitlement's)
+    "<dict>\n\t<key>com.apple.developer.associated-domains</key>\n\t<array>\n"
+    "\t\t<string>applinks:saffron.app</string>\n\t</array>\n</dict>",
     # $$ passes one $ to the shell (Make, Compose, Drone, Buildkite)
     "    command: huggingface-cli login --token $$HF_TOKEN",
     'curl -H "PRIVATE-TOKEN: $$GL_AUTH" https://gitlab.example.net/api/v4/projects',

@@ -329,6 +329,14 @@ POSITIVES = [
     # a : or = inside, after a capital and a digit (Jenkins' console, a build parameter)
     ("cli-password-flag", "+ mysql -h db -u deploy -pFBgzYPryik7zxN=f01--2cQ^dr -e 'source m.sql'"),
     ("cli-user-then-password", "Run `mysql -u root -p Mosaic1983!juniper` to connect."),
+    # macOS's security, in the scripts that sign an iOS app
+    ("keychain-password", "security create-keychain -p hB@TiamQRRSrzXfUl1 ci.keychain"),
+    ("keychain-password", 'security unlock-keychain -p "+g^4d_PEz.Zv0wpC" "$KEYCHAIN"'),
+    ("keychain-password", 'security set-key-partition-list -S apple: -s -k "+g^4d_PEz.Zv0" k'),
+    (
+        "keychain-password",
+        "security import ./dist.p12 -k '/Users/ci/build.keychain' -P T9*IgHbPLfc@i%r.Li -T x",
+    ),
     ("cli-user-then-password", "mysql -u root -p Mosaic1983!juniper;"),
     (
         "bech32-private-key",
@@ -673,6 +681,12 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    # the keychain's password named, not given; import's -k names a keychain
+    'security unlock-keychain -p "$KEYCHAIN_PASSWORD" build.keychain',
+    "security import cert.p12 -k ~/Library/Keychains/ci-build.keychain -T /usr/bin/codesign",
+    # a Sentry DSN: its key is public by design (rules.toml)
+    "dsn: 'https://619a1fd03ca49e74b6fa90cfec889359@o2601836.ingest.de.sentry.io/4406904558'",
+    'SENTRY_DSN="https://619a1fd03ca49e74b6fa90cfec889359@sentry.io/12"',
     # a digest's column of an aligned listing: each secret's name, then its digest
     "$ fly secrets list\nNAME                DIGEST              CREATED AT\n"
     "DATABASE_URL        6b1e8cf5a3d3c6a1    1h2m ago\n"
@@ -3263,3 +3277,25 @@ def test_utf16_read_as_utf8_is_read_without_its_nuls(scanner: Scanner, encoding:
     assert finding.rule_id == "aws-key-pair"
     assert text[finding.span[0] : finding.span[1]].replace("\0", "").startswith(key_id)
     assert scanner.scan("./src/app.py\0./src/util.py\0./README.md\0") == []
+
+
+def _supabase_jwt(role: str) -> str:
+    def part(claims: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+
+    claims = {"iss": "supabase", "ref": "lvgcihhurwxgsgfatemw", "role": role, "iat": 1725813603}
+    return (
+        f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.{run(43, make.ALNUM + '_-', RNG)}"
+    )
+
+
+def test_supabases_anon_key_is_public_by_design_and_its_service_role_key_is_not(
+    scanner: Scanner,
+) -> None:
+    """The documented decision in rules.toml: the anon key ships in every client."""
+    for template in ("createClient(url, '{}')", "const supabaseAnonKey = '{}';", "{}"):
+        assert "secret" not in categories(scanner, template.format(_supabase_jwt("anon")))
+        assert "secret" in categories(scanner, template.format(_supabase_jwt("service_role")))
+    publishable = f"createClient(url, 'sb_publishable_{run(32, make.ALNUM, RNG)}')"
+    assert "secret" not in categories(scanner, publishable)
+    assert "secret" in categories(scanner, f"SUPABASE_KEY=sb_secret_{run(32, make.ALNUM, RNG)}")
