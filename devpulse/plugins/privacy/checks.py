@@ -31,8 +31,9 @@ PLACEHOLDER = re2.compile(
         + "|".join(
             (
                 r"^(?:your|my|insert|enter|put|replace|add|paste|fill|some|the|a)[-_ ]",
+                # kubectl config view: DATA+OMITTED; a log's eyJhbGciOiJIUzI1NiJ9.[truncated]
                 r"(?:^|[^a-z0-9])(?:example|placeholder|changeme|change[-_]me|dummy|redacted"
-                r"|sample|fake|omitted)(?:[^a-z0-9]|$)",  # kubectl config view: DATA+OMITTED
+                r"|sample|fake|omitted|truncated|snipped|elided)(?:[^a-z0-9]|$)",
                 r"example(?:key)?$",
                 # EXAMPLE in capitals opening the value or a part of it after a separator,
                 # whatever follows (`EXAMPLEKEY123`, `sk_live_EXAMPLE000`): a random token's

@@ -325,9 +325,13 @@ NON_PERSONAL_EMAIL = re2.compile(
     r"|returns|shipping|partners?|events|kunden(?:service|dienst)|kunde(?:service|n)?"
     r"|kundservice|klantenservice|asiakaspalvelu|atencion(?:[._-]?(?:al[._-]?)?cliente)?"
     r"|servicio(?:[._-]?cliente)?|soporte|ayuda|assistenza|servizio[._-]?clienti|suporte"
-    r"|atendimento|contato|contacto|contatto|kontakt|bestellung|rechnung)@"
-    # a program's mailbox named for what it is: ci-bot@, deploy-bot@, jenkins.svc@
-    r"|^[\pL\pN._+-]*[._-](?:bot|robot|svc|automation)@"
+    r"|atendimento|contato|contacto|contatto|kontakt|bestellung|rechnung"
+    # a company's own departments: it-admin@, benefits@, payroll@
+    r"|it(?:[._-]?(?:admin|support|help(?:desk)?|ops))?|sysadmin|devops|on[._-]?call"
+    r"|benefits|payroll|people(?:[._-]?ops)?|talent|facilities|procurement|purchasing)@"
+    # a program's mailbox named for what it is: ci-bot@, deploy-bot@, jenkins.svc@; and a
+    # team's: platform-team@, billing-ops@, it.desk@
+    r"|^[\pL\pN._+-]*[._-](?:bot|robot|svc|automation|team|ops|desk)@"
     r"|@(?:[\pL\pN_-]+\.)*(?:gserviceaccount\.com|users\.noreply\.github\.com"
     r"|noreply\.github\.com)\n?$"
 )

@@ -521,6 +521,32 @@ def test_an_encoded_address_of_a_service_mailbox_is_no_one(scanner: Scanner) -> 
     assert not pii_rules(scanner, "POST /notify?to=noreply%40github.com")
 
 
+def test_an_escapes_letter_starts_no_address(scanner: Scanner) -> None:
+    """In a JSON string, `\\nsupport@` is a line break, then a role's mailbox: the reading
+    with the escapes read judges the address itself."""
+    assert not pii_rules(scanner, '"body": "Thanks\\n--\\nSupport Team\\nsupport@northpass.cloud"')
+    text = '"body": "Thanks\\n--\\nJane\\njane.doe@gmail.com"'
+    found = [f for f in scanner.scan(text) if f.rule_id == "email-address"]
+    assert [text[slice(*f.span)] for f in found] == ["jane.doe@gmail.com"]
+
+
+def test_a_mail_id_is_no_address_in_either_rule(scanner: Scanner) -> None:
+    text = "Subject: Re: Tracking — missing\nMessage-ID: <9a390d2d-6402@mail.parcelry.com>\n"
+    assert not pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "To: Tallgrass Logistics IT <it-admin@tallgrasslogistics.com>",
+        "Questions: benefits@fernhill.app or the benefits line",
+        "cc platform-team@acme.io and payroll@acme.io",
+    ],
+)
+def test_a_companys_departments_mailboxes_are_no_ones(scanner: Scanner, text: str) -> None:
+    assert not pii_rules(scanner, text)
+
+
 def test_a_variable_before_a_urls_host_is_no_address(scanner: Scanner) -> None:
     text = "git clone https://x-access-token:$RELEASE_BOT_TOKEN@github.com/acme/proto.git"
     assert not pii_rules(scanner, text)
@@ -2004,6 +2030,19 @@ def test_a_licence_numbers_column_is_no_ids_without_a_drivers(header_only: Scann
     assert "table-identity-number" not in pii_rules(header_only, software)
     drivers = "name,driver_licence_no\nMegan Johnson,J543-745-46-403-7\n"
     assert "table-identity-number" in pii_rules(header_only, drivers)
+
+
+def test_a_number_under_an_ids_key_is_no_phone(scanner: Scanner) -> None:
+    for text in ('{"group_id": 19109707410}', '"requesterId": 19109707410,'):
+        assert "phone-national" not in pii_rules(scanner, text)
+    assert "phone-national" in pii_rules(scanner, '{"phone": 19109707410}')
+
+
+def test_an_address_labelled_a_companys_office_is_no_ones(scanner: Scanner) -> None:
+    office = "Support Team\nHQ: 500 Howard Street, Suite 300, San Francisco, CA 94105"
+    assert "street-address" not in pii_rules(scanner, office)
+    home = "Ship to: 500 Howard Street, Apt 3, San Francisco, CA 94105"
+    assert "street-address" in pii_rules(scanner, home)
 
 
 @pytest.mark.parametrize(

@@ -329,6 +329,21 @@ POSITIVES = [
     # a : or = inside, after a capital and a digit (Jenkins' console, a build parameter)
     ("cli-password-flag", "+ mysql -h db -u deploy -pFBgzYPryik7zxN=f01--2cQ^dr -e 'source m.sql'"),
     ("cli-user-then-password", "Run `mysql -u root -p Mosaic1983!juniper` to connect."),
+    # a user, then pw and the password, in a note
+    (
+        "user-then-password-in-prose",
+        "admin console at https://a.x.co — user ops-admin, pw lemon_Maple73",
+    ),
+    ("user-then-password-in-prose", "user bob; pass Tundra-Raven-4154 for the vpn"),
+    # a session cookie as a HAR's record
+    (
+        "session-cookie-set",
+        '{\n  "name": "sessionid",\n  "value": "bl9uk5eqtv36x2h1drpaezult3m5fj16",\n}',
+    ),
+    (
+        "session-cookie-set",
+        '{"name": "JSESSIONID", "path": "/", "value": "8F3A9C2B7E1D4F6A9E0C5B8D2F"}',
+    ),
     # macOS's security, in the scripts that sign an iOS app
     ("keychain-password", "security create-keychain -p hB@TiamQRRSrzXfUl1 ci.keychain"),
     ("keychain-password", 'security unlock-keychain -p "+g^4d_PEz.Zv0wpC" "$KEYCHAIN"'),
@@ -681,6 +696,10 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    "user alice, pass everything through the proxy",
+    '{"name": "_ga", "value": "GA1.2.1234567890.1712345678"}',
+    '{"name": "csrftoken", "value": "bl9uk5eqtv36x2h1drpaezult3m5fj16"}',
+    "id_token=eyJhbGciOiJIUzI1NiJ9.[truncated] — the decoded claims show aud mismatch",
     # the keychain's password named, not given; import's -k names a keychain
     'security unlock-keychain -p "$KEYCHAIN_PASSWORD" build.keychain',
     "security import cert.p12 -k ~/Library/Keychains/ci-build.keychain -T /usr/bin/codesign",
@@ -1188,7 +1207,7 @@ def test_a_long_text_is_read_again_at_most_its_size(
 @pytest.mark.parametrize(
     "text",
     [
-        "Passwort vergessen? Bitte wenden Sie sich an: IT-Support@Firma.de",
+        "Passwort vergessen? Bitte wenden Sie sich an: Petra.Klein@Firma.de",
         "Mot de passe oublié ? Contactez le support : Support-IT@Entreprise.fr",
         "Hasło użytkownika to jest Jan.Kowalski@Firma.pl",
     ],
