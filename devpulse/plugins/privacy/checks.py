@@ -71,7 +71,8 @@ PLACEHOLDER = re2.compile(
                 r"\$\{\s*[\w.:-]+\s*(?::?-[^}]*)?\}",
                 r"\$\([^)]*\)",
                 r"%\(\w+\)s",
-                r"^\$\$?[A-Z_][A-Z0-9_]*$",
+                r"^\$[A-Z_][A-Z0-9_]*$",
+                r"^\$\$(?-i:[A-Z_][A-Z0-9_]*)$",  # Make's, Compose's: a variable in capitals
                 r"^(?:none|null|nil|true|false|undefined|todo|tbd|n/?a)$",
                 # a note left where the value will go: "TODO: get from vault", "TBD - ops"
                 r"^(?:todo|tbd|fixme)(?:[ \t]*:[ \t]|[ \t]+[-(]?[ \t]*\w)",
@@ -100,12 +101,14 @@ PLACEHOLDER = re2.compile(
 # Python's `\w` (RE2's is ASCII only) and `\n?$` Python's `$`, which these were written for.
 REFERENCE = re2.compile(
     r"^(?:[a-z][a-z0-9+.-]*://|(?:/|\./|\.\./|~/)[\pL\pN_.-]+/"  # op://vault/item, /run/secrets/x
-    # $VAR, ${VAR}, $(cmd), each also with the $$ that Make, Compose, Drone and Buildkite
-    # read as one $ (`$$HF_TOKEN` reaches the shell as $HF_TOKEN); SOPS; #{spel}
-    r"|\$\$?(?:\{|\(|[A-Za-z_][\pL\pN_]*\n?$)|ENC\[|#\{"
-    # a variable in capitals as a URL's password, then its host, a dotted name (`x-access-
-    # token:$GH_PAT@github.com/...`): only the variable is the credential
-    r"|\$\$?[A-Z_][A-Z0-9_]+@[A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)+(?:[:/]|\n?$)"
+    # $VAR, ${VAR}, $(cmd); and with the $$ that Make, Compose, Drone and Buildkite read as
+    # one $, a variable's name in capitals (`$$HF_TOKEN` reaches the shell as $HF_TOKEN; a
+    # literal $$Kx9mQ2 is a password); SOPS; #{spel}
+    r"|\$(?:\{|\(|[A-Za-z_][\pL\pN_]*\n?$)|\$\$(?:\{|\(|[A-Z_][A-Z0-9_]*\n?$)|ENC\[|#\{"
+    # a variable in capitals as a URL's password, then its host (a name whose last label is
+    # letters) and its path or port (`x-access-token:$GH_PAT@github.com/...`): only the
+    # variable is the credential ($UMMER@Beach.2024 is a password)
+    r"|\$\$?[A-Z_][A-Z0-9_]+@[A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}[:/]"
     # PowerShell's $env:VAR, cmd.exe's %VAR% and its delayed !VAR!, named in one case
     # (!Summer2024! is a password)
     r"|\$env:[A-Za-z_][\pL\pN_]*\n?$"
@@ -1705,6 +1708,31 @@ _SEED_TEMPLATE_WORDS = (
 )
 
 
+def vault_token(value: str) -> bool:
+    """A Vault token: a short one (hvs. and 24) is random, so it mixes a digit, a capital
+    and a lower-case letter, and runs no words together (a package's class,
+    hvs.HighVoltageSystemAdapter, is words)."""
+    if len(value) != len("hvs.") + 24:
+        return True  # a long one's entropy is its rule's to judge
+    rest = value[4:]
+    return (
+        any(c.isdigit() for c in rest)
+        and any(c.isupper() for c in rest)
+        and any(c.islower() for c in rest)
+        and _CAMEL_WORDS not in _shapes(rest.rstrip(string.digits))  # ...Manager1234
+    )
+
+
+def attached_password(value: str) -> bool:
+    """A password on a command line: one with a : or = inside is no password where what
+    follows it is a port, a number or a switch (`-pHOST1:8080`, `-pIPv6=true`: a tool's
+    settings)."""
+    _, sign, after = value.partition(":") if ":" in value else value.partition("=")
+    if sign and (after.isdigit() or after.lower() in ("true", "false", "yes", "no", "on", "off")):
+        return False
+    return password_value(value)
+
+
 VALIDATORS: dict[str, Callable[[str], bool]] = {
     "luhn": pii.card_number,
     "iban": pii.iban,
@@ -1722,6 +1750,8 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "private_ip": pii.private_ip,
     "credential": looks_like_credential,
     "password": password_value,
+    "attached_password": attached_password,
+    "vault_token": vault_token,
     "human_password": human_password,
     "authorization": authorization,
     "authorization_token": authorization_token,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import re2
 
@@ -342,60 +342,26 @@ def string_lines(text: str, most: int | None = None) -> tuple[str, Origins] | No
     text's lines in a list. A DataFrame printed in a notebook, a `.env` it printed, or a
     table's header and its rows then stand as lines again, where the readers and rules look
     for them. The escaped line break that ends a string is the line break between two, and
-    JSON's other escapes are read as `unescaped` reads them. Two arrays (a cell's source,
-    then its output's) are read with STRETCH_BREAK between them."""
-    if '\\n"' not in text:
+    JSON's other escapes are read as `unescaped` reads them (not `\\uXXXX`). Two arrays (a
+    cell's source, then its output's) are read with STRETCH_BREAK between them, on a line
+    of its own."""
+    if '\\n",' not in text:
         return None
-    data = text.encode("utf-8", "surrogatepass")
-    ascii_only = len(data) == len(text)
-    at = [0, 0]  # a place in `data` and the same place in `text`
-
-    def chars(byte: int) -> int:  # the character at `byte`, the places asked in order
-        at[1] += len(data[at[0] : byte].decode("utf-8", "surrogatepass"))
-        at[0] = byte
-        return at[1]
-
     parts: list[str] = []
     origins = Origins()
     size = 0  # of the read text so far
-    stretch: list[tuple[int, int, int]] = []  # a run of string lines: content start, end, next
-    broken = 0  # the stretches read whose lines end in an escaped line break
-
-    def flush() -> None:
-        nonlocal size, broken
-        if len(stretch) >= 2 and any(ends for _, _, ends in stretch):
-            broken += 1
-            if parts:  # no rule reads from one array's last line into the next's first
-                parts.append(STRETCH_BREAK)
-                size += len(STRETCH_BREAK)
-            for i, (start, end, _) in enumerate(stretch):
-                a, b = (start, end) if ascii_only else (chars(start), chars(end))
-                if i:  # the line break that ended the string before: its escape's place
-                    parts.append("\n")
-                    size += 1
-                origins.shift_from(size, a - size)
-                parts.append(text[a:b])
-                size += b - a
-        stretch.clear()
-
-    pos = last_end = 0
-    left = len(data) if most is None else most  # bytes, at least as many as characters
-    for _ in range(MAX_STRING_LINES):
-        found = search_spans(_STRING_LINE, data, pos)
-        if found is None:
-            break
-        (line_start, pos), (start, end) = found
-        left -= end - start + len(STRETCH_BREAK)
-        if left < 0:
-            break
-        # an escaped line break, not an escaped backslash then an n (JSON's `C:\\new`)
-        ends = data.endswith(b"\\n", start, end) and _escapes(data, start, end - 1)
-        if stretch and line_start != last_end + 1:
-            flush()
-        stretch.append((start, end - 2 if ends else end, ends))
-        last_end = pos
-    flush()
-    if not broken:
+    for lines in _string_arrays(text, len(text) if most is None else most):
+        if parts:  # no rule reads from one array's last line into the next's first:
+            parts.append("\n" + STRETCH_BREAK)  # the break alone on its line
+            size += 1 + len(STRETCH_BREAK)
+        for i, (start, end) in enumerate(lines):
+            if i:  # the line break that ended the string before: its escape's place
+                parts.append("\n")
+                size += 1
+            origins.shift_from(size, start - size)
+            parts.append(text[start:end])
+            size += end - start
+    if not parts:
         return None
     read = "".join(parts)
     if "\\" not in read:
@@ -405,11 +371,66 @@ def string_lines(text: str, most: int | None = None) -> tuple[str, Origins] | No
     return inner[0], _Then(origins, inner[1], len(read))
 
 
-def _escapes(data: bytes, start: int, at: int) -> bool:
-    """Whether the backslash before `at` (after `start`) escapes the character at `at`: an
-    odd run of backslashes ends there."""
-    run = at - len(data[start:at].rstrip(b"\\")) - start
-    return run % 2 == 1
+def _string_arrays(text: str, left: int) -> Iterator[list[tuple[int, int]]]:
+    """The arrays of string lines in `text`: for each, the (start, end) of each line's
+    string, less the escaped line break that ends it; two lines or more, one of them
+    ending so. At most MAX_STRING_LINES lines looked at, of `left` characters in all.
+
+    An array is found by its first line's end (`\\n",`: str.find, no copy of the text to
+    UTF-8), then read line by line to the first line that is no string."""
+    stretch: list[tuple[int, int, bool]] = []
+    pos = looked = 0
+    while looked < MAX_STRING_LINES:
+        looked += 1
+        if not stretch:  # on to the next array's first line
+            mark = text.find('\\n",', pos)
+            if mark < 0:
+                break
+            pos = max(pos, text.rfind("\n", 0, mark) + 1)
+        line_end = text.find("\n", pos)
+        if line_end < 0:
+            line_end = len(text)
+        string = _string_of(text, pos, line_end)
+        if string is None:  # the array, if any, ended on the line before
+            yield from _an_array(stretch)
+            stretch = []
+            pos = line_end + 1
+            continue
+        start, end, _ = string
+        left -= end - start + 1 + len(STRETCH_BREAK)
+        if left < 0:
+            break
+        stretch.append(string)
+        pos = line_end + 1
+        if pos > len(text):
+            break
+    yield from _an_array(stretch)
+
+
+def _an_array(stretch: list[tuple[int, int, bool]]) -> Iterator[list[tuple[int, int]]]:
+    """The run of string lines as an array's lines: two or more, one ending in an escaped
+    line break; else nothing."""
+    if len(stretch) >= 2 and any(ends for _, _, ends in stretch):
+        yield [(start, end) for start, end, _ in stretch]
+
+
+def _string_of(text: str, start: int, end: int) -> tuple[int, int, bool] | None:
+    """Where the string that `text[start:end]` is, a line of a JSON array, holds its text
+    (less an escaped line break at its end, and whether there was one); None if the line is
+    no such string (a key and its value, a bracket, two strings)."""
+    line = text[start:end]
+    body = line.lstrip(" \t")
+    tail = body.rstrip(" \t\r")
+    tail = tail.removesuffix(",").rstrip(" \t") if tail.endswith(",") else tail
+    if len(tail) < 2 or not tail.startswith('"') or not tail.endswith('"'):
+        return None
+    inner = tail[1:-1]
+    if search_spans(_JSON_STRING_BODY, inner.encode("utf-8", "surrogatepass"), 0) is None:
+        return None
+    first = start + len(line) - len(body) + 1
+    last = first + len(inner)
+    ends = inner.endswith("\\n") and (len(inner) - len(inner[:-1].rstrip("\\")) - 1) % 2 == 1
+    return (first, last - 2 if ends else last, ends)
 
 
 class _Then(Origins):
@@ -429,11 +450,13 @@ class _Then(Origins):
         return self._first.span(self._second.span(span, self._size), size)
 
 
-# A line that is one string of a JSON array, and a comma after it but for the array's last:
-# indented, then quoted, JSON's escapes inside. Its group: what the string holds.
-_STRING_LINE = re2.compile(rb'(?m)^[ \t]*"((?:[^"\\\n]|\\[^\n])*)",?[ \t]*\r?$')
-# The string lines read again, at most: a notebook of a few hundred cells' lines.
-MAX_STRING_LINES = 4_000
+# What a JSON string holds between its quotes: no quote but an escaped one (`_string_of`
+# reads a line of an array, indented, quoted, and a comma after it but for the last).
+_JSON_STRING_BODY = re2.compile(rb'^(?:[^"\\]|\\.)*$')
+# The lines looked at for arrays of strings, at most: a notebook of a few hundred cells'
+# lines. Each is a Python step, and what they hold is read again: 1 MB of them outside ASCII
+# took 120 ms to scan with 4,000 (review 28).
+MAX_STRING_LINES = 2_000
 
 # A line's start that is a tool's line number (up to ten blanks, up to seven digits, then a
 # tab, an arrow, or blanks and a bar and the blank after it), or a UTC time stamp and a

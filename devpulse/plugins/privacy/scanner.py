@@ -366,11 +366,11 @@ class Scanner:
         fullwidth digit as a digit, a zero-width space as nothing). Lines that hold an
         escaped document (`plain.unescaped`: `{\\"password\\": ...}` in a JSON string) are
         read a second time with their escapes read, and lines that hold URL encoding
-        (`plain.url_decoded`: `email=jane%40example.com`) with theirs, a notebook's arrays
-        of lines as the lines they hold (`plain.string_lines`), numbered lines without their
-        numbers, and a text with NULs without them (`plain.without_nuls`: UTF-16 read as
-        UTF-8); what that finds where the first reading found nothing is added. The spans
-        are `text`'s.
+        (`plain.url_decoded`: `email=jane%40example.com`) with theirs, numbered lines
+        without their numbers, a text with NULs without them (`plain.without_nuls`: UTF-16
+        read as UTF-8), and last a notebook's arrays of lines as the lines they hold
+        (`plain.string_lines`); what that finds where the first reading found nothing is
+        added. The spans are `text`'s.
         """
         if not self._built:
             self._build()
@@ -379,10 +379,12 @@ class Scanner:
         left = max(REREAD_TIMES * len(text), REREAD_CHARS)  # what the readings may read
         readings: tuple[Callable[[str], tuple[str, Origins] | None], ...] = (
             unescaped,
-            lambda source: string_lines(source, left),  # as much as the readings have left
             url_decoded,
             without_gutters,
             without_nuls,
+            # last, with what the others left: it reads lines `unescaped` has read once,
+            # and must not crowd out what only another reading sees (review 28)
+            lambda source: string_lines(source, left),
         )
         for decoded in readings:
             chain: list[tuple[Origins, int]] = []  # each reading, and the size of what it read
@@ -541,6 +543,7 @@ class Scanner:
         """
         budget = scan_budget(len(data))
         workers = scan_workers.for_text(data)
+        headers: dict[tuple[int, bytes], int] = {}  # the tables' headers, for every rule
         ahead: collections.deque[Future[tuple[list[Hit], int]]] = collections.deque()
         queued = 0  # order[:queued] have run or are running
         try:
@@ -553,7 +556,9 @@ class Scanner:
                 ):
                     rule = self._rules[order[queued]]
                     try:
-                        job = workers.submit(self._run, rule, data, MAX_CANDIDATES_PER_RULE)
+                        job = workers.submit(
+                            self._run, rule, data, MAX_CANDIDATES_PER_RULE, headers
+                        )
                     except RuntimeError:  # shut down: the interpreter is exiting
                         workers = None
                         break
@@ -563,7 +568,7 @@ class Scanner:
                     hits, examined = ahead.popleft().result()
                 else:
                     allowance = min(MAX_CANDIDATES_PER_RULE, budget)
-                    hits, examined = self._run(self._rules[index], data, allowance)
+                    hits, examined = self._run(self._rules[index], data, allowance, headers)
                     queued = position + 1
                 budget -= examined
                 yield index, hits
@@ -571,7 +576,13 @@ class Scanner:
             for job in ahead:  # an error, or a close before the last rule
                 job.cancel()
 
-    def _run(self, rule: CompiledRule, data: bytes, allowance: int) -> tuple[list[Hit], int]:
+    def _run(
+        self,
+        rule: CompiledRule,
+        data: bytes,
+        allowance: int,
+        headers: dict[tuple[int, bytes], int] | None = None,
+    ) -> tuple[list[Hit], int]:
         """The rule's accepted hits in `data`, with byte offsets, and how many candidates it
         judged: at most `allowance` (or the rule's own max_candidates, if fewer), past which
         the rest is one unverified hit (none for a rule with quiet_overflow)."""
@@ -590,7 +601,8 @@ class Scanner:
         # counts as a candidate.
         verdicts: dict[bytes, bool] = {}
         labelled = 0
-        headers: dict[tuple[int, bytes], int] = {}  # in_column's: a row's line, its header's
+        if headers is None:  # in_column's: a row's line, its header's (one map a scan)
+            headers = {}
         for match_start, start, end in _spans(rule, data, first):
             if examined == allowance and rule.rule.quiet_overflow:
                 break
@@ -870,7 +882,7 @@ def in_column(
         name = header[data.count(delimiter, line_start, start)].strip().strip(b"\"'")
         return found_in(names, name)
     if _ALIGNED_GAP in line.strip(b" \t"):
-        column = _aligned_column(data, line_start, start - line_start, end - line_start, headers)
+        column = _aligned_column(data, line_start, line, start - line_start, headers)
         return column is not None and found_in(names, column)
     return False
 
@@ -881,14 +893,18 @@ def _table_top(
     key: bytes,
     is_row: Callable[[int, int], bool],
     headers: dict[tuple[int, bytes], int],
+    most: int | None = None,
 ) -> int:
     """Where the first line of the run of lines that end at `line_start`'s and are rows of
     one table (`is_row(start, end)` of each line above) starts, looking up to
-    COLUMN_HEADER_BYTES above. `headers` keeps it, under `key`, for each row walked."""
+    COLUMN_HEADER_BYTES above and `most` lines (where given). `headers` keeps it, under
+    `key`, for each row walked; a walk that ends at a row walked before takes its top."""
     floor = max(0, line_start - COLUMN_HEADER_BYTES)
-    walked = []
+    walked: list[int] = []
     top = line_start
     while (known := headers.get((top, key))) is None and top > floor:
+        if most is not None and len(walked) >= most:
+            break  # a walk's rows are bounded: the top is the last one walked
         above = data.rfind(b"\n", floor, top - 1) + 1
         if above == 0 and floor > 0:
             break  # the line above starts before the window
@@ -908,49 +924,64 @@ def _table_top(
 # get`, `docker images`): two blanks or more; a cell's own words are one blank apart
 # (`CREATED AT`, `IMAGE ID`).
 _ALIGNED_GAP = b"  "
+# The rows above a value that one walk reads for its aligned table's header, at most (a
+# walk that meets a row walked before takes its header): one Python step a row, and a
+# megabyte of rows with a value every few kilobytes walked them all (review 28).
+ALIGNED_HEADER_LINES = 100
 
 
 def _aligned_column(
-    data: bytes, line_start: int, start: int, end: int, headers: dict[tuple[int, bytes], int]
+    data: bytes, line_start: int, line: bytes, at: int, headers: dict[tuple[int, bytes], int]
 ) -> bytes | None:
-    """The name of the column of an aligned table (its cells set apart by two blanks or
-    more) whose cell starts where the value at columns `start`-`end` of the row at
-    `line_start` starts, as a left-aligned listing has it, or ends where it ends (numbers,
-    right-aligned); None if the row is its table's first or no cell of the header lines up.
+    """The name of the column of an aligned table whose cell in the row `line` (at
+    `line_start`) holds the value at column `at`; None if the row is its table's first, or
+    if no header lines up with it.
 
-    The header is the first of the lines above, up to COLUMN_HEADER_BYTES, that run on to
-    the row with no blank line and two cells or more each (a command's line above the
-    listing has one). Columns count bytes: a row outside ASCII is read as no table's."""
+    The header is the first of the lines above (up to COLUMN_HEADER_BYTES and
+    ALIGNED_HEADER_LINES) that run on to the row in its layout: as many cells, two blanks or
+    more apart, each starting where the row's does (a left-aligned listing: fly, kubectl,
+    docker) or ending where it ends (right-aligned numbers). A line above whose cells fall
+    elsewhere ends the table (review 28). Columns count bytes: a row outside ASCII is read
+    as none."""
+    cells = _aligned_cells(line)
+    if len(cells) < 2 or not line.isascii():
+        return None
 
-    def is_row(a: int, b: int) -> bool:
-        return _ALIGNED_GAP in data[a:b].strip(b" \t\r")
+    def is_row(a: int, b: int) -> bool:  # the row's layout: each cell lines up with its own
+        return _lined_up(_aligned_cells(data[a:b]), cells)
 
-    top = _table_top(data, line_start, _ALIGNED_GAP, is_row, headers)
+    key = b",".join(b"%d" % start for start, _ in cells)  # one walk a layout
+    top = _table_top(data, line_start, key, is_row, headers, ALIGNED_HEADER_LINES)
     header_end = data.find(b"\n", top, line_start)
     if top == line_start or header_end - top > MAX_ROW_BYTES:
         return None
     header = data[top:header_end].rstrip(b"\r")
-    if not header.isascii() or not data[line_start : line_start + end].isascii():
+    names = _aligned_cells(header)
+    if not header.isascii() or not _lined_up(names, cells):
         return None
-    if start < len(header) and header[start] not in b" \t" and _gap_before(header, start):
-        stop = header.find(_ALIGNED_GAP, start)  # a cell that starts where the value does
-        return header[start : len(header) if stop < 0 else stop].rstrip()
-    if end <= len(header) and header[end - 1] not in b" \t" and _gap_after(header, end):
-        begin = header.rfind(_ALIGNED_GAP, 0, end)  # one that ends where the value does
-        return header[0 if begin < 0 else begin + 2 : end].lstrip()
-    return None
+    column = next((i for i, (a, b) in enumerate(cells) if a <= at < b), None)
+    return None if column is None else header[slice(*names[column])]
 
 
-def _gap_before(line: bytes, at: int) -> bool:
-    """Whether a cell may start at `at`: the line's start, or two blanks before it."""
-    return at == 0 or (line[at - 1] in b" \t" and (at == 1 or line[at - 2] in b" \t"))
-
-
-def _gap_after(line: bytes, at: int) -> bool:
-    """Whether a cell may end at `at`: the line's end, or two blanks after it."""
-    return at == len(line) or (
-        line[at] in b" \t" and (at + 1 == len(line) or line[at + 1] in b" \t")
+def _lined_up(cells: list[tuple[int, int]], row: list[tuple[int, int]]) -> bool:
+    """Whether `cells` line up with the `row`'s, one for one: each starts where its own does
+    or ends where it ends."""
+    return len(cells) == len(row) and all(
+        a == start or b == end for (a, b), (start, end) in zip(cells, row, strict=True)
     )
+
+
+def _aligned_cells(line: bytes) -> list[tuple[int, int]]:
+    """The spans of `line`'s cells, set apart by two blanks or more (a cell's own words by
+    one: `CREATED AT`)."""
+    cells: list[tuple[int, int]] = []
+    at = 0
+    for piece in line.rstrip().split(_ALIGNED_GAP):
+        if piece.strip():
+            start = at + len(piece) - len(piece.lstrip())
+            cells.append((start, at + len(piece.rstrip())))
+        at += len(piece) + len(_ALIGNED_GAP)
+    return cells
 
 
 def _labelled_otherwise(not_after: re2._Regexp, data: bytes, start: int) -> bool:

@@ -552,6 +552,10 @@ def test_a_variable_before_a_urls_host_is_no_address(scanner: Scanner) -> None:
     assert not pii_rules(scanner, text)
     assert not pii_rules(scanner, "curl https://ci:$${CI_PASS}@ci.acme.io/x")
     assert "email-address" in pii_rules(scanner, "mail $5 to ana.silva@studio.com.br")
+    # a person's address after a $ is one still, and whole (review 28)
+    assert "email-address" in pii_rules(scanner, "owner=$maria.gonzalez@globalmail.net")
+    text = "Rückfragen an $jürgen.müller@beispiel.de"
+    assert [text[slice(*f.span)] for f in scanner.scan(text)] == ["jürgen.müller@beispiel.de"]
 
 
 def test_an_image_named_for_its_pixel_density_is_no_address(scanner: Scanner) -> None:
@@ -1734,6 +1738,22 @@ def test_a_dataframes_personal_column_is_read_under_its_name(
     assert [text[slice(*f.span)] for f in found] == values
 
 
+def test_a_notebooks_last_line_of_an_array_is_a_line_of_its_own(scanner: Scanner) -> None:
+    """Jupyter ends an array's last string with no line break: the DataFrame's last row is
+    read whole though another cell's source follows (review 28)."""
+    rows = [("Haruto Ahmadi", "1957-04-28"), ("Zainab Brown", "1959-05-23")]
+    frame = [f"   {'patient_name':>13}  {'dob':>10}\n"]
+    frame += [f"{i}  {name:>13}  {dob:>10}\n" for i, (name, dob) in enumerate(rows)]
+    frame[-1] = frame[-1].rstrip("\n")
+    cells = [
+        {"outputs": [{"data": {"text/plain": frame}}], "source": ["df.head()"]},
+        {"outputs": [], "source": ["import os\n", "print(1)"]},
+    ]
+    text = json.dumps({"cells": cells}, indent=1)
+    found = [text[slice(*f.span)] for f in scanner.scan(text) if f.category == "pii"]
+    assert found == ["1957-04-28", "1959-05-23"]
+
+
 def test_a_dataframe_a_notebook_printed_is_read_under_its_name(scanner: Scanner) -> None:
     """A notebook (.ipynb) keeps an output's text as a JSON array of lines: the DataFrame
     is read as pandas printed it, and each finding stands on the date in the notebook."""
@@ -2076,6 +2096,9 @@ def test_a_number_in_a_part_or_an_order_column_is_no_phone(scanner: Scanner, tex
         "order_no;name;phone\n4155550132;Ana;020 7946 0958\n",  # the next column over
         "020 7946 0958\tBob\n",  # no header above the row
         "NAME      PHONE          QTY\nBob Lane  020 7946 0958  1\n",  # an aligned one
+        # a line above whose cells fall elsewhere is no header (review 28)
+        "CUSTOMER  TRACKING NO\nJane Roe     (415) 555-2671   sent\n",
+        "Owner  TRACKING NO\n" + "note  see the runbook\n" * 5 + "call  (415) 555-2671\n",
         "$ list-parts\nvalve     020 7946 0958   4\n",  # a command's line is no header
     ],
 )

@@ -321,7 +321,7 @@ def test_string_lines_reads_each_array_of_lines_as_its_lines(arrays, indent) -> 
         return
     assert view is not None
     read, origins = view
-    assert read == plain.STRETCH_BREAK.join("\n".join(lines) for lines in read_arrays)
+    assert read == ("\n" + plain.STRETCH_BREAK).join("\n".join(lines) for lines in read_arrays)
     at = 0
     for i, lines in enumerate(read_arrays):
         for j, line in enumerate(lines):
@@ -329,7 +329,7 @@ def test_string_lines_reads_each_array_of_lines_as_its_lines(arrays, indent) -> 
                 start, end = origins.span((at, at + len(line)), len(text))
                 assert text[start:end] == json.dumps(line, ensure_ascii=False)[1:-1]
             at += len(line) + (1 if j < len(lines) - 1 else 0)
-        at += len(plain.STRETCH_BREAK) if i < len(read_arrays) - 1 else 0
+        at += 1 + len(plain.STRETCH_BREAK) if i < len(read_arrays) - 1 else 0
 
 
 @pytest.mark.parametrize(

@@ -132,6 +132,11 @@ POSITIVES = [
     ("assigned-credential", "export SERVICE_TOKEN=Xk29fPq7Lm3vRt8Z"),
     # a $ and capitals, then an @: a password, not a variable before a URL's host
     ("assigned-credential", 'password = "$UPER@dmin1x"'),
+    ("assigned-credential", "smtp_password: $PRING@Time.99"),
+    ("assigned-credential", 'DB_PASSWORD="$ECRET@Home.2024"'),
+    # $$ and no variable's name in capitals: a password that starts so
+    ("assigned-credential", "export DB_PASS=$$Kx9mQ2vL7pRt"),
+    ("credentials-in-url", "mysql://root:$$Secr3tPw@db.example.com/db"),
     ("email-address", "Please reply to maria.gonzalez@globalmail.net by Friday."),
     ("phone-e164", "Call me on +44 20 7946 0958 after lunch."),
     ("phone-national", "Her number is (415) 555-2671."),
@@ -696,6 +701,9 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    # a package named hvs: a class's name, words (review 28)
+    "import org.example.hvs.HighVoltageSystemAdapter;",
+    "see src/main/java/com/acme/hvs.ConfigurationManager1234",
     "user alice, pass everything through the proxy",
     '{"name": "_ga", "value": "GA1.2.1234567890.1712345678"}',
     '{"name": "csrftoken", "value": "bl9uk5eqtv36x2h1drpaezult3m5fj16"}',
@@ -1202,6 +1210,22 @@ def test_a_long_text_is_read_again_at_most_its_size(
     assert len(sizes) == 1 + readings
     most = scanner_module.REREAD_TIMES * len(text)
     assert sum(sizes[1:]) <= max(most, scanner_module.REREAD_CHARS)
+
+
+def test_a_notebooks_lines_leave_the_other_readings_their_budget(scanner: Scanner) -> None:
+    """The notebook's reading comes last: its lines, which the unescaped reading has read
+    once, do not crowd out a numbered listing's or a UTF-16 text's reading (review 28)."""
+
+    def notebook(lines: int) -> str:
+        body = "".join(f'  "step {i:05d} done, all good here\\n",\n' for i in range(lines))
+        return ' "text": [\n' + body + '  "end"\n ],\n'
+
+    listing = "     1→full_name,passport_no\n" + "".join(
+        f"{i + 2:6d}→Customer {i:03d},K{8421973 + i * 7919:07d}\n" for i in range(60)
+    )
+    utf16 = "password=Vt9#mK2pL7qR\n".encode("utf-16-le").decode("latin-1")
+    for head, tail in ((notebook(3300), listing), (notebook(1500), utf16)):
+        assert [f for f in scanner.scan(head + tail) if f.span[0] >= len(head)]
 
 
 @pytest.mark.parametrize(
@@ -2916,6 +2940,8 @@ def test_a_password_after_a_user_on_a_command_line_is_found(
     [
         "docker run -u 1000 -p 8080:80 nginx",
         "docker run -p8080:80 -p127.0.0.1:9443:443 nginx",
+        "docker run -pHOST1:8080 nginx",  # a host and a port, a setting (review 28)
+        "./configure.sh -pIPv6=true",
         "dotnet build -p:Version=1.2.3 -pConfiguration=Release",
         "javac -proc:none -processorpath=lib/X1.jar Main.java",
         "mysql -u root -p my_database",
