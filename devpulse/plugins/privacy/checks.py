@@ -33,7 +33,7 @@ PLACEHOLDER = re2.compile(
                 r"^(?:your|my|insert|enter|put|replace|add|paste|fill|some|the|a)[-_ ]",
                 # kubectl config view: DATA+OMITTED; a log's eyJhbGciOiJIUzI1NiJ9.[truncated]
                 r"(?:^|[^a-z0-9])(?:example|placeholder|changeme|change[-_]me|dummy|redacted"
-                r"|sample|fake|omitted|truncated|snipped|elided)(?:[^a-z0-9]|$)",
+                r"|sample|fake|omitted)(?:[^a-z0-9]|$)|\[(?:truncated|snipped|elided)(?:\]|$)",
                 r"example(?:key)?$",
                 # EXAMPLE in capitals opening the value or a part of it after a separator,
                 # whatever follows (`EXAMPLEKEY123`, `sk_live_EXAMPLE000`): a random token's
@@ -1709,18 +1709,13 @@ _SEED_TEMPLATE_WORDS = (
 
 
 def vault_token(value: str) -> bool:
-    """A Vault token: a short one (hvs. and 24) is random, so it mixes a digit, a capital
-    and a lower-case letter, and runs no words together (a package's class,
+    """A Vault token: a short one (hvs. and 24) is random, so it mixes two kinds of
+    character at least and runs no words together (a package's class,
     hvs.HighVoltageSystemAdapter, is words)."""
     if len(value) != len("hvs.") + 24:
         return True  # a long one's entropy is its rule's to judge
     rest = value[4:]
-    return (
-        any(c.isdigit() for c in rest)
-        and any(c.isupper() for c in rest)
-        and any(c.islower() for c in rest)
-        and _CAMEL_WORDS not in _shapes(rest.rstrip(string.digits))  # ...Manager1234
-    )
+    return char_classes(rest) >= 2 and _CAMEL_WORDS not in _shapes(rest.rstrip(string.digits))
 
 
 def attached_password(value: str) -> bool:

@@ -158,7 +158,8 @@ SETTER_CALL = TwoPass.compile(
 DSL_CALL = TwoPass.compile(
     (
         rf"(?m:^)[ \t]*(?P<name>[\w$]*{_NAME_WORD}[\w$]*)[ \t]+"
-        r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\"|'(?P<sq>[^'\n]+)')[ \t]*;?[ \t]*(?m:\r?$)"
+        r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\"|'(?P<sq>[^'\n]+)')[ \t]*;?[ \t]*"
+        r"(?:(?://|#)[^\n]*)?(?m:\r?$)"  # a comment may end the line
     ).encode()
 )
 # `setx API_KEY "..."` (Windows), `set -gx API_KEY ...` (fish), `#define API_KEY "..."` (C's
@@ -1260,8 +1261,10 @@ def _element_text(pattern: TwoPass) -> Reader:
                 continue
             value = _text(data, value_span)
             name = _text(data, name_span)
+            words = found_in(_DOTTED_WORDS, value.encode("utf-8", "surrogatepass"))
             if name == "key" and (
-                (value.isascii() and value.isalpha()) or _plist_value_after(data, value_span[1])
+                (value.isascii() and value.isalpha())
+                or (words and _plist_value_after(data, value_span[1]))
             ):
                 continue  # a property list's <key>: an entry's name (CFBundleURLTypes)
             if _named_value(name, value):
@@ -1270,6 +1273,9 @@ def _element_text(pattern: TwoPass) -> Reader:
     return read
 
 
+# A property list's key that is words joined by dots or dashes (`aps-environment`,
+# `com.apple.developer.associated-domains`): an entry's name; a token in its place is read.
+_DOTTED_WORDS = re2.compile(rb"^[a-z][a-z0-9]*(?:[.-][a-z][a-z0-9]*)+$")
 # The elements that hold a property list's values: what follows each <key>.
 _PLIST_VALUES: tuple[bytes, ...] = (b"<string", b"<array", b"<dict", b"<true", b"<false")
 _PLIST_VALUES += (b"<integer", b"<real", b"<data", b"<date")

@@ -950,7 +950,9 @@ def _aligned_column(
     def is_row(a: int, b: int) -> bool:  # the row's layout: each cell lines up with its own
         return _lined_up(_aligned_cells(data[a:b]), cells)
 
-    key = b",".join(b"%d" % start for start, _ in cells)  # one walk a layout
+    # one walk a table: right-aligned numbers vary a row's starts, not its cells' count; a
+    # header met so that does not line up with this row's layout is none (below)
+    key = _ALIGNED_GAP + bytes([min(len(cells), 255)])
     top = _table_top(data, line_start, key, is_row, headers, ALIGNED_HEADER_LINES)
     header_end = data.find(b"\n", top, line_start)
     if top == line_start or header_end - top > MAX_ROW_BYTES:

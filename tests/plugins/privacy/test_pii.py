@@ -530,6 +530,27 @@ def test_an_escapes_letter_starts_no_address(scanner: Scanner) -> None:
     assert [text[slice(*f.span)] for f in found] == ["jane.doe@gmail.com"]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "C:\\Users\\jsmith\\Outlook\\john.smith@contoso.com.ost",  # a Windows path
+        "login as CORP\\maria.gonzalez@corp-mail.com",
+        '{"path": "C:\\\\Users\\\\maria.gonzalez@corp-mail.com"}',  # the same, in JSON
+        "cc=$Maria.Gonzalez@globalmail.net",  # a $, then a capital and lower case: a name
+        "reach maria.ops@gmail.com or anna.team@outlook.com",  # a person's, not a team's
+    ],
+)
+def test_an_address_after_a_backslash_or_a_dollar_is_read(scanner: Scanner, text: str) -> None:
+    """Review 29: only an escape's letter (n, r, t) after a backslash, and a variable's
+    capitals after a $, start no address."""
+    assert {"email-address", "email-address-intl"} & pii_rules(scanner, text)
+
+
+def test_an_address_outside_ascii_after_a_backslash_is_read_whole(scanner: Scanner) -> None:
+    text = "CORP\\jürgen.müller@beispiel.de"
+    assert [text[slice(*f.span)] for f in scanner.scan(text)] == ["jürgen.müller@beispiel.de"]
+
+
 def test_a_mail_id_is_no_address_in_either_rule(scanner: Scanner) -> None:
     text = "Subject: Re: Tracking — missing\nMessage-ID: <9a390d2d-6402@mail.parcelry.com>\n"
     assert not pii_rules(scanner, text)
@@ -2056,6 +2077,9 @@ def test_a_number_under_an_ids_key_is_no_phone(scanner: Scanner) -> None:
     for text in ('{"group_id": 19109707410}', '"requesterId": 19109707410,'):
         assert "phone-national" not in pii_rules(scanner, text)
     assert "phone-national" in pii_rules(scanner, '{"phone": 19109707410}')
+    # ids whose value is a phone: a caller's, WhatsApp's (review 29)
+    for text in ('{"caller_id": 19109707410}', '"callerId": 19109707410', '"wa_id": 14155552671'):
+        assert "phone-national" in pii_rules(scanner, text)
 
 
 def test_an_address_labelled_a_companys_office_is_no_ones(scanner: Scanner) -> None:

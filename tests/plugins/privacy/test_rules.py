@@ -334,6 +334,18 @@ POSITIVES = [
     # a : or = inside, after a capital and a digit (Jenkins' console, a build parameter)
     ("cli-password-flag", "+ mysql -h db -u deploy -pFBgzYPryik7zxN=f01--2cQ^dr -e 'source m.sql'"),
     ("cli-user-then-password", "Run `mysql -u root -p Mosaic1983!juniper` to connect."),
+    # a placeholder's word inside a password, and a value a log cut (review 29)
+    ("assigned-credential", 'password = "Truncated!2024x"'),
+    ("assigned-credential", 'db_password: "Xk9mQ2vL7pRtZ (truncated)"'),
+    # a property list's <key> whose text is a key, a value element after it
+    ("aws-access-key-id", "<key>AKIAQ3EGT7XLUMN5BW2K</key>\n<date>2024-01-01T00:00:00Z</date>"),
+    # a DSL call with a comment after it; a short Vault token with no digit
+    ("assigned-credential", "        storePassword 'fkzzI2-ij7S9P-v4U!03ro' // release key"),
+    ("vault-token", "debug: using hvs.MsmPUbOTWzxlPUEKOYVLeAAu"),
+    (
+        "session-cookie-set",
+        '{"name": "sessionid", "httpOnly": true, "path": "/", "value": "bl9uk5eqtv36x2h1drpaez"}',
+    ),
     # a user, then pw and the password, in a note
     (
         "user-then-password-in-prose",
