@@ -91,6 +91,10 @@ PLACEHOLDER = re2.compile(
                 r"|adgangskode|has(?:ł|l)o|salasana|пароль|parola|ş(?:i|İ)fre|sifre|mật khẩu"
                 r"|密码|密碼|パスワード|비밀번호|암호)$",
                 r"^\[?(?:string|int|float|boolean|id)!?\]?!?$",
+                # a date and a time, whole or cut at a colon (ISO 8601, as a listing prints
+                # one: `db-password  2024-12-30T10:44:45`), is when, not what
+                r"^\d{4}-\d\d-\d\d(?:[t ]\d\d(?::\d\d(?::\d\d(?:[.,]\d+)?)?)?)?"
+                r"(?:z|[+-]\d\d(?::?\d\d)?)?$",
                 r"^123456\d*$",
             )
         )

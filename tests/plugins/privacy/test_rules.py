@@ -713,6 +713,9 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    # a listing's date and time beside a secret's name: when, not what
+    "NAME          CREATED              POLICY\ndb-password   2024-12-30T10:44:45  automatic",
+    "password: 2024-12-30T10:44:45Z",
     # a package named hvs: a class's name, words (review 28)
     "import org.example.hvs.HighVoltageSystemAdapter;",
     "see src/main/java/com/acme/hvs.ConfigurationManager1234",
