@@ -212,7 +212,7 @@ def is_placeholder(value: str) -> bool:
     of one character, and for base64 that spells one of those (a Kubernetes Secret's data
     holds `${TOKEN}` and `changeme` so)."""
     core = json_unescaped(value.strip().strip("'\"`"))
-    if len(set(core)) <= 2 or _published(core):
+    if len(set(core)) <= 2 or published_key(core):
         return True
     return search_text(PLACEHOLDER, core) is not None or _spells_placeholder(core)
 
@@ -268,7 +268,7 @@ def _base64_text(core: str) -> str | None:
     return text if text.isprintable() else None
 
 
-def _published(core: str) -> bool:
+def published_key(core: str) -> bool:
     """A published key, or one with a character or two added or cut at its end (tests
     mutate AWS's example keys that way to check a scanner's allowlist), or a key public by
     design (pk_live_..., Supabase's anon key)."""
@@ -286,7 +286,7 @@ def _published(core: str) -> bool:
     return any(core[:size] in stems.get(size, ()) for size in range(len(core) - 4, len(core) + 1))
 
 
-# A value equal to a key starts as the key does, and the stems _published compares are at
+# A value equal to a key starts as the key does, and the stems published_key compares are at
 # least 16 characters long: a value whose first 16 start no key is none of them.
 _HEAD = 16
 
@@ -435,7 +435,7 @@ def _placeholder(core: str, shapes: Container[int]) -> bool:
         return is_placeholder(core)  # it judges a narrower value than the one read
     return (
         len(set(core)) <= 2
-        or _published(core)
+        or published_key(core)
         or _PLACEHOLDER in shapes
         or _spells_placeholder(core)
     )

@@ -62,8 +62,8 @@ from devpulse.plugins.privacy.checks import (
     names_no_key,
     password_value,
     public_prefix,
+    published_key,
     spaced_password,
-    supabase_anon_key,
     token_like,
 )
 from devpulse.plugins.privacy.spans import (
@@ -627,8 +627,8 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     if len(value) > MAX_PARSED_BYTES:
         value = value[:FIRST_PARSED_BYTES]
     value = json_unescaped(value)  # in a JSON string: `$DOCKERHUB_PASSWORD\n`, `\u00e9`
-    if value.startswith("eyJ") and supabase_anon_key(value):
-        return False  # public by design, whatever its name (rules.toml's [public_by_design])
+    if published_key(value):
+        return False  # whatever its name; judged before its public prefix is cut (eyJ...)
     # xoxp-, pypi-, SG.: the name says credential whatever the shape; judge the rest
     value = value[public_prefix(value) :]
     if value.startswith("\\$"):
@@ -1261,11 +1261,7 @@ def _element_text(pattern: TwoPass) -> Reader:
                 continue
             value = _text(data, value_span)
             name = _text(data, name_span)
-            words = found_in(_DOTTED_WORDS, value.encode("utf-8", "surrogatepass"))
-            if name == "key" and (
-                (value.isascii() and value.isalpha())
-                or (words and _plist_value_after(data, value_span[1]))
-            ):
+            if name == "key" and _plist_entry_name(data, value, value_span[1]):
                 continue  # a property list's <key>: an entry's name (CFBundleURLTypes)
             if _named_value(name, value):
                 yield Found("xml-element-credential", value_span[0], value_span[1], value)
@@ -1279,6 +1275,15 @@ _DOTTED_WORDS = re2.compile(rb"^[a-z][a-z0-9]*(?:[.-][a-z][a-z0-9]*)+$")
 # The elements that hold a property list's values: what follows each <key>.
 _PLIST_VALUES: tuple[bytes, ...] = (b"<string", b"<array", b"<dict", b"<true", b"<false")
 _PLIST_VALUES += (b"<integer", b"<real", b"<data", b"<date")
+
+
+def _plist_entry_name(data: bytes, value: str, end: int) -> bool:
+    """Whether a <key>'s text `value` (ending at `end`) names a property list's entry: a
+    word (CFBundleURLTypes), or words joined by dots or dashes with a value element after."""
+    if value.isascii() and value.isalpha():
+        return True
+    words = found_in(_DOTTED_WORDS, value.encode("utf-8", "surrogatepass"))
+    return words and _plist_value_after(data, end)
 
 
 def _plist_value_after(data: bytes, end: int) -> bool:
