@@ -129,7 +129,8 @@ XML_ELEMENT = TwoPass.compile(
 # `value: ...` on the next line, Spring Boot's failure report (`Property: app.api-token`, then
 # `Value: "..."`), JSON's `{"name": "password", "value": "..."}`, XML's
 # `<property name="password" value="..."/>`, CloudFormation's ParameterKey/ParameterValue,
-# the AWS CLI's SSM parameter (`"Name": "/prod/db/password", "Type": ..., "Value": ...`).
+# the AWS CLI's SSM parameter (`"Name": "/prod/db/password", "Type": ..., "Value": ...`),
+# az's Key Vault secret (`"name": "sql-admin-password", "tags": {}, "value": ...`).
 NAMED_PAIR = TwoPass.compile(
     (
         r"(?i:[\w]*(?:name|key|property))[\"']?[ \t]*[:=][ \t]*[\"']?"
@@ -138,7 +139,7 @@ NAMED_PAIR = TwoPass.compile(
         # next, then the value's field (no counted repeats here: they would multiply the
         # program that reads each match's groups, and a flood of matches then costs 50% more)
         r"(?:[ \t]*\r?\n?[ \t]*[\"']?[\w-]+[\"']?[ \t]*:[ \t]*"
-        r"(?:\"[^\"\n]*\"|'[^'\n]*'|[\w.-]+)[ \t]*,?){0,2}"
+        r"(?:\"[^\"\n]*\"|'[^'\n]*'|[\w.-]+|\{[^{}\n]*\}|\[[^\[\]\n]*\])[ \t]*,?){0,2}"
         r"(?:[ \t]*|[ \t]*\r?\n[ \t]*)"
         r"[\"']?(?i:[\w]*value)[\"']?[ \t]*[:=][ \t]*" + _VALUE
     ).encode()
@@ -298,10 +299,11 @@ SECRET_COMMAND = TwoPass.compile(
 # base64 -d`, `az keyvault secret show`, `gh auth token`, `heroku auth:token`, `cat` of a
 # file a secret's word names: /etc/chef/encrypted_data_bag_secret, db_password.txt). A prompt
 # may come first: anything up to a `$`, `#`, `>`, `%` or a zsh theme's arrow (U+276F,
-# U+279C) and a blank (`alice@laptop:~/proj$ `, `(venv) $ `, `PS C:\> `). cmd's `echo
+# U+279C) and a blank (`alice@laptop:~/proj$ `, `(venv) $ `, `PS C:\> `), or up to a
+# backtick (an agent's "Ran `CMD`", its output fenced on the next lines). cmd's `echo
 # %NAME%` too.
 PRINTED_SECRET = TwoPass.compile(
-    rb"(?m:^)[ \t]*(?:[^\r\n]*?[$#>%\x{276F}\x{279C}][ \t]+)?"
+    rb"(?m:^)[ \t]*(?:[^\r\n]*?(?:[$#>%\x{276F}\x{279C}][ \t]+|`))?"
     rb"(?:(?:(?:echo|Write-Output|Write-Host)[ \t]+(?:-n[ \t]+)?[\"']?(?:\$(?:\{|env:)?|%)"
     rb"|printenv[ \t]+|heroku[ \t]+config:get[ \t]+|doppler[ \t]+secrets[ \t]+get[ \t]+"
     rb"|aws[ \t]+configure[ \t]+get[ \t]+)(?P<name>[A-Za-z_][\w.]*)[^\r\n]*"
@@ -317,6 +319,8 @@ PRINTED_SECRET = TwoPass.compile(
     # a GitHub Actions log's lines between a step's command and its output: the shell it
     # ran in and the end of the step's header (`##[group]Run CMD`, CMD, `shell: ...`)
     rb")(?:\r?\n[ \t]*(?:shell:[ \t][^\r\n]*|##\[endgroup\]))?(?:\r?\n[ \t]*##\[endgroup\])?"
+    # an agent's transcript: the output in a fenced block under the command's line
+    rb"(?:\r?\n[ \t]*```[\w-]*[ \t]*)?"
     rb"\r?\n[ \t]*(?P<value>[^\s]+)[ \t]*(?m:$)"
 )
 

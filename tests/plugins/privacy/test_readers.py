@@ -112,6 +112,18 @@ def test_a_named_token_is_found_in_every_syntax(scanner: Scanner, text: str) -> 
     assert TOKEN in secret_spans(scanner, text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [  # az keyvault secret show: its keys in order, an empty or a flat object between
+        f'{{\n  "name": "sql-admin-password",\n  "tags": {{}},\n  "value": "{PASSWORD}"\n}}',
+        f'{{"name": "db-password", "tags": {{"env": "prod"}}, "value": "{PASSWORD}"}}',
+        f'{{"name": "db-password", "tags": ["a", "b"], "value": "{PASSWORD}"}}',
+    ],
+)
+def test_a_records_named_value_is_read_past_an_object_between(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text) == [PASSWORD]
+
+
 def test_a_value_that_is_a_scheme_and_a_token_is_judged_by_the_token(scanner: Scanner) -> None:
     """As a header sends it: the token after a credential's scheme is the finding."""
     key = base64.b64encode(RNG.randbytes(48)).decode()  # a base64 key: / and + within
@@ -1012,6 +1024,13 @@ SECRET_COMMANDS = [
         PASSWORD,
     ),
     (f"~/src \N{HEAVY ROUND-TIPPED RIGHTWARDS ARROW}  pass show prod/db\n{PASSWORD}", PASSWORD),
+    # an agent's transcript: the command in backticks, its output fenced below it
+    (f"Ran `echo $ZENROWS` (exit 0):\n```\n{LOWER_KEY}\n```", LOWER_KEY),
+    (
+        "Ran `kubectl get secret app -o jsonpath='{.data.DB_PASSWORD}' | base64 -d`\n"
+        f"```text\n{PASSWORD}\n```",
+        PASSWORD,
+    ),
 ]
 
 
@@ -1092,6 +1111,8 @@ def test_a_value_given_to_or_printed_by_a_secrets_command_is_one(
         "$ op read op://Private/Stripe/username\njane.doe@example.com",
         '$ gcloud secrets versions access latest --secret=config\n{"region": "eu"}',
         "run `echo $ZENROWS` to see it",  # the command, with no output after it
+        "Ran `echo $PATH`:\n```\n/usr/local/bin:/usr/bin:/bin\n```",
+        "Run `echo $ZENROWS`\n```\nthen restart the worker\n```",
         # review 15: a store's field that is no secret, piped into a digest, ids under names
         f"$ vault read -field=role_id auth/approle/role/app/role-id\n{UUID_KEY}",
         f"$ aws secretsmanager get-secret-value --secret-id prod/db --query VersionId\n{UUID_KEY}",
