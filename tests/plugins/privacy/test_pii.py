@@ -579,6 +579,21 @@ def test_a_variable_before_a_urls_host_is_no_address(scanner: Scanner) -> None:
     assert [text[slice(*f.span)] for f in scanner.scan(text)] == ["jürgen.müller@beispiel.de"]
 
 
+def test_a_persons_aws_session_named_by_their_address_is_read(scanner: Scanner) -> None:
+    """What `aws sts get-caller-identity` and CloudTrail print for an SSO user: the session
+    is named by the person's address, after the role id's `:` and the ARN's `/`."""
+    text = (
+        '"UserId": "AROAYSNTDIKST6UFCHJK4:marcus.okafor@lumenhq.com",\n"Arn": "arn:aws:sts::'
+        '996578560006:assumed-role/AWSReservedSSO_PowerUser_9ce4591306/ana.silva@lumenhq.com"'
+    )
+    found = [text[slice(*f.span)] for f in scanner.scan(text) if f.rule_id == "email-address"]
+    assert found == ["marcus.okafor@lumenhq.com", "ana.silva@lumenhq.com"]
+    # a machine's session, and a URL's user after `//` or `:`, are no one's
+    assert not pii_rules(scanner, "assumed-role/DeployRole/botocore-session-1720413069")
+    assert not pii_rules(scanner, "git clone ssh://git@github.com/acme/x.git")
+    assert not pii_rules(scanner, "remote: git:deploy@gitlab.com:acme/x.git")
+
+
 def test_an_image_named_for_its_pixel_density_is_no_address(scanner: Scanner) -> None:
     text = "src: icon@2x.png, url(hero@3x.jpg), logo@1.5x.webp, sprite@2x.SVG"
     assert not pii_rules(scanner, text)
