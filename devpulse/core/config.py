@@ -50,6 +50,7 @@ class PrivacyRule:
     quiet_overflow: bool = False  # past its allowance: stop, with no unverified finding
     not_after: str | None = None  # what the line before a value must not end with
     not_in_column: str | None = None  # a table column's name whose cells are not its values
+    not_under: str | None = None  # what the line a value is indented under must not match
     reference: str = "user rule"
 
 

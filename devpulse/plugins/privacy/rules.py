@@ -61,6 +61,7 @@ class CompiledRule:
     find: re2._Regexp | None = None  # with max_match_bytes: the pattern with no groups
     not_after: re2._Regexp | None = None  # anchored at the end of what it is given
     not_in_column: re2._Regexp | None = None  # a whole column name (scanner.in_column)
+    not_under: re2._Regexp | None = None  # searched in its parent line (scanner.under)
 
     @property
     def id(self) -> str:
@@ -222,6 +223,9 @@ def compile_rule(where: str, rule: PrivacyRule) -> CompiledRule:
         else None,
         not_in_column=compile_pattern(f"^(?:{rule.not_in_column})$", f"{where}.not_in_column")
         if rule.not_in_column is not None
+        else None,
+        not_under=compile_pattern(rule.not_under, f"{where}.not_under")
+        if rule.not_under is not None
         else None,
     )
 

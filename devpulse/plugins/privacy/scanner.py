@@ -603,6 +603,7 @@ class Scanner:
         labelled = 0
         if headers is None:  # in_column's: a row's line, its header's (one map a scan)
             headers = {}
+        blocks = Blocks()  # under's: the lines' parents walked, and what each parent says
         for match_start, start, end in _spans(rule, data, first):
             if examined == allowance and rule.rule.quiet_overflow:
                 break
@@ -623,10 +624,12 @@ class Scanner:
             if start < 0:
                 continue
             if (
-                rule.not_after is not None and _labelled_otherwise(rule.not_after, data, start)
-            ) or (
-                rule.not_in_column is not None
-                and in_column(rule.not_in_column, data, start, end, headers)
+                (rule.not_after is not None and _labelled_otherwise(rule.not_after, data, start))
+                or (
+                    rule.not_in_column is not None
+                    and in_column(rule.not_in_column, data, start, end, headers)
+                )
+                or (rule.not_under is not None and under(rule.not_under, data, start, blocks))
             ):
                 # "order_id": 4111...: the label says what the number is. For a rule that
                 # stops quietly, such a candidate costs no allowance (up to a bound of its
@@ -991,6 +994,103 @@ def _labelled_otherwise(not_after: re2._Regexp, data: bytes, start: int) -> bool
     line above's end too for a value that starts its line) ends the way the rule's
     `not_after` says a value of another kind is introduced."""
     return found_in(not_after, data[max(0, start - NOT_AFTER_BYTES) : start])
+
+
+# How far above a value its parent line is looked for (a rule's `not_under`): lines walked,
+# and the bytes of one line (a longer one is no block's: the walk stops there).
+PARENT_LINES = 256
+PARENT_LINE_BYTES = 4096
+
+
+class Blocks:
+    """What `under` learnt of one text: each line's parent (where it starts; -1 for none),
+    for the lines walked, and whether a rule's `not_under` is found in each parent line."""
+
+    __slots__ = ("named", "parents")
+
+    def __init__(self) -> None:
+        self.parents: dict[int, int] = {}
+        self.named: dict[int, bool] = {}
+
+
+def under(names: re2._Regexp, data: bytes, start: int, blocks: Blocks) -> bool:
+    """Whether the value at `start` stands on a line indented under one that `names` is
+    found in: its parent, the nearest line above indented less (a YAML mapping's key, a
+    JSON object's name, Podfile.lock's `SPEC CHECKSUMS:` over each pod's digest).
+
+    `blocks` keeps each line's parent, for the lines walked: a line's siblings above it
+    share it, so a block of a thousand values is walked once, not once a value."""
+    line_start = data.rfind(b"\n", max(0, start - PARENT_LINE_BYTES), start) + 1
+    if line_start == 0 and start > PARENT_LINE_BYTES:
+        return False
+    parent = _parent(data, line_start, blocks.parents)
+    if parent < 0:
+        return False
+    named = blocks.named.get(parent)
+    if named is None:
+        named = blocks.named[parent] = found_in(names, _line_at(data, parent))
+    return named
+
+
+def _line_at(data: bytes, at: int) -> bytes:
+    """The line that starts at `at`, without its end: PARENT_LINE_BYTES of it at most."""
+    end = data.find(b"\n", at, at + PARENT_LINE_BYTES)
+    return data[at : at + PARENT_LINE_BYTES if end < 0 else end].rstrip(b"\r")
+
+
+def _indent(line: bytes) -> int:
+    return len(line) - len(line.lstrip(b" \t"))
+
+
+def _parent(data: bytes, line_start: int, parents: dict[int, int]) -> int:
+    """Where the parent of the line at `line_start` starts (-1: none, the line is not
+    indented, or the walk ran past PARENT_LINES or into a line too long to be a block's).
+
+    A line indented deeper whose parent is known is jumped over to that parent: every line
+    between them is indented deeper still (and if it has none, neither has this line). So a
+    staircase of values, each its own walk, is walked once in all, not a line a step for
+    each. A walk that runs out finds none, and that is kept: a value is then judged as one
+    in no block is (the rule's finding stands)."""
+    known = parents.get(line_start)
+    if known is not None:
+        return known
+    indent = _indent(_line_at(data, line_start))
+    parent, siblings = -1, []
+    at = _line_above(data, line_start) if indent else -1
+    for _ in range(PARENT_LINES):
+        if at < 0:
+            break
+        line = _line_at(data, at)
+        if not line.strip():
+            at = _line_above(data, at)
+            continue
+        known = parents.get(at)
+        if _indent(line) < indent:
+            parent = at
+            break
+        if _indent(line) == indent:
+            if known is not None:
+                parent = known
+                break
+            siblings.append(at)
+        elif known is not None:
+            if known < 0:  # none found above it, indented less than it: nor less than this
+                break
+            at = known
+            continue
+        at = _line_above(data, at)
+    for line_at in (line_start, *siblings):
+        parents[line_at] = parent
+    return parent
+
+
+def _line_above(data: bytes, line_start: int) -> int:
+    """Where the line above the one at `line_start` starts: -1 at the text's top, or where
+    that line is longer than PARENT_LINE_BYTES."""
+    if line_start == 0:
+        return -1
+    above = data.rfind(b"\n", max(0, line_start - 1 - PARENT_LINE_BYTES), line_start - 1) + 1
+    return -1 if above == 0 and line_start - 1 > PARENT_LINE_BYTES else above
 
 
 def scan_budget(size: int) -> int:

@@ -47,6 +47,14 @@ def test_a_user_rule_can_pass_over_a_columns_cells() -> None:
     assert [f.rule_id for f in s.scan("ticket,owner\nACME-1234,ana\n")] == ["acme-ticket"]
 
 
+def test_a_user_rule_can_pass_over_a_blocks_values() -> None:
+    """`not_under`: a value on a line indented under one that names its block so is none."""
+    s = ticket_scanner(r"ACME-\d{4,}", not_under="(?i)^closed:")
+    assert [f.rule_id for f in s.scan("closed:\n  - ACME-1234\n  - ACME-2345\n")] == []
+    found = s.scan("closed:\n  - ACME-1234\nopen:\n  - ACME-2345\n")
+    assert [f.rule_id for f in found] == ["acme-ticket"]
+
+
 def test_a_user_rule_can_ask_what_precedes_a_match() -> None:
     s = ticket_scanner(r"ACME-\d{4,}", preceded_by="[\\s(]")
     assert [f.rule_id for f in s.scan("ACME-1234 (ACME-2345) xACME-3456 é ACME-4567")] == [
@@ -210,6 +218,10 @@ BAD_PRIVACY = [
     (
         {"rules": [{"id": "x", "category": "pii", "pattern": "a", "not_in_column": "("}]},
         "privacy.rules[0].not_in_column: not a valid RE2 pattern",
+    ),
+    (
+        {"rules": [{"id": "x", "category": "pii", "pattern": "a", "not_under": "a{2,1}"}]},
+        "privacy.rules[0].not_under: not a valid RE2 pattern",
     ),
     (
         {"rules": [{"id": "x", "category": "pii", "pattern": "a", "validator": "astrology"}]},

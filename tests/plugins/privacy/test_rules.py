@@ -2102,6 +2102,65 @@ def test_an_id_or_digest_prefix_then_hex_under_a_name_is_none(scanner: Scanner, 
         assert "secret" not in categories(scanner, template.format(value)), value
 
 
+PODS = ("Firebase", "Sentry", "KeychainAccess", "Mixpanel-swift")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [  # Podfile.lock: each pod's digest under SPEC CHECKSUMS, a pod's entry with children
+        "PODS:\n  - Sentry (8.25.0)\n\nSPEC CHECKSUMS:\n"
+        + "".join(f"  {pod}: {_own_hex(40)}\n" for pod in PODS)
+        + f"  Stripe:\n    - {_own_hex(8)}\n  Alamofire: {_own_hex(40)}\n",
+        # a JSON object of digests, and a YAML map of ids under a camelCase name
+        '{\n  "hashes": {\n' + "".join(f'    "{p}": "{_own_hex(64)}",\n' for p in PODS) + "  }\n}",
+        "projectIds:\n\n  mixpanel: " + _own_hex(32) + "\n  segment: " + _own_hex(32),
+    ],
+)
+def test_hex_in_a_block_named_for_digests_or_ids_is_none(scanner: Scanner, text: str) -> None:
+    """vendor-named-hex's not_under: the line a value is indented under names them all."""
+    assert "secret" not in categories(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [  # a block named for anything else, a block closed before the value, no block
+        f"vendors:\n  mixpanel: {_own_hex(32)}\n",
+        f"SPEC CHECKSUMS:\n  Sentry: {_own_hex(40)}\n\nkeys:\n  mixpanel: {_own_hex(32)}\n",
+        f'{{"hashes": {{"sentry": "x"}},\n  "keys": {{\n    "mixpanel": "{_own_hex(32)}"\n  }}}}',
+        f"SPEC CHECKSUMS:\nmixpanel: {_own_hex(32)}\n",  # not indented: under nothing
+        "checksums:\n" + "a" * 5000 + f"\n  mixpanel: {_own_hex(32)}\n",  # a line too long
+    ],
+)
+def test_hex_in_a_block_named_otherwise_is_still_a_key(scanner: Scanner, text: str) -> None:
+    assert "vendor-named-hex" in rule_ids(scanner, text)
+
+
+def test_a_blocks_lines_are_walked_once_whatever_their_number(
+    scanner: Scanner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`not_under` walks up from each value to its parent line, keeping what it learns: a
+    flood of values, each line of it under a parent far above or under none, costs a step
+    or two a value, not a walk of PARENT_LINES."""
+    steps = 0
+    line_above = scanner_module._line_above
+
+    def counted(data: bytes, line_start: int) -> int:
+        nonlocal steps
+        steps += 1
+        return line_above(data, line_start)
+
+    monkeypatch.setattr(scanner_module, "_line_above", counted)
+    value = "0123456789abcdef" * 2 + "01234567"  # turned down by its look: each is judged
+    top = "".join(" " * (300 + i) + "x\n" for i in range(300))  # deeper than any value
+    for body in (
+        "".join(f" mixpanel{i}: {value}\n" for i in range(3000)),  # siblings under none
+        "".join(" " * (299 - i % 299) + f"mixpanel: {value}\n" for i in range(3000)),  # a stair
+    ):
+        steps = 0
+        assert "vendor-named-hex" not in rule_ids(scanner, top + body)
+        assert steps < 3 * scanner_module.PARENT_LINES + 4 * 3000, steps
+
+
 @pytest.mark.parametrize("prefix", ["deploy_key_", "web_api_key_", "site-key-", "fix_token_"])
 def test_a_key_word_after_a_cache_or_build_word_still_says_key(
     scanner: Scanner, prefix: str
