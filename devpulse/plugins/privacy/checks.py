@@ -441,6 +441,9 @@ def _placeholder(core: str, shapes: Container[int]) -> bool:
     )
 
 
+# An HTTP header's name: Capitalised words or short capitals joined by hyphens (Content-Type,
+# X-Request-Id, X-API-Key), as a Postman collection's or a HAR's `"key"` holds it.
+_HEADER_NAME = re2.compile(rb"^(?:[A-Z][a-z]+|[A-Z]{1,4})(?:-(?:[A-Z][a-z]+|[A-Z]{1,4}))+$")
 # Words (lower case, Capitalised, CamelCase or CAPITALS) joined by colons or dots: the path
 # of a setting as .NET's configuration (`Logging:LogLevel:Default`) and many others name one.
 _WORD_PATH = re2.compile(rb"^(?:(?:[A-Z]?[a-z]+)+|[A-Z]+)(?:[:.](?:(?:[A-Z]?[a-z]+)+|[A-Z]+))+$")
@@ -468,6 +471,8 @@ def token_like(value: str) -> bool:
     letters = core.replace("_", "").replace("-", "")
     if letters.isalpha() and (letters.isupper() or letters.islower()):
         return False  # OPENAI_API_KEY, client-credentials: an identifier
+    if letters.isalpha() and found_in(_HEADER_NAME, core.encode()):
+        return False  # Content-Type, Idempotency-Key: a header's name (a Postman "key")
     if (
         "-" in core
         and core[-1].isdigit()
@@ -563,6 +568,9 @@ _METADATA_WORDS = frozenset(
 # pair, and the anti-forgery tokens that web forms carry in the open.
 # ...and "hashed": detect-secrets' baseline keeps each secret's SHA-1 as hashed_secret.
 _NOT_SECRET_WORDS = frozenset({"public", "csrf", "xsrf", "authenticity", "csrftoken", "hashed"})
+# A WebSocket handshake's headers (RFC 6455): the client's key is 16 random bytes made for
+# that one handshake, the server's answer a digest of it. Neither opens anything.
+_HANDSHAKE_NONCES = frozenset({"secwebsocketkey", "secwebsocketaccept"})
 # Tokens an API hands out in its responses to page through results, resume a stream or make
 # a call idempotent, named by the word just before "token": nextPageToken, pageToken,
 # NextToken, PaginationToken, NextContinuationToken (S3), cursor_token, resumeToken (MongoDB
@@ -652,6 +660,8 @@ def _name_strength(name: str) -> int:
         return 0
     if names_a_paging_token(words[: at + 1]):
         return 0  # nextPageToken, ClientRequestToken: an API's cursor, not a credential
+    if "".join(words) in _HANDSHAKE_NONCES:
+        return 0
     if strength == 1 and not all(w.isdigit() for w in after):
         return 0  # key_down_event, KeyPair, keyStr: the key is not what the name holds
     if any(w in _METADATA_WORDS for w in after):

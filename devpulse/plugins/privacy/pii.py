@@ -330,8 +330,9 @@ NON_PERSONAL_EMAIL = re2.compile(
     r"|it(?:[._-]?(?:admin|support|help(?:desk)?|ops))?|sysadmin|devops|on[._-]?call"
     r"|benefits|payroll|people(?:[._-]?ops)?|talent|facilities|procurement|purchasing)@"
     # a program's mailbox named for what it is: ci-bot@, deploy-bot@, jenkins.svc@; and a
-    # team's: platform-team@, billing-ops@, it_desk@ (maria.ops@ is a person's)
-    r"|^[\pL\pN._+-]*[._-](?:bot|robot|svc|automation)@|^[\pL\pN._+-]*[_-](?:team|ops|desk)@"
+    # team's: platform-team@, billing-ops@, it_desk@, api-support@ (maria.ops@ is a person's)
+    r"|^[\pL\pN._+-]*[._-](?:bot|robot|svc|automation)@"
+    r"|^[\pL\pN._+-]*[_-](?:team|ops|desk|support|help(?:desk)?)@"
     r"|@(?:[\pL\pN_-]+\.)*(?:gserviceaccount\.com|users\.noreply\.github\.com"
     r"|noreply\.github\.com)\n?$"
 )

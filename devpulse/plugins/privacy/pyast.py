@@ -58,12 +58,15 @@ CREDENTIAL_NAME = re2.compile(
     r"(?i)(pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|apikey|access_?key|auth_?key"
     r"|private_?key|client_?secret|credentials?|conn(?:ection)?_?str(?:ing)?|dsn)"
 )
-# Names that describe a credential rather than hold one: TOKEN_URL, password_field, ...
+# Names that describe a credential rather than hold one: TOKEN_URL, password_field, ... and
+# in camelCase (apiKeyId, tokenUrl: a JSON log's field, a JavaScript object's key).
 # (`\n?$` is the `$` of Python's `re`, which also matches before a final newline.)
 METADATA_SUFFIX = re2.compile(
     r"(?i)_(?:url|uri|endpoint|path|file|name|type|field|len(?:gth)?|min|max|policy|prompt"
     r"|label|header|env|var|id|count|expiry|expires|ttl|regex|pattern|hash|format|prefix"
     r"|encryption|policies|permissions?|complexity|strength)\n?$"
+    r"|[a-z0-9](?-i:Url|URL|Uri|URI|Endpoint|Path|File|Name|Type|Field|Length|Id|ID|Count"
+    r"|Expiry|Expires|Ttl|TTL|Header|Prefix|Hash|Format|Label|Policy|Env|Var)\n?$"
 )
 PROPRIETARY_COMMENT = re2.compile(
     r"(?i)all rights reserved|proprietary|confidential|internal use only"

@@ -401,6 +401,17 @@ POSITIVES = [
         "GET https://api.db-ip.com/v2/0031b069bdecb656547ed6dfc39a3a12943dc975/203.0.113.7",
     ),
     ("printed-secret", "$ cat /run/secrets/db_password\nZr8pQ2vLx9mKqW\n$ "),
+    (  # a CloudFront signed URL in an access log: its signature beside the key pair's id
+        "cloudfront-signed-url",
+        "GET /private/a.m3u8?Expires=1733835510&Signature=IkKLTur32Zy8dQmPs6-NPx9v2BHPonfGd1PI"
+        "Lo4O46cc~9Ok~jwtggh8WE4aXGEZb~0hDEOVW4I0uFMPMNfxxr40m906i6S4PFp~Uhobvd&Key-Pair-Id="
+        'KUOM7RKQ1SFJN7 HTTP/2.0" 200 812',
+    ),
+    (
+        "cloudfront-signed-url",
+        "https://d1.cloudfront.net/v.mp4?Key-Pair-Id=K2JCJMDEHXQW5F&Signature=Fq8xQ2mZ-vLp9Kw_"
+        "R3tYb7nH4cJ6dE1sA0uG5iO8~zXwVbNmLkJhGfDsApOiUyTrEwQ",
+    ),
     (  # a GitHub Actions step: its header, the command, its shell, then what it printed
         "printed-secret",
         "##[group]Run gcloud secrets versions access latest --secret=db-pass\n"
@@ -713,6 +724,18 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    # HTTP traffic's look-alikes: a header's name under Postman's "key", a WebSocket
+    # handshake's nonce, entity tags sent back, a key's id in camelCase, a signed URL's
+    # placeholder, a log line's status codes and byte counts after its times
+    '{\n  "key": "Content-Type",\n  "value": "application/json"\n}',
+    '{"key": "Idempotency-Key", "value": "{{$guid}}", "type": "text"}',
+    "sec-websocket-key: PiOZ27+bg1mpXzu9IFrRCA==\nsec-websocket-version: 13",
+    'If-None-Match: "TaIMNYoXg7iuvY1JV8N51FTt"\nIf-Range: "QkZ0c9Xw2LmPa7VtR4yN8sJd"',
+    '{"requestId":"c7f1","apiKeyId":"rqv38slo4d","status":"200"}',
+    "?Expires=1733835510&Signature=<SIGNATURE>&Key-Pair-Id=KUOM7RKQ1SFJN7",
+    "h2 2024-08-29T02:55:56.455622Z app/edge-alb/3e4859009d0f237b 203.0.113.36:59947 "
+    '192.0.2.123:8080 0.005 0.041 0.000 404 404 1386 85597 "GET https://app.acme.eu:443/ HTTP/2.0"',
+    "openapi: 3.1.0\ninfo:\n  contact:\n    email: api-support@brightpath.dev",
     # a listing's date and time beside a secret's name: when, not what
     "NAME          CREATED              POLICY\ndb-password   2024-12-30T10:44:45  automatic",
     "password: 2024-12-30T10:44:45Z",
