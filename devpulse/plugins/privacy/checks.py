@@ -441,6 +441,12 @@ def _placeholder(core: str, shapes: Container[int]) -> bool:
     )
 
 
+# A secret's name in a store, as `dbutils.secrets.get(scope=..., key="...")` or a vault's
+# path gives it: lower-case words and numbers joined by - _ or ., the last a credential's.
+_SECRET_NAME = re2.compile(
+    rb"^[a-z0-9]+(?:[-_.][a-z0-9]+)*[-_.](?:api[-_]?)?(?:key|token|secret|password|passwd"
+    rb"|pwd|creds?|credentials?)s?$"
+)
 # An HTTP header's name: Capitalised words or short capitals joined by hyphens (Content-Type,
 # X-Request-Id, X-API-Key), as a Postman collection's or a HAR's `"key"` holds it.
 _HEADER_NAME = re2.compile(rb"^(?:[A-Z][a-z]+|[A-Z]{1,4})(?:-(?:[A-Z][a-z]+|[A-Z]{1,4}))+$")
@@ -473,6 +479,8 @@ def token_like(value: str) -> bool:
         return False  # OPENAI_API_KEY, client-credentials: an identifier
     if letters.isalpha() and found_in(_HEADER_NAME, core.encode()):
         return False  # Content-Type, Idempotency-Key: a header's name (a Postman "key")
+    if found_in(_SECRET_NAME, core.encode()):
+        return False  # acmelake85-key, prod_db_password: a secret's name in a store
     if (
         "-" in core
         and core[-1].isdigit()

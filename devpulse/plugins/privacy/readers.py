@@ -212,14 +212,15 @@ NAMED_ELEMENT = TwoPass.compile(
     ).encode()
 )
 # `System.setProperty("NAME", "value")`, `define('NAME', 'value')`, `putenv(...)`: a call
-# whose first argument names the second; and Gradle's `buildConfigField("String", "NAME",
-# "\"value\"")` (Groovy's with no parentheses), where a type comes first and the value is
-# Java source, a literal in its own escaped quotes.
+# whose first argument names the second, each argument on its line or not (a notebook's
+# `spark.conf.set(\n  "fs.azure.account.key.<account>...",\n  "..."\n)`); and Gradle's
+# `buildConfigField("String", "NAME", "\"value\"")` (Groovy's with no parentheses), where a
+# type comes first and the value is Java source, a literal in its own escaped quotes.
 PROPERTY_CALL = TwoPass.compile(
     (
         r"(?:\(|buildConfigField[ \t]+)"
         r"(?:[ \t]*[\"'](?:String|boolean|int|long|float|double)[\"'][ \t]*,)?"
-        rf"[ \t]*[\"'](?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[\"'][ \t]*,[ \t]*" + _VALUE
+        rf"[ \t\r\n]*[\"'](?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[\"'][ \t]*,[ \t\r\n]*" + _VALUE
     ).encode()
 )
 # `if ("literal" == password)`: the literal first.
@@ -610,9 +611,12 @@ def _text(data: bytes, span: tuple[int, int]) -> str:
 # `$creds.SessionToken`); an SSH public key (`ssh-rsa AAAA... user@host`); a BuildKit
 # secret's spec, its id and where it is read from (`docker build --secret
 # id=npm,src=$HOME/.npmrc`, `RUN --mount=type=secret,id=npm,target=/root/.npmrc`): a
-# mount's type or a source it names, never an id alone (`DB_PASSWORD=id=Xk9p...` is one).
+# mount's type or a source it names, never an id alone (`DB_PASSWORD=id=Xk9p...` is one);
+# Great Expectations' reference to a secret store (`secret|arn:aws:secretsmanager:...`,
+# `secret|projects/.../secrets/...`, `secret|https://<vault>.vault.azure.net/...`).
 _NO_VALUE = re2.compile(
     rb"^(?:[\w.@-]+:/[\w.@-]+(?:/[\w.@-]+)+/?$|\$[A-Za-z_]\w*[.{\[]"
+    rb"|secret\|(?:arn:aws:secretsmanager:|projects/|https://[\w.-]+\.vault\.azure\.net/)"
     rb"|(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp\d+)[ \t]+AAAA"
     rb"|type=secret,id=[\w.-]+(?:,[a-z]+=[^,\s]*)*$"
     rb"|id=[\w.-]+(?:,(?:target|dst|type|required|mode|uid|gid)=[^,\s]*)*"
@@ -637,8 +641,10 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     value = value[public_prefix(value) :]
     if value.startswith("\\$"):
         value = value[1:]  # an expansion escaped for a later one (CMake's, make's "\$ORIGIN")
-    if found_in(_NO_VALUE, value.encode("utf-8", "surrogatepass")):
-        return False  # where the secret lies: LoadCredential=ID:PATH, $ENV{X}, $creds.Token
+    if found_in(_NO_VALUE, value.encode("utf-8", "surrogatepass")) or _entity_id(name, value):
+        # where the secret lies: LoadCredential=ID:PATH, $ENV{X}, $creds.Token; or an id
+        # named for what the name says it keys (user_key: user_4000)
+        return False
     if encoded_public_key(value):
         return False  # Web Push's applicationServerKey: a P-256 point, public by its use
     if quoted and " " in value:
@@ -664,6 +670,16 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     if _is_key_id(name, value):
         return False
     return looks_like_credential(value) or token_like(value)
+
+
+# A word and a number (user_4000, cust-0012): an id named for what it keys. Under a name
+# that holds the same word (user_key, a pseudonymised table's column) it is that id.
+_ENTITY_ID = re2.compile(rb"^([a-z]{3,})[_-][0-9]+$")
+
+
+def _entity_id(name: str, value: str) -> bool:
+    spans = search_spans(_ENTITY_ID, value.encode("utf-8", "surrogatepass"), 0)
+    return spans is not None and value[: spans[1][1]] in name_words(name)
 
 
 # PagerDuty's routing key (an Events API integration's secret): 32 letters and digits; the

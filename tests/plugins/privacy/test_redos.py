@@ -109,7 +109,11 @@ PIECES = [
 @settings(max_examples=600, deadline=None)
 @given(text=st.lists(st.sampled_from(PIECES), max_size=10).map("".join))
 def test_the_rewritten_patterns_keep_their_meaning(name: str, text: str) -> None:
-    assert (search_text(NEW[name], text) is not None) == (OLD[name].search(text) is not None)
+    """What the `re` patterns matched, their RE2 rewrites match. Later stops widened them
+    (subscripts by name after a dotted path, `$$VAR`, `vault:` paths): those texts match the
+    new ones only, so the check goes one way."""
+    if OLD[name].search(text) is not None:
+        assert search_text(NEW[name], text) is not None
 
 
 @pytest.mark.parametrize("segments", [3, 26])

@@ -401,6 +401,17 @@ POSITIVES = [
         "GET https://api.db-ip.com/v2/0031b069bdecb656547ed6dfc39a3a12943dc975/203.0.113.7",
     ),
     ("printed-secret", "$ cat /run/secrets/db_password\nZr8pQ2vLx9mKqW\n$ "),
+    (  # a notebook's call, each argument on its own line
+        "assigned-credential",
+        'spark.conf.set(\n  "fs.azure.account.key.acmelake85.dfs.core.windows.net",\n'
+        '  "J02/GORRgOxjSPcBtY7Kyi+LdpcfIQQ/3FceUWQJ34qP298iEii1DM+CcOuZT5ox2D+R4+iKRCPqMZxiVaq'
+        '34Q=="\n)',
+    ),
+    # a real value beside the look-alikes above: a password, a phone that ends its line, a
+    # key under a user's name whose word is not the value's
+    ("connection-string-password", "Server=db;Password=Xk9pQ2vLmZ;Encrypt=true"),
+    ("phone-national", "callback: 415-555-2671-"),
+    ("assigned-credential", "pushover_user_key=uQiRzpo4DXghDmr9QzzfQu27cmVRsG"),
     (  # a CloudFront signed URL in an access log: its signature beside the key pair's id
         "cloudfront-signed-url",
         "GET /private/a.m3u8?Expires=1733835510&Signature=IkKLTur32Zy8dQmPs6-NPx9v2BHPonfGd1PI"
@@ -736,6 +747,16 @@ NEGATIVES = [
     "h2 2024-08-29T02:55:56.455622Z app/edge-alb/3e4859009d0f237b 203.0.113.36:59947 "
     '192.0.2.123:8080 0.005 0.041 0.000 404 404 1386 85597 "GET https://app.acme.eu:443/ HTTP/2.0"',
     "openapi: 3.1.0\ninfo:\n  contact:\n    email: api-support@brightpath.dev",
+    # data platforms' look-alikes: a secret's name in a store, Great Expectations' reference
+    # to one, a call's name after password=, a cluster's id, SnowSQL's prompt, ids named
+    # for the column's entity
+    'spark.conf.set("k", dbutils.secrets.get(scope="kv-data", key="acmelakeprod68-key"))',
+    "my_pg_password: secret|arn:aws:secretsmanager:eu-west-1:282150199577:secret:gx/pg-kGfNoR",
+    "pw: secret|projects/tandem-ml/secrets/pg_password|latest",
+    'SnowflakeResource(\n    password=EnvVar("SNOWFLAKE_PASSWORD"),\n)',
+    '{"cluster_id": "0216-210538-pvne7aau", "spark_version": "14.3.x-scala2.12"}',
+    "ANALYST#COMPUTE_WH@ANALYTICS.PUBLIC>SELECT SPLIT_PART(EMAIL, '@', 2) AS DOMAIN",
+    "| user_key | churn_risk |\n|---|---|\n| user_4000 | 0.039 |\n| user_8998 | 0.181 |",
     # a listing's date and time beside a secret's name: when, not what
     "NAME          CREATED              POLICY\ndb-password   2024-12-30T10:44:45  automatic",
     "password: 2024-12-30T10:44:45Z",
