@@ -184,6 +184,16 @@ _QUOTED = r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\"|'(?P<sq>[^'\n]+)')"
 TUPLE_PAIR = TwoPass.compile(
     (rf"\{{[ \t]*:?(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[ \t]*,[ \t]*(?:<<)?" + _QUOTED).encode()
 )
+# A Postman collection's API key auth: its entries are fields of their own, and the key is
+# the one whose "key" is "value" (`"apikey": [{"key": "value", "value": "..."}, {"key":
+# "key", "value": "X-API-Key"}]`). The other auth types name their fields for what they
+# hold ("token", "password", "secretKey"), which NAMED_PAIR reads.
+POSTMAN_APIKEY = TwoPass.compile(
+    (
+        r"\"(?P<name>apikey)\"[ \t]*:[ \t]*\[[^\]]*?\{[ \t\r\n]*\"key\"[ \t]*:[ \t]*\"value\""
+        r"[ \t]*,[ \t\r\n]*\"value\"[ \t]*:[ \t]*" + _QUOTED
+    ).encode()
+)
 # Lisp's `(setq openai-api-key "...")`, `(defvar ...)`, `(setenv "API_KEY" "...")`, Clojure's
 # `(def db-password "...")`, Common Lisp's `(defparameter *api-key* "...")`: a quoted value
 # only (a bare one is a symbol or a form: `(def api-key (System/getenv "API_KEY"))`).
@@ -2570,6 +2580,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("assigned-credential", PROPERTY_CALL, _property_calls),
     ("assigned-credential", COMPARISON, _quoted_value(COMPARISON)),
     ("assigned-credential", NAMED_PAIR, _name_and_value(NAMED_PAIR)),
+    ("assigned-credential", POSTMAN_APIKEY, _quoted_value(POSTMAN_APIKEY)),
     ("assigned-credential", TERRAFORM_OUTPUT, _terraform_outputs),
     ("env-pair-key", ENV_PAIR, _env_pairs),
     ("assigned-credential", SET_COMMAND, _name_and_value(SET_COMMAND, expands=True)),

@@ -401,6 +401,12 @@ POSITIVES = [
         "GET https://api.db-ip.com/v2/0031b069bdecb656547ed6dfc39a3a12943dc975/203.0.113.7",
     ),
     ("printed-secret", "$ cat /run/secrets/db_password\nZr8pQ2vLx9mKqW\n$ "),
+    (  # a Postman collection's API key auth: the key is the entry whose "key" is "value"
+        "assigned-credential",
+        '"auth": {\n  "type": "apikey",\n  "apikey": [\n   {"key": "in", "value": "header"},\n'
+        '   {\n    "key": "value",\n    "value": "18257f1e2c5da3a53c4aa7227ba98583",\n'
+        '    "type": "string"\n   }\n  ]\n}',
+    ),
     (  # a notebook's call, each argument on its own line
         "assigned-credential",
         'spark.conf.set(\n  "fs.azure.account.key.acmelake85.dfs.core.windows.net",\n'
@@ -757,6 +763,7 @@ NEGATIVES = [
     '{"cluster_id": "0216-210538-pvne7aau", "spark_version": "14.3.x-scala2.12"}',
     "ANALYST#COMPUTE_WH@ANALYTICS.PUBLIC>SELECT SPLIT_PART(EMAIL, '@', 2) AS DOMAIN",
     "| user_key | churn_risk |\n|---|---|\n| user_4000 | 0.039 |\n| user_8998 | 0.181 |",
+    '"apikey": [{"key": "key", "value": "X-API-Key"}, {"key": "value", "value": "{{apiKey}}"}]',
     # a listing's date and time beside a secret's name: when, not what
     "NAME          CREATED              POLICY\ndb-password   2024-12-30T10:44:45  automatic",
     "password: 2024-12-30T10:44:45Z",
