@@ -450,6 +450,27 @@ _SECRET_NAME = re2.compile(
 # An HTTP header's name: Capitalised words or short capitals joined by hyphens (Content-Type,
 # X-Request-Id, X-API-Key), as a Postman collection's or a HAR's `"key"` holds it.
 _HEADER_NAME = re2.compile(rb"^(?:[A-Z][a-z]+|[A-Z]{1,4})(?:-(?:[A-Z][a-z]+|[A-Z]{1,4}))+$")
+# The last words of HTTP headers' names: a name that ends in one is a header's, whatever
+# comes before (Idempotency-Key); other Capitalised words joined by hyphens may be a
+# passphrase (Velvet-Otter-Cascade-Lantern, review 30).
+_HEADER_LAST_WORDS = frozenset(
+    {
+        *("type", "length", "encoding", "language", "agent", "control", "id", "key", "token"),
+        *("version", "for", "proto", "host", "origin", "match", "since", "modified", "range"),
+        *("policy", "options", "protection", "age", "date", "signature", "disposition"),
+        *("location", "allow", "methods", "headers", "credentials", "security", "expires"),
+        *("cookie", "auth", "request", "requested", "with", "mode", "dest", "site", "ua"),
+        *("platform", "mobile", "limit", "remaining", "reset", "after", "accept", "upgrade"),
+        *("connection", "referer", "referrer", "vary", "via", "warning", "pragma", "tag"),
+    }
+)
+
+
+def _header_word(core: str) -> bool:
+    """An X- name, or one whose last word is a header's (Content-Type, Idempotency-Key)."""
+    return core[:2] in ("X-", "x-") or core.rsplit("-", 1)[-1].lower() in _HEADER_LAST_WORDS
+
+
 # Words (lower case, Capitalised, CamelCase or CAPITALS) joined by colons or dots: the path
 # of a setting as .NET's configuration (`Logging:LogLevel:Default`) and many others name one.
 _WORD_PATH = re2.compile(rb"^(?:(?:[A-Z]?[a-z]+)+|[A-Z]+)(?:[:.](?:(?:[A-Z]?[a-z]+)+|[A-Z]+))+$")
@@ -477,7 +498,7 @@ def token_like(value: str) -> bool:
     letters = core.replace("_", "").replace("-", "")
     if letters.isalpha() and (letters.isupper() or letters.islower()):
         return False  # OPENAI_API_KEY, client-credentials: an identifier
-    if letters.isalpha() and found_in(_HEADER_NAME, core.encode()):
+    if letters.isalpha() and found_in(_HEADER_NAME, core.encode()) and _header_word(core):
         return False  # Content-Type, Idempotency-Key: a header's name (a Postman "key")
     if found_in(_SECRET_NAME, core.encode()):
         return False  # acmelake85-key, prod_db_password: a secret's name in a store

@@ -311,10 +311,10 @@ SECRET_COMMAND = TwoPass.compile(
 # file a secret's word names: /etc/chef/encrypted_data_bag_secret, db_password.txt). A prompt
 # may come first: anything up to a `$`, `#`, `>`, `%` or a zsh theme's arrow (U+276F,
 # U+279C) and a blank (`alice@laptop:~/proj$ `, `(venv) $ `, `PS C:\> `), or up to a
-# backtick (an agent's "Ran `CMD`", its output fenced on the next lines). cmd's `echo
-# %NAME%` too.
+# backtick (an agent's "Ran `CMD`", its output fenced on the next lines: only fenced, as a
+# sentence names a command in backticks too). cmd's `echo %NAME%` too.
 PRINTED_SECRET = TwoPass.compile(
-    rb"(?m:^)[ \t]*(?:[^\r\n]*?(?:[$#>%\x{276F}\x{279C}][ \t]+|`))?"
+    rb"(?m:^)[ \t]*(?:[^\r\n]*?(?:[$#>%\x{276F}\x{279C}][ \t]+|(?P<tick>`)))?"
     rb"(?:(?:(?:echo|Write-Output|Write-Host)[ \t]+(?:-n[ \t]+)?[\"']?(?:\$(?:\{|env:)?|%)"
     rb"|printenv[ \t]+|heroku[ \t]+config:get[ \t]+|doppler[ \t]+secrets[ \t]+get[ \t]+"
     rb"|aws[ \t]+configure[ \t]+get[ \t]+)(?P<name>[A-Za-z_][\w.]*)[^\r\n]*"
@@ -332,7 +332,7 @@ PRINTED_SECRET = TwoPass.compile(
     rb")(?:\r?\n[ \t]*(?:shell:[ \t][^\r\n]*|##\[endgroup\]))?(?:\r?\n[ \t]*##\[endgroup\])?"
     # an agent's transcript: the output in a fenced block under the command's line
     rb"(?:\r?\n[ \t]*```[\w-]*[ \t]*)?"
-    rb"\r?\n[ \t]*(?P<value>[^\s]+)[ \t]*(?m:$)"
+    rb"\r?\n[ \t]*(?P<value>[^\s]+)[ \t]*\r?(?m:$)"
 )
 
 
@@ -1718,10 +1718,14 @@ def _printed_secrets(data: bytes, overflow: list[int], known: Reported) -> Itera
         if len(value) < 8 or not _stored(value, span, known):
             continue
         command = data[spans[0][0] : span[0]]
+        if spans[_PRINTED_TICK][0] >= 0 and b"```" not in data[spans[_PRINTED_TICK][1] : span[0]]:
+            continue  # `echo $KEY` named in a sentence, no output fenced under it
         if any(not part.strip().startswith(b"base64") for part in command.split(b"|")[1:]):
             continue  # echo $KEY | md5sum, op read ... | sha256sum
         by_store = spans[_PRINTED_BY][0] >= 0
         name = _printed_field(command) if by_store else _text(data, spans[_PRINTED_NAME])
+        if value.startswith("#!") or (name is not None and found_in(_CONTENT_FILE, name.encode())):
+            continue  # `cat get_token.sh`, `cat tokens.csv`: a script's or a table's first line
         if name is None:
             judged = password_value(value) and _plain_secret(value)
         else:
@@ -1742,9 +1746,16 @@ _PRINTED_FIELDS = [
         rb"op://[^\s\"']*/([\w.-]+)",
         rb"--name[= ][\"']?([\w.-]+)",
         rb"--secret[= ]([\w.-]+)",
-        rb"cat[ \t]+(?:[^\s|;&]*/)?([^\s|;&/]+)",
+        rb"cat[ \t]+(?:[^\s|;&]*/)?([^\s|;&/`'\"]+)",
     )
 ]
+
+
+# A file `cat` prints whose first line is a script's or a document's, not a secret alone.
+_CONTENT_FILE = re2.compile(
+    rb"(?i)\.(?:sh|bash|zsh|ps1|py|js|ts|rb|go|java|kt|csv|tsv|json|ya?ml|toml|xml|md|html?"
+    rb"|ini|cfg|conf|log)$"
+)
 
 
 def _printed_field(command: bytes) -> str | None:
@@ -1756,8 +1767,8 @@ def _printed_field(command: bytes) -> str | None:
     return None
 
 
-_PRINTED_NAME, _PRINTED_BY, _PRINTED_VALUE = (
-    PRINTED_SECRET.parse.groupindex[group] for group in (b"name", b"printer", b"value")
+_PRINTED_NAME, _PRINTED_BY, _PRINTED_VALUE, _PRINTED_TICK = (
+    PRINTED_SECRET.parse.groupindex[group] for group in (b"name", b"printer", b"value", b"tick")
 )
 
 

@@ -997,20 +997,24 @@ def _labelled_otherwise(not_after: re2._Regexp, data: bytes, start: int) -> bool
 
 
 # How far above a value its parent line is looked for (a rule's `not_under`): lines walked,
-# and the bytes of one line (a longer one is no block's: the walk stops there).
+# and the bytes of one line (a longer one is no block's: the walk stops there); and the
+# lines one scan's walks may visit in all (blank lines are walked again by each walk that
+# meets them: a megabyte of values between runs of them took 560-740 ms, review 30).
 PARENT_LINES = 256
 PARENT_LINE_BYTES = 4096
+PARENT_STEPS = 32 * 1024
 
 
 class Blocks:
     """What `under` learnt of one text: each line's parent (where it starts; -1 for none),
     for the lines walked, and whether a rule's `not_under` is found in each parent line."""
 
-    __slots__ = ("named", "parents")
+    __slots__ = ("named", "parents", "steps")
 
     def __init__(self) -> None:
         self.parents: dict[int, int] = {}
         self.named: dict[int, bool] = {}
+        self.steps = PARENT_STEPS  # lines the scan's walks may still visit
 
 
 def under(names: re2._Regexp, data: bytes, start: int, blocks: Blocks) -> bool:
@@ -1023,7 +1027,9 @@ def under(names: re2._Regexp, data: bytes, start: int, blocks: Blocks) -> bool:
     line_start = data.rfind(b"\n", max(0, start - PARENT_LINE_BYTES), start) + 1
     if line_start == 0 and start > PARENT_LINE_BYTES:
         return False
-    parent = _parent(data, line_start, blocks.parents)
+    if blocks.steps <= 0:
+        return False  # the scan's walks are spent: the finding stands
+    parent = _parent(data, line_start, blocks)
     if parent < 0:
         return False
     named = blocks.named.get(parent)
@@ -1042,7 +1048,7 @@ def _indent(line: bytes) -> int:
     return len(line) - len(line.lstrip(b" \t"))
 
 
-def _parent(data: bytes, line_start: int, parents: dict[int, int]) -> int:
+def _parent(data: bytes, line_start: int, blocks: Blocks) -> int:
     """Where the parent of the line at `line_start` starts (-1: none, the line is not
     indented, or the walk ran past PARENT_LINES or into a line too long to be a block's).
 
@@ -1050,15 +1056,21 @@ def _parent(data: bytes, line_start: int, parents: dict[int, int]) -> int:
     between them is indented deeper still (and if it has none, neither has this line). So a
     staircase of values, each its own walk, is walked once in all, not a line a step for
     each. A walk that runs out finds none, and that is kept: a value is then judged as one
-    in no block is (the rule's finding stands)."""
+    in no block is (the rule's finding stands). So is every value once the scan's walks
+    have visited PARENT_STEPS lines."""
+    parents = blocks.parents
     known = parents.get(line_start)
     if known is not None:
         return known
     indent = _indent(_line_at(data, line_start))
-    parent, siblings = -1, []
+    parent, siblings = -1, list[int]()
     at = _line_above(data, line_start) if indent else -1
     for _ in range(PARENT_LINES):
         if at < 0:
+            break
+        blocks.steps -= 1
+        if blocks.steps < 0:  # the scan's walks are spent: none known, none kept
+            parent, siblings = -1, []
             break
         line = _line_at(data, at)
         if not line.strip():

@@ -417,6 +417,15 @@ POSITIVES = [
     # key under a user's name whose word is not the value's
     ("connection-string-password", "Server=db;Password=Xk9pQ2vLmZ;Encrypt=true"),
     ("phone-national", "callback: 415-555-2671-"),
+    # review 30: a phone after one decimal column (a balance, a rating) is one still
+    ("phone-national", "NAME      BALANCE   PHONE\nalice     1234.50   (415) 555-2671\n"),
+    ("phone-national", "   name   rating    mobile\n0  Ayse   4.8   0532 123 45 67\n"),
+    # review 30: Capitalised words joined by hyphens under a weak name are a passphrase,
+    # unless the last word is a header's (Content-Type)
+    ("assigned-credential", "master key: Velvet-Otter-Cascade-Lantern"),
+    ("assigned-credential", '{"key": "Authorization", "value": "Correct-Horse-Battery-Staple"}'),
+    # review 30: a printed secret in a Windows transcript (CRLF)
+    ("printed-secret", "$ echo $DB_PASSWORD\r\nHollow1985$saffron\r\n$ ls\r\n"),
     ("assigned-credential", "pushover_user_key=uQiRzpo4DXghDmr9QzzfQu27cmVRsG"),
     (  # a CloudFront signed URL in an access log: its signature beside the key pair's id
         "cloudfront-signed-url",
@@ -764,6 +773,12 @@ NEGATIVES = [
     "ANALYST#COMPUTE_WH@ANALYTICS.PUBLIC>SELECT SPLIT_PART(EMAIL, '@', 2) AS DOMAIN",
     "| user_key | churn_risk |\n|---|---|\n| user_4000 | 0.039 |\n| user_8998 | 0.181 |",
     '"apikey": [{"key": "key", "value": "X-API-Key"}, {"key": "value", "value": "{{apiKey}}"}]',
+    # review 30: a command named in a sentence, with no fenced output; a script's or a
+    # table's first line, printed by cat
+    "The step `echo $AUTH_TOKEN > token.txt` fails with\nPermission-denied",
+    "Run `echo $DB_PASSWORD` works locally.\nHowever,",
+    "Ran `cat get_token.sh`\n```bash\n#!/bin/sh\n```",
+    "Ran `cat tokens.csv`\n```\ntoken_id,user_id,created_at\n```",
     # a listing's date and time beside a secret's name: when, not what
     "NAME          CREATED              POLICY\ndb-password   2024-12-30T10:44:45  automatic",
     "password: 2024-12-30T10:44:45Z",
@@ -2186,6 +2201,23 @@ def test_hex_in_a_block_named_otherwise_is_still_a_key(scanner: Scanner, text: s
     assert "vendor-named-hex" in rule_ids(scanner, text)
 
 
+@pytest.mark.parametrize(
+    "parent",
+    [  # review 30: lines that end in such a word but name no block's values
+        "This started failing after we bumped both versions:",
+        "## Versions",
+        "# keep in sync with the pinned versions",
+        "class Versions:",
+        "for v in versions:",
+        "Step 2 - configure the hashes",
+    ],
+)
+def test_a_key_under_prose_or_code_that_ends_in_a_digests_word_is_found(
+    scanner: Scanner, parent: str
+) -> None:
+    assert "vendor-named-hex" in rule_ids(scanner, f"{parent}\n    POSTMARK: {_own_hex(32)}\n")
+
+
 def test_a_blocks_lines_are_walked_once_whatever_their_number(
     scanner: Scanner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -2210,6 +2242,11 @@ def test_a_blocks_lines_are_walked_once_whatever_their_number(
         steps = 0
         assert "vendor-named-hex" not in rule_ids(scanner, top + body)
         assert steps < 3 * scanner_module.PARENT_LINES + 4 * 3000, steps
+    # review 30: runs of blank lines, which each walk meets again, spend the scan's budget
+    steps = 0
+    gaps = "checksums:\n" + "".join(f"  mixpanel{i}: {value}\n" + "\n" * 255 for i in range(3000))
+    assert "vendor-named-hex" not in rule_ids(scanner, gaps)
+    assert steps <= scanner_module.PARENT_STEPS + 3000, steps
 
 
 @pytest.mark.parametrize("prefix", ["deploy_key_", "web_api_key_", "site-key-", "fix_token_"])
