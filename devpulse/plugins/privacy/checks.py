@@ -50,6 +50,7 @@ PLACEHOLDER = re2.compile(
                 # what a tool prints in a secret's place: [hidden], (sensitive value), npm's
                 # (protected)
                 r"^[\[(]?(?:hidden|masked|omitted|filtered|removed|sensitive|protected)[\])]?$",
+                r"^\[secret\]?$",  # Pulumi's preview and stack output
                 # HashiCorp Vault's audit log: every secret string HMAC-ed with the audit
                 # device's own salt, `hmac-sha256:<hex>`, so that a log may be shared
                 r"^hmac-sha(?:256|384|512):[0-9a-f]{32,128}$",
@@ -447,6 +448,8 @@ _SECRET_NAME = re2.compile(
     rb"^[a-z0-9]+(?:[-_.][a-z0-9]+)*[-_.](?:api[-_]?)?(?:key|token|secret|password|passwd"
     rb"|pwd|creds?|credentials?)s?$"
 )
+# A name in namespaces joined by `::` (Puppet's Hiera keys, Perl's and Rust's paths, C++'s).
+_NAMESPACED = re2.compile(rb"^(?:::)?[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)+$")
 # An HTTP header's name: Capitalised words or short capitals joined by hyphens (Content-Type,
 # X-Request-Id, X-API-Key), as a Postman collection's or a HAR's `"key"` holds it.
 _HEADER_NAME = re2.compile(rb"^(?:[A-Z][a-z]+|[A-Z]{1,4})(?:-(?:[A-Z][a-z]+|[A-Z]{1,4}))+$")
@@ -502,6 +505,8 @@ def token_like(value: str) -> bool:
         return False  # Content-Type, Idempotency-Key: a header's name (a Postman "key")
     if found_in(_SECRET_NAME, core.encode()):
         return False  # acmelake85-key, prod_db_password: a secret's name in a store
+    if "::" in core and found_in(_NAMESPACED, core.encode()):
+        return False  # profile::analytics::db_password: a name in Puppet's, Perl's, C++'s
     if (
         "-" in core
         and core[-1].isdigit()

@@ -140,7 +140,7 @@ NAMED_PAIR = TwoPass.compile(
         # program that reads each match's groups, and a flood of matches then costs 50% more)
         r"(?:[ \t]*\r?\n?[ \t]*[\"']?[\w-]+[\"']?[ \t]*:[ \t]*"
         r"(?:\"[^\"\n]*\"|'[^'\n]*'|[\w.-]+|\{[^{}\n]*\}|\[[^\[\]\n]*\])[ \t]*,?){0,2}"
-        r"(?:[ \t]*|[ \t]*\r?\n[ \t]*)"
+        r"(?:[ \t]*|[ \t]*\r?\n[ \t]*(?:[+~-][ \t]+)?)"  # a plan's or a diff's mark: `+ value`
         r"[\"']?(?i:[\w]*value)[\"']?[ \t]*[:=][ \t]*" + _VALUE
     ).encode()
 )
@@ -277,14 +277,15 @@ TERRAFORM_OUTPUT = TwoPass.compile(
 )
 # A table of settings, a name and its value a row, as tools print them: `vault kv get`'s
 # `Key  Value` (then `---  -----`), psql's `name | value`, doppler's box of `│ NAME │ VALUE │`,
-# a markdown table's `| Key | Value |`, `gh variable list`'s `NAME  VALUE  UPDATED`, a wiki's
+# a markdown table's `| Key | Value |`, `gh variable list`'s `NAME  VALUE  UPDATED`, `pulumi
+# stack output --show-secrets`' `OUTPUT  VALUE`, a wiki's
 # (MediaWiki: `! Setting !! Value`, then rows `| name || value` between `|-` lines). A
 # header cell names the rows (key, name, variable, setting, parameter, field), the next one
 # holds their values; in a table with bars, other cells may come first (`| Service | Env |
 # Variable | Value |`). `_setting_rows` reads the rows.
 SETTING_TABLE = TwoPass.compile(
     "(?:^|\n)[ \t]*(?P<open>[|│┃!]?)(?P<lead>(?:[^|│┃!\n]*[|│┃])*)"
-    "[ \t]*(?i:key|name|variable|setting|parameter|field)s?"
+    "[ \t]*(?i:key|name|variable|setting|parameter|field|output)s?"
     "[ \t]*(?P<delimiter>[|│┃]|!!|[ \t]+)[ \t]*(?i:value)s?(?:[ \t|│┃!][^\n]*)?\r?\n".encode()
 )
 _SETTING_LEAD = SETTING_TABLE.parse.groupindex[b"lead"]
@@ -584,9 +585,10 @@ def _named(pattern: TwoPass) -> Callable[[bytes, Spans], bool]:
         start, end = spans[name_group]
         if end - start > MAX_NAME_CHARS:
             return False
-        strength = credential_name_strength(_text(data, (start, end)))
+        name = _text(data, (start, end))
+        strength = credential_name_strength(name)
         if strength != 1:
-            return strength > 0
+            return strength > 0 or _secret_id_name(name)
         value = first_set(spans, value_groups)
         return value is not None and value[1] - value[0] >= _SHORTEST_TOKEN
 
@@ -623,10 +625,12 @@ def _text(data: bytes, span: tuple[int, int]) -> str:
 # id=npm,src=$HOME/.npmrc`, `RUN --mount=type=secret,id=npm,target=/root/.npmrc`): a
 # mount's type or a source it names, never an id alone (`DB_PASSWORD=id=Xk9p...` is one);
 # Great Expectations' reference to a secret store (`secret|arn:aws:secretsmanager:...`,
-# `secret|projects/.../secrets/...`, `secret|https://<vault>.vault.azure.net/...`).
+# `secret|projects/.../secrets/...`, `secret|https://<vault>.vault.azure.net/...`); an
+# OpenPGP message, what a value encrypted to a key holds (Salt's and SOPS' gpg renderers).
 _NO_VALUE = re2.compile(
     rb"^(?:[\w.@-]+:/[\w.@-]+(?:/[\w.@-]+)+/?$|\$[A-Za-z_]\w*[.{\[]"
     rb"|secret\|(?:arn:aws:secretsmanager:|projects/|https://[\w.-]+\.vault\.azure\.net/)"
+    rb"|-----BEGIN PGP MESSAGE-----"
     rb"|(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp\d+)[ \t]+AAAA"
     rb"|type=secret,id=[\w.-]+(?:,[a-z]+=[^,\s]*)*$"
     rb"|id=[\w.-]+(?:,(?:target|dst|type|required|mode|uid|gid)=[^,\s]*)*"
@@ -641,7 +645,7 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     then costs what one of short values does."""
     strength = credential_name_strength(name)
     if strength == 0:
-        return False
+        return _secret_id(name, value)
     if len(value) > MAX_PARSED_BYTES:
         value = value[:FIRST_PARSED_BYTES]
     value = json_unescaped(value)  # in a JSON string: `$DOCKERHUB_PASSWORD\n`, `\u00e9`
@@ -680,6 +684,17 @@ def _named_value(name: str, value: str, quoted: bool = False) -> bool:
     if _is_key_id(name, value):
         return False
     return looks_like_credential(value) or token_like(value)
+
+
+def _secret_id(name: str, value: str) -> bool:
+    """A UUID under a name that ends in `secret id`: HashiCorp's tokens (Consul's and Nomad's
+    ACL SecretID, Vault's AppRole secret_id), which are the credential itself. (AWS's SecretId
+    names a secret in its store: a name or an ARN, never a UUID.)"""
+    return _secret_id_name(name) and is_uuid(value.strip())
+
+
+def _secret_id_name(name: str) -> bool:
+    return name_words(name)[-2:] == ["secret", "id"]
 
 
 # A word and a number (user_4000, cust-0012): an id named for what it keys. Under a name

@@ -401,6 +401,30 @@ POSITIVES = [
         "GET https://api.db-ip.com/v2/0031b069bdecb656547ed6dfc39a3a12943dc975/203.0.113.7",
     ),
     ("printed-secret", "$ cat /run/secrets/db_password\nZr8pQ2vLx9mKqW\n$ "),
+    # infrastructure as code: Pulumi's state and its outputs shown, a gossip key, a
+    # Terraform plan's helm_release set block, Packer's debug log, an ACL's SecretID
+    (
+        "pulumi-secret-plaintext",
+        '"password": {\n  "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",'
+        '\n  "plaintext": "\\"Thistle%Cobalt3609?\\""\n}',
+    ),
+    (
+        "table-credential",
+        "$ pulumi stack output --show-secrets\n    OUTPUT        VALUE\n"
+        "    dbEndpoint    search.o2oecb1wmn2t.ca-central-1.rds.amazonaws.com\n"
+        "    dbPassword    Lantern*Cinder4774\n",
+    ),
+    ("gossip-encryption-key", '{"encrypt": "Oifb2cQuQWa40V9s3Os0nuPToV6KAQB1ZpV4gZ3dUqk="}'),
+    ("gossip-encryption-key", 'encrypt = "Oifb2cQuQWa40V9s3Os0nuPToV6KAQB1ZpV4gZ3dUqk="'),
+    (
+        "assigned-credential",
+        '  + set {\n      + name  = "auth.password"\n      + value = "ftZo7SHcqU*tP2kHK"\n    }',
+    ),
+    (
+        "password-in-prose",
+        "    amazon-ebs.windows: Password (since debug is enabled): XeZtWkREt!Vin4ML?XEF1y8hxM",
+    ),
+    ("assigned-credential", "SecretID:         41972a69-888e-4ddb-94b9-4f9fc985dc14"),
     (  # a Postman collection's API key auth: the key is the entry whose "key" is "value"
         "assigned-credential",
         '"auth": {\n  "type": "apikey",\n  "apikey": [\n   {"key": "in", "value": "header"},\n'
@@ -773,6 +797,18 @@ NEGATIVES = [
     "ANALYST#COMPUTE_WH@ANALYTICS.PUBLIC>SELECT SPLIT_PART(EMAIL, '@', 2) AS DOMAIN",
     "| user_key | churn_risk |\n|---|---|\n| user_4000 | 0.039 |\n| user_8998 | 0.181 |",
     '"apikey": [{"key": "key", "value": "X-API-Key"}, {"key": "value", "value": "{{apiKey}}"}]',
+    # infrastructure as code's look-alikes: a sealed secret's ciphertext, a key's name in
+    # Hiera, Pulumi's masks and its state without --show-secrets, an OpenPGP message,
+    # AWS's SecretId (a name), Vault's secret_id_accessor, a gossip key's placeholder
+    f"kind: SealedSecret\nspec:\n  encryptedData:\n    password: {SEALED}\n",
+    'Found key: "profile::analytics::db_password" value: Sensitive [value redacted]',
+    'Outputs:\n  + bucketName: "assets-620d5b5"\n    dbPassword: [secret]\n',
+    '"password": {\n  "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",'
+    '\n  "ciphertext": "v1:Fq3Xw2:Lp9Kz0aQ8sN3mT6vB1cE4rY7uI0oP2="\n}',
+    "mysql:\n  root_password: |\n    -----BEGIN PGP MESSAGE-----\n\n    hQIMA7Lsc3ORlDatpJw5\n",
+    '"SecretId": "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf"',
+    "secret_id_accessor: 7ad1e488-f4be-4ad3-ab59-50fec0a1d00e",
+    'encrypt = "<output of consul keygen>"',
     # review 30: a command named in a sentence, with no fenced output; a script's or a
     # table's first line, printed by cat
     "The step `echo $AUTH_TOKEN > token.txt` fails with\nPermission-denied",
