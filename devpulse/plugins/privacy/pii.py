@@ -328,13 +328,19 @@ NON_PERSONAL_EMAIL = re2.compile(
     r"|atendimento|contato|contacto|contatto|kontakt|bestellung|rechnung"
     # a company's own departments: it-admin@, benefits@, payroll@
     r"|it(?:[._-]?(?:admin|support|help(?:desk)?|ops))?|sysadmin|devops|on[._-]?call"
-    r"|benefits|payroll|people(?:[._-]?ops)?|talent|facilities|procurement|purchasing)@"
+    r"|benefits|payroll|people(?:[._-]?ops)?|talent|facilities|procurement|purchasing"
+    # a data protection officer's (GDPR art. 37), DMARC's report mailbox, accounts payable's
+    r"|dpo|dmarc(?:[._-]?reports?)?|accounts?[._-]?(?:payable|receivable))@"
     # a program's mailbox named for what it is: ci-bot@, deploy-bot@, jenkins.svc@; and a
     # team's: platform-team@, billing-ops@, it_desk@, api-support@ (maria.ops@ is a person's)
     r"|^[\pL\pN._+-]*[._-](?:bot|robot|svc|automation)@"
-    r"|^[\pL\pN._+-]*[_-](?:team|ops|desk|support|help(?:desk)?)@"
+    r"|^[\pL\pN._+-]*[_-](?:team|ops|desk|support|help(?:desk)?|on-?call|reports?|security)@"
+    # a service account's, a meeting room's or equipment's, a team's own: svc-sql01@,
+    # room-fjord@, team-archive@
+    r"|^(?:svc|room|team)[._-][\pL\pN._+-]*@"
     r"|@(?:[\pL\pN_-]+\.)*(?:gserviceaccount\.com|users\.noreply\.github\.com"
-    r"|noreply\.github\.com)\n?$"
+    # Google Calendar's rooms and shared calendars
+    r"|noreply\.github\.com|resource\.calendar\.google\.com|group\.calendar\.google\.com)\n?$"
 )
 
 
@@ -762,7 +768,7 @@ def mrz(value: str) -> bool:
     holds the name), whose document number, date of birth and expiry date each agree with
     their check digit.
     Not ICAO's specimens, issued by Utopia (UTO), a state that does not exist."""
-    lines = value.split()
+    lines = value.replace("/", " ").replace("|", " ").split()  # one line: a / or a | between
     if len(lines) == 2 and len(lines[0]) == len(lines[1]) == 44:  # passport (TD3)
         line = lines[1]
         fields = ((line[0:9], line[9]), (line[13:19], line[19]), (line[21:27], line[27]))

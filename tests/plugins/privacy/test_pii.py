@@ -558,6 +558,36 @@ def test_a_mail_id_is_no_address_in_either_rule(scanner: Scanner) -> None:
 
 @pytest.mark.parametrize(
     "text",
+    [  # a vCard's property, its parameters before the colon; a log's label with no blank
+        "BEGIN:VCARD\nFN:Lena Fischer\nEMAIL;TYPE=INTERNET,HOME:l.fischer@t-online.de\nEND:VCARD",
+        "EMAIL:l.fischer@t-online.de",
+        "user=ana Email:ana.silva@studio.com.br status=ok",
+    ],
+)
+def test_an_address_right_after_an_email_property_is_read(scanner: Scanner, text: str) -> None:
+    assert "email-address" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [  # a service account's, rooms', a team's own, an on-call rota's, a DPO's, DMARC's
+        "UserPrincipalName    : svc-sql01@auroraretail.fi",
+        "Larkspur Fjord,Room,8,room-fjord@larkspur-analytics.co.uk",
+        '"account": "team-archive@sakura-shoji.co.jp"',
+        "To: sre-oncall@pampaslog.com.br",
+        "alias ap Accounts Payable <accounts-payable@kestrelfreight.nl>",
+        "rua=mailto:dmarc-reports@nordlys.no",
+        '"owner": "dpo@desertrose.ae"',
+        "From: it-security@maisonverdier.fr",
+        "ATTENDEE;CUTYPE=ROOM:mailto:c_94e0ec11cb375e2e41e63682@resource.calendar.google.com",
+    ],
+)
+def test_a_service_a_room_or_a_role_has_no_ones_mailbox(scanner: Scanner, text: str) -> None:
+    assert not pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
     [
         "To: Tallgrass Logistics IT <it-admin@tallgrasslogistics.com>",
         "Questions: benefits@fernhill.app or the benefits line",
@@ -904,6 +934,10 @@ CARD_MRZ = (
         json.dumps([PASSPORT_MRZ, CARD_MRZ]),
         f"{{'mrz': {PASSPORT_MRZ!r}, 'ok': True}}",
         f"const mrz = {json.dumps(CARD_MRZ)};",
+        # its lines on one line, in a CSV's cell (an onboarding tracker's)
+        "Worker,Document,MRZ\nW289217,Passport," + PASSPORT_MRZ.replace("\n", " / "),
+        "mrz: " + CARD_MRZ.replace("\n", " | "),
+        PASSPORT_MRZ.replace("\n", " "),
     ],
 )
 def test_a_machine_readable_zone_is_an_identity_document(scanner: Scanner, text: str) -> None:
