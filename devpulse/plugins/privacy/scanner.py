@@ -672,7 +672,7 @@ class Scanner:
 
 class _OnFirstUse(Sequence[CompiledRule]):
     """Rules compiled each the first time a scan asks for it: a prompt enables a few of the
-    packaged 262, and compiling them all is most of a CLI command's start-up. Two threads
+    packaged 267, and compiling them all is most of a CLI command's start-up. Two threads
     that ask at once may both compile one; either's is as good."""
 
     def __init__(self, sources: Sequence[tuple[str, PrivacyRule]]) -> None:
