@@ -333,11 +333,11 @@ NON_PERSONAL_EMAIL = re2.compile(
     r"|dpo|dmarc(?:[._-]?reports?)?|accounts?[._-]?(?:payable|receivable))@"
     # a program's mailbox named for what it is: ci-bot@, deploy-bot@, jenkins.svc@; and a
     # team's: platform-team@, billing-ops@, it_desk@, api-support@ (maria.ops@ is a person's)
+    # (not after a + tag: jane.doe+bank-security@ is jane's)
     r"|^[\pL\pN._+-]*[._-](?:bot|robot|svc|automation)@"
-    r"|^[\pL\pN._+-]*[_-](?:team|ops|desk|support|help(?:desk)?|on-?call|reports?|security)@"
-    # a service account's, a meeting room's or equipment's, a team's own: svc-sql01@,
-    # room-fjord@, team-archive@
-    r"|^(?:svc|room|team)[._-][\pL\pN._+-]*@"
+    r"|^[\pL\pN._-]*[_-](?:team|ops|desk|support|help(?:desk)?|on-?call|reports?|security)@"
+    # a service account's, a meeting room's or equipment's: svc-sql01@, room-fjord@
+    r"|^(?:svc|room)[_-][\pL\pN._-]*@"
     r"|@(?:[\pL\pN_-]+\.)*(?:gserviceaccount\.com|users\.noreply\.github\.com"
     # Google Calendar's rooms and shared calendars
     r"|noreply\.github\.com|resource\.calendar\.google\.com|group\.calendar\.google\.com)\n?$"
