@@ -444,12 +444,17 @@ def _placeholder(core: str, shapes: Container[int]) -> bool:
 
 # A secret's name in a store, as `dbutils.secrets.get(scope=..., key="...")` or a vault's
 # path gives it: lower-case words and numbers joined by - _ or ., the last a credential's.
+# Each part a word, a word and a short number (acmelake85), or a short number: a random run
+# of letters and digits (x7k2p9q4m8n3v6b1_token) is no name.
 _SECRET_NAME = re2.compile(
-    rb"^[a-z0-9]+(?:[-_.][a-z0-9]+)*[-_.](?:api[-_]?)?(?:key|token|secret|password|passwd"
+    rb"^(?:[a-z]+[0-9]{0,4}|[0-9]{1,4})(?:[-_.](?:[a-z]+[0-9]{0,4}|[0-9]{1,4}))*[-_.]"
+    rb"(?:api[-_]?)?(?:key|token|secret|password|passwd"
     rb"|pwd|creds?|credentials?)s?$"
 )
 # A name in namespaces joined by `::` (Puppet's Hiera keys, Perl's and Rust's paths, C++'s).
-_NAMESPACED = re2.compile(rb"^(?:::)?[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)+$")
+# Each part an identifier of words, each with a short number at most (db_password, v2).
+_NAMESPACE_PART = rb"[A-Za-z_]+[0-9]{0,4}(?:_[A-Za-z]+[0-9]{0,4})*"
+_NAMESPACED = re2.compile(rb"^(?:::)?%s(?:::%s)+$" % (_NAMESPACE_PART, _NAMESPACE_PART))
 # An HTTP header's name: Capitalised words or short capitals joined by hyphens (Content-Type,
 # X-Request-Id, X-API-Key), as a Postman collection's or a HAR's `"key"` holds it.
 _HEADER_NAME = re2.compile(rb"^(?:[A-Z][a-z]+|[A-Z]{1,4})(?:-(?:[A-Z][a-z]+|[A-Z]{1,4}))+$")

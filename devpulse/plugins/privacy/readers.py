@@ -629,8 +629,10 @@ def _text(data: bytes, span: tuple[int, int]) -> str:
 # OpenPGP message, what a value encrypted to a key holds (Salt's and SOPS' gpg renderers).
 _NO_VALUE = re2.compile(
     rb"^(?:[\w.@-]+:/[\w.@-]+(?:/[\w.@-]+)+/?$|\$[A-Za-z_]\w*[.{\[]"
-    rb"|secret\|(?:arn:aws:secretsmanager:|projects/|https://[\w.-]+\.vault\.azure\.net/)"
-    rb"|-----BEGIN PGP MESSAGE-----"
+    rb"|secret\|(?:arn:aws:secretsmanager:[\w-]+:\d{12}:secret:[\w/+=.@-]+"
+    rb"|projects/[\w.-]+/secrets/[\w.-]+(?:/versions/[\w.-]+)?"
+    rb"|https://[\w.-]+\.vault\.azure\.net/secrets/[\w.-]+(?:/[\w]+)?)(?:\|[\w.-]+)?$"
+    rb"|-----BEGIN PGP MESSAGE-----(?:\s|$)"
     rb"|(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp\d+)[ \t]+AAAA"
     rb"|type=secret,id=[\w.-]+(?:,[a-z]+=[^,\s]*)*$"
     rb"|id=[\w.-]+(?:,(?:target|dst|type|required|mode|uid|gid)=[^,\s]*)*"
@@ -690,11 +692,14 @@ def _secret_id(name: str, value: str) -> bool:
     """A UUID under a name that ends in `secret id`: HashiCorp's tokens (Consul's and Nomad's
     ACL SecretID, Vault's AppRole secret_id), which are the credential itself. (AWS's SecretId
     names a secret in its store: a name or an ARN, never a UUID.)"""
-    return _secret_id_name(name) and is_uuid(value.strip())
+    value = value.strip()
+    return _secret_id_name(name) and is_uuid(value) and token_like(value)
 
 
 def _secret_id_name(name: str) -> bool:
-    return name_words(name)[-2:] == ["secret", "id"]
+    words = name_words(name)
+    # Bitwarden Secrets Manager's secret ids (its k8s operator's bwSecretId) name a secret
+    return words[-2:] == ["secret", "id"] and words[-3:-2] not in (["bw"], ["bitwarden"])
 
 
 # A word and a number (user_4000, cust-0012): an id named for what it keys. Under a name
@@ -704,7 +709,12 @@ _ENTITY_ID = re2.compile(rb"^([a-z]{3,})[_-][0-9]+$")
 
 def _entity_id(name: str, value: str) -> bool:
     spans = search_spans(_ENTITY_ID, value.encode("utf-8", "surrogatepass"), 0)
-    return spans is not None and value[: spans[1][1]] in name_words(name)
+    if spans is None:
+        return False
+    # the word right before the name's `key` (user_key: user_4000), never any word of a
+    # password's name (postgres_password: postgres_2024 is a password)
+    words = name_words(name)
+    return len(words) >= 2 and words[-1] in ("key", "keys") and words[-2] == value[: spans[1][1]]
 
 
 # PagerDuty's routing key (an Events API integration's secret): 32 letters and digits; the
@@ -1153,6 +1163,8 @@ def _property_calls(data: bytes, overflow: list[int], known: Reported) -> Iterat
         elif end - start > 2 and data[start : start + 1] == b'"' == data[end - 1 : end]:
             value_span = (start + 1, end - 1)  # and Groovy's '"value"'
         value = _text(data, value_span)
+        if b" " in data[start:end] and b"\n" in data[spans[1][1] : start]:
+            continue  # add_error(\n "password",\n "Passwords do not match"\n): a message
         found = _named_found(
             "assigned-credential", _text(data, spans[1]), value, value_span, quoted=True
         )
@@ -1733,13 +1745,23 @@ def _printed_secrets(data: bytes, overflow: list[int], known: Reported) -> Itera
         if len(value) < 8 or not _stored(value, span, known):
             continue
         command = data[spans[0][0] : span[0]]
-        if spans[_PRINTED_TICK][0] >= 0 and b"```" not in data[spans[_PRINTED_TICK][1] : span[0]]:
-            continue  # `echo $KEY` named in a sentence, no output fenced under it
+        tick = spans[_PRINTED_TICK]
+        if tick[0] >= 0 and b"```" not in data[tick[1] : span[0]]:
+            # `echo $KEY` named in a sentence, no output fenced under it; but an agent's
+            # "Ran `printenv KEY`" line, then a machine-made value, printed it
+            opener = data[spans[0][0] : tick[0]]
+            machine_made = token_like(value) and any(c.isdigit() for c in value)
+            if not (machine_made and found_in(_RAN, opener)):
+                continue
         if any(not part.strip().startswith(b"base64") for part in command.split(b"|")[1:]):
             continue  # echo $KEY | md5sum, op read ... | sha256sum
         by_store = spans[_PRINTED_BY][0] >= 0
         name = _printed_field(command) if by_store else _text(data, spans[_PRINTED_NAME])
-        if value.startswith("#!") or (name is not None and found_in(_CONTENT_FILE, name.encode())):
+        if value.startswith("#!") or (
+            name is not None
+            and found_in(_CONTENT_FILE, name.encode())
+            and any(c in value for c in _STRUCTURE_CHARS)
+        ):
             continue  # `cat get_token.sh`, `cat tokens.csv`: a script's or a table's first line
         if name is None:
             judged = password_value(value) and _plain_secret(value)
@@ -1766,6 +1788,9 @@ _PRINTED_FIELDS = [
 ]
 
 
+# What a table's, a document's or a config's first line holds, and a bare token does not
+# (a token alone in db_password.conf is still printed).
+_STRUCTURE_CHARS = ",;:{}[]<>\"'"
 # A file `cat` prints whose first line is a script's or a document's, not a secret alone.
 _CONTENT_FILE = re2.compile(
     rb"(?i)\.(?:sh|bash|zsh|ps1|py|js|ts|rb|go|java|kt|csv|tsv|json|ya?ml|toml|xml|md|html?"
@@ -1782,6 +1807,10 @@ def _printed_field(command: bytes) -> str | None:
     return None
 
 
+# An agent's transcript line that opens a command in backticks: `Ran `, `⏺ Running `.
+_RAN = re2.compile(
+    rb"^[ \t]*(?:[-*\x{2022}\x{23FA}\x{25CF}][ \t]+)?(?i:ran|running|executed)[ \t]+$"
+)
 _PRINTED_NAME, _PRINTED_BY, _PRINTED_VALUE, _PRINTED_TICK = (
     PRINTED_SECRET.parse.groupindex[group] for group in (b"name", b"printer", b"value", b"tick")
 )

@@ -2254,6 +2254,59 @@ def test_a_key_under_prose_or_code_that_ends_in_a_digests_word_is_found(
     assert "vendor-named-hex" in rule_ids(scanner, f"{parent}\n    POSTMARK: {_own_hex(32)}\n")
 
 
+# Review 31: what the stop's look-alike checks hid, each a value the scan found before them.
+REVIEW_31_FOUND = [
+    # a service's name and a number is its password under a password's name (_entity_id
+    # reads only the word before a name's `key`)
+    ("POSTGRES_PASSWORD: postgres_2024\n", "postgres_2024"),
+    ("admin_password: admin_4821\n", "admin_4821"),
+    # a password in brackets after the word (the note before a colon is Packer's)
+    ("I changed the admin password (Xk9m#P2vL8q) yesterday.\n", "Xk9m#P2vL8q"),
+    # a bracket inside a connection string's password is no call
+    ("Server=db;User Id=sa;Password=Xk9mP2(vL8q;\n", "Xk9mP2"),
+    # a phone before a word or an extension after a hyphen, after decimal columns
+    ("Contact: 06 12 34 56 78-perso\n", "06 12 34 56 78"),
+    ("Call 415.555.2671-x22\n", "415.555.2671"),
+    (
+        "   name       balance  lat      lon      phone\n"
+        "0  Jane Doe   1520.50  51.5074  -0.1278  020 7946 0958\n",
+        "020 7946 0958",
+    ),
+    # a value that only starts like a reference or an OpenPGP message
+    ("db_password: secret|projects/x|Xk9mP2vL8qRt!\n", "Xk9mP2vL8qRt!"),
+    ("DB_PASSWORD='-----BEGIN PGP MESSAGE-----Xk9mP2vL8qRt'\n", "Xk9mP2vL8qRt"),
+    # random runs shaped like a secret's name or a namespaced one
+    ("auth: x7k2p9q4m8n3v6b1_token\n", "x7k2p9q4m8n3v6b1_token"),
+    ("auth_token: Kx9::Lp2::Qr7St4Uv\n", "Kx9::Lp2::Qr7St4Uv"),
+    # a bare token cat prints from a config file; an agent's unfenced output
+    ("$ cat /run/secrets/db_password.conf\nZr8pQ2vLx9mKqW\n", "Zr8pQ2vLx9mKqW"),
+    ("Ran `printenv DB_PASSWORD`\nXk9mP2vL8qRt\n", "Xk9mP2vL8qRt"),
+]
+
+
+@pytest.mark.parametrize(("text", "value"), REVIEW_31_FOUND)
+def test_what_the_look_alike_checks_must_not_hide(scanner: Scanner, text: str, value: str) -> None:
+    assert any(
+        value in text[slice(*f.span)] or text[slice(*f.span)] in value
+        for f in scanner.scan(text)
+        if f.category in ("secret", "pii")
+    ), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [  # review 31: messages in a call split over lines, placeholder UUIDs, Bitwarden's ids,
+        # Consul's documented gossip key
+        'raise ValidationError(\n    "password",\n    "too short try again"\n)',
+        'SecretID = "00000000-0000-0000-0000-000000000000"\n',
+        "    - bwSecretId: 6c230265-d472-45f7-b763-b11b01023ca6\n",
+        '{"encrypt": "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="}',
+    ],
+)
+def test_what_the_look_alike_checks_pass(scanner: Scanner, text: str) -> None:
+    assert not [f for f in scanner.scan(text) if f.category == "secret"]
+
+
 def test_a_blocks_lines_are_walked_once_whatever_their_number(
     scanner: Scanner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
