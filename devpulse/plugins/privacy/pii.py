@@ -799,6 +799,11 @@ def _mrz_check(field: str) -> str:
 
 
 MIN_BIRTH_YEAR = 1900
+# 1900-01-01 in its numeric forms, a time after it or not
+_UNKNOWN_DATE = re2.compile(
+    r"^(?:1900-0?1-0?1|1900/0?1/0?1|1900\.0?1\.0?1|0?1-0?1-1900|0?1/0?1/1900|0?1\.0?1\.1900"
+    r"|19000101)(?:[ t].*)?$"
+)
 MIN_LABELLED_BIRTH_YEAR = 1800
 
 
@@ -811,9 +816,10 @@ def date_of_birth(value: str, earliest: int = MIN_BIRTH_YEAR, latest: int | None
     (1987年3月14日, 1987년 3월 14일, 1987. 3. 14.). The day must exist in its month (a
     day-first and a month-first reading are both tried), and a four-digit year fall between
     `earliest` and `latest` (this year unless given): "unknown", "1900-01-00" and
-    "0000-00-00" are no one's birthday."""
+    "0000-00-00" are no one's birthday, nor is 1 January 1900, the date many systems store
+    for an unknown one (SQL Server's datetime zero, a spreadsheet's day 1)."""
     text = _western_year(value.strip().lower())
-    if not text or len(text) > 40:
+    if not text or len(text) > 40 or search_text(_UNKNOWN_DATE, text) is not None:
         return False
     years = (earliest, latest)
     if text[0].isdigit():

@@ -1296,6 +1296,8 @@ def test_a_to_dates_format_is_no_value(scanner: Scanner) -> None:
         "name,created_at,order_date\nAnn,1987-03-14,1990-11-02\n",  # dates of other things
         "id;updated;expiry_date\n7;14.03.1987;01/02/1999\n",
         "name,dob\nAnn,unknown\nBo,0000-00-00\nCy,N/A\n",  # no date in a date's column
+        # the date systems store for an unknown one (SQL Server's datetime zero)
+        "name,dob\nTest User,1900-01-01\nSample,1/1/1900\n",
         "name,dob\nAnn,31/02/1987\nBo,1850-03-14\nCy,2999-01-01\n",  # no such day, no one alive
         "name,birthday\nAnn,March 14\n",  # no year
         "product,adobe_version\nReader,2020-01-01\n",  # dob inside another word
