@@ -807,6 +807,31 @@ _UNKNOWN_DATE = re2.compile(
 MIN_LABELLED_BIRTH_YEAR = 1800
 
 
+# A street's line, as an address column's cell holds it: a house number (digits, perhaps a
+# letter after them) standing apart, and a word of three letters or more.
+_HOUSE_NUMBER = re2.compile(r"(?:^|[\s,])\d{1,5}[A-Za-z]?(?:[\s,/-]|$)")
+_STREET_WORD = re2.compile(r"\pL{3,}")
+# A template's or a test's street: 1 Test Street, 1 Example Road, Anytown
+_SAMPLE_STREET = re2.compile(
+    r"(?i)(?:^|[^\pL])(?:test|example|sample|dummy|fake|placeholder|anytown|anystreet)"
+    r"(?:[^\pL]|$)"
+)
+
+
+def street_line(value: str) -> bool:
+    """A postal address's cell (readers.ADDRESS_TABLE): a house number and a street's word
+    ("Prinsengracht 143, Eindhoven", "12 rue de la Paix", "רחוב דיזנגוף 134"); no network
+    address, mailbox, URL or markup (an `Address` column of a network's table holds IPs)."""
+    text = value.strip()
+    if not 6 <= len(text) <= 200 or any(c in text for c in "@:=<>{}[]"):
+        return False
+    if search_text(_SAMPLE_STREET, text) is not None:
+        return False
+    return search_text(_HOUSE_NUMBER, text) is not None and (
+        search_text(_STREET_WORD, text) is not None
+    )
+
+
 def date_of_birth(value: str, earliest: int = MIN_BIRTH_YEAR, latest: int | None = None) -> bool:
     """A date someone alive could have been born on, as a date-of-birth column's cells (the
     table reader's, readers.DOB_TABLE) write it, in the date-of-birth rules' shapes: numbers

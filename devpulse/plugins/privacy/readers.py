@@ -408,11 +408,21 @@ DOB_COLUMN = (
     r"|datum[ _-]?narozen(?:í|i)|do(?:ğ|g)um[ _-]?tar(?:i|İ)h(?:i|İ)"
     r"|дата[ _-]рождения|生年月日|出生日期|出生年月日|생년월일))"
 )
+# A header cell that names a postal address's column: a home's, a street's, a mailing or a
+# billing one, its first line, or the bare word (its cells must then look like a street's
+# line: pii.street_line), and the word in the languages of the countries most exports come
+# from. Each holds one of scanner.AST_TRIGGERS, which run the readers.
+ADDRESS_COLUMN = (
+    r"(?i:(?:(?:home|street|mailing|postal|billing|shipping|delivery|residential|private)"
+    r"[ _-]?)?address(?:[ _-]?(?:line)?[ _-]?1)?|street|adresse|anschrift|privatadresse"
+    r"|wohnadresse|stra(?:ß|ss)e|direcci(?:ó|o)n|domicilio|indirizzo|endere(?:ç|c)o|adres"
+    r"|adresa|osoite|adress)"
+)
 # Such a cell in a CSV's or a markdown table's header, or a column of an INSERT, then a row
 # below (as TABLE's).
-ID_TABLE, DOB_TABLE = (
+ID_TABLE, DOB_TABLE, ADDRESS_TABLE = (
     TwoPass.compile(f"(?:{_table_header(column)})|(?:{_insert(column)})".encode())
-    for column in (ID_COLUMN, DOB_COLUMN)
+    for column in (ID_COLUMN, DOB_COLUMN, ADDRESS_COLUMN)
 )
 _NAME, _COLUMNS = TABLE.parse.groupindex[b"name"], TABLE.parse.groupindex[b"columns"]
 # `_table`, `_delimited_rows` and `_sql_rows` read a header's name at _NAME and an INSERT's
@@ -1936,6 +1946,9 @@ _IDENTITY = _Personal(
 _BIRTH_DATE = _Personal(
     "table-date-of-birth", re2.compile(f"^{DOB_COLUMN}$".encode()), pii.date_of_birth
 )
+_ADDRESS = _Personal(
+    "table-street-address", re2.compile(f"^{ADDRESS_COLUMN}$".encode()), pii.street_line
+)
 
 
 # pandas' print of a DataFrame (df.head(), to_string()): its columns' names set apart by two
@@ -2656,6 +2669,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("table-credential", SETTING_TABLE, _setting_rows),
     ("table-identity-number", ID_TABLE, _personal_tables(ID_TABLE, _IDENTITY)),
     ("table-date-of-birth", DOB_TABLE, _personal_tables(DOB_TABLE, _BIRTH_DATE)),
+    ("table-street-address", ADDRESS_TABLE, _personal_tables(ADDRESS_TABLE, _ADDRESS)),
     ("redis-hash-field", REDIS_PAIR, _redis_pairs),
     ("psql-record-field", PSQL_RECORD, _psql_records),
     ("dataframe-column", DATAFRAME, _dataframes),

@@ -133,6 +133,13 @@ AST_TRIGGERS = (
     "steuer",
     "identifikationsnummer",
     *("hetu", "dni", "emirates", "hkid", "cuil"),
+    # a postal address's column (readers.ADDRESS_TABLE): the bare word only beside a
+    # delimiter, as a header holds it ("email address" in prose runs no reader)
+    *("address,", ",address", "address;", ";address", "address\t", "\taddress", "address |"),
+    *("| address", "address|", "|address", "home_address", "home address", "street_address"),
+    *("street address", "address_line", "address line", "address1", "mailing address"),
+    *("billing address", "shipping address", "postal address", "adresse", "anschrift"),
+    *("dirección", "direccion", "indirizzo", "endereço", "endereco", "domicilio"),
     *("driver's licen", "drivers licen", "driving licen", "driver_licen", "driving_licen"),
     # the documents' names in other languages (readers.ID_COLUMN)
     *("reisepass", "passeport", "pasaport", "passaport", "paspoort", "paszport", "ausweis"),

@@ -1291,6 +1291,50 @@ def test_a_to_dates_format_is_no_value(scanner: Scanner) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "value"),
+    [  # a postal address's column: its cells hold no postcode beside them (a card list's)
+        (
+            'Household,Address,Postcode\nvan den Berg,"Prinsengracht 143, Eindhoven",5699 GJ',
+            "Prinsengracht 143, Eindhoven",
+        ),
+        (
+            'Name,Address\nMizrahi,"רחוב דיזנגוף 134 דירה 5, תל אביב-יפו"',
+            "רחוב דיזנגוף 134 דירה 5, תל אביב-יפו",
+        ),
+        (
+            "| Name | Home address |\n|---|---|\n| Jane Roe | 42 Elm Street, Springfield |",
+            "42 Elm Street, Springfield",
+        ),
+        ("name;adresse;ville\nMarie;12 rue des Lilas;Lyon", "12 rue des Lilas"),
+        (
+            "INSERT INTO contacts (name, home_address) VALUES ('Ana', 'Rua Augusta 1294');",
+            "Rua Augusta 1294",
+        ),
+    ],
+)
+def test_a_postal_address_column_is_read(scanner: Scanner, text: str, value: str) -> None:
+    found = [
+        text[slice(*f.span)] for f in scanner.scan(text) if f.rule_id == "table-street-address"
+    ]
+    assert found == [value]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [  # a network's addresses, mailboxes, a template's street, no house number
+        "Host,Address,Port\nweb-1,10.0.0.12,8080",
+        "Interface,MAC address\neth0,00:1a:2b:3c:4d:5e",
+        "name,email address,status\nAna,ana@x.io,ok",
+        "Name,Address\nTest Customer,1 Test Street\nJane,1 Example Road",
+        "Name,Address\nAcme,(see contract)\nGlobex,N/A",
+        "token,address\n0x52908400098527886E0F7030069857D2E4169EE7,wallet",
+    ],
+)
+def test_an_address_column_of_no_street_is_nothing(scanner: Scanner, text: str) -> None:
+    assert not [f for f in scanner.scan(text) if f.rule_id == "table-street-address"]
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "name,created_at,order_date\nAnn,1987-03-14,1990-11-02\n",  # dates of other things
