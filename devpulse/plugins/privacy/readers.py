@@ -285,7 +285,7 @@ TERRAFORM_OUTPUT = TwoPass.compile(
 # Variable | Value |`). `_setting_rows` reads the rows.
 SETTING_TABLE = TwoPass.compile(
     "(?:^|\n)[ \t]*(?P<open>[|│┃!]?)(?P<lead>(?:[^|│┃!\n]*[|│┃])*)"
-    "[ \t]*(?i:key|name|variable|setting|parameter|field|output)s?"
+    "[ \t]*(?:(?i:key|name|variable|setting|parameter|field)s?|OUTPUTS?)"
     "[ \t]*(?P<delimiter>[|│┃]|!!|[ \t]+)[ \t]*(?i:value)s?(?:[ \t|│┃!][^\n]*)?\r?\n".encode()
 )
 _SETTING_LEAD = SETTING_TABLE.parse.groupindex[b"lead"]
@@ -724,7 +724,22 @@ def _entity_id(name: str, value: str) -> bool:
     # the word right before the name's `key` (user_key: user_4000), never any word of a
     # password's name (postgres_password: postgres_2024 is a password)
     words = name_words(name)
-    return len(words) >= 2 and words[-1] in ("key", "keys") and words[-2] == value[: spans[1][1]]
+    return (
+        len(words) >= 2
+        and words[-1] in ("key", "keys")
+        and words[-2] == value[: spans[1][1]]
+        and words[-2] in _ENTITY_WORDS  # secret_key: secret_2024 is a (weak) secret (review 33)
+    )
+
+
+# The entities a pseudonymised table keys its rows by: a `user_key` column holds user_4000.
+# Only these: before `key`, most words say what kind of secret it is (secret, master, app).
+_ENTITY_WORDS = frozenset(
+    {
+        *("user", "customer", "member", "account", "patient", "employee", "student"),
+        *("person", "subscriber", "visitor", "player", "household", "contact", "row"),
+    }
+)
 
 
 # PagerDuty's routing key (an Events API integration's secret): 32 letters and digits; the
@@ -1770,7 +1785,7 @@ def _printed_secrets(data: bytes, overflow: list[int], known: Reported) -> Itera
         if value.startswith("#!") or (
             name is not None
             and found_in(_CONTENT_FILE, name.encode())
-            and any(c in value for c in _STRUCTURE_CHARS)
+            and found_in(_STRUCTURED_LINE, value.encode())
         ):
             continue  # `cat get_token.sh`, `cat tokens.csv`: a script's or a table's first line
         if name is None:
@@ -1800,7 +1815,12 @@ _PRINTED_FIELDS = [
 
 # What a table's, a document's or a config's first line holds, and a bare token does not
 # (a token alone in db_password.conf is still printed).
-_STRUCTURE_CHARS = ",;:{}[]<>\"'"
+# The value is one token (the line has no blank): a document's first line then opens an
+# object, a list, a tag or a section (`{`, `[`, `<`, `---`), sets a key (`key=...`, `key:`),
+# or is a table's header of plain words (`id,name,token`); a password with a ; or a < is none.
+_STRUCTURED_LINE = re2.compile(
+    rb"^(?:[{\[<]|-{3}|[A-Za-z_][\w.-]*(?::$|=)|[A-Za-z_ ]+(?:[,;\t|][A-Za-z_ ]*)+$)"
+)
 # A file `cat` prints whose first line is a script's or a document's, not a secret alone.
 _CONTENT_FILE = re2.compile(
     rb"(?i)\.(?:sh|bash|zsh|ps1|py|js|ts|rb|go|java|kt|csv|tsv|json|ya?ml|toml|xml|md|html?"

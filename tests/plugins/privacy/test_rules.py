@@ -2281,6 +2281,12 @@ REVIEW_31_FOUND = [
     # a bare token cat prints from a config file; an agent's unfenced output
     ("$ cat /run/secrets/db_password.conf\nZr8pQ2vLx9mKqW\n", "Zr8pQ2vLx9mKqW"),
     ("Ran `printenv DB_PASSWORD`\nXk9mP2vL8qRt\n", "Xk9mP2vL8qRt"),
+    # review 33: a weak secret named for its kind under a `..._key` (not an entity's id)
+    ("SECRET_KEY=secret_20240115\n", "secret_20240115"),
+    ("MEILI_MASTER_KEY=master_839201\n", "master_839201"),
+    ("encryption_key: encryption_2024\n", "encryption_2024"),
+    # review 33: a password cat prints from a config file, a ; or a < in it
+    ("$ cat /etc/app/db_password.conf\nXk9m;P2vL8q<Rt\n", "Xk9m;P2vL8q<Rt"),
 ]
 
 
@@ -2299,6 +2305,7 @@ def test_what_the_look_alike_checks_must_not_hide(scanner: Scanner, text: str, v
         # Consul's documented gossip key
         'raise ValidationError(\n    "password",\n    "too short try again"\n)',
         'SecretID = "00000000-0000-0000-0000-000000000000"\n',
+        "Output value of the function\nresult_key  abcdef123456\n",  # prose, no table
         "    - bwSecretId: 6c230265-d472-45f7-b763-b11b01023ca6\n",
         '{"encrypt": "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="}',
     ],
