@@ -415,7 +415,10 @@ def _bound_literal_worth_parsing(
     if "\\" in literal:
         return True  # its value is what the escapes make it: the parse reads them
     name = block[slice(*found[_NAME])].decode("utf-8", "surrogatepass")
-    return is_credential_name(name) and looks_like_credential(literal)
+    # as `_credential` judges it: a passphrase with blanks too
+    return is_credential_name(name) and (
+        looks_like_credential(literal) or spaced_password(name, literal)
+    )
 
 
 def opens_with_prose(source: str) -> bool:

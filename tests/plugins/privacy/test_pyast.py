@@ -319,6 +319,7 @@ CODE_PIECES = st.sampled_from(
 @settings(max_examples=3000, deadline=None)
 @given(pieces=st.lists(CODE_PIECES, max_size=14))
 @example(pieces=["password", " = a = ", "TOKEN_URL", " = a = ", "'x9$Kq2'"])  # a chain
+@example(pieces=["password", " = ", "r'", "password", "def f", "r'"])  # a passphrase
 def test_what_the_parse_would_find_is_never_skipped(pieces: list[str]) -> None:
     """Skipping a parse must be sound: a block it skips, with nothing reported, is one
     the checks find nothing in."""
