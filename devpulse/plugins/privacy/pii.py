@@ -818,6 +818,12 @@ _SAMPLE_STREET = re2.compile(
 )
 
 
+# A network's, a register's or a size's cell: a dotted number (an IP, 1.2), a port, a width
+_NOT_STREET = re2.compile(
+    r"\d\.\d|(?i:(?:^|[^\pL])(?:port|bits?|bytes?|offset|decimal|hex|[kmg]bit|[kmgt]i?b)(?:[^\pL]|$))"
+)
+
+
 def street_line(value: str) -> bool:
     """A postal address's cell (readers.ADDRESS_TABLE): a house number and a street's word
     ("Prinsengracht 143, Eindhoven", "12 rue de la Paix", "רחוב דיזנגוף 134"); no network
@@ -825,7 +831,7 @@ def street_line(value: str) -> bool:
     text = value.strip()
     if not 6 <= len(text) <= 200 or any(c in text for c in "@:=<>{}[]"):
         return False
-    if search_text(_SAMPLE_STREET, text) is not None:
+    if search_text(_SAMPLE_STREET, text) is not None or search_text(_NOT_STREET, text):
         return False
     return search_text(_HOUSE_NUMBER, text) is not None and (
         search_text(_STREET_WORD, text) is not None

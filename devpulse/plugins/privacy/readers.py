@@ -285,11 +285,12 @@ TERRAFORM_OUTPUT = TwoPass.compile(
 # Variable | Value |`). `_setting_rows` reads the rows.
 SETTING_TABLE = TwoPass.compile(
     "(?:^|\n)[ \t]*(?P<open>[|│┃!]?)(?P<lead>(?:[^|│┃!\n]*[|│┃])*)"
-    "[ \t]*(?:(?i:key|name|variable|setting|parameter|field)s?|OUTPUTS?)"
+    "[ \t]*(?P<head>(?i:key|name|variable|setting|parameter|field|output)s?)"
     "[ \t]*(?P<delimiter>[|│┃]|!!|[ \t]+)[ \t]*(?i:value)s?(?:[ \t|│┃!][^\n]*)?\r?\n".encode()
 )
 _SETTING_LEAD = SETTING_TABLE.parse.groupindex[b"lead"]
 _SETTING_DELIMITER = SETTING_TABLE.parse.groupindex[b"delimiter"]
+_SETTING_HEAD = SETTING_TABLE.parse.groupindex[b"head"]
 # A command that stores a secret, whatever its name: each value it is given is the secret or
 # one of its fields. Kubernetes' `kubectl create secret generic NAME --from-literal=KEY=VALUE`
 # (and OpenShift's oc), the GitHub CLI's `gh secret set NAME --body VALUE`, the Azure CLI's
@@ -1617,6 +1618,9 @@ def _setting_rows(data: bytes, overflow: list[int], known: Reported) -> Iterator
         bar = delimiter.strip().decode("utf-8", "replace")
         lead = data[spans[_SETTING_LEAD][0] : spans[_SETTING_LEAD][1]].decode("utf-8", "replace")
         skip = sum(lead.count(b) for b in _BOX_BARS)  # the cells before the name's
+        head = data[spans[_SETTING_HEAD][0] : spans[_SETTING_HEAD][1]]
+        if not bar and head[:6].lower() == b"output" and not head.isupper():
+            continue  # 'Output value of the function' is prose; `| Output | Value |` a table
         if skip and bar not in _BOX_BARS:
             continue
         row = spans[0][1]
@@ -1819,7 +1823,7 @@ _PRINTED_FIELDS = [
 # object, a list, a tag or a section (`{`, `[`, `<`, `---`), sets a key (`key=...`, `key:`),
 # or is a table's header of plain words (`id,name,token`); a password with a ; or a < is none.
 _STRUCTURED_LINE = re2.compile(
-    rb"^(?:[{\[<]|-{3}|[A-Za-z_][\w.-]*(?::$|=)|[A-Za-z_ ]+(?:[,;\t|][A-Za-z_ ]*)+$)"
+    rb"^(?:[{\[<]|-{3}|[A-Za-z_][A-Za-z_.-]*(?::$|=[^=])|[A-Za-z_ ]+(?:[,;\t|][A-Za-z_ ]*)+$)"
 )
 # A file `cat` prints whose first line is a script's or a document's, not a secret alone.
 _CONTENT_FILE = re2.compile(
@@ -2476,6 +2480,7 @@ def _sql_rows(
     table's value under its row's name (`_setting_pair`)."""
     start, end = spans[_COLUMNS]
     names = [_column(column) for column in data[start:end].split(b",")]
+    state[1] += len(names) // 16  # a wide column list costs its reading, rows or none
     pair = None
     if personal is not None:
         columns = [(i, n) for i, n in enumerate(names) if found_in(personal.column, n.encode())]

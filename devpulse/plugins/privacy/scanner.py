@@ -41,7 +41,13 @@ from devpulse.plugins.privacy.plain import (
     without_nuls,
 )
 from devpulse.plugins.privacy.pyast import Hit, scan_python
-from devpulse.plugins.privacy.readers import MAX_ROW_BYTES, RECORDS_READER, read_all, readers_for
+from devpulse.plugins.privacy.readers import (
+    ADDRESS_COLUMN,
+    MAX_ROW_BYTES,
+    RECORDS_READER,
+    read_all,
+    readers_for,
+)
 from devpulse.plugins.privacy.readers import RULE_IDS as READER_IDS
 from devpulse.plugins.privacy.rules import (
     CATEGORY_LEVELS,
@@ -135,11 +141,6 @@ AST_TRIGGERS = (
     *("hetu", "dni", "emirates", "hkid", "cuil"),
     # a postal address's column (readers.ADDRESS_TABLE): the bare word only beside a
     # delimiter, as a header holds it ("email address" in prose runs no reader)
-    *("address,", ",address", "address;", ";address", "address\t", "\taddress", "address |"),
-    *("| address", "address|", "|address", "home_address", "home address", "street_address"),
-    *("street address", "address_line", "address line", "address1", "mailing address"),
-    *("billing address", "shipping address", "postal address", "adresse", "anschrift"),
-    *("dirección", "direccion", "indirizzo", "endereço", "endereco", "domicilio"),
     *("driver's licen", "drivers licen", "driving licen", "driver_licen", "driving_licen"),
     # the documents' names in other languages (readers.ID_COLUMN)
     *("reisepass", "passeport", "pasaport", "passaport", "paspoort", "paszport", "ausweis"),
@@ -184,6 +185,9 @@ AST_TRIGGERS = (
 # words are told apart in their own case, so that a capital after "pass" (passEncoded,
 # passIn) still names a credential, and so do passe and passi themselves.
 AST_TRIGGER_PATTERNS = (
+    # a postal address's column (readers.ADDRESS_TABLE): a header's or an INSERT's cell that
+    # is the name whole, beside a delimiter ("email address" in prose runs no reader)
+    rf"(?:^|[\n,;\t|(])[ \t]*[\"'`]?{ADDRESS_COLUMN}[\"'`]?[ \t]*(?:[,;\t|)\r\n]|$)",
     r"(?-i:[Pp]ass(?:[^ei]|$)|[Pp]asse(?:[^ds]|$)|[Pp]assi(?:[^nv]|$))",
     r"(?-i:PASS(?:[^EI]|$)|PASSE(?:[^DS]|$)|PASSI(?:[^NV]|$))",
 )

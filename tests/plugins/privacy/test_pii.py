@@ -1306,6 +1306,14 @@ def test_a_to_dates_format_is_no_value(scanner: Scanner) -> None:
             "42 Elm Street, Springfield",
         ),
         ("name;adresse;ville\nMarie;12 rue des Lilas;Lyon", "12 rue des Lilas"),
+        # review 34: the bare name after a blank, an INSERT's, Straße (the trigger is the
+        # header's or the INSERT's cell, whole)
+        ("Name, Address\nJane Roe, 42 Elm Street", "42 Elm Street"),
+        (
+            "INSERT INTO people (name, address) VALUES ('Ana', 'Rua Augusta 1294');",
+            "Rua Augusta 1294",
+        ),
+        ("Name;Straße;Ort\nJonas;Lindenweg 7;Kassel", "Lindenweg 7"),
         (
             "INSERT INTO contacts (name, home_address) VALUES ('Ana', 'Rua Augusta 1294');",
             "Rua Augusta 1294",
@@ -1328,6 +1336,9 @@ def test_a_postal_address_column_is_read(scanner: Scanner, text: str, value: str
         "Name,Address\nTest Customer,1 Test Street\nJane,1 Example Road",
         "Name,Address\nAcme,(see contract)\nGlobex,N/A",
         "token,address\n0x52908400098527886E0F7030069857D2E4169EE7,wallet",
+        # review 34: a network's, a register's or a size's cells
+        "Service,Address\ndb,10.0.0.12 port 8080\ncache,db-01 port 5432",
+        "Register,Address,Width\nCTRL,0 offset 4,32 bits",
     ],
 )
 def test_an_address_column_of_no_street_is_nothing(scanner: Scanner, text: str) -> None:

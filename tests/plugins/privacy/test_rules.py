@@ -2287,6 +2287,9 @@ REVIEW_31_FOUND = [
     ("encryption_key: encryption_2024\n", "encryption_2024"),
     # review 33: a password cat prints from a config file, a ; or a < in it
     ("$ cat /etc/app/db_password.conf\nXk9m;P2vL8q<Rt\n", "Xk9m;P2vL8q<Rt"),
+    # review 34: base64 printed from a config file; a markdown table of outputs
+    ("$ cat /etc/app/api_token.yml\nQk9mUDJ2TDhxUnQ0WnBXeA==\n", "Qk9mUDJ2TDhxUnQ0WnBXeA=="),
+    ("| Output | Value |\n|---|---|\n| dbPassword | Lantern*Cinder4774 |\n", "Lantern*Cinder4774"),
 ]
 
 
