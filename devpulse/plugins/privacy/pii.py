@@ -818,9 +818,12 @@ _SAMPLE_STREET = re2.compile(
 )
 
 
-# A network's, a register's or a size's cell: a dotted number (an IP, 1.2), a port, a width
+# A network's, a register's or a size's cell: an IP (two dots), a port and its number, a
+# number and its unit, an offset (not 12 Port Street, London GB or Flat 1.2: review 35)
 _NOT_STREET = re2.compile(
-    r"\d\.\d|(?i:(?:^|[^\pL])(?:port|bits?|bytes?|offset|decimal|hex|[kmg]bit|[kmgt]i?b)(?:[^\pL]|$))"
+    r"\d\.\d+\.\d|(?i:(?:^|[^\pL])port[ \t:#]*\d"
+    r"|\d[ \t]*(?:bits?|bytes?|[kmg]bit|[kmgt]i?b)(?:[^\pL]|$)"
+    r"|(?:^|[^\pL])(?:offset|decimal|hex)(?:[^\pL]|$))"
 )
 
 

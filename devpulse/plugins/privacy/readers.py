@@ -2480,7 +2480,6 @@ def _sql_rows(
     table's value under its row's name (`_setting_pair`)."""
     start, end = spans[_COLUMNS]
     names = [_column(column) for column in data[start:end].split(b",")]
-    state[1] += len(names) // 16  # a wide column list costs its reading, rows or none
     pair = None
     if personal is not None:
         columns = [(i, n) for i, n in enumerate(names) if found_in(personal.column, n.encode())]
@@ -2489,10 +2488,14 @@ def _sql_rows(
         pair = _setting_pair(names)
     judged = len(columns) + (pair is not None)
     row = spans[0][1]  # just past the first row's (
+    read = False
     while True:  # each value judged counts: MAX_CANDIDATES bounds the rows
         items, row = _sql_row(data, row)
         if items is None or len(items) != len(names):
+            if not read:  # a column list with no row of its width costs its reading
+                state[1] += 1 + len(names) // 16
             break
+        read = True
         if state[1] >= MAX_CANDIDATES:
             state[:] = [row, MAX_CANDIDATES + 1]
             return

@@ -1314,6 +1314,10 @@ def test_a_to_dates_format_is_no_value(scanner: Scanner) -> None:
             "Rua Augusta 1294",
         ),
         ("Name;Straße;Ort\nJonas;Lindenweg 7;Kassel", "Lindenweg 7"),
+        # review 35: a port's, a country's code and a flat's number in a home's address
+        ("Name,Address\nJane,12 Port Street", "12 Port Street"),
+        ('Name,Address\nJane,"10 Baker Street, London, GB"', "10 Baker Street, London, GB"),
+        ('Name,Address\nJane,"Flat 1.2, 14 Elm Road, Leeds"', "Flat 1.2, 14 Elm Road, Leeds"),
         (
             "INSERT INTO contacts (name, home_address) VALUES ('Ana', 'Rua Augusta 1294');",
             "Rua Augusta 1294",
@@ -1325,6 +1329,20 @@ def test_a_postal_address_column_is_read(scanner: Scanner, text: str, value: str
         text[slice(*f.span)] for f in scanner.scan(text) if f.rule_id == "table-street-address"
     ]
     assert found == [value]
+
+
+def test_a_dump_of_one_insert_a_row_is_read_to_its_end(scanner: Scanner) -> None:
+    """Review 35: a column list is charged to the readers' allowance only where no row of
+    its width follows it (a flood of lists); pg_dump's --column-inserts writes one INSERT a
+    row, each read and counted, and a date of birth in row 801 is found."""
+    cols = ["id", "name", "date_of_birth"] + [f"c{i}" for i in range(29)]
+
+    def row(i: int, dob: str) -> str:
+        rest = "".join(f", 'v{j}'" for j in range(29))
+        return f"INSERT INTO customers ({', '.join(cols)}) VALUES ({i}, 'n{i}', '{dob}'{rest});"
+
+    text = "\n".join([row(i, "1900-01-01") for i in range(800)] + [row(800, "1987-03-14")])
+    assert "table-date-of-birth" in {f.rule_id for f in scanner.scan(text)}
 
 
 @pytest.mark.parametrize(
