@@ -404,6 +404,22 @@ CAMEL_WORDS = re2.compile(rf"^(?:[A-Z]?[a-z]{{2,}}|{_SHORT_WORDS})+\n?$")
 _CAMEL_IDENTIFIER = r"[a-z]{2,}(?:[A-Z][a-z]{2,})*"
 IDENTIFIER_PATH = re2.compile(rf"^{_CAMEL_IDENTIFIER}(?:\.{_CAMEL_IDENTIFIER})*\n?$")
 
+# A secret's name in a store, as `dbutils.secrets.get(scope=..., key="...")` or a vault's
+# path gives it: lower-case words and numbers joined by - _ or ., the last a credential's.
+# Each part a word, a word and a short number (acmelake85), or a short number: a random run
+# of letters and digits (x7k2p9q4m8n3v6b1_token) is no name.
+_SECRET_NAME = re2.compile(
+    rb"^(?:[a-z]+[0-9]{0,4}|[0-9]{1,4})(?:[-_.](?:[a-z]+[0-9]{0,4}|[0-9]{1,4}))*[-_.]"
+    rb"(?:api[-_]?)?(?:key|token|secret|password|passwd"
+    rb"|pwd|creds?|credentials?)s?$"
+)
+# A name in namespaces joined by `::` (Puppet's Hiera keys, Perl's and Rust's paths, C++'s).
+# Each part an identifier of words, each with a short number at most (db_password, v2).
+_NAMESPACE_PART = rb"[A-Za-z_]+[0-9]{0,4}(?:_[A-Za-z]+[0-9]{0,4})*"
+_NAMESPACED = re2.compile(rb"^(?:::)?%s(?:::%s)+$" % (_NAMESPACE_PART, _NAMESPACE_PART))
+# An HTTP header's name: Capitalised words or short capitals joined by hyphens (Content-Type,
+# X-Request-Id, X-API-Key), as a Postman collection's or a HAR's `"key"` holds it.
+_HEADER_NAME = re2.compile(rb"^(?:[A-Z][a-z]+|[A-Z]{1,4})(?:-(?:[A-Z][a-z]+|[A-Z]{1,4}))+$")
 # The value checks' patterns in one RE2 set: a value is read once for all of them. A value
 # is a few dozen bytes, and each search of it costs about as much as the call itself.
 _SHAPE_PATTERNS = (
@@ -413,8 +429,21 @@ _SHAPE_PATTERNS = (
     CODE_EXPRESSION,
     CAMEL_WORDS,
     IDENTIFIER_PATH,
+    _SECRET_NAME,
+    _NAMESPACED,
+    _HEADER_NAME,
 )
-_PLACEHOLDER, _REFERENCE, _LOWER_PATH, _CODE_EXPRESSION, _CAMEL_WORDS, _IDENTIFIER_PATH = range(6)
+(
+    _PLACEHOLDER,
+    _REFERENCE,
+    _LOWER_PATH,
+    _CODE_EXPRESSION,
+    _CAMEL_WORDS,
+    _IDENTIFIER_PATH,
+    _SECRET_NAME_SHAPE,
+    _NAMESPACED_SHAPE,
+    _HEADER_NAME_SHAPE,
+) = range(9)
 
 
 _SHAPE_SET = PatternSet(regex.pattern for regex in _SHAPE_PATTERNS)
@@ -442,22 +471,6 @@ def _placeholder(core: str, shapes: Container[int]) -> bool:
     )
 
 
-# A secret's name in a store, as `dbutils.secrets.get(scope=..., key="...")` or a vault's
-# path gives it: lower-case words and numbers joined by - _ or ., the last a credential's.
-# Each part a word, a word and a short number (acmelake85), or a short number: a random run
-# of letters and digits (x7k2p9q4m8n3v6b1_token) is no name.
-_SECRET_NAME = re2.compile(
-    rb"^(?:[a-z]+[0-9]{0,4}|[0-9]{1,4})(?:[-_.](?:[a-z]+[0-9]{0,4}|[0-9]{1,4}))*[-_.]"
-    rb"(?:api[-_]?)?(?:key|token|secret|password|passwd"
-    rb"|pwd|creds?|credentials?)s?$"
-)
-# A name in namespaces joined by `::` (Puppet's Hiera keys, Perl's and Rust's paths, C++'s).
-# Each part an identifier of words, each with a short number at most (db_password, v2).
-_NAMESPACE_PART = rb"[A-Za-z_]+[0-9]{0,4}(?:_[A-Za-z]+[0-9]{0,4})*"
-_NAMESPACED = re2.compile(rb"^(?:::)?%s(?:::%s)+$" % (_NAMESPACE_PART, _NAMESPACE_PART))
-# An HTTP header's name: Capitalised words or short capitals joined by hyphens (Content-Type,
-# X-Request-Id, X-API-Key), as a Postman collection's or a HAR's `"key"` holds it.
-_HEADER_NAME = re2.compile(rb"^(?:[A-Z][a-z]+|[A-Z]{1,4})(?:-(?:[A-Z][a-z]+|[A-Z]{1,4}))+$")
 # The last words of HTTP headers' names: a name that ends in one is a header's, whatever
 # comes before (Idempotency-Key); other Capitalised words joined by hyphens may be a
 # passphrase (Velvet-Otter-Cascade-Lantern, review 30).
@@ -506,11 +519,11 @@ def token_like(value: str) -> bool:
     letters = core.replace("_", "").replace("-", "")
     if letters.isalpha() and (letters.isupper() or letters.islower()):
         return False  # OPENAI_API_KEY, client-credentials: an identifier
-    if letters.isalpha() and found_in(_HEADER_NAME, core.encode()) and _header_word(core):
+    if _HEADER_NAME_SHAPE in shapes and _header_word(core):
         return False  # Content-Type, Idempotency-Key: a header's name (a Postman "key")
-    if found_in(_SECRET_NAME, core.encode()):
+    if _SECRET_NAME_SHAPE in shapes:
         return False  # acmelake85-key, prod_db_password: a secret's name in a store
-    if "::" in core and found_in(_NAMESPACED, core.encode()):
+    if _NAMESPACED_SHAPE in shapes:
         return False  # profile::analytics::db_password: a name in Puppet's, Perl's, C++'s
     if (
         "-" in core

@@ -703,8 +703,8 @@ def _secret_id(name: str, value: str) -> bool:
     """A UUID under a name that ends in `secret id`: HashiCorp's tokens (Consul's and Nomad's
     ACL SecretID, Vault's AppRole secret_id), which are the credential itself. (AWS's SecretId
     names a secret in its store: a name or an ARN, never a UUID.)"""
-    value = value.strip()
-    return _secret_id_name(name) and is_uuid(value) and token_like(value)
+    value = value.strip()  # the value's shape first: every name no credential's comes here
+    return is_uuid(value) and _secret_id_name(name) and token_like(value)
 
 
 def _secret_id_name(name: str) -> bool:
