@@ -65,7 +65,7 @@ class AsyncBounded:
         except TimeoutError:
             self._done = True
             if timeout.expired():
-                raise expired(self._name, self._received, limit, left) from None
+                raise expired(self._name, self._received, limit, budget=left <= limit) from None
             raise
         except BaseException:
             self._done = True

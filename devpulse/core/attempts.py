@@ -68,11 +68,14 @@ class Sleep:
 @dataclass(frozen=True, slots=True)
 class Open:
     """Start one attempt: send `request` to the backend `decision` names, its reads bounded by
-    the backend's limits and `deadline`."""
+    the backend's limits and `deadline`. `deltas`: whether the caller reads the answer's
+    chunks as they come; when not, the driver need send back only the first chunk of content
+    and the final response (`bounded`)."""
 
     request: Request
     decision: Decision
     deadline: float
+    deltas: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +362,7 @@ def _dispatch(
             functools.partial(router.pm.hook.prepare_dispatch, request=streamed, decision=decision),
             inline=functools.partial(inline.loop_safe, router.pm, ("prepare_dispatch",)),
         )
-        yield Open(streamed, decision, deadline)
+        yield Open(streamed, decision, deadline, deltas=request.stream)
         while True:
             try:
                 chunk = yield READ

@@ -83,6 +83,7 @@ class _Sync:
                 deadline=action.deadline,
                 cancellation=self.cancellation,
                 clock=self.router.clock,
+                deltas=action.deltas,
             )
         elif isinstance(action, Close):
             source, self.source = self.source, None

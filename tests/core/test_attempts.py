@@ -34,6 +34,7 @@ from devpulse import (
     Router,
     Side,
     StreamIncomplete,
+    StreamStalled,
     TaskClass,
     Verdict,
     hookimpl,
@@ -41,6 +42,7 @@ from devpulse import (
 from devpulse.core import abounded, bounded, drivers
 from devpulse.core.attempts import run
 from devpulse.core.bounded import Cancellation
+from devpulse.core.config import Limits
 from devpulse.core.drivers import drive
 from devpulse.core.errors import Cancelled
 from devpulse.plugins.backends.base import retry_after
@@ -500,6 +502,66 @@ def test_silence_and_stalls_end_at_their_limits(tmp_path) -> None:
         ("llama_server", "failed", "no_first_token"),
         ("llama_server", "failed", "stalled"),
     ]
+
+
+def _dripped(pause_s: float, then: str) -> Iterator[Chunk]:
+    """A block's start, then twenty words `pause_s` apart; then the answer, or silence."""
+    yield Chunk("block_start", index=0)
+    for _ in range(20):
+        yield Chunk("text_delta", text="word ")
+        time.sleep(pause_s)
+    if then == "answer":
+        yield Chunk("message_stop", response=Response("word " * 20, "m", "b", Side.LOCAL))
+    else:
+        time.sleep(30)
+
+
+def _read(pause_s: float, then: str, *, deltas: bool, stall_s: float = 1.0) -> list[Chunk]:
+    return list(
+        bounded.bounded(
+            lambda: _dripped(pause_s, then),
+            name="b",
+            limits=Limits(connect_s=1.0, first_token_s=GUARD_S, stall_s=stall_s),
+            deadline=time.monotonic() + 60,
+            cancellation=Cancellation(),
+            deltas=deltas,
+        )
+    )
+
+
+def test_a_caller_who_reads_the_answer_whole_is_handed_only_what_the_machine_reads() -> None:
+    assert len(_read(0, "answer", deltas=True)) == 22
+    handed = _read(0, "answer", deltas=False)
+    assert [c.type for c in handed] == ["block_start", "message_stop"]  # begun, and whole
+    assert handed[-1].response is not None
+    assert handed[-1].response.text == "word " * 20
+
+
+def test_chunks_not_handed_over_still_keep_the_stall_limit_away() -> None:
+    # 20 words 50 ms apart: a second of answer, past the 0.4 s stall limit but never
+    # stalling, although the caller is handed only the first word and the answer
+    assert _read(0.05, "answer", deltas=False, stall_s=0.4)[-1].response is not None
+    with pytest.raises(StreamStalled):  # and silence after them is a stall, as ever
+        _read(0.01, "silence", deltas=False, stall_s=0.4)
+
+
+def test_an_invoke_is_handed_one_chunk_of_text_and_its_answer(tmp_path, monkeypatch) -> None:
+    handed: list[Chunk] = []
+    original = drivers._Sync.perform
+
+    def perform(self: drivers._Sync, action: Any) -> Any:
+        value = original(self, action)
+        if isinstance(value, Chunk):
+            handed.append(value)
+        return value
+
+    monkeypatch.setattr(drivers._Sync, "perform", perform)
+    router = make(Scripted(), tmp_path)
+    assert router.invoke("x", **LOCAL_WORK).text == "an answer"
+    assert [c.text for c in handed] == ["an ", ""]
+    handed.clear()
+    assert [c.text for c in router.stream("x", **LOCAL_WORK)][:2] == ["an ", "answer"]
+    assert [c.text for c in handed] == ["an ", "answer", ""]
 
 
 def test_a_backoff_that_would_outlast_the_budget_is_not_slept(tmp_path) -> None:
