@@ -92,6 +92,9 @@ PLACEHOLDER = re2.compile(
                 r"|adgangskode|has(?:ł|l)o|salasana|пароль|parola|ş(?:i|İ)fre|sifre|mật khẩu"
                 r"|密码|密碼|パスワード|비밀번호|암호)$",
                 r"^\[?(?:string|int|float|boolean|id)!?\]?!?$",
+                # a type that keeps a secret out of logs, in a struct's or a model's field
+                # (`pub password: SecretString,`): Rust's secrecy crate's, pydantic's, .NET's
+                r"^(?:secret(?:string|str|bytes|box|vec|slice)|securestring)$",
                 # a date and a time, whole or cut at a colon (ISO 8601, as a listing prints
                 # one: `db-password  2024-12-30T10:44:45`), is when, not what
                 r"^\d{4}-\d\d-\d\d(?:[t ]\d\d(?::\d\d(?::\d\d(?:[.,]\d+)?)?)?)?"
@@ -585,7 +588,8 @@ _PLAIN_KEY_KINDS = frozenset(
         *("group", "shortcut", "hot", "unique", "composite", "idempotency", "object", "field"),
         *("column", "index", "order", "route", "translation", "message", "locale", "state"),
         *("list", "react", "public", "pub", "host", "ssh", "gpg", "pgp", "foreign", "dedup"),
-        *("hash", "query", "storage", "s3", "file", "redis", "registry", "label"),
+        *("hash", "query", "storage", "s3", "file", "redis", "registry", "label", "dedupe"),
+        "incident",  # PagerDuty's incident_key: the alert's dedup key, not the integration's
     }
 )
 # Not "routing": AMQP's routing keys are dotted words (orders.created), which a weak name's
@@ -874,7 +878,18 @@ def strong_credential(value: str) -> bool:
         and char_classes(core) >= 3
         and search_text(_EMAIL_SHAPE, core) is None
         and not core.startswith("HTTP/")  # an access log's GET /forgot-password HTTP/1.1
+        and not method_call(core)
     )
+
+
+# A module's or an object's function called for the value (Elixir's `password:
+# Map.fetch!(secrets, "db_password")`, `password: config.get("db")`): where it comes from.
+_METHOD_CALL = re2.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+[!?]?\(")
+
+
+def method_call(value: str) -> bool:
+    """Whether `value` starts with a call of a module's or an object's function."""
+    return search_text(_METHOD_CALL, value) is not None
 
 
 # What a person writes a password with: letters, digits, a few separators, and the symbols

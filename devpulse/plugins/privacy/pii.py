@@ -617,6 +617,14 @@ _DATE_LAYOUTS = frozenset(
 # every manual's example), is passed over.
 
 
+def aba_routing(digits: str) -> bool:
+    """A US bank's ABA routing number: nine digits whose weighted sum (3, 7, 1 repeated) is a
+    multiple of ten, and no placeholder's (000000000, 123456789)."""
+    if len(digits) != 9 or not _ascii_digits(digits) or _nobodys(digits):
+        return False
+    return sum(int(d) * w for d, w in zip(digits, (3, 7, 1) * 3, strict=True)) % 10 == 0
+
+
 def _ascii_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 

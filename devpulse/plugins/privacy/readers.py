@@ -57,6 +57,7 @@ from devpulse.plugins.privacy.checks import (
     json_unescaped,
     key_by_look,
     looks_like_credential,
+    method_call,
     name_words,
     names_a_look_alike,
     names_no_key,
@@ -178,11 +179,15 @@ SET_COMMAND = TwoPass.compile(
 )
 # A name and its value side by side in a pair: an Erlang or Elixir tuple in a config
 # (`{db_password, "..."}`, Erlang's binary `{db_password, <<"...">>}`, `{:api_key, "..."}`),
-# and a keyword then its value in a Lisp property list or a Clojure map (`:api-key "..."`).
-# Only a quoted value.
+# and a keyword then its value in a Lisp property list or a Clojure map (`:api-key "..."`);
+# a quoted name and its value in a list or a tuple, as Rails logs a query's bound values
+# (`[["password", "..."], ["id", 7]]`) and Python's a pair. Only a quoted value.
 _QUOTED = r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\"|'(?P<sq>[^'\n]+)')"
 TUPLE_PAIR = TwoPass.compile(
-    (rf"\{{[ \t]*:?(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[ \t]*,[ \t]*(?:<<)?" + _QUOTED).encode()
+    (
+        rf"(?:\{{[ \t]*:?|[\[(][ \t]*[\"'])(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[\"']?[ \t]*,"
+        r"[ \t]*(?:<<)?" + _QUOTED
+    ).encode()
 )
 # A Postman collection's API key auth: its entries are fields of their own, and the key is
 # the one whose "key" is "value" (`"apikey": [{"key": "value", "value": "..."}, {"key":
@@ -1121,6 +1126,8 @@ def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     following = data[end : end + 1]
     if following in (b"(", b"[") or data[end - 1 : end] in (b"(", b"["):
         return None
+    if method_call(_text(data, (start, min(end, start + MAX_BARE_BYTES)))):
+        return None  # `password: Map.fetch!(secrets, "db")`: the call is in the value
     end = _closed_around(data, start, end)
     if end - start > 2 and data[start] == ord("{") and data.find(b"}", start, end) == end - 1:
         # one pair of braces around it: a template's field (`password={password}`, str.format's
@@ -2667,6 +2674,63 @@ def _next_row(data: bytes, pos: int) -> int | None:
 _AUTHORIZATION = ("authorization", "proxy-authorization")
 Reader = Callable[[bytes, list[int], Reported], Iterator[Found]]
 # Runs a reader's work for each reader, in turn or at once, and answers in their order.
+# NACHA's ACH file, the fixed-width file US banks exchange for payroll, direct deposits and
+# direct debits: 94-character records, each named by its first character. A batch header
+# (5) names, in columns 51-53, its Standard Entry Class: PPD, WEB, TEL and the like move
+# money to or from a consumer's account, CCD and CTX a company's. Each entry detail record
+# (6) then holds the receiving bank's routing number (columns 4-12, the ninth digit the ABA
+# check), the receiver's account number (13-29), the amount, an id (40-54) and the
+# receiver's name (55-76): in a consumer's entry, a person's bank account and name.
+ACH_RECORD = TwoPass.compile(
+    rb"(?m:^)(?:5\d{3}[^\r\n]{46}(?P<class>[A-Z]{3})[^\r\n]{41}"
+    rb"|6\d{2}(?P<routing>\d{9})(?P<account>[^\r\n]{17})\d{10}[^\r\n]{15}"
+    rb"(?P<name>[^\r\n]{22})[^\r\n]{2}[01]\d{15})[ \t]*(?m:$)"
+)
+_ACH_CLASS, _ACH_ROUTING, _ACH_ACCOUNT, _ACH_NAME = (
+    ACH_RECORD.parse.groupindex[group] for group in (b"class", b"routing", b"account", b"name")
+)
+# The entry classes whose receivers are companies (NACHA Operating Rules: corporate credits
+# and debits, with or without addenda, and their acknowledgements).
+_COMPANY_CLASSES = frozenset({b"CCD", b"CTX", b"ACK", b"ATX"})
+# An account number as a bank writes it (digits, maybe a hyphen or a letter), with at least
+# four digits; a masked one (****6357, XXXX6357) is none.
+_ACH_ACCOUNT_NUMBER = re2.compile(rb"^(?:[0-9A-WYZa-wyz-]*[0-9]){4}[0-9A-WYZa-wyz-]*$")
+# A receiver's name: two words of letters or more ("WHITFIELD, MARCUS", "O'NEIL J").
+_ACH_NAME_WORDS = re2.compile(rb"^[A-Za-z][A-Za-z'.-]*(?:,? [A-Za-z][A-Za-z'.-]*)+$")
+_NOT_A_RECEIVER = frozenset({"test", "sample", "example", "dummy", "fake", "redacted"})
+
+
+def _ach_entries(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """Each consumer entry of an ACH file: the receiver's account number, where the bank's
+    routing number passes the ABA check and a person's name stands with it. Entries of a
+    company's batch (CCD, CTX) are passed over, as are masked accounts and names and test
+    receivers. An entry pasted without its batch is judged by its name alone."""
+    batch_class: bytes | None = None
+    for spans in _matches(ACH_RECORD, data, overflow):
+        if spans[_ACH_CLASS][0] >= 0:
+            batch_class = data[slice(*spans[_ACH_CLASS])]
+            continue
+        start, end = spans[_ACH_ACCOUNT]
+        account = data[start:end].rstrip(b" ")
+        name = data[slice(*spans[_ACH_NAME])].strip(b" ")
+        if (
+            batch_class in _COMPANY_CLASSES
+            or not pii.aba_routing(_text(data, spans[_ACH_ROUTING]))
+            or _ACH_ACCOUNT_NUMBER.fullmatch(account.lstrip(b" ")) is None
+            or _ACH_NAME_WORDS.fullmatch(name) is None
+            or not _NOT_A_RECEIVER.isdisjoint(name.decode().lower().replace(",", " ").split())
+            or _inside(known, (start, end))
+        ):
+            continue
+        yield Found(
+            "ach-entry-account",
+            start,
+            start + len(account),
+            _text(data, (start, start + len(account))),
+            "pii",
+        )
+
+
 Each = Callable[
     [Callable[[tuple[str, Reader]], list[Found]], Sequence[tuple[str, Reader]]], list[list[Found]]
 ]
@@ -2701,6 +2765,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("redis-hash-field", REDIS_PAIR, _redis_pairs),
     ("psql-record-field", PSQL_RECORD, _psql_records),
     ("dataframe-column", DATAFRAME, _dataframes),
+    ("ach-entry-account", ACH_RECORD, _ach_entries),
 )
 
 

@@ -188,6 +188,9 @@ AST_TRIGGER_PATTERNS = (
     # a postal address's column (readers.ADDRESS_TABLE): a header's or an INSERT's cell that
     # is the name whole, beside a delimiter ("email address" in prose runs no reader)
     rf"(?:^|[\n,;\t|(])[ \t]*[\"'`]?{ADDRESS_COLUMN}[\"'`]?[ \t]*(?:[,;\t|)\r\n]|$)",
+    # an ACH file's entry detail record (readers.ACH_RECORD): a 6, a transaction code and a
+    # routing number, an account's 17 columns and an amount's 10 digits
+    r"(?:^|\n)6[0-9]{11}[^\r\n]{17}[0-9]{10}",
     r"(?-i:[Pp]ass(?:[^ei]|$)|[Pp]asse(?:[^ds]|$)|[Pp]assi(?:[^nv]|$))",
     r"(?-i:PASS(?:[^EI]|$)|PASSE(?:[^DS]|$)|PASSI(?:[^NV]|$))",
 )

@@ -2429,3 +2429,72 @@ def test_a_polish_identity_cards_number(scanner: Scanner, text: str) -> None:
 @pytest.mark.parametrize("text", ["dowód osobisty: VDA 668881", "passport ABC 123456 expired"])
 def test_three_letters_and_six_digits_failing_the_cards_check(scanner: Scanner, text: str) -> None:
     assert not pii_rules(scanner, text)
+
+
+# -- an ACH file's entries: a consumer's bank account and name ----------------------------
+
+
+def _ach_batch(entry_class: str) -> str:
+    """A batch header (5) of 94 columns: the Standard Entry Class in columns 51-53."""
+    line = f"5200{'RIVERBEND DENTAL':<16}{'':<20}1465465945{entry_class}{'PAYROLL':<10}"
+    line += f"240412240817   1{'22099822':<8}0000411"
+    assert len(line) == 94
+    assert line[50:53] == entry_class
+    return line
+
+
+def _ach_entry(account: str, name: str, routing: str = "021000021", code: str = "22") -> str:
+    """An entry detail record (6) of 94 columns, laid out as NACHA's rules say."""
+    line = f"6{code}{routing}{account:<17}0000199312{'EMP4155':<15}{name:<22}  0220998220000001"
+    assert len(line) == 94
+    return line
+
+
+def test_a_consumer_batchs_entries_are_each_a_persons_account(scanner: Scanner) -> None:
+    text = "\n".join(
+        [
+            "101  220998222 3476599152408212248A094101JPMORGAN CHASE BANK    RIVERBEND DENTAL",
+            _ach_batch("PPD"),
+            _ach_entry("281581667385", "MARCUS WHITFIELD"),
+            _ach_entry("0133-6055606", "HUANG, DANIELLE", routing="011000015", code="32"),
+            "820000000301275300970000000000000000008258741465465945",
+        ]
+    )
+    found = [f for f in scanner.scan(text) if f.rule_id == "ach-entry-account"]
+    assert [text[slice(*f.span)] for f in found] == ["281581667385", "0133-6055606"]
+    assert {f.category for f in found} == {"pii"}
+
+
+def test_an_entry_pasted_without_its_batch_is_judged_by_its_name(scanner: Scanner) -> None:
+    entry = _ach_entry("62625951021", "LATOYA KOWALCZYK", code="27")
+    text = f"The bank rejected this entry for its addenda indicator:\n{entry}\nWhy?"
+    assert "ach-entry-account" in {f.rule_id for f in scanner.scan(text)}
+
+
+@pytest.mark.parametrize(
+    ("entry_class", "entry"),
+    [
+        ("CCD", _ach_entry("1368031987", "GREAT LAKES LOGISTICS")),  # a company's batch
+        ("CTX", _ach_entry("1368031987", "0002GREATLAKESLOG")),
+        ("PPD", _ach_entry("*****6357", "MARCUS WHITFIELD")),  # masked
+        ("PPD", _ach_entry("XXXXXX6357", "MARCUS WHITFIELD")),
+        ("PPD", _ach_entry("281581667385", "[REDACTED]")),
+        ("PPD", _ach_entry("123456789", "TEST RECEIVER ONE")),  # a test file's
+        ("PPD", _ach_entry("281581667385", "MARCUS WHITFIELD", routing="021000022")),  # no ABA
+        ("PPD", _ach_entry("281581667385", "")),
+    ],
+    ids=["ccd", "ctx", "masked", "masked-x", "redacted", "test", "routing-check", "no-name"],
+)
+def test_what_is_no_consumers_entry_is_not_read(
+    scanner: Scanner, entry_class: str, entry: str
+) -> None:
+    text = f"{_ach_batch(entry_class)}\n{entry}\n"
+    assert "ach-entry-account" not in {f.rule_id for f in scanner.scan(text)}
+
+
+def test_the_ach_routing_check() -> None:
+    assert pii.aba_routing("021000021")  # JPMorgan Chase, New York
+    assert pii.aba_routing("011000015")  # the Federal Reserve Bank of Boston
+    assert not pii.aba_routing("021000022")
+    assert not pii.aba_routing("000000000")
+    assert not pii.aba_routing("02100002")

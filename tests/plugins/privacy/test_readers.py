@@ -1598,6 +1598,13 @@ LOOK_ALIKES = [
     '{"密码": "请输入密码", "contraseña": "Introduce tu contraseña"}',  # keyed prompts
     # a schema's types
     "type User {\n  id: ID!\n  password: String!\n  token: String\n}",
+    # a type that keeps a secret out of logs, in a struct's field
+    "pub struct Db {\n    pub host: String,\n    pub password: SecretString,\n}",
+    "class Settings(BaseModel):\n    password: SecretBytes\n    api_key: SecretStr",
+    # a call of a module's function for the value, in Elixir's runtime config
+    'config :app, App.Repo, password: Map.fetch!(secrets, "db_password")',
+    # PagerDuty's incident key: an alert's dedup key
+    '{"incident_key": "2324f4e586ca830ec335b2c4161060c2", "status": "resolved"}',
     '{"content": "type User {\\n  password: String!\\n}\\n\\ntype Query"}',  # in JSON
     # an escaped line break ends a value in a JSON string: the reference before it
     '{"content": "  password: $DOCKERHUB_PASSWORD\\n  username: ci"}',
@@ -1753,6 +1760,9 @@ HUMAN = "Raven1993.canyon"
         f'[{{my_app, [{{db_password, "{HUMAN}"}}]}}].',
         f'config :my_app, creds: [{{:smtp_password, "{HUMAN}"}}]',
         f'{{pool, [{{db_password, <<"{HUMAN}">>}}]}}',  # Erlang's binary
+        # a quoted name and its value in a list or a tuple: Rails' log of a query's binds
+        f'UPDATE "users" SET "password" = $1 WHERE "id" = $2  [["password", "{HUMAN}"], ["id", 7]]',
+        f'cursor.execute(sql, ("db_password", "{HUMAN}"))',
         # Tcl's set, an array's element too
         f'set smtp_password "{HUMAN}"',
         f'set ::env(DB_PASSWORD) "{HUMAN}"',

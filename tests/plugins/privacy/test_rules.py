@@ -730,6 +730,20 @@ POSITIVES = [
         "(0010,0030) DA [19661008]     #  8, 1 PatientBirthDate\n",
     ),
     ("dicom-date-of-birth", "(0010, 0030) Patient's Birth Date    DA: '19800801'"),
+    # an X12 claim's or enrolment's DMG segment, segments on lines or run together
+    (
+        "x12-date-of-birth",
+        "NM1*IL*1*LINDQVIST*SHANNON****MI*LHG426767189~\nN3*6313 BRIARWOOD CT~\n"
+        "N4*COLUMBUS*OH*43239~\nDMG*D8*19630606*F~\n",
+    ),
+    ("x12-date-of-birth", "INS*Y*18*021*28*A***FT~NM1*IL*1*DOE*JANE~DMG*D8*19871212*M~HD*021"),
+    ("x12-date-of-birth", 'LOOP = (\n    "NM1*IL*1*MOREAU*KEVIN~"\n    "DMG*D8*19640323*M~"\n)'),
+    # FHIR's XML keeps every value in an attribute
+    (
+        "date-of-birth",
+        '<Patient xmlns="http://hl7.org/fhir">\n  <name><family value="Claes"/></name>\n'
+        '  <birthDate value="1972-06-10"/>\n</Patient>',
+    ),
     # a JSON Web Key's private members: a symmetric key's k, an Ed25519 key's d before kty
     (
         "jwk-private-key",
@@ -774,6 +788,11 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    # X12 dates that are no one's birthday: a payer's test pack's, a masked one, and a
+    # 999 acknowledgement's report of a DMG element in error
+    "NM1*IL*1*TESTPATIENT*ONE****MI*TEST00000001~\nDMG*D8*19000101*U~\n",
+    "NM1*IL*1*XXXXX*XXXXX****ZZ*PSN-22D7F966EB~\nDMG*D8*19XX0101*U~\n",
+    "AK2*837*0001*005010X222A1~\nIK3*DMG*18*2010*8~\nIK4*2*1251*8*19990231~\n",
     # HTTP traffic's look-alikes: a header's name under Postman's "key", a WebSocket
     # handshake's nonce, entity tags sent back, a key's id in camelCase, a signed URL's
     # placeholder, a log line's status codes and byte counts after its times
