@@ -2345,7 +2345,10 @@ def _table(data: bytes, spans: Spans, personal: _Personal | None = None) -> _Tab
         and rule is not None
         and found_in(_PSQL_RULE, data[row:rule])
     )
-    if (markdown != (delimiter == b"|") and not psql) or found_in(_IMPORT, header):
+    # a flat file's header, its cells split by pipes with no blank beside them
+    # (`SIN|LAST|FIRST`), where a shell's pipeline has blanks (`cat x | grep ssn`)
+    flat = delimiter == b"|" and not markdown and b" |" not in header and b"| " not in header
+    if (markdown != (delimiter == b"|") and not psql and not flat) or found_in(_IMPORT, header):
         return None
     cells = [_unquoted(header, cell) for cell in _cells(header, delimiter, markdown)]
     if len(cells) < 2 or not all(_header_cell(header[a:b]) for a, b in cells):

@@ -188,6 +188,9 @@ AST_TRIGGER_PATTERNS = (
     # a postal address's column (readers.ADDRESS_TABLE): a header's or an INSERT's cell that
     # is the name whole, beside a delimiter ("email address" in prose runs no reader)
     rf"(?:^|[\n,;\t|(])[ \t]*[\"'`]?{ADDRESS_COLUMN}[\"'`]?[ \t]*(?:[,;\t|)\r\n]|$)",
+    # a personal id's column whose name is a word in other words ("sin" in "using", "nie"
+    # in "niece"): a header's or a row's cell that is the name whole, beside a delimiter
+    r"(?:^|[\n,;\t|])[ \t]*[\"'`]?(?:sin|nie|nif|ssin|insz|nir)[\"'`]?[ \t]*(?:[,;\t|\r\n]|$)",
     # an ACH file's entry detail record (readers.ACH_RECORD): a 6, a transaction code and a
     # routing number, an account's 17 columns and an amount's 10 digits
     r"(?:^|\n)6[0-9]{11}[^\r\n]{17}[0-9]{10}",

@@ -2498,3 +2498,29 @@ def test_the_ach_routing_check() -> None:
     assert not pii.aba_routing("021000022")
     assert not pii.aba_routing("000000000")
     assert not pii.aba_routing("02100002")
+
+
+def test_a_flat_files_personal_column_is_read_between_its_pipes(scanner: Scanner) -> None:
+    """A pipe-delimited export (no pipe at either end, none with a blank beside it), and a
+    column named by a word that other words hold ("sin" in "using")."""
+    text = (
+        "# t4_2023_prep.txt  employer BN 288846256 RP0001\n"
+        "SIN|LAST|FIRST|BOX14_INCOME\n"
+        "638625608|PELLETIER|PRIYA|60406.34\n"
+        "354043903|MACLEOD|ETIENNE|58592.36\n"
+    )
+    found = [f for f in scanner.scan(text) if f.rule_id == "table-identity-number"]
+    assert [text[slice(*f.span)] for f in found] == ["638625608", "354043903"]
+    comma = text.replace("|", ",")
+    assert len([f for f in scanner.scan(comma) if f.rule_id == "table-identity-number"]) == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "using sin, cos from the math module\n638625608, 354043903\n",
+        "cat users.csv | grep ssn | wc -l\n123-45-6789 | x | y\n",  # a pipeline, not a header
+    ],
+)
+def test_what_is_no_flat_files_personal_column_is_not_read(scanner: Scanner, text: str) -> None:
+    assert "table-identity-number" not in {f.rule_id for f in scanner.scan(text)}

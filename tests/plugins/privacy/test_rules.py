@@ -738,6 +738,13 @@ POSITIVES = [
     ),
     ("x12-date-of-birth", "INS*Y*18*021*28*A***FT~NM1*IL*1*DOE*JANE~DMG*D8*19871212*M~HD*021"),
     ("x12-date-of-birth", 'LOOP = (\n    "NM1*IL*1*MOREAU*KEVIN~"\n    "DMG*D8*19640323*M~"\n)'),
+    # a date of birth as eight digits after its label, as logs and fixed-width records write it
+    ("date-of-birth-compact", "reject 75: cardholder LATOYA CASTELLANOS dob 19460922 grp 750944"),
+    ("date-of-birth-compact", "GET /v1/verify?name=Jane%20Roe&DOB=19800101 HTTP/1.1"),
+    # lftp's user and password after -u, joined by a comma
+    ("cli-u-password-lftp", 'lftp -u "sub_817965,uZHezHUTSWAiP!8I" sftp://sftp.claims.example.com'),
+    # an IBAN glued to an MT940 statement's subfield mark
+    ("iban", ":86:166?00GUTSCHRIFT?20MIETE 2024-05?31DE44500105175407324931?32MUELLER HANS"),
     # FHIR's XML keeps every value in an attribute
     (
         "date-of-birth",
@@ -788,6 +795,10 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    "dob 1946092255",  # ten digits after the label: no date
+    "dob=19000101",  # the date systems store for an unknown one
+    "lftp -u anonymous, ftp://ftp.gnu.org/gnu/",  # no password after the comma
+    'lftp -u "$FTP_USER,$FTP_PASS" sftp://files.example.com',
     # X12 dates that are no one's birthday: a payer's test pack's, a masked one, and a
     # 999 acknowledgement's report of a DMG element in error
     "NM1*IL*1*TESTPATIENT*ONE****MI*TEST00000001~\nDMG*D8*19000101*U~\n",
