@@ -745,6 +745,18 @@ POSITIVES = [
     ("cli-u-password-lftp", 'lftp -u "sub_817965,uZHezHUTSWAiP!8I" sftp://sftp.claims.example.com'),
     # an IBAN glued to an MT940 statement's subfield mark
     ("iban", ":86:166?00GUTSCHRIFT?20MIETE 2024-05?31DE44500105175407324931?32MUELLER HANS"),
+    # sbt's Credentials: the fourth argument
+    (
+        "sbt-credentials-password",
+        'credentials += Credentials(\n  "Artifactory Realm",\n  "acme.jfrog.io",\n'
+        '  "ci-publisher",\n  "^#WfiqYbB%o2XIgDUZA3"\n)',
+    ),
+    # a HAR's cookie header: its name and its value are fields of their own
+    (
+        "session-cookie",
+        '{"name": "cookie", "value": "_ga=GA1.1.616628893.1725869333; '
+        'sessionid=u8oe8hlbdagbkocg4z0g49apd2lwex1c; csrftoken=tzTSiDC9wNqrW7pA02SnS"}',
+    ),
     # FHIR's XML keeps every value in an attribute
     (
         "date-of-birth",
@@ -795,6 +807,8 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    'credentials += Credentials("Sonatype Nexus", "oss.sonatype.org", sys.env("U"), sys.env("P"))',
+    '{"name": "cookie", "value": "_ga=GA1.1.616628893.1725869333; theme=dark; lang=en-GB"}',
     "dob 1946092255",  # ten digits after the label: no date
     "dob=19000101",  # the date systems store for an unknown one
     "lftp -u anonymous, ftp://ftp.gnu.org/gnu/",  # no password after the comma
