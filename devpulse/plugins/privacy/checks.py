@@ -884,7 +884,8 @@ def strong_credential(value: str) -> bool:
 
 # A module's or an object's function called for the value (Elixir's `password:
 # Map.fetch!(secrets, "db_password")`, `password: config.get("db")`): where it comes from.
-_METHOD_CALL = re2.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+[!?]?\(")
+# Names of letters only: a password's digits (`Tr0ub.ad0r(x9Q`) make it none.
+_METHOD_CALL = re2.compile(r"^[A-Za-z_]+(?:\.[A-Za-z_]+)+[!?]?\(")
 
 
 def method_call(value: str) -> bool:

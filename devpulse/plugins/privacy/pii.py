@@ -625,6 +625,11 @@ def aba_routing(digits: str) -> bool:
     return sum(int(d) * w for d, w in zip(digits, (3, 7, 1) * 3, strict=True)) % 10 == 0
 
 
+def nobodys_number(digits: str) -> bool:
+    """Digits counted out or repeated (12345678, 00000000): a sample file's, no one's."""
+    return len(digits) > 1 and _ascii_digits(digits) and _nobodys(digits)
+
+
 def _ascii_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
@@ -882,9 +887,12 @@ def labelled_date_of_birth(value: str) -> bool:
     are its living customers', a labelled one may be a historical person's), and in any
     order of its groups and any month's abbreviation: the label has said what the value
     is, so only a day that cannot be is turned down (0000-00-00, 99/99/9999, 31.02.1987),
-    not 87-03-14 or 14 mrt 1987."""
+    not 87-03-14 or 14 mrt 1987; nor 1 January 1900, which systems store for an unknown
+    one (`<param name="birthDate" value="01/01/1900"/>`)."""
     if date_of_birth(value, earliest=MIN_LABELLED_BIRTH_YEAR):
         return True
+    if search_text(_UNKNOWN_DATE, value.strip().lower()) is not None:
+        return False
     years = (MIN_LABELLED_BIRTH_YEAR, None)
     parts = [part.strip() for part in value.split(",")]
     if len(parts) == 3 and all(part.isdigit() for part in parts):  # datetime.date(y, m, d)

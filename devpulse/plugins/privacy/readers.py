@@ -60,6 +60,7 @@ from devpulse.plugins.privacy.checks import (
     method_call,
     name_words,
     names_a_look_alike,
+    names_a_password,
     names_no_key,
     password_value,
     public_prefix,
@@ -179,15 +180,17 @@ SET_COMMAND = TwoPass.compile(
 )
 # A name and its value side by side in a pair: an Erlang or Elixir tuple in a config
 # (`{db_password, "..."}`, Erlang's binary `{db_password, <<"...">>}`, `{:api_key, "..."}`),
-# and a keyword then its value in a Lisp property list or a Clojure map (`:api-key "..."`);
-# a quoted name and its value in a list or a tuple, as Rails logs a query's bound values
-# (`[["password", "..."], ["id", 7]]`) and Python's a pair. Only a quoted value.
+# and a keyword then its value in a Lisp property list or a Clojure map (`:api-key "..."`).
+# Only a quoted value.
 _QUOTED = r"(?:\"(?P<dq>(?:[^\"\\\n]|\\.)+)\"|'(?P<sq>[^'\n]+)')"
 TUPLE_PAIR = TwoPass.compile(
-    (
-        rf"(?:\{{[ \t]*:?|[\[(][ \t]*[\"'])(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[\"']?[ \t]*,"
-        r"[ \t]*(?:<<)?" + _QUOTED
-    ).encode()
+    (rf"\{{[ \t]*:?(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[ \t]*,[ \t]*(?:<<)?" + _QUOTED).encode()
+)
+# A credential's quoted name and its value in a list or a tuple, as Rails logs a query's bound
+# values (`[["password", "..."], ["id", 7]]`), devtools print localStorage's entries
+# (`['auth.refresh_token', 'v1.P2K0...']`) and Python writes a pair (`_list_pairs`).
+LIST_PAIR = TwoPass.compile(
+    (rf"[\[(][ \t]*[\"'](?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[\"'][ \t]*,[ \t]*" + _QUOTED).encode()
 )
 # A Postman collection's API key auth: its entries are fields of their own, and the key is
 # the one whose "key" is "value" (`"apikey": [{"key": "value", "value": "..."}, {"key":
@@ -1297,6 +1300,27 @@ def _quoted_value(pattern: TwoPass) -> Reader:
                 yield found
 
     return read
+
+
+def _list_pairs(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """LIST_PAIR's values, judged as an assignment's under the name; under a key's or a
+    token's, not words run together in capitals, which a map's or an enum's labels are
+    (`new Map([["refresh_token", "RefreshTokenKey1"], ["api_key", "ApiKeyAuth"]])`)."""
+    for spans in _matches(LIST_PAIR, data, overflow, named=_LIST_PAIR_NAMED):
+        value_span = spans[_LIST_DQ] if spans[_LIST_DQ][0] >= 0 else spans[_LIST_SQ]
+        if _inside(known, value_span):
+            continue
+        name, value = _text(data, spans[_LIST_NAME]), _text(data, value_span)
+        if not names_a_password(name) and found_in(_CAPITALISED_WORDS, value.encode()):
+            continue
+        found = _named_found("assigned-credential", name, value, value_span, quoted=True)
+        if found is not None:
+            yield found
+
+
+_LIST_NAME, _LIST_DQ, _LIST_SQ = (LIST_PAIR.parse.groupindex[g] for g in (b"name", b"dq", b"sq"))
+_LIST_PAIR_NAMED = _named(LIST_PAIR)
+_CAPITALISED_WORDS = re2.compile(rb"^(?:[A-Z][a-z]+){2,}[0-9]{0,3}$")
 
 
 def _setter_calls(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -2685,12 +2709,13 @@ Reader = Callable[[bytes, list[int], Reported], Iterator[Found]]
 # check), the receiver's account number (13-29), the amount, an id (40-54) and the
 # receiver's name (55-76): in a consumer's entry, a person's bank account and name.
 ACH_RECORD = TwoPass.compile(
-    rb"(?m:^)(?:5\d{3}[^\r\n]{46}(?P<class>[A-Z]{3})[^\r\n]{41}"
+    rb"(?m:^)[ \t]*(?:5\d{3}[^\r\n]{46}(?P<class>[A-Z]{3})[^\r\n]{41}"
     rb"|6\d{2}(?P<routing>\d{9})(?P<account>[^\r\n]{17})\d{10}[^\r\n]{15}"
-    rb"(?P<name>[^\r\n]{22})[^\r\n]{2}[01]\d{15})[ \t]*(?m:$)"
+    rb"(?P<name>[^\r\n]{22})[^\r\n]{2}[01]\d{15}|(?P<control>8\d{3})[^\r\n]{90})[ \t\r]*(?m:$)"
 )
-_ACH_CLASS, _ACH_ROUTING, _ACH_ACCOUNT, _ACH_NAME = (
-    ACH_RECORD.parse.groupindex[group] for group in (b"class", b"routing", b"account", b"name")
+_ACH_CLASS, _ACH_ROUTING, _ACH_ACCOUNT, _ACH_NAME, _ACH_CONTROL = (
+    ACH_RECORD.parse.groupindex[group]
+    for group in (b"class", b"routing", b"account", b"name", b"control")
 )
 # The entry classes whose receivers are companies (NACHA Operating Rules: corporate credits
 # and debits, with or without addenda, and their acknowledgements).
@@ -2698,9 +2723,13 @@ _COMPANY_CLASSES = frozenset({b"CCD", b"CTX", b"ACK", b"ATX"})
 # An account number as a bank writes it (digits, maybe a hyphen or a letter), with at least
 # four digits; a masked one (****6357, XXXX6357) is none.
 _ACH_ACCOUNT_NUMBER = re2.compile(rb"^(?:[0-9A-WYZa-wyz-]*[0-9]){4}[0-9A-WYZa-wyz-]*$")
-# A receiver's name: two words of letters or more ("WHITFIELD, MARCUS", "O'NEIL J").
-_ACH_NAME_WORDS = re2.compile(rb"^[A-Za-z][A-Za-z'.-]*(?:,? [A-Za-z][A-Za-z'.-]*)+$")
-_NOT_A_RECEIVER = frozenset({"test", "sample", "example", "dummy", "fake", "redacted"})
+# A receiver's name: two words of letters or more ("WHITFIELD, MARCUS", "O'NEIL J"), a
+# joint account's too ("JOHN & JANE DOE", "DOE/JANE").
+_ACH_NAME_WORDS = re2.compile(rb"^[A-Za-z][A-Za-z'.-]*(?:(?:,? | ?[&/] ?)[A-Za-z][A-Za-z'.-]*)+$")
+# ... and no test's or sample file's ("TEST RECEIVER ONE", "Receiver Account Name")
+_NOT_A_RECEIVER = frozenset(
+    {"test", "sample", "example", "dummy", "fake", "redacted", "receiver", "receiving"}
+)
 
 
 def _ach_entries(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -2713,13 +2742,18 @@ def _ach_entries(data: bytes, overflow: list[int], known: Reported) -> Iterator[
         if spans[_ACH_CLASS][0] >= 0:
             batch_class = data[slice(*spans[_ACH_CLASS])]
             continue
+        if spans[_ACH_CONTROL][0] >= 0:  # the batch's control record: its end
+            batch_class = None
+            continue
         start, end = spans[_ACH_ACCOUNT]
-        account = data[start:end].rstrip(b" ")
+        account = data[start:end].strip(b" ")
+        start += data[start:end].index(account) if account else 0
         name = data[slice(*spans[_ACH_NAME])].strip(b" ")
         if (
             batch_class in _COMPANY_CLASSES
             or not pii.aba_routing(_text(data, spans[_ACH_ROUTING]))
-            or _ACH_ACCOUNT_NUMBER.fullmatch(account.lstrip(b" ")) is None
+            or _ACH_ACCOUNT_NUMBER.fullmatch(account) is None
+            or pii.nobodys_number(account.replace(b"-", b"").decode())
             or _ACH_NAME_WORDS.fullmatch(name) is None
             or not _NOT_A_RECEIVER.isdisjoint(name.decode().lower().replace(",", " ").split())
             or _inside(known, (start, end))
@@ -2748,6 +2782,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("env-pair-key", ENV_PAIR, _env_pairs),
     ("assigned-credential", SET_COMMAND, _name_and_value(SET_COMMAND, expands=True)),
     ("assigned-credential", TUPLE_PAIR, _quoted_value(TUPLE_PAIR)),
+    ("assigned-credential", LIST_PAIR, _list_pairs),
     ("assigned-credential", KEYWORD_PAIR, _quoted_value(KEYWORD_PAIR)),
     ("assigned-credential", LISP_SET, _quoted_value(LISP_SET)),
     ("assigned-credential", SETTER_CALL, _setter_calls),

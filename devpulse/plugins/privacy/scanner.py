@@ -193,7 +193,7 @@ AST_TRIGGER_PATTERNS = (
     r"(?:^|[\n,;\t|])[ \t]*[\"'`]?(?:sin|nie|nif|ssin|insz|nir)[\"'`]?[ \t]*(?:[,;\t|\r\n]|$)",
     # an ACH file's entry detail record (readers.ACH_RECORD): a 6, a transaction code and a
     # routing number, an account's 17 columns and an amount's 10 digits
-    r"(?:^|\n)6[0-9]{11}[^\r\n]{17}[0-9]{10}",
+    r"(?:^|\n)[ \t]*6[0-9]{11}[^\r\n]{17}[0-9]{10}",
     r"(?-i:[Pp]ass(?:[^ei]|$)|[Pp]asse(?:[^ds]|$)|[Pp]assi(?:[^nv]|$))",
     r"(?-i:PASS(?:[^EI]|$)|PASSE(?:[^DS]|$)|PASSI(?:[^NV]|$))",
 )

@@ -2472,6 +2472,27 @@ def test_an_entry_pasted_without_its_batch_is_judged_by_its_name(scanner: Scanne
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        # a Windows tool's or a bank portal's line ends
+        f"{_ach_batch('PPD')}\r\n{_ach_entry('281581667385', 'MARCUS WHITFIELD')}\r\n",
+        # pasted indented, into a quote or a log
+        f"  {_ach_batch('WEB')}\n  {_ach_entry('281581667385', 'MARCUS WHITFIELD')}\n",
+        # a joint account's names
+        f"{_ach_batch('PPD')}\n{_ach_entry('281581667385', 'JOHN & JANE DOE')}\n",
+        f"{_ach_batch('PPD')}\n{_ach_entry('281581667385', 'DOE/JANE')}\n",
+        # a company's batch, ended by its control record, then a consumer's entry pasted
+        f"{_ach_batch('CCD')}\n{_ach_entry('1368031987', 'MIDWEST PAPER CORP')}\n"
+        f"8200{'0' * 83}0000411\nand this one:\n{_ach_entry('281581667385', 'MARCUS WHITFIELD')}",
+    ],
+    ids=["crlf", "indented", "joint", "joint-slash", "after-a-company-batch"],
+)
+def test_a_consumers_entry_is_read_however_it_was_pasted(scanner: Scanner, text: str) -> None:
+    found = [f for f in scanner.scan(text) if f.rule_id == "ach-entry-account"]
+    assert [text[slice(*f.span)] for f in found] == ["281581667385"]
+
+
+@pytest.mark.parametrize(
     ("entry_class", "entry"),
     [
         ("CCD", _ach_entry("1368031987", "GREAT LAKES LOGISTICS")),  # a company's batch
@@ -2482,8 +2503,12 @@ def test_an_entry_pasted_without_its_batch_is_judged_by_its_name(scanner: Scanne
         ("PPD", _ach_entry("123456789", "TEST RECEIVER ONE")),  # a test file's
         ("PPD", _ach_entry("281581667385", "MARCUS WHITFIELD", routing="021000022")),  # no ABA
         ("PPD", _ach_entry("281581667385", "")),
+        ("PPD", _ach_entry("12345678", "Receiver Account Name")),  # a library's sample file
     ],
-    ids=["ccd", "ctx", "masked", "masked-x", "redacted", "test", "routing-check", "no-name"],
+    ids=[
+        *("ccd", "ctx", "masked", "masked-x", "redacted", "test", "routing-check", "no-name"),
+        "sample",
+    ],
 )
 def test_what_is_no_consumers_entry_is_not_read(
     scanner: Scanner, entry_class: str, entry: str

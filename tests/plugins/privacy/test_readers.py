@@ -1603,6 +1603,8 @@ LOOK_ALIKES = [
     "class Settings(BaseModel):\n    password: SecretBytes\n    api_key: SecretStr",
     # a call of a module's function for the value, in Elixir's runtime config
     'config :app, App.Repo, password: Map.fetch!(secrets, "db_password")',
+    # a map's or an enum's labels under a key's or a token's name
+    'const schemes = new Map([["refresh_token", "RefreshTokenKey1"], ["api_key", "ApiKeyAuth"]])',
     # PagerDuty's incident key: an alert's dedup key
     '{"incident_key": "2324f4e586ca830ec335b2c4161060c2", "status": "resolved"}',
     '{"content": "type User {\\n  password: String!\\n}\\n\\ntype Query"}',  # in JSON
@@ -1763,6 +1765,9 @@ HUMAN = "Raven1993.canyon"
         # a quoted name and its value in a list or a tuple: Rails' log of a query's binds
         f'UPDATE "users" SET "password" = $1 WHERE "id" = $2  [["password", "{HUMAN}"], ["id", 7]]',
         f'cursor.execute(sql, ("db_password", "{HUMAN}"))',
+        # devtools' print of localStorage's entries: a token's name, then a token
+        "> Object.entries(localStorage)\n  0: ['theme', 'dark']\n"
+        "  1: ['auth.refresh_token', 'v1.P2K0JiWCav9hLGvZw9_a6Y5p5-f9yPMUq1iuEtKwWIuwbWxJ']",
         # Tcl's set, an array's element too
         f'set smtp_password "{HUMAN}"',
         f'set ::env(DB_PASSWORD) "{HUMAN}"',

@@ -757,6 +757,8 @@ POSITIVES = [
         '{"name": "cookie", "value": "_ga=GA1.1.616628893.1725869333; '
         'sessionid=u8oe8hlbdagbkocg4z0g49apd2lwex1c; csrftoken=tzTSiDC9wNqrW7pA02SnS"}',
     ),
+    ("x12-date-of-birth", "2024-05-04T10:22:01Z WARN rejected segment=DMG*D8*19640323*M"),
+    ("password-in-prose", "the db password is Tr0ub.ad0r(x9Q"),  # no module's call: digits
     # FHIR's XML keeps every value in an attribute
     (
         "date-of-birth",
@@ -807,6 +809,7 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    '<param name="birthDate" value="01/01/1900"/>',  # the date stored for an unknown one
     'credentials += Credentials("Sonatype Nexus", "oss.sonatype.org", sys.env("U"), sys.env("P"))',
     '{"name": "cookie", "value": "_ga=GA1.1.616628893.1725869333; theme=dark; lang=en-GB"}',
     "dob 1946092255",  # ten digits after the label: no date
