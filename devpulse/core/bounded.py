@@ -153,7 +153,8 @@ def bounded(
 
     `deltas`: whether the caller reads every chunk. A caller that reads only the whole
     answer (a request that is not streamed) gets only what the attempt's machine reads: the
-    first chunk of content, which says the answer has begun, and the final response. The
+    first chunk of content, which says the answer has begun, and the final response (and the
+    first chunk of all, where that is not content: from it on, the stall limit applies). The
     chunks between are progress against the stall limit, heard but not handed over: one
     hand-off from the worker thread per answer rather than one per token, each of which
     woke the caller's thread (about 20 us of CPU, more on a machine the model keeps busy).
@@ -203,9 +204,11 @@ def bounded(
 
 class Sparse:
     """The hand-off of an answer whose caller reads it only whole (`bounded`'s `deltas`):
-    passes on the first chunk of content, the final response, the end and any error; of every
-    chunk, notes when it came (`heard`, monotonic seconds), which is all the caller's stall
-    limit needs of the chunks it is not handed."""
+    passes on the first chunk of any kind (the caller, waiting out the first-token limit,
+    must learn that the answer has started, so that the stall limit applies from then on),
+    the first chunk of content, the final response, the end and any error; of every chunk,
+    notes when it came (`heard`, monotonic seconds), which is all the caller's stall limit
+    needs of the chunks it is not handed."""
 
     __slots__ = ("content", "heard", "put")
 
@@ -217,11 +220,13 @@ class Sparse:
     def __call__(self, item: tuple[int, Any]) -> None:
         kind, chunk = item
         if kind == CHUNK:
+            first = self.heard is None
             self.heard = time.monotonic()
             if chunk.response is None:
-                if self.content or not chunk.is_content:
+                if chunk.is_content and not self.content:
+                    self.content = True
+                elif not first:
                     return
-                self.content = True
         self.put(item)
 
 

@@ -36,6 +36,7 @@ from devpulse import (
     StreamIncomplete,
     StreamStalled,
     TaskClass,
+    Usage,
     Verdict,
     hookimpl,
 )
@@ -543,6 +544,31 @@ def test_chunks_not_handed_over_still_keep_the_stall_limit_away() -> None:
     assert _read(0.05, "answer", deltas=False, stall_s=0.4)[-1].response is not None
     with pytest.raises(StreamStalled):  # and silence after them is a stall, as ever
         _read(0.01, "silence", deltas=False, stall_s=0.4)
+
+
+def test_a_first_chunk_that_is_not_content_starts_the_stall_limit_when_not_handed() -> None:
+    # A usage chunk first (an input count, as a message_start tells it), then silence: the
+    # stall limit (0.4 s) applies from it, not the first-token limit (GUARD_S), as it does
+    # for a caller handed every chunk.
+    def usage_then_silence() -> Iterator[Chunk]:
+        time.sleep(0.1)  # the caller is waiting out the first-token limit by now
+        yield Chunk("usage", usage=Usage(input_tokens=3))
+        time.sleep(30)
+
+    for deltas in (True, False):
+        started = time.monotonic()
+        with pytest.raises(StreamStalled):
+            list(
+                bounded.bounded(
+                    usage_then_silence,
+                    name="b",
+                    limits=Limits(connect_s=1.0, first_token_s=GUARD_S, stall_s=0.4),
+                    deadline=time.monotonic() + 60,
+                    cancellation=Cancellation(),
+                    deltas=deltas,
+                )
+            )
+        assert time.monotonic() - started < GUARD_S / 2
 
 
 def test_an_invoke_is_handed_one_chunk_of_text_and_its_answer(tmp_path, monkeypatch) -> None:
