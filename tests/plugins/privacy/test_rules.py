@@ -759,6 +759,23 @@ POSITIVES = [
     ),
     ("x12-date-of-birth", "2024-05-04T10:22:01Z WARN rejected segment=DMG*D8*19640323*M"),
     ("password-in-prose", "the db password is Tr0ub.ad0r(x9Q"),  # no module's call: digits
+    # HL7 v2: an identifier whose type code says it is a national one, in a log's message
+    (
+        "hl7-person-identifier",
+        "WARN A31 missing PID-5: MSH|^~\\&|HIX|UMCG|ZD|ZD|20240404202706||ADT^A31|MSG1|P|2.5"
+        "\rPID|1||303719163^^^NLMINBIZA^NNNLD~8001002^^^UMCG^PI||^^||||",
+    ),
+    ("hl7-person-identifier", "PID|1||8001002^^^UMCG^PI~536224711^^^SSA^SS||DOE^JANE"),
+    # DICOM: a patient's telephone numbers and address by their tags
+    (
+        "dicom-patient-contact",
+        "(0010,0010) PN [THOMPSON^MITCHELL]   # 18, 1 PatientName\n"
+        "(0010,2154) SH [0490725756]          # 10, 1 PatientTelephoneNumbers\n",
+    ),
+    (
+        "dicom-patient-contact",
+        "(0010, 1040) Patient's Address   LO: '12 Rue Lepic^^Paris^^75018^FR'",
+    ),
     # FHIR's XML keeps every value in an attribute
     (
         "date-of-birth",
@@ -809,6 +826,9 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    "PID|1||8001002^^^UMCG^MR~77311^^^LAB^PI||DOE^JANE",  # a hospital's own numbers
+    "(0010,2154) SH (no value available)        #  0, 0 PatientTelephoneNumbers",
+    "(0010,1040) LO [UNKNOWN]",
     '<param name="birthDate" value="01/01/1900"/>',  # the date stored for an unknown one
     'credentials += Credentials("Sonatype Nexus", "oss.sonatype.org", sys.env("U"), sys.env("P"))',
     '{"name": "cookie", "value": "_ga=GA1.1.616628893.1725869333; theme=dark; lang=en-GB"}',
