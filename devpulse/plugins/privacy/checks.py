@@ -1810,8 +1810,19 @@ def attached_password(value: str) -> bool:
     return password_value(value)
 
 
+# The NT hash of the empty password (MD4 of nothing), which dumps print for an account with
+# none: no secret.
+_EMPTY_NT_HASH = "31d6cfe0d16ae931b73c59d7e0c089c0"
+
+
+def nt_hash(value: str) -> bool:
+    """An NT hash (the last 32 hex digits of a dump's value) that is not the empty password's."""
+    return not value.strip().lower().endswith(_EMPTY_NT_HASH)
+
+
 VALIDATORS: dict[str, Callable[[str], bool]] = {
     "luhn": pii.card_number,
+    "nt_hash": nt_hash,
     "iban": pii.iban,
     "ssn": pii.us_ssn,
     "identity_number": pii.identity_number,

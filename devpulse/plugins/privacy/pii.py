@@ -318,7 +318,9 @@ def phone_labelled(value: str) -> bool:
 NON_PERSONAL_EMAIL = re2.compile(
     r"(?i)^(?:git|no-?reply|donotreply|mailer-daemon|postmaster|hello|info|support|contact|sales"
     r"|billing|ops|ci|admin|root|team|digest|newsletter|notifications?|alerts?|security|abuse"
-    r"|webmaster|bot|builds?|unsubscribe|bounces?"
+    r"|webmaster|bot|builds?|unsubscribe|bounces?|noc|hostmaster|usenet|news|www|uucp|ftp"
+    # a security team's: its operations centre, response teams, where phishing is reported
+    r"|soc|cert|csirt|psirt|infosec|appsec|(?:report[._-]?)?phishing|spam|service[._-]?desk"
     r"|help(?:desk)?|service|customer[._-]?(?:service|care|support)|care|orders?|accounts?"
     r"|accounting|finance|invoices?|payments?|careers|jobs|hr|recruiting|press|media"
     r"|marketing|legal|privacy|compliance|office|reception|enquiries|inquiries|feedback"
@@ -335,7 +337,7 @@ NON_PERSONAL_EMAIL = re2.compile(
     # team's: platform-team@, billing-ops@, it_desk@, api-support@ (maria.ops@ is a person's)
     # (not after a + tag: jane.doe+bank-security@ is jane's)
     r"|^[\pL\pN._+-]*[._-](?:bot|robot|svc|automation)@"
-    r"|^[\pL\pN._-]*[_-](?:team|ops|desk|support|help(?:desk)?|on-?call|reports?|security)@"
+    r"|^[\pL\pN._-]*[_-](?:team|ops|desk|support|help(?:desk)?|on-?call|reports?|security|admins)@"
     # a service account's, a meeting room's or equipment's: svc-sql01@, room-fjord@
     r"|^(?:svc|room)[_-][\pL\pN._-]*@"
     r"|@(?:[\pL\pN_-]+\.)*(?:gserviceaccount\.com|users\.noreply\.github\.com"

@@ -684,8 +684,11 @@ def is_credential_name(name: str) -> bool:
     data = name.encode("utf-8", "surrogatepass")
     if search_spans(CREDENTIAL_NAME, data, 0) is None or names_a_look_alike(name):
         return False
-    if names_a_paging_token(name_words(name)):
+    words = name_words(name)
+    if names_a_paging_token(words):
         return False  # nextPageToken, ClientRequestToken: an API's cursor (checks.py)
+    if "hashed" in words:
+        return False  # hashed_secret, hashedPassword: a digest of it (detect-secrets' baseline)
     return search_spans(METADATA_SUFFIX, data, 0) is None
 
 

@@ -776,6 +776,32 @@ POSITIVES = [
         "dicom-patient-contact",
         "(0010, 1040) Patient's Address   LO: '12 Rue Lepic^^Paris^^75018^FR'",
     ),
+    # identity and security tools' output
+    (
+        "otpauth-migration",
+        "otpauth-migration://offline?data=CjEKCkhlbGxvId6tvu8SGEV4YW1wbGUlM0FhbGljZUBnb29nbGUuY29t"
+        "GgdFeGFtcGxlIAEoATACEAEYASAA",
+    ),
+    (
+        "ldif-password",
+        "dn: CN=Jane Roe,OU=Users,DC=corp,DC=local\n"
+        "unicodePwd:: IgBTAHUAbQBtAGUAcgAyADAAMgA0ACEAIgA=",
+    ),
+    ("ldif-password", "userPassword:: e1NTSEF9cDNKb0ZPbEp5OHlIOGRzaURqSWxhZUVaZjRSbmtNQTg="),
+    (
+        "nmap-valid-credentials",
+        "| mysql-brute:\n|   Accounts:\n|     root:Wint3r-Sk1es - Valid credentials\n"
+        "|_  Statistics: Performed 3012 guesses in 18 seconds",
+    ),
+    ("mimikatz-ntlm-hash", "Credentials:\n  Hash NTLM: 8846f7eaee8fb117ad06bdd830b7586c\n"),
+    (
+        "kerberos-ticket-kirbi",
+        "[*] base64(ticket.kirbi):\n\n      doIFmjCCBZagAwIBBaEDAgEWooIEpjCCBKJhggSeMIIEmqADAgEFo"
+        "Q8bDUNPUlAuTE9DQUwuQ09NoiIwIKADAgECoRkwFxsGa3JidGd0Gw1DT1JQLkxPQ0FMLkNPTaOCBFwwggRYoAMCARKh",
+    ),
+    ("piped-password", "echo 'Sup3r#Secret9' | kinit admin@CORP.LOCAL"),
+    ("piped-password", 'echo "Jx8#kq2LmPv" | sudo realm join -U Administrator corp.local'),
+    ("smb-password", "net ads join -U 'Administrator%Kx9#mP2vLq' -S dc01"),
     # FHIR's XML keeps every value in an attribute
     (
         "date-of-birth",
@@ -826,6 +852,17 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    "|   Accounts:\n|     <empty> - Valid credentials\n",  # no password at all
+    # the empty password's NT hash, as dumps print an account with none
+    "Guest:501:aad3b435b51404eeaad3b435b51404ee:31d6cfe0d16ae931b73c59d7e0c089c0:::",
+    " * NTLM     : 31d6cfe0d16ae931b73c59d7e0c089c0",
+    "The DOI is 10.1000/182; doIt() then runs the documented steps in order again.",
+    # detect-secrets' baseline: a digest of what it found, not the secret
+    '{"type": "Secret Keyword", "hashed_secret": "bcd4398ddb2f30751b74a8ad3ee9de5e027ff99a"}',
+    # security teams' and RFC 2142's mailboxes
+    "Escalate to soc@northwind-trading.com, noc@northwind-trading.com or "
+    "phishing@northwind-trading.com.",
+    "Owner: identity-admins@northwind-trading.com; servicedesk@northwind-trading.com",
     "PID|1||8001002^^^UMCG^MR~77311^^^LAB^PI||DOE^JANE",  # a hospital's own numbers
     "(0010,2154) SH (no value available)        #  0, 0 PatientTelephoneNumbers",
     "(0010,1040) LO [UNKNOWN]",
