@@ -1820,9 +1820,20 @@ def nt_hash(value: str) -> bool:
     return not value.strip().lower().endswith(_EMPTY_NT_HASH)
 
 
+def des_crypt(value: str) -> bool:
+    """A DES crypt(3) hash's 13 characters as chance makes them: letters of both cases and a
+    digit or a dot or slash among them (not a 13-digit millisecond timestamp, not a word)."""
+    return (
+        any(c.islower() for c in value)
+        and any(c.isupper() for c in value)
+        and any(c.isdigit() or c in "./" for c in value)
+    )
+
+
 VALIDATORS: dict[str, Callable[[str], bool]] = {
     "luhn": pii.card_number,
     "nt_hash": nt_hash,
+    "des_crypt": des_crypt,
     "iban": pii.iban,
     "ssn": pii.us_ssn,
     "identity_number": pii.identity_number,

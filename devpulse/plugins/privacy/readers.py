@@ -335,7 +335,8 @@ PRINTED_SECRET = TwoPass.compile(
     rb"|op[ \t]+read|pass[ \t]+show|security[ \t]+find-generic-password[^\r\n]*[ \t]-w"
     rb"|kubectl[ \t]+get[ \t]+secrets?[^\r\n]*\|[ \t]*base64[ \t]+(?:-d|--decode)"
     rb"|az[ \t]+keyvault[ \t]+secret[ \t]+show|gh[ \t]+auth[ \t]+token|heroku[ \t]+auth:token"
-    rb"|cat[ \t]+[^\s|;&]*(?i:secret|passw(?:or)?d|token|api[_-]?key)[^\s|;&]*)"
+    rb"|(?:sudo[ \t]+)?cat[ \t]+[^\s|;&]*(?i:secret|passw(?:or)?d|token|api[_-]?key|master\.key)"
+    rb"[^\s|;&]*)"
     rb"[^\r\n]*"
     # a GitHub Actions log's lines between a step's command and its output: the shell it
     # ran in and the end of the step's header (`##[group]Run CMD`, CMD, `shell: ...`)

@@ -157,6 +157,14 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
         ("admin:500:" + "a" * 32 + ":" + "b" * 32 + ":::", ""),
         ("svc:1001:" + "0" * 32 + ":" + "f" * 32 + ":::\n", ""),
     ),
+    "passwd-des-crypt": (
+        ("oracle:jiSu.9ir21pVR:1001:100:", ""),
+        ("svc:abJnggxhB/yWI:1000:1000:", "\n"),
+    ),
+    "netntlmv2-hash": (
+        ("jdoe::CORP:1122334455667788:" + "8a" * 16 + ":" + "01" * 24, ""),
+        ("admin::WKSTN:" + "0" * 16 + ":" + "f" * 32 + ":" + "0" * 48, "\n"),
+    ),
 }
 # Starts in the case their patterns want (the keywords are lower case).
 TOKEN_LEADS = (

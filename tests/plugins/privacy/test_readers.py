@@ -2222,3 +2222,16 @@ def test_a_digest_authorization_in_a_har_is_no_credential(scanner: Scanner) -> N
 def test_an_authorization_value_with_no_scheme_is_judged_as_any_value(scanner: Scanner) -> None:
     text = '{"name": "Authorization", "value": "Xk9#mP2vL8qRz!w"}'
     assert secret_spans(scanner, text) == ["Xk9#mP2vL8qRz!w"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "$ sudo cat /etc/ldap.secret\nWillow@2023!\n$ grep -v '^#' /etc/pam_ldap.conf\n",
+        "$ cat config/master.key\n9f88d096a5bdf6e0e6b219a42bec8715\n$ bin/rails credentials:edit\n",
+    ],
+)
+def test_a_secret_file_printed_with_sudo_or_a_key_file_is_found(
+    scanner: Scanner, text: str
+) -> None:
+    assert secret_spans(scanner, text)

@@ -802,6 +802,17 @@ POSITIVES = [
     ("piped-password", "echo 'Sup3r#Secret9' | kinit admin@CORP.LOCAL"),
     ("piped-password", 'echo "Jx8#kq2LmPv" | sudo realm join -U Administrator corp.local'),
     ("smb-password", "net ads join -U 'Administrator%Kx9#mP2vLq' -S dc01"),
+    (
+        "passwd-des-crypt",
+        "root:x:0:0:Super-User:/:/sbin/sh\n"
+        "oracle:jiSu.9ir21pVR:1001:100:Oracle owner:/export/home/oracle:/bin/ksh\n",
+    ),
+    (
+        "netntlmv2-hash",
+        "[SMB] NTLMv2-SSP Hash     : jdoe::CORP:1122334455667788:8a3f1b2c4d5e6f708192a3b4c5d6e7f8:"
+        "0101000000000000c0653150de09d2010b7c6f7e5f2a1b3c0000000002000800530054004100",
+    ),
+    ("net-user-password", "CommandLine: net1 user backdoor P@ssw0rd!2024 /add"),
     # FHIR's XML keeps every value in an attribute
     (
         "date-of-birth",
@@ -852,6 +863,9 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    "timestamp:1700000000000:1:2:",  # 13 digits: a millisecond timestamp, no DES hash
+    "net user jdoe * /domain",  # `*`: the password is asked for
+    "std::vector<int> v; auto x = a::b::c(1, 2);",
     "|   Accounts:\n|     <empty> - Valid credentials\n",  # no password at all
     # the empty password's NT hash, as dumps print an account with none
     "Guest:501:aad3b435b51404eeaad3b435b51404ee:31d6cfe0d16ae931b73c59d7e0c089c0:::",
