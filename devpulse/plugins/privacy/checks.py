@@ -1869,6 +1869,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "phone": pii.phone,
     "phone_national": pii.phone_national,
     "phone_labelled": pii.phone_labelled,
+    "dicom_contact": lambda value: pii.phone_labelled(value) or pii.street_line(value),
     "email": pii.email,
     "jwt": jwt,
     "base64_private_key": base64_private_key,

@@ -680,6 +680,20 @@ def _setting_names_a_credential(name: str) -> bool:
     )
 
 
+# Words before "hashed" that say the value is not hashed yet: not_hashed_password,
+# password_to_be_hashed (where "hashed" ends the name, it names no digest either).
+_NOT_YET_HASHED = frozenset({"not", "non", "un", "be", "before", "pre", "unless"})
+
+
+def _names_a_digest(words: list[str]) -> bool:
+    """hashed_secret, hashedPassword, user_hashed_pw: "hashed" before the credential's word,
+    and nothing before it that says the value is not hashed yet."""
+    for i, word in enumerate(words[:-1]):
+        if word == "hashed":
+            return not any(w in _NOT_YET_HASHED for w in words[:i])
+    return False
+
+
 def is_credential_name(name: str) -> bool:
     data = name.encode("utf-8", "surrogatepass")
     if search_spans(CREDENTIAL_NAME, data, 0) is None or names_a_look_alike(name):
@@ -687,7 +701,7 @@ def is_credential_name(name: str) -> bool:
     words = name_words(name)
     if names_a_paging_token(words):
         return False  # nextPageToken, ClientRequestToken: an API's cursor (checks.py)
-    if "hashed" in words:
+    if _names_a_digest(words):
         return False  # hashed_secret, hashedPassword: a digest of it (detect-secrets' baseline)
     return search_spans(METADATA_SUFFIX, data, 0) is None
 

@@ -2312,7 +2312,7 @@ def _delimited_rows(
                 continue
             value = _text(data, span)
             if personal is not None:
-                if personal.valid(value):
+                if personal.valid(value) and pii.bare_column_identity(name, value):
                     yield Found(personal.rule_id, span[0], span[1], value, "pii")
             elif _cell_credential(name, value):
                 yield Found("table-credential", span[0], span[1], value)
@@ -2563,7 +2563,7 @@ def _row_values(
             continue
         value = _text(data, (a, b))
         if personal is not None:
-            if personal.valid(value):
+            if personal.valid(value) and pii.bare_column_identity(name, value):
                 yield Found(personal.rule_id, a, b, value, "pii")
         elif _cell_credential(name, value, quoted=True):
             yield Found("table-credential", a, b, value)

@@ -2549,3 +2549,18 @@ def test_a_flat_files_personal_column_is_read_between_its_pipes(scanner: Scanner
 )
 def test_what_is_no_flat_files_personal_column_is_not_read(scanner: Scanner, text: str) -> None:
     assert "table-identity-number" not in {f.rule_id for f in scanner.scan(text)}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x,sin,cos\n0,0,1000000\n1,841470,540302\n2,909297,416146\n",  # a fixed-point sine
+        "pixel,blue,green,red,nir\n1,10234,11873,9921,283741\n2,10311,12004,9875,290114\n",
+        "pytanie,tak,nie\nq1,120334,98231\nq2,99012,110234\n",  # Polish: yes, no
+    ],
+    ids=["sine", "near-infrared", "polish-no"],
+)
+def test_numbers_under_a_bare_short_name_must_pass_its_documents_check(
+    scanner: Scanner, text: str
+) -> None:
+    assert "table-identity-number" not in {f.rule_id for f in scanner.scan(text)}

@@ -1765,6 +1765,9 @@ HUMAN = "Raven1993.canyon"
         # a quoted name and its value in a list or a tuple: Rails' log of a query's binds
         f'UPDATE "users" SET "password" = $1 WHERE "id" = $2  [["password", "{HUMAN}"], ["id", 7]]',
         f'cursor.execute(sql, ("db_password", "{HUMAN}"))',
+        # a credential's name that says its value is not hashed yet
+        f'password_to_be_hashed = "{HUMAN}"',
+        f'not_hashed_password = "{HUMAN}"',
         # devtools' print of localStorage's entries: a token's name, then a token
         "> Object.entries(localStorage)\n  0: ['theme', 'dark']\n"
         "  1: ['auth.refresh_token', 'v1.P2K0JiWCav9hLGvZw9_a6Y5p5-f9yPMUq1iuEtKwWIuwbWxJ']",

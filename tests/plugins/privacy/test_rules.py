@@ -813,6 +813,30 @@ POSITIVES = [
         "0101000000000000c0653150de09d2010b7c6f7e5f2a1b3c0000000002000800530054004100",
     ),
     ("net-user-password", "CommandLine: net1 user backdoor P@ssw0rd!2024 /add"),
+    # reviews 38 and 39: the shapes those rules first missed
+    ("date-of-birth-compact", '{"patient_dob": "19800101", "mrn": "A1234"}'),
+    ("date-of-birth-compact", "| DOB | 19800101 |"),
+    (
+        "cli-u-password-lftp",
+        'lftp -e "set ssl:verify-certificate no; mirror -R dist /www" -u deploy,Xk9#mPq2 ftp.host',
+    ),
+    (
+        "iban",
+        ":86:152~00PRZELEW~20FAKTURA 12/2024~38PL61109010140000071219812874~32JAN KOWALSKI",
+    ),
+    ("hl7-person-identifier", "PID|1||8001002^^^UMCG^PI~9434765919^^^NHS^NH||SMITH^JOHN"),
+    (
+        "kerberos-ticket-kirbi",
+        "[*] base64(ticket.kirbi):\n\n"
+        "      doIFmjCCBZagAwIBBaEDAgEWooIEpjCCBKJhggSeMIIEmqADAgEFoQ8bDUNPUlAuTE9D\n"
+        "      QUwuQ09NoiIwIKADAgECoRkwFxsGa3JidGd0Gw1DT1JQLkxPQ0FMLkNPTaOCBFwwggRY\n",
+    ),
+    (
+        "ldif-password",
+        "dn: CN=Jane Roe,OU=Users,DC=corp,DC=local\n"
+        "unicodePwd:: IgBTAHUAbQBtAGUAcgAyADAAMgA0ACEAIgBTAHUAbQBtAGUAcgAy\n ADAAMgA0ACEAIgA=\n",
+    ),
+    ("smb-password", "net rpc password jdoe NewPass#77 -U 'CORP\\admin%Kx9#mP2vLq' -S dc01"),
     # FHIR's XML keeps every value in an attribute
     (
         "date-of-birth",
@@ -863,6 +887,9 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    "| Step | Login - Valid credentials | expected: dashboard shown |",  # a test plan's
+    "(0010,2154) SH [ANONYMIZED-1]     # 12, 1 PatientTelephoneNumbers",  # de-identified
+    "(0010,1040) LO [Removed by deid v2.1]",
     "timestamp:1700000000000:1:2:",  # 13 digits: a millisecond timestamp, no DES hash
     "net user jdoe * /domain",  # `*`: the password is asked for
     "std::vector<int> v; auto x = a::b::c(1, 2);",
