@@ -66,6 +66,7 @@ from devpulse.plugins.privacy.checks import (
     public_prefix,
     published_key,
     spaced_password,
+    strong_credential,
     token_like,
 )
 from devpulse.plugins.privacy.spans import (
@@ -176,6 +177,17 @@ SET_COMMAND = TwoPass.compile(
         r"|setenv[ \t]+|set\([ \t]*|set[ \t]+(?:::)?(?:[\w:]+\()?"
         r"|(?:set|new)-item[ \t]+(?:-path[ \t]+)?env:)"
         rf"(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)\)?[ \t]+(?i:-value[ \t]+)?" + _VALUE
+    ).encode()
+)
+# A setting as line-based configs write it, its name and its one value split by blanks alone:
+# mosquitto's `remote_password VALUE`, OpenWrt UCI's `option private_key '...'`, pgbouncer's
+# and ntp's key files. The line holds the two and nothing else ("password reset required"
+# is a sentence).
+SPACED_SETTING = TwoPass.compile(
+    (
+        rf"(?m:^)[ \t]*(?:option[ \t]+)?(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[ \t]+"
+        + _VALUE
+        + r"[ \t]*\r?(?m:$)"
     ).encode()
 )
 # A name and its value side by side in a pair: an Erlang or Elixir tuple in a config
@@ -1130,7 +1142,7 @@ def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     following = data[end : end + 1]
     if following in (b"(", b"[") or data[end - 1 : end] in (b"(", b"["):
         return None
-    if method_call(_text(data, (start, min(end, start + MAX_BARE_BYTES)))):
+    if method_call(data[start : min(end, start + MAX_BARE_BYTES)].decode("utf-8", "ignore")):
         return None  # `password: Map.fetch!(secrets, "db")`: the call is in the value
     end = _closed_around(data, start, end)
     if end - start > 2 and data[start] == ord("{") and data.find(b"}", start, end) == end - 1:
@@ -1142,6 +1154,8 @@ def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
     if end == start:
         return None
     end = min(end, start + MAX_BARE_BYTES)
+    while start < end < len(data) and 0x80 <= data[end] < 0xC0:
+        end -= 1  # cut between characters, not inside one
     end = _through_ampersands(data, start, end)
     # What follows on the line, as far as its first few bytes tell (a line with no end in
     # sight must not be copied once per candidate)
@@ -1254,6 +1268,25 @@ def _name_and_value(pattern: TwoPass, *, expands: bool = False) -> Reader:
                 yield found
 
     return read
+
+
+_SPACED_SETTING_VALUES = _name_and_value(SPACED_SETTING)
+
+
+def _spaced_settings(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """SPACED_SETTING's values; an unquoted one only under a password's name, mixing three
+    kinds of character, as a password in prose must: "password combination." on a line of
+    its own is a sentence's, and a settings table's row (`token_accessor  JiKso...`) is the
+    table's reader's to judge."""
+    for found in _SPACED_SETTING_VALUES(data, overflow, known):
+        if data[found.start - 1 : found.start] in (b"'", b'"'):
+            yield found
+            continue
+        line_start = data.rfind(b"\n", max(0, found.start - 2 * MAX_NAME_CHARS), found.start)
+        before = data[line_start + 1 : found.start].split()
+        name = before[-1].decode("utf-8", "ignore") if before else ""
+        if names_a_password(name) and strong_credential(found.value):
+            yield found
 
 
 def _env_pairs(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -2805,6 +2838,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("psql-record-field", PSQL_RECORD, _psql_records),
     ("dataframe-column", DATAFRAME, _dataframes),
     ("ach-entry-account", ACH_RECORD, _ach_entries),
+    ("assigned-credential", SPACED_SETTING, _spaced_settings),  # after the tables' readers
 )
 
 

@@ -2238,3 +2238,50 @@ def test_a_secret_file_printed_with_sudo_or_a_key_file_is_found(
     scanner: Scanner, text: str
 ) -> None:
     assert secret_spans(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # mosquitto's bridge: a name, blanks, its value
+        "connection bridge-01\naddress mqtt.cloud.example.net:8883\nremote_username gw-4411\n"
+        "remote_password Tq7#vLm2Xp9k\n",
+        # OpenWrt's UCI: `option NAME 'VALUE'`
+        "config wifi-iface 'default_radio0'\n\toption ssid 'HomeNet'\n"
+        "\toption key 'Kx9mP2vLq#77'\n",
+        "config interface 'wg0'\n\toption proto 'wireguard'\n"
+        "\toption private_key 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk='\n",
+    ],
+    ids=["mosquitto", "uci-wifi", "uci-wireguard"],
+)
+def test_a_setting_split_from_its_value_by_blanks_is_read(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Your new password must differ from the last five. Use a\npassword combination.\n",
+        "Password reset required\n",
+        "password_file /etc/mosquitto/passwd\n",
+        "token expired\n",
+    ],
+)
+def test_a_sentences_words_on_a_line_are_no_spaced_setting(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password=x" + "é" * 150 + " next\n",
+        "password=" + "é" * 99 + "x" + "é" * 60 + " next\n",
+        "remote_password " + "日本語" * 60 + " x\n",
+    ],
+)
+def test_a_long_bare_value_of_letters_outside_ascii_is_cut_between_characters(
+    scanner: Scanner, text: str
+) -> None:
+    """A bare value is read up to MAX_BARE_BYTES: the cut falls between two characters,
+    never inside one (a UnicodeDecodeError stopped the scan)."""
+    scanner.scan(text)  # raises if a character was cut
