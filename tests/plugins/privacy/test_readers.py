@@ -2285,3 +2285,33 @@ def test_a_long_bare_value_of_letters_outside_ascii_is_cut_between_characters(
     """A bare value is read up to MAX_BARE_BYTES: the cut falls between two characters,
     never inside one (a UnicodeDecodeError stopped the scan)."""
     scanner.scan(text)  # raises if a character was cut
+
+
+# Lead-ins that start the readers' and the rules' reads, for the property below.
+_LEADS = (
+    *("password=", "password: ", 'token = "', "remote_password ", "option key '", "api_key='"),
+    *("| password | ", "name,ssn\n", "SIN|LAST\n", "DOB ", "PID|1||", "DMG*D8*", "$ cat secret\n"),
+    *('[["password", "', "Cookie: sessionid=", "lftp -u a,", "net user a ", "curl -u a:"),
+    *("INSERT INTO t (password) VALUES ('", '{"name": "cookie", "value": "', "\n", " "),
+)
+# Letters of one, two, three and four bytes in UTF-8, invisible and fullwidth characters,
+# and the punctuation the readers split on.
+_VALUE_CHARACTERS = "aZ09é中😀\u200b\u00a0Ａ\\\"'`{}[]()<>|;:,=&%$#@!?*+-_/\n\t "
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=st.lists(
+        st.one_of(
+            st.sampled_from(_LEADS),
+            st.text(alphabet=_VALUE_CHARACTERS, max_size=300),
+            st.text(alphabet="é中😀x", min_size=190, max_size=260),  # about MAX_BARE_BYTES
+        ),
+        max_size=8,
+    )
+)
+def test_any_text_of_lead_ins_and_multibyte_values_is_scanned(
+    scanner: Scanner, parts: list[str]
+) -> None:
+    """No cut at a byte cap falls inside a character: the scan never raises."""
+    scanner.scan("".join(parts))
