@@ -837,6 +837,10 @@ POSITIVES = [
         "unicodePwd:: IgBTAHUAbQBtAGUAcgAyADAAMgA0ACEAIgBTAHUAbQBtAGUAcgAy\n ADAAMgA0ACEAIgA=\n",
     ),
     ("smb-password", "net rpc password jdoe NewPass#77 -U 'CORP\\admin%Kx9#mP2vLq' -S dc01"),
+    (
+        "cli-p-password-mosquitto",
+        "mosquitto_sub -h mqtt.example.net -p 8883 -u gw-4411 -P 'Tq7#vLm2Xp9k' -t 'site/#'",
+    ),
     # FHIR's XML keeps every value in an attribute
     (
         "date-of-birth",
@@ -887,6 +891,7 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    "mosquitto_sub -h broker -p 1883 -t 'sensors/#' -v",  # -p is the port
     "| Step | Login - Valid credentials | expected: dashboard shown |",  # a test plan's
     "(0010,2154) SH [ANONYMIZED-1]     # 12, 1 PatientTelephoneNumbers",  # de-identified
     "(0010,1040) LO [Removed by deid v2.1]",
