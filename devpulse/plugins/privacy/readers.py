@@ -520,8 +520,11 @@ def read_all(
         overflow: list[int] = []
         found = list(itertools.islice(reader(data, overflow, known), MAX_FINDINGS))
         if overflow:
-            rest = data[overflow[0] :].decode("utf-8", "surrogatepass")
-            found.append(Found(f"{rule_id}:unverified", overflow[0], len(data), rest))
+            # where a reader stopped may be a cut at a count of bytes (an SQL row's bare value
+            # cut at _MAX_BARE_ITEM): from the start of the character it falls in
+            start = _char_start(data, overflow[0])
+            rest = data[start:].decode("utf-8", "surrogatepass")
+            found.append(Found(f"{rule_id}:unverified", start, len(data), rest))
         return found
 
     chosen = [
@@ -646,6 +649,14 @@ def _inside(known: Reported, span: tuple[int, int]) -> bool:
 
 def _text(data: bytes, span: tuple[int, int]) -> str:
     return data[span[0] : span[1]].decode("utf-8", "surrogatepass")
+
+
+def _char_start(data: bytes, at: int) -> int:
+    """`at`, or the start of the UTF-8 character it falls inside: a cut at a count of bytes
+    keeps whole characters (a strict decode of the span raised UnicodeDecodeError)."""
+    while 0 < at < len(data) and 0x80 <= data[at] < 0xC0:
+        at -= 1
+    return at
 
 
 # Values that say where the secret is, or that are public, under any name: a name, a colon
@@ -967,7 +978,7 @@ def _block_scalar(data: bytes, name_start: int, span: tuple[int, int]) -> tuple[
     value_start = line_end + 1
     value_end = data.find(b"\n", value_start, value_start + MAX_JUDGED_BYTES)
     if value_end < 0:
-        value_end = min(len(data), value_start + MAX_JUDGED_BYTES)
+        value_end = _char_start(data, min(len(data), value_start + MAX_JUDGED_BYTES))
     indent = _indent(data, value_start, value_end)
     if indent <= key_indent:
         return None
@@ -1153,9 +1164,7 @@ def _bare_value(data: bytes, span: tuple[int, int]) -> tuple[int, int] | None:
         start, end = start + 1, end - 1
     if end == start:
         return None
-    end = min(end, start + MAX_BARE_BYTES)
-    while start < end < len(data) and 0x80 <= data[end] < 0xC0:
-        end -= 1  # cut between characters, not inside one
+    end = max(start, _char_start(data, min(end, start + MAX_BARE_BYTES)))  # between characters
     end = _through_ampersands(data, start, end)
     # What follows on the line, as far as its first few bytes tell (a line with no end in
     # sight must not be copied once per candidate)

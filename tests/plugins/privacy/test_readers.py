@@ -2293,6 +2293,7 @@ _LEADS = (
     *("| password | ", "name,ssn\n", "SIN|LAST\n", "DOB ", "PID|1||", "DMG*D8*", "$ cat secret\n"),
     *('[["password", "', "Cookie: sessionid=", "lftp -u a,", "net user a ", "curl -u a:"),
     *("INSERT INTO t (password) VALUES ('", '{"name": "cookie", "value": "', "\n", " "),
+    "password: |\n  ",
 )
 # Letters of one, two, three and four bytes in UTF-8, invisible and fullwidth characters,
 # and the punctuation the readers split on.
@@ -2315,3 +2316,20 @@ def test_any_text_of_lead_ins_and_multibyte_values_is_scanned(
 ) -> None:
     """No cut at a byte cap falls inside a character: the scan never raises."""
     scanner.scan("".join(parts))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a YAML block scalar's line with no end within MAX_JUDGED_BYTES (_block_scalar)
+        "password: |\n  x" + "é" * 2100,
+        "password: |\n  " + "日本語" * 1400,
+        # an SQL row given up inside a bare value cut at _MAX_BARE_ITEM, past MAX_CANDIDATES:
+        # the rest reported as unverified from where the reading stopped
+        ("INSERT INTO users (name, password) VALUES (x" + "é" * 40 + ", 'a');\n") * 2100,
+    ],
+)
+def test_a_cut_at_a_count_of_bytes_keeps_whole_characters(scanner: Scanner, text: str) -> None:
+    """A span cut at a fixed count of bytes, or a reader's stop reported as unverified, starts
+    and ends between characters (review 40: a UnicodeDecodeError stopped the scan)."""
+    scanner.scan(text)  # raises if a character was cut
