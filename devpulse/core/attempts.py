@@ -69,8 +69,8 @@ class Sleep:
 class Open:
     """Start one attempt: send `request` to the backend `decision` names, its reads bounded by
     the backend's limits and `deadline`. `deltas`: whether the caller reads the answer's
-    chunks as they come; when not, the driver need send back only the first chunk of content
-    and the final response (`bounded`)."""
+    chunks as they come; when not, the driver need send back only the first chunk, the first
+    chunk of content and the final response (`bounded`)."""
 
     request: Request
     decision: Decision

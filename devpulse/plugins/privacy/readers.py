@@ -2743,7 +2743,8 @@ def _next_row(data: bytes, pos: int) -> int | None:
 
 _AUTHORIZATION = ("authorization", "proxy-authorization")
 Reader = Callable[[bytes, list[int], Reported], Iterator[Found]]
-# Runs a reader's work for each reader, in turn or at once, and answers in their order.
+
+
 # NACHA's ACH file, the fixed-width file US banks exchange for payroll, direct deposits and
 # direct debits: 94-character records, each named by its first character. A batch header
 # (5) names, in columns 51-53, its Standard Entry Class: PPD, WEB, TEL and the like move
@@ -2811,6 +2812,7 @@ def _ach_entries(data: bytes, overflow: list[int], known: Reported) -> Iterator[
         )
 
 
+# Runs a reader's work for each reader, in turn or at once, and answers in their order.
 Each = Callable[
     [Callable[[tuple[str, Reader]], list[Found]], Sequence[tuple[str, Reader]]], list[list[Found]]
 ]
