@@ -200,7 +200,7 @@ TUPLE_PAIR = TwoPass.compile(
 )
 # A credential's quoted name and its value in a list or a tuple, as Rails logs a query's bound
 # values (`[["password", "..."], ["id", 7]]`), devtools print localStorage's entries
-# (`['auth.refresh_token', 'v1.P2K0...']`) and Python writes a pair (`_list_pairs`).
+# (`['auth.refresh_token', 'v1.P2K0...']`) and Python writes a pair (`_list_pair_kept`).
 LIST_PAIR = TwoPass.compile(
     (rf"[\[(][ \t]*[\"'](?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)[\"'][ \t]*,[ \t]*" + _QUOTED).encode()
 )
@@ -1236,11 +1236,16 @@ def _property_calls(data: bytes, overflow: list[int], known: Reported) -> Iterat
 _EXPANSION = re2.compile(rb"\$[A-Za-z_{(]")
 
 
-def _name_and_value(pattern: TwoPass, *, expands: bool = False) -> Reader:
+# A reader's own test of a name and its value before they are judged (`_named_found`): the
+# name, the value, and whether the value was quoted.
+Kept = Callable[[str, str, bool], bool]
+
+
+def _name_and_value(pattern: TwoPass, *, expands: bool = False, kept: Kept | None = None) -> Reader:
     """The reader of a pattern whose groups are a name and the value's dq, sq, bq, bare.
     `expands`: the pattern's commands expand an unquoted value (`set key FORMAT_$format`,
     `set token [EvalAttached $x]`: a variable's value, a command's output), which is then
-    no literal."""
+    no literal. `kept`: the pattern's own test of a name and its value, before judging."""
     index = pattern.parse.groupindex
     name_group = index[b"name"]
     value_groups = [index[group] for group in (b"dq", b"sq", b"bq")]
@@ -1272,6 +1277,8 @@ def _name_and_value(pattern: TwoPass, *, expands: bool = False) -> Reader:
                     yield Found("assigned-credential", *header)
                 continue
             value = _text(data, value_span)
+            if kept is not None and not kept(name, value, not bare):
+                continue
             found = _named_found("assigned-credential", name, value, value_span, quoted=not bare)
             if found is not None:
                 yield found
@@ -1279,23 +1286,12 @@ def _name_and_value(pattern: TwoPass, *, expands: bool = False) -> Reader:
     return read
 
 
-_SPACED_SETTING_VALUES = _name_and_value(SPACED_SETTING)
-
-
-def _spaced_settings(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    """SPACED_SETTING's values; an unquoted one only under a password's name, mixing three
+def _spaced_setting_kept(name: str, value: str, quoted: bool) -> bool:
+    """SPACED_SETTING's test: an unquoted value only under a password's name, mixing three
     kinds of character, as a password in prose must: "password combination." on a line of
     its own is a sentence's, and a settings table's row (`token_accessor  JiKso...`) is the
     table's reader's to judge."""
-    for found in _SPACED_SETTING_VALUES(data, overflow, known):
-        if data[found.start - 1 : found.start] in (b"'", b'"'):
-            yield found
-            continue
-        line_start = data.rfind(b"\n", max(0, found.start - 2 * MAX_NAME_CHARS), found.start)
-        before = data[line_start + 1 : found.start].split()
-        name = before[-1].decode("utf-8", "ignore") if before else ""
-        if names_a_password(name) and strong_credential(found.value):
-            yield found
+    return quoted or (names_a_password(name) and strong_credential(value))
 
 
 def _env_pairs(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -1323,10 +1319,10 @@ _NOT_SETTER_VERBS = frozenset(
 )
 
 
-def _quoted_value(pattern: TwoPass) -> Reader:
+def _quoted_value(pattern: TwoPass, *, kept: Kept | None = None) -> Reader:
     """The reader of a pattern whose groups are a name and a quoted value's dq and sq (a
     pair's, TUPLE_PAIR and KEYWORD_PAIR, a Lisp form's, LISP_SET, or a comparison's): the
-    value, judged under the name."""
+    value, judged under the name. `kept`: as `_name_and_value`'s."""
     index = pattern.parse.groupindex
     name_group, dq, sq = index[b"name"], index[b"dq"], index[b"sq"]
     named = _named(pattern)
@@ -1338,6 +1334,8 @@ def _quoted_value(pattern: TwoPass) -> Reader:
                 continue
             value = _text(data, value_span)
             name = _text(data, spans[name_group])
+            if kept is not None and not kept(name, value, True):
+                continue
             found = _named_found("assigned-credential", name, value, value_span, quoted=True)
             if found is not None:
                 yield found
@@ -1345,24 +1343,13 @@ def _quoted_value(pattern: TwoPass) -> Reader:
     return read
 
 
-def _list_pairs(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
-    """LIST_PAIR's values, judged as an assignment's under the name; under a key's or a
-    token's, not words run together in capitals, which a map's or an enum's labels are
-    (`new Map([["refresh_token", "RefreshTokenKey1"], ["api_key", "ApiKeyAuth"]])`)."""
-    for spans in _matches(LIST_PAIR, data, overflow, named=_LIST_PAIR_NAMED):
-        value_span = spans[_LIST_DQ] if spans[_LIST_DQ][0] >= 0 else spans[_LIST_SQ]
-        if _inside(known, value_span):
-            continue
-        name, value = _text(data, spans[_LIST_NAME]), _text(data, value_span)
-        if not names_a_password(name) and found_in(_CAPITALISED_WORDS, value.encode()):
-            continue
-        found = _named_found("assigned-credential", name, value, value_span, quoted=True)
-        if found is not None:
-            yield found
+def _list_pair_kept(name: str, value: str, quoted: bool) -> bool:
+    """LIST_PAIR's test: under a key's or a token's name, not words run together in capitals,
+    which a map's or an enum's labels are (`new Map([["refresh_token", "RefreshTokenKey1"],
+    ["api_key", "ApiKeyAuth"]])`)."""
+    return names_a_password(name) or not found_in(_CAPITALISED_WORDS, value.encode())
 
 
-_LIST_NAME, _LIST_DQ, _LIST_SQ = (LIST_PAIR.parse.groupindex[g] for g in (b"name", b"dq", b"sq"))
-_LIST_PAIR_NAMED = _named(LIST_PAIR)
 _CAPITALISED_WORDS = re2.compile(rb"^(?:[A-Z][a-z]+){2,}[0-9]{0,3}$")
 
 
@@ -2037,6 +2024,11 @@ class _Personal(NamedTuple):
     column: re2._Regexp
     valid: Callable[[str], bool]
 
+    def cell(self, name: str, value: str) -> bool:
+        """Whether a table's cell under the column `name` is this data: `valid`, and under
+        a short name that other words hold (sin, nie, nir), its document's own check."""
+        return self.valid(value) and pii.bare_column_identity(name, value)
+
 
 _IDENTITY = _Personal(
     "table-identity-number", re2.compile(f"^{ID_COLUMN}$".encode()), pii.identity_number
@@ -2354,7 +2346,7 @@ def _delimited_rows(
                 continue
             value = _text(data, span)
             if personal is not None:
-                if personal.valid(value) and pii.bare_column_identity(name, value):
+                if personal.cell(name, value):
                     yield Found(personal.rule_id, span[0], span[1], value, "pii")
             elif _cell_credential(name, value):
                 yield Found("table-credential", span[0], span[1], value)
@@ -2605,7 +2597,7 @@ def _row_values(
             continue
         value = _text(data, (a, b))
         if personal is not None:
-            if personal.valid(value) and pii.bare_column_identity(name, value):
+            if personal.cell(name, value):
                 yield Found(personal.rule_id, a, b, value, "pii")
         elif _cell_credential(name, value, quoted=True):
             yield Found("table-credential", a, b, value)
@@ -2827,7 +2819,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("env-pair-key", ENV_PAIR, _env_pairs),
     ("assigned-credential", SET_COMMAND, _name_and_value(SET_COMMAND, expands=True)),
     ("assigned-credential", TUPLE_PAIR, _quoted_value(TUPLE_PAIR)),
-    ("assigned-credential", LIST_PAIR, _list_pairs),
+    ("assigned-credential", LIST_PAIR, _quoted_value(LIST_PAIR, kept=_list_pair_kept)),
     ("assigned-credential", KEYWORD_PAIR, _quoted_value(KEYWORD_PAIR)),
     ("assigned-credential", LISP_SET, _quoted_value(LISP_SET)),
     ("assigned-credential", SETTER_CALL, _setter_calls),
@@ -2849,7 +2841,12 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("psql-record-field", PSQL_RECORD, _psql_records),
     ("dataframe-column", DATAFRAME, _dataframes),
     ("ach-entry-account", ACH_RECORD, _ach_entries),
-    ("assigned-credential", SPACED_SETTING, _spaced_settings),  # after the tables' readers
+    # after the tables' readers, whose rows it would read too
+    (
+        "assigned-credential",
+        SPACED_SETTING,
+        _name_and_value(SPACED_SETTING, kept=_spaced_setting_kept),
+    ),
 )
 
 
