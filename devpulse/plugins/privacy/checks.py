@@ -578,6 +578,9 @@ _SECRET_KEY_KINDS = frozenset(
         "account",
         *("subscription", "service", "session", "admin", "consumer", "integration", "webhook"),
         *("write", "read", "ingest", "insert", "deploy", "root", "user", "server", "sdk"),
+        # a network's key (zigbee2mqtt's network_key, a Wi-Fi network key); LoRaWAN's
+        # session keys, NwkSKey and AppSKey, with the "s" of session alone before "key"
+        *("network", "nwk", "s"),
     }
 )
 _RUN_TOGETHER_KINDS = ("api", "secret", "access", "private", "auth", "master", "signing")
@@ -661,16 +664,23 @@ def names_a_paging_token(words: list[str]) -> bool:
 
 
 def name_words(name: str) -> list[str]:
-    """`grafana-api-keyToken` -> grafana, api, key, token: split on symbols and camelCase."""
+    """`grafana-api-keyToken` -> grafana, api, key, token: split on symbols and camelCase,
+    an acronym ending where its last capital starts a word (`APIKey`, LoRaWAN's `NwkSKey`:
+    api, key; nwk, s, key)."""
     words: list[str] = []
     current = ""
     previous = ""
-    for char in name[:MAX_NAME_CHARS]:
+    name = name[:MAX_NAME_CHARS]
+    for i, char in enumerate(name):
         if not char.isalnum():
             if current:
                 words.append(current.lower())
             current = ""
-        elif char.isupper() and previous.islower() and current:
+        elif (
+            char.isupper()
+            and current
+            and (previous.islower() or (previous.isupper() and name[i + 1 : i + 2].islower()))
+        ):
             words.append(current.lower())
             current = char
         else:

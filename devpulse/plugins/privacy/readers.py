@@ -263,7 +263,7 @@ COMPARISON = TwoPass.compile(
 # `--api-key VALUE`, `--softlayer-api-key "VALUE"`, `--token=VALUE`: a long option's value.
 CLI_OPTION = TwoPass.compile(
     (
-        rf"(?:^|\s)--(?P<name>[\w-]*{_NAME_WORD}[\w-]*)(?:[ \t]+|=)"
+        rf"(?:^|\s)--(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)(?:[ \t]+|=)"
         r"(?:\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P<bare>[^\s\"'-][^\s\"']*))"
     ).encode()
 )
@@ -274,6 +274,19 @@ CURL_USER = TwoPass.compile(
 )
 HEADER = TwoPass.compile(
     rb"(?:-H|--header)[ \t]+[\"'$]*(?P<name>[A-Za-z][\w-]*)[ \t]*:[ \t]*(?P<value>[^\"'\n]+)"
+)
+# A key written as its bytes, a list of 16 or more numbers under a key's name: a C array
+# (LMIC's `static const u1_t PROGMEM APPKEY[16] = { 0xF0, 0x9D, ... };`), Rust's
+# `const KEY: [u8; 16] = [...]`, Go's `[]byte{...}`, Python's `bytes([...])`, or a YAML or
+# JSON list (zigbee2mqtt's `network_key: [...]`): 16 numbers at least; the reader judges them.
+BYTE_ARRAY = TwoPass.compile(
+    (
+        rf"(?:^|[^\w$])(?P<name>\w*{_NAME_WORD}\w*)[\"']?(?:\[[0-9]*\])?"
+        r"(?:[ \t]*:[ \t]*\[[ \t]*u8[ \t]*;[ \t]*[0-9]+[ \t]*\])?[ \t]*:?[:=][ \t]*"
+        r"(?:\[\]byte|[A-Za-z_][\w.]*\(|\([\w \t]+\[[0-9]*\]\))?[ \t]*[\[{(]\s*"
+        r"(?P<value>(?:(?:0[xX][0-9A-Fa-f]{1,2}|[0-9]{1,3})[ \t]*,\s*){15,}"
+        r"(?:0[xX][0-9A-Fa-f]{1,2}|[0-9]{1,3}))"
+    ).encode()
 )
 # An environment variable given as a record of its name and its value: Kubernetes' and
 # Compose's `- name: ZENROWS` then `value: ...` on the next line, an ECS task definition's or
@@ -634,6 +647,7 @@ def _named(pattern: TwoPass) -> Callable[[bytes, Spans], bool]:
     _named, (ASSIGNMENT, PROPERTY_CALL, SETTER_CALL, CLI_OPTION)
 )
 _TABLE_NAMED = _named(TABLE)
+_ARRAY_NAMED = _named(BYTE_ARRAY)
 _TERRAFORM_NAMED = _named(TERRAFORM_OUTPUT)
 
 
@@ -1305,6 +1319,22 @@ def _env_pairs(data: bytes, overflow: list[int], known: Reported) -> Iterator[Fo
         value = _text(data, span)
         if key_by_look(value) and not is_placeholder(value):
             yield Found("env-pair-key", span[0], span[1], value)
+
+
+def _byte_arrays(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """A key written as its bytes (BYTE_ARRAY): 16 to 64 numbers of a byte each under a
+    key's name, judged as the hex they spell (so all zeros, a count from 0 or a published
+    key is none)."""
+    for spans in _matches(BYTE_ARRAY, data, overflow, named=_ARRAY_NAMED):
+        span = spans[2]
+        numbers = data[span[0] : span[1]].replace(b",", b" ").split()
+        if not 16 <= len(numbers) <= 64 or _inside(known, span):
+            continue
+        values = [int(n, 16) if n[1:2] in (b"x", b"X") else int(n) for n in numbers]
+        if max(values) > 255:
+            continue
+        if _named_value(_text(data, spans[1]), bytes(values).hex()):
+            yield Found("byte-array-key", span[0], span[1], _text(data, span))
 
 
 # Verbs whose calls take a credential's name or check one, not set one: getSecret("name"),
@@ -2826,6 +2856,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("assigned-credential", DSL_CALL, _quoted_value(DSL_CALL)),
     ("xml-element-credential", NAMED_ELEMENT, _element_text(NAMED_ELEMENT)),
     ("cli-option-credential", CLI_OPTION, _cli_options),
+    ("byte-array-key", BYTE_ARRAY, _byte_arrays),
     ("xml-element-credential", XML_ELEMENT, _element_text(XML_ELEMENT)),
     ("xml-element-credential", PLIST_ENTRY, _element_text(PLIST_ENTRY)),
     ("curl-user-credential", CURL_USER, _curl_users),

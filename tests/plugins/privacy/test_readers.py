@@ -657,6 +657,63 @@ def test_a_long_options_value_ends_before_the_brackets_that_close_around_it() ->
     assert {f.value for f in read_all(text.encode())} == {PASSWORD}
 
 
+def test_a_long_options_dotted_name_is_read() -> None:
+    key = pick("0123456789ABCDEF", 32)
+    text = f"ttn-lw-cli end-devices create a d --root-keys.app-key.key {key} --lorawan-version 1"
+    assert {f.value for f in read_all(text.encode())} == {key}
+
+
+def test_lorawan_session_keys_in_a_markdown_table_are_found(scanner: Scanner) -> None:
+    nwk, app = pick("0123456789ABCDEF", 32), pick("0123456789ABCDEF", 32)
+    text = (
+        "| device | DevAddr | NwkSKey | AppSKey |\n|---|---|---|---|\n"
+        f"| trk-041 | 260B0BAA | {nwk} | {app} |\n"
+    )
+    assert set(secret_spans(scanner, text)) == {nwk, app}
+
+
+KEY_BYTES = [RNG.randrange(256) for _ in range(16)]
+
+
+def _bytes(form: str) -> str:
+    return ", ".join(form.format(b) for b in KEY_BYTES)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"static const u1_t PROGMEM APPKEY[16] = {{ {_bytes('0x{:02X}')} }};",  # LMIC
+        f"uint8_t aes_key[] = {{\n  {_bytes('0x{:02x}')}\n}};",
+        f"const KEY: [u8; 16] = [{_bytes('0x{:02x}')}];",  # Rust
+        f"key := []byte{{{_bytes('0x{:02x}')}}}",  # Go
+        f"SECRET_KEY = bytes([{_bytes('0x{:02x}')}])",  # Python
+        f"advanced:\n  network_key: [{_bytes('{}')}]",  # zigbee2mqtt's YAML
+        f'{{"networkKey": [{_bytes("{}")}]}}',
+    ],
+)
+def test_a_key_written_as_its_bytes_is_found(scanner: Scanner, text: str) -> None:
+    assert [f.rule_id for f in scanner.scan(text) if f.category == "secret"] == ["byte-array-key"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "static const u1_t PROGMEM APPEUI[8] = { 0x70, 0xB3, 0xD5, 0x7E, 0xD0, 0x01, 0x2A, 0x3C };",
+        "static const u1_t PROGMEM APPKEY[16] = { " + ", ".join(["0x00"] * 16) + " };",
+        "key := []byte{" + ", ".join(f"0x{b:02x}" for b in range(16)) + "}",  # a count
+        "network_key: [1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10, 12, 13]",  # the default
+        '"tc_link_key": {"key": [' + ", ".join(str(b) for b in b"ZigBeeAlliance09") + "]}",
+        # NIST SP 800-38A's example key
+        "key = [0x2b, 0x7e, 0x15, 0x16, 0x28, 0xae, 0xd2, 0xa6, 0xab, 0xf7, 0x15, 0x88,"
+        " 0x09, 0xcf, 0x4f, 0x3c]",
+        "key_codes = [" + ", ".join(str(300 + b) for b in KEY_BYTES) + "]",  # not bytes
+        "keys = [" + ", ".join(str(b) for b in KEY_BYTES[:8]) + "]",  # too few
+    ],
+)
+def test_a_list_of_numbers_that_is_no_key_is_none(scanner: Scanner, text: str) -> None:
+    assert not secret_spans(scanner, text)
+
+
 def test_azure_storage_keys_in_json_and_xml(scanner: Scanner) -> None:
     key = pick(ALNUM + "+/", 86) + "=="
     for text in (
@@ -1879,6 +1936,11 @@ def test_look_alikes_are_not_credentials(scanner: Scanner, text: str) -> None:
         ("OLDPWD", 0),
         ("password_changed_at", 0),  # when it was set
         ("token_created", 0),
+        ("NwkSKey", 2),  # LoRaWAN's network session key: an acronym's end starts a word
+        ("AppSKey", 2),
+        ("AWSSecretKey", 2),
+        ("network_key", 2),
+        ("HTTPCacheKey", 0),  # http, cache, key: a cache's key
     ],
 )
 def test_credential_names_are_judged_word_by_word(name: str, strength: int) -> None:
