@@ -690,6 +690,9 @@ _NO_VALUE = re2.compile(
     rb"|projects/[\w.-]+/secrets/[\w.-]+(?:/versions/[\w.-]+)?"
     rb"|https://[\w.-]+\.vault\.azure\.net/secrets/[\w.-]+(?:/[\w]+)?)(?:\|[\w.-]+)?$"
     rb"|-----BEGIN PGP MESSAGE-----(?:\s|$)"
+    # LiteLLM's reference to an environment variable; SigV4's scheme (`Authorization:
+    # AWS4-HMAC-SHA256 Credential=...`), a constant as `Bearer` is
+    rb"|os\.environ/[A-Za-z_]\w*$|AWS4-(?:HMAC|ECDSA-P256)-SHA256$"
     rb"|(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp\d+)[ \t]+AAAA"
     rb"|type=secret,id=[\w.-]+(?:,[a-z]+=[^,\s]*)*$"
     rb"|id=[\w.-]+(?:,(?:target|dst|type|required|mode|uid|gid)=[^,\s]*)*"

@@ -1458,6 +1458,10 @@ def test_the_kind_line_of_another_object_between_ends_a_kind_first_manifest(
 
 
 LOOK_ALIKES = [
+    # LiteLLM's reference to an environment variable; SigV4's scheme before its parameters
+    "general_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\n",
+    "Authorization: AWS4-HMAC-SHA256 Credential=ASIA****/20250312/us-west-2/bedrock/aws4_request,"
+    " SignedHeaders=host;x-amz-date, Signature=" + "9413b4d256ef8686" * 4,
     # a setting's path as .NET's appSettings name it, a cache's namespaced key and hash
     '<appSettings>\n  <add key="webpages:Version" value="3.0.0.0" />\n</appSettings>\n',
     'key = "Logging:LogLevel:Default"',
