@@ -863,6 +863,12 @@ def password_value(value: str) -> bool:
     return looks_like_credential(value) or passphrase(value.strip("'\""))
 
 
+def wifi_psk(value: str) -> bool:
+    """For a Wi-Fi network's psk: a password, but not wpa_supplicant's `ext:NAME`, which
+    names where its external password backend keeps the key."""
+    return not value.startswith("ext:") and password_value(value)
+
+
 _PASSWORD_WORDS = ("password", "passwd", "passphrase")
 # The word itself in a UI catalogue's other languages: a phrase that holds it is a label
 # about the password ("Mot de passe", "Kennwort eingeben"), not the password. (English
@@ -1859,6 +1865,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "private_ip": pii.private_ip,
     "credential": looks_like_credential,
     "password": password_value,
+    "wifi_psk": wifi_psk,
     "attached_password": attached_password,
     "vault_token": vault_token,
     "human_password": human_password,

@@ -333,7 +333,9 @@ NON_PERSONAL_EMAIL = re2.compile(
     r"|it(?:[._-]?(?:admin|support|help(?:desk)?|ops))?|sysadmin|devops|on[._-]?call"
     r"|benefits|payroll|people(?:[._-]?ops)?|talent|facilities|procurement|purchasing"
     # a data protection officer's (GDPR art. 37), DMARC's report mailbox, accounts payable's
-    r"|dpo|dmarc(?:[._-]?reports?)?|accounts?[._-]?(?:payable|receivable))@"
+    r"|dpo|dmarc(?:[._-]?reports?)?|accounts?[._-]?(?:payable|receivable)"
+    # an 802.1X outer identity, which hides the user's: anonymous@realm
+    r"|anonymous)@"
     # a program's mailbox named for what it is: ci-bot@, deploy-bot@, jenkins.svc@; and a
     # team's: platform-team@, billing-ops@, it_desk@, api-support@ (maria.ops@ is a person's)
     # (not after a + tag: jane.doe+bank-security@ is jane's)
@@ -354,10 +356,12 @@ IMAGE_NAME = re2.compile(r"(?i)\.(?:png|jpe?g|gif|webp|avif|svg|ico|bmp|tiff?|he
 
 # No one's address: the names reserved for examples and tests (RFC 2606, RFC 6761), which no
 # registry ever delegates, so no mailbox at them belongs to anyone (a documented decision in
-# rules.toml's personal-data section). example.com's neighbours (examples.com, test.com) are
-# real domains, and stay addresses.
+# rules.toml's personal-data section), and Microsoft's documentation tenants. example.com's
+# neighbours (examples.com, test.com) are real domains, and stay addresses.
 RESERVED_DOMAIN = re2.compile(
     r"(?i)@(?:[\pL\pN_-]+\.)*(?:example\.(?:com|net|org)"
+    # Microsoft's names for its documentation's tenants, which it holds for no one's mail
+    r"|(?:contoso|fabrikam)\.(?:com|onmicrosoft\.com)"
     r"|[\pL\pN_-]+\.(?:test|example|invalid|localhost))\n?$"
 )
 

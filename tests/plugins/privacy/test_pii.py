@@ -653,6 +653,9 @@ def test_an_image_named_for_its_pixel_density_is_no_address(scanner: Scanner) ->
         "git config user.email dev@build.test",
         "ping root@db.localhost, then bob@host.invalid",
         "to: priya@shop.example",
+        "Connect-ExchangeOnline -UserPrincipalName testuser01@contoso.com",  # Microsoft's docs
+        "j.smith@fabrikam.onmicrosoft.com",
+        "[802-1x]\neap=peap;\nidentity=anonymous@eduroam.uni-x.de\n",  # an outer identity
     ],
 )
 def test_addresses_at_names_reserved_for_examples_are_no_one(scanner: Scanner, text: str) -> None:
@@ -662,7 +665,10 @@ def test_addresses_at_names_reserved_for_examples_are_no_one(scanner: Scanner, t
 
 @pytest.mark.parametrize(
     "address",
-    ["jane.doe@examples.com", "jane.doe@example.co.uk", "jane.doe@test.com", "jane@mytest.io"],
+    [
+        *("jane.doe@examples.com", "jane.doe@example.co.uk", "jane.doe@test.com"),
+        *("jane@mytest.io", "jane.doe@contosobank.com", "anonymous.bob@uni-x.de"),
+    ],
 )
 def test_addresses_at_real_domains_near_the_reserved_ones_are_found(
     scanner: Scanner, address: str

@@ -915,6 +915,10 @@ def test_a_credential_column_is_read_in_every_row(scanner: Scanner, text: str) -
 
 
 TABLE_LOOK_ALIKES = [
+    # wpa_supplicant's external password backend's name for the key; a setting's name after
+    # a line that ends in "password" (NetworkManager's connection-type=password)
+    'network={\n    ssid="corp"\n    psk=ext:psk0\n}\n',
+    "[vpn]\nconnection-type=password\npassword-flags=2\nusername=USERNAME\n",
     "user,password_changed_at,status\nbob,2023-12-30T10:00:00Z,locked\n",  # when, not what
     "user,password\nbob,********\nann,<redacted>\ncid,changeme\n",  # masks, placeholders
     "| Name | Description |\n|---|---|\n| password | The database password |\n",  # a doc
