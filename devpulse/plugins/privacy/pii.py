@@ -654,6 +654,24 @@ def aba_routing(digits: str) -> bool:
     return sum(int(d) * w for d, w in zip(digits, (3, 7, 1) * 3, strict=True)) % 10 == 0
 
 
+def micr_account(value: str) -> bool:
+    """A cheque's MICR line from its routing number on (`⑆routing⑆ account⑈`, or in the
+    ASCII that scanners print for the E-13B symbols: `A065781885A 455939285C`): the routing
+    number's checksum holds and the account is 4-17 digits, not counted out or repeated."""
+    runs = "".join(c if "0" <= c <= "9" else " " for c in value).split()
+    if len(runs) < 2 or not aba_routing(runs[0]):
+        return False
+    account = "".join(runs[1:])
+    return 4 <= len(account) <= 17 and not _nobodys(account)
+
+
+def account_number(value: str) -> bool:
+    """An account's number: 6 to 20 digits (blanks and dashes between them dropped), not
+    counted out or repeated."""
+    digits = _digits(value)
+    return 6 <= len(digits) <= 20 and not _nobodys(digits)
+
+
 def nobodys_number(digits: str) -> bool:
     """Digits counted out or repeated (12345678, 00000000): a sample file's, no one's."""
     return len(digits) > 1 and _ascii_digits(digits) and _nobodys(digits)
@@ -822,6 +840,27 @@ def mrz(value: str) -> bool:
     else:
         return False
     return state != "UTO" and all(_mrz_check(field) == digit for field, digit in fields)
+
+
+def mrz_second_line(value: str) -> bool:
+    """A passport's or a visa's second MRZ line alone (44 characters: ICAO Doc 9303 parts 4
+    and 7), which a form, a CSV or an OCR result holds apart from the first: its document
+    number, date of birth and expiry date each agree with their check digit, and a
+    passport's composite digit (its last) with the three and the optional data. Or an
+    identity card's (30 characters, part 5): its date of birth and expiry date."""
+    line = value.strip()
+    if len(line) == 30:
+        dates = ((line[0:6], line[6]), (line[8:14], line[14]))
+        return line[15:18] != "UTO" and all(_mrz_check(f) == digit for f, digit in dates)
+    if len(line) != 44 or line[10:13] == "UTO":
+        return False
+    fields = ((line[0:9], line[9]), (line[13:19], line[19]), (line[21:27], line[27]))
+    if not all(_mrz_check(field) == digit for field, digit in fields):
+        return False
+    if line[42].isdigit() and _mrz_check(line[28:42]) != line[42]:
+        return False  # a passport's optional data's check digit (a visa has none)
+    composite = line[0:10] + line[13:20] + line[21:43]
+    return _mrz_check(composite) == line[43] or not line[43].isdigit() or line[42] == "<"
 
 
 _MRZ_WEIGHTS = (7, 3, 1)

@@ -986,6 +986,126 @@ def test_what_only_looks_like_a_machine_readable_zone(scanner: Scanner, text: st
     assert "passport-mrz" not in pii_rules(scanner, text)
 
 
+PASSPORT_LINE = PASSPORT_MRZ.split("\n")[1]
+CARD_LINE = CARD_MRZ.split("\n")[1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"Worker;Doc;MRZ2\nW289217;P;{PASSPORT_LINE}\n",  # a CSV's cell, the name line apart
+        f'{{"ocr": {{"line1": "P<DEU...", "line2": "{PASSPORT_LINE}"}}}}',
+        f"FTX+AAE+++{PASSPORT_MRZ.replace(chr(10), '')}'",  # EDIFACT: the lines run together
+        f'mrz = (\n    "I<DEUD231458907<<<<<<<<<<<<<<<\\n"\n    "{CARD_LINE}\\n"\n)',
+        # a visa (MRV-A): no composite digit; its optional data is the visa's number
+        "V<USAERIKSSON<<ANNA<<<<<<<<<<<<<<<<<<<<<<<<<\nL898902C36DEU7408122F1204159B3RT4W2P<<<<<<<<",
+    ],
+)
+def test_a_machine_readable_zones_second_line_alone_is_an_identity_document(
+    scanner: Scanner, text: str
+) -> None:
+    assert pii_rules(scanner, text) & {"passport-mrz", "passport-mrz-line"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        PASSPORT_LINE.replace("DEU", "UTO"),
+        PASSPORT_LINE.replace("7408122", "7408123"),  # the date of birth's check digit
+        PASSPORT_LINE[:-1] + "7",  # the composite's
+        CARD_LINE.replace("1204159", "1204158"),
+        "build 1234567M1234567 ok",  # the shape's middle only
+    ],
+)
+def test_what_only_looks_like_a_second_mrz_line(scanner: Scanner, text: str) -> None:
+    assert "passport-mrz-line" not in pii_rules(scanner, text)
+
+
+# A card number the issuers' table and Luhn accept, and no processor's test number.
+CARD = "4086222662241479"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"%B{CARD}^ACHTERBERG/FENNA N^26052014595632881490908?",  # track 1
+        f"track2=;{CARD}=26052011234567890?",
+        f"ICC: 5A08{CARD}5F24032608319F2608F009101E18D37D8",  # EMV tag 5A
+        f"57 13: 5713{CARD}D26052011234567890F",  # tag 57, track 2's equivalent
+    ],
+)
+def test_a_cards_track_data_is_the_card(scanner: Scanner, text: str) -> None:
+    assert pii_rules(scanner, text) & {"card-track-data", "credit-card"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "%B4111111111111111^TEST/CARD^2512101?",  # a processor's test number
+        f"%B{CARD[:-1]}8^X/Y^2605?",  # Luhn fails
+        "5A08" + "0123456789abcdef" * 2,
+    ],
+)
+def test_what_only_looks_like_a_cards_track_data(scanner: Scanner, text: str) -> None:
+    assert "card-track-data" not in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@\n\x1e\rANSI 636023100102DL00410263ZO03130027DLDCAC\nDCSSZYMANSKI\nDACFENNA\n"
+        "DBB04211991\nDAQSZ151854\nDCFLDM3RGO7J41K69QB0SDY\n",
+        "2025-01-13,5dd2580d,DAQ=C6376894024011,DCS=FITZGERALD,DAC=DECLAN,DBB=02041977",
+        '{"raw": "@\\nANSI 636025...DL\\nDAQ01604817\\nDCSMILLER\\n"}',  # JSON-escaped
+        "DL scan: DCS=SMITH|DAC=JO|DAQ=35-645-3323|DBB=01021980",
+    ],
+)
+def test_a_driving_licences_barcode_gives_its_number(scanner: Scanner, text: str) -> None:
+    assert "aamva-licence-number" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2025-01-10,938b0dc6,DAQ=****9454,DCS=[redacted],DBB=[redacted]",  # masked
+        "NI DAQmx: DAQ board ready\nDevice: Dev1",  # National Instruments' DAQ
+    ],
+)
+def test_what_only_looks_like_a_driving_licences_barcode(scanner: Scanner, text: str) -> None:
+    assert "aamva-licence-number" not in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "MICR: \u2446270094451\u24465808599214\u24482051",  # E-13B's own symbols
+        "MICR: \u24487573\u2448 \u2446310338938\u2446 3396920329\u2448",
+        'micr_raw="C0435C A065781885A 455939285C"',  # a scanner's ASCII for them
+        "codeline: T011000015T 55494059457U",
+    ],
+)
+def test_a_cheques_micr_line_gives_the_account(scanner: Scanner, text: str) -> None:
+    assert "micr-account" in pii_rules(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "MICR: \u2446270094452\u24465808599214\u2448",  # the routing checksum fails
+        "MICR: \u2446270094451\u244612345678\u2448",  # an account counted out
+        "part A123456789A 4455C",  # no routing number: its checksum fails
+    ],
+)
+def test_what_only_looks_like_a_micr_line(scanner: Scanner, text: str) -> None:
+    assert "micr-account" not in pii_rules(scanner, text)
+
+
+def test_an_ofx_statements_account_id_is_the_account(scanner: Scanner) -> None:
+    ofx = "<BANKACCTFROM><BANKID>043214099<ACCTID>3659671449<ACCTTYPE>CHECKING</BANKACCTFROM>"
+    assert "ofx-account-id" in pii_rules(scanner, ofx)
+    assert "ofx-account-id" not in pii_rules(scanner, ofx.replace("3659671449", "XXXXXX1449"))
+
+
 @pytest.mark.parametrize(
     "text",
     [
