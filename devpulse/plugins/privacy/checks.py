@@ -980,8 +980,9 @@ def token_in_prose(value: str) -> bool:
 _ETHEREUM_ADDRESS = re2.compile(r"^0x[0-9A-Fa-f]{40}$")
 
 
-# An environment variable's name, an underscore in it, then =: MAX_TOKENS=, SSH_AUTH_SOCK=.
-_SETTING = re2.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]*=")
+# An environment variable's name in capitals, then = and its value: MAX_TOKENS=4096,
+# LANG=C.UTF-8 (base64's = pads its end: nothing follows it but another).
+_SETTING = re2.compile(r"^[A-Z][A-Z0-9_]*=[^=]")
 
 
 # The prefixed-token rule's shape (`dckr_pat_...`, `nfp_...`): a lower-case prefix, then a
@@ -1650,6 +1651,17 @@ def authorization(value: str) -> bool:
     return looks_like_credential(value)
 
 
+def basic_credentials(value: str) -> bool:
+    """HTTP Basic credentials standing without a header's name (RFC 7617): base64 that
+    decodes to a user, a colon and a password that looks like one."""
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    user, colon, password = decoded.partition(":")
+    return bool(user and colon) and user.isprintable() and looks_like_credential(password)
+
+
 def authorization_token(value: str) -> bool:
     """For an Authorization header's value after a scheme no rule knows: machine-made, with
     letters and digits (`token_in_prose`), and a credential as `authorization` judges one (a
@@ -1873,6 +1885,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "vault_token": vault_token,
     "human_password": human_password,
     "authorization": authorization,
+    "basic_credentials": basic_credentials,
     "authorization_token": authorization_token,
     "twitter_bearer": twitter_bearer,
     "strong_credential": strong_credential,

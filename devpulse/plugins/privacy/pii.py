@@ -446,8 +446,27 @@ def card_number(value: str) -> bool:
     """Luhn-valid, of a length its issuer uses, and not a published test number.
 
     Half or more zeros (4000 0000 0000 0002) is a processor's test pattern or a padded id.
+    A group of one to three digits before a blank is no card's (they print in fours, Amex in
+    4-6-5): a count's, a quantity's or a line's number (`uniq -c`'s `  1 4553...`), which
+    the match took in; the number is judged without it.
+    Nor is a group of one to three digits anywhere before the last: a card is written in
+    one run or in groups of four or more (4-4-4-4, Amex's 4-6-5), and a hex dump's pairs of
+    ASCII digits (`30 31 32 ...`) are none.
     """
-    digits = _digits(value)
+    head, blank, rest = value.partition(" ")
+    if blank and len(head) <= 3 and head.isdigit() and _card(rest):
+        return True
+    return _card(value)
+
+
+def _card(value: str) -> bool:
+    groups = value.replace("-", " ").split()
+    if any(len(group) < 4 for group in groups[:-1]):
+        return False
+    return _card_digits(_digits(value))
+
+
+def _card_digits(digits: str) -> bool:
     if not 13 <= len(digits) <= 19 or len(set(digits)) <= 2:
         return False
     if digits.count("0") >= len(digits) // 2 or digits in not_personal()["test_cards"]:

@@ -839,8 +839,8 @@ def _assignments(data: bytes, overflow: list[int], known: Reported) -> Iterator[
             value_span = _colon_in_value(data, op, close[1], space, value_span)
             given = value_span
             value_span = _bare_assigned(data, op, value_span)
-            if value_span is None and op == b"=" and _command_environment(data, name_span, given):
-                value_span = given  # PGPASSWORD=... psql -h db: the variable is the command's
+            if value_span is None and op == b"=" and _a_commands_word(data, name_span, given):
+                value_span = given  # PGPASSWORD=... psql -h db, java -Dkey.pass=... -jar
         # `password: |-` and the value on the next line: a YAML block scalar, read as a
         # quoted value is (a passphrase's blanks are its own)
         block = None
@@ -1123,6 +1123,15 @@ _COMMAND_WORD = re2.compile(rb"^(?:\.{0,2}/|~/)?[a-z][\w./-]*(?:\s|$)")
 # What may stand before a command on its line: a prompt, a separator, `env`, `sudo`, `export`
 # is no command prefix (its value is the whole rest), another variable set for the command.
 _COMMAND_START = re2.compile(rb"(?:^|[$#>;|&(]|\benv|\bsudo|=\S*)\s*$")
+
+
+def _a_commands_word(data: bytes, name_span: tuple[int, int], value: tuple[int, int]) -> bool:
+    """Whether `name=value` is one word of a command line, its value the whole word however
+    the line goes on: a variable set for the command (`_command_environment`), or a JVM's or
+    Gradle's property (`java -Dkey.pass=... -jar`, `gradle -PsigningPassword=...`)."""
+    return data[name_span[0] : name_span[0] + 2] in (b"-D", b"-P") or _command_environment(
+        data, name_span, value
+    )
 
 
 def _command_environment(data: bytes, name_span: tuple[int, int], value: tuple[int, int]) -> bool:

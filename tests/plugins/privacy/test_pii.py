@@ -1100,6 +1100,25 @@ def test_what_only_looks_like_a_micr_line(scanner: Scanner, text: str) -> None:
     assert "micr-account" not in pii_rules(scanner, text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"# grep -aoE '[0-9]{{16}}' pos.dmp | uniq -c\n      3 tok_9v2uq3cd\n      1 {CARD}\n",
+        "qty 2 4553 3603 6186 3104 exp 05/26",
+    ],
+)
+def test_a_card_number_after_a_count_is_found(scanner: Scanner, text: str) -> None:
+    assert "credit-card" in pii_rules(scanner, text)
+
+
+def test_digits_in_pairs_are_no_card(scanner: Scanner) -> None:
+    """A hex dump's ASCII digits (0x30-0x39) print as pairs: no card is written so."""
+    dump = "0000  40 0a 1e 0d 41 4e 53 49 20 36 33 36 30 32 36 31\n0010  30 30 31 30 32 44 4c 30"
+    assert "credit-card" not in pii_rules(scanner, dump)
+    assert "credit-card" not in pii_rules(scanner, "53 49 20 36 33 36 30 32 36")
+    assert "credit-card" not in pii_rules(scanner, "45 53 36 03 61 86 31 04")  # Luhn holds
+
+
 def test_an_ofx_statements_account_id_is_the_account(scanner: Scanner) -> None:
     ofx = "<BANKACCTFROM><BANKID>043214099<ACCTID>3659671449<ACCTTYPE>CHECKING</BANKACCTFROM>"
     assert "ofx-account-id" in pii_rules(scanner, ofx)

@@ -714,6 +714,26 @@ def test_a_list_of_numbers_that_is_no_key_is_none(scanner: Scanner, text: str) -
     assert not secret_spans(scanner, text)
 
 
+PERSONS = "Quartz*1992"  # a person's password, not a machine's: a bare one must end its line
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a JVM's or Gradle's property: the value is the word, whatever follows on the line
+        f"  -Dgateway.p12.pass={PERSONS} (from JAVA_TOOL_OPTIONS)",
+        f"gradle -PsigningPassword={PERSONS} assembleRelease",
+        # Basic credentials with no header's name: Django's debug page's META table
+        "HTTP_AUTHORIZATION\t'Basic " + base64.b64encode(b"reporting:Lantern#88").decode() + "'",
+        "auth = 'Basic " + base64.b64encode(b"svc:Lantern#88").decode() + "'",
+    ],
+)
+def test_a_credential_in_a_command_word_or_basic_scheme_is_found(
+    scanner: Scanner, text: str
+) -> None:
+    assert secret_spans(scanner, text)
+
+
 def test_azure_storage_keys_in_json_and_xml(scanner: Scanner) -> None:
     key = pick(ALNUM + "+/", 86) + "=="
     for text in (
@@ -1462,6 +1482,13 @@ def test_the_kind_line_of_another_object_between_ends_a_kind_first_manifest(
 
 
 LOOK_ALIKES = [
+    # a core dump's strings: a variable's name, then another's setting on the next line
+    "$ strings -n 8 core.27874\nAWS_SECRET_ACCESS_KEY\nPWD=/srv/app\nSTRIPE_API_KEY\n"
+    "LANG=C.UTF-8\n",
+    # Windows Error Reporting's report ids; Stripe's documented test key
+    "ReportIdentifier=52e941af-3f74-4cde-ae85-26e9564f8626\n",
+    "stripe.api_key = 'sk_test_4eC39HqLyjWDarjtT1zdp7dc'",
+    "Authorization: Basic dXNlcjpwYXNz",  # user:pass, a placeholder's
     # LiteLLM's reference to an environment variable; SigV4's scheme before its parameters
     "general_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\n",
     "Authorization: AWS4-HMAC-SHA256 Credential=ASIA****/20250312/us-west-2/bedrock/aws4_request,"
