@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import unicodedata
 from collections.abc import Callable, Container, Iterator, Sequence
 from typing import NamedTuple
 
@@ -274,6 +275,16 @@ CURL_USER = TwoPass.compile(
 )
 HEADER = TwoPass.compile(
     rb"(?:-H|--header)[ \t]+[\"'$]*(?P<name>[A-Za-z][\w-]*)[ \t]*:[ \t]*(?P<value>[^\"'\n]+)"
+)
+# A table whose columns are set by position, a rule of dashes under its header (PowerShell's
+# Format-Table, SQL*Plus, sqlcmd, a credential manager's listing): a header that names a
+# credential's column, then the rule. `_fixed_tables` reads the rows below by the rule's
+# column extents.
+FIXED_TABLE = TwoPass.compile(
+    (
+        rf"(?m:^)[^\n]*?(?:^|[ \t])(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)(?:[ \t][^\n]*)?\r?\n"
+        r"[ \t]*-{2,}[ \t]+-[- \t]*\r?(?m:$)"
+    ).encode()
 )
 # A key written as its bytes, a list of 16 or more numbers under a key's name: a C array
 # (LMIC's `static const u1_t PROGMEM APPKEY[16] = { 0xF0, 0x9D, ... };`), Rust's
@@ -648,6 +659,7 @@ def _named(pattern: TwoPass) -> Callable[[bytes, Spans], bool]:
 )
 _TABLE_NAMED = _named(TABLE)
 _ARRAY_NAMED = _named(BYTE_ARRAY)
+_FIXED_NAMED = _named(FIXED_TABLE)  # a strong name: a header gives no value to judge a weak one by
 _TERRAFORM_NAMED = _named(TERRAFORM_OUTPUT)
 
 
@@ -1331,6 +1343,79 @@ def _env_pairs(data: bytes, overflow: list[int], known: Reported) -> Iterator[Fo
         value = _text(data, span)
         if key_by_look(value) and not is_placeholder(value):
             yield Found("env-pair-key", span[0], span[1], value)
+
+
+def _fixed_tables(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """The cells under a credential's column of a table whose columns the rule of dashes
+    below its header sets (FIXED_TABLE): each row's text within the column's extent, up to
+    the next column's, judged as a table's cell is (`_cell_credential`). The rows end at a
+    blank line or one shorter than the column's start."""
+    state = [0, 0]  # where the rows were read to, and how many values were judged
+    for spans in _matches(FIXED_TABLE, data, overflow, _resumed(state), _FIXED_NAMED):
+        name_start, name_end = spans[1]
+        header_start = data.rfind(b"\n", 0, name_start) + 1
+        rule_start = data.find(b"\n", name_end) + 1
+        rule_end = _line(data, rule_start)
+        if rule_end is None or name_start - header_start > MAX_ROW_BYTES:
+            continue
+        extents = _dash_runs(data[rule_start:rule_end].rstrip(b"\r"))
+        offset = name_start - header_start
+        column = next((i for i, (a, b) in enumerate(extents) if a <= offset < b), None)
+        if column is None:
+            continue
+        start = extents[column][0]
+        end = extents[column + 1][0] if column + 1 < len(extents) else MAX_ROW_BYTES
+        name = _text(data, spans[1])
+        row = rule_end + 1
+        while (row_end := _line(data, row)) is not None:
+            # columns are characters wide, not bytes: a row is read as its text
+            line = _text(data, (row, row_end)).rstrip("\r")
+            first_char, last_char = _display_slice(line, start, end)
+            if not line.strip() or first_char >= len(line):
+                break  # a blank line, or one that ends before the column
+            state[1] += 1
+            if state[1] > MAX_CANDIDATES:
+                overflow.append(row)
+                return
+            cell = line[first_char:last_char]
+            value = cell.strip()
+            if value and " " not in value and _cell_credential(name, value):
+                before = line[: first_char + len(cell) - len(cell.lstrip())]
+                first = row + len(before.encode("utf-8", "surrogatepass"))
+                span = (first, first + len(value.encode("utf-8", "surrogatepass")))
+                if not _inside(known, span):
+                    yield Found("table-credential", span[0], span[1], value)
+            row = row_end + 1
+        state[0] = row
+
+
+def _display_slice(line: str, start: int, end: int) -> tuple[int, int]:
+    """The characters of `line` shown in the columns start..end of a terminal, where East
+    Asian wide characters take two (a table's padding counts them so)."""
+    if line.isascii():
+        return min(start, len(line)), min(end, len(line))
+    column, first, last = 0, len(line), len(line)
+    for i, char in enumerate(line):
+        if column >= start and first == len(line):
+            first = i
+        if column >= end:
+            last = i
+            break
+        column += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return first, last
+
+
+def _dash_runs(rule: bytes) -> list[tuple[int, int]]:
+    """The extents of a rule's runs of dashes (`----  --------`), as offsets in its line."""
+    runs: list[tuple[int, int]] = []
+    start = -1
+    for i, byte in enumerate(rule + b" "):
+        if byte == ord("-") and start < 0:
+            start = i
+        elif byte != ord("-") and start >= 0:
+            runs.append((start, i))
+            start = -1
+    return runs
 
 
 def _byte_arrays(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -2877,6 +2962,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("header-credential", HEADER, _headers),
     ("table-credential", TABLE, _tables),
     ("table-credential", SETTING_TABLE, _setting_rows),
+    ("table-credential", FIXED_TABLE, _fixed_tables),
     ("table-identity-number", ID_TABLE, _personal_tables(ID_TABLE, _IDENTITY)),
     ("table-date-of-birth", DOB_TABLE, _personal_tables(DOB_TABLE, _BIRTH_DATE)),
     ("table-street-address", ADDRESS_TABLE, _personal_tables(ADDRESS_TABLE, _ADDRESS)),

@@ -734,6 +734,38 @@ def test_a_credential_in_a_command_word_or_basic_scheme_is_found(
     assert secret_spans(scanner, text)
 
 
+@pytest.mark.parametrize(
+    "table",
+    [
+        # a credential manager's listing: one clear password among masked ones
+        "Target                 User            Password\n"
+        "---------------------  --------------  ----------------\n"
+        "TERMSRV/jump01.lan     CORP\\adm-ab    ********\n"
+        "TERMSRV/dc23.lan       CORP\\adm-at     {value}\n",
+        # PowerShell's Format-Table, SQL*Plus
+        "Name      Password\n----      --------\nsvc_app   {value}\n",
+        "USERNAME   PASSWORD\n---------- --------------------\nSCOTT      {value}\n",
+        # a row with East Asian wide characters: a terminal shows each in two columns
+        "Name      Password\n----      --------\n日本語    {value}\n",
+    ],
+)
+def test_a_credential_in_a_column_set_by_dashes_is_found(scanner: Scanner, table: str) -> None:
+    value = "otter-cobalt-lagoon-58"
+    assert secret_spans(scanner, table.format(value=value)) == [value]
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "USERNAME   ACCOUNT_STATUS   PASSWORD_VERSIONS\n---------- ---------------- -----------\n"
+        "SCOTT      OPEN             11G 12C\n",  # what the column holds is no password
+        "Name      Password\n----      --------\nsvc_app   ********\nweb       <not set>\n",
+    ],
+)
+def test_a_column_set_by_dashes_without_a_credential_is_none(scanner: Scanner, table: str) -> None:
+    assert secret_spans(scanner, table) == []
+
+
 def test_azure_storage_keys_in_json_and_xml(scanner: Scanner) -> None:
     key = pick(ALNUM + "+/", 86) + "=="
     for text in (
