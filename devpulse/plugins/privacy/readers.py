@@ -286,6 +286,13 @@ FIXED_TABLE = TwoPass.compile(
         r"[ \t]*-{2,}[ \t]+-[- \t]*\r?(?m:$)"
     ).encode()
 )
+# An INI file's section named for passwords or secrets, whose entries are named for what they
+# unlock (MobaXterm's `[Passwords]`, `root@db01=...`): `_credential_sections` judges each
+# entry's value under the section's name.
+CREDENTIAL_SECTION = TwoPass.compile(
+    rb"(?m:^)[ \t]*\[(?P<name>(?i:passwords?|passwds?|secrets|credentials|[\w .-]{1,30}"
+    rb"[ _-](?:passwords|secrets|credentials)))\][ \t]*\r?\n"
+)
 # A key written as its bytes, a list of 16 or more numbers under a key's name: a C array
 # (LMIC's `static const u1_t PROGMEM APPKEY[16] = { 0xF0, 0x9D, ... };`), Rust's
 # `const KEY: [u8; 16] = [...]`, Go's `[]byte{...}`, Python's `bytes([...])`, or a YAML or
@@ -1416,6 +1423,50 @@ def _dash_runs(rule: bytes) -> list[tuple[int, int]]:
             runs.append((start, i))
             start = -1
     return runs
+
+
+def _credential_sections(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
+    """The entries of an INI section named for passwords or secrets (CREDENTIAL_SECTION), up
+    to the next section or a blank line: each `name=value`'s value judged as a table's cell
+    under a password's or a secret's name, but not under a name that says what else it is
+    (user, login, url, host: `_NOT_SECRET_ENTRIES`)."""
+    judged = 0
+    for spans in _matches(CREDENTIAL_SECTION, data, overflow):
+        # judged under the singular, which names one (a plural describes a list)
+        section = "password" if b"passw" in data[spans[1][0] : spans[1][1]].lower() else "secret"
+        row = spans[0][1]
+        while (row_end := _line(data, row)) is not None:
+            line = data[row:row_end].rstrip(b"\r")
+            if not line.strip() or line.lstrip().startswith(b"["):
+                break
+            judged += 1
+            if judged > MAX_CANDIDATES:
+                overflow.append(row)
+                return
+            key, equals, rest = line.partition(b"=")
+            value = rest.strip()
+            start = row + len(key) + 1 + len(rest) - len(rest.lstrip())
+            span = (start, start + len(value))
+            name = key.strip().lower()
+            if (
+                equals
+                and 0 < len(value) <= MAX_SECTION_VALUE_BYTES
+                and not line.lstrip().startswith((b";", b"#"))
+                and name.split(b".")[-1] not in _NOT_SECRET_ENTRIES
+                and not _inside(known, span)
+            ):
+                text = _text(data, span)
+                if _cell_credential(section, text):
+                    yield Found("table-credential", span[0], span[1], text)
+            row = row_end + 1
+
+
+# A longer entry is a document or a blob, not a password: it is not judged.
+MAX_SECTION_VALUE_BYTES = 512
+# Entries of a credentials section that are not the secret: who, where, how.
+_NOT_SECRET_ENTRIES = frozenset(
+    {b"user", b"username", b"login", b"email", b"name", b"url", b"host", b"helper", b"domain"}
+)
 
 
 def _byte_arrays(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -2963,6 +3014,7 @@ READERS: tuple[tuple[str, TwoPass, Reader], ...] = (
     ("table-credential", TABLE, _tables),
     ("table-credential", SETTING_TABLE, _setting_rows),
     ("table-credential", FIXED_TABLE, _fixed_tables),
+    ("table-credential", CREDENTIAL_SECTION, _credential_sections),
     ("table-identity-number", ID_TABLE, _personal_tables(ID_TABLE, _IDENTITY)),
     ("table-date-of-birth", DOB_TABLE, _personal_tables(DOB_TABLE, _BIRTH_DATE)),
     ("table-street-address", ADDRESS_TABLE, _personal_tables(ADDRESS_TABLE, _ADDRESS)),

@@ -190,7 +190,7 @@ TOKEN_LEADS = (
     *("kind: Secret\ndata:\n  k: ", "-H 'Authorization: Basic ", "--api-key ", "<apiToken>"),
     "<apiToken><![CDATA[",
     *("APPKEY[16] = { 0x", "network_key: [1, ", "key := []byte{0x1, "),
-    *("Name  Password\n----  --------\n", "a password\n- --\n日"),
+    *("Name  Password\n----  --------\n", "a password\n- --\n日", "[Passwords]\n"),
     *('System.setProperty("API_TOKEN", "', 'if ("', 'curl -u "', 'var dbPassword string = "'),
     *("jdbc:sqlserver://db;user=sa;password=", "redis://:", "DEPLOY_TOKEN ?= "),
     *("Bearer ", '"auth": "', "-u user:", 'define("DB_PASSWORD", "', '<add key="password" '),

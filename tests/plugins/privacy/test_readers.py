@@ -766,6 +766,30 @@ def test_a_column_set_by_dashes_without_a_credential_is_none(scanner: Scanner, t
     assert secret_spans(scanner, table) == []
 
 
+def test_an_ini_section_named_for_passwords_gives_each_entrys_value(scanner: Scanner) -> None:
+    """MobaXterm's [Passwords]: each entry named for what it unlocks."""
+    text = (
+        "[Bookmarks]\nSubRep=\n\n[Passwords]\n"
+        "root@db06.corp.example=BJAICPcVFJPFbkvx1x9jBvQHGcIXOkCjTYHlj+N2dK1s=\n"
+        "ssh22:root@10.98.64.27=harbor-quartz-badger-24\n"
+    )
+    assert secret_spans(scanner, text) == [
+        "BJAICPcVFJPFbkvx1x9jBvQHGcIXOkCjTYHlj+N2dK1s=",
+        "harbor-quartz-badger-24",
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[credential]\n\thelper = store\n\tusername = jdoe\n",  # git's: how, and who
+        "[Secrets]\nuser = admin\nurl = https://vault.corp.example\n; api = Lantern#88x\n",
+    ],
+)
+def test_a_credentials_sections_other_entries_are_none(scanner: Scanner, text: str) -> None:
+    assert secret_spans(scanner, text) == []
+
+
 def test_azure_storage_keys_in_json_and_xml(scanner: Scanner) -> None:
     key = pick(ALNUM + "+/", 86) + "=="
     for text in (

@@ -801,6 +801,7 @@ POSITIVES = [
     ),
     ("piped-password", "echo 'Sup3r#Secret9' | kinit admin@CORP.LOCAL"),
     ("piped-password", 'echo "Jx8#kq2LmPv" | sudo realm join -U Administrator corp.local'),
+    ("piped-password", "echo -n 'Jx8#kq2LmPv' | secret-tool store --label=smb service smb"),
     ("smb-password", "net ads join -U 'Administrator%Kx9#mP2vLq' -S dc01"),
     (
         "passwd-des-crypt",
