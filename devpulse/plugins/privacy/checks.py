@@ -1662,6 +1662,36 @@ def basic_credentials(value: str) -> bool:
     return bool(user and colon) and user.isprintable() and looks_like_credential(password)
 
 
+def sasl_plain(value: str) -> bool:
+    """SASL PLAIN's message (RFC 4616): base64 of an authorisation id, NUL, the user, NUL,
+    the password; judged by the password."""
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    parts = decoded.split("\0")
+    return len(parts) == 3 and bool(parts[1]) and password_value(parts[2])
+
+
+def protocol_password(value: str) -> bool:
+    """A protocol command's password (FTP's PASS, IMAP's LOGIN): a password, but not a path
+    (a test runner prints `PASS src/app.test.js`) nor a placeholder."""
+    if value.lower().startswith(("anonymous", "guest")) or search_text(_MAILBOX, value):
+        return False  # anonymous FTP's: a mailbox, or anonymous@, by convention (RFC 1635)
+    return not names_a_file(value) and password_value(value)
+
+
+_MAILBOX = re2.compile(r"^[^@\s]*@(?:[\w-]+\.)*[\w-]*\.[a-z]{2,}$|@$")
+
+
+def names_a_file(value: str) -> bool:
+    """Whether `value` is a path or a file's name (`src/app.test.js`, `login_test.py`)."""
+    return "/" in value or "\\" in value or search_text(_FILE_NAME, value) is not None
+
+
+_FILE_NAME = re2.compile(r"^[\w.-]+\.[a-z]{1,4}$")
+
+
 def authorization_token(value: str) -> bool:
     """For an Authorization header's value after a scheme no rule knows: machine-made, with
     letters and digits (`token_in_prose`), and a credential as `authorization` judges one (a
@@ -1867,6 +1897,14 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "identity_number": pii.identity_number,
     "mrz": pii.mrz,
     "mrz_second_line": pii.mrz_second_line,
+    "mexican_curp": pii.stdnum_valid("mx.curp"),
+    "mexican_rfc_person": pii.mexican_rfc_person,
+    "thai_pin": pii.stdnum_valid("th.pin"),
+    "malaysian_nric": pii.stdnum_valid("my.nric"),
+    "pakistani_cnic": pii.pakistani_cnic,
+    "argentine_cuit_person": pii.argentine_cuit_person,
+    "indian_pan_person": pii.indian_pan_person,
+    "emirates_id": pii.emirates_id,
     "micr_account": pii.micr_account,
     "account_number": pii.account_number,
     "italian_fiscal_code": pii.italian_fiscal_code,
@@ -1886,6 +1924,8 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "human_password": human_password,
     "authorization": authorization,
     "basic_credentials": basic_credentials,
+    "sasl_plain": sasl_plain,
+    "protocol_password": protocol_password,
     "authorization_token": authorization_token,
     "twitter_bearer": twitter_bearer,
     "strong_credential": strong_credential,

@@ -12,6 +12,7 @@ import datetime
 import importlib
 import ipaddress
 import itertools
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 
@@ -787,6 +788,57 @@ def brazilian_cpf(value: str) -> bool:
     # The first check digit here (stdnum's calculation is private): 9 in 10 end at it.
     first = (11 - sum((10 - i) * int(d) for i, d in enumerate(digits[:9]))) % 11 % 10
     return str(first) == digits[9] and cpf.is_valid(value) and not _nobodys(digits[:9])
+
+
+def stdnum_valid(module: str) -> Callable[[str], bool]:
+    """A validator by python-stdnum's `module` (`mx.curp`): its is_valid, imported on the
+    first candidate, not at start-up (see iban())."""
+
+    def valid(value: str) -> bool:
+        return bool(value.isascii() and importlib.import_module(f"stdnum.{module}").is_valid(value))
+
+    return valid
+
+
+def mexican_rfc_person(value: str) -> bool:
+    """Mexico's RFC of a natural person (SAT): 13 characters (a company's has 12), four
+    letters of the name, the date of birth and a homoclave whose last is a check digit."""
+    if len(value) != 13 or not value.isascii() or value[:4] in ("XAXX", "XEXX"):
+        return False  # SAT's generic RFCs: the public at large, a foreign customer
+    from stdnum.exceptions import ValidationError  # noqa: PLC0415  # lazily: see iban()
+    from stdnum.mx import rfc  # noqa: PLC0415
+
+    try:
+        rfc.validate(value, validate_check_digits=True)  # is_valid skips the check digit
+    except ValidationError:
+        return False
+    return True
+
+
+def pakistani_cnic(value: str) -> bool:
+    """Pakistan's CNIC (NADRA), 12345-1234567-1: a locality, a serial and a digit; not a
+    form's example counted out (12345-1234567-1)."""
+    digits = _digits(value)
+    return (
+        not _nobodys(digits[:5]) and not _nobodys(digits[5:12]) and stdnum_valid("pk.cnic")(value)
+    )
+
+
+def argentine_cuit_person(value: str) -> bool:
+    """Argentina's CUIT or CUIL of a person (AFIP): the prefix 20, 23, 24 or 27 (30, 33 and
+    34 are companies'), the DNI, a mod-11 check digit."""
+    return value[:2] in ("20", "23", "24", "27") and stdnum_valid("ar.cuit")(value)
+
+
+def indian_pan_person(value: str) -> bool:
+    """India's PAN of an individual (Income Tax Department): its fourth letter is P."""
+    return len(value) == 10 and value[3] == "P" and stdnum_valid("in_.pan")(value)
+
+
+def emirates_id(value: str) -> bool:
+    """The UAE's Emirates ID as written, 784-YYYY-NNNNNNN-C: Luhn over its 15 digits."""
+    digits = _digits(value)
+    return len(digits) == 15 and digits.startswith("784") and luhn(digits)
 
 
 # HMRC never issues these letters in a National Insurance number's prefix (NIM39110): D, F,

@@ -60,6 +60,7 @@ from devpulse.plugins.privacy.checks import (
     looks_like_credential,
     method_call,
     name_words,
+    names_a_file,
     names_a_look_alike,
     names_a_password,
     names_no_key,
@@ -282,8 +283,8 @@ HEADER = TwoPass.compile(
 # column extents.
 FIXED_TABLE = TwoPass.compile(
     (
-        rf"(?m:^)[^\n]*?(?:^|[ \t])(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)(?:[ \t][^\n]*)?\r?\n"
-        r"[ \t]*-{2,}[ \t]+-[- \t]*\r?(?m:$)"
+        rf"(?:^|[ \t])(?P<name>[\w.-]*{_NAME_WORD}[\w.-]*)(?:[ \t][^\n]*)?\r?\n"
+        r"[ \t]*--+[ \t]+-"
     ).encode()
 )
 # An INI file's section named for passwords or secrets, whose entries are named for what they
@@ -1335,8 +1336,10 @@ def _spaced_setting_kept(name: str, value: str, quoted: bool) -> bool:
     """SPACED_SETTING's test: an unquoted value only under a password's name, mixing three
     kinds of character, as a password in prose must: "password combination." on a line of
     its own is a sentence's, and a settings table's row (`token_accessor  JiKso...`) is the
-    table's reader's to judge."""
-    return quoted or (names_a_password(name) and strong_credential(value))
+    table's reader's to judge; nor a path (jest's `PASS src/App.test.js`)."""
+    return quoted or (
+        names_a_password(name) and strong_credential(value) and not names_a_file(value)
+    )
 
 
 def _env_pairs(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
@@ -3051,6 +3054,7 @@ RECORDS_READER: tuple[str, Reader] = ("env-pair-key", _env_pairs)
 RULE_IDS = tuple(dict.fromkeys(rule_id for rule_id, _, _ in READERS))
 
 
+READER_SET_MAX_MEM = 32 << 20
 # The readers the set asks about. Not the assignment reader: its pattern matches most texts
 # that reach the readers (85% of the bench's mixed prompts), and in the set it more than
 # doubles the set's cost, more than its own search costs.
@@ -3058,4 +3062,9 @@ _SET_READERS = [i for i, (_, pattern, _) in enumerate(READERS) if pattern is not
 _UNSET_READERS = frozenset(range(len(READERS))).difference(_SET_READERS)
 
 
-_READER_SET = PatternSet(READERS[i][1].find.pattern for i in _SET_READERS)
+# Its DFA's cache outgrew RE2's default 8 MB with the positional tables' and the sections'
+# readers: the bench's 515 texts took 150 ms, not 72, refilling it. 32 MB, as the
+# prefilter's (scanner.PREFILTER_MAX_MEM); it grows only as a text needs.
+_READER_SET = PatternSet(
+    (READERS[i][1].find.pattern for i in _SET_READERS), max_mem=READER_SET_MAX_MEM
+)

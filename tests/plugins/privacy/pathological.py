@@ -161,16 +161,13 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
         ("oracle:jiSu.9ir21pVR:1001:100:", ""),
         ("svc:abJnggxhB/yWI:1000:1000:", "\n"),
     ),
-    "passport-mrz-line": (
-        ("L898902C36UTO7408122F1204159", ""),
-        ("7408122F1204159UTO", "<<<<\n"),
-    ),
-    "card-track-data": (
-        ("%B4111111111111111^", ""),
-        (";4111111111111111=2512", ""),
-        ("5A084111111111111111", ""),
-        ("57134111111111111111D2512", ""),
-    ),
+    "mexican-curp": (("BOXW310820HNERX", ""),),
+    "mexican-rfc": (("GODE561231GR", ""),),
+    "thai-citizen-id": (("3-1006-00445-63-", ""),),
+    "malaysian-nric": (("770305-02-", ""),),
+    "pakistani-cnic": (("34201-0891231-", ""),),
+    "argentine-cuit": (("20-05536168-", ""),),
+    "indian-pan": (("ACUPA7085", ""),),
     "micr-account": (
         ("⑆011000015⑆ 1234", ""),
         ("A011000015A 1234", "C"),

@@ -1119,6 +1119,49 @@ def test_digits_in_pairs_are_no_card(scanner: Scanner) -> None:
     assert "credit-card" not in pii_rules(scanner, "45 53 36 03 61 86 31 04")  # Luhn holds
 
 
+# Each national id in its written form, by python-stdnum's own examples (their check digits
+# hold), with the rule that claims it.
+NATIONAL_IDS = [
+    ("mexican-curp", "BOXW310820HNERXN09"),
+    ("mexican-rfc", "GODE561231GR8"),
+    ("thai-citizen-id", "3-1006-00445-63-5"),
+    ("malaysian-nric", "770305-02-1234"),
+    ("pakistani-cnic", "34201-0891231-8"),
+    ("argentine-cuit", "20-05536168-2"),
+    ("indian-pan", "ACUPA7085R"),
+    ("emirates-id", "784-1990-1234567-6"),
+]
+
+
+@pytest.mark.parametrize(("rule", "number"), NATIONAL_IDS)
+def test_a_national_id_in_its_written_form_is_found_without_a_label(
+    scanner: Scanner, rule: str, number: str
+) -> None:
+    # one real number among masked ones, in a log line or a CSV's cell
+    text = f"2025-03-02 kyc ok ref=****1234\n2025-03-02 kyc ok ref={number} status=OK\n"
+    assert rule in pii_rules(scanner, text)
+    assert rule in pii_rules(scanner, f"id,holder\n7,{number}\n")
+
+
+@pytest.mark.parametrize(
+    ("rule", "text"),
+    [
+        ("mexican-rfc", "Receptor Rfc=XAXX010101000 (público en general)"),  # SAT's generic
+        ("mexican-rfc", "Emisor Rfc=WMT970714R10"),  # a company's: 12 characters
+        ("pakistani-cnic", "CNIC format: 12345-1234567-1"),  # a form's example
+        ("argentine-cuit", "CUIT 30-50001091-2"),  # a company's prefix
+        ("indian-pan", "PAN AAACR5055K"),  # a company's: the fourth letter is C
+        ("thai-citizen-id", "ref 3-1006-00445-63-4"),  # the check digit fails
+        ("emirates-id", "784-1990-1234567-5"),
+        ("malaysian-nric", "build 771305-02-1234"),  # no 13th month
+        ("mexican-curp", "BOXW310820HNERXN08"),
+        ("mexican-rfc", "GODE561231GR9"),  # the homoclave's check digit fails
+    ],
+)
+def test_what_only_looks_like_a_national_id(scanner: Scanner, rule: str, text: str) -> None:
+    assert rule not in pii_rules(scanner, text)
+
+
 def test_an_ofx_statements_account_id_is_the_account(scanner: Scanner) -> None:
     ofx = "<BANKACCTFROM><BANKID>043214099<ACCTID>3659671449<ACCTTYPE>CHECKING</BANKACCTFROM>"
     assert "ofx-account-id" in pii_rules(scanner, ofx)
@@ -1203,6 +1246,8 @@ def test_more_identity_columns_are_read(header_only: Scanner, text: str) -> None
 UNLABELLED_ID_RULES = (
     *("italian-fiscal-code", "chinese-resident-id", "korean-resident-number"),
     *("brazilian-cpf", "uk-national-insurance-number", "spanish-dni"),
+    *("mexican-curp", "mexican-rfc", "thai-citizen-id", "malaysian-nric", "pakistani-cnic"),
+    *("argentine-cuit", "indian-pan", "emirates-id"),
 )
 
 
@@ -1727,6 +1772,14 @@ UNLABELLED_IDS = [
     ("uk-national-insurance-number", "NP 30 58 12 C"),
     ("spanish-dni", "Y4829163M"),  # a foreigner's NIE
     ("spanish-dni", "Z7391405S"),
+    ("mexican-curp", "BOXW310820HNERXN09"),
+    ("mexican-rfc", "GODE561231GR8"),
+    ("thai-citizen-id", "3-1006-00445-63-5"),
+    ("malaysian-nric", "770305-02-1234"),
+    ("pakistani-cnic", "34201-0891231-8"),
+    ("argentine-cuit", "20-05536168-2"),
+    ("indian-pan", "ACUPA7085R"),
+    ("emirates-id", "784-1990-1234567-6"),
 ]
 
 

@@ -802,6 +802,27 @@ POSITIVES = [
     ("piped-password", "echo 'Sup3r#Secret9' | kinit admin@CORP.LOCAL"),
     ("piped-password", 'echo "Jx8#kq2LmPv" | sudo realm join -U Administrator corp.local'),
     ("piped-password", "echo -n 'Jx8#kq2LmPv' | secret-tool store --label=smb service smb"),
+    # clear-text protocols' commands, as a transcript or a capture shows them
+    (
+        "protocol-password",
+        "220 ftp ready\nUSER backup\n331 Password required\nPASS Wh1sk3y-Tango9\n",
+    ),
+    ("protocol-password", "17:02:11.1 IP 10.0.0.5.51022 > 10.0.0.9.110: ..PASS Jx8#kq2LmPv\r\n"),
+    ("imap-login", "imaplib debug: > b'KJLD1 LOGIN jdoe \"Jx8#kq2LmPv\"\\r\\n'"),
+    (
+        "sasl-plain-credentials",
+        "C: AUTH PLAIN " + base64.b64encode(b"\0jdoe\0Jx8#kq2LmPv").decode(),
+    ),
+    ("sasl-plain-credentials", "a01 AUTHENTICATE PLAIN AGpkb2UASng4I2txMkxtUHY="),
+    ("nickserv-identify", "PRIVMSG NickServ :IDENTIFY mynick Jx8#kq2LmPv"),
+    ("handed-password", '$ok = ldap_bind($ds, "CN=svc,OU=Svc,DC=corp", "Jx8#kq2LmPv");'),
+    ("handed-password", 'l.simple_bind_s("uid=svc,dc=corp", "Jx8#kq2LmPv")'),
+    ("handed-password", 'expect "Password:"\nsend "Jx8#kq2LmPv\\r"\n'),
+    ("handed-password", "PassCmd \"echo 'Jx8#kq2LmPv'\""),  # mbsync
+    ("handed-password", "ejabberdctl register alice chat.example 'Jx8#kq2LmPv'"),
+    ("snmp-community-config", "rocommunity Wh1sk3yTango 10.0.0.0/8"),
+    ("snmp-community-config", "check_snmp -H sw1 -C Wh1sk3yTango -o sysUpTime.0"),
+    ("network-device-password", "tacacs server ISE\n address ipv4 10.1.1.5\n key 0 Wh1sk3y-Tango"),
     ("smb-password", "net ads join -U 'Administrator%Kx9#mP2vLq' -S dc01"),
     (
         "passwd-des-crypt",
@@ -892,6 +913,13 @@ def test_positive(scanner: Scanner, rule: str, text: str) -> None:
 SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode()
 
 NEGATIVES = [
+    "PASS src/App.test.js",  # jest's: a test file passed
+    "PASS  __tests__/App.test.js (5.2 s)",
+    "(wire trace: USER anonymous / PASS anonymous@)",  # anonymous FTP's convention
+    "250-AUTH PLAIN LOGIN CRAM-MD5 XOAUTH2",  # an SMTP server's mechanisms
+    'expect "Password:"\nsend "$env(ROUTER_PASS)\\r"\n',  # read from the environment
+    "rocommunity public  default",  # the default every guide shows
+    "C: AUTH PLAIN " + base64.b64encode(b"\0jdoe\0password").decode(),  # a placeholder's
     "mosquitto_sub -h broker -p 1883 -t 'sensors/#' -v",  # -p is the port
     "| Step | Login - Valid credentials | expected: dashboard shown |",  # a test plan's
     "(0010,2154) SH [ANONYMIZED-1]     # 12, 1 PatientTelephoneNumbers",  # de-identified
