@@ -1906,6 +1906,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "indian_pan_person": pii.indian_pan_person,
     "emirates_id": pii.emirates_id,
     "micr_account": pii.micr_account,
+    "aamva_licence_number": pii.aamva_licence_number,
     "account_number": pii.account_number,
     "italian_fiscal_code": pii.italian_fiscal_code,
     "chinese_resident_id": pii.chinese_resident_id,

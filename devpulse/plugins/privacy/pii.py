@@ -674,6 +674,14 @@ def aba_routing(digits: str) -> bool:
     return sum(int(d) * w for d, w in zip(digits, (3, 7, 1) * 3, strict=True)) % 10 == 0
 
 
+def aamva_licence_number(value: str) -> bool:
+    """A licence's number in its barcode's payload: not a test generator's zeros (one or two
+    characters repeated), nor the AAMVA standard's own example (T64235789, SAMPLE MICHAEL
+    JOHN of Richmond, VA), which every scanner SDK ships."""
+    number = value.replace("-", "").replace(" ", "")
+    return len(set(number)) > 2 and number != "T64235789"
+
+
 def micr_account(value: str) -> bool:
     """A cheque's MICR line from its routing number on (`⑆routing⑆ account⑈`, or in the
     ASCII that scanners print for the E-13B symbols: `A065781885A 455939285C`): the routing
@@ -942,7 +950,8 @@ def _mrz_check(field: str) -> str:
     10-35, the filler < as 0), weighted 7, 3, 1 in turn, summed, modulo 10."""
     total = 0
     for i, char in enumerate(field):
-        number = int(char) if char.isdigit() else ord(char) - 55 if char.isalpha() else 0
+        # ASCII digits and capitals only (int() of a superscript's digit raises)
+        number = int(char) if "0" <= char <= "9" else ord(char) - 55 if "A" <= char <= "Z" else 0
         total += number * _MRZ_WEIGHTS[i % 3]
     return str(total % 10)
 

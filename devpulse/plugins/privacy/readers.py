@@ -1472,19 +1472,43 @@ _NOT_SECRET_ENTRIES = frozenset(
 )
 
 
+# The numbers of a list of bytes, read again from where BYTE_ARRAY's value starts: a match
+# longer than FIRST_PARSED_BYTES is parsed by its start (search_parsed), so the value's span
+# can end where the list does not (a 64-byte key one number a line; a table of 256).
+_BYTE_LIST = re2.compile(
+    rb"(?:(?:0[xX][0-9A-Fa-f]{1,2}|[0-9]{1,3})[ \t]*,\s*)*(?:0[xX][0-9A-Fa-f]{1,2}|[0-9]{1,3})"
+)
+# As far as a list of 64 numbers is read (a number, a comma and a line's indentation each)
+_MAX_BYTE_LIST = 64 * 64
+
+
 def _byte_arrays(data: bytes, overflow: list[int], known: Reported) -> Iterator[Found]:
     """A key written as its bytes (BYTE_ARRAY): 16 to 64 numbers of a byte each under a
     key's name, judged as the hex they spell (so all zeros, a count from 0 or a published
-    key is none)."""
+    key is none). Not a count by any step (RFC 8439's test key, 00 01 ... 1f), nor numbers
+    that all stay below 0x80 (lengths, counts, scores, an enum's values): 16 random bytes
+    do so once in 65,536."""
+    verdicts: dict[tuple[str, str], bool] = {}  # a flood repeats the same array
     for spans in _matches(BYTE_ARRAY, data, overflow, named=_ARRAY_NAMED):
-        span = spans[2]
+        start = spans[2][0]
+        stop = min(len(data), start + _MAX_BYTE_LIST)
+        whole = match_spans(_BYTE_LIST, data, start, stop)
+        if whole is None or (whole[0][1] == stop and stop < len(data)):
+            continue  # longer than any key's list
+        span = whole[0]
         numbers = data[span[0] : span[1]].replace(b",", b" ").split()
         if not 16 <= len(numbers) <= 64 or _inside(known, span):
             continue
         values = [int(n, 16) if n[1:2] in (b"x", b"X") else int(n) for n in numbers]
-        if max(values) > 255:
+        if max(values) > 255 or max(values) < 0x80:
             continue
-        if _named_value(_text(data, spans[1]), bytes(values).hex()):
+        if len({(b - a) % 256 for a, b in itertools.pairwise(values)}) == 1:
+            continue  # counted out: 0, 1, 2, ... or 0x10, 0x20, ...
+        key = (_text(data, spans[1]), bytes(values).hex())
+        accepted = verdicts.get(key)
+        if accepted is None:
+            accepted = verdicts[key] = _named_value(*key)
+        if accepted:
             yield Found("byte-array-key", span[0], span[1], _text(data, span))
 
 

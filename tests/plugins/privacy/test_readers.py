@@ -695,6 +695,32 @@ def test_a_key_written_as_its_bytes_is_found(scanner: Scanner, text: str) -> Non
     assert [f.rule_id for f in scanner.scan(text) if f.category == "secret"] == ["byte-array-key"]
 
 
+def test_a_long_key_written_as_its_bytes_is_found_whole(scanner: Scanner) -> None:
+    """Review 41: a 64-byte key one number a line outgrew the parsed match's start, and
+    the finding held only its first numbers: a redaction left the rest in the clear."""
+    numbers = ",\n    ".join(f"0x{RNG.randrange(256):02x}" for _ in range(64))
+    text = f"static const uint8_t SIGNING_KEY[64] = {{\n    {numbers}\n}};\n"
+    (finding,) = [f for f in scanner.scan(text) if f.rule_id == "byte-array-key"]
+    assert text[finding.span[0] : finding.span[1]] == numbers
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a table of 256 (an S-box, a CRC table) and a list that goes past a byte
+        "static const uint8_t sbox_key[256] = { "
+        + ", ".join(f"0x{(b * 7 + 99) % 256:02x}" for b in range(256))
+        + " };",
+        "key = [" + ", ".join(str(RNG.randrange(256)) for _ in range(40)) + ", 300, 4096]",
+        # counted out (RFC 8439's test key, 00 01 ... 1f); small numbers: lengths, scores
+        "secret_key = [" + ", ".join(f"0x{b:02x}" for b in range(32)) + "]",
+        "token_lengths = [" + ", ".join(str(RNG.randrange(100)) for _ in range(20)) + "]",
+    ],
+)
+def test_lists_of_numbers_that_are_no_key_under_a_keys_name(scanner: Scanner, text: str) -> None:
+    assert "byte-array-key" not in {f.rule_id for f in scanner.scan(text)}
+
+
 @pytest.mark.parametrize(
     "text",
     [
