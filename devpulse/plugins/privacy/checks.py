@@ -213,12 +213,22 @@ def public_by_design() -> PublicByDesign:
 
 def is_placeholder(value: str) -> bool:
     """True for template values, published example keys, keys public by design and runs
-    of one character, and for base64 that spells one of those (a Kubernetes Secret's data
-    holds `${TOKEN}` and `changeme` so)."""
+    of one character (after a vendor's prefix too: `shpat_000...`), and for base64 that
+    spells one of those (a Kubernetes Secret's data holds `${TOKEN}` and `changeme` so)."""
     core = json_unescaped(value.strip().strip("'\"`"))
     if len(set(core)) <= 2 or published_key(core):
         return True
+    if _one_character_after_a_prefix(core):
+        return True
     return search_text(PLACEHOLDER, core) is not None or _spells_placeholder(core)
+
+
+def _one_character_after_a_prefix(core: str) -> bool:
+    """A vendor's prefix, then one character repeated (`shpat_0000...`, `sk_live_xxxx...`):
+    a docs table's stand-in for a key."""
+    cut = max(core.rfind("_", 0, 16), core.rfind("-", 0, 16))
+    rest = core[cut + 1 :]
+    return cut > 0 and len(rest) >= 8 and len(set(rest)) == 1
 
 
 def json_unescaped(core: str, *, one_line: bool = False) -> str:

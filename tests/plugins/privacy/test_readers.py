@@ -1564,6 +1564,11 @@ def test_the_kind_line_of_another_object_between_ends_a_kind_first_manifest(
 
 
 LOOK_ALIKES = [
+    # a docs table's stand-in (a prefix, then zeros); a CLI's listing whose last column is
+    # SECRET: the next line's first cell is an endpoint's id
+    "| Shopify | `shpat_` | `shpat_00000000000000000000000000000000` |",
+    "ID                           URL          STATUS   SECRET\n"
+    "we_PrGQp8oIkDAjlz1nnDpUbAjo  https://x.y  enabled  whsec_\u2022\u2022\u2022\u2022m1I1\n",
     # a core dump's strings: a variable's name, then another's setting on the next line
     "$ strings -n 8 core.27874\nAWS_SECRET_ACCESS_KEY\nPWD=/srv/app\nSTRIPE_API_KEY\n"
     "LANG=C.UTF-8\n",
