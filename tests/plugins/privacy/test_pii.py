@@ -776,6 +776,10 @@ def test_the_bban_layouts_judge_every_country_as_stdnum_does() -> None:
         "DNI 12345678Z",
         "PESEL 44051401359",
         "Steuer-ID 65 929 970 489",
+        "<dest><CPF>39518720479</CPF><xNome>Ana Souza</xNome></dest>",  # an NF-e's element
+        '<cbc:ID schemeID="TCKN">10000000146</cbc:ID>',  # a UBL e-invoice's
+        "BVN: 22123456789",
+        "CNIC: 3420108912318",
         "Medicare number 2123 45670 1",
         "BSN: 111222333",
         '{"passport": "533380006"}',  # the label as a quoted key
@@ -858,6 +862,7 @@ def test_labelled_identity_numbers(scanner: Scanner, text: str) -> None:
         "Forward the passport to 90210",
         "The plan grows the NHS to 150000 nurses",
         "we extended health insurance to 30472 employees",
+        "Customer: M. U. T***\nCNIC: 35202-*******-9\nAccount: ****3851",  # masked after 5
     ],
 )
 def test_what_follows_an_identity_label_without_being_a_number(scanner: Scanner, text: str) -> None:
@@ -868,6 +873,7 @@ def test_what_follows_an_identity_label_without_being_a_number(scanner: Scanner,
     "text",
     [
         "身份证号码：34052419800101001X",
+        "เลขประจำตัวประชาชน 3100600445635",  # Thai: "citizen identification number"
         "我的身份证号是340524198001010015，谢谢",
         "マイナンバー: 4827 3916 0452",
         "個人番号は482739160452です",
