@@ -122,6 +122,11 @@ REFERENCE = re2.compile(
     r"|\$env:[A-Za-z_][\pL\pN_]*\n?$"
     r"|%(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)%\n?$|!(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)!\n?$"
     r"|%env\([\w:.-]+\)%\n?$"  # Symfony's environment variable: %env(DATABASE_PASSWORD)%
+    # Nagios' and Icinga's macros in capitals ($USER3$, $_HOSTSNMPCOMMUNITY$), and a
+    # template's token named in one case: autoconf's @COMMUNITY@, @@PASSWORD@@, %%TOKEN%%
+    r"|\$_?[A-Z][A-Z0-9_]*\$\n?$"
+    r"|@(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)@\n?$|@@(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)@@\n?$"
+    r"|%%(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)%%\n?$"
     # {password} (a format field), :new_password (a bind parameter), @@pw (T-SQL), @Model.Pw
     r"|\{[A-Za-z_][\pL\pN_.]*\}\n?$|:[A-Za-z_][\pL\pN_]*\n?$|@@[A-Za-z_][\pL\pN_]*\n?$"
     r"|@[A-Za-z_][\pL\pN_]*\.[\pL\pN_.]+\n?$"
@@ -1688,9 +1693,27 @@ def protocol_password(value: str) -> bool:
     (a test runner prints `PASS src/app.test.js`) nor a placeholder."""
     if value.lower().startswith(("anonymous", "guest")) or search_text(_MAILBOX, value):
         return False  # anonymous FTP's: a mailbox, or anonymous@, by convention (RFC 1635)
-    return not names_a_file(value) and password_value(value)
+    if names_a_file(value) or search_text(_NOT_A_PROTOCOL_PASSWORD, value) is not None:
+        return False
+    if found_in(_VERSIONED_SLUG, value.encode("utf-8", "surrogatepass")):
+        return False  # a CI step's or a check's name: lint-check-v2 (a passphrase ends in digits)
+    if sum(c.isupper() for c in value) >= 2 and _CAMEL_WORDS in _shapes(value):
+        return False  # words run together in CamelCase: a test's name (TestConfigLoader)
+    return password_value(value)
 
 
+# What follows PASS or a tagged LOGIN in a test runner's or an application's log, not a
+# protocol's password: a test's name (TestConfigLoader, Go's Test/Benchmark/Example/Fuzz
+# functions, test_parse_iso8601), a key=value field (sess=ab12cd34ef), an address and port
+# (203.0.113.5:51234).
+_NOT_A_PROTOCOL_PASSWORD = re2.compile(
+    r"^(?:(?:Test|Benchmark|Example|Fuzz)[A-Z_][\w/]*|test_\w+|[A-Za-z_][\w.-]*=.*"
+    r"|[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?)$"
+)
+
+
+# A slug then a version: lower-case words joined by hyphens, then v2 or r12.
+_VERSIONED_SLUG = re2.compile(rb"^[a-z]+(?:-[a-z]+)*-[a-z][0-9]{1,4}$")
 _MAILBOX = re2.compile(r"^[^@\s]*@(?:[\w-]+\.)*[\w-]*\.[a-z]{2,}$|@$")
 
 
@@ -1910,7 +1933,6 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "mexican_curp": pii.stdnum_valid("mx.curp"),
     "mexican_rfc_person": pii.mexican_rfc_person,
     "thai_pin": pii.stdnum_valid("th.pin"),
-    "malaysian_nric": pii.stdnum_valid("my.nric"),
     "pakistani_cnic": pii.pakistani_cnic,
     "argentine_cuit_person": pii.argentine_cuit_person,
     "indian_pan_person": pii.indian_pan_person,

@@ -811,7 +811,9 @@ def stdnum_valid(module: str) -> Callable[[str], bool]:
 def mexican_rfc_person(value: str) -> bool:
     """Mexico's RFC of a natural person (SAT): 13 characters (a company's has 12), four
     letters of the name, the date of birth and a homoclave whose last is a check digit."""
-    if len(value) != 13 or not value.isascii() or value[:4] in ("XAXX", "XEXX"):
+    if len(value) != 13 or not value.replace("Ñ", "N").isascii():
+        return False  # ASCII but for the Ñ that SAT's alphabet holds (stdnum reads it)
+    if value[:4] in ("XAXX", "XEXX"):
         return False  # SAT's generic RFCs: the public at large, a foreign customer
     from stdnum.exceptions import ValidationError  # noqa: PLC0415  # lazily: see iban()
     from stdnum.mx import rfc  # noqa: PLC0415

@@ -164,7 +164,6 @@ TRIGGER_LEADS: dict[str, tuple[tuple[str, str], ...]] = {
     "mexican-curp": (("BOXW310820HNERX", ""),),
     "mexican-rfc": (("GODE561231GR", ""),),
     "thai-citizen-id": (("3-1006-00445-63-", ""),),
-    "malaysian-nric": (("770305-02-", ""),),
     "pakistani-cnic": (("34201-0891231-", ""),),
     "argentine-cuit": (("20-05536168-", ""),),
     "indian-pan": (("ACUPA7085", ""),),

@@ -780,6 +780,7 @@ def test_the_bban_layouts_judge_every_country_as_stdnum_does() -> None:
         '<cbc:ID schemeID="TCKN">10000000146</cbc:ID>',  # a UBL e-invoice's
         "BVN: 22123456789",
         "CNIC: 3420108912318",
+        "MyKad: 770305-02-1234",  # Malaysia's: no check digit, so only under its label
         "Medicare number 2123 45670 1",
         "BSN: 111222333",
         '{"passport": "533380006"}',  # the label as a quoted key
@@ -1137,7 +1138,6 @@ NATIONAL_IDS = [
     ("mexican-curp", "BOXW310820HNERXN09"),
     ("mexican-rfc", "GODE561231GR8"),
     ("thai-citizen-id", "3-1006-00445-63-5"),
-    ("malaysian-nric", "770305-02-1234"),
     ("pakistani-cnic", "34201-0891231-8"),
     ("argentine-cuit", "20-05536168-2"),
     ("indian-pan", "ACUPA7085R"),
@@ -1155,6 +1155,11 @@ def test_a_national_id_in_its_written_form_is_found_without_a_label(
     assert rule in pii_rules(scanner, f"id,holder\n7,{number}\n")
 
 
+@pytest.mark.parametrize("number", ["MUÑO800101AB3", "ROD&800101AB7"])  # SAT's Ñ and &
+def test_a_mexican_rfc_in_sats_whole_alphabet(scanner: Scanner, number: str) -> None:
+    assert "mexican-rfc" in pii_rules(scanner, f"cliente {number} alta")
+
+
 @pytest.mark.parametrize(
     ("rule", "text"),
     [
@@ -1165,7 +1170,6 @@ def test_a_national_id_in_its_written_form_is_found_without_a_label(
         ("indian-pan", "PAN AAACR5055K"),  # a company's: the fourth letter is C
         ("thai-citizen-id", "ref 3-1006-00445-63-4"),  # the check digit fails
         ("emirates-id", "784-1990-1234567-5"),
-        ("malaysian-nric", "build 771305-02-1234"),  # no 13th month
         ("mexican-curp", "BOXW310820HNERXN08"),
         ("mexican-rfc", "GODE561231GR9"),  # the homoclave's check digit fails
     ],
@@ -1258,7 +1262,7 @@ def test_more_identity_columns_are_read(header_only: Scanner, text: str) -> None
 UNLABELLED_ID_RULES = (
     *("italian-fiscal-code", "chinese-resident-id", "korean-resident-number"),
     *("brazilian-cpf", "uk-national-insurance-number", "spanish-dni"),
-    *("mexican-curp", "mexican-rfc", "thai-citizen-id", "malaysian-nric", "pakistani-cnic"),
+    *("mexican-curp", "mexican-rfc", "thai-citizen-id", "pakistani-cnic"),
     *("argentine-cuit", "indian-pan", "emirates-id"),
 )
 

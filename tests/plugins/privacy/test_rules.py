@@ -808,6 +808,10 @@ POSITIVES = [
         "220 ftp ready\nUSER backup\n331 Password required\nPASS Wh1sk3y-Tango9\n",
     ),
     ("protocol-password", "17:02:11.1 IP 10.0.0.5.51022 > 10.0.0.9.110: ..PASS Jx8#kq2LmPv\r\n"),
+    (
+        "protocol-password",
+        "> USER craghavan\n< 331 Password required\n> PASS falcon-orchid-thistle-48\n",
+    ),
     ("imap-login", "imaplib debug: > b'KJLD1 LOGIN jdoe \"Jx8#kq2LmPv\"\\r\\n'"),
     (
         "sasl-plain-credentials",
@@ -919,6 +923,17 @@ NEGATIVES = [
     "250-AUTH PLAIN LOGIN CRAM-MD5 XOAUTH2",  # an SMTP server's mechanisms
     'expect "Password:"\nsend "$env(ROUTER_PASS)\\r"\n',  # read from the environment
     "rocommunity public  default",  # the default every guide shows
+    # a test runner's or a CI step's name after PASS, an application's log after LOGIN
+    "PASS TestConfigLoader\nPASS TestSchemaValidation\n",
+    "[12:00:01] PASS lint-check-v2\n",
+    "conn7 LOGIN alice@example.com 203.0.113.5:51234\n",
+    "user42 LOGIN OK sess=ab12cd34ef\n",
+    # a monitoring system's macros and a template's tokens in a community's or password's place
+    "command_line $USER1$/check_snmp -H $HOSTADDRESS$ -C $USER3$ -o sysUpTime.0",
+    "check_snmp -H $HOSTADDRESS$ -C '$_HOSTSNMP_COMMUNITY$' -o ifOperStatus.1",
+    "rocommunity @COMMUNITY@ 127.0.0.1",
+    'expect "Password:"\nsend "@@PASSWORD@@\\r"\n',
+    'expect "Password:"\nsend "{password}\\r"\n',  # a format field
     "C: AUTH PLAIN " + base64.b64encode(b"\0jdoe\0password").decode(),  # a placeholder's
     "mosquitto_sub -h broker -p 1883 -t 'sensors/#' -v",  # -p is the port
     "| Step | Login - Valid credentials | expected: dashboard shown |",  # a test plan's
