@@ -1930,7 +1930,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "identity_number": pii.identity_number,
     "mrz": pii.mrz,
     "mrz_second_line": pii.mrz_second_line,
-    "mexican_curp": pii.stdnum_valid("mx.curp"),
+    "mexican_curp": pii.mexican_curp,
     "mexican_rfc_person": pii.mexican_rfc_person,
     "thai_pin": pii.stdnum_valid("th.pin"),
     "pakistani_cnic": pii.pakistani_cnic,

@@ -800,6 +800,12 @@ POSITIVES = [
         "Q8bDUNPUlAuTE9DQUwuQ09NoiIwIKADAgECoRkwFxsGa3JidGd0Gw1DT1JQLkxPQ0FMLkNPTaOCBFwwggRYoAMCARKh",
     ),
     ("piped-password", "echo 'Sup3r#Secret9' | kinit admin@CORP.LOCAL"),
+    (
+        "cli-p-password-mcrcon",
+        "*/5 * * * * mcrcon -H 127.0.0.1 -P 25575 -p 'Sup3r#Secret9' save-all",
+    ),
+    ("srcds-server-secret", './srcds_run -game tf +map ctf_2fort +rcon_password "Sup3r#Secret9"'),
+    ("srcds-server-secret", "+sv_setsteamaccount 4F8A1C0E9B7D3A6F2E5C8B1D0A9F7E3C +maxplayers 24"),
     ("piped-password", 'echo "Jx8#kq2LmPv" | sudo realm join -U Administrator corp.local'),
     ("piped-password", "echo -n 'Jx8#kq2LmPv' | secret-tool store --label=smb service smb"),
     # clear-text protocols' commands, as a transcript or a capture shows them
@@ -918,6 +924,7 @@ SEALED = base64.b64encode(b"\x01\x00" + random.Random(11).randbytes(300)).decode
 
 NEGATIVES = [
     "PASS src/App.test.js",  # jest's: a test file passed
+    'rcon_password ""  // set in the environment',
     "PASS  __tests__/App.test.js (5.2 s)",
     "(wire trace: USER anonymous / PASS anonymous@)",  # anonymous FTP's convention
     "250-AUTH PLAIN LOGIN CRAM-MD5 XOAUTH2",  # an SMTP server's mechanisms
