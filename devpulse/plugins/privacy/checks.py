@@ -1657,11 +1657,8 @@ def seed_phrase(value: str) -> bool:
 
 def authorization(value: str) -> bool:
     """Basic credentials are base64 "user:password": judge the password, not the encoding."""
-    try:
-        decoded = base64.b64decode(value, validate=True).decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
-        return looks_like_credential(value)
-    if ":" in decoded:
+    decoded = _base64_utf8(value)
+    if decoded is not None and ":" in decoded:
         return looks_like_credential(decoded.split(":", 1)[1])
     return looks_like_credential(value)
 
@@ -1669,23 +1666,24 @@ def authorization(value: str) -> bool:
 def basic_credentials(value: str) -> bool:
     """HTTP Basic credentials standing without a header's name (RFC 7617): base64 that
     decodes to a user, a colon and a password that looks like one."""
-    try:
-        decoded = base64.b64decode(value, validate=True).decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
-        return False
-    user, colon, password = decoded.partition(":")
+    user, colon, password = (_base64_utf8(value) or "").partition(":")
     return bool(user and colon) and user.isprintable() and looks_like_credential(password)
 
 
 def sasl_plain(value: str) -> bool:
     """SASL PLAIN's message (RFC 4616): base64 of an authorisation id, NUL, the user, NUL,
     the password; judged by the password."""
-    try:
-        decoded = base64.b64decode(value, validate=True).decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
-        return False
-    parts = decoded.split("\0")
+    parts = (_base64_utf8(value) or "").split("\0")
     return len(parts) == 3 and bool(parts[1]) and password_value(parts[2])
+
+
+def _base64_utf8(value: str) -> str | None:
+    """The UTF-8 text `value` is strict base64 of, or None (the credentials' schemes above
+    send their user and password so)."""
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return None
 
 
 def protocol_password(value: str) -> bool:
